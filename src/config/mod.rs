@@ -1,0 +1,270 @@
+//! Server configuration: the directive table, redis.conf files, command-line overrides, and the
+//! CONFIG GET/SET view of them. Knows nothing of sockets or the keyspace.
+
+mod file;
+mod value;
+
+use std::path::Path;
+
+pub use file::Line;
+pub use value::{ConfigValue, CpuList, LogLevel, Memory, TlsAuthClients};
+
+/// A configuration problem, found at startup or by CONFIG SET.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A config file (or one it includes) could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
+    /// A line of a config file (or of the command line) is wrong.
+    #[error("{origin}: {reason} (in '{line}')")]
+    Line {
+        /// `file:line`, or `command line`.
+        origin: String,
+        /// The offending line as written.
+        line: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `include` nests too deep (a file including itself).
+    #[error("{0}: include nesting too deep")]
+    IncludeDepth(String),
+    /// CONFIG SET or CONFIG GET named a directive that does not exist.
+    #[error("Unknown option or number of arguments for CONFIG SET - '{0}'")]
+    Unknown(String),
+    /// CONFIG SET tried to change a directive that is fixed at startup.
+    #[error("CONFIG SET failed (possibly related to argument '{0}') - can't set immutable config")]
+    Immutable(String),
+    /// CONFIG SET gave a value the directive does not accept.
+    #[error("CONFIG SET failed (possibly related to argument '{name}') - {reason}")]
+    Invalid {
+        /// The directive.
+        name: String,
+        /// What is wrong with the value.
+        reason: String,
+    },
+}
+
+/// One directive: its name, whether CONFIG SET may change it, and how to read and show it.
+pub struct Directive {
+    /// The name, as in redis.conf.
+    pub name: &'static str,
+    /// Whether CONFIG SET may change it while the server runs.
+    pub mutable: bool,
+    set: fn(&mut Config, &[String]) -> Result<(), String>,
+    get: fn(&Config) -> String,
+}
+
+macro_rules! directives {
+    ($( $name:literal => $field:ident : $ty:ty = $default:expr, $mutable:literal; )*) => {
+        /// Every setting of the server, one field per directive.
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct Config {
+            $(
+                #[doc = concat!("The `", $name, "` directive.")]
+                pub $field: $ty,
+            )*
+        }
+
+        impl Default for Config {
+            fn default() -> Config {
+                Config { $( $field: $default, )* }
+            }
+        }
+
+        /// The directive table, in the order `config/ferrokey.conf` documents them.
+        pub static DIRECTIVES: &[Directive] = &[
+            $( Directive {
+                name: $name,
+                mutable: $mutable,
+                set: |c, args| { c.$field = <$ty as ConfigValue>::parse(args)?; Ok(()) },
+                get: |c| c.$field.show(),
+            }, )*
+        ];
+    };
+}
+
+directives! {
+    "bind" => bind: Vec<String> = vec!["127.0.0.1".into()], false;
+    "port" => port: u16 = 6379, false;
+    "tls-port" => tls_port: u16 = 0, false;
+    "tls-cert-file" => tls_cert_file: String = String::new(), false;
+    "tls-key-file" => tls_key_file: String = String::new(), false;
+    "tls-ca-cert-file" => tls_ca_cert_file: String = String::new(), false;
+    "tls-auth-clients" => tls_auth_clients: TlsAuthClients = TlsAuthClients::Yes, false;
+    "threads" => threads: usize = 0, false;
+    "server-cpus" => server_cpus: CpuList = CpuList::default(), false;
+    "executor-io-memory" => executor_io_memory: Memory = Memory(2 << 20), false;
+    "databases" => databases: usize = 16, false;
+    "requirepass" => requirepass: String = String::new(), true;
+    "maxclients" => maxclients: u64 = 10000, true;
+    "timeout" => timeout: u64 = 0, true;
+    "tcp-keepalive" => tcp_keepalive: u64 = 300, true;
+    "proto-max-bulk-len" => proto_max_bulk_len: Memory = Memory(512 << 20), true;
+    "client-query-buffer-limit" => client_query_buffer_limit: Memory = Memory(1 << 30), true;
+    "hz" => hz: u64 = 10, true;
+    "loglevel" => loglevel: LogLevel = LogLevel::Notice, true;
+    "logfile" => logfile: String = String::new(), false;
+    "pidfile" => pidfile: String = String::new(), false;
+}
+
+impl Config {
+    /// Reads `file` (if any), then applies `overrides` (redis-server style `--name value ...`).
+    pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        if let Some(path) = file {
+            for line in file::read(path)? {
+                config.apply(&line)?;
+            }
+        }
+        for line in file::from_args(overrides)? {
+            config.apply(&line)?;
+        }
+        config.validate().map_err(|reason| ConfigError::Line {
+            origin: "configuration".into(),
+            line: String::new(),
+            reason,
+        })?;
+        Ok(config)
+    }
+
+    fn apply(&mut self, line: &Line) -> Result<(), ConfigError> {
+        let fail = |reason: String| ConfigError::Line {
+            origin: line.origin.clone(),
+            line: line.text.clone(),
+            reason,
+        };
+        let name = line.args[0].to_ascii_lowercase();
+        let directive =
+            directive(&name).ok_or_else(|| fail(format!("unknown directive '{name}'")))?;
+        (directive.set)(self, &line.args[1..]).map_err(|e| fail(format!("'{name}': {e}")))
+    }
+
+    /// Checks what no single directive can check alone.
+    fn validate(&self) -> Result<(), String> {
+        if self.port == 0 && self.tls_port == 0 {
+            return Err("both port and tls-port are 0: nothing to listen on".into());
+        }
+        if self.tls_port != 0 && (self.tls_cert_file.is_empty() || self.tls_key_file.is_empty()) {
+            return Err("tls-port needs tls-cert-file and tls-key-file".into());
+        }
+        if self.tls_port != 0
+            && self.tls_auth_clients != TlsAuthClients::No
+            && self.tls_ca_cert_file.is_empty()
+        {
+            return Err("tls-auth-clients yes|optional needs tls-ca-cert-file \
+                        (or set tls-auth-clients no)"
+                .into());
+        }
+        if self.databases == 0 || self.databases > 1 << 16 {
+            return Err("databases must be between 1 and 65536".into());
+        }
+        if !(1..=500).contains(&self.hz) {
+            return Err("hz must be between 1 and 500".into());
+        }
+        Ok(())
+    }
+
+    /// CONFIG GET: every directive whose name matches one of `patterns` (glob, case-insensitive).
+    #[must_use]
+    pub fn get(&self, patterns: &[&[u8]]) -> Vec<(&'static str, String)> {
+        DIRECTIVES
+            .iter()
+            .filter(|d| patterns.iter().any(|p| crate::glob::matches(p, d.name.as_bytes(), true)))
+            .map(|d| (d.name, (d.get)(self)))
+            .collect()
+    }
+
+    /// CONFIG SET: applies every `(name, value)` pair or none of them.
+    pub fn set(&mut self, pairs: &[(String, String)]) -> Result<(), ConfigError> {
+        let mut next = self.clone();
+        for (name, value) in pairs {
+            let lname = name.to_ascii_lowercase();
+            let d = directive(&lname).ok_or_else(|| ConfigError::Unknown(name.clone()))?;
+            if !d.mutable {
+                return Err(ConfigError::Immutable(lname));
+            }
+            let args: Vec<String> = if value.is_empty() {
+                vec![String::new()]
+            } else {
+                value.split_ascii_whitespace().map(str::to_owned).collect()
+            };
+            (d.set)(&mut next, &args)
+                .map_err(|reason| ConfigError::Invalid { name: lname.clone(), reason })?;
+        }
+        next.validate().map_err(|reason| ConfigError::Invalid {
+            name: pairs.first().map(|p| p.0.clone()).unwrap_or_default(),
+            reason,
+        })?;
+        *self = next;
+        Ok(())
+    }
+}
+
+fn directive(name: &str) -> Option<&'static Directive> {
+    DIRECTIVES.iter().find(|d| d.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn file_then_overrides() {
+        let dir = std::env::temp_dir().join(format!("ferrokey-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("inc.conf"), "hz 20\n").unwrap();
+        std::fs::write(
+            dir.join("main.conf"),
+            format!(
+                "# comment\nport 7000\n\ninclude {}\nrequirepass \"a b\"\nproto-max-bulk-len 1mb\n",
+                dir.join("inc.conf").display()
+            ),
+        )
+        .unwrap();
+        let c = Config::load(Some(&dir.join("main.conf")), &args(&["--port", "7001"])).unwrap();
+        assert_eq!(c.port, 7001);
+        assert_eq!(c.hz, 20);
+        assert_eq!(c.requirepass, "a b");
+        assert_eq!(c.proto_max_bulk_len, Memory(1 << 20));
+    }
+
+    #[test]
+    fn bad_directive_names_file_and_line() {
+        let dir = std::env::temp_dir().join(format!("ferrokey-cfg-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.conf");
+        std::fs::write(&path, "port 7000\nportt 7001\n").unwrap();
+        let err = Config::load(Some(&path), &[]).unwrap_err().to_string();
+        assert!(err.contains("bad.conf:2"), "{err}");
+        assert!(err.contains("unknown directive 'portt'"), "{err}");
+        std::fs::write(&path, "port notanumber\n").unwrap();
+        let err = Config::load(Some(&path), &[]).unwrap_err().to_string();
+        assert!(err.contains("bad.conf:1") && err.contains("'port'"), "{err}");
+    }
+
+    #[test]
+    fn config_set_is_all_or_nothing() {
+        let mut c = Config::default();
+        let pairs = vec![("hz".to_owned(), "50".to_owned()), ("maxclients".into(), "x".into())];
+        assert!(matches!(c.set(&pairs), Err(ConfigError::Invalid { .. })));
+        assert_eq!(c.hz, 10);
+        let err = c.set(&[("port".into(), "1".into())]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "CONFIG SET failed (possibly related to argument 'port') - can't set immutable config"
+        );
+        c.set(&[("HZ".into(), "50".into())]).unwrap();
+        assert_eq!(c.hz, 50);
+        assert_eq!(c.get(&[b"h?"]), vec![("hz", "50".to_owned())]);
+    }
+}

@@ -1,0 +1,183 @@
+//! The value types directives hold, each parsed from and shown as redis.conf text.
+
+/// A value a directive can hold: parsed from its arguments, shown for CONFIG GET.
+pub trait ConfigValue: Sized {
+    /// Parses the directive's arguments.
+    fn parse(args: &[String]) -> Result<Self, String>;
+    /// Shows the value as CONFIG GET reports it.
+    fn show(&self) -> String;
+}
+
+fn one(args: &[String]) -> Result<&str, String> {
+    match args {
+        [a] => Ok(a),
+        _ => Err(format!("expected one argument, got {}", args.len())),
+    }
+}
+
+macro_rules! numeric {
+    ($($t:ty),*) => {$(
+        impl ConfigValue for $t {
+            fn parse(args: &[String]) -> Result<Self, String> {
+                let a = one(args)?;
+                a.parse().map_err(|_| format!("argument couldn't be parsed into an integer: '{a}'"))
+            }
+            fn show(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+numeric!(u16, u64, usize);
+
+impl ConfigValue for String {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        one(args).map(str::to_owned)
+    }
+    fn show(&self) -> String {
+        self.clone()
+    }
+}
+
+impl ConfigValue for Vec<String> {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        if args.is_empty() {
+            return Err("expected at least one address".into());
+        }
+        Ok(args.to_vec())
+    }
+    fn show(&self) -> String {
+        self.join(" ")
+    }
+}
+
+/// A byte size written as Redis writes memory: `1024`, `1k` (1000), `1kb` (1024), `5mb`, `1gb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory(pub u64);
+
+impl ConfigValue for Memory {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        let a = one(args)?.to_ascii_lowercase();
+        let split = a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len());
+        let (num, unit) = a.split_at(split);
+        let mul: u64 = match unit {
+            "" | "b" => 1,
+            "k" => 1000,
+            "kb" => 1 << 10,
+            "m" => 1000 * 1000,
+            "mb" => 1 << 20,
+            "g" => 1000 * 1000 * 1000,
+            "gb" => 1 << 30,
+            _ => return Err(format!("argument must be a memory value: '{a}'")),
+        };
+        num.parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(mul))
+            .map(Memory)
+            .ok_or_else(|| format!("argument must be a memory value: '{a}'"))
+    }
+    fn show(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+/// `server-cpus`: the cpus executors are pinned to, e.g. `0,1` or `0-3`; empty means automatic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+impl ConfigValue for CpuList {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        let mut cpus = Vec::new();
+        for part in args.iter().flat_map(|a| a.split(',')).filter(|p| !p.is_empty()) {
+            let bad = || format!("invalid cpu list item '{part}'");
+            match part.split_once('-') {
+                Some((a, b)) => {
+                    let (a, b): (usize, usize) =
+                        (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                    if a > b {
+                        return Err(bad());
+                    }
+                    cpus.extend(a..=b);
+                }
+                None => cpus.push(part.parse().map_err(|_| bad())?),
+            }
+        }
+        Ok(CpuList(cpus))
+    }
+    fn show(&self) -> String {
+        self.0.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+    }
+}
+
+macro_rules! keyword_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($(#[$vdoc])* $variant),* }
+
+        impl ConfigValue for $name {
+            fn parse(args: &[String]) -> Result<Self, String> {
+                let a = one(args)?;
+                $( if a.eq_ignore_ascii_case($text) { return Ok($name::$variant); } )*
+                Err(format!("argument(s) must be one of the following: {}",
+                    [$($text),*].join(", ")))
+            }
+            fn show(&self) -> String {
+                match self { $($name::$variant => $text.to_owned()),* }
+            }
+        }
+    };
+}
+
+keyword_enum! {
+    /// `tls-auth-clients`: whether TLS clients must present a certificate.
+    TlsAuthClients {
+        /// A client certificate is required and verified.
+        Yes = "yes",
+        /// No client certificate is asked for.
+        No = "no",
+        /// A client certificate is verified if presented.
+        Optional = "optional",
+    }
+}
+
+keyword_enum! {
+    /// `loglevel`: how much the server logs.
+    LogLevel {
+        /// Everything, for development.
+        Debug = "debug",
+        /// Much, but not everything.
+        Verbose = "verbose",
+        /// What matters in production.
+        Notice = "notice",
+        /// Only what is wrong.
+        Warning = "warning",
+        /// Nothing.
+        Nothing = "nothing",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> Vec<String> {
+        s.split(' ').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn memory_units() {
+        assert_eq!(Memory::parse(&a("512mb")), Ok(Memory(512 << 20)));
+        assert_eq!(Memory::parse(&a("1GB")), Ok(Memory(1 << 30)));
+        assert_eq!(Memory::parse(&a("1k")), Ok(Memory(1000)));
+        assert!(Memory::parse(&a("12xb")).is_err());
+        assert!(Memory::parse(&a("99999999999999gb")).is_err());
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(CpuList::parse(&a("0,2-4")), Ok(CpuList(vec![0, 2, 3, 4])));
+        assert_eq!(CpuList::parse(&a("0 1")), Ok(CpuList(vec![0, 1])));
+        assert!(CpuList::parse(&a("3-1")).is_err());
+    }
+}

@@ -1,0 +1,200 @@
+//! The connection loop: read bytes, parse requests, hand them to a [`Service`], write replies.
+//!
+//! Generic over the stream, so plain TCP and TLS share every line of it; knows nothing of commands.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::{select, Either};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::reply::Reply;
+use super::resp::{Limits, ProtocolError, RequestParser};
+
+/// Bytes read per read call at first; doubles while reads fill it, up to [`MAX_READ`].
+const MIN_READ: usize = 4 * 1024;
+const MAX_READ: usize = 64 * 1024;
+/// Requests handed to the service in one call at most, to bound memory per turn.
+const MAX_BATCH: usize = 1024;
+/// Buffers larger than this are dropped once empty, so idle connections stay small.
+const KEEP_BUFFER: usize = 16 * 1024;
+
+/// Whether the connection goes on after a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep reading.
+    Continue,
+    /// Write what is pending, then close (QUIT, SHUTDOWN, a killed client).
+    Close,
+}
+
+/// The limits the loop enforces, read from the service before each read.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// Parser bounds.
+    pub parser: Limits,
+    /// `client-query-buffer-limit`.
+    pub query_buffer: usize,
+    /// `timeout`: close after this long without a request.
+    pub idle: Option<Duration>,
+}
+
+/// What the server plugs into a connection.
+#[allow(async_fn_in_trait)]
+pub trait Service {
+    /// The limits now (they may change with CONFIG SET).
+    fn limits(&self) -> ConnLimits;
+    /// Whether the client has authenticated (unauthenticated clients get tighter parser bounds).
+    fn authenticated(&self) -> bool;
+    /// Handles `requests` in order, appending each encoded reply to `out`.
+    async fn call(&mut self, requests: &mut Vec<Vec<Bytes>>, out: &mut BytesMut) -> Flow;
+    /// Ready when the server wants this connection closed (CLIENT KILL, shutdown).
+    fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()>;
+    /// Notes traffic: bytes read, bytes written, bytes waiting in the query buffer.
+    fn on_io(&self, read: usize, written: usize, pending: usize);
+}
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnError {
+    /// The client closed the connection (including TLS without close_notify).
+    #[error("client closed the connection")]
+    Eof,
+    /// The service asked to close (QUIT, SHUTDOWN, CLIENT KILL).
+    #[error("closed by the server")]
+    Closed,
+    /// The client broke the protocol; it got Redis's error reply first.
+    #[error("{0}")]
+    Protocol(#[from] ProtocolError),
+    /// The query buffer grew past `client-query-buffer-limit`.
+    #[error("closing client that reached max query buffer length ({0} bytes)")]
+    QueryBuffer(usize),
+    /// No request within `timeout`.
+    #[error("idle timeout")]
+    Idle,
+    /// A socket or TLS error.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves one client until it leaves, breaks the protocol, or the service closes it.
+pub async fn serve<S, H>(stream: &mut S, svc: &mut H) -> ConnError
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    H: Service,
+{
+    let mut parser = RequestParser::new();
+    let mut rbuf = BytesMut::new();
+    let mut wbuf = BytesMut::new();
+    let mut requests = Vec::new();
+    let mut chunk = MIN_READ;
+    loop {
+        let limits = svc.limits();
+        let start = rbuf.len();
+        rbuf.resize(start + chunk, 0);
+        let read = until_closed(svc, limits.idle, stream.read(&mut rbuf[start..])).await;
+        let n = match read {
+            Ok(Ok(0)) => return ConnError::Eof,
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) if is_eof(&e) => return ConnError::Eof,
+            Ok(Err(e)) => return ConnError::Io(e),
+            Err(why) => return why,
+        };
+        rbuf.truncate(start + n);
+        chunk = if n == chunk { (chunk * 2).min(MAX_READ) } else { MIN_READ };
+        if rbuf.len() > limits.query_buffer {
+            return ConnError::QueryBuffer(rbuf.len());
+        }
+        let mut flow = Flow::Continue;
+        let mut broken = None;
+        loop {
+            // Unauthenticated clients are handled one request at a time: AUTH changes the bounds.
+            let batch = if svc.authenticated() { MAX_BATCH } else { 1 };
+            while requests.len() < batch {
+                match parser.parse(&mut rbuf, &limits.parser, svc.authenticated()) {
+                    Ok(Some(args)) => requests.push(args),
+                    Ok(None) => break,
+                    Err(e) => {
+                        broken = Some(e);
+                        break;
+                    }
+                }
+            }
+            if requests.is_empty() {
+                break;
+            }
+            flow = svc.call(&mut requests, &mut wbuf).await;
+            requests.clear();
+            if flow == Flow::Close || broken.is_some() {
+                break;
+            }
+        }
+        svc.on_io(n, wbuf.len(), rbuf.len());
+        if let Some(e) = broken {
+            Reply::Error(e.to_string().into()).encode(false, &mut wbuf);
+        }
+        if !wbuf.is_empty() {
+            let written = until_closed(svc, None, async {
+                stream.write_all(&wbuf).await?;
+                stream.flush().await
+            });
+            match written.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return ConnError::Io(e),
+                Err(why) => return why,
+            }
+            wbuf.clear();
+            if wbuf.capacity() > KEEP_BUFFER {
+                wbuf = BytesMut::new();
+            }
+        }
+        if let Some(e) = broken {
+            return ConnError::Protocol(e);
+        }
+        if flow == Flow::Close {
+            return ConnError::Closed;
+        }
+        if rbuf.is_empty() && rbuf.capacity() > KEEP_BUFFER {
+            rbuf = BytesMut::new();
+        }
+    }
+}
+
+/// Runs `fut` unless the service closes the connection or `idle` passes first.
+async fn until_closed<H: Service, T>(
+    svc: &H,
+    idle: Option<Duration>,
+    fut: impl Future<Output = T>,
+) -> Result<T, ConnError> {
+    let closed = std::future::poll_fn(|cx| svc.poll_closed(cx));
+    let stop = async {
+        match idle {
+            Some(d) => match select(pin!(closed), pin!(glommio::timer::Timer::new(d))).await {
+                Either::Left(_) => ConnError::Closed,
+                Either::Right(_) => ConnError::Idle,
+            },
+            None => {
+                closed.await;
+                ConnError::Closed
+            }
+        }
+    };
+    match select(pin!(fut), pin!(stop)).await {
+        Either::Left((out, _)) => Ok(out),
+        Either::Right((why, _)) => Err(why),
+    }
+}
+
+/// redis-cli and redis-benchmark close TLS without close_notify: that is an ordinary close.
+fn is_eof(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::BrokenPipe
+    )
+}

@@ -1,0 +1,209 @@
+//! Reply values and their RESP2/RESP3 encoding; knows nothing of which command produced them.
+
+use std::borrow::Cow;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// One reply, built by whichever core executed the command and encoded by the connection's core.
+///
+/// `Reply` is `Send`: a shard on another core builds it, the owning connection encodes it with the
+/// protocol version its client negotiated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `+OK`.
+    Ok,
+    /// A simple string such as `+PONG`.
+    Status(Cow<'static, str>),
+    /// An error; the text carries its code (`ERR ...`, `WRONGTYPE ...`) without the leading `-`.
+    Error(Cow<'static, str>),
+    /// An integer.
+    Int(i64),
+    /// A bulk string.
+    Bulk(Bytes),
+    /// The null bulk string (`$-1` in RESP2, `_` in RESP3).
+    Nil,
+    /// The null array (`*-1` in RESP2, `_` in RESP3).
+    NilArray,
+    /// An array.
+    Array(Vec<Reply>),
+    /// A map; RESP2 flattens it into an array of alternating keys and values.
+    Map(Vec<(Reply, Reply)>),
+    /// A set; RESP2 sends it as an array.
+    Set(Vec<Reply>),
+    /// A double; RESP2 sends it as a bulk string.
+    Double(f64),
+    /// A boolean; RESP2 sends it as the integer 1 or 0.
+    Bool(bool),
+    /// Verbatim text (`=` with a `txt` format in RESP3); RESP2 sends it as a bulk string.
+    Verbatim(String),
+}
+
+impl Reply {
+    /// An error reply from a static string.
+    #[must_use]
+    pub const fn error(text: &'static str) -> Reply {
+        Reply::Error(Cow::Borrowed(text))
+    }
+
+    /// A simple-string reply from a static string.
+    #[must_use]
+    pub const fn status(text: &'static str) -> Reply {
+        Reply::Status(Cow::Borrowed(text))
+    }
+
+    /// A bulk reply holding a copy of `data`.
+    #[must_use]
+    pub fn bulk(data: impl AsRef<[u8]>) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(data.as_ref()))
+    }
+
+    /// Whether this reply is an error.
+    #[must_use]
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+
+    /// Appends the encoding of this reply to `out`, in RESP3 when `resp3` is set, else RESP2.
+    pub fn encode(&self, resp3: bool, out: &mut BytesMut) {
+        match self {
+            Reply::Ok => out.put_slice(b"+OK\r\n"),
+            Reply::Status(s) => line(out, b'+', s.as_bytes()),
+            Reply::Error(e) => line(out, b'-', e.as_bytes()),
+            Reply::Int(n) => {
+                out.put_u8(b':');
+                put_int(out, *n);
+                out.put_slice(b"\r\n");
+            }
+            Reply::Bulk(b) => put_bulk(out, b),
+            Reply::Nil if resp3 => out.put_slice(b"_\r\n"),
+            Reply::Nil => out.put_slice(b"$-1\r\n"),
+            Reply::NilArray if resp3 => out.put_slice(b"_\r\n"),
+            Reply::NilArray => out.put_slice(b"*-1\r\n"),
+            Reply::Array(items) => {
+                header(out, b'*', items.len());
+                items.iter().for_each(|r| r.encode(resp3, out));
+            }
+            Reply::Set(items) => {
+                header(out, if resp3 { b'~' } else { b'*' }, items.len());
+                items.iter().for_each(|r| r.encode(resp3, out));
+            }
+            Reply::Map(pairs) => {
+                if resp3 {
+                    header(out, b'%', pairs.len());
+                } else {
+                    header(out, b'*', pairs.len() * 2);
+                }
+                for (k, v) in pairs {
+                    k.encode(resp3, out);
+                    v.encode(resp3, out);
+                }
+            }
+            Reply::Double(d) if resp3 => line(out, b',', format_double(*d).as_bytes()),
+            Reply::Double(d) => put_bulk(out, format_double(*d).as_bytes()),
+            Reply::Bool(b) if resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+            Reply::Bool(b) => out.put_slice(if *b { b":1\r\n" } else { b":0\r\n" }),
+            Reply::Verbatim(text) if resp3 => {
+                header(out, b'=', text.len() + 4);
+                out.put_slice(b"txt:");
+                out.put_slice(text.as_bytes());
+                out.put_slice(b"\r\n");
+            }
+            Reply::Verbatim(text) => put_bulk(out, text.as_bytes()),
+        }
+    }
+}
+
+impl From<i64> for Reply {
+    fn from(n: i64) -> Reply {
+        Reply::Int(n)
+    }
+}
+
+impl From<Bytes> for Reply {
+    fn from(b: Bytes) -> Reply {
+        Reply::Bulk(b)
+    }
+}
+
+impl From<Option<Bytes>> for Reply {
+    fn from(b: Option<Bytes>) -> Reply {
+        b.map_or(Reply::Nil, Reply::Bulk)
+    }
+}
+
+/// Formats a double the way Redis 7 does: shortest round-trip form, `inf`, `-inf`, `nan`.
+#[must_use]
+pub fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        "nan".to_owned()
+    } else if d.is_infinite() {
+        if d > 0.0 { "inf" } else { "-inf" }.to_owned()
+    } else if d == d.trunc() && d.abs() < 1e17 {
+        format!("{}", d as i64)
+    } else {
+        format!("{d}")
+    }
+}
+
+fn line(out: &mut BytesMut, kind: u8, text: &[u8]) {
+    out.reserve(text.len() + 3);
+    out.put_u8(kind);
+    // A simple string or error may not carry CR or LF; Redis replaces them with spaces.
+    if text.iter().any(|&c| c == b'\r' || c == b'\n') {
+        out.extend(text.iter().map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }));
+    } else {
+        out.put_slice(text);
+    }
+    out.put_slice(b"\r\n");
+}
+
+fn header(out: &mut BytesMut, kind: u8, len: usize) {
+    out.put_u8(kind);
+    out.put_slice(itoa::Buffer::new().format(len).as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+fn put_int(out: &mut BytesMut, n: i64) {
+    out.put_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+fn put_bulk(out: &mut BytesMut, data: &[u8]) {
+    out.reserve(data.len() + 16);
+    header(out, b'$', data.len());
+    out.put_slice(data);
+    out.put_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(r: &Reply, resp3: bool) -> String {
+        let mut out = BytesMut::new();
+        r.encode(resp3, &mut out);
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn resp2_and_resp3_shapes() {
+        assert_eq!(enc(&Reply::Nil, false), "$-1\r\n");
+        assert_eq!(enc(&Reply::Nil, true), "_\r\n");
+        assert_eq!(enc(&Reply::NilArray, false), "*-1\r\n");
+        let map = Reply::Map(vec![(Reply::bulk("a"), Reply::Int(1))]);
+        assert_eq!(enc(&map, false), "*2\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&map, true), "%1\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&Reply::Double(1.5), true), ",1.5\r\n");
+        assert_eq!(enc(&Reply::Double(1.5), false), "$3\r\n1.5\r\n");
+        assert_eq!(enc(&Reply::Bool(true), false), ":1\r\n");
+        assert_eq!(enc(&Reply::Verbatim("hi".into()), true), "=6\r\ntxt:hi\r\n");
+        assert_eq!(enc(&Reply::error("ERR a\r\nb"), false), "-ERR a  b\r\n");
+    }
+
+    #[test]
+    fn doubles_format_like_redis() {
+        assert_eq!(format_double(3.0), "3");
+        assert_eq!(format_double(0.1), "0.1");
+        assert_eq!(format_double(f64::INFINITY), "inf");
+        assert_eq!(format_double(-2.5e-10), "-0.00000000025");
+    }
+}

@@ -1,0 +1,331 @@
+//! The incremental, bounded RESP request parser: bytes in, argument vectors out. Does no I/O.
+//!
+//! It reads what clients send: multibulk requests (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`) and inline
+//! commands (`GET k\r\n`). It tells "incomplete, read more" (`Ok(None)`) apart from "invalid"
+//! (`Err`), which is what makes pipelining work, and it never panics on peer input.
+
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::splitargs;
+
+/// The longest line (inline command or length header) Redis accepts before a newline: 64 KiB.
+pub const MAX_INLINE_SIZE: usize = 64 * 1024;
+/// Multibulk arguments an unauthenticated client may send (as Redis).
+const UNAUTH_MAX_MULTIBULK: i64 = 10;
+/// Bulk length an unauthenticated client may send (as Redis).
+const UNAUTH_MAX_BULK: i64 = 16 * 1024;
+
+/// A protocol violation. Its `Display` is the error text Redis sends before closing the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The multibulk count is not a number or is over the limit.
+    #[error("Protocol error: invalid multibulk length")]
+    InvalidMultibulkLength,
+    /// The bulk length is not a number, negative, or over `proto-max-bulk-len`.
+    #[error("Protocol error: invalid bulk length")]
+    InvalidBulkLength,
+    /// A multibulk element did not start with `$`.
+    #[error("Protocol error: expected '$', got '{}'", char::from(*.0))]
+    ExpectedDollar(u8),
+    /// The multibulk count line ran past 64 KiB without a newline.
+    #[error("Protocol error: too big mbulk count string")]
+    TooBigMultibulkCount,
+    /// A bulk length line ran past 64 KiB without a newline.
+    #[error("Protocol error: too big bulk count string")]
+    TooBigBulkCount,
+    /// An inline command ran past 64 KiB without a newline.
+    #[error("Protocol error: too big inline request")]
+    TooBigInline,
+    /// An inline command has a quote that is not closed, or is followed by a non-space.
+    #[error("Protocol error: unbalanced quotes in request")]
+    UnbalancedQuotes,
+    /// An unauthenticated client sent more than 10 arguments.
+    #[error("Protocol error: unauthenticated multibulk length")]
+    UnauthenticatedMultibulk,
+    /// An unauthenticated client sent a bulk string longer than 16 KiB.
+    #[error("Protocol error: unauthenticated bulk length")]
+    UnauthenticatedBulk,
+}
+
+/// Bounds the parser enforces, from the `proto-max-bulk-len` directive and Redis's own limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest bulk string accepted.
+    pub max_bulk: u64,
+    /// Most arguments in one multibulk request.
+    pub max_multibulk: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { max_bulk: 512 * 1024 * 1024, max_multibulk: i32::MAX as u64 }
+    }
+}
+
+/// Parses requests out of a connection's read buffer.
+///
+/// The parser keeps only a hint of how many bytes the request under way needs, so a 512 MB value
+/// arriving in small reads is not re-scanned on every read.
+#[derive(Debug, Default)]
+pub struct RequestParser {
+    /// The buffer must hold at least this many bytes before a new attempt can succeed.
+    need: usize,
+    /// Scratch space for argument positions, reused across requests.
+    ranges: Vec<Range<usize>>,
+}
+
+impl RequestParser {
+    /// A parser with no request under way.
+    #[must_use]
+    pub fn new() -> RequestParser {
+        RequestParser::default()
+    }
+
+    /// Takes one complete request off the front of `buf`.
+    ///
+    /// Returns `Ok(Some(args))` with the request's arguments (empty requests such as a blank inline
+    /// line or `*0` are skipped), `Ok(None)` when `buf` holds only part of a request, and `Err` on a
+    /// protocol violation, after which the connection must be closed.
+    pub fn parse(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+        authenticated: bool,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        loop {
+            if buf.is_empty() || buf.len() < self.need {
+                return Ok(None);
+            }
+            self.ranges.clear();
+            let inline = buf[0] != b'*';
+            let parsed = if inline {
+                self.inline(buf)?
+            } else {
+                self.multibulk(buf, limits, authenticated)?
+            };
+            let Some(end) = parsed else { return Ok(None) };
+            self.need = 0;
+            let frame = buf.split_to(end).freeze();
+            if inline && frame.iter().any(|&c| c == b'"' || c == b'\'') {
+                // Quoting is rare: resolve it with the shared splitter, into owned arguments.
+                let args = splitargs::split(&frame).map_err(|_| ProtocolError::UnbalancedQuotes)?;
+                if args.is_empty() {
+                    continue;
+                }
+                return Ok(Some(args.into_iter().map(Bytes::from).collect()));
+            }
+            if self.ranges.is_empty() {
+                continue;
+            }
+            return Ok(Some(self.ranges.drain(..).map(|r| frame.slice(r)).collect()));
+        }
+    }
+
+    fn multibulk(
+        &mut self,
+        buf: &[u8],
+        limits: &Limits,
+        authenticated: bool,
+    ) -> Result<Option<usize>, ProtocolError> {
+        let Some(eol) = find_crlf(buf, 1) else {
+            if buf.len() > MAX_INLINE_SIZE {
+                return Err(ProtocolError::TooBigMultibulkCount);
+            }
+            return Ok(None);
+        };
+        let count = parse_i64(&buf[1..eol]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+        if count > limits.max_multibulk as i64 {
+            return Err(ProtocolError::InvalidMultibulkLength);
+        }
+        if !authenticated && count > UNAUTH_MAX_MULTIBULK {
+            return Err(ProtocolError::UnauthenticatedMultibulk);
+        }
+        let mut pos = eol + 2;
+        for _ in 0..count.max(0) {
+            if pos >= buf.len() {
+                return Ok(None);
+            }
+            if buf[pos] != b'$' {
+                return Err(ProtocolError::ExpectedDollar(buf[pos]));
+            }
+            let Some(eol) = find_crlf(buf, pos + 1) else {
+                if buf.len() - pos > MAX_INLINE_SIZE {
+                    return Err(ProtocolError::TooBigBulkCount);
+                }
+                return Ok(None);
+            };
+            let len = parse_i64(&buf[pos + 1..eol]).ok_or(ProtocolError::InvalidBulkLength)?;
+            if len < 0 || len as u64 > limits.max_bulk {
+                return Err(ProtocolError::InvalidBulkLength);
+            }
+            if !authenticated && len > UNAUTH_MAX_BULK {
+                return Err(ProtocolError::UnauthenticatedBulk);
+            }
+            let start = eol + 2;
+            let end = start + len as usize;
+            if buf.len() < end + 2 {
+                self.need = end + 2;
+                return Ok(None);
+            }
+            self.ranges.push(start..end);
+            // Like Redis, the two bytes after the data are taken as CRLF without looking.
+            pos = end + 2;
+        }
+        Ok(Some(pos))
+    }
+
+    fn inline(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
+        let Some(nl) = buf.iter().position(|&c| c == b'\n') else {
+            if buf.len() > MAX_INLINE_SIZE {
+                return Err(ProtocolError::TooBigInline);
+            }
+            return Ok(None);
+        };
+        let mut i = 0;
+        while i < nl {
+            while i < nl && buf[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            let start = i;
+            while i < nl && !buf[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if i > start {
+                self.ranges.push(start..i);
+            }
+        }
+        Ok(Some(nl + 1))
+    }
+}
+
+fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+    let rel = buf.get(from..)?.iter().position(|&c| c == b'\r')?;
+    let at = from + rel;
+    match buf.get(at + 1) {
+        Some(b'\n') => Some(at),
+        // A bare CR: keep looking after it.
+        Some(_) => find_crlf(buf, at + 1),
+        None => None,
+    }
+}
+
+/// Parses a decimal integer the way Redis's `string2ll` does: no spaces, no `+`, no leading zeros.
+#[must_use]
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    let (neg, digits) = match s.first()? {
+        b'-' => (true, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 20 || (digits[0] == b'0' && (digits.len() > 1 || neg)) {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        let d = i64::from(d - b'0');
+        v = if neg { v.checked_mul(10)?.checked_sub(d)? } else { v.checked_mul(10)?.checked_add(d)? };
+    }
+    Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(input: &[u8]) -> Result<Vec<Vec<Vec<u8>>>, ProtocolError> {
+        let mut p = RequestParser::new();
+        let mut buf = BytesMut::from(input);
+        let mut out = vec![];
+        while let Some(args) = p.parse(&mut buf, &Limits::default(), true)? {
+            out.push(args.into_iter().map(|a| a.to_vec()).collect());
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn multibulk_at_every_split_point() {
+        let input = b"*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n*1\r\n$4\r\nPING\r\n";
+        for split in 0..=input.len() {
+            let mut p = RequestParser::new();
+            let mut buf = BytesMut::from(&input[..split]);
+            let mut got = vec![];
+            while let Some(a) = p.parse(&mut buf, &Limits::default(), true).unwrap() {
+                got.push(a);
+            }
+            buf.extend_from_slice(&input[split..]);
+            while let Some(a) = p.parse(&mut buf, &Limits::default(), true).unwrap() {
+                got.push(a);
+            }
+            assert_eq!(got.len(), 2, "split at {split}");
+            assert_eq!(got[0], vec![Bytes::from("GET"), Bytes::from("key")]);
+            assert_eq!(got[1], vec![Bytes::from("PING")]);
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn inline_commands_and_quotes() {
+        let got = parse_all(b"SET a \"b c\\x41\\n\"\r\n\r\nGET 'it\\'s'\nPING\r\n").unwrap();
+        assert_eq!(got[0], vec![b"SET".to_vec(), b"a".to_vec(), b"b cA\n".to_vec()]);
+        assert_eq!(got[1], vec![b"GET".to_vec(), b"it's".to_vec()]);
+        assert_eq!(got[2], vec![b"PING".to_vec()]);
+        assert_eq!(parse_all(b"GET \"abc\r\n"), Err(ProtocolError::UnbalancedQuotes));
+        assert_eq!(parse_all(b"GET \"abc\"x\r\n"), Err(ProtocolError::UnbalancedQuotes));
+    }
+
+    #[test]
+    fn hostile_lengths() {
+        assert_eq!(parse_all(b"*abc\r\n"), Err(ProtocolError::InvalidMultibulkLength));
+        assert_eq!(parse_all(b"*99999999999\r\n"), Err(ProtocolError::InvalidMultibulkLength));
+        assert_eq!(parse_all(b"*1\r\n$-1\r\n"), Err(ProtocolError::InvalidBulkLength));
+        assert_eq!(parse_all(b"*1\r\n$600000000\r\n"), Err(ProtocolError::InvalidBulkLength));
+        assert_eq!(parse_all(b"*1\r\n$99999999999999999999999\r\n"), Err(ProtocolError::InvalidBulkLength));
+        assert_eq!(parse_all(b"*1\r\n:1\r\n"), Err(ProtocolError::ExpectedDollar(b':')));
+        assert_eq!(parse_all(&[b'x'; MAX_INLINE_SIZE + 1]), Err(ProtocolError::TooBigInline));
+        let mut big = b"*".to_vec();
+        big.extend(std::iter::repeat(b'1').take(MAX_INLINE_SIZE + 1));
+        assert_eq!(parse_all(&big), Err(ProtocolError::TooBigMultibulkCount));
+        // Empty and negative counts are skipped, as Redis does.
+        assert_eq!(parse_all(b"*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn unauthenticated_limits() {
+        let mut p = RequestParser::new();
+        let mut buf = BytesMut::from(&b"*11\r\n"[..]);
+        assert_eq!(
+            p.parse(&mut buf, &Limits::default(), false),
+            Err(ProtocolError::UnauthenticatedMultibulk)
+        );
+        let mut buf = BytesMut::from(&b"*1\r\n$20000\r\n"[..]);
+        assert_eq!(
+            p.parse(&mut buf, &Limits::default(), false),
+            Err(ProtocolError::UnauthenticatedBulk)
+        );
+    }
+
+    #[test]
+    fn large_bulk_waits_for_its_bytes() {
+        let mut p = RequestParser::new();
+        let mut buf = BytesMut::from(&b"*1\r\n$10\r\n01234"[..]);
+        assert_eq!(p.parse(&mut buf, &Limits::default(), true), Ok(None));
+        assert_eq!(p.need, 19);
+        buf.extend_from_slice(b"56789\r\n");
+        assert_eq!(p.parse(&mut buf, &Limits::default(), true).unwrap().unwrap()[0], "0123456789");
+    }
+
+    #[test]
+    fn integers_parse_strictly() {
+        assert_eq!(parse_i64(b"-12"), Some(-12));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [&b""[..], b"-", b"+1", b" 1", b"01", b"-0", b"9223372036854775808", b"1a"] {
+            assert_eq!(parse_i64(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Redis's glob-style pattern matching (`stringmatchlen`), for KEYS, SCAN MATCH and CONFIG GET.
+
+/// Whether `text` matches `pattern`: `*`, `?`, `[abc]`, `[^a-z]` and `\` escapes, as Redis.
+#[must_use]
+pub fn matches(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
+    // Iterative with one backtracking point per `*`, so hostile patterns stay O(p * t).
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    let eq = |a: u8, b: u8| if nocase { a.eq_ignore_ascii_case(&b) } else { a == b };
+    while t < text.len() {
+        if p < pattern.len() {
+            match pattern[p] {
+                b'*' => {
+                    while p < pattern.len() && pattern[p] == b'*' {
+                        p += 1;
+                    }
+                    if p == pattern.len() {
+                        return true;
+                    }
+                    star = Some((p, t));
+                    continue;
+                }
+                b'?' => {
+                    p += 1;
+                    t += 1;
+                    continue;
+                }
+                b'[' => {
+                    if let Some((hit, next)) = class(pattern, p, text[t], nocase) {
+                        if hit {
+                            p = next;
+                            t += 1;
+                            continue;
+                        }
+                    }
+                }
+                b'\\' if p + 1 < pattern.len() => {
+                    if eq(pattern[p + 1], text[t]) {
+                        p += 2;
+                        t += 1;
+                        continue;
+                    }
+                }
+                c => {
+                    if eq(c, text[t]) {
+                        p += 1;
+                        t += 1;
+                        continue;
+                    }
+                }
+            }
+        }
+        match star {
+            Some((sp, st)) => {
+                p = sp;
+                t = st + 1;
+                star = Some((sp, st + 1));
+            }
+            None => return false,
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// Matches `c` against the class starting at `pattern[open] == b'['`; returns (hit, index after).
+fn class(pattern: &[u8], open: usize, c: u8, nocase: bool) -> Option<(bool, usize)> {
+    let mut i = open + 1;
+    let negate = pattern.get(i) == Some(&b'^');
+    if negate {
+        i += 1;
+    }
+    let fold = |x: u8| if nocase { x.to_ascii_lowercase() } else { x };
+    let c = fold(c);
+    let mut hit = false;
+    loop {
+        match pattern.get(i) {
+            // An unterminated class matches up to the end of the pattern, like Redis.
+            None => break,
+            Some(b']') => {
+                i += 1;
+                break;
+            }
+            Some(b'\\') if i + 1 < pattern.len() => {
+                hit |= fold(pattern[i + 1]) == c;
+                i += 2;
+            }
+            Some(&lo) if pattern.get(i + 1) == Some(&b'-') && i + 2 < pattern.len() && pattern[i + 2] != b']' => {
+                let (mut a, mut b) = (fold(lo), fold(pattern[i + 2]));
+                if a > b {
+                    std::mem::swap(&mut a, &mut b);
+                }
+                hit |= (a..=b).contains(&c);
+                i += 3;
+            }
+            Some(&x) => {
+                hit |= fold(x) == c;
+                i += 1;
+            }
+        }
+    }
+    Some((hit != negate, i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn redis_glob_semantics() {
+        let m = |p: &str, t: &str| matches(p.as_bytes(), t.as_bytes(), false);
+        assert!(m("*", ""));
+        assert!(m("h?llo", "hello"));
+        assert!(m("h*llo", "heeeello"));
+        assert!(m("h[ae]llo", "hallo"));
+        assert!(!m("h[^e]llo", "hello"));
+        assert!(m("h[a-b]llo", "hbllo"));
+        assert!(m("h[b-a]llo", "hallo"));
+        assert!(m("h\\*llo", "h*llo"));
+        assert!(!m("h\\*llo", "hello"));
+        assert!(m("*foo*bar", "xxfooyybar"));
+        assert!(!m("*foo*bar", "xxfooyybaz"));
+        assert!(m("key:*", "key:1"));
+        assert!(!m("a", "ab"));
+        assert!(matches(b"MAX*", b"maxclients", true));
+        // Pathological pattern terminates quickly.
+        let text = "a".repeat(1000);
+        assert!(!m("*a*a*a*a*a*a*a*a*b", &text));
+    }
+}

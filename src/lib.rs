@@ -1,0 +1,27 @@
+//! ferrokey: a Redis-compatible, thread-per-core in-memory data server where TLS is never the
+//! bottleneck.
+//!
+//! # Layout
+//! - [`config`]: directives, redis.conf files, command-line overrides, CONFIG GET/SET.
+//! - [`facade`]: listeners, TLS, the stream type, the RESP parser and reply encoder, the
+//!   connection loop. Knows nothing of the keyspace.
+//! - [`server`]: shards (one per core), the router (the only code that talks between cores),
+//!   sessions that coordinate commands, and the command families.
+//! - [`runtime`]: executors, startup, shutdown; plugs server sessions into facade connections.
+//! - [`glob`]: Redis glob patterns, for KEYS, SCAN MATCH and CONFIG GET.
+//! - [`splitargs`]: Redis's argument splitter, shared by inline commands and config files.
+//!
+//! See ARCHITECTURE.md for the life of a command and the invariants.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod facade;
+pub mod glob;
+pub mod runtime;
+pub mod server;
+pub mod splitargs;
+
+/// The Redis version whose behaviour ferrokey follows, as HELLO and INFO report it.
+pub const REDIS_VERSION: &str = "7.0.0";

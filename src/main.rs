@@ -1,0 +1,73 @@
+//! `ferrokey-server [config-file] [--directive value ...]`, as redis-server is invoked.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+use ferrokey::config::{Config, LogLevel};
+
+/// A Redis-compatible, thread-per-core in-memory data server where TLS is never the bottleneck.
+#[derive(Parser)]
+#[command(version, about, after_help = "Any directive of the config file may be given as \
+    `--name value`; it overrides the file. Example: ferrokey-server config/ferrokey.conf --port 7000")]
+struct Cli {
+    /// A config file (redis.conf syntax), then `--directive value ...` overrides.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CONFIG-FILE] [--DIRECTIVE VALUE")]
+    args: Vec<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let (file, overrides) = match cli.args.first() {
+        Some(first) if !first.starts_with("--") => (Some(PathBuf::from(first)), &cli.args[1..]),
+        _ => (None, &cli.args[..]),
+    };
+    let config = match Config::load(file.as_deref(), overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("*** FATAL CONFIG ERROR ***\n{e}");
+            std::process::exit(1);
+        }
+    };
+    init_logging(&config)?;
+    if !config.pidfile.is_empty() {
+        std::fs::write(&config.pidfile, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing pidfile {}", config.pidfile))?;
+    }
+    let pidfile = config.pidfile.clone();
+    let result = ferrokey::runtime::run(config);
+    if !pidfile.is_empty() {
+        let _ = std::fs::remove_file(&pidfile);
+    }
+    if let Err(e) = result {
+        tracing::error!("{e}");
+        eprintln!("ferrokey-server: {e}");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let level = match config.loglevel {
+        LogLevel::Debug => "trace",
+        LogLevel::Verbose => "debug",
+        LogLevel::Notice => "info",
+        LogLevel::Warning => "warn",
+        LogLevel::Nothing => "off",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERROKEY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    if config.logfile.is_empty() {
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        builder.with_ansi(ansi).with_writer(std::io::stdout).init();
+    } else {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&config.logfile)
+            .with_context(|| format!("opening logfile {}", config.logfile))?;
+        builder.with_ansi(false).with_writer(std::sync::Mutex::new(file)).init();
+    }
+    Ok(())
+}

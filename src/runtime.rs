@@ -1,0 +1,401 @@
+//! Startup and shutdown: one pinned glommio executor per core, each binding its listeners,
+//! joining the channel mesh, accepting and serving its own connections.
+//!
+//! The only module that knows both the facade and the server: it plugs sessions into connections.
+
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::RecvTimeoutError;
+use futures::channel::oneshot;
+use futures::AsyncWriteExt;
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::timer::Timer;
+use glommio::{LocalExecutorBuilder, Placement};
+use rustls::ServerConfig;
+
+use crate::config::Config;
+use crate::facade::listener::{Incoming, Listener};
+use crate::facade::tls::{self, TlsError};
+use crate::facade::{self, ConnError};
+use crate::server::client::Client;
+use crate::server::core::Core;
+use crate::server::global::{CoreInfo, Global};
+use crate::server::router::{Hop, Host, Router};
+use crate::server::session::Session;
+use crate::server::shard::{now_ms, Shard};
+use crate::server::slot::ShardId;
+
+/// Messages a peer may queue before its sender waits.
+const MESH_CAPACITY: usize = 1024;
+/// How long every core has to bind its listeners.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a core looks at the shutdown flag.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(20);
+/// How long shutdown waits for connections to flush and close.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The TLS files are unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// `server-cpus` or `threads` name cpus that do not exist.
+    #[error("{0}")]
+    Cpus(String),
+    /// An executor could not start (usually RLIMIT_MEMLOCK).
+    #[error("executor {shard} on cpu {cpu} could not start: {reason}. {hint}")]
+    Executor {
+        /// Which executor.
+        shard: usize,
+        /// Its cpu.
+        cpu: usize,
+        /// glommio's error.
+        reason: String,
+        /// What to do about it.
+        hint: String,
+    },
+    /// A core could not bind an address.
+    #[error("core {shard}: {reason}")]
+    Bind {
+        /// Which core.
+        shard: usize,
+        /// The address and the error.
+        reason: String,
+    },
+    /// A core did not report in time.
+    #[error("startup timed out waiting for executors")]
+    Timeout,
+}
+
+/// Runs the server until SIGTERM, SIGINT or SHUTDOWN; returns once every core has stopped.
+pub fn run(config: Config) -> Result<(), StartError> {
+    let memlock = raise_memlock();
+    let tls = if config.tls_port != 0 { Some(tls::server_config(&config)?) } else { None };
+    let cpus = choose_cpus(&config)?;
+    let cores: Vec<CoreInfo> =
+        cpus.iter().enumerate().map(|(shard, &cpu)| CoreInfo { shard, cpu }).collect();
+    let global = Arc::new(Global::new(config.clone(), cores.clone()));
+    watch_signals(global.clone());
+
+    let n = cores.len();
+    let mesh = MeshBuilder::<Hop, _>::full(n, MESH_CAPACITY);
+    let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<Result<Vec<(SocketAddr, bool)>, String>>();
+    let mut gos = Vec::with_capacity(n);
+    let mut handles = Vec::with_capacity(n);
+    for core in &cores {
+        let (go_tx, go_rx) = oneshot::channel::<bool>();
+        gos.push(go_tx);
+        let (global, mesh, tls, ready) = (global.clone(), mesh.clone(), tls.clone(), ready_tx.clone());
+        let shard = core.shard;
+        let spawned = LocalExecutorBuilder::new(Placement::Fixed(core.cpu))
+            .name(&format!("ferrokey-{shard}"))
+            .io_memory(usize::try_from(config.executor_io_memory.0).unwrap_or(usize::MAX))
+            .spawn(move || core_main(shard, global, mesh, tls, ready, go_rx));
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                gos.into_iter().for_each(|g| { let _ = g.send(false); });
+                return Err(StartError::Executor {
+                    shard,
+                    cpu: core.cpu,
+                    reason: e.to_string(),
+                    hint: memlock_hint(memlock, config.executor_io_memory.0),
+                });
+            }
+        }
+    }
+    drop(ready_tx);
+
+    let mut listening = Vec::new();
+    let mut failure = None;
+    for _ in 0..n {
+        match ready_rx.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(Ok(addrs)) => listening = addrs,
+            Ok(Err(reason)) => failure = Some(StartError::Bind { shard: 0, reason }),
+            Err(RecvTimeoutError::Timeout) => failure = Some(StartError::Timeout),
+            // A core died before reporting: glommio failed inside the executor.
+            Err(RecvTimeoutError::Disconnected) => {
+                failure = Some(StartError::Executor {
+                    shard: 0,
+                    cpu: 0,
+                    reason: "an executor exited during startup".into(),
+                    hint: memlock_hint(memlock, config.executor_io_memory.0),
+                });
+            }
+        }
+        if failure.is_some() {
+            break;
+        }
+    }
+    let ok = failure.is_none();
+    gos.into_iter().for_each(|g| { let _ = g.send(ok); });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    banner(&config, &cores, &listening);
+    for h in handles {
+        let _ = h.join();
+    }
+    tracing::info!("ferrokey is now ready to exit, bye bye...");
+    Ok(())
+}
+
+fn banner(config: &Config, cores: &[CoreInfo], listening: &[(SocketAddr, bool)]) {
+    tracing::info!(
+        "ferrokey {} (Redis {} compatible), pid {}, {} executor(s)",
+        env!("CARGO_PKG_VERSION"),
+        crate::REDIS_VERSION,
+        std::process::id(),
+        cores.len()
+    );
+    for (addr, tls) in listening {
+        tracing::info!("Listening on {addr} ({})", if *tls { "TLS" } else { "plain" });
+    }
+    for c in cores {
+        tracing::info!("Executor {} pinned to cpu {}, owns shard {}", c.shard, c.cpu, c.shard);
+    }
+    if config.requirepass.is_empty() {
+        tracing::debug!("no requirepass: every client is authenticated");
+    }
+    tracing::info!("Ready to accept connections");
+}
+
+/// The life of one core.
+async fn core_main(
+    index: usize,
+    global: Arc<Global>,
+    mesh: MeshBuilder<Hop, glommio::channels::channel_mesh::Full>,
+    tls: Option<Arc<ServerConfig>>,
+    ready: crossbeam_channel::Sender<Result<Vec<(SocketAddr, bool)>, String>>,
+    go: oneshot::Receiver<bool>,
+) {
+    let config = global.config();
+    let listeners = match bind_all(&config, tls) {
+        Ok(l) => l,
+        Err(reason) => {
+            let _ = ready.send(Err(reason));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(listeners.iter().map(|l| (l.addr(), l.is_tls())).collect()));
+    drop(ready);
+    if go.await != Ok(true) {
+        return;
+    }
+    let shards = global.cores.len();
+    let (id, senders, receivers) = if shards > 1 {
+        match mesh.join().await {
+            Ok((s, r)) => (s.peer_id(), Some(s), Some(r)),
+            Err(e) => {
+                tracing::error!("core {index} could not join the mesh: {e}");
+                global.request_shutdown();
+                return;
+            }
+        }
+    } else {
+        (0, None, None)
+    };
+    let host = Rc::new(Host::new(Shard::new(ShardId(id), config.databases)));
+    host.shard().max_bulk = config.proto_max_bulk_len.0;
+    if let Some(r) = receivers {
+        Router::serve(&host, r);
+    }
+    let router = Rc::new(Router::new(ShardId(id), shards, host.clone(), senders));
+    let core = Rc::new(Core::new(router, global.clone()));
+
+    let accepts: Vec<_> = listeners
+        .into_iter()
+        .map(|l| glommio::spawn_local(accept_loop(l, core.clone())).detach())
+        .collect();
+    let cron = glommio::spawn_local(cron(core.clone())).detach();
+    while !global.shutting_down() {
+        Timer::new(SHUTDOWN_POLL).await;
+    }
+    // Stop accepting, ask every connection to finish, and give them a moment to flush.
+    accepts.iter().for_each(|a| a.cancel());
+    cron.cancel();
+    let clients: Vec<Rc<Client>> = host.shard().clients.values().cloned().collect();
+    clients.iter().for_each(|c| c.kill());
+    let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
+    while !host.shard().clients.is_empty() && std::time::Instant::now() < deadline {
+        Timer::new(Duration::from_millis(5)).await;
+    }
+}
+
+fn bind_all(config: &Config, tls: Option<Arc<ServerConfig>>) -> Result<Vec<Listener>, String> {
+    let mut listeners = Vec::new();
+    for raw in &config.bind {
+        // Redis's `-` prefix: skip the address if it is unavailable.
+        let (optional, text) = raw.strip_prefix('-').map_or((false, raw.as_str()), |t| (true, t));
+        let ip: IpAddr = match (text == "*").then(|| "0.0.0.0".parse()).unwrap_or_else(|| text.parse()) {
+            Ok(ip) => ip,
+            Err(_) => return Err(format!("bind: '{raw}' is not an IP address")),
+        };
+        for (port, tls) in [(config.port, None), (config.tls_port, tls.clone())] {
+            if port == 0 {
+                continue;
+            }
+            let addr = SocketAddr::new(ip, port);
+            match Listener::bind(addr, tls.clone()) {
+                Ok(l) => listeners.push(l),
+                Err(e) if optional => tracing::info!("skipping optional bind {addr}: {e}"),
+                Err(e) => return Err(format!("could not bind {addr}: {e}")),
+            }
+        }
+    }
+    if listeners.is_empty() {
+        return Err("no address could be bound".into());
+    }
+    Ok(listeners)
+}
+
+async fn accept_loop(listener: Listener, core: Rc<Core>) {
+    loop {
+        let incoming = match listener.accept().await {
+            Ok(i) => i,
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::warn!("accept on {}: {e}", listener.addr());
+                Timer::new(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        glommio::spawn_local(connection(incoming, core.clone())).detach();
+    }
+}
+
+async fn connection(incoming: Incoming, core: Rc<Core>) {
+    let config = core.config();
+    let (peer, local, tls) = (incoming.peer, incoming.local, incoming.is_tls());
+    let mut stream = match incoming.establish(config.tcp_keepalive).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::info!(%peer, "{e}");
+            return;
+        }
+    };
+    if core.global.clients() >= config.maxclients {
+        core.count(|s| s.rejected += 1);
+        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+        let _ = stream.flush().await;
+        return;
+    }
+    let shard = core.router.local().0;
+    let client = Rc::new(Client::new(core.global.next_client_id(), peer, local, tls, shard));
+    core.global.client_connected(1);
+    core.router.host().shard().clients.insert(client.id, client.clone());
+    core.count(|s| {
+        s.connections += 1;
+        s.clients += 1;
+    });
+    let mut session = Session::new(core.clone(), client.clone());
+    let why = facade::serve(&mut stream, &mut session).await;
+    match &why {
+        ConnError::Eof | ConnError::Closed | ConnError::Idle => {
+            tracing::debug!(id = client.id, %peer, "connection closed: {why}");
+        }
+        ConnError::Io(_) => tracing::info!(id = client.id, %peer, "connection error: {why}"),
+        _ => tracing::warn!(id = client.id, %peer, "client dropped: {why}"),
+    }
+    // Best effort close_notify for TLS; a peer that stopped reading must not hold us here.
+    let _ = glommio::timer::timeout(Duration::from_millis(200), async {
+        let _ = stream.close().await;
+        Ok(())
+    })
+    .await;
+    core.router.host().shard().clients.remove(&client.id);
+    core.global.client_connected(-1);
+    core.count(|s| s.clients -= 1);
+}
+
+/// Periodic work: active expiry, `hz` times a second.
+async fn cron(core: Rc<Core>) {
+    loop {
+        let hz = core.config().hz.max(1);
+        let period = 1000 / hz;
+        // Like Redis, active expiry may use a quarter of each cycle.
+        let deadline = now_ms() + (period / 4).max(1);
+        core.router.host().shard().active_expire(20, deadline);
+        Timer::new(Duration::from_millis(period)).await;
+    }
+}
+
+fn choose_cpus(config: &Config) -> Result<Vec<usize>, StartError> {
+    let available: Vec<usize> =
+        core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let mut cpus = if config.server_cpus.0.is_empty() { available.clone() } else { config.server_cpus.0.clone() };
+    if let Some(missing) = cpus.iter().find(|c| !available.contains(c)) {
+        return Err(StartError::Cpus(format!(
+            "server-cpus names cpu {missing}, but this process may run on {available:?}"
+        )));
+    }
+    if config.threads > 0 {
+        if config.threads > cpus.len() {
+            return Err(StartError::Cpus(format!(
+                "threads {} but only {} cpu(s) available: {cpus:?}",
+                config.threads,
+                cpus.len()
+            )));
+        }
+        cpus.truncate(config.threads);
+    }
+    if cpus.is_empty() {
+        return Err(StartError::Cpus("no cpu available".into()));
+    }
+    Ok(cpus)
+}
+
+/// Raises RLIMIT_MEMLOCK's soft limit to its hard limit; returns the soft limit now in force.
+fn raise_memlock() -> u64 {
+    use rlimit::Resource;
+    match Resource::MEMLOCK.get() {
+        Ok((soft, hard)) if soft < hard => match Resource::MEMLOCK.set(hard, hard) {
+            Ok(()) => hard,
+            Err(e) => {
+                tracing::warn!("could not raise RLIMIT_MEMLOCK to {hard}: {e}");
+                soft
+            }
+        },
+        Ok((soft, _)) => soft,
+        Err(_) => 0,
+    }
+}
+
+fn memlock_hint(memlock: u64, io_memory: u64) -> String {
+    format!(
+        "RLIMIT_MEMLOCK is {memlock} bytes and each executor registers executor-io-memory \
+         ({io_memory} bytes) and needs at least 512 KiB: raise it with `ulimit -l unlimited` \
+         (or systemd `LimitMEMLOCK=infinity`), or lower executor-io-memory"
+    )
+}
+
+/// SIGTERM and SIGINT ask for a clean shutdown; a second one exits at once.
+fn watch_signals(global: Arc<Global>) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot watch signals: {e}");
+            return;
+        }
+    };
+    std::thread::Builder::new()
+        .name("ferrokey-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if global.shutting_down() {
+                    tracing::warn!("second signal {sig}: exiting now");
+                    std::process::exit(1);
+                }
+                tracing::warn!("Received signal {sig}, scheduling shutdown...");
+                global.request_shutdown();
+            }
+        })
+        .map(drop)
+        .unwrap_or_else(|e| tracing::warn!("cannot watch signals: {e}"));
+}

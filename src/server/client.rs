@@ -1,0 +1,123 @@
+//! What the server knows of one connected client, for CLIENT LIST / INFO / KILL.
+//!
+//! Owned by the client's connection task; the core's registry in its shard holds another `Rc`.
+
+use std::cell::{Cell, RefCell};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::task::Waker;
+use std::time::Instant;
+
+/// One client connection, as CLIENT LIST shows it.
+pub struct Client {
+    /// The CLIENT ID.
+    pub id: u64,
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// The local address it connected to.
+    pub laddr: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+    /// The core (shard) that owns the connection.
+    pub core: usize,
+    created: Instant,
+    last_active: Cell<Instant>,
+    /// CLIENT SETNAME.
+    pub name: RefCell<String>,
+    /// CLIENT SETINFO LIB-NAME / LIB-VER.
+    pub lib: RefCell<(String, String)>,
+    /// Selected database.
+    pub db: Cell<usize>,
+    /// RESP version (2 or 3).
+    pub resp: Cell<u8>,
+    /// The last command's name.
+    pub last_cmd: Cell<&'static str>,
+    /// Bytes waiting in the query buffer.
+    pub qbuf: Cell<usize>,
+    killed: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Client {
+    /// A client that just connected.
+    #[must_use]
+    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr, tls: bool, core: usize) -> Client {
+        let now = Instant::now();
+        Client {
+            id,
+            addr,
+            laddr,
+            tls,
+            core,
+            created: now,
+            last_active: Cell::new(now),
+            name: RefCell::default(),
+            lib: RefCell::default(),
+            db: Cell::new(0),
+            resp: Cell::new(2),
+            last_cmd: Cell::new("NULL"),
+            qbuf: Cell::new(0),
+            killed: Cell::new(false),
+            waker: RefCell::new(None),
+        }
+    }
+
+    /// Notes activity now (for `idle=` and `timeout`).
+    pub fn touch(&self) {
+        self.last_active.set(Instant::now());
+    }
+
+    /// Seconds since the last command.
+    #[must_use]
+    pub fn idle_secs(&self) -> u64 {
+        self.last_active.get().elapsed().as_secs()
+    }
+
+    /// Asks the connection to close (CLIENT KILL, shutdown): it wakes from its read and ends.
+    pub fn kill(&self) {
+        self.killed.set(true);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// Whether the connection was asked to close.
+    #[must_use]
+    pub fn is_killed(&self) -> bool {
+        self.killed.get()
+    }
+
+    /// Registers the task to wake on [`Client::kill`].
+    pub fn set_waker(&self, waker: &Waker) {
+        *self.waker.borrow_mut() = Some(waker.clone());
+    }
+
+    /// One CLIENT LIST line (without the trailing newline), in Redis 7's field order.
+    #[must_use]
+    pub fn info_line(&self) -> String {
+        let mut s = String::with_capacity(256);
+        let (lib_name, lib_ver) = &*self.lib.borrow();
+        let _ = write!(
+            s,
+            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db={} sub=0 psub=0 \
+             ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 \
+             omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} \
+             lib-ver={} core={} tls={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.name.borrow(),
+            self.created.elapsed().as_secs(),
+            self.idle_secs(),
+            self.db.get(),
+            self.qbuf.get(),
+            self.last_cmd.get(),
+            self.resp.get(),
+            lib_name,
+            lib_ver,
+            self.core,
+            if self.tls { "yes" } else { "no" },
+        );
+        s
+    }
+}

@@ -1,0 +1,250 @@
+//! The command table: every command's name, arity, flags, key positions and where it executes.
+//!
+//! One row per command, as in Redis's `commands.def`; COMMAND INFO/DOCS read the same rows.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+
+use super::shard::ShardFn;
+use super::{generic_family as generic, string_family as string};
+
+/// Where and how a command executes.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    /// Runs on the shard owning its keys. When its keys span shards, `cross` says how the
+    /// coordinator splits it.
+    Keyed {
+        /// The body, run once per shard with that shard's keys.
+        run: ShardFn,
+        /// How to combine per-shard results.
+        cross: Cross,
+    },
+    /// Runs on the connection's core: connection state, server state, or a fan-out.
+    Coord(Coord),
+}
+
+/// How a keyed command whose keys live on several shards is split and merged; every split runs
+/// atomically across its shards.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Cross {
+    /// One key only: never splits.
+    Never,
+    /// Integer replies are added (DEL, EXISTS, TOUCH, UNLINK).
+    Sum,
+    /// Array replies are put back in key order (MGET).
+    Positional,
+    /// Every part replies OK (MSET).
+    AllOk,
+    /// Needs a coordinator protocol of its own (MSETNX, RENAME, RENAMENX).
+    Custom(Coord),
+}
+
+/// Commands the coordinator runs itself.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[allow(missing_docs)]
+pub enum Coord {
+    Ping,
+    Echo,
+    Hello,
+    Auth,
+    Select,
+    Quit,
+    Reset,
+    Client,
+    Command,
+    Info,
+    Config,
+    DbSize,
+    FlushDb,
+    FlushAll,
+    Time,
+    Shutdown,
+    Keys,
+    Scan,
+    RandomKey,
+    MSetNx,
+    Rename,
+    RenameNx,
+}
+
+/// One command's row.
+pub struct Command {
+    /// The lowercase name.
+    pub name: &'static str,
+    /// Redis arity: `n` exactly n arguments (name included), `-n` at least n.
+    pub arity: i32,
+    /// Flags as COMMAND INFO shows them.
+    pub flags: &'static [&'static str],
+    /// First key position, 0 when keyless.
+    pub first_key: i32,
+    /// Last key position; negative counts from the end.
+    pub last_key: i32,
+    /// Step between keys.
+    pub step: i32,
+    /// The documentation group (`string`, `generic`, `connection`, `server`).
+    pub group: &'static str,
+    /// One-line summary for COMMAND DOCS.
+    pub summary: &'static str,
+    /// The Redis version that introduced it.
+    pub since: &'static str,
+    /// Where it runs.
+    pub kind: Kind,
+}
+
+impl Command {
+    /// Whether `argc` arguments (name included) satisfy the arity, and, for commands with
+    /// key/value groups, make whole groups.
+    #[must_use]
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i32;
+        let ok = if self.arity >= 0 { argc == self.arity } else { argc >= -self.arity };
+        ok && (self.last_key >= 0 || self.step <= 1 || (argc - self.first_key) % self.step == 0)
+    }
+
+    /// Positions of the keys in `args`.
+    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let argc = argc as i32;
+        let last = if self.last_key < 0 { argc + self.last_key } else { self.last_key.min(argc - 1) };
+        let (first, step) = (self.first_key, self.step.max(1));
+        (first..=last).step_by(step as usize).filter(move |_| first > 0).map(|i| i as usize)
+    }
+
+    /// Whether this command may run before the client authenticates.
+    #[must_use]
+    pub fn no_auth(&self) -> bool {
+        self.flags.contains(&"no_auth")
+    }
+
+    /// Whether the command writes (for INFO and future replication).
+    #[must_use]
+    pub fn is_write(&self) -> bool {
+        self.flags.contains(&"write")
+    }
+}
+
+macro_rules! commands {
+    ($( $name:literal, $arity:expr, [$($flag:literal),*], ($f:expr, $l:expr, $s:expr),
+        $group:literal, $since:literal, $kind:expr, $summary:literal; )*) => {
+        /// Every command, in documentation order.
+        pub static COMMANDS: &[Command] = &[ $( Command {
+            name: $name, arity: $arity, flags: &[$($flag),*], first_key: $f, last_key: $l,
+            step: $s, group: $group, summary: $summary, since: $since, kind: $kind,
+        }, )* ];
+    };
+}
+
+use Coord as C;
+use Cross::{AllOk, Never, Positional, Sum};
+const fn k(run: ShardFn) -> Kind {
+    Kind::Keyed { run, cross: Never }
+}
+const fn kx(run: ShardFn, cross: Cross) -> Kind {
+    Kind::Keyed { run, cross }
+}
+
+commands! {
+    // connection
+    "ping", -1, ["fast", "stale"], (0, 0, 0), "connection", "1.0.0", Kind::Coord(C::Ping), "Returns the server's liveliness response.";
+    "echo", 2, ["fast"], (0, 0, 0), "connection", "1.0.0", Kind::Coord(C::Echo), "Returns the given string.";
+    "hello", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", "6.0.0", Kind::Coord(C::Hello), "Handshakes with the server.";
+    "auth", -2, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", "1.0.0", Kind::Coord(C::Auth), "Authenticates the connection.";
+    "select", 2, ["loading", "stale", "fast"], (0, 0, 0), "connection", "1.0.0", Kind::Coord(C::Select), "Changes the selected database.";
+    "quit", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", "1.0.0", Kind::Coord(C::Quit), "Closes the connection.";
+    "reset", 1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", "6.2.0", Kind::Coord(C::Reset), "Resets the connection.";
+    "client", -2, ["loading", "stale"], (0, 0, 0), "connection", "2.4.0", Kind::Coord(C::Client), "A container for client connection commands.";
+    // server
+    "command", -1, ["loading", "stale"], (0, 0, 0), "server", "2.8.13", Kind::Coord(C::Command), "Returns detailed information about all commands.";
+    "info", -1, ["loading", "stale"], (0, 0, 0), "server", "1.0.0", Kind::Coord(C::Info), "Returns information and statistics about the server.";
+    "config", -2, ["admin", "noscript", "loading", "stale"], (0, 0, 0), "server", "2.0.0", Kind::Coord(C::Config), "A container for server configuration commands.";
+    "dbsize", 1, ["readonly", "fast"], (0, 0, 0), "server", "1.0.0", Kind::Coord(C::DbSize), "Returns the number of keys in the database.";
+    "flushdb", -1, ["write"], (0, 0, 0), "server", "1.0.0", Kind::Coord(C::FlushDb), "Removes all keys from the current database.";
+    "flushall", -1, ["write"], (0, 0, 0), "server", "1.0.0", Kind::Coord(C::FlushAll), "Removes all keys from all databases.";
+    "time", 1, ["loading", "stale", "fast"], (0, 0, 0), "server", "2.6.0", Kind::Coord(C::Time), "Returns the server time.";
+    "shutdown", -1, ["admin", "noscript", "loading", "stale", "no_multi", "allow_busy"], (0, 0, 0), "server", "1.0.0", Kind::Coord(C::Shutdown), "Stops the server.";
+    // string
+    "get", 2, ["readonly", "fast"], (1, 1, 1), "string", "1.0.0", k(string::get), "Returns the string value of a key.";
+    "set", -3, ["write", "denyoom"], (1, 1, 1), "string", "1.0.0", k(string::set), "Sets the string value of a key, ignoring its type.";
+    "setnx", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "1.0.0", k(string::setnx), "Sets the string value of a key only when the key doesn't exist.";
+    "setex", 4, ["write", "denyoom"], (1, 1, 1), "string", "2.0.0", k(string::setex), "Sets the string value and expiration time of a key.";
+    "psetex", 4, ["write", "denyoom"], (1, 1, 1), "string", "2.6.0", k(string::setex), "Sets both string value and expiration time in milliseconds of a key.";
+    "getset", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "1.0.0", k(string::getset), "Returns the previous string value of a key after setting it to a new value.";
+    "getdel", 2, ["write", "fast"], (1, 1, 1), "string", "6.2.0", k(string::getdel), "Returns the string value of a key after deleting the key.";
+    "getex", -2, ["write", "fast"], (1, 1, 1), "string", "6.2.0", k(string::getex), "Returns the string value of a key after setting its expiration time.";
+    "append", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "2.0.0", k(string::append), "Appends a string to the value of a key.";
+    "strlen", 2, ["readonly", "fast"], (1, 1, 1), "string", "2.2.0", k(string::strlen), "Returns the length of a string value.";
+    "incr", 2, ["write", "denyoom", "fast"], (1, 1, 1), "string", "1.0.0", k(string::incr), "Increments the integer value of a key by one.";
+    "decr", 2, ["write", "denyoom", "fast"], (1, 1, 1), "string", "1.0.0", k(string::incr), "Decrements the integer value of a key by one.";
+    "incrby", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "1.0.0", k(string::incr), "Increments the integer value of a key by a number.";
+    "decrby", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "1.0.0", k(string::incr), "Decrements a number from the integer value of a key.";
+    "incrbyfloat", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "2.6.0", k(string::incrbyfloat), "Increment the floating point value of a key by a number.";
+    "getrange", 4, ["readonly"], (1, 1, 1), "string", "2.4.0", k(string::getrange), "Returns a substring of the string stored at a key.";
+    "setrange", 4, ["write", "denyoom"], (1, 1, 1), "string", "2.2.0", k(string::setrange), "Overwrites a part of a string value with another by an offset.";
+    "mget", -2, ["readonly", "fast"], (1, -1, 1), "string", "1.0.0", kx(string::mget, Positional), "Atomically returns the string values of one or more keys.";
+    "mset", -3, ["write", "denyoom"], (1, -1, 2), "string", "1.0.1", kx(string::mset, AllOk), "Atomically creates or modifies the string values of one or more keys.";
+    "msetnx", -3, ["write", "denyoom"], (1, -1, 2), "string", "1.0.1", kx(string::msetnx, Cross::Custom(C::MSetNx)), "Atomically modifies the string values of one or more keys only when all keys don't exist.";
+    // generic
+    "del", -2, ["write"], (1, -1, 1), "generic", "1.0.0", kx(generic::del, Sum), "Deletes one or more keys.";
+    "unlink", -2, ["write", "fast"], (1, -1, 1), "generic", "4.0.0", kx(generic::del, Sum), "Asynchronously deletes one or more keys.";
+    "exists", -2, ["readonly", "fast"], (1, -1, 1), "generic", "1.0.0", kx(generic::exists, Sum), "Determines whether one or more keys exist.";
+    "touch", -2, ["readonly", "fast"], (1, -1, 1), "generic", "3.2.1", kx(generic::exists, Sum), "Returns the number of existing keys out of those specified after updating the time they were last accessed.";
+    "type", 2, ["readonly", "fast"], (1, 1, 1), "generic", "1.0.0", k(generic::type_of), "Determines the type of value stored at a key.";
+    "keys", 2, ["readonly"], (0, 0, 0), "generic", "1.0.0", Kind::Coord(C::Keys), "Returns all key names that match a pattern.";
+    "scan", -2, ["readonly"], (0, 0, 0), "generic", "2.8.0", Kind::Coord(C::Scan), "Iterates over the key names in the database.";
+    "randomkey", 1, ["readonly"], (0, 0, 0), "generic", "1.0.0", Kind::Coord(C::RandomKey), "Returns a random key name from the database.";
+    "rename", 3, ["write"], (1, 2, 1), "generic", "1.0.0", kx(generic::rename, Cross::Custom(C::Rename)), "Renames a key and overwrites the destination.";
+    "renamenx", 3, ["write", "fast"], (1, 2, 1), "generic", "1.0.0", kx(generic::rename, Cross::Custom(C::RenameNx)), "Renames a key only when the target key name doesn't exist.";
+    "expire", -3, ["write", "fast"], (1, 1, 1), "generic", "1.0.0", k(generic::expire), "Sets the expiration time of a key in seconds.";
+    "pexpire", -3, ["write", "fast"], (1, 1, 1), "generic", "2.6.0", k(generic::expire), "Sets the expiration time of a key in milliseconds.";
+    "expireat", -3, ["write", "fast"], (1, 1, 1), "generic", "1.2.0", k(generic::expire), "Sets the expiration time of a key to a Unix timestamp.";
+    "pexpireat", -3, ["write", "fast"], (1, 1, 1), "generic", "2.6.0", k(generic::expire), "Sets the expiration time of a key to a Unix milliseconds timestamp.";
+    "ttl", 2, ["readonly", "fast"], (1, 1, 1), "generic", "1.0.0", k(generic::ttl), "Returns the expiration time in seconds of a key.";
+    "pttl", 2, ["readonly", "fast"], (1, 1, 1), "generic", "2.6.0", k(generic::ttl), "Returns the expiration time in milliseconds of a key.";
+    "expiretime", 2, ["readonly", "fast"], (1, 1, 1), "generic", "7.0.0", k(generic::ttl), "Returns the expiration time of a key as a Unix timestamp.";
+    "pexpiretime", 2, ["readonly", "fast"], (1, 1, 1), "generic", "7.0.0", k(generic::ttl), "Returns the expiration time of a key as a Unix milliseconds timestamp.";
+    "persist", 2, ["write", "fast"], (1, 1, 1), "generic", "2.2.0", k(generic::persist), "Removes the expiration time of a key.";
+}
+
+static BY_NAME: LazyLock<HashMap<&'static [u8], &'static Command>> =
+    LazyLock::new(|| COMMANDS.iter().map(|c| (c.name.as_bytes(), c)).collect());
+
+/// The command named `name`, in any letter case.
+#[must_use]
+pub fn lookup(name: &[u8]) -> Option<&'static Command> {
+    let mut lower = [0u8; 32];
+    let lower = lower.get_mut(..name.len())?;
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    BY_NAME.get(&*lower).copied()
+}
+
+/// The lowercase name `args[0]` of a request, for error messages.
+#[must_use]
+pub fn display_name(args: &[Bytes]) -> String {
+    String::from_utf8_lossy(&args[0]).to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_ignores_case_and_positions_keys() {
+        let mset = lookup(b"MsEt").unwrap();
+        assert_eq!(mset.name, "mset");
+        assert!(mset.arity_ok(5));
+        assert!(!mset.arity_ok(4), "MSET needs whole key/value pairs");
+        assert_eq!(mset.key_positions(5).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(lookup(b"del").unwrap().key_positions(4).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(lookup(b"rename").unwrap().key_positions(3).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(lookup(b"ping").unwrap().key_positions(1).count(), 0);
+        assert!(lookup(b"nosuchcommandwithaverylongnamepastthirtytwo").is_none());
+    }
+
+    #[test]
+    fn names_are_unique_and_lowercase() {
+        assert_eq!(BY_NAME.len(), COMMANDS.len());
+        assert!(COMMANDS.iter().all(|c| c.name == c.name.to_lowercase()));
+    }
+}

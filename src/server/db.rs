@@ -1,0 +1,274 @@
+//! One logical database of one shard: entries, their expiry, lazy and active expiration.
+//!
+//! Storage never awaits and is touched only by its own core.
+
+use bytes::Bytes;
+
+use super::dict::{splitmix, Dict};
+
+/// A stored value. More types arrive with the data-model work; strings come first.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A string (also holds integers and floats, as Redis does).
+    Str(Bytes),
+}
+
+impl Value {
+    /// The name TYPE reports.
+    #[must_use]
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+        }
+    }
+}
+
+/// A value and its absolute expiry time in Unix milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The value.
+    pub value: Value,
+    /// When it expires, if it does.
+    pub expires_at: Option<u64>,
+}
+
+/// Counters one database keeps; the shard sums them for INFO.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DbStats {
+    /// Reads that found their key.
+    pub hits: u64,
+    /// Reads that did not.
+    pub misses: u64,
+    /// Keys removed because their time ran out (lazily or actively).
+    pub expired: u64,
+}
+
+/// A database: a dict of entries plus an index of the keys that have a TTL.
+///
+/// Invariant: a key is in `expires` exactly when its entry has `expires_at`.
+#[derive(Default)]
+pub struct Db {
+    entries: Dict<Entry>,
+    expires: Dict<()>,
+    expire_cursor: u64,
+    /// Counters for INFO.
+    pub stats: DbStats,
+}
+
+impl Db {
+    /// Number of keys, including expired ones not yet reclaimed.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the database holds no keys.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of keys with a TTL.
+    #[must_use]
+    pub fn expires_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    /// The live entry under `key`, expiring it first if its time has come. Counts hit or miss.
+    pub fn read(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        let found = self.live(key, now);
+        if found {
+            self.stats.hits += 1;
+        } else {
+            self.stats.misses += 1;
+        }
+        if found {
+            self.entries.get(key)
+        } else {
+            None
+        }
+    }
+
+    /// The live entry under `key`, for writing (no hit/miss counted).
+    pub fn write(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
+        if self.live(key, now) {
+            self.entries.get_mut(key)
+        } else {
+            None
+        }
+    }
+
+    /// Whether `key` exists and is not expired; reclaims it if it is.
+    pub fn live(&mut self, key: &[u8], now: u64) -> bool {
+        match self.entries.get(key) {
+            None => false,
+            Some(Entry { expires_at: Some(at), .. }) if *at <= now => {
+                self.remove(key);
+                self.stats.expired += 1;
+                false
+            }
+            Some(_) => true,
+        }
+    }
+
+    /// Stores `value` under `key` with the given expiry, replacing any entry.
+    pub fn set(&mut self, key: &[u8], value: Value, expires_at: Option<u64>) {
+        if let Some(entry) = self.entries.get_mut(key) {
+            let had_ttl = entry.expires_at.is_some();
+            *entry = Entry { value, expires_at };
+            match (had_ttl, expires_at.is_some()) {
+                (false, true) => {
+                    self.expires.insert(Bytes::copy_from_slice(key), ());
+                }
+                (true, false) => {
+                    self.expires.remove(key);
+                }
+                _ => {}
+            }
+            return;
+        }
+        let key = Bytes::copy_from_slice(key);
+        if expires_at.is_some() {
+            self.expires.insert(key.clone(), ());
+        }
+        self.entries.insert(key, Entry { value, expires_at });
+    }
+
+    /// Sets or clears the expiry of an existing key; returns whether the key exists.
+    pub fn set_expiry(&mut self, key: &[u8], expires_at: Option<u64>) -> bool {
+        let Some(entry) = self.entries.get_mut(key) else { return false };
+        let had_ttl = entry.expires_at.replace_with(expires_at);
+        match (had_ttl, expires_at.is_some()) {
+            (false, true) => {
+                self.expires.insert(Bytes::copy_from_slice(key), ());
+            }
+            (true, false) => {
+                self.expires.remove(key);
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Removes `key`; returns its entry.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let (_, entry) = self.entries.remove(key)?;
+        if entry.expires_at.is_some() {
+            self.expires.remove(key);
+        }
+        Some(entry)
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.expires.clear();
+        self.expire_cursor = 0;
+    }
+
+    /// Visits the live keys of the bucket at `cursor`; returns the next cursor (0 at the end).
+    pub fn scan(&self, cursor: u64, now: u64, mut visit: impl FnMut(&Bytes, &Entry)) -> u64 {
+        self.entries.scan(cursor, |k, e| {
+            if e.expires_at.map_or(true, |at| at > now) {
+                visit(k, e);
+            }
+        })
+    }
+
+    /// Every live key.
+    pub fn keys(&self, now: u64) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.entries.iter().filter(move |(_, e)| e.expires_at.map_or(true, |at| at > now))
+    }
+
+    /// A random live key, reclaiming expired ones it meets (bounded tries).
+    pub fn random_key(&mut self, mut seed: u64, now: u64) -> Option<Bytes> {
+        for _ in 0..100 {
+            let (key, expired) = {
+                let (k, e) = self.entries.random(seed)?;
+                (k.clone(), e.expires_at.is_some_and(|at| at <= now))
+            };
+            if !expired {
+                return Some(key);
+            }
+            self.remove(&key);
+            self.stats.expired += 1;
+            seed = splitmix(seed);
+        }
+        None
+    }
+
+    /// One step of active expiry: walks the TTL index from where the last step stopped, looking at
+    /// up to `budget` keys, and reclaims the expired ones. Returns (looked at, reclaimed).
+    pub fn expire_step(&mut self, now: u64, budget: usize) -> (usize, usize) {
+        let mut due = Vec::new();
+        let mut looked = 0;
+        while looked < budget && !self.expires.is_empty() {
+            let entries = &self.entries;
+            self.expire_cursor = self.expires.scan(self.expire_cursor, |k, ()| {
+                looked += 1;
+                if entries.get(k).and_then(|e| e.expires_at).is_some_and(|at| at <= now) {
+                    due.push(k.clone());
+                }
+            });
+            if self.expire_cursor == 0 {
+                break;
+            }
+        }
+        for key in &due {
+            self.remove(key);
+        }
+        self.stats.expired += due.len() as u64;
+        (looked, due.len())
+    }
+}
+
+trait ReplaceWith<T> {
+    /// Replaces the option with `new`, returning whether it held a value.
+    fn replace_with(&mut self, new: Option<T>) -> bool;
+}
+
+impl<T> ReplaceWith<T> for Option<T> {
+    fn replace_with(&mut self, new: Option<T>) -> bool {
+        std::mem::replace(self, new).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Value {
+        Value::Str(Bytes::copy_from_slice(v.as_bytes()))
+    }
+
+    #[test]
+    fn lazy_expiry_and_ttl_index() {
+        let mut db = Db::default();
+        db.set(b"a", s("1"), Some(100));
+        db.set(b"b", s("2"), None);
+        assert_eq!(db.expires_len(), 1);
+        assert!(db.read(b"a", 99).is_some());
+        assert!(db.read(b"a", 100).is_none());
+        assert_eq!(db.len(), 1);
+        assert_eq!(db.expires_len(), 0);
+        db.set_expiry(b"b", Some(5));
+        assert_eq!(db.expires_len(), 1);
+        db.set(b"b", s("3"), None);
+        assert_eq!(db.expires_len(), 0, "SET without KEEPTTL clears the TTL index");
+    }
+
+    #[test]
+    fn active_expiry_reclaims_untouched_keys() {
+        let mut db = Db::default();
+        for i in 0..1000 {
+            db.set(format!("k{i}").as_bytes(), s("v"), Some(if i % 2 == 0 { 10 } else { 1000 }));
+        }
+        let mut total = 0;
+        for _ in 0..100 {
+            total += db.expire_step(500, 50).1;
+        }
+        assert_eq!(total, 500);
+        assert_eq!(db.len(), 500);
+        assert_eq!(db.expires_len(), 500);
+    }
+}

@@ -1,0 +1,215 @@
+//! A chained hash table keyed by byte strings whose SCAN cursor keeps Redis's guarantee.
+//!
+//! Redis's `dictScan` promise: an element present for a whole SCAN is returned at least once,
+//! even when the table grows or shrinks between calls. The standard library's maps cannot offer a
+//! stable position, so this table keeps power-of-two bucket chains and walks them with Redis's
+//! reverse-binary cursor. It never awaits and is never shared: one shard owns each instance.
+
+
+use bytes::Bytes;
+
+const MIN_BUCKETS: usize = 4;
+
+/// A hash map from byte-string keys to `V`, with SCAN cursors and random sampling.
+pub struct Dict<V> {
+    buckets: Vec<Vec<(Bytes, V)>>,
+    len: usize,
+    hasher: ahash::RandomState,
+}
+
+impl<V> Default for Dict<V> {
+    fn default() -> Dict<V> {
+        Dict::new()
+    }
+}
+
+impl<V> Dict<V> {
+    /// An empty dict.
+    #[must_use]
+    pub fn new() -> Dict<V> {
+        Dict {
+            buckets: (0..MIN_BUCKETS).map(|_| Vec::new()).collect(),
+            len: 0,
+            hasher: ahash::RandomState::new(),
+        }
+    }
+
+    /// Number of entries.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are no entries.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn mask(&self) -> usize {
+        self.buckets.len() - 1
+    }
+
+    fn bucket_of(&self, key: &[u8]) -> usize {
+        self.hasher.hash_one(key) as usize & self.mask()
+    }
+
+    /// The value under `key`.
+    #[must_use]
+    pub fn get(&self, key: &[u8]) -> Option<&V> {
+        let b = &self.buckets[self.bucket_of(key)];
+        b.iter().find(|(k, _)| k.as_ref() == key).map(|(_, v)| v)
+    }
+
+    /// The value under `key`, mutably.
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
+        let i = self.bucket_of(key);
+        self.buckets[i].iter_mut().find(|(k, _)| k.as_ref() == key).map(|(_, v)| v)
+    }
+
+    /// Inserts or replaces; returns the value that was there.
+    pub fn insert(&mut self, key: Bytes, value: V) -> Option<V> {
+        let i = self.bucket_of(&key);
+        if let Some(slot) = self.buckets[i].iter_mut().find(|(k, _)| *k == key) {
+            return Some(std::mem::replace(&mut slot.1, value));
+        }
+        self.buckets[i].push((key, value));
+        self.len += 1;
+        if self.len > self.buckets.len() {
+            self.resize(self.buckets.len() * 2);
+        }
+        None
+    }
+
+    /// Removes `key`; returns its key and value.
+    pub fn remove(&mut self, key: &[u8]) -> Option<(Bytes, V)> {
+        let i = self.bucket_of(key);
+        let pos = self.buckets[i].iter().position(|(k, _)| k.as_ref() == key)?;
+        let entry = self.buckets[i].swap_remove(pos);
+        if self.buckets[i].is_empty() {
+            self.buckets[i] = Vec::new();
+        }
+        self.len -= 1;
+        if self.buckets.len() > MIN_BUCKETS && self.len * 8 < self.buckets.len() {
+            self.resize(self.buckets.len() / 2);
+        }
+        Some(entry)
+    }
+
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        *self = Dict { hasher: self.hasher.clone(), ..Dict::new() };
+    }
+
+    fn resize(&mut self, size: usize) {
+        let old = std::mem::replace(&mut self.buckets, (0..size).map(|_| Vec::new()).collect());
+        for (k, v) in old.into_iter().flatten() {
+            let i = self.bucket_of(&k);
+            self.buckets[i].push((k, v));
+        }
+    }
+
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &V)> {
+        self.buckets.iter().flatten().map(|(k, v)| (k, v))
+    }
+
+    /// Visits the bucket at `cursor` and returns the next cursor (0 when the walk is over).
+    ///
+    /// This is Redis's `dictScan` for a single table: the cursor's bits are incremented from the
+    /// top, so buckets already visited stay visited when the table doubles or halves.
+    pub fn scan(&self, cursor: u64, mut visit: impl FnMut(&Bytes, &V)) -> u64 {
+        let mask = self.mask() as u64;
+        for (k, v) in &self.buckets[(cursor & mask) as usize] {
+            visit(k, v);
+        }
+        let mut v = cursor | !mask;
+        v = v.reverse_bits().wrapping_add(1).reverse_bits();
+        v
+    }
+
+    /// A bucket index chosen from `seed`, then the entry chosen within it; `None` when empty.
+    ///
+    /// Like Redis's `dictGetRandomKey`, entries in short chains are slightly favoured.
+    #[must_use]
+    pub fn random(&self, mut seed: u64) -> Option<(&Bytes, &V)> {
+        if self.len == 0 {
+            return None;
+        }
+        loop {
+            let b = &self.buckets[seed as usize & self.mask()];
+            if !b.is_empty() {
+                let (k, v) = &b[(seed >> 32) as usize % b.len()];
+                return Some((k, v));
+            }
+            seed = splitmix(seed);
+        }
+    }
+}
+
+/// One step of SplitMix64: a cheap, well-spread pseudo-random sequence.
+#[must_use]
+pub fn splitmix(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn insert_get_remove() {
+        let mut d = Dict::new();
+        for i in 0..1000u32 {
+            assert!(d.insert(Bytes::from(i.to_string()), i).is_none());
+        }
+        assert_eq!(d.len(), 1000);
+        assert_eq!(d.get(b"500"), Some(&500));
+        assert_eq!(d.insert(Bytes::from("500"), 7), Some(500));
+        for i in 0..990u32 {
+            assert!(d.remove(i.to_string().as_bytes()).is_some());
+        }
+        assert_eq!(d.len(), 10);
+        assert!(d.buckets.len() <= 128, "shrinks as it empties");
+        assert_eq!(d.get(b"995"), Some(&995));
+        assert!(d.random(42).is_some());
+    }
+
+    #[test]
+    fn scan_survives_resizes() {
+        let mut d = Dict::new();
+        for i in 0..100u32 {
+            d.insert(Bytes::from(format!("stable{i}")), ());
+        }
+        let mut seen = HashSet::new();
+        let (mut cursor, mut step) = (0u64, 0u32);
+        loop {
+            cursor = d.scan(cursor, |k, _| {
+                seen.insert(k.clone());
+            });
+            // Grow the table mid-walk, then shrink it back.
+            step += 1;
+            if step == 3 {
+                for i in 0..2000u32 {
+                    d.insert(Bytes::from(format!("tmp{i}")), ());
+                }
+            }
+            if step == 200 {
+                for i in 0..2000u32 {
+                    d.remove(format!("tmp{i}").as_bytes());
+                }
+            }
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in 0..100u32 {
+            assert!(seen.contains(format!("stable{i}").as_bytes()), "stable{i} missed");
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! Key commands (DEL, EXISTS, TYPE, EXPIRE, TTL, RENAME, ...) and the per-shard halves of the
+//! keyspace-wide ones (KEYS, SCAN, RANDOMKEY, DBSIZE, FLUSHDB).
+
+use bytes::Bytes;
+
+use super::args::{self, expire_at, is, ExpireIn, NO_SUCH_KEY};
+use super::db::{Db, Entry};
+use super::dict::splitmix;
+use crate::glob;
+use super::router::{Router, Tx};
+use super::session::{Session, UNAVAILABLE};
+use super::shard::{now_ms, Ctx, Shard};
+use super::slot::ShardId;
+use crate::facade::Reply;
+
+/// DEL / UNLINK key [key ...]: how many of this shard's keys were removed.
+pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let now = ctx.now;
+    Reply::Int(args[1..].iter().filter(|k| ctx.db.live(k, now) && ctx.db.remove(k).is_some()).count() as i64)
+}
+
+/// EXISTS / TOUCH key [key ...]: how many of this shard's keys exist (repeats count again).
+pub fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let now = ctx.now;
+    Reply::Int(args[1..].iter().filter(|k| ctx.db.read(k, now).is_some()).count() as i64)
+}
+
+/// TYPE key
+pub fn type_of(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    Reply::status(ctx.db.read(&args[1], ctx.now).map_or("none", |e| e.value.type_name()))
+}
+
+/// RENAME / RENAMENX key newkey, when both keys live on this shard.
+pub fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let nx = is(&args[0], "renamenx");
+    if !ctx.db.live(&args[1], ctx.now) {
+        return NO_SUCH_KEY;
+    }
+    if args[1] == args[2] {
+        return if nx { Reply::Int(0) } else { Reply::Ok };
+    }
+    if nx && ctx.db.live(&args[2], ctx.now) {
+        return Reply::Int(0);
+    }
+    if let Some(entry) = ctx.db.remove(&args[1]) {
+        put(ctx.db, &args[2], entry);
+    }
+    if nx {
+        Reply::Int(1)
+    } else {
+        Reply::Ok
+    }
+}
+
+/// Stores a whole entry (value and TTL) under `key`: RENAME's second half.
+pub fn put(db: &mut Db, key: &[u8], entry: Entry) {
+    db.set(key, entry.value, entry.expires_at);
+}
+
+/// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT key time [NX | XX | GT | LT]
+pub fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let unit = match () {
+        () if is(&args[0], "expire") => ExpireIn::Seconds,
+        () if is(&args[0], "pexpire") => ExpireIn::Millis,
+        () if is(&args[0], "expireat") => ExpireIn::UnixSeconds,
+        () => ExpireIn::UnixMillis,
+    };
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for opt in &args[3..] {
+        match () {
+            () if is(opt, "nx") => nx = true,
+            () if is(opt, "xx") => xx = true,
+            () if is(opt, "gt") => gt = true,
+            () if is(opt, "lt") => lt = true,
+            () => {
+                return Reply::Error(
+                    format!("ERR Unsupported option {}", String::from_utf8_lossy(opt)).into(),
+                )
+            }
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Reply::error("ERR NX and XX, GT or LT options at the same time are not compatible");
+    }
+    if gt && lt {
+        return Reply::error("ERR GT and LT options at the same time are not compatible");
+    }
+    let at = match expire_at(&args[2], unit, ctx.now, false, args) {
+        Ok(at) => at,
+        Err(e) => return e,
+    };
+    let Some(entry) = ctx.db.write(&args[1], ctx.now) else { return Reply::Int(0) };
+    let current = entry.expires_at;
+    let allowed = match current {
+        _ if nx => current.is_none(),
+        None if xx || gt => false,
+        // No TTL counts as an infinite one: LT always lowers it.
+        None => true,
+        Some(cur) => !((gt && at <= cur as i64) || (lt && at >= cur as i64)),
+    };
+    if !allowed {
+        return Reply::Int(0);
+    }
+    if at <= ctx.now as i64 {
+        ctx.db.remove(&args[1]);
+    } else {
+        ctx.db.set_expiry(&args[1], Some(at as u64));
+    }
+    Reply::Int(1)
+}
+
+/// TTL / PTTL / EXPIRETIME / PEXPIRETIME key
+pub fn ttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let now = ctx.now;
+    let Some(entry) = ctx.db.read(&args[1], now) else { return Reply::Int(-2) };
+    let Some(at) = entry.expires_at else { return Reply::Int(-1) };
+    let left = at.saturating_sub(now) as i64;
+    Reply::Int(match () {
+        () if is(&args[0], "ttl") => (left + 500) / 1000,
+        () if is(&args[0], "pttl") => left,
+        () if is(&args[0], "expiretime") => at as i64 / 1000,
+        () => at as i64,
+    })
+}
+
+/// PERSIST key
+pub fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let has_ttl = ctx.db.write(&args[1], ctx.now).is_some_and(|e| e.expires_at.is_some());
+    Reply::Int(i64::from(has_ttl && ctx.db.set_expiry(&args[1], None)))
+}
+
+/// KEYS' part on one shard: live keys matching `pattern`.
+#[must_use]
+pub fn keys(db: &Db, now: u64, pattern: &[u8]) -> Vec<Bytes> {
+    let all = pattern == b"*";
+    db.keys(now).filter(|(k, _)| all || glob::matches(pattern, k, false)).map(|(k, _)| k.clone()).collect()
+}
+
+/// SCAN options after the cursor.
+#[derive(Debug, Clone, Default)]
+pub struct ScanOpts {
+    /// MATCH pattern.
+    pub pattern: Option<Bytes>,
+    /// COUNT hint.
+    pub count: usize,
+    /// TYPE filter.
+    pub type_name: Option<String>,
+}
+
+impl ScanOpts {
+    /// Parses `[MATCH p] [COUNT n] [TYPE t]`.
+    pub fn parse(args: &[Bytes]) -> Result<ScanOpts, Reply> {
+        let mut opts = ScanOpts { count: 10, ..ScanOpts::default() };
+        let mut it = args.iter();
+        while let Some(opt) = it.next() {
+            let value = it.next().ok_or(args::SYNTAX)?;
+            match () {
+                () if is(opt, "match") => opts.pattern = Some(value.clone()),
+                () if is(opt, "count") => {
+                    opts.count = match args::int(value)? {
+                        n if n < 1 => return Err(args::SYNTAX),
+                        n => n as usize,
+                    }
+                }
+                () if is(opt, "type") => {
+                    opts.type_name = Some(String::from_utf8_lossy(value).to_lowercase());
+                }
+                () => return Err(args::SYNTAX),
+            }
+        }
+        Ok(opts)
+    }
+}
+
+/// SCAN's part on one shard, as Redis's `scanGenericCommand`: walks buckets from `cursor` until
+/// `count` keys are gathered (or ten times as many buckets were seen), then filters.
+#[must_use]
+pub fn scan(db: &Db, now: u64, mut cursor: u64, opts: &ScanOpts) -> (u64, Vec<Bytes>) {
+    let mut found: Vec<(Bytes, &'static str)> = Vec::new();
+    let mut budget = opts.count.saturating_mul(10);
+    loop {
+        cursor = db.scan(cursor, now, |k, e| found.push((k.clone(), e.value.type_name())));
+        budget -= 1;
+        if cursor == 0 || budget == 0 || found.len() >= opts.count {
+            break;
+        }
+    }
+    let keys = found
+        .into_iter()
+        .filter(|(k, t)| {
+            opts.pattern.as_ref().map_or(true, |p| glob::matches(p, k, false))
+                && opts.type_name.as_ref().map_or(true, |want| want == t)
+        })
+        .map(|(k, _)| k)
+        .collect();
+    (cursor, keys)
+}
+
+/// RENAME / RENAMENX when the two keys live on different shards; `tx` holds both gates.
+pub async fn rename_across(tx: Tx, db: usize, router: &Router, args: &[Bytes]) -> Reply {
+    let nx = is(&args[0], "renamenx");
+    let (src, dst) = (args[1].clone(), args[2].clone());
+    let (from, to) = (router.shard_of(&src), router.shard_of(&dst));
+    if nx {
+        let probe = dst.clone();
+        match tx.run(to, move |s: &mut Shard| s.with_db(db, |ctx| ctx.db.live(&probe, ctx.now))).await {
+            Ok(true) => {
+                let exists = tx.run(from, move |s: &mut Shard| s.with_db(db, |ctx| ctx.db.live(&src, ctx.now))).await;
+                let _ = tx.finish(Vec::<(ShardId, fn(&mut Shard))>::new()).await;
+                return match exists {
+                    Ok(true) => Reply::Int(0),
+                    Ok(false) => NO_SUCH_KEY,
+                    Err(_) => UNAVAILABLE,
+                };
+            }
+            Ok(false) => {}
+            Err(_) => return UNAVAILABLE,
+        }
+    }
+    let taken = tx
+        .run(from, move |s: &mut Shard| {
+            s.with_db(db, |ctx| if ctx.db.live(&src, ctx.now) { ctx.db.remove(&src) } else { None })
+        })
+        .await;
+    let entry = match taken {
+        Ok(Some(entry)) => entry,
+        Ok(None) => {
+            let _ = tx.finish(Vec::<(ShardId, fn(&mut Shard))>::new()).await;
+            return NO_SUCH_KEY;
+        }
+        Err(_) => return UNAVAILABLE,
+    };
+    let done = tx
+        .finish(vec![(to, move |s: &mut Shard| s.with_db(db, |ctx| put(ctx.db, &dst, entry)))])
+        .await;
+    match done.first() {
+        Some(Ok(())) if nx => Reply::Int(1),
+        Some(Ok(())) => Reply::Ok,
+        _ => UNAVAILABLE,
+    }
+}
+
+/// KEYS pattern, gathered from every shard.
+pub async fn keys_cmd(s: &Session, args: &[Bytes]) -> Reply {
+    let (db, pattern) = (s.db, args[1].clone());
+    let found = s.each_shard(move |shard| shard.with_db(db, |ctx| keys(ctx.db, ctx.now, &pattern))).await;
+    match found {
+        Ok(found) => Reply::Array(found.into_iter().flatten().map(Reply::Bulk).collect()),
+        Err(_) => UNAVAILABLE,
+    }
+}
+
+/// Bits of a SCAN cursor that hold the shard-local cursor; the shard index sits above them.
+const SHARD_SHIFT: u32 = 48;
+
+/// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]: one cursor over every shard.
+///
+/// The cursor is `shard << 48 | local cursor`; each call walks one shard, and moving to the
+/// next shard starts its walk at 0, so Redis's guarantee holds shard by shard.
+pub async fn scan_cmd(s: &Session, args: &[Bytes]) -> Reply {
+    let cursor = match std::str::from_utf8(&args[1]).ok().and_then(|c| c.parse::<u64>().ok()) {
+        Some(c) => c,
+        None => return Reply::error("ERR invalid cursor"),
+    };
+    let opts = match ScanOpts::parse(&args[2..]) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let router = &s.core.router;
+    let shard = (cursor >> SHARD_SHIFT) as usize;
+    if shard >= router.shards() {
+        return Reply::Array(vec![Reply::bulk("0"), Reply::Array(vec![])]);
+    }
+    let local = cursor & ((1 << SHARD_SHIFT) - 1);
+    let db = s.db;
+    let walked = router
+        .run(ShardId(shard), None, move |sh: &mut Shard| sh.with_db(db, |ctx| scan(ctx.db, ctx.now, local, &opts)))
+        .await;
+    let Ok((next, keys)) = walked else { return UNAVAILABLE };
+    let next = match next {
+        0 if shard + 1 < router.shards() => ((shard + 1) as u64) << SHARD_SHIFT,
+        0 => 0,
+        n => (shard as u64) << SHARD_SHIFT | n,
+    };
+    Reply::Array(vec![
+        Reply::bulk(next.to_string()),
+        Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
+    ])
+}
+
+/// RANDOMKEY: a random key of a random shard that has any.
+pub async fn randomkey(s: &Session) -> Reply {
+    let router = &s.core.router;
+    let n = router.shards();
+    let seed = splitmix(now_ms() ^ s.client.id.rotate_left(32));
+    let db = s.db;
+    for i in 0..n {
+        let shard = ShardId((seed as usize + i) % n);
+        let seed = splitmix(seed ^ i as u64);
+        let key = router
+            .run(shard, None, move |sh: &mut Shard| sh.with_db(db, |ctx| ctx.db.random_key(seed, ctx.now)))
+            .await;
+        match key {
+            Ok(Some(k)) => return Reply::Bulk(k),
+            Ok(None) => {}
+            Err(_) => return UNAVAILABLE,
+        }
+    }
+    Reply::Nil
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::db::Value;
+
+    #[test]
+    fn scan_walks_every_key_once_per_pass() {
+        let mut db = Db::default();
+        for i in 0..500 {
+            db.set(format!("key:{i}").as_bytes(), Value::Str(Bytes::from_static(b"v")), None);
+        }
+        let opts = ScanOpts { count: 7, pattern: Some(Bytes::from_static(b"key:1*")), ..ScanOpts::default() };
+        let (mut cursor, mut seen) = (0, Vec::new());
+        loop {
+            let (next, keys) = scan(&db, 0, cursor, &opts);
+            seen.extend(keys);
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 111, "key:1, key:10-19, key:100-199");
+    }
+}

@@ -1,0 +1,118 @@
+//! State shared by every core: the configuration, client ids, the shutdown flag, startup facts.
+//!
+//! Everything here is read-mostly and lock-free on the request path: cores cache the
+//! configuration and re-read it only when its version changes.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::config::{Config, ConfigError};
+
+/// One executor: its shard index and the cpu it is pinned to.
+#[derive(Debug, Clone, Copy)]
+pub struct CoreInfo {
+    /// The shard (and executor) index.
+    pub shard: usize,
+    /// The cpu it runs on.
+    pub cpu: usize,
+}
+
+/// Process-wide state.
+pub struct Global {
+    config: RwLock<Arc<Config>>,
+    config_version: AtomicU64,
+    next_client_id: AtomicU64,
+    clients: AtomicU64,
+    shutdown: AtomicBool,
+    /// When the server started.
+    pub started: Instant,
+    /// The same, in Unix seconds.
+    pub started_unix: u64,
+    /// The executors.
+    pub cores: Vec<CoreInfo>,
+    /// Random 40-hex-digit run id, as INFO shows it.
+    pub run_id: String,
+}
+
+impl Global {
+    /// Shared state for a server with `config` running on `cores`.
+    #[must_use]
+    pub fn new(config: Config, cores: Vec<CoreInfo>) -> Global {
+        let seed = super::dict::splitmix(
+            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+                ^ u64::from(std::process::id()),
+        );
+        let run_id = format!(
+            "{:016x}{:016x}{:08x}",
+            seed,
+            super::dict::splitmix(seed),
+            super::dict::splitmix(seed ^ 1) as u32
+        );
+        Global {
+            config: RwLock::new(Arc::new(config)),
+            config_version: AtomicU64::new(0),
+            next_client_id: AtomicU64::new(1),
+            clients: AtomicU64::new(0),
+            shutdown: AtomicBool::new(false),
+            started: Instant::now(),
+            started_unix: super::shard::now_ms() / 1000,
+            cores,
+            run_id,
+        }
+    }
+
+    /// The current configuration.
+    #[must_use]
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Bumped by every CONFIG SET; cores compare it with their cached copy.
+    #[must_use]
+    pub fn config_version(&self) -> u64 {
+        self.config_version.load(Ordering::Acquire)
+    }
+
+    /// CONFIG SET: applies all pairs atomically, or none.
+    pub fn set_config(&self, pairs: &[(String, String)]) -> Result<(), ConfigError> {
+        let mut guard = self.config.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut next = (**guard).clone();
+        next.set(pairs)?;
+        *guard = Arc::new(next);
+        self.config_version.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// A new, never reused client id.
+    #[must_use]
+    pub fn next_client_id(&self) -> u64 {
+        self.next_client_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Clients connected on every core (for `maxclients`).
+    #[must_use]
+    pub fn clients(&self) -> u64 {
+        self.clients.load(Ordering::Relaxed)
+    }
+
+    /// Notes a client connecting (`+1`) or leaving (`-1`).
+    pub fn client_connected(&self, delta: i64) {
+        if delta >= 0 {
+            self.clients.fetch_add(delta as u64, Ordering::Relaxed);
+        } else {
+            self.clients.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+        }
+    }
+
+    /// Asks every core to stop (SIGTERM, SIGINT, SHUTDOWN).
+    pub fn request_shutdown(&self) {
+        self.shutdown.store(true, Ordering::Release);
+    }
+
+    /// Whether shutdown was asked for.
+    #[must_use]
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,18 @@
+//! The server: shards, the router between cores, sessions that coordinate commands, and the
+//! command families. Knows nothing of sockets or TLS.
+
+pub mod args;
+pub mod client;
+pub mod command;
+pub mod connection_family;
+pub mod core;
+pub mod db;
+pub mod dict;
+pub mod generic_family;
+pub mod global;
+pub mod router;
+pub mod server_family;
+pub mod session;
+pub mod shard;
+pub mod slot;
+pub mod string_family;

@@ -1,0 +1,298 @@
+//! The router: the only code that sends messages between cores, and each shard's gate.
+//!
+//! A *hop* is a closure sent to the core that owns a shard, where it runs to completion without
+//! awaiting. Every shard has a *gate*: a transaction may hold it (multi-shard commands lock the
+//! shards they touch, in shard-id order, so they cannot deadlock), and hops that arrive while it is
+//! held wait in FIFO order. Work for the local shard skips the mesh and runs inline when the gate is
+//! open: the common single-shard path costs no message and no allocation.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use futures::channel::oneshot;
+use glommio::channels::channel_mesh::{Receivers, Senders};
+
+use super::shard::Shard;
+use super::slot::{ShardId, Slot};
+
+/// Work for a shard: runs on its core, atomically with respect to every other hop.
+pub type Job = Box<dyn FnOnce(&mut Shard) + Send>;
+
+/// A multi-shard transaction's id, unique across cores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxId(u64);
+
+/// A message between cores.
+pub enum Hop {
+    /// Run `job`; as part of transaction `tx` when it is set, then release the gate if `unlock`.
+    Run {
+        /// The transaction the job belongs to, if any.
+        tx: Option<TxId>,
+        /// Whether to release the gate after the job.
+        unlock: bool,
+        /// The work.
+        job: Job,
+    },
+    /// Acquire the gate for `tx`; `granted` fires once it is held.
+    Lock {
+        /// The transaction asking.
+        tx: TxId,
+        /// Fired when the gate is held.
+        granted: oneshot::Sender<()>,
+    },
+}
+
+/// The shard could not be reached: its core is shutting down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("shard {0} is unavailable")]
+pub struct Unavailable(pub usize);
+
+/// The local shard and its gate.
+pub struct Host {
+    shard: RefCell<Shard>,
+    holder: Cell<Option<TxId>>,
+    waiting: RefCell<VecDeque<Hop>>,
+}
+
+impl Host {
+    /// Hosts `shard` on this core.
+    #[must_use]
+    pub fn new(shard: Shard) -> Host {
+        Host { shard: RefCell::new(shard), holder: Cell::new(None), waiting: RefCell::default() }
+    }
+
+    /// Whether a hop outside any transaction may run now.
+    fn open(&self) -> bool {
+        self.holder.get().is_none() && self.waiting.borrow().is_empty()
+    }
+
+    /// Borrows the shard for work that must not wait for the gate (registry, config, cron).
+    pub fn shard(&self) -> std::cell::RefMut<'_, Shard> {
+        self.shard.borrow_mut()
+    }
+
+    /// Takes a hop from a peer or from this core: runs it, grants it, or queues it.
+    pub fn admit(&self, hop: Hop) {
+        match hop {
+            Hop::Run { tx: Some(tx), unlock, job } if self.holder.get() == Some(tx) => {
+                job(&mut self.shard.borrow_mut());
+                if unlock {
+                    self.release();
+                }
+            }
+            Hop::Run { tx: None, job, .. } if self.open() => job(&mut self.shard.borrow_mut()),
+            Hop::Lock { tx, granted } if self.open() => self.grant(tx, granted),
+            hop => self.waiting.borrow_mut().push_back(hop),
+        }
+    }
+
+    fn grant(&self, tx: TxId, granted: oneshot::Sender<()>) {
+        self.holder.set(Some(tx));
+        // The requester is gone (its connection closed): nobody will unlock, so release now.
+        if granted.send(()).is_err() {
+            self.release();
+        }
+    }
+
+    fn release(&self) {
+        self.holder.set(None);
+        loop {
+            let Some(hop) = self.waiting.borrow_mut().pop_front() else { return };
+            match hop {
+                Hop::Run { job, .. } => job(&mut self.shard.borrow_mut()),
+                Hop::Lock { tx, granted } => {
+                    self.grant(tx, granted);
+                    if self.holder.get().is_some() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Routes work to shards; one per core, shared by that core's connections.
+pub struct Router {
+    me: ShardId,
+    shards: usize,
+    host: Rc<Host>,
+    senders: Option<Senders<Hop>>,
+    next_tx: Cell<u64>,
+}
+
+impl Router {
+    /// A router for core `me` of `shards`, with the mesh senders to its peers (none when alone).
+    #[must_use]
+    pub fn new(me: ShardId, shards: usize, host: Rc<Host>, senders: Option<Senders<Hop>>) -> Router {
+        Router { me, shards, host, senders, next_tx: Cell::new(0) }
+    }
+
+    /// Starts the tasks that take hops from every peer and admit them to the local shard.
+    pub fn serve(host: &Rc<Host>, mut receivers: Receivers<Hop>) {
+        for (_, rx) in receivers.streams() {
+            let host = host.clone();
+            glommio::spawn_local(async move {
+                while let Some(hop) = rx.recv().await {
+                    host.admit(hop);
+                }
+            })
+            .detach();
+        }
+    }
+
+    /// This core's shard.
+    #[must_use]
+    pub fn local(&self) -> ShardId {
+        self.me
+    }
+
+    /// The local shard's host.
+    #[must_use]
+    pub fn host(&self) -> &Rc<Host> {
+        &self.host
+    }
+
+    /// How many shards there are.
+    #[must_use]
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+
+    /// The shard owning `key`.
+    #[must_use]
+    pub fn shard_of(&self, key: &[u8]) -> ShardId {
+        Slot::of(key).shard(self.shards)
+    }
+
+    /// Runs `f` on the local shard now if its gate is open.
+    pub fn try_local<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> Option<R> {
+        self.host.open().then(|| f(&mut self.host.shard.borrow_mut()))
+    }
+
+    /// Runs `f` on `shard` and returns its result. Local work with an open gate runs inline.
+    pub async fn run<R, F>(&self, shard: ShardId, tx: Option<TxId>, f: F) -> Result<R, Unavailable>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Shard) -> R + Send + 'static,
+    {
+        self.run_inner(shard, tx, false, f).await
+    }
+
+    async fn run_inner<R, F>(
+        &self,
+        shard: ShardId,
+        tx: Option<TxId>,
+        unlock: bool,
+        f: F,
+    ) -> Result<R, Unavailable>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Shard) -> R + Send + 'static,
+    {
+        if shard == self.me {
+            let mine = tx.is_some() && self.host.holder.get() == tx;
+            if mine || (tx.is_none() && self.host.open()) {
+                let r = f(&mut self.host.shard.borrow_mut());
+                if unlock {
+                    self.host.release();
+                }
+                return Ok(r);
+            }
+        }
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move |s| {
+            let _ = done.send(f(s));
+        });
+        self.send(shard, Hop::Run { tx, unlock, job }).await?;
+        result.await.map_err(|_| Unavailable(shard.0))
+    }
+
+    async fn send(&self, shard: ShardId, hop: Hop) -> Result<(), Unavailable> {
+        if shard == self.me {
+            self.host.admit(hop);
+            return Ok(());
+        }
+        let senders = self.senders.as_ref().ok_or(Unavailable(shard.0))?;
+        senders.send_to(shard.0, hop).await.map_err(|_| Unavailable(shard.0))
+    }
+
+    /// Locks `shards` (sorted, distinct) for a new transaction, in order, and returns it.
+    pub async fn begin(self: &Rc<Self>, shards: Vec<ShardId>) -> Result<Tx, Unavailable> {
+        debug_assert!(shards.windows(2).all(|w| w[0] < w[1]));
+        let n = self.next_tx.get();
+        self.next_tx.set(n + 1);
+        let mut tx = Tx {
+            id: TxId((self.me.0 as u64) << 48 | n),
+            router: self.clone(),
+            locked: Vec::with_capacity(shards.len()),
+        };
+        for shard in shards {
+            let (granted, wait) = oneshot::channel();
+            self.send(shard, Hop::Lock { tx: tx.id, granted }).await?;
+            wait.await.map_err(|_| Unavailable(shard.0))?;
+            tx.locked.push(shard);
+        }
+        Ok(tx)
+    }
+}
+
+/// A multi-shard transaction holding the gates of its shards. End it with [`Tx::finish`];
+/// dropping it unfinished releases the gates from a background task.
+#[must_use]
+pub struct Tx {
+    id: TxId,
+    router: Rc<Router>,
+    locked: Vec<ShardId>,
+}
+
+impl Tx {
+    /// The locked shards, in order.
+    #[must_use]
+    pub fn shards(&self) -> &[ShardId] {
+        &self.locked
+    }
+
+    /// Runs `f` on one of the transaction's shards, keeping the gate.
+    pub async fn run<R, F>(&self, shard: ShardId, f: F) -> Result<R, Unavailable>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Shard) -> R + Send + 'static,
+    {
+        self.router.run_inner(shard, Some(self.id), false, f).await
+    }
+
+    /// Runs each `(shard, f)` as that shard's last hop, releasing its gate in the same hop, and
+    /// releases the gates of the other shards; all concurrently. Results follow `work`'s order.
+    pub async fn finish<R, F>(mut self, work: Vec<(ShardId, F)>) -> Vec<Result<R, Unavailable>>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Shard) -> R + Send + 'static,
+    {
+        let locked = std::mem::take(&mut self.locked);
+        let (router, id) = (&self.router, Some(self.id));
+        let rest = locked.iter().filter(|s| !work.iter().any(|(w, _)| w == *s));
+        let unlocks = futures::future::join_all(
+            rest.map(|&shard| router.run_inner(shard, id, true, |_| ())),
+        );
+        let jobs = futures::future::join_all(
+            work.into_iter().map(|(shard, f)| router.run_inner(shard, id, true, f)),
+        );
+        futures::future::join(jobs, unlocks).await.0
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if self.locked.is_empty() {
+            return;
+        }
+        let (router, id, locked) = (self.router.clone(), self.id, std::mem::take(&mut self.locked));
+        glommio::spawn_local(async move {
+            for shard in locked {
+                let _ = router.run_inner(shard, Some(id), true, |_| ()).await;
+            }
+        })
+        .detach();
+    }
+}

@@ -1,0 +1,347 @@
+//! A client's session and the coordinator that runs its commands.
+//!
+//! The connection's task is the coordinator: it parses nothing and stores nothing, it decides
+//! where each command runs. Commands for one shard, from one read of a pipeline, go to that shard
+//! as one hop; the local shard's run inline. Commands whose keys span shards, and commands that
+//! change connection state, first settle what is pending, so replies keep request order.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+
+use super::args::wrong_args;
+use super::client::Client;
+use super::command::{self, Command, Coord, Cross, Kind};
+use super::core::Core;
+use super::router::Unavailable;
+use super::shard::{Shard, ShardCmd, ShardFn};
+use super::slot::ShardId;
+use super::{connection_family, generic_family, server_family, string_family};
+use crate::facade::resp::Limits;
+use crate::facade::{ConnLimits, Flow, Reply, Service};
+
+/// The reply for work that could not reach its shard (the server is shutting down).
+pub const UNAVAILABLE: Reply = Reply::error("ERR shard unavailable: the server is shutting down");
+
+/// One client's session on its core.
+pub struct Session {
+    /// The core's context.
+    pub core: Rc<Core>,
+    /// What CLIENT LIST shows of this client.
+    pub client: Rc<Client>,
+    /// The selected database.
+    pub db: usize,
+    /// Whether the client speaks RESP3.
+    pub resp3: bool,
+    /// Whether the client has authenticated (always, when there is no password).
+    pub authed: bool,
+    /// Set by QUIT, SHUTDOWN and CLIENT KILL of itself: close after this batch's replies.
+    pub closing: bool,
+    /// Per shard: commands waiting to be sent, with the reply slot each fills.
+    batches: Vec<Vec<(usize, ShardCmd)>>,
+    /// Replies in request order; `None` while its shard has not answered.
+    slots: Vec<Option<Reply>>,
+}
+
+impl Session {
+    /// A new session for `client` on `core`.
+    #[must_use]
+    pub fn new(core: Rc<Core>, client: Rc<Client>) -> Session {
+        let shards = core.router.shards();
+        let authed = core.config().requirepass.is_empty();
+        Session {
+            core,
+            client,
+            db: 0,
+            resp3: false,
+            authed,
+            closing: false,
+            batches: (0..shards).map(|_| Vec::new()).collect(),
+            slots: Vec::new(),
+        }
+    }
+
+    async fn dispatch(&mut self, args: Vec<Bytes>, out: &mut BytesMut) {
+        let Some(cmd) = command::lookup(&args[0]) else {
+            return self.slots.push(Some(unknown_command(&args)));
+        };
+        self.client.last_cmd.set(cmd.name);
+        if !cmd.arity_ok(args.len()) {
+            return self.slots.push(Some(wrong_args(cmd.name)));
+        }
+        if !self.authed && !cmd.no_auth() {
+            return self.slots.push(Some(Reply::error("NOAUTH Authentication required.")));
+        }
+        match cmd.kind {
+            Kind::Keyed { run, cross } => {
+                let router = &self.core.router;
+                let mut keys = cmd.key_positions(args.len());
+                let shard = keys.next().map_or(router.local(), |p| router.shard_of(&args[p]));
+                let single = cross == Cross::Never || keys.all(|p| router.shard_of(&args[p]) == shard);
+                if single {
+                    self.queue(shard, ShardCmd { run, db: self.db, args });
+                } else {
+                    self.settle(out).await;
+                    let reply = self.cross(cmd, run, cross, args).await;
+                    self.slots.push(Some(reply));
+                }
+            }
+            // Pure replies need no ordering against shards: they take their slot.
+            Kind::Coord(Coord::Ping) => self.slots.push(Some(connection_family::ping(self, &args))),
+            Kind::Coord(Coord::Echo) => self.slots.push(Some(Reply::Bulk(args[1].clone()))),
+            Kind::Coord(Coord::Time) => self.slots.push(Some(server_family::time())),
+            Kind::Coord(c) => {
+                self.settle(out).await;
+                // Encoded at once: HELLO and RESET change the protocol their own reply uses.
+                if let Some(reply) = self.coordinate(c, &args).await {
+                    reply.encode(self.resp3, out);
+                }
+            }
+        }
+    }
+
+    /// Queues a single-shard command, or runs it now when it is for the local shard and nothing
+    /// is ahead of it.
+    fn queue(&mut self, shard: ShardId, cmd: ShardCmd) {
+        let router = &self.core.router;
+        if shard == router.local() && self.batches[shard.0].is_empty() {
+            if let Some(reply) = router.try_local(|s| s.exec(&cmd)) {
+                return self.slots.push(Some(reply));
+            }
+        }
+        self.batches[shard.0].push((self.slots.len(), cmd));
+        self.slots.push(None);
+    }
+
+    /// Sends every queued batch (one hop per shard, all at once), waits for the replies, and
+    /// encodes every reply so far, in order, into `out`.
+    async fn settle(&mut self, out: &mut BytesMut) {
+        let router = self.core.router.clone();
+        let hops = self.batches.iter_mut().enumerate().filter(|(_, b)| !b.is_empty()).map(|(s, b)| {
+            let batch = std::mem::take(b);
+            let slots: Vec<usize> = batch.iter().map(|(slot, _)| *slot).collect();
+            let hop = router.run(ShardId(s), None, move |shard: &mut Shard| {
+                batch.into_iter().map(|(_, cmd)| shard.exec(&cmd)).collect::<Vec<_>>()
+            });
+            async move { (slots, hop.await) }
+        });
+        for (slots, replies) in futures::future::join_all(hops).await {
+            match replies {
+                Ok(replies) => {
+                    for (slot, reply) in slots.into_iter().zip(replies) {
+                        self.slots[slot] = Some(reply);
+                    }
+                }
+                Err(Unavailable(_)) => slots.into_iter().for_each(|s| self.slots[s] = Some(UNAVAILABLE)),
+            }
+        }
+        for reply in self.slots.drain(..) {
+            reply.unwrap_or(UNAVAILABLE).encode(self.resp3, out);
+        }
+    }
+
+    /// Runs a command whose keys live on several shards, atomically across them.
+    async fn cross(&mut self, cmd: &Command, run: ShardFn, cross: Cross, args: Vec<Bytes>) -> Reply {
+        let router = self.core.router.clone();
+        let step = cmd.step.max(1) as usize;
+        // Each shard's key positions, in request order.
+        let mut parts: BTreeMap<ShardId, Vec<usize>> = BTreeMap::new();
+        for p in cmd.key_positions(args.len()) {
+            parts.entry(router.shard_of(&args[p])).or_default().push(p);
+        }
+        let shards: Vec<ShardId> = parts.keys().copied().collect();
+        let Ok(tx) = router.begin(shards).await else { return UNAVAILABLE };
+        let db = self.db;
+        let sub = |positions: &[usize]| -> Vec<Bytes> {
+            let mut a = Vec::with_capacity(1 + positions.len() * step);
+            a.push(args[0].clone());
+            for &p in positions {
+                a.extend_from_slice(&args[p..p + step]);
+            }
+            a
+        };
+        match cross {
+            Cross::Never => unreachable!("single-key commands never cross shards"),
+            Cross::Sum | Cross::Positional | Cross::AllOk => {
+                let work: Vec<_> = parts
+                    .iter()
+                    .map(|(&s, positions)| {
+                        let cmd = ShardCmd { run, db, args: sub(positions) };
+                        (s, move |shard: &mut Shard| shard.exec(&cmd))
+                    })
+                    .collect();
+                let replies = tx.finish(work).await;
+                merge(cross, &parts, args.len(), replies)
+            }
+            Cross::Custom(Coord::MSetNx) => {
+                let checks = parts.iter().map(|(&s, positions)| {
+                    let keys: Vec<Bytes> = positions.iter().map(|&p| args[p].clone()).collect();
+                    tx.run(s, move |shard: &mut Shard| {
+                        shard.with_db(db, |ctx| string_family::any_exists(ctx, &keys))
+                    })
+                });
+                let checks = futures::future::join_all(checks).await;
+                if checks.iter().any(|c| c.is_err()) {
+                    return UNAVAILABLE;
+                }
+                let taken = checks.into_iter().any(|c| c == Ok(true));
+                let work: Vec<_> = parts
+                    .iter()
+                    .filter(|_| !taken)
+                    .map(|(&s, positions)| {
+                        let cmd = ShardCmd { run: string_family::mset, db, args: sub(positions) };
+                        (s, move |shard: &mut Shard| shard.exec(&cmd))
+                    })
+                    .collect();
+                let replies = tx.finish(work).await;
+                if replies.iter().any(Result::is_err) {
+                    UNAVAILABLE
+                } else {
+                    Reply::Int(i64::from(!taken))
+                }
+            }
+            Cross::Custom(Coord::Rename | Coord::RenameNx) => {
+                generic_family::rename_across(tx, db, &router, &args).await
+            }
+            Cross::Custom(other) => unreachable!("{other:?} is not a cross-shard protocol"),
+        }
+    }
+
+    /// Runs a coordinator command; `None` means no reply at all (SHUTDOWN).
+    async fn coordinate(&mut self, c: Coord, args: &[Bytes]) -> Option<Reply> {
+        Some(match c {
+            Coord::Hello => connection_family::hello(self, args),
+            Coord::Auth => connection_family::auth(self, args),
+            Coord::Select => connection_family::select(self, args),
+            Coord::Quit => {
+                self.closing = true;
+                Reply::Ok
+            }
+            Coord::Reset => connection_family::reset(self),
+            Coord::Client => connection_family::client(self, args).await,
+            Coord::Command => server_family::command(args),
+            Coord::Info => server_family::info(self, args).await,
+            Coord::Config => server_family::config(self, args),
+            Coord::DbSize => server_family::dbsize(self).await,
+            Coord::FlushDb | Coord::FlushAll => server_family::flush(self, args).await,
+            Coord::Shutdown => return server_family::shutdown(self, args),
+            Coord::Keys => generic_family::keys_cmd(self, args).await,
+            Coord::Scan => generic_family::scan_cmd(self, args).await,
+            Coord::RandomKey => generic_family::randomkey(self).await,
+            Coord::Ping | Coord::Echo | Coord::Time | Coord::MSetNx | Coord::Rename | Coord::RenameNx => {
+                unreachable!("{c:?} is dispatched before coordinate()")
+            }
+        })
+    }
+
+    /// Runs `f` on every shard concurrently, without locking; results in shard order.
+    pub async fn each_shard<R, F>(&self, f: F) -> Result<Vec<R>, Unavailable>
+    where
+        R: Send + 'static,
+        F: Fn(&mut Shard) -> R + Clone + Send + 'static,
+    {
+        let router = &self.core.router;
+        let hops = (0..router.shards()).map(|s| router.run(ShardId(s), None, f.clone()));
+        futures::future::join_all(hops).await.into_iter().collect()
+    }
+}
+
+/// Puts per-shard replies of a split command back together.
+fn merge(
+    cross: Cross,
+    parts: &BTreeMap<ShardId, Vec<usize>>,
+    argc: usize,
+    replies: Vec<Result<Reply, Unavailable>>,
+) -> Reply {
+    let mut values = vec![Reply::Nil; argc];
+    let mut sum = 0;
+    for (positions, reply) in parts.values().zip(replies) {
+        match reply {
+            Err(_) => return UNAVAILABLE,
+            Ok(e @ Reply::Error(_)) => return e,
+            Ok(Reply::Int(n)) => sum += n,
+            Ok(Reply::Array(items)) => {
+                for (&p, item) in positions.iter().zip(items) {
+                    values[p] = item;
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    match cross {
+        Cross::Sum => Reply::Int(sum),
+        Cross::Positional => {
+            let mut keyed: Vec<Reply> = Vec::new();
+            let mut positions: Vec<usize> = parts.values().flatten().copied().collect();
+            positions.sort_unstable();
+            for p in positions {
+                keyed.push(std::mem::replace(&mut values[p], Reply::Nil));
+            }
+            Reply::Array(keyed)
+        }
+        _ => Reply::Ok,
+    }
+}
+
+/// `-ERR unknown command 'x', with args beginning with: 'a' 'b' `, as Redis 7 words it.
+fn unknown_command(args: &[Bytes]) -> Reply {
+    let shown = |b: &Bytes| String::from_utf8_lossy(&b[..b.len().min(128)]).into_owned();
+    let mut text = format!("ERR unknown command '{}', with args beginning with: ", shown(&args[0]));
+    for a in &args[1..] {
+        text.push_str(&format!("'{}' ", shown(a)));
+    }
+    Reply::Error(text.into())
+}
+
+impl Service for Session {
+    fn limits(&self) -> ConnLimits {
+        let c = self.core.config();
+        ConnLimits {
+            parser: Limits { max_bulk: c.proto_max_bulk_len.0, max_multibulk: i32::MAX as u64 },
+            query_buffer: usize::try_from(c.client_query_buffer_limit.0).unwrap_or(usize::MAX),
+            idle: (c.timeout > 0).then(|| Duration::from_secs(c.timeout)),
+        }
+    }
+
+    fn authenticated(&self) -> bool {
+        self.authed
+    }
+
+    async fn call(&mut self, requests: &mut Vec<Vec<Bytes>>, out: &mut BytesMut) -> Flow {
+        self.client.touch();
+        let n = requests.len() as u64;
+        for args in requests.drain(..) {
+            self.dispatch(args, out).await;
+            if self.closing {
+                break;
+            }
+        }
+        self.settle(out).await;
+        self.core.count(|s| s.commands += n);
+        self.client.db.set(self.db);
+        if self.closing || self.client.is_killed() {
+            Flow::Close
+        } else {
+            Flow::Continue
+        }
+    }
+
+    fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.client.is_killed() {
+            return Poll::Ready(());
+        }
+        self.client.set_waker(cx.waker());
+        Poll::Pending
+    }
+
+    fn on_io(&self, read: usize, written: usize, pending: usize) {
+        self.client.qbuf.set(pending);
+        self.core.count(|s| {
+            s.net_in += read as u64;
+            s.net_out += written as u64;
+        });
+    }
+}

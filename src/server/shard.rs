@@ -1,0 +1,111 @@
+//! A shard: the part of the keyspace one core owns, its databases, and the core's client registry.
+//!
+//! Only the owning core touches a shard; other cores reach it through the router's hops.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use super::client::Client;
+use super::core::CoreStats;
+use super::db::{Db, DbStats};
+use super::slot::ShardId;
+use crate::facade::Reply;
+
+/// What a command executed on a shard sees: its database, the time, and limits.
+pub struct Ctx<'a> {
+    /// The client's selected database on this shard.
+    pub db: &'a mut Db,
+    /// Unix time in milliseconds, read once per command.
+    pub now: u64,
+    /// `proto-max-bulk-len`: the largest string a command may build.
+    pub max_bulk: u64,
+}
+
+/// A command body that runs on the shard owning its keys; `args[0]` is the command name.
+pub type ShardFn = fn(&mut Ctx<'_>, &[Bytes]) -> Reply;
+
+/// A command bound for a shard: the body, the database and the arguments.
+pub struct ShardCmd {
+    /// The command body.
+    pub run: ShardFn,
+    /// The database index.
+    pub db: usize,
+    /// The arguments, name first.
+    pub args: Vec<Bytes>,
+}
+
+/// The state one core owns.
+pub struct Shard {
+    /// This shard's id (and its core's index).
+    pub id: ShardId,
+    dbs: Vec<Db>,
+    /// Clients connected to this core, by id.
+    pub clients: BTreeMap<u64, Rc<Client>>,
+    /// `proto-max-bulk-len`, refreshed from the configuration by the core.
+    pub max_bulk: u64,
+    /// The core's counters.
+    pub stats: CoreStats,
+}
+
+impl Shard {
+    /// An empty shard with `databases` databases.
+    #[must_use]
+    pub fn new(id: ShardId, databases: usize) -> Shard {
+        Shard {
+            id,
+            dbs: (0..databases).map(|_| Db::default()).collect(),
+            clients: BTreeMap::new(),
+            max_bulk: 512 << 20,
+            stats: CoreStats::default(),
+        }
+    }
+
+    /// Runs one command.
+    pub fn exec(&mut self, cmd: &ShardCmd) -> Reply {
+        let mut ctx = Ctx { db: &mut self.dbs[cmd.db], now: now_ms(), max_bulk: self.max_bulk };
+        (cmd.run)(&mut ctx, &cmd.args)
+    }
+
+    /// Runs `f` with the context of database `db`.
+    pub fn with_db<R>(&mut self, db: usize, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
+        f(&mut Ctx { db: &mut self.dbs[db], now: now_ms(), max_bulk: self.max_bulk })
+    }
+
+    /// Every database.
+    pub fn dbs(&mut self) -> &mut [Db] {
+        &mut self.dbs
+    }
+
+    /// Sums the counters of every database.
+    #[must_use]
+    pub fn stats(&self) -> DbStats {
+        self.dbs.iter().fold(DbStats::default(), |mut acc, db| {
+            acc.hits += db.stats.hits;
+            acc.misses += db.stats.misses;
+            acc.expired += db.stats.expired;
+            acc
+        })
+    }
+
+    /// One active-expiry cycle over every database, bounded by `budget` keys looked at per step
+    /// and by `deadline_ms`; repeats a database while more than a quarter of what it saw expired.
+    pub fn active_expire(&mut self, budget: usize, deadline_ms: u64) {
+        for db in &mut self.dbs {
+            loop {
+                let (looked, reclaimed) = db.expire_step(now_ms(), budget);
+                if looked == 0 || reclaimed * 4 <= looked || now_ms() >= deadline_ms {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Unix time in milliseconds.
+#[must_use]
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
