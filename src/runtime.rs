@@ -200,8 +200,7 @@ async fn core_main(
     } else {
         (0, None, None)
     };
-    let host = Rc::new(Host::new(Shard::new(ShardId(id), config.databases)));
-    host.shard().max_bulk = config.proto_max_bulk_len.0;
+    let host = Rc::new(Host::new(Shard::new(ShardId(id), global.clone())));
     if let Some(r) = receivers {
         Router::serve(&host, r);
     }

@@ -135,7 +135,7 @@ where
         }
         svc.on_io(n, wbuf.len(), rbuf.len());
         if let Some(e) = broken {
-            Reply::Error(e.to_string().into()).encode(false, &mut wbuf);
+            Reply::Error(format!("ERR {e}").into()).encode(false, &mut wbuf);
         }
         if !wbuf.is_empty() {
             let written = until_closed(svc, None, async {

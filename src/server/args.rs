@@ -25,6 +25,14 @@ pub fn wrong_args(name: &str) -> Reply {
     Reply::Error(format!("ERR wrong number of arguments for '{name}' command").into())
 }
 
+/// `-ERR unknown subcommand 'x'. Try CMD HELP.`, with the subcommand as the client wrote it.
+#[must_use]
+pub fn unknown_subcommand(command: &str, sub: &[u8]) -> Reply {
+    Reply::Error(
+        format!("ERR unknown subcommand '{}'. Try {command} HELP.", String::from_utf8_lossy(sub)).into(),
+    )
+}
+
 /// `-ERR invalid expire time in '<name>' command`.
 #[must_use]
 pub fn invalid_expire(args: &[Bytes]) -> Reply {

@@ -189,9 +189,10 @@ pub async fn client(s: &mut Session, args: &[Bytes]) -> Reply {
             .map(|l| Reply::Status(l.into()))
             .to_vec(),
         ),
-        _ => Reply::Error(
-            format!("ERR unknown subcommand or wrong number of arguments for '{sub}'. Try CLIENT HELP.").into(),
-        ),
+        ("id" | "getname" | "setname" | "info" | "kill" | "setinfo" | "help", _) => {
+            args::wrong_args(&format!("client|{sub}"))
+        }
+        _ => args::unknown_subcommand("CLIENT", &args[1]),
     }
 }
 

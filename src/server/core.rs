@@ -50,7 +50,6 @@ impl Core {
         let mut cached = self.config.borrow_mut();
         if cached.0 != version {
             *cached = (version, self.global.config());
-            self.router.host().shard().max_bulk = cached.1.proto_max_bulk_len.0;
         }
         cached.1.clone()
     }

@@ -24,6 +24,7 @@ pub struct Global {
     config_version: AtomicU64,
     next_client_id: AtomicU64,
     clients: AtomicU64,
+    max_bulk: AtomicU64,
     shutdown: AtomicBool,
     /// When the server started.
     pub started: Instant,
@@ -49,11 +50,13 @@ impl Global {
             super::dict::splitmix(seed),
             super::dict::splitmix(seed ^ 1) as u32
         );
+        let max_bulk = config.proto_max_bulk_len.0;
         Global {
             config: RwLock::new(Arc::new(config)),
             config_version: AtomicU64::new(0),
             next_client_id: AtomicU64::new(1),
             clients: AtomicU64::new(0),
+            max_bulk: AtomicU64::new(max_bulk),
             shutdown: AtomicBool::new(false),
             started: Instant::now(),
             started_unix: super::shard::now_ms() / 1000,
@@ -79,9 +82,16 @@ impl Global {
         let mut guard = self.config.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut next = (**guard).clone();
         next.set(pairs)?;
+        self.max_bulk.store(next.proto_max_bulk_len.0, Ordering::Relaxed);
         *guard = Arc::new(next);
         self.config_version.fetch_add(1, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// `proto-max-bulk-len` now: shards read it per command, so CONFIG SET reaches every core.
+    #[must_use]
+    pub fn max_bulk(&self) -> u64 {
+        self.max_bulk.load(Ordering::Relaxed)
     }
 
     /// A new, never reused client id.

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 
-use super::args::{is, SYNTAX};
+use super::args::{is, unknown_subcommand, wrong_args, SYNTAX};
 use super::command::{self, Command, COMMANDS};
 use super::core::CoreStats;
 use super::db::DbStats;
@@ -115,10 +115,8 @@ pub fn config(s: &Session, args: &[Bytes]) -> Reply {
             .map(|l| Reply::Status(l.into()))
             .to_vec(),
         ),
-        "get" | "set" | "resetstat" => Reply::Error(
-            format!("ERR wrong number of arguments for 'config|{sub}' command").into(),
-        ),
-        _ => Reply::Error(format!("ERR unknown subcommand '{sub}'. Try CONFIG HELP.").into()),
+        "get" | "set" | "resetstat" | "help" => wrong_args(&format!("config|{sub}")),
+        _ => unknown_subcommand("CONFIG", &args[1]),
     }
 }
 
@@ -143,13 +141,10 @@ pub fn command(args: &[Bytes]) -> Reply {
                 if args.len() == 2 { COMMANDS.iter().collect() } else { named().flatten().collect() };
             Reply::Map(docs.into_iter().map(|c| (Reply::bulk(c.name), docs_of(c))).collect())
         }
-        () => Reply::Error(
-            format!(
-                "ERR unknown subcommand or wrong number of arguments for '{}'. Try COMMAND HELP.",
-                String::from_utf8_lossy(sub)
-            )
-            .into(),
-        ),
+        () if ["count", "list", "info", "docs", "help"].iter().any(|w| is(sub, w)) => {
+            wrong_args(&format!("command|{}", String::from_utf8_lossy(sub).to_lowercase()))
+        }
+        () => unknown_subcommand("COMMAND", sub),
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use bytes::Bytes;
 use super::client::Client;
 use super::core::CoreStats;
 use super::db::{Db, DbStats};
+use super::global::Global;
 use super::slot::ShardId;
 use crate::facade::Reply;
 
@@ -44,8 +46,7 @@ pub struct Shard {
     dbs: Vec<Db>,
     /// Clients connected to this core, by id.
     pub clients: BTreeMap<u64, Rc<Client>>,
-    /// `proto-max-bulk-len`, refreshed from the configuration by the core.
-    pub max_bulk: u64,
+    global: Arc<Global>,
     /// The core's counters.
     pub stats: CoreStats,
 }
@@ -53,25 +54,26 @@ pub struct Shard {
 impl Shard {
     /// An empty shard with `databases` databases.
     #[must_use]
-    pub fn new(id: ShardId, databases: usize) -> Shard {
+    pub fn new(id: ShardId, global: Arc<Global>) -> Shard {
         Shard {
             id,
-            dbs: (0..databases).map(|_| Db::default()).collect(),
+            dbs: (0..global.config().databases).map(|_| Db::default()).collect(),
             clients: BTreeMap::new(),
-            max_bulk: 512 << 20,
+            global,
             stats: CoreStats::default(),
         }
     }
 
     /// Runs one command.
     pub fn exec(&mut self, cmd: &ShardCmd) -> Reply {
-        let mut ctx = Ctx { db: &mut self.dbs[cmd.db], now: now_ms(), max_bulk: self.max_bulk };
+        let max_bulk = self.global.max_bulk();
+        let mut ctx = Ctx { db: &mut self.dbs[cmd.db], now: now_ms(), max_bulk };
         (cmd.run)(&mut ctx, &cmd.args)
     }
 
     /// Runs `f` with the context of database `db`.
     pub fn with_db<R>(&mut self, db: usize, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
-        f(&mut Ctx { db: &mut self.dbs[db], now: now_ms(), max_bulk: self.max_bulk })
+        f(&mut Ctx { db: &mut self.dbs[db], now: now_ms(), max_bulk: self.global.max_bulk() })
     }
 
     /// Every database.

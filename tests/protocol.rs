@@ -1,0 +1,204 @@
+//! Wire-level tests: raw bytes at every split point, inline commands, hostile lengths, RESP3,
+//! and clients that misbehave. Every test runs over plain TCP and TLS.
+
+mod common;
+
+use common::{resp, Mode, Server, MODES};
+
+#[test]
+fn pipeline_at_every_split_point() {
+    let server = Server::start();
+    for mode in MODES {
+        let mut c = server.raw(mode);
+        let mut req = resp(&[b"SET", b"split", b"value"]);
+        req.extend(resp(&[b"GET", b"split"]));
+        req.extend_from_slice(b"PING\r\n");
+        let expected = b"+OK\r\n$5\r\nvalue\r\n+PONG\r\n";
+        for split in 1..req.len() {
+            c.send(&req[..split]);
+            c.send(&req[split..]);
+            let got = c.read_n(expected.len());
+            assert_eq!(got, expected, "{mode:?} split at {split}");
+        }
+    }
+}
+
+#[test]
+fn inline_commands_with_quotes() {
+    let server = Server::start();
+    for mode in MODES {
+        let mut c = server.raw(mode);
+        c.roundtrip(b"SET inline \"a b\\x41\"\r\n", b"+OK\r\n");
+        c.roundtrip(b"GET inline\r\n", b"$4\r\na bA\r\n");
+        c.roundtrip(b"  \r\n\r\nPING\n", b"+PONG\r\n");
+        c.roundtrip(b"ECHO 'it\\'s'\r\n", b"$4\r\nit's\r\n");
+    }
+}
+
+#[test]
+fn command_errors_match_redis() {
+    let server = Server::start();
+    for mode in MODES {
+        let mut c = server.raw(mode);
+        c.roundtrip(&resp(&[b"GET"]), b"-ERR wrong number of arguments for 'get' command\r\n");
+        c.roundtrip(
+            &resp(&[b"NOPE", b"a", b"b"]),
+            b"-ERR unknown command 'NOPE', with args beginning with: 'a' 'b' \r\n",
+        );
+        c.roundtrip(&resp(&[b"MSET", b"a", b"1", b"b"]), b"-ERR wrong number of arguments for 'mset' command\r\n");
+        c.roundtrip(&resp(&[b"SET", b"n", b"x"]), b"+OK\r\n");
+        c.roundtrip(&resp(&[b"INCR", b"n"]), b"-ERR value is not an integer or out of range\r\n");
+        c.roundtrip(&resp(&[b"SET", b"n", b"1", b"EX", b"0"]), b"-ERR invalid expire time in 'set' command\r\n");
+        c.roundtrip(&resp(&[b"SET", b"n", b"1", b"NX", b"XX"]), b"-ERR syntax error\r\n");
+        c.roundtrip(&resp(&[b"SELECT", b"99"]), b"-ERR DB index is out of range\r\n");
+        // The connection is still usable after errors.
+        c.roundtrip(b"PING\r\n", b"+PONG\r\n");
+    }
+}
+
+/// Each hostile request gets Redis's protocol error and the connection closes; the server lives.
+#[test]
+fn hostile_lengths_close_with_redis_errors() {
+    let server = Server::start();
+    let cases: [(&[u8], &str); 6] = [
+        (b"*1\r\n$600000000\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
+        (b"*1\r\n$-5\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
+        (b"*3000000000\r\n", "-ERR Protocol error: invalid multibulk length\r\n"),
+        (b"*1\r\n:5\r\n", "-ERR Protocol error: expected '$', got ':'\r\n"),
+        (b"GET \"unbalanced\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"),
+        (b"*abc\r\n", "-ERR Protocol error: invalid multibulk length\r\n"),
+    ];
+    for mode in MODES {
+        for (req, expected) in cases {
+            let mut c = server.raw(mode);
+            c.send(&resp(&[b"PING"]));
+            c.send(req);
+            let got = c.read_to_close();
+            assert_eq!(String::from_utf8_lossy(&got), format!("+PONG\r\n{expected}"), "{mode:?}");
+        }
+        // A 64 KiB+ line without a newline.
+        let mut c = server.raw(mode);
+        c.send(&vec![b'x'; 70 * 1024]);
+        assert_eq!(c.read_to_close(), b"-ERR Protocol error: too big inline request\r\n");
+    }
+    assert!(server.log().contains("Protocol error"), "protocol errors are logged");
+    let mut c = server.conn(Mode::Plain);
+    let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+    assert_eq!(pong, "PONG");
+}
+
+#[test]
+fn proto_max_bulk_len_is_enforced() {
+    let server = Server::with(common::Opts::default().arg("proto-max-bulk-len", "1kb"));
+    for mode in MODES {
+        let mut c = server.raw(mode);
+        c.roundtrip(&resp(&[b"SET", b"k", &[b'v'; 1024]]), b"+OK\r\n");
+        c.send(&resp(&[b"SET", b"k", &[b'v'; 1025]]));
+        assert_eq!(c.read_to_close(), b"-ERR Protocol error: invalid bulk length\r\n");
+    }
+}
+
+#[test]
+fn query_buffer_limit_closes_the_connection() {
+    let server = Server::with(common::Opts::default().arg("client-query-buffer-limit", "1mb"));
+    for mode in MODES {
+        let mut c = server.raw(mode);
+        // A bulk that announces 2 MB and sends it: the buffer passes 1 MB and the server hangs up.
+        c.send(b"*2\r\n$3\r\nGET\r\n$2000000\r\n");
+        let chunk = vec![b'a'; 64 * 1024];
+        let mut closed = false;
+        for _ in 0..40 {
+            if c.inner.write_all(&chunk).is_err() {
+                closed = true;
+                break;
+            }
+        }
+        if !closed {
+            assert!(c.read_to_close().is_empty());
+        }
+    }
+    assert!(server.wait_log("max query buffer length"));
+}
+
+#[test]
+fn resp3_via_hello() {
+    let server = Server::start();
+    for mode in MODES {
+        let mut c = server.raw(mode);
+        c.send(&resp(&[b"HELLO", b"3"]));
+        let hello = common::read_reply(&mut c.inner);
+        let text = String::from_utf8_lossy(&hello);
+        assert!(text.starts_with("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n"), "{text}");
+        assert!(text.contains("$5\r\nproto\r\n:3\r\n"), "{text}");
+        c.roundtrip(&resp(&[b"GET", b"missing-key"]), b"_\r\n");
+        c.send(&resp(&[b"CONFIG", b"GET", b"hz"]));
+        assert_eq!(common::read_reply(&mut c.inner), b"%1\r\n$2\r\nhz\r\n$2\r\n10\r\n");
+        c.roundtrip(&resp(&[b"HELLO", b"4"]), b"-NOPROTO unsupported protocol version\r\n");
+        c.send(&resp(&[b"HELLO", b"2"]));
+        let _ = common::read_reply(&mut c.inner);
+        c.roundtrip(&resp(&[b"GET", b"missing-key"]), b"$-1\r\n");
+    }
+}
+
+/// A client that stops reading its replies stalls only itself.
+#[test]
+fn client_that_stops_reading_stalls_only_itself() {
+    let server = Server::start();
+    for mode in MODES {
+        let mut setup = server.conn(mode);
+        let big = vec![b'z'; 1 << 20];
+        redis::cmd("SET").arg("big").arg(&big).query::<()>(&mut setup).unwrap();
+        let mut slow = server.raw(mode);
+        let get = resp(&[b"GET", b"big"]);
+        for _ in 0..64 {
+            slow.send(&get);
+        }
+        // 64 MB of replies are waiting for a reader that never comes; everyone else is served.
+        for _ in 0..20 {
+            let mut other = server.conn(mode);
+            let n: usize = redis::cmd("STRLEN").arg("big").query(&mut other).unwrap();
+            assert_eq!(n, 1 << 20);
+        }
+        drop(slow);
+    }
+    let mut c = server.conn(Mode::Plain);
+    assert_eq!(redis::cmd("PING").query::<String>(&mut c).unwrap(), "PONG");
+}
+
+#[test]
+fn plaintext_on_the_tls_port_is_closed() {
+    let server = Server::start();
+    let mut tcp = std::net::TcpStream::connect(server.addr(Mode::Tls)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
+    use std::io::{Read, Write};
+    tcp.write_all(b"PING\r\n*1\r\n$4\r\nPING\r\n").unwrap();
+    let mut buf = Vec::new();
+    let _ = tcp.read_to_end(&mut buf);
+    assert!(!buf.windows(4).any(|w| w == b"PONG"), "no reply in plaintext on the TLS port");
+    assert!(server.wait_log("TLS handshake failed"));
+    // And the server still serves TLS.
+    let mut c = server.conn(Mode::Tls);
+    assert_eq!(redis::cmd("PING").query::<String>(&mut c).unwrap(), "PONG");
+}
+
+#[test]
+fn requirepass_gates_commands_and_tightens_the_parser() {
+    let server = Server::with(common::Opts::default().arg("requirepass", "s3cret"));
+    for mode in MODES {
+        let mut c = server.raw(mode);
+        c.roundtrip(&resp(&[b"GET", b"k"]), b"-NOAUTH Authentication required.\r\n");
+        c.roundtrip(&resp(&[b"AUTH", b"wrong"]), b"-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+        c.roundtrip(&resp(&[b"AUTH", b"default", b"s3cret"]), b"+OK\r\n");
+        c.roundtrip(&resp(&[b"GET", b"k"]), b"$-1\r\n");
+        c.roundtrip(&resp(&[b"RESET"]), b"+RESET\r\n");
+        c.roundtrip(&resp(&[b"GET", b"k"]), b"-NOAUTH Authentication required.\r\n");
+        // Unauthenticated clients may not send big requests (as Redis).
+        c.send(b"*20\r\n");
+        assert_eq!(c.read_to_close(), b"-ERR Protocol error: unauthenticated multibulk length\r\n");
+        let mut c = server.raw(mode);
+        c.send(&resp(&[b"HELLO", b"3", b"AUTH", b"default", b"s3cret", b"SETNAME", b"me"]));
+        let hello = common::read_reply(&mut c.inner);
+        assert!(hello.starts_with(b"%7"), "{}", String::from_utf8_lossy(&hello));
+        c.roundtrip(&resp(&[b"CLIENT", b"GETNAME"]), b"$2\r\nme\r\n");
+    }
+}
