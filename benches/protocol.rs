@@ -1,1 +1,47 @@
-fn main() {}
+//! Micro-benchmarks of the per-request hot path: RESP parsing, reply encoding, hash slots.
+
+use bytes::BytesMut;
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use ferrokey::facade::resp::{Limits, RequestParser};
+use ferrokey::facade::Reply;
+use ferrokey::server::slot::Slot;
+
+fn parse(c: &mut Criterion) {
+    let mut pipeline = Vec::new();
+    for i in 0..16 {
+        pipeline
+            .extend_from_slice(format!("*3\r\n$3\r\nSET\r\n$8\r\nkey:{i:04}\r\n$3\r\nxxx\r\n").as_bytes());
+    }
+    c.bench_function("parse 16 pipelined SETs", |b| {
+        let mut parser = RequestParser::new();
+        b.iter(|| {
+            let mut buf = BytesMut::from(&pipeline[..]);
+            let mut n = 0;
+            while let Ok(Some(args)) = parser.parse(&mut buf, &Limits::default(), true) {
+                n += args.len();
+            }
+            black_box(n)
+        });
+    });
+}
+
+fn encode(c: &mut Criterion) {
+    let reply = Reply::Array((0..10).map(|i| Reply::bulk(format!("value-{i}"))).collect());
+    c.bench_function("encode 10-element array", |b| {
+        let mut out = BytesMut::with_capacity(4096);
+        b.iter(|| {
+            out.clear();
+            reply.encode(false, &mut out);
+            black_box(out.len())
+        });
+    });
+}
+
+fn slots(c: &mut Criterion) {
+    c.bench_function("hash slot of a 16-byte key", |b| {
+        b.iter(|| black_box(Slot::of(black_box(b"user:1000:profile"))).shard(2));
+    });
+}
+
+criterion_group!(benches, parse, encode, slots);
+criterion_main!(benches);

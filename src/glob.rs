@@ -84,7 +84,9 @@ fn class(pattern: &[u8], open: usize, c: u8, nocase: bool) -> Option<(bool, usiz
                 hit |= fold(pattern[i + 1]) == c;
                 i += 2;
             }
-            Some(&lo) if pattern.get(i + 1) == Some(&b'-') && i + 2 < pattern.len() && pattern[i + 2] != b']' => {
+            Some(&lo)
+                if pattern.get(i + 1) == Some(&b'-') && i + 2 < pattern.len() && pattern[i + 2] != b']' =>
+            {
                 let (mut a, mut b) = (fold(lo), fold(pattern[i + 2]));
                 if a > b {
                     std::mem::swap(&mut a, &mut b);

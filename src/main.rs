@@ -8,11 +8,19 @@ use ferrokey::config::{Config, LogLevel};
 
 /// A Redis-compatible, thread-per-core in-memory data server where TLS is never the bottleneck.
 #[derive(Parser)]
-#[command(version, about, after_help = "Any directive of the config file may be given as \
-    `--name value`; it overrides the file. Example: ferrokey-server config/ferrokey.conf --port 7000")]
+#[command(
+    version,
+    about,
+    after_help = "Any directive of the config file may be given as \
+    `--name value`; it overrides the file. Example: ferrokey-server config/ferrokey.conf --port 7000"
+)]
 struct Cli {
     /// A config file (redis.conf syntax), then `--directive value ...` overrides.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CONFIG-FILE] [--DIRECTIVE VALUE")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CONFIG-FILE] [--DIRECTIVE VALUE"
+    )]
     args: Vec<String>,
 }
 

@@ -77,8 +77,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let memlock = raise_memlock();
     let tls = if config.tls_port != 0 { Some(tls::server_config(&config)?) } else { None };
     let cpus = choose_cpus(&config)?;
-    let cores: Vec<CoreInfo> =
-        cpus.iter().enumerate().map(|(shard, &cpu)| CoreInfo { shard, cpu }).collect();
+    let cores: Vec<CoreInfo> = cpus.iter().enumerate().map(|(shard, &cpu)| CoreInfo { shard, cpu }).collect();
     let global = Arc::new(Global::new(config.clone(), cores.clone()));
     watch_signals(global.clone());
 
@@ -99,7 +98,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
         match spawned {
             Ok(h) => handles.push(h),
             Err(e) => {
-                gos.into_iter().for_each(|g| { let _ = g.send(false); });
+                gos.into_iter().for_each(|g| {
+                    let _ = g.send(false);
+                });
                 return Err(StartError::Executor {
                     shard,
                     cpu: core.cpu,
@@ -133,7 +134,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
         }
     }
     let ok = failure.is_none();
-    gos.into_iter().for_each(|g| { let _ = g.send(ok); });
+    gos.into_iter().for_each(|g| {
+        let _ = g.send(ok);
+    });
     if let Some(e) = failure {
         return Err(e);
     }
@@ -207,10 +210,8 @@ async fn core_main(
     let router = Rc::new(Router::new(ShardId(id), shards, host.clone(), senders));
     let core = Rc::new(Core::new(router, global.clone()));
 
-    let accepts: Vec<_> = listeners
-        .into_iter()
-        .map(|l| glommio::spawn_local(accept_loop(l, core.clone())).detach())
-        .collect();
+    let accepts: Vec<_> =
+        listeners.into_iter().map(|l| glommio::spawn_local(accept_loop(l, core.clone())).detach()).collect();
     let cron = glommio::spawn_local(cron(core.clone())).detach();
     while !global.shutting_down() {
         Timer::new(SHUTDOWN_POLL).await;
@@ -231,7 +232,7 @@ fn bind_all(config: &Config, tls: Option<Arc<ServerConfig>>) -> Result<Vec<Liste
     for raw in &config.bind {
         // Redis's `-` prefix: skip the address if it is unavailable.
         let (optional, text) = raw.strip_prefix('-').map_or((false, raw.as_str()), |t| (true, t));
-        let ip: IpAddr = match (text == "*").then(|| "0.0.0.0".parse()).unwrap_or_else(|| text.parse()) {
+        let ip: IpAddr = match if text == "*" { "0.0.0.0".parse() } else { text.parse() } {
             Ok(ip) => ip,
             Err(_) => return Err(format!("bind: '{raw}' is not an IP address")),
         };
@@ -327,7 +328,8 @@ async fn cron(core: Rc<Core>) {
 fn choose_cpus(config: &Config) -> Result<Vec<usize>, StartError> {
     let available: Vec<usize> =
         core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
-    let mut cpus = if config.server_cpus.0.is_empty() { available.clone() } else { config.server_cpus.0.clone() };
+    let mut cpus =
+        if config.server_cpus.0.is_empty() { available.clone() } else { config.server_cpus.0.clone() };
     if let Some(missing) = cpus.iter().find(|c| !available.contains(c)) {
         return Err(StartError::Cpus(format!(
             "server-cpus names cpu {missing}, but this process may run on {available:?}"

@@ -25,7 +25,10 @@ impl RedisServer {
             .spawn()
             .expect("redis-server must be installed (apt-get install redis-server)");
         let out = child.stdout.take().unwrap();
-        let ready = BufReader::new(out).lines().map_while(Result::ok).any(|l| l.contains("Ready to accept connections"));
+        let ready = BufReader::new(out)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.contains("Ready to accept connections"));
         assert!(ready, "redis-server did not start");
         RedisServer { child, port }
     }
@@ -41,51 +44,173 @@ impl Drop for RedisServer {
 /// Requests whose replies must be identical on Redis 7.0 and ferrokey. Keys spread over shards.
 const SCRIPT: &[&[&str]] = &[
     &["FLUSHALL"],
-    &["SET", "k", "v"], &["GET", "k"], &["SET", "k", "v2", "GET"], &["SET", "k", "v3", "NX"],
-    &["SET", "k", "v3", "XX", "GET"], &["SET", "k", "v4", "NX", "GET"], &["SET", "k", ""], &["GET", "k"],
-    &["SET", "n", "10"], &["INCR", "n"], &["INCRBY", "n", "-5"], &["DECR", "n"], &["DECRBY", "n", "3"],
-    &["INCRBY", "n", "abc"], &["INCR", "k"], &["SET", "big", "9223372036854775807"], &["INCR", "big"],
-    &["DECRBY", "n", "-9223372036854775808"], &["SET", "sp", " 1"], &["INCR", "sp"],
-    &["INCRBYFLOAT", "f", "1.5"], &["INCRBYFLOAT", "f", "0.1"], &["INCRBYFLOAT", "f", "abc"],
-    &["SET", "f2", "1e3"], &["INCRBYFLOAT", "f2", "1"], &["INCRBYFLOAT", "f2", "inf"], &["INCRBYFLOAT", "f", "-1.6"],
-    &["APPEND", "a", "hello"], &["APPEND", "a", " world"], &["STRLEN", "a"], &["STRLEN", "nokey"],
-    &["GETRANGE", "a", "0", "4"], &["GETRANGE", "a", "-5", "-1"], &["GETRANGE", "a", "5", "1"],
-    &["GETRANGE", "a", "-1", "-5"], &["GETRANGE", "nokey", "0", "-1"], &["GETRANGE", "a", "0", "100"],
-    &["GETRANGE", "a", "x", "1"], &["SETRANGE", "a", "6", "WORLD"], &["GET", "a"], &["SETRANGE", "s", "3", "x"],
-    &["GET", "s"], &["SETRANGE", "a", "-1", "x"], &["SETRANGE", "a", "0", ""], &["SETRANGE", "none", "5", ""],
-    &["SETNX", "a", "x"], &["SETNX", "new", "x"], &["SETEX", "e", "100", "v"], &["TTL", "e"],
-    &["SETEX", "e", "0", "v"], &["SETEX", "e", "abc", "v"], &["PSETEX", "e2", "100000", "v"], &["TTL", "e2"],
-    &["GETSET", "a", "z"], &["GETSET", "nokey2", "z"], &["GETDEL", "a"], &["GETDEL", "a"],
-    &["GETEX", "e", "PERSIST"], &["TTL", "e"], &["GETEX", "e", "EX", "50"], &["TTL", "e"],
-    &["GETEX", "e", "EX", "0"], &["GETEX", "e", "FOO"], &["GETEX", "e", "EX", "1", "PX", "1"], &["GETEX", "nokey"],
-    &["MSET", "m1", "a", "m2", "b", "m3", "c"], &["MGET", "m1", "m2", "nokey", "m3"],
-    &["MSETNX", "m1", "x", "m9", "y"], &["MSETNX", "m8", "x", "m9", "y"], &["MGET", "m8", "m9", "m8"],
-    &["DEL", "m1", "m2", "nokey", "m1"], &["EXISTS", "m3", "m3", "nokey"], &["TOUCH", "m3", "m9", "nokey"],
-    &["UNLINK", "nokey", "n"], &["TYPE", "m3"], &["TYPE", "nokey"],
-    &["EXPIRE", "m3", "100"], &["TTL", "m3"], &["EXPIRE", "m3", "200", "NX"], &["EXPIRE", "m3", "50", "GT"],
-    &["EXPIRE", "m3", "150", "GT"], &["TTL", "m3"], &["EXPIRE", "m3", "100", "LT"], &["TTL", "m3"],
-    &["EXPIRE", "m3", "100", "NX", "XX"], &["EXPIRE", "m3", "100", "GT", "LT"], &["EXPIRE", "m3", "100", "FOO"],
-    &["EXPIRE", "m9", "100", "XX"], &["EXPIRE", "m9", "100", "GT"], &["EXPIRE", "m9", "100", "LT"], &["TTL", "m9"],
-    &["PERSIST", "m3"], &["PERSIST", "m3"], &["TTL", "m3"], &["EXPIRE", "nokey", "10"], &["EXPIRE", "m3", "-1"],
-    &["EXISTS", "m3"], &["EXPIRE", "m8", "abc"], &["EXPIRE", "m8", "9223372036854775807"],
-    &["EXPIRETIME", "m8"], &["EXPIRETIME", "nokey"], &["EXPIREAT", "m8", "4102444800"], &["EXPIRETIME", "m8"],
-    &["PEXPIRETIME", "m8"], &["PEXPIREAT", "m8", "4102444800123"], &["PEXPIRETIME", "m8"], &["TTL", "nokey"],
-    &["RENAME", "m8", "r1"], &["GET", "r1"], &["PEXPIRETIME", "r1"], &["RENAME", "nokey", "r2"],
-    &["RENAMENX", "r1", "m9"], &["RENAMENX", "r1", "fresh"], &["RENAMENX", "nokey", "fresh2"],
-    &["RENAME", "fresh", "fresh"], &["RENAMENX", "fresh", "fresh"], &["GET", "fresh"],
-    &["SET", "x", "1", "KEEPTTL"], &["SET", "x", "1", "EX", "10", "KEEPTTL"], &["SET", "x", "1", "PX", "100", "EX", "10"],
-    &["SET", "x", "1", "EXAT", "1"], &["GET", "x"], &["SET", "x", "1", "EX"], &["SET", "x", "1", "EX", "-5"],
-    &["SET", "x", "1", "EX", "9223372036854775807"], &["SET", "x", "2", "EX", "100"], &["SET", "x", "3", "KEEPTTL"],
-    &["TTL", "x"], &["SET", "x", "4"], &["TTL", "x"],
-    &["DBSIZE"], &["SELECT", "1"], &["DBSIZE"], &["SET", "db1", "v"], &["DBSIZE"], &["SELECT", "0"], &["EXISTS", "db1"],
-    &["SELECT", "abc"], &["SELECT", "-1"], &["PING"], &["PING", "hello"], &["PING", "a", "b"], &["ECHO", "hi"],
-    &["CLIENT", "SETNAME", "bad name"], &["CLIENT", "SETNAME", "good"], &["CLIENT", "GETNAME"],
-    &["CLIENT", "NOSUCH"], &["AUTH", "x"], &["AUTH", "default", "x"],
-    &["CONFIG", "GET", "databases"], &["CONFIG", "GET", "maxclients"], &["CONFIG", "GET", "nosuchdirective"],
-    &["CONFIG", "SET", "hz"], &["CONFIG", "NOSUCH"], &["FLUSHDB", "NOW"],
-    &["HELLO", "2", "SETNAME", "x y"], &["HELLO", "abc"], &["HELLO", "2", "FOO"],
-    &["SCAN", "abc"], &["SCAN", "0", "COUNT", "0"], &["SCAN", "0", "FOO", "bar"], &["GET", "a", "b"],
-    &["FLUSHDB"], &["DBSIZE"], &["RANDOMKEY"], &["KEYS", "*"], &["FLUSHALL", "SYNC"],
+    &["SET", "k", "v"],
+    &["GET", "k"],
+    &["SET", "k", "v2", "GET"],
+    &["SET", "k", "v3", "NX"],
+    &["SET", "k", "v3", "XX", "GET"],
+    &["SET", "k", "v4", "NX", "GET"],
+    &["SET", "k", ""],
+    &["GET", "k"],
+    &["SET", "n", "10"],
+    &["INCR", "n"],
+    &["INCRBY", "n", "-5"],
+    &["DECR", "n"],
+    &["DECRBY", "n", "3"],
+    &["INCRBY", "n", "abc"],
+    &["INCR", "k"],
+    &["SET", "big", "9223372036854775807"],
+    &["INCR", "big"],
+    &["DECRBY", "n", "-9223372036854775808"],
+    &["SET", "sp", " 1"],
+    &["INCR", "sp"],
+    &["INCRBYFLOAT", "f", "1.5"],
+    &["INCRBYFLOAT", "f", "0.1"],
+    &["INCRBYFLOAT", "f", "abc"],
+    &["SET", "f2", "1e3"],
+    &["INCRBYFLOAT", "f2", "1"],
+    &["INCRBYFLOAT", "f2", "inf"],
+    &["INCRBYFLOAT", "f", "-1.6"],
+    &["APPEND", "a", "hello"],
+    &["APPEND", "a", " world"],
+    &["STRLEN", "a"],
+    &["STRLEN", "nokey"],
+    &["GETRANGE", "a", "0", "4"],
+    &["GETRANGE", "a", "-5", "-1"],
+    &["GETRANGE", "a", "5", "1"],
+    &["GETRANGE", "a", "-1", "-5"],
+    &["GETRANGE", "nokey", "0", "-1"],
+    &["GETRANGE", "a", "0", "100"],
+    &["GETRANGE", "a", "x", "1"],
+    &["SETRANGE", "a", "6", "WORLD"],
+    &["GET", "a"],
+    &["SETRANGE", "s", "3", "x"],
+    &["GET", "s"],
+    &["SETRANGE", "a", "-1", "x"],
+    &["SETRANGE", "a", "0", ""],
+    &["SETRANGE", "none", "5", ""],
+    &["SETNX", "a", "x"],
+    &["SETNX", "new", "x"],
+    &["SETEX", "e", "100", "v"],
+    &["TTL", "e"],
+    &["SETEX", "e", "0", "v"],
+    &["SETEX", "e", "abc", "v"],
+    &["PSETEX", "e2", "100000", "v"],
+    &["TTL", "e2"],
+    &["GETSET", "a", "z"],
+    &["GETSET", "nokey2", "z"],
+    &["GETDEL", "a"],
+    &["GETDEL", "a"],
+    &["GETEX", "e", "PERSIST"],
+    &["TTL", "e"],
+    &["GETEX", "e", "EX", "50"],
+    &["TTL", "e"],
+    &["GETEX", "e", "EX", "0"],
+    &["GETEX", "e", "FOO"],
+    &["GETEX", "e", "EX", "1", "PX", "1"],
+    &["GETEX", "nokey"],
+    &["MSET", "m1", "a", "m2", "b", "m3", "c"],
+    &["MGET", "m1", "m2", "nokey", "m3"],
+    &["MSETNX", "m1", "x", "m9", "y"],
+    &["MSETNX", "m8", "x", "m9", "y"],
+    &["MGET", "m8", "m9", "m8"],
+    &["DEL", "m1", "m2", "nokey", "m1"],
+    &["EXISTS", "m3", "m3", "nokey"],
+    &["TOUCH", "m3", "m9", "nokey"],
+    &["UNLINK", "nokey", "n"],
+    &["TYPE", "m3"],
+    &["TYPE", "nokey"],
+    &["EXPIRE", "m3", "100"],
+    &["TTL", "m3"],
+    &["EXPIRE", "m3", "200", "NX"],
+    &["EXPIRE", "m3", "50", "GT"],
+    &["EXPIRE", "m3", "150", "GT"],
+    &["TTL", "m3"],
+    &["EXPIRE", "m3", "100", "LT"],
+    &["TTL", "m3"],
+    &["EXPIRE", "m3", "100", "NX", "XX"],
+    &["EXPIRE", "m3", "100", "GT", "LT"],
+    &["EXPIRE", "m3", "100", "FOO"],
+    &["EXPIRE", "m9", "100", "XX"],
+    &["EXPIRE", "m9", "100", "GT"],
+    &["EXPIRE", "m9", "100", "LT"],
+    &["TTL", "m9"],
+    &["PERSIST", "m3"],
+    &["PERSIST", "m3"],
+    &["TTL", "m3"],
+    &["EXPIRE", "nokey", "10"],
+    &["EXPIRE", "m3", "-1"],
+    &["EXISTS", "m3"],
+    &["EXPIRE", "m8", "abc"],
+    &["EXPIRE", "m8", "9223372036854775807"],
+    &["EXPIRETIME", "m8"],
+    &["EXPIRETIME", "nokey"],
+    &["EXPIREAT", "m8", "4102444800"],
+    &["EXPIRETIME", "m8"],
+    &["PEXPIRETIME", "m8"],
+    &["PEXPIREAT", "m8", "4102444800123"],
+    &["PEXPIRETIME", "m8"],
+    &["TTL", "nokey"],
+    &["RENAME", "m8", "r1"],
+    &["GET", "r1"],
+    &["PEXPIRETIME", "r1"],
+    &["RENAME", "nokey", "r2"],
+    &["RENAMENX", "r1", "m9"],
+    &["RENAMENX", "r1", "fresh"],
+    &["RENAMENX", "nokey", "fresh2"],
+    &["RENAME", "fresh", "fresh"],
+    &["RENAMENX", "fresh", "fresh"],
+    &["GET", "fresh"],
+    &["SET", "x", "1", "KEEPTTL"],
+    &["SET", "x", "1", "EX", "10", "KEEPTTL"],
+    &["SET", "x", "1", "PX", "100", "EX", "10"],
+    &["SET", "x", "1", "EXAT", "1"],
+    &["GET", "x"],
+    &["SET", "x", "1", "EX"],
+    &["SET", "x", "1", "EX", "-5"],
+    &["SET", "x", "1", "EX", "9223372036854775807"],
+    &["SET", "x", "2", "EX", "100"],
+    &["SET", "x", "3", "KEEPTTL"],
+    &["TTL", "x"],
+    &["SET", "x", "4"],
+    &["TTL", "x"],
+    &["DBSIZE"],
+    &["SELECT", "1"],
+    &["DBSIZE"],
+    &["SET", "db1", "v"],
+    &["DBSIZE"],
+    &["SELECT", "0"],
+    &["EXISTS", "db1"],
+    &["SELECT", "abc"],
+    &["SELECT", "-1"],
+    &["PING"],
+    &["PING", "hello"],
+    &["PING", "a", "b"],
+    &["ECHO", "hi"],
+    &["CLIENT", "SETNAME", "bad name"],
+    &["CLIENT", "SETNAME", "good"],
+    &["CLIENT", "GETNAME"],
+    &["CLIENT", "NOSUCH"],
+    &["AUTH", "x"],
+    &["AUTH", "default", "x"],
+    &["CONFIG", "GET", "databases"],
+    &["CONFIG", "GET", "maxclients"],
+    &["CONFIG", "GET", "nosuchdirective"],
+    &["CONFIG", "SET", "hz"],
+    &["CONFIG", "NOSUCH"],
+    &["FLUSHDB", "NOW"],
+    &["HELLO", "2", "SETNAME", "x y"],
+    &["HELLO", "abc"],
+    &["HELLO", "2", "FOO"],
+    &["SCAN", "abc"],
+    &["SCAN", "0", "COUNT", "0"],
+    &["SCAN", "0", "FOO", "bar"],
+    &["GET", "a", "b"],
+    &["FLUSHDB"],
+    &["DBSIZE"],
+    &["RANDOMKEY"],
+    &["KEYS", "*"],
+    &["FLUSHALL", "SYNC"],
 ];
 
 fn run_script(stream: &mut dyn Read, write: &mut dyn FnMut(&[u8]), resp3: bool) -> Vec<String> {
@@ -110,7 +235,8 @@ fn replies_match_redis_server() {
     for resp3 in [false, true] {
         let mut redis = std::net::TcpStream::connect(("127.0.0.1", reference.port)).unwrap();
         let mut redis_w = redis.try_clone().unwrap();
-        let expected = run_script(&mut redis, &mut |b| std::io::Write::write_all(&mut redis_w, b).unwrap(), resp3);
+        let expected =
+            run_script(&mut redis, &mut |b| std::io::Write::write_all(&mut redis_w, b).unwrap(), resp3);
         for mode in MODES {
             let mut raw = server.raw(mode);
             // One stream for reading and writing: a small adapter over the raw connection.
@@ -125,7 +251,12 @@ fn replies_match_redis_server() {
                 .filter(|(e, g)| e != g)
                 .map(|(e, g)| format!("redis:    {e}\nferrokey: {g}"))
                 .collect();
-            assert!(diffs.is_empty(), "{mode:?} resp3={resp3}: {} differences:\n{}", diffs.len(), diffs.join("\n"));
+            assert!(
+                diffs.is_empty(),
+                "{mode:?} resp3={resp3}: {} differences:\n{}",
+                diffs.len(),
+                diffs.join("\n")
+            );
         }
     }
 }
@@ -197,8 +328,14 @@ fn scan_visits_every_key_across_shards() {
         let mut cursor = 0u64;
         let mut calls = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) =
-                redis::cmd("SCAN").arg(cursor).arg("MATCH").arg("scan:*").arg("COUNT").arg(50).query(&mut c).unwrap();
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("scan:*")
+                .arg("COUNT")
+                .arg(50)
+                .query(&mut c)
+                .unwrap();
             seen.extend(keys);
             calls += 1;
             cursor = next;
@@ -212,7 +349,8 @@ fn scan_visits_every_key_across_shards() {
         keys.sort();
         assert_eq!(keys.len(), 100);
         assert_eq!(c.scan_match::<_, String>("other").unwrap().count(), 1);
-        let typed: (u64, Vec<String>) = redis::cmd("SCAN").arg(0).arg("TYPE").arg("list").query(&mut c).unwrap();
+        let typed: (u64, Vec<String>) =
+            redis::cmd("SCAN").arg(0).arg("TYPE").arg("list").query(&mut c).unwrap();
         assert!(typed.1.is_empty());
         let random: String = redis::cmd("RANDOMKEY").query(&mut c).unwrap();
         assert!(random.starts_with("scan:") || random == "other");
@@ -228,7 +366,16 @@ fn info_client_and_command_introspection() {
         let _: () = redis::cmd("CLIENT").arg("SETNAME").arg("introspect").query(&mut c).unwrap();
         let _: () = c.set("info:key", 1).unwrap();
         let info: String = redis::cmd("INFO").query(&mut c).unwrap();
-        for field in ["redis_version:", "process_id:", "connected_clients:", "total_commands_processed:", "used_cpu_user:", "core0:cpu=", "core1:cpu=", "db0:keys="] {
+        for field in [
+            "redis_version:",
+            "process_id:",
+            "connected_clients:",
+            "total_commands_processed:",
+            "used_cpu_user:",
+            "core0:cpu=",
+            "core1:cpu=",
+            "db0:keys=",
+        ] {
             assert!(info.contains(field), "INFO lacks {field}:\n{info}");
         }
         let only: String = redis::cmd("INFO").arg("keyspace").query(&mut c).unwrap();
@@ -240,7 +387,8 @@ fn info_client_and_command_introspection() {
         assert!(mine.starts_with(&format!("id={id} ")), "{mine}");
         let count: usize = redis::cmd("COMMAND").arg("COUNT").query(&mut c).unwrap();
         assert!(count >= 50);
-        let info: Vec<redis::Value> = redis::cmd("COMMAND").arg("INFO").arg("get").arg("nosuch").query(&mut c).unwrap();
+        let info: Vec<redis::Value> =
+            redis::cmd("COMMAND").arg("INFO").arg("get").arg("nosuch").query(&mut c).unwrap();
         assert_eq!(info.len(), 2);
         assert_eq!(info[1], redis::Value::Nil);
         let docs: redis::Value = redis::cmd("COMMAND").arg("DOCS").arg("set").query(&mut c).unwrap();
@@ -272,7 +420,14 @@ fn config_set_applies_at_runtime() {
     let server = Server::start();
     for mode in MODES {
         let mut c = server.conn(mode);
-        let _: () = redis::cmd("CONFIG").arg("SET").arg("proto-max-bulk-len").arg("1000").arg("hz").arg("20").query(&mut c).unwrap();
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("proto-max-bulk-len")
+            .arg("1000")
+            .arg("hz")
+            .arg("20")
+            .query(&mut c)
+            .unwrap();
         let hz: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("hz").query(&mut c).unwrap();
         assert_eq!(hz, ["hz", "20"]);
         // The new limit holds for SETRANGE/APPEND, which build strings on the shard.
@@ -280,11 +435,19 @@ fn config_set_applies_at_runtime() {
         assert!(err.to_string().contains("string exceeds maximum allowed size"), "{err}");
         let err = redis::cmd("CONFIG").arg("SET").arg("databases").arg("4").query::<()>(&mut c).unwrap_err();
         assert!(err.to_string().contains("can't set immutable config"), "{err}");
-        let err = redis::cmd("CONFIG").arg("SET").arg("hz").arg("30").arg("maxclients").arg("x").query::<()>(&mut c).unwrap_err();
+        let err = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("hz")
+            .arg("30")
+            .arg("maxclients")
+            .arg("x")
+            .query::<()>(&mut c)
+            .unwrap_err();
         assert!(err.to_string().contains("maxclients"), "{err}");
         let hz: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("hz").query(&mut c).unwrap();
         assert_eq!(hz, ["hz", "20"], "a failed CONFIG SET changes nothing");
-        let _: () = redis::cmd("CONFIG").arg("SET").arg("proto-max-bulk-len").arg("512mb").query(&mut c).unwrap();
+        let _: () =
+            redis::cmd("CONFIG").arg("SET").arg("proto-max-bulk-len").arg("512mb").query(&mut c).unwrap();
     }
     let _ = Mode::Plain;
 }

@@ -45,10 +45,16 @@ fn command_errors_match_redis() {
             &resp(&[b"NOPE", b"a", b"b"]),
             b"-ERR unknown command 'NOPE', with args beginning with: 'a' 'b' \r\n",
         );
-        c.roundtrip(&resp(&[b"MSET", b"a", b"1", b"b"]), b"-ERR wrong number of arguments for 'mset' command\r\n");
+        c.roundtrip(
+            &resp(&[b"MSET", b"a", b"1", b"b"]),
+            b"-ERR wrong number of arguments for 'mset' command\r\n",
+        );
         c.roundtrip(&resp(&[b"SET", b"n", b"x"]), b"+OK\r\n");
         c.roundtrip(&resp(&[b"INCR", b"n"]), b"-ERR value is not an integer or out of range\r\n");
-        c.roundtrip(&resp(&[b"SET", b"n", b"1", b"EX", b"0"]), b"-ERR invalid expire time in 'set' command\r\n");
+        c.roundtrip(
+            &resp(&[b"SET", b"n", b"1", b"EX", b"0"]),
+            b"-ERR invalid expire time in 'set' command\r\n",
+        );
         c.roundtrip(&resp(&[b"SET", b"n", b"1", b"NX", b"XX"]), b"-ERR syntax error\r\n");
         c.roundtrip(&resp(&[b"SELECT", b"99"]), b"-ERR DB index is out of range\r\n");
         // The connection is still usable after errors.
@@ -187,7 +193,10 @@ fn requirepass_gates_commands_and_tightens_the_parser() {
     for mode in MODES {
         let mut c = server.raw(mode);
         c.roundtrip(&resp(&[b"GET", b"k"]), b"-NOAUTH Authentication required.\r\n");
-        c.roundtrip(&resp(&[b"AUTH", b"wrong"]), b"-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+        c.roundtrip(
+            &resp(&[b"AUTH", b"wrong"]),
+            b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+        );
         c.roundtrip(&resp(&[b"AUTH", b"default", b"s3cret"]), b"+OK\r\n");
         c.roundtrip(&resp(&[b"GET", b"k"]), b"$-1\r\n");
         c.roundtrip(&resp(&[b"RESET"]), b"+RESET\r\n");

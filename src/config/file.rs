@@ -30,8 +30,8 @@ fn read_into(path: &Path, depth: usize, out: &mut Vec<Line>) -> Result<(), Confi
     if depth > MAX_INCLUDE_DEPTH {
         return Err(ConfigError::IncludeDepth(shown));
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
     for (n, raw) in text.lines().enumerate() {
         let origin = format!("{shown}:{}", n + 1);
         let Some(line) = parse_line(raw, &origin)? else { continue };

@@ -140,8 +140,7 @@ impl Config {
             reason,
         };
         let name = line.args[0].to_ascii_lowercase();
-        let directive =
-            directive(&name).ok_or_else(|| fail(format!("unknown directive '{name}'")))?;
+        let directive = directive(&name).ok_or_else(|| fail(format!("unknown directive '{name}'")))?;
         (directive.set)(self, &line.args[1..]).map_err(|e| fail(format!("'{name}': {e}")))
     }
 

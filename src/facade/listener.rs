@@ -89,7 +89,7 @@ impl Incoming {
         }
         let Some(acceptor) = self.tls else { return Ok(Stream::Plain(self.tcp)) };
         match glommio::timer::timeout(HANDSHAKE_TIMEOUT, async {
-            acceptor.accept(self.tcp).await.map_err(|e| glommio::GlommioError::IoError(e))
+            acceptor.accept(self.tcp).await.map_err(glommio::GlommioError::IoError)
         })
         .await
         {

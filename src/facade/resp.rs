@@ -101,11 +101,7 @@ impl RequestParser {
             }
             self.ranges.clear();
             let inline = buf[0] != b'*';
-            let parsed = if inline {
-                self.inline(buf)?
-            } else {
-                self.multibulk(buf, limits, authenticated)?
-            };
+            let parsed = if inline { self.inline(buf)? } else { self.multibulk(buf, limits, authenticated)? };
             let Some(end) = parsed else { return Ok(None) };
             self.need = 0;
             let frame = buf.split_to(end).freeze();
@@ -303,10 +299,7 @@ mod tests {
             Err(ProtocolError::UnauthenticatedMultibulk)
         );
         let mut buf = BytesMut::from(&b"*1\r\n$20000\r\n"[..]);
-        assert_eq!(
-            p.parse(&mut buf, &Limits::default(), false),
-            Err(ProtocolError::UnauthenticatedBulk)
-        );
+        assert_eq!(p.parse(&mut buf, &Limits::default(), false), Err(ProtocolError::UnauthenticatedBulk));
     }
 
     #[test]

@@ -46,10 +46,8 @@ pub enum TlsError {
 pub fn server_config(config: &Config) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let certs = load_certs(&config.tls_cert_file)?;
-    let key = PrivateKeyDer::from_pem_file(&config.tls_key_file).map_err(|e| TlsError::Key {
-        path: config.tls_key_file.clone(),
-        reason: e.to_string(),
-    })?;
+    let key = PrivateKeyDer::from_pem_file(&config.tls_key_file)
+        .map_err(|e| TlsError::Key { path: config.tls_key_file.clone(), reason: e.to_string() })?;
     let rustls_err = |e: rustls::Error| TlsError::Rustls {
         cert: config.tls_cert_file.clone(),
         key: config.tls_key_file.clone(),
@@ -69,11 +67,8 @@ pub fn server_config(config: &Config) -> Result<Arc<ServerConfig>, TlsError> {
                 })?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = if mode == TlsAuthClients::Optional {
-                verifier.allow_unauthenticated()
-            } else {
-                verifier
-            };
+            let verifier =
+                if mode == TlsAuthClients::Optional { verifier.allow_unauthenticated() } else { verifier };
             let verifier = verifier.build().map_err(|e| TlsError::Cert {
                 path: config.tls_ca_cert_file.clone(),
                 reason: e.to_string(),

@@ -37,8 +37,7 @@ pub fn unknown_subcommand(command: &str, sub: &[u8]) -> Reply {
 #[must_use]
 pub fn invalid_expire(args: &[Bytes]) -> Reply {
     Reply::Error(
-        format!("ERR invalid expire time in '{}' command", super::command::display_name(args))
-            .into(),
+        format!("ERR invalid expire time in '{}' command", super::command::display_name(args)).into(),
     )
 }
 
@@ -79,13 +78,7 @@ pub enum ExpireIn {
 /// The absolute expiry (Unix ms) that `arg` names, as Redis computes it, overflow-checked.
 ///
 /// `positive` requires a value above zero (SET, SETEX, GETEX); EXPIRE accepts any value.
-pub fn expire_at(
-    arg: &[u8],
-    unit: ExpireIn,
-    now: u64,
-    positive: bool,
-    args: &[Bytes],
-) -> Result<i64, Reply> {
+pub fn expire_at(arg: &[u8], unit: ExpireIn, now: u64, positive: bool, args: &[Bytes]) -> Result<i64, Reply> {
     let n = int(arg)?;
     if positive && n <= 0 {
         return Err(invalid_expire(args));

@@ -6,8 +6,7 @@ use super::args::{self, is, SYNTAX};
 use super::session::{Session, UNAVAILABLE};
 use crate::facade::Reply;
 
-const WRONGPASS: Reply =
-    Reply::error("WRONGPASS invalid username-password pair or user is disabled.");
+const WRONGPASS: Reply = Reply::error("WRONGPASS invalid username-password pair or user is disabled.");
 
 /// PING [message]
 #[must_use]
@@ -70,8 +69,7 @@ pub fn hello(s: &mut Session, args: &[Bytes]) -> Reply {
             i += 2;
         } else {
             return Reply::Error(
-                format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(&args[i]))
-                    .into(),
+                format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(&args[i])).into(),
             );
         }
     }
@@ -132,9 +130,7 @@ pub fn reset(s: &mut Session) -> Reply {
 
 fn set_name(s: &Session, name: &[u8]) -> Result<(), Reply> {
     if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
-        return Err(Reply::error(
-            "ERR Client names cannot contain spaces, newlines or special characters.",
-        ));
+        return Err(Reply::error("ERR Client names cannot contain spaces, newlines or special characters."));
     }
     *s.client.name.borrow_mut() = String::from_utf8_lossy(name).into_owned();
     Ok(())
@@ -160,7 +156,9 @@ pub async fn client(s: &mut Session, args: &[Bytes]) -> Reply {
         ("setinfo", 4) => {
             let value = String::from_utf8_lossy(&args[3]).into_owned();
             if value.contains(|c: char| !('!'..='~').contains(&c)) {
-                return Reply::error("ERR lib-name and lib-ver cannot contain spaces, newlines or special characters.");
+                return Reply::error(
+                    "ERR lib-name and lib-ver cannot contain spaces, newlines or special characters.",
+                );
             }
             let mut lib = s.client.lib.borrow_mut();
             if is(&args[2], "lib-name") {
@@ -177,14 +175,20 @@ pub async fn client(s: &mut Session, args: &[Bytes]) -> Reply {
         ("help", 2) => Reply::Array(
             [
                 "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "ID", "    Return the ID of the current connection.",
-                "GETNAME", "    Return the name of the current connection.",
-                "SETNAME <name>", "    Assign the name <name> to the current connection.",
-                "INFO", "    Return information about the current client connection.",
-                "LIST [TYPE normal] [ID <id> [<id> ...]]", "    Return information about client connections.",
+                "ID",
+                "    Return the ID of the current connection.",
+                "GETNAME",
+                "    Return the name of the current connection.",
+                "SETNAME <name>",
+                "    Assign the name <name> to the current connection.",
+                "INFO",
+                "    Return information about the current client connection.",
+                "LIST [TYPE normal] [ID <id> [<id> ...]]",
+                "    Return information about client connections.",
                 "KILL <ip:port> | <option> <value> [<option> <value> ...]",
                 "    Kill connections. Options: ID, ADDR, LADDR, SKIPME, USER, TYPE, MAXAGE.",
-                "SETINFO <LIB-NAME|LIB-VER> <value>", "    Set client library name or version.",
+                "SETINFO <LIB-NAME|LIB-VER> <value>",
+                "    Set client library name or version.",
             ]
             .map(|l| Reply::Status(l.into()))
             .to_vec(),

@@ -5,7 +5,6 @@
 //! stable position, so this table keeps power-of-two bucket chains and walks them with Redis's
 //! reverse-binary cursor. It never awaits and is never shared: one shard owns each instance.
 
-
 use bytes::Bytes;
 
 const MIN_BUCKETS: usize = 4;

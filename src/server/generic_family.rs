@@ -6,12 +6,12 @@ use bytes::Bytes;
 use super::args::{self, expire_at, is, ExpireIn, NO_SUCH_KEY};
 use super::db::{Db, Entry};
 use super::dict::splitmix;
-use crate::glob;
 use super::router::{Router, Tx};
 use super::session::{Session, UNAVAILABLE};
 use super::shard::{now_ms, Ctx, Shard};
 use super::slot::ShardId;
 use crate::facade::Reply;
+use crate::glob;
 
 /// DEL / UNLINK key [key ...]: how many of this shard's keys were removed.
 pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
@@ -205,7 +205,8 @@ pub async fn rename_across(tx: Tx, db: usize, router: &Router, args: &[Bytes]) -
         let probe = dst.clone();
         match tx.run(to, move |s: &mut Shard| s.with_db(db, |ctx| ctx.db.live(&probe, ctx.now))).await {
             Ok(true) => {
-                let exists = tx.run(from, move |s: &mut Shard| s.with_db(db, |ctx| ctx.db.live(&src, ctx.now))).await;
+                let exists =
+                    tx.run(from, move |s: &mut Shard| s.with_db(db, |ctx| ctx.db.live(&src, ctx.now))).await;
                 let _ = tx.finish(Vec::<(ShardId, fn(&mut Shard))>::new()).await;
                 return match exists {
                     Ok(true) => Reply::Int(0),
@@ -230,9 +231,8 @@ pub async fn rename_across(tx: Tx, db: usize, router: &Router, args: &[Bytes]) -
         }
         Err(_) => return UNAVAILABLE,
     };
-    let done = tx
-        .finish(vec![(to, move |s: &mut Shard| s.with_db(db, |ctx| put(ctx.db, &dst, entry)))])
-        .await;
+    let done =
+        tx.finish(vec![(to, move |s: &mut Shard| s.with_db(db, |ctx| put(ctx.db, &dst, entry)))]).await;
     match done.first() {
         Some(Ok(())) if nx => Reply::Int(1),
         Some(Ok(())) => Reply::Ok,
@@ -274,7 +274,9 @@ pub async fn scan_cmd(s: &Session, args: &[Bytes]) -> Reply {
     let local = cursor & ((1 << SHARD_SHIFT) - 1);
     let db = s.db;
     let walked = router
-        .run(ShardId(shard), None, move |sh: &mut Shard| sh.with_db(db, |ctx| scan(ctx.db, ctx.now, local, &opts)))
+        .run(ShardId(shard), None, move |sh: &mut Shard| {
+            sh.with_db(db, |ctx| scan(ctx.db, ctx.now, local, &opts))
+        })
         .await;
     let Ok((next, keys)) = walked else { return UNAVAILABLE };
     let next = match next {

@@ -272,9 +272,7 @@ impl Tx {
         let locked = std::mem::take(&mut self.locked);
         let (router, id) = (&self.router, Some(self.id));
         let rest = locked.iter().filter(|s| !work.iter().any(|(w, _)| w == *s));
-        let unlocks = futures::future::join_all(
-            rest.map(|&shard| router.run_inner(shard, id, true, |_| ())),
-        );
+        let unlocks = futures::future::join_all(rest.map(|&shard| router.run_inner(shard, id, true, |_| ())));
         let jobs = futures::future::join_all(
             work.into_iter().map(|(shard, f)| router.run_inner(shard, id, true, f)),
         );

@@ -15,13 +15,8 @@ use crate::facade::Reply;
 /// TIME: Unix seconds and microseconds, as two bulk strings.
 #[must_use]
 pub fn time() -> Reply {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Reply::Array(vec![
-        Reply::bulk(now.as_secs().to_string()),
-        Reply::bulk(now.subsec_micros().to_string()),
-    ])
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Reply::Array(vec![Reply::bulk(now.as_secs().to_string()), Reply::bulk(now.subsec_micros().to_string())])
 }
 
 /// DBSIZE: keys in the selected database, on every shard.
@@ -97,7 +92,9 @@ pub fn config(s: &Session, args: &[Bytes]) -> Reply {
         "set" if args.len() >= 4 && args.len() % 2 == 0 => {
             let pairs: Vec<(String, String)> = args[2..]
                 .chunks_exact(2)
-                .map(|p| (String::from_utf8_lossy(&p[0]).into_owned(), String::from_utf8_lossy(&p[1]).into_owned()))
+                .map(|p| {
+                    (String::from_utf8_lossy(&p[0]).into_owned(), String::from_utf8_lossy(&p[1]).into_owned())
+                })
                 .collect();
             match s.core.global.set_config(&pairs) {
                 Ok(()) => Reply::Ok,
@@ -108,9 +105,12 @@ pub fn config(s: &Session, args: &[Bytes]) -> Reply {
         "help" if args.len() == 2 => Reply::Array(
             [
                 "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
-                "SET <directive> <value>", "    Set the configuration <directive> to <value>.",
-                "RESETSTAT", "    Reset statistics reported by the INFO command.",
+                "GET <pattern>",
+                "    Return parameters matching the glob-like <pattern> and their values.",
+                "SET <directive> <value>",
+                "    Set the configuration <directive> to <value>.",
+                "RESETSTAT",
+                "    Reset statistics reported by the INFO command.",
             ]
             .map(|l| Reply::Status(l.into()))
             .to_vec(),
@@ -253,17 +253,22 @@ pub async fn info(s: &Session, args: &[Bytes]) -> Reply {
         "Memory",
         format!("used_memory_rss:{rss}\r\nused_memory_rss_human:{:.2}M\r\n", rss as f64 / 1048576.0),
     );
-    let (hits, misses, expired) = reports.iter().fold((0, 0, 0), |a, r| {
-        (a.0 + r.db.hits, a.1 + r.db.misses, a.2 + r.db.expired)
-    });
+    let (hits, misses, expired) =
+        reports.iter().fold((0, 0, 0), |a, r| (a.0 + r.db.hits, a.1 + r.db.misses, a.2 + r.db.expired));
     section(
         "Stats",
         format!(
             "total_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
              total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\n\
              expired_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n",
-            total.connections, total.commands, total.net_in, total.net_out, total.rejected,
-            expired, hits, misses
+            total.connections,
+            total.commands,
+            total.net_in,
+            total.net_out,
+            total.rejected,
+            expired,
+            hits,
+            misses
         ),
     );
     let (user, sys) = process_cpu();
@@ -284,10 +289,8 @@ pub async fn info(s: &Session, args: &[Bytes]) -> Reply {
     section("Cores", cores);
     let mut keyspace = String::new();
     for db in 0..config.databases {
-        let (keys, expires) = reports
-            .iter()
-            .filter_map(|r| r.keys.get(db))
-            .fold((0, 0), |a, k| (a.0 + k.0, a.1 + k.1));
+        let (keys, expires) =
+            reports.iter().filter_map(|r| r.keys.get(db)).fold((0, 0), |a, k| (a.0 + k.0, a.1 + k.1));
         if keys > 0 {
             let _ = write!(keyspace, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
         }

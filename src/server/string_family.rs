@@ -361,4 +361,3 @@ pub fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 pub fn any_exists(ctx: &mut Ctx<'_>, keys: &[Bytes]) -> bool {
     keys.iter().any(|k| ctx.db.live(k, ctx.now))
 }
-

@@ -74,7 +74,14 @@ pub struct Opts {
 
 impl Default for Opts {
     fn default() -> Opts {
-        Opts { threads: 2, plain: true, tls: true, auth_clients: "optional", extra: vec![], config_file: None }
+        Opts {
+            threads: 2,
+            plain: true,
+            tls: true,
+            auth_clients: "optional",
+            extra: vec![],
+            config_file: None,
+        }
     }
 }
 
@@ -115,7 +122,8 @@ impl Server {
 
     fn try_start(opts: Opts) -> Result<Server, String> {
         let c = certs();
-        let (port, tls_port) = (if opts.plain { free_port() } else { 0 }, if opts.tls { free_port() } else { 0 });
+        let (port, tls_port) =
+            (if opts.plain { free_port() } else { 0 }, if opts.tls { free_port() } else { 0 });
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrokey-server"));
         if let Some(f) = &opts.config_file {
             cmd.arg(f);
@@ -228,7 +236,15 @@ impl Server {
         let mut cmd = Command::new("redis-cli");
         cmd.args(["-h", "127.0.0.1", "-p", &self.addr(mode).port().to_string()]);
         if mode == Mode::Tls {
-            cmd.args(["--tls", "--cacert", &c.path("ca.crt"), "--cert", &c.path("client.crt"), "--key", &c.path("client.key")]);
+            cmd.args([
+                "--tls",
+                "--cacert",
+                &c.path("ca.crt"),
+                "--cert",
+                &c.path("client.crt"),
+                "--key",
+                &c.path("client.key"),
+            ]);
         }
         let out = cmd.args(args).output().expect("redis-cli must be installed (apt-get install redis-tools)");
         assert!(out.status.success(), "redis-cli failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -313,8 +329,11 @@ pub fn tls_handshake(
     client: Option<(&str, &str)>,
     ca: &str,
 ) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, String> {
-    let conn = rustls::ClientConnection::new(tls_client_config(client, ca), ServerName::try_from("localhost").unwrap())
-        .map_err(|e| e.to_string())?;
+    let conn = rustls::ClientConnection::new(
+        tls_client_config(client, ca),
+        ServerName::try_from("localhost").unwrap(),
+    )
+    .map_err(|e| e.to_string())?;
     let mut stream = rustls::StreamOwned::new(conn, tcp);
     stream.write_all(b"PING\r\n").map_err(|e| e.to_string())?;
     // +PONG, or -NOAUTH when a password is required: either proves the session works.
@@ -344,7 +363,12 @@ impl Raw {
     pub fn roundtrip(&mut self, req: &[u8], expected: &[u8]) {
         self.send(req);
         let got = self.read_n(expected.len());
-        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(expected), "request {:?}", String::from_utf8_lossy(req));
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(expected),
+            "request {:?}",
+            String::from_utf8_lossy(req)
+        );
     }
 
     /// Reads until the peer closes; returns what came (EOF or a TLS close without notify).
@@ -355,7 +379,10 @@ impl Raw {
             match self.inner.read(&mut buf) {
                 Ok(0) => return out,
                 Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
                     panic!("connection was not closed; got so far: {:?}", String::from_utf8_lossy(&out))
                 }
                 Err(_) => return out,

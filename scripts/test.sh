@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, the integration suites (real server binary over plain TCP and TLS,
+# redis-cli, redis-benchmark and a reference redis-server), and builds the benchmarks.
+# Installs redis-tools and redis-server with apt-get when they are missing and we are root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+command -v redis-cli >/dev/null || need+=(redis-tools)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v openssl >/dev/null || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "missing: ${need[*]} (apt-get install ${need[*]})" >&2
+    exit 1
+  fi
+fi
+cargo test --all-targets "$@"

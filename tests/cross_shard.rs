@@ -1,0 +1,187 @@
+//! Cross-shard behaviour: keys written on one core are read from another, and multi-key commands
+//! stay atomic when their keys live on different shards. Plain TCP and TLS.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{key_on, shard_of, Server, MODES};
+use redis::Commands;
+
+#[test]
+fn ten_thousand_keys_written_on_one_core_read_on_the_others() {
+    let server = Server::start();
+    for mode in MODES {
+        for writer_core in 0..2 {
+            let mut w = server.conn_on_core(mode, writer_core);
+            let mut pipe = redis::pipe();
+            for i in 0..10_000 {
+                pipe.cmd("SET").arg(format!("{mode:?}:{writer_core}:k{i}")).arg(i).ignore();
+            }
+            pipe.query::<()>(&mut w).unwrap();
+            let shards: std::collections::HashSet<usize> =
+                (0..10_000).map(|i| shard_of(&format!("{mode:?}:{writer_core}:k{i}"), 2)).collect();
+            assert_eq!(shards.len(), 2, "the keys span both shards");
+            let mut r = server.conn_on_core(mode, 1 - writer_core);
+            let mut pipe = redis::pipe();
+            for i in 0..10_000 {
+                pipe.cmd("GET").arg(format!("{mode:?}:{writer_core}:k{i}"));
+            }
+            let got: Vec<i64> = pipe.query(&mut r).unwrap();
+            assert_eq!(got, (0..10_000).collect::<Vec<i64>>());
+            let keys: Vec<String> = (0..10_000).map(|i| format!("{mode:?}:{writer_core}:k{i}")).collect();
+            let values: Vec<i64> = r.mget(&keys).unwrap();
+            assert_eq!(values.len(), 10_000);
+            assert_eq!(values[9_999], 9_999);
+            let n: usize = r.exists(&keys).unwrap();
+            assert_eq!(n, 10_000);
+            let n: usize = r.del(&keys).unwrap();
+            assert_eq!(n, 10_000);
+        }
+    }
+}
+
+/// Writers MSET two keys on different shards to the same value; readers on both cores MGET them
+/// and must never see the pair differ.
+#[test]
+fn concurrent_readers_never_see_half_an_mset() {
+    let server = Arc::new(Server::start());
+    for mode in MODES {
+        let a = key_on("pair:a:", 0, 2);
+        let b = key_on("pair:b:", 1, 2);
+        let mut setup = server.conn(mode);
+        let _: () = setup.mset(&[(&a, 0), (&b, 0)]).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for core in 0..2 {
+            let (server, a, b, stop) = (server.clone(), a.clone(), b.clone(), stop.clone());
+            threads.push(std::thread::spawn(move || {
+                let mut c = server.conn_on_core(mode, core);
+                for i in 1..=1500i64 {
+                    let _: () = c.mset(&[(&a, i * 10 + core as i64), (&b, i * 10 + core as i64)]).unwrap();
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                }
+            }));
+        }
+        let mut readers = Vec::new();
+        for core in 0..2 {
+            let (server, a, b) = (server.clone(), a.clone(), b.clone());
+            readers.push(std::thread::spawn(move || {
+                let mut c = server.conn_on_core(mode, core);
+                let deadline = Instant::now() + Duration::from_secs(30);
+                let mut reads = 0;
+                for _ in 0..3000 {
+                    let (x, y): (i64, i64) = redis::cmd("MGET").arg(&a).arg(&b).query(&mut c).unwrap();
+                    assert_eq!(x, y, "MGET saw half an MSET");
+                    reads += 1;
+                    if Instant::now() > deadline {
+                        break;
+                    }
+                }
+                reads
+            }));
+        }
+        let reads: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
+        stop.store(true, Ordering::Relaxed);
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert!(reads > 100);
+    }
+}
+
+#[test]
+fn multi_key_commands_across_shards() {
+    let server = Server::start();
+    for mode in MODES {
+        let mut c = server.conn(mode);
+        let (x, y) = (key_on("mk:x:", 0, 2), key_on("mk:y:", 1, 2));
+        let _: () = c.del(&[&x, &y]).unwrap();
+        // MSETNX: all or nothing across shards.
+        let ok: i64 = redis::cmd("MSETNX").arg(&x).arg("1").arg(&y).arg("2").query(&mut c).unwrap();
+        assert_eq!(ok, 1);
+        let z = key_on("mk:z:", 0, 2);
+        let _: () = c.del(&z).unwrap();
+        let ok: i64 = redis::cmd("MSETNX").arg(&z).arg("9").arg(&y).arg("9").query(&mut c).unwrap();
+        assert_eq!(ok, 0);
+        assert_eq!(c.exists::<_, i64>(&z).unwrap(), 0, "MSETNX wrote nothing");
+        // RENAME across shards keeps the value and the TTL.
+        let _: () = c.expire(&x, 1000).unwrap();
+        let target = key_on("mk:target:", 1, 2);
+        let _: () = c.del(&target).unwrap();
+        let _: () = c.rename(&x, &target).unwrap();
+        assert_eq!(c.get::<_, Option<String>>(&x).unwrap(), None);
+        assert_eq!(c.get::<_, String>(&target).unwrap(), "1");
+        let ttl: i64 = c.ttl(&target).unwrap();
+        assert!((990..=1000).contains(&ttl), "{ttl}");
+        // RENAMENX across shards onto an existing key does nothing.
+        let back = key_on("mk:back:", 0, 2);
+        let _: () = c.set(&back, "taken").unwrap();
+        let _: () = c.del("mk:fresh{zz}").unwrap();
+        assert_eq!(redis::cmd("RENAMENX").arg(&target).arg(&back).query::<i64>(&mut c).unwrap(), 0);
+        assert_eq!(redis::cmd("RENAMENX").arg(&target).arg("mk:fresh{zz}").query::<i64>(&mut c).unwrap(), 1);
+        let err = c.rename::<_, _, ()>("mk:nokey{a}", "mk:nokey{b}").unwrap_err();
+        assert!(err.to_string().contains("no such key"), "{err}");
+        // Sums and positions come back right when keys interleave shards.
+        let keys: Vec<String> = (0..40).map(|i| format!("mk:i{i}")).collect();
+        for (i, k) in keys.iter().enumerate() {
+            let _: () = c.set(k, i).unwrap();
+        }
+        let values: Vec<usize> = c.mget(&keys).unwrap();
+        assert_eq!(values, (0..40).collect::<Vec<_>>());
+        let mut twice = keys.clone();
+        twice.extend(keys.iter().cloned());
+        assert_eq!(c.exists::<_, usize>(&twice).unwrap(), 80);
+        assert_eq!(redis::cmd("TOUCH").arg(&keys).query::<usize>(&mut c).unwrap(), 40);
+        assert_eq!(redis::cmd("UNLINK").arg(&keys).query::<usize>(&mut c).unwrap(), 40);
+        // FLUSHDB reaches every shard; SELECT is per connection.
+        let _: () = redis::cmd("SELECT").arg(3).query(&mut c).unwrap();
+        let _: () = c.set("db3", 1).unwrap();
+        let _: () = redis::cmd("FLUSHDB").query(&mut c).unwrap();
+        assert_eq!(redis::cmd("DBSIZE").query::<usize>(&mut c).unwrap(), 0);
+        let _: () = redis::cmd("SELECT").arg(0).query(&mut c).unwrap();
+        assert!(redis::cmd("DBSIZE").query::<usize>(&mut c).unwrap() > 0);
+    }
+}
+
+/// Pipelined commands for both shards, mixed with connection commands, keep request order.
+#[test]
+fn pipelines_keep_order_across_shards() {
+    let server = Server::start();
+    for mode in MODES {
+        let mut c = server.conn(mode);
+        let mut pipe = redis::pipe();
+        for i in 0..500 {
+            let k = format!("ord:{i}");
+            pipe.cmd("SET").arg(&k).arg(i).ignore();
+            pipe.cmd("INCR").arg(&k);
+            if i % 50 == 0 {
+                pipe.cmd("PING");
+                pipe.cmd("ECHO").arg(i);
+            }
+            pipe.cmd("GET").arg(&k);
+        }
+        let replies: Vec<redis::Value> = pipe.query(&mut c).unwrap();
+        let mut it = replies.into_iter();
+        for i in 0..500i64 {
+            assert_eq!(it.next(), Some(redis::Value::Int(i + 1)));
+            if i % 50 == 0 {
+                assert_eq!(it.next(), Some(redis::Value::SimpleString("PONG".into())));
+                assert_eq!(it.next(), Some(redis::Value::BulkString(i.to_string().into_bytes())));
+            }
+            assert_eq!(it.next(), Some(redis::Value::BulkString((i + 1).to_string().into_bytes())));
+        }
+        // A SELECT inside a pipeline applies to what follows it, wherever the keys live.
+        let mut pipe = redis::pipe();
+        pipe.cmd("SELECT").arg(5).ignore();
+        for i in 0..20 {
+            pipe.cmd("SET").arg(format!("sel:{i}")).arg("in5").ignore();
+        }
+        pipe.cmd("SELECT").arg(0).ignore();
+        pipe.cmd("EXISTS").arg((0..20).map(|i| format!("sel:{i}")).collect::<Vec<_>>());
+        let (n,): (usize,) = pipe.query(&mut c).unwrap();
+        assert_eq!(n, 0);
+    }
+}

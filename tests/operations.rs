@@ -1,0 +1,184 @@
+//! Running the server: config files and overrides, startup errors, shutdown, and the tools that
+//! talk to it (redis-cli, redis-benchmark).
+
+mod common;
+
+use std::process::Command;
+
+use common::{Mode, Opts, Server, MODES};
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ferrokey-ops-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn config_file_with_include_and_command_line_overrides() {
+    let inc = temp_file("inc.conf", "databases 4\nhz 20\n");
+    let main = temp_file(
+        "main.conf",
+        &format!("# ferrokey test\ninclude {}\nrequirepass \"pa ss\"\nmaxclients 77\n", inc.display()),
+    );
+    let server = Server::with(Opts { config_file: Some(main), ..Opts::default() }.arg("hz", "30"));
+    for mode in MODES {
+        let client = server.redis_client(mode);
+        let mut c = client.get_connection().unwrap();
+        assert!(
+            redis::cmd("GET").arg("k").query::<Option<String>>(&mut c).is_err(),
+            "requirepass from the file"
+        );
+        let _: () = redis::cmd("AUTH").arg("pa ss").query(&mut c).unwrap();
+        let got: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("hz")
+            .arg("databases")
+            .arg("maxclients")
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(got, ["databases", "4", "maxclients", "77", "hz", "30"]);
+        assert!(redis::cmd("SELECT").arg(4).query::<()>(&mut c).is_err());
+    }
+}
+
+#[test]
+fn bad_directive_stops_startup_with_file_and_line() {
+    let path = temp_file("bad.conf", "port 7000\n\nbogus-directive 1\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrokey-server")).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.conf:3") && err.contains("unknown directive 'bogus-directive'"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrokey-server")).args(["--port", "abc"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'port'"));
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrokey-server"))
+        .args(["--port", "0", "--tls-port", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrokey-server"))
+        .args([
+            "--tls-port",
+            "7001",
+            "--tls-cert-file",
+            "/nonexistent.crt",
+            "--tls-key-file",
+            "/nonexistent.key",
+            "--tls-auth-clients",
+            "no",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.crt"), "TLS errors name the file");
+}
+
+#[test]
+fn a_taken_port_is_a_clean_startup_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrokey-server"))
+        .args(["--bind", "127.0.0.1", "--port", &port, "--threads", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("could not bind"));
+}
+
+#[test]
+fn sigterm_and_shutdown_exit_cleanly() {
+    let server = Server::start();
+    let mut c = server.conn(Mode::Tls);
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
+    assert_eq!(server.terminate(), Some(0));
+
+    let mut server = Server::start();
+    let mut c = server.conn(Mode::Plain);
+    let idle = server.conn(Mode::Tls);
+    assert!(redis::cmd("SHUTDOWN").query::<()>(&mut c).is_err(), "SHUTDOWN closes without a reply");
+    assert_eq!(server.wait_exit(), Some(0));
+    assert!(server.log().contains("User requested shutdown"));
+    drop(idle);
+}
+
+#[test]
+fn single_thread_server() {
+    let server = Server::with(Opts { threads: 1, ..Opts::default() });
+    for mode in MODES {
+        let mut c = server.conn(mode);
+        let keys: Vec<String> = (0..100).map(|i| format!("one:{i}")).collect();
+        let pairs: Vec<(String, usize)> = keys.iter().cloned().zip(0..).collect();
+        let _: () = redis::cmd("MSET").arg(&pairs).query(&mut c).unwrap();
+        let values: Vec<usize> = redis::cmd("MGET").arg(&keys).query(&mut c).unwrap();
+        assert_eq!(values, (0..100).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn redis_cli_plain_and_tls() {
+    let server = Server::start();
+    for mode in MODES {
+        assert_eq!(server.cli(mode, &["SET", "cli:k", "hello world"]).trim(), "OK");
+        assert_eq!(server.cli(mode, &["GET", "cli:k"]).trim(), "hello world");
+        // Not on a terminal, redis-cli prints raw replies unless told --no-raw.
+        assert_eq!(server.cli(mode, &["INCRBY", "cli:n", "5"]).trim(), "5");
+        assert_eq!(server.cli(mode, &["MGET", "cli:k", "nokey"]), "hello world\n\n");
+        assert_eq!(
+            server.cli(mode, &["--no-raw", "MGET", "cli:k", "nokey"]),
+            "1) \"hello world\"\n2) (nil)\n"
+        );
+        assert_eq!(server.cli(mode, &["--no-raw", "TTL", "nokey"]).trim(), "(integer) -2");
+        assert!(server.cli(mode, &["DEL", "cli:k", "cli:n"]).contains('2'));
+        assert!(server.cli(mode, &["-3", "HELLO", "3"]).contains("proto"));
+    }
+}
+
+/// redis-benchmark (plain and --tls) runs every test with no errors against ferrokey.
+#[test]
+fn redis_benchmark_completes_without_errors() {
+    let server = Server::start();
+    let c = common::certs();
+    for mode in MODES {
+        let mut cmd = Command::new("redis-benchmark");
+        cmd.args(["-h", "127.0.0.1", "-p", &server.addr(mode).port().to_string()]).args([
+            "-t",
+            "ping,set,get,incr,mset",
+            "-n",
+            "2000",
+            "-c",
+            "8",
+            "-P",
+            "4",
+            "--csv",
+        ]);
+        if mode == Mode::Tls {
+            cmd.args([
+                "--tls",
+                "--cacert",
+                &c.path("ca.crt"),
+                "--cert",
+                &c.path("client.crt"),
+                "--key",
+                &c.path("client.key"),
+            ]);
+        }
+        let out = cmd.output().expect("redis-benchmark must be installed (apt-get install redis-tools)");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{mode:?}: {stderr}");
+        assert!(!stderr.contains("Error") && !stdout.contains("Error"), "{mode:?}: {stdout}\n{stderr}");
+        for test in ["PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "MSET (10 keys)"] {
+            let line = stdout
+                .lines()
+                .find(|l| l.starts_with(&format!("\"{test}\"")))
+                .unwrap_or_else(|| panic!("{mode:?}: no {test} in\n{stdout}"));
+            let rps: f64 = line.split(',').nth(1).unwrap().trim_matches('"').parse().unwrap();
+            assert!(rps > 0.0, "{line}");
+        }
+    }
+    let mut c = server.conn(Mode::Plain);
+    let counter: i64 = redis::cmd("GET").arg("counter:__rand_int__").query(&mut c).unwrap();
+    assert_eq!(counter, 2 * 2000, "every INCR of both runs landed");
+}

@@ -1,0 +1,89 @@
+//! TLS: trusted and untrusted CAs, client certificates under each tls-auth-clients mode, a TLS-only
+//! server (`port 0`), and broken handshakes that leave the server serving.
+
+mod common;
+
+use std::net::TcpStream;
+
+use common::{certs, raw_connect, tls_handshake, Mode, Opts, Server};
+
+fn handshake(server: &Server, client: Option<(&str, &str)>, ca: &str) -> Result<(), String> {
+    let tcp = TcpStream::connect(server.addr(Mode::Tls)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
+    tls_handshake(tcp, client, ca).map(drop)
+}
+
+#[test]
+fn trusted_ca_accepted_unknown_ca_rejected() {
+    let server = Server::start();
+    handshake(&server, None, "ca.crt").expect("a client trusting our CA connects");
+    // A client that trusts another CA refuses our certificate.
+    let err = handshake(&server, None, "untrusted-ca.crt").unwrap_err();
+    assert!(err.contains("UnknownIssuer") || err.contains("invalid peer certificate"), "{err}");
+    // The redis crate, with our CA, works end to end.
+    let mut c = server.conn(Mode::Tls);
+    let _: () = redis::cmd("SET").arg("tls").arg("ok").query(&mut c).unwrap();
+    assert_eq!(redis::cmd("GET").arg("tls").query::<String>(&mut c).unwrap(), "ok");
+}
+
+#[test]
+fn auth_clients_yes_requires_a_trusted_client_certificate() {
+    let server = Server::with(Opts { auth_clients: "yes", ..Opts::default() });
+    assert!(handshake(&server, None, "ca.crt").is_err(), "no client certificate must be refused");
+    let err =
+        handshake(&server, Some(("untrusted-client.crt", "untrusted-client.key")), "ca.crt").unwrap_err();
+    assert!(!err.is_empty());
+    handshake(&server, Some(("client.crt", "client.key")), "ca.crt")
+        .expect("a trusted client cert is accepted");
+    assert!(server.wait_log("TLS handshake failed"), "refusals are logged:\n{}", server.log());
+    let mut c = server.conn(Mode::Tls);
+    assert_eq!(redis::cmd("PING").query::<String>(&mut c).unwrap(), "PONG");
+}
+
+#[test]
+fn auth_clients_optional_and_no() {
+    let optional = Server::with(Opts { auth_clients: "optional", ..Opts::default() });
+    handshake(&optional, None, "ca.crt").expect("optional: no certificate is fine");
+    handshake(&optional, Some(("client.crt", "client.key")), "ca.crt").expect("optional: a trusted one too");
+    assert!(handshake(&optional, Some(("untrusted-client.crt", "untrusted-client.key")), "ca.crt").is_err());
+    let no = Server::with(Opts { auth_clients: "no", ..Opts::default() });
+    handshake(&no, None, "ca.crt").expect("no: certificates are not asked for");
+}
+
+#[test]
+fn port_zero_leaves_only_tls() {
+    let server = Server::with(Opts { plain: false, ..Opts::default() });
+    let log = server.log();
+    assert!(!log.contains("(plain)"), "no plain listener:\n{log}");
+    assert!(log.contains("(TLS)"), "{log}");
+    let mut c = server.conn(Mode::Tls);
+    let info: String = redis::cmd("INFO").arg("server").query(&mut c).unwrap();
+    assert!(info.contains("tcp_port:0\r\n"), "{info}");
+    assert!(info.contains(&format!("tls_port:{}\r\n", server.tls_port)), "{info}");
+}
+
+#[test]
+fn garbage_and_abandoned_handshakes_leave_the_server_serving() {
+    use std::io::Write;
+    let server = Server::start();
+    // TLS-looking garbage, a truncated ClientHello, and a connection that says nothing.
+    let mut garbage = TcpStream::connect(server.addr(Mode::Tls)).unwrap();
+    garbage.write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4, 5]).unwrap();
+    let mut rubbish = TcpStream::connect(server.addr(Mode::Tls)).unwrap();
+    rubbish.write_all(&[0xde; 4096]).unwrap();
+    let _silent = TcpStream::connect(server.addr(Mode::Tls)).unwrap();
+    for _ in 0..20 {
+        let mut raw = raw_connect(server.addr(Mode::Tls), Mode::Tls, None, "ca.crt");
+        raw.roundtrip(b"PING\r\n", b"+PONG\r\n");
+    }
+    assert!(server.wait_log("TLS handshake failed"));
+    let _ = certs();
+}
+
+#[test]
+fn redis_cli_over_tls() {
+    let server = Server::start();
+    assert_eq!(server.cli(Mode::Tls, &["SET", "cli", "v"]).trim(), "OK");
+    assert_eq!(server.cli(Mode::Tls, &["GET", "cli"]).trim(), "v");
+    assert_eq!(server.cli(Mode::Plain, &["GET", "cli"]).trim(), "v");
+}
