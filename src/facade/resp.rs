@@ -307,7 +307,7 @@ mod tests {
         let mut p = RequestParser::new();
         let mut buf = BytesMut::from(&b"*1\r\n$10\r\n01234"[..]);
         assert_eq!(p.parse(&mut buf, &Limits::default(), true), Ok(None));
-        assert_eq!(p.need, 19);
+        assert_eq!(p.need, 21, "9 header bytes, 10 of data, CRLF");
         buf.extend_from_slice(b"56789\r\n");
         assert_eq!(p.parse(&mut buf, &Limits::default(), true).unwrap().unwrap()[0], "0123456789");
     }

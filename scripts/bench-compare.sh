@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# ferrokey vs Debian's redis-server, in one run, on loopback.
+#
+# Each server runs pinned to cpu SERVER_CPU; redis-benchmark runs pinned to cpu CLIENT_CPU. For each
+# of plain/TLS x P=1/P=16 x SET/GET it prints ops/s and server CPU µs per operation (utime+stime
+# from /proc/PID/stat over the run), and the ratio ferrokey/redis (lower is better for µs/op).
+# Then ferrokey threads 2 vs threads 1 (keys on both shards), and RSS per idle TLS connection.
+#
+#   scripts/bench-compare.sh [-n REQUESTS] [-c CLIENTS] [--idle N] [--quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=200000; C=50; IDLE=10000; SERVER_CPU=0; CLIENT_CPU=1
+while [ $# -gt 0 ]; do
+  case $1 in
+    -n) N=$2; shift 2 ;;
+    -c) C=$2; shift 2 ;;
+    --idle) IDLE=$2; shift 2 ;;
+    --quick) N=50000; IDLE=2000; shift ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
+  echo "needs redis-server and redis-benchmark (apt-get install redis-server redis-tools)" >&2; exit 1; }
+ulimit -n 65536 2>/dev/null || true
+cargo build --release --bin ferrokey-server >/dev/null 2>&1
+certs=$(mktemp -d); scripts/gen-test-certs.sh "$certs" >/dev/null
+FK=target/release/ferrokey-server
+TICK=$(getconf CLK_TCK)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$certs"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+wait_port() { for _ in $(seq 1 200); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+
+start_redis() { # -> "pid port tls_port"
+  local p t; p=$(free_port); t=$(free_port)
+  taskset -c "$SERVER_CPU" redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no \
+    --maxclients 20000 --tls-port "$t" --tls-cert-file "$certs/server.crt" --tls-key-file "$certs/server.key" \
+    --tls-ca-cert-file "$certs/ca.crt" --tls-auth-clients no --loglevel warning >/dev/null &
+  local pid=$!; pids+=("$pid"); wait_port "$p"; wait_port "$t"; echo "$pid $p $t"
+}
+start_ferrokey() { # threads cpus -> "pid port tls_port"
+  local p t; p=$(free_port); t=$(free_port)
+  "$FK" --port "$p" --bind 127.0.0.1 --threads "$1" --server-cpus "$2" --maxclients 20000 \
+    --tls-port "$t" --tls-cert-file "$certs/server.crt" --tls-key-file "$certs/server.key" \
+    --tls-ca-cert-file "$certs/ca.crt" --tls-auth-clients no --loglevel warning >/dev/null &
+  local pid=$!; pids+=("$pid"); wait_port "$p"; wait_port "$t"; echo "$pid $p $t"
+}
+
+# bench PID PORT TLS(0/1) PIPELINE TEST -> "ops_per_sec us_per_op"
+bench() {
+  local pid=$1 port=$2 tls=$3 P=$4 test=$5 tlsargs=() before after out rps
+  [ "$tls" = 1 ] && tlsargs=(--tls --cacert "$certs/ca.crt")
+  before=$(cpu_ticks "$pid")
+  out=$(taskset -c "$CLIENT_CPU" redis-benchmark -h 127.0.0.1 -p "$port" "${tlsargs[@]}" -t "$test" \
+        -n "$N" -c "$C" -P "$P" -r 100000 -d 16 --csv 2>/dev/null | tail -1)
+  after=$(cpu_ticks "$pid")
+  rps=$(echo "$out" | cut -d, -f2 | tr -d '"')
+  awk -v r="$rps" -v t=$((after - before)) -v hz="$TICK" -v n="$N" \
+    'BEGIN { printf "%.0f %.2f\n", r, t * 1e6 / hz / n }'
+}
+
+read -r RPID RPORT RTLS < <(start_redis)
+read -r FPID FPORT FTLS < <(start_ferrokey 1 "$SERVER_CPU")
+echo "ferrokey $(git rev-parse --short HEAD 2>/dev/null || echo '?') vs $(redis-server --version | cut -d' ' -f3)"
+echo "servers pinned to cpu $SERVER_CPU, redis-benchmark to cpu $CLIENT_CPU; -n $N -c $C -r 100000 -d 16"
+echo
+echo "| transport | P | test | redis ops/s | ferrokey ops/s | redis µs/op | ferrokey µs/op | µs/op ratio fk/redis |"
+echo "|---|---|---|---|---|---|---|---|"
+for tls in 0 1; do
+  for P in 1 16; do
+    for test in set get; do
+      read -r r_rps r_us < <(bench "$RPID" "$( [ $tls = 1 ] && echo "$RTLS" || echo "$RPORT")" $tls $P $test)
+      read -r f_rps f_us < <(bench "$FPID" "$( [ $tls = 1 ] && echo "$FTLS" || echo "$FPORT")" $tls $P $test)
+      ratio=$(awk -v a="$f_us" -v b="$r_us" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+      echo "| $( [ $tls = 1 ] && echo TLS || echo plain) | $P | ${test^^} | $r_rps | $f_rps | $r_us | $f_us | $ratio |"
+    done
+  done
+done
+kill "$FPID"; wait "$FPID" 2>/dev/null || true
+
+echo
+echo "ferrokey threads 2 (cpus 0,1; keys on both shards) vs threads 1, TLS, P=16, redis-benchmark unpinned:"
+echo "| threads | test | ops/s | server µs/op |"
+echo "|---|---|---|---|"
+for threads in 1 2; do
+  cpus=$( [ $threads = 1 ] && echo 0 || echo 0,1 )
+  read -r PID PORT TPORT < <(start_ferrokey $threads $cpus)
+  for test in set get; do
+    read -r rps us < <(CLIENT_CPU=0-1 bench "$PID" "$TPORT" 1 16 $test)
+    echo "| $threads | ${test^^} | $rps | $us |"
+  done
+  kill "$PID"; wait "$PID" 2>/dev/null || true
+done
+
+echo
+echo "RSS per idle connection ($IDLE connections, PING answered on each):"
+read -r FPID FPORT FTLS < <(start_ferrokey 1 "$SERVER_CPU")
+echo "| server | plain bytes/conn | TLS bytes/conn |"
+echo "|---|---|---|"
+for who in redis ferrokey; do
+  if [ $who = redis ]; then pid=$RPID; port=$RPORT; tport=$RTLS; else pid=$FPID; port=$FPORT; tport=$FTLS; fi
+  plain=$(python3 scripts/idle-conns.py --pid "$pid" --port "$port" --count "$IDLE")
+  tls=$(python3 scripts/idle-conns.py --pid "$pid" --port "$tport" --count "$IDLE" --tls --cacert "$certs/ca.crt")
+  echo "| $who | $plain | $tls |"
+done
