@@ -26,8 +26,9 @@ cargo build --release --bin ferrokey-server >/dev/null 2>&1
 certs=$(mktemp -d); scripts/gen-test-certs.sh "$certs" >/dev/null
 FK=target/release/ferrokey-server
 TICK=$(getconf CLK_TCK)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$certs"; }
+# Servers start in subshells (process substitution), so their pids are kept in a file.
+pidfile="$certs/pids"
+cleanup() { [ -f "$pidfile" ] && xargs -r kill 2>/dev/null < "$pidfile"; rm -rf "$certs"; }
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -38,15 +39,15 @@ start_redis() { # -> "pid port tls_port"
   local p t; p=$(free_port); t=$(free_port)
   taskset -c "$SERVER_CPU" redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no \
     --maxclients 20000 --tls-port "$t" --tls-cert-file "$certs/server.crt" --tls-key-file "$certs/server.key" \
-    --tls-ca-cert-file "$certs/ca.crt" --tls-auth-clients no --loglevel warning >/dev/null &
-  local pid=$!; pids+=("$pid"); wait_port "$p"; wait_port "$t"; echo "$pid $p $t"
+    --tls-ca-cert-file "$certs/ca.crt" --tls-auth-clients no --loglevel warning >/dev/null 2>&1 &
+  local pid=$!; echo "$pid" >> "$pidfile"; wait_port "$p"; wait_port "$t"; echo "$pid $p $t"
 }
 start_ferrokey() { # threads cpus -> "pid port tls_port"
   local p t; p=$(free_port); t=$(free_port)
   "$FK" --port "$p" --bind 127.0.0.1 --threads "$1" --server-cpus "$2" --maxclients 20000 \
     --tls-port "$t" --tls-cert-file "$certs/server.crt" --tls-key-file "$certs/server.key" \
-    --tls-ca-cert-file "$certs/ca.crt" --tls-auth-clients no --loglevel warning >/dev/null &
-  local pid=$!; pids+=("$pid"); wait_port "$p"; wait_port "$t"; echo "$pid $p $t"
+    --tls-ca-cert-file "$certs/ca.crt" --tls-auth-clients no --loglevel warning >/dev/null 2>&1 &
+  local pid=$!; echo "$pid" >> "$pidfile"; wait_port "$p"; wait_port "$t"; echo "$pid $p $t"
 }
 
 # bench PID PORT TLS(0/1) PIPELINE TEST -> "ops_per_sec us_per_op"
