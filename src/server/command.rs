@@ -2,9 +2,9 @@
 //!
 //! One row per command, as in Redis's `commands.def`; COMMAND INFO/DOCS read the same rows.
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use ahash::AHashMap;
 use bytes::Bytes;
 
 use super::shard::ShardFn;
@@ -206,7 +206,7 @@ commands! {
     "persist", 2, ["write", "fast"], (1, 1, 1), "generic", "2.2.0", k(generic::persist), "Removes the expiration time of a key.";
 }
 
-static BY_NAME: LazyLock<HashMap<&'static [u8], &'static Command>> =
+static BY_NAME: LazyLock<AHashMap<&'static [u8], &'static Command>> =
     LazyLock::new(|| COMMANDS.iter().map(|c| (c.name.as_bytes(), c)).collect());
 
 /// The command named `name`, in any letter case.

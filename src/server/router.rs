@@ -76,15 +76,21 @@ impl Host {
     pub fn admit(&self, hop: Hop) {
         match hop {
             Hop::Run { tx: Some(tx), unlock, job } if self.holder.get() == Some(tx) => {
-                job(&mut self.shard.borrow_mut());
+                self.run_job(job);
                 if unlock {
                     self.release();
                 }
             }
-            Hop::Run { tx: None, job, .. } if self.open() => job(&mut self.shard.borrow_mut()),
+            Hop::Run { tx: None, job, .. } if self.open() => self.run_job(job),
             Hop::Lock { tx, granted } if self.open() => self.grant(tx, granted),
             hop => self.waiting.borrow_mut().push_back(hop),
         }
+    }
+
+    fn run_job(&self, job: Job) {
+        let mut shard = self.shard.borrow_mut();
+        shard.tick();
+        job(&mut shard);
     }
 
     fn grant(&self, tx: TxId, granted: oneshot::Sender<()>) {
@@ -100,7 +106,7 @@ impl Host {
         loop {
             let Some(hop) = self.waiting.borrow_mut().pop_front() else { return };
             match hop {
-                Hop::Run { job, .. } => job(&mut self.shard.borrow_mut()),
+                Hop::Run { job, .. } => self.run_job(job),
                 Hop::Lock { tx, granted } => {
                     self.grant(tx, granted);
                     if self.holder.get().is_some() {
@@ -165,7 +171,8 @@ impl Router {
         Slot::of(key).shard(self.shards)
     }
 
-    /// Runs `f` on the local shard now if its gate is open.
+    /// Runs `f` on the local shard now if its gate is open. The caller ticks the shard's clock
+    /// (once per batch: see [`Shard::tick`]).
     pub fn try_local<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> Option<R> {
         self.host.open().then(|| f(&mut self.host.shard.borrow_mut()))
     }
@@ -193,7 +200,11 @@ impl Router {
         if shard == self.me {
             let mine = tx.is_some() && self.host.holder.get() == tx;
             if mine || (tx.is_none() && self.host.open()) {
-                let r = f(&mut self.host.shard.borrow_mut());
+                let r = {
+                    let mut shard = self.host.shard.borrow_mut();
+                    shard.tick();
+                    f(&mut shard)
+                };
                 if unlock {
                     self.host.release();
                 }

@@ -312,6 +312,7 @@ impl Service for Session {
 
     async fn call(&mut self, requests: &mut Vec<Vec<Bytes>>, out: &mut BytesMut) -> Flow {
         self.client.touch();
+        self.core.router.host().shard().tick();
         let n = requests.len() as u64;
         for args in requests.drain(..) {
             self.dispatch(args, out).await;

@@ -47,6 +47,8 @@ pub struct Shard {
     /// Clients connected to this core, by id.
     pub clients: BTreeMap<u64, Rc<Client>>,
     global: Arc<Global>,
+    /// The time (Unix ms) the commands of the current hop or batch see; see [`Shard::tick`].
+    clock: u64,
     /// The core's counters.
     pub stats: CoreStats,
 }
@@ -60,20 +62,28 @@ impl Shard {
             dbs: (0..global.config().databases).map(|_| Db::default()).collect(),
             clients: BTreeMap::new(),
             global,
+            clock: now_ms(),
             stats: CoreStats::default(),
         }
+    }
+
+    /// Reads the clock for the commands that follow. Called once per hop and once per batch of
+    /// inline commands rather than per command: like Redis's cached `mstime`, the commands of one
+    /// batch see the same millisecond.
+    pub fn tick(&mut self) {
+        self.clock = now_ms();
     }
 
     /// Runs one command.
     pub fn exec(&mut self, cmd: &ShardCmd) -> Reply {
         let max_bulk = self.global.max_bulk();
-        let mut ctx = Ctx { db: &mut self.dbs[cmd.db], now: now_ms(), max_bulk };
+        let mut ctx = Ctx { db: &mut self.dbs[cmd.db], now: self.clock, max_bulk };
         (cmd.run)(&mut ctx, &cmd.args)
     }
 
     /// Runs `f` with the context of database `db`.
     pub fn with_db<R>(&mut self, db: usize, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
-        f(&mut Ctx { db: &mut self.dbs[db], now: now_ms(), max_bulk: self.global.max_bulk() })
+        f(&mut Ctx { db: &mut self.dbs[db], now: self.clock, max_bulk: self.global.max_bulk() })
     }
 
     /// Every database.
@@ -95,6 +105,7 @@ impl Shard {
     /// One active-expiry cycle over every database, bounded by `budget` keys looked at per step
     /// and by `deadline_ms`; repeats a database while more than a quarter of what it saw expired.
     pub fn active_expire(&mut self, budget: usize, deadline_ms: u64) {
+        self.tick();
         for db in &mut self.dbs {
             loop {
                 let (looked, reclaimed) = db.expire_step(now_ms(), budget);
