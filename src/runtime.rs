@@ -272,7 +272,8 @@ async fn accept_loop(listener: Listener, core: Rc<Core>) {
 async fn connection(incoming: Incoming, core: Rc<Core>) {
     let config = core.config();
     let (peer, local, tls) = (incoming.peer, incoming.local, incoming.is_tls());
-    let mut stream = match incoming.establish(config.tcp_keepalive).await {
+    // Boxed: the handshake's future is large and needed once, not for the connection's life.
+    let mut stream = match Box::pin(incoming.establish(config.tcp_keepalive)).await {
         Ok(s) => s,
         Err(e) => {
             tracing::info!(%peer, "{e}");

@@ -14,9 +14,12 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::reply::Reply;
 use super::resp::{Limits, ProtocolError, RequestParser};
 
-/// Bytes read per read call at first; doubles while reads fill it, up to [`MAX_READ`].
-const MIN_READ: usize = 4 * 1024;
+/// Bytes read per read call: starts here, doubles while reads fill it (up to [`MAX_READ`]) and
+/// halves after [`SHRINK_AFTER`] reads that used under a quarter of it. An idle connection waits
+/// on a buffer this small, so 10k idle connections cost little memory.
+const MIN_READ: usize = 512;
 const MAX_READ: usize = 64 * 1024;
+const SHRINK_AFTER: u32 = 16;
 /// Requests handed to the service in one call at most, to bound memory per turn.
 const MAX_BATCH: usize = 1024;
 /// Buffers larger than this are dropped once empty, so idle connections stay small.
@@ -92,6 +95,7 @@ where
     let mut wbuf = BytesMut::new();
     let mut requests = Vec::new();
     let mut chunk = MIN_READ;
+    let mut small_reads = 0;
     loop {
         let limits = svc.limits();
         let start = rbuf.len();
@@ -105,7 +109,16 @@ where
             Err(why) => return why,
         };
         rbuf.truncate(start + n);
-        chunk = if n == chunk { (chunk * 2).min(MAX_READ) } else { MIN_READ };
+        if n == chunk {
+            chunk = (chunk * 2).min(MAX_READ);
+            small_reads = 0;
+        } else if n < chunk / 4 && chunk > MIN_READ {
+            small_reads += 1;
+            if small_reads >= SHRINK_AFTER {
+                chunk /= 2;
+                small_reads = 0;
+            }
+        }
         if rbuf.len() > limits.query_buffer {
             return ConnError::QueryBuffer(rbuf.len());
         }
@@ -158,7 +171,8 @@ where
         if flow == Flow::Close {
             return ConnError::Closed;
         }
-        if rbuf.is_empty() && rbuf.capacity() > KEEP_BUFFER {
+        // Between requests, keep no more buffer than the next read needs.
+        if rbuf.is_empty() && rbuf.capacity() > chunk.max(KEEP_BUFFER / 4) {
             rbuf = BytesMut::new();
         }
     }

@@ -85,7 +85,8 @@ impl Session {
                     self.queue(shard, ShardCmd { run, db: self.db, args });
                 } else {
                     self.settle(out).await;
-                    let reply = self.cross(cmd, run, cross, args).await;
+                    // Boxed: a rare path whose large future must not size every idle connection.
+                    let reply = Box::pin(self.cross(cmd, run, cross, args)).await;
                     self.slots.push(Some(reply));
                 }
             }
@@ -96,7 +97,7 @@ impl Session {
             Kind::Coord(c) => {
                 self.settle(out).await;
                 // Encoded at once: HELLO and RESET change the protocol their own reply uses.
-                if let Some(reply) = self.coordinate(c, &args).await {
+                if let Some(reply) = Box::pin(self.coordinate(c, &args)).await {
                     reply.encode(self.resp3, out);
                 }
             }
