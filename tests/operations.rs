@@ -154,15 +154,7 @@ fn redis_benchmark_completes_without_errors() {
             "--csv",
         ]);
         if mode == Mode::Tls {
-            cmd.args([
-                "--tls",
-                "--cacert",
-                &c.path("ca.crt"),
-                "--cert",
-                &c.path("client.crt"),
-                "--key",
-                &c.path("client.key"),
-            ]);
+            cmd.args(c.tool_args());
         }
         let out = cmd.output().expect("redis-benchmark must be installed (apt-get install redis-tools)");
         let stdout = String::from_utf8_lossy(&out.stdout);

@@ -116,15 +116,7 @@ impl Db {
         if let Some(entry) = self.entries.get_mut(key) {
             let had_ttl = entry.expires_at.is_some();
             *entry = Entry { value, expires_at };
-            match (had_ttl, expires_at.is_some()) {
-                (false, true) => {
-                    self.expires.insert(Bytes::copy_from_slice(key), ());
-                }
-                (true, false) => {
-                    self.expires.remove(key);
-                }
-                _ => {}
-            }
+            self.reindex_ttl(key, had_ttl, expires_at.is_some());
             return;
         }
         let key = Bytes::copy_from_slice(key);
@@ -137,8 +129,14 @@ impl Db {
     /// Sets or clears the expiry of an existing key; returns whether the key exists.
     pub fn set_expiry(&mut self, key: &[u8], expires_at: Option<u64>) -> bool {
         let Some(entry) = self.entries.get_mut(key) else { return false };
-        let had_ttl = entry.expires_at.replace_with(expires_at);
-        match (had_ttl, expires_at.is_some()) {
+        let had_ttl = std::mem::replace(&mut entry.expires_at, expires_at).is_some();
+        self.reindex_ttl(key, had_ttl, expires_at.is_some());
+        true
+    }
+
+    /// Keeps the TTL index in step when an existing key gains or loses its expiry.
+    fn reindex_ttl(&mut self, key: &[u8], had_ttl: bool, has_ttl: bool) {
+        match (had_ttl, has_ttl) {
             (false, true) => {
                 self.expires.insert(Bytes::copy_from_slice(key), ());
             }
@@ -147,7 +145,6 @@ impl Db {
             }
             _ => {}
         }
-        true
     }
 
     /// Removes `key`; returns its entry.
@@ -219,17 +216,6 @@ impl Db {
         }
         self.stats.expired += due.len() as u64;
         (looked, due.len())
-    }
-}
-
-trait ReplaceWith<T> {
-    /// Replaces the option with `new`, returning whether it held a value.
-    fn replace_with(&mut self, new: Option<T>) -> bool;
-}
-
-impl<T> ReplaceWith<T> for Option<T> {
-    fn replace_with(&mut self, new: Option<T>) -> bool {
-        std::mem::replace(self, new).is_some()
     }
 }
 

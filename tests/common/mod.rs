@@ -32,6 +32,16 @@ impl Certs {
     pub fn path(&self, name: &str) -> String {
         self.dir.join(name).display().to_string()
     }
+    /// The TLS flags redis-cli and redis-benchmark take, with the client certificate.
+    pub fn tool_args(&self) -> Vec<String> {
+        let mut args = vec!["--tls".to_owned()];
+        for (flag, file) in [("--cacert", "ca.crt"), ("--cert", "client.crt"), ("--key", "client.key")] {
+            args.push(flag.to_owned());
+            args.push(self.path(file));
+        }
+        args
+    }
+
     pub fn read(&self, name: &str) -> Vec<u8> {
         std::fs::read(self.dir.join(name)).expect("reading a generated certificate")
     }
@@ -236,15 +246,7 @@ impl Server {
         let mut cmd = Command::new("redis-cli");
         cmd.args(["-h", "127.0.0.1", "-p", &self.addr(mode).port().to_string()]);
         if mode == Mode::Tls {
-            cmd.args([
-                "--tls",
-                "--cacert",
-                &c.path("ca.crt"),
-                "--cert",
-                &c.path("client.crt"),
-                "--key",
-                &c.path("client.key"),
-            ]);
+            cmd.args(c.tool_args());
         }
         let out = cmd.args(args).output().expect("redis-cli must be installed (apt-get install redis-tools)");
         assert!(out.status.success(), "redis-cli failed: {}", String::from_utf8_lossy(&out.stderr));
