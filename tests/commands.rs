@@ -211,7 +211,162 @@ const SCRIPT: &[&[&str]] = &[
     &["RANDOMKEY"],
     &["KEYS", "*"],
     &["FLUSHALL", "SYNC"],
+    // lists
+    &["RPUSH", "l", "a", "b", "c", "d", "b"],
+    &["LPUSH", "l", "z"],
+    &["LRANGE", "l", "0", "-1"],
+    &["LLEN", "l"],
+    &["LRANGE", "l", "-2", "10"],
+    &["LRANGE", "l", "5", "2"],
+    &["LRANGE", "nolist", "0", "-1"],
+    &["LINDEX", "l", "-1"],
+    &["LINDEX", "l", "99"],
+    &["LINDEX", "l", "x"],
+    &["LSET", "l", "1", "A"],
+    &["LSET", "l", "99", "x"],
+    &["LSET", "nolist", "0", "x"],
+    &["LINSERT", "l", "BEFORE", "b", "ins"],
+    &["LINSERT", "l", "AFTER", "nope", "x"],
+    &["LINSERT", "l", "MIDDLE", "b", "x"],
+    &["LINSERT", "nolist", "AFTER", "a", "x"],
+    &["LRANGE", "l", "0", "-1"],
+    &["LREM", "l", "1", "b"],
+    &["LREM", "l", "-1", "b"],
+    &["LREM", "l", "0", "zz"],
+    &["LPOS", "l", "c"],
+    &["LPOS", "l", "c", "RANK", "-1"],
+    &["LPOS", "l", "c", "RANK", "0"],
+    &["LPOS", "l", "c", "COUNT", "0"],
+    &["LPOS", "l", "nope"],
+    &["LPOS", "l", "nope", "COUNT", "2"],
+    &["LPOS", "l", "c", "COUNT", "-1"],
+    &["LPOS", "l", "c", "MAXLEN", "1"],
+    &["LPOS", "nolist", "c", "COUNT", "1"],
+    &["LPOP", "l"],
+    &["RPOP", "l", "2"],
+    &["LPOP", "l", "0"],
+    &["LPOP", "l", "-1"],
+    &["LPOP", "nolist"],
+    &["LPOP", "nolist", "2"],
+    &["LPUSHX", "nolist", "a"],
+    &["RPUSHX", "l", "tail"],
+    &["LTRIM", "l", "1", "-1"],
+    &["LRANGE", "l", "0", "-1"],
+    &["LTRIM", "l", "5", "1"],
+    &["EXISTS", "l"],
+    &["RPUSH", "src", "1", "2", "3"],
+    &["LMOVE", "src", "dst", "LEFT", "RIGHT"],
+    &["RPOPLPUSH", "src", "dst"],
+    &["LMOVE", "src", "dst", "UP", "LEFT"],
+    &["LMOVE", "nolist", "dst", "LEFT", "LEFT"],
+    &["LRANGE", "dst", "0", "-1"],
+    &["SET", "str", "x"],
+    &["LMOVE", "src", "str", "LEFT", "LEFT"],
+    &["LRANGE", "src", "0", "-1"],
+    &["LPUSH", "str", "x"],
+    &["GET", "dst"],
+    &["TYPE", "dst"],
+    // hashes
+    &["HSET", "h", "f1", "v1", "f2", "v2"],
+    &["HSET", "h", "f1", "new", "f3", "v3"],
+    &["HSET", "h", "f1"],
+    &["HGET", "h", "f1"],
+    &["HGET", "h", "nope"],
+    &["HMGET", "h", "f1", "nope", "f3"],
+    &["HSETNX", "h", "f1", "x"],
+    &["HSETNX", "h", "f9", "x"],
+    &["HLEN", "h"],
+    &["HSTRLEN", "h", "f1"],
+    &["HEXISTS", "h", "f2"],
+    &["HEXISTS", "h", "zz"],
+    &["HDEL", "h", "f2", "zz"],
+    &["HINCRBY", "h", "n", "5"],
+    &["HINCRBY", "h", "n", "-10"],
+    &["HINCRBY", "h", "f1", "1"],
+    &["HINCRBY", "h", "n", "x"],
+    &["HINCRBYFLOAT", "h", "fl", "1.5"],
+    &["HINCRBYFLOAT", "h", "f1", "1"],
+    &["HMSET", "h", "a", "1"],
+    &["HGET", "nohash", "f"],
+    &["HLEN", "nohash"],
+    &["HGETALL", "nohash"],
+    &["HRANDFIELD", "nohash"],
+    &["HRANDFIELD", "nohash", "3"],
+    &["HRANDFIELD", "h", "0"],
+    &["HGET", "str", "f"],
+    &["HSET", "str", "f", "v"],
+    &["HDEL", "h", "f1", "f3", "f9", "n", "fl", "a"],
+    &["EXISTS", "h"],
+    &["HSET", "h1", "only", "x"],
+    &["HRANDFIELD", "h1"],
+    &["HRANDFIELD", "h1", "-2"],
+    &["HRANDFIELD", "h1", "5", "WITHVALUES"],
+    &["HSCAN", "h1", "0"],
+    &["HSCAN", "h1", "x"],
+    &["HSCAN", "nohash", "0"],
+    // sets
+    &["SADD", "s1", "a", "b", "c", "a"],
+    &["SADD", "s2", "b", "c", "d"],
+    &["SCARD", "s1"],
+    &["SISMEMBER", "s1", "a"],
+    &["SISMEMBER", "s1", "z"],
+    &["SMISMEMBER", "s1", "a", "z"],
+    &["SREM", "s1", "a", "z"],
+    &["SCARD", "nosset"],
+    &["SINTERCARD", "2", "s1", "s2"],
+    &["SINTERCARD", "2", "s1", "s2", "LIMIT", "1"],
+    &["SINTERCARD", "0", "s1"],
+    &["SINTERCARD", "5", "s1"],
+    &["SINTERCARD", "2", "s1", "s2", "LIMIT", "-1"],
+    &["SINTERSTORE", "dstset", "s1", "s2"],
+    &["SUNIONSTORE", "dstset2", "s1", "s2", "nosset"],
+    &["SDIFFSTORE", "dstset3", "s1", "s2"],
+    &["EXISTS", "dstset3"],
+    &["SMOVE", "s2", "s1", "d"],
+    &["SMOVE", "s2", "s1", "zz"],
+    &["SMOVE", "s2", "str", "b"],
+    &["SCARD", "s1"],
+    &["SADD", "str", "x"],
+    &["SINTER", "s1", "str"],
+    &["SRANDMEMBER", "nosset"],
+    &["SRANDMEMBER", "nosset", "2"],
+    &["SPOP", "nosset"],
+    &["SPOP", "nosset", "2"],
+    &["SPOP", "s1", "-1"],
+    &["SADD", "one", "m"],
+    &["SPOP", "one"],
+    &["EXISTS", "one"],
+    &["SADD", "one", "m"],
+    &["SRANDMEMBER", "one", "-3"],
+    &["SRANDMEMBER", "one"],
+    &["SSCAN", "one", "0"],
+    &["TYPE", "one"],
 ];
+
+/// Replies whose element order Redis leaves unspecified: compared after sorting their elements.
+const UNORDERED: &[&str] = &["SMEMBERS", "SINTER", "SUNION", "SDIFF", "HGETALL", "HKEYS", "HVALS", "KEYS"];
+
+/// Unordered replies re-read at the end, once the script has built them.
+const ORDER_PROBES: &[&[&str]] = &[
+    &["SMEMBERS", "s1"],
+    &["SINTER", "s1", "s2"],
+    &["SUNION", "s1", "s2", "nosset"],
+    &["SDIFF", "s1", "s2"],
+    &["SMEMBERS", "dstset"],
+    &["SMEMBERS", "dstset2"],
+    &["HGETALL", "h1"],
+    &["HKEYS", "h1"],
+    &["SMEMBERS", "nosset"],
+];
+
+/// A reply's lines after the header, sorted: the same elements in any order compare equal.
+fn sorted_lines(reply: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(reply);
+    let mut lines: Vec<&str> = text.split("\r\n").collect();
+    let header = lines.remove(0);
+    lines.sort_unstable();
+    format!("{header}|{}", lines.join("|")).into_bytes()
+}
 
 fn run_script(stream: &mut dyn Read, write: &mut dyn FnMut(&[u8]), resp3: bool) -> Vec<String> {
     if resp3 {
@@ -220,10 +375,13 @@ fn run_script(stream: &mut dyn Read, write: &mut dyn FnMut(&[u8]), resp3: bool) 
     }
     SCRIPT
         .iter()
+        .chain(ORDER_PROBES)
         .map(|req| {
             let args: Vec<&[u8]> = req.iter().map(|a| a.as_bytes()).collect();
             write(&resp(&args));
-            format!("{req:?} -> {:?}", String::from_utf8_lossy(&read_reply(stream)))
+            let reply = read_reply(stream);
+            let shown = if UNORDERED.contains(&req[0]) { sorted_lines(&reply) } else { reply };
+            format!("{req:?} -> {:?}", String::from_utf8_lossy(&shown))
         })
         .collect()
 }

@@ -185,3 +185,96 @@ fn pipelines_keep_order_across_shards() {
         assert_eq!(n, 0);
     }
 }
+
+#[test]
+fn list_and_set_moves_across_shards() {
+    let server = Server::start();
+    for mode in MODES {
+        let mut c = server.conn(mode);
+        let (l0, l1) = (key_on(&format!("{mode:?}:l0:"), 0, 2), key_on(&format!("{mode:?}:l1:"), 1, 2));
+        let _: () = c.rpush(&l0, &["a", "b", "c"]).unwrap();
+        let moved: String =
+            redis::cmd("LMOVE").arg(&l0).arg(&l1).arg("LEFT").arg("RIGHT").query(&mut c).unwrap();
+        assert_eq!(moved, "a");
+        let moved: String = redis::cmd("RPOPLPUSH").arg(&l0).arg(&l1).query(&mut c).unwrap();
+        assert_eq!(moved, "c");
+        assert_eq!(c.lrange::<_, Vec<String>>(&l1, 0, -1).unwrap(), ["c", "a"]);
+        assert_eq!(c.lrange::<_, Vec<String>>(&l0, 0, -1).unwrap(), ["b"]);
+        // A destination of the wrong type leaves the source untouched.
+        let s1 = key_on(&format!("{mode:?}:str:"), 1, 2);
+        let _: () = c.set(&s1, "x").unwrap();
+        let err = redis::cmd("LMOVE")
+            .arg(&l0)
+            .arg(&s1)
+            .arg("LEFT")
+            .arg("LEFT")
+            .query::<String>(&mut c)
+            .unwrap_err();
+        assert!(err.to_string().contains("WRONGTYPE"), "{err}");
+        assert_eq!(c.llen::<_, usize>(&l0).unwrap(), 1);
+
+        let (a, b) = (key_on(&format!("{mode:?}:sa:"), 0, 2), key_on(&format!("{mode:?}:sb:"), 1, 2));
+        let _: () = c.sadd(&a, &["1", "2", "3"]).unwrap();
+        let _: () = c.sadd(&b, &["3", "4"]).unwrap();
+        assert_eq!(c.smove::<_, _, _, i64>(&a, &b, "1").unwrap(), 1);
+        assert_eq!(c.smove::<_, _, _, i64>(&a, &b, "9").unwrap(), 0);
+        let mut inter: Vec<String> = c.sinter(&[&a, &b]).unwrap();
+        inter.sort();
+        assert_eq!(inter, ["3"]);
+        let mut union: Vec<String> = c.sunion(&[&a, &b]).unwrap();
+        union.sort();
+        assert_eq!(union, ["1", "2", "3", "4"]);
+        let dest = key_on(&format!("{mode:?}:dest:"), 1, 2);
+        assert_eq!(redis::cmd("SDIFFSTORE").arg(&dest).arg(&b).arg(&a).query::<i64>(&mut c).unwrap(), 2);
+        let mut diff: Vec<String> = c.smembers(&dest).unwrap();
+        diff.sort();
+        assert_eq!(diff, ["1", "4"]);
+        assert_eq!(redis::cmd("SINTERCARD").arg(2).arg(&a).arg(&b).query::<i64>(&mut c).unwrap(), 1);
+        assert_eq!(
+            redis::cmd("SINTERSTORE").arg(&dest).arg(&a).arg("nothing{x}").query::<i64>(&mut c).unwrap(),
+            0
+        );
+        assert_eq!(c.exists::<_, i64>(&dest).unwrap(), 0, "an empty result deletes the destination");
+    }
+}
+
+/// Movers SMOVE members back and forth between two sets on different shards; readers on both
+/// cores take SUNION of the two and must always see every member exactly once.
+#[test]
+fn smove_between_shards_never_loses_or_duplicates() {
+    let server = Arc::new(Server::start());
+    for mode in MODES {
+        let a = key_on(&format!("{mode:?}:mv:a:"), 0, 2);
+        let b = key_on(&format!("{mode:?}:mv:b:"), 1, 2);
+        let mut setup = server.conn(mode);
+        let members: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+        let _: () = setup.sadd(&a, &members).unwrap();
+        let mut movers = Vec::new();
+        for core in 0..2 {
+            let (server, a, b) = (server.clone(), a.clone(), b.clone());
+            movers.push(std::thread::spawn(move || {
+                let mut c = server.conn_on_core(mode, core);
+                for i in 0..1000 {
+                    let m = (i % 20).to_string();
+                    let (from, to) = if (i / 20 + core) % 2 == 0 { (&a, &b) } else { (&b, &a) };
+                    let _: i64 = c.smove(from, to, &m).unwrap();
+                }
+            }));
+        }
+        let mut readers = Vec::new();
+        for core in 0..2 {
+            let (server, a, b) = (server.clone(), a.clone(), b.clone());
+            readers.push(std::thread::spawn(move || {
+                let mut c = server.conn_on_core(mode, core);
+                for _ in 0..1000 {
+                    let union: Vec<String> = c.sunion(&[&a, &b]).unwrap();
+                    assert_eq!(union.len(), 20, "SUNION saw a member missing or doubled");
+                    let n: i64 = redis::cmd("SINTERCARD").arg(2).arg(&a).arg(&b).query(&mut c).unwrap();
+                    assert_eq!(n, 0, "a member was in both sets at once");
+                }
+            }));
+        }
+        readers.into_iter().for_each(|r| r.join().unwrap());
+        movers.into_iter().for_each(|m| m.join().unwrap());
+    }
+}

@@ -28,6 +28,9 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// A map; RESP2 flattens it into an array of alternating keys and values.
     Map(Vec<(Reply, Reply)>),
+    /// Pairs (HRANDFIELD WITHVALUES, later WITHSCORES): a flat array in RESP2, an array of
+    /// two-element arrays in RESP3, as Redis 7 sends them.
+    Pairs(Vec<(Reply, Reply)>),
     /// A set; RESP2 sends it as an array.
     Set(Vec<Reply>),
     /// A double; RESP2 sends it as a bulk string.
@@ -96,6 +99,21 @@ impl Reply {
                 for (k, v) in pairs {
                     k.encode(resp3, out);
                     v.encode(resp3, out);
+                }
+            }
+            Reply::Pairs(pairs) if resp3 => {
+                header(out, b'*', pairs.len());
+                for (a, b) in pairs {
+                    out.put_slice(b"*2\r\n");
+                    a.encode(resp3, out);
+                    b.encode(resp3, out);
+                }
+            }
+            Reply::Pairs(pairs) => {
+                header(out, b'*', pairs.len() * 2);
+                for (a, b) in pairs {
+                    a.encode(resp3, out);
+                    b.encode(resp3, out);
                 }
             }
             Reply::Double(d) if resp3 => line(out, b',', format_double(*d).as_bytes()),

@@ -8,7 +8,10 @@ use ahash::AHashMap;
 use bytes::Bytes;
 
 use super::shard::ShardFn;
-use super::{generic_family as generic, string_family as string};
+use super::{
+    generic_family as generic, hash_family as hash, list_family as list, set_family as set,
+    string_family as string,
+};
 
 /// Where and how a command executes.
 #[derive(Clone, Copy)]
@@ -67,6 +70,9 @@ pub enum Coord {
     MSetNx,
     Rename,
     RenameNx,
+    LMove,
+    SMove,
+    SetAlgebra,
 }
 
 /// One command's row.
@@ -103,12 +109,18 @@ impl Command {
         ok && (self.last_key >= 0 || self.step <= 1 || (argc - self.first_key) % self.step == 0)
     }
 
-    /// Positions of the keys in `args`.
-    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
-        let argc = argc as i32;
+    /// Positions of the keys in `args`. For `movablekeys` commands (SINTERCARD) the keys follow
+    /// a count at position 1; a bad count yields no keys and the command reports it.
+    pub fn key_positions(&self, args: &[Bytes]) -> impl Iterator<Item = usize> {
+        if self.flags.contains(&"movablekeys") {
+            let n = args.get(1).and_then(|n| crate::facade::resp::parse_i64(n)).unwrap_or(0).max(0) as usize;
+            return (2..(2 + n).min(args.len())).step_by(1);
+        }
+        let argc = args.len() as i32;
         let last = if self.last_key < 0 { argc + self.last_key } else { self.last_key.min(argc - 1) };
-        let (first, step) = (self.first_key, self.step.max(1));
-        (first..=last).step_by(step as usize).filter(move |_| first > 0).map(|i| i as usize)
+        let (first, step) = (self.first_key.max(1), self.step.max(1));
+        let last = if self.first_key > 0 { last } else { 0 };
+        (first as usize..(last + 1).max(first) as usize).step_by(step as usize)
     }
 
     /// Whether this command may run before the client authenticates.
@@ -204,6 +216,58 @@ commands! {
     "expiretime", 2, ["readonly", "fast"], (1, 1, 1), "generic", "7.0.0", k(generic::ttl), "Returns the expiration time of a key as a Unix timestamp.";
     "pexpiretime", 2, ["readonly", "fast"], (1, 1, 1), "generic", "7.0.0", k(generic::ttl), "Returns the expiration time of a key as a Unix milliseconds timestamp.";
     "persist", 2, ["write", "fast"], (1, 1, 1), "generic", "2.2.0", k(generic::persist), "Removes the expiration time of a key.";
+    // list
+    "lpush", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", "1.0.0", k(list::push), "Prepends one or more elements to a list. Creates the key if it doesn't exist.";
+    "rpush", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", "1.0.0", k(list::push), "Appends one or more elements to a list. Creates the key if it doesn't exist.";
+    "lpushx", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", "2.2.0", k(list::push), "Prepends one or more elements to a list only when the list exists.";
+    "rpushx", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", "2.2.0", k(list::push), "Appends an element to a list only when the list exists.";
+    "lpop", -2, ["write", "fast"], (1, 1, 1), "list", "1.0.0", k(list::pop), "Returns the first elements in a list after removing it. Deletes the list if the last element was popped.";
+    "rpop", -2, ["write", "fast"], (1, 1, 1), "list", "1.0.0", k(list::pop), "Returns and removes the last elements of a list. Deletes the list if the last element was popped.";
+    "llen", 2, ["readonly", "fast"], (1, 1, 1), "list", "1.0.0", k(list::llen), "Returns the length of a list.";
+    "lrange", 4, ["readonly"], (1, 1, 1), "list", "1.0.0", k(list::lrange), "Returns a range of elements from a list.";
+    "lindex", 3, ["readonly"], (1, 1, 1), "list", "1.0.0", k(list::lindex), "Returns an element from a list by its index.";
+    "lset", 4, ["write", "denyoom"], (1, 1, 1), "list", "1.0.0", k(list::lset), "Sets the value of an element in a list by its index.";
+    "linsert", 5, ["write", "denyoom"], (1, 1, 1), "list", "2.2.0", k(list::linsert), "Inserts an element before or after another element in a list.";
+    "lrem", 4, ["write"], (1, 1, 1), "list", "1.0.0", k(list::lrem), "Removes elements from a list. Deletes the list if the last element was removed.";
+    "ltrim", 4, ["write"], (1, 1, 1), "list", "1.0.0", k(list::ltrim), "Removes elements from both ends a list. Deletes the list if all elements were trimmed.";
+    "lpos", -3, ["readonly"], (1, 1, 1), "list", "6.0.6", k(list::lpos), "Returns the index of matching elements in a list.";
+    "lmove", 5, ["write", "denyoom"], (1, 2, 1), "list", "6.2.0", kx(list::lmove, Cross::Custom(C::LMove)), "Returns an element after popping it from one list and pushing it to another.";
+    "rpoplpush", 3, ["write", "denyoom"], (1, 2, 1), "list", "1.2.0", kx(list::lmove, Cross::Custom(C::LMove)), "Returns the last element of a list after removing and pushing it to another list.";
+    // hash
+    "hset", -4, ["write", "denyoom", "fast"], (1, 1, 1), "hash", "2.0.0", k(hash::hset), "Creates or modifies the value of a field in a hash.";
+    "hmset", -4, ["write", "denyoom", "fast"], (1, 1, 1), "hash", "2.0.0", k(hash::hset), "Sets the values of multiple fields.";
+    "hsetnx", 4, ["write", "denyoom", "fast"], (1, 1, 1), "hash", "2.0.0", k(hash::hsetnx), "Sets the value of a field in a hash only when the field doesn't exist.";
+    "hget", 3, ["readonly", "fast"], (1, 1, 1), "hash", "2.0.0", k(hash::hget), "Returns the value of a field in a hash.";
+    "hmget", -3, ["readonly", "fast"], (1, 1, 1), "hash", "2.0.0", k(hash::hmget), "Returns the values of all fields in a hash.";
+    "hdel", -3, ["write", "fast"], (1, 1, 1), "hash", "2.0.0", k(hash::hdel), "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain.";
+    "hlen", 2, ["readonly", "fast"], (1, 1, 1), "hash", "2.0.0", k(hash::hlen), "Returns the number of fields in a hash.";
+    "hstrlen", 3, ["readonly", "fast"], (1, 1, 1), "hash", "3.2.0", k(hash::hstrlen), "Returns the length of the value of a field.";
+    "hexists", 3, ["readonly", "fast"], (1, 1, 1), "hash", "2.0.0", k(hash::hexists), "Determines whether a field exists in a hash.";
+    "hkeys", 2, ["readonly"], (1, 1, 1), "hash", "2.0.0", k(hash::hgetall), "Returns all fields in a hash.";
+    "hvals", 2, ["readonly"], (1, 1, 1), "hash", "2.0.0", k(hash::hgetall), "Returns all values in a hash.";
+    "hgetall", 2, ["readonly"], (1, 1, 1), "hash", "2.0.0", k(hash::hgetall), "Returns all fields and values in a hash.";
+    "hincrby", 4, ["write", "denyoom", "fast"], (1, 1, 1), "hash", "2.0.0", k(hash::hincrby), "Increments the integer value of a field in a hash by a number.";
+    "hincrbyfloat", 4, ["write", "denyoom", "fast"], (1, 1, 1), "hash", "2.6.0", k(hash::hincrbyfloat), "Increments the floating point value of a field by a number.";
+    "hrandfield", -2, ["readonly"], (1, 1, 1), "hash", "6.2.0", k(hash::hrandfield), "Returns one or more random fields from a hash.";
+    "hscan", -3, ["readonly"], (1, 1, 1), "hash", "2.8.0", k(hash::hscan), "Iterates over fields and values of a hash.";
+    // set
+    "sadd", -3, ["write", "denyoom", "fast"], (1, 1, 1), "set", "1.0.0", k(set::sadd), "Adds one or more members to a set. Creates the key if it doesn't exist.";
+    "srem", -3, ["write", "fast"], (1, 1, 1), "set", "1.0.0", k(set::srem), "Removes one or more members from a set. Deletes the set if the last member was removed.";
+    "scard", 2, ["readonly", "fast"], (1, 1, 1), "set", "1.0.0", k(set::scard), "Returns the number of members in a set.";
+    "sismember", 3, ["readonly", "fast"], (1, 1, 1), "set", "1.0.0", k(set::sismember), "Determines whether a member belongs to a set.";
+    "smismember", -3, ["readonly", "fast"], (1, 1, 1), "set", "6.2.0", k(set::sismember), "Determines whether multiple members belong to a set.";
+    "smembers", 2, ["readonly"], (1, 1, 1), "set", "1.0.0", k(set::smembers), "Returns all members of a set.";
+    "srandmember", -2, ["readonly"], (1, 1, 1), "set", "1.0.0", k(set::srandmember), "Get one or multiple random members from a set";
+    "spop", -2, ["write", "fast"], (1, 1, 1), "set", "1.0.0", k(set::srandmember), "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.";
+    "sscan", -3, ["readonly"], (1, 1, 1), "set", "2.8.0", k(set::sscan), "Iterates over members of a set.";
+    "smove", 4, ["write", "fast"], (1, 2, 1), "set", "1.0.0", kx(set::smove, Cross::Custom(C::SMove)), "Moves a member from one set to another.";
+    "sinter", -2, ["readonly"], (1, -1, 1), "set", "1.0.0", kx(set::algebra, Cross::Custom(C::SetAlgebra)), "Returns the intersect of multiple sets.";
+    "sunion", -2, ["readonly"], (1, -1, 1), "set", "1.0.0", kx(set::algebra, Cross::Custom(C::SetAlgebra)), "Returns the union of multiple sets.";
+    "sdiff", -2, ["readonly"], (1, -1, 1), "set", "1.0.0", kx(set::algebra, Cross::Custom(C::SetAlgebra)), "Returns the difference of multiple sets.";
+    "sinterstore", -3, ["write", "denyoom"], (1, -1, 1), "set", "1.0.0", kx(set::algebra, Cross::Custom(C::SetAlgebra)), "Stores the intersect of multiple sets in a key.";
+    "sunionstore", -3, ["write", "denyoom"], (1, -1, 1), "set", "1.0.0", kx(set::algebra, Cross::Custom(C::SetAlgebra)), "Stores the union of multiple sets in a key.";
+    "sdiffstore", -3, ["write", "denyoom"], (1, -1, 1), "set", "1.0.0", kx(set::algebra, Cross::Custom(C::SetAlgebra)), "Stores the difference of multiple sets in a key.";
+    "sintercard", -3, ["readonly", "movablekeys"], (1, 1, 1), "set", "7.0.0", kx(set::algebra, Cross::Custom(C::SetAlgebra)), "Returns the number of members of the intersect of multiple sets.";
 }
 
 static BY_NAME: LazyLock<AHashMap<&'static [u8], &'static Command>> =
@@ -233,12 +297,15 @@ mod tests {
     fn lookup_ignores_case_and_positions_keys() {
         let mset = lookup(b"MsEt").unwrap();
         assert_eq!(mset.name, "mset");
+        let args = |n: usize| vec![Bytes::from_static(b"2"); n];
         assert!(mset.arity_ok(5));
         assert!(!mset.arity_ok(4), "MSET needs whole key/value pairs");
-        assert_eq!(mset.key_positions(5).collect::<Vec<_>>(), [1, 3]);
-        assert_eq!(lookup(b"del").unwrap().key_positions(4).collect::<Vec<_>>(), [1, 2, 3]);
-        assert_eq!(lookup(b"rename").unwrap().key_positions(3).collect::<Vec<_>>(), [1, 2]);
-        assert_eq!(lookup(b"ping").unwrap().key_positions(1).count(), 0);
+        assert_eq!(mset.key_positions(&args(5)).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(lookup(b"del").unwrap().key_positions(&args(4)).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(lookup(b"rename").unwrap().key_positions(&args(3)).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(lookup(b"ping").unwrap().key_positions(&args(1)).count(), 0);
+        // SINTERCARD 2 a b LIMIT 1: the keys are those the count names.
+        assert_eq!(lookup(b"sintercard").unwrap().key_positions(&args(6)).collect::<Vec<_>>(), [2, 3]);
         assert!(lookup(b"nosuchcommandwithaverylongnamepastthirtytwo").is_none());
     }
 

@@ -2,15 +2,22 @@
 //!
 //! Storage never awaits and is touched only by its own core.
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
 
 use super::dict::{splitmix, Dict};
 
-/// A stored value. More types arrive with the data-model work; strings come first.
-#[derive(Debug, Clone, PartialEq)]
+/// A stored value.
 pub enum Value {
     /// A string (also holds integers and floats, as Redis does).
     Str(Bytes),
+    /// A list.
+    List(VecDeque<Bytes>),
+    /// A hash: field to value.
+    Hash(Dict<Bytes>),
+    /// A set of members.
+    Set(Dict<()>),
 }
 
 impl Value {
@@ -19,12 +26,37 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+        }
+    }
+
+    /// Whether a container holds nothing (Redis deletes such keys).
+    #[must_use]
+    pub fn is_empty_container(&self) -> bool {
+        match self {
+            Value::Str(_) => false,
+            Value::List(l) => l.is_empty(),
+            Value::Hash(h) => h.is_empty(),
+            Value::Set(s) => s.is_empty(),
+        }
+    }
+}
+
+impl Clone for Value {
+    fn clone(&self) -> Value {
+        match self {
+            Value::Str(s) => Value::Str(s.clone()),
+            Value::List(l) => Value::List(l.clone()),
+            Value::Hash(h) => Value::Hash(h.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            Value::Set(s) => Value::Set(s.iter().map(|(k, ())| (k.clone(), ())).collect()),
         }
     }
 }
 
 /// A value and its absolute expiry time in Unix milliseconds.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Entry {
     /// The value.
     pub value: Value,
@@ -76,17 +108,22 @@ impl Db {
 
     /// The live entry under `key`, expiring it first if its time has come. Counts hit or miss.
     pub fn read(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
-        let found = self.live(key, now);
-        if found {
-            self.stats.hits += 1;
-        } else {
+        // One lookup on the hot path; a second only when the key must be reclaimed.
+        let expired = match self.entries.get(key) {
+            None => {
+                self.stats.misses += 1;
+                return None;
+            }
+            Some(e) => e.expires_at.is_some_and(|at| at <= now),
+        };
+        if expired {
+            self.remove(key);
+            self.stats.expired += 1;
             self.stats.misses += 1;
+            return None;
         }
-        if found {
-            self.entries.get(key)
-        } else {
-            None
-        }
+        self.stats.hits += 1;
+        self.entries.get(key)
     }
 
     /// The live entry under `key`, for writing (no hit/miss counted).
@@ -144,6 +181,13 @@ impl Db {
                 self.expires.remove(key);
             }
             _ => {}
+        }
+    }
+
+    /// Deletes `key` if it holds an empty container (after a pop or a removal).
+    pub fn drop_if_empty(&mut self, key: &[u8]) {
+        if self.entries.get(key).is_some_and(|e| e.value.is_empty_container()) {
+            self.remove(key);
         }
     }
 

@@ -146,6 +146,16 @@ impl<V> Dict<V> {
     }
 }
 
+impl<V> FromIterator<(Bytes, V)> for Dict<V> {
+    fn from_iter<I: IntoIterator<Item = (Bytes, V)>>(iter: I) -> Dict<V> {
+        let mut d = Dict::new();
+        for (k, v) in iter {
+            d.insert(k, v);
+        }
+        d
+    }
+}
+
 /// One step of SplitMix64: a cheap, well-spread pseudo-random sequence.
 #[must_use]
 pub fn splitmix(seed: u64) -> u64 {

@@ -1,6 +1,7 @@
 //! The server: shards, the router between cores, sessions that coordinate commands, and the
 //! command families. Knows nothing of sockets or TLS.
 
+pub mod access;
 pub mod args;
 pub mod client;
 pub mod command;
@@ -10,9 +11,13 @@ pub mod db;
 pub mod dict;
 pub mod generic_family;
 pub mod global;
+pub mod hash_family;
+pub mod list_family;
+pub mod moves;
 pub mod router;
 pub mod server_family;
 pub mod session;
+pub mod set_family;
 pub mod shard;
 pub mod slot;
 pub mod string_family;

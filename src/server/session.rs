@@ -19,7 +19,7 @@ use super::core::Core;
 use super::router::Unavailable;
 use super::shard::{Shard, ShardCmd, ShardFn};
 use super::slot::ShardId;
-use super::{connection_family, generic_family, server_family, string_family};
+use super::{connection_family, generic_family, moves, server_family, string_family};
 use crate::facade::resp::Limits;
 use crate::facade::{ConnLimits, Flow, Reply, Service};
 
@@ -78,7 +78,7 @@ impl Session {
         match cmd.kind {
             Kind::Keyed { run, cross } => {
                 let router = &self.core.router;
-                let mut keys = cmd.key_positions(args.len());
+                let mut keys = cmd.key_positions(&args);
                 let shard = keys.next().map_or(router.local(), |p| router.shard_of(&args[p]));
                 let single = cross == Cross::Never || keys.all(|p| router.shard_of(&args[p]) == shard);
                 if single {
@@ -150,7 +150,7 @@ impl Session {
         let step = cmd.step.max(1) as usize;
         // Each shard's key positions, in request order.
         let mut parts: BTreeMap<ShardId, Vec<usize>> = BTreeMap::new();
-        for p in cmd.key_positions(args.len()) {
+        for p in cmd.key_positions(&args) {
             parts.entry(router.shard_of(&args[p])).or_default().push(p);
         }
         let shards: Vec<ShardId> = parts.keys().copied().collect();
@@ -207,6 +207,9 @@ impl Session {
             Cross::Custom(Coord::Rename | Coord::RenameNx) => {
                 generic_family::rename_across(tx, db, &router, &args).await
             }
+            Cross::Custom(Coord::LMove) => moves::lmove_across(tx, db, &router, &args).await,
+            Cross::Custom(Coord::SMove) => moves::smove_across(tx, db, &router, &args).await,
+            Cross::Custom(Coord::SetAlgebra) => moves::algebra_across(tx, db, &router, &args).await,
             Cross::Custom(other) => unreachable!("{other:?} is not a cross-shard protocol"),
         }
     }
@@ -232,7 +235,15 @@ impl Session {
             Coord::Keys => generic_family::keys_cmd(self, args).await,
             Coord::Scan => generic_family::scan_cmd(self, args).await,
             Coord::RandomKey => generic_family::randomkey(self).await,
-            Coord::Ping | Coord::Echo | Coord::Time | Coord::MSetNx | Coord::Rename | Coord::RenameNx => {
+            Coord::Ping
+            | Coord::Echo
+            | Coord::Time
+            | Coord::MSetNx
+            | Coord::Rename
+            | Coord::RenameNx
+            | Coord::LMove
+            | Coord::SMove
+            | Coord::SetAlgebra => {
                 unreachable!("{c:?} is dispatched before coordinate()")
             }
         })

@@ -2,19 +2,19 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::args::{self, expire_at, is, ExpireIn, NOT_INT, SYNTAX, TOO_BIG};
+use super::args::{self, expire_at, is, ExpireIn, NOT_INT, SYNTAX, TOO_BIG, WRONGTYPE};
 use super::db::{Entry, Value};
 use super::shard::Ctx;
 use crate::facade::reply::format_double;
 use crate::facade::resp::parse_i64;
 use crate::facade::Reply;
 
-/// The string under `key`: `Ok(None)` when missing, `Err(WRONGTYPE)` for another type (the
-/// arm arrives with the other data types).
+/// The string under `key`: `Ok(None)` when missing, `Err(WRONGTYPE)` for another type.
 fn read_str<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a Bytes>, Reply> {
     match ctx.db.read(key, ctx.now) {
         None => Ok(None),
         Some(Entry { value: Value::Str(s), .. }) => Ok(Some(s)),
+        Some(_) => Err(WRONGTYPE),
     }
 }
 
@@ -72,7 +72,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let old = match read_str(ctx, &args[1]) {
         Ok(v) => v.cloned(),
         Err(e) if get => return e,
-        // Without GET, SET overwrites a key of any type.
+        // Without GET, SET overwrites a key of any type; it only needs to know it exists.
         Err(_) => Some(Bytes::new()),
     };
     let exists = old.is_some();

@@ -1,0 +1,76 @@
+//! Typed access to a key's value for the container families: missing, the right type, or
+//! WRONGTYPE, with Redis's rule that an emptied container is deleted.
+
+use super::args::WRONGTYPE;
+use super::db::{Entry, Value};
+use super::shard::Ctx;
+use crate::facade::Reply;
+
+/// Picks one variant out of a value, by reference.
+pub type Pick<T> = fn(&Value) -> Option<&T>;
+/// Picks one variant out of a value, mutably.
+pub type PickMut<T> = fn(&mut Value) -> Option<&mut T>;
+
+/// The value under `key` as `T`: `Ok(None)` when missing, `Err(WRONGTYPE)` for another type.
+pub fn read<'a, T>(ctx: &'a mut Ctx<'_>, key: &[u8], pick: Pick<T>) -> Result<Option<&'a T>, Reply> {
+    match ctx.db.read(key, ctx.now) {
+        None => Ok(None),
+        Some(Entry { value, .. }) => pick(value).map(Some).ok_or(WRONGTYPE),
+    }
+}
+
+/// The value under `key` as `T`, for writing: `Ok(None)` when missing.
+pub fn write<'a, T>(ctx: &'a mut Ctx<'_>, key: &[u8], pick: PickMut<T>) -> Result<Option<&'a mut T>, Reply> {
+    match ctx.db.write(key, ctx.now) {
+        None => Ok(None),
+        Some(Entry { value, .. }) => pick(value).map(Some).ok_or(WRONGTYPE),
+    }
+}
+
+/// The value under `key` as `T`, created empty with `make` when missing.
+pub fn create<'a, T>(
+    ctx: &'a mut Ctx<'_>,
+    key: &[u8],
+    pick: PickMut<T>,
+    make: fn() -> Value,
+) -> Result<&'a mut T, Reply> {
+    if !ctx.db.live(key, ctx.now) {
+        ctx.db.set(key, make(), None);
+    }
+    match ctx.db.write(key, ctx.now) {
+        Some(Entry { value, .. }) => pick(value).ok_or(WRONGTYPE),
+        None => Err(WRONGTYPE),
+    }
+}
+
+/// Runs `f` on the value under `key` (if it is a `T`), then deletes the key if `f` emptied it.
+pub fn update<T, R>(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    pick: PickMut<T>,
+    f: impl FnOnce(Option<&mut T>) -> R,
+) -> Result<R, Reply> {
+    let r = f(write(ctx, key, pick)?);
+    ctx.db.drop_if_empty(key);
+    Ok(r)
+}
+
+macro_rules! pickers {
+    ($($read:ident, $write:ident, $variant:ident, $ty:ty;)*) => {$(
+        /// Picks this variant by reference.
+        #[must_use]
+        pub fn $read(v: &Value) -> Option<&$ty> {
+            match v { Value::$variant(x) => Some(x), _ => None }
+        }
+        /// Picks this variant mutably.
+        pub fn $write(v: &mut Value) -> Option<&mut $ty> {
+            match v { Value::$variant(x) => Some(x), _ => None }
+        }
+    )*};
+}
+
+pickers! {
+    list, list_mut, List, std::collections::VecDeque<bytes::Bytes>;
+    hash, hash_mut, Hash, super::dict::Dict<bytes::Bytes>;
+    set, set_mut, Set, super::dict::Dict<()>;
+}

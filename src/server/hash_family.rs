@@ -1,0 +1,250 @@
+//! Hash commands: HSET, HGET and friends, counters, HRANDFIELD, HSCAN. Run on the owning shard.
+
+use bytes::Bytes;
+
+use super::access::{self, hash, hash_mut};
+use super::args::{self, is};
+use super::db::Value;
+use super::dict::{splitmix, Dict};
+use super::generic_family::ScanOpts;
+use super::shard::Ctx;
+use crate::facade::reply::format_double;
+use crate::facade::resp::parse_i64;
+use crate::facade::Reply;
+use crate::glob;
+
+fn new_hash() -> Value {
+    Value::Hash(Dict::new())
+}
+
+/// HSET / HMSET key field value [field value ...]
+pub fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    if (args.len() - 2) % 2 != 0 {
+        return args::wrong_args(&String::from_utf8_lossy(&args[0]).to_lowercase());
+    }
+    let h = match access::create(ctx, &args[1], hash_mut, new_hash) {
+        Ok(h) => h,
+        Err(e) => return e,
+    };
+    let added = args[2..]
+        .chunks_exact(2)
+        .filter(|p| h.insert(Bytes::copy_from_slice(&p[0]), Bytes::copy_from_slice(&p[1])).is_none())
+        .count();
+    if is(&args[0], "hmset") {
+        Reply::Ok
+    } else {
+        Reply::Int(added as i64)
+    }
+}
+
+/// HSETNX key field value
+pub fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match access::create(ctx, &args[1], hash_mut, new_hash) {
+        Ok(h) if h.get(&args[2]).is_some() => Reply::Int(0),
+        Ok(h) => {
+            h.insert(Bytes::copy_from_slice(&args[2]), Bytes::copy_from_slice(&args[3]));
+            Reply::Int(1)
+        }
+        Err(e) => e,
+    }
+}
+
+/// HGET key field
+pub fn hget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match access::read(ctx, &args[1], hash) {
+        Ok(h) => h.and_then(|h| h.get(&args[2]).cloned()).into(),
+        Err(e) => e,
+    }
+}
+
+/// HMGET key field [field ...]
+pub fn hmget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match access::read(ctx, &args[1], hash) {
+        Ok(h) => Reply::Array(args[2..].iter().map(|f| h.and_then(|h| h.get(f).cloned()).into()).collect()),
+        Err(e) => e,
+    }
+}
+
+/// HDEL key field [field ...]
+pub fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let n = access::update(ctx, &args[1], hash_mut, |h| {
+        h.map_or(0, |h| args[2..].iter().filter(|f| h.remove(f).is_some()).count())
+    });
+    n.map_or_else(|e| e, |n| Reply::Int(n as i64))
+}
+
+/// HLEN key
+pub fn hlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match access::read(ctx, &args[1], hash) {
+        Ok(h) => Reply::Int(h.map_or(0, |h| h.len() as i64)),
+        Err(e) => e,
+    }
+}
+
+/// HSTRLEN key field
+pub fn hstrlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match access::read(ctx, &args[1], hash) {
+        Ok(h) => Reply::Int(h.and_then(|h| h.get(&args[2])).map_or(0, |v| v.len() as i64)),
+        Err(e) => e,
+    }
+}
+
+/// HEXISTS key field
+pub fn hexists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match access::read(ctx, &args[1], hash) {
+        Ok(h) => Reply::Int(i64::from(h.is_some_and(|h| h.get(&args[2]).is_some()))),
+        Err(e) => e,
+    }
+}
+
+/// HKEYS / HVALS / HGETALL key
+pub fn hgetall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let h = match access::read(ctx, &args[1], hash) {
+        Ok(h) => h,
+        Err(e) => return e,
+    };
+    let pairs = h.into_iter().flat_map(|h| h.iter());
+    match () {
+        () if is(&args[0], "hkeys") => Reply::Array(pairs.map(|(k, _)| Reply::Bulk(k.clone())).collect()),
+        () if is(&args[0], "hvals") => Reply::Array(pairs.map(|(_, v)| Reply::Bulk(v.clone())).collect()),
+        () => Reply::Map(pairs.map(|(k, v)| (Reply::Bulk(k.clone()), Reply::Bulk(v.clone()))).collect()),
+    }
+}
+
+/// HINCRBY key field increment
+pub fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let by = match args::int(&args[3]) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    let h = match access::create(ctx, &args[1], hash_mut, new_hash) {
+        Ok(h) => h,
+        Err(e) => return e,
+    };
+    let current = match h.get(&args[2]) {
+        None => 0,
+        Some(v) => match parse_i64(v) {
+            Some(n) => n,
+            None => return Reply::error("ERR hash value is not an integer"),
+        },
+    };
+    let Some(next) = current.checked_add(by) else {
+        return Reply::error("ERR increment or decrement would overflow");
+    };
+    h.insert(
+        Bytes::copy_from_slice(&args[2]),
+        Bytes::copy_from_slice(itoa::Buffer::new().format(next).as_bytes()),
+    );
+    Reply::Int(next)
+}
+
+/// HINCRBYFLOAT key field increment
+pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let by = match args::float(&args[3]) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let h = match access::create(ctx, &args[1], hash_mut, new_hash) {
+        Ok(h) => h,
+        Err(e) => return e,
+    };
+    let current = match h.get(&args[2]) {
+        None => 0.0,
+        Some(v) => match args::float(v) {
+            Ok(f) => f,
+            Err(_) => return Reply::error("ERR hash value is not a float"),
+        },
+    };
+    let next = current + by;
+    if !next.is_finite() {
+        return Reply::error("ERR increment would produce NaN or Infinity");
+    }
+    let text = Bytes::from(format_double(next));
+    h.insert(Bytes::copy_from_slice(&args[2]), text.clone());
+    Reply::Bulk(text)
+}
+
+/// HRANDFIELD key [count [WITHVALUES]]
+pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let count = match args.get(2).map(|c| args::int(c)) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(e)) => return e,
+    };
+    let with_values = match args.get(3) {
+        None => false,
+        Some(a) if is(a, "withvalues") && args.len() == 4 => true,
+        Some(_) => return args::SYNTAX,
+    };
+    let seed = splitmix(ctx.now ^ args[1].len() as u64);
+    let h = match access::read(ctx, &args[1], hash) {
+        Ok(h) => h,
+        Err(e) => return e,
+    };
+    let Some(count) = count else {
+        return h.and_then(|h| h.random(seed)).map_or(Reply::Nil, |(k, _)| Reply::Bulk(k.clone()));
+    };
+    let Some(h) = h else { return Reply::Array(vec![]) };
+    let picked = sample(h, count, seed);
+    if with_values {
+        Reply::Pairs(picked.into_iter().map(|(k, v)| (Reply::Bulk(k), Reply::Bulk(v))).collect())
+    } else {
+        Reply::Array(picked.into_iter().map(|(k, _)| Reply::Bulk(k)).collect())
+    }
+}
+
+/// Redis's random sampling: a positive count gives distinct entries (all of them when the count
+/// reaches the size), a negative one `|count|` entries that may repeat.
+pub fn sample<V: Clone>(d: &Dict<V>, count: i64, mut seed: u64) -> Vec<(Bytes, V)> {
+    if count >= 0 && count as usize >= d.len() {
+        return d.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    }
+    let want = count.unsigned_abs() as usize;
+    let mut out: Vec<(Bytes, V)> = Vec::with_capacity(want.min(d.len()));
+    let mut seen = std::collections::HashSet::new();
+    while out.len() < want {
+        seed = splitmix(seed);
+        let Some((k, v)) = d.random(seed) else { break };
+        if count < 0 || seen.insert(k.clone()) {
+            out.push((k.clone(), v.clone()));
+        }
+    }
+    out
+}
+
+/// HSCAN key cursor [MATCH pattern] [COUNT count]
+pub fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let Some(cursor) = std::str::from_utf8(&args[2]).ok().and_then(|c| c.parse::<u64>().ok()) else {
+        return Reply::error("ERR invalid cursor");
+    };
+    let opts = match ScanOpts::parse(&args[3..]) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    match access::read(ctx, &args[1], hash) {
+        Ok(Some(h)) => {
+            let (next, found) = scan_dict(h, cursor, &opts);
+            let items = found.into_iter().flat_map(|(k, v)| [Reply::Bulk(k), Reply::Bulk(v)]).collect();
+            Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(items)])
+        }
+        Ok(None) => Reply::Array(vec![Reply::bulk("0"), Reply::Array(vec![])]),
+        Err(e) => e,
+    }
+}
+
+/// A SCAN step over a container dict, with MATCH applied to its keys.
+pub fn scan_dict<V: Clone>(d: &Dict<V>, mut cursor: u64, opts: &ScanOpts) -> (u64, Vec<(Bytes, V)>) {
+    let mut found = Vec::new();
+    let mut budget = opts.count.saturating_mul(10);
+    loop {
+        cursor = d.scan(cursor, |k, v| {
+            if opts.pattern.as_ref().map_or(true, |p| glob::matches(p, k, false)) {
+                found.push((k.clone(), v.clone()));
+            }
+        });
+        budget -= 1;
+        if cursor == 0 || budget == 0 || found.len() >= opts.count {
+            return (cursor, found);
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! List commands: pushes, pops, ranges, LINSERT/LREM/LTRIM/LPOS, LMOVE. Run on the owning shard.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use super::access::{self, list, list_mut};
+use super::args::{self, is, NO_SUCH_KEY, SYNTAX};
+use super::db::Value;
+use super::shard::Ctx;
+use crate::facade::Reply;
+
+fn new_list() -> Value {
+    Value::List(VecDeque::new())
+}
+
+fn copy(b: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(b)
+}
+
+/// Redis's index normalisation for ranges: negative counts from the end; clamped.
+fn range(len: usize, start: i64, stop: i64) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let start = if start < 0 { (len + start).max(0) } else { start };
+    let stop = if stop < 0 { len + stop } else { stop.min(len - 1) };
+    (start <= stop && start < len && stop >= 0).then_some((start as usize, stop as usize))
+}
+
+/// LPUSH / RPUSH / LPUSHX / RPUSHX key element [element ...]
+pub fn push(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let name = &args[0];
+    let left = is(name, "lpush") || is(name, "lpushx");
+    let only_existing = is(name, "lpushx") || is(name, "rpushx");
+    let l = if only_existing {
+        match access::write(ctx, &args[1], list_mut) {
+            Ok(Some(l)) => l,
+            Ok(None) => return Reply::Int(0),
+            Err(e) => return e,
+        }
+    } else {
+        match access::create(ctx, &args[1], list_mut, new_list) {
+            Ok(l) => l,
+            Err(e) => return e,
+        }
+    };
+    for e in &args[2..] {
+        if left {
+            l.push_front(copy(e));
+        } else {
+            l.push_back(copy(e));
+        }
+    }
+    Reply::Int(l.len() as i64)
+}
+
+/// LPOP / RPOP key [count]
+pub fn pop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let left = is(&args[0], "lpop");
+    let count = match args.get(2).map(|c| args::int(c)) {
+        None => None,
+        Some(Ok(n)) if n >= 0 => Some(n as usize),
+        Some(Ok(_)) => return Reply::error("ERR value is out of range, must be positive"),
+        Some(Err(e)) => return e,
+    };
+    let popped = access::update(ctx, &args[1], list_mut, |l| {
+        let l = l?;
+        let n = count.unwrap_or(1).min(l.len());
+        Some((0..n).filter_map(|_| if left { l.pop_front() } else { l.pop_back() }).collect::<Vec<_>>())
+    });
+    match (popped, count) {
+        (Err(e), _) => e,
+        (Ok(None), None) => Reply::Nil,
+        (Ok(None), Some(_)) => Reply::NilArray,
+        (Ok(Some(mut v)), None) => v.pop().map_or(Reply::Nil, Reply::Bulk),
+        (Ok(Some(v)), Some(_)) => Reply::Array(v.into_iter().map(Reply::Bulk).collect()),
+    }
+}
+
+/// LLEN key
+pub fn llen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match access::read(ctx, &args[1], list) {
+        Ok(l) => Reply::Int(l.map_or(0, |l| l.len() as i64)),
+        Err(e) => e,
+    }
+}
+
+/// LRANGE key start stop
+pub fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let (start, stop) = match (args::int(&args[2]), args::int(&args[3])) {
+        (Ok(a), Ok(b)) => (a, b),
+        _ => return args::NOT_INT,
+    };
+    match access::read(ctx, &args[1], list) {
+        Ok(Some(l)) => match range(l.len(), start, stop) {
+            Some((a, b)) => Reply::Array(l.range(a..=b).cloned().map(Reply::Bulk).collect()),
+            None => Reply::Array(vec![]),
+        },
+        Ok(None) => Reply::Array(vec![]),
+        Err(e) => e,
+    }
+}
+
+fn index(len: usize, i: i64) -> Option<usize> {
+    let i = if i < 0 { len as i64 + i } else { i };
+    (0..len as i64).contains(&i).then_some(i as usize)
+}
+
+/// LINDEX key index
+pub fn lindex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let i = match args::int(&args[2]) {
+        Ok(i) => i,
+        Err(e) => return e,
+    };
+    match access::read(ctx, &args[1], list) {
+        Ok(Some(l)) => index(l.len(), i).map_or(Reply::Nil, |i| Reply::Bulk(l[i].clone())),
+        Ok(None) => Reply::Nil,
+        Err(e) => e,
+    }
+}
+
+/// LSET key index element
+pub fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let i = match args::int(&args[2]) {
+        Ok(i) => i,
+        Err(e) => return e,
+    };
+    match access::write(ctx, &args[1], list_mut) {
+        Ok(Some(l)) => match index(l.len(), i) {
+            Some(i) => {
+                l[i] = copy(&args[3]);
+                Reply::Ok
+            }
+            None => Reply::error("ERR index out of range"),
+        },
+        Ok(None) => NO_SUCH_KEY,
+        Err(e) => e,
+    }
+}
+
+/// LINSERT key BEFORE | AFTER pivot element
+pub fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let after = match () {
+        () if is(&args[2], "before") => false,
+        () if is(&args[2], "after") => true,
+        () => return SYNTAX,
+    };
+    match access::write(ctx, &args[1], list_mut) {
+        Ok(Some(l)) => match l.iter().position(|e| *e == args[3]) {
+            Some(p) => {
+                l.insert(if after { p + 1 } else { p }, copy(&args[4]));
+                Reply::Int(l.len() as i64)
+            }
+            None => Reply::Int(-1),
+        },
+        Ok(None) => Reply::Int(0),
+        Err(e) => e,
+    }
+}
+
+/// LREM key count element
+pub fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let count = match args::int(&args[2]) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let removed = access::update(ctx, &args[1], list_mut, |l| {
+        let Some(l) = l else { return 0 };
+        let limit = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
+        let mut removed = 0;
+        if count >= 0 {
+            let mut i = 0;
+            while i < l.len() && removed < limit {
+                if l[i] == args[3] {
+                    l.remove(i);
+                    removed += 1;
+                } else {
+                    i += 1;
+                }
+            }
+        } else {
+            let mut i = l.len();
+            while i > 0 && removed < limit {
+                i -= 1;
+                if l[i] == args[3] {
+                    l.remove(i);
+                    removed += 1;
+                }
+            }
+        }
+        removed as i64
+    });
+    removed.map_or_else(|e| e, Reply::Int)
+}
+
+/// LTRIM key start stop
+pub fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let (start, stop) = match (args::int(&args[2]), args::int(&args[3])) {
+        (Ok(a), Ok(b)) => (a, b),
+        _ => return args::NOT_INT,
+    };
+    let done = access::update(ctx, &args[1], list_mut, |l| {
+        if let Some(l) = l {
+            match range(l.len(), start, stop) {
+                Some((a, b)) => {
+                    l.truncate(b + 1);
+                    l.drain(..a);
+                }
+                None => l.clear(),
+            }
+        }
+    });
+    done.map_or_else(|e| e, |()| Reply::Ok)
+}
+
+/// LPOS key element [RANK rank] [COUNT num] [MAXLEN len]
+pub fn lpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let (mut rank, mut count, mut maxlen) = (1i64, None, 0usize);
+    let mut i = 3;
+    while i < args.len() {
+        let Some(v) = args.get(i + 1) else { return SYNTAX };
+        let n = match args::int(v) {
+            Ok(n) => n,
+            Err(e) => return e,
+        };
+        match () {
+            () if is(&args[i], "rank") => {
+                if n == 0 || n == i64::MIN {
+                    return Reply::error(
+                        "ERR RANK can't be zero: use 1 to start from the first match, 2 from the \
+                         second ... or use negative to start from the end of the list",
+                    );
+                }
+                rank = n;
+            }
+            () if is(&args[i], "count") => {
+                if n < 0 {
+                    return Reply::error("ERR COUNT can't be negative");
+                }
+                count = Some(n as usize);
+            }
+            () if is(&args[i], "maxlen") => {
+                if n < 0 {
+                    return Reply::error("ERR MAXLEN can't be negative");
+                }
+                maxlen = n as usize;
+            }
+            () => return SYNTAX,
+        }
+        i += 2;
+    }
+    let l = match access::read(ctx, &args[1], list) {
+        Ok(Some(l)) => l,
+        Ok(None) => return if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil },
+        Err(e) => return e,
+    };
+    let want = match count {
+        Some(0) => usize::MAX,
+        Some(n) => n,
+        None => 1,
+    };
+    let scan = if maxlen == 0 { l.len() } else { maxlen.min(l.len()) };
+    let positions: Box<dyn Iterator<Item = usize>> =
+        if rank > 0 { Box::new(0..scan) } else { Box::new((l.len() - scan..l.len()).rev()) };
+    let mut skip = rank.unsigned_abs() as usize - 1;
+    let mut found = Vec::new();
+    for p in positions {
+        if l[p] == args[2] {
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            found.push(p as i64);
+            if found.len() >= want {
+                break;
+            }
+        }
+    }
+    match count {
+        Some(_) => Reply::Array(found.into_iter().map(Reply::Int).collect()),
+        None => found.first().map_or(Reply::Nil, |&p| Reply::Int(p)),
+    }
+}
+
+/// Which end of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The head.
+    Left,
+    /// The tail.
+    Right,
+}
+
+impl End {
+    /// Parses LEFT or RIGHT.
+    pub fn parse(arg: &[u8]) -> Result<End, Reply> {
+        match () {
+            () if is(arg, "left") => Ok(End::Left),
+            () if is(arg, "right") => Ok(End::Right),
+            () => Err(SYNTAX),
+        }
+    }
+}
+
+/// The ends LMOVE / RPOPLPUSH name.
+pub fn move_ends(args: &[Bytes]) -> Result<(End, End), Reply> {
+    if is(&args[0], "rpoplpush") {
+        return Ok((End::Right, End::Left));
+    }
+    Ok((End::parse(&args[3])?, End::parse(&args[4])?))
+}
+
+/// Whether `key` may receive a pushed element (missing, or a list).
+pub fn check_pushable(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<(), Reply> {
+    access::write(ctx, key, list_mut).map(drop)
+}
+
+/// Pops one element from `end` of the list at `key`.
+pub fn pop_one(ctx: &mut Ctx<'_>, key: &[u8], end: End) -> Result<Option<Bytes>, Reply> {
+    access::update(ctx, key, list_mut, |l| {
+        let l = l?;
+        if end == End::Left {
+            l.pop_front()
+        } else {
+            l.pop_back()
+        }
+    })
+}
+
+/// Pushes `e` at `end` of the list at `key` (creating it).
+pub fn push_one(ctx: &mut Ctx<'_>, key: &[u8], end: End, e: Bytes) -> Result<(), Reply> {
+    let l = access::create(ctx, key, list_mut, new_list)?;
+    if end == End::Left {
+        l.push_front(e);
+    } else {
+        l.push_back(e);
+    }
+    Ok(())
+}
+
+/// LMOVE source destination LEFT|RIGHT LEFT|RIGHT, RPOPLPUSH source destination (one shard).
+pub fn lmove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let (from, to) = match move_ends(args) {
+        Ok(e) => e,
+        Err(e) => return e,
+    };
+    let run = |ctx: &mut Ctx<'_>| -> Result<Reply, Reply> {
+        access::read(ctx, &args[1], list)?;
+        check_pushable(ctx, &args[2])?;
+        let Some(e) = pop_one(ctx, &args[1], from)? else { return Ok(Reply::Nil) };
+        push_one(ctx, &args[2], to, e.clone())?;
+        Ok(Reply::Bulk(e))
+    };
+    run(ctx).unwrap_or_else(|e| e)
+}
