@@ -73,6 +73,31 @@ pub enum Coord {
     LMove,
     SMove,
     SetAlgebra,
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
+}
+
+impl Coord {
+    /// Whether the command needs no shard at all (runs on the coordinator alone).
+    #[must_use]
+    pub fn shardless(self) -> bool {
+        matches!(
+            self,
+            Coord::Ping
+                | Coord::Echo
+                | Coord::Time
+                | Coord::Select
+                | Coord::Hello
+                | Coord::Auth
+                | Coord::Command
+                | Coord::Config
+                | Coord::Quit
+                | Coord::Reset
+        )
+    }
 }
 
 /// One command's row.
@@ -166,6 +191,12 @@ commands! {
     "quit", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", "1.0.0", Kind::Coord(C::Quit), "Closes the connection.";
     "reset", 1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", "6.2.0", Kind::Coord(C::Reset), "Resets the connection.";
     "client", -2, ["loading", "stale"], (0, 0, 0), "connection", "2.4.0", Kind::Coord(C::Client), "A container for client connection commands.";
+    // transactions
+    "multi", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", "1.2.0", Kind::Coord(C::Multi), "Starts a transaction.";
+    "exec", 1, ["noscript", "loading", "stale", "skip_slowlog"], (0, 0, 0), "transactions", "1.2.0", Kind::Coord(C::Exec), "Executes all commands in a transaction.";
+    "discard", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", "2.0.0", Kind::Coord(C::Discard), "Discards a transaction.";
+    "watch", -2, ["noscript", "loading", "stale", "fast", "allow_busy"], (1, -1, 1), "transactions", "2.2.0", Kind::Coord(C::Watch), "Monitors changes to keys to determine the execution of a transaction.";
+    "unwatch", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", "2.2.0", Kind::Coord(C::Unwatch), "Forgets about watched keys of a transaction.";
     // server
     "command", -1, ["loading", "stale"], (0, 0, 0), "server", "2.8.13", Kind::Coord(C::Command), "Returns detailed information about all commands.";
     "info", -1, ["loading", "stale"], (0, 0, 0), "server", "1.0.0", Kind::Coord(C::Info), "Returns information and statistics about the server.";

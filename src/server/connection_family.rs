@@ -118,8 +118,9 @@ pub fn select(s: &mut Session, args: &[Bytes]) -> Reply {
     }
 }
 
-/// RESET: back to a fresh connection's state.
+/// RESET: back to a fresh connection's state (the session also forgets MULTI and WATCH).
 pub fn reset(s: &mut Session) -> Reply {
+    s.multi = None;
     s.db = 0;
     s.resp3 = false;
     s.client.resp.set(2);

@@ -3,7 +3,10 @@
 //! Storage never awaits and is touched only by its own core.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
+use ahash::AHashMap;
 use bytes::Bytes;
 
 use super::dict::{splitmix, Dict};
@@ -75,14 +78,19 @@ pub struct DbStats {
     pub expired: u64,
 }
 
+/// A WATCHing client's flag: set when a key it watches is modified, read by its EXEC.
+pub type WatchFlag = Arc<AtomicBool>;
+
 /// A database: a dict of entries plus an index of the keys that have a TTL.
 ///
-/// Invariant: a key is in `expires` exactly when its entry has `expires_at`.
+/// Invariants: a key is in `expires` exactly when its entry has `expires_at`; every mutation of a
+/// key goes through `set`, `set_expiry`, `remove`, `write` or `clear`, which flag its watchers.
 #[derive(Default)]
 pub struct Db {
     entries: Dict<Entry>,
     expires: Dict<()>,
     expire_cursor: u64,
+    watchers: AHashMap<Bytes, Vec<WatchFlag>>,
     /// Counters for INFO.
     pub stats: DbStats,
 }
@@ -126,9 +134,11 @@ impl Db {
         self.entries.get(key)
     }
 
-    /// The live entry under `key`, for writing (no hit/miss counted).
+    /// The live entry under `key`, for writing (no hit/miss counted). Counts as a modification
+    /// for WATCH even if the caller ends up changing nothing.
     pub fn write(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         if self.live(key, now) {
+            self.touch(key);
             self.entries.get_mut(key)
         } else {
             None
@@ -150,6 +160,7 @@ impl Db {
 
     /// Stores `value` under `key` with the given expiry, replacing any entry.
     pub fn set(&mut self, key: &[u8], value: Value, expires_at: Option<u64>) {
+        self.touch(key);
         if let Some(entry) = self.entries.get_mut(key) {
             let had_ttl = entry.expires_at.is_some();
             *entry = Entry { value, expires_at };
@@ -166,6 +177,9 @@ impl Db {
     /// Sets or clears the expiry of an existing key; returns whether the key exists.
     pub fn set_expiry(&mut self, key: &[u8], expires_at: Option<u64>) -> bool {
         let Some(entry) = self.entries.get_mut(key) else { return false };
+        if !self.watchers.is_empty() {
+            Self::flag(&mut self.watchers, key);
+        }
         let had_ttl = std::mem::replace(&mut entry.expires_at, expires_at).is_some();
         self.reindex_ttl(key, had_ttl, expires_at.is_some());
         true
@@ -194,14 +208,48 @@ impl Db {
     /// Removes `key`; returns its entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let (_, entry) = self.entries.remove(key)?;
+        self.touch(key);
         if entry.expires_at.is_some() {
             self.expires.remove(key);
         }
         Some(entry)
     }
 
+    /// Registers `flag` to be set when `key` is next modified (WATCH).
+    pub fn watch(&mut self, key: &[u8], flag: &WatchFlag) {
+        let flags = self.watchers.entry(Bytes::copy_from_slice(key)).or_default();
+        // Drop flags whose client is gone, so abandoned watches do not pile up.
+        flags.retain(|f| Arc::strong_count(f) > 1);
+        flags.push(flag.clone());
+    }
+
+    /// Forgets `flag` on `key` (UNWATCH, EXEC, DISCARD, disconnect).
+    pub fn unwatch(&mut self, key: &[u8], flag: &WatchFlag) {
+        if let Some(flags) = self.watchers.get_mut(key) {
+            flags.retain(|f| !Arc::ptr_eq(f, flag));
+            if flags.is_empty() {
+                self.watchers.remove(key);
+            }
+        }
+    }
+
+    fn touch(&mut self, key: &[u8]) {
+        if !self.watchers.is_empty() {
+            Self::flag(&mut self.watchers, key);
+        }
+    }
+
+    fn flag(watchers: &mut AHashMap<Bytes, Vec<WatchFlag>>, key: &[u8]) {
+        if let Some(flags) = watchers.remove(key) {
+            flags.iter().for_each(|f| f.store(true, Ordering::Release));
+        }
+    }
+
     /// Removes every key.
     pub fn clear(&mut self) {
+        for (_, flags) in self.watchers.drain() {
+            flags.iter().for_each(|f| f.store(true, Ordering::Release));
+        }
         self.entries.clear();
         self.expires.clear();
         self.expire_cursor = 0;

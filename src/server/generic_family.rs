@@ -6,7 +6,6 @@ use bytes::Bytes;
 use super::args::{self, expire_at, is, ExpireIn, NO_SUCH_KEY};
 use super::db::{Db, Entry};
 use super::dict::splitmix;
-use super::router::{Router, Tx};
 use super::session::{Session, UNAVAILABLE};
 use super::shard::{now_ms, Ctx, Shard};
 use super::slot::ShardId;
@@ -196,50 +195,6 @@ pub fn scan(db: &Db, now: u64, mut cursor: u64, opts: &ScanOpts) -> (u64, Vec<By
     (cursor, keys)
 }
 
-/// RENAME / RENAMENX when the two keys live on different shards; `tx` holds both gates.
-pub async fn rename_across(tx: Tx, db: usize, router: &Router, args: &[Bytes]) -> Reply {
-    let nx = is(&args[0], "renamenx");
-    let (src, dst) = (args[1].clone(), args[2].clone());
-    let (from, to) = (router.shard_of(&src), router.shard_of(&dst));
-    if nx {
-        let probe = dst.clone();
-        match tx.run(to, move |s: &mut Shard| s.with_db(db, |ctx| ctx.db.live(&probe, ctx.now))).await {
-            Ok(true) => {
-                let exists =
-                    tx.run(from, move |s: &mut Shard| s.with_db(db, |ctx| ctx.db.live(&src, ctx.now))).await;
-                let _ = tx.finish(Vec::<(ShardId, fn(&mut Shard))>::new()).await;
-                return match exists {
-                    Ok(true) => Reply::Int(0),
-                    Ok(false) => NO_SUCH_KEY,
-                    Err(_) => UNAVAILABLE,
-                };
-            }
-            Ok(false) => {}
-            Err(_) => return UNAVAILABLE,
-        }
-    }
-    let taken = tx
-        .run(from, move |s: &mut Shard| {
-            s.with_db(db, |ctx| if ctx.db.live(&src, ctx.now) { ctx.db.remove(&src) } else { None })
-        })
-        .await;
-    let entry = match taken {
-        Ok(Some(entry)) => entry,
-        Ok(None) => {
-            let _ = tx.finish(Vec::<(ShardId, fn(&mut Shard))>::new()).await;
-            return NO_SUCH_KEY;
-        }
-        Err(_) => return UNAVAILABLE,
-    };
-    let done =
-        tx.finish(vec![(to, move |s: &mut Shard| s.with_db(db, |ctx| put(ctx.db, &dst, entry)))]).await;
-    match done.first() {
-        Some(Ok(())) if nx => Reply::Int(1),
-        Some(Ok(())) => Reply::Ok,
-        _ => UNAVAILABLE,
-    }
-}
-
 /// KEYS pattern, gathered from every shard.
 pub async fn keys_cmd(s: &Session, args: &[Bytes]) -> Reply {
     let (db, pattern) = (s.db, args[1].clone());
@@ -299,8 +254,8 @@ pub async fn randomkey(s: &Session) -> Reply {
     for i in 0..n {
         let shard = ShardId((seed as usize + i) % n);
         let seed = splitmix(seed ^ i as u64);
-        let key = router
-            .run(shard, None, move |sh: &mut Shard| sh.with_db(db, |ctx| ctx.db.random_key(seed, ctx.now)))
+        let key = s
+            .run_on(shard, move |sh: &mut Shard| sh.with_db(db, |ctx| ctx.db.random_key(seed, ctx.now)))
             .await;
         match key {
             Ok(Some(k)) => return Reply::Bulk(k),

@@ -21,3 +21,4 @@ pub mod set_family;
 pub mod shard;
 pub mod slot;
 pub mod string_family;
+pub mod transaction_family;

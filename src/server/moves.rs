@@ -1,132 +1,152 @@
 //! Cross-shard protocols for commands that move or combine values between keys on different
-//! shards: LMOVE/RPOPLPUSH, SMOVE, and set algebra. Each runs inside a transaction that holds the
-//! gates of every shard involved, so no client sees the value in both places, or in neither.
+//! shards: MSETNX, RENAME/RENAMENX, LMOVE/RPOPLPUSH, SMOVE, and set algebra.
+//!
+//! Each runs inside a transaction that already holds the gates of every shard involved (its own,
+//! or an EXEC's), so no client sees a value in both places or in neither. They only run hops;
+//! whoever began the transaction finishes it.
 
 use bytes::Bytes;
 
+use super::args::{is, NO_SUCH_KEY};
+use super::command::Coord;
+use super::generic_family;
 use super::list_family;
-use super::router::{Router, Tx};
+use super::router::{Router, Tx, Unavailable};
 use super::session::UNAVAILABLE;
 use super::set_family::{self, Algebra};
-use super::shard::Shard;
+use super::shard::{Ctx, Shard};
 use super::slot::ShardId;
+use super::string_family;
 use crate::facade::Reply;
 
-type Step<T> = Result<Result<T, Reply>, super::router::Unavailable>;
-
-/// Ends the transaction without more work, and returns `reply`.
-async fn abort(tx: Tx, reply: Reply) -> Reply {
-    let _ = tx.finish(Vec::<(ShardId, fn(&mut Shard))>::new()).await;
-    reply
-}
-
-/// Unwraps a hop's result, or ends the transaction with the error (or UNAVAILABLE).
-macro_rules! step {
-    ($tx:ident, $e:expr) => {{
-        let r: Step<_> = $e;
-        match r {
-            Ok(Ok(v)) => v,
-            Ok(Err(reply)) => return abort($tx, reply).await,
-            Err(_) => return abort($tx, UNAVAILABLE).await,
-        }
-    }};
-}
-
-/// LMOVE / RPOPLPUSH with source and destination on different shards.
-pub async fn lmove_across(tx: Tx, db: usize, router: &Router, args: &[Bytes]) -> Reply {
-    let (from, to) = match list_family::move_ends(args) {
-        Ok(e) => e,
-        Err(e) => return abort(tx, e).await,
-    };
-    let (src, dst) = (args[1].clone(), args[2].clone());
-    let (s_src, s_dst) = (router.shard_of(&src), router.shard_of(&dst));
-    // Redis checks both types before it moves anything.
-    let probe = dst.clone();
-    step!(
-        tx,
-        tx.run(s_dst, move |s: &mut Shard| s.with_db(db, |c| list_family::check_pushable(c, &probe))).await
-    );
-    let popped = step!(
-        tx,
-        tx.run(s_src, move |s: &mut Shard| s.with_db(db, |c| list_family::pop_one(c, &src, from))).await
-    );
-    let Some(e) = popped else { return abort(tx, Reply::Nil).await };
-    let pushed = e.clone();
-    let done = tx
-        .finish(vec![(s_dst, move |s: &mut Shard| {
-            s.with_db(db, |c| list_family::push_one(c, &dst, to, pushed))
-        })])
-        .await;
-    match done.into_iter().next() {
-        Some(Ok(Ok(()))) => Reply::Bulk(e),
-        Some(Ok(Err(reply))) => reply,
-        _ => UNAVAILABLE,
+/// Runs `f` against database `db` of `shard` inside `tx`; a shard that cannot be reached, or a
+/// command error, becomes the reply to return.
+async fn hop<T, F>(tx: &Tx, shard: ShardId, db: usize, f: F) -> Result<T, Reply>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Ctx<'_>) -> Result<T, Reply> + Send + 'static,
+{
+    match tx.run(shard, move |s: &mut Shard| s.with_db(db, f)).await {
+        Ok(r) => r,
+        Err(Unavailable(_)) => Err(UNAVAILABLE),
     }
 }
 
-/// SMOVE with source and destination on different shards.
-pub async fn smove_across(tx: Tx, db: usize, router: &Router, args: &[Bytes]) -> Reply {
+/// Runs the cross-shard protocol `which` for `args` in database `db`.
+pub async fn run(which: Coord, tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Reply {
+    let result = match which {
+        Coord::MSetNx => msetnx(tx, db, router, args).await,
+        Coord::Rename | Coord::RenameNx => rename(tx, db, router, args).await,
+        Coord::LMove => lmove(tx, db, router, args).await,
+        Coord::SMove => smove(tx, db, router, args).await,
+        Coord::SetAlgebra => algebra(tx, db, router, args).await,
+        other => unreachable!("{other:?} is not a cross-shard protocol"),
+    };
+    result.unwrap_or_else(|reply| reply)
+}
+
+/// MSETNX: every shard checks its keys; only if none exists does every shard write.
+async fn msetnx(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Reply, Reply> {
+    let pairs: Vec<(ShardId, Bytes, Bytes)> =
+        args[1..].chunks_exact(2).map(|p| (router.shard_of(&p[0]), p[0].clone(), p[1].clone())).collect();
+    let checks = pairs.iter().map(|(s, k, _)| {
+        let k = k.clone();
+        hop(tx, *s, db, move |c| Ok(string_family::any_exists(c, std::slice::from_ref(&k))))
+    });
+    for exists in futures::future::join_all(checks).await {
+        if exists? {
+            return Ok(Reply::Int(0));
+        }
+    }
+    let writes = pairs.into_iter().map(|(s, k, v)| {
+        hop(tx, s, db, move |c| {
+            string_family::mset(c, &[Bytes::from_static(b"MSET"), k, v]);
+            Ok(())
+        })
+    });
+    for written in futures::future::join_all(writes).await {
+        written?;
+    }
+    Ok(Reply::Int(1))
+}
+
+/// RENAME / RENAMENX: take the entry (value and TTL) off one shard, put it on the other.
+async fn rename(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Reply, Reply> {
+    let nx = is(&args[0], "renamenx");
+    let (src, dst) = (args[1].clone(), args[2].clone());
+    let (from, to) = (router.shard_of(&src), router.shard_of(&dst));
+    let probe = src.clone();
+    if !hop(tx, from, db, move |c| Ok(c.db.live(&probe, c.now))).await? {
+        return Err(NO_SUCH_KEY);
+    }
+    if src == dst {
+        return Ok(if nx { Reply::Int(0) } else { Reply::Ok });
+    }
+    if nx {
+        let probe = dst.clone();
+        if hop(tx, to, db, move |c| Ok(c.db.live(&probe, c.now))).await? {
+            return Ok(Reply::Int(0));
+        }
+    }
+    let entry = hop(tx, from, db, move |c| Ok(c.db.remove(&src))).await?;
+    if let Some(entry) = entry {
+        hop(tx, to, db, move |c| {
+            generic_family::put(c.db, &dst, entry);
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(if nx { Reply::Int(1) } else { Reply::Ok })
+}
+
+/// LMOVE / RPOPLPUSH: both types are checked before anything moves, as Redis does.
+async fn lmove(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Reply, Reply> {
+    let (from, to) = list_family::move_ends(args)?;
+    let (src, dst) = (args[1].clone(), args[2].clone());
+    let (s_src, s_dst) = (router.shard_of(&src), router.shard_of(&dst));
+    let probe = dst.clone();
+    hop(tx, s_dst, db, move |c| list_family::check_pushable(c, &probe)).await?;
+    let Some(e) = hop(tx, s_src, db, move |c| list_family::pop_one(c, &src, from)).await? else {
+        return Ok(Reply::Nil);
+    };
+    let pushed = e.clone();
+    hop(tx, s_dst, db, move |c| list_family::push_one(c, &dst, to, pushed)).await?;
+    Ok(Reply::Bulk(e))
+}
+
+/// SMOVE: both types are checked before the member moves.
+async fn smove(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Reply, Reply> {
     let (src, dst, member) = (args[1].clone(), args[2].clone(), args[3].clone());
     let (s_src, s_dst) = (router.shard_of(&src), router.shard_of(&dst));
     let (probe_src, probe_dst) = (src.clone(), dst.clone());
-    step!(
-        tx,
-        tx.run(s_src, move |s: &mut Shard| s.with_db(db, |c| set_family::members(c, &probe_src).map(drop)))
-            .await
-    );
-    step!(
-        tx,
-        tx.run(s_dst, move |s: &mut Shard| s.with_db(db, |c| set_family::members(c, &probe_dst).map(drop)))
-            .await
-    );
+    hop(tx, s_src, db, move |c| set_family::members(c, &probe_src).map(drop)).await?;
+    hop(tx, s_dst, db, move |c| set_family::members(c, &probe_dst).map(drop)).await?;
     let m = member.clone();
-    let moved = step!(
-        tx,
-        tx.run(s_src, move |s: &mut Shard| s.with_db(db, |c| set_family::take_member(c, &src, &m))).await
-    );
-    if !moved {
-        return abort(tx, Reply::Int(0)).await;
+    if !hop(tx, s_src, db, move |c| set_family::take_member(c, &src, &m)).await? {
+        return Ok(Reply::Int(0));
     }
-    let done = tx
-        .finish(vec![(s_dst, move |s: &mut Shard| {
-            s.with_db(db, |c| set_family::add_member(c, &dst, &member))
-        })])
-        .await;
-    match done.into_iter().next() {
-        Some(Ok(Ok(()))) => Reply::Int(1),
-        Some(Ok(Err(reply))) => reply,
-        _ => UNAVAILABLE,
-    }
+    hop(tx, s_dst, db, move |c| set_family::add_member(c, &dst, &member)).await?;
+    Ok(Reply::Int(1))
 }
 
-/// SINTER / SUNION / SDIFF (and STORE, SINTERCARD) over keys on several shards: gather every
-/// source set under the gates, combine on this core, store the result on the destination's shard.
-pub async fn algebra_across(tx: Tx, db: usize, router: &Router, args: &[Bytes]) -> Reply {
-    let alg = match Algebra::parse(args) {
-        Ok(a) => a,
-        Err(e) => return abort(tx, e).await,
-    };
-    let gathers = alg.sources.iter().cloned().map(|key| {
-        tx.run(router.shard_of(&key), move |s: &mut Shard| s.with_db(db, |c| set_family::members(c, &key)))
-    });
-    let mut sets = Vec::with_capacity(alg.sources.len());
-    for gathered in futures::future::join_all(gathers).await {
-        match gathered {
-            Ok(Ok(set)) => sets.push(set),
-            Ok(Err(reply)) => return abort(tx, reply).await,
-            Err(_) => return abort(tx, UNAVAILABLE).await,
-        }
-    }
+/// SINTER / SUNION / SDIFF (and STORE, SINTERCARD): gather every source set, combine on this
+/// core, store the result on the destination's shard.
+async fn algebra(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Reply, Reply> {
+    let alg = Algebra::parse(args)?;
+    let gathers = alg
+        .sources
+        .iter()
+        .cloned()
+        .map(|key| hop(tx, router.shard_of(&key), db, move |c| set_family::members(c, &key)));
+    let sets = futures::future::join_all(gathers).await.into_iter().collect::<Result<Vec<_>, _>>()?;
     let result = alg.compute(sets);
-    let Some(dest) = alg.dest.clone() else { return abort(tx, alg.reply(result)).await };
-    let stored = result.clone();
-    let done = tx
-        .finish(vec![(router.shard_of(&dest), move |s: &mut Shard| {
-            s.with_db(db, |c| set_family::store(c, &dest, &stored))
-        })])
-        .await;
-    if done.iter().any(Result::is_err) {
-        return UNAVAILABLE;
+    if let Some(dest) = alg.dest.clone() {
+        let stored = result.clone();
+        hop(tx, router.shard_of(&dest), db, move |c| {
+            set_family::store(c, &dest, &stored);
+            Ok(())
+        })
+        .await?;
     }
-    alg.reply(result)
+    Ok(alg.reply(result))
 }

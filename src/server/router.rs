@@ -273,6 +273,11 @@ impl Tx {
         self.router.run_inner(shard, Some(self.id), false, f).await
     }
 
+    /// Releases every gate, with no more work.
+    pub async fn release(self) {
+        let _ = self.finish(Vec::<(ShardId, fn(&mut Shard))>::new()).await;
+    }
+
     /// Runs each `(shard, f)` as that shard's last hop, releasing its gate in the same hop, and
     /// releases the gates of the other shards; all concurrently. Results follow `work`'s order.
     pub async fn finish<R, F>(mut self, work: Vec<(ShardId, F)>) -> Vec<Result<R, Unavailable>>

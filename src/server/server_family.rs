@@ -35,22 +35,24 @@ pub async fn flush(s: &Session, args: &[Bytes]) -> Reply {
     }
     let all = is(&args[0], "flushall");
     let db = s.db;
+    let wipe = move |sh: &mut super::shard::Shard| {
+        for (i, d) in sh.dbs().iter_mut().enumerate() {
+            if all || i == db {
+                d.clear();
+            }
+        }
+    };
+    // Inside EXEC every shard is already held: wipe through that transaction.
+    if s.exec_tx.is_some() {
+        return match s.each_shard(wipe).await {
+            Ok(_) => Reply::Ok,
+            Err(_) => UNAVAILABLE,
+        };
+    }
     let router = &s.core.router;
     let shards = (0..router.shards()).map(ShardId).collect();
     let Ok(tx) = router.begin(shards).await else { return UNAVAILABLE };
-    let work = tx
-        .shards()
-        .iter()
-        .map(|&shard| {
-            (shard, move |sh: &mut super::shard::Shard| {
-                for (i, d) in sh.dbs().iter_mut().enumerate() {
-                    if all || i == db {
-                        d.clear();
-                    }
-                }
-            })
-        })
-        .collect();
+    let work = tx.shards().iter().map(|&shard| (shard, wipe)).collect();
     if tx.finish(work).await.iter().any(Result::is_err) {
         return UNAVAILABLE;
     }

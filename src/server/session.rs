@@ -16,15 +16,26 @@ use super::args::wrong_args;
 use super::client::Client;
 use super::command::{self, Command, Coord, Cross, Kind};
 use super::core::Core;
+use super::db::WatchFlag;
+use super::router::Tx;
 use super::router::Unavailable;
 use super::shard::{Shard, ShardCmd, ShardFn};
 use super::slot::ShardId;
-use super::{connection_family, generic_family, moves, server_family, string_family};
+use super::{connection_family, generic_family, moves, server_family, transaction_family};
 use crate::facade::resp::Limits;
 use crate::facade::{ConnLimits, Flow, Reply, Service};
 
 /// The reply for work that could not reach its shard (the server is shutting down).
 pub const UNAVAILABLE: Reply = Reply::error("ERR shard unavailable: the server is shutting down");
+
+/// What MULTI has queued.
+#[derive(Default)]
+pub struct Multi {
+    /// The queued requests, in order.
+    pub queued: Vec<Vec<Bytes>>,
+    /// A request failed to queue: EXEC must answer EXECABORT.
+    pub failed: bool,
+}
 
 /// One client's session on its core.
 pub struct Session {
@@ -40,6 +51,14 @@ pub struct Session {
     pub authed: bool,
     /// Set by QUIT, SHUTDOWN and CLIENT KILL of itself: close after this batch's replies.
     pub closing: bool,
+    /// Commands queued since MULTI, and whether one of them failed to queue.
+    pub multi: Option<Multi>,
+    /// The transaction an EXEC is running; hops go through it while it is set.
+    pub exec_tx: Option<Rc<Tx>>,
+    /// Set by a shard when a key this client WATCHes is modified.
+    pub watch_flag: WatchFlag,
+    /// The WATCHed keys, with their database.
+    pub watched: Vec<(usize, Bytes)>,
     /// Per shard: commands waiting to be sent, with the reply slot each fills.
     batches: Vec<Vec<(usize, ShardCmd)>>,
     /// Replies in request order; `None` while its shard has not answered.
@@ -59,21 +78,49 @@ impl Session {
             resp3: false,
             authed,
             closing: false,
+            multi: None,
+            exec_tx: None,
+            watch_flag: WatchFlag::default(),
+            watched: Vec::new(),
             batches: (0..shards).map(|_| Vec::new()).collect(),
             slots: Vec::new(),
         }
     }
 
+    /// Looks the request up and checks it; an error also fails a MULTI being queued.
+    fn check(&mut self, args: &[Bytes]) -> Result<&'static Command, Reply> {
+        let checked = match command::lookup(&args[0]) {
+            None => Err(unknown_command(args)),
+            Some(cmd) if !cmd.arity_ok(args.len()) => Err(wrong_args(cmd.name)),
+            Some(cmd) if !self.authed && !cmd.no_auth() => {
+                Err(Reply::error("NOAUTH Authentication required."))
+            }
+            Some(cmd) if self.multi.is_some() && cmd.flags.contains(&"no_multi") => {
+                Err(Reply::error("ERR Command not allowed inside a transaction"))
+            }
+            Some(cmd) => Ok(cmd),
+        };
+        if let (Err(_), Some(multi)) = (&checked, self.multi.as_mut()) {
+            multi.failed = true;
+        }
+        checked
+    }
+
     async fn dispatch(&mut self, args: Vec<Bytes>, out: &mut BytesMut) {
-        let Some(cmd) = command::lookup(&args[0]) else {
-            return self.slots.push(Some(unknown_command(&args)));
+        let cmd = match self.check(&args) {
+            Ok(cmd) => cmd,
+            Err(e) => return self.slots.push(Some(e)),
         };
         self.client.last_cmd.set(cmd.name);
-        if !cmd.arity_ok(args.len()) {
-            return self.slots.push(Some(wrong_args(cmd.name)));
-        }
-        if !self.authed && !cmd.no_auth() {
-            return self.slots.push(Some(Reply::error("NOAUTH Authentication required.")));
+        let control = matches!(
+            cmd.kind,
+            Kind::Coord(
+                Coord::Exec | Coord::Discard | Coord::Multi | Coord::Watch | Coord::Quit | Coord::Reset
+            )
+        );
+        if let (Some(multi), false) = (self.multi.as_mut(), control) {
+            multi.queued.push(args);
+            return self.slots.push(Some(Reply::status("QUEUED")));
         }
         match cmd.kind {
             Kind::Keyed { run, cross } => {
@@ -144,8 +191,9 @@ impl Session {
         }
     }
 
-    /// Runs a command whose keys live on several shards, atomically across them.
-    async fn cross(&mut self, cmd: &Command, run: ShardFn, cross: Cross, args: Vec<Bytes>) -> Reply {
+    /// Runs a command whose keys live on several shards, atomically across them: inside the
+    /// running EXEC's transaction if there is one, else in a transaction of its own.
+    pub async fn cross(&mut self, cmd: &Command, run: ShardFn, cross: Cross, args: Vec<Bytes>) -> Reply {
         let router = self.core.router.clone();
         let step = cmd.step.max(1) as usize;
         // Each shard's key positions, in request order.
@@ -153,69 +201,54 @@ impl Session {
         for p in cmd.key_positions(&args) {
             parts.entry(router.shard_of(&args[p])).or_default().push(p);
         }
-        let shards: Vec<ShardId> = parts.keys().copied().collect();
-        let Ok(tx) = router.begin(shards).await else { return UNAVAILABLE };
         let db = self.db;
-        let sub = |positions: &[usize]| -> Vec<Bytes> {
-            let mut a = Vec::with_capacity(1 + positions.len() * step);
-            a.push(args[0].clone());
-            for &p in positions {
-                a.extend_from_slice(&args[p..p + step]);
-            }
-            a
-        };
+        let work: Vec<_> = parts
+            .iter()
+            .map(|(&s, positions)| {
+                let mut sub = Vec::with_capacity(1 + positions.len() * step);
+                sub.push(args[0].clone());
+                for &p in positions {
+                    sub.extend_from_slice(&args[p..p + step]);
+                }
+                let cmd = ShardCmd { run, db, args: sub };
+                (s, move |shard: &mut Shard| shard.exec(&cmd))
+            })
+            .collect();
+        if let Some(tx) = self.exec_tx.clone() {
+            return match cross {
+                Cross::Custom(c) => moves::run(c, &tx, db, &router, &args).await,
+                _ => {
+                    let hops = work.into_iter().map(|(s, f)| tx.run(s, f));
+                    merge(cross, &parts, args.len(), futures::future::join_all(hops).await)
+                }
+            };
+        }
+        let Ok(tx) = router.begin(parts.keys().copied().collect()).await else { return UNAVAILABLE };
         match cross {
-            Cross::Never => unreachable!("single-key commands never cross shards"),
-            Cross::Sum | Cross::Positional | Cross::AllOk => {
-                let work: Vec<_> = parts
-                    .iter()
-                    .map(|(&s, positions)| {
-                        let cmd = ShardCmd { run, db, args: sub(positions) };
-                        (s, move |shard: &mut Shard| shard.exec(&cmd))
-                    })
-                    .collect();
-                let replies = tx.finish(work).await;
-                merge(cross, &parts, args.len(), replies)
+            Cross::Custom(c) => {
+                let reply = moves::run(c, &tx, db, &router, &args).await;
+                tx.release().await;
+                reply
             }
-            Cross::Custom(Coord::MSetNx) => {
-                let checks = parts.iter().map(|(&s, positions)| {
-                    let keys: Vec<Bytes> = positions.iter().map(|&p| args[p].clone()).collect();
-                    tx.run(s, move |shard: &mut Shard| {
-                        shard.with_db(db, |ctx| string_family::any_exists(ctx, &keys))
-                    })
-                });
-                let checks = futures::future::join_all(checks).await;
-                if checks.iter().any(|c| c.is_err()) {
-                    return UNAVAILABLE;
-                }
-                let taken = checks.into_iter().any(|c| c == Ok(true));
-                let work: Vec<_> = parts
-                    .iter()
-                    .filter(|_| !taken)
-                    .map(|(&s, positions)| {
-                        let cmd = ShardCmd { run: string_family::mset, db, args: sub(positions) };
-                        (s, move |shard: &mut Shard| shard.exec(&cmd))
-                    })
-                    .collect();
-                let replies = tx.finish(work).await;
-                if replies.iter().any(Result::is_err) {
-                    UNAVAILABLE
-                } else {
-                    Reply::Int(i64::from(!taken))
-                }
-            }
-            Cross::Custom(Coord::Rename | Coord::RenameNx) => {
-                generic_family::rename_across(tx, db, &router, &args).await
-            }
-            Cross::Custom(Coord::LMove) => moves::lmove_across(tx, db, &router, &args).await,
-            Cross::Custom(Coord::SMove) => moves::smove_across(tx, db, &router, &args).await,
-            Cross::Custom(Coord::SetAlgebra) => moves::algebra_across(tx, db, &router, &args).await,
-            Cross::Custom(other) => unreachable!("{other:?} is not a cross-shard protocol"),
+            // The common case keeps its last hop and the unlock in one message per shard.
+            _ => merge(cross, &parts, args.len(), tx.finish(work).await),
+        }
+    }
+
+    /// Runs `f` on `shard`: through the running EXEC's transaction if there is one.
+    pub async fn run_on<R, F>(&self, shard: ShardId, f: F) -> Result<R, Unavailable>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Shard) -> R + Send + 'static,
+    {
+        match &self.exec_tx {
+            Some(tx) => tx.run(shard, f).await,
+            None => self.core.router.run(shard, None, f).await,
         }
     }
 
     /// Runs a coordinator command; `None` means no reply at all (SHUTDOWN).
-    async fn coordinate(&mut self, c: Coord, args: &[Bytes]) -> Option<Reply> {
+    pub async fn coordinate(&mut self, c: Coord, args: &[Bytes]) -> Option<Reply> {
         Some(match c {
             Coord::Hello => connection_family::hello(self, args),
             Coord::Auth => connection_family::auth(self, args),
@@ -224,7 +257,10 @@ impl Session {
                 self.closing = true;
                 Reply::Ok
             }
-            Coord::Reset => connection_family::reset(self),
+            Coord::Reset => {
+                transaction_family::unwatch_all(self).await;
+                connection_family::reset(self)
+            }
             Coord::Client => connection_family::client(self, args).await,
             Coord::Command => server_family::command(args),
             Coord::Info => server_family::info(self, args).await,
@@ -235,6 +271,14 @@ impl Session {
             Coord::Keys => generic_family::keys_cmd(self, args).await,
             Coord::Scan => generic_family::scan_cmd(self, args).await,
             Coord::RandomKey => generic_family::randomkey(self).await,
+            Coord::Multi => transaction_family::multi(self),
+            Coord::Exec => Box::pin(transaction_family::exec(self)).await,
+            Coord::Discard => transaction_family::discard(self).await,
+            Coord::Watch => transaction_family::watch(self, args).await,
+            Coord::Unwatch => {
+                transaction_family::unwatch_all(self).await;
+                Reply::Ok
+            }
             Coord::Ping
             | Coord::Echo
             | Coord::Time
@@ -255,9 +299,29 @@ impl Session {
         R: Send + 'static,
         F: Fn(&mut Shard) -> R + Clone + Send + 'static,
     {
-        let router = &self.core.router;
-        let hops = (0..router.shards()).map(|s| router.run(ShardId(s), None, f.clone()));
+        let hops = (0..self.core.router.shards()).map(|s| self.run_on(ShardId(s), f.clone()));
         futures::future::join_all(hops).await.into_iter().collect()
+    }
+}
+
+impl Drop for Session {
+    /// A client that leaves while WATCHing: its watches are dropped from the shards in the
+    /// background (a flag whose client is gone would otherwise linger until its key changes).
+    fn drop(&mut self) {
+        if self.watched.is_empty() {
+            return;
+        }
+        let (router, watched, flag) =
+            (self.core.router.clone(), std::mem::take(&mut self.watched), self.watch_flag.clone());
+        glommio::spawn_local(async move {
+            for (db, key) in watched {
+                let flag = flag.clone();
+                let shard = router.shard_of(&key);
+                let _ =
+                    router.run(shard, None, move |sh: &mut Shard| sh.dbs()[db].unwatch(&key, &flag)).await;
+            }
+        })
+        .detach();
     }
 }
 
