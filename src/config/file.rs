@@ -65,7 +65,9 @@ fn parse_line(raw: &str, origin: &str) -> Result<Option<Line>, ConfigError> {
     Ok(Some(Line { origin: origin.to_owned(), text: trimmed.to_owned(), args }))
 }
 
-/// Turns `--name v1 v2 --other v` into directive lines, as redis-server reads its arguments.
+/// Turns `--name v1 v2 --other v` into directive lines, as redis-server reads its arguments: a
+/// value with spaces (`--save "900 1"`) counts as several arguments, an empty one (`--logfile ""`)
+/// as one empty argument.
 pub fn from_args(args: &[String]) -> Result<Vec<Line>, ConfigError> {
     let mut lines: Vec<Line> = Vec::new();
     for arg in args {
@@ -78,7 +80,11 @@ pub fn from_args(args: &[String]) -> Result<Vec<Line>, ConfigError> {
         } else if let Some(line) = lines.last_mut() {
             line.text.push(' ');
             line.text.push_str(arg);
-            line.args.push(arg.clone());
+            if arg.trim().is_empty() {
+                line.args.push(String::new());
+            } else {
+                line.args.extend(arg.split_ascii_whitespace().map(str::to_owned));
+            }
         } else {
             return Err(ConfigError::Line {
                 origin: "command line".into(),

@@ -7,7 +7,7 @@ mod value;
 use std::path::Path;
 
 pub use file::Line;
-pub use value::{ConfigValue, CpuList, LogLevel, Memory, TlsAuthClients};
+pub use value::{ConfigValue, CpuList, LogLevel, Memory, OutputLimit, OutputLimits, TlsAuthClients};
 
 /// A configuration problem, found at startup or by CONFIG SET.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +82,7 @@ macro_rules! directives {
             $( Directive {
                 name: $name,
                 mutable: $mutable,
-                set: |c, args| { c.$field = <$ty as ConfigValue>::parse(args)?; Ok(()) },
+                set: |c, args| { c.$field = <$ty as ConfigValue>::update(&c.$field, args)?; Ok(()) },
                 get: |c| c.$field.show(),
             }, )*
         ];
@@ -107,6 +107,7 @@ directives! {
     "tcp-keepalive" => tcp_keepalive: u64 = 300, true;
     "proto-max-bulk-len" => proto_max_bulk_len: Memory = Memory(512 << 20), true;
     "client-query-buffer-limit" => client_query_buffer_limit: Memory = Memory(1 << 30), true;
+    "client-output-buffer-limit" => client_output_buffer_limit: OutputLimits = OutputLimits::default(), true;
     "hz" => hz: u64 = 10, true;
     "loglevel" => loglevel: LogLevel = LogLevel::Notice, true;
     "logfile" => logfile: String = String::new(), false;

@@ -6,6 +6,10 @@ pub trait ConfigValue: Sized {
     fn parse(args: &[String]) -> Result<Self, String>;
     /// Shows the value as CONFIG GET reports it.
     fn show(&self) -> String;
+    /// The value after applying `args` to the current one (most directives simply replace it).
+    fn update(&self, args: &[String]) -> Result<Self, String> {
+        Self::parse(args)
+    }
 }
 
 fn one(args: &[String]) -> Result<&str, String> {
@@ -109,6 +113,73 @@ impl ConfigValue for CpuList {
     }
 }
 
+/// One class's output buffer limit: disconnect past `hard` bytes, or past `soft` bytes for
+/// `soft_secs` seconds; 0 disables a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimit {
+    /// Hard limit in bytes.
+    pub hard: u64,
+    /// Soft limit in bytes.
+    pub soft: u64,
+    /// Seconds the soft limit may be exceeded.
+    pub soft_secs: u64,
+}
+
+/// `client-output-buffer-limit`: per client class, as Redis (`normal`, `replica`, `pubsub`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimits {
+    /// Ordinary clients.
+    pub normal: OutputLimit,
+    /// Replicas (stored until replication arrives).
+    pub replica: OutputLimit,
+    /// Pub/sub subscribers.
+    pub pubsub: OutputLimit,
+}
+
+impl Default for OutputLimits {
+    fn default() -> OutputLimits {
+        let limit = |hard, soft, soft_secs| OutputLimit { hard, soft, soft_secs };
+        OutputLimits {
+            normal: limit(0, 0, 0),
+            replica: limit(256 << 20, 64 << 20, 60),
+            pubsub: limit(32 << 20, 8 << 20, 60),
+        }
+    }
+}
+
+impl ConfigValue for OutputLimits {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        OutputLimits::default().update(args)
+    }
+
+    fn update(&self, args: &[String]) -> Result<Self, String> {
+        if args.is_empty() || args.len() % 4 != 0 {
+            return Err("expected <class> <hard> <soft> <seconds> groups".into());
+        }
+        let mut next = *self;
+        for group in args.chunks_exact(4) {
+            let mem = |a: &String| Memory::parse(std::slice::from_ref(a)).map(|m| m.0);
+            let limit = OutputLimit {
+                hard: mem(&group[1])?,
+                soft: mem(&group[2])?,
+                soft_secs: group[3].parse().map_err(|_| format!("invalid seconds '{}'", group[3]))?,
+            };
+            match group[0].to_ascii_lowercase().as_str() {
+                "normal" => next.normal = limit,
+                "replica" | "slave" => next.replica = limit,
+                "pubsub" => next.pubsub = limit,
+                other => return Err(format!("invalid client class '{other}'")),
+            }
+        }
+        Ok(next)
+    }
+
+    fn show(&self) -> String {
+        let show = |l: &OutputLimit| format!("{} {} {}", l.hard, l.soft, l.soft_secs);
+        format!("normal {} slave {} pubsub {}", show(&self.normal), show(&self.replica), show(&self.pubsub))
+    }
+}
+
 macro_rules! keyword_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),* $(,)? }) => {
         $(#[$doc])*
@@ -172,6 +243,17 @@ mod tests {
         assert_eq!(Memory::parse(&a("1k")), Ok(Memory(1000)));
         assert!(Memory::parse(&a("12xb")).is_err());
         assert!(Memory::parse(&a("99999999999999gb")).is_err());
+    }
+
+    #[test]
+    fn output_limits_merge_per_class() {
+        let l = OutputLimits::parse(&a("pubsub 1mb 512kb 10")).unwrap();
+        assert_eq!(l.pubsub, OutputLimit { hard: 1 << 20, soft: 512 << 10, soft_secs: 10 });
+        assert_eq!(l.replica, OutputLimits::default().replica);
+        let l = l.update(&a("normal 0 0 0")).unwrap();
+        assert_eq!(l.pubsub.hard, 1 << 20, "a line naming another class keeps this one");
+        assert_eq!(l.show(), "normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 524288 10");
+        assert!(OutputLimits::parse(&a("bogus 1 1 1")).is_err());
     }
 
     #[test]

@@ -34,6 +34,15 @@ pub enum Flow {
     Close,
 }
 
+/// What the service can interrupt a wait with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Close the connection.
+    Close,
+    /// Pushes are waiting to be written.
+    Push,
+}
+
 /// The limits the loop enforces, read from the service before each read.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {
@@ -54,8 +63,11 @@ pub trait Service {
     fn authenticated(&self) -> bool;
     /// Handles `requests` in order, appending each encoded reply to `out`.
     async fn call(&mut self, requests: &mut Vec<Vec<Bytes>>, out: &mut BytesMut) -> Flow;
-    /// Ready when the server wants this connection closed (CLIENT KILL, shutdown).
-    fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()>;
+    /// Ready when the server wants this connection closed (CLIENT KILL, shutdown), or when it has
+    /// pushes (pub/sub messages) to write.
+    fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Event>;
+    /// Appends the pending pushes, encoded, to `out`.
+    fn take_pushes(&mut self, out: &mut BytesMut);
     /// Notes traffic: bytes read, bytes written, bytes waiting in the query buffer.
     fn on_io(&self, read: usize, written: usize, pending: usize);
 }
@@ -100,13 +112,23 @@ where
         let limits = svc.limits();
         let start = rbuf.len();
         rbuf.resize(start + chunk, 0);
-        let read = until_closed(svc, limits.idle, stream.read(&mut rbuf[start..])).await;
+        let read = until_event(svc, limits.idle, true, stream.read(&mut rbuf[start..])).await;
         let n = match read {
             Ok(Ok(0)) => return ConnError::Eof,
             Ok(Ok(n)) => n,
             Ok(Err(e)) if is_eof(&e) => return ConnError::Eof,
             Ok(Err(e)) => return ConnError::Io(e),
-            Err(why) => return why,
+            Err(Stop::Push) => {
+                // A message for a subscriber: the read is abandoned (no bytes were taken), the
+                // pushes are written, and the loop reads again.
+                rbuf.truncate(start);
+                svc.take_pushes(&mut wbuf);
+                if let Err(why) = flush(stream, svc, &mut wbuf).await {
+                    return why;
+                }
+                continue;
+            }
+            Err(Stop::End(why)) => return why,
         };
         rbuf.truncate(start + n);
         if n == chunk {
@@ -150,20 +172,8 @@ where
         if let Some(e) = broken {
             Reply::Error(format!("ERR {e}").into()).encode(false, &mut wbuf);
         }
-        if !wbuf.is_empty() {
-            let written = until_closed(svc, None, async {
-                stream.write_all(&wbuf).await?;
-                stream.flush().await
-            });
-            match written.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return ConnError::Io(e),
-                Err(why) => return why,
-            }
-            wbuf.clear();
-            if wbuf.capacity() > KEEP_BUFFER {
-                wbuf = BytesMut::new();
-            }
+        if let Err(why) = flush(stream, svc, &mut wbuf).await {
+            return why;
         }
         if let Some(e) = broken {
             return ConnError::Protocol(e);
@@ -178,23 +188,63 @@ where
     }
 }
 
-/// Runs `fut` unless the service closes the connection or `idle` passes first.
-async fn until_closed<H: Service, T>(
+/// Writes `wbuf` out (unless the connection is closed meanwhile) and empties it.
+async fn flush<S, H>(stream: &mut S, svc: &H, wbuf: &mut BytesMut) -> Result<(), ConnError>
+where
+    S: AsyncWrite + Unpin,
+    H: Service,
+{
+    if wbuf.is_empty() {
+        return Ok(());
+    }
+    let written = until_event(svc, None, false, async {
+        stream.write_all(wbuf).await?;
+        stream.flush().await
+    });
+    match written.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(ConnError::Io(e)),
+        Err(Stop::End(why)) => return Err(why),
+        Err(Stop::Push) => unreachable!("pushes do not interrupt a write"),
+    }
+    wbuf.clear();
+    if wbuf.capacity() > KEEP_BUFFER {
+        *wbuf = BytesMut::new();
+    }
+    Ok(())
+}
+
+/// Why a wait ended before its future.
+enum Stop {
+    /// Pushes are waiting (only when the wait accepts them).
+    Push,
+    /// The connection must end.
+    End(ConnError),
+}
+
+/// Runs `fut` unless the service closes the connection, `idle` passes, or (when `pushes`)
+/// pushes arrive first.
+async fn until_event<H: Service, T>(
     svc: &H,
     idle: Option<Duration>,
+    pushes: bool,
     fut: impl Future<Output = T>,
-) -> Result<T, ConnError> {
-    let closed = std::future::poll_fn(|cx| svc.poll_closed(cx));
+) -> Result<T, Stop> {
+    let event = std::future::poll_fn(|cx| match svc.poll_event(cx) {
+        Poll::Ready(Event::Push) if !pushes => Poll::Pending,
+        other => other,
+    });
     let stop = async {
         match idle {
-            Some(d) => match select(pin!(closed), pin!(glommio::timer::Timer::new(d))).await {
-                Either::Left(_) => ConnError::Closed,
-                Either::Right(_) => ConnError::Idle,
+            Some(d) => match select(pin!(event), pin!(glommio::timer::Timer::new(d))).await {
+                Either::Left((Event::Push, _)) => Stop::Push,
+                Either::Left((Event::Close, _)) => Stop::End(ConnError::Closed),
+                Either::Right(_) => Stop::End(ConnError::Idle),
             },
-            None => {
-                closed.await;
-                ConnError::Closed
-            }
+            None => match event.await {
+                Event::Push => Stop::Push,
+                Event::Close => Stop::End(ConnError::Closed),
+            },
         }
     };
     match select(pin!(fut), pin!(stop)).await {

@@ -31,6 +31,10 @@ pub enum Reply {
     /// Pairs (HRANDFIELD WITHVALUES, later WITHSCORES): a flat array in RESP2, an array of
     /// two-element arrays in RESP3, as Redis 7 sends them.
     Pairs(Vec<(Reply, Reply)>),
+    /// Several replies to one request, sent one after the other (SUBSCRIBE a b confirms each).
+    Several(Vec<Reply>),
+    /// An out-of-band push (pub/sub messages): `>` in RESP3, an array in RESP2.
+    Push(Vec<Reply>),
     /// A set; RESP2 sends it as an array.
     Set(Vec<Reply>),
     /// A double; RESP2 sends it as a bulk string.
@@ -84,6 +88,11 @@ impl Reply {
             Reply::NilArray => out.put_slice(b"*-1\r\n"),
             Reply::Array(items) => {
                 header(out, b'*', items.len());
+                items.iter().for_each(|r| r.encode(resp3, out));
+            }
+            Reply::Several(replies) => replies.iter().for_each(|r| r.encode(resp3, out)),
+            Reply::Push(items) => {
+                header(out, if resp3 { b'>' } else { b'*' }, items.len());
                 items.iter().for_each(|r| r.encode(resp3, out));
             }
             Reply::Set(items) => {

@@ -8,6 +8,11 @@ use std::net::SocketAddr;
 use std::task::Waker;
 use std::time::Instant;
 
+use bytes::BytesMut;
+
+use crate::config::OutputLimit;
+use crate::facade::Reply;
+
 /// One client connection, as CLIENT LIST shows it.
 pub struct Client {
     /// The CLIENT ID.
@@ -36,6 +41,12 @@ pub struct Client {
     pub qbuf: Cell<usize>,
     killed: Cell<bool>,
     waker: RefCell<Option<Waker>>,
+    /// Encoded pub/sub messages waiting to be written.
+    pushes: RefCell<BytesMut>,
+    /// When the push backlog first passed the soft limit (pubsub output buffer).
+    over_soft: Cell<Option<Instant>>,
+    /// Channels and patterns subscribed (for CLIENT LIST and the subscribed-mode rules).
+    pub subscriptions: Cell<(usize, usize)>,
 }
 
 impl Client {
@@ -59,6 +70,9 @@ impl Client {
             qbuf: Cell::new(0),
             killed: Cell::new(false),
             waker: RefCell::new(None),
+            pushes: RefCell::default(),
+            over_soft: Cell::new(None),
+            subscriptions: Cell::new((0, 0)),
         }
     }
 
@@ -87,6 +101,62 @@ impl Client {
         self.killed.get()
     }
 
+    /// Queues a push for this client (encoded in its protocol) and wakes its connection; a client
+    /// whose backlog passes the output buffer limits is disconnected instead. Returns whether the
+    /// push was queued.
+    pub fn push(&self, reply: &Reply, limit: OutputLimit) -> bool {
+        if self.is_killed() {
+            return false;
+        }
+        let len = {
+            let mut pushes = self.pushes.borrow_mut();
+            reply.encode(self.resp.get() == 3, &mut pushes);
+            pushes.len() as u64
+        };
+        let over_hard = limit.hard > 0 && len > limit.hard;
+        let over_soft = limit.soft > 0 && len > limit.soft;
+        let since = match (over_soft, self.over_soft.get()) {
+            (true, None) => {
+                self.over_soft.set(Some(Instant::now()));
+                None
+            }
+            (true, since) => since,
+            (false, _) => {
+                self.over_soft.set(None);
+                None
+            }
+        };
+        if over_hard || since.is_some_and(|t| t.elapsed().as_secs() >= limit.soft_secs) {
+            tracing::warn!(
+                id = self.id,
+                addr = %self.addr,
+                backlog = len,
+                "Client scheduled to be closed ASAP for overcoming of output buffer limits."
+            );
+            self.pushes.borrow_mut().clear();
+            self.kill();
+            return false;
+        }
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+        true
+    }
+
+    /// Whether pushes are waiting.
+    #[must_use]
+    pub fn has_pushes(&self) -> bool {
+        !self.pushes.borrow().is_empty()
+    }
+
+    /// Moves the waiting pushes into `out`.
+    pub fn take_pushes(&self, out: &mut BytesMut) {
+        let mut pushes = self.pushes.borrow_mut();
+        out.extend_from_slice(&pushes);
+        pushes.clear();
+        self.over_soft.set(None);
+    }
+
     /// Registers the task to wake on [`Client::kill`].
     pub fn set_waker(&self, waker: &Waker) {
         *self.waker.borrow_mut() = Some(waker.clone());
@@ -99,9 +169,9 @@ impl Client {
         let (lib_name, lib_ver) = &*self.lib.borrow();
         let _ = write!(
             s,
-            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db={} sub=0 psub=0 \
+            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub={} psub={} \
              ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 \
-             omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} \
+             omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} \
              lib-ver={} core={} tls={}",
             self.id,
             self.addr,
@@ -109,8 +179,12 @@ impl Client {
             self.name.borrow(),
             self.created.elapsed().as_secs(),
             self.idle_secs(),
+            if self.subscriptions.get() == (0, 0) { "N" } else { "P" },
             self.db.get(),
+            self.subscriptions.get().0,
+            self.subscriptions.get().1,
             self.qbuf.get(),
+            self.pushes.borrow().len(),
             self.last_cmd.get(),
             self.resp.get(),
             lib_name,

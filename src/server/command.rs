@@ -78,6 +78,10 @@ pub enum Coord {
     Discard,
     Watch,
     Unwatch,
+    Subscribe,
+    Unsubscribe,
+    Publish,
+    PubSub,
 }
 
 impl Coord {
@@ -197,6 +201,13 @@ commands! {
     "discard", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", "2.0.0", Kind::Coord(C::Discard), "Discards a transaction.";
     "watch", -2, ["noscript", "loading", "stale", "fast", "allow_busy"], (1, -1, 1), "transactions", "2.2.0", Kind::Coord(C::Watch), "Monitors changes to keys to determine the execution of a transaction.";
     "unwatch", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", "2.2.0", Kind::Coord(C::Unwatch), "Forgets about watched keys of a transaction.";
+    // pubsub
+    "subscribe", -2, ["pubsub", "noscript", "loading", "stale"], (0, 0, 0), "pubsub", "2.0.0", Kind::Coord(C::Subscribe), "Listens for messages published to channels.";
+    "psubscribe", -2, ["pubsub", "noscript", "loading", "stale"], (0, 0, 0), "pubsub", "2.0.0", Kind::Coord(C::Subscribe), "Listens for messages published to channels that match one or more patterns.";
+    "unsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], (0, 0, 0), "pubsub", "2.0.0", Kind::Coord(C::Unsubscribe), "Stops listening to messages posted to channels.";
+    "punsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], (0, 0, 0), "pubsub", "2.0.0", Kind::Coord(C::Unsubscribe), "Stops listening to messages published to channels that match one or more patterns.";
+    "publish", 3, ["pubsub", "loading", "stale", "fast"], (0, 0, 0), "pubsub", "2.0.0", Kind::Coord(C::Publish), "Posts a message to a channel.";
+    "pubsub", -2, ["loading", "stale"], (0, 0, 0), "pubsub", "2.8.0", Kind::Coord(C::PubSub), "A container for Pub/Sub commands.";
     // server
     "command", -1, ["loading", "stale"], (0, 0, 0), "server", "2.8.13", Kind::Coord(C::Command), "Returns detailed information about all commands.";
     "info", -1, ["loading", "stale"], (0, 0, 0), "server", "1.0.0", Kind::Coord(C::Info), "Returns information and statistics about the server.";

@@ -14,6 +14,7 @@ pub mod global;
 pub mod hash_family;
 pub mod list_family;
 pub mod moves;
+pub mod pubsub_family;
 pub mod router;
 pub mod server_family;
 pub mod session;

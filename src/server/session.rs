@@ -5,7 +5,7 @@
 //! as one hop; the local shard's run inline. Commands whose keys span shards, and commands that
 //! change connection state, first settle what is pending, so replies keep request order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -21,9 +21,9 @@ use super::router::Tx;
 use super::router::Unavailable;
 use super::shard::{Shard, ShardCmd, ShardFn};
 use super::slot::ShardId;
-use super::{connection_family, generic_family, moves, server_family, transaction_family};
+use super::{connection_family, generic_family, moves, pubsub_family, server_family, transaction_family};
 use crate::facade::resp::Limits;
-use crate::facade::{ConnLimits, Flow, Reply, Service};
+use crate::facade::{ConnLimits, Event, Flow, Reply, Service};
 
 /// The reply for work that could not reach its shard (the server is shutting down).
 pub const UNAVAILABLE: Reply = Reply::error("ERR shard unavailable: the server is shutting down");
@@ -59,6 +59,10 @@ pub struct Session {
     pub watch_flag: WatchFlag,
     /// The WATCHed keys, with their database.
     pub watched: Vec<(usize, Bytes)>,
+    /// Subscribed channels.
+    pub channels: BTreeSet<Bytes>,
+    /// Subscribed patterns.
+    pub patterns: BTreeSet<Bytes>,
     /// Per shard: commands waiting to be sent, with the reply slot each fills.
     batches: Vec<Vec<(usize, ShardCmd)>>,
     /// Replies in request order; `None` while its shard has not answered.
@@ -82,6 +86,8 @@ impl Session {
             exec_tx: None,
             watch_flag: WatchFlag::default(),
             watched: Vec::new(),
+            channels: BTreeSet::new(),
+            patterns: BTreeSet::new(),
             batches: (0..shards).map(|_| Vec::new()).collect(),
             slots: Vec::new(),
         }
@@ -98,12 +104,30 @@ impl Session {
             Some(cmd) if self.multi.is_some() && cmd.flags.contains(&"no_multi") => {
                 Err(Reply::error("ERR Command not allowed inside a transaction"))
             }
+            Some(cmd) if self.subscribed_resp2() && !allowed_when_subscribed(cmd) => Err(Reply::Error(
+                format!(
+                    "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / \
+                     RESET are allowed in this context",
+                    cmd.name
+                )
+                .into(),
+            )),
             Some(cmd) => Ok(cmd),
         };
         if let (Err(_), Some(multi)) = (&checked, self.multi.as_mut()) {
             multi.failed = true;
         }
         checked
+    }
+
+    /// Whether the client has any channel or pattern subscription.
+    fn subscribed(&self) -> bool {
+        !self.channels.is_empty() || !self.patterns.is_empty()
+    }
+
+    /// RESP2 clients with subscriptions may only run the pub/sub commands (Redis's rule).
+    fn subscribed_resp2(&self) -> bool {
+        !self.resp3 && self.subscribed()
     }
 
     async fn dispatch(&mut self, args: Vec<Bytes>, out: &mut BytesMut) {
@@ -138,6 +162,10 @@ impl Session {
                 }
             }
             // Pure replies need no ordering against shards: they take their slot.
+            Kind::Coord(Coord::Ping) if self.subscribed_resp2() => {
+                let msg = args.get(1).cloned().unwrap_or_default();
+                self.slots.push(Some(Reply::Array(vec![Reply::bulk("pong"), Reply::Bulk(msg)])));
+            }
             Kind::Coord(Coord::Ping) => self.slots.push(Some(connection_family::ping(self, &args))),
             Kind::Coord(Coord::Echo) => self.slots.push(Some(Reply::Bulk(args[1].clone()))),
             Kind::Coord(Coord::Time) => self.slots.push(Some(server_family::time())),
@@ -259,8 +287,13 @@ impl Session {
             }
             Coord::Reset => {
                 transaction_family::unwatch_all(self).await;
+                pubsub_family::unsubscribe_all(self);
                 connection_family::reset(self)
             }
+            Coord::Subscribe => pubsub_family::subscribe(self, args),
+            Coord::Unsubscribe => pubsub_family::unsubscribe(self, args),
+            Coord::Publish => pubsub_family::publish(self, args).await,
+            Coord::PubSub => pubsub_family::pubsub(self, args).await,
             Coord::Client => connection_family::client(self, args).await,
             Coord::Command => server_family::command(args),
             Coord::Info => server_family::info(self, args).await,
@@ -308,6 +341,7 @@ impl Drop for Session {
     /// A client that leaves while WATCHing: its watches are dropped from the shards in the
     /// background (a flag whose client is gone would otherwise linger until its key changes).
     fn drop(&mut self) {
+        pubsub_family::unsubscribe_all(self);
         if self.watched.is_empty() {
             return;
         }
@@ -362,6 +396,11 @@ fn merge(
     }
 }
 
+/// What a RESP2 client with subscriptions may still run.
+fn allowed_when_subscribed(cmd: &Command) -> bool {
+    ["subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ping", "quit", "reset"].contains(&cmd.name)
+}
+
 /// `-ERR unknown command 'x', with args beginning with: 'a' 'b' `, as Redis 7 words it.
 fn unknown_command(args: &[Bytes]) -> Reply {
     let shown = |b: &Bytes| String::from_utf8_lossy(&b[..b.len().min(128)]).into_owned();
@@ -378,7 +417,8 @@ impl Service for Session {
         ConnLimits {
             parser: Limits { max_bulk: c.proto_max_bulk_len.0, max_multibulk: i32::MAX as u64 },
             query_buffer: usize::try_from(c.client_query_buffer_limit.0).unwrap_or(usize::MAX),
-            idle: (c.timeout > 0).then(|| Duration::from_secs(c.timeout)),
+            // Like Redis, `timeout` does not apply to subscribers.
+            idle: (c.timeout > 0 && !self.subscribed()).then(|| Duration::from_secs(c.timeout)),
         }
     }
 
@@ -406,12 +446,21 @@ impl Service for Session {
         }
     }
 
-    fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.client.is_killed() {
-            return Poll::Ready(());
-        }
+    fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Event> {
+        // Register first: a caller may ignore Push (while writing) and must still be woken by a
+        // later kill, whose wake would otherwise find no waker.
         self.client.set_waker(cx.waker());
+        if self.client.is_killed() {
+            return Poll::Ready(Event::Close);
+        }
+        if self.client.has_pushes() {
+            return Poll::Ready(Event::Push);
+        }
         Poll::Pending
+    }
+
+    fn take_pushes(&mut self, out: &mut BytesMut) {
+        self.client.take_pushes(out);
     }
 
     fn on_io(&self, read: usize, written: usize, pending: usize) {

@@ -51,6 +51,8 @@ pub struct Shard {
     clock: u64,
     /// The core's counters.
     pub stats: CoreStats,
+    /// This core's pub/sub subscribers.
+    pub pubsub: super::pubsub_family::Registry,
 }
 
 impl Shard {
@@ -64,6 +66,7 @@ impl Shard {
             global,
             clock: now_ms(),
             stats: CoreStats::default(),
+            pubsub: Default::default(),
         }
     }
 
