@@ -278,3 +278,38 @@ fn smove_between_shards_never_loses_or_duplicates() {
         movers.into_iter().for_each(|m| m.join().unwrap());
     }
 }
+
+#[test]
+fn copy_and_lmpop_across_shards() {
+    let server = Server::start();
+    for mode in MODES {
+        let mut c = server.conn(mode);
+        let (src, dst) =
+            (key_on(&format!("{mode:?}:cp:src:"), 0, 2), key_on(&format!("{mode:?}:cp:dst:"), 1, 2));
+        let _: () = c.rpush(&src, &["a", "b"]).unwrap();
+        let _: () = c.expire(&src, 500).unwrap();
+        assert_eq!(redis::cmd("COPY").arg(&src).arg(&dst).query::<i64>(&mut c).unwrap(), 1);
+        assert_eq!(c.lrange::<_, Vec<String>>(&dst, 0, -1).unwrap(), ["a", "b"]);
+        assert!(c.ttl::<_, i64>(&dst).unwrap() > 490, "COPY keeps the TTL");
+        assert_eq!(redis::cmd("COPY").arg(&src).arg(&dst).query::<i64>(&mut c).unwrap(), 0);
+        assert_eq!(redis::cmd("COPY").arg(&src).arg(&dst).arg("DB").arg(2).query::<i64>(&mut c).unwrap(), 1);
+        let _: () = redis::cmd("SELECT").arg(2).query(&mut c).unwrap();
+        assert_eq!(c.llen::<_, i64>(&dst).unwrap(), 2);
+        let _: () = redis::cmd("SELECT").arg(0).query(&mut c).unwrap();
+        // LMPOP takes from the first non-empty list, wherever it lives.
+        let empty = key_on(&format!("{mode:?}:mp:empty:"), 0, 2);
+        let _: () = c.del(&empty).unwrap();
+        let (key, elems): (String, Vec<String>) = redis::cmd("LMPOP")
+            .arg(3)
+            .arg(&empty)
+            .arg(&dst)
+            .arg(&src)
+            .arg("RIGHT")
+            .arg("COUNT")
+            .arg(5)
+            .query(&mut c)
+            .unwrap();
+        assert_eq!((key.as_str(), elems), (dst.as_str(), vec!["b".to_owned(), "a".to_owned()]));
+        assert_eq!(c.exists::<_, i64>(&dst).unwrap(), 0, "an emptied list is deleted");
+    }
+}

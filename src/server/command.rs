@@ -78,6 +78,8 @@ pub enum Coord {
     Discard,
     Watch,
     Unwatch,
+    LMPop,
+    Copy,
     Subscribe,
     Unsubscribe,
     Publish,
@@ -258,6 +260,8 @@ commands! {
     "expiretime", 2, ["readonly", "fast"], (1, 1, 1), "generic", "7.0.0", k(generic::ttl), "Returns the expiration time of a key as a Unix timestamp.";
     "pexpiretime", 2, ["readonly", "fast"], (1, 1, 1), "generic", "7.0.0", k(generic::ttl), "Returns the expiration time of a key as a Unix milliseconds timestamp.";
     "persist", 2, ["write", "fast"], (1, 1, 1), "generic", "2.2.0", k(generic::persist), "Removes the expiration time of a key.";
+    "copy", -3, ["write", "denyoom"], (1, 2, 1), "generic", "6.2.0", kx(generic::copy, Cross::Custom(C::Copy)), "Copies the value of a key to a new key.";
+    "object", -2, ["readonly"], (2, 2, 1), "generic", "2.2.3", k(generic::object), "A container for object introspection commands.";
     // list
     "lpush", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", "1.0.0", k(list::push), "Prepends one or more elements to a list. Creates the key if it doesn't exist.";
     "rpush", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", "1.0.0", k(list::push), "Appends one or more elements to a list. Creates the key if it doesn't exist.";
@@ -274,6 +278,7 @@ commands! {
     "ltrim", 4, ["write"], (1, 1, 1), "list", "1.0.0", k(list::ltrim), "Removes elements from both ends a list. Deletes the list if all elements were trimmed.";
     "lpos", -3, ["readonly"], (1, 1, 1), "list", "6.0.6", k(list::lpos), "Returns the index of matching elements in a list.";
     "lmove", 5, ["write", "denyoom"], (1, 2, 1), "list", "6.2.0", kx(list::lmove, Cross::Custom(C::LMove)), "Returns an element after popping it from one list and pushing it to another.";
+    "lmpop", -4, ["write", "movablekeys"], (1, 1, 1), "list", "7.0.0", kx(list::lmpop, Cross::Custom(C::LMPop)), "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.";
     "rpoplpush", 3, ["write", "denyoom"], (1, 2, 1), "list", "1.2.0", kx(list::lmove, Cross::Custom(C::LMove)), "Returns the last element of a list after removing and pushing it to another list.";
     // hash
     "hset", -4, ["write", "denyoom", "fast"], (1, 1, 1), "hash", "2.0.0", k(hash::hset), "Creates or modifies the value of a field in a hash.";

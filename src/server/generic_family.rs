@@ -4,11 +4,12 @@
 use bytes::Bytes;
 
 use super::args::{self, expire_at, is, ExpireIn, NO_SUCH_KEY};
-use super::db::{Db, Entry};
+use super::db::{Db, Entry, Value};
 use super::dict::splitmix;
 use super::session::{Session, UNAVAILABLE};
 use super::shard::{now_ms, Ctx, Shard};
 use super::slot::ShardId;
+use crate::facade::resp::parse_i64;
 use crate::facade::Reply;
 use crate::glob;
 
@@ -193,6 +194,114 @@ pub fn scan(db: &Db, now: u64, mut cursor: u64, opts: &ScanOpts) -> (u64, Vec<By
         .map(|(k, _)| k)
         .collect();
     (cursor, keys)
+}
+
+/// COPY's parsed arguments.
+pub struct CopyArgs {
+    /// The source key.
+    pub src: Bytes,
+    /// The destination key.
+    pub dst: Bytes,
+    /// The destination database, when DB is given.
+    pub db: Option<usize>,
+    /// Whether REPLACE was given.
+    pub replace: bool,
+}
+
+impl CopyArgs {
+    /// Parses `COPY source destination [DB destination-db] [REPLACE]`; `databases` bounds DB.
+    pub fn parse(args: &[Bytes], databases: usize) -> Result<CopyArgs, Reply> {
+        let mut c = CopyArgs { src: args[1].clone(), dst: args[2].clone(), db: None, replace: false };
+        let mut i = 3;
+        while i < args.len() {
+            if is(&args[i], "replace") {
+                c.replace = true;
+                i += 1;
+            } else if is(&args[i], "db") && i + 1 < args.len() {
+                match args::int(&args[i + 1]) {
+                    Ok(n) if n >= 0 && (n as usize) < databases => c.db = Some(n as usize),
+                    Ok(_) => return Err(Reply::error("ERR DB index is out of range")),
+                    Err(e) => return Err(e),
+                }
+                i += 2;
+            } else {
+                return Err(args::SYNTAX);
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// COPY when both keys live on this shard.
+pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let c = match CopyArgs::parse(args, ctx.databases()) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let target = c.db.unwrap_or(ctx.index());
+    if target == ctx.index() && c.src == c.dst {
+        return Reply::error("ERR source and destination objects are the same");
+    }
+    let now = ctx.now;
+    let Some(entry) = ctx.db.read(&c.src, now).cloned() else { return Reply::Int(0) };
+    let Some(target) = ctx.db_at(target) else { return Reply::error("ERR DB index is out of range") };
+    if target.live(&c.dst, now) && !c.replace {
+        return Reply::Int(0);
+    }
+    put(target, &c.dst, entry);
+    Reply::Int(1)
+}
+
+/// OBJECT ENCODING | REFCOUNT | IDLETIME | FREQ | HELP key
+pub fn object(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let sub = String::from_utf8_lossy(&args[1]).to_lowercase();
+    if sub == "help" && args.len() == 2 {
+        return Reply::Array(
+            [
+                "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "ENCODING <key>",
+                "FREQ <key>",
+                "IDLETIME <key>",
+                "REFCOUNT <key>",
+            ]
+            .map(|l| Reply::Status(l.into()))
+            .to_vec(),
+        );
+    }
+    if !["encoding", "refcount", "idletime", "freq"].contains(&sub.as_str()) {
+        return args::unknown_subcommand("OBJECT", &args[1]);
+    }
+    if args.len() != 3 {
+        return args::wrong_args(&format!("object|{sub}"));
+    }
+    let Some(entry) = ctx.db.read(&args[2], ctx.now) else { return Reply::Nil };
+    match sub.as_str() {
+        "encoding" => Reply::bulk(encoding(&entry.value)),
+        "refcount" => Reply::Int(1),
+        // Access times are not tracked yet: every key reads as just used.
+        "idletime" => Reply::Int(0),
+        _ => Reply::error(
+            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when \
+             switching between policies at runtime LRU and LFU data will take some time to adjust.",
+        ),
+    }
+}
+
+/// The encoding Redis 7.0 would report for a value of this shape.
+fn encoding(value: &Value) -> &'static str {
+    match value {
+        Value::Str(s) if s.len() <= 20 && parse_i64(s).is_some() => "int",
+        Value::Str(s) if s.len() <= 44 => "embstr",
+        Value::Str(_) => "raw",
+        Value::List(l) if l.len() <= 128 && l.iter().all(|e| e.len() <= 64) => "listpack",
+        Value::List(_) => "quicklist",
+        Value::Hash(h) if h.len() <= 128 && h.iter().all(|(k, v)| k.len() <= 64 && v.len() <= 64) => {
+            "listpack"
+        }
+        Value::Hash(_) => "hashtable",
+        Value::Set(s) if s.len() <= 512 && s.iter().all(|(m, ())| parse_i64(m).is_some()) => "intset",
+        Value::Set(_) => "hashtable",
+    }
 }
 
 /// KEYS pattern, gathered from every shard.

@@ -352,3 +352,65 @@ pub fn lmove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     run(ctx).unwrap_or_else(|e| e)
 }
+
+/// LMPOP's parsed arguments: the keys, the end, and how many to pop.
+pub struct MPop {
+    /// The keys, in order.
+    pub keys: Vec<Bytes>,
+    /// Which end.
+    pub end: End,
+    /// How many elements at most.
+    pub count: usize,
+}
+
+impl MPop {
+    /// Parses `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]`.
+    pub fn parse(args: &[Bytes]) -> Result<MPop, Reply> {
+        let n = match args::int(&args[1]) {
+            Ok(n) if n > 0 => n as usize,
+            _ => return Err(Reply::error("ERR numkeys should be greater than 0")),
+        };
+        if args.len() < 2 + n + 1 {
+            return Err(SYNTAX);
+        }
+        let end = End::parse(&args[2 + n])?;
+        let count = match &args[3 + n..] {
+            [] => 1,
+            [c, v] if is(c, "count") => match args::int(v) {
+                Ok(v) if v > 0 => v as usize,
+                _ => return Err(Reply::error("ERR count should be greater than 0")),
+            },
+            _ => return Err(SYNTAX),
+        };
+        Ok(MPop { keys: args[2..2 + n].to_vec(), end, count })
+    }
+}
+
+/// Pops up to `count` elements from `end` of the list at `key`: `None` when it is missing.
+pub fn pop_many(ctx: &mut Ctx<'_>, key: &[u8], end: End, count: usize) -> Result<Option<Vec<Bytes>>, Reply> {
+    access::update(ctx, key, list_mut, |l| {
+        let l = l?;
+        let n = count.min(l.len());
+        Some((0..n).filter_map(|_| if end == End::Left { l.pop_front() } else { l.pop_back() }).collect())
+    })
+}
+
+/// The LMPOP reply for elements popped from `key`.
+#[must_use]
+pub fn mpop_reply(key: Bytes, popped: Vec<Bytes>) -> Reply {
+    Reply::Array(vec![Reply::Bulk(key), Reply::Array(popped.into_iter().map(Reply::Bulk).collect())])
+}
+
+/// LMPOP when every key lives on this shard.
+pub fn lmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let run = |ctx: &mut Ctx<'_>| -> Result<Reply, Reply> {
+        let mpop = MPop::parse(args)?;
+        for key in mpop.keys {
+            if let Some(popped) = pop_many(ctx, &key, mpop.end, mpop.count)? {
+                return Ok(mpop_reply(key, popped));
+            }
+        }
+        Ok(Reply::NilArray)
+    };
+    run(ctx).unwrap_or_else(|e| e)
+}

@@ -40,6 +40,8 @@ pub async fn run(which: Coord, tx: &Tx, db: usize, router: &Router, args: &[Byte
         Coord::LMove => lmove(tx, db, router, args).await,
         Coord::SMove => smove(tx, db, router, args).await,
         Coord::SetAlgebra => algebra(tx, db, router, args).await,
+        Coord::LMPop => lmpop(tx, db, router, args).await,
+        Coord::Copy => copy(tx, db, router, args).await,
         other => unreachable!("{other:?} is not a cross-shard protocol"),
     };
     result.unwrap_or_else(|reply| reply)
@@ -149,4 +151,42 @@ async fn algebra(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<
         .await?;
     }
     Ok(alg.reply(result))
+}
+
+/// LMPOP over keys on several shards: the first non-empty list, in key order, gives its elements.
+async fn lmpop(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Reply, Reply> {
+    let mpop = list_family::MPop::parse(args)?;
+    for key in mpop.keys {
+        let (k, end, count) = (key.clone(), mpop.end, mpop.count);
+        if let Some(popped) =
+            hop(tx, router.shard_of(&key), db, move |c| list_family::pop_many(c, &k, end, count)).await?
+        {
+            return Ok(list_family::mpop_reply(key, popped));
+        }
+    }
+    Ok(Reply::NilArray)
+}
+
+/// COPY with source and destination on different shards: the entry (value and TTL) is cloned
+/// on the source's shard and stored on the destination's.
+async fn copy(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Reply, Reply> {
+    let databases = hop(tx, router.shard_of(&args[1]), db, |c| Ok(c.databases())).await?;
+    let c = generic_family::CopyArgs::parse(args, databases)?;
+    let target = c.db.unwrap_or(db);
+    let src = c.src.clone();
+    let Some(entry) =
+        hop(tx, router.shard_of(&src), db, move |ctx| Ok(ctx.db.read(&src, ctx.now).cloned())).await?
+    else {
+        return Ok(Reply::Int(0));
+    };
+    let (dst, replace) = (c.dst.clone(), c.replace);
+    let copied = hop(tx, router.shard_of(&dst), target, move |ctx| {
+        if ctx.db.live(&dst, ctx.now) && !replace {
+            return Ok(false);
+        }
+        generic_family::put(ctx.db, &dst, entry);
+        Ok(true)
+    })
+    .await?;
+    Ok(Reply::Int(i64::from(copied)))
 }

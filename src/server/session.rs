@@ -320,7 +320,9 @@ impl Session {
             | Coord::RenameNx
             | Coord::LMove
             | Coord::SMove
-            | Coord::SetAlgebra => {
+            | Coord::SetAlgebra
+            | Coord::LMPop
+            | Coord::Copy => {
                 unreachable!("{c:?} is dispatched before coordinate()")
             }
         })

@@ -24,6 +24,39 @@ pub struct Ctx<'a> {
     pub now: u64,
     /// `proto-max-bulk-len`: the largest string a command may build.
     pub max_bulk: u64,
+    /// The shard's other databases, before and after the selected one (COPY ... DB).
+    others: (&'a mut [Db], &'a mut [Db]),
+}
+
+impl<'a> Ctx<'a> {
+    /// Splits `dbs` around database `index` into a context.
+    fn new(dbs: &'a mut [Db], index: usize, now: u64, max_bulk: u64) -> Ctx<'a> {
+        let (before, rest) = dbs.split_at_mut(index);
+        let (db, after) = rest.split_first_mut().expect("database index checked by SELECT");
+        Ctx { db, now, max_bulk, others: (before, after) }
+    }
+
+    /// How many databases the shard has.
+    #[must_use]
+    pub fn databases(&self) -> usize {
+        self.others.0.len() + 1 + self.others.1.len()
+    }
+
+    /// The selected database's index.
+    #[must_use]
+    pub fn index(&self) -> usize {
+        self.others.0.len()
+    }
+
+    /// Database `i` of the shard, which may be the selected one.
+    pub fn db_at(&mut self, i: usize) -> Option<&mut Db> {
+        let selected = self.index();
+        match i.cmp(&selected) {
+            std::cmp::Ordering::Less => self.others.0.get_mut(i),
+            std::cmp::Ordering::Equal => Some(&mut *self.db),
+            std::cmp::Ordering::Greater => self.others.1.get_mut(i - selected - 1),
+        }
+    }
 }
 
 /// A command body that runs on the shard owning its keys; `args[0]` is the command name.
@@ -80,13 +113,14 @@ impl Shard {
     /// Runs one command.
     pub fn exec(&mut self, cmd: &ShardCmd) -> Reply {
         let max_bulk = self.global.max_bulk();
-        let mut ctx = Ctx { db: &mut self.dbs[cmd.db], now: self.clock, max_bulk };
+        let mut ctx = Ctx::new(&mut self.dbs, cmd.db, self.clock, max_bulk);
         (cmd.run)(&mut ctx, &cmd.args)
     }
 
     /// Runs `f` with the context of database `db`.
     pub fn with_db<R>(&mut self, db: usize, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
-        f(&mut Ctx { db: &mut self.dbs[db], now: self.clock, max_bulk: self.global.max_bulk() })
+        let max_bulk = self.global.max_bulk();
+        f(&mut Ctx::new(&mut self.dbs, db, self.clock, max_bulk))
     }
 
     /// Every database.
