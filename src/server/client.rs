@@ -45,6 +45,9 @@ pub struct Client {
     pushes: RefCell<BytesMut>,
     /// When the push backlog first passed the soft limit (pubsub output buffer).
     over_soft: Cell<Option<Instant>>,
+    /// Whether the client is blocked (BLPOP and friends), and how CLIENT UNBLOCK released it.
+    blocked: Cell<bool>,
+    unblocked: Cell<Option<crate::server::blocking::Unblock>>,
     /// Channels and patterns subscribed (for CLIENT LIST and the subscribed-mode rules).
     pub subscriptions: Cell<(usize, usize)>,
 }
@@ -73,6 +76,8 @@ impl Client {
             pushes: RefCell::default(),
             over_soft: Cell::new(None),
             subscriptions: Cell::new((0, 0)),
+            blocked: Cell::new(false),
+            unblocked: Cell::new(None),
         }
     }
 
@@ -143,6 +148,45 @@ impl Client {
         true
     }
 
+    /// Marks the client blocked (or not), for CLIENT UNBLOCK and INFO.
+    pub fn set_blocked(&self, blocked: bool) {
+        self.blocked.set(blocked);
+        self.unblocked.set(None);
+    }
+
+    /// Whether the client is blocked.
+    #[must_use]
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.get()
+    }
+
+    /// CLIENT UNBLOCK: wakes a blocked client with `how`; whether it was blocked.
+    pub fn unblock(&self, how: crate::server::blocking::Unblock) -> bool {
+        if !self.blocked.get() {
+            return false;
+        }
+        self.unblocked.set(Some(how));
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+        true
+    }
+
+    /// Ready when a blocked client must stop waiting: unblocked, or its connection is closing.
+    pub fn poll_unblock(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<crate::server::blocking::Unblock> {
+        self.set_waker(cx.waker());
+        if self.is_killed() {
+            return std::task::Poll::Ready(crate::server::blocking::Unblock::Error);
+        }
+        match self.unblocked.get() {
+            Some(how) => std::task::Poll::Ready(how),
+            None => std::task::Poll::Pending,
+        }
+    }
+
     /// Whether pushes are waiting.
     #[must_use]
     pub fn has_pushes(&self) -> bool {
@@ -179,7 +223,11 @@ impl Client {
             self.name.borrow(),
             self.created.elapsed().as_secs(),
             self.idle_secs(),
-            if self.subscriptions.get() == (0, 0) { "N" } else { "P" },
+            match (self.blocked.get(), self.subscriptions.get() == (0, 0)) {
+                (true, _) => "b",
+                (false, true) => "N",
+                (false, false) => "P",
+            },
             self.db.get(),
             self.subscriptions.get().0,
             self.subscriptions.get().1,

@@ -80,6 +80,7 @@ pub enum Coord {
     Unwatch,
     LMPop,
     Copy,
+    Block,
     Subscribe,
     Unsubscribe,
     Publish,
@@ -278,6 +279,11 @@ commands! {
     "ltrim", 4, ["write"], (1, 1, 1), "list", "1.0.0", k(list::ltrim), "Removes elements from both ends a list. Deletes the list if all elements were trimmed.";
     "lpos", -3, ["readonly"], (1, 1, 1), "list", "6.0.6", k(list::lpos), "Returns the index of matching elements in a list.";
     "lmove", 5, ["write", "denyoom"], (1, 2, 1), "list", "6.2.0", kx(list::lmove, Cross::Custom(C::LMove)), "Returns an element after popping it from one list and pushing it to another.";
+    "blpop", -3, ["write", "noscript", "blocking"], (1, -2, 1), "list", "2.0.0", Kind::Coord(C::Block), "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
+    "brpop", -3, ["write", "noscript", "blocking"], (1, -2, 1), "list", "2.0.0", Kind::Coord(C::Block), "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
+    "blmpop", -5, ["write", "blocking", "movablekeys"], (2, 2, 1), "list", "7.0.0", Kind::Coord(C::Block), "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
+    "blmove", 6, ["write", "denyoom", "noscript", "blocking"], (1, 2, 1), "list", "6.2.0", Kind::Coord(C::Block), "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.";
+    "brpoplpush", 4, ["write", "denyoom", "noscript", "blocking"], (1, 2, 1), "list", "2.2.0", Kind::Coord(C::Block), "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.";
     "lmpop", -4, ["write", "movablekeys"], (1, 1, 1), "list", "7.0.0", kx(list::lmpop, Cross::Custom(C::LMPop)), "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.";
     "rpoplpush", 3, ["write", "denyoom"], (1, 2, 1), "list", "1.2.0", kx(list::lmove, Cross::Custom(C::LMove)), "Returns the last element of a list after removing and pushing it to another list.";
     // hash

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use super::args::{self, is, SYNTAX};
+use super::blocking::Unblock;
 use super::session::{Session, UNAVAILABLE};
 use crate::facade::Reply;
 
@@ -154,6 +155,7 @@ pub async fn client(s: &mut Session, args: &[Bytes]) -> Reply {
         ("info", 2) => Reply::Verbatim(format!("{}\n", s.client.info_line())),
         ("list", _) => client_list(s, &args[2..]).await,
         ("kill", n) if n >= 3 => client_kill(s, &args[2..]).await,
+        ("unblock", 3 | 4) => client_unblock(s, &args[2..]).await,
         ("setinfo", 4) => {
             let value = String::from_utf8_lossy(&args[3]).into_owned();
             if value.contains(|c: char| !('!'..='~').contains(&c)) {
@@ -194,7 +196,7 @@ pub async fn client(s: &mut Session, args: &[Bytes]) -> Reply {
             .map(|l| Reply::Status(l.into()))
             .to_vec(),
         ),
-        ("id" | "getname" | "setname" | "info" | "kill" | "setinfo" | "help", _) => {
+        ("id" | "getname" | "setname" | "info" | "kill" | "setinfo" | "unblock" | "help", _) => {
             args::wrong_args(&format!("client|{sub}"))
         }
         _ => args::unknown_subcommand("CLIENT", &args[1]),
@@ -239,6 +241,23 @@ async fn client_list(s: &Session, filters: &[Bytes]) -> Reply {
     let mut lines: Vec<(u64, String)> = lines.into_iter().flatten().collect();
     lines.sort_unstable_by_key(|(id, _)| *id);
     Reply::Verbatim(lines.into_iter().map(|(_, l)| l + "\n").collect())
+}
+
+/// CLIENT UNBLOCK client-id [TIMEOUT | ERROR]
+async fn client_unblock(s: &Session, args: &[Bytes]) -> Reply {
+    let Ok(id) = args::int(&args[0]) else { return args::NOT_INT };
+    let how = match args.get(1) {
+        None => Unblock::Timeout,
+        Some(a) if is(a, "timeout") => Unblock::Timeout,
+        Some(a) if is(a, "error") => Unblock::Error,
+        Some(_) => return Reply::error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+    };
+    let unblocked =
+        s.each_shard(move |shard| shard.clients.get(&(id as u64)).is_some_and(|c| c.unblock(how))).await;
+    match unblocked {
+        Ok(v) => Reply::Int(i64::from(v.into_iter().any(|u| u))),
+        Err(_) => UNAVAILABLE,
+    }
 }
 
 /// Which clients CLIENT KILL means.

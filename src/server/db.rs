@@ -91,6 +91,10 @@ pub struct Db {
     expires: Dict<()>,
     expire_cursor: u64,
     watchers: AHashMap<Bytes, Vec<WatchFlag>>,
+    /// Clients blocked on a key (BLPOP and friends), in the order they blocked.
+    blocked: AHashMap<Bytes, VecDeque<super::blocking::Waiter>>,
+    /// Keys with blocked clients that were modified since the shard last served them.
+    ready: Vec<Bytes>,
     /// Counters for INFO.
     pub stats: DbStats,
 }
@@ -237,6 +241,58 @@ impl Db {
         if !self.watchers.is_empty() {
             Self::flag(&mut self.watchers, key);
         }
+        if !self.blocked.is_empty() && self.blocked.contains_key(key) && !self.ready.iter().any(|k| k == key)
+        {
+            self.ready.push(Bytes::copy_from_slice(key));
+        }
+    }
+
+    /// Blocks `waiter` on `key`, behind the clients already blocked there.
+    pub fn block(&mut self, key: &[u8], waiter: super::blocking::Waiter) {
+        self.blocked.entry(Bytes::copy_from_slice(key)).or_default().push_back(waiter);
+    }
+
+    /// Drops waiters that were served or gave up (their claim is taken).
+    pub fn prune_blocked(&mut self, key: &[u8]) {
+        if let Some(q) = self.blocked.get_mut(key) {
+            q.retain(|w| !w.is_claimed());
+            if q.is_empty() {
+                self.blocked.remove(key);
+            }
+        }
+    }
+
+    /// Takes the keys that became ready, with their waiters (the shard serves them).
+    pub fn take_ready(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.ready)
+    }
+
+    /// The next waiter blocked on `key` that is still waiting.
+    pub fn next_waiter(&mut self, key: &[u8]) -> Option<super::blocking::Waiter> {
+        let q = self.blocked.get_mut(key)?;
+        let w = q.pop_front();
+        if q.is_empty() {
+            self.blocked.remove(key);
+        }
+        w
+    }
+
+    /// Puts a waiter back at the head of `key`'s queue (it could not be served yet).
+    pub fn unblock_front(&mut self, key: &[u8], waiter: super::blocking::Waiter) {
+        self.blocked.entry(Bytes::copy_from_slice(key)).or_default().push_front(waiter);
+    }
+
+    /// Marks `key` ready so its waiters are served after the current command.
+    pub fn mark_ready(&mut self, key: &[u8]) {
+        if !self.ready.iter().any(|k| k == key) {
+            self.ready.push(Bytes::copy_from_slice(key));
+        }
+    }
+
+    /// Whether any key with blocked clients changed.
+    #[must_use]
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
     }
 
     fn flag(watchers: &mut AHashMap<Bytes, Vec<WatchFlag>>, key: &[u8]) {

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod args;
+pub mod blocking;
 pub mod client;
 pub mod command;
 pub mod connection_family;

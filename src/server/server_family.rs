@@ -182,6 +182,7 @@ fn docs_of(c: &Command) -> Reply {
 /// What one core reports for INFO.
 struct CoreReport {
     cpu: (f64, f64),
+    blocked: usize,
     stats: CoreStats,
     db: DbStats,
     keys: Vec<(usize, usize)>,
@@ -195,6 +196,7 @@ pub async fn info(s: &Session, args: &[Bytes]) -> Reply {
     let reports = s
         .each_shard(|shard| CoreReport {
             cpu: thread_cpu(),
+            blocked: shard.clients.values().filter(|c| c.is_blocked()).count(),
             stats: shard.stats,
             db: shard.stats(),
             keys: shard.dbs().iter().map(|d| (d.len(), d.expires_len())).collect(),
@@ -246,8 +248,10 @@ pub async fn info(s: &Session, args: &[Bytes]) -> Reply {
     section(
         "Clients",
         format!(
-            "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n",
-            total.clients, config.maxclients
+            "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n",
+            total.clients,
+            config.maxclients,
+            reports.iter().map(|r| r.blocked).sum::<usize>()
         ),
     );
     let rss = rss_bytes();

@@ -21,7 +21,9 @@ use super::router::Tx;
 use super::router::Unavailable;
 use super::shard::{Shard, ShardCmd, ShardFn};
 use super::slot::ShardId;
-use super::{connection_family, generic_family, moves, pubsub_family, server_family, transaction_family};
+use super::{
+    blocking, connection_family, generic_family, moves, pubsub_family, server_family, transaction_family,
+};
 use crate::facade::resp::Limits;
 use crate::facade::{ConnLimits, Event, Flow, Reply, Service};
 
@@ -290,6 +292,7 @@ impl Session {
                 pubsub_family::unsubscribe_all(self);
                 connection_family::reset(self)
             }
+            Coord::Block => blocking::block(self, args).await,
             Coord::Subscribe => pubsub_family::subscribe(self, args),
             Coord::Unsubscribe => pubsub_family::unsubscribe(self, args),
             Coord::Publish => pubsub_family::publish(self, args).await,

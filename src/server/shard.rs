@@ -114,13 +114,26 @@ impl Shard {
     pub fn exec(&mut self, cmd: &ShardCmd) -> Reply {
         let max_bulk = self.global.max_bulk();
         let mut ctx = Ctx::new(&mut self.dbs, cmd.db, self.clock, max_bulk);
-        (cmd.run)(&mut ctx, &cmd.args)
+        let reply = (cmd.run)(&mut ctx, &cmd.args);
+        self.serve_blocked(cmd.db);
+        reply
+    }
+
+    /// Serves clients blocked on keys of database `db` that the last command made ready.
+    pub fn serve_blocked(&mut self, db: usize) {
+        if self.dbs[db].has_ready() {
+            let now = self.clock;
+            let max_bulk = self.global.max_bulk();
+            super::blocking::serve(&mut Ctx::new(&mut self.dbs, db, now, max_bulk));
+        }
     }
 
     /// Runs `f` with the context of database `db`.
     pub fn with_db<R>(&mut self, db: usize, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
         let max_bulk = self.global.max_bulk();
-        f(&mut Ctx::new(&mut self.dbs, db, self.clock, max_bulk))
+        let r = f(&mut Ctx::new(&mut self.dbs, db, self.clock, max_bulk));
+        self.serve_blocked(db);
+        r
     }
 
     /// Every database.

@@ -1,0 +1,141 @@
+//! Blocking list pops across cores: woken by a push from another core, in blocking order, with
+//! timeouts, CLIENT UNBLOCK, and no blocking inside MULTI. Plain TCP and TLS.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{key_on, Server, MODES};
+use redis::Commands;
+
+/// Waits (bounded) until client `id` shows as blocked in CLIENT LIST.
+fn wait_blocked(c: &mut redis::Connection, id: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list: String = redis::cmd("CLIENT").arg("LIST").arg("ID").arg(id).query(c).unwrap();
+        if list.contains(" flags=b ") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "client {id} never blocked: {list}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn blpop_on_one_core_is_woken_by_a_push_on_another() {
+    let server = Arc::new(Server::start());
+    for mode in MODES {
+        for key_shard in 0..2 {
+            let key = key_on(&format!("{mode:?}:bl:"), key_shard, 2);
+            let mut blocker = server.conn_on_core(mode, 0);
+            let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut blocker).unwrap();
+            let k = key.clone();
+            let waiting = std::thread::spawn(move || {
+                let got: (String, String) = redis::cmd("BLPOP").arg(&k).arg(10).query(&mut blocker).unwrap();
+                got
+            });
+            let mut pusher = server.conn_on_core(mode, 1);
+            wait_blocked(&mut pusher, id);
+            let _: () = pusher.rpush(&key, "hello").unwrap();
+            assert_eq!(waiting.join().unwrap(), (key.clone(), "hello".to_owned()));
+            assert_eq!(pusher.exists::<_, i64>(&key).unwrap(), 0, "the element was taken, not copied");
+        }
+    }
+}
+
+#[test]
+fn clients_are_served_in_the_order_they_blocked() {
+    let server = Arc::new(Server::start());
+    for mode in MODES {
+        let key = format!("{mode:?}:fair");
+        let mut admin = server.conn(mode);
+        let mut handles = Vec::new();
+        for n in 0..3 {
+            let mut c = server.conn(mode);
+            let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut c).unwrap();
+            let k = key.clone();
+            handles.push(std::thread::spawn(move || {
+                let got: (String, String) = redis::cmd("BRPOP").arg(&k).arg(0).query(&mut c).unwrap();
+                (n, got.1)
+            }));
+            wait_blocked(&mut admin, id);
+        }
+        for n in 0..3 {
+            let _: () = admin.lpush(&key, format!("e{n}")).unwrap();
+        }
+        for h in handles {
+            let (n, got) = h.join().unwrap();
+            assert_eq!(got, format!("e{n}"), "client {n} must get the {n}th element");
+        }
+    }
+}
+
+#[test]
+fn timeouts_unblock_and_multi() {
+    let server = Server::start();
+    for mode in MODES {
+        let mut c = server.conn(mode);
+        let start = Instant::now();
+        let got: Option<(String, String)> =
+            redis::cmd("BLPOP").arg("nothing{a}").arg("nothing{b}").arg(0.2).query(&mut c).unwrap();
+        assert_eq!(got, None);
+        assert!(start.elapsed() >= Duration::from_millis(180), "{:?}", start.elapsed());
+        let err = redis::cmd("BLPOP").arg("k").arg(-1).query::<()>(&mut c).unwrap_err();
+        assert!(err.to_string().contains("timeout is negative"), "{err}");
+        // Inside MULTI a blocking pop does not block.
+        let (got,): (Option<(String, String)>,) =
+            redis::pipe().atomic().cmd("BLPOP").arg("nothing").arg(0).query(&mut c).unwrap();
+        assert_eq!(got, None);
+        // CLIENT UNBLOCK, with a timeout reply and with an error.
+        for (how, expect_err) in [("TIMEOUT", false), ("ERROR", true)] {
+            let mut blocked = server.conn(mode);
+            let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut blocked).unwrap();
+            let h = std::thread::spawn(move || {
+                redis::cmd("BLPOP").arg("never").arg(0).query::<Option<(String, String)>>(&mut blocked)
+            });
+            wait_blocked(&mut c, id);
+            let n: i64 = redis::cmd("CLIENT").arg("UNBLOCK").arg(id).arg(how).query(&mut c).unwrap();
+            assert_eq!(n, 1);
+            let r = h.join().unwrap();
+            assert_eq!(r.is_err(), expect_err, "{how}: {r:?}");
+            if let Err(e) = r {
+                assert!(e.to_string().contains("UNBLOCKED"), "{e}");
+            }
+        }
+        let n: i64 = redis::cmd("CLIENT").arg("UNBLOCK").arg(999_999).query(&mut c).unwrap();
+        assert_eq!(n, 0);
+    }
+}
+
+#[test]
+fn blmove_and_blmpop_across_shards() {
+    let server = Arc::new(Server::start());
+    for mode in MODES {
+        let (src, dst) =
+            (key_on(&format!("{mode:?}:bm:src:"), 0, 2), key_on(&format!("{mode:?}:bm:dst:"), 1, 2));
+        let mut blocker = server.conn(mode);
+        let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut blocker).unwrap();
+        let (s2, d2) = (src.clone(), dst.clone());
+        let h = std::thread::spawn(move || {
+            redis::cmd("BLMOVE")
+                .arg(&s2)
+                .arg(&d2)
+                .arg("LEFT")
+                .arg("RIGHT")
+                .arg(10)
+                .query::<String>(&mut blocker)
+                .unwrap()
+        });
+        let mut c = server.conn(mode);
+        wait_blocked(&mut c, id);
+        let _: () = c.rpush(&src, &["x", "y"]).unwrap();
+        assert_eq!(h.join().unwrap(), "x");
+        assert_eq!(c.lrange::<_, Vec<String>>(&dst, 0, -1).unwrap(), ["x"]);
+        assert_eq!(c.lrange::<_, Vec<String>>(&src, 0, -1).unwrap(), ["y"]);
+        // BLMPOP returns at once when a list has elements.
+        let (key, elems): (String, Vec<String>) =
+            redis::cmd("BLMPOP").arg(1).arg(2).arg("bm:none").arg(&src).arg("LEFT").query(&mut c).unwrap();
+        assert_eq!((key, elems), (src.clone(), vec!["y".to_owned()]));
+    }
+}
