@@ -83,6 +83,16 @@ for tls in 0 1; do
     done
   done
 done
+echo
+echo "Data types, TLS, P=16 (same pinning):"
+echo "| test | redis ops/s | ferrokey ops/s | redis µs/op | ferrokey µs/op | µs/op ratio fk/redis |"
+echo "|---|---|---|---|---|---|"
+for test in lpush lpop sadd hset; do
+  read -r r_rps r_us < <(bench "$RPID" "$RTLS" 1 16 $test)
+  read -r f_rps f_us < <(bench "$FPID" "$FTLS" 1 16 $test)
+  ratio=$(awk -v a="$f_us" -v b="$r_us" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+  echo "| ${test^^} | $r_rps | $f_rps | $r_us | $f_us | $ratio |"
+done
 kill "$FPID"; wait "$FPID" 2>/dev/null || true
 
 echo
