@@ -604,6 +604,14 @@ fn config_set_applies_at_runtime() {
         assert!(err.to_string().contains("maxclients"), "{err}");
         let hz: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("hz").query(&mut c).unwrap();
         assert_eq!(hz, ["hz", "20"], "a failed CONFIG SET changes nothing");
+        // RESETSTAT zeroes the counters on every core.
+        let _: Option<String> = redis::cmd("GET").arg("missing").query(&mut c).unwrap();
+        let stats: redis::InfoDict = redis::cmd("INFO").arg("stats").query(&mut c).unwrap();
+        assert!(stats.get::<u64>("keyspace_misses").unwrap() > 0);
+        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut c).unwrap();
+        let stats: redis::InfoDict = redis::cmd("INFO").arg("stats").query(&mut c).unwrap();
+        assert_eq!(stats.get::<u64>("keyspace_misses"), Some(0));
+        assert!(stats.get::<u64>("total_commands_processed").unwrap() <= 2, "only what ran since RESETSTAT");
         let _: () =
             redis::cmd("CONFIG").arg("SET").arg("proto-max-bulk-len").arg("512mb").query(&mut c).unwrap();
     }

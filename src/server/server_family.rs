@@ -77,7 +77,7 @@ pub fn shutdown(s: &mut Session, args: &[Bytes]) -> Option<Reply> {
 }
 
 /// CONFIG GET | SET | RESETSTAT | HELP
-pub fn config(s: &Session, args: &[Bytes]) -> Reply {
+pub async fn config(s: &Session, args: &[Bytes]) -> Reply {
     let sub = String::from_utf8_lossy(&args[1]).to_lowercase();
     match sub.as_str() {
         "get" if args.len() >= 3 => {
@@ -103,7 +103,19 @@ pub fn config(s: &Session, args: &[Bytes]) -> Reply {
                 Err(e) => Reply::Error(format!("ERR {e}").into()),
             }
         }
-        "resetstat" if args.len() == 2 => Reply::Ok,
+        "resetstat" if args.len() == 2 => {
+            // Counters restart from zero on every core; gauges (connected clients) stay.
+            let reset = s
+                .each_shard(|shard| {
+                    shard.stats = CoreStats { clients: shard.stats.clients, ..CoreStats::default() };
+                    shard.dbs().iter_mut().for_each(|db| db.stats = DbStats::default());
+                })
+                .await;
+            if reset.is_err() {
+                return UNAVAILABLE;
+            }
+            Reply::Ok
+        }
         "help" if args.len() == 2 => Reply::Array(
             [
                 "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

@@ -300,7 +300,7 @@ impl Session {
             Coord::Client => connection_family::client(self, args).await,
             Coord::Command => server_family::command(args),
             Coord::Info => server_family::info(self, args).await,
-            Coord::Config => server_family::config(self, args),
+            Coord::Config => server_family::config(self, args).await,
             Coord::DbSize => server_family::dbsize(self).await,
             Coord::FlushDb | Coord::FlushAll => server_family::flush(self, args).await,
             Coord::Shutdown => return server_family::shutdown(self, args),
