@@ -52,8 +52,10 @@ impl Clone for Value {
         match self {
             Value::Str(s) => Value::Str(s.clone()),
             Value::List(l) => Value::List(l.clone()),
-            Value::Hash(h) => Value::Hash(h.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-            Value::Set(s) => Value::Set(s.iter().map(|(k, ())| (k.clone(), ())).collect()),
+            Value::Hash(h) => {
+                Value::Hash(h.iter().map(|(k, v)| (Bytes::copy_from_slice(k), v.clone())).collect())
+            }
+            Value::Set(s) => Value::Set(s.iter().map(|(k, ())| (Bytes::copy_from_slice(k), ())).collect()),
         }
     }
 }
@@ -211,7 +213,7 @@ impl Db {
 
     /// Removes `key`; returns its entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let (_, entry) = self.entries.remove(key)?;
+        let entry = self.entries.remove(key)?;
         self.touch(key);
         if entry.expires_at.is_some() {
             self.expires.remove(key);
@@ -312,7 +314,7 @@ impl Db {
     }
 
     /// Visits the live keys of the bucket at `cursor`; returns the next cursor (0 at the end).
-    pub fn scan(&self, cursor: u64, now: u64, mut visit: impl FnMut(&Bytes, &Entry)) -> u64 {
+    pub fn scan(&self, cursor: u64, now: u64, mut visit: impl FnMut(&[u8], &Entry)) -> u64 {
         self.entries.scan(cursor, |k, e| {
             if e.expires_at.map_or(true, |at| at > now) {
                 visit(k, e);
@@ -321,7 +323,7 @@ impl Db {
     }
 
     /// Every live key.
-    pub fn keys(&self, now: u64) -> impl Iterator<Item = (&Bytes, &Entry)> {
+    pub fn keys(&self, now: u64) -> impl Iterator<Item = (&[u8], &Entry)> {
         self.entries.iter().filter(move |(_, e)| e.expires_at.map_or(true, |at| at > now))
     }
 
@@ -330,7 +332,7 @@ impl Db {
         for _ in 0..100 {
             let (key, expired) = {
                 let (k, e) = self.entries.random(seed)?;
-                (k.clone(), e.expires_at.is_some_and(|at| at <= now))
+                (Bytes::copy_from_slice(k), e.expires_at.is_some_and(|at| at <= now))
             };
             if !expired {
                 return Some(key);
@@ -352,7 +354,7 @@ impl Db {
             self.expire_cursor = self.expires.scan(self.expire_cursor, |k, ()| {
                 looked += 1;
                 if entries.get(k).and_then(|e| e.expires_at).is_some_and(|at| at <= now) {
-                    due.push(k.clone());
+                    due.push(Bytes::copy_from_slice(k));
                 }
             });
             if self.expire_cursor == 0 {

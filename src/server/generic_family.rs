@@ -133,7 +133,10 @@ pub fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 #[must_use]
 pub fn keys(db: &Db, now: u64, pattern: &[u8]) -> Vec<Bytes> {
     let all = pattern == b"*";
-    db.keys(now).filter(|(k, _)| all || glob::matches(pattern, k, false)).map(|(k, _)| k.clone()).collect()
+    db.keys(now)
+        .filter(|(k, _)| all || glob::matches(pattern, k, false))
+        .map(|(k, _)| Bytes::copy_from_slice(k))
+        .collect()
 }
 
 /// SCAN options after the cursor.
@@ -179,7 +182,7 @@ pub fn scan(db: &Db, now: u64, mut cursor: u64, opts: &ScanOpts) -> (u64, Vec<By
     let mut found: Vec<(Bytes, &'static str)> = Vec::new();
     let mut budget = opts.count.saturating_mul(10);
     loop {
-        cursor = db.scan(cursor, now, |k, e| found.push((k.clone(), e.value.type_name())));
+        cursor = db.scan(cursor, now, |k, e| found.push((Bytes::copy_from_slice(k), e.value.type_name())));
         budget -= 1;
         if cursor == 0 || budget == 0 || found.len() >= opts.count {
             break;

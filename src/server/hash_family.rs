@@ -105,9 +105,9 @@ pub fn hgetall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     let pairs = h.into_iter().flat_map(|h| h.iter());
     match () {
-        () if is(&args[0], "hkeys") => Reply::Array(pairs.map(|(k, _)| Reply::Bulk(k.clone())).collect()),
+        () if is(&args[0], "hkeys") => Reply::Array(pairs.map(|(k, _)| Reply::bulk(k)).collect()),
         () if is(&args[0], "hvals") => Reply::Array(pairs.map(|(_, v)| Reply::Bulk(v.clone())).collect()),
-        () => Reply::Map(pairs.map(|(k, v)| (Reply::Bulk(k.clone()), Reply::Bulk(v.clone()))).collect()),
+        () => Reply::Map(pairs.map(|(k, v)| (Reply::bulk(k), Reply::Bulk(v.clone()))).collect()),
     }
 }
 
@@ -182,7 +182,7 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let Some(count) = count else {
-        return h.and_then(|h| h.random(seed)).map_or(Reply::Nil, |(k, _)| Reply::Bulk(k.clone()));
+        return h.and_then(|h| h.random(seed)).map_or(Reply::Nil, |(k, _)| Reply::bulk(k));
     };
     let Some(h) = h else { return Reply::Array(vec![]) };
     let picked = sample(h, count, seed);
@@ -197,7 +197,7 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// reaches the size), a negative one `|count|` entries that may repeat.
 pub fn sample<V: Clone>(d: &Dict<V>, count: i64, mut seed: u64) -> Vec<(Bytes, V)> {
     if count >= 0 && count as usize >= d.len() {
-        return d.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        return d.iter().map(|(k, v)| (Bytes::copy_from_slice(k), v.clone())).collect();
     }
     let want = count.unsigned_abs() as usize;
     let mut out: Vec<(Bytes, V)> = Vec::with_capacity(want.min(d.len()));
@@ -205,8 +205,8 @@ pub fn sample<V: Clone>(d: &Dict<V>, count: i64, mut seed: u64) -> Vec<(Bytes, V
     while out.len() < want {
         seed = splitmix(seed);
         let Some((k, v)) = d.random(seed) else { break };
-        if count < 0 || seen.insert(k.clone()) {
-            out.push((k.clone(), v.clone()));
+        if count < 0 || seen.insert(k.to_vec()) {
+            out.push((Bytes::copy_from_slice(k), v.clone()));
         }
     }
     out
@@ -239,7 +239,7 @@ pub fn scan_dict<V: Clone>(d: &Dict<V>, mut cursor: u64, opts: &ScanOpts) -> (u6
     loop {
         cursor = d.scan(cursor, |k, v| {
             if opts.pattern.as_ref().map_or(true, |p| glob::matches(p, k, false)) {
-                found.push((k.clone(), v.clone()));
+                found.push((Bytes::copy_from_slice(k), v.clone()));
             }
         });
         budget -= 1;

@@ -60,9 +60,7 @@ pub fn sismember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// SMEMBERS key
 pub fn smembers(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match access::read(ctx, &args[1], set) {
-        Ok(s) => {
-            Reply::Set(s.into_iter().flat_map(|s| s.iter()).map(|(m, ())| Reply::Bulk(m.clone())).collect())
-        }
+        Ok(s) => Reply::Set(s.into_iter().flat_map(|s| s.iter()).map(|(m, ())| Reply::bulk(m)).collect()),
         Err(e) => e,
     }
 }
@@ -95,7 +93,9 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if pop {
         let _ = access::update(ctx, &args[1], set_mut, |s| {
             if let Some(s) = s {
-                picked.iter().for_each(|(m, ())| drop(s.remove(m)));
+                for (m, ()) in &picked {
+                    s.remove(m);
+                }
             }
         });
     }
@@ -129,7 +129,7 @@ pub fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// The members of the set at `key`, for algebra: `None` when missing, WRONGTYPE for another type.
 pub fn members(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Vec<Bytes>>, Reply> {
-    Ok(access::read(ctx, key, set)?.map(|s| s.iter().map(|(m, ())| m.clone()).collect()))
+    Ok(access::read(ctx, key, set)?.map(|s| s.iter().map(|(m, ())| Bytes::copy_from_slice(m)).collect()))
 }
 
 /// Which set operation.

@@ -28,10 +28,24 @@ fn store(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], expires_at: Option<i64>) {
     }
 }
 
+/// Values this short are copied into replies rather than shared: a copy touches only the data,
+/// a shared handle also its reference count (another cache line, and an allocation the first
+/// time a stored value is shared).
+const COPY_REPLY: usize = 128;
+
+/// The reply for a stored string.
+fn bulk_of(v: &Bytes) -> Reply {
+    if v.len() <= COPY_REPLY {
+        Reply::bulk(v)
+    } else {
+        Reply::Bulk(v.clone())
+    }
+}
+
 /// GET key
 pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match read_str(ctx, &args[1]) {
-        Ok(v) => v.cloned().into(),
+        Ok(v) => v.map_or(Reply::Nil, bulk_of),
         Err(e) => e,
     }
 }
