@@ -60,11 +60,11 @@ macro_rules! pickers {
         /// Picks this variant by reference.
         #[must_use]
         pub fn $read(v: &Value) -> Option<&$ty> {
-            match v { Value::$variant(x) => Some(x), _ => None }
+            match v { Value::$variant(x) => Some(&**x), _ => None }
         }
         /// Picks this variant mutably.
         pub fn $write(v: &mut Value) -> Option<&mut $ty> {
-            match v { Value::$variant(x) => Some(x), _ => None }
+            match v { Value::$variant(x) => Some(&mut **x), _ => None }
         }
     )*};
 }

@@ -15,12 +15,12 @@ use super::dict::{splitmix, Dict};
 pub enum Value {
     /// A string (also holds integers and floats, as Redis does).
     Str(Bytes),
-    /// A list.
-    List(VecDeque<Bytes>),
+    /// A list. Containers are boxed so that every entry stays small (strings dominate).
+    List(Box<VecDeque<Bytes>>),
     /// A hash: field to value.
-    Hash(Dict<Bytes>),
+    Hash(Box<Dict<Bytes>>),
     /// A set of members.
-    Set(Dict<()>),
+    Set(Box<Dict<()>>),
 }
 
 impl Value {
@@ -49,13 +49,12 @@ impl Value {
 
 impl Clone for Value {
     fn clone(&self) -> Value {
+        let copy = |k: &[u8]| Bytes::copy_from_slice(k);
         match self {
             Value::Str(s) => Value::Str(s.clone()),
             Value::List(l) => Value::List(l.clone()),
-            Value::Hash(h) => {
-                Value::Hash(h.iter().map(|(k, v)| (Bytes::copy_from_slice(k), v.clone())).collect())
-            }
-            Value::Set(s) => Value::Set(s.iter().map(|(k, ())| (Bytes::copy_from_slice(k), ())).collect()),
+            Value::Hash(h) => Value::Hash(Box::new(h.iter().map(|(k, v)| (copy(k), v.clone())).collect())),
+            Value::Set(s) => Value::Set(Box::new(s.iter().map(|(k, ())| (copy(k), ())).collect())),
         }
     }
 }

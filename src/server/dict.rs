@@ -38,9 +38,67 @@ impl Key {
     }
 }
 
+/// One chain. Its first entry lives in the bucket array itself, so a lookup in a bucket of one
+/// entry (most of them, at load factor 1) touches a single cache line.
+struct Bucket<V> {
+    head: Option<(Key, V)>,
+    more: Vec<(Key, V)>,
+}
+
+impl<V> Default for Bucket<V> {
+    fn default() -> Bucket<V> {
+        Bucket { head: None, more: Vec::new() }
+    }
+}
+
+impl<V> Bucket<V> {
+    fn iter(&self) -> impl Iterator<Item = &(Key, V)> {
+        self.head.iter().chain(self.more.iter())
+    }
+
+    fn find(&self, key: &[u8]) -> Option<&(Key, V)> {
+        self.iter().find(|(k, _)| k.as_slice() == key)
+    }
+
+    fn find_mut(&mut self, key: &[u8]) -> Option<&mut (Key, V)> {
+        self.head.iter_mut().chain(self.more.iter_mut()).find(|(k, _)| k.as_slice() == key)
+    }
+
+    fn push(&mut self, entry: (Key, V)) {
+        match self.head {
+            None => self.head = Some(entry),
+            Some(_) => self.more.push(entry),
+        }
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<V> {
+        if self.head.as_ref().is_some_and(|(k, _)| k.as_slice() == key) {
+            let (_, v) = std::mem::replace(&mut self.head, self.more.pop())?;
+            if self.more.is_empty() {
+                self.more = Vec::new();
+            }
+            return Some(v);
+        }
+        let pos = self.more.iter().position(|(k, _)| k.as_slice() == key)?;
+        let (_, v) = self.more.swap_remove(pos);
+        if self.more.is_empty() {
+            self.more = Vec::new();
+        }
+        Some(v)
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.head.is_some()) + self.more.len()
+    }
+
+    fn nth(&self, i: usize) -> Option<&(Key, V)> {
+        self.iter().nth(i)
+    }
+}
+
 /// A hash map from byte-string keys to `V`, with SCAN cursors and random sampling.
 pub struct Dict<V> {
-    buckets: Vec<Vec<(Key, V)>>,
+    buckets: Vec<Bucket<V>>,
     len: usize,
     hasher: ahash::RandomState,
 }
@@ -56,7 +114,7 @@ impl<V> Dict<V> {
     #[must_use]
     pub fn new() -> Dict<V> {
         Dict {
-            buckets: (0..MIN_BUCKETS).map(|_| Vec::new()).collect(),
+            buckets: (0..MIN_BUCKETS).map(|_| Bucket::default()).collect(),
             len: 0,
             hasher: ahash::RandomState::new(),
         }
@@ -85,20 +143,19 @@ impl<V> Dict<V> {
     /// The value under `key`.
     #[must_use]
     pub fn get(&self, key: &[u8]) -> Option<&V> {
-        let b = &self.buckets[self.bucket_of(key)];
-        b.iter().find(|(k, _)| k.as_slice() == key).map(|(_, v)| v)
+        self.buckets[self.bucket_of(key)].find(key).map(|(_, v)| v)
     }
 
     /// The value under `key`, mutably.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
         let i = self.bucket_of(key);
-        self.buckets[i].iter_mut().find(|(k, _)| k.as_slice() == key).map(|(_, v)| v)
+        self.buckets[i].find_mut(key).map(|(_, v)| v)
     }
 
     /// Inserts or replaces; returns the value that was there.
     pub fn insert(&mut self, key: Bytes, value: V) -> Option<V> {
         let i = self.bucket_of(&key);
-        if let Some(slot) = self.buckets[i].iter_mut().find(|(k, _)| k.as_slice() == key) {
+        if let Some(slot) = self.buckets[i].find_mut(&key) {
             return Some(std::mem::replace(&mut slot.1, value));
         }
         self.buckets[i].push((Key::new(key), value));
@@ -112,11 +169,7 @@ impl<V> Dict<V> {
     /// Removes `key`; returns its value.
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {
         let i = self.bucket_of(key);
-        let pos = self.buckets[i].iter().position(|(k, _)| k.as_slice() == key)?;
-        let (_, entry) = self.buckets[i].swap_remove(pos);
-        if self.buckets[i].is_empty() {
-            self.buckets[i] = Vec::new();
-        }
+        let entry = self.buckets[i].remove(key)?;
         self.len -= 1;
         if self.buckets.len() > MIN_BUCKETS && self.len * 8 < self.buckets.len() {
             self.resize(self.buckets.len() / 2);
@@ -130,8 +183,8 @@ impl<V> Dict<V> {
     }
 
     fn resize(&mut self, size: usize) {
-        let old = std::mem::replace(&mut self.buckets, (0..size).map(|_| Vec::new()).collect());
-        for (k, v) in old.into_iter().flatten() {
+        let old = std::mem::replace(&mut self.buckets, (0..size).map(|_| Bucket::default()).collect());
+        for (k, v) in old.into_iter().flat_map(|b| b.head.into_iter().chain(b.more)) {
             let i = self.bucket_of(k.as_slice());
             self.buckets[i].push((k, v));
         }
@@ -139,7 +192,7 @@ impl<V> Dict<V> {
 
     /// Every entry, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &V)> {
-        self.buckets.iter().flatten().map(|(k, v)| (k.as_slice(), v))
+        self.buckets.iter().flat_map(Bucket::iter).map(|(k, v)| (k.as_slice(), v))
     }
 
     /// Visits the bucket at `cursor` and returns the next cursor (0 when the walk is over).
@@ -148,7 +201,7 @@ impl<V> Dict<V> {
     /// top, so buckets already visited stay visited when the table doubles or halves.
     pub fn scan(&self, cursor: u64, mut visit: impl FnMut(&[u8], &V)) -> u64 {
         let mask = self.mask() as u64;
-        for (k, v) in &self.buckets[(cursor & mask) as usize] {
+        for (k, v) in self.buckets[(cursor & mask) as usize].iter() {
             visit(k.as_slice(), v);
         }
         let mut v = cursor | !mask;
@@ -166,8 +219,7 @@ impl<V> Dict<V> {
         }
         loop {
             let b = &self.buckets[seed as usize & self.mask()];
-            if !b.is_empty() {
-                let (k, v) = &b[(seed >> 32) as usize % b.len()];
+            if let Some((k, v)) = b.nth((seed >> 32) as usize % b.len().max(1)) {
                 return Some((k.as_slice(), v));
             }
             seed = splitmix(seed);

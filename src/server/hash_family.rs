@@ -14,7 +14,7 @@ use crate::facade::Reply;
 use crate::glob;
 
 fn new_hash() -> Value {
-    Value::Hash(Dict::new())
+    Value::Hash(Box::default())
 }
 
 /// HSET / HMSET key field value [field value ...]

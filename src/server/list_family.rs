@@ -1,7 +1,5 @@
 //! List commands: pushes, pops, ranges, LINSERT/LREM/LTRIM/LPOS, LMOVE. Run on the owning shard.
 
-use std::collections::VecDeque;
-
 use bytes::Bytes;
 
 use super::access::{self, list, list_mut};
@@ -11,7 +9,7 @@ use super::shard::Ctx;
 use crate::facade::Reply;
 
 fn new_list() -> Value {
-    Value::List(VecDeque::new())
+    Value::List(Box::default())
 }
 
 fn copy(b: &Bytes) -> Bytes {

@@ -7,14 +7,14 @@ use bytes::Bytes;
 use super::access::{self, set, set_mut};
 use super::args::{self, is};
 use super::db::Value;
-use super::dict::{splitmix, Dict};
+use super::dict::splitmix;
 use super::generic_family::ScanOpts;
 use super::hash_family::{sample, scan_dict};
 use super::shard::Ctx;
 use crate::facade::Reply;
 
 fn new_set() -> Value {
-    Value::Set(Dict::new())
+    Value::Set(Box::default())
 }
 
 /// SADD key member [member ...]
@@ -232,7 +232,11 @@ impl Algebra {
 pub fn store(ctx: &mut Ctx<'_>, key: &[u8], members: &[Bytes]) {
     ctx.db.remove(key);
     if !members.is_empty() {
-        ctx.db.set(key, Value::Set(members.iter().map(|m| (Bytes::copy_from_slice(m), ())).collect()), None);
+        ctx.db.set(
+            key,
+            Value::Set(Box::new(members.iter().map(|m| (Bytes::copy_from_slice(m), ())).collect())),
+            None,
+        );
     }
 }
 
