@@ -117,7 +117,7 @@ pub async fn block(s: &mut Session, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     // First, without blocking: the ordinary command does the work (atomically, across shards).
-    let now_args = immediate_args(&args[0], &keys, &form);
+    let now_args = immediate_args(&keys, &form);
     let reply = run_now(s, now_args).await;
     let empty = matches!(reply, Reply::Nil | Reply::NilArray);
     if !empty || s.exec_tx.is_some() {
@@ -127,7 +127,7 @@ pub async fn block(s: &mut Session, args: &[Bytes]) -> Reply {
 }
 
 /// The non-blocking command equivalent to a blocking one.
-fn immediate_args(name: &[u8], keys: &[Bytes], form: &Form) -> Vec<Bytes> {
+fn immediate_args(keys: &[Bytes], form: &Form) -> Vec<Bytes> {
     let b = |s: &'static str| Bytes::from_static(s.as_bytes());
     let end = |e: End| b(if e == End::Left { "LEFT" } else { "RIGHT" });
     match form {
@@ -137,12 +137,9 @@ fn immediate_args(name: &[u8], keys: &[Bytes], form: &Form) -> Vec<Bytes> {
             let mut a = vec![b("LMPOP"), Bytes::from(keys.len().to_string())];
             a.extend(keys.iter().cloned());
             a.extend([end(*e), b("COUNT"), Bytes::from(count.to_string())]);
-            let _ = name;
             a
         }
     }
-    .into_iter()
-    .collect()
 }
 
 async fn run_now(s: &mut Session, args: Vec<Bytes>) -> Reply {

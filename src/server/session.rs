@@ -326,7 +326,8 @@ impl Session {
             | Coord::SetAlgebra
             | Coord::LMPop
             | Coord::Copy => {
-                unreachable!("{c:?} is dispatched before coordinate()")
+                // Dispatched before coordinate() is reached; an error, not a panic, if that changes.
+                return Some(Reply::Error(format!("ERR internal: {c:?} reached the coordinator").into()));
             }
         })
     }
