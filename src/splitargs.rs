@@ -12,9 +12,12 @@ pub struct UnbalancedQuotes;
 pub fn split(line: &[u8]) -> Result<Vec<Vec<u8>>, UnbalancedQuotes> {
     let mut args = Vec::new();
     let mut i = 0;
+    // In C the line is a string: a NUL byte ends it. Every later use of `at` relies on that.
+    let line = &line[..line.iter().position(|&c| c == 0).unwrap_or(line.len())];
     let at = |i: usize| line.get(i).copied();
     loop {
-        while at(i).is_some_and(|c| c.is_ascii_whitespace()) {
+        // C's isspace(): the ASCII blanks plus vertical tab.
+        while at(i).is_some_and(|c| c.is_ascii_whitespace() || c == 0x0b) {
             i += 1;
         }
         if i >= line.len() {
@@ -110,5 +113,13 @@ mod tests {
         assert_eq!(s(r#""abc"x"#), Err(UnbalancedQuotes));
         assert_eq!(s("'abc"), Err(UnbalancedQuotes));
         assert!(s("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn nul_ends_the_line_as_in_c() {
+        assert_eq!(s("get a\0b c").unwrap(), ["get", "a"]);
+        assert_eq!(s("\0\"x").unwrap(), Vec::<String>::new());
+        assert_eq!(s("\"abc\0\""), Err(UnbalancedQuotes));
+        assert_eq!(s("\x0bget").unwrap(), ["get"]);
     }
 }

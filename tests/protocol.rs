@@ -211,3 +211,37 @@ fn requirepass_gates_commands_and_tightens_the_parser() {
         c.roundtrip(&resp(&[b"CLIENT", b"GETNAME"]), b"$2\r\nme\r\n");
     }
 }
+
+/// Random bytes (bounded: 200 connections, 4 KiB each) over plain and TLS: every connection ends
+/// with an error reply or a close, and the server keeps serving.
+#[test]
+fn random_garbage_never_takes_the_server_down() {
+    use std::io::{Read, Write};
+    let server = Server::start();
+    let mut seed = 42u64;
+    let mut next = || {
+        seed = ferrokey::server::dict::splitmix(seed);
+        seed
+    };
+    for i in 0..200 {
+        let mode = if i % 2 == 0 { Mode::Plain } else { Mode::Tls };
+        let garbage: Vec<u8> = (0..4096).map(|_| next() as u8).collect();
+        if mode == Mode::Tls && i % 4 == 1 {
+            // Garbage instead of a TLS handshake.
+            let mut tcp = std::net::TcpStream::connect(server.addr(mode)).unwrap();
+            tcp.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
+            let _ = tcp.write_all(&garbage);
+            let _ = tcp.read(&mut [0u8; 64]);
+            continue;
+        }
+        // Garbage inside an established session.
+        let mut c = server.raw(mode);
+        let _ = c.inner.write_all(&garbage);
+        let _ = c.inner.flush();
+        drop(c);
+    }
+    for mode in MODES {
+        let mut c = server.conn(mode);
+        assert_eq!(redis::cmd("PING").query::<String>(&mut c).unwrap(), "PONG");
+    }
+}
