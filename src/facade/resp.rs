@@ -342,11 +342,8 @@ mod tests {
                 let piece = 1 + (next() as usize) % (input.len() - fed);
                 buf.extend_from_slice(&input[fed..fed + piece]);
                 fed += piece;
-                loop {
-                    match parser.parse(&mut buf, &limits, next() % 2 == 0) {
-                        Ok(Some(args)) => assert!(!args.is_empty()),
-                        Ok(None) | Err(_) => break,
-                    }
+                while let Ok(Some(args)) = parser.parse(&mut buf, &limits, next() % 2 == 0) {
+                    assert!(!args.is_empty());
                 }
             }
         }
