@@ -46,6 +46,14 @@ pub fn int(arg: &[u8]) -> Result<i64, Reply> {
     parse_i64(arg).ok_or(NOT_INT)
 }
 
+/// A SCAN-family cursor: an unsigned decimal, or `-ERR invalid cursor`.
+pub fn cursor(arg: &[u8]) -> Result<u64, Reply> {
+    std::str::from_utf8(arg)
+        .ok()
+        .and_then(|c| c.parse::<u64>().ok())
+        .ok_or(Reply::error("ERR invalid cursor"))
+}
+
 /// A float argument as Redis's `strtold` accepts it (no spaces, no NaN), or the error reply.
 pub fn float(arg: &[u8]) -> Result<f64, Reply> {
     std::str::from_utf8(arg)

@@ -325,9 +325,9 @@ const SHARD_SHIFT: u32 = 48;
 /// The cursor is `shard << 48 | local cursor`; each call walks one shard, and moving to the
 /// next shard starts its walk at 0, so Redis's guarantee holds shard by shard.
 pub async fn scan_cmd(s: &Session, args: &[Bytes]) -> Reply {
-    let cursor = match std::str::from_utf8(&args[1]).ok().and_then(|c| c.parse::<u64>().ok()) {
-        Some(c) => c,
-        None => return Reply::error("ERR invalid cursor"),
+    let cursor = match args::cursor(&args[1]) {
+        Ok(c) => c,
+        Err(e) => return e,
     };
     let opts = match ScanOpts::parse(&args[2..]) {
         Ok(o) => o,

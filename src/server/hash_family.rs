@@ -214,8 +214,9 @@ pub fn sample<V: Clone>(d: &Dict<V>, count: i64, mut seed: u64) -> Vec<(Bytes, V
 
 /// HSCAN key cursor [MATCH pattern] [COUNT count]
 pub fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let Some(cursor) = std::str::from_utf8(&args[2]).ok().and_then(|c| c.parse::<u64>().ok()) else {
-        return Reply::error("ERR invalid cursor");
+    let cursor = match args::cursor(&args[2]) {
+        Ok(c) => c,
+        Err(e) => return e,
     };
     let opts = match ScanOpts::parse(&args[3..]) {
         Ok(o) => o,

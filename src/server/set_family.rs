@@ -109,8 +109,9 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// SSCAN key cursor [MATCH pattern] [COUNT count]
 pub fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let Some(cursor) = std::str::from_utf8(&args[2]).ok().and_then(|c| c.parse::<u64>().ok()) else {
-        return Reply::error("ERR invalid cursor");
+    let cursor = match args::cursor(&args[2]) {
+        Ok(c) => c,
+        Err(e) => return e,
     };
     let opts = match ScanOpts::parse(&args[3..]) {
         Ok(o) => o,
