@@ -271,15 +271,17 @@ async fn accept_loop(listener: Listener, core: Rc<Core>) {
 
 async fn connection(incoming: Incoming, core: Rc<Core>) {
     let config = core.config();
-    let (peer, local, tls) = (incoming.peer, incoming.local, incoming.is_tls());
+    let (peer, local) = (incoming.peer, incoming.local);
     // Boxed: the handshake's future is large and needed once, not for the connection's life.
     let mut stream = match Box::pin(incoming.establish(config.tcp_keepalive)).await {
         Ok(s) => s,
         Err(e) => {
+            core.count(|s| s.tls_handshake_failures += 1);
             tracing::info!(%peer, "{e}");
             return;
         }
     };
+    let tls_info = stream.tls_info();
     if core.global.clients() >= config.maxclients {
         core.count(|s| s.rejected += 1);
         let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
@@ -287,12 +289,17 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
         return;
     }
     let shard = core.router.local().0;
-    let client = Rc::new(Client::new(core.global.next_client_id(), peer, local, tls, shard));
+    let tls = tls_info.is_some();
+    let client = Rc::new(Client::new(core.global.next_client_id(), peer, local, tls_info, shard));
     core.global.client_connected(1);
     core.router.host().shard().clients.insert(client.id, client.clone());
     core.count(|s| {
         s.connections += 1;
         s.clients += 1;
+        if tls {
+            s.tls_handshakes += 1;
+            s.tls_clients += 1;
+        }
     });
     let mut session = Session::new(core.clone(), client.clone());
     let why = facade::serve(&mut stream, &mut session).await;
@@ -311,7 +318,12 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
     .await;
     core.router.host().shard().clients.remove(&client.id);
     core.global.client_connected(-1);
-    core.count(|s| s.clients -= 1);
+    core.count(|s| {
+        s.clients -= 1;
+        if tls {
+            s.tls_clients -= 1;
+        }
+    });
 }
 
 /// Periodic work: active expiry, `hz` times a second.

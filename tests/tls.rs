@@ -87,3 +87,28 @@ fn redis_cli_over_tls() {
     assert_eq!(server.cli(Mode::Tls, &["GET", "cli"]).trim(), "v");
     assert_eq!(server.cli(Mode::Plain, &["GET", "cli"]).trim(), "v");
 }
+
+#[test]
+fn tls_parameters_and_handshake_counts_are_visible() {
+    let server = Server::start();
+    let mut tls = server.conn(Mode::Tls);
+    let info: String = redis::cmd("CLIENT").arg("INFO").query(&mut tls).unwrap();
+    assert!(info.contains(" tls=yes tls-version=TLSv1.3 tls-cipher=TLS13_"), "{info}");
+    let mut plain = server.conn(Mode::Plain);
+    let info: String = redis::cmd("CLIENT").arg("INFO").query(&mut plain).unwrap();
+    assert!(info.contains(" tls=no tls-version= tls-cipher="), "{info}");
+    // A client that refuses our certificate: the server counts a failed handshake.
+    assert!(handshake(&server, None, "untrusted-ca.crt").is_err());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let info: redis::InfoDict = redis::cmd("INFO").arg("tls").query(&mut plain).unwrap();
+        if info.get::<u64>("tls_handshakes_failed").unwrap_or(0) >= 1 {
+            assert!(info.get::<u64>("tls_handshakes_ok").unwrap() >= 1);
+            assert_eq!(info.get::<u64>("tls_connected_clients"), Some(1));
+            assert_eq!(info.get::<u64>("tls_port"), Some(u64::from(server.tls_port)));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the failed handshake was never counted");
+        std::thread::yield_now();
+    }
+}

@@ -8,12 +8,38 @@ use futures::{AsyncRead, AsyncWrite};
 use futures_rustls::server::TlsStream;
 use glommio::net::TcpStream;
 
+/// What a TLS session negotiated, in words the rest of the server can show without knowing TLS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub version: String,
+    /// The cipher suite, as rustls names it (`TLS13_AES_256_GCM_SHA384`).
+    pub cipher: String,
+}
+
 /// A client's byte stream, plain or TLS.
 pub enum Stream {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS over TCP; the rustls session lives with the connection on its core.
     Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// The negotiated TLS parameters; `None` for plain TCP.
+    #[must_use]
+    pub fn tls_info(&self) -> Option<TlsInfo> {
+        let Stream::Tls(tls) = self else { return None };
+        let (_, session) = tls.get_ref();
+        let version = match session.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_owned(),
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_owned(),
+            Some(other) => format!("{other:?}"),
+            None => String::new(),
+        };
+        let cipher = session.negotiated_cipher_suite().map_or(String::new(), |c| format!("{:?}", c.suite()));
+        Some(TlsInfo { version, cipher })
+    }
 }
 
 impl AsyncRead for Stream {

@@ -21,8 +21,8 @@ pub struct Client {
     pub addr: SocketAddr,
     /// The local address it connected to.
     pub laddr: SocketAddr,
-    /// Whether the connection is TLS.
-    pub tls: bool,
+    /// The negotiated TLS version and cipher; `None` for plain TCP.
+    pub tls: Option<crate::facade::stream::TlsInfo>,
     /// The core (shard) that owns the connection.
     pub core: usize,
     created: Instant,
@@ -55,7 +55,13 @@ pub struct Client {
 impl Client {
     /// A client that just connected.
     #[must_use]
-    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr, tls: bool, core: usize) -> Client {
+    pub fn new(
+        id: u64,
+        addr: SocketAddr,
+        laddr: SocketAddr,
+        tls: Option<crate::facade::stream::TlsInfo>,
+        core: usize,
+    ) -> Client {
         let now = Instant::now();
         Client {
             id,
@@ -216,7 +222,7 @@ impl Client {
             "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub={} psub={} \
              ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 \
              omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} \
-             lib-ver={} core={} tls={}",
+             lib-ver={} core={} tls={} tls-version={} tls-cipher={}",
             self.id,
             self.addr,
             self.laddr,
@@ -238,7 +244,9 @@ impl Client {
             lib_name,
             lib_ver,
             self.core,
-            if self.tls { "yes" } else { "no" },
+            if self.tls.is_some() { "yes" } else { "no" },
+            self.tls.as_ref().map_or("", |t| t.version.as_str()),
+            self.tls.as_ref().map_or("", |t| t.cipher.as_str()),
         );
         s
     }

@@ -24,6 +24,12 @@ pub struct CoreStats {
     pub net_out: u64,
     /// Clients connected now.
     pub clients: u64,
+    /// TLS handshakes completed.
+    pub tls_handshakes: u64,
+    /// TLS handshakes that failed (bad certificate, plaintext on the TLS port, timeout).
+    pub tls_handshake_failures: u64,
+    /// TLS clients connected now.
+    pub tls_clients: u64,
 }
 
 /// Per-core context.

@@ -107,7 +107,11 @@ pub async fn config(s: &Session, args: &[Bytes]) -> Reply {
             // Counters restart from zero on every core; gauges (connected clients) stay.
             let reset = s
                 .each_shard(|shard| {
-                    shard.stats = CoreStats { clients: shard.stats.clients, ..CoreStats::default() };
+                    shard.stats = CoreStats {
+                        clients: shard.stats.clients,
+                        tls_clients: shard.stats.tls_clients,
+                        ..CoreStats::default()
+                    };
                     shard.dbs().iter_mut().for_each(|db| db.stats = DbStats::default());
                 })
                 .await;
@@ -222,6 +226,9 @@ pub async fn info(s: &Session, args: &[Bytes]) -> Reply {
         t.net_in += r.stats.net_in;
         t.net_out += r.stats.net_out;
         t.clients += r.stats.clients;
+        t.tls_handshakes += r.stats.tls_handshakes;
+        t.tls_handshake_failures += r.stats.tls_handshake_failures;
+        t.tls_clients += r.stats.tls_clients;
         t
     });
     let config = s.core.config();
@@ -305,6 +312,18 @@ pub async fn info(s: &Session, args: &[Bytes]) -> Reply {
         );
     }
     section("Cores", cores);
+    let mut tls = format!(
+        "tls_port:{}\r\ntls_connected_clients:{}\r\ntls_handshakes_ok:{}\r\ntls_handshakes_failed:{}\r\n",
+        config.tls_port, total.tls_clients, total.tls_handshakes, total.tls_handshake_failures
+    );
+    for (i, r) in reports.iter().enumerate() {
+        let _ = write!(
+            tls,
+            "core{i}:tls_clients={},handshakes_ok={},handshakes_failed={}\r\n",
+            r.stats.tls_clients, r.stats.tls_handshakes, r.stats.tls_handshake_failures
+        );
+    }
+    section("TLS", tls);
     let mut keyspace = String::new();
     for db in 0..config.databases {
         let (keys, expires) =
