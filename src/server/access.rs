@@ -1,8 +1,11 @@
 //! Typed access to a key's value for the container families: missing, the right type, or
 //! WRONGTYPE, with Redis's rule that an emptied container is deleted.
 
+use bytes::Bytes;
+
 use super::args::WRONGTYPE;
 use super::db::{Entry, Value};
+use super::dict::Dict;
 use super::shard::Ctx;
 use crate::facade::Reply;
 
@@ -53,6 +56,22 @@ pub fn update<T, R>(
     let r = f(write(ctx, key, pick)?);
     ctx.db.drop_if_empty(key);
     Ok(r)
+}
+
+/// HDEL / SREM: removes `members` from the dict container at `key` (deleting it if emptied);
+/// replies how many were there.
+pub fn remove_members<V>(ctx: &mut Ctx<'_>, key: &[u8], pick: PickMut<Dict<V>>, members: &[Bytes]) -> Reply {
+    let n =
+        update(ctx, key, pick, |d| d.map_or(0, |d| members.iter().filter(|m| d.remove(m).is_some()).count()));
+    n.map_or_else(|e| e, |n| Reply::Int(n as i64))
+}
+
+/// HLEN / SCARD: how many entries the dict container at `key` holds (0 when missing).
+pub fn dict_len<V>(ctx: &mut Ctx<'_>, key: &[u8], pick: Pick<Dict<V>>) -> Reply {
+    match read(ctx, key, pick) {
+        Ok(d) => Reply::Int(d.map_or(0, |d| d.len() as i64)),
+        Err(e) => e,
+    }
 }
 
 macro_rules! pickers {

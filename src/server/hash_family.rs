@@ -67,18 +67,12 @@ pub fn hmget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// HDEL key field [field ...]
 pub fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let n = access::update(ctx, &args[1], hash_mut, |h| {
-        h.map_or(0, |h| args[2..].iter().filter(|f| h.remove(f).is_some()).count())
-    });
-    n.map_or_else(|e| e, |n| Reply::Int(n as i64))
+    access::remove_members(ctx, &args[1], hash_mut, &args[2..])
 }
 
 /// HLEN key
 pub fn hlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match access::read(ctx, &args[1], hash) {
-        Ok(h) => Reply::Int(h.map_or(0, |h| h.len() as i64)),
-        Err(e) => e,
-    }
+    access::dict_len(ctx, &args[1], hash)
 }
 
 /// HSTRLEN key field

@@ -29,18 +29,12 @@ pub fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// SREM key member [member ...]
 pub fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let n = access::update(ctx, &args[1], set_mut, |s| {
-        s.map_or(0, |s| args[2..].iter().filter(|m| s.remove(m).is_some()).count())
-    });
-    n.map_or_else(|e| e, |n| Reply::Int(n as i64))
+    access::remove_members(ctx, &args[1], set_mut, &args[2..])
 }
 
 /// SCARD key
 pub fn scard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match access::read(ctx, &args[1], set) {
-        Ok(s) => Reply::Int(s.map_or(0, |s| s.len() as i64)),
-        Err(e) => e,
-    }
+    access::dict_len(ctx, &args[1], set)
 }
 
 /// SISMEMBER key member, SMISMEMBER key member [member ...]
