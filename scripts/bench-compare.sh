@@ -50,16 +50,18 @@ start_ferrokey() { # threads cpus -> "pid port tls_port"
   local pid=$!; echo "$pid" >> "$pidfile"; wait_port "$p"; wait_port "$t"; echo "$pid $p $t"
 }
 
-# bench PID PORT TLS(0/1) PIPELINE TEST -> "ops_per_sec us_per_op"
+# bench PID PORT TLS(0/1) PIPELINE TEST [COMMAND...] -> "ops_per_sec us_per_op"
+# TEST is a redis-benchmark -t name; with a COMMAND it only labels the run.
 bench() {
-  local pid=$1 port=$2 tls=$3 P=$4 test=$5 tlsargs=() before after out rps
+  local pid=$1 port=$2 tls=$3 P=$4 test=$5 tlsargs=() before after out rps what
+  shift 5; what=(-t "$test"); [ $# -gt 0 ] && what=("$@")
   [ "$tls" = 1 ] && tlsargs=(--tls --cacert "$certs/ca.crt")
   # Pipelined runs get 10x the requests, so that they last long enough for /proc's tick
   # granularity and the fixed cost of connecting not to dominate.
   local n=$(( P > 1 ? N * 10 : N ))
   before=$(cpu_ticks "$pid")
-  out=$(taskset -c "$CLIENT_CPU" redis-benchmark -h 127.0.0.1 -p "$port" "${tlsargs[@]}" -t "$test" \
-        -n "$n" -c "$C" -P "$P" -r 100000 -d 16 --csv 2>/dev/null | tail -1)
+  out=$(taskset -c "$CLIENT_CPU" redis-benchmark -h 127.0.0.1 -p "$port" "${tlsargs[@]}" \
+        -n "$n" -c "$C" -P "$P" -r "${RANGE:-100000}" -d 16 --csv "${what[@]}" 2>/dev/null | tail -1)
   after=$(cpu_ticks "$pid")
   rps=$(echo "$out" | cut -d, -f2 | tr -d '"')
   awk -v r="$rps" -v t=$((after - before)) -v hz="$TICK" -v n="$n" \
@@ -87,11 +89,37 @@ echo
 echo "Data types, TLS, P=16 (same pinning):"
 echo "| test | redis ops/s | ferrokey ops/s | redis µs/op | ferrokey µs/op | µs/op ratio fk/redis |"
 echo "|---|---|---|---|---|---|"
-for test in lpush lpop sadd hset; do
-  read -r r_rps r_us < <(bench "$RPID" "$RTLS" 1 16 $test)
-  read -r f_rps f_us < <(bench "$FPID" "$FTLS" 1 16 $test)
+for test in lpush lpop sadd hset zadd "zrange 0 9"; do
+  cmd=(); [ "$test" = "zrange 0 9" ] && cmd=(ZRANGE myzset 0 9)
+  read -r r_rps r_us < <(bench "$RPID" "$RTLS" 1 16 "$test" "${cmd[@]}")
+  read -r f_rps f_us < <(bench "$FPID" "$FTLS" 1 16 "$test" "${cmd[@]}")
   ratio=$(awk -v a="$f_us" -v b="$r_us" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
   echo "| ${test^^} | $r_rps | $f_rps | $r_us | $f_us | $ratio |"
+done
+
+# preload PORT KEY MEMBERS: a sorted set of MEMBERS members, in 1000-member ZADDs.
+preload() {
+  python3 -c '
+import sys
+key, n = sys.argv[1].encode(), int(sys.argv[2])
+out = sys.stdout.buffer
+for start in range(0, n, 1000):
+    args = [b"ZADD", key]
+    for i in range(start, min(n, start + 1000)):
+        args += [str(i).encode(), b"m:%012d" % i]
+    out.write(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+' "$2" "$3" | redis-cli -p "$1" --pipe >/dev/null
+}
+echo
+echo "ZADD moving random members of a 1k vs a 1M-member sorted set, TLS, P=16 (per-op cost should not grow with size):"
+echo "| server | 1k µs/op | 1M µs/op | ratio 1M/1k |"
+echo "|---|---|---|---|"
+for who in redis ferrokey; do
+  if [ $who = redis ]; then pid=$RPID; port=$RPORT; tport=$RTLS; else pid=$FPID; port=$FPORT; tport=$FTLS; fi
+  preload "$port" zs1k 1000; preload "$port" zs1m 1000000
+  read -r _ small < <(RANGE=1000 bench "$pid" "$tport" 1 16 zadd ZADD zs1k __rand_int__ m:__rand_int__)
+  read -r _ big < <(RANGE=1000000 bench "$pid" "$tport" 1 16 zadd ZADD zs1m __rand_int__ m:__rand_int__)
+  echo "| $who | $small | $big | $(awk -v a="$big" -v b="$small" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') |"
 done
 kill "$FPID"; wait "$FPID" 2>/dev/null || true
 

@@ -139,3 +139,45 @@ fn blmove_and_blmpop_across_shards() {
         assert_eq!((key, elems), (src.clone(), vec!["y".to_owned()]));
     }
 }
+
+#[test]
+fn bzpopmin_and_bzmpop_are_woken_from_another_core_in_order() {
+    let server = Arc::new(Server::start());
+    for mode in MODES {
+        for key_shard in 0..2 {
+            let key = key_on(&format!("{mode:?}:bz:"), key_shard, 2);
+            let mut admin = server.conn_on_core(mode, 1);
+            // Two clients block on core 0: BZPOPMIN first, then BZMPOP; a BLPOP on the same key
+            // waits for a list and must not be served a sorted-set member.
+            let mut handles = Vec::new();
+            for (n, form) in ["BZPOPMIN", "BLPOP", "BZMPOP"].into_iter().enumerate() {
+                let mut c = server.conn_on_core(mode, 0);
+                let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut c).unwrap();
+                let k = key.clone();
+                handles.push(std::thread::spawn(move || {
+                    let mut cmd = redis::cmd(form);
+                    match form {
+                        "BZMPOP" => cmd.arg(10).arg(1).arg(&k).arg("MAX").arg("COUNT").arg(2),
+                        "BLPOP" => cmd.arg(&k).arg(1),
+                        _ => cmd.arg(&k).arg(10),
+                    };
+                    let reply: redis::Value = cmd.query(&mut c).unwrap();
+                    (n, reply)
+                }));
+                wait_blocked(&mut admin, id);
+            }
+            let _: () = redis::cmd("ZADD").arg(&key).arg(1).arg("a").arg(2).arg("b").arg(3).arg("c").query(&mut admin).unwrap();
+            let mut results: Vec<(usize, redis::Value)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            results.sort_by_key(|r| r.0);
+            let text = |v: &redis::Value| format!("{v:?}");
+            assert!(text(&results[0].1).contains("\"a\"") && !text(&results[0].1).contains("\"b\""), "{results:?}");
+            assert_eq!(results[1].1, redis::Value::Nil, "BLPOP times out: the key never held a list");
+            assert!(text(&results[2].1).contains("\"c\"") && text(&results[2].1).contains("\"b\""), "{results:?}");
+            assert_eq!(admin.exists::<_, i64>(&key).unwrap(), 0);
+        }
+        // A timeout replies with a null array.
+        let mut c = server.conn(mode);
+        let got: Option<(String, String, f64)> = redis::cmd("BZPOPMAX").arg("nokey").arg(0.05).query(&mut c).unwrap();
+        assert_eq!(got, None);
+    }
+}

@@ -313,3 +313,86 @@ fn copy_and_lmpop_across_shards() {
         assert_eq!(c.exists::<_, i64>(&dst).unwrap(), 0, "an emptied list is deleted");
     }
 }
+
+/// ZUNIONSTORE / ZINTERSTORE / ZRANGESTORE / ZMPOP with inputs and destination on different
+/// shards, while movers shift score between two members on two shards in MULTI/EXEC: the union
+/// readers compute must always carry the same total.
+#[test]
+fn sorted_set_algebra_across_shards_is_atomic() {
+    let server = Arc::new(Server::start());
+    for mode in MODES {
+        let a = key_on(&format!("{mode:?}:za:"), 0, 2);
+        let b = key_on(&format!("{mode:?}:zb:"), 1, 2);
+        let dst = key_on(&format!("{mode:?}:zdst:"), 1, 2);
+        let mut setup = server.conn(mode);
+        let _: () = redis::cmd("ZADD").arg(&a).arg(100).arg("m").query(&mut setup).unwrap();
+        let _: () = redis::cmd("ZADD").arg(&b).arg(100).arg("m").query(&mut setup).unwrap();
+        let mut movers = Vec::new();
+        for core in 0..2 {
+            let (server, a, b) = (server.clone(), a.clone(), b.clone());
+            movers.push(std::thread::spawn(move || {
+                let mut c = server.conn_on_core(mode, core);
+                for i in 0..300 {
+                    let (from, to) = if (i + core) % 2 == 0 { (&a, &b) } else { (&b, &a) };
+                    let _: () = redis::pipe()
+                        .atomic()
+                        .cmd("ZINCRBY")
+                        .arg(from)
+                        .arg(-1)
+                        .arg("m")
+                        .ignore()
+                        .cmd("ZINCRBY")
+                        .arg(to)
+                        .arg(1)
+                        .arg("m")
+                        .ignore()
+                        .query(&mut c)
+                        .unwrap();
+                }
+            }));
+        }
+        let mut readers = Vec::new();
+        for core in 0..2 {
+            let (server, a, b, dst) = (server.clone(), a.clone(), b.clone(), dst.clone());
+            readers.push(std::thread::spawn(move || {
+                let mut c = server.conn_on_core(mode, core);
+                for _ in 0..300 {
+                    let u: Vec<(String, f64)> =
+                        redis::cmd("ZUNION").arg(2).arg(&a).arg(&b).arg("WITHSCORES").query(&mut c).unwrap();
+                    assert_eq!(u, [("m".to_owned(), 200.0)], "ZUNION saw half a transfer");
+                    let n: i64 = redis::cmd("ZUNIONSTORE").arg(&dst).arg(2).arg(&a).arg(&b).query(&mut c).unwrap();
+                    assert_eq!(n, 1);
+                }
+            }));
+        }
+        readers.into_iter().for_each(|r| r.join().unwrap());
+        movers.into_iter().for_each(|m| m.join().unwrap());
+        let mut c = server.conn(mode);
+        let total: f64 = c.zscore(&dst, "m").unwrap();
+        assert_eq!(total, 200.0);
+        // ZINTERSTORE with WEIGHTS, and ZRANGESTORE from one shard into another.
+        let n: i64 = redis::cmd("ZINTERSTORE")
+            .arg(&dst)
+            .arg(2)
+            .arg(&a)
+            .arg(&b)
+            .arg("WEIGHTS")
+            .arg(2)
+            .arg(0)
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(n, 1);
+        let a_score: f64 = c.zscore(&a, "m").unwrap();
+        assert_eq!(c.zscore::<_, _, f64>(&dst, "m").unwrap(), 2.0 * a_score);
+        let _: () = redis::cmd("ZADD").arg(&a).arg(1).arg("x").arg(2).arg("y").query(&mut c).unwrap();
+        let n: i64 = redis::cmd("ZRANGESTORE").arg(&dst).arg(&a).arg(0).arg(1).query(&mut c).unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(c.zrange::<_, Vec<String>>(&dst, 0, -1).unwrap(), ["x", "y"]);
+        // ZMPOP takes from the first non-empty sorted set, wherever it lives.
+        let empty = key_on(&format!("{mode:?}:zempty:"), 0, 2);
+        let got: (String, Vec<(String, f64)>) =
+            redis::cmd("ZMPOP").arg(3).arg(&empty).arg(&dst).arg(&a).arg("MAX").arg("COUNT").arg(5).query(&mut c).unwrap();
+        assert_eq!(got, (dst.clone(), vec![("y".to_owned(), 2.0), ("x".to_owned(), 1.0)]));
+        assert_eq!(c.exists::<_, i64>(&dst).unwrap(), 0, "an emptied sorted set is deleted");
+    }
+}

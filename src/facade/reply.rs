@@ -125,8 +125,8 @@ impl Reply {
                     b.encode(resp3, out);
                 }
             }
-            Reply::Double(d) if resp3 => line(out, b',', format_double(*d).as_bytes()),
-            Reply::Double(d) => put_bulk(out, format_double(*d).as_bytes()),
+            Reply::Double(d) if resp3 => line(out, b',', format_g17(*d).as_bytes()),
+            Reply::Double(d) => put_bulk(out, format_g17(*d).as_bytes()),
             Reply::Bool(b) if resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
             Reply::Bool(b) => out.put_slice(if *b { b":1\r\n" } else { b":0\r\n" }),
             Reply::Verbatim(text) if resp3 => {
@@ -169,6 +169,32 @@ pub fn format_double(d: f64) -> String {
         format!("{}", d as i64)
     } else {
         format!("{d}")
+    }
+}
+
+/// A double as C's `printf("%.17g")` writes it: how Redis 7.0 replies with a double (scores).
+#[must_use]
+pub fn format_g17(d: f64) -> String {
+    if d.is_nan() {
+        return "nan".to_owned();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf" } else { "-inf" }.to_owned();
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0" } else { "0" }.to_owned();
+    }
+    fn trim(s: &str) -> &str {
+        if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { s }
+    }
+    // %g picks its style from the exponent of the 17-digit scientific form.
+    let sci = format!("{d:.16e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..17).contains(&exp) {
+        format!("{}e{}{:02}", trim(mantissa), if exp < 0 { '-' } else { '+' }, exp.unsigned_abs())
+    } else {
+        trim(&format!("{d:.*}", (16 - exp) as usize)).to_owned()
     }
 }
 
@@ -228,6 +254,12 @@ mod tests {
 
     #[test]
     fn doubles_format_like_redis() {
+        assert_eq!(format_g17(1.1), "1.1000000000000001");
+        assert_eq!(format_g17(3.5e20), "3.5e+20");
+        assert_eq!(format_g17(1e-5), "1.0000000000000001e-05");
+        assert_eq!(format_g17(123_456_789_012_345_678.0), "1.2345678901234568e+17");
+        assert_eq!(format_g17(2.0), "2");
+        assert_eq!(format_g17(-0.5), "-0.5");
         assert_eq!(format_double(3.0), "3");
         assert_eq!(format_double(0.1), "0.1");
         assert_eq!(format_double(f64::INFINITY), "inf");

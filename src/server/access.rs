@@ -92,4 +92,5 @@ pickers! {
     list, list_mut, List, std::collections::VecDeque<bytes::Bytes>;
     hash, hash_mut, Hash, super::dict::Dict<bytes::Bytes>;
     set, set_mut, Set, super::dict::Dict<()>;
+    zset, zset_mut, ZSet, super::zset::ZSet;
 }

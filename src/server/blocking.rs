@@ -1,4 +1,5 @@
-//! Blocking list pops: BLPOP, BRPOP, BLMPOP, BLMOVE, BRPOPLPUSH.
+//! Blocking pops: BLPOP, BRPOP, BLMPOP, BLMOVE, BRPOPLPUSH on lists; BZPOPMIN, BZPOPMAX,
+//! BZMPOP on sorted sets.
 //!
 //! A client that finds every key empty blocks: it leaves a [`Waiter`] on each key's shard and
 //! awaits a delivery. When a command makes such a key non-empty, that shard serves the waiters in
@@ -16,19 +17,38 @@ use futures::channel::mpsc;
 use futures::StreamExt;
 
 use super::args::{self, is};
+use super::db::Value;
 use super::list_family::{self, End, MPop};
 use super::session::{Session, UNAVAILABLE};
 use super::shard::{Ctx, Shard};
+use super::zset_family::{self, Scored};
 use crate::facade::Reply;
+
+/// What a waiter pops, from which type of value.
+enum Wants {
+    /// From a list: `count` elements from `end`.
+    List {
+        end: End,
+        count: usize,
+        /// For BLMOVE when the destination is on the same shard: the move happens here,
+        /// atomically.
+        local_move: Option<(Bytes, End)>,
+    },
+    /// From a sorted set: `count` members from the low end (or the high one with `max`).
+    ZSet { max: bool, count: usize },
+}
+
+/// What a shard delivers to a served waiter.
+enum Popped {
+    List(Vec<Bytes>),
+    ZSet(Vec<Scored>),
+}
 
 /// A client blocked on a key, as the key's shard keeps it.
 pub struct Waiter {
     claimed: Arc<AtomicBool>,
-    end: End,
-    count: usize,
-    /// For BLMOVE when the destination is on the same shard: the move happens here, atomically.
-    local_move: Option<(Bytes, End)>,
-    deliver: mpsc::Sender<(Bytes, Vec<Bytes>)>,
+    wants: Wants,
+    deliver: mpsc::Sender<(Bytes, Popped)>,
 }
 
 impl Waiter {
@@ -39,27 +59,41 @@ impl Waiter {
     }
 }
 
-/// Serves the waiters of every ready key of the context's database.
+/// Whether `key` holds a non-empty list (`Some(true)`) or sorted set (`Some(false)`).
+fn poppable(ctx: &mut Ctx<'_>, key: &[u8]) -> Option<bool> {
+    match &ctx.db.read(key, ctx.now)?.value {
+        Value::List(l) if !l.is_empty() => Some(true),
+        Value::ZSet(z) if !z.is_empty() => Some(false),
+        _ => None,
+    }
+}
+
+/// Serves the waiters of every ready key of the context's database: those waiting for the
+/// key's type, in the order they blocked.
 pub fn serve(ctx: &mut Ctx<'_>) {
     for key in ctx.db.take_ready() {
-        loop {
-            let Ok(Some(list)) = super::access::read(ctx, &key, super::access::list) else { break };
-            if list.is_empty() {
-                break;
-            }
-            let Some(mut w) = ctx.db.next_waiter(&key) else { break };
+        while let Some(list) = poppable(ctx, &key) {
+            let wanted = |w: &Waiter| matches!(w.wants, Wants::List { .. }) == list;
+            let Some(mut w) = ctx.db.next_waiter_where(&key, wanted) else { break };
             if w.claimed.swap(true, Ordering::AcqRel) {
                 continue;
             }
-            let Ok(Some(popped)) = list_family::pop_many(ctx, &key, w.end, w.count) else { break };
-            if let Some((dst, to)) = &w.local_move {
-                if let Some(e) = popped.first() {
-                    if list_family::push_one(ctx, dst, *to, e.clone()).is_err() {
-                        // The destination changed type meanwhile: put the element back.
-                        let _ = list_family::push_one(ctx, &key, w.end, e.clone());
+            let popped = match &w.wants {
+                Wants::List { end, count, local_move } => {
+                    let Ok(Some(popped)) = list_family::pop_many(ctx, &key, *end, *count) else { break };
+                    if let (Some((dst, to)), Some(e)) = (local_move, popped.first()) {
+                        if list_family::push_one(ctx, dst, *to, e.clone()).is_err() {
+                            // The destination changed type meanwhile: put the element back.
+                            let _ = list_family::push_one(ctx, &key, *end, e.clone());
+                        }
                     }
+                    Popped::List(popped)
                 }
-            }
+                Wants::ZSet { max, count } => {
+                    let Ok(Some(popped)) = zset_family::pop(ctx, &key, *max, *count) else { break };
+                    Popped::ZSet(popped)
+                }
+            };
             // The receiver lives until the client has its claim settled: this cannot be lost.
             let _ = w.deliver.try_send((key.clone(), popped));
         }
@@ -75,6 +109,10 @@ enum Form {
     MPop(End, usize),
     /// BLMOVE / BRPOPLPUSH: the element.
     Move(End, Bytes, End),
+    /// BZPOPMIN / BZPOPMAX (`true` for max): `[key, member, score]`.
+    ZPop(bool),
+    /// BZMPOP: `[key, [[member, score], ...]]`.
+    ZMPop(bool, usize),
 }
 
 /// Parses a blocking timeout in seconds (fractions allowed; 0 blocks forever).
@@ -101,15 +139,24 @@ pub async fn block(s: &mut Session, args: &[Bytes]) -> Reply {
             let t = timeout(&args[1])?;
             let mpop = MPop::parse(&args[1..])?;
             Ok((mpop.keys, Form::MPop(mpop.end, mpop.count), t))
+        } else if is(name, "bzpopmin") || is(name, "bzpopmax") {
+            let keys = args[1..args.len() - 1].to_vec();
+            Ok((keys, Form::ZPop(is(name, "bzpopmax")), timeout(&args[args.len() - 1])?))
+        } else if is(name, "bzmpop") {
+            let t = timeout(&args[1])?;
+            let mpop = zset_family::MPop::parse(&args[2..])?;
+            Ok((mpop.keys, Form::ZMPop(mpop.max, mpop.count), t))
         } else if is(name, "brpoplpush") {
             Ok((
                 vec![args[1].clone()],
                 Form::Move(End::Right, args[2].clone(), End::Left),
                 timeout(&args[3])?,
             ))
-        } else {
+        } else if is(name, "blmove") && args.len() == 6 {
             let (from, to) = (End::parse(&args[3])?, End::parse(&args[4])?);
             Ok((vec![args[1].clone()], Form::Move(from, args[2].clone(), to), timeout(&args[5])?))
+        } else {
+            Err(Reply::Error(format!("ERR internal: '{}' is not a blocking command", super::command::display_name(args)).into()))
         }
     })();
     let (keys, form, limit) = match parsed {
@@ -121,7 +168,7 @@ pub async fn block(s: &mut Session, args: &[Bytes]) -> Reply {
     let reply = run_now(s, now_args).await;
     let empty = matches!(reply, Reply::Nil | Reply::NilArray);
     if !empty || s.exec_tx.is_some() {
-        return reply;
+        return if matches!(form, Form::ZPop(_)) { flatten_zmpop(reply) } else { reply };
     }
     wait(s, keys, form, limit).await
 }
@@ -132,6 +179,13 @@ fn immediate_args(keys: &[Bytes], form: &Form) -> Vec<Bytes> {
     let end = |e: End| b(if e == End::Left { "LEFT" } else { "RIGHT" });
     match form {
         Form::Move(from, dst, to) => vec![b("LMOVE"), keys[0].clone(), dst.clone(), end(*from), end(*to)],
+        Form::ZPop(max) | Form::ZMPop(max, _) => {
+            let count = if let Form::ZMPop(_, c) = form { *c } else { 1 };
+            let mut a = vec![b("ZMPOP"), Bytes::from(keys.len().to_string())];
+            a.extend(keys.iter().cloned());
+            a.extend([b(if *max { "MAX" } else { "MIN" }), b("COUNT"), Bytes::from(count.to_string())]);
+            a
+        }
         Form::Pop(e) | Form::MPop(e, _) => {
             let count = if let Form::MPop(_, c) = form { *c } else { 1 };
             let mut a = vec![b("LMPOP"), Bytes::from(keys.len().to_string())];
@@ -139,6 +193,25 @@ fn immediate_args(keys: &[Bytes], form: &Form) -> Vec<Bytes> {
             a.extend([end(*e), b("COUNT"), Bytes::from(count.to_string())]);
             a
         }
+    }
+}
+
+/// ZMPOP's `[key, [[member, score]]]` as BZPOPMIN's `[key, member, score]`.
+fn flatten_zmpop(reply: Reply) -> Reply {
+    match reply {
+        Reply::Array(mut kv) if kv.len() == 2 => match kv.pop() {
+            Some(Reply::Array(pairs)) => {
+                let mut flat = kv;
+                for p in pairs {
+                    if let Reply::Array(p) = p {
+                        flat.extend(p);
+                    }
+                }
+                Reply::Array(flat)
+            }
+            _ => Reply::NilArray,
+        },
+        other => other,
     }
 }
 
@@ -162,27 +235,27 @@ async fn wait(s: &mut Session, keys: Vec<Bytes>, form: Form, limit: Option<Durat
     let (tx, mut rx) = mpsc::channel(keys.len());
     let router = s.core.router.clone();
     let db = s.db;
-    let (end, count) = match &form {
-        Form::Pop(e) => (*e, 1),
-        Form::MPop(e, c) => (*e, *c),
-        Form::Move(e, _, _) => (*e, 1),
-    };
     for key in &keys {
         let shard = router.shard_of(key);
-        let local_move = match &form {
-            Form::Move(_, dst, to) if router.shard_of(dst) == shard => Some((dst.clone(), *to)),
-            _ => None,
+        let wants = match &form {
+            Form::Pop(end) => Wants::List { end: *end, count: 1, local_move: None },
+            Form::MPop(end, count) => Wants::List { end: *end, count: *count, local_move: None },
+            Form::Move(end, dst, to) => {
+                let local_move = (router.shard_of(dst) == shard).then(|| (dst.clone(), *to));
+                Wants::List { end: *end, count: 1, local_move }
+            }
+            Form::ZPop(max) => Wants::ZSet { max: *max, count: 1 },
+            Form::ZMPop(max, count) => Wants::ZSet { max: *max, count: *count },
         };
-        let waiter = Waiter { claimed: claimed.clone(), end, count, local_move, deliver: tx.clone() };
+        let waiter = Waiter { claimed: claimed.clone(), wants, deliver: tx.clone() };
         let key = key.clone();
-        // Between our attempt and this registration a push may have come: serve it now.
+        // Between our attempt and this registration a push may have come: the shard looks
+        // again after this hop, and serves us if so.
         let registered = router
             .run(shard, None, move |sh: &mut Shard| {
                 sh.with_db(db, |c| {
                     c.db.block(&key, waiter);
-                    if matches!(super::access::read(c, &key, super::access::list), Ok(Some(l)) if !l.is_empty()) {
-                        c.db.mark_ready(&key);
-                    }
+                    c.db.mark_ready(&key);
                 });
             })
             .await;
@@ -228,7 +301,15 @@ async fn wait(s: &mut Session, keys: Vec<Bytes>, form: Form, limit: Option<Durat
             .await;
     }
     match outcome {
-        Ok(Some((key, popped))) => deliver(s, form, key, popped).await,
+        Ok(Some((key, Popped::List(popped)))) => deliver(s, form, key, popped).await,
+        Ok(Some((key, Popped::ZSet(popped)))) => match form {
+            Form::ZMPop(..) => zset_family::mpop_reply(key, popped),
+            _ => {
+                let mut flat = vec![Reply::Bulk(key)];
+                flat.extend(popped.into_iter().flat_map(|(m, sc)| [Reply::Bulk(m), Reply::Double(sc)]));
+                Reply::Array(flat)
+            }
+        },
         Ok(None) => UNAVAILABLE,
         Err(Unblock::Error) => Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
         Err(Unblock::Timeout) => match form {
@@ -254,6 +335,8 @@ async fn deliver(s: &mut Session, form: Form, key: Bytes, mut popped: Vec<Bytes>
             None => Reply::NilArray,
         },
         Form::MPop(..) => list_family::mpop_reply(key, popped),
+        // Sorted-set forms receive sorted-set deliveries; see wait().
+        Form::ZPop(_) | Form::ZMPop(..) => Reply::NilArray,
         Form::Move(from, dst, to) => {
             let Some(e) = popped.pop() else { return Reply::Nil };
             let router = s.core.router.clone();

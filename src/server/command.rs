@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::shard::ShardFn;
 use super::{
     generic_family as generic, hash_family as hash, list_family as list, set_family as set,
-    string_family as string,
+    string_family as string, zset_family as zset,
 };
 
 /// Where and how a command executes.
@@ -80,6 +80,9 @@ pub enum Coord {
     Unwatch,
     LMPop,
     Copy,
+    ZMPop,
+    ZAlgebra,
+    ZRangeStore,
     Block,
     Subscribe,
     Unsubscribe,
@@ -141,18 +144,28 @@ impl Command {
         ok && (self.last_key >= 0 || self.step <= 1 || (argc - self.first_key) % self.step == 0)
     }
 
-    /// Positions of the keys in `args`. For `movablekeys` commands (SINTERCARD) the keys follow
-    /// a count at position 1; a bad count yields no keys and the command reports it.
-    pub fn key_positions(&self, args: &[Bytes]) -> impl Iterator<Item = usize> {
+    /// Positions of the keys in `args`.
+    ///
+    /// A `movablekeys` command (SINTERCARD, ZUNIONSTORE, BZMPOP) has its fixed keys, if any, at
+    /// `first_key..=last_key`, then a key count, then that many keys. The count comes right after
+    /// the fixed keys, or at position 1 (2 for blocking forms, after the timeout). A bad count
+    /// yields no counted keys and the command reports it.
+    pub fn key_positions(&self, args: &[Bytes]) -> Box<dyn Iterator<Item = usize>> {
         if self.flags.contains(&"movablekeys") {
-            let n = args.get(1).and_then(|n| crate::facade::resp::parse_i64(n)).unwrap_or(0).max(0) as usize;
-            return (2..(2 + n).min(args.len())).step_by(1);
+            let at = match self.first_key {
+                0 if self.flags.contains(&"blocking") => 2,
+                0 => 1,
+                _ => self.last_key as usize + 1,
+            };
+            let n = args.get(at).and_then(|n| crate::facade::resp::parse_i64(n)).unwrap_or(0).max(0) as usize;
+            let fixed = if self.first_key > 0 { self.first_key as usize..at } else { 0..0 };
+            return Box::new(fixed.chain(at + 1..(at + 1 + n).min(args.len())));
         }
         let argc = args.len() as i32;
         let last = if self.last_key < 0 { argc + self.last_key } else { self.last_key.min(argc - 1) };
         let (first, step) = (self.first_key.max(1), self.step.max(1));
         let last = if self.first_key > 0 { last } else { 0 };
-        (first as usize..(last + 1).max(first) as usize).step_by(step as usize)
+        Box::new((first as usize..(last + 1).max(first) as usize).step_by(step as usize))
     }
 
     /// Whether this command may run before the client authenticates.
@@ -281,10 +294,10 @@ commands! {
     "lmove", 5, ["write", "denyoom"], (1, 2, 1), "list", "6.2.0", kx(list::lmove, Cross::Custom(C::LMove)), "Returns an element after popping it from one list and pushing it to another.";
     "blpop", -3, ["write", "noscript", "blocking"], (1, -2, 1), "list", "2.0.0", Kind::Coord(C::Block), "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
     "brpop", -3, ["write", "noscript", "blocking"], (1, -2, 1), "list", "2.0.0", Kind::Coord(C::Block), "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
-    "blmpop", -5, ["write", "blocking", "movablekeys"], (2, 2, 1), "list", "7.0.0", Kind::Coord(C::Block), "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
+    "blmpop", -5, ["write", "blocking", "movablekeys"], (0, 0, 0), "list", "7.0.0", Kind::Coord(C::Block), "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
     "blmove", 6, ["write", "denyoom", "noscript", "blocking"], (1, 2, 1), "list", "6.2.0", Kind::Coord(C::Block), "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.";
     "brpoplpush", 4, ["write", "denyoom", "noscript", "blocking"], (1, 2, 1), "list", "2.2.0", Kind::Coord(C::Block), "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.";
-    "lmpop", -4, ["write", "movablekeys"], (1, 1, 1), "list", "7.0.0", kx(list::lmpop, Cross::Custom(C::LMPop)), "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.";
+    "lmpop", -4, ["write", "movablekeys"], (0, 0, 0), "list", "7.0.0", kx(list::lmpop, Cross::Custom(C::LMPop)), "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.";
     "rpoplpush", 3, ["write", "denyoom"], (1, 2, 1), "list", "1.2.0", kx(list::lmove, Cross::Custom(C::LMove)), "Returns the last element of a list after removing and pushing it to another list.";
     // hash
     "hset", -4, ["write", "denyoom", "fast"], (1, 1, 1), "hash", "2.0.0", k(hash::hset), "Creates or modifies the value of a field in a hash.";
@@ -320,7 +333,43 @@ commands! {
     "sinterstore", -3, ["write", "denyoom"], (1, -1, 1), "set", "1.0.0", kx(set::algebra, Cross::Custom(C::SetAlgebra)), "Stores the intersect of multiple sets in a key.";
     "sunionstore", -3, ["write", "denyoom"], (1, -1, 1), "set", "1.0.0", kx(set::algebra, Cross::Custom(C::SetAlgebra)), "Stores the union of multiple sets in a key.";
     "sdiffstore", -3, ["write", "denyoom"], (1, -1, 1), "set", "1.0.0", kx(set::algebra, Cross::Custom(C::SetAlgebra)), "Stores the difference of multiple sets in a key.";
-    "sintercard", -3, ["readonly", "movablekeys"], (1, 1, 1), "set", "7.0.0", kx(set::algebra, Cross::Custom(C::SetAlgebra)), "Returns the number of members of the intersect of multiple sets.";
+    "sintercard", -3, ["readonly", "movablekeys"], (0, 0, 0), "set", "7.0.0", kx(set::algebra, Cross::Custom(C::SetAlgebra)), "Returns the number of members of the intersect of multiple sets.";
+    // sorted set
+    "zadd", -4, ["write", "denyoom", "fast"], (1, 1, 1), "sorted-set", "1.2.0", k(zset::zadd), "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.";
+    "zincrby", 4, ["write", "denyoom", "fast"], (1, 1, 1), "sorted-set", "1.2.0", k(zset::zadd), "Increments the score of a member in a sorted set.";
+    "zrem", -3, ["write", "fast"], (1, 1, 1), "sorted-set", "1.2.0", k(zset::zrem), "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.";
+    "zcard", 2, ["readonly", "fast"], (1, 1, 1), "sorted-set", "1.2.0", k(zset::zcard), "Returns the number of members in a sorted set.";
+    "zcount", 4, ["readonly", "fast"], (1, 1, 1), "sorted-set", "2.0.0", k(zset::zcount), "Returns the count of members in a sorted set that have scores within a range.";
+    "zlexcount", 4, ["readonly", "fast"], (1, 1, 1), "sorted-set", "2.8.9", k(zset::zcount), "Returns the number of members in a sorted set within a lexicographical range.";
+    "zscore", 3, ["readonly", "fast"], (1, 1, 1), "sorted-set", "1.2.0", k(zset::zscore), "Returns the score of a member in a sorted set.";
+    "zmscore", -3, ["readonly", "fast"], (1, 1, 1), "sorted-set", "6.2.0", k(zset::zmscore), "Returns the score of one or more members in a sorted set.";
+    "zrank", 3, ["readonly", "fast"], (1, 1, 1), "sorted-set", "2.0.0", k(zset::zrank), "Returns the index of a member in a sorted set ordered by ascending scores.";
+    "zrevrank", 3, ["readonly", "fast"], (1, 1, 1), "sorted-set", "2.0.0", k(zset::zrank), "Returns the index of a member in a sorted set ordered by descending scores.";
+    "zrange", -4, ["readonly"], (1, 1, 1), "sorted-set", "1.2.0", k(zset::zrange), "Returns members in a sorted set within a range of indexes.";
+    "zrangestore", -5, ["write", "denyoom"], (1, 2, 1), "sorted-set", "6.2.0", kx(zset::zrange, Cross::Custom(C::ZRangeStore)), "Stores a range of members from sorted set in a key.";
+    "zrangebyscore", -4, ["readonly"], (1, 1, 1), "sorted-set", "1.0.5", k(zset::zrange), "Returns members in a sorted set within a range of scores.";
+    "zrevrangebyscore", -4, ["readonly"], (1, 1, 1), "sorted-set", "2.2.0", k(zset::zrange), "Returns members in a sorted set within a range of scores in reverse order.";
+    "zrangebylex", -4, ["readonly"], (1, 1, 1), "sorted-set", "2.8.9", k(zset::zrange), "Returns members in a sorted set within a lexicographical range.";
+    "zrevrangebylex", -4, ["readonly"], (1, 1, 1), "sorted-set", "2.8.9", k(zset::zrange), "Returns members in a sorted set within a lexicographical range in reverse order.";
+    "zrevrange", -4, ["readonly"], (1, 1, 1), "sorted-set", "1.2.0", k(zset::zrange), "Returns members in a sorted set within a range of indexes in reverse order.";
+    "zremrangebyrank", 4, ["write"], (1, 1, 1), "sorted-set", "2.0.0", k(zset::zremrange), "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.";
+    "zremrangebyscore", 4, ["write"], (1, 1, 1), "sorted-set", "1.2.0", k(zset::zremrange), "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.";
+    "zremrangebylex", 4, ["write"], (1, 1, 1), "sorted-set", "2.8.9", k(zset::zremrange), "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.";
+    "zpopmin", -2, ["write", "fast"], (1, 1, 1), "sorted-set", "5.0.0", k(zset::zpop), "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.";
+    "zpopmax", -2, ["write", "fast"], (1, 1, 1), "sorted-set", "5.0.0", k(zset::zpop), "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.";
+    "zmpop", -4, ["write", "movablekeys"], (0, 0, 0), "sorted-set", "7.0.0", kx(zset::zmpop, Cross::Custom(C::ZMPop)), "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.";
+    "zrandmember", -2, ["readonly"], (1, 1, 1), "sorted-set", "6.2.0", k(zset::zrandmember), "Returns one or more random members from a sorted set.";
+    "zscan", -3, ["readonly"], (1, 1, 1), "sorted-set", "2.8.0", k(zset::zscan), "Iterates over members and scores of a sorted set.";
+    "zunion", -3, ["readonly", "movablekeys"], (0, 0, 0), "sorted-set", "6.2.0", kx(zset::algebra, Cross::Custom(C::ZAlgebra)), "Returns the union of multiple sorted sets.";
+    "zinter", -3, ["readonly", "movablekeys"], (0, 0, 0), "sorted-set", "6.2.0", kx(zset::algebra, Cross::Custom(C::ZAlgebra)), "Returns the intersect of multiple sorted sets.";
+    "zdiff", -3, ["readonly", "movablekeys"], (0, 0, 0), "sorted-set", "6.2.0", kx(zset::algebra, Cross::Custom(C::ZAlgebra)), "Returns the difference between multiple sorted sets.";
+    "zunionstore", -4, ["write", "denyoom", "movablekeys"], (1, 1, 1), "sorted-set", "2.0.0", kx(zset::algebra, Cross::Custom(C::ZAlgebra)), "Stores the union of multiple sorted sets in a key.";
+    "zinterstore", -4, ["write", "denyoom", "movablekeys"], (1, 1, 1), "sorted-set", "2.0.0", kx(zset::algebra, Cross::Custom(C::ZAlgebra)), "Stores the intersect of multiple sorted sets in a key.";
+    "zdiffstore", -4, ["write", "denyoom", "movablekeys"], (1, 1, 1), "sorted-set", "6.2.0", kx(zset::algebra, Cross::Custom(C::ZAlgebra)), "Stores the difference of multiple sorted sets in a key.";
+    "zintercard", -3, ["readonly", "movablekeys"], (0, 0, 0), "sorted-set", "7.0.0", kx(zset::algebra, Cross::Custom(C::ZAlgebra)), "Returns the number of members of the intersect of multiple sorted sets.";
+    "bzpopmin", -3, ["write", "noscript", "blocking", "fast"], (1, -2, 1), "sorted-set", "5.0.0", Kind::Coord(C::Block), "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.";
+    "bzpopmax", -3, ["write", "noscript", "blocking", "fast"], (1, -2, 1), "sorted-set", "5.0.0", Kind::Coord(C::Block), "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.";
+    "bzmpop", -5, ["write", "blocking", "movablekeys"], (0, 0, 0), "sorted-set", "7.0.0", Kind::Coord(C::Block), "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.";
 }
 
 static BY_NAME: LazyLock<AHashMap<&'static [u8], &'static Command>> =
@@ -359,6 +408,10 @@ mod tests {
         assert_eq!(lookup(b"ping").unwrap().key_positions(&args(1)).count(), 0);
         // SINTERCARD 2 a b LIMIT 1: the keys are those the count names.
         assert_eq!(lookup(b"sintercard").unwrap().key_positions(&args(6)).collect::<Vec<_>>(), [2, 3]);
+        // ZUNIONSTORE dest 2 a b WEIGHTS 1 1: the destination, then the counted keys.
+        assert_eq!(lookup(b"zunionstore").unwrap().key_positions(&args(8)).collect::<Vec<_>>(), [1, 3, 4]);
+        // BZMPOP 0 2 a b MIN: the count follows the timeout.
+        assert_eq!(lookup(b"bzmpop").unwrap().key_positions(&args(6)).collect::<Vec<_>>(), [3, 4]);
         assert!(lookup(b"nosuchcommandwithaverylongnamepastthirtytwo").is_none());
     }
 

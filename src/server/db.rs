@@ -21,6 +21,8 @@ pub enum Value {
     Hash(Box<Dict<Bytes>>),
     /// A set of members.
     Set(Box<Dict<()>>),
+    /// A sorted set: members ordered by score.
+    ZSet(Box<super::zset::ZSet>),
 }
 
 impl Value {
@@ -32,6 +34,7 @@ impl Value {
             Value::List(_) => "list",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -43,6 +46,7 @@ impl Value {
             Value::List(l) => l.is_empty(),
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
         }
     }
 }
@@ -55,6 +59,7 @@ impl Clone for Value {
             Value::List(l) => Value::List(l.clone()),
             Value::Hash(h) => Value::Hash(Box::new(h.iter().map(|(k, v)| (copy(k), v.clone())).collect())),
             Value::Set(s) => Value::Set(Box::new(s.iter().map(|(k, ())| (copy(k), ())).collect())),
+            Value::ZSet(z) => Value::ZSet(Box::new(z.iter_from(0, false).map(|(m, s)| (copy(m), s)).collect())),
         }
     }
 }
@@ -268,19 +273,19 @@ impl Db {
         std::mem::take(&mut self.ready)
     }
 
-    /// The next waiter blocked on `key` that is still waiting.
-    pub fn next_waiter(&mut self, key: &[u8]) -> Option<super::blocking::Waiter> {
+    /// The first waiter blocked on `key` that `wanted` accepts (others keep their places).
+    pub fn next_waiter_where(
+        &mut self,
+        key: &[u8],
+        wanted: impl Fn(&super::blocking::Waiter) -> bool,
+    ) -> Option<super::blocking::Waiter> {
         let q = self.blocked.get_mut(key)?;
-        let w = q.pop_front();
+        let at = q.iter().position(wanted)?;
+        let w = q.remove(at);
         if q.is_empty() {
             self.blocked.remove(key);
         }
         w
-    }
-
-    /// Puts a waiter back at the head of `key`'s queue (it could not be served yet).
-    pub fn unblock_front(&mut self, key: &[u8], waiter: super::blocking::Waiter) {
-        self.blocked.entry(Bytes::copy_from_slice(key)).or_default().push_front(waiter);
     }
 
     /// Marks `key` ready so its waiters are served after the current command.

@@ -24,3 +24,5 @@ pub mod shard;
 pub mod slot;
 pub mod string_family;
 pub mod transaction_family;
+pub mod zset;
+pub mod zset_family;

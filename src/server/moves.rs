@@ -1,5 +1,6 @@
 //! Cross-shard protocols for commands that move or combine values between keys on different
-//! shards: MSETNX, RENAME/RENAMENX, LMOVE/RPOPLPUSH, SMOVE, and set algebra.
+//! shards: MSETNX, RENAME/RENAMENX, LMOVE/RPOPLPUSH, SMOVE, set and sorted-set algebra, the
+//! MPOP forms, ZRANGESTORE and COPY.
 //!
 //! Each runs inside a transaction that already holds the gates of every shard involved (its own,
 //! or an EXEC's), so no client sees a value in both places or in neither. They only run hops;
@@ -17,6 +18,7 @@ use super::set_family::{self, Algebra};
 use super::shard::{Ctx, Shard};
 use super::slot::ShardId;
 use super::string_family;
+use super::zset_family::{self, RangeSpec, ZAlgebra};
 use crate::facade::Reply;
 
 /// Runs `f` against database `db` of `shard` inside `tx`; a shard that cannot be reached, or a
@@ -42,6 +44,9 @@ pub async fn run(which: Coord, tx: &Tx, db: usize, router: &Router, args: &[Byte
         Coord::SetAlgebra => algebra(tx, db, router, args).await,
         Coord::LMPop => lmpop(tx, db, router, args).await,
         Coord::Copy => copy(tx, db, router, args).await,
+        Coord::ZMPop => zmpop(tx, db, router, args).await,
+        Coord::ZAlgebra => zalgebra(tx, db, router, args).await,
+        Coord::ZRangeStore => zrangestore(tx, db, router, args).await,
         // The command table pairs only the protocols above with Cross::Custom.
         other => Err(Reply::Error(format!("ERR internal: {other:?} has no cross-shard protocol").into())),
     };
@@ -190,4 +195,44 @@ async fn copy(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Rep
     })
     .await?;
     Ok(Reply::Int(i64::from(copied)))
+}
+
+/// ZMPOP over keys on several shards: the first non-empty sorted set, in key order, gives.
+async fn zmpop(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Reply, Reply> {
+    let mpop = zset_family::MPop::parse(&args[1..])?;
+    for key in mpop.keys {
+        let (k, max, count) = (key.clone(), mpop.max, mpop.count);
+        if let Some(popped) =
+            hop(tx, router.shard_of(&key), db, move |c| zset_family::pop(c, &k, max, count)).await?
+        {
+            return Ok(zset_family::mpop_reply(key, popped));
+        }
+    }
+    Ok(Reply::NilArray)
+}
+
+/// ZUNION / ZINTER / ZDIFF (STORE forms, ZINTERCARD): gather every input, combine on this core,
+/// store the result on the destination's shard.
+async fn zalgebra(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Reply, Reply> {
+    let alg = ZAlgebra::parse(args)?;
+    let gathers = alg
+        .sources
+        .iter()
+        .cloned()
+        .map(|key| hop(tx, router.shard_of(&key), db, move |c| zset_family::members(c, &key)));
+    let inputs = futures::future::join_all(gathers).await.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let (reply, stored) = alg.compute(inputs)?;
+    if let (Some(dest), Some(items)) = (alg.dest.clone(), stored) {
+        hop(tx, router.shard_of(&dest), db, move |c| Ok(zset_family::store(c, &dest, items))).await?;
+    }
+    Ok(reply)
+}
+
+/// ZRANGESTORE with source and destination on different shards.
+async fn zrangestore(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Reply, Reply> {
+    let spec = RangeSpec::parse(args)?;
+    let Some(dest) = spec.dest.clone() else { return Err(Reply::error("ERR syntax error")) };
+    let src = spec.key.clone();
+    let items = hop(tx, router.shard_of(&src), db, move |c| zset_family::range_of(c, &spec)).await?;
+    hop(tx, router.shard_of(&dest), db, move |c| Ok(zset_family::store(c, &dest, items))).await
 }

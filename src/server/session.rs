@@ -325,7 +325,10 @@ impl Session {
             | Coord::SMove
             | Coord::SetAlgebra
             | Coord::LMPop
-            | Coord::Copy => {
+            | Coord::Copy
+            | Coord::ZMPop
+            | Coord::ZAlgebra
+            | Coord::ZRangeStore => {
                 // Dispatched before coordinate() is reached; an error, not a panic, if that changes.
                 return Some(Reply::Error(format!("ERR internal: {c:?} reached the coordinator").into()));
             }

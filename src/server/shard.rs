@@ -110,11 +110,17 @@ impl Shard {
         self.clock = now_ms();
     }
 
-    /// Runs one command.
+    /// Runs one command. A bug that panics costs that command an error reply and a log line,
+    /// not the shard (and with it every client of the server).
     pub fn exec(&mut self, cmd: &ShardCmd) -> Reply {
         let max_bulk = self.global.max_bulk();
         let mut ctx = Ctx::new(&mut self.dbs, cmd.db, self.clock, max_bulk);
-        let reply = (cmd.run)(&mut ctx, &cmd.args);
+        let run = std::panic::AssertUnwindSafe(|| (cmd.run)(&mut ctx, &cmd.args));
+        let reply = std::panic::catch_unwind(run).unwrap_or_else(|_| {
+            let name = super::command::display_name(&cmd.args);
+            tracing::error!(command = %name, "command panicked: this is a bug; the client got an error");
+            Reply::error("ERR internal error")
+        });
         self.serve_blocked(cmd.db);
         reply
     }
