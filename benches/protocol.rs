@@ -5,6 +5,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use ferrokey::facade::resp::{Limits, RequestParser};
 use ferrokey::facade::Reply;
 use ferrokey::server::slot::Slot;
+use ferrokey::server::zset::ZSet;
 
 fn parse(c: &mut Criterion) {
     let mut pipeline = Vec::new();
@@ -43,5 +44,26 @@ fn slots(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, parse, encode, slots);
+/// Moving a random member of a sorted set to a random score (ZADD on an existing member):
+/// two skiplist descents, the cost that grows with the set's size.
+fn zset_rescore(c: &mut Criterion) {
+    for size in [1_000u64, 1_000_000] {
+        let mut z = ZSet::default();
+        for i in 0..size {
+            z.insert(bytes::Bytes::from(format!("m:{i:012}")), i as f64);
+        }
+        let names: Vec<String> =
+            (0..4096u64).map(|i| format!("m:{:012}", i.wrapping_mul(2_654_435_761) % size)).collect();
+        let mut i = 0usize;
+        c.bench_function(&format!("zset_rescore_{size}"), |b| {
+            b.iter(|| {
+                i = i.wrapping_add(1);
+                let score = (i.wrapping_mul(40_503) % size as usize) as f64;
+                black_box(z.update(names[i % names.len()].as_bytes(), score))
+            })
+        });
+    }
+}
+
+criterion_group!(benches, parse, encode, slots, zset_rescore);
 criterion_main!(benches);

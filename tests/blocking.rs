@@ -166,18 +166,35 @@ fn bzpopmin_and_bzmpop_are_woken_from_another_core_in_order() {
                 }));
                 wait_blocked(&mut admin, id);
             }
-            let _: () = redis::cmd("ZADD").arg(&key).arg(1).arg("a").arg(2).arg("b").arg(3).arg("c").query(&mut admin).unwrap();
-            let mut results: Vec<(usize, redis::Value)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            let _: () = redis::cmd("ZADD")
+                .arg(&key)
+                .arg(1)
+                .arg("a")
+                .arg(2)
+                .arg("b")
+                .arg(3)
+                .arg("c")
+                .query(&mut admin)
+                .unwrap();
+            let mut results: Vec<(usize, redis::Value)> =
+                handles.into_iter().map(|h| h.join().unwrap()).collect();
             results.sort_by_key(|r| r.0);
             let text = |v: &redis::Value| format!("{v:?}");
-            assert!(text(&results[0].1).contains("\"a\"") && !text(&results[0].1).contains("\"b\""), "{results:?}");
+            assert!(
+                text(&results[0].1).contains("\"a\"") && !text(&results[0].1).contains("\"b\""),
+                "{results:?}"
+            );
             assert_eq!(results[1].1, redis::Value::Nil, "BLPOP times out: the key never held a list");
-            assert!(text(&results[2].1).contains("\"c\"") && text(&results[2].1).contains("\"b\""), "{results:?}");
+            assert!(
+                text(&results[2].1).contains("\"c\"") && text(&results[2].1).contains("\"b\""),
+                "{results:?}"
+            );
             assert_eq!(admin.exists::<_, i64>(&key).unwrap(), 0);
         }
         // A timeout replies with a null array.
         let mut c = server.conn(mode);
-        let got: Option<(String, String, f64)> = redis::cmd("BZPOPMAX").arg("nokey").arg(0.05).query(&mut c).unwrap();
+        let got: Option<(String, String, f64)> =
+            redis::cmd("BZPOPMAX").arg("nokey").arg(0.05).query(&mut c).unwrap();
         assert_eq!(got, None);
     }
 }

@@ -514,7 +514,8 @@ const SCRIPT: &[&[&str]] = &[
 ];
 
 /// Replies whose element order Redis leaves unspecified: compared after sorting their elements.
-const UNORDERED: &[&str] = &["SMEMBERS", "SINTER", "SUNION", "SDIFF", "HGETALL", "HKEYS", "HVALS", "KEYS", "ZRANDMEMBER"];
+const UNORDERED: &[&str] =
+    &["SMEMBERS", "SINTER", "SUNION", "SDIFF", "HGETALL", "HKEYS", "HVALS", "KEYS", "ZRANDMEMBER"];
 
 /// Unordered replies re-read at the end, once the script has built them.
 const ORDER_PROBES: &[&[&str]] = &[

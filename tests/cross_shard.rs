@@ -360,7 +360,8 @@ fn sorted_set_algebra_across_shards_is_atomic() {
                     let u: Vec<(String, f64)> =
                         redis::cmd("ZUNION").arg(2).arg(&a).arg(&b).arg("WITHSCORES").query(&mut c).unwrap();
                     assert_eq!(u, [("m".to_owned(), 200.0)], "ZUNION saw half a transfer");
-                    let n: i64 = redis::cmd("ZUNIONSTORE").arg(&dst).arg(2).arg(&a).arg(&b).query(&mut c).unwrap();
+                    let n: i64 =
+                        redis::cmd("ZUNIONSTORE").arg(&dst).arg(2).arg(&a).arg(&b).query(&mut c).unwrap();
                     assert_eq!(n, 1);
                 }
             }));
@@ -390,8 +391,16 @@ fn sorted_set_algebra_across_shards_is_atomic() {
         assert_eq!(c.zrange::<_, Vec<String>>(&dst, 0, -1).unwrap(), ["x", "y"]);
         // ZMPOP takes from the first non-empty sorted set, wherever it lives.
         let empty = key_on(&format!("{mode:?}:zempty:"), 0, 2);
-        let got: (String, Vec<(String, f64)>) =
-            redis::cmd("ZMPOP").arg(3).arg(&empty).arg(&dst).arg(&a).arg("MAX").arg("COUNT").arg(5).query(&mut c).unwrap();
+        let got: (String, Vec<(String, f64)>) = redis::cmd("ZMPOP")
+            .arg(3)
+            .arg(&empty)
+            .arg(&dst)
+            .arg(&a)
+            .arg("MAX")
+            .arg("COUNT")
+            .arg(5)
+            .query(&mut c)
+            .unwrap();
         assert_eq!(got, (dst.clone(), vec![("y".to_owned(), 2.0), ("x".to_owned(), 1.0)]));
         assert_eq!(c.exists::<_, i64>(&dst).unwrap(), 0, "an emptied sorted set is deleted");
     }

@@ -185,7 +185,11 @@ pub fn format_g17(d: f64) -> String {
         return if d.is_sign_negative() { "-0" } else { "0" }.to_owned();
     }
     fn trim(s: &str) -> &str {
-        if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { s }
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            s
+        }
     }
     // %g picks its style from the exponent of the 17-digit scientific form.
     let sci = format!("{d:.16e}");

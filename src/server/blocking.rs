@@ -156,7 +156,10 @@ pub async fn block(s: &mut Session, args: &[Bytes]) -> Reply {
             let (from, to) = (End::parse(&args[3])?, End::parse(&args[4])?);
             Ok((vec![args[1].clone()], Form::Move(from, args[2].clone(), to), timeout(&args[5])?))
         } else {
-            Err(Reply::Error(format!("ERR internal: '{}' is not a blocking command", super::command::display_name(args)).into()))
+            Err(Reply::Error(
+                format!("ERR internal: '{}' is not a blocking command", super::command::display_name(args))
+                    .into(),
+            ))
         }
     })();
     let (keys, form, limit) = match parsed {

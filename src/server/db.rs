@@ -59,7 +59,9 @@ impl Clone for Value {
             Value::List(l) => Value::List(l.clone()),
             Value::Hash(h) => Value::Hash(Box::new(h.iter().map(|(k, v)| (copy(k), v.clone())).collect())),
             Value::Set(s) => Value::Set(Box::new(s.iter().map(|(k, ())| (copy(k), ())).collect())),
-            Value::ZSet(z) => Value::ZSet(Box::new(z.iter_from(0, false).map(|(m, s)| (copy(m), s)).collect())),
+            Value::ZSet(z) => {
+                Value::ZSet(Box::new(z.iter_from(0, false).map(|(m, s)| (copy(m), s)).collect()))
+            }
         }
     }
 }

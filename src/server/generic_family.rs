@@ -304,7 +304,7 @@ fn encoding(value: &Value) -> &'static str {
         Value::Hash(_) => "hashtable",
         Value::Set(s) if s.len() <= 512 && s.iter().all(|(m, ())| parse_i64(m).is_some()) => "intset",
         Value::Set(_) => "hashtable",
-        Value::ZSet(z) if z.len() <= 128 && z.scores().iter().all(|(m, _)| m.len() <= 64) => "listpack",
+        Value::ZSet(z) if z.len() <= 128 && z.unordered().all(|(m, _)| m.len() <= 64) => "listpack",
         Value::ZSet(_) => "skiplist",
     }
 }

@@ -11,7 +11,6 @@ use super::args::{self, is, SYNTAX, WRONGTYPE};
 use super::db::Value;
 use super::dict::splitmix;
 use super::generic_family::ScanOpts;
-use super::hash_family::{sample, scan_dict};
 use super::shard::Ctx;
 use super::zset::{LexRange, ScoreRange, ZSet};
 use crate::facade::reply::format_g17;
@@ -79,7 +78,7 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if f.nx && f.xx {
         return Reply::error("ERR XX and NX options at the same time are not compatible");
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.gt || f.lt) && (f.nx || (f.gt && f.lt)) {
         return Reply::error("ERR GT, LT, and/or NX options at the same time are not compatible");
     }
     if f.incr && pairs.len() > 2 {
@@ -118,13 +117,13 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                 }
                 last = Some(new);
                 if new != cur {
-                    z.insert(Bytes::copy_from_slice(member), new);
+                    z.update(member, new);
                     updated += 1;
                 }
             }
             None if f.xx => {}
             None => {
-                z.insert(Bytes::copy_from_slice(member), score);
+                z.add_new(Bytes::copy_from_slice(member), score);
                 last = Some(score);
                 added += 1;
             }
@@ -384,7 +383,8 @@ pub fn zremrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let n = access::update(ctx, &args[1], zset_mut, |z| {
         let Some(z) = z else { return 0 };
         let ranks = by.ranks(z);
-        let doomed: Vec<Bytes> = z.iter_from(ranks.start, false).take(ranks.len()).map(|(m, _)| m.clone()).collect();
+        let doomed: Vec<Bytes> =
+            z.iter_from(ranks.start, false).take(ranks.len()).map(|(m, _)| m.clone()).collect();
         doomed.iter().for_each(|m| {
             z.remove(m);
         });
@@ -512,10 +512,10 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let Some(count) = count else {
-        return z.and_then(|z| z.scores().random(seed)).map_or(Reply::Nil, |(m, _)| Reply::bulk(m));
+        return z.and_then(|z| z.random(seed)).map_or(Reply::Nil, |(m, _)| Reply::bulk(m));
     };
     let Some(z) = z else { return Reply::Array(vec![]) };
-    scored_reply(sample(z.scores(), count, seed), withscores)
+    scored_reply(z.sample(count, seed), withscores)
 }
 
 /// ZSCAN key cursor [MATCH pattern] [COUNT count]
@@ -539,7 +539,7 @@ pub fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         let all = z.iter_from(0, false).filter(|(m, _)| keep(m)).map(|(m, s)| (m.clone(), s)).collect();
         (0, all)
     } else {
-        scan_dict(z.scores(), cursor, &opts)
+        z.scan(cursor, &opts)
     };
     let items = found.into_iter().flat_map(|(m, s)| [Reply::Bulk(m), Reply::bulk(score_text(s))]).collect();
     Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(items)])
@@ -595,7 +595,9 @@ impl ZAlgebra {
         let at = if store { 2 } else { 1 };
         let n = args::int(&args[at])?;
         if n < 1 {
-            return Err(Reply::Error(format!("ERR at least 1 input key is needed for '{name}' command").into()));
+            return Err(Reply::Error(
+                format!("ERR at least 1 input key is needed for '{name}' command").into(),
+            ));
         }
         if n as usize > args.len() - at - 1 {
             return Err(SYNTAX);
@@ -603,7 +605,8 @@ impl ZAlgebra {
         let n = n as usize;
         let sources = args[at + 1..at + 1 + n].to_vec();
         let options = (|| {
-            let (mut weights, mut agg, mut withscores, mut limit) = (vec![1.0; n], Aggregate::Sum, false, None);
+            let (mut weights, mut agg, mut withscores, mut limit) =
+                (vec![1.0; n], Aggregate::Sum, false, None);
             let mut j = at + 1 + n;
             while j < args.len() {
                 let left = args.len() - j;
@@ -653,12 +656,20 @@ impl ZAlgebra {
         let (weights, agg, withscores, limit) = self.options.clone()?;
         let weighted = |s: f64, w: f64| {
             let v = s * w;
-            if v.is_nan() { 0.0 } else { v }
+            if v.is_nan() {
+                0.0
+            } else {
+                v
+            }
         };
         let combine = |acc: f64, v: f64| match agg {
             Aggregate::Sum => {
                 let s = acc + v;
-                if s.is_nan() { 0.0 } else { s }
+                if s.is_nan() {
+                    0.0
+                } else {
+                    s
+                }
             }
             Aggregate::Min => acc.min(v),
             Aggregate::Max => acc.max(v),
@@ -678,7 +689,7 @@ impl ZAlgebra {
             Op::Inter => {
                 let maps: Vec<ahash::AHashMap<&Bytes, f64>> =
                     inputs.iter().map(|(i, _)| i.iter().map(|(m, s)| (m, *s)).collect()).collect();
-                if let Some(((first, w0), rest)) = inputs.split_first().map(|(f, r)| (f, r)) {
+                if let Some(((first, w0), rest)) = inputs.split_first() {
                     'members: for (m, s) in first {
                         let mut v = weighted(*s, *w0);
                         for (k, (_, w)) in rest.iter().enumerate() {
@@ -705,7 +716,9 @@ impl ZAlgebra {
             return Ok((Reply::Int(if limit > 0 { n.min(limit) } else { n } as i64), None));
         }
         let mut items: Vec<Scored> = acc.into_iter().collect();
-        items.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.0.cmp(&b.0)));
+        items.sort_by(|a, b| {
+            a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.0.cmp(&b.0))
+        });
         if self.dest.is_some() {
             return Ok((Reply::Int(items.len() as i64), Some(items)));
         }
@@ -749,9 +762,12 @@ mod tests {
     fn range_parsing_follows_redis_order_of_checks() {
         let p = |s: &str| RangeSpec::parse(&args(s));
         assert!(p("ZRANGE k 0 -1 REV WITHSCORES").is_ok());
-        assert_eq!(p("ZRANGE k 0 1 LIMIT 0 1").unwrap_err(), Reply::error(
-            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
-        ));
+        assert_eq!(
+            p("ZRANGE k 0 1 LIMIT 0 1").unwrap_err(),
+            Reply::error(
+                "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
+            )
+        );
         assert_eq!(p("ZRANGEBYSCORE k 0 1 REV").unwrap_err(), SYNTAX);
         assert_eq!(p("ZRANGE k a b BYSCORE").unwrap_err(), NOT_FLOAT_RANGE);
         assert_eq!(p("ZRANGESTORE d k 0 1 WITHSCORES").unwrap_err(), SYNTAX);
