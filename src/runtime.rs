@@ -14,11 +14,10 @@ use futures::AsyncWriteExt;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::timer::Timer;
 use glommio::{LocalExecutorBuilder, Placement};
-use rustls::ServerConfig;
 
 use crate::config::Config;
 use crate::facade::listener::{Incoming, Listener};
-use crate::facade::tls::{self, TlsError};
+use crate::facade::tls::{TlsError, TlsSlot};
 use crate::facade::{self, ConnError};
 use crate::server::client::Client;
 use crate::server::core::Core;
@@ -75,11 +74,18 @@ pub enum StartError {
 /// Runs the server until SIGTERM, SIGINT or SHUTDOWN; returns once every core has stopped.
 pub fn run(config: Config) -> Result<(), StartError> {
     let memlock = raise_memlock();
-    let tls = if config.tls_port != 0 { Some(tls::server_config(&config)?) } else { None };
+    let tls = Arc::new(TlsSlot::new()?);
+    if config.tls_port != 0 {
+        let built = tls.build(&config)?;
+        built.warnings.iter().for_each(|w| tracing::warn!("{w}"));
+        tls.install(built);
+    }
     let cpus = choose_cpus(&config)?;
     let cores: Vec<CoreInfo> = cpus.iter().enumerate().map(|(shard, &cpu)| CoreInfo { shard, cpu }).collect();
-    let global = Arc::new(Global::new(config.clone(), cores.clone()));
+    let global = Arc::new(Global::new(config.clone(), cores.clone(), tls.clone()));
+    global.set_reconfigure(Box::new(reconfigure(tls.clone())));
     watch_signals(global.clone());
+    watch_tls_files(global.clone());
 
     let n = cores.len();
     let mesh = MeshBuilder::<Hop, _>::full(n, MESH_CAPACITY);
@@ -173,12 +179,13 @@ async fn core_main(
     index: usize,
     global: Arc<Global>,
     mesh: MeshBuilder<Hop, glommio::channels::channel_mesh::Full>,
-    tls: Option<Arc<ServerConfig>>,
+    tls: Arc<TlsSlot>,
     ready: crossbeam_channel::Sender<Result<Vec<(SocketAddr, bool)>, String>>,
     go: oneshot::Receiver<bool>,
 ) {
     let config = global.config();
-    let listeners = match bind_all(&config, tls) {
+    let mut listen_generation = global.listen_generation();
+    let listeners = match bind_all(&config, &tls, &[]) {
         Ok(l) => l,
         Err(reason) => {
             let _ = ready.send(Err(reason));
@@ -210,14 +217,20 @@ async fn core_main(
     let router = Rc::new(Router::new(ShardId(id), shards, host.clone(), senders));
     let core = Rc::new(Core::new(router, global.clone()));
 
-    let accepts: Vec<_> =
-        listeners.into_iter().map(|l| glommio::spawn_local(accept_loop(l, core.clone())).detach()).collect();
+    let mut accepts: Vec<((SocketAddr, bool), glommio::task::JoinHandle<()>)> = listeners
+        .into_iter()
+        .map(|l| ((l.addr(), l.is_tls()), glommio::spawn_local(accept_loop(l, core.clone())).detach()))
+        .collect();
     let cron = glommio::spawn_local(cron(core.clone())).detach();
     while !global.shutting_down() {
         Timer::new(SHUTDOWN_POLL).await;
+        if global.listen_generation() != listen_generation {
+            listen_generation = global.listen_generation();
+            rebind(&global.config(), &tls, &mut accepts, &core, index);
+        }
     }
     // Stop accepting, ask every connection to finish, and give them a moment to flush.
-    accepts.iter().for_each(|a| a.cancel());
+    accepts.iter().for_each(|(_, a)| a.cancel());
     cron.cancel();
     let clients: Vec<Rc<Client>> = host.shard().clients.values().cloned().collect();
     clients.iter().for_each(|c| c.kill());
@@ -227,8 +240,9 @@ async fn core_main(
     }
 }
 
-fn bind_all(config: &Config, tls: Option<Arc<ServerConfig>>) -> Result<Vec<Listener>, String> {
-    let mut listeners = Vec::new();
+/// Every address the configuration asks for: (address, TLS?, optional?).
+fn wanted(config: &Config) -> Result<Vec<(SocketAddr, bool, bool)>, String> {
+    let mut out = Vec::new();
     for raw in &config.bind {
         // Redis's `-` prefix: skip the address if it is unavailable.
         let (optional, text) = raw.strip_prefix('-').map_or((false, raw.as_str()), |t| (true, t));
@@ -236,26 +250,80 @@ fn bind_all(config: &Config, tls: Option<Arc<ServerConfig>>) -> Result<Vec<Liste
             Ok(ip) => ip,
             Err(_) => return Err(format!("bind: '{raw}' is not an IP address")),
         };
-        for (port, tls) in [(config.port, None), (config.tls_port, tls.clone())] {
-            if port == 0 {
-                continue;
-            }
-            let addr = SocketAddr::new(ip, port);
-            match Listener::bind(addr, tls.clone()) {
-                Ok(l) => listeners.push(l),
-                Err(e) if optional => tracing::info!("skipping optional bind {addr}: {e}"),
-                Err(e) => return Err(format!("could not bind {addr}: {e}")),
+        for (port, tls) in [(config.port, false), (config.tls_port, true)] {
+            if port != 0 {
+                out.push((SocketAddr::new(ip, port), tls, optional));
             }
         }
     }
-    if listeners.is_empty() {
+    Ok(out)
+}
+
+/// Binds every wanted address not in `keep` (which are bound already).
+fn bind_all(config: &Config, tls: &Arc<TlsSlot>, keep: &[(SocketAddr, bool)]) -> Result<Vec<Listener>, String> {
+    let mut listeners = Vec::new();
+    for (addr, is_tls, optional) in wanted(config)? {
+        if keep.contains(&(addr, is_tls)) {
+            continue;
+        }
+        match Listener::bind(addr, is_tls.then(|| tls.clone())) {
+            Ok(l) => listeners.push(l),
+            Err(e) if optional => tracing::info!("skipping optional bind {addr}: {e}"),
+            Err(e) => return Err(format!("could not bind {addr}: {e}")),
+        }
+    }
+    if listeners.is_empty() && keep.is_empty() {
         return Err("no address could be bound".into());
     }
     Ok(listeners)
 }
 
+/// CONFIG SET changed the ports: close the listeners no longer wanted, bind the new ones.
+/// Established connections are not touched.
+fn rebind(
+    config: &Config,
+    tls: &Arc<TlsSlot>,
+    accepts: &mut Vec<((SocketAddr, bool), glommio::task::JoinHandle<()>)>,
+    core: &Rc<Core>,
+    index: usize,
+) {
+    let Ok(want) = wanted(config) else { return };
+    accepts.retain(|(key, task)| {
+        let keep = want.iter().any(|(a, t, _)| (*a, *t) == *key);
+        if !keep {
+            task.cancel();
+            tracing::info!("core {index}: closed listener {} ({})", key.0, if key.1 { "TLS" } else { "plain" });
+        }
+        keep
+    });
+    let kept: Vec<(SocketAddr, bool)> = accepts.iter().map(|(k, _)| *k).collect();
+    match bind_all(config, tls, &kept) {
+        Ok(new) => {
+            for l in new {
+                tracing::info!("core {index}: listening on {} ({})", l.addr(), if l.is_tls() { "TLS" } else { "plain" });
+                let key = (l.addr(), l.is_tls());
+                accepts.push((key, glommio::spawn_local(accept_loop(l, core.clone())).detach()));
+            }
+        }
+        Err(e) => tracing::error!("core {index}: rebinding after CONFIG SET: {e}"),
+    }
+}
+
+/// Accepts connections and starts their handshakes. On a TLS port at most
+/// `max-new-tls-connections-per-cycle` handshakes start per turn of the loop (then every other
+/// ready task runs first): a storm of new TLS clients waits in the kernel's backlog instead of
+/// starving the established ones. Half-open handshakes cost no CPU and end at the handshake
+/// timeout, so they are not capped: a cap would let a few idle sockets lock out real clients.
 async fn accept_loop(listener: Listener, core: Rc<Core>) {
+    let mut this_turn = 0u64;
     loop {
+        if listener.is_tls() {
+            this_turn += 1;
+            if this_turn > core.config().max_new_tls_connections_per_cycle {
+                this_turn = 1;
+                YieldNow(false).await;
+            }
+        }
         let incoming = match listener.accept().await {
             Ok(i) => i,
             Err(e) => {
@@ -269,11 +337,132 @@ async fn accept_loop(listener: Listener, core: Rc<Core>) {
     }
 }
 
+/// Lets every other ready task run once before continuing.
+struct YieldNow(bool);
+
+impl std::future::Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+/// The CONFIG SET check: new ports must be bindable, and a TLS change must build; the built
+/// configuration is installed on commit.
+fn reconfigure(tls: Arc<TlsSlot>) -> impl Fn(&Config, &Config) -> Result<crate::server::global::Commit, String> {
+    move |old, new| {
+        for (port, old_port) in [(new.port, old.port), (new.tls_port, old.tls_port)] {
+            if port != 0 && port != old_port {
+                probe_bind(new, port).map_err(|e| format!("Unable to listen on this port: {e}"))?;
+            }
+        }
+        if new.tls_port != 0 && (new.tls_differs(old) || tls.current().is_none()) {
+            let built = tls.build(new).map_err(|e| {
+                tracing::warn!("TLS configuration not changed: {e}");
+                format!("Unable to update TLS configuration: {e}")
+            })?;
+            built.warnings.iter().for_each(|w| tracing::warn!("{w}"));
+            let tls = tls.clone();
+            return Ok(Box::new(move || {
+                tls.install(built);
+                tracing::info!("TLS configuration reloaded");
+            }));
+        }
+        Ok(Box::new(|| {}))
+    }
+}
+
+/// Whether every address of `config.bind` can take `port` beside our own sockets (reuseport, no
+/// listen: it receives no connections).
+fn probe_bind(config: &Config, port: u16) -> std::io::Result<()> {
+    for raw in &config.bind {
+        let (optional, text) = raw.strip_prefix('-').map_or((false, raw.as_str()), |t| (true, t));
+        let ip: IpAddr = if text == "*" { IpAddr::from([0, 0, 0, 0]) } else {
+            text.parse().map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad bind address"))?
+        };
+        let addr = SocketAddr::new(ip, port);
+        let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        match socket.bind(&addr.into()) {
+            Ok(()) => {}
+            Err(_) if optional => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `tls-auto-reload-interval`: a thread (file reads are blocking; never on an executor) that
+/// fingerprints the TLS files every interval and reloads when their contents change.
+fn watch_tls_files(global: Arc<Global>) {
+    let spawned = std::thread::Builder::new().name("ferrokey-tls-watch".into()).spawn(move || {
+        let mut last = tls_fingerprint(&global.config());
+        let mut waited = 0u64;
+        while !global.shutting_down() {
+            std::thread::sleep(Duration::from_millis(200));
+            waited += 200;
+            let config = global.config();
+            let interval = config.tls_auto_reload_interval.saturating_mul(1000);
+            if interval == 0 || config.tls_port == 0 || waited < interval {
+                continue;
+            }
+            waited = 0;
+            let now = tls_fingerprint(&config);
+            if now == last {
+                continue;
+            }
+            match global.tls.build(&config) {
+                Ok(built) => {
+                    global.tls.install(built);
+                    tracing::info!("TLS files changed: configuration reloaded");
+                    last = now;
+                }
+                // Half-written files are common while certificates rotate: retry next interval.
+                Err(e) => tracing::warn!("TLS files changed but do not load yet: {e}"),
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("tls-auto-reload-interval will not work: {e}");
+    }
+}
+
+/// A hash of the TLS files' contents (and of the CA directory's files).
+fn tls_fingerprint(config: &Config) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for path in [&config.tls_cert_file, &config.tls_key_file, &config.tls_ca_cert_file] {
+        std::fs::read(path).unwrap_or_default().hash(&mut h);
+    }
+    if let Ok(dir) = std::fs::read_dir(&config.tls_ca_cert_dir) {
+        let mut files: Vec<_> = dir.filter_map(Result::ok).map(|e| e.path()).collect();
+        files.sort();
+        for f in files {
+            std::fs::read(&f).unwrap_or_default().hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
 async fn connection(incoming: Incoming, core: Rc<Core>) {
     let config = core.config();
     let (peer, local) = (incoming.peer, incoming.local);
     // Boxed: the handshake's future is large and needed once, not for the connection's life.
-    let mut stream = match Box::pin(incoming.establish(config.tcp_keepalive)).await {
+    let handshaking = incoming.is_tls();
+    if handshaking {
+        core.handshakes_in_flight.set(core.handshakes_in_flight.get() + 1);
+    }
+    let established = Box::pin(incoming.establish(config.tcp_keepalive)).await;
+    if handshaking {
+        core.handshakes_in_flight.set(core.handshakes_in_flight.get() - 1);
+    }
+    let mut stream = match established {
         Ok(s) => s,
         Err(e) => {
             core.count(|s| s.tls_handshake_failures += 1);
@@ -290,6 +479,7 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
     }
     let shard = core.router.local().0;
     let tls = tls_info.is_some();
+    let resumed = tls_info.as_ref().is_some_and(|t| t.resumed);
     let client = Rc::new(Client::new(core.global.next_client_id(), peer, local, tls_info, shard));
     core.global.client_connected(1);
     core.router.host().shard().clients.insert(client.id, client.clone());
@@ -298,6 +488,7 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
         s.clients += 1;
         if tls {
             s.tls_handshakes += 1;
+            s.tls_resumed += u64::from(resumed);
             s.tls_clients += 1;
         }
     });

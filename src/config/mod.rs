@@ -91,12 +91,29 @@ macro_rules! directives {
 
 directives! {
     "bind" => bind: Vec<String> = vec!["127.0.0.1".into()], false;
-    "port" => port: u16 = 6379, false;
-    "tls-port" => tls_port: u16 = 0, false;
-    "tls-cert-file" => tls_cert_file: String = String::new(), false;
-    "tls-key-file" => tls_key_file: String = String::new(), false;
-    "tls-ca-cert-file" => tls_ca_cert_file: String = String::new(), false;
-    "tls-auth-clients" => tls_auth_clients: TlsAuthClients = TlsAuthClients::Yes, false;
+    "port" => port: u16 = 6379, true;
+    "tls-port" => tls_port: u16 = 0, true;
+    "tls-cert-file" => tls_cert_file: String = String::new(), true;
+    "tls-key-file" => tls_key_file: String = String::new(), true;
+    "tls-key-file-pass" => tls_key_file_pass: String = String::new(), true;
+    "tls-client-cert-file" => tls_client_cert_file: String = String::new(), true;
+    "tls-client-key-file" => tls_client_key_file: String = String::new(), true;
+    "tls-client-key-file-pass" => tls_client_key_file_pass: String = String::new(), true;
+    "tls-ca-cert-file" => tls_ca_cert_file: String = String::new(), true;
+    "tls-ca-cert-dir" => tls_ca_cert_dir: String = String::new(), true;
+    "tls-auth-clients" => tls_auth_clients: TlsAuthClients = TlsAuthClients::Yes, true;
+    "tls-protocols" => tls_protocols: Vec<String> = Vec::new(), true;
+    "tls-ciphers" => tls_ciphers: String = String::new(), true;
+    "tls-ciphersuites" => tls_ciphersuites: String = String::new(), true;
+    "tls-prefer-server-ciphers" => tls_prefer_server_ciphers: bool = false, true;
+    "tls-session-caching" => tls_session_caching: bool = true, true;
+    "tls-session-cache-size" => tls_session_cache_size: u64 = 20480, true;
+    "tls-session-cache-timeout" => tls_session_cache_timeout: u64 = 300, true;
+    "tls-replication" => tls_replication: bool = false, true;
+    "tls-cluster" => tls_cluster: bool = false, true;
+    "tls-dh-params-file" => tls_dh_params_file: String = String::new(), true;
+    "tls-auto-reload-interval" => tls_auto_reload_interval: u64 = 0, true;
+    "max-new-tls-connections-per-cycle" => max_new_tls_connections_per_cycle: u64 = 1, true;
     "threads" => threads: usize = 0, false;
     "server-cpus" => server_cpus: CpuList = CpuList::default(), false;
     "executor-io-memory" => executor_io_memory: Memory = Memory(2 << 20), false;
@@ -145,6 +162,21 @@ impl Config {
         (directive.set)(self, &line.args[1..]).map_err(|e| fail(format!("'{name}': {e}")))
     }
 
+    /// Whether `other` differs in anything the TLS server configuration is built from.
+    #[must_use]
+    pub fn tls_differs(&self, other: &Config) -> bool {
+        fn key(c: &Config) -> impl PartialEq + '_ {
+            (
+                [&c.tls_cert_file, &c.tls_key_file, &c.tls_key_file_pass, &c.tls_ca_cert_file, &c.tls_ca_cert_dir],
+                [&c.tls_ciphers, &c.tls_ciphersuites],
+                c.tls_protocols.clone(),
+                (c.tls_auth_clients, c.tls_prefer_server_ciphers, c.tls_session_caching),
+                (c.tls_session_cache_size, c.tls_session_cache_timeout, c.tls_port != 0),
+            )
+        }
+        key(self) != key(other)
+    }
+
     /// Checks what no single directive can check alone.
     fn validate(&self) -> Result<(), String> {
         if self.port == 0 && self.tls_port == 0 {
@@ -156,10 +188,14 @@ impl Config {
         if self.tls_port != 0
             && self.tls_auth_clients != TlsAuthClients::No
             && self.tls_ca_cert_file.is_empty()
+            && self.tls_ca_cert_dir.is_empty()
         {
-            return Err("tls-auth-clients yes|optional needs tls-ca-cert-file \
+            return Err("tls-auth-clients yes|optional needs tls-ca-cert-file or tls-ca-cert-dir \
                         (or set tls-auth-clients no)"
                 .into());
+        }
+        if self.max_new_tls_connections_per_cycle == 0 {
+            return Err("max-new-tls-connections-per-cycle must be at least 1".into());
         }
         if self.databases == 0 || self.databases > 1 << 16 {
             return Err("databases must be between 1 and 65536".into());
@@ -258,11 +294,16 @@ mod tests {
         let pairs = vec![("hz".to_owned(), "50".to_owned()), ("maxclients".into(), "x".into())];
         assert!(matches!(c.set(&pairs), Err(ConfigError::Invalid { .. })));
         assert_eq!(c.hz, 10);
-        let err = c.set(&[("port".into(), "1".into())]).unwrap_err();
+        let err = c.set(&[("databases".into(), "1".into())]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "CONFIG SET failed (possibly related to argument 'port') - can't set immutable config"
+            "CONFIG SET failed (possibly related to argument 'databases') - can't set immutable config"
         );
+        c.set(&[("tls-protocols".into(), "TLSv1.2 TLSv1.3".into()), ("tls-replication".into(), "yes".into())])
+            .unwrap();
+        assert_eq!(c.get(&[b"tls-protocols"]), vec![("tls-protocols", "TLSv1.2 TLSv1.3".to_owned())]);
+        assert!(c.tls_replication);
+        assert!(c.set(&[("tls-cluster".into(), "maybe".into())]).is_err());
         c.set(&[("HZ".into(), "50".into())]).unwrap();
         assert_eq!(c.hz, 50);
         assert_eq!(c.get(&[b"h?"]), vec![("hz", "50".to_owned())]);

@@ -34,6 +34,19 @@ macro_rules! numeric {
 }
 numeric!(u16, u64, usize);
 
+impl ConfigValue for bool {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        match one(args)?.to_ascii_lowercase().as_str() {
+            "yes" => Ok(true),
+            "no" => Ok(false),
+            other => Err(format!("argument must be 'yes' or 'no', not '{other}'")),
+        }
+    }
+    fn show(&self) -> String {
+        if *self { "yes" } else { "no" }.to_owned()
+    }
+}
+
 impl ConfigValue for String {
     fn parse(args: &[String]) -> Result<Self, String> {
         one(args).map(str::to_owned)

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use futures_rustls::TlsAcceptor;
 use glommio::net::{TcpListener, TcpStream};
-use rustls::ServerConfig;
 
 use super::stream::Stream;
+use super::tls::TlsSlot;
 
 /// How long a client may take to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -19,16 +19,17 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A bound address, plain or TLS.
 pub struct Listener {
     tcp: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<TlsSlot>>,
     addr: SocketAddr,
 }
 
 impl Listener {
-    /// Binds `addr` on this core; with `tls`, connections get a TLS handshake first.
-    pub fn bind(addr: SocketAddr, tls: Option<Arc<ServerConfig>>) -> io::Result<Listener> {
+    /// Binds `addr` on this core; with `tls`, connections get a TLS handshake first, with the
+    /// configuration the slot holds when they arrive.
+    pub fn bind(addr: SocketAddr, tls: Option<Arc<TlsSlot>>) -> io::Result<Listener> {
         let tcp = TcpListener::bind(addr)?;
         let addr = tcp.local_addr()?;
-        Ok(Listener { tcp, tls: tls.map(TlsAcceptor::from), addr })
+        Ok(Listener { tcp, tls, addr })
     }
 
     /// The bound address.
@@ -47,7 +48,13 @@ impl Listener {
     pub async fn accept(&self) -> io::Result<Incoming> {
         let tcp = self.tcp.accept().await?;
         let peer = tcp.peer_addr()?;
-        Ok(Incoming { tcp, tls: self.tls.clone(), peer, local: self.addr })
+        let tls = match &self.tls {
+            None => None,
+            Some(slot) => Some(TlsAcceptor::from(slot.current().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, "no TLS configuration installed")
+            })?)),
+        };
+        Ok(Incoming { tcp, tls, peer, local: self.addr })
     }
 }
 

@@ -15,6 +15,10 @@ pub struct TlsInfo {
     pub version: String,
     /// The cipher suite, as rustls names it (`TLS13_AES_256_GCM_SHA384`).
     pub cipher: String,
+    /// The common name of the client's certificate, when it sent one.
+    pub client_cn: String,
+    /// Whether the session was resumed (a ticket or cached session) rather than full.
+    pub resumed: bool,
 }
 
 /// A client's byte stream, plain or TLS.
@@ -38,8 +42,18 @@ impl Stream {
             None => String::new(),
         };
         let cipher = session.negotiated_cipher_suite().map_or(String::new(), |c| format!("{:?}", c.suite()));
-        Some(TlsInfo { version, cipher })
+        let client_cn = session.peer_certificates().and_then(|c| c.first()).map_or(String::new(), |c| common_name(c));
+        let resumed = session.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        Some(TlsInfo { version, cipher, client_cn, resumed })
     }
+}
+
+/// The subject CN of a DER certificate ("" if it has none or does not parse).
+fn common_name(der: &[u8]) -> String {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else { return String::new() };
+    let cn = cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok());
+    // CLIENT LIST is space-separated: a CN with spaces keeps its words joined.
+    cn.map_or(String::new(), |cn| cn.replace(|c: char| c.is_whitespace() || c.is_control(), "_"))
 }
 
 impl AsyncRead for Stream {

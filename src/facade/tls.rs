@@ -1,19 +1,24 @@
-//! Building the rustls server configuration from the tls-* directives. Only the facade knows TLS.
+//! Building the rustls server configuration from the tls-* directives, and the slot every core
+//! takes it from, so that a reload reaches new connections on every core at once. Only the
+//! facade knows TLS.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::crypto::CryptoProvider;
+use rustls::server::{NoServerSessionStorage, ProducesTickets, ServerSessionMemoryCache, WebPkiClientVerifier};
+use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::config::{Config, TlsAuthClients};
 
-/// A TLS setup problem; every message names the file at fault.
+/// A TLS setup problem; every message names the file or directive at fault.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
-    /// A certificate file could not be read or holds no certificate.
+    /// A certificate file could not be read, holds no certificate, or the certificate is unusable
+    /// (X.509 v1, expired, not yet valid).
     #[error("tls certificate file {path}: {reason}")]
     Cert {
         /// The file.
@@ -21,7 +26,7 @@ pub enum TlsError {
         /// What went wrong.
         reason: String,
     },
-    /// The key file could not be read or holds no private key.
+    /// The key file could not be read, decrypted, or holds no private key.
     #[error("tls key file {path}: {reason}")]
     Key {
         /// The file.
@@ -29,7 +34,16 @@ pub enum TlsError {
         /// What went wrong.
         reason: String,
     },
-    /// rustls refused the combination (key does not match, unsupported key type, v1 cert...).
+    /// A policy directive (tls-protocols, tls-ciphers, tls-ciphersuites) names something rustls
+    /// does not offer.
+    #[error("{directive}: {reason}")]
+    Policy {
+        /// The directive.
+        directive: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// rustls refused the combination (the key does not match the certificate, ...).
     #[error("tls setup with {cert} and {key}: {reason}")]
     Rustls {
         /// The certificate file.
@@ -41,45 +55,238 @@ pub enum TlsError {
     },
 }
 
+/// A built server configuration and what INFO shows about it.
+pub struct Built {
+    /// The configuration.
+    pub config: Arc<ServerConfig>,
+    /// The server certificate's notAfter, in Unix seconds.
+    pub not_after: i64,
+    /// Things worth a log line (an ignored directive).
+    pub warnings: Vec<String>,
+}
+
+/// The TLS configuration every core's TLS listeners use for their next handshake.
+///
+/// Built once at startup and replaced by CONFIG SET or the auto-reload; connections that are
+/// already established keep the session they have. The session-ticket keys live here, outside any
+/// one configuration, so clients keep resuming across a reload and on every core.
+pub struct TlsSlot {
+    current: RwLock<Option<Arc<ServerConfig>>>,
+    tickets: Arc<dyn ProducesTickets>,
+    not_after: AtomicI64,
+    reloads: AtomicU64,
+}
+
+impl TlsSlot {
+    /// An empty slot (no TLS listener yet).
+    pub fn new() -> Result<TlsSlot, TlsError> {
+        let tickets = rustls::crypto::aws_lc_rs::Ticketer::new()
+            .map_err(|e| TlsError::Policy { directive: "tls-session-caching", reason: e.to_string() })?;
+        Ok(TlsSlot { current: RwLock::new(None), tickets, not_after: AtomicI64::new(0), reloads: AtomicU64::new(0) })
+    }
+
+    /// The configuration for the next handshake.
+    #[must_use]
+    pub fn current(&self) -> Option<Arc<ServerConfig>> {
+        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Builds a configuration from `config` with this slot's ticket keys (does not install it).
+    pub fn build(&self, config: &Config) -> Result<Built, TlsError> {
+        server_config(config, &self.tickets)
+    }
+
+    /// Makes `built` the configuration of every later handshake.
+    pub fn install(&self, built: Built) {
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(built.config);
+        self.not_after.store(built.not_after, Ordering::Relaxed);
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The installed certificate's notAfter (Unix seconds), if TLS is configured.
+    #[must_use]
+    pub fn not_after(&self) -> Option<i64> {
+        self.current().map(|_| self.not_after.load(Ordering::Relaxed))
+    }
+
+    /// How many configurations were installed (1 after startup, +1 per reload).
+    #[must_use]
+    pub fn installs(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+}
+
 /// The server configuration for `tls-port`, using aws-lc-rs explicitly (never the process default,
 /// so two providers in the dependency tree cannot make it panic).
-pub fn server_config(config: &Config) -> Result<Arc<ServerConfig>, TlsError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+fn server_config(config: &Config, tickets: &Arc<dyn ProducesTickets>) -> Result<Built, TlsError> {
+    let provider = Arc::new(provider(config)?);
+    let versions = versions(&config.tls_protocols)?;
     let certs = load_certs(&config.tls_cert_file)?;
-    let key = PrivateKeyDer::from_pem_file(&config.tls_key_file)
-        .map_err(|e| TlsError::Key { path: config.tls_key_file.clone(), reason: e.to_string() })?;
+    let not_after = check_cert(&config.tls_cert_file, &certs[0])?;
+    let key = load_key(&config.tls_key_file, &config.tls_key_file_pass)?;
     let rustls_err = |e: rustls::Error| TlsError::Rustls {
         cert: config.tls_cert_file.clone(),
         key: config.tls_key_file.clone(),
         reason: describe(&e),
     };
     let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(rustls_err)?;
+        .with_protocol_versions(&versions)
+        .map_err(|e| TlsError::Policy { directive: "tls-protocols", reason: describe(&e) })?;
     let builder = match config.tls_auth_clients {
         TlsAuthClients::No => builder.with_no_client_auth(),
         mode => {
-            let mut roots = RootCertStore::empty();
-            for ca in load_certs(&config.tls_ca_cert_file)? {
-                roots.add(ca).map_err(|e| TlsError::Cert {
-                    path: config.tls_ca_cert_file.clone(),
-                    reason: describe(&e),
-                })?;
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let roots = Arc::new(load_roots(config)?);
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
             let verifier =
                 if mode == TlsAuthClients::Optional { verifier.allow_unauthenticated() } else { verifier };
             let verifier = verifier.build().map_err(|e| TlsError::Cert {
-                path: config.tls_ca_cert_file.clone(),
+                path: ca_source(config),
                 reason: e.to_string(),
             })?;
             builder.with_client_cert_verifier(verifier)
         }
     };
     let mut server = builder.with_single_cert(certs, key).map_err(rustls_err)?;
-    // Stateless tickets: a client resumes on whichever core its next connection lands.
-    server.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(rustls_err)?;
-    Ok(Arc::new(server))
+    server.ignore_client_order = config.tls_prefer_server_ciphers;
+    if config.tls_session_caching {
+        // Tickets (stateless, shared keys) let a client resume on whichever core it lands; the
+        // cache serves clients that ask for TLS 1.2 session ids.
+        let lifetime = u32::try_from(config.tls_session_cache_timeout).unwrap_or(u32::MAX);
+        server.ticketer = Arc::new(Lifetime { inner: tickets.clone(), lifetime });
+        server.session_storage =
+            ServerSessionMemoryCache::new(usize::try_from(config.tls_session_cache_size).unwrap_or(usize::MAX).max(1));
+    } else {
+        server.session_storage = Arc::new(NoServerSessionStorage {});
+        server.send_tls13_tickets = 0;
+    }
+    let mut warnings = Vec::new();
+    if !config.tls_dh_params_file.is_empty() {
+        warnings.push(format!(
+            "tls-dh-params-file {} ignored: rustls uses ECDHE key exchange only and needs no DH parameters",
+            config.tls_dh_params_file
+        ));
+    }
+    Ok(Built { config: Arc::new(server), not_after, warnings })
+}
+
+/// Session tickets with `tls-session-cache-timeout` as their advertised lifetime.
+#[derive(Debug)]
+struct Lifetime {
+    inner: Arc<dyn ProducesTickets>,
+    lifetime: u32,
+}
+
+impl ProducesTickets for Lifetime {
+    fn enabled(&self) -> bool {
+        self.inner.enabled() && self.lifetime > 0
+    }
+    fn lifetime(&self) -> u32 {
+        self.lifetime
+    }
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        self.inner.encrypt(plain)
+    }
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        self.inner.decrypt(cipher)
+    }
+}
+
+/// TLS 1.2 cipher names as OpenSSL (and so `tls-ciphers`) spells them, with rustls's names.
+const TLS12_NAMES: &[(&str, &str)] = &[
+    ("ECDHE-ECDSA-AES128-GCM-SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
+    ("ECDHE-ECDSA-AES256-GCM-SHA384", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
+    ("ECDHE-ECDSA-CHACHA20-POLY1305", "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"),
+    ("ECDHE-RSA-AES128-GCM-SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+    ("ECDHE-RSA-AES256-GCM-SHA384", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"),
+    ("ECDHE-RSA-CHACHA20-POLY1305", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"),
+];
+
+/// TLS 1.3 suite names as `tls-ciphersuites` spells them, with rustls's names.
+const TLS13_NAMES: &[(&str, &str)] = &[
+    ("TLS_AES_128_GCM_SHA256", "TLS13_AES_128_GCM_SHA256"),
+    ("TLS_AES_256_GCM_SHA384", "TLS13_AES_256_GCM_SHA384"),
+    ("TLS_CHACHA20_POLY1305_SHA256", "TLS13_CHACHA20_POLY1305_SHA256"),
+];
+
+/// The rustls names a colon-separated OpenSSL cipher list selects; unknown names are an error
+/// that lists them. OpenSSL's group keywords (`DEFAULT`, `HIGH`, `ALL`) select every suite, and
+/// exclusions (`!aNULL`, `-RC4`) name things rustls never offers, so they change nothing.
+fn select(
+    list: &str,
+    names: &'static [(&'static str, &'static str)],
+    directive: &'static str,
+) -> Result<Option<Vec<&'static str>>, TlsError> {
+    if list.trim().is_empty() {
+        return Ok(None);
+    }
+    let mut chosen = Vec::new();
+    let mut unknown = Vec::new();
+    for item in list.split([':', ',', ' ']).map(str::trim).filter(|i| !i.is_empty()) {
+        if item.starts_with(['!', '-', '+']) || item.starts_with('@') {
+            continue;
+        }
+        if ["DEFAULT", "HIGH", "ALL", "ECDHE", "EECDH"].iter().any(|k| item.eq_ignore_ascii_case(k)) {
+            chosen.extend(names.iter().map(|(_, r)| *r));
+            continue;
+        }
+        match names.iter().find(|(o, r)| item.eq_ignore_ascii_case(o) || item.eq_ignore_ascii_case(r)) {
+            Some((_, r)) => chosen.push(*r),
+            None => unknown.push(item.to_owned()),
+        }
+    }
+    if !unknown.is_empty() {
+        let offered: Vec<&str> = names.iter().map(|(o, _)| *o).collect();
+        return Err(TlsError::Policy {
+            directive,
+            reason: format!(
+                "unknown or unsupported cipher(s): {} (rustls offers {})",
+                unknown.join(", "),
+                offered.join(", ")
+            ),
+        });
+    }
+    Ok(Some(chosen))
+}
+
+/// The aws-lc-rs provider with the suites `tls-ciphers` and `tls-ciphersuites` allow.
+fn provider(config: &Config) -> Result<CryptoProvider, TlsError> {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    let tls12 = select(&config.tls_ciphers, TLS12_NAMES, "tls-ciphers")?;
+    let tls13 = select(&config.tls_ciphersuites, TLS13_NAMES, "tls-ciphersuites")?;
+    provider.cipher_suites.retain(|s| {
+        let name = format!("{:?}", s.suite());
+        let allowed = if name.starts_with("TLS13_") { &tls13 } else { &tls12 };
+        allowed.as_ref().map_or(true, |a| a.contains(&name.as_str()))
+    });
+    Ok(provider)
+}
+
+/// `tls-protocols`: the versions to speak (both when empty).
+fn versions(protocols: &[String]) -> Result<Vec<&'static SupportedProtocolVersion>, TlsError> {
+    if protocols.is_empty() {
+        return Ok(vec![&rustls::version::TLS13, &rustls::version::TLS12]);
+    }
+    let mut out = Vec::new();
+    for p in protocols.iter().flat_map(|p| p.split_ascii_whitespace()) {
+        let v: &'static SupportedProtocolVersion = match p.to_ascii_lowercase().as_str() {
+            "tlsv1.2" => &rustls::version::TLS12,
+            "tlsv1.3" => &rustls::version::TLS13,
+            "tlsv1" | "tlsv1.1" => {
+                return Err(TlsError::Policy {
+                    directive: "tls-protocols",
+                    reason: format!("{p} is not supported: rustls speaks TLSv1.2 and TLSv1.3 only"),
+                })
+            }
+            _ => {
+                return Err(TlsError::Policy {
+                    directive: "tls-protocols",
+                    reason: format!("unknown protocol '{p}' (expected TLSv1.2 and/or TLSv1.3)"),
+                })
+            }
+        };
+        out.push(v);
+    }
+    Ok(out)
 }
 
 fn load_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -94,12 +301,125 @@ fn load_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
+/// Checks the server certificate rustls will send: X.509 v3, and valid now. Returns notAfter.
+fn check_cert(path: &str, cert: &CertificateDer<'_>) -> Result<i64, TlsError> {
+    let fail = |reason: String| TlsError::Cert { path: path.to_owned(), reason };
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).map_err(|e| fail(format!("not X.509: {e}")))?;
+    if parsed.version() != x509_parser::x509::X509Version::V3 {
+        return Err(fail(format!(
+            "is an X.509 {:?} certificate; rustls needs v3 (issue it with extensions, e.g. \
+             openssl x509 -req ... -extfile with subjectAltName)",
+            parsed.version()
+        )));
+    }
+    let validity = parsed.validity();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    if now < validity.not_before.timestamp() {
+        return Err(fail(format!("not valid before {}", validity.not_before)));
+    }
+    if now > validity.not_after.timestamp() {
+        return Err(fail(format!("expired on {}", validity.not_after)));
+    }
+    Ok(validity.not_after.timestamp())
+}
+
+/// The private key, decrypting an `ENCRYPTED PRIVATE KEY` (PKCS#8) with `pass` when given.
+fn load_key(path: &str, pass: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let fail = |reason: String| TlsError::Key { path: path.to_owned(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        if pass.is_empty() {
+            return Err(fail("the key is encrypted: set tls-key-file-pass".into()));
+        }
+        let (_, doc) = pkcs8::der::Document::from_pem(&text).map_err(|e| fail(format!("bad PEM: {e}")))?;
+        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes()).map_err(|e| fail(e.to_string()))?;
+        let plain = info.decrypt(pass).map_err(|e| fail(format!("cannot decrypt with tls-key-file-pass: {e}")))?;
+        return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(plain.as_bytes().to_vec())));
+    }
+    if text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(fail(
+            "legacy OpenSSL-encrypted PEM is not supported; convert it with \
+             `openssl pkcs8 -topk8 -v2 aes-256-cbc`"
+                .into(),
+        ));
+    }
+    PrivateKeyDer::from_pem_slice(text.as_bytes()).map_err(|e| fail(e.to_string()))
+}
+
+fn ca_source(config: &Config) -> String {
+    if config.tls_ca_cert_file.is_empty() { config.tls_ca_cert_dir.clone() } else { config.tls_ca_cert_file.clone() }
+}
+
+/// The CAs that sign client certificates: `tls-ca-cert-file` and every certificate file in
+/// `tls-ca-cert-dir`.
+fn load_roots(config: &Config) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    let mut files = Vec::new();
+    if !config.tls_ca_cert_file.is_empty() {
+        files.push(config.tls_ca_cert_file.clone());
+    }
+    if !config.tls_ca_cert_dir.is_empty() {
+        let dir = &config.tls_ca_cert_dir;
+        let entries = std::fs::read_dir(dir).map_err(|e| TlsError::Cert { path: dir.clone(), reason: e.to_string() })?;
+        let mut found: Vec<String> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .filter_map(|p| p.to_str().map(str::to_owned))
+            .collect();
+        found.sort();
+        files.extend(found);
+    }
+    for file in &files {
+        // A directory may hold other files (hash links to the same certs, READMEs): skip those
+        // with no certificate, but a certificate that does not parse is an error.
+        let certs = match load_certs(file) {
+            Ok(c) => c,
+            Err(_) if Some(file) != files.first() || config.tls_ca_cert_file.is_empty() => continue,
+            Err(e) => return Err(e),
+        };
+        for ca in certs {
+            roots.add(ca).map_err(|e| TlsError::Cert { path: file.clone(), reason: describe(&e) })?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(TlsError::Cert { path: ca_source(config), reason: "no CA certificate found".into() });
+    }
+    Ok(roots)
+}
+
 /// rustls's error, with a hint where rustls's own words do not say what to do.
 fn describe(e: &rustls::Error) -> String {
     let text = e.to_string();
     if text.contains("UnsupportedCertVersion") {
         format!("{text}: rustls needs X.509 v3 certificates (openssl x509 -req ... -extfile with SAN)")
+    } else if text.contains("InconsistentKeys") || text.contains("KeyMismatch") {
+        format!("{text}: the private key does not belong to the certificate")
     } else {
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cipher_lists_map_openssl_names_and_name_the_unknown() {
+        let got = select("ECDHE-RSA-AES128-GCM-SHA256:!aNULL", TLS12_NAMES, "tls-ciphers").unwrap().unwrap();
+        assert_eq!(got, ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]);
+        let err = select("AES128-SHA:RC4-MD5:ECDHE-RSA-AES128-GCM-SHA256", TLS12_NAMES, "tls-ciphers").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("tls-ciphers: unknown or unsupported cipher(s): AES128-SHA, RC4-MD5"), "{text}");
+        assert_eq!(select("", TLS13_NAMES, "tls-ciphersuites").unwrap(), None);
+        assert_eq!(select("DEFAULT", TLS13_NAMES, "tls-ciphersuites").unwrap().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn protocol_lists() {
+        assert_eq!(versions(&[]).unwrap().len(), 2);
+        assert_eq!(versions(&["TLSv1.3".into()]).unwrap().len(), 1);
+        assert!(versions(&["TLSv1.1".into()]).unwrap_err().to_string().contains("rustls speaks TLSv1.2 and TLSv1.3"));
+        assert!(versions(&["SSLv3".into()]).is_err());
     }
 }

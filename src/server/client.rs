@@ -222,7 +222,7 @@ impl Client {
             "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub={} psub={} \
              ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 \
              omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} \
-             lib-ver={} core={} tls={} tls-version={} tls-cipher={}",
+             lib-ver={} core={} tls={} tls-version={} tls-cipher={} tls-cn={}",
             self.id,
             self.addr,
             self.laddr,
@@ -247,6 +247,7 @@ impl Client {
             if self.tls.is_some() { "yes" } else { "no" },
             self.tls.as_ref().map_or("", |t| t.version.as_str()),
             self.tls.as_ref().map_or("", |t| t.cipher.as_str()),
+            self.tls.as_ref().map_or("", |t| t.client_cn.as_str()),
         );
         s
     }

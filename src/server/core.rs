@@ -1,7 +1,7 @@
 //! One core's context: its router, a cached configuration, and counters; shared by the core's
 //! connections through an `Rc`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -28,6 +28,8 @@ pub struct CoreStats {
     pub tls_handshakes: u64,
     /// TLS handshakes that failed (bad certificate, plaintext on the TLS port, timeout).
     pub tls_handshake_failures: u64,
+    /// TLS handshakes that resumed a session (ticket or cache) instead of a full handshake.
+    pub tls_resumed: u64,
     /// TLS clients connected now.
     pub tls_clients: u64,
 }
@@ -39,6 +41,8 @@ pub struct Core {
     /// Process-wide state.
     pub global: Arc<Global>,
     config: RefCell<(u64, Arc<Config>)>,
+    /// TLS handshakes running on this core now (bounded by the accept loop).
+    pub handshakes_in_flight: Cell<usize>,
 }
 
 impl Core {
@@ -46,7 +50,7 @@ impl Core {
     #[must_use]
     pub fn new(router: Rc<Router>, global: Arc<Global>) -> Core {
         let config = (global.config_version(), global.config());
-        Core { router, global, config: RefCell::new(config) }
+        Core { router, global, config: RefCell::new(config), handshakes_in_flight: Cell::new(0) }
     }
 
     /// The configuration, re-read only when CONFIG SET changed it.

@@ -4,7 +4,7 @@
 //! configuration and re-read it only when its version changes.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::{Config, ConfigError};
@@ -18,8 +18,20 @@ pub struct CoreInfo {
     pub cpu: usize,
 }
 
+/// What runs after a CONFIG SET commits (installing a TLS configuration built beforehand).
+pub type Commit = Box<dyn FnOnce() + Send>;
+
+/// Checks a CONFIG SET (old, new) against the running server before it commits: can the new
+/// ports be bound, do the TLS files and policies build? Returns what to do once it commits, or
+/// why it must not. Installed by the runtime, which knows sockets and TLS; the server does not.
+pub type Reconfigure = dyn Fn(&Config, &Config) -> Result<Commit, String> + Send + Sync;
+
 /// Process-wide state.
 pub struct Global {
+    reconfigure: OnceLock<Box<Reconfigure>>,
+    listen_generation: AtomicU64,
+    /// The TLS configuration new handshakes use, shared by every core.
+    pub tls: Arc<crate::facade::tls::TlsSlot>,
     config: RwLock<Arc<Config>>,
     config_version: AtomicU64,
     next_client_id: AtomicU64,
@@ -39,7 +51,7 @@ pub struct Global {
 impl Global {
     /// Shared state for a server with `config` running on `cores`.
     #[must_use]
-    pub fn new(config: Config, cores: Vec<CoreInfo>) -> Global {
+    pub fn new(config: Config, cores: Vec<CoreInfo>, tls: Arc<crate::facade::tls::TlsSlot>) -> Global {
         let seed = super::dict::splitmix(
             SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
                 ^ u64::from(std::process::id()),
@@ -52,6 +64,9 @@ impl Global {
         );
         let max_bulk = config.proto_max_bulk_len.0;
         Global {
+            reconfigure: OnceLock::new(),
+            listen_generation: AtomicU64::new(0),
+            tls,
             config: RwLock::new(Arc::new(config)),
             config_version: AtomicU64::new(0),
             next_client_id: AtomicU64::new(1),
@@ -77,15 +92,39 @@ impl Global {
         self.config_version.load(Ordering::Acquire)
     }
 
-    /// CONFIG SET: applies all pairs atomically, or none.
+    /// Installs the check every CONFIG SET passes before it commits (once, at startup).
+    pub fn set_reconfigure(&self, hook: Box<Reconfigure>) {
+        let _ = self.reconfigure.set(hook);
+    }
+
+    /// CONFIG SET: applies all pairs atomically, or none. A change of listeners bumps
+    /// [`Global::listen_generation`]; a TLS change installs a new configuration on every core.
     pub fn set_config(&self, pairs: &[(String, String)]) -> Result<(), ConfigError> {
         let mut guard = self.config.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut next = (**guard).clone();
         next.set(pairs)?;
+        let commit = match self.reconfigure.get() {
+            Some(check) => check(&guard, &next).map_err(|reason| ConfigError::Invalid {
+                name: pairs.first().map(|p| p.0.to_ascii_lowercase()).unwrap_or_default(),
+                reason,
+            })?,
+            None => Box::new(|| {}),
+        };
+        let rebind = (next.port, next.tls_port, &next.bind) != (guard.port, guard.tls_port, &guard.bind);
         self.max_bulk.store(next.proto_max_bulk_len.0, Ordering::Relaxed);
         *guard = Arc::new(next);
+        commit();
+        if rebind {
+            self.listen_generation.fetch_add(1, Ordering::AcqRel);
+        }
         self.config_version.fetch_add(1, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// Bumped when the listening addresses change; each core then rebinds.
+    #[must_use]
+    pub fn listen_generation(&self) -> u64 {
+        self.listen_generation.load(Ordering::Acquire)
     }
 
     /// `proto-max-bulk-len` now: shards read it per command, so CONFIG SET reaches every core.

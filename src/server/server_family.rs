@@ -202,6 +202,8 @@ struct CoreReport {
     stats: CoreStats,
     db: DbStats,
     keys: Vec<(usize, usize)>,
+    /// TLS clients by "version cipher".
+    tls_sessions: Vec<String>,
 }
 
 /// INFO [section ...]
@@ -213,6 +215,11 @@ pub async fn info(s: &Session, args: &[Bytes]) -> Reply {
         .each_shard(|shard| CoreReport {
             cpu: thread_cpu(),
             blocked: shard.clients.values().filter(|c| c.is_blocked()).count(),
+            tls_sessions: shard
+                .clients
+                .values()
+                .filter_map(|c| c.tls.as_ref().map(|t| format!("{} {}", t.version, t.cipher)))
+                .collect(),
             stats: shard.stats,
             db: shard.stats(),
             keys: shard.dbs().iter().map(|d| (d.len(), d.expires_len())).collect(),
@@ -228,6 +235,7 @@ pub async fn info(s: &Session, args: &[Bytes]) -> Reply {
         t.clients += r.stats.clients;
         t.tls_handshakes += r.stats.tls_handshakes;
         t.tls_handshake_failures += r.stats.tls_handshake_failures;
+        t.tls_resumed += r.stats.tls_resumed;
         t.tls_clients += r.stats.tls_clients;
         t
     });
@@ -313,14 +321,29 @@ pub async fn info(s: &Session, args: &[Bytes]) -> Reply {
     }
     section("Cores", cores);
     let mut tls = format!(
-        "tls_port:{}\r\ntls_connected_clients:{}\r\ntls_handshakes_ok:{}\r\ntls_handshakes_failed:{}\r\n",
-        config.tls_port, total.tls_clients, total.tls_handshakes, total.tls_handshake_failures
+        "tls_port:{}\r\ntls_connected_clients:{}\r\ntls_handshakes_ok:{}\r\ntls_handshakes_failed:{}\r\n\
+         tls_handshakes_resumed:{}\r\ntls_cert_not_after:{}\r\ntls_config_installs:{}\r\n",
+        config.tls_port,
+        total.tls_clients,
+        total.tls_handshakes,
+        total.tls_handshake_failures,
+        total.tls_resumed,
+        global.tls.not_after().unwrap_or(0),
+        global.tls.installs(),
     );
+    let mut sessions: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for kind in reports.iter().flat_map(|r| &r.tls_sessions) {
+        *sessions.entry(kind).or_default() += 1;
+    }
+    for (kind, n) in sessions {
+        let (version, cipher) = kind.split_once(' ').unwrap_or((kind, ""));
+        let _ = write!(tls, "tls_clients_by_session:version={version},cipher={cipher},clients={n}\r\n");
+    }
     for (i, r) in reports.iter().enumerate() {
         let _ = write!(
             tls,
-            "core{i}:tls_clients={},handshakes_ok={},handshakes_failed={}\r\n",
-            r.stats.tls_clients, r.stats.tls_handshakes, r.stats.tls_handshake_failures
+            "core{i}:tls_clients={},handshakes_ok={},handshakes_failed={},handshakes_resumed={}\r\n",
+            r.stats.tls_clients, r.stats.tls_handshakes, r.stats.tls_handshake_failures, r.stats.tls_resumed
         );
     }
     section("TLS", tls);
