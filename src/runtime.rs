@@ -260,7 +260,11 @@ fn wanted(config: &Config) -> Result<Vec<(SocketAddr, bool, bool)>, String> {
 }
 
 /// Binds every wanted address not in `keep` (which are bound already).
-fn bind_all(config: &Config, tls: &Arc<TlsSlot>, keep: &[(SocketAddr, bool)]) -> Result<Vec<Listener>, String> {
+fn bind_all(
+    config: &Config,
+    tls: &Arc<TlsSlot>,
+    keep: &[(SocketAddr, bool)],
+) -> Result<Vec<Listener>, String> {
     let mut listeners = Vec::new();
     for (addr, is_tls, optional) in wanted(config)? {
         if keep.contains(&(addr, is_tls)) {
@@ -292,7 +296,11 @@ fn rebind(
         let keep = want.iter().any(|(a, t, _)| (*a, *t) == *key);
         if !keep {
             task.cancel();
-            tracing::info!("core {index}: closed listener {} ({})", key.0, if key.1 { "TLS" } else { "plain" });
+            tracing::info!(
+                "core {index}: closed listener {} ({})",
+                key.0,
+                if key.1 { "TLS" } else { "plain" }
+            );
         }
         keep
     });
@@ -300,7 +308,11 @@ fn rebind(
     match bind_all(config, tls, &kept) {
         Ok(new) => {
             for l in new {
-                tracing::info!("core {index}: listening on {} ({})", l.addr(), if l.is_tls() { "TLS" } else { "plain" });
+                tracing::info!(
+                    "core {index}: listening on {} ({})",
+                    l.addr(),
+                    if l.is_tls() { "TLS" } else { "plain" }
+                );
                 let key = (l.addr(), l.is_tls());
                 accepts.push((key, glommio::spawn_local(accept_loop(l, core.clone())).detach()));
             }
@@ -354,7 +366,9 @@ impl std::future::Future for YieldNow {
 
 /// The CONFIG SET check: new ports must be bindable, and a TLS change must build; the built
 /// configuration is installed on commit.
-fn reconfigure(tls: Arc<TlsSlot>) -> impl Fn(&Config, &Config) -> Result<crate::server::global::Commit, String> {
+fn reconfigure(
+    tls: Arc<TlsSlot>,
+) -> impl Fn(&Config, &Config) -> Result<crate::server::global::Commit, String> {
     move |old, new| {
         for (port, old_port) in [(new.port, old.port), (new.tls_port, old.tls_port)] {
             if port != 0 && port != old_port {
@@ -382,8 +396,11 @@ fn reconfigure(tls: Arc<TlsSlot>) -> impl Fn(&Config, &Config) -> Result<crate::
 fn probe_bind(config: &Config, port: u16) -> std::io::Result<()> {
     for raw in &config.bind {
         let (optional, text) = raw.strip_prefix('-').map_or((false, raw.as_str()), |t| (true, t));
-        let ip: IpAddr = if text == "*" { IpAddr::from([0, 0, 0, 0]) } else {
-            text.parse().map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad bind address"))?
+        let ip: IpAddr = if text == "*" {
+            IpAddr::from([0, 0, 0, 0])
+        } else {
+            text.parse()
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad bind address"))?
         };
         let addr = SocketAddr::new(ip, port);
         let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;

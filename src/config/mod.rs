@@ -167,7 +167,13 @@ impl Config {
     pub fn tls_differs(&self, other: &Config) -> bool {
         fn key(c: &Config) -> impl PartialEq + '_ {
             (
-                [&c.tls_cert_file, &c.tls_key_file, &c.tls_key_file_pass, &c.tls_ca_cert_file, &c.tls_ca_cert_dir],
+                [
+                    &c.tls_cert_file,
+                    &c.tls_key_file,
+                    &c.tls_key_file_pass,
+                    &c.tls_ca_cert_file,
+                    &c.tls_ca_cert_dir,
+                ],
                 [&c.tls_ciphers, &c.tls_ciphersuites],
                 c.tls_protocols.clone(),
                 (c.tls_auth_clients, c.tls_prefer_server_ciphers, c.tls_session_caching),
@@ -289,6 +295,20 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_config_documents_every_directive_and_loads() {
+        let text = include_str!("../../config/ferrokey.conf");
+        for d in DIRECTIVES {
+            let line = format!("\n{} ", d.name);
+            let commented = format!("\n# {} ", d.name);
+            assert!(text.contains(&line) || text.contains(&commented), "config/ferrokey.conf lacks {}", d.name);
+        }
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ferrokey.conf");
+        let mut c = Config::default();
+        file::read(&path).unwrap().iter().for_each(|l| c.apply(l).unwrap());
+        assert_eq!(c.tls_port, 6380);
+    }
+
+    #[test]
     fn config_set_is_all_or_nothing() {
         let mut c = Config::default();
         let pairs = vec![("hz".to_owned(), "50".to_owned()), ("maxclients".into(), "x".into())];
@@ -299,8 +319,11 @@ mod tests {
             err.to_string(),
             "CONFIG SET failed (possibly related to argument 'databases') - can't set immutable config"
         );
-        c.set(&[("tls-protocols".into(), "TLSv1.2 TLSv1.3".into()), ("tls-replication".into(), "yes".into())])
-            .unwrap();
+        c.set(&[
+            ("tls-protocols".into(), "TLSv1.2 TLSv1.3".into()),
+            ("tls-replication".into(), "yes".into()),
+        ])
+        .unwrap();
         assert_eq!(c.get(&[b"tls-protocols"]), vec![("tls-protocols", "TLSv1.2 TLSv1.3".to_owned())]);
         assert!(c.tls_replication);
         assert!(c.set(&[("tls-cluster".into(), "maybe".into())]).is_err());

@@ -48,12 +48,13 @@ impl Listener {
     pub async fn accept(&self) -> io::Result<Incoming> {
         let tcp = self.tcp.accept().await?;
         let peer = tcp.peer_addr()?;
-        let tls = match &self.tls {
-            None => None,
-            Some(slot) => Some(TlsAcceptor::from(slot.current().ok_or_else(|| {
-                io::Error::new(io::ErrorKind::NotFound, "no TLS configuration installed")
-            })?)),
-        };
+        let tls =
+            match &self.tls {
+                None => None,
+                Some(slot) => Some(TlsAcceptor::from(slot.current().ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::NotFound, "no TLS configuration installed")
+                })?)),
+            };
         Ok(Incoming { tcp, tls, peer, local: self.addr })
     }
 }

@@ -42,7 +42,8 @@ impl Stream {
             None => String::new(),
         };
         let cipher = session.negotiated_cipher_suite().map_or(String::new(), |c| format!("{:?}", c.suite()));
-        let client_cn = session.peer_certificates().and_then(|c| c.first()).map_or(String::new(), |c| common_name(c));
+        let client_cn =
+            session.peer_certificates().and_then(|c| c.first()).map_or(String::new(), |c| common_name(c));
         let resumed = session.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         Some(TlsInfo { version, cipher, client_cn, resumed })
     }

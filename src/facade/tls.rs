@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use rustls::crypto::CryptoProvider;
-use rustls::server::{NoServerSessionStorage, ProducesTickets, ServerSessionMemoryCache, WebPkiClientVerifier};
+use rustls::server::{
+    NoServerSessionStorage, ProducesTickets, ServerSessionMemoryCache, WebPkiClientVerifier,
+};
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -82,7 +84,12 @@ impl TlsSlot {
     pub fn new() -> Result<TlsSlot, TlsError> {
         let tickets = rustls::crypto::aws_lc_rs::Ticketer::new()
             .map_err(|e| TlsError::Policy { directive: "tls-session-caching", reason: e.to_string() })?;
-        Ok(TlsSlot { current: RwLock::new(None), tickets, not_after: AtomicI64::new(0), reloads: AtomicU64::new(0) })
+        Ok(TlsSlot {
+            current: RwLock::new(None),
+            tickets,
+            not_after: AtomicI64::new(0),
+            reloads: AtomicU64::new(0),
+        })
     }
 
     /// The configuration for the next handshake.
@@ -139,10 +146,9 @@ fn server_config(config: &Config, tickets: &Arc<dyn ProducesTickets>) -> Result<
             let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
             let verifier =
                 if mode == TlsAuthClients::Optional { verifier.allow_unauthenticated() } else { verifier };
-            let verifier = verifier.build().map_err(|e| TlsError::Cert {
-                path: ca_source(config),
-                reason: e.to_string(),
-            })?;
+            let verifier = verifier
+                .build()
+                .map_err(|e| TlsError::Cert { path: ca_source(config), reason: e.to_string() })?;
             builder.with_client_cert_verifier(verifier)
         }
     };
@@ -153,8 +159,9 @@ fn server_config(config: &Config, tickets: &Arc<dyn ProducesTickets>) -> Result<
         // cache serves clients that ask for TLS 1.2 session ids.
         let lifetime = u32::try_from(config.tls_session_cache_timeout).unwrap_or(u32::MAX);
         server.ticketer = Arc::new(Lifetime { inner: tickets.clone(), lifetime });
-        server.session_storage =
-            ServerSessionMemoryCache::new(usize::try_from(config.tls_session_cache_size).unwrap_or(usize::MAX).max(1));
+        server.session_storage = ServerSessionMemoryCache::new(
+            usize::try_from(config.tls_session_cache_size).unwrap_or(usize::MAX).max(1),
+        );
     } else {
         server.session_storage = Arc::new(NoServerSessionStorage {});
         server.send_tls13_tickets = 0;
@@ -304,7 +311,8 @@ fn load_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 /// Checks the server certificate rustls will send: X.509 v3, and valid now. Returns notAfter.
 fn check_cert(path: &str, cert: &CertificateDer<'_>) -> Result<i64, TlsError> {
     let fail = |reason: String| TlsError::Cert { path: path.to_owned(), reason };
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert).map_err(|e| fail(format!("not X.509: {e}")))?;
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(cert).map_err(|e| fail(format!("not X.509: {e}")))?;
     if parsed.version() != x509_parser::x509::X509Version::V3 {
         return Err(fail(format!(
             "is an X.509 {:?} certificate; rustls needs v3 (issue it with extensions, e.g. \
@@ -313,7 +321,8 @@ fn check_cert(path: &str, cert: &CertificateDer<'_>) -> Result<i64, TlsError> {
         )));
     }
     let validity = parsed.validity();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     if now < validity.not_before.timestamp() {
         return Err(fail(format!("not valid before {}", validity.not_before)));
     }
@@ -332,8 +341,10 @@ fn load_key(path: &str, pass: &str) -> Result<PrivateKeyDer<'static>, TlsError> 
             return Err(fail("the key is encrypted: set tls-key-file-pass".into()));
         }
         let (_, doc) = pkcs8::der::Document::from_pem(&text).map_err(|e| fail(format!("bad PEM: {e}")))?;
-        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes()).map_err(|e| fail(e.to_string()))?;
-        let plain = info.decrypt(pass).map_err(|e| fail(format!("cannot decrypt with tls-key-file-pass: {e}")))?;
+        let info =
+            pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes()).map_err(|e| fail(e.to_string()))?;
+        let plain =
+            info.decrypt(pass).map_err(|e| fail(format!("cannot decrypt with tls-key-file-pass: {e}")))?;
         return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(plain.as_bytes().to_vec())));
     }
     if text.contains("Proc-Type: 4,ENCRYPTED") {
@@ -347,7 +358,11 @@ fn load_key(path: &str, pass: &str) -> Result<PrivateKeyDer<'static>, TlsError> 
 }
 
 fn ca_source(config: &Config) -> String {
-    if config.tls_ca_cert_file.is_empty() { config.tls_ca_cert_dir.clone() } else { config.tls_ca_cert_file.clone() }
+    if config.tls_ca_cert_file.is_empty() {
+        config.tls_ca_cert_dir.clone()
+    } else {
+        config.tls_ca_cert_file.clone()
+    }
 }
 
 /// The CAs that sign client certificates: `tls-ca-cert-file` and every certificate file in
@@ -360,7 +375,8 @@ fn load_roots(config: &Config) -> Result<RootCertStore, TlsError> {
     }
     if !config.tls_ca_cert_dir.is_empty() {
         let dir = &config.tls_ca_cert_dir;
-        let entries = std::fs::read_dir(dir).map_err(|e| TlsError::Cert { path: dir.clone(), reason: e.to_string() })?;
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| TlsError::Cert { path: dir.clone(), reason: e.to_string() })?;
         let mut found: Vec<String> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -408,9 +424,13 @@ mod tests {
     fn cipher_lists_map_openssl_names_and_name_the_unknown() {
         let got = select("ECDHE-RSA-AES128-GCM-SHA256:!aNULL", TLS12_NAMES, "tls-ciphers").unwrap().unwrap();
         assert_eq!(got, ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]);
-        let err = select("AES128-SHA:RC4-MD5:ECDHE-RSA-AES128-GCM-SHA256", TLS12_NAMES, "tls-ciphers").unwrap_err();
+        let err =
+            select("AES128-SHA:RC4-MD5:ECDHE-RSA-AES128-GCM-SHA256", TLS12_NAMES, "tls-ciphers").unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("tls-ciphers: unknown or unsupported cipher(s): AES128-SHA, RC4-MD5"), "{text}");
+        assert!(
+            text.starts_with("tls-ciphers: unknown or unsupported cipher(s): AES128-SHA, RC4-MD5"),
+            "{text}"
+        );
         assert_eq!(select("", TLS13_NAMES, "tls-ciphersuites").unwrap(), None);
         assert_eq!(select("DEFAULT", TLS13_NAMES, "tls-ciphersuites").unwrap().unwrap().len(), 3);
     }
@@ -419,7 +439,10 @@ mod tests {
     fn protocol_lists() {
         assert_eq!(versions(&[]).unwrap().len(), 2);
         assert_eq!(versions(&["TLSv1.3".into()]).unwrap().len(), 1);
-        assert!(versions(&["TLSv1.1".into()]).unwrap_err().to_string().contains("rustls speaks TLSv1.2 and TLSv1.3"));
+        assert!(versions(&["TLSv1.1".into()])
+            .unwrap_err()
+            .to_string()
+            .contains("rustls speaks TLSv1.2 and TLSv1.3"));
         assert!(versions(&["SSLv3".into()]).is_err());
     }
 }
