@@ -4,7 +4,9 @@
 # Each server runs pinned to cpu SERVER_CPU; redis-benchmark runs pinned to cpu CLIENT_CPU. For each
 # of plain/TLS x P=1/P=16 x SET/GET it prints ops/s and server CPU µs per operation (utime+stime
 # from /proc/PID/stat over the run), and the ratio ferrokey/redis (lower is better for µs/op).
-# Then ferrokey threads 2 vs threads 1 (keys on both shards), and RSS per idle TLS connection.
+# Then data types, sorted-set size scaling, TLS handshake cost (full RSA with client cert, ECDSA,
+# resumed), a steady load's p99 beside connection churn, ferrokey threads 2 vs threads 1 (keys on
+# both shards), and RSS per idle plain and TLS connection.
 #
 #   scripts/bench-compare.sh [-n REQUESTS] [-c CLIENTS] [--idle N] [--quick]
 set -euo pipefail
@@ -122,6 +124,66 @@ for who in redis ferrokey; do
   echo "| $who | $small | $big | $(awk -v a="$big" -v b="$small" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') |"
 done
 kill "$FPID"; wait "$FPID" 2>/dev/null || true
+
+# TLS handshakes: server CPU per full handshake (RSA-2048 with a client certificate, ECDSA P-256
+# without) and per resumed one, from 4 client processes on the client cpu.
+openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null | openssl pkcs8 -topk8 -nocrypt -out "$certs/ec.key"
+openssl req -new -key "$certs/ec.key" -subj /CN=localhost 2>/dev/null |
+  openssl x509 -req -CA "$certs/ca.crt" -CAkey "$certs/ca.key" -CAcreateserial -days 30 -sha256 -out "$certs/ec.crt" \
+    -extfile <(printf "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n") 2>/dev/null
+start_tls_only() { # server cert key auth -> "pid tls_port"
+  local t; t=$(free_port)
+  if [ "$1" = redis ]; then
+    taskset -c "$SERVER_CPU" redis-server --port 0 --tls-port "$t" --tls-cert-file "$2" --tls-key-file "$3" \
+      --tls-ca-cert-file "$certs/ca.crt" --tls-auth-clients "$4" --save "" --maxclients 20000 --loglevel warning >/dev/null 2>&1 &
+  else
+    "$FK" --port 0 --tls-port "$t" --threads 1 --server-cpus "$SERVER_CPU" --tls-cert-file "$2" --tls-key-file "$3" \
+      --tls-ca-cert-file "$certs/ca.crt" --tls-auth-clients "$4" --maxclients 20000 --loglevel warning >/dev/null 2>&1 &
+  fi
+  local pid=$!; echo "$pid" >> "$pidfile"; wait_port "$t"; echo "$pid $t"
+}
+HS=$(( N / 50 ))
+echo
+echo "TLS handshakes ($HS per run, 4 client processes): server CPU ms per handshake"
+echo "| handshake | redis ms | ferrokey ms | ratio fk/redis | redis hs/s | ferrokey hs/s |"
+echo "|---|---|---|---|---|---|"
+for kind in rsa-client-cert ecdsa rsa-resumed; do
+  declare -A ms rate
+  for who in redis ferrokey; do
+    case $kind in
+      ecdsa) read -r pid t < <(start_tls_only $who "$certs/ec.crt" "$certs/ec.key" no); extra=() ;;
+      *) read -r pid t < <(start_tls_only $who "$certs/server.crt" "$certs/server.key" yes)
+         extra=(--cert "$certs/client.crt" --key "$certs/client.key") ;;
+    esac
+    [ $kind = rsa-resumed ] && extra+=(--resume)
+    read -r m r _ < <(taskset -c "$CLIENT_CPU" python3 scripts/handshake-cost.py --port "$t" --pid "$pid" \
+      --count "$HS" --cacert "$certs/ca.crt" "${extra[@]}")
+    ms[$who]=$m; rate[$who]=$r
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+  done
+  echo "| $kind | ${ms[redis]} | ${ms[ferrokey]} | $(awk -v a="${ms[ferrokey]}" -v b="${ms[redis]}" 'BEGIN { printf "%.2f", a / b }') | ${rate[redis]} | ${rate[ferrokey]} |"
+done
+
+# Steady load beside connection churn: redis-benchmark GET, 50 TLS clients, p99 with and
+# without 200 new TLS connections per second.
+echo
+echo "Steady TLS load (50 clients, GET, P=1) beside 200 new TLS connections/s: p99 ms"
+echo "| server | p99 alone | p99 with churn | ratio |"
+echo "|---|---|---|---|"
+for who in redis ferrokey; do
+  read -r pid t < <(start_tls_only $who "$certs/server.crt" "$certs/server.key" no)
+  p99() { taskset -c "$CLIENT_CPU" redis-benchmark -h 127.0.0.1 -p "$t" --tls --cacert "$certs/ca.crt" -t get \
+          -n "$N" -c 50 -r 100000 --csv 2>/dev/null | tail -1 | cut -d, -f6 | tr -d '"'; }
+  alone=$(p99)
+  taskset -c "$CLIENT_CPU" python3 scripts/handshake-cost.py --port "$t" --pid "$pid" --count 100000 \
+    --seconds 120 --rate 200 --parallel 2 --cacert "$certs/ca.crt" >/dev/null 2>&1 &
+  churn=$!
+  sleep 1
+  busy=$(p99)
+  kill "$churn" 2>/dev/null; wait "$churn" 2>/dev/null || true
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  echo "| $who | $alone | $busy | $(awk -v a="$busy" -v b="$alone" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') |"
+done
 
 echo
 echo "ferrokey threads 2 (cpus 0,1; keys on both shards) vs threads 1, TLS, P=16, redis-benchmark unpinned:"

@@ -2,6 +2,7 @@
 //! bottleneck.
 //!
 //! # Layout
+//! - [`benchmark`]: `ferrokey-benchmark`, the load generator, on the same I/O stack.
 //! - [`config`]: directives, redis.conf files, command-line overrides, CONFIG GET/SET.
 //! - [`facade`]: listeners, TLS, the stream type, the RESP parser and reply encoder, the
 //!   connection loop. Knows nothing of the keyspace.
@@ -16,6 +17,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod benchmark;
 pub mod config;
 pub mod facade;
 pub mod glob;

@@ -300,7 +300,11 @@ mod tests {
         for d in DIRECTIVES {
             let line = format!("\n{} ", d.name);
             let commented = format!("\n# {} ", d.name);
-            assert!(text.contains(&line) || text.contains(&commented), "config/ferrokey.conf lacks {}", d.name);
+            assert!(
+                text.contains(&line) || text.contains(&commented),
+                "config/ferrokey.conf lacks {}",
+                d.name
+            );
         }
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ferrokey.conf");
         let mut c = Config::default();

@@ -1,0 +1,375 @@
+//! One benchmark connection: connect (plain or TLS), then send pipelines and time their replies;
+//! and the `--connect-rate` loop of short-lived connections.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_rustls::TlsConnector;
+use glommio::net::TcpStream;
+use hdrhistogram::Histogram;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use super::report::Errors;
+use super::workload::{self, Test};
+use super::{keygen, BenchError, Live, Options, TlsOptions};
+
+/// A client byte stream, plain or TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Unpin> Io for T {}
+
+/// The rustls client configuration the options ask for (aws-lc-rs, never the process default).
+pub fn client_config(t: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, BenchError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| BenchError::Tls(e.to_string()))?;
+    let builder = if t.insecure {
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        let Some(ca) = &t.cacert else {
+            return Err(BenchError::Tls("--cacert FILE is required (or --insecure)".into()));
+        };
+        let certs = CertificateDer::pem_file_iter(ca).map_err(|e| BenchError::Tls(format!("{ca}: {e}")))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| BenchError::Tls(format!("{ca}: {e}")))?;
+            roots.add(cert).map_err(|e| BenchError::Tls(format!("{ca}: {e}")))?;
+        }
+        builder.with_root_certificates(roots)
+    };
+    let mut config = match &t.cert {
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .map_err(|e| BenchError::Tls(format!("{cert}: {e}")))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| BenchError::Tls(format!("{cert}: {e}")))?;
+            let key =
+                PrivateKeyDer::from_pem_file(key).map_err(|e| BenchError::Tls(format!("{key}: {e}")))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| BenchError::Tls(e.to_string()))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    if !t.resume {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
+    Ok(Arc::new(config))
+}
+
+/// `--insecure`: accepts any certificate (signatures are still checked, so the handshake is real).
+#[derive(Debug)]
+struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Connects; with TLS, handshakes. Returns the stream and whether the session was resumed.
+async fn connect(
+    addr: SocketAddr,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    sni: Option<&str>,
+) -> Result<(Box<dyn Io>, bool), String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    let Some(config) = tls else { return Ok((Box::new(tcp), false)) };
+    let name = match sni {
+        Some(s) => ServerName::try_from(s.to_owned()).map_err(|e| e.to_string())?,
+        None => ServerName::IpAddress(addr.ip().into()),
+    };
+    let stream = TlsConnector::from(config.clone()).connect(name, tcp).await.map_err(|e| e.to_string())?;
+    let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    Ok((Box::new(stream), resumed))
+}
+
+/// One connection's work order.
+pub struct Job {
+    /// The run's options.
+    pub opts: Options,
+    /// TLS client configuration, when TLS.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The test(s): one, or the SET/GET pair of `--ratio`.
+    pub mix: Vec<Test>,
+    /// Seeds this connection's key generator.
+    pub seed: u64,
+    /// Requests to issue across all connections.
+    pub limit: u64,
+}
+
+/// What one connection measured.
+pub struct Measured {
+    /// Request latencies in microseconds.
+    pub latencies: Histogram<u64>,
+    /// Errors seen.
+    pub errors: Errors,
+}
+
+/// Runs one connection until the shared request count reaches the limit or time is up.
+pub async fn load(job: Job, live: Arc<Live>, issued: Arc<AtomicU64>) -> Measured {
+    let opts = &job.opts;
+    let mut m = Measured { latencies: super::new_histogram(), errors: Errors::default() };
+    let sni = opts.tls.as_ref().and_then(|t| t.sni.clone());
+    let mut stream = match open(opts, job.tls.as_ref(), sni.as_deref()).await {
+        Ok(s) => s,
+        Err(e) => {
+            m.errors.connect(e);
+            live.errors.fetch_add(1, Ordering::Relaxed);
+            return m;
+        }
+    };
+    let mut keys = keygen(opts, job.seed);
+    let (mut out, mut buf) = (Vec::with_capacity(4096), Vec::with_capacity(16 * 1024));
+    let pipeline = opts.pipeline.max(1) as u64;
+    let gap = opts.rate.map(|r| Duration::from_secs_f64(1.0 / r.max(1e-9)));
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let mut window = Vec::new();
+    while !live.stop.load(Ordering::Acquire) {
+        let base = issued.fetch_add(pipeline, Ordering::Relaxed);
+        if base >= job.limit {
+            break;
+        }
+        let n = pipeline.min(job.limit - base);
+        // On a schedule, latency counts from when the request *should* have gone out.
+        let intended = match gap {
+            Some(g) => {
+                let at = start + g * u32::try_from(sent).unwrap_or(u32::MAX);
+                let now = Instant::now();
+                if at > now {
+                    glommio::timer::sleep(at - now).await;
+                }
+                at
+            }
+            None => Instant::now(),
+        };
+        out.clear();
+        for _ in 0..n {
+            let test = pick(&job.mix, opts.ratio, &mut keys);
+            workload::encode(test, &mut keys, opts.data_size, &mut out);
+        }
+        sent += n;
+        if let Err(e) = stream.write_all(&out).await {
+            m.errors.io(e.to_string());
+            live.errors.fetch_add(1, Ordering::Relaxed);
+            break;
+        }
+        let mut got = 0;
+        while got < n {
+            match workload::reply_len(&buf) {
+                Some(Ok((len, is_err))) => {
+                    if is_err {
+                        m.errors.reply(&buf[..len]);
+                        live.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    buf.drain(..len);
+                    let us = u64::try_from(intended.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
+                    let _ = m.latencies.record(us);
+                    if opts.progress {
+                        window.push(us);
+                    }
+                    got += 1;
+                }
+                Some(Err(())) => {
+                    m.errors.io("the server's reply is not RESP".into());
+                    return m;
+                }
+                None => {
+                    let mut chunk = [0u8; 16 * 1024];
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => {
+                            m.errors.io("connection closed by the server".into());
+                            live.errors.fetch_add(1, Ordering::Relaxed);
+                            return m;
+                        }
+                        Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                    }
+                }
+            }
+        }
+        live.done.fetch_add(n, Ordering::Relaxed);
+        if opts.progress && !window.is_empty() {
+            if let Ok(mut w) = live.window.lock() {
+                let h = w.get_or_insert_with(super::new_histogram);
+                window.drain(..).for_each(|us| {
+                    let _ = h.record(us);
+                });
+            }
+        }
+        if !opts.keepalive {
+            match open(opts, job.tls.as_ref(), sni.as_deref()).await {
+                Ok(s) => stream = s,
+                Err(e) => {
+                    m.errors.connect(e);
+                    break;
+                }
+            }
+        }
+    }
+    m
+}
+
+/// Connects and prepares the connection (AUTH, SELECT).
+async fn open(
+    opts: &Options,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    sni: Option<&str>,
+) -> Result<Box<dyn Io>, String> {
+    let (mut s, _) = connect(opts.addr, tls, sni).await?;
+    let mut setup = Vec::new();
+    let mut expect = 0;
+    if let Some((user, pass)) = &opts.auth {
+        let mut args = vec![b"AUTH".to_vec()];
+        if let Some(u) = user {
+            args.push(u.as_bytes().to_vec());
+        }
+        args.push(pass.as_bytes().to_vec());
+        setup.extend(raw(&args));
+        expect += 1;
+    }
+    if opts.dbnum != 0 {
+        setup.extend(raw(&[b"SELECT".to_vec(), opts.dbnum.to_string().into_bytes()]));
+        expect += 1;
+    }
+    if expect > 0 {
+        s.write_all(&setup).await.map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        let mut seen = 0;
+        while seen < expect {
+            match workload::reply_len(&buf) {
+                Some(Ok((len, true))) => return Err(String::from_utf8_lossy(&buf[..len]).trim().to_owned()),
+                Some(Ok((len, false))) => {
+                    buf.drain(..len);
+                    seen += 1;
+                }
+                Some(Err(())) => return Err("bad reply to AUTH/SELECT".into()),
+                None => {
+                    let mut chunk = [0u8; 1024];
+                    let k = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
+                    if k == 0 {
+                        return Err("closed during AUTH/SELECT".into());
+                    }
+                    buf.extend_from_slice(&chunk[..k]);
+                }
+            }
+        }
+    }
+    Ok(s)
+}
+
+fn raw(args: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// The test for the next request: the only one, or SET/GET by `--ratio`.
+fn pick<'a>(mix: &'a [Test], ratio: Option<(u32, u32)>, keys: &mut workload::KeyGen) -> &'a Test {
+    match (ratio, mix) {
+        (Some((set, get)), [s, g, ..]) => {
+            let total = u64::from(set + get).max(1);
+            if keys.raw() % total < u64::from(set) {
+                s
+            } else {
+                g
+            }
+        }
+        _ => &mix[0],
+    }
+}
+
+/// `--connect-rate`: opens connections on a fixed schedule, each a handshake, one PING and a
+/// close, until `total` or time is up. Returns the latency of each (connect to PONG), errors,
+/// and how many handshakes resumed a session.
+pub async fn connects(
+    opts: Options,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    live: Arc<Live>,
+    rate: f64,
+    total: u64,
+) -> (Histogram<u64>, Errors, u64) {
+    let gap = Duration::from_secs_f64(1.0 / rate.max(1e-9));
+    let start = Instant::now();
+    let sni = opts.tls.as_ref().and_then(|t| t.sni.clone());
+    let results = Arc::new(std::sync::Mutex::new((super::new_histogram(), Errors::default(), 0u64)));
+    let mut tasks = Vec::new();
+    let mut i = 0u64;
+    while i < total && !live.stop.load(Ordering::Acquire) {
+        let at = start + gap * u32::try_from(i).unwrap_or(u32::MAX);
+        let now = Instant::now();
+        if at > now {
+            glommio::timer::sleep(at - now).await;
+        }
+        let (tls, sni, results, live, addr) =
+            (tls.clone(), sni.clone(), results.clone(), live.clone(), opts.addr);
+        tasks.push(
+            glommio::spawn_local(async move {
+                let outcome = async {
+                    let (mut s, resumed) = connect(addr, tls.as_ref(), sni.as_deref()).await?;
+                    s.write_all(b"PING\r\n").await.map_err(|e| e.to_string())?;
+                    let mut b = [0u8; 7];
+                    s.read_exact(&mut b).await.map_err(|e| e.to_string())?;
+                    let _ = s.close().await;
+                    Ok::<bool, String>(resumed)
+                }
+                .await;
+                let Ok(mut r) = results.lock() else { return };
+                match outcome {
+                    Ok(resumed) => {
+                        let _ =
+                            r.0.record(u64::try_from(at.elapsed().as_micros()).unwrap_or(u64::MAX).max(1));
+                        r.2 += u64::from(resumed);
+                        live.done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        r.1.connect(e);
+                        live.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+            .detach(),
+        );
+        i += 1;
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let r = results.lock().map(|r| (r.0.clone(), r.1.clone(), r.2));
+    r.unwrap_or_else(|_| (super::new_histogram(), Errors::default(), 0))
+}
