@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ferrokey vs Debian's redis-server, in one run, on loopback.
+# ferrokey vs Debian's redis-server (or --reference BINARY, any server taking redis-server's
+# flags, e.g. valkey-server), in one run, on loopback.
 #
 # Each server runs pinned to cpu SERVER_CPU; redis-benchmark runs pinned to cpu CLIENT_CPU. For each
 # of plain/TLS x P=1/P=16 x SET/GET it prints ops/s and server CPU µs per operation (utime+stime
@@ -8,20 +9,21 @@
 # resumed), a steady load's p99 beside connection churn, ferrokey threads 2 vs threads 1 (keys on
 # both shards), and RSS per idle plain and TLS connection.
 #
-#   scripts/bench-compare.sh [-n REQUESTS] [-c CLIENTS] [--idle N] [--quick]
+#   scripts/bench-compare.sh [-n REQUESTS] [-c CLIENTS] [--idle N] [--reference BINARY] [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=200000; C=50; IDLE=10000; SERVER_CPU=0; CLIENT_CPU=1
+N=200000; C=50; IDLE=10000; SERVER_CPU=0; CLIENT_CPU=1; REF=redis-server
 while [ $# -gt 0 ]; do
   case $1 in
     -n) N=$2; shift 2 ;;
     -c) C=$2; shift 2 ;;
     --idle) IDLE=$2; shift 2 ;;
+    --reference) REF=$2; shift 2 ;;
     --quick) N=50000; IDLE=2000; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
+command -v "$REF" >/dev/null && command -v redis-benchmark >/dev/null || {
   echo "needs redis-server and redis-benchmark (apt-get install redis-server redis-tools)" >&2; exit 1; }
 ulimit -n 65536 2>/dev/null || true
 cargo build --release --bin ferrokey-server >/dev/null 2>&1
@@ -39,7 +41,7 @@ wait_port() { for _ in $(seq 1 200); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/
 
 start_redis() { # -> "pid port tls_port"
   local p t; p=$(free_port); t=$(free_port)
-  taskset -c "$SERVER_CPU" redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no \
+  taskset -c "$SERVER_CPU" "$REF" --port "$p" --bind 127.0.0.1 --save "" --appendonly no \
     --maxclients 20000 --tls-port "$t" --tls-cert-file "$certs/server.crt" --tls-key-file "$certs/server.key" \
     --tls-ca-cert-file "$certs/ca.crt" --tls-auth-clients no --loglevel warning >/dev/null 2>&1 &
   local pid=$!; echo "$pid" >> "$pidfile"; wait_port "$p"; wait_port "$t"; echo "$pid $p $t"
@@ -52,7 +54,7 @@ start_ferrokey() { # threads cpus -> "pid port tls_port"
   local pid=$!; echo "$pid" >> "$pidfile"; wait_port "$p"; wait_port "$t"; echo "$pid $p $t"
 }
 
-# bench PID PORT TLS(0/1) PIPELINE TEST [COMMAND...] -> "ops_per_sec us_per_op"
+# bench PID PORT TLS(0/1) PIPELINE TEST [COMMAND...] -> "ops_per_sec us_per_op p99_ms"
 # TEST is a redis-benchmark -t name; with a COMMAND it only labels the run.
 bench() {
   local pid=$1 port=$2 tls=$3 P=$4 test=$5 tlsargs=() before after out rps what
@@ -66,24 +68,26 @@ bench() {
         -n "$n" -c "$C" -P "$P" -r "${RANGE:-100000}" -d 16 --csv "${what[@]}" 2>/dev/null | tail -1)
   after=$(cpu_ticks "$pid")
   rps=$(echo "$out" | cut -d, -f2 | tr -d '"')
-  awk -v r="$rps" -v t=$((after - before)) -v hz="$TICK" -v n="$n" \
-    'BEGIN { printf "%.0f %.2f\n", r, t * 1e6 / hz / n }'
+  p99=$(echo "$out" | cut -d, -f7 | tr -d '"')
+  awk -v r="$rps" -v t=$((after - before)) -v hz="$TICK" -v n="$n" -v p="${p99:-0}" \
+    'BEGIN { printf "%.0f %.2f %s\n", r, t * 1e6 / hz / n, p }'
 }
 
 read -r RPID RPORT RTLS < <(start_redis)
 read -r FPID FPORT FTLS < <(start_ferrokey 1 "$SERVER_CPU")
-echo "ferrokey $(git rev-parse --short HEAD 2>/dev/null || echo '?') vs $(redis-server --version | cut -d' ' -f3)"
+echo "ferrokey $(git rev-parse --short HEAD 2>/dev/null || echo '?') vs $REF $("$REF" --version | cut -d' ' -f3)"
+echo "(the reference is called redis below, whichever binary it is)"
 echo "servers pinned to cpu $SERVER_CPU, redis-benchmark to cpu $CLIENT_CPU; -n $N -c $C -r 100000 -d 16"
 echo
-echo "| transport | P | test | redis ops/s | ferrokey ops/s | redis µs/op | ferrokey µs/op | µs/op ratio fk/redis |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| transport | P | test | redis ops/s | ferrokey ops/s | redis p99 ms | ferrokey p99 ms | redis µs/op | ferrokey µs/op | µs/op ratio fk/redis |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for tls in 0 1; do
   for P in 1 16; do
     for test in set get; do
-      read -r r_rps r_us < <(bench "$RPID" "$( [ $tls = 1 ] && echo "$RTLS" || echo "$RPORT")" $tls $P $test)
-      read -r f_rps f_us < <(bench "$FPID" "$( [ $tls = 1 ] && echo "$FTLS" || echo "$FPORT")" $tls $P $test)
+      read -r r_rps r_us r_p99 < <(bench "$RPID" "$( [ $tls = 1 ] && echo "$RTLS" || echo "$RPORT")" $tls $P $test)
+      read -r f_rps f_us f_p99 < <(bench "$FPID" "$( [ $tls = 1 ] && echo "$FTLS" || echo "$FPORT")" $tls $P $test)
       ratio=$(awk -v a="$f_us" -v b="$r_us" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-      echo "| $( [ $tls = 1 ] && echo TLS || echo plain) | $P | ${test^^} | $r_rps | $f_rps | $r_us | $f_us | $ratio |"
+      echo "| $( [ $tls = 1 ] && echo TLS || echo plain) | $P | ${test^^} | $r_rps | $f_rps | $r_p99 | $f_p99 | $r_us | $f_us | $ratio |"
     done
   done
 done
@@ -93,8 +97,8 @@ echo "| test | redis ops/s | ferrokey ops/s | redis µs/op | ferrokey µs/op | �
 echo "|---|---|---|---|---|---|"
 for test in lpush lpop sadd hset zadd "zrange 0 9"; do
   cmd=(); [ "$test" = "zrange 0 9" ] && cmd=(ZRANGE myzset 0 9)
-  read -r r_rps r_us < <(bench "$RPID" "$RTLS" 1 16 "$test" "${cmd[@]}")
-  read -r f_rps f_us < <(bench "$FPID" "$FTLS" 1 16 "$test" "${cmd[@]}")
+  read -r r_rps r_us _ < <(bench "$RPID" "$RTLS" 1 16 "$test" "${cmd[@]}")
+  read -r f_rps f_us _ < <(bench "$FPID" "$FTLS" 1 16 "$test" "${cmd[@]}")
   ratio=$(awk -v a="$f_us" -v b="$r_us" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
   echo "| ${test^^} | $r_rps | $f_rps | $r_us | $f_us | $ratio |"
 done
@@ -119,8 +123,8 @@ echo "|---|---|---|---|"
 for who in redis ferrokey; do
   if [ $who = redis ]; then pid=$RPID; port=$RPORT; tport=$RTLS; else pid=$FPID; port=$FPORT; tport=$FTLS; fi
   preload "$port" zs1k 1000; preload "$port" zs1m 1000000
-  read -r _ small < <(RANGE=1000 bench "$pid" "$tport" 1 16 zadd ZADD zs1k __rand_int__ m:__rand_int__)
-  read -r _ big < <(RANGE=1000000 bench "$pid" "$tport" 1 16 zadd ZADD zs1m __rand_int__ m:__rand_int__)
+  read -r _ small _ < <(RANGE=1000 bench "$pid" "$tport" 1 16 zadd ZADD zs1k __rand_int__ m:__rand_int__)
+  read -r _ big _ < <(RANGE=1000000 bench "$pid" "$tport" 1 16 zadd ZADD zs1m __rand_int__ m:__rand_int__)
   echo "| $who | $small | $big | $(awk -v a="$big" -v b="$small" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') |"
 done
 kill "$FPID"; wait "$FPID" 2>/dev/null || true
@@ -134,7 +138,7 @@ openssl req -new -key "$certs/ec.key" -subj /CN=localhost 2>/dev/null |
 start_tls_only() { # server cert key auth -> "pid tls_port"
   local t; t=$(free_port)
   if [ "$1" = redis ]; then
-    taskset -c "$SERVER_CPU" redis-server --port 0 --tls-port "$t" --tls-cert-file "$2" --tls-key-file "$3" \
+    taskset -c "$SERVER_CPU" "$REF" --port 0 --tls-port "$t" --tls-cert-file "$2" --tls-key-file "$3" \
       --tls-ca-cert-file "$certs/ca.crt" --tls-auth-clients "$4" --save "" --maxclients 20000 --loglevel warning >/dev/null 2>&1 &
   else
     "$FK" --port 0 --tls-port "$t" --threads 1 --server-cpus "$SERVER_CPU" --tls-cert-file "$2" --tls-key-file "$3" \
@@ -193,7 +197,7 @@ for threads in 1 2; do
   cpus=$( [ $threads = 1 ] && echo 0 || echo 0,1 )
   read -r PID PORT TPORT < <(start_ferrokey $threads $cpus)
   for test in set get; do
-    read -r rps us < <(CLIENT_CPU=0-1 bench "$PID" "$TPORT" 1 16 $test)
+    read -r rps us _ < <(CLIENT_CPU=0-1 bench "$PID" "$TPORT" 1 16 $test)
     echo "| $threads | ${test^^} | $rps | $us |"
   done
   kill "$PID"; wait "$PID" 2>/dev/null || true
@@ -209,4 +213,28 @@ for who in redis ferrokey; do
   plain=$(python3 scripts/idle-conns.py --pid "$pid" --port "$port" --count "$IDLE")
   tls=$(python3 scripts/idle-conns.py --pid "$pid" --port "$tport" --count "$IDLE" --tls --cacert "$certs/ca.crt")
   echo "| $who | $plain | $tls |"
+done
+
+# The load generator itself: client CPU per request of ferrokey-benchmark and redis-benchmark,
+# each pinned to the client cpu, against the same reference server.
+cargo build --release --bin ferrokey-benchmark >/dev/null 2>&1
+echo
+echo "Client CPU per request, ferrokey-benchmark vs redis-benchmark (SET, -c $C, against the reference server):"
+echo "| transport | P | redis-benchmark ops/s | ferrokey-benchmark ops/s | redis-benchmark µs/req | ferrokey-benchmark µs/req | ratio fkb/rb |"
+echo "|---|---|---|---|---|---|---|"
+for tls in 0 1; do
+  for P in 1 16; do
+    port=$( [ $tls = 1 ] && echo "$RTLS" || echo "$RPORT"); tlsargs=()
+    [ $tls = 1 ] && tlsargs=(--tls --cacert "$certs/ca.crt")
+    n=$(( P > 1 ? N * 10 : N ))
+    declare -A rps us
+    for tool in redis-benchmark target/release/ferrokey-benchmark; do
+      out=$( { TIMEFORMAT='%U %S'; time taskset -c "$CLIENT_CPU" "$tool" -h 127.0.0.1 -p "$port" "${tlsargs[@]}" \
+        -t set -n "$n" -c "$C" -P "$P" -r 100000 --csv 2>/dev/null | tail -1; } 2>&1 )
+      rps[$tool]=$(echo "$out" | head -1 | cut -d, -f2 | tr -d '"')
+      us[$tool]=$(echo "$out" | tail -1 | awk -v n="$n" '{ printf "%.2f", ($1 + $2) * 1e6 / n }')
+    done
+    rb=${us[redis-benchmark]}; fb=${us[target/release/ferrokey-benchmark]}
+    echo "| $( [ $tls = 1 ] && echo TLS || echo plain) | $P | ${rps[redis-benchmark]} | ${rps[target/release/ferrokey-benchmark]} | $rb | $fb | $(awk -v a="$fb" -v b="$rb" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') |"
+  done
 done
