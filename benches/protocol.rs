@@ -65,5 +65,32 @@ fn zset_rescore(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, parse, encode, slots, zset_rescore);
+/// Routing one read's worth of pipelined requests, as a session does before it sends hops: look
+/// each command up, find its key, its shard, and group the requests per shard.
+fn route_batch(c: &mut Criterion) {
+    let requests: Vec<Vec<bytes::Bytes>> = (0..64)
+        .map(|i| {
+            let key = bytes::Bytes::from(format!("key:{:012}", i * 7919));
+            if i % 2 == 0 {
+                vec![bytes::Bytes::from_static(b"SET"), key, bytes::Bytes::from_static(b"value")]
+            } else {
+                vec![bytes::Bytes::from_static(b"GET"), key]
+            }
+        })
+        .collect();
+    c.bench_function("route a 64-request pipeline over 4 shards", |b| {
+        let mut groups: Vec<Vec<usize>> = (0..4).map(|_| Vec::with_capacity(64)).collect();
+        b.iter(|| {
+            groups.iter_mut().for_each(Vec::clear);
+            for (i, args) in requests.iter().enumerate() {
+                let Some(cmd) = ferrokey::server::command::lookup(&args[0]) else { continue };
+                let shard = cmd.key_positions(args).next().map_or(0, |p| Slot::of(&args[p]).shard(4).0);
+                groups[shard].push(i);
+            }
+            black_box(&groups);
+        });
+    });
+}
+
+criterion_group!(benches, parse, encode, slots, route_batch, zset_rescore);
 criterion_main!(benches);

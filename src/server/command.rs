@@ -150,7 +150,7 @@ impl Command {
     /// `first_key..=last_key`, then a key count, then that many keys. The count comes right after
     /// the fixed keys, or at position 1 (2 for blocking forms, after the timeout). A bad count
     /// yields no counted keys and the command reports it.
-    pub fn key_positions(&self, args: &[Bytes]) -> Box<dyn Iterator<Item = usize>> {
+    pub fn key_positions(&self, args: &[Bytes]) -> impl Iterator<Item = usize> {
         if self.flags.contains(&"movablekeys") {
             let at = match self.first_key {
                 0 if self.flags.contains(&"blocking") => 2,
@@ -159,13 +159,13 @@ impl Command {
             };
             let n = args.get(at).and_then(|n| crate::facade::resp::parse_i64(n)).unwrap_or(0).max(0) as usize;
             let fixed = if self.first_key > 0 { self.first_key as usize..at } else { 0..0 };
-            return Box::new(fixed.chain(at + 1..(at + 1 + n).min(args.len())));
+            return fixed.step_by(1).chain(at + 1..(at + 1 + n).min(args.len()));
         }
         let argc = args.len() as i32;
         let last = if self.last_key < 0 { argc + self.last_key } else { self.last_key.min(argc - 1) };
         let (first, step) = (self.first_key.max(1), self.step.max(1));
         let last = if self.first_key > 0 { last } else { 0 };
-        Box::new((first as usize..(last + 1).max(first) as usize).step_by(step as usize))
+        (first as usize..(last + 1).max(first) as usize).step_by(step as usize).chain(0..0)
     }
 
     /// Whether this command may run before the client authenticates.
