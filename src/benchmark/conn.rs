@@ -110,7 +110,10 @@ async fn connect(
         Some(s) => ServerName::try_from(s.to_owned()).map_err(|e| e.to_string())?,
         None => ServerName::IpAddress(addr.ip().into()),
     };
-    let stream = TlsConnector::from(config.clone()).connect(name, tcp).await.map_err(|e| e.to_string())?;
+    let stream = TlsConnector::from(config.clone())
+        .connect(name, crate::facade::stream::Coalesced(tcp))
+        .await
+        .map_err(|e| e.to_string())?;
     let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
     Ok((Box::new(stream), resumed))
 }

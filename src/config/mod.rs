@@ -105,7 +105,7 @@ directives! {
     "tls-protocols" => tls_protocols: Vec<String> = Vec::new(), true;
     "tls-ciphers" => tls_ciphers: String = String::new(), true;
     "tls-ciphersuites" => tls_ciphersuites: String = String::new(), true;
-    "tls-prefer-server-ciphers" => tls_prefer_server_ciphers: bool = false, true;
+    "tls-prefer-server-ciphers" => tls_prefer_server_ciphers: bool = true, true;
     "tls-session-caching" => tls_session_caching: bool = true, true;
     "tls-session-cache-size" => tls_session_cache_size: u64 = 20480, true;
     "tls-session-cache-timeout" => tls_session_cache_timeout: u64 = 300, true;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_rustls::TlsAcceptor;
 use glommio::net::{TcpListener, TcpStream};
 
-use super::stream::Stream;
+use super::stream::{Coalesced, Stream};
 use super::tls::TlsSlot;
 
 /// How long a client may take to finish its TLS handshake.
@@ -97,7 +97,7 @@ impl Incoming {
         }
         let Some(acceptor) = self.tls else { return Ok(Stream::Plain(self.tcp)) };
         match glommio::timer::timeout(HANDSHAKE_TIMEOUT, async {
-            acceptor.accept(self.tcp).await.map_err(glommio::GlommioError::IoError)
+            acceptor.accept(Coalesced(self.tcp)).await.map_err(glommio::GlommioError::IoError)
         })
         .await
         {

@@ -26,7 +26,7 @@ pub enum Stream {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS over TCP; the rustls session lives with the connection on its core.
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<Coalesced<TcpStream>>>),
 }
 
 impl Stream {
@@ -55,6 +55,72 @@ fn common_name(der: &[u8]) -> String {
     let cn = cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok());
     // CLIENT LIST is space-separated: a CN with spaces keeps its words joined.
     cn.map_or(String::new(), |cn| cn.replace(|c: char| c.is_whitespace() || c.is_control(), "_"))
+}
+
+/// A byte stream whose vectored writes leave in one write: rustls hands over a flight of TLS
+/// records (a handshake's five, or a large reply's several) as separate slices, and writing them
+/// one by one costs a syscall each. The slices are gathered in a per-core scratch buffer, so an
+/// idle connection holds no extra memory.
+pub struct Coalesced<S>(pub S);
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The most a gathered write copies; the rest waits for the next call (as a partial write).
+const GATHER_MAX: usize = 64 * 1024;
+
+impl<S: AsyncRead + Unpin> AsyncRead for Coalesced<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesced<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let inner = &mut self.get_mut().0;
+        let mut parts = bufs.iter().filter(|b| !b.is_empty());
+        let (Some(first), Some(_)) = (parts.next(), parts.next()) else {
+            let one = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+            return Pin::new(inner).poll_write(cx, one);
+        };
+        if first.len() >= GATHER_MAX {
+            return Pin::new(inner).poll_write(cx, first);
+        }
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            scratch.clear();
+            for b in bufs {
+                let room = GATHER_MAX - scratch.len();
+                if room == 0 {
+                    break;
+                }
+                scratch.extend_from_slice(&b[..b.len().min(room)]);
+            }
+            let polled = Pin::new(inner).poll_write(cx, &scratch);
+            // Keep the buffer for the next connection, but not a burst's worth.
+            if scratch.capacity() > GATHER_MAX {
+                *scratch = Vec::new();
+            }
+            polled
+        })
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_close(cx)
+    }
 }
 
 impl AsyncRead for Stream {
