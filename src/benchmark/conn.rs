@@ -189,15 +189,16 @@ pub async fn load(job: Job, live: Arc<Live>, issued: Arc<AtomicU64>) -> Measured
             live.errors.fetch_add(1, Ordering::Relaxed);
             break;
         }
-        let mut got = 0;
+        // Replies are consumed from `pos`; the buffer is compacted once per batch, not per reply.
+        let (mut got, mut pos) = (0, 0);
         while got < n {
-            match workload::reply_len(&buf) {
+            match workload::reply_len(&buf[pos..]) {
                 Some(Ok((len, is_err))) => {
                     if is_err {
-                        m.errors.reply(&buf[..len]);
+                        m.errors.reply(&buf[pos..pos + len]);
                         live.errors.fetch_add(1, Ordering::Relaxed);
                     }
-                    buf.drain(..len);
+                    pos += len;
                     let us = u64::try_from(intended.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
                     let _ = m.latencies.record(us);
                     if opts.progress {
@@ -210,18 +211,22 @@ pub async fn load(job: Job, live: Arc<Live>, issued: Arc<AtomicU64>) -> Measured
                     return m;
                 }
                 None => {
-                    let mut chunk = [0u8; 16 * 1024];
-                    match stream.read(&mut chunk).await {
+                    buf.drain(..pos);
+                    pos = 0;
+                    let at = buf.len();
+                    buf.resize(at + 16 * 1024, 0);
+                    match stream.read(&mut buf[at..]).await {
                         Ok(0) | Err(_) => {
                             m.errors.io("connection closed by the server".into());
                             live.errors.fetch_add(1, Ordering::Relaxed);
                             return m;
                         }
-                        Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        Ok(k) => buf.truncate(at + k),
                     }
                 }
             }
         }
+        buf.drain(..pos);
         live.done.fetch_add(n, Ordering::Relaxed);
         if opts.progress && !window.is_empty() {
             if let Ok(mut w) = live.window.lock() {

@@ -154,24 +154,30 @@ pub fn encode(test: &Test, keys: &mut KeyGen, data: (usize, usize), out: &mut Ve
             out.extend_from_slice(b"\r\n");
             continue;
         }
-        let at = if keys.active() { find(arg, PLACEHOLDER) } else { None };
-        let mut filled;
-        let arg: &[u8] = match at {
-            None => arg,
-            Some(_) => {
-                filled = arg.clone();
-                while let Some(i) = find(&filled, PLACEHOLDER) {
-                    let n = format!("{:012}", keys.key());
-                    filled.splice(i..i + PLACEHOLDER.len(), n.bytes());
-                }
-                &filled
-            }
-        };
+        // A 12-digit number replaces each 12-byte placeholder: the length never changes, so
+        // the argument is copied once, with the numbers written in place.
         out.extend_from_slice(b"$");
         out.extend_from_slice(itoa::Buffer::new().format(arg.len()).as_bytes());
         out.extend_from_slice(b"\r\n");
+        let start = out.len();
         out.extend_from_slice(arg);
+        if keys.active() {
+            let mut from = 0;
+            while let Some(i) = find(&out[start + from..], PLACEHOLDER) {
+                let at = start + from + i;
+                write_digits(&mut out[at..at + PLACEHOLDER.len()], keys.key());
+                from += i + PLACEHOLDER.len();
+            }
+        }
         out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Writes `n` as zero-padded decimal filling `dst` (its low digits, if it is too long).
+fn write_digits(dst: &mut [u8], mut n: u64) {
+    for d in dst.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
     }
 }
 
