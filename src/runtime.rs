@@ -292,8 +292,18 @@ fn rebind(
     index: usize,
 ) {
     let Ok(want) = wanted(config) else { return };
+    let is_wanted = |key: &(SocketAddr, bool)| want.iter().any(|(a, t, _)| (*a, *t) == *key);
+    // Bind the new addresses first: if that fails, the old listeners keep serving.
+    let kept: Vec<(SocketAddr, bool)> = accepts.iter().map(|(k, _)| *k).filter(is_wanted).collect();
+    let new = match bind_all(config, tls, &kept) {
+        Ok(new) => new,
+        Err(e) => {
+            tracing::error!("core {index}: rebinding after CONFIG SET: {e}; the old listeners stay");
+            return;
+        }
+    };
     accepts.retain(|(key, task)| {
-        let keep = want.iter().any(|(a, t, _)| (*a, *t) == *key);
+        let keep = is_wanted(key);
         if !keep {
             task.cancel();
             tracing::info!(
@@ -304,20 +314,14 @@ fn rebind(
         }
         keep
     });
-    let kept: Vec<(SocketAddr, bool)> = accepts.iter().map(|(k, _)| *k).collect();
-    match bind_all(config, tls, &kept) {
-        Ok(new) => {
-            for l in new {
-                tracing::info!(
-                    "core {index}: listening on {} ({})",
-                    l.addr(),
-                    if l.is_tls() { "TLS" } else { "plain" }
-                );
-                let key = (l.addr(), l.is_tls());
-                accepts.push((key, glommio::spawn_local(accept_loop(l, core.clone())).detach()));
-            }
-        }
-        Err(e) => tracing::error!("core {index}: rebinding after CONFIG SET: {e}"),
+    for l in new {
+        tracing::info!(
+            "core {index}: listening on {} ({})",
+            l.addr(),
+            if l.is_tls() { "TLS" } else { "plain" }
+        );
+        let key = (l.addr(), l.is_tls());
+        accepts.push((key, glommio::spawn_local(accept_loop(l, core.clone())).detach()));
     }
 }
 
