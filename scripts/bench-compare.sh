@@ -130,7 +130,10 @@ done
 kill "$FPID"; wait "$FPID" 2>/dev/null || true
 
 # TLS handshakes: server CPU per full handshake (RSA-2048 with a client certificate, ECDSA P-256
-# without) and per resumed one, from 4 client processes on the client cpu.
+# without) and per resumed one, driven by ferrokey-benchmark --connect-rate (a handshake, a PING
+# and a close per connection) fast enough to keep the server busy.
+cargo build --release --bin ferrokey-benchmark >/dev/null 2>&1
+FKB=target/release/ferrokey-benchmark
 openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null | openssl pkcs8 -topk8 -nocrypt -out "$certs/ec.key"
 openssl req -new -key "$certs/ec.key" -subj /CN=localhost 2>/dev/null |
   openssl x509 -req -CA "$certs/ca.crt" -CAkey "$certs/ca.key" -CAcreateserial -days 30 -sha256 -out "$certs/ec.crt" \
@@ -146,30 +149,41 @@ start_tls_only() { # server cert key auth -> "pid tls_port"
   fi
   local pid=$!; echo "$pid" >> "$pidfile"; wait_port "$t"; echo "$pid $t"
 }
+# connects PID PORT COUNT RATE [ARGS...] -> "server_ms_per_handshake handshakes_per_s resumed_share"
+connects() {
+  local pid=$1 port=$2 count=$3 rate=$4 before after json="$certs/connect.json"
+  shift 4
+  before=$(cpu_ticks "$pid")
+  taskset -c "$CLIENT_CPU" "$FKB" -h 127.0.0.1 -p "$port" --tls --cacert "$certs/ca.crt" --sni localhost \
+    --connect-rate "$rate" -n "$count" --test-time 60 -q --json "$json" "$@" >/dev/null 2>&1 || true
+  after=$(cpu_ticks "$pid")
+  python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["tests"][0]; n=max(t["requests"],1)
+print("%.3f %.0f %.2f" % (int(sys.argv[2]) * 1000 / int(sys.argv[3]) / n, t["rps"], t.get("resumed", 0) / n))' \
+    "$json" $((after - before)) "$TICK"
+}
 HS=$(( N / 50 ))
 echo
-echo "TLS handshakes ($HS per run, 4 client processes): server CPU ms per handshake"
-echo "| handshake | redis ms | ferrokey ms | ratio fk/redis | redis hs/s | ferrokey hs/s |"
-echo "|---|---|---|---|---|---|"
+echo "TLS handshakes ($HS per run at up to 3000/s, ferrokey-benchmark --connect-rate): server CPU ms per handshake"
+echo "| handshake | redis ms | ferrokey ms | ratio fk/redis | redis hs/s | ferrokey hs/s | resumed share redis/ferrokey |"
+echo "|---|---|---|---|---|---|---|"
 for kind in rsa-client-cert ecdsa rsa-resumed; do
-  declare -A ms rate
+  declare -A ms rate share
   for who in redis ferrokey; do
     case $kind in
       ecdsa) read -r pid t < <(start_tls_only $who "$certs/ec.crt" "$certs/ec.key" no); extra=() ;;
       *) read -r pid t < <(start_tls_only $who "$certs/server.crt" "$certs/server.key" yes)
          extra=(--cert "$certs/client.crt" --key "$certs/client.key") ;;
     esac
-    [ $kind = rsa-resumed ] && extra+=(--resume)
-    read -r m r _ < <(taskset -c "$CLIENT_CPU" python3 scripts/handshake-cost.py --port "$t" --pid "$pid" \
-      --count "$HS" --cacert "$certs/ca.crt" "${extra[@]}")
-    ms[$who]=$m; rate[$who]=$r
+    [ $kind = rsa-resumed ] && extra+=(--tls-resume)
+    read -r m r sh < <(connects "$pid" "$t" "$HS" 3000 "${extra[@]}")
+    ms[$who]=$m; rate[$who]=$r; share[$who]=$sh
     kill "$pid"; wait "$pid" 2>/dev/null || true
   done
-  echo "| $kind | ${ms[redis]} | ${ms[ferrokey]} | $(awk -v a="${ms[ferrokey]}" -v b="${ms[redis]}" 'BEGIN { printf "%.2f", a / b }') | ${rate[redis]} | ${rate[ferrokey]} |"
+  echo "| $kind | ${ms[redis]} | ${ms[ferrokey]} | $(awk -v a="${ms[ferrokey]}" -v b="${ms[redis]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') | ${rate[redis]} | ${rate[ferrokey]} | ${share[redis]}/${share[ferrokey]} |"
 done
 
 # Steady load beside connection churn: redis-benchmark GET, 50 TLS clients, p99 with and
-# without 200 new TLS connections per second.
+# without 200 new TLS connections per second (ferrokey-benchmark --connect-rate 200).
 echo
 echo "Steady TLS load (50 clients, GET, P=1) beside 200 new TLS connections/s: p99 ms"
 echo "| server | p99 alone | p99 with churn | ratio |"
@@ -179,8 +193,8 @@ for who in redis ferrokey; do
   p99() { taskset -c "$CLIENT_CPU" redis-benchmark -h 127.0.0.1 -p "$t" --tls --cacert "$certs/ca.crt" -t get \
           -n "$N" -c 50 -r 100000 --csv 2>/dev/null | tail -1 | cut -d, -f6 | tr -d '"'; }
   alone=$(p99)
-  taskset -c "$CLIENT_CPU" python3 scripts/handshake-cost.py --port "$t" --pid "$pid" --count 100000 \
-    --seconds 120 --rate 200 --parallel 2 --cacert "$certs/ca.crt" >/dev/null 2>&1 &
+  taskset -c "$CLIENT_CPU" "$FKB" -h 127.0.0.1 -p "$t" --tls --cacert "$certs/ca.crt" --sni localhost \
+    --connect-rate 200 --test-time 120 -q >/dev/null 2>&1 &
   churn=$!
   sleep 1
   busy=$(p99)
@@ -217,7 +231,6 @@ done
 
 # The load generator itself: client CPU per request of ferrokey-benchmark and redis-benchmark,
 # each pinned to the client cpu, against the same reference server.
-cargo build --release --bin ferrokey-benchmark >/dev/null 2>&1
 echo
 echo "Client CPU per request, ferrokey-benchmark vs redis-benchmark (SET, -c $C, against the reference server):"
 echo "| transport | P | redis-benchmark ops/s | ferrokey-benchmark ops/s | redis-benchmark µs/req | ferrokey-benchmark µs/req | ratio fkb/rb |"
