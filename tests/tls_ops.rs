@@ -12,40 +12,20 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{certs, init_crypto, Mode, Opts, Server};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use common::{certs, Mode, Opts, Server};
+use rustls::pki_types::ServerName;
 
 type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
 /// A client configuration trusting `ca`, with an optional client certificate, limited to
-/// `versions` when given. One configuration keeps one session cache: reuse it to resume.
+/// `versions` when given.
 fn client(
     ca: &str,
     cert: Option<(&str, &str)>,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Arc<rustls::ClientConfig> {
-    init_crypto();
-    let c = certs();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(c.path(ca)).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let versions = if versions.is_empty() { rustls::DEFAULT_VERSIONS } else { versions };
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots);
-    Arc::new(match cert {
-        Some((crt, key)) => builder
-            .with_client_auth_cert(
-                CertificateDer::pem_file_iter(c.path(crt)).unwrap().map(Result::unwrap).collect(),
-                PrivateKeyDer::from_pem_file(c.path(key)).unwrap(),
-            )
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    })
+    common::tls_client_config_with(cert, ca, versions)
 }
 
 /// Connects, handshakes, and sends an inline command; returns the stream and the reply line.

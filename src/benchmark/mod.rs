@@ -244,12 +244,6 @@ fn mix_name(mix: &[Test]) -> String {
     mix.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join("+")
 }
 
-/// A payload of `size` bytes, as redis-benchmark's (`x` repeated).
-#[must_use]
-pub fn payload(size: usize) -> Vec<u8> {
-    vec![b'x'; size]
-}
-
 /// Seeds a key generator for one connection.
 #[must_use]
 pub fn keygen(opts: &Options, seed: u64) -> KeyGen {

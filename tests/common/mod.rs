@@ -289,6 +289,16 @@ pub struct Raw {
 
 /// The rustls client configuration tests use: trusts `ca`, optionally presents a client cert.
 pub fn tls_client_config(client: Option<(&str, &str)>, ca: &str) -> Arc<rustls::ClientConfig> {
+    tls_client_config_with(client, ca, rustls::DEFAULT_VERSIONS)
+}
+
+/// The same, speaking only `versions`. One configuration keeps one session cache: reuse it to
+/// resume sessions.
+pub fn tls_client_config_with(
+    client: Option<(&str, &str)>,
+    ca: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
     init_crypto();
     let c = certs();
     let mut roots = rustls::RootCertStore::empty();
@@ -297,7 +307,7 @@ pub fn tls_client_config(client: Option<(&str, &str)>, ca: &str) -> Arc<rustls::
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots);
     let config = match client {
