@@ -91,6 +91,13 @@ fn rate_holds_and_connect_rate_resumes() {
     let doc = read_json(&json);
     let rps = doc["tests"][0]["rps"].as_f64().unwrap();
     assert!((360.0..=440.0).contains(&rps), "--rate 100 x 4 connections gave {rps} requests/s");
+    // Each whole second's throughput, also held to the rate.
+    let timeline = doc["tests"][0]["ops_per_second"].as_array().unwrap();
+    assert!(!timeline.is_empty(), "{doc}");
+    for ops in timeline {
+        let ops = ops.as_f64().unwrap();
+        assert!((340.0..=460.0).contains(&ops), "a second with {ops} requests: {timeline:?}");
+    }
     let json = json_file("connect");
     let out = bench(
         port(&server, Mode::Tls),
@@ -129,7 +136,8 @@ fn against_redis_server_too() {
     let _ = redis.wait();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("SET+GET:"));
-    assert!(std::fs::read_to_string(&svg).unwrap().contains("<polyline"));
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert_eq!(svg.matches("<polyline").count(), 2, "a percentile curve and a throughput line: {svg}");
 }
 
 #[test]

@@ -154,6 +154,7 @@ fn run_one(
     let limit = if opts.test_time.is_some() && opts.requests == 0 { u64::MAX } else { opts.requests };
     let start = Instant::now();
     let printer = opts.progress.then(|| report::progress(live.clone(), mix_name(mix)));
+    let sampler = report::timeline(live.clone());
     let mut handles = Vec::new();
     for t in 0..opts.threads {
         let clients = opts.clients / opts.threads + usize::from(t < opts.clients % opts.threads);
@@ -206,7 +207,9 @@ fn run_one(
     if hist.is_empty() && errors.total() > 0 && errors.connect > 0 {
         return Err(BenchError::Connect(opts.addr, errors.first.clone().unwrap_or_default()));
     }
-    Ok(TestReport::new(mix_name(mix), &hist, elapsed, errors, None))
+    let mut report = TestReport::new(mix_name(mix), &hist, elapsed, errors, None);
+    report.timeline = sampler.join().unwrap_or_default();
+    Ok(report)
 }
 
 /// `--connect-rate`: connections opened at a fixed rate, each a handshake, a PING and a close.
@@ -219,6 +222,7 @@ fn run_connects(
     let start = Instant::now();
     let total = if opts.test_time.is_some() && opts.requests == 0 { u64::MAX } else { opts.requests };
     let printer = opts.progress.then(|| report::progress(live.clone(), "CONNECT".into()));
+    let sampler = report::timeline(live.clone());
     let (opts2, tls2, live2) = (opts.clone(), tls.cloned(), live.clone());
     let h = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .name("bench-connect")
@@ -237,7 +241,9 @@ fn run_connects(
     if let Some(p) = printer {
         let _ = p.join();
     }
-    Ok(TestReport::new("CONNECT".into(), &hist, start.elapsed(), errors, Some(resumed)))
+    let mut report = TestReport::new("CONNECT".into(), &hist, start.elapsed(), errors, Some(resumed));
+    report.timeline = sampler.join().unwrap_or_default();
+    Ok(report)
 }
 
 fn mix_name(mix: &[Test]) -> String {

@@ -80,6 +80,8 @@ pub struct TestReport {
     pub errors: Errors,
     /// For `--connect-rate`: handshakes that resumed a session.
     pub resumed: Option<u64>,
+    /// Operations completed in each whole second of the run.
+    pub timeline: Vec<u64>,
 }
 
 impl TestReport {
@@ -99,7 +101,7 @@ impl TestReport {
         } else {
             [h.mean() / 1000.0, ms(h.min()), q(0.5), q(0.9), q(0.95), q(0.99), q(0.999), ms(h.max())]
         };
-        TestReport { name, requests: h.len(), elapsed, latency_ms, errors, resumed }
+        TestReport { name, requests: h.len(), elapsed, latency_ms, errors, resumed, timeline: Vec::new() }
     }
 
     /// Requests per second.
@@ -199,7 +201,8 @@ impl Report {
                 "{}\n    {{\"name\": {}, \"requests\": {}, \"seconds\": {:.3}, \"rps\": {:.2}, \
                  \"latency_ms\": {{\"avg\": {:.3}, \"min\": {:.3}, \"p50\": {:.3}, \"p90\": {:.3}, \"p95\": {:.3}, \
                  \"p99\": {:.3}, \"p99_9\": {:.3}, \"max\": {:.3}}}, \
-                 \"errors\": {{\"total\": {}, \"connect\": {}, \"io\": {}, \"replies\": {{{}}}}}{}}}",
+                 \"errors\": {{\"total\": {}, \"connect\": {}, \"io\": {}, \"replies\": {{{}}}}}, \
+                 \"ops_per_second\": [{}]{}}}",
                 if i > 0 { "," } else { "" },
                 quote(&t.name),
                 t.requests,
@@ -217,6 +220,7 @@ impl Report {
                 t.errors.connect,
                 t.errors.io,
                 replies.join(", "),
+                t.timeline.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
                 t.resumed.map_or(String::new(), |r| format!(", \"resumed\": {r}")),
             );
         }
@@ -257,6 +261,27 @@ fn errors_text(e: &Errors) -> String {
     }
     parts.extend(e.replies.iter().map(|(k, v)| format!("{v} {k}")));
     format!("{} (first: {})", parts.join(", "), e.first.as_deref().unwrap_or(""))
+}
+
+/// Samples the completed-operation count once a second until the run stops; the thread returns
+/// the operations of each whole second.
+pub fn timeline(live: Arc<Live>) -> std::thread::JoinHandle<Vec<u64>> {
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let (mut seconds, mut last) = (Vec::new(), 0);
+        while !live.stop.load(Ordering::Acquire) {
+            let next = start + Duration::from_secs(seconds.len() as u64 + 1);
+            while Instant::now() < next && !live.stop.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if Instant::now() >= next {
+                let done = live.done.load(Ordering::Relaxed);
+                seconds.push(done - last);
+                last = done;
+            }
+        }
+        seconds
+    })
 }
 
 /// Prints `name: elapsed, ops/s, p50, p99, errors` once a second on stderr while the run lasts
@@ -341,6 +366,38 @@ pub fn svg(report: &Report) -> String {
             t.rps()
         );
     }
+    // Below: throughput over time, one line per test (ops per second, each whole second).
+    let top = H + 20.0;
+    let max_ops =
+        report.tests.iter().flat_map(|t| t.timeline.iter().copied()).max().unwrap_or(0).max(1) as f64;
+    let secs = report.tests.iter().map(|t| t.timeline.len()).max().unwrap_or(0).max(2) as f64;
+    let _ = writeln!(
+        out,
+        "<line x1=\"{PAD}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"black\"/>\n\
+         <text x=\"{PAD}\" y=\"{:.1}\">ops/s over time (top = {max_ops:.0}; {secs:.0} s)</text>",
+        top + H - PAD,
+        W - PAD,
+        top + H - PAD,
+        top + 20.0
+    );
+    for (i, t) in report.tests.iter().enumerate() {
+        let color = colors[i % colors.len()];
+        let line: Vec<String> = t
+            .timeline
+            .iter()
+            .enumerate()
+            .map(|(s, ops)| {
+                let x = PAD + (W - 2.0 * PAD) * (s as f64 + 1.0) / secs;
+                let y = top + H - PAD - (H - 2.0 * PAD) * *ops as f64 / max_ops;
+                format!("{x:.1},{y:.1}")
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
+            line.join(" ")
+        );
+    }
     out.push_str("</svg>\n");
-    out
+    out.replacen(&format!("height=\"{H}\""), &format!("height=\"{}\"", 2.0 * H + 20.0), 1)
 }
