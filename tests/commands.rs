@@ -598,6 +598,26 @@ impl Read for RefReader<'_, '_> {
     }
 }
 
+/// A negative count asks for that many random elements, repeats allowed: an absurd one is
+/// refused instead of building a reply that would exhaust memory. Sane ones still work.
+#[test]
+fn absurd_random_counts_are_refused() {
+    let server = Server::start();
+    let mut c = server.conn(Mode::Plain);
+    let _: () = c.hset("rh", "f", "v").unwrap();
+    let _: () = c.sadd("rs", "m").unwrap();
+    let _: () = redis::cmd("ZADD").arg("rz").arg(1).arg("m").query(&mut c).unwrap();
+    for cmd in ["HRANDFIELD", "SRANDMEMBER", "ZRANDMEMBER"] {
+        let key = format!("r{}", cmd.chars().next().unwrap().to_ascii_lowercase());
+        let err =
+            redis::cmd(cmd).arg(&key).arg(-1_000_000_000_000i64).query::<redis::Value>(&mut c).unwrap_err();
+        assert!(err.to_string().contains("count is out of range"), "{cmd}: {err}");
+        let got: Vec<String> = redis::cmd(cmd).arg(&key).arg(-3).query(&mut c).unwrap();
+        assert_eq!(got.len(), 3, "{cmd}");
+    }
+    assert_eq!(redis::cmd("PING").query::<String>(&mut c).unwrap(), "PONG");
+}
+
 #[test]
 fn active_expiry_reclaims_untouched_keys() {
     let server = Server::with(common::Opts::default().arg("hz", "50"));

@@ -46,6 +46,21 @@ pub fn int(arg: &[u8]) -> Result<i64, Reply> {
     parse_i64(arg).ok_or(NOT_INT)
 }
 
+/// Most elements HRANDFIELD, SRANDMEMBER or ZRANDMEMBER may return for a negative count: the
+/// reply is built in memory before it is sent, so an absurd count must not exhaust the server.
+pub const MAX_RANDOM_COUNT: u64 = 10_000_000;
+
+/// A random-elements count (negative: elements may repeat), bounded by [`MAX_RANDOM_COUNT`].
+pub fn random_count(arg: &[u8]) -> Result<i64, Reply> {
+    let n = int(arg)?;
+    if n < 0 && n.unsigned_abs() > MAX_RANDOM_COUNT {
+        return Err(Reply::error(
+            "ERR count is out of range: at most 10000000 repeated random elements per call",
+        ));
+    }
+    Ok(n)
+}
+
 /// A SCAN-family cursor: an unsigned decimal, or `-ERR invalid cursor`.
 pub fn cursor(arg: &[u8]) -> Result<u64, Reply> {
     std::str::from_utf8(arg)

@@ -160,7 +160,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// HRANDFIELD key [count [WITHVALUES]]
 pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let count = match args.get(2).map(|c| args::int(c)) {
+    let count = match args.get(2).map(|c| args::random_count(c)) {
         None => None,
         Some(Ok(n)) => Some(n),
         Some(Err(e)) => return e,

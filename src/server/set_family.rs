@@ -62,7 +62,8 @@ pub fn smembers(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// SRANDMEMBER key [count], SPOP key [count]
 pub fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let pop = is(&args[0], "spop");
-    let count = match args.get(2).map(|c| args::int(c)) {
+    let parse = |c: &Bytes| if pop { args::int(c) } else { args::random_count(c) };
+    let count = match args.get(2).map(parse) {
         None => None,
         Some(Ok(n)) if pop && n < 0 => return Reply::error("ERR value is out of range, must be positive"),
         Some(Ok(n)) => Some(n),

@@ -492,7 +492,7 @@ pub fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// ZRANDMEMBER key [count [WITHSCORES]]
 pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let count = match args.get(2).map(|c| args::int(c)) {
+    let count = match args.get(2).map(|c| args::random_count(c)) {
         None => None,
         Some(Ok(n)) if n == i64::MIN => return Reply::error("ERR value is out of range"),
         Some(Ok(n)) => Some(n),
