@@ -186,8 +186,15 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// The length of the first complete RESP reply in `buf` and whether it is an error; `None` if
-/// more bytes are needed, `Some(Err)` if the bytes are not RESP.
+/// more bytes are needed, `Some(Err)` if the bytes are not RESP (or nest deeper than 64).
 pub fn reply_len(buf: &[u8]) -> Option<Result<(usize, bool), ()>> {
+    nested_len(buf, 64)
+}
+
+fn nested_len(buf: &[u8], depth: u32) -> Option<Result<(usize, bool), ()>> {
+    if depth == 0 {
+        return Some(Err(()));
+    }
     let end = buf.windows(2).position(|w| w == b"\r\n")?;
     let line = &buf[1..end];
     let head = end + 2;
@@ -208,7 +215,7 @@ pub fn reply_len(buf: &[u8]) -> Option<Result<(usize, bool), ()>> {
             let items = if matches!(buf[0], b'%' | b'|') { n * 2 } else { n };
             let mut at = head;
             for _ in 0..items.max(0) {
-                match reply_len(&buf[at..])? {
+                match nested_len(&buf[at..], depth - 1)? {
                     Ok((len, _)) => at += len,
                     Err(()) => return Some(Err(())),
                 }
@@ -246,5 +253,6 @@ mod tests {
         assert_eq!(reply_len(b"*2\r\n$1\r\na\r\n"), None);
         assert_eq!(reply_len(b"$-1\r\n"), Some(Ok((5, false))));
         assert_eq!(reply_len(b"?\r\n"), Some(Err(())));
+        assert_eq!(reply_len(&b"*1\r\n".repeat(100)), Some(Err(())), "a hostile nesting is refused");
     }
 }
