@@ -41,6 +41,12 @@ pub enum Hop {
         /// Fired when the gate is held.
         granted: oneshot::Sender<()>,
     },
+    /// Acquire the gate, run `job`, release: a transaction's last shard in lock order, whose
+    /// one hop needs no round trip while the gate is held.
+    LockRun {
+        /// The work, run with the gate held.
+        job: Job,
+    },
 }
 
 /// The shard could not be reached: its core is shutting down.
@@ -83,6 +89,9 @@ impl Host {
             }
             Hop::Run { tx: None, job, .. } if self.open() => self.run_job(job),
             Hop::Lock { tx, granted } if self.open() => self.grant(tx, granted),
+            // Holding the gate only while the job runs is holding it atomically: nothing else
+            // runs on this core meanwhile.
+            Hop::LockRun { job } if self.open() => self.run_job(job),
             hop => self.waiting.borrow_mut().push_back(hop),
         }
     }
@@ -106,7 +115,7 @@ impl Host {
         loop {
             let Some(hop) = self.waiting.borrow_mut().pop_front() else { return };
             match hop {
-                Hop::Run { job, .. } => self.run_job(job),
+                Hop::Run { job, .. } | Hop::LockRun { job } => self.run_job(job),
                 Hop::Lock { tx, granted } => {
                     self.grant(tx, granted);
                     if self.holder.get().is_some() {
@@ -226,6 +235,38 @@ impl Router {
         }
         let senders = self.senders.as_ref().ok_or(Unavailable(shard.0))?;
         senders.send_to(shard.0, hop).await.map_err(|_| Unavailable(shard.0))
+    }
+
+    /// Runs one job on each of `work`'s shards (sorted, distinct) atomically across them: every
+    /// shard but the last is locked in order, then the last runs its job as it takes its gate
+    /// (one message, no round trip with the gate held); only once it has run do the others run
+    /// theirs and release. (Releasing them earlier would let a reader take them and reach the
+    /// last shard before this job does.) Results follow `work`'s order.
+    pub async fn atomically<R, F>(self: &Rc<Self>, mut work: Vec<(ShardId, F)>) -> Vec<Result<R, Unavailable>>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Shard) -> R + Send + 'static,
+    {
+        let Some((last, last_job)) = work.pop() else { return Vec::new() };
+        let tx = match self.begin(work.iter().map(|(s, _)| *s).collect()).await {
+            Ok(tx) => tx,
+            Err(e) => {
+                let mut failed: Vec<Result<R, Unavailable>> = work.iter().map(|_| Err(e)).collect();
+                failed.push(Err(e));
+                return failed;
+            }
+        };
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move |s| {
+            let _ = done.send(last_job(s));
+        });
+        let last_result = match self.send(last, Hop::LockRun { job }).await {
+            Ok(()) => result.await.map_err(|_| Unavailable(last.0)),
+            Err(e) => Err(e),
+        };
+        let mut results = tx.finish(work).await;
+        results.push(last_result);
+        results
     }
 
     /// Locks `shards` (sorted, distinct) for a new transaction, in order, and returns it.

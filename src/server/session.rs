@@ -253,16 +253,14 @@ impl Session {
                 }
             };
         }
-        let Ok(tx) = router.begin(parts.keys().copied().collect()).await else { return UNAVAILABLE };
-        match cross {
-            Cross::Custom(c) => {
-                let reply = moves::run(c, &tx, db, &router, &args).await;
-                tx.release().await;
-                reply
-            }
-            // The common case keeps its last hop and the unlock in one message per shard.
-            _ => merge(cross, &parts, args.len(), tx.finish(work).await),
+        if let Cross::Custom(c) = cross {
+            let Ok(tx) = router.begin(parts.keys().copied().collect()).await else { return UNAVAILABLE };
+            let reply = moves::run(c, &tx, db, &router, &args).await;
+            tx.release().await;
+            return reply;
         }
+        // The common case: one message per shard, the last one locking and running at once.
+        merge(cross, &parts, args.len(), router.atomically(work).await)
     }
 
     /// Runs `f` on `shard`: through the running EXEC's transaction if there is one.
