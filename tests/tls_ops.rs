@@ -159,6 +159,17 @@ fn refused_tls_changes_keep_the_old_configuration() {
     }
 }
 
+/// The sample configuration (what scripts/dev-server.sh runs) starts and serves TLS: every
+/// directive it writes, empty ones included, builds.
+#[test]
+fn the_sample_config_serves_tls() {
+    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ferrokey.conf");
+    let server = Server::with(Opts { config_file: Some(conf), auth_clients: "no", ..Opts::default() });
+    let (_, info) = connect(tls_addr(&server), &client("ca.crt", None, &[]), "CLIENT INFO").unwrap();
+    assert_eq!(field(&info, "tls-version"), "TLSv1.3");
+    assert_eq!(field(&info, "tls-cipher"), "TLS13_AES_128_GCM_SHA256", "the server prefers AES-128-GCM");
+}
+
 #[test]
 fn protocol_and_cipher_policy() {
     let server = Server::with(Opts { auth_clients: "no", ..Opts::default() });

@@ -277,11 +277,13 @@ fn provider(config: &Config) -> Result<CryptoProvider, TlsError> {
 
 /// `tls-protocols`: the versions to speak (both when empty).
 fn versions(protocols: &[String]) -> Result<Vec<&'static SupportedProtocolVersion>, TlsError> {
-    if protocols.is_empty() {
+    let words: Vec<&str> = protocols.iter().flat_map(|p| p.split_ascii_whitespace()).collect();
+    // `tls-protocols ""` (as config/ferrokey.conf writes it) means the default, as no value does.
+    if words.is_empty() {
         return Ok(vec![&rustls::version::TLS13, &rustls::version::TLS12]);
     }
     let mut out = Vec::new();
-    for p in protocols.iter().flat_map(|p| p.split_ascii_whitespace()) {
+    for p in words {
         let v: &'static SupportedProtocolVersion = match p.to_ascii_lowercase().as_str() {
             "tlsv1.2" => &rustls::version::TLS12,
             "tlsv1.3" => &rustls::version::TLS13,
@@ -445,6 +447,7 @@ mod tests {
     #[test]
     fn protocol_lists() {
         assert_eq!(versions(&[]).unwrap().len(), 2);
+        assert_eq!(versions(&[String::new()]).unwrap().len(), 2, "an empty value is the default");
         assert_eq!(versions(&["TLSv1.3".into()]).unwrap().len(), 1);
         assert!(versions(&["TLSv1.1".into()])
             .unwrap_err()
