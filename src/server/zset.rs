@@ -193,7 +193,6 @@ pub struct ZSet {
     tall: Vec<Vec<Level>>,
     free: Vec<u32>,
     free_tall: Vec<u32>,
-    tail: u32,
     level: usize,
     rng: u64,
 }
@@ -208,7 +207,6 @@ impl Default for ZSet {
             tall: vec![vec![Level::default(); MAX_LEVEL - INLINE_LEVELS]],
             free: Vec::new(),
             free_tall: Vec::new(),
-            tail: HEAD,
             level: 1,
             rng: 0x9e37,
         }
@@ -303,13 +301,6 @@ impl ZSet {
         let score = self.score(member)?;
         let (_, rank) = self.seek(|s, m| order_lazy(s, m, score, member) != Ordering::Greater);
         Some(rank - 1)
-    }
-
-    /// The member and score at 0-based `rank`.
-    #[must_use]
-    pub fn at(&self, rank: usize) -> Option<(&Bytes, f64)> {
-        let n = self.node_at(rank)?;
-        Some((&self.members[n as usize], self.nodes[n as usize].score))
     }
 
     /// Members from 0-based `rank` on, ascending (or descending with `rev`, where `rank`
@@ -501,9 +492,7 @@ impl ZSet {
     fn place_after(&mut self, id: u32, prev: u32) {
         self.nodes[id as usize].prev = prev;
         let next = self.nodes[id as usize].levels[0].next;
-        if next == HEAD {
-            self.tail = id;
-        } else {
+        if next != HEAD {
             self.nodes[next as usize].prev = id;
         }
     }
@@ -544,9 +533,7 @@ impl ZSet {
             }
         }
         let (prev, next) = (self.nodes[id as usize].prev, self.nodes[id as usize].levels[0].next);
-        if next == HEAD {
-            self.tail = prev;
-        } else {
+        if next != HEAD {
             self.nodes[next as usize].prev = prev;
         }
         while self.level > 1 && self.lv(HEAD, self.level - 1).next == HEAD {
@@ -559,12 +546,6 @@ impl ZSet {
         }
         self.nodes[id as usize] = EMPTY;
         self.free.push(id);
-    }
-
-    /// The highest-ranked member, if any.
-    #[must_use]
-    pub fn last(&self) -> Option<(&Bytes, f64)> {
-        (self.tail != HEAD).then(|| (&self.members[self.tail as usize], self.nodes[self.tail as usize].score))
     }
 }
 
@@ -595,7 +576,7 @@ mod tests {
         assert_eq!(back.into_iter().rev().collect::<Vec<_>>(), model);
         for (i, (s, m)) in model.iter().enumerate() {
             assert_eq!(z.rank(m), Some(i));
-            assert_eq!(z.at(i).map(|(m, s)| (s, m.to_vec())), Some((*s, m.clone())));
+            assert_eq!(z.iter_from(i, false).next().map(|(m, s)| (s, m.to_vec())), Some((*s, m.clone())));
         }
     }
 
