@@ -398,15 +398,10 @@ fn reconfigure(
 /// Whether every address of `config.bind` can take `port` beside our own sockets (reuseport, no
 /// listen: it receives no connections).
 fn probe_bind(config: &Config, port: u16) -> std::io::Result<()> {
-    for raw in &config.bind {
-        let (optional, text) = raw.strip_prefix('-').map_or((false, raw.as_str()), |t| (true, t));
-        let ip: IpAddr = if text == "*" {
-            IpAddr::from([0, 0, 0, 0])
-        } else {
-            text.parse()
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad bind address"))?
-        };
-        let addr = SocketAddr::new(ip, port);
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    for (addr, _, optional) in
+        wanted(config).map_err(invalid)?.into_iter().filter(|(a, _, _)| a.port() == port)
+    {
         let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
         socket.set_reuse_address(true)?;
         socket.set_reuse_port(true)?;
