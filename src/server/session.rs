@@ -232,6 +232,16 @@ impl Session {
             parts.entry(router.shard_of(&args[p])).or_default().push(p);
         }
         let db = self.db;
+        // Custom protocols run their own hops; the split commands below need per-shard requests.
+        if let Cross::Custom(c) = cross {
+            if let Some(tx) = self.exec_tx.clone() {
+                return moves::run(c, &tx, db, &router, &args).await;
+            }
+            let Ok(tx) = router.begin(parts.keys().copied().collect()).await else { return UNAVAILABLE };
+            let reply = moves::run(c, &tx, db, &router, &args).await;
+            tx.release().await;
+            return reply;
+        }
         let work: Vec<_> = parts
             .iter()
             .map(|(&s, positions)| {
@@ -245,19 +255,8 @@ impl Session {
             })
             .collect();
         if let Some(tx) = self.exec_tx.clone() {
-            return match cross {
-                Cross::Custom(c) => moves::run(c, &tx, db, &router, &args).await,
-                _ => {
-                    let hops = work.into_iter().map(|(s, f)| tx.run(s, f));
-                    merge(cross, &parts, args.len(), futures::future::join_all(hops).await)
-                }
-            };
-        }
-        if let Cross::Custom(c) = cross {
-            let Ok(tx) = router.begin(parts.keys().copied().collect()).await else { return UNAVAILABLE };
-            let reply = moves::run(c, &tx, db, &router, &args).await;
-            tx.release().await;
-            return reply;
+            let hops = work.into_iter().map(|(s, f)| tx.run(s, f));
+            return merge(cross, &parts, args.len(), futures::future::join_all(hops).await);
         }
         // The common case: one message per shard, the last one locking and running at once.
         merge(cross, &parts, args.len(), router.atomically(work).await)
