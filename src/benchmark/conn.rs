@@ -297,14 +297,12 @@ async fn open(
     Ok(s)
 }
 
+/// A request as RESP: an array of bulk strings, which is what the reply encoder writes.
 fn raw(args: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
+    let mut out = bytes::BytesMut::new();
+    let request = crate::facade::Reply::Array(args.iter().map(crate::facade::Reply::bulk).collect());
+    request.encode(false, &mut out);
+    out.to_vec()
 }
 
 /// The test for the next request: the only one, or SET/GET by `--ratio`.
