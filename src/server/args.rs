@@ -61,6 +61,42 @@ pub fn random_count(arg: &[u8]) -> Result<i64, Reply> {
     Ok(n)
 }
 
+/// HRANDFIELD's and ZRANDMEMBER's `key [count [FLAG]]`: the count, if given, and whether the
+/// flag (WITHVALUES, WITHSCORES) follows it.
+pub fn random_args(args: &[Bytes], flag: &str) -> Result<(Option<i64>, bool), Reply> {
+    let count = args.get(2).map(|c| random_count(c)).transpose()?;
+    let with = match args.get(3) {
+        None => false,
+        Some(a) if is(a, flag) && args.len() == 4 => true,
+        Some(_) => return Err(SYNTAX),
+    };
+    Ok((count, with))
+}
+
+/// `X numkeys key [key ...] SIDE [COUNT count]`, the shape of LMPOP and ZMPOP (`args[0]` is the
+/// word before the key count: the name, or BLMPOP's timeout): the keys, the side as `side`
+/// parses it, and the count (1 when not given). Errors come in Redis's order.
+pub fn mpop<T>(
+    args: &[Bytes],
+    side: impl FnOnce(&Bytes) -> Result<T, Reply>,
+) -> Result<(Vec<Bytes>, T, usize), Reply> {
+    let n = match int(&args[1]) {
+        Ok(n) if n > 0 => n as usize,
+        _ => return Err(Reply::error("ERR numkeys should be greater than 0")),
+    };
+    let Some(word) = args.get(2 + n) else { return Err(SYNTAX) };
+    let side = side(word)?;
+    let count = match &args[3 + n..] {
+        [] => 1,
+        [c, v] if is(c, "count") => match int(v) {
+            Ok(v) if v > 0 => v as usize,
+            _ => return Err(Reply::error("ERR count should be greater than 0")),
+        },
+        _ => return Err(SYNTAX),
+    };
+    Ok((args[2..2 + n].to_vec(), side, count))
+}
+
 /// A SCAN-family cursor: an unsigned decimal, or `-ERR invalid cursor`.
 pub fn cursor(arg: &[u8]) -> Result<u64, Reply> {
     std::str::from_utf8(arg)

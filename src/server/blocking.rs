@@ -144,7 +144,7 @@ pub async fn block(s: &mut Session, args: &[Bytes]) -> Reply {
             Ok((keys, Form::ZPop(is(name, "bzpopmax")), timeout(&args[args.len() - 1])?))
         } else if is(name, "bzmpop") {
             let t = timeout(&args[1])?;
-            let mpop = zset_family::MPop::parse(&args[2..])?;
+            let mpop = zset_family::MPop::parse(&args[1..])?;
             Ok((mpop.keys, Form::ZMPop(mpop.max, mpop.count), t))
         } else if is(name, "brpoplpush") {
             Ok((

@@ -173,6 +173,17 @@ impl ScanOpts {
         }
         Ok(opts)
     }
+
+    /// The cursor and options of HSCAN, SSCAN and ZSCAN: `key cursor [MATCH p] [COUNT n]`.
+    pub fn parse_keyed(args: &[Bytes]) -> Result<(u64, ScanOpts), Reply> {
+        Ok((args::cursor(&args[2])?, ScanOpts::parse(&args[3..])?))
+    }
+
+    /// A container scan's reply: the next cursor and what this step found.
+    #[must_use]
+    pub fn reply(next: u64, items: Vec<Reply>) -> Reply {
+        Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(items)])
+    }
 }
 
 /// SCAN's part on one shard, as Redis's `scanGenericCommand`: walks buckets from `cursor` until

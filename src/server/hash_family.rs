@@ -160,15 +160,9 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// HRANDFIELD key [count [WITHVALUES]]
 pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let count = match args.get(2).map(|c| args::random_count(c)) {
-        None => None,
-        Some(Ok(n)) => Some(n),
-        Some(Err(e)) => return e,
-    };
-    let with_values = match args.get(3) {
-        None => false,
-        Some(a) if is(a, "withvalues") && args.len() == 4 => true,
-        Some(_) => return args::SYNTAX,
+    let (count, with_values) = match args::random_args(args, "withvalues") {
+        Ok(parsed) => parsed,
+        Err(e) => return e,
     };
     let seed = splitmix(ctx.now ^ args[1].len() as u64);
     let h = match access::read(ctx, &args[1], hash) {
@@ -208,21 +202,19 @@ pub fn sample<V: Clone>(d: &Dict<V>, count: i64, mut seed: u64) -> Vec<(Bytes, V
 
 /// HSCAN key cursor [MATCH pattern] [COUNT count]
 pub fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let cursor = match args::cursor(&args[2]) {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
-    let opts = match ScanOpts::parse(&args[3..]) {
-        Ok(o) => o,
+    let (cursor, opts) = match ScanOpts::parse_keyed(args) {
+        Ok(parsed) => parsed,
         Err(e) => return e,
     };
     match access::read(ctx, &args[1], hash) {
         Ok(Some(h)) => {
             let (next, found) = scan_dict(h, cursor, &opts);
-            let items = found.into_iter().flat_map(|(k, v)| [Reply::Bulk(k), Reply::Bulk(v)]).collect();
-            Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(items)])
+            ScanOpts::reply(
+                next,
+                found.into_iter().flat_map(|(k, v)| [Reply::Bulk(k), Reply::Bulk(v)]).collect(),
+            )
         }
-        Ok(None) => Reply::Array(vec![Reply::bulk("0"), Reply::Array(vec![])]),
+        Ok(None) => ScanOpts::reply(0, vec![]),
         Err(e) => e,
     }
 }

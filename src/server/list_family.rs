@@ -364,23 +364,8 @@ pub struct MPop {
 impl MPop {
     /// Parses `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]`.
     pub fn parse(args: &[Bytes]) -> Result<MPop, Reply> {
-        let n = match args::int(&args[1]) {
-            Ok(n) if n > 0 => n as usize,
-            _ => return Err(Reply::error("ERR numkeys should be greater than 0")),
-        };
-        if args.len() < 2 + n + 1 {
-            return Err(SYNTAX);
-        }
-        let end = End::parse(&args[2 + n])?;
-        let count = match &args[3 + n..] {
-            [] => 1,
-            [c, v] if is(c, "count") => match args::int(v) {
-                Ok(v) if v > 0 => v as usize,
-                _ => return Err(Reply::error("ERR count should be greater than 0")),
-            },
-            _ => return Err(SYNTAX),
-        };
-        Ok(MPop { keys: args[2..2 + n].to_vec(), end, count })
+        let (keys, end, count) = args::mpop(args, |side| End::parse(side))?;
+        Ok(MPop { keys, end, count })
     }
 }
 

@@ -199,7 +199,7 @@ async fn copy(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Rep
 
 /// ZMPOP over keys on several shards: the first non-empty sorted set, in key order, gives.
 async fn zmpop(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Reply, Reply> {
-    let mpop = zset_family::MPop::parse(&args[1..])?;
+    let mpop = zset_family::MPop::parse(args)?;
     for key in mpop.keys {
         let (k, max, count) = (key.clone(), mpop.max, mpop.count);
         if let Some(popped) =

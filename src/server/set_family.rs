@@ -104,21 +104,16 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// SSCAN key cursor [MATCH pattern] [COUNT count]
 pub fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let cursor = match args::cursor(&args[2]) {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
-    let opts = match ScanOpts::parse(&args[3..]) {
-        Ok(o) => o,
+    let (cursor, opts) = match ScanOpts::parse_keyed(args) {
+        Ok(parsed) => parsed,
         Err(e) => return e,
     };
     match access::read(ctx, &args[1], set) {
         Ok(Some(s)) => {
             let (next, found) = scan_dict(s, cursor, &opts);
-            let items = found.into_iter().map(|(m, ())| Reply::Bulk(m)).collect();
-            Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(items)])
+            ScanOpts::reply(next, found.into_iter().map(|(m, ())| Reply::Bulk(m)).collect())
         }
-        Ok(None) => Reply::Array(vec![Reply::bulk("0"), Reply::Array(vec![])]),
+        Ok(None) => ScanOpts::reply(0, vec![]),
         Err(e) => e,
     }
 }

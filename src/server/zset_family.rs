@@ -445,27 +445,14 @@ pub struct MPop {
 }
 
 impl MPop {
-    /// Parses `numkeys key [key ...] MIN|MAX [COUNT count]` (ZMPOP's arguments after its name).
+    /// Parses `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]`.
     pub fn parse(args: &[Bytes]) -> Result<MPop, Reply> {
-        let n = match args::int(&args[0]) {
-            Ok(n) if n > 0 => n as usize,
-            _ => return Err(Reply::error("ERR numkeys should be greater than 0")),
-        };
-        let Some(side) = args.get(1 + n) else { return Err(SYNTAX) };
-        let max = match () {
-            () if is(side, "min") => false,
-            () if is(side, "max") => true,
-            () => return Err(SYNTAX),
-        };
-        let count = match &args[2 + n..] {
-            [] => 1,
-            [c, v] if is(c, "count") => match args::int(v) {
-                Ok(v) if v > 0 => v as usize,
-                _ => return Err(Reply::error("ERR count should be greater than 0")),
-            },
-            _ => return Err(SYNTAX),
-        };
-        Ok(MPop { keys: args[1..1 + n].to_vec(), max, count })
+        let (keys, max, count) = args::mpop(args, |side| match () {
+            () if is(side, "min") => Ok(false),
+            () if is(side, "max") => Ok(true),
+            () => Err(SYNTAX),
+        })?;
+        Ok(MPop { keys, max, count })
     }
 }
 
@@ -479,7 +466,7 @@ pub fn mpop_reply(key: Bytes, popped: Vec<Scored>) -> Reply {
 /// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count], when every key is here.
 pub fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let run = |ctx: &mut Ctx<'_>| -> Result<Reply, Reply> {
-        let mpop = MPop::parse(&args[1..])?;
+        let mpop = MPop::parse(args)?;
         for key in mpop.keys {
             if let Some(popped) = pop(ctx, &key, mpop.max, mpop.count)? {
                 return Ok(mpop_reply(key, popped));
@@ -492,16 +479,9 @@ pub fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// ZRANDMEMBER key [count [WITHSCORES]]
 pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let count = match args.get(2).map(|c| args::random_count(c)) {
-        None => None,
-        Some(Ok(n)) if n == i64::MIN => return Reply::error("ERR value is out of range"),
-        Some(Ok(n)) => Some(n),
-        Some(Err(e)) => return e,
-    };
-    let withscores = match args.get(3) {
-        None => false,
-        Some(a) if is(a, "withscores") && args.len() == 4 => true,
-        Some(_) => return SYNTAX,
+    let (count, withscores) = match args::random_args(args, "withscores") {
+        Ok(parsed) => parsed,
+        Err(e) => return e,
     };
     if withscores && count.is_some_and(|n| n.unsigned_abs() > (i64::MAX / 2) as u64) {
         return Reply::error("ERR value is out of range");
@@ -520,17 +500,13 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// ZSCAN key cursor [MATCH pattern] [COUNT count]
 pub fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let cursor = match args::cursor(&args[2]) {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
-    let opts = match ScanOpts::parse(&args[3..]) {
-        Ok(o) => o,
+    let (cursor, opts) = match ScanOpts::parse_keyed(args) {
+        Ok(parsed) => parsed,
         Err(e) => return e,
     };
     let z = match access::read(ctx, &args[1], zset) {
         Ok(Some(z)) => z,
-        Ok(None) => return Reply::Array(vec![Reply::bulk("0"), Reply::Array(vec![])]),
+        Ok(None) => return ScanOpts::reply(0, vec![]),
         Err(e) => return e,
     };
     // A small set comes whole and in order, as from Redis's listpack encoding.
@@ -542,7 +518,7 @@ pub fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         z.scan(cursor, &opts)
     };
     let items = found.into_iter().flat_map(|(m, s)| [Reply::Bulk(m), Reply::bulk(score_text(s))]).collect();
-    Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(items)])
+    ScanOpts::reply(next, items)
 }
 
 /// A score as Redis's `d2string` writes it (ZSCAN): integers plainly, others as `%.17g`.
