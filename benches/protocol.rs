@@ -45,7 +45,7 @@ fn slots(c: &mut Criterion) {
 }
 
 /// Moving a random member of a sorted set to a random score (ZADD on an existing member):
-/// two skiplist descents, the cost that grows with the set's size.
+/// the B+tree's leaf lookup and one descent, the cost that grows with the set's size.
 fn zset_rescore(c: &mut Criterion) {
     for size in [1_000u64, 1_000_000] {
         let mut z = ZSet::default();

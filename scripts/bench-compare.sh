@@ -10,9 +10,10 @@
 # both shards), and RSS per idle plain and TLS connection.
 #
 #   scripts/bench-compare.sh [-n REQUESTS] [-c CLIENTS] [--idle N] [--reference BINARY] [--quick]
+#                            [--only matrix,types,zset,handshakes,churn,threads,idle,client]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=200000; C=50; IDLE=10000; SERVER_CPU=0; CLIENT_CPU=1; REF=redis-server
+N=200000; C=50; IDLE=10000; SERVER_CPU=0; CLIENT_CPU=1; REF=redis-server; ONLY=
 while [ $# -gt 0 ]; do
   case $1 in
     -n) N=$2; shift 2 ;;
@@ -20,6 +21,7 @@ while [ $# -gt 0 ]; do
     --idle) IDLE=$2; shift 2 ;;
     --reference) REF=$2; shift 2 ;;
     --quick) N=50000; IDLE=2000; shift ;;
+    --only) ONLY=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -36,6 +38,7 @@ cleanup() { [ -f "$pidfile" ] && xargs -r kill 2>/dev/null < "$pidfile" || true;
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 wait_port() { for _ in $(seq 1 200); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
@@ -79,6 +82,7 @@ echo "ferrokey $(git rev-parse --short HEAD 2>/dev/null || echo '?') vs $REF $("
 echo "(the reference is called redis below, whichever binary it is)"
 echo "servers pinned to cpu $SERVER_CPU, redis-benchmark to cpu $CLIENT_CPU; -n $N -c $C -r 100000 -d 16"
 echo
+if want matrix; then
 echo "| transport | P | test | redis ops/s | ferrokey ops/s | redis p99 ms | ferrokey p99 ms | redis µs/op | ferrokey µs/op | µs/op ratio fk/redis |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 for tls in 0 1; do
@@ -91,6 +95,9 @@ for tls in 0 1; do
     done
   done
 done
+fi
+
+if want types; then
 echo
 echo "Data types, TLS, P=16 (same pinning):"
 echo "| test | redis ops/s | ferrokey ops/s | redis µs/op | ferrokey µs/op | µs/op ratio fk/redis |"
@@ -102,6 +109,7 @@ for test in lpush lpop sadd hset zadd "zrange 0 9"; do
   ratio=$(awk -v a="$f_us" -v b="$r_us" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
   echo "| ${test^^} | $r_rps | $f_rps | $r_us | $f_us | $ratio |"
 done
+fi
 
 # preload PORT KEY MEMBERS: a sorted set of MEMBERS members, in 1000-member ZADDs.
 preload() {
@@ -116,6 +124,7 @@ for start in range(0, n, 1000):
     out.write(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
 ' "$2" "$3" | redis-cli -p "$1" --pipe >/dev/null
 }
+if want zset; then
 echo
 echo "ZADD moving random members of a 1k vs a 1M-member sorted set, TLS, P=16 (per-op cost should not grow with size):"
 echo "| server | 1k µs/op | 1M µs/op | ratio 1M/1k |"
@@ -127,6 +136,8 @@ for who in redis ferrokey; do
   read -r _ big _ < <(RANGE=1000000 bench "$pid" "$tport" 1 16 zadd ZADD zs1m __rand_int__ m:__rand_int__)
   echo "| $who | $small | $big | $(awk -v a="$big" -v b="$small" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') |"
 done
+fi
+
 kill "$FPID"; wait "$FPID" 2>/dev/null || true
 
 # TLS handshakes: server CPU per full handshake (RSA-2048 with a client certificate, ECDSA P-256
@@ -161,6 +172,7 @@ connects() {
 print("%.3f %.0f %.2f" % (int(sys.argv[2]) * 1000 / int(sys.argv[3]) / n, t["rps"], t.get("resumed", 0) / n))' \
     "$json" $((after - before)) "$TICK"
 }
+if want handshakes; then
 HS=$(( N / 50 ))
 echo
 echo "TLS handshakes ($HS per run at up to 3000/s, ferrokey-benchmark --connect-rate): server CPU ms per handshake"
@@ -181,9 +193,11 @@ for kind in rsa-client-cert ecdsa rsa-resumed; do
   done
   echo "| $kind | ${ms[redis]} | ${ms[ferrokey]} | $(awk -v a="${ms[ferrokey]}" -v b="${ms[redis]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') | ${rate[redis]} | ${rate[ferrokey]} | ${share[redis]}/${share[ferrokey]} |"
 done
+fi
 
 # Steady load beside connection churn: redis-benchmark GET, 50 TLS clients, p99 with and
 # without 200 new TLS connections per second (ferrokey-benchmark --connect-rate 200).
+if want churn; then
 echo
 echo "Steady TLS load (50 clients, GET, P=1) beside 200 new TLS connections/s: p99 ms"
 echo "| server | p99 alone | p99 with churn | ratio |"
@@ -202,7 +216,9 @@ for who in redis ferrokey; do
   kill "$pid"; wait "$pid" 2>/dev/null || true
   echo "| $who | $alone | $busy | $(awk -v a="$busy" -v b="$alone" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') |"
 done
+fi
 
+if want threads; then
 echo
 echo "ferrokey threads 2 (cpus 0,1; keys on both shards) vs threads 1, TLS, P=16, redis-benchmark unpinned:"
 echo "| threads | test | ops/s | server µs/op |"
@@ -216,7 +232,9 @@ for threads in 1 2; do
   done
   kill "$PID"; wait "$PID" 2>/dev/null || true
 done
+fi
 
+if want idle; then
 echo
 echo "RSS per idle connection ($IDLE connections, PING answered on each):"
 read -r FPID FPORT FTLS < <(start_ferrokey 1 "$SERVER_CPU")
@@ -228,9 +246,11 @@ for who in redis ferrokey; do
   tls=$(python3 scripts/idle-conns.py --pid "$pid" --port "$tport" --count "$IDLE" --tls --cacert "$certs/ca.crt")
   echo "| $who | $plain | $tls |"
 done
+fi
 
 # The load generator itself: client CPU per request of ferrokey-benchmark and redis-benchmark,
 # each pinned to the client cpu, against the same reference server.
+if want client; then
 echo
 echo "Client CPU per request, ferrokey-benchmark vs redis-benchmark (SET, -c $C, against the reference server):"
 echo "| transport | P | redis-benchmark ops/s | ferrokey-benchmark ops/s | redis-benchmark µs/req | ferrokey-benchmark µs/req | ratio fkb/rb |"
@@ -251,3 +271,5 @@ for tls in 0 1; do
     echo "| $( [ $tls = 1 ] && echo TLS || echo plain) | $P | ${rps[redis-benchmark]} | ${rps[target/release/ferrokey-benchmark]} | $rb | $fb | $(awk -v a="$fb" -v b="$rb" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') |"
   done
 done
+fi
+

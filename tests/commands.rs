@@ -540,40 +540,54 @@ fn sorted_lines(reply: &[u8]) -> Vec<u8> {
 }
 
 fn run_script(stream: &mut dyn Read, write: &mut dyn FnMut(&[u8]), resp3: bool) -> Vec<String> {
+    let requests = SCRIPT.iter().chain(ORDER_PROBES).map(|req| req.iter().map(|a| a.to_string()).collect());
+    run_requests(stream, write, resp3, requests)
+}
+
+/// Sends each request and reads its reply; a reply to an unordered command is shown sorted.
+fn run_requests(
+    stream: &mut dyn Read,
+    write: &mut dyn FnMut(&[u8]),
+    resp3: bool,
+    requests: impl Iterator<Item = Vec<String>>,
+) -> Vec<String> {
     if resp3 {
         write(&resp(&[b"HELLO", b"3"]));
         let _ = read_reply(stream);
     }
-    SCRIPT
-        .iter()
-        .chain(ORDER_PROBES)
+    requests
         .map(|req| {
             let args: Vec<&[u8]> = req.iter().map(|a| a.as_bytes()).collect();
             write(&resp(&args));
             let reply = read_reply(stream);
-            let shown = if UNORDERED.contains(&req[0]) { sorted_lines(&reply) } else { reply };
+            let shown = if UNORDERED.contains(&req[0].as_str()) { sorted_lines(&reply) } else { reply };
             format!("{req:?} -> {:?}", String::from_utf8_lossy(&shown))
         })
         .collect()
 }
 
-#[test]
-fn replies_match_redis_server() {
+/// Runs `script` against redis-server and against ferrokey in every mode, in RESP2 and RESP3,
+/// and fails with every reply that differs.
+/// A script: given a reply stream, a way to send, and whether to speak RESP3, the replies shown.
+type Script = dyn Fn(&mut dyn Read, &mut dyn FnMut(&[u8]), bool) -> Vec<String>;
+
+fn compare_with_redis(script: &Script) {
     let reference = RedisServer::start();
     let server = Server::start();
     for resp3 in [false, true] {
         let mut redis = std::net::TcpStream::connect(("127.0.0.1", reference.port)).unwrap();
         let mut redis_w = redis.try_clone().unwrap();
         let expected =
-            run_script(&mut redis, &mut |b| std::io::Write::write_all(&mut redis_w, b).unwrap(), resp3);
+            script(&mut redis, &mut |b| std::io::Write::write_all(&mut redis_w, b).unwrap(), resp3);
         for mode in MODES {
             let mut raw = server.raw(mode);
             // One stream for reading and writing: a small adapter over the raw connection.
             let got = {
                 let cell = std::cell::RefCell::new(&mut raw);
                 let mut reader = RefReader(&cell);
-                run_script(&mut reader, &mut |b| cell.borrow_mut().send(b), resp3)
+                script(&mut reader, &mut |b| cell.borrow_mut().send(b), resp3)
             };
+            assert_eq!(expected.len(), got.len());
             let diffs: Vec<String> = expected
                 .iter()
                 .zip(&got)
@@ -588,6 +602,83 @@ fn replies_match_redis_server() {
             );
         }
     }
+}
+
+#[test]
+fn replies_match_redis_server() {
+    compare_with_redis(&run_script);
+}
+
+/// Requests over sorted sets of thousands of members, many scores tied, edited at random: deep
+/// trees whose nodes split, merge and even out, checked by rank, range and pop against Redis.
+fn large_sorted_set_requests() -> Vec<Vec<String>> {
+    let mut seed = 0x5eed_u64;
+    let mut next = move |n: u64| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let mut reqs: Vec<Vec<String>> = Vec::new();
+    let mut push = |args: Vec<String>| reqs.push(args);
+    let s = |x: &str| x.to_string();
+    for chunk in 0..30 {
+        let mut zadd = vec![s("ZADD"), s("big")];
+        let mut lex = vec![s("ZADD"), s("{big}lex")];
+        for i in 0..100 {
+            let m = chunk * 100 + i;
+            zadd.extend([(next(500) as f64 / 4.0).to_string(), format!("m{:x}", m * 7919 % 4099)]);
+            lex.extend([s("0"), format!("w{:x}", m * 104_729 % 3001)]);
+        }
+        push(zadd);
+        push(lex);
+    }
+    for round in 0..400 {
+        let m = format!("m{:x}", next(4099));
+        match round % 5 {
+            0 => push(vec![s("ZREM"), s("big"), m]),
+            1 => push(vec![s("ZINCRBY"), s("big"), (next(200) as f64 - 100.0).to_string(), m]),
+            2 => push(vec![s("ZADD"), s("big"), (next(500) as f64 / 4.0).to_string(), m]),
+            3 => push(vec![s("ZRANK"), s("big"), m]),
+            _ => push(vec![s("ZREVRANK"), s("big"), m]),
+        }
+        if round % 40 == 0 {
+            let start = next(3000) as i64 - 100;
+            push(vec![s("ZRANGE"), s("big"), start.to_string(), (start + 37).to_string(), s("WITHSCORES")]);
+            push(vec![s("ZRANGE"), s("big"), start.to_string(), (start + 20).to_string(), s("REV")]);
+            let lo = next(125);
+            push(vec![s("ZCOUNT"), s("big"), lo.to_string(), format!("({}", lo + 9)]);
+            let args = ["ZRANGEBYSCORE", "big", &format!("({lo}"), "+inf", "LIMIT", "5", "25"];
+            push(args.iter().map(|a| a.to_string()).collect());
+            let w = format!("w{:x}", next(3001));
+            push(vec![s("ZLEXCOUNT"), s("{big}lex"), format!("[{w}"), s("+")]);
+            push(vec![s("ZRANGEBYLEX"), s("{big}lex"), format!("({w}"), s("+"), s("LIMIT"), s("0"), s("12")]);
+            push(vec![s("ZREM"), s("{big}lex"), w]);
+        }
+    }
+    for req in [
+        vec!["ZREMRANGEBYRANK", "big", "100", "399"],
+        vec!["ZREMRANGEBYSCORE", "big", "10", "(30"],
+        vec!["ZREMRANGEBYLEX", "{big}lex", "[w4", "(w8"],
+        vec!["ZPOPMIN", "big", "150"],
+        vec!["ZPOPMAX", "{big}lex", "150"],
+        vec!["ZCARD", "big"],
+        vec!["ZCARD", "{big}lex"],
+        vec!["ZRANGE", "big", "0", "-1", "WITHSCORES"],
+        vec!["ZRANGE", "{big}lex", "0", "-1"],
+        vec!["ZRANGESTORE", "{big}copy", "{big}lex", "[w2", "[w9", "BYLEX", "LIMIT", "10", "500"],
+        vec!["ZRANGE", "{big}copy", "-300", "-1", "REV"],
+    ] {
+        push(req.into_iter().map(s).collect());
+    }
+    reqs
+}
+
+#[test]
+fn large_sorted_sets_match_redis_server() {
+    compare_with_redis(&|stream, write, resp3| {
+        let mut out = run_requests(stream, write, resp3, [vec!["FLUSHALL".to_string()]].into_iter());
+        out.extend(run_requests(stream, write, false, large_sorted_set_requests().into_iter()));
+        out
+    });
 }
 
 struct RefReader<'a, 'b>(&'a std::cell::RefCell<&'b mut common::Raw>);

@@ -12,28 +12,42 @@ const MIN_BUCKETS: usize = 4;
 /// chasing a pointer (one cache miss less per command on a large keyspace).
 const INLINE: usize = 22;
 
-/// A key as the dict stores it.
+/// A byte string as the dict stores it: short ones inline, longer ones shared. The sorted set's
+/// member table uses it too, so a comparison of short members reads no second cache line.
+#[derive(Clone, Default)]
+pub struct Key(Repr);
+
 #[derive(Clone)]
-enum Key {
+enum Repr {
     Inline { len: u8, bytes: [u8; INLINE] },
     Heap(Bytes),
 }
 
+impl Default for Repr {
+    fn default() -> Repr {
+        Repr::Inline { len: 0, bytes: [0; INLINE] }
+    }
+}
+
 impl Key {
-    fn new(key: Bytes) -> Key {
-        if key.len() <= INLINE {
+    /// Stores `key`: copied inline when short, else kept as the shared `Bytes`.
+    #[must_use]
+    pub fn new(key: Bytes) -> Key {
+        Key(if key.len() <= INLINE {
             let mut bytes = [0u8; INLINE];
             bytes[..key.len()].copy_from_slice(&key);
-            Key::Inline { len: key.len() as u8, bytes }
+            Repr::Inline { len: key.len() as u8, bytes }
         } else {
-            Key::Heap(key)
-        }
+            Repr::Heap(key)
+        })
     }
 
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            Key::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            Key::Heap(b) => b,
+    /// The bytes.
+    #[must_use]
+    pub fn as_slice(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Heap(b) => b,
         }
     }
 }

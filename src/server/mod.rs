@@ -26,3 +26,4 @@ pub mod string_family;
 pub mod transaction_family;
 pub mod zset;
 pub mod zset_family;
+pub mod ztree;
