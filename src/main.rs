@@ -6,6 +6,13 @@ use anyhow::Context as _;
 use clap::Parser;
 use ferrokey::config::{Config, LogLevel};
 
+/// mimalloc, not glibc's malloc: each core allocates from its own heap, and a buffer freed on
+/// another core (a request that hopped, a reply that came back) goes back without taking an
+/// arena lock or trimming memory (which makes the kernel interrupt the other core to flush its
+/// TLB). Redis ships jemalloc for the same reasons.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A Redis-compatible, thread-per-core in-memory data server where TLS is never the bottleneck.
 #[derive(Parser)]
 #[command(

@@ -9,6 +9,10 @@ use clap::Parser;
 use ferrokey::benchmark::{self, workload, KeyPattern, Options, TlsOptions};
 
 /// A TLS-native, thread-per-core load generator for Redis-compatible servers.
+/// mimalloc, as in the server: per-core heaps, no arena locks or trims between executors.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "ferrokey-benchmark", version, disable_help_flag = true)]
 struct Args {

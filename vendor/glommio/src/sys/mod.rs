@@ -306,6 +306,9 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // ferrokey patch: pairs with the fence in `prepare_to_sleep`'s caller (uring.rs). The
+        // producer's push must be visible before it reads `should_notify` (Dekker).
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)
