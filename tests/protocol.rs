@@ -146,7 +146,26 @@ fn resp3_via_hello() {
     }
 }
 
-/// A client that stops reading its replies stalls only itself.
+/// INFO's `tls_buffered_bytes` once `until` holds for it, or after 10 s.
+fn wait_tls_buffered(server: &Server, until: impl Fn(u64) -> bool) -> u64 {
+    let mut admin = server.conn(Mode::Plain);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let info: String = redis::cmd("INFO").arg("tls").query(&mut admin).unwrap();
+        let held = info
+            .lines()
+            .find_map(|l| l.strip_prefix("tls_buffered_bytes:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("INFO tls has tls_buffered_bytes");
+        if until(held) || std::time::Instant::now() > deadline {
+            return held;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A client that stops reading its replies stalls only itself; over TLS, INFO shows what rustls
+/// holds for it, and that goes back to zero when it leaves.
 #[test]
 fn client_that_stops_reading_stalls_only_itself() {
     let server = Server::start();
@@ -165,7 +184,15 @@ fn client_that_stops_reading_stalls_only_itself() {
             let n: usize = redis::cmd("STRLEN").arg("big").query(&mut other).unwrap();
             assert_eq!(n, 1 << 20);
         }
+        // INFO shows what rustls holds for the stalled client: encrypted records up to rustls's
+        // 64 KiB buffer limit (the rest waits in the connection's reply buffer).
+        let held = wait_tls_buffered(&server, |b| mode == Mode::Plain || b > 0);
+        match mode {
+            Mode::Plain => assert_eq!(held, 0),
+            Mode::Tls => assert!(held > 0 && held <= 128 * 1024, "tls_buffered_bytes:{held}"),
+        }
         drop(slow);
+        assert_eq!(wait_tls_buffered(&server, |b| b == 0), 0, "released when the client leaves");
     }
     let mut c = server.conn(Mode::Plain);
     assert_eq!(redis::cmd("PING").query::<String>(&mut c).unwrap(), "PONG");

@@ -70,6 +70,18 @@ pub trait Service {
     fn take_pushes(&mut self, out: &mut BytesMut);
     /// Notes traffic: bytes read, bytes written, bytes waiting in the query buffer.
     fn on_io(&self, read: usize, written: usize, pending: usize);
+    /// Notes how many bytes the stream's own layer (TLS) holds now: after every exchange, and
+    /// whenever a write has to wait for the client to read.
+    fn on_layer_buffered(&self, bytes: usize);
+}
+
+/// A stream that may keep bytes in a layer of its own between the socket and the loop.
+pub trait Layered {
+    /// Bytes held in that layer now: received plaintext not yet read plus records not yet sent.
+    /// Plain TCP holds none.
+    fn layer_buffered(&mut self) -> usize {
+        0
+    }
 }
 
 /// Why a connection ended.
@@ -99,7 +111,7 @@ pub enum ConnError {
 /// Serves one client until it leaves, breaks the protocol, or the service closes it.
 pub async fn serve<S, H>(stream: &mut S, svc: &mut H) -> ConnError
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Layered + Unpin,
     H: Service,
 {
     let mut parser = RequestParser::new();
@@ -189,19 +201,37 @@ where
 }
 
 /// Writes `wbuf` out (unless the connection is closed meanwhile) and empties it.
+/// While a write waits (the client is not reading), the service hears how much the stream's
+/// layer holds; and once more when it is done.
 async fn flush<S, H>(stream: &mut S, svc: &H, wbuf: &mut BytesMut) -> Result<(), ConnError>
 where
-    S: AsyncWrite + Unpin,
+    S: AsyncWrite + Layered + Unpin,
     H: Service,
 {
     if wbuf.is_empty() {
         return Ok(());
     }
     let written = until_event(svc, None, false, async {
-        stream.write_all(wbuf).await?;
+        let mut at = 0;
+        while at < wbuf.len() {
+            let n = std::future::poll_fn(|cx| {
+                let polled = std::pin::Pin::new(&mut *stream).poll_write(cx, &wbuf[at..]);
+                if polled.is_pending() {
+                    svc.on_layer_buffered(stream.layer_buffered());
+                }
+                polled
+            })
+            .await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            at += n;
+        }
         stream.flush().await
     });
-    match written.await {
+    let done = written.await;
+    svc.on_layer_buffered(stream.layer_buffered());
+    match done {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(ConnError::Io(e)),
         Err(Stop::End(why)) => return Err(why),

@@ -8,5 +8,5 @@ pub mod resp;
 pub mod stream;
 pub mod tls;
 
-pub use connection::{serve, ConnError, ConnLimits, Event, Flow, Service};
+pub use connection::{serve, ConnError, ConnLimits, Event, Flow, Layered, Service};
 pub use reply::Reply;

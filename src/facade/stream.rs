@@ -49,6 +49,19 @@ impl Stream {
     }
 }
 
+impl super::connection::Layered for Stream {
+    /// What rustls holds: decrypted bytes the loop has not read yet, and encrypted records the
+    /// socket has not taken yet (a client that stops reading leaves up to rustls's 64 KiB
+    /// buffer limit here; the rest waits in the loop's own reply buffer). Read off rustls's
+    /// `IoState`, which `process_new_packets` reports; records already received are decrypted
+    /// by that call, as the next read would do.
+    fn layer_buffered(&mut self) -> usize {
+        let Stream::Tls(tls) = self else { return 0 };
+        let (_, session) = tls.get_mut();
+        session.process_new_packets().map_or(0, |io| io.plaintext_bytes_to_read() + io.tls_bytes_to_write())
+    }
+}
+
 /// The subject CN of a DER certificate ("" if it has none or does not parse).
 fn common_name(der: &[u8]) -> String {
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else { return String::new() };

@@ -39,6 +39,9 @@ pub struct Client {
     pub last_cmd: Cell<&'static str>,
     /// Bytes waiting in the query buffer.
     pub qbuf: Cell<usize>,
+    /// Bytes rustls holds for this client (unread plaintext, unsent records), as of its last
+    /// exchange or stalled write.
+    pub tls_buffered: Cell<usize>,
     killed: Cell<bool>,
     waker: RefCell<Option<Waker>>,
     /// Encoded pub/sub messages waiting to be written.
@@ -77,6 +80,7 @@ impl Client {
             resp: Cell::new(2),
             last_cmd: Cell::new("NULL"),
             qbuf: Cell::new(0),
+            tls_buffered: Cell::new(0),
             killed: Cell::new(false),
             waker: RefCell::new(None),
             pushes: RefCell::default(),

@@ -204,6 +204,8 @@ struct CoreReport {
     keys: Vec<(usize, usize)>,
     /// TLS clients by "version cipher".
     tls_sessions: Vec<String>,
+    /// Bytes rustls holds for this core's clients.
+    tls_buffered: usize,
 }
 
 /// INFO [section ...]
@@ -220,6 +222,7 @@ pub async fn info(s: &Session, args: &[Bytes]) -> Reply {
                 .values()
                 .filter_map(|c| c.tls.as_ref().map(|t| format!("{} {}", t.version, t.cipher)))
                 .collect(),
+            tls_buffered: shard.clients.values().map(|c| c.tls_buffered.get()).sum(),
             stats: shard.stats,
             db: shard.stats(),
             keys: shard.dbs().iter().map(|d| (d.len(), d.expires_len())).collect(),
@@ -322,7 +325,7 @@ pub async fn info(s: &Session, args: &[Bytes]) -> Reply {
     section("Cores", cores);
     let mut tls = format!(
         "tls_port:{}\r\ntls_connected_clients:{}\r\ntls_handshakes_ok:{}\r\ntls_handshakes_failed:{}\r\n\
-         tls_handshakes_resumed:{}\r\ntls_cert_not_after:{}\r\ntls_config_installs:{}\r\n",
+         tls_handshakes_resumed:{}\r\ntls_cert_not_after:{}\r\ntls_config_installs:{}\r\ntls_buffered_bytes:{}\r\n",
         config.tls_port,
         total.tls_clients,
         total.tls_handshakes,
@@ -330,6 +333,7 @@ pub async fn info(s: &Session, args: &[Bytes]) -> Reply {
         total.tls_resumed,
         global.tls.not_after().unwrap_or(0),
         global.tls.installs(),
+        reports.iter().map(|r| r.tls_buffered).sum::<usize>(),
     );
     let mut sessions: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for kind in reports.iter().flat_map(|r| &r.tls_sessions) {
@@ -342,8 +346,13 @@ pub async fn info(s: &Session, args: &[Bytes]) -> Reply {
     for (i, r) in reports.iter().enumerate() {
         let _ = write!(
             tls,
-            "core{i}:tls_clients={},handshakes_ok={},handshakes_failed={},handshakes_resumed={}\r\n",
-            r.stats.tls_clients, r.stats.tls_handshakes, r.stats.tls_handshake_failures, r.stats.tls_resumed
+            "core{i}:tls_clients={},handshakes_ok={},handshakes_failed={},handshakes_resumed={},\
+             buffered_bytes={}\r\n",
+            r.stats.tls_clients,
+            r.stats.tls_handshakes,
+            r.stats.tls_handshake_failures,
+            r.stats.tls_resumed,
+            r.tls_buffered
         );
     }
     section("TLS", tls);

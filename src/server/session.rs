@@ -476,4 +476,8 @@ impl Service for Session {
             s.net_out += written as u64;
         });
     }
+
+    fn on_layer_buffered(&self, bytes: usize) {
+        self.client.tls_buffered.set(bytes);
+    }
 }
