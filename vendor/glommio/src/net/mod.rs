@@ -8,16 +8,10 @@ use crate::sys;
 use nix::sys::socket::{MsgFlags, SockaddrLike};
 use std::{io, os::unix::io::RawFd};
 
+/// `accept` on a listener that is non-blocking (ferrokey patch: `TcpListener::bind` makes it
+/// so); `None` when no connection is pending.
 fn yolo_accept(fd: RawFd) -> Option<io::Result<RawFd>> {
-    let flags =
-        nix::fcntl::OFlag::from_bits(nix::fcntl::fcntl(fd, nix::fcntl::F_GETFL).unwrap()).unwrap();
-    nix::fcntl::fcntl(
-        fd,
-        nix::fcntl::F_SETFL(flags | nix::fcntl::OFlag::O_NONBLOCK),
-    )
-    .unwrap();
     let r = sys::accept_syscall(fd);
-    nix::fcntl::fcntl(fd, nix::fcntl::F_SETFL(flags)).unwrap();
     match r {
         Ok(x) => Some(Ok(x)),
         Err(err) => match err.kind() {

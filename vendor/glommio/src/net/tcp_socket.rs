@@ -81,6 +81,9 @@ impl FromRawFd for TcpListener {
     /// Convert an already bound and listening RawFd into a TcpListener
     unsafe fn from_raw_fd(fd: RawFd) -> Self {
         let sk = Socket::from_raw_fd(fd);
+        // ferrokey patch: `shared_accept` expects a non-blocking listener.
+        sk.set_nonblocking(true)
+            .expect("a listening socket can be made non-blocking");
         let listener = sk.into();
 
         TcpListener {
@@ -125,6 +128,9 @@ impl TcpListener {
         let sk = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
         let addr = socket2::SockAddr::from(addr);
         sk.set_reuse_port(true)?;
+        // ferrokey patch: the listener stays non-blocking, so `shared_accept` needs no `fcntl`
+        // pair around each attempt.
+        sk.set_nonblocking(true)?;
         sk.bind(&addr)?;
         sk.listen(1024)?;
         let listener = sk.into();
@@ -164,19 +170,20 @@ impl TcpListener {
     /// [`TcpStream`]: struct.TcpStream.html
     /// [`Send`]: https://doc.rust-lang.org/std/marker/trait.Send.html
     pub async fn shared_accept(&self) -> Result<AcceptedTcpStream> {
+        // ferrokey patch: `accept` on the non-blocking listener; when nothing is pending, wait
+        // for readiness (a poll, which the kernel keeps no matter the flag) and try again.
+        // Upstream toggled O_NONBLOCK with three `fcntl` calls around every attempt.
         let reactor = self.reactor.upgrade().unwrap();
         let raw_fd = self.listener.as_raw_fd();
-        if let Some(r) = yolo_accept(raw_fd) {
-            match r {
-                Ok(fd) => {
-                    return Ok(AcceptedTcpStream { fd });
-                }
-                Err(err) => return Err(GlommioError::IoError(err)),
+        loop {
+            if let Some(r) = yolo_accept(raw_fd) {
+                return match r {
+                    Ok(fd) => Ok(AcceptedTcpStream { fd }),
+                    Err(err) => Err(GlommioError::IoError(err)),
+                };
             }
+            reactor.poll_read_ready(raw_fd).collect_rw().await?;
         }
-        let source = reactor.accept(self.listener.as_raw_fd());
-        let fd = source.collect_rw().await?;
-        Ok(AcceptedTcpStream { fd: fd as RawFd })
     }
 
     /// Accepts a new incoming TCP connection in this executor
