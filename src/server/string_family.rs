@@ -84,7 +84,9 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         None => None,
     };
     let old = match read_str(ctx, &args[1]) {
-        Ok(v) => v.cloned(),
+        // Only GET needs the old value; cloning it would touch (and promote) its buffer.
+        Ok(v) if get => v.cloned(),
+        Ok(v) => v.map(|_| Bytes::new()),
         Err(e) if get => return e,
         // Without GET, SET overwrites a key of any type; it only needs to know it exists.
         Err(_) => Some(Bytes::new()),
