@@ -10,6 +10,7 @@
 //!   sessions that coordinate commands, and the command families.
 //! - [`runtime`]: executors, startup, shutdown; plugs server sessions into facade connections.
 //! - [`glob`]: Redis glob patterns, for KEYS, SCAN MATCH and CONFIG GET.
+//! - [`logging`]: the `tracing` subscriber, whose level CONFIG SET loglevel changes.
 //! - [`splitargs`]: Redis's argument splitter, shared by inline commands and config files.
 //!
 //! See ARCHITECTURE.md for the life of a command and the invariants.
@@ -21,6 +22,7 @@ pub mod benchmark;
 pub mod config;
 pub mod facade;
 pub mod glob;
+pub mod logging;
 pub mod runtime;
 pub mod server;
 pub mod splitargs;

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
-use ferrokey::config::{Config, LogLevel};
+use ferrokey::config::Config;
+use ferrokey::logging;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 /// mimalloc, not glibc's malloc: each core allocates from its own heap, and a buffer freed on
 /// another core (a request that hopped, a reply that came back) goes back without taking an
@@ -44,13 +46,13 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(1);
         }
     };
-    init_logging(&config)?;
+    let set_level = init_logging(&config)?;
     if !config.pidfile.is_empty() {
         std::fs::write(&config.pidfile, format!("{}\n", std::process::id()))
             .with_context(|| format!("writing pidfile {}", config.pidfile))?;
     }
     let pidfile = config.pidfile.clone();
-    let result = ferrokey::runtime::run(config);
+    let result = ferrokey::runtime::run(config, set_level);
     if !pidfile.is_empty() {
         let _ = std::fs::remove_file(&pidfile);
     }
@@ -62,27 +64,16 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging(config: &Config) -> anyhow::Result<()> {
-    let level = match config.loglevel {
-        LogLevel::Debug => "trace",
-        LogLevel::Verbose => "debug",
-        LogLevel::Notice => "info",
-        LogLevel::Warning => "warn",
-        LogLevel::Nothing => "off",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FERROKEY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+fn init_logging(config: &Config) -> anyhow::Result<logging::SetLevel> {
     if config.logfile.is_empty() {
         let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-        builder.with_ansi(ansi).with_writer(std::io::stdout).init();
+        Ok(logging::init(config.loglevel, BoxMakeWriter::new(std::io::stdout), ansi))
     } else {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&config.logfile)
             .with_context(|| format!("opening logfile {}", config.logfile))?;
-        builder.with_ansi(false).with_writer(std::sync::Mutex::new(file)).init();
+        Ok(logging::init(config.loglevel, BoxMakeWriter::new(std::sync::Mutex::new(file)), false))
     }
-    Ok(())
 }

@@ -72,7 +72,8 @@ pub enum StartError {
 }
 
 /// Runs the server until SIGTERM, SIGINT or SHUTDOWN; returns once every core has stopped.
-pub fn run(config: Config) -> Result<(), StartError> {
+/// `set_level` applies a CONFIG SET of `loglevel` to the process's logging.
+pub fn run(config: Config, set_level: crate::logging::SetLevel) -> Result<(), StartError> {
     let memlock = raise_memlock();
     let tls = Arc::new(TlsSlot::new()?);
     if config.tls_port != 0 {
@@ -83,7 +84,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let cpus = choose_cpus(&config)?;
     let cores: Vec<CoreInfo> = cpus.iter().enumerate().map(|(shard, &cpu)| CoreInfo { shard, cpu }).collect();
     let global = Arc::new(Global::new(config.clone(), cores.clone(), tls.clone()));
-    global.set_reconfigure(Box::new(reconfigure(tls.clone())));
+    global.set_reconfigure(Box::new(reconfigure(tls.clone(), set_level)));
     watch_signals(global.clone());
     watch_tls_files(global.clone());
 
@@ -369,30 +370,48 @@ impl std::future::Future for YieldNow {
 }
 
 /// The CONFIG SET check: new ports must be bindable, and a TLS change must build; the built
-/// configuration is installed on commit.
+/// configuration is installed on commit, and a new `loglevel` applied.
 fn reconfigure(
     tls: Arc<TlsSlot>,
+    set_level: crate::logging::SetLevel,
 ) -> impl Fn(&Config, &Config) -> Result<crate::server::global::Commit, String> {
     move |old, new| {
-        for (port, old_port) in [(new.port, old.port), (new.tls_port, old.tls_port)] {
-            if port != 0 && port != old_port {
-                probe_bind(new, port).map_err(|e| format!("Unable to listen on this port: {e}"))?;
-            }
+        let commit = check_listeners(&tls, old, new)?;
+        if new.loglevel == old.loglevel {
+            return Ok(commit);
         }
-        if new.tls_port != 0 && (new.tls_differs(old) || tls.current().is_none()) {
-            let built = tls.build(new).map_err(|e| {
-                tracing::warn!("TLS configuration not changed: {e}");
-                format!("Unable to update TLS configuration: {e}")
-            })?;
-            built.warnings.iter().for_each(|w| tracing::warn!("{w}"));
-            let tls = tls.clone();
-            return Ok(Box::new(move || {
-                tls.install(built);
-                tracing::info!("TLS configuration reloaded");
-            }));
-        }
-        Ok(Box::new(|| {}))
+        let (set_level, level) = (set_level.clone(), new.loglevel);
+        Ok(Box::new(move || {
+            commit();
+            set_level(level);
+        }))
     }
+}
+
+/// The part of the CONFIG SET check about ports and TLS.
+fn check_listeners(
+    tls: &Arc<TlsSlot>,
+    old: &Config,
+    new: &Config,
+) -> Result<crate::server::global::Commit, String> {
+    for (port, old_port) in [(new.port, old.port), (new.tls_port, old.tls_port)] {
+        if port != 0 && port != old_port {
+            probe_bind(new, port).map_err(|e| format!("Unable to listen on this port: {e}"))?;
+        }
+    }
+    if new.tls_port != 0 && (new.tls_differs(old) || tls.current().is_none()) {
+        let built = tls.build(new).map_err(|e| {
+            tracing::warn!("TLS configuration not changed: {e}");
+            format!("Unable to update TLS configuration: {e}")
+        })?;
+        built.warnings.iter().for_each(|w| tracing::warn!("{w}"));
+        let tls = tls.clone();
+        return Ok(Box::new(move || {
+            tls.install(built);
+            tracing::info!("TLS configuration reloaded");
+        }));
+    }
+    Ok(Box::new(|| {}))
 }
 
 /// Whether every address of `config.bind` can take `port` beside our own sockets (reuseport, no

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{read_reply, resp, Mode, Server, MODES};
+use common::{read_reply, resp, Mode, Opts, Server, MODES};
 use redis::Commands;
 
 /// A redis-server for reference replies, killed on drop.
@@ -898,4 +898,43 @@ fn config_set_applies_at_runtime() {
             redis::cmd("CONFIG").arg("SET").arg("proto-max-bulk-len").arg("512mb").query(&mut c).unwrap();
     }
     let _ = Mode::Plain;
+}
+
+/// CONFIG SET loglevel takes effect at once: a client's "connection closed" line (a verbose one)
+/// is missing while the level is warning and back once it is verbose again.
+#[test]
+fn loglevel_changes_at_runtime() {
+    // One core: connections close in the order the test closes them, and so do their lines.
+    let server = Server::with(Opts { threads: 1, ..Opts::default() });
+    for mode in MODES {
+        let mut admin = server.conn(Mode::Plain);
+        let closed_line = |id: i64| format!("id={id} peer=");
+        let quiet_id = {
+            let _: () =
+                redis::cmd("CONFIG").arg("SET").arg("loglevel").arg("warning").query(&mut admin).unwrap();
+            let mut c = server.conn(mode);
+            let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut c).unwrap();
+            id
+        };
+        // The server logs a close before it forgets the client: once CLIENT LIST no longer shows
+        // it, its line was (or was not) written at the warning level.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while redis::cmd("CLIENT")
+            .arg("LIST")
+            .query::<String>(&mut admin)
+            .unwrap()
+            .contains(&format!("id={quiet_id} "))
+        {
+            assert!(std::time::Instant::now() < deadline, "client {quiet_id} never went away");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let level: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("loglevel").query(&mut admin).unwrap();
+        assert_eq!(level, ["loglevel", "warning"]);
+        let _: () = redis::cmd("CONFIG").arg("SET").arg("loglevel").arg("verbose").query(&mut admin).unwrap();
+        let mut c = server.conn(mode);
+        let loud_id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut c).unwrap();
+        drop(c);
+        assert!(server.wait_log(&closed_line(loud_id)), "verbose again: the close is logged");
+        assert!(!server.log().contains(&closed_line(quiet_id)), "at warning, the close was not logged");
+    }
 }
