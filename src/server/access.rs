@@ -60,9 +60,57 @@ pub fn update<T, R>(
 
 /// HDEL / SREM: removes `members` from the dict container at `key` (deleting it if emptied);
 /// replies how many were there.
+/// Like [`write`], but the caller signals the modification (`Db::signal`) only if it made one.
+pub fn write_quiet<'a, T>(
+    ctx: &'a mut Ctx<'_>,
+    key: &[u8],
+    pick: PickMut<T>,
+) -> Result<Option<&'a mut T>, Reply> {
+    match ctx.db.write_quiet(key, ctx.now) {
+        None => Ok(None),
+        Some(Entry { value, .. }) => pick(value).map(Some).ok_or(WRONGTYPE),
+    }
+}
+
+/// Like [`create`], but an existing key counts as modified only when the caller signals it
+/// (creating one always does).
+pub fn create_quiet<'a, T>(
+    ctx: &'a mut Ctx<'_>,
+    key: &[u8],
+    pick: PickMut<T>,
+    make: fn() -> Value,
+) -> Result<&'a mut T, Reply> {
+    if !ctx.db.live(key, ctx.now) {
+        ctx.db.set(key, make(), None);
+    }
+    match ctx.db.write_quiet(key, ctx.now) {
+        Some(Entry { value, .. }) => pick(value).ok_or(WRONGTYPE),
+        None => Err(WRONGTYPE),
+    }
+}
+
+/// Like [`update`], but `f` says whether it changed anything, and only then is the key
+/// signalled as modified (WATCH, blocked clients), as Redis does.
+pub fn update_quiet<T, R>(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    pick: PickMut<T>,
+    f: impl FnOnce(Option<&mut T>) -> (R, bool),
+) -> Result<R, Reply> {
+    let (r, changed) = f(write_quiet(ctx, key, pick)?);
+    if changed {
+        ctx.db.signal(key);
+    }
+    ctx.db.drop_if_empty(key);
+    Ok(r)
+}
+
+/// Removes `members` (SREM, HDEL); the key counts as modified only if one was there.
 pub fn remove_members<V>(ctx: &mut Ctx<'_>, key: &[u8], pick: PickMut<Dict<V>>, members: &[Bytes]) -> Reply {
-    let n =
-        update(ctx, key, pick, |d| d.map_or(0, |d| members.iter().filter(|m| d.remove(m).is_some()).count()));
+    let n = update_quiet(ctx, key, pick, |d| {
+        let n = d.map_or(0, |d| members.iter().filter(|m| d.remove(m).is_some()).count());
+        (n, n > 0)
+    });
     n.map_or_else(|e| e, |n| Reply::Int(n as i64))
 }
 

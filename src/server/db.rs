@@ -157,6 +157,21 @@ impl Db {
         }
     }
 
+    /// Like [`Db::write`], but not yet a modification: the caller calls [`Db::signal`] if it
+    /// changed something (Redis leaves WATCH alone when a write changes nothing).
+    pub fn write_quiet(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
+        if self.live(key, now) {
+            self.entries.get_mut(key)
+        } else {
+            None
+        }
+    }
+
+    /// Tells WATCHers and blocked clients that `key` changed.
+    pub fn signal(&mut self, key: &[u8]) {
+        self.touch(key);
+    }
+
     /// Whether `key` exists and is not expired; reclaims it if it is.
     pub fn live(&mut self, key: &[u8], now: u64) -> bool {
         match self.entries.get(key) {

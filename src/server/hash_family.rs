@@ -39,10 +39,11 @@ pub fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// HSETNX key field value
 pub fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match access::create(ctx, &args[1], hash_mut, new_hash) {
+    match access::create_quiet(ctx, &args[1], hash_mut, new_hash) {
         Ok(h) if h.get(&args[2]).is_some() => Reply::Int(0),
         Ok(h) => {
             h.insert(Bytes::copy_from_slice(&args[2]), Bytes::copy_from_slice(&args[3]));
+            ctx.db.signal(&args[1]);
             Reply::Int(1)
         }
         Err(e) => e,

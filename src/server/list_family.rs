@@ -161,8 +161,8 @@ pub fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(c) => c,
         Err(e) => return e,
     };
-    let removed = access::update(ctx, &args[1], list_mut, |l| {
-        let Some(l) = l else { return 0 };
+    let removed = access::update_quiet(ctx, &args[1], list_mut, |l| {
+        let Some(l) = l else { return (0, false) };
         let limit = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
         let mut removed = 0;
         if count >= 0 {
@@ -185,7 +185,7 @@ pub fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                 }
             }
         }
-        removed as i64
+        (removed as i64, removed > 0)
     });
     removed.map_or_else(|e| e, Reply::Int)
 }

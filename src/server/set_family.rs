@@ -19,10 +19,15 @@ fn new_set() -> Value {
 
 /// SADD key member [member ...]
 pub fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match access::create(ctx, &args[1], set_mut, new_set) {
-        Ok(s) => Reply::Int(
-            args[2..].iter().filter(|m| s.insert(Bytes::copy_from_slice(m), ()).is_none()).count() as i64,
-        ),
+    match access::create_quiet(ctx, &args[1], set_mut, new_set) {
+        Ok(s) => {
+            let added =
+                args[2..].iter().filter(|m| s.insert(Bytes::copy_from_slice(m), ()).is_none()).count();
+            if added > 0 {
+                ctx.db.signal(&args[1]);
+            }
+            Reply::Int(added as i64)
+        }
         Err(e) => e,
     }
 }

@@ -90,13 +90,13 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     let (mut added, mut updated, mut last) = (0, 0, None);
     let z = if f.xx {
-        match access::write(ctx, &args[1], zset_mut) {
+        match access::write_quiet(ctx, &args[1], zset_mut) {
             Ok(Some(z)) => z,
             Ok(None) => return if f.incr { Reply::Nil } else { Reply::Int(0) },
             Err(e) => return e,
         }
     } else {
-        match access::create(ctx, &args[1], zset_mut, new_zset) {
+        match access::create_quiet(ctx, &args[1], zset_mut, new_zset) {
             Ok(z) => z,
             Err(e) => return e,
         }
@@ -129,6 +129,9 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             }
         }
     }
+    if added + updated > 0 {
+        ctx.db.signal(&args[1]);
+    }
     ctx.db.drop_if_empty(&args[1]);
     if nan {
         Reply::error("ERR resulting score is not a number (NaN)")
@@ -141,8 +144,9 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// ZREM key member [member ...]
 pub fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let n = access::update(ctx, &args[1], zset_mut, |z| {
-        z.map_or(0, |z| args[2..].iter().filter(|m| z.remove(m).is_some()).count())
+    let n = access::update_quiet(ctx, &args[1], zset_mut, |z| {
+        let n = z.map_or(0, |z| args[2..].iter().filter(|m| z.remove(m).is_some()).count());
+        (n, n > 0)
     });
     n.map_or_else(|e| e, |n| Reply::Int(n as i64))
 }
