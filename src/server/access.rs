@@ -24,10 +24,16 @@ pub fn read<'a, T>(ctx: &'a mut Ctx<'_>, key: &[u8], pick: Pick<T>) -> Result<Op
 
 /// The value under `key` as `T`, for writing: `Ok(None)` when missing.
 pub fn write<'a, T>(ctx: &'a mut Ctx<'_>, key: &[u8], pick: PickMut<T>) -> Result<Option<&'a mut T>, Reply> {
-    match ctx.db.write(key, ctx.now) {
-        None => Ok(None),
-        Some(Entry { value, .. }) => pick(value).map(Some).ok_or(WRONGTYPE),
-    }
+    typed(ctx.db.write(key, ctx.now), pick)
+}
+
+/// Like [`write`], but the caller signals the modification (`Db::signal`) only if it made one.
+pub fn write_quiet<'a, T>(
+    ctx: &'a mut Ctx<'_>,
+    key: &[u8],
+    pick: PickMut<T>,
+) -> Result<Option<&'a mut T>, Reply> {
+    typed(ctx.db.write_quiet(key, ctx.now), pick)
 }
 
 /// The value under `key` as `T`, created empty with `make` when missing.
@@ -37,12 +43,39 @@ pub fn create<'a, T>(
     pick: PickMut<T>,
     make: fn() -> Value,
 ) -> Result<&'a mut T, Reply> {
+    create_then(ctx, key, pick, make, write)
+}
+
+/// Like [`create`], but an existing key counts as modified only when the caller signals it
+/// (creating one always does).
+pub fn create_quiet<'a, T>(
+    ctx: &'a mut Ctx<'_>,
+    key: &[u8],
+    pick: PickMut<T>,
+    make: fn() -> Value,
+) -> Result<&'a mut T, Reply> {
+    create_then(ctx, key, pick, make, write_quiet)
+}
+
+type Access<'a, 'c, T> = fn(&'a mut Ctx<'c>, &[u8], PickMut<T>) -> Result<Option<&'a mut T>, Reply>;
+
+fn create_then<'a, 'c, T>(
+    ctx: &'a mut Ctx<'c>,
+    key: &[u8],
+    pick: PickMut<T>,
+    make: fn() -> Value,
+    access: Access<'a, 'c, T>,
+) -> Result<&'a mut T, Reply> {
     if !ctx.db.live(key, ctx.now) {
         ctx.db.set(key, make(), None);
     }
-    match ctx.db.write(key, ctx.now) {
-        Some(Entry { value, .. }) => pick(value).ok_or(WRONGTYPE),
-        None => Err(WRONGTYPE),
+    access(ctx, key, pick)?.ok_or(WRONGTYPE)
+}
+
+fn typed<T>(entry: Option<&mut Entry>, pick: PickMut<T>) -> Result<Option<&mut T>, Reply> {
+    match entry {
+        None => Ok(None),
+        Some(Entry { value, .. }) => pick(value).map(Some).ok_or(WRONGTYPE),
     }
 }
 
@@ -60,35 +93,6 @@ pub fn update<T, R>(
 
 /// HDEL / SREM: removes `members` from the dict container at `key` (deleting it if emptied);
 /// replies how many were there.
-/// Like [`write`], but the caller signals the modification (`Db::signal`) only if it made one.
-pub fn write_quiet<'a, T>(
-    ctx: &'a mut Ctx<'_>,
-    key: &[u8],
-    pick: PickMut<T>,
-) -> Result<Option<&'a mut T>, Reply> {
-    match ctx.db.write_quiet(key, ctx.now) {
-        None => Ok(None),
-        Some(Entry { value, .. }) => pick(value).map(Some).ok_or(WRONGTYPE),
-    }
-}
-
-/// Like [`create`], but an existing key counts as modified only when the caller signals it
-/// (creating one always does).
-pub fn create_quiet<'a, T>(
-    ctx: &'a mut Ctx<'_>,
-    key: &[u8],
-    pick: PickMut<T>,
-    make: fn() -> Value,
-) -> Result<&'a mut T, Reply> {
-    if !ctx.db.live(key, ctx.now) {
-        ctx.db.set(key, make(), None);
-    }
-    match ctx.db.write_quiet(key, ctx.now) {
-        Some(Entry { value, .. }) => pick(value).ok_or(WRONGTYPE),
-        None => Err(WRONGTYPE),
-    }
-}
-
 /// Like [`update`], but `f` says whether it changed anything, and only then is the key
 /// signalled as modified (WATCH, blocked clients), as Redis does.
 pub fn update_quiet<T, R>(
