@@ -3,9 +3,9 @@
 //!
 //! Redis keeps this order in a skiplist. A skiplist of a million members takes ~20 levels, each
 //! a pointer chase to a node nobody else touched: ZADD on such a set cost about seven times what
-//! it costs on a thousand members. This tree has 16-way nodes: a million members sit four levels
-//! deep, the upper levels stay in cache, and a node's keys are read in one or two cache lines.
-//! (Dragonfly replaced Redis's skiplist with a B+tree for the same reason.)
+//! it costs on a thousand members. This tree has 256-byte nodes of 15-16 ways: a million members
+//! sit four levels deep, the upper levels stay in cache, and a node's keys are read in one or two
+//! cache lines. (Dragonfly replaced Redis's skiplist with a B+tree for the same reason.)
 //!
 //! - **Leaves** hold up to 16 (score, id) pairs in order and link to their neighbours, so ranges
 //!   are walked leaf by leaf. **Inner nodes** hold up to 15 children, how many entries each
@@ -15,7 +15,8 @@
 //! - Every entry knows its leaf (`slots`), and every node its parent, so removing or re-scoring a
 //!   member needs no descent, and its rank is read bottom-up.
 //! - Members are compared only when scores tie; they live with the caller (`&[Key]` by id), and
-//!   separators keep their own copy (a reference count), because an id may be reused.
+//!   separators keep their own copy (inline when short, else a reference count), because an id
+//!   may be reused.
 //! - Inserts split full nodes on the way down; removals merge a node that falls below a quarter
 //!   full with a neighbour, or even the two out when they would not fit in one.
 //!
