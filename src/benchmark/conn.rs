@@ -190,7 +190,8 @@ pub async fn load(job: Job, live: Arc<Live>, issued: Arc<AtomicU64>) -> Measured
             break;
         }
         // Replies are consumed from `pos`; the buffer is compacted once per batch, not per reply.
-        let (mut got, mut pos) = (0, 0);
+        // The clock is read once per read: replies that arrived together share their latency.
+        let (mut got, mut pos, mut arrived) = (0, 0, None);
         while got < n {
             match workload::reply_len(&buf[pos..]) {
                 Some(Ok((len, is_err))) => {
@@ -199,7 +200,9 @@ pub async fn load(job: Job, live: Arc<Live>, issued: Arc<AtomicU64>) -> Measured
                         live.errors.fetch_add(1, Ordering::Relaxed);
                     }
                     pos += len;
-                    let us = u64::try_from(intended.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
+                    let us = *arrived.get_or_insert_with(|| {
+                        u64::try_from(intended.elapsed().as_micros()).unwrap_or(u64::MAX).max(1)
+                    });
                     let _ = m.latencies.record(us);
                     if opts.progress {
                         window.push(us);
@@ -213,6 +216,7 @@ pub async fn load(job: Job, live: Arc<Live>, issued: Arc<AtomicU64>) -> Measured
                 None => {
                     buf.drain(..pos);
                     pos = 0;
+                    arrived = None;
                     let at = buf.len();
                     buf.resize(at + 16 * 1024, 0);
                     match stream.read(&mut buf[at..]).await {
