@@ -13,8 +13,7 @@ use crate::config::LogLevel;
 pub type SetLevel = Arc<dyn Fn(LogLevel) + Send + Sync>;
 
 /// The `tracing` filter for a Redis log level.
-#[must_use]
-pub fn filter(level: LogLevel) -> EnvFilter {
+fn filter(level: LogLevel) -> EnvFilter {
     EnvFilter::new(match level {
         LogLevel::Debug => "trace",
         LogLevel::Verbose => "debug",

@@ -80,19 +80,19 @@ fn typed<T>(entry: Option<&mut Entry>, pick: PickMut<T>) -> Result<Option<&mut T
 }
 
 /// Runs `f` on the value under `key` (if it is a `T`), then deletes the key if `f` emptied it.
+/// An existing key counts as modified.
 pub fn update<T, R>(
     ctx: &mut Ctx<'_>,
     key: &[u8],
     pick: PickMut<T>,
     f: impl FnOnce(Option<&mut T>) -> R,
 ) -> Result<R, Reply> {
-    let r = f(write(ctx, key, pick)?);
-    ctx.db.drop_if_empty(key);
-    Ok(r)
+    update_quiet(ctx, key, pick, |v| {
+        let existed = v.is_some();
+        (f(v), existed)
+    })
 }
 
-/// HDEL / SREM: removes `members` from the dict container at `key` (deleting it if emptied);
-/// replies how many were there.
 /// Like [`update`], but `f` says whether it changed anything, and only then is the key
 /// signalled as modified (WATCH, blocked clients), as Redis does.
 pub fn update_quiet<T, R>(
@@ -109,7 +109,8 @@ pub fn update_quiet<T, R>(
     Ok(r)
 }
 
-/// Removes `members` (SREM, HDEL); the key counts as modified only if one was there.
+/// HDEL / SREM: removes `members` from the dict container at `key` (deleting it if emptied);
+/// replies how many were there. The key counts as modified only if one was.
 pub fn remove_members<V>(ctx: &mut Ctx<'_>, key: &[u8], pick: PickMut<Dict<V>>, members: &[Bytes]) -> Reply {
     let n = update_quiet(ctx, key, pick, |d| {
         let n = d.map_or(0, |d| members.iter().filter(|m| d.remove(m).is_some()).count());

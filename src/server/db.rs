@@ -59,9 +59,7 @@ impl Clone for Value {
             Value::List(l) => Value::List(l.clone()),
             Value::Hash(h) => Value::Hash(Box::new(h.iter().map(|(k, v)| (copy(k), v.clone())).collect())),
             Value::Set(s) => Value::Set(Box::new(s.iter().map(|(k, ())| (copy(k), ())).collect())),
-            Value::ZSet(z) => {
-                Value::ZSet(Box::new(z.iter_from(0, false).map(|(m, s)| (copy(m), s)).collect()))
-            }
+            Value::ZSet(z) => Value::ZSet(Box::new(z.iter_from(0, false).collect())),
         }
     }
 }
@@ -150,7 +148,7 @@ impl Db {
     /// for WATCH even if the caller ends up changing nothing.
     pub fn write(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         if self.live(key, now) {
-            self.touch(key);
+            self.signal(key);
             self.entries.get_mut(key)
         } else {
             None
@@ -165,11 +163,6 @@ impl Db {
         } else {
             None
         }
-    }
-
-    /// Tells WATCHers and blocked clients that `key` changed.
-    pub fn signal(&mut self, key: &[u8]) {
-        self.touch(key);
     }
 
     /// Whether `key` exists and is not expired; reclaims it if it is.
@@ -187,7 +180,7 @@ impl Db {
 
     /// Stores `value` under `key` with the given expiry, replacing any entry.
     pub fn set(&mut self, key: &[u8], value: Value, expires_at: Option<u64>) {
-        self.touch(key);
+        self.signal(key);
         if let Some(entry) = self.entries.get_mut(key) {
             let had_ttl = entry.expires_at.is_some();
             *entry = Entry { value, expires_at };
@@ -235,7 +228,7 @@ impl Db {
     /// Removes `key`; returns its entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let entry = self.entries.remove(key)?;
-        self.touch(key);
+        self.signal(key);
         if entry.expires_at.is_some() {
             self.expires.remove(key);
         }
@@ -260,7 +253,8 @@ impl Db {
         }
     }
 
-    fn touch(&mut self, key: &[u8]) {
+    /// Tells WATCHers and blocked clients that `key` changed.
+    pub fn signal(&mut self, key: &[u8]) {
         if !self.watchers.is_empty() {
             Self::flag(&mut self.watchers, key);
         }

@@ -42,6 +42,15 @@ impl Key {
         })
     }
 
+    /// The bytes as `Bytes`: a shared one is shared again, an inline one copied.
+    #[must_use]
+    pub fn to_bytes(&self) -> Bytes {
+        match &self.0 {
+            Repr::Inline { len, bytes } => Bytes::copy_from_slice(&bytes[..usize::from(*len)]),
+            Repr::Heap(b) => b.clone(),
+        }
+    }
+
     /// The bytes.
     #[must_use]
     pub fn as_slice(&self) -> &[u8] {

@@ -241,11 +241,11 @@ impl ZSet {
         self.ids.get(member).map(|&id| self.tree.rank(id))
     }
 
-    /// Members from 0-based `rank` on, ascending (or descending with `rev`, where `rank`
-    /// counts from the highest score).
-    pub fn iter_from(&self, rank: usize, rev: bool) -> impl Iterator<Item = (&[u8], f64)> + '_ {
+    /// Members from 0-based `rank` on, ascending (or descending with `rev`, where `rank` counts
+    /// from the highest score); long members are shared, inline ones copied out.
+    pub fn iter_from(&self, rank: usize, rev: bool) -> impl Iterator<Item = (Bytes, f64)> + '_ {
         let start = if rev { self.len().checked_sub(rank + 1).unwrap_or(usize::MAX) } else { rank };
-        self.tree.iter_from(start, rev).map(|(id, score)| (self.members[id as usize].as_slice(), score))
+        self.tree.iter_from(start, rev).map(|(id, score)| (self.members[id as usize].to_bytes(), score))
     }
 
     /// The 0-based ranks `[start, end)` of the members whose scores fall in `range`.
@@ -366,7 +366,7 @@ mod tests {
         check(&z, &model);
         // Drain from the front, as ZPOPMIN does, then refill the emptied set.
         loop {
-            let Some(m) = z.iter_from(0, false).next().map(|(m, _)| m.to_vec()) else { break };
+            let Some((m, _)) = z.iter_from(0, false).next() else { break };
             z.remove(&m);
             model.remove(0);
             if model.len() % 1000 == 0 {

@@ -333,7 +333,7 @@ impl RangeSpec {
             By::Score(_) | By::Lex(_) if self.rev => z.len() - ranks.end + offset,
             _ => ranks.start + offset,
         };
-        z.iter_from(from, self.rev).take(n).map(|(m, s)| (Bytes::copy_from_slice(m), s)).collect()
+        z.iter_from(from, self.rev).take(n).collect()
     }
 
     /// The reply for the selected members (ZRANGESTORE replies with the stored count instead).
@@ -387,11 +387,7 @@ pub fn zremrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let n = access::update(ctx, &args[1], zset_mut, |z| {
         let Some(z) = z else { return 0 };
         let ranks = by.ranks(z);
-        let doomed: Vec<Bytes> = z
-            .iter_from(ranks.start, false)
-            .take(ranks.len())
-            .map(|(m, _)| Bytes::copy_from_slice(m))
-            .collect();
+        let doomed: Vec<Bytes> = z.iter_from(ranks.start, false).take(ranks.len()).map(|(m, _)| m).collect();
         doomed.iter().for_each(|m| {
             z.remove(m);
         });
@@ -405,8 +401,7 @@ pub fn zremrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 pub fn pop(ctx: &mut Ctx<'_>, key: &[u8], max: bool, count: usize) -> Result<Option<Vec<Scored>>, Reply> {
     access::update(ctx, key, zset_mut, |z| {
         let z = z?;
-        let taken: Vec<Scored> =
-            z.iter_from(0, max).take(count).map(|(m, s)| (Bytes::copy_from_slice(m), s)).collect();
+        let taken: Vec<Scored> = z.iter_from(0, max).take(count).collect();
         for (m, _) in &taken {
             z.remove(m);
         }
@@ -520,11 +515,7 @@ pub fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     // A small set comes whole and in order, as from Redis's listpack encoding.
     let (next, found) = if z.len() <= 128 {
         let keep = |m: &[u8]| opts.pattern.as_ref().map_or(true, |p| crate::glob::matches(p, m, false));
-        let all = z
-            .iter_from(0, false)
-            .filter(|(m, _)| keep(m))
-            .map(|(m, s)| (Bytes::copy_from_slice(m), s))
-            .collect();
+        let all = z.iter_from(0, false).filter(|(m, _)| keep(m)).collect();
         (0, all)
     } else {
         z.scan(cursor, &opts)
@@ -718,9 +709,7 @@ impl ZAlgebra {
 pub fn members(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Vec<Scored>>, Reply> {
     let Some(entry) = ctx.db.read(key, ctx.now) else { return Ok(None) };
     match &entry.value {
-        Value::ZSet(z) => {
-            Ok(Some(z.iter_from(0, false).map(|(m, s)| (Bytes::copy_from_slice(m), s)).collect()))
-        }
+        Value::ZSet(z) => Ok(Some(z.iter_from(0, false).collect())),
         Value::Set(s) => Ok(Some(s.iter().map(|(m, ())| (Bytes::copy_from_slice(m), 1.0)).collect())),
         _ => Err(WRONGTYPE),
     }

@@ -137,18 +137,6 @@ impl Default for Tree {
 }
 
 impl Tree {
-    /// How many entries.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether there are no entries.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The score of entry `id` (which must be in the tree).
     #[must_use]
     pub fn score(&self, id: u32) -> f64 {
