@@ -1321,19 +1321,18 @@ impl LocalExecutor {
     }
 
     fn run_task_queues(&self) -> bool {
-        let mut ran = false;
         loop {
             self.reactor.sys.install_eventfd();
             if self.need_preempt() {
-                break;
+                // ferrokey patch: a preemption is never idleness. The reactor's
+                // timers stay armed across turns, so one may fire before any task
+                // ran; reporting "nothing ran" here would park with tasks runnable.
+                return true;
             }
             if !self.run_one_task_queue() {
                 return false;
-            } else {
-                ran = true;
             }
         }
-        ran
     }
 
     fn run_one_task_queue(&self) -> bool {

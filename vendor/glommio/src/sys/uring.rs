@@ -1233,7 +1233,8 @@ pub(crate) struct Reactor {
     latency_ring: RefCell<SleepableRing>,
     poll_ring: RefCell<PollRing>,
 
-    latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// ferrokey patch: the armed latency-ring timer and when it fires.
+    latency_preemption_timeout_src: Cell<Option<(Source, Instant)>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1826,22 +1827,30 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        // ferrokey patch: both timers stay armed across turns. Upstream cancelled
+        // and re-armed them on every call (two cancellations and several
+        // `io_uring_enter` per executor wake-up). A latency timer that fires
+        // earlier than a fresh one would only preempts the running task queue
+        // early, which is harmless; the executor never parks on a preemption
+        // (see `run_task_queues`). A timer that fires later than wanted is
+        // replaced.
+        let now = Instant::now();
+        let armed_until = self.live_latency_deadline();
 
-        // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        // The throughput-based timeout counts completions on the main ring; it is
+        // re-armed only once it has fired.
+        let throughput = self.throughput_preemption_timeout_src.take();
+        match throughput {
+            Some(src) if src.result().is_none() => {
+                self.throughput_preemption_timeout_src.set(Some(src))
+            }
+            _ => self.throughput_preemption_timeout_src.set(Some(
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                ),
+            )),
+        }
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1863,9 +1872,11 @@ impl Reactor {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
+                if armed_until.map_or(true, |at| at > now + dur) {
+                    self.arm_latency_timer(&mut lat_ring, dur, now);
+                    flush_cancellations!(into &mut 0; lat_ring);
+                    assert!(flush_rings!(lat_ring)? > 0);
+                }
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1893,9 +1904,15 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-            flush_rings!(lat_ring, main_ring)?;
+            let now = Instant::now();
+            if self
+                .live_latency_deadline()
+                .map_or(true, |at| at > now + preempt)
+            {
+                self.arm_latency_timer(&mut lat_ring, preempt, now);
+                flush_cancellations!(into &mut 0; lat_ring);
+                flush_rings!(lat_ring, main_ring)?;
+            }
         }
 
         // A Note about `need_preempt`:
@@ -1906,6 +1923,26 @@ impl Reactor {
         // need_preempt() should be false at this point. As soon as the next event
         // in the preempt ring completes, though, then it will be true.
         Ok(should_sleep)
+    }
+
+    /// ferrokey patch: when the armed latency-ring timer fires, if it has not yet.
+    fn live_latency_deadline(&self) -> Option<Instant> {
+        let timer = self.latency_preemption_timeout_src.take();
+        let deadline = match &timer {
+            Some((src, at)) if src.result().is_none() => Some(*at),
+            _ => None,
+        };
+        self.latency_preemption_timeout_src.set(timer);
+        deadline
+    }
+
+    /// ferrokey patch: replaces the latency-ring timer (cancelling a live one)
+    /// with one that fires after `dur`.
+    fn arm_latency_timer(&self, lat_ring: &mut SleepableRing, dur: Duration, now: Instant) {
+        drop(self.latency_preemption_timeout_src.take());
+        let src = lat_ring.prepare_latency_preemption_timer(dur);
+        self.latency_preemption_timeout_src
+            .set(Some((src, now + dur)));
     }
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {
