@@ -536,12 +536,16 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
         ConnError::Io(_) => tracing::info!(id = client.id, %peer, "connection error: {why}"),
         _ => tracing::warn!(id = client.id, %peer, "client dropped: {why}"),
     }
-    // Best effort close_notify for TLS; a peer that stopped reading must not hold us here.
-    let _ = glommio::timer::timeout(Duration::from_millis(200), async {
-        let _ = stream.close().await;
-        Ok(())
-    })
-    .await;
+    // A client that left gets nothing more: as Redis, no close_notify after the client's EOF
+    // (it would only draw a reset from a closed socket), the socket is just closed. Otherwise a
+    // best effort close_notify for TLS; a peer that stopped reading must not hold us here.
+    if !matches!(why, ConnError::Eof) {
+        let _ = glommio::timer::timeout(Duration::from_millis(200), async {
+            let _ = stream.close().await;
+            Ok(())
+        })
+        .await;
+    }
     core.router.host().shard().clients.remove(&client.id);
     core.global.client_connected(-1);
     core.count(|s| {

@@ -106,6 +106,11 @@ pub struct Db {
 }
 
 impl Db {
+    /// Starts loading `key`'s slot of the keyspace into cache (see [`Dict::prefetch`]).
+    pub fn prefetch(&self, key: &[u8]) {
+        self.entries.prefetch(key);
+    }
+
     /// Number of keys, including expired ones not yet reclaimed.
     #[must_use]
     pub fn len(&self) -> usize {

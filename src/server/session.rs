@@ -202,6 +202,9 @@ impl Session {
             let batch = std::mem::take(b);
             let slots: Vec<usize> = batch.iter().map(|(slot, _)| *slot).collect();
             let hop = router.run(ShardId(s), None, move |shard: &mut Shard| {
+                if let [(_, first), _, ..] = &batch[..] {
+                    shard.prefetch(first.db, batch.iter().filter_map(|(_, cmd)| cmd.args.get(1)));
+                }
                 batch.into_iter().map(|(_, cmd)| shard.exec(&cmd)).collect::<Vec<_>>()
             });
             async move { (slots, hop.await) }
@@ -436,6 +439,15 @@ impl Service for Session {
         self.client.touch();
         self.core.router.host().shard().tick();
         let n = requests.len() as u64;
+        if requests.len() > 1 {
+            // The local keys of a pipelined batch: their cache misses overlap before any runs.
+            let router = &self.core.router;
+            let local = router.local();
+            router.try_local(|shard| {
+                let keys = requests.iter().filter_map(|args| args.get(1));
+                shard.prefetch(self.db, keys.filter(|key| router.shard_of(key) == local));
+            });
+        }
         for args in requests.drain(..) {
             self.dispatch(args, out).await;
             if self.closing {

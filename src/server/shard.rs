@@ -125,6 +125,15 @@ impl Shard {
         reply
     }
 
+    /// Starts loading the keyspace slots of a batch's keys into cache before the batch runs; the
+    /// first argument after the name is taken as the key (a guess that only wastes a prefetch
+    /// when wrong).
+    pub fn prefetch<'a>(&self, db: usize, keys: impl Iterator<Item = &'a Bytes>) {
+        if let Some(db) = self.dbs.get(db) {
+            keys.for_each(|key| db.prefetch(key));
+        }
+    }
+
     /// Serves clients blocked on keys of database `db` that the last command made ready.
     pub fn serve_blocked(&mut self, db: usize) {
         if self.dbs[db].has_ready() {
