@@ -112,3 +112,99 @@ fn tls_parameters_and_handshake_counts_are_visible() {
         std::thread::yield_now();
     }
 }
+
+/// Sends a client's records through a raw socket, so the test decides where they split.
+struct Records {
+    tcp: TcpStream,
+    tls: rustls::ClientConnection,
+}
+
+impl Records {
+    fn connect(server: &Server) -> Records {
+        use std::io::Write;
+        let mut tcp = TcpStream::connect(server.addr(Mode::Tls)).unwrap();
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = rustls::ClientConnection::new(common::tls_client_config(None, "ca.crt"), name).unwrap();
+        while tls.is_handshaking() {
+            tls.complete_io(&mut tcp).unwrap();
+        }
+        tcp.flush().unwrap();
+        Records { tcp, tls }
+    }
+
+    /// `plaintext`, encrypted, as the bytes that would go on the wire.
+    fn seal(&mut self, plaintext: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        self.tls.writer().write_all(plaintext).unwrap();
+        let mut wire = Vec::new();
+        while self.tls.wants_write() {
+            self.tls.write_tls(&mut wire).unwrap();
+        }
+        wire
+    }
+
+    /// Reads until `n` bytes of plaintext have arrived; `Err` when the server closes first.
+    fn read_plain(&mut self, n: usize) -> Result<Vec<u8>, String> {
+        use std::io::Read;
+        let mut got = Vec::new();
+        while got.len() < n {
+            match self.tls.read_tls(&mut self.tcp) {
+                Ok(0) => return Err("closed".into()),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+            self.tls.process_new_packets().map_err(|e| e.to_string())?;
+            let mut buf = [0u8; 4096];
+            while let Ok(k) = self.tls.reader().read(&mut buf) {
+                if k == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..k]);
+            }
+        }
+        Ok(got)
+    }
+}
+
+#[test]
+fn records_split_anywhere_and_forged_records_close_only_their_connection() {
+    use std::io::Write;
+    let server = Server::start();
+    let mut c = Records::connect(&server);
+    // Two records (a request larger than one record's 16 KiB, then a PING), sent in pieces
+    // that cut headers, payloads and tags at many points.
+    let value = vec![b'x'; 20_000];
+    let mut wire = c.seal(&common::resp(&[b"SET", b"split", &value]));
+    wire.extend(c.seal(b"PING\r\n"));
+    for piece in wire.chunks(997) {
+        for byte in piece.chunks(piece.len() / 3 + 1) {
+            c.tcp.write_all(byte).unwrap();
+        }
+    }
+    assert_eq!(c.read_plain(12).unwrap(), b"+OK\r\n+PONG\r\n");
+    // One byte at a time, header to tag.
+    for b in c.seal(b"GET split\r\n") {
+        c.tcp.write_all(&[b]).unwrap();
+    }
+    let reply = c.read_plain(value.len() + 10).unwrap();
+    assert_eq!(&reply[..8], b"$20000\r\n");
+
+    // An application-data record whose tag does not verify: this connection ends (with an
+    // alert), the server goes on.
+    let mut forged = c.seal(b"PING\r\n");
+    let last = forged.len() - 1;
+    forged[last] ^= 0xff;
+    c.tcp.write_all(&forged).unwrap();
+    assert!(c.read_plain(1).is_err(), "a forged record must end the connection");
+    // Garbage after a complete handshake, and a record header announcing too much.
+    let mut g = Records::connect(&server);
+    g.tcp.write_all(&[0x17, 0x03, 0x03, 0xff, 0xff]).unwrap();
+    g.tcp.write_all(&[0xde; 512]).unwrap();
+    assert!(g.read_plain(1).is_err());
+    let mut after = server.conn(Mode::Tls);
+    assert_eq!(redis::cmd("GET").arg("split").query::<Vec<u8>>(&mut after).unwrap(), value);
+    let log = server.log();
+    assert!(!log.contains("panicked"), "{log}");
+}

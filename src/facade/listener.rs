@@ -7,11 +7,13 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_rustls::TlsAcceptor;
 use glommio::net::{TcpListener, TcpStream};
 
-use super::stream::{Coalesced, Stream};
+use rustls::ServerConfig;
+
+use super::stream::Stream;
 use super::tls::TlsSlot;
+use super::tls_conn::TlsConn;
 
 /// How long a client may take to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,9 +53,9 @@ impl Listener {
         let tls =
             match &self.tls {
                 None => None,
-                Some(slot) => Some(TlsAcceptor::from(slot.current().ok_or_else(|| {
+                Some(slot) => Some(slot.current().ok_or_else(|| {
                     io::Error::new(io::ErrorKind::NotFound, "no TLS configuration installed")
-                })?)),
+                })?),
             };
         Ok(Incoming { tcp, tls, peer, local: self.addr })
     }
@@ -62,7 +64,7 @@ impl Listener {
 /// An accepted connection before its handshake.
 pub struct Incoming {
     tcp: TcpStream,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<ServerConfig>>,
     /// The client's address.
     pub peer: SocketAddr,
     /// The address it connected to.
@@ -95,9 +97,9 @@ impl Incoming {
         if keepalive_secs > 0 {
             let _ = set_keepalive(&self.tcp, keepalive_secs);
         }
-        let Some(acceptor) = self.tls else { return Ok(Stream::Plain(self.tcp)) };
+        let Some(config) = self.tls else { return Ok(Stream::Plain(self.tcp)) };
         match glommio::timer::timeout(HANDSHAKE_TIMEOUT, async {
-            acceptor.accept(Coalesced(self.tcp)).await.map_err(glommio::GlommioError::IoError)
+            TlsConn::accept(self.tcp, config).await.map_err(glommio::GlommioError::IoError)
         })
         .await
         {

@@ -7,6 +7,7 @@ pub mod reply;
 pub mod resp;
 pub mod stream;
 pub mod tls;
+pub mod tls_conn;
 
 pub use connection::{serve, ConnError, ConnLimits, Event, Flow, Layered, Service};
 pub use reply::Reply;

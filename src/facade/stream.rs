@@ -5,8 +5,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::{AsyncRead, AsyncWrite};
-use futures_rustls::server::TlsStream;
 use glommio::net::TcpStream;
+
+use super::tls_conn::TlsConn;
 
 /// What a TLS session negotiated, in words the rest of the server can show without knowing TLS.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,7 +27,7 @@ pub enum Stream {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS over TCP; the rustls session lives with the connection on its core.
-    Tls(Box<TlsStream<Coalesced<TcpStream>>>),
+    Tls(Box<TlsConn>),
 }
 
 impl Stream {
@@ -34,7 +35,7 @@ impl Stream {
     #[must_use]
     pub fn tls_info(&self) -> Option<TlsInfo> {
         let Stream::Tls(tls) = self else { return None };
-        let (_, session) = tls.get_ref();
+        let session = tls.session();
         let version = match session.protocol_version() {
             Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_owned(),
             Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_owned(),
@@ -50,15 +51,12 @@ impl Stream {
 }
 
 impl super::connection::Layered for Stream {
-    /// What rustls holds: decrypted bytes the loop has not read yet, and encrypted records the
-    /// socket has not taken yet (a client that stops reading leaves up to rustls's 64 KiB
-    /// buffer limit here; the rest waits in the loop's own reply buffer). Read off rustls's
-    /// `IoState`, which `process_new_packets` reports; records already received are decrypted
-    /// by that call, as the next read would do.
+    /// What the TLS session holds: received bytes the loop has not read yet, and encrypted
+    /// records the socket has not taken yet (a client that stops reading leaves up to one
+    /// 64 KiB write there; the rest waits in the loop's own reply buffer).
     fn layer_buffered(&mut self) -> usize {
         let Stream::Tls(tls) = self else { return 0 };
-        let (_, session) = tls.get_mut();
-        session.process_new_packets().map_or(0, |io| io.plaintext_bytes_to_read() + io.tls_bytes_to_write())
+        tls.buffered()
     }
 }
 
