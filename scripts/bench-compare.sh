@@ -28,7 +28,7 @@ done
 command -v "$REF" >/dev/null && command -v redis-benchmark >/dev/null || {
   echo "needs redis-server and redis-benchmark (apt-get install redis-server redis-tools)" >&2; exit 1; }
 ulimit -n 65536 2>/dev/null || true
-cargo build --release --bin ferrokey-server >/dev/null 2>&1
+cargo build --release --bins >/dev/null 2>&1 || { cargo build --release --bins; exit 1; }
 certs=$(mktemp -d); scripts/gen-test-certs.sh "$certs" >/dev/null
 FK=target/release/ferrokey-server
 TICK=$(getconf CLK_TCK)
@@ -143,7 +143,6 @@ kill "$FPID"; wait "$FPID" 2>/dev/null || true
 # TLS handshakes: server CPU per full handshake (RSA-2048 with a client certificate, ECDSA P-256
 # without) and per resumed one, driven by ferrokey-benchmark --connect-rate (a handshake, a PING
 # and a close per connection) fast enough to keep the server busy.
-cargo build --release --bin ferrokey-benchmark >/dev/null 2>&1
 FKB=target/release/ferrokey-benchmark
 openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null | openssl pkcs8 -topk8 -nocrypt -out "$certs/ec.key"
 openssl req -new -key "$certs/ec.key" -subj /CN=localhost 2>/dev/null |

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use futures_rustls::TlsConnector;
 use glommio::net::TcpStream;
 use hdrhistogram::Histogram;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -110,11 +109,10 @@ async fn connect(
         Some(s) => ServerName::try_from(s.to_owned()).map_err(|e| e.to_string())?,
         None => ServerName::IpAddress(addr.ip().into()),
     };
-    let stream = TlsConnector::from(config.clone())
-        .connect(name, crate::facade::stream::Coalesced(tcp))
+    let stream = crate::facade::tls_conn::TlsConn::connect(tcp, config.clone(), name)
         .await
         .map_err(|e| e.to_string())?;
-    let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    let resumed = stream.session().handshake_kind() == Some(rustls::HandshakeKind::Resumed);
     Ok((Box::new(stream), resumed))
 }
 

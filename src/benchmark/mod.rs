@@ -1,5 +1,5 @@
 //! `ferrokey-benchmark`: a TLS-native, thread-per-core load generator for any Redis-compatible
-//! server, built on the server's own stack (glommio executors, futures-rustls).
+//! server, built on the server's own stack (glommio executors, the facade's unbuffered rustls stream).
 //!
 //! Each `--threads` executor owns its share of the `-c` connections. A connection sends `-P`
 //! requests, reads their replies, and records each request's latency in the executor's HDR

@@ -1,5 +1,6 @@
-//! A server TLS session on a glommio socket, driven through rustls's unbuffered API so that an
-//! idle TLS connection holds no buffers.
+//! A TLS session on a glommio socket, driven through rustls's unbuffered API so that an idle
+//! TLS connection holds no buffers. The server's connections use it, and so does
+//! ferrokey-benchmark's client side.
 //!
 //! rustls's buffered connection keeps a receive buffer of at least 4 KiB per connection for
 //! its whole life, and copies every record through queues of its own. Here:
@@ -24,12 +25,14 @@ use std::task::{ready, Context, Poll};
 
 use futures::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
+use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
+use rustls::pki_types::ServerName;
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{
     ConnectionState, EncodeError, EncodeTlsData, EncryptError, InsufficientSizeError, UnbufferedStatus,
     WriteTraffic,
 };
-use rustls::ServerConfig;
+use rustls::{ClientConfig, CommonState, ServerConfig};
 
 /// Ciphertext read from the socket in one call at most.
 const READ_MAX: usize = 64 * 1024;
@@ -47,10 +50,40 @@ thread_local! {
     static OUTBOX: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// An established (or establishing) server TLS session over a glommio socket.
-pub struct TlsConn {
+/// One side of a session: rustls's unbuffered server or client connection.
+pub trait Side {
+    /// What rustls keeps for this side.
+    type Data;
+    /// rustls's `process_tls_records`.
+    fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data>;
+    /// The negotiated state.
+    fn state(&self) -> &CommonState;
+}
+
+impl Side for UnbufferedServerConnection {
+    type Data = ServerConnectionData;
+    fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data> {
+        self.process_tls_records(incoming)
+    }
+    fn state(&self) -> &CommonState {
+        self
+    }
+}
+
+impl Side for UnbufferedClientConnection {
+    type Data = ClientConnectionData;
+    fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data> {
+        self.process_tls_records(incoming)
+    }
+    fn state(&self) -> &CommonState {
+        self
+    }
+}
+
+/// A TLS session (server side unless said otherwise) over a glommio socket.
+pub struct TlsConn<S: Side = UnbufferedServerConnection> {
     tcp: TcpStream,
-    session: UnbufferedServerConnection,
+    session: S,
     /// Ciphertext received but not yet usable: an incomplete record, or the records of an
     /// incomplete handshake message. Unallocated when empty.
     held: Vec<u8>,
@@ -111,10 +144,28 @@ impl Sink<'_> {
     }
 }
 
-impl TlsConn {
+impl TlsConn<UnbufferedServerConnection> {
     /// Runs the server side of a handshake on `tcp` with `config`. The caller bounds it in time.
-    pub async fn accept(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<TlsConn> {
+    pub async fn accept(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<Self> {
         let session = UnbufferedServerConnection::new(config).map_err(invalid)?;
+        TlsConn::handshake(tcp, session).await
+    }
+}
+
+impl TlsConn<UnbufferedClientConnection> {
+    /// Runs the client side of a handshake with the server `name` on `tcp`.
+    pub async fn connect(
+        tcp: TcpStream,
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+    ) -> io::Result<Self> {
+        let session = UnbufferedClientConnection::new(config, name).map_err(invalid)?;
+        TlsConn::handshake(tcp, session).await
+    }
+}
+
+impl<S: Side> TlsConn<S> {
+    async fn handshake(tcp: TcpStream, session: S) -> io::Result<Self> {
         let mut conn = TlsConn {
             tcp,
             session,
@@ -128,14 +179,21 @@ impl TlsConn {
             closing: false,
             failed: false,
         };
+        // A client speaks first: its hello is queued before anything is read.
+        let mut sink = Sink { read: &mut [], produced: 0, plain: &mut conn.plain };
+        let (_, started) = pass(&mut conn.session, &mut [], &mut sink, &mut conn.out, None);
+        started.map_err(|failure| match failure {
+            Failure::Tls(e) => invalid(e),
+            Failure::Panicked => io::Error::other("TLS session failed"),
+        })?;
         std::future::poll_fn(|cx| conn.poll_handshake(cx)).await?;
         Ok(conn)
     }
 
-    /// The session's negotiated state (version, suite, client certificate, resumption).
+    /// The session's negotiated state (version, suite, peer certificate, resumption).
     #[must_use]
-    pub fn session(&self) -> &rustls::CommonState {
-        &self.session
+    pub fn session(&self) -> &CommonState {
+        self.session.state()
     }
 
     /// Bytes held outside the socket: received but unread, and encrypted but unsent.
@@ -230,7 +288,7 @@ impl TlsConn {
         // The alert (if rustls queued one) comes out before rustls looks at any input, so an
         // empty buffer is safe here.
         let alert = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let UnbufferedStatus { state, .. } = self.session.process_tls_records(&mut []);
+            let UnbufferedStatus { state, .. } = self.session.process(&mut []);
             if let Ok(ConnectionState::EncodeTlsData(mut data)) = state {
                 let _ = encode(&mut data, &mut self.out);
             }
@@ -327,8 +385,8 @@ impl TlsConn {
 /// queues handshake records on `out`, and once the session is open encrypts `outgoing` into the
 /// outbox (`filled` bytes of it). Returns the bytes of `incoming` used up (also on error: the
 /// caller must drop exactly those before the session sees the buffer again), and the status.
-fn pass(
-    session: &mut UnbufferedServerConnection,
+fn pass<S: Side>(
+    session: &mut S,
     incoming: &mut [u8],
     sink: &mut Sink<'_>,
     out: &mut Vec<u8>,
@@ -344,8 +402,8 @@ fn pass(
 }
 
 /// [`pass`] without the guard.
-fn pass_unguarded(
-    session: &mut UnbufferedServerConnection,
+fn pass_unguarded<S: Side>(
+    session: &mut S,
     incoming: &mut [u8],
     sink: &mut Sink<'_>,
     out: &mut Vec<u8>,
@@ -353,7 +411,7 @@ fn pass_unguarded(
 ) -> (usize, Result<Status, rustls::Error>) {
     let mut used = 0;
     loop {
-        let UnbufferedStatus { mut discard, state } = session.process_tls_records(&mut incoming[used..]);
+        let UnbufferedStatus { mut discard, state } = session.process(&mut incoming[used..]);
         let stepped = state.and_then(|state| step(state, &mut discard, sink, out, &mut outgoing));
         used += discard;
         match stepped {
@@ -365,8 +423,8 @@ fn pass_unguarded(
 }
 
 /// Handles one state of the session; `Some` when the pass is over.
-fn step(
-    state: ConnectionState<'_, '_, ServerConnectionData>,
+fn step<D>(
+    state: ConnectionState<'_, '_, D>,
     discard: &mut usize,
     sink: &mut Sink<'_>,
     out: &mut Vec<u8>,
@@ -381,14 +439,9 @@ fn step(
             }
             None
         }
-        // 0-RTT is not enabled; were it, its data would read like any other.
-        ConnectionState::ReadEarlyData(mut early) => {
-            while let Some(record) = early.next_record() {
-                let record = record?;
-                *discard += record.discard;
-                sink.put(record.payload);
-            }
-            None
+        // 0-RTT is never enabled (`max_early_data_size` stays 0), so no early data arrives.
+        ConnectionState::ReadEarlyData(_) => {
+            return Err(rustls::Error::General("unexpected 0-RTT data".into()));
         }
         ConnectionState::EncodeTlsData(mut data) => {
             encode(&mut data, out)?;
@@ -412,10 +465,7 @@ fn step(
 }
 
 /// Appends a handshake record to `out`.
-fn encode(
-    data: &mut EncodeTlsData<'_, ServerConnectionData>,
-    out: &mut Vec<u8>,
-) -> Result<(), rustls::Error> {
+fn encode<D>(data: &mut EncodeTlsData<'_, D>, out: &mut Vec<u8>) -> Result<(), rustls::Error> {
     let at = out.len();
     let mut room = 512;
     loop {
@@ -437,8 +487,8 @@ fn encode(
 }
 
 /// Encrypts `what` at the start of `outbox` (grown as needed, never shrunk); returns its length.
-fn encrypt(
-    traffic: &mut WriteTraffic<'_, ServerConnectionData>,
+fn encrypt<D>(
+    traffic: &mut WriteTraffic<'_, D>,
     what: Outgoing<'_>,
     outbox: &mut Vec<u8>,
 ) -> Result<usize, rustls::Error> {
@@ -469,7 +519,7 @@ fn invalid(e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
-impl AsyncRead for TlsConn {
+impl<S: Side + Unpin> AsyncRead for TlsConn<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if buf.is_empty() {
@@ -498,7 +548,7 @@ impl AsyncRead for TlsConn {
     }
 }
 
-impl AsyncWrite for TlsConn {
+impl<S: Side + Unpin> AsyncWrite for TlsConn<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.out.len() - this.out_at >= WRITE_MAX {
