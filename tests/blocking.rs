@@ -198,3 +198,72 @@ fn bzpopmin_and_bzmpop_are_woken_from_another_core_in_order() {
         assert_eq!(got, None);
     }
 }
+
+/// Elements circulate between two lists on different shards: LMOVE feeds `a` from `b`, and a
+/// blocked BLMOVE moves each one back from `a` to `b`. Readers of both lengths in one
+/// MULTI/EXEC must always count every element: none is ever in neither list (or in both).
+#[test]
+fn cross_shard_blmove_never_shows_an_element_in_neither_list() {
+    let server = Arc::new(Server::start());
+    for mode in MODES {
+        circulate(&server, mode);
+    }
+}
+
+fn circulate(server: &Arc<Server>, mode: common::Mode) {
+    const K: i64 = 4;
+    let a = key_on(&format!("{mode:?}:circ:a:"), 0, 2);
+    let b = key_on(&format!("{mode:?}:circ:b:"), 1, 2);
+    let mut setup = server.conn(mode);
+    for i in 0..K {
+        let _: () = setup.rpush(&b, i).unwrap();
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut movers = Vec::new();
+    for core in 0..2 {
+        let (server, a, b, stop) = (server.clone(), a.clone(), b.clone(), stop.clone());
+        movers.push(std::thread::spawn(move || {
+            let mut c = server.conn_on_core(mode, core);
+            let mut moved = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let got: Option<String> = redis::cmd("BLMOVE")
+                    .arg(&a)
+                    .arg(&b)
+                    .arg("LEFT")
+                    .arg("RIGHT")
+                    .arg(0.05)
+                    .query(&mut c)
+                    .unwrap();
+                moved += u64::from(got.is_some());
+            }
+            moved
+        }));
+    }
+    let feeder = {
+        let (server, a, b, stop) = (server.clone(), a.clone(), b.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut c = server.conn_on_core(mode, 1);
+            let deadline = Instant::now() + Duration::from_millis(1500);
+            for _ in 0..20_000 {
+                if Instant::now() > deadline {
+                    break;
+                }
+                let _: Option<String> =
+                    redis::cmd("LMOVE").arg(&b).arg(&a).arg("LEFT").arg("RIGHT").query(&mut c).unwrap();
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        })
+    };
+    let mut reader = server.conn_on_core(mode, 0);
+    let mut reads = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let (la, lb): (i64, i64) = redis::pipe().atomic().llen(&a).llen(&b).query(&mut reader).unwrap();
+        assert_eq!(la + lb, K, "after {reads} reads: {la} in a, {lb} in b");
+        reads += 1;
+    }
+    feeder.join().unwrap();
+    let moved: u64 = movers.into_iter().map(|m| m.join().unwrap()).sum();
+    assert!(moved > 100 && reads > 100, "moved {moved}, reads {reads}");
+    let (la, lb): (i64, i64) = redis::pipe().atomic().llen(&a).llen(&b).query(&mut reader).unwrap();
+    assert_eq!(la + lb, K);
+}

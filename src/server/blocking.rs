@@ -7,6 +7,10 @@
 //! waiter blocked on keys of several shards is served once: the shard that serves it first takes
 //! its claim. On timeout the client takes its own claim; if a shard took it first, the element is
 //! already on its way and the client waits for it, so no element is ever lost.
+//!
+//! BLMOVE whose destination lives on another shard is not popped for: the source's shard only
+//! wakes it, and the client runs LMOVE itself, atomically across both shards (an element popped
+//! here and pushed there a hop later would, for that moment, be in neither list).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -34,6 +38,9 @@ enum Wants {
         /// atomically.
         local_move: Option<(Bytes, End)>,
     },
+    /// From a list, but by itself: BLMOVE with the destination on another shard is woken (one
+    /// element is kept back for it in this round) and runs LMOVE across both shards.
+    Wake,
     /// From a sorted set: `count` members from the low end (or the high one with `max`).
     ZSet { max: bool, count: usize },
 }
@@ -42,6 +49,8 @@ enum Wants {
 enum Popped {
     List(Vec<Bytes>),
     ZSet(Vec<Scored>),
+    /// The key has an element for a [`Wants::Wake`] waiter.
+    Wake,
 }
 
 /// A client blocked on a key, as the key's shard keeps it.
@@ -59,11 +68,12 @@ impl Waiter {
     }
 }
 
-/// Whether `key` holds a non-empty list (`Some(true)`) or sorted set (`Some(false)`).
-fn poppable(ctx: &mut Ctx<'_>, key: &[u8]) -> Option<bool> {
+/// Whether `key` holds a non-empty list (`true`) or sorted set (`false`), and how many
+/// elements.
+fn poppable(ctx: &mut Ctx<'_>, key: &[u8]) -> Option<(bool, usize)> {
     match &ctx.db.read(key, ctx.now)?.value {
-        Value::List(l) if !l.is_empty() => Some(true),
-        Value::ZSet(z) if !z.is_empty() => Some(false),
+        Value::List(l) if !l.is_empty() => Some((true, l.len())),
+        Value::ZSet(z) if !z.is_empty() => Some((false, z.len())),
         _ => None,
     }
 }
@@ -72,15 +82,25 @@ fn poppable(ctx: &mut Ctx<'_>, key: &[u8]) -> Option<bool> {
 /// key's type, in the order they blocked.
 pub fn serve(ctx: &mut Ctx<'_>) {
     for key in ctx.db.take_ready() {
-        while let Some(list) = poppable(ctx, &key) {
-            let wanted = |w: &Waiter| matches!(w.wants, Wants::List { .. }) == list;
+        // Elements kept back for woken BLMOVE waiters, which take them with their own LMOVE.
+        let mut kept = 0;
+        while let Some((list, len)) = poppable(ctx, &key) {
+            if len <= kept {
+                break;
+            }
+            let wanted = |w: &Waiter| matches!(w.wants, Wants::List { .. } | Wants::Wake) == list;
             let Some(mut w) = ctx.db.next_waiter_where(&key, wanted) else { break };
             if w.claimed.swap(true, Ordering::AcqRel) {
                 continue;
             }
             let popped = match &w.wants {
+                Wants::Wake => {
+                    kept += 1;
+                    Popped::Wake
+                }
                 Wants::List { end, count, local_move } => {
-                    let Ok(Some(popped)) = list_family::pop_many(ctx, &key, *end, *count) else { break };
+                    let count = (*count).min(len - kept);
+                    let Ok(Some(popped)) = list_family::pop_many(ctx, &key, *end, count) else { break };
                     if let (Some((dst, to)), Some(e)) = (local_move, popped.first()) {
                         if list_family::push_one(ctx, dst, *to, e.clone()).is_err() {
                             // The destination changed type meanwhile: put the element back.
@@ -168,12 +188,50 @@ pub async fn block(s: &mut Session, args: &[Bytes]) -> Reply {
     };
     // First, without blocking: the ordinary command does the work (atomically, across shards).
     let now_args = immediate_args(&keys, &form);
-    let reply = run_now(s, now_args).await;
+    let reply = run_now(s, now_args.clone()).await;
     let empty = matches!(reply, Reply::Nil | Reply::NilArray);
     if !empty || s.exec_tx.is_some() {
         return if matches!(form, Form::ZPop(_)) { flatten_zmpop(reply) } else { reply };
     }
-    wait(s, keys, form, limit).await
+    let deadline = limit.map(|d| std::time::Instant::now() + d);
+    let mut first_in_line = false;
+    loop {
+        let left = match deadline {
+            None => None,
+            Some(d) => match d.checked_duration_since(std::time::Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return timed_out(&form),
+            },
+        };
+        match wait(s, &keys, &form, left, first_in_line).await {
+            Waited::Reply(reply) => return reply,
+            Waited::Woken => {
+                // A BLMOVE across shards: move it ourselves, atomically. A client that was not
+                // blocked may have taken the element since; then we wait again, first in line.
+                let reply = run_now(s, now_args.clone()).await;
+                if !matches!(reply, Reply::Nil) {
+                    return reply;
+                }
+                first_in_line = true;
+            }
+        }
+    }
+}
+
+/// The reply of a blocking command whose timeout passed.
+fn timed_out(form: &Form) -> Reply {
+    match form {
+        Form::Move(..) => Reply::Nil,
+        _ => Reply::NilArray,
+    }
+}
+
+/// How a wait ended.
+enum Waited {
+    /// With the client's reply.
+    Reply(Reply),
+    /// A cross-shard BLMOVE was woken to move an element itself.
+    Woken,
 }
 
 /// The non-blocking command equivalent to a blocking one.
@@ -233,20 +291,28 @@ async fn run_now(s: &mut Session, args: Vec<Bytes>) -> Reply {
 }
 
 /// Blocks until a shard serves us, the timeout passes, or the client is unblocked or killed.
-async fn wait(s: &mut Session, keys: Vec<Bytes>, form: Form, limit: Option<Duration>) -> Reply {
+/// `first_in_line` puts us before the clients already blocked (a BLMOVE that was woken but
+/// found its element taken keeps its place).
+async fn wait(
+    s: &mut Session,
+    keys: &[Bytes],
+    form: &Form,
+    limit: Option<Duration>,
+    first_in_line: bool,
+) -> Waited {
     let claimed = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = mpsc::channel(keys.len());
     let router = s.core.router.clone();
     let db = s.db;
-    for key in &keys {
+    for key in keys {
         let shard = router.shard_of(key);
-        let wants = match &form {
+        let wants = match form {
             Form::Pop(end) => Wants::List { end: *end, count: 1, local_move: None },
             Form::MPop(end, count) => Wants::List { end: *end, count: *count, local_move: None },
-            Form::Move(end, dst, to) => {
-                let local_move = (router.shard_of(dst) == shard).then(|| (dst.clone(), *to));
-                Wants::List { end: *end, count: 1, local_move }
+            Form::Move(end, dst, to) if router.shard_of(dst) == shard => {
+                Wants::List { end: *end, count: 1, local_move: Some((dst.clone(), *to)) }
             }
+            Form::Move(..) => Wants::Wake,
             Form::ZPop(max) => Wants::ZSet { max: *max, count: 1 },
             Form::ZMPop(max, count) => Wants::ZSet { max: *max, count: *count },
         };
@@ -257,13 +323,13 @@ async fn wait(s: &mut Session, keys: Vec<Bytes>, form: Form, limit: Option<Durat
         let registered = router
             .run(shard, None, move |sh: &mut Shard| {
                 sh.with_db(db, |c| {
-                    c.db.block(&key, waiter);
+                    c.db.block(&key, waiter, first_in_line);
                     c.db.mark_ready(&key);
                 });
             })
             .await;
         if registered.is_err() {
-            return UNAVAILABLE;
+            return Waited::Reply(UNAVAILABLE);
         }
     }
     drop(tx);
@@ -297,14 +363,15 @@ async fn wait(s: &mut Session, keys: Vec<Bytes>, form: Form, limit: Option<Durat
         }
     };
     s.client.set_blocked(false);
-    for key in &keys {
+    for key in keys {
         let key = key.clone();
         let _ = router
             .run(router.shard_of(&key), None, move |sh: &mut Shard| sh.dbs()[db].prune_blocked(&key))
             .await;
     }
-    match outcome {
-        Ok(Some((key, Popped::List(popped)))) => deliver(s, form, key, popped).await,
+    Waited::Reply(match outcome {
+        Ok(Some((_, Popped::Wake))) => return Waited::Woken,
+        Ok(Some((key, Popped::List(popped)))) => deliver(form, key, popped),
         Ok(Some((key, Popped::ZSet(popped)))) => match form {
             Form::ZMPop(..) => zset_family::mpop_reply(key, popped),
             _ => {
@@ -315,11 +382,8 @@ async fn wait(s: &mut Session, keys: Vec<Bytes>, form: Form, limit: Option<Durat
         },
         Ok(None) => UNAVAILABLE,
         Err(Unblock::Error) => Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
-        Err(Unblock::Timeout) => match form {
-            Form::Move(..) => Reply::Nil,
-            _ => Reply::NilArray,
-        },
-    }
+        Err(Unblock::Timeout) => timed_out(form),
+    })
 }
 
 /// Why a blocked client stopped waiting.
@@ -331,7 +395,7 @@ pub enum Unblock {
     Error,
 }
 
-async fn deliver(s: &mut Session, form: Form, key: Bytes, mut popped: Vec<Bytes>) -> Reply {
+fn deliver(form: &Form, key: Bytes, mut popped: Vec<Bytes>) -> Reply {
     match form {
         Form::Pop(_) => match popped.pop() {
             Some(e) => Reply::Array(vec![Reply::Bulk(key), Reply::Bulk(e)]),
@@ -340,28 +404,7 @@ async fn deliver(s: &mut Session, form: Form, key: Bytes, mut popped: Vec<Bytes>
         Form::MPop(..) => list_family::mpop_reply(key, popped),
         // Sorted-set forms receive sorted-set deliveries; see wait().
         Form::ZPop(_) | Form::ZMPop(..) => Reply::NilArray,
-        Form::Move(from, dst, to) => {
-            let Some(e) = popped.pop() else { return Reply::Nil };
-            let router = s.core.router.clone();
-            if router.shard_of(&dst) != router.shard_of(&key) {
-                // Served on the source's shard; the destination is elsewhere: push it there.
-                let (db, pushed, src) = (s.db, e.clone(), key.clone());
-                let done = router
-                    .run(router.shard_of(&dst), None, move |sh: &mut Shard| {
-                        sh.with_db(db, |c| list_family::push_one(c, &dst, to, pushed))
-                    })
-                    .await;
-                if !matches!(done, Ok(Ok(()))) {
-                    let back = e.clone();
-                    let _ = router
-                        .run(router.shard_of(&src), None, move |sh: &mut Shard| {
-                            sh.with_db(db, |c| list_family::push_one(c, &src, from, back))
-                        })
-                        .await;
-                    return Reply::Nil;
-                }
-            }
-            Reply::Bulk(e)
-        }
+        // Only a BLMOVE within one shard is served this way; the shard already moved it.
+        Form::Move(..) => popped.pop().map_or(Reply::Nil, Reply::Bulk),
     }
 }

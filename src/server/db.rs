@@ -269,9 +269,15 @@ impl Db {
         }
     }
 
-    /// Blocks `waiter` on `key`, behind the clients already blocked there.
-    pub fn block(&mut self, key: &[u8], waiter: super::blocking::Waiter) {
-        self.blocked.entry(Bytes::copy_from_slice(key)).or_default().push_back(waiter);
+    /// Blocks `waiter` on `key`, behind the clients already blocked there (or before them:
+    /// a BLMOVE that was woken but lost its element keeps its place).
+    pub fn block(&mut self, key: &[u8], waiter: super::blocking::Waiter, first_in_line: bool) {
+        let queue = self.blocked.entry(Bytes::copy_from_slice(key)).or_default();
+        if first_in_line {
+            queue.push_front(waiter);
+        } else {
+            queue.push_back(waiter);
+        }
     }
 
     /// Drops waiters that were served or gave up (their claim is taken).
