@@ -251,6 +251,8 @@ impl<S: Side> TlsConn<S> {
             self.held.clear();
             if used < total {
                 if total - used > HELD_MAX {
+                    // What is held no longer matches what rustls consumed: never drive it again.
+                    self.failed = true;
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         "TLS message larger than 64 KiB",
