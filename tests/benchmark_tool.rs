@@ -150,3 +150,28 @@ fn bad_flags_exit_2_with_a_message() {
         assert!(!out.stderr.is_empty(), "{args:?} says why");
     }
 }
+
+#[test]
+fn runs_end_when_the_server_never_answers() {
+    // A listener that never accepts: the kernel completes TCP handshakes into its backlog, and
+    // TLS then waits forever for a ServerHello. Each attempt must give up (10 s), not hang.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let started = std::time::Instant::now();
+    let out = bench(port, Mode::Tls, &["--connect-rate", "50", "-n", "3", "--json", &json_file("silent")]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
+    // Nothing succeeded: the run fails, and says why.
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("errors: 3 connect (first: timed out)"), "{stdout}");
+    let json = read_json(&json_file("silent"));
+    assert_eq!(json["tests"][0]["errors"]["connect"], 3, "{json}");
+    // An ordinary run gives up the same way.
+    let started = std::time::Instant::now();
+    let out = bench(port, Mode::Tls, &["-n", "10", "-c", "2", "-t", "ping"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("timed out"), "{stderr}");
+    drop(silent);
+}

@@ -96,8 +96,19 @@ impl ServerCertVerifier for AnyCert {
     }
 }
 
-/// Connects; with TLS, handshakes. Returns the stream and whether the session was resumed.
+/// Connects; with TLS, handshakes (within [`CONNECT_TIMEOUT`]). Returns the stream and whether
+/// the session was resumed.
 async fn connect(
+    addr: SocketAddr,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    sni: Option<&str>,
+) -> Result<(Box<dyn Io>, bool), String> {
+    glommio::timer::timeout(CONNECT_TIMEOUT, async { Ok(connect_now(addr, tls, sni).await) })
+        .await
+        .unwrap_or_else(|_| Err("timed out".to_owned()))
+}
+
+async fn connect_now(
     addr: SocketAddr,
     tls: Option<&Arc<rustls::ClientConfig>>,
     sni: Option<&str>,
@@ -327,6 +338,10 @@ fn pick<'a>(mix: &'a [Test], ratio: Option<(u32, u32)>, keys: &mut workload::Key
     }
 }
 
+/// How long a connection may take to connect and handshake (and, under `--connect-rate`, to
+/// get its PONG as well).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// `--connect-rate`: opens connections on a fixed schedule, each a handshake, one PING and a
 /// close, until `total` or time is up. Returns the latency of each (connect to PONG), errors,
 /// and how many handshakes resumed a session.
@@ -353,15 +368,18 @@ pub async fn connects(
             (tls.clone(), sni.clone(), results.clone(), live.clone(), opts.addr);
         tasks.push(
             glommio::spawn_local(async move {
-                let outcome = async {
+                let attempt = async {
                     let (mut s, resumed) = connect(addr, tls.as_ref(), sni.as_deref()).await?;
                     s.write_all(b"PING\r\n").await.map_err(|e| e.to_string())?;
                     let mut b = [0u8; 7];
                     s.read_exact(&mut b).await.map_err(|e| e.to_string())?;
                     let _ = s.close().await;
                     Ok::<bool, String>(resumed)
-                }
-                .await;
+                };
+                // A server that accepts and then says nothing must not keep the run alive.
+                let outcome = glommio::timer::timeout(CONNECT_TIMEOUT, async { Ok(attempt.await) })
+                    .await
+                    .unwrap_or_else(|_| Err("timed out".to_owned()));
                 let Ok(mut r) = results.lock() else { return };
                 match outcome {
                     Ok(resumed) => {
