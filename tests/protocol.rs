@@ -271,4 +271,88 @@ fn random_garbage_never_takes_the_server_down() {
         let mut c = server.conn(mode);
         assert_eq!(redis::cmd("PING").query::<String>(&mut c).unwrap(), "PONG");
     }
+    let log = server.log();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// A seeded generator, so a failure names a reproducible case.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = ferrokey::server::dict::splitmix(self.0);
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Random RESP-shaped garbage: fragments of real requests, lengths (huge, negative, absent),
+/// quotes, CRLFs in odd places and raw bytes.
+fn garbage(rng: &mut Rng) -> Vec<u8> {
+    const PIECES: [&[u8]; 16] = [
+        b"*",
+        b"$",
+        b"\r\n",
+        b"\n",
+        b"\r",
+        b"-1",
+        b"0",
+        b"3",
+        b"99999999999999999999",
+        b"SET",
+        b"GET",
+        b"\"",
+        b"'",
+        b" ",
+        b"PING",
+        b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
+    ];
+    let mut out = Vec::new();
+    for _ in 0..rng.below(60) + 1 {
+        if rng.below(4) == 0 {
+            for _ in 0..rng.below(16) + 1 {
+                out.push(rng.next() as u8);
+            }
+        } else {
+            out.extend_from_slice(PIECES[rng.below(PIECES.len() as u64) as usize]);
+        }
+    }
+    out
+}
+
+/// RESP-shaped garbage on both transports, and forged TLS records on the TLS port, never take
+/// the server down (nor make rustls panic): each connection gets replies or is closed, and the
+/// server still answers.
+#[test]
+fn resp_shaped_garbage_and_forged_records_never_take_the_server_down() {
+    use std::io::Write;
+    let server = Server::start();
+    let mut rng = Rng(0x5eed_f00d_cafe_d00d);
+    for mode in MODES {
+        for case in 0..120 {
+            let bytes = garbage(&mut rng);
+            let mut c = server.raw(mode);
+            c.send(&bytes);
+            drop(c);
+            if case % 40 == 39 {
+                let mut alive = server.raw(mode);
+                alive.roundtrip(b"PING\r\n", b"+PONG\r\n");
+            }
+        }
+    }
+    // Below TLS: records with random headers and bodies straight onto the TLS port.
+    for _ in 0..60 {
+        let mut tcp = std::net::TcpStream::connect(server.addr(Mode::Tls)).unwrap();
+        let mut bytes = vec![[0x16, 0x17, 0x15, 0x14][rng.below(4) as usize], 0x03, rng.below(5) as u8];
+        bytes.extend((0..rng.below(300)).map(|_| rng.next() as u8));
+        let _ = tcp.write_all(&bytes);
+    }
+    let mut c = server.conn(Mode::Tls);
+    assert_eq!(redis::cmd("PING").query::<String>(&mut c).unwrap(), "PONG");
+    let mut c = server.conn(Mode::Plain);
+    assert_eq!(redis::cmd("PING").query::<String>(&mut c).unwrap(), "PONG");
+    let log = server.log();
+    assert!(!log.contains("panicked"), "{log}");
 }
