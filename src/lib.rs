@@ -11,6 +11,7 @@
 //! - [`runtime`]: executors, startup, shutdown; plugs server sessions into facade connections.
 //! - [`glob`]: Redis glob patterns, for KEYS, SCAN MATCH and CONFIG GET.
 //! - [`logging`]: the `tracing` subscriber, whose level CONFIG SET loglevel changes.
+//! - [`memory`]: the counting allocator behind INFO's `used_memory`.
 //! - [`splitargs`]: Redis's argument splitter, shared by inline commands and config files.
 //!
 //! See ARCHITECTURE.md for the life of a command and the invariants.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod facade;
 pub mod glob;
 pub mod logging;
+pub mod memory;
 pub mod runtime;
 pub mod server;
 pub mod splitargs;

@@ -11,9 +11,11 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 /// mimalloc, not glibc's malloc: each core allocates from its own heap, and a buffer freed on
 /// another core (a request that hopped, a reply that came back) goes back without taking an
 /// arena lock or trimming memory (which makes the kernel interrupt the other core to flush its
-/// TLB). Redis ships jemalloc for the same reasons.
+/// TLB). Redis ships jemalloc for the same reasons. Wrapped to count the bytes in use, which
+/// INFO reports as `used_memory`.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: ferrokey::memory::Counting<mimalloc::MiMalloc> =
+    ferrokey::memory::Counting(mimalloc::MiMalloc);
 
 /// A Redis-compatible, thread-per-core in-memory data server where TLS is never the bottleneck.
 #[derive(Parser)]

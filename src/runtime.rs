@@ -184,6 +184,7 @@ async fn core_main(
     ready: crossbeam_channel::Sender<Result<Vec<(SocketAddr, bool)>, String>>,
     go: oneshot::Receiver<bool>,
 ) {
+    crate::memory::mark_executor();
     let config = global.config();
     let mut listen_generation = global.listen_generation();
     let listeners = match bind_all(&config, &tls, &[]) {

@@ -971,3 +971,31 @@ fn loglevel_changes_at_runtime() {
         assert!(!server.log().contains(&closed_line(quiet_id)), "at warning, the close was not logged");
     }
 }
+
+/// INFO's `used_memory` counts what the allocator holds for the data: it grows by at least the
+/// values written (on every core's shard) and falls back once they are flushed.
+#[test]
+fn used_memory_follows_the_data() {
+    let server = Server::start();
+    for mode in MODES {
+        let mut c = server.conn(mode);
+        let used = |c: &mut redis::Connection| {
+            let info: redis::InfoDict = redis::cmd("INFO").arg("memory").query(c).unwrap();
+            info.get::<u64>("used_memory").unwrap()
+        };
+        let before = used(&mut c);
+        assert!(before > 0);
+        let value = vec![b'v'; 4096];
+        let mut pipe = redis::pipe();
+        for i in 0..2000 {
+            pipe.set(format!("mem:{i}"), &value[..]).ignore();
+        }
+        let _: () = pipe.query(&mut c).unwrap();
+        let full = used(&mut c);
+        assert!(full >= before + 2000 * 4096, "{before} -> {full}");
+        assert!(full < before + 2000 * 4096 * 2, "{before} -> {full}: more than twice the data");
+        let _: () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
+        let after = used(&mut c);
+        assert!(after < before + 1024 * 1024, "{before} -> {full} -> {after}");
+    }
+}

@@ -126,6 +126,8 @@ directives! {
     "client-query-buffer-limit" => client_query_buffer_limit: Memory = Memory(1 << 30), true;
     "client-output-buffer-limit" => client_output_buffer_limit: OutputLimits = OutputLimits::default(), true;
     "hz" => hz: u64 = 10, true;
+    "save" => save: Vec<String> = vec![String::new()], true;
+    "appendonly" => appendonly: bool = false, true;
     "loglevel" => loglevel: LogLevel = LogLevel::Notice, true;
     "logfile" => logfile: String = String::new(), false;
     "pidfile" => pidfile: String = String::new(), false;
@@ -208,6 +210,14 @@ impl Config {
         }
         if !(1..=500).contains(&self.hz) {
             return Err("hz must be between 1 and 500".into());
+        }
+        // Accepted so that redis.conf files, `CONFIG SET save ""` and tools that read them
+        // (redis-benchmark asks for both) work; a request for persistence is refused, not ignored.
+        if self.save.iter().any(|rule| !rule.is_empty()) {
+            return Err("ferrokey keeps no snapshots: save must be \"\"".into());
+        }
+        if self.appendonly {
+            return Err("ferrokey has no append-only file: appendonly must be no".into());
         }
         Ok(())
     }
@@ -334,5 +344,17 @@ mod tests {
         c.set(&[("HZ".into(), "50".into())]).unwrap();
         assert_eq!(c.hz, 50);
         assert_eq!(c.get(&[b"h?"]), vec![("hz", "50".to_owned())]);
+    }
+
+    #[test]
+    fn persistence_directives_accept_only_no_persistence() {
+        let mut c = Config::default();
+        assert_eq!(c.get(&[b"save"]), vec![("save", String::new())]);
+        assert_eq!(c.get(&[b"appendonly"]), vec![("appendonly", "no".to_owned())]);
+        assert!(c.set(&[("save".into(), String::new()), ("appendonly".into(), "no".into())]).is_ok());
+        let err = c.set(&[("save".into(), "900 1".into())]).unwrap_err().to_string();
+        assert!(err.contains("no snapshots"), "{err}");
+        let err = c.set(&[("appendonly".into(), "yes".into())]).unwrap_err().to_string();
+        assert!(err.contains("append-only"), "{err}");
     }
 }

@@ -206,6 +206,8 @@ struct CoreReport {
     tls_sessions: Vec<String>,
     /// Bytes rustls holds for this core's clients.
     tls_buffered: usize,
+    /// This core's allocation counter (see [`crate::memory`]).
+    allocated: isize,
 }
 
 /// INFO [section ...]
@@ -223,6 +225,7 @@ pub async fn info(s: &Session, args: &[Bytes]) -> Reply {
                 .filter_map(|c| c.tls.as_ref().map(|t| format!("{} {}", t.version, t.cipher)))
                 .collect(),
             tls_buffered: shard.clients.values().map(|c| c.tls_buffered.get()).sum(),
+            allocated: crate::memory::here(),
             stats: shard.stats,
             db: shard.stats(),
             keys: shard.dbs().iter().map(|d| (d.len(), d.expires_len())).collect(),
@@ -285,9 +288,18 @@ pub async fn info(s: &Session, args: &[Bytes]) -> Reply {
         ),
     );
     let rss = rss_bytes();
+    let used = crate::memory::used(reports.iter().map(|r| r.allocated));
+    let mib = |b: u64| b as f64 / 1048576.0;
     section(
         "Memory",
-        format!("used_memory_rss:{rss}\r\nused_memory_rss_human:{:.2}M\r\n", rss as f64 / 1048576.0),
+        format!(
+            "used_memory:{used}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\n\
+             used_memory_rss_human:{:.2}M\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\n\
+             maxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:mimalloc\r\n",
+            mib(used),
+            mib(rss),
+            if used > 0 { rss as f64 / used as f64 } else { 0.0 },
+        ),
     );
     let (hits, misses, expired) =
         reports.iter().fold((0, 0, 0), |a, r| (a.0 + r.db.hits, a.1 + r.db.misses, a.2 + r.db.expired));

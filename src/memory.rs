@@ -1,0 +1,107 @@
+//! Allocation accounting for INFO's `used_memory`: a global allocator wrapper that counts the
+//! bytes in use, per thread and without atomics on the executors.
+//!
+//! Redis reports what its allocator holds for it (`used_memory`), which RSS cannot tell: freed
+//! memory the allocator keeps, and pages never touched, blur it. [`Counting`] wraps the real
+//! allocator and adds each allocation's size to a counter of the calling thread (a plain
+//! thread-local on executors, one shared atomic for every other thread, which allocate rarely).
+//! A block freed on another thread than the one that allocated it (a reply that hopped back)
+//! makes one counter go up and another down; only the sum, [`used`], means anything.
+//! INFO sums the executors' counters (each core reports its own) and [`elsewhere`].
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+/// A global allocator that counts the bytes in use on top of `A`.
+pub struct Counting<A>(pub A);
+
+thread_local! {
+    /// Whether this thread is an executor (counts into [`HERE`]).
+    static EXECUTOR: Cell<bool> = const { Cell::new(false) };
+    /// Bytes allocated minus bytes freed by this executor thread.
+    static HERE: Cell<isize> = const { Cell::new(0) };
+}
+
+/// Bytes allocated minus bytes freed by every thread that is not an executor.
+static ELSEWHERE: AtomicIsize = AtomicIsize::new(0);
+
+#[inline]
+fn count(delta: isize) {
+    // Neither thread-local needs a destructor, so `try_with` fails only during a thread's final
+    // teardown; that thread's bytes then count as elsewhere.
+    let mine = EXECUTOR.try_with(Cell::get).unwrap_or(false)
+        && HERE.try_with(|h| h.set(h.get().wrapping_add(delta))).is_ok();
+    if !mine {
+        ELSEWHERE.fetch_add(delta, Ordering::Relaxed);
+    }
+}
+
+/// Sizes fit in `isize` (`Layout` guarantees it).
+#[inline]
+fn signed(size: usize) -> isize {
+    isize::try_from(size).unwrap_or(isize::MAX)
+}
+
+// SAFETY: every method forwards to `A` unchanged; counting only reads `Layout` sizes and
+// touches thread-locals that need no allocation.
+#[allow(unsafe_code)]
+unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc` is passed on as is.
+        let p = unsafe { self.0.alloc(layout) };
+        if !p.is_null() {
+            count(signed(layout.size()));
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
+        let p = unsafe { self.0.alloc_zeroed(layout) };
+        if !p.is_null() {
+            count(signed(layout.size()));
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract for `dealloc` is passed on as is.
+        unsafe { self.0.dealloc(ptr, layout) };
+        count(-signed(layout.size()));
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract for `realloc` is passed on as is.
+        let p = unsafe { self.0.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            count(signed(new_size) - signed(layout.size()));
+        }
+        p
+    }
+}
+
+/// Marks the calling thread as an executor: from now on it counts into its own counter, which
+/// only [`here`] on this thread reads.
+pub fn mark_executor() {
+    EXECUTOR.with(|e| e.set(true));
+}
+
+/// This executor's counter (0 on other threads).
+#[must_use]
+pub fn here() -> isize {
+    HERE.with(Cell::get)
+}
+
+/// The counter of all threads that are not executors.
+#[must_use]
+pub fn elsewhere() -> isize {
+    ELSEWHERE.load(Ordering::Relaxed)
+}
+
+/// Bytes in use, from every executor's [`here`] and [`elsewhere`] (never below 0).
+#[must_use]
+pub fn used(executors: impl IntoIterator<Item = isize>) -> u64 {
+    let sum = executors.into_iter().fold(elsewhere(), isize::wrapping_add);
+    u64::try_from(sum).unwrap_or(0)
+}
