@@ -6,6 +6,7 @@
 //! reverse-binary cursor. It never awaits and is never shared: one shard owns each instance.
 
 use bytes::Bytes;
+use thin_vec::ThinVec;
 
 const MIN_BUCKETS: usize = 4;
 /// Keys this long or shorter are stored inside the entry: a lookup compares them without
@@ -63,14 +64,16 @@ impl Key {
 
 /// One chain. Its first entry lives in the bucket array itself, so a lookup in a bucket of one
 /// entry (most of them, at load factor 1) touches a single cache line.
+/// The rest of the chain is a `ThinVec` (one pointer; length and capacity live in its
+/// allocation), so a bucket is the entry plus 8 bytes.
 struct Bucket<V> {
     head: Option<(Key, V)>,
-    more: Vec<(Key, V)>,
+    more: ThinVec<(Key, V)>,
 }
 
 impl<V> Default for Bucket<V> {
     fn default() -> Bucket<V> {
-        Bucket { head: None, more: Vec::new() }
+        Bucket { head: None, more: ThinVec::new() }
     }
 }
 
@@ -90,7 +93,12 @@ impl<V> Bucket<V> {
     fn push(&mut self, entry: (Key, V)) {
         match self.head {
             None => self.head = Some(entry),
-            Some(_) => self.more.push(entry),
+            Some(_) => {
+                // Most chains that overflow hold one more entry: room for exactly one, not the
+                // four a vector starts with (that was ~85 bytes per key at load factor 0.8).
+                self.more.reserve_exact(1);
+                self.more.push(entry);
+            }
         }
     }
 
@@ -98,14 +106,14 @@ impl<V> Bucket<V> {
         if self.head.as_ref().is_some_and(|(k, _)| k.as_slice() == key) {
             let (_, v) = std::mem::replace(&mut self.head, self.more.pop())?;
             if self.more.is_empty() {
-                self.more = Vec::new();
+                self.more = ThinVec::new();
             }
             return Some(v);
         }
         let pos = self.more.iter().position(|(k, _)| k.as_slice() == key)?;
         let (_, v) = self.more.swap_remove(pos);
         if self.more.is_empty() {
-            self.more = Vec::new();
+            self.more = ThinVec::new();
         }
         Some(v)
     }

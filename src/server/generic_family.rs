@@ -54,7 +54,8 @@ pub fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// Stores a whole entry (value and TTL) under `key`: RENAME's second half.
 pub fn put(db: &mut Db, key: &[u8], entry: Entry) {
-    db.set(key, entry.value, entry.expires_at);
+    let expires_at = entry.expires_at();
+    db.set(key, entry.value, expires_at);
 }
 
 /// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT key time [NX | XX | GT | LT]
@@ -90,7 +91,7 @@ pub fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let Some(entry) = ctx.db.write(&args[1], ctx.now) else { return Reply::Int(0) };
-    let current = entry.expires_at;
+    let current = entry.expires_at();
     let allowed = match current {
         _ if nx => current.is_none(),
         None if xx || gt => false,
@@ -113,7 +114,7 @@ pub fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 pub fn ttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let now = ctx.now;
     let Some(entry) = ctx.db.read(&args[1], now) else { return Reply::Int(-2) };
-    let Some(at) = entry.expires_at else { return Reply::Int(-1) };
+    let Some(at) = entry.expires_at() else { return Reply::Int(-1) };
     let left = at.saturating_sub(now) as i64;
     Reply::Int(match () {
         () if is(&args[0], "ttl") => (left + 500) / 1000,
@@ -125,7 +126,7 @@ pub fn ttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// PERSIST key
 pub fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let has_ttl = ctx.db.write(&args[1], ctx.now).is_some_and(|e| e.expires_at.is_some());
+    let has_ttl = ctx.db.write(&args[1], ctx.now).is_some_and(|e| e.expires_at().is_some());
     Reply::Int(i64::from(has_ttl && ctx.db.set_expiry(&args[1], None)))
 }
 

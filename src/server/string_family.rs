@@ -97,7 +97,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         return if get { reply } else { Reply::Nil };
     }
     let at = if keepttl {
-        ctx.db.write(&args[1], ctx.now).and_then(|e| e.expires_at).map(|a| a as i64)
+        ctx.db.write(&args[1], ctx.now).and_then(|e| e.expires_at()).map(|a| a as i64)
     } else {
         at
     };
