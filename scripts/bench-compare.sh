@@ -7,10 +7,10 @@
 # from /proc/PID/stat over the run), and the ratio ferrokey/redis (lower is better for µs/op).
 # Then data types, sorted-set size scaling, TLS handshake cost (full RSA with client cert, ECDSA,
 # resumed), a steady load's p99 beside connection churn, ferrokey threads 2 vs threads 1 (keys on
-# both shards), and RSS per idle plain and TLS connection.
+# both shards), RSS per idle plain and TLS connection, and memory per key.
 #
 #   scripts/bench-compare.sh [-n REQUESTS] [-c CLIENTS] [--idle N] [--reference BINARY] [--quick]
-#                            [--only matrix,types,zset,handshakes,churn,threads,idle,client]
+#                            [--only matrix,types,zset,handshakes,churn,threads,idle,memory,client]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=200000; C=50; IDLE=10000; SERVER_CPU=0; CLIENT_CPU=1; REF=redis-server; ONLY=
@@ -251,6 +251,30 @@ for who in redis ferrokey; do
   tls=$(python3 scripts/idle-conns.py --pid "$pid" --port "$tport" --count "$IDLE" --tls --cacert "$certs/ca.crt")
   echo "| $who | $plain | $tls |"
 done
+fi
+
+# Keyspace memory: bytes per key as each server's allocator counts them (INFO used_memory) and
+# as RSS grew, after SET of random keys with 16-byte values (both servers flushed first; a
+# redis-server that already held data may not return RSS to the kernel, so its RSS column can
+# read low).
+if want memory; then
+echo
+echo "Memory per key (redis-benchmark SET -n $((N * 5)) -r $((N * 5)) -d 16 into an empty keyspace):"
+read -r MPID MPORT _ < <(start_ferrokey 1 "$SERVER_CPU")
+echo "| server | keys | used_memory bytes/key | RSS bytes/key |"
+echo "|---|---|---|---|"
+for who in redis ferrokey; do
+  if [ $who = redis ]; then port=$RPORT; else port=$MPORT; fi
+  mem() { redis-cli -p "$port" info memory | tr -d '\r' | awk -F: -v f="$1" '$1 == f { print $2 }'; }
+  redis-cli -p "$port" flushall >/dev/null
+  u0=$(mem used_memory); r0=$(mem used_memory_rss)
+  taskset -c "$CLIENT_CPU" redis-benchmark -h 127.0.0.1 -p "$port" -t set -n $((N * 5)) -r $((N * 5)) -d 16 -P 32 -q \
+    >/dev/null 2>&1
+  keys=$(redis-cli -p "$port" dbsize)
+  u1=$(mem used_memory); r1=$(mem used_memory_rss)
+  echo "| $who | $keys | $(( (u1 - u0) / keys )) | $(( (r1 - r0) / keys )) |"
+done
+kill "$MPID"; wait "$MPID" 2>/dev/null || true
 fi
 
 # The load generator itself: client CPU per request of ferrokey-benchmark and redis-benchmark,
