@@ -9,12 +9,12 @@ use std::sync::Arc;
 use ahash::AHashMap;
 use bytes::Bytes;
 
-use super::dict::{splitmix, Dict};
+use super::dict::{splitmix, Dict, Key};
 
 /// A stored value.
 pub enum Value {
-    /// A string (also holds integers and floats, as Redis does).
-    Str(Bytes),
+    /// A string (also holds integers and floats, as Redis does); up to 22 bytes inline.
+    Str(Key),
     /// A list. Containers are boxed so that every entry stays small (strings dominate).
     List(Box<VecDeque<Bytes>>),
     /// A hash: field to value.
@@ -423,7 +423,7 @@ mod tests {
     use super::*;
 
     fn s(v: &str) -> Value {
-        Value::Str(Bytes::copy_from_slice(v.as_bytes()))
+        Value::Str(Key::copy_from_slice(v.as_bytes()))
     }
 
     #[test]

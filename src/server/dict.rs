@@ -14,7 +14,8 @@ const MIN_BUCKETS: usize = 4;
 const INLINE: usize = 22;
 
 /// A byte string as the dict stores it: short ones inline, longer ones shared. The sorted set's
-/// member table uses it too, so a comparison of short members reads no second cache line.
+/// member table uses it too, so a comparison of short members reads no second cache line, and
+/// so do string values (a short value costs no allocation, and GET no second cache miss).
 #[derive(Clone, Default)]
 pub struct Key(Repr);
 
@@ -30,6 +31,12 @@ impl Default for Repr {
     }
 }
 
+impl AsRef<[u8]> for Key {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
 impl Key {
     /// Stores `key`: copied inline when short, else kept as the shared `Bytes`.
     #[must_use]
@@ -41,6 +48,30 @@ impl Key {
         } else {
             Repr::Heap(key)
         })
+    }
+
+    /// Copies `bytes`: inline when short (no allocation), else into a `Bytes` of its own.
+    #[must_use]
+    pub fn copy_from_slice(bytes: &[u8]) -> Key {
+        Key(if bytes.len() <= INLINE {
+            let mut inline = [0u8; INLINE];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            Repr::Inline { len: bytes.len() as u8, bytes: inline }
+        } else {
+            Repr::Heap(Bytes::copy_from_slice(bytes))
+        })
+    }
+
+    /// The length in bytes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Whether it is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The bytes as `Bytes`: a shared one is shared again, an inline one copied.

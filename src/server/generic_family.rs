@@ -305,7 +305,7 @@ pub fn object(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// The encoding Redis 7.0 would report for a value of this shape.
 fn encoding(value: &Value) -> &'static str {
     match value {
-        Value::Str(s) if s.len() <= 20 && parse_i64(s).is_some() => "int",
+        Value::Str(s) if s.len() <= 20 && parse_i64(s.as_slice()).is_some() => "int",
         Value::Str(s) if s.len() <= 44 => "embstr",
         Value::Str(_) => "raw",
         Value::List(l) if l.len() <= 128 && l.iter().all(|e| e.len() <= 64) => "listpack",
@@ -401,7 +401,11 @@ mod tests {
     fn scan_walks_every_key_once_per_pass() {
         let mut db = Db::default();
         for i in 0..500 {
-            db.set(format!("key:{i}").as_bytes(), Value::Str(Bytes::from_static(b"v")), None);
+            db.set(
+                format!("key:{i}").as_bytes(),
+                Value::Str(crate::server::dict::Key::copy_from_slice(b"v")),
+                None,
+            );
         }
         let opts = ScanOpts { count: 7, pattern: Some(Bytes::from_static(b"key:1*")), ..ScanOpts::default() };
         let (mut cursor, mut seen) = (0, Vec::new());

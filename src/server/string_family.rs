@@ -4,13 +4,14 @@ use bytes::{Bytes, BytesMut};
 
 use super::args::{self, expire_at, is, ExpireIn, NOT_INT, SYNTAX, TOO_BIG, WRONGTYPE};
 use super::db::{Entry, Value};
+use super::dict::Key;
 use super::shard::Ctx;
 use crate::facade::reply::format_double;
 use crate::facade::resp::parse_i64;
 use crate::facade::Reply;
 
 /// The string under `key`: `Ok(None)` when missing, `Err(WRONGTYPE)` for another type.
-fn read_str<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a Bytes>, Reply> {
+fn read_str<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a Key>, Reply> {
     match ctx.db.read(key, ctx.now) {
         None => Ok(None),
         Some(Entry { value: Value::Str(s), .. }) => Ok(Some(s)),
@@ -24,7 +25,7 @@ fn store(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], expires_at: Option<i64>) {
         Some(at) if at <= ctx.now as i64 => {
             ctx.db.remove(key);
         }
-        at => ctx.db.set(key, Value::Str(Bytes::copy_from_slice(value)), at.map(|a| a as u64)),
+        at => ctx.db.set(key, Value::Str(Key::copy_from_slice(value)), at.map(|a| a as u64)),
     }
 }
 
@@ -34,11 +35,11 @@ fn store(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], expires_at: Option<i64>) {
 const COPY_REPLY: usize = 128;
 
 /// The reply for a stored string.
-fn bulk_of(v: &Bytes) -> Reply {
+fn bulk_of(v: &Key) -> Reply {
     if v.len() <= COPY_REPLY {
         Reply::bulk(v)
     } else {
-        Reply::Bulk(v.clone())
+        Reply::Bulk(v.to_bytes())
     }
 }
 
@@ -85,7 +86,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     let old = match read_str(ctx, &args[1]) {
         // Only GET needs the old value; cloning it would touch (and promote) its buffer.
-        Ok(v) if get => v.cloned(),
+        Ok(v) if get => v.map(Key::to_bytes),
         Ok(v) => v.map(|_| Bytes::new()),
         Err(e) if get => return e,
         // Without GET, SET overwrites a key of any type; it only needs to know it exists.
@@ -130,7 +131,7 @@ pub fn setex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match read_str(ctx, &args[1]) {
         Ok(old) => {
-            let old = old.cloned();
+            let old = old.map(Key::to_bytes);
             store(ctx, &args[1], &args[2], None);
             old.into()
         }
@@ -142,7 +143,7 @@ pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match read_str(ctx, &args[1]) {
         Ok(Some(v)) => {
-            let v = v.clone();
+            let v = v.to_bytes();
             ctx.db.remove(&args[1]);
             Reply::Bulk(v)
         }
@@ -177,7 +178,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         _ => return SYNTAX,
     };
     let value = match read_str(ctx, &args[1]) {
-        Ok(Some(v)) => v.clone(),
+        Ok(Some(v)) => v.to_bytes(),
         Ok(None) => return Reply::Nil,
         Err(e) => return e,
     };
@@ -199,7 +200,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// APPEND key value
 pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let old = match read_str(ctx, &args[1]) {
-        Ok(v) => v.cloned(),
+        Ok(v) => v.map(Key::to_bytes),
         Err(e) => return e,
     };
     let Some(old) = old else {
@@ -220,7 +221,7 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// Replaces the value of an existing key, keeping its TTL.
 fn replace_value(ctx: &mut Ctx<'_>, key: &[u8], value: Bytes) {
     if let Some(e) = ctx.db.write(key, ctx.now) {
-        e.value = Value::Str(value);
+        e.value = Value::Str(Key::new(value));
     }
 }
 
@@ -251,7 +252,7 @@ pub fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     let current = match read_str(ctx, &args[1]) {
         Ok(None) => 0,
-        Ok(Some(v)) => match parse_i64(v) {
+        Ok(Some(v)) => match parse_i64(v.as_slice()) {
             Some(n) => n,
             None => return NOT_INT,
         },
@@ -264,7 +265,7 @@ pub fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if ctx.db.live(&args[1], ctx.now) {
         replace_value(ctx, &args[1], text);
     } else {
-        ctx.db.set(&args[1], Value::Str(text), None);
+        ctx.db.set(&args[1], Value::Str(Key::new(text)), None);
     }
     Reply::Int(next)
 }
@@ -277,7 +278,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     let current = match read_str(ctx, &args[1]) {
         Ok(None) => 0.0,
-        Ok(Some(v)) => match args::float(v) {
+        Ok(Some(v)) => match args::float(v.as_slice()) {
             Ok(f) => f,
             Err(e) => return e,
         },
@@ -291,7 +292,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if ctx.db.live(&args[1], ctx.now) {
         replace_value(ctx, &args[1], text.clone());
     } else {
-        ctx.db.set(&args[1], Value::Str(text.clone()), None);
+        ctx.db.set(&args[1], Value::Str(Key::new(text.clone())), None);
     }
     Reply::Bulk(text)
 }
@@ -303,7 +304,7 @@ pub fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         _ => return NOT_INT,
     };
     let value = match read_str(ctx, &args[1]) {
-        Ok(v) => v.cloned().unwrap_or_default(),
+        Ok(v) => v.map(Key::to_bytes).unwrap_or_default(),
         Err(e) => return e,
     };
     let len = value.len() as i64;
@@ -327,7 +328,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     let patch = &args[3];
     let old = match read_str(ctx, &args[1]) {
-        Ok(v) => v.cloned(),
+        Ok(v) => v.map(Key::to_bytes),
         Err(e) => return e,
     };
     let old_len = old.as_ref().map_or(0, Bytes::len);
@@ -346,14 +347,16 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let len = out.len() as i64;
     match old {
         Some(_) => replace_value(ctx, &args[1], out.freeze()),
-        None => ctx.db.set(&args[1], Value::Str(out.freeze()), None),
+        None => ctx.db.set(&args[1], Value::Str(Key::new(out.freeze())), None),
     }
     Reply::Int(len)
 }
 
 /// MGET key [key ...]: one shard's part; a key of another type reads as nil.
 pub fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    Reply::Array(args[1..].iter().map(|k| read_str(ctx, k).ok().flatten().cloned().into()).collect())
+    Reply::Array(
+        args[1..].iter().map(|k| read_str(ctx, k).ok().flatten().map(Key::to_bytes).into()).collect(),
+    )
 }
 
 /// MSET key value [key value ...]: one shard's part.
