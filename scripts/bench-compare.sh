@@ -164,7 +164,8 @@ connects() {
   local pid=$1 port=$2 count=$3 rate=$4 before after json="$certs/connect.json"
   shift 4
   before=$(cpu_ticks "$pid")
-  taskset -c "$CLIENT_CPU" "$FKB" -h 127.0.0.1 -p "$port" --tls --cacert "$certs/ca.crt" --sni localhost \
+  # --test-time bounds the run; the outer timeout bounds it even if something hangs.
+  timeout 120 taskset -c "$CLIENT_CPU" "$FKB" -h 127.0.0.1 -p "$port" --tls --cacert "$certs/ca.crt" --sni localhost \
     --connect-rate "$rate" -n "$count" --test-time 60 -q --json "$json" "$@" >/dev/null 2>&1 || true
   after=$(cpu_ticks "$pid")
   python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["tests"][0]; n=max(t["requests"],1)
