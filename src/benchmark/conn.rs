@@ -369,7 +369,8 @@ pub async fn connects(
         tasks.push(
             glommio::spawn_local(async move {
                 let attempt = async {
-                    let (mut s, resumed) = connect(addr, tls.as_ref(), sni.as_deref()).await?;
+                    // The timeout below covers the connect too.
+                    let (mut s, resumed) = connect_now(addr, tls.as_ref(), sni.as_deref()).await?;
                     s.write_all(b"PING\r\n").await.map_err(|e| e.to_string())?;
                     let mut b = [0u8; 7];
                     s.read_exact(&mut b).await.map_err(|e| e.to_string())?;

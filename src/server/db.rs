@@ -74,12 +74,17 @@ pub struct Entry {
     expiry: u64,
 }
 
+/// `expires_at` as [`Entry`] stores it. The epoch itself is as past as 1 ms after it, so 0
+/// stays free to mean "never".
+fn expiry(expires_at: Option<u64>) -> u64 {
+    expires_at.map_or(0, |at| at.max(1))
+}
+
 impl Entry {
     /// An entry that expires at `expires_at` (Unix ms), if given.
     #[must_use]
     pub fn new(value: Value, expires_at: Option<u64>) -> Entry {
-        // The epoch itself is as past as 1 ms after it: 0 stays free to mean "never".
-        Entry { value, expiry: expires_at.map_or(0, |at| at.max(1)) }
+        Entry { value, expiry: expiry(expires_at) }
     }
 
     /// When it expires (Unix ms), if it does.
@@ -90,9 +95,7 @@ impl Entry {
 
     /// Sets or clears the expiry; returns whether there was one.
     fn set_expires_at(&mut self, expires_at: Option<u64>) -> bool {
-        let had = self.expiry != 0;
-        self.expiry = expires_at.map_or(0, |at| at.max(1));
-        had
+        std::mem::replace(&mut self.expiry, expiry(expires_at)) != 0
     }
 }
 

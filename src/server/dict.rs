@@ -41,13 +41,11 @@ impl Key {
     /// Stores `key`: copied inline when short, else kept as the shared `Bytes`.
     #[must_use]
     pub fn new(key: Bytes) -> Key {
-        Key(if key.len() <= INLINE {
-            let mut bytes = [0u8; INLINE];
-            bytes[..key.len()].copy_from_slice(&key);
-            Repr::Inline { len: key.len() as u8, bytes }
+        if key.len() <= INLINE {
+            Key::copy_from_slice(&key)
         } else {
-            Repr::Heap(key)
-        })
+            Key(Repr::Heap(key))
+        }
     }
 
     /// Copies `bytes`: inline when short (no allocation), else into a `Bytes` of its own.

@@ -131,9 +131,9 @@ pub fn setex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match read_str(ctx, &args[1]) {
         Ok(old) => {
-            let old = old.map(Key::to_bytes);
+            let reply = old.map_or(Reply::Nil, bulk_of);
             store(ctx, &args[1], &args[2], None);
-            old.into()
+            reply
         }
         Err(e) => e,
     }
@@ -143,9 +143,9 @@ pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match read_str(ctx, &args[1]) {
         Ok(Some(v)) => {
-            let v = v.to_bytes();
+            let reply = bulk_of(v);
             ctx.db.remove(&args[1]);
-            Reply::Bulk(v)
+            reply
         }
         Ok(None) => Reply::Nil,
         Err(e) => e,
@@ -177,8 +177,8 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         }
         _ => return SYNTAX,
     };
-    let value = match read_str(ctx, &args[1]) {
-        Ok(Some(v)) => v.to_bytes(),
+    let reply = match read_str(ctx, &args[1]) {
+        Ok(Some(v)) => bulk_of(v),
         Ok(None) => return Reply::Nil,
         Err(e) => return e,
     };
@@ -194,7 +194,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             ctx.db.set_expiry(&args[1], Some(at as u64));
         }
     }
-    Reply::Bulk(value)
+    reply
 }
 
 /// APPEND key value
@@ -355,7 +355,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// MGET key [key ...]: one shard's part; a key of another type reads as nil.
 pub fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     Reply::Array(
-        args[1..].iter().map(|k| read_str(ctx, k).ok().flatten().map(Key::to_bytes).into()).collect(),
+        args[1..].iter().map(|k| read_str(ctx, k).ok().flatten().map_or(Reply::Nil, bulk_of)).collect(),
     )
 }
 
