@@ -108,7 +108,9 @@ fn rate_holds_and_connect_rate_resumes() {
     let doc = read_json(&json);
     assert_eq!(doc["tests"][0]["requests"], 40);
     let resumed = doc["tests"][0]["resumed"].as_u64().unwrap();
-    assert!(resumed >= 35, "only {resumed} of 40 handshakes resumed");
+    // The first connection fills the session cache before the schedule starts, and every
+    // resumed handshake brings new tickets: at 50/s only the first is a full handshake.
+    assert_eq!(resumed, 39, "{resumed} of 40 handshakes resumed");
     let rps = doc["tests"][0]["rps"].as_f64().unwrap();
     assert!((40.0..=55.0).contains(&rps), "--connect-rate 50 gave {rps}/s");
 }

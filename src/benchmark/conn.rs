@@ -338,9 +338,27 @@ fn pick<'a>(mix: &'a [Test], ratio: Option<(u32, u32)>, keys: &mut workload::Key
     }
 }
 
+/// `--connect-rate`: how long the schedule waits for the first connection before it starts.
+const FIRST_ALONE: Duration = Duration::from_secs(1);
+
 /// How long a connection may take to connect and handshake (and, under `--connect-rate`, to
 /// get its PONG as well).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects, handshakes, sends one PING, reads its PONG and closes. Returns whether the
+/// handshake resumed a session.
+async fn ping_and_close(
+    addr: SocketAddr,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    sni: Option<&str>,
+) -> Result<bool, String> {
+    let (mut s, resumed) = connect_now(addr, tls, sni).await?;
+    s.write_all(b"PING\r\n").await.map_err(|e| e.to_string())?;
+    let mut b = [0u8; 7];
+    s.read_exact(&mut b).await.map_err(|e| e.to_string())?;
+    let _ = s.close().await;
+    Ok(resumed)
+}
 
 /// `--connect-rate`: opens connections on a fixed schedule, each a handshake, one PING and a
 /// close, until `total` or time is up. Returns the latency of each (connect to PONG), errors,
@@ -353,50 +371,56 @@ pub async fn connects(
     total: u64,
 ) -> (Histogram<u64>, Errors, u64) {
     let gap = Duration::from_secs_f64(1.0 / rate.max(1e-9));
-    let start = Instant::now();
     let sni = opts.tls.as_ref().and_then(|t| t.sni.clone());
     let results = Arc::new(std::sync::Mutex::new((super::new_histogram(), Errors::default(), 0u64)));
+    let open = |at: Instant| {
+        let (tls, sni, results, live, addr) =
+            (tls.clone(), sni.clone(), results.clone(), live.clone(), opts.addr);
+        glommio::spawn_local(async move {
+            // The timeout covers the connect too: a server that accepts and then says
+            // nothing must not keep the run alive.
+            let attempt = ping_and_close(addr, tls.as_ref(), sni.as_deref());
+            let outcome = glommio::timer::timeout(CONNECT_TIMEOUT, async { Ok(attempt.await) })
+                .await
+                .unwrap_or_else(|_| Err("timed out".to_owned()));
+            let Ok(mut r) = results.lock() else { return };
+            match outcome {
+                Ok(resumed) => {
+                    let _ = r.0.record(u64::try_from(at.elapsed().as_micros()).unwrap_or(u64::MAX).max(1));
+                    r.2 += u64::from(resumed);
+                    live.done.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    r.1.connect(e);
+                    live.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+        .detach()
+    };
     let mut tasks = Vec::new();
-    let mut i = 0u64;
+    if total > 0 {
+        // The schedule starts when the first connection is done (or after FIRST_ALONE). The
+        // TLS stack's first handshake in a process does tens of milliseconds of one-time setup
+        // (aws-lc seeds its random generator), and a schedule already running would start a
+        // burst of connections behind it; with --tls-resume, the first connection also fills
+        // the session cache, or every connection started before a ticket came back would be a
+        // full handshake.
+        let first = Box::pin(open(Instant::now()));
+        let alone = Box::pin(glommio::timer::sleep(FIRST_ALONE));
+        if let futures::future::Either::Right((_, first)) = futures::future::select(first, alone).await {
+            tasks.push(first);
+        }
+    }
+    let start = Instant::now();
+    let mut i = 1u64;
     while i < total && !live.stop.load(Ordering::Acquire) {
-        let at = start + gap * u32::try_from(i).unwrap_or(u32::MAX);
+        let at = start + gap * u32::try_from(i - 1).unwrap_or(u32::MAX);
         let now = Instant::now();
         if at > now {
             glommio::timer::sleep(at - now).await;
         }
-        let (tls, sni, results, live, addr) =
-            (tls.clone(), sni.clone(), results.clone(), live.clone(), opts.addr);
-        tasks.push(
-            glommio::spawn_local(async move {
-                let attempt = async {
-                    // The timeout below covers the connect too.
-                    let (mut s, resumed) = connect_now(addr, tls.as_ref(), sni.as_deref()).await?;
-                    s.write_all(b"PING\r\n").await.map_err(|e| e.to_string())?;
-                    let mut b = [0u8; 7];
-                    s.read_exact(&mut b).await.map_err(|e| e.to_string())?;
-                    let _ = s.close().await;
-                    Ok::<bool, String>(resumed)
-                };
-                // A server that accepts and then says nothing must not keep the run alive.
-                let outcome = glommio::timer::timeout(CONNECT_TIMEOUT, async { Ok(attempt.await) })
-                    .await
-                    .unwrap_or_else(|_| Err("timed out".to_owned()));
-                let Ok(mut r) = results.lock() else { return };
-                match outcome {
-                    Ok(resumed) => {
-                        let _ =
-                            r.0.record(u64::try_from(at.elapsed().as_micros()).unwrap_or(u64::MAX).max(1));
-                        r.2 += u64::from(resumed);
-                        live.done.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        r.1.connect(e);
-                        live.errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-            .detach(),
-        );
+        tasks.push(Box::pin(open(at)));
         i += 1;
     }
     for t in tasks {

@@ -1835,7 +1835,6 @@ impl Reactor {
         // (see `run_task_queues`). A timer that fires later than wanted is
         // replaced.
         let now = Instant::now();
-        let armed_until = self.live_latency_deadline();
 
         // The throughput-based timeout counts completions on the main ring; it is
         // re-armed only once it has fired.
@@ -1872,7 +1871,14 @@ impl Reactor {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
-                if armed_until.map_or(true, |at| at > now + dur) {
+                // Asked only now: the armed timer may have fired, and its completion been
+                // consumed, since the top of this call. Trusting a deadline read before
+                // that would park with no timer at all (ferrokey-benchmark stalled for
+                // good about once in 100,000 timed connections).
+                if self
+                    .live_latency_deadline()
+                    .map_or(true, |at| at > now + dur)
+                {
                     self.arm_latency_timer(&mut lat_ring, dur, now);
                     flush_cancellations!(into &mut 0; lat_ring);
                     assert!(flush_rings!(lat_ring)? > 0);
