@@ -26,6 +26,16 @@ pub enum Reply {
     NilArray,
     /// An array.
     Array(Vec<Reply>),
+    /// An array of bulk strings, already encoded (`$len` lines and their data, without the
+    /// array's own header): the same in RESP2 and RESP3. Built by [`Reply::bulk_array`], so a
+    /// range read copies each element once, straight from the keyspace, instead of into a bulk
+    /// string of its own first.
+    BulkArray {
+        /// How many bulk strings `body` holds.
+        len: usize,
+        /// Their encoding.
+        body: Bytes,
+    },
     /// A map; RESP2 flattens it into an array of alternating keys and values.
     Map(Vec<(Reply, Reply)>),
     /// Pairs (HRANDFIELD WITHVALUES, later WITHSCORES): a flat array in RESP2, an array of
@@ -64,6 +74,18 @@ impl Reply {
         Reply::Bulk(Bytes::copy_from_slice(data.as_ref()))
     }
 
+    /// An array of bulk strings holding copies of `items`, encoded as it is built.
+    #[must_use]
+    pub fn bulk_array<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Reply {
+        let mut body = BytesMut::new();
+        let mut len = 0;
+        for item in items {
+            put_bulk(&mut body, item);
+            len += 1;
+        }
+        Reply::BulkArray { len, body: body.freeze() }
+    }
+
     /// Whether this reply is an error.
     #[must_use]
     pub fn is_error(&self) -> bool {
@@ -89,6 +111,10 @@ impl Reply {
             Reply::Array(items) => {
                 header(out, b'*', items.len());
                 items.iter().for_each(|r| r.encode(resp3, out));
+            }
+            Reply::BulkArray { len, body } => {
+                header(out, b'*', *len);
+                out.put_slice(body);
             }
             Reply::Several(replies) => replies.iter().for_each(|r| r.encode(resp3, out)),
             Reply::Push(items) => {
@@ -254,6 +280,23 @@ mod tests {
         assert_eq!(enc(&Reply::Bool(true), false), ":1\r\n");
         assert_eq!(enc(&Reply::Verbatim("hi".into()), true), "=6\r\ntxt:hi\r\n");
         assert_eq!(enc(&Reply::error("ERR a\r\nb"), false), "-ERR a  b\r\n");
+    }
+
+    #[test]
+    fn a_bulk_array_encodes_as_an_array_of_bulks_in_both_protocols() {
+        let items: [&[u8]; 3] = [b"a", b"", b"xyz"];
+        let built = Reply::bulk_array(items);
+        let plain = Reply::Array(items.iter().map(Reply::bulk).collect());
+        for resp3 in [false, true] {
+            assert_eq!(enc(&built, resp3), "*3\r\n$1\r\na\r\n$0\r\n\r\n$3\r\nxyz\r\n");
+            assert_eq!(enc(&built, resp3), enc(&plain, resp3));
+            assert_eq!(enc(&Reply::bulk_array(std::iter::empty()), resp3), "*0\r\n");
+        }
+        // Inside another reply (EXEC's array) it is one element.
+        assert_eq!(
+            enc(&Reply::Array(vec![Reply::Int(1), built]), false),
+            "*2\r\n:1\r\n*3\r\n$1\r\na\r\n$0\r\n\r\n$3\r\nxyz\r\n"
+        );
     }
 
     #[test]

@@ -90,7 +90,7 @@ pub fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     match access::read(ctx, &args[1], list) {
         Ok(Some(l)) => match range(l.len(), start, stop) {
-            Some((a, b)) => Reply::Array(l.range(a..=b).cloned().map(Reply::Bulk).collect()),
+            Some((a, b)) => Reply::bulk_array(l.range(a..=b).map(|e| &e[..])),
             None => Reply::Array(vec![]),
         },
         Ok(None) => Reply::Array(vec![]),

@@ -244,8 +244,13 @@ impl ZSet {
     /// Members from 0-based `rank` on, ascending (or descending with `rev`, where `rank` counts
     /// from the highest score); long members are shared, inline ones copied out.
     pub fn iter_from(&self, rank: usize, rev: bool) -> impl Iterator<Item = (Bytes, f64)> + '_ {
+        self.slices_from(rank, rev).map(|(m, score)| (Bytes::copy_from_slice(m), score))
+    }
+
+    /// As [`ZSet::iter_from`], lending the members instead of copying them.
+    pub fn slices_from(&self, rank: usize, rev: bool) -> impl Iterator<Item = (&[u8], f64)> + '_ {
         let start = if rev { self.len().checked_sub(rank + 1).unwrap_or(usize::MAX) } else { rank };
-        self.tree.iter_from(start, rev).map(|(id, score)| (self.members[id as usize].to_bytes(), score))
+        self.tree.iter_from(start, rev).map(|(id, score)| (self.members[id as usize].as_slice(), score))
     }
 
     /// The 0-based ranks `[start, end)` of the members whose scores fall in `range`.

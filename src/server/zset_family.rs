@@ -318,22 +318,31 @@ impl RangeSpec {
     /// The selected members with their scores, in reply order.
     #[must_use]
     pub fn select(&self, z: &ZSet) -> Vec<Scored> {
+        match self.window(z) {
+            Some((from, n)) => z.iter_from(from, self.rev).take(n).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The first rank (counted from the top in reverse) and how many members the range
+    /// selects; `None` when it selects none.
+    fn window(&self, z: &ZSet) -> Option<(usize, usize)> {
         let ranks = self.by.ranks(z);
         let (offset, count) = match self.limit {
-            Some((o, _)) if o < 0 => return Vec::new(),
+            Some((o, _)) if o < 0 => return None,
             Some((o, c)) => (o as usize, if c < 0 { usize::MAX } else { c as usize }),
             None => (0, usize::MAX),
         };
         let n = ranks.len().saturating_sub(offset).min(count);
         if n == 0 {
-            return Vec::new();
+            return None;
         }
         // Rank ranges already count from the top in reverse; score and lex ranks do not.
         let from = match self.by {
             By::Score(_) | By::Lex(_) if self.rev => z.len() - ranks.end + offset,
             _ => ranks.start + offset,
         };
-        z.iter_from(from, self.rev).take(n).collect()
+        Some((from, n))
     }
 
     /// The reply for the selected members (ZRANGESTORE replies with the stored count instead).
@@ -341,17 +350,31 @@ impl RangeSpec {
     pub fn reply(&self, items: Vec<Scored>) -> Reply {
         scored_reply(items, self.withscores)
     }
+
+    /// The reply for the members of `z` the range selects; without scores it is encoded
+    /// straight from the set, with no copy of each member of its own.
+    fn reply_from(&self, z: &ZSet) -> Reply {
+        if self.withscores {
+            return self.reply(self.select(z));
+        }
+        match self.window(z) {
+            Some((from, n)) => Reply::bulk_array(z.slices_from(from, self.rev).take(n).map(|(m, _)| m)),
+            None => Reply::Array(Vec::new()),
+        }
+    }
 }
 
 /// ZRANGE and its older spellings, when the key is here.
 pub fn zrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let run = |ctx: &mut Ctx<'_>| -> Result<Reply, Reply> {
         let spec = RangeSpec::parse(args)?;
+        let Some(dest) = &spec.dest else {
+            return Ok(
+                access::read(ctx, &spec.key, zset)?.map_or(Reply::Array(Vec::new()), |z| spec.reply_from(z))
+            );
+        };
         let items = access::read(ctx, &spec.key, zset)?.map(|z| spec.select(z)).unwrap_or_default();
-        match &spec.dest {
-            Some(dest) => Ok(store(ctx, dest, items)),
-            None => Ok(spec.reply(items)),
-        }
+        Ok(store(ctx, dest, items))
     };
     run(ctx).unwrap_or_else(|e| e)
 }
