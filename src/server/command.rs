@@ -385,6 +385,44 @@ pub fn lookup(name: &[u8]) -> Option<&'static Command> {
     BY_NAME.get(&*lower).copied()
 }
 
+/// The member a request names inside the container at its key (HSET's first field, SADD's first
+/// member, ZADD's first member in its plain form), for [`super::shard::Shard::prefetch`]; `None`
+/// for other commands. A hint only: a wrong guess wastes one prefetch.
+#[must_use]
+pub fn member_of(args: &[Bytes]) -> Option<&Bytes> {
+    const AT_TWO: [&[u8]; 14] = [
+        b"hset",
+        b"hsetnx",
+        b"hget",
+        b"hexists",
+        b"hincrby",
+        b"hincrbyfloat",
+        b"hdel",
+        b"hstrlen",
+        b"sadd",
+        b"srem",
+        b"sismember",
+        b"zscore",
+        b"zrank",
+        b"zrem",
+    ];
+    let name = args.first()?;
+    if args.len() < 3 || !matches!(name.first()? | 0x20, b'h' | b's' | b'z') {
+        return None;
+    }
+    let mut lower = [0u8; 12];
+    let lower = lower.get_mut(..name.len())?;
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    if AT_TWO.contains(&&*lower) {
+        args.get(2)
+    } else if &*lower == b"zadd" && args.len() == 4 {
+        args.get(3)
+    } else {
+        None
+    }
+}
+
 /// The lowercase name `args[0]` of a request, for error messages.
 #[must_use]
 pub fn display_name(args: &[Bytes]) -> String {
@@ -394,6 +432,20 @@ pub fn display_name(args: &[Bytes]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_of_names_the_member_a_container_command_touches() {
+        let args = |s: &str| s.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect::<Vec<_>>();
+        let member = |s: &str| member_of(&args(s)).map(|m| m.to_vec());
+        assert_eq!(member("HSET h f v"), Some(b"f".to_vec()));
+        assert_eq!(member("sismember s m"), Some(b"m".to_vec()));
+        assert_eq!(member("ZADD z 1.5 m"), Some(b"m".to_vec()));
+        // Flags or several pairs: no guess.
+        assert_eq!(member("ZADD z NX 1 m"), None);
+        assert_eq!(member("SET k v"), None);
+        assert_eq!(member("HLEN h"), None);
+        assert_eq!(member("HINCRBYFLOATANDMORE h f 1"), None);
+    }
 
     #[test]
     fn lookup_ignores_case_and_positions_keys() {

@@ -204,6 +204,7 @@ impl Session {
             let hop = router.run(ShardId(s), None, move |shard: &mut Shard| {
                 if let [(_, first), _, ..] = &batch[..] {
                     shard.prefetch(first.db, batch.iter().filter_map(|(_, cmd)| cmd.args.get(1)));
+                    shard.prefetch_members(first.db, batch.iter().map(|(_, cmd)| &cmd.args[..]));
                 }
                 batch.into_iter().map(|(_, cmd)| shard.exec(&cmd)).collect::<Vec<_>>()
             });
@@ -444,8 +445,12 @@ impl Service for Session {
             let router = &self.core.router;
             let local = router.local();
             router.try_local(|shard| {
+                let here = |key: &Bytes| router.shard_of(key) == local;
                 let keys = requests.iter().filter_map(|args| args.get(1));
-                shard.prefetch(self.db, keys.filter(|key| router.shard_of(key) == local));
+                shard.prefetch(self.db, keys.filter(|key| here(key)));
+                // Only container commands pay for the second pass (and its routing).
+                let members = requests.iter().filter(|args| command::member_of(args).is_some());
+                shard.prefetch_members(self.db, members.filter(|args| here(&args[1])).map(|args| &args[..]));
             });
         }
         for args in requests.drain(..) {

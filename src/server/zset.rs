@@ -193,6 +193,11 @@ impl ZSet {
         None
     }
 
+    /// Starts loading `member`'s slot of the member dict into cache (see [`Dict::prefetch`]).
+    pub fn prefetch(&self, member: &[u8]) {
+        self.ids.prefetch(member);
+    }
+
     /// Adds `member`, which the caller knows is absent (one dict lookup fewer than `insert`).
     pub fn add_new(&mut self, member: Bytes, score: f64) {
         debug_assert!(self.ids.get(&member).is_none());
