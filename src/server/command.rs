@@ -385,11 +385,12 @@ pub fn lookup(name: &[u8]) -> Option<&'static Command> {
     BY_NAME.get(&*lower).copied()
 }
 
-/// The member a request names inside the container at its key (HSET's first field, SADD's first
-/// member, ZADD's first member in its plain form), for [`super::shard::Shard::prefetch`]; `None`
-/// for other commands. A hint only: a wrong guess wastes one prefetch.
+/// The key and the member a request names inside the container at that key (HSET's first field,
+/// SADD's first member, ZADD's first member in its plain form), for
+/// [`super::shard::Shard::prefetch_members`]; `None` for other commands. A hint only: a wrong
+/// guess wastes one prefetch.
 #[must_use]
-pub fn member_of(args: &[Bytes]) -> Option<&Bytes> {
+pub fn member_of(args: &[Bytes]) -> Option<(&Bytes, &Bytes)> {
     const AT_TWO: [&[u8]; 14] = [
         b"hset",
         b"hsetnx",
@@ -410,17 +411,14 @@ pub fn member_of(args: &[Bytes]) -> Option<&Bytes> {
     if args.len() < 3 || !matches!(name.first()? | 0x20, b'h' | b's' | b'z') {
         return None;
     }
-    let mut lower = [0u8; 12];
-    let lower = lower.get_mut(..name.len())?;
-    lower.copy_from_slice(name);
-    lower.make_ascii_lowercase();
-    if AT_TWO.contains(&&*lower) {
+    let member = if AT_TWO.iter().any(|n| name.eq_ignore_ascii_case(n)) {
         args.get(2)
-    } else if &*lower == b"zadd" && args.len() == 4 {
+    } else if args.len() == 4 && name.eq_ignore_ascii_case(b"zadd") {
         args.get(3)
     } else {
         None
-    }
+    };
+    Some((args.get(1)?, member?))
 }
 
 /// The lowercase name `args[0]` of a request, for error messages.
@@ -436,7 +434,7 @@ mod tests {
     #[test]
     fn member_of_names_the_member_a_container_command_touches() {
         let args = |s: &str| s.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect::<Vec<_>>();
-        let member = |s: &str| member_of(&args(s)).map(|m| m.to_vec());
+        let member = |s: &str| member_of(&args(s)).map(|(_, m)| m.to_vec());
         assert_eq!(member("HSET h f v"), Some(b"f".to_vec()));
         assert_eq!(member("sismember s m"), Some(b"m".to_vec()));
         assert_eq!(member("ZADD z 1.5 m"), Some(b"m".to_vec()));

@@ -204,7 +204,8 @@ impl Session {
             let hop = router.run(ShardId(s), None, move |shard: &mut Shard| {
                 if let [(_, first), _, ..] = &batch[..] {
                     shard.prefetch(first.db, batch.iter().filter_map(|(_, cmd)| cmd.args.get(1)));
-                    shard.prefetch_members(first.db, batch.iter().map(|(_, cmd)| &cmd.args[..]));
+                    let members = batch.iter().filter_map(|(_, cmd)| command::member_of(&cmd.args));
+                    shard.prefetch_members(first.db, members);
                 }
                 batch.into_iter().map(|(_, cmd)| shard.exec(&cmd)).collect::<Vec<_>>()
             });
@@ -449,8 +450,8 @@ impl Service for Session {
                 let keys = requests.iter().filter_map(|args| args.get(1));
                 shard.prefetch(self.db, keys.filter(|key| here(key)));
                 // Only container commands pay for the second pass (and its routing).
-                let members = requests.iter().filter(|args| command::member_of(args).is_some());
-                shard.prefetch_members(self.db, members.filter(|args| here(&args[1])).map(|args| &args[..]));
+                let members = requests.iter().filter_map(|args| command::member_of(args));
+                shard.prefetch_members(self.db, members.filter(|(key, _)| here(key)));
             });
         }
         for args in requests.drain(..) {

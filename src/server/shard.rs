@@ -134,15 +134,13 @@ impl Shard {
         }
     }
 
-    /// After [`Shard::prefetch`]: for the batch's commands on a member of a container (HSET's
-    /// field, SADD's member; see [`super::command::member_of`]), starts loading the member's slot
-    /// in its hash, set or sorted set, the second cache miss of such a command.
-    pub fn prefetch_members<'a>(&self, db: usize, commands: impl Iterator<Item = &'a [Bytes]>) {
-        let Some(db) = self.dbs.get(db) else { return };
-        for args in commands {
-            if let (Some(key), Some(member)) = (args.get(1), super::command::member_of(args)) {
-                db.prefetch_member(key, member);
-            }
+    /// After [`Shard::prefetch`]: starts loading, for each (key, member) of the batch's commands
+    /// on a member of a container (HSET's field, SADD's member; see
+    /// [`super::command::member_of`]), the member's slot in its hash, set or sorted set, the
+    /// second cache miss of such a command.
+    pub fn prefetch_members<'a>(&self, db: usize, members: impl Iterator<Item = (&'a Bytes, &'a Bytes)>) {
+        if let Some(db) = self.dbs.get(db) {
+            members.for_each(|(key, member)| db.prefetch_member(key, member));
         }
     }
 

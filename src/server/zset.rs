@@ -249,13 +249,18 @@ impl ZSet {
     /// Members from 0-based `rank` on, ascending (or descending with `rev`, where `rank` counts
     /// from the highest score); long members are shared, inline ones copied out.
     pub fn iter_from(&self, rank: usize, rev: bool) -> impl Iterator<Item = (Bytes, f64)> + '_ {
-        self.slices_from(rank, rev).map(|(m, score)| (Bytes::copy_from_slice(m), score))
+        self.ids_from(rank, rev).map(|(id, score)| (self.members[id as usize].to_bytes(), score))
     }
 
-    /// As [`ZSet::iter_from`], lending the members instead of copying them.
+    /// As [`ZSet::iter_from`], lending the members instead of copying or sharing them.
     pub fn slices_from(&self, rank: usize, rev: bool) -> impl Iterator<Item = (&[u8], f64)> + '_ {
+        self.ids_from(rank, rev).map(|(id, score)| (self.members[id as usize].as_slice(), score))
+    }
+
+    /// Member ids and scores from `rank` on, as [`ZSet::iter_from`] orders them.
+    fn ids_from(&self, rank: usize, rev: bool) -> impl Iterator<Item = (u32, f64)> + '_ {
         let start = if rev { self.len().checked_sub(rank + 1).unwrap_or(usize::MAX) } else { rank };
-        self.tree.iter_from(start, rev).map(|(id, score)| (self.members[id as usize].as_slice(), score))
+        self.tree.iter_from(start, rev)
     }
 
     /// The 0-based ranks `[start, end)` of the members whose scores fall in `range`.
