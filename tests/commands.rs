@@ -714,6 +714,83 @@ fn large_sorted_sets_match_redis_server() {
     });
 }
 
+/// Pipelined plain ZADDs, ZSCOREs, ZRANKs and ZREMs, 16 to a write, on two sorted sets of 20k
+/// members (one per shard) with many tied scores: large enough that each batch prefetches its
+/// members' tree nodes before running (`ztree::Walk`), on the local shard and across a hop.
+fn pipelined_huge_sorted_sets(
+    stream: &mut dyn Read,
+    write: &mut dyn FnMut(&[u8]),
+    _resp3: bool,
+) -> Vec<String> {
+    let keys = [common::key_on("huge:", 0, 2), common::key_on("huge:", 1, 2)];
+    let mut seed = 0xfeed_u64;
+    let mut next = move |n: u64| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let mut batches: Vec<Vec<Vec<String>>> = vec![vec![vec!["FLUSHALL".into()]]];
+    for key in &keys {
+        for chunk in 0..20 {
+            let mut zadd = vec!["ZADD".to_string(), key.clone()];
+            for i in chunk * 1000..(chunk + 1) * 1000 {
+                zadd.extend([(i % 2000).to_string(), format!("m{i:05}")]);
+            }
+            batches.push(vec![zadd]);
+        }
+    }
+    for _ in 0..150 {
+        let batch = (0..16)
+            .map(|_| {
+                let key = keys[next(2) as usize].clone();
+                let member = format!("m{:05}", next(21_000));
+                match next(8) {
+                    0 => vec!["ZSCORE".into(), key, member],
+                    1 => vec!["ZRANK".into(), key, member],
+                    2 => vec!["ZREM".into(), key, member],
+                    3 => vec!["ZADD".into(), key, "inf".into(), member],
+                    _ => vec!["ZADD".into(), key, next(2000).to_string(), member],
+                }
+            })
+            .collect();
+        batches.push(batch);
+    }
+    for key in &keys {
+        batches.push(vec![
+            vec!["ZCARD".into(), key.clone()],
+            vec!["ZRANGE".into(), key.clone(), "0".into(), "-1".into(), "WITHSCORES".into()],
+        ]);
+    }
+    let mut shown = Vec::new();
+    for batch in batches {
+        let bytes: Vec<u8> = batch
+            .iter()
+            .flat_map(|req| resp(&req.iter().map(|a| a.as_bytes()).collect::<Vec<_>>()))
+            .collect();
+        write(&bytes);
+        for req in &batch {
+            let reply = read_reply(stream);
+            // The whole sets' replies are long: a digest of them is enough to compare.
+            let reply = if reply.len() > 256 {
+                format!("{} bytes, {:x}", reply.len(), fnv(&reply))
+            } else {
+                String::from_utf8_lossy(&reply).into_owned()
+            };
+            shown.push(format!("{:?} -> {reply:?}", &req[..req.len().min(4)]));
+        }
+    }
+    shown
+}
+
+/// FNV-1a, to compare long replies by digest.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+#[test]
+fn pipelined_huge_sorted_sets_match_redis_server() {
+    compare_with_redis(&pipelined_huge_sorted_sets);
+}
+
 struct RefReader<'a, 'b>(&'a std::cell::RefCell<&'b mut common::Raw>);
 
 impl Read for RefReader<'_, '_> {

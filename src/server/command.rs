@@ -385,12 +385,24 @@ pub fn lookup(name: &[u8]) -> Option<&'static Command> {
     BY_NAME.get(&*lower).copied()
 }
 
-/// The key and the member a request names inside the container at that key (HSET's first field,
-/// SADD's first member, ZADD's first member in its plain form), for
+/// What a request names inside the container at a key, for
+/// [`super::shard::Shard::prefetch_members`] (see [`member_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberRef<'a> {
+    /// The container's key.
+    pub key: &'a Bytes,
+    /// HSET's first field, SADD's first member, ZADD's member.
+    pub member: &'a Bytes,
+    /// The score a plain ZADD gives the member (not yet parsed), for the tree nodes it will touch.
+    pub score: Option<&'a Bytes>,
+}
+
+/// The member a request names inside the container at its key (HSET's first field, SADD's
+/// first member, ZADD's member in its plain form), for
 /// [`super::shard::Shard::prefetch_members`]; `None` for other commands. A hint only: a wrong
-/// guess wastes one prefetch.
+/// guess wastes a few prefetches.
 #[must_use]
-pub fn member_of(args: &[Bytes]) -> Option<(&Bytes, &Bytes)> {
+pub fn member_of(args: &[Bytes]) -> Option<MemberRef<'_>> {
     const AT_TWO: [&[u8]; 14] = [
         b"hset",
         b"hsetnx",
@@ -411,14 +423,14 @@ pub fn member_of(args: &[Bytes]) -> Option<(&Bytes, &Bytes)> {
     if args.len() < 3 || !matches!(name.first()? | 0x20, b'h' | b's' | b'z') {
         return None;
     }
-    let member = if AT_TWO.iter().any(|n| name.eq_ignore_ascii_case(n)) {
-        args.get(2)
+    let (member, score) = if AT_TWO.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+        (args.get(2)?, None)
     } else if args.len() == 4 && name.eq_ignore_ascii_case(b"zadd") {
-        args.get(3)
+        (args.get(3)?, args.get(2))
     } else {
-        None
+        return None;
     };
-    Some((args.get(1)?, member?))
+    Some(MemberRef { key: args.get(1)?, member, score })
 }
 
 /// The lowercase name `args[0]` of a request, for error messages.
@@ -434,10 +446,14 @@ mod tests {
     #[test]
     fn member_of_names_the_member_a_container_command_touches() {
         let args = |s: &str| s.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect::<Vec<_>>();
-        let member = |s: &str| member_of(&args(s)).map(|(_, m)| m.to_vec());
+        let member = |s: &str| member_of(&args(s)).map(|m| m.member.to_vec());
         assert_eq!(member("HSET h f v"), Some(b"f".to_vec()));
         assert_eq!(member("sismember s m"), Some(b"m".to_vec()));
         assert_eq!(member("ZADD z 1.5 m"), Some(b"m".to_vec()));
+        let zadd = args("ZADD z 1.5 m");
+        let found = member_of(&zadd).unwrap();
+        assert_eq!((&found.key[..], found.score.map(|s| &s[..])), (&b"z"[..], Some(&b"1.5"[..])));
+        assert_eq!(member_of(&args("HSET h f v")).unwrap().score, None);
         // Flags or several pairs: no guess.
         assert_eq!(member("ZADD z NX 1 m"), None);
         assert_eq!(member("SET k v"), None);

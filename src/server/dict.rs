@@ -158,7 +158,7 @@ impl<V> Bucket<V> {
 
 /// Prefetches the cache lines of `len` bytes at `at` (a no-op on other architectures).
 #[allow(unsafe_code)]
-fn prefetch_lines(at: *const u8, len: usize) {
+pub(super) fn prefetch_lines(at: *const u8, len: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         let first = at.wrapping_sub(at as usize & 63);

@@ -451,7 +451,7 @@ impl Service for Session {
                 shard.prefetch(self.db, keys.filter(|key| here(key)));
                 // Only container commands pay for the second pass (and its routing).
                 let members = requests.iter().filter_map(|args| command::member_of(args));
-                shard.prefetch_members(self.db, members.filter(|(key, _)| here(key)));
+                shard.prefetch_members(self.db, members.filter(|m| here(m.key)));
             });
         }
         for args in requests.drain(..) {

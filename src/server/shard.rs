@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use super::client::Client;
+use super::command::MemberRef;
 use super::core::CoreStats;
 use super::db::{Db, DbStats};
 use super::global::Global;
@@ -134,13 +135,13 @@ impl Shard {
         }
     }
 
-    /// After [`Shard::prefetch`]: starts loading, for each (key, member) of the batch's commands
-    /// on a member of a container (HSET's field, SADD's member; see
-    /// [`super::command::member_of`]), the member's slot in its hash, set or sorted set, the
-    /// second cache miss of such a command.
-    pub fn prefetch_members<'a>(&self, db: usize, members: impl Iterator<Item = (&'a Bytes, &'a Bytes)>) {
+    /// After [`Shard::prefetch`]: starts loading, for each command of the batch on a member of a
+    /// container (HSET's field, SADD's member; see [`super::command::member_of`]), the member's
+    /// slot in its hash, set or sorted set, the second cache miss of such a command, and for
+    /// sorted sets the tree nodes it will touch (see [`Db::prefetch_members`]).
+    pub fn prefetch_members<'a>(&self, db: usize, members: impl Iterator<Item = MemberRef<'a>>) {
         if let Some(db) = self.dbs.get(db) {
-            members.for_each(|(key, member)| db.prefetch_member(key, member));
+            db.prefetch_members(members);
         }
     }
 

@@ -8,7 +8,7 @@
 use bytes::Bytes;
 
 use super::dict::{Dict, Key};
-use super::ztree::Tree;
+use super::ztree::{Tree, Walk};
 
 /// One end of a score range: `-inf`, `(1.5` (exclusive) or `1.5` (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -196,6 +196,28 @@ impl ZSet {
     /// Starts loading `member`'s slot of the member dict into cache (see [`Dict::prefetch`]).
     pub fn prefetch(&self, member: &[u8]) {
         self.ids.prefetch(member);
+    }
+
+    /// Whether this set is large enough for a [`Walk`] to pay: below ~16k members its tree and
+    /// dict fit in a core's L2 cache, and the walk's lookups cost more than the misses it saves
+    /// (ZADD on a 1k-member set: 0.95 -> 1.10 µs with walks).
+    #[must_use]
+    pub fn worth_walking(&self) -> bool {
+        self.len() >= 1 << 14
+    }
+
+    /// After [`ZSet::prefetch`] of `member` (once that load has had time to land): starts a
+    /// [`Walk`] through the tree nodes that setting `member` to `score` (or, with no score,
+    /// reading or removing it) will touch. `None` when there is nothing to load.
+    #[must_use]
+    pub fn walk(&self, member: &[u8], score: Option<f64>) -> Option<Walk> {
+        let id = self.ids.get(member).copied();
+        (id.is_some() || score.is_some()).then(|| self.tree.walk(&self.members, id, score))
+    }
+
+    /// Takes `walk` one node further (see [`super::ztree::Tree::advance`]); `false` once it is done.
+    pub fn advance(&self, walk: &mut Walk) -> bool {
+        self.tree.advance(&self.members, walk)
     }
 
     /// Adds `member`, which the caller knows is absent (one dict lookup fewer than `insert`).
@@ -391,6 +413,34 @@ mod tests {
         assert!(z.is_empty());
         z.insert(b("again"), 1.0);
         check(&z, &[(1.0, b"again".to_vec())]);
+    }
+
+    #[test]
+    fn prefetch_walks_end_within_a_few_rounds_whatever_they_are_given() {
+        let mut z = ZSet::default();
+        for i in 0..40_000u32 {
+            z.insert(Bytes::from(format!("m{i:05}")), f64::from(i % 1000));
+        }
+        for i in (0..40_000u32).step_by(3) {
+            z.remove(format!("m{i:05}").as_bytes());
+        }
+        assert!(z.worth_walking());
+        assert!(z.walk(b"absent", None).is_none(), "nothing to load");
+        let members = [&b"m00001"[..], b"m39998", b"absent"];
+        let cases = members.iter().flat_map(|m| {
+            [None, Some(-1.0), Some(500.0), Some(f64::INFINITY), Some(f64::NEG_INFINITY), Some(f64::NAN)]
+                .map(|s| (*m, s))
+        });
+        for (member, score) in cases {
+            let Some(mut walk) = z.walk(member, score) else {
+                assert!(score.is_none() && member == b"absent");
+                continue;
+            };
+            // Up: slot, leaf, parent. Down: one node a level (four levels here), then the leaf's ties.
+            let rounds = std::iter::repeat(()).take(10).take_while(|()| z.advance(&mut walk)).count();
+            assert!(rounds < 6, "{member:?} {score:?}: {rounds} rounds");
+        }
+        assert_eq!(z.len(), 40_000 - 13_334);
     }
 
     #[test]

@@ -24,7 +24,7 @@
 
 use std::cmp::Ordering;
 
-use super::dict::Key;
+use super::dict::{prefetch_lines, Key};
 
 /// "No node" in parent and leaf-neighbour links, and the slot of an absent id.
 const NIL: u32 = u32::MAX;
@@ -106,6 +106,43 @@ struct Slot {
 struct NodeRef {
     id: u32,
     height: u32,
+}
+
+/// A walk through the nodes an operation on one entry will touch, loaded one node per
+/// [`Tree::advance`], so that a batch's walks, stepped in turn, overlap their cache misses.
+#[must_use]
+pub struct Walk {
+    /// Up from the entry: the next node to load.
+    up: Up,
+    /// Down toward `score`.
+    down: Down,
+    score: f64,
+}
+
+/// Where a [`Walk`] is on its way down toward a score.
+enum Down {
+    /// The inner node whose child is next.
+    Node(NodeRef),
+    /// The leaf is loading; the members of its entries that tie with the score are next (an
+    /// insert compares them).
+    Leaf(u32),
+    Done,
+}
+
+/// Where a [`Walk`] is on its way up from an entry.
+enum Up {
+    /// The entry's slot is loading; its leaf is next.
+    Slot(u32),
+    /// The leaf is loading; its parent is next (a removal and a rank walk up from the leaf).
+    Leaf(u32),
+    Done,
+}
+
+/// Starts loading `item` (all its cache lines), if there is one.
+fn prefetch<T>(item: Option<&T>) {
+    if let Some(item) = item {
+        prefetch_lines(std::ptr::from_ref(item).cast(), std::mem::size_of::<T>());
+    }
 }
 
 /// The order of a sorted set's members. Ids are the caller's; it passes its member table to
@@ -236,6 +273,71 @@ impl Tree {
             self.remove(members, id);
             self.insert(members, id, score);
         }
+    }
+
+    /// Starts a [`Walk`] for an operation on entry `id` (when present: its slot and member
+    /// start loading now) that may move it to `score` (when given). A hint only: a wrong guess
+    /// loads nodes for nothing.
+    pub fn walk(&self, members: &[Key], id: Option<u32>, score: Option<f64>) -> Walk {
+        let up = match id {
+            Some(id) => {
+                prefetch(self.slots.get(id as usize));
+                prefetch(members.get(id as usize));
+                Up::Slot(id)
+            }
+            None => Up::Done,
+        };
+        let down = match score {
+            Some(_) if self.root.height > 0 => Down::Node(self.root),
+            Some(_) => Down::Leaf(self.root.id),
+            None => Down::Done,
+        };
+        Walk { up, down, score: score.unwrap_or(0.0) }
+    }
+
+    /// Takes `walk` a node further, up and down, and starts loading the nodes it reaches (the
+    /// way down compares scores only, so ties may stray: a wasted prefetch). `false` once
+    /// there is nothing left to load.
+    pub fn advance(&self, members: &[Key], walk: &mut Walk) -> bool {
+        walk.up = match walk.up {
+            Up::Slot(id) => match self.slots.get(id as usize).map(|s| s.leaf).filter(|&l| l != NIL) {
+                Some(leaf) => {
+                    prefetch(self.leaves.get(leaf as usize));
+                    Up::Leaf(leaf)
+                }
+                None => Up::Done,
+            },
+            Up::Leaf(leaf) => {
+                let parent = self.leaves.get(leaf as usize).map_or(NIL, |l| l.parent);
+                prefetch(self.inners.get(parent as usize));
+                Up::Done
+            }
+            Up::Done => Up::Done,
+        };
+        walk.down = match walk.down {
+            Down::Node(n) => {
+                let node = &self.inners[n.id as usize];
+                let i = prefix_len(node.len as usize - 1, |i| node.seps[i + 1] <= walk.score);
+                let child = NodeRef { id: node.children[i], height: n.height - 1 };
+                if child.height == 0 {
+                    prefetch(self.leaves.get(child.id as usize));
+                    Down::Leaf(child.id)
+                } else {
+                    prefetch(self.inners.get(child.id as usize));
+                    Down::Node(child)
+                }
+            }
+            Down::Leaf(leaf) => {
+                let leaf = &self.leaves[leaf as usize];
+                let entries = leaf.scores.iter().zip(&leaf.ids).take(leaf.len as usize);
+                for (_, &id) in entries.filter(|(&s, _)| s == walk.score) {
+                    prefetch(members.get(id as usize));
+                }
+                Down::Done
+            }
+            Down::Done => Down::Done,
+        };
+        !matches!((&walk.up, &walk.down), (Up::Done, Down::Done))
     }
 
     /// The 0-based rank of entry `id` (present): its place in the leaf plus, on the way up, the
