@@ -272,7 +272,7 @@ fn bind_all(
         if keep.contains(&(addr, is_tls)) {
             continue;
         }
-        match Listener::bind(addr, is_tls.then(|| tls.clone())) {
+        match Listener::bind(addr, is_tls.then(|| tls.clone()), config.tcp_keepalive) {
             Ok(l) => listeners.push(l),
             Err(e) if optional => tracing::info!("skipping optional bind {addr}: {e}"),
             Err(e) => return Err(format!("could not bind {addr}: {e}")),

@@ -176,3 +176,45 @@ fn redis_benchmark_completes_without_errors() {
     let counter: i64 = redis::cmd("GET").arg("counter:__rand_int__").query(&mut c).unwrap();
     assert_eq!(counter, 2 * 2000, "every INCR of both runs landed");
 }
+
+/// `tcp-keepalive` reaches every accepted socket, plain and TLS: inherited from the listening
+/// socket, or set on the socket itself once CONFIG SET has changed it. The kernel's keepalive
+/// timer runs on the server's side of a connection exactly when it is on.
+#[test]
+fn tcp_keepalive_reaches_accepted_sockets() {
+    let server = Server::with(Opts::default().arg("tcp-keepalive", "60"));
+    let mut admin = server.conn(Mode::Plain);
+    for mode in MODES {
+        for (setting, on) in [("60", true), ("0", false), ("120", true), ("60", true)] {
+            let _: () =
+                redis::cmd("CONFIG").arg("SET").arg("tcp-keepalive").arg(setting).query(&mut admin).unwrap();
+            let mut c = server.conn(mode);
+            let info: String = redis::cmd("CLIENT").arg("INFO").query(&mut c).unwrap();
+            let addr = info.split(' ').find_map(|f| f.strip_prefix("addr=")).unwrap();
+            let client_port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+            let timer = server_side_timer(server.addr(mode).port(), client_port);
+            assert_eq!(timer == 2, on, "{mode:?} tcp-keepalive {setting}: timer {timer}");
+        }
+    }
+}
+
+/// The timer running on the server's socket of the connection from `client_port` to
+/// `server_port` (/proc/net/tcp's `tr`: 0 none, 1 retransmit, 2 keepalive), once the last reply
+/// is acknowledged (a retransmit timer runs until then; waited for, at most 5 s).
+fn server_side_timer(server_port: u16, client_port: u16) -> u32 {
+    let (local, remote) = (format!(":{server_port:04X}"), format!(":{client_port:04X}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let timer = table
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.len() > 5 && f[1].ends_with(&local) && f[2].ends_with(&remote))
+            .map(|f| u32::from_str_radix(f[5].split(':').next().unwrap(), 16).unwrap())
+            .expect("the connection is in /proc/net/tcp");
+        if timer != 1 || std::time::Instant::now() > deadline {
+            return timer;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
