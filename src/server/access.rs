@@ -142,7 +142,7 @@ macro_rules! pickers {
 }
 
 pickers! {
-    list, list_mut, List, std::collections::VecDeque<bytes::Bytes>;
+    list, list_mut, List, super::list::List;
     hash, hash_mut, Hash, super::dict::Dict<bytes::Bytes>;
     set, set_mut, Set, super::dict::Dict<()>;
     zset, zset_mut, ZSet, super::zset::ZSet;

@@ -17,7 +17,7 @@ pub enum Value {
     /// A string (also holds integers and floats, as Redis does); up to 22 bytes inline.
     Str(Key),
     /// A list. Containers are boxed so that every entry stays small (strings dominate).
-    List(Box<VecDeque<Bytes>>),
+    List(Box<super::list::List>),
     /// A hash: field to value.
     Hash(Box<Dict<Bytes>>),
     /// A set of members.

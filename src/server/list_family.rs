@@ -12,10 +12,6 @@ fn new_list() -> Value {
     Value::List(Box::default())
 }
 
-fn copy(b: &Bytes) -> Bytes {
-    Bytes::copy_from_slice(b)
-}
-
 /// Redis's index normalisation for ranges: negative counts from the end; clamped.
 fn range(len: usize, start: i64, stop: i64) -> Option<(usize, usize)> {
     let len = len as i64;
@@ -43,9 +39,9 @@ pub fn push(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     for e in &args[2..] {
         if left {
-            l.push_front(copy(e));
+            l.push_front(e);
         } else {
-            l.push_back(copy(e));
+            l.push_back(e);
         }
     }
     Reply::Int(l.len() as i64)
@@ -90,7 +86,7 @@ pub fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     match access::read(ctx, &args[1], list) {
         Ok(Some(l)) => match range(l.len(), start, stop) {
-            Some((a, b)) => Reply::bulk_array(l.range(a..=b).map(|e| &e[..])),
+            Some((a, b)) => Reply::bulk_array(l.range(a, b)),
             None => Reply::Array(vec![]),
         },
         Ok(None) => Reply::Array(vec![]),
@@ -110,7 +106,9 @@ pub fn lindex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     match access::read(ctx, &args[1], list) {
-        Ok(Some(l)) => index(l.len(), i).map_or(Reply::Nil, |i| Reply::Bulk(l[i].clone())),
+        Ok(Some(l)) => index(l.len(), i)
+            .and_then(|i| l.get(i))
+            .map_or(Reply::Nil, |e| Reply::Bulk(Bytes::copy_from_slice(e))),
         Ok(None) => Reply::Nil,
         Err(e) => e,
     }
@@ -125,7 +123,7 @@ pub fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match access::write(ctx, &args[1], list_mut) {
         Ok(Some(l)) => match index(l.len(), i) {
             Some(i) => {
-                l[i] = copy(&args[3]);
+                l.set(i, &args[3]);
                 Reply::Ok
             }
             None => Reply::error("ERR index out of range"),
@@ -143,9 +141,9 @@ pub fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         () => return SYNTAX,
     };
     match access::write(ctx, &args[1], list_mut) {
-        Ok(Some(l)) => match l.iter().position(|e| *e == args[3]) {
+        Ok(Some(l)) => match l.position(&args[3]) {
             Some(p) => {
-                l.insert(if after { p + 1 } else { p }, copy(&args[4]));
+                l.insert(if after { p + 1 } else { p }, &args[4]);
                 Reply::Int(l.len() as i64)
             }
             None => Reply::Int(-1),
@@ -163,28 +161,7 @@ pub fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     let removed = access::update_quiet(ctx, &args[1], list_mut, |l| {
         let Some(l) = l else { return (0, false) };
-        let limit = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
-        let mut removed = 0;
-        if count >= 0 {
-            let mut i = 0;
-            while i < l.len() && removed < limit {
-                if l[i] == args[3] {
-                    l.remove(i);
-                    removed += 1;
-                } else {
-                    i += 1;
-                }
-            }
-        } else {
-            let mut i = l.len();
-            while i > 0 && removed < limit {
-                i -= 1;
-                if l[i] == args[3] {
-                    l.remove(i);
-                    removed += 1;
-                }
-            }
-        }
+        let removed = l.remove_matching(&args[3], count);
         (removed as i64, removed > 0)
     });
     removed.map_or_else(|e| e, Reply::Int)
@@ -200,10 +177,10 @@ pub fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         if let Some(l) = l {
             match range(l.len(), start, stop) {
                 Some((a, b)) => {
-                    l.truncate(b + 1);
-                    l.drain(..a);
+                    l.drop_back(l.len() - 1 - b);
+                    l.drop_front(a);
                 }
-                None => l.clear(),
+                None => l.drop_front(l.len()),
             }
         }
     });
@@ -256,13 +233,16 @@ pub fn lpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Some(n) => n,
         None => 1,
     };
-    let scan = if maxlen == 0 { l.len() } else { maxlen.min(l.len()) };
-    let positions: Box<dyn Iterator<Item = usize>> =
-        if rank > 0 { Box::new(0..scan) } else { Box::new((l.len() - scan..l.len()).rev()) };
+    let (len, scan) = (l.len(), if maxlen == 0 { l.len() } else { maxlen.min(l.len()) });
+    let elements: Box<dyn Iterator<Item = (usize, &[u8])>> = if rank > 0 {
+        Box::new(l.iter().enumerate().take(scan))
+    } else {
+        Box::new(l.iter().rev().enumerate().map(|(k, e)| (len - 1 - k, e)).take(scan))
+    };
     let mut skip = rank.unsigned_abs() as usize - 1;
     let mut found = Vec::new();
-    for p in positions {
-        if l[p] == args[2] {
+    for (p, e) in elements {
+        if e == args[2] {
             if skip > 0 {
                 skip -= 1;
                 continue;
@@ -328,9 +308,9 @@ pub fn pop_one(ctx: &mut Ctx<'_>, key: &[u8], end: End) -> Result<Option<Bytes>,
 pub fn push_one(ctx: &mut Ctx<'_>, key: &[u8], end: End, e: Bytes) -> Result<(), Reply> {
     let l = access::create(ctx, key, list_mut, new_list)?;
     if end == End::Left {
-        l.push_front(e);
+        l.push_front(&e);
     } else {
-        l.push_back(e);
+        l.push_back(&e);
     }
     Ok(())
 }

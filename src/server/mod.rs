@@ -13,6 +13,7 @@ pub mod dict;
 pub mod generic_family;
 pub mod global;
 pub mod hash_family;
+pub mod list;
 pub mod list_family;
 pub mod moves;
 pub mod pubsub_family;
