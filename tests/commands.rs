@@ -1086,5 +1086,19 @@ fn used_memory_follows_the_data() {
         let per_key = (used(&mut c) - after) / 60_000;
         assert!(per_key < 160, "{per_key} bytes per small key");
         let _: () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
+        // Small list elements are packed: their bytes and a few more (48 and an allocation
+        // each before lists were chunked), pushed at either end.
+        let after = used(&mut c);
+        for end in ["LPUSH", "RPUSH"] {
+            let mut pipe = redis::pipe();
+            for i in 0..1000 {
+                let elements: Vec<String> = (0..100).map(|j| format!("{:016}", i * 100 + j)).collect();
+                pipe.cmd(end).arg("mem:list").arg(elements).ignore();
+            }
+            let _: () = pipe.query(&mut c).unwrap();
+        }
+        let per_element = (used(&mut c) - after) / 200_000;
+        assert!(per_element < 24, "{per_element} bytes per 16-byte list element");
+        let _: () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
     }
 }
