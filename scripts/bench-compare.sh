@@ -7,7 +7,7 @@
 # from /proc/PID/stat over the run), and the ratio ferrokey/redis (lower is better for µs/op).
 # Then data types, sorted-set size scaling, TLS handshake cost (full RSA with client cert, ECDSA,
 # resumed), a steady load's p99 beside connection churn, ferrokey threads 2 vs threads 1 (keys on
-# both shards), RSS per idle plain and TLS connection, and memory per key.
+# both shards), RSS per idle plain and TLS connection, and memory per key and per small hash, set, sorted set and list.
 #
 #   scripts/bench-compare.sh [-n REQUESTS] [-c CLIENTS] [--idle N] [--reference BINARY] [--quick]
 #                            [--only matrix,types,zset,handshakes,churn,threads,idle,memory,client]
@@ -284,6 +284,32 @@ for who in redis ferrokey; do
   keys=$(redis-cli -p "$port" dbsize)
   u1=$(mem used_memory); r1=$(mem used_memory_rss)
   echo "| $who | $keys | $(( (u1 - u0) / keys )) | $(( (r1 - r0) / keys )) |"
+done
+# Small containers: 100k of each type, five short members apiece (Redis keeps them in listpacks).
+echo
+echo "Memory per small container (100k of each, 5 members of 10-13 bytes; used_memory bytes, key included):"
+echo "| server | hash | set | zset | list |"
+echo "|---|---|---|---|---|"
+for who in redis ferrokey; do
+  if [ $who = redis ]; then port=$RPORT; else port=$MPORT; fi
+  row="| $who |"
+  for kind in hash set zset list; do
+    redis-cli -p "$port" flushall >/dev/null
+    u0=$(mem used_memory)
+    python3 -c '
+import sys
+kind, out = sys.argv[1], sys.stdout.buffer
+for i in range(100000):
+    if kind == "hash": args = [b"HSET", b"h:%08d" % i] + sum([[b"field%d" % j, b"value%08d" % j] for j in range(5)], [])
+    elif kind == "set": args = [b"SADD", b"s:%08d" % i] + [b"member%08d" % j for j in range(5)]
+    elif kind == "zset": args = [b"ZADD", b"z:%08d" % i] + sum([[b"%d" % j, b"member%08d" % j] for j in range(5)], [])
+    else: args = [b"RPUSH", b"l:%08d" % i] + [b"element%08d" % j for j in range(5)]
+    out.write(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+' "$kind" | redis-cli -p "$port" --pipe >/dev/null
+    row="$row $(( ($(mem used_memory) - u0) / 100000 )) |"
+  done
+  echo "$row"
+  redis-cli -p "$port" flushall >/dev/null
 done
 kill "$MPID"; wait "$MPID" 2>/dev/null || true
 fi

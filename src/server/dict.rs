@@ -3,7 +3,9 @@
 //! Redis's `dictScan` promise: an element present for a whole SCAN is returned at least once,
 //! even when the table grows or shrinks between calls. The standard library's maps cannot offer a
 //! stable position, so this table keeps power-of-two bucket chains and walks them with Redis's
-//! reverse-binary cursor. It never awaits and is never shared: one shard owns each instance.
+//! reverse-binary cursor. Up to 16 entries it is a plain vector instead (small hashes, sets and
+//! sorted sets are most of them, and buckets cost them 4x their data). It never awaits and is
+//! never shared: one shard owns each instance.
 
 use bytes::Bytes;
 use thin_vec::ThinVec;
@@ -175,11 +177,29 @@ pub(super) fn prefetch_lines(at: *const u8, len: usize) {
     let _ = (at, len);
 }
 
+/// Entries up to this many live in a plain vector, in insertion order, searched in turn: no
+/// bucket array with its empty slots and overflow chains (Redis keeps small hashes in a listpack
+/// for the same reason). A hash of five short fields took ~930 bytes, ~4.5x Redis's.
+const SMALL: usize = 16;
+
+/// The hash function of every dict: ahash, with keys drawn at random once per process (as
+/// Redis seeds its siphash once), rather than 32 bytes of keys in every dict.
+fn hasher() -> &'static ahash::RandomState {
+    static HASHER: std::sync::OnceLock<ahash::RandomState> = std::sync::OnceLock::new();
+    HASHER.get_or_init(ahash::RandomState::new)
+}
+
 /// A hash map from byte-string keys to `V`, with SCAN cursors and random sampling.
 pub struct Dict<V> {
-    buckets: Vec<Bucket<V>>,
+    table: Table<V>,
     len: usize,
-    hasher: ahash::RandomState,
+}
+
+/// A dict's storage: a vector while small, buckets from the first insert past [`SMALL`] on
+/// (never back: a dict that was large tends to become large again, as in Redis).
+enum Table<V> {
+    Small(Vec<(Key, V)>),
+    Hashed(Vec<Bucket<V>>),
 }
 
 impl<V> Default for Dict<V> {
@@ -188,15 +208,15 @@ impl<V> Default for Dict<V> {
     }
 }
 
+fn bucket_of(key: &[u8], buckets: usize) -> usize {
+    hasher().hash_one(key) as usize & (buckets - 1)
+}
+
 impl<V> Dict<V> {
     /// An empty dict.
     #[must_use]
     pub fn new() -> Dict<V> {
-        Dict {
-            buckets: (0..MIN_BUCKETS).map(|_| Bucket::default()).collect(),
-            len: 0,
-            hasher: ahash::RandomState::new(),
-        }
+        Dict { table: Table::Small(Vec::new()), len: 0 }
     }
 
     /// Number of entries.
@@ -211,84 +231,141 @@ impl<V> Dict<V> {
         self.len == 0
     }
 
-    fn mask(&self) -> usize {
-        self.buckets.len() - 1
-    }
-
-    fn bucket_of(&self, key: &[u8]) -> usize {
-        self.hasher.hash_one(key) as usize & self.mask()
-    }
-
     /// The value under `key`.
     #[must_use]
     pub fn get(&self, key: &[u8]) -> Option<&V> {
-        self.buckets[self.bucket_of(key)].find(key).map(|(_, v)| v)
+        let entry = match &self.table {
+            Table::Small(v) => v.iter().find(|(k, _)| k.as_slice() == key),
+            Table::Hashed(b) => b[bucket_of(key, b.len())].find(key),
+        };
+        entry.map(|(_, v)| v)
     }
 
-    /// Asks the cpu to start loading `key`'s bucket, so that a lookup soon after finds it in
-    /// cache. A pipelined batch prefetches all its keys before running the first command: the
-    /// cache misses of a large keyspace then overlap instead of coming one after another.
+    /// Asks the cpu to start loading `key`'s bucket (a small dict's first entries), so that a
+    /// lookup soon after finds it in cache. A pipelined batch prefetches all its keys before
+    /// running the first command: the cache misses of a large keyspace then overlap instead of
+    /// coming one after another.
     pub fn prefetch(&self, key: &[u8]) {
-        let bucket = &self.buckets[self.bucket_of(key)];
-        prefetch_lines(std::ptr::from_ref(bucket).cast(), std::mem::size_of::<Bucket<V>>());
+        match &self.table {
+            Table::Small(v) => {
+                prefetch_lines(v.as_ptr().cast(), (v.len() * std::mem::size_of::<(Key, V)>()).min(256))
+            }
+            Table::Hashed(b) => {
+                let bucket = &b[bucket_of(key, b.len())];
+                prefetch_lines(std::ptr::from_ref(bucket).cast(), std::mem::size_of::<Bucket<V>>());
+            }
+        }
     }
 
     /// The value under `key`, mutably.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
-        let i = self.bucket_of(key);
-        self.buckets[i].find_mut(key).map(|(_, v)| v)
+        let entry = match &mut self.table {
+            Table::Small(v) => v.iter_mut().find(|(k, _)| k.as_slice() == key),
+            Table::Hashed(b) => {
+                let i = bucket_of(key, b.len());
+                b[i].find_mut(key)
+            }
+        };
+        entry.map(|(_, v)| v)
     }
 
     /// Inserts or replaces; returns the value that was there.
     pub fn insert(&mut self, key: Bytes, value: V) -> Option<V> {
-        let i = self.bucket_of(&key);
-        if let Some(slot) = self.buckets[i].find_mut(&key) {
-            return Some(std::mem::replace(&mut slot.1, value));
+        if let Some(slot) = self.get_mut(&key) {
+            return Some(std::mem::replace(slot, value));
         }
-        self.buckets[i].push((Key::new(key), value));
         self.len += 1;
-        if self.len > self.buckets.len() {
-            self.resize(self.buckets.len() * 2);
+        match &mut self.table {
+            Table::Small(v) if v.len() < SMALL => {
+                // Exactly the room needed: small dicts are many, and their size is the point.
+                v.reserve_exact(1);
+                v.push((Key::new(key), value));
+            }
+            Table::Small(v) => {
+                let entries = std::mem::take(v);
+                self.table = Table::Hashed(Vec::new());
+                self.rehash(2 * SMALL, entries.into_iter().chain([(Key::new(key), value)]));
+            }
+            Table::Hashed(b) => {
+                let i = bucket_of(&key, b.len());
+                b[i].push((Key::new(key), value));
+                let size = b.len();
+                if self.len > size {
+                    self.resize(size * 2);
+                }
+            }
         }
         None
     }
 
     /// Removes `key`; returns its value.
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {
-        let i = self.bucket_of(key);
-        let entry = self.buckets[i].remove(key)?;
+        let value = match &mut self.table {
+            Table::Small(v) => {
+                let pos = v.iter().position(|(k, _)| k.as_slice() == key)?;
+                // In order, as Redis's listpack: HGETALL of a small hash keeps insertion order.
+                v.remove(pos).1
+            }
+            Table::Hashed(b) => {
+                let i = bucket_of(key, b.len());
+                let (value, size) = (b[i].remove(key)?, b.len());
+                if size > MIN_BUCKETS && (self.len - 1) * 8 < size {
+                    self.resize(size / 2);
+                }
+                value
+            }
+        };
         self.len -= 1;
-        if self.buckets.len() > MIN_BUCKETS && self.len * 8 < self.buckets.len() {
-            self.resize(self.buckets.len() / 2);
-        }
-        Some(entry)
+        Some(value)
     }
 
     /// Removes every entry.
     pub fn clear(&mut self) {
-        *self = Dict { hasher: self.hasher.clone(), ..Dict::new() };
+        *self = Dict::new();
     }
 
+    /// Rehashes a hashed table into `size` buckets.
     fn resize(&mut self, size: usize) {
-        let old = std::mem::replace(&mut self.buckets, (0..size).map(|_| Bucket::default()).collect());
-        for (k, v) in old.into_iter().flat_map(|b| b.head.into_iter().chain(b.more)) {
-            let i = self.bucket_of(k.as_slice());
-            self.buckets[i].push((k, v));
+        if let Table::Hashed(b) = &mut self.table {
+            let old = std::mem::take(b);
+            self.rehash(size, old.into_iter().flat_map(|b| b.head.into_iter().chain(b.more)));
         }
     }
 
-    /// Every entry, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &V)> {
-        self.buckets.iter().flat_map(Bucket::iter).map(|(k, v)| (k.as_slice(), v))
+    /// Makes the table `size` empty buckets and puts `entries` in them.
+    fn rehash(&mut self, size: usize, entries: impl Iterator<Item = (Key, V)>) {
+        let mut buckets: Vec<Bucket<V>> = (0..size).map(|_| Bucket::default()).collect();
+        for (k, v) in entries {
+            let i = bucket_of(k.as_slice(), size);
+            buckets[i].push((k, v));
+        }
+        self.table = Table::Hashed(buckets);
     }
 
-    /// Visits the bucket at `cursor` and returns the next cursor (0 when the walk is over).
+    /// Every entry, in no particular order (insertion order while small).
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &V)> {
+        let (small, hashed) = match &self.table {
+            Table::Small(v) => (Some(v.iter()), None),
+            Table::Hashed(b) => (None, Some(b.iter().flat_map(Bucket::iter))),
+        };
+        small.into_iter().flatten().chain(hashed.into_iter().flatten()).map(|(k, v)| (k.as_slice(), v))
+    }
+
+    /// Visits the bucket at `cursor` and returns the next cursor (0 when the walk is over). A
+    /// small dict is visited whole, whatever the cursor, as Redis scans a listpack.
     ///
     /// This is Redis's `dictScan` for a single table: the cursor's bits are incremented from the
     /// top, so buckets already visited stay visited when the table doubles or halves.
     pub fn scan(&self, cursor: u64, mut visit: impl FnMut(&[u8], &V)) -> u64 {
-        let mask = self.mask() as u64;
-        for (k, v) in self.buckets[(cursor & mask) as usize].iter() {
+        let b = match &self.table {
+            Table::Small(v) => {
+                v.iter().for_each(|(k, v)| visit(k.as_slice(), v));
+                return 0;
+            }
+            Table::Hashed(b) => b,
+        };
+        let mask = (b.len() - 1) as u64;
+        for (k, v) in b[(cursor & mask) as usize].iter() {
             visit(k.as_slice(), v);
         }
         let mut v = cursor | !mask;
@@ -304,9 +381,13 @@ impl<V> Dict<V> {
         if self.len == 0 {
             return None;
         }
+        let b = match &self.table {
+            Table::Small(v) => return v.get(seed as usize % v.len()).map(|(k, v)| (k.as_slice(), v)),
+            Table::Hashed(b) => b,
+        };
         loop {
-            let b = &self.buckets[seed as usize & self.mask()];
-            if let Some((k, v)) = b.nth((seed >> 32) as usize % b.len().max(1)) {
+            let chain = &b[seed as usize & (b.len() - 1)];
+            if let Some((k, v)) = chain.nth((seed >> 32) as usize % chain.len().max(1)) {
                 return Some((k.as_slice(), v));
             }
             seed = splitmix(seed);
@@ -352,9 +433,38 @@ mod tests {
             assert!(d.remove(i.to_string().as_bytes()).is_some());
         }
         assert_eq!(d.len(), 10);
-        assert!(d.buckets.len() <= 128, "shrinks as it empties");
+        assert!(matches!(&d.table, Table::Hashed(b) if b.len() <= 128), "shrinks as it empties");
         assert_eq!(d.get(b"995"), Some(&995));
         assert!(d.random(42).is_some());
+    }
+
+    #[test]
+    fn small_dicts_keep_insertion_order_and_grow_into_buckets() {
+        let mut d = Dict::new();
+        for i in 0..SMALL as u32 {
+            d.insert(Bytes::from(format!("f{i}")), i);
+        }
+        assert!(matches!(&d.table, Table::Small(v) if v.len() == SMALL));
+        d.remove(b"f3");
+        d.insert(Bytes::from("f3"), 33);
+        let order: Vec<&[u8]> = d.iter().map(|(k, _)| k).collect();
+        assert_eq!((order[2], order[SMALL - 1]), (&b"f2"[..], &b"f3"[..]), "in insertion order");
+        let mut seen = Vec::new();
+        assert_eq!(d.scan(12345, |k, _| seen.push(k.to_vec())), 0, "a small dict is scanned whole");
+        assert_eq!(seen.len(), SMALL);
+        assert!((0..50).all(|seed| d.random(seed).is_some()));
+        // One more grows it into buckets, where every entry is still found.
+        d.insert(Bytes::from("grown"), 99);
+        assert!(matches!(&d.table, Table::Hashed(b) if b.len() == 2 * SMALL));
+        assert_eq!(d.len(), SMALL + 1);
+        assert_eq!((d.get(b"f3"), d.get(b"grown"), d.get(b"f0")), (Some(&33), Some(&99), Some(&0)));
+        assert_eq!(d.iter().count(), SMALL + 1);
+        for i in 0..SMALL as u32 {
+            assert!(d.remove(format!("f{i}").as_bytes()).is_some());
+        }
+        assert_eq!((d.len(), d.get(b"grown")), (1, Some(&99)));
+        d.clear();
+        assert!(d.is_empty() && d.random(1).is_none() && matches!(&d.table, Table::Small(_)));
     }
 
     #[test]

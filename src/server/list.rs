@@ -191,6 +191,7 @@ impl List {
             _ => {
                 let mut c = Chunk::new(true);
                 c.append(e);
+                self.new_chunk_room();
                 self.chunks.push_front(c);
             }
         }
@@ -207,10 +208,19 @@ impl List {
             _ => {
                 let mut c = Chunk::new(false);
                 c.append(e);
+                self.new_chunk_room();
                 self.chunks.push_back(c);
             }
         }
         self.len += 1;
+    }
+
+    /// Room for one more chunk: exactly one for a list's first (most lists are short: the four
+    /// a deque starts with cost a 5-element list 190 bytes), then doubling.
+    fn new_chunk_room(&mut self) {
+        if self.chunks.capacity() == 0 {
+            self.chunks.reserve_exact(1);
+        }
     }
 
     /// Removes and returns the first element.
