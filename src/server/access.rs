@@ -143,7 +143,7 @@ macro_rules! pickers {
 
 pickers! {
     list, list_mut, List, super::list::List;
-    hash, hash_mut, Hash, super::dict::Dict<bytes::Bytes>;
+    hash, hash_mut, Hash, super::dict::Dict<super::dict::Key>;
     set, set_mut, Set, super::dict::Dict<()>;
     zset, zset_mut, ZSet, super::zset::ZSet;
 }

@@ -18,8 +18,8 @@ pub enum Value {
     Str(Key),
     /// A list. Containers are boxed so that every entry stays small (strings dominate).
     List(Box<super::list::List>),
-    /// A hash: field to value.
-    Hash(Box<Dict<Bytes>>),
+    /// A hash: field to value (a short value inline, as a short string value is).
+    Hash(Box<Dict<Key>>),
     /// A set of members.
     Set(Box<Dict<()>>),
     /// A sorted set: members ordered by score.

@@ -269,33 +269,49 @@ impl<V> Dict<V> {
         entry.map(|(_, v)| v)
     }
 
-    /// Inserts or replaces; returns the value that was there.
+    /// Inserts or replaces; returns the value that was there. A long `key` is kept as it is
+    /// (shared), a short one copied inline.
     pub fn insert(&mut self, key: Bytes, value: V) -> Option<V> {
         if let Some(slot) = self.get_mut(&key) {
             return Some(std::mem::replace(slot, value));
         }
+        self.insert_new(Key::new(key), value);
+        None
+    }
+
+    /// [`Dict::insert`] of a copy of `key`: a short one costs no allocation at all (HSET's
+    /// fields, SADD's members, which arrive inside a request).
+    pub fn insert_copy(&mut self, key: &[u8], value: V) -> Option<V> {
+        if let Some(slot) = self.get_mut(key) {
+            return Some(std::mem::replace(slot, value));
+        }
+        self.insert_new(Key::copy_from_slice(key), value);
+        None
+    }
+
+    /// Adds `key`, which is absent.
+    fn insert_new(&mut self, key: Key, value: V) {
         self.len += 1;
         match &mut self.table {
             Table::Small(v) if v.len() < SMALL => {
                 // Exactly the room needed: small dicts are many, and their size is the point.
                 v.reserve_exact(1);
-                v.push((Key::new(key), value));
+                v.push((key, value));
             }
             Table::Small(v) => {
                 let entries = std::mem::take(v);
                 self.table = Table::Hashed(Vec::new());
-                self.rehash(2 * SMALL, entries.into_iter().chain([(Key::new(key), value)]));
+                self.rehash(2 * SMALL, entries.into_iter().chain([(key, value)]));
             }
             Table::Hashed(b) => {
-                let i = bucket_of(&key, b.len());
-                b[i].push((Key::new(key), value));
+                let i = bucket_of(key.as_slice(), b.len());
+                b[i].push((key, value));
                 let size = b.len();
                 if self.len > size {
                     self.resize(size * 2);
                 }
             }
         }
-        None
     }
 
     /// Removes `key`; returns its value.

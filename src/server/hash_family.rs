@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::access::{self, hash, hash_mut};
 use super::args::{self, is};
 use super::db::Value;
-use super::dict::{splitmix, Dict};
+use super::dict::{splitmix, Dict, Key};
 use super::generic_family::ScanOpts;
 use super::shard::Ctx;
 use crate::facade::reply::format_double;
@@ -28,7 +28,7 @@ pub fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     let added = args[2..]
         .chunks_exact(2)
-        .filter(|p| h.insert(Bytes::copy_from_slice(&p[0]), Bytes::copy_from_slice(&p[1])).is_none())
+        .filter(|p| h.insert_copy(&p[0], Key::copy_from_slice(&p[1])).is_none())
         .count();
     if is(&args[0], "hmset") {
         Reply::Ok
@@ -42,7 +42,7 @@ pub fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match access::create_quiet(ctx, &args[1], hash_mut, new_hash) {
         Ok(h) if h.get(&args[2]).is_some() => Reply::Int(0),
         Ok(h) => {
-            h.insert(Bytes::copy_from_slice(&args[2]), Bytes::copy_from_slice(&args[3]));
+            h.insert_copy(&args[2], Key::copy_from_slice(&args[3]));
             ctx.db.signal(&args[1]);
             Reply::Int(1)
         }
@@ -53,7 +53,7 @@ pub fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// HGET key field
 pub fn hget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match access::read(ctx, &args[1], hash) {
-        Ok(h) => h.and_then(|h| h.get(&args[2]).cloned()).into(),
+        Ok(h) => h.and_then(|h| h.get(&args[2])).map_or(Reply::Nil, Reply::bulk),
         Err(e) => e,
     }
 }
@@ -61,7 +61,9 @@ pub fn hget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// HMGET key field [field ...]
 pub fn hmget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match access::read(ctx, &args[1], hash) {
-        Ok(h) => Reply::Array(args[2..].iter().map(|f| h.and_then(|h| h.get(f).cloned()).into()).collect()),
+        Ok(h) => Reply::Array(
+            args[2..].iter().map(|f| h.and_then(|h| h.get(f)).map_or(Reply::Nil, Reply::bulk)).collect(),
+        ),
         Err(e) => e,
     }
 }
@@ -101,8 +103,8 @@ pub fn hgetall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let pairs = h.into_iter().flat_map(|h| h.iter());
     match () {
         () if is(&args[0], "hkeys") => Reply::Array(pairs.map(|(k, _)| Reply::bulk(k)).collect()),
-        () if is(&args[0], "hvals") => Reply::Array(pairs.map(|(_, v)| Reply::Bulk(v.clone())).collect()),
-        () => Reply::Map(pairs.map(|(k, v)| (Reply::bulk(k), Reply::Bulk(v.clone()))).collect()),
+        () if is(&args[0], "hvals") => Reply::Array(pairs.map(|(_, v)| Reply::bulk(v)).collect()),
+        () => Reply::Map(pairs.map(|(k, v)| (Reply::bulk(k), Reply::bulk(v))).collect()),
     }
 }
 
@@ -118,7 +120,7 @@ pub fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     let current = match h.get(&args[2]) {
         None => 0,
-        Some(v) => match parse_i64(v) {
+        Some(v) => match parse_i64(v.as_slice()) {
             Some(n) => n,
             None => return Reply::error("ERR hash value is not an integer"),
         },
@@ -126,10 +128,7 @@ pub fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let Some(next) = current.checked_add(by) else {
         return Reply::error("ERR increment or decrement would overflow");
     };
-    h.insert(
-        Bytes::copy_from_slice(&args[2]),
-        Bytes::copy_from_slice(itoa::Buffer::new().format(next).as_bytes()),
-    );
+    h.insert_copy(&args[2], Key::copy_from_slice(itoa::Buffer::new().format(next).as_bytes()));
     Reply::Int(next)
 }
 
@@ -145,7 +144,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     let current = match h.get(&args[2]) {
         None => 0.0,
-        Some(v) => match args::float(v) {
+        Some(v) => match args::float(v.as_slice()) {
             Ok(f) => f,
             Err(_) => return Reply::error("ERR hash value is not a float"),
         },
@@ -155,7 +154,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         return Reply::error("ERR increment would produce NaN or Infinity");
     }
     let text = Bytes::from(format_double(next));
-    h.insert(Bytes::copy_from_slice(&args[2]), text.clone());
+    h.insert_copy(&args[2], Key::copy_from_slice(&text));
     Reply::Bulk(text)
 }
 
@@ -176,7 +175,7 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let Some(h) = h else { return Reply::Array(vec![]) };
     let picked = sample(h, count, seed);
     if with_values {
-        Reply::Pairs(picked.into_iter().map(|(k, v)| (Reply::Bulk(k), Reply::Bulk(v))).collect())
+        Reply::Pairs(picked.into_iter().map(|(k, v)| (Reply::Bulk(k), Reply::bulk(v))).collect())
     } else {
         Reply::Array(picked.into_iter().map(|(k, _)| Reply::Bulk(k)).collect())
     }
@@ -212,7 +211,7 @@ pub fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             let (next, found) = scan_dict(h, cursor, &opts);
             ScanOpts::reply(
                 next,
-                found.into_iter().flat_map(|(k, v)| [Reply::Bulk(k), Reply::Bulk(v)]).collect(),
+                found.into_iter().flat_map(|(k, v)| [Reply::Bulk(k), Reply::bulk(v)]).collect(),
             )
         }
         Ok(None) => ScanOpts::reply(0, vec![]),

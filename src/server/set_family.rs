@@ -21,8 +21,7 @@ fn new_set() -> Value {
 pub fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match access::create_quiet(ctx, &args[1], set_mut, new_set) {
         Ok(s) => {
-            let added =
-                args[2..].iter().filter(|m| s.insert(Bytes::copy_from_slice(m), ()).is_none()).count();
+            let added = args[2..].iter().filter(|m| s.insert_copy(m, ()).is_none()).count();
             if added > 0 {
                 ctx.db.signal(&args[1]);
             }
@@ -271,6 +270,6 @@ pub fn take_member(ctx: &mut Ctx<'_>, key: &[u8], member: &[u8]) -> Result<bool,
 
 /// Adds `member` to the set at `key` (creating it).
 pub fn add_member(ctx: &mut Ctx<'_>, key: &[u8], member: &[u8]) -> Result<(), Reply> {
-    access::create(ctx, key, set_mut, new_set)?.insert(Bytes::copy_from_slice(member), ());
+    access::create(ctx, key, set_mut, new_set)?.insert_copy(member, ());
     Ok(())
 }
