@@ -145,5 +145,21 @@ pickers! {
     list, list_mut, List, super::list::List;
     hash, hash_mut, Hash, super::dict::Dict<super::dict::Key>;
     set, set_mut, Set, super::dict::Dict<()>;
-    zset, zset_mut, ZSet, super::zset::ZSet;
+}
+
+/// Picks a sorted set by reference (not boxed: it is a small vector or a box of its own).
+#[must_use]
+pub fn zset(v: &Value) -> Option<&super::zset::ZSet> {
+    match v {
+        Value::ZSet(z) => Some(z),
+        _ => None,
+    }
+}
+
+/// Picks a sorted set mutably.
+pub fn zset_mut(v: &mut Value) -> Option<&mut super::zset::ZSet> {
+    match v {
+        Value::ZSet(z) => Some(z),
+        _ => None,
+    }
 }

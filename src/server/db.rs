@@ -22,8 +22,8 @@ pub enum Value {
     Hash(Box<Dict<Key>>),
     /// A set of members.
     Set(Box<Dict<()>>),
-    /// A sorted set: members ordered by score.
-    ZSet(Box<super::zset::ZSet>),
+    /// A sorted set: members ordered by score (not boxed: a vector while small, else a box).
+    ZSet(super::zset::ZSet),
 }
 
 impl Value {
@@ -60,7 +60,7 @@ impl Clone for Value {
             Value::List(l) => Value::List(l.clone()),
             Value::Hash(h) => Value::Hash(Box::new(h.iter().map(|(k, v)| (copy(k), v.clone())).collect())),
             Value::Set(s) => Value::Set(Box::new(s.iter().map(|(k, ())| (copy(k), ())).collect())),
-            Value::ZSet(z) => Value::ZSet(Box::new(z.iter_from(0, false).collect())),
+            Value::ZSet(z) => Value::ZSet(z.iter_from(0, false).collect()),
         }
     }
 }

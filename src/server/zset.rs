@@ -1,6 +1,8 @@
 //! The sorted set: a dict from member to id, for ZSCORE in O(1), beside an order-statistic
 //! B+tree of (score, id) ([`super::ztree`]), for rank and range in O(log n). Redis's `zset`,
-//! with a B+tree where Redis has a skiplist.
+//! with a B+tree where Redis has a skiplist. Up to 128 members of up to 64 bytes, it is one
+//! sorted vector of (score, member) instead, as Redis keeps small sets in a listpack: most
+//! sorted sets are small, and the dict, member table and tree cost them 1.2 KB from the start.
 //!
 //! Members get small integer ids (reused once freed), so the tree stores 12 bytes per entry and
 //! reads a member only when two scores tie. Order is by score, then member bytes, as in Redis.
@@ -128,9 +130,278 @@ impl LexRange {
     }
 }
 
+/// Members up to this many, each of up to [`SMALL_MEMBER`] bytes, are kept in one sorted vector
+/// (Redis's `zset-max-listpack-entries` and `-value` defaults): a sorted set of five short
+/// members then costs ~300 bytes, not the ~1,200 of a dict, a member table and a tree leaf.
+const SMALL: usize = 128;
+/// See [`SMALL`].
+const SMALL_MEMBER: usize = 64;
+
 /// A sorted set of unique members, each with a score.
+pub struct ZSet(Repr);
+
+enum Repr {
+    /// (score, member) in order, searched in turn by member: Redis's listpack encoding.
+    Small(Vec<(f64, Key)>),
+    /// From the first member past [`SMALL`] (or longer than [`SMALL_MEMBER`]) on, for good.
+    Large(Box<Large>),
+}
+
+impl Default for ZSet {
+    fn default() -> ZSet {
+        ZSet(Repr::Small(Vec::new()))
+    }
+}
+
+/// Orders (score, member) pairs as Redis does: by score, then by member bytes.
+fn by_order(a: (f64, &[u8]), b: (f64, &[u8])) -> std::cmp::Ordering {
+    a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.1.cmp(b.1))
+}
+
+/// A small set's entries from `rank` on, ascending (or descending with `rev`).
+fn small_from(v: &[(f64, Key)], rank: usize, rev: bool) -> impl Iterator<Item = &(f64, Key)> {
+    let (up, down) =
+        if rev { (&v[..0], &v[..v.len().saturating_sub(rank)]) } else { (&v[rank.min(v.len())..], &v[..0]) };
+    up.iter().chain(down.iter().rev())
+}
+
+/// Where `(score, member)` goes in a small set's vector.
+fn small_slot(v: &[(f64, Key)], score: f64, member: &[u8]) -> usize {
+    v.partition_point(|(s, m)| by_order((*s, m.as_slice()), (score, member)) == std::cmp::Ordering::Less)
+}
+
+impl ZSet {
+    /// How many members.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Repr::Small(v) => v.len(),
+            Repr::Large(l) => l.len(),
+        }
+    }
+
+    /// Whether there are no members.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The score of `member`.
+    #[must_use]
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        match &self.0 {
+            Repr::Small(v) => v.iter().find(|(_, m)| m.as_slice() == member).map(|(s, _)| *s),
+            Repr::Large(l) => l.score(member),
+        }
+    }
+
+    /// Every member with its score, in no particular order (cheaper than in order).
+    pub fn unordered(&self) -> impl Iterator<Item = (&[u8], f64)> + '_ {
+        let (small, large) = match &self.0 {
+            Repr::Small(v) => (Some(v.iter().map(|(s, m)| (m.as_slice(), *s))), None),
+            Repr::Large(l) => (None, Some(l.unordered())),
+        };
+        small.into_iter().flatten().chain(large.into_iter().flatten())
+    }
+
+    /// A random member.
+    #[must_use]
+    pub fn random(&self, seed: u64) -> Option<(&[u8], f64)> {
+        match &self.0 {
+            Repr::Small(v) if v.is_empty() => None,
+            Repr::Small(v) => v.get(seed as usize % v.len()).map(|(s, m)| (m.as_slice(), *s)),
+            Repr::Large(l) => l.random(seed),
+        }
+    }
+
+    /// `count` random members as [`super::hash_family::sample`] picks them.
+    #[must_use]
+    pub fn sample(&self, count: i64, seed: u64) -> Vec<(Bytes, f64)> {
+        match &self.0 {
+            Repr::Small(v) => {
+                let all = || v.iter().map(|(s, m)| (m.to_bytes(), *s)).collect();
+                if v.is_empty() || (count >= 0 && count as usize >= v.len()) {
+                    return all();
+                }
+                let (mut seed, mut picked) = (seed, Vec::new());
+                let mut taken = vec![false; v.len()];
+                while picked.len() < count.unsigned_abs() as usize {
+                    seed = super::dict::splitmix(seed);
+                    let i = seed as usize % v.len();
+                    if count < 0 || !std::mem::replace(&mut taken[i], true) {
+                        picked.push((v[i].1.to_bytes(), v[i].0));
+                    }
+                }
+                picked
+            }
+            Repr::Large(l) => l.sample(count, seed),
+        }
+    }
+
+    /// One ZSCAN step over the member dict: the next cursor and what it found (a small set all at
+    /// once, as Redis scans a listpack).
+    #[must_use]
+    pub fn scan(&self, cursor: u64, opts: &super::generic_family::ScanOpts) -> (u64, Vec<(Bytes, f64)>) {
+        match &self.0 {
+            Repr::Small(v) => {
+                let wanted =
+                    |m: &[u8]| opts.pattern.as_ref().map_or(true, |p| crate::glob::matches(p, m, false));
+                (0, v.iter().filter(|(_, m)| wanted(m.as_slice())).map(|(s, m)| (m.to_bytes(), *s)).collect())
+            }
+            Repr::Large(l) => l.scan(cursor, opts),
+        }
+    }
+
+    /// Sets `member`'s score; returns the previous one, if it was there.
+    pub fn insert(&mut self, member: Bytes, score: f64) -> Option<f64> {
+        if let Some(prev) = self.update(&member, score) {
+            return Some(prev);
+        }
+        self.add_new(member, score);
+        None
+    }
+
+    /// Starts loading `member`'s slot of the member dict into cache (see [`Dict::prefetch`]).
+    pub fn prefetch(&self, member: &[u8]) {
+        if let Repr::Large(l) = &self.0 {
+            l.prefetch(member);
+        }
+    }
+
+    /// Whether this set is large enough for a [`Walk`] to pay: below ~16k members its tree and
+    /// dict fit in a core's L2 cache, and the walk's lookups cost more than the misses it saves
+    /// (ZADD on a 1k-member set: 0.95 -> 1.10 µs with walks).
+    #[must_use]
+    pub fn worth_walking(&self) -> bool {
+        self.len() >= 1 << 14
+    }
+
+    /// After [`ZSet::prefetch`] of `member` (once that load has had time to land): starts a
+    /// [`Walk`] through the tree nodes that setting `member` to `score` (or, with no score,
+    /// reading or removing it) will touch. `None` when there is nothing to load.
+    #[must_use]
+    pub fn walk(&self, member: &[u8], score: Option<f64>) -> Option<Walk> {
+        match &self.0 {
+            Repr::Small(_) => None,
+            Repr::Large(l) => l.walk(member, score),
+        }
+    }
+
+    /// Takes `walk` one node further (see [`super::ztree::Tree::advance`]); `false` once it is done.
+    pub fn advance(&self, walk: &mut Walk) -> bool {
+        match &self.0 {
+            Repr::Small(_) => false,
+            Repr::Large(l) => l.advance(walk),
+        }
+    }
+
+    /// Adds `member`, which the caller knows is absent (one lookup fewer than `insert`).
+    pub fn add_new(&mut self, member: Bytes, score: f64) {
+        match &mut self.0 {
+            Repr::Small(v) if v.len() < SMALL && member.len() <= SMALL_MEMBER => {
+                debug_assert!(v.iter().all(|(_, m)| m.as_slice() != &member[..]));
+                let at = small_slot(v, score, &member);
+                v.reserve_exact(1);
+                v.insert(at, (score, Key::new(member)));
+            }
+            Repr::Small(v) => {
+                let mut large = Box::<Large>::default();
+                for (s, m) in std::mem::take(v) {
+                    large.add_new(m.to_bytes(), s);
+                }
+                large.add_new(member, score);
+                self.0 = Repr::Large(large);
+            }
+            Repr::Large(l) => l.add_new(member, score),
+        }
+    }
+
+    /// Sets the score of `member` if it is present (no allocation); returns the previous score.
+    pub fn update(&mut self, member: &[u8], score: f64) -> Option<f64> {
+        match &mut self.0 {
+            Repr::Small(v) => {
+                let i = v.iter().position(|(_, m)| m.as_slice() == member)?;
+                let prev = v[i].0;
+                if prev != score {
+                    let (_, m) = v.remove(i);
+                    let at = small_slot(v, score, m.as_slice());
+                    v.insert(at, (score, m));
+                }
+                Some(prev)
+            }
+            Repr::Large(l) => l.update(member, score),
+        }
+    }
+
+    /// Removes `member`; returns its score.
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        match &mut self.0 {
+            Repr::Small(v) => {
+                let i = v.iter().position(|(_, m)| m.as_slice() == member)?;
+                Some(v.remove(i).0)
+            }
+            Repr::Large(l) => l.remove(member),
+        }
+    }
+
+    /// The 0-based rank of `member`, counted from the lowest score.
+    #[must_use]
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        match &self.0 {
+            Repr::Small(v) => v.iter().position(|(_, m)| m.as_slice() == member),
+            Repr::Large(l) => l.rank(member),
+        }
+    }
+
+    /// Members from 0-based `rank` on, ascending (or descending with `rev`, where `rank` counts
+    /// from the highest score); long members are shared, inline ones copied out.
+    pub fn iter_from(&self, rank: usize, rev: bool) -> impl Iterator<Item = (Bytes, f64)> + '_ {
+        let (small, large) = match &self.0 {
+            Repr::Small(v) => (Some(small_from(v, rank, rev).map(|(s, m)| (m.to_bytes(), *s))), None),
+            Repr::Large(l) => (None, Some(l.iter_from(rank, rev))),
+        };
+        small.into_iter().flatten().chain(large.into_iter().flatten())
+    }
+
+    /// As [`ZSet::iter_from`], lending the members instead of copying or sharing them.
+    pub fn slices_from(&self, rank: usize, rev: bool) -> impl Iterator<Item = (&[u8], f64)> + '_ {
+        let (small, large) = match &self.0 {
+            Repr::Small(v) => (Some(small_from(v, rank, rev).map(|(s, m)| (m.as_slice(), *s))), None),
+            Repr::Large(l) => (None, Some(l.slices_from(rank, rev))),
+        };
+        small.into_iter().flatten().chain(large.into_iter().flatten())
+    }
+
+    /// The 0-based ranks `[start, end)` of the members whose scores fall in `range`.
+    #[must_use]
+    pub fn score_ranks(&self, range: &ScoreRange) -> std::ops::Range<usize> {
+        match &self.0 {
+            Repr::Small(v) => {
+                let below = v.partition_point(|(s, _)| !range.above_min(*s));
+                let upto = v.partition_point(|(s, _)| range.below_max(*s));
+                below..upto.max(below)
+            }
+            Repr::Large(l) => l.score_ranks(range),
+        }
+    }
+
+    /// The 0-based ranks `[start, end)` of the members within `range` (all scores equal).
+    #[must_use]
+    pub fn lex_ranks(&self, range: &LexRange) -> std::ops::Range<usize> {
+        match &self.0 {
+            Repr::Small(v) => {
+                let below = v.partition_point(|(_, m)| !range.above_min(m.as_slice()));
+                let upto = v.partition_point(|(_, m)| range.below_max(m.as_slice()));
+                below..upto.max(below)
+            }
+            Repr::Large(l) => l.lex_ranks(range),
+        }
+    }
+}
+
+/// A sorted set past the small encoding: members by id, a dict to the ids, a tree of ids.
 #[derive(Default)]
-pub struct ZSet {
+struct Large {
     /// Member to id.
     ids: Dict<u32>,
     /// Id to member (inline when short); freed ids hold an empty member until reused.
@@ -140,17 +411,11 @@ pub struct ZSet {
     tree: Tree,
 }
 
-impl ZSet {
+impl Large {
     /// How many members.
     #[must_use]
     pub fn len(&self) -> usize {
         self.ids.len()
-    }
-
-    /// Whether there are no members.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
     }
 
     /// The score of `member`.
@@ -184,26 +449,9 @@ impl ZSet {
         (next, found.into_iter().map(|(m, id)| (m, self.tree.score(id))).collect())
     }
 
-    /// Sets `member`'s score; returns the previous one, if it was there.
-    pub fn insert(&mut self, member: Bytes, score: f64) -> Option<f64> {
-        if let Some(prev) = self.update(&member, score) {
-            return Some(prev);
-        }
-        self.add_new(member, score);
-        None
-    }
-
     /// Starts loading `member`'s slot of the member dict into cache (see [`Dict::prefetch`]).
     pub fn prefetch(&self, member: &[u8]) {
         self.ids.prefetch(member);
-    }
-
-    /// Whether this set is large enough for a [`Walk`] to pay: below ~16k members its tree and
-    /// dict fit in a core's L2 cache, and the walk's lookups cost more than the misses it saves
-    /// (ZADD on a 1k-member set: 0.95 -> 1.10 µs with walks).
-    #[must_use]
-    pub fn worth_walking(&self) -> bool {
-        self.len() >= 1 << 14
     }
 
     /// After [`ZSet::prefetch`] of `member` (once that load has had time to land): starts a
@@ -254,7 +502,7 @@ impl ZSet {
         self.tree.remove(&self.members, id);
         if self.ids.is_empty() {
             // Emptied: give the arenas back rather than keep free lists of dead slots.
-            *self = ZSet::default();
+            *self = Large::default();
         } else {
             self.members[id as usize] = Key::default();
             self.free.push(id);
@@ -330,7 +578,17 @@ mod tests {
     /// Checks the tree's invariants, then every rank and both iteration orders against a sorted
     /// vector.
     fn check(z: &ZSet, model: &[(f64, Vec<u8>)]) {
-        z.tree.check(&z.members);
+        match &z.0 {
+            Repr::Large(l) => l.tree.check(&l.members),
+            Repr::Small(v) => {
+                assert!(v.len() <= SMALL && v.iter().all(|(_, m)| m.len() <= SMALL_MEMBER));
+                assert!(v.windows(2).all(|w| by_order(
+                    (w[0].0, w[0].1.as_slice()),
+                    (w[1].0, w[1].1.as_slice())
+                )
+                .is_lt()));
+            }
+        }
         assert_eq!(z.len(), model.len());
         let got: Vec<(f64, Vec<u8>)> = z.iter_from(0, false).map(|(m, s)| (s, m.to_vec())).collect();
         assert_eq!(got, model);
@@ -340,7 +598,41 @@ mod tests {
             assert_eq!(z.rank(m), Some(i));
             assert_eq!(z.score(m), Some(*s));
             assert_eq!(z.iter_from(i, false).next().map(|(m, s)| (s, m.to_vec())), Some((*s, m.clone())));
+            let from_top = &model[model.len() - 1 - i];
+            assert_eq!(z.slices_from(i, true).next().map(|(m, s)| (s, m.to_vec())), Some(from_top.clone()));
         }
+        assert_eq!(z.iter_from(model.len(), false).count() + z.iter_from(model.len(), true).count(), 0);
+    }
+
+    #[test]
+    fn small_sets_are_a_sorted_vector_until_too_many_or_too_long() {
+        let is_small = |z: &ZSet| matches!(z.0, Repr::Small(_));
+        let mut z = ZSet::default();
+        for i in 0..SMALL {
+            z.insert(Bytes::from(format!("m{i:03}")), (i % 7) as f64);
+        }
+        assert!(is_small(&z));
+        let range = ScoreRange::parse(b"(2", b"4").unwrap();
+        assert_eq!(z.score_ranks(&range).len(), z.unordered().filter(|(_, s)| *s > 2.0 && *s <= 4.0).count());
+        let sample = z.sample(-300, 9);
+        assert_eq!(sample.len(), 300, "a negative count repeats");
+        let mut distinct = z.sample(50, 9);
+        distinct.sort_by(|a, b| a.0.cmp(&b.0));
+        distinct.dedup_by(|a, b| a.0 == b.0);
+        assert_eq!(distinct.len(), 50);
+        let opts =
+            super::super::generic_family::ScanOpts { pattern: Some(b("m00*")), count: 1, type_name: None };
+        let (cursor, mut found) = z.scan(0, &opts);
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!((cursor, found), (0, (0..10).map(|i| (b(&format!("m{i:03}")), (i % 7) as f64)).collect()));
+        z.insert(b("one more"), 0.5);
+        assert!(!is_small(&z), "past 128 members");
+        assert_eq!((z.len(), z.rank(b"one more"), z.score(b"m127")), (SMALL + 1, Some(19), Some(1.0)));
+        let mut z = ZSet::default();
+        z.insert(b("short"), 1.0);
+        z.insert(Bytes::from(vec![b'x'; SMALL_MEMBER + 1]), 2.0);
+        assert!(!is_small(&z), "a member longer than 64 bytes");
+        assert_eq!(z.iter_from(0, false).map(|(_, s)| s).collect::<Vec<_>>(), [1.0, 2.0]);
     }
 
     /// Random inserts, re-scores and removals over `members` names and `scores` distinct scores,
@@ -376,6 +668,8 @@ mod tests {
     #[test]
     fn matches_a_sorted_vector_under_random_edits() {
         // Few members, many ties: member order decides, leaves split and merge at the root.
+        // Small sets (the sorted-vector encoding): many ties, never past 100 members.
+        random_edits(3000, 100, 20, 3, 31);
         random_edits(4000, 300, 50, 3, 97);
         // Deep trees: thousands of members, inner nodes split, merge and even out.
         random_edits(60_000, 5000, 1_000_000, 2, 5_000);

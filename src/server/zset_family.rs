@@ -23,7 +23,7 @@ const NOT_FLOAT_RANGE: Reply = Reply::error("ERR min or max is not a float");
 const NOT_LEX_RANGE: Reply = Reply::error("ERR min or max not valid string range item");
 
 fn new_zset() -> Value {
-    Value::ZSet(Box::default())
+    Value::ZSet(ZSet::default())
 }
 
 fn score_reply(s: Option<f64>) -> Reply {
@@ -390,7 +390,7 @@ pub fn store(ctx: &mut Ctx<'_>, key: &[u8], items: Vec<Scored>) -> Reply {
     ctx.db.remove(key);
     let n = items.len();
     if n > 0 {
-        ctx.db.set(key, Value::ZSet(Box::new(items.into_iter().collect())), None);
+        ctx.db.set(key, Value::ZSet(items.into_iter().collect()), None);
     }
     Reply::Int(n as i64)
 }
