@@ -122,21 +122,13 @@ impl Chunk {
         }
     }
 
-    /// Removes `k` elements at the front of the list's order.
-    fn cut_front(&mut self, k: usize) {
-        if self.rev {
+    /// Removes `k` elements at the front (`front`) or the back of the list's order: the
+    /// physical end when the chunk grows toward that end of the list, else the physical front.
+    fn cut(&mut self, front: bool, k: usize) {
+        if self.rev == front {
             self.cut_end(k);
         } else {
             self.cut_head(k);
-        }
-    }
-
-    /// Removes `k` elements at the back of the list's order.
-    fn cut_back(&mut self, k: usize) {
-        if self.rev {
-            self.cut_head(k);
-        } else {
-            self.cut_end(k);
         }
     }
 }
@@ -182,101 +174,103 @@ impl List {
 
     /// Adds `e` (copied) at the front.
     pub fn push_front(&mut self, e: &[u8]) {
-        match self.chunks.front_mut() {
-            // A chunk of one element may turn around.
-            Some(c) if (c.rev || c.len() == 1) && c.fits(e) => {
-                c.rev = true;
-                c.append(e);
-            }
-            _ => {
-                let mut c = Chunk::new(true);
-                c.append(e);
-                self.new_chunk_room();
-                self.chunks.push_front(c);
-            }
-        }
-        self.len += 1;
+        self.push_at(true, e);
     }
 
     /// Adds `e` (copied) at the back.
     pub fn push_back(&mut self, e: &[u8]) {
-        match self.chunks.back_mut() {
-            Some(c) if (!c.rev || c.len() == 1) && c.fits(e) => {
-                c.rev = false;
+        self.push_at(false, e);
+    }
+
+    /// Removes and returns the first element.
+    pub fn pop_front(&mut self) -> Option<Bytes> {
+        self.pop_at(true)
+    }
+
+    /// Removes and returns the last element.
+    pub fn pop_back(&mut self) -> Option<Bytes> {
+        self.pop_at(false)
+    }
+
+    /// Removes the first `n` elements (all, if fewer): whole chunks at once.
+    pub fn drop_front(&mut self, n: usize) {
+        self.drop_at(true, n);
+    }
+
+    /// Removes the last `n` elements (all, if fewer): whole chunks at once.
+    pub fn drop_back(&mut self, n: usize) {
+        self.drop_at(false, n);
+    }
+
+    /// The chunk at the list's front (`front`) or back.
+    fn end_mut(&mut self, front: bool) -> Option<&mut Chunk> {
+        if front {
+            self.chunks.front_mut()
+        } else {
+            self.chunks.back_mut()
+        }
+    }
+
+    /// Drops the chunk at the list's front (`front`) or back.
+    fn drop_end_chunk(&mut self, front: bool) {
+        if front {
+            self.chunks.pop_front();
+        } else {
+            self.chunks.pop_back();
+        }
+    }
+
+    /// Appends to the end chunk when it grows toward that end (a chunk of one element may turn
+    /// around) and has room; else starts a chunk there.
+    fn push_at(&mut self, front: bool, e: &[u8]) {
+        match self.end_mut(front) {
+            Some(c) if (c.rev == front || c.len() == 1) && c.fits(e) => {
+                c.rev = front;
                 c.append(e);
             }
             _ => {
-                let mut c = Chunk::new(false);
+                let mut c = Chunk::new(front);
                 c.append(e);
-                self.new_chunk_room();
-                self.chunks.push_back(c);
+                // Exactly one chunk's room for a list's first (most lists are short: the four a
+                // deque starts with cost a 5-element list 190 bytes), then doubling.
+                if self.chunks.capacity() == 0 {
+                    self.chunks.reserve_exact(1);
+                }
+                if front {
+                    self.chunks.push_front(c);
+                } else {
+                    self.chunks.push_back(c);
+                }
             }
         }
         self.len += 1;
     }
 
-    /// Room for one more chunk: exactly one for a list's first (most lists are short: the four
-    /// a deque starts with cost a 5-element list 190 bytes), then doubling.
-    fn new_chunk_room(&mut self) {
-        if self.chunks.capacity() == 0 {
-            self.chunks.reserve_exact(1);
-        }
-    }
-
-    /// Removes and returns the first element.
-    pub fn pop_front(&mut self) -> Option<Bytes> {
-        let c = self.chunks.front_mut()?;
-        let e = if c.len() == 1 { c.take_last() } else { Bytes::copy_from_slice(c.get(0)) };
-        c.cut_front(1);
+    fn pop_at(&mut self, front: bool) -> Option<Bytes> {
+        let c = self.end_mut(front)?;
+        let e = match c.len() {
+            1 => c.take_last(),
+            n => Bytes::copy_from_slice(c.get(if front { 0 } else { n - 1 })),
+        };
+        c.cut(front, 1);
         if c.len() == 0 {
-            self.chunks.pop_front();
+            self.drop_end_chunk(front);
         }
         self.len -= 1;
         Some(e)
     }
 
-    /// Removes and returns the last element.
-    pub fn pop_back(&mut self) -> Option<Bytes> {
-        let c = self.chunks.back_mut()?;
-        let e = if c.len() == 1 { c.take_last() } else { Bytes::copy_from_slice(c.get(c.len() - 1)) };
-        c.cut_back(1);
-        if c.len() == 0 {
-            self.chunks.pop_back();
-        }
-        self.len -= 1;
-        Some(e)
-    }
-
-    /// Removes the first `n` elements (all, if fewer): whole chunks at once.
-    pub fn drop_front(&mut self, n: usize) {
-        self.drop_at(n, true);
-    }
-
-    /// Removes the last `n` elements (all, if fewer): whole chunks at once.
-    pub fn drop_back(&mut self, n: usize) {
-        self.drop_at(n, false);
-    }
-
-    fn drop_at(&mut self, n: usize, front: bool) {
+    fn drop_at(&mut self, front: bool, n: usize) {
         let mut n = n.min(self.len);
         self.len -= n;
         while n > 0 {
-            let end = if front { self.chunks.front_mut() } else { self.chunks.back_mut() };
-            let Some(c) = end else { break };
+            let Some(c) = self.end_mut(front) else { break };
             if c.len() > n {
-                if front {
-                    c.cut_front(n);
-                } else {
-                    c.cut_back(n);
-                }
+                c.cut(front, n);
                 break;
             }
             n -= c.len();
-            if front {
-                self.chunks.pop_front();
-            } else {
-                self.chunks.pop_back();
-            }
+            self.drop_end_chunk(front);
         }
     }
 
