@@ -180,6 +180,12 @@ impl ScanOpts {
         Ok((args::cursor(&args[2])?, ScanOpts::parse(&args[3..])?))
     }
 
+    /// Whether `key` passes MATCH (everything does without one).
+    #[must_use]
+    pub fn matches(&self, key: &[u8]) -> bool {
+        self.pattern.as_ref().map_or(true, |p| glob::matches(p, key, false))
+    }
+
     /// A container scan's reply: the next cursor and what this step found.
     #[must_use]
     pub fn reply(next: u64, items: Vec<Reply>) -> Reply {
@@ -202,10 +208,7 @@ pub fn scan(db: &Db, now: u64, mut cursor: u64, opts: &ScanOpts) -> (u64, Vec<By
     }
     let keys = found
         .into_iter()
-        .filter(|(k, t)| {
-            opts.pattern.as_ref().map_or(true, |p| glob::matches(p, k, false))
-                && opts.type_name.as_ref().map_or(true, |want| want == t)
-        })
+        .filter(|(k, t)| opts.matches(k) && opts.type_name.as_ref().map_or(true, |want| want == t))
         .map(|(k, _)| k)
         .collect();
     (cursor, keys)

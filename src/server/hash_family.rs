@@ -11,7 +11,6 @@ use super::shard::Ctx;
 use crate::facade::reply::format_double;
 use crate::facade::resp::parse_i64;
 use crate::facade::Reply;
-use crate::glob;
 
 fn new_hash() -> Value {
     Value::Hash(Box::default())
@@ -183,18 +182,37 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// Redis's random sampling: a positive count gives distinct entries (all of them when the count
 /// reaches the size), a negative one `|count|` entries that may repeat.
-pub fn sample<V: Clone>(d: &Dict<V>, count: i64, mut seed: u64) -> Vec<(Bytes, V)> {
-    if count >= 0 && count as usize >= d.len() {
-        return d.iter().map(|(k, v)| (Bytes::copy_from_slice(k), v.clone())).collect();
+pub fn sample<V: Clone>(d: &Dict<V>, count: i64, seed: u64) -> Vec<(Bytes, V)> {
+    let entry = |(k, v): (&[u8], &V)| (Bytes::copy_from_slice(k), v.clone());
+    sample_with(
+        d.len(),
+        count,
+        seed,
+        || d.iter().map(entry).collect(),
+        |s| d.random(s).map(|e| (e.0, entry(e))),
+    )
+}
+
+/// [`sample`] over any container of `len` entries: `all` lists them, `pick` draws one from a
+/// seed, with the key that tells distinct entries apart.
+pub fn sample_with<'a, T>(
+    len: usize,
+    count: i64,
+    mut seed: u64,
+    all: impl FnOnce() -> Vec<T>,
+    pick: impl Fn(u64) -> Option<(&'a [u8], T)>,
+) -> Vec<T> {
+    if count >= 0 && count as usize >= len {
+        return all();
     }
     let want = count.unsigned_abs() as usize;
-    let mut out: Vec<(Bytes, V)> = Vec::with_capacity(want.min(d.len()));
+    let mut out = Vec::with_capacity(want.min(len));
     let mut seen = std::collections::HashSet::new();
     while out.len() < want {
         seed = splitmix(seed);
-        let Some((k, v)) = d.random(seed) else { break };
-        if count < 0 || seen.insert(k.to_vec()) {
-            out.push((Bytes::copy_from_slice(k), v.clone()));
+        let Some((k, item)) = pick(seed) else { break };
+        if count < 0 || seen.insert(k) {
+            out.push(item);
         }
     }
     out
@@ -225,7 +243,7 @@ pub fn scan_dict<V: Clone>(d: &Dict<V>, mut cursor: u64, opts: &ScanOpts) -> (u6
     let mut budget = opts.count.saturating_mul(10);
     loop {
         cursor = d.scan(cursor, |k, v| {
-            if opts.pattern.as_ref().map_or(true, |p| glob::matches(p, k, false)) {
+            if opts.matches(k) {
                 found.push((Bytes::copy_from_slice(k), v.clone()));
             }
         });

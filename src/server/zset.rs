@@ -217,25 +217,11 @@ impl ZSet {
     /// `count` random members as [`super::hash_family::sample`] picks them.
     #[must_use]
     pub fn sample(&self, count: i64, seed: u64) -> Vec<(Bytes, f64)> {
-        match &self.0 {
-            Repr::Small(v) => {
-                let all = || v.iter().map(|(s, m)| (m.to_bytes(), *s)).collect();
-                if v.is_empty() || (count >= 0 && count as usize >= v.len()) {
-                    return all();
-                }
-                let (mut seed, mut picked) = (seed, Vec::new());
-                let mut taken = vec![false; v.len()];
-                while picked.len() < count.unsigned_abs() as usize {
-                    seed = super::dict::splitmix(seed);
-                    let i = seed as usize % v.len();
-                    if count < 0 || !std::mem::replace(&mut taken[i], true) {
-                        picked.push((v[i].1.to_bytes(), v[i].0));
-                    }
-                }
-                picked
-            }
-            Repr::Large(l) => l.sample(count, seed),
-        }
+        let entry = |(m, s): (&[u8], f64)| (Bytes::copy_from_slice(m), s);
+        let all = || self.unordered().map(entry).collect();
+        super::hash_family::sample_with(self.len(), count, seed, all, |s| {
+            self.random(s).map(|e| (e.0, entry(e)))
+        })
     }
 
     /// One ZSCAN step over the member dict: the next cursor and what it found (a small set all at
@@ -243,11 +229,13 @@ impl ZSet {
     #[must_use]
     pub fn scan(&self, cursor: u64, opts: &super::generic_family::ScanOpts) -> (u64, Vec<(Bytes, f64)>) {
         match &self.0 {
-            Repr::Small(v) => {
-                let wanted =
-                    |m: &[u8]| opts.pattern.as_ref().map_or(true, |p| crate::glob::matches(p, m, false));
-                (0, v.iter().filter(|(_, m)| wanted(m.as_slice())).map(|(s, m)| (m.to_bytes(), *s)).collect())
-            }
+            Repr::Small(v) => (
+                0,
+                v.iter()
+                    .filter(|(_, m)| opts.matches(m.as_slice()))
+                    .map(|(s, m)| (m.to_bytes(), *s))
+                    .collect(),
+            ),
             Repr::Large(l) => l.scan(cursor, opts),
         }
     }
@@ -433,13 +421,6 @@ impl Large {
     #[must_use]
     pub fn random(&self, seed: u64) -> Option<(&[u8], f64)> {
         self.ids.random(seed).map(|(m, &id)| (m, self.tree.score(id)))
-    }
-
-    /// `count` random members as [`super::hash_family::sample`] picks them.
-    #[must_use]
-    pub fn sample(&self, count: i64, seed: u64) -> Vec<(Bytes, f64)> {
-        let picked = super::hash_family::sample(&self.ids, count, seed);
-        picked.into_iter().map(|(m, id)| (m, self.tree.score(id))).collect()
     }
 
     /// One ZSCAN step over the member dict: the next cursor and what it found.

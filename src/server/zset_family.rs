@@ -537,8 +537,7 @@ pub fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     // A small set comes whole and in order, as from Redis's listpack encoding.
     let (next, found) = if z.len() <= 128 {
-        let keep = |m: &[u8]| opts.pattern.as_ref().map_or(true, |p| crate::glob::matches(p, m, false));
-        let all = z.iter_from(0, false).filter(|(m, _)| keep(m)).collect();
+        let all = z.iter_from(0, false).filter(|(m, _)| opts.matches(m)).collect();
         (0, all)
     } else {
         z.scan(cursor, &opts)
