@@ -22,6 +22,11 @@ pub fn read<'a, T>(ctx: &'a mut Ctx<'_>, key: &[u8], pick: Pick<T>) -> Result<Op
     }
 }
 
+/// Whether `key` holds a `T` (`Ok(false)` when missing), or WRONGTYPE.
+pub fn exists<T>(ctx: &mut Ctx<'_>, key: &[u8], pick: Pick<T>) -> Result<bool, Reply> {
+    read(ctx, key, pick).map(|v| v.is_some())
+}
+
 /// The value under `key` as `T`, for writing: `Ok(None)` when missing.
 pub fn write<'a, T>(ctx: &'a mut Ctx<'_>, key: &[u8], pick: PickMut<T>) -> Result<Option<&'a mut T>, Reply> {
     typed(ctx.db.write(key, ctx.now), pick)

@@ -12,6 +12,8 @@ pub const WRONGTYPE: Reply =
     Reply::error("WRONGTYPE Operation against a key holding the wrong kind of value");
 /// `-ERR value is not an integer or out of range`.
 pub const NOT_INT: Reply = Reply::error("ERR value is not an integer or out of range");
+/// `-ERR value is out of range, must be positive`: a count that is negative or not a number.
+pub const NOT_POSITIVE: Reply = Reply::error("ERR value is out of range, must be positive");
 /// `-ERR value is not a valid float`.
 pub const NOT_FLOAT: Reply = Reply::error("ERR value is not a valid float");
 /// `-ERR no such key`.
@@ -105,14 +107,82 @@ pub fn cursor(arg: &[u8]) -> Result<u64, Reply> {
         .ok_or(Reply::error("ERR invalid cursor"))
 }
 
-/// A float argument as Redis's `strtold` accepts it (no spaces, no NaN), or the error reply.
+/// A float argument as Redis's `string2d` takes it, or the error reply: all of it a number
+/// `strtod` reads (decimal, hexadecimal, `inf`), no leading space, not NaN, and not out of a
+/// double's range (`1e400`, or `1e-400` that would round to zero).
 pub fn float(arg: &[u8]) -> Result<f64, Reply> {
-    std::str::from_utf8(arg)
-        .ok()
-        .filter(|s| !s.starts_with(|c: char| c.is_ascii_whitespace()))
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|f| !f.is_nan())
-        .ok_or(NOT_FLOAT)
+    match strtod(arg) {
+        Some((f, out_of_range)) if !arg[0].is_ascii_whitespace() && !f.is_nan() => {
+            if out_of_range && (f.is_infinite() || f == 0.0) {
+                Err(NOT_FLOAT)
+            } else {
+                Ok(f)
+            }
+        }
+        _ => Err(NOT_FLOAT),
+    }
+}
+
+/// What C's `strtod` makes of the whole of `text`: the value and whether it was out of range
+/// (`ERANGE`: a finite number too large for a double, or a non-zero one that rounds to zero).
+/// `None` unless every byte belongs to the number. Leading spaces are the caller's business.
+#[must_use]
+pub fn strtod(text: &[u8]) -> Option<(f64, bool)> {
+    let (negative, body) = match text.first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let hex = body.len() > 2 && body[0] == b'0' && (body[1] | 0x20) == b'x';
+    // The digits before the exponent: any but zero means the number is not zero.
+    let (magnitude, nonzero) = if hex {
+        let mantissa = body[2..].split(|&b| b | 0x20 == b'p').next().unwrap_or_default();
+        (hex_float(&body[2..])?, mantissa.iter().any(|&b| b.is_ascii_hexdigit() && b != b'0'))
+    } else {
+        let mantissa = body.split(|&b| b | 0x20 == b'e').next().unwrap_or_default();
+        (
+            std::str::from_utf8(body).ok()?.parse::<f64>().ok()?,
+            mantissa.iter().any(|b| (b'1'..=b'9').contains(b)),
+        )
+    };
+    // `inf` and `infinity` are in range; a number that overflows to infinity is not.
+    let literal = body.first().is_some_and(u8::is_ascii_alphabetic);
+    let out_of_range = magnitude.is_infinite() && !literal || magnitude == 0.0 && nonzero;
+    Some((if negative { -magnitude } else { magnitude }, out_of_range))
+}
+
+/// A hexadecimal float after its `0x`: digits, an optional point and digits (one digit at
+/// least), an optional binary exponent `p[+-]n`.
+fn hex_float(text: &[u8]) -> Option<f64> {
+    let (mut mantissa, mut exponent, mut digits, mut point) = (0u128, 0i64, 0usize, false);
+    let mut i = 0;
+    while let Some(&b) = text.get(i) {
+        if b == b'.' && !point {
+            point = true;
+        } else if let Some(d) = (b as char).to_digit(16) {
+            digits += 1;
+            if mantissa >> 120 == 0 {
+                mantissa = mantissa << 4 | u128::from(d);
+                exponent -= if point { 4 } else { 0 };
+            } else {
+                exponent += if point { 0 } else { 4 };
+            }
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    if digits == 0 {
+        return None;
+    }
+    if let Some(rest) = text.get(i..).filter(|r| !r.is_empty()) {
+        let rest = rest.strip_prefix(b"p").or_else(|| rest.strip_prefix(b"P"))?;
+        let e: i64 = std::str::from_utf8(rest).ok()?.parse().ok()?;
+        exponent = exponent.saturating_add(e);
+    }
+    let exponent = i32::try_from(exponent.clamp(-5000, 5000)).ok()?;
+    // Scale in two steps so that neither factor overflows or underflows on its own.
+    Some(mantissa as f64 * 2f64.powi(exponent / 2) * 2f64.powi(exponent - exponent / 2))
 }
 
 /// Whether `arg` equals the ASCII keyword `word`, ignoring case.
@@ -152,5 +222,35 @@ pub fn expire_at(arg: &[u8], unit: ExpireIn, now: u64, positive: bool, args: &[B
             ms.checked_add(now as i64).ok_or_else(|| invalid_expire(args))
         }
         ExpireIn::UnixSeconds | ExpireIn::UnixMillis => Ok(ms),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What redis-server 7.0 accepts as a score (`ZADD k <arg> m`), and the value it stores.
+    #[test]
+    fn floats_parse_as_redis_string2d() {
+        for (text, want) in [
+            ("1.5", 1.5),
+            ("-0.25", -0.25),
+            (".5", 0.5),
+            ("5.", 5.0),
+            ("+3", 3.0),
+            ("1e2", 100.0),
+            ("inf", f64::INFINITY),
+            ("-Infinity", f64::NEG_INFINITY),
+            ("0x10", 16.0),
+            ("0x1.8p1", 3.0),
+            ("-0X.8", -0.5),
+            ("1e-310", 1e-310),
+            ("0e-999", 0.0),
+        ] {
+            assert_eq!(float(text.as_bytes()), Ok(want), "{text}");
+        }
+        for text in ["", " 1", "1 ", "1e", "0x", "0xp1", "abc", "nan", "1e400", "-1e400", "1e-400", "0x1p99999"] {
+            assert_eq!(float(text.as_bytes()), Err(NOT_FLOAT), "{text:?}");
+        }
     }
 }

@@ -191,7 +191,11 @@ pub async fn block(s: &mut Session, args: &[Bytes]) -> Reply {
     let reply = run_now(s, now_args.clone()).await;
     let empty = matches!(reply, Reply::Nil | Reply::NilArray);
     if !empty || s.exec_tx.is_some() {
-        return if matches!(form, Form::ZPop(_)) { flatten_zmpop(reply) } else { reply };
+        return match form {
+            Form::ZPop(_) => flatten_zmpop(reply),
+            Form::Pop(_) => flatten_lmpop(reply),
+            _ => reply,
+        };
     }
     let deadline = limit.map(|d| std::time::Instant::now() + d);
     let mut first_in_line = false;
@@ -218,12 +222,10 @@ pub async fn block(s: &mut Session, args: &[Bytes]) -> Reply {
     }
 }
 
-/// The reply of a blocking command whose timeout passed.
-fn timed_out(form: &Form) -> Reply {
-    match form {
-        Form::Move(..) => Reply::Nil,
-        _ => Reply::NilArray,
-    }
+/// The reply of a blocking command whose timeout passed: a null array, even for BLMOVE and
+/// BRPOPLPUSH (whose non-blocking form, as inside MULTI, answers a null bulk), as Redis does.
+fn timed_out(_form: &Form) -> Reply {
+    Reply::NilArray
 }
 
 /// How a wait ended.
@@ -254,6 +256,20 @@ fn immediate_args(keys: &[Bytes], form: &Form) -> Vec<Bytes> {
             a.extend([end(*e), b("COUNT"), Bytes::from(count.to_string())]);
             a
         }
+    }
+}
+
+/// LMPOP's `[key, [element]]` as BLPOP's `[key, element]`.
+fn flatten_lmpop(reply: Reply) -> Reply {
+    match reply {
+        Reply::Array(mut kv) if kv.len() == 2 => match kv.pop() {
+            Some(Reply::Array(mut popped)) if popped.len() == 1 => {
+                kv.append(&mut popped);
+                Reply::Array(kv)
+            }
+            _ => Reply::NilArray,
+        },
+        other => other,
     }
 }
 

@@ -135,13 +135,23 @@ pub struct Command {
 }
 
 impl Command {
-    /// Whether `argc` arguments (name included) satisfy the arity, and, for commands with
-    /// key/value groups, make whole groups.
+    /// Whether `argc` arguments (name included) satisfy the arity: checked when a command
+    /// is queued, so a failure aborts the transaction.
     #[must_use]
     pub fn arity_ok(&self, argc: usize) -> bool {
         let argc = argc as i32;
-        let ok = if self.arity >= 0 { argc == self.arity } else { argc >= -self.arity };
-        ok && (self.last_key >= 0 || self.step <= 1 || (argc - self.first_key) % self.step == 0)
+        if self.arity >= 0 {
+            argc == self.arity
+        } else {
+            argc >= -self.arity
+        }
+    }
+
+    /// Whether `argc` arguments make whole key/value groups (MSET, MSETNX): checked when the
+    /// command runs, as Redis does, so inside MULTI only this command fails.
+    #[must_use]
+    pub fn groups_ok(&self, argc: usize) -> bool {
+        self.last_key >= 0 || self.step <= 1 || (argc as i32 - self.first_key) % self.step == 0
     }
 
     /// Positions of the keys in `args`.
@@ -466,8 +476,8 @@ mod tests {
         let mset = lookup(b"MsEt").unwrap();
         assert_eq!(mset.name, "mset");
         let args = |n: usize| vec![Bytes::from_static(b"2"); n];
-        assert!(mset.arity_ok(5));
-        assert!(!mset.arity_ok(4), "MSET needs whole key/value pairs");
+        assert!(mset.arity_ok(5) && mset.groups_ok(5));
+        assert!(mset.arity_ok(4) && !mset.groups_ok(4), "MSET needs whole key/value pairs");
         assert_eq!(mset.key_positions(&args(5)).collect::<Vec<_>>(), [1, 3]);
         assert_eq!(lookup(b"del").unwrap().key_positions(&args(4)).collect::<Vec<_>>(), [1, 2, 3]);
         assert_eq!(lookup(b"rename").unwrap().key_positions(&args(3)).collect::<Vec<_>>(), [1, 2]);

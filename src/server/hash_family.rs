@@ -8,7 +8,6 @@ use super::db::Value;
 use super::dict::{splitmix, Dict, Key};
 use super::generic_family::ScanOpts;
 use super::shard::Ctx;
-use crate::facade::reply::format_double;
 use crate::facade::resp::parse_i64;
 use crate::facade::Reply;
 
@@ -134,6 +133,7 @@ pub fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// HINCRBYFLOAT key field increment
 pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let by = match args::float(&args[3]) {
+        Ok(f) if f.is_infinite() => return Reply::error("ERR value is NaN or Infinity"),
         Ok(f) => f,
         Err(e) => return e,
     };
@@ -141,10 +141,10 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(h) => h,
         Err(e) => return e,
     };
-    let current = match h.get(&args[2]) {
-        None => 0.0,
+    let (current, exact) = match h.get(&args[2]) {
+        None => (0.0, Some(0)),
         Some(v) => match args::float(v.as_slice()) {
-            Ok(f) => f,
+            Ok(f) => (f, parse_i64(v.as_slice())),
             Err(_) => return Reply::error("ERR hash value is not a float"),
         },
     };
@@ -152,7 +152,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if !next.is_finite() {
         return Reply::error("ERR increment would produce NaN or Infinity");
     }
-    let text = Bytes::from(format_double(next));
+    let text = Bytes::from(super::string_family::float_sum_text(exact, &args[3], next));
     h.insert_copy(&args[2], Key::copy_from_slice(&text));
     Reply::Bulk(text)
 }

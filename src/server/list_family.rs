@@ -53,8 +53,7 @@ pub fn pop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let count = match args.get(2).map(|c| args::int(c)) {
         None => None,
         Some(Ok(n)) if n >= 0 => Some(n as usize),
-        Some(Ok(_)) => return Reply::error("ERR value is out of range, must be positive"),
-        Some(Err(e)) => return e,
+        Some(_) => return args::NOT_POSITIVE,
     };
     let popped = access::update(ctx, &args[1], list_mut, |l| {
         let l = l?;
@@ -100,36 +99,42 @@ fn index(len: usize, i: i64) -> Option<usize> {
 }
 
 /// LINDEX key index
+///
+/// As Redis, the key is looked up before the index is read: nil or WRONGTYPE win.
 pub fn lindex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let i = match args::int(&args[2]) {
-        Ok(i) => i,
+    let l = match access::read(ctx, &args[1], list) {
+        Ok(Some(l)) => l,
+        Ok(None) => return Reply::Nil,
         Err(e) => return e,
     };
-    match access::read(ctx, &args[1], list) {
-        Ok(Some(l)) => index(l.len(), i)
+    match args::int(&args[2]) {
+        Ok(i) => index(l.len(), i)
             .and_then(|i| l.get(i))
             .map_or(Reply::Nil, |e| Reply::Bulk(Bytes::copy_from_slice(e))),
-        Ok(None) => Reply::Nil,
         Err(e) => e,
     }
 }
 
 /// LSET key index element
+///
+/// As Redis, the key is looked up before the index is read.
 pub fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let l = match access::write_quiet(ctx, &args[1], list_mut) {
+        Ok(Some(l)) => l,
+        Ok(None) => return NO_SUCH_KEY,
+        Err(e) => return e,
+    };
     let i = match args::int(&args[2]) {
         Ok(i) => i,
         Err(e) => return e,
     };
-    match access::write(ctx, &args[1], list_mut) {
-        Ok(Some(l)) => match index(l.len(), i) {
-            Some(i) => {
-                l.set(i, &args[3]);
-                Reply::Ok
-            }
-            None => Reply::error("ERR index out of range"),
-        },
-        Ok(None) => NO_SUCH_KEY,
-        Err(e) => e,
+    match index(l.len(), i) {
+        Some(i) => {
+            l.set(i, &args[3]);
+            ctx.db.signal(&args[1]);
+            Reply::Ok
+        }
+        None => Reply::error("ERR index out of range"),
     }
 }
 
@@ -193,32 +198,32 @@ pub fn lpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let mut i = 3;
     while i < args.len() {
         let Some(v) = args.get(i + 1) else { return SYNTAX };
-        let n = match args::int(v) {
-            Ok(n) => n,
-            Err(e) => return e,
+        // COUNT and MAXLEN name themselves in any error, as Redis's do.
+        let positive = |what: &'static str| match args::int(v) {
+            Ok(n) if n >= 0 => Ok(n as usize),
+            _ => Err(Reply::error(what)),
         };
         match () {
             () if is(&args[i], "rank") => {
-                if n == 0 || n == i64::MIN {
+                rank = match args::int(v) {
+                    Ok(n) => n,
+                    Err(e) => return e,
+                };
+                if rank == 0 {
                     return Reply::error(
                         "ERR RANK can't be zero: use 1 to start from the first match, 2 from the \
                          second ... or use negative to start from the end of the list",
                     );
                 }
-                rank = n;
             }
-            () if is(&args[i], "count") => {
-                if n < 0 {
-                    return Reply::error("ERR COUNT can't be negative");
-                }
-                count = Some(n as usize);
-            }
-            () if is(&args[i], "maxlen") => {
-                if n < 0 {
-                    return Reply::error("ERR MAXLEN can't be negative");
-                }
-                maxlen = n as usize;
-            }
+            () if is(&args[i], "count") => match positive("ERR COUNT can't be negative") {
+                Ok(n) => count = Some(n),
+                Err(e) => return e,
+            },
+            () if is(&args[i], "maxlen") => match positive("ERR MAXLEN can't be negative") {
+                Ok(n) => maxlen = n,
+                Err(e) => return e,
+            },
             () => return SYNTAX,
         }
         i += 2;
@@ -229,6 +234,8 @@ pub fn lpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let want = match count {
+        // Redis 7.0's `matches - rank + 1` overflows for this rank: COUNT never stops it.
+        Some(_) if rank == i64::MIN => usize::MAX,
         Some(0) => usize::MAX,
         Some(n) => n,
         None => 1,
@@ -239,7 +246,8 @@ pub fn lpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     } else {
         Box::new(l.iter().rev().enumerate().map(|(k, e)| (len - 1 - k, e)).take(scan))
     };
-    let mut skip = rank.unsigned_abs() as usize - 1;
+    // Redis 7.0 negates a rank of i64::MIN into itself, which every match satisfies: -1.
+    let mut skip = if rank == i64::MIN { 0 } else { rank.unsigned_abs() as usize - 1 };
     let mut found = Vec::new();
     for (p, e) in elements {
         if e == args[2] {
@@ -287,6 +295,11 @@ pub fn move_ends(args: &[Bytes]) -> Result<(End, End), Reply> {
     Ok((End::parse(&args[3])?, End::parse(&args[4])?))
 }
 
+/// Whether `key` holds a list (`Ok(false)` when missing), or WRONGTYPE.
+pub fn exists(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<bool, Reply> {
+    access::exists(ctx, key, list)
+}
+
 /// Whether `key` may receive a pushed element (missing, or a list).
 pub fn check_pushable(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<(), Reply> {
     access::write(ctx, key, list_mut).map(drop)
@@ -322,7 +335,10 @@ pub fn lmove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let run = |ctx: &mut Ctx<'_>| -> Result<Reply, Reply> {
-        access::read(ctx, &args[1], list)?;
+        // As Redis: a missing source is nil whatever the destination holds.
+        if !exists(ctx, &args[1])? {
+            return Ok(Reply::Nil);
+        }
         check_pushable(ctx, &args[2])?;
         let Some(e) = pop_one(ctx, &args[1], from)? else { return Ok(Reply::Nil) };
         push_one(ctx, &args[2], to, e.clone())?;

@@ -107,12 +107,16 @@ async fn rename(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<R
     Ok(if nx { Reply::Int(1) } else { Reply::Ok })
 }
 
-/// LMOVE / RPOPLPUSH: both types are checked before anything moves, as Redis does.
+/// LMOVE / RPOPLPUSH: both types are checked before anything moves, as Redis does (a missing
+/// source is nil whatever the destination holds).
 async fn lmove(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Reply, Reply> {
     let (from, to) = list_family::move_ends(args)?;
     let (src, dst) = (args[1].clone(), args[2].clone());
     let (s_src, s_dst) = (router.shard_of(&src), router.shard_of(&dst));
-    let probe = dst.clone();
+    let (probe_src, probe) = (src.clone(), dst.clone());
+    if !hop(tx, s_src, db, move |c| list_family::exists(c, &probe_src)).await? {
+        return Ok(Reply::Nil);
+    }
     hop(tx, s_dst, db, move |c| list_family::check_pushable(c, &probe)).await?;
     let Some(e) = hop(tx, s_src, db, move |c| list_family::pop_one(c, &src, from)).await? else {
         return Ok(Reply::Nil);
@@ -122,13 +126,16 @@ async fn lmove(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Re
     Ok(Reply::Bulk(e))
 }
 
-/// SMOVE: both types are checked before the member moves.
+/// SMOVE: both types are checked before the member moves (a missing source is 0 whatever the
+/// destination holds).
 async fn smove(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Reply, Reply> {
     let (src, dst, member) = (args[1].clone(), args[2].clone(), args[3].clone());
     let (s_src, s_dst) = (router.shard_of(&src), router.shard_of(&dst));
     let (probe_src, probe_dst) = (src.clone(), dst.clone());
-    hop(tx, s_src, db, move |c| set_family::members(c, &probe_src).map(drop)).await?;
-    hop(tx, s_dst, db, move |c| set_family::members(c, &probe_dst).map(drop)).await?;
+    if !hop(tx, s_src, db, move |c| set_family::exists(c, &probe_src)).await? {
+        return Ok(Reply::Int(0));
+    }
+    hop(tx, s_dst, db, move |c| set_family::exists(c, &probe_dst)).await?;
     let m = member.clone();
     if !hop(tx, s_src, db, move |c| set_family::take_member(c, &src, &m)).await? {
         return Ok(Reply::Int(0));

@@ -148,6 +148,9 @@ impl Session {
             multi.queued.push(args);
             return self.slots.push(Some(Reply::status("QUEUED")));
         }
+        if !cmd.groups_ok(args.len()) {
+            return self.slots.push(Some(wrong_args(cmd.name)));
+        }
         match cmd.kind {
             Kind::Keyed { run, cross } => {
                 let router = &self.core.router;

@@ -252,8 +252,11 @@ pub fn algebra(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// SMOVE source destination member (one shard).
 pub fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let run = |ctx: &mut Ctx<'_>| -> Result<Reply, Reply> {
-        access::read(ctx, &args[1], set)?;
-        access::read(ctx, &args[2], set)?;
+        // As Redis: a missing source is 0 whatever the destination holds.
+        if !access::exists(ctx, &args[1], set)? {
+            return Ok(Reply::Int(0));
+        }
+        access::exists(ctx, &args[2], set)?;
         if !take_member(ctx, &args[1], &args[3])? {
             return Ok(Reply::Int(0));
         }
@@ -261,6 +264,11 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(Reply::Int(1))
     };
     run(ctx).unwrap_or_else(|e| e)
+}
+
+/// Whether `key` holds a set (`Ok(false)` when missing), or WRONGTYPE.
+pub fn exists(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<bool, Reply> {
+    access::exists(ctx, key, set)
 }
 
 /// Removes `member` from the set at `key`; whether it was there.

@@ -154,27 +154,26 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// GETEX key [EX s | PX ms | EXAT ts | PXAT ts | PERSIST]
 pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    enum Change {
+    enum Change<'a> {
         Keep,
         Persist,
+        In(ExpireIn, &'a [u8]),
         At(i64),
     }
-    let change = match &args[2..] {
+    // As Redis: the options' syntax, then the key, then the expiry's value.
+    let mut change = match &args[2..] {
         [] => Change::Keep,
         [p] if is(p, "persist") => Change::Persist,
-        [opt, n] => {
-            let unit = match () {
+        [opt, n] => Change::In(
+            match () {
                 () if is(opt, "ex") => ExpireIn::Seconds,
                 () if is(opt, "px") => ExpireIn::Millis,
                 () if is(opt, "exat") => ExpireIn::UnixSeconds,
                 () if is(opt, "pxat") => ExpireIn::UnixMillis,
                 () => return SYNTAX,
-            };
-            match expire_at(n, unit, ctx.now, true, args) {
-                Ok(at) => Change::At(at),
-                Err(e) => return e,
-            }
-        }
+            },
+            n,
+        ),
         _ => return SYNTAX,
     };
     let reply = match read_str(ctx, &args[1]) {
@@ -182,8 +181,14 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(None) => return Reply::Nil,
         Err(e) => return e,
     };
+    if let Change::In(unit, n) = change {
+        change = match expire_at(n, unit, ctx.now, true, args) {
+            Ok(at) => Change::At(at),
+            Err(e) => return e,
+        };
+    }
     match change {
-        Change::Keep => {}
+        Change::Keep | Change::In(..) => {}
         Change::Persist => {
             ctx.db.set_expiry(&args[1], None);
         }
@@ -270,25 +275,39 @@ pub fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     Reply::Int(next)
 }
 
+/// The text INCRBYFLOAT and HINCRBYFLOAT give a sum. Redis adds in `long double`, exact for
+/// integers up to 2^64 where a double stops at 2^53: integer operands (`current`, when it is
+/// one, and `by`) are added exactly; otherwise the double sum is formatted.
+#[must_use]
+pub fn float_sum_text(current: Option<i64>, by: &[u8], sum: f64) -> String {
+    match (current, parse_i64(by)) {
+        (Some(a), Some(b)) if (i128::from(a) + i128::from(b)).unsigned_abs() <= 1 << 64 => {
+            (i128::from(a) + i128::from(b)).to_string()
+        }
+        _ => format_double(sum),
+    }
+}
+
 /// INCRBYFLOAT key increment
 pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let by = match args::float(&args[2]) {
-        Ok(f) => f,
-        Err(e) => return e,
-    };
-    let current = match read_str(ctx, &args[1]) {
-        Ok(None) => 0.0,
+    // Redis checks the type, then the value, then the increment.
+    let (current, exact) = match read_str(ctx, &args[1]) {
+        Ok(None) => (0.0, Some(0)),
         Ok(Some(v)) => match args::float(v.as_slice()) {
-            Ok(f) => f,
+            Ok(f) => (f, parse_i64(v.as_slice())),
             Err(e) => return e,
         },
+        Err(e) => return e,
+    };
+    let by = match args::float(&args[2]) {
+        Ok(f) => f,
         Err(e) => return e,
     };
     let next = current + by;
     if !next.is_finite() {
         return Reply::error("ERR increment would produce NaN or Infinity");
     }
-    let text = Bytes::from(format_double(next));
+    let text = Bytes::from(float_sum_text(exact, &args[2], next));
     if ctx.db.live(&args[1], ctx.now) {
         replace_value(ctx, &args[1], text.clone());
     } else {

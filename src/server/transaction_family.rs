@@ -12,6 +12,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 
+use super::args::wrong_args;
 use super::command::{self, Coord, Cross, Kind};
 use super::connection_family;
 use super::db::WatchFlag;
@@ -114,11 +115,15 @@ pub async fn exec(s: &mut Session) -> Reply {
 /// Every command on one shard: a single hop checks the flag and runs them all.
 async fn one_hop(s: &Session, shard: ShardId, queued: Vec<Vec<Bytes>>, flag: WatchFlag) -> Reply {
     let db = s.db;
-    let cmds: Vec<ShardCmd> = queued
+    let cmds: Vec<Result<ShardCmd, Reply>> = queued
         .into_iter()
-        .filter_map(|args| match command::lookup(&args[0])?.kind {
-            Kind::Keyed { run, .. } => Some(ShardCmd { run, db, args }),
-            Kind::Coord(_) => None,
+        .filter_map(|args| {
+            let cmd = command::lookup(&args[0])?;
+            match cmd.kind {
+                Kind::Keyed { .. } if !cmd.groups_ok(args.len()) => Some(Err(wrong_args(cmd.name))),
+                Kind::Keyed { run, .. } => Some(Ok(ShardCmd { run, db, args })),
+                Kind::Coord(_) => None,
+            }
         })
         .collect();
     let ran = s
@@ -128,7 +133,9 @@ async fn one_hop(s: &Session, shard: ShardId, queued: Vec<Vec<Bytes>>, flag: Wat
             if flag.load(std::sync::atomic::Ordering::Acquire) {
                 return None;
             }
-            Some(cmds.iter().map(|c| sh.exec(c)).collect::<Vec<_>>())
+            Some(
+                cmds.iter().map(|c| c.as_ref().map_or_else(Clone::clone, |c| sh.exec(c))).collect::<Vec<_>>(),
+            )
         })
         .await;
     match ran {
@@ -158,6 +165,9 @@ async fn locked(s: &mut Session, tx: Tx, queued: Vec<Vec<Bytes>>, flag: WatchFla
 /// Runs one queued command inside EXEC.
 async fn exec_one(s: &mut Session, args: Vec<Bytes>) -> Reply {
     let Some(cmd) = command::lookup(&args[0]) else { return UNAVAILABLE };
+    if !cmd.groups_ok(args.len()) {
+        return wrong_args(cmd.name);
+    }
     match cmd.kind {
         Kind::Keyed { run, cross } => {
             let router = s.core.router.clone();

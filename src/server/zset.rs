@@ -32,6 +32,9 @@ pub struct ScoreRange {
 
 impl ScoreRange {
     /// Parses `min max` as Redis does; `None` when either is not a float.
+    ///
+    /// Redis reads bounds with a bare `strtod`, laxer than score arguments: leading spaces
+    /// are skipped, out-of-range numbers become infinities or zero, and an empty bound is 0.
     #[must_use]
     pub fn parse(min: &[u8], max: &[u8]) -> Option<ScoreRange> {
         fn bound(b: &[u8]) -> Option<ScoreBound> {
@@ -39,7 +42,12 @@ impl ScoreRange {
                 Some(rest) => (true, rest),
                 None => (false, b),
             };
-            let value = super::args::float(text).ok()?;
+            let text = &text[text.iter().take_while(|b| b" \t\n\x0b\x0c\r".contains(b)).count()..];
+            let value = if text.is_empty() && text.len() == b.len() - usize::from(exclusive) {
+                0.0
+            } else {
+                super::args::strtod(text).map(|(f, _)| f).filter(|f| !f.is_nan())?
+            };
             Some(ScoreBound { value, exclusive })
         }
         Some(ScoreRange { min: bound(min)?, max: bound(max)? })
@@ -288,6 +296,8 @@ impl ZSet {
         match &mut self.0 {
             Repr::Small(v) if v.len() < SMALL && member.len() <= SMALL_MEMBER => {
                 debug_assert!(v.iter().all(|(_, m)| m.as_slice() != &member[..]));
+                // As Redis's listpack, which stores -0 as 0 (adding +0 clears the sign).
+                let score = score + 0.0;
                 let at = small_slot(v, score, &member);
                 v.reserve_exact(1);
                 v.insert(at, (score, Key::new(member)));
@@ -309,7 +319,7 @@ impl ZSet {
         match &mut self.0 {
             Repr::Small(v) => {
                 let i = v.iter().position(|(_, m)| m.as_slice() == member)?;
-                let prev = v[i].0;
+                let (prev, score) = (v[i].0, score + 0.0);
                 if prev != score {
                     let (_, m) = v.remove(i);
                     let at = small_slot(v, score, m.as_slice());

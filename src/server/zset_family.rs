@@ -295,7 +295,8 @@ impl RangeSpec {
         }
         let rev = rev.unwrap_or(false);
         let kind = if kind == Kind::Auto { Kind::Rank } else { kind };
-        if limit.is_some() && kind == Kind::Rank {
+        // As Redis: a count of -1 ("no limit") is allowed, and ignored, in a range by rank.
+        if kind == Kind::Rank && limit.take().is_some_and(|(_, count)| count != -1) {
             return Err(Reply::error(
                 "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
             ));
