@@ -249,7 +249,9 @@ mod tests {
         ] {
             assert_eq!(float(text.as_bytes()), Ok(want), "{text}");
         }
-        for text in ["", " 1", "1 ", "1e", "0x", "0xp1", "abc", "nan", "1e400", "-1e400", "1e-400", "0x1p99999"] {
+        for text in
+            ["", " 1", "1 ", "1e", "0x", "0xp1", "abc", "nan", "1e400", "-1e400", "1e-400", "0x1p99999"]
+        {
             assert_eq!(float(text.as_bytes()), Err(NOT_FLOAT), "{text:?}");
         }
     }

@@ -7,6 +7,7 @@ use super::args::{self, is};
 use super::db::Value;
 use super::dict::{splitmix, Dict, Key};
 use super::generic_family::ScanOpts;
+use super::long_double::LongDouble;
 use super::shard::Ctx;
 use crate::facade::resp::parse_i64;
 use crate::facade::Reply;
@@ -130,29 +131,30 @@ pub fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     Reply::Int(next)
 }
 
-/// HINCRBYFLOAT key field increment
+/// HINCRBYFLOAT key field increment (in `long double`, as INCRBYFLOAT)
 pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let by = match args::float(&args[3]) {
-        Ok(f) if f.is_infinite() => return Reply::error("ERR value is NaN or Infinity"),
-        Ok(f) => f,
-        Err(e) => return e,
+    let by = match LongDouble::parse(&args[3]) {
+        Some(f) if f.is_infinite() => return Reply::error("ERR value is NaN or Infinity"),
+        Some(f) => f,
+        None => return args::NOT_FLOAT,
     };
     let h = match access::create(ctx, &args[1], hash_mut, new_hash) {
         Ok(h) => h,
         Err(e) => return e,
     };
-    let (current, exact) = match h.get(&args[2]) {
-        None => (0.0, Some(0)),
-        Some(v) => match args::float(v.as_slice()) {
-            Ok(f) => (f, parse_i64(v.as_slice())),
-            Err(_) => return Reply::error("ERR hash value is not a float"),
+    let current = match h.get(&args[2]) {
+        None => LongDouble::ZERO,
+        Some(v) => match LongDouble::parse(v.as_slice()) {
+            Some(f) => f,
+            None => return Reply::error("ERR hash value is not a float"),
         },
     };
-    let next = current + by;
-    if !next.is_finite() {
-        return Reply::error("ERR increment would produce NaN or Infinity");
-    }
-    let text = Bytes::from(super::string_family::float_sum_text(exact, &args[3], next));
+    // A finite increment on a finite value: an infinity here is an overflow.
+    let next = match current.checked_add(by) {
+        Some(next) if !next.is_infinite() => next,
+        _ => return Reply::error("ERR increment would produce NaN or Infinity"),
+    };
+    let text = Bytes::from(next.to_human());
     h.insert_copy(&args[2], Key::copy_from_slice(&text));
     Reply::Bulk(text)
 }

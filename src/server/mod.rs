@@ -15,6 +15,7 @@ pub mod global;
 pub mod hash_family;
 pub mod list;
 pub mod list_family;
+pub mod long_double;
 pub mod moves;
 pub mod pubsub_family;
 pub mod router;

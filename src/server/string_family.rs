@@ -5,8 +5,8 @@ use bytes::{Bytes, BytesMut};
 use super::args::{self, expire_at, is, ExpireIn, NOT_INT, SYNTAX, TOO_BIG, WRONGTYPE};
 use super::db::{Entry, Value};
 use super::dict::Key;
+use super::long_double::LongDouble;
 use super::shard::Ctx;
-use crate::facade::reply::format_double;
 use crate::facade::resp::parse_i64;
 use crate::facade::Reply;
 
@@ -275,39 +275,25 @@ pub fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     Reply::Int(next)
 }
 
-/// The text INCRBYFLOAT and HINCRBYFLOAT give a sum. Redis adds in `long double`, exact for
-/// integers up to 2^64 where a double stops at 2^53: integer operands (`current`, when it is
-/// one, and `by`) are added exactly; otherwise the double sum is formatted.
-#[must_use]
-pub fn float_sum_text(current: Option<i64>, by: &[u8], sum: f64) -> String {
-    match (current, parse_i64(by)) {
-        (Some(a), Some(b)) if (i128::from(a) + i128::from(b)).unsigned_abs() <= 1 << 64 => {
-            (i128::from(a) + i128::from(b)).to_string()
-        }
-        _ => format_double(sum),
-    }
-}
-
 /// INCRBYFLOAT key increment
+///
+/// Added in `long double`, as Redis does, so that the digits match (see [`LongDouble`]).
 pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     // Redis checks the type, then the value, then the increment.
-    let (current, exact) = match read_str(ctx, &args[1]) {
-        Ok(None) => (0.0, Some(0)),
-        Ok(Some(v)) => match args::float(v.as_slice()) {
-            Ok(f) => (f, parse_i64(v.as_slice())),
-            Err(e) => return e,
+    let current = match read_str(ctx, &args[1]) {
+        Ok(None) => LongDouble::ZERO,
+        Ok(Some(v)) => match LongDouble::parse(v.as_slice()) {
+            Some(f) => f,
+            None => return args::NOT_FLOAT,
         },
         Err(e) => return e,
     };
-    let by = match args::float(&args[2]) {
-        Ok(f) => f,
-        Err(e) => return e,
+    let Some(by) = LongDouble::parse(&args[2]) else { return args::NOT_FLOAT };
+    let next = match current.checked_add(by) {
+        Some(next) if !next.is_infinite() => next,
+        _ => return Reply::error("ERR increment would produce NaN or Infinity"),
     };
-    let next = current + by;
-    if !next.is_finite() {
-        return Reply::error("ERR increment would produce NaN or Infinity");
-    }
-    let text = Bytes::from(float_sum_text(exact, &args[2], next));
+    let text = Bytes::from(next.to_human());
     if ctx.db.live(&args[1], ctx.now) {
         replace_value(ctx, &args[1], text.clone());
     } else {
