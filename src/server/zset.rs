@@ -541,10 +541,14 @@ impl Large {
     }
 }
 
+/// A whole set at once (the STORE commands), in the form its final size calls for: as Redis
+/// builds a skiplist and converts only a small result, where -0 scores become 0.
 impl FromIterator<(Bytes, f64)> for ZSet {
     fn from_iter<I: IntoIterator<Item = (Bytes, f64)>>(iter: I) -> ZSet {
-        let mut z = ZSet::default();
-        for (m, s) in iter {
+        let items: Vec<(Bytes, f64)> = iter.into_iter().collect();
+        let small = items.len() <= SMALL && items.iter().all(|(m, _)| m.len() <= SMALL_MEMBER);
+        let mut z = if small { ZSet::default() } else { ZSet(Repr::Large(Box::default())) };
+        for (m, s) in items {
             z.insert(m, s);
         }
         z

@@ -673,11 +673,29 @@ impl ZAlgebra {
                     s
                 }
             }
-            Aggregate::Min => acc.min(v),
-            Aggregate::Max => acc.max(v),
+            // Redis's comparisons, which keep the first of two equal scores (0 and -0).
+            Aggregate::Min => {
+                if v < acc {
+                    v
+                } else {
+                    acc
+                }
+            }
+            Aggregate::Max => {
+                if v > acc {
+                    v
+                } else {
+                    acc
+                }
+            }
         };
         let mut inputs: Vec<(Vec<Scored>, f64)> =
             inputs.into_iter().zip(weights).map(|(i, w)| (i.unwrap_or_default(), w)).collect();
+        // Redis combines the sets smallest first (a stable sort), which decides what a sum of
+        // opposite infinities becomes; DIFF keeps its first set first.
+        if self.op != Op::Diff {
+            inputs.sort_by_key(|(i, _)| i.len());
+        }
         let mut acc: ahash::AHashMap<Bytes, f64> = ahash::AHashMap::new();
         match self.op {
             Op::Union => {
