@@ -1222,7 +1222,7 @@ impl Fuzz {
     fn request(&mut self) -> Vec<String> {
         let s = |x: &str| x.to_string();
         let k = self.key();
-        let mut r = match self.below(120) {
+        let mut r = match self.below(126) {
             // Strings and keys.
             0 => vec![s("SET"), k, self.member()],
             1 => vec![s("GET"), k],
@@ -1472,6 +1472,20 @@ impl Fuzz {
             116 => vec![s("SETRANGE"), k, self.pick(&["536870912", "-1", "10", "1000"]), self.member()],
             117 => vec![self.pick(&["SINTERCARD", "ZINTERCARD"]), self.int(), self.key()],
             118 => vec![s("HSTRLEN"), k, self.member()],
+            // Databases: the same keys in another one, and copies between them.
+            119 | 120 => vec![s("SELECT"), self.pick(&["0", "0", "1", "2", "16", "-1", "x"])],
+            121 => vec![
+                s("COPY"),
+                k,
+                self.key(),
+                s("DB"),
+                self.pick(&["0", "1", "x", "99"]),
+                self.pick(&["REPLACE", ""]),
+            ],
+            122 => vec![s("KEYS"), self.pick(&["*", "k*", "{t}?", "*[ab]", "lex"])],
+            // Rarely: an empty database keeps containers from growing.
+            123 => vec![s(if self.below(8) == 0 { "FLUSHDB" } else { "DBSIZE" })],
+            124 => vec![s("ECHO"), self.member()],
             _ => vec![s("EXISTS"), k],
         };
         r.retain(|a| !a.is_empty() || self.below(4) == 0);
