@@ -204,7 +204,7 @@ pub async fn block(s: &mut Session, args: &[Bytes]) -> Reply {
             None => None,
             Some(d) => match d.checked_duration_since(std::time::Instant::now()) {
                 Some(left) if !left.is_zero() => Some(left),
-                _ => return timed_out(&form),
+                _ => return TIMED_OUT,
             },
         };
         match wait(s, &keys, &form, left, first_in_line).await {
@@ -224,9 +224,7 @@ pub async fn block(s: &mut Session, args: &[Bytes]) -> Reply {
 
 /// The reply of a blocking command whose timeout passed: a null array, even for BLMOVE and
 /// BRPOPLPUSH (whose non-blocking form, as inside MULTI, answers a null bulk), as Redis does.
-fn timed_out(_form: &Form) -> Reply {
-    Reply::NilArray
-}
+const TIMED_OUT: Reply = Reply::NilArray;
 
 /// How a wait ended.
 enum Waited {
@@ -398,7 +396,7 @@ async fn wait(
         },
         Ok(None) => UNAVAILABLE,
         Err(Unblock::Error) => Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
-        Err(Unblock::Timeout) => timed_out(form),
+        Err(Unblock::Timeout) => TIMED_OUT,
     })
 }
 
