@@ -66,6 +66,44 @@ fn watch_sees_a_change_made_on_another_core() {
     }
 }
 
+/// A queued command whose key count is bad names no key, and EXEC still runs it, to report the
+/// error, on the connection's own shard. When every other key lives on the other shard, EXEC
+/// must lock its own shard too: it once sent that command as part of a transaction that did not
+/// hold the gate, and the gate stayed shut for every client.
+#[test]
+fn a_command_without_keys_in_exec_does_not_shut_a_shard() {
+    let server = Server::start();
+    for mode in MODES {
+        for (core, key_shard) in [(0, 1), (1, 0), (0, 0)] {
+            let k = key_on(&format!("{mode:?}:nokeys:"), key_shard, 2);
+            let mut c = server.raw_on_core(mode, core);
+            assert_eq!(c.request(&[b"MULTI"]), b"+OK\r\n");
+            let queued: [&[&[u8]]; 4] = [
+                &[b"SET", k.as_bytes(), b"v"],
+                &[b"ZINTERCARD", b"-100", k.as_bytes()],
+                &[b"ECHO", b"e"],
+                &[b"GET", k.as_bytes()],
+            ];
+            for args in queued {
+                assert_eq!(c.request(args), b"+QUEUED\r\n");
+            }
+            let exec = c.request(&[b"EXEC"]);
+            assert_eq!(
+                String::from_utf8_lossy(&exec),
+                "*4\r\n+OK\r\n-ERR at least 1 input key is needed for 'zintercard' command\r\n$1\r\ne\r\n$1\r\nv\r\n",
+                "{mode:?}, connection on core {core}, key on shard {key_shard}"
+            );
+            // Every shard still serves other clients.
+            let mut other = server.conn_on_core(mode, 1 - core);
+            for shard in 0..2 {
+                let probe = key_on("probe:", shard, 2);
+                let t: String = redis::cmd("TYPE").arg(&probe).query(&mut other).unwrap();
+                assert_eq!(t, "none");
+            }
+        }
+    }
+}
+
 /// Clients on both cores move value between two keys on different shards in MULTI/EXEC while
 /// readers MGET both: the sum never changes.
 #[test]

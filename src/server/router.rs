@@ -311,6 +311,12 @@ impl Tx {
         R: Send + 'static,
         F: FnOnce(&mut Shard) -> R + Send + 'static,
     {
+        if !self.locked.contains(&shard) {
+            // A bug in the caller's choice of shards. Sent as part of the transaction, the hop
+            // would wait for a gate this transaction never takes, and close it for good.
+            tracing::error!(shard = shard.0, locked = ?self.locked, "transaction ran on a shard it does not hold");
+            return self.router.run_inner(shard, None, false, f).await;
+        }
         self.router.run_inner(shard, Some(self.id), false, f).await
     }
 

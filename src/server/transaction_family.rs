@@ -84,7 +84,15 @@ pub async fn exec(s: &mut Session) -> Reply {
     for args in &multi.queued {
         let Some(cmd) = command::lookup(&args[0]) else { continue };
         match cmd.kind {
-            Kind::Keyed { .. } => shards.extend(cmd.key_positions(args).map(|p| router.shard_of(&args[p]))),
+            Kind::Keyed { .. } => {
+                let mut keys = cmd.key_positions(args).peekable();
+                // A command whose key count is bad names no key; exec_one runs it (to report
+                // the error) on the local shard, which must then be locked too.
+                if keys.peek().is_none() {
+                    shards.insert(router.local());
+                }
+                shards.extend(keys.map(|p| router.shard_of(&args[p])));
+            }
             Kind::Coord(c) => {
                 keyed_only = false;
                 fan_out |= !c.shardless();

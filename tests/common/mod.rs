@@ -235,6 +235,18 @@ impl Server {
         panic!("no connection landed on core {core} in 200 attempts");
     }
 
+    /// A raw byte stream that landed on `core` (bounded attempts, as [`Server::conn_on_core`]).
+    pub fn raw_on_core(&self, mode: Mode, core: usize) -> Raw {
+        for _ in 0..200 {
+            let mut raw = self.raw(mode);
+            let info = raw.request(&[b"CLIENT", b"INFO"]);
+            if String::from_utf8_lossy(&info).contains(&format!(" core={core} ")) {
+                return raw;
+            }
+        }
+        panic!("no connection landed on core {core} in 200 attempts");
+    }
+
     /// A raw byte stream.
     pub fn raw(&self, mode: Mode) -> Raw {
         raw_connect(self.addr(mode), mode, Some(("client.crt", "client.key")), "ca.crt")
@@ -362,6 +374,12 @@ impl Raw {
     pub fn send(&mut self, bytes: &[u8]) {
         self.inner.write_all(bytes).unwrap();
         self.inner.flush().unwrap();
+    }
+
+    /// Sends one request and reads its whole reply, as raw RESP.
+    pub fn request(&mut self, args: &[&[u8]]) -> Vec<u8> {
+        self.send(&resp(args));
+        read_reply(&mut self.inner)
     }
 
     /// Reads exactly `n` bytes.
