@@ -3,6 +3,8 @@
 //! TCP and TLS. The server is killed when the handle drops.
 #![allow(dead_code)]
 
+pub mod fuzz;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
