@@ -58,6 +58,10 @@ pub enum StartError {
         /// What to do about it.
         hint: String,
     },
+    /// An address to listen on is in use (by another process, or twice in our own
+    /// configuration) or is not one.
+    #[error("{0}")]
+    Address(String),
     /// A core could not bind an address.
     #[error("core {shard}: {reason}")]
     Bind {
@@ -81,6 +85,8 @@ pub fn run(config: Config, set_level: crate::logging::SetLevel) -> Result<(), St
         built.warnings.iter().for_each(|w| tracing::warn!("{w}"));
         tls.install(built);
     }
+    let addrs = wanted(&config).map_err(StartError::Address)?;
+    probe_exclusive(addrs.into_iter().map(|(a, _, optional)| (a, optional))).map_err(StartError::Address)?;
     let cpus = choose_cpus(&config)?;
     let cores: Vec<CoreInfo> = cpus.iter().enumerate().map(|(shard, &cpu)| CoreInfo { shard, cpu }).collect();
     let global = Arc::new(Global::new(config.clone(), cores.clone(), tls.clone()));
@@ -194,6 +200,7 @@ async fn core_main(
             return;
         }
     };
+    global.note_bound(index, listen_generation);
     let _ = ready.send(Ok(listeners.iter().map(|l| (l.addr(), l.is_tls())).collect()));
     drop(ready);
     if go.await != Ok(true) {
@@ -228,7 +235,8 @@ async fn core_main(
         Timer::new(SHUTDOWN_POLL).await;
         if global.listen_generation() != listen_generation {
             listen_generation = global.listen_generation();
-            rebind(&global.config(), &tls, &mut accepts, &core, index);
+            rebind(&global.config(), &tls, &mut accepts, &core, index).await;
+            global.note_bound(index, listen_generation);
         }
     }
     // Stop accepting, ask every connection to finish, and give them a moment to flush.
@@ -286,7 +294,7 @@ fn bind_all(
 
 /// CONFIG SET changed the ports: close the listeners no longer wanted, bind the new ones.
 /// Established connections are not touched.
-fn rebind(
+async fn rebind(
     config: &Config,
     tls: &Arc<TlsSlot>,
     accepts: &mut Vec<((SocketAddr, bool), glommio::task::JoinHandle<()>)>,
@@ -304,18 +312,15 @@ fn rebind(
             return;
         }
     };
-    accepts.retain(|(key, task)| {
-        let keep = is_wanted(key);
-        if !keep {
-            task.cancel();
-            tracing::info!(
-                "core {index}: closed listener {} ({})",
-                key.0,
-                if key.1 { "TLS" } else { "plain" }
-            );
-        }
-        keep
-    });
+    let (kept, closed): (Vec<_>, Vec<_>) = std::mem::take(accepts).into_iter().partition(|(key, _)| is_wanted(key));
+    *accepts = kept;
+    for (key, task) in closed {
+        task.cancel();
+        // The listener closes when its task is dropped: wait for that, so that once CONFIG
+        // SET replies, the old port accepts nothing.
+        let _ = task.await;
+        tracing::info!("core {index}: closed listener {} ({})", key.0, if key.1 { "TLS" } else { "plain" });
+    }
     for l in new {
         tracing::info!(
             "core {index}: listening on {} ({})",
@@ -395,6 +400,9 @@ fn check_listeners(
     old: &Config,
     new: &Config,
 ) -> Result<crate::server::global::Commit, String> {
+    if new.port != 0 && new.port == new.tls_port {
+        return Err("Unable to listen on this port: port and tls-port are the same".into());
+    }
     for (port, old_port) in [(new.port, old.port), (new.tls_port, old.tls_port)] {
         if port != 0 && port != old_port {
             probe_bind(new, port).map_err(|e| format!("Unable to listen on this port: {e}"))?;
@@ -415,23 +423,41 @@ fn check_listeners(
     Ok(Box::new(|| {}))
 }
 
-/// Whether every address of `config.bind` can take `port` beside our own sockets (reuseport, no
-/// listen: it receives no connections).
-fn probe_bind(config: &Config, port: u16) -> std::io::Result<()> {
-    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-    for (addr, _, optional) in
-        wanted(config).map_err(invalid)?.into_iter().filter(|(a, _, _)| a.port() == port)
-    {
-        let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
-        socket.set_reuse_address(true)?;
-        socket.set_reuse_port(true)?;
-        match socket.bind(&addr.into()) {
-            Ok(()) => {}
+/// Checks that the addresses are free for us alone: nobody listens on any of them.
+///
+/// Each core binds with SO_REUSEPORT, which another process doing the same (a second ferrokey
+/// on the same port) would join silently, splitting the connections between the two, and which
+/// would let `port` and `tls-port` share a number. So first every address is bound and
+/// listened on *without* SO_REUSEPORT, all held at once: anyone already listening there, or a
+/// second of our own addresses on the same one, fails as it would in Redis ("Address already
+/// in use"). The probes are closed before the cores bind.
+fn probe_exclusive(addrs: impl IntoIterator<Item = (SocketAddr, bool)>) -> Result<(), String> {
+    let mut held = Vec::new();
+    for (addr, optional) in addrs {
+        let probe = || -> std::io::Result<socket2::Socket> {
+            let socket =
+                socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+            // Ports in TIME_WAIT are free; listening sockets are not.
+            socket.set_reuse_address(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(1)?;
+            Ok(socket)
+        };
+        match probe() {
+            Ok(socket) => held.push(socket),
             Err(_) if optional => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(format!("could not bind {addr}: {e}")),
         }
     }
     Ok(())
+}
+
+/// [`probe_exclusive`] for the addresses of `config.bind` on `port` (a port CONFIG SET changes).
+fn probe_bind(config: &Config, port: u16) -> Result<(), String> {
+    let wanted = wanted(config)?;
+    probe_exclusive(
+        wanted.into_iter().filter(|(a, _, _)| a.port() == port).map(|(a, _, optional)| (a, optional)),
+    )
 }
 
 /// `tls-auto-reload-interval`: a thread (file reads are blocking; never on an executor) that

@@ -267,3 +267,79 @@ fn circulate(server: &Arc<Server>, mode: common::Mode) {
     let (la, lb): (i64, i64) = redis::pipe().atomic().llen(&a).llen(&b).query(&mut reader).unwrap();
     assert_eq!(la + lb, K);
 }
+
+/// A blocked client that hangs up is forgotten at once, as Redis frees it: a later push stays
+/// in the list (it is not popped for nobody), and what it pipelined after the blocking command
+/// never runs. For every blocking form, with the key on either shard.
+#[test]
+fn a_blocked_client_that_hangs_up_takes_nothing() {
+    let server = Server::start();
+    for mode in MODES {
+        for shard in 0..2 {
+            let key = key_on(&format!("{mode:?}:gone:"), shard, 2);
+            let other = key_on(&format!("{mode:?}:gone:dst:"), 1 - shard, 2);
+            let after = format!("{key}:after");
+            let forms: [(&[&str], bool); 4] = [
+                (&["BLPOP", &key, "0"], true),
+                (&["BLMOVE", &key, &other, "LEFT", "RIGHT", "0"], true),
+                (&["BLMPOP", "0", "1", &key, "RIGHT"], true),
+                (&["BZPOPMIN", &key, "0"], false),
+            ];
+            for (form, list) in forms {
+                let mut raw = server.raw(mode);
+                let id = raw.request(&[b"CLIENT", b"ID"]);
+                let id: i64 = String::from_utf8_lossy(&id[1..id.len() - 2]).parse().unwrap();
+                let args: Vec<&[u8]> = form.iter().map(|a| a.as_bytes()).collect();
+                let mut pipelined = common::resp(&args);
+                pipelined.extend(common::resp(&[b"SET", after.as_bytes(), b"ran"]));
+                raw.send(&pipelined);
+                let mut c = server.conn(mode);
+                wait_blocked(&mut c, id);
+                drop(raw);
+                // The server notices the hang-up by itself: the client leaves CLIENT LIST.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                loop {
+                    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut c).unwrap();
+                    if !list.contains(&format!("id={id} ")) {
+                        break;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "{form:?}: the hung-up client is still listed: {list}"
+                    );
+                    std::thread::yield_now();
+                }
+                if list {
+                    let _: () = c.rpush(&key, "v").unwrap();
+                    assert_eq!(c.lrange::<_, Vec<String>>(&key, 0, -1).unwrap(), ["v"], "{mode:?} {form:?}");
+                    assert_eq!(c.llen::<_, i64>(&other).unwrap(), 0, "{mode:?} {form:?}");
+                } else {
+                    let _: () = c.zadd(&key, "m", 1).unwrap();
+                    assert_eq!(c.zcard::<_, i64>(&key).unwrap(), 1, "{mode:?} {form:?}");
+                }
+                assert_eq!(c.get::<_, Option<String>>(&after).unwrap(), None, "{mode:?} {form:?}");
+                let _: () = c.del(&[&key, &other]).unwrap();
+            }
+        }
+    }
+}
+
+/// What a blocked client sends meanwhile is read (the server reads ahead to notice hang-ups)
+/// and runs once the blocking command is served, in order.
+#[test]
+fn requests_sent_while_blocked_run_afterwards() {
+    let server = Server::start();
+    for mode in MODES {
+        let key = format!("{mode:?}:ahead");
+        let mut raw = server.raw(mode);
+        let id = raw.request(&[b"CLIENT", b"ID"]);
+        let id: i64 = String::from_utf8_lossy(&id[1..id.len() - 2]).parse().unwrap();
+        raw.send(&common::resp(&[b"BLPOP", key.as_bytes(), b"0"]));
+        let mut c = server.conn(mode);
+        wait_blocked(&mut c, id);
+        raw.send(&[common::resp(&[b"LLEN", key.as_bytes()]), common::resp(&[b"ECHO", b"hi"])].concat());
+        let _: () = c.rpush(&key, &["a", "b"]).unwrap();
+        let expected = format!("*2\r\n${}\r\n{key}\r\n$1\r\na\r\n:1\r\n$2\r\nhi\r\n", key.len());
+        assert_eq!(String::from_utf8_lossy(&raw.read_n(expected.len())), expected);
+    }
+}

@@ -85,6 +85,30 @@ fn a_taken_port_is_a_clean_startup_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(String::from_utf8_lossy(&out.stderr).contains("could not bind"));
+    // A port another ferrokey listens on: its cores bind with SO_REUSEPORT, which a second
+    // server doing the same would join silently and take half the connections.
+    let running = Server::start();
+    let port = running.addr(Mode::Plain).port().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrokey-server"))
+        .args(["--bind", "127.0.0.1", "--port", &port, "--threads", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("could not bind 127.0.0.1:{port}: Address already in use")), "{err}");
+    assert_eq!(redis::cmd("PING").query::<String>(&mut running.conn(Mode::Plain)).unwrap(), "PONG");
+    // The same port twice in one configuration.
+    let port = common::free_port().to_string();
+    let c = common::certs();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrokey-server"))
+        .args(["--bind", "127.0.0.1", "--port", &port, "--tls-port", &port])
+        .args(["--tls-cert-file", &c.path("server.crt"), "--tls-key-file", &c.path("server.key")])
+        .args(["--tls-ca-cert-file", &c.path("ca.crt")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Address already in use"), "{err}");
 }
 
 #[test]

@@ -74,6 +74,24 @@ pub trait Service {
     /// Notes how many bytes the stream's own layer (TLS) holds now: after every exchange, and
     /// whenever a write has to wait for the client to read.
     fn on_layer_buffered(&self, bytes: usize);
+    /// What the loop watches while `call` runs.
+    type Waiting: Waiting;
+    /// A handle on the call about to run, kept by the loop beside it.
+    fn waiting(&self) -> Self::Waiting;
+}
+
+/// A call seen from beside it: whether it waits for other clients (a blocking command), and how
+/// to tell it that its client is gone.
+///
+/// While a call waits, the loop reads ahead (into the query buffer, as Redis does for a blocked
+/// client), so a client that hangs up is noticed then and not after the call: a blocked pop
+/// must not take an element for a client that is no longer there.
+pub trait Waiting {
+    /// Whether the call now waits for other clients. Checked each time the loop's task is
+    /// polled, right after the call: no waker of its own.
+    fn is_waiting(&self) -> bool;
+    /// The client hung up (or its socket failed) while the call waited: end the call.
+    fn hung_up(&self);
 }
 
 /// A stream that may keep bytes in a layer of its own between the socket and the loop.
@@ -159,6 +177,7 @@ where
         }
         let mut flow = Flow::Continue;
         let mut broken = None;
+        let mut ahead = Ahead::default();
         loop {
             // Unauthenticated clients are handled one request at a time: AUTH changes the bounds.
             let batch = if svc.authenticated() { MAX_BATCH } else { 1 };
@@ -175,13 +194,27 @@ where
             if requests.is_empty() {
                 break;
             }
-            flow = svc.call(&mut requests, &mut wbuf).await;
+            let waiting = svc.waiting();
+            let call = svc.call(&mut requests, &mut wbuf);
+            let reading = read_ahead(stream, &waiting, &mut rbuf, limits.query_buffer, &mut ahead);
+            // The call comes first: each poll, the read-ahead sees whether it now waits.
+            flow = match select(pin!(call), pin!(reading)).await {
+                Either::Left((flow, _)) => flow,
+                Either::Right((never, _)) => match never {},
+            };
             requests.clear();
+            if ahead.gone.is_some() {
+                break;
+            }
             if flow == Flow::Close || broken.is_some() {
                 break;
             }
         }
-        svc.on_io(n, wbuf.len(), rbuf.len());
+        if let Some(why) = ahead.gone.take() {
+            // Nobody to write the replies to.
+            return why;
+        }
+        svc.on_io(n + ahead.read, wbuf.len(), rbuf.len());
         if let Some(e) = broken {
             Reply::Error(format!("ERR {e}").into()).encode(false, &mut wbuf);
         }
@@ -199,6 +232,53 @@ where
             rbuf = BytesMut::new();
         }
     }
+}
+
+/// What [`read_ahead`] did beside one call.
+#[derive(Default)]
+struct Ahead {
+    /// Bytes it added to the query buffer.
+    read: usize,
+    /// Why the connection ended, if the client hung up meanwhile.
+    gone: Option<ConnError>,
+}
+
+/// While the call beside it waits for other clients, reads what the client sends into `rbuf`
+/// (up to `limit`; the loop enforces the limit itself afterwards); when the client hangs up,
+/// records why and tells the call. Never completes: the call ends the race.
+async fn read_ahead<S, W>(
+    stream: &mut S,
+    waiting: &W,
+    rbuf: &mut BytesMut,
+    limit: usize,
+    ahead: &mut Ahead,
+) -> std::convert::Infallible
+where
+    S: AsyncRead + Unpin,
+    W: Waiting,
+{
+    // Allocated only once a call waits: most calls never do, and every connection's task
+    // carries its futures' state for its whole life.
+    let mut buf = Vec::new();
+    while rbuf.len() <= limit {
+        std::future::poll_fn(|_| if waiting.is_waiting() { Poll::Ready(()) } else { Poll::Pending }).await;
+        buf.resize(MIN_READ * 32, 0);
+        // Dropped unfinished when the call ends first: the stream keeps what it had in flight
+        // for the loop's next read, as when a push interrupts a read.
+        ahead.gone = Some(match stream.read(&mut buf).await {
+            Ok(0) => ConnError::Eof,
+            Ok(n) => {
+                rbuf.extend_from_slice(&buf[..n]);
+                ahead.read += n;
+                continue;
+            }
+            Err(e) if is_eof(&e) => ConnError::Eof,
+            Err(e) => ConnError::Io(e),
+        });
+        waiting.hung_up();
+        break;
+    }
+    std::future::pending().await
 }
 
 /// Writes `wbuf` out (unless the connection is closed meanwhile) and empties it.

@@ -9,5 +9,5 @@ pub mod stream;
 pub mod tls;
 pub mod tls_conn;
 
-pub use connection::{serve, ConnError, ConnLimits, Event, Flow, Layered, Service};
+pub use connection::{serve, ConnError, ConnLimits, Event, Flow, Layered, Service, Waiting};
 pub use reply::Reply;

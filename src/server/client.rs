@@ -5,6 +5,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::task::Waker;
 use std::time::Instant;
 
@@ -169,7 +170,21 @@ impl Client {
     pub fn is_blocked(&self) -> bool {
         self.blocked.get()
     }
+}
 
+impl crate::facade::Waiting for Rc<Client> {
+    fn is_waiting(&self) -> bool {
+        self.blocked.get()
+    }
+
+    /// As Redis frees a blocked client whose connection closes: its wait ends unserved (so no
+    /// element is popped for it) and its connection closes.
+    fn hung_up(&self) {
+        self.kill();
+    }
+}
+
+impl Client {
     /// CLIENT UNBLOCK: wakes a blocked client with `how`; whether it was blocked.
     pub fn unblock(&self, how: crate::server::blocking::Unblock) -> bool {
         if !self.blocked.get() {

@@ -30,6 +30,8 @@ pub type Reconfigure = dyn Fn(&Config, &Config) -> Result<Commit, String> + Send
 pub struct Global {
     reconfigure: OnceLock<Box<Reconfigure>>,
     listen_generation: AtomicU64,
+    /// The listen generation each core has bound, by core.
+    bound: Vec<AtomicU64>,
     /// The TLS configuration new handshakes use, shared by every core.
     pub tls: Arc<crate::facade::tls::TlsSlot>,
     config: RwLock<Arc<Config>>,
@@ -66,6 +68,7 @@ impl Global {
         Global {
             reconfigure: OnceLock::new(),
             listen_generation: AtomicU64::new(0),
+            bound: cores.iter().map(|_| AtomicU64::new(0)).collect(),
             tls,
             config: RwLock::new(Arc::new(config)),
             config_version: AtomicU64::new(0),
@@ -125,6 +128,19 @@ impl Global {
     #[must_use]
     pub fn listen_generation(&self) -> u64 {
         self.listen_generation.load(Ordering::Acquire)
+    }
+
+    /// Core `core` now listens as listen generation `generation` asks.
+    pub fn note_bound(&self, core: usize, generation: u64) {
+        if let Some(b) = self.bound.get(core) {
+            b.store(generation, Ordering::Release);
+        }
+    }
+
+    /// Whether every core listens as listen generation `generation` (or a later one) asks.
+    #[must_use]
+    pub fn all_bound(&self, generation: u64) -> bool {
+        self.bound.iter().all(|b| b.load(Ordering::Acquire) >= generation)
     }
 
     /// `proto-max-bulk-len` now: shards read it per command, so CONFIG SET reaches every core.

@@ -1,6 +1,7 @@
 //! Server commands: INFO, CONFIG, COMMAND, DBSIZE, FLUSHDB, FLUSHALL, TIME, SHUTDOWN.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -98,10 +99,22 @@ pub async fn config(s: &Session, args: &[Bytes]) -> Reply {
                     (String::from_utf8_lossy(&p[0]).into_owned(), String::from_utf8_lossy(&p[1]).into_owned())
                 })
                 .collect();
-            match s.core.global.set_config(&pairs) {
-                Ok(()) => Reply::Ok,
-                Err(e) => Reply::Error(format!("ERR {e}").into()),
+            let global = &s.core.global;
+            let before = global.listen_generation();
+            if let Err(e) = global.set_config(&pairs) {
+                return Reply::Error(format!("ERR {e}").into());
             }
+            // As in Redis, the new ports listen once OK is sent. The cores rebind on their own
+            // loop turn (within 20 ms); a core that takes longer than a second is left to it.
+            let generation = global.listen_generation();
+            let deadline = std::time::Instant::now() + Duration::from_secs(1);
+            while generation != before
+                && !global.all_bound(generation)
+                && std::time::Instant::now() < deadline
+            {
+                glommio::timer::Timer::new(Duration::from_millis(1)).await;
+            }
+            Reply::Ok
         }
         "resetstat" if args.len() == 2 => {
             // Counters restart from zero on every core; gauges (connected clients) stay.

@@ -459,7 +459,8 @@ impl Service for Session {
         }
         for args in requests.drain(..) {
             self.dispatch(args, out).await;
-            if self.closing {
+            // A killed client (CLIENT KILL, or it hung up while blocked) runs nothing more.
+            if self.closing || self.client.is_killed() {
                 break;
             }
         }
@@ -471,6 +472,12 @@ impl Service for Session {
         } else {
             Flow::Continue
         }
+    }
+
+    type Waiting = Rc<Client>;
+
+    fn waiting(&self) -> Rc<Client> {
+        self.client.clone()
     }
 
     fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Event> {
