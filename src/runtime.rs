@@ -312,7 +312,8 @@ async fn rebind(
             return;
         }
     };
-    let (kept, closed): (Vec<_>, Vec<_>) = std::mem::take(accepts).into_iter().partition(|(key, _)| is_wanted(key));
+    let (kept, closed): (Vec<_>, Vec<_>) =
+        std::mem::take(accepts).into_iter().partition(|(key, _)| is_wanted(key));
     *accepts = kept;
     for (key, task) in closed {
         task.cancel();

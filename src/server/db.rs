@@ -311,7 +311,9 @@ impl Db {
         let flags = self.watchers.entry(Bytes::copy_from_slice(key)).or_default();
         // Drop flags whose client is gone, so abandoned watches do not pile up.
         flags.retain(|f| Arc::strong_count(f) > 1);
-        flags.push(flag.clone());
+        if !flags.iter().any(|f| Arc::ptr_eq(f, flag)) {
+            flags.push(flag.clone());
+        }
     }
 
     /// Forgets `flag` on `key` (UNWATCH, EXEC, DISCARD, disconnect).

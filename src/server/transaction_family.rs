@@ -48,6 +48,10 @@ pub async fn watch(s: &mut Session, args: &[Bytes]) -> Reply {
     }
     let db = s.db;
     for key in &args[1..] {
+        // As in Redis, watching a key twice is watching it once (and costs nothing more).
+        if s.watched.iter().any(|(d, k)| *d == db && k == key) {
+            continue;
+        }
         let (k, flag) = (key.clone(), s.watch_flag.clone());
         let shard = s.core.router.shard_of(key);
         if s.run_on(shard, move |sh: &mut Shard| sh.dbs()[db].watch(&k, &flag)).await.is_err() {
