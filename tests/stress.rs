@@ -11,7 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::fuzz::Fuzz;
-use common::{read_reply, resp, Mode, Server};
+use common::{read_reply, resp, Mode, Opts, Server};
 
 /// Clients, and the wall-clock bound on the whole run. Requests per client: `STRESS_REQUESTS`
 /// (default 10,000); `STRESS_SEED` draws other requests.
@@ -68,7 +68,17 @@ fn client(server: &Server, mode: Mode, seed: u64) -> (usize, usize) {
 
 #[test]
 fn concurrent_random_clients_never_hang_the_server() {
-    let server = Server::start();
+    stress(Server::start());
+}
+
+/// Three shards on two cores (one core hosts two executors): transactions lock up to three
+/// gates, and hops between two executors of one core still go through the mesh.
+#[test]
+fn concurrent_random_clients_never_hang_three_shards() {
+    stress(Server::with(Opts { threads: 3, ..Opts::default() }.arg("server-cpus", "0,1,0")));
+}
+
+fn stress(server: Server) {
     let started = Instant::now();
     let (sent, hangups) = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..CLIENTS)
