@@ -606,8 +606,11 @@ fn run_requests(
 type Script = dyn Fn(&mut dyn Read, &mut dyn FnMut(&[u8]), bool) -> Vec<String>;
 
 fn compare_with_redis(script: &Script) {
+    compare_with_redis_on(&Server::start(), script);
+}
+
+fn compare_with_redis_on(server: &Server, script: &Script) {
     let reference = RedisServer::start();
-    let server = Server::start();
     for resp3 in [false, true] {
         let mut redis = std::net::TcpStream::connect(("127.0.0.1", reference.port)).unwrap();
         let mut redis_w = redis.try_clone().unwrap();
@@ -1165,5 +1168,12 @@ fn fuzz_matches_redis_server() {
         |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let seed = env("FUZZ_SEED", 0x0dd_ba11);
     let requests = env("FUZZ_REQUESTS", 4000) as usize;
-    compare_with_redis(&move |stream, write, resp3| fuzz_script((seed, requests), stream, write, resp3));
+    // `FUZZ_SHARDS=3` runs three shards on the two cores (cpus 0, 1, 0).
+    let shards = env("FUZZ_SHARDS", 2) as usize;
+    let cpus: Vec<String> = (0..shards).map(|i| (i % 2).to_string()).collect();
+    let server =
+        Server::with(Opts { threads: shards, ..Opts::default() }.arg("server-cpus", &cpus.join(",")));
+    compare_with_redis_on(&server, &move |stream, write, resp3| {
+        fuzz_script((seed, requests), stream, write, resp3)
+    });
 }
