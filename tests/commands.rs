@@ -966,6 +966,22 @@ fn client_kill_closes_a_connection_on_any_core() {
             let n: i64 = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).query(&mut killer).unwrap();
             assert_eq!(n, 0);
         }
+        // A client that kills itself mid-pipeline runs nothing after it, as in Redis.
+        let mut raw = server.raw(mode);
+        let id = raw.request(&[b"CLIENT", b"ID"]);
+        let id = &id[1..id.len() - 2];
+        let key = format!("{mode:?}:after-kill");
+        raw.send(
+            &[
+                resp(&[b"CLIENT", b"KILL", b"ID", id, b"SKIPME", b"no"]),
+                resp(&[b"SET", key.as_bytes(), b"1"]),
+                resp(&[b"PING"]),
+            ]
+            .concat(),
+        );
+        assert_eq!(String::from_utf8_lossy(&raw.read_to_close()), ":1\r\n");
+        let mut c = server.conn(mode);
+        assert_eq!(redis::cmd("GET").arg(&key).query::<Option<String>>(&mut c).unwrap(), None);
     }
 }
 
