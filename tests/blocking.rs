@@ -287,8 +287,7 @@ fn a_blocked_client_that_hangs_up_takes_nothing() {
             ];
             for (form, list) in forms {
                 let mut raw = server.raw(mode);
-                let id = raw.request(&[b"CLIENT", b"ID"]);
-                let id: i64 = String::from_utf8_lossy(&id[1..id.len() - 2]).parse().unwrap();
+                let id = raw.client_id();
                 let args: Vec<&[u8]> = form.iter().map(|a| a.as_bytes()).collect();
                 let mut pipelined = common::resp(&args);
                 pipelined.extend(common::resp(&[b"SET", after.as_bytes(), b"ran"]));
@@ -332,8 +331,7 @@ fn requests_sent_while_blocked_run_afterwards() {
     for mode in MODES {
         let key = format!("{mode:?}:ahead");
         let mut raw = server.raw(mode);
-        let id = raw.request(&[b"CLIENT", b"ID"]);
-        let id: i64 = String::from_utf8_lossy(&id[1..id.len() - 2]).parse().unwrap();
+        let id = raw.client_id();
         raw.send(&common::resp(&[b"BLPOP", key.as_bytes(), b"0"]));
         let mut c = server.conn(mode);
         wait_blocked(&mut c, id);

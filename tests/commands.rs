@@ -968,12 +968,11 @@ fn client_kill_closes_a_connection_on_any_core() {
         }
         // A client that kills itself mid-pipeline runs nothing after it, as in Redis.
         let mut raw = server.raw(mode);
-        let id = raw.request(&[b"CLIENT", b"ID"]);
-        let id = &id[1..id.len() - 2];
+        let id = raw.client_id().to_string();
         let key = format!("{mode:?}:after-kill");
         raw.send(
             &[
-                resp(&[b"CLIENT", b"KILL", b"ID", id, b"SKIPME", b"no"]),
+                resp(&[b"CLIENT", b"KILL", b"ID", id.as_bytes(), b"SKIPME", b"no"]),
                 resp(&[b"SET", key.as_bytes(), b"1"]),
                 resp(&[b"PING"]),
             ]

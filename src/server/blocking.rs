@@ -293,10 +293,8 @@ fn flatten_zmpop(reply: Reply) -> Reply {
 async fn run_now(s: &mut Session, args: Vec<Bytes>) -> Reply {
     let Some(cmd) = super::command::lookup(&args[0]) else { return UNAVAILABLE };
     let super::command::Kind::Keyed { run, cross } = cmd.kind else { return UNAVAILABLE };
-    let router = s.core.router.clone();
-    let mut keys = cmd.key_positions(&args);
-    let shard = keys.next().map_or(router.local(), |p| router.shard_of(&args[p]));
-    if keys.all(|p| router.shard_of(&args[p]) == shard) {
+    let (shard, together) = s.core.router.placement(cmd.key_positions(&args).map(|p| &args[p][..]));
+    if together {
         let cmd = super::shard::ShardCmd { run, db: s.db, args };
         s.run_on(shard, move |sh: &mut Shard| sh.exec(&cmd)).await.unwrap_or(UNAVAILABLE)
     } else {

@@ -170,21 +170,7 @@ impl Client {
     pub fn is_blocked(&self) -> bool {
         self.blocked.get()
     }
-}
 
-impl crate::facade::Waiting for Rc<Client> {
-    fn is_waiting(&self) -> bool {
-        self.blocked.get()
-    }
-
-    /// As Redis frees a blocked client whose connection closes: its wait ends unserved (so no
-    /// element is popped for it) and its connection closes.
-    fn hung_up(&self) {
-        self.kill();
-    }
-}
-
-impl Client {
     /// CLIENT UNBLOCK: wakes a blocked client with `how`; whether it was blocked.
     pub fn unblock(&self, how: crate::server::blocking::Unblock) -> bool {
         if !self.blocked.get() {
@@ -269,5 +255,17 @@ impl Client {
             self.tls.as_ref().map_or("", |t| t.client_cn.as_str()),
         );
         s
+    }
+}
+
+impl crate::facade::Waiting for Rc<Client> {
+    fn is_waiting(&self) -> bool {
+        self.blocked.get()
+    }
+
+    /// As Redis frees a blocked client whose connection closes: its wait ends unserved (so no
+    /// element is popped for it) and its connection closes.
+    fn hung_up(&self) {
+        self.kill();
     }
 }

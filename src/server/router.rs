@@ -180,6 +180,14 @@ impl Router {
         Slot::of(key).shard(self.shards)
     }
 
+    /// Where a command naming `keys` runs: the first key's shard, or this core's when it names
+    /// none (a bad key count, which the command itself reports); and whether every key lives
+    /// there. Every path that runs a keyed command, and EXEC choosing what to lock, asks this.
+    pub fn placement<'a>(&self, mut keys: impl Iterator<Item = &'a [u8]>) -> (ShardId, bool) {
+        let shard = keys.next().map_or(self.me, |k| self.shard_of(k));
+        (shard, keys.all(|k| self.shard_of(k) == shard))
+    }
+
     /// Runs `f` on the local shard now if its gate is open. The caller ticks the shard's clock
     /// (once per batch: see [`Shard::tick`]).
     pub fn try_local<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> Option<R> {

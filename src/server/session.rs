@@ -153,11 +153,9 @@ impl Session {
         }
         match cmd.kind {
             Kind::Keyed { run, cross } => {
-                let router = &self.core.router;
-                let mut keys = cmd.key_positions(&args);
-                let shard = keys.next().map_or(router.local(), |p| router.shard_of(&args[p]));
-                let single = cross == Cross::Never || keys.all(|p| router.shard_of(&args[p]) == shard);
-                if single {
+                let (shard, together) =
+                    self.core.router.placement(cmd.key_positions(&args).map(|p| &args[p][..]));
+                if together || cross == Cross::Never {
                     self.queue(shard, ShardCmd { run, db: self.db, args });
                 } else {
                     self.settle(out).await;

@@ -89,13 +89,10 @@ pub async fn exec(s: &mut Session) -> Reply {
         let Some(cmd) = command::lookup(&args[0]) else { continue };
         match cmd.kind {
             Kind::Keyed { .. } => {
-                let mut keys = cmd.key_positions(args).peekable();
-                // A command whose key count is bad names no key; exec_one runs it (to report
-                // the error) on the local shard, which must then be locked too.
-                if keys.peek().is_none() {
-                    shards.insert(router.local());
-                }
-                shards.extend(keys.map(|p| router.shard_of(&args[p])));
+                // Where exec_one runs it (this core's shard when it names no key), and every key.
+                let keys = || cmd.key_positions(args).map(|p| &args[p][..]);
+                shards.insert(router.placement(keys()).0);
+                shards.extend(keys().map(|k| router.shard_of(k)));
             }
             Kind::Coord(c) => {
                 keyed_only = false;
@@ -182,10 +179,8 @@ async fn exec_one(s: &mut Session, args: Vec<Bytes>) -> Reply {
     }
     match cmd.kind {
         Kind::Keyed { run, cross } => {
-            let router = s.core.router.clone();
-            let mut keys = cmd.key_positions(&args);
-            let shard = keys.next().map_or(router.local(), |p| router.shard_of(&args[p]));
-            if cross == Cross::Never || keys.all(|p| router.shard_of(&args[p]) == shard) {
+            let (shard, together) = s.core.router.placement(cmd.key_positions(&args).map(|p| &args[p][..]));
+            if together || cross == Cross::Never {
                 let cmd = ShardCmd { run, db: s.db, args };
                 s.run_on(shard, move |sh: &mut Shard| sh.exec(&cmd)).await.unwrap_or(UNAVAILABLE)
             } else {

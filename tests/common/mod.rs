@@ -394,6 +394,12 @@ impl Raw {
         read_reply(&mut self.inner)
     }
 
+    /// This connection's CLIENT ID.
+    pub fn client_id(&mut self) -> i64 {
+        let reply = self.request(&[b"CLIENT", b"ID"]);
+        String::from_utf8_lossy(&reply).trim().trim_start_matches(':').parse().expect("CLIENT ID")
+    }
+
     /// Reads exactly `n` bytes.
     pub fn read_n(&mut self, n: usize) -> Vec<u8> {
         let mut buf = vec![0; n];
