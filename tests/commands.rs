@@ -3,44 +3,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use common::fuzz::Fuzz;
-use common::{read_reply, resp, Mode, Opts, Server, MODES};
+use common::{read_reply, resp, Mode, Opts, RedisServer, Server, MODES};
 use redis::Commands;
-
-/// A redis-server for reference replies, killed on drop.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let port = common::free_port();
-        let mut child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("redis-server must be installed (apt-get install redis-server)");
-        let out = child.stdout.take().unwrap();
-        let ready = BufReader::new(out)
-            .lines()
-            .map_while(Result::ok)
-            .any(|l| l.contains("Ready to accept connections"));
-        assert!(ready, "redis-server did not start");
-        RedisServer { child, port }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Requests whose replies must be identical on Redis 7.0 and ferrokey. Keys spread over shards.
 const SCRIPT: &[&[&str]] = &[

@@ -51,6 +51,8 @@ enum Popped {
     ZSet(Vec<Scored>),
     /// The key has an element for a [`Wants::Wake`] waiter.
     Wake,
+    /// The waiter fails with this error (BLMOVE onto a key of another type).
+    Error(Reply),
 }
 
 /// A client blocked on a key, as the key's shard keeps it.
@@ -79,45 +81,72 @@ fn poppable(ctx: &mut Ctx<'_>, key: &[u8]) -> Option<(bool, usize)> {
 }
 
 /// Serves the waiters of every ready key of the context's database: those waiting for the
-/// key's type, in the order they blocked.
+/// key's type, in the order they blocked. Serving a BLMOVE pushes onto its destination, which
+/// may make another key ready: rounds repeat until none is (Redis's
+/// `handleClientsBlockedOnKeys`), so a chain of BLMOVEs is served to its end at once.
 pub fn serve(ctx: &mut Ctx<'_>) {
-    for key in ctx.db.take_ready() {
-        // Elements kept back for woken BLMOVE waiters, which take them with their own LMOVE.
-        let mut kept = 0;
-        while let Some((list, len)) = poppable(ctx, &key) {
-            if len <= kept {
-                break;
-            }
-            let wanted = |w: &Waiter| matches!(w.wants, Wants::List { .. } | Wants::Wake) == list;
-            let Some(mut w) = ctx.db.next_waiter_where(&key, wanted) else { break };
-            if w.claimed.swap(true, Ordering::AcqRel) {
-                continue;
-            }
-            let popped = match &w.wants {
-                Wants::Wake => {
-                    kept += 1;
-                    Popped::Wake
-                }
-                Wants::List { end, count, local_move } => {
-                    let count = (*count).min(len - kept);
-                    let Ok(Some(popped)) = list_family::pop_many(ctx, &key, *end, count) else { break };
-                    if let (Some((dst, to)), Some(e)) = (local_move, popped.first()) {
-                        if list_family::push_one(ctx, dst, *to, e.clone()).is_err() {
-                            // The destination changed type meanwhile: put the element back.
-                            let _ = list_family::push_one(ctx, &key, *end, e.clone());
-                        }
-                    }
-                    Popped::List(popped)
-                }
-                Wants::ZSet { max, count } => {
-                    let Ok(Some(popped)) = zset_family::pop(ctx, &key, *max, *count) else { break };
-                    Popped::ZSet(popped)
+    // Elements kept back, per key, for woken BLMOVE waiters, which take them with their own
+    // LMOVE after this call.
+    let mut kept: Vec<(Bytes, usize)> = Vec::new();
+    loop {
+        let ready = ctx.db.take_ready();
+        if ready.is_empty() {
+            return;
+        }
+        for key in ready {
+            let at = match kept.iter().position(|(k, _)| *k == key) {
+                Some(at) => at,
+                None => {
+                    kept.push((key.clone(), 0));
+                    kept.len() - 1
                 }
             };
-            // The receiver lives until the client has its claim settled: this cannot be lost.
-            let _ = w.deliver.try_send((key.clone(), popped));
+            serve_key(ctx, &key, &mut kept[at].1);
+            ctx.db.prune_blocked(&key);
         }
-        ctx.db.prune_blocked(&key);
+    }
+}
+
+/// Serves the waiters of `key` while it holds elements beyond the `kept` ones.
+fn serve_key(ctx: &mut Ctx<'_>, key: &Bytes, kept: &mut usize) {
+    while let Some((list, len)) = poppable(ctx, key) {
+        if len <= *kept {
+            return;
+        }
+        let wanted = |w: &Waiter| matches!(w.wants, Wants::List { .. } | Wants::Wake) == list;
+        let Some(mut w) = ctx.db.next_waiter_where(key, wanted) else { return };
+        if w.claimed.swap(true, Ordering::AcqRel) {
+            continue;
+        }
+        let popped = match &w.wants {
+            Wants::Wake => {
+                *kept += 1;
+                Popped::Wake
+            }
+            Wants::List { end, count, local_move } => {
+                if let Some((dst, _)) = local_move {
+                    // As Redis: a destination of another type fails this client with WRONGTYPE
+                    // and pops nothing.
+                    if let Err(e) = list_family::check_pushable(ctx, dst) {
+                        let _ = w.deliver.try_send((key.clone(), Popped::Error(e)));
+                        continue;
+                    }
+                }
+                let count = (*count).min(len - *kept);
+                let Ok(Some(popped)) = list_family::pop_many(ctx, key, *end, count) else { return };
+                if let (Some((dst, to)), Some(e)) = (local_move, popped.first()) {
+                    // Checked above; the push also makes the destination ready for its waiters.
+                    let _ = list_family::push_one(ctx, dst, *to, e.clone());
+                }
+                Popped::List(popped)
+            }
+            Wants::ZSet { max, count } => {
+                let Ok(Some(popped)) = zset_family::pop(ctx, key, *max, *count) else { return };
+                Popped::ZSet(popped)
+            }
+        };
+        // The receiver lives until the client has its claim settled: this cannot be lost.
+        let _ = w.deliver.try_send((key.clone(), popped));
     }
 }
 
@@ -383,6 +412,7 @@ async fn wait(
     }
     Waited::Reply(match outcome {
         Ok(Some((_, Popped::Wake))) => return Waited::Woken,
+        Ok(Some((_, Popped::Error(e)))) => e,
         Ok(Some((key, Popped::List(popped)))) => deliver(form, key, popped),
         Ok(Some((key, Popped::ZSet(popped)))) => match form {
             Form::ZMPop(..) => zset_family::mpop_reply(key, popped),

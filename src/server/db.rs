@@ -114,6 +114,14 @@ pub struct DbStats {
 /// A WATCHing client's flag: set when a key it watches is modified, read by its EXEC.
 pub type WatchFlag = Arc<AtomicBool>;
 
+/// One client's WATCH of one key.
+struct Watch {
+    flag: WatchFlag,
+    /// The key was there but expired when WATCHed: logically absent. Its deletion (by expiry,
+    /// DEL or a flush) is then no change, as in Redis 7.0.
+    expired: bool,
+}
+
 /// A database: a dict of entries plus an index of the keys that have a TTL.
 ///
 /// Invariants: a key is in `expires` exactly when its entry has `expires_at`; every mutation of a
@@ -123,7 +131,7 @@ pub struct Db {
     entries: Dict<Entry>,
     expires: Dict<()>,
     expire_cursor: u64,
-    watchers: AHashMap<Bytes, Vec<WatchFlag>>,
+    watchers: AHashMap<Bytes, Vec<Watch>>,
     /// Clients blocked on a key (BLPOP and friends), in the order they blocked.
     blocked: AHashMap<Bytes, VecDeque<super::blocking::Waiter>>,
     /// Keys with blocked clients that were modified since the shard last served them.
@@ -251,7 +259,7 @@ impl Db {
 
     /// Stores `value` under `key` with the given expiry, replacing any entry.
     pub fn set(&mut self, key: &[u8], value: Value, expires_at: Option<u64>) {
-        self.signal(key);
+        self.touch(key, false);
         if let Some(entry) = self.entries.get_mut(key) {
             let had_ttl = entry.expires_at().is_some();
             *entry = Entry::new(value, expires_at);
@@ -269,7 +277,7 @@ impl Db {
     pub fn set_expiry(&mut self, key: &[u8], expires_at: Option<u64>) -> bool {
         let Some(entry) = self.entries.get_mut(key) else { return false };
         if !self.watchers.is_empty() {
-            Self::flag(&mut self.watchers, key);
+            Self::flag(&mut self.watchers, key, false);
         }
         let had_ttl = entry.set_expires_at(expires_at);
         self.reindex_ttl(key, had_ttl, expires_at.is_some());
@@ -299,37 +307,57 @@ impl Db {
     /// Removes `key`; returns its entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let entry = self.entries.remove(key)?;
-        self.signal(key);
+        self.touch(key, true);
         if entry.expires_at().is_some() {
             self.expires.remove(key);
         }
         Some(entry)
     }
 
-    /// Registers `flag` to be set when `key` is next modified (WATCH).
-    pub fn watch(&mut self, key: &[u8], flag: &WatchFlag) {
-        let flags = self.watchers.entry(Bytes::copy_from_slice(key)).or_default();
+    /// Registers `flag` to be set when `key` is next modified (WATCH). A key that is there but
+    /// expired is watched as absent: its deletion will not count (Redis 7.0).
+    pub fn watch(&mut self, key: &[u8], flag: &WatchFlag, now: u64) {
+        let expired = self.entries.get(key).is_some_and(|e| e.expires_at().is_some_and(|at| at <= now));
+        let watches = self.watchers.entry(Bytes::copy_from_slice(key)).or_default();
         // Drop flags whose client is gone, so abandoned watches do not pile up.
-        flags.retain(|f| Arc::strong_count(f) > 1);
-        if !flags.iter().any(|f| Arc::ptr_eq(f, flag)) {
-            flags.push(flag.clone());
+        watches.retain(|w| Arc::strong_count(&w.flag) > 1);
+        if !watches.iter().any(|w| Arc::ptr_eq(&w.flag, flag)) {
+            watches.push(Watch { flag: flag.clone(), expired });
         }
     }
 
     /// Forgets `flag` on `key` (UNWATCH, EXEC, DISCARD, disconnect).
     pub fn unwatch(&mut self, key: &[u8], flag: &WatchFlag) {
-        if let Some(flags) = self.watchers.get_mut(key) {
-            flags.retain(|f| !Arc::ptr_eq(f, flag));
-            if flags.is_empty() {
+        if let Some(watches) = self.watchers.get_mut(key) {
+            watches.retain(|w| !Arc::ptr_eq(&w.flag, flag));
+            if watches.is_empty() {
                 self.watchers.remove(key);
             }
         }
     }
 
+    /// Whether `flag`'s WATCH of `key` must fail its EXEC because the key expired since: it was
+    /// live when watched and is expired now, reclaimed or not (Redis's `isWatchedKeyExpired`).
+    #[must_use]
+    pub fn watch_expired(&self, key: &[u8], flag: &WatchFlag, now: u64) -> bool {
+        let watched_live = self
+            .watchers
+            .get(key)
+            .and_then(|ws| ws.iter().find(|w| Arc::ptr_eq(&w.flag, flag)))
+            .is_some_and(|w| !w.expired);
+        watched_live && self.entries.get(key).and_then(Entry::expires_at).is_some_and(|at| at <= now)
+    }
+
     /// Tells WATCHers and blocked clients that `key` changed.
     pub fn signal(&mut self, key: &[u8]) {
+        self.touch(key, false);
+    }
+
+    /// [`Db::signal`]; `deleted` when the change removed the key, which is no change to a
+    /// client that watched it already expired.
+    fn touch(&mut self, key: &[u8], deleted: bool) {
         if !self.watchers.is_empty() {
-            Self::flag(&mut self.watchers, key);
+            Self::flag(&mut self.watchers, key, deleted);
         }
         if !self.blocked.is_empty() && self.blocked.contains_key(key) && !self.ready.iter().any(|k| k == key)
         {
@@ -391,16 +419,31 @@ impl Db {
         !self.ready.is_empty()
     }
 
-    fn flag(watchers: &mut AHashMap<Bytes, Vec<WatchFlag>>, key: &[u8]) {
-        if let Some(flags) = watchers.remove(key) {
-            flags.iter().for_each(|f| f.store(true, Ordering::Release));
+    /// Raises the flags of `key`'s watchers and forgets them (a raised flag stays raised). When
+    /// the change deleted the key, a watch of an expired key is instead
+    /// cleared and kept: the key was logically absent all along.
+    fn flag(watchers: &mut AHashMap<Bytes, Vec<Watch>>, key: &[u8], deleted: bool) {
+        let Some(watches) = watchers.get_mut(key) else { return };
+        watches.retain_mut(|w| {
+            if w.expired && deleted {
+                w.expired = false;
+                return true;
+            }
+            w.flag.store(true, Ordering::Release);
+            false
+        });
+        if watches.is_empty() {
+            watchers.remove(key);
         }
     }
 
-    /// Removes every key.
+    /// Removes every key (FLUSHDB, FLUSHALL). As Redis 7.0, only the watchers of keys that
+    /// were there are touched: watching a missing key survives a flush.
     pub fn clear(&mut self) {
-        for (_, flags) in self.watchers.drain() {
-            flags.iter().for_each(|f| f.store(true, Ordering::Release));
+        let watched: Vec<Bytes> =
+            self.watchers.keys().filter(|k| self.entries.get(k).is_some()).cloned().collect();
+        for key in watched {
+            Self::flag(&mut self.watchers, &key, true);
         }
         self.entries.clear();
         self.expires.clear();
@@ -500,5 +543,53 @@ mod tests {
         assert_eq!(total, 500);
         assert_eq!(db.len(), 500);
         assert_eq!(db.expires_len(), 500);
+    }
+
+    fn raised(flag: &WatchFlag) -> bool {
+        flag.load(Ordering::Acquire)
+    }
+
+    #[test]
+    fn a_flush_touches_only_watched_keys_that_existed() {
+        let mut db = Db::default();
+        let (missing, present) = (WatchFlag::default(), WatchFlag::default());
+        db.set(b"k", s("v"), None);
+        db.watch(b"gone", &missing, 0);
+        db.watch(b"k", &present, 0);
+        db.clear();
+        assert!(!raised(&missing), "a watched key that did not exist is untouched by a flush");
+        assert!(raised(&present));
+        db.set(b"gone", s("v"), None);
+        assert!(raised(&missing), "the watch survived the flush");
+    }
+
+    #[test]
+    fn a_key_watched_already_expired_is_absent_until_it_is_written() {
+        let mut db = Db::default();
+        let flag = WatchFlag::default();
+        db.set(b"k", s("v"), Some(100));
+        db.watch(b"k", &flag, 200);
+        assert!(db.read(b"k", 200).is_none(), "reclaimed by a read");
+        assert!(!raised(&flag), "its deletion is no change");
+        assert!(!db.watch_expired(b"k", &flag, 300));
+        db.set(b"k", s("w"), None);
+        assert!(raised(&flag), "writing it is");
+        let other = WatchFlag::default();
+        db.set(b"e", s("v"), Some(100));
+        db.watch(b"e", &other, 200);
+        db.clear();
+        assert!(!raised(&other), "nor is a flush that removes it");
+    }
+
+    #[test]
+    fn a_watched_key_that_expires_fails_exec_even_unreclaimed() {
+        let mut db = Db::default();
+        let flag = WatchFlag::default();
+        db.set(b"k", s("v"), Some(100));
+        db.watch(b"k", &flag, 50);
+        assert!(!db.watch_expired(b"k", &flag, 99));
+        assert!(db.watch_expired(b"k", &flag, 100));
+        assert!(!raised(&flag), "nothing touched it yet");
+        assert!(!db.watch_expired(b"k", &WatchFlag::default(), 100), "only its watchers");
     }
 }

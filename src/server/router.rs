@@ -91,7 +91,7 @@ impl Host {
             Hop::Lock { tx, granted } if self.open() => self.grant(tx, granted),
             // Holding the gate only while the job runs is holding it atomically: nothing else
             // runs on this core meanwhile.
-            Hop::LockRun { job } if self.open() => self.run_job(job),
+            Hop::LockRun { job } if self.open() => self.run_atomic(job),
             hop => self.waiting.borrow_mut().push_back(hop),
         }
     }
@@ -102,20 +102,32 @@ impl Host {
         job(&mut shard);
     }
 
+    /// Runs a job that holds the gate while it runs: one atomic unit.
+    fn run_atomic(&self, job: Job) {
+        let mut shard = self.shard.borrow_mut();
+        shard.tick();
+        shard.atomically(job);
+    }
+
     fn grant(&self, tx: TxId, granted: oneshot::Sender<()>) {
         self.holder.set(Some(tx));
+        self.shard.borrow_mut().begin_atomic();
         // The requester is gone (its connection closed): nobody will unlock, so release now.
         if granted.send(()).is_err() {
             self.release();
         }
     }
 
+    /// Releases the gate: the transaction's atomic unit ends (its blocked clients are served,
+    /// before anything else runs), then the hops that waited run in order.
     fn release(&self) {
         self.holder.set(None);
+        self.shard.borrow_mut().end_atomic();
         loop {
             let Some(hop) = self.waiting.borrow_mut().pop_front() else { return };
             match hop {
-                Hop::Run { job, .. } | Hop::LockRun { job } => self.run_job(job),
+                Hop::Run { job, .. } => self.run_job(job),
+                Hop::LockRun { job } => self.run_atomic(job),
                 Hop::Lock { tx, granted } => {
                     self.grant(tx, granted);
                     if self.holder.get().is_some() {

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::client::Client;
 use super::command::MemberRef;
 use super::core::CoreStats;
-use super::db::{Db, DbStats};
+use super::db::{Db, DbStats, WatchFlag};
 use super::global::Global;
 use super::slot::ShardId;
 use crate::facade::Reply;
@@ -87,6 +87,9 @@ pub struct Shard {
     pub stats: CoreStats,
     /// This core's pub/sub subscribers.
     pub pubsub: super::pubsub_family::Registry,
+    /// An atomic unit is running here (a transaction holds the gate, or one hop runs a whole
+    /// EXEC): blocked clients are served when it ends, against the state it leaves.
+    atomic: bool,
 }
 
 impl Shard {
@@ -101,6 +104,7 @@ impl Shard {
             clock: now_ms(),
             stats: CoreStats::default(),
             pubsub: Default::default(),
+            atomic: false,
         }
     }
 
@@ -122,8 +126,35 @@ impl Shard {
             tracing::error!(command = %name, "command panicked: this is a bug; the client got an error");
             Reply::error("ERR internal error")
         });
-        self.serve_blocked(cmd.db);
+        if !self.atomic {
+            self.serve_blocked(cmd.db);
+        }
         reply
+    }
+
+    /// Runs `f` as one atomic unit: clients blocked on keys it makes ready are served once it
+    /// has finished, as Redis serves them after a whole command, EXEC or script. Units nest;
+    /// the outermost one serves.
+    pub fn atomically<R>(&mut self, f: impl FnOnce(&mut Shard) -> R) -> R {
+        let outer = std::mem::replace(&mut self.atomic, true);
+        let r = f(self);
+        if !outer {
+            self.end_atomic();
+        }
+        r
+    }
+
+    /// A transaction took the gate: an atomic unit begins that lasts until [`Shard::end_atomic`].
+    pub fn begin_atomic(&mut self) {
+        self.atomic = true;
+    }
+
+    /// The atomic unit ended: serves the clients blocked on every key it made ready.
+    pub fn end_atomic(&mut self) {
+        self.atomic = false;
+        for db in 0..self.dbs.len() {
+            self.serve_blocked(db);
+        }
     }
 
     /// Starts loading the keyspace slots of a batch's keys into cache before the batch runs; the
@@ -158,8 +189,19 @@ impl Shard {
     pub fn with_db<R>(&mut self, db: usize, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
         let max_bulk = self.global.max_bulk();
         let r = f(&mut Ctx::new(&mut self.dbs, db, self.clock, max_bulk));
-        self.serve_blocked(db);
+        if !self.atomic {
+            self.serve_blocked(db);
+        }
         r
+    }
+
+    /// Whether any of `watched` (database, key), all on this shard, expired since `flag`'s
+    /// client WATCHed it: EXEC then fails, as in Redis 7.0.
+    #[must_use]
+    pub fn watches_expired(&self, watched: &[(usize, Bytes)], flag: &WatchFlag) -> bool {
+        watched
+            .iter()
+            .any(|(db, key)| self.dbs.get(*db).is_some_and(|d| d.watch_expired(key, flag, self.clock)))
     }
 
     /// Every database.

@@ -7,7 +7,7 @@
 //! whole transaction is one hop that checks the flag and runs the commands: single-shard
 //! transactions do not pay for the multi-shard path.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -54,7 +54,8 @@ pub async fn watch(s: &mut Session, args: &[Bytes]) -> Reply {
         }
         let (k, flag) = (key.clone(), s.watch_flag.clone());
         let shard = s.core.router.shard_of(key);
-        if s.run_on(shard, move |sh: &mut Shard| sh.dbs()[db].watch(&k, &flag)).await.is_err() {
+        let watched = s.run_on(shard, move |sh: &mut Shard| sh.with_db(db, |c| c.db.watch(&k, &flag, c.now)));
+        if watched.await.is_err() {
             return UNAVAILABLE;
         }
         s.watched.push((db, key.clone()));
@@ -110,7 +111,7 @@ pub async fn exec(s: &mut Session) -> Reply {
     let flag = s.watch_flag.clone();
     let reply = if keyed_only && shards.len() == 1 {
         let shard = *shards.first().unwrap_or(&router.local());
-        one_hop(s, shard, multi.queued, flag).await
+        one_hop(s, shard, multi.queued, s.watched.clone(), flag).await
     } else {
         match router.begin(shards.into_iter().collect()).await {
             Ok(tx) => locked(s, tx, multi.queued, flag).await,
@@ -122,7 +123,13 @@ pub async fn exec(s: &mut Session) -> Reply {
 }
 
 /// Every command on one shard: a single hop checks the flag and runs them all.
-async fn one_hop(s: &Session, shard: ShardId, queued: Vec<Vec<Bytes>>, flag: WatchFlag) -> Reply {
+async fn one_hop(
+    s: &Session,
+    shard: ShardId,
+    queued: Vec<Vec<Bytes>>,
+    watched: Vec<(usize, Bytes)>,
+    flag: WatchFlag,
+) -> Reply {
     let db = s.db;
     let cmds: Vec<Result<ShardCmd, Reply>> = queued
         .into_iter()
@@ -139,12 +146,13 @@ async fn one_hop(s: &Session, shard: ShardId, queued: Vec<Vec<Bytes>>, flag: Wat
         .core
         .router
         .run(shard, None, move |sh: &mut Shard| {
-            if flag.load(std::sync::atomic::Ordering::Acquire) {
+            if sh.watches_expired(&watched, &flag) || flag.load(std::sync::atomic::Ordering::Acquire) {
                 return None;
             }
-            Some(
-                cmds.iter().map(|c| c.as_ref().map_or_else(Clone::clone, |c| sh.exec(c))).collect::<Vec<_>>(),
-            )
+            // One atomic unit: blocked clients are served after the last command.
+            Some(sh.atomically(|sh| {
+                cmds.iter().map(|c| c.as_ref().map_or_else(Clone::clone, |c| sh.exec(c))).collect::<Vec<_>>()
+            }))
         })
         .await;
     match ran {
@@ -156,7 +164,17 @@ async fn one_hop(s: &Session, shard: ShardId, queued: Vec<Vec<Bytes>>, flag: Wat
 
 /// Several shards: every gate is held; commands run one by one through the transaction.
 async fn locked(s: &mut Session, tx: Tx, queued: Vec<Vec<Bytes>>, flag: WatchFlag) -> Reply {
-    if flag.load(std::sync::atomic::Ordering::Acquire) {
+    // A watched key that expired since it was watched fails the EXEC (each shard checks its own).
+    let mut by_shard: BTreeMap<ShardId, Vec<(usize, Bytes)>> = BTreeMap::new();
+    for (db, key) in &s.watched {
+        by_shard.entry(s.core.router.shard_of(key)).or_default().push((*db, key.clone()));
+    }
+    let checks = by_shard.into_iter().map(|(shard, keys)| {
+        let flag = flag.clone();
+        tx.run(shard, move |sh: &mut Shard| sh.watches_expired(&keys, &flag))
+    });
+    let expired = futures::future::join_all(checks).await.into_iter().any(|e| e.unwrap_or(false));
+    if expired || flag.load(std::sync::atomic::Ordering::Acquire) {
         tx.release().await;
         return Reply::NilArray;
     }

@@ -303,6 +303,42 @@ impl Drop for Server {
     }
 }
 
+/// Debian's redis-server, for reference replies, on a free loopback port; killed on drop.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        let port = free_port();
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("redis-server must be installed (apt-get install redis-server)");
+        let out = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(out).lines();
+        let ready = lines.by_ref().map_while(Result::ok).any(|l| l.contains("Ready to accept connections"));
+        assert!(ready, "redis-server did not start");
+        // Keep draining its log so that it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        RedisServer { child, port }
+    }
+
+    /// A plain raw connection.
+    pub fn raw(&self) -> Raw {
+        raw_connect(SocketAddr::from(([127, 0, 0, 1], self.port)), Mode::Plain, None, "ca.crt")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A blocking byte stream, plain or TLS.
 pub trait ReadWrite: Read + Write + Send {}
 impl<T: Read + Write + Send> ReadWrite for T {}
