@@ -215,6 +215,12 @@ const SCRIPT: &[&[&str]] = &[
     &["RPOP", "l", "2"],
     &["LPOP", "l", "0"],
     &["LPOP", "l", "-1"],
+    &["LPOP", "l", "1", "1"],
+    &["RPOP", "l", "1", "1"],
+    &["MULTI"],
+    &["RPOP", "l", "x", "1"],
+    &["LLEN", "l"],
+    &["EXEC"],
     &["LPOP", "nolist"],
     &["LPOP", "nolist", "2"],
     &["LPUSHX", "nolist", "a"],
@@ -307,6 +313,10 @@ const SCRIPT: &[&[&str]] = &[
     &["EXISTS", "one"],
     &["SADD", "one", "m"],
     &["SRANDMEMBER", "one", "-3"],
+    &["SRANDMEMBER", "one", "-9223372036854775808"],
+    &["SRANDMEMBER", "one", "x", "y"],
+    &["SPOP", "one", "x", "y"],
+    &["SPOP", "one", "-1"],
     &["SRANDMEMBER", "one"],
     &["SSCAN", "one", "0"],
     &["TYPE", "one"],
@@ -457,6 +467,11 @@ const SCRIPT: &[&[&str]] = &[
     &["ZRANDMEMBER", "u1", "0"],
     &["ZRANDMEMBER", "u1", "1", "2"],
     &["ZRANDMEMBER", "u1", "x"],
+    &["ZRANDMEMBER", "u1", "-9223372036854775808"],
+    &["ZRANDMEMBER", "u1", "-9223372036854775807", "WITHSCORES"],
+    &["ZRANDMEMBER", "u1", "4611686018427387904", "WITHSCORES"],
+    &["HRANDFIELD", "h1", "-9223372036854775808"],
+    &["HRANDFIELD", "h1", "-4611686018427387904", "WITHVALUES"],
     &["ZADD", "zone", "7", "only"],
     &["ZRANDMEMBER", "zone"],
     &["ZRANDMEMBER", "zone", "-2", "WITHSCORES"],
@@ -772,7 +787,8 @@ impl Read for RefReader<'_, '_> {
 }
 
 /// A negative count asks for that many random elements, repeats allowed: an absurd one is
-/// refused instead of building a reply that would exhaust memory. Sane ones still work.
+/// refused instead of building a reply that would exhaust memory (Redis would try), with the
+/// text of Redis's own range errors. Sane ones still work.
 #[test]
 fn absurd_random_counts_are_refused() {
     let server = Server::start();
@@ -784,11 +800,62 @@ fn absurd_random_counts_are_refused() {
         let key = format!("r{}", cmd.chars().next().unwrap().to_ascii_lowercase());
         let err =
             redis::cmd(cmd).arg(&key).arg(-1_000_000_000_000i64).query::<redis::Value>(&mut c).unwrap_err();
-        assert!(err.to_string().contains("count is out of range"), "{cmd}: {err}");
+        assert!(err.to_string().contains("value is out of range"), "{cmd}: {err}");
         let got: Vec<String> = redis::cmd(cmd).arg(&key).arg(-3).query(&mut c).unwrap();
         assert_eq!(got.len(), 3, "{cmd}");
     }
     assert_eq!(redis::cmd("PING").query::<String>(&mut c).unwrap(), "PONG");
+}
+
+/// The chi-square statistic's value that uniform counts over `df + 1` cells pass but for a
+/// one-in-a-million chance (Wilson-Hilferty's approximation, z = 4.75).
+fn chi_square_bound(df: f64) -> f64 {
+    let t = 2.0 / (9.0 * df);
+    df * (1.0 - t + 4.75 * t.sqrt()).powi(3)
+}
+
+/// SRANDMEMBER, ZRANDMEMBER and HRANDFIELD draw every member equally often, in both forms of
+/// each type: with repeats (a negative count, called many times within a millisecond) and
+/// distinct (each member in a share `count / size` of the replies). Checked by chi-square.
+#[test]
+fn random_members_are_drawn_uniformly() {
+    let server = Server::start();
+    let mut c = server.conn(Mode::Plain);
+    for n in [10usize, 200] {
+        for (cmd, key) in [("SRANDMEMBER", "uset"), ("ZRANDMEMBER", "uzset"), ("HRANDFIELD", "uhash")] {
+            let key = format!("{key}{n}");
+            for i in 0..n {
+                let add = match cmd {
+                    "SRANDMEMBER" => redis::cmd("SADD").arg(&key).arg(format!("m{i}")).clone(),
+                    "ZRANDMEMBER" => redis::cmd("ZADD").arg(&key).arg(i).arg(format!("m{i}")).clone(),
+                    _ => redis::cmd("HSET").arg(&key).arg(format!("m{i}")).arg(i).clone(),
+                };
+                let _: i64 = add.query(&mut c).unwrap();
+            }
+            // (count per call, calls): repeats, then distinct few (drawn one by one) and many
+            // (a partial shuffle).
+            for (count, calls) in [(-(n as i64) * 10, 30), (n as i64 / 10, 400), (n as i64 / 2, 200)] {
+                let mut seen = std::collections::HashMap::<String, u64>::new();
+                for _ in 0..calls {
+                    let got: Vec<String> = redis::cmd(cmd).arg(&key).arg(count).query(&mut c).unwrap();
+                    assert_eq!(got.len(), count.unsigned_abs() as usize, "{cmd} {key} {count}");
+                    if count > 0 {
+                        let distinct: std::collections::HashSet<&String> = got.iter().collect();
+                        assert_eq!(distinct.len(), got.len(), "{cmd} {key} {count}: distinct");
+                    }
+                    for m in got {
+                        *seen.entry(m).or_default() += 1;
+                    }
+                }
+                let expected = (count.unsigned_abs() * calls) as f64 / n as f64;
+                let chi: f64 = (0..n)
+                    .map(|i| (*seen.get(&format!("m{i}")).unwrap_or(&0) as f64 - expected).powi(2) / expected)
+                    .sum();
+                let bound = chi_square_bound((n - 1) as f64);
+                assert!(chi < bound, "{cmd} {key} count {count}: chi-square {chi:.1} over {bound:.1}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -247,7 +247,7 @@ fn random_garbage_never_takes_the_server_down() {
     let server = Server::start();
     let mut seed = 42u64;
     let mut next = || {
-        seed = ferrokey::server::dict::splitmix(seed);
+        seed = ferrokey::server::rng::splitmix(seed);
         seed
     };
     for i in 0..200 {
@@ -280,7 +280,7 @@ struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = ferrokey::server::dict::splitmix(self.0);
+        self.0 = ferrokey::server::rng::splitmix(self.0);
         self.0
     }
     fn below(&mut self, n: u64) -> u64 {

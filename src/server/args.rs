@@ -52,13 +52,24 @@ pub fn int(arg: &[u8]) -> Result<i64, Reply> {
 /// reply is built in memory before it is sent, so an absurd count must not exhaust the server.
 pub const MAX_RANDOM_COUNT: u64 = 10_000_000;
 
-/// A random-elements count (negative: elements may repeat), bounded by [`MAX_RANDOM_COUNT`].
+/// A random-elements count (negative: elements may repeat). Redis accepts -LONG_MAX to
+/// LONG_MAX and then tries to build the reply; past [`MAX_RANDOM_COUNT`] repeated elements
+/// ferrokey refuses, with the text of Redis's range errors.
 pub fn random_count(arg: &[u8]) -> Result<i64, Reply> {
     let n = int(arg)?;
-    if n < 0 && n.unsigned_abs() > MAX_RANDOM_COUNT {
+    if n == i64::MIN {
         return Err(Reply::error(
-            "ERR count is out of range: at most 10000000 repeated random elements per call",
+            "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
         ));
+    }
+    Ok(n)
+}
+
+/// Refuses a count of more than [`MAX_RANDOM_COUNT`] repeated elements (checked after the
+/// syntax, as Redis checks its own bound for the WITH forms).
+pub fn bounded_repeats(n: i64) -> Result<i64, Reply> {
+    if n < 0 && n.unsigned_abs() > MAX_RANDOM_COUNT {
+        return Err(Reply::error("ERR value is out of range"));
     }
     Ok(n)
 }
@@ -72,7 +83,11 @@ pub fn random_args(args: &[Bytes], flag: &str) -> Result<(Option<i64>, bool), Re
         Some(a) if is(a, flag) && args.len() == 4 => true,
         Some(_) => return Err(SYNTAX),
     };
-    Ok((count, with))
+    // Redis's bound when the reply pairs each element with its value or score.
+    if with && count.is_some_and(|n| n.unsigned_abs() > (i64::MAX / 2) as u64) {
+        return Err(Reply::error("ERR value is out of range"));
+    }
+    Ok((count.map(bounded_repeats).transpose()?, with))
 }
 
 /// `X numkeys key [key ...] SIDE [COUNT count]`, the shape of LMPOP and ZMPOP (`args[0]` is the

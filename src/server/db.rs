@@ -10,7 +10,8 @@ use ahash::AHashMap;
 use bytes::Bytes;
 
 use super::command::MemberRef;
-use super::dict::{splitmix, Dict, Key};
+use super::dict::{Dict, Key};
+use super::rng::Rng;
 
 /// A stored value.
 pub enum Value {
@@ -465,10 +466,10 @@ impl Db {
     }
 
     /// A random live key, reclaiming expired ones it meets (bounded tries).
-    pub fn random_key(&mut self, mut seed: u64, now: u64) -> Option<Bytes> {
+    pub fn random_key(&mut self, rng: &mut Rng, now: u64) -> Option<Bytes> {
         for _ in 0..100 {
             let (key, expired) = {
-                let (k, e) = self.entries.random(seed)?;
+                let (k, e) = self.entries.random(rng)?;
                 (Bytes::copy_from_slice(k), e.expires_at().is_some_and(|at| at <= now))
             };
             if !expired {
@@ -476,7 +477,6 @@ impl Db {
             }
             self.remove(&key);
             self.stats.expired += 1;
-            seed = splitmix(seed);
         }
         None
     }

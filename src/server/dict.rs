@@ -10,6 +10,8 @@
 use bytes::Bytes;
 use thin_vec::ThinVec;
 
+use super::rng::Rng;
+
 const MIN_BUCKETS: usize = 4;
 /// Keys this long or shorter are stored inside the entry: a lookup compares them without
 /// chasing a pointer (one cache miss less per command on a large keyspace).
@@ -199,7 +201,9 @@ pub struct Dict<V> {
 /// (never back: a dict that was large tends to become large again, as in Redis).
 enum Table<V> {
     Small(Vec<(Key, V)>),
-    Hashed(Vec<Bucket<V>>),
+    /// The buckets, and a bound on the longest chain (the longest since the last rehash; it
+    /// fits in the enum's padding) for uniform random picks.
+    Hashed(Vec<Bucket<V>>, u32),
 }
 
 impl<V> Default for Dict<V> {
@@ -236,7 +240,7 @@ impl<V> Dict<V> {
     pub fn get(&self, key: &[u8]) -> Option<&V> {
         let entry = match &self.table {
             Table::Small(v) => v.iter().find(|(k, _)| k.as_slice() == key),
-            Table::Hashed(b) => b[bucket_of(key, b.len())].find(key),
+            Table::Hashed(b, _) => b[bucket_of(key, b.len())].find(key),
         };
         entry.map(|(_, v)| v)
     }
@@ -250,7 +254,7 @@ impl<V> Dict<V> {
             Table::Small(v) => {
                 prefetch_lines(v.as_ptr().cast(), (v.len() * std::mem::size_of::<(Key, V)>()).min(256))
             }
-            Table::Hashed(b) => {
+            Table::Hashed(b, _) => {
                 let bucket = &b[bucket_of(key, b.len())];
                 prefetch_lines(std::ptr::from_ref(bucket).cast(), std::mem::size_of::<Bucket<V>>());
             }
@@ -261,7 +265,7 @@ impl<V> Dict<V> {
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
         let entry = match &mut self.table {
             Table::Small(v) => v.iter_mut().find(|(k, _)| k.as_slice() == key),
-            Table::Hashed(b) => {
+            Table::Hashed(b, _) => {
                 let i = bucket_of(key, b.len());
                 b[i].find_mut(key)
             }
@@ -300,12 +304,13 @@ impl<V> Dict<V> {
             }
             Table::Small(v) => {
                 let entries = std::mem::take(v);
-                self.table = Table::Hashed(Vec::new());
+                self.table = Table::Hashed(Vec::new(), 0);
                 self.rehash(2 * SMALL, entries.into_iter().chain([(key, value)]));
             }
-            Table::Hashed(b) => {
+            Table::Hashed(b, longest) => {
                 let i = bucket_of(key.as_slice(), b.len());
                 b[i].push((key, value));
+                *longest = (*longest).max(b[i].len() as u32);
                 let size = b.len();
                 if self.len > size {
                     self.resize(size * 2);
@@ -322,7 +327,7 @@ impl<V> Dict<V> {
                 // In order, as Redis's listpack: HGETALL of a small hash keeps insertion order.
                 v.remove(pos).1
             }
-            Table::Hashed(b) => {
+            Table::Hashed(b, _) => {
                 let i = bucket_of(key, b.len());
                 let (value, size) = (b[i].remove(key)?, b.len());
                 if size > MIN_BUCKETS && (self.len - 1) * 8 < size {
@@ -342,7 +347,7 @@ impl<V> Dict<V> {
 
     /// Rehashes a hashed table into `size` buckets.
     fn resize(&mut self, size: usize) {
-        if let Table::Hashed(b) = &mut self.table {
+        if let Table::Hashed(b, _) = &mut self.table {
             let old = std::mem::take(b);
             self.rehash(size, old.into_iter().flat_map(|b| b.head.into_iter().chain(b.more)));
         }
@@ -351,18 +356,20 @@ impl<V> Dict<V> {
     /// Makes the table `size` empty buckets and puts `entries` in them.
     fn rehash(&mut self, size: usize, entries: impl Iterator<Item = (Key, V)>) {
         let mut buckets: Vec<Bucket<V>> = (0..size).map(|_| Bucket::default()).collect();
+        let mut longest = 0;
         for (k, v) in entries {
             let i = bucket_of(k.as_slice(), size);
             buckets[i].push((k, v));
+            longest = longest.max(buckets[i].len() as u32);
         }
-        self.table = Table::Hashed(buckets);
+        self.table = Table::Hashed(buckets, longest);
     }
 
     /// Every entry, in no particular order (insertion order while small).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &V)> {
         let (small, hashed) = match &self.table {
             Table::Small(v) => (Some(v.iter()), None),
-            Table::Hashed(b) => (None, Some(b.iter().flat_map(Bucket::iter))),
+            Table::Hashed(b, _) => (None, Some(b.iter().flat_map(Bucket::iter))),
         };
         small.into_iter().flatten().chain(hashed.into_iter().flatten()).map(|(k, v)| (k.as_slice(), v))
     }
@@ -378,7 +385,7 @@ impl<V> Dict<V> {
                 v.iter().for_each(|(k, v)| visit(k.as_slice(), v));
                 return 0;
             }
-            Table::Hashed(b) => b,
+            Table::Hashed(b, _) => b,
         };
         let mask = (b.len() - 1) as u64;
         for (k, v) in b[(cursor & mask) as usize].iter() {
@@ -389,24 +396,24 @@ impl<V> Dict<V> {
         v
     }
 
-    /// A bucket index chosen from `seed`, then the entry chosen within it; `None` when empty.
+    /// An entry drawn uniformly at random; `None` when empty.
     ///
-    /// Like Redis's `dictGetRandomKey`, entries in short chains are slightly favoured.
-    #[must_use]
-    pub fn random(&self, mut seed: u64) -> Option<(&[u8], &V)> {
+    /// A chained table cannot index its n-th entry, so this draws a bucket and a position below
+    /// the longest chain's length until the position holds an entry: every entry is equally
+    /// likely (Redis's `dictGetFairRandomKey` only approximates that). At the table's lowest
+    /// load, 1/8, with chains of four, that is 32 draws on average.
+    pub fn random(&self, rng: &mut Rng) -> Option<(&[u8], &V)> {
         if self.len == 0 {
             return None;
         }
-        let b = match &self.table {
-            Table::Small(v) => return v.get(seed as usize % v.len()).map(|(k, v)| (k.as_slice(), v)),
-            Table::Hashed(b) => b,
+        let (b, longest) = match &self.table {
+            Table::Small(v) => return v.get(rng.below(v.len())).map(|(k, v)| (k.as_slice(), v)),
+            Table::Hashed(b, longest) => (b, (*longest).max(1) as usize),
         };
         loop {
-            let chain = &b[seed as usize & (b.len() - 1)];
-            if let Some((k, v)) = chain.nth((seed >> 32) as usize % chain.len().max(1)) {
+            if let Some((k, v)) = b[rng.below(b.len())].nth(rng.below(longest)) {
                 return Some((k.as_slice(), v));
             }
-            seed = splitmix(seed);
         }
     }
 }
@@ -419,15 +426,6 @@ impl<V> FromIterator<(Bytes, V)> for Dict<V> {
         }
         d
     }
-}
-
-/// One step of SplitMix64: a cheap, well-spread pseudo-random sequence.
-#[must_use]
-pub fn splitmix(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]
@@ -449,9 +447,9 @@ mod tests {
             assert!(d.remove(i.to_string().as_bytes()).is_some());
         }
         assert_eq!(d.len(), 10);
-        assert!(matches!(&d.table, Table::Hashed(b) if b.len() <= 128), "shrinks as it empties");
+        assert!(matches!(&d.table, Table::Hashed(b, _) if b.len() <= 128), "shrinks as it empties");
         assert_eq!(d.get(b"995"), Some(&995));
-        assert!(d.random(42).is_some());
+        assert!(d.random(&mut Rng::new(42)).is_some());
     }
 
     #[test]
@@ -468,10 +466,10 @@ mod tests {
         let mut seen = Vec::new();
         assert_eq!(d.scan(12345, |k, _| seen.push(k.to_vec())), 0, "a small dict is scanned whole");
         assert_eq!(seen.len(), SMALL);
-        assert!((0..50).all(|seed| d.random(seed).is_some()));
+        assert!((0..50).all(|seed| d.random(&mut Rng::new(seed)).is_some()));
         // One more grows it into buckets, where every entry is still found.
         d.insert(Bytes::from("grown"), 99);
-        assert!(matches!(&d.table, Table::Hashed(b) if b.len() == 2 * SMALL));
+        assert!(matches!(&d.table, Table::Hashed(b, _) if b.len() == 2 * SMALL));
         assert_eq!(d.len(), SMALL + 1);
         assert_eq!((d.get(b"f3"), d.get(b"grown"), d.get(b"f0")), (Some(&33), Some(&99), Some(&0)));
         assert_eq!(d.iter().count(), SMALL + 1);
@@ -480,7 +478,42 @@ mod tests {
         }
         assert_eq!((d.len(), d.get(b"grown")), (1, Some(&99)));
         d.clear();
-        assert!(d.is_empty() && d.random(1).is_none() && matches!(&d.table, Table::Small(_)));
+        assert!(d.is_empty() && d.random(&mut Rng::new(1)).is_none() && matches!(&d.table, Table::Small(_)));
+    }
+
+    /// Chi-square of `draws` uniform draws over `d`'s entries (its degrees of freedom are
+    /// `d.len() - 1`).
+    fn chi_square(d: &Dict<u32>, draws: u32, rng: &mut Rng) -> f64 {
+        let mut counts = std::collections::HashMap::new();
+        for _ in 0..draws {
+            *counts.entry(*d.random(rng).unwrap().1).or_insert(0u32) += 1;
+        }
+        let expected = f64::from(draws) / d.len() as f64;
+        d.iter().map(|(_, v)| (f64::from(*counts.get(v).unwrap_or(&0)) - expected).powi(2) / expected).sum()
+    }
+
+    #[test]
+    fn random_draws_every_entry_equally_often() {
+        let mut rng = Rng::new(3);
+        // A hashed table with chains of every length, thinned by removals (which keep the
+        // longest-chain bound as it was): each entry must still be equally likely.
+        let mut d = Dict::new();
+        for i in 0..400u32 {
+            d.insert(Bytes::from(format!("m{i}")), i);
+        }
+        for i in (0..400u32).filter(|i| i % 3 == 0) {
+            d.remove(format!("m{i}").as_bytes());
+        }
+        // 265 degrees of freedom: 351 is the 0.03% tail.
+        let chi = chi_square(&d, 266 * 200, &mut rng);
+        assert!(chi < 351.0, "hashed: chi-square {chi}");
+        let mut small = Dict::new();
+        for i in 0..10u32 {
+            small.insert(Bytes::from(format!("s{i}")), i);
+        }
+        // 9 degrees of freedom: 30.2 is the 0.04% tail.
+        let chi = chi_square(&small, 20_000, &mut rng);
+        assert!(chi < 30.2, "small: chi-square {chi}");
     }
 
     #[test]

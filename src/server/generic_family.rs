@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::args::{self, expire_at, is, ExpireIn, NO_SUCH_KEY};
 use super::db::{Db, Entry, Value};
-use super::dict::splitmix;
+use super::rng::splitmix;
 use super::session::{Session, UNAVAILABLE};
 use super::shard::{now_ms, Ctx, Shard};
 use super::slot::ShardId;
@@ -378,13 +378,12 @@ pub async fn scan_cmd(s: &Session, args: &[Bytes]) -> Reply {
 pub async fn randomkey(s: &Session) -> Reply {
     let router = &s.core.router;
     let n = router.shards();
-    let seed = splitmix(now_ms() ^ s.client.id.rotate_left(32));
+    let first = splitmix(now_ms() ^ s.client.id.rotate_left(32)) as usize;
     let db = s.db;
     for i in 0..n {
-        let shard = ShardId((seed as usize + i) % n);
-        let seed = splitmix(seed ^ i as u64);
+        let shard = ShardId((first + i) % n);
         let key = s
-            .run_on(shard, move |sh: &mut Shard| sh.with_db(db, |ctx| ctx.db.random_key(seed, ctx.now)))
+            .run_on(shard, move |sh: &mut Shard| sh.with_db(db, |ctx| ctx.db.random_key(ctx.rng, ctx.now)))
             .await;
         match key {
             Ok(Some(k)) => return Reply::Bulk(k),

@@ -5,9 +5,10 @@ use bytes::Bytes;
 use super::access::{self, hash, hash_mut};
 use super::args::{self, is};
 use super::db::Value;
-use super::dict::{splitmix, Dict, Key};
+use super::dict::{Dict, Key};
 use super::generic_family::ScanOpts;
 use super::long_double::LongDouble;
+use super::rng::Rng;
 use super::shard::Ctx;
 use crate::facade::resp::parse_i64;
 use crate::facade::Reply;
@@ -165,16 +166,16 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(parsed) => parsed,
         Err(e) => return e,
     };
-    let seed = splitmix(ctx.now ^ args[1].len() as u64);
+    let mut rng = ctx.rng.fork();
     let h = match access::read(ctx, &args[1], hash) {
         Ok(h) => h,
         Err(e) => return e,
     };
-    let Some(count) = count else {
-        return h.and_then(|h| h.random(seed)).map_or(Reply::Nil, |(k, _)| Reply::bulk(k));
+    let picked = match (h, count) {
+        (h, None) => return h.and_then(|h| h.random(&mut rng)).map_or(Reply::Nil, |(k, _)| Reply::bulk(k)),
+        (None, Some(_)) => return Reply::Array(vec![]),
+        (Some(h), Some(count)) => sample(h, count, &mut rng),
     };
-    let Some(h) = h else { return Reply::Array(vec![]) };
-    let picked = sample(h, count, seed);
     if with_values {
         Reply::Pairs(picked.into_iter().map(|(k, v)| (Reply::Bulk(k), Reply::bulk(v))).collect())
     } else {
@@ -184,35 +185,50 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// Redis's random sampling: a positive count gives distinct entries (all of them when the count
 /// reaches the size), a negative one `|count|` entries that may repeat.
-pub fn sample<V: Clone>(d: &Dict<V>, count: i64, seed: u64) -> Vec<(Bytes, V)> {
+pub fn sample<V: Clone>(d: &Dict<V>, count: i64, rng: &mut Rng) -> Vec<(Bytes, V)> {
     let entry = |(k, v): (&[u8], &V)| (Bytes::copy_from_slice(k), v.clone());
     sample_with(
         d.len(),
         count,
-        seed,
+        rng,
         || d.iter().map(entry).collect(),
-        |s| d.random(s).map(|e| (e.0, entry(e))),
+        |r| d.random(r).map(|e| (e.0, entry(e))),
     )
 }
 
-/// [`sample`] over any container of `len` entries: `all` lists them, `pick` draws one from a
-/// seed, with the key that tells distinct entries apart.
-pub fn sample_with<'a, T>(
+/// [`sample`] over any container of `len` entries: `all` lists them, `pick` draws one
+/// uniformly, with the key that tells distinct entries apart.
+///
+/// A count of a quarter of the size or more draws from the listed entries (indices for
+/// repeats, a partial shuffle for distinct ones); a smaller one picks from the container, and
+/// for distinct entries draws again on a repeat. Either way each draw is uniform.
+pub fn sample_with<'a, T: Clone>(
     len: usize,
     count: i64,
-    mut seed: u64,
+    rng: &mut Rng,
     all: impl FnOnce() -> Vec<T>,
-    pick: impl Fn(u64) -> Option<(&'a [u8], T)>,
+    pick: impl Fn(&mut Rng) -> Option<(&'a [u8], T)>,
 ) -> Vec<T> {
     if count >= 0 && count as usize >= len {
         return all();
     }
-    let want = count.unsigned_abs() as usize;
-    let mut out = Vec::with_capacity(want.min(len));
+    let want = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
+    if want.saturating_mul(4) >= len {
+        let mut items = all();
+        if count < 0 {
+            return (0..want).map(|_| items[rng.below(len)].clone()).collect();
+        }
+        for i in 0..want {
+            let j = i + rng.below(len - i);
+            items.swap(i, j);
+        }
+        items.truncate(want);
+        return items;
+    }
+    let mut out = Vec::with_capacity(want);
     let mut seen = std::collections::HashSet::new();
     while out.len() < want {
-        seed = splitmix(seed);
-        let Some((k, item)) = pick(seed) else { break };
+        let Some((k, item)) = pick(rng) else { break };
         if count < 0 || seen.insert(k) {
             out.push(item);
         }

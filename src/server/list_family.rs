@@ -50,6 +50,10 @@ pub fn push(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// LPOP / RPOP key [count]
 pub fn pop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let left = is(&args[0], "lpop");
+    if args.len() > 3 {
+        // As Redis: checked when it runs, so inside MULTI only this command fails.
+        return args::wrong_args(if left { "lpop" } else { "rpop" });
+    }
     let count = match args.get(2).map(|c| args::int(c)) {
         None => None,
         Some(Ok(n)) if n >= 0 => Some(n as usize),

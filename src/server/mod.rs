@@ -18,6 +18,7 @@ pub mod list_family;
 pub mod long_double;
 pub mod moves;
 pub mod pubsub_family;
+pub mod rng;
 pub mod router;
 pub mod server_family;
 pub mod session;

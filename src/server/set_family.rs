@@ -7,7 +7,6 @@ use bytes::Bytes;
 use super::access::{self, set, set_mut};
 use super::args::{self, is};
 use super::db::Value;
-use super::dict::splitmix;
 use super::generic_family::ScanOpts;
 use super::hash_family::{sample, scan_dict};
 use super::shard::Ctx;
@@ -66,17 +65,19 @@ pub fn smembers(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// SRANDMEMBER key [count], SPOP key [count]
 pub fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let pop = is(&args[0], "spop");
-    let parse = |c: &Bytes| if pop { args::int(c) } else { args::random_count(c) };
+    // As Redis: too many arguments is a syntax error before the count is looked at.
+    if args.len() > 3 {
+        return args::SYNTAX;
+    }
+    let parse =
+        |c: &Bytes| if pop { args::int(c) } else { args::random_count(c).and_then(args::bounded_repeats) };
     let count = match args.get(2).map(parse) {
         None => None,
         Some(Ok(n)) if pop && n < 0 => return Reply::error("ERR value is out of range, must be positive"),
         Some(Ok(n)) => Some(n),
         Some(Err(e)) => return e,
     };
-    if args.len() > 3 {
-        return args::SYNTAX;
-    }
-    let seed = splitmix(ctx.now.rotate_left(17) ^ args[1].len() as u64);
+    let mut rng = ctx.rng.fork();
     let picked = {
         let s = match access::read(ctx, &args[1], set) {
             Ok(s) => s,
@@ -85,8 +86,8 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         match (s, count) {
             (None, None) => return Reply::Nil,
             (None, Some(_)) => return if pop { Reply::Set(vec![]) } else { Reply::Array(vec![]) },
-            (Some(s), None) => sample(s, 1, seed),
-            (Some(s), Some(n)) => sample(s, n, seed),
+            (Some(s), None) => sample(s, 1, &mut rng),
+            (Some(s), Some(n)) => sample(s, n, &mut rng),
         }
     };
     if pop {

@@ -14,6 +14,7 @@ use super::command::MemberRef;
 use super::core::CoreStats;
 use super::db::{Db, DbStats, WatchFlag};
 use super::global::Global;
+use super::rng::Rng;
 use super::slot::ShardId;
 use crate::facade::Reply;
 
@@ -25,16 +26,18 @@ pub struct Ctx<'a> {
     pub now: u64,
     /// `proto-max-bulk-len`: the largest string a command may build.
     pub max_bulk: u64,
+    /// The shard's random generator (sampling commands, RANDOMKEY).
+    pub rng: &'a mut Rng,
     /// The shard's other databases, before and after the selected one (COPY ... DB).
     others: (&'a mut [Db], &'a mut [Db]),
 }
 
 impl<'a> Ctx<'a> {
     /// Splits `dbs` around database `index` into a context.
-    fn new(dbs: &'a mut [Db], index: usize, now: u64, max_bulk: u64) -> Ctx<'a> {
+    fn new(dbs: &'a mut [Db], index: usize, now: u64, max_bulk: u64, rng: &'a mut Rng) -> Ctx<'a> {
         let (before, rest) = dbs.split_at_mut(index);
         let (db, after) = rest.split_first_mut().expect("database index checked by SELECT");
-        Ctx { db, now, max_bulk, others: (before, after) }
+        Ctx { db, now, max_bulk, rng, others: (before, after) }
     }
 
     /// How many databases the shard has.
@@ -90,6 +93,8 @@ pub struct Shard {
     /// An atomic unit is running here (a transaction holds the gate, or one hop runs a whole
     /// EXEC): blocked clients are served when it ends, against the state it leaves.
     atomic: bool,
+    /// Draws for random sampling.
+    rng: Rng,
 }
 
 impl Shard {
@@ -105,6 +110,7 @@ impl Shard {
             stats: CoreStats::default(),
             pubsub: Default::default(),
             atomic: false,
+            rng: Rng::seeded(id.0 as u64),
         }
     }
 
@@ -119,7 +125,7 @@ impl Shard {
     /// not the shard (and with it every client of the server).
     pub fn exec(&mut self, cmd: &ShardCmd) -> Reply {
         let max_bulk = self.global.max_bulk();
-        let mut ctx = Ctx::new(&mut self.dbs, cmd.db, self.clock, max_bulk);
+        let mut ctx = Ctx::new(&mut self.dbs, cmd.db, self.clock, max_bulk, &mut self.rng);
         let run = std::panic::AssertUnwindSafe(|| (cmd.run)(&mut ctx, &cmd.args));
         let reply = std::panic::catch_unwind(run).unwrap_or_else(|_| {
             let name = super::command::display_name(&cmd.args);
@@ -181,14 +187,14 @@ impl Shard {
         if self.dbs[db].has_ready() {
             let now = self.clock;
             let max_bulk = self.global.max_bulk();
-            super::blocking::serve(&mut Ctx::new(&mut self.dbs, db, now, max_bulk));
+            super::blocking::serve(&mut Ctx::new(&mut self.dbs, db, now, max_bulk, &mut self.rng));
         }
     }
 
     /// Runs `f` with the context of database `db`.
     pub fn with_db<R>(&mut self, db: usize, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
         let max_bulk = self.global.max_bulk();
-        let r = f(&mut Ctx::new(&mut self.dbs, db, self.clock, max_bulk));
+        let r = f(&mut Ctx::new(&mut self.dbs, db, self.clock, max_bulk, &mut self.rng));
         if !self.atomic {
             self.serve_blocked(db);
         }

@@ -10,6 +10,7 @@
 use bytes::Bytes;
 
 use super::dict::{Dict, Key};
+use super::rng::Rng;
 use super::ztree::{Tree, Walk};
 
 /// One end of a score range: `-inf`, `(1.5` (exclusive) or `1.5` (inclusive).
@@ -214,21 +215,20 @@ impl ZSet {
 
     /// A random member.
     #[must_use]
-    pub fn random(&self, seed: u64) -> Option<(&[u8], f64)> {
+    pub fn random(&self, rng: &mut Rng) -> Option<(&[u8], f64)> {
         match &self.0 {
-            Repr::Small(v) if v.is_empty() => None,
-            Repr::Small(v) => v.get(seed as usize % v.len()).map(|(s, m)| (m.as_slice(), *s)),
-            Repr::Large(l) => l.random(seed),
+            Repr::Small(v) => v.get(rng.below(v.len())).map(|(s, m)| (m.as_slice(), *s)),
+            Repr::Large(l) => l.random(rng),
         }
     }
 
     /// `count` random members as [`super::hash_family::sample`] picks them.
     #[must_use]
-    pub fn sample(&self, count: i64, seed: u64) -> Vec<(Bytes, f64)> {
+    pub fn sample(&self, count: i64, rng: &mut Rng) -> Vec<(Bytes, f64)> {
         let entry = |(m, s): (&[u8], f64)| (Bytes::copy_from_slice(m), s);
         let all = || self.unordered().map(entry).collect();
-        super::hash_family::sample_with(self.len(), count, seed, all, |s| {
-            self.random(s).map(|e| (e.0, entry(e)))
+        super::hash_family::sample_with(self.len(), count, rng, all, |r| {
+            self.random(r).map(|e| (e.0, entry(e)))
         })
     }
 
@@ -429,8 +429,8 @@ impl Large {
 
     /// A random member.
     #[must_use]
-    pub fn random(&self, seed: u64) -> Option<(&[u8], f64)> {
-        self.ids.random(seed).map(|(m, &id)| (m, self.tree.score(id)))
+    pub fn random(&self, rng: &mut Rng) -> Option<(&[u8], f64)> {
+        self.ids.random(rng).map(|(m, &id)| (m, self.tree.score(id)))
     }
 
     /// One ZSCAN step over the member dict: the next cursor and what it found.
@@ -559,7 +559,7 @@ impl FromIterator<(Bytes, f64)> for ZSet {
 mod tests {
     use std::cmp::Ordering;
 
-    use super::super::dict::splitmix;
+    use super::super::rng::{splitmix, Rng};
     use super::*;
 
     fn b(s: &str) -> Bytes {
@@ -609,9 +609,9 @@ mod tests {
         assert!(is_small(&z));
         let range = ScoreRange::parse(b"(2", b"4").unwrap();
         assert_eq!(z.score_ranks(&range).len(), z.unordered().filter(|(_, s)| *s > 2.0 && *s <= 4.0).count());
-        let sample = z.sample(-300, 9);
+        let sample = z.sample(-300, &mut Rng::new(9));
         assert_eq!(sample.len(), 300, "a negative count repeats");
-        let mut distinct = z.sample(50, 9);
+        let mut distinct = z.sample(50, &mut Rng::new(9));
         distinct.sort_by(|a, b| a.0.cmp(&b.0));
         distinct.dedup_by(|a, b| a.0 == b.0);
         assert_eq!(distinct.len(), 50);

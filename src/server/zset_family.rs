@@ -9,7 +9,6 @@ use bytes::Bytes;
 use super::access::{self, zset, zset_mut};
 use super::args::{self, is, SYNTAX, WRONGTYPE};
 use super::db::Value;
-use super::dict::splitmix;
 use super::generic_family::ScanOpts;
 use super::shard::Ctx;
 use super::zset::{LexRange, ScoreRange, ZSet};
@@ -510,19 +509,16 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(parsed) => parsed,
         Err(e) => return e,
     };
-    if withscores && count.is_some_and(|n| n.unsigned_abs() > (i64::MAX / 2) as u64) {
-        return Reply::error("ERR value is out of range");
-    }
-    let seed = splitmix(ctx.now ^ (args[1].len() as u64).rotate_left(29));
+    let mut rng = ctx.rng.fork();
     let z = match access::read(ctx, &args[1], zset) {
         Ok(z) => z,
         Err(e) => return e,
     };
     let Some(count) = count else {
-        return z.and_then(|z| z.random(seed)).map_or(Reply::Nil, |(m, _)| Reply::bulk(m));
+        return z.and_then(|z| z.random(&mut rng)).map_or(Reply::Nil, |(m, _)| Reply::bulk(m));
     };
     let Some(z) = z else { return Reply::Array(vec![]) };
-    scored_reply(z.sample(count, seed), withscores)
+    scored_reply(z.sample(count, &mut rng), withscores)
 }
 
 /// ZSCAN key cursor [MATCH pattern] [COUNT count]
