@@ -73,6 +73,10 @@ pub enum StartError {
     /// A core did not report in time.
     #[error("startup timed out waiting for executors")]
     Timeout,
+    /// Neither `port` nor `tls-port` is set, or every address is optional and none could be
+    /// bound (CONFIG SET may later turn both off, as in Redis; startup may not).
+    #[error("Configured to not listen anywhere, exiting.")]
+    NowhereToListen,
 }
 
 /// Runs the server until SIGTERM, SIGINT or SHUTDOWN; returns once every core has stopped.
@@ -86,6 +90,9 @@ pub fn run(config: Config, set_level: crate::logging::SetLevel) -> Result<(), St
         tls.install(built);
     }
     let addrs = wanted(&config).map_err(StartError::Address)?;
+    if addrs.is_empty() {
+        return Err(StartError::NowhereToListen);
+    }
     probe_exclusive(addrs.into_iter().map(|(a, _, optional)| (a, optional))).map_err(StartError::Address)?;
     let cpus = choose_cpus(&config)?;
     let cores: Vec<CoreInfo> = cpus.iter().enumerate().map(|(shard, &cpu)| CoreInfo { shard, cpu }).collect();
@@ -194,6 +201,10 @@ async fn core_main(
     let config = global.config();
     let mut listen_generation = global.listen_generation();
     let listeners = match bind_all(&config, &tls, &[]) {
+        Ok(l) if l.is_empty() => {
+            let _ = ready.send(Err(StartError::NowhereToListen.to_string()));
+            return;
+        }
         Ok(l) => l,
         Err(reason) => {
             let _ = ready.send(Err(reason));
@@ -226,10 +237,7 @@ async fn core_main(
     let router = Rc::new(Router::new(ShardId(id), shards, host.clone(), senders));
     let core = Rc::new(Core::new(router, global.clone()));
 
-    let mut accepts: Vec<((SocketAddr, bool), glommio::task::JoinHandle<()>)> = listeners
-        .into_iter()
-        .map(|l| ((l.addr(), l.is_tls()), glommio::spawn_local(accept_loop(l, core.clone())).detach()))
-        .collect();
+    let mut accepts: Vec<Accepting> = listeners.into_iter().map(|l| Accepting::start(l, &core)).collect();
     let cron = glommio::spawn_local(cron(core.clone())).detach();
     while !global.shutting_down() {
         Timer::new(SHUTDOWN_POLL).await;
@@ -240,13 +248,39 @@ async fn core_main(
         }
     }
     // Stop accepting, ask every connection to finish, and give them a moment to flush.
-    accepts.iter().for_each(|(_, a)| a.cancel());
+    accepts.iter().for_each(|a| a.task.cancel());
     cron.cancel();
     let clients: Vec<Rc<Client>> = host.shard().clients.values().cloned().collect();
     clients.iter().for_each(|c| c.kill());
     let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
     while !host.shard().clients.is_empty() && std::time::Instant::now() < deadline {
         Timer::new(Duration::from_millis(5)).await;
+    }
+}
+
+/// A listener and the task accepting on it.
+struct Accepting {
+    listener: Rc<Listener>,
+    task: glommio::task::JoinHandle<()>,
+}
+
+impl Accepting {
+    fn start(listener: Listener, core: &Rc<Core>) -> Accepting {
+        let listener = Rc::new(listener);
+        let task = glommio::spawn_local(accept_loop(listener.clone(), core.clone())).detach();
+        Accepting { listener, task }
+    }
+
+    /// Its address and whether it is TLS.
+    fn key(&self) -> (SocketAddr, bool) {
+        (self.listener.addr(), self.listener.is_tls())
+    }
+
+    /// Stops listening at once, then ends the accepting task.
+    async fn stop(self) {
+        self.listener.close();
+        self.task.cancel();
+        let _ = self.task.await;
     }
 }
 
@@ -269,7 +303,8 @@ fn wanted(config: &Config) -> Result<Vec<(SocketAddr, bool, bool)>, String> {
     Ok(out)
 }
 
-/// Binds every wanted address not in `keep` (which are bound already).
+/// Binds every wanted address not in `keep` (which are bound already). None at all is fine:
+/// CONFIG SET may turn both ports off, as in Redis (startup refuses that before).
 fn bind_all(
     config: &Config,
     tls: &Arc<TlsSlot>,
@@ -286,9 +321,6 @@ fn bind_all(
             Err(e) => return Err(format!("could not bind {addr}: {e}")),
         }
     }
-    if listeners.is_empty() && keep.is_empty() {
-        return Err("no address could be bound".into());
-    }
     Ok(listeners)
 }
 
@@ -297,14 +329,14 @@ fn bind_all(
 async fn rebind(
     config: &Config,
     tls: &Arc<TlsSlot>,
-    accepts: &mut Vec<((SocketAddr, bool), glommio::task::JoinHandle<()>)>,
+    accepts: &mut Vec<Accepting>,
     core: &Rc<Core>,
     index: usize,
 ) {
     let Ok(want) = wanted(config) else { return };
     let is_wanted = |key: &(SocketAddr, bool)| want.iter().any(|(a, t, _)| (*a, *t) == *key);
     // Bind the new addresses first: if that fails, the old listeners keep serving.
-    let kept: Vec<(SocketAddr, bool)> = accepts.iter().map(|(k, _)| *k).filter(is_wanted).collect();
+    let kept: Vec<(SocketAddr, bool)> = accepts.iter().map(Accepting::key).filter(is_wanted).collect();
     let new = match bind_all(config, tls, &kept) {
         Ok(new) => new,
         Err(e) => {
@@ -313,13 +345,13 @@ async fn rebind(
         }
     };
     let (kept, closed): (Vec<_>, Vec<_>) =
-        std::mem::take(accepts).into_iter().partition(|(key, _)| is_wanted(key));
+        std::mem::take(accepts).into_iter().partition(|a| is_wanted(&a.key()));
     *accepts = kept;
-    for (key, task) in closed {
-        task.cancel();
-        // The listener closes when its task is dropped: wait for that, so that once CONFIG
-        // SET replies, the old port accepts nothing.
-        let _ = task.await;
+    for accepting in closed {
+        // Stopped before CONFIG SET replies: the old port then refuses, and is free to be
+        // taken again (as the other kind, say) by the next CONFIG SET.
+        let key = accepting.key();
+        accepting.stop().await;
         tracing::info!("core {index}: closed listener {} ({})", key.0, if key.1 { "TLS" } else { "plain" });
     }
     for l in new {
@@ -328,8 +360,7 @@ async fn rebind(
             l.addr(),
             if l.is_tls() { "TLS" } else { "plain" }
         );
-        let key = (l.addr(), l.is_tls());
-        accepts.push((key, glommio::spawn_local(accept_loop(l, core.clone())).detach()));
+        accepts.push(Accepting::start(l, core));
     }
 }
 
@@ -338,7 +369,7 @@ async fn rebind(
 /// ready task runs first): a storm of new TLS clients waits in the kernel's backlog instead of
 /// starving the established ones. Half-open handshakes cost no CPU and end at the handshake
 /// timeout, so they are not capped: a cap would let a few idle sockets lock out real clients.
-async fn accept_loop(listener: Listener, core: Rc<Core>) {
+async fn accept_loop(listener: Rc<Listener>, core: Rc<Core>) {
     let mut this_turn = 0u64;
     loop {
         if listener.is_tls() {

@@ -109,6 +109,14 @@ fn a_taken_port_is_a_clean_startup_error() {
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Address already in use"), "{err}");
+    // Neither port: nothing to serve (CONFIG SET may turn both off later; startup may not).
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrokey-server"))
+        .args(["--bind", "127.0.0.1", "--port", "0", "--tls-port", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Configured to not listen anywhere, exiting."), "{err}");
 }
 
 #[test]

@@ -187,9 +187,6 @@ impl Config {
 
     /// Checks what no single directive can check alone.
     fn validate(&self) -> Result<(), String> {
-        if self.port == 0 && self.tls_port == 0 {
-            return Err("both port and tls-port are 0: nothing to listen on".into());
-        }
         if self.tls_port != 0 && (self.tls_cert_file.is_empty() || self.tls_key_file.is_empty()) {
             return Err("tls-port needs tls-cert-file and tls-key-file".into());
         }

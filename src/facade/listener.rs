@@ -21,6 +21,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A bound address, plain or TLS.
 pub struct Listener {
     tcp: TcpListener,
+    /// A second descriptor of the same socket, to shut it down while the reactor may still
+    /// hold a reference to the first (see [`Listener::close`]).
+    control: socket2::Socket,
     tls: Option<Arc<TlsSlot>>,
     addr: SocketAddr,
     /// The `tcp-keepalive` set on the listening socket, which accepted sockets inherit.
@@ -35,9 +38,19 @@ impl Listener {
     /// socket: Linux copies them into every socket it accepts, which then needs no
     /// `setsockopt` of its own (three system calls per connection saved).
     pub fn bind(addr: SocketAddr, tls: Option<Arc<TlsSlot>>, keepalive_secs: u64) -> io::Result<Listener> {
-        let tcp = listen(addr, keepalive_secs)?;
+        let (tcp, control) = listen(addr, keepalive_secs)?;
         let addr = tcp.local_addr()?;
-        Ok(Listener { tcp, tls, addr, keepalive_secs })
+        Ok(Listener { tcp, control, tls, addr, keepalive_secs })
+    }
+
+    /// Stops listening now. Dropping the listener closes its descriptor, but a pending
+    /// io_uring accept keeps the socket listening until the reactor has cancelled it; a
+    /// shutdown takes it out of the listening state at once, so the port can be taken again
+    /// (CONFIG SET tls-port 0, then port as the old tls-port) as soon as this returns.
+    pub fn close(&self) {
+        if let Err(e) = self.control.shutdown(std::net::Shutdown::Both) {
+            tracing::debug!("shutting down listener {}: {e}", self.addr);
+        }
     }
 
     /// The bound address.
@@ -121,20 +134,23 @@ impl Incoming {
 
 /// A listening socket as glommio's `TcpListener::bind` makes one (SO_REUSEPORT, non-blocking,
 /// backlog 1024), with TCP_NODELAY and keepalive set before `listen`, so that every socket it
-/// accepts inherits them.
+/// accepts inherits them; and a second descriptor of it, for [`Listener::close`].
+/// SO_REUSEADDR as Redis sets it: once shut down, its port can be bound again at once.
 #[allow(unsafe_code)]
-fn listen(addr: SocketAddr, keepalive_secs: u64) -> io::Result<TcpListener> {
+fn listen(addr: SocketAddr, keepalive_secs: u64) -> io::Result<(TcpListener, socket2::Socket)> {
     use socket2::{Domain, Protocol, Socket, Type};
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     sock.set_reuse_port(true)?;
+    sock.set_reuse_address(true)?;
     sock.set_nonblocking(true)?;
     sock.set_nodelay(true)?;
     set_keepalive(&sock, keepalive_secs)?;
     sock.bind(&addr.into())?;
     sock.listen(1024)?;
+    let control = sock.try_clone()?;
     // SAFETY: the descriptor is a bound, listening TCP socket whose ownership moves here from
     // `sock` (`into_raw_fd` gives it up), as `FromRawFd` requires.
-    Ok(unsafe { TcpListener::from_raw_fd(sock.into_raw_fd()) })
+    Ok((unsafe { TcpListener::from_raw_fd(sock.into_raw_fd()) }, control))
 }
 
 /// [`set_keepalive`] on an accepted connection (glommio has no call for it).

@@ -139,10 +139,17 @@ fn server_config(config: &Config, tickets: &Arc<dyn ProducesTickets>) -> Result<
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| TlsError::Policy { directive: "tls-protocols", reason: describe(&e) })?;
+    // As Redis, configured CAs must load even when client certificates are not asked for.
+    let configured_roots = (!config.tls_ca_cert_file.is_empty() || !config.tls_ca_cert_dir.is_empty())
+        .then(|| load_roots(config))
+        .transpose()?;
     let builder = match config.tls_auth_clients {
         TlsAuthClients::No => builder.with_no_client_auth(),
         mode => {
-            let roots = Arc::new(load_roots(config)?);
+            let roots = Arc::new(match configured_roots {
+                Some(roots) => roots,
+                None => load_roots(config)?,
+            });
             let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
             let verifier =
                 if mode == TlsAuthClients::Optional { verifier.allow_unauthenticated() } else { verifier };

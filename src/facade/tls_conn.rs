@@ -101,7 +101,12 @@ pub struct TlsConn<S: Side = UnbufferedServerConnection> {
     closing: bool,
     /// The session failed (its alert is sent); it is not used again.
     failed: bool,
+    /// The peer has sent something (its first byte was checked).
+    heard: bool,
 }
+
+/// The content type of a TLS handshake record: the first byte any TLS peer sends.
+const HANDSHAKE_RECORD: u8 = 0x16;
 
 /// What a pass over the received records ended on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +183,7 @@ impl<S: Side> TlsConn<S> {
             peer_closed: false,
             closing: false,
             failed: false,
+            heard: false,
         };
         // A client speaks first: its hello is queued before anything is read.
         let mut sink = Sink { read: &mut [], produced: 0, plain: &mut conn.plain };
@@ -241,6 +247,19 @@ impl<S: Side> TlsConn<S> {
                 return Poll::Ready(Ok(0));
             }
             let total = held + n;
+            if !self.heard {
+                self.heard = true;
+                if inbox[held] != HANDSHAKE_RECORD {
+                    // Plaintext on the TLS port (redis-cli without --tls, say): closed without a
+                    // word, as Redis does. An alert would reach such a client as bytes it takes
+                    // for a reply.
+                    self.failed = true;
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "the peer does not speak TLS (plaintext on a TLS port?)",
+                    )));
+                }
+            }
             let mut sink = Sink { read, produced: 0, plain: &mut self.plain };
             let (used, passed) = pass(&mut self.session, &mut inbox[..total], &mut sink, &mut self.out, None);
             let produced = sink.produced;
