@@ -1,5 +1,5 @@
 //! `ferrokey-benchmark` against a live ferrokey (plain and TLS) and redis-server: the counts add
-//! up, CSV and JSON parse, `--rate` holds its rate, `--connect-rate` resumes sessions with
+//! up, CSV and JSON parse, `--rate` keeps its schedule, `--connect-rate` resumes sessions with
 //! `--tls-resume`, and bad flags exit 2. Every run is short and bounded.
 
 mod common;
@@ -77,27 +77,65 @@ fn counts_add_up_and_csv_and_json_parse() {
     }
 }
 
+/// `--rate` keeps to its schedule, and a stall shows as latency. Only what holds under any
+/// load of the machine is asserted: the exact count, a run no shorter than its schedule (it
+/// never sends early), and, against redis-server paused by `DEBUG SLEEP`, a worst latency at
+/// least as long as the pause, because latency counts from each request's intended send time.
+/// How closely the rate holds on a quiet machine is a benchmark figure (BENCHMARKS.md).
 #[test]
-fn rate_holds_and_connect_rate_resumes() {
+fn rate_keeps_its_schedule_and_a_stall_shows_as_latency() {
     let server = Server::start();
     let json = json_file("rate");
-    // 4 connections x 100 requests/s x 2 s = 800 requests.
+    // 4 connections x 100 requests/s: 200 requests each, two seconds of schedule.
     let out = bench(
         port(&server, Mode::Tls),
         Mode::Tls,
-        &["-c", "4", "--rate", "100", "--test-time", "2", "-t", "get", "-q", "--json", &json],
+        &["-c", "4", "--rate", "100", "-n", "800", "-t", "get", "-q", "--json", &json],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let doc = read_json(&json);
-    let rps = doc["tests"][0]["rps"].as_f64().unwrap();
-    assert!((360.0..=440.0).contains(&rps), "--rate 100 x 4 connections gave {rps} requests/s");
-    // Each whole second's throughput, also held to the rate.
-    let timeline = doc["tests"][0]["ops_per_second"].as_array().unwrap();
-    assert!(!timeline.is_empty(), "{doc}");
-    for ops in timeline {
-        let ops = ops.as_f64().unwrap();
-        assert!((340.0..=460.0).contains(&ops), "a second with {ops} requests: {timeline:?}");
+    assert_eq!(doc["tests"][0]["requests"], 800);
+    let seconds = doc["tests"][0]["seconds"].as_f64().unwrap();
+    assert!(seconds >= 1.99, "800 requests at 4 x 100/s took {seconds} s: sent ahead of schedule");
+
+    let reference = common::RedisServer::with(&["--enable-debug-command", "local"]);
+    let json = json_file("stall");
+    let run = std::thread::spawn({
+        let json = json.clone();
+        let port = reference.port;
+        move || {
+            bench(
+                port,
+                Mode::Plain,
+                &["-c", "4", "--rate", "100", "-n", "800", "-t", "ping", "-q", "--json", &json],
+            )
+        }
+    });
+    // Once its connections are in (polled, bounded), pause the server for half a second.
+    let mut admin = reference.raw();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let info = String::from_utf8_lossy(&admin.request(&[b"INFO", b"clients"])).into_owned();
+        if info.contains("connected_clients:5\r\n") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the benchmark never connected: {info}");
+        std::thread::yield_now();
     }
+    assert_eq!(admin.request(&[b"DEBUG", b"SLEEP", b"0.5"]), b"+OK\r\n");
+    let out = run.join().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc = read_json(&json);
+    assert_eq!(doc["tests"][0]["requests"], 800);
+    let worst = doc["tests"][0]["latency_ms"]["max"].as_f64().unwrap();
+    assert!(worst >= 450.0, "a 500 ms pause must show in the latency, the worst was {worst} ms");
+}
+
+/// `--connect-rate` opens exactly its connections, on schedule, and with `--tls-resume` the
+/// later ones resume the first one's session.
+#[test]
+fn connect_rate_opens_on_schedule_and_resumes() {
+    let server = Server::start();
     let json = json_file("connect");
     let out = bench(
         port(&server, Mode::Tls),
@@ -107,35 +145,26 @@ fn rate_holds_and_connect_rate_resumes() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let doc = read_json(&json);
     assert_eq!(doc["tests"][0]["requests"], 40);
+    let seconds = doc["tests"][0]["seconds"].as_f64().unwrap();
+    assert!(seconds >= 39.0 / 50.0 - 0.01, "40 connections at 50/s in {seconds} s: ahead of schedule");
+    // The first connection fills the session cache before the schedule starts (unless it takes
+    // longer than a second), and every resumed handshake brings new tickets. On a quiet
+    // machine all 39 later ones resume; a loaded one may start a few before the first ticket.
     let resumed = doc["tests"][0]["resumed"].as_u64().unwrap();
-    // The first connection fills the session cache before the schedule starts, and every
-    // resumed handshake brings new tickets: at 50/s only the first is a full handshake.
-    assert_eq!(resumed, 39, "{resumed} of 40 handshakes resumed");
-    let rps = doc["tests"][0]["rps"].as_f64().unwrap();
-    assert!((40.0..=55.0).contains(&rps), "--connect-rate 50 gave {rps}/s");
+    assert!((20..=39).contains(&resumed), "{resumed} of 40 handshakes resumed");
 }
 
 #[test]
 fn against_redis_server_too() {
-    let port = common::free_port();
-    let mut redis = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let redis = common::RedisServer::start();
+    let port = redis.port;
     let svg = json_file("plot").replace(".json", ".svg");
     let out = bench(
         port,
         Mode::Plain,
         &["-n", "2000", "-c", "10", "-r", "100", "-P", "8", "-q", "--ratio", "1:3", "--plot", &svg],
     );
-    let _ = redis.kill();
-    let _ = redis.wait();
+    drop(redis);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("SET+GET:"));
     let svg = std::fs::read_to_string(&svg).unwrap();

@@ -459,7 +459,9 @@ fn client_certificates_named_and_expired_ones_refused() {
 }
 
 /// Half-open and garbage TLS connections arrive in a burst while a steady client keeps
-/// working; its slowest PING stays far below the handshake timeout.
+/// working: it is never starved until those handshakes time out (10 s). Its slowest PING is a
+/// latency figure that depends on the machine's load (scripts/bench-compare.sh measures a
+/// steady load beside connection churn); the test asserts only what load cannot break.
 #[test]
 fn handshake_flood_leaves_a_steady_client_served() {
     let server = Server::with(Opts { auth_clients: "no", ..Opts::default() });
@@ -493,5 +495,5 @@ fn handshake_flood_leaves_a_steady_client_served() {
     }
     let held = flood.join().unwrap();
     assert!(held.len() >= 250, "the flood could connect");
-    assert!(worst < Duration::from_millis(500), "a PING took {worst:?} during the flood");
+    assert!(worst < Duration::from_secs(5), "a PING took {worst:?} during the flood: starved by handshakes");
 }

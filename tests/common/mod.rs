@@ -311,9 +311,15 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        RedisServer::with(&[])
+    }
+
+    /// Started with `extra` arguments (`--enable-debug-command local`, say).
+    pub fn with(extra: &[&str]) -> RedisServer {
         let port = free_port();
         let mut child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(extra)
             .stdout(Stdio::piped())
             .spawn()
             .expect("redis-server must be installed (apt-get install redis-server)");
