@@ -2,10 +2,10 @@
 
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use ferrokey::engine::slot::Slot;
 use ferrokey::facade::resp::{Limits, RequestParser};
 use ferrokey::facade::Reply;
-use ferrokey::server::slot::Slot;
-use ferrokey::server::zset::ZSet;
+use ferrokey::storage::zset::ZSet;
 
 fn parse(c: &mut Criterion) {
     let mut pipeline = Vec::new();
@@ -83,7 +83,7 @@ fn route_batch(c: &mut Criterion) {
         b.iter(|| {
             groups.iter_mut().for_each(Vec::clear);
             for (i, args) in requests.iter().enumerate() {
-                let Some(cmd) = ferrokey::server::command::lookup(&args[0]) else { continue };
+                let Some(cmd) = ferrokey::engine::command::lookup(&args[0]) else { continue };
                 let shard = cmd.key_positions(args).next().map_or(0, |p| Slot::of(&args[p]).shard(4).0);
                 groups[shard].push(i);
             }

@@ -6,8 +6,10 @@
 //! - [`config`]: directives, redis.conf files, command-line overrides, CONFIG GET/SET.
 //! - [`facade`]: listeners, TLS, the stream type, the RESP parser and reply encoder, the
 //!   connection loop. Knows nothing of the keyspace.
-//! - [`server`]: shards (one per core), the router (the only code that talks between cores),
-//!   sessions that coordinate commands, and the command families.
+//! - [`storage`]: the keyspace and value structures; pure data, never awaits.
+//! - [`engine`]: shards (one per core), the router (the only code that talks between cores),
+//!   transactions, sessions that coordinate commands, blocked clients.
+//! - [`cmd`]: the command families, argument parsing, Redis's error texts.
 //! - [`runtime`]: executors, startup, shutdown; plugs server sessions into facade connections.
 //! - [`glob`]: Redis glob patterns, for KEYS, SCAN MATCH and CONFIG GET.
 //! - [`logging`]: the `tracing` subscriber, whose level CONFIG SET loglevel changes.
@@ -20,14 +22,16 @@
 #![warn(missing_docs)]
 
 pub mod benchmark;
+pub mod cmd;
 pub mod config;
+pub mod engine;
 pub mod facade;
 pub mod glob;
 pub mod logging;
 pub mod memory;
 pub mod runtime;
-pub mod server;
 pub mod splitargs;
+pub mod storage;
 
 /// The Redis version whose behaviour ferrokey follows, as HELLO and INFO report it.
 pub const REDIS_VERSION: &str = "7.0.0";

@@ -16,16 +16,16 @@ use glommio::timer::Timer;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::Config;
+use crate::engine::client::Client;
+use crate::engine::core::Core;
+use crate::engine::global::{CoreInfo, Global};
+use crate::engine::router::{Hop, Host, Router};
+use crate::engine::session::Session;
+use crate::engine::shard::{now_ms, Shard};
+use crate::engine::slot::ShardId;
 use crate::facade::listener::{Incoming, Listener};
 use crate::facade::tls::{TlsError, TlsSlot};
 use crate::facade::{self, ConnError};
-use crate::server::client::Client;
-use crate::server::core::Core;
-use crate::server::global::{CoreInfo, Global};
-use crate::server::router::{Hop, Host, Router};
-use crate::server::session::Session;
-use crate::server::shard::{now_ms, Shard};
-use crate::server::slot::ShardId;
 
 /// Messages a peer may queue before its sender waits.
 const MESH_CAPACITY: usize = 1024;
@@ -412,7 +412,7 @@ impl std::future::Future for YieldNow {
 fn reconfigure(
     tls: Arc<TlsSlot>,
     set_level: crate::logging::SetLevel,
-) -> impl Fn(&Config, &Config) -> Result<crate::server::global::Commit, String> {
+) -> impl Fn(&Config, &Config) -> Result<crate::engine::global::Commit, String> {
     move |old, new| {
         let commit = check_listeners(&tls, old, new)?;
         if new.loglevel == old.loglevel {
@@ -431,7 +431,7 @@ fn check_listeners(
     tls: &Arc<TlsSlot>,
     old: &Config,
     new: &Config,
-) -> Result<crate::server::global::Commit, String> {
+) -> Result<crate::engine::global::Commit, String> {
     if new.port != 0 && new.port == new.tls_port {
         return Err("Unable to listen on this port: port and tls-port are the same".into());
     }

@@ -14,9 +14,13 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
+use super::keygen;
 use super::report::Errors;
 use super::workload::{self, Test};
-use super::{keygen, BenchError, Live, Options, TlsOptions};
+use super::BenchError;
+use super::Live;
+use super::Options;
+use super::TlsOptions;
 
 /// A client byte stream, plain or TLS.
 trait Io: AsyncRead + AsyncWrite + Unpin {}

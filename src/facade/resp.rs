@@ -354,7 +354,7 @@ mod tests {
     fn random_input_never_panics() {
         let mut seed = 0x5eed_u64;
         let mut next = || {
-            seed = crate::server::rng::splitmix(seed);
+            seed = crate::storage::rng::splitmix(seed);
             seed
         };
         let seeds: [&[u8]; 4] =

@@ -12,20 +12,24 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
-use super::args::wrong_args;
-use super::client::Client;
-use super::command::{self, Command, Coord, Cross, Kind};
-use super::core::Core;
-use super::db::WatchFlag;
-use super::router::Tx;
-use super::router::Unavailable;
-use super::shard::{Shard, ShardCmd, ShardFn};
-use super::slot::ShardId;
-use super::{
-    blocking, connection_family, generic_family, moves, pubsub_family, server_family, transaction_family,
-};
+use crate::cmd::args::wrong_args;
+use crate::cmd::connection;
+use crate::cmd::generic;
+use crate::cmd::moves;
+use crate::cmd::pubsub;
+use crate::cmd::server;
+use crate::cmd::transaction;
+use crate::engine::blocking;
+use crate::engine::client::Client;
+use crate::engine::command::{self, Command, Coord, Cross, Kind};
+use crate::engine::core::Core;
+use crate::engine::router::Tx;
+use crate::engine::router::Unavailable;
+use crate::engine::shard::{Shard, ShardCmd, ShardFn};
+use crate::engine::slot::ShardId;
 use crate::facade::resp::Limits;
 use crate::facade::{ConnLimits, Event, Flow, Reply, Service};
+use crate::storage::db::WatchFlag;
 
 /// The reply for work that could not reach its shard (the server is shutting down).
 pub const UNAVAILABLE: Reply = Reply::error("ERR shard unavailable: the server is shutting down");
@@ -169,9 +173,9 @@ impl Session {
                 let msg = args.get(1).cloned().unwrap_or_default();
                 self.slots.push(Some(Reply::Array(vec![Reply::bulk("pong"), Reply::Bulk(msg)])));
             }
-            Kind::Coord(Coord::Ping) => self.slots.push(Some(connection_family::ping(self, &args))),
+            Kind::Coord(Coord::Ping) => self.slots.push(Some(connection::ping(self, &args))),
             Kind::Coord(Coord::Echo) => self.slots.push(Some(Reply::Bulk(args[1].clone()))),
-            Kind::Coord(Coord::Time) => self.slots.push(Some(server_family::time())),
+            Kind::Coord(Coord::Time) => self.slots.push(Some(server::time())),
             Kind::Coord(c) => {
                 self.settle(out).await;
                 // Encoded at once: HELLO and RESET change the protocol their own reply uses.
@@ -283,39 +287,39 @@ impl Session {
     /// Runs a coordinator command; `None` means no reply at all (SHUTDOWN).
     pub async fn coordinate(&mut self, c: Coord, args: &[Bytes]) -> Option<Reply> {
         Some(match c {
-            Coord::Hello => connection_family::hello(self, args),
-            Coord::Auth => connection_family::auth(self, args),
-            Coord::Select => connection_family::select(self, args),
+            Coord::Hello => connection::hello(self, args),
+            Coord::Auth => connection::auth(self, args),
+            Coord::Select => connection::select(self, args),
             Coord::Quit => {
                 self.closing = true;
                 Reply::Ok
             }
             Coord::Reset => {
-                transaction_family::unwatch_all(self).await;
-                pubsub_family::unsubscribe_all(self);
-                connection_family::reset(self)
+                transaction::unwatch_all(self).await;
+                pubsub::unsubscribe_all(self);
+                connection::reset(self)
             }
             Coord::Block => blocking::block(self, args).await,
-            Coord::Subscribe => pubsub_family::subscribe(self, args),
-            Coord::Unsubscribe => pubsub_family::unsubscribe(self, args),
-            Coord::Publish => pubsub_family::publish(self, args).await,
-            Coord::PubSub => pubsub_family::pubsub(self, args).await,
-            Coord::Client => connection_family::client(self, args).await,
-            Coord::Command => server_family::command(args),
-            Coord::Info => server_family::info(self, args).await,
-            Coord::Config => server_family::config(self, args).await,
-            Coord::DbSize => server_family::dbsize(self).await,
-            Coord::FlushDb | Coord::FlushAll => server_family::flush(self, args).await,
-            Coord::Shutdown => return server_family::shutdown(self, args),
-            Coord::Keys => generic_family::keys_cmd(self, args).await,
-            Coord::Scan => generic_family::scan_cmd(self, args).await,
-            Coord::RandomKey => generic_family::randomkey(self).await,
-            Coord::Multi => transaction_family::multi(self),
-            Coord::Exec => Box::pin(transaction_family::exec(self)).await,
-            Coord::Discard => transaction_family::discard(self).await,
-            Coord::Watch => transaction_family::watch(self, args).await,
+            Coord::Subscribe => pubsub::subscribe(self, args),
+            Coord::Unsubscribe => pubsub::unsubscribe(self, args),
+            Coord::Publish => pubsub::publish(self, args).await,
+            Coord::PubSub => pubsub::pubsub(self, args).await,
+            Coord::Client => connection::client(self, args).await,
+            Coord::Command => server::command(args),
+            Coord::Info => server::info(self, args).await,
+            Coord::Config => server::config(self, args).await,
+            Coord::DbSize => server::dbsize(self).await,
+            Coord::FlushDb | Coord::FlushAll => server::flush(self, args).await,
+            Coord::Shutdown => return server::shutdown(self, args),
+            Coord::Keys => generic::keys_cmd(self, args).await,
+            Coord::Scan => generic::scan_cmd(self, args).await,
+            Coord::RandomKey => generic::randomkey(self).await,
+            Coord::Multi => transaction::multi(self),
+            Coord::Exec => Box::pin(transaction::exec(self)).await,
+            Coord::Discard => transaction::discard(self).await,
+            Coord::Watch => transaction::watch(self, args).await,
             Coord::Unwatch => {
-                transaction_family::unwatch_all(self).await;
+                transaction::unwatch_all(self).await;
                 Reply::Ok
             }
             Coord::Ping
@@ -353,7 +357,7 @@ impl Drop for Session {
     /// A client that leaves while WATCHing: its watches are dropped from the shards in the
     /// background (a flag whose client is gone would otherwise linger until its key changes).
     fn drop(&mut self) {
-        pubsub_family::unsubscribe_all(self);
+        pubsub::unsubscribe_all(self);
         if self.watched.is_empty() {
             return;
         }

@@ -20,13 +20,13 @@ use bytes::Bytes;
 use futures::channel::mpsc;
 use futures::StreamExt;
 
-use super::args::{self, is};
-use super::db::Value;
-use super::list_family::{self, End, MPop};
-use super::session::{Session, UNAVAILABLE};
-use super::shard::{Ctx, Shard};
-use super::zset_family::{self, Scored};
+use crate::cmd::args::{self, is};
+use crate::cmd::list::{self, End, MPop};
+use crate::cmd::zset::{self, Scored};
+use crate::engine::session::{Session, UNAVAILABLE};
+use crate::engine::shard::{Ctx, Shard};
 use crate::facade::Reply;
+use crate::storage::db::Value;
 
 /// What a waiter pops, from which type of value.
 enum Wants {
@@ -127,21 +127,21 @@ fn serve_key(ctx: &mut Ctx<'_>, key: &Bytes, kept: &mut usize) {
                 if let Some((dst, _)) = local_move {
                     // As Redis: a destination of another type fails this client with WRONGTYPE
                     // and pops nothing.
-                    if let Err(e) = list_family::check_pushable(ctx, dst) {
+                    if let Err(e) = list::check_pushable(ctx, dst) {
                         let _ = w.deliver.try_send((key.clone(), Popped::Error(e)));
                         continue;
                     }
                 }
                 let count = (*count).min(len - *kept);
-                let Ok(Some(popped)) = list_family::pop_many(ctx, key, *end, count) else { return };
+                let Ok(Some(popped)) = list::pop_many(ctx, key, *end, count) else { return };
                 if let (Some((dst, to)), Some(e)) = (local_move, popped.first()) {
                     // Checked above; the push also makes the destination ready for its waiters.
-                    let _ = list_family::push_one(ctx, dst, *to, e.clone());
+                    let _ = list::push_one(ctx, dst, *to, e.clone());
                 }
                 Popped::List(popped)
             }
             Wants::ZSet { max, count } => {
-                let Ok(Some(popped)) = zset_family::pop(ctx, key, *max, *count) else { return };
+                let Ok(Some(popped)) = zset::pop(ctx, key, *max, *count) else { return };
                 Popped::ZSet(popped)
             }
         };
@@ -193,7 +193,7 @@ pub async fn block(s: &mut Session, args: &[Bytes]) -> Reply {
             Ok((keys, Form::ZPop(is(name, "bzpopmax")), timeout(&args[args.len() - 1])?))
         } else if is(name, "bzmpop") {
             let t = timeout(&args[1])?;
-            let mpop = zset_family::MPop::parse(&args[1..])?;
+            let mpop = zset::MPop::parse(&args[1..])?;
             Ok((mpop.keys, Form::ZMPop(mpop.max, mpop.count), t))
         } else if is(name, "brpoplpush") {
             Ok((
@@ -206,8 +206,11 @@ pub async fn block(s: &mut Session, args: &[Bytes]) -> Reply {
             Ok((vec![args[1].clone()], Form::Move(from, args[2].clone(), to), timeout(&args[5])?))
         } else {
             Err(Reply::Error(
-                format!("ERR internal: '{}' is not a blocking command", super::command::display_name(args))
-                    .into(),
+                format!(
+                    "ERR internal: '{}' is not a blocking command",
+                    crate::engine::command::display_name(args)
+                )
+                .into(),
             ))
         }
     })();
@@ -320,11 +323,11 @@ fn flatten_zmpop(reply: Reply) -> Reply {
 }
 
 async fn run_now(s: &mut Session, args: Vec<Bytes>) -> Reply {
-    let Some(cmd) = super::command::lookup(&args[0]) else { return UNAVAILABLE };
-    let super::command::Kind::Keyed { run, cross } = cmd.kind else { return UNAVAILABLE };
+    let Some(cmd) = crate::engine::command::lookup(&args[0]) else { return UNAVAILABLE };
+    let crate::engine::command::Kind::Keyed { run, cross } = cmd.kind else { return UNAVAILABLE };
     let (shard, together) = s.core.router.placement(cmd.key_positions(&args).map(|p| &args[p][..]));
     if together {
-        let cmd = super::shard::ShardCmd { run, db: s.db, args };
+        let cmd = crate::engine::shard::ShardCmd { run, db: s.db, args };
         s.run_on(shard, move |sh: &mut Shard| sh.exec(&cmd)).await.unwrap_or(UNAVAILABLE)
     } else {
         s.cross(cmd, run, cross, args).await
@@ -415,7 +418,7 @@ async fn wait(
         Ok(Some((_, Popped::Error(e)))) => e,
         Ok(Some((key, Popped::List(popped)))) => deliver(form, key, popped),
         Ok(Some((key, Popped::ZSet(popped)))) => match form {
-            Form::ZMPop(..) => zset_family::mpop_reply(key, popped),
+            Form::ZMPop(..) => zset::mpop_reply(key, popped),
             _ => {
                 let mut flat = vec![Reply::Bulk(key)];
                 flat.extend(popped.into_iter().flat_map(|(m, sc)| [Reply::Bulk(m), Reply::Double(sc)]));
@@ -443,7 +446,7 @@ fn deliver(form: &Form, key: Bytes, mut popped: Vec<Bytes>) -> Reply {
             Some(e) => Reply::Array(vec![Reply::Bulk(key), Reply::Bulk(e)]),
             None => Reply::NilArray,
         },
-        Form::MPop(..) => list_family::mpop_reply(key, popped),
+        Form::MPop(..) => list::mpop_reply(key, popped),
         // Sorted-set forms receive sorted-set deliveries; see wait().
         Form::ZPop(_) | Form::ZMPop(..) => Reply::NilArray,
         // Only a BLMOVE within one shard is served this way; the shard already moved it.

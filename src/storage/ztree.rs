@@ -24,7 +24,7 @@
 
 use std::cmp::Ordering;
 
-use super::dict::{prefetch_lines, Key};
+use crate::storage::dict::{prefetch_lines, Key};
 
 /// "No node" in parent and leaf-neighbour links, and the slot of an absent id.
 const NIL: u32 = u32::MAX;

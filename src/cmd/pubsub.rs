@@ -11,10 +11,10 @@ use std::rc::Rc;
 use ahash::AHashMap;
 use bytes::Bytes;
 
-use super::args::{self, is};
-use super::client::Client;
-use super::session::{Session, UNAVAILABLE};
+use crate::cmd::args::{self, is};
 use crate::config::OutputLimit;
+use crate::engine::client::Client;
+use crate::engine::session::{Session, UNAVAILABLE};
 use crate::facade::Reply;
 use crate::glob;
 

@@ -7,11 +7,13 @@ use std::sync::LazyLock;
 use ahash::AHashMap;
 use bytes::Bytes;
 
-use super::shard::ShardFn;
-use super::{
-    generic_family as generic, hash_family as hash, list_family as list, set_family as set,
-    string_family as string, zset_family as zset,
-};
+use crate::cmd::generic;
+use crate::cmd::hash;
+use crate::cmd::list;
+use crate::cmd::set;
+use crate::cmd::string;
+use crate::cmd::zset;
+use crate::engine::shard::ShardFn;
 
 /// Where and how a command executes.
 #[derive(Clone, Copy)]
@@ -396,7 +398,7 @@ pub fn lookup(name: &[u8]) -> Option<&'static Command> {
 }
 
 /// What a request names inside the container at a key, for
-/// [`super::shard::Shard::prefetch_members`] (see [`member_of`]).
+/// [`crate::engine::shard::Shard::prefetch_members`] (see [`member_of`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemberRef<'a> {
     /// The container's key.
@@ -409,7 +411,7 @@ pub struct MemberRef<'a> {
 
 /// The member a request names inside the container at its key (HSET's first field, SADD's
 /// first member, ZADD's member in its plain form), for
-/// [`super::shard::Shard::prefetch_members`]; `None` for other commands. A hint only: a wrong
+/// [`crate::engine::shard::Shard::prefetch_members`]; `None` for other commands. A hint only: a wrong
 /// guess wastes a few prefetches.
 #[must_use]
 pub fn member_of(args: &[Bytes]) -> Option<MemberRef<'_>> {

@@ -2,16 +2,16 @@
 
 use bytes::Bytes;
 
-use super::access::{self, hash, hash_mut};
-use super::args::{self, is};
-use super::db::Value;
-use super::dict::{Dict, Key};
-use super::generic_family::ScanOpts;
-use super::long_double::LongDouble;
-use super::rng::Rng;
-use super::shard::Ctx;
+use crate::cmd::access::{self, hash, hash_mut};
+use crate::cmd::args::{self, is};
+use crate::cmd::generic::ScanOpts;
+use crate::cmd::long_double::LongDouble;
+use crate::engine::shard::Ctx;
 use crate::facade::resp::parse_i64;
 use crate::facade::Reply;
+use crate::storage::db::Value;
+use crate::storage::dict::{Dict, Key};
+use crate::storage::rng::Rng;
 
 fn new_hash() -> Value {
     Value::Hash(Box::default())

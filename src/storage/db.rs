@@ -9,22 +9,22 @@ use std::sync::Arc;
 use ahash::AHashMap;
 use bytes::Bytes;
 
-use super::command::MemberRef;
-use super::dict::{Dict, Key};
-use super::rng::Rng;
+use crate::engine::command::MemberRef;
+use crate::storage::dict::{Dict, Key};
+use crate::storage::rng::Rng;
 
 /// A stored value.
 pub enum Value {
     /// A string (also holds integers and floats, as Redis does); up to 22 bytes inline.
     Str(Key),
     /// A list. Containers are boxed so that every entry stays small (strings dominate).
-    List(Box<super::list::List>),
+    List(Box<crate::storage::list::List>),
     /// A hash: field to value (a short value inline, as a short string value is).
     Hash(Box<Dict<Key>>),
     /// A set of members.
     Set(Box<Dict<()>>),
     /// A sorted set: members ordered by score (not boxed: a vector while small, else a box).
-    ZSet(super::zset::ZSet),
+    ZSet(crate::storage::zset::ZSet),
 }
 
 impl Value {
@@ -134,7 +134,7 @@ pub struct Db {
     expire_cursor: u64,
     watchers: AHashMap<Bytes, Vec<Watch>>,
     /// Clients blocked on a key (BLPOP and friends), in the order they blocked.
-    blocked: AHashMap<Bytes, VecDeque<super::blocking::Waiter>>,
+    blocked: AHashMap<Bytes, VecDeque<crate::engine::blocking::Waiter>>,
     /// Keys with blocked clients that were modified since the shard last served them.
     ready: Vec<Bytes>,
     /// Counters for INFO.
@@ -177,7 +177,7 @@ impl Db {
         let mut walks: Vec<_> = walks
             .into_iter()
             .filter_map(|(z, m)| {
-                let score = m.score.and_then(|s| super::args::float(s).ok());
+                let score = m.score.and_then(|s| crate::cmd::args::float(s).ok());
                 Some((z, z.walk(m.member, score)?))
             })
             .collect();
@@ -368,7 +368,7 @@ impl Db {
 
     /// Blocks `waiter` on `key`, behind the clients already blocked there (or before them:
     /// a BLMOVE that was woken but lost its element keeps its place).
-    pub fn block(&mut self, key: &[u8], waiter: super::blocking::Waiter, first_in_line: bool) {
+    pub fn block(&mut self, key: &[u8], waiter: crate::engine::blocking::Waiter, first_in_line: bool) {
         let queue = self.blocked.entry(Bytes::copy_from_slice(key)).or_default();
         if first_in_line {
             queue.push_front(waiter);
@@ -396,8 +396,8 @@ impl Db {
     pub fn next_waiter_where(
         &mut self,
         key: &[u8],
-        wanted: impl Fn(&super::blocking::Waiter) -> bool,
-    ) -> Option<super::blocking::Waiter> {
+        wanted: impl Fn(&crate::engine::blocking::Waiter) -> bool,
+    ) -> Option<crate::engine::blocking::Waiter> {
         let q = self.blocked.get_mut(key)?;
         let at = q.iter().position(wanted)?;
         let w = q.remove(at);

@@ -4,13 +4,13 @@
 
 use bytes::Bytes;
 
-use super::access::{self, set, set_mut};
-use super::args::{self, is};
-use super::db::Value;
-use super::generic_family::ScanOpts;
-use super::hash_family::{sample, scan_dict};
-use super::shard::Ctx;
+use crate::cmd::access::{self, set, set_mut};
+use crate::cmd::args::{self, is};
+use crate::cmd::generic::ScanOpts;
+use crate::cmd::hash::{sample, scan_dict};
+use crate::engine::shard::Ctx;
 use crate::facade::Reply;
+use crate::storage::db::Value;
 
 fn new_set() -> Value {
     Value::Set(Box::default())

@@ -3,11 +3,11 @@
 
 use bytes::Bytes;
 
-use super::args::WRONGTYPE;
-use super::db::{Entry, Value};
-use super::dict::Dict;
-use super::shard::Ctx;
+use crate::cmd::args::WRONGTYPE;
+use crate::engine::shard::Ctx;
 use crate::facade::Reply;
+use crate::storage::db::{Entry, Value};
+use crate::storage::dict::Dict;
 
 /// Picks one variant out of a value, by reference.
 pub type Pick<T> = fn(&Value) -> Option<&T>;
@@ -147,14 +147,14 @@ macro_rules! pickers {
 }
 
 pickers! {
-    list, list_mut, List, super::list::List;
-    hash, hash_mut, Hash, super::dict::Dict<super::dict::Key>;
-    set, set_mut, Set, super::dict::Dict<()>;
+    list, list_mut, List, crate::storage::list::List;
+    hash, hash_mut, Hash, crate::storage::dict::Dict<crate::storage::dict::Key>;
+    set, set_mut, Set, crate::storage::dict::Dict<()>;
 }
 
 /// Picks a sorted set by reference (not boxed: it is a small vector or a box of its own).
 #[must_use]
-pub fn zset(v: &Value) -> Option<&super::zset::ZSet> {
+pub fn zset(v: &Value) -> Option<&crate::storage::zset::ZSet> {
     match v {
         Value::ZSet(z) => Some(z),
         _ => None,
@@ -162,7 +162,7 @@ pub fn zset(v: &Value) -> Option<&super::zset::ZSet> {
 }
 
 /// Picks a sorted set mutably.
-pub fn zset_mut(v: &mut Value) -> Option<&mut super::zset::ZSet> {
+pub fn zset_mut(v: &mut Value) -> Option<&mut crate::storage::zset::ZSet> {
     match v {
         Value::ZSet(z) => Some(z),
         _ => None,

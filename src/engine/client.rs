@@ -51,7 +51,7 @@ pub struct Client {
     over_soft: Cell<Option<Instant>>,
     /// Whether the client is blocked (BLPOP and friends), and how CLIENT UNBLOCK released it.
     blocked: Cell<bool>,
-    unblocked: Cell<Option<crate::server::blocking::Unblock>>,
+    unblocked: Cell<Option<crate::engine::blocking::Unblock>>,
     /// Channels and patterns subscribed (for CLIENT LIST and the subscribed-mode rules).
     pub subscriptions: Cell<(usize, usize)>,
 }
@@ -172,7 +172,7 @@ impl Client {
     }
 
     /// CLIENT UNBLOCK: wakes a blocked client with `how`; whether it was blocked.
-    pub fn unblock(&self, how: crate::server::blocking::Unblock) -> bool {
+    pub fn unblock(&self, how: crate::engine::blocking::Unblock) -> bool {
         if !self.blocked.get() {
             return false;
         }
@@ -187,10 +187,10 @@ impl Client {
     pub fn poll_unblock(
         &self,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<crate::server::blocking::Unblock> {
+    ) -> std::task::Poll<crate::engine::blocking::Unblock> {
         self.set_waker(cx.waker());
         if self.is_killed() {
-            return std::task::Poll::Ready(crate::server::blocking::Unblock::Error);
+            return std::task::Poll::Ready(crate::engine::blocking::Unblock::Error);
         }
         match self.unblocked.get() {
             Some(how) => std::task::Poll::Ready(how),

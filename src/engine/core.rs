@@ -5,9 +5,9 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::global::Global;
-use super::router::Router;
 use crate::config::Config;
+use crate::engine::global::Global;
+use crate::engine::router::Router;
 
 /// Counters a core keeps for INFO; summed across cores on demand.
 #[derive(Debug, Default, Clone, Copy)]

@@ -2,11 +2,11 @@
 
 use bytes::Bytes;
 
-use super::access::{self, list, list_mut};
-use super::args::{self, is, NO_SUCH_KEY, SYNTAX};
-use super::db::Value;
-use super::shard::Ctx;
+use crate::cmd::access::{self, list, list_mut};
+use crate::cmd::args::{self, is, NO_SUCH_KEY, SYNTAX};
+use crate::engine::shard::Ctx;
 use crate::facade::Reply;
+use crate::storage::db::Value;
 
 fn new_list() -> Value {
     Value::List(Box::default())

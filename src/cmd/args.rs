@@ -39,7 +39,7 @@ pub fn unknown_subcommand(command: &str, sub: &[u8]) -> Reply {
 #[must_use]
 pub fn invalid_expire(args: &[Bytes]) -> Reply {
     Reply::Error(
-        format!("ERR invalid expire time in '{}' command", super::command::display_name(args)).into(),
+        format!("ERR invalid expire time in '{}' command", crate::engine::command::display_name(args)).into(),
     )
 }
 

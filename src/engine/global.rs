@@ -54,15 +54,15 @@ impl Global {
     /// Shared state for a server with `config` running on `cores`.
     #[must_use]
     pub fn new(config: Config, cores: Vec<CoreInfo>, tls: Arc<crate::facade::tls::TlsSlot>) -> Global {
-        let seed = super::rng::splitmix(
+        let seed = crate::storage::rng::splitmix(
             SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
                 ^ u64::from(std::process::id()),
         );
         let run_id = format!(
             "{:016x}{:016x}{:08x}",
             seed,
-            super::rng::splitmix(seed),
-            super::rng::splitmix(seed ^ 1) as u32
+            crate::storage::rng::splitmix(seed),
+            crate::storage::rng::splitmix(seed ^ 1) as u32
         );
         let max_bulk = config.proto_max_bulk_len.0;
         Global {
@@ -77,7 +77,7 @@ impl Global {
             max_bulk: AtomicU64::new(max_bulk),
             shutdown: AtomicBool::new(false),
             started: Instant::now(),
-            started_unix: super::shard::now_ms() / 1000,
+            started_unix: crate::engine::shard::now_ms() / 1000,
             cores,
             run_id,
         }

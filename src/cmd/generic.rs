@@ -3,15 +3,15 @@
 
 use bytes::Bytes;
 
-use super::args::{self, expire_at, is, ExpireIn, NO_SUCH_KEY};
-use super::db::{Db, Entry, Value};
-use super::rng::splitmix;
-use super::session::{Session, UNAVAILABLE};
-use super::shard::{now_ms, Ctx, Shard};
-use super::slot::ShardId;
+use crate::cmd::args::{self, expire_at, is, ExpireIn, NO_SUCH_KEY};
+use crate::engine::session::{Session, UNAVAILABLE};
+use crate::engine::shard::{now_ms, Ctx, Shard};
+use crate::engine::slot::ShardId;
 use crate::facade::resp::parse_i64;
 use crate::facade::Reply;
 use crate::glob;
+use crate::storage::db::{Db, Entry, Value};
+use crate::storage::rng::splitmix;
 
 /// DEL / UNLINK key [key ...]: how many of this shard's keys were removed.
 pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
@@ -397,7 +397,7 @@ pub async fn randomkey(s: &Session) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::db::Value;
+    use crate::storage::db::Value;
 
     #[test]
     fn scan_walks_every_key_once_per_pass() {
@@ -405,7 +405,7 @@ mod tests {
         for i in 0..500 {
             db.set(
                 format!("key:{i}").as_bytes(),
-                Value::Str(crate::server::dict::Key::copy_from_slice(b"v")),
+                Value::Str(crate::storage::dict::Key::copy_from_slice(b"v")),
                 None,
             );
         }

@@ -6,14 +6,14 @@
 
 use bytes::Bytes;
 
-use super::access::{self, zset, zset_mut};
-use super::args::{self, is, SYNTAX, WRONGTYPE};
-use super::db::Value;
-use super::generic_family::ScanOpts;
-use super::shard::Ctx;
-use super::zset::{LexRange, ScoreRange, ZSet};
+use crate::cmd::access::{self, zset, zset_mut};
+use crate::cmd::args::{self, is, SYNTAX, WRONGTYPE};
+use crate::cmd::generic::ScanOpts;
+use crate::engine::shard::Ctx;
 use crate::facade::reply::format_g17;
 use crate::facade::Reply;
+use crate::storage::db::Value;
+use crate::storage::zset::{LexRange, ScoreRange, ZSet};
 
 /// A member with its score.
 pub type Scored = (Bytes, f64);

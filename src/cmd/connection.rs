@@ -2,9 +2,9 @@
 
 use bytes::Bytes;
 
-use super::args::{self, is, SYNTAX};
-use super::blocking::Unblock;
-use super::session::{Session, UNAVAILABLE};
+use crate::cmd::args::{self, is, SYNTAX};
+use crate::engine::blocking::Unblock;
+use crate::engine::session::{Session, UNAVAILABLE};
 use crate::facade::Reply;
 
 const WRONGPASS: Reply = Reply::error("WRONGPASS invalid username-password pair or user is disabled.");

@@ -9,14 +9,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use super::client::Client;
-use super::command::MemberRef;
-use super::core::CoreStats;
-use super::db::{Db, DbStats, WatchFlag};
-use super::global::Global;
-use super::rng::Rng;
-use super::slot::ShardId;
+use crate::engine::client::Client;
+use crate::engine::command::MemberRef;
+use crate::engine::core::CoreStats;
+use crate::engine::global::Global;
+use crate::engine::slot::ShardId;
 use crate::facade::Reply;
+use crate::storage::db::{Db, DbStats, WatchFlag};
+use crate::storage::rng::Rng;
 
 /// What a command executed on a shard sees: its database, the time, and limits.
 pub struct Ctx<'a> {
@@ -89,7 +89,7 @@ pub struct Shard {
     /// The core's counters.
     pub stats: CoreStats,
     /// This core's pub/sub subscribers.
-    pub pubsub: super::pubsub_family::Registry,
+    pub pubsub: crate::cmd::pubsub::Registry,
     /// An atomic unit is running here (a transaction holds the gate, or one hop runs a whole
     /// EXEC): blocked clients are served when it ends, against the state it leaves.
     atomic: bool,
@@ -128,7 +128,7 @@ impl Shard {
         let mut ctx = Ctx::new(&mut self.dbs, cmd.db, self.clock, max_bulk, &mut self.rng);
         let run = std::panic::AssertUnwindSafe(|| (cmd.run)(&mut ctx, &cmd.args));
         let reply = std::panic::catch_unwind(run).unwrap_or_else(|_| {
-            let name = super::command::display_name(&cmd.args);
+            let name = crate::engine::command::display_name(&cmd.args);
             tracing::error!(command = %name, "command panicked: this is a bug; the client got an error");
             Reply::error("ERR internal error")
         });
@@ -173,7 +173,7 @@ impl Shard {
     }
 
     /// After [`Shard::prefetch`]: starts loading, for each command of the batch on a member of a
-    /// container (HSET's field, SADD's member; see [`super::command::member_of`]), the member's
+    /// container (HSET's field, SADD's member; see [`crate::engine::command::member_of`]), the member's
     /// slot in its hash, set or sorted set, the second cache miss of such a command, and for
     /// sorted sets the tree nodes it will touch (see [`Db::prefetch_members`]).
     pub fn prefetch_members<'a>(&self, db: usize, members: impl Iterator<Item = MemberRef<'a>>) {
@@ -187,7 +187,7 @@ impl Shard {
         if self.dbs[db].has_ready() {
             let now = self.clock;
             let max_bulk = self.global.max_bulk();
-            super::blocking::serve(&mut Ctx::new(&mut self.dbs, db, now, max_bulk, &mut self.rng));
+            crate::engine::blocking::serve(&mut Ctx::new(&mut self.dbs, db, now, max_bulk, &mut self.rng));
         }
     }
 

@@ -2,13 +2,13 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::args::{self, expire_at, is, ExpireIn, NOT_INT, SYNTAX, TOO_BIG, WRONGTYPE};
-use super::db::{Entry, Value};
-use super::dict::Key;
-use super::long_double::LongDouble;
-use super::shard::Ctx;
+use crate::cmd::args::{self, expire_at, is, ExpireIn, NOT_INT, SYNTAX, TOO_BIG, WRONGTYPE};
+use crate::cmd::long_double::LongDouble;
+use crate::engine::shard::Ctx;
 use crate::facade::resp::parse_i64;
 use crate::facade::Reply;
+use crate::storage::db::{Entry, Value};
+use crate::storage::dict::Key;
 
 /// The string under `key`: `Ok(None)` when missing, `Err(WRONGTYPE)` for another type.
 fn read_str<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a Key>, Reply> {

@@ -13,8 +13,8 @@ use std::rc::Rc;
 use futures::channel::oneshot;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 
-use super::shard::Shard;
-use super::slot::{ShardId, Slot};
+use crate::engine::shard::Shard;
+use crate::engine::slot::{ShardId, Slot};
 
 /// Work for a shard: runs on its core, atomically with respect to every other hop.
 pub type Job = Box<dyn FnOnce(&mut Shard) + Send>;

@@ -8,17 +8,17 @@
 
 use bytes::Bytes;
 
-use super::args::{is, NO_SUCH_KEY};
-use super::command::Coord;
-use super::generic_family;
-use super::list_family;
-use super::router::{Router, Tx, Unavailable};
-use super::session::UNAVAILABLE;
-use super::set_family::{self, Algebra};
-use super::shard::{Ctx, Shard};
-use super::slot::ShardId;
-use super::string_family;
-use super::zset_family::{self, RangeSpec, ZAlgebra};
+use crate::cmd::args::{is, NO_SUCH_KEY};
+use crate::cmd::generic;
+use crate::cmd::list;
+use crate::cmd::set::{self, Algebra};
+use crate::cmd::string;
+use crate::cmd::zset::{self, RangeSpec, ZAlgebra};
+use crate::engine::command::Coord;
+use crate::engine::router::{Router, Tx, Unavailable};
+use crate::engine::session::UNAVAILABLE;
+use crate::engine::shard::{Ctx, Shard};
+use crate::engine::slot::ShardId;
 use crate::facade::Reply;
 
 /// Runs `f` against database `db` of `shard` inside `tx`; a shard that cannot be reached, or a
@@ -59,7 +59,7 @@ async fn msetnx(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<R
         args[1..].chunks_exact(2).map(|p| (router.shard_of(&p[0]), p[0].clone(), p[1].clone())).collect();
     let checks = pairs.iter().map(|(s, k, _)| {
         let k = k.clone();
-        hop(tx, *s, db, move |c| Ok(string_family::any_exists(c, std::slice::from_ref(&k))))
+        hop(tx, *s, db, move |c| Ok(string::any_exists(c, std::slice::from_ref(&k))))
     });
     for exists in futures::future::join_all(checks).await {
         if exists? {
@@ -68,7 +68,7 @@ async fn msetnx(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<R
     }
     let writes = pairs.into_iter().map(|(s, k, v)| {
         hop(tx, s, db, move |c| {
-            string_family::mset(c, &[Bytes::from_static(b"MSET"), k, v]);
+            string::mset(c, &[Bytes::from_static(b"MSET"), k, v]);
             Ok(())
         })
     });
@@ -99,7 +99,7 @@ async fn rename(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<R
     let entry = hop(tx, from, db, move |c| Ok(c.db.remove(&src))).await?;
     if let Some(entry) = entry {
         hop(tx, to, db, move |c| {
-            generic_family::put(c.db, &dst, entry);
+            generic::put(c.db, &dst, entry);
             Ok(())
         })
         .await?;
@@ -110,19 +110,19 @@ async fn rename(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<R
 /// LMOVE / RPOPLPUSH: both types are checked before anything moves, as Redis does (a missing
 /// source is nil whatever the destination holds).
 async fn lmove(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Reply, Reply> {
-    let (from, to) = list_family::move_ends(args)?;
+    let (from, to) = list::move_ends(args)?;
     let (src, dst) = (args[1].clone(), args[2].clone());
     let (s_src, s_dst) = (router.shard_of(&src), router.shard_of(&dst));
     let (probe_src, probe) = (src.clone(), dst.clone());
-    if !hop(tx, s_src, db, move |c| list_family::exists(c, &probe_src)).await? {
+    if !hop(tx, s_src, db, move |c| list::exists(c, &probe_src)).await? {
         return Ok(Reply::Nil);
     }
-    hop(tx, s_dst, db, move |c| list_family::check_pushable(c, &probe)).await?;
-    let Some(e) = hop(tx, s_src, db, move |c| list_family::pop_one(c, &src, from)).await? else {
+    hop(tx, s_dst, db, move |c| list::check_pushable(c, &probe)).await?;
+    let Some(e) = hop(tx, s_src, db, move |c| list::pop_one(c, &src, from)).await? else {
         return Ok(Reply::Nil);
     };
     let pushed = e.clone();
-    hop(tx, s_dst, db, move |c| list_family::push_one(c, &dst, to, pushed)).await?;
+    hop(tx, s_dst, db, move |c| list::push_one(c, &dst, to, pushed)).await?;
     Ok(Reply::Bulk(e))
 }
 
@@ -132,15 +132,15 @@ async fn smove(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Re
     let (src, dst, member) = (args[1].clone(), args[2].clone(), args[3].clone());
     let (s_src, s_dst) = (router.shard_of(&src), router.shard_of(&dst));
     let (probe_src, probe_dst) = (src.clone(), dst.clone());
-    if !hop(tx, s_src, db, move |c| set_family::exists(c, &probe_src)).await? {
+    if !hop(tx, s_src, db, move |c| set::exists(c, &probe_src)).await? {
         return Ok(Reply::Int(0));
     }
-    hop(tx, s_dst, db, move |c| set_family::exists(c, &probe_dst)).await?;
+    hop(tx, s_dst, db, move |c| set::exists(c, &probe_dst)).await?;
     let m = member.clone();
-    if !hop(tx, s_src, db, move |c| set_family::take_member(c, &src, &m)).await? {
+    if !hop(tx, s_src, db, move |c| set::take_member(c, &src, &m)).await? {
         return Ok(Reply::Int(0));
     }
-    hop(tx, s_dst, db, move |c| set_family::add_member(c, &dst, &member)).await?;
+    hop(tx, s_dst, db, move |c| set::add_member(c, &dst, &member)).await?;
     Ok(Reply::Int(1))
 }
 
@@ -152,13 +152,13 @@ async fn algebra(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<
         .sources
         .iter()
         .cloned()
-        .map(|key| hop(tx, router.shard_of(&key), db, move |c| set_family::members(c, &key)));
+        .map(|key| hop(tx, router.shard_of(&key), db, move |c| set::members(c, &key)));
     let sets = futures::future::join_all(gathers).await.into_iter().collect::<Result<Vec<_>, _>>()?;
     let result = alg.compute(sets);
     if let Some(dest) = alg.dest.clone() {
         let stored = result.clone();
         hop(tx, router.shard_of(&dest), db, move |c| {
-            set_family::store(c, &dest, &stored);
+            set::store(c, &dest, &stored);
             Ok(())
         })
         .await?;
@@ -168,13 +168,13 @@ async fn algebra(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<
 
 /// LMPOP over keys on several shards: the first non-empty list, in key order, gives its elements.
 async fn lmpop(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Reply, Reply> {
-    let mpop = list_family::MPop::parse(args)?;
+    let mpop = list::MPop::parse(args)?;
     for key in mpop.keys {
         let (k, end, count) = (key.clone(), mpop.end, mpop.count);
         if let Some(popped) =
-            hop(tx, router.shard_of(&key), db, move |c| list_family::pop_many(c, &k, end, count)).await?
+            hop(tx, router.shard_of(&key), db, move |c| list::pop_many(c, &k, end, count)).await?
         {
-            return Ok(list_family::mpop_reply(key, popped));
+            return Ok(list::mpop_reply(key, popped));
         }
     }
     Ok(Reply::NilArray)
@@ -184,7 +184,7 @@ async fn lmpop(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Re
 /// on the source's shard and stored on the destination's.
 async fn copy(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Reply, Reply> {
     let databases = hop(tx, router.shard_of(&args[1]), db, |c| Ok(c.databases())).await?;
-    let c = generic_family::CopyArgs::parse(args, databases)?;
+    let c = generic::CopyArgs::parse(args, databases)?;
     let target = c.db.unwrap_or(db);
     let src = c.src.clone();
     let Some(entry) =
@@ -197,7 +197,7 @@ async fn copy(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Rep
         if ctx.db.live(&dst, ctx.now) && !replace {
             return Ok(false);
         }
-        generic_family::put(ctx.db, &dst, entry);
+        generic::put(ctx.db, &dst, entry);
         Ok(true)
     })
     .await?;
@@ -206,13 +206,13 @@ async fn copy(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Rep
 
 /// ZMPOP over keys on several shards: the first non-empty sorted set, in key order, gives.
 async fn zmpop(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result<Reply, Reply> {
-    let mpop = zset_family::MPop::parse(args)?;
+    let mpop = zset::MPop::parse(args)?;
     for key in mpop.keys {
         let (k, max, count) = (key.clone(), mpop.max, mpop.count);
         if let Some(popped) =
-            hop(tx, router.shard_of(&key), db, move |c| zset_family::pop(c, &k, max, count)).await?
+            hop(tx, router.shard_of(&key), db, move |c| zset::pop(c, &k, max, count)).await?
         {
-            return Ok(zset_family::mpop_reply(key, popped));
+            return Ok(zset::mpop_reply(key, popped));
         }
     }
     Ok(Reply::NilArray)
@@ -226,11 +226,11 @@ async fn zalgebra(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Result
         .sources
         .iter()
         .cloned()
-        .map(|key| hop(tx, router.shard_of(&key), db, move |c| zset_family::members(c, &key)));
+        .map(|key| hop(tx, router.shard_of(&key), db, move |c| zset::members(c, &key)));
     let inputs = futures::future::join_all(gathers).await.into_iter().collect::<Result<Vec<_>, _>>()?;
     let (reply, stored) = alg.compute(inputs)?;
     if let (Some(dest), Some(items)) = (alg.dest.clone(), stored) {
-        hop(tx, router.shard_of(&dest), db, move |c| Ok(zset_family::store(c, &dest, items))).await?;
+        hop(tx, router.shard_of(&dest), db, move |c| Ok(zset::store(c, &dest, items))).await?;
     }
     Ok(reply)
 }
@@ -240,6 +240,6 @@ async fn zrangestore(tx: &Tx, db: usize, router: &Router, args: &[Bytes]) -> Res
     let spec = RangeSpec::parse(args)?;
     let Some(dest) = spec.dest.clone() else { return Err(Reply::error("ERR syntax error")) };
     let src = spec.key.clone();
-    let items = hop(tx, router.shard_of(&src), db, move |c| zset_family::range_of(c, &spec)).await?;
-    hop(tx, router.shard_of(&dest), db, move |c| Ok(zset_family::store(c, &dest, items))).await
+    let items = hop(tx, router.shard_of(&src), db, move |c| zset::range_of(c, &spec)).await?;
+    hop(tx, router.shard_of(&dest), db, move |c| Ok(zset::store(c, &dest, items))).await
 }

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::args::{is, unknown_subcommand, wrong_args, SYNTAX};
-use super::command::{self, Command, COMMANDS};
-use super::core::CoreStats;
-use super::db::DbStats;
-use super::session::{Session, UNAVAILABLE};
-use super::slot::ShardId;
+use crate::cmd::args::{is, unknown_subcommand, wrong_args, SYNTAX};
+use crate::engine::command::{self, Command, COMMANDS};
+use crate::engine::core::CoreStats;
+use crate::engine::session::{Session, UNAVAILABLE};
+use crate::engine::slot::ShardId;
 use crate::facade::Reply;
+use crate::storage::db::DbStats;
 
 /// TIME: Unix seconds and microseconds, as two bulk strings.
 #[must_use]
@@ -36,7 +36,7 @@ pub async fn flush(s: &Session, args: &[Bytes]) -> Reply {
     }
     let all = is(&args[0], "flushall");
     let db = s.db;
-    let wipe = move |sh: &mut super::shard::Shard| {
+    let wipe = move |sh: &mut crate::engine::shard::Shard| {
         for (i, d) in sh.dbs().iter_mut().enumerate() {
             if all || i == db {
                 d.clear();

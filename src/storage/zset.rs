@@ -1,5 +1,5 @@
 //! The sorted set: a dict from member to id, for ZSCORE in O(1), beside an order-statistic
-//! B+tree of (score, id) ([`super::ztree`]), for rank and range in O(log n). Redis's `zset`,
+//! B+tree of (score, id) ([`crate::storage::ztree`]), for rank and range in O(log n). Redis's `zset`,
 //! with a B+tree where Redis has a skiplist. Up to 128 members of up to 64 bytes, it is one
 //! sorted vector of (score, member) instead, as Redis keeps small sets in a listpack: most
 //! sorted sets are small, and the dict, member table and tree cost them 1.2 KB from the start.
@@ -9,9 +9,9 @@
 
 use bytes::Bytes;
 
-use super::dict::{Dict, Key};
-use super::rng::Rng;
-use super::ztree::{Tree, Walk};
+use crate::storage::dict::{Dict, Key};
+use crate::storage::rng::Rng;
+use crate::storage::ztree::{Tree, Walk};
 
 /// One end of a score range: `-inf`, `(1.5` (exclusive) or `1.5` (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,7 +47,7 @@ impl ScoreRange {
             let value = if text.is_empty() && text.len() == b.len() - usize::from(exclusive) {
                 0.0
             } else {
-                super::args::strtod(text).map(|(f, _)| f).filter(|f| !f.is_nan())?
+                crate::cmd::args::strtod(text).map(|(f, _)| f).filter(|f| !f.is_nan())?
             };
             Some(ScoreBound { value, exclusive })
         }
@@ -222,12 +222,12 @@ impl ZSet {
         }
     }
 
-    /// `count` random members as [`super::hash_family::sample`] picks them.
+    /// `count` random members as [`crate::cmd::hash::sample`] picks them.
     #[must_use]
     pub fn sample(&self, count: i64, rng: &mut Rng) -> Vec<(Bytes, f64)> {
         let entry = |(m, s): (&[u8], f64)| (Bytes::copy_from_slice(m), s);
         let all = || self.unordered().map(entry).collect();
-        super::hash_family::sample_with(self.len(), count, rng, all, |r| {
+        crate::cmd::hash::sample_with(self.len(), count, rng, all, |r| {
             self.random(r).map(|e| (e.0, entry(e)))
         })
     }
@@ -235,7 +235,7 @@ impl ZSet {
     /// One ZSCAN step over the member dict: the next cursor and what it found (a small set all at
     /// once, as Redis scans a listpack).
     #[must_use]
-    pub fn scan(&self, cursor: u64, opts: &super::generic_family::ScanOpts) -> (u64, Vec<(Bytes, f64)>) {
+    pub fn scan(&self, cursor: u64, opts: &crate::cmd::generic::ScanOpts) -> (u64, Vec<(Bytes, f64)>) {
         match &self.0 {
             Repr::Small(v) => (
                 0,
@@ -283,7 +283,7 @@ impl ZSet {
         }
     }
 
-    /// Takes `walk` one node further (see [`super::ztree::Tree::advance`]); `false` once it is done.
+    /// Takes `walk` one node further (see [`crate::storage::ztree::Tree::advance`]); `false` once it is done.
     pub fn advance(&self, walk: &mut Walk) -> bool {
         match &self.0 {
             Repr::Small(_) => false,
@@ -435,8 +435,8 @@ impl Large {
 
     /// One ZSCAN step over the member dict: the next cursor and what it found.
     #[must_use]
-    pub fn scan(&self, cursor: u64, opts: &super::generic_family::ScanOpts) -> (u64, Vec<(Bytes, f64)>) {
-        let (next, found) = super::hash_family::scan_dict(&self.ids, cursor, opts);
+    pub fn scan(&self, cursor: u64, opts: &crate::cmd::generic::ScanOpts) -> (u64, Vec<(Bytes, f64)>) {
+        let (next, found) = crate::cmd::hash::scan_dict(&self.ids, cursor, opts);
         (next, found.into_iter().map(|(m, id)| (m, self.tree.score(id))).collect())
     }
 
@@ -454,7 +454,7 @@ impl Large {
         (id.is_some() || score.is_some()).then(|| self.tree.walk(&self.members, id, score))
     }
 
-    /// Takes `walk` one node further (see [`super::ztree::Tree::advance`]); `false` once it is done.
+    /// Takes `walk` one node further (see [`crate::storage::ztree::Tree::advance`]); `false` once it is done.
     pub fn advance(&self, walk: &mut Walk) -> bool {
         self.tree.advance(&self.members, walk)
     }
@@ -559,8 +559,8 @@ impl FromIterator<(Bytes, f64)> for ZSet {
 mod tests {
     use std::cmp::Ordering;
 
-    use super::super::rng::{splitmix, Rng};
     use super::*;
+    use crate::storage::rng::{splitmix, Rng};
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
@@ -615,8 +615,7 @@ mod tests {
         distinct.sort_by(|a, b| a.0.cmp(&b.0));
         distinct.dedup_by(|a, b| a.0 == b.0);
         assert_eq!(distinct.len(), 50);
-        let opts =
-            super::super::generic_family::ScanOpts { pattern: Some(b("m00*")), count: 1, type_name: None };
+        let opts = crate::cmd::generic::ScanOpts { pattern: Some(b("m00*")), count: 1, type_name: None };
         let (cursor, mut found) = z.scan(0, &opts);
         found.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!((cursor, found), (0, (0..10).map(|i| (b(&format!("m{i:03}")), (i % 7) as f64)).collect()));

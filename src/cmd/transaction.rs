@@ -12,16 +12,16 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 
-use super::args::wrong_args;
-use super::command::{self, Coord, Cross, Kind};
-use super::connection_family;
-use super::db::WatchFlag;
-use super::router::Tx;
-use super::server_family;
-use super::session::{Multi, Session, UNAVAILABLE};
-use super::shard::{Shard, ShardCmd};
-use super::slot::ShardId;
+use crate::cmd::args::wrong_args;
+use crate::cmd::connection;
+use crate::cmd::server;
+use crate::engine::command::{self, Coord, Cross, Kind};
+use crate::engine::router::Tx;
+use crate::engine::session::{Multi, Session, UNAVAILABLE};
+use crate::engine::shard::{Shard, ShardCmd};
+use crate::engine::slot::ShardId;
 use crate::facade::Reply;
+use crate::storage::db::WatchFlag;
 
 /// MULTI
 pub fn multi(s: &mut Session) -> Reply {
@@ -205,9 +205,9 @@ async fn exec_one(s: &mut Session, args: Vec<Bytes>) -> Reply {
                 s.cross(cmd, run, cross, args).await
             }
         }
-        Kind::Coord(Coord::Ping) => connection_family::ping(s, &args),
+        Kind::Coord(Coord::Ping) => connection::ping(s, &args),
         Kind::Coord(Coord::Echo) => Reply::Bulk(args[1].clone()),
-        Kind::Coord(Coord::Time) => server_family::time(),
+        Kind::Coord(Coord::Time) => server::time(),
         Kind::Coord(c) => s.coordinate(c, &args).await.unwrap_or(Reply::Nil),
     }
 }

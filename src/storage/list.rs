@@ -13,7 +13,7 @@
 //!   Edits inside the list (LSET, LINSERT, LREM) repack the chunk they touch.
 //! - A popped element is copied out: the buffer it sat in stays with the list.
 //!
-//! This module knows nothing of Redis commands; `list_family` maps them onto it.
+//! This module knows nothing of Redis commands; `cmd::list` maps them onto it.
 
 use std::collections::VecDeque;
 

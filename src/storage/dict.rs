@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use thin_vec::ThinVec;
 
-use super::rng::Rng;
+use crate::storage::rng::Rng;
 
 const MIN_BUCKETS: usize = 4;
 /// Keys this long or shorter are stored inside the entry: a lookup compares them without
