@@ -83,7 +83,7 @@ fn route_batch(c: &mut Criterion) {
         b.iter(|| {
             groups.iter_mut().for_each(Vec::clear);
             for (i, args) in requests.iter().enumerate() {
-                let Some(cmd) = ferrokey::engine::command::lookup(&args[0]) else { continue };
+                let Some(cmd) = ferrokey::cmd::registry().get(&args[0]) else { continue };
                 let shard = cmd.key_positions(args).next().map_or(0, |p| Slot::of(&args[p]).shard(4).0);
                 groups[shard].push(i);
             }

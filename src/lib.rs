@@ -14,6 +14,7 @@
 //! - [`glob`]: Redis glob patterns, for KEYS, SCAN MATCH and CONFIG GET.
 //! - [`logging`]: the `tracing` subscriber, whose level CONFIG SET loglevel changes.
 //! - [`memory`]: the counting allocator behind INFO's `used_memory`.
+//! - [`num`]: Redis's number syntax (`strtod`), for storage and commands alike.
 //! - [`splitargs`]: Redis's argument splitter, shared by inline commands and config files.
 //!
 //! See ARCHITECTURE.md for the life of a command and the invariants.
@@ -29,6 +30,7 @@ pub mod facade;
 pub mod glob;
 pub mod logging;
 pub mod memory;
+pub mod num;
 pub mod runtime;
 pub mod splitargs;
 pub mod storage;

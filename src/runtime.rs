@@ -11,6 +11,7 @@ use std::time::Duration;
 use crossbeam_channel::RecvTimeoutError;
 use futures::channel::oneshot;
 use futures::AsyncWriteExt;
+use futures::FutureExt;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::timer::Timer;
 use glommio::{LocalExecutorBuilder, Placement};
@@ -19,7 +20,8 @@ use crate::config::Config;
 use crate::engine::client::Client;
 use crate::engine::core::Core;
 use crate::engine::global::{CoreInfo, Global};
-use crate::engine::router::{Hop, Host, Router};
+use crate::engine::local::Local;
+use crate::engine::router::{Hop, Router};
 use crate::engine::session::Session;
 use crate::engine::shard::{now_ms, Shard};
 use crate::engine::slot::ShardId;
@@ -218,9 +220,9 @@ async fn core_main(
         return;
     }
     let shards = global.cores.len();
-    let (id, senders, receivers) = if shards > 1 {
+    let (id, mesh) = if shards > 1 {
         match mesh.join().await {
-            Ok((s, r)) => (s.peer_id(), Some(s), Some(r)),
+            Ok((s, r)) => (s.peer_id(), Some((s, r))),
             Err(e) => {
                 tracing::error!("core {index} could not join the mesh: {e}");
                 global.request_shutdown();
@@ -228,14 +230,12 @@ async fn core_main(
             }
         }
     } else {
-        (0, None, None)
+        (0, None)
     };
-    let host = Rc::new(Host::new(Shard::new(ShardId(id), global.clone())));
-    if let Some(r) = receivers {
-        Router::serve(&host, r);
-    }
-    let router = Rc::new(Router::new(ShardId(id), shards, host.clone(), senders));
-    let core = Rc::new(Core::new(router, global.clone()));
+    let local = Rc::new(Local::default());
+    let shard = Shard::new(ShardId(id), global.clone());
+    let router = Rc::new(Router::new(ShardId(id), shards, shard, local.clone(), mesh));
+    let core = Rc::new(Core::new(router, global.clone(), crate::cmd::registry()));
 
     let mut accepts: Vec<Accepting> = listeners.into_iter().map(|l| Accepting::start(l, &core)).collect();
     let cron = glommio::spawn_local(cron(core.clone())).detach();
@@ -250,10 +250,10 @@ async fn core_main(
     // Stop accepting, ask every connection to finish, and give them a moment to flush.
     accepts.iter().for_each(|a| a.task.cancel());
     cron.cancel();
-    let clients: Vec<Rc<Client>> = host.shard().clients.values().cloned().collect();
+    let clients: Vec<Rc<Client>> = local.clients.borrow().values().cloned().collect();
     clients.iter().for_each(|c| c.kill());
     let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
-    while !host.shard().clients.is_empty() && std::time::Instant::now() < deadline {
+    while !local.clients.borrow().is_empty() && std::time::Instant::now() < deadline {
         Timer::new(Duration::from_millis(5)).await;
     }
 }
@@ -559,14 +559,14 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
     let mut stream = match established {
         Ok(s) => s,
         Err(e) => {
-            core.count(|s| s.tls_handshake_failures += 1);
+            core.local().count(|s| s.tls_handshake_failures += 1);
             tracing::info!(%peer, "{e}");
             return;
         }
     };
     let tls_info = stream.tls_info();
     if core.global.clients() >= config.maxclients {
-        core.count(|s| s.rejected += 1);
+        core.local().count(|s| s.rejected += 1);
         let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
         let _ = stream.flush().await;
         return;
@@ -576,8 +576,8 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
     let resumed = tls_info.as_ref().is_some_and(|t| t.resumed);
     let client = Rc::new(Client::new(core.global.next_client_id(), peer, local, tls_info, shard));
     core.global.client_connected(1);
-    core.router.host().shard().clients.insert(client.id, client.clone());
-    core.count(|s| {
+    core.local().clients.borrow_mut().insert(client.id, client.clone());
+    core.local().count(|s| {
         s.connections += 1;
         s.clients += 1;
         if tls {
@@ -587,7 +587,13 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
         }
     });
     let mut session = Session::new(core.clone(), client.clone());
-    let why = facade::serve(&mut stream, &mut session).await;
+    // A bug that panics in a connection's task ends that connection, with a log line, not the
+    // core with every client on it (a command's own panic is caught closer, in the shard).
+    let served = std::panic::AssertUnwindSafe(facade::serve(&mut stream, &mut session)).catch_unwind().await;
+    let why = served.unwrap_or_else(|_| {
+        tracing::error!(id = client.id, %peer, "connection task panicked: this is a bug; the connection is closed");
+        ConnError::Closed
+    });
     match &why {
         ConnError::Eof | ConnError::Closed | ConnError::Idle => {
             tracing::debug!(id = client.id, %peer, "connection closed: {why}");
@@ -605,9 +611,9 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
         })
         .await;
     }
-    core.router.host().shard().clients.remove(&client.id);
+    core.local().clients.borrow_mut().remove(&client.id);
     core.global.client_connected(-1);
-    core.count(|s| {
+    core.local().count(|s| {
         s.clients -= 1;
         if tls {
             s.tls_clients -= 1;
@@ -622,7 +628,11 @@ async fn cron(core: Rc<Core>) {
         let period = 1000 / hz;
         // Like Redis, active expiry may use a quarter of each cycle.
         let deadline = now_ms() + (period / 4).max(1);
-        core.router.host().shard().active_expire(20, deadline);
+        // Through the gate: a key must not expire in the middle of a transaction.
+        let _ = core
+            .router
+            .run(core.router.local(), None, move |sh: &mut Shard| sh.active_expire(20, deadline))
+            .await;
         Timer::new(Duration::from_millis(period)).await;
     }
 }

@@ -1203,7 +1203,13 @@ fn fuzz_script(
             .flat_map(|req| resp(&req.iter().map(|a| a.as_bytes()).collect::<Vec<_>>()))
             .collect();
         write(&bytes);
+        if std::env::var("FUZZ_TRACE").is_ok() {
+            eprintln!("batch: {batch:?}");
+        }
         for req in batch {
+            if std::env::var("FUZZ_TRACE").is_ok() {
+                eprintln!("reading reply to {req:?}");
+            }
             let reply = read_reply(stream);
             let reply = if UNORDERED.contains(&req[0].as_str()) { sorted_lines(&reply) } else { reply };
             shown.push(format!("{req:?} -> {:?}", String::from_utf8_lossy(&reply)));

@@ -1,22 +1,118 @@
-//! Connection commands: PING, HELLO, AUTH, SELECT, RESET, CLIENT. Run on the connection's core.
+//! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET and CLIENT. The session
+//! runs them on the connection's core; CLIENT LIST, KILL and UNBLOCK reach every core's clients.
 
 use bytes::Bytes;
 
-use crate::cmd::args::{self, is, SYNTAX};
+use crate::cmd::args::{self, is};
+use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::blocking::Unblock;
-use crate::engine::session::{Session, UNAVAILABLE};
+use crate::engine::command::Command;
+use crate::engine::session::Session;
+use crate::engine::spec::{acl, flag};
 use crate::facade::Reply;
 
-const WRONGPASS: Reply = Reply::error("WRONGPASS invalid username-password pair or user is disabled.");
+/// The family's commands.
+pub fn commands() -> Vec<Command> {
+    vec![
+        Command::inline("ping", -1, ping)
+            .flags(flag::FAST)
+            .acl(acl::CONNECTION)
+            .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
+            .docs("connection", "1.0.0", "O(1)", "Ping the server")
+            .when_subscribed(),
+        Command::inline("echo", 2, |_, a| Ok(Reply::Bulk(a[1].clone())))
+            .flags(flag::LOADING | flag::STALE | flag::FAST)
+            .acl(acl::CONNECTION)
+            .docs("connection", "1.0.0", "O(1)", "Echo the given string"),
+        Command::session("hello", -1, |s, a| Box::pin(async move { hello(s, a) }))
+            .flags(flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST | flag::NO_AUTH | flag::ALLOW_BUSY)
+            .acl(acl::CONNECTION)
+            .docs("connection", "6.0.0", "O(1)", "Handshake with Redis")
+            .history(&[("6.2.0", "`protover` made optional; when called without arguments the command reports the current connection's context.")]),
+        Command::session("auth", -2, |s, a| Box::pin(async move { auth(s, a) }))
+            .flags(flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST | flag::NO_AUTH | flag::ALLOW_BUSY)
+            .acl(acl::CONNECTION)
+            .docs("connection", "1.0.0", "O(N) where N is the number of passwords defined for the user", "Authenticate to the server")
+            .history(&[("6.0.0", "Added ACL style (username and password).")]),
+        Command::session("select", 2, |s, a| Box::pin(async move { select(s, a) }))
+            .flags(flag::LOADING | flag::STALE | flag::FAST)
+            .acl(acl::CONNECTION)
+            .docs("connection", "1.0.0", "O(1)", "Change the selected database for the current connection"),
+        Command::session("quit", -1, |s, _| Box::pin(async move { quit(s) }))
+            .flags(flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST | flag::NO_AUTH | flag::ALLOW_BUSY)
+            .acl(acl::CONNECTION)
+            .docs("connection", "1.0.0", "O(1)", "Close the connection")
+            .control()
+            .when_subscribed(),
+        Command::session("reset", 1, |s, _| Box::pin(reset(s)))
+            .flags(flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST | flag::NO_AUTH | flag::ALLOW_BUSY)
+            .acl(acl::CONNECTION)
+            .docs("connection", "6.2.0", "O(1)", "Reset the connection")
+            .control()
+            .when_subscribed(),
+        Command::container("client", -2, vec![
+            Command::session("id", 2, |s, _| Box::pin(async move { Ok(Reply::Int(s.client.id as i64)) }))
+                .flags(flag::NOSCRIPT | flag::LOADING | flag::STALE)
+                .acl(acl::CONNECTION)
+                .docs("connection", "5.0.0", "O(1)", "Returns the client ID for the current connection"),
+            Command::session("getname", 2, |s, _| Box::pin(async move { Ok(client_getname(s)) }))
+                .flags(flag::NOSCRIPT | flag::LOADING | flag::STALE)
+                .acl(acl::CONNECTION)
+                .docs("connection", "2.6.9", "O(1)", "Get the current connection name"),
+            Command::session("setname", 3, |s, a| Box::pin(async move { set_name(s, &a[2]).map(|()| Reply::Ok) }))
+                .flags(flag::NOSCRIPT | flag::LOADING | flag::STALE)
+                .acl(acl::CONNECTION)
+                .docs("connection", "2.6.9", "O(1)", "Set the current connection name"),
+            Command::session("info", 2, |s, _| Box::pin(async move { Ok(Reply::Verbatim(format!("{}\n", s.client.info_line()))) }))
+                .flags(flag::NOSCRIPT | flag::LOADING | flag::STALE)
+                .acl(acl::CONNECTION)
+                .tips(&["nondeterministic_output"])
+                .docs("connection", "6.2.0", "O(1)", "Returns information about the current client connection."),
+            Command::session("list", -2, |s, a| Box::pin(client_list(s, &a[2..])))
+                .flags(flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE)
+                .acl(acl::CONNECTION)
+                .tips(&["nondeterministic_output"])
+                .docs("connection", "2.4.0", "O(N) where N is the number of client connections", "Get the list of client connections")
+                .history(&[("2.8.12", "Added unique client `id` field."), ("5.0.0", "Added optional `TYPE` filter."), ("6.0.0", "Added `user` field."), ("6.2.0", "Added `argv-mem`, `tot-mem`, `laddr` and `redir` fields and the optional `ID` filter."), ("7.0.0", "Added `resp`, `multi-mem`, `rbs` and `rbp` fields."), ("7.0.3", "Added `ssub` field.")]),
+            Command::session("kill", -3, |s, a| Box::pin(client_kill(s, &a[2..])))
+                .flags(flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE)
+                .acl(acl::CONNECTION)
+                .docs("connection", "2.4.0", "O(N) where N is the number of client connections", "Kill the connection of a client")
+                .history(&[("2.8.12", "Added new filter format."), ("2.8.12", "`ID` option."), ("3.2.0", "Added `master` type in for `TYPE` option."), ("5.0.0", "Replaced `slave` `TYPE` with `replica`. `slave` still supported for backward compatibility."), ("6.2.0", "`LADDR` option.")]),
+            Command::session("unblock", -3, |s, a| Box::pin(client_unblock(s, &a[2..])))
+                .flags(flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE)
+                .acl(acl::CONNECTION)
+                .docs("connection", "5.0.0", "O(log N) where N is the number of client connections", "Unblock a client blocked in a blocking command from a different connection"),
+            Command::inline("help", 2, |_, _| Ok(client_help()))
+                .flags(flag::LOADING | flag::STALE)
+                .acl(acl::CONNECTION)
+                .docs("connection", "5.0.0", "O(1)", "Show helpful text about the different subcommands"),
+            // Redis 7.2's, which client libraries send on connecting; 7.0 does not have it.
+            Command::session("setinfo", 4, |s, a| Box::pin(async move { client_setinfo(s, a) }))
+                .flags(flag::NOSCRIPT | flag::LOADING | flag::STALE)
+                .acl(acl::CONNECTION)
+                .docs("connection", "7.2.0", "O(1)", "Set client or connection specific info"),
+        ])
+        .docs("connection", "2.4.0", "Depends on subcommand.", "A container for client connection commands"),
+    ]
+}
 
-/// PING [message]
-#[must_use]
-pub fn ping(_s: &Session, args: &[Bytes]) -> Reply {
-    match args {
-        [_] => Reply::status("PONG"),
-        [_, msg] => Reply::Bulk(msg.clone()),
-        _ => args::wrong_args("ping"),
+/// `-WRONGPASS ...`
+const WRONGPASS: CmdError = CmdError::msg("WRONGPASS invalid username-password pair or user is disabled.");
+
+/// PING [message]; in RESP2 with subscriptions, `["pong", message]`, as Redis replies there.
+fn ping(s: &Session, args: &[Bytes]) -> CmdResult {
+    if args.len() > 2 {
+        return Err(CmdError::arity("ping"));
     }
+    if s.subscribed_resp2() {
+        let msg = args.get(1).cloned().unwrap_or_default();
+        return Ok(Reply::Array(vec![Reply::bulk("pong"), Reply::Bulk(msg)]));
+    }
+    Ok(match args {
+        [_, msg] => Reply::Bulk(msg.clone()),
+        _ => Reply::status("PONG"),
+    })
 }
 
 /// Checks a username and password against `requirepass` (the only user is `default`).
@@ -26,36 +122,35 @@ fn check_password(s: &Session, user: &[u8], pass: &[u8]) -> bool {
 }
 
 /// AUTH [username] password
-pub fn auth(s: &mut Session, args: &[Bytes]) -> Reply {
+fn auth(s: &mut Session, args: &[Bytes]) -> CmdResult {
     let (user, pass) = match args {
         [_, pass] => {
             if s.core.config().requirepass.is_empty() {
-                return Reply::error(
+                return Err(CmdError::msg(
                     "ERR AUTH <password> called without any password configured for the default \
                      user. Are you sure your configuration is correct?",
-                );
+                ));
             }
             (&b"default"[..], pass)
         }
         [_, user, pass] => (&user[..], pass),
-        _ => return SYNTAX,
+        _ => return Err(CmdError::Syntax),
     };
-    if check_password(s, user, pass) {
-        s.authed = true;
-        Reply::Ok
-    } else {
-        WRONGPASS
+    if !check_password(s, user, pass) {
+        return Err(WRONGPASS);
     }
+    s.authed = true;
+    Ok(Reply::Ok)
 }
 
 /// HELLO [protover [AUTH username password] [SETNAME clientname]]
-pub fn hello(s: &mut Session, args: &[Bytes]) -> Reply {
+fn hello(s: &mut Session, args: &[Bytes]) -> CmdResult {
     let mut proto = None;
     if let Some(v) = args.get(1) {
         match args::int(v) {
             Ok(v @ 2..=3) => proto = Some(v),
-            Ok(_) => return Reply::error("NOPROTO unsupported protocol version"),
-            Err(_) => return Reply::error("ERR Protocol version is not an integer or out of range"),
+            Ok(_) => return Err(CmdError::msg("NOPROTO unsupported protocol version")),
+            Err(_) => return Err(CmdError::msg("ERR Protocol version is not an integer or out of range")),
         }
     }
     let (mut auth, mut name) = (None, None);
@@ -69,34 +164,33 @@ pub fn hello(s: &mut Session, args: &[Bytes]) -> Reply {
             name = Some(&args[i + 1]);
             i += 2;
         } else {
-            return Reply::Error(
-                format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(&args[i])).into(),
-            );
+            return Err(CmdError::text(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&args[i])
+            )));
         }
     }
     match auth {
-        Some((user, pass)) if !check_password(s, user, pass) => return WRONGPASS,
+        Some((user, pass)) if !check_password(s, user, pass) => return Err(WRONGPASS),
         Some(_) => s.authed = true,
         None if !s.authed => {
-            return Reply::error(
+            return Err(CmdError::msg(
                 "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
                  HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client \
                  and select the RESP protocol version at the same time",
-            )
+            ))
         }
         None => {}
     }
     if let Some(name) = name {
-        if let Err(e) = set_name(s, name) {
-            return e;
-        }
+        set_name(s, name)?;
     }
     if let Some(p) = proto {
         s.resp3 = p == 3;
         s.client.resp.set(p as u8);
     }
     let text = |t: &str| Reply::bulk(t);
-    Reply::Map(vec![
+    Ok(Reply::Map(vec![
         (text("server"), text("redis")),
         (text("version"), text(crate::REDIS_VERSION)),
         (text("proto"), Reply::Int(if s.resp3 { 3 } else { 2 })),
@@ -104,113 +198,115 @@ pub fn hello(s: &mut Session, args: &[Bytes]) -> Reply {
         (text("mode"), text("standalone")),
         (text("role"), text("master")),
         (text("modules"), Reply::Array(vec![])),
-    ])
+    ]))
 }
 
 /// SELECT index
-pub fn select(s: &mut Session, args: &[Bytes]) -> Reply {
-    match args::int(&args[1]) {
-        Ok(i) if i >= 0 && (i as u64) < s.core.config().databases as u64 => {
+fn select(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    match args::int(&args[1])? {
+        i if i >= 0 && (i as u64) < s.core.config().databases as u64 => {
             s.db = i as usize;
-            Reply::Ok
+            Ok(Reply::Ok)
         }
-        Ok(_) => Reply::error("ERR DB index is out of range"),
-        Err(e) => e,
+        _ => Err(CmdError::msg("ERR DB index is out of range")),
     }
 }
 
-/// RESET: back to a fresh connection's state (the session also forgets MULTI and WATCH).
-pub fn reset(s: &mut Session) -> Reply {
+/// QUIT: OK, then the connection closes.
+fn quit(s: &mut Session) -> CmdResult {
+    s.closing = true;
+    Ok(Reply::Ok)
+}
+
+/// RESET: back to a fresh connection's state (no MULTI, WATCH or subscriptions, database 0,
+/// RESP2, no name, not authenticated when a password is set).
+async fn reset(s: &mut Session) -> CmdResult {
+    s.unwatch_all().await;
+    s.unsubscribe_all();
     s.multi = None;
     s.db = 0;
     s.resp3 = false;
     s.client.resp.set(2);
     s.client.name.borrow_mut().clear();
     s.authed = s.core.config().requirepass.is_empty();
-    Reply::status("RESET")
+    Ok(Reply::status("RESET"))
 }
 
-fn set_name(s: &Session, name: &[u8]) -> Result<(), Reply> {
+/// CLIENT SETNAME name, and HELLO's SETNAME.
+fn set_name(s: &Session, name: &[u8]) -> Result<(), CmdError> {
     if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
-        return Err(Reply::error("ERR Client names cannot contain spaces, newlines or special characters."));
+        return Err(CmdError::msg("ERR Client names cannot contain spaces, newlines or special characters."));
     }
     *s.client.name.borrow_mut() = String::from_utf8_lossy(name).into_owned();
     Ok(())
 }
 
-/// CLIENT ID | SETNAME | GETNAME | LIST | INFO | KILL | SETINFO | HELP
-pub async fn client(s: &mut Session, args: &[Bytes]) -> Reply {
-    let sub = String::from_utf8_lossy(&args[1]).to_lowercase();
-    match (sub.as_str(), args.len()) {
-        ("id", 2) => Reply::Int(s.client.id as i64),
-        ("getname", 2) => {
-            let name = s.client.name.borrow();
-            if name.is_empty() {
-                Reply::Nil
-            } else {
-                Reply::bulk(&*name)
-            }
-        }
-        ("setname", 3) => set_name(s, &args[2]).map_or_else(|e| e, |()| Reply::Ok),
-        ("info", 2) => Reply::Verbatim(format!("{}\n", s.client.info_line())),
-        ("list", _) => client_list(s, &args[2..]).await,
-        ("kill", n) if n >= 3 => client_kill(s, &args[2..]).await,
-        ("unblock", 3 | 4) => client_unblock(s, &args[2..]).await,
-        ("setinfo", 4) => {
-            let value = String::from_utf8_lossy(&args[3]).into_owned();
-            if value.contains(|c: char| !('!'..='~').contains(&c)) {
-                return Reply::error(
-                    "ERR lib-name and lib-ver cannot contain spaces, newlines or special characters.",
-                );
-            }
-            let mut lib = s.client.lib.borrow_mut();
-            if is(&args[2], "lib-name") {
-                lib.0 = value;
-            } else if is(&args[2], "lib-ver") {
-                lib.1 = value;
-            } else {
-                return Reply::Error(
-                    format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(&args[2])).into(),
-                );
-            }
-            Reply::Ok
-        }
-        ("help", 2) => Reply::Array(
-            [
-                "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "ID",
-                "    Return the ID of the current connection.",
-                "GETNAME",
-                "    Return the name of the current connection.",
-                "SETNAME <name>",
-                "    Assign the name <name> to the current connection.",
-                "INFO",
-                "    Return information about the current client connection.",
-                "LIST [TYPE normal] [ID <id> [<id> ...]]",
-                "    Return information about client connections.",
-                "KILL <ip:port> | <option> <value> [<option> <value> ...]",
-                "    Kill connections. Options: ID, ADDR, LADDR, SKIPME, USER, TYPE, MAXAGE.",
-                "SETINFO <LIB-NAME|LIB-VER> <value>",
-                "    Set client library name or version.",
-            ]
-            .map(|l| Reply::Status(l.into()))
-            .to_vec(),
-        ),
-        ("id" | "getname" | "setname" | "info" | "kill" | "setinfo" | "unblock" | "help", _) => {
-            args::wrong_args(&format!("client|{sub}"))
-        }
-        _ => args::unknown_subcommand("CLIENT", &args[1]),
+/// CLIENT GETNAME
+fn client_getname(s: &Session) -> Reply {
+    let name = s.client.name.borrow();
+    if name.is_empty() {
+        Reply::Nil
+    } else {
+        Reply::bulk(&*name)
     }
 }
 
-async fn client_list(s: &Session, filters: &[Bytes]) -> Reply {
+/// CLIENT SETINFO LIB-NAME | LIB-VER value
+fn client_setinfo(s: &Session, args: &[Bytes]) -> CmdResult {
+    let value = String::from_utf8_lossy(&args[3]).into_owned();
+    if value.contains(|c: char| !('!'..='~').contains(&c)) {
+        return Err(CmdError::msg(
+            "ERR lib-name and lib-ver cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    let mut lib = s.client.lib.borrow_mut();
+    if is(&args[2], "lib-name") {
+        lib.0 = value;
+    } else if is(&args[2], "lib-ver") {
+        lib.1 = value;
+    } else {
+        return Err(CmdError::text(format!(
+            "ERR Unrecognized option '{}'",
+            String::from_utf8_lossy(&args[2])
+        )));
+    }
+    Ok(Reply::Ok)
+}
+
+/// CLIENT HELP
+fn client_help() -> Reply {
+    args::help(
+        "CLIENT",
+        &[
+            "ID",
+            "    Return the ID of the current connection.",
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "LIST [TYPE normal] [ID <id> [<id> ...]]",
+            "    Return information about client connections.",
+            "KILL <ip:port> | <option> <value> [<option> <value> ...]",
+            "    Kill connections. Options: ID, ADDR, LADDR, SKIPME, USER, TYPE, MAXAGE.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    Unblock the specified blocked client.",
+            "SETINFO <LIB-NAME|LIB-VER> <value>",
+            "    Set client library name or version.",
+        ],
+    )
+}
+
+/// CLIENT LIST [TYPE type] [ID id [id ...]]: every core's clients, by id.
+async fn client_list(s: &mut Session, filters: &[Bytes]) -> CmdResult {
     let mut ids: Option<Vec<u64>> = None;
     let mut i = 0;
     while i < filters.len() {
         if is(&filters[i], "type") && i + 1 < filters.len() {
             // Every client is `normal` until replication and pub/sub arrive.
             if !is(&filters[i + 1], "normal") {
-                return Reply::Verbatim(String::new());
+                return Ok(Reply::Verbatim(String::new()));
             }
             i += 2;
         } else if is(&filters[i], "id") && i + 1 < filters.len() {
@@ -218,46 +314,53 @@ async fn client_list(s: &Session, filters: &[Bytes]) -> Reply {
             for id in &filters[i + 1..] {
                 match args::int(id) {
                     Ok(n) if n > 0 => list.push(n as u64),
-                    _ => return Reply::error("ERR Invalid client ID"),
+                    _ => return Err(CmdError::msg("ERR Invalid client ID")),
                 }
             }
             ids = Some(list);
             i = filters.len();
         } else {
-            return SYNTAX;
+            return Err(CmdError::Syntax);
         }
     }
     let lines = s
-        .each_shard(move |shard| {
-            shard
+        .core
+        .router
+        .each_core(move |local| {
+            local
                 .clients
+                .borrow()
                 .values()
-                .filter(|c| ids.as_ref().map_or(true, |ids| ids.contains(&c.id)))
+                .filter(|c| ids.as_ref().is_none_or(|ids| ids.contains(&c.id)))
                 .map(|c| (c.id, c.info_line()))
                 .collect::<Vec<_>>()
         })
-        .await;
-    let Ok(lines) = lines else { return UNAVAILABLE };
+        .await
+        .map_err(|_| CmdError::Unavailable)?;
     let mut lines: Vec<(u64, String)> = lines.into_iter().flatten().collect();
     lines.sort_unstable_by_key(|(id, _)| *id);
-    Reply::Verbatim(lines.into_iter().map(|(_, l)| l + "\n").collect())
+    Ok(Reply::Verbatim(lines.into_iter().map(|(_, l)| l + "\n").collect()))
 }
 
 /// CLIENT UNBLOCK client-id [TIMEOUT | ERROR]
-async fn client_unblock(s: &Session, args: &[Bytes]) -> Reply {
-    let Ok(id) = args::int(&args[0]) else { return args::NOT_INT };
+async fn client_unblock(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    if args.len() > 2 {
+        return Err(CmdError::arity("client|unblock"));
+    }
+    let id = args::int(&args[0])?;
     let how = match args.get(1) {
         None => Unblock::Timeout,
         Some(a) if is(a, "timeout") => Unblock::Timeout,
         Some(a) if is(a, "error") => Unblock::Error,
-        Some(_) => return Reply::error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+        Some(_) => return Err(CmdError::msg("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")),
     };
-    let unblocked =
-        s.each_shard(move |shard| shard.clients.get(&(id as u64)).is_some_and(|c| c.unblock(how))).await;
-    match unblocked {
-        Ok(v) => Reply::Int(i64::from(v.into_iter().any(|u| u))),
-        Err(_) => UNAVAILABLE,
-    }
+    let unblocked = s
+        .core
+        .router
+        .each_core(move |local| local.clients.borrow().get(&(id as u64)).is_some_and(|c| c.unblock(how)))
+        .await
+        .map_err(|_| CmdError::Unavailable)?;
+    Ok(Reply::Int(i64::from(unblocked.into_iter().any(|u| u))))
 }
 
 /// Which clients CLIENT KILL means.
@@ -270,7 +373,9 @@ struct KillFilter {
     skip: Option<u64>,
 }
 
-async fn client_kill(s: &Session, args: &[Bytes]) -> Reply {
+/// CLIENT KILL ip:port | [ID id] [ADDR ip:port] [LADDR ip:port] [SKIPME yes|no] [USER name]
+/// [TYPE type] [MAXAGE secs]
+async fn client_kill(s: &mut Session, args: &[Bytes]) -> CmdResult {
     let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
     let old_style = args.len() == 1;
     let mut f = KillFilter { skip: Some(s.client.id), ..KillFilter::default() };
@@ -279,20 +384,20 @@ async fn client_kill(s: &Session, args: &[Bytes]) -> Reply {
         f.skip = None;
     } else {
         if args.len() % 2 != 0 {
-            return SYNTAX;
+            return Err(CmdError::Syntax);
         }
         for pair in args.chunks_exact(2) {
             let (opt, v) = (&pair[0], &pair[1]);
             match () {
                 () if is(opt, "id") => match args::int(v) {
                     Ok(n) if n > 0 => f.id = Some(n as u64),
-                    _ => return Reply::error("ERR client-id should be greater than 0"),
+                    _ => return Err(CmdError::msg("ERR client-id should be greater than 0")),
                 },
                 () if is(opt, "addr") => f.addr = Some(text(v)),
                 () if is(opt, "laddr") => f.laddr = Some(text(v)),
                 () if is(opt, "maxage") => match args::int(v) {
                     Ok(n) if n >= 0 => f.max_age = Some(n as u64),
-                    _ => return SYNTAX,
+                    _ => return Err(CmdError::Syntax),
                 },
                 () if is(opt, "skipme") => {
                     f.skip = if is(v, "yes") {
@@ -300,36 +405,37 @@ async fn client_kill(s: &Session, args: &[Bytes]) -> Reply {
                     } else if is(v, "no") {
                         None
                     } else {
-                        return SYNTAX;
+                        return Err(CmdError::Syntax);
                     }
                 }
                 () if is(opt, "user") => {
                     if !is(v, "default") {
-                        return Reply::Int(0);
+                        return Ok(Reply::Int(0));
                     }
                 }
                 () if is(opt, "type") => {
                     if !is(v, "normal") {
                         if ["master", "replica", "slave", "pubsub"].iter().any(|t| is(v, t)) {
-                            return Reply::Int(0);
+                            return Ok(Reply::Int(0));
                         }
-                        return Reply::Error(format!("ERR Unknown client type '{}'", text(v)).into());
+                        return Err(CmdError::text(format!("ERR Unknown client type '{}'", text(v))));
                     }
                 }
-                () => return SYNTAX,
+                () => return Err(CmdError::Syntax),
             }
         }
     }
-    let filter = f.clone();
     let killed = s
-        .each_shard(move |shard| {
+        .core
+        .router
+        .each_core(move |local| {
             let mut n = 0;
-            for c in shard.clients.values() {
-                let matches = filter.id.map_or(true, |id| c.id == id)
-                    && filter.addr.as_ref().map_or(true, |a| c.addr.to_string() == *a)
-                    && filter.laddr.as_ref().map_or(true, |a| c.laddr.to_string() == *a)
-                    && filter.max_age.map_or(true, |age| c.idle_secs() >= age)
-                    && filter.skip != Some(c.id);
+            for c in local.clients.borrow().values() {
+                let matches = f.id.is_none_or(|id| c.id == id)
+                    && f.addr.as_ref().is_none_or(|a| c.addr.to_string() == *a)
+                    && f.laddr.as_ref().is_none_or(|a| c.laddr.to_string() == *a)
+                    && f.max_age.is_none_or(|age| c.idle_secs() >= age)
+                    && f.skip != Some(c.id);
                 if matches {
                     c.kill();
                     n += 1;
@@ -337,16 +443,12 @@ async fn client_kill(s: &Session, args: &[Bytes]) -> Reply {
             }
             n
         })
-        .await;
-    let Ok(killed) = killed else { return UNAVAILABLE };
+        .await
+        .map_err(|_| CmdError::Unavailable)?;
     let killed: i64 = killed.into_iter().sum();
-    if old_style {
-        if killed == 0 {
-            Reply::error("ERR No such client")
-        } else {
-            Reply::Ok
-        }
-    } else {
-        Reply::Int(killed)
+    match (old_style, killed) {
+        (true, 0) => Err(CmdError::msg("ERR No such client")),
+        (true, _) => Ok(Reply::Ok),
+        (false, n) => Ok(Reply::Int(n)),
     }
 }

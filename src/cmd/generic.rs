@@ -1,71 +1,258 @@
-//! Key commands (DEL, EXISTS, TYPE, EXPIRE, TTL, RENAME, ...) and the per-shard halves of the
-//! keyspace-wide ones (KEYS, SCAN, RANDOMKEY, DBSIZE, FLUSHDB).
+//! Key commands (DEL, EXISTS, TYPE, EXPIRE, TTL, RENAME, COPY, OBJECT) and the keyspace-wide
+//! ones the session runs over every shard (KEYS, SCAN, RANDOMKEY); the SCAN options the
+//! container scans share.
 
 use bytes::Bytes;
 
-use crate::cmd::args::{self, expire_at, is, ExpireIn, NO_SUCH_KEY};
-use crate::engine::session::{Session, UNAVAILABLE};
-use crate::engine::shard::{now_ms, Ctx, Shard};
+use crate::cmd::args::{self, expire_at, is, ExpireIn};
+use crate::cmd::error::{CmdError, CmdResult};
+use crate::engine::command::{Command, Merge};
+use crate::engine::router::Tx;
+use crate::engine::session::Session;
+use crate::engine::shard::{now_ms, Ctx};
 use crate::engine::slot::ShardId;
+use crate::engine::spec::{acl, flag, key, KeySpec};
 use crate::facade::resp::parse_i64;
 use crate::facade::Reply;
 use crate::glob;
 use crate::storage::db::{Db, Entry, Value};
 use crate::storage::rng::splitmix;
 
+/// The family's commands.
+pub fn commands() -> Vec<Command> {
+    vec![
+        Command::split("del", -2, del, Merge::Sum)
+            .flags(flag::WRITE)
+            .acl(acl::KEYSPACE)
+            .key(KeySpec::index(1).range(-1, 1, 0).flags(key::RM | key::DELETE))
+            .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+            .docs("generic", "1.0.0", "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).", "Delete a key"),
+        Command::split("unlink", -2, del, Merge::Sum)
+            .flags(flag::WRITE | flag::FAST)
+            .acl(acl::KEYSPACE)
+            .key(KeySpec::index(1).range(-1, 1, 0).flags(key::RM | key::DELETE))
+            .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+            .docs("generic", "4.0.0", "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking."),
+        Command::split("exists", -2, exists, Merge::Sum)
+            .flags(flag::READONLY | flag::FAST)
+            .acl(acl::KEYSPACE)
+            .key(KeySpec::index(1).range(-1, 1, 0).flags(key::RO))
+            .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+            .docs("generic", "1.0.0", "O(N) where N is the number of keys to check.", "Determine if a key exists")
+            .history(&[("3.0.3", "Accepts multiple `key` arguments.")]),
+        Command::split("touch", -2, exists, Merge::Sum)
+            .flags(flag::READONLY | flag::FAST)
+            .acl(acl::KEYSPACE)
+            .key(KeySpec::index(1).range(-1, 1, 0).flags(key::RO))
+            .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+            .docs("generic", "3.2.1", "O(N) where N is the number of keys that will be touched.", "Alters the last access time of a key(s). Returns the number of existing keys specified."),
+        Command::shard("type", 2, type_of)
+            .flags(flag::READONLY | flag::FAST)
+            .acl(acl::KEYSPACE)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO))
+            .docs("generic", "1.0.0", "O(1)", "Determine the type stored at key"),
+        Command::session("keys", 2, |s, a| Box::pin(keys(s, a)))
+            .flags(flag::READONLY)
+            .acl(acl::KEYSPACE | acl::DANGEROUS)
+            .tips(&["request_policy:all_shards", "nondeterministic_output_order"])
+            .docs("generic", "1.0.0", "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.", "Find all keys matching the given pattern")
+            .fan_out(),
+        Command::session("scan", -2, |s, a| Box::pin(scan(s, a)))
+            .flags(flag::READONLY)
+            .acl(acl::KEYSPACE)
+            .tips(&["nondeterministic_output", "request_policy:special"])
+            .docs("generic", "2.8.0", "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", "Incrementally iterate the keys space")
+            .history(&[("6.0.0", "Added the `TYPE` subcommand.")])
+            .fan_out(),
+        Command::session("randomkey", 1, |s, _| Box::pin(randomkey(s)))
+            .flags(flag::READONLY)
+            .acl(acl::KEYSPACE)
+            .tips(&["request_policy:all_shards", "nondeterministic_output"])
+            .docs("generic", "1.0.0", "O(1)", "Return a random key from the keyspace")
+            .fan_out(),
+        Command::across("rename", 3, |c, a| rename(c, a, false), |tx, db, a| Box::pin(rename_across(tx, db, a, false)))
+            .flags(flag::WRITE)
+            .acl(acl::KEYSPACE)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::ACCESS | key::DELETE))
+            .key(KeySpec::index(2).range(0, 1, 0).flags(key::OW | key::UPDATE))
+            .docs("generic", "1.0.0", "O(1)", "Rename a key"),
+        Command::across("renamenx", 3, |c, a| rename(c, a, true), |tx, db, a| Box::pin(rename_across(tx, db, a, true)))
+            .flags(flag::WRITE | flag::FAST)
+            .acl(acl::KEYSPACE)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::ACCESS | key::DELETE))
+            .key(KeySpec::index(2).range(0, 1, 0).flags(key::OW | key::INSERT))
+            .docs("generic", "1.0.0", "O(1)", "Rename a key, only if the new key does not exist")
+            .history(&[("3.2.0", "The command no longer returns an error when source and destination names are the same.")]),
+        Command::shard("expire", -3, |c, a| expire(c, a, ExpireIn::Seconds))
+            .flags(flag::WRITE | flag::FAST)
+            .acl(acl::KEYSPACE)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::UPDATE))
+            .docs("generic", "1.0.0", "O(1)", "Set a key's time to live in seconds")
+            .history(&[("7.0.0", "Added options: `NX`, `XX`, `GT` and `LT`.")]),
+        Command::shard("pexpire", -3, |c, a| expire(c, a, ExpireIn::Millis))
+            .flags(flag::WRITE | flag::FAST)
+            .acl(acl::KEYSPACE)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::UPDATE))
+            .docs("generic", "2.6.0", "O(1)", "Set a key's time to live in milliseconds")
+            .history(&[("7.0.0", "Added options: `NX`, `XX`, `GT` and `LT`.")]),
+        Command::shard("expireat", -3, |c, a| expire(c, a, ExpireIn::UnixSeconds))
+            .flags(flag::WRITE | flag::FAST)
+            .acl(acl::KEYSPACE)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::UPDATE))
+            .docs("generic", "1.2.0", "O(1)", "Set the expiration for a key as a UNIX timestamp")
+            .history(&[("7.0.0", "Added options: `NX`, `XX`, `GT` and `LT`.")]),
+        Command::shard("pexpireat", -3, |c, a| expire(c, a, ExpireIn::UnixMillis))
+            .flags(flag::WRITE | flag::FAST)
+            .acl(acl::KEYSPACE)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::UPDATE))
+            .docs("generic", "2.6.0", "O(1)", "Set the expiration for a key as a UNIX timestamp specified in milliseconds")
+            .history(&[("7.0.0", "Added options: `NX`, `XX`, `GT` and `LT`.")]),
+        Command::shard("ttl", 2, |c, a| ttl(c, a, Ttl::Seconds))
+            .flags(flag::READONLY | flag::FAST)
+            .acl(acl::KEYSPACE)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .tips(&["nondeterministic_output"])
+            .docs("generic", "1.0.0", "O(1)", "Get the time to live for a key in seconds")
+            .history(&[("2.8.0", "Added the -2 reply.")]),
+        Command::shard("pttl", 2, |c, a| ttl(c, a, Ttl::Millis))
+            .flags(flag::READONLY | flag::FAST)
+            .acl(acl::KEYSPACE)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .tips(&["nondeterministic_output"])
+            .docs("generic", "2.6.0", "O(1)", "Get the time to live for a key in milliseconds")
+            .history(&[("2.8.0", "Added the -2 reply.")]),
+        Command::shard("expiretime", 2, |c, a| ttl(c, a, Ttl::UnixSeconds))
+            .flags(flag::READONLY | flag::FAST)
+            .acl(acl::KEYSPACE)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("generic", "7.0.0", "O(1)", "Get the expiration Unix timestamp for a key"),
+        Command::shard("pexpiretime", 2, |c, a| ttl(c, a, Ttl::UnixMillis))
+            .flags(flag::READONLY | flag::FAST)
+            .acl(acl::KEYSPACE)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("generic", "7.0.0", "O(1)", "Get the expiration Unix timestamp for a key in milliseconds"),
+        Command::shard("persist", 2, persist)
+            .flags(flag::WRITE | flag::FAST)
+            .acl(acl::KEYSPACE)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::UPDATE))
+            .docs("generic", "2.2.0", "O(1)", "Remove the expiration from a key"),
+        Command::across("copy", -3, copy, |tx, db, a| Box::pin(copy_across(tx, db, a)))
+            .flags(flag::WRITE | flag::DENYOOM)
+            .acl(acl::KEYSPACE)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .key(KeySpec::index(2).range(0, 1, 0).flags(key::OW | key::UPDATE))
+            .docs("generic", "6.2.0", "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", "Copy a key"),
+        Command::container("object", -2, vec![
+            Command::shard("encoding", 3, |c, a| object(c, a, Object::Encoding))
+                .flags(flag::READONLY)
+                .acl(acl::KEYSPACE)
+                .key(KeySpec::index(2).range(0, 1, 0).flags(key::RO))
+                .tips(&["nondeterministic_output"])
+                .docs("generic", "2.2.3", "O(1)", "Inspect the internal encoding of a Redis object"),
+            Command::shard("refcount", 3, |c, a| object(c, a, Object::RefCount))
+                .flags(flag::READONLY)
+                .acl(acl::KEYSPACE)
+                .key(KeySpec::index(2).range(0, 1, 0).flags(key::RO))
+                .tips(&["nondeterministic_output"])
+                .docs("generic", "2.2.3", "O(1)", "Get the number of references to the value of the key"),
+            Command::shard("idletime", 3, |c, a| object(c, a, Object::IdleTime))
+                .flags(flag::READONLY)
+                .acl(acl::KEYSPACE)
+                .key(KeySpec::index(2).range(0, 1, 0).flags(key::RO))
+                .tips(&["nondeterministic_output"])
+                .docs("generic", "2.2.3", "O(1)", "Get the time since a Redis object was last accessed"),
+            Command::shard("freq", 3, |c, a| object(c, a, Object::Freq))
+                .flags(flag::READONLY)
+                .acl(acl::KEYSPACE)
+                .key(KeySpec::index(2).range(0, 1, 0).flags(key::RO))
+                .tips(&["nondeterministic_output"])
+                .docs("generic", "4.0.0", "O(1)", "Get the logarithmic access frequency counter of a Redis object"),
+            Command::inline("help", 2, |_, _| Ok(object_help()))
+                .flags(flag::LOADING | flag::STALE)
+                .acl(acl::KEYSPACE)
+                .docs("generic", "6.2.0", "O(1)", "Show helpful text about the different subcommands"),
+        ])
+            .docs("generic", "2.2.3", "Depends on subcommand.", "A container for object introspection commands"),
+    ]
+}
+
 /// DEL / UNLINK key [key ...]: how many of this shard's keys were removed.
-pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let now = ctx.now;
-    Reply::Int(args[1..].iter().filter(|k| ctx.db.live(k, now) && ctx.db.remove(k).is_some()).count() as i64)
+    Ok(Reply::Int(
+        args[1..].iter().filter(|k| ctx.db.live(k, now) && ctx.db.remove(k).is_some()).count() as i64
+    ))
 }
 
 /// EXISTS / TOUCH key [key ...]: how many of this shard's keys exist (repeats count again).
-pub fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let now = ctx.now;
-    Reply::Int(args[1..].iter().filter(|k| ctx.db.read(k, now).is_some()).count() as i64)
+    Ok(Reply::Int(args[1..].iter().filter(|k| ctx.db.read(k, now).is_some()).count() as i64))
 }
 
 /// TYPE key
-pub fn type_of(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    Reply::status(ctx.db.read(&args[1], ctx.now).map_or("none", |e| e.value.type_name()))
+fn type_of(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::status(ctx.db.read(&args[1], ctx.now).map_or("none", |e| e.value.type_name())))
 }
 
-/// RENAME / RENAMENX key newkey, when both keys live on this shard.
-pub fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let nx = is(&args[0], "renamenx");
-    if !ctx.db.live(&args[1], ctx.now) {
-        return NO_SUCH_KEY;
-    }
-    if args[1] == args[2] {
-        return if nx { Reply::Int(0) } else { Reply::Ok };
-    }
-    if nx && ctx.db.live(&args[2], ctx.now) {
-        return Reply::Int(0);
-    }
-    if let Some(entry) = ctx.db.remove(&args[1]) {
-        put(ctx.db, &args[2], entry);
-    }
+/// RENAME's reply, or RENAMENX's (`nx`) when the rename happened (`done`).
+fn renamed(nx: bool, done: bool) -> Reply {
     if nx {
-        Reply::Int(1)
+        Reply::Int(i64::from(done))
     } else {
         Reply::Ok
     }
 }
 
-/// Stores a whole entry (value and TTL) under `key`: RENAME's second half.
+/// RENAME / RENAMENX key newkey (`nx`), when both keys live on this shard.
+fn rename(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CmdResult {
+    if !ctx.db.live(&args[1], ctx.now) {
+        return Err(CmdError::NoSuchKey);
+    }
+    if args[1] == args[2] {
+        return Ok(renamed(nx, false));
+    }
+    if nx && ctx.db.live(&args[2], ctx.now) {
+        return Ok(renamed(nx, false));
+    }
+    if let Some(entry) = ctx.db.remove(&args[1]) {
+        put(ctx.db, &args[2], entry);
+    }
+    Ok(renamed(nx, true))
+}
+
+/// RENAME / RENAMENX across shards: the entry (value and TTL) leaves one shard for the other.
+async fn rename_across(tx: &Tx, db: usize, args: &[Bytes], nx: bool) -> CmdResult {
+    let (src, dst) = (args[1].clone(), args[2].clone());
+    let (from, to) = (tx.shard_of(&src), tx.shard_of(&dst));
+    let probe = src.clone();
+    if !tx.on(from, db, move |c| Ok(c.db.live(&probe, c.now))).await? {
+        return Err(CmdError::NoSuchKey);
+    }
+    if nx {
+        let probe = dst.clone();
+        if tx.on(to, db, move |c| Ok(c.db.live(&probe, c.now))).await? {
+            return Ok(renamed(nx, false));
+        }
+    }
+    if let Some(entry) = tx.on(from, db, move |c| Ok(c.db.remove(&src))).await? {
+        tx.on(to, db, move |c| {
+            put(c.db, &dst, entry);
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(renamed(nx, true))
+}
+
+/// Stores a whole entry (value and TTL) under `key`: RENAME's and COPY's second half.
 pub fn put(db: &mut Db, key: &[u8], entry: Entry) {
     let expires_at = entry.expires_at();
     db.set(key, entry.value, expires_at);
 }
 
 /// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT key time [NX | XX | GT | LT]
-pub fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let unit = match () {
-        () if is(&args[0], "expire") => ExpireIn::Seconds,
-        () if is(&args[0], "pexpire") => ExpireIn::Millis,
-        () if is(&args[0], "expireat") => ExpireIn::UnixSeconds,
-        () => ExpireIn::UnixMillis,
-    };
+fn expire(ctx: &mut Ctx<'_>, args: &[Bytes], unit: ExpireIn) -> CmdResult {
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for opt in &args[3..] {
         match () {
@@ -74,23 +261,21 @@ pub fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             () if is(opt, "gt") => gt = true,
             () if is(opt, "lt") => lt = true,
             () => {
-                return Reply::Error(
-                    format!("ERR Unsupported option {}", String::from_utf8_lossy(opt)).into(),
-                )
+                return Err(CmdError::text(format!(
+                    "ERR Unsupported option {}",
+                    String::from_utf8_lossy(opt)
+                )))
             }
         }
     }
     if nx && (xx || gt || lt) {
-        return Reply::error("ERR NX and XX, GT or LT options at the same time are not compatible");
+        return Err(CmdError::msg("ERR NX and XX, GT or LT options at the same time are not compatible"));
     }
     if gt && lt {
-        return Reply::error("ERR GT and LT options at the same time are not compatible");
+        return Err(CmdError::msg("ERR GT and LT options at the same time are not compatible"));
     }
-    let at = match expire_at(&args[2], unit, ctx.now, false, args) {
-        Ok(at) => at,
-        Err(e) => return e,
-    };
-    let Some(entry) = ctx.db.write(&args[1], ctx.now) else { return Reply::Int(0) };
+    let at = expire_at(&args[2], unit, ctx.now, false, args)?;
+    let Some(entry) = ctx.db.write(&args[1], ctx.now) else { return Ok(Reply::Int(0)) };
     let current = entry.expires_at();
     let allowed = match current {
         _ if nx => current.is_none(),
@@ -100,39 +285,51 @@ pub fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Some(cur) => !((gt && at <= cur as i64) || (lt && at >= cur as i64)),
     };
     if !allowed {
-        return Reply::Int(0);
+        return Ok(Reply::Int(0));
     }
     if at <= ctx.now as i64 {
         ctx.db.remove(&args[1]);
     } else {
         ctx.db.set_expiry(&args[1], Some(at as u64));
     }
-    Reply::Int(1)
+    Ok(Reply::Int(1))
+}
+
+/// What TTL-like commands report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ttl {
+    /// TTL: seconds left, rounded.
+    Seconds,
+    /// PTTL: milliseconds left.
+    Millis,
+    /// EXPIRETIME: the Unix time in seconds.
+    UnixSeconds,
+    /// PEXPIRETIME: the Unix time in milliseconds.
+    UnixMillis,
 }
 
 /// TTL / PTTL / EXPIRETIME / PEXPIRETIME key
-pub fn ttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+fn ttl(ctx: &mut Ctx<'_>, args: &[Bytes], unit: Ttl) -> CmdResult {
     let now = ctx.now;
-    let Some(entry) = ctx.db.read(&args[1], now) else { return Reply::Int(-2) };
-    let Some(at) = entry.expires_at() else { return Reply::Int(-1) };
+    let Some(entry) = ctx.db.read(&args[1], now) else { return Ok(Reply::Int(-2)) };
+    let Some(at) = entry.expires_at() else { return Ok(Reply::Int(-1)) };
     let left = at.saturating_sub(now) as i64;
-    Reply::Int(match () {
-        () if is(&args[0], "ttl") => (left + 500) / 1000,
-        () if is(&args[0], "pttl") => left,
-        () if is(&args[0], "expiretime") => at as i64 / 1000,
-        () => at as i64,
-    })
+    Ok(Reply::Int(match unit {
+        Ttl::Seconds => (left + 500) / 1000,
+        Ttl::Millis => left,
+        Ttl::UnixSeconds => at as i64 / 1000,
+        Ttl::UnixMillis => at as i64,
+    }))
 }
 
 /// PERSIST key
-pub fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let has_ttl = ctx.db.write(&args[1], ctx.now).is_some_and(|e| e.expires_at().is_some());
-    Reply::Int(i64::from(has_ttl && ctx.db.set_expiry(&args[1], None)))
+    Ok(Reply::Int(i64::from(has_ttl && ctx.db.set_expiry(&args[1], None))))
 }
 
 /// KEYS' part on one shard: live keys matching `pattern`.
-#[must_use]
-pub fn keys(db: &Db, now: u64, pattern: &[u8]) -> Vec<Bytes> {
+fn keys_here(db: &Db, now: u64, pattern: &[u8]) -> Vec<Bytes> {
     let all = pattern == b"*";
     db.keys(now)
         .filter(|(k, _)| all || glob::matches(pattern, k, false))
@@ -153,37 +350,37 @@ pub struct ScanOpts {
 
 impl ScanOpts {
     /// Parses `[MATCH p] [COUNT n] [TYPE t]`.
-    pub fn parse(args: &[Bytes]) -> Result<ScanOpts, Reply> {
+    pub fn parse(args: &[Bytes]) -> Result<ScanOpts, CmdError> {
         let mut opts = ScanOpts { count: 10, ..ScanOpts::default() };
         let mut it = args.iter();
         while let Some(opt) = it.next() {
-            let value = it.next().ok_or(args::SYNTAX)?;
+            let value = it.next().ok_or(CmdError::Syntax)?;
             match () {
                 () if is(opt, "match") => opts.pattern = Some(value.clone()),
                 () if is(opt, "count") => {
                     opts.count = match args::int(value)? {
-                        n if n < 1 => return Err(args::SYNTAX),
+                        n if n < 1 => return Err(CmdError::Syntax),
                         n => n as usize,
                     }
                 }
                 () if is(opt, "type") => {
                     opts.type_name = Some(String::from_utf8_lossy(value).to_lowercase());
                 }
-                () => return Err(args::SYNTAX),
+                () => return Err(CmdError::Syntax),
             }
         }
         Ok(opts)
     }
 
     /// The cursor and options of HSCAN, SSCAN and ZSCAN: `key cursor [MATCH p] [COUNT n]`.
-    pub fn parse_keyed(args: &[Bytes]) -> Result<(u64, ScanOpts), Reply> {
+    pub fn parse_keyed(args: &[Bytes]) -> Result<(u64, ScanOpts), CmdError> {
         Ok((args::cursor(&args[2])?, ScanOpts::parse(&args[3..])?))
     }
 
     /// Whether `key` passes MATCH (everything does without one).
     #[must_use]
     pub fn matches(&self, key: &[u8]) -> bool {
-        self.pattern.as_ref().map_or(true, |p| glob::matches(p, key, false))
+        self.pattern.as_ref().is_none_or(|p| glob::matches(p, key, false))
     }
 
     /// A container scan's reply: the next cursor and what this step found.
@@ -195,8 +392,7 @@ impl ScanOpts {
 
 /// SCAN's part on one shard, as Redis's `scanGenericCommand`: walks buckets from `cursor` until
 /// `count` keys are gathered (or ten times as many buckets were seen), then filters.
-#[must_use]
-pub fn scan(db: &Db, now: u64, mut cursor: u64, opts: &ScanOpts) -> (u64, Vec<Bytes>) {
+fn scan_here(db: &Db, now: u64, mut cursor: u64, opts: &ScanOpts) -> (u64, Vec<Bytes>) {
     let mut found: Vec<(Bytes, &'static str)> = Vec::new();
     let mut budget = opts.count.saturating_mul(10);
     loop {
@@ -208,27 +404,27 @@ pub fn scan(db: &Db, now: u64, mut cursor: u64, opts: &ScanOpts) -> (u64, Vec<By
     }
     let keys = found
         .into_iter()
-        .filter(|(k, t)| opts.matches(k) && opts.type_name.as_ref().map_or(true, |want| want == t))
+        .filter(|(k, t)| opts.matches(k) && opts.type_name.as_ref().is_none_or(|want| want == t))
         .map(|(k, _)| k)
         .collect();
     (cursor, keys)
 }
 
 /// COPY's parsed arguments.
-pub struct CopyArgs {
+struct CopyArgs {
     /// The source key.
-    pub src: Bytes,
+    src: Bytes,
     /// The destination key.
-    pub dst: Bytes,
+    dst: Bytes,
     /// The destination database, when DB is given.
-    pub db: Option<usize>,
+    db: Option<usize>,
     /// Whether REPLACE was given.
-    pub replace: bool,
+    replace: bool,
 }
 
 impl CopyArgs {
     /// Parses `COPY source destination [DB destination-db] [REPLACE]`; `databases` bounds DB.
-    pub fn parse(args: &[Bytes], databases: usize) -> Result<CopyArgs, Reply> {
+    fn parse(args: &[Bytes], databases: usize) -> Result<CopyArgs, CmdError> {
         let mut c = CopyArgs { src: args[1].clone(), dst: args[2].clone(), db: None, replace: false };
         let mut i = 3;
         while i < args.len() {
@@ -236,14 +432,13 @@ impl CopyArgs {
                 c.replace = true;
                 i += 1;
             } else if is(&args[i], "db") && i + 1 < args.len() {
-                match args::int(&args[i + 1]) {
-                    Ok(n) if n >= 0 && (n as usize) < databases => c.db = Some(n as usize),
-                    Ok(_) => return Err(Reply::error("ERR DB index is out of range")),
-                    Err(e) => return Err(e),
+                match args::int(&args[i + 1])? {
+                    n if n >= 0 && (n as usize) < databases => c.db = Some(n as usize),
+                    _ => return Err(CmdError::msg("ERR DB index is out of range")),
                 }
                 i += 2;
             } else {
-                return Err(args::SYNTAX);
+                return Err(CmdError::Syntax);
             }
         }
         Ok(c)
@@ -251,58 +446,90 @@ impl CopyArgs {
 }
 
 /// COPY when both keys live on this shard.
-pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let c = match CopyArgs::parse(args, ctx.databases()) {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
+fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let c = CopyArgs::parse(args, ctx.databases())?;
     let target = c.db.unwrap_or(ctx.index());
     if target == ctx.index() && c.src == c.dst {
-        return Reply::error("ERR source and destination objects are the same");
+        return Err(CmdError::msg("ERR source and destination objects are the same"));
     }
     let now = ctx.now;
-    let Some(entry) = ctx.db.read(&c.src, now).cloned() else { return Reply::Int(0) };
-    let Some(target) = ctx.db_at(target) else { return Reply::error("ERR DB index is out of range") };
+    let Some(entry) = ctx.db.read(&c.src, now).cloned() else { return Ok(Reply::Int(0)) };
+    let Some(target) = ctx.db_at(target) else { return Err(CmdError::msg("ERR DB index is out of range")) };
     if target.live(&c.dst, now) && !c.replace {
-        return Reply::Int(0);
+        return Ok(Reply::Int(0));
     }
     put(target, &c.dst, entry);
-    Reply::Int(1)
+    Ok(Reply::Int(1))
 }
 
-/// OBJECT ENCODING | REFCOUNT | IDLETIME | FREQ | HELP key
-pub fn object(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let sub = String::from_utf8_lossy(&args[1]).to_lowercase();
-    if sub == "help" && args.len() == 2 {
-        return Reply::Array(
-            [
-                "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "ENCODING <key>",
-                "FREQ <key>",
-                "IDLETIME <key>",
-                "REFCOUNT <key>",
-            ]
-            .map(|l| Reply::Status(l.into()))
-            .to_vec(),
-        );
-    }
-    if !["encoding", "refcount", "idletime", "freq"].contains(&sub.as_str()) {
-        return args::unknown_subcommand("OBJECT", &args[1]);
-    }
-    if args.len() != 3 {
-        return args::wrong_args(&format!("object|{sub}"));
-    }
-    let Some(entry) = ctx.db.read(&args[2], ctx.now) else { return Reply::Nil };
-    match sub.as_str() {
-        "encoding" => Reply::bulk(encoding(&entry.value)),
-        "refcount" => Reply::Int(1),
+/// COPY with source and destination on different shards: the entry (value and TTL) is cloned
+/// on the source's shard and stored on the destination's.
+async fn copy_across(tx: &Tx, db: usize, args: &[Bytes]) -> CmdResult {
+    let databases = tx.on(tx.shard_of(&args[1]), db, |c| Ok(c.databases())).await?;
+    let c = CopyArgs::parse(args, databases)?;
+    let target = c.db.unwrap_or(db);
+    let src = c.src.clone();
+    let Some(entry) =
+        tx.on(tx.shard_of(&src), db, move |ctx| Ok(ctx.db.read(&src, ctx.now).cloned())).await?
+    else {
+        return Ok(Reply::Int(0));
+    };
+    let (dst, replace) = (c.dst.clone(), c.replace);
+    let copied = tx
+        .on(tx.shard_of(&dst), target, move |ctx| {
+            if ctx.db.live(&dst, ctx.now) && !replace {
+                return Ok(false);
+            }
+            put(ctx.db, &dst, entry);
+            Ok(true)
+        })
+        .await?;
+    Ok(Reply::Int(i64::from(copied)))
+}
+
+/// What OBJECT reports of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Object {
+    Encoding,
+    RefCount,
+    IdleTime,
+    Freq,
+}
+
+/// OBJECT ENCODING | REFCOUNT | IDLETIME | FREQ key
+fn object(ctx: &mut Ctx<'_>, args: &[Bytes], what: Object) -> CmdResult {
+    let Some(entry) = ctx.db.read(&args[2], ctx.now) else { return Ok(Reply::Nil) };
+    match what {
+        Object::Encoding => Ok(Reply::bulk(encoding(&entry.value))),
+        Object::RefCount => Ok(Reply::Int(1)),
         // Access times are not tracked yet: every key reads as just used.
-        "idletime" => Reply::Int(0),
-        _ => Reply::error(
+        Object::IdleTime => Ok(Reply::Int(0)),
+        Object::Freq => Err(CmdError::msg(
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when \
              switching between policies at runtime LRU and LFU data will take some time to adjust.",
-        ),
+        )),
     }
+}
+
+/// OBJECT HELP
+fn object_help() -> Reply {
+    args::help(
+        "OBJECT",
+        &[
+            "ENCODING <key>",
+            "    Return the kind of internal representation used in order to store the value",
+            "    associated with a <key>.",
+            "FREQ <key>",
+            "    Return the access frequency index of the <key>. The returned integer is",
+            "    proportional to the logarithm of the recent access frequency of the key.",
+            "IDLETIME <key>",
+            "    Return the idle time of the <key>, that is the approximated number of",
+            "    seconds elapsed since the last access to the key.",
+            "REFCOUNT <key>",
+            "    Return the number of references of the value associated with the specified",
+            "    <key>.",
+        ],
+    )
 }
 
 /// The encoding Redis 7.0 would report for a value of this shape.
@@ -325,13 +552,11 @@ fn encoding(value: &Value) -> &'static str {
 }
 
 /// KEYS pattern, gathered from every shard.
-pub async fn keys_cmd(s: &Session, args: &[Bytes]) -> Reply {
+async fn keys(s: &mut Session, args: &[Bytes]) -> CmdResult {
     let (db, pattern) = (s.db, args[1].clone());
-    let found = s.each_shard(move |shard| shard.with_db(db, |ctx| keys(ctx.db, ctx.now, &pattern))).await;
-    match found {
-        Ok(found) => Reply::Array(found.into_iter().flatten().map(Reply::Bulk).collect()),
-        Err(_) => UNAVAILABLE,
-    }
+    let found =
+        s.each_shard(move |shard| shard.with_db(db, |ctx| keys_here(ctx.db, ctx.now, &pattern))).await?;
+    Ok(Reply::Array(found.into_iter().flatten().map(Reply::Bulk).collect()))
 }
 
 /// Bits of a SCAN cursor that hold the shard-local cursor; the shard index sits above them.
@@ -341,57 +566,36 @@ const SHARD_SHIFT: u32 = 48;
 ///
 /// The cursor is `shard << 48 | local cursor`; each call walks one shard, and moving to the
 /// next shard starts its walk at 0, so Redis's guarantee holds shard by shard.
-pub async fn scan_cmd(s: &Session, args: &[Bytes]) -> Reply {
-    let cursor = match args::cursor(&args[1]) {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
-    let opts = match ScanOpts::parse(&args[2..]) {
-        Ok(o) => o,
-        Err(e) => return e,
-    };
-    let router = &s.core.router;
+async fn scan(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    let cursor = args::cursor(&args[1])?;
+    let opts = ScanOpts::parse(&args[2..])?;
+    let shards = s.core.router.shards();
     let shard = (cursor >> SHARD_SHIFT) as usize;
-    if shard >= router.shards() {
-        return Reply::Array(vec![Reply::bulk("0"), Reply::Array(vec![])]);
+    if shard >= shards {
+        return Ok(ScanOpts::reply(0, vec![]));
     }
     let local = cursor & ((1 << SHARD_SHIFT) - 1);
-    let db = s.db;
-    let walked = router
-        .run(ShardId(shard), None, move |sh: &mut Shard| {
-            sh.with_db(db, |ctx| scan(ctx.db, ctx.now, local, &opts))
-        })
-        .await;
-    let Ok((next, keys)) = walked else { return UNAVAILABLE };
+    let (next, keys) =
+        s.on_db(ShardId(shard), move |ctx| Ok(scan_here(ctx.db, ctx.now, local, &opts))).await?;
     let next = match next {
-        0 if shard + 1 < router.shards() => ((shard + 1) as u64) << SHARD_SHIFT,
+        0 if shard + 1 < shards => ((shard + 1) as u64) << SHARD_SHIFT,
         0 => 0,
         n => (shard as u64) << SHARD_SHIFT | n,
     };
-    Reply::Array(vec![
-        Reply::bulk(next.to_string()),
-        Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
-    ])
+    Ok(ScanOpts::reply(next, keys.into_iter().map(Reply::Bulk).collect()))
 }
 
 /// RANDOMKEY: a random key of a random shard that has any.
-pub async fn randomkey(s: &Session) -> Reply {
-    let router = &s.core.router;
-    let n = router.shards();
+async fn randomkey(s: &mut Session) -> CmdResult {
+    let n = s.core.router.shards();
     let first = splitmix(now_ms() ^ s.client.id.rotate_left(32)) as usize;
-    let db = s.db;
     for i in 0..n {
         let shard = ShardId((first + i) % n);
-        let key = s
-            .run_on(shard, move |sh: &mut Shard| sh.with_db(db, |ctx| ctx.db.random_key(ctx.rng, ctx.now)))
-            .await;
-        match key {
-            Ok(Some(k)) => return Reply::Bulk(k),
-            Ok(None) => {}
-            Err(_) => return UNAVAILABLE,
+        if let Some(k) = s.on_db(shard, |ctx| Ok(ctx.db.random_key(ctx.rng, ctx.now))).await? {
+            return Ok(Reply::Bulk(k));
         }
     }
-    Reply::Nil
+    Ok(Reply::Nil)
 }
 
 #[cfg(test)]
@@ -412,7 +616,7 @@ mod tests {
         let opts = ScanOpts { count: 7, pattern: Some(Bytes::from_static(b"key:1*")), ..ScanOpts::default() };
         let (mut cursor, mut seen) = (0, Vec::new());
         loop {
-            let (next, keys) = scan(&db, 0, cursor, &opts);
+            let (next, keys) = scan_here(&db, 0, cursor, &opts);
             seen.extend(keys);
             cursor = next;
             if cursor == 0 {

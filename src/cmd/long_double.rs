@@ -53,7 +53,7 @@ impl LongDouble {
         }
         if body.len() > 2 && first == b'0' && (body[1] | 0x20) == b'x' {
             // Hexadecimal: rare enough to go through a double (exact for up to 13 hex digits).
-            let (f, out_of_range) = crate::cmd::args::strtod(text)?;
+            let (f, out_of_range) = crate::num::strtod(text)?;
             return (!out_of_range && !f.is_nan()).then(|| LongDouble::from_f64(f));
         }
         let value = decimal(body)?;

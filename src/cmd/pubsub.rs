@@ -1,77 +1,59 @@
-//! Pub/Sub: SUBSCRIBE, PSUBSCRIBE, their UNSUBSCRIBEs, PUBLISH, PUBSUB.
+//! Pub/Sub commands: SUBSCRIBE, PSUBSCRIBE, their UNSUBSCRIBEs, PUBLISH, PUBSUB.
 //!
-//! A subscription lives on the subscriber's own core, in that core's registry. PUBLISH fans out
-//! one hop per core; each core encodes the message into its subscribers' push buffers (in each
-//! client's protocol) and wakes their connections. Messages from one publisher keep their order:
-//! a PUBLISH completes on every core before the publisher's next command runs.
+//! A subscription lives on the subscriber's own core, in that core's registry
+//! ([`crate::engine::pubsub`]). PUBLISH reaches every core; messages from one publisher keep
+//! their order: a PUBLISH completes on every core before the publisher's next command runs.
 
 use std::collections::BTreeSet;
-use std::rc::Rc;
 
-use ahash::AHashMap;
 use bytes::Bytes;
 
-use crate::cmd::args::{self, is};
-use crate::config::OutputLimit;
-use crate::engine::client::Client;
-use crate::engine::session::{Session, UNAVAILABLE};
+use crate::cmd::args;
+use crate::cmd::error::{CmdError, CmdResult};
+use crate::engine::command::Command;
+use crate::engine::session::Session;
+use crate::engine::spec::flag;
 use crate::facade::Reply;
 use crate::glob;
 
-/// One core's subscribers.
-#[derive(Default)]
-pub struct Registry {
-    channels: AHashMap<Bytes, Vec<Rc<Client>>>,
-    patterns: Vec<(Bytes, Rc<Client>)>,
-}
-
-impl Registry {
-    fn add_channel(&mut self, channel: &Bytes, client: &Rc<Client>) {
-        self.channels.entry(channel.clone()).or_default().push(client.clone());
-    }
-
-    fn remove_channel(&mut self, channel: &[u8], id: u64) {
-        if let Some(subs) = self.channels.get_mut(channel) {
-            subs.retain(|c| c.id != id);
-            if subs.is_empty() {
-                self.channels.remove(channel);
-            }
-        }
-    }
-
-    /// Forgets every subscription of client `id` (unsubscribe-all, RESET, disconnect).
-    pub fn remove_client(&mut self, id: u64) {
-        self.channels.retain(|_, subs| {
-            subs.retain(|c| c.id != id);
-            !subs.is_empty()
-        });
-        self.patterns.retain(|(_, c)| c.id != id);
-    }
-
-    /// Delivers a message to this core's subscribers; returns how many received it.
-    pub fn publish(&self, channel: &Bytes, message: &Bytes, limit: OutputLimit) -> i64 {
-        let mut n = 0;
-        if let Some(subs) = self.channels.get(channel) {
-            let push = Reply::Push(vec![
-                Reply::bulk("message"),
-                Reply::Bulk(channel.clone()),
-                Reply::Bulk(message.clone()),
-            ]);
-            n += subs.iter().filter(|c| c.push(&push, limit)).count() as i64;
-        }
-        for (pattern, c) in &self.patterns {
-            if glob::matches(pattern, channel, false) {
-                let push = Reply::Push(vec![
-                    Reply::bulk("pmessage"),
-                    Reply::Bulk(pattern.clone()),
-                    Reply::Bulk(channel.clone()),
-                    Reply::Bulk(message.clone()),
-                ]);
-                n += i64::from(c.push(&push, limit));
-            }
-        }
-        n
-    }
+/// The family's commands.
+pub fn commands() -> Vec<Command> {
+    vec![
+        Command::session("subscribe", -2, |s, a| Box::pin(async move { Ok(subscribe(s, a, Kind::Channel)) }))
+            .flags(flag::PUBSUB | flag::NOSCRIPT | flag::LOADING | flag::STALE)
+            .docs("pubsub", "2.0.0", "O(N) where N is the number of channels to subscribe to.", "Listen for messages published to the given channels")
+            .when_subscribed(),
+        Command::session("psubscribe", -2, |s, a| Box::pin(async move { Ok(subscribe(s, a, Kind::Pattern)) }))
+            .flags(flag::PUBSUB | flag::NOSCRIPT | flag::LOADING | flag::STALE)
+            .docs("pubsub", "2.0.0", "O(N) where N is the number of patterns the client is already subscribed to.", "Listen for messages published to channels matching the given patterns")
+            .when_subscribed(),
+        Command::session("unsubscribe", -1, |s, a| Box::pin(async move { Ok(unsubscribe(s, a, Kind::Channel)) }))
+            .flags(flag::PUBSUB | flag::NOSCRIPT | flag::LOADING | flag::STALE)
+            .docs("pubsub", "2.0.0", "O(N) where N is the number of clients already subscribed to a channel.", "Stop listening for messages posted to the given channels")
+            .when_subscribed(),
+        Command::session("punsubscribe", -1, |s, a| Box::pin(async move { Ok(unsubscribe(s, a, Kind::Pattern)) }))
+            .flags(flag::PUBSUB | flag::NOSCRIPT | flag::LOADING | flag::STALE)
+            .docs("pubsub", "2.0.0", "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", "Stop listening for messages posted to channels matching the given patterns")
+            .when_subscribed(),
+        Command::session("publish", 3, |s, a| Box::pin(publish(s, a)))
+            .flags(flag::PUBSUB | flag::LOADING | flag::STALE | flag::FAST)
+            .docs("pubsub", "2.0.0", "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", "Post a message to a channel"),
+        Command::container("pubsub", -2, vec![
+            Command::session("channels", -2, |s, a| Box::pin(channels(s, a)))
+                .flags(flag::PUBSUB | flag::LOADING | flag::STALE)
+                .docs("pubsub", "2.8.0", "O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)", "List active channels"),
+            Command::session("numsub", -2, |s, a| Box::pin(numsub(s, a)))
+                .flags(flag::PUBSUB | flag::LOADING | flag::STALE)
+                .docs("pubsub", "2.8.0", "O(N) for the NUMSUB subcommand, where N is the number of requested channels", "Get the count of subscribers for channels"),
+            Command::session("numpat", 2, |s, _| Box::pin(numpat(s)))
+                .flags(flag::PUBSUB | flag::LOADING | flag::STALE)
+                .docs("pubsub", "2.8.0", "O(1)", "Get the count of unique patterns pattern subscriptions"),
+            Command::inline("help", 2, |_, _| Ok(pubsub_help()))
+                .flags(flag::LOADING | flag::STALE)
+                .docs("pubsub", "6.2.0", "O(1)", "Show helpful text about the different subcommands"),
+        ])
+        .docs("pubsub", "2.8.0", "Depends on subcommand.", "A container for Pub/Sub commands"),
+    ]
 }
 
 /// Which kind of subscription a command names.
@@ -79,14 +61,6 @@ impl Registry {
 enum Kind {
     Channel,
     Pattern,
-}
-
-fn kind_of(args: &[Bytes]) -> Kind {
-    if is(&args[0], "psubscribe") || is(&args[0], "punsubscribe") {
-        Kind::Pattern
-    } else {
-        Kind::Channel
-    }
 }
 
 fn count(s: &Session) -> i64 {
@@ -102,8 +76,7 @@ fn sync_client(s: &Session) {
 }
 
 /// SUBSCRIBE channel [channel ...], PSUBSCRIBE pattern [pattern ...]
-pub fn subscribe(s: &mut Session, args: &[Bytes]) -> Reply {
-    let kind = kind_of(args);
+fn subscribe(s: &mut Session, args: &[Bytes], kind: Kind) -> Reply {
     let mut replies = Vec::with_capacity(args.len() - 1);
     for name in &args[1..] {
         let name = Bytes::copy_from_slice(name);
@@ -112,10 +85,10 @@ pub fn subscribe(s: &mut Session, args: &[Bytes]) -> Reply {
             Kind::Pattern => s.patterns.insert(name.clone()),
         };
         if new {
-            let mut shard = s.core.router.host().shard();
+            let mut registry = s.core.local().pubsub.borrow_mut();
             match kind {
-                Kind::Channel => shard.pubsub.add_channel(&name, &s.client),
-                Kind::Pattern => shard.pubsub.patterns.push((name.clone(), s.client.clone())),
+                Kind::Channel => registry.add_channel(&name, &s.client),
+                Kind::Pattern => registry.add_pattern(&name, &s.client),
             }
         }
         let what = if kind == Kind::Channel { "subscribe" } else { "psubscribe" };
@@ -126,8 +99,7 @@ pub fn subscribe(s: &mut Session, args: &[Bytes]) -> Reply {
 }
 
 /// UNSUBSCRIBE [channel ...], PUNSUBSCRIBE [pattern ...]: none named means all.
-pub fn unsubscribe(s: &mut Session, args: &[Bytes]) -> Reply {
-    let kind = kind_of(args);
+fn unsubscribe(s: &mut Session, args: &[Bytes], kind: Kind) -> Reply {
     let what = if kind == Kind::Channel { "unsubscribe" } else { "punsubscribe" };
     let names: Vec<Bytes> = if args.len() > 1 {
         args[1..].to_vec()
@@ -146,10 +118,10 @@ pub fn unsubscribe(s: &mut Session, args: &[Bytes]) -> Reply {
             Kind::Pattern => s.patterns.remove(&name),
         };
         if removed {
-            let mut shard = s.core.router.host().shard();
+            let mut registry = s.core.local().pubsub.borrow_mut();
             match kind {
-                Kind::Channel => shard.pubsub.remove_channel(&name, s.client.id),
-                Kind::Pattern => shard.pubsub.patterns.retain(|(p, c)| !(c.id == s.client.id && *p == name)),
+                Kind::Channel => registry.remove_channel(&name, s.client.id),
+                Kind::Pattern => registry.remove_pattern(&name, s.client.id),
             }
         }
         replies.push(confirm(s, what, Reply::Bulk(name)));
@@ -158,75 +130,89 @@ pub fn unsubscribe(s: &mut Session, args: &[Bytes]) -> Reply {
     Reply::Several(replies)
 }
 
-/// Drops every subscription of the session (RESET, disconnect).
-pub fn unsubscribe_all(s: &mut Session) {
-    if s.channels.is_empty() && s.patterns.is_empty() {
-        return;
-    }
-    s.core.router.host().shard().pubsub.remove_client(s.client.id);
-    s.channels.clear();
-    s.patterns.clear();
-    sync_client(s);
-}
-
 /// PUBLISH channel message: delivered on every core; replies how many received it.
-pub async fn publish(s: &Session, args: &[Bytes]) -> Reply {
+async fn publish(s: &mut Session, args: &[Bytes]) -> CmdResult {
     let (channel, message) = (args[1].clone(), args[2].clone());
     let limit = s.core.config().client_output_buffer_limit.pubsub;
-    match s.each_shard(move |sh| sh.pubsub.publish(&channel, &message, limit)).await {
-        Ok(counts) => Reply::Int(counts.into_iter().sum()),
-        Err(_) => UNAVAILABLE,
-    }
+    let counts = s
+        .core
+        .router
+        .each_core(move |local| local.pubsub.borrow().publish(&channel, &message, limit))
+        .await
+        .map_err(|_| CmdError::Unavailable)?;
+    Ok(Reply::Int(counts.into_iter().sum()))
 }
 
-/// PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT | HELP
-pub async fn pubsub(s: &Session, args: &[Bytes]) -> Reply {
-    let sub = String::from_utf8_lossy(&args[1]).to_lowercase();
-    match (sub.as_str(), args.len()) {
-        ("channels", 2 | 3) => {
-            let pattern = args.get(2).cloned();
-            let found = s
-                .each_shard(move |sh| {
-                    sh.pubsub
-                        .channels
-                        .keys()
-                        .filter(|c| pattern.as_ref().map_or(true, |p| glob::matches(p, c, false)))
-                        .cloned()
-                        .collect::<Vec<_>>()
-                })
-                .await;
-            let Ok(found) = found else { return UNAVAILABLE };
-            let all: BTreeSet<Bytes> = found.into_iter().flatten().collect();
-            Reply::Array(all.into_iter().map(Reply::Bulk).collect())
-        }
-        ("numsub", _) => {
-            let names: Vec<Bytes> = args[2..].to_vec();
-            let query = names.clone();
-            let counts = s
-                .each_shard(move |sh| {
-                    query
-                        .iter()
-                        .map(|c| sh.pubsub.channels.get(c).map_or(0, Vec::len) as i64)
-                        .collect::<Vec<_>>()
-                })
-                .await;
-            let Ok(counts) = counts else { return UNAVAILABLE };
-            Reply::Map(
-                names
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, c)| (Reply::Bulk(c), Reply::Int(counts.iter().map(|per| per[i]).sum())))
-                    .collect(),
-            )
-        }
-        ("numpat", 2) => {
-            let found = s
-                .each_shard(|sh| sh.pubsub.patterns.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>())
-                .await;
-            let Ok(found) = found else { return UNAVAILABLE };
-            Reply::Int(found.into_iter().flatten().collect::<BTreeSet<_>>().len() as i64)
-        }
-        ("channels" | "numpat" | "help", _) => args::wrong_args(&format!("pubsub|{sub}")),
-        _ => args::unknown_subcommand("PUBSUB", &args[1]),
+/// PUBSUB CHANNELS [pattern]
+async fn channels(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    if args.len() > 3 {
+        return Err(CmdError::arity("pubsub|channels"));
     }
+    let pattern = args.get(2).cloned();
+    let found = s
+        .core
+        .router
+        .each_core(move |local| {
+            local
+                .pubsub
+                .borrow()
+                .channels
+                .keys()
+                .filter(|c| pattern.as_ref().is_none_or(|p| glob::matches(p, c, false)))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|_| CmdError::Unavailable)?;
+    let all: BTreeSet<Bytes> = found.into_iter().flatten().collect();
+    Ok(Reply::Array(all.into_iter().map(Reply::Bulk).collect()))
+}
+
+/// PUBSUB NUMSUB [channel ...]
+async fn numsub(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    let names: Vec<Bytes> = args[2..].to_vec();
+    let query = names.clone();
+    let counts = s
+        .core
+        .router
+        .each_core(move |local| {
+            let registry = local.pubsub.borrow();
+            query.iter().map(|c| registry.channels.get(c).map_or(0, Vec::len) as i64).collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|_| CmdError::Unavailable)?;
+    Ok(Reply::Map(
+        names
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| (Reply::Bulk(c), Reply::Int(counts.iter().map(|per| per[i]).sum())))
+            .collect(),
+    ))
+}
+
+/// PUBSUB NUMPAT
+async fn numpat(s: &mut Session) -> CmdResult {
+    let found = s
+        .core
+        .router
+        .each_core(|local| local.pubsub.borrow().patterns.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>())
+        .await
+        .map_err(|_| CmdError::Unavailable)?;
+    Ok(Reply::Int(found.into_iter().flatten().collect::<BTreeSet<_>>().len() as i64))
+}
+
+/// PUBSUB HELP
+fn pubsub_help() -> Reply {
+    args::help(
+        "PUBSUB",
+        &[
+            "CHANNELS [<pattern>]",
+            "    Return the currently active channels matching a <pattern> (default: '*').",
+            "NUMPAT",
+            "    Return number of subscriptions to patterns.",
+            "NUMSUB [<channel> ...]",
+            "    Return the number of subscribers for the specified channels, excluding",
+            "    pattern subscriptions(default: no channels).",
+        ],
+    )
 }

@@ -4,133 +4,223 @@
 
 use bytes::Bytes;
 
-use crate::cmd::access::{self, set, set_mut};
 use crate::cmd::args::{self, is};
+use crate::cmd::error::{CmdError, CmdResult};
 use crate::cmd::generic::ScanOpts;
-use crate::cmd::hash::{sample, scan_dict};
+use crate::engine::command::{Command, Prefetch};
+use crate::engine::router::Tx;
 use crate::engine::shard::Ctx;
+use crate::engine::spec::{acl, flag, key, KeySpec};
 use crate::facade::Reply;
+use crate::storage::access::{self, set, set_mut};
 use crate::storage::db::Value;
+use crate::storage::sample::sample;
+
+/// The family's commands.
+pub fn commands() -> Vec<Command> {
+    vec![
+        Command::shard("sadd", -3, sadd)
+            .flags(flag::WRITE | flag::DENYOOM | flag::FAST)
+            .acl(acl::SET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::INSERT))
+            .docs("set", "1.0.0", "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", "Add one or more members to a set")
+            .history(&[("2.4.0", "Accepts multiple `member` arguments.")])
+            .prefetch(Prefetch::Member(2)),
+        Command::shard("srem", -3, srem)
+            .flags(flag::WRITE | flag::FAST)
+            .acl(acl::SET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::DELETE))
+            .docs("set", "1.0.0", "O(N) where N is the number of members to be removed.", "Remove one or more members from a set")
+            .history(&[("2.4.0", "Accepts multiple `member` arguments.")])
+            .prefetch(Prefetch::Member(2)),
+        Command::shard("scard", 2, scard)
+            .flags(flag::READONLY | flag::FAST)
+            .acl(acl::SET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO))
+            .docs("set", "1.0.0", "O(1)", "Get the number of members in a set"),
+        Command::shard("sismember", 3, |c, a| sismember(c, a, false))
+            .flags(flag::READONLY | flag::FAST)
+            .acl(acl::SET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO))
+            .docs("set", "1.0.0", "O(1)", "Determine if a given value is a member of a set")
+            .prefetch(Prefetch::Member(2)),
+        Command::shard("smismember", -3, |c, a| sismember(c, a, true))
+            .flags(flag::READONLY | flag::FAST)
+            .acl(acl::SET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("set", "6.2.0", "O(N) where N is the number of elements being checked for membership", "Returns the membership associated with the given elements for a set"),
+        Command::shard("smembers", 2, smembers)
+            .flags(flag::READONLY)
+            .acl(acl::SET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .tips(&["nondeterministic_output_order"])
+            .docs("set", "1.0.0", "O(N) where N is the set cardinality.", "Get all the members in a set"),
+        Command::shard("srandmember", -2, |c, a| srandmember(c, a, false))
+            .flags(flag::READONLY)
+            .acl(acl::SET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .tips(&["nondeterministic_output"])
+            .docs("set", "1.0.0", "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", "Get one or multiple random members from a set")
+            .history(&[("2.6.0", "Added the optional `count` argument.")]),
+        Command::shard("spop", -2, |c, a| srandmember(c, a, true))
+            .flags(flag::WRITE | flag::FAST)
+            .acl(acl::SET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::ACCESS | key::DELETE))
+            .tips(&["nondeterministic_output"])
+            .docs("set", "1.0.0", "Without the count argument O(1), otherwise O(N) where N is the value of the passed count.", "Remove and return one or multiple random members from a set")
+            .history(&[("3.2.0", "Added the `count` argument.")]),
+        Command::shard("sscan", -3, sscan)
+            .flags(flag::READONLY)
+            .acl(acl::SET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .tips(&["nondeterministic_output"])
+            .docs("set", "2.8.0", "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", "Incrementally iterate Set elements"),
+        Command::across("smove", 4, smove, |tx, db, a| Box::pin(smove_across(tx, db, a)))
+            .flags(flag::WRITE | flag::FAST)
+            .acl(acl::SET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::ACCESS | key::DELETE))
+            .key(KeySpec::index(2).range(0, 1, 0).flags(key::RW | key::INSERT))
+            .docs("set", "1.0.0", "O(1)", "Move a member from one set to another"),
+        Command::across("sinter", -2, |c, a| algebra(c, a, Op::Inter, Form::Plain), |tx, db, a| Box::pin(algebra_across(tx, db, a, Op::Inter, Form::Plain)))
+            .flags(flag::READONLY)
+            .acl(acl::SET)
+            .key(KeySpec::index(1).range(-1, 1, 0).flags(key::RO | key::ACCESS))
+            .tips(&["nondeterministic_output_order"])
+            .docs("set", "1.0.0", "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", "Intersect multiple sets"),
+        Command::across("sunion", -2, |c, a| algebra(c, a, Op::Union, Form::Plain), |tx, db, a| Box::pin(algebra_across(tx, db, a, Op::Union, Form::Plain)))
+            .flags(flag::READONLY)
+            .acl(acl::SET)
+            .key(KeySpec::index(1).range(-1, 1, 0).flags(key::RO | key::ACCESS))
+            .tips(&["nondeterministic_output_order"])
+            .docs("set", "1.0.0", "O(N) where N is the total number of elements in all given sets.", "Add multiple sets"),
+        Command::across("sdiff", -2, |c, a| algebra(c, a, Op::Diff, Form::Plain), |tx, db, a| Box::pin(algebra_across(tx, db, a, Op::Diff, Form::Plain)))
+            .flags(flag::READONLY)
+            .acl(acl::SET)
+            .key(KeySpec::index(1).range(-1, 1, 0).flags(key::RO | key::ACCESS))
+            .tips(&["nondeterministic_output_order"])
+            .docs("set", "1.0.0", "O(N) where N is the total number of elements in all given sets.", "Subtract multiple sets"),
+        Command::across("sinterstore", -3, |c, a| algebra(c, a, Op::Inter, Form::Store), |tx, db, a| Box::pin(algebra_across(tx, db, a, Op::Inter, Form::Store)))
+            .flags(flag::WRITE | flag::DENYOOM)
+            .acl(acl::SET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::UPDATE))
+            .key(KeySpec::index(2).range(-1, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("set", "1.0.0", "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", "Intersect multiple sets and store the resulting set in a key"),
+        Command::across("sunionstore", -3, |c, a| algebra(c, a, Op::Union, Form::Store), |tx, db, a| Box::pin(algebra_across(tx, db, a, Op::Union, Form::Store)))
+            .flags(flag::WRITE | flag::DENYOOM)
+            .acl(acl::SET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::OW | key::UPDATE))
+            .key(KeySpec::index(2).range(-1, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("set", "1.0.0", "O(N) where N is the total number of elements in all given sets.", "Add multiple sets and store the resulting set in a key"),
+        Command::across("sdiffstore", -3, |c, a| algebra(c, a, Op::Diff, Form::Store), |tx, db, a| Box::pin(algebra_across(tx, db, a, Op::Diff, Form::Store)))
+            .flags(flag::WRITE | flag::DENYOOM)
+            .acl(acl::SET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::OW | key::UPDATE))
+            .key(KeySpec::index(2).range(-1, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("set", "1.0.0", "O(N) where N is the total number of elements in all given sets.", "Subtract multiple sets and store the resulting set in a key"),
+        Command::across("sintercard", -3, |c, a| algebra(c, a, Op::Inter, Form::Card), |tx, db, a| Box::pin(algebra_across(tx, db, a, Op::Inter, Form::Card)))
+            .flags(flag::READONLY)
+            .acl(acl::SET)
+            .key(KeySpec::index(1).keynum(0, 1, 1).flags(key::RO | key::ACCESS))
+            .docs("set", "7.0.0", "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", "Intersect multiple sets and return the cardinality of the result"),
+    ]
+}
 
 fn new_set() -> Value {
     Value::Set(Box::default())
 }
 
 /// SADD key member [member ...]
-pub fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match access::create_quiet(ctx, &args[1], set_mut, new_set) {
-        Ok(s) => {
-            let added = args[2..].iter().filter(|m| s.insert_copy(m, ()).is_none()).count();
-            if added > 0 {
-                ctx.db.signal(&args[1]);
-            }
-            Reply::Int(added as i64)
-        }
-        Err(e) => e,
+fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let s = access::create_quiet(ctx.db, ctx.now, &args[1], set_mut, new_set)?;
+    let added = args[2..].iter().filter(|m| s.insert_copy(m, ()).is_none()).count();
+    if added > 0 {
+        ctx.db.signal(&args[1]);
     }
+    Ok(Reply::Int(added as i64))
 }
 
 /// SREM key member [member ...]
-pub fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    access::remove_members(ctx, &args[1], set_mut, &args[2..])
+fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(access::remove_members(ctx.db, ctx.now, &args[1], set_mut, &args[2..])? as i64))
 }
 
 /// SCARD key
-pub fn scard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    access::dict_len(ctx, &args[1], set)
+fn scard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(access::dict_len(ctx.db, ctx.now, &args[1], set)? as i64))
 }
 
-/// SISMEMBER key member, SMISMEMBER key member [member ...]
-pub fn sismember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let s = match access::read(ctx, &args[1], set) {
-        Ok(s) => s,
-        Err(e) => return e,
-    };
+/// SISMEMBER key member, SMISMEMBER key member [member ...] (`many`)
+fn sismember(ctx: &mut Ctx<'_>, args: &[Bytes], many: bool) -> CmdResult {
+    let s = access::read(ctx.db, ctx.now, &args[1], set)?;
     let has = |m: &Bytes| Reply::Int(i64::from(s.is_some_and(|s| s.get(m).is_some())));
-    if is(&args[0], "smismember") {
-        Reply::Array(args[2..].iter().map(has).collect())
-    } else {
-        has(&args[2])
-    }
+    Ok(if many { Reply::Array(args[2..].iter().map(has).collect()) } else { has(&args[2]) })
 }
 
 /// SMEMBERS key
-pub fn smembers(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match access::read(ctx, &args[1], set) {
-        Ok(s) => Reply::Set(s.into_iter().flat_map(|s| s.iter()).map(|(m, ())| Reply::bulk(m)).collect()),
-        Err(e) => e,
-    }
+fn smembers(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let s = access::read(ctx.db, ctx.now, &args[1], set)?;
+    Ok(Reply::Set(s.into_iter().flat_map(|s| s.iter()).map(|(m, ())| Reply::bulk(m)).collect()))
 }
 
-/// SRANDMEMBER key [count], SPOP key [count]
-pub fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let pop = is(&args[0], "spop");
+/// SRANDMEMBER key [count], SPOP key [count] (`pop`)
+fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes], pop: bool) -> CmdResult {
     // As Redis: too many arguments is a syntax error before the count is looked at.
     if args.len() > 3 {
-        return args::SYNTAX;
+        return Err(CmdError::Syntax);
     }
-    let parse =
-        |c: &Bytes| if pop { args::int(c) } else { args::random_count(c).and_then(args::bounded_repeats) };
-    let count = match args.get(2).map(parse) {
+    let count = match args.get(2) {
         None => None,
-        Some(Ok(n)) if pop && n < 0 => return Reply::error("ERR value is out of range, must be positive"),
-        Some(Ok(n)) => Some(n),
-        Some(Err(e)) => return e,
+        Some(c) if pop => match args::int(c)? {
+            n if n < 0 => return Err(CmdError::NotPositive),
+            n => Some(n),
+        },
+        Some(c) => Some(args::bounded_repeats(args::random_count(c)?)?),
     };
     let mut rng = ctx.rng.fork();
-    let picked = {
-        let s = match access::read(ctx, &args[1], set) {
-            Ok(s) => s,
-            Err(e) => return e,
-        };
-        match (s, count) {
-            (None, None) => return Reply::Nil,
-            (None, Some(_)) => return if pop { Reply::Set(vec![]) } else { Reply::Array(vec![]) },
-            (Some(s), None) => sample(s, 1, &mut rng),
-            (Some(s), Some(n)) => sample(s, n, &mut rng),
-        }
+    let picked = match (access::read(ctx.db, ctx.now, &args[1], set)?, count) {
+        (None, None) => return Ok(Reply::Nil),
+        (None, Some(_)) => return Ok(if pop { Reply::Set(vec![]) } else { Reply::Array(vec![]) }),
+        (Some(s), None) => sample(s, 1, &mut rng),
+        (Some(s), Some(n)) => sample(s, n, &mut rng),
     };
     if pop {
-        let _ = access::update(ctx, &args[1], set_mut, |s| {
+        access::update(ctx.db, ctx.now, &args[1], set_mut, |s| {
             if let Some(s) = s {
                 for (m, ()) in &picked {
                     s.remove(m);
                 }
             }
-        });
+        })?;
     }
     let members = picked.into_iter().map(|(m, ())| Reply::Bulk(m));
-    match count {
+    Ok(match count {
         None => members.into_iter().next().unwrap_or(Reply::Nil),
         Some(_) if pop => Reply::Set(members.collect()),
         Some(_) => Reply::Array(members.collect()),
-    }
+    })
 }
 
 /// SSCAN key cursor [MATCH pattern] [COUNT count]
-pub fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let (cursor, opts) = match ScanOpts::parse_keyed(args) {
-        Ok(parsed) => parsed,
-        Err(e) => return e,
-    };
-    match access::read(ctx, &args[1], set) {
-        Ok(Some(s)) => {
-            let (next, found) = scan_dict(s, cursor, &opts);
+fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let (cursor, opts) = ScanOpts::parse_keyed(args)?;
+    Ok(match access::read(ctx.db, ctx.now, &args[1], set)? {
+        Some(s) => {
+            let (next, found) = s.scan_matching(cursor, opts.count, |m| opts.matches(m));
             ScanOpts::reply(next, found.into_iter().map(|(m, ())| Reply::Bulk(m)).collect())
         }
-        Ok(None) => ScanOpts::reply(0, vec![]),
-        Err(e) => e,
-    }
+        None => ScanOpts::reply(0, vec![]),
+    })
 }
 
 /// The members of the set at `key`, for algebra: `None` when missing, WRONGTYPE for another type.
-pub fn members(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Vec<Bytes>>, Reply> {
-    Ok(access::read(ctx, key, set)?.map(|s| s.iter().map(|(m, ())| Bytes::copy_from_slice(m)).collect()))
+fn members(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Vec<Bytes>>, CmdError> {
+    Ok(access::read(ctx.db, ctx.now, key, set)?
+        .map(|s| s.iter().map(|(m, ())| Bytes::copy_from_slice(m)).collect()))
 }
 
 /// Which set operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
+enum Op {
     /// Members in every set.
     Inter,
     /// Members in any set.
@@ -139,63 +229,59 @@ pub enum Op {
     Diff,
 }
 
-/// How a set-algebra command is spelled: its operation, where its keys are, and its form.
+/// Which form of the operation: the members, stored, or their count (SINTERCARD).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Plain,
+    Store,
+    Card,
+}
+
+/// A set-algebra request: the operation, where its keys are, and its form.
 #[derive(Debug, Clone)]
-pub struct Algebra {
+struct Algebra {
     /// The operation.
-    pub op: Op,
+    op: Op,
     /// The destination (STORE forms).
-    pub dest: Option<Bytes>,
+    dest: Option<Bytes>,
     /// The source keys, in order.
-    pub sources: Vec<Bytes>,
+    sources: Vec<Bytes>,
     /// SINTERCARD's LIMIT (0 = none), when the command is SINTERCARD.
-    pub card_limit: Option<usize>,
+    card_limit: Option<usize>,
 }
 
 impl Algebra {
-    /// Parses SINTER/SUNION/SDIFF, their STORE forms, and SINTERCARD.
-    pub fn parse(args: &[Bytes]) -> Result<Algebra, Reply> {
-        let name = String::from_utf8_lossy(&args[0]).to_lowercase();
-        let op = match &name[..6.min(name.len())] {
-            "sinter" => Op::Inter,
-            "sunion" => Op::Union,
-            _ => Op::Diff,
-        };
-        if name == "sintercard" {
-            let n = match args::int(&args[1]) {
-                Ok(n) if n > 0 => n as usize,
-                Ok(_) => return Err(Reply::error("ERR numkeys should be greater than 0")),
-                Err(_) => return Err(Reply::error("ERR numkeys should be greater than 0")),
-            };
-            if args.len() < 2 + n {
-                return Err(Reply::error("ERR Number of keys can't be greater than number of args"));
+    /// Parses SINTER/SUNION/SDIFF (`key [key ...]`), their STORE forms (`destination key [key
+    /// ...]`) and SINTERCARD (`numkeys key [key ...] [LIMIT limit]`).
+    fn parse(args: &[Bytes], op: Op, form: Form) -> Result<Algebra, CmdError> {
+        match form {
+            Form::Card => {
+                let n = match args::int(&args[1]) {
+                    Ok(n) if n > 0 => n as usize,
+                    _ => return Err(CmdError::msg("ERR numkeys should be greater than 0")),
+                };
+                if args.len() < 2 + n {
+                    return Err(CmdError::msg("ERR Number of keys can't be greater than number of args"));
+                }
+                let limit = match &args[2 + n..] {
+                    [] => 0,
+                    [l, v] if is(l, "limit") => match args::int(v) {
+                        Ok(v) if v >= 0 => v as usize,
+                        _ => return Err(CmdError::msg("ERR LIMIT can't be negative")),
+                    },
+                    _ => return Err(CmdError::Syntax),
+                };
+                Ok(Algebra { op, dest: None, sources: args[2..2 + n].to_vec(), card_limit: Some(limit) })
             }
-            let mut limit = 0;
-            let rest = &args[2 + n..];
-            match rest {
-                [] => {}
-                [l, v] if is(l, "limit") => match args::int(v) {
-                    Ok(v) if v >= 0 => limit = v as usize,
-                    _ => return Err(Reply::error("ERR LIMIT can't be negative")),
-                },
-                _ => return Err(args::SYNTAX),
+            Form::Store => {
+                Ok(Algebra { op, dest: Some(args[1].clone()), sources: args[2..].to_vec(), card_limit: None })
             }
-            return Ok(Algebra { op, dest: None, sources: args[2..2 + n].to_vec(), card_limit: Some(limit) });
+            Form::Plain => Ok(Algebra { op, dest: None, sources: args[1..].to_vec(), card_limit: None }),
         }
-        let store = name.ends_with("store");
-        let (dest, sources) = if store { (Some(args[1].clone()), &args[2..]) } else { (None, &args[1..]) };
-        Ok(Algebra { op, dest, sources: sources.to_vec(), card_limit: None })
-    }
-
-    /// Every key the command touches (destination first).
-    #[must_use]
-    pub fn keys(&self) -> Vec<Bytes> {
-        self.dest.iter().chain(&self.sources).cloned().collect()
     }
 
     /// Combines the gathered sets, in source order (`None` = missing key).
-    #[must_use]
-    pub fn compute(&self, sets: Vec<Option<Vec<Bytes>>>) -> Vec<Bytes> {
+    fn compute(&self, sets: Vec<Option<Vec<Bytes>>>) -> Vec<Bytes> {
         let mut sets = sets.into_iter();
         let first: std::collections::HashSet<Bytes> =
             sets.next().flatten().unwrap_or_default().into_iter().collect();
@@ -211,8 +297,7 @@ impl Algebra {
     }
 
     /// The reply, given the result (the STORE forms pass the stored cardinality).
-    #[must_use]
-    pub fn reply(&self, result: Vec<Bytes>) -> Reply {
+    fn reply(&self, result: Vec<Bytes>) -> Reply {
         match (self.card_limit, &self.dest) {
             (Some(limit), _) => {
                 let n = result.len();
@@ -225,7 +310,7 @@ impl Algebra {
 }
 
 /// Stores `members` as the set at `key` (deleting it when empty), as the STORE forms do.
-pub fn store(ctx: &mut Ctx<'_>, key: &[u8], members: &[Bytes]) {
+fn store(ctx: &mut Ctx<'_>, key: &[u8], members: &[Bytes]) {
     ctx.db.remove(key);
     if !members.is_empty() {
         ctx.db.set(
@@ -237,48 +322,74 @@ pub fn store(ctx: &mut Ctx<'_>, key: &[u8], members: &[Bytes]) {
 }
 
 /// Set algebra when every key lives on this shard.
-pub fn algebra(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let run = |ctx: &mut Ctx<'_>| -> Result<Reply, Reply> {
-        let alg = Algebra::parse(args)?;
-        let sets = alg.sources.iter().map(|k| members(ctx, k)).collect::<Result<Vec<_>, _>>()?;
-        let result = alg.compute(sets);
-        if let Some(dest) = &alg.dest {
-            store(ctx, dest, &result);
-        }
-        Ok(alg.reply(result))
-    };
-    run(ctx).unwrap_or_else(|e| e)
+fn algebra(ctx: &mut Ctx<'_>, args: &[Bytes], op: Op, form: Form) -> CmdResult {
+    let alg = Algebra::parse(args, op, form)?;
+    let sets = alg.sources.iter().map(|k| members(ctx, k)).collect::<Result<Vec<_>, _>>()?;
+    let result = alg.compute(sets);
+    if let Some(dest) = &alg.dest {
+        store(ctx, dest, &result);
+    }
+    Ok(alg.reply(result))
 }
 
-/// SMOVE source destination member (one shard).
-pub fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let run = |ctx: &mut Ctx<'_>| -> Result<Reply, Reply> {
-        // As Redis: a missing source is 0 whatever the destination holds.
-        if !access::exists(ctx, &args[1], set)? {
-            return Ok(Reply::Int(0));
-        }
-        access::exists(ctx, &args[2], set)?;
-        if !take_member(ctx, &args[1], &args[3])? {
-            return Ok(Reply::Int(0));
-        }
-        add_member(ctx, &args[2], &args[3])?;
-        Ok(Reply::Int(1))
-    };
-    run(ctx).unwrap_or_else(|e| e)
+/// Set algebra across shards: every source set is gathered, combined on this core, and the
+/// result stored on the destination's shard.
+async fn algebra_across(tx: &Tx, db: usize, args: &[Bytes], op: Op, form: Form) -> CmdResult {
+    let alg = Algebra::parse(args, op, form)?;
+    let gathers =
+        alg.sources.iter().cloned().map(|key| tx.on(tx.shard_of(&key), db, move |c| members(c, &key)));
+    let sets = futures::future::join_all(gathers).await.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let result = alg.compute(sets);
+    if let Some(dest) = alg.dest.clone() {
+        let stored = result.clone();
+        tx.on(tx.shard_of(&dest), db, move |c| {
+            store(c, &dest, &stored);
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(alg.reply(result))
 }
 
-/// Whether `key` holds a set (`Ok(false)` when missing), or WRONGTYPE.
-pub fn exists(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<bool, Reply> {
-    access::exists(ctx, key, set)
+/// SMOVE source destination member, when both sets live on this shard. As Redis: a missing
+/// source is 0 whatever the destination holds, and both types are checked before the member
+/// moves.
+fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if !access::exists(ctx.db, ctx.now, &args[1], set)? {
+        return Ok(Reply::Int(0));
+    }
+    access::exists(ctx.db, ctx.now, &args[2], set)?;
+    if !take_member(ctx, &args[1], &args[3])? {
+        return Ok(Reply::Int(0));
+    }
+    add_member(ctx, &args[2], &args[3])?;
+    Ok(Reply::Int(1))
+}
+
+/// SMOVE across shards.
+async fn smove_across(tx: &Tx, db: usize, args: &[Bytes]) -> CmdResult {
+    let (src, dst, member) = (args[1].clone(), args[2].clone(), args[3].clone());
+    let (s_src, s_dst) = (tx.shard_of(&src), tx.shard_of(&dst));
+    let (probe_src, probe_dst) = (src.clone(), dst.clone());
+    if !tx.on(s_src, db, move |c| Ok(access::exists(c.db, c.now, &probe_src, set)?)).await? {
+        return Ok(Reply::Int(0));
+    }
+    tx.on(s_dst, db, move |c| Ok(access::exists(c.db, c.now, &probe_dst, set)?)).await?;
+    let m = member.clone();
+    if !tx.on(s_src, db, move |c| take_member(c, &src, &m)).await? {
+        return Ok(Reply::Int(0));
+    }
+    tx.on(s_dst, db, move |c| add_member(c, &dst, &member)).await?;
+    Ok(Reply::Int(1))
 }
 
 /// Removes `member` from the set at `key`; whether it was there.
-pub fn take_member(ctx: &mut Ctx<'_>, key: &[u8], member: &[u8]) -> Result<bool, Reply> {
-    access::update(ctx, key, set_mut, |s| s.is_some_and(|s| s.remove(member).is_some()))
+fn take_member(ctx: &mut Ctx<'_>, key: &[u8], member: &[u8]) -> Result<bool, CmdError> {
+    Ok(access::update(ctx.db, ctx.now, key, set_mut, |s| s.is_some_and(|s| s.remove(member).is_some()))?)
 }
 
 /// Adds `member` to the set at `key` (creating it).
-pub fn add_member(ctx: &mut Ctx<'_>, key: &[u8], member: &[u8]) -> Result<(), Reply> {
-    access::create(ctx, key, set_mut, new_set)?.insert_copy(member, ());
+fn add_member(ctx: &mut Ctx<'_>, key: &[u8], member: &[u8]) -> Result<(), CmdError> {
+    access::create(ctx.db, ctx.now, key, set_mut, new_set)?.insert_copy(member, ());
     Ok(())
 }

@@ -1,24 +1,142 @@
-//! String commands: GET, SET and its variants, counters, ranges, MGET/MSET. Run on the owning shard.
+//! String commands: GET, SET and its variants, counters, ranges, MGET/MSET/MSETNX. They run on
+//! the shard that owns their key; MGET and MSET split per shard, MSETNX has a protocol of its
+//! own across shards.
 
 use bytes::{Bytes, BytesMut};
 
-use crate::cmd::args::{self, expire_at, is, ExpireIn, NOT_INT, SYNTAX, TOO_BIG, WRONGTYPE};
+use crate::cmd::args::{self, expire_at, is, ExpireIn};
+use crate::cmd::error::{CmdError, CmdResult};
 use crate::cmd::long_double::LongDouble;
+use crate::engine::command::{Command, Merge};
+use crate::engine::router::Tx;
 use crate::engine::shard::Ctx;
+use crate::engine::spec::{acl, flag, key, KeySpec};
 use crate::facade::resp::parse_i64;
 use crate::facade::Reply;
 use crate::storage::db::{Entry, Value};
 use crate::storage::dict::Key;
 
-/// The string under `key`: `Ok(None)` when missing, `Err(WRONGTYPE)` for another type.
-fn read_str<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a Key>, Reply> {
+/// The family's commands.
+pub fn commands() -> Vec<Command> {
+    vec![
+        Command::shard("get", 2, get)
+            .flags(flag::READONLY | flag::FAST)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("string", "1.0.0", "O(1)", "Get the value of a key"),
+        Command::shard("set", -3, set)
+            .flags(flag::WRITE | flag::DENYOOM)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::ACCESS | key::UPDATE | key::VARIABLE_FLAGS).notes("RW and ACCESS due to the optional `GET` argument"))
+            .docs("string", "1.0.0", "O(1)", "Set the string value of a key")
+            .history(&[("2.6.12", "Added the `EX`, `PX`, `NX` and `XX` options."), ("6.0.0", "Added the `KEEPTTL` option."), ("6.2.0", "Added the `GET`, `EXAT` and `PXAT` option."), ("7.0.0", "Allowed the `NX` and `GET` options to be used together.")]),
+        Command::shard("setnx", 3, setnx)
+            .flags(flag::WRITE | flag::DENYOOM | flag::FAST)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::OW | key::INSERT))
+            .docs("string", "1.0.0", "O(1)", "Set the value of a key, only if the key does not exist"),
+        Command::shard("setex", 4, |c, a| setex(c, a, ExpireIn::Seconds))
+            .flags(flag::WRITE | flag::DENYOOM)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::OW | key::UPDATE))
+            .docs("string", "2.0.0", "O(1)", "Set the value and expiration of a key"),
+        Command::shard("psetex", 4, |c, a| setex(c, a, ExpireIn::Millis))
+            .flags(flag::WRITE | flag::DENYOOM)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::OW | key::UPDATE))
+            .docs("string", "2.6.0", "O(1)", "Set the value and expiration in milliseconds of a key"),
+        Command::shard("getset", 3, getset)
+            .flags(flag::WRITE | flag::DENYOOM | flag::FAST)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::ACCESS | key::UPDATE))
+            .docs("string", "1.0.0", "O(1)", "Set the string value of a key and return its old value")
+            .deprecated("6.2.0", "`SET` with the `!GET` argument"),
+        Command::shard("getdel", 2, getdel)
+            .flags(flag::WRITE | flag::FAST)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::ACCESS | key::DELETE))
+            .docs("string", "6.2.0", "O(1)", "Get the value of a key and delete the key"),
+        Command::shard("getex", -2, getex)
+            .flags(flag::WRITE | flag::FAST)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::ACCESS | key::UPDATE).notes("RW and UPDATE because it changes the TTL"))
+            .docs("string", "6.2.0", "O(1)", "Get the value of a key and optionally set its expiration"),
+        Command::shard("append", 3, append)
+            .flags(flag::WRITE | flag::DENYOOM | flag::FAST)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::INSERT))
+            .docs("string", "2.0.0", "O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.", "Append a value to a key"),
+        Command::shard("strlen", 2, strlen)
+            .flags(flag::READONLY | flag::FAST)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO))
+            .docs("string", "2.2.0", "O(1)", "Get the length of the value stored in a key"),
+        Command::shard("incr", 2, |c, a| incr_by(c, &a[1], 1))
+            .flags(flag::WRITE | flag::DENYOOM | flag::FAST)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::ACCESS | key::UPDATE))
+            .docs("string", "1.0.0", "O(1)", "Increment the integer value of a key by one"),
+        Command::shard("decr", 2, |c, a| incr_by(c, &a[1], -1))
+            .flags(flag::WRITE | flag::DENYOOM | flag::FAST)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::ACCESS | key::UPDATE))
+            .docs("string", "1.0.0", "O(1)", "Decrement the integer value of a key by one"),
+        Command::shard("incrby", 3, |c, a| incr_by(c, &a[1], args::int(&a[2])?))
+            .flags(flag::WRITE | flag::DENYOOM | flag::FAST)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::ACCESS | key::UPDATE))
+            .docs("string", "1.0.0", "O(1)", "Increment the integer value of a key by the given amount"),
+        Command::shard("decrby", 3, decrby)
+            .flags(flag::WRITE | flag::DENYOOM | flag::FAST)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::ACCESS | key::UPDATE))
+            .docs("string", "1.0.0", "O(1)", "Decrement the integer value of a key by the given number"),
+        Command::shard("incrbyfloat", 3, incrbyfloat)
+            .flags(flag::WRITE | flag::DENYOOM | flag::FAST)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::ACCESS | key::UPDATE))
+            .docs("string", "2.6.0", "O(1)", "Increment the float value of a key by the given amount"),
+        Command::shard("getrange", 4, getrange)
+            .flags(flag::READONLY)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("string", "2.4.0", "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", "Get a substring of the string stored at a key"),
+        Command::shard("setrange", 4, setrange)
+            .flags(flag::WRITE | flag::DENYOOM)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::UPDATE))
+            .docs("string", "2.2.0", "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.", "Overwrite part of a string at key starting at the specified offset"),
+        Command::split("mget", -2, mget, Merge::Positional)
+            .flags(flag::READONLY | flag::FAST)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(-1, 1, 0).flags(key::RO | key::ACCESS))
+            .tips(&["request_policy:multi_shard"])
+            .docs("string", "1.0.0", "O(N) where N is the number of keys to retrieve.", "Get the values of all the given keys"),
+        Command::split("mset", -3, mset, Merge::AllOk)
+            .flags(flag::WRITE | flag::DENYOOM)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(-1, 2, 0).flags(key::OW | key::UPDATE))
+            .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"])
+            .docs("string", "1.0.1", "O(N) where N is the number of keys to set.", "Set multiple keys to multiple values"),
+        Command::across("msetnx", -3, msetnx, |tx, db, a| Box::pin(msetnx_across(tx, db, a)))
+            .flags(flag::WRITE | flag::DENYOOM)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(-1, 2, 0).flags(key::OW | key::INSERT))
+            .tips(&["request_policy:multi_shard", "response_policy:agg_min"])
+            .docs("string", "1.0.1", "O(N) where N is the number of keys to set.", "Set multiple keys to multiple values, only if none of the keys exist"),
+    ]
+}
+
+/// The string under `key`: `Ok(None)` when missing, `WRONGTYPE` for another type.
+fn read_str<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a Key>, CmdError> {
     match ctx.db.read(key, ctx.now) {
         None => Ok(None),
         Some(Entry { value: Value::Str(s), .. }) => Ok(Some(s)),
-        Some(_) => Err(WRONGTYPE),
+        Some(_) => Err(CmdError::WrongType),
     }
 }
 
+/// Stores a string value with an expiry (Unix ms, if any).
 fn store(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], expires_at: Option<i64>) {
     match expires_at {
         // An expiry already in the past: Redis sets and deletes in one step.
@@ -27,6 +145,11 @@ fn store(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], expires_at: Option<i64>) {
         }
         at => ctx.db.set(key, Value::Str(Key::copy_from_slice(value)), at.map(|a| a as u64)),
     }
+}
+
+/// Stores a string with no expiry: SET without options, MSET's and MSETNX's pairs.
+pub fn set_plain(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8]) {
+    store(ctx, key, value, None);
 }
 
 /// Values this short are copied into replies rather than shared: a copy touches only the data,
@@ -44,183 +167,173 @@ fn bulk_of(v: &Key) -> Reply {
 }
 
 /// GET key
-pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match read_str(ctx, &args[1]) {
-        Ok(v) => v.map_or(Reply::Nil, bulk_of),
-        Err(e) => e,
+fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    Ok(read_str(ctx, &args[1])?.map_or(Reply::Nil, bulk_of))
+}
+
+/// SET's options, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct SetArgs<'a> {
+    /// NX (`Some(false)`: only when missing) or XX (`Some(true)`: only when present).
+    only_if_exists: Option<bool>,
+    /// GET: reply with the old value.
+    get: bool,
+    /// KEEPTTL: keep the key's expiry.
+    keep_ttl: bool,
+    /// EX | PX | EXAT | PXAT and its argument, not yet converted.
+    expiry: Option<(ExpireIn, &'a [u8])>,
+}
+
+impl<'a> SetArgs<'a> {
+    /// `[NX | XX] [GET] [EX s | PX ms | EXAT ts | PXAT ts | KEEPTTL]`, in any order.
+    fn parse(options: &'a [Bytes]) -> Result<SetArgs<'a>, CmdError> {
+        let mut set = SetArgs::default();
+        let mut i = 0;
+        while i < options.len() {
+            let a = &options[i];
+            let unit = [("ex", ExpireIn::Seconds), ("px", ExpireIn::Millis)]
+                .into_iter()
+                .chain([("exat", ExpireIn::UnixSeconds), ("pxat", ExpireIn::UnixMillis)])
+                .find(|(w, _)| is(a, w));
+            match (unit, options.get(i + 1)) {
+                (Some((_, unit)), Some(n)) if set.expiry.is_none() && !set.keep_ttl => {
+                    set.expiry = Some((unit, n));
+                    i += 1;
+                }
+                (Some(_), _) => return Err(CmdError::Syntax),
+                (None, _) if is(a, "nx") && set.only_if_exists != Some(true) => {
+                    set.only_if_exists = Some(false)
+                }
+                (None, _) if is(a, "xx") && set.only_if_exists != Some(false) => {
+                    set.only_if_exists = Some(true)
+                }
+                (None, _) if is(a, "get") => set.get = true,
+                (None, _) if is(a, "keepttl") && set.expiry.is_none() => set.keep_ttl = true,
+                (None, _) => return Err(CmdError::Syntax),
+            }
+            i += 1;
+        }
+        Ok(set)
     }
 }
 
 /// SET key value [NX | XX] [GET] [EX s | PX ms | EXAT ts | PXAT ts | KEEPTTL]
-pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let (mut nx, mut xx, mut get, mut keepttl) = (false, false, false, false);
-    let mut expiry: Option<(ExpireIn, &Bytes)> = None;
-    let mut i = 3;
-    while i < args.len() {
-        let a = &args[i];
-        let next = args.get(i + 1);
-        let unit = [("ex", ExpireIn::Seconds), ("px", ExpireIn::Millis)]
-            .into_iter()
-            .chain([("exat", ExpireIn::UnixSeconds), ("pxat", ExpireIn::UnixMillis)])
-            .find(|(w, _)| is(a, w));
-        match unit {
-            Some((_, unit)) if expiry.is_none() && !keepttl && next.is_some() => {
-                expiry = next.map(|n| (unit, n));
-                i += 1;
-            }
-            Some(_) => return SYNTAX,
-            None if is(a, "nx") && !xx => nx = true,
-            None if is(a, "xx") && !nx => xx = true,
-            None if is(a, "get") => get = true,
-            None if is(a, "keepttl") && expiry.is_none() => keepttl = true,
-            None => return SYNTAX,
-        }
-        i += 1;
-    }
-    let at = match expiry {
-        Some((unit, n)) => match expire_at(n, unit, ctx.now, true, args) {
-            Ok(at) => Some(at),
-            Err(e) => return e,
-        },
-        None => None,
-    };
+fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let opts = SetArgs::parse(&args[3..])?;
+    // As Redis: the syntax, then the expiry's value, then the key's type (for GET).
+    let at = opts.expiry.map(|(unit, n)| expire_at(n, unit, ctx.now, true, args)).transpose()?;
     let old = match read_str(ctx, &args[1]) {
         // Only GET needs the old value; cloning it would touch (and promote) its buffer.
-        Ok(v) if get => v.map(Key::to_bytes),
+        Ok(v) if opts.get => v.map(Key::to_bytes),
         Ok(v) => v.map(|_| Bytes::new()),
-        Err(e) if get => return e,
+        Err(e) if opts.get => return Err(e),
         // Without GET, SET overwrites a key of any type; it only needs to know it exists.
         Err(_) => Some(Bytes::new()),
     };
     let exists = old.is_some();
-    let reply = if get { Reply::from(old) } else { Reply::Ok };
-    if (nx && exists) || (xx && !exists) {
-        return if get { reply } else { Reply::Nil };
+    let reply = if opts.get { Reply::from(old) } else { Reply::Ok };
+    if opts.only_if_exists.is_some_and(|xx| xx != exists) {
+        return Ok(if opts.get { reply } else { Reply::Nil });
     }
-    let at = if keepttl {
+    let at = if opts.keep_ttl {
         ctx.db.write(&args[1], ctx.now).and_then(|e| e.expires_at()).map(|a| a as i64)
     } else {
         at
     };
     store(ctx, &args[1], &args[2], at);
-    reply
+    Ok(reply)
 }
 
 /// SETNX key value
-pub fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if ctx.db.live(&args[1], ctx.now) {
-        return Reply::Int(0);
+        return Ok(Reply::Int(0));
     }
     store(ctx, &args[1], &args[2], None);
-    Reply::Int(1)
+    Ok(Reply::Int(1))
 }
 
 /// SETEX key seconds value, PSETEX key milliseconds value
-pub fn setex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let unit = if is(&args[0], "psetex") { ExpireIn::Millis } else { ExpireIn::Seconds };
-    match expire_at(&args[2], unit, ctx.now, true, args) {
-        Ok(at) => {
-            store(ctx, &args[1], &args[3], Some(at));
-            Reply::Ok
-        }
-        Err(e) => e,
-    }
+fn setex(ctx: &mut Ctx<'_>, args: &[Bytes], unit: ExpireIn) -> CmdResult {
+    let at = expire_at(&args[2], unit, ctx.now, true, args)?;
+    store(ctx, &args[1], &args[3], Some(at));
+    Ok(Reply::Ok)
 }
 
 /// GETSET key value
-pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match read_str(ctx, &args[1]) {
-        Ok(old) => {
-            let reply = old.map_or(Reply::Nil, bulk_of);
-            store(ctx, &args[1], &args[2], None);
-            reply
-        }
-        Err(e) => e,
-    }
+fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let reply = read_str(ctx, &args[1])?.map_or(Reply::Nil, bulk_of);
+    store(ctx, &args[1], &args[2], None);
+    Ok(reply)
 }
 
 /// GETDEL key
-pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match read_str(ctx, &args[1]) {
-        Ok(Some(v)) => {
-            let reply = bulk_of(v);
-            ctx.db.remove(&args[1]);
-            reply
-        }
-        Ok(None) => Reply::Nil,
-        Err(e) => e,
-    }
+fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let Some(v) = read_str(ctx, &args[1])? else { return Ok(Reply::Nil) };
+    let reply = bulk_of(v);
+    ctx.db.remove(&args[1]);
+    Ok(reply)
+}
+
+/// What GETEX does to the expiry.
+enum ExpiryChange<'a> {
+    Keep,
+    Persist,
+    In(ExpireIn, &'a [u8]),
 }
 
 /// GETEX key [EX s | PX ms | EXAT ts | PXAT ts | PERSIST]
-pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    enum Change<'a> {
-        Keep,
-        Persist,
-        In(ExpireIn, &'a [u8]),
-        At(i64),
-    }
+fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     // As Redis: the options' syntax, then the key, then the expiry's value.
-    let mut change = match &args[2..] {
-        [] => Change::Keep,
-        [p] if is(p, "persist") => Change::Persist,
-        [opt, n] => Change::In(
+    let change = match &args[2..] {
+        [] => ExpiryChange::Keep,
+        [p] if is(p, "persist") => ExpiryChange::Persist,
+        [opt, n] => ExpiryChange::In(
             match () {
                 () if is(opt, "ex") => ExpireIn::Seconds,
                 () if is(opt, "px") => ExpireIn::Millis,
                 () if is(opt, "exat") => ExpireIn::UnixSeconds,
                 () if is(opt, "pxat") => ExpireIn::UnixMillis,
-                () => return SYNTAX,
+                () => return Err(CmdError::Syntax),
             },
             n,
         ),
-        _ => return SYNTAX,
+        _ => return Err(CmdError::Syntax),
     };
-    let reply = match read_str(ctx, &args[1]) {
-        Ok(Some(v)) => bulk_of(v),
-        Ok(None) => return Reply::Nil,
-        Err(e) => return e,
-    };
-    if let Change::In(unit, n) = change {
-        change = match expire_at(n, unit, ctx.now, true, args) {
-            Ok(at) => Change::At(at),
-            Err(e) => return e,
-        };
-    }
+    let Some(v) = read_str(ctx, &args[1])? else { return Ok(Reply::Nil) };
+    let reply = bulk_of(v);
     match change {
-        Change::Keep | Change::In(..) => {}
-        Change::Persist => {
+        ExpiryChange::Keep => {}
+        ExpiryChange::Persist => {
             ctx.db.set_expiry(&args[1], None);
         }
-        Change::At(at) if at <= ctx.now as i64 => {
-            ctx.db.remove(&args[1]);
-        }
-        Change::At(at) => {
-            ctx.db.set_expiry(&args[1], Some(at as u64));
-        }
+        ExpiryChange::In(unit, n) => match expire_at(n, unit, ctx.now, true, args)? {
+            at if at <= ctx.now as i64 => {
+                ctx.db.remove(&args[1]);
+            }
+            at => {
+                ctx.db.set_expiry(&args[1], Some(at as u64));
+            }
+        },
     }
-    reply
+    Ok(reply)
 }
 
 /// APPEND key value
-pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let old = match read_str(ctx, &args[1]) {
-        Ok(v) => v.map(Key::to_bytes),
-        Err(e) => return e,
-    };
-    let Some(old) = old else {
+fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let Some(old) = read_str(ctx, &args[1])?.map(Key::to_bytes) else {
         store(ctx, &args[1], &args[2], None);
-        return Reply::Int(args[2].len() as i64);
+        return Ok(Reply::Int(args[2].len() as i64));
     };
     let len = old.len() + args[2].len();
     if len as u64 > ctx.max_bulk {
-        return TOO_BIG;
+        return Err(CmdError::TooBig);
     }
     let mut joined = BytesMut::with_capacity(len);
     joined.extend_from_slice(&old);
     joined.extend_from_slice(&args[2]);
     replace_value(ctx, &args[1], joined.freeze());
-    Reply::Int(len as i64)
+    Ok(Reply::Int(len as i64))
 }
 
 /// Replaces the value of an existing key, keeping its TTL.
@@ -231,67 +344,45 @@ fn replace_value(ctx: &mut Ctx<'_>, key: &[u8], value: Bytes) {
 }
 
 /// STRLEN key
-pub fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match read_str(ctx, &args[1]) {
-        Ok(v) => Reply::Int(v.map_or(0, |v| v.len() as i64)),
-        Err(e) => e,
-    }
+fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(read_str(ctx, &args[1])?.map_or(0, |v| v.len() as i64)))
 }
 
-/// INCR, DECR, INCRBY, DECRBY
-pub fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let name = &args[0];
-    let by = if is(name, "incr") {
-        1
-    } else if is(name, "decr") {
-        -1
-    } else {
-        match args::int(&args[2]) {
-            Ok(n) if is(name, "decrby") => match n.checked_neg() {
-                Some(n) => n,
-                None => return Reply::error("ERR decrement would overflow"),
-            },
-            Ok(n) => n,
-            Err(e) => return e,
-        }
+/// DECRBY key decrement
+fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let by = args::int(&args[2])?.checked_neg().ok_or(CmdError::msg("ERR decrement would overflow"))?;
+    incr_by(ctx, &args[1], by)
+}
+
+/// INCR, DECR, INCRBY, DECRBY: adds `by` to the integer at `key` (0 when missing).
+fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
+    let current = match read_str(ctx, key)? {
+        None => 0,
+        Some(v) => parse_i64(v.as_slice()).ok_or(CmdError::NotInteger)?,
     };
-    let current = match read_str(ctx, &args[1]) {
-        Ok(None) => 0,
-        Ok(Some(v)) => match parse_i64(v.as_slice()) {
-            Some(n) => n,
-            None => return NOT_INT,
-        },
-        Err(e) => return e,
-    };
-    let Some(next) = current.checked_add(by) else {
-        return Reply::error("ERR increment or decrement would overflow");
-    };
+    let next = current.checked_add(by).ok_or(CmdError::msg("ERR increment or decrement would overflow"))?;
     let text = Bytes::copy_from_slice(itoa::Buffer::new().format(next).as_bytes());
-    if ctx.db.live(&args[1], ctx.now) {
-        replace_value(ctx, &args[1], text);
+    if ctx.db.live(key, ctx.now) {
+        replace_value(ctx, key, text);
     } else {
-        ctx.db.set(&args[1], Value::Str(Key::new(text)), None);
+        ctx.db.set(key, Value::Str(Key::new(text)), None);
     }
-    Reply::Int(next)
+    Ok(Reply::Int(next))
 }
 
 /// INCRBYFLOAT key increment
 ///
 /// Added in `long double`, as Redis does, so that the digits match (see [`LongDouble`]).
-pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     // Redis checks the type, then the value, then the increment.
-    let current = match read_str(ctx, &args[1]) {
-        Ok(None) => LongDouble::ZERO,
-        Ok(Some(v)) => match LongDouble::parse(v.as_slice()) {
-            Some(f) => f,
-            None => return args::NOT_FLOAT,
-        },
-        Err(e) => return e,
+    let current = match read_str(ctx, &args[1])? {
+        None => LongDouble::ZERO,
+        Some(v) => LongDouble::parse(v.as_slice()).ok_or(CmdError::NotFloat)?,
     };
-    let Some(by) = LongDouble::parse(&args[2]) else { return args::NOT_FLOAT };
+    let by = LongDouble::parse(&args[2]).ok_or(CmdError::NotFloat)?;
     let next = match current.checked_add(by) {
         Some(next) if !next.is_infinite() => next,
-        _ => return Reply::error("ERR increment would produce NaN or Infinity"),
+        _ => return Err(CmdError::msg("ERR increment would produce NaN or Infinity")),
     };
     let text = Bytes::from(next.to_human());
     if ctx.db.live(&args[1], ctx.now) {
@@ -299,50 +390,40 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     } else {
         ctx.db.set(&args[1], Value::Str(Key::new(text.clone())), None);
     }
-    Reply::Bulk(text)
+    Ok(Reply::Bulk(text))
 }
 
 /// GETRANGE key start end
-pub fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let (start, end) = match (args::int(&args[2]), args::int(&args[3])) {
-        (Ok(s), Ok(e)) => (s, e),
-        _ => return NOT_INT,
-    };
-    let value = match read_str(ctx, &args[1]) {
-        Ok(v) => v.map(Key::to_bytes).unwrap_or_default(),
-        Err(e) => return e,
-    };
+fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let (start, end) = (args::int(&args[2])?, args::int(&args[3])?);
+    let value = read_str(ctx, &args[1])?.map(Key::to_bytes).unwrap_or_default();
     let len = value.len() as i64;
     if (start < 0 && end < 0 && start > end) || len == 0 {
-        return Reply::Bulk(Bytes::new());
+        return Ok(Reply::Bulk(Bytes::new()));
     }
     let start = if start < 0 { (len + start).max(0) } else { start };
     let end = if end < 0 { (len + end).max(0) } else { end.min(len - 1) };
     if start > end {
-        return Reply::Bulk(Bytes::new());
+        return Ok(Reply::Bulk(Bytes::new()));
     }
-    Reply::Bulk(value.slice(start as usize..=end as usize))
+    Ok(Reply::Bulk(value.slice(start as usize..=end as usize)))
 }
 
 /// SETRANGE key offset value
-pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let offset = match args::int(&args[2]) {
-        Ok(o) if o >= 0 => o as u64,
-        Ok(_) => return Reply::error("ERR offset is out of range"),
-        Err(e) => return e,
+fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let offset = match args::int(&args[2])? {
+        o if o >= 0 => o as u64,
+        _ => return Err(CmdError::msg("ERR offset is out of range")),
     };
     let patch = &args[3];
-    let old = match read_str(ctx, &args[1]) {
-        Ok(v) => v.map(Key::to_bytes),
-        Err(e) => return e,
-    };
+    let old = read_str(ctx, &args[1])?.map(Key::to_bytes);
     let old_len = old.as_ref().map_or(0, Bytes::len);
     if patch.is_empty() {
-        return Reply::Int(old_len as i64);
+        return Ok(Reply::Int(old_len as i64));
     }
     let end = offset + patch.len() as u64;
     if end > ctx.max_bulk {
-        return TOO_BIG;
+        return Err(CmdError::TooBig);
     }
     let mut out = BytesMut::from(old.as_deref().unwrap_or_default());
     if out.len() < end as usize {
@@ -354,34 +435,55 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Some(_) => replace_value(ctx, &args[1], out.freeze()),
         None => ctx.db.set(&args[1], Value::Str(Key::new(out.freeze())), None),
     }
-    Reply::Int(len)
+    Ok(Reply::Int(len))
 }
 
 /// MGET key [key ...]: one shard's part; a key of another type reads as nil.
-pub fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    Reply::Array(
+fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Array(
         args[1..].iter().map(|k| read_str(ctx, k).ok().flatten().map_or(Reply::Nil, bulk_of)).collect(),
-    )
+    ))
 }
 
 /// MSET key value [key value ...]: one shard's part.
-pub fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     for pair in args[1..].chunks_exact(2) {
-        store(ctx, &pair[0], &pair[1], None);
+        set_plain(ctx, &pair[0], &pair[1]);
     }
-    Reply::Ok
+    Ok(Reply::Ok)
 }
 
 /// MSETNX key value [key value ...], when every key lives on this shard.
-pub fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if args[1..].chunks_exact(2).any(|p| ctx.db.live(&p[0], ctx.now)) {
-        return Reply::Int(0);
+        return Ok(Reply::Int(0));
     }
-    mset(ctx, args);
-    Reply::Int(1)
+    mset(ctx, args)?;
+    Ok(Reply::Int(1))
 }
 
-/// Whether any of `keys` exists: MSETNX's check on one shard.
-pub fn any_exists(ctx: &mut Ctx<'_>, keys: &[Bytes]) -> bool {
-    keys.iter().any(|k| ctx.db.live(k, ctx.now))
+/// MSETNX across shards: every shard checks its keys; only if none exists does every shard
+/// write.
+async fn msetnx_across(tx: &Tx, db: usize, args: &[Bytes]) -> CmdResult {
+    let pairs: Vec<(Bytes, Bytes)> =
+        args[1..].chunks_exact(2).map(|p| (p[0].clone(), p[1].clone())).collect();
+    let checks = pairs.iter().map(|(k, _)| {
+        let k = k.clone();
+        tx.on(tx.shard_of(&k), db, move |c| Ok(c.db.live(&k, c.now)))
+    });
+    for exists in futures::future::join_all(checks).await {
+        if exists? {
+            return Ok(Reply::Int(0));
+        }
+    }
+    let writes = pairs.into_iter().map(|(k, v)| {
+        tx.on(tx.shard_of(&k), db, move |c| {
+            set_plain(c, &k, &v);
+            Ok(())
+        })
+    });
+    for written in futures::future::join_all(writes).await {
+        written?;
+    }
+    Ok(Reply::Int(1))
 }

@@ -1,30 +1,253 @@
 //! Sorted set commands: ZADD and friends, ranks and ranges (by rank, score and lex), pops,
-//! random members, ZSCAN, and the algebra (ZUNION/ZINTER/ZDIFF, their STORE forms, ZINTERCARD).
+//! random members, ZSCAN, and the algebra (ZUNION/ZINTER/ZDIFF, their STORE forms, ZINTERCARD);
+//! ZMPOP, ZRANGESTORE and the algebra across shards; and the blocking forms BZPOPMIN, BZPOPMAX
+//! and BZMPOP.
 //!
 //! Parsing and the pure parts (range selection, algebra) are separate from key access, so the
-//! cross-shard protocols in `moves` reuse them with hops in between.
+//! same code serves keys on one shard and, with hops in between, keys spread over several.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::cmd::access::{self, zset, zset_mut};
-use crate::cmd::args::{self, is, SYNTAX, WRONGTYPE};
+use crate::cmd::args::{self, is};
+use crate::cmd::block::{self, unblocked};
+use crate::cmd::error::{CmdError, CmdResult};
 use crate::cmd::generic::ScanOpts;
+use crate::engine::blocking::{self, Waited};
+use crate::engine::command::{Command, Prefetch};
+use crate::engine::router::Tx;
+use crate::engine::session::Session;
 use crate::engine::shard::Ctx;
+use crate::engine::spec::{acl, flag, key, KeySpec};
+use crate::engine::waiters::{Served, Wants};
 use crate::facade::reply::format_g17;
 use crate::facade::Reply;
+use crate::storage::access::{self, zset, zset_mut};
 use crate::storage::db::Value;
 use crate::storage::zset::{LexRange, ScoreRange, ZSet};
 
+/// The family's commands.
+pub fn commands() -> Vec<Command> {
+    vec![
+        Command::shard("zadd", -4, zadd)
+            .flags(flag::WRITE | flag::DENYOOM | flag::FAST)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::UPDATE))
+            .docs("sorted-set", "1.2.0", "O(log(N)) for each item added, where N is the number of elements in the sorted set.", "Add one or more members to a sorted set, or update its score if it already exists")
+            .history(&[("2.4.0", "Accepts multiple elements."), ("3.0.2", "Added the `XX`, `NX`, `CH` and `INCR` options."), ("6.2.0", "Added the `GT` and `LT` options.")])
+            .prefetch(Prefetch::Scored { score: 2, member: 3, argc: 4 }),
+        Command::shard("zincrby", 4, zincrby)
+            .flags(flag::WRITE | flag::DENYOOM | flag::FAST)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::ACCESS | key::UPDATE))
+            .docs("sorted-set", "1.2.0", "O(log(N)) where N is the number of elements in the sorted set.", "Increment the score of a member in a sorted set"),
+        Command::shard("zrem", -3, zrem)
+            .flags(flag::WRITE | flag::FAST)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::DELETE))
+            .docs("sorted-set", "1.2.0", "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", "Remove one or more members from a sorted set")
+            .history(&[("2.4.0", "Accepts multiple elements.")])
+            .prefetch(Prefetch::Member(2)),
+        Command::shard("zcard", 2, zcard)
+            .flags(flag::READONLY | flag::FAST)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO))
+            .docs("sorted-set", "1.2.0", "O(1)", "Get the number of members in a sorted set"),
+        Command::shard("zcount", 4, |c, a| zcount(c, a, false))
+            .flags(flag::READONLY | flag::FAST)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("sorted-set", "2.0.0", "O(log(N)) with N being the number of elements in the sorted set.", "Count the members in a sorted set with scores within the given values"),
+        Command::shard("zlexcount", 4, |c, a| zcount(c, a, true))
+            .flags(flag::READONLY | flag::FAST)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("sorted-set", "2.8.9", "O(log(N)) with N being the number of elements in the sorted set.", "Count the number of members in a sorted set between a given lexicographical range"),
+        Command::shard("zscore", 3, zscore)
+            .flags(flag::READONLY | flag::FAST)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("sorted-set", "1.2.0", "O(1)", "Get the score associated with the given member in a sorted set")
+            .prefetch(Prefetch::Member(2)),
+        Command::shard("zmscore", -3, zmscore)
+            .flags(flag::READONLY | flag::FAST)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("sorted-set", "6.2.0", "O(N) where N is the number of members being requested.", "Get the score associated with the given members in a sorted set"),
+        Command::shard("zrank", 3, |c, a| zrank(c, a, false))
+            .flags(flag::READONLY | flag::FAST)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("sorted-set", "2.0.0", "O(log(N))", "Determine the index of a member in a sorted set")
+            .prefetch(Prefetch::Member(2)),
+        Command::shard("zrevrank", 3, |c, a| zrank(c, a, true))
+            .flags(flag::READONLY | flag::FAST)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("sorted-set", "2.0.0", "O(log(N))", "Determine the index of a member in a sorted set, with scores ordered from high to low"),
+        Command::shard("zrange", -4, |c, a| zrange(c, a, RangeCmd::Range))
+            .flags(flag::READONLY)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("sorted-set", "1.2.0", "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", "Return a range of members in a sorted set")
+            .history(&[("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options.")]),
+        Command::across("zrangestore", -5, |c, a| zrange(c, a, RangeCmd::Store), |tx, db, a| Box::pin(zrangestore_across(tx, db, a)))
+            .flags(flag::WRITE | flag::DENYOOM)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::OW | key::UPDATE))
+            .key(KeySpec::index(2).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("sorted-set", "6.2.0", "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", "Store a range of members from sorted set into another key"),
+        Command::shard("zrangebyscore", -4, |c, a| zrange(c, a, RangeCmd::ByScore { rev: false }))
+            .flags(flag::READONLY)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("sorted-set", "1.0.5", "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", "Return a range of members in a sorted set, by score")
+            .history(&[("2.0.0", "Added the `WITHSCORES` modifier.")])
+            .deprecated("6.2.0", "`ZRANGE` with the `BYSCORE` argument"),
+        Command::shard("zrevrangebyscore", -4, |c, a| zrange(c, a, RangeCmd::ByScore { rev: true }))
+            .flags(flag::READONLY)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("sorted-set", "2.2.0", "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", "Return a range of members in a sorted set, by score, with scores ordered from high to low")
+            .history(&[("2.1.6", "`min` and `max` can be exclusive.")])
+            .deprecated("6.2.0", "`ZRANGE` with the `REV` and `BYSCORE` arguments"),
+        Command::shard("zrangebylex", -4, |c, a| zrange(c, a, RangeCmd::ByLex { rev: false }))
+            .flags(flag::READONLY)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("sorted-set", "2.8.9", "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", "Return a range of members in a sorted set, by lexicographical range")
+            .deprecated("6.2.0", "`ZRANGE` with the `BYLEX` argument"),
+        Command::shard("zrevrangebylex", -4, |c, a| zrange(c, a, RangeCmd::ByLex { rev: true }))
+            .flags(flag::READONLY)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("sorted-set", "2.8.9", "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).", "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings.")
+            .deprecated("6.2.0", "`ZRANGE` with the `REV` and `BYLEX` arguments"),
+        Command::shard("zrevrange", -4, |c, a| zrange(c, a, RangeCmd::RevRange))
+            .flags(flag::READONLY)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("sorted-set", "1.2.0", "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.", "Return a range of members in a sorted set, by index, with scores ordered from high to low")
+            .deprecated("6.2.0", "`ZRANGE` with the `REV` argument"),
+        Command::shard("zremrangebyrank", 4, |c, a| zremrange(c, a, RemoveBy::Rank))
+            .flags(flag::WRITE)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::DELETE))
+            .docs("sorted-set", "2.0.0", "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", "Remove all members in a sorted set within the given indexes"),
+        Command::shard("zremrangebyscore", 4, |c, a| zremrange(c, a, RemoveBy::Score))
+            .flags(flag::WRITE)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::DELETE))
+            .docs("sorted-set", "1.2.0", "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", "Remove all members in a sorted set within the given scores"),
+        Command::shard("zremrangebylex", 4, |c, a| zremrange(c, a, RemoveBy::Lex))
+            .flags(flag::WRITE)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::DELETE))
+            .docs("sorted-set", "2.8.9", "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.", "Remove all members in a sorted set between the given lexicographical range"),
+        Command::shard("zpopmin", -2, |c, a| zpop(c, a, false))
+            .flags(flag::WRITE | flag::FAST)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::ACCESS | key::DELETE))
+            .docs("sorted-set", "5.0.0", "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", "Remove and return members with the lowest scores in a sorted set"),
+        Command::shard("zpopmax", -2, |c, a| zpop(c, a, true))
+            .flags(flag::WRITE | flag::FAST)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::ACCESS | key::DELETE))
+            .docs("sorted-set", "5.0.0", "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.", "Remove and return members with the highest scores in a sorted set"),
+        Command::across("zmpop", -4, zmpop, |tx, db, a| Box::pin(zmpop_across(tx, db, a)))
+            .flags(flag::WRITE)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).keynum(0, 1, 1).flags(key::RW | key::ACCESS | key::DELETE))
+            .docs("sorted-set", "7.0.0", "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", "Remove and return members with scores in a sorted set"),
+        Command::shard("zrandmember", -2, zrandmember)
+            .flags(flag::READONLY)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .tips(&["nondeterministic_output"])
+            .docs("sorted-set", "6.2.0", "O(N) where N is the number of elements returned", "Get one or multiple random elements from a sorted set"),
+        Command::shard("zscan", -3, zscan)
+            .flags(flag::READONLY)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .tips(&["nondeterministic_output"])
+            .docs("sorted-set", "2.8.0", "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", "Incrementally iterate sorted sets elements and associated scores"),
+        Command::across("zunion", -3, |c, a| algebra(c, a, Op::Union, Form::Plain), |tx, db, a| Box::pin(algebra_across(tx, db, a, Op::Union, Form::Plain)))
+            .flags(flag::READONLY)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).keynum(0, 1, 1).flags(key::RO | key::ACCESS))
+            .docs("sorted-set", "6.2.0", "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", "Add multiple sorted sets"),
+        Command::across("zinter", -3, |c, a| algebra(c, a, Op::Inter, Form::Plain), |tx, db, a| Box::pin(algebra_across(tx, db, a, Op::Inter, Form::Plain)))
+            .flags(flag::READONLY)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).keynum(0, 1, 1).flags(key::RO | key::ACCESS))
+            .docs("sorted-set", "6.2.0", "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", "Intersect multiple sorted sets"),
+        Command::across("zdiff", -3, |c, a| algebra(c, a, Op::Diff, Form::Plain), |tx, db, a| Box::pin(algebra_across(tx, db, a, Op::Diff, Form::Plain)))
+            .flags(flag::READONLY)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).keynum(0, 1, 1).flags(key::RO | key::ACCESS))
+            .docs("sorted-set", "6.2.0", "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", "Subtract multiple sorted sets"),
+        Command::across("zunionstore", -4, |c, a| algebra(c, a, Op::Union, Form::Store), |tx, db, a| Box::pin(algebra_across(tx, db, a, Op::Union, Form::Store)))
+            .flags(flag::WRITE | flag::DENYOOM)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::OW | key::UPDATE))
+            .key(KeySpec::index(2).keynum(0, 1, 1).flags(key::RO | key::ACCESS))
+            .docs("sorted-set", "2.0.0", "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.", "Add multiple sorted sets and store the resulting sorted set in a new key"),
+        Command::across("zinterstore", -4, |c, a| algebra(c, a, Op::Inter, Form::Store), |tx, db, a| Box::pin(algebra_across(tx, db, a, Op::Inter, Form::Store)))
+            .flags(flag::WRITE | flag::DENYOOM)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::OW | key::UPDATE))
+            .key(KeySpec::index(2).keynum(0, 1, 1).flags(key::RO | key::ACCESS))
+            .docs("sorted-set", "2.0.0", "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.", "Intersect multiple sorted sets and store the resulting sorted set in a new key"),
+        Command::across("zdiffstore", -4, |c, a| algebra(c, a, Op::Diff, Form::Store), |tx, db, a| Box::pin(algebra_across(tx, db, a, Op::Diff, Form::Store)))
+            .flags(flag::WRITE | flag::DENYOOM)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::OW | key::UPDATE))
+            .key(KeySpec::index(2).keynum(0, 1, 1).flags(key::RO | key::ACCESS))
+            .docs("sorted-set", "6.2.0", "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.", "Subtract multiple sorted sets and store the resulting sorted set in a new key"),
+        Command::across("zintercard", -3, |c, a| algebra(c, a, Op::Inter, Form::Card), |tx, db, a| Box::pin(algebra_across(tx, db, a, Op::Inter, Form::Card)))
+            .flags(flag::READONLY)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).keynum(0, 1, 1).flags(key::RO | key::ACCESS))
+            .docs("sorted-set", "7.0.0", "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", "Intersect multiple sorted sets and return the cardinality of the result"),
+        Command::session("bzpopmin", -3, |s, a| Box::pin(bzpop(s, a, false)))
+            .flags(flag::WRITE | flag::NOSCRIPT | flag::BLOCKING | flag::FAST)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(-2, 1, 0).flags(key::RW | key::ACCESS | key::DELETE))
+            .docs("sorted-set", "5.0.0", "O(log(N)) with N being the number of elements in the sorted set.", "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available")
+            .history(&[("6.0.0", "`timeout` is interpreted as a double instead of an integer.")]),
+        Command::session("bzpopmax", -3, |s, a| Box::pin(bzpop(s, a, true)))
+            .flags(flag::WRITE | flag::NOSCRIPT | flag::BLOCKING | flag::FAST)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(1).range(-2, 1, 0).flags(key::RW | key::ACCESS | key::DELETE))
+            .docs("sorted-set", "5.0.0", "O(log(N)) with N being the number of elements in the sorted set.", "Remove and return the member with the highest score from one or more sorted sets, or block until one is available")
+            .history(&[("6.0.0", "`timeout` is interpreted as a double instead of an integer.")]),
+        Command::session("bzmpop", -5, |s, a| Box::pin(bzmpop(s, a)))
+            .flags(flag::WRITE | flag::BLOCKING)
+            .acl(acl::SORTEDSET)
+            .key(KeySpec::index(2).keynum(0, 1, 1).flags(key::RW | key::ACCESS | key::DELETE))
+            .docs("sorted-set", "7.0.0", "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", "Remove and return members with scores in a sorted set or block until one is available"),
+    ]
+}
+
 /// A member with its score.
-pub type Scored = (Bytes, f64);
+type Scored = (Bytes, f64);
 
-const NOT_FLOAT_RANGE: Reply = Reply::error("ERR min or max is not a float");
-const NOT_LEX_RANGE: Reply = Reply::error("ERR min or max not valid string range item");
+/// What a pop from several keys gives: the key popped from and its members, or `None` when
+/// every key was missing.
+type Popped = Option<(Bytes, Vec<Scored>)>;
 
+/// The error for a score bound that is not a float.
+const NOT_FLOAT_RANGE: CmdError = CmdError::msg("ERR min or max is not a float");
+/// The error for a lex bound that is not `-`, `+`, `[member` or `(member`.
+const NOT_LEX_RANGE: CmdError = CmdError::msg("ERR min or max not valid string range item");
+
+/// An empty sorted set, for keys created by a write.
 fn new_zset() -> Value {
     Value::ZSet(ZSet::default())
 }
 
+/// A score, or nil when there is none.
 fn score_reply(s: Option<f64>) -> Reply {
     s.map_or(Reply::Nil, Reply::Double)
 }
@@ -49,56 +272,54 @@ struct AddFlags {
     incr: bool,
 }
 
-/// ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...], ZINCRBY key incr member
-pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+/// ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]
+fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut f = AddFlags::default();
     let mut at = 2;
-    if is(&args[0], "zincrby") {
-        f.incr = true;
-    } else {
-        while let Some(a) = args.get(at) {
-            let flag = match a.to_ascii_lowercase().as_slice() {
-                b"nx" => &mut f.nx,
-                b"xx" => &mut f.xx,
-                b"gt" => &mut f.gt,
-                b"lt" => &mut f.lt,
-                b"ch" => &mut f.ch,
-                b"incr" => &mut f.incr,
-                _ => break,
-            };
-            *flag = true;
-            at += 1;
-        }
+    while let Some(a) = args.get(at) {
+        let flag = match a.to_ascii_lowercase().as_slice() {
+            b"nx" => &mut f.nx,
+            b"xx" => &mut f.xx,
+            b"gt" => &mut f.gt,
+            b"lt" => &mut f.lt,
+            b"ch" => &mut f.ch,
+            b"incr" => &mut f.incr,
+            _ => break,
+        };
+        *flag = true;
+        at += 1;
     }
-    let pairs = &args[at..];
+    add(ctx, &args[1], f, &args[at..])
+}
+
+/// ZINCRBY key increment member: ZADD with INCR.
+fn zincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    add(ctx, &args[1], AddFlags { incr: true, ..AddFlags::default() }, &args[2..])
+}
+
+/// ZADD's work once its flags are parsed: `pairs` is `score member [score member ...]`.
+fn add(ctx: &mut Ctx<'_>, key: &[u8], f: AddFlags, pairs: &[Bytes]) -> CmdResult {
     if pairs.is_empty() || pairs.len() % 2 == 1 {
-        return SYNTAX;
+        return Err(CmdError::Syntax);
     }
     if f.nx && f.xx {
-        return Reply::error("ERR XX and NX options at the same time are not compatible");
+        return Err(CmdError::msg("ERR XX and NX options at the same time are not compatible"));
     }
     if (f.gt || f.lt) && (f.nx || (f.gt && f.lt)) {
-        return Reply::error("ERR GT, LT, and/or NX options at the same time are not compatible");
+        return Err(CmdError::msg("ERR GT, LT, and/or NX options at the same time are not compatible"));
     }
     if f.incr && pairs.len() > 2 {
-        return Reply::error("ERR INCR option supports a single increment-element pair");
+        return Err(CmdError::msg("ERR INCR option supports a single increment-element pair"));
     }
-    let scores = match pairs.chunks_exact(2).map(|p| args::float(&p[0])).collect::<Result<Vec<f64>, _>>() {
-        Ok(s) => s,
-        Err(e) => return e,
-    };
+    let scores = pairs.chunks_exact(2).map(|p| args::float(&p[0])).collect::<Result<Vec<f64>, _>>()?;
     let (mut added, mut updated, mut last) = (0, 0, None);
     let z = if f.xx {
-        match access::write_quiet(ctx, &args[1], zset_mut) {
-            Ok(Some(z)) => z,
-            Ok(None) => return if f.incr { Reply::Nil } else { Reply::Int(0) },
-            Err(e) => return e,
+        match access::write_quiet(ctx.db, ctx.now, key, zset_mut)? {
+            Some(z) => z,
+            None => return Ok(if f.incr { Reply::Nil } else { Reply::Int(0) }),
         }
     } else {
-        match access::create_quiet(ctx, &args[1], zset_mut, new_zset) {
-            Ok(z) => z,
-            Err(e) => return e,
-        }
+        access::create_quiet(ctx.db, ctx.now, key, zset_mut, new_zset)?
     };
     let mut nan = false;
     for (pair, &score) in pairs.chunks_exact(2).zip(&scores) {
@@ -129,80 +350,60 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         }
     }
     if added + updated > 0 {
-        ctx.db.signal(&args[1]);
+        ctx.db.signal(key);
     }
-    ctx.db.drop_if_empty(&args[1]);
+    ctx.db.drop_if_empty(key);
     if nan {
-        Reply::error("ERR resulting score is not a number (NaN)")
+        Err(CmdError::msg("ERR resulting score is not a number (NaN)"))
     } else if f.incr {
-        score_reply(last)
+        Ok(score_reply(last))
     } else {
-        Reply::Int(if f.ch { added + updated } else { added })
+        Ok(Reply::Int(if f.ch { added + updated } else { added }))
     }
 }
 
 /// ZREM key member [member ...]
-pub fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let n = access::update_quiet(ctx, &args[1], zset_mut, |z| {
+fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let n = access::update_quiet(ctx.db, ctx.now, &args[1], zset_mut, |z| {
         let n = z.map_or(0, |z| args[2..].iter().filter(|m| z.remove(m).is_some()).count());
         (n, n > 0)
-    });
-    n.map_or_else(|e| e, |n| Reply::Int(n as i64))
+    })?;
+    Ok(Reply::Int(n as i64))
 }
 
 /// ZCARD key
-pub fn zcard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match access::read(ctx, &args[1], zset) {
-        Ok(z) => Reply::Int(z.map_or(0, |z| z.len() as i64)),
-        Err(e) => e,
-    }
+fn zcard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(access::read(ctx.db, ctx.now, &args[1], zset)?.map_or(0, |z| z.len() as i64)))
 }
 
 /// ZSCORE key member
-pub fn zscore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match access::read(ctx, &args[1], zset) {
-        Ok(z) => score_reply(z.and_then(|z| z.score(&args[2]))),
-        Err(e) => e,
-    }
+fn zscore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    Ok(score_reply(access::read(ctx.db, ctx.now, &args[1], zset)?.and_then(|z| z.score(&args[2]))))
 }
 
 /// ZMSCORE key member [member ...]
-pub fn zmscore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match access::read(ctx, &args[1], zset) {
-        Ok(z) => Reply::Array(args[2..].iter().map(|m| score_reply(z.and_then(|z| z.score(m)))).collect()),
-        Err(e) => e,
-    }
+fn zmscore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let z = access::read(ctx.db, ctx.now, &args[1], zset)?;
+    Ok(Reply::Array(args[2..].iter().map(|m| score_reply(z.and_then(|z| z.score(m)))).collect()))
 }
 
-/// ZRANK key member, ZREVRANK key member
-pub fn zrank(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let rev = is(&args[0], "zrevrank");
-    match access::read(ctx, &args[1], zset) {
-        Ok(Some(z)) => match z.rank(&args[2]) {
-            Some(r) => Reply::Int(if rev { z.len() - 1 - r } else { r } as i64),
-            None => Reply::Nil,
-        },
-        Ok(None) => Reply::Nil,
-        Err(e) => e,
-    }
+/// ZRANK key member, ZREVRANK key member (`rev`)
+fn zrank(ctx: &mut Ctx<'_>, args: &[Bytes], rev: bool) -> CmdResult {
+    let Some(z) = access::read(ctx.db, ctx.now, &args[1], zset)? else { return Ok(Reply::Nil) };
+    Ok(match z.rank(&args[2]) {
+        Some(r) => Reply::Int(if rev { z.len() - 1 - r } else { r } as i64),
+        None => Reply::Nil,
+    })
 }
 
-/// ZCOUNT key min max, ZLEXCOUNT key min max
-pub fn zcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let by = if is(&args[0], "zlexcount") {
-        LexRange::parse(&args[2], &args[3]).map(By::Lex).ok_or(NOT_LEX_RANGE)
+/// ZCOUNT key min max, ZLEXCOUNT key min max (`lex`)
+fn zcount(ctx: &mut Ctx<'_>, args: &[Bytes], lex: bool) -> CmdResult {
+    let by = if lex {
+        By::Lex(LexRange::parse(&args[2], &args[3]).ok_or(NOT_LEX_RANGE)?)
     } else {
-        ScoreRange::parse(&args[2], &args[3]).map(By::Score).ok_or(NOT_FLOAT_RANGE)
+        By::Score(ScoreRange::parse(&args[2], &args[3]).ok_or(NOT_FLOAT_RANGE)?)
     };
-    let by = match by {
-        Ok(b) => b,
-        Err(e) => return e,
-    };
-    match access::read(ctx, &args[1], zset) {
-        Ok(Some(z)) => Reply::Int(by.ranks(z).len() as i64),
-        Ok(None) => Reply::Int(0),
-        Err(e) => e,
-    }
+    Ok(Reply::Int(access::read(ctx.db, ctx.now, &args[1], zset)?.map_or(0, |z| by.ranks(z).len() as i64)))
 }
 
 /// How a range names its members.
@@ -236,23 +437,38 @@ impl By {
     }
 }
 
+/// Which command of the ZRANGE family, as the command table says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RangeCmd {
+    /// ZRANGE, with its BYSCORE, BYLEX, REV, LIMIT and WITHSCORES options.
+    Range,
+    /// ZRANGESTORE dst src ..., with ZRANGE's options except WITHSCORES.
+    Store,
+    /// ZRANGEBYSCORE, or ZREVRANGEBYSCORE with `rev`.
+    ByScore { rev: bool },
+    /// ZRANGEBYLEX, or ZREVRANGEBYLEX with `rev`.
+    ByLex { rev: bool },
+    /// ZREVRANGE.
+    RevRange,
+}
+
 /// A parsed ZRANGE-family request: which members, in which direction, and how to reply.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RangeSpec {
+struct RangeSpec {
     by: By,
     rev: bool,
     limit: Option<(i64, i64)>,
     withscores: bool,
     /// The source key.
-    pub key: Bytes,
+    key: Bytes,
     /// ZRANGESTORE's destination.
-    pub dest: Option<Bytes>,
+    dest: Option<Bytes>,
 }
 
 impl RangeSpec {
-    /// Parses ZRANGE, ZRANGESTORE, ZREVRANGE, Z[REV]RANGEBYSCORE and Z[REV]RANGEBYLEX, with
-    /// Redis's checks in Redis's order.
-    pub fn parse(args: &[Bytes]) -> Result<RangeSpec, Reply> {
+    /// Parses ZRANGE, ZRANGESTORE, ZREVRANGE, Z[REV]RANGEBYSCORE and Z[REV]RANGEBYLEX (which one
+    /// `cmd` says), with Redis's checks in Redis's order.
+    fn parse(args: &[Bytes], cmd: RangeCmd) -> Result<RangeSpec, CmdError> {
         #[derive(PartialEq, Clone, Copy)]
         enum Kind {
             Auto,
@@ -260,16 +476,13 @@ impl RangeSpec {
             Score,
             Lex,
         }
-        let name = args[0].to_ascii_lowercase();
-        let (kind, fixed_rev) = match name.as_slice() {
-            b"zrangebyscore" => (Kind::Score, Some(false)),
-            b"zrevrangebyscore" => (Kind::Score, Some(true)),
-            b"zrangebylex" => (Kind::Lex, Some(false)),
-            b"zrevrangebylex" => (Kind::Lex, Some(true)),
-            b"zrevrange" => (Kind::Rank, Some(true)),
-            _ => (Kind::Auto, None),
+        let (kind, fixed_rev) = match cmd {
+            RangeCmd::ByScore { rev } => (Kind::Score, Some(rev)),
+            RangeCmd::ByLex { rev } => (Kind::Lex, Some(rev)),
+            RangeCmd::RevRange => (Kind::Rank, Some(true)),
+            RangeCmd::Range | RangeCmd::Store => (Kind::Auto, None),
         };
-        let store = name == b"zrangestore";
+        let store = cmd == RangeCmd::Store;
         let (dest, base) = if store { (Some(args[1].clone()), 2) } else { (None, 1) };
         let (mut kind, mut rev, mut limit, mut withscores) = (kind, fixed_rev, None, false);
         let mut j = base + 3;
@@ -288,7 +501,7 @@ impl RangeSpec {
             } else if kind == Kind::Auto && is(a, "byscore") {
                 kind = Kind::Score;
             } else {
-                return Err(SYNTAX);
+                return Err(CmdError::Syntax);
             }
             j += 1;
         }
@@ -296,12 +509,14 @@ impl RangeSpec {
         let kind = if kind == Kind::Auto { Kind::Rank } else { kind };
         // As Redis: a count of -1 ("no limit") is allowed, and ignored, in a range by rank.
         if kind == Kind::Rank && limit.take().is_some_and(|(_, count)| count != -1) {
-            return Err(Reply::error(
+            return Err(CmdError::msg(
                 "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
             ));
         }
         if withscores && kind == Kind::Lex {
-            return Err(Reply::error("ERR syntax error, WITHSCORES not supported in combination with BYLEX"));
+            return Err(CmdError::msg(
+                "ERR syntax error, WITHSCORES not supported in combination with BYLEX",
+            ));
         }
         let (mut lo, mut hi) = (&args[base + 1], &args[base + 2]);
         if rev && kind != Kind::Rank {
@@ -317,7 +532,7 @@ impl RangeSpec {
 
     /// The selected members with their scores, in reply order.
     #[must_use]
-    pub fn select(&self, z: &ZSet) -> Vec<Scored> {
+    fn select(&self, z: &ZSet) -> Vec<Scored> {
         match self.window(z) {
             Some((from, n)) => z.iter_from(from, self.rev).take(n).collect(),
             None => Vec::new(),
@@ -347,7 +562,7 @@ impl RangeSpec {
 
     /// The reply for the selected members (ZRANGESTORE replies with the stored count instead).
     #[must_use]
-    pub fn reply(&self, items: Vec<Scored>) -> Reply {
+    fn reply(&self, items: Vec<Scored>) -> Reply {
         scored_reply(items, self.withscores)
     }
 
@@ -364,29 +579,35 @@ impl RangeSpec {
     }
 }
 
-/// ZRANGE and its older spellings, when the key is here.
-pub fn zrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let run = |ctx: &mut Ctx<'_>| -> Result<Reply, Reply> {
-        let spec = RangeSpec::parse(args)?;
-        let Some(dest) = &spec.dest else {
-            return Ok(
-                access::read(ctx, &spec.key, zset)?.map_or(Reply::Array(Vec::new()), |z| spec.reply_from(z))
-            );
-        };
-        let items = access::read(ctx, &spec.key, zset)?.map(|z| spec.select(z)).unwrap_or_default();
-        Ok(store(ctx, dest, items))
+/// ZRANGE and its older spellings (which one `cmd` says), and ZRANGESTORE when both keys are
+/// here.
+fn zrange(ctx: &mut Ctx<'_>, args: &[Bytes], cmd: RangeCmd) -> CmdResult {
+    let spec = RangeSpec::parse(args, cmd)?;
+    let Some(dest) = &spec.dest else {
+        let z = access::read(ctx.db, ctx.now, &spec.key, zset)?;
+        return Ok(z.map_or(Reply::Array(Vec::new()), |z| spec.reply_from(z)));
     };
-    run(ctx).unwrap_or_else(|e| e)
+    let items = range_of(ctx, &spec)?;
+    Ok(store(ctx, dest, items))
+}
+
+/// ZRANGESTORE with source and destination on different shards.
+async fn zrangestore_across(tx: &Tx, db: usize, args: &[Bytes]) -> CmdResult {
+    let spec = RangeSpec::parse(args, RangeCmd::Store)?;
+    let Some(dest) = spec.dest.clone() else { return Err(CmdError::Syntax) };
+    let src_shard = tx.shard_of(&spec.key);
+    let items = tx.on(src_shard, db, move |c| range_of(c, &spec)).await?;
+    tx.on(tx.shard_of(&dest), db, move |c| Ok(store(c, &dest, items))).await
 }
 
 /// ZRANGESTORE's source half: the selected members of `spec.key` here.
-pub fn range_of(ctx: &mut Ctx<'_>, spec: &RangeSpec) -> Result<Vec<Scored>, Reply> {
-    Ok(access::read(ctx, &spec.key, zset)?.map(|z| spec.select(z)).unwrap_or_default())
+fn range_of(ctx: &mut Ctx<'_>, spec: &RangeSpec) -> Result<Vec<Scored>, CmdError> {
+    Ok(access::read(ctx.db, ctx.now, &spec.key, zset)?.map(|z| spec.select(z)).unwrap_or_default())
 }
 
 /// Stores `items` as the sorted set at `key`, replacing it (deleting it when empty); replies
 /// with the stored size, as the STORE forms do.
-pub fn store(ctx: &mut Ctx<'_>, key: &[u8], items: Vec<Scored>) -> Reply {
+fn store(ctx: &mut Ctx<'_>, key: &[u8], items: Vec<Scored>) -> Reply {
     ctx.db.remove(key);
     let n = items.len();
     if n > 0 {
@@ -395,19 +616,25 @@ pub fn store(ctx: &mut Ctx<'_>, key: &[u8], items: Vec<Scored>) -> Reply {
     Reply::Int(n as i64)
 }
 
-/// ZREMRANGEBYRANK, ZREMRANGEBYSCORE, ZREMRANGEBYLEX key min max
-pub fn zremrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let name = args[0].to_ascii_lowercase();
-    let by = match name.as_slice() {
-        b"zremrangebyscore" => ScoreRange::parse(&args[2], &args[3]).map(By::Score).ok_or(NOT_FLOAT_RANGE),
-        b"zremrangebylex" => LexRange::parse(&args[2], &args[3]).map(By::Lex).ok_or(NOT_LEX_RANGE),
-        _ => args::int(&args[2]).and_then(|a| Ok(By::Rank(a, args::int(&args[3])?))),
-    };
+/// What ZREMRANGEBY* ranges over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RemoveBy {
+    /// ZREMRANGEBYRANK.
+    Rank,
+    /// ZREMRANGEBYSCORE.
+    Score,
+    /// ZREMRANGEBYLEX.
+    Lex,
+}
+
+/// ZREMRANGEBYRANK, ZREMRANGEBYSCORE, ZREMRANGEBYLEX key min max (which one `by` says)
+fn zremrange(ctx: &mut Ctx<'_>, args: &[Bytes], by: RemoveBy) -> CmdResult {
     let by = match by {
-        Ok(b) => b,
-        Err(e) => return e,
+        RemoveBy::Score => By::Score(ScoreRange::parse(&args[2], &args[3]).ok_or(NOT_FLOAT_RANGE)?),
+        RemoveBy::Lex => By::Lex(LexRange::parse(&args[2], &args[3]).ok_or(NOT_LEX_RANGE)?),
+        RemoveBy::Rank => By::Rank(args::int(&args[2])?, args::int(&args[3])?),
     };
-    let n = access::update(ctx, &args[1], zset_mut, |z| {
+    let n = access::update(ctx.db, ctx.now, &args[1], zset_mut, |z| {
         let Some(z) = z else { return 0 };
         let ranks = by.ranks(z);
         let doomed: Vec<Bytes> = z.iter_from(ranks.start, false).take(ranks.len()).map(|(m, _)| m).collect();
@@ -415,132 +642,197 @@ pub fn zremrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             z.remove(m);
         });
         doomed.len()
-    });
-    n.map_or_else(|e| e, |n| Reply::Int(n as i64))
+    })?;
+    Ok(Reply::Int(n as i64))
 }
 
-/// Pops up to `count` members from the low (or, with `max`, the high) end of the sorted set at
-/// `key`: `None` when the key is missing.
-pub fn pop(ctx: &mut Ctx<'_>, key: &[u8], max: bool, count: usize) -> Result<Option<Vec<Scored>>, Reply> {
-    access::update(ctx, key, zset_mut, |z| {
-        let z = z?;
-        let taken: Vec<Scored> = z.iter_from(0, max).take(count).collect();
-        for (m, _) in &taken {
-            z.remove(m);
-        }
-        Some(taken)
-    })
-}
-
-/// ZPOPMIN key [count], ZPOPMAX key [count]
-pub fn zpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+/// ZPOPMIN key [count], ZPOPMAX key [count] (`max`)
+fn zpop(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> CmdResult {
     if args.len() > 3 {
-        return SYNTAX;
+        return Err(CmdError::Syntax);
     }
     let count = match args.get(2).map(|c| args::int(c)) {
         None => None,
         Some(Ok(n)) if n >= 0 => Some(n as usize),
-        Some(_) => return Reply::error("ERR value is out of range, must be positive"),
+        Some(_) => return Err(CmdError::NotPositive),
     };
-    let max = is(&args[0], "zpopmax");
-    match access::read(ctx, &args[1], zset) {
-        Ok(None) => return Reply::Array(vec![]),
-        Err(e) => return e,
-        Ok(Some(_)) if count == Some(0) => return Reply::Array(vec![]),
-        Ok(Some(_)) => {}
+    match access::read(ctx.db, ctx.now, &args[1], zset)? {
+        None => return Ok(Reply::Array(vec![])),
+        Some(_) if count == Some(0) => return Ok(Reply::Array(vec![])),
+        Some(_) => {}
     }
-    let popped = match pop(ctx, &args[1], max, count.unwrap_or(1)) {
-        Ok(p) => p.unwrap_or_default(),
-        Err(e) => return e,
-    };
-    if count.is_some() {
-        scored_reply(popped, true)
-    } else {
-        Reply::Array(popped.into_iter().flat_map(|(m, s)| [Reply::Bulk(m), Reply::Double(s)]).collect())
-    }
+    let popped = access::zset_pop(ctx.db, ctx.now, &args[1], max, count.unwrap_or(1))?.unwrap_or_default();
+    Ok(if count.is_some() { scored_reply(popped, true) } else { Reply::Array(flat(popped).collect()) })
+}
+
+/// Members and scores one after the other: `member, score, member, score, ...`.
+fn flat(popped: Vec<Scored>) -> impl Iterator<Item = Reply> {
+    popped.into_iter().flat_map(|(m, s)| [Reply::Bulk(m), Reply::Double(s)])
 }
 
 /// ZMPOP's parsed arguments.
-pub struct MPop {
+struct MPop {
     /// The keys, in order.
-    pub keys: Vec<Bytes>,
+    keys: Vec<Bytes>,
     /// Whether to pop the highest scores.
-    pub max: bool,
+    max: bool,
     /// How many members at most.
-    pub count: usize,
+    count: usize,
 }
 
 impl MPop {
-    /// Parses `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]`.
-    pub fn parse(args: &[Bytes]) -> Result<MPop, Reply> {
+    /// Parses `numkeys key [key ...] MIN|MAX [COUNT count]` after `args[0]` (the name, or
+    /// BZMPOP's timeout).
+    fn parse(args: &[Bytes]) -> Result<MPop, CmdError> {
         let (keys, max, count) = args::mpop(args, |side| match () {
             () if is(side, "min") => Ok(false),
             () if is(side, "max") => Ok(true),
-            () => Err(SYNTAX),
+            () => Err(CmdError::Syntax),
         })?;
         Ok(MPop { keys, max, count })
     }
 }
 
-/// The ZMPOP reply for members popped from `key`: `[key, [[member, score], ...]]`.
-#[must_use]
-pub fn mpop_reply(key: Bytes, popped: Vec<Scored>) -> Reply {
+/// The ZMPOP (and BZMPOP) reply for members popped from a key: `[key, [[member, score], ...]]`,
+/// or a null array.
+fn mpop_reply(popped: Popped) -> Reply {
+    let Some((key, popped)) = popped else { return Reply::NilArray };
     let pairs = popped.into_iter().map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), Reply::Double(s)]));
     Reply::Array(vec![Reply::Bulk(key), Reply::Array(pairs.collect())])
 }
 
-/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count], when every key is here.
-pub fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let run = |ctx: &mut Ctx<'_>| -> Result<Reply, Reply> {
-        let mpop = MPop::parse(args)?;
-        for key in mpop.keys {
-            if let Some(popped) = pop(ctx, &key, mpop.max, mpop.count)? {
-                return Ok(mpop_reply(key, popped));
-            }
+/// The BZPOPMIN / BZPOPMAX reply: `[key, member, score]`, or a null array.
+fn zpop_reply(popped: Popped) -> Reply {
+    let Some((key, popped)) = popped else { return Reply::NilArray };
+    Reply::Array(std::iter::once(Reply::Bulk(key)).chain(flat(popped)).collect())
+}
+
+/// Pops up to `count` members from the low end (the high one with `max`) of the first sorted
+/// set of `keys`, all on this shard: the key and what was popped.
+fn zmpop_here(ctx: &mut Ctx<'_>, keys: &[Bytes], max: bool, count: usize) -> Result<Popped, CmdError> {
+    for key in keys {
+        if let Some(popped) = access::zset_pop(ctx.db, ctx.now, key, max, count)? {
+            return Ok(Some((key.clone(), popped)));
         }
-        Ok(Reply::NilArray)
-    };
-    run(ctx).unwrap_or_else(|e| e)
+    }
+    Ok(None)
+}
+
+/// [`zmpop_here`] over keys on several shards, all held by `tx`: the first non-empty sorted
+/// set, in key order, gives.
+async fn zmpop_across_keys(
+    tx: &Tx,
+    db: usize,
+    keys: &[Bytes],
+    max: bool,
+    count: usize,
+) -> Result<Popped, CmdError> {
+    for key in keys {
+        let k = key.clone();
+        let popped = tx.on(tx.shard_of(key), db, move |c| Ok(access::zset_pop(c.db, c.now, &k, max, count)?));
+        if let Some(popped) = popped.await? {
+            return Ok(Some((key.clone(), popped)));
+        }
+    }
+    Ok(None)
+}
+
+/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count], when every key is here.
+fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let m = MPop::parse(args)?;
+    Ok(mpop_reply(zmpop_here(ctx, &m.keys, m.max, m.count)?))
+}
+
+/// ZMPOP over keys on several shards.
+async fn zmpop_across(tx: &Tx, db: usize, args: &[Bytes]) -> CmdResult {
+    let m = MPop::parse(args)?;
+    Ok(mpop_reply(zmpop_across_keys(tx, db, &m.keys, m.max, m.count).await?))
+}
+
+/// Pops from the first non-empty sorted set of `keys`, wherever they live, atomically.
+async fn zmpop_now(s: &Session, keys: &[Bytes], max: bool, count: usize) -> Result<Popped, CmdError> {
+    let (db, here_keys) = (s.db, keys.to_vec());
+    s.over_keys(
+        keys,
+        move |c| zmpop_here(c, &here_keys, max, count),
+        async |tx: &Tx| zmpop_across_keys(tx, db, keys, max, count).await,
+    )
+    .await
+}
+
+/// What a blocking pop of sorted sets gets: `count` members from the low end (the high one
+/// with `max`) of the first of `keys` to have any, now or within `limit`; `None` inside EXEC
+/// when none has any. `Err` holds the command's result when the wait ends unserved or fails.
+async fn block_zpop(
+    s: &mut Session,
+    keys: &[Bytes],
+    max: bool,
+    count: usize,
+    limit: Option<Duration>,
+) -> Result<Popped, CmdResult> {
+    // First, without blocking: the ordinary pop (atomic across shards).
+    if let Some(popped) = zmpop_now(s, keys, max, count).await.map_err(Err)? {
+        return Ok(Some(popped));
+    }
+    // Inside MULTI/EXEC a blocking pop never blocks, as in Redis.
+    if s.in_exec() {
+        return Ok(None);
+    }
+    match blocking::wait(s, keys, |_, _| Wants::ZSet { max, count }, limit, false).await {
+        Ok(Waited::Served(key, Served::ZSet(popped))) => Ok(Some((key, popped))),
+        Ok(Waited::Served(_, Served::Failed(e))) | Err(e) => Err(Err(e)),
+        Ok(Waited::Served(..)) => Err(Err(CmdError::Internal)),
+        Ok(Waited::Stopped(why)) => Err(unblocked(why)),
+    }
+}
+
+/// BZPOPMIN / BZPOPMAX (`max`) key [key ...] timeout: `[key, member, score]`.
+async fn bzpop(s: &mut Session, args: &[Bytes], max: bool) -> CmdResult {
+    let limit = block::timeout(&args[args.len() - 1])?;
+    let keys = &args[1..args.len() - 1];
+    match block_zpop(s, keys, max, 1, limit).await {
+        Ok(popped) => Ok(zpop_reply(popped)),
+        Err(result) => result,
+    }
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]: `[key, [[member, score], ...]]`.
+async fn bzmpop(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    let limit = block::timeout(&args[1])?;
+    let m = MPop::parse(&args[1..])?;
+    match block_zpop(s, &m.keys, m.max, m.count, limit).await {
+        Ok(popped) => Ok(mpop_reply(popped)),
+        Err(result) => result,
+    }
 }
 
 /// ZRANDMEMBER key [count [WITHSCORES]]
-pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let (count, withscores) = match args::random_args(args, "withscores") {
-        Ok(parsed) => parsed,
-        Err(e) => return e,
-    };
+fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let (count, withscores) = args::random_args(args, "withscores")?;
     let mut rng = ctx.rng.fork();
-    let z = match access::read(ctx, &args[1], zset) {
-        Ok(z) => z,
-        Err(e) => return e,
-    };
+    let z = access::read(ctx.db, ctx.now, &args[1], zset)?;
     let Some(count) = count else {
-        return z.and_then(|z| z.random(&mut rng)).map_or(Reply::Nil, |(m, _)| Reply::bulk(m));
+        return Ok(z.and_then(|z| z.random(&mut rng)).map_or(Reply::Nil, |(m, _)| Reply::bulk(m)));
     };
-    let Some(z) = z else { return Reply::Array(vec![]) };
-    scored_reply(z.sample(count, &mut rng), withscores)
+    let Some(z) = z else { return Ok(Reply::Array(vec![])) };
+    Ok(scored_reply(z.sample(count, &mut rng), withscores))
 }
 
 /// ZSCAN key cursor [MATCH pattern] [COUNT count]
-pub fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let (cursor, opts) = match ScanOpts::parse_keyed(args) {
-        Ok(parsed) => parsed,
-        Err(e) => return e,
-    };
-    let z = match access::read(ctx, &args[1], zset) {
-        Ok(Some(z)) => z,
-        Ok(None) => return ScanOpts::reply(0, vec![]),
-        Err(e) => return e,
+fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let (cursor, opts) = ScanOpts::parse_keyed(args)?;
+    let Some(z) = access::read(ctx.db, ctx.now, &args[1], zset)? else {
+        return Ok(ScanOpts::reply(0, vec![]));
     };
     // A small set comes whole and in order, as from Redis's listpack encoding.
     let (next, found) = if z.len() <= 128 {
         let all = z.iter_from(0, false).filter(|(m, _)| opts.matches(m)).collect();
         (0, all)
     } else {
-        z.scan(cursor, &opts)
+        z.scan(cursor, opts.count, |m| opts.matches(m))
     };
     let items = found.into_iter().flat_map(|(m, s)| [Reply::Bulk(m), Reply::bulk(score_text(s))]).collect();
-    ScanOpts::reply(next, items)
+    Ok(ScanOpts::reply(next, items))
 }
 
 /// A score as Redis's `d2string` writes it (ZSCAN): integers plainly, others as `%.17g`.
@@ -563,42 +855,49 @@ enum Aggregate {
 /// Which algebra.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
+    /// ZUNION, ZUNIONSTORE: members of any input.
     Union,
+    /// ZINTER, ZINTERSTORE, ZINTERCARD: members of every input.
     Inter,
+    /// ZDIFF, ZDIFFSTORE: members of the first input in no other.
     Diff,
 }
 
+/// Which form of the algebra: the result, stored (`destination numkeys ...`), or its count
+/// (ZINTERCARD).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Plain,
+    Store,
+    Card,
+}
+
 /// A parsed ZUNION / ZINTER / ZDIFF (and STORE forms, ZINTERCARD).
-pub struct ZAlgebra {
+struct ZAlgebra {
     op: Op,
     /// The destination (STORE forms).
-    pub dest: Option<Bytes>,
+    dest: Option<Bytes>,
     /// The input keys.
-    pub sources: Vec<Bytes>,
+    sources: Vec<Bytes>,
     /// The options, parsed; Redis reports their errors only after checking the keys' types.
-    options: Result<(Vec<f64>, Aggregate, bool, Option<usize>), Reply>,
+    options: Result<(Vec<f64>, Aggregate, bool, Option<usize>), CmdError>,
 }
 
 impl ZAlgebra {
-    /// Parses the command; errors in the key count come now, errors in the options later.
-    pub fn parse(args: &[Bytes]) -> Result<ZAlgebra, Reply> {
-        let name = String::from_utf8_lossy(&args[0]).to_lowercase();
-        let op = match () {
-            () if name.starts_with("zunion") => Op::Union,
-            () if name.starts_with("zinter") => Op::Inter,
-            () => Op::Diff,
-        };
-        let store = name.ends_with("store");
-        let card = name == "zintercard";
+    /// Parses the command (`op` in `form`, as the command table says); errors in the key count
+    /// come now, errors in the options later.
+    fn parse(args: &[Bytes], op: Op, form: Form) -> Result<ZAlgebra, CmdError> {
+        let (store, card) = (form == Form::Store, form == Form::Card);
         let at = if store { 2 } else { 1 };
         let n = args::int(&args[at])?;
         if n < 1 {
-            return Err(Reply::Error(
-                format!("ERR at least 1 input key is needed for '{name}' command").into(),
-            ));
+            return Err(CmdError::text(format!(
+                "ERR at least 1 input key is needed for '{}' command",
+                args::display_name(args)
+            )));
         }
         if n as usize > args.len() - at - 1 {
-            return Err(SYNTAX);
+            return Err(CmdError::Syntax);
         }
         let n = n as usize;
         let sources = args[at + 1..at + 1 + n].to_vec();
@@ -612,7 +911,7 @@ impl ZAlgebra {
                 if op != Op::Diff && !card && left > n && is(a, "weights") {
                     for (i, w) in weights.iter_mut().enumerate() {
                         *w = args::float(&args[j + 1 + i])
-                            .map_err(|_| Reply::error("ERR weight value is not a float"))?;
+                            .map_err(|_| CmdError::msg("ERR weight value is not a float"))?;
                     }
                     j += 1 + n;
                 } else if op != Op::Diff && !card && left >= 2 && is(a, "aggregate") {
@@ -621,7 +920,7 @@ impl ZAlgebra {
                         () if is(v, "sum") => Aggregate::Sum,
                         () if is(v, "min") => Aggregate::Min,
                         () if is(v, "max") => Aggregate::Max,
-                        () => return Err(SYNTAX),
+                        () => return Err(CmdError::Syntax),
                     };
                     j += 2;
                 } else if !store && !card && is(a, "withscores") {
@@ -630,11 +929,11 @@ impl ZAlgebra {
                 } else if card && left >= 2 && is(a, "limit") {
                     match args::int(&args[j + 1]) {
                         Ok(l) if l >= 0 => limit = Some(l as usize),
-                        _ => return Err(Reply::error("ERR LIMIT can't be negative")),
+                        _ => return Err(CmdError::msg("ERR LIMIT can't be negative")),
                     }
                     j += 2;
                 } else {
-                    return Err(SYNTAX);
+                    return Err(CmdError::Syntax);
                 }
             }
             Ok((weights, agg, withscores, limit.or(card.then_some(0))))
@@ -642,15 +941,9 @@ impl ZAlgebra {
         Ok(ZAlgebra { op, dest: store.then(|| args[1].clone()), sources, options })
     }
 
-    /// Every key the command touches (destination first).
-    #[must_use]
-    pub fn keys(&self) -> Vec<Bytes> {
-        self.dest.iter().chain(&self.sources).cloned().collect()
-    }
-
     /// Combines the gathered inputs (in source order; `None` = missing) into the reply, and the
     /// members to store when there is a destination.
-    pub fn compute(&self, inputs: Vec<Option<Vec<Scored>>>) -> Result<(Reply, Option<Vec<Scored>>), Reply> {
+    fn compute(&self, inputs: Vec<Option<Vec<Scored>>>) -> Result<(Reply, Option<Vec<Scored>>), CmdError> {
         let (weights, agg, withscores, limit) = self.options.clone()?;
         let weighted = |s: f64, w: f64| {
             let v = s * w;
@@ -743,51 +1036,64 @@ impl ZAlgebra {
 }
 
 /// The members of the sorted set (or, scored 1, the set) at `key`, as the algebra reads them.
-pub fn members(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Vec<Scored>>, Reply> {
+fn members(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Vec<Scored>>, CmdError> {
     let Some(entry) = ctx.db.read(key, ctx.now) else { return Ok(None) };
     match &entry.value {
         Value::ZSet(z) => Ok(Some(z.iter_from(0, false).collect())),
         Value::Set(s) => Ok(Some(s.iter().map(|(m, ())| (Bytes::copy_from_slice(m), 1.0)).collect())),
-        _ => Err(WRONGTYPE),
+        _ => Err(CmdError::WrongType),
     }
 }
 
-/// The algebra when every key lives on this shard.
-pub fn algebra(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let run = |ctx: &mut Ctx<'_>| -> Result<Reply, Reply> {
-        let alg = ZAlgebra::parse(args)?;
-        let inputs = alg.sources.iter().map(|k| members(ctx, k)).collect::<Result<Vec<_>, _>>()?;
-        let (reply, stored) = alg.compute(inputs)?;
-        if let (Some(dest), Some(items)) = (&alg.dest, stored) {
-            store(ctx, dest, items);
-        }
-        Ok(reply)
-    };
-    run(ctx).unwrap_or_else(|e| e)
+/// The algebra (`op` in `form`) when every key lives on this shard.
+fn algebra(ctx: &mut Ctx<'_>, args: &[Bytes], op: Op, form: Form) -> CmdResult {
+    let alg = ZAlgebra::parse(args, op, form)?;
+    let inputs = alg.sources.iter().map(|k| members(ctx, k)).collect::<Result<Vec<_>, _>>()?;
+    let (reply, stored) = alg.compute(inputs)?;
+    if let (Some(dest), Some(items)) = (&alg.dest, stored) {
+        store(ctx, dest, items);
+    }
+    Ok(reply)
+}
+
+/// The algebra (`op` in `form`) across shards: every input is gathered, combined on this core,
+/// and the result stored on the destination's shard.
+async fn algebra_across(tx: &Tx, db: usize, args: &[Bytes], op: Op, form: Form) -> CmdResult {
+    let alg = ZAlgebra::parse(args, op, form)?;
+    let gathers =
+        alg.sources.iter().cloned().map(|key| tx.on(tx.shard_of(&key), db, move |c| members(c, &key)));
+    let inputs = futures::future::join_all(gathers).await.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let (reply, stored) = alg.compute(inputs)?;
+    if let (Some(dest), Some(items)) = (alg.dest.clone(), stored) {
+        tx.on(tx.shard_of(&dest), db, move |c| Ok(store(c, &dest, items))).await?;
+    }
+    Ok(reply)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The arguments of a command line, split on spaces.
     fn args(s: &str) -> Vec<Bytes> {
         s.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect()
     }
 
     #[test]
     fn range_parsing_follows_redis_order_of_checks() {
-        let p = |s: &str| RangeSpec::parse(&args(s));
-        assert!(p("ZRANGE k 0 -1 REV WITHSCORES").is_ok());
+        let p = |cmd: RangeCmd, s: &str| RangeSpec::parse(&args(s), cmd);
+        assert!(p(RangeCmd::Range, "ZRANGE k 0 -1 REV WITHSCORES").is_ok());
         assert_eq!(
-            p("ZRANGE k 0 1 LIMIT 0 1").unwrap_err(),
-            Reply::error(
+            p(RangeCmd::Range, "ZRANGE k 0 1 LIMIT 0 1").unwrap_err(),
+            CmdError::msg(
                 "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
             )
         );
-        assert_eq!(p("ZRANGEBYSCORE k 0 1 REV").unwrap_err(), SYNTAX);
-        assert_eq!(p("ZRANGE k a b BYSCORE").unwrap_err(), NOT_FLOAT_RANGE);
-        assert_eq!(p("ZRANGESTORE d k 0 1 WITHSCORES").unwrap_err(), SYNTAX);
-        let rev = p("ZREVRANGEBYSCORE k (5 1").unwrap();
+        let by_score = RangeCmd::ByScore { rev: false };
+        assert_eq!(p(by_score, "ZRANGEBYSCORE k 0 1 REV").unwrap_err(), CmdError::Syntax);
+        assert_eq!(p(RangeCmd::Range, "ZRANGE k a b BYSCORE").unwrap_err(), NOT_FLOAT_RANGE);
+        assert_eq!(p(RangeCmd::Store, "ZRANGESTORE d k 0 1 WITHSCORES").unwrap_err(), CmdError::Syntax);
+        let rev = p(RangeCmd::ByScore { rev: true }, "ZREVRANGEBYSCORE k (5 1").unwrap();
         assert_eq!(rev.by, By::Score(ScoreRange::parse(b"1", b"(5").unwrap()));
     }
 
@@ -795,7 +1101,8 @@ mod tests {
     fn select_applies_limit_and_direction() {
         let z: ZSet = (1..=5).map(|i| (Bytes::from(format!("m{i}")), f64::from(i))).collect();
         let names = |s: &str| {
-            RangeSpec::parse(&args(s)).unwrap().select(&z).into_iter().map(|(m, _)| m).collect::<Vec<_>>()
+            let spec = RangeSpec::parse(&args(s), RangeCmd::Range).unwrap();
+            spec.select(&z).into_iter().map(|(m, _)| m).collect::<Vec<_>>()
         };
         assert_eq!(names("ZRANGE k 1 2"), ["m2", "m3"]);
         assert_eq!(names("ZRANGE k 0 1 REV"), ["m5", "m4"]);

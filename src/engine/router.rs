@@ -5,6 +5,9 @@
 //! shards they touch, in shard-id order, so they cannot deadlock), and hops that arrive while it is
 //! held wait in FIFO order. Work for the local shard skips the mesh and runs inline when the gate is
 //! open: the common single-shard path costs no message and no allocation.
+//!
+//! A *core hop* reaches a core's [`Local`] state (clients, subscribers, counters) instead: it
+//! touches no key, so it never waits for the gate.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -13,11 +16,16 @@ use std::rc::Rc;
 use futures::channel::oneshot;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 
-use crate::engine::shard::Shard;
+use crate::cmd::error::CmdError;
+use crate::engine::local::Local;
+use crate::engine::shard::{Ctx, Shard};
 use crate::engine::slot::{ShardId, Slot};
 
 /// Work for a shard: runs on its core, atomically with respect to every other hop.
 pub type Job = Box<dyn FnOnce(&mut Shard) + Send>;
+
+/// Work for a core's local state: runs on that core, at once.
+pub type CoreJob = Box<dyn FnOnce(&Local) + Send>;
 
 /// A multi-shard transaction's id, unique across cores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +55,11 @@ pub enum Hop {
         /// The work, run with the gate held.
         job: Job,
     },
+    /// Run `job` on the core's local state, never waiting for the gate.
+    Core {
+        /// The work.
+        job: CoreJob,
+    },
 }
 
 /// The shard could not be reached: its core is shutting down.
@@ -54,33 +67,24 @@ pub enum Hop {
 #[error("shard {0} is unavailable")]
 pub struct Unavailable(pub usize);
 
-/// The local shard and its gate.
-pub struct Host {
+/// The local shard and its gate, and the core's local state.
+struct Host {
     shard: RefCell<Shard>,
+    local: Rc<Local>,
     holder: Cell<Option<TxId>>,
     waiting: RefCell<VecDeque<Hop>>,
 }
 
 impl Host {
-    /// Hosts `shard` on this core.
-    #[must_use]
-    pub fn new(shard: Shard) -> Host {
-        Host { shard: RefCell::new(shard), holder: Cell::new(None), waiting: RefCell::default() }
-    }
-
     /// Whether a hop outside any transaction may run now.
     fn open(&self) -> bool {
         self.holder.get().is_none() && self.waiting.borrow().is_empty()
     }
 
-    /// Borrows the shard for work that must not wait for the gate (registry, config, cron).
-    pub fn shard(&self) -> std::cell::RefMut<'_, Shard> {
-        self.shard.borrow_mut()
-    }
-
     /// Takes a hop from a peer or from this core: runs it, grants it, or queues it.
-    pub fn admit(&self, hop: Hop) {
+    fn admit(&self, hop: Hop) {
         match hop {
+            Hop::Core { job } => job(&self.local),
             Hop::Run { tx: Some(tx), unlock, job } if self.holder.get() == Some(tx) => {
                 self.run_job(job);
                 if unlock {
@@ -128,6 +132,7 @@ impl Host {
             match hop {
                 Hop::Run { job, .. } => self.run_job(job),
                 Hop::LockRun { job } => self.run_atomic(job),
+                Hop::Core { job } => job(&self.local),
                 Hop::Lock { tx, granted } => {
                     self.grant(tx, granted);
                     if self.holder.get().is_some() {
@@ -149,23 +154,35 @@ pub struct Router {
 }
 
 impl Router {
-    /// A router for core `me` of `shards`, with the mesh senders to its peers (none when alone).
+    /// The router of core `me` of `shards`, hosting `shard` and `local`, with the mesh to its
+    /// peers (none when alone); starts the tasks that admit their hops.
     #[must_use]
-    pub fn new(me: ShardId, shards: usize, host: Rc<Host>, senders: Option<Senders<Hop>>) -> Router {
+    pub fn new(
+        me: ShardId,
+        shards: usize,
+        shard: Shard,
+        local: Rc<Local>,
+        mesh: Option<(Senders<Hop>, Receivers<Hop>)>,
+    ) -> Router {
+        let host = Rc::new(Host {
+            shard: RefCell::new(shard),
+            local,
+            holder: Cell::new(None),
+            waiting: RefCell::default(),
+        });
+        let senders = mesh.map(|(senders, mut receivers)| {
+            for (_, rx) in receivers.streams() {
+                let host = host.clone();
+                glommio::spawn_local(async move {
+                    while let Some(hop) = rx.recv().await {
+                        host.admit(hop);
+                    }
+                })
+                .detach();
+            }
+            senders
+        });
         Router { me, shards, host, senders, next_tx: Cell::new(0) }
-    }
-
-    /// Starts the tasks that take hops from every peer and admit them to the local shard.
-    pub fn serve(host: &Rc<Host>, mut receivers: Receivers<Hop>) {
-        for (_, rx) in receivers.streams() {
-            let host = host.clone();
-            glommio::spawn_local(async move {
-                while let Some(hop) = rx.recv().await {
-                    host.admit(hop);
-                }
-            })
-            .detach();
-        }
     }
 
     /// This core's shard.
@@ -174,10 +191,10 @@ impl Router {
         self.me
     }
 
-    /// The local shard's host.
+    /// This core's local state (clients, subscribers, counters).
     #[must_use]
-    pub fn host(&self) -> &Rc<Host> {
-        &self.host
+    pub fn local_state(&self) -> &Rc<Local> {
+        &self.host.local
     }
 
     /// How many shards there are.
@@ -204,6 +221,33 @@ impl Router {
     /// (once per batch: see [`Shard::tick`]).
     pub fn try_local<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> Option<R> {
         self.host.open().then(|| f(&mut self.host.shard.borrow_mut()))
+    }
+
+    /// Runs `f` on core `core`'s local state and returns its result; this core's at once.
+    pub async fn on_core<R, F>(&self, core: ShardId, f: F) -> Result<R, Unavailable>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Local) -> R + Send + 'static,
+    {
+        if core == self.me {
+            return Ok(f(&self.host.local));
+        }
+        let (done, result) = oneshot::channel();
+        let job: CoreJob = Box::new(move |local| {
+            let _ = done.send(f(local));
+        });
+        self.send(core, Hop::Core { job }).await?;
+        result.await.map_err(|_| Unavailable(core.0))
+    }
+
+    /// Runs `f` on every core's local state, concurrently; results in core order.
+    pub async fn each_core<R, F>(&self, f: F) -> Result<Vec<R>, Unavailable>
+    where
+        R: Send + 'static,
+        F: Fn(&Local) -> R + Clone + Send + 'static,
+    {
+        let hops = (0..self.shards).map(|c| self.on_core(ShardId(c), f.clone()));
+        futures::future::join_all(hops).await.into_iter().collect()
     }
 
     /// Runs `f` on `shard` and returns its result. Local work with an open gate runs inline.
@@ -338,6 +382,25 @@ impl Tx {
             return self.router.run_inner(shard, None, false, f).await;
         }
         self.router.run_inner(shard, Some(self.id), false, f).await
+    }
+
+    /// The shard owning `key`.
+    #[must_use]
+    pub fn shard_of(&self, key: &[u8]) -> ShardId {
+        self.router.shard_of(key)
+    }
+
+    /// Runs `f` against database `db` of `shard` inside this transaction (the shard must be
+    /// one it holds); an unreachable shard is [`CmdError::Unavailable`].
+    pub async fn on<T, F>(&self, shard: ShardId, db: usize, f: F) -> Result<T, CmdError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Ctx<'_>) -> Result<T, CmdError> + Send + 'static,
+    {
+        match self.run(shard, move |s: &mut Shard| s.with_db(db, f)).await {
+            Ok(r) => r,
+            Err(Unavailable(_)) => Err(CmdError::Unavailable),
+        }
     }
 
     /// Releases every gate, with no more work.

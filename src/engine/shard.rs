@@ -1,21 +1,23 @@
-//! A shard: the part of the keyspace one core owns, its databases, and the core's client registry.
+//! A shard: the part of the keyspace one core owns (its databases), and, above storage, who
+//! watches and who waits on its keys. It runs commands one at a time, to completion, and serves
+//! blocked clients after each command, or after each atomic unit (a transaction holding its
+//! gate, a whole EXEC).
 //!
 //! Only the owning core touches a shard; other cores reach it through the router's hops.
 
-use std::collections::BTreeMap;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::engine::client::Client;
-use crate::engine::command::MemberRef;
-use crate::engine::core::CoreStats;
+use crate::cmd::error::{CmdError, CmdResult};
+use crate::engine::command::Command;
 use crate::engine::global::Global;
 use crate::engine::slot::ShardId;
+use crate::engine::waiters::{Waiter, Waiters};
+use crate::engine::watch::{WatchFlag, Watches};
 use crate::facade::Reply;
-use crate::storage::db::{Db, DbStats, WatchFlag};
+use crate::storage::db::{Db, DbStats, MemberRef};
 use crate::storage::rng::Rng;
 
 /// What a command executed on a shard sees: its database, the time, and limits.
@@ -64,11 +66,13 @@ impl<'a> Ctx<'a> {
 }
 
 /// A command body that runs on the shard owning its keys; `args[0]` is the command name.
-pub type ShardFn = fn(&mut Ctx<'_>, &[Bytes]) -> Reply;
+pub type ShardFn = fn(&mut Ctx<'_>, &[Bytes]) -> CmdResult;
 
-/// A command bound for a shard: the body, the database and the arguments.
+/// A command bound for a shard: the command, its body, the database and the arguments.
 pub struct ShardCmd {
-    /// The command body.
+    /// The command.
+    pub cmd: &'static Command,
+    /// Its body (a split command's part).
     pub run: ShardFn,
     /// The database index.
     pub db: usize,
@@ -76,20 +80,25 @@ pub struct ShardCmd {
     pub args: Vec<Bytes>,
 }
 
+/// Who watches and who waits on the keys of one database.
+#[derive(Default)]
+struct Observers {
+    watches: Watches,
+    waiters: Waiters,
+}
+
 /// The state one core owns.
 pub struct Shard {
     /// This shard's id (and its core's index).
     pub id: ShardId,
     dbs: Vec<Db>,
-    /// Clients connected to this core, by id.
-    pub clients: BTreeMap<u64, Rc<Client>>,
+    /// By database, parallel to `dbs`.
+    observers: Vec<Observers>,
+    /// Some database has observed keys (a cheap test after every command).
+    observing: bool,
     global: Arc<Global>,
     /// The time (Unix ms) the commands of the current hop or batch see; see [`Shard::tick`].
     clock: u64,
-    /// The core's counters.
-    pub stats: CoreStats,
-    /// This core's pub/sub subscribers.
-    pub pubsub: crate::cmd::pubsub::Registry,
     /// An atomic unit is running here (a transaction holds the gate, or one hop runs a whole
     /// EXEC): blocked clients are served when it ends, against the state it leaves.
     atomic: bool,
@@ -101,14 +110,14 @@ impl Shard {
     /// An empty shard with `databases` databases.
     #[must_use]
     pub fn new(id: ShardId, global: Arc<Global>) -> Shard {
+        let databases = global.config().databases;
         Shard {
             id,
-            dbs: (0..global.config().databases).map(|_| Db::default()).collect(),
-            clients: BTreeMap::new(),
+            dbs: (0..databases).map(|_| Db::default()).collect(),
+            observers: (0..databases).map(|_| Observers::default()).collect(),
+            observing: false,
             global,
             clock: now_ms(),
-            stats: CoreStats::default(),
-            pubsub: Default::default(),
             atomic: false,
             rng: Rng::seeded(id.0 as u64),
         }
@@ -121,20 +130,28 @@ impl Shard {
         self.clock = now_ms();
     }
 
+    /// The time (Unix ms) commands now see.
+    #[must_use]
+    pub fn now(&self) -> u64 {
+        self.clock
+    }
+
     /// Runs one command. A bug that panics costs that command an error reply and a log line,
     /// not the shard (and with it every client of the server).
     pub fn exec(&mut self, cmd: &ShardCmd) -> Reply {
         let max_bulk = self.global.max_bulk();
         let mut ctx = Ctx::new(&mut self.dbs, cmd.db, self.clock, max_bulk, &mut self.rng);
         let run = std::panic::AssertUnwindSafe(|| (cmd.run)(&mut ctx, &cmd.args));
-        let reply = std::panic::catch_unwind(run).unwrap_or_else(|_| {
-            let name = crate::engine::command::display_name(&cmd.args);
-            tracing::error!(command = %name, "command panicked: this is a bug; the client got an error");
-            Reply::error("ERR internal error")
-        });
-        if !self.atomic {
-            self.serve_blocked(cmd.db);
-        }
+        let reply = match std::panic::catch_unwind(run) {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => Reply::from(e),
+            Err(_) => {
+                let name = crate::cmd::args::display_name(&cmd.args);
+                tracing::error!(command = %name, "command panicked: this is a bug; the client got an error");
+                Reply::from(CmdError::Internal)
+            }
+        };
+        self.settle();
         reply
     }
 
@@ -158,9 +175,34 @@ impl Shard {
     /// The atomic unit ended: serves the clients blocked on every key it made ready.
     pub fn end_atomic(&mut self) {
         self.atomic = false;
-        for db in 0..self.dbs.len() {
-            self.serve_blocked(db);
+        self.settle();
+    }
+
+    /// Applies what storage reported since the last command (watch flags, ready keys), then,
+    /// outside an atomic unit, serves blocked clients until no key they wait on is ready. A
+    /// BLMOVE served pushes onto its destination, which may ready another key: rounds repeat,
+    /// so a chain of BLMOVEs is served to its end at once.
+    fn settle(&mut self) {
+        if !self.observing {
+            return;
         }
+        let max_bulk = self.global.max_bulk();
+        for i in 0..self.dbs.len() {
+            let mut kept = Vec::new();
+            loop {
+                let (db, obs) = (&mut self.dbs[i], &mut self.observers[i]);
+                for (key, change) in db.take_changes() {
+                    obs.watches.changed(db, &key, change);
+                    obs.waiters.changed(&key);
+                }
+                if self.atomic || !obs.waiters.has_ready() {
+                    break;
+                }
+                let mut ctx = Ctx::new(&mut self.dbs, i, self.clock, max_bulk, &mut self.rng);
+                self.observers[i].waiters.serve_round(&mut ctx, &mut kept);
+            }
+        }
+        self.observing = self.dbs.iter().any(Db::observing);
     }
 
     /// Starts loading the keyspace slots of a batch's keys into cache before the batch runs; the
@@ -173,46 +215,70 @@ impl Shard {
     }
 
     /// After [`Shard::prefetch`]: starts loading, for each command of the batch on a member of a
-    /// container (HSET's field, SADD's member; see [`crate::engine::command::member_of`]), the member's
-    /// slot in its hash, set or sorted set, the second cache miss of such a command, and for
-    /// sorted sets the tree nodes it will touch (see [`Db::prefetch_members`]).
+    /// container (HSET's field, SADD's member), the member's slot in its hash, set or sorted
+    /// set, the second cache miss of such a command, and for sorted sets the tree nodes it will
+    /// touch (see [`Db::prefetch_members`]).
     pub fn prefetch_members<'a>(&self, db: usize, members: impl Iterator<Item = MemberRef<'a>>) {
         if let Some(db) = self.dbs.get(db) {
             db.prefetch_members(members);
         }
     }
 
-    /// Serves clients blocked on keys of database `db` that the last command made ready.
-    pub fn serve_blocked(&mut self, db: usize) {
-        if self.dbs[db].has_ready() {
-            let now = self.clock;
-            let max_bulk = self.global.max_bulk();
-            crate::engine::blocking::serve(&mut Ctx::new(&mut self.dbs, db, now, max_bulk, &mut self.rng));
-        }
-    }
-
-    /// Runs `f` with the context of database `db`.
+    /// Runs `f` with the context of database `db`, then settles what it changed.
     pub fn with_db<R>(&mut self, db: usize, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
         let max_bulk = self.global.max_bulk();
         let r = f(&mut Ctx::new(&mut self.dbs, db, self.clock, max_bulk, &mut self.rng));
-        if !self.atomic {
-            self.serve_blocked(db);
-        }
+        self.settle();
         r
+    }
+
+    /// `flag`'s client watches `key` in database `db`.
+    pub fn watch(&mut self, db: usize, key: &[u8], flag: &WatchFlag) {
+        self.observers[db].watches.watch(&mut self.dbs[db], key, flag, self.clock);
+        self.observing = true;
+    }
+
+    /// `flag`'s client stops watching `key` in database `db`.
+    pub fn unwatch(&mut self, db: usize, key: &[u8], flag: &WatchFlag) {
+        self.observers[db].watches.unwatch(&mut self.dbs[db], key, flag);
     }
 
     /// Whether any of `watched` (database, key), all on this shard, expired since `flag`'s
     /// client WATCHed it: EXEC then fails, as in Redis 7.0.
     #[must_use]
     pub fn watches_expired(&self, watched: &[(usize, Bytes)], flag: &WatchFlag) -> bool {
-        watched
-            .iter()
-            .any(|(db, key)| self.dbs.get(*db).is_some_and(|d| d.watch_expired(key, flag, self.clock)))
+        watched.iter().any(|(db, key)| {
+            self.observers
+                .get(*db)
+                .is_some_and(|o| o.watches.expired_since(&self.dbs[*db], key, flag, self.clock))
+        })
+    }
+
+    /// Blocks `waiter` on `key` in database `db`; the key is looked at once more at once.
+    pub fn block(&mut self, db: usize, key: &[u8], waiter: Waiter, first_in_line: bool) {
+        self.observers[db].waiters.block(&mut self.dbs[db], key, waiter, first_in_line);
+        self.observing = true;
+        self.settle();
+    }
+
+    /// Forgets the waiters of `key` in database `db` that were served or gave up.
+    pub fn prune_blocked(&mut self, db: usize, key: &[u8]) {
+        self.observers[db].waiters.prune(&mut self.dbs[db], key);
     }
 
     /// Every database.
     pub fn dbs(&mut self) -> &mut [Db] {
         &mut self.dbs
+    }
+
+    /// Removes every key of database `db`, or of every database (FLUSHDB, FLUSHALL).
+    pub fn flush(&mut self, db: Option<usize>) {
+        for (i, d) in self.dbs.iter_mut().enumerate() {
+            if db.is_none_or(|db| db == i) {
+                d.clear();
+            }
+        }
+        self.settle();
     }
 
     /// Sums the counters of every database.
@@ -224,6 +290,11 @@ impl Shard {
             acc.expired += db.stats.expired;
             acc
         })
+    }
+
+    /// Zeroes the counters of every database (CONFIG RESETSTAT).
+    pub fn reset_stats(&mut self) {
+        self.dbs.iter_mut().for_each(|db| db.stats = DbStats::default());
     }
 
     /// One active-expiry cycle over every database, bounded by `budget` keys looked at per step
@@ -238,6 +309,7 @@ impl Shard {
                 }
             }
         }
+        self.settle();
     }
 }
 

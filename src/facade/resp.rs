@@ -320,7 +320,7 @@ mod tests {
         assert_eq!(parse_all(b"*1\r\n:1\r\n"), Err(ProtocolError::ExpectedDollar(b':')));
         assert_eq!(parse_all(&[b'x'; MAX_INLINE_SIZE + 1]), Err(ProtocolError::TooBigInline));
         let mut big = b"*".to_vec();
-        big.extend(std::iter::repeat(b'1').take(MAX_INLINE_SIZE + 1));
+        big.extend(std::iter::repeat_n(b'1', MAX_INLINE_SIZE + 1));
         assert_eq!(parse_all(&big), Err(ProtocolError::TooBigMultibulkCount));
         // Empty and negative counts are skipped, as Redis does.
         assert_eq!(parse_all(b"*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n").unwrap().len(), 1);

@@ -2,14 +2,9 @@
 //!
 //! Storage never awaits and is touched only by its own core.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
 use ahash::AHashMap;
 use bytes::Bytes;
 
-use crate::engine::command::MemberRef;
 use crate::storage::dict::{Dict, Key};
 use crate::storage::rng::Rng;
 
@@ -112,31 +107,40 @@ pub struct DbStats {
     pub expired: u64,
 }
 
-/// A WATCHing client's flag: set when a key it watches is modified, read by its EXEC.
-pub type WatchFlag = Arc<AtomicBool>;
+/// What a request names inside the container at a key, for [`Db::prefetch_members`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberRef<'a> {
+    /// The container's key.
+    pub key: &'a Bytes,
+    /// HSET's first field, SADD's first member, ZADD's member.
+    pub member: &'a Bytes,
+    /// The score a plain ZADD gives the member (not yet parsed), for the tree nodes it will touch.
+    pub score: Option<&'a Bytes>,
+}
 
-/// One client's WATCH of one key.
-struct Watch {
-    flag: WatchFlag,
-    /// The key was there but expired when WATCHed: logically absent. Its deletion (by expiry,
-    /// DEL or a flush) is then no change, as in Redis 7.0.
-    expired: bool,
+/// How an observed key changed (see [`Db::observe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Written: created, overwritten or modified in place.
+    Written,
+    /// Removed: deleted, expired, or flushed while it existed.
+    Removed,
 }
 
 /// A database: a dict of entries plus an index of the keys that have a TTL.
 ///
 /// Invariants: a key is in `expires` exactly when its entry has `expires_at`; every mutation of a
-/// key goes through `set`, `set_expiry`, `remove`, `write` or `clear`, which flag its watchers.
+/// key goes through `set`, `set_expiry`, `remove`, `write`, `signal` or `clear`, which record
+/// the change of an observed key.
 #[derive(Default)]
 pub struct Db {
     entries: Dict<Entry>,
     expires: Dict<()>,
     expire_cursor: u64,
-    watchers: AHashMap<Bytes, Vec<Watch>>,
-    /// Clients blocked on a key (BLPOP and friends), in the order they blocked.
-    blocked: AHashMap<Bytes, VecDeque<crate::engine::blocking::Waiter>>,
-    /// Keys with blocked clients that were modified since the shard last served them.
-    ready: Vec<Bytes>,
+    /// Keys someone above storage watches or waits on, with how many observe each.
+    observed: AHashMap<Bytes, u32>,
+    /// Changes of observed keys, in order, until taken.
+    changes: Vec<(Bytes, Change)>,
     /// Counters for INFO.
     pub stats: DbStats,
 }
@@ -177,7 +181,8 @@ impl Db {
         let mut walks: Vec<_> = walks
             .into_iter()
             .filter_map(|(z, m)| {
-                let score = m.score.and_then(|s| crate::cmd::args::float(s).ok());
+                // A hint only: an exotic score (hexadecimal, `inf`) just walks no further.
+                let score = m.score.and_then(|s| std::str::from_utf8(s).ok()?.parse::<f64>().ok());
                 Some((z, z.walk(m.member, score)?))
             })
             .collect();
@@ -260,7 +265,7 @@ impl Db {
 
     /// Stores `value` under `key` with the given expiry, replacing any entry.
     pub fn set(&mut self, key: &[u8], value: Value, expires_at: Option<u64>) {
-        self.touch(key, false);
+        self.touch(key, Change::Written);
         if let Some(entry) = self.entries.get_mut(key) {
             let had_ttl = entry.expires_at().is_some();
             *entry = Entry::new(value, expires_at);
@@ -277,8 +282,8 @@ impl Db {
     /// Sets or clears the expiry of an existing key; returns whether the key exists.
     pub fn set_expiry(&mut self, key: &[u8], expires_at: Option<u64>) -> bool {
         let Some(entry) = self.entries.get_mut(key) else { return false };
-        if !self.watchers.is_empty() {
-            Self::flag(&mut self.watchers, key, false);
+        if !self.observed.is_empty() && self.observed.contains_key(key) {
+            self.changes.push((Bytes::copy_from_slice(key), Change::Written));
         }
         let had_ttl = entry.set_expires_at(expires_at);
         self.reindex_ttl(key, had_ttl, expires_at.is_some());
@@ -308,144 +313,69 @@ impl Db {
     /// Removes `key`; returns its entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let entry = self.entries.remove(key)?;
-        self.touch(key, true);
+        self.touch(key, Change::Removed);
         if entry.expires_at().is_some() {
             self.expires.remove(key);
         }
         Some(entry)
     }
 
-    /// Registers `flag` to be set when `key` is next modified (WATCH). A key that is there but
-    /// expired is watched as absent: its deletion will not count (Redis 7.0).
-    pub fn watch(&mut self, key: &[u8], flag: &WatchFlag, now: u64) {
-        let expired = self.entries.get(key).is_some_and(|e| e.expires_at().is_some_and(|at| at <= now));
-        let watches = self.watchers.entry(Bytes::copy_from_slice(key)).or_default();
-        // Drop flags whose client is gone, so abandoned watches do not pile up.
-        watches.retain(|w| Arc::strong_count(&w.flag) > 1);
-        if !watches.iter().any(|w| Arc::ptr_eq(&w.flag, flag)) {
-            watches.push(Watch { flag: flag.clone(), expired });
-        }
+    /// Starts recording the changes of `key` (a client WATCHes it, or blocks on it); one call
+    /// per observer.
+    pub fn observe(&mut self, key: &[u8]) {
+        *self.observed.entry(Bytes::copy_from_slice(key)).or_default() += 1;
     }
 
-    /// Forgets `flag` on `key` (UNWATCH, EXEC, DISCARD, disconnect).
-    pub fn unwatch(&mut self, key: &[u8], flag: &WatchFlag) {
-        if let Some(watches) = self.watchers.get_mut(key) {
-            watches.retain(|w| !Arc::ptr_eq(&w.flag, flag));
-            if watches.is_empty() {
-                self.watchers.remove(key);
+    /// One observer of `key` is done with it.
+    pub fn unobserve(&mut self, key: &[u8]) {
+        if let Some(n) = self.observed.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                self.observed.remove(key);
             }
         }
     }
 
-    /// Whether `flag`'s WATCH of `key` must fail its EXEC because the key expired since: it was
-    /// live when watched and is expired now, reclaimed or not (Redis's `isWatchedKeyExpired`).
+    /// Whether any key is observed.
     #[must_use]
-    pub fn watch_expired(&self, key: &[u8], flag: &WatchFlag, now: u64) -> bool {
-        let watched_live = self
-            .watchers
-            .get(key)
-            .and_then(|ws| ws.iter().find(|w| Arc::ptr_eq(&w.flag, flag)))
-            .is_some_and(|w| !w.expired);
-        watched_live && self.entries.get(key).and_then(Entry::expires_at).is_some_and(|at| at <= now)
+    pub fn observing(&self) -> bool {
+        !self.observed.is_empty()
     }
 
-    /// Tells WATCHers and blocked clients that `key` changed.
+    /// Takes the recorded changes, in order.
+    pub fn take_changes(&mut self) -> Vec<(Bytes, Change)> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Whether changes wait to be taken.
+    #[must_use]
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
+
+    /// Whether `key` is there but expired at `now`, not yet reclaimed.
+    #[must_use]
+    pub fn expired_in_place(&self, key: &[u8], now: u64) -> bool {
+        self.entries.get(key).and_then(Entry::expires_at).is_some_and(|at| at <= now)
+    }
+
+    /// Records that `key` changed (for WATCH and blocked clients), when someone observes it.
     pub fn signal(&mut self, key: &[u8]) {
-        self.touch(key, false);
+        self.touch(key, Change::Written);
     }
 
-    /// [`Db::signal`]; `deleted` when the change removed the key, which is no change to a
-    /// client that watched it already expired.
-    fn touch(&mut self, key: &[u8], deleted: bool) {
-        if !self.watchers.is_empty() {
-            Self::flag(&mut self.watchers, key, deleted);
-        }
-        if !self.blocked.is_empty() && self.blocked.contains_key(key) && !self.ready.iter().any(|k| k == key)
-        {
-            self.ready.push(Bytes::copy_from_slice(key));
+    fn touch(&mut self, key: &[u8], change: Change) {
+        if !self.observed.is_empty() && self.observed.contains_key(key) {
+            self.changes.push((Bytes::copy_from_slice(key), change));
         }
     }
 
-    /// Blocks `waiter` on `key`, behind the clients already blocked there (or before them:
-    /// a BLMOVE that was woken but lost its element keeps its place).
-    pub fn block(&mut self, key: &[u8], waiter: crate::engine::blocking::Waiter, first_in_line: bool) {
-        let queue = self.blocked.entry(Bytes::copy_from_slice(key)).or_default();
-        if first_in_line {
-            queue.push_front(waiter);
-        } else {
-            queue.push_back(waiter);
-        }
-    }
-
-    /// Drops waiters that were served or gave up (their claim is taken).
-    pub fn prune_blocked(&mut self, key: &[u8]) {
-        if let Some(q) = self.blocked.get_mut(key) {
-            q.retain(|w| !w.is_claimed());
-            if q.is_empty() {
-                self.blocked.remove(key);
-            }
-        }
-    }
-
-    /// Takes the keys that became ready, with their waiters (the shard serves them).
-    pub fn take_ready(&mut self) -> Vec<Bytes> {
-        std::mem::take(&mut self.ready)
-    }
-
-    /// The first waiter blocked on `key` that `wanted` accepts (others keep their places).
-    pub fn next_waiter_where(
-        &mut self,
-        key: &[u8],
-        wanted: impl Fn(&crate::engine::blocking::Waiter) -> bool,
-    ) -> Option<crate::engine::blocking::Waiter> {
-        let q = self.blocked.get_mut(key)?;
-        let at = q.iter().position(wanted)?;
-        let w = q.remove(at);
-        if q.is_empty() {
-            self.blocked.remove(key);
-        }
-        w
-    }
-
-    /// Marks `key` ready so its waiters are served after the current command.
-    pub fn mark_ready(&mut self, key: &[u8]) {
-        if !self.ready.iter().any(|k| k == key) {
-            self.ready.push(Bytes::copy_from_slice(key));
-        }
-    }
-
-    /// Whether any key with blocked clients changed.
-    #[must_use]
-    pub fn has_ready(&self) -> bool {
-        !self.ready.is_empty()
-    }
-
-    /// Raises the flags of `key`'s watchers and forgets them (a raised flag stays raised). When
-    /// the change deleted the key, a watch of an expired key is instead
-    /// cleared and kept: the key was logically absent all along.
-    fn flag(watchers: &mut AHashMap<Bytes, Vec<Watch>>, key: &[u8], deleted: bool) {
-        let Some(watches) = watchers.get_mut(key) else { return };
-        watches.retain_mut(|w| {
-            if w.expired && deleted {
-                w.expired = false;
-                return true;
-            }
-            w.flag.store(true, Ordering::Release);
-            false
-        });
-        if watches.is_empty() {
-            watchers.remove(key);
-        }
-    }
-
-    /// Removes every key (FLUSHDB, FLUSHALL). As Redis 7.0, only the watchers of keys that
-    /// were there are touched: watching a missing key survives a flush.
+    /// Removes every key (FLUSHDB, FLUSHALL). Only observed keys that were there change, as
+    /// Redis 7.0 touches only watched keys that existed.
     pub fn clear(&mut self) {
-        let watched: Vec<Bytes> =
-            self.watchers.keys().filter(|k| self.entries.get(k).is_some()).cloned().collect();
-        for key in watched {
-            Self::flag(&mut self.watchers, &key, true);
-        }
+        let removed: Vec<Bytes> =
+            self.observed.keys().filter(|k| self.entries.get(k).is_some()).cloned().collect();
+        self.changes.extend(removed.into_iter().map(|k| (k, Change::Removed)));
         self.entries.clear();
         self.expires.clear();
         self.expire_cursor = 0;
@@ -454,7 +384,7 @@ impl Db {
     /// Visits the live keys of the bucket at `cursor`; returns the next cursor (0 at the end).
     pub fn scan(&self, cursor: u64, now: u64, mut visit: impl FnMut(&[u8], &Entry)) -> u64 {
         self.entries.scan(cursor, |k, e| {
-            if e.expires_at().map_or(true, |at| at > now) {
+            if e.expires_at().is_none_or(|at| at > now) {
                 visit(k, e);
             }
         })
@@ -462,7 +392,7 @@ impl Db {
 
     /// Every live key.
     pub fn keys(&self, now: u64) -> impl Iterator<Item = (&[u8], &Entry)> {
-        self.entries.iter().filter(move |(_, e)| e.expires_at().map_or(true, |at| at > now))
+        self.entries.iter().filter(move |(_, e)| e.expires_at().is_none_or(|at| at > now))
     }
 
     /// A random live key, reclaiming expired ones it meets (bounded tries).
@@ -545,51 +475,41 @@ mod tests {
         assert_eq!(db.expires_len(), 500);
     }
 
-    fn raised(flag: &WatchFlag) -> bool {
-        flag.load(Ordering::Acquire)
-    }
-
     #[test]
-    fn a_flush_touches_only_watched_keys_that_existed() {
+    fn only_observed_keys_report_their_changes() {
         let mut db = Db::default();
-        let (missing, present) = (WatchFlag::default(), WatchFlag::default());
+        db.set(b"quiet", s("v"), None);
+        assert!(!db.has_changes(), "nobody observes");
+        db.observe(b"k");
+        db.observe(b"k");
         db.set(b"k", s("v"), None);
-        db.watch(b"gone", &missing, 0);
-        db.watch(b"k", &present, 0);
-        db.clear();
-        assert!(!raised(&missing), "a watched key that did not exist is untouched by a flush");
-        assert!(raised(&present));
-        db.set(b"gone", s("v"), None);
-        assert!(raised(&missing), "the watch survived the flush");
+        db.signal(b"k");
+        db.remove(b"k");
+        db.set(b"k", s("w"), Some(10));
+        assert!(db.read(b"k", 20).is_none(), "expired on read");
+        db.remove(b"quiet");
+        let changes = db.take_changes();
+        let kinds: Vec<Change> = changes.iter().map(|(_, c)| *c).collect();
+        assert_eq!(
+            kinds,
+            [Change::Written, Change::Written, Change::Removed, Change::Written, Change::Removed]
+        );
+        db.unobserve(b"k");
+        db.set(b"k", s("v"), None);
+        assert!(db.has_changes(), "still observed once");
+        db.take_changes();
+        db.unobserve(b"k");
+        db.set(b"k", s("v"), None);
+        assert!(!db.has_changes() && !db.observing());
     }
 
     #[test]
-    fn a_key_watched_already_expired_is_absent_until_it_is_written() {
+    fn a_flush_reports_only_observed_keys_that_existed() {
         let mut db = Db::default();
-        let flag = WatchFlag::default();
-        db.set(b"k", s("v"), Some(100));
-        db.watch(b"k", &flag, 200);
-        assert!(db.read(b"k", 200).is_none(), "reclaimed by a read");
-        assert!(!raised(&flag), "its deletion is no change");
-        assert!(!db.watch_expired(b"k", &flag, 300));
-        db.set(b"k", s("w"), None);
-        assert!(raised(&flag), "writing it is");
-        let other = WatchFlag::default();
-        db.set(b"e", s("v"), Some(100));
-        db.watch(b"e", &other, 200);
+        db.set(b"k", s("v"), None);
+        db.observe(b"k");
+        db.observe(b"gone");
         db.clear();
-        assert!(!raised(&other), "nor is a flush that removes it");
-    }
-
-    #[test]
-    fn a_watched_key_that_expires_fails_exec_even_unreclaimed() {
-        let mut db = Db::default();
-        let flag = WatchFlag::default();
-        db.set(b"k", s("v"), Some(100));
-        db.watch(b"k", &flag, 50);
-        assert!(!db.watch_expired(b"k", &flag, 99));
-        assert!(db.watch_expired(b"k", &flag, 100));
-        assert!(!raised(&flag), "nothing touched it yet");
-        assert!(!db.watch_expired(b"k", &WatchFlag::default(), 100), "only its watchers");
+        assert_eq!(db.take_changes(), [(Bytes::from_static(b"k"), Change::Removed)]);
     }
 }

@@ -396,6 +396,33 @@ impl<V> Dict<V> {
         v
     }
 
+    /// A SCAN step of HSCAN, SSCAN or ZSCAN: buckets from `cursor` until about `count`
+    /// entries passing `matches` are found (or ten times `count` buckets were visited); returns
+    /// the next cursor and what was found.
+    pub fn scan_matching(
+        &self,
+        mut cursor: u64,
+        count: usize,
+        matches: impl Fn(&[u8]) -> bool,
+    ) -> (u64, Vec<(Bytes, V)>)
+    where
+        V: Clone,
+    {
+        let mut found = Vec::new();
+        let mut budget = count.saturating_mul(10).max(1);
+        loop {
+            cursor = self.scan(cursor, |k, v| {
+                if matches(k) {
+                    found.push((Bytes::copy_from_slice(k), v.clone()));
+                }
+            });
+            budget -= 1;
+            if cursor == 0 || budget == 0 || found.len() >= count {
+                return (cursor, found);
+            }
+        }
+    }
+
     /// An entry drawn uniformly at random; `None` when empty.
     ///
     /// A chained table cannot index its n-th entry, so this draws a bucket and a position below

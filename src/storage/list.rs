@@ -152,6 +152,15 @@ impl Packer {
     }
 }
 
+/// Which end of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The head.
+    Left,
+    /// The tail.
+    Right,
+}
+
 /// A list of byte strings with O(1) pushes and pops at both ends.
 #[derive(Clone, Default)]
 pub struct List {

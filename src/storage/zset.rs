@@ -47,7 +47,7 @@ impl ScoreRange {
             let value = if text.is_empty() && text.len() == b.len() - usize::from(exclusive) {
                 0.0
             } else {
-                crate::cmd::args::strtod(text).map(|(f, _)| f).filter(|f| !f.is_nan())?
+                crate::num::strtod(text).map(|(f, _)| f).filter(|f| !f.is_nan())?
             };
             Some(ScoreBound { value, exclusive })
         }
@@ -222,12 +222,12 @@ impl ZSet {
         }
     }
 
-    /// `count` random members as [`crate::cmd::hash::sample`] picks them.
+    /// `count` random members as [`crate::storage::sample::sample`] picks them.
     #[must_use]
     pub fn sample(&self, count: i64, rng: &mut Rng) -> Vec<(Bytes, f64)> {
         let entry = |(m, s): (&[u8], f64)| (Bytes::copy_from_slice(m), s);
         let all = || self.unordered().map(entry).collect();
-        crate::cmd::hash::sample_with(self.len(), count, rng, all, |r| {
+        crate::storage::sample::sample_with(self.len(), count, rng, all, |r| {
             self.random(r).map(|e| (e.0, entry(e)))
         })
     }
@@ -235,16 +235,18 @@ impl ZSet {
     /// One ZSCAN step over the member dict: the next cursor and what it found (a small set all at
     /// once, as Redis scans a listpack).
     #[must_use]
-    pub fn scan(&self, cursor: u64, opts: &crate::cmd::generic::ScanOpts) -> (u64, Vec<(Bytes, f64)>) {
+    pub fn scan(
+        &self,
+        cursor: u64,
+        count: usize,
+        matches: impl Fn(&[u8]) -> bool,
+    ) -> (u64, Vec<(Bytes, f64)>) {
         match &self.0 {
             Repr::Small(v) => (
                 0,
-                v.iter()
-                    .filter(|(_, m)| opts.matches(m.as_slice()))
-                    .map(|(s, m)| (m.to_bytes(), *s))
-                    .collect(),
+                v.iter().filter(|(_, m)| matches(m.as_slice())).map(|(s, m)| (m.to_bytes(), *s)).collect(),
             ),
-            Repr::Large(l) => l.scan(cursor, opts),
+            Repr::Large(l) => l.scan(cursor, count, matches),
         }
     }
 
@@ -435,8 +437,13 @@ impl Large {
 
     /// One ZSCAN step over the member dict: the next cursor and what it found.
     #[must_use]
-    pub fn scan(&self, cursor: u64, opts: &crate::cmd::generic::ScanOpts) -> (u64, Vec<(Bytes, f64)>) {
-        let (next, found) = crate::cmd::hash::scan_dict(&self.ids, cursor, opts);
+    pub fn scan(
+        &self,
+        cursor: u64,
+        count: usize,
+        matches: impl Fn(&[u8]) -> bool,
+    ) -> (u64, Vec<(Bytes, f64)>) {
+        let (next, found) = self.ids.scan_matching(cursor, count, matches);
         (next, found.into_iter().map(|(m, id)| (m, self.tree.score(id))).collect())
     }
 
@@ -615,8 +622,7 @@ mod tests {
         distinct.sort_by(|a, b| a.0.cmp(&b.0));
         distinct.dedup_by(|a, b| a.0 == b.0);
         assert_eq!(distinct.len(), 50);
-        let opts = crate::cmd::generic::ScanOpts { pattern: Some(b("m00*")), count: 1, type_name: None };
-        let (cursor, mut found) = z.scan(0, &opts);
+        let (cursor, mut found) = z.scan(0, 1, |m| crate::glob::matches(b"m00*", m, false));
         found.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!((cursor, found), (0, (0..10).map(|i| (b(&format!("m{i:03}")), (i % 7) as f64)).collect()));
         z.insert(b("one more"), 0.5);
@@ -725,7 +731,7 @@ mod tests {
                 continue;
             };
             // Up: slot, leaf, parent. Down: one node a level (four levels here), then the leaf's ties.
-            let rounds = std::iter::repeat(()).take(10).take_while(|()| z.advance(&mut walk)).count();
+            let rounds = std::iter::repeat_n((), 10).take_while(|()| z.advance(&mut walk)).count();
             assert!(rounds < 6, "{member:?} {score:?}: {rounds} rounds");
         }
         assert_eq!(z.len(), 40_000 - 13_334);

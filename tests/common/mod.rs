@@ -121,6 +121,8 @@ pub struct Server {
     pub tls_port: u16,
     pub opts: Opts,
     log: Arc<Mutex<Vec<String>>>,
+    /// The threads reading its stdout and stderr into `log`.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -160,12 +162,13 @@ impl Server {
         let mut child = cmd.spawn().map_err(|e| format!("spawn: {e}"))?;
         let log = Arc::new(Mutex::new(Vec::new()));
         let (ready_tx, ready_rx) = mpsc::channel();
+        let mut readers = Vec::new();
         for pipe in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let (log, ready) = (log.clone(), ready_tx.clone());
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                     if line.contains("Ready to accept connections") {
                         let _ = ready.send(true);
@@ -173,7 +176,7 @@ impl Server {
                     log.lock().unwrap().push(line);
                 }
                 let _ = ready.send(false);
-            });
+            }));
         }
         drop(ready_tx);
         let started = matches!(ready_rx.recv_timeout(Duration::from_secs(30)), Ok(true));
@@ -184,7 +187,7 @@ impl Server {
             let _ = ready_rx.recv_timeout(Duration::from_secs(2));
             return Err(log.lock().unwrap().join("\n"));
         }
-        Ok(Server { child, port, tls_port, opts, log })
+        Ok(Server { child, port, tls_port, opts, log, readers })
     }
 
     pub fn log(&self) -> String {
@@ -300,6 +303,14 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows what the server said last (a panic, say), to see why.
+        if std::thread::panicking() {
+            std::mem::take(&mut self.readers).into_iter().for_each(|r| drop(r.join()));
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- the server's last log lines ---");
+            tail.iter().rev().for_each(|l| eprintln!("{l}"));
+        }
     }
 }
 

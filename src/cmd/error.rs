@@ -1,0 +1,162 @@
+//! Command errors: every error a command answers, each displayed as Redis's exact text (without
+//! the leading `-` of the wire). The reply text is chosen here, once; handlers and the engine
+//! return the variant.
+
+use std::borrow::Cow;
+
+use crate::facade::Reply;
+
+/// Why a command failed, as its client is told.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CmdError {
+    /// The arguments do not parse.
+    #[error("ERR syntax error")]
+    Syntax,
+    /// The key holds another type.
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
+    /// An argument that must be an integer is not one, or does not fit in 64 bits.
+    #[error("ERR value is not an integer or out of range")]
+    NotInteger,
+    /// An argument that must be a float is not one.
+    #[error("ERR value is not a valid float")]
+    NotFloat,
+    /// A count that must not be negative is.
+    #[error("ERR value is out of range, must be positive")]
+    NotPositive,
+    /// A number outside what the command accepts.
+    #[error("ERR value is out of range")]
+    OutOfRange,
+    /// The key does not exist (RENAME).
+    #[error("ERR no such key")]
+    NoSuchKey,
+    /// A string would outgrow `proto-max-bulk-len`.
+    #[error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")]
+    TooBig,
+    /// The argument count does not fit the command (`name` as Redis spells it, `client|kill`
+    /// for a subcommand).
+    #[error("ERR wrong number of arguments for '{0}' command")]
+    WrongArity(String),
+    /// No such command.
+    #[error("ERR unknown command '{name}', with args beginning with: {args}")]
+    UnknownCommand {
+        /// The name as sent (at most 128 bytes of it).
+        name: String,
+        /// The arguments as Redis lists them: `'a' 'b' `.
+        args: String,
+    },
+    /// No such subcommand of a container command.
+    #[error("ERR unknown subcommand '{sub}'. Try {command} HELP.")]
+    UnknownSubcommand {
+        /// The container, uppercase (`CLIENT`).
+        command: String,
+        /// The subcommand as sent.
+        sub: String,
+    },
+    /// An expiry that overflows, or is not positive where it must be.
+    #[error("ERR invalid expire time in '{0}' command")]
+    InvalidExpire(String),
+    /// A password is required first.
+    #[error("NOAUTH Authentication required.")]
+    NoAuth,
+    /// MULTI refuses this command.
+    #[error("ERR Command not allowed inside a transaction")]
+    NotInMulti,
+    /// EXEC after a command failed to queue.
+    #[error("EXECABORT Transaction discarded because of previous errors.")]
+    ExecAbort,
+    /// The shard that owns the key cannot be reached: the server is shutting down.
+    #[error("ERR shard unavailable: the server is shutting down")]
+    Unavailable,
+    /// A bug: the command panicked, and the log says where.
+    #[error("ERR internal error")]
+    Internal,
+    /// Any other of Redis's texts, complete with its code (`ERR timeout is negative`).
+    #[error("{0}")]
+    Other(Cow<'static, str>),
+}
+
+impl CmdError {
+    /// An error with a fixed text of Redis's (code included).
+    #[must_use]
+    pub const fn msg(text: &'static str) -> CmdError {
+        CmdError::Other(Cow::Borrowed(text))
+    }
+
+    /// An error whose text is built at run time (code included).
+    #[must_use]
+    pub fn text(text: String) -> CmdError {
+        CmdError::Other(Cow::Owned(text))
+    }
+
+    /// WRONG ARITY for `name` (lowercase; `container|sub` for a subcommand).
+    #[must_use]
+    pub fn arity(name: &str) -> CmdError {
+        CmdError::WrongArity(name.to_owned())
+    }
+
+    /// An unknown subcommand of `command` (any case), as the client wrote it.
+    #[must_use]
+    pub fn unknown_subcommand(command: &str, sub: &[u8]) -> CmdError {
+        CmdError::UnknownSubcommand {
+            command: command.to_ascii_uppercase(),
+            sub: String::from_utf8_lossy(sub).into_owned(),
+        }
+    }
+
+    /// An unknown command, quoted as Redis 7 quotes it.
+    #[must_use]
+    pub fn unknown_command(args: &[bytes::Bytes]) -> CmdError {
+        let shown = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(128)]).into_owned();
+        let name = args.first().map_or_else(String::new, |n| shown(n));
+        let quoted: String = args.iter().skip(1).map(|a| format!("'{}' ", shown(a))).collect();
+        CmdError::UnknownCommand { name, args: quoted }
+    }
+}
+
+impl From<crate::storage::access::WrongType> for CmdError {
+    fn from(_: crate::storage::access::WrongType) -> CmdError {
+        CmdError::WrongType
+    }
+}
+
+impl From<CmdError> for Reply {
+    fn from(e: CmdError) -> Reply {
+        match e {
+            CmdError::Other(text) => Reply::Error(text),
+            e => Reply::Error(Cow::Owned(e.to_string())),
+        }
+    }
+}
+
+/// What a command replies: its value, or its error.
+pub type CmdResult = Result<Reply, CmdError>;
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[test]
+    fn texts_are_redis_s() {
+        assert_eq!(
+            CmdError::WrongArity("client|kill".into()).to_string(),
+            "ERR wrong number of arguments for 'client|kill' command"
+        );
+        assert_eq!(
+            CmdError::unknown_subcommand("client", b"Nope").to_string(),
+            "ERR unknown subcommand 'Nope'. Try CLIENT HELP."
+        );
+        let args = [Bytes::from_static(b"foo"), Bytes::from_static(b"a"), Bytes::from_static(b"b")];
+        assert_eq!(
+            CmdError::unknown_command(&args).to_string(),
+            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
+        );
+        assert_eq!(
+            Reply::from(CmdError::msg("ERR timeout is negative")),
+            Reply::error("ERR timeout is negative")
+        );
+    }
+}

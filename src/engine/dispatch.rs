@@ -1,0 +1,358 @@
+//! The coordinator: runs the requests of one read, in order, each where [`plan`] says.
+//!
+//! The connection's task is the coordinator: it parses nothing and stores nothing. Commands
+//! for one shard, from one read of a pipeline, go to that shard as one hop; the local shard's
+//! run inline. Commands whose keys span shards, and commands the session runs, first settle
+//! what is pending, so replies keep request order.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::cmd::error::{CmdError, CmdResult};
+use crate::engine::client::Client;
+use crate::engine::command::{Command, Merge, Run};
+use crate::engine::plan::{plan, Plan};
+use crate::engine::router::Unavailable;
+use crate::engine::session::Session;
+use crate::engine::shard::{Shard, ShardCmd, ShardFn};
+use crate::engine::slot::ShardId;
+use crate::facade::resp::Limits;
+use crate::facade::{ConnLimits, Event, Flow, Reply, Service};
+
+impl Session {
+    /// Looks the request up and checks it as Redis's `processCommand` does; an error also
+    /// fails a MULTI being queued.
+    fn check(
+        &mut self,
+        args: &[Bytes],
+        known: Option<&'static Command>,
+    ) -> Result<&'static Command, CmdError> {
+        let commands = self.core.commands;
+        let checked = (|| {
+            let cmd = match known {
+                Some(cmd) => cmd,
+                None => commands.resolve(args)?,
+            };
+            if !cmd.arity_ok(args.len()) {
+                return Err(cmd.arity_error());
+            }
+            if !self.authed && !cmd.flags.contains(crate::engine::spec::flag::NO_AUTH) {
+                return Err(CmdError::NoAuth);
+            }
+            if self.multi.is_some() && cmd.flags.contains(crate::engine::spec::flag::NO_MULTI) {
+                return Err(CmdError::NotInMulti);
+            }
+            if self.subscribed_resp2() && !cmd.when_subscribed {
+                return Err(CmdError::text(format!(
+                    "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are \
+                     allowed in this context",
+                    cmd.full_name
+                )));
+            }
+            Ok(cmd)
+        })();
+        if let (Err(_), Some(multi)) = (&checked, self.multi.as_mut()) {
+            multi.failed = true;
+        }
+        checked
+    }
+
+    async fn dispatch(&mut self, args: Vec<Bytes>, known: Option<&'static Command>, out: &mut BytesMut) {
+        let cmd = match self.check(&args, known) {
+            Ok(cmd) => cmd,
+            Err(e) => return self.pipeline.slots.push(Some(e.into())),
+        };
+        self.client.last_cmd.set(&cmd.full_name);
+        if let (Some(multi), false) = (self.multi.as_mut(), cmd.control) {
+            multi.queued.push((cmd, args));
+            return self.pipeline.slots.push(Some(Reply::status("QUEUED")));
+        }
+        match cmd.run {
+            // Pure replies need no ordering against shards: they take their slot.
+            Run::Inline(f) => self.pipeline.slots.push(Some(f(self, &args).unwrap_or_else(Reply::from))),
+            Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _) => {
+                match plan(cmd, &args, &self.core.router) {
+                    Ok(Plan::Shard(shard)) => self.queue(shard, ShardCmd { cmd, run, db: self.db, args }),
+                    Ok(planned) => {
+                        self.settle(out).await;
+                        // Boxed: a rare path whose large future must not size every idle connection.
+                        let reply = Box::pin(self.run_planned(cmd, planned, &args)).await;
+                        self.pipeline.slots.push(Some(reply));
+                    }
+                    Err(e) => self.pipeline.slots.push(Some(e.into())),
+                }
+            }
+            Run::Session(f) => {
+                self.settle(out).await;
+                // Encoded at once: HELLO and RESET change the protocol their own reply uses.
+                Box::pin(f(self, &args)).await.unwrap_or_else(Reply::from).encode(self.resp3, out);
+            }
+            Run::Container => self.pipeline.slots.push(Some(CmdError::Internal.into())),
+        }
+    }
+
+    /// Runs one command now, wherever [`plan`] says: a command the pipeline could not batch,
+    /// and every command of an EXEC (through its transaction).
+    pub async fn run_command(&mut self, cmd: &'static Command, args: &[Bytes]) -> Reply {
+        if let Run::Session(f) = cmd.run {
+            return Box::pin(f(self, args)).await.unwrap_or_else(Reply::from);
+        }
+        if let Run::Inline(f) = cmd.run {
+            return f(self, args).unwrap_or_else(Reply::from);
+        }
+        match plan(cmd, args, &self.core.router) {
+            Ok(planned) => Box::pin(self.run_planned(cmd, planned, args)).await,
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Runs a keyed command as planned.
+    async fn run_planned(&mut self, cmd: &'static Command, planned: Plan, args: &[Bytes]) -> Reply {
+        let db = self.db;
+        let result: CmdResult = match (planned, cmd.run) {
+            (Plan::Shard(shard), Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _)) => {
+                let shard_cmd = ShardCmd { cmd, run, db, args: args.to_vec() };
+                return self
+                    .run_on(shard, move |sh: &mut Shard| sh.exec(&shard_cmd))
+                    .await
+                    .unwrap_or_else(unavailable);
+            }
+            (Plan::Split(parts), Run::Split(run, merge)) => {
+                return self.split(cmd, run, merge, &parts, args).await
+            }
+            (Plan::Across(shards), Run::Across(_, across)) => match self.exec_tx.clone() {
+                Some(tx) => across(&tx, db, args).await,
+                None => match self.core.router.begin(shards).await {
+                    Ok(tx) => {
+                        let result = across(&tx, db, args).await;
+                        tx.release().await;
+                        result
+                    }
+                    Err(_) => Err(CmdError::Unavailable),
+                },
+            },
+            (_, Run::Session(f)) => f(self, args).await,
+            (_, Run::Inline(f)) => f(self, args),
+            _ => Err(CmdError::Internal),
+        };
+        result.unwrap_or_else(Reply::from)
+    }
+
+    /// A split command: each shard gets its keys (with what follows each, for MSET's values),
+    /// atomically across them; the replies merge.
+    async fn split(
+        &mut self,
+        cmd: &'static Command,
+        run: ShardFn,
+        merge: Merge,
+        parts: &BTreeMap<ShardId, Vec<usize>>,
+        args: &[Bytes],
+    ) -> Reply {
+        let step = cmd.legacy.step.max(1) as usize;
+        let db = self.db;
+        let work: Vec<_> = parts
+            .iter()
+            .map(|(&s, positions)| {
+                let mut sub = Vec::with_capacity(1 + positions.len() * step);
+                sub.push(args[0].clone());
+                for &p in positions {
+                    sub.extend_from_slice(&args[p..(p + step).min(args.len())]);
+                }
+                let cmd = ShardCmd { cmd, run, db, args: sub };
+                (s, move |shard: &mut Shard| shard.exec(&cmd))
+            })
+            .collect();
+        let replies = match self.exec_tx.clone() {
+            Some(tx) => futures::future::join_all(work.into_iter().map(|(s, f)| tx.run(s, f))).await,
+            // The common case: one message per shard, the last one locking and running at once.
+            None => self.core.router.atomically(work).await,
+        };
+        merge_replies(merge, parts, args.len(), replies)
+    }
+
+    /// Queues a single-shard command, or runs it now when it is for the local shard and nothing
+    /// is ahead of it.
+    fn queue(&mut self, shard: ShardId, cmd: ShardCmd) {
+        let router = &self.core.router;
+        if shard == router.local() && self.pipeline.batches[shard.0].is_empty() {
+            if let Some(reply) = router.try_local(|s| s.exec(&cmd)) {
+                return self.pipeline.slots.push(Some(reply));
+            }
+        }
+        let slot = self.pipeline.slots.len();
+        self.pipeline.batches[shard.0].push((slot, cmd));
+        self.pipeline.slots.push(None);
+    }
+
+    /// Sends every queued batch (one hop per shard, all at once), waits for the replies, and
+    /// encodes every reply so far, in order, into `out`.
+    async fn settle(&mut self, out: &mut BytesMut) {
+        let router = self.core.router.clone();
+        let hops =
+            self.pipeline.batches.iter_mut().enumerate().filter(|(_, b)| !b.is_empty()).map(|(s, b)| {
+                let batch = std::mem::take(b);
+                let slots: Vec<usize> = batch.iter().map(|(slot, _)| *slot).collect();
+                let hop = router.run(ShardId(s), None, move |shard: &mut Shard| {
+                    if let [(_, first), _, ..] = &batch[..] {
+                        shard.prefetch(first.db, batch.iter().filter_map(|(_, cmd)| cmd.args.get(1)));
+                        let members = batch.iter().filter_map(|(_, c)| c.cmd.member_of(&c.args));
+                        shard.prefetch_members(first.db, members);
+                    }
+                    batch.into_iter().map(|(_, cmd)| shard.exec(&cmd)).collect::<Vec<_>>()
+                });
+                async move { (slots, hop.await) }
+            });
+        for (slots, replies) in futures::future::join_all(hops).await {
+            match replies {
+                Ok(replies) => {
+                    for (slot, reply) in slots.into_iter().zip(replies) {
+                        self.pipeline.slots[slot] = Some(reply);
+                    }
+                }
+                Err(Unavailable(_)) => {
+                    slots
+                        .into_iter()
+                        .for_each(|s| self.pipeline.slots[s] = Some(CmdError::Unavailable.into()));
+                }
+            }
+        }
+        for reply in self.pipeline.slots.drain(..) {
+            reply.unwrap_or_else(|| CmdError::Unavailable.into()).encode(self.resp3, out);
+        }
+    }
+}
+
+fn unavailable(_: Unavailable) -> Reply {
+    CmdError::Unavailable.into()
+}
+
+/// Puts per-shard replies of a split command back together.
+fn merge_replies(
+    merge: Merge,
+    parts: &BTreeMap<ShardId, Vec<usize>>,
+    argc: usize,
+    replies: Vec<Result<Reply, Unavailable>>,
+) -> Reply {
+    let mut values = vec![Reply::Nil; argc];
+    let mut sum = 0;
+    for (positions, reply) in parts.values().zip(replies) {
+        match reply {
+            Err(_) => return CmdError::Unavailable.into(),
+            Ok(e @ Reply::Error(_)) => return e,
+            Ok(Reply::Int(n)) => sum += n,
+            Ok(Reply::Array(items)) => {
+                for (&p, item) in positions.iter().zip(items) {
+                    values[p] = item;
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    match merge {
+        Merge::Sum => Reply::Int(sum),
+        Merge::Positional => {
+            let mut positions: Vec<usize> = parts.values().flatten().copied().collect();
+            positions.sort_unstable();
+            Reply::Array(
+                positions.into_iter().map(|p| std::mem::replace(&mut values[p], Reply::Nil)).collect(),
+            )
+        }
+        Merge::AllOk => Reply::Ok,
+    }
+}
+
+impl Service for Session {
+    fn limits(&self) -> ConnLimits {
+        let c = self.core.config();
+        ConnLimits {
+            parser: Limits { max_bulk: c.proto_max_bulk_len.0, max_multibulk: i32::MAX as u64 },
+            query_buffer: usize::try_from(c.client_query_buffer_limit.0).unwrap_or(usize::MAX),
+            // Like Redis, `timeout` does not apply to subscribers.
+            idle: (c.timeout > 0 && !self.subscribed()).then(|| Duration::from_secs(c.timeout)),
+        }
+    }
+
+    fn authenticated(&self) -> bool {
+        self.authed
+    }
+
+    async fn call(&mut self, requests: &mut Vec<Vec<Bytes>>, out: &mut BytesMut) -> Flow {
+        self.client.touch();
+        let router = self.core.router.clone();
+        router.try_local(Shard::tick);
+        let n = requests.len() as u64;
+        let commands = self.core.commands;
+        // A pipelined batch looks its commands up once, for its prefetch and its dispatch.
+        let known: Vec<Option<&'static Command>> = if requests.len() > 1 {
+            let known: Vec<_> = requests.iter().map(|args| commands.resolve(args).ok()).collect();
+            // The local keys of the batch: their cache misses overlap before any runs.
+            let local = router.local();
+            let db = self.db;
+            router.try_local(|shard| {
+                let here = |key: &Bytes| router.shard_of(key) == local;
+                let keys = requests.iter().filter_map(|args| args.get(1));
+                shard.prefetch(db, keys.filter(|key| here(key)));
+                // Only container commands pay for the second pass (and its routing).
+                let members = requests.iter().zip(&known).filter_map(|(args, c)| c.as_ref()?.member_of(args));
+                shard.prefetch_members(db, members.filter(|m| here(m.key)));
+            });
+            known
+        } else {
+            Vec::new()
+        };
+        for (i, args) in requests.drain(..).enumerate() {
+            self.dispatch(args, known.get(i).copied().flatten(), out).await;
+            // A killed client (CLIENT KILL, or it hung up while blocked) runs nothing more.
+            if self.closing || self.client.is_killed() {
+                break;
+            }
+        }
+        self.settle(out).await;
+        self.core.local().count(|s| s.commands += n);
+        self.client.db.set(self.db);
+        if self.closing || self.client.is_killed() {
+            Flow::Close
+        } else {
+            Flow::Continue
+        }
+    }
+
+    type Waiting = Rc<Client>;
+
+    fn waiting(&self) -> Rc<Client> {
+        self.client.clone()
+    }
+
+    fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Event> {
+        // Register first: a caller may ignore Push (while writing) and must still be woken by a
+        // later kill, whose wake would otherwise find no waker.
+        self.client.set_waker(cx.waker());
+        if self.client.is_killed() {
+            return Poll::Ready(Event::Close);
+        }
+        if self.client.has_pushes() {
+            return Poll::Ready(Event::Push);
+        }
+        Poll::Pending
+    }
+
+    fn take_pushes(&mut self, out: &mut BytesMut) {
+        self.client.take_pushes(out);
+    }
+
+    fn on_io(&self, read: usize, written: usize, pending: usize) {
+        self.client.qbuf.set(pending);
+        self.core.local().count(|s| {
+            s.net_in += read as u64;
+            s.net_out += written as u64;
+        });
+    }
+
+    fn on_layer_buffered(&self, bytes: usize) {
+        self.client.tls_buffered.set(bytes);
+    }
+}

@@ -1,0 +1,83 @@
+//! One core's pub/sub subscribers: a subscription lives on the subscriber's own core. PUBLISH
+//! reaches every core (a core hop each), which encodes the message into its subscribers' push
+//! buffers and wakes their connections.
+
+use std::rc::Rc;
+
+use ahash::AHashMap;
+use bytes::Bytes;
+
+use crate::config::OutputLimit;
+use crate::engine::client::Client;
+use crate::facade::Reply;
+use crate::glob;
+
+/// One core's subscribers.
+#[derive(Default)]
+pub struct Registry {
+    /// Subscribers by channel.
+    pub channels: AHashMap<Bytes, Vec<Rc<Client>>>,
+    /// Pattern subscriptions.
+    pub patterns: Vec<(Bytes, Rc<Client>)>,
+}
+
+impl Registry {
+    /// Subscribes `client` to `channel`.
+    pub fn add_channel(&mut self, channel: &Bytes, client: &Rc<Client>) {
+        self.channels.entry(channel.clone()).or_default().push(client.clone());
+    }
+
+    /// Unsubscribes client `id` from `channel`.
+    pub fn remove_channel(&mut self, channel: &[u8], id: u64) {
+        if let Some(subs) = self.channels.get_mut(channel) {
+            subs.retain(|c| c.id != id);
+            if subs.is_empty() {
+                self.channels.remove(channel);
+            }
+        }
+    }
+
+    /// Forgets every subscription of client `id` (unsubscribe-all, RESET, disconnect).
+    pub fn remove_client(&mut self, id: u64) {
+        self.channels.retain(|_, subs| {
+            subs.retain(|c| c.id != id);
+            !subs.is_empty()
+        });
+        self.patterns.retain(|(_, c)| c.id != id);
+    }
+
+    /// Delivers a message to this core's subscribers; returns how many received it.
+    pub fn publish(&self, channel: &Bytes, message: &Bytes, limit: OutputLimit) -> i64 {
+        let mut n = 0;
+        if let Some(subs) = self.channels.get(channel) {
+            let push = Reply::Push(vec![
+                Reply::bulk("message"),
+                Reply::Bulk(channel.clone()),
+                Reply::Bulk(message.clone()),
+            ]);
+            n += subs.iter().filter(|c| c.push(&push, limit)).count() as i64;
+        }
+        for (pattern, c) in &self.patterns {
+            if glob::matches(pattern, channel, false) {
+                let push = Reply::Push(vec![
+                    Reply::bulk("pmessage"),
+                    Reply::Bulk(pattern.clone()),
+                    Reply::Bulk(channel.clone()),
+                    Reply::Bulk(message.clone()),
+                ]);
+                n += i64::from(c.push(&push, limit));
+            }
+        }
+        n
+    }
+
+    /// Adds a pattern subscription.
+    pub fn add_pattern(&mut self, pattern: &Bytes, client: &Rc<Client>) {
+        self.patterns.push((pattern.clone(), client.clone()));
+    }
+
+    /// Removes client `id`'s subscription to `pattern`.
+    pub fn remove_pattern(&mut self, pattern: &[u8], id: u64) {
+        self.patterns.retain(|(p, c)| !(c.id == id && p == pattern));
+    }
+}

@@ -1,0 +1,128 @@
+//! EXEC: runs what MULTI queued, atomically and isolated across shards.
+//!
+//! EXEC locks the gates of every shard its queued commands touch (as [`plan`] says: their
+//! keys, where a keyless one runs, every shard for a fan-out) and of every WATCHed key, in
+//! shard order like any multi-shard command; checks the WATCH flag once all are held; then runs
+//! the commands in order through that transaction: no other client's command runs on those
+//! shards in between, and blocked clients are served once it ends. When everything is a
+//! command for one shard, the whole transaction is one hop that checks the flag and runs them
+//! all: single-shard transactions do not pay for the multi-shard path.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use crate::cmd::error::{CmdError, CmdResult};
+use crate::engine::command::{Command, Run};
+use crate::engine::plan::{plan, Plan};
+use crate::engine::router::Tx;
+use crate::engine::session::{Multi, Session};
+use crate::engine::shard::{Shard, ShardCmd};
+use crate::engine::slot::ShardId;
+use crate::facade::Reply;
+
+/// EXEC
+pub async fn exec(s: &mut Session) -> CmdResult {
+    let Some(multi) = s.multi.take() else { return Err(CmdError::msg("ERR EXEC without MULTI")) };
+    if multi.failed {
+        s.unwatch_all().await;
+        return Err(CmdError::ExecAbort);
+    }
+    let router = s.core.router.clone();
+    let plans: Vec<Result<Plan, CmdError>> =
+        multi.queued.iter().map(|(cmd, args)| plan(cmd, args, &router)).collect();
+    let mut shards: BTreeSet<ShardId> = plans.iter().flatten().flat_map(Plan::shards).collect();
+    shards.extend(s.watched.iter().map(|(_, k)| router.shard_of(k)));
+    if shards.is_empty() {
+        shards.insert(router.local());
+    }
+    let one_shard = shards.len() == 1
+        && multi.queued.iter().zip(&plans).all(|((cmd, _), p)| {
+            !matches!(cmd.run, Run::Session(_) | Run::Inline(_))
+                && !matches!(p, Ok(Plan::Split(_) | Plan::Across(_)))
+        });
+    let reply = if one_shard {
+        let shard = shards.first().copied().unwrap_or(router.local());
+        one_hop(s, shard, multi, plans).await
+    } else {
+        match router.begin(shards.into_iter().collect()).await {
+            Ok(tx) => locked(s, tx, multi).await,
+            Err(_) => Err(CmdError::Unavailable),
+        }
+    };
+    s.unwatch_all().await;
+    reply
+}
+
+/// Every command on one shard: a single hop checks the watches and runs them all, as one
+/// atomic unit.
+async fn one_hop(s: &Session, shard: ShardId, multi: Multi, plans: Vec<Result<Plan, CmdError>>) -> CmdResult {
+    let db = s.db;
+    let cmds: Vec<Result<ShardCmd, Reply>> = multi
+        .queued
+        .into_iter()
+        .zip(plans)
+        .map(|((cmd, args), planned)| match (planned, cmd.run) {
+            (Err(e), _) => Err(e.into()),
+            (Ok(_), Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _)) => {
+                Ok(ShardCmd { cmd, run, db, args })
+            }
+            (Ok(_), _) => Err(CmdError::Internal.into()),
+        })
+        .collect();
+    let (watched, flag) = (s.watched.clone(), s.watch_flag.clone());
+    let ran = s
+        .core
+        .router
+        .run(shard, None, move |sh: &mut Shard| {
+            if sh.watches_expired(&watched, &flag) || flag.load(Ordering::Acquire) {
+                return None;
+            }
+            // One atomic unit: blocked clients are served after the last command.
+            Some(sh.atomically(|sh| {
+                cmds.iter().map(|c| c.as_ref().map_or_else(Clone::clone, |c| sh.exec(c))).collect::<Vec<_>>()
+            }))
+        })
+        .await;
+    match ran {
+        Ok(Some(replies)) => Ok(Reply::Array(replies)),
+        Ok(None) => Ok(Reply::NilArray),
+        Err(_) => Err(CmdError::Unavailable),
+    }
+}
+
+/// Several shards, or commands the session runs: every gate is held; commands run one by one
+/// through the transaction.
+async fn locked(s: &mut Session, tx: Tx, multi: Multi) -> CmdResult {
+    // A watched key that expired since it was watched fails the EXEC (each shard checks its own).
+    let flag = s.watch_flag.clone();
+    let mut by_shard: BTreeMap<ShardId, Vec<(usize, Bytes)>> = BTreeMap::new();
+    for (db, key) in &s.watched {
+        by_shard.entry(tx.shard_of(key)).or_default().push((*db, key.clone()));
+    }
+    let checks = by_shard.into_iter().map(|(shard, keys)| {
+        let flag = flag.clone();
+        tx.run(shard, move |sh: &mut Shard| sh.watches_expired(&keys, &flag))
+    });
+    let expired = futures::future::join_all(checks).await.into_iter().any(|e| e.unwrap_or(false));
+    if expired || flag.load(Ordering::Acquire) {
+        tx.release().await;
+        return Ok(Reply::NilArray);
+    }
+    s.exec_tx = Some(Rc::new(tx));
+    let mut replies = Vec::with_capacity(multi.queued.len());
+    for (cmd, args) in multi.queued {
+        replies.push(run_queued(s, cmd, &args).await);
+    }
+    if let Some(tx) = s.exec_tx.take().and_then(|tx| Rc::try_unwrap(tx).ok()) {
+        tx.release().await;
+    }
+    Ok(Reply::Array(replies))
+}
+
+/// Runs one queued command inside EXEC.
+async fn run_queued(s: &mut Session, cmd: &'static Command, args: &[Bytes]) -> Reply {
+    Box::pin(s.run_command(cmd, args)).await
+}

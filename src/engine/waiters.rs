@@ -1,0 +1,214 @@
+//! The shard's side of blocked clients (BLPOP and friends): who waits on which key of one
+//! database, in the order they blocked, and serving them when a key they wait on changes.
+//!
+//! A waiter blocked on keys of several shards shares one `claimed` flag: the first shard to
+//! serve it takes the claim, and the others skip it. The client's side (registering, timeouts,
+//! CLIENT UNBLOCK) is [`crate::engine::blocking`].
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use ahash::AHashMap;
+use bytes::Bytes;
+use futures::channel::mpsc;
+
+use crate::cmd::error::CmdError;
+use crate::engine::shard::Ctx;
+use crate::storage::access::{self, list_mut};
+use crate::storage::db::{Db, Value};
+use crate::storage::list::End;
+
+/// What a waiter pops, from which type of value.
+#[derive(Debug, Clone)]
+pub enum Wants {
+    /// From a list: `count` elements from `end`.
+    List {
+        /// The end popped.
+        end: End,
+        /// How many at most.
+        count: usize,
+        /// BLMOVE with the destination on this shard: the element is pushed there, here,
+        /// atomically.
+        then_push: Option<(Bytes, End)>,
+    },
+    /// From a list, but by the client itself: a BLMOVE whose destination is on another shard
+    /// is woken (one element is kept back for it in this round) and runs LMOVE across both.
+    Wake,
+    /// From a sorted set: `count` members from the low end (the high one with `max`).
+    ZSet {
+        /// Pop the highest scores.
+        max: bool,
+        /// How many at most.
+        count: usize,
+    },
+}
+
+/// What a shard delivers to the waiter it served, with the key.
+#[derive(Debug)]
+pub enum Served {
+    /// Elements popped from a list (and pushed to a BLMOVE's destination).
+    List(Vec<Bytes>),
+    /// Members popped from a sorted set, with their scores.
+    ZSet(Vec<(Bytes, f64)>),
+    /// The key has an element for a [`Wants::Wake`] waiter.
+    Woken,
+    /// The waiter fails with this error (BLMOVE onto a key of another type), as Redis fails it.
+    Failed(CmdError),
+}
+
+/// A client blocked on a key, as the key's shard keeps it.
+pub struct Waiter {
+    /// Shared by the waiter's entries on every key: taken by whoever serves or ends the wait.
+    pub claimed: Arc<AtomicBool>,
+    /// What it pops.
+    pub wants: Wants,
+    /// Where its delivery goes.
+    pub deliver: mpsc::Sender<(Bytes, Served)>,
+}
+
+impl Waiter {
+    /// Whether the waiter was served, or gave up.
+    #[must_use]
+    pub fn is_claimed(&self) -> bool {
+        self.claimed.load(Ordering::Acquire)
+    }
+
+    fn wants_list(&self) -> bool {
+        matches!(self.wants, Wants::List { .. } | Wants::Wake)
+    }
+}
+
+/// The waiters of one database.
+#[derive(Default)]
+pub struct Waiters {
+    by_key: AHashMap<Bytes, VecDeque<Waiter>>,
+    /// Keys with waiters that changed since they were last served.
+    ready: Vec<Bytes>,
+}
+
+impl Waiters {
+    /// Blocks `waiter` on `key`, behind the clients already blocked there (or before them: a
+    /// BLMOVE that was woken but lost its element keeps its place). The key is looked at once
+    /// more after this: a push may have come between the client's attempt and now.
+    pub fn block(&mut self, db: &mut Db, key: &[u8], waiter: Waiter, first_in_line: bool) {
+        let queue = self.by_key.entry(Bytes::copy_from_slice(key)).or_default();
+        if first_in_line {
+            queue.push_front(waiter);
+        } else {
+            queue.push_back(waiter);
+        }
+        db.observe(key);
+        self.mark_ready(key);
+    }
+
+    /// Drops the waiters of `key` that were served or gave up.
+    pub fn prune(&mut self, db: &mut Db, key: &[u8]) {
+        let Some(queue) = self.by_key.get_mut(key) else { return };
+        let before = queue.len();
+        queue.retain(|w| !w.is_claimed());
+        (queue.len()..before).for_each(|_| db.unobserve(key));
+        if queue.is_empty() {
+            self.by_key.remove(key);
+        }
+    }
+
+    /// `key` changed: its waiters get a look at it.
+    pub fn changed(&mut self, key: &[u8]) {
+        if self.by_key.contains_key(key) {
+            self.mark_ready(key);
+        }
+    }
+
+    fn mark_ready(&mut self, key: &[u8]) {
+        if !self.ready.iter().any(|k| k == key) {
+            self.ready.push(Bytes::copy_from_slice(key));
+        }
+    }
+
+    /// Whether a key with waiters changed.
+    #[must_use]
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// One round of serving: the waiters of every ready key, those waiting for the key's type,
+    /// in the order they blocked (Redis's `handleClientsBlockedOnKeys`). Serving a BLMOVE pushes
+    /// onto its destination, a change the caller reports back before the next round.
+    /// `kept` counts, per key, the elements kept back for woken BLMOVE waiters across rounds.
+    pub fn serve_round(&mut self, ctx: &mut Ctx<'_>, kept: &mut Vec<(Bytes, usize)>) {
+        for key in std::mem::take(&mut self.ready) {
+            let at = match kept.iter().position(|(k, _)| *k == key) {
+                Some(at) => at,
+                None => {
+                    kept.push((key.clone(), 0));
+                    kept.len() - 1
+                }
+            };
+            self.serve_key(ctx, &key, &mut kept[at].1);
+            self.prune(ctx.db, &key);
+        }
+    }
+
+    /// Serves the waiters of `key` while it holds elements beyond the `kept` ones.
+    fn serve_key(&mut self, ctx: &mut Ctx<'_>, key: &Bytes, kept: &mut usize) {
+        while let Some((list, len)) = poppable(ctx.db, ctx.now, key) {
+            if len <= *kept {
+                return;
+            }
+            let Some(queue) = self.by_key.get_mut(key) else { return };
+            // Only clients waiting for this key's type; the others keep their places.
+            let Some(at) = queue.iter().position(|w| w.wants_list() == list && !w.is_claimed()) else {
+                return;
+            };
+            let Some(mut w) = queue.remove(at) else { return };
+            ctx.db.unobserve(key);
+            if w.claimed.swap(true, Ordering::AcqRel) {
+                continue;
+            }
+            let served = match &w.wants {
+                Wants::Wake => {
+                    *kept += 1;
+                    Served::Woken
+                }
+                Wants::List { end, count, then_push } => {
+                    // As Redis: a destination of another type fails this client with WRONGTYPE
+                    // and pops nothing.
+                    if let Some((dst, _)) = then_push {
+                        if access::write_quiet(ctx.db, ctx.now, dst, list_mut).is_err() {
+                            let _ = w.deliver.try_send((key.clone(), Served::Failed(CmdError::WrongType)));
+                            continue;
+                        }
+                    }
+                    let count = (*count).min(len - *kept);
+                    let Ok(Some(popped)) = access::list_pop(ctx.db, ctx.now, key, *end, count) else {
+                        return;
+                    };
+                    if let (Some((dst, to)), Some(e)) = (then_push, popped.first()) {
+                        // Checked above; the push makes the destination ready for its waiters.
+                        let _ = access::list_push(ctx.db, ctx.now, dst, *to, e);
+                    }
+                    Served::List(popped)
+                }
+                Wants::ZSet { max, count } => {
+                    let Ok(Some(popped)) = access::zset_pop(ctx.db, ctx.now, key, *max, *count) else {
+                        return;
+                    };
+                    Served::ZSet(popped)
+                }
+            };
+            // The receiver lives until the client has its claim settled: this cannot be lost.
+            let _ = w.deliver.try_send((key.clone(), served));
+        }
+    }
+}
+
+/// Whether `key` holds a non-empty list (`true`) or sorted set (`false`), and how many
+/// elements. Not a read for INFO's hits and misses, as in Redis.
+fn poppable(db: &mut Db, now: u64, key: &[u8]) -> Option<(bool, usize)> {
+    match &db.write_quiet(key, now)?.value {
+        Value::List(l) if !l.is_empty() => Some((true, l.len())),
+        Value::ZSet(z) if !z.is_empty() => Some((false, z.len())),
+        _ => None,
+    }
+}

@@ -1,0 +1,64 @@
+//! Redis's number syntax, shared by storage (score bounds) and commands (arguments): what C's
+//! `strtod` reads, hexadecimal floats included.
+
+/// What C's `strtod` makes of the whole of `text`: the value and whether it was out of range
+/// (`ERANGE`: a finite number too large for a double, or a non-zero one that rounds to zero).
+/// `None` unless every byte belongs to the number. Leading spaces are the caller's business.
+#[must_use]
+pub fn strtod(text: &[u8]) -> Option<(f64, bool)> {
+    let (negative, body) = match text.first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let hex = body.len() > 2 && body[0] == b'0' && (body[1] | 0x20) == b'x';
+    // The digits before the exponent: any but zero means the number is not zero.
+    let (magnitude, nonzero) = if hex {
+        let mantissa = body[2..].split(|&b| b | 0x20 == b'p').next().unwrap_or_default();
+        (hex_float(&body[2..])?, mantissa.iter().any(|&b| b.is_ascii_hexdigit() && b != b'0'))
+    } else {
+        let mantissa = body.split(|&b| b | 0x20 == b'e').next().unwrap_or_default();
+        (
+            std::str::from_utf8(body).ok()?.parse::<f64>().ok()?,
+            mantissa.iter().any(|b| (b'1'..=b'9').contains(b)),
+        )
+    };
+    // `inf` and `infinity` are in range; a number that overflows to infinity is not.
+    let literal = body.first().is_some_and(u8::is_ascii_alphabetic);
+    let out_of_range = magnitude.is_infinite() && !literal || magnitude == 0.0 && nonzero;
+    Some((if negative { -magnitude } else { magnitude }, out_of_range))
+}
+
+/// A hexadecimal float after its `0x`: digits, an optional point and digits (one digit at
+/// least), an optional binary exponent `p[+-]n`.
+fn hex_float(text: &[u8]) -> Option<f64> {
+    let (mut mantissa, mut exponent, mut digits, mut point) = (0u128, 0i64, 0usize, false);
+    let mut i = 0;
+    while let Some(&b) = text.get(i) {
+        if b == b'.' && !point {
+            point = true;
+        } else if let Some(d) = (b as char).to_digit(16) {
+            digits += 1;
+            if mantissa >> 120 == 0 {
+                mantissa = mantissa << 4 | u128::from(d);
+                exponent -= if point { 4 } else { 0 };
+            } else {
+                exponent += if point { 0 } else { 4 };
+            }
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    if digits == 0 {
+        return None;
+    }
+    if let Some(rest) = text.get(i..).filter(|r| !r.is_empty()) {
+        let rest = rest.strip_prefix(b"p").or_else(|| rest.strip_prefix(b"P"))?;
+        let e: i64 = std::str::from_utf8(rest).ok()?.parse().ok()?;
+        exponent = exponent.saturating_add(e);
+    }
+    let exponent = i32::try_from(exponent.clamp(-5000, 5000)).ok()?;
+    // Scale in two steps so that neither factor overflows or underflows on its own.
+    Some(mantissa as f64 * 2f64.powi(exponent / 2) * 2f64.powi(exponent - exponent / 2))
+}
