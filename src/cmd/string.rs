@@ -10,7 +10,7 @@ use crate::cmd::long_double::LongDouble;
 use crate::engine::command::{Command, Merge};
 use crate::engine::router::Tx;
 use crate::engine::shard::Ctx;
-use crate::engine::spec::{acl, flag, key, KeySpec};
+use crate::engine::spec::{acl, flag, key, KeyFlags, KeySpec};
 use crate::facade::resp::parse_i64;
 use crate::facade::Reply;
 use crate::storage::db::{Entry, Value};
@@ -29,7 +29,8 @@ pub fn commands() -> Vec<Command> {
             .acl(acl::STRING)
             .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::ACCESS | key::UPDATE | key::VARIABLE_FLAGS).notes("RW and ACCESS due to the optional `GET` argument"))
             .docs("string", "1.0.0", "O(1)", "Set the string value of a key")
-            .history(&[("2.6.12", "Added the `EX`, `PX`, `NX` and `XX` options."), ("6.0.0", "Added the `KEEPTTL` option."), ("6.2.0", "Added the `GET`, `EXAT` and `PXAT` option."), ("7.0.0", "Allowed the `NX` and `GET` options to be used together.")]),
+            .history(&[("2.6.12", "Added the `EX`, `PX`, `NX` and `XX` options."), ("6.0.0", "Added the `KEEPTTL` option."), ("6.2.0", "Added the `GET`, `EXAT` and `PXAT` option."), ("7.0.0", "Allowed the `NX` and `GET` options to be used together.")])
+            .getkeys(set_keys),
         Command::shard("setnx", 3, setnx)
             .flags(flag::WRITE | flag::DENYOOM | flag::FAST)
             .acl(acl::STRING)
@@ -215,6 +216,13 @@ impl<'a> SetArgs<'a> {
         }
         Ok(set)
     }
+}
+
+/// SET's key and what is done with it: read and written with GET, else overwritten (Redis's
+/// `setGetKeys`).
+fn set_keys(args: &[Bytes]) -> Vec<(usize, KeyFlags)> {
+    let get = args.iter().skip(3).any(|a| is(a, "get"));
+    vec![(1, if get { key::RW | key::ACCESS | key::UPDATE } else { key::OW | key::UPDATE })]
 }
 
 /// SET key value [NX | XX] [GET] [EX s | PX ms | EXAT ts | PXAT ts | KEEPTTL]

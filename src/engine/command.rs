@@ -23,6 +23,9 @@ pub type Pending<'a> = Pin<Box<dyn Future<Output = CmdResult> + 'a>>;
 pub type SessionFn = for<'a> fn(&'a mut Session, &'a [Bytes]) -> Pending<'a>;
 /// A command that only reads the session and needs no ordering against shards (PING, ECHO).
 pub type InlineFn = fn(&Session, &[Bytes]) -> CmdResult;
+/// Finds a request's keys and their flags where the key specs cannot say (their flags vary
+/// with the arguments: SET with or without GET), as Redis's `getkeys_proc`.
+pub type GetKeysFn = fn(&[Bytes]) -> Vec<(usize, KeyFlags)>;
 /// A keyed command's protocol across shards, inside a transaction holding every shard it
 /// touches (its own, or an EXEC's), in database `db`.
 pub type AcrossFn = for<'a> fn(&'a Tx, usize, &'a [Bytes]) -> Pending<'a>;
@@ -100,6 +103,8 @@ pub struct Command {
     pub run: Run,
     /// What a pipelined batch prefetches for it.
     pub prefetch: Prefetch,
+    /// Its keys with their flags, when the key specs' flags vary with the arguments.
+    pub getkeys: Option<GetKeysFn>,
     /// Runs at once even inside MULTI (MULTI, EXEC, DISCARD, WATCH, QUIT, RESET).
     pub control: bool,
     /// A RESP2 client with subscriptions may run it.
@@ -126,6 +131,7 @@ impl Command {
             subcommands: Vec::new(),
             run,
             prefetch: Prefetch::Nothing,
+            getkeys: None,
             control: false,
             when_subscribed: false,
             fan_out: false,
@@ -245,6 +251,13 @@ impl Command {
         self
     }
 
+    /// With a procedure for its keys' flags (key specs marked `variable_flags`).
+    #[must_use]
+    pub fn getkeys(mut self, getkeys: GetKeysFn) -> Command {
+        self.getkeys = Some(getkeys);
+        self
+    }
+
     /// Runs at once even inside MULTI.
     #[must_use]
     pub fn control(mut self) -> Command {
@@ -312,7 +325,10 @@ impl Command {
     /// the arguments do not fit the key specs.
     #[must_use]
     pub fn keys_and_flags(&self, args: &[Bytes]) -> Option<Vec<(usize, KeyFlags)>> {
-        find_keys(&self.keys, args)
+        match self.getkeys {
+            Some(getkeys) => Some(getkeys(args)),
+            None => find_keys(&self.keys, args),
+        }
     }
 
     /// The member of a container `args` names, for prefetching.
