@@ -2,10 +2,7 @@
 
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use ferrokey::engine::slot::Slot;
-use ferrokey::facade::resp::{Limits, RequestParser};
-use ferrokey::facade::Reply;
-use ferrokey::storage::zset::ZSet;
+use ferrokey::internals::{Limits, Reply, RequestParser, Routing, Slot, ZSet};
 
 fn parse(c: &mut Criterion) {
     let mut pipeline = Vec::new();
@@ -78,13 +75,13 @@ fn route_batch(c: &mut Criterion) {
             }
         })
         .collect();
+    let routing = Routing::new();
     c.bench_function("route a 64-request pipeline over 4 shards", |b| {
         let mut groups: Vec<Vec<usize>> = (0..4).map(|_| Vec::with_capacity(64)).collect();
         b.iter(|| {
             groups.iter_mut().for_each(Vec::clear);
             for (i, args) in requests.iter().enumerate() {
-                let Some(cmd) = ferrokey::cmd::registry().get(&args[0]) else { continue };
-                let shard = cmd.key_positions(args).next().map_or(0, |p| Slot::of(&args[p]).shard(4).0);
+                let shard = routing.first_key(args).map_or(0, |p| Slot::of(&args[p]).shard(4).0);
                 groups[shard].push(i);
             }
             black_box(&groups);

@@ -2,7 +2,7 @@
 
 /// Whether `text` matches `pattern`: `*`, `?`, `[abc]`, `[^a-z]` and `\` escapes, as Redis.
 #[must_use]
-pub fn matches(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
+pub(crate) fn matches(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
     // Iterative with one backtracking point per `*`, so hostile patterns stay O(p * t).
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;

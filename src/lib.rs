@@ -20,20 +20,55 @@
 //! See ARCHITECTURE.md for the life of a command and the invariants.
 
 #![deny(unsafe_code)]
+#![deny(unreachable_pub)]
 #![warn(missing_docs)]
 
 pub mod benchmark;
-pub mod cmd;
+mod cmd;
 pub mod config;
-pub mod engine;
-pub mod facade;
-pub mod glob;
+mod engine;
+mod facade;
+mod glob;
 pub mod logging;
 pub mod memory;
-pub mod num;
+mod num;
 pub mod runtime;
-pub mod splitargs;
-pub mod storage;
+mod splitargs;
+mod storage;
+
+/// What the benchmarks and the integration tests reach inside the server. Not an API: it
+/// follows the code.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::engine::slot::Slot;
+    pub use crate::facade::reply::Reply;
+    pub use crate::facade::resp::{Limits, RequestParser};
+    pub use crate::num::splitmix;
+    pub use crate::storage::zset::ZSet;
+
+    /// Finds the key a request is routed by, as the server does (for the routing benchmark).
+    pub struct Routing(crate::engine::command::Commands);
+
+    impl Routing {
+        /// Every command, as the server registers them.
+        #[must_use]
+        pub fn new() -> Routing {
+            Routing(crate::cmd::commands())
+        }
+
+        /// The position of the first key of `args`, if the command is known and names one.
+        #[must_use]
+        pub fn first_key(&self, args: &[bytes::Bytes]) -> Option<usize> {
+            self.0.get(&args[0])?.key_positions(args).next()
+        }
+    }
+
+    impl Default for Routing {
+        fn default() -> Routing {
+            Routing::new()
+        }
+    }
+}
 
 /// The Redis version whose behaviour ferrokey follows, as HELLO and INFO report it.
 pub const REDIS_VERSION: &str = "7.0.0";

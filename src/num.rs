@@ -1,11 +1,12 @@
-//! Redis's number syntax, shared by storage (score bounds) and commands (arguments): what C's
-//! `strtod` reads, hexadecimal floats included.
+//! Numbers: Redis's number syntax, shared by storage (score bounds) and commands (arguments):
+//! what C's `strtod` reads, hexadecimal floats included; and SplitMix64's mixing function, for
+//! seeds and ids.
 
 /// What C's `strtod` makes of the whole of `text`: the value and whether it was out of range
 /// (`ERANGE`: a finite number too large for a double, or a non-zero one that rounds to zero).
 /// `None` unless every byte belongs to the number. Leading spaces are the caller's business.
 #[must_use]
-pub fn strtod(text: &[u8]) -> Option<(f64, bool)> {
+pub(crate) fn strtod(text: &[u8]) -> Option<(f64, bool)> {
     let (negative, body) = match text.first()? {
         b'-' => (true, &text[1..]),
         b'+' => (false, &text[1..]),
@@ -61,4 +62,22 @@ fn hex_float(text: &[u8]) -> Option<f64> {
     let exponent = i32::try_from(exponent.clamp(-5000, 5000)).ok()?;
     // Scale in two steps so that neither factor overflows or underflows on its own.
     Some(mantissa as f64 * 2f64.powi(exponent / 2) * 2f64.powi(exponent - exponent / 2))
+}
+
+/// SplitMix64's increment: the golden ratio in 64 bits.
+pub(crate) const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// One step of SplitMix64 from `seed`: a well-spread 64-bit value (for hashing seeds apart).
+#[must_use]
+pub fn splitmix(seed: u64) -> u64 {
+    mix(seed.wrapping_add(GAMMA))
+}
+
+/// SplitMix64's output function: a cheap, well-spread 64-bit mix.
+#[must_use]
+pub(crate) fn mix(x: u64) -> u64 {
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

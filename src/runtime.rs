@@ -26,7 +26,8 @@ use crate::engine::session::Session;
 use crate::engine::shard::{now_ms, Shard};
 use crate::engine::slot::ShardId;
 use crate::facade::listener::{Incoming, Listener};
-use crate::facade::tls::{TlsError, TlsSlot};
+pub use crate::facade::tls::TlsError;
+use crate::facade::tls::TlsSlot;
 use crate::facade::{self, ConnError};
 
 /// Messages a peer may queue before its sender waits.
@@ -99,6 +100,8 @@ pub fn run(config: Config, set_level: crate::logging::SetLevel) -> Result<(), St
     let cpus = choose_cpus(&config)?;
     let cores: Vec<CoreInfo> = cpus.iter().enumerate().map(|(shard, &cpu)| CoreInfo { shard, cpu }).collect();
     let global = Arc::new(Global::new(config.clone(), cores.clone(), tls.clone()));
+    // Every core runs commands from this one registry.
+    let _ = crate::engine::command::install(crate::cmd::commands());
     global.set_reconfigure(Box::new(reconfigure(tls.clone(), set_level)));
     watch_signals(global.clone());
     watch_tls_files(global.clone());
@@ -235,7 +238,7 @@ async fn core_main(
     let local = Rc::new(Local::default());
     let shard = Shard::new(ShardId(id), global.clone());
     let router = Rc::new(Router::new(ShardId(id), shards, shard, local.clone(), mesh));
-    let core = Rc::new(Core::new(router, global.clone(), crate::cmd::registry()));
+    let core = Rc::new(Core::new(router, global.clone()));
 
     let mut accepts: Vec<Accepting> = listeners.into_iter().map(|l| Accepting::start(l, &core)).collect();
     let cron = glommio::spawn_local(cron(core.clone())).detach();

@@ -5,11 +5,11 @@
 /// The line has a quote that is not closed, or a closing quote followed by a non-space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("unbalanced quotes")]
-pub struct UnbalancedQuotes;
+pub(crate) struct UnbalancedQuotes;
 
 /// Splits `line` as Redis does: blanks separate arguments; `"..."` takes `\n \r \t \b \a \\ \"`
 /// and `\xHH` escapes; `'...'` takes only `\'`; a closing quote must end the argument.
-pub fn split(line: &[u8]) -> Result<Vec<Vec<u8>>, UnbalancedQuotes> {
+pub(crate) fn split(line: &[u8]) -> Result<Vec<Vec<u8>>, UnbalancedQuotes> {
     let mut args = Vec::new();
     let mut i = 0;
     // In C the line is a string: a NUL byte ends it. Every later use of `at` relies on that.

@@ -253,7 +253,7 @@ fn random_garbage_never_takes_the_server_down() {
     let server = Server::start();
     let mut seed = 42u64;
     let mut next = || {
-        seed = ferrokey::storage::rng::splitmix(seed);
+        seed = ferrokey::internals::splitmix(seed);
         seed
     };
     for i in 0..200 {
@@ -286,7 +286,7 @@ struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = ferrokey::storage::rng::splitmix(self.0);
+        self.0 = ferrokey::internals::splitmix(self.0);
         self.0
     }
     fn below(&mut self, n: u64) -> u64 {

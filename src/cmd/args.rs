@@ -8,20 +8,20 @@ use crate::facade::resp::parse_i64;
 
 /// The lowercase name `args[0]` of a request, for error messages that quote it.
 #[must_use]
-pub fn display_name(args: &[Bytes]) -> String {
+pub(crate) fn display_name(args: &[Bytes]) -> String {
     String::from_utf8_lossy(&args[0]).to_lowercase()
 }
 
 /// `-ERR invalid expire time in '<name>' command`.
 #[must_use]
-pub fn invalid_expire(args: &[Bytes]) -> CmdError {
+pub(crate) fn invalid_expire(args: &[Bytes]) -> CmdError {
     CmdError::InvalidExpire(display_name(args))
 }
 
 /// A HELP reply as Redis's `addReplyHelp` builds it: a header naming `command` (uppercase),
 /// the lines, and the HELP line itself.
 #[must_use]
-pub fn help(command: &str, lines: &[&'static str]) -> crate::facade::Reply {
+pub(crate) fn help(command: &str, lines: &[&'static str]) -> crate::facade::Reply {
     use crate::facade::Reply;
     let mut out = Vec::with_capacity(lines.len() + 3);
     out.push(Reply::Status(
@@ -34,18 +34,18 @@ pub fn help(command: &str, lines: &[&'static str]) -> crate::facade::Reply {
 }
 
 /// An integer argument.
-pub fn int(arg: &[u8]) -> Result<i64, CmdError> {
+pub(crate) fn int(arg: &[u8]) -> Result<i64, CmdError> {
     parse_i64(arg).ok_or(CmdError::NotInteger)
 }
 
 /// Most elements HRANDFIELD, SRANDMEMBER or ZRANDMEMBER may return for a negative count: the
 /// reply is built in memory before it is sent, so an absurd count must not exhaust the server.
-pub const MAX_RANDOM_COUNT: u64 = 10_000_000;
+pub(crate) const MAX_RANDOM_COUNT: u64 = 10_000_000;
 
 /// A random-elements count (negative: elements may repeat). Redis accepts -LONG_MAX to
 /// LONG_MAX and then tries to build the reply; past [`MAX_RANDOM_COUNT`] repeated elements
 /// ferrokey refuses, with the text of Redis's range errors.
-pub fn random_count(arg: &[u8]) -> Result<i64, CmdError> {
+pub(crate) fn random_count(arg: &[u8]) -> Result<i64, CmdError> {
     let n = int(arg)?;
     if n == i64::MIN {
         return Err(CmdError::msg(
@@ -57,7 +57,7 @@ pub fn random_count(arg: &[u8]) -> Result<i64, CmdError> {
 
 /// Refuses a count of more than [`MAX_RANDOM_COUNT`] repeated elements (checked after the
 /// syntax, as Redis checks its own bound for the WITH forms).
-pub fn bounded_repeats(n: i64) -> Result<i64, CmdError> {
+pub(crate) fn bounded_repeats(n: i64) -> Result<i64, CmdError> {
     if n < 0 && n.unsigned_abs() > MAX_RANDOM_COUNT {
         return Err(CmdError::OutOfRange);
     }
@@ -66,7 +66,7 @@ pub fn bounded_repeats(n: i64) -> Result<i64, CmdError> {
 
 /// HRANDFIELD's and ZRANDMEMBER's `key [count [FLAG]]`: the count, if given, and whether the
 /// flag (WITHVALUES, WITHSCORES) follows it.
-pub fn random_args(args: &[Bytes], flag: &str) -> Result<(Option<i64>, bool), CmdError> {
+pub(crate) fn random_args(args: &[Bytes], flag: &str) -> Result<(Option<i64>, bool), CmdError> {
     let count = args.get(2).map(|c| random_count(c)).transpose()?;
     let with = match args.get(3) {
         None => false,
@@ -83,7 +83,7 @@ pub fn random_args(args: &[Bytes], flag: &str) -> Result<(Option<i64>, bool), Cm
 /// `X numkeys key [key ...] SIDE [COUNT count]`, the shape of LMPOP and ZMPOP (`args[0]` is the
 /// word before the key count: the name, or BLMPOP's timeout): the keys, the side as `side`
 /// parses it, and the count (1 when not given). Errors come in Redis's order.
-pub fn mpop<T>(
+pub(crate) fn mpop<T>(
     args: &[Bytes],
     side: impl FnOnce(&Bytes) -> Result<T, CmdError>,
 ) -> Result<(Vec<Bytes>, T, usize), CmdError> {
@@ -105,7 +105,7 @@ pub fn mpop<T>(
 }
 
 /// A SCAN-family cursor: an unsigned decimal, or `-ERR invalid cursor`.
-pub fn cursor(arg: &[u8]) -> Result<u64, CmdError> {
+pub(crate) fn cursor(arg: &[u8]) -> Result<u64, CmdError> {
     std::str::from_utf8(arg)
         .ok()
         .and_then(|c| c.parse::<u64>().ok())
@@ -115,7 +115,7 @@ pub fn cursor(arg: &[u8]) -> Result<u64, CmdError> {
 /// A float argument as Redis's `string2d` takes it, or the error reply: all of it a number
 /// `strtod` reads (decimal, hexadecimal, `inf`), no leading space, not NaN, and not out of a
 /// double's range (`1e400`, or `1e-400` that would round to zero).
-pub fn float(arg: &[u8]) -> Result<f64, CmdError> {
+pub(crate) fn float(arg: &[u8]) -> Result<f64, CmdError> {
     match crate::num::strtod(arg) {
         Some((f, out_of_range)) if !arg[0].is_ascii_whitespace() && !f.is_nan() => {
             if out_of_range && (f.is_infinite() || f == 0.0) {
@@ -130,13 +130,13 @@ pub fn float(arg: &[u8]) -> Result<f64, CmdError> {
 
 /// Whether `arg` equals the ASCII keyword `word`, ignoring case.
 #[must_use]
-pub fn is(arg: &[u8], word: &str) -> bool {
+pub(crate) fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
 /// The unit and base of an expiry argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExpireIn {
+pub(crate) enum ExpireIn {
     /// Seconds from now (EX, EXPIRE, SETEX).
     Seconds,
     /// Milliseconds from now (PX, PEXPIRE, PSETEX).
@@ -150,7 +150,7 @@ pub enum ExpireIn {
 /// The absolute expiry (Unix ms) that `arg` names, as Redis computes it, overflow-checked.
 ///
 /// `positive` requires a value above zero (SET, SETEX, GETEX); EXPIRE accepts any value.
-pub fn expire_at(
+pub(crate) fn expire_at(
     arg: &[u8],
     unit: ExpireIn,
     now: u64,

@@ -10,13 +10,13 @@ use crate::facade::Reply;
 
 /// The reply of a blocking command whose timeout passed: a null array, even for BLMOVE and
 /// BRPOPLPUSH (whose non-blocking form, as inside MULTI, answers a null bulk), as Redis does.
-pub const TIMED_OUT: Reply = Reply::NilArray;
+pub(crate) const TIMED_OUT: Reply = Reply::NilArray;
 
 /// The reply of a wait that ended unserved: timed out, or CLIENT UNBLOCK ... ERROR.
 ///
 /// # Errors
 /// Redis's UNBLOCKED error for CLIENT UNBLOCK ... ERROR.
-pub fn unblocked(why: Unblock) -> CmdResult {
+pub(crate) fn unblocked(why: Unblock) -> CmdResult {
     match why {
         Unblock::Timeout => Ok(TIMED_OUT),
         Unblock::Error => Err(CmdError::msg("UNBLOCKED client unblocked via CLIENT UNBLOCK")),
@@ -27,7 +27,7 @@ pub fn unblocked(why: Unblock) -> CmdResult {
 ///
 /// # Errors
 /// Redis's errors for a timeout that is not a float, negative, or too large.
-pub fn timeout(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
+pub(crate) fn timeout(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
     let secs = args::float(arg).map_err(|_| CmdError::msg("ERR timeout is not a float or out of range"))?;
     if secs < 0.0 {
         return Err(CmdError::msg("ERR timeout is negative"));

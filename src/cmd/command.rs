@@ -6,22 +6,20 @@ use bytes::Bytes;
 
 use crate::cmd::args;
 use crate::cmd::error::{CmdError, CmdResult};
-use crate::engine::command::{Command, Commands};
+use crate::engine::command::{registry, Command, Commands};
 use crate::engine::spec::{acl, flag, Acl, BeginSearch, FindKeys, KeySpec};
 use crate::facade::Reply;
 use crate::glob;
 
 /// The family's commands.
-pub fn commands() -> Vec<Command> {
-    vec![Command::session("command", -1, |s, _| Box::pin(async move { Ok(all(s.core.commands)) }))
+pub(crate) fn commands() -> Vec<Command> {
+    vec![Command::inline("command", -1, |_, _| Ok(all(registry())))
         .subcommands(vec![
-            Command::session("count", 2, |s, _| {
-                Box::pin(async move { Ok(Reply::Int(count(s.core.commands) as i64)) })
-            })
-            .flags(flag::LOADING | flag::STALE)
-            .acl(acl::CONNECTION)
-            .docs("server", "2.8.13", "O(1)", "Get total number of Redis commands"),
-            Command::session("list", -2, |s, a| Box::pin(async move { list(s.core.commands, a) }))
+            Command::inline("count", 2, |_, _| Ok(Reply::Int(count(registry()) as i64)))
+                .flags(flag::LOADING | flag::STALE)
+                .acl(acl::CONNECTION)
+                .docs("server", "2.8.13", "O(1)", "Get total number of Redis commands"),
+            Command::inline("list", -2, |_, a| list(registry(), a))
                 .flags(flag::LOADING | flag::STALE)
                 .acl(acl::CONNECTION)
                 .tips(&["nondeterministic_output_order"])
@@ -31,7 +29,7 @@ pub fn commands() -> Vec<Command> {
                     "O(N) where N is the total number of Redis commands",
                     "Get an array of Redis command names",
                 ),
-            Command::session("info", -2, |s, a| Box::pin(async move { Ok(info(s.core.commands, &a[2..])) }))
+            Command::inline("info", -2, |_, a| Ok(info(registry(), &a[2..])))
                 .flags(flag::LOADING | flag::STALE)
                 .acl(acl::CONNECTION)
                 .tips(&["nondeterministic_output_order"])
@@ -42,7 +40,7 @@ pub fn commands() -> Vec<Command> {
                     "Get array of specific Redis command details, or all when no argument is given.",
                 )
                 .history(&[("7.0.0", "Allowed to be called with no argument to get info on all commands.")]),
-            Command::session("docs", -2, |s, a| Box::pin(async move { Ok(docs(s.core.commands, &a[2..])) }))
+            Command::inline("docs", -2, |_, a| Ok(docs(registry(), &a[2..])))
                 .flags(flag::LOADING | flag::STALE)
                 .acl(acl::CONNECTION)
                 .tips(&["nondeterministic_output_order"])
@@ -52,28 +50,24 @@ pub fn commands() -> Vec<Command> {
                     "O(N) where N is the number of commands to look up",
                     "Get array of specific Redis command documentation",
                 ),
-            Command::session("getkeys", -4, |s, a| {
-                Box::pin(async move { getkeys(s.core.commands, &a[2..], false) })
-            })
-            .flags(flag::LOADING | flag::STALE)
-            .acl(acl::CONNECTION)
-            .docs(
-                "server",
-                "2.8.13",
-                "O(N) where N is the number of arguments to the command",
-                "Extract keys given a full Redis command",
-            ),
-            Command::session("getkeysandflags", -4, |s, a| {
-                Box::pin(async move { getkeys(s.core.commands, &a[2..], true) })
-            })
-            .flags(flag::LOADING | flag::STALE)
-            .acl(acl::CONNECTION)
-            .docs(
-                "server",
-                "7.0.0",
-                "O(N) where N is the number of arguments to the command",
-                "Extract keys and access flags given a full Redis command",
-            ),
+            Command::inline("getkeys", -4, |_, a| getkeys(registry(), &a[2..], false))
+                .flags(flag::LOADING | flag::STALE)
+                .acl(acl::CONNECTION)
+                .docs(
+                    "server",
+                    "2.8.13",
+                    "O(N) where N is the number of arguments to the command",
+                    "Extract keys given a full Redis command",
+                ),
+            Command::inline("getkeysandflags", -4, |_, a| getkeys(registry(), &a[2..], true))
+                .flags(flag::LOADING | flag::STALE)
+                .acl(acl::CONNECTION)
+                .docs(
+                    "server",
+                    "7.0.0",
+                    "O(N) where N is the number of arguments to the command",
+                    "Extract keys and access flags given a full Redis command",
+                ),
             Command::inline("help", 2, |_, _| Ok(command_help()))
                 .flags(flag::LOADING | flag::STALE)
                 .acl(acl::CONNECTION)
@@ -150,10 +144,6 @@ fn key_spec(k: &KeySpec) -> Reply {
         BeginSearch::Index(i) => {
             map(vec![("type", text("index")), ("spec", map(vec![("index", Reply::Int(i64::from(i)))]))])
         }
-        BeginSearch::Keyword { keyword, start_from } => map(vec![
-            ("type", text("keyword")),
-            ("spec", map(vec![("keyword", text(keyword)), ("startfrom", Reply::Int(i64::from(start_from)))])),
-        ]),
     };
     let find = match k.find {
         FindKeys::Range { last, step, limit } => map(vec![

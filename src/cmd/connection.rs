@@ -12,7 +12,7 @@ use crate::engine::spec::{acl, flag};
 use crate::facade::Reply;
 
 /// The family's commands.
-pub fn commands() -> Vec<Command> {
+pub(crate) fn commands() -> Vec<Command> {
     vec![
         Command::inline("ping", -1, ping)
             .flags(flag::FAST)

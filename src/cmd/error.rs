@@ -9,7 +9,7 @@ use crate::facade::Reply;
 /// Why a command failed, as its client is told.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum CmdError {
+pub(crate) enum CmdError {
     /// The arguments do not parse.
     #[error("ERR syntax error")]
     Syntax,
@@ -80,25 +80,25 @@ pub enum CmdError {
 impl CmdError {
     /// An error with a fixed text of Redis's (code included).
     #[must_use]
-    pub const fn msg(text: &'static str) -> CmdError {
+    pub(crate) const fn msg(text: &'static str) -> CmdError {
         CmdError::Other(Cow::Borrowed(text))
     }
 
     /// An error whose text is built at run time (code included).
     #[must_use]
-    pub fn text(text: String) -> CmdError {
+    pub(crate) fn text(text: String) -> CmdError {
         CmdError::Other(Cow::Owned(text))
     }
 
     /// WRONG ARITY for `name` (lowercase; `container|sub` for a subcommand).
     #[must_use]
-    pub fn arity(name: &str) -> CmdError {
+    pub(crate) fn arity(name: &str) -> CmdError {
         CmdError::WrongArity(name.to_owned())
     }
 
     /// An unknown subcommand of `command` (any case), as the client wrote it.
     #[must_use]
-    pub fn unknown_subcommand(command: &str, sub: &[u8]) -> CmdError {
+    pub(crate) fn unknown_subcommand(command: &str, sub: &[u8]) -> CmdError {
         CmdError::UnknownSubcommand {
             command: command.to_ascii_uppercase(),
             sub: String::from_utf8_lossy(sub).into_owned(),
@@ -107,7 +107,7 @@ impl CmdError {
 
     /// An unknown command, quoted as Redis 7 quotes it.
     #[must_use]
-    pub fn unknown_command(args: &[bytes::Bytes]) -> CmdError {
+    pub(crate) fn unknown_command(args: &[bytes::Bytes]) -> CmdError {
         let shown = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(128)]).into_owned();
         let name = args.first().map_or_else(String::new, |n| shown(n));
         let quoted: String = args.iter().skip(1).map(|a| format!("'{}' ", shown(a))).collect();
@@ -131,7 +131,7 @@ impl From<CmdError> for Reply {
 }
 
 /// What a command replies: its value, or its error.
-pub type CmdResult = Result<Reply, CmdError>;
+pub(crate) type CmdResult = Result<Reply, CmdError>;
 
 #[cfg(test)]
 mod tests {
@@ -156,7 +156,7 @@ mod tests {
         );
         assert_eq!(
             Reply::from(CmdError::msg("ERR timeout is negative")),
-            Reply::error("ERR timeout is negative")
+            Reply::Error("ERR timeout is negative".into())
         );
     }
 }

@@ -15,11 +15,11 @@ use crate::engine::spec::{acl, flag, key, KeySpec};
 use crate::facade::resp::parse_i64;
 use crate::facade::Reply;
 use crate::glob;
+use crate::num::splitmix;
 use crate::storage::db::{Db, Entry, Value};
-use crate::storage::rng::splitmix;
 
 /// The family's commands.
-pub fn commands() -> Vec<Command> {
+pub(crate) fn commands() -> Vec<Command> {
     vec![
         Command::split("del", -2, del, Merge::Sum)
             .flags(flag::WRITE)
@@ -246,7 +246,7 @@ async fn rename_across(tx: &Tx, db: usize, args: &[Bytes], nx: bool) -> CmdResul
 }
 
 /// Stores a whole entry (value and TTL) under `key`: RENAME's and COPY's second half.
-pub fn put(db: &mut Db, key: &[u8], entry: Entry) {
+pub(crate) fn put(db: &mut Db, key: &[u8], entry: Entry) {
     let expires_at = entry.expires_at();
     db.set(key, entry.value, expires_at);
 }
@@ -339,18 +339,18 @@ fn keys_here(db: &Db, now: u64, pattern: &[u8]) -> Vec<Bytes> {
 
 /// SCAN options after the cursor.
 #[derive(Debug, Clone, Default)]
-pub struct ScanOpts {
+pub(crate) struct ScanOpts {
     /// MATCH pattern.
-    pub pattern: Option<Bytes>,
+    pub(crate) pattern: Option<Bytes>,
     /// COUNT hint.
-    pub count: usize,
+    pub(crate) count: usize,
     /// TYPE filter.
-    pub type_name: Option<String>,
+    pub(crate) type_name: Option<String>,
 }
 
 impl ScanOpts {
     /// Parses `[MATCH p] [COUNT n] [TYPE t]`.
-    pub fn parse(args: &[Bytes]) -> Result<ScanOpts, CmdError> {
+    pub(crate) fn parse(args: &[Bytes]) -> Result<ScanOpts, CmdError> {
         let mut opts = ScanOpts { count: 10, ..ScanOpts::default() };
         let mut it = args.iter();
         while let Some(opt) = it.next() {
@@ -373,19 +373,19 @@ impl ScanOpts {
     }
 
     /// The cursor and options of HSCAN, SSCAN and ZSCAN: `key cursor [MATCH p] [COUNT n]`.
-    pub fn parse_keyed(args: &[Bytes]) -> Result<(u64, ScanOpts), CmdError> {
+    pub(crate) fn parse_keyed(args: &[Bytes]) -> Result<(u64, ScanOpts), CmdError> {
         Ok((args::cursor(&args[2])?, ScanOpts::parse(&args[3..])?))
     }
 
     /// Whether `key` passes MATCH (everything does without one).
     #[must_use]
-    pub fn matches(&self, key: &[u8]) -> bool {
+    pub(crate) fn matches(&self, key: &[u8]) -> bool {
         self.pattern.as_ref().is_none_or(|p| glob::matches(p, key, false))
     }
 
     /// A container scan's reply: the next cursor and what this step found.
     #[must_use]
-    pub fn reply(next: u64, items: Vec<Reply>) -> Reply {
+    pub(crate) fn reply(next: u64, items: Vec<Reply>) -> Reply {
         Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(items)])
     }
 }

@@ -7,8 +7,9 @@ use crate::cmd::args;
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::cmd::generic::ScanOpts;
 use crate::cmd::long_double::LongDouble;
-use crate::engine::command::{Command, Prefetch};
+use crate::engine::command::Command;
 use crate::engine::shard::Ctx;
+use crate::engine::spec::Prefetch;
 use crate::engine::spec::{acl, flag, key, KeySpec};
 use crate::facade::resp::parse_i64;
 use crate::facade::Reply;
@@ -18,7 +19,7 @@ use crate::storage::dict::Key;
 use crate::storage::sample::sample;
 
 /// The family's commands.
-pub fn commands() -> Vec<Command> {
+pub(crate) fn commands() -> Vec<Command> {
     vec![
         Command::shard("hset", -4, |c, a| hset(c, a, false))
             .flags(flag::WRITE | flag::DENYOOM | flag::FAST)

@@ -26,7 +26,7 @@ struct CoreReport {
 }
 
 /// INFO [section ...]
-pub async fn info(s: &mut Session, args: &[Bytes]) -> CmdResult {
+pub(crate) async fn info(s: &mut Session, args: &[Bytes]) -> CmdResult {
     let wanted: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_lowercase()).collect();
     let all = wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default");
     let want = |section: &str| all || wanted.iter().any(|w| w == section);

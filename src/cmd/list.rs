@@ -22,7 +22,7 @@ use crate::storage::db::Value;
 use crate::storage::list::End;
 
 /// The family's commands.
-pub fn commands() -> Vec<Command> {
+pub(crate) fn commands() -> Vec<Command> {
     vec![
         Command::shard("lpush", -3, |c, a| push(c, a, End::Left, false))
             .flags(flag::WRITE | flag::DENYOOM | flag::FAST)
@@ -384,7 +384,7 @@ fn rpoplpush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// Moves one element from `from` of `src` to `to` of `dst`, both on this shard; the element,
 /// or `None` when `src` has none. As Redis: a missing source is nil whatever the destination
 /// holds, and both types are checked before anything moves.
-pub fn lmove_here(
+pub(crate) fn lmove_here(
     ctx: &mut Ctx<'_>,
     src: &[u8],
     dst: &[u8],
@@ -414,7 +414,7 @@ async fn rpoplpush_across(tx: &Tx, db: usize, args: &[Bytes]) -> CmdResult {
 }
 
 /// [`lmove_here`] with the lists on two shards, both held by `tx`.
-pub async fn move_across(
+pub(crate) async fn move_across(
     tx: &Tx,
     db: usize,
     src: &Bytes,
@@ -467,7 +467,7 @@ fn mpop_reply(popped: Option<(Bytes, Vec<Bytes>)>) -> Reply {
 
 /// Pops up to `count` elements from `end` of the first non-empty list of `keys`, all on this
 /// shard: the key and what was popped.
-pub fn mpop_here(
+pub(crate) fn mpop_here(
     ctx: &mut Ctx<'_>,
     keys: &[Bytes],
     end: End,
@@ -483,7 +483,7 @@ pub fn mpop_here(
 
 /// [`mpop_here`] over keys on several shards, all held by `tx`: the first non-empty list, in
 /// key order, gives.
-pub async fn mpop_across(
+pub(crate) async fn mpop_across(
     tx: &Tx,
     db: usize,
     keys: &[Bytes],

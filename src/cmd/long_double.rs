@@ -19,7 +19,7 @@ const MAX_DECIMAL_EXP: i64 = 5000;
 
 /// A `long double`: `±mantissa × 2^exp`, the mantissa's top bit set unless it is zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LongDouble {
+pub(crate) struct LongDouble {
     negative: bool,
     value: Magnitude,
 }
@@ -33,13 +33,13 @@ enum Magnitude {
 
 impl LongDouble {
     /// Zero.
-    pub const ZERO: LongDouble = LongDouble { negative: false, value: Magnitude::Zero };
+    pub(crate) const ZERO: LongDouble = LongDouble { negative: false, value: Magnitude::Zero };
 
     /// Parses `text` as Redis's `string2ld`: all of it a number `strtold` reads (decimal,
     /// hexadecimal, `inf`), no leading space, not NaN, and in range (not overflowing to
     /// infinity, nor a non-zero number rounding to zero).
     #[must_use]
-    pub fn parse(text: &[u8]) -> Option<LongDouble> {
+    pub(crate) fn parse(text: &[u8]) -> Option<LongDouble> {
         let (negative, body) = match text.first()? {
             b'-' => (true, &text[1..]),
             b'+' => (false, &text[1..]),
@@ -62,7 +62,7 @@ impl LongDouble {
 
     /// The exact value of a double.
     #[must_use]
-    pub fn from_f64(f: f64) -> LongDouble {
+    pub(crate) fn from_f64(f: f64) -> LongDouble {
         let negative = f.is_sign_negative();
         let value = if f.is_infinite() {
             Magnitude::Infinite
@@ -80,13 +80,13 @@ impl LongDouble {
 
     /// Whether this is an infinity (an overflowed sum).
     #[must_use]
-    pub fn is_infinite(&self) -> bool {
+    pub(crate) fn is_infinite(&self) -> bool {
         self.value == Magnitude::Infinite
     }
 
     /// `self + other`, rounded once; `None` for infinity minus infinity (NaN).
     #[must_use]
-    pub fn checked_add(self, other: LongDouble) -> Option<LongDouble> {
+    pub(crate) fn checked_add(self, other: LongDouble) -> Option<LongDouble> {
         let (a, b) = match (self.value, other.value) {
             (Magnitude::Infinite, Magnitude::Infinite) if self.negative != other.negative => return None,
             (Magnitude::Infinite, _) => return Some(self),
@@ -125,7 +125,7 @@ impl LongDouble {
     /// `%.17Lf` with trailing zeros (and a bare point) cut, `-0` as `0`: Redis's
     /// `ld2string(LD_STR_HUMAN)`; `inf` and `-inf` for infinities.
     #[must_use]
-    pub fn to_human(self) -> String {
+    pub(crate) fn to_human(self) -> String {
         let (mantissa, exp) = match self.value {
             Magnitude::Infinite => return if self.negative { "-inf" } else { "inf" }.to_owned(),
             Magnitude::Zero => return "0".to_owned(),

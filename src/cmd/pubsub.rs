@@ -17,7 +17,7 @@ use crate::facade::Reply;
 use crate::glob;
 
 /// The family's commands.
-pub fn commands() -> Vec<Command> {
+pub(crate) fn commands() -> Vec<Command> {
     vec![
         Command::session("subscribe", -2, |s, a| Box::pin(async move { Ok(subscribe(s, a, Kind::Channel)) }))
             .flags(flag::PUBSUB | flag::NOSCRIPT | flag::LOADING | flag::STALE)

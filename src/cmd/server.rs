@@ -17,7 +17,7 @@ use crate::engine::spec::{acl, flag};
 use crate::facade::Reply;
 
 /// The family's commands.
-pub fn commands() -> Vec<Command> {
+pub(crate) fn commands() -> Vec<Command> {
     vec![
         Command::session("info", -1, |s, a| Box::pin(info::info(s, a)))
             .flags(flag::LOADING | flag::STALE)

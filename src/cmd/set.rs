@@ -7,9 +7,10 @@ use bytes::Bytes;
 use crate::cmd::args::{self, is};
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::cmd::generic::ScanOpts;
-use crate::engine::command::{Command, Prefetch};
+use crate::engine::command::Command;
 use crate::engine::router::Tx;
 use crate::engine::shard::Ctx;
+use crate::engine::spec::Prefetch;
 use crate::engine::spec::{acl, flag, key, KeySpec};
 use crate::facade::Reply;
 use crate::storage::access::{self, set, set_mut};
@@ -17,7 +18,7 @@ use crate::storage::db::Value;
 use crate::storage::sample::sample;
 
 /// The family's commands.
-pub fn commands() -> Vec<Command> {
+pub(crate) fn commands() -> Vec<Command> {
     vec![
         Command::shard("sadd", -3, sadd)
             .flags(flag::WRITE | flag::DENYOOM | flag::FAST)

@@ -17,7 +17,7 @@ use crate::storage::db::{Entry, Value};
 use crate::storage::dict::Key;
 
 /// The family's commands.
-pub fn commands() -> Vec<Command> {
+pub(crate) fn commands() -> Vec<Command> {
     vec![
         Command::shard("get", 2, get)
             .flags(flag::READONLY | flag::FAST)
@@ -149,7 +149,7 @@ fn store(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], expires_at: Option<i64>) {
 }
 
 /// Stores a string with no expiry: SET without options, MSET's and MSETNX's pairs.
-pub fn set_plain(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8]) {
+pub(crate) fn set_plain(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8]) {
     store(ctx, key, value, None);
 }
 

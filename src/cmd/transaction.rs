@@ -12,7 +12,7 @@ use crate::engine::transaction;
 use crate::facade::Reply;
 
 /// The family's commands.
-pub fn commands() -> Vec<Command> {
+pub(crate) fn commands() -> Vec<Command> {
     vec![
         Command::session("multi", 1, |s, _| Box::pin(async move { multi(s) }))
             .flags(flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST | flag::ALLOW_BUSY)

@@ -15,10 +15,11 @@ use crate::cmd::block::{self, unblocked};
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::cmd::generic::ScanOpts;
 use crate::engine::blocking::{self, Waited};
-use crate::engine::command::{Command, Prefetch};
+use crate::engine::command::Command;
 use crate::engine::router::Tx;
 use crate::engine::session::Session;
 use crate::engine::shard::Ctx;
+use crate::engine::spec::Prefetch;
 use crate::engine::spec::{acl, flag, key, KeySpec};
 use crate::engine::waiters::{Served, Wants};
 use crate::facade::reply::format_g17;
@@ -28,7 +29,7 @@ use crate::storage::db::Value;
 use crate::storage::zset::{LexRange, ScoreRange, ZSet};
 
 /// The family's commands.
-pub fn commands() -> Vec<Command> {
+pub(crate) fn commands() -> Vec<Command> {
     vec![
         Command::shard("zadd", -4, zadd)
             .flags(flag::WRITE | flag::DENYOOM | flag::FAST)

@@ -19,7 +19,7 @@ pub struct Line {
 const MAX_INCLUDE_DEPTH: usize = 16;
 
 /// Reads a config file and the files it includes, in order.
-pub fn read(path: &Path) -> Result<Vec<Line>, ConfigError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<Line>, ConfigError> {
     let mut lines = Vec::new();
     read_into(path, 0, &mut lines)?;
     Ok(lines)
@@ -68,7 +68,7 @@ fn parse_line(raw: &str, origin: &str) -> Result<Option<Line>, ConfigError> {
 /// Turns `--name v1 v2 --other v` into directive lines, as redis-server reads its arguments: a
 /// value with spaces (`--save "900 1"`) counts as several arguments, an empty one (`--logfile ""`)
 /// as one empty argument.
-pub fn from_args(args: &[String]) -> Result<Vec<Line>, ConfigError> {
+pub(crate) fn from_args(args: &[String]) -> Result<Vec<Line>, ConfigError> {
     let mut lines: Vec<Line> = Vec::new();
     for arg in args {
         if let Some(name) = arg.strip_prefix("--") {

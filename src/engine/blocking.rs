@@ -15,23 +15,15 @@ use futures::channel::mpsc;
 use futures::StreamExt;
 
 use crate::cmd::error::CmdError;
+pub(crate) use crate::engine::client::Unblock;
 use crate::engine::session::Session;
 use crate::engine::shard::Shard;
 use crate::engine::slot::ShardId;
 use crate::engine::waiters::{Served, Waiter, Wants};
 
-/// Why a blocked client stopped waiting without being served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unblock {
-    /// Its timeout passed, or CLIENT UNBLOCK ... TIMEOUT.
-    Timeout,
-    /// CLIENT UNBLOCK ... ERROR, or the connection is closing.
-    Error,
-}
-
 /// How a wait ended.
 #[derive(Debug)]
-pub enum Waited {
+pub(crate) enum Waited {
     /// A shard served the client from `key`.
     Served(Bytes, Served),
     /// Not served.
@@ -45,7 +37,7 @@ pub enum Waited {
 ///
 /// # Errors
 /// [`CmdError::Unavailable`] when a shard cannot be reached.
-pub async fn wait(
+pub(crate) async fn wait(
     s: &mut Session,
     keys: &[Bytes],
     wants: impl Fn(&Bytes, ShardId) -> Wants,

@@ -14,35 +14,44 @@ use bytes::BytesMut;
 use crate::config::OutputLimit;
 use crate::facade::Reply;
 
+/// Why a blocked client stopped waiting without being served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unblock {
+    /// Its timeout passed, or CLIENT UNBLOCK ... TIMEOUT.
+    Timeout,
+    /// CLIENT UNBLOCK ... ERROR, or the connection is closing.
+    Error,
+}
+
 /// One client connection, as CLIENT LIST shows it.
-pub struct Client {
+pub(crate) struct Client {
     /// The CLIENT ID.
-    pub id: u64,
+    pub(crate) id: u64,
     /// The peer's address.
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// The local address it connected to.
-    pub laddr: SocketAddr,
+    pub(crate) laddr: SocketAddr,
     /// The negotiated TLS version and cipher; `None` for plain TCP.
-    pub tls: Option<crate::facade::stream::TlsInfo>,
+    pub(crate) tls: Option<crate::facade::stream::TlsInfo>,
     /// The core (shard) that owns the connection.
-    pub core: usize,
+    pub(crate) core: usize,
     created: Instant,
     last_active: Cell<Instant>,
     /// CLIENT SETNAME.
-    pub name: RefCell<String>,
+    pub(crate) name: RefCell<String>,
     /// CLIENT SETINFO LIB-NAME / LIB-VER.
-    pub lib: RefCell<(String, String)>,
+    pub(crate) lib: RefCell<(String, String)>,
     /// Selected database.
-    pub db: Cell<usize>,
+    pub(crate) db: Cell<usize>,
     /// RESP version (2 or 3).
-    pub resp: Cell<u8>,
+    pub(crate) resp: Cell<u8>,
     /// The last command's name.
-    pub last_cmd: Cell<&'static str>,
+    pub(crate) last_cmd: Cell<&'static str>,
     /// Bytes waiting in the query buffer.
-    pub qbuf: Cell<usize>,
+    pub(crate) qbuf: Cell<usize>,
     /// Bytes rustls holds for this client (unread plaintext, unsent records), as of its last
     /// exchange or stalled write.
-    pub tls_buffered: Cell<usize>,
+    pub(crate) tls_buffered: Cell<usize>,
     killed: Cell<bool>,
     waker: RefCell<Option<Waker>>,
     /// Encoded pub/sub messages waiting to be written.
@@ -51,15 +60,15 @@ pub struct Client {
     over_soft: Cell<Option<Instant>>,
     /// Whether the client is blocked (BLPOP and friends), and how CLIENT UNBLOCK released it.
     blocked: Cell<bool>,
-    unblocked: Cell<Option<crate::engine::blocking::Unblock>>,
+    unblocked: Cell<Option<Unblock>>,
     /// Channels and patterns subscribed (for CLIENT LIST and the subscribed-mode rules).
-    pub subscriptions: Cell<(usize, usize)>,
+    pub(crate) subscriptions: Cell<(usize, usize)>,
 }
 
 impl Client {
     /// A client that just connected.
     #[must_use]
-    pub fn new(
+    pub(crate) fn new(
         id: u64,
         addr: SocketAddr,
         laddr: SocketAddr,
@@ -93,18 +102,18 @@ impl Client {
     }
 
     /// Notes activity now (for `idle=` and `timeout`).
-    pub fn touch(&self) {
+    pub(crate) fn touch(&self) {
         self.last_active.set(Instant::now());
     }
 
     /// Seconds since the last command.
     #[must_use]
-    pub fn idle_secs(&self) -> u64 {
+    pub(crate) fn idle_secs(&self) -> u64 {
         self.last_active.get().elapsed().as_secs()
     }
 
     /// Asks the connection to close (CLIENT KILL, shutdown): it wakes from its read and ends.
-    pub fn kill(&self) {
+    pub(crate) fn kill(&self) {
         self.killed.set(true);
         if let Some(w) = self.waker.borrow_mut().take() {
             w.wake();
@@ -113,14 +122,14 @@ impl Client {
 
     /// Whether the connection was asked to close.
     #[must_use]
-    pub fn is_killed(&self) -> bool {
+    pub(crate) fn is_killed(&self) -> bool {
         self.killed.get()
     }
 
     /// Queues a push for this client (encoded in its protocol) and wakes its connection; a client
     /// whose backlog passes the output buffer limits is disconnected instead. Returns whether the
     /// push was queued.
-    pub fn push(&self, reply: &Reply, limit: OutputLimit) -> bool {
+    pub(crate) fn push(&self, reply: &Reply, limit: OutputLimit) -> bool {
         if self.is_killed() {
             return false;
         }
@@ -160,19 +169,19 @@ impl Client {
     }
 
     /// Marks the client blocked (or not), for CLIENT UNBLOCK and INFO.
-    pub fn set_blocked(&self, blocked: bool) {
+    pub(crate) fn set_blocked(&self, blocked: bool) {
         self.blocked.set(blocked);
         self.unblocked.set(None);
     }
 
     /// Whether the client is blocked.
     #[must_use]
-    pub fn is_blocked(&self) -> bool {
+    pub(crate) fn is_blocked(&self) -> bool {
         self.blocked.get()
     }
 
     /// CLIENT UNBLOCK: wakes a blocked client with `how`; whether it was blocked.
-    pub fn unblock(&self, how: crate::engine::blocking::Unblock) -> bool {
+    pub(crate) fn unblock(&self, how: Unblock) -> bool {
         if !self.blocked.get() {
             return false;
         }
@@ -184,13 +193,10 @@ impl Client {
     }
 
     /// Ready when a blocked client must stop waiting: unblocked, or its connection is closing.
-    pub fn poll_unblock(
-        &self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<crate::engine::blocking::Unblock> {
+    pub(crate) fn poll_unblock(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Unblock> {
         self.set_waker(cx.waker());
         if self.is_killed() {
-            return std::task::Poll::Ready(crate::engine::blocking::Unblock::Error);
+            return std::task::Poll::Ready(Unblock::Error);
         }
         match self.unblocked.get() {
             Some(how) => std::task::Poll::Ready(how),
@@ -200,12 +206,12 @@ impl Client {
 
     /// Whether pushes are waiting.
     #[must_use]
-    pub fn has_pushes(&self) -> bool {
+    pub(crate) fn has_pushes(&self) -> bool {
         !self.pushes.borrow().is_empty()
     }
 
     /// Moves the waiting pushes into `out`.
-    pub fn take_pushes(&self, out: &mut BytesMut) {
+    pub(crate) fn take_pushes(&self, out: &mut BytesMut) {
         let mut pushes = self.pushes.borrow_mut();
         out.extend_from_slice(&pushes);
         pushes.clear();
@@ -213,13 +219,13 @@ impl Client {
     }
 
     /// Registers the task to wake on [`Client::kill`].
-    pub fn set_waker(&self, waker: &Waker) {
+    pub(crate) fn set_waker(&self, waker: &Waker) {
         *self.waker.borrow_mut() = Some(waker.clone());
     }
 
     /// One CLIENT LIST line (without the trailing newline), in Redis 7's field order.
     #[must_use]
-    pub fn info_line(&self) -> String {
+    pub(crate) fn info_line(&self) -> String {
         let mut s = String::with_capacity(256);
         let (lib_name, lib_ver) = &*self.lib.borrow();
         let _ = write!(

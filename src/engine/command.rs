@@ -14,25 +14,25 @@ use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::router::Tx;
 use crate::engine::session::Session;
 use crate::engine::shard::ShardFn;
-use crate::engine::spec::{find_keys, Acl, Docs, Flags, KeyFlags, KeySpec, Legacy};
+use crate::engine::spec::{find_keys, Acl, Docs, Flags, KeyFlags, KeySpec, Legacy, Prefetch};
 use crate::storage::db::MemberRef;
 
 /// A command's reply, still to come.
-pub type Pending<'a> = Pin<Box<dyn Future<Output = CmdResult> + 'a>>;
+pub(crate) type Pending<'a> = Pin<Box<dyn Future<Output = CmdResult> + 'a>>;
 /// A command run by the connection's session (it may await other cores).
-pub type SessionFn = for<'a> fn(&'a mut Session, &'a [Bytes]) -> Pending<'a>;
+pub(crate) type SessionFn = for<'a> fn(&'a mut Session, &'a [Bytes]) -> Pending<'a>;
 /// A command that only reads the session and needs no ordering against shards (PING, ECHO).
-pub type InlineFn = fn(&Session, &[Bytes]) -> CmdResult;
+pub(crate) type InlineFn = fn(&Session, &[Bytes]) -> CmdResult;
 /// Finds a request's keys and their flags where the key specs cannot say (their flags vary
 /// with the arguments: SET with or without GET), as Redis's `getkeys_proc`.
-pub type GetKeysFn = fn(&[Bytes]) -> Vec<(usize, KeyFlags)>;
+pub(crate) type GetKeysFn = fn(&[Bytes]) -> Vec<(usize, KeyFlags)>;
 /// A keyed command's protocol across shards, inside a transaction holding every shard it
 /// touches (its own, or an EXEC's), in database `db`.
-pub type AcrossFn = for<'a> fn(&'a Tx, usize, &'a [Bytes]) -> Pending<'a>;
+pub(crate) type AcrossFn = for<'a> fn(&'a Tx, usize, &'a [Bytes]) -> Pending<'a>;
 
 /// How a command runs.
 #[derive(Clone, Copy)]
-pub enum Run {
+pub(crate) enum Run {
     /// On the shard that owns its keys; every key must live there (or it names one key).
     Shard(ShardFn),
     /// On each shard with that shard's keys, atomically across them; the replies merged.
@@ -49,7 +49,7 @@ pub enum Run {
 
 /// How the per-shard replies of a split command combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Merge {
+pub(crate) enum Merge {
     /// Integers add up (DEL, EXISTS).
     Sum,
     /// Array elements go back to their keys' positions (MGET).
@@ -58,62 +58,43 @@ pub enum Merge {
     AllOk,
 }
 
-/// Which member of a container a request names, for prefetching its slot in a pipelined batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prefetch {
-    /// None worth fetching.
-    Nothing,
-    /// The argument at this position (HSET's field, SADD's member).
-    Member(usize),
-    /// A scored member (ZADD key score member): the member and its score, when the request has
-    /// exactly `argc` arguments (no flags, one pair).
-    Scored {
-        /// The score's position.
-        score: usize,
-        /// The member's position.
-        member: usize,
-        /// The request's length for this to hold.
-        argc: usize,
-    },
-}
-
 /// One command (or subcommand).
-pub struct Command {
+pub(crate) struct Command {
     /// Its name, lowercase (a subcommand's own name).
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// `container|sub` for a subcommand, else the name (set by the registry).
-    pub full_name: String,
+    pub(crate) full_name: String,
     /// Redis arity: `n` exactly n arguments (name included), `-n` at least n.
-    pub arity: i32,
+    pub(crate) arity: i32,
     /// Its flags (with `movablekeys` derived from the key specs).
-    pub flags: Flags,
+    pub(crate) flags: Flags,
     /// Its ACL categories (with those its flags imply).
-    pub acl: Acl,
+    pub(crate) acl: Acl,
     /// Where its keys are and what it does with them.
-    pub keys: Vec<KeySpec>,
+    pub(crate) keys: Vec<KeySpec>,
     /// Redis's first/last/step, from the key specs.
-    pub legacy: Legacy,
+    pub(crate) legacy: Legacy,
     /// Hints for clients (`nondeterministic_output`, `request_policy:...`).
-    pub tips: &'static [&'static str],
+    pub(crate) tips: &'static [&'static str],
     /// COMMAND DOCS.
-    pub docs: Docs,
+    pub(crate) docs: Docs,
     /// A container's subcommands.
-    pub subcommands: Vec<Command>,
+    pub(crate) subcommands: Vec<Command>,
     /// How it runs.
-    pub run: Run,
+    pub(crate) run: Run,
     /// What a pipelined batch prefetches for it.
-    pub prefetch: Prefetch,
+    pub(crate) prefetch: Prefetch,
     /// Its keys with their flags, when the key specs' flags vary with the arguments.
-    pub getkeys: Option<GetKeysFn>,
+    pub(crate) getkeys: Option<GetKeysFn>,
     /// Runs at once even inside MULTI (MULTI, EXEC, DISCARD, WATCH, QUIT, RESET).
-    pub control: bool,
+    pub(crate) control: bool,
     /// A RESP2 client with subscriptions may run it.
-    pub when_subscribed: bool,
+    pub(crate) when_subscribed: bool,
     /// A session command that reaches every shard (KEYS, SCAN, FLUSHDB, DBSIZE): EXEC locks
     /// them all for it.
-    pub fan_out: bool,
+    pub(crate) fan_out: bool,
     /// Its index in the registry (for per-command statistics).
-    pub id: usize,
+    pub(crate) id: usize,
 }
 
 impl Command {
@@ -141,78 +122,78 @@ impl Command {
 
     /// A command run on the shard that owns its key(s).
     #[must_use]
-    pub fn shard(name: &'static str, arity: i32, run: ShardFn) -> Command {
+    pub(crate) fn shard(name: &'static str, arity: i32, run: ShardFn) -> Command {
         Command::new(name, arity, Run::Shard(run))
     }
 
     /// A command split per shard and merged.
     #[must_use]
-    pub fn split(name: &'static str, arity: i32, run: ShardFn, merge: Merge) -> Command {
+    pub(crate) fn split(name: &'static str, arity: i32, run: ShardFn, merge: Merge) -> Command {
         Command::new(name, arity, Run::Split(run, merge))
     }
 
     /// A command with a protocol of its own across shards.
     #[must_use]
-    pub fn across(name: &'static str, arity: i32, here: ShardFn, across: AcrossFn) -> Command {
+    pub(crate) fn across(name: &'static str, arity: i32, here: ShardFn, across: AcrossFn) -> Command {
         Command::new(name, arity, Run::Across(here, across))
     }
 
     /// A command the session runs.
     #[must_use]
-    pub fn session(name: &'static str, arity: i32, run: SessionFn) -> Command {
+    pub(crate) fn session(name: &'static str, arity: i32, run: SessionFn) -> Command {
         Command::new(name, arity, Run::Session(run))
     }
 
     /// A command the session answers at once.
     #[must_use]
-    pub fn inline(name: &'static str, arity: i32, run: InlineFn) -> Command {
+    pub(crate) fn inline(name: &'static str, arity: i32, run: InlineFn) -> Command {
         Command::new(name, arity, Run::Inline(run))
     }
 
     /// A container of subcommands.
     #[must_use]
-    pub fn container(name: &'static str, arity: i32, subcommands: Vec<Command>) -> Command {
+    pub(crate) fn container(name: &'static str, arity: i32, subcommands: Vec<Command>) -> Command {
         Command { subcommands, ..Command::new(name, arity, Run::Container) }
     }
 
     /// With these subcommands (COMMAND, which also runs by itself).
     #[must_use]
-    pub fn subcommands(mut self, subcommands: Vec<Command>) -> Command {
+    pub(crate) fn subcommands(mut self, subcommands: Vec<Command>) -> Command {
         self.subcommands = subcommands;
         self
     }
 
     /// With these flags.
     #[must_use]
-    pub fn flags(mut self, flags: Flags) -> Command {
+    pub(crate) fn flags(mut self, flags: Flags) -> Command {
         self.flags = flags;
         self
     }
 
     /// In these ACL categories (besides those the flags imply).
     #[must_use]
-    pub fn acl(mut self, acl: Acl) -> Command {
+    pub(crate) fn acl(mut self, acl: Acl) -> Command {
         self.acl = acl;
         self
     }
 
     /// With one more key spec.
     #[must_use]
-    pub fn key(mut self, spec: KeySpec) -> Command {
+    pub(crate) fn key(mut self, spec: KeySpec) -> Command {
         self.keys.push(spec);
         self
     }
 
     /// With tips for clients.
     #[must_use]
-    pub fn tips(mut self, tips: &'static [&'static str]) -> Command {
+    pub(crate) fn tips(mut self, tips: &'static [&'static str]) -> Command {
         self.tips = tips;
         self
     }
 
     /// Its documentation: group, version, complexity, summary.
     #[must_use]
-    pub fn docs(
+    pub(crate) fn docs(
         mut self,
         group: &'static str,
         since: &'static str,
@@ -225,63 +206,56 @@ impl Command {
 
     /// Its history of changes, by version.
     #[must_use]
-    pub fn history(mut self, history: &'static [(&'static str, &'static str)]) -> Command {
+    pub(crate) fn history(mut self, history: &'static [(&'static str, &'static str)]) -> Command {
         self.docs.history = history;
         self
     }
 
     /// Deprecated since `since`, replaced by `by`.
     #[must_use]
-    pub fn deprecated(mut self, since: &'static str, by: &'static str) -> Command {
+    pub(crate) fn deprecated(mut self, since: &'static str, by: &'static str) -> Command {
         self.docs.deprecated = Some((since, by));
-        self
-    }
-
-    /// A system command (Redis's `syscmd` doc flag).
-    #[must_use]
-    pub fn syscmd(mut self) -> Command {
-        self.docs.syscmd = true;
         self
     }
 
     /// With a member to prefetch in pipelined batches.
     #[must_use]
-    pub fn prefetch(mut self, prefetch: Prefetch) -> Command {
+    pub(crate) fn prefetch(mut self, prefetch: Prefetch) -> Command {
         self.prefetch = prefetch;
         self
     }
 
     /// With a procedure for its keys' flags (key specs marked `variable_flags`).
     #[must_use]
-    pub fn getkeys(mut self, getkeys: GetKeysFn) -> Command {
+    pub(crate) fn getkeys(mut self, getkeys: GetKeysFn) -> Command {
         self.getkeys = Some(getkeys);
         self
     }
 
     /// Runs at once even inside MULTI.
     #[must_use]
-    pub fn control(mut self) -> Command {
+    pub(crate) fn control(mut self) -> Command {
         self.control = true;
         self
     }
 
     /// Allowed to a RESP2 client with subscriptions.
     #[must_use]
-    pub fn when_subscribed(mut self) -> Command {
+    pub(crate) fn when_subscribed(mut self) -> Command {
         self.when_subscribed = true;
         self
     }
 
     /// Reaches every shard.
     #[must_use]
-    pub fn fan_out(mut self) -> Command {
+    pub(crate) fn fan_out(mut self) -> Command {
         self.fan_out = true;
         self
     }
 
     /// Whether `argc` arguments (name included) satisfy the arity.
     #[must_use]
-    pub fn arity_ok(&self, argc: usize) -> bool {
+    pub(crate) fn arity_ok(&self, argc: usize) -> bool {
         let argc = i64::try_from(argc).unwrap_or(i64::MAX);
         let arity = i64::from(self.arity);
         if arity >= 0 {
@@ -293,19 +267,13 @@ impl Command {
 
     /// The arity error for this command.
     #[must_use]
-    pub fn arity_error(&self) -> CmdError {
+    pub(crate) fn arity_error(&self) -> CmdError {
         CmdError::WrongArity(self.full_name.clone())
-    }
-
-    /// Whether the command writes.
-    #[must_use]
-    pub fn is_write(&self) -> bool {
-        self.flags.contains(crate::engine::spec::flag::WRITE)
     }
 
     /// The positions of the keys in `args`, in key-spec order. The common case, a plain range
     /// (`GET k`, `MSET k v k v`), costs no allocation.
-    pub fn key_positions(&self, args: &[Bytes]) -> Keys {
+    pub(crate) fn key_positions(&self, args: &[Bytes]) -> Keys {
         if self.legacy.movable {
             let found = find_keys(&self.keys, args).unwrap_or_default();
             return Keys::Listed(found.into_iter().map(|(p, _)| p).collect::<Vec<_>>().into_iter());
@@ -324,7 +292,7 @@ impl Command {
     /// The keys of `args` with what is done with each (COMMAND GETKEYSANDFLAGS); `None` when
     /// the arguments do not fit the key specs.
     #[must_use]
-    pub fn keys_and_flags(&self, args: &[Bytes]) -> Option<Vec<(usize, KeyFlags)>> {
+    pub(crate) fn keys_and_flags(&self, args: &[Bytes]) -> Option<Vec<(usize, KeyFlags)>> {
         match self.getkeys {
             Some(getkeys) => Some(getkeys(args)),
             None => find_keys(&self.keys, args),
@@ -333,26 +301,19 @@ impl Command {
 
     /// The member of a container `args` names, for prefetching.
     #[must_use]
-    pub fn member_of<'a>(&self, args: &'a [Bytes]) -> Option<MemberRef<'a>> {
-        match self.prefetch {
-            Prefetch::Nothing => None,
-            Prefetch::Member(at) => Some(MemberRef { key: args.get(1)?, member: args.get(at)?, score: None }),
-            Prefetch::Scored { score, member, argc } if args.len() == argc => {
-                Some(MemberRef { key: args.get(1)?, member: args.get(member)?, score: args.get(score) })
-            }
-            Prefetch::Scored { .. } => None,
-        }
+    pub(crate) fn member_of<'a>(&self, args: &'a [Bytes]) -> Option<MemberRef<'a>> {
+        self.prefetch.member_of(args)
     }
 
     /// The subcommand named `name` (any case).
     #[must_use]
-    pub fn subcommand(&self, name: &[u8]) -> Option<&Command> {
+    pub(crate) fn subcommand(&self, name: &[u8]) -> Option<&Command> {
         self.subcommands.iter().find(|c| name.eq_ignore_ascii_case(c.name.as_bytes()))
     }
 }
 
 /// A request's key positions.
-pub enum Keys {
+pub(crate) enum Keys {
     /// A plain range.
     Range(std::iter::StepBy<std::ops::Range<usize>>),
     /// Found by walking the key specs.
@@ -369,8 +330,27 @@ impl Iterator for Keys {
     }
 }
 
+/// The registry every core runs commands from: installed once at startup (the runtime installs
+/// the families' commands); empty until then, so that every request is an unknown command.
+static REGISTRY: std::sync::OnceLock<Commands> = std::sync::OnceLock::new();
+
+/// Installs `commands` as the registry, once; a second installation is refused and returns
+/// them.
+///
+/// # Errors
+/// The commands, when a registry is installed already.
+pub(crate) fn install(commands: Commands) -> Result<(), Commands> {
+    REGISTRY.set(commands)
+}
+
+/// The registry.
+#[must_use]
+pub(crate) fn registry() -> &'static Commands {
+    REGISTRY.get_or_init(|| Commands::new(Vec::new()))
+}
+
 /// Every command, by name; built once from the families' commands.
-pub struct Commands {
+pub(crate) struct Commands {
     top: Vec<Command>,
     by_name: AHashMap<&'static [u8], usize>,
     /// By id: the top-level index, and the subcommand's index within it.
@@ -384,7 +364,7 @@ impl Commands {
     /// When two commands share a name, or a name is not lowercase: a bug in a family's table,
     /// found at startup (and by the unit tests).
     #[must_use]
-    pub fn new(mut top: Vec<Command>) -> Commands {
+    pub(crate) fn new(mut top: Vec<Command>) -> Commands {
         let mut ids = Vec::new();
         let mut by_name = AHashMap::new();
         for (i, cmd) in top.iter_mut().enumerate() {
@@ -405,7 +385,7 @@ impl Commands {
 
     /// The top-level command named `name`, in any letter case.
     #[must_use]
-    pub fn get(&self, name: &[u8]) -> Option<&Command> {
+    pub(crate) fn get(&self, name: &[u8]) -> Option<&Command> {
         let mut lower = [0u8; 32];
         let lower = lower.get_mut(..name.len())?;
         lower.copy_from_slice(name);
@@ -418,7 +398,7 @@ impl Commands {
     ///
     /// # Errors
     /// Redis's unknown command or unknown subcommand error.
-    pub fn resolve(&self, args: &[Bytes]) -> Result<&Command, CmdError> {
+    pub(crate) fn resolve(&self, args: &[Bytes]) -> Result<&Command, CmdError> {
         let base = self.get(&args[0]).ok_or_else(|| CmdError::unknown_command(args))?;
         if base.subcommands.is_empty() || args.len() < 2 {
             return Ok(base);
@@ -433,7 +413,7 @@ impl Commands {
 
     /// The command (or subcommand) with id `id`.
     #[must_use]
-    pub fn by_id(&self, id: usize) -> Option<&Command> {
+    pub(crate) fn by_id(&self, id: usize) -> Option<&Command> {
         let &(top, sub) = self.ids.get(id)?;
         let cmd = &self.top[top];
         match sub {
@@ -444,18 +424,12 @@ impl Commands {
 
     /// How many commands and subcommands there are (ids are below this).
     #[must_use]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.ids.len()
     }
 
-    /// Whether there are none.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
     /// The top-level commands.
-    pub fn iter(&self) -> impl Iterator<Item = &Command> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Command> {
         self.top.iter()
     }
 }

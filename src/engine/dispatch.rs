@@ -31,7 +31,7 @@ impl Session {
         args: &[Bytes],
         known: Option<&'static Command>,
     ) -> Result<&'static Command, CmdError> {
-        let commands = self.core.commands;
+        let commands = crate::engine::command::registry();
         let checked = (|| {
             let cmd = match known {
                 Some(cmd) => cmd,
@@ -68,7 +68,7 @@ impl Session {
         };
         self.client.last_cmd.set(&cmd.full_name);
         if let (Some(multi), false) = (self.multi.as_mut(), cmd.control) {
-            multi.queued.push((cmd, args));
+            multi.queued.push((cmd.id, args));
             return self.pipeline.slots.push(Some(Reply::status("QUEUED")));
         }
         match cmd.run {
@@ -76,7 +76,10 @@ impl Session {
             Run::Inline(f) => self.pipeline.slots.push(Some(f(self, &args).unwrap_or_else(Reply::from))),
             Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _) => {
                 match plan(cmd, &args, &self.core.router) {
-                    Ok(Plan::Shard(shard)) => self.queue(shard, ShardCmd { cmd, run, db: self.db, args }),
+                    Ok(Plan::Shard(shard)) => self.queue(
+                        shard,
+                        ShardCmd { id: cmd.id, prefetch: cmd.prefetch, run, db: self.db, args },
+                    ),
                     Ok(planned) => {
                         self.settle(out).await;
                         // Boxed: a rare path whose large future must not size every idle connection.
@@ -97,7 +100,7 @@ impl Session {
 
     /// Runs one command now, wherever [`plan`] says: a command the pipeline could not batch,
     /// and every command of an EXEC (through its transaction).
-    pub async fn run_command(&mut self, cmd: &'static Command, args: &[Bytes]) -> Reply {
+    pub(crate) async fn run_command(&mut self, cmd: &'static Command, args: &[Bytes]) -> Reply {
         if let Run::Session(f) = cmd.run {
             return Box::pin(f(self, args)).await.unwrap_or_else(Reply::from);
         }
@@ -115,7 +118,7 @@ impl Session {
         let db = self.db;
         let result: CmdResult = match (planned, cmd.run) {
             (Plan::Shard(shard), Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _)) => {
-                let shard_cmd = ShardCmd { cmd, run, db, args: args.to_vec() };
+                let shard_cmd = ShardCmd { id: cmd.id, prefetch: cmd.prefetch, run, db, args: args.to_vec() };
                 return self
                     .run_on(shard, move |sh: &mut Shard| sh.exec(&shard_cmd))
                     .await
@@ -162,7 +165,7 @@ impl Session {
                 for &p in positions {
                     sub.extend_from_slice(&args[p..(p + step).min(args.len())]);
                 }
-                let cmd = ShardCmd { cmd, run, db, args: sub };
+                let cmd = ShardCmd { id: cmd.id, prefetch: cmd.prefetch, run, db, args: sub };
                 (s, move |shard: &mut Shard| shard.exec(&cmd))
             })
             .collect();
@@ -199,7 +202,7 @@ impl Session {
                 let hop = router.run(ShardId(s), None, move |shard: &mut Shard| {
                     if let [(_, first), _, ..] = &batch[..] {
                         shard.prefetch(first.db, batch.iter().filter_map(|(_, cmd)| cmd.args.get(1)));
-                        let members = batch.iter().filter_map(|(_, c)| c.cmd.member_of(&c.args));
+                        let members = batch.iter().filter_map(|(_, c)| c.prefetch.member_of(&c.args));
                         shard.prefetch_members(first.db, members);
                     }
                     batch.into_iter().map(|(_, cmd)| shard.exec(&cmd)).collect::<Vec<_>>()
@@ -285,7 +288,7 @@ impl Service for Session {
         let router = self.core.router.clone();
         router.try_local(Shard::tick);
         let n = requests.len() as u64;
-        let commands = self.core.commands;
+        let commands = crate::engine::command::registry();
         // A pipelined batch looks its commands up once, for its prefetch and its dispatch.
         let known: Vec<Option<&'static Command>> = if requests.len() > 1 {
             let known: Vec<_> = requests.iter().map(|args| commands.resolve(args).ok()).collect();

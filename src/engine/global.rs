@@ -11,29 +11,29 @@ use crate::config::{Config, ConfigError};
 
 /// One executor: its shard index and the cpu it is pinned to.
 #[derive(Debug, Clone, Copy)]
-pub struct CoreInfo {
+pub(crate) struct CoreInfo {
     /// The shard (and executor) index.
-    pub shard: usize,
+    pub(crate) shard: usize,
     /// The cpu it runs on.
-    pub cpu: usize,
+    pub(crate) cpu: usize,
 }
 
 /// What runs after a CONFIG SET commits (installing a TLS configuration built beforehand).
-pub type Commit = Box<dyn FnOnce() + Send>;
+pub(crate) type Commit = Box<dyn FnOnce() + Send>;
 
 /// Checks a CONFIG SET (old, new) against the running server before it commits: can the new
 /// ports be bound, do the TLS files and policies build? Returns what to do once it commits, or
 /// why it must not. Installed by the runtime, which knows sockets and TLS; the server does not.
-pub type Reconfigure = dyn Fn(&Config, &Config) -> Result<Commit, String> + Send + Sync;
+pub(crate) type Reconfigure = dyn Fn(&Config, &Config) -> Result<Commit, String> + Send + Sync;
 
 /// Process-wide state.
-pub struct Global {
+pub(crate) struct Global {
     reconfigure: OnceLock<Box<Reconfigure>>,
     listen_generation: AtomicU64,
     /// The listen generation each core has bound, by core.
     bound: Vec<AtomicU64>,
     /// The TLS configuration new handshakes use, shared by every core.
-    pub tls: Arc<crate::facade::tls::TlsSlot>,
+    pub(crate) tls: Arc<crate::facade::tls::TlsSlot>,
     config: RwLock<Arc<Config>>,
     config_version: AtomicU64,
     next_client_id: AtomicU64,
@@ -41,28 +41,28 @@ pub struct Global {
     max_bulk: AtomicU64,
     shutdown: AtomicBool,
     /// When the server started.
-    pub started: Instant,
+    pub(crate) started: Instant,
     /// The same, in Unix seconds.
-    pub started_unix: u64,
+    pub(crate) started_unix: u64,
     /// The executors.
-    pub cores: Vec<CoreInfo>,
+    pub(crate) cores: Vec<CoreInfo>,
     /// Random 40-hex-digit run id, as INFO shows it.
-    pub run_id: String,
+    pub(crate) run_id: String,
 }
 
 impl Global {
     /// Shared state for a server with `config` running on `cores`.
     #[must_use]
-    pub fn new(config: Config, cores: Vec<CoreInfo>, tls: Arc<crate::facade::tls::TlsSlot>) -> Global {
-        let seed = crate::storage::rng::splitmix(
+    pub(crate) fn new(config: Config, cores: Vec<CoreInfo>, tls: Arc<crate::facade::tls::TlsSlot>) -> Global {
+        let seed = crate::num::splitmix(
             SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
                 ^ u64::from(std::process::id()),
         );
         let run_id = format!(
             "{:016x}{:016x}{:08x}",
             seed,
-            crate::storage::rng::splitmix(seed),
-            crate::storage::rng::splitmix(seed ^ 1) as u32
+            crate::num::splitmix(seed),
+            crate::num::splitmix(seed ^ 1) as u32
         );
         let max_bulk = config.proto_max_bulk_len.0;
         Global {
@@ -77,7 +77,7 @@ impl Global {
             max_bulk: AtomicU64::new(max_bulk),
             shutdown: AtomicBool::new(false),
             started: Instant::now(),
-            started_unix: crate::engine::shard::now_ms() / 1000,
+            started_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             cores,
             run_id,
         }
@@ -85,24 +85,24 @@ impl Global {
 
     /// The current configuration.
     #[must_use]
-    pub fn config(&self) -> Arc<Config> {
+    pub(crate) fn config(&self) -> Arc<Config> {
         self.config.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Bumped by every CONFIG SET; cores compare it with their cached copy.
     #[must_use]
-    pub fn config_version(&self) -> u64 {
+    pub(crate) fn config_version(&self) -> u64 {
         self.config_version.load(Ordering::Acquire)
     }
 
     /// Installs the check every CONFIG SET passes before it commits (once, at startup).
-    pub fn set_reconfigure(&self, hook: Box<Reconfigure>) {
+    pub(crate) fn set_reconfigure(&self, hook: Box<Reconfigure>) {
         let _ = self.reconfigure.set(hook);
     }
 
     /// CONFIG SET: applies all pairs atomically, or none. A change of listeners bumps
     /// [`Global::listen_generation`]; a TLS change installs a new configuration on every core.
-    pub fn set_config(&self, pairs: &[(String, String)]) -> Result<(), ConfigError> {
+    pub(crate) fn set_config(&self, pairs: &[(String, String)]) -> Result<(), ConfigError> {
         let mut guard = self.config.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut next = (**guard).clone();
         next.set(pairs)?;
@@ -126,12 +126,12 @@ impl Global {
 
     /// Bumped when the listening addresses change; each core then rebinds.
     #[must_use]
-    pub fn listen_generation(&self) -> u64 {
+    pub(crate) fn listen_generation(&self) -> u64 {
         self.listen_generation.load(Ordering::Acquire)
     }
 
     /// Core `core` now listens as listen generation `generation` asks.
-    pub fn note_bound(&self, core: usize, generation: u64) {
+    pub(crate) fn note_bound(&self, core: usize, generation: u64) {
         if let Some(b) = self.bound.get(core) {
             b.store(generation, Ordering::Release);
         }
@@ -139,30 +139,30 @@ impl Global {
 
     /// Whether every core listens as listen generation `generation` (or a later one) asks.
     #[must_use]
-    pub fn all_bound(&self, generation: u64) -> bool {
+    pub(crate) fn all_bound(&self, generation: u64) -> bool {
         self.bound.iter().all(|b| b.load(Ordering::Acquire) >= generation)
     }
 
     /// `proto-max-bulk-len` now: shards read it per command, so CONFIG SET reaches every core.
     #[must_use]
-    pub fn max_bulk(&self) -> u64 {
+    pub(crate) fn max_bulk(&self) -> u64 {
         self.max_bulk.load(Ordering::Relaxed)
     }
 
     /// A new, never reused client id.
     #[must_use]
-    pub fn next_client_id(&self) -> u64 {
+    pub(crate) fn next_client_id(&self) -> u64 {
         self.next_client_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Clients connected on every core (for `maxclients`).
     #[must_use]
-    pub fn clients(&self) -> u64 {
+    pub(crate) fn clients(&self) -> u64 {
         self.clients.load(Ordering::Relaxed)
     }
 
     /// Notes a client connecting (`+1`) or leaving (`-1`).
-    pub fn client_connected(&self, delta: i64) {
+    pub(crate) fn client_connected(&self, delta: i64) {
         if delta >= 0 {
             self.clients.fetch_add(delta as u64, Ordering::Relaxed);
         } else {
@@ -171,13 +171,13 @@ impl Global {
     }
 
     /// Asks every core to stop (SIGTERM, SIGINT, SHUTDOWN).
-    pub fn request_shutdown(&self) {
+    pub(crate) fn request_shutdown(&self) {
         self.shutdown.store(true, Ordering::Release);
     }
 
     /// Whether shutdown was asked for.
     #[must_use]
-    pub fn shutting_down(&self) -> bool {
+    pub(crate) fn shutting_down(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
     }
 }

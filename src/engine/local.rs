@@ -11,43 +11,43 @@ use crate::engine::pubsub::Registry;
 
 /// Counters a core keeps for INFO; summed across cores on demand.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct CoreStats {
+pub(crate) struct CoreStats {
     /// Connections accepted.
-    pub connections: u64,
+    pub(crate) connections: u64,
     /// Connections refused by `maxclients`.
-    pub rejected: u64,
+    pub(crate) rejected: u64,
     /// Commands processed.
-    pub commands: u64,
+    pub(crate) commands: u64,
     /// Bytes read from clients (after TLS).
-    pub net_in: u64,
+    pub(crate) net_in: u64,
     /// Bytes written to clients (before TLS).
-    pub net_out: u64,
+    pub(crate) net_out: u64,
     /// Clients connected now.
-    pub clients: u64,
+    pub(crate) clients: u64,
     /// TLS handshakes completed.
-    pub tls_handshakes: u64,
+    pub(crate) tls_handshakes: u64,
     /// TLS handshakes that failed (bad certificate, plaintext on the TLS port, timeout).
-    pub tls_handshake_failures: u64,
+    pub(crate) tls_handshake_failures: u64,
     /// TLS handshakes that resumed a session (ticket or cache) instead of a full handshake.
-    pub tls_resumed: u64,
+    pub(crate) tls_resumed: u64,
     /// TLS clients connected now.
-    pub tls_clients: u64,
+    pub(crate) tls_clients: u64,
 }
 
 /// One core's clients, subscribers and counters.
 #[derive(Default)]
-pub struct Local {
+pub(crate) struct Local {
     /// The clients connected to this core, by id.
-    pub clients: RefCell<BTreeMap<u64, Rc<Client>>>,
+    pub(crate) clients: RefCell<BTreeMap<u64, Rc<Client>>>,
     /// This core's pub/sub subscribers.
-    pub pubsub: RefCell<Registry>,
+    pub(crate) pubsub: RefCell<Registry>,
     /// This core's counters.
-    pub stats: RefCell<CoreStats>,
+    pub(crate) stats: RefCell<CoreStats>,
 }
 
 impl Local {
     /// Updates this core's counters.
-    pub fn count(&self, f: impl FnOnce(&mut CoreStats)) {
+    pub(crate) fn count(&self, f: impl FnOnce(&mut CoreStats)) {
         f(&mut self.stats.borrow_mut());
     }
 }

@@ -2,20 +2,20 @@
 //! sessions that coordinate commands, blocked clients and watched keys. Knows nothing of
 //! sockets or TLS, and no command family: commands reach it as [`command::Command`]s.
 
-pub mod blocking;
-pub mod client;
-pub mod command;
-pub mod core;
-pub mod dispatch;
-pub mod global;
-pub mod local;
-pub mod plan;
-pub mod pubsub;
-pub mod router;
-pub mod session;
-pub mod shard;
-pub mod slot;
-pub mod spec;
-pub mod transaction;
-pub mod waiters;
-pub mod watch;
+pub(crate) mod blocking;
+pub(crate) mod client;
+pub(crate) mod command;
+pub(crate) mod core;
+pub(crate) mod dispatch;
+pub(crate) mod global;
+pub(crate) mod local;
+pub(crate) mod plan;
+pub(crate) mod pubsub;
+pub(crate) mod router;
+pub(crate) mod session;
+pub(crate) mod shard;
+pub(crate) mod slot;
+pub(crate) mod spec;
+pub(crate) mod transaction;
+pub(crate) mod waiters;
+pub(crate) mod watch;

@@ -13,7 +13,7 @@ use crate::engine::slot::ShardId;
 
 /// Where and how a command runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
+pub(crate) enum Plan {
     /// On one shard: every key lives there (or it names none, and runs on this core's shard).
     Shard(ShardId),
     /// Split per shard (each shard's key positions, in request order), atomically across them,
@@ -29,7 +29,7 @@ pub enum Plan {
 impl Plan {
     /// The shards a transaction must hold to run it (EXEC locks these).
     #[must_use]
-    pub fn shards(&self) -> Vec<ShardId> {
+    pub(crate) fn shards(&self) -> Vec<ShardId> {
         match self {
             Plan::Shard(s) => vec![*s],
             Plan::Split(parts) => parts.keys().copied().collect(),
@@ -43,7 +43,7 @@ impl Plan {
 /// # Errors
 /// The arity error of a command whose keys come in groups (MSET's pairs) when the last group is
 /// incomplete: checked when it runs, as Redis does, so that inside MULTI only it fails.
-pub fn plan(cmd: &Command, args: &[Bytes], router: &Router) -> Result<Plan, CmdError> {
+pub(crate) fn plan(cmd: &Command, args: &[Bytes], router: &Router) -> Result<Plan, CmdError> {
     let legacy = cmd.legacy;
     if legacy.step > 1 && legacy.last < 0 && legacy.first > 0 {
         let argc = args.len() as i64;

@@ -14,21 +14,21 @@ use crate::glob;
 
 /// One core's subscribers.
 #[derive(Default)]
-pub struct Registry {
+pub(crate) struct Registry {
     /// Subscribers by channel.
-    pub channels: AHashMap<Bytes, Vec<Rc<Client>>>,
+    pub(crate) channels: AHashMap<Bytes, Vec<Rc<Client>>>,
     /// Pattern subscriptions.
-    pub patterns: Vec<(Bytes, Rc<Client>)>,
+    pub(crate) patterns: Vec<(Bytes, Rc<Client>)>,
 }
 
 impl Registry {
     /// Subscribes `client` to `channel`.
-    pub fn add_channel(&mut self, channel: &Bytes, client: &Rc<Client>) {
+    pub(crate) fn add_channel(&mut self, channel: &Bytes, client: &Rc<Client>) {
         self.channels.entry(channel.clone()).or_default().push(client.clone());
     }
 
     /// Unsubscribes client `id` from `channel`.
-    pub fn remove_channel(&mut self, channel: &[u8], id: u64) {
+    pub(crate) fn remove_channel(&mut self, channel: &[u8], id: u64) {
         if let Some(subs) = self.channels.get_mut(channel) {
             subs.retain(|c| c.id != id);
             if subs.is_empty() {
@@ -38,7 +38,7 @@ impl Registry {
     }
 
     /// Forgets every subscription of client `id` (unsubscribe-all, RESET, disconnect).
-    pub fn remove_client(&mut self, id: u64) {
+    pub(crate) fn remove_client(&mut self, id: u64) {
         self.channels.retain(|_, subs| {
             subs.retain(|c| c.id != id);
             !subs.is_empty()
@@ -47,7 +47,7 @@ impl Registry {
     }
 
     /// Delivers a message to this core's subscribers; returns how many received it.
-    pub fn publish(&self, channel: &Bytes, message: &Bytes, limit: OutputLimit) -> i64 {
+    pub(crate) fn publish(&self, channel: &Bytes, message: &Bytes, limit: OutputLimit) -> i64 {
         let mut n = 0;
         if let Some(subs) = self.channels.get(channel) {
             let push = Reply::Push(vec![
@@ -72,12 +72,12 @@ impl Registry {
     }
 
     /// Adds a pattern subscription.
-    pub fn add_pattern(&mut self, pattern: &Bytes, client: &Rc<Client>) {
+    pub(crate) fn add_pattern(&mut self, pattern: &Bytes, client: &Rc<Client>) {
         self.patterns.push((pattern.clone(), client.clone()));
     }
 
     /// Removes client `id`'s subscription to `pattern`.
-    pub fn remove_pattern(&mut self, pattern: &[u8], id: u64) {
+    pub(crate) fn remove_pattern(&mut self, pattern: &[u8], id: u64) {
         self.patterns.retain(|(p, c)| !(c.id == id && p == pattern));
     }
 }

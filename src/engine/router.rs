@@ -22,17 +22,17 @@ use crate::engine::shard::{Ctx, Shard};
 use crate::engine::slot::{ShardId, Slot};
 
 /// Work for a shard: runs on its core, atomically with respect to every other hop.
-pub type Job = Box<dyn FnOnce(&mut Shard) + Send>;
+pub(crate) type Job = Box<dyn FnOnce(&mut Shard) + Send>;
 
 /// Work for a core's local state: runs on that core, at once.
-pub type CoreJob = Box<dyn FnOnce(&Local) + Send>;
+pub(crate) type CoreJob = Box<dyn FnOnce(&Local) + Send>;
 
 /// A multi-shard transaction's id, unique across cores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TxId(u64);
+pub(crate) struct TxId(u64);
 
 /// A message between cores.
-pub enum Hop {
+pub(crate) enum Hop {
     /// Run `job`; as part of transaction `tx` when it is set, then release the gate if `unlock`.
     Run {
         /// The transaction the job belongs to, if any.
@@ -65,7 +65,7 @@ pub enum Hop {
 /// The shard could not be reached: its core is shutting down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("shard {0} is unavailable")]
-pub struct Unavailable(pub usize);
+pub(crate) struct Unavailable(pub(crate) usize);
 
 /// The local shard and its gate, and the core's local state.
 struct Host {
@@ -145,7 +145,7 @@ impl Host {
 }
 
 /// Routes work to shards; one per core, shared by that core's connections.
-pub struct Router {
+pub(crate) struct Router {
     me: ShardId,
     shards: usize,
     host: Rc<Host>,
@@ -157,7 +157,7 @@ impl Router {
     /// The router of core `me` of `shards`, hosting `shard` and `local`, with the mesh to its
     /// peers (none when alone); starts the tasks that admit their hops.
     #[must_use]
-    pub fn new(
+    pub(crate) fn new(
         me: ShardId,
         shards: usize,
         shard: Shard,
@@ -187,44 +187,44 @@ impl Router {
 
     /// This core's shard.
     #[must_use]
-    pub fn local(&self) -> ShardId {
+    pub(crate) fn local(&self) -> ShardId {
         self.me
     }
 
     /// This core's local state (clients, subscribers, counters).
     #[must_use]
-    pub fn local_state(&self) -> &Rc<Local> {
+    pub(crate) fn local_state(&self) -> &Rc<Local> {
         &self.host.local
     }
 
     /// How many shards there are.
     #[must_use]
-    pub fn shards(&self) -> usize {
+    pub(crate) fn shards(&self) -> usize {
         self.shards
     }
 
     /// The shard owning `key`.
     #[must_use]
-    pub fn shard_of(&self, key: &[u8]) -> ShardId {
+    pub(crate) fn shard_of(&self, key: &[u8]) -> ShardId {
         Slot::of(key).shard(self.shards)
     }
 
     /// Where a command naming `keys` runs: the first key's shard, or this core's when it names
     /// none (a bad key count, which the command itself reports); and whether every key lives
     /// there. Every path that runs a keyed command, and EXEC choosing what to lock, asks this.
-    pub fn placement<'a>(&self, mut keys: impl Iterator<Item = &'a [u8]>) -> (ShardId, bool) {
+    pub(crate) fn placement<'a>(&self, mut keys: impl Iterator<Item = &'a [u8]>) -> (ShardId, bool) {
         let shard = keys.next().map_or(self.me, |k| self.shard_of(k));
         (shard, keys.all(|k| self.shard_of(k) == shard))
     }
 
     /// Runs `f` on the local shard now if its gate is open. The caller ticks the shard's clock
     /// (once per batch: see [`Shard::tick`]).
-    pub fn try_local<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> Option<R> {
+    pub(crate) fn try_local<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> Option<R> {
         self.host.open().then(|| f(&mut self.host.shard.borrow_mut()))
     }
 
     /// Runs `f` on core `core`'s local state and returns its result; this core's at once.
-    pub async fn on_core<R, F>(&self, core: ShardId, f: F) -> Result<R, Unavailable>
+    pub(crate) async fn on_core<R, F>(&self, core: ShardId, f: F) -> Result<R, Unavailable>
     where
         R: Send + 'static,
         F: FnOnce(&Local) -> R + Send + 'static,
@@ -241,7 +241,7 @@ impl Router {
     }
 
     /// Runs `f` on every core's local state, concurrently; results in core order.
-    pub async fn each_core<R, F>(&self, f: F) -> Result<Vec<R>, Unavailable>
+    pub(crate) async fn each_core<R, F>(&self, f: F) -> Result<Vec<R>, Unavailable>
     where
         R: Send + 'static,
         F: Fn(&Local) -> R + Clone + Send + 'static,
@@ -251,7 +251,7 @@ impl Router {
     }
 
     /// Runs `f` on `shard` and returns its result. Local work with an open gate runs inline.
-    pub async fn run<R, F>(&self, shard: ShardId, tx: Option<TxId>, f: F) -> Result<R, Unavailable>
+    pub(crate) async fn run<R, F>(&self, shard: ShardId, tx: Option<TxId>, f: F) -> Result<R, Unavailable>
     where
         R: Send + 'static,
         F: FnOnce(&mut Shard) -> R + Send + 'static,
@@ -306,7 +306,10 @@ impl Router {
     /// (one message, no round trip with the gate held); only once it has run do the others run
     /// theirs and release. (Releasing them earlier would let a reader take them and reach the
     /// last shard before this job does.) Results follow `work`'s order.
-    pub async fn atomically<R, F>(self: &Rc<Self>, mut work: Vec<(ShardId, F)>) -> Vec<Result<R, Unavailable>>
+    pub(crate) async fn atomically<R, F>(
+        self: &Rc<Self>,
+        mut work: Vec<(ShardId, F)>,
+    ) -> Vec<Result<R, Unavailable>>
     where
         R: Send + 'static,
         F: FnOnce(&mut Shard) -> R + Send + 'static,
@@ -334,7 +337,7 @@ impl Router {
     }
 
     /// Locks `shards` (sorted, distinct) for a new transaction, in order, and returns it.
-    pub async fn begin(self: &Rc<Self>, shards: Vec<ShardId>) -> Result<Tx, Unavailable> {
+    pub(crate) async fn begin(self: &Rc<Self>, shards: Vec<ShardId>) -> Result<Tx, Unavailable> {
         debug_assert!(shards.windows(2).all(|w| w[0] < w[1]));
         let n = self.next_tx.get();
         self.next_tx.set(n + 1);
@@ -356,7 +359,7 @@ impl Router {
 /// A multi-shard transaction holding the gates of its shards. End it with [`Tx::finish`];
 /// dropping it unfinished releases the gates from a background task.
 #[must_use]
-pub struct Tx {
+pub(crate) struct Tx {
     id: TxId,
     router: Rc<Router>,
     locked: Vec<ShardId>,
@@ -365,12 +368,12 @@ pub struct Tx {
 impl Tx {
     /// The locked shards, in order.
     #[must_use]
-    pub fn shards(&self) -> &[ShardId] {
+    pub(crate) fn shards(&self) -> &[ShardId] {
         &self.locked
     }
 
     /// Runs `f` on one of the transaction's shards, keeping the gate.
-    pub async fn run<R, F>(&self, shard: ShardId, f: F) -> Result<R, Unavailable>
+    pub(crate) async fn run<R, F>(&self, shard: ShardId, f: F) -> Result<R, Unavailable>
     where
         R: Send + 'static,
         F: FnOnce(&mut Shard) -> R + Send + 'static,
@@ -386,13 +389,13 @@ impl Tx {
 
     /// The shard owning `key`.
     #[must_use]
-    pub fn shard_of(&self, key: &[u8]) -> ShardId {
+    pub(crate) fn shard_of(&self, key: &[u8]) -> ShardId {
         self.router.shard_of(key)
     }
 
     /// Runs `f` against database `db` of `shard` inside this transaction (the shard must be
     /// one it holds); an unreachable shard is [`CmdError::Unavailable`].
-    pub async fn on<T, F>(&self, shard: ShardId, db: usize, f: F) -> Result<T, CmdError>
+    pub(crate) async fn on<T, F>(&self, shard: ShardId, db: usize, f: F) -> Result<T, CmdError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Ctx<'_>) -> Result<T, CmdError> + Send + 'static,
@@ -404,13 +407,13 @@ impl Tx {
     }
 
     /// Releases every gate, with no more work.
-    pub async fn release(self) {
+    pub(crate) async fn release(self) {
         let _ = self.finish(Vec::<(ShardId, fn(&mut Shard))>::new()).await;
     }
 
     /// Runs each `(shard, f)` as that shard's last hop, releasing its gate in the same hop, and
     /// releases the gates of the other shards; all concurrently. Results follow `work`'s order.
-    pub async fn finish<R, F>(mut self, work: Vec<(ShardId, F)>) -> Vec<Result<R, Unavailable>>
+    pub(crate) async fn finish<R, F>(mut self, work: Vec<(ShardId, F)>) -> Vec<Result<R, Unavailable>>
     where
         R: Send + 'static,
         F: FnOnce(&mut Shard) -> R + Send + 'static,

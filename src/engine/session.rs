@@ -9,7 +9,6 @@ use bytes::Bytes;
 
 use crate::cmd::error::CmdError;
 use crate::engine::client::Client;
-use crate::engine::command::Command;
 use crate::engine::core::Core;
 use crate::engine::router::{Tx, Unavailable};
 use crate::engine::shard::{Ctx, Shard, ShardCmd};
@@ -19,56 +18,56 @@ use crate::facade::Reply;
 
 /// What MULTI has queued.
 #[derive(Default)]
-pub struct Multi {
-    /// The queued commands (checked when queued), in order.
-    pub queued: Vec<(&'static Command, Vec<Bytes>)>,
+pub(crate) struct Multi {
+    /// The queued commands (checked when queued: their registry ids), in order.
+    pub(crate) queued: Vec<(usize, Vec<Bytes>)>,
     /// A request failed to queue: EXEC must answer EXECABORT.
-    pub failed: bool,
+    pub(crate) failed: bool,
 }
 
 /// The requests of a pipelined read that are still to run or to reply.
 #[derive(Default)]
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     /// Per shard: commands waiting to be sent, with the reply slot each fills.
-    pub batches: Vec<Vec<(usize, ShardCmd)>>,
+    pub(crate) batches: Vec<Vec<(usize, ShardCmd)>>,
     /// Replies in request order; `None` while its shard has not answered.
-    pub slots: Vec<Option<Reply>>,
+    pub(crate) slots: Vec<Option<Reply>>,
 }
 
 /// One client's session on its core.
-pub struct Session {
+pub(crate) struct Session {
     /// The core's context.
-    pub core: Rc<Core>,
+    pub(crate) core: Rc<Core>,
     /// What CLIENT LIST shows of this client.
-    pub client: Rc<Client>,
+    pub(crate) client: Rc<Client>,
     /// The selected database.
-    pub db: usize,
+    pub(crate) db: usize,
     /// Whether the client speaks RESP3.
-    pub resp3: bool,
+    pub(crate) resp3: bool,
     /// Whether the client has authenticated (always, when there is no password).
-    pub authed: bool,
+    pub(crate) authed: bool,
     /// Set by QUIT, SHUTDOWN and CLIENT KILL of itself: close after this batch's replies.
-    pub closing: bool,
+    pub(crate) closing: bool,
     /// Commands queued since MULTI, and whether one of them failed to queue.
-    pub multi: Option<Multi>,
+    pub(crate) multi: Option<Multi>,
     /// The transaction an EXEC is running; hops go through it while it is set.
-    pub exec_tx: Option<Rc<Tx>>,
+    pub(crate) exec_tx: Option<Rc<Tx>>,
     /// Set by a shard when a key this client WATCHes is modified.
-    pub watch_flag: WatchFlag,
+    pub(crate) watch_flag: WatchFlag,
     /// The WATCHed keys, with their database.
-    pub watched: Vec<(usize, Bytes)>,
+    pub(crate) watched: Vec<(usize, Bytes)>,
     /// Subscribed channels.
-    pub channels: BTreeSet<Bytes>,
+    pub(crate) channels: BTreeSet<Bytes>,
     /// Subscribed patterns.
-    pub patterns: BTreeSet<Bytes>,
+    pub(crate) patterns: BTreeSet<Bytes>,
     /// The pipelined read being run.
-    pub pipeline: Pipeline,
+    pub(crate) pipeline: Pipeline,
 }
 
 impl Session {
     /// A new session for `client` on `core`.
     #[must_use]
-    pub fn new(core: Rc<Core>, client: Rc<Client>) -> Session {
+    pub(crate) fn new(core: Rc<Core>, client: Rc<Client>) -> Session {
         let shards = core.router.shards();
         let authed = core.config().requirepass.is_empty();
         Session {
@@ -90,24 +89,24 @@ impl Session {
 
     /// Whether the client has any channel or pattern subscription.
     #[must_use]
-    pub fn subscribed(&self) -> bool {
+    pub(crate) fn subscribed(&self) -> bool {
         !self.channels.is_empty() || !self.patterns.is_empty()
     }
 
     /// RESP2 clients with subscriptions may only run the pub/sub commands (Redis's rule).
     #[must_use]
-    pub fn subscribed_resp2(&self) -> bool {
+    pub(crate) fn subscribed_resp2(&self) -> bool {
         !self.resp3 && self.subscribed()
     }
 
     /// Whether an EXEC is running this session's commands.
     #[must_use]
-    pub fn in_exec(&self) -> bool {
+    pub(crate) fn in_exec(&self) -> bool {
         self.exec_tx.is_some()
     }
 
     /// Runs `f` on `shard`: through the running EXEC's transaction if there is one.
-    pub async fn run_on<R, F>(&self, shard: ShardId, f: F) -> Result<R, Unavailable>
+    pub(crate) async fn run_on<R, F>(&self, shard: ShardId, f: F) -> Result<R, Unavailable>
     where
         R: Send + 'static,
         F: FnOnce(&mut Shard) -> R + Send + 'static,
@@ -119,7 +118,7 @@ impl Session {
     }
 
     /// Runs `f` against the selected database of `shard` (through the running EXEC, if any).
-    pub async fn on_db<R, F>(&self, shard: ShardId, f: F) -> Result<R, CmdError>
+    pub(crate) async fn on_db<R, F>(&self, shard: ShardId, f: F) -> Result<R, CmdError>
     where
         R: Send + 'static,
         F: FnOnce(&mut Ctx<'_>) -> Result<R, CmdError> + Send + 'static,
@@ -132,7 +131,7 @@ impl Session {
     }
 
     /// Runs `f` on every shard concurrently, without locking; results in shard order.
-    pub async fn each_shard<R, F>(&self, f: F) -> Result<Vec<R>, CmdError>
+    pub(crate) async fn each_shard<R, F>(&self, f: F) -> Result<Vec<R>, CmdError>
     where
         R: Send + 'static,
         F: Fn(&mut Shard) -> R + Clone + Send + 'static,
@@ -150,7 +149,7 @@ impl Session {
     /// running EXEC's, which holds them already, if there is one). The typed operations of the
     /// families (LMPOP's, LMOVE's, ...) reach their keys this way, wherever they are called
     /// from: a command, a blocked client's retry, EXEC.
-    pub async fn over_keys<R, H, A>(&self, keys: &[Bytes], here: H, across: A) -> Result<R, CmdError>
+    pub(crate) async fn over_keys<R, H, A>(&self, keys: &[Bytes], here: H, across: A) -> Result<R, CmdError>
     where
         R: Send + 'static,
         H: FnOnce(&mut Ctx<'_>) -> Result<R, CmdError> + Send + 'static,
@@ -172,7 +171,7 @@ impl Session {
     }
 
     /// UNWATCH, and the end of every EXEC or DISCARD: forgets the keys and starts a fresh flag.
-    pub async fn unwatch_all(&mut self) {
+    pub(crate) async fn unwatch_all(&mut self) {
         let watched = std::mem::take(&mut self.watched);
         let flag = std::mem::take(&mut self.watch_flag);
         let router = self.core.router.clone();
@@ -184,7 +183,7 @@ impl Session {
     }
 
     /// Drops every subscription (RESET, disconnect).
-    pub fn unsubscribe_all(&mut self) {
+    pub(crate) fn unsubscribe_all(&mut self) {
         if !self.subscribed() {
             return;
         }

@@ -11,9 +11,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::cmd::error::{CmdError, CmdResult};
-use crate::engine::command::Command;
 use crate::engine::global::Global;
 use crate::engine::slot::ShardId;
+use crate::engine::spec::Prefetch;
 use crate::engine::waiters::{Waiter, Waiters};
 use crate::engine::watch::{WatchFlag, Watches};
 use crate::facade::Reply;
@@ -21,15 +21,15 @@ use crate::storage::db::{Db, DbStats, MemberRef};
 use crate::storage::rng::Rng;
 
 /// What a command executed on a shard sees: its database, the time, and limits.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     /// The client's selected database on this shard.
-    pub db: &'a mut Db,
+    pub(crate) db: &'a mut Db,
     /// Unix time in milliseconds, read once per command.
-    pub now: u64,
+    pub(crate) now: u64,
     /// `proto-max-bulk-len`: the largest string a command may build.
-    pub max_bulk: u64,
+    pub(crate) max_bulk: u64,
     /// The shard's random generator (sampling commands, RANDOMKEY).
-    pub rng: &'a mut Rng,
+    pub(crate) rng: &'a mut Rng,
     /// The shard's other databases, before and after the selected one (COPY ... DB).
     others: (&'a mut [Db], &'a mut [Db]),
 }
@@ -44,18 +44,18 @@ impl<'a> Ctx<'a> {
 
     /// How many databases the shard has.
     #[must_use]
-    pub fn databases(&self) -> usize {
+    pub(crate) fn databases(&self) -> usize {
         self.others.0.len() + 1 + self.others.1.len()
     }
 
     /// The selected database's index.
     #[must_use]
-    pub fn index(&self) -> usize {
+    pub(crate) fn index(&self) -> usize {
         self.others.0.len()
     }
 
     /// Database `i` of the shard, which may be the selected one.
-    pub fn db_at(&mut self, i: usize) -> Option<&mut Db> {
+    pub(crate) fn db_at(&mut self, i: usize) -> Option<&mut Db> {
         let selected = self.index();
         match i.cmp(&selected) {
             std::cmp::Ordering::Less => self.others.0.get_mut(i),
@@ -66,18 +66,21 @@ impl<'a> Ctx<'a> {
 }
 
 /// A command body that runs on the shard owning its keys; `args[0]` is the command name.
-pub type ShardFn = fn(&mut Ctx<'_>, &[Bytes]) -> CmdResult;
+pub(crate) type ShardFn = fn(&mut Ctx<'_>, &[Bytes]) -> CmdResult;
 
-/// A command bound for a shard: the command, its body, the database and the arguments.
-pub struct ShardCmd {
-    /// The command.
-    pub cmd: &'static Command,
+/// A command bound for a shard: its body, the database and the arguments, and what the shard
+/// needs to know of the command (its id for statistics, its member for prefetching).
+pub(crate) struct ShardCmd {
+    /// The command's id in the registry.
+    pub(crate) id: usize,
+    /// What a pipelined batch prefetches for it.
+    pub(crate) prefetch: Prefetch,
     /// Its body (a split command's part).
-    pub run: ShardFn,
+    pub(crate) run: ShardFn,
     /// The database index.
-    pub db: usize,
+    pub(crate) db: usize,
     /// The arguments, name first.
-    pub args: Vec<Bytes>,
+    pub(crate) args: Vec<Bytes>,
 }
 
 /// Who watches and who waits on the keys of one database.
@@ -88,9 +91,7 @@ struct Observers {
 }
 
 /// The state one core owns.
-pub struct Shard {
-    /// This shard's id (and its core's index).
-    pub id: ShardId,
+pub(crate) struct Shard {
     dbs: Vec<Db>,
     /// By database, parallel to `dbs`.
     observers: Vec<Observers>,
@@ -109,10 +110,9 @@ pub struct Shard {
 impl Shard {
     /// An empty shard with `databases` databases.
     #[must_use]
-    pub fn new(id: ShardId, global: Arc<Global>) -> Shard {
+    pub(crate) fn new(id: ShardId, global: Arc<Global>) -> Shard {
         let databases = global.config().databases;
         Shard {
-            id,
             dbs: (0..databases).map(|_| Db::default()).collect(),
             observers: (0..databases).map(|_| Observers::default()).collect(),
             observing: false,
@@ -126,19 +126,13 @@ impl Shard {
     /// Reads the clock for the commands that follow. Called once per hop and once per batch of
     /// inline commands rather than per command: like Redis's cached `mstime`, the commands of one
     /// batch see the same millisecond.
-    pub fn tick(&mut self) {
+    pub(crate) fn tick(&mut self) {
         self.clock = now_ms();
-    }
-
-    /// The time (Unix ms) commands now see.
-    #[must_use]
-    pub fn now(&self) -> u64 {
-        self.clock
     }
 
     /// Runs one command. A bug that panics costs that command an error reply and a log line,
     /// not the shard (and with it every client of the server).
-    pub fn exec(&mut self, cmd: &ShardCmd) -> Reply {
+    pub(crate) fn exec(&mut self, cmd: &ShardCmd) -> Reply {
         let max_bulk = self.global.max_bulk();
         let mut ctx = Ctx::new(&mut self.dbs, cmd.db, self.clock, max_bulk, &mut self.rng);
         let run = std::panic::AssertUnwindSafe(|| (cmd.run)(&mut ctx, &cmd.args));
@@ -146,7 +140,7 @@ impl Shard {
             Ok(Ok(reply)) => reply,
             Ok(Err(e)) => Reply::from(e),
             Err(_) => {
-                let name = crate::cmd::args::display_name(&cmd.args);
+                let name = String::from_utf8_lossy(&cmd.args[0]).to_lowercase();
                 tracing::error!(command = %name, "command panicked: this is a bug; the client got an error");
                 Reply::from(CmdError::Internal)
             }
@@ -158,7 +152,7 @@ impl Shard {
     /// Runs `f` as one atomic unit: clients blocked on keys it makes ready are served once it
     /// has finished, as Redis serves them after a whole command, EXEC or script. Units nest;
     /// the outermost one serves.
-    pub fn atomically<R>(&mut self, f: impl FnOnce(&mut Shard) -> R) -> R {
+    pub(crate) fn atomically<R>(&mut self, f: impl FnOnce(&mut Shard) -> R) -> R {
         let outer = std::mem::replace(&mut self.atomic, true);
         let r = f(self);
         if !outer {
@@ -168,12 +162,12 @@ impl Shard {
     }
 
     /// A transaction took the gate: an atomic unit begins that lasts until [`Shard::end_atomic`].
-    pub fn begin_atomic(&mut self) {
+    pub(crate) fn begin_atomic(&mut self) {
         self.atomic = true;
     }
 
     /// The atomic unit ended: serves the clients blocked on every key it made ready.
-    pub fn end_atomic(&mut self) {
+    pub(crate) fn end_atomic(&mut self) {
         self.atomic = false;
         self.settle();
     }
@@ -186,7 +180,6 @@ impl Shard {
         if !self.observing {
             return;
         }
-        let max_bulk = self.global.max_bulk();
         for i in 0..self.dbs.len() {
             let mut kept = Vec::new();
             loop {
@@ -198,8 +191,7 @@ impl Shard {
                 if self.atomic || !obs.waiters.has_ready() {
                     break;
                 }
-                let mut ctx = Ctx::new(&mut self.dbs, i, self.clock, max_bulk, &mut self.rng);
-                self.observers[i].waiters.serve_round(&mut ctx, &mut kept);
+                obs.waiters.serve_round(db, self.clock, &mut kept);
             }
         }
         self.observing = self.dbs.iter().any(Db::observing);
@@ -208,7 +200,7 @@ impl Shard {
     /// Starts loading the keyspace slots of a batch's keys into cache before the batch runs; the
     /// first argument after the name is taken as the key (a guess that only wastes a prefetch
     /// when wrong).
-    pub fn prefetch<'a>(&self, db: usize, keys: impl Iterator<Item = &'a Bytes>) {
+    pub(crate) fn prefetch<'a>(&self, db: usize, keys: impl Iterator<Item = &'a Bytes>) {
         if let Some(db) = self.dbs.get(db) {
             keys.for_each(|key| db.prefetch(key));
         }
@@ -218,14 +210,14 @@ impl Shard {
     /// container (HSET's field, SADD's member), the member's slot in its hash, set or sorted
     /// set, the second cache miss of such a command, and for sorted sets the tree nodes it will
     /// touch (see [`Db::prefetch_members`]).
-    pub fn prefetch_members<'a>(&self, db: usize, members: impl Iterator<Item = MemberRef<'a>>) {
+    pub(crate) fn prefetch_members<'a>(&self, db: usize, members: impl Iterator<Item = MemberRef<'a>>) {
         if let Some(db) = self.dbs.get(db) {
             db.prefetch_members(members);
         }
     }
 
     /// Runs `f` with the context of database `db`, then settles what it changed.
-    pub fn with_db<R>(&mut self, db: usize, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
+    pub(crate) fn with_db<R>(&mut self, db: usize, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
         let max_bulk = self.global.max_bulk();
         let r = f(&mut Ctx::new(&mut self.dbs, db, self.clock, max_bulk, &mut self.rng));
         self.settle();
@@ -233,20 +225,20 @@ impl Shard {
     }
 
     /// `flag`'s client watches `key` in database `db`.
-    pub fn watch(&mut self, db: usize, key: &[u8], flag: &WatchFlag) {
+    pub(crate) fn watch(&mut self, db: usize, key: &[u8], flag: &WatchFlag) {
         self.observers[db].watches.watch(&mut self.dbs[db], key, flag, self.clock);
         self.observing = true;
     }
 
     /// `flag`'s client stops watching `key` in database `db`.
-    pub fn unwatch(&mut self, db: usize, key: &[u8], flag: &WatchFlag) {
+    pub(crate) fn unwatch(&mut self, db: usize, key: &[u8], flag: &WatchFlag) {
         self.observers[db].watches.unwatch(&mut self.dbs[db], key, flag);
     }
 
     /// Whether any of `watched` (database, key), all on this shard, expired since `flag`'s
     /// client WATCHed it: EXEC then fails, as in Redis 7.0.
     #[must_use]
-    pub fn watches_expired(&self, watched: &[(usize, Bytes)], flag: &WatchFlag) -> bool {
+    pub(crate) fn watches_expired(&self, watched: &[(usize, Bytes)], flag: &WatchFlag) -> bool {
         watched.iter().any(|(db, key)| {
             self.observers
                 .get(*db)
@@ -255,24 +247,24 @@ impl Shard {
     }
 
     /// Blocks `waiter` on `key` in database `db`; the key is looked at once more at once.
-    pub fn block(&mut self, db: usize, key: &[u8], waiter: Waiter, first_in_line: bool) {
+    pub(crate) fn block(&mut self, db: usize, key: &[u8], waiter: Waiter, first_in_line: bool) {
         self.observers[db].waiters.block(&mut self.dbs[db], key, waiter, first_in_line);
         self.observing = true;
         self.settle();
     }
 
     /// Forgets the waiters of `key` in database `db` that were served or gave up.
-    pub fn prune_blocked(&mut self, db: usize, key: &[u8]) {
+    pub(crate) fn prune_blocked(&mut self, db: usize, key: &[u8]) {
         self.observers[db].waiters.prune(&mut self.dbs[db], key);
     }
 
     /// Every database.
-    pub fn dbs(&mut self) -> &mut [Db] {
+    pub(crate) fn dbs(&mut self) -> &mut [Db] {
         &mut self.dbs
     }
 
     /// Removes every key of database `db`, or of every database (FLUSHDB, FLUSHALL).
-    pub fn flush(&mut self, db: Option<usize>) {
+    pub(crate) fn flush(&mut self, db: Option<usize>) {
         for (i, d) in self.dbs.iter_mut().enumerate() {
             if db.is_none_or(|db| db == i) {
                 d.clear();
@@ -283,7 +275,7 @@ impl Shard {
 
     /// Sums the counters of every database.
     #[must_use]
-    pub fn stats(&self) -> DbStats {
+    pub(crate) fn stats(&self) -> DbStats {
         self.dbs.iter().fold(DbStats::default(), |mut acc, db| {
             acc.hits += db.stats.hits;
             acc.misses += db.stats.misses;
@@ -293,13 +285,13 @@ impl Shard {
     }
 
     /// Zeroes the counters of every database (CONFIG RESETSTAT).
-    pub fn reset_stats(&mut self) {
+    pub(crate) fn reset_stats(&mut self) {
         self.dbs.iter_mut().for_each(|db| db.stats = DbStats::default());
     }
 
     /// One active-expiry cycle over every database, bounded by `budget` keys looked at per step
     /// and by `deadline_ms`; repeats a database while more than a quarter of what it saw expired.
-    pub fn active_expire(&mut self, budget: usize, deadline_ms: u64) {
+    pub(crate) fn active_expire(&mut self, budget: usize, deadline_ms: u64) {
         self.tick();
         for db in &mut self.dbs {
             loop {
@@ -315,6 +307,6 @@ impl Shard {
 
 /// Unix time in milliseconds.
 #[must_use]
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

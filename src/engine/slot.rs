@@ -1,11 +1,11 @@
 //! Redis hash slots (CRC16/XMODEM of the key or its `{hashtag}`, mod 16384) and their owning shard.
 
 /// Number of hash slots, as in Redis Cluster.
-pub const SLOTS: u16 = 16384;
+pub(crate) const SLOTS: u16 = 16384;
 
 /// A Redis hash slot, `0..16384`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Slot(pub u16);
+pub struct Slot(pub(crate) u16);
 
 /// The index of a shard, which is also the index of the core (executor) that owns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -36,7 +36,7 @@ impl Slot {
 
 /// CRC16/XMODEM (polynomial 0x1021), the checksum Redis Cluster uses for key slots.
 #[must_use]
-pub fn crc16(data: &[u8]) -> u16 {
+pub(crate) fn crc16(data: &[u8]) -> u16 {
     data.iter().fold(0u16, |crc, &b| (crc << 8) ^ CRC16_TABLE[usize::from((crc >> 8) as u8 ^ b)])
 }
 

@@ -9,36 +9,39 @@ use std::ops::BitOr;
 
 use bytes::Bytes;
 
+use crate::storage::db::MemberRef;
+
 macro_rules! bits {
     ($(#[$meta:meta])* $name:ident($repr:ty), $module:ident { $($(#[$doc:meta])* $flag:ident = $bit:expr, $text:literal;)* }) => {
         $(#[$meta])*
         #[derive(Clone, Copy, PartialEq, Eq, Default, Hash)]
-        pub struct $name($repr);
+        pub(crate) struct $name($repr);
 
+        #[allow(dead_code)] // Not every bitset uses every helper.
         impl $name {
             /// No bit set.
-            pub const NONE: $name = $name(0);
+            pub(crate) const NONE: $name = $name(0);
 
             /// Whether every bit of `other` is set here.
             #[must_use]
-            pub const fn contains(self, other: $name) -> bool {
+            pub(crate) const fn contains(self, other: $name) -> bool {
                 self.0 & other.0 == other.0
             }
 
             /// Whether any bit of `other` is set here.
             #[must_use]
-            pub const fn intersects(self, other: $name) -> bool {
+            pub(crate) const fn intersects(self, other: $name) -> bool {
                 self.0 & other.0 != 0
             }
 
             /// The names of the set bits, in Redis's reply order.
-            pub fn names(self) -> impl Iterator<Item = &'static str> {
+            pub(crate) fn names(self) -> impl Iterator<Item = &'static str> {
                 $module::ALL.iter().filter(move |(f, _)| self.contains(*f)).map(|(_, n)| *n)
             }
 
             /// The bit named `text` (any case), if there is one.
             #[must_use]
-            pub fn named(text: &str) -> Option<$name> {
+            pub(crate) fn named(text: &str) -> Option<$name> {
                 $module::ALL.iter().find(|(_, n)| n.eq_ignore_ascii_case(text)).map(|(f, _)| *f)
             }
         }
@@ -57,9 +60,9 @@ macro_rules! bits {
         }
 
         #[allow(missing_docs)]
-        pub mod $module {
+        pub(crate) mod $module {
             use super::$name;
-            $($(#[$doc])* pub const $flag: $name = $name(1 << $bit);)*
+            $($(#[$doc])* pub(crate) const $flag: $name = $name(1 << $bit);)*
             /// Every bit with its name, in Redis's reply order.
             pub(crate) const ALL: &[($name, &str)] = &[$(($flag, $text)),*];
         }
@@ -145,7 +148,7 @@ impl Acl {
     /// read (not for scripting), admin and dangerous, pubsub, fast, blocking; slow when not
     /// fast.
     #[must_use]
-    pub fn implied(self, flags: Flags) -> Acl {
+    pub(crate) fn implied(self, flags: Flags) -> Acl {
         let mut all = self;
         let add = |all: &mut Acl, f: Flags, a: Acl| {
             if flags.contains(f) {
@@ -169,21 +172,14 @@ impl Acl {
 
 /// Where a key spec starts looking for keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BeginSearch {
-    /// At this argument.
+pub(crate) enum BeginSearch {
+    /// At this argument. (Redis also searches for a keyword; no command here needs it yet.)
     Index(i32),
-    /// After the first `keyword` found from `start_from` (negative: from the end, backwards).
-    Keyword {
-        /// The keyword, uppercase as Redis writes it.
-        keyword: &'static str,
-        /// Where the search starts.
-        start_from: i32,
-    },
 }
 
 /// How a key spec finds its keys once started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FindKeys {
+pub(crate) enum FindKeys {
     /// Keys up to `last` (relative to the start; negative: from the end), every `step`; a
     /// `limit` of n takes 1/n of what remains.
     Range {
@@ -208,33 +204,27 @@ pub enum FindKeys {
 /// One key spec: where a group of keys sits in a request, and what the command does with
 /// them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeySpec {
+pub(crate) struct KeySpec {
     /// What is done with these keys.
-    pub flags: KeyFlags,
+    pub(crate) flags: KeyFlags,
     /// Where the search starts.
-    pub begin: BeginSearch,
+    pub(crate) begin: BeginSearch,
     /// How keys are found from there.
-    pub find: FindKeys,
+    pub(crate) find: FindKeys,
     /// Redis's note, if it has one.
-    pub notes: Option<&'static str>,
+    pub(crate) notes: Option<&'static str>,
 }
 
 impl KeySpec {
     /// Keys found from argument `index`.
     #[must_use]
-    pub const fn index(index: i32) -> KeySpecStart {
+    pub(crate) const fn index(index: i32) -> KeySpecStart {
         KeySpecStart(BeginSearch::Index(index))
-    }
-
-    /// Keys found after `keyword`, searched from `start_from`.
-    #[must_use]
-    pub const fn keyword(keyword: &'static str, start_from: i32) -> KeySpecStart {
-        KeySpecStart(BeginSearch::Keyword { keyword, start_from })
     }
 
     /// With Redis's note.
     #[must_use]
-    pub const fn notes(mut self, notes: &'static str) -> KeySpec {
+    pub(crate) const fn notes(mut self, notes: &'static str) -> KeySpec {
         self.notes = Some(notes);
         self
     }
@@ -242,30 +232,30 @@ impl KeySpec {
 
 /// A key spec being written: where it begins.
 #[derive(Debug, Clone, Copy)]
-pub struct KeySpecStart(BeginSearch);
+pub(crate) struct KeySpecStart(BeginSearch);
 
 impl KeySpecStart {
     /// Then a range of keys.
     #[must_use]
-    pub const fn range(self, last: i32, step: i32, limit: i32) -> KeySpecFind {
+    pub(crate) const fn range(self, last: i32, step: i32, limit: i32) -> KeySpecFind {
         KeySpecFind(self.0, FindKeys::Range { last, step, limit })
     }
 
     /// Then a key count and its keys.
     #[must_use]
-    pub const fn keynum(self, index: i32, first: i32, step: i32) -> KeySpecFind {
+    pub(crate) const fn keynum(self, index: i32, first: i32, step: i32) -> KeySpecFind {
         KeySpecFind(self.0, FindKeys::KeyNum { index, first, step })
     }
 }
 
 /// A key spec being written: where it begins and how it finds keys.
 #[derive(Debug, Clone, Copy)]
-pub struct KeySpecFind(BeginSearch, FindKeys);
+pub(crate) struct KeySpecFind(BeginSearch, FindKeys);
 
 impl KeySpecFind {
     /// With its flags: the whole key spec.
     #[must_use]
-    pub const fn flags(self, flags: KeyFlags) -> KeySpec {
+    pub(crate) const fn flags(self, flags: KeyFlags) -> KeySpec {
         KeySpec { flags, begin: self.0, find: self.1, notes: None }
     }
 }
@@ -274,21 +264,21 @@ impl KeySpecFind {
 /// specs as Redis computes its "legacy range" (`populateCommandLegacyRangeSpec`), and whether
 /// that range misses keys (the command's keys are then "movable").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Legacy {
+pub(crate) struct Legacy {
     /// The first key's position (0: none).
-    pub first: i32,
+    pub(crate) first: i32,
     /// The last key's position (negative: from the end).
-    pub last: i32,
+    pub(crate) last: i32,
     /// The step.
-    pub step: i32,
+    pub(crate) step: i32,
     /// The key specs say more than the range can.
-    pub movable: bool,
+    pub(crate) movable: bool,
 }
 
 impl Legacy {
     /// The legacy range of `specs`.
     #[must_use]
-    pub fn of(specs: &[KeySpec]) -> Legacy {
+    pub(crate) fn of(specs: &[KeySpec]) -> Legacy {
         match specs {
             [] => return Legacy::default(),
             [KeySpec {
@@ -335,42 +325,17 @@ impl Legacy {
 
 /// Finds the keys of a request as Redis's `getKeysUsingKeySpecs` does: every key spec in turn,
 /// `(position, flags)` for each key. `None` when a key spec does not fit the request (a bad
-/// key count, a range past its end): the command reports that when it runs. A keyword that is
-/// not there just finds no keys.
+/// key count, a range past its end): the command reports that when it runs.
 #[must_use]
-pub fn find_keys(specs: &[KeySpec], args: &[Bytes]) -> Option<Vec<(usize, KeyFlags)>> {
+pub(crate) fn find_keys(specs: &[KeySpec], args: &[Bytes]) -> Option<Vec<(usize, KeyFlags)>> {
     let argc = args.len() as i64;
     let mut found = Vec::new();
     for spec in specs {
         if spec.flags.contains(key::NOT_KEY) {
             continue;
         }
-        let mut first = match spec.begin {
-            BeginSearch::Index(pos) => i64::from(pos),
-            BeginSearch::Keyword { keyword, start_from } => {
-                let start = if start_from > 0 { i64::from(start_from) } else { argc + i64::from(start_from) };
-                let end = if start_from > 0 { argc - 1 } else { 1 };
-                let mut at = None;
-                let mut i = start;
-                loop {
-                    if i >= argc || i < 1 {
-                        break;
-                    }
-                    if args[i as usize].eq_ignore_ascii_case(keyword.as_bytes()) {
-                        at = Some(i + 1);
-                        break;
-                    }
-                    if i == end {
-                        break;
-                    }
-                    i += if start <= end { 1 } else { -1 };
-                }
-                match at {
-                    Some(at) => at,
-                    None => continue,
-                }
-            }
-        };
+        let BeginSearch::Index(first) = spec.begin;
+        let mut first = i64::from(first);
         let (last, step) = match spec.find {
             FindKeys::Range { last, step, limit } => {
                 let last = if last >= 0 {
@@ -402,23 +367,61 @@ pub fn find_keys(specs: &[KeySpec], args: &[Bytes]) -> Option<Vec<(usize, KeyFla
     Some(found)
 }
 
+/// Which member of a container a request names, for prefetching its slot in a pipelined batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Prefetch {
+    /// None worth fetching.
+    Nothing,
+    /// The argument at this position (HSET's field, SADD's member).
+    Member(u8),
+    /// A scored member (ZADD key score member): the member and its score, when the request has
+    /// exactly `argc` arguments (no flags, one pair).
+    Scored {
+        /// The score's position.
+        score: u8,
+        /// The member's position.
+        member: u8,
+        /// The request's length for this to hold.
+        argc: u8,
+    },
+}
+
+impl Prefetch {
+    /// The member of a container `args` names, if this is a prefetch of one.
+    #[must_use]
+    pub(crate) fn member_of(self, args: &[Bytes]) -> Option<MemberRef<'_>> {
+        match self {
+            Prefetch::Nothing => None,
+            Prefetch::Member(at) => {
+                Some(MemberRef { key: args.get(1)?, member: args.get(usize::from(at))?, score: None })
+            }
+            Prefetch::Scored { score, member, argc } if args.len() == usize::from(argc) => Some(MemberRef {
+                key: args.get(1)?,
+                member: args.get(usize::from(member))?,
+                score: args.get(usize::from(score)),
+            }),
+            Prefetch::Scored { .. } => None,
+        }
+    }
+}
+
 /// A command's documentation (COMMAND DOCS).
 #[derive(Debug, Clone, Default)]
-pub struct Docs {
+pub(crate) struct Docs {
     /// The group (`string`, `generic`, `connection`, ...).
-    pub group: &'static str,
+    pub(crate) group: &'static str,
     /// The Redis version that introduced it.
-    pub since: &'static str,
+    pub(crate) since: &'static str,
     /// Its time complexity, as Redis words it.
-    pub complexity: &'static str,
+    pub(crate) complexity: &'static str,
     /// One line on what it does.
-    pub summary: &'static str,
+    pub(crate) summary: &'static str,
     /// Changes by version.
-    pub history: &'static [(&'static str, &'static str)],
+    pub(crate) history: &'static [(&'static str, &'static str)],
     /// Deprecated since this version, replaced by this text.
-    pub deprecated: Option<(&'static str, &'static str)>,
+    pub(crate) deprecated: Option<(&'static str, &'static str)>,
     /// A system command, not for applications (Redis's `syscmd` doc flag).
-    pub syscmd: bool,
+    pub(crate) syscmd: bool,
 }
 
 #[cfg(test)]
@@ -452,10 +455,6 @@ mod tests {
         // BLPOP a b 0: every key but the timeout.
         let blpop = [KeySpec::index(1).range(-2, 1, 0).flags(key::RW)];
         assert_eq!(positions(&blpop, "BLPOP a b 0"), [1, 2]);
-        // A keyword, searched from the end.
-        let store_kw = [KeySpec::keyword("STORE", -1).range(0, 1, 0).flags(key::OW)];
-        assert_eq!(positions(&store_kw, "GEORADIUS k 1 2 3 m STORE d"), [7]);
-        assert!(positions(&store_kw, "GEORADIUS k 1 2 3 m").is_empty());
     }
 
     #[test]

@@ -18,37 +18,40 @@ use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::command::{Command, Run};
 use crate::engine::plan::{plan, Plan};
 use crate::engine::router::Tx;
-use crate::engine::session::{Multi, Session};
+use crate::engine::session::Session;
 use crate::engine::shard::{Shard, ShardCmd};
 use crate::engine::slot::ShardId;
 use crate::facade::Reply;
 
 /// EXEC
-pub async fn exec(s: &mut Session) -> CmdResult {
+pub(crate) async fn exec(s: &mut Session) -> CmdResult {
     let Some(multi) = s.multi.take() else { return Err(CmdError::msg("ERR EXEC without MULTI")) };
     if multi.failed {
         s.unwatch_all().await;
         return Err(CmdError::ExecAbort);
     }
     let router = s.core.router.clone();
+    let registry = crate::engine::command::registry();
+    let queued: Vec<(&'static Command, Vec<Bytes>)> =
+        multi.queued.into_iter().filter_map(|(id, args)| Some((registry.by_id(id)?, args))).collect();
     let plans: Vec<Result<Plan, CmdError>> =
-        multi.queued.iter().map(|(cmd, args)| plan(cmd, args, &router)).collect();
+        queued.iter().map(|(cmd, args)| plan(cmd, args, &router)).collect();
     let mut shards: BTreeSet<ShardId> = plans.iter().flatten().flat_map(Plan::shards).collect();
     shards.extend(s.watched.iter().map(|(_, k)| router.shard_of(k)));
     if shards.is_empty() {
         shards.insert(router.local());
     }
     let one_shard = shards.len() == 1
-        && multi.queued.iter().zip(&plans).all(|((cmd, _), p)| {
+        && queued.iter().zip(&plans).all(|((cmd, _), p)| {
             !matches!(cmd.run, Run::Session(_) | Run::Inline(_))
                 && !matches!(p, Ok(Plan::Split(_) | Plan::Across(_)))
         });
     let reply = if one_shard {
         let shard = shards.first().copied().unwrap_or(router.local());
-        one_hop(s, shard, multi, plans).await
+        one_hop(s, shard, queued, plans).await
     } else {
         match router.begin(shards.into_iter().collect()).await {
-            Ok(tx) => locked(s, tx, multi).await,
+            Ok(tx) => locked(s, tx, queued).await,
             Err(_) => Err(CmdError::Unavailable),
         }
     };
@@ -58,16 +61,20 @@ pub async fn exec(s: &mut Session) -> CmdResult {
 
 /// Every command on one shard: a single hop checks the watches and runs them all, as one
 /// atomic unit.
-async fn one_hop(s: &Session, shard: ShardId, multi: Multi, plans: Vec<Result<Plan, CmdError>>) -> CmdResult {
+async fn one_hop(
+    s: &Session,
+    shard: ShardId,
+    queued: Vec<(&'static Command, Vec<Bytes>)>,
+    plans: Vec<Result<Plan, CmdError>>,
+) -> CmdResult {
     let db = s.db;
-    let cmds: Vec<Result<ShardCmd, Reply>> = multi
-        .queued
+    let cmds: Vec<Result<ShardCmd, Reply>> = queued
         .into_iter()
         .zip(plans)
         .map(|((cmd, args), planned)| match (planned, cmd.run) {
             (Err(e), _) => Err(e.into()),
             (Ok(_), Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _)) => {
-                Ok(ShardCmd { cmd, run, db, args })
+                Ok(ShardCmd { id: cmd.id, prefetch: cmd.prefetch, run, db, args })
             }
             (Ok(_), _) => Err(CmdError::Internal.into()),
         })
@@ -95,7 +102,7 @@ async fn one_hop(s: &Session, shard: ShardId, multi: Multi, plans: Vec<Result<Pl
 
 /// Several shards, or commands the session runs: every gate is held; commands run one by one
 /// through the transaction.
-async fn locked(s: &mut Session, tx: Tx, multi: Multi) -> CmdResult {
+async fn locked(s: &mut Session, tx: Tx, queued: Vec<(&'static Command, Vec<Bytes>)>) -> CmdResult {
     // A watched key that expired since it was watched fails the EXEC (each shard checks its own).
     let flag = s.watch_flag.clone();
     let mut by_shard: BTreeMap<ShardId, Vec<(usize, Bytes)>> = BTreeMap::new();
@@ -112,8 +119,8 @@ async fn locked(s: &mut Session, tx: Tx, multi: Multi) -> CmdResult {
         return Ok(Reply::NilArray);
     }
     s.exec_tx = Some(Rc::new(tx));
-    let mut replies = Vec::with_capacity(multi.queued.len());
-    for (cmd, args) in multi.queued {
+    let mut replies = Vec::with_capacity(queued.len());
+    for (cmd, args) in queued {
         replies.push(run_queued(s, cmd, &args).await);
     }
     if let Some(tx) = s.exec_tx.take().and_then(|tx| Rc::try_unwrap(tx).ok()) {

@@ -14,14 +14,13 @@ use bytes::Bytes;
 use futures::channel::mpsc;
 
 use crate::cmd::error::CmdError;
-use crate::engine::shard::Ctx;
 use crate::storage::access::{self, list_mut};
 use crate::storage::db::{Db, Value};
 use crate::storage::list::End;
 
 /// What a waiter pops, from which type of value.
 #[derive(Debug, Clone)]
-pub enum Wants {
+pub(crate) enum Wants {
     /// From a list: `count` elements from `end`.
     List {
         /// The end popped.
@@ -46,7 +45,7 @@ pub enum Wants {
 
 /// What a shard delivers to the waiter it served, with the key.
 #[derive(Debug)]
-pub enum Served {
+pub(crate) enum Served {
     /// Elements popped from a list (and pushed to a BLMOVE's destination).
     List(Vec<Bytes>),
     /// Members popped from a sorted set, with their scores.
@@ -58,19 +57,19 @@ pub enum Served {
 }
 
 /// A client blocked on a key, as the key's shard keeps it.
-pub struct Waiter {
+pub(crate) struct Waiter {
     /// Shared by the waiter's entries on every key: taken by whoever serves or ends the wait.
-    pub claimed: Arc<AtomicBool>,
+    pub(crate) claimed: Arc<AtomicBool>,
     /// What it pops.
-    pub wants: Wants,
+    pub(crate) wants: Wants,
     /// Where its delivery goes.
-    pub deliver: mpsc::Sender<(Bytes, Served)>,
+    pub(crate) deliver: mpsc::Sender<(Bytes, Served)>,
 }
 
 impl Waiter {
     /// Whether the waiter was served, or gave up.
     #[must_use]
-    pub fn is_claimed(&self) -> bool {
+    pub(crate) fn is_claimed(&self) -> bool {
         self.claimed.load(Ordering::Acquire)
     }
 
@@ -81,7 +80,7 @@ impl Waiter {
 
 /// The waiters of one database.
 #[derive(Default)]
-pub struct Waiters {
+pub(crate) struct Waiters {
     by_key: AHashMap<Bytes, VecDeque<Waiter>>,
     /// Keys with waiters that changed since they were last served.
     ready: Vec<Bytes>,
@@ -91,7 +90,7 @@ impl Waiters {
     /// Blocks `waiter` on `key`, behind the clients already blocked there (or before them: a
     /// BLMOVE that was woken but lost its element keeps its place). The key is looked at once
     /// more after this: a push may have come between the client's attempt and now.
-    pub fn block(&mut self, db: &mut Db, key: &[u8], waiter: Waiter, first_in_line: bool) {
+    pub(crate) fn block(&mut self, db: &mut Db, key: &[u8], waiter: Waiter, first_in_line: bool) {
         let queue = self.by_key.entry(Bytes::copy_from_slice(key)).or_default();
         if first_in_line {
             queue.push_front(waiter);
@@ -103,7 +102,7 @@ impl Waiters {
     }
 
     /// Drops the waiters of `key` that were served or gave up.
-    pub fn prune(&mut self, db: &mut Db, key: &[u8]) {
+    pub(crate) fn prune(&mut self, db: &mut Db, key: &[u8]) {
         let Some(queue) = self.by_key.get_mut(key) else { return };
         let before = queue.len();
         queue.retain(|w| !w.is_claimed());
@@ -114,7 +113,7 @@ impl Waiters {
     }
 
     /// `key` changed: its waiters get a look at it.
-    pub fn changed(&mut self, key: &[u8]) {
+    pub(crate) fn changed(&mut self, key: &[u8]) {
         if self.by_key.contains_key(key) {
             self.mark_ready(key);
         }
@@ -128,7 +127,7 @@ impl Waiters {
 
     /// Whether a key with waiters changed.
     #[must_use]
-    pub fn has_ready(&self) -> bool {
+    pub(crate) fn has_ready(&self) -> bool {
         !self.ready.is_empty()
     }
 
@@ -136,7 +135,7 @@ impl Waiters {
     /// in the order they blocked (Redis's `handleClientsBlockedOnKeys`). Serving a BLMOVE pushes
     /// onto its destination, a change the caller reports back before the next round.
     /// `kept` counts, per key, the elements kept back for woken BLMOVE waiters across rounds.
-    pub fn serve_round(&mut self, ctx: &mut Ctx<'_>, kept: &mut Vec<(Bytes, usize)>) {
+    pub(crate) fn serve_round(&mut self, db: &mut Db, now: u64, kept: &mut Vec<(Bytes, usize)>) {
         for key in std::mem::take(&mut self.ready) {
             let at = match kept.iter().position(|(k, _)| *k == key) {
                 Some(at) => at,
@@ -145,14 +144,14 @@ impl Waiters {
                     kept.len() - 1
                 }
             };
-            self.serve_key(ctx, &key, &mut kept[at].1);
-            self.prune(ctx.db, &key);
+            self.serve_key(db, now, &key, &mut kept[at].1);
+            self.prune(db, &key);
         }
     }
 
     /// Serves the waiters of `key` while it holds elements beyond the `kept` ones.
-    fn serve_key(&mut self, ctx: &mut Ctx<'_>, key: &Bytes, kept: &mut usize) {
-        while let Some((list, len)) = poppable(ctx.db, ctx.now, key) {
+    fn serve_key(&mut self, db: &mut Db, now: u64, key: &Bytes, kept: &mut usize) {
+        while let Some((list, len)) = poppable(db, now, key) {
             if len <= *kept {
                 return;
             }
@@ -162,7 +161,7 @@ impl Waiters {
                 return;
             };
             let Some(mut w) = queue.remove(at) else { return };
-            ctx.db.unobserve(key);
+            db.unobserve(key);
             if w.claimed.swap(true, Ordering::AcqRel) {
                 continue;
             }
@@ -175,23 +174,23 @@ impl Waiters {
                     // As Redis: a destination of another type fails this client with WRONGTYPE
                     // and pops nothing.
                     if let Some((dst, _)) = then_push {
-                        if access::write_quiet(ctx.db, ctx.now, dst, list_mut).is_err() {
+                        if access::write_quiet(db, now, dst, list_mut).is_err() {
                             let _ = w.deliver.try_send((key.clone(), Served::Failed(CmdError::WrongType)));
                             continue;
                         }
                     }
                     let count = (*count).min(len - *kept);
-                    let Ok(Some(popped)) = access::list_pop(ctx.db, ctx.now, key, *end, count) else {
+                    let Ok(Some(popped)) = access::list_pop(db, now, key, *end, count) else {
                         return;
                     };
                     if let (Some((dst, to)), Some(e)) = (then_push, popped.first()) {
                         // Checked above; the push makes the destination ready for its waiters.
-                        let _ = access::list_push(ctx.db, ctx.now, dst, *to, e);
+                        let _ = access::list_push(db, now, dst, *to, e);
                     }
                     Served::List(popped)
                 }
                 Wants::ZSet { max, count } => {
-                    let Ok(Some(popped)) = access::zset_pop(ctx.db, ctx.now, key, *max, *count) else {
+                    let Ok(Some(popped)) = access::zset_pop(db, now, key, *max, *count) else {
                         return;
                     };
                     Served::ZSet(popped)

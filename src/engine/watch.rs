@@ -15,7 +15,7 @@ use bytes::Bytes;
 use crate::storage::db::{Change, Db};
 
 /// A WATCHing client's flag: set when a key it watches changes, read by its EXEC.
-pub type WatchFlag = Arc<AtomicBool>;
+pub(crate) type WatchFlag = Arc<AtomicBool>;
 
 /// One client's WATCH of one key.
 struct Watch {
@@ -26,13 +26,13 @@ struct Watch {
 
 /// The watches of one database.
 #[derive(Default)]
-pub struct Watches {
+pub(crate) struct Watches {
     by_key: AHashMap<Bytes, Vec<Watch>>,
 }
 
 impl Watches {
     /// `flag`'s client watches `key` (once, however often it asks).
-    pub fn watch(&mut self, db: &mut Db, key: &[u8], flag: &WatchFlag, now: u64) {
+    pub(crate) fn watch(&mut self, db: &mut Db, key: &[u8], flag: &WatchFlag, now: u64) {
         let expired = db.expired_in_place(key, now);
         let watches = self.by_key.entry(Bytes::copy_from_slice(key)).or_default();
         // Drop flags whose client is gone, so abandoned watches do not pile up.
@@ -46,7 +46,7 @@ impl Watches {
     }
 
     /// `flag`'s client no longer watches `key` (UNWATCH, EXEC, DISCARD, disconnect).
-    pub fn unwatch(&mut self, db: &mut Db, key: &[u8], flag: &WatchFlag) {
+    pub(crate) fn unwatch(&mut self, db: &mut Db, key: &[u8], flag: &WatchFlag) {
         let Some(watches) = self.by_key.get_mut(key) else { return };
         let before = watches.len();
         watches.retain(|w| !Arc::ptr_eq(&w.flag, flag));
@@ -58,7 +58,7 @@ impl Watches {
 
     /// `key` changed: raises its watchers' flags and forgets them (a raised flag stays raised),
     /// except a watch of a key that was already expired, which a removal only clears.
-    pub fn changed(&mut self, db: &mut Db, key: &[u8], change: Change) {
+    pub(crate) fn changed(&mut self, db: &mut Db, key: &[u8], change: Change) {
         let Some(watches) = self.by_key.get_mut(key) else { return };
         let before = watches.len();
         watches.retain_mut(|w| {
@@ -79,7 +79,7 @@ impl Watches {
     /// was live when watched and is expired now, reclaimed or not (Redis's
     /// `isWatchedKeyExpired`; a reclaimed one raised the flag already).
     #[must_use]
-    pub fn expired_since(&self, db: &Db, key: &[u8], flag: &WatchFlag, now: u64) -> bool {
+    pub(crate) fn expired_since(&self, db: &Db, key: &[u8], flag: &WatchFlag, now: u64) -> bool {
         let live_when_watched = self
             .by_key
             .get(key)

@@ -28,7 +28,7 @@ const KEEP_BUFFER: usize = 16 * 1024;
 
 /// Whether the connection goes on after a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
+pub(crate) enum Flow {
     /// Keep reading.
     Continue,
     /// Write what is pending, then close (QUIT, SHUTDOWN, a killed client).
@@ -37,7 +37,7 @@ pub enum Flow {
 
 /// What the service can interrupt a wait with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// Close the connection.
     Close,
     /// Pushes are waiting to be written.
@@ -46,18 +46,18 @@ pub enum Event {
 
 /// The limits the loop enforces, read from the service before each read.
 #[derive(Debug, Clone, Copy)]
-pub struct ConnLimits {
+pub(crate) struct ConnLimits {
     /// Parser bounds.
-    pub parser: Limits,
+    pub(crate) parser: Limits,
     /// `client-query-buffer-limit`.
-    pub query_buffer: usize,
+    pub(crate) query_buffer: usize,
     /// `timeout`: close after this long without a request.
-    pub idle: Option<Duration>,
+    pub(crate) idle: Option<Duration>,
 }
 
 /// What the server plugs into a connection.
 #[allow(async_fn_in_trait)]
-pub trait Service {
+pub(crate) trait Service {
     /// The limits now (they may change with CONFIG SET).
     fn limits(&self) -> ConnLimits;
     /// Whether the client has authenticated (unauthenticated clients get tighter parser bounds).
@@ -86,7 +86,7 @@ pub trait Service {
 /// While a call waits, the loop reads ahead (into the query buffer, as Redis does for a blocked
 /// client), so a client that hangs up is noticed then and not after the call: a blocked pop
 /// must not take an element for a client that is no longer there.
-pub trait Waiting {
+pub(crate) trait Waiting {
     /// Whether the call now waits for other clients. Checked each time the loop's task is
     /// polled, right after the call: no waker of its own.
     fn is_waiting(&self) -> bool;
@@ -95,7 +95,7 @@ pub trait Waiting {
 }
 
 /// A stream that may keep bytes in a layer of its own between the socket and the loop.
-pub trait Layered {
+pub(crate) trait Layered {
     /// Bytes held in that layer now: received plaintext not yet read plus records not yet sent.
     /// Plain TCP holds none.
     fn layer_buffered(&mut self) -> usize {
@@ -106,7 +106,7 @@ pub trait Layered {
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConnError {
+pub(crate) enum ConnError {
     /// The client closed the connection (including TLS without close_notify).
     #[error("client closed the connection")]
     Eof,
@@ -128,7 +128,7 @@ pub enum ConnError {
 }
 
 /// Serves one client until it leaves, breaks the protocol, or the service closes it.
-pub async fn serve<S, H>(stream: &mut S, svc: &mut H) -> ConnError
+pub(crate) async fn serve<S, H>(stream: &mut S, svc: &mut H) -> ConnError
 where
     S: AsyncRead + AsyncWrite + Layered + Unpin,
     H: Service,

@@ -19,7 +19,7 @@ use super::tls_conn::TlsConn;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A bound address, plain or TLS.
-pub struct Listener {
+pub(crate) struct Listener {
     tcp: TcpListener,
     /// A second descriptor of the same socket, to shut it down while the reactor may still
     /// hold a reference to the first (see [`Listener::close`]).
@@ -37,7 +37,11 @@ impl Listener {
     /// TCP_NODELAY and keepalive (`keepalive_secs`, 0 for none) are set on the listening
     /// socket: Linux copies them into every socket it accepts, which then needs no
     /// `setsockopt` of its own (three system calls per connection saved).
-    pub fn bind(addr: SocketAddr, tls: Option<Arc<TlsSlot>>, keepalive_secs: u64) -> io::Result<Listener> {
+    pub(crate) fn bind(
+        addr: SocketAddr,
+        tls: Option<Arc<TlsSlot>>,
+        keepalive_secs: u64,
+    ) -> io::Result<Listener> {
         let (tcp, control) = listen(addr, keepalive_secs)?;
         let addr = tcp.local_addr()?;
         Ok(Listener { tcp, control, tls, addr, keepalive_secs })
@@ -47,7 +51,7 @@ impl Listener {
     /// io_uring accept keeps the socket listening until the reactor has cancelled it; a
     /// shutdown takes it out of the listening state at once, so the port can be taken again
     /// (CONFIG SET tls-port 0, then port as the old tls-port) as soon as this returns.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         if let Err(e) = self.control.shutdown(std::net::Shutdown::Both) {
             tracing::debug!("shutting down listener {}: {e}", self.addr);
         }
@@ -55,18 +59,18 @@ impl Listener {
 
     /// The bound address.
     #[must_use]
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// Whether this is a TLS listener.
     #[must_use]
-    pub fn is_tls(&self) -> bool {
+    pub(crate) fn is_tls(&self) -> bool {
         self.tls.is_some()
     }
 
     /// The next connection, accepted but not yet handshaken.
-    pub async fn accept(&self) -> io::Result<Incoming> {
+    pub(crate) async fn accept(&self) -> io::Result<Incoming> {
         let tcp = self.tcp.accept().await?;
         let peer = tcp.peer_addr()?;
         let tls =
@@ -81,13 +85,13 @@ impl Listener {
 }
 
 /// An accepted connection before its handshake.
-pub struct Incoming {
+pub(crate) struct Incoming {
     tcp: TcpStream,
     tls: Option<Arc<ServerConfig>>,
     /// The client's address.
-    pub peer: SocketAddr,
+    pub(crate) peer: SocketAddr,
     /// The address it connected to.
-    pub local: SocketAddr,
+    pub(crate) local: SocketAddr,
     /// The keepalive it inherited from the listener.
     keepalive_secs: u64,
 }
@@ -95,7 +99,7 @@ pub struct Incoming {
 /// A TLS handshake that failed or took too long.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum HandshakeError {
+pub(crate) enum HandshakeError {
     /// rustls rejected the client (bad certificate, plaintext on the TLS port, ...).
     #[error("TLS handshake failed: {0}")]
     Tls(io::Error),
@@ -107,13 +111,13 @@ pub enum HandshakeError {
 impl Incoming {
     /// Whether the connection is TLS.
     #[must_use]
-    pub fn is_tls(&self) -> bool {
+    pub(crate) fn is_tls(&self) -> bool {
         self.tls.is_some()
     }
 
     /// Sets keepalive to `keepalive_secs` (0: off) unless the socket inherited that value, and
     /// runs the TLS handshake if the listener is TLS.
-    pub async fn establish(self, keepalive_secs: u64) -> Result<Stream, HandshakeError> {
+    pub(crate) async fn establish(self, keepalive_secs: u64) -> Result<Stream, HandshakeError> {
         if keepalive_secs != self.keepalive_secs {
             // CONFIG SET tcp-keepalive since the listener was bound. Best effort: a socket
             // option that fails leaves a working connection.

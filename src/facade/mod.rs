@@ -1,13 +1,13 @@
 //! The facade: listeners, TLS, the stream type, the RESP parser and reply encoder, and the
 //! connection loop. It knows nothing of the keyspace or of what commands mean.
 
-pub mod connection;
-pub mod listener;
-pub mod reply;
-pub mod resp;
-pub mod stream;
-pub mod tls;
-pub mod tls_conn;
+pub(crate) mod connection;
+pub(crate) mod listener;
+pub(crate) mod reply;
+pub(crate) mod resp;
+pub(crate) mod stream;
+pub(crate) mod tls;
+pub(crate) mod tls_conn;
 
-pub use connection::{serve, ConnError, ConnLimits, Event, Flow, Layered, Service, Waiting};
-pub use reply::Reply;
+pub(crate) use connection::{serve, ConnError, ConnLimits, Event, Flow, Service, Waiting};
+pub(crate) use reply::Reply;

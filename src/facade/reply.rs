@@ -56,15 +56,9 @@ pub enum Reply {
 }
 
 impl Reply {
-    /// An error reply from a static string.
-    #[must_use]
-    pub const fn error(text: &'static str) -> Reply {
-        Reply::Error(Cow::Borrowed(text))
-    }
-
     /// A simple-string reply from a static string.
     #[must_use]
-    pub const fn status(text: &'static str) -> Reply {
+    pub(crate) const fn status(text: &'static str) -> Reply {
         Reply::Status(Cow::Borrowed(text))
     }
 
@@ -76,7 +70,7 @@ impl Reply {
 
     /// An array of bulk strings holding copies of `items`, encoded as it is built.
     #[must_use]
-    pub fn bulk_array<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Reply {
+    pub(crate) fn bulk_array<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Reply {
         let mut body = BytesMut::new();
         let mut len = 0;
         for item in items {
@@ -84,12 +78,6 @@ impl Reply {
             len += 1;
         }
         Reply::BulkArray { len, body: body.freeze() }
-    }
-
-    /// Whether this reply is an error.
-    #[must_use]
-    pub fn is_error(&self) -> bool {
-        matches!(self, Reply::Error(_))
     }
 
     /// Appends the encoding of this reply to `out`, in RESP3 when `resp3` is set, else RESP2.
@@ -184,23 +172,9 @@ impl From<Option<Bytes>> for Reply {
     }
 }
 
-/// Formats a double the way Redis 7 does: shortest round-trip form, `inf`, `-inf`, `nan`.
-#[must_use]
-pub fn format_double(d: f64) -> String {
-    if d.is_nan() {
-        "nan".to_owned()
-    } else if d.is_infinite() {
-        if d > 0.0 { "inf" } else { "-inf" }.to_owned()
-    } else if d == d.trunc() && d.abs() < 1e17 {
-        format!("{}", d as i64)
-    } else {
-        format!("{d}")
-    }
-}
-
 /// A double as C's `printf("%.17g")` writes it: how Redis 7.0 replies with a double (scores).
 #[must_use]
-pub fn format_g17(d: f64) -> String {
+pub(crate) fn format_g17(d: f64) -> String {
     if d.is_nan() {
         return "nan".to_owned();
     }
@@ -279,7 +253,7 @@ mod tests {
         assert_eq!(enc(&Reply::Double(1.5), false), "$3\r\n1.5\r\n");
         assert_eq!(enc(&Reply::Bool(true), false), ":1\r\n");
         assert_eq!(enc(&Reply::Verbatim("hi".into()), true), "=6\r\ntxt:hi\r\n");
-        assert_eq!(enc(&Reply::error("ERR a\r\nb"), false), "-ERR a  b\r\n");
+        assert_eq!(enc(&Reply::Error("ERR a\r\nb".into()), false), "-ERR a  b\r\n");
     }
 
     #[test]
@@ -307,9 +281,5 @@ mod tests {
         assert_eq!(format_g17(123_456_789_012_345_678.0), "1.2345678901234568e+17");
         assert_eq!(format_g17(2.0), "2");
         assert_eq!(format_g17(-0.5), "-0.5");
-        assert_eq!(format_double(3.0), "3");
-        assert_eq!(format_double(0.1), "0.1");
-        assert_eq!(format_double(f64::INFINITY), "inf");
-        assert_eq!(format_double(-2.5e-10), "-0.00000000025");
     }
 }

@@ -11,7 +11,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::splitargs;
 
 /// The longest line (inline command or length header) Redis accepts before a newline: 64 KiB.
-pub const MAX_INLINE_SIZE: usize = 64 * 1024;
+pub(crate) const MAX_INLINE_SIZE: usize = 64 * 1024;
 /// Requests this large keep their arguments as views of the read buffer; smaller ones get
 /// arguments of their own. A view shares the buffer's reference count: every argument cloned and
 /// dropped is an atomic update of that one counter (`shared_v_clone` and `shared_v_drop` took
@@ -227,7 +227,7 @@ fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
 
 /// Parses a decimal integer the way Redis's `string2ll` does: no spaces, no `+`, no leading zeros.
 #[must_use]
-pub fn parse_i64(s: &[u8]) -> Option<i64> {
+pub(crate) fn parse_i64(s: &[u8]) -> Option<i64> {
     let (neg, digits) = match s.first()? {
         b'-' => (true, &s[1..]),
         _ => (false, s),
@@ -354,7 +354,7 @@ mod tests {
     fn random_input_never_panics() {
         let mut seed = 0x5eed_u64;
         let mut next = || {
-            seed = crate::storage::rng::splitmix(seed);
+            seed = crate::num::splitmix(seed);
             seed
         };
         let seeds: [&[u8]; 4] =

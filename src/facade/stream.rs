@@ -11,19 +11,19 @@ use super::tls_conn::TlsConn;
 
 /// What a TLS session negotiated, in words the rest of the server can show without knowing TLS.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsInfo {
+pub(crate) struct TlsInfo {
     /// `TLSv1.2` or `TLSv1.3`.
-    pub version: String,
+    pub(crate) version: String,
     /// The cipher suite, as rustls names it (`TLS13_AES_256_GCM_SHA384`).
-    pub cipher: String,
+    pub(crate) cipher: String,
     /// The common name of the client's certificate, when it sent one.
-    pub client_cn: String,
+    pub(crate) client_cn: String,
     /// Whether the session was resumed (a ticket or cached session) rather than full.
-    pub resumed: bool,
+    pub(crate) resumed: bool,
 }
 
 /// A client's byte stream, plain or TLS.
-pub enum Stream {
+pub(crate) enum Stream {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS over TCP; the rustls session lives with the connection on its core.
@@ -33,7 +33,7 @@ pub enum Stream {
 impl Stream {
     /// The negotiated TLS parameters; `None` for plain TCP.
     #[must_use]
-    pub fn tls_info(&self) -> Option<TlsInfo> {
+    pub(crate) fn tls_info(&self) -> Option<TlsInfo> {
         let Stream::Tls(tls) = self else { return None };
         let session = tls.session();
         let version = match session.protocol_version() {

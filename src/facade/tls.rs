@@ -58,13 +58,13 @@ pub enum TlsError {
 }
 
 /// A built server configuration and what INFO shows about it.
-pub struct Built {
+pub(crate) struct Built {
     /// The configuration.
-    pub config: Arc<ServerConfig>,
+    pub(crate) config: Arc<ServerConfig>,
     /// The server certificate's notAfter, in Unix seconds.
-    pub not_after: i64,
+    pub(crate) not_after: i64,
     /// Things worth a log line (an ignored directive).
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// The TLS configuration every core's TLS listeners use for their next handshake.
@@ -72,7 +72,7 @@ pub struct Built {
 /// Built once at startup and replaced by CONFIG SET or the auto-reload; connections that are
 /// already established keep the session they have. The session-ticket keys live here, outside any
 /// one configuration, so clients keep resuming across a reload and on every core.
-pub struct TlsSlot {
+pub(crate) struct TlsSlot {
     current: RwLock<Option<Arc<ServerConfig>>>,
     tickets: Arc<dyn ProducesTickets>,
     not_after: AtomicI64,
@@ -81,7 +81,7 @@ pub struct TlsSlot {
 
 impl TlsSlot {
     /// An empty slot (no TLS listener yet).
-    pub fn new() -> Result<TlsSlot, TlsError> {
+    pub(crate) fn new() -> Result<TlsSlot, TlsError> {
         let tickets = rustls::crypto::aws_lc_rs::Ticketer::new()
             .map_err(|e| TlsError::Policy { directive: "tls-session-caching", reason: e.to_string() })?;
         Ok(TlsSlot {
@@ -94,17 +94,17 @@ impl TlsSlot {
 
     /// The configuration for the next handshake.
     #[must_use]
-    pub fn current(&self) -> Option<Arc<ServerConfig>> {
+    pub(crate) fn current(&self) -> Option<Arc<ServerConfig>> {
         self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Builds a configuration from `config` with this slot's ticket keys (does not install it).
-    pub fn build(&self, config: &Config) -> Result<Built, TlsError> {
+    pub(crate) fn build(&self, config: &Config) -> Result<Built, TlsError> {
         server_config(config, &self.tickets)
     }
 
     /// Makes `built` the configuration of every later handshake.
-    pub fn install(&self, built: Built) {
+    pub(crate) fn install(&self, built: Built) {
         *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(built.config);
         self.not_after.store(built.not_after, Ordering::Relaxed);
         self.reloads.fetch_add(1, Ordering::Relaxed);
@@ -112,13 +112,13 @@ impl TlsSlot {
 
     /// The installed certificate's notAfter (Unix seconds), if TLS is configured.
     #[must_use]
-    pub fn not_after(&self) -> Option<i64> {
+    pub(crate) fn not_after(&self) -> Option<i64> {
         self.current().map(|_| self.not_after.load(Ordering::Relaxed))
     }
 
     /// How many configurations were installed (1 after startup, +1 per reload).
     #[must_use]
-    pub fn installs(&self) -> u64 {
+    pub(crate) fn installs(&self) -> u64 {
         self.reloads.load(Ordering::Relaxed)
     }
 }

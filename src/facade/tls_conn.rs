@@ -51,7 +51,7 @@ thread_local! {
 }
 
 /// One side of a session: rustls's unbuffered server or client connection.
-pub trait Side {
+pub(crate) trait Side {
     /// What rustls keeps for this side.
     type Data;
     /// rustls's `process_tls_records`.
@@ -81,7 +81,7 @@ impl Side for UnbufferedClientConnection {
 }
 
 /// A TLS session (server side unless said otherwise) over a glommio socket.
-pub struct TlsConn<S: Side = UnbufferedServerConnection> {
+pub(crate) struct TlsConn<S: Side = UnbufferedServerConnection> {
     tcp: TcpStream,
     session: S,
     /// Ciphertext received but not yet usable: an incomplete record, or the records of an
@@ -151,7 +151,7 @@ impl Sink<'_> {
 
 impl TlsConn<UnbufferedServerConnection> {
     /// Runs the server side of a handshake on `tcp` with `config`. The caller bounds it in time.
-    pub async fn accept(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<Self> {
+    pub(crate) async fn accept(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<Self> {
         let session = UnbufferedServerConnection::new(config).map_err(invalid)?;
         TlsConn::handshake(tcp, session).await
     }
@@ -159,7 +159,7 @@ impl TlsConn<UnbufferedServerConnection> {
 
 impl TlsConn<UnbufferedClientConnection> {
     /// Runs the client side of a handshake with the server `name` on `tcp`.
-    pub async fn connect(
+    pub(crate) async fn connect(
         tcp: TcpStream,
         config: Arc<ClientConfig>,
         name: ServerName<'static>,
@@ -198,13 +198,13 @@ impl<S: Side> TlsConn<S> {
 
     /// The session's negotiated state (version, suite, peer certificate, resumption).
     #[must_use]
-    pub fn session(&self) -> &CommonState {
+    pub(crate) fn session(&self) -> &CommonState {
         self.session.state()
     }
 
     /// Bytes held outside the socket: received but unread, and encrypted but unsent.
     #[must_use]
-    pub fn buffered(&self) -> usize {
+    pub(crate) fn buffered(&self) -> usize {
         self.held.len() + (self.plain.len() - self.plain_at) + (self.out.len() - self.out_at)
     }
 

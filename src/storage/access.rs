@@ -12,15 +12,20 @@ use crate::storage::zset::ZSet;
 /// The key holds a value of another type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the key holds another type")]
-pub struct WrongType;
+pub(crate) struct WrongType;
 
 /// Picks one variant out of a value, by reference.
-pub type Pick<T> = fn(&Value) -> Option<&T>;
+pub(crate) type Pick<T> = fn(&Value) -> Option<&T>;
 /// Picks one variant out of a value, mutably.
-pub type PickMut<T> = fn(&mut Value) -> Option<&mut T>;
+pub(crate) type PickMut<T> = fn(&mut Value) -> Option<&mut T>;
 
 /// The value under `key` as `T`: `Ok(None)` when missing, `Err(WRONGTYPE)` for another type.
-pub fn read<'a, T>(db: &'a mut Db, now: u64, key: &[u8], pick: Pick<T>) -> Result<Option<&'a T>, WrongType> {
+pub(crate) fn read<'a, T>(
+    db: &'a mut Db,
+    now: u64,
+    key: &[u8],
+    pick: Pick<T>,
+) -> Result<Option<&'a T>, WrongType> {
     match db.read(key, now) {
         None => Ok(None),
         Some(Entry { value, .. }) => pick(value).map(Some).ok_or(WrongType),
@@ -28,12 +33,12 @@ pub fn read<'a, T>(db: &'a mut Db, now: u64, key: &[u8], pick: Pick<T>) -> Resul
 }
 
 /// Whether `key` holds a `T` (`Ok(false)` when missing), or WRONGTYPE.
-pub fn exists<T>(db: &mut Db, now: u64, key: &[u8], pick: Pick<T>) -> Result<bool, WrongType> {
+pub(crate) fn exists<T>(db: &mut Db, now: u64, key: &[u8], pick: Pick<T>) -> Result<bool, WrongType> {
     read(db, now, key, pick).map(|v| v.is_some())
 }
 
 /// The value under `key` as `T`, for writing: `Ok(None)` when missing.
-pub fn write<'a, T>(
+pub(crate) fn write<'a, T>(
     db: &'a mut Db,
     now: u64,
     key: &[u8],
@@ -43,7 +48,7 @@ pub fn write<'a, T>(
 }
 
 /// Like [`write`], but the caller signals the modification (`Db::signal`) only if it made one.
-pub fn write_quiet<'a, T>(
+pub(crate) fn write_quiet<'a, T>(
     db: &'a mut Db,
     now: u64,
     key: &[u8],
@@ -53,7 +58,7 @@ pub fn write_quiet<'a, T>(
 }
 
 /// The value under `key` as `T`, created empty with `make` when missing.
-pub fn create<'a, T>(
+pub(crate) fn create<'a, T>(
     db: &'a mut Db,
     now: u64,
     key: &[u8],
@@ -65,7 +70,7 @@ pub fn create<'a, T>(
 
 /// Like [`create`], but an existing key counts as modified only when the caller signals it
 /// (creating one always does).
-pub fn create_quiet<'a, T>(
+pub(crate) fn create_quiet<'a, T>(
     db: &'a mut Db,
     now: u64,
     key: &[u8],
@@ -100,7 +105,7 @@ fn typed<T>(entry: Option<&mut Entry>, pick: PickMut<T>) -> Result<Option<&mut T
 
 /// Runs `f` on the value under `key` (if it is a `T`), then deletes the key if `f` emptied it.
 /// An existing key counts as modified.
-pub fn update<T, R>(
+pub(crate) fn update<T, R>(
     db: &mut Db,
     now: u64,
     key: &[u8],
@@ -115,7 +120,7 @@ pub fn update<T, R>(
 
 /// Like [`update`], but `f` says whether it changed anything, and only then is the key
 /// signalled as modified (WATCH, blocked clients), as Redis does.
-pub fn update_quiet<T, R>(
+pub(crate) fn update_quiet<T, R>(
     db: &mut Db,
     now: u64,
     key: &[u8],
@@ -132,7 +137,7 @@ pub fn update_quiet<T, R>(
 
 /// HDEL / SREM: removes `members` from the dict container at `key` (deleting it if emptied);
 /// returns how many were there. The key counts as modified only if one was.
-pub fn remove_members<V>(
+pub(crate) fn remove_members<V>(
     db: &mut Db,
     now: u64,
     key: &[u8],
@@ -146,13 +151,18 @@ pub fn remove_members<V>(
 }
 
 /// HLEN / SCARD: how many entries the dict container at `key` holds (0 when missing).
-pub fn dict_len<V>(db: &mut Db, now: u64, key: &[u8], pick: Pick<Dict<V>>) -> Result<usize, WrongType> {
+pub(crate) fn dict_len<V>(
+    db: &mut Db,
+    now: u64,
+    key: &[u8],
+    pick: Pick<Dict<V>>,
+) -> Result<usize, WrongType> {
     read(db, now, key, pick).map(|d| d.map_or(0, Dict::len))
 }
 
 /// Pops up to `count` elements from `end` of the list at `key` (deleting it if emptied);
 /// `None` when there is no list.
-pub fn list_pop(
+pub(crate) fn list_pop(
     db: &mut Db,
     now: u64,
     key: &[u8],
@@ -167,7 +177,7 @@ pub fn list_pop(
 }
 
 /// Pushes `e` at `end` of the list at `key`, creating it.
-pub fn list_push(db: &mut Db, now: u64, key: &[u8], end: End, e: &[u8]) -> Result<(), WrongType> {
+pub(crate) fn list_push(db: &mut Db, now: u64, key: &[u8], end: End, e: &[u8]) -> Result<(), WrongType> {
     let l = create(db, now, key, list_mut, || Value::List(Box::default()))?;
     if end == End::Left {
         l.push_front(e);
@@ -178,13 +188,13 @@ pub fn list_push(db: &mut Db, now: u64, key: &[u8], end: End, e: &[u8]) -> Resul
 }
 
 /// Whether `key` may take a pushed element: missing, or a list. Counts as a write.
-pub fn list_pushable(db: &mut Db, now: u64, key: &[u8]) -> Result<(), WrongType> {
+pub(crate) fn list_pushable(db: &mut Db, now: u64, key: &[u8]) -> Result<(), WrongType> {
     write(db, now, key, list_mut).map(drop)
 }
 
 /// Pops up to `count` members from the low end (the high one with `max`) of the sorted set at
 /// `key` (deleting it if emptied); `None` when there is no sorted set.
-pub fn zset_pop(
+pub(crate) fn zset_pop(
     db: &mut Db,
     now: u64,
     key: &[u8],
@@ -205,11 +215,11 @@ macro_rules! pickers {
     ($($read:ident, $write:ident, $variant:ident, $ty:ty;)*) => {$(
         /// Picks this variant by reference.
         #[must_use]
-        pub fn $read(v: &Value) -> Option<&$ty> {
+        pub(crate) fn $read(v: &Value) -> Option<&$ty> {
             match v { Value::$variant(x) => Some(&**x), _ => None }
         }
         /// Picks this variant mutably.
-        pub fn $write(v: &mut Value) -> Option<&mut $ty> {
+        pub(crate) fn $write(v: &mut Value) -> Option<&mut $ty> {
             match v { Value::$variant(x) => Some(&mut **x), _ => None }
         }
     )*};
@@ -223,7 +233,7 @@ pickers! {
 
 /// Picks a sorted set by reference (not boxed: it is a small vector or a box of its own).
 #[must_use]
-pub fn zset(v: &Value) -> Option<&ZSet> {
+pub(crate) fn zset(v: &Value) -> Option<&ZSet> {
     match v {
         Value::ZSet(z) => Some(z),
         _ => None,
@@ -231,7 +241,7 @@ pub fn zset(v: &Value) -> Option<&ZSet> {
 }
 
 /// Picks a sorted set mutably.
-pub fn zset_mut(v: &mut Value) -> Option<&mut ZSet> {
+pub(crate) fn zset_mut(v: &mut Value) -> Option<&mut ZSet> {
     match v {
         Value::ZSet(z) => Some(z),
         _ => None,

@@ -9,7 +9,7 @@ use crate::storage::dict::{Dict, Key};
 use crate::storage::rng::Rng;
 
 /// A stored value.
-pub enum Value {
+pub(crate) enum Value {
     /// A string (also holds integers and floats, as Redis does); up to 22 bytes inline.
     Str(Key),
     /// A list. Containers are boxed so that every entry stays small (strings dominate).
@@ -25,7 +25,7 @@ pub enum Value {
 impl Value {
     /// The name TYPE reports.
     #[must_use]
-    pub fn type_name(&self) -> &'static str {
+    pub(crate) fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
             Value::List(_) => "list",
@@ -37,7 +37,7 @@ impl Value {
 
     /// Whether a container holds nothing (Redis deletes such keys).
     #[must_use]
-    pub fn is_empty_container(&self) -> bool {
+    pub(crate) fn is_empty_container(&self) -> bool {
         match self {
             Value::Str(_) => false,
             Value::List(l) => l.is_empty(),
@@ -63,9 +63,9 @@ impl Clone for Value {
 
 /// A value and its absolute expiry time in Unix milliseconds.
 #[derive(Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// The value.
-    pub value: Value,
+    pub(crate) value: Value,
     /// When it expires, 0 if it does not: 8 bytes where `Option<u64>` takes 16, in every entry
     /// of the keyspace.
     expiry: u64,
@@ -80,13 +80,13 @@ fn expiry(expires_at: Option<u64>) -> u64 {
 impl Entry {
     /// An entry that expires at `expires_at` (Unix ms), if given.
     #[must_use]
-    pub fn new(value: Value, expires_at: Option<u64>) -> Entry {
+    pub(crate) fn new(value: Value, expires_at: Option<u64>) -> Entry {
         Entry { value, expiry: expiry(expires_at) }
     }
 
     /// When it expires (Unix ms), if it does.
     #[must_use]
-    pub fn expires_at(&self) -> Option<u64> {
+    pub(crate) fn expires_at(&self) -> Option<u64> {
         (self.expiry != 0).then_some(self.expiry)
     }
 
@@ -98,29 +98,29 @@ impl Entry {
 
 /// Counters one database keeps; the shard sums them for INFO.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct DbStats {
+pub(crate) struct DbStats {
     /// Reads that found their key.
-    pub hits: u64,
+    pub(crate) hits: u64,
     /// Reads that did not.
-    pub misses: u64,
+    pub(crate) misses: u64,
     /// Keys removed because their time ran out (lazily or actively).
-    pub expired: u64,
+    pub(crate) expired: u64,
 }
 
 /// What a request names inside the container at a key, for [`Db::prefetch_members`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MemberRef<'a> {
+pub(crate) struct MemberRef<'a> {
     /// The container's key.
-    pub key: &'a Bytes,
+    pub(crate) key: &'a Bytes,
     /// HSET's first field, SADD's first member, ZADD's member.
-    pub member: &'a Bytes,
+    pub(crate) member: &'a Bytes,
     /// The score a plain ZADD gives the member (not yet parsed), for the tree nodes it will touch.
-    pub score: Option<&'a Bytes>,
+    pub(crate) score: Option<&'a Bytes>,
 }
 
 /// How an observed key changed (see [`Db::observe`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     /// Written: created, overwritten or modified in place.
     Written,
     /// Removed: deleted, expired, or flushed while it existed.
@@ -133,7 +133,7 @@ pub enum Change {
 /// key goes through `set`, `set_expiry`, `remove`, `write`, `signal` or `clear`, which record
 /// the change of an observed key.
 #[derive(Default)]
-pub struct Db {
+pub(crate) struct Db {
     entries: Dict<Entry>,
     expires: Dict<()>,
     expire_cursor: u64,
@@ -142,12 +142,12 @@ pub struct Db {
     /// Changes of observed keys, in order, until taken.
     changes: Vec<(Bytes, Change)>,
     /// Counters for INFO.
-    pub stats: DbStats,
+    pub(crate) stats: DbStats,
 }
 
 impl Db {
     /// Starts loading `key`'s slot of the keyspace into cache (see [`Dict::prefetch`]).
-    pub fn prefetch(&self, key: &[u8]) {
+    pub(crate) fn prefetch(&self, key: &[u8]) {
         self.entries.prefetch(key);
     }
 
@@ -160,7 +160,7 @@ impl Db {
     /// deeper into the tree (its slot, its leaf, the leaf's parent; the path toward a plain
     /// ZADD's new score), so that the misses of a round overlap. Walks that end in cache cost a
     /// few comparisons.
-    pub fn prefetch_members<'a>(&self, members: impl Iterator<Item = MemberRef<'a>>) {
+    pub(crate) fn prefetch_members<'a>(&self, members: impl Iterator<Item = MemberRef<'a>>) {
         let mut walks = Vec::new();
         for m in members {
             match self.entries.get(m.key).map(|e| &e.value) {
@@ -193,24 +193,18 @@ impl Db {
 
     /// Number of keys, including expired ones not yet reclaimed.
     #[must_use]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    /// Whether the database holds no keys.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     /// Number of keys with a TTL.
     #[must_use]
-    pub fn expires_len(&self) -> usize {
+    pub(crate) fn expires_len(&self) -> usize {
         self.expires.len()
     }
 
     /// The live entry under `key`, expiring it first if its time has come. Counts hit or miss.
-    pub fn read(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+    pub(crate) fn read(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
         // One lookup on the hot path; a second only when the key must be reclaimed.
         let expired = match self.entries.get(key) {
             None => {
@@ -231,7 +225,7 @@ impl Db {
 
     /// The live entry under `key`, for writing (no hit/miss counted). Counts as a modification
     /// for WATCH even if the caller ends up changing nothing.
-    pub fn write(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
+    pub(crate) fn write(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         if self.live(key, now) {
             self.signal(key);
             self.entries.get_mut(key)
@@ -242,7 +236,7 @@ impl Db {
 
     /// Like [`Db::write`], but not yet a modification: the caller calls [`Db::signal`] if it
     /// changed something (Redis leaves WATCH alone when a write changes nothing).
-    pub fn write_quiet(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
+    pub(crate) fn write_quiet(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         if self.live(key, now) {
             self.entries.get_mut(key)
         } else {
@@ -251,7 +245,7 @@ impl Db {
     }
 
     /// Whether `key` exists and is not expired; reclaims it if it is.
-    pub fn live(&mut self, key: &[u8], now: u64) -> bool {
+    pub(crate) fn live(&mut self, key: &[u8], now: u64) -> bool {
         match self.entries.get(key) {
             None => false,
             Some(e) if e.expires_at().is_some_and(|at| at <= now) => {
@@ -264,7 +258,7 @@ impl Db {
     }
 
     /// Stores `value` under `key` with the given expiry, replacing any entry.
-    pub fn set(&mut self, key: &[u8], value: Value, expires_at: Option<u64>) {
+    pub(crate) fn set(&mut self, key: &[u8], value: Value, expires_at: Option<u64>) {
         self.touch(key, Change::Written);
         if let Some(entry) = self.entries.get_mut(key) {
             let had_ttl = entry.expires_at().is_some();
@@ -280,7 +274,7 @@ impl Db {
     }
 
     /// Sets or clears the expiry of an existing key; returns whether the key exists.
-    pub fn set_expiry(&mut self, key: &[u8], expires_at: Option<u64>) -> bool {
+    pub(crate) fn set_expiry(&mut self, key: &[u8], expires_at: Option<u64>) -> bool {
         let Some(entry) = self.entries.get_mut(key) else { return false };
         if !self.observed.is_empty() && self.observed.contains_key(key) {
             self.changes.push((Bytes::copy_from_slice(key), Change::Written));
@@ -304,14 +298,14 @@ impl Db {
     }
 
     /// Deletes `key` if it holds an empty container (after a pop or a removal).
-    pub fn drop_if_empty(&mut self, key: &[u8]) {
+    pub(crate) fn drop_if_empty(&mut self, key: &[u8]) {
         if self.entries.get(key).is_some_and(|e| e.value.is_empty_container()) {
             self.remove(key);
         }
     }
 
     /// Removes `key`; returns its entry.
-    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let entry = self.entries.remove(key)?;
         self.touch(key, Change::Removed);
         if entry.expires_at().is_some() {
@@ -322,12 +316,12 @@ impl Db {
 
     /// Starts recording the changes of `key` (a client WATCHes it, or blocks on it); one call
     /// per observer.
-    pub fn observe(&mut self, key: &[u8]) {
+    pub(crate) fn observe(&mut self, key: &[u8]) {
         *self.observed.entry(Bytes::copy_from_slice(key)).or_default() += 1;
     }
 
     /// One observer of `key` is done with it.
-    pub fn unobserve(&mut self, key: &[u8]) {
+    pub(crate) fn unobserve(&mut self, key: &[u8]) {
         if let Some(n) = self.observed.get_mut(key) {
             *n -= 1;
             if *n == 0 {
@@ -338,29 +332,30 @@ impl Db {
 
     /// Whether any key is observed.
     #[must_use]
-    pub fn observing(&self) -> bool {
+    pub(crate) fn observing(&self) -> bool {
         !self.observed.is_empty()
     }
 
     /// Takes the recorded changes, in order.
-    pub fn take_changes(&mut self) -> Vec<(Bytes, Change)> {
+    pub(crate) fn take_changes(&mut self) -> Vec<(Bytes, Change)> {
         std::mem::take(&mut self.changes)
     }
 
     /// Whether changes wait to be taken.
+    #[cfg(test)]
     #[must_use]
-    pub fn has_changes(&self) -> bool {
+    pub(crate) fn has_changes(&self) -> bool {
         !self.changes.is_empty()
     }
 
     /// Whether `key` is there but expired at `now`, not yet reclaimed.
     #[must_use]
-    pub fn expired_in_place(&self, key: &[u8], now: u64) -> bool {
+    pub(crate) fn expired_in_place(&self, key: &[u8], now: u64) -> bool {
         self.entries.get(key).and_then(Entry::expires_at).is_some_and(|at| at <= now)
     }
 
     /// Records that `key` changed (for WATCH and blocked clients), when someone observes it.
-    pub fn signal(&mut self, key: &[u8]) {
+    pub(crate) fn signal(&mut self, key: &[u8]) {
         self.touch(key, Change::Written);
     }
 
@@ -372,7 +367,7 @@ impl Db {
 
     /// Removes every key (FLUSHDB, FLUSHALL). Only observed keys that were there change, as
     /// Redis 7.0 touches only watched keys that existed.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         let removed: Vec<Bytes> =
             self.observed.keys().filter(|k| self.entries.get(k).is_some()).cloned().collect();
         self.changes.extend(removed.into_iter().map(|k| (k, Change::Removed)));
@@ -382,7 +377,7 @@ impl Db {
     }
 
     /// Visits the live keys of the bucket at `cursor`; returns the next cursor (0 at the end).
-    pub fn scan(&self, cursor: u64, now: u64, mut visit: impl FnMut(&[u8], &Entry)) -> u64 {
+    pub(crate) fn scan(&self, cursor: u64, now: u64, mut visit: impl FnMut(&[u8], &Entry)) -> u64 {
         self.entries.scan(cursor, |k, e| {
             if e.expires_at().is_none_or(|at| at > now) {
                 visit(k, e);
@@ -391,12 +386,12 @@ impl Db {
     }
 
     /// Every live key.
-    pub fn keys(&self, now: u64) -> impl Iterator<Item = (&[u8], &Entry)> {
+    pub(crate) fn keys(&self, now: u64) -> impl Iterator<Item = (&[u8], &Entry)> {
         self.entries.iter().filter(move |(_, e)| e.expires_at().is_none_or(|at| at > now))
     }
 
     /// A random live key, reclaiming expired ones it meets (bounded tries).
-    pub fn random_key(&mut self, rng: &mut Rng, now: u64) -> Option<Bytes> {
+    pub(crate) fn random_key(&mut self, rng: &mut Rng, now: u64) -> Option<Bytes> {
         for _ in 0..100 {
             let (key, expired) = {
                 let (k, e) = self.entries.random(rng)?;
@@ -413,7 +408,7 @@ impl Db {
 
     /// One step of active expiry: walks the TTL index from where the last step stopped, looking at
     /// up to `budget` keys, and reclaims the expired ones. Returns (looked at, reclaimed).
-    pub fn expire_step(&mut self, now: u64, budget: usize) -> (usize, usize) {
+    pub(crate) fn expire_step(&mut self, now: u64, budget: usize) -> (usize, usize) {
         let mut due = Vec::new();
         let mut looked = 0;
         while looked < budget && !self.expires.is_empty() {

@@ -21,7 +21,7 @@ const INLINE: usize = 22;
 /// member table uses it too, so a comparison of short members reads no second cache line, and
 /// so do string values (a short value costs no allocation, and GET no second cache miss).
 #[derive(Clone, Default)]
-pub struct Key(Repr);
+pub(crate) struct Key(Repr);
 
 #[derive(Clone)]
 enum Repr {
@@ -44,7 +44,7 @@ impl AsRef<[u8]> for Key {
 impl Key {
     /// Stores `key`: copied inline when short, else kept as the shared `Bytes`.
     #[must_use]
-    pub fn new(key: Bytes) -> Key {
+    pub(crate) fn new(key: Bytes) -> Key {
         if key.len() <= INLINE {
             Key::copy_from_slice(&key)
         } else {
@@ -54,7 +54,7 @@ impl Key {
 
     /// Copies `bytes`: inline when short (no allocation), else into a `Bytes` of its own.
     #[must_use]
-    pub fn copy_from_slice(bytes: &[u8]) -> Key {
+    pub(crate) fn copy_from_slice(bytes: &[u8]) -> Key {
         Key(if bytes.len() <= INLINE {
             let mut inline = [0u8; INLINE];
             inline[..bytes.len()].copy_from_slice(bytes);
@@ -66,19 +66,13 @@ impl Key {
 
     /// The length in bytes.
     #[must_use]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.as_slice().len()
-    }
-
-    /// Whether it is empty.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The bytes as `Bytes`: a shared one is shared again, an inline one copied.
     #[must_use]
-    pub fn to_bytes(&self) -> Bytes {
+    pub(crate) fn to_bytes(&self) -> Bytes {
         match &self.0 {
             Repr::Inline { len, bytes } => Bytes::copy_from_slice(&bytes[..usize::from(*len)]),
             Repr::Heap(b) => b.clone(),
@@ -87,7 +81,7 @@ impl Key {
 
     /// The bytes.
     #[must_use]
-    pub fn as_slice(&self) -> &[u8] {
+    pub(crate) fn as_slice(&self) -> &[u8] {
         match &self.0 {
             Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
             Repr::Heap(b) => b,
@@ -192,7 +186,7 @@ fn hasher() -> &'static ahash::RandomState {
 }
 
 /// A hash map from byte-string keys to `V`, with SCAN cursors and random sampling.
-pub struct Dict<V> {
+pub(crate) struct Dict<V> {
     table: Table<V>,
     len: usize,
 }
@@ -219,25 +213,25 @@ fn bucket_of(key: &[u8], buckets: usize) -> usize {
 impl<V> Dict<V> {
     /// An empty dict.
     #[must_use]
-    pub fn new() -> Dict<V> {
+    pub(crate) fn new() -> Dict<V> {
         Dict { table: Table::Small(Vec::new()), len: 0 }
     }
 
     /// Number of entries.
     #[must_use]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// Whether there are no entries.
     #[must_use]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The value under `key`.
     #[must_use]
-    pub fn get(&self, key: &[u8]) -> Option<&V> {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&V> {
         let entry = match &self.table {
             Table::Small(v) => v.iter().find(|(k, _)| k.as_slice() == key),
             Table::Hashed(b, _) => b[bucket_of(key, b.len())].find(key),
@@ -249,7 +243,7 @@ impl<V> Dict<V> {
     /// lookup soon after finds it in cache. A pipelined batch prefetches all its keys before
     /// running the first command: the cache misses of a large keyspace then overlap instead of
     /// coming one after another.
-    pub fn prefetch(&self, key: &[u8]) {
+    pub(crate) fn prefetch(&self, key: &[u8]) {
         match &self.table {
             Table::Small(v) => {
                 prefetch_lines(v.as_ptr().cast(), (v.len() * std::mem::size_of::<(Key, V)>()).min(256))
@@ -262,7 +256,7 @@ impl<V> Dict<V> {
     }
 
     /// The value under `key`, mutably.
-    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
+    pub(crate) fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
         let entry = match &mut self.table {
             Table::Small(v) => v.iter_mut().find(|(k, _)| k.as_slice() == key),
             Table::Hashed(b, _) => {
@@ -275,7 +269,7 @@ impl<V> Dict<V> {
 
     /// Inserts or replaces; returns the value that was there. A long `key` is kept as it is
     /// (shared), a short one copied inline.
-    pub fn insert(&mut self, key: Bytes, value: V) -> Option<V> {
+    pub(crate) fn insert(&mut self, key: Bytes, value: V) -> Option<V> {
         if let Some(slot) = self.get_mut(&key) {
             return Some(std::mem::replace(slot, value));
         }
@@ -285,7 +279,7 @@ impl<V> Dict<V> {
 
     /// [`Dict::insert`] of a copy of `key`: a short one costs no allocation at all (HSET's
     /// fields, SADD's members, which arrive inside a request).
-    pub fn insert_copy(&mut self, key: &[u8], value: V) -> Option<V> {
+    pub(crate) fn insert_copy(&mut self, key: &[u8], value: V) -> Option<V> {
         if let Some(slot) = self.get_mut(key) {
             return Some(std::mem::replace(slot, value));
         }
@@ -320,7 +314,7 @@ impl<V> Dict<V> {
     }
 
     /// Removes `key`; returns its value.
-    pub fn remove(&mut self, key: &[u8]) -> Option<V> {
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<V> {
         let value = match &mut self.table {
             Table::Small(v) => {
                 let pos = v.iter().position(|(k, _)| k.as_slice() == key)?;
@@ -341,7 +335,7 @@ impl<V> Dict<V> {
     }
 
     /// Removes every entry.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         *self = Dict::new();
     }
 
@@ -366,7 +360,7 @@ impl<V> Dict<V> {
     }
 
     /// Every entry, in no particular order (insertion order while small).
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &V)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &V)> {
         let (small, hashed) = match &self.table {
             Table::Small(v) => (Some(v.iter()), None),
             Table::Hashed(b, _) => (None, Some(b.iter().flat_map(Bucket::iter))),
@@ -379,7 +373,7 @@ impl<V> Dict<V> {
     ///
     /// This is Redis's `dictScan` for a single table: the cursor's bits are incremented from the
     /// top, so buckets already visited stay visited when the table doubles or halves.
-    pub fn scan(&self, cursor: u64, mut visit: impl FnMut(&[u8], &V)) -> u64 {
+    pub(crate) fn scan(&self, cursor: u64, mut visit: impl FnMut(&[u8], &V)) -> u64 {
         let b = match &self.table {
             Table::Small(v) => {
                 v.iter().for_each(|(k, v)| visit(k.as_slice(), v));
@@ -399,7 +393,7 @@ impl<V> Dict<V> {
     /// A SCAN step of HSCAN, SSCAN or ZSCAN: buckets from `cursor` until about `count`
     /// entries passing `matches` are found (or ten times `count` buckets were visited); returns
     /// the next cursor and what was found.
-    pub fn scan_matching(
+    pub(crate) fn scan_matching(
         &self,
         mut cursor: u64,
         count: usize,
@@ -429,7 +423,7 @@ impl<V> Dict<V> {
     /// the longest chain's length until the position holds an entry: every entry is equally
     /// likely (Redis's `dictGetFairRandomKey` only approximates that). At the table's lowest
     /// load, 1/8, with chains of four, that is 32 draws on average.
-    pub fn random(&self, rng: &mut Rng) -> Option<(&[u8], &V)> {
+    pub(crate) fn random(&self, rng: &mut Rng) -> Option<(&[u8], &V)> {
         if self.len == 0 {
             return None;
         }

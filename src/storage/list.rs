@@ -154,7 +154,7 @@ impl Packer {
 
 /// Which end of a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
+pub(crate) enum End {
     /// The head.
     Left,
     /// The tail.
@@ -163,7 +163,7 @@ pub enum End {
 
 /// A list of byte strings with O(1) pushes and pops at both ends.
 #[derive(Clone, Default)]
-pub struct List {
+pub(crate) struct List {
     chunks: VecDeque<Chunk>,
     len: usize,
 }
@@ -171,43 +171,43 @@ pub struct List {
 impl List {
     /// How many elements.
     #[must_use]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// Whether there are none.
     #[must_use]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Adds `e` (copied) at the front.
-    pub fn push_front(&mut self, e: &[u8]) {
+    pub(crate) fn push_front(&mut self, e: &[u8]) {
         self.push_at(true, e);
     }
 
     /// Adds `e` (copied) at the back.
-    pub fn push_back(&mut self, e: &[u8]) {
+    pub(crate) fn push_back(&mut self, e: &[u8]) {
         self.push_at(false, e);
     }
 
     /// Removes and returns the first element.
-    pub fn pop_front(&mut self) -> Option<Bytes> {
+    pub(crate) fn pop_front(&mut self) -> Option<Bytes> {
         self.pop_at(true)
     }
 
     /// Removes and returns the last element.
-    pub fn pop_back(&mut self) -> Option<Bytes> {
+    pub(crate) fn pop_back(&mut self) -> Option<Bytes> {
         self.pop_at(false)
     }
 
     /// Removes the first `n` elements (all, if fewer): whole chunks at once.
-    pub fn drop_front(&mut self, n: usize) {
+    pub(crate) fn drop_front(&mut self, n: usize) {
         self.drop_at(true, n);
     }
 
     /// Removes the last `n` elements (all, if fewer): whole chunks at once.
-    pub fn drop_back(&mut self, n: usize) {
+    pub(crate) fn drop_back(&mut self, n: usize) {
         self.drop_at(false, n);
     }
 
@@ -308,7 +308,7 @@ impl List {
 
     /// The element at `i`, if there is one.
     #[must_use]
-    pub fn get(&self, i: usize) -> Option<&[u8]> {
+    pub(crate) fn get(&self, i: usize) -> Option<&[u8]> {
         (i < self.len).then(|| {
             let (c, k) = self.locate(i);
             self.chunks[c].get(k)
@@ -316,18 +316,18 @@ impl List {
     }
 
     /// Every element, front to back (reversible).
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &[u8]> {
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &[u8]> {
         self.chunks.iter().flat_map(Chunk::iter)
     }
 
     /// The index of the first element equal to `e`.
     #[must_use]
-    pub fn position(&self, e: &[u8]) -> Option<usize> {
+    pub(crate) fn position(&self, e: &[u8]) -> Option<usize> {
         self.iter().position(|x| x == e)
     }
 
     /// The elements from `start` to `stop` inclusive (`start <= stop < len`), front to back.
-    pub fn range(&self, start: usize, stop: usize) -> impl Iterator<Item = &[u8]> {
+    pub(crate) fn range(&self, start: usize, stop: usize) -> impl Iterator<Item = &[u8]> {
         debug_assert!(start <= stop && stop < self.len);
         let (c, k) = self.locate(start);
         self.chunks.range(c..).flat_map(Chunk::iter).skip(k).take(stop - start + 1)
@@ -345,7 +345,7 @@ impl List {
     }
 
     /// Replaces the element at `i` (< len) by `e`.
-    pub fn set(&mut self, i: usize, e: &[u8]) {
+    pub(crate) fn set(&mut self, i: usize, e: &[u8]) {
         let (c, k) = self.locate(i);
         self.repack(c, |old, out| {
             old.iter().enumerate().for_each(|(j, x)| out.push(if j == k { e } else { x }));
@@ -353,7 +353,7 @@ impl List {
     }
 
     /// Inserts `e` before the element at `i` (`i == len`: at the back).
-    pub fn insert(&mut self, i: usize, e: &[u8]) {
+    pub(crate) fn insert(&mut self, i: usize, e: &[u8]) {
         match i {
             0 => self.push_front(e),
             _ if i >= self.len => self.push_back(e),
@@ -374,7 +374,7 @@ impl List {
     /// LREM: removes up to `count` elements equal to `e` from the front (`count > 0`), from the
     /// back (`count < 0`) or all of them (`count == 0`); returns how many. Only the chunks that
     /// held one are repacked.
-    pub fn remove_matching(&mut self, e: &[u8], count: i64) -> usize {
+    pub(crate) fn remove_matching(&mut self, e: &[u8], count: i64) -> usize {
         let mut left =
             if count == 0 { usize::MAX } else { usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX) };
         let (from_back, before) = (count < 0, self.len);

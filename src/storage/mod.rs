@@ -2,11 +2,11 @@
 //! database with expiry). Pure data owned by one core: it never awaits and knows nothing of
 //! routing, sessions or commands.
 
-pub mod access;
-pub mod db;
-pub mod dict;
-pub mod list;
-pub mod rng;
-pub mod sample;
-pub mod zset;
-pub mod ztree;
+pub(crate) mod access;
+pub(crate) mod db;
+pub(crate) mod dict;
+pub(crate) mod list;
+pub(crate) mod rng;
+pub(crate) mod sample;
+pub(crate) mod zset;
+pub(crate) mod ztree;

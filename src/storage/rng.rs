@@ -2,60 +2,45 @@
 //! ZRANDMEMBER, RANDOMKEY): SplitMix64, one per shard, seeded once per process. Every draw
 //! advances it, so two calls in the same millisecond draw differently.
 
-/// SplitMix64's increment: the golden ratio in 64 bits.
-const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+use crate::num::{mix, GAMMA};
 
 /// A SplitMix64 generator.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    /// A generator starting from `seed`.
+    /// A generator starting from `seed` (tests replay a fixed sequence).
+    #[cfg(test)]
     #[must_use]
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(seed)
     }
 
     /// A generator seeded from the process's random hash keys, the time and `salt` (a shard id).
     #[must_use]
-    pub fn seeded(salt: u64) -> Rng {
+    pub(crate) fn seeded(salt: u64) -> Rng {
         let nanos =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         Rng(ahash::RandomState::new().hash_one((nanos, salt)))
     }
 
     /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(GAMMA);
         mix(self.0)
     }
 
     /// A generator of its own, seeded from this one (which moves on): for a command that must
     /// draw while it borrows the keyspace.
-    pub fn fork(&mut self) -> Rng {
+    pub(crate) fn fork(&mut self) -> Rng {
         Rng(self.next_u64())
     }
 
     /// A uniform index below `n` (0 when `n` is 0), by Lemire's multiply-shift: its bias is at
     /// most `n / 2^64`.
-    pub fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
     }
-}
-
-/// One step of SplitMix64 from `seed`: a well-spread 64-bit value (for hashing seeds apart).
-#[must_use]
-pub fn splitmix(seed: u64) -> u64 {
-    mix(seed.wrapping_add(GAMMA))
-}
-
-/// SplitMix64's output function: a cheap, well-spread 64-bit mix.
-#[must_use]
-pub fn mix(x: u64) -> u64 {
-    let mut z = x;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::storage::rng::Rng;
 
 /// Redis's random sampling: a positive count gives distinct entries (all of them when the count
 /// reaches the size), a negative one `|count|` entries that may repeat.
-pub fn sample<V: Clone>(d: &Dict<V>, count: i64, rng: &mut Rng) -> Vec<(Bytes, V)> {
+pub(crate) fn sample<V: Clone>(d: &Dict<V>, count: i64, rng: &mut Rng) -> Vec<(Bytes, V)> {
     let entry = |(k, v): (&[u8], &V)| (Bytes::copy_from_slice(k), v.clone());
     sample_with(
         d.len(),
@@ -25,7 +25,7 @@ pub fn sample<V: Clone>(d: &Dict<V>, count: i64, rng: &mut Rng) -> Vec<(Bytes, V
 /// A count of a quarter of the size or more draws from the listed entries (indices for
 /// repeats, a partial shuffle for distinct ones); a smaller one picks from the container, and
 /// for distinct entries draws again on a repeat. Either way each draw is uniform.
-pub fn sample_with<'a, T: Clone>(
+pub(crate) fn sample_with<'a, T: Clone>(
     len: usize,
     count: i64,
     rng: &mut Rng,

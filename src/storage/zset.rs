@@ -15,20 +15,20 @@ use crate::storage::ztree::{Tree, Walk};
 
 /// One end of a score range: `-inf`, `(1.5` (exclusive) or `1.5` (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ScoreBound {
+pub(crate) struct ScoreBound {
     /// The score.
-    pub value: f64,
+    pub(crate) value: f64,
     /// Whether the bound itself is excluded.
-    pub exclusive: bool,
+    pub(crate) exclusive: bool,
 }
 
 /// A score range as ZRANGEBYSCORE and ZCOUNT take it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ScoreRange {
+pub(crate) struct ScoreRange {
     /// The low end.
-    pub min: ScoreBound,
+    pub(crate) min: ScoreBound,
     /// The high end.
-    pub max: ScoreBound,
+    pub(crate) max: ScoreBound,
 }
 
 impl ScoreRange {
@@ -37,7 +37,7 @@ impl ScoreRange {
     /// Redis reads bounds with a bare `strtod`, laxer than score arguments: leading spaces
     /// are skipped, out-of-range numbers become infinities or zero, and an empty bound is 0.
     #[must_use]
-    pub fn parse(min: &[u8], max: &[u8]) -> Option<ScoreRange> {
+    pub(crate) fn parse(min: &[u8], max: &[u8]) -> Option<ScoreRange> {
         fn bound(b: &[u8]) -> Option<ScoreBound> {
             let (exclusive, text) = match b.strip_prefix(b"(") {
                 Some(rest) => (true, rest),
@@ -73,7 +73,7 @@ impl ScoreRange {
 
 /// One end of a lex range: `-`, `+`, `[a` (inclusive) or `(a` (exclusive).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LexBound {
+pub(crate) enum LexBound {
     /// Below every member.
     Min,
     /// Above every member.
@@ -96,17 +96,17 @@ impl LexBound {
 
 /// A lex range as ZRANGEBYLEX and ZLEXCOUNT take it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LexRange {
+pub(crate) struct LexRange {
     /// The low end.
-    pub min: LexBound,
+    pub(crate) min: LexBound,
     /// The high end.
-    pub max: LexBound,
+    pub(crate) max: LexBound,
 }
 
 impl LexRange {
     /// Parses `min max`; `None` when either is not `-`, `+`, `[x` or `(x`.
     #[must_use]
-    pub fn parse(min: &Bytes, max: &Bytes) -> Option<LexRange> {
+    pub(crate) fn parse(min: &Bytes, max: &Bytes) -> Option<LexRange> {
         Some(LexRange { min: LexBound::parse(min)?, max: LexBound::parse(max)? })
     }
 
@@ -182,7 +182,7 @@ fn small_slot(v: &[(f64, Key)], score: f64, member: &[u8]) -> usize {
 impl ZSet {
     /// How many members.
     #[must_use]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match &self.0 {
             Repr::Small(v) => v.len(),
             Repr::Large(l) => l.len(),
@@ -191,13 +191,13 @@ impl ZSet {
 
     /// Whether there are no members.
     #[must_use]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The score of `member`.
     #[must_use]
-    pub fn score(&self, member: &[u8]) -> Option<f64> {
+    pub(crate) fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.0 {
             Repr::Small(v) => v.iter().find(|(_, m)| m.as_slice() == member).map(|(s, _)| *s),
             Repr::Large(l) => l.score(member),
@@ -205,7 +205,7 @@ impl ZSet {
     }
 
     /// Every member with its score, in no particular order (cheaper than in order).
-    pub fn unordered(&self) -> impl Iterator<Item = (&[u8], f64)> + '_ {
+    pub(crate) fn unordered(&self) -> impl Iterator<Item = (&[u8], f64)> + '_ {
         let (small, large) = match &self.0 {
             Repr::Small(v) => (Some(v.iter().map(|(s, m)| (m.as_slice(), *s))), None),
             Repr::Large(l) => (None, Some(l.unordered())),
@@ -215,7 +215,7 @@ impl ZSet {
 
     /// A random member.
     #[must_use]
-    pub fn random(&self, rng: &mut Rng) -> Option<(&[u8], f64)> {
+    pub(crate) fn random(&self, rng: &mut Rng) -> Option<(&[u8], f64)> {
         match &self.0 {
             Repr::Small(v) => v.get(rng.below(v.len())).map(|(s, m)| (m.as_slice(), *s)),
             Repr::Large(l) => l.random(rng),
@@ -224,7 +224,7 @@ impl ZSet {
 
     /// `count` random members as [`crate::storage::sample::sample`] picks them.
     #[must_use]
-    pub fn sample(&self, count: i64, rng: &mut Rng) -> Vec<(Bytes, f64)> {
+    pub(crate) fn sample(&self, count: i64, rng: &mut Rng) -> Vec<(Bytes, f64)> {
         let entry = |(m, s): (&[u8], f64)| (Bytes::copy_from_slice(m), s);
         let all = || self.unordered().map(entry).collect();
         crate::storage::sample::sample_with(self.len(), count, rng, all, |r| {
@@ -235,7 +235,7 @@ impl ZSet {
     /// One ZSCAN step over the member dict: the next cursor and what it found (a small set all at
     /// once, as Redis scans a listpack).
     #[must_use]
-    pub fn scan(
+    pub(crate) fn scan(
         &self,
         cursor: u64,
         count: usize,
@@ -260,7 +260,7 @@ impl ZSet {
     }
 
     /// Starts loading `member`'s slot of the member dict into cache (see [`Dict::prefetch`]).
-    pub fn prefetch(&self, member: &[u8]) {
+    pub(crate) fn prefetch(&self, member: &[u8]) {
         if let Repr::Large(l) = &self.0 {
             l.prefetch(member);
         }
@@ -270,7 +270,7 @@ impl ZSet {
     /// dict fit in a core's L2 cache, and the walk's lookups cost more than the misses it saves
     /// (ZADD on a 1k-member set: 0.95 -> 1.10 µs with walks).
     #[must_use]
-    pub fn worth_walking(&self) -> bool {
+    pub(crate) fn worth_walking(&self) -> bool {
         self.len() >= 1 << 14
     }
 
@@ -278,7 +278,7 @@ impl ZSet {
     /// [`Walk`] through the tree nodes that setting `member` to `score` (or, with no score,
     /// reading or removing it) will touch. `None` when there is nothing to load.
     #[must_use]
-    pub fn walk(&self, member: &[u8], score: Option<f64>) -> Option<Walk> {
+    pub(crate) fn walk(&self, member: &[u8], score: Option<f64>) -> Option<Walk> {
         match &self.0 {
             Repr::Small(_) => None,
             Repr::Large(l) => l.walk(member, score),
@@ -286,7 +286,7 @@ impl ZSet {
     }
 
     /// Takes `walk` one node further (see [`crate::storage::ztree::Tree::advance`]); `false` once it is done.
-    pub fn advance(&self, walk: &mut Walk) -> bool {
+    pub(crate) fn advance(&self, walk: &mut Walk) -> bool {
         match &self.0 {
             Repr::Small(_) => false,
             Repr::Large(l) => l.advance(walk),
@@ -294,7 +294,7 @@ impl ZSet {
     }
 
     /// Adds `member`, which the caller knows is absent (one lookup fewer than `insert`).
-    pub fn add_new(&mut self, member: Bytes, score: f64) {
+    pub(crate) fn add_new(&mut self, member: Bytes, score: f64) {
         match &mut self.0 {
             Repr::Small(v) if v.len() < SMALL && member.len() <= SMALL_MEMBER => {
                 debug_assert!(v.iter().all(|(_, m)| m.as_slice() != &member[..]));
@@ -334,7 +334,7 @@ impl ZSet {
     }
 
     /// Removes `member`; returns its score.
-    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+    pub(crate) fn remove(&mut self, member: &[u8]) -> Option<f64> {
         match &mut self.0 {
             Repr::Small(v) => {
                 let i = v.iter().position(|(_, m)| m.as_slice() == member)?;
@@ -346,7 +346,7 @@ impl ZSet {
 
     /// The 0-based rank of `member`, counted from the lowest score.
     #[must_use]
-    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+    pub(crate) fn rank(&self, member: &[u8]) -> Option<usize> {
         match &self.0 {
             Repr::Small(v) => v.iter().position(|(_, m)| m.as_slice() == member),
             Repr::Large(l) => l.rank(member),
@@ -355,7 +355,7 @@ impl ZSet {
 
     /// Members from 0-based `rank` on, ascending (or descending with `rev`, where `rank` counts
     /// from the highest score); long members are shared, inline ones copied out.
-    pub fn iter_from(&self, rank: usize, rev: bool) -> impl Iterator<Item = (Bytes, f64)> + '_ {
+    pub(crate) fn iter_from(&self, rank: usize, rev: bool) -> impl Iterator<Item = (Bytes, f64)> + '_ {
         let (small, large) = match &self.0 {
             Repr::Small(v) => (Some(small_from(v, rank, rev).map(|(s, m)| (m.to_bytes(), *s))), None),
             Repr::Large(l) => (None, Some(l.iter_from(rank, rev))),
@@ -364,7 +364,7 @@ impl ZSet {
     }
 
     /// As [`ZSet::iter_from`], lending the members instead of copying or sharing them.
-    pub fn slices_from(&self, rank: usize, rev: bool) -> impl Iterator<Item = (&[u8], f64)> + '_ {
+    pub(crate) fn slices_from(&self, rank: usize, rev: bool) -> impl Iterator<Item = (&[u8], f64)> + '_ {
         let (small, large) = match &self.0 {
             Repr::Small(v) => (Some(small_from(v, rank, rev).map(|(s, m)| (m.as_slice(), *s))), None),
             Repr::Large(l) => (None, Some(l.slices_from(rank, rev))),
@@ -374,7 +374,7 @@ impl ZSet {
 
     /// The 0-based ranks `[start, end)` of the members whose scores fall in `range`.
     #[must_use]
-    pub fn score_ranks(&self, range: &ScoreRange) -> std::ops::Range<usize> {
+    pub(crate) fn score_ranks(&self, range: &ScoreRange) -> std::ops::Range<usize> {
         match &self.0 {
             Repr::Small(v) => {
                 let below = v.partition_point(|(s, _)| !range.above_min(*s));
@@ -387,7 +387,7 @@ impl ZSet {
 
     /// The 0-based ranks `[start, end)` of the members within `range` (all scores equal).
     #[must_use]
-    pub fn lex_ranks(&self, range: &LexRange) -> std::ops::Range<usize> {
+    pub(crate) fn lex_ranks(&self, range: &LexRange) -> std::ops::Range<usize> {
         match &self.0 {
             Repr::Small(v) => {
                 let below = v.partition_point(|(_, m)| !range.above_min(m.as_slice()));
@@ -414,30 +414,30 @@ struct Large {
 impl Large {
     /// How many members.
     #[must_use]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.ids.len()
     }
 
     /// The score of `member`.
     #[must_use]
-    pub fn score(&self, member: &[u8]) -> Option<f64> {
+    pub(crate) fn score(&self, member: &[u8]) -> Option<f64> {
         self.ids.get(member).map(|&id| self.tree.score(id))
     }
 
     /// Every member with its score, in no particular order (cheaper than in order).
-    pub fn unordered(&self) -> impl Iterator<Item = (&[u8], f64)> + '_ {
+    pub(crate) fn unordered(&self) -> impl Iterator<Item = (&[u8], f64)> + '_ {
         self.ids.iter().map(|(m, &id)| (m, self.tree.score(id)))
     }
 
     /// A random member.
     #[must_use]
-    pub fn random(&self, rng: &mut Rng) -> Option<(&[u8], f64)> {
+    pub(crate) fn random(&self, rng: &mut Rng) -> Option<(&[u8], f64)> {
         self.ids.random(rng).map(|(m, &id)| (m, self.tree.score(id)))
     }
 
     /// One ZSCAN step over the member dict: the next cursor and what it found.
     #[must_use]
-    pub fn scan(
+    pub(crate) fn scan(
         &self,
         cursor: u64,
         count: usize,
@@ -448,7 +448,7 @@ impl Large {
     }
 
     /// Starts loading `member`'s slot of the member dict into cache (see [`Dict::prefetch`]).
-    pub fn prefetch(&self, member: &[u8]) {
+    pub(crate) fn prefetch(&self, member: &[u8]) {
         self.ids.prefetch(member);
     }
 
@@ -456,18 +456,18 @@ impl Large {
     /// [`Walk`] through the tree nodes that setting `member` to `score` (or, with no score,
     /// reading or removing it) will touch. `None` when there is nothing to load.
     #[must_use]
-    pub fn walk(&self, member: &[u8], score: Option<f64>) -> Option<Walk> {
+    pub(crate) fn walk(&self, member: &[u8], score: Option<f64>) -> Option<Walk> {
         let id = self.ids.get(member).copied();
         (id.is_some() || score.is_some()).then(|| self.tree.walk(&self.members, id, score))
     }
 
     /// Takes `walk` one node further (see [`crate::storage::ztree::Tree::advance`]); `false` once it is done.
-    pub fn advance(&self, walk: &mut Walk) -> bool {
+    pub(crate) fn advance(&self, walk: &mut Walk) -> bool {
         self.tree.advance(&self.members, walk)
     }
 
     /// Adds `member`, which the caller knows is absent (one dict lookup fewer than `insert`).
-    pub fn add_new(&mut self, member: Bytes, score: f64) {
+    pub(crate) fn add_new(&mut self, member: Bytes, score: f64) {
         debug_assert!(self.ids.get(&member).is_none());
         let id = match self.free.pop() {
             Some(id) => {
@@ -484,7 +484,7 @@ impl Large {
     }
 
     /// Sets the score of `member` if it is present (no allocation); returns the previous score.
-    pub fn update(&mut self, member: &[u8], score: f64) -> Option<f64> {
+    pub(crate) fn update(&mut self, member: &[u8], score: f64) -> Option<f64> {
         let id = *self.ids.get(member)?;
         let prev = self.tree.score(id);
         if prev != score {
@@ -494,7 +494,7 @@ impl Large {
     }
 
     /// Removes `member`; returns its score.
-    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+    pub(crate) fn remove(&mut self, member: &[u8]) -> Option<f64> {
         let id = self.ids.remove(member)?;
         let score = self.tree.score(id);
         self.tree.remove(&self.members, id);
@@ -510,18 +510,18 @@ impl Large {
 
     /// The 0-based rank of `member`, counted from the lowest score.
     #[must_use]
-    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+    pub(crate) fn rank(&self, member: &[u8]) -> Option<usize> {
         self.ids.get(member).map(|&id| self.tree.rank(id))
     }
 
     /// Members from 0-based `rank` on, ascending (or descending with `rev`, where `rank` counts
     /// from the highest score); long members are shared, inline ones copied out.
-    pub fn iter_from(&self, rank: usize, rev: bool) -> impl Iterator<Item = (Bytes, f64)> + '_ {
+    pub(crate) fn iter_from(&self, rank: usize, rev: bool) -> impl Iterator<Item = (Bytes, f64)> + '_ {
         self.ids_from(rank, rev).map(|(id, score)| (self.members[id as usize].to_bytes(), score))
     }
 
     /// As [`ZSet::iter_from`], lending the members instead of copying or sharing them.
-    pub fn slices_from(&self, rank: usize, rev: bool) -> impl Iterator<Item = (&[u8], f64)> + '_ {
+    pub(crate) fn slices_from(&self, rank: usize, rev: bool) -> impl Iterator<Item = (&[u8], f64)> + '_ {
         self.ids_from(rank, rev).map(|(id, score)| (self.members[id as usize].as_slice(), score))
     }
 
@@ -533,7 +533,7 @@ impl Large {
 
     /// The 0-based ranks `[start, end)` of the members whose scores fall in `range`.
     #[must_use]
-    pub fn score_ranks(&self, range: &ScoreRange) -> std::ops::Range<usize> {
+    pub(crate) fn score_ranks(&self, range: &ScoreRange) -> std::ops::Range<usize> {
         let below = self.tree.count(&self.members, |s, _| !range.above_min(s));
         let upto = self.tree.count(&self.members, |s, _| range.below_max(s));
         below..upto.max(below)
@@ -541,7 +541,7 @@ impl Large {
 
     /// The 0-based ranks `[start, end)` of the members within `range` (all scores equal).
     #[must_use]
-    pub fn lex_ranks(&self, range: &LexRange) -> std::ops::Range<usize> {
+    pub(crate) fn lex_ranks(&self, range: &LexRange) -> std::ops::Range<usize> {
         let below = self.tree.count(&self.members, |_, m| !range.above_min(m.get()));
         let upto = self.tree.count(&self.members, |_, m| range.below_max(m.get()));
         below..upto.max(below)
@@ -567,7 +567,8 @@ mod tests {
     use std::cmp::Ordering;
 
     use super::*;
-    use crate::storage::rng::{splitmix, Rng};
+    use crate::num::splitmix;
+    use crate::storage::rng::Rng;
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())

@@ -38,7 +38,7 @@ const _: () = assert!(std::mem::size_of::<Leaf>() == 256 && std::mem::size_of::<
 
 /// A member as a comparison may need it: read only when scores tie.
 #[derive(Clone, Copy)]
-pub enum Member<'a> {
+pub(crate) enum Member<'a> {
     /// An entry's member, by id, in the caller's member table.
     Id(&'a [Key], u32),
     /// A separator's copy.
@@ -48,7 +48,7 @@ pub enum Member<'a> {
 impl<'a> Member<'a> {
     /// The member's bytes.
     #[must_use]
-    pub fn get(self) -> &'a [u8] {
+    pub(crate) fn get(self) -> &'a [u8] {
         match self {
             Member::Id(members, id) => members[id as usize].as_slice(),
             Member::Sep(k) => k.as_slice(),
@@ -111,7 +111,7 @@ struct NodeRef {
 /// A walk through the nodes an operation on one entry will touch, loaded one node per
 /// [`Tree::advance`], so that a batch's walks, stepped in turn, overlap their cache misses.
 #[must_use]
-pub struct Walk {
+pub(crate) struct Walk {
     /// Up from the entry: the next node to load.
     up: Up,
     /// Down toward `score`.
@@ -147,7 +147,7 @@ fn prefetch<T>(item: Option<&T>) {
 
 /// The order of a sorted set's members. Ids are the caller's; it passes its member table to
 /// every call that may compare members.
-pub struct Tree {
+pub(crate) struct Tree {
     leaves: Vec<Leaf>,
     inners: Vec<Inner>,
     sep_members: Vec<[Key; INNER_CAP]>,
@@ -176,12 +176,12 @@ impl Default for Tree {
 impl Tree {
     /// The score of entry `id` (which must be in the tree).
     #[must_use]
-    pub fn score(&self, id: u32) -> f64 {
+    pub(crate) fn score(&self, id: u32) -> f64 {
         self.slots[id as usize].score
     }
 
     /// Adds entry `id` (absent) with `score`.
-    pub fn insert(&mut self, members: &[Key], id: u32, score: f64) {
+    pub(crate) fn insert(&mut self, members: &[Key], id: u32, score: f64) {
         if self.slots.len() <= id as usize {
             self.slots.resize(id as usize + 1, Slot { score: 0.0, leaf: NIL });
         }
@@ -228,7 +228,7 @@ impl Tree {
     }
 
     /// Removes entry `id` (present); `members` still holds its member.
-    pub fn remove(&mut self, members: &[Key], id: u32) {
+    pub(crate) fn remove(&mut self, members: &[Key], id: u32) {
         let leaf = self.slots[id as usize].leaf;
         let pos = self.pos_in(leaf, id);
         let node = &mut self.leaves[leaf as usize];
@@ -250,7 +250,7 @@ impl Tree {
 
     /// Moves entry `id` to `score`: in place when its neighbours in the leaf allow it (the common
     /// case for small moves), else removed and inserted again.
-    pub fn rescore(&mut self, members: &[Key], id: u32, score: f64) {
+    pub(crate) fn rescore(&mut self, members: &[Key], id: u32, score: f64) {
         let Slot { score: old, leaf } = self.slots[id as usize];
         let pos = self.pos_in(leaf, id);
         let node = &self.leaves[leaf as usize];
@@ -278,7 +278,7 @@ impl Tree {
     /// Starts a [`Walk`] for an operation on entry `id` (when present: its slot and member
     /// start loading now) that may move it to `score` (when given). A hint only: a wrong guess
     /// loads nodes for nothing.
-    pub fn walk(&self, members: &[Key], id: Option<u32>, score: Option<f64>) -> Walk {
+    pub(crate) fn walk(&self, members: &[Key], id: Option<u32>, score: Option<f64>) -> Walk {
         let up = match id {
             Some(id) => {
                 prefetch(self.slots.get(id as usize));
@@ -298,7 +298,7 @@ impl Tree {
     /// Takes `walk` a node further, up and down, and starts loading the nodes it reaches (the
     /// way down compares scores only, so ties may stray: a wasted prefetch). `false` once
     /// there is nothing left to load.
-    pub fn advance(&self, members: &[Key], walk: &mut Walk) -> bool {
+    pub(crate) fn advance(&self, members: &[Key], walk: &mut Walk) -> bool {
         walk.up = match walk.up {
             Up::Slot(id) => match self.slots.get(id as usize).map(|s| s.leaf).filter(|&l| l != NIL) {
                 Some(leaf) => {
@@ -343,7 +343,7 @@ impl Tree {
     /// The 0-based rank of entry `id` (present): its place in the leaf plus, on the way up, the
     /// entries of every subtree to its left.
     #[must_use]
-    pub fn rank(&self, id: u32) -> usize {
+    pub(crate) fn rank(&self, id: u32) -> usize {
         let leaf = self.slots[id as usize].leaf;
         let mut rank = self.pos_in(leaf, id);
         let (mut child, mut parent) = (leaf, self.leaves[leaf as usize].parent);
@@ -359,7 +359,7 @@ impl Tree {
     /// How many entries satisfy `before`, which must hold for a prefix of the order (the rank
     /// where it stops holding).
     #[must_use]
-    pub fn count(&self, members: &[Key], before: impl Fn(f64, Member<'_>) -> bool) -> usize {
+    pub(crate) fn count(&self, members: &[Key], before: impl Fn(f64, Member<'_>) -> bool) -> usize {
         let (mut n, mut total) = (self.root.id, 0usize);
         for _ in 0..self.root.height {
             let i = self.route(n, &before);
@@ -372,7 +372,7 @@ impl Tree {
     }
 
     /// Entries (id, score) from 0-based `rank` on, ascending, or descending with `rev`.
-    pub fn iter_from(&self, rank: usize, rev: bool) -> impl Iterator<Item = (u32, f64)> + '_ {
+    pub(crate) fn iter_from(&self, rank: usize, rev: bool) -> impl Iterator<Item = (u32, f64)> + '_ {
         let mut at = self.at(rank);
         std::iter::from_fn(move || {
             let (leaf, pos) = at?;
@@ -741,7 +741,7 @@ impl Tree {
 #[cfg(test)]
 impl Tree {
     /// Asserts every invariant: counts, parents, slots, separators, fill, and the leaf chain.
-    pub fn check(&self, members: &[Key]) {
+    pub(crate) fn check(&self, members: &[Key]) {
         let mut leaves = Vec::new();
         let n = self.check_node(members, self.root, NIL, &mut leaves);
         assert_eq!(n, self.len);

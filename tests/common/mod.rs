@@ -539,7 +539,7 @@ fn read_one(r: &mut dyn Read, out: &mut Vec<u8>) {
 
 /// The shard that owns `key` in a server with `shards` shards (from the library itself).
 pub fn shard_of(key: &str, shards: usize) -> usize {
-    ferrokey::engine::slot::Slot::of(key.as_bytes()).shard(shards).0
+    ferrokey::internals::Slot::of(key.as_bytes()).shard(shards).0
 }
 
 /// A key named `prefix...` owned by `shard`.
