@@ -54,7 +54,7 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("writing pidfile {}", config.pidfile))?;
     }
     let pidfile = config.pidfile.clone();
-    let result = ferrokey::runtime::run(config, set_level);
+    let result = ferrokey::runtime::run(config, file.as_deref(), set_level);
     if !pidfile.is_empty() {
         let _ = std::fs::remove_file(&pidfile);
     }

@@ -6,7 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
 use futures::channel::oneshot;
@@ -25,6 +25,7 @@ use crate::engine::router::{Hop, Router};
 use crate::engine::session::Session;
 use crate::engine::shard::{now_ms, Shard};
 use crate::engine::slot::ShardId;
+use crate::engine::stats::Rates;
 use crate::facade::listener::{Incoming, Listener};
 pub use crate::facade::tls::TlsError;
 use crate::facade::tls::TlsSlot;
@@ -83,8 +84,13 @@ pub enum StartError {
 }
 
 /// Runs the server until SIGTERM, SIGINT or SHUTDOWN; returns once every core has stopped.
-/// `set_level` applies a CONFIG SET of `loglevel` to the process's logging.
-pub fn run(config: Config, set_level: crate::logging::SetLevel) -> Result<(), StartError> {
+/// `config_file` is the file `config` was read from (INFO shows it); `set_level` applies a
+/// CONFIG SET of `loglevel` to the process's logging.
+pub fn run(
+    config: Config,
+    config_file: Option<&std::path::Path>,
+    set_level: crate::logging::SetLevel,
+) -> Result<(), StartError> {
     let memlock = raise_memlock();
     let tls = Arc::new(TlsSlot::new()?);
     if config.tls_port != 0 {
@@ -99,7 +105,12 @@ pub fn run(config: Config, set_level: crate::logging::SetLevel) -> Result<(), St
     probe_exclusive(addrs.into_iter().map(|(a, _, optional)| (a, optional))).map_err(StartError::Address)?;
     let cpus = choose_cpus(&config)?;
     let cores: Vec<CoreInfo> = cpus.iter().enumerate().map(|(shard, &cpu)| CoreInfo { shard, cpu }).collect();
-    let global = Arc::new(Global::new(config.clone(), cores.clone(), tls.clone()));
+    let mut global = Global::new(config.clone(), cores.clone(), tls.clone());
+    // Absolute, as Redis shows it (and as a restart from another directory needs it).
+    global.config_file = config_file
+        .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.to_owned()).display().to_string())
+        .unwrap_or_default();
+    let global = Arc::new(global);
     // Every core runs commands from this one registry.
     let _ = crate::engine::command::install(crate::cmd::commands());
     global.set_reconfigure(Box::new(reconfigure(tls.clone(), set_level)));
@@ -577,7 +588,8 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
     let shard = core.router.local().0;
     let tls = tls_info.is_some();
     let resumed = tls_info.as_ref().is_some_and(|t| t.resumed);
-    let client = Rc::new(Client::new(core.global.next_client_id(), peer, local, tls_info, shard));
+    let client =
+        Rc::new(Client::new(core.global.next_client_id(), peer, local, tls_info, shard, stream.fd()));
     core.global.client_connected(1);
     core.local().clients.borrow_mut().insert(client.id, client.clone());
     core.local().count(|s| {
@@ -624,18 +636,34 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
     });
 }
 
-/// Periodic work: active expiry, `hz` times a second.
+/// Periodic work: active expiry, `hz` times a second; the instantaneous rates and the memory
+/// counter, every 100 ms (every cycle when `hz` is 10 or less).
 async fn cron(core: Rc<Core>) {
+    let mut sampled = Instant::now();
     loop {
         let hz = core.config().hz.max(1);
         let period = 1000 / hz;
         // Like Redis, active expiry may use a quarter of each cycle.
         let deadline = now_ms() + (period / 4).max(1);
         // Through the gate: a key must not expire in the middle of a transaction.
-        let _ = core
+        let shard_calls = core
             .router
-            .run(core.router.local(), None, move |sh: &mut Shard| sh.active_expire(20, deadline))
+            .run(core.router.local(), None, move |sh: &mut Shard| {
+                sh.active_expire(20, deadline);
+                sh.command_stats().calls()
+            })
             .await;
+        if sampled.elapsed() >= Rates::PERIOD {
+            sampled = Instant::now();
+            let local = core.local();
+            let (net_in, net_out) = {
+                let s = local.stats.borrow();
+                (s.net_in, s.net_out)
+            };
+            let calls = local.commands.borrow().calls() + shard_calls.unwrap_or(0);
+            local.rates.borrow_mut().sample(sampled, [calls, net_in, net_out]);
+            core.global.note_allocated(core.router.local().0, crate::memory::here());
+        }
         Timer::new(Duration::from_millis(period)).await;
     }
 }

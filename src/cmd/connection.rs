@@ -223,7 +223,7 @@ fn quit(s: &mut Session) -> CmdResult {
 async fn reset(s: &mut Session) -> CmdResult {
     s.unwatch_all().await;
     s.unsubscribe_all();
-    s.multi = None;
+    s.end_multi();
     s.db = 0;
     s.resp3 = false;
     s.client.resp.set(2);

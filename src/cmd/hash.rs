@@ -272,3 +272,21 @@ fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         None => ScanOpts::reply(0, vec![]),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cmd::testing::Fixture;
+
+    #[test]
+    fn fields_counters_and_errors() {
+        let mut f = Fixture::new();
+        assert_eq!(f.resp("HSET h a 1 b 2"), ":2\r\n");
+        assert_eq!(f.resp("HSET h a 3"), ":0\r\n", "an update adds no field");
+        assert_eq!(f.resp("HINCRBY h a 4"), ":7\r\n");
+        assert_eq!(f.resp("HINCRBY h b x"), "-ERR value is not an integer or out of range\r\n");
+        assert_eq!(f.resp("HSET h c"), "-ERR wrong number of arguments for 'hset' command\r\n");
+        assert_eq!(f.resp("HDEL h a b"), ":2\r\n");
+        assert_eq!(f.resp("HLEN h"), ":0\r\n");
+        assert_eq!(f.resp("EXISTS h"), ":0\r\n", "an emptied hash is deleted");
+    }
+}

@@ -1,225 +1,614 @@
-//! INFO: the server's state and counters, summed over cores, in Redis's sections.
+//! INFO: the server's state and counters, summed over cores, in Redis 7.0's sections, fields and
+//! order, so that what clients and tools parse is there with true values (0, `no` or empty where
+//! a feature is off or not built yet: persistence, replication, cluster, modules). ferrokey's
+//! own sections (`Cores`, `TLS`) and fields come after Redis's.
+//!
+//! Sections (Redis's rules): no argument or `default` gives the default set, `all` every
+//! section, `everything` the same (there are no module sections); several arguments give the
+//! union, always in the fixed order below; an unknown name gives nothing, not an error.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use bytes::Bytes;
 
 use crate::cmd::error::{CmdError, CmdResult};
+use crate::config::{trim_double, Config};
+use crate::engine::global::Global;
 use crate::engine::local::CoreStats;
 use crate::engine::session::Session;
+use crate::engine::stats::Stats;
 use crate::facade::Reply;
 use crate::storage::db::DbStats;
 
-/// What one core reports for INFO.
-struct CoreReport {
+/// The sections in the order INFO prints them: key, title, and whether `default` includes it.
+const SECTIONS: &[(&str, &str, bool)] = &[
+    ("server", "Server", true),
+    ("clients", "Clients", true),
+    ("memory", "Memory", true),
+    ("persistence", "Persistence", true),
+    ("stats", "Stats", true),
+    ("replication", "Replication", true),
+    ("cpu", "CPU", true),
+    ("modules", "Modules", true),
+    ("commandstats", "Commandstats", false),
+    ("errorstats", "Errorstats", true),
+    ("latencystats", "Latencystats", false),
+    ("cluster", "Cluster", true),
+    ("keyspace", "Keyspace", true),
+    ("cores", "Cores", true),
+    ("tls", "TLS", true),
+];
+
+/// Which sections a request asks for.
+struct Selection {
+    all: bool,
+    default: bool,
+    named: BTreeSet<String>,
+}
+
+impl Selection {
+    fn parse(args: &[Bytes]) -> Selection {
+        let mut selection = Selection { all: false, default: args.is_empty(), named: BTreeSet::new() };
+        for arg in args {
+            match String::from_utf8_lossy(arg).to_ascii_lowercase().as_str() {
+                "all" | "everything" => selection.all = true,
+                "default" => selection.default = true,
+                // Redis's default set names the modules list `module_list`.
+                "module_list" => {
+                    selection.named.insert("modules".into());
+                }
+                other => {
+                    selection.named.insert(other.to_owned());
+                }
+            }
+        }
+        selection
+    }
+
+    fn wants(&self, key: &str) -> bool {
+        self.all
+            || self.named.contains(key)
+            || (self.default && SECTIONS.iter().any(|(k, _, default)| *k == key && *default))
+    }
+}
+
+/// What one core reports: its clients and counters (gathered on that core).
+struct CoreFacts {
     cpu: (f64, f64),
-    blocked: usize,
     stats: CoreStats,
-    db: DbStats,
-    keys: Vec<(usize, usize)>,
+    commands: Stats,
+    rates: [f64; 3],
+    blocked: usize,
+    blocked_with_timeout: usize,
+    max_query: usize,
+    max_output: usize,
+    clients_memory: usize,
     /// TLS clients by "version cipher".
     tls_sessions: Vec<String>,
-    /// Bytes rustls holds for this core's clients.
     tls_buffered: usize,
     /// This core's allocation counter (see [`crate::memory`]).
     allocated: isize,
+    channels: Vec<Bytes>,
+    patterns: Vec<Bytes>,
+}
+
+/// What one shard reports: its keyspace and the commands it executed.
+struct ShardFacts {
+    db: DbStats,
+    /// Per database: keys, keys with a TTL, estimated mean TTL.
+    keys: Vec<(usize, usize, u64)>,
+    commands: Stats,
+}
+
+/// Everything INFO prints from, gathered once.
+struct Facts {
+    cores: Vec<CoreFacts>,
+    shards: Vec<ShardFacts>,
+    /// Every core's and shard's command statistics, merged.
+    commands: Stats,
+    config: std::sync::Arc<Config>,
+    used_memory: u64,
+    rss: u64,
 }
 
 /// INFO [section ...]
 pub(crate) async fn info(s: &mut Session, args: &[Bytes]) -> CmdResult {
-    let wanted: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_lowercase()).collect();
-    let all = wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default");
-    let want = |section: &str| all || wanted.iter().any(|w| w == section);
+    let selection = Selection::parse(&args[1..]);
+    let facts = gather(s, selection.wants("latencystats")).await?;
+    let global = &s.core.global;
+    let mut out = String::new();
+    for (key, title, _) in SECTIONS {
+        if !selection.wants(key) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        let _ = write!(out, "# {title}\r\n");
+        let body = &mut out;
+        match *key {
+            "server" => server(body, &facts, global),
+            "clients" => clients(body, &facts),
+            "memory" => memory(body, &facts, global),
+            "persistence" => persistence(body, &facts, global),
+            "stats" => stats(body, &facts),
+            "replication" => replication(body, global),
+            "cpu" => cpu(body),
+            "commandstats" => commandstats(body, &facts),
+            "errorstats" => errorstats(body, &facts),
+            "latencystats" => latencystats(body, &facts),
+            "cluster" => body.push_str("cluster_enabled:0\r\n"),
+            "keyspace" => keyspace(body, &facts),
+            "cores" => cores(body, &facts, global),
+            "tls" => tls(body, &facts, global),
+            // Modules: none can be loaded, so the section is its header.
+            _ => {}
+        }
+    }
+    Ok(Reply::Verbatim(out))
+}
+
+async fn gather(s: &Session, latency: bool) -> Result<Facts, CmdError> {
     let cores = s
         .core
         .router
-        .each_core(|local| {
+        .each_core(move |local| {
             let clients = local.clients.borrow();
-            CoreReport {
-                cpu: thread_cpu(),
+            let pubsub = local.pubsub.borrow();
+            CoreFacts {
+                cpu: usage(nix::sys::resource::UsageWho::RUSAGE_THREAD),
+                stats: *local.stats.borrow(),
+                commands: local.commands.borrow().snapshot(latency),
+                rates: local.rates.borrow().current(),
                 blocked: clients.values().filter(|c| c.is_blocked()).count(),
+                blocked_with_timeout: clients.values().filter(|c| c.is_blocked_with_timeout()).count(),
+                max_query: clients.values().map(|c| c.buffers.get().query).max().unwrap_or(0),
+                max_output: clients.values().map(|c| c.output_pending()).max().unwrap_or(0),
+                clients_memory: clients.values().map(|c| c.memory()).sum(),
                 tls_sessions: clients
                     .values()
                     .filter_map(|c| c.tls.as_ref().map(|t| format!("{} {}", t.version, t.cipher)))
                     .collect(),
                 tls_buffered: clients.values().map(|c| c.tls_buffered.get()).sum(),
                 allocated: crate::memory::here(),
-                stats: *local.stats.borrow(),
-                db: DbStats::default(),
-                keys: Vec::new(),
+                channels: pubsub.channels.keys().cloned().collect(),
+                patterns: pubsub.patterns.iter().map(|(p, _)| p.clone()).collect(),
             }
         })
         .await
         .map_err(|_| CmdError::Unavailable)?;
     let shards = s
-        .each_shard(|shard| {
-            (shard.stats(), shard.dbs().iter().map(|d| (d.len(), d.expires_len())).collect::<Vec<_>>())
+        .each_shard(move |shard| ShardFacts {
+            db: shard.stats(),
+            keys: shard.dbs().iter().map(|d| (d.len(), d.expires_len(), d.avg_ttl())).collect(),
+            commands: shard.command_stats().snapshot(latency),
         })
         .await?;
-    let reports: Vec<CoreReport> = cores
-        .into_iter()
-        .zip(shards)
-        .map(|(mut r, (db, keys))| {
-            r.db = db;
-            r.keys = keys;
-            r
-        })
-        .collect();
-    let total = reports.iter().fold(CoreStats::default(), |mut t, r| {
-        t.connections += r.stats.connections;
-        t.rejected += r.stats.rejected;
-        t.commands += r.stats.commands;
-        t.net_in += r.stats.net_in;
-        t.net_out += r.stats.net_out;
-        t.clients += r.stats.clients;
-        t.tls_handshakes += r.stats.tls_handshakes;
-        t.tls_handshake_failures += r.stats.tls_handshake_failures;
-        t.tls_resumed += r.stats.tls_resumed;
-        t.tls_clients += r.stats.tls_clients;
+    let mut commands = Stats::default();
+    cores.iter().for_each(|c| commands.merge(&c.commands));
+    shards.iter().for_each(|sh| commands.merge(&sh.commands));
+    let used_memory = s.core.global.note_used(crate::memory::used(cores.iter().map(|c| c.allocated)));
+    Ok(Facts { cores, shards, commands, config: s.core.config(), used_memory, rss: rss_bytes() })
+}
+
+/// Appends `name:value\r\n` lines.
+macro_rules! fields {
+    ($out:expr, $($name:literal => $value:expr),* $(,)?) => {
+        $( let _ = write!($out, concat!($name, ":{}\r\n"), $value); )*
+    };
+}
+
+fn server(out: &mut String, facts: &Facts, global: &Global) {
+    let uptime = global.started.elapsed().as_secs();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let config = &facts.config;
+    fields!(out,
+        "redis_version" => crate::REDIS_VERSION,
+        "redis_git_sha1" => "00000000",
+        "redis_git_dirty" => 0,
+        "redis_build_id" => build_id(),
+        "redis_mode" => "standalone",
+        "os" => os(),
+        "arch_bits" => usize::BITS,
+        "monotonic_clock" => "POSIX clock_gettime",
+        "multiplexing_api" => "io_uring",
+        "atomicvar_api" => "c11-builtin",
+        "gcc_version" => "0.0.0",
+        "process_id" => std::process::id(),
+        "process_supervised" => "no",
+        "run_id" => global.run_id,
+        "tcp_port" => if config.port != 0 { config.port } else { config.tls_port },
+        "server_time_usec" => now.as_micros(),
+        "uptime_in_seconds" => uptime,
+        "uptime_in_days" => uptime / 86400,
+        "hz" => config.hz,
+        "configured_hz" => config.hz,
+        "lru_clock" => now.as_secs() & ((1 << 24) - 1),
+        "executable" => std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+        "config_file" => global.config_file,
+        "io_threads_active" => 0,
+        "ferrokey_version" => env!("CARGO_PKG_VERSION"),
+        "tls_port" => config.tls_port,
+        "executors" => global.cores.len(),
+    );
+}
+
+fn clients(out: &mut String, facts: &Facts) {
+    let sum = |f: fn(&CoreFacts) -> usize| facts.cores.iter().map(f).sum::<usize>();
+    let max = |f: fn(&CoreFacts) -> usize| facts.cores.iter().map(f).max().unwrap_or(0);
+    fields!(out,
+        "connected_clients" => facts.cores.iter().map(|c| c.stats.clients).sum::<u64>(),
+        "cluster_connections" => 0,
+        "maxclients" => facts.config.maxclients,
+        "client_recent_max_input_buffer" => max(|c| c.max_query),
+        "client_recent_max_output_buffer" => max(|c| c.max_output),
+        "blocked_clients" => sum(|c| c.blocked),
+        "tracking_clients" => 0,
+        "clients_in_timeout_table" => sum(|c| c.blocked_with_timeout),
+    );
+}
+
+fn memory(out: &mut String, facts: &Facts, global: &Global) {
+    let used = facts.used_memory;
+    let peak = global.peak_memory().max(used);
+    let startup = global.startup_memory().min(used);
+    let clients = facts.cores.iter().map(|c| c.clients_memory as u64).sum::<u64>();
+    let overhead = (startup + clients).min(used);
+    let dataset = used - overhead;
+    let total_system = total_system_memory();
+    let maxmemory = 0u64;
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let signed = |a: u64, b: u64| a as i64 - b as i64;
+    fields!(out,
+        "used_memory" => used,
+        "used_memory_human" => human(used),
+        "used_memory_rss" => facts.rss,
+        "used_memory_rss_human" => human(facts.rss),
+        "used_memory_peak" => peak,
+        "used_memory_peak_human" => human(peak),
+        "used_memory_peak_perc" => format!("{:.2}%", ratio(used * 100, peak)),
+        "used_memory_overhead" => overhead,
+        "used_memory_startup" => startup,
+        "used_memory_dataset" => dataset,
+        "used_memory_dataset_perc" => format!("{:.2}%", ratio(dataset * 100, (used - startup).max(1))),
+        // mimalloc keeps no statistics here: what ferrokey counts is what it holds.
+        "allocator_allocated" => used,
+        "allocator_active" => used,
+        "allocator_resident" => facts.rss,
+        "total_system_memory" => total_system,
+        "total_system_memory_human" => human(total_system),
+        "used_memory_lua" => 0,
+        "used_memory_vm_eval" => 0,
+        "used_memory_lua_human" => human(0),
+        "used_memory_scripts_eval" => 0,
+        "number_of_cached_scripts" => 0,
+        "number_of_functions" => 0,
+        "number_of_libraries" => 0,
+        "used_memory_vm_functions" => 0,
+        "used_memory_vm_total" => 0,
+        "used_memory_vm_total_human" => human(0),
+        "used_memory_functions" => 0,
+        "used_memory_scripts" => 0,
+        "used_memory_scripts_human" => human(0),
+        "maxmemory" => maxmemory,
+        "maxmemory_human" => human(maxmemory),
+        "maxmemory_policy" => "noeviction",
+        "allocator_frag_ratio" => "1.00",
+        "allocator_frag_bytes" => 0,
+        "allocator_rss_ratio" => format!("{:.2}", ratio(facts.rss, used)),
+        "allocator_rss_bytes" => signed(facts.rss, used),
+        "rss_overhead_ratio" => "1.00",
+        "rss_overhead_bytes" => 0,
+        "mem_fragmentation_ratio" => format!("{:.2}", ratio(facts.rss, used)),
+        "mem_fragmentation_bytes" => signed(facts.rss, used),
+        "mem_not_counted_for_evict" => 0,
+        "mem_replication_backlog" => 0,
+        "mem_total_replication_buffers" => 0,
+        "mem_clients_slaves" => 0,
+        "mem_clients_normal" => clients,
+        "mem_cluster_links" => 0,
+        "mem_aof_buffer" => 0,
+        "mem_allocator" => "mimalloc",
+        "active_defrag_running" => 0,
+        "lazyfree_pending_objects" => 0,
+        "lazyfreed_objects" => 0,
+    );
+}
+
+fn persistence(out: &mut String, facts: &Facts, global: &Global) {
+    fields!(out,
+        "loading" => 0,
+        "async_loading" => 0,
+        "current_cow_peak" => 0,
+        "current_cow_size" => 0,
+        "current_cow_size_age" => 0,
+        "current_fork_perc" => "0.00",
+        "current_save_keys_processed" => 0,
+        "current_save_keys_total" => 0,
+        "rdb_changes_since_last_save" => facts.shards.iter().map(|s| s.db.changes).sum::<u64>(),
+        "rdb_bgsave_in_progress" => 0,
+        // No save has happened: Redis starts the clock at startup.
+        "rdb_last_save_time" => global.started_unix,
+        "rdb_last_bgsave_status" => "ok",
+        "rdb_last_bgsave_time_sec" => -1,
+        "rdb_current_bgsave_time_sec" => -1,
+        "rdb_saves" => 0,
+        "rdb_last_cow_size" => 0,
+        "rdb_last_load_keys_expired" => 0,
+        "rdb_last_load_keys_loaded" => 0,
+        "aof_enabled" => 0,
+        "aof_rewrite_in_progress" => 0,
+        "aof_rewrite_scheduled" => 0,
+        "aof_last_rewrite_time_sec" => -1,
+        "aof_current_rewrite_time_sec" => -1,
+        "aof_last_bgrewrite_status" => "ok",
+        "aof_rewrites" => 0,
+        "aof_rewrites_consecutive_failures" => 0,
+        "aof_last_write_status" => "ok",
+        "aof_last_cow_size" => 0,
+        "module_fork_in_progress" => 0,
+        "module_fork_last_cow_size" => 0,
+    );
+}
+
+fn stats(out: &mut String, facts: &Facts) {
+    let total = facts.cores.iter().fold(CoreStats::default(), |mut t, c| {
+        t.connections += c.stats.connections;
+        t.rejected += c.stats.rejected;
+        t.net_in += c.stats.net_in;
+        t.net_out += c.stats.net_out;
+        t.reads += c.stats.reads;
+        t.writes += c.stats.writes;
         t
     });
-    let config = s.core.config();
-    let global = &s.core.global;
-    let uptime = global.started.elapsed().as_secs();
-    let mut out = String::new();
-    let mut section = |name: &str, body: String| {
-        if want(&name.to_lowercase()) {
-            if !out.is_empty() {
-                out.push_str("\r\n");
-            }
-            let _ = write!(out, "# {name}\r\n{body}");
-        }
+    let rate = |i: usize| facts.cores.iter().map(|c| c.rates[i]).sum::<f64>();
+    let db = facts.shards.iter().fold(DbStats::default(), |mut t, s| {
+        t.hits += s.db.hits;
+        t.misses += s.db.misses;
+        t.expired += s.db.expired;
+        t
+    });
+    // A channel or pattern may have subscribers on several cores: count it once.
+    let distinct = |f: fn(&CoreFacts) -> &Vec<Bytes>| {
+        facts.cores.iter().flat_map(|c| f(c).iter()).collect::<BTreeSet<_>>().len()
     };
-    section(
-        "Server",
-        format!(
-            "redis_version:{}\r\nferrokey_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\n\
-             arch_bits:64\r\nmultiplexing_api:io_uring\r\nprocess_id:{}\r\nrun_id:{}\r\n\
-             tcp_port:{}\r\ntls_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\n\
-             executors:{}\r\nconfig_file:\r\n",
-            crate::REDIS_VERSION,
-            env!("CARGO_PKG_VERSION"),
-            std::env::consts::OS,
-            std::env::consts::ARCH,
-            std::process::id(),
-            global.run_id,
-            config.port,
-            config.tls_port,
-            uptime,
-            uptime / 86400,
-            config.hz,
-            global.cores.len(),
-        ),
+    fields!(out,
+        "total_connections_received" => total.connections,
+        "total_commands_processed" => facts.commands.calls(),
+        "instantaneous_ops_per_sec" => rate(0) as u64,
+        "total_net_input_bytes" => total.net_in,
+        "total_net_output_bytes" => total.net_out,
+        "total_net_repl_input_bytes" => 0,
+        "total_net_repl_output_bytes" => 0,
+        "instantaneous_input_kbps" => format!("{:.2}", rate(1) / 1024.0),
+        "instantaneous_output_kbps" => format!("{:.2}", rate(2) / 1024.0),
+        "instantaneous_input_repl_kbps" => "0.00",
+        "instantaneous_output_repl_kbps" => "0.00",
+        "rejected_connections" => total.rejected,
+        "sync_full" => 0,
+        "sync_partial_ok" => 0,
+        "sync_partial_err" => 0,
+        "expired_keys" => db.expired,
+        "expired_stale_perc" => "0.00",
+        "expired_time_cap_reached_count" => 0,
+        "expire_cycle_cpu_milliseconds" => 0,
+        "evicted_keys" => 0,
+        "evicted_clients" => 0,
+        "total_eviction_exceeded_time" => 0,
+        "current_eviction_exceeded_time" => 0,
+        "keyspace_hits" => db.hits,
+        "keyspace_misses" => db.misses,
+        "pubsub_channels" => distinct(|c| &c.channels),
+        "pubsub_patterns" => distinct(|c| &c.patterns),
+        "pubsubshard_channels" => 0,
+        "latest_fork_usec" => 0,
+        "total_forks" => 0,
+        "migrate_cached_sockets" => 0,
+        "slave_expires_tracked_keys" => 0,
+        "active_defrag_hits" => 0,
+        "active_defrag_misses" => 0,
+        "active_defrag_key_hits" => 0,
+        "active_defrag_key_misses" => 0,
+        "total_active_defrag_time" => 0,
+        "current_active_defrag_time" => 0,
+        "tracking_total_keys" => 0,
+        "tracking_total_items" => 0,
+        "tracking_total_prefixes" => 0,
+        "unexpected_error_replies" => 0,
+        "total_error_replies" => facts.commands.error_replies(),
+        "dump_payload_sanitizations" => 0,
+        "total_reads_processed" => total.reads,
+        "total_writes_processed" => total.writes,
+        "io_threaded_reads_processed" => 0,
+        "io_threaded_writes_processed" => 0,
+        "reply_buffer_shrinks" => 0,
+        "reply_buffer_expands" => 0,
     );
-    section(
-        "Clients",
-        format!(
-            "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n",
-            total.clients,
-            config.maxclients,
-            reports.iter().map(|r| r.blocked).sum::<usize>()
-        ),
+}
+
+fn replication(out: &mut String, global: &Global) {
+    fields!(out,
+        "role" => "master",
+        "connected_slaves" => 0,
+        "master_failover_state" => "no-failover",
+        "master_replid" => global.run_id,
+        "master_replid2" => "0000000000000000000000000000000000000000",
+        "master_repl_offset" => 0,
+        "second_repl_offset" => -1,
+        "repl_backlog_active" => 0,
+        "repl_backlog_size" => 1048576,
+        "repl_backlog_first_byte_offset" => 0,
+        "repl_backlog_histlen" => 0,
     );
-    let rss = rss_bytes();
-    let used = crate::memory::used(reports.iter().map(|r| r.allocated));
-    let mib = |b: u64| b as f64 / 1048576.0;
-    section(
-        "Memory",
-        format!(
-            "used_memory:{used}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\n\
-             used_memory_rss_human:{:.2}M\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\n\
-             maxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:mimalloc\r\n",
-            mib(used),
-            mib(rss),
-            if used > 0 { rss as f64 / used as f64 } else { 0.0 },
-        ),
+}
+
+fn cpu(out: &mut String) {
+    let (user, sys) = usage(nix::sys::resource::UsageWho::RUSAGE_SELF);
+    let (child_user, child_sys) = usage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN);
+    // Every executor is a main thread: the one this INFO runs on stands for them here (the
+    // Cores section has each).
+    let (main_user, main_sys) = usage(nix::sys::resource::UsageWho::RUSAGE_THREAD);
+    fields!(out,
+        "used_cpu_sys" => format!("{sys:.6}"),
+        "used_cpu_user" => format!("{user:.6}"),
+        "used_cpu_sys_children" => format!("{child_sys:.6}"),
+        "used_cpu_user_children" => format!("{child_user:.6}"),
+        "used_cpu_sys_main_thread" => format!("{main_sys:.6}"),
+        "used_cpu_user_main_thread" => format!("{main_user:.6}"),
     );
-    let (hits, misses, expired) =
-        reports.iter().fold((0, 0, 0), |a, r| (a.0 + r.db.hits, a.1 + r.db.misses, a.2 + r.db.expired));
-    section(
-        "Stats",
-        format!(
-            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
-             total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\n\
-             expired_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n",
-            total.connections,
-            total.commands,
-            total.net_in,
-            total.net_out,
-            total.rejected,
-            expired,
-            hits,
-            misses
-        ),
-    );
-    let (user, sys) = process_cpu();
-    section("CPU", format!("used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n"));
-    let mut cores = String::new();
-    for (i, r) in reports.iter().enumerate() {
-        let keys: usize = r.keys.iter().map(|k| k.0).sum();
+}
+
+/// The used commands by full name (Redis prints them in its dict's order; any order parses).
+fn by_name(facts: &Facts) -> BTreeMap<String, &crate::engine::stats::CommandStat> {
+    let registry = crate::engine::command::registry();
+    facts
+        .commands
+        .commands()
+        .filter_map(|(id, stat)| {
+            Some((registry.by_id(id)?.full_name.replace([':', '#', '\n', '\r'], "_"), stat))
+        })
+        .collect()
+}
+
+fn commandstats(out: &mut String, facts: &Facts) {
+    for (name, c) in by_name(facts) {
+        let usec = c.nanos / 1000;
+        let per_call = if c.calls == 0 { 0.0 } else { c.nanos as f64 / 1000.0 / c.calls as f64 };
         let _ = write!(
-            cores,
-            "core{i}:cpu={},clients={},keys={keys},commands={},used_cpu_user={:.6},used_cpu_sys={:.6}\r\n",
-            global.cores.get(i).map_or(0, |c| c.cpu),
-            r.stats.clients,
-            r.stats.commands,
-            r.cpu.0,
-            r.cpu.1,
+            out,
+            "cmdstat_{name}:calls={},usec={usec},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
+            c.calls, c.rejected, c.failed
         );
     }
-    section("Cores", cores);
-    let mut tls = format!(
-        "tls_port:{}\r\ntls_connected_clients:{}\r\ntls_handshakes_ok:{}\r\ntls_handshakes_failed:{}\r\n\
-         tls_handshakes_resumed:{}\r\ntls_cert_not_after:{}\r\ntls_config_installs:{}\r\ntls_buffered_bytes:{}\r\n",
-        config.tls_port,
-        total.tls_clients,
-        total.tls_handshakes,
-        total.tls_handshake_failures,
-        total.tls_resumed,
-        global.tls.not_after().unwrap_or(0),
-        global.tls.installs(),
-        reports.iter().map(|r| r.tls_buffered).sum::<usize>(),
+}
+
+fn errorstats(out: &mut String, facts: &Facts) {
+    for (prefix, count) in facts.commands.errors() {
+        let _ = write!(out, "errorstat_{prefix}:count={count}\r\n");
+    }
+}
+
+fn latencystats(out: &mut String, facts: &Facts) {
+    if !facts.config.latency_tracking {
+        return;
+    }
+    let percentiles = &facts.config.latency_tracking_info_percentiles.0;
+    for (name, c) in by_name(facts) {
+        let Some(histogram) = &c.latency else { continue };
+        let values: Vec<String> = percentiles
+            .iter()
+            .map(|p| {
+                format!("p{}={:.3}", trim_double(*p), histogram.value_at_quantile(p / 100.0) as f64 / 1000.0)
+            })
+            .collect();
+        let _ = write!(out, "latency_percentiles_usec_{name}:{}\r\n", values.join(","));
+    }
+}
+
+fn keyspace(out: &mut String, facts: &Facts) {
+    for db in 0..facts.config.databases {
+        let (keys, expires, ttl_sum, weighted) =
+            facts.shards.iter().filter_map(|s| s.keys.get(db)).fold((0, 0, 0u64, 0u64), |a, k| {
+                (a.0 + k.0, a.1 + k.1, a.2 + k.2 * k.1 as u64, a.3 + k.1 as u64)
+            });
+        if keys > 0 || expires > 0 {
+            // Each shard's estimate, weighted by its keys with a TTL.
+            let avg_ttl = ttl_sum.checked_div(weighted).unwrap_or(0);
+            let _ = write!(out, "db{db}:keys={keys},expires={expires},avg_ttl={avg_ttl}\r\n");
+        }
+    }
+}
+
+fn cores(out: &mut String, facts: &Facts, global: &Global) {
+    for (i, (c, shard)) in facts.cores.iter().zip(&facts.shards).enumerate() {
+        let keys: usize = shard.keys.iter().map(|k| k.0).sum();
+        let _ = write!(
+            out,
+            "core{i}:cpu={},clients={},keys={keys},commands={},used_cpu_user={:.6},used_cpu_sys={:.6}\r\n",
+            global.cores.get(i).map_or(0, |c| c.cpu),
+            c.stats.clients,
+            c.commands.calls() + shard.commands.calls(),
+            c.cpu.0,
+            c.cpu.1,
+        );
+    }
+}
+
+fn tls(out: &mut String, facts: &Facts, global: &Global) {
+    let sum = |f: fn(&CoreStats) -> u64| facts.cores.iter().map(|c| f(&c.stats)).sum::<u64>();
+    fields!(out,
+        "tls_port" => facts.config.tls_port,
+        "tls_connected_clients" => sum(|s| s.tls_clients),
+        "tls_handshakes_ok" => sum(|s| s.tls_handshakes),
+        "tls_handshakes_failed" => sum(|s| s.tls_handshake_failures),
+        "tls_handshakes_resumed" => sum(|s| s.tls_resumed),
+        "tls_cert_not_after" => global.tls.not_after().unwrap_or(0),
+        "tls_config_installs" => global.tls.installs(),
+        "tls_buffered_bytes" => facts.cores.iter().map(|c| c.tls_buffered).sum::<usize>(),
     );
-    let mut sessions: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
-    for kind in reports.iter().flat_map(|r| &r.tls_sessions) {
+    let mut sessions: BTreeMap<&str, usize> = BTreeMap::new();
+    for kind in facts.cores.iter().flat_map(|c| &c.tls_sessions) {
         *sessions.entry(kind).or_default() += 1;
     }
     for (kind, n) in sessions {
         let (version, cipher) = kind.split_once(' ').unwrap_or((kind, ""));
-        let _ = write!(tls, "tls_clients_by_session:version={version},cipher={cipher},clients={n}\r\n");
+        let _ = write!(out, "tls_clients_by_session:version={version},cipher={cipher},clients={n}\r\n");
     }
-    for (i, r) in reports.iter().enumerate() {
+    for (i, c) in facts.cores.iter().enumerate() {
         let _ = write!(
-            tls,
+            out,
             "core{i}:tls_clients={},handshakes_ok={},handshakes_failed={},handshakes_resumed={},\
              buffered_bytes={}\r\n",
-            r.stats.tls_clients,
-            r.stats.tls_handshakes,
-            r.stats.tls_handshake_failures,
-            r.stats.tls_resumed,
-            r.tls_buffered
+            c.stats.tls_clients,
+            c.stats.tls_handshakes,
+            c.stats.tls_handshake_failures,
+            c.stats.tls_resumed,
+            c.tls_buffered
         );
     }
-    section("TLS", tls);
-    let mut keyspace = String::new();
-    for db in 0..config.databases {
-        let (keys, expires) =
-            reports.iter().filter_map(|r| r.keys.get(db)).fold((0, 0), |a, k| (a.0 + k.0, a.1 + k.1));
-        if keys > 0 {
-            let _ = write!(keyspace, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
-        }
+}
+
+/// Redis's `bytesToHuman`.
+fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["K", "M", "G", "T", "P"];
+    if n < 1024 {
+        return format!("{n}B");
     }
-    section("Keyspace", keyspace);
-    Ok(Reply::Verbatim(out))
+    let mut value = n as f64 / 1024.0;
+    for unit in UNITS {
+        if value < 1024.0 {
+            return format!("{value:.2}{unit}");
+        }
+        value /= 1024.0;
+    }
+    format!("{n}B")
 }
 
-/// (user, system) CPU seconds of the calling thread.
-fn thread_cpu() -> (f64, f64) {
-    usage(nix::sys::resource::UsageWho::RUSAGE_THREAD)
+/// A build id as Redis prints its own: lowercase hex, unpadded, from the version.
+fn build_id() -> String {
+    let seed = env!("CARGO_PKG_VERSION")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    format!("{:x}", crate::num::splitmix(seed))
 }
 
-fn process_cpu() -> (f64, f64) {
-    usage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+/// `sysname release machine`, as uname reports them.
+fn os() -> String {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let sysname = std::fs::read_to_string("/proc/sys/kernel/ostype").unwrap_or_else(|_| "Linux".into());
+    format!("{} {} {}", sysname.trim(), release.trim(), std::env::consts::ARCH)
+}
+
+/// Physical memory, from /proc/meminfo.
+fn total_system_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib * 1024)
 }
 
 fn usage(who: nix::sys::resource::UsageWho) -> (f64, f64) {
@@ -235,4 +624,34 @@ fn rss_bytes() -> u64 {
         .ok()
         .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
         .map_or(0, |pages| pages * 4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_redis_prints_them() {
+        assert_eq!(human(0), "0B");
+        assert_eq!(human(1023), "1023B");
+        assert_eq!(human(990_432), "967.22K");
+        assert_eq!(human(32 * 1024), "32.00K");
+        assert_eq!(human(3 << 30), "3.00G");
+    }
+
+    #[test]
+    fn sections_are_selected_as_redis_selects_them() {
+        let sel = |args: &[&str]| {
+            let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+            let s = Selection::parse(&args);
+            SECTIONS.iter().filter(|(k, _, _)| s.wants(k)).map(|(k, _, _)| *k).collect::<Vec<_>>()
+        };
+        assert!(!sel(&[]).contains(&"commandstats"));
+        assert!(sel(&[]).contains(&"errorstats"));
+        assert_eq!(sel(&["all"]).len(), SECTIONS.len());
+        assert_eq!(sel(&["KEYSPACE", "server", "cpu"]), vec!["server", "cpu", "keyspace"]);
+        assert_eq!(sel(&["module_list"]), vec!["modules"]);
+        assert!(sel(&["nosuch"]).is_empty());
+        assert!(sel(&["default", "commandstats"]).contains(&"commandstats"));
+    }
 }

@@ -660,3 +660,32 @@ async fn block_move(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cmd::testing::Fixture;
+
+    #[test]
+    fn pushes_pops_and_ranges() {
+        let mut f = Fixture::new();
+        assert_eq!(f.resp("RPUSH l a b c d"), ":4\r\n");
+        assert_eq!(f.resp("LPOP l 2"), "*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+        assert_eq!(f.resp("LRANGE l 0 -1"), "*2\r\n$1\r\nc\r\n$1\r\nd\r\n");
+        assert_eq!(f.resp("LMOVE l m RIGHT LEFT"), "$1\r\nd\r\n");
+        assert_eq!(f.resp("RPOP l"), "$1\r\nc\r\n");
+        assert_eq!(f.resp("EXISTS l"), ":0\r\n", "an emptied list is deleted");
+        assert_eq!(f.resp("LPOP m 0"), "*0\r\n");
+        assert_eq!(f.resp("LPOP m -1"), "-ERR value is out of range, must be positive\r\n");
+    }
+
+    #[test]
+    fn lpos_and_linsert_follow_redis() {
+        let mut f = Fixture::new();
+        f.run("RPUSH l a b a c a");
+        assert_eq!(f.resp("LPOS l a RANK -1"), ":4\r\n");
+        assert_eq!(f.resp("LPOS l a COUNT 0 MAXLEN 3"), "*2\r\n:0\r\n:2\r\n");
+        assert_eq!(f.resp("LINSERT l BEFORE c x"), ":6\r\n");
+        assert_eq!(f.resp("LINSERT l AFTER nosuch x"), ":-1\r\n");
+        assert_eq!(f.resp("LINSERT nokey AFTER a x"), ":0\r\n");
+    }
+}

@@ -17,6 +17,8 @@ pub(crate) mod pubsub;
 pub(crate) mod server;
 pub(crate) mod set;
 pub(crate) mod string;
+#[cfg(test)]
+pub(crate) mod testing;
 pub(crate) mod transaction;
 pub(crate) mod zset;
 
@@ -52,6 +54,6 @@ mod tests {
         // Commands::new panics on a duplicate or a name that is not lowercase.
         let r = commands();
         assert!(r.get(b"GET").is_some() && r.get(b"client").is_some());
-        assert!(r.len() > 150);
+        assert!(r.iter().map(|c| 1 + c.subcommands.len()).sum::<usize>() > 150);
     }
 }

@@ -14,6 +14,7 @@ use crate::engine::session::Session;
 use crate::engine::shard::Shard;
 use crate::engine::slot::ShardId;
 use crate::engine::spec::{acl, flag};
+use crate::engine::stats::Stats;
 use crate::facade::Reply;
 
 /// The family's commands.
@@ -170,6 +171,7 @@ async fn config_resetstat(s: &mut Session) -> CmdResult {
             let mut stats = local.stats.borrow_mut();
             *stats =
                 CoreStats { clients: stats.clients, tls_clients: stats.tls_clients, ..CoreStats::default() };
+            *local.commands.borrow_mut() = Stats::default();
         })
         .await
         .map_err(|_| CmdError::Unavailable)?;

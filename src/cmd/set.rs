@@ -394,3 +394,21 @@ fn add_member(ctx: &mut Ctx<'_>, key: &[u8], member: &[u8]) -> Result<(), CmdErr
     access::create(ctx.db, ctx.now, key, set_mut, new_set)?.insert_copy(member, ());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cmd::testing::Fixture;
+
+    #[test]
+    fn members_and_algebra_on_one_shard() {
+        let mut f = Fixture::new();
+        assert_eq!(f.resp("SADD a 1 2 3"), ":3\r\n");
+        assert_eq!(f.resp("SADD b 2 3 4"), ":3\r\n");
+        assert_eq!(f.resp("SINTERCARD 2 a b"), ":2\r\n");
+        assert_eq!(f.resp("SINTERCARD 2 a b LIMIT 1"), ":1\r\n");
+        assert_eq!(f.resp("SMISMEMBER a 1 4"), "*2\r\n:1\r\n:0\r\n");
+        assert_eq!(f.resp("SRANDMEMBER a -5").matches("\r\n$1\r\n").count(), 5, "a negative count repeats");
+        assert_eq!(f.resp("SPOP a 0"), "*0\r\n");
+        assert_eq!(f.resp("SCARD a"), ":3\r\n");
+    }
+}

@@ -495,3 +495,34 @@ async fn msetnx_across(tx: &Tx, db: usize, args: &[Bytes]) -> CmdResult {
     }
     Ok(Reply::Int(1))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cmd::testing::Fixture;
+
+    #[test]
+    fn set_options_and_expiry() {
+        let mut f = Fixture::new();
+        assert_eq!(f.resp("SET k v PX 100"), "+OK\r\n");
+        assert_eq!(f.resp("SET k w NX GET"), "$1\r\nv\r\n", "NX GET returns the old value, sets nothing");
+        assert_eq!(f.resp("PTTL k"), ":100\r\n");
+        f.now += 100;
+        assert_eq!(f.resp("GET k"), "$-1\r\n", "expired at its millisecond");
+        assert_eq!(f.resp("SET k v KEEPTTL EX 1"), "-ERR syntax error\r\n");
+        assert_eq!(f.resp("SET k v EX 0"), "-ERR invalid expire time in 'set' command\r\n");
+    }
+
+    #[test]
+    fn counters_keep_redis_limits_and_texts() {
+        let mut f = Fixture::new();
+        assert_eq!(f.resp("INCRBY n 9223372036854775807"), ":9223372036854775807\r\n");
+        assert_eq!(f.resp("INCR n"), "-ERR increment or decrement would overflow\r\n");
+        assert_eq!(f.resp("SET s abc"), "+OK\r\n");
+        assert_eq!(f.resp("INCR s"), "-ERR value is not an integer or out of range\r\n");
+        assert_eq!(f.resp("INCRBYFLOAT f 0.1"), "$3\r\n0.1\r\n");
+        assert_eq!(f.resp("APPEND s def"), ":6\r\n");
+        assert_eq!(f.resp("GETRANGE s -3 -1"), "$3\r\ndef\r\n");
+        assert_eq!(f.resp("LPUSH l x"), ":1\r\n");
+        assert_eq!(f.resp("GET l"), "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    }
+}

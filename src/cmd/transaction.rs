@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::command::Command;
-use crate::engine::session::{Multi, Session};
+use crate::engine::session::Session;
 use crate::engine::shard::Shard;
 use crate::engine::spec::{acl, flag, key, KeySpec};
 use crate::engine::transaction;
@@ -62,13 +62,13 @@ fn multi(s: &mut Session) -> CmdResult {
     if s.multi.is_some() {
         return Err(CmdError::msg("ERR MULTI calls can not be nested"));
     }
-    s.multi = Some(Multi::default());
+    s.begin_multi();
     Ok(Reply::Ok)
 }
 
 /// DISCARD
 async fn discard(s: &mut Session) -> CmdResult {
-    if s.multi.take().is_none() {
+    if s.end_multi().is_none() {
         return Err(CmdError::msg("ERR DISCARD without MULTI"));
     }
     s.unwatch_all().await;
@@ -86,7 +86,7 @@ async fn watch(s: &mut Session, args: &[Bytes]) -> CmdResult {
         if s.watched.iter().any(|(d, k)| *d == db && k == key) {
             continue;
         }
-        let (k, flag) = (key.clone(), s.watch_flag.clone());
+        let (k, flag) = (key.clone(), s.watch_flag());
         let shard = s.core.router.shard_of(key);
         s.run_on(shard, move |sh: &mut Shard| sh.watch(db, &k, &flag))
             .await

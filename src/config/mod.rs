@@ -7,7 +7,10 @@ mod value;
 use std::path::Path;
 
 pub use file::Line;
-pub use value::{ConfigValue, CpuList, LogLevel, Memory, OutputLimit, OutputLimits, TlsAuthClients};
+pub use value::{
+    trim_double, ConfigValue, CpuList, LogLevel, Memory, OutputLimit, OutputLimits, Percentiles,
+    TlsAuthClients,
+};
 
 /// A configuration problem, found at startup or by CONFIG SET.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +129,8 @@ directives! {
     "client-query-buffer-limit" => client_query_buffer_limit: Memory = Memory(1 << 30), true;
     "client-output-buffer-limit" => client_output_buffer_limit: OutputLimits = OutputLimits::default(), true;
     "hz" => hz: u64 = 10, true;
+    "latency-tracking" => latency_tracking: bool = true, true;
+    "latency-tracking-info-percentiles" => latency_tracking_info_percentiles: Percentiles = Percentiles(vec![50.0, 99.0, 99.9]), true;
     "save" => save: Vec<String> = vec![String::new()], true;
     "appendonly" => appendonly: bool = false, true;
     "loglevel" => loglevel: LogLevel = LogLevel::Notice, true;

@@ -68,6 +68,46 @@ impl ConfigValue for Vec<String> {
     }
 }
 
+/// `latency-tracking-info-percentiles`: the percentiles INFO latencystats reports, each in
+/// [0, 100]; a single empty argument means none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Percentiles(pub Vec<f64>);
+
+impl ConfigValue for Percentiles {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        if let [only] = args {
+            if only.is_empty() {
+                return Ok(Percentiles(Vec::new()));
+            }
+        }
+        let mut all = Vec::with_capacity(args.len());
+        for a in args {
+            let p: f64 = a
+                .parse()
+                .ok()
+                .filter(|p: &f64| p.is_finite())
+                .ok_or("Invalid latency-tracking-info-percentiles parameters")?;
+            if !(0.0..=100.0).contains(&p) {
+                return Err(
+                    "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]".into()
+                );
+            }
+            all.push(p);
+        }
+        Ok(Percentiles(all))
+    }
+    fn show(&self) -> String {
+        self.0.iter().map(|p| trim_double(*p)).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// A percentile as Redis prints it: `%f` with trailing zeros (and a trailing point) removed.
+#[must_use]
+pub fn trim_double(p: f64) -> String {
+    let s = format!("{p:.6}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
 /// A byte size written as Redis writes memory: `1024`, `1k` (1000), `1kb` (1024), `5mb`, `1gb`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Memory(pub u64);

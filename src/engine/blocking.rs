@@ -19,6 +19,7 @@ pub(crate) use crate::engine::client::Unblock;
 use crate::engine::session::Session;
 use crate::engine::shard::Shard;
 use crate::engine::slot::ShardId;
+use crate::engine::stats::Started;
 use crate::engine::waiters::{Served, Waiter, Wants};
 
 /// How a wait ended.
@@ -61,7 +62,8 @@ pub(crate) async fn wait(
         }
     }
     drop(tx);
-    s.client.set_blocked(true);
+    s.client.set_blocked(Some(limit.is_some()));
+    let blocked_at = Started::now();
     let client = s.client.clone();
     let interrupted = async {
         let stop = std::future::poll_fn(|cx| client.poll_unblock(cx));
@@ -90,7 +92,8 @@ pub(crate) async fn wait(
             }
         }
     };
-    s.client.set_blocked(false);
+    s.client.set_blocked(None);
+    s.blocked_ns.set(s.blocked_ns.get() + blocked_at.elapsed_ns());
     for key in keys {
         let key = key.clone();
         let _ =

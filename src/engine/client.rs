@@ -12,7 +12,8 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use crate::config::OutputLimit;
-use crate::facade::Reply;
+use crate::engine::watch::WatchFlag;
+use crate::facade::{Buffers, Reply};
 
 /// Why a blocked client stopped waiting without being served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,10 +46,19 @@ pub(crate) struct Client {
     pub(crate) db: Cell<usize>,
     /// RESP version (2 or 3).
     pub(crate) resp: Cell<u8>,
-    /// The last command's name.
+    /// The last command's full name (`client|list`).
     pub(crate) last_cmd: Cell<&'static str>,
-    /// Bytes waiting in the query buffer.
-    pub(crate) qbuf: Cell<usize>,
+    /// The socket's file descriptor.
+    pub(crate) fd: i32,
+    /// The connection's query and reply buffers, as last reported.
+    pub(crate) buffers: Cell<Buffers>,
+    /// Bytes of the arguments of the command running now (0 between commands).
+    pub(crate) argv_mem: Cell<usize>,
+    /// In MULTI: the commands queued and their memory (arguments plus a pointer each, as
+    /// Redis counts `multi-mem`).
+    pub(crate) multi: Cell<Option<(usize, usize)>>,
+    /// Set by a shard when a key this client WATCHes is modified (EXEC then fails).
+    pub(crate) watch_flag: RefCell<WatchFlag>,
     /// Bytes rustls holds for this client (unread plaintext, unsent records), as of its last
     /// exchange or stalled write.
     pub(crate) tls_buffered: Cell<usize>,
@@ -60,6 +70,8 @@ pub(crate) struct Client {
     over_soft: Cell<Option<Instant>>,
     /// Whether the client is blocked (BLPOP and friends), and how CLIENT UNBLOCK released it.
     blocked: Cell<bool>,
+    /// Whether the current block has a timeout (INFO's `clients_in_timeout_table`).
+    blocked_timeout: Cell<bool>,
     unblocked: Cell<Option<Unblock>>,
     /// Channels and patterns subscribed (for CLIENT LIST and the subscribed-mode rules).
     pub(crate) subscriptions: Cell<(usize, usize)>,
@@ -74,6 +86,7 @@ impl Client {
         laddr: SocketAddr,
         tls: Option<crate::facade::stream::TlsInfo>,
         core: usize,
+        fd: i32,
     ) -> Client {
         let now = Instant::now();
         Client {
@@ -89,7 +102,11 @@ impl Client {
             db: Cell::new(0),
             resp: Cell::new(2),
             last_cmd: Cell::new("NULL"),
-            qbuf: Cell::new(0),
+            fd,
+            buffers: Cell::default(),
+            argv_mem: Cell::new(0),
+            multi: Cell::new(None),
+            watch_flag: RefCell::default(),
             tls_buffered: Cell::new(0),
             killed: Cell::new(false),
             waker: RefCell::new(None),
@@ -97,6 +114,7 @@ impl Client {
             over_soft: Cell::new(None),
             subscriptions: Cell::new((0, 0)),
             blocked: Cell::new(false),
+            blocked_timeout: Cell::new(false),
             unblocked: Cell::new(None),
         }
     }
@@ -168,10 +186,18 @@ impl Client {
         true
     }
 
-    /// Marks the client blocked (or not), for CLIENT UNBLOCK and INFO.
-    pub(crate) fn set_blocked(&self, blocked: bool) {
-        self.blocked.set(blocked);
+    /// Marks the client blocked (with a timeout or not), or no longer blocked: for CLIENT
+    /// UNBLOCK, CLIENT LIST and INFO.
+    pub(crate) fn set_blocked(&self, blocked: Option<bool>) {
+        self.blocked.set(blocked.is_some());
+        self.blocked_timeout.set(blocked == Some(true));
         self.unblocked.set(None);
+    }
+
+    /// Whether the client is blocked with a timeout.
+    #[must_use]
+    pub(crate) fn is_blocked_with_timeout(&self) -> bool {
+        self.blocked.get() && self.blocked_timeout.get()
     }
 
     /// Whether the client is blocked.
@@ -223,33 +249,85 @@ impl Client {
         *self.waker.borrow_mut() = Some(waker.clone());
     }
 
-    /// One CLIENT LIST line (without the trailing newline), in Redis 7's field order.
+    /// Bytes of output waiting: unwritten replies and undelivered pushes.
+    #[must_use]
+    pub(crate) fn output_pending(&self) -> usize {
+        self.buffers.get().reply + self.pushes.borrow().len()
+    }
+
+    /// The memory this client holds: its buffers (query, reply, pushes, TLS), the command
+    /// running and the commands queued, and its own structures. Redis's `tot-mem`.
+    #[must_use]
+    pub(crate) fn memory(&self) -> usize {
+        let b = self.buffers.get();
+        b.query_capacity
+            + b.reply_capacity
+            + self.pushes.borrow().capacity()
+            + self.tls_buffered.get()
+            + self.argv_mem.get()
+            + self.multi.get().map_or(0, |m| m.1)
+            + std::mem::size_of::<Client>()
+    }
+
+    /// Redis's flag letters for this client, `N` for none.
+    fn flags(&self) -> String {
+        let mut flags = String::new();
+        let (channels, patterns) = self.subscriptions.get();
+        if channels + patterns > 0 {
+            flags.push('P');
+        }
+        if self.multi.get().is_some() {
+            flags.push('x');
+        }
+        if self.blocked.get() {
+            flags.push('b');
+        }
+        if self.watch_flag.borrow().load(std::sync::atomic::Ordering::Relaxed) {
+            flags.push('d');
+        }
+        if self.killed.get() {
+            flags.push('A');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        flags
+    }
+
+    /// One CLIENT LIST line (without the trailing newline): Redis 7.0's fields in its order,
+    /// then ferrokey's (the library, the core, TLS).
     #[must_use]
     pub(crate) fn info_line(&self) -> String {
-        let mut s = String::with_capacity(256);
+        let mut s = String::with_capacity(384);
         let (lib_name, lib_ver) = &*self.lib.borrow();
+        let b = self.buffers.get();
+        let (channels, patterns) = self.subscriptions.get();
         let _ = write!(
             s,
-            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub={} psub={} \
-             ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 \
-             omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} \
-             lib-ver={} core={} tls={} tls-version={} tls-cipher={} tls-cn={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={channels} \
+             psub={patterns} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} \
+             rbp={} obl={} oll=0 omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={} \
+             lib-name={} lib-ver={} core={} tls={} tls-version={} tls-cipher={} tls-cn={}",
             self.id,
             self.addr,
             self.laddr,
+            self.fd,
             self.name.borrow(),
             self.created.elapsed().as_secs(),
             self.idle_secs(),
-            match (self.blocked.get(), self.subscriptions.get() == (0, 0)) {
-                (true, _) => "b",
-                (false, true) => "N",
-                (false, false) => "P",
-            },
+            self.flags(),
             self.db.get(),
-            self.subscriptions.get().0,
-            self.subscriptions.get().1,
-            self.qbuf.get(),
-            self.pushes.borrow().len(),
+            self.multi.get().map_or(-1, |m| m.0 as i64),
+            b.query,
+            b.query_capacity.saturating_sub(b.query),
+            self.argv_mem.get(),
+            self.multi.get().map_or(0, |m| m.1),
+            b.reply_capacity,
+            b.reply_capacity,
+            b.reply,
+            self.output_pending(),
+            self.memory(),
+            if self.output_pending() > 0 { "rw" } else { "r" },
             self.last_cmd.get(),
             self.resp.get(),
             lib_name,

@@ -422,12 +422,6 @@ impl Commands {
         }
     }
 
-    /// How many commands and subcommands there are (ids are below this).
-    #[must_use]
-    pub(crate) fn len(&self) -> usize {
-        self.ids.len()
-    }
-
     /// The top-level commands.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Command> {
         self.top.iter()

@@ -20,8 +20,9 @@ use crate::engine::router::Unavailable;
 use crate::engine::session::Session;
 use crate::engine::shard::{Shard, ShardCmd, ShardFn};
 use crate::engine::slot::ShardId;
+use crate::engine::stats::Started;
 use crate::facade::resp::Limits;
-use crate::facade::{ConnLimits, Event, Flow, Reply, Service};
+use crate::facade::{Buffers, ConnLimits, Event, Flow, Reply, Service};
 
 impl Session {
     /// Looks the request up and checks it as Redis's `processCommand` does; an error also
@@ -55,10 +56,42 @@ impl Session {
             }
             Ok(cmd)
         })();
-        if let (Err(_), Some(multi)) = (&checked, self.multi.as_mut()) {
-            multi.failed = true;
+        if let Err(e) = &checked {
+            if let Some(multi) = self.multi.as_mut() {
+                multi.failed = true;
+            }
+            let id = known.or_else(|| commands.resolve(args).ok()).map(|c| c.id);
+            self.core.local().commands.borrow_mut().rejected(id, &Reply::from(e.clone()));
         }
         checked
+    }
+
+    /// Records a command the session ran itself (a shard records those it executes, see
+    /// [`crate::engine::stats`]) and turns its result into the reply. The time it spent
+    /// blocked is not the command's.
+    pub(crate) fn record(&self, cmd: &Command, started: Started, result: CmdResult) -> Reply {
+        let reply = result.unwrap_or_else(Reply::from);
+        let nanos = started.elapsed_ns().saturating_sub(self.blocked_ns.take());
+        let latency = self.core.global.latency_tracking();
+        self.core.local().commands.borrow_mut().called(cmd.id, nanos, &reply, latency);
+        reply
+    }
+
+    /// Runs a command whose body is the session's (connection-level, or inline), recorded.
+    async fn run_in_session(&mut self, cmd: &'static Command, args: &[Bytes]) -> Reply {
+        let started = Started::now();
+        let result = match cmd.run {
+            Run::Session(f) => {
+                // What CLIENT LIST shows of a command that may wait (a blocked BLPOP).
+                self.client.argv_mem.set(args.iter().map(Bytes::len).sum());
+                let result = Box::pin(f(self, args)).await;
+                self.client.argv_mem.set(0);
+                result
+            }
+            Run::Inline(f) => f(self, args),
+            _ => Err(CmdError::Internal),
+        };
+        self.record(cmd, started, result)
     }
 
     async fn dispatch(&mut self, args: Vec<Bytes>, known: Option<&'static Command>, out: &mut BytesMut) {
@@ -68,17 +101,23 @@ impl Session {
         };
         self.client.last_cmd.set(&cmd.full_name);
         if let (Some(multi), false) = (self.multi.as_mut(), cmd.control) {
+            let (count, mem) = self.client.multi.get().unwrap_or_default();
+            let size = args.iter().map(|a| a.len() + std::mem::size_of::<usize>()).sum::<usize>();
+            self.client.multi.set(Some((count + 1, mem + size)));
             multi.queued.push((cmd.id, args));
             return self.pipeline.slots.push(Some(Reply::status("QUEUED")));
         }
         match cmd.run {
             // Pure replies need no ordering against shards: they take their slot.
-            Run::Inline(f) => self.pipeline.slots.push(Some(f(self, &args).unwrap_or_else(Reply::from))),
+            Run::Inline(_) => {
+                let reply = self.run_in_session(cmd, &args).await;
+                self.pipeline.slots.push(Some(reply));
+            }
             Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _) => {
                 match plan(cmd, &args, &self.core.router) {
                     Ok(Plan::Shard(shard)) => self.queue(
                         shard,
-                        ShardCmd { id: cmd.id, prefetch: cmd.prefetch, run, db: self.db, args },
+                        ShardCmd { id: Some(cmd.id), prefetch: cmd.prefetch, run, db: self.db, args },
                     ),
                     Ok(planned) => {
                         self.settle(out).await;
@@ -86,13 +125,16 @@ impl Session {
                         let reply = Box::pin(self.run_planned(cmd, planned, &args)).await;
                         self.pipeline.slots.push(Some(reply));
                     }
-                    Err(e) => self.pipeline.slots.push(Some(e.into())),
+                    Err(e) => {
+                        let reply = self.record(cmd, Started::now(), Err(e));
+                        self.pipeline.slots.push(Some(reply));
+                    }
                 }
             }
-            Run::Session(f) => {
+            Run::Session(_) => {
                 self.settle(out).await;
                 // Encoded at once: HELLO and RESET change the protocol their own reply uses.
-                Box::pin(f(self, &args)).await.unwrap_or_else(Reply::from).encode(self.resp3, out);
+                Box::pin(self.run_in_session(cmd, &args)).await.encode(self.resp3, out);
             }
             Run::Container => self.pipeline.slots.push(Some(CmdError::Internal.into())),
         }
@@ -101,31 +143,31 @@ impl Session {
     /// Runs one command now, wherever [`plan`] says: a command the pipeline could not batch,
     /// and every command of an EXEC (through its transaction).
     pub(crate) async fn run_command(&mut self, cmd: &'static Command, args: &[Bytes]) -> Reply {
-        if let Run::Session(f) = cmd.run {
-            return Box::pin(f(self, args)).await.unwrap_or_else(Reply::from);
-        }
-        if let Run::Inline(f) = cmd.run {
-            return f(self, args).unwrap_or_else(Reply::from);
+        if let Run::Session(_) | Run::Inline(_) = cmd.run {
+            return Box::pin(self.run_in_session(cmd, args)).await;
         }
         match plan(cmd, args, &self.core.router) {
             Ok(planned) => Box::pin(self.run_planned(cmd, planned, args)).await,
-            Err(e) => e.into(),
+            Err(e) => self.record(cmd, Started::now(), Err(e)),
         }
     }
 
-    /// Runs a keyed command as planned.
+    /// Runs a keyed command as planned: on its shard (which records it), or here, recorded.
     async fn run_planned(&mut self, cmd: &'static Command, planned: Plan, args: &[Bytes]) -> Reply {
         let db = self.db;
+        let started = Started::now();
         let result: CmdResult = match (planned, cmd.run) {
             (Plan::Shard(shard), Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _)) => {
-                let shard_cmd = ShardCmd { id: cmd.id, prefetch: cmd.prefetch, run, db, args: args.to_vec() };
+                let shard_cmd =
+                    ShardCmd { id: Some(cmd.id), prefetch: cmd.prefetch, run, db, args: args.to_vec() };
                 return self
                     .run_on(shard, move |sh: &mut Shard| sh.exec(&shard_cmd))
                     .await
                     .unwrap_or_else(unavailable);
             }
             (Plan::Split(parts), Run::Split(run, merge)) => {
-                return self.split(cmd, run, merge, &parts, args).await
+                let reply = self.split(cmd, run, merge, &parts, args).await;
+                return self.record(cmd, started, Ok(reply));
             }
             (Plan::Across(shards), Run::Across(_, across)) => match self.exec_tx.clone() {
                 Some(tx) => across(&tx, db, args).await,
@@ -142,7 +184,7 @@ impl Session {
             (_, Run::Inline(f)) => f(self, args),
             _ => Err(CmdError::Internal),
         };
-        result.unwrap_or_else(Reply::from)
+        self.record(cmd, started, result)
     }
 
     /// A split command: each shard gets its keys (with what follows each, for MSET's values),
@@ -165,7 +207,7 @@ impl Session {
                 for &p in positions {
                     sub.extend_from_slice(&args[p..(p + step).min(args.len())]);
                 }
-                let cmd = ShardCmd { id: cmd.id, prefetch: cmd.prefetch, run, db, args: sub };
+                let cmd = ShardCmd { id: None, prefetch: cmd.prefetch, run, db, args: sub };
                 (s, move |shard: &mut Shard| shard.exec(&cmd))
             })
             .collect();
@@ -287,7 +329,6 @@ impl Service for Session {
         self.client.touch();
         let router = self.core.router.clone();
         router.try_local(Shard::tick);
-        let n = requests.len() as u64;
         let commands = crate::engine::command::registry();
         // A pipelined batch looks its commands up once, for its prefetch and its dispatch.
         let known: Vec<Option<&'static Command>> = if requests.len() > 1 {
@@ -315,7 +356,6 @@ impl Service for Session {
             }
         }
         self.settle(out).await;
-        self.core.local().count(|s| s.commands += n);
         self.client.db.set(self.db);
         if self.closing || self.client.is_killed() {
             Flow::Close
@@ -347,11 +387,16 @@ impl Service for Session {
         self.client.take_pushes(out);
     }
 
-    fn on_io(&self, read: usize, written: usize, pending: usize) {
-        self.client.qbuf.set(pending);
+    fn on_buffers(&self, buffers: Buffers) {
+        self.client.buffers.set(buffers);
+    }
+
+    fn on_io(&self, read: usize, written: usize) {
         self.core.local().count(|s| {
             s.net_in += read as u64;
             s.net_out += written as u64;
+            s.reads += u64::from(read > 0);
+            s.writes += u64::from(written > 0);
         });
     }
 

@@ -3,7 +3,7 @@
 //! Everything here is read-mostly and lock-free on the request path: cores cache the
 //! configuration and re-read it only when its version changes.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -39,6 +39,7 @@ pub(crate) struct Global {
     next_client_id: AtomicU64,
     clients: AtomicU64,
     max_bulk: AtomicU64,
+    latency_tracking: AtomicBool,
     shutdown: AtomicBool,
     /// When the server started.
     pub(crate) started: Instant,
@@ -48,6 +49,14 @@ pub(crate) struct Global {
     pub(crate) cores: Vec<CoreInfo>,
     /// Random 40-hex-digit run id, as INFO shows it.
     pub(crate) run_id: String,
+    /// The absolute path of the config file the server started with; empty without one.
+    pub(crate) config_file: String,
+    /// Each executor's allocation counter as its cron last published it (see [`crate::memory`]).
+    allocated: Vec<AtomicIsize>,
+    /// The most memory used so far (INFO's `used_memory_peak`).
+    peak_memory: AtomicU64,
+    /// Memory used once every executor had started (INFO's `used_memory_startup`).
+    startup_memory: OnceLock<u64>,
 }
 
 impl Global {
@@ -64,22 +73,27 @@ impl Global {
             crate::num::splitmix(seed),
             crate::num::splitmix(seed ^ 1) as u32
         );
-        let max_bulk = config.proto_max_bulk_len.0;
+        let (max_bulk, latency_tracking) = (config.proto_max_bulk_len.0, config.latency_tracking);
         Global {
             reconfigure: OnceLock::new(),
             listen_generation: AtomicU64::new(0),
             bound: cores.iter().map(|_| AtomicU64::new(0)).collect(),
+            allocated: cores.iter().map(|_| AtomicIsize::new(isize::MIN)).collect(),
             tls,
             config: RwLock::new(Arc::new(config)),
             config_version: AtomicU64::new(0),
             next_client_id: AtomicU64::new(1),
             clients: AtomicU64::new(0),
             max_bulk: AtomicU64::new(max_bulk),
+            latency_tracking: AtomicBool::new(latency_tracking),
             shutdown: AtomicBool::new(false),
             started: Instant::now(),
             started_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             cores,
             run_id,
+            config_file: String::new(),
+            peak_memory: AtomicU64::new(0),
+            startup_memory: OnceLock::new(),
         }
     }
 
@@ -115,6 +129,7 @@ impl Global {
         };
         let rebind = (next.port, next.tls_port, &next.bind) != (guard.port, guard.tls_port, &guard.bind);
         self.max_bulk.store(next.proto_max_bulk_len.0, Ordering::Relaxed);
+        self.latency_tracking.store(next.latency_tracking, Ordering::Relaxed);
         *guard = Arc::new(next);
         commit();
         if rebind {
@@ -147,6 +162,46 @@ impl Global {
     #[must_use]
     pub(crate) fn max_bulk(&self) -> u64 {
         self.max_bulk.load(Ordering::Relaxed)
+    }
+
+    /// `latency-tracking` now: whether commands feed their latency histograms.
+    #[must_use]
+    pub(crate) fn latency_tracking(&self) -> bool {
+        self.latency_tracking.load(Ordering::Relaxed)
+    }
+
+    /// Executor `core` publishes its allocation counter (its cron, every 100 ms); returns the
+    /// memory used now, by the latest counters, and updates the peak. The first time every
+    /// executor has published, that is the startup memory.
+    pub(crate) fn note_allocated(&self, core: usize, allocated: isize) -> u64 {
+        if let Some(a) = self.allocated.get(core) {
+            a.store(allocated, Ordering::Relaxed);
+        }
+        let counters: Vec<isize> = self.allocated.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+        if counters.contains(&isize::MIN) {
+            return 0;
+        }
+        let used = crate::memory::used(counters);
+        let _ = self.startup_memory.set(used);
+        self.note_used(used)
+    }
+
+    /// Notes `used` bytes in use (INFO computes it afresh); returns it, having updated the peak.
+    pub(crate) fn note_used(&self, used: u64) -> u64 {
+        self.peak_memory.fetch_max(used, Ordering::Relaxed);
+        used
+    }
+
+    /// The most memory used so far.
+    #[must_use]
+    pub(crate) fn peak_memory(&self) -> u64 {
+        self.peak_memory.load(Ordering::Relaxed)
+    }
+
+    /// The memory used once every executor had started (0 until then).
+    #[must_use]
+    pub(crate) fn startup_memory(&self) -> u64 {
+        self.startup_memory.get().copied().unwrap_or(0)
     }
 
     /// A new, never reused client id.

@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use crate::engine::client::Client;
 use crate::engine::pubsub::Registry;
+use crate::engine::stats::{Rates, Stats};
 
 /// Counters a core keeps for INFO; summed across cores on demand.
 #[derive(Debug, Default, Clone, Copy)]
@@ -16,12 +17,14 @@ pub(crate) struct CoreStats {
     pub(crate) connections: u64,
     /// Connections refused by `maxclients`.
     pub(crate) rejected: u64,
-    /// Commands processed.
-    pub(crate) commands: u64,
     /// Bytes read from clients (after TLS).
     pub(crate) net_in: u64,
     /// Bytes written to clients (before TLS).
     pub(crate) net_out: u64,
+    /// Reads that brought bytes.
+    pub(crate) reads: u64,
+    /// Writes of replies or pushes.
+    pub(crate) writes: u64,
     /// Clients connected now.
     pub(crate) clients: u64,
     /// TLS handshakes completed.
@@ -43,6 +46,10 @@ pub(crate) struct Local {
     pub(crate) pubsub: RefCell<Registry>,
     /// This core's counters.
     pub(crate) stats: RefCell<CoreStats>,
+    /// The commands its sessions ran themselves (its shard keeps those it executed).
+    pub(crate) commands: RefCell<Stats>,
+    /// This core's instantaneous rates, sampled by its cron.
+    pub(crate) rates: RefCell<Rates>,
 }
 
 impl Local {

@@ -16,6 +16,7 @@ pub(crate) mod session;
 pub(crate) mod shard;
 pub(crate) mod slot;
 pub(crate) mod spec;
+pub(crate) mod stats;
 pub(crate) mod transaction;
 pub(crate) mod waiters;
 pub(crate) mod watch;

@@ -52,8 +52,6 @@ pub(crate) struct Session {
     pub(crate) multi: Option<Multi>,
     /// The transaction an EXEC is running; hops go through it while it is set.
     pub(crate) exec_tx: Option<Rc<Tx>>,
-    /// Set by a shard when a key this client WATCHes is modified.
-    pub(crate) watch_flag: WatchFlag,
     /// The WATCHed keys, with their database.
     pub(crate) watched: Vec<(usize, Bytes)>,
     /// Subscribed channels.
@@ -62,6 +60,8 @@ pub(crate) struct Session {
     pub(crate) patterns: BTreeSet<Bytes>,
     /// The pipelined read being run.
     pub(crate) pipeline: Pipeline,
+    /// Nanoseconds the running command has spent blocked (left out of its statistics).
+    pub(crate) blocked_ns: std::cell::Cell<u64>,
 }
 
 impl Session {
@@ -79,12 +79,30 @@ impl Session {
             closing: false,
             multi: None,
             exec_tx: None,
-            watch_flag: WatchFlag::default(),
             watched: Vec::new(),
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
             pipeline: Pipeline { batches: (0..shards).map(|_| Vec::new()).collect(), slots: Vec::new() },
+            blocked_ns: std::cell::Cell::new(0),
         }
+    }
+
+    /// The flag shards set when a key this client WATCHes is modified.
+    #[must_use]
+    pub(crate) fn watch_flag(&self) -> WatchFlag {
+        self.client.watch_flag.borrow().clone()
+    }
+
+    /// MULTI: commands queue from now on.
+    pub(crate) fn begin_multi(&mut self) {
+        self.multi = Some(Multi::default());
+        self.client.multi.set(Some((0, 0)));
+    }
+
+    /// The end of MULTI (EXEC, DISCARD, RESET): what it queued, if it had begun.
+    pub(crate) fn end_multi(&mut self) -> Option<Multi> {
+        self.client.multi.set(None);
+        self.multi.take()
     }
 
     /// Whether the client has any channel or pattern subscription.
@@ -173,7 +191,7 @@ impl Session {
     /// UNWATCH, and the end of every EXEC or DISCARD: forgets the keys and starts a fresh flag.
     pub(crate) async fn unwatch_all(&mut self) {
         let watched = std::mem::take(&mut self.watched);
-        let flag = std::mem::take(&mut self.watch_flag);
+        let flag = self.client.watch_flag.replace(WatchFlag::default());
         let router = self.core.router.clone();
         let hops = watched.into_iter().map(|(db, key)| {
             let flag = flag.clone();
@@ -203,7 +221,7 @@ impl Drop for Session {
             return;
         }
         let (router, watched, flag) =
-            (self.core.router.clone(), std::mem::take(&mut self.watched), self.watch_flag.clone());
+            (self.core.router.clone(), std::mem::take(&mut self.watched), self.watch_flag());
         glommio::spawn_local(async move {
             for (db, key) in watched {
                 let flag = flag.clone();

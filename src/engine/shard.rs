@@ -14,6 +14,7 @@ use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::global::Global;
 use crate::engine::slot::ShardId;
 use crate::engine::spec::Prefetch;
+use crate::engine::stats::{Started, Stats};
 use crate::engine::waiters::{Waiter, Waiters};
 use crate::engine::watch::{WatchFlag, Watches};
 use crate::facade::Reply;
@@ -36,7 +37,7 @@ pub(crate) struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     /// Splits `dbs` around database `index` into a context.
-    fn new(dbs: &'a mut [Db], index: usize, now: u64, max_bulk: u64, rng: &'a mut Rng) -> Ctx<'a> {
+    pub(crate) fn new(dbs: &'a mut [Db], index: usize, now: u64, max_bulk: u64, rng: &'a mut Rng) -> Ctx<'a> {
         let (before, rest) = dbs.split_at_mut(index);
         let (db, after) = rest.split_first_mut().expect("database index checked by SELECT");
         Ctx { db, now, max_bulk, rng, others: (before, after) }
@@ -71,8 +72,9 @@ pub(crate) type ShardFn = fn(&mut Ctx<'_>, &[Bytes]) -> CmdResult;
 /// A command bound for a shard: its body, the database and the arguments, and what the shard
 /// needs to know of the command (its id for statistics, its member for prefetching).
 pub(crate) struct ShardCmd {
-    /// The command's id in the registry.
-    pub(crate) id: usize,
+    /// The command's id in the registry, for its statistics; `None` for a part of a command
+    /// split across shards, which the session records whole.
+    pub(crate) id: Option<usize>,
     /// What a pipelined batch prefetches for it.
     pub(crate) prefetch: Prefetch,
     /// Its body (a split command's part).
@@ -105,6 +107,8 @@ pub(crate) struct Shard {
     atomic: bool,
     /// Draws for random sampling.
     rng: Rng,
+    /// The commands this shard executed (see [`crate::engine::stats`]).
+    stats: Stats,
 }
 
 impl Shard {
@@ -120,6 +124,7 @@ impl Shard {
             clock: now_ms(),
             atomic: false,
             rng: Rng::seeded(id.0 as u64),
+            stats: Stats::default(),
         }
     }
 
@@ -133,6 +138,7 @@ impl Shard {
     /// Runs one command. A bug that panics costs that command an error reply and a log line,
     /// not the shard (and with it every client of the server).
     pub(crate) fn exec(&mut self, cmd: &ShardCmd) -> Reply {
+        let started = Started::now();
         let max_bulk = self.global.max_bulk();
         let mut ctx = Ctx::new(&mut self.dbs, cmd.db, self.clock, max_bulk, &mut self.rng);
         let run = std::panic::AssertUnwindSafe(|| (cmd.run)(&mut ctx, &cmd.args));
@@ -145,7 +151,12 @@ impl Shard {
                 Reply::from(CmdError::Internal)
             }
         };
+        // Serving the clients it unblocked is not the command's time, as in Redis.
+        let nanos = started.elapsed_ns();
         self.settle();
+        if let Some(id) = cmd.id {
+            self.stats.called(id, nanos, &reply, self.global.latency_tracking());
+        }
         reply
     }
 
@@ -280,13 +291,24 @@ impl Shard {
             acc.hits += db.stats.hits;
             acc.misses += db.stats.misses;
             acc.expired += db.stats.expired;
+            acc.changes += db.stats.changes;
             acc
         })
     }
 
-    /// Zeroes the counters of every database (CONFIG RESETSTAT).
+    /// The statistics of the commands this shard executed.
+    #[must_use]
+    pub(crate) fn command_stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Zeroes the counters of every database and command (CONFIG RESETSTAT).
     pub(crate) fn reset_stats(&mut self) {
-        self.dbs.iter_mut().for_each(|db| db.stats = DbStats::default());
+        // Like Redis's `dirty`, the count of changes is not a statistic: it stays.
+        self.dbs
+            .iter_mut()
+            .for_each(|db| db.stats = DbStats { changes: db.stats.changes, ..DbStats::default() });
+        self.stats = Stats::default();
     }
 
     /// One active-expiry cycle over every database, bounded by `budget` keys looked at per step

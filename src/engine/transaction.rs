@@ -21,11 +21,12 @@ use crate::engine::router::Tx;
 use crate::engine::session::Session;
 use crate::engine::shard::{Shard, ShardCmd};
 use crate::engine::slot::ShardId;
+use crate::engine::stats::Started;
 use crate::facade::Reply;
 
 /// EXEC
 pub(crate) async fn exec(s: &mut Session) -> CmdResult {
-    let Some(multi) = s.multi.take() else { return Err(CmdError::msg("ERR EXEC without MULTI")) };
+    let Some(multi) = s.end_multi() else { return Err(CmdError::msg("ERR EXEC without MULTI")) };
     if multi.failed {
         s.unwatch_all().await;
         return Err(CmdError::ExecAbort);
@@ -68,18 +69,23 @@ async fn one_hop(
     plans: Vec<Result<Plan, CmdError>>,
 ) -> CmdResult {
     let db = s.db;
+    // A command that cannot be planned fails without reaching the shard: the session records it.
+    let mut unplanned = Vec::new();
     let cmds: Vec<Result<ShardCmd, Reply>> = queued
         .into_iter()
         .zip(plans)
         .map(|((cmd, args), planned)| match (planned, cmd.run) {
-            (Err(e), _) => Err(e.into()),
+            (Err(e), _) => {
+                unplanned.push((cmd, e.clone()));
+                Err(e.into())
+            }
             (Ok(_), Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _)) => {
-                Ok(ShardCmd { id: cmd.id, prefetch: cmd.prefetch, run, db, args })
+                Ok(ShardCmd { id: Some(cmd.id), prefetch: cmd.prefetch, run, db, args })
             }
             (Ok(_), _) => Err(CmdError::Internal.into()),
         })
         .collect();
-    let (watched, flag) = (s.watched.clone(), s.watch_flag.clone());
+    let (watched, flag) = (s.watched.clone(), s.watch_flag());
     let ran = s
         .core
         .router
@@ -94,7 +100,12 @@ async fn one_hop(
         })
         .await;
     match ran {
-        Ok(Some(replies)) => Ok(Reply::Array(replies)),
+        Ok(Some(replies)) => {
+            for (cmd, e) in unplanned {
+                s.record(cmd, Started::now(), Err(e));
+            }
+            Ok(Reply::Array(replies))
+        }
         Ok(None) => Ok(Reply::NilArray),
         Err(_) => Err(CmdError::Unavailable),
     }
@@ -104,7 +115,7 @@ async fn one_hop(
 /// through the transaction.
 async fn locked(s: &mut Session, tx: Tx, queued: Vec<(&'static Command, Vec<Bytes>)>) -> CmdResult {
     // A watched key that expired since it was watched fails the EXEC (each shard checks its own).
-    let flag = s.watch_flag.clone();
+    let flag = s.watch_flag();
     let mut by_shard: BTreeMap<ShardId, Vec<(usize, Bytes)>> = BTreeMap::new();
     for (db, key) in &s.watched {
         by_shard.entry(tx.shard_of(key)).or_default().push((*db, key.clone()));

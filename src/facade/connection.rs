@@ -55,6 +55,30 @@ pub(crate) struct ConnLimits {
     pub(crate) idle: Option<Duration>,
 }
 
+/// The connection's buffers, as CLIENT LIST reports them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Buffers {
+    /// Bytes read and not yet handed to the service (the rest of a pipeline, a partial request).
+    pub(crate) query: usize,
+    /// The query buffer's capacity.
+    pub(crate) query_capacity: usize,
+    /// Reply bytes not yet written.
+    pub(crate) reply: usize,
+    /// The reply buffer's capacity.
+    pub(crate) reply_capacity: usize,
+}
+
+impl Buffers {
+    fn of(rbuf: &BytesMut, wbuf: &BytesMut) -> Buffers {
+        Buffers {
+            query: rbuf.len(),
+            query_capacity: rbuf.capacity(),
+            reply: wbuf.len(),
+            reply_capacity: wbuf.capacity(),
+        }
+    }
+}
+
 /// What the server plugs into a connection.
 #[allow(async_fn_in_trait)]
 pub(crate) trait Service {
@@ -69,8 +93,11 @@ pub(crate) trait Service {
     fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Event>;
     /// Appends the pending pushes, encoded, to `out`.
     fn take_pushes(&mut self, out: &mut BytesMut);
-    /// Notes traffic: bytes read, bytes written, bytes waiting in the query buffer.
-    fn on_io(&self, read: usize, written: usize, pending: usize);
+    /// Notes traffic: bytes read and bytes about to be written, once per read.
+    fn on_io(&self, read: usize, written: usize);
+    /// Notes the connection's buffers: before each call (what its commands see of their own
+    /// client), before a write, and after it.
+    fn on_buffers(&self, buffers: Buffers);
     /// Notes how many bytes the stream's own layer (TLS) holds now: after every exchange, and
     /// whenever a write has to wait for the client to read.
     fn on_layer_buffered(&self, bytes: usize);
@@ -154,6 +181,7 @@ where
                 // pushes are written, and the loop reads again.
                 rbuf.truncate(start);
                 svc.take_pushes(&mut wbuf);
+                svc.on_io(0, wbuf.len());
                 if let Err(why) = flush(stream, svc, &mut wbuf).await {
                     return why;
                 }
@@ -194,6 +222,7 @@ where
             if requests.is_empty() {
                 break;
             }
+            svc.on_buffers(Buffers::of(&rbuf, &wbuf));
             let waiting = svc.waiting();
             let call = svc.call(&mut requests, &mut wbuf);
             let reading = read_ahead(stream, &waiting, &mut rbuf, limits.query_buffer, &mut ahead);
@@ -214,13 +243,15 @@ where
             // Nobody to write the replies to.
             return why;
         }
-        svc.on_io(n + ahead.read, wbuf.len(), rbuf.len());
         if let Some(e) = broken {
             Reply::Error(format!("ERR {e}").into()).encode(false, &mut wbuf);
         }
+        svc.on_io(n + ahead.read, wbuf.len());
+        svc.on_buffers(Buffers::of(&rbuf, &wbuf));
         if let Err(why) = flush(stream, svc, &mut wbuf).await {
             return why;
         }
+        svc.on_buffers(Buffers::of(&rbuf, &wbuf));
         if let Some(e) = broken {
             return ConnError::Protocol(e);
         }

@@ -9,5 +9,5 @@ pub(crate) mod stream;
 pub(crate) mod tls;
 pub(crate) mod tls_conn;
 
-pub(crate) use connection::{serve, ConnError, ConnLimits, Event, Flow, Service, Waiting};
+pub(crate) use connection::{serve, Buffers, ConnError, ConnLimits, Event, Flow, Service, Waiting};
 pub(crate) use reply::Reply;

@@ -74,15 +74,26 @@ impl Default for Limits {
 
 /// Parses requests out of a connection's read buffer.
 ///
-/// The parser keeps only a hint of how many bytes the request under way needs, so a 512 MB value
-/// arriving in small reads is not re-scanned on every read.
+/// A request that arrives in pieces is never re-scanned: the parser keeps how many bytes the
+/// request under way needs before an attempt can succeed (a 512 MB value arriving in small
+/// reads), and where its multibulk stopped, with the arguments found so far (a request of a
+/// million small arguments). The caller only appends to the buffer between attempts and takes
+/// nothing off its front, so positions stay valid.
 #[derive(Debug, Default)]
 pub struct RequestParser {
     /// The buffer must hold at least this many bytes before a new attempt can succeed.
     need: usize,
-    /// Scratch space for argument positions, reused across requests.
+    /// Argument positions of the request under way, reused across requests.
     ranges: Vec<Range<usize>>,
+    /// A multibulk under way: where its next element starts, and how many are left.
+    resume: Option<(usize, i64)>,
+    /// Elements looked at, for the test that no request is re-scanned.
+    #[cfg(test)]
+    visited: usize,
 }
+
+/// Argument slots kept between requests; a huge request's are given back at the next one.
+const KEEP_RANGES: usize = 1024;
 
 impl RequestParser {
     /// A parser with no request under way.
@@ -106,11 +117,13 @@ impl RequestParser {
             if buf.is_empty() || buf.len() < self.need {
                 return Ok(None);
             }
-            self.ranges.clear();
             let inline = buf[0] != b'*';
             let parsed = if inline { self.inline(buf)? } else { self.multibulk(buf, limits, authenticated)? };
             let Some(end) = parsed else { return Ok(None) };
             self.need = 0;
+            if self.ranges.capacity() > KEEP_RANGES && self.ranges.len() <= KEEP_RANGES {
+                self.ranges.shrink_to(KEEP_RANGES);
+            }
             if inline && buf[..end].iter().any(|&c| matches!(c, b'"' | b'\'' | 0 | 0x0b)) {
                 // Quotes, NUL and vertical tab are rare: the shared splitter (C's rules) handles
                 // them, into owned arguments.
@@ -143,22 +156,33 @@ impl RequestParser {
         limits: &Limits,
         authenticated: bool,
     ) -> Result<Option<usize>, ProtocolError> {
-        let Some(eol) = find_crlf(buf, 1) else {
-            if buf.len() > MAX_INLINE_SIZE {
-                return Err(ProtocolError::TooBigMultibulkCount);
+        let (mut pos, mut left) = match self.resume.take() {
+            Some(resume) => resume,
+            None => {
+                let Some(eol) = find_crlf(buf, 1) else {
+                    if buf.len() > MAX_INLINE_SIZE {
+                        return Err(ProtocolError::TooBigMultibulkCount);
+                    }
+                    return Ok(None);
+                };
+                let count = parse_i64(&buf[1..eol]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+                if count > limits.max_multibulk as i64 {
+                    return Err(ProtocolError::InvalidMultibulkLength);
+                }
+                if !authenticated && count > UNAUTH_MAX_MULTIBULK {
+                    return Err(ProtocolError::UnauthenticatedMultibulk);
+                }
+                self.ranges.clear();
+                (eol + 2, count.max(0))
             }
-            return Ok(None);
         };
-        let count = parse_i64(&buf[1..eol]).ok_or(ProtocolError::InvalidMultibulkLength)?;
-        if count > limits.max_multibulk as i64 {
-            return Err(ProtocolError::InvalidMultibulkLength);
-        }
-        if !authenticated && count > UNAUTH_MAX_MULTIBULK {
-            return Err(ProtocolError::UnauthenticatedMultibulk);
-        }
-        let mut pos = eol + 2;
-        for _ in 0..count.max(0) {
+        while left > 0 {
+            #[cfg(test)]
+            {
+                self.visited += 1;
+            }
             if pos >= buf.len() {
+                self.resume = Some((pos, left));
                 return Ok(None);
             }
             if buf[pos] != b'$' {
@@ -168,6 +192,7 @@ impl RequestParser {
                 if buf.len() - pos > MAX_INLINE_SIZE {
                     return Err(ProtocolError::TooBigBulkCount);
                 }
+                self.resume = Some((pos, left));
                 return Ok(None);
             };
             let len = parse_i64(&buf[pos + 1..eol]).ok_or(ProtocolError::InvalidBulkLength)?;
@@ -181,16 +206,19 @@ impl RequestParser {
             let end = start + len as usize;
             if buf.len() < end + 2 {
                 self.need = end + 2;
+                self.resume = Some((pos, left));
                 return Ok(None);
             }
             self.ranges.push(start..end);
             // Like Redis, the two bytes after the data are taken as CRLF without looking.
             pos = end + 2;
+            left -= 1;
         }
         Ok(Some(pos))
     }
 
     fn inline(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
+        self.ranges.clear();
         let Some(nl) = buf.iter().position(|&c| c == b'\n') else {
             if buf.len() > MAX_INLINE_SIZE {
                 return Err(ProtocolError::TooBigInline);
@@ -214,14 +242,17 @@ impl RequestParser {
     }
 }
 
-fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
-    let rel = buf.get(from..)?.iter().position(|&c| c == b'\r')?;
-    let at = from + rel;
-    match buf.get(at + 1) {
-        Some(b'\n') => Some(at),
-        // A bare CR: keep looking after it.
-        Some(_) => find_crlf(buf, at + 1),
-        None => None,
+/// The position of the first CRLF at or after `from`. A loop, not a recursion: a line of a
+/// million bare CRs must cost time, never stack.
+fn find_crlf(buf: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let at = from + buf.get(from..)?.iter().position(|&c| c == b'\r')?;
+        match buf.get(at + 1) {
+            Some(b'\n') => return Some(at),
+            // A bare CR: keep looking after it.
+            Some(_) => from = at + 1,
+            None => return None,
+        }
     }
 }
 
@@ -267,6 +298,58 @@ mod tests {
         let large = p.parse(&mut buf, &Limits::default(), true).unwrap().unwrap();
         assert_eq!(large[1], &big[..]);
         assert!(inside(&large[1]), "a large request's arguments are views of the buffer");
+    }
+
+    /// A line of bare CRs is scanned in a loop: on a thread with a 64 KiB stack, where a
+    /// recursion per CR would overflow long before the end.
+    #[test]
+    fn a_run_of_carriage_returns_does_not_recurse() {
+        let run = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(|| {
+                let mut p = RequestParser::new();
+                let mut header = b"*1\r\n$".to_vec();
+                header.extend(std::iter::repeat_n(b'\r', MAX_INLINE_SIZE - 16));
+                let partial = p.parse(&mut BytesMut::from(&header[..]), &Limits::default(), true);
+                let mut count = b"*".to_vec();
+                count.extend(std::iter::repeat_n(b'\r', 1_000_000));
+                let too_big =
+                    RequestParser::new().parse(&mut BytesMut::from(&count[..]), &Limits::default(), true);
+                (partial, too_big)
+            })
+            .unwrap();
+        let (partial, too_big) = run.join().expect("no stack overflow");
+        assert_eq!(partial, Ok(None));
+        assert_eq!(too_big, Err(ProtocolError::TooBigMultibulkCount));
+    }
+
+    /// A request of many small arguments arriving in small reads: each element is looked at
+    /// about once, not once per read (which made it quadratic).
+    #[test]
+    fn a_request_in_small_reads_is_not_rescanned() {
+        let n = 100_000;
+        let mut input = format!("*{n}\r\n").into_bytes();
+        for i in 0..n {
+            let arg = (i % 1000).to_string();
+            input.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
+        }
+        input.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        let mut p = RequestParser::new();
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for piece in input.chunks(256) {
+            buf.extend_from_slice(piece);
+            while let Some(args) = p.parse(&mut buf, &Limits::default(), true).unwrap() {
+                got.push(args);
+            }
+        }
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].len(), n);
+        assert_eq!(got[0][n - 1], Bytes::from(((n - 1) % 1000).to_string()));
+        assert_eq!(got[1], vec![Bytes::from("PING")]);
+        let reads = input.len().div_ceil(256);
+        assert!(p.visited <= n + 1 + reads, "{} element visits for {n} elements in {reads} reads", p.visited);
+        assert!(p.ranges.capacity() <= KEEP_RANGES, "a huge request's slots are given back");
     }
 
     fn parse_all(input: &[u8]) -> Result<Vec<Vec<Vec<u8>>>, ProtocolError> {

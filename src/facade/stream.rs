@@ -31,6 +31,16 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
+    /// The socket's file descriptor (CLIENT LIST's `fd`).
+    #[must_use]
+    pub(crate) fn fd(&self) -> i32 {
+        use std::os::fd::AsRawFd as _;
+        match self {
+            Stream::Plain(tcp) => tcp.as_raw_fd(),
+            Stream::Tls(tls) => tls.tcp().as_raw_fd(),
+        }
+    }
+
     /// The negotiated TLS parameters; `None` for plain TCP.
     #[must_use]
     pub(crate) fn tls_info(&self) -> Option<TlsInfo> {

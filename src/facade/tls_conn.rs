@@ -150,6 +150,12 @@ impl Sink<'_> {
 }
 
 impl TlsConn<UnbufferedServerConnection> {
+    /// The TCP stream under the session.
+    #[must_use]
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
     /// Runs the server side of a handshake on `tcp` with `config`. The caller bounds it in time.
     pub(crate) async fn accept(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<Self> {
         let session = UnbufferedServerConnection::new(config).map_err(invalid)?;

@@ -105,6 +105,9 @@ pub(crate) struct DbStats {
     pub(crate) misses: u64,
     /// Keys removed because their time ran out (lazily or actively).
     pub(crate) expired: u64,
+    /// Key modifications (writes, removals, expiry changes): INFO's
+    /// `rdb_changes_since_last_save` until persistence resets it at a save.
+    pub(crate) changes: u64,
 }
 
 /// What a request names inside the container at a key, for [`Db::prefetch_members`].
@@ -143,6 +146,9 @@ pub(crate) struct Db {
     changes: Vec<(Bytes, Change)>,
     /// Counters for INFO.
     pub(crate) stats: DbStats,
+    /// Estimated mean time to live (ms) of the keys with a TTL, kept by active expiry as Redis
+    /// keeps it: each step's sample mean moves it by a fiftieth.
+    avg_ttl: u64,
 }
 
 impl Db {
@@ -276,6 +282,7 @@ impl Db {
     /// Sets or clears the expiry of an existing key; returns whether the key exists.
     pub(crate) fn set_expiry(&mut self, key: &[u8], expires_at: Option<u64>) -> bool {
         let Some(entry) = self.entries.get_mut(key) else { return false };
+        self.stats.changes += 1;
         if !self.observed.is_empty() && self.observed.contains_key(key) {
             self.changes.push((Bytes::copy_from_slice(key), Change::Written));
         }
@@ -360,6 +367,7 @@ impl Db {
     }
 
     fn touch(&mut self, key: &[u8], change: Change) {
+        self.stats.changes += 1;
         if !self.observed.is_empty() && self.observed.contains_key(key) {
             self.changes.push((Bytes::copy_from_slice(key), change));
         }
@@ -371,6 +379,7 @@ impl Db {
         let removed: Vec<Bytes> =
             self.observed.keys().filter(|k| self.entries.get(k).is_some()).cloned().collect();
         self.changes.extend(removed.into_iter().map(|k| (k, Change::Removed)));
+        self.stats.changes += self.entries.len() as u64;
         self.entries.clear();
         self.expires.clear();
         self.expire_cursor = 0;
@@ -411,12 +420,18 @@ impl Db {
     pub(crate) fn expire_step(&mut self, now: u64, budget: usize) -> (usize, usize) {
         let mut due = Vec::new();
         let mut looked = 0;
+        let (mut ttl_sum, mut ttl_samples) = (0u64, 0u64);
         while looked < budget && !self.expires.is_empty() {
             let entries = &self.entries;
             self.expire_cursor = self.expires.scan(self.expire_cursor, |k, ()| {
                 looked += 1;
-                if entries.get(k).and_then(Entry::expires_at).is_some_and(|at| at <= now) {
-                    due.push(Bytes::copy_from_slice(k));
+                match entries.get(k).and_then(Entry::expires_at) {
+                    Some(at) if at <= now => due.push(Bytes::copy_from_slice(k)),
+                    Some(at) => {
+                        ttl_sum = ttl_sum.saturating_add(at - now);
+                        ttl_samples += 1;
+                    }
+                    None => {}
                 }
             });
             if self.expire_cursor == 0 {
@@ -427,7 +442,22 @@ impl Db {
             self.remove(key);
         }
         self.stats.expired += due.len() as u64;
+        if self.expires.is_empty() {
+            self.avg_ttl = 0;
+        } else if let Some(sample) = ttl_sum.checked_div(ttl_samples) {
+            self.avg_ttl = if self.avg_ttl == 0 { sample } else { self.avg_ttl / 50 * 49 + sample / 50 };
+        }
         (looked, due.len())
+    }
+
+    /// The estimated mean time to live, in ms, of the keys with a TTL (INFO keyspace's `avg_ttl`).
+    #[must_use]
+    pub(crate) fn avg_ttl(&self) -> u64 {
+        if self.expires.is_empty() {
+            0
+        } else {
+            self.avg_ttl
+        }
     }
 }
 
