@@ -2,7 +2,7 @@
 
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use ferrokey::internals::{Limits, Reply, RequestParser, Routing, Slot, ZSet};
+use ferrokey::internals::{CommandStats, Limits, Reply, RequestParser, Routing, Slot, ZSet};
 
 fn parse(c: &mut Criterion) {
     let mut pipeline = Vec::new();
@@ -89,5 +89,14 @@ fn route_batch(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, parse, encode, slots, route_batch, zset_rescore);
+/// The cost INFO's command statistics add to every command (commandstats and latencystats).
+fn command_stats(c: &mut Criterion) {
+    let mut stats = CommandStats::default();
+    c.bench_function("command_stats/timed_and_recorded", |b| b.iter(|| stats.record(black_box(7), true)));
+    c.bench_function("command_stats/without_latency_histogram", |b| {
+        b.iter(|| stats.record(black_box(7), false))
+    });
+}
+
+criterion_group!(benches, parse, encode, slots, route_batch, zset_rescore, command_stats);
 criterion_main!(benches);

@@ -92,6 +92,7 @@ pub fn run(
     set_level: crate::logging::SetLevel,
 ) -> Result<(), StartError> {
     let memlock = raise_memlock();
+    crate::engine::stats::calibrate_clock();
     let tls = Arc::new(TlsSlot::new()?);
     if config.tls_port != 0 {
         let built = tls.build(&config)?;

@@ -29,6 +29,12 @@ fn clock() -> &'static quanta::Clock {
     CLOCK.get_or_init(quanta::Clock::new)
 }
 
+/// Calibrates the clock against the system's: up to 200 ms, so the runtime does it at startup,
+/// before any executor serves (done lazily, it stalled the first command that ran).
+pub(crate) fn calibrate_clock() {
+    clock();
+}
+
 /// A point in time to measure a command from.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Started(u64);
