@@ -81,3 +81,65 @@ pub(crate) fn mix(x: u64) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
 }
+
+/// A double as C's `printf("%.17g")` writes it: how Redis 7.0 replies with a double (scores).
+#[must_use]
+pub(crate) fn format_g17(d: f64) -> String {
+    if d.is_nan() {
+        return "nan".to_owned();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf" } else { "-inf" }.to_owned();
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0" } else { "0" }.to_owned();
+    }
+    fn trim(s: &str) -> &str {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            s
+        }
+    }
+    // %g picks its style from the exponent of the 17-digit scientific form.
+    let sci = format!("{d:.16e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..17).contains(&exp) {
+        format!("{}e{}{:02}", trim(mantissa), if exp < 0 { '-' } else { '+' }, exp.unsigned_abs())
+    } else {
+        trim(&format!("{d:.*}", (16 - exp) as usize)).to_owned()
+    }
+}
+
+/// A double as Redis 7.0's `d2string` writes it (scores in listpacks and ZSCAN): an integer
+/// within ±2^52 plainly, anything else as `%.17g`.
+#[must_use]
+pub(crate) fn d2string(d: f64) -> String {
+    if d == d.trunc() && d > -4_503_599_627_370_495.0 && d < 4_503_599_627_370_496.0 && d != 0.0 {
+        format!("{}", d as i64)
+    } else {
+        format_g17(d)
+    }
+}
+
+/// Parses a decimal integer the way Redis's `string2ll` does: no spaces, no `+`, no leading zeros.
+#[must_use]
+pub(crate) fn parse_i64(s: &[u8]) -> Option<i64> {
+    let (neg, digits) = match s.first()? {
+        b'-' => (true, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 20 || (digits[0] == b'0' && (digits.len() > 1 || neg)) {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        let d = i64::from(d - b'0');
+        v = if neg { v.checked_mul(10)?.checked_sub(d)? } else { v.checked_mul(10)?.checked_add(d)? };
+    }
+    Some(v)
+}

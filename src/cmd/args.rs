@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use crate::cmd::error::CmdError;
-use crate::facade::resp::parse_i64;
+use crate::num::parse_i64;
 
 /// The lowercase name `args[0]` of a request, for error messages that quote it.
 #[must_use]

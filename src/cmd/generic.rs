@@ -12,9 +12,9 @@ use crate::engine::session::Session;
 use crate::engine::shard::{now_ms, Ctx};
 use crate::engine::slot::ShardId;
 use crate::engine::spec::{acl, flag, key, KeySpec};
-use crate::facade::resp::parse_i64;
 use crate::facade::Reply;
 use crate::glob;
+use crate::num::parse_i64;
 use crate::num::splitmix;
 use crate::storage::db::{Db, Entry, Value};
 

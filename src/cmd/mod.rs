@@ -7,6 +7,7 @@ pub(crate) mod args;
 pub(crate) mod block;
 pub(crate) mod command;
 pub(crate) mod connection;
+pub(crate) mod dump;
 pub(crate) mod error;
 pub(crate) mod generic;
 pub(crate) mod hash;
@@ -34,6 +35,7 @@ pub(crate) fn commands() -> Commands {
             command::commands(),
             string::commands(),
             generic::commands(),
+            dump::commands(),
             list::commands(),
             hash::commands(),
             set::commands(),

@@ -11,8 +11,8 @@ use crate::engine::command::{Command, Merge};
 use crate::engine::router::Tx;
 use crate::engine::shard::Ctx;
 use crate::engine::spec::{acl, flag, key, KeyFlags, KeySpec};
-use crate::facade::resp::parse_i64;
 use crate::facade::Reply;
+use crate::num::parse_i64;
 use crate::storage::db::{Entry, Value};
 use crate::storage::dict::Key;
 

@@ -22,7 +22,6 @@ use crate::engine::shard::Ctx;
 use crate::engine::spec::Prefetch;
 use crate::engine::spec::{acl, flag, key, KeySpec};
 use crate::engine::waiters::{Served, Wants};
-use crate::facade::reply::format_g17;
 use crate::facade::Reply;
 use crate::storage::access::{self, zset, zset_mut};
 use crate::storage::db::Value;
@@ -832,17 +831,9 @@ fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     } else {
         z.scan(cursor, opts.count, |m| opts.matches(m))
     };
-    let items = found.into_iter().flat_map(|(m, s)| [Reply::Bulk(m), Reply::bulk(score_text(s))]).collect();
+    let items =
+        found.into_iter().flat_map(|(m, s)| [Reply::Bulk(m), Reply::bulk(crate::num::d2string(s))]).collect();
     Ok(ScanOpts::reply(next, items))
-}
-
-/// A score as Redis's `d2string` writes it (ZSCAN): integers plainly, others as `%.17g`.
-fn score_text(s: f64) -> String {
-    if s == s.trunc() && s.abs() < 4.5e15 && s != 0.0 {
-        format!("{}", s as i64)
-    } else {
-        format_g17(s)
-    }
 }
 
 /// How ZUNION and ZINTER combine the scores of a member found in several inputs.

@@ -349,7 +349,7 @@ pub(crate) fn find_keys(specs: &[KeySpec], args: &[Bytes]) -> Option<Vec<(usize,
             }
             FindKeys::KeyNum { index, first: from, step } => {
                 let count = args.get(usize::try_from(first + i64::from(index)).ok()?)?;
-                let n = crate::facade::resp::parse_i64(count).filter(|n| *n >= 0)?;
+                let n = crate::num::parse_i64(count).filter(|n| *n >= 0)?;
                 first += i64::from(from);
                 // A count past the arguments (up to i64::MAX) is a bad request, not a panic.
                 (first.checked_add(n)? - 1, i64::from(step))

@@ -4,6 +4,8 @@ use std::borrow::Cow;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::num::format_g17;
+
 /// One reply, built by whichever core executed the command and encoded by the connection's core.
 ///
 /// `Reply` is `Send`: a shard on another core builds it, the owning connection encodes it with the
@@ -169,36 +171,6 @@ impl From<Bytes> for Reply {
 impl From<Option<Bytes>> for Reply {
     fn from(b: Option<Bytes>) -> Reply {
         b.map_or(Reply::Nil, Reply::Bulk)
-    }
-}
-
-/// A double as C's `printf("%.17g")` writes it: how Redis 7.0 replies with a double (scores).
-#[must_use]
-pub(crate) fn format_g17(d: f64) -> String {
-    if d.is_nan() {
-        return "nan".to_owned();
-    }
-    if d.is_infinite() {
-        return if d > 0.0 { "inf" } else { "-inf" }.to_owned();
-    }
-    if d == 0.0 {
-        return if d.is_sign_negative() { "-0" } else { "0" }.to_owned();
-    }
-    fn trim(s: &str) -> &str {
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.')
-        } else {
-            s
-        }
-    }
-    // %g picks its style from the exponent of the 17-digit scientific form.
-    let sci = format!("{d:.16e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if !(-4..17).contains(&exp) {
-        format!("{}e{}{:02}", trim(mantissa), if exp < 0 { '-' } else { '+' }, exp.unsigned_abs())
-    } else {
-        trim(&format!("{d:.*}", (16 - exp) as usize)).to_owned()
     }
 }
 

@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use crate::num::parse_i64;
 use crate::splitargs;
 
 /// The longest line (inline command or length header) Redis accepts before a newline: 64 KiB.
@@ -254,27 +255,6 @@ fn find_crlf(buf: &[u8], mut from: usize) -> Option<usize> {
             None => return None,
         }
     }
-}
-
-/// Parses a decimal integer the way Redis's `string2ll` does: no spaces, no `+`, no leading zeros.
-#[must_use]
-pub(crate) fn parse_i64(s: &[u8]) -> Option<i64> {
-    let (neg, digits) = match s.first()? {
-        b'-' => (true, &s[1..]),
-        _ => (false, s),
-    };
-    if digits.is_empty() || digits.len() > 20 || (digits[0] == b'0' && (digits.len() > 1 || neg)) {
-        return None;
-    }
-    let mut v: i64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        let d = i64::from(d - b'0');
-        v = if neg { v.checked_mul(10)?.checked_sub(d)? } else { v.checked_mul(10)?.checked_add(d)? };
-    }
-    Some(v)
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! Storage: the keyspace and the value structures (dict, list, sorted set and its tree, the
-//! database with expiry). Pure data owned by one core: it never awaits and knows nothing of
+//! database with expiry) and their RDB serialization. Pure data owned by one core: it never awaits and knows nothing of
 //! routing, sessions or commands.
 
 pub(crate) mod access;
 pub(crate) mod db;
 pub(crate) mod dict;
 pub(crate) mod list;
+pub(crate) mod rdb;
 pub(crate) mod rng;
 pub(crate) mod sample;
 pub(crate) mod zset;
