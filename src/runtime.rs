@@ -81,6 +81,9 @@ pub enum StartError {
     /// bound (CONFIG SET may later turn both off, as in Redis; startup may not).
     #[error("Configured to not listen anywhere, exiting.")]
     NowhereToListen,
+    /// The dump file could not be loaded (the log says why and where).
+    #[error("the dataset could not be loaded from disk; see the log")]
+    Load,
 }
 
 /// Runs the server until SIGTERM, SIGINT or SHUTDOWN; returns once every core has stopped.
@@ -118,6 +121,14 @@ pub fn run(
     watch_signals(global.clone());
     watch_tls_files(global.clone());
 
+    // The dataset on disk, if any, loads while the cores start serving (they answer LOADING).
+    let dump = std::path::Path::new(&config.dir).join(&config.dbfilename);
+    let mut loads = crate::engine::snapshot::start_loading(&global, dump)
+        .map(|receivers| receivers.into_iter().map(Some).collect::<Vec<_>>());
+    if global.startup_failed() {
+        return Err(StartError::Load);
+    }
+
     let n = cores.len();
     let mesh = MeshBuilder::<Hop, _>::full(n, MESH_CAPACITY);
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<Result<Vec<(SocketAddr, bool)>, String>>();
@@ -128,10 +139,11 @@ pub fn run(
         gos.push(go_tx);
         let (global, mesh, tls, ready) = (global.clone(), mesh.clone(), tls.clone(), ready_tx.clone());
         let shard = core.shard;
+        let load = loads.as_mut().and_then(|l| l.get_mut(shard)).and_then(Option::take);
         let spawned = LocalExecutorBuilder::new(Placement::Fixed(core.cpu))
             .name(&format!("ferrokey-{shard}"))
             .io_memory(usize::try_from(config.executor_io_memory.0).unwrap_or(usize::MAX))
-            .spawn(move || core_main(shard, global, mesh, tls, ready, go_rx));
+            .spawn(move || core_main(shard, global, mesh, tls, ready, go_rx, load));
         match spawned {
             Ok(h) => handles.push(h),
             Err(e) => {
@@ -178,8 +190,18 @@ pub fn run(
         return Err(e);
     }
     banner(&config, &cores, &listening);
+    // Redis says it is ready once the dataset is in memory.
+    while global.loading() && !global.shutting_down() {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    if !global.shutting_down() {
+        tracing::info!("Ready to accept connections");
+    }
     for h in handles {
         let _ = h.join();
+    }
+    if global.startup_failed() {
+        return Err(StartError::Load);
     }
     tracing::info!("ferrokey is now ready to exit, bye bye...");
     Ok(())
@@ -202,7 +224,6 @@ fn banner(config: &Config, cores: &[CoreInfo], listening: &[(SocketAddr, bool)])
     if config.requirepass.is_empty() {
         tracing::debug!("no requirepass: every client is authenticated");
     }
-    tracing::info!("Ready to accept connections");
 }
 
 /// The life of one core.
@@ -213,6 +234,7 @@ async fn core_main(
     tls: Arc<TlsSlot>,
     ready: crossbeam_channel::Sender<Result<Vec<(SocketAddr, bool)>, String>>,
     go: oneshot::Receiver<bool>,
+    load: Option<crate::engine::snapshot::LoadReceiver>,
 ) {
     crate::memory::mark_executor();
     let config = global.config();
@@ -252,6 +274,9 @@ async fn core_main(
     let router = Rc::new(Router::new(ShardId(id), shards, shard, local.clone(), mesh));
     let core = Rc::new(Core::new(router, global.clone()));
 
+    if let Some(batches) = load {
+        glommio::spawn_local(crate::engine::snapshot::receive(core.clone(), batches)).detach();
+    }
     let mut accepts: Vec<Accepting> = listeners.into_iter().map(|l| Accepting::start(l, &core)).collect();
     let cron = glommio::spawn_local(cron(core.clone())).detach();
     while !global.shutting_down() {

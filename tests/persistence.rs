@@ -231,3 +231,222 @@ fn restore_refuses_what_redis_refuses() {
         );
     }
 }
+
+/// A directory of its own for a test's files, removed at the end.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let d = std::env::temp_dir().join(format!("ferrokey-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+
+    fn path(&self) -> String {
+        self.0.display().to_string()
+    }
+
+    fn file(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn connect_redis(redis: &RedisServer) -> Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port)).unwrap().get_connection().unwrap()
+}
+
+/// A key as a snapshot holds it: database, name, type and contents, whether it has a TTL.
+type Stored = (i64, String, (String, Vec<String>), bool);
+
+/// Every key of databases 0 and 3, with contents and whether it has a TTL.
+fn snapshot_of(c: &mut Connection) -> Vec<Stored> {
+    let mut out = Vec::new();
+    for db in [0, 3] {
+        let () = redis::cmd("SELECT").arg(db).query(c).unwrap();
+        let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(c).unwrap();
+        keys.sort();
+        for key in keys {
+            let ttl: i64 = redis::cmd("PTTL").arg(&key).query(c).unwrap();
+            out.push((db, key.clone(), contents(c, &key), ttl > 0));
+        }
+    }
+    let () = redis::cmd("SELECT").arg(0).query(c).unwrap();
+    out
+}
+
+fn populate_with_dbs(c: &mut Connection) {
+    populate(c);
+    let () = redis::cmd("PEXPIRE").arg("str:short").arg(3_600_000).query(c).unwrap();
+    let () = redis::cmd("EXPIRE").arg("hash:table").arg(7200).query(c).unwrap();
+    let () = redis::cmd("SELECT").arg(3).query(c).unwrap();
+    let () = redis::cmd("SET").arg("in-db-3").arg("three").query(c).unwrap();
+    let () = redis::cmd("RPUSH").arg("list-db-3").arg("x").arg("y").query(c).unwrap();
+    let () = redis::cmd("SELECT").arg(0).query(c).unwrap();
+}
+
+#[test]
+fn a_redis_server_dump_loads_into_ferrokey() {
+    let dir = TempDir::new("from-redis");
+    let redis = RedisServer::with(&["--dir", &dir.path()]);
+    let mut theirs = connect_redis(&redis);
+    populate_with_dbs(&mut theirs);
+    let () = redis::cmd("SAVE").query(&mut theirs).unwrap();
+    let expected = snapshot_of(&mut theirs);
+    assert!(expected.len() > 18);
+    let server = Server::with(common::Opts { extra: vec!["--dir".into(), dir.path()], ..Default::default() });
+    assert!(server.log().contains("Loading RDB produced by version 7.0"), "{}", server.log());
+    for mode in MODES {
+        let mut ours = server.conn(mode);
+        assert_eq!(snapshot_of(&mut ours), expected, "{mode:?}");
+    }
+    let info: String = redis::cmd("INFO").arg("persistence").query(&mut server.conn(Mode::Plain)).unwrap();
+    assert!(info.contains(&format!("rdb_last_load_keys_loaded:{}\r\n", expected.len())), "{info}");
+}
+
+#[test]
+fn a_ferrokey_dump_loads_into_redis_server_and_passes_redis_check_rdb() {
+    let server = Server::start();
+    let mut ours = server.conn(Mode::Tls);
+    populate_with_dbs(&mut ours);
+    let before: i64 = redis::cmd("LASTSAVE").query(&mut ours).unwrap();
+    let () = redis::cmd("SAVE").query(&mut ours).unwrap();
+    let after: i64 = redis::cmd("LASTSAVE").query(&mut ours).unwrap();
+    assert!(after >= before);
+    let info: String = redis::cmd("INFO").arg("persistence").query(&mut ours).unwrap();
+    assert!(info.contains("rdb_changes_since_last_save:0\r\n") && info.contains("rdb_saves:1\r\n"), "{info}");
+    let expected = snapshot_of(&mut ours);
+    let dump = server.data_dir.join("dump.rdb");
+    let check = std::process::Command::new("redis-check-rdb")
+        .arg(&dump)
+        .output()
+        .expect("redis-check-rdb is installed");
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success() && report.contains("RDB looks OK"), "{report}");
+    let dir = TempDir::new("to-redis");
+    std::fs::copy(&dump, dir.file("dump.rdb")).unwrap();
+    let redis = RedisServer::with(&["--dir", &dir.path()]);
+    assert_eq!(snapshot_of(&mut connect_redis(&redis)), expected);
+}
+
+#[test]
+fn shutdown_save_keeps_the_data_for_the_next_start() {
+    let dir = TempDir::new("restart");
+    let opts = common::Opts { extra: vec!["--dir".into(), dir.path()], ..Default::default() };
+    let mut server = Server::with(opts.clone());
+    let mut c = server.conn(Mode::Plain);
+    for i in 0..1000 {
+        let () = redis::cmd("SET").arg(format!("key:{i}")).arg(i).query(&mut c).unwrap();
+    }
+    let () = redis::cmd("ZADD").arg("z").arg(1).arg("a").query(&mut c).unwrap();
+    let refused: redis::RedisResult<()> = redis::cmd("SHUTDOWN").arg("SAVE").arg("NOSAVE").query(&mut c);
+    assert!(refused.unwrap_err().to_string().contains("syntax error"));
+    let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN").arg("SAVE").query(&mut c);
+    assert_eq!(server.wait_exit(), Some(0));
+    assert!(dir.file("dump.rdb").exists());
+    let server = Server::with(opts);
+    let mut c = server.conn(Mode::Tls);
+    let size: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(size, 1001);
+    let v: String = redis::cmd("GET").arg("key:777").query(&mut c).unwrap();
+    assert_eq!(v, "777");
+}
+
+#[test]
+fn a_damaged_dump_stops_the_start_and_stays_on_disk() {
+    let source = Server::start();
+    let mut c = source.conn(Mode::Plain);
+    populate(&mut c);
+    let () = redis::cmd("SAVE").query(&mut c).unwrap();
+    let good = std::fs::read(source.data_dir.join("dump.rdb")).unwrap();
+    let mut flipped = good.clone();
+    let mid = good.len() / 2;
+    flipped[mid] ^= 0x20;
+    let mut bad_sum = good.clone();
+    let n = bad_sum.len();
+    bad_sum[n - 1] ^= 1;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", good[..good.len() * 2 / 3].to_vec()),
+        ("flipped", flipped),
+        ("checksum", bad_sum),
+        ("not rdb", b"hello, world".to_vec()),
+        ("newer", b"REDIS0099".to_vec()),
+    ];
+    for (name, bytes) in cases {
+        let dir = TempDir::new(&format!("damaged-{}", name.replace(' ', "-")));
+        std::fs::write(dir.file("dump.rdb"), &bytes).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrokey-server"))
+            .args(["--port", "0", "--tls-port", "0", "--dir", &dir.path()])
+            .args(["--bind", "127.0.0.1", "--port", &common::free_port().to_string()])
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {log}");
+        assert!(log.contains("Fatal error loading the DB"), "{name}: {log}");
+        assert!(!log.contains("panicked"), "{name}: {log}");
+        assert_eq!(std::fs::read(dir.file("dump.rdb")).unwrap(), bytes, "{name}: the file is left as it was");
+    }
+}
+
+#[test]
+fn a_save_is_one_point_in_time_across_shards() {
+    let server = Server::start();
+    let mut setup = server.conn(Mode::Plain);
+    // Ten accounts over both shards hold 1000 in all; writers move amounts between them in
+    // transactions while saves run.
+    for i in 0..10 {
+        let () = redis::cmd("SET").arg(format!("account:{i}")).arg(100).query(&mut setup).unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (mut c, stop) = (server.conn(Mode::Plain), stop.clone());
+            std::thread::spawn(move || {
+                let mut moves = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && moves < 20_000 {
+                    let (from, to) = ((moves * 3 + w) % 10, (moves * 7 + w + 1) % 10);
+                    if from != to {
+                        let () = redis::pipe()
+                            .atomic()
+                            .cmd("DECRBY")
+                            .arg(format!("account:{from}"))
+                            .arg(3)
+                            .ignore()
+                            .cmd("INCRBY")
+                            .arg(format!("account:{to}"))
+                            .arg(3)
+                            .ignore()
+                            .query(&mut c)
+                            .unwrap();
+                    }
+                    moves += 1;
+                }
+            })
+        })
+        .collect();
+    let dir = TempDir::new("cut");
+    for round in 0..5 {
+        let () = redis::cmd("SAVE").query(&mut setup).unwrap();
+        let copy = dir.file(&format!("round-{round}.rdb"));
+        std::fs::copy(server.data_dir.join("dump.rdb"), &copy).unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writers.into_iter().for_each(|w| w.join().unwrap());
+    for round in 0..5 {
+        let load = TempDir::new(&format!("cut-load-{round}"));
+        std::fs::copy(dir.file(&format!("round-{round}.rdb")), load.file("dump.rdb")).unwrap();
+        let loaded =
+            Server::with(common::Opts { extra: vec!["--dir".into(), load.path()], ..Default::default() });
+        let mut c = loaded.conn(Mode::Plain);
+        let total: i64 = (0..10)
+            .map(|i| redis::cmd("GET").arg(format!("account:{i}")).query::<i64>(&mut c).unwrap())
+            .sum();
+        assert_eq!(total, 1000, "round {round}: the snapshot saw half a transaction");
+    }
+}

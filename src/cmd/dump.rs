@@ -84,7 +84,7 @@ fn restore(c: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let opts = RestoreArgs::parse(args)?;
     let key = &args[1];
     if !opts.replace && c.db.live(key, c.now) {
-        return Err(CmdError::msg("BUSYKEY Target key name already exists."));
+        return Err(CmdError::BusyKey);
     }
     let ttl = args::int(&args[2])?;
     if ttl < 0 {

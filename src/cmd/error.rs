@@ -66,6 +66,12 @@ pub(crate) enum CmdError {
     /// EXEC after a command failed to queue.
     #[error("EXECABORT Transaction discarded because of previous errors.")]
     ExecAbort,
+    /// The dataset is still being loaded (commands without the `loading` flag wait for it).
+    #[error("LOADING Redis is loading the dataset in memory")]
+    Loading,
+    /// RESTORE onto an existing key without REPLACE.
+    #[error("BUSYKEY Target key name already exists.")]
+    BusyKey,
     /// The shard that owns the key cannot be reached: the server is shutting down.
     #[error("ERR shard unavailable: the server is shutting down")]
     Unavailable,

@@ -317,8 +317,10 @@ fn memory(out: &mut String, facts: &Facts, global: &Global) {
 }
 
 fn persistence(out: &mut String, facts: &Facts, global: &Global) {
+    let state = global.persistence().clone();
+    let changes = facts.shards.iter().map(|s| s.db.changes).sum::<u64>();
     fields!(out,
-        "loading" => 0,
+        "loading" => u8::from(global.loading()),
         "async_loading" => 0,
         "current_cow_peak" => 0,
         "current_cow_size" => 0,
@@ -326,17 +328,17 @@ fn persistence(out: &mut String, facts: &Facts, global: &Global) {
         "current_fork_perc" => "0.00",
         "current_save_keys_processed" => 0,
         "current_save_keys_total" => 0,
-        "rdb_changes_since_last_save" => facts.shards.iter().map(|s| s.db.changes).sum::<u64>(),
+        "rdb_changes_since_last_save" => changes.saturating_sub(state.changes_at_save),
         "rdb_bgsave_in_progress" => 0,
-        // No save has happened: Redis starts the clock at startup.
-        "rdb_last_save_time" => global.started_unix,
-        "rdb_last_bgsave_status" => "ok",
-        "rdb_last_bgsave_time_sec" => -1,
+        // Until a save happens, Redis counts from startup.
+        "rdb_last_save_time" => state.last_save,
+        "rdb_last_bgsave_status" => if state.last_failed { "err" } else { "ok" },
+        "rdb_last_bgsave_time_sec" => state.last_save_secs,
         "rdb_current_bgsave_time_sec" => -1,
-        "rdb_saves" => 0,
+        "rdb_saves" => state.saves,
         "rdb_last_cow_size" => 0,
-        "rdb_last_load_keys_expired" => 0,
-        "rdb_last_load_keys_loaded" => 0,
+        "rdb_last_load_keys_expired" => state.expired_at_load,
+        "rdb_last_load_keys_loaded" => state.loaded,
         "aof_enabled" => 0,
         "aof_rewrite_in_progress" => 0,
         "aof_rewrite_scheduled" => 0,

@@ -14,6 +14,7 @@ pub(crate) mod hash;
 pub(crate) mod info;
 pub(crate) mod list;
 pub(crate) mod long_double;
+pub(crate) mod persistence;
 pub(crate) mod pubsub;
 pub(crate) mod server;
 pub(crate) mod set;
@@ -32,6 +33,7 @@ pub(crate) fn commands() -> Commands {
             transaction::commands(),
             pubsub::commands(),
             server::commands(),
+            persistence::commands(),
             command::commands(),
             string::commands(),
             generic::commands(),

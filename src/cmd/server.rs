@@ -50,7 +50,7 @@ pub(crate) fn commands() -> Vec<Command> {
             .flags(flag::LOADING | flag::STALE | flag::FAST)
             .tips(&["nondeterministic_output"])
             .docs("server", "2.6.0", "O(1)", "Return the current server time"),
-        Command::session("shutdown", -1, |s, a| Box::pin(async move { shutdown(s, a) }))
+        Command::session("shutdown", -1, |s, a| Box::pin(shutdown(s, a)))
             .flags(flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::NO_MULTI | flag::ALLOW_BUSY)
             .docs("server", "1.0.0", "O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)", "Synchronously save the dataset to disk and then shut down the server")
             .history(&[("7.0.0", "Added the `NOW`, `FORCE` and `ABORT` modifiers.")]),
@@ -111,18 +111,37 @@ async fn flush(s: &mut Session, args: &[Bytes], all: bool) -> CmdResult {
     Ok(Reply::Ok)
 }
 
-/// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]: stops every core. On success the client
-/// gets no reply: Redis just closes the connection.
-fn shutdown(s: &mut Session, args: &[Bytes]) -> CmdResult {
+/// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]: saves a snapshot when asked (SAVE; save
+/// points would ask too), then stops every core. On success the client gets no reply: Redis
+/// just closes the connection. A failed save stops nothing unless FORCE.
+async fn shutdown(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    let (mut save, mut nosave, mut force) = (false, false, false);
     for a in &args[1..] {
         if is(a, "abort") {
             return Err(CmdError::msg("ERR No shutdown in progress."));
-        }
-        if !["nosave", "save", "now", "force"].iter().any(|w| is(a, w)) {
+        } else if is(a, "save") {
+            save = true;
+        } else if is(a, "nosave") {
+            nosave = true;
+        } else if is(a, "force") {
+            force = true;
+        } else if !is(a, "now") {
             return Err(CmdError::Syntax);
         }
     }
+    if save && nosave {
+        return Err(CmdError::Syntax);
+    }
     tracing::warn!(client = s.client.id, "User requested shutdown...");
+    if save && !nosave {
+        tracing::info!("Saving the final RDB snapshot before exiting.");
+        if let Err(e) = crate::engine::snapshot::save(&s.core).await {
+            tracing::warn!("Error trying to save the DB, can't exit: {e}");
+            if !force {
+                return Err(CmdError::msg("ERR Errors trying to SHUTDOWN. Check logs."));
+            }
+        }
+    }
     s.core.global.request_shutdown();
     s.closing = true;
     Ok(Reply::Several(Vec::new()))

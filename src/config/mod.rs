@@ -132,6 +132,10 @@ directives! {
     "latency-tracking" => latency_tracking: bool = true, true;
     "latency-tracking-info-percentiles" => latency_tracking_info_percentiles: Percentiles = Percentiles(vec![50.0, 99.0, 99.9]), true;
     "save" => save: Vec<String> = vec![String::new()], true;
+    "dir" => dir: String = ".".into(), true;
+    "dbfilename" => dbfilename: String = "dump.rdb".into(), true;
+    "rdbcompression" => rdbcompression: bool = true, true;
+    "rdbchecksum" => rdbchecksum: bool = true, true;
     "appendonly" => appendonly: bool = false, true;
     "loglevel" => loglevel: LogLevel = LogLevel::Notice, true;
     "logfile" => logfile: String = String::new(), false;
@@ -212,6 +216,12 @@ impl Config {
         }
         if !(1..=500).contains(&self.hz) {
             return Err("hz must be between 1 and 500".into());
+        }
+        if !Path::new(&self.dir).is_dir() {
+            return Err(format!("dir '{}' is not a directory", self.dir));
+        }
+        if self.dbfilename.is_empty() || self.dbfilename.contains('/') {
+            return Err("dbfilename can't be a path, just a filename".into());
         }
         // Accepted so that redis.conf files, `CONFIG SET save ""` and tools that read them
         // (redis-benchmark asks for both) work; a request for persistence is refused, not ignored.

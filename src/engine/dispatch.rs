@@ -44,6 +44,9 @@ impl Session {
             if !self.authed && !cmd.flags.contains(crate::engine::spec::flag::NO_AUTH) {
                 return Err(CmdError::NoAuth);
             }
+            if self.core.global.loading() && !cmd.flags.contains(crate::engine::spec::flag::LOADING) {
+                return Err(CmdError::Loading);
+            }
             if self.multi.is_some() && cmd.flags.contains(crate::engine::spec::flag::NO_MULTI) {
                 return Err(CmdError::NotInMulti);
             }

@@ -43,8 +43,6 @@ pub(crate) struct Global {
     shutdown: AtomicBool,
     /// When the server started.
     pub(crate) started: Instant,
-    /// The same, in Unix seconds.
-    pub(crate) started_unix: u64,
     /// The executors.
     pub(crate) cores: Vec<CoreInfo>,
     /// Random 40-hex-digit run id, as INFO shows it.
@@ -57,6 +55,14 @@ pub(crate) struct Global {
     peak_memory: AtomicU64,
     /// Memory used once every executor had started (INFO's `used_memory_startup`).
     startup_memory: OnceLock<u64>,
+    /// Saves, loads and their figures (INFO persistence).
+    persistence: crate::engine::persist::SharedPersist,
+    /// The dataset is being loaded: commands without the `loading` flag answer LOADING.
+    loading: AtomicBool,
+    /// How far loading has come.
+    load_progress: crate::engine::persist::LoadProgress,
+    /// Startup failed after the cores started (the dataset did not load): exit with an error.
+    startup_failed: AtomicBool,
 }
 
 impl Global {
@@ -88,12 +94,19 @@ impl Global {
             latency_tracking: AtomicBool::new(latency_tracking),
             shutdown: AtomicBool::new(false),
             started: Instant::now(),
-            started_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             cores,
             run_id,
             config_file: String::new(),
             peak_memory: AtomicU64::new(0),
             startup_memory: OnceLock::new(),
+            persistence: std::sync::Mutex::new(crate::engine::persist::PersistState {
+                last_save: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+                last_save_secs: -1,
+                ..Default::default()
+            }),
+            loading: AtomicBool::new(false),
+            load_progress: crate::engine::persist::LoadProgress::default(),
+            startup_failed: AtomicBool::new(false),
         }
     }
 
@@ -223,6 +236,52 @@ impl Global {
         } else {
             self.clients.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
         }
+    }
+
+    /// The persistence state (a short lock: INFO and saves take it).
+    pub(crate) fn persistence(&self) -> std::sync::MutexGuard<'_, crate::engine::persist::PersistState> {
+        self.persistence.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether the dataset is being loaded.
+    #[must_use]
+    pub(crate) fn loading(&self) -> bool {
+        self.loading.load(Ordering::Acquire)
+    }
+
+    /// Loading starts (before any core serves).
+    pub(crate) fn set_loading(&self, loading: bool) {
+        self.loading.store(loading, Ordering::Release);
+    }
+
+    /// The loader has sent every key.
+    pub(crate) fn load_sent(&self) {
+        self.load_progress.sent.store(true, Ordering::Release);
+        self.load_check();
+    }
+
+    /// A core has put every key it was sent into its shard.
+    pub(crate) fn core_loaded(&self) {
+        self.load_progress.cores_done.fetch_add(1, Ordering::AcqRel);
+        self.load_check();
+    }
+
+    fn load_check(&self) {
+        if self.load_progress.finished(self.cores.len()) && !self.startup_failed() {
+            self.set_loading(false);
+        }
+    }
+
+    /// Startup failed after the cores started: they stop, and the process exits with an error.
+    pub(crate) fn fail_startup(&self) {
+        self.startup_failed.store(true, Ordering::Release);
+        self.request_shutdown();
+    }
+
+    /// Whether startup failed after the cores started.
+    #[must_use]
+    pub(crate) fn startup_failed(&self) -> bool {
+        self.startup_failed.load(Ordering::Acquire)
     }
 
     /// Asks every core to stop (SIGTERM, SIGINT, SHUTDOWN).

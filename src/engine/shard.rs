@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::global::Global;
+use crate::engine::persist::{Chunk, LoadItem};
 use crate::engine::slot::ShardId;
 use crate::engine::spec::Prefetch;
 use crate::engine::stats::{Started, Stats};
@@ -19,6 +20,7 @@ use crate::engine::waiters::{Waiter, Waiters};
 use crate::engine::watch::{WatchFlag, Watches};
 use crate::facade::Reply;
 use crate::storage::db::{Db, DbStats, MemberRef};
+use crate::storage::rdb;
 use crate::storage::rng::Rng;
 
 /// What a command executed on a shard sees: its database, the time, and limits.
@@ -267,6 +269,36 @@ impl Shard {
     /// Forgets the waiters of `key` in database `db` that were served or gave up.
     pub(crate) fn prune_blocked(&mut self, db: usize, key: &[u8]) {
         self.observers[db].waiters.prune(&mut self.dbs[db], key);
+    }
+
+    /// Serializes database `db` from `cursor` (a [`Db::scan`] cursor) until about `budget` bytes
+    /// are written or the database ends, for a snapshot.
+    pub(crate) fn serialize(&self, db: usize, cursor: u64, budget: usize, compress: bool) -> Chunk {
+        let mut chunk = Chunk { bytes: Vec::with_capacity(budget.min(1 << 16)), keys: 0, next: cursor };
+        let Some(d) = self.dbs.get(db) else {
+            chunk.next = 0;
+            return chunk;
+        };
+        loop {
+            // Time 0: every entry, expired or not, as Redis saves them (a load skips the expired).
+            chunk.next = d.scan(chunk.next, 0, |key, entry| {
+                rdb::file::entry(&mut chunk.bytes, key, &entry.value, entry.expires_at(), compress);
+                chunk.keys += 1;
+            });
+            if chunk.next == 0 || chunk.bytes.len() >= budget {
+                return chunk;
+            }
+        }
+    }
+
+    /// Puts keys loaded from a snapshot into their databases.
+    pub(crate) fn load(&mut self, batch: Vec<LoadItem>) {
+        for item in batch {
+            if let Some(db) = self.dbs.get_mut(item.db) {
+                db.set(&item.key, item.value, item.expires_at);
+            }
+        }
+        self.settle();
     }
 
     /// Every database.

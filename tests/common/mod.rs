@@ -120,6 +120,9 @@ pub struct Server {
     pub port: u16,
     pub tls_port: u16,
     pub opts: Opts,
+    /// Its `dir` (snapshots): a directory of its own, removed with it, unless the test named one.
+    pub data_dir: PathBuf,
+    own_data_dir: bool,
     log: Arc<Mutex<Vec<String>>>,
     /// The threads reading its stdout and stderr into `log`.
     readers: Vec<std::thread::JoinHandle<()>>,
@@ -152,6 +155,19 @@ impl Server {
         if let Some(f) = &opts.config_file {
             cmd.arg(f);
         }
+        let named = opts.extra.iter().position(|a| a == "--dir").and_then(|i| opts.extra.get(i + 1));
+        let own_data_dir = named.is_none();
+        let data_dir = match named {
+            Some(d) => PathBuf::from(d),
+            None => {
+                static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let d = std::env::temp_dir().join(format!("ferrokey-data-{}-{n}", std::process::id()));
+                std::fs::create_dir_all(&d).map_err(|e| format!("data dir: {e}"))?;
+                cmd.arg("--dir").arg(&d);
+                d
+            }
+        };
         cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--tls-port", &tls_port.to_string()])
             .args(["--threads", &opts.threads.to_string(), "--loglevel", "verbose"])
             .args(["--tls-cert-file", &c.path("server.crt"), "--tls-key-file", &c.path("server.key")])
@@ -185,9 +201,12 @@ impl Server {
             let _ = child.wait();
             // Let the reader threads collect the last lines.
             let _ = ready_rx.recv_timeout(Duration::from_secs(2));
+            if own_data_dir {
+                let _ = std::fs::remove_dir_all(&data_dir);
+            }
             return Err(log.lock().unwrap().join("\n"));
         }
-        Ok(Server { child, port, tls_port, opts, log, readers })
+        Ok(Server { child, port, tls_port, opts, data_dir, own_data_dir, log, readers })
     }
 
     pub fn log(&self) -> String {
@@ -303,6 +322,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if self.own_data_dir {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
         // A failing test shows what the server said last (a panic, say), to see why.
         if std::thread::panicking() {
             std::mem::take(&mut self.readers).into_iter().for_each(|r| drop(r.join()));

@@ -7,6 +7,7 @@
 //! Pure data: no I/O here; callers hand in bytes and take bytes.
 
 pub(crate) mod crc64;
+pub(crate) mod file;
 mod intset;
 mod listpack;
 mod lzf;
