@@ -51,7 +51,7 @@ start_redis() { # -> "pid port tls_port"
 }
 start_ferrokey() { # threads cpus -> "pid port tls_port"
   local p t; p=$(free_port); t=$(free_port)
-  "$FK" --port "$p" --bind 127.0.0.1 --threads "$1" --server-cpus "$2" --maxclients 20000 \
+  "$FK" --port "$p" --bind 127.0.0.1 --threads "$1" --server-cpus "$2" --maxclients 20000 --save "" \
     --tls-port "$t" --tls-cert-file "$certs/server.crt" --tls-key-file "$certs/server.key" \
     --tls-ca-cert-file "$certs/ca.crt" --tls-auth-clients no --loglevel warning >/dev/null 2>&1 &
   local pid=$!; echo "$pid" >> "$pidfile"; wait_port "$p"; wait_port "$t"; echo "$pid $p $t"
@@ -154,7 +154,7 @@ start_tls_only() { # server cert key auth -> "pid tls_port"
     taskset -c "$SERVER_CPU" "$REF" --port 0 --tls-port "$t" --tls-cert-file "$2" --tls-key-file "$3" \
       --tls-ca-cert-file "$certs/ca.crt" --tls-auth-clients "$4" --save "" --maxclients 20000 --loglevel warning >/dev/null 2>&1 &
   else
-    "$FK" --port 0 --tls-port "$t" --threads 1 --server-cpus "$SERVER_CPU" --tls-cert-file "$2" --tls-key-file "$3" \
+    "$FK" --port 0 --tls-port "$t" --threads 1 --save "" --server-cpus "$SERVER_CPU" --tls-cert-file "$2" --tls-key-file "$3" \
       --tls-ca-cert-file "$certs/ca.crt" --tls-auth-clients "$4" --maxclients 20000 --loglevel warning >/dev/null 2>&1 &
   fi
   local pid=$!; echo "$pid" >> "$pidfile"; wait_port "$t"; echo "$pid $t"

@@ -281,6 +281,9 @@ async fn core_main(
     let cron = glommio::spawn_local(cron(core.clone())).detach();
     while !global.shutting_down() {
         Timer::new(SHUTDOWN_POLL).await;
+        if index == 0 && global.take_shutdown_asap() {
+            crate::engine::snapshot::shutdown_on_signal(&core).await;
+        }
         if global.listen_generation() != listen_generation {
             listen_generation = global.listen_generation();
             rebind(&global.config(), &tls, &mut accepts, &core, index).await;
@@ -663,9 +666,11 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
 }
 
 /// Periodic work: active expiry, `hz` times a second; the instantaneous rates and the memory
-/// counter, every 100 ms (every cycle when `hz` is 10 or less).
+/// counter, every 100 ms (every cycle when `hz` is 10 or less); on core 0, save points and
+/// scheduled background saves, every second.
 async fn cron(core: Rc<Core>) {
     let mut sampled = Instant::now();
+    let mut persisted = Instant::now();
     loop {
         let hz = core.config().hz.max(1);
         let period = 1000 / hz;
@@ -679,6 +684,10 @@ async fn cron(core: Rc<Core>) {
                 sh.command_stats().calls()
             })
             .await;
+        if core.router.local().0 == 0 && persisted.elapsed() >= Duration::from_secs(1) {
+            persisted = Instant::now();
+            crate::engine::snapshot::tick(&core).await;
+        }
         if sampled.elapsed() >= Rates::PERIOD {
             sampled = Instant::now();
             let local = core.local();
@@ -744,7 +753,8 @@ fn memlock_hint(memlock: u64, io_memory: u64) -> String {
     )
 }
 
-/// SIGTERM and SIGINT ask for a clean shutdown; a second one exits at once.
+/// SIGTERM and SIGINT ask for a clean shutdown, which core 0 carries out (saving first when
+/// save points are set); a second one exits at once.
 fn watch_signals(global: Arc<Global>) {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
@@ -758,12 +768,17 @@ fn watch_signals(global: Arc<Global>) {
         .name("ferrokey-signals".into())
         .spawn(move || {
             for sig in signals.forever() {
-                if global.shutting_down() {
+                if global.shutting_down() || global.request_shutdown_asap() {
                     tracing::warn!("second signal {sig}: exiting now");
                     std::process::exit(1);
                 }
-                tracing::warn!("Received signal {sig}, scheduling shutdown...");
-                global.request_shutdown();
+                if global.loading() {
+                    // As Redis: saving now would overwrite the file being loaded with part of it.
+                    tracing::warn!("Received shutdown signal during loading, scheduling shutdown.");
+                    global.request_shutdown();
+                } else {
+                    tracing::warn!("Received signal {sig}, scheduling shutdown...");
+                }
             }
         })
         .map(drop)

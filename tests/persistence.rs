@@ -450,3 +450,268 @@ fn a_save_is_one_point_in_time_across_shards() {
         assert_eq!(total, 1000, "round {round}: the snapshot saw half a transaction");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Background saves, save points, and what stops or uses them
+
+/// The value of one INFO field.
+fn info_field(c: &mut Connection, field: &str) -> String {
+    let info: String = redis::cmd("INFO").arg("persistence").query(c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_owned))
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+}
+
+/// Fills `n` keys `prefix:i` with `size`-byte values, pipelined.
+fn fill(c: &mut Connection, prefix: &str, n: usize, size: usize) {
+    let value = "v".repeat(size);
+    for start in (0..n).step_by(1000) {
+        let mut pipe = redis::pipe();
+        for i in start..(start + 1000).min(n) {
+            pipe.cmd("SET").arg(format!("{prefix}:{i}")).arg(&value).ignore();
+        }
+        let () = pipe.query(c).unwrap();
+    }
+}
+
+/// Runs redis-check-rdb on `path`; panics with its output unless it passes.
+fn check_rdb(path: &std::path::Path) {
+    let out = std::process::Command::new("redis-check-rdb").arg(path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("RDB looks OK"), "redis-check-rdb: {text}");
+}
+
+#[test]
+fn a_background_save_is_one_point_in_time_while_writers_change_what_it_has_not_reached() {
+    let server = Server::with(common::Opts::default().arg("save", ""));
+    let mut setup = server.conn(Mode::Plain);
+    // Enough data that the save runs for a while, in pieces, while the writers work.
+    fill(&mut setup, "fill", 150_000, 100);
+    // Pairs on different shards, always equal after each transaction; accounts holding 1000.
+    let pairs = 200;
+    let pair = |i: usize, side: usize| common::key_on(&format!("pair{side}-{i}-"), side, 2);
+    for i in 0..pairs {
+        let () = redis::cmd("MSET").arg(pair(i, 0)).arg(0).arg(pair(i, 1)).arg(0).query(&mut setup).unwrap();
+    }
+    for i in 0..10 {
+        let () = redis::cmd("SET").arg(format!("account:{i}")).arg(100).query(&mut setup).unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = MODES
+        .iter()
+        .enumerate()
+        .map(|(w, &mode)| {
+            let (mut c, stop) = (server.conn(mode), stop.clone());
+            std::thread::spawn(move || {
+                let mut round = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && round < 200_000 {
+                    round += 1;
+                    let i = (round * 7 + w) % pairs;
+                    let (from, to) = ((round * 3 + w) % 10, (round * 7 + w + 1) % 10);
+                    let () = redis::pipe()
+                        .atomic()
+                        .cmd("SET")
+                        .arg(pair(i, 0))
+                        .arg(round)
+                        .ignore()
+                        .cmd("SET")
+                        .arg(pair(i, 1))
+                        .arg(round)
+                        .ignore()
+                        .cmd("DECRBY")
+                        .arg(format!("account:{from}"))
+                        .arg(3)
+                        .ignore()
+                        .cmd("INCRBY")
+                        .arg(format!("account:{to}"))
+                        .arg(3)
+                        .ignore()
+                        .cmd("SET")
+                        .arg(format!("fill:{}", round * 13 % 150_000))
+                        .arg("changed")
+                        .ignore()
+                        .cmd("DEL")
+                        .arg(format!("fill:{}", round * 17 % 150_000))
+                        .ignore()
+                        .query(&mut c)
+                        .unwrap();
+                }
+                round
+            })
+        })
+        .collect();
+    let mut admin = server.conn(Mode::Tls);
+    let started: String = redis::cmd("BGSAVE").query(&mut admin).unwrap();
+    assert_eq!(started, "Background saving started");
+    let again: redis::RedisResult<String> = redis::cmd("BGSAVE").query(&mut admin);
+    assert!(again.unwrap_err().to_string().contains("Background save already in progress"));
+    assert!(server.wait_log("Background saving terminated with success"), "{}", server.log());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rounds: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert!(rounds > 0);
+    assert_eq!(info_field(&mut admin, "rdb_bgsave_in_progress"), "0");
+    assert_eq!(info_field(&mut admin, "rdb_last_bgsave_status"), "ok");
+    let presaved: u64 = info_field(&mut admin, "rdb_last_cow_size").parse().unwrap();
+    assert!(presaved > 0, "the writers changed keys the save had not reached: they were saved first");
+
+    let load = TempDir::new("bgsave-load");
+    std::fs::copy(server.data_dir.join("dump.rdb"), load.file("dump.rdb")).unwrap();
+    check_rdb(&load.file("dump.rdb"));
+    let loaded = Server::with(common::Opts {
+        extra: vec!["--dir".into(), load.path(), "--save".into(), "".into()],
+        ..Default::default()
+    });
+    let mut c = loaded.conn(Mode::Plain);
+    let total: i64 =
+        (0..10).map(|i| redis::cmd("GET").arg(format!("account:{i}")).query::<i64>(&mut c).unwrap()).sum();
+    assert_eq!(total, 1000, "the snapshot saw half a transaction");
+    for i in 0..pairs {
+        let (a, b): (String, String) =
+            redis::cmd("MGET").arg(pair(i, 0)).arg(pair(i, 1)).query(&mut c).unwrap();
+        assert_eq!(a, b, "pair {i}: the snapshot saw half a transaction");
+    }
+    let keys: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert!(keys > 100_000, "{keys} keys");
+}
+
+#[test]
+fn a_kill_during_a_background_save_leaves_the_previous_dump() {
+    let dir = TempDir::new("kill-bgsave");
+    let opts = common::Opts {
+        extra: vec!["--dir".into(), dir.path(), "--save".into(), "".into()],
+        ..Default::default()
+    };
+    let server = Server::with(opts.clone());
+    let mut c = server.conn(Mode::Plain);
+    fill(&mut c, "old", 1000, 10);
+    let () = redis::cmd("SAVE").query(&mut c).unwrap();
+    let before = std::fs::read(dir.file("dump.rdb")).unwrap();
+    // ~100 MB: the save is still writing when the kill comes.
+    fill(&mut c, "new", 100_000, 1000);
+    let started: String = redis::cmd("BGSAVE").query(&mut c).unwrap();
+    assert_eq!(started, "Background saving started");
+    assert_eq!(info_field(&mut c, "rdb_bgsave_in_progress"), "1");
+    drop(server); // SIGKILL
+    assert_eq!(std::fs::read(dir.file("dump.rdb")).unwrap(), before, "the previous dump is untouched");
+    let server = Server::with(opts);
+    let mut c = server.conn(Mode::Tls);
+    let keys: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(keys, 1000);
+}
+
+#[test]
+fn save_points_save_in_the_background_and_a_failed_save_stops_writes() {
+    let dir = TempDir::new("save-points");
+    let server = Server::with(common::Opts::default().arg("dir", &dir.path()).arg("save", "1 1"));
+    let mut c = server.conn(Mode::Tls);
+    let save: String =
+        redis::cmd("CONFIG").arg("GET").arg("save").query::<Vec<String>>(&mut c).unwrap().remove(1);
+    assert_eq!(save, "1 1");
+    let () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
+    assert!(server.wait_log("changes in 1 seconds. Saving..."), "{}", server.log());
+    assert!(server.wait_log_count("Background saving terminated with success", 1), "{}", server.log());
+    assert!(dir.file("dump.rdb").exists());
+    assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "0");
+
+    // A directory that disappears: the next save point fails, and writes stop.
+    let gone = TempDir::new("save-points-gone");
+    let () = redis::cmd("CONFIG").arg("SET").arg("dir").arg(gone.path()).query(&mut c).unwrap();
+    drop(gone);
+    let () = redis::cmd("SET").arg("k2").arg("v").query(&mut c).unwrap();
+    assert!(server.wait_log("Background saving error"), "{}", server.log());
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "err");
+    let misconf = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. \
+                   Commands that may modify the data set are disabled, because this instance is configured to report \
+                   errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check \
+                   the Redis logs for details about the RDB error.";
+    let mut raw = server.raw(Mode::Plain);
+    assert_eq!(raw.request(&[b"SET", b"k3", b"v"]), format!("-{misconf}\r\n").into_bytes());
+    assert_eq!(raw.request(&[b"PING"]), format!("-{misconf}\r\n").into_bytes());
+    assert_eq!(raw.request(&[b"GET", b"k"]), b"$1\r\nv\r\n");
+    // Without the option, writes go on; a successful save clears the error.
+    let () =
+        redis::cmd("CONFIG").arg("SET").arg("stop-writes-on-bgsave-error").arg("no").query(&mut c).unwrap();
+    assert_eq!(raw.request(&[b"SET", b"k3", b"v"]), b"+OK\r\n");
+    let () =
+        redis::cmd("CONFIG").arg("SET").arg("stop-writes-on-bgsave-error").arg("yes").query(&mut c).unwrap();
+    let () = redis::cmd("CONFIG").arg("SET").arg("dir").arg(dir.path()).query(&mut c).unwrap();
+    let () = redis::cmd("CONFIG").arg("SET").arg("save").arg("").query(&mut c).unwrap();
+    assert_eq!(raw.request(&[b"SET", b"k4", b"v"]), b"+OK\r\n", "no save points: no MISCONF");
+    let () = redis::cmd("CONFIG").arg("SET").arg("save").arg("3600 1").query(&mut c).unwrap();
+    let started: String = redis::cmd("BGSAVE").query(&mut c).unwrap();
+    assert_eq!(started, "Background saving started");
+    assert!(server.wait_log_count("Background saving terminated with success", 2), "{}", server.log());
+    assert_eq!(raw.request(&[b"SET", b"k5", b"v"]), b"+OK\r\n");
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+}
+
+#[test]
+fn sigterm_saves_only_when_save_points_are_set() {
+    let dir = TempDir::new("sigterm");
+    let with_points = common::Opts::default().arg("dir", &dir.path());
+    let server = Server::with(with_points.clone());
+    let mut c = server.conn(Mode::Plain);
+    fill(&mut c, "kept", 500, 10);
+    assert_eq!(server.terminate(), Some(0));
+    let server = Server::with(with_points.arg("save", ""));
+    let mut c = server.conn(Mode::Tls);
+    let keys: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(keys, 500, "SIGTERM saved, with Redis's default save points");
+    fill(&mut c, "lost", 500, 10);
+    assert_eq!(server.terminate(), Some(0));
+    let server = Server::with(common::Opts::default().arg("dir", &dir.path()));
+    let mut c = server.conn(Mode::Plain);
+    let keys: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(keys, 500, "save \"\": SIGTERM did not save");
+}
+
+#[test]
+fn flushall_saves_the_empty_dataset_and_bgsave_in_multi_is_scheduled() {
+    let dir = TempDir::new("flushall");
+    let opts = common::Opts::default().arg("dir", &dir.path());
+    let server = Server::with(opts.clone());
+    let mut c = server.conn(Mode::Tls);
+    fill(&mut c, "k", 300, 10);
+    let () = redis::cmd("SAVE").query(&mut c).unwrap();
+    let () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
+    assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "0");
+    fill(&mut c, "after", 10, 10);
+    let replies: Vec<String> = redis::pipe().atomic().cmd("BGSAVE").query(&mut c).unwrap();
+    assert_eq!(replies, vec!["Background saving scheduled".to_owned()]);
+    assert!(server.wait_log("Background saving terminated with success"), "{}", server.log());
+    drop(server);
+    let server = Server::with(opts.clone().arg("save", ""));
+    let mut c = server.conn(Mode::Plain);
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+    assert_eq!(keys.len(), 10, "the scheduled save ran after FLUSHALL's: {keys:?}");
+    let () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
+    drop(server);
+    let server = Server::with(opts);
+    let mut c = server.conn(Mode::Plain);
+    let keys: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(keys, 10, "without save points FLUSHALL saves nothing");
+}
+
+#[test]
+fn debug_reload_round_trips_the_dataset_and_is_refused_as_redis_refuses_it() {
+    let server = Server::with(common::Opts::default().arg("enable-debug-command", "local"));
+    for mode in MODES {
+        let mut c = server.conn(mode);
+        let () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
+        populate_with_dbs(&mut c);
+        let before = snapshot_of(&mut c);
+        let () = redis::cmd("DEBUG").arg("RELOAD").query(&mut c).unwrap();
+        assert_eq!(snapshot_of(&mut c), before, "{mode:?}");
+        let () = redis::cmd("DEBUG").arg("RELOAD").arg("NOSAVE").arg("NOFLUSH").query(&mut c).unwrap();
+        assert_eq!(snapshot_of(&mut c), before, "{mode:?}");
+    }
+    let mut raw = server.raw(Mode::Plain);
+    let redis = RedisServer::with(&["--enable-debug-command", "local"]);
+    for args in [&[&b"DEBUG"[..], b"RELOAD", b"BOGUS"][..], &[b"DEBUG", b"NOSUCH"]] {
+        assert_eq!(raw.request(args), redis.raw().request(args), "{args:?}");
+    }
+    let refused = Server::start();
+    let reference = RedisServer::start();
+    let args: &[&[u8]] = &[b"DEBUG", b"RELOAD"];
+    assert_eq!(refused.raw(Mode::Plain).request(args), reference.raw().request(args));
+}

@@ -69,6 +69,14 @@ pub(crate) enum CmdError {
     /// The dataset is still being loaded (commands without the `loading` flag wait for it).
     #[error("LOADING Redis is loading the dataset in memory")]
     Loading,
+    /// Writes are refused because the last background save failed.
+    #[error(
+        "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. \
+         Commands that may modify the data set are disabled, because this instance is configured to report \
+         errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check \
+         the Redis logs for details about the RDB error."
+    )]
+    Misconf,
     /// RESTORE onto an existing key without REPLACE.
     #[error("BUSYKEY Target key name already exists.")]
     BusyKey,

@@ -317,8 +317,10 @@ fn memory(out: &mut String, facts: &Facts, global: &Global) {
 }
 
 fn persistence(out: &mut String, facts: &Facts, global: &Global) {
-    let state = global.persistence().clone();
+    let state = global.persistence();
     let changes = facts.shards.iter().map(|s| s.db.changes).sum::<u64>();
+    let background = state.running.as_ref().filter(|r| r.background);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     fields!(out,
         "loading" => u8::from(global.loading()),
         "async_loading" => 0,
@@ -326,17 +328,19 @@ fn persistence(out: &mut String, facts: &Facts, global: &Global) {
         "current_cow_size" => 0,
         "current_cow_size_age" => 0,
         "current_fork_perc" => "0.00",
-        "current_save_keys_processed" => 0,
-        "current_save_keys_total" => 0,
+        "current_save_keys_processed" => background.map_or(0, |r| r.keys_done.load(std::sync::atomic::Ordering::Relaxed)),
+        "current_save_keys_total" => background.map_or(0, |r| r.keys_total),
         "rdb_changes_since_last_save" => changes.saturating_sub(state.changes_at_save),
-        "rdb_bgsave_in_progress" => 0,
+        "rdb_bgsave_in_progress" => u8::from(background.is_some()),
         // Until a save happens, Redis counts from startup.
         "rdb_last_save_time" => state.last_save,
-        "rdb_last_bgsave_status" => if state.last_failed { "err" } else { "ok" },
-        "rdb_last_bgsave_time_sec" => state.last_save_secs,
-        "rdb_current_bgsave_time_sec" => -1,
+        "rdb_last_bgsave_status" => if state.bgsave_failed { "err" } else { "ok" },
+        "rdb_last_bgsave_time_sec" => state.last_bgsave_secs,
+        "rdb_current_bgsave_time_sec" => background.map_or(-1, |r| i64::try_from(now.saturating_sub(r.started)).unwrap_or(-1)),
         "rdb_saves" => state.saves,
-        "rdb_last_cow_size" => 0,
+        // Without fork there is no copy-on-write: what the save serialized before writes
+        // changed it is the memory it cost beyond the dataset.
+        "rdb_last_cow_size" => state.last_presaved,
         "rdb_last_load_keys_expired" => state.expired_at_load,
         "rdb_last_load_keys_loaded" => state.loaded,
         "aof_enabled" => 0,

@@ -7,6 +7,7 @@ pub(crate) mod args;
 pub(crate) mod block;
 pub(crate) mod command;
 pub(crate) mod connection;
+pub(crate) mod debug;
 pub(crate) mod dump;
 pub(crate) mod error;
 pub(crate) mod generic;
@@ -34,6 +35,7 @@ pub(crate) fn commands() -> Commands {
             pubsub::commands(),
             server::commands(),
             persistence::commands(),
+            debug::commands(),
             command::commands(),
             string::commands(),
             generic::commands(),

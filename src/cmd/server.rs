@@ -13,6 +13,7 @@ use crate::engine::local::CoreStats;
 use crate::engine::session::Session;
 use crate::engine::shard::Shard;
 use crate::engine::slot::ShardId;
+use crate::engine::snapshot::{self, OnRunning};
 use crate::engine::spec::{acl, flag};
 use crate::engine::stats::Stats;
 use crate::facade::Reply;
@@ -95,18 +96,32 @@ async fn flush(s: &mut Session, args: &[Bytes], all: bool) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     let db = (!all).then_some(s.db);
+    if all {
+        // As Redis kills its child: a background save of what is about to go stops (each
+        // shard's flush ends its snapshot).
+        snapshot::cancel_background(&s.core.global);
+    }
     let wipe = move |sh: &mut Shard| sh.flush(db);
     // Inside EXEC every shard is already held: wipe through that transaction.
     if s.in_exec() {
         s.each_shard(wipe).await?;
-        return Ok(Reply::Ok);
+    } else {
+        let router = &s.core.router;
+        let shards = (0..router.shards()).map(ShardId).collect();
+        let tx = router.begin(shards).await.map_err(|_| CmdError::Unavailable)?;
+        let work = tx.shards().iter().map(|&shard| (shard, wipe)).collect();
+        if tx.finish(work).await.iter().any(Result::is_err) {
+            return Err(CmdError::Unavailable);
+        }
     }
-    let router = &s.core.router;
-    let shards = (0..router.shards()).map(ShardId).collect();
-    let tx = router.begin(shards).await.map_err(|_| CmdError::Unavailable)?;
-    let work = tx.shards().iter().map(|&shard| (shard, wipe)).collect();
-    if tx.finish(work).await.iter().any(Result::is_err) {
-        return Err(CmdError::Unavailable);
+    if all {
+        // As Redis: with save points the empty dataset is saved at once (a restart must not
+        // bring the keys back).
+        if !s.core.config().save.points.is_empty() {
+            if let Err(e) = snapshot::save(&s.core, s.exec_tx.as_deref(), OnRunning::Cancel).await {
+                tracing::warn!("FLUSHALL could not save the empty dataset: {e}");
+            }
+        }
     }
     Ok(Reply::Ok)
 }
@@ -133,9 +148,9 @@ async fn shutdown(s: &mut Session, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     tracing::warn!(client = s.client.id, "User requested shutdown...");
-    if save && !nosave {
+    if !nosave && (save || !s.core.config().save.points.is_empty()) {
         tracing::info!("Saving the final RDB snapshot before exiting.");
-        if let Err(e) = crate::engine::snapshot::save(&s.core).await {
+        if let Err(e) = snapshot::save(&s.core, None, OnRunning::Cancel).await {
             tracing::warn!("Error trying to save the DB, can't exit: {e}");
             if !force {
                 return Err(CmdError::msg("ERR Errors trying to SHUTDOWN. Check logs."));

@@ -8,7 +8,7 @@ use std::path::Path;
 
 pub use file::Line;
 pub use value::{
-    trim_double, ConfigValue, CpuList, LogLevel, Memory, OutputLimit, OutputLimits, Percentiles,
+    trim_double, ConfigValue, CpuList, LogLevel, Memory, OutputLimit, OutputLimits, Percentiles, SavePoints,
     TlsAuthClients,
 };
 
@@ -131,7 +131,9 @@ directives! {
     "hz" => hz: u64 = 10, true;
     "latency-tracking" => latency_tracking: bool = true, true;
     "latency-tracking-info-percentiles" => latency_tracking_info_percentiles: Percentiles = Percentiles(vec![50.0, 99.0, 99.9]), true;
-    "save" => save: Vec<String> = vec![String::new()], true;
+    "save" => save: SavePoints = SavePoints::default(), true;
+    "enable-debug-command" => enable_debug_command: String = "no".into(), false;
+    "stop-writes-on-bgsave-error" => stop_writes_on_bgsave_error: bool = true, true;
     "dir" => dir: String = ".".into(), true;
     "dbfilename" => dbfilename: String = "dump.rdb".into(), true;
     "rdbcompression" => rdbcompression: bool = true, true;
@@ -154,7 +156,7 @@ impl Config {
         for line in file::from_args(overrides)? {
             config.apply(&line)?;
         }
-        config.validate().map_err(|reason| ConfigError::Line {
+        config.validate().and_then(|()| config.validate_dir()).map_err(|reason| ConfigError::Line {
             origin: "configuration".into(),
             line: String::new(),
             reason,
@@ -171,6 +173,13 @@ impl Config {
         let name = line.args[0].to_ascii_lowercase();
         let directive = directive(&name).ok_or_else(|| fail(format!("unknown directive '{name}'")))?;
         (directive.set)(self, &line.args[1..]).map_err(|e| fail(format!("'{name}': {e}")))
+    }
+
+    /// Whether a failed background save stops writes (`-MISCONF`): save points are set and
+    /// `stop-writes-on-bgsave-error` is on.
+    #[must_use]
+    pub fn refuses_writes(&self) -> bool {
+        self.stop_writes_on_bgsave_error && !self.save.points.is_empty()
     }
 
     /// Whether `other` differs in anything the TLS server configuration is built from.
@@ -192,6 +201,15 @@ impl Config {
             )
         }
         key(self) != key(other)
+    }
+
+    /// Checks that `dir` is a directory.
+    fn validate_dir(&self) -> Result<(), String> {
+        if Path::new(&self.dir).is_dir() {
+            Ok(())
+        } else {
+            Err(format!("dir '{}' is not a directory", self.dir))
+        }
     }
 
     /// Checks what no single directive can check alone.
@@ -217,16 +235,11 @@ impl Config {
         if !(1..=500).contains(&self.hz) {
             return Err("hz must be between 1 and 500".into());
         }
-        if !Path::new(&self.dir).is_dir() {
-            return Err(format!("dir '{}' is not a directory", self.dir));
+        if !["no", "yes", "local"].contains(&self.enable_debug_command.as_str()) {
+            return Err("enable-debug-command must be yes, no or local".into());
         }
         if self.dbfilename.is_empty() || self.dbfilename.contains('/') {
             return Err("dbfilename can't be a path, just a filename".into());
-        }
-        // Accepted so that redis.conf files, `CONFIG SET save ""` and tools that read them
-        // (redis-benchmark asks for both) work; a request for persistence is refused, not ignored.
-        if self.save.iter().any(|rule| !rule.is_empty()) {
-            return Err("ferrokey keeps no snapshots: save must be \"\"".into());
         }
         if self.appendonly {
             return Err("ferrokey has no append-only file: appendonly must be no".into());
@@ -258,13 +271,20 @@ impl Config {
             } else {
                 value.split_ascii_whitespace().map(str::to_owned).collect()
             };
+            // CONFIG SET replaces the save points; only config file lines add to them.
+            next.save.appending = false;
             (d.set)(&mut next, &args)
                 .map_err(|reason| ConfigError::Invalid { name: lname.clone(), reason })?;
         }
-        next.validate().map_err(|reason| ConfigError::Invalid {
-            name: pairs.first().map(|p| p.0.clone()).unwrap_or_default(),
-            reason,
-        })?;
+        // The directory is checked when it changes: one removed under a running server must
+        // not make every other CONFIG SET fail.
+        let dir_changed = next.dir != self.dir;
+        next.validate().and_then(|()| if dir_changed { next.validate_dir() } else { Ok(()) }).map_err(
+            |reason| ConfigError::Invalid {
+                name: pairs.first().map(|p| p.0.clone()).unwrap_or_default(),
+                reason,
+            },
+        )?;
         *self = next;
         Ok(())
     }
@@ -359,13 +379,31 @@ mod tests {
     }
 
     #[test]
-    fn persistence_directives_accept_only_no_persistence() {
+    fn save_points_follow_redis_rules() {
         let mut c = Config::default();
+        assert_eq!(c.get(&[b"save"]), vec![("save", "3600 1 300 100 60 10000".to_owned())]);
+        // The first config line replaces the defaults, later ones add.
+        c.apply(&Line {
+            origin: "f:1".into(),
+            text: String::new(),
+            args: vec!["save".into(), "900".into(), "1".into()],
+        })
+        .unwrap();
+        c.apply(&Line {
+            origin: "f:2".into(),
+            text: String::new(),
+            args: vec!["save".into(), "300".into(), "10".into()],
+        })
+        .unwrap();
+        assert_eq!(c.save.points, vec![(900, 1), (300, 10)]);
+        // CONFIG SET replaces; "" clears.
+        c.set(&[("save".into(), "60 5".into())]).unwrap();
+        assert_eq!(c.save.points, vec![(60, 5)]);
+        c.set(&[("save".into(), String::new())]).unwrap();
+        assert!(c.save.points.is_empty());
         assert_eq!(c.get(&[b"save"]), vec![("save", String::new())]);
-        assert_eq!(c.get(&[b"appendonly"]), vec![("appendonly", "no".to_owned())]);
-        assert!(c.set(&[("save".into(), String::new()), ("appendonly".into(), "no".into())]).is_ok());
-        let err = c.set(&[("save".into(), "900 1".into())]).unwrap_err().to_string();
-        assert!(err.contains("no snapshots"), "{err}");
+        assert!(c.set(&[("save".into(), "60".into())]).is_err());
+        assert!(c.set(&[("save".into(), "x 1".into())]).is_err());
         let err = c.set(&[("appendonly".into(), "yes".into())]).unwrap_err().to_string();
         assert!(err.contains("append-only"), "{err}");
     }

@@ -68,6 +68,58 @@ impl ConfigValue for Vec<String> {
     }
 }
 
+/// `save`: the points at which a background save starts by itself, as `(seconds, changes)`
+/// pairs (after `seconds` if at least `changes` keys changed). Redis 7.0's rules: a config
+/// file's first `save` line replaces the defaults and later ones add to it; CONFIG SET replaces
+/// the whole list; `save ""` clears it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavePoints {
+    /// The points, in the order given.
+    pub points: Vec<(u64, u64)>,
+    /// Whether a further `save` line adds to the list (false: it replaces it).
+    pub appending: bool,
+}
+
+impl Default for SavePoints {
+    /// Redis 7.0's: an hour and 1 change, 5 minutes and 100, a minute and 10000.
+    fn default() -> SavePoints {
+        SavePoints { points: vec![(3600, 1), (300, 100), (60, 10000)], appending: false }
+    }
+}
+
+impl ConfigValue for SavePoints {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        if let [only] = args {
+            if only.is_empty() {
+                return Ok(SavePoints { points: Vec::new(), appending: true });
+            }
+        }
+        if args.is_empty() || args.len() % 2 != 0 {
+            return Err("Invalid save parameters".into());
+        }
+        let points = args
+            .chunks_exact(2)
+            .map(|p| match (p[0].parse::<u64>(), p[1].parse::<u64>()) {
+                (Ok(secs), Ok(changes)) if i64::try_from(secs).is_ok() && i32::try_from(changes).is_ok() => {
+                    Ok((secs, changes))
+                }
+                _ => Err("Invalid save parameters".to_owned()),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(SavePoints { points, appending: true })
+    }
+    fn show(&self) -> String {
+        self.points.iter().map(|(s, c)| format!("{s} {c}")).collect::<Vec<_>>().join(" ")
+    }
+    fn update(&self, args: &[String]) -> Result<Self, String> {
+        let mut next = Self::parse(args)?;
+        if self.appending && !next.points.is_empty() {
+            next.points.splice(0..0, self.points.iter().copied());
+        }
+        Ok(next)
+    }
+}
+
 /// `latency-tracking-info-percentiles`: the percentiles INFO latencystats reports, each in
 /// [0, 100]; a single empty argument means none.
 #[derive(Debug, Clone, PartialEq)]

@@ -211,6 +211,13 @@ impl Command {
         self
     }
 
+    /// A system command, not for applications (Redis's `syscmd` doc flag).
+    #[must_use]
+    pub(crate) fn syscmd(mut self) -> Command {
+        self.docs.syscmd = true;
+        self
+    }
+
     /// Deprecated since `since`, replaced by `by`.
     #[must_use]
     pub(crate) fn deprecated(mut self, since: &'static str, by: &'static str) -> Command {

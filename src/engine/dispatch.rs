@@ -44,6 +44,12 @@ impl Session {
             if !self.authed && !cmd.flags.contains(crate::engine::spec::flag::NO_AUTH) {
                 return Err(CmdError::NoAuth);
             }
+            if self.core.global.bgsave_failed()
+                && (cmd.flags.contains(crate::engine::spec::flag::WRITE) || cmd.name == "ping")
+                && self.core.config().refuses_writes()
+            {
+                return Err(CmdError::Misconf);
+            }
             if self.core.global.loading() && !cmd.flags.contains(crate::engine::spec::flag::LOADING) {
                 return Err(CmdError::Loading);
             }

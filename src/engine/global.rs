@@ -41,6 +41,10 @@ pub(crate) struct Global {
     max_bulk: AtomicU64,
     latency_tracking: AtomicBool,
     shutdown: AtomicBool,
+    /// A signal asked for a shutdown that may first save (core 0 acts on it).
+    shutdown_asap: AtomicBool,
+    /// The last background save failed (read on every write command, for MISCONF).
+    bgsave_failed: AtomicBool,
     /// When the server started.
     pub(crate) started: Instant,
     /// The executors.
@@ -93,6 +97,8 @@ impl Global {
             max_bulk: AtomicU64::new(max_bulk),
             latency_tracking: AtomicBool::new(latency_tracking),
             shutdown: AtomicBool::new(false),
+            shutdown_asap: AtomicBool::new(false),
+            bgsave_failed: AtomicBool::new(false),
             started: Instant::now(),
             cores,
             run_id,
@@ -101,7 +107,7 @@ impl Global {
             startup_memory: OnceLock::new(),
             persistence: std::sync::Mutex::new(crate::engine::persist::PersistState {
                 last_save: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-                last_save_secs: -1,
+                last_bgsave_secs: -1,
                 ..Default::default()
             }),
             loading: AtomicBool::new(false),
@@ -287,6 +293,30 @@ impl Global {
     /// Asks every core to stop (SIGTERM, SIGINT, SHUTDOWN).
     pub(crate) fn request_shutdown(&self) {
         self.shutdown.store(true, Ordering::Release);
+    }
+
+    /// Records whether the last background save failed (see [`Global::refuses_writes`]).
+    pub(crate) fn set_bgsave_failed(&self, failed: bool) {
+        self.bgsave_failed.store(failed, Ordering::Release);
+    }
+
+    /// Whether the last background save failed: one relaxed load, for every write command.
+    /// Writes then get `-MISCONF` if save points are set and `stop-writes-on-bgsave-error` is on
+    /// (Redis's `writeCommandsDeniedByDiskError`).
+    #[must_use]
+    pub(crate) fn bgsave_failed(&self) -> bool {
+        self.bgsave_failed.load(Ordering::Relaxed)
+    }
+
+    /// SIGTERM, SIGINT: a shutdown that saves first when save points are set (as Redis's
+    /// `shutdown_asap`); returns whether one was already asked for.
+    pub(crate) fn request_shutdown_asap(&self) -> bool {
+        self.shutdown_asap.swap(true, Ordering::AcqRel)
+    }
+
+    /// Takes a pending [`Global::request_shutdown_asap`].
+    pub(crate) fn take_shutdown_asap(&self) -> bool {
+        self.shutdown_asap.swap(false, Ordering::AcqRel)
     }
 
     /// Whether shutdown was asked for.

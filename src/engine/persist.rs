@@ -1,34 +1,61 @@
 //! Persistence state shared by the cores and the snapshot machinery: what INFO's persistence
-//! section reports, the progress of a load, and the units a shard hands over when it is saved
-//! (a [`Chunk`]) or loaded (a [`LoadItem`]). Plain data, so the global state and the shards can
+//! section reports, the save running, the progress of a load, and the unit a shard takes in when
+//! it is loaded (a [`LoadItem`]). Plain data, so the global state and the shards can
 //! hold it without depending on the code that saves and loads (`engine::snapshot`).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
 use crate::storage::db::Value;
 
-/// What INFO's persistence section reports, shared by every core.
-#[derive(Debug, Clone, Default)]
+/// What INFO's persistence section reports, and the save running, shared by every core.
+#[derive(Debug, Default)]
 pub(crate) struct PersistState {
     /// Unix seconds of the last successful save (startup, until one happens).
     pub(crate) last_save: u64,
-    /// Successful saves since startup.
+    /// Saves started since startup (SAVE and BGSAVE, as Redis's `rdb_saves`).
     pub(crate) saves: u64,
-    /// Whether the last save failed.
-    pub(crate) last_failed: bool,
-    /// How long the last save took, in seconds (-1: none yet).
-    pub(crate) last_save_secs: i64,
-    /// Key changes counted when the last save's cut was taken.
+    /// Whether the last background save failed (or a successful save since).
+    pub(crate) bgsave_failed: bool,
+    /// Unix seconds of the last background save started (save points retry a failed one only
+    /// after a delay).
+    pub(crate) last_bgsave_try: u64,
+    /// How long the last background save took, in seconds (-1: none yet).
+    pub(crate) last_bgsave_secs: i64,
+    /// Bytes the last background save serialized before a write changed them.
+    pub(crate) last_presaved: u64,
+    /// Key changes counted when the last successful save's cut was taken.
     pub(crate) changes_at_save: u64,
-    /// A save is running.
-    pub(crate) saving: bool,
+    /// The save running, if one is.
+    pub(crate) running: Option<Running>,
+    /// A background save waits for the end of an EXEC (BGSAVE inside MULTI).
+    pub(crate) scheduled: bool,
+    /// Ids of saves, in order.
+    pub(crate) next_id: u64,
     /// Keys loaded at startup.
     pub(crate) loaded: u64,
     /// Keys skipped at load because they had expired.
     pub(crate) expired_at_load: u64,
+}
+
+/// A save in progress.
+#[derive(Debug)]
+pub(crate) struct Running {
+    /// Its id (shards know their snapshot by it; it names the temp file).
+    pub(crate) id: u64,
+    /// BGSAVE (or a save point), not SAVE.
+    pub(crate) background: bool,
+    /// When it started (Unix seconds).
+    pub(crate) started: u64,
+    /// Set when another save replaced it (FLUSHALL, SHUTDOWN, DEBUG RELOAD): its writer stops
+    /// at the next piece and removes its temp file.
+    pub(crate) cancelled: Arc<AtomicBool>,
+    /// Keys at the cut.
+    pub(crate) keys_total: u64,
+    /// Keys written so far.
+    pub(crate) keys_done: Arc<AtomicU64>,
 }
 
 /// The shared persistence state.
@@ -49,16 +76,6 @@ impl LoadProgress {
     pub(crate) fn finished(&self, cores: usize) -> bool {
         self.sent.load(Ordering::Acquire) && self.cores_done.load(Ordering::Acquire) >= cores
     }
-}
-
-/// A chunk of one shard's database, serialized.
-pub(crate) struct Chunk {
-    /// The entries, as the RDB file holds them.
-    pub(crate) bytes: Vec<u8>,
-    /// How many keys it holds.
-    pub(crate) keys: u64,
-    /// Where the next chunk starts; 0 when the database is done.
-    pub(crate) next: u64,
 }
 
 /// A key on its way to its shard at load time.

@@ -12,14 +12,14 @@ use bytes::Bytes;
 
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::global::Global;
-use crate::engine::persist::{Chunk, LoadItem};
+use crate::engine::persist::LoadItem;
 use crate::engine::slot::ShardId;
 use crate::engine::spec::Prefetch;
 use crate::engine::stats::{Started, Stats};
 use crate::engine::waiters::{Waiter, Waiters};
 use crate::engine::watch::{WatchFlag, Watches};
 use crate::facade::Reply;
-use crate::storage::db::{Db, DbStats, MemberRef};
+use crate::storage::db::{Db, DbStats, Entry, MemberRef, SnapshotChunk};
 use crate::storage::rdb;
 use crate::storage::rng::Rng;
 
@@ -111,6 +111,8 @@ pub(crate) struct Shard {
     rng: Rng,
     /// The commands this shard executed (see [`crate::engine::stats`]).
     stats: Stats,
+    /// The snapshot running here, by id (see [`Shard::begin_snapshot`]).
+    snapshot: Option<u64>,
 }
 
 impl Shard {
@@ -127,6 +129,7 @@ impl Shard {
             atomic: false,
             rng: Rng::seeded(id.0 as u64),
             stats: Stats::default(),
+            snapshot: None,
         }
     }
 
@@ -271,23 +274,38 @@ impl Shard {
         self.observers[db].waiters.prune(&mut self.dbs[db], key);
     }
 
-    /// Serializes database `db` from `cursor` (a [`Db::scan`] cursor) until about `budget` bytes
-    /// are written or the database ends, for a snapshot.
-    pub(crate) fn serialize(&self, db: usize, cursor: u64, budget: usize, compress: bool) -> Chunk {
-        let mut chunk = Chunk { bytes: Vec::with_capacity(budget.min(1 << 16)), keys: 0, next: cursor };
-        let Some(d) = self.dbs.get(db) else {
-            chunk.next = 0;
-            return chunk;
-        };
-        loop {
-            // Time 0: every entry, expired or not, as Redis saves them (a load skips the expired).
-            chunk.next = d.scan(chunk.next, 0, |key, entry| {
-                rdb::file::entry(&mut chunk.bytes, key, &entry.value, entry.expires_at(), compress);
-                chunk.keys += 1;
-            });
-            if chunk.next == 0 || chunk.bytes.len() >= budget {
-                return chunk;
-            }
+    /// Takes snapshot `id`'s cut of every database (O(1) each; see [`Db::begin_snapshot`]),
+    /// ending any other; returns each database's keys and keys with a TTL, and the change count.
+    pub(crate) fn begin_snapshot(&mut self, id: u64, compress: bool) -> (Vec<(u64, u64)>, u64) {
+        fn write(out: &mut Vec<u8>, key: &[u8], entry: &Entry, compress: bool) {
+            rdb::file::entry(out, key, &entry.value, entry.expires_at(), compress);
+        }
+        self.snapshot = Some(id);
+        let sizes = self
+            .dbs
+            .iter_mut()
+            .map(|d| {
+                d.begin_snapshot(write, compress);
+                (d.len() as u64, d.expires_len() as u64)
+            })
+            .collect();
+        (sizes, self.stats().changes)
+    }
+
+    /// The next piece, about `budget` bytes, of snapshot `id` of database `db`; done and empty
+    /// when that snapshot is not (or no longer) running here.
+    pub(crate) fn snapshot_chunk(&mut self, id: u64, db: usize, budget: usize) -> SnapshotChunk {
+        match self.dbs.get_mut(db) {
+            Some(d) if self.snapshot == Some(id) => d.snapshot_chunk(budget),
+            _ => SnapshotChunk { done: true, ..SnapshotChunk::default() },
+        }
+    }
+
+    /// Ends snapshot `id` unfinished, if it is the one running.
+    pub(crate) fn abort_snapshot(&mut self, id: u64) {
+        if self.snapshot == Some(id) {
+            self.snapshot = None;
+            self.dbs.iter_mut().for_each(Db::abort_snapshot);
         }
     }
 
@@ -307,10 +325,16 @@ impl Shard {
     }
 
     /// Removes every key of database `db`, or of every database (FLUSHDB, FLUSHALL).
+    /// FLUSHALL also ends the snapshot running here (after the wipe: nothing left to walk).
     pub(crate) fn flush(&mut self, db: Option<usize>) {
         for (i, d) in self.dbs.iter_mut().enumerate() {
             if db.is_none_or(|db| db == i) {
                 d.clear();
+            }
+        }
+        if db.is_none() {
+            if let Some(id) = self.snapshot {
+                self.abort_snapshot(id);
             }
         }
         self.settle();

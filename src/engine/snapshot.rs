@@ -1,13 +1,20 @@
-//! Snapshots: SAVE writes every shard's keys, taken at one cut, into one RDB file; at startup
-//! the file is loaded back onto every core while commands answer LOADING.
+//! Snapshots: SAVE and BGSAVE write every shard's keys, as they were at one cut, into one RDB
+//! file; at startup the file is loaded back onto every core while commands answer LOADING.
 //!
-//! **Saving.** SAVE holds every shard's gate, so the file is one point in time: a transaction
-//! or multi-key command is wholly in it or wholly out. Each shard serializes its own keys, a
-//! database and a bounded chunk at a time, on its own core; the core running SAVE writes the
-//! chunks to `temp-<pid>.rdb` in `dir` as they come (io_uring, never blocking a core), keeping
-//! the running CRC-64, then fsyncs the file, renames it over `dbfilename` and fsyncs the
-//! directory: a crash at any moment leaves the previous dump whole. Like Redis's SAVE, it
-//! blocks every keyed command until it is done.
+//! **The cut.** A save takes every shard's gate, so that a transaction or multi-key command is
+//! wholly before it or wholly after, and starts each shard's snapshot there: O(1) per database
+//! (a mark flips; see [`crate::storage::db::Db::begin_snapshot`]).
+//!
+//! **Without fork.** BGSAVE releases the gates at once: each shard then serializes its own keys,
+//! a bounded piece at a time, on its own core while it serves traffic, and a write to a key the
+//! walk has not reached first saves the old value (serialize before mutate). The memory a save
+//! costs is what writes change during it, not a copy of the pages of the whole process. SAVE
+//! keeps the gates until the file is written, blocking every keyed command as Redis's SAVE does.
+//!
+//! **One file.** The core that started the save pulls the pieces, database by database and
+//! shard by shard, and writes them to `temp-<pid>-<id>.rdb` in `dir` through io_uring (never
+//! blocking a core), keeping the running CRC-64; then fsyncs it, renames it over `dbfilename`
+//! and fsyncs the directory: a crash at any moment leaves the previous dump whole.
 //!
 //! **Loading.** A loader thread reads the file item by item (never all of it at once) and sends
 //! each key, in batches, to the core whose shard owns it, where a task puts them into the
@@ -15,6 +22,8 @@
 //! and INFO shows `loading:1`. Keys already expired are skipped, as a Redis master skips them.
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,19 +32,25 @@ use futures::StreamExt;
 
 use crate::engine::core::Core;
 use crate::engine::global::Global;
-use crate::engine::persist::LoadItem;
+use crate::engine::persist::{LoadItem, Running};
 use crate::engine::router::Tx;
 use crate::engine::shard::{now_ms, Shard};
 use crate::engine::slot::ShardId;
 use crate::storage::rdb::{crc64, file};
 
-/// Bytes a shard serializes per hop while saving: large enough to amortize the hop, small
-/// enough to bound the memory a chunk takes.
-const CHUNK_BYTES: usize = 4 << 20;
+/// Bytes a shard serializes per piece when the save holds every gate (SAVE): large enough to
+/// amortize the hop.
+const SAVE_PIECE: usize = 4 << 20;
+/// Bytes per piece of a background save: small enough that serializing one delays the commands
+/// queued behind it by well under a millisecond.
+const BGSAVE_PIECE: usize = 256 << 10;
 /// Keys per batch sent to a core while loading.
 const LOAD_BATCH: usize = 1024;
+/// Seconds before save points retry a failed background save (Redis's
+/// `CONFIG_BGSAVE_RETRY_DELAY`).
+const RETRY_DELAY: u64 = 5;
 
-/// Why SAVE failed (logged; the client gets Redis's bare `-ERR`).
+/// Why a save failed (logged; SAVE's client gets Redis's bare `-ERR`).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SaveError {
     /// Another save is running.
@@ -44,6 +59,9 @@ pub(crate) enum SaveError {
     /// A shard could not be reached (shutting down).
     #[error("a shard is unavailable")]
     Unavailable,
+    /// Another save replaced this one (FLUSHALL, SHUTDOWN, DEBUG RELOAD).
+    #[error("the save was cancelled")]
+    Cancelled,
     /// Writing the file failed.
     #[error("Failed saving the DB to {path}: {source}")]
     Io {
@@ -63,124 +81,293 @@ pub(crate) struct Saved {
     pub(crate) bytes: u64,
 }
 
+/// What to do about a save already running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnRunning {
+    /// Refuse: "Background save already in progress" (SAVE, BGSAVE).
+    Refuse,
+    /// Cancel it and save anew (FLUSHALL, SHUTDOWN, DEBUG RELOAD: Redis kills its child).
+    Cancel,
+}
+
 fn unix_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// SAVE: writes every key of every shard, at one cut, to `dir`/`dbfilename`.
-///
-/// # Errors
-/// A save already running, an unreachable shard, or the file could not be written.
-pub(crate) async fn save(core: &Core) -> Result<Saved, SaveError> {
-    let global = &core.global;
-    {
-        let mut state = global.persistence();
-        if state.saving {
+/// Marks a save as running; the claim knows its id, cancel flag and progress counter.
+struct Claim {
+    id: u64,
+    cancelled: Arc<AtomicBool>,
+    keys_done: Arc<AtomicU64>,
+    started: Instant,
+}
+
+fn claim(global: &Global, background: bool, other: OnRunning) -> Result<Claim, SaveError> {
+    let mut state = global.persistence();
+    if let Some(running) = state.running.take() {
+        if other == OnRunning::Refuse {
+            state.running = Some(running);
             return Err(SaveError::InProgress);
         }
-        state.saving = true;
+        tracing::warn!("Killing the running background save (id {})", running.id);
+        running.cancelled.store(true, Ordering::Release);
     }
-    let started = Instant::now();
-    let router = &core.router;
-    let result = match router.begin((0..router.shards()).map(ShardId).collect()).await {
-        Ok(tx) => {
-            let written = write_snapshot(core, &tx).await;
-            tx.release().await;
-            written
-        }
-        Err(_) => Err(SaveError::Unavailable),
+    state.next_id += 1;
+    state.saves += 1;
+    let claim = Claim {
+        id: state.next_id,
+        cancelled: Arc::new(AtomicBool::new(false)),
+        keys_done: Arc::new(AtomicU64::new(0)),
+        started: Instant::now(),
     };
-    let mut state = global.persistence();
-    state.saving = false;
-    state.last_failed = result.is_err();
-    if let Ok((saved, changes)) = &result {
-        state.last_save = unix_secs();
-        state.saves += 1;
-        state.last_save_secs = i64::try_from(started.elapsed().as_secs()).unwrap_or(i64::MAX);
-        state.changes_at_save = *changes;
-        tracing::info!("DB saved on disk ({} keys, {} bytes)", saved.keys, saved.bytes);
+    if background {
+        state.last_bgsave_try = unix_secs();
     }
+    state.running = Some(Running {
+        id: claim.id,
+        background,
+        started: unix_secs(),
+        cancelled: claim.cancelled.clone(),
+        keys_total: 0,
+        keys_done: claim.keys_done.clone(),
+    });
+    Ok(claim)
+}
+
+/// Records the end of save `claim`, unless another save replaced it.
+fn finish(global: &Global, claim: &Claim, background: bool, result: &Result<(Saved, Cut), SaveError>) {
+    let mut state = global.persistence();
+    if state.running.as_ref().is_none_or(|r| r.id != claim.id) {
+        return;
+    }
+    state.running = None;
+    match result {
+        Ok((saved, cut)) => {
+            state.last_save = unix_secs();
+            state.changes_at_save = cut.changes;
+            state.bgsave_failed = false;
+            global.set_bgsave_failed(false);
+            if background {
+                state.last_bgsave_secs = i64::try_from(claim.started.elapsed().as_secs()).unwrap_or(i64::MAX);
+                state.last_presaved = cut.presaved.load(Ordering::Relaxed);
+            }
+            tracing::info!("DB saved on disk ({} keys, {} bytes)", saved.keys, saved.bytes);
+            if background {
+                tracing::info!("Background saving terminated with success");
+            }
+        }
+        Err(SaveError::Cancelled) => {}
+        Err(e) => {
+            tracing::warn!("{e}");
+            if background {
+                state.bgsave_failed = true;
+                global.set_bgsave_failed(true);
+                state.last_bgsave_secs = i64::try_from(claim.started.elapsed().as_secs()).unwrap_or(i64::MAX);
+                tracing::warn!("Background saving error");
+            }
+        }
+    }
+}
+
+/// The state of every shard at the cut.
+struct Cut {
+    /// Per database: keys and keys with a TTL, over every shard.
+    sizes: Vec<(u64, u64)>,
+    /// Key changes counted over every shard.
+    changes: u64,
+    /// Bytes the shards saved before mutations (summed as the pieces end).
+    presaved: AtomicU64,
+}
+
+/// Takes the cut of snapshot `id` on every shard, through `tx`, which holds them all.
+async fn cut(core: &Core, tx: &Tx, id: u64) -> Result<Cut, SaveError> {
+    let config = core.config();
+    let compress = config.rdbcompression;
+    let begun = futures::future::join_all(
+        tx.shards().iter().map(|&s| tx.run(s, move |sh: &mut Shard| sh.begin_snapshot(id, compress))),
+    )
+    .await;
+    let mut cut = Cut { sizes: vec![(0, 0); config.databases], changes: 0, presaved: AtomicU64::new(0) };
+    for shard in begun {
+        let (dbs, changes) = shard.map_err(|_| SaveError::Unavailable)?;
+        cut.changes += changes;
+        for (total, (keys, expires)) in cut.sizes.iter_mut().zip(dbs) {
+            total.0 += keys;
+            total.1 += expires;
+        }
+    }
+    Ok(cut)
+}
+
+/// SAVE (and the saves of FLUSHALL, SHUTDOWN, DEBUG RELOAD): every gate held from the cut until
+/// the file is on disk. `tx`, when given, already holds every shard (inside EXEC).
+///
+/// # Errors
+/// Another save running (when `other` is [`OnRunning::Refuse`]), an unreachable shard, or a
+/// file that could not be written.
+pub(crate) async fn save(core: &Rc<Core>, tx: Option<&Tx>, other: OnRunning) -> Result<Saved, SaveError> {
+    let claim = claim(&core.global, false, other)?;
+    let own = match tx {
+        Some(_) => None,
+        None => match core.router.begin((0..core.router.shards()).map(ShardId).collect()).await {
+            Ok(tx) => Some(tx),
+            Err(_) => {
+                let failed = Err(SaveError::Unavailable);
+                finish(&core.global, &claim, false, &failed);
+                return Err(SaveError::Unavailable);
+            }
+        },
+    };
+    let Some(tx) = tx.or(own.as_ref()) else { return Err(SaveError::Unavailable) };
+    let result = match cut(core, tx, claim.id).await {
+        Ok(cut) => write(core, Some(tx), &claim, SAVE_PIECE, &cut).await.map(|saved| (saved, cut)),
+        Err(e) => Err(e),
+    };
+    if result.is_err() {
+        let id = claim.id;
+        for &shard in tx.shards() {
+            let _ = tx.run(shard, move |sh: &mut Shard| sh.abort_snapshot(id)).await;
+        }
+    }
+    if let Some(own) = own {
+        own.release().await;
+    }
+    finish(&core.global, &claim, false, &result);
     result.map(|(saved, _)| saved)
 }
 
-/// Writes the snapshot through `tx`, which holds every shard; returns what was written and the
-/// change count at the cut.
-async fn write_snapshot(core: &Core, tx: &Tx) -> Result<(Saved, u64), SaveError> {
-    let config = core.config();
-    let dir = PathBuf::from(&config.dir);
-    let temp = dir.join(format!("temp-{}.rdb", std::process::id()));
-    let target = dir.join(&config.dbfilename);
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |e: glommio::GlommioError<()>| SaveError::Io { path, source: e.into() }
+/// BGSAVE (and save points): takes the cut, then writes the file from a task of this core
+/// while every shard serves traffic.
+///
+/// # Errors
+/// Another save running, or an unreachable shard.
+pub(crate) async fn bgsave(core: &Rc<Core>) -> Result<(), SaveError> {
+    let claim = claim(&core.global, true, OnRunning::Refuse)?;
+    let cut = match core.router.begin((0..core.router.shards()).map(ShardId).collect()).await {
+        Ok(tx) => {
+            let cut = cut(core, &tx, claim.id).await;
+            tx.release().await;
+            cut
+        }
+        Err(_) => Err(SaveError::Unavailable),
     };
-    let out = glommio::io::BufferedFile::create(&temp).await.map_err(io(&temp))?;
-    let mut writer = Writer { file: out, pos: 0, crc: 0, temp: temp.clone() };
-    let (compress, checksum) = (config.rdbcompression, config.rdbchecksum);
-    let shards = core.router.shards();
-    let sizes = futures::future::join_all((0..shards).map(|s| {
-        tx.run(ShardId(s), |sh: &mut Shard| {
-            (sh.dbs().iter().map(|d| (d.len(), d.expires_len())).collect::<Vec<_>>(), sh.stats().changes)
-        })
-    }))
-    .await;
-    let mut per_db = vec![(0u64, 0u64); config.databases];
-    let mut changes = 0;
-    for shard in sizes {
-        let (dbs, c) = shard.map_err(|_| SaveError::Unavailable)?;
-        changes += c;
-        for (i, (keys, expires)) in dbs.into_iter().enumerate() {
-            if let Some(d) = per_db.get_mut(i) {
-                d.0 += keys as u64;
-                d.1 += expires as u64;
-            }
+    let cut = match cut {
+        Ok(cut) => cut,
+        Err(e) => {
+            let failed = Err(SaveError::Unavailable);
+            abort_everywhere(core, claim.id).await;
+            finish(&core.global, &claim, true, &failed);
+            return Err(e);
+        }
+    };
+    if let Some(running) = core.global.persistence().running.as_mut().filter(|r| r.id == claim.id) {
+        running.keys_total = cut.sizes.iter().map(|s| s.0).sum();
+    }
+    tracing::info!("Background saving started (id {})", claim.id);
+    let core = core.clone();
+    glommio::spawn_local(async move {
+        let result = write(&core, None, &claim, BGSAVE_PIECE, &cut).await;
+        if result.is_err() && !claim.cancelled.load(Ordering::Acquire) {
+            abort_everywhere(&core, claim.id).await;
+        }
+        finish(&core.global, &claim, true, &result.map(|saved| (saved, cut)));
+    })
+    .detach();
+    Ok(())
+}
+
+/// Ends snapshot `id` unfinished on every shard.
+async fn abort_everywhere(core: &Core, id: u64) {
+    for shard in (0..core.router.shards()).map(ShardId) {
+        let _ = core.router.run(shard, None, move |sh: &mut Shard| sh.abort_snapshot(id)).await;
+    }
+}
+
+/// Cancels the running background save, if any (FLUSHALL: what it would write is gone); its
+/// writer stops at its next piece and removes its temp file.
+pub(crate) fn cancel_background(global: &Global) {
+    let mut state = global.persistence();
+    if state.running.as_ref().is_some_and(|r| r.background) {
+        if let Some(running) = state.running.take() {
+            tracing::warn!("Killing the running background save (id {})", running.id);
+            running.cancelled.store(true, Ordering::Release);
         }
     }
-    let used = crate::memory::used([crate::memory::here()]).to_string();
-    let ctime = unix_secs().to_string();
-    writer
-        .write(file::header(&[
-            ("redis-ver", crate::REDIS_VERSION.as_bytes()),
-            ("redis-bits", b"64"),
-            ("ctime", ctime.as_bytes()),
-            ("used-mem", used.as_bytes()),
-            ("aof-base", b"0"),
-        ]))
-        .await?;
-    let mut keys = 0;
-    for (db, &(count, expires)) in per_db.iter().enumerate() {
-        if count == 0 {
-            continue;
-        }
-        writer.write(file::select_db(db, count, expires)).await?;
-        for s in 0..shards {
-            let mut cursor = 0;
-            loop {
-                let chunk = tx
-                    .run(ShardId(s), move |sh: &mut Shard| sh.serialize(db, cursor, CHUNK_BYTES, compress))
-                    .await
+}
+
+/// Writes snapshot `claim` (its cut taken) to the temp file, piece by piece, through `tx` when
+/// the save holds every gate; then fsync, rename, directory fsync.
+async fn write(
+    core: &Core,
+    tx: Option<&Tx>,
+    claim: &Claim,
+    piece: usize,
+    cut: &Cut,
+) -> Result<Saved, SaveError> {
+    let config = core.config();
+    let dir = PathBuf::from(&config.dir);
+    let temp = dir.join(format!("temp-{}-{}.rdb", std::process::id(), claim.id));
+    let target = dir.join(&config.dbfilename);
+    let mut writer = Writer::create(&temp).await?;
+    let written = async {
+        let used = crate::memory::used([crate::memory::here()]).to_string();
+        let ctime = unix_secs().to_string();
+        writer
+            .write(file::header(&[
+                ("redis-ver", crate::REDIS_VERSION.as_bytes()),
+                ("redis-bits", b"64"),
+                ("ctime", ctime.as_bytes()),
+                ("used-mem", used.as_bytes()),
+                ("aof-base", b"0"),
+            ]))
+            .await?;
+        let mut keys = 0;
+        let id = claim.id;
+        for (db, &(count, expires)) in cut.sizes.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            writer.write(file::select_db(db, count, expires)).await?;
+            for shard in (0..core.router.shards()).map(ShardId) {
+                loop {
+                    if claim.cancelled.load(Ordering::Acquire) {
+                        return Err(SaveError::Cancelled);
+                    }
+                    let take = move |sh: &mut Shard| sh.snapshot_chunk(id, db, piece);
+                    let chunk = match tx {
+                        Some(tx) => tx.run(shard, take).await,
+                        None => core.router.run(shard, None, take).await,
+                    }
                     .map_err(|_| SaveError::Unavailable)?;
-                keys += chunk.keys;
-                writer.write(chunk.bytes).await?;
-                cursor = chunk.next;
-                if cursor == 0 {
-                    break;
+                    keys += chunk.keys;
+                    claim.keys_done.fetch_add(chunk.keys, Ordering::Relaxed);
+                    cut.presaved.fetch_add(chunk.presaved, Ordering::Relaxed);
+                    writer.write(chunk.bytes).await?;
+                    if chunk.done {
+                        break;
+                    }
                 }
             }
         }
+        let trailer = file::trailer(writer.crc, config.rdbchecksum);
+        writer.write(trailer).await?;
+        Ok(keys)
     }
-    let trailer = file::trailer(writer.crc, checksum);
-    writer.write(trailer).await?;
+    .await;
+    let keys = match written {
+        Ok(keys) => keys,
+        Err(e) => {
+            writer.discard().await;
+            return Err(e);
+        }
+    };
+    if claim.cancelled.load(Ordering::Acquire) {
+        writer.discard().await;
+        return Err(SaveError::Cancelled);
+    }
     let bytes = writer.pos;
-    let Writer { mut file, .. } = writer;
-    file.fdatasync().await.map_err(io(&temp))?;
-    file.rename(&target).await.map_err(io(&target))?;
-    file.close().await.map_err(io(&target))?;
-    if let Ok(d) = glommio::io::Directory::open(&dir).await {
-        d.sync().await.map_err(io(&dir))?;
-        let _ = d.close().await;
-    }
-    Ok((Saved { keys, bytes }, changes))
+    writer.commit(&target, &dir).await?;
+    Ok(Saved { keys, bytes })
 }
 
 /// The temp file being written, with its running checksum.
@@ -191,17 +378,23 @@ struct Writer {
     temp: PathBuf,
 }
 
+fn io_error(path: &Path) -> impl FnOnce(glommio::GlommioError<()>) -> SaveError {
+    let path = path.to_owned();
+    move |e| SaveError::Io { path, source: e.into() }
+}
+
 impl Writer {
+    async fn create(temp: &Path) -> Result<Writer, SaveError> {
+        let file = glommio::io::BufferedFile::create(temp).await.map_err(io_error(temp))?;
+        Ok(Writer { file, pos: 0, crc: 0, temp: temp.to_owned() })
+    }
+
     async fn write(&mut self, bytes: Vec<u8>) -> Result<(), SaveError> {
         self.crc = crc64::crc64(self.crc, &bytes);
         let mut rest = bytes;
         while !rest.is_empty() {
             let len = rest.len();
-            let n = self
-                .file
-                .write_at(rest.clone(), self.pos)
-                .await
-                .map_err(|e| SaveError::Io { path: self.temp.clone(), source: e.into() })?;
+            let n = self.file.write_at(rest.clone(), self.pos).await.map_err(io_error(&self.temp))?;
             if n == 0 {
                 let source = std::io::Error::new(std::io::ErrorKind::WriteZero, "no space written");
                 return Err(SaveError::Io { path: self.temp.clone(), source });
@@ -211,6 +404,109 @@ impl Writer {
         }
         Ok(())
     }
+
+    /// Makes the file durable and puts it in place: fsync, rename over `target`, fsync `dir`.
+    async fn commit(self, target: &Path, dir: &Path) -> Result<(), SaveError> {
+        let Writer { file, temp, .. } = self;
+        let synced = file.fdatasync().await.map_err(io_error(&temp));
+        if let Err(e) = synced {
+            let _ = file.close().await;
+            let _ = glommio::io::remove(&temp).await;
+            return Err(e);
+        }
+        let mut file = file;
+        if let Err(e) = file.rename(target).await.map_err(io_error(target)) {
+            let _ = file.close().await;
+            let _ = glommio::io::remove(&temp).await;
+            return Err(e);
+        }
+        file.close().await.map_err(io_error(target))?;
+        if let Ok(d) = glommio::io::Directory::open(dir).await {
+            d.sync().await.map_err(io_error(dir))?;
+            let _ = d.close().await;
+        }
+        Ok(())
+    }
+
+    /// Closes and removes the unfinished file.
+    async fn discard(self) {
+        let _ = self.file.close().await;
+        let _ = glommio::io::remove(&self.temp).await;
+    }
+}
+
+/// Once a second on core 0: starts a background save when a save point is reached, or when one
+/// was scheduled (BGSAVE inside EXEC).
+pub(crate) async fn tick(core: &Rc<Core>) {
+    let config = core.config();
+    let scheduled = core.global.persistence().scheduled;
+    if config.save.points.is_empty() && !scheduled {
+        return;
+    }
+    let counts = futures::future::join_all(
+        (0..core.router.shards())
+            .map(|s| core.router.run(ShardId(s), None, |sh: &mut Shard| sh.stats().changes)),
+    )
+    .await;
+    let changes: u64 = counts.into_iter().map(|c| c.unwrap_or(0)).sum();
+    let start = {
+        let mut state = core.global.persistence();
+        let since = changes.saturating_sub(state.changes_at_save);
+        if scheduled && may_start(&state) {
+            state.scheduled = false;
+            true
+        } else if let Some((secs, min)) = due_point(&config.save.points, since, &state) {
+            tracing::info!("{min} changes in {secs} seconds. Saving...");
+            true
+        } else {
+            false
+        }
+    };
+    if start {
+        if let Err(e) = bgsave(core).await {
+            tracing::warn!("Can't save in background: {e}");
+        }
+    }
+}
+
+/// SIGTERM or SIGINT: saves first when save points are set, then stops every core. A failed
+/// save keeps the server running, as Redis does.
+pub(crate) async fn shutdown_on_signal(core: &Rc<Core>) {
+    if !core.config().save.points.is_empty() && !core.global.loading() {
+        tracing::info!("Saving the final RDB snapshot before exiting.");
+        if let Err(e) = save(core, None, OnRunning::Cancel).await {
+            tracing::warn!("Error trying to save the DB, can't exit: {e}");
+            tracing::warn!(
+                "SIGTERM received but errors trying to shut down the server, check the logs for more information"
+            );
+            return;
+        }
+    }
+    tracing::warn!("Redis is now ready to exit, bye bye...");
+    core.global.request_shutdown();
+}
+
+/// Whether a background save may start: none running, and the last one succeeded or failed
+/// long enough ago.
+fn may_start(state: &crate::engine::persist::PersistState) -> bool {
+    state.running.is_none()
+        && (!state.bgsave_failed || unix_secs().saturating_sub(state.last_bgsave_try) > RETRY_DELAY)
+}
+
+/// What save points ask for now: the first point reached (seconds, changes), if any.
+///
+/// A point is reached when `changes` keys changed since the last save and more than its
+/// seconds passed since then; after a failed background save, only once the retry delay passed.
+fn due_point(
+    points: &[(u64, u64)],
+    changes: u64,
+    state: &crate::engine::persist::PersistState,
+) -> Option<(u64, u64)> {
+    if !may_start(state) {
+        return None;
+    }
+    let now = unix_secs();
+    points.iter().copied().find(|&(secs, min)| changes >= min && now.saturating_sub(state.last_save) > secs)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -240,7 +536,11 @@ pub(crate) fn start_loading(global: &Arc<Global>, path: PathBuf) -> Option<Vec<L
     let spawned = std::thread::Builder::new().name("ferrokey-load".into()).spawn(move || {
         let started = Instant::now();
         tracing::info!("Loading RDB produced by {}", path.display());
-        match load(&global, std::io::BufReader::new(file), senders) {
+        let mut senders = senders;
+        let send = |shard: usize, batch| {
+            futures::executor::block_on(futures::SinkExt::send(&mut senders[shard], batch)).is_ok()
+        };
+        match load(&global, std::io::BufReader::new(file), cores, send) {
             Ok((loaded, expired)) => {
                 let mut state = global.persistence();
                 state.loaded = loaded;
@@ -279,12 +579,12 @@ enum LoadFailure {
 fn load(
     global: &Global,
     src: impl std::io::Read,
-    mut senders: Vec<mpsc::Sender<Vec<LoadItem>>>,
+    shards: usize,
+    mut send: impl FnMut(usize, Vec<LoadItem>) -> bool,
 ) -> Result<(u64, u64), LoadFailure> {
     let mut reader = file::FileReader::open(src)?;
     tracing::debug!("RDB version {}", reader.version());
     let databases = global.config().databases;
-    let shards = senders.len();
     let mut batches: Vec<Vec<LoadItem>> = (0..shards).map(|_| Vec::with_capacity(LOAD_BATCH)).collect();
     let (mut db, mut loaded, mut expired) = (0usize, 0u64, 0u64);
     let now = now_ms();
@@ -318,8 +618,9 @@ fn load(
                 loaded += 1;
                 if batches[shard].len() >= LOAD_BATCH {
                     let batch = std::mem::replace(&mut batches[shard], Vec::with_capacity(LOAD_BATCH));
-                    futures::executor::block_on(futures::SinkExt::send(&mut senders[shard], batch))
-                        .map_err(|_| LoadFailure::Stopped)?;
+                    if !send(shard, batch) {
+                        return Err(LoadFailure::Stopped);
+                    }
                 }
                 if last_log.elapsed().as_secs() >= 5 {
                     last_log = Instant::now();
@@ -329,12 +630,68 @@ fn load(
         }
     }
     for (shard, batch) in batches.into_iter().enumerate() {
-        if !batch.is_empty() {
-            futures::executor::block_on(futures::SinkExt::send(&mut senders[shard], batch))
-                .map_err(|_| LoadFailure::Stopped)?;
+        if !batch.is_empty() && !send(shard, batch) {
+            return Err(LoadFailure::Stopped);
         }
     }
     Ok((loaded, expired))
+}
+
+/// DEBUG RELOAD: saves (unless `nosave`), then, holding every gate, empties every database
+/// (unless `noflush`) and loads the file back: a loader thread parses it and this core hands
+/// each batch to its shard.
+///
+/// # Errors
+/// The save failed (`Err(None)`), or the load did (`Err(Some(reason))`, keys loaded so far
+/// stay).
+pub(crate) async fn reload(core: &Rc<Core>, nosave: bool, noflush: bool) -> Result<(), Option<String>> {
+    if !nosave {
+        save(core, None, OnRunning::Cancel).await.map_err(|e| {
+            tracing::warn!("{e}");
+            None
+        })?;
+    }
+    let config = core.config();
+    let path = PathBuf::from(&config.dir).join(&config.dbfilename);
+    let file = std::fs::File::open(&path).map_err(|e| Some(format!("{}: {e}", path.display())))?;
+    let shards = core.router.shards();
+    let tx = core
+        .router
+        .begin((0..shards).map(ShardId).collect())
+        .await
+        .map_err(|_| Some("a shard is unavailable".into()))?;
+    if !noflush {
+        for &shard in tx.shards() {
+            let _ = tx.run(shard, |sh: &mut Shard| sh.flush(None)).await;
+        }
+    }
+    let (sender, mut batches) = mpsc::channel::<(usize, Vec<LoadItem>)>(4);
+    let (done, result) = futures::channel::oneshot::channel();
+    let global = core.global.clone();
+    let spawned = std::thread::Builder::new().name("ferrokey-reload".into()).spawn(move || {
+        let mut sender = sender;
+        let send = |shard: usize, batch| {
+            futures::executor::block_on(futures::SinkExt::send(&mut sender, (shard, batch))).is_ok()
+        };
+        let _ =
+            done.send(load(&global, std::io::BufReader::new(file), shards, send).map_err(|e| e.to_string()));
+    });
+    if let Err(e) = spawned {
+        tx.release().await;
+        return Err(Some(format!("cannot start the loader: {e}")));
+    }
+    while let Some((shard, batch)) = batches.next().await {
+        let _ = tx.run(ShardId(shard), move |sh: &mut Shard| sh.load(batch)).await;
+    }
+    tx.release().await;
+    match result.await {
+        Ok(Ok((loaded, _))) => {
+            tracing::info!("DB reloaded by DEBUG RELOAD ({loaded} keys)");
+            Ok(())
+        }
+        Ok(Err(e)) => Err(Some(e)),
+        Err(_) => Err(Some("the loader stopped".into())),
+    }
 }
 
 /// A core's side of loading: puts each batch into its shard (through the gate), then reports

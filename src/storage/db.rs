@@ -67,14 +67,18 @@ pub(crate) struct Entry {
     /// The value.
     pub(crate) value: Value,
     /// When it expires, 0 if it does not: 8 bytes where `Option<u64>` takes 16, in every entry
-    /// of the keyspace.
+    /// of the keyspace. The top bit is the snapshot mark (see [`Db::begin_snapshot`]): expiry
+    /// times are at most `i64::MAX`, so it is never part of one.
     expiry: u64,
 }
+
+/// The bit of [`Entry::expiry`] that holds the snapshot mark.
+const MARK: u64 = 1 << 63;
 
 /// `expires_at` as [`Entry`] stores it. The epoch itself is as past as 1 ms after it, so 0
 /// stays free to mean "never".
 fn expiry(expires_at: Option<u64>) -> u64 {
-    expires_at.map_or(0, |at| at.max(1))
+    expires_at.map_or(0, |at| at.clamp(1, !MARK))
 }
 
 impl Entry {
@@ -87,12 +91,25 @@ impl Entry {
     /// When it expires (Unix ms), if it does.
     #[must_use]
     pub(crate) fn expires_at(&self) -> Option<u64> {
-        (self.expiry != 0).then_some(self.expiry)
+        let at = self.expiry & !MARK;
+        (at != 0).then_some(at)
     }
 
-    /// Sets or clears the expiry; returns whether there was one.
+    /// Sets or clears the expiry, keeping the mark; returns whether there was one.
     fn set_expires_at(&mut self, expires_at: Option<u64>) -> bool {
-        std::mem::replace(&mut self.expiry, expiry(expires_at)) != 0
+        let had = self.expiry & !MARK != 0;
+        self.expiry = (self.expiry & MARK) | expiry(expires_at);
+        had
+    }
+
+    /// The snapshot mark.
+    fn mark(&self) -> bool {
+        self.expiry & MARK != 0
+    }
+
+    /// Sets the snapshot mark.
+    fn set_mark(&mut self, mark: bool) {
+        self.expiry = (self.expiry & !MARK) | if mark { MARK } else { 0 };
     }
 }
 
@@ -149,6 +166,54 @@ pub(crate) struct Db {
     /// Estimated mean time to live (ms) of the keys with a TTL, kept by active expiry as Redis
     /// keeps it: each step's sample mean moves it by a fiftieth.
     avg_ttl: u64,
+    /// The mark of an entry the running snapshot needs no more (saved, or written after its
+    /// cut), which every entry has when none runs; a snapshot starts by flipping it.
+    mark: bool,
+    /// The snapshot in progress, if one is.
+    snapshot: Option<Box<Snapshot>>,
+}
+
+/// Writes one entry as a snapshot file holds it (`key`, the entry, whether to compress). The
+/// engine passes RDB's writer: storage does not know the file format.
+pub(crate) type EntryWriter = fn(&mut Vec<u8>, &[u8], &Entry, bool);
+
+/// What a running snapshot of a database has yet to do.
+struct Snapshot {
+    write: EntryWriter,
+    compress: bool,
+    /// Where the walk of the table is (a [`Dict::scan`] cursor).
+    cursor: u64,
+    /// The table as FLUSHDB or FLUSHALL left it during the snapshot: the walk goes on over it,
+    /// since the live table then holds only keys written after the cut.
+    frozen: Option<Dict<Entry>>,
+    /// Entries saved just before a write changed or removed them, not yet handed out.
+    pending: Vec<u8>,
+    pending_keys: u64,
+    /// Bytes saved before a mutation, in all (INFO's `rdb_last_cow_size`).
+    presaved: u64,
+}
+
+impl Snapshot {
+    /// Saves an entry the walk has not reached, before a write changes or removes it.
+    fn save(&mut self, key: &[u8], entry: &Entry) {
+        let before = self.pending.len();
+        (self.write)(&mut self.pending, key, entry, self.compress);
+        self.pending_keys += 1;
+        self.presaved += (self.pending.len() - before) as u64;
+    }
+}
+
+/// A piece of a database's snapshot (see [`Db::snapshot_chunk`]).
+#[derive(Debug, Default)]
+pub(crate) struct SnapshotChunk {
+    /// Entries, as the snapshot file holds them.
+    pub(crate) bytes: Vec<u8>,
+    /// How many.
+    pub(crate) keys: u64,
+    /// Whether the snapshot of this database is complete.
+    pub(crate) done: bool,
+    /// When done: bytes the snapshot saved before mutations.
+    pub(crate) presaved: u64,
 }
 
 impl Db {
@@ -244,6 +309,9 @@ impl Db {
     /// changed something (Redis leaves WATCH alone when a write changes nothing).
     pub(crate) fn write_quiet(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         if self.live(key, now) {
+            if self.snapshot.is_some() {
+                self.presave(key);
+            }
             self.entries.get_mut(key)
         } else {
             None
@@ -266,9 +334,11 @@ impl Db {
     /// Stores `value` under `key` with the given expiry, replacing any entry.
     pub(crate) fn set(&mut self, key: &[u8], value: Value, expires_at: Option<u64>) {
         self.touch(key, Change::Written);
+        let mut new = Entry::new(value, expires_at);
+        new.set_mark(self.mark);
         if let Some(entry) = self.entries.get_mut(key) {
             let had_ttl = entry.expires_at().is_some();
-            *entry = Entry::new(value, expires_at);
+            *entry = new;
             self.reindex_ttl(key, had_ttl, expires_at.is_some());
             return;
         }
@@ -276,11 +346,14 @@ impl Db {
         if expires_at.is_some() {
             self.expires.insert(key.clone(), ());
         }
-        self.entries.insert(key, Entry::new(value, expires_at));
+        self.entries.insert(key, new);
     }
 
     /// Sets or clears the expiry of an existing key; returns whether the key exists.
     pub(crate) fn set_expiry(&mut self, key: &[u8], expires_at: Option<u64>) -> bool {
+        if self.snapshot.is_some() {
+            self.presave(key);
+        }
         let Some(entry) = self.entries.get_mut(key) else { return false };
         self.stats.changes += 1;
         if !self.observed.is_empty() && self.observed.contains_key(key) {
@@ -314,7 +387,12 @@ impl Db {
     /// Removes `key`; returns its entry.
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let entry = self.entries.remove(key)?;
-        self.touch(key, Change::Removed);
+        if let Some(snap) = self.snapshot.as_deref_mut() {
+            if entry.mark() != self.mark {
+                snap.save(key, &entry);
+            }
+        }
+        self.touch_only(key, Change::Removed);
         if entry.expires_at().is_some() {
             self.expires.remove(key);
         }
@@ -366,7 +444,16 @@ impl Db {
         self.touch(key, Change::Written);
     }
 
+    /// Records a change about to happen: a running snapshot saves the key first.
     fn touch(&mut self, key: &[u8], change: Change) {
+        if self.snapshot.is_some() {
+            self.presave(key);
+        }
+        self.touch_only(key, change);
+    }
+
+    /// Records a change whose old value needs no saving.
+    fn touch_only(&mut self, key: &[u8], change: Change) {
         self.stats.changes += 1;
         if !self.observed.is_empty() && self.observed.contains_key(key) {
             self.changes.push((Bytes::copy_from_slice(key), change));
@@ -380,6 +467,12 @@ impl Db {
             self.observed.keys().filter(|k| self.entries.get(k).is_some()).cloned().collect();
         self.changes.extend(removed.into_iter().map(|k| (k, Change::Removed)));
         self.stats.changes += self.entries.len() as u64;
+        if let Some(snap) = self.snapshot.as_deref_mut() {
+            if snap.frozen.is_none() {
+                // The walk goes on over the table as it was, from where it was.
+                snap.frozen = Some(std::mem::take(&mut self.entries));
+            }
+        }
         self.entries.clear();
         self.expires.clear();
         self.expire_cursor = 0;
@@ -448,6 +541,97 @@ impl Db {
             self.avg_ttl = if self.avg_ttl == 0 { sample } else { self.avg_ttl / 50 * 49 + sample / 50 };
         }
         (looked, due.len())
+    }
+
+    /// Starts a snapshot at this instant (the cut): from now on every entry there is saved once,
+    /// either by the walk of [`Db::snapshot_chunk`] or, if a write comes first, just before the
+    /// write changes it (serialize before mutate). O(1): flipping the database's mark makes every
+    /// entry unsaved at once, and entries written later get the new mark.
+    pub(crate) fn begin_snapshot(&mut self, write: EntryWriter, compress: bool) {
+        self.abort_snapshot();
+        self.mark = !self.mark;
+        self.snapshot = Some(Box::new(Snapshot {
+            write,
+            compress,
+            cursor: 0,
+            frozen: None,
+            pending: Vec::new(),
+            pending_keys: 0,
+            presaved: 0,
+        }));
+    }
+
+    /// The next piece of the running snapshot, about `budget` bytes: the entries saved before
+    /// mutations first, then the walk's next buckets. The last piece has `done` set, and the
+    /// snapshot is over; with none running the piece is empty and done.
+    pub(crate) fn snapshot_chunk(&mut self, budget: usize) -> SnapshotChunk {
+        let mark = self.mark;
+        let Some(snap) = self.snapshot.as_deref_mut() else {
+            return SnapshotChunk { done: true, ..SnapshotChunk::default() };
+        };
+        let mut chunk = SnapshotChunk {
+            bytes: std::mem::take(&mut snap.pending),
+            keys: std::mem::take(&mut snap.pending_keys),
+            done: false,
+            presaved: 0,
+        };
+        let (write, compress) = (snap.write, snap.compress);
+        let table = match &mut snap.frozen {
+            Some(frozen) => frozen,
+            None => &mut self.entries,
+        };
+        while chunk.bytes.len() < budget {
+            snap.cursor = table.scan_mut(snap.cursor, |key, entry| {
+                if entry.mark() != mark {
+                    write(&mut chunk.bytes, key, entry, compress);
+                    entry.set_mark(mark);
+                    chunk.keys += 1;
+                }
+            });
+            if snap.cursor == 0 {
+                chunk.done = true;
+                break;
+            }
+        }
+        if chunk.done {
+            chunk.presaved = snap.presaved;
+            self.snapshot = None;
+        }
+        chunk
+    }
+
+    /// Ends the running snapshot unfinished (its file failed, or FLUSHALL cancelled it): the
+    /// entries it had not reached take the mark, so the next one starts even. O(keys), rare.
+    pub(crate) fn abort_snapshot(&mut self) {
+        if self.snapshot.take().is_none() {
+            return;
+        }
+        let mark = self.mark;
+        let mut cursor = 0;
+        loop {
+            cursor = self.entries.scan_mut(cursor, |_, entry| entry.set_mark(mark));
+            if cursor == 0 {
+                break;
+            }
+        }
+    }
+
+    /// Saves `key` for the running snapshot if it has not reached it: a write is about to
+    /// change it.
+    #[cold]
+    fn presave(&mut self, key: &[u8]) {
+        let mark = self.mark;
+        let Some(snap) = self.snapshot.as_deref_mut() else { return };
+        if snap.frozen.is_some() {
+            // The live table holds only keys written after the cut.
+            return;
+        }
+        if let Some(entry) = self.entries.get_mut(key) {
+            if entry.mark() != mark {
+                snap.save(key, entry);
+                entry.set_mark(mark);
+            }
+        }
     }
 
     /// The estimated mean time to live, in ms, of the keys with a TTL (INFO keyspace's `avg_ttl`).
@@ -536,5 +720,110 @@ mod tests {
         db.observe(b"gone");
         db.clear();
         assert_eq!(db.take_changes(), [(Bytes::from_static(b"k"), Change::Removed)]);
+    }
+
+    /// A snapshot writer for tests: `key=value[@expiry];`.
+    fn text(out: &mut Vec<u8>, key: &[u8], entry: &Entry, _compress: bool) {
+        out.extend_from_slice(key);
+        out.push(b'=');
+        if let Value::Str(v) = &entry.value {
+            out.extend_from_slice(v.as_slice());
+        }
+        if let Some(at) = entry.expires_at() {
+            out.extend_from_slice(format!("@{at}").as_bytes());
+        }
+        out.push(b';');
+    }
+
+    /// Runs the snapshot to its end in small pieces, calling `between` after each piece, and
+    /// returns what it saved, sorted.
+    fn drain(db: &mut Db, mut between: impl FnMut(&mut Db, usize)) -> Vec<String> {
+        let mut saved = Vec::new();
+        for step in 0.. {
+            let chunk = db.snapshot_chunk(64);
+            let text = String::from_utf8(chunk.bytes).unwrap();
+            let entries: Vec<String> = text.split_terminator(';').map(str::to_owned).collect();
+            assert_eq!(entries.len() as u64, chunk.keys);
+            saved.extend(entries);
+            if chunk.done {
+                break;
+            }
+            between(db, step);
+        }
+        saved.sort();
+        saved
+    }
+
+    fn filled(n: usize) -> (Db, Vec<String>) {
+        let mut db = Db::default();
+        let mut expected = Vec::new();
+        for i in 0..n {
+            db.set(format!("k{i}").as_bytes(), s(&format!("v{i}")), None);
+            expected.push(format!("k{i}=v{i}"));
+        }
+        expected.sort();
+        (db, expected)
+    }
+
+    #[test]
+    fn a_snapshot_saves_every_key_once_as_it_was_at_the_cut() {
+        let (mut db, expected) = filled(500);
+        db.begin_snapshot(text, false);
+        let saved = drain(&mut db, |db, step| {
+            // Overwrite, delete, expire and grow the table while the walk goes on.
+            let k = format!("k{}", step * 7 % 500);
+            db.set(k.as_bytes(), s("new"), None);
+            db.remove(format!("k{}", (step * 13 + 1) % 500).as_bytes());
+            db.set_expiry(format!("k{}", (step * 3 + 2) % 500).as_bytes(), Some(5));
+            if let Some(e) = db.write_quiet(format!("k{}", (step * 11 + 3) % 500).as_bytes(), 0) {
+                e.value = s("changed in place");
+            }
+            for j in 0..20 {
+                db.set(format!("late{step}-{j}").as_bytes(), s("x"), None);
+            }
+        });
+        assert_eq!(saved, expected);
+        assert!(db.snapshot.is_none());
+        // The next snapshot starts even: it saves the table as it now is, once.
+        let now: Vec<String> = {
+            let mut v: Vec<String> = db
+                .keys(0)
+                .map(|(k, e)| {
+                    let mut out = Vec::new();
+                    text(&mut out, k, e, false);
+                    String::from_utf8(out[..out.len() - 1].to_vec()).unwrap()
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        db.begin_snapshot(text, false);
+        assert_eq!(drain(&mut db, |_, _| {}), now);
+    }
+
+    #[test]
+    fn a_flush_during_a_snapshot_leaves_the_snapshot_whole() {
+        let (mut db, expected) = filled(300);
+        db.begin_snapshot(text, false);
+        let saved = drain(&mut db, |db, step| {
+            if step == 1 {
+                db.clear();
+                db.set(b"after", s("flush"), None);
+            }
+            if step == 3 {
+                db.clear();
+            }
+        });
+        assert_eq!(saved, expected);
+    }
+
+    #[test]
+    fn an_aborted_snapshot_leaves_the_next_one_whole() {
+        let (mut db, expected) = filled(200);
+        db.begin_snapshot(text, false);
+        let _ = db.snapshot_chunk(64);
+        db.abort_snapshot();
+        db.begin_snapshot(text, false);
+        assert_eq!(drain(&mut db, |_, _| {}), expected);
     }
 }

@@ -390,6 +390,23 @@ impl<V> Dict<V> {
         v
     }
 
+    /// [`Dict::scan`] with each entry mutable (a snapshot marks what it has saved).
+    pub(crate) fn scan_mut(&mut self, cursor: u64, mut visit: impl FnMut(&[u8], &mut V)) -> u64 {
+        let b = match &mut self.table {
+            Table::Small(v) => {
+                v.iter_mut().for_each(|(k, v)| visit(k.as_slice(), v));
+                return 0;
+            }
+            Table::Hashed(b, _) => b,
+        };
+        let mask = (b.len() - 1) as u64;
+        let bucket = &mut b[(cursor & mask) as usize];
+        for (k, v) in bucket.head.iter_mut().chain(bucket.more.iter_mut()) {
+            visit(k.as_slice(), v);
+        }
+        (cursor | !mask).reverse_bits().wrapping_add(1).reverse_bits()
+    }
+
     /// A SCAN step of HSCAN, SSCAN or ZSCAN: buckets from `cursor` until about `count`
     /// entries passing `matches` are found (or ten times `count` buckets were visited); returns
     /// the next cursor and what was found.

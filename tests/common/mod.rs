@@ -225,6 +225,18 @@ impl Server {
         false
     }
 
+    /// Waits (bounded, 30 s) until `n` log lines contain `needle`.
+    pub fn wait_log_count(&self, needle: &str, n: usize) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.log.lock().unwrap().iter().filter(|l| l.contains(needle)).count() >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     pub fn addr(&self, mode: Mode) -> SocketAddr {
         let port = if mode == Mode::Tls { self.tls_port } else { self.port };
         SocketAddr::from(([127, 0, 0, 1], port))
