@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-use crate::storage::db::Value;
+use crate::storage::rdb::file::Packed;
 
 /// What INFO's persistence section reports, and the save running, shared by every core.
 #[derive(Debug, Default)]
@@ -84,8 +84,8 @@ pub(crate) struct LoadItem {
     pub(crate) db: usize,
     /// The key.
     pub(crate) key: Bytes,
-    /// Its value.
-    pub(crate) value: Value,
+    /// Its value, still as the file holds it: the shard's core decodes it.
+    pub(crate) value: Packed,
     /// When it expires, if it does.
     pub(crate) expires_at: Option<u64>,
 }

@@ -19,7 +19,7 @@ use crate::engine::stats::{Started, Stats};
 use crate::engine::waiters::{Waiter, Waiters};
 use crate::engine::watch::{WatchFlag, Watches};
 use crate::facade::Reply;
-use crate::storage::db::{Db, DbStats, Entry, MemberRef, SnapshotChunk};
+use crate::storage::db::{Budget, Db, DbStats, Entry, MemberRef, SnapshotChunk};
 use crate::storage::rdb;
 use crate::storage::rng::Rng;
 
@@ -292,9 +292,9 @@ impl Shard {
         (sizes, self.stats().changes)
     }
 
-    /// The next piece, about `budget` bytes, of snapshot `id` of database `db`; done and empty
+    /// The next piece, within `budget`, of snapshot `id` of database `db`; done and empty
     /// when that snapshot is not (or no longer) running here.
-    pub(crate) fn snapshot_chunk(&mut self, id: u64, db: usize, budget: usize) -> SnapshotChunk {
+    pub(crate) fn snapshot_chunk(&mut self, id: u64, db: usize, budget: Budget) -> SnapshotChunk {
         match self.dbs.get_mut(db) {
             Some(d) if self.snapshot == Some(id) => d.snapshot_chunk(budget),
             _ => SnapshotChunk { done: true, ..SnapshotChunk::default() },
@@ -310,13 +310,25 @@ impl Shard {
     }
 
     /// Puts keys loaded from a snapshot into their databases.
-    pub(crate) fn load(&mut self, batch: Vec<LoadItem>) {
+    ///
+    /// # Errors
+    /// A value that does not decode (the keys before it stay).
+    pub(crate) fn load(&mut self, batch: Vec<LoadItem>) -> Result<(), rdb::RdbError> {
+        let mut result = Ok(());
         for item in batch {
+            let value = match item.value.decode() {
+                Ok(v) => v,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
             if let Some(db) = self.dbs.get_mut(item.db) {
-                db.set(&item.key, item.value, item.expires_at);
+                db.set(&item.key, value, item.expires_at);
             }
         }
         self.settle();
+        result
     }
 
     /// Every database.

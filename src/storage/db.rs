@@ -203,6 +203,16 @@ impl Snapshot {
     }
 }
 
+/// How much one piece of a snapshot may take: a piece runs on the shard's core between
+/// commands, so its time is their delay.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    /// Bytes of output, about.
+    pub(crate) bytes: usize,
+    /// Time.
+    pub(crate) time: std::time::Duration,
+}
+
 /// A piece of a database's snapshot (see [`Db::snapshot_chunk`]).
 #[derive(Debug, Default)]
 pub(crate) struct SnapshotChunk {
@@ -561,10 +571,11 @@ impl Db {
         }));
     }
 
-    /// The next piece of the running snapshot, about `budget` bytes: the entries saved before
+    /// The next piece of the running snapshot, within `budget` (bytes or time, whichever runs
+    /// out first): the entries saved before
     /// mutations first, then the walk's next buckets. The last piece has `done` set, and the
     /// snapshot is over; with none running the piece is empty and done.
-    pub(crate) fn snapshot_chunk(&mut self, budget: usize) -> SnapshotChunk {
+    pub(crate) fn snapshot_chunk(&mut self, budget: Budget) -> SnapshotChunk {
         let mark = self.mark;
         let Some(snap) = self.snapshot.as_deref_mut() else {
             return SnapshotChunk { done: true, ..SnapshotChunk::default() };
@@ -580,7 +591,14 @@ impl Db {
             Some(frozen) => frozen,
             None => &mut self.entries,
         };
-        while chunk.bytes.len() < budget {
+        let started = std::time::Instant::now();
+        let mut buckets = 0u32;
+        while chunk.bytes.len() < budget.bytes {
+            // The clock is read every 16 buckets: ~1 ns a bucket.
+            buckets += 1;
+            if buckets % 16 == 0 && started.elapsed() >= budget.time {
+                break;
+            }
             snap.cursor = table.scan_mut(snap.cursor, |key, entry| {
                 if entry.mark() != mark {
                     write(&mut chunk.bytes, key, entry, compress);
@@ -740,7 +758,7 @@ mod tests {
     fn drain(db: &mut Db, mut between: impl FnMut(&mut Db, usize)) -> Vec<String> {
         let mut saved = Vec::new();
         for step in 0.. {
-            let chunk = db.snapshot_chunk(64);
+            let chunk = db.snapshot_chunk(Budget { bytes: 64, time: std::time::Duration::from_secs(1) });
             let text = String::from_utf8(chunk.bytes).unwrap();
             let entries: Vec<String> = text.split_terminator(';').map(str::to_owned).collect();
             assert_eq!(entries.len() as u64, chunk.keys);
@@ -821,7 +839,7 @@ mod tests {
     fn an_aborted_snapshot_leaves_the_next_one_whole() {
         let (mut db, expected) = filled(200);
         db.begin_snapshot(text, false);
-        let _ = db.snapshot_chunk(64);
+        let _ = db.snapshot_chunk(Budget { bytes: 64, time: std::time::Duration::from_secs(1) });
         db.abort_snapshot();
         db.begin_snapshot(text, false);
         assert_eq!(drain(&mut db, |_, _| {}), expected);

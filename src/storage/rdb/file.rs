@@ -86,11 +86,38 @@ pub(crate) enum Item {
     Entry {
         /// The key.
         key: Bytes,
-        /// Its value.
-        value: Value,
+        /// Its value, framed, to be decoded where it will live.
+        value: Packed,
         /// When it expires, if it does.
         expires_at: Option<u64>,
     },
+}
+
+/// A value as the file holds it: framed (its extent known, its type one ferrokey holds) but not
+/// decoded. A load frames values on one thread and decodes them on the cores that own them.
+#[derive(Debug, Clone)]
+pub(crate) struct Packed {
+    /// Its type byte.
+    pub(crate) kind: u8,
+    /// Its bytes.
+    pub(crate) bytes: Bytes,
+    /// Where they start in the file, for errors.
+    pub(crate) offset: u64,
+}
+
+impl Packed {
+    /// Decodes the value.
+    ///
+    /// # Errors
+    /// Content that does not decode, with its offset in the file.
+    pub(crate) fn decode(&self) -> Result<Value, RdbError> {
+        let mut r = Reader::new(&self.bytes);
+        let value = r.value(self.kind).map_err(|e| e.shifted(self.offset))?;
+        if r.pos != self.bytes.len() {
+            return Err(RdbError::Invalid { what: "value length", at: r.pos }.shifted(self.offset));
+        }
+        Ok(value)
+    }
 }
 
 /// Why an RDB file could not be loaded.
@@ -232,7 +259,10 @@ impl<R: Read> FileReader<R> {
                 (item, r.pos)
             };
             match attempt {
-                (Ok(parsed), used) => {
+                (Ok(mut parsed), used) => {
+                    if let Parsed::Item(Item::Entry { value, .. }) = &mut parsed {
+                        value.offset += self.offset();
+                    }
                     self.consume(used);
                     match parsed {
                         Parsed::Item(item) => return Ok(Some(item)),
@@ -319,7 +349,9 @@ fn parse_item(r: &mut Reader<'_>, pending_expiry: &mut Option<u64>) -> Result<Pa
         }
         kind => {
             let key = r.string()?;
-            let value = r.value(kind)?;
+            let offset = r.pos as u64;
+            let bytes = Bytes::copy_from_slice(r.skip_value(kind)?);
+            let value = Packed { kind, bytes, offset };
             Parsed::Item(Item::Entry { key, value, expires_at: pending_expiry.take() })
         }
     })

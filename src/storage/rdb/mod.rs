@@ -386,6 +386,92 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Skips a string in any of its encodings, without decoding it.
+    fn skip_string(&mut self) -> Result<(), RdbError> {
+        let at = self.pos;
+        match self.len_or_encoding()? {
+            Len::Plain(n) => {
+                self.take(usize::try_from(n).map_err(|_| RdbError::Truncated(at))?)?;
+            }
+            Len::Encoded(ENC_INT8) => {
+                self.take(1)?;
+            }
+            Len::Encoded(ENC_INT16) => {
+                self.take(2)?;
+            }
+            Len::Encoded(ENC_INT32) => {
+                self.take(4)?;
+            }
+            Len::Encoded(ENC_LZF) => {
+                let packed = usize::try_from(self.len()?).map_err(|_| RdbError::Truncated(at))?;
+                self.len()?;
+                self.take(packed)?;
+            }
+            Len::Encoded(_) => return Err(invalid("string encoding", at)),
+        }
+        Ok(())
+    }
+
+    /// Skips the value of type `kind` without decoding it, and returns its bytes: a load frames
+    /// values on one thread and decodes them on the cores that own them. A type ferrokey cannot
+    /// hold (module, stream) is refused here, at once.
+    pub(crate) fn skip_value(&mut self, kind: u8) -> Result<&'a [u8], RdbError> {
+        let at = self.pos;
+        match kind {
+            kind::STRING
+            | kind::LIST_ZIPLIST
+            | kind::SET_INTSET
+            | kind::SET_LISTPACK
+            | kind::HASH_ZIPMAP
+            | kind::HASH_ZIPLIST
+            | kind::HASH_LISTPACK
+            | kind::ZSET_ZIPLIST
+            | kind::ZSET_LISTPACK => self.skip_string()?,
+            kind::LIST | kind::SET => {
+                for _ in 0..self.count()? {
+                    self.skip_string()?;
+                }
+            }
+            kind::HASH => {
+                for _ in 0..self.count()? {
+                    self.skip_string()?;
+                    self.skip_string()?;
+                }
+            }
+            kind::LIST_QUICKLIST | kind::LIST_QUICKLIST_2 => {
+                for _ in 0..self.count()? {
+                    if kind == kind::LIST_QUICKLIST_2 {
+                        self.len()?;
+                    }
+                    self.skip_string()?;
+                }
+            }
+            kind::ZSET | kind::ZSET_2 => {
+                for _ in 0..self.count()? {
+                    self.skip_string()?;
+                    if kind == kind::ZSET_2 {
+                        self.take(8)?;
+                    } else {
+                        match self.byte()? {
+                            253..=255 => {}
+                            n => {
+                                self.take(usize::from(n))?;
+                            }
+                        }
+                    }
+                }
+            }
+            kind::MODULE | kind::MODULE_2 => {
+                return Err(RdbError::Unsupported { code: kind, name: "module", at })
+            }
+            kind::STREAM_LISTPACKS | kind::STREAM_LISTPACKS_2 | kind::STREAM_LISTPACKS_3 => {
+                return Err(RdbError::Unsupported { code: kind, name: "stream", at })
+            }
+            code => return Err(RdbError::UnknownType { code, at }),
+        }
+        Ok(&self.data[at..self.pos])
+    }
+
     /// A double written as text with a length byte (253 NaN, 254 +inf, 255 -inf).
     fn text_double(&mut self) -> Result<f64, RdbError> {
         let at = self.pos;
