@@ -2,8 +2,8 @@
 # Snapshots, ferrokey (2 shards, no fork) against Debian's redis-server (fork), one after the
 # other on the same machine and CPUs, with the same data:
 #   - BGSAVE of KEYS keys of SIZE bytes: save time idle and under a fixed-rate SET load over the
-#     same keys, peak memory during the save against the steady memory (PSS of the server and
-#     its children, so that redis-server's fork counts only what copy-on-write duplicates), and
+#     same keys, peak memory during the save against the steady memory (the server's RSS plus
+#     its children's private pages: a fork counts only what copy-on-write duplicated), and
 #     the load's p99 with and without a save running;
 #   - load time at startup of the same file (redis-server's dump) into each.
 # Usage: scripts/bench-snapshot.sh [KEYS] [SIZE] [RATE]   (defaults 2000000 1000 20000)
@@ -23,11 +23,15 @@ wait_ready() { # port log
     redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.05
   done; echo "server on $1 did not start: $(tail -5 "$2")" >&2; return 1
 }
-# PSS (KiB) of a process and its children.
-pss() {
-  local total=0 p
-  for p in "$1" $(pgrep -P "$1" || true); do
-    total=$((total + $(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)))
+# Memory (KiB) of a server and its children: the server's RSS (from /proc/PID/status, which
+# does not walk its page tables: reading smaps of a 2 GB process every 20 ms stalls its
+# allocations on the mmap lock) plus each child's private pages (what a fork's copy-on-write
+# duplicated; the pages it shares with the server are counted once).
+mem() {
+  local total p
+  total=$(awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0)
+  for p in $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s + 0}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)))
   done
   echo "$total"
 }
@@ -49,7 +53,7 @@ bgsave() { # pid port
   t0=$(now)
   redis-cli -p "$2" bgsave >/dev/null
   while :; do
-    m=$(pss "$1"); [ "$m" -gt "$peak" ] && peak=$m
+    m=$(mem "$1"); [ "$m" -gt "$peak" ] && peak=$m
     [ "$(field "$2" rdb_bgsave_in_progress)" = 0 ] && break
     sleep 0.02
   done
@@ -70,7 +74,7 @@ for name in redis ferrokey; do
   "$FKB" -p "$port" -c 1 -P 256 -t set -n "$KEYS" -r "$KEYS" --key-pattern S -d "$SIZE" -q >/dev/null
   [ "$(redis-cli -p "$port" dbsize)" = "$KEYS" ] || { echo "$name: fill incomplete" >&2; exit 1; }
   sleep 2 # let the allocator settle before the steady figure
-  steady=$(pss "$pid")
+  steady=$(mem "$pid")
   read -r idle_s idle_peak < <(bgsave "$pid" "$port")
   window=$(python3 -c "import math; print(max(3, math.ceil($idle_s * 1.5) + 1))")
   load "$port" "$window" "$work/$name-base.csv"
