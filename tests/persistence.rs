@@ -394,15 +394,31 @@ fn a_damaged_dump_stops_the_start_and_stays_on_disk() {
     }
 }
 
+/// Ten accounts, over both shards, holding 1000 in all.
+fn open_accounts(c: &mut Connection) {
+    for i in 0..10 {
+        let () = redis::cmd("SET").arg(format!("account:{i}")).arg(100).query(c).unwrap();
+    }
+}
+
+/// Adds to `pipe` a move of 3 from account `from` to account `to`.
+fn transfer(pipe: &mut redis::Pipeline, from: u64, to: u64) {
+    pipe.cmd("DECRBY").arg(format!("account:{from}")).arg(3).ignore();
+    pipe.cmd("INCRBY").arg(format!("account:{to}")).arg(3).ignore();
+}
+
+/// What the ten accounts hold in all.
+fn accounts_total(c: &mut Connection) -> i64 {
+    (0..10).map(|i| redis::cmd("GET").arg(format!("account:{i}")).query::<i64>(c).unwrap()).sum()
+}
+
 #[test]
 fn a_save_is_one_point_in_time_across_shards() {
     let server = Server::start();
     let mut setup = server.conn(Mode::Plain);
     // Ten accounts over both shards hold 1000 in all; writers move amounts between them in
     // transactions while saves run.
-    for i in 0..10 {
-        let () = redis::cmd("SET").arg(format!("account:{i}")).arg(100).query(&mut setup).unwrap();
-    }
+    open_accounts(&mut setup);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writers: Vec<_> = (0..2)
         .map(|w| {
@@ -412,18 +428,9 @@ fn a_save_is_one_point_in_time_across_shards() {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) && moves < 20_000 {
                     let (from, to) = ((moves * 3 + w) % 10, (moves * 7 + w + 1) % 10);
                     if from != to {
-                        let () = redis::pipe()
-                            .atomic()
-                            .cmd("DECRBY")
-                            .arg(format!("account:{from}"))
-                            .arg(3)
-                            .ignore()
-                            .cmd("INCRBY")
-                            .arg(format!("account:{to}"))
-                            .arg(3)
-                            .ignore()
-                            .query(&mut c)
-                            .unwrap();
+                        let mut pipe = redis::pipe();
+                        transfer(pipe.atomic(), from, to);
+                        let () = pipe.query(&mut c).unwrap();
                     }
                     moves += 1;
                 }
@@ -444,10 +451,7 @@ fn a_save_is_one_point_in_time_across_shards() {
         let loaded =
             Server::with(common::Opts { extra: vec!["--dir".into(), load.path()], ..Default::default() });
         let mut c = loaded.conn(Mode::Plain);
-        let total: i64 = (0..10)
-            .map(|i| redis::cmd("GET").arg(format!("account:{i}")).query::<i64>(&mut c).unwrap())
-            .sum();
-        assert_eq!(total, 1000, "round {round}: the snapshot saw half a transaction");
+        assert_eq!(accounts_total(&mut c), 1000, "round {round}: the snapshot saw half a transaction");
     }
 }
 
@@ -493,9 +497,7 @@ fn a_background_save_is_one_point_in_time_while_writers_change_what_it_has_not_r
     for i in 0..pairs {
         let () = redis::cmd("MSET").arg(pair(i, 0)).arg(0).arg(pair(i, 1)).arg(0).query(&mut setup).unwrap();
     }
-    for i in 0..10 {
-        let () = redis::cmd("SET").arg(format!("account:{i}")).arg(100).query(&mut setup).unwrap();
-    }
+    open_accounts(&mut setup);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writers: Vec<_> = MODES
         .iter()
@@ -508,24 +510,12 @@ fn a_background_save_is_one_point_in_time_while_writers_change_what_it_has_not_r
                     round += 1;
                     let i = (round * 7 + w) % pairs;
                     let (from, to) = ((round * 3 + w) % 10, (round * 7 + w + 1) % 10);
-                    let () = redis::pipe()
-                        .atomic()
-                        .cmd("SET")
-                        .arg(pair(i, 0))
-                        .arg(round)
-                        .ignore()
-                        .cmd("SET")
-                        .arg(pair(i, 1))
-                        .arg(round)
-                        .ignore()
-                        .cmd("DECRBY")
-                        .arg(format!("account:{from}"))
-                        .arg(3)
-                        .ignore()
-                        .cmd("INCRBY")
-                        .arg(format!("account:{to}"))
-                        .arg(3)
-                        .ignore()
+                    let mut pipe = redis::pipe();
+                    pipe.atomic();
+                    pipe.cmd("SET").arg(pair(i, 0)).arg(round).ignore();
+                    pipe.cmd("SET").arg(pair(i, 1)).arg(round).ignore();
+                    transfer(&mut pipe, from as u64, to as u64);
+                    let () = pipe
                         .cmd("SET")
                         .arg(format!("fill:{}", round * 13 % 150_000))
                         .arg("changed")
@@ -562,9 +552,7 @@ fn a_background_save_is_one_point_in_time_while_writers_change_what_it_has_not_r
         ..Default::default()
     });
     let mut c = loaded.conn(Mode::Plain);
-    let total: i64 =
-        (0..10).map(|i| redis::cmd("GET").arg(format!("account:{i}")).query::<i64>(&mut c).unwrap()).sum();
-    assert_eq!(total, 1000, "the snapshot saw half a transaction");
+    assert_eq!(accounts_total(&mut c), 1000, "the snapshot saw half a transaction");
     for i in 0..pairs {
         let (a, b): (String, String) =
             redis::cmd("MGET").arg(pair(i, 0)).arg(pair(i, 1)).query(&mut c).unwrap();

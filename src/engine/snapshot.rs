@@ -143,6 +143,7 @@ fn finish(global: &Global, claim: &Claim, background: bool, result: &Result<(Sav
         return;
     }
     state.running = None;
+    let took = i64::try_from(claim.started.elapsed().as_secs()).unwrap_or(i64::MAX);
     match result {
         Ok((saved, cut)) => {
             state.last_save = unix_secs();
@@ -150,7 +151,7 @@ fn finish(global: &Global, claim: &Claim, background: bool, result: &Result<(Sav
             state.bgsave_failed = false;
             global.set_bgsave_failed(false);
             if background {
-                state.last_bgsave_secs = i64::try_from(claim.started.elapsed().as_secs()).unwrap_or(i64::MAX);
+                state.last_bgsave_secs = took;
                 state.last_presaved = cut.presaved.load(Ordering::Relaxed);
             }
             tracing::info!("DB saved on disk ({} keys, {} bytes)", saved.keys, saved.bytes);
@@ -164,7 +165,7 @@ fn finish(global: &Global, claim: &Claim, background: bool, result: &Result<(Sav
             if background {
                 state.bgsave_failed = true;
                 global.set_bgsave_failed(true);
-                state.last_bgsave_secs = i64::try_from(claim.started.elapsed().as_secs()).unwrap_or(i64::MAX);
+                state.last_bgsave_secs = took;
                 tracing::warn!("Background saving error");
             }
         }
@@ -214,8 +215,7 @@ pub(crate) async fn save(core: &Rc<Core>, tx: Option<&Tx>, other: OnRunning) -> 
         None => match core.router.begin((0..core.router.shards()).map(ShardId).collect()).await {
             Ok(tx) => Some(tx),
             Err(_) => {
-                let failed = Err(SaveError::Unavailable);
-                finish(&core.global, &claim, false, &failed);
+                finish(&core.global, &claim, false, &Err(SaveError::Unavailable));
                 return Err(SaveError::Unavailable);
             }
         },
@@ -256,9 +256,8 @@ pub(crate) async fn bgsave(core: &Rc<Core>) -> Result<(), SaveError> {
     let cut = match cut {
         Ok(cut) => cut,
         Err(e) => {
-            let failed = Err(SaveError::Unavailable);
             abort_everywhere(core, claim.id).await;
-            finish(&core.global, &claim, true, &failed);
+            finish(&core.global, &claim, true, &Err(SaveError::Unavailable));
             return Err(e);
         }
     };
