@@ -121,10 +121,21 @@ pub fn run(
     watch_signals(global.clone());
     watch_tls_files(global.clone());
 
-    // The dataset on disk, if any, loads while the cores start serving (they answer LOADING).
-    let dump = std::path::Path::new(&config.dir).join(&config.dbfilename);
-    let mut loads = crate::engine::snapshot::start_loading(&global, dump)
-        .map(|receivers| receivers.into_iter().map(Some).collect::<Vec<_>>());
+    // The dataset on disk, if any, loads while the cores start serving (they answer LOADING):
+    // the AOF when it is on (its base, then its commands, replayed by core 0), else the dump.
+    let (loads, mut replay) = if config.appendonly {
+        let startup = crate::engine::aof::open_at_startup(&config).map_err(|e| {
+            tracing::error!("{e}");
+            StartError::Load
+        })?;
+        let loads =
+            startup.rdb_base.clone().and_then(|base| crate::engine::snapshot::start_loading(&global, base));
+        (loads, Some(startup.start(&global)))
+    } else {
+        let dump = std::path::Path::new(&config.dir).join(&config.dbfilename);
+        (crate::engine::snapshot::start_loading(&global, dump), None)
+    };
+    let mut loads = loads.map(|receivers| receivers.into_iter().map(Some).collect::<Vec<_>>());
     if global.startup_failed() {
         return Err(StartError::Load);
     }
@@ -140,6 +151,7 @@ pub fn run(
         let (global, mesh, tls, ready) = (global.clone(), mesh.clone(), tls.clone(), ready_tx.clone());
         let shard = core.shard;
         let load = loads.as_mut().and_then(|l| l.get_mut(shard)).and_then(Option::take);
+        let load = CoreLoad { rdb: load, replay: if shard == 0 { replay.take() } else { None } };
         let spawned = LocalExecutorBuilder::new(Placement::Fixed(core.cpu))
             .name(&format!("ferrokey-{shard}"))
             .io_memory(usize::try_from(config.executor_io_memory.0).unwrap_or(usize::MAX))
@@ -200,6 +212,8 @@ pub fn run(
     for h in handles {
         let _ = h.join();
     }
+    // Every core has published what it logged: the writer writes it out and fsyncs.
+    crate::engine::aof::shutdown(&global);
     if global.startup_failed() {
         return Err(StartError::Load);
     }
@@ -227,6 +241,12 @@ fn banner(config: &Config, cores: &[CoreInfo], listening: &[(SocketAddr, bool)])
 }
 
 /// The life of one core.
+/// What a core loads at startup: its keys from an RDB file, and (core 0) the AOF's commands.
+struct CoreLoad {
+    rdb: Option<crate::engine::snapshot::LoadReceiver>,
+    replay: Option<crate::engine::aof::ReplayReceiver>,
+}
+
 async fn core_main(
     index: usize,
     global: Arc<Global>,
@@ -234,7 +254,7 @@ async fn core_main(
     tls: Arc<TlsSlot>,
     ready: crossbeam_channel::Sender<Result<Vec<(SocketAddr, bool)>, String>>,
     go: oneshot::Receiver<bool>,
-    load: Option<crate::engine::snapshot::LoadReceiver>,
+    load: CoreLoad,
 ) {
     crate::memory::mark_executor();
     let config = global.config();
@@ -274,8 +294,11 @@ async fn core_main(
     let router = Rc::new(Router::new(ShardId(id), shards, shard, local.clone(), mesh));
     let core = Rc::new(Core::new(router, global.clone()));
 
-    if let Some(batches) = load {
+    if let Some(batches) = load.rdb {
         glommio::spawn_local(crate::engine::snapshot::receive(core.clone(), batches)).detach();
+    }
+    if let Some(batches) = load.replay {
+        glommio::spawn_local(crate::engine::aof::replay(core.clone(), batches)).detach();
     }
     let mut accepts: Vec<Accepting> = listeners.into_iter().map(|l| Accepting::start(l, &core)).collect();
     let cron = glommio::spawn_local(cron(core.clone())).detach();
@@ -687,6 +710,7 @@ async fn cron(core: Rc<Core>) {
         if core.router.local().0 == 0 && persisted.elapsed() >= Duration::from_secs(1) {
             persisted = Instant::now();
             crate::engine::snapshot::tick(&core).await;
+            crate::engine::aof::tick(&core).await;
         }
         if sampled.elapsed() >= Rates::PERIOD {
             sampled = Instant::now();

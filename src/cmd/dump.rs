@@ -110,9 +110,22 @@ fn restore(c: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     // Already expired: nothing is stored (a replaced key stays deleted), as in Redis.
     if expires_at.is_some_and(|at| at <= c.now) {
+        if opts.replace {
+            c.log(&[b"DEL", key]);
+        } else {
+            c.log_nothing();
+        }
         return Ok(Reply::Ok);
     }
     c.db.set(key, value, expires_at);
+    // A relative TTL replays as the absolute time it gave, as Redis propagates it.
+    if let (Some(at), false, true) = (expires_at, opts.absttl, c.journaling()) {
+        let at = itoa::Buffer::new().format(at).to_owned();
+        let mut logged: Vec<&[u8]> = vec![b"RESTORE", key, at.as_bytes(), &args[3]];
+        logged.extend(args[4..].iter().map(|a| &a[..]));
+        logged.push(b"ABSTTL");
+        c.log(&logged);
+    }
     Ok(Reply::Ok)
 }
 

@@ -77,6 +77,9 @@ pub(crate) enum CmdError {
          the Redis logs for details about the RDB error."
     )]
     Misconf,
+    /// A write to the append-only file failed (Redis's text, with the system's reason).
+    #[error("MISCONF Errors writing to the AOF file: {0}")]
+    AofMisconf(String),
     /// RESTORE onto an existing key without REPLACE.
     #[error("BUSYKEY Target key name already exists.")]
     BusyKey,

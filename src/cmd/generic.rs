@@ -285,14 +285,27 @@ fn expire(ctx: &mut Ctx<'_>, args: &[Bytes], unit: ExpireIn) -> CmdResult {
         Some(cur) => !((gt && at <= cur as i64) || (lt && at >= cur as i64)),
     };
     if !allowed {
+        ctx.log_nothing();
         return Ok(Reply::Int(0));
     }
     if at <= ctx.now as i64 {
         ctx.db.remove(&args[1]);
+        ctx.log(&[b"DEL", &args[1]]);
     } else {
         ctx.db.set_expiry(&args[1], Some(at as u64));
+        log_pexpireat(ctx, &args[1], at, &args[3..]);
     }
     Ok(Reply::Int(1))
+}
+
+/// Logs an expiry as Redis propagates it: `PEXPIREAT key ms [options]`, an absolute time.
+pub(crate) fn log_pexpireat(ctx: &mut Ctx<'_>, key: &[u8], at: i64, options: &[Bytes]) {
+    if ctx.journaling() {
+        let at = itoa::Buffer::new().format(at).to_owned();
+        let mut logged: Vec<&[u8]> = vec![b"PEXPIREAT", key, at.as_bytes()];
+        logged.extend(options.iter().map(|o| &o[..]));
+        ctx.log(&logged);
+    }
 }
 
 /// What TTL-like commands report.

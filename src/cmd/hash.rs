@@ -236,6 +236,8 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     let text = Bytes::from(next.to_human());
     h.insert_copy(&args[2], Key::copy_from_slice(&text));
+    // The sum, not the increment: the float arithmetic is not replayed.
+    ctx.log(&[b"HSET", &args[1], &args[2], &text]);
     Ok(Reply::Bulk(text))
 }
 

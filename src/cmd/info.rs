@@ -319,7 +319,9 @@ fn memory(out: &mut String, facts: &Facts, global: &Global) {
 fn persistence(out: &mut String, facts: &Facts, global: &Global) {
     let state = global.persistence();
     let changes = facts.shards.iter().map(|s| s.db.changes).sum::<u64>();
-    let background = state.running.as_ref().filter(|r| r.background);
+    let background = state.running.as_ref().filter(|r| r.background && !r.rewrite);
+    let aof = &state.aof;
+    let aof_on = global.config().appendonly;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     fields!(out,
         "loading" => u8::from(global.loading()),
@@ -343,19 +345,29 @@ fn persistence(out: &mut String, facts: &Facts, global: &Global) {
         "rdb_last_cow_size" => state.last_presaved,
         "rdb_last_load_keys_expired" => state.expired_at_load,
         "rdb_last_load_keys_loaded" => state.loaded,
-        "aof_enabled" => 0,
-        "aof_rewrite_in_progress" => 0,
-        "aof_rewrite_scheduled" => 0,
-        "aof_last_rewrite_time_sec" => -1,
-        "aof_current_rewrite_time_sec" => -1,
-        "aof_last_bgrewrite_status" => "ok",
-        "aof_rewrites" => 0,
-        "aof_rewrites_consecutive_failures" => 0,
-        "aof_last_write_status" => "ok",
+        "aof_enabled" => u8::from(global.journal.active()),
+        "aof_rewrite_in_progress" => u8::from(aof.rewriting),
+        "aof_rewrite_scheduled" => u8::from(aof.rewrite_scheduled),
+        "aof_last_rewrite_time_sec" => aof.last_rewrite_secs.unwrap_or(-1),
+        "aof_current_rewrite_time_sec" => if aof.rewriting { i64::try_from(now.saturating_sub(aof.rewrite_started)).unwrap_or(-1) } else { -1 },
+        "aof_last_bgrewrite_status" => if aof.last_rewrite_failed { "err" } else { "ok" },
+        "aof_rewrites" => state.aof_rewrites,
+        "aof_rewrites_consecutive_failures" => aof.consecutive_failures,
+        "aof_last_write_status" => if aof.write_error.is_some() { "err" } else { "ok" },
         "aof_last_cow_size" => 0,
         "module_fork_in_progress" => 0,
         "module_fork_last_cow_size" => 0,
     );
+    if aof_on {
+        fields!(out,
+            "aof_current_size" => aof.current_size,
+            "aof_base_size" => aof.base_size,
+            "aof_pending_rewrite" => u8::from(aof.rewrite_scheduled),
+            "aof_buffer_length" => global.journal.buffered(),
+            "aof_pending_bio_fsync" => 0,
+            "aof_delayed_fsync" => 0,
+        );
+    }
 }
 
 fn stats(out: &mut String, facts: &Facts) {

@@ -399,7 +399,31 @@ pub(crate) fn lmove_here(
         return Ok(None);
     };
     access::list_push(ctx.db, ctx.now, dst, to, &e)?;
+    log_move(ctx, src, dst, from, to);
     Ok(Some(e))
+}
+
+/// The name of `end` as LMOVE takes it.
+fn end_name(end: End) -> &'static [u8] {
+    if end == End::Left {
+        b"LEFT"
+    } else {
+        b"RIGHT"
+    }
+}
+
+/// Logs a move as `LMOVE`: what BLMOVE and BRPOPLPUSH did, in their non-blocking form.
+fn log_move(ctx: &mut Ctx<'_>, src: &[u8], dst: &[u8], from: End, to: End) {
+    ctx.log(&[b"LMOVE", src, dst, end_name(from), end_name(to)]);
+}
+
+/// Logs a pop of `n` elements from `end` of `key` as `LPOP key n` or `RPOP key n`: what LMPOP,
+/// BLPOP and BLMPOP did, in the form Redis propagates.
+pub(crate) fn log_pop(ctx: &mut Ctx<'_>, key: &[u8], end: End, n: usize) {
+    if ctx.journaling() {
+        let n = itoa::Buffer::new().format(n).to_owned();
+        ctx.log(&[if end == End::Left { b"LPOP" } else { b"RPOP" }, key, n.as_bytes()]);
+    }
 }
 
 /// LMOVE across shards.
@@ -428,8 +452,17 @@ pub(crate) async fn move_across(
         return Ok(None);
     }
     tx.on(s_dst, db, move |c| Ok(access::list_pushable(c.db, c.now, &probe_dst)?)).await?;
-    let src = src.clone();
-    let popped = tx.on(s_src, db, move |c| Ok(access::list_pop(c.db, c.now, &src, from, 1)?)).await?;
+    let (src, logged_dst) = (src.clone(), dst.clone());
+    let popped = tx
+        .on(s_src, db, move |c| {
+            let popped = access::list_pop(c.db, c.now, &src, from, 1)?;
+            // The transaction's block holds the push too: one LMOVE replays both.
+            if popped.is_some() {
+                log_move(c, &src, &logged_dst, from, to);
+            }
+            Ok(popped)
+        })
+        .await?;
     let Some(e) = popped.and_then(|mut v| v.pop()) else { return Ok(None) };
     let (dst, pushed) = (dst.clone(), e.clone());
     tx.on(s_dst, db, move |c| Ok(access::list_push(c.db, c.now, &dst, to, &pushed)?)).await?;
@@ -475,6 +508,7 @@ pub(crate) fn mpop_here(
 ) -> Result<Option<(Bytes, Vec<Bytes>)>, CmdError> {
     for key in keys {
         if let Some(popped) = access::list_pop(ctx.db, ctx.now, key, end, count)? {
+            log_pop(ctx, key, end, popped.len());
             return Ok(Some((key.clone(), popped)));
         }
     }
@@ -492,9 +526,14 @@ pub(crate) async fn mpop_across(
 ) -> Result<Option<(Bytes, Vec<Bytes>)>, CmdError> {
     for key in keys {
         let k = key.clone();
-        if let Some(popped) =
-            tx.on(tx.shard_of(key), db, move |c| Ok(access::list_pop(c.db, c.now, &k, end, count)?)).await?
-        {
+        let pop = move |c: &mut Ctx<'_>| {
+            let popped = access::list_pop(c.db, c.now, &k, end, count)?;
+            if let Some(p) = &popped {
+                log_pop(c, &k, end, p.len());
+            }
+            Ok(popped)
+        };
+        if let Some(popped) = tx.on(tx.shard_of(key), db, pop).await? {
             return Ok(Some((key.clone(), popped)));
         }
     }
@@ -542,7 +581,7 @@ async fn block_pop(
         return Ok(Some(popped));
     }
     // Inside MULTI/EXEC a blocking pop never blocks, as in Redis.
-    if s.in_exec() {
+    if !s.may_block() {
         return Ok(None);
     }
     match blocking::wait(s, keys, |_, _| Wants::List { end, count, then_push: None }, limit, false).await {
@@ -623,7 +662,7 @@ async fn block_move(
     if let Some(e) = move_now(s, src, dst, from, to).await? {
         return Ok(Reply::Bulk(e));
     }
-    if s.in_exec() {
+    if !s.may_block() {
         return Ok(Reply::Nil);
     }
     let deadline = limit.map(|d| std::time::Instant::now() + d);

@@ -102,13 +102,17 @@ async fn flush(s: &mut Session, args: &[Bytes], all: bool) -> CmdResult {
         snapshot::cancel_background(&s.core.global);
     }
     let wipe = move |sh: &mut Shard| sh.flush(db);
+    let logged: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
     // Inside EXEC every shard is already held: wipe through that transaction.
-    if s.in_exec() {
+    if let Some(tx) = s.exec_tx.clone() {
+        tx.log(db, &logged);
         s.each_shard(wipe).await?;
     } else {
         let router = &s.core.router;
         let shards = (0..router.shards()).map(ShardId).collect();
         let tx = router.begin(shards).await.map_err(|_| CmdError::Unavailable)?;
+        // As Redis, logged even when there was nothing to flush.
+        tx.log(db, &logged);
         let work = tx.shards().iter().map(|&shard| (shard, wipe)).collect();
         if tx.finish(work).await.iter().any(Result::is_err) {
             return Err(CmdError::Unavailable);
@@ -186,7 +190,18 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> CmdResult {
         .collect();
     let global = &s.core.global;
     let before = global.listen_generation();
+    let appendonly = s.core.config().appendonly;
     global.set_config(&pairs).map_err(|e| CmdError::text(format!("ERR {e}")))?;
+    let config = global.config();
+    global.journal.set_waits(config.appendfsync == crate::config::AppendFsync::Always);
+    if config.appendonly != appendonly {
+        if let Err(why) = crate::engine::aof::set_appendonly(&s.core, config.appendonly).await {
+            let _ = global.set_config(&[("appendonly".into(), if appendonly { "yes" } else { "no" }.into())]);
+            return Err(CmdError::text(format!(
+                "ERR CONFIG SET failed (possibly related to argument 'appendonly') - {why}"
+            )));
+        }
+    }
     // As in Redis, the new ports listen once OK is sent. The cores rebind on their own loop
     // turn (within 20 ms); a core that takes longer than a second is left to it.
     let generation = global.listen_generation();

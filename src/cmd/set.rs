@@ -192,6 +192,16 @@ fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes], pop: bool) -> CmdResult {
                 }
             }
         })?;
+        // The draw is not replayed: what it removed is, as Redis propagates SPOP.
+        if ctx.journaling() && !picked.is_empty() {
+            if count.is_some() && !ctx.db.live(&args[1], ctx.now) {
+                ctx.log(&[b"DEL", &args[1]]);
+            } else {
+                for (m, ()) in &picked {
+                    ctx.log(&[b"SREM", &args[1], m]);
+                }
+            }
+        }
     }
     let members = picked.into_iter().map(|(m, ())| Reply::Bulk(m));
     Ok(match count {

@@ -246,10 +246,22 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let at = if opts.keep_ttl {
         ctx.db.write(&args[1], ctx.now).and_then(|e| e.expires_at()).map(|a| a as i64)
     } else {
+        if let Some(at) = at {
+            log_set_pxat(ctx, &args[1], &args[2], at);
+        }
         at
     };
     store(ctx, &args[1], &args[2], at);
     Ok(reply)
+}
+
+/// Logs a string set with an expiry as Redis propagates it: `SET key value PXAT ms`, an
+/// absolute time that replays to the same instant.
+fn log_set_pxat(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], at: i64) {
+    if ctx.journaling() {
+        let at = itoa::Buffer::new().format(at).to_owned();
+        ctx.log(&[b"SET", key, value, b"PXAT", at.as_bytes()]);
+    }
 }
 
 /// SETNX key value
@@ -264,6 +276,7 @@ fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// SETEX key seconds value, PSETEX key milliseconds value
 fn setex(ctx: &mut Ctx<'_>, args: &[Bytes], unit: ExpireIn) -> CmdResult {
     let at = expire_at(&args[2], unit, ctx.now, true, args)?;
+    log_set_pxat(ctx, &args[1], &args[3], at);
     store(ctx, &args[1], &args[3], Some(at));
     Ok(Reply::Ok)
 }
@@ -313,14 +326,19 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     match change {
         ExpiryChange::Keep => {}
         ExpiryChange::Persist => {
-            ctx.db.set_expiry(&args[1], None);
+            if ctx.db.read(&args[1], ctx.now).is_some_and(|e| e.expires_at().is_some()) {
+                ctx.db.set_expiry(&args[1], None);
+                ctx.log(&[b"PERSIST", &args[1]]);
+            }
         }
         ExpiryChange::In(unit, n) => match expire_at(n, unit, ctx.now, true, args)? {
             at if at <= ctx.now as i64 => {
                 ctx.db.remove(&args[1]);
+                ctx.log(&[b"DEL", &args[1]]);
             }
             at => {
                 ctx.db.set_expiry(&args[1], Some(at as u64));
+                crate::cmd::generic::log_pexpireat(ctx, &args[1], at, &[]);
             }
         },
     }
@@ -398,6 +416,8 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     } else {
         ctx.db.set(&args[1], Value::Str(Key::new(text.clone())), None);
     }
+    // The sum, not the increment: the float arithmetic is not replayed.
+    ctx.log(&[b"SET", &args[1], &text, b"KEEPTTL"]);
     Ok(Reply::Bulk(text))
 }
 

@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use crate::engine::command::{Commands, Run};
+use crate::engine::journal::Effects;
 use crate::engine::shard::Ctx;
 use crate::facade::Reply;
 use crate::storage::db::Db;
@@ -23,6 +24,7 @@ pub(crate) struct Fixture {
     pub(crate) now: u64,
     /// The selected database.
     pub(crate) db: usize,
+    effects: Effects,
 }
 
 fn registry() -> &'static Commands {
@@ -38,12 +40,13 @@ impl Fixture {
             rng: Rng::seeded(7),
             now: 1_700_000_000_000,
             db: 0,
+            effects: Effects::default(),
         }
     }
 
     /// The context a shard would give a command.
     pub(crate) fn ctx(&mut self) -> Ctx<'_> {
-        Ctx::new(&mut self.dbs, self.db, self.now, 512 << 20, &mut self.rng)
+        Ctx::new(&mut self.dbs, self.db, self.now, 512 << 20, &mut self.rng, &mut self.effects)
     }
 
     /// Runs one command line, split on spaces.

@@ -712,10 +712,20 @@ fn zpop_reply(popped: Popped) -> Reply {
 fn zmpop_here(ctx: &mut Ctx<'_>, keys: &[Bytes], max: bool, count: usize) -> Result<Popped, CmdError> {
     for key in keys {
         if let Some(popped) = access::zset_pop(ctx.db, ctx.now, key, max, count)? {
+            log_zpop(ctx, key, max, popped.len());
             return Ok(Some((key.clone(), popped)));
         }
     }
     Ok(None)
+}
+
+/// Logs a pop of `n` members as `ZPOPMIN key n` or `ZPOPMAX key n`: what ZMPOP, BZPOPMIN and
+/// BZMPOP did, in the form Redis propagates.
+fn log_zpop(ctx: &mut Ctx<'_>, key: &[u8], max: bool, n: usize) {
+    if ctx.journaling() {
+        let n = itoa::Buffer::new().format(n).to_owned();
+        ctx.log(&[if max { b"ZPOPMAX" } else { b"ZPOPMIN" }, key, n.as_bytes()]);
+    }
 }
 
 /// [`zmpop_here`] over keys on several shards, all held by `tx`: the first non-empty sorted
@@ -729,7 +739,13 @@ async fn zmpop_across_keys(
 ) -> Result<Popped, CmdError> {
     for key in keys {
         let k = key.clone();
-        let popped = tx.on(tx.shard_of(key), db, move |c| Ok(access::zset_pop(c.db, c.now, &k, max, count)?));
+        let popped = tx.on(tx.shard_of(key), db, move |c| {
+            let popped = access::zset_pop(c.db, c.now, &k, max, count)?;
+            if let Some(p) = &popped {
+                log_zpop(c, &k, max, p.len());
+            }
+            Ok(popped)
+        });
         if let Some(popped) = popped.await? {
             return Ok(Some((key.clone(), popped)));
         }
@@ -775,7 +791,7 @@ async fn block_zpop(
         return Ok(Some(popped));
     }
     // Inside MULTI/EXEC a blocking pop never blocks, as in Redis.
-    if s.in_exec() {
+    if !s.may_block() {
         return Ok(None);
     }
     match blocking::wait(s, keys, |_, _| Wants::ZSet { max, count }, limit, false).await {

@@ -8,8 +8,8 @@ use std::path::Path;
 
 pub use file::Line;
 pub use value::{
-    trim_double, ConfigValue, CpuList, LogLevel, Memory, OutputLimit, OutputLimits, Percentiles, SavePoints,
-    TlsAuthClients,
+    trim_double, AppendFsync, ConfigValue, CpuList, LogLevel, Memory, OutputLimit, OutputLimits, Percentiles,
+    SavePoints, TlsAuthClients,
 };
 
 /// A configuration problem, found at startup or by CONFIG SET.
@@ -139,6 +139,14 @@ directives! {
     "rdbcompression" => rdbcompression: bool = true, true;
     "rdbchecksum" => rdbchecksum: bool = true, true;
     "appendonly" => appendonly: bool = false, true;
+    "appendfilename" => appendfilename: String = "appendonly.aof".into(), false;
+    "appenddirname" => appenddirname: String = "appendonlydir".into(), false;
+    "appendfsync" => appendfsync: AppendFsync = AppendFsync::Everysec, true;
+    "no-appendfsync-on-rewrite" => no_appendfsync_on_rewrite: bool = false, true;
+    "auto-aof-rewrite-percentage" => auto_aof_rewrite_percentage: u64 = 100, true;
+    "auto-aof-rewrite-min-size" => auto_aof_rewrite_min_size: Memory = Memory(64 << 20), true;
+    "aof-load-truncated" => aof_load_truncated: bool = true, true;
+    "aof-use-rdb-preamble" => aof_use_rdb_preamble: bool = true, true;
     "loglevel" => loglevel: LogLevel = LogLevel::Notice, true;
     "logfile" => logfile: String = String::new(), false;
     "pidfile" => pidfile: String = String::new(), false;
@@ -241,8 +249,16 @@ impl Config {
         if self.dbfilename.is_empty() || self.dbfilename.contains('/') {
             return Err("dbfilename can't be a path, just a filename".into());
         }
-        if self.appendonly {
-            return Err("ferrokey has no append-only file: appendonly must be no".into());
+        for (name, value, what) in [
+            ("appendfilename", &self.appendfilename, "filename"),
+            ("appenddirname", &self.appenddirname, "dirname"),
+        ] {
+            if value.is_empty() {
+                return Err(format!("{name} can't be empty"));
+            }
+            if value.contains('/') || value.contains('\\') {
+                return Err(format!("{name} can't be a path, just a {what}"));
+            }
         }
         Ok(())
     }
@@ -404,7 +420,22 @@ mod tests {
         assert_eq!(c.get(&[b"save"]), vec![("save", String::new())]);
         assert!(c.set(&[("save".into(), "60".into())]).is_err());
         assert!(c.set(&[("save".into(), "x 1".into())]).is_err());
-        let err = c.set(&[("appendonly".into(), "yes".into())]).unwrap_err().to_string();
-        assert!(err.contains("append-only"), "{err}");
+    }
+
+    #[test]
+    fn aof_names_follow_redis_rules() {
+        let mut c = Config::default();
+        assert_eq!(c.get(&[b"appendfsync"]), vec![("appendfsync", "everysec".to_owned())]);
+        c.set(&[("appendfsync".into(), "always".into())]).unwrap();
+        assert_eq!(c.appendfsync, AppendFsync::Always);
+        assert!(matches!(
+            c.set(&[("appendfilename".into(), "x.aof".into())]),
+            Err(ConfigError::Immutable(_))
+        ));
+        c.appenddirname = "a/b".into();
+        assert_eq!(c.validate(), Err("appenddirname can't be a path, just a dirname".into()));
+        c.appenddirname = "d".into();
+        c.appendfilename = String::new();
+        assert_eq!(c.validate(), Err("appendfilename can't be empty".into()));
     }
 }

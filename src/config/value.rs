@@ -333,6 +333,18 @@ keyword_enum! {
     }
 }
 
+keyword_enum! {
+    /// `appendfsync`: when the append-only file is flushed to disk.
+    AppendFsync {
+        /// Before every reply that follows a write (group commit: one fsync per round).
+        Always = "always",
+        /// Once a second.
+        Everysec = "everysec",
+        /// When the kernel decides.
+        No = "no",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

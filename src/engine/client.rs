@@ -78,6 +78,14 @@ pub(crate) struct Client {
 }
 
 impl Client {
+    /// The client that replays the AOF at startup (Redis's `CLIENT_ID_AOF`), on core `core`:
+    /// no socket, never listed.
+    #[must_use]
+    pub(crate) fn internal(core: usize) -> Client {
+        let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
+        Client::new(u64::MAX, nowhere, nowhere, None, core, -1)
+    }
+
     /// A client that just connected.
     #[must_use]
     pub(crate) fn new(

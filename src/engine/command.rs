@@ -13,7 +13,7 @@ use bytes::Bytes;
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::router::Tx;
 use crate::engine::session::Session;
-use crate::engine::shard::ShardFn;
+use crate::engine::shard::{ShardCmd, ShardFn};
 use crate::engine::spec::{find_keys, Acl, Docs, Flags, KeyFlags, KeySpec, Legacy, Prefetch};
 use crate::storage::db::MemberRef;
 
@@ -117,6 +117,20 @@ impl Command {
             when_subscribed: false,
             fan_out: false,
             id: 0,
+        }
+    }
+
+    /// This command bound for a shard: `run` (its body, or a split command's part) on `args`
+    /// in database `db`.
+    #[must_use]
+    pub(crate) fn shard_cmd(&self, run: ShardFn, db: usize, args: Vec<Bytes>) -> ShardCmd {
+        ShardCmd {
+            id: Some(self.id),
+            prefetch: self.prefetch,
+            run,
+            db,
+            args,
+            write: self.flags.contains(crate::engine::spec::flag::WRITE),
         }
     }
 

@@ -14,9 +14,9 @@ use bytes::{Bytes, BytesMut};
 
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::client::Client;
-use crate::engine::command::{Command, Merge, Run};
+use crate::engine::command::{AcrossFn, Command, Merge, Run};
 use crate::engine::plan::{plan, Plan};
-use crate::engine::router::Unavailable;
+use crate::engine::router::{Tx, Unavailable};
 use crate::engine::session::Session;
 use crate::engine::shard::{Shard, ShardCmd, ShardFn};
 use crate::engine::slot::ShardId;
@@ -44,15 +44,23 @@ impl Session {
             if !self.authed && !cmd.flags.contains(crate::engine::spec::flag::NO_AUTH) {
                 return Err(CmdError::NoAuth);
             }
-            if self.core.global.bgsave_failed()
-                && (cmd.flags.contains(crate::engine::spec::flag::WRITE) || cmd.name == "ping")
-                && self.core.config().refuses_writes()
-            {
-                return Err(CmdError::Misconf);
+            let writes = cmd.flags.contains(crate::engine::spec::flag::WRITE);
+            if !self.replaying {
+                if self.core.global.bgsave_failed()
+                    && (writes || cmd.name == "ping")
+                    && self.core.config().refuses_writes()
+                {
+                    return Err(CmdError::Misconf);
+                }
+                if self.core.global.aof_failed() && (writes || cmd.name == "ping") {
+                    let why = self.core.global.persistence().aof.write_error.clone().unwrap_or_default();
+                    return Err(CmdError::AofMisconf(why));
+                }
+                if self.core.global.loading() && !cmd.flags.contains(crate::engine::spec::flag::LOADING) {
+                    return Err(CmdError::Loading);
+                }
             }
-            if self.core.global.loading() && !cmd.flags.contains(crate::engine::spec::flag::LOADING) {
-                return Err(CmdError::Loading);
-            }
+            self.wrote |= writes;
             if self.multi.is_some() && cmd.flags.contains(crate::engine::spec::flag::NO_MULTI) {
                 return Err(CmdError::NotInMulti);
             }
@@ -124,10 +132,7 @@ impl Session {
             }
             Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _) => {
                 match plan(cmd, &args, &self.core.router) {
-                    Ok(Plan::Shard(shard)) => self.queue(
-                        shard,
-                        ShardCmd { id: Some(cmd.id), prefetch: cmd.prefetch, run, db: self.db, args },
-                    ),
+                    Ok(Plan::Shard(shard)) => self.queue(shard, cmd.shard_cmd(run, self.db, args)),
                     Ok(planned) => {
                         self.settle(out).await;
                         // Boxed: a rare path whose large future must not size every idle connection.
@@ -167,8 +172,7 @@ impl Session {
         let started = Started::now();
         let result: CmdResult = match (planned, cmd.run) {
             (Plan::Shard(shard), Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _)) => {
-                let shard_cmd =
-                    ShardCmd { id: Some(cmd.id), prefetch: cmd.prefetch, run, db, args: args.to_vec() };
+                let shard_cmd = cmd.shard_cmd(run, db, args.to_vec());
                 return self
                     .run_on(shard, move |sh: &mut Shard| sh.exec(&shard_cmd))
                     .await
@@ -179,10 +183,10 @@ impl Session {
                 return self.record(cmd, started, Ok(reply));
             }
             (Plan::Across(shards), Run::Across(_, across)) => match self.exec_tx.clone() {
-                Some(tx) => across(&tx, db, args).await,
+                Some(tx) => run_across(cmd, across, &tx, db, args).await,
                 None => match self.core.router.begin(shards).await {
                     Ok(tx) => {
-                        let result = across(&tx, db, args).await;
+                        let result = run_across(cmd, across, &tx, db, args).await;
                         tx.release().await;
                         result
                     }
@@ -216,7 +220,7 @@ impl Session {
                 for &p in positions {
                     sub.extend_from_slice(&args[p..(p + step).min(args.len())]);
                 }
-                let cmd = ShardCmd { id: None, prefetch: cmd.prefetch, run, db, args: sub };
+                let cmd = ShardCmd { id: None, ..cmd.shard_cmd(run, db, sub) };
                 (s, move |shard: &mut Shard| shard.exec(&cmd))
             })
             .collect();
@@ -278,6 +282,19 @@ impl Session {
             reply.unwrap_or_else(|| CmdError::Unavailable.into()).encode(self.resp3, out);
         }
     }
+}
+
+/// Runs a command's cross-shard protocol in `tx` and logs it as it came when it wrote and its
+/// shards logged nothing of it themselves (LMPOP's shards log the pop they made).
+async fn run_across(cmd: &Command, across: AcrossFn, tx: &Tx, db: usize, args: &[Bytes]) -> CmdResult {
+    let journaling = tx.journaling() && cmd.flags.contains(crate::engine::spec::flag::WRITE);
+    let before = if journaling { tx.explicit() } else { 0 };
+    let result = across(tx, db, args).await;
+    if journaling && result.is_ok() && tx.explicit() == before {
+        let logged: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+        tx.log(Some(db), &logged);
+    }
+    result
 }
 
 fn unavailable(_: Unavailable) -> Reply {
@@ -366,6 +383,12 @@ impl Service for Session {
         }
         self.settle(out).await;
         self.client.db.set(self.db);
+        // `appendfsync always`: no reply before its write is on disk. Every write of this call
+        // was published before its reply came back; one fsync covers every connection waiting.
+        if std::mem::take(&mut self.wrote) && self.core.global.journal.waits() {
+            let journal = &self.core.global.journal;
+            journal.durable(journal.last_ticket()).await;
+        }
         if self.closing || self.client.is_killed() {
             Flow::Close
         } else {

@@ -28,6 +28,8 @@ pub(crate) type Reconfigure = dyn Fn(&Config, &Config) -> Result<Commit, String>
 
 /// Process-wide state.
 pub(crate) struct Global {
+    /// Every shard's writes, merged into one ordered stream (the AOF's).
+    pub(crate) journal: crate::engine::journal::Journal,
     reconfigure: OnceLock<Box<Reconfigure>>,
     listen_generation: AtomicU64,
     /// The listen generation each core has bound, by core.
@@ -45,6 +47,7 @@ pub(crate) struct Global {
     shutdown_asap: AtomicBool,
     /// The last background save failed (read on every write command, for MISCONF).
     bgsave_failed: AtomicBool,
+    aof_failed: AtomicBool,
     /// When the server started.
     pub(crate) started: Instant,
     /// The executors.
@@ -64,7 +67,8 @@ pub(crate) struct Global {
     /// The dataset is being loaded: commands without the `loading` flag answer LOADING.
     loading: AtomicBool,
     /// How far loading has come.
-    load_progress: crate::engine::persist::LoadProgress,
+    /// How far loading got.
+    pub(crate) load_progress: crate::engine::persist::LoadProgress,
     /// Startup failed after the cores started (the dataset did not load): exit with an error.
     startup_failed: AtomicBool,
 }
@@ -85,6 +89,7 @@ impl Global {
         );
         let (max_bulk, latency_tracking) = (config.proto_max_bulk_len.0, config.latency_tracking);
         Global {
+            journal: crate::engine::journal::Journal::new(cores.len()),
             reconfigure: OnceLock::new(),
             listen_generation: AtomicU64::new(0),
             bound: cores.iter().map(|_| AtomicU64::new(0)).collect(),
@@ -99,6 +104,7 @@ impl Global {
             shutdown: AtomicBool::new(false),
             shutdown_asap: AtomicBool::new(false),
             bgsave_failed: AtomicBool::new(false),
+            aof_failed: AtomicBool::new(false),
             started: Instant::now(),
             cores,
             run_id,
@@ -272,7 +278,8 @@ impl Global {
         self.load_check();
     }
 
-    fn load_check(&self) {
+    /// Ends loading once everything is in.
+    pub(crate) fn load_check(&self) {
         if self.load_progress.finished(self.cores.len()) && !self.startup_failed() {
             self.set_loading(false);
         }
@@ -298,6 +305,17 @@ impl Global {
     /// Records whether the last background save failed (see [`Global::refuses_writes`]).
     pub(crate) fn set_bgsave_failed(&self, failed: bool) {
         self.bgsave_failed.store(failed, Ordering::Release);
+    }
+
+    /// Records whether the last write to the AOF failed (writes then get `-MISCONF`).
+    pub(crate) fn set_aof_failed(&self, failed: bool) {
+        self.aof_failed.store(failed, Ordering::Release);
+    }
+
+    /// Whether the last write to the AOF failed: one relaxed load, for every write command.
+    #[must_use]
+    pub(crate) fn aof_failed(&self) -> bool {
+        self.aof_failed.load(Ordering::Relaxed)
     }
 
     /// Whether the last background save failed: one relaxed load, for every write command.

@@ -2,12 +2,14 @@
 //! sessions that coordinate commands, blocked clients and watched keys. Knows nothing of
 //! sockets or TLS, and no command family: commands reach it as [`command::Command`]s.
 
+pub(crate) mod aof;
 pub(crate) mod blocking;
 pub(crate) mod client;
 pub(crate) mod command;
 pub(crate) mod core;
 pub(crate) mod dispatch;
 pub(crate) mod global;
+pub(crate) mod journal;
 pub(crate) mod local;
 pub(crate) mod persist;
 pub(crate) mod plan;

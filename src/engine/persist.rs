@@ -38,6 +38,33 @@ pub(crate) struct PersistState {
     pub(crate) loaded: u64,
     /// Keys skipped at load because they had expired.
     pub(crate) expired_at_load: u64,
+    /// AOF rewrites started.
+    pub(crate) aof_rewrites: u64,
+    /// The AOF's state and figures (INFO's `aof_*` fields).
+    pub(crate) aof: AofInfo,
+}
+
+/// What INFO shows of the append-only file.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct AofInfo {
+    /// A rewrite is running (from its cut until its base is in the manifest).
+    pub(crate) rewriting: bool,
+    /// When the running rewrite started (Unix seconds).
+    pub(crate) rewrite_started: u64,
+    /// A rewrite waits for a background save to end.
+    pub(crate) rewrite_scheduled: bool,
+    /// How long the last rewrite took, in seconds (-1: none yet).
+    pub(crate) last_rewrite_secs: Option<i64>,
+    /// Whether the last rewrite failed.
+    pub(crate) last_rewrite_failed: bool,
+    /// Rewrites that failed in a row.
+    pub(crate) consecutive_failures: u64,
+    /// The last write or fsync error, until a write succeeds.
+    pub(crate) write_error: Option<String>,
+    /// Bytes in the base and incremental files.
+    pub(crate) current_size: u64,
+    /// Bytes of the AOF after the last rewrite (or at startup), for automatic rewrites.
+    pub(crate) base_size: u64,
 }
 
 /// A save in progress.
@@ -45,8 +72,10 @@ pub(crate) struct PersistState {
 pub(crate) struct Running {
     /// Its id (shards know their snapshot by it; it names the temp file).
     pub(crate) id: u64,
-    /// BGSAVE (or a save point), not SAVE.
+    /// BGSAVE (or a save point) or an AOF rewrite, not SAVE.
     pub(crate) background: bool,
+    /// An AOF rewrite.
+    pub(crate) rewrite: bool,
     /// When it started (Unix seconds).
     pub(crate) started: u64,
     /// Set when another save replaced it (FLUSHALL, SHUTDOWN, DEBUG RELOAD): its writer stops
@@ -68,13 +97,24 @@ pub(crate) struct LoadProgress {
     pub(crate) cores_done: AtomicUsize,
     /// Whether the loader sent everything.
     pub(crate) sent: AtomicBool,
+    /// An RDB file is being loaded (the dump, or the AOF's base).
+    pub(crate) rdb: AtomicBool,
+    /// The AOF's commands are still to replay (and its journal to turn on).
+    pub(crate) aof_pending: AtomicBool,
 }
 
 impl LoadProgress {
-    /// Whether loading is over: everything sent and every core done.
+    /// Whether the RDB file, if any, is in: everything sent and every core done.
+    #[must_use]
+    pub(crate) fn rdb_done(&self, cores: usize) -> bool {
+        !self.rdb.load(Ordering::Acquire)
+            || self.sent.load(Ordering::Acquire) && self.cores_done.load(Ordering::Acquire) >= cores
+    }
+
+    /// Whether loading is over.
     #[must_use]
     pub(crate) fn finished(&self, cores: usize) -> bool {
-        self.sent.load(Ordering::Acquire) && self.cores_done.load(Ordering::Acquire) >= cores
+        self.rdb_done(cores) && !self.aof_pending.load(Ordering::Acquire)
     }
 }
 

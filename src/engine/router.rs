@@ -12,11 +12,14 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use futures::channel::oneshot;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 
 use crate::cmd::error::CmdError;
+use crate::engine::global::Global;
+use crate::engine::journal::Marker;
 use crate::engine::local::Local;
 use crate::engine::shard::{Ctx, Shard};
 use crate::engine::slot::{ShardId, Slot};
@@ -52,6 +55,8 @@ pub(crate) enum Hop {
     /// Acquire the gate, run `job`, release: a transaction's last shard in lock order, whose
     /// one hop needs no round trip while the gate is held.
     LockRun {
+        /// The transaction it ends.
+        tx: TxId,
         /// The work, run with the gate held.
         job: Job,
     },
@@ -95,7 +100,7 @@ impl Host {
             Hop::Lock { tx, granted } if self.open() => self.grant(tx, granted),
             // Holding the gate only while the job runs is holding it atomically: nothing else
             // runs on this core meanwhile.
-            Hop::LockRun { job } if self.open() => self.run_atomic(job),
+            Hop::LockRun { tx, job } if self.open() => self.run_atomic(tx, job),
             hop => self.waiting.borrow_mut().push_back(hop),
         }
     }
@@ -104,18 +109,19 @@ impl Host {
         let mut shard = self.shard.borrow_mut();
         shard.tick();
         job(&mut shard);
+        shard.publish();
     }
 
-    /// Runs a job that holds the gate while it runs: one atomic unit.
-    fn run_atomic(&self, job: Job) {
+    /// Runs a job of transaction `tx` that holds the gate while it runs: one atomic unit.
+    fn run_atomic(&self, tx: TxId, job: Job) {
         let mut shard = self.shard.borrow_mut();
         shard.tick();
-        shard.atomically(job);
+        shard.atomically_in(tx.0, job);
     }
 
     fn grant(&self, tx: TxId, granted: oneshot::Sender<()>) {
         self.holder.set(Some(tx));
-        self.shard.borrow_mut().begin_atomic();
+        self.shard.borrow_mut().begin_tx(tx.0);
         // The requester is gone (its connection closed): nobody will unlock, so release now.
         if granted.send(()).is_err() {
             self.release();
@@ -126,12 +132,12 @@ impl Host {
     /// before anything else runs), then the hops that waited run in order.
     fn release(&self) {
         self.holder.set(None);
-        self.shard.borrow_mut().end_atomic();
+        self.shard.borrow_mut().end_tx();
         loop {
             let Some(hop) = self.waiting.borrow_mut().pop_front() else { return };
             match hop {
                 Hop::Run { job, .. } => self.run_job(job),
-                Hop::LockRun { job } => self.run_atomic(job),
+                Hop::LockRun { tx, job } => self.run_atomic(tx, job),
                 Hop::Core { job } => job(&self.local),
                 Hop::Lock { tx, granted } => {
                     self.grant(tx, granted);
@@ -151,6 +157,7 @@ pub(crate) struct Router {
     host: Rc<Host>,
     senders: Option<Senders<Hop>>,
     next_tx: Cell<u64>,
+    global: Arc<Global>,
 }
 
 impl Router {
@@ -164,6 +171,7 @@ impl Router {
         local: Rc<Local>,
         mesh: Option<(Senders<Hop>, Receivers<Hop>)>,
     ) -> Router {
+        let global = shard.global().clone();
         let host = Rc::new(Host {
             shard: RefCell::new(shard),
             local,
@@ -182,7 +190,7 @@ impl Router {
             }
             senders
         });
-        Router { me, shards, host, senders, next_tx: Cell::new(0) }
+        Router { me, shards, host, senders, next_tx: Cell::new(0), global }
     }
 
     /// This core's shard.
@@ -220,7 +228,12 @@ impl Router {
     /// Runs `f` on the local shard now if its gate is open. The caller ticks the shard's clock
     /// (once per batch: see [`Shard::tick`]).
     pub(crate) fn try_local<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> Option<R> {
-        self.host.open().then(|| f(&mut self.host.shard.borrow_mut()))
+        self.host.open().then(|| {
+            let mut shard = self.host.shard.borrow_mut();
+            let r = f(&mut shard);
+            shard.publish();
+            r
+        })
     }
 
     /// Runs `f` on core `core`'s local state and returns its result; this core's at once.
@@ -276,7 +289,9 @@ impl Router {
                 let r = {
                     let mut shard = self.host.shard.borrow_mut();
                     shard.tick();
-                    f(&mut shard)
+                    let r = f(&mut shard);
+                    shard.publish();
+                    r
                 };
                 if unlock {
                     self.host.release();
@@ -285,8 +300,12 @@ impl Router {
             }
         }
         let (done, result) = oneshot::channel();
+        // Published before the reply leaves: a caller that waits for its writes to be durable
+        // must find them in the journal.
         let job: Job = Box::new(move |s| {
-            let _ = done.send(f(s));
+            let r = f(s);
+            s.publish();
+            let _ = done.send(r);
         });
         self.send(shard, Hop::Run { tx, unlock, job }).await?;
         result.await.map_err(|_| Unavailable(shard.0))
@@ -325,9 +344,11 @@ impl Router {
         };
         let (done, result) = oneshot::channel();
         let job: Job = Box::new(move |s| {
-            let _ = done.send(last_job(s));
+            let r = last_job(s);
+            s.publish();
+            let _ = done.send(r);
         });
-        let last_result = match self.send(last, Hop::LockRun { job }).await {
+        let last_result = match self.send(last, Hop::LockRun { tx: tx.id, job }).await {
             Ok(()) => result.await.map_err(|_| Unavailable(last.0)),
             Err(e) => Err(e),
         };
@@ -370,6 +391,36 @@ impl Tx {
     #[must_use]
     pub(crate) fn shards(&self) -> &[ShardId] {
         &self.locked
+    }
+
+    /// Whether the journal records effects.
+    #[must_use]
+    pub(crate) fn journaling(&self) -> bool {
+        self.router.global.journal.active()
+    }
+
+    /// Logs a command the coordinator ran through this transaction (FLUSHALL, a cross-shard
+    /// RENAME) as its effect, in the transaction's block: after everything its shards logged
+    /// before it took them, before anything they log after it.
+    pub(crate) fn log(&self, db: Option<usize>, args: &[&[u8]]) {
+        let journal = &self.router.global.journal;
+        if journal.active() {
+            let lanes: Vec<usize> = self.locked.iter().map(|s| s.0).collect();
+            journal.log_tx(self.id.0, &lanes, db, args);
+        }
+    }
+
+    /// Puts `marker` into the journal at this transaction's place.
+    pub(crate) fn mark(&self, marker: Marker) {
+        let lanes: Vec<usize> = self.locked.iter().map(|s| s.0).collect();
+        self.router.global.journal.mark_tx(self.id.0, &lanes, marker);
+    }
+
+    /// Commands the transaction's bodies logged themselves so far (a cross-shard command whose
+    /// shards logged its effect is not logged again as it came).
+    #[must_use]
+    pub(crate) fn explicit(&self) -> usize {
+        self.router.global.journal.tx_explicit(self.id.0)
     }
 
     /// Runs `f` on one of the transaction's shards, keeping the gate.
@@ -425,13 +476,18 @@ impl Tx {
         let jobs = futures::future::join_all(
             work.into_iter().map(|(shard, f)| router.run_inner(shard, id, true, f)),
         );
-        futures::future::join(jobs, unlocks).await.0
+        let results = futures::future::join(jobs, unlocks).await.0;
+        self.router.global.journal.seal(self.id.0);
+        results
     }
 }
 
 impl Drop for Tx {
     fn drop(&mut self) {
+        // Once its gates are released nothing more is logged as this transaction's: its block
+        // may be written once its lanes reach it.
         if self.locked.is_empty() {
+            self.router.global.journal.seal(self.id.0);
             return;
         }
         let (router, id, locked) = (self.router.clone(), self.id, std::mem::take(&mut self.locked));
@@ -439,6 +495,7 @@ impl Drop for Tx {
             for shard in locked {
                 let _ = router.run_inner(shard, Some(id), true, |_| ()).await;
             }
+            router.global.journal.seal(id.0);
         })
         .detach();
     }

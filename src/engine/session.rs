@@ -62,6 +62,12 @@ pub(crate) struct Session {
     pub(crate) pipeline: Pipeline,
     /// Nanoseconds the running command has spent blocked (left out of its statistics).
     pub(crate) blocked_ns: std::cell::Cell<u64>,
+    /// The session replaying the AOF at startup: it runs while others get LOADING, and its
+    /// blocking commands never block (Redis's `CLIENT_DENY_BLOCKING`).
+    pub(crate) replaying: bool,
+    /// A write command ran in the current call: under `appendfsync always` its replies wait
+    /// for the disk.
+    pub(crate) wrote: bool,
 }
 
 impl Session {
@@ -84,6 +90,8 @@ impl Session {
             patterns: BTreeSet::new(),
             pipeline: Pipeline { batches: (0..shards).map(|_| Vec::new()).collect(), slots: Vec::new() },
             blocked_ns: std::cell::Cell::new(0),
+            replaying: false,
+            wrote: false,
         }
     }
 
@@ -121,6 +129,13 @@ impl Session {
     #[must_use]
     pub(crate) fn in_exec(&self) -> bool {
         self.exec_tx.is_some()
+    }
+
+    /// Whether a blocking command may block: not inside EXEC, nor while replaying the AOF, as
+    /// in Redis.
+    #[must_use]
+    pub(crate) fn may_block(&self) -> bool {
+        !self.in_exec() && !self.replaying
     }
 
     /// Runs `f` on `shard`: through the running EXEC's transaction if there is one.

@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::global::Global;
+use crate::engine::journal::{Effects, TxKey};
 use crate::engine::persist::LoadItem;
 use crate::engine::slot::ShardId;
 use crate::engine::spec::Prefetch;
@@ -35,14 +36,50 @@ pub(crate) struct Ctx<'a> {
     pub(crate) rng: &'a mut Rng,
     /// The shard's other databases, before and after the selected one (COPY ... DB).
     others: (&'a mut [Db], &'a mut [Db]),
+    /// What the command logs for the journal (see [`Ctx::log`]).
+    effects: &'a mut Effects,
 }
 
 impl<'a> Ctx<'a> {
     /// Splits `dbs` around database `index` into a context.
-    pub(crate) fn new(dbs: &'a mut [Db], index: usize, now: u64, max_bulk: u64, rng: &'a mut Rng) -> Ctx<'a> {
+    pub(crate) fn new(
+        dbs: &'a mut [Db],
+        index: usize,
+        now: u64,
+        max_bulk: u64,
+        rng: &'a mut Rng,
+        effects: &'a mut Effects,
+    ) -> Ctx<'a> {
         let (before, rest) = dbs.split_at_mut(index);
         let (db, after) = rest.split_first_mut().expect("database index checked by SELECT");
-        Ctx { db, now, max_bulk, rng, others: (before, after) }
+        Ctx { db, now, max_bulk, rng, others: (before, after), effects }
+    }
+
+    /// Whether the journal records effects: a body that logs its own (see [`Ctx::log`]) need
+    /// not build them otherwise.
+    #[must_use]
+    pub(crate) fn journaling(&self) -> bool {
+        self.effects.on()
+    }
+
+    /// Logs `args`, run in the selected database, as the effect of what the body did, in place
+    /// of the request (`SET k v PXAT ms` for `SET k v EX s`, `LPOP k` for a served `BLPOP`).
+    /// Keys found expired so far are logged first, as they were removed first.
+    pub(crate) fn log(&mut self, args: &[&[u8]]) {
+        if !self.effects.on() {
+            return;
+        }
+        let index = self.index();
+        log_expired(self.others.0, 0, self.effects);
+        log_expired(std::slice::from_mut(self.db), index, self.effects);
+        log_expired(self.others.1, index + 1, self.effects);
+        self.effects.push_explicit(Some(index), args);
+    }
+
+    /// The command changed nothing worth logging, though it may have touched a key: nothing
+    /// is logged as it came (EXPIRE whose condition failed: its relative time must not replay).
+    pub(crate) fn log_nothing(&mut self) {
+        self.effects.suppress();
     }
 
     /// How many databases the shard has.
@@ -68,6 +105,17 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// Logs a `DEL` for each key of `dbs` (numbered from `first`) that expired since last asked.
+fn log_expired(dbs: &mut [Db], first: usize, effects: &mut Effects) {
+    for (i, db) in dbs.iter_mut().enumerate() {
+        if let Some(keys) = db.take_expired() {
+            for key in keys {
+                effects.push(Some(first + i), &[b"DEL", &key]);
+            }
+        }
+    }
+}
+
 /// A command body that runs on the shard owning its keys; `args[0]` is the command name.
 pub(crate) type ShardFn = fn(&mut Ctx<'_>, &[Bytes]) -> CmdResult;
 
@@ -85,6 +133,8 @@ pub(crate) struct ShardCmd {
     pub(crate) db: usize,
     /// The arguments, name first.
     pub(crate) args: Vec<Bytes>,
+    /// A write command: logged as it came when it changed something and logged nothing itself.
+    pub(crate) write: bool,
 }
 
 /// Who watches and who waits on the keys of one database.
@@ -113,6 +163,12 @@ pub(crate) struct Shard {
     stats: Stats,
     /// The snapshot running here, by id (see [`Shard::begin_snapshot`]).
     snapshot: Option<u64>,
+    /// This shard's lane in the journal.
+    lane: usize,
+    /// What commands logged since the last [`Shard::publish`].
+    effects: Effects,
+    /// The multi-shard transaction holding the gate, if one does.
+    in_tx: Option<TxKey>,
 }
 
 impl Shard {
@@ -130,6 +186,9 @@ impl Shard {
             rng: Rng::seeded(id.0 as u64),
             stats: Stats::default(),
             snapshot: None,
+            lane: id.0,
+            effects: Effects::default(),
+            in_tx: None,
         }
     }
 
@@ -145,7 +204,8 @@ impl Shard {
     pub(crate) fn exec(&mut self, cmd: &ShardCmd) -> Reply {
         let started = Started::now();
         let max_bulk = self.global.max_bulk();
-        let mut ctx = Ctx::new(&mut self.dbs, cmd.db, self.clock, max_bulk, &mut self.rng);
+        let logging = self.effects.on().then(|| (self.changes(), self.effects.explicit()));
+        let mut ctx = Ctx::new(&mut self.dbs, cmd.db, self.clock, max_bulk, &mut self.rng, &mut self.effects);
         let run = std::panic::AssertUnwindSafe(|| (cmd.run)(&mut ctx, &cmd.args));
         let reply = match std::panic::catch_unwind(run) {
             Ok(Ok(reply)) => reply,
@@ -158,6 +218,9 @@ impl Shard {
         };
         // Serving the clients it unblocked is not the command's time, as in Redis.
         let nanos = started.elapsed_ns();
+        if let Some((changes, explicit)) = logging {
+            self.log_command(cmd, changes, explicit);
+        }
         self.settle();
         if let Some(id) = cmd.id {
             self.stats.called(id, nanos, &reply, self.global.latency_tracking());
@@ -165,25 +228,89 @@ impl Shard {
         reply
     }
 
+    /// Logs what `cmd` did: the keys it found expired, then its own effect: what its body
+    /// logged, or else the request as it came if it is a write that changed something.
+    fn log_command(&mut self, cmd: &ShardCmd, changes_before: u64, explicit_before: usize) {
+        self.log_expired();
+        if cmd.write && self.effects.explicit() == explicit_before && self.changes() != changes_before {
+            let args: Vec<&[u8]> = cmd.args.iter().map(|a| &a[..]).collect();
+            self.effects.push(Some(cmd.db), &args);
+        }
+    }
+
+    /// Logs a `DEL` for every key that expired since last asked.
+    fn log_expired(&mut self) {
+        log_expired(&mut self.dbs, 0, &mut self.effects);
+    }
+
+    /// Key changes over every database (Redis's `dirty`).
+    fn changes(&self) -> u64 {
+        self.dbs.iter().map(|d| d.stats.changes).sum()
+    }
+
+    /// Hands what was logged since the last call to the journal, as part of the transaction
+    /// holding the gate if one does. The router calls it at the end of every piece of work it
+    /// runs here, before the reply leaves.
+    pub(crate) fn publish(&mut self) {
+        if !self.effects.on() {
+            return;
+        }
+        self.log_expired();
+        self.global.journal.publish(self.lane, self.in_tx, &mut self.effects);
+    }
+
+    /// Starts or stops logging effects (the AOF turned on or off): called on every shard with
+    /// every gate held.
+    pub(crate) fn set_journaling(&mut self, on: bool) {
+        self.effects.set_on(on);
+        self.dbs.iter_mut().for_each(|d| d.report_expired(on));
+    }
+
     /// Runs `f` as one atomic unit: clients blocked on keys it makes ready are served once it
     /// has finished, as Redis serves them after a whole command, EXEC or script. Units nest;
-    /// the outermost one serves.
+    /// the outermost one serves. What it logs is written as one `MULTI`/`EXEC`.
     pub(crate) fn atomically<R>(&mut self, f: impl FnOnce(&mut Shard) -> R) -> R {
         let outer = std::mem::replace(&mut self.atomic, true);
+        if !outer {
+            self.effects.begin_unit();
+        }
         let r = f(self);
         if !outer {
+            self.log_expired();
+            self.effects.end_unit();
             self.end_atomic();
         }
         r
     }
 
-    /// A transaction took the gate: an atomic unit begins that lasts until [`Shard::end_atomic`].
-    pub(crate) fn begin_atomic(&mut self) {
+    /// Runs `f` as one atomic unit of transaction `tx` (its last shard, whose one hop takes the
+    /// gate, runs and releases it).
+    pub(crate) fn atomically_in<R>(&mut self, tx: TxKey, f: impl FnOnce(&mut Shard) -> R) -> R {
+        self.in_tx = Some(tx);
+        let r = self.atomically(f);
+        self.publish();
+        self.in_tx = None;
+        r
+    }
+
+    /// Transaction `tx` took the gate: an atomic unit begins that lasts until
+    /// [`Shard::end_tx`].
+    pub(crate) fn begin_tx(&mut self, tx: TxKey) {
+        self.publish();
+        self.in_tx = Some(tx);
         self.atomic = true;
     }
 
+    /// The transaction released the gate (its hops published what they logged); the clients
+    /// blocked on every key it made ready are served.
+    pub(crate) fn end_tx(&mut self) {
+        self.in_tx = None;
+        self.end_atomic();
+        self.publish();
+    }
+
     /// The atomic unit ended: serves the clients blocked on every key it made ready.
-    pub(crate) fn end_atomic(&mut self) {
+    fn end_atomic(&mut self) {
         self.atomic = false;
         self.settle();
     }
@@ -207,7 +334,13 @@ impl Shard {
                 if self.atomic || !obs.waiters.has_ready() {
                     break;
                 }
-                obs.waiters.serve_round(db, self.clock, &mut kept);
+                let effects = &mut self.effects;
+                let mut log = |args: &[&[u8]]| {
+                    if effects.on() {
+                        effects.push_explicit(Some(i), args);
+                    }
+                };
+                obs.waiters.serve_round(db, self.clock, &mut kept, &mut log);
             }
         }
         self.observing = self.dbs.iter().any(Db::observing);
@@ -235,7 +368,8 @@ impl Shard {
     /// Runs `f` with the context of database `db`, then settles what it changed.
     pub(crate) fn with_db<R>(&mut self, db: usize, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
         let max_bulk = self.global.max_bulk();
-        let r = f(&mut Ctx::new(&mut self.dbs, db, self.clock, max_bulk, &mut self.rng));
+        let r = f(&mut Ctx::new(&mut self.dbs, db, self.clock, max_bulk, &mut self.rng, &mut self.effects));
+        self.log_expired();
         self.settle();
         r
     }
@@ -276,16 +410,26 @@ impl Shard {
 
     /// Takes snapshot `id`'s cut of every database (O(1) each; see [`Db::begin_snapshot`]),
     /// ending any other; returns each database's keys and keys with a TTL, and the change count.
-    pub(crate) fn begin_snapshot(&mut self, id: u64, compress: bool) -> (Vec<(u64, u64)>, u64) {
+    /// Entries are written as RDB, or as `commands` (an AOF base without RDB preamble).
+    pub(crate) fn begin_snapshot(
+        &mut self,
+        id: u64,
+        compress: bool,
+        commands: bool,
+    ) -> (Vec<(u64, u64)>, u64) {
         fn write(out: &mut Vec<u8>, key: &[u8], entry: &Entry, compress: bool) {
             rdb::file::entry(out, key, &entry.value, entry.expires_at(), compress);
         }
+        fn write_commands(out: &mut Vec<u8>, key: &[u8], entry: &Entry, _: bool) {
+            crate::storage::aof::entry_as_commands(out, key, entry);
+        }
         self.snapshot = Some(id);
+        let writer: crate::storage::db::EntryWriter = if commands { write_commands } else { write };
         let sizes = self
             .dbs
             .iter_mut()
             .map(|d| {
-                d.begin_snapshot(write, compress);
+                d.begin_snapshot(writer, compress);
                 (d.len() as u64, d.expires_len() as u64)
             })
             .collect();
@@ -329,6 +473,12 @@ impl Shard {
         }
         self.settle();
         result
+    }
+
+    /// The state every core shares.
+    #[must_use]
+    pub(crate) fn global(&self) -> &Arc<Global> {
+        &self.global
     }
 
     /// Every database.

@@ -43,7 +43,7 @@ use crate::storage::rdb::{crc64, file};
 const SAVE_PIECE: Budget = Budget { bytes: 4 << 20, time: Duration::from_millis(100) };
 /// A piece of a background save: it runs between the shard's commands, so it is short (its
 /// time is what it adds to a command's latency) yet long against the hop that asks for it.
-const BGSAVE_PIECE: Budget = Budget { bytes: 256 << 10, time: Duration::from_micros(250) };
+pub(crate) const BGSAVE_PIECE: Budget = Budget { bytes: 256 << 10, time: Duration::from_micros(250) };
 /// The pause after each piece of a background save, in which the reactor runs.
 const PIECE_PAUSE: Duration = Duration::from_micros(20);
 /// Keys per batch sent to a core while loading.
@@ -58,6 +58,9 @@ pub(crate) enum SaveError {
     /// Another save is running.
     #[error("Background save already in progress")]
     InProgress,
+    /// An AOF rewrite is running (it takes the shards' snapshot).
+    #[error("Background append only file rewriting already in progress")]
+    RewriteInProgress,
     /// A shard could not be reached (shutting down).
     #[error("a shard is unavailable")]
     Unavailable,
@@ -96,38 +99,69 @@ fn unix_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// What takes the shards' snapshot: one at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SaveKind {
+    /// SAVE (and the saves of FLUSHALL, SHUTDOWN, DEBUG RELOAD).
+    Save,
+    /// BGSAVE or a save point.
+    Background,
+    /// An AOF rewrite (BGREWRITEAOF, turning the AOF on, automatic rewrites).
+    Rewrite,
+}
+
 /// Marks a save as running; the claim knows its id, cancel flag and progress counter.
-struct Claim {
-    id: u64,
+pub(crate) struct Claim {
+    /// The snapshot's id.
+    pub(crate) id: u64,
     cancelled: Arc<AtomicBool>,
     keys_done: Arc<AtomicU64>,
     started: Instant,
 }
 
-fn claim(global: &Global, background: bool, other: OnRunning) -> Result<Claim, SaveError> {
+impl Claim {
+    /// Whether another save replaced this one.
+    #[must_use]
+    pub(crate) fn cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+}
+
+/// Marks a save of `kind` as running, or says what runs already.
+///
+/// # Errors
+/// Another save or rewrite running (when `other` is [`OnRunning::Refuse`]).
+pub(crate) fn claim(global: &Global, kind: SaveKind, other: OnRunning) -> Result<Claim, SaveError> {
+    let background = kind != SaveKind::Save;
     let mut state = global.persistence();
     if let Some(running) = state.running.take() {
         if other == OnRunning::Refuse {
+            let busy = if running.rewrite { SaveError::RewriteInProgress } else { SaveError::InProgress };
             state.running = Some(running);
-            return Err(SaveError::InProgress);
+            return Err(busy);
         }
         tracing::warn!("Killing the running background save (id {})", running.id);
         running.cancelled.store(true, Ordering::Release);
     }
     state.next_id += 1;
-    state.saves += 1;
+    if kind == SaveKind::Rewrite {
+        state.aof_rewrites += 1;
+    } else {
+        state.saves += 1;
+    }
     let claim = Claim {
         id: state.next_id,
         cancelled: Arc::new(AtomicBool::new(false)),
         keys_done: Arc::new(AtomicU64::new(0)),
         started: Instant::now(),
     };
-    if background {
+    if kind == SaveKind::Background {
         state.last_bgsave_try = unix_secs();
     }
     state.running = Some(Running {
         id: claim.id,
         background,
+        rewrite: kind == SaveKind::Rewrite,
         started: unix_secs(),
         cancelled: claim.cancelled.clone(),
         keys_total: 0,
@@ -173,7 +207,7 @@ fn finish(global: &Global, claim: &Claim, background: bool, result: &Result<(Sav
 }
 
 /// The state of every shard at the cut.
-struct Cut {
+pub(crate) struct Cut {
     /// Per database: keys and keys with a TTL, over every shard.
     sizes: Vec<(u64, u64)>,
     /// Key changes counted over every shard.
@@ -182,12 +216,15 @@ struct Cut {
     presaved: AtomicU64,
 }
 
-/// Takes the cut of snapshot `id` on every shard, through `tx`, which holds them all.
-async fn cut(core: &Core, tx: &Tx, id: u64) -> Result<Cut, SaveError> {
+/// Takes the cut of snapshot `id` on every shard, through `tx`, which holds them all; entries
+/// are written as RDB, or as commands.
+pub(crate) async fn cut(core: &Core, tx: &Tx, id: u64, commands: bool) -> Result<Cut, SaveError> {
     let config = core.config();
     let compress = config.rdbcompression;
     let begun = futures::future::join_all(
-        tx.shards().iter().map(|&s| tx.run(s, move |sh: &mut Shard| sh.begin_snapshot(id, compress))),
+        tx.shards()
+            .iter()
+            .map(|&s| tx.run(s, move |sh: &mut Shard| sh.begin_snapshot(id, compress, commands))),
     )
     .await;
     let mut cut = Cut { sizes: vec![(0, 0); config.databases], changes: 0, presaved: AtomicU64::new(0) };
@@ -209,7 +246,7 @@ async fn cut(core: &Core, tx: &Tx, id: u64) -> Result<Cut, SaveError> {
 /// Another save running (when `other` is [`OnRunning::Refuse`]), an unreachable shard, or a
 /// file that could not be written.
 pub(crate) async fn save(core: &Rc<Core>, tx: Option<&Tx>, other: OnRunning) -> Result<Saved, SaveError> {
-    let claim = claim(&core.global, false, other)?;
+    let claim = claim(&core.global, SaveKind::Save, other)?;
     let own = match tx {
         Some(_) => None,
         None => match core.router.begin((0..core.router.shards()).map(ShardId).collect()).await {
@@ -221,8 +258,11 @@ pub(crate) async fn save(core: &Rc<Core>, tx: Option<&Tx>, other: OnRunning) -> 
         },
     };
     let Some(tx) = tx.or(own.as_ref()) else { return Err(SaveError::Unavailable) };
-    let result = match cut(core, tx, claim.id).await {
-        Ok(cut) => write(core, Some(tx), &claim, SAVE_PIECE, &cut).await.map(|saved| (saved, cut)),
+    let result = match cut(core, tx, claim.id, false).await {
+        Ok(cut) => {
+            let output = Output::dump(&core.config(), claim.id);
+            write(core, Some(tx), &claim, SAVE_PIECE, &cut, &output).await.map(|saved| (saved, cut))
+        }
         Err(e) => Err(e),
     };
     if result.is_err() {
@@ -244,10 +284,10 @@ pub(crate) async fn save(core: &Rc<Core>, tx: Option<&Tx>, other: OnRunning) -> 
 /// # Errors
 /// Another save running, or an unreachable shard.
 pub(crate) async fn bgsave(core: &Rc<Core>) -> Result<(), SaveError> {
-    let claim = claim(&core.global, true, OnRunning::Refuse)?;
+    let claim = claim(&core.global, SaveKind::Background, OnRunning::Refuse)?;
     let cut = match core.router.begin((0..core.router.shards()).map(ShardId).collect()).await {
         Ok(tx) => {
-            let cut = cut(core, &tx, claim.id).await;
+            let cut = cut(core, &tx, claim.id, false).await;
             tx.release().await;
             cut
         }
@@ -267,7 +307,8 @@ pub(crate) async fn bgsave(core: &Rc<Core>) -> Result<(), SaveError> {
     tracing::info!("Background saving started (id {})", claim.id);
     let core = core.clone();
     glommio::spawn_local(async move {
-        let result = write(&core, None, &claim, BGSAVE_PIECE, &cut).await;
+        let output = Output::dump(&core.config(), claim.id);
+        let result = write(&core, None, &claim, BGSAVE_PIECE, &cut, &output).await;
         if result.is_err() && !claim.cancelled.load(Ordering::Acquire) {
             abort_everywhere(&core, claim.id).await;
         }
@@ -277,8 +318,16 @@ pub(crate) async fn bgsave(core: &Rc<Core>) -> Result<(), SaveError> {
     Ok(())
 }
 
+/// Forgets save `claim` as running (an AOF rewrite whose base the writer now puts in place).
+pub(crate) fn release_claim(global: &Global, claim: &Claim) {
+    let mut state = global.persistence();
+    if state.running.as_ref().is_some_and(|r| r.id == claim.id) {
+        state.running = None;
+    }
+}
+
 /// Ends snapshot `id` unfinished on every shard.
-async fn abort_everywhere(core: &Core, id: u64) {
+pub(crate) async fn abort_everywhere(core: &Core, id: u64) {
     for shard in (0..core.router.shards()).map(ShardId) {
         let _ = core.router.run(shard, None, move |sh: &mut Shard| sh.abort_snapshot(id)).await;
     }
@@ -288,7 +337,7 @@ async fn abort_everywhere(core: &Core, id: u64) {
 /// writer stops at its next piece and removes its temp file.
 pub(crate) fn cancel_background(global: &Global) {
     let mut state = global.persistence();
-    if state.running.as_ref().is_some_and(|r| r.background) {
+    if state.running.as_ref().is_some_and(|r| r.background && !r.rewrite) {
         if let Some(running) = state.running.take() {
             tracing::warn!("Killing the running background save (id {})", running.id);
             running.cancelled.store(true, Ordering::Release);
@@ -296,39 +345,84 @@ pub(crate) fn cancel_background(global: &Global) {
     }
 }
 
+/// Where and how a snapshot is written.
+pub(crate) struct Output {
+    /// The directory it goes to (fsynced after the rename).
+    pub(crate) dir: PathBuf,
+    /// The temp file it is written to.
+    pub(crate) temp: PathBuf,
+    /// The name it is renamed to once durable; `None` leaves the durable temp file for the
+    /// caller (an AOF rewrite's base, which the AOF writer puts in place).
+    pub(crate) target: Option<PathBuf>,
+    /// The form: RDB (with its `aof-base` aux field: 1 for an AOF base), or commands.
+    pub(crate) form: Form,
+}
+
+/// The form of a snapshot file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// An RDB file; `aof_base` when it is the base of an AOF.
+    Rdb {
+        /// Whether it is an AOF's base (its `aof-base` aux field).
+        aof_base: bool,
+    },
+    /// Commands (an AOF base without RDB preamble).
+    Commands,
+}
+
+impl Output {
+    /// The dump file of `config`, through `temp-<pid>-<id>.rdb`.
+    fn dump(config: &crate::config::Config, id: u64) -> Output {
+        let dir = PathBuf::from(&config.dir);
+        Output {
+            temp: dir.join(format!("temp-{}-{}.rdb", std::process::id(), id)),
+            target: Some(dir.join(&config.dbfilename)),
+            dir,
+            form: Form::Rdb { aof_base: false },
+        }
+    }
+}
+
 /// Writes snapshot `claim` (its cut taken) to the temp file, piece by piece, through `tx` when
-/// the save holds every gate; then fsync, rename, directory fsync.
-async fn write(
+/// the save holds every gate; then fsync, and, with a target, rename and directory fsync.
+pub(crate) async fn write(
     core: &Core,
     tx: Option<&Tx>,
     claim: &Claim,
     piece: Budget,
     cut: &Cut,
+    output: &Output,
 ) -> Result<Saved, SaveError> {
     let config = core.config();
-    let dir = PathBuf::from(&config.dir);
-    let temp = dir.join(format!("temp-{}-{}.rdb", std::process::id(), claim.id));
-    let target = dir.join(&config.dbfilename);
-    let mut writer = Writer::create(&temp).await?;
+    let temp = &output.temp;
+    let mut writer = Writer::create(temp).await?;
     let written = async {
-        let used = crate::memory::used([crate::memory::here()]).to_string();
-        let ctime = unix_secs().to_string();
-        writer
-            .write(file::header(&[
-                ("redis-ver", crate::REDIS_VERSION.as_bytes()),
-                ("redis-bits", b"64"),
-                ("ctime", ctime.as_bytes()),
-                ("used-mem", used.as_bytes()),
-                ("aof-base", b"0"),
-            ]))
-            .await?;
+        if let Form::Rdb { aof_base } = output.form {
+            let used = crate::memory::used([crate::memory::here()]).to_string();
+            let ctime = unix_secs().to_string();
+            writer
+                .write(file::header(&[
+                    ("redis-ver", crate::REDIS_VERSION.as_bytes()),
+                    ("redis-bits", b"64"),
+                    ("ctime", ctime.as_bytes()),
+                    ("used-mem", used.as_bytes()),
+                    ("aof-base", if aof_base { b"1" } else { b"0" }),
+                ]))
+                .await?;
+        }
         let mut keys = 0;
         let id = claim.id;
         for (db, &(count, expires)) in cut.sizes.iter().enumerate() {
             if count == 0 {
                 continue;
             }
-            writer.write(file::select_db(db, count, expires)).await?;
+            if output.form == Form::Commands {
+                let mut select = Vec::new();
+                crate::storage::aof::select_as_command(&mut select, db);
+                writer.write(select).await?;
+            } else {
+                writer.write(file::select_db(db, count, expires)).await?;
+            }
             for shard in (0..core.router.shards()).map(ShardId) {
                 loop {
                     if claim.cancelled.load(Ordering::Acquire) {
@@ -356,8 +450,10 @@ async fn write(
                 }
             }
         }
-        let trailer = file::trailer(writer.crc, config.rdbchecksum);
-        writer.write(trailer).await?;
+        if let Form::Rdb { .. } = output.form {
+            let trailer = file::trailer(writer.crc, config.rdbchecksum);
+            writer.write(trailer).await?;
+        }
         Ok(keys)
     }
     .await;
@@ -373,7 +469,7 @@ async fn write(
         return Err(SaveError::Cancelled);
     }
     let bytes = writer.pos;
-    writer.commit(&target, &dir).await?;
+    writer.commit(output.target.as_deref(), &output.dir).await?;
     Ok(Saved { keys, bytes })
 }
 
@@ -444,8 +540,9 @@ impl Writer {
         Ok(())
     }
 
-    /// Makes the file durable and puts it in place: fsync, rename over `target`, fsync `dir`.
-    async fn commit(self, target: &Path, dir: &Path) -> Result<(), SaveError> {
+    /// Makes the file durable and, with a `target`, puts it in place: fsync, rename over
+    /// `target`, fsync `dir`.
+    async fn commit(self, target: Option<&Path>, dir: &Path) -> Result<(), SaveError> {
         let Writer { out, temp, .. } = self;
         let synced = match out {
             Out::Direct(mut stream) => {
@@ -469,9 +566,10 @@ impl Writer {
                 synced
             }
         };
-        let renamed = match synced {
-            Ok(()) => glommio::io::rename(&temp, target).await.map_err(io_error(target)),
-            Err(e) => Err(e),
+        let renamed = match (synced, target) {
+            (Ok(()), Some(target)) => glommio::io::rename(&temp, target).await.map_err(io_error(target)),
+            (Ok(()), None) => return Ok(()),
+            (Err(e), _) => Err(e),
         };
         if let Err(e) = renamed {
             let _ = glommio::io::remove(&temp).await;
@@ -594,6 +692,7 @@ pub(crate) fn start_loading(global: &Arc<Global>, path: PathBuf) -> Option<Vec<L
     let (senders, receivers): (Vec<_>, Vec<_>) =
         (0..cores).map(|_| mpsc::channel::<Vec<LoadItem>>(4)).unzip();
     global.set_loading(true);
+    global.load_progress.rdb.store(true, Ordering::Release);
     let failed = global.clone();
     let global = global.clone();
     let spawned = std::thread::Builder::new().name("ferrokey-load".into()).spawn(move || {

@@ -80,7 +80,7 @@ async fn one_hop(
                 Err(e.into())
             }
             (Ok(_), Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _)) => {
-                Ok(ShardCmd { id: Some(cmd.id), prefetch: cmd.prefetch, run, db, args })
+                Ok(cmd.shard_cmd(run, db, args))
             }
             (Ok(_), _) => Err(CmdError::Internal.into()),
         })

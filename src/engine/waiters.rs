@@ -135,7 +135,13 @@ impl Waiters {
     /// in the order they blocked (Redis's `handleClientsBlockedOnKeys`). Serving a BLMOVE pushes
     /// onto its destination, a change the caller reports back before the next round.
     /// `kept` counts, per key, the elements kept back for woken BLMOVE waiters across rounds.
-    pub(crate) fn serve_round(&mut self, db: &mut Db, now: u64, kept: &mut Vec<(Bytes, usize)>) {
+    pub(crate) fn serve_round(
+        &mut self,
+        db: &mut Db,
+        now: u64,
+        kept: &mut Vec<(Bytes, usize)>,
+        log: &mut dyn FnMut(&[&[u8]]),
+    ) {
         for key in std::mem::take(&mut self.ready) {
             let at = match kept.iter().position(|(k, _)| *k == key) {
                 Some(at) => at,
@@ -144,13 +150,20 @@ impl Waiters {
                     kept.len() - 1
                 }
             };
-            self.serve_key(db, now, &key, &mut kept[at].1);
+            self.serve_key(db, now, &key, &mut kept[at].1, log);
             self.prune(db, &key);
         }
     }
 
     /// Serves the waiters of `key` while it holds elements beyond the `kept` ones.
-    fn serve_key(&mut self, db: &mut Db, now: u64, key: &Bytes, kept: &mut usize) {
+    fn serve_key(
+        &mut self,
+        db: &mut Db,
+        now: u64,
+        key: &Bytes,
+        kept: &mut usize,
+        log: &mut dyn FnMut(&[&[u8]]),
+    ) {
         while let Some((list, len)) = poppable(db, now, key) {
             if len <= *kept {
                 return;
@@ -183,9 +196,15 @@ impl Waiters {
                     let Ok(Some(popped)) = access::list_pop(db, now, key, *end, count) else {
                         return;
                     };
+                    let side = |e: End| if e == End::Left { &b"LEFT"[..] } else { b"RIGHT" };
                     if let (Some((dst, to)), Some(e)) = (then_push, popped.first()) {
                         // Checked above; the push makes the destination ready for its waiters.
                         let _ = access::list_push(db, now, dst, *to, e);
+                        log_after_expiries(db, log, &[b"LMOVE", key, dst, side(*end), side(*to)]);
+                    } else {
+                        let n = itoa::Buffer::new().format(popped.len()).to_owned();
+                        let name: &[u8] = if *end == End::Left { b"LPOP" } else { b"RPOP" };
+                        log_after_expiries(db, log, &[name, key, n.as_bytes()]);
                     }
                     Served::List(popped)
                 }
@@ -193,6 +212,9 @@ impl Waiters {
                     let Ok(Some(popped)) = access::zset_pop(db, now, key, *max, *count) else {
                         return;
                     };
+                    let n = itoa::Buffer::new().format(popped.len()).to_owned();
+                    let name: &[u8] = if *max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+                    log_after_expiries(db, log, &[name, key, n.as_bytes()]);
                     Served::ZSet(popped)
                 }
             };
@@ -200,6 +222,15 @@ impl Waiters {
             let _ = w.deliver.try_send((key.clone(), served));
         }
     }
+}
+
+/// Logs a served pop in its non-blocking form (as Redis propagates a served BLPOP), after the
+/// `DEL` of every key found expired on the way (a BLMOVE's destination, say).
+fn log_after_expiries(db: &mut Db, log: &mut dyn FnMut(&[&[u8]]), args: &[&[u8]]) {
+    for key in db.take_expired().unwrap_or_default() {
+        log(&[b"DEL", &key]);
+    }
+    log(args);
 }
 
 /// Whether `key` holds a non-empty list (`true`) or sorted set (`false`), and how many

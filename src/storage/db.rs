@@ -171,6 +171,10 @@ pub(crate) struct Db {
     mark: bool,
     /// The snapshot in progress, if one is.
     snapshot: Option<Box<Snapshot>>,
+    /// Whether keys removed because they expired are recorded (the journal logs their DEL).
+    report_expired: bool,
+    /// Keys removed because they expired, in order, until taken.
+    expired_keys: Vec<Bytes>,
 }
 
 /// Writes one entry as a snapshot file holds it (`key`, the entry, whether to compress). The
@@ -295,8 +299,7 @@ impl Db {
             Some(e) => e.expires_at().is_some_and(|at| at <= now),
         };
         if expired {
-            self.remove(key);
-            self.stats.expired += 1;
+            self.expire(key);
             self.stats.misses += 1;
             return None;
         }
@@ -333,8 +336,7 @@ impl Db {
         match self.entries.get(key) {
             None => false,
             Some(e) if e.expires_at().is_some_and(|at| at <= now) => {
-                self.remove(key);
-                self.stats.expired += 1;
+                self.expire(key);
                 false
             }
             Some(_) => true,
@@ -407,6 +409,29 @@ impl Db {
             self.expires.remove(key);
         }
         Some(entry)
+    }
+
+    /// Removes `key` because its time ran out: counted, and recorded when asked.
+    fn expire(&mut self, key: &[u8]) {
+        if self.remove(key).is_some() {
+            self.stats.expired += 1;
+            if self.report_expired {
+                self.expired_keys.push(Bytes::copy_from_slice(key));
+            }
+        }
+    }
+
+    /// Starts or stops recording the keys that expire (see [`Db::take_expired`]).
+    pub(crate) fn report_expired(&mut self, on: bool) {
+        self.report_expired = on;
+        if !on {
+            self.expired_keys.clear();
+        }
+    }
+
+    /// Takes the keys that expired since the last call, in order.
+    pub(crate) fn take_expired(&mut self) -> Option<Vec<Bytes>> {
+        (!self.expired_keys.is_empty()).then(|| std::mem::take(&mut self.expired_keys))
     }
 
     /// Starts recording the changes of `key` (a client WATCHes it, or blocks on it); one call
@@ -512,8 +537,7 @@ impl Db {
             if !expired {
                 return Some(key);
             }
-            self.remove(&key);
-            self.stats.expired += 1;
+            self.expire(&key);
         }
         None
     }
@@ -542,9 +566,8 @@ impl Db {
             }
         }
         for key in &due {
-            self.remove(key);
+            self.expire(key);
         }
-        self.stats.expired += due.len() as u64;
         if self.expires.is_empty() {
             self.avg_ttl = 0;
         } else if let Some(sample) = ttl_sum.checked_div(ttl_samples) {

@@ -3,6 +3,7 @@
 //! routing, sessions or commands.
 
 pub(crate) mod access;
+pub(crate) mod aof;
 pub(crate) mod db;
 pub(crate) mod dict;
 pub(crate) mod list;

@@ -3,6 +3,7 @@
 //! TCP and TLS. The server is killed when the handle drops.
 #![allow(dead_code)]
 
+pub mod dataset;
 pub mod fuzz;
 
 use std::io::{BufRead, BufReader, Read, Write};

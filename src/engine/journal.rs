@@ -1,0 +1,702 @@
+//! The journal: every shard's writes, as the commands that replay them (their effects), merged
+//! into one ordered stream: the append-only file's (and, later, the replication stream's).
+//!
+//! **Effects.** A shard logs what each command did into its own [`Effects`] buffer: the request
+//! itself when a write command changed something, or what a body logs in its place (`SET ...
+//! PXAT` for `SET ... EX`, `SREM` for `SPOP`, `LPOP` for a served `BLPOP`), preceded by a `DEL`
+//! for each key it found expired. At the end of each hop (and of each inline command) the shard
+//! *publishes* the buffer to the journal: one short lock, no allocation on the common path.
+//!
+//! **One order for all shards.** Keys belong to one shard, so each shard's order is the order
+//! of its keys. What spans shards is a transaction (`Tx`): each shard's part of it, and what the
+//! coordinator logs itself (FLUSHALL, a cross-shard RENAME), gather into one *block* that is
+//! written as one `MULTI`/`EXEC` once the coordinator *seals* it. Each shard has a *lane*: from
+//! the moment a transaction logs on a shard until its block is written, whatever that shard
+//! publishes next waits behind it in the lane. Transactions take their gates in shard order and
+//! release none before all are held, so a serial order of the blocks exists and the lanes
+//! never wait on each other in a cycle.
+//!
+//! **Tickets and durability.** Every published group gets a ticket, in publish order. The
+//! *frontier* is the last ticket up to which every group is in the stream; the writer records
+//! the frontier it has written (and fsynced) as *durable*. Under `appendfsync always` a
+//! connection waits, before its replies leave, until the tickets of its writes are durable:
+//! one write and one fsync cover every connection waiting meanwhile (group commit).
+
+use std::collections::{BTreeSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use ahash::AHashMap;
+
+use crate::storage::aof::command;
+
+/// The database a logged command runs in; `NO_DB` for one that names none (FLUSHALL).
+const NO_DB: u32 = u32::MAX;
+
+/// Commands logged back to back, each with its database.
+#[derive(Debug, Default)]
+pub(crate) struct Commands {
+    bytes: Vec<u8>,
+    /// Per command: where it ends in `bytes`, and its database (or [`NO_DB`]).
+    ends: Vec<(usize, u32)>,
+}
+
+impl Commands {
+    /// Logs `args` as run in database `db` (`None`: a command that names none).
+    pub(crate) fn push(&mut self, db: Option<usize>, args: &[&[u8]]) {
+        command(&mut self.bytes, args);
+        let db = db.and_then(|d| u32::try_from(d).ok()).unwrap_or(NO_DB);
+        self.ends.push((self.bytes.len(), db));
+    }
+
+    /// How many commands.
+    #[must_use]
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    /// Each command's database and bytes.
+    fn iter(&self) -> impl Iterator<Item = (u32, &[u8])> {
+        let mut start = 0;
+        self.ends.iter().map(move |&(end, db)| {
+            let slice = &self.bytes[start..end];
+            start = end;
+            (db, slice)
+        })
+    }
+}
+
+/// What one shard has logged since it last published.
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    /// Whether anything is logged (the AOF is on).
+    on: bool,
+    commands: Commands,
+    /// Commands a body logged itself (not the request as it came): the command's own effect.
+    explicit: usize,
+    /// Where the atomic unit being logged began (see [`Effects::begin_unit`]).
+    unit: Option<usize>,
+    /// The commands from this index on form one `MULTI`/`EXEC` when published.
+    wrap_from: Option<usize>,
+}
+
+impl Effects {
+    /// Whether effects are logged.
+    #[must_use]
+    pub(crate) fn on(&self) -> bool {
+        self.on
+    }
+
+    /// Starts or stops logging.
+    pub(crate) fn set_on(&mut self, on: bool) {
+        self.on = on;
+        if !on {
+            self.commands.clear();
+            self.explicit = 0;
+        }
+    }
+
+    /// Logs a command a body chose as its effect.
+    pub(crate) fn push_explicit(&mut self, db: Option<usize>, args: &[&[u8]]) {
+        self.commands.push(db, args);
+        self.explicit += 1;
+    }
+
+    /// Counts as the command's own effect without logging anything (see `Ctx::log_nothing`).
+    pub(crate) fn suppress(&mut self) {
+        if self.on {
+            self.explicit += 1;
+        }
+    }
+
+    /// Logs a command as it came (a write that changed something), or a key's expiry.
+    pub(crate) fn push(&mut self, db: Option<usize>, args: &[&[u8]]) {
+        self.commands.push(db, args);
+    }
+
+    /// How many commands bodies logged themselves, in all (to tell whether one did).
+    #[must_use]
+    pub(crate) fn explicit(&self) -> usize {
+        self.explicit
+    }
+
+    /// An atomic unit (a single-shard EXEC) begins: what it logs is written as one block.
+    pub(crate) fn begin_unit(&mut self) {
+        self.unit = Some(self.commands.len());
+    }
+
+    /// The atomic unit ends.
+    pub(crate) fn end_unit(&mut self) {
+        if let Some(start) = self.unit.take() {
+            if self.commands.len() - start > 1 {
+                self.wrap_from = Some(start);
+            }
+        }
+    }
+}
+
+/// Something the stream carries besides commands, for the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Marker {
+    /// An AOF rewrite took its cut here: what follows goes to a new incremental file.
+    Rotate {
+        /// The rewrite's id.
+        id: u64,
+    },
+}
+
+/// A multi-shard transaction's journal identity (the router's `TxId`, as a number).
+pub(crate) type TxKey = u64;
+
+/// A group of commands held back: in a lane behind a block, or in a block not yet written.
+#[derive(Debug)]
+struct Group {
+    ticket: u64,
+    commands: Commands,
+    wrap_from: Option<usize>,
+}
+
+/// An item waiting in a lane.
+#[derive(Debug)]
+enum Queued {
+    /// Commands outside any transaction.
+    Group(Group),
+    /// The transaction enters this lane here.
+    Enter(TxKey),
+    /// The transaction's commands on this lane.
+    Part(TxKey, Group),
+}
+
+#[derive(Debug, Default)]
+struct Lane {
+    blocked_by: Option<TxKey>,
+    queue: VecDeque<Queued>,
+}
+
+/// A transaction's commands, gathered from its shards and its coordinator.
+#[derive(Debug, Default)]
+struct Block {
+    groups: Vec<Group>,
+    markers: Vec<(u64, Marker)>,
+    lanes: Vec<usize>,
+    /// Lanes where the transaction is still queued behind another.
+    waiting: usize,
+    sealed: bool,
+    explicit: usize,
+}
+
+/// What the writer takes from the stream.
+#[derive(Debug, Default)]
+pub(crate) struct Taken {
+    /// Commands, as the file holds them.
+    pub(crate) bytes: Vec<u8>,
+    /// Markers, by position in `bytes`.
+    pub(crate) markers: Vec<(usize, Marker)>,
+    /// Every ticket up to this one is in `bytes` or was taken before.
+    pub(crate) frontier: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    out: Vec<u8>,
+    markers: Vec<(usize, Marker)>,
+    /// The database the stream last selected.
+    selected: Option<u32>,
+    lanes: Vec<Lane>,
+    blocks: AHashMap<TxKey, Block>,
+    next_ticket: u64,
+    /// Tickets of groups held back.
+    held: BTreeSet<u64>,
+    durable: u64,
+    waiters: Vec<(u64, Waker)>,
+    writer_idle: bool,
+    /// Transactions sealed lately: a hop of one that was cancelled may still publish after its
+    /// seal, which must not open its block again (its lanes would wait for good).
+    sealed: VecDeque<TxKey>,
+}
+
+/// How many sealed transactions the journal remembers.
+const SEALED_MEMORY: usize = 1024;
+
+/// The journal every core logs into.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    /// Whether anything is logged (coordinators ask; shards have their own flag, set by hops).
+    active: AtomicBool,
+    /// Whether replies wait for their writes to be durable (`appendfsync always`).
+    waits: AtomicBool,
+    state: Mutex<State>,
+    wake_writer: Condvar,
+}
+
+impl Journal {
+    /// A journal with one lane per shard.
+    #[must_use]
+    pub(crate) fn new(shards: usize) -> Journal {
+        Journal {
+            active: AtomicBool::new(false),
+            waits: AtomicBool::new(false),
+            state: Mutex::new(State {
+                out: Vec::new(),
+                markers: Vec::new(),
+                selected: None,
+                lanes: (0..shards).map(|_| Lane::default()).collect(),
+                blocks: AHashMap::new(),
+                next_ticket: 1,
+                held: BTreeSet::new(),
+                durable: 0,
+                waiters: Vec::new(),
+                writer_idle: false,
+                sealed: VecDeque::new(),
+            }),
+            wake_writer: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether commands are logged.
+    #[must_use]
+    pub(crate) fn active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Starts or stops logging; replies wait for durability when `waits` (`appendfsync
+    /// always`). Call it with every gate held, so that every shard switches between the same
+    /// two commands.
+    pub(crate) fn set_active(&self, on: bool, waits: bool) {
+        self.active.store(on, Ordering::Release);
+        self.waits.store(on && waits, Ordering::Release);
+        if !on {
+            let mut st = self.lock();
+            st.selected = None;
+        }
+    }
+
+    /// `appendfsync` changed while logging.
+    pub(crate) fn set_waits(&self, waits: bool) {
+        self.waits.store(self.active() && waits, Ordering::Release);
+    }
+
+    /// Whether a connection's replies wait until its writes are durable.
+    #[must_use]
+    pub(crate) fn waits(&self) -> bool {
+        self.waits.load(Ordering::Relaxed)
+    }
+
+    /// Wakes the writer (it has requests besides the stream).
+    pub(crate) fn wake(&self) {
+        let mut st = self.lock();
+        if st.writer_idle {
+            st.writer_idle = false;
+            self.wake_writer.notify_one();
+        }
+    }
+
+    /// Publishes what shard `lane` logged, as part of transaction `tx` if it is running one.
+    pub(crate) fn publish(&self, lane: usize, tx: Option<TxKey>, effects: &mut Effects) {
+        if effects.commands.is_empty() {
+            effects.explicit = 0;
+            return;
+        }
+        let mut st = self.lock();
+        let ticket = st.next_ticket;
+        st.next_ticket += 1;
+        let explicit = std::mem::take(&mut effects.explicit);
+        let wrap_from = effects.wrap_from.take();
+        let tx = tx.filter(|t| !st.sealed.contains(t));
+        match tx {
+            Some(t) => {
+                st.enter(lane, t);
+                let group =
+                    Group { ticket, commands: std::mem::take(&mut effects.commands), wrap_from: None };
+                st.held.insert(ticket);
+                let block = st.blocks.entry(t).or_default();
+                block.explicit += explicit;
+                if st.lanes[lane].blocked_by == Some(t) {
+                    st.blocks.entry(t).or_default().groups.push(group);
+                } else {
+                    st.lanes[lane].queue.push_back(Queued::Part(t, group));
+                }
+            }
+            None => {
+                let l = &st.lanes[lane];
+                if l.blocked_by.is_none() && l.queue.is_empty() {
+                    st.emit_commands(&effects.commands, wrap_from);
+                    effects.commands.clear();
+                    self.kick(&mut st);
+                } else {
+                    st.held.insert(ticket);
+                    let group = Group { ticket, commands: std::mem::take(&mut effects.commands), wrap_from };
+                    st.lanes[lane].queue.push_back(Queued::Group(group));
+                }
+            }
+        }
+    }
+
+    /// Logs a command of transaction `tx`'s coordinator (it holds every lane in `lanes`).
+    pub(crate) fn log_tx(&self, tx: TxKey, lanes: &[usize], db: Option<usize>, args: &[&[u8]]) {
+        let mut st = self.lock();
+        for &lane in lanes {
+            st.enter(lane, tx);
+        }
+        let ticket = st.next_ticket;
+        st.next_ticket += 1;
+        st.held.insert(ticket);
+        let mut commands = Commands::default();
+        commands.push(db, args);
+        st.blocks.entry(tx).or_default().groups.push(Group { ticket, commands, wrap_from: None });
+    }
+
+    /// Puts `marker` into the stream as transaction `tx`, which holds every lane in `lanes`.
+    pub(crate) fn mark_tx(&self, tx: TxKey, lanes: &[usize], marker: Marker) {
+        let mut st = self.lock();
+        for &lane in lanes {
+            st.enter(lane, tx);
+        }
+        let ticket = st.next_ticket;
+        st.next_ticket += 1;
+        st.blocks.entry(tx).or_default().markers.push((ticket, marker));
+    }
+
+    /// Commands transaction `tx`'s bodies have logged themselves so far.
+    #[must_use]
+    pub(crate) fn tx_explicit(&self, tx: TxKey) -> usize {
+        self.lock().blocks.get(&tx).map_or(0, |b| b.explicit)
+    }
+
+    /// Transaction `tx` is over: its block is written once every lane it entered reaches it.
+    pub(crate) fn seal(&self, tx: TxKey) {
+        let mut st = self.lock();
+        if st.sealed.len() == SEALED_MEMORY {
+            st.sealed.pop_front();
+        }
+        st.sealed.push_back(tx);
+        let Some(block) = st.blocks.get_mut(&tx) else { return };
+        block.sealed = true;
+        st.release(tx);
+        self.kick(&mut st);
+    }
+
+    /// Wakes the writer if it sleeps and there is something to write.
+    fn kick(&self, st: &mut State) {
+        if st.writer_idle && (!st.out.is_empty() || !st.markers.is_empty()) {
+            st.writer_idle = false;
+            self.wake_writer.notify_one();
+        }
+    }
+
+    /// The last ticket given out.
+    #[must_use]
+    pub(crate) fn last_ticket(&self) -> u64 {
+        self.lock().next_ticket - 1
+    }
+
+    /// Waits until every group up to `ticket` is durable.
+    pub(crate) fn durable(&self, ticket: u64) -> Durable<'_> {
+        Durable { journal: self, ticket }
+    }
+
+    /// Drops every durability waiter's wait (the AOF was turned off): they are told "durable".
+    pub(crate) fn release_waiters(&self) {
+        let mut st = self.lock();
+        st.durable = st.next_ticket - 1;
+        for (_, w) in st.waiters.drain(..) {
+            w.wake();
+        }
+    }
+
+    /// For the writer: waits up to `timeout` for something to write, then takes it.
+    pub(crate) fn take(&self, timeout: Duration) -> Taken {
+        let mut st = self.lock();
+        if st.out.is_empty() && st.markers.is_empty() {
+            st.writer_idle = true;
+            st = self.wake_writer.wait_timeout(st, timeout).unwrap_or_else(|e| e.into_inner()).0;
+            st.writer_idle = false;
+        }
+        let frontier = st.frontier();
+        Taken { bytes: std::mem::take(&mut st.out), markers: std::mem::take(&mut st.markers), frontier }
+    }
+
+    /// For the writer: everything up to `frontier` is durable; wakes who waited for it.
+    pub(crate) fn made_durable(&self, frontier: u64) {
+        let mut st = self.lock();
+        st.durable = st.durable.max(frontier);
+        let durable = st.durable;
+        st.waiters.retain(|(t, w)| {
+            if *t <= durable {
+                w.wake_by_ref();
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Bytes in the stream not yet taken by the writer (INFO's `aof_buffer_length`).
+    #[must_use]
+    pub(crate) fn buffered(&self) -> usize {
+        self.lock().out.len()
+    }
+}
+
+impl State {
+    /// The last ticket up to which every group is in the stream.
+    fn frontier(&self) -> u64 {
+        self.held.first().map_or(self.next_ticket - 1, |t| t - 1)
+    }
+
+    /// Transaction `tx` enters `lane` (once): at once if nothing is ahead, else behind.
+    fn enter(&mut self, lane: usize, tx: TxKey) {
+        let block = self.blocks.entry(tx).or_default();
+        if block.lanes.contains(&lane) {
+            return;
+        }
+        block.lanes.push(lane);
+        let l = &mut self.lanes[lane];
+        if l.blocked_by.is_none() && l.queue.is_empty() {
+            l.blocked_by = Some(tx);
+        } else {
+            l.queue.push_back(Queued::Enter(tx));
+            block.waiting += 1;
+        }
+    }
+
+    /// Writes every block that is sealed and at the head of all its lanes, starting with `tx`,
+    /// and lets its lanes move on.
+    fn release(&mut self, tx: TxKey) {
+        let mut ready = vec![tx];
+        while let Some(t) = ready.pop() {
+            let done = self.blocks.get(&t).is_some_and(|b| b.sealed && b.waiting == 0);
+            if !done {
+                continue;
+            }
+            let Some(mut block) = self.blocks.remove(&t) else { continue };
+            block.groups.sort_by_key(|g| g.ticket);
+            let total: usize = block.groups.iter().map(|g| g.commands.len()).sum();
+            let mut markers = block.markers.into_iter().peekable();
+            if total > 1 {
+                // SELECT goes before MULTI, as Redis sends it.
+                if let Some((db, _)) = block.groups.iter().flat_map(|g| g.commands.iter()).next() {
+                    self.select(db);
+                }
+                self.emit_one(NO_DB, b"*1\r\n$5\r\nMULTI\r\n");
+            }
+            for g in &block.groups {
+                while let Some((_, m)) = markers.next_if(|(mt, _)| *mt < g.ticket) {
+                    self.mark(m);
+                }
+                for (db, bytes) in g.commands.iter() {
+                    self.emit_one(db, bytes);
+                }
+                self.held.remove(&g.ticket);
+            }
+            if total > 1 {
+                self.emit_one(NO_DB, b"*1\r\n$4\r\nEXEC\r\n");
+            }
+            for (_, m) in markers {
+                self.mark(m);
+            }
+            for lane in block.lanes {
+                if self.lanes[lane].blocked_by == Some(t) {
+                    self.lanes[lane].blocked_by = None;
+                }
+                self.drain(lane, &mut ready);
+            }
+        }
+    }
+
+    /// Moves `lane`'s queue along while nothing blocks it; a transaction reaching the head
+    /// blocks it again (and may become ready: pushed to `ready`).
+    fn drain(&mut self, lane: usize, ready: &mut Vec<TxKey>) {
+        loop {
+            let blocked = self.lanes[lane].blocked_by;
+            let Some(front) = self.lanes[lane].queue.front() else { return };
+            match (front, blocked) {
+                (Queued::Group(_), None) => {
+                    if let Some(Queued::Group(g)) = self.lanes[lane].queue.pop_front() {
+                        self.emit_commands(&g.commands, g.wrap_from);
+                        self.held.remove(&g.ticket);
+                    }
+                }
+                (Queued::Enter(t), None) => {
+                    let t = *t;
+                    self.lanes[lane].queue.pop_front();
+                    self.lanes[lane].blocked_by = Some(t);
+                    if let Some(b) = self.blocks.get_mut(&t) {
+                        b.waiting -= 1;
+                        if b.sealed && b.waiting == 0 {
+                            ready.push(t);
+                        }
+                    }
+                }
+                (Queued::Part(t, _), Some(b)) if *t == b => {
+                    if let Some(Queued::Part(t, g)) = self.lanes[lane].queue.pop_front() {
+                        self.blocks.entry(t).or_default().groups.push(g);
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn emit_commands(&mut self, commands: &Commands, wrap_from: Option<usize>) {
+        for (i, (db, bytes)) in commands.iter().enumerate() {
+            if wrap_from == Some(i) {
+                // SELECT goes before MULTI, as Redis sends it.
+                self.select(db);
+                self.emit_one(NO_DB, b"*1\r\n$5\r\nMULTI\r\n");
+            }
+            self.emit_one(db, bytes);
+        }
+        if wrap_from.is_some() {
+            self.emit_one(NO_DB, b"*1\r\n$4\r\nEXEC\r\n");
+        }
+    }
+
+    fn select(&mut self, db: u32) {
+        if db != NO_DB && self.selected != Some(db) {
+            let n = itoa::Buffer::new().format(db).to_owned();
+            command(&mut self.out, &[b"SELECT", n.as_bytes()]);
+            self.selected = Some(db);
+        }
+    }
+
+    fn emit_one(&mut self, db: u32, bytes: &[u8]) {
+        self.select(db);
+        self.out.extend_from_slice(bytes);
+    }
+
+    fn mark(&mut self, marker: Marker) {
+        self.markers.push((self.out.len(), marker));
+        // A new file starts with no database selected.
+        self.selected = None;
+    }
+}
+
+/// Waits until a ticket is durable (see [`Journal::durable`]).
+pub(crate) struct Durable<'a> {
+    journal: &'a Journal,
+    ticket: u64,
+}
+
+impl Future for Durable<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.journal.lock();
+        if st.durable >= self.ticket {
+            return Poll::Ready(());
+        }
+        st.waiters.push((self.ticket, cx.waker().clone()));
+        if st.writer_idle {
+            st.writer_idle = false;
+            self.journal.wake_writer.notify_one();
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn effects(cmds: &[&[&[u8]]]) -> Effects {
+        let mut e = Effects { on: true, ..Effects::default() };
+        for c in cmds {
+            e.push(Some(0), c);
+        }
+        e
+    }
+
+    fn text(j: &Journal) -> String {
+        let taken = j.take(Duration::ZERO);
+        String::from_utf8(taken.bytes)
+            .unwrap()
+            .split("\r\n")
+            .filter(|l| !l.starts_with('*') && !l.starts_with('$') && !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn commands_outside_transactions_go_straight_to_the_stream() {
+        let j = Journal::new(2);
+        j.publish(0, None, &mut effects(&[&[b"SET", b"a", b"1"]]));
+        j.publish(1, None, &mut effects(&[&[b"SET", b"b", b"2"]]));
+        assert_eq!(text(&j), "SELECT 0 SET a 1 SET b 2");
+    }
+
+    #[test]
+    fn a_lane_waits_behind_an_unsealed_transaction_and_blocks_come_whole() {
+        let j = Journal::new(2);
+        // Transaction 7 writes on both shards; shard 1 then runs a later write of its own.
+        j.publish(0, Some(7), &mut effects(&[&[b"SET", b"a", b"1"]]));
+        j.publish(1, Some(7), &mut effects(&[&[b"SET", b"b", b"1"]]));
+        j.publish(1, None, &mut effects(&[&[b"SET", b"b", b"2"]]));
+        j.publish(0, None, &mut effects(&[&[b"SET", b"a", b"2"]]));
+        let before = j.last_ticket();
+        assert_eq!(text(&j), "", "nothing passes the unsealed transaction");
+        assert!(j.lock().frontier() < before);
+        j.seal(7);
+        // Then each lane in turn.
+        assert_eq!(text(&j), "SELECT 0 MULTI SET a 1 SET b 1 EXEC SET a 2 SET b 2");
+        assert_eq!(j.lock().frontier(), before);
+    }
+
+    #[test]
+    fn a_transaction_queued_behind_another_waits_for_it_even_when_sealed_first() {
+        let j = Journal::new(2);
+        j.publish(0, Some(1), &mut effects(&[&[b"SET", b"a", b"1"]]));
+        // Transaction 2 takes shard 0 after 1 released it, and shard 1.
+        j.publish(0, Some(2), &mut effects(&[&[b"SET", b"a", b"2"]]));
+        j.publish(1, Some(2), &mut effects(&[&[b"SET", b"b", b"2"]]));
+        j.seal(2);
+        assert_eq!(text(&j), "");
+        j.seal(1);
+        assert_eq!(text(&j), "SELECT 0 SET a 1 MULTI SET a 2 SET b 2 EXEC");
+    }
+
+    #[test]
+    fn a_coordinator_command_orders_after_what_its_lanes_held() {
+        let j = Journal::new(2);
+        j.publish(0, Some(1), &mut effects(&[&[b"SET", b"a", b"1"]]));
+        j.publish(0, None, &mut effects(&[&[b"SET", b"x", b"1"]]));
+        // FLUSHALL holds both lanes; it must come after SET x.
+        j.log_tx(2, &[0, 1], None, &[b"FLUSHALL"]);
+        j.seal(2);
+        assert_eq!(text(&j), "");
+        j.seal(1);
+        assert_eq!(text(&j), "SELECT 0 SET a 1 SET x 1 FLUSHALL");
+    }
+
+    #[test]
+    fn a_unit_is_wrapped_and_selects_come_before_multi() {
+        let j = Journal::new(1);
+        let mut e = Effects { on: true, ..Effects::default() };
+        e.push(Some(3), &[b"SET", b"z", b"0"]);
+        e.begin_unit();
+        e.push(Some(3), &[b"SET", b"a", b"1"]);
+        e.push(Some(3), &[b"SET", b"b", b"1"]);
+        e.end_unit();
+        j.publish(0, None, &mut e);
+        assert_eq!(text(&j), "SELECT 3 SET z 0 MULTI SET a 1 SET b 1 EXEC");
+    }
+}
