@@ -128,12 +128,14 @@ pub fn run(
             tracing::error!("{e}");
             StartError::Load
         })?;
-        let loads =
-            startup.rdb_base.clone().and_then(|base| crate::engine::snapshot::start_loading(&global, base));
+        let loads = startup
+            .rdb_base
+            .clone()
+            .and_then(|base| crate::engine::snapshot::start_loading(&global, base, true));
         (loads, Some(startup.start(&global)))
     } else {
         let dump = std::path::Path::new(&config.dir).join(&config.dbfilename);
-        (crate::engine::snapshot::start_loading(&global, dump), None)
+        (crate::engine::snapshot::start_loading(&global, dump, false), None)
     };
     let mut loads = loads.map(|receivers| receivers.into_iter().map(Some).collect::<Vec<_>>());
     if global.startup_failed() {

@@ -246,6 +246,10 @@ fn a_cut_tail_is_cut_off_with_aof_load_truncated_and_stops_the_start_without() {
     for (name, tail) in [
         ("cut command", &b"*3\r\n$3\r\nSET\r\n$4\r\nlost\r\n$1"[..]),
         ("open transaction", b"*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$4\r\nlost\r\n$1\r\n1\r\n"),
+        (
+            "cut inside a transaction",
+            b"*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$4\r\nlost\r\n$1\r\n1\r\n*2\r\n$3\r\nDEL",
+        ),
     ] {
         let mut cut = whole.clone();
         cut.extend_from_slice(tail);
@@ -288,8 +292,15 @@ fn turning_the_aof_on_and_off_at_runtime() {
     run(&mut c, &["SET", "after", "v"]);
     assert_eq!(info_field(&mut c, "aof_enabled"), "1");
     let expected = dataset(&mut c);
-    run(&mut c, &["CONFIG", "SET", "appendonly", "no"]);
-    assert_eq!(info_field(&mut c, "aof_enabled"), "0");
+    // Inside EXEC the change waits for the end of the transaction (the cron applies it).
+    let mut tx = redis::pipe();
+    tx.atomic().cmd("CONFIG").arg("SET").arg("appendonly").arg("no").ignore();
+    let () = tx.query(&mut c).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_field(&mut c, "aof_enabled") != "0" {
+        assert!(Instant::now() < deadline, "the AOF stayed on");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     run(&mut c, &["SET", "not-logged", "v"]);
     drop(server);
     check_aof(&dir.0);
@@ -358,4 +369,64 @@ fn cross_shard_transactions_replay_whole() {
     check_aof(&dir.0);
     let server = Server::with(aof_opts(&dir));
     assert_eq!(total(&mut server.conn(Mode::Tls)), before);
+}
+
+#[test]
+fn replay_runs_with_expiry_paused_as_redis_loads_an_aof() {
+    let dir = TempDir::new("aof-expiry");
+    let server = Server::with(aof_opts(&dir));
+    let mut c = server.conn(Mode::Plain);
+    // Each key had a short TTL that a later command removed or extended: replayed against
+    // the clock of the restart, the first command alone would delete it.
+    let mut tx = redis::pipe();
+    tx.atomic()
+        .cmd("SET")
+        .arg("persisted")
+        .arg("v")
+        .arg("PX")
+        .arg(50)
+        .ignore()
+        .cmd("PERSIST")
+        .arg("persisted")
+        .ignore()
+        .cmd("SET")
+        .arg("extended")
+        .arg("v")
+        .arg("PX")
+        .arg(50)
+        .ignore()
+        .cmd("PEXPIRE")
+        .arg("extended")
+        .arg(3_600_000)
+        .ignore()
+        .cmd("SET")
+        .arg("counter")
+        .arg(1)
+        .arg("PX")
+        .arg(50)
+        .ignore()
+        .cmd("PERSIST")
+        .arg("counter")
+        .ignore()
+        .cmd("INCR")
+        .arg("counter")
+        .ignore();
+    let () = tx.query(&mut c).unwrap();
+    let start: (String, String) = redis::cmd("TIME").query(&mut c).unwrap();
+    let start_ms = start.0.parse::<u64>().unwrap() * 1000 + start.1.parse::<u64>().unwrap() / 1000;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now: (String, String) = redis::cmd("TIME").query(&mut c).unwrap();
+        if now.0.parse::<u64>().unwrap() * 1000 + now.1.parse::<u64>().unwrap() / 1000 > start_ms + 100 {
+            break;
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::yield_now();
+    }
+    assert_eq!(server.terminate(), Some(0));
+    let server = Server::with(aof_opts(&dir));
+    let mut c = server.conn(Mode::Tls);
+    assert_eq!(run(&mut c, &["PTTL", "persisted"]), Value::Int(-1));
+    assert!(matches!(run(&mut c, &["PTTL", "extended"]), Value::Int(t) if t > 3_000_000));
+    assert_eq!(run(&mut c, &["GET", "counter"]), Value::BulkString(b"2".to_vec()));
 }

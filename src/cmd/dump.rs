@@ -109,7 +109,7 @@ fn restore(c: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         t => Some((t as u64).saturating_add(c.now)),
     };
     // Already expired: nothing is stored (a replaced key stays deleted), as in Redis.
-    if expires_at.is_some_and(|at| at <= c.now) {
+    if expires_at.is_some_and(|at| c.already_expired(at as i64)) {
         if opts.replace {
             c.log(&[b"DEL", key]);
         } else {

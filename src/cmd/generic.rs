@@ -288,7 +288,7 @@ fn expire(ctx: &mut Ctx<'_>, args: &[Bytes], unit: ExpireIn) -> CmdResult {
         ctx.log_nothing();
         return Ok(Reply::Int(0));
     }
-    if at <= ctx.now as i64 {
+    if ctx.already_expired(at) {
         ctx.db.remove(&args[1]);
         ctx.log(&[b"DEL", &args[1]]);
     } else {

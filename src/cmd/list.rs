@@ -452,20 +452,18 @@ pub(crate) async fn move_across(
         return Ok(None);
     }
     tx.on(s_dst, db, move |c| Ok(access::list_pushable(c.db, c.now, &probe_dst)?)).await?;
-    let (src, logged_dst) = (src.clone(), dst.clone());
-    let popped = tx
-        .on(s_src, db, move |c| {
-            let popped = access::list_pop(c.db, c.now, &src, from, 1)?;
-            // The transaction's block holds the push too: one LMOVE replays both.
-            if popped.is_some() {
-                log_move(c, &src, &logged_dst, from, to);
-            }
-            Ok(popped)
-        })
-        .await?;
+    let popped_from = src.clone();
+    let popped = tx.on(s_src, db, move |c| Ok(access::list_pop(c.db, c.now, &popped_from, from, 1)?)).await?;
     let Some(e) = popped.and_then(|mut v| v.pop()) else { return Ok(None) };
-    let (dst, pushed) = (dst.clone(), e.clone());
-    tx.on(s_dst, db, move |c| Ok(access::list_push(c.db, c.now, &dst, to, &pushed)?)).await?;
+    let (src, dst, pushed) = (src.clone(), dst.clone(), e.clone());
+    tx.on(s_dst, db, move |c| {
+        access::list_push(c.db, c.now, &dst, to, &pushed)?;
+        // After the push, so that a destination found expired is deleted first: the
+        // transaction's block holds the pop too, and one LMOVE replays both.
+        log_move(c, &src, &dst, from, to);
+        Ok(())
+    })
+    .await?;
     Ok(Some(e))
 }
 

@@ -62,4 +62,43 @@ mod tests {
         assert!(r.get(b"GET").is_some() && r.get(b"client").is_some());
         assert!(r.iter().map(|c| 1 + c.subcommands.len()).sum::<usize>() > 150);
     }
+
+    #[test]
+    fn effects_are_logged_as_redis_propagates_them() {
+        let mut f = crate::cmd::testing::Fixture::new();
+        f.journal();
+        let cases: &[(&str, &[&str])] = &[
+            ("SET k v EX 10", &["SET k v PXAT 1700000010000"]),
+            ("SETEX s 10 v", &["SET s v PXAT 1700000010000"]),
+            ("SET k v KEEPTTL", &[]),
+            ("EXPIRE k 100", &["PEXPIREAT k 1700000100000"]),
+            ("PEXPIRE k 500 GT", &[]),
+            ("EXPIRE k 200 XX", &["PEXPIREAT k 1700000200000 XX"]),
+            ("GETEX k PERSIST", &["PERSIST k"]),
+            ("GETEX k PERSIST", &[]),
+            ("GETEX k PX 5", &["PEXPIREAT k 1700000000005"]),
+            ("EXPIRE s -1", &["DEL s"]),
+            ("INCRBYFLOAT f 1.5", &["SET f 1.5 KEEPTTL"]),
+            ("HINCRBYFLOAT h x 2", &["HSET h x 2"]),
+            ("SADD set a", &[]),
+            ("SPOP set", &["SREM set a"]),
+            ("SADD set a b c", &[]),
+            ("SPOP set 5", &["DEL set"]),
+            ("RPUSH l a b c", &[]),
+            ("LMPOP 2 none l RIGHT COUNT 2", &["RPOP l 2"]),
+            ("LMOVE l l2 LEFT RIGHT", &["LMOVE l l2 LEFT RIGHT"]),
+            ("ZADD z 1 a 2 b", &[]),
+            ("ZMPOP 1 z MAX COUNT 5", &["ZPOPMAX z 2"]),
+        ];
+        for (line, want) in cases {
+            f.run(line);
+            assert_eq!(f.logged(), *want, "{line}");
+        }
+        // A key found expired is deleted first, then the command's effect.
+        f.run("SET gone 1 PX 10");
+        f.logged();
+        f.now += 20;
+        f.run("INCRBYFLOAT gone 1");
+        assert_eq!(f.logged(), ["DEL gone", "SET gone 1 KEEPTTL"]);
+    }
 }

@@ -194,7 +194,8 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> CmdResult {
     global.set_config(&pairs).map_err(|e| CmdError::text(format!("ERR {e}")))?;
     let config = global.config();
     global.journal.set_waits(config.appendfsync == crate::config::AppendFsync::Always);
-    if config.appendonly != appendonly {
+    // Inside EXEC the gates it needs are held: the cron applies the change once EXEC is over.
+    if config.appendonly != appendonly && !s.in_exec() {
         if let Err(why) = crate::engine::aof::set_appendonly(&s.core, config.appendonly).await {
             let _ = global.set_config(&[("appendonly".into(), if appendonly { "yes" } else { "no" }.into())]);
             return Err(CmdError::text(format!(

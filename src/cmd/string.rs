@@ -141,7 +141,7 @@ fn read_str<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a Key>, Cmd
 fn store(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], expires_at: Option<i64>) {
     match expires_at {
         // An expiry already in the past: Redis sets and deletes in one step.
-        Some(at) if at <= ctx.now as i64 => {
+        Some(at) if ctx.already_expired(at) => {
             ctx.db.remove(key);
         }
         at => ctx.db.set(key, Value::Str(Key::copy_from_slice(value)), at.map(|a| a as u64)),
@@ -332,7 +332,7 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             }
         }
         ExpiryChange::In(unit, n) => match expire_at(n, unit, ctx.now, true, args)? {
-            at if at <= ctx.now as i64 => {
+            at if ctx.already_expired(at) => {
                 ctx.db.remove(&args[1]);
                 ctx.log(&[b"DEL", &args[1]]);
             }

@@ -73,6 +73,18 @@ impl Fixture {
         run(&mut self.ctx(), args).unwrap_or_else(Reply::from)
     }
 
+    /// Starts logging effects, as a shard does with the AOF on.
+    pub(crate) fn journal(&mut self) {
+        self.effects.set_on(true);
+        self.dbs.iter_mut().for_each(|db| db.report_expired(true));
+    }
+
+    /// What the commands run since the last call logged themselves (their effects, where they
+    /// differ from the request), each as its arguments joined by spaces.
+    pub(crate) fn logged(&mut self) -> Vec<String> {
+        self.effects.take_text()
+    }
+
     /// Runs one command line and returns its reply as RESP2 text, as a client would read it.
     pub(crate) fn resp(&mut self, line: &str) -> String {
         let mut out = bytes::BytesMut::new();

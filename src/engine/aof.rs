@@ -94,6 +94,8 @@ struct Files {
     rotated: Option<u64>,
     /// A rewrite's base waiting for its rotate marker.
     pending: Option<(u64, PathBuf, bool, Instant)>,
+    /// The rewrite whose rotation failed (its base is not used).
+    rotate_failed: Option<u64>,
 }
 
 impl AofWriter {
@@ -125,50 +127,62 @@ fn writer(global: &Arc<Global>) -> &'static AofWriter {
 /// The writer thread: takes the journal's stream, appends it, fsyncs as configured.
 fn run_writer(global: &Arc<Global>, ops: &Receiver<Op>) {
     let mut files: Option<Files> = None;
-    let mut unwritten: Vec<u8> = Vec::new();
+    let mut out = Appender { pending: Vec::new(), last_error_log: None };
     let mut last_fsync = Instant::now();
     let mut unsynced = false;
-    let mut last_error_log: Option<Instant> = None;
+    let mut spare = Vec::new();
     loop {
         let config = global.config();
-        let taken = global.journal.take(WRITER_WAIT);
+        let taken = global.journal.take(WRITER_WAIT, std::mem::take(&mut spare));
         let mut closing = None;
         // Ops sent before what was taken was logged are seen now (turning on opens the files
         // before the rotate marker can be in the stream).
         while let Ok(op) = ops.try_recv() {
             match op {
                 Op::Open(f) => files = Some(*f),
-                Op::Commit { id, temp, rdb, started } => {
-                    if let Some(f) = files.as_mut() {
-                        f.pending = Some((id, temp, rdb, started));
+                Op::Commit { id, temp, rdb, started } => match files.as_mut() {
+                    Some(f) if f.rotate_failed != Some(id) => f.pending = Some((id, temp, rdb, started)),
+                    // The AOF was turned off meanwhile, or the rotation failed: no base to put.
+                    f => {
+                        let _ = std::fs::remove_file(&temp);
+                        abort(global, f, id);
                     }
-                }
+                },
                 Op::Abort { id } => abort(global, files.as_mut(), id),
                 Op::Close { done } => closing = Some(done),
             }
         }
-        let mut at = 0;
         let bytes = taken.bytes;
+        let mut at = 0;
+        let mut wrote = false;
         for (pos, marker) in taken.markers {
-            unwritten.extend_from_slice(&bytes[at..pos]);
+            wrote |= out.append(global, files.as_mut(), &bytes[at..pos], &config);
             at = pos;
-            flush(global, files.as_mut(), &mut unwritten, &config, &mut last_error_log);
             let Marker::Rotate { id } = marker;
             if let Some(f) = files.as_mut() {
-                if unwritten.is_empty() {
-                    if let Err(e) = f.rotate(id) {
-                        tracing::warn!("AOF rotation failed: {e}");
-                    }
-                    last_fsync = Instant::now();
-                    unsynced = false;
+                if !out.pending.is_empty() {
+                    // The rewrite's base holds these writes: they do not follow it.
+                    tracing::warn!(
+                        "{} bytes the AOF could not write are left out of the new incr file",
+                        out.pending.len()
+                    );
+                    out.pending.clear();
                 }
+                if let Err(e) = f.rotate(id) {
+                    tracing::warn!("AOF rotation failed: {e}");
+                }
+                last_fsync = Instant::now();
+                unsynced = false;
             }
         }
-        unwritten.extend_from_slice(&bytes[at..]);
-        let wrote = !unwritten.is_empty();
-        flush(global, files.as_mut(), &mut unwritten, &config, &mut last_error_log);
-        unsynced |= wrote && unwritten.is_empty();
-        let rewriting = global.persistence().aof.rewriting || global.persistence().running.is_some();
+        wrote |= out.append(global, files.as_mut(), &bytes[at..], &config);
+        spare = bytes;
+        spare.clear();
+        unsynced |= wrote;
+        let rewriting = {
+            let state = global.persistence();
+            state.aof.rewriting || state.running.is_some()
+        };
         let may_fsync = !(config.no_appendfsync_on_rewrite && rewriting);
         let fsync_now = match config.appendfsync {
             AppendFsync::Always => unsynced && may_fsync,
@@ -193,8 +207,10 @@ fn run_writer(global: &Arc<Global>, ops: &Receiver<Op>) {
                 }
             }
         }
-        // Without an fsync policy, written is as durable as it gets.
-        if unwritten.is_empty() && (!unsynced || config.appendfsync != AppendFsync::Always) {
+        // What is written is as durable as the policy makes it: under `always`, once fsynced
+        // (or once written, while no-appendfsync-on-rewrite holds fsyncs back, as in Redis).
+        let durable = !unsynced || config.appendfsync != AppendFsync::Always || !may_fsync;
+        if out.pending.is_empty() && durable {
             global.journal.made_durable(taken.frontier);
         }
         if let Some(f) = files.as_mut() {
@@ -204,8 +220,12 @@ fn run_writer(global: &Arc<Global>, ops: &Receiver<Op>) {
             if let Some((file, _)) = files.as_ref().and_then(|f| f.file.as_ref()) {
                 let _ = file.sync_data();
             }
+            if let Some((id, temp, ..)) = files.as_mut().and_then(|f| f.pending.take()) {
+                let _ = std::fs::remove_file(&temp);
+                abort(global, None, id);
+            }
             files = None;
-            unwritten.clear();
+            out.pending.clear();
             global.journal.release_waiters();
             if let Some(done) = done {
                 let _ = done.send(());
@@ -217,67 +237,99 @@ fn run_writer(global: &Arc<Global>, ops: &Receiver<Op>) {
     }
 }
 
-/// Appends `unwritten` to the current file; what fails stays for the next round.
-fn flush(
-    global: &Global,
-    files: Option<&mut Files>,
-    unwritten: &mut Vec<u8>,
-    config: &Config,
-    last_error_log: &mut Option<Instant>,
-) {
-    if unwritten.is_empty() {
-        return;
-    }
-    let Some((file, size)) = files.and_then(|f| f.file.as_mut()) else {
-        // Not appending (the AOF was turned off meanwhile): nothing keeps these.
-        unwritten.clear();
-        return;
-    };
-    match file.write_all(unwritten) {
-        Ok(()) => {
-            *size += unwritten.len() as u64;
-            let mut state = global.persistence();
-            state.aof.current_size += unwritten.len() as u64;
-            if state.aof.write_error.take().is_some() {
-                tracing::warn!("AOF write error looks solved, Redis can write again.");
-                global.set_aof_failed(false);
-            }
-            unwritten.clear();
+/// Appends to the current incremental file; what a failed write left stays for the next round.
+struct Appender {
+    pending: Vec<u8>,
+    last_error_log: Option<Instant>,
+}
+
+impl Appender {
+    /// Writes what is pending, then `bytes`; returns whether anything was written.
+    fn append(&mut self, global: &Global, files: Option<&mut Files>, bytes: &[u8], config: &Config) -> bool {
+        if bytes.is_empty() && self.pending.is_empty() {
+            return false;
         }
-        Err(e) => {
-            if config.appendfsync == AppendFsync::Always {
-                tracing::error!(
-                    "Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting..."
-                );
-                std::process::exit(1);
+        let Some((earlier, file, size)) = files.and_then(|f| {
+            let earlier = f.earlier;
+            f.file.as_mut().map(|(file, size)| (earlier, file, size))
+        }) else {
+            self.pending.clear();
+            // Logging with no file to append to (a failed rotation while turning on): writes
+            // are refused until a rewrite succeeds. Turned off meanwhile: nothing keeps these.
+            if global.journal.active() && !bytes.is_empty() {
+                global.persistence().aof.write_error = Some("no AOF file is open".into());
+                global.set_aof_failed(true);
             }
-            if last_error_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
-                tracing::warn!("Error writing to the AOF file: {e}");
-                *last_error_log = Some(Instant::now());
+            return false;
+        };
+        let mut write = |buf: &[u8]| -> std::io::Result<()> {
+            file.write_all(buf)?;
+            *size += buf.len() as u64;
+            Ok(())
+        };
+        let result = if self.pending.is_empty() {
+            write(bytes)
+        } else {
+            self.pending.extend_from_slice(bytes);
+            let r = write(&self.pending);
+            if r.is_ok() {
+                self.pending.clear();
             }
-            // A partial write is cut off: the file ends at a whole command.
-            if let Err(t) = file.set_len(*size) {
-                tracing::warn!(
-                    "Could not remove short write from the append-only file.  Redis may refuse to load the AOF the next time it starts.  ftruncate: {t}"
-                );
+            r
+        };
+        match result {
+            Ok(()) => {
+                let mut state = global.persistence();
+                state.aof.current_size = earlier + *size;
+                if state.aof.write_error.take().is_some() {
+                    tracing::warn!("AOF write error looks solved, Redis can write again.");
+                    global.set_aof_failed(false);
+                }
+                true
             }
-            global.persistence().aof.write_error = Some(e.to_string());
-            global.set_aof_failed(true);
+            Err(e) => {
+                if config.appendfsync == AppendFsync::Always {
+                    tracing::error!(
+                        "Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting..."
+                    );
+                    std::process::exit(1);
+                }
+                if self.last_error_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+                    tracing::warn!("Error writing to the AOF file: {e}");
+                    self.last_error_log = Some(Instant::now());
+                }
+                // A partial write is cut off: the file ends at a whole command.
+                if let Err(t) = file.set_len(*size) {
+                    tracing::warn!(
+                        "Could not remove short write from the append-only file.  Redis may refuse to load the AOF the next time it starts.  ftruncate: {t}"
+                    );
+                }
+                if self.pending.is_empty() {
+                    self.pending.extend_from_slice(bytes);
+                }
+                global.persistence().aof.write_error = Some(e.to_string());
+                global.set_aof_failed(true);
+                false
+            }
         }
     }
 }
 
 /// Rewrite `id` failed: a base that will not come.
 fn abort(global: &Global, files: Option<&mut Files>, id: u64) {
+    let mut state = global.persistence();
     if let Some(f) = files {
         if f.pending.as_ref().is_some_and(|p| p.0 == id) {
             f.pending = None;
         }
+        // Turning on: writes go to an incremental file no manifest lists yet. Another
+        // rewrite must make the base, as Redis retries.
+        state.aof.rewrite_scheduled |= f.turning_on;
     }
-    let mut state = global.persistence();
     state.aof.rewriting = false;
     state.aof.last_rewrite_failed = true;
     state.aof.consecutive_failures += 1;
+    tracing::warn!("Background AOF rewrite terminated with error");
 }
 
 impl Files {
@@ -310,12 +362,25 @@ impl Files {
     }
 
     /// The rotate marker of rewrite `id`: fsync and close the current file, open a new one.
+    /// If the new file cannot be made, the current one stays and the rewrite will not commit.
     fn rotate(&mut self, id: u64) -> std::io::Result<()> {
-        if let Some((file, _)) = self.file.take() {
-            file.sync_data()?;
+        if let Some((file, _)) = &self.file {
+            if let Err(e) = file.sync_data() {
+                tracing::warn!("Fail to fsync the AOF file: {e}");
+            }
         }
-        self.rotated = Some(id);
-        self.rotate_to_new(!self.turning_on)
+        let old = self.file.take();
+        match self.rotate_to_new(!self.turning_on) {
+            Ok(()) => {
+                self.rotated = Some(id);
+                Ok(())
+            }
+            Err(e) => {
+                self.file = old;
+                self.rotate_failed = Some(id);
+                Err(e)
+            }
+        }
     }
 
     /// Opens a new incremental file and lists it (and writes the manifest, when `persist`).
@@ -323,7 +388,10 @@ impl Files {
         let seq = self.manifest.last_seqs().1 + 1;
         let name = self.incr_name(seq);
         let path = self.dir.join(&name);
-        let file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&path)?;
+        // Created empty, then appended to: a write cut short and truncated away leaves the next
+        // one at the end, never past a hole.
+        drop(std::fs::File::create(&path)?);
+        let file = std::fs::OpenOptions::new().append(true).open(&path)?;
         self.earlier = self.total_size();
         self.manifest.incrs.push(AofFile { name: name.clone(), seq, kind: FileType::Incr });
         tracing::info!("Creating AOF incr file {name}");
@@ -360,6 +428,7 @@ impl Files {
                 let _ = std::fs::remove_file(&temp);
                 state.aof.last_rewrite_failed = true;
                 state.aof.consecutive_failures += 1;
+                state.aof.rewrite_scheduled |= self.turning_on;
             }
         }
     }
@@ -416,8 +485,9 @@ fn write_manifest(dir: &Path, name: &str, manifest: &Manifest) -> std::io::Resul
 pub(crate) struct Startup {
     /// The RDB base, if the base is one.
     pub(crate) rdb_base: Option<PathBuf>,
-    /// Files of commands to replay, in order (a command-form base, then the incremental files).
-    replay: Vec<PathBuf>,
+    /// Files of commands to replay, in order (a command-form base, then the incremental files),
+    /// each with whether it is the base.
+    replay: Vec<(PathBuf, bool)>,
     files: Files,
 }
 
@@ -457,7 +527,7 @@ pub(crate) fn open_at_startup(config: &Config) -> Result<Startup, String> {
         if f.kind == FileType::Base && meta.len() >= 5 && starts_with_redis(&p) {
             rdb_base = Some(p);
         } else if meta.len() > 0 {
-            replay.push(p);
+            replay.push((p, f.kind == FileType::Base));
         }
     }
     let files = Files {
@@ -469,6 +539,7 @@ pub(crate) fn open_at_startup(config: &Config) -> Result<Startup, String> {
         turning_on: false,
         rotated: None,
         pending: None,
+        rotate_failed: None,
     };
     Ok(Startup { rdb_base, replay, files })
 }
@@ -528,7 +599,7 @@ impl Startup {
         let spawned = std::thread::Builder::new().name("ferrokey-aof-load".into()).spawn(move || {
             let started = Instant::now();
             let last = replay.len().saturating_sub(1);
-            for (i, path) in replay.iter().enumerate() {
+            for (i, (path, base)) in replay.iter().enumerate() {
                 let t = Instant::now();
                 if let Err(e) = read_commands(&config, path, i == last, &mut sender) {
                     tracing::error!("{e}");
@@ -536,7 +607,8 @@ impl Startup {
                     return;
                 }
                 let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-                tracing::info!("DB loaded from incr file {name}: {:.3} seconds", t.elapsed().as_secs_f64());
+                let kind = if *base { "base" } else { "incr" };
+                tracing::info!("DB loaded from {kind} file {name}: {:.3} seconds", t.elapsed().as_secs_f64());
             }
             if let Err(e) = files.open_last() {
                 tracing::error!("Can't open the append-only file: {e}");
@@ -618,7 +690,8 @@ fn read_commands(
             },
             Err(ReadError::Truncated { valid_up_to }) => {
                 tracing::warn!("!!! Warning: short read while loading the AOF file {name}!!!");
-                break Some(valid_up_to);
+                // Inside a transaction, back to before its MULTI: none of it was applied.
+                break Some(multi_at.unwrap_or(valid_up_to));
             }
             Err(ReadError::Format { offset }) => {
                 return Err(format!(
@@ -759,6 +832,7 @@ async fn start_rewrite(core: &Rc<Core>, turning_on: bool) -> Result<Started, Sav
             turning_on,
             rotated: None,
             pending: None,
+            rotate_failed: None,
         };
         writer(&core.global).send(&core.global, Op::Open(Box::new(files)));
     }
@@ -852,13 +926,26 @@ pub(crate) async fn set_appendonly(core: &Rc<Core>, on: bool) -> Result<(), Stri
 /// AOF has grown by `auto-aof-rewrite-percentage` past `auto-aof-rewrite-min-size`.
 pub(crate) async fn tick(core: &Rc<Core>) {
     let config = core.config();
+    if core.global.loading() {
+        return;
+    }
+    let active = core.global.journal.active();
+    if !config.appendonly && active {
+        // Turned off inside EXEC.
+        if let Err(e) = set_appendonly(core, false).await {
+            tracing::warn!("Can't turn the append only file off: {e}");
+        }
+        return;
+    }
     let (due, turning_on) = {
         let state = core.global.persistence();
         if state.running.is_some() || state.aof.rewriting {
             return;
         }
-        let active = core.global.journal.active();
-        if state.aof.rewrite_scheduled {
+        if config.appendonly && !active {
+            // Turned on inside EXEC, or a turning on whose rewrite failed: (again) now.
+            (true, true)
+        } else if state.aof.rewrite_scheduled {
             (true, config.appendonly && !active)
         } else if active
             && config.auto_aof_rewrite_percentage > 0

@@ -19,6 +19,8 @@ pub(crate) struct Core {
     config: RefCell<(u64, Arc<Config>)>,
     /// TLS handshakes running on this core now (bounded by the accept loop).
     pub(crate) handshakes_in_flight: Cell<usize>,
+    /// This core's connections waiting for their writes to reach the disk.
+    pub(crate) commits: Rc<crate::engine::journal::GroupCommit>,
 }
 
 impl Core {
@@ -26,7 +28,13 @@ impl Core {
     #[must_use]
     pub(crate) fn new(router: Rc<Router>, global: Arc<Global>) -> Core {
         let config = (global.config_version(), global.config());
-        Core { router, global, config: RefCell::new(config), handshakes_in_flight: Cell::new(0) }
+        Core {
+            router,
+            global,
+            config: RefCell::new(config),
+            handshakes_in_flight: Cell::new(0),
+            commits: Rc::default(),
+        }
     }
 
     /// The configuration, re-read only when CONFIG SET changed it.

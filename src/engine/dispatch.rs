@@ -382,12 +382,13 @@ impl Service for Session {
             }
         }
         self.settle(out).await;
+        self.core.router.publish_local();
         self.client.db.set(self.db);
         // `appendfsync always`: no reply before its write is on disk. Every write of this call
         // was published before its reply came back; one fsync covers every connection waiting.
         if std::mem::take(&mut self.wrote) && self.core.global.journal.waits() {
             let journal = &self.core.global.journal;
-            journal.durable(journal.last_ticket()).await;
+            self.core.commits.wait(journal, journal.last_ticket()).await;
         }
         if self.closing || self.client.is_killed() {
             Flow::Close

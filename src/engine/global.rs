@@ -29,7 +29,7 @@ pub(crate) type Reconfigure = dyn Fn(&Config, &Config) -> Result<Commit, String>
 /// Process-wide state.
 pub(crate) struct Global {
     /// Every shard's writes, merged into one ordered stream (the AOF's).
-    pub(crate) journal: crate::engine::journal::Journal,
+    pub(crate) journal: Arc<crate::engine::journal::Journal>,
     reconfigure: OnceLock<Box<Reconfigure>>,
     listen_generation: AtomicU64,
     /// The listen generation each core has bound, by core.
@@ -89,7 +89,7 @@ impl Global {
         );
         let (max_bulk, latency_tracking) = (config.proto_max_bulk_len.0, config.latency_tracking);
         Global {
-            journal: crate::engine::journal::Journal::new(cores.len()),
+            journal: Arc::new(crate::engine::journal::Journal::new(cores.len())),
             reconfigure: OnceLock::new(),
             listen_generation: AtomicU64::new(0),
             bound: cores.iter().map(|_| AtomicU64::new(0)).collect(),

@@ -22,11 +22,13 @@
 //! connection waits, before its replies leave, until the tickets of its writes are durable:
 //! one write and one fsync cover every connection waiting meanwhile (group commit).
 
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -135,6 +137,24 @@ impl Effects {
         self.explicit
     }
 
+    /// Takes what was logged, each command as its arguments joined by spaces (for tests).
+    #[cfg(test)]
+    pub(crate) fn take_text(&mut self) -> Vec<String> {
+        let text = self
+            .commands
+            .iter()
+            .map(|(_, bytes)| {
+                let text = String::from_utf8_lossy(bytes);
+                let parts: Vec<&str> = text.split("\r\n").collect();
+                // *N, then $len and the argument in turn.
+                parts.iter().skip(2).step_by(2).copied().collect::<Vec<_>>().join(" ")
+            })
+            .collect();
+        self.commands.clear();
+        self.explicit = 0;
+        text
+    }
+
     /// An atomic unit (a single-shard EXEC) begins: what it logs is written as one block.
     pub(crate) fn begin_unit(&mut self) {
         self.unit = Some(self.commands.len());
@@ -240,6 +260,8 @@ pub(crate) struct Journal {
     active: AtomicBool,
     /// Whether replies wait for their writes to be durable (`appendfsync always`).
     waits: AtomicBool,
+    /// The last durable ticket (as `State::durable`), read without the lock.
+    durable: AtomicU64,
     state: Mutex<State>,
     wake_writer: Condvar,
 }
@@ -251,6 +273,7 @@ impl Journal {
         Journal {
             active: AtomicBool::new(false),
             waits: AtomicBool::new(false),
+            durable: AtomicU64::new(0),
             state: Mutex::new(State {
                 out: Vec::new(),
                 markers: Vec::new(),
@@ -414,17 +437,26 @@ impl Journal {
         Durable { journal: self, ticket }
     }
 
+    /// The last durable ticket.
+    #[must_use]
+    pub(crate) fn durable_now(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
     /// Drops every durability waiter's wait (the AOF was turned off): they are told "durable".
     pub(crate) fn release_waiters(&self) {
         let mut st = self.lock();
         st.durable = st.next_ticket - 1;
+        self.durable.store(st.durable, Ordering::Release);
         for (_, w) in st.waiters.drain(..) {
             w.wake();
         }
     }
 
-    /// For the writer: waits up to `timeout` for something to write, then takes it.
-    pub(crate) fn take(&self, timeout: Duration) -> Taken {
+    /// For the writer: waits up to `timeout` for something to write, then takes it; `spare`
+    /// (empty, its capacity kept) becomes the stream's buffer, so appending never reallocates
+    /// once both buffers have grown.
+    pub(crate) fn take(&self, timeout: Duration, spare: Vec<u8>) -> Taken {
         let mut st = self.lock();
         if st.out.is_empty() && st.markers.is_empty() {
             st.writer_idle = true;
@@ -432,7 +464,11 @@ impl Journal {
             st.writer_idle = false;
         }
         let frontier = st.frontier();
-        Taken { bytes: std::mem::take(&mut st.out), markers: std::mem::take(&mut st.markers), frontier }
+        Taken {
+            bytes: std::mem::replace(&mut st.out, spare),
+            markers: std::mem::take(&mut st.markers),
+            frontier,
+        }
     }
 
     /// For the writer: everything up to `frontier` is durable; wakes who waited for it.
@@ -440,6 +476,7 @@ impl Journal {
         let mut st = self.lock();
         st.durable = st.durable.max(frontier);
         let durable = st.durable;
+        self.durable.store(durable, Ordering::Release);
         st.waiters.retain(|(t, w)| {
             if *t <= durable {
                 w.wake_by_ref();
@@ -591,6 +628,89 @@ impl State {
     }
 }
 
+/// One core's connections waiting for their writes to be durable (`appendfsync always`):
+/// whichever connection waits first starts the core's *leader*, a task that runs after every
+/// connection ready in this turn of the executor has run its commands, then waits on the
+/// journal for all of them (one wake of the writer, one write and fsync, one wake of this core
+/// per round) and wakes each connection whose writes are durable.
+#[derive(Default)]
+pub(crate) struct GroupCommit {
+    waiting: RefCell<Vec<(u64, Waker)>>,
+    leading: Cell<bool>,
+}
+
+impl GroupCommit {
+    /// Waits until every group up to `ticket` is durable.
+    pub(crate) async fn wait(self: &Rc<Self>, journal: &Arc<Journal>, ticket: u64) {
+        if journal.durable_now() >= ticket {
+            return;
+        }
+        if !self.leading.replace(true) {
+            let (me, journal) = (self.clone(), journal.clone());
+            glommio::spawn_local(async move { me.lead(&journal).await }).detach();
+        }
+        LocalWait { commits: self, journal, ticket }.await;
+    }
+
+    async fn lead(&self, journal: &Journal) {
+        // Behind every task ready now: the connections read in this turn log their writes first.
+        YieldNow(false).await;
+        loop {
+            let target = self.waiting.borrow().iter().map(|(t, _)| *t).max();
+            let Some(target) = target else { break };
+            journal.durable(target).await;
+            let durable = journal.durable_now();
+            self.waiting.borrow_mut().retain(|(t, w)| {
+                if *t <= durable {
+                    w.wake_by_ref();
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        self.leading.set(false);
+    }
+}
+
+/// Lets every task ready now run first (glommio queues a woken task at the back).
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if std::mem::replace(&mut self.0, true) {
+            return Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// A connection's wait in its core's [`GroupCommit`].
+struct LocalWait<'a> {
+    commits: &'a GroupCommit,
+    journal: &'a Journal,
+    ticket: u64,
+}
+
+impl Future for LocalWait<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.journal.durable_now() >= self.ticket {
+            return Poll::Ready(());
+        }
+        let mut waiting = self.commits.waiting.borrow_mut();
+        match waiting.iter_mut().find(|(_, w)| w.will_wake(cx.waker())) {
+            Some(entry) => entry.0 = self.ticket,
+            None => waiting.push((self.ticket, cx.waker().clone())),
+        }
+        Poll::Pending
+    }
+}
+
 /// Waits until a ticket is durable (see [`Journal::durable`]).
 pub(crate) struct Durable<'a> {
     journal: &'a Journal,
@@ -627,7 +747,7 @@ mod tests {
     }
 
     fn text(j: &Journal) -> String {
-        let taken = j.take(Duration::ZERO);
+        let taken = j.take(Duration::ZERO, Vec::new());
         String::from_utf8(taken.bytes)
             .unwrap()
             .split("\r\n")

@@ -227,13 +227,21 @@ impl Router {
 
     /// Runs `f` on the local shard now if its gate is open. The caller ticks the shard's clock
     /// (once per batch: see [`Shard::tick`]).
+    ///
+    /// What `f` logs for the journal stays in the shard's buffer (the next hop there, a
+    /// transaction taking the gate, or [`Router::publish_local`] publishes it): a pipelined
+    /// batch of inline writes publishes once.
     pub(crate) fn try_local<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> Option<R> {
-        self.host.open().then(|| {
-            let mut shard = self.host.shard.borrow_mut();
-            let r = f(&mut shard);
+        self.host.open().then(|| f(&mut self.host.shard.borrow_mut()))
+    }
+
+    /// Publishes what the local shard has logged (see [`Shard::publish`]): called before a
+    /// connection's replies leave. Between hops the buffer holds only what inline commands
+    /// logged with the gate open, so whoever holds the gate now has nothing in it.
+    pub(crate) fn publish_local(&self) {
+        if let Ok(mut shard) = self.host.shard.try_borrow_mut() {
             shard.publish();
-            r
-        })
+        }
     }
 
     /// Runs `f` on core `core`'s local state and returns its result; this core's at once.

@@ -55,6 +55,13 @@ impl<'a> Ctx<'a> {
         Ctx { db, now, max_bulk, rng, others: (before, after), effects }
     }
 
+    /// Whether an absolute expiry `at` (Unix ms) has already come: the key is then deleted
+    /// rather than stored. Never while the AOF is replayed (Redis's `checkAlreadyExpired`).
+    #[must_use]
+    pub(crate) fn already_expired(&self, at: i64) -> bool {
+        at <= self.now as i64 && !self.db.expiry_paused()
+    }
+
     /// Whether the journal records effects: a body that logs its own (see [`Ctx::log`]) need
     /// not build them otherwise.
     #[must_use]
@@ -176,8 +183,15 @@ impl Shard {
     #[must_use]
     pub(crate) fn new(id: ShardId, global: Arc<Global>) -> Shard {
         let databases = global.config().databases;
+        // While the AOF is replayed nothing expires (see `Db::pause_expiry`).
+        let replaying = global.load_progress.aof_pending.load(std::sync::atomic::Ordering::Acquire);
+        let db = || {
+            let mut db = Db::default();
+            db.pause_expiry(replaying);
+            db
+        };
         Shard {
-            dbs: (0..databases).map(|_| Db::default()).collect(),
+            dbs: (0..databases).map(|_| db()).collect(),
             observers: (0..databases).map(|_| Observers::default()).collect(),
             observing: false,
             global,
@@ -261,9 +275,15 @@ impl Shard {
 
     /// Starts or stops logging effects (the AOF turned on or off): called on every shard with
     /// every gate held.
+    /// Turning it on also ends the pause of expiry the AOF's replay holds.
     pub(crate) fn set_journaling(&mut self, on: bool) {
         self.effects.set_on(on);
-        self.dbs.iter_mut().for_each(|d| d.report_expired(on));
+        self.dbs.iter_mut().for_each(|d| {
+            d.report_expired(on);
+            if on {
+                d.pause_expiry(false);
+            }
+        });
     }
 
     /// Runs `f` as one atomic unit: clients blocked on keys it makes ready are served once it
@@ -323,6 +343,7 @@ impl Shard {
         if !self.observing {
             return;
         }
+        let mut outbox = Vec::new();
         for i in 0..self.dbs.len() {
             let mut kept = Vec::new();
             loop {
@@ -340,7 +361,14 @@ impl Shard {
                         effects.push_explicit(Some(i), args);
                     }
                 };
-                obs.waiters.serve_round(db, self.clock, &mut kept, &mut log);
+                obs.waiters.serve_round(db, self.clock, &mut kept, &mut log, &mut outbox);
+            }
+        }
+        if !outbox.is_empty() {
+            self.publish();
+            for (mut to, delivery) in outbox {
+                // The receiver lives until the client has its claim settled: this cannot be lost.
+                let _ = to.try_send(delivery);
             }
         }
         self.observing = self.dbs.iter().any(Db::observing);

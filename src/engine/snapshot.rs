@@ -678,7 +678,13 @@ pub(crate) type LoadReceiver = mpsc::Receiver<Vec<LoadItem>>;
 
 /// Starts loading `path` if it exists: returns a receiver per core (their batches) and sets the
 /// loading flag; `None` when there is nothing to load.
-pub(crate) fn start_loading(global: &Arc<Global>, path: PathBuf) -> Option<Vec<LoadReceiver>> {
+/// Keys already expired are skipped, unless `keep_expired` (an AOF's base: the commands that
+/// follow may still change them, as in Redis).
+pub(crate) fn start_loading(
+    global: &Arc<Global>,
+    path: PathBuf,
+    keep_expired: bool,
+) -> Option<Vec<LoadReceiver>> {
     let file = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
@@ -702,7 +708,7 @@ pub(crate) fn start_loading(global: &Arc<Global>, path: PathBuf) -> Option<Vec<L
         let send = |shard: usize, batch| {
             futures::executor::block_on(futures::SinkExt::send(&mut senders[shard], batch)).is_ok()
         };
-        match load(&global, std::io::BufReader::new(file), cores, send) {
+        match load(&global, std::io::BufReader::new(file), cores, keep_expired, send) {
             Ok((loaded, expired)) => {
                 let mut state = global.persistence();
                 state.loaded = loaded;
@@ -742,6 +748,7 @@ fn load(
     global: &Global,
     src: impl std::io::Read,
     shards: usize,
+    keep_expired: bool,
     mut send: impl FnMut(usize, Vec<LoadItem>) -> bool,
 ) -> Result<(u64, u64), LoadFailure> {
     let mut reader = file::FileReader::open(src)?;
@@ -771,7 +778,7 @@ fn load(
                 _ => {}
             },
             file::Item::Entry { key, value, expires_at } => {
-                if expires_at.is_some_and(|at| at < now) {
+                if !keep_expired && expires_at.is_some_and(|at| at < now) {
                     expired += 1;
                     continue;
                 }
@@ -835,8 +842,9 @@ pub(crate) async fn reload(core: &Rc<Core>, nosave: bool, noflush: bool) -> Resu
         let send = |shard: usize, batch| {
             futures::executor::block_on(futures::SinkExt::send(&mut sender, (shard, batch))).is_ok()
         };
-        let _ =
-            done.send(load(&global, std::io::BufReader::new(file), shards, send).map_err(|e| e.to_string()));
+        let _ = done.send(
+            load(&global, std::io::BufReader::new(file), shards, false, send).map_err(|e| e.to_string()),
+        );
     });
     if let Err(e) = spawned {
         tx.release().await;

@@ -35,6 +35,8 @@ pub(crate) async fn exec(s: &mut Session) -> CmdResult {
     let registry = crate::engine::command::registry();
     let queued: Vec<(&'static Command, Vec<Bytes>)> =
         multi.queued.into_iter().filter_map(|(id, args)| Some((registry.by_id(id)?, args))).collect();
+    // Its writes, not EXEC's flags, decide whether its reply waits for the disk.
+    s.wrote |= queued.iter().any(|(cmd, _)| cmd.flags.contains(crate::engine::spec::flag::WRITE));
     let plans: Vec<Result<Plan, CmdError>> =
         queued.iter().map(|(cmd, args)| plan(cmd, args, &router)).collect();
     let mut shards: BTreeSet<ShardId> = plans.iter().flatten().flat_map(Plan::shards).collect();

@@ -43,6 +43,10 @@ pub(crate) enum Wants {
     },
 }
 
+/// A served waiter's channel and what it gets: sent once the shard has published what the
+/// pop logged, so that its client never replies before its write is in the journal.
+pub(crate) type Delivery = (mpsc::Sender<(Bytes, Served)>, (Bytes, Served));
+
 /// What a shard delivers to the waiter it served, with the key.
 #[derive(Debug)]
 pub(crate) enum Served {
@@ -141,6 +145,7 @@ impl Waiters {
         now: u64,
         kept: &mut Vec<(Bytes, usize)>,
         log: &mut dyn FnMut(&[&[u8]]),
+        outbox: &mut Vec<Delivery>,
     ) {
         for key in std::mem::take(&mut self.ready) {
             let at = match kept.iter().position(|(k, _)| *k == key) {
@@ -150,7 +155,7 @@ impl Waiters {
                     kept.len() - 1
                 }
             };
-            self.serve_key(db, now, &key, &mut kept[at].1, log);
+            self.serve_key(db, now, &key, &mut kept[at].1, log, outbox);
             self.prune(db, &key);
         }
     }
@@ -163,6 +168,7 @@ impl Waiters {
         key: &Bytes,
         kept: &mut usize,
         log: &mut dyn FnMut(&[&[u8]]),
+        outbox: &mut Vec<Delivery>,
     ) {
         while let Some((list, len)) = poppable(db, now, key) {
             if len <= *kept {
@@ -173,7 +179,7 @@ impl Waiters {
             let Some(at) = queue.iter().position(|w| w.wants_list() == list && !w.is_claimed()) else {
                 return;
             };
-            let Some(mut w) = queue.remove(at) else { return };
+            let Some(w) = queue.remove(at) else { return };
             db.unobserve(key);
             if w.claimed.swap(true, Ordering::AcqRel) {
                 continue;
@@ -188,7 +194,7 @@ impl Waiters {
                     // and pops nothing.
                     if let Some((dst, _)) = then_push {
                         if access::write_quiet(db, now, dst, list_mut).is_err() {
-                            let _ = w.deliver.try_send((key.clone(), Served::Failed(CmdError::WrongType)));
+                            outbox.push((w.deliver, (key.clone(), Served::Failed(CmdError::WrongType))));
                             continue;
                         }
                     }
@@ -218,8 +224,7 @@ impl Waiters {
                     Served::ZSet(popped)
                 }
             };
-            // The receiver lives until the client has its claim settled: this cannot be lost.
-            let _ = w.deliver.try_send((key.clone(), served));
+            outbox.push((w.deliver, (key.clone(), served)));
         }
     }
 }

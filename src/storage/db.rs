@@ -175,6 +175,9 @@ pub(crate) struct Db {
     report_expired: bool,
     /// Keys removed because they expired, in order, until taken.
     expired_keys: Vec<Bytes>,
+    /// Nothing expires: the AOF is being replayed (its commands were logged against the clock
+    /// of their time; as in Redis, keys expire only once it is loaded).
+    expiry_paused: bool,
 }
 
 /// Writes one entry as a snapshot file holds it (`key`, the entry, whether to compress). The
@@ -296,7 +299,7 @@ impl Db {
                 self.stats.misses += 1;
                 return None;
             }
-            Some(e) => e.expires_at().is_some_and(|at| at <= now),
+            Some(e) => e.expires_at().is_some_and(|at| at <= now) && !self.expiry_paused,
         };
         if expired {
             self.expire(key);
@@ -335,7 +338,7 @@ impl Db {
     pub(crate) fn live(&mut self, key: &[u8], now: u64) -> bool {
         match self.entries.get(key) {
             None => false,
-            Some(e) if e.expires_at().is_some_and(|at| at <= now) => {
+            Some(e) if e.expires_at().is_some_and(|at| at <= now) && !self.expiry_paused => {
                 self.expire(key);
                 false
             }
@@ -421,6 +424,23 @@ impl Db {
         }
     }
 
+    /// Stops or resumes expiry (see `expiry_paused`).
+    pub(crate) fn pause_expiry(&mut self, paused: bool) {
+        self.expiry_paused = paused;
+    }
+
+    /// Whether expiry is paused.
+    #[must_use]
+    pub(crate) fn expiry_paused(&self) -> bool {
+        self.expiry_paused
+    }
+
+    /// Whether an expiry at `at` (Unix ms) has come at `now`: never while expiry is paused.
+    #[must_use]
+    pub(crate) fn is_due(&self, at: u64, now: u64) -> bool {
+        at <= now && !self.expiry_paused
+    }
+
     /// Starts or stops recording the keys that expire (see [`Db::take_expired`]).
     pub(crate) fn report_expired(&mut self, on: bool) {
         self.report_expired = on;
@@ -471,7 +491,7 @@ impl Db {
     /// Whether `key` is there but expired at `now`, not yet reclaimed.
     #[must_use]
     pub(crate) fn expired_in_place(&self, key: &[u8], now: u64) -> bool {
-        self.entries.get(key).and_then(Entry::expires_at).is_some_and(|at| at <= now)
+        self.entries.get(key).and_then(Entry::expires_at).is_some_and(|at| self.is_due(at, now))
     }
 
     /// Records that `key` changed (for WATCH and blocked clients), when someone observes it.
@@ -534,7 +554,7 @@ impl Db {
                 let (k, e) = self.entries.random(rng)?;
                 (Bytes::copy_from_slice(k), e.expires_at().is_some_and(|at| at <= now))
             };
-            if !expired {
+            if !expired || self.expiry_paused {
                 return Some(key);
             }
             self.expire(&key);
@@ -545,6 +565,9 @@ impl Db {
     /// One step of active expiry: walks the TTL index from where the last step stopped, looking at
     /// up to `budget` keys, and reclaims the expired ones. Returns (looked at, reclaimed).
     pub(crate) fn expire_step(&mut self, now: u64, budget: usize) -> (usize, usize) {
+        if self.expiry_paused {
+            return (0, 0);
+        }
         let mut due = Vec::new();
         let mut looked = 0;
         let (mut ttl_sum, mut ttl_samples) = (0u64, 0u64);
