@@ -8,15 +8,16 @@
 # Each server runs pinned to cpu SERVER_CPU (ferrokey with threads 1, as redis-server has one
 # main thread), redis-benchmark to cpu CLIENT_CPU; their helper threads float.
 #
-#   scripts/bench-aof.sh [-n REQUESTS] [-c CLIENTS] [--rounds R]
+#   scripts/bench-aof.sh [-n REQUESTS] [-c CLIENTS] [--rounds R] [--pipelines "16 1"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=2000000; C=50; ROUNDS=3; SERVER_CPU=0; CLIENT_CPU=1
+N=2000000; C=50; ROUNDS=3; SERVER_CPU=0; CLIENT_CPU=1; PIPELINES="16 1"
 while [ $# -gt 0 ]; do
   case $1 in
     -n) N=$2; shift 2 ;;
     -c) C=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
+    --pipelines) PIPELINES=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -72,7 +73,7 @@ echo "| transport | P | appendonly | redis ops/s | ferrokey ops/s | redis µs/op
 echo "|---|---|---|---|---|---|---|---|---|---|"
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 for tls in 1 0; do
-  for P in 16 1; do
+  for P in $PIPELINES; do
     declare -A base=()
     for mode in off everysec always; do
       r_ops=(); r_us=(); f_ops=(); f_us=()

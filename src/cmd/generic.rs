@@ -472,6 +472,10 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Int(0));
     }
     put(target, &c.dst, entry);
+    // Logged by itself: with DB it changes another database than its own.
+    if ctx.journaling() {
+        ctx.log(&args.iter().map(|a| &a[..]).collect::<Vec<_>>());
+    }
     Ok(Reply::Int(1))
 }
 

@@ -49,7 +49,7 @@ pub(crate) struct Commands {
 
 impl Commands {
     /// Logs `args` as run in database `db` (`None`: a command that names none).
-    pub(crate) fn push(&mut self, db: Option<usize>, args: &[&[u8]]) {
+    pub(crate) fn push<A: AsRef<[u8]>>(&mut self, db: Option<usize>, args: &[A]) {
         command(&mut self.bytes, args);
         let db = db.and_then(|d| u32::try_from(d).ok()).unwrap_or(NO_DB);
         self.ends.push((self.bytes.len(), db));
@@ -114,7 +114,7 @@ impl Effects {
     }
 
     /// Logs a command a body chose as its effect.
-    pub(crate) fn push_explicit(&mut self, db: Option<usize>, args: &[&[u8]]) {
+    pub(crate) fn push_explicit<A: AsRef<[u8]>>(&mut self, db: Option<usize>, args: &[A]) {
         self.commands.push(db, args);
         self.explicit += 1;
     }
@@ -127,7 +127,7 @@ impl Effects {
     }
 
     /// Logs a command as it came (a write that changed something), or a key's expiry.
-    pub(crate) fn push(&mut self, db: Option<usize>, args: &[&[u8]]) {
+    pub(crate) fn push<A: AsRef<[u8]>>(&mut self, db: Option<usize>, args: &[A]) {
         self.commands.push(db, args);
     }
 
@@ -811,10 +811,10 @@ mod tests {
     fn a_unit_is_wrapped_and_selects_come_before_multi() {
         let j = Journal::new(1);
         let mut e = Effects { on: true, ..Effects::default() };
-        e.push(Some(3), &[b"SET", b"z", b"0"]);
+        e.push(Some(3), &[&b"SET"[..], b"z", b"0"]);
         e.begin_unit();
-        e.push(Some(3), &[b"SET", b"a", b"1"]);
-        e.push(Some(3), &[b"SET", b"b", b"1"]);
+        e.push(Some(3), &[&b"SET"[..], b"a", b"1"]);
+        e.push(Some(3), &[&b"SET"[..], b"b", b"1"]);
         e.end_unit();
         j.publish(0, None, &mut e);
         assert_eq!(text(&j), "SELECT 3 SET z 0 MULTI SET a 1 SET b 1 EXEC");

@@ -117,7 +117,7 @@ fn log_expired(dbs: &mut [Db], first: usize, effects: &mut Effects) {
     for (i, db) in dbs.iter_mut().enumerate() {
         if let Some(keys) = db.take_expired() {
             for key in keys {
-                effects.push(Some(first + i), &[b"DEL", &key]);
+                effects.push(Some(first + i), &[&b"DEL"[..], &key]);
             }
         }
     }
@@ -218,7 +218,7 @@ impl Shard {
     pub(crate) fn exec(&mut self, cmd: &ShardCmd) -> Reply {
         let started = Started::now();
         let max_bulk = self.global.max_bulk();
-        let logging = self.effects.on().then(|| (self.changes(), self.effects.explicit()));
+        let logging = self.effects.on().then(|| (self.dbs[cmd.db].stats.changes, self.effects.explicit()));
         let mut ctx = Ctx::new(&mut self.dbs, cmd.db, self.clock, max_bulk, &mut self.rng, &mut self.effects);
         let run = std::panic::AssertUnwindSafe(|| (cmd.run)(&mut ctx, &cmd.args));
         let reply = match std::panic::catch_unwind(run) {
@@ -243,23 +243,22 @@ impl Shard {
     }
 
     /// Logs what `cmd` did: the keys it found expired, then its own effect: what its body
-    /// logged, or else the request as it came if it is a write that changed something.
+    /// logged, or else the request as it came if it is a write that changed something in its
+    /// database. (A body that writes to another database logs itself, as COPY ... DB does; so
+    /// do the expiries it met there, through [`Ctx::log`].)
     fn log_command(&mut self, cmd: &ShardCmd, changes_before: u64, explicit_before: usize) {
-        self.log_expired();
-        if cmd.write && self.effects.explicit() == explicit_before && self.changes() != changes_before {
-            let args: Vec<&[u8]> = cmd.args.iter().map(|a| &a[..]).collect();
-            self.effects.push(Some(cmd.db), &args);
+        log_expired(std::slice::from_mut(&mut self.dbs[cmd.db]), cmd.db, &mut self.effects);
+        if cmd.write
+            && self.effects.explicit() == explicit_before
+            && self.dbs[cmd.db].stats.changes != changes_before
+        {
+            self.effects.push(Some(cmd.db), &cmd.args);
         }
     }
 
     /// Logs a `DEL` for every key that expired since last asked.
     fn log_expired(&mut self) {
         log_expired(&mut self.dbs, 0, &mut self.effects);
-    }
-
-    /// Key changes over every database (Redis's `dirty`).
-    fn changes(&self) -> u64 {
-        self.dbs.iter().map(|d| d.stats.changes).sum()
     }
 
     /// Hands what was logged since the last call to the journal, as part of the transaction

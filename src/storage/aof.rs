@@ -374,11 +374,12 @@ pub(crate) fn select_as_command(out: &mut Vec<u8>, db: usize) {
 }
 
 /// Appends one command as a RESP multibulk.
-pub(crate) fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
+pub(crate) fn command<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {
     out.push(b'*');
     out.extend_from_slice(itoa::Buffer::new().format(args.len()).as_bytes());
     out.extend_from_slice(b"\r\n");
     for arg in args {
+        let arg = arg.as_ref();
         out.push(b'$');
         out.extend_from_slice(itoa::Buffer::new().format(arg.len()).as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -425,11 +426,11 @@ mod tests {
     #[test]
     fn commands_are_read_with_offsets_and_a_cut_tail_is_truncation() {
         let mut file = Vec::new();
-        command(&mut file, &[b"SELECT", b"0"]);
+        command(&mut file, &[&b"SELECT"[..], b"0"]);
         file.extend_from_slice(b"#TS:1700000000\r\n");
-        command(&mut file, &[b"SET", b"k", b"v\r\nwith crlf"]);
+        command(&mut file, &[&b"SET"[..], b"k", b"v\r\nwith crlf"]);
         let whole = file.len() as u64;
-        command(&mut file, &[b"INCR", b"counter"]);
+        command(&mut file, &[&b"INCR"[..], b"counter"]);
         let mut r = CommandReader::new(&file[..], 0, 1 << 20);
         assert_eq!(r.next_command().unwrap().unwrap(), [&b"SELECT"[..], b"0"]);
         assert_eq!(r.next_command().unwrap().unwrap(), [&b"SET"[..], b"k", b"v\r\nwith crlf"]);
@@ -449,6 +450,43 @@ mod tests {
         for garbage in [&b"GET k\r\n"[..], b"*x\r\n", b"*1\r\n+OK\r\n", b"*1\r\n$2\r\nabcd\r\n"] {
             let mut r = CommandReader::new(garbage, 0, 1 << 20);
             assert!(matches!(r.next_command(), Err(ReadError::Format { .. })), "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn damaged_files_are_errors_never_panics() {
+        let mut seed = 0xa0f_u64;
+        let mut next = || {
+            seed = crate::num::splitmix(seed);
+            seed
+        };
+        let mut good = Vec::new();
+        command(&mut good, &[&b"SELECT"[..], b"0"]);
+        command(&mut good, &[&b"SET"[..], b"key", b"value"]);
+        command(&mut good, &[&b"RPUSH"[..], b"list", b"a", b"b", b"c"]);
+        let manifest =
+            b"file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n";
+        for _ in 0..20_000 {
+            let mut file = good.clone();
+            let mut text = manifest.to_vec();
+            for _ in 0..(1 + next() % 6) {
+                for bytes in [&mut file, &mut text] {
+                    let at = (next() as usize) % (bytes.len() + 1);
+                    match next() % 3 {
+                        0 => bytes.insert(at, b"*$\r\n-0123456789 \"#x"[(next() % 18) as usize]),
+                        1 if at < bytes.len() => bytes[at] = next() as u8,
+                        _ => bytes.truncate(at),
+                    }
+                }
+            }
+            let mut r = CommandReader::new(&file[..], 0, 1 << 20);
+            for _ in 0..100 {
+                match r.next_command() {
+                    Ok(Some(args)) => assert!(!args.is_empty()),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            let _ = Manifest::parse(&text);
         }
     }
 }
