@@ -124,18 +124,19 @@ pub fn run(
     // The dataset on disk, if any, loads while the cores start serving (they answer LOADING):
     // the AOF when it is on (its base, then its commands, replayed by core 0), else the dump.
     let (loads, mut replay) = if config.appendonly {
-        let startup = crate::engine::aof::open_at_startup(&config).map_err(|e| {
+        let mut startup = crate::engine::aof::open_at_startup(&config).map_err(|e| {
             tracing::error!("{e}");
             StartError::Load
         })?;
+        let end = startup.tail_end();
         let loads = startup
             .rdb_base
             .clone()
-            .and_then(|base| crate::engine::snapshot::start_loading(&global, base, true));
+            .and_then(|base| crate::engine::snapshot::start_loading(&global, base, true, end));
         (loads, Some(startup.start(&global)))
     } else {
         let dump = std::path::Path::new(&config.dir).join(&config.dbfilename);
-        (crate::engine::snapshot::start_loading(&global, dump, false), None)
+        (crate::engine::snapshot::start_loading(&global, dump, false, None), None)
     };
     let mut loads = loads.map(|receivers| receivers.into_iter().map(Some).collect::<Vec<_>>());
     if global.startup_failed() {

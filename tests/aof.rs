@@ -430,3 +430,42 @@ fn replay_runs_with_expiry_paused_as_redis_loads_an_aof() {
     assert!(matches!(run(&mut c, &["PTTL", "extended"]), Value::Int(t) if t > 3_000_000));
     assert_eq!(run(&mut c, &["GET", "counter"]), Value::BulkString(b"2".to_vec()));
 }
+
+#[test]
+fn a_redis_6_append_only_file_is_migrated_and_loads_as_redis_server_loads_it() {
+    // Redis 6's single file: an RDB preamble, then commands.
+    let source = Server::start();
+    let mut c = source.conn(Mode::Plain);
+    populate_with_dbs(&mut c);
+    let () = redis::cmd("SAVE").query(&mut c).unwrap();
+    let mut old_style = std::fs::read(source.data_dir.join("dump.rdb")).unwrap();
+    for args in [
+        &["SELECT", "0"][..],
+        &["SET", "from-the-tail", "v"],
+        &["RPUSH", "list:small", "tail"],
+        &["DEL", "str:int"],
+    ] {
+        old_style.extend_from_slice(&common::resp(&args.iter().map(|a| a.as_bytes()).collect::<Vec<_>>()));
+    }
+    drop(source);
+    let theirs = TempDir::new("aof-redis6-redis");
+    let ours = TempDir::new("aof-redis6-ferrokey");
+    for dir in [&theirs, &ours] {
+        std::fs::write(dir.0.join("appendonly.aof"), &old_style).unwrap();
+    }
+    let redis = RedisServer::with(&["--dir", &theirs.path(), "--appendonly", "yes"]);
+    let expected = dataset(&mut connect_redis(&redis));
+    drop(redis);
+    assert!(expected.iter().any(|(k, _)| k.1 == "from-the-tail"), "{expected:?}");
+    let server = Server::with(aof_opts(&ours));
+    assert!(server.log().contains("Successfully migrated an old-style AOF file"), "{}", server.log());
+    assert!(!ours.0.join("appendonly.aof").exists() && ours.0.join("appendonlydir/appendonly.aof").exists());
+    let mut c = server.conn(Mode::Tls);
+    assert_same(&dataset(&mut c), &expected, "migrated");
+    run(&mut c, &["SET", "after-migration", "v"]);
+    let expected = dataset(&mut c);
+    assert_eq!(server.terminate(), Some(0));
+    check_aof(&ours.0);
+    let server = Server::with(aof_opts(&ours));
+    assert_same(&dataset(&mut server.conn(Mode::Plain)), &expected, "restarted after the migration");
+}

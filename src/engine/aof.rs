@@ -488,6 +488,9 @@ pub(crate) struct Startup {
     /// Files of commands to replay, in order (a command-form base, then the incremental files),
     /// each with whether it is the base.
     replay: Vec<(PathBuf, bool)>,
+    /// An RDB base that may go on with commands (an old-style AOF with an RDB preamble), and
+    /// where its RDB loader says the RDB ends.
+    tail: Option<(PathBuf, std::sync::mpsc::Receiver<u64>)>,
     files: Files,
 }
 
@@ -509,8 +512,21 @@ pub(crate) fn open_at_startup(config: &Config) -> Result<Startup, String> {
             }
             None => format!("*** FATAL AOF MANIFEST FILE ERROR *** {e}"),
         })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_empty(config, &dir)
-            .map_err(|e| format!("Can't open or create append-only dir {}: {e}", dir.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let legacy = Path::new(&config.dir).join(&config.appendfilename);
+            if legacy.is_file() {
+                migrate(config, &dir, &legacy).map_err(|e| {
+                    format!(
+                        "Error migrating the old-style AOF file {} into {}: {e}",
+                        legacy.display(),
+                        dir.display()
+                    )
+                })?
+            } else {
+                create_empty(config, &dir)
+                    .map_err(|e| format!("Can't open or create append-only dir {}: {e}", dir.display()))?
+            }
+        }
         Err(e) => {
             return Err(format!(
                 "Fatal error: can't open the AOF manifest file {} for reading: {e}",
@@ -541,7 +557,27 @@ pub(crate) fn open_at_startup(config: &Config) -> Result<Startup, String> {
         pending: None,
         rotate_failed: None,
     };
-    Ok(Startup { rdb_base, replay, files })
+    Ok(Startup { rdb_base, replay, tail: None, files })
+}
+
+/// Redis 6's single `appendonly.aof` in `dir`: moved into the AOF directory as its base (the
+/// manifest first, as Redis 7.0 does, so that a crash in between finds it again).
+fn migrate(config: &Config, dir: &Path, legacy: &Path) -> std::io::Result<Manifest> {
+    std::fs::create_dir_all(dir)?;
+    let name = config.appendfilename.clone();
+    let manifest = Manifest {
+        base: Some(AofFile { name: name.clone(), seq: 1, kind: FileType::Base }),
+        ..Manifest::default()
+    };
+    write_manifest(dir, &name, &manifest)?;
+    std::fs::rename(legacy, dir.join(&name))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    tracing::info!(
+        "Successfully migrated an old-style AOF file ({}) into the AOF directory ({}).",
+        legacy.display(),
+        dir.display()
+    );
+    Ok(manifest)
 }
 
 fn starts_with_redis(path: &Path) -> bool {
@@ -587,21 +623,39 @@ fn create_empty(config: &Config, dir: &Path) -> std::io::Result<Manifest> {
 pub(crate) type ReplayReceiver = mpsc::Receiver<Vec<Vec<Bytes>>>;
 
 impl Startup {
+    /// When the RDB base may go on with commands (a name not ending in `.rdb`: an old-style
+    /// AOF), the channel on which its RDB loader reports where the RDB ends.
+    pub(crate) fn tail_end(&mut self) -> Option<std::sync::mpsc::Sender<u64>> {
+        let base = self.rdb_base.clone().filter(|p| p.extension().is_none_or(|e| e != "rdb"))?;
+        let (end, at) = std::sync::mpsc::channel();
+        self.tail = Some((base, at));
+        Some(end)
+    }
+
     /// Starts the thread that reads the command files; `None` when there are none. Sets the
     /// loading flag until core 0 has replayed them and turned the journal on.
     pub(crate) fn start(self, global: &Arc<Global>) -> ReplayReceiver {
         global.set_loading(true);
         global.load_progress.aof_pending.store(true, std::sync::atomic::Ordering::Release);
         let (mut sender, receiver) = mpsc::channel::<Vec<Vec<Bytes>>>(4);
-        let Startup { replay, mut files, .. } = self;
+        let Startup { replay, tail, mut files, .. } = self;
         let g = global.clone();
         let config = global.config();
         let spawned = std::thread::Builder::new().name("ferrokey-aof-load".into()).spawn(move || {
             let started = Instant::now();
+            if let Some((path, at)) = tail {
+                // The RDB loader reports where the RDB ends; it drops the channel if it fails.
+                let Ok(at) = at.recv() else { return };
+                if let Err(e) = read_commands(&config, &path, at, replay.is_empty(), &mut sender) {
+                    tracing::error!("{e}");
+                    g.fail_startup();
+                    return;
+                }
+            }
             let last = replay.len().saturating_sub(1);
             for (i, (path, base)) in replay.iter().enumerate() {
                 let t = Instant::now();
-                if let Err(e) = read_commands(&config, path, i == last, &mut sender) {
+                if let Err(e) = read_commands(&config, path, 0, i == last, &mut sender) {
                     tracing::error!("{e}");
                     g.fail_startup();
                     return;
@@ -643,17 +697,21 @@ impl Startup {
 }
 
 /// Reads `path`'s commands into batches for core 0; handles a cut tail as configured.
+/// The file's commands start at offset `start` (after an RDB preamble, or 0).
 fn read_commands(
     config: &Config,
     path: &Path,
+    start: u64,
     last: bool,
     sender: &mut mpsc::Sender<Vec<Vec<Bytes>>>,
 ) -> Result<(), String> {
     let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let file =
+    let mut file =
         std::fs::File::open(path).map_err(|e| format!("Can't open the append-only file {name}: {e}"))?;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))
+        .map_err(|e| format!("Unrecoverable error reading the append only file {name}: {e}"))?;
     let mut reader =
-        CommandReader::new(BufReader::with_capacity(1 << 20, file), 0, config.proto_max_bulk_len.0);
+        CommandReader::new(BufReader::with_capacity(1 << 20, file), start, config.proto_max_bulk_len.0);
     let registry = crate::engine::command::registry();
     let mut batch = Vec::with_capacity(REPLAY_BATCH);
     let mut multi_at: Option<u64> = None;

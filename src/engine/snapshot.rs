@@ -679,11 +679,13 @@ pub(crate) type LoadReceiver = mpsc::Receiver<Vec<LoadItem>>;
 /// Starts loading `path` if it exists: returns a receiver per core (their batches) and sets the
 /// loading flag; `None` when there is nothing to load.
 /// Keys already expired are skipped, unless `keep_expired` (an AOF's base: the commands that
-/// follow may still change them, as in Redis).
+/// follow may still change them, as in Redis). Once loaded, the file offset where the RDB ends
+/// goes to `end` (an old-style AOF continues with commands there).
 pub(crate) fn start_loading(
     global: &Arc<Global>,
     path: PathBuf,
     keep_expired: bool,
+    end: Option<std::sync::mpsc::Sender<u64>>,
 ) -> Option<Vec<LoadReceiver>> {
     let file = match std::fs::File::open(&path) {
         Ok(f) => f,
@@ -709,7 +711,10 @@ pub(crate) fn start_loading(
             futures::executor::block_on(futures::SinkExt::send(&mut senders[shard], batch)).is_ok()
         };
         match load(&global, std::io::BufReader::new(file), cores, keep_expired, send) {
-            Ok((loaded, expired)) => {
+            Ok((loaded, expired, at)) => {
+                if let Some(end) = end {
+                    let _ = end.send(at);
+                }
                 let mut state = global.persistence();
                 state.loaded = loaded;
                 state.expired_at_load = expired;
@@ -750,7 +755,7 @@ fn load(
     shards: usize,
     keep_expired: bool,
     mut send: impl FnMut(usize, Vec<LoadItem>) -> bool,
-) -> Result<(u64, u64), LoadFailure> {
+) -> Result<(u64, u64, u64), LoadFailure> {
     let mut reader = file::FileReader::open(src)?;
     tracing::debug!("RDB version {}", reader.version());
     let databases = global.config().databases;
@@ -803,7 +808,7 @@ fn load(
             return Err(LoadFailure::Stopped);
         }
     }
-    Ok((loaded, expired))
+    Ok((loaded, expired, reader.offset()))
 }
 
 /// DEBUG RELOAD: saves (unless `nosave`), then, holding every gate, empties every database
@@ -862,7 +867,7 @@ pub(crate) async fn reload(core: &Rc<Core>, nosave: bool, noflush: bool) -> Resu
     tx.release().await;
     decoded?;
     match result.await {
-        Ok(Ok((loaded, _))) => {
+        Ok(Ok((loaded, ..))) => {
             tracing::info!("DB reloaded by DEBUG RELOAD ({loaded} keys)");
             Ok(())
         }
