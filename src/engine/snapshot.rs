@@ -40,10 +40,18 @@ use crate::storage::db::Budget;
 use crate::storage::rdb::{crc64, file};
 
 /// A piece of a save that holds every gate (SAVE): large, to amortize the hop.
-const SAVE_PIECE: Budget = Budget { bytes: 4 << 20, time: Duration::from_millis(100) };
+const SAVE_PIECE: Budget = Budget { bytes: 4 << 20, time: Duration::from_millis(100), stop: None };
 /// A piece of a background save: it runs between the shard's commands, so it is short (its
-/// time is what it adds to a command's latency) yet long against the hop that asks for it.
-pub(crate) const BGSAVE_PIECE: Budget = Budget { bytes: 256 << 10, time: Duration::from_micros(250) };
+/// time is what it adds to a command's latency) yet long against the hop that asks for it; and
+/// it ends early as soon as the core has I/O waiting (a request arrived): see [`io_pending`].
+pub(crate) const BGSAVE_PIECE: Budget =
+    Budget { bytes: 256 << 10, time: Duration::from_micros(250), stop: Some(io_pending) };
+
+/// Whether completions wait for this core's executor (the vendored glommio reads the kernel's
+/// flag in the ring): a piece of a background save then stops and lets the reactor in.
+fn io_pending() -> bool {
+    glommio::executor().io_pending()
+}
 /// The pause after each piece of a background save, in which the reactor runs.
 const PIECE_PAUSE: Duration = Duration::from_micros(20);
 /// Keys per batch sent to a core while loading.

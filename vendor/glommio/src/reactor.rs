@@ -204,6 +204,11 @@ impl Reactor {
         self.sys.task_queue_io_stats(handle)
     }
 
+    /// ferrokey patch: completions wait for this executor (see `sys::Reactor::io_pending`).
+    pub(crate) fn io_pending(&self) -> bool {
+        self.sys.io_pending()
+    }
+
     #[inline(always)]
     pub(crate) fn need_preempt(&self) -> bool {
         unsafe { *self.preempt_ptr_head != (*self.preempt_ptr_tail).load(Ordering::Acquire) }

@@ -2118,6 +2118,12 @@ impl ExecutorProxy {
         };
     }
 
+    /// ferrokey patch: whether I/O completions (a socket became readable, a write finished)
+    /// wait for this executor: a long computation can stop at once and let the reactor run.
+    pub fn io_pending(&self) -> bool {
+        LOCAL_EX.with(|local_ex| local_ex.reactor.io_pending())
+    }
+
     /// Conditionally yields the current task queue. The scheduler may then
     /// process other task queues according to their latency requirements.
     /// If a call to this function results in the current queue to yield,

@@ -94,6 +94,8 @@ bitflags::bitflags! {
         const ATTACH_WQ = 1 << 5;
         /* ferrokey patch: completions are run at the next kernel entry, not by interrupt */
         const COOP_TASKRUN = 1 << 8;
+        /* ferrokey patch: with COOP_TASKRUN, the kernel flags pending task work in the SQ ring */
+        const TASKRUN_FLAG = 1 << 9;
     }
 }
 

@@ -907,9 +907,10 @@ impl SleepableRing {
         // readiness completion interrupts the running executor (task work by signal): with
         // request/response traffic that doubled the CPU per request. Older kernels refuse the
         // flag with EINVAL and get the ring glommio always made.
+        // TASKRUN_FLAG (5.19+ too) lets `io_pending` see completions waiting for us.
         let ring = match iou::IoUring::new_with_flags(
             size as _,
-            iou::SetupFlags::COOP_TASKRUN,
+            iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
             iou::SetupFeatures::empty(),
         ) {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => iou::IoUring::new(size as _)?,
@@ -930,6 +931,20 @@ impl SleepableRing {
 
     fn ring_fd(&self) -> RawFd {
         self.ring.raw().ring_fd
+    }
+
+    /// ferrokey patch: whether completions wait for this ring's owner: task work the kernel
+    /// flagged (IORING_SQ_TASKRUN), or completions posted and not reaped. Two loads.
+    fn io_pending(&self) -> bool {
+        const IORING_SQ_TASKRUN: u32 = 1 << 2;
+        let raw = self.ring.raw();
+        unsafe {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            let flags = (*(raw.sq.kflags as *const AtomicU32)).load(Ordering::Acquire);
+            let head = (*(raw.cq.khead as *const AtomicU32)).load(Ordering::Relaxed);
+            let tail = (*(raw.cq.ktail as *const AtomicU32)).load(Ordering::Acquire);
+            flags & IORING_SQ_TASKRUN != 0 || head != tail
+        }
     }
 
     /// This function prepares a timer that fires unconditionally after a
@@ -1297,6 +1312,13 @@ fn align_up(v: usize, align: usize) -> usize {
 }
 
 impl Reactor {
+    /// ferrokey patch: whether the main ring (socket polls, file I/O) or the latency ring has
+    /// completions waiting for this executor.
+    pub(crate) fn io_pending(&self) -> bool {
+        self.main_ring.try_borrow().is_ok_and(|r| r.io_pending())
+            || self.latency_ring.try_borrow().is_ok_and(|r| r.io_pending())
+    }
+
     pub(crate) fn new(
         notifier: Arc<sys::SleepNotifier>,
         mut io_memory: usize,
