@@ -140,6 +140,7 @@ fn ferrokey_s_aof_replays_its_effects_passes_redis_check_aof_and_loads_into_redi
     assert_eq!(started, "Background append only file rewriting started");
     effects(&server, &mut c);
     wait_rewrite_done(&mut c);
+    run(&mut c, &["CONFIG", "SET", "aof-timestamp-enabled", "yes"]);
     run(&mut c, &["SET", "after-rewrite", "v"]);
     let expected = dataset(&mut c);
     assert!(expected.iter().any(|(k, at)| k.1 == "restored" && *at > 0), "{expected:?}");
@@ -148,6 +149,8 @@ fn ferrokey_s_aof_replays_its_effects_passes_redis_check_aof_and_loads_into_redi
     assert_eq!(terminated, Some(0));
     let report = check_aof(&dir.0);
     assert!(report.contains("BASE AOF appendonly.aof.2.base.rdb is valid"), "{report}");
+    let incr = std::fs::read(dir.0.join("appendonlydir/appendonly.aof.2.incr.aof")).unwrap();
+    assert!(incr.windows(4).any(|w| w == b"#TS:"), "aof-timestamp-enabled annotates the file");
 
     let server = Server::with(aof_opts(&dir));
     for mode in MODES {

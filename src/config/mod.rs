@@ -147,6 +147,9 @@ directives! {
     "auto-aof-rewrite-min-size" => auto_aof_rewrite_min_size: Memory = Memory(64 << 20), true;
     "aof-load-truncated" => aof_load_truncated: bool = true, true;
     "aof-use-rdb-preamble" => aof_use_rdb_preamble: bool = true, true;
+    "aof-timestamp-enabled" => aof_timestamp_enabled: bool = false, true;
+    "aof-disable-auto-gc" => aof_disable_auto_gc: bool = false, true;
+    "aof-rewrite-incremental-fsync" => aof_rewrite_incremental_fsync: bool = true, true;
     "loglevel" => loglevel: LogLevel = LogLevel::Notice, true;
     "logfile" => logfile: String = String::new(), false;
     "pidfile" => pidfile: String = String::new(), false;

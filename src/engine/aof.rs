@@ -51,6 +51,10 @@ const WRITER_WAIT: Duration = Duration::from_millis(100);
 /// Under `everysec` and `no`, the writer writes at most this often: fewer, larger writes.
 const WRITE_PERIOD: Duration = Duration::from_millis(1);
 
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 /// The AOF directory of `config`.
 #[must_use]
 pub(crate) fn dir(config: &Config) -> PathBuf {
@@ -131,9 +135,11 @@ fn run_writer(global: &Arc<Global>, ops: &Receiver<Op>) {
     let mut last_fsync = Instant::now();
     let mut unsynced = false;
     let mut spare = Vec::new();
+    let mut last_timestamp = 0;
     loop {
-        let config = global.config();
         let taken = global.journal.take(WRITER_WAIT, std::mem::take(&mut spare));
+        // Read after the wait: a CONFIG SET that came meanwhile applies to what it took.
+        let config = global.config();
         let mut closing = None;
         // Ops sent before what was taken was logged are seen now (turning on opens the files
         // before the rotate marker can be in the stream).
@@ -155,6 +161,15 @@ fn run_writer(global: &Arc<Global>, ops: &Receiver<Op>) {
         let bytes = taken.bytes;
         let mut at = 0;
         let mut wrote = false;
+        // `aof-timestamp-enabled`: a `#TS:<unix seconds>` annotation before the first command
+        // of each second, as Redis writes it (loaders skip `#` lines).
+        if config.aof_timestamp_enabled && !bytes.is_empty() {
+            let now = unix_secs();
+            if now > last_timestamp {
+                last_timestamp = now;
+                wrote |= out.append(global, files.as_mut(), format!("#TS:{now}\r\n").as_bytes(), &config);
+            }
+        }
         for (pos, marker) in taken.markers {
             wrote |= out.append(global, files.as_mut(), &bytes[at..pos], &config);
             at = pos;
@@ -214,7 +229,7 @@ fn run_writer(global: &Arc<Global>, ops: &Receiver<Op>) {
             global.journal.made_durable(taken.frontier);
         }
         if let Some(f) = files.as_mut() {
-            f.commit_if_ready(global);
+            f.commit_if_ready(global, !config.aof_disable_auto_gc);
         }
         if let Some(done) = closing {
             if let Some((file, _)) = files.as_ref().and_then(|f| f.file.as_ref()) {
@@ -404,13 +419,14 @@ impl Files {
 
     /// Puts a rewrite's base in place once its rotate marker is written: the new base, the
     /// files it replaces as history, the manifest, then the history deleted.
-    fn commit_if_ready(&mut self, global: &Global) {
+    /// With `gc`, the files the new base replaces are deleted (`aof-disable-auto-gc no`).
+    fn commit_if_ready(&mut self, global: &Global, gc: bool) {
         let Some((id, _, _, _)) = &self.pending else { return };
         if self.rotated != Some(*id) {
             return;
         }
         let Some((_, temp, rdb, started)) = self.pending.take() else { return };
-        let result = self.commit(&temp, rdb);
+        let result = self.commit(&temp, rdb, gc);
         let mut state = global.persistence();
         state.aof.rewriting = false;
         state.aof.last_rewrite_secs = Some(i64::try_from(started.elapsed().as_secs()).unwrap_or(i64::MAX));
@@ -433,7 +449,7 @@ impl Files {
         }
     }
 
-    fn commit(&mut self, temp: &Path, rdb: bool) -> std::io::Result<()> {
+    fn commit(&mut self, temp: &Path, rdb: bool, gc: bool) -> std::io::Result<()> {
         tracing::info!("Background AOF rewrite terminated with success");
         let (base_seq, _) = self.manifest.last_seqs();
         let seq = base_seq + 1;
@@ -456,11 +472,13 @@ impl Files {
         write_manifest(&self.dir, &self.name, &next)?;
         self.manifest = next;
         self.turning_on = false;
-        for f in std::mem::take(&mut self.manifest.history) {
-            tracing::info!("Removing the history file {} in the background", f.name);
-            let _ = std::fs::remove_file(self.dir.join(&f.name));
+        if gc {
+            for f in std::mem::take(&mut self.manifest.history) {
+                tracing::info!("Removing the history file {} in the background", f.name);
+                let _ = std::fs::remove_file(self.dir.join(&f.name));
+            }
+            write_manifest(&self.dir, &self.name, &self.manifest)?;
         }
-        write_manifest(&self.dir, &self.name, &self.manifest)?;
         self.earlier = self.total_size().saturating_sub(self.file.as_ref().map_or(0, |f| f.1));
         Ok(())
     }
