@@ -38,6 +38,7 @@ use crate::config::{AppendFsync, Config};
 use crate::engine::core::Core;
 use crate::engine::global::Global;
 use crate::engine::journal::Marker;
+use crate::engine::router::Tx;
 use crate::engine::session::Session;
 use crate::engine::shard::Shard;
 use crate::engine::slot::ShardId;
@@ -837,11 +838,17 @@ pub(crate) async fn replay(core: Rc<Core>, mut batches: ReplayReceiver) {
 async fn set_journaling(core: &Rc<Core>, on: bool) -> Result<(), SaveError> {
     let shards = (0..core.router.shards()).map(ShardId).collect();
     let tx = core.router.begin(shards).await.map_err(|_| SaveError::Unavailable)?;
+    let done = journaling_at(core, &tx, on).await;
+    tx.release().await;
+    done
+}
+
+/// Switches logging on every shard `tx` holds (every one) and in the journal.
+async fn journaling_at(core: &Core, tx: &Tx, on: bool) -> Result<(), SaveError> {
     for &s in tx.shards() {
         tx.run(s, move |sh: &mut Shard| sh.set_journaling(on)).await.map_err(|_| SaveError::Unavailable)?;
     }
     core.global.journal.set_active(on, core.config().appendfsync == AppendFsync::Always);
-    tx.release().await;
     Ok(())
 }
 
@@ -912,24 +919,14 @@ async fn start_rewrite(core: &Rc<Core>, turning_on: bool) -> Result<Started, Sav
         };
         writer(&core.global).send(&core.global, Op::Open(Box::new(files)));
     }
-    let cut = match core.router.begin((0..core.router.shards()).map(ShardId).collect()).await {
-        Ok(tx) => {
-            let cut = snapshot::cut(core, &tx, claim.id, form == Form::Commands).await;
-            if cut.is_ok() {
-                if turning_on {
-                    for &s in tx.shards() {
-                        let _ = tx.run(s, |sh: &mut Shard| sh.set_journaling(true)).await;
-                    }
-                    core.global.journal.set_active(true, config.appendfsync == AppendFsync::Always);
-                }
-                tx.mark(Marker::Rotate { id: claim.id });
-            }
-            tx.release().await;
-            cut
+    let id = claim.id;
+    let at_cut = async |tx: &Tx| {
+        if turning_on {
+            let _ = journaling_at(core, tx, true).await;
         }
-        Err(_) => Err(SaveError::Unavailable),
+        tx.mark(Marker::Rotate { id });
     };
-    let cut = match cut {
+    let cut = match snapshot::cut_everywhere(core, id, form == Form::Commands, at_cut).await {
         Ok(cut) => cut,
         Err(e) => {
             snapshot::abort_everywhere(core, claim.id).await;

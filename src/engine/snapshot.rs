@@ -247,6 +247,30 @@ pub(crate) async fn cut(core: &Core, tx: &Tx, id: u64, commands: bool) -> Result
     Ok(cut)
 }
 
+/// Takes snapshot `id`'s cut of every shard (see [`cut`]) with every gate held just for it;
+/// `at_cut` runs while they still are (an AOF rewrite marks the journal there).
+///
+/// # Errors
+/// An unreachable shard.
+pub(crate) async fn cut_everywhere(
+    core: &Core,
+    id: u64,
+    commands: bool,
+    at_cut: impl AsyncFnOnce(&Tx),
+) -> Result<Cut, SaveError> {
+    let tx = core
+        .router
+        .begin((0..core.router.shards()).map(ShardId).collect())
+        .await
+        .map_err(|_| SaveError::Unavailable)?;
+    let cut = cut(core, &tx, id, commands).await;
+    if cut.is_ok() {
+        at_cut(&tx).await;
+    }
+    tx.release().await;
+    cut
+}
+
 /// SAVE (and the saves of FLUSHALL, SHUTDOWN, DEBUG RELOAD): every gate held from the cut until
 /// the file is on disk. `tx`, when given, already holds every shard (inside EXEC).
 ///
@@ -293,15 +317,7 @@ pub(crate) async fn save(core: &Rc<Core>, tx: Option<&Tx>, other: OnRunning) -> 
 /// Another save running, or an unreachable shard.
 pub(crate) async fn bgsave(core: &Rc<Core>) -> Result<(), SaveError> {
     let claim = claim(&core.global, SaveKind::Background, OnRunning::Refuse)?;
-    let cut = match core.router.begin((0..core.router.shards()).map(ShardId).collect()).await {
-        Ok(tx) => {
-            let cut = cut(core, &tx, claim.id, false).await;
-            tx.release().await;
-            cut
-        }
-        Err(_) => Err(SaveError::Unavailable),
-    };
-    let cut = match cut {
+    let cut = match cut_everywhere(core, claim.id, false, async |_| {}).await {
         Ok(cut) => cut,
         Err(e) => {
             abort_everywhere(core, claim.id).await;
