@@ -261,9 +261,12 @@ impl Global {
         self.loading.load(Ordering::Acquire)
     }
 
-    /// Loading starts (before any core serves).
+    /// Loading starts (before any core serves), or is over. While it runs the allocator keeps
+    /// the pages it frees (see [`crate::memory::hold_freed_pages`]).
     pub(crate) fn set_loading(&self, loading: bool) {
-        self.loading.store(loading, Ordering::Release);
+        if self.loading.swap(loading, Ordering::AcqRel) != loading {
+            crate::memory::hold_freed_pages(loading);
+        }
     }
 
     /// The loader has sent every key.
