@@ -92,15 +92,7 @@ fn effects(server: &Server, c: &mut Connection) {
         let got: Vec<String> = redis::cmd("BLPOP").arg("queue").arg(10).query(&mut blocked).unwrap();
         got
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let list: String = redis::cmd("CLIENT").arg("LIST").arg("ID").arg(id).query(c).unwrap();
-        if list.contains(" flags=b ") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never blocked: {list}");
-        std::thread::yield_now();
-    }
+    common::wait_blocked(c, id);
     run(c, &["RPUSH", "queue", "first", "second"]);
     assert_eq!(waiter.join().unwrap(), ["queue", "first"]);
 }
@@ -257,13 +249,17 @@ fn a_cut_tail_is_cut_off_with_aof_load_truncated_and_stops_the_start_without() {
         let mut cut = whole.clone();
         cut.extend_from_slice(tail);
         std::fs::write(&incr, &cut).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrokey-server"))
-            .args(["--bind", "127.0.0.1", "--port", &common::free_port().to_string(), "--tls-port", "0"])
-            .args(["--dir", &dir.path(), "--save", "", "--appendonly", "yes", "--aof-load-truncated", "no"])
-            .output()
-            .unwrap();
-        let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{name}: {log}");
+        let (code, log) = common::start_refused(&[
+            "--dir",
+            &dir.path(),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--aof-load-truncated",
+            "no",
+        ]);
+        assert_eq!(code, Some(1), "{name}: {log}");
         assert!(log.contains("Unexpected end of file reading the append only file"), "{name}: {log}");
         assert!(!log.contains("panicked"), "{name}: {log}");
         assert_eq!(std::fs::read(&incr).unwrap(), cut, "{name}: refused, the file is left as it was");

@@ -6,21 +6,8 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{key_on, Server, MODES};
+use common::{key_on, wait_blocked, Server, MODES};
 use redis::Commands;
-
-/// Waits (bounded) until client `id` shows as blocked in CLIENT LIST.
-fn wait_blocked(c: &mut redis::Connection, id: i64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let list: String = redis::cmd("CLIENT").arg("LIST").arg("ID").arg(id).query(c).unwrap();
-        if list.contains(" flags=b ") {
-            return;
-        }
-        assert!(Instant::now() < deadline, "client {id} never blocked: {list}");
-        std::thread::yield_now();
-    }
-}
 
 #[test]
 fn blpop_on_one_core_is_woken_by_a_push_on_another() {

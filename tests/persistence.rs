@@ -235,13 +235,8 @@ fn a_damaged_dump_stops_the_start_and_stays_on_disk() {
     for (name, bytes) in cases {
         let dir = TempDir::new(&format!("damaged-{}", name.replace(' ', "-")));
         std::fs::write(dir.file("dump.rdb"), &bytes).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrokey-server"))
-            .args(["--port", "0", "--tls-port", "0", "--dir", &dir.path()])
-            .args(["--bind", "127.0.0.1", "--port", &common::free_port().to_string()])
-            .output()
-            .unwrap();
-        let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{name}: {log}");
+        let (code, log) = common::start_refused(&["--dir", &dir.path()]);
+        assert_eq!(code, Some(1), "{name}: {log}");
         assert!(log.contains("Fatal error loading the DB"), "{name}: {log}");
         assert!(!log.contains("panicked"), "{name}: {log}");
         assert_eq!(std::fs::read(dir.file("dump.rdb")).unwrap(), bytes, "{name}: the file is left as it was");

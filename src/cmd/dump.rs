@@ -120,7 +120,8 @@ fn restore(c: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     c.db.set(key, value, expires_at);
     // A relative TTL replays as the absolute time it gave, as Redis propagates it.
     if let (Some(at), false, true) = (expires_at, opts.absttl, c.journaling()) {
-        let at = itoa::Buffer::new().format(at).to_owned();
+        let mut at_text = itoa::Buffer::new();
+        let at = at_text.format(at);
         let mut logged: Vec<&[u8]> = vec![b"RESTORE", key, at.as_bytes(), &args[3]];
         logged.extend(args[4..].iter().map(|a| &a[..]));
         logged.push(b"ABSTTL");

@@ -301,7 +301,8 @@ fn expire(ctx: &mut Ctx<'_>, args: &[Bytes], unit: ExpireIn) -> CmdResult {
 /// Logs an expiry as Redis propagates it: `PEXPIREAT key ms [options]`, an absolute time.
 pub(crate) fn log_pexpireat(ctx: &mut Ctx<'_>, key: &[u8], at: i64, options: &[Bytes]) {
     if ctx.journaling() {
-        let at = itoa::Buffer::new().format(at).to_owned();
+        let mut at_text = itoa::Buffer::new();
+        let at = at_text.format(at);
         let mut logged: Vec<&[u8]> = vec![b"PEXPIREAT", key, at.as_bytes()];
         logged.extend(options.iter().map(|o| &o[..]));
         ctx.log(&logged);

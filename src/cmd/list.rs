@@ -421,7 +421,8 @@ fn log_move(ctx: &mut Ctx<'_>, src: &[u8], dst: &[u8], from: End, to: End) {
 /// BLPOP and BLMPOP did, in the form Redis propagates.
 pub(crate) fn log_pop(ctx: &mut Ctx<'_>, key: &[u8], end: End, n: usize) {
     if ctx.journaling() {
-        let n = itoa::Buffer::new().format(n).to_owned();
+        let mut n_text = itoa::Buffer::new();
+        let n = n_text.format(n);
         ctx.log(&[if end == End::Left { b"LPOP" } else { b"RPOP" }, key, n.as_bytes()]);
     }
 }

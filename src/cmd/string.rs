@@ -259,7 +259,8 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// absolute time that replays to the same instant.
 fn log_set_pxat(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], at: i64) {
     if ctx.journaling() {
-        let at = itoa::Buffer::new().format(at).to_owned();
+        let mut at_text = itoa::Buffer::new();
+        let at = at_text.format(at);
         ctx.log(&[b"SET", key, value, b"PXAT", at.as_bytes()]);
     }
 }

@@ -723,7 +723,8 @@ fn zmpop_here(ctx: &mut Ctx<'_>, keys: &[Bytes], max: bool, count: usize) -> Res
 /// BZMPOP did, in the form Redis propagates.
 fn log_zpop(ctx: &mut Ctx<'_>, key: &[u8], max: bool, n: usize) {
     if ctx.journaling() {
-        let n = itoa::Buffer::new().format(n).to_owned();
+        let mut n_text = itoa::Buffer::new();
+        let n = n_text.format(n);
         ctx.log(&[if max { b"ZPOPMAX" } else { b"ZPOPMIN" }, key, n.as_bytes()]);
     }
 }

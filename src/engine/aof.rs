@@ -215,8 +215,7 @@ fn run_writer(global: &Arc<Global>, ops: &Receiver<Op>) {
                         std::process::exit(1);
                     }
                     tracing::warn!("Fail to fsync the AOF file: {e}");
-                    global.persistence().aof.write_error = Some(e.to_string());
-                    global.set_aof_failed(true);
+                    write_failed(global, e.to_string());
                 } else {
                     unsynced = false;
                     last_fsync = Instant::now();
@@ -273,8 +272,7 @@ impl Appender {
             // Logging with no file to append to (a failed rotation while turning on): writes
             // are refused until a rewrite succeeds. Turned off meanwhile: nothing keeps these.
             if global.journal.active() && !bytes.is_empty() {
-                global.persistence().aof.write_error = Some("no AOF file is open".into());
-                global.set_aof_failed(true);
+                write_failed(global, "no AOF file is open".into());
             }
             return false;
         };
@@ -323,12 +321,17 @@ impl Appender {
                 if self.pending.is_empty() {
                     self.pending.extend_from_slice(bytes);
                 }
-                global.persistence().aof.write_error = Some(e.to_string());
-                global.set_aof_failed(true);
+                write_failed(global, e.to_string());
                 false
             }
         }
     }
+}
+
+/// A write or fsync failed: INFO says why, and writes get `-MISCONF` until one succeeds.
+fn write_failed(global: &Global, why: String) {
+    global.persistence().aof.write_error = Some(why);
+    global.set_aof_failed(true);
 }
 
 /// Rewrite `id` failed: a base that will not come.
@@ -349,6 +352,21 @@ fn abort(global: &Global, files: Option<&mut Files>, id: u64) {
 }
 
 impl Files {
+    /// The files of the AOF in `dir` named `name`, none open yet.
+    fn new(dir: PathBuf, name: String, manifest: Manifest, turning_on: bool) -> Files {
+        Files {
+            dir,
+            name,
+            manifest,
+            file: None,
+            earlier: 0,
+            turning_on,
+            rotated: None,
+            pending: None,
+            rotate_failed: None,
+        }
+    }
+
     fn incr_name(&self, seq: u64) -> String {
         format!("{}.{seq}.incr.aof", self.name)
     }
@@ -565,17 +583,7 @@ pub(crate) fn open_at_startup(config: &Config) -> Result<Startup, String> {
             replay.push((p, f.kind == FileType::Base));
         }
     }
-    let files = Files {
-        dir,
-        name,
-        manifest,
-        file: None,
-        earlier: 0,
-        turning_on: false,
-        rotated: None,
-        pending: None,
-        rotate_failed: None,
-    };
+    let files = Files::new(dir, name, manifest, false);
     Ok(Startup { rdb_base, replay, tail: None, files })
 }
 
@@ -906,17 +914,7 @@ async fn start_rewrite(core: &Rc<Core>, turning_on: bool) -> Result<Started, Sav
             core.global.persistence().aof.rewriting = false;
             return Err(SaveError::Io { path: aof_dir, source: e });
         }
-        let files = Files {
-            dir: aof_dir.clone(),
-            name: config.appendfilename.clone(),
-            manifest,
-            file: None,
-            earlier: 0,
-            turning_on,
-            rotated: None,
-            pending: None,
-            rotate_failed: None,
-        };
+        let files = Files::new(aof_dir.clone(), config.appendfilename.clone(), manifest, turning_on);
         writer(&core.global).send(&core.global, Op::Open(Box::new(files)));
     }
     let id = claim.id;

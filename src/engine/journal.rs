@@ -351,10 +351,11 @@ impl Journal {
                 let group =
                     Group { ticket, commands: std::mem::take(&mut effects.commands), wrap_from: None };
                 st.held.insert(ticket);
+                let at_head = st.lanes[lane].blocked_by == Some(t);
                 let block = st.blocks.entry(t).or_default();
                 block.explicit += explicit;
-                if st.lanes[lane].blocked_by == Some(t) {
-                    st.blocks.entry(t).or_default().groups.push(group);
+                if at_head {
+                    block.groups.push(group);
                 } else {
                     st.lanes[lane].queue.push_back(Queued::Part(t, group));
                 }
@@ -610,7 +611,8 @@ impl State {
 
     fn select(&mut self, db: u32) {
         if db != NO_DB && self.selected != Some(db) {
-            let n = itoa::Buffer::new().format(db).to_owned();
+            let mut n_text = itoa::Buffer::new();
+            let n = n_text.format(db);
             command(&mut self.out, &[b"SELECT", n.as_bytes()]);
             self.selected = Some(db);
         }

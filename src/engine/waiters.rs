@@ -208,7 +208,8 @@ impl Waiters {
                         let _ = access::list_push(db, now, dst, *to, e);
                         log_after_expiries(db, log, &[b"LMOVE", key, dst, side(*end), side(*to)]);
                     } else {
-                        let n = itoa::Buffer::new().format(popped.len()).to_owned();
+                        let mut n_text = itoa::Buffer::new();
+                        let n = n_text.format(popped.len());
                         let name: &[u8] = if *end == End::Left { b"LPOP" } else { b"RPOP" };
                         log_after_expiries(db, log, &[name, key, n.as_bytes()]);
                     }
@@ -218,7 +219,8 @@ impl Waiters {
                     let Ok(Some(popped)) = access::zset_pop(db, now, key, *max, *count) else {
                         return;
                     };
-                    let n = itoa::Buffer::new().format(popped.len()).to_owned();
+                    let mut n_text = itoa::Buffer::new();
+                    let n = n_text.format(popped.len());
                     let name: &[u8] = if *max { b"ZPOPMAX" } else { b"ZPOPMIN" };
                     log_after_expiries(db, log, &[name, key, n.as_bytes()]);
                     Served::ZSet(popped)

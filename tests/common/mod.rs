@@ -581,3 +581,28 @@ pub fn shard_of(key: &str, shards: usize) -> usize {
 pub fn key_on(prefix: &str, shard: usize, shards: usize) -> String {
     (0..).map(|i| format!("{prefix}{i}")).find(|k| shard_of(k, shards) == shard).unwrap()
 }
+
+/// Waits (bounded) until client `id` shows as blocked in CLIENT LIST.
+pub fn wait_blocked(c: &mut redis::Connection, id: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list: String = redis::cmd("CLIENT").arg("LIST").arg("ID").arg(id).query(c).unwrap();
+        if list.contains(" flags=b ") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "client {id} never blocked: {list}");
+        std::thread::yield_now();
+    }
+}
+
+/// Starts the server with `args` on a free loopback port (no TLS), expecting it to refuse to
+/// start: its exit code and everything it logged.
+pub fn start_refused(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrokey-server"))
+        .args(["--bind", "127.0.0.1", "--port", &free_port().to_string(), "--tls-port", "0"])
+        .args(args)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), log)
+}
