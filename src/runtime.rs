@@ -296,6 +296,7 @@ async fn core_main(
     let shard = Shard::new(ShardId(id), global.clone());
     let router = Rc::new(Router::new(ShardId(id), shards, shard, local.clone(), mesh));
     let core = Rc::new(Core::new(router, global.clone()));
+    Core::install(&core);
 
     if let Some(batches) = load.rdb {
         glommio::spawn_local(crate::engine::snapshot::receive(core.clone(), batches)).detach();

@@ -2,13 +2,18 @@
 //! connections through an `Rc`.
 
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::engine::global::Global;
 use crate::engine::local::Local;
 use crate::engine::router::Router;
+
+thread_local! {
+    /// The core of this thread's executor (see [`Core::current`]).
+    static CURRENT: RefCell<Weak<Core>> = const { RefCell::new(Weak::new()) };
+}
 
 /// Per-core context.
 pub(crate) struct Core {
@@ -46,6 +51,18 @@ impl Core {
             *cached = (version, self.global.config());
         }
         cached.1.clone()
+    }
+
+    /// Makes `core` what [`Core::current`] returns on this thread (its executor's).
+    pub(crate) fn install(core: &Rc<Core>) {
+        CURRENT.with(|current| *current.borrow_mut() = Rc::downgrade(core));
+    }
+
+    /// The core whose executor runs on this thread: work sent to a core as a plain closure
+    /// (a [`Router::on_core`] hop) reaches its context through it.
+    #[must_use]
+    pub(crate) fn current() -> Option<Rc<Core>> {
+        CURRENT.with(|current| current.borrow().upgrade())
     }
 
     /// This core's clients, subscribers and counters.

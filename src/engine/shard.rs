@@ -465,10 +465,16 @@ impl Shard {
 
     /// The next piece, within `budget`, of snapshot `id` of database `db`; done and empty
     /// when that snapshot is not (or no longer) running here.
-    pub(crate) fn snapshot_chunk(&mut self, id: u64, db: usize, budget: Budget) -> SnapshotChunk {
+    pub(crate) fn snapshot_chunk(
+        &mut self,
+        id: u64,
+        db: usize,
+        budget: Budget,
+        into: Vec<u8>,
+    ) -> SnapshotChunk {
         match self.dbs.get_mut(db) {
-            Some(d) if self.snapshot == Some(id) => d.snapshot_chunk(budget),
-            _ => SnapshotChunk { done: true, ..SnapshotChunk::default() },
+            Some(d) if self.snapshot == Some(id) => d.snapshot_chunk(budget, into),
+            _ => SnapshotChunk { bytes: into, done: true, ..SnapshotChunk::default() },
         }
     }
 

@@ -11,10 +11,13 @@
 //! costs is what writes change during it, not a copy of the pages of the whole process. SAVE
 //! keeps the gates until the file is written, blocking every keyed command as Redis's SAVE does.
 //!
-//! **One file.** The core that started the save pulls the pieces, database by database and
-//! shard by shard, and writes them to `temp-<pid>-<id>.rdb` in `dir` through io_uring (never
-//! blocking a core), keeping the running CRC-64; then fsyncs it, renames it over `dbfilename`
-//! and fsyncs the directory: a crash at any moment leaves the previous dump whole.
+//! **One file.** Each shard's core runs a producer task that serializes its keys, a piece at a
+//! time, into parts it sends to the core that started the save; a piece ends as soon as the
+//! core has other work (a request, a hop), which goes first. That core writes the parts,
+//! database by database and shard by shard, to `temp-<pid>-<id>.rdb` in `dir` through io_uring
+//! (never blocking a core), keeping the running CRC-64; then fsyncs it, renames it over
+//! `dbfilename` and fsyncs the directory: a crash at any moment leaves the previous dump whole.
+//! SAVE, which holds every gate, pulls large pieces from the shards instead.
 //!
 //! **Loading.** A loader thread reads the file item by item (never all of it at once) and sends
 //! each key, in batches, to the core whose shard owns it, where a task puts them into the
@@ -40,20 +43,42 @@ use crate::storage::db::Budget;
 use crate::storage::rdb::{crc64, file};
 
 /// A piece of a save that holds every gate (SAVE): large, to amortize the hop.
-const SAVE_PIECE: Budget = Budget { bytes: 4 << 20, time: Duration::from_millis(100), stop: None };
-/// A piece of a background save: it runs between the shard's commands, so it is short (its
-/// time is what it adds to a command's latency) yet long against the hop that asks for it; and
-/// it ends early as soon as the core has I/O waiting (a request arrived): see [`io_pending`].
-pub(crate) const BGSAVE_PIECE: Budget =
-    Budget { bytes: 256 << 10, time: Duration::from_micros(250), stop: Some(io_pending) };
+const SAVE_PIECE: Budget =
+    Budget { bytes: 4 << 20, time: Duration::from_millis(100), stop: None, min: Duration::ZERO };
+/// A piece of a background save: it runs on the shard's core between its commands, so its
+/// length is what it may add to a command's latency. It ends at once when the core has work
+/// waiting (see [`work_waiting`]), otherwise after 250 µs or when the part it fills is full.
+pub(crate) const BGSAVE_PIECE: Budget = Budget {
+    bytes: PART_BYTES,
+    time: Duration::from_micros(250),
+    stop: Some(work_waiting),
+    min: Duration::ZERO,
+};
 
-/// Whether completions wait for this core's executor (the vendored glommio reads the kernel's
-/// flag in the ring): a piece of a background save then stops and lets the reactor in.
-fn io_pending() -> bool {
+/// Whether work waits for this core's reactor: a socket became readable, a write finished, a
+/// peer sent a hop, or requests wait to be submitted (the vendored glommio reads its rings'
+/// flags and queues: no syscall; see vendor/glommio/FERROKEY-PATCH.md).
+fn work_waiting() -> bool {
     glommio::executor().io_pending()
 }
-/// The pause after each piece of a background save, in which the reactor runs.
-const PIECE_PAUSE: Duration = Duration::from_micros(20);
+
+/// Lets the core's other work in between pieces of a background save. When work waits for the
+/// reactor, the executor polls it at once (glommio polls it otherwise only when no task is
+/// runnable), and this task then queues behind the tasks the poll woke, so their requests go
+/// before the next piece; otherwise it yields to the runnable tasks.
+async fn let_others_in() {
+    if work_waiting() {
+        glommio::executor().yield_to_reactor().await;
+    }
+    glommio::executor().yield_now().await;
+}
+
+/// Bytes of a part: what a shard's producer sends the writer at once.
+const PART_BYTES: usize = 256 << 10;
+/// Parts queued from each shard to the writer (the channel holds one more per sender).
+const PARTS_QUEUED: usize = 1;
+/// Bytes the writer checksums between looks at the core's other work.
+const CRC_STEP: usize = 32 << 10;
 /// Keys per batch sent to a core while loading.
 const LOAD_BATCH: usize = 1024;
 /// Seconds before save points retry a failed background save (Redis's
@@ -407,8 +432,9 @@ impl Output {
     }
 }
 
-/// Writes snapshot `claim` (its cut taken) to the temp file, piece by piece, through `tx` when
-/// the save holds every gate; then fsync, and, with a target, rename and directory fsync.
+/// Writes snapshot `claim` (its cut taken) to the temp file, piece by piece: through `tx` when
+/// the save holds every gate, from each shard's producer otherwise (pieces within `piece`);
+/// then fsync, and, with a target, rename and directory fsync.
 pub(crate) async fn write(
     core: &Core,
     tx: Option<&Tx>,
@@ -436,6 +462,10 @@ pub(crate) async fn write(
         }
         let mut keys = 0;
         let id = claim.id;
+        let mut source = match tx {
+            Some(tx) => Source::Gated(tx),
+            None => Source::Producers(start_producers(core, claim, cut, piece).await?),
+        };
         for (db, &(count, expires)) in cut.sizes.iter().enumerate() {
             if count == 0 {
                 continue;
@@ -447,29 +477,50 @@ pub(crate) async fn write(
             } else {
                 writer.write(file::select_db(db, count, expires)).await?;
             }
-            for shard in (0..core.router.shards()).map(ShardId) {
-                loop {
-                    if claim.cancelled.load(Ordering::Acquire) {
-                        return Err(SaveError::Cancelled);
+            match &mut source {
+                // SAVE: every gate is held; the pieces are pulled shard by shard, large.
+                Source::Gated(tx) => {
+                    for shard in (0..core.router.shards()).map(ShardId) {
+                        loop {
+                            if claim.cancelled.load(Ordering::Acquire) {
+                                return Err(SaveError::Cancelled);
+                            }
+                            let take = move |sh: &mut Shard| sh.snapshot_chunk(id, db, piece, Vec::new());
+                            let chunk = tx.run(shard, take).await.map_err(|_| SaveError::Unavailable)?;
+                            keys += chunk.keys;
+                            claim.keys_done.fetch_add(chunk.keys, Ordering::Relaxed);
+                            cut.presaved.fetch_add(chunk.presaved, Ordering::Relaxed);
+                            writer.write(chunk.bytes).await?;
+                            if chunk.done {
+                                break;
+                            }
+                        }
                     }
-                    let take = move |sh: &mut Shard| sh.snapshot_chunk(id, db, piece);
-                    let chunk = match tx {
-                        Some(tx) => tx.run(shard, take).await,
-                        None => core.router.run(shard, None, take).await,
-                    }
-                    .map_err(|_| SaveError::Unavailable)?;
-                    keys += chunk.keys;
-                    claim.keys_done.fetch_add(chunk.keys, Ordering::Relaxed);
-                    cut.presaved.fetch_add(chunk.presaved, Ordering::Relaxed);
-                    writer.write(chunk.bytes).await?;
-                    // The local shard's pieces run inline and a write with buffer room
-                    // completes at once: the loop would stay runnable, and glommio polls the
-                    // network only when no task is (or at its preemption timer). A short sleep
-                    // lets the reactor run, so this core's connections are served between
-                    // pieces (a yield is not enough: it only lets the queue's runnable tasks in).
-                    glommio::timer::sleep(PIECE_PAUSE).await;
-                    if chunk.done {
-                        break;
+                }
+                // BGSAVE: each shard's producer sends its parts of this database, shard after
+                // shard: one core serializes at a time, which leaves the other cores' CPU to
+                // their clients (two at once halved the save's time but let the clients of a
+                // 2-core machine wait for CPU: BENCHMARKS.md).
+                Source::Producers(parts) => {
+                    for (shard, rx) in parts.iter_mut().enumerate() {
+                        loop {
+                            let part = rx.next().await;
+                            if claim.cancelled.load(Ordering::Acquire) {
+                                return Err(SaveError::Cancelled);
+                            }
+                            // A producer that stopped early: its shard ended the snapshot.
+                            let Some(part) = part.filter(|p| p.db == db) else {
+                                tracing::warn!("shard {shard} ended snapshot {id} early");
+                                return Err(SaveError::Unavailable);
+                            };
+                            keys += part.keys;
+                            claim.keys_done.fetch_add(part.keys, Ordering::Relaxed);
+                            cut.presaved.fetch_add(part.presaved, Ordering::Relaxed);
+                            writer.write(part.bytes).await?;
+                            if part.last {
+                                break;
+                            }
+                        }
                     }
                 }
             }
@@ -495,6 +546,95 @@ pub(crate) async fn write(
     let bytes = writer.pos;
     writer.commit(output.target.as_deref(), &output.dir).await?;
     Ok(Saved { keys, bytes })
+}
+
+/// Where the writer of a snapshot gets its entries.
+enum Source<'a> {
+    /// From the shards, through a transaction holding every gate (SAVE).
+    Gated(&'a Tx),
+    /// From each shard's producer, one receiver per shard (a background save).
+    Producers(Vec<mpsc::Receiver<Part>>),
+}
+
+/// What a shard's producer sends the writer: a run of one database's entries.
+struct Part {
+    /// The database.
+    db: usize,
+    /// Entries, as the file holds them.
+    bytes: Vec<u8>,
+    /// How many.
+    keys: u64,
+    /// Whether it is the shard's last of this database.
+    last: bool,
+    /// With `last`: bytes the shard saved before mutations in this database.
+    presaved: u64,
+}
+
+/// Starts snapshot `claim`'s producer on every shard's core (see [`produce`]); one receiver
+/// of parts per shard.
+async fn start_producers(
+    core: &Core,
+    claim: &Claim,
+    cut: &Cut,
+    piece: Budget,
+) -> Result<Vec<mpsc::Receiver<Part>>, SaveError> {
+    let dbs: Vec<usize> = cut.sizes.iter().enumerate().filter(|(_, s)| s.0 > 0).map(|(db, _)| db).collect();
+    let mut receivers = Vec::with_capacity(core.router.shards());
+    for shard in (0..core.router.shards()).map(ShardId) {
+        let (parts, rx) = mpsc::channel(PARTS_QUEUED);
+        let (id, dbs, cancelled) = (claim.id, dbs.clone(), claim.cancelled.clone());
+        let started = core
+            .router
+            .on_core(shard, move |_| {
+                let Some(core) = Core::current() else { return false };
+                glommio::spawn_local(produce(core, id, dbs, piece, cancelled, parts)).detach();
+                true
+            })
+            .await;
+        if started != Ok(true) {
+            return Err(SaveError::Unavailable);
+        }
+        receivers.push(rx);
+    }
+    Ok(receivers)
+}
+
+/// Serializes this core's shard for snapshot `id`, database after database (`dbs`, those
+/// not empty at the cut), into parts sent to the writer: piece after piece, each ending as
+/// soon as the core has other work, which then goes first. Stops when the writer goes away
+/// or the save is cancelled.
+async fn produce(
+    core: Rc<Core>,
+    id: u64,
+    dbs: Vec<usize>,
+    piece: Budget,
+    cancelled: Arc<AtomicBool>,
+    mut parts: mpsc::Sender<Part>,
+) {
+    let me = core.router.local();
+    for db in dbs {
+        let mut last = false;
+        while !last {
+            let mut part = Part { db, bytes: Vec::new(), keys: 0, last: false, presaved: 0 };
+            while part.bytes.len() < PART_BYTES && !last {
+                if cancelled.load(Ordering::Acquire) {
+                    return;
+                }
+                let into = std::mem::take(&mut part.bytes);
+                let take = move |sh: &mut Shard| sh.snapshot_chunk(id, db, piece, into);
+                let Ok(chunk) = core.router.run(me, None, take).await else { return };
+                part.bytes = chunk.bytes;
+                part.keys += chunk.keys;
+                part.presaved += chunk.presaved;
+                last = chunk.done;
+                let_others_in().await;
+            }
+            part.last = last;
+            if futures::SinkExt::send(&mut parts, part).await.is_err() {
+                return;
+            }
+        }
+    }
 }
 
 /// The temp file being written, with its running checksum.
@@ -539,7 +679,12 @@ impl Writer {
     }
 
     async fn write(&mut self, bytes: Vec<u8>) -> Result<(), SaveError> {
-        self.crc = crc64::crc64(self.crc, &bytes);
+        for step in bytes.chunks(CRC_STEP) {
+            self.crc = crc64::crc64(self.crc, step);
+            if work_waiting() {
+                let_others_in().await;
+            }
+        }
         match &mut self.out {
             Out::Direct(stream) => {
                 futures::AsyncWriteExt::write_all(stream, &bytes)

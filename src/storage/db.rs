@@ -218,8 +218,11 @@ pub(crate) struct Budget {
     pub(crate) bytes: usize,
     /// Time.
     pub(crate) time: std::time::Duration,
-    /// Asked between buckets: `true` ends the piece early (the core has I/O waiting).
+    /// Asked between buckets once the piece has run `min`: `true` ends it early (the core has
+    /// work waiting).
     pub(crate) stop: Option<fn() -> bool>,
+    /// How long a piece runs before `stop` is asked.
+    pub(crate) min: std::time::Duration,
 }
 
 /// A piece of a database's snapshot (see [`Db::snapshot_chunk`]).
@@ -619,17 +622,24 @@ impl Db {
         }));
     }
 
-    /// The next piece of the running snapshot, within `budget` (bytes or time, whichever runs
-    /// out first): the entries saved before
+    /// The next piece of the running snapshot, appended to `into` until it holds
+    /// `budget.bytes` or the piece has run `budget.time`, whichever comes first: the entries
+    /// saved before
     /// mutations first, then the walk's next buckets. The last piece has `done` set, and the
     /// snapshot is over; with none running the piece is empty and done.
-    pub(crate) fn snapshot_chunk(&mut self, budget: Budget) -> SnapshotChunk {
+    pub(crate) fn snapshot_chunk(&mut self, budget: Budget, mut into: Vec<u8>) -> SnapshotChunk {
         let mark = self.mark;
         let Some(snap) = self.snapshot.as_deref_mut() else {
-            return SnapshotChunk { done: true, ..SnapshotChunk::default() };
+            return SnapshotChunk { bytes: into, done: true, ..SnapshotChunk::default() };
         };
+        if into.is_empty() {
+            into = std::mem::take(&mut snap.pending);
+        } else {
+            into.extend_from_slice(&snap.pending);
+            snap.pending.clear();
+        }
         let mut chunk = SnapshotChunk {
-            bytes: std::mem::take(&mut snap.pending),
+            bytes: into,
             keys: std::mem::take(&mut snap.pending_keys),
             done: false,
             presaved: 0,
@@ -648,7 +658,7 @@ impl Db {
                 let ran = started.elapsed();
                 // Early only past a minimum: shorter pieces would cost more in hops than they
                 // give back in latency.
-                if ran >= budget.time || ran >= budget.time / 2 && budget.stop.is_some_and(|stop| stop()) {
+                if ran >= budget.time || ran >= budget.min && budget.stop.is_some_and(|stop| stop()) {
                     break;
                 }
             }
@@ -811,8 +821,15 @@ mod tests {
     fn drain(db: &mut Db, mut between: impl FnMut(&mut Db, usize)) -> Vec<String> {
         let mut saved = Vec::new();
         for step in 0.. {
-            let chunk =
-                db.snapshot_chunk(Budget { bytes: 64, time: std::time::Duration::from_secs(1), stop: None });
+            let chunk = db.snapshot_chunk(
+                Budget {
+                    bytes: 64,
+                    time: std::time::Duration::from_secs(1),
+                    stop: None,
+                    min: std::time::Duration::ZERO,
+                },
+                Vec::new(),
+            );
             let text = String::from_utf8(chunk.bytes).unwrap();
             let entries: Vec<String> = text.split_terminator(';').map(str::to_owned).collect();
             assert_eq!(entries.len() as u64, chunk.keys);
@@ -893,7 +910,15 @@ mod tests {
     fn an_aborted_snapshot_leaves_the_next_one_whole() {
         let (mut db, expected) = filled(200);
         db.begin_snapshot(text, false);
-        let _ = db.snapshot_chunk(Budget { bytes: 64, time: std::time::Duration::from_secs(1), stop: None });
+        let _ = db.snapshot_chunk(
+            Budget {
+                bytes: 64,
+                time: std::time::Duration::from_secs(1),
+                stop: None,
+                min: std::time::Duration::ZERO,
+            },
+            Vec::new(),
+        );
         db.abort_snapshot();
         db.begin_snapshot(text, false);
         assert_eq!(drain(&mut db, |_, _| {}), expected);

@@ -204,9 +204,17 @@ impl Reactor {
         self.sys.task_queue_io_stats(handle)
     }
 
-    /// ferrokey patch: completions wait for this executor (see `sys::Reactor::io_pending`).
+    /// ferrokey patch: work waits for this executor's reactor: I/O completions (see
+    /// `sys::Reactor::io_pending`), messages in a shared channel whose receiver waits for
+    /// them, or tasks woken from other threads.
     pub(crate) fn io_pending(&self) -> bool {
         self.sys.io_pending()
+            || self.sys.foreign_wakes_pending()
+            || self.shared_channels.try_borrow().is_ok_and(|channels| {
+                channels.wakers_map.values().any(|(pending, check)| {
+                    !pending.is_empty() && check.as_ref().is_some_and(|room| room() > 0)
+                })
+            })
     }
 
     #[inline(always)]

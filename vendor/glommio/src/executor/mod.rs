@@ -47,7 +47,7 @@ use latch::{Latch, LatchState};
 use log::warn;
 pub use placement::{CpuSet, Placement, PoolPlacement};
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     collections::{hash_map::Entry, BinaryHeap},
     fmt,
     future::Future,
@@ -1116,6 +1116,8 @@ pub struct LocalExecutor {
     id: usize,
     reactor: Rc<reactor::Reactor>,
     stall_detector: RefCell<Option<StallDetector>>,
+    /// ferrokey patch: a task asked for the reactor to be polled before more tasks run.
+    io_wanted: Cell<bool>,
 }
 
 impl LocalExecutor {
@@ -1177,6 +1179,7 @@ impl LocalExecutor {
                     .map(|x| StallDetector::new(id, x))
                     .transpose()?,
             ),
+            io_wanted: Cell::new(false),
         })
     }
 
@@ -1317,7 +1320,7 @@ impl LocalExecutor {
 
     #[inline(always)]
     pub(crate) fn need_preempt(&self) -> bool {
-        self.reactor.need_preempt()
+        self.reactor.need_preempt() || self.io_wanted.get()
     }
 
     fn run_task_queues(&self) -> bool {
@@ -1474,6 +1477,7 @@ impl LocalExecutor {
                 // requests that are latency sensitive we want them out of the
                 // ring ASAP (before we run the task queues). We will also use
                 // the opportunity to install the timer.
+                this.io_wanted.set(false);
                 this.parker
                     .poll_io(|| Some(this.preempt_timer_duration()))
                     .expect("Failed to poll io! This is actually pretty bad!");
@@ -2179,6 +2183,16 @@ impl ExecutorProxy {
     /// [`ExecutorProxy::yield_if_needed`] instead is the better choice.
     #[inline(always)]
     pub async fn yield_now(&self) {
+        futures_lite::future::yield_now().await
+    }
+
+    /// ferrokey patch: yields the current task and has the executor poll its reactor (I/O
+    /// completions, timers, shared channels, foreign wakes) before it runs more tasks, without
+    /// sleeping. A long computation split into pieces calls it between pieces when
+    /// [`ExecutorProxy::io_pending`] says work waits: a plain yield only lets the runnable
+    /// tasks in, and a timer sleep parks the thread.
+    pub async fn yield_to_reactor(&self) {
+        LOCAL_EX.with(|local_ex| local_ex.io_wanted.set(true));
         futures_lite::future::yield_now().await
     }
 

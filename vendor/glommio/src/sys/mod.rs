@@ -333,6 +333,11 @@ impl SleepNotifier {
         self.notify(force_notify);
     }
 
+    /// ferrokey patch: whether wakers from other threads wait in the queue.
+    pub(crate) fn foreign_wakes_pending(&self) -> bool {
+        !self.foreign_wakes.is_empty()
+    }
+
     pub(crate) fn process_foreign_wakes(&self) -> usize {
         let mut processed = 0;
         while let Ok(waker) = self.foreign_wakes.try_recv() {

@@ -933,8 +933,9 @@ impl SleepableRing {
         self.ring.raw().ring_fd
     }
 
-    /// ferrokey patch: whether completions wait for this ring's owner: task work the kernel
-    /// flagged (IORING_SQ_TASKRUN), or completions posted and not reaped. Two loads.
+    /// ferrokey patch: whether work waits for this ring's owner: task work the kernel
+    /// flagged (IORING_SQ_TASKRUN), completions posted and not reaped, or requests queued
+    /// and not submitted. Three loads.
     fn io_pending(&self) -> bool {
         const IORING_SQ_TASKRUN: u32 = 1 << 2;
         let raw = self.ring.raw();
@@ -943,8 +944,13 @@ impl SleepableRing {
             let flags = (*(raw.sq.kflags as *const AtomicU32)).load(Ordering::Acquire);
             let head = (*(raw.cq.khead as *const AtomicU32)).load(Ordering::Relaxed);
             let tail = (*(raw.cq.ktail as *const AtomicU32)).load(Ordering::Acquire);
-            flags & IORING_SQ_TASKRUN != 0 || head != tail
+            if flags & IORING_SQ_TASKRUN != 0 || head != tail {
+                return true;
+            }
         }
+        // Requests queued here and not yet submitted: the kernel cannot complete (or even
+        // watch) them until the reactor runs, e.g. the poll of a socket a task just drained.
+        self.submission_queue.try_borrow().is_ok_and(|q| !q.submissions.is_empty())
     }
 
     /// This function prepares a timer that fires unconditionally after a
@@ -1416,6 +1422,11 @@ impl Reactor {
 
     pub(crate) fn process_foreign_wakes(&self) -> usize {
         self.notifier.process_foreign_wakes()
+    }
+
+    /// ferrokey patch: whether tasks were woken from other threads and wait to be queued.
+    pub(crate) fn foreign_wakes_pending(&self) -> bool {
+        self.notifier.foreign_wakes_pending()
     }
 
     pub(crate) fn alloc_dma_buffer(&self, size: usize) -> DmaBuffer {
