@@ -149,10 +149,21 @@ pub(crate) fn decompress(input: &[u8], len: usize) -> Option<Vec<u8>> {
             if back > out.len() || out.len() + l + 2 > len {
                 return None;
             }
-            let from = out.len() - back;
-            for k in 0..l + 2 {
-                let b = out[from + k];
-                out.push(b);
+            // Byte i of the match is byte `from + i` of the output, which may be one the
+            // match itself writes (a run, when `back` is short): copy what exists, in
+            // chunks that double as the output grows.
+            let (from, n) = (out.len() - back, l + 2);
+            if back == 1 {
+                // A run of one byte (the commonest overlap): a fill.
+                let byte = out[from];
+                out.resize(out.len() + n, byte);
+                continue;
+            }
+            let mut done = 0;
+            while done < n {
+                let k = (out.len() - from - done).min(n - done);
+                out.extend_from_within(from + done..from + done + k);
+                done += k;
             }
         }
     }
@@ -162,6 +173,16 @@ pub(crate) fn decompress(input: &[u8], len: usize) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matches_that_overlap_their_own_output_decode_as_runs() {
+        for period in [1usize, 2, 3, 7, 31, 300] {
+            let data: Vec<u8> =
+                (0..5000).map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789"[i % period % 36]).collect();
+            let packed = compress(&data, data.len() - 1).expect("periodic data compresses");
+            assert_eq!(decompress(&packed, data.len()).as_deref(), Some(&data[..]), "period {period}");
+        }
+    }
 
     #[test]
     fn round_trips_and_refuses_corruption() {
