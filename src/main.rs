@@ -49,6 +49,11 @@ fn main() -> anyhow::Result<()> {
         }
     };
     let set_level = init_logging(&config)?;
+    if config.disable_thp {
+        if let Err(e) = ferrokey::memory::disable_transparent_huge_pages() {
+            tracing::warn!("could not disable transparent huge pages: {e}");
+        }
+    }
     if !config.pidfile.is_empty() {
         std::fs::write(&config.pidfile, format!("{}\n", std::process::id()))
             .with_context(|| format!("writing pidfile {}", config.pidfile))?;

@@ -230,6 +230,24 @@ fn tcp_keepalive_reaches_accepted_sockets() {
     }
 }
 
+#[test]
+fn disable_thp_keeps_transparent_huge_pages_out_of_the_server() {
+    for (setting, thp) in [("yes", "0"), ("no", "1")] {
+        let server = Server::with(Opts::default().arg("disable-thp", setting));
+        for mode in MODES {
+            let mut c = server.conn(mode);
+            let got: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("disable-thp").query(&mut c).unwrap();
+            assert_eq!(got, ["disable-thp", setting], "{mode:?}");
+            let err =
+                redis::cmd("CONFIG").arg("SET").arg("disable-thp").arg("no").query::<()>(&mut c).unwrap_err();
+            assert!(err.to_string().contains("can't set immutable config"), "{mode:?}: {err}");
+        }
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+        let enabled = status.lines().find_map(|l| l.strip_prefix("THP_enabled:")).map(str::trim);
+        assert_eq!(enabled, Some(thp), "disable-thp {setting}");
+    }
+}
+
 /// The timer running on the server's socket of the connection from `client_port` to
 /// `server_port` (/proc/net/tcp's `tr`: 0 none, 1 retransmit, 2 keepalive), once the last reply
 /// is acknowledged (a retransmit timer runs until then; waited for, at most 5 s).

@@ -120,6 +120,7 @@ directives! {
     "threads" => threads: usize = 0, false;
     "server-cpus" => server_cpus: CpuList = CpuList::default(), false;
     "executor-io-memory" => executor_io_memory: Memory = Memory(2 << 20), false;
+    "disable-thp" => disable_thp: bool = true, false;
     "databases" => databases: usize = 16, false;
     "requirepass" => requirepass: String = String::new(), true;
     "maxclients" => maxclients: u64 = 10000, true;

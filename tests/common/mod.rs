@@ -134,6 +134,11 @@ impl Server {
         Server::with(Opts::default())
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn with(opts: Opts) -> Server {
         init_crypto();
         let mut last = String::new();
