@@ -62,9 +62,8 @@ const MI_OPTION_ALLOW_THP: i32 = 37;
 /// Keeps transparent huge pages out of this process (`disable-thp`, as Redis does): mimalloc
 /// asks for them (`MADV_HUGEPAGE`) on every region it maps, and with the kernel's common
 /// `defrag madvise` setting each first touch of such a region may stop to compact memory for
-/// 2 MB. Loading a 1 000 000-key dataset took 1.65-2.31 s without them against 3.6-4.1 s with
-/// them (BENCHMARKS.md). The kernel checks the flag at every fault, so memory already mapped is
-/// covered too.
+/// 2 MB. Loading datasets of 1 and 2 GB took 2-2.5x as long with them (BENCHMARKS.md). The
+/// kernel checks the flag at every fault, so memory already mapped is covered too.
 ///
 /// # Errors
 /// The kernel refused `PR_SET_THP_DISABLE`.
