@@ -43,17 +43,12 @@ use crate::storage::db::Budget;
 use crate::storage::rdb::{crc64, file};
 
 /// A piece of a save that holds every gate (SAVE): large, to amortize the hop.
-const SAVE_PIECE: Budget =
-    Budget { bytes: 4 << 20, time: Duration::from_millis(100), stop: None, min: Duration::ZERO };
+const SAVE_PIECE: Budget = Budget { bytes: 4 << 20, time: Duration::from_millis(100), stop: None };
 /// A piece of a background save: it runs on the shard's core between its commands, so its
 /// length is what it may add to a command's latency. It ends at once when the core has work
 /// waiting (see [`work_waiting`]), otherwise after 250 µs or when the part it fills is full.
-pub(crate) const BGSAVE_PIECE: Budget = Budget {
-    bytes: PART_BYTES,
-    time: Duration::from_micros(250),
-    stop: Some(work_waiting),
-    min: Duration::ZERO,
-};
+pub(crate) const BGSAVE_PIECE: Budget =
+    Budget { bytes: PART_BYTES, time: Duration::from_micros(250), stop: Some(work_waiting) };
 
 /// Whether work waits for this core's reactor: a socket became readable, a write finished, a
 /// peer sent a hop, or requests wait to be submitted (the vendored glommio reads its rings'
@@ -477,50 +472,22 @@ pub(crate) async fn write(
             } else {
                 writer.write(file::select_db(db, count, expires)).await?;
             }
-            match &mut source {
-                // SAVE: every gate is held; the pieces are pulled shard by shard, large.
-                Source::Gated(tx) => {
-                    for shard in (0..core.router.shards()).map(ShardId) {
-                        loop {
-                            if claim.cancelled.load(Ordering::Acquire) {
-                                return Err(SaveError::Cancelled);
-                            }
-                            let take = move |sh: &mut Shard| sh.snapshot_chunk(id, db, piece, Vec::new());
-                            let chunk = tx.run(shard, take).await.map_err(|_| SaveError::Unavailable)?;
-                            keys += chunk.keys;
-                            claim.keys_done.fetch_add(chunk.keys, Ordering::Relaxed);
-                            cut.presaved.fetch_add(chunk.presaved, Ordering::Relaxed);
-                            writer.write(chunk.bytes).await?;
-                            if chunk.done {
-                                break;
-                            }
-                        }
+            // Shard after shard: one core serializes at a time, which leaves the other
+            // cores' CPU to their clients (two at once halved a background save's time but
+            // let the clients of a 2-core machine wait for CPU: BENCHMARKS.md).
+            for shard in 0..core.router.shards() {
+                loop {
+                    let part = source.next(shard, id, db, piece).await;
+                    if claim.cancelled.load(Ordering::Acquire) {
+                        return Err(SaveError::Cancelled);
                     }
-                }
-                // BGSAVE: each shard's producer sends its parts of this database, shard after
-                // shard: one core serializes at a time, which leaves the other cores' CPU to
-                // their clients (two at once halved the save's time but let the clients of a
-                // 2-core machine wait for CPU: BENCHMARKS.md).
-                Source::Producers(parts) => {
-                    for (shard, rx) in parts.iter_mut().enumerate() {
-                        loop {
-                            let part = rx.next().await;
-                            if claim.cancelled.load(Ordering::Acquire) {
-                                return Err(SaveError::Cancelled);
-                            }
-                            // A producer that stopped early: its shard ended the snapshot.
-                            let Some(part) = part.filter(|p| p.db == db) else {
-                                tracing::warn!("shard {shard} ended snapshot {id} early");
-                                return Err(SaveError::Unavailable);
-                            };
-                            keys += part.keys;
-                            claim.keys_done.fetch_add(part.keys, Ordering::Relaxed);
-                            cut.presaved.fetch_add(part.presaved, Ordering::Relaxed);
-                            writer.write(part.bytes).await?;
-                            if part.last {
-                                break;
-                            }
-                        }
+                    let part = part?;
+                    keys += part.keys;
+                    claim.keys_done.fetch_add(part.keys, Ordering::Relaxed);
+                    cut.presaved.fetch_add(part.presaved, Ordering::Relaxed);
+                    writer.write(part.bytes).await?;
+                    if part.last {
+                        break;
                     }
                 }
             }
@@ -548,12 +515,40 @@ pub(crate) async fn write(
     Ok(Saved { keys, bytes })
 }
 
-/// Where the writer of a snapshot gets its entries.
+/// Where the writer of a snapshot gets its entries, as parts.
 enum Source<'a> {
     /// From the shards, through a transaction holding every gate (SAVE).
     Gated(&'a Tx),
     /// From each shard's producer, one receiver per shard (a background save).
     Producers(Vec<mpsc::Receiver<Part>>),
+}
+
+impl Source<'_> {
+    /// The next part of database `db` of `shard`, for snapshot `id`.
+    async fn next(&mut self, shard: usize, id: u64, db: usize, piece: Budget) -> Result<Part, SaveError> {
+        match self {
+            // SAVE: the pieces are pulled, large.
+            Source::Gated(tx) => {
+                let take = move |sh: &mut Shard| sh.snapshot_chunk(id, db, piece, Vec::new());
+                let chunk = tx.run(ShardId(shard), take).await.map_err(|_| SaveError::Unavailable)?;
+                Ok(Part {
+                    db,
+                    bytes: chunk.bytes,
+                    keys: chunk.keys,
+                    last: chunk.done,
+                    presaved: chunk.presaved,
+                })
+            }
+            Source::Producers(parts) => {
+                let part = parts.get_mut(shard).ok_or(SaveError::Unavailable)?.next().await;
+                // A producer that stopped early: its shard ended the snapshot.
+                part.filter(|p| p.db == db).ok_or_else(|| {
+                    tracing::warn!("shard {shard} ended snapshot {id} early");
+                    SaveError::Unavailable
+                })
+            }
+        }
+    }
 }
 
 /// What a shard's producer sends the writer: a run of one database's entries.
