@@ -6,11 +6,11 @@
 #     its children's private pages: a fork counts only what copy-on-write duplicated), and
 #     the load's p99 with and without a save running;
 #   - load time at startup of the same file (redis-server's dump) into each.
-# Usage: scripts/bench-snapshot.sh [KEYS] [SIZE] [RATE]   (defaults 2000000 1000 20000)
+# Usage: [CLIENTS=10] scripts/bench-snapshot.sh [KEYS] [SIZE] [RATE]   (defaults 2000000 1000 20000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${1:-2000000}; SIZE=${2:-1000}; RATE=${3:-20000}
-CLIENTS=10
+CLIENTS=${CLIENTS:-10}
 cargo build --release --bin ferrokey-server --bin ferrokey-benchmark >/dev/null 2>&1
 FK=target/release/ferrokey-server; FKB=target/release/ferrokey-benchmark
 work=$(mktemp -d)
