@@ -351,10 +351,9 @@ impl Router {
             }
         };
         let (done, result) = oneshot::channel();
+        // Published by the unit around it (`Shard::atomically_in`), as one block.
         let job: Job = Box::new(move |s| {
-            let r = last_job(s);
-            s.publish();
-            let _ = done.send(r);
+            let _ = done.send(last_job(s));
         });
         let last_result = match self.send(last, Hop::LockRun { tx: tx.id, job }).await {
             Ok(()) => result.await.map_err(|_| Unavailable(last.0)),
