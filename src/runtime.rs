@@ -661,10 +661,19 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
     // A bug that panics in a connection's task ends that connection, with a log line, not the
     // core with every client on it (a command's own panic is caught closer, in the shard).
     let served = std::panic::AssertUnwindSafe(facade::serve(&mut stream, &mut session)).catch_unwind().await;
-    let why = served.unwrap_or_else(|_| {
+    let mut why = served.unwrap_or_else(|_| {
         tracing::error!(id = client.id, %peer, "connection task panicked: this is a bug; the connection is closed");
         ConnError::Closed
     });
+    if let ConnError::Handover(unread) = why {
+        // SYNC or PSYNC: the connection is a replica's link from now on.
+        why = match session.handover.take() {
+            Some(request) => {
+                crate::engine::replication::serve_replica(&mut stream, &core, &client, request, unread).await
+            }
+            None => ConnError::Closed,
+        };
+    }
     match &why {
         ConnError::Eof | ConnError::Closed | ConnError::Idle => {
             tracing::debug!(id = client.id, %peer, "connection closed: {why}");
@@ -698,6 +707,7 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
 async fn cron(core: Rc<Core>) {
     let mut sampled = Instant::now();
     let mut persisted = Instant::now();
+    let mut pinged = Instant::now();
     loop {
         let hz = core.config().hz.max(1);
         let period = 1000 / hz;
@@ -715,6 +725,7 @@ async fn cron(core: Rc<Core>) {
             persisted = Instant::now();
             crate::engine::snapshot::tick(&core).await;
             crate::engine::aof::tick(&core).await;
+            crate::engine::replication::tick(&core, &mut pinged);
         }
         if sampled.elapsed() >= Rates::PERIOD {
             sampled = Instant::now();

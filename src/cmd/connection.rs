@@ -371,6 +371,28 @@ struct KillFilter {
     laddr: Option<String>,
     max_age: Option<u64>,
     skip: Option<u64>,
+    kind: Option<ClientType>,
+}
+
+/// A client's type, as CLIENT KILL TYPE and CLIENT LIST TYPE name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientType {
+    Normal,
+    Replica,
+    PubSub,
+}
+
+impl ClientType {
+    fn of(c: &crate::engine::client::Client) -> ClientType {
+        let (channels, patterns) = c.subscriptions.get();
+        if c.replica.get() {
+            ClientType::Replica
+        } else if channels + patterns > 0 {
+            ClientType::PubSub
+        } else {
+            ClientType::Normal
+        }
+    }
 }
 
 /// CLIENT KILL ip:port | [ID id] [ADDR ip:port] [LADDR ip:port] [SKIPME yes|no] [USER name]
@@ -414,12 +436,14 @@ async fn client_kill(s: &mut Session, args: &[Bytes]) -> CmdResult {
                     }
                 }
                 () if is(opt, "type") => {
-                    if !is(v, "normal") {
-                        if ["master", "replica", "slave", "pubsub"].iter().any(|t| is(v, t)) {
-                            return Ok(Reply::Int(0));
-                        }
-                        return Err(CmdError::text(format!("ERR Unknown client type '{}'", text(v))));
-                    }
+                    f.kind = Some(match () {
+                        () if is(v, "normal") => ClientType::Normal,
+                        () if is(v, "replica") || is(v, "slave") => ClientType::Replica,
+                        () if is(v, "pubsub") => ClientType::PubSub,
+                        // This server follows no primary yet: no master link to kill.
+                        () if is(v, "master") => return Ok(Reply::Int(0)),
+                        () => return Err(CmdError::text(format!("ERR Unknown client type '{}'", text(v)))),
+                    });
                 }
                 () => return Err(CmdError::Syntax),
             }
@@ -435,6 +459,7 @@ async fn client_kill(s: &mut Session, args: &[Bytes]) -> CmdResult {
                     && f.addr.as_ref().is_none_or(|a| c.addr.to_string() == *a)
                     && f.laddr.as_ref().is_none_or(|a| c.laddr.to_string() == *a)
                     && f.max_age.is_none_or(|age| c.idle_secs() >= age)
+                    && f.kind.is_none_or(|k| k == ClientType::of(c))
                     && f.skip != Some(c.id);
                 if matches {
                     c.kill();

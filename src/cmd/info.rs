@@ -132,8 +132,8 @@ pub(crate) async fn info(s: &mut Session, args: &[Bytes]) -> CmdResult {
             "clients" => clients(body, &facts),
             "memory" => memory(body, &facts, global),
             "persistence" => persistence(body, &facts, global),
-            "stats" => stats(body, &facts),
-            "replication" => replication(body, global),
+            "stats" => stats(body, &facts, global),
+            "replication" => replication(body, global, &facts.config),
             "cpu" => cpu(body),
             "commandstats" => commandstats(body, &facts),
             "errorstats" => errorstats(body, &facts),
@@ -303,8 +303,8 @@ fn memory(out: &mut String, facts: &Facts, global: &Global) {
         "mem_fragmentation_ratio" => format!("{:.2}", ratio(facts.rss, used)),
         "mem_fragmentation_bytes" => signed(facts.rss, used),
         "mem_not_counted_for_evict" => 0,
-        "mem_replication_backlog" => 0,
-        "mem_total_replication_buffers" => 0,
+        "mem_replication_backlog" => global.journal.with_backlog(|b| b.histlen()).unwrap_or(0),
+        "mem_total_replication_buffers" => global.journal.with_backlog(|b| b.held()).unwrap_or(0),
         "mem_clients_slaves" => 0,
         "mem_clients_normal" => clients,
         "mem_cluster_links" => 0,
@@ -345,7 +345,7 @@ fn persistence(out: &mut String, facts: &Facts, global: &Global) {
         "rdb_last_cow_size" => state.last_presaved,
         "rdb_last_load_keys_expired" => state.expired_at_load,
         "rdb_last_load_keys_loaded" => state.loaded,
-        "aof_enabled" => u8::from(global.journal.active()),
+        "aof_enabled" => u8::from(global.journal.aof_on()),
         "aof_rewrite_in_progress" => u8::from(aof.rewriting),
         "aof_rewrite_scheduled" => u8::from(aof.rewrite_scheduled),
         "aof_last_rewrite_time_sec" => aof.last_rewrite_secs.unwrap_or(-1),
@@ -370,7 +370,7 @@ fn persistence(out: &mut String, facts: &Facts, global: &Global) {
     }
 }
 
-fn stats(out: &mut String, facts: &Facts) {
+fn stats(out: &mut String, facts: &Facts, global: &Global) {
     let total = facts.cores.iter().fold(CoreStats::default(), |mut t, c| {
         t.connections += c.stats.connections;
         t.rejected += c.stats.rejected;
@@ -404,9 +404,9 @@ fn stats(out: &mut String, facts: &Facts) {
         "instantaneous_input_repl_kbps" => "0.00",
         "instantaneous_output_repl_kbps" => "0.00",
         "rejected_connections" => total.rejected,
-        "sync_full" => 0,
-        "sync_partial_ok" => 0,
-        "sync_partial_err" => 0,
+        "sync_full" => global.replication().sync_full,
+        "sync_partial_ok" => global.replication().sync_partial.0,
+        "sync_partial_err" => global.replication().sync_partial.1,
         "expired_keys" => db.expired,
         "expired_stale_perc" => "0.00",
         "expired_time_cap_reached_count" => 0,
@@ -445,19 +445,35 @@ fn stats(out: &mut String, facts: &Facts) {
     );
 }
 
-fn replication(out: &mut String, global: &Global) {
+fn replication(out: &mut String, global: &Global, config: &Config) {
+    let backlog = global.journal.with_backlog(|b| (b.offset(), b.first_kept(), b.histlen()));
+    let st = global.replication();
     fields!(out,
         "role" => "master",
-        "connected_slaves" => 0,
+        "connected_slaves" => st.replicas.len(),
+    );
+    for (i, r) in st.replicas.iter().enumerate() {
+        let _ = write!(
+            out,
+            "slave{i}:ip={},port={},state={},offset={},lag={}\r\n",
+            r.ip,
+            r.port,
+            r.state.name(),
+            r.ack,
+            r.ack_at.elapsed().as_secs()
+        );
+    }
+    let (offset, first, histlen) = backlog.unwrap_or((st.offset, 0, 0));
+    fields!(out,
         "master_failover_state" => "no-failover",
-        "master_replid" => global.run_id,
-        "master_replid2" => "0000000000000000000000000000000000000000",
-        "master_repl_offset" => 0,
-        "second_repl_offset" => -1,
-        "repl_backlog_active" => 0,
-        "repl_backlog_size" => 1048576,
-        "repl_backlog_first_byte_offset" => 0,
-        "repl_backlog_histlen" => 0,
+        "master_replid" => st.replid,
+        "master_replid2" => st.replid2,
+        "master_repl_offset" => offset,
+        "second_repl_offset" => st.second_offset,
+        "repl_backlog_active" => u8::from(backlog.is_some()),
+        "repl_backlog_size" => config.repl_backlog_size.0,
+        "repl_backlog_first_byte_offset" => first,
+        "repl_backlog_histlen" => histlen,
     );
 }
 

@@ -17,6 +17,7 @@ pub(crate) mod list;
 pub(crate) mod long_double;
 pub(crate) mod persistence;
 pub(crate) mod pubsub;
+pub(crate) mod replication;
 pub(crate) mod server;
 pub(crate) mod set;
 pub(crate) mod string;
@@ -35,6 +36,7 @@ pub(crate) fn commands() -> Commands {
             pubsub::commands(),
             server::commands(),
             persistence::commands(),
+            replication::commands(),
             debug::commands(),
             command::commands(),
             string::commands(),

@@ -113,6 +113,9 @@ directives! {
     "tls-session-cache-size" => tls_session_cache_size: u64 = 20480, true;
     "tls-session-cache-timeout" => tls_session_cache_timeout: u64 = 300, true;
     "tls-replication" => tls_replication: bool = false, true;
+    "repl-backlog-size" => repl_backlog_size: Memory = Memory(1 << 20), true;
+    "repl-ping-replica-period" => repl_ping_replica_period: u64 = 10, true;
+    "repl-timeout" => repl_timeout: u64 = 60, true;
     "tls-cluster" => tls_cluster: bool = false, true;
     "tls-dh-params-file" => tls_dh_params_file: String = String::new(), true;
     "tls-auto-reload-interval" => tls_auto_reload_interval: u64 = 0, true;

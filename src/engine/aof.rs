@@ -174,7 +174,7 @@ fn run_writer(global: &Arc<Global>, ops: &Receiver<Op>) {
         for (pos, marker) in taken.markers {
             wrote |= out.append(global, files.as_mut(), &bytes[at..pos], &config);
             at = pos;
-            let Marker::Rotate { id } = marker;
+            let Marker::Rotate { id } = marker else { continue };
             if let Some(f) = files.as_mut() {
                 if !out.pending.is_empty() {
                     // The rewrite's base holds these writes: they do not follow it.
@@ -278,7 +278,7 @@ impl Appender {
             self.pending.clear();
             // Logging with no file to append to (a failed rotation while turning on): writes
             // are refused until a rewrite succeeds. Turned off meanwhile: nothing keeps these.
-            if global.journal.active() && !bytes.is_empty() {
+            if global.journal.aof_on() && !bytes.is_empty() {
                 write_failed(global, "no AOF file is open".into());
             }
             return false;
@@ -858,12 +858,15 @@ async fn set_journaling(core: &Rc<Core>, on: bool) -> Result<(), SaveError> {
     done
 }
 
-/// Switches logging on every shard `tx` holds (every one) and in the journal.
+/// Switches the AOF's logging in the journal, and logging on every shard `tx` holds (every
+/// one) as the journal's consumers need it (replication keeps it on).
 async fn journaling_at(core: &Core, tx: &Tx, on: bool) -> Result<(), SaveError> {
+    let active = core.global.journal.set_aof(on, core.config().appendfsync == AppendFsync::Always);
     for &s in tx.shards() {
-        tx.run(s, move |sh: &mut Shard| sh.set_journaling(on)).await.map_err(|_| SaveError::Unavailable)?;
+        tx.run(s, move |sh: &mut Shard| sh.set_journaling(active))
+            .await
+            .map_err(|_| SaveError::Unavailable)?;
     }
-    core.global.journal.set_active(on, core.config().appendfsync == AppendFsync::Always);
     Ok(())
 }
 
@@ -911,7 +914,7 @@ async fn start_rewrite(core: &Rc<Core>, turning_on: bool) -> Result<Started, Sav
     let aof_dir = dir(&config);
     // Turning on, or rewriting with the AOF off (Redis then only writes the base): the writer
     // gets the directory as it is.
-    if turning_on || !core.global.journal.active() {
+    if turning_on || !core.global.journal.aof_on() {
         let manifest = match std::fs::read(manifest_path(&config)) {
             Ok(text) => Manifest::parse(&text).unwrap_or_default(),
             Err(_) => Manifest::default(),
@@ -973,7 +976,7 @@ async fn start_rewrite(core: &Rc<Core>, turning_on: bool) -> Result<Started, Sav
 /// CONFIG SET appendonly changed: turning on starts the rewrite that makes the base (the
 /// journal starts at its cut); turning off stops logging and closes the file.
 pub(crate) async fn set_appendonly(core: &Rc<Core>, on: bool) -> Result<(), String> {
-    let active = core.global.journal.active();
+    let active = core.global.journal.aof_on();
     if on == active {
         return Ok(());
     }
@@ -1007,7 +1010,7 @@ pub(crate) async fn tick(core: &Rc<Core>) {
     if core.global.loading() {
         return;
     }
-    let active = core.global.journal.active();
+    let active = core.global.journal.aof_on();
     if !config.appendonly && active {
         // Turned off inside EXEC.
         if let Err(e) = set_appendonly(core, false).await {

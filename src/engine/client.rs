@@ -75,6 +75,8 @@ pub(crate) struct Client {
     unblocked: Cell<Option<Unblock>>,
     /// Channels and patterns subscribed (for CLIENT LIST and the subscribed-mode rules).
     pub(crate) subscriptions: Cell<(usize, usize)>,
+    /// The connection is a replica's link (after SYNC or PSYNC).
+    pub(crate) replica: Cell<bool>,
 }
 
 impl Client {
@@ -124,6 +126,7 @@ impl Client {
             blocked: Cell::new(false),
             blocked_timeout: Cell::new(false),
             unblocked: Cell::new(None),
+            replica: Cell::new(false),
         }
     }
 
@@ -280,6 +283,9 @@ impl Client {
     /// Redis's flag letters for this client, `N` for none.
     fn flags(&self) -> String {
         let mut flags = String::new();
+        if self.replica.get() {
+            flags.push('S');
+        }
         let (channels, patterns) = self.subscriptions.get();
         if channels + patterns > 0 {
             flags.push('P');

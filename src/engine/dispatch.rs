@@ -376,8 +376,9 @@ impl Service for Session {
         };
         for (i, args) in requests.drain(..).enumerate() {
             self.dispatch(args, known.get(i).copied().flatten(), out).await;
-            // A killed client (CLIENT KILL, or it hung up while blocked) runs nothing more.
-            if self.closing || self.client.is_killed() {
+            // A killed client (CLIENT KILL, or it hung up while blocked) runs nothing more, nor
+            // does a connection that became a replica's link.
+            if self.closing || self.client.is_killed() || self.handover.is_some() {
                 break;
             }
         }
@@ -392,6 +393,8 @@ impl Service for Session {
         }
         if self.closing || self.client.is_killed() {
             Flow::Close
+        } else if self.handover.is_some() {
+            Flow::Handover
         } else {
             Flow::Continue
         }

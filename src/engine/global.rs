@@ -71,6 +71,8 @@ pub(crate) struct Global {
     pub(crate) load_progress: crate::engine::persist::LoadProgress,
     /// Startup failed after the cores started (the dataset did not load): exit with an error.
     startup_failed: AtomicBool,
+    /// Replication ids, offsets and the replicas attached.
+    replication: std::sync::Mutex<crate::engine::repl_state::ReplState>,
 }
 
 impl Global {
@@ -118,6 +120,7 @@ impl Global {
             }),
             loading: AtomicBool::new(false),
             load_progress: crate::engine::persist::LoadProgress::default(),
+            replication: std::sync::Mutex::default(),
             startup_failed: AtomicBool::new(false),
         }
     }
@@ -253,6 +256,11 @@ impl Global {
     /// The persistence state (a short lock: INFO and saves take it).
     pub(crate) fn persistence(&self) -> std::sync::MutexGuard<'_, crate::engine::persist::PersistState> {
         self.persistence.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Replication's shared state (held briefly: never across an await).
+    pub(crate) fn replication(&self) -> std::sync::MutexGuard<'_, crate::engine::repl_state::ReplState> {
+        self.replication.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Whether the dataset is being loaded.

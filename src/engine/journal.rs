@@ -1,5 +1,5 @@
 //! The journal: every shard's writes, as the commands that replay them (their effects), merged
-//! into one ordered stream: the append-only file's (and, later, the replication stream's).
+//! into one ordered stream: the append-only file's and the replication stream's.
 //!
 //! **Effects.** A shard logs what each command did into its own [`Effects`] buffer: the request
 //! itself when a write command changed something, or what a body logs in its place (`SET ...
@@ -21,6 +21,10 @@
 //! the frontier it has written (and fsynced) as *durable*. Under `appendfsync always` a
 //! connection waits, before its replies leave, until the tickets of its writes are durable:
 //! one write and one fsync cover every connection waiting meanwhile (group commit).
+//!
+//! **Two consumers.** The AOF writer takes the stream's bytes; replicas read them from the
+//! [`Backlog`], which every byte is fed to once replication has started. Logging is on while
+//! either consumes.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, VecDeque};
@@ -34,6 +38,7 @@ use std::time::Duration;
 
 use ahash::AHashMap;
 
+use crate::engine::backlog::Backlog;
 use crate::storage::aof::command;
 
 /// The database a logged command runs in; `NO_DB` for one that names none (FLUSHALL).
@@ -163,7 +168,7 @@ impl Effects {
     /// The atomic unit ends.
     pub(crate) fn end_unit(&mut self) {
         if let Some(start) = self.unit.take() {
-            if self.commands.len() - start > 1 {
+            if self.commands.len().saturating_sub(start) > 1 {
                 self.wrap_from = Some(start);
             }
         }
@@ -176,6 +181,12 @@ pub(crate) enum Marker {
     /// An AOF rewrite took its cut here: what follows goes to a new incremental file.
     Rotate {
         /// The rewrite's id.
+        id: u64,
+    },
+    /// A full resynchronization's snapshot took its cut here: its replica's stream starts at
+    /// this offset (see [`Journal::sync_point`]).
+    Sync {
+        /// The snapshot's id.
         id: u64,
     },
 }
@@ -233,7 +244,18 @@ pub(crate) struct Taken {
 
 #[derive(Debug)]
 struct State {
+    /// Bytes for the AOF writer (while the AOF is on).
     out: Vec<u8>,
+    /// Bytes written to the stream since they were last handed to its consumers.
+    fresh: Vec<u8>,
+    /// Whether the AOF writer takes `out`.
+    aof: bool,
+    /// The replication buffer, once replication has started.
+    backlog: Option<Backlog>,
+    /// Tasks waiting for the backlog to grow (replicas' links) or for a sync point.
+    repl_waiters: Vec<Waker>,
+    /// Full syncs' cuts: snapshot id, and the stream offset there.
+    sync_points: Vec<(u64, u64)>,
     markers: Vec<(usize, Marker)>,
     /// The database the stream last selected.
     selected: Option<u32>,
@@ -256,8 +278,11 @@ const SEALED_MEMORY: usize = 1024;
 /// The journal every core logs into.
 #[derive(Debug)]
 pub(crate) struct Journal {
-    /// Whether anything is logged (coordinators ask; shards have their own flag, set by hops).
+    /// Whether anything is logged: the AOF is on or replication has started (coordinators ask;
+    /// shards have their own flag, set by hops).
     active: AtomicBool,
+    /// Whether the AOF is on.
+    aof: AtomicBool,
     /// Whether replies wait for their writes to be durable (`appendfsync always`).
     waits: AtomicBool,
     /// The last durable ticket (as `State::durable`), read without the lock.
@@ -272,10 +297,16 @@ impl Journal {
     pub(crate) fn new(shards: usize) -> Journal {
         Journal {
             active: AtomicBool::new(false),
+            aof: AtomicBool::new(false),
             waits: AtomicBool::new(false),
             durable: AtomicU64::new(0),
             state: Mutex::new(State {
                 out: Vec::new(),
+                fresh: Vec::new(),
+                aof: false,
+                backlog: None,
+                repl_waiters: Vec::new(),
+                sync_points: Vec::new(),
                 markers: Vec::new(),
                 selected: None,
                 lanes: (0..shards).map(|_| Lane::default()).collect(),
@@ -301,21 +332,75 @@ impl Journal {
         self.active.load(Ordering::Acquire)
     }
 
-    /// Starts or stops logging; replies wait for durability when `waits` (`appendfsync
-    /// always`). Call it with every gate held, so that every shard switches between the same
-    /// two commands.
-    pub(crate) fn set_active(&self, on: bool, waits: bool) {
-        self.active.store(on, Ordering::Release);
-        self.waits.store(on && waits, Ordering::Release);
+    /// Whether the AOF is on (takes the stream).
+    #[must_use]
+    pub(crate) fn aof_on(&self) -> bool {
+        self.aof.load(Ordering::Acquire)
+    }
+
+    /// Turns the AOF's taking of the stream on or off; replies wait for durability when
+    /// `waits` (`appendfsync always`). Call it with every gate held, so that every shard
+    /// switches between the same two commands. Returns whether logging stays on.
+    pub(crate) fn set_aof(&self, on: bool, waits: bool) -> bool {
+        let mut st = self.lock();
+        st.aof = on;
         if !on {
-            let mut st = self.lock();
             st.selected = None;
         }
+        self.aof.store(on, Ordering::Release);
+        self.waits.store(on && waits, Ordering::Release);
+        let active = on || st.backlog.is_some();
+        self.active.store(active, Ordering::Release);
+        active
+    }
+
+    /// Starts feeding the replication buffer (once; later calls keep it), continuing a stream
+    /// whose last byte had `offset`. Call it with every gate held. Returns whether it was
+    /// created now.
+    pub(crate) fn start_replication(&self, size: u64, offset: u64) -> bool {
+        let mut st = self.lock();
+        self.active.store(true, Ordering::Release);
+        if st.backlog.is_some() {
+            return false;
+        }
+        st.backlog = Some(Backlog::new(size, offset));
+        // The replicas' stream names its database before its first command.
+        st.selected = None;
+        true
+    }
+
+    /// Runs `f` on the replication buffer, if replication has started.
+    pub(crate) fn with_backlog<R>(&self, f: impl FnOnce(&mut Backlog) -> R) -> Option<R> {
+        self.lock().backlog.as_mut().map(f)
+    }
+
+    /// Feeds a command that belongs to no key and no database (the replicas' PING) into the
+    /// replication stream at once, if replication has started; the AOF does not get it.
+    pub(crate) fn feed_now(&self, args: &[&[u8]]) {
+        let mut st = self.lock();
+        if let Some(backlog) = st.backlog.as_mut() {
+            let mut bytes = Vec::new();
+            command(&mut bytes, args);
+            backlog.append(&bytes);
+            self.kick(&mut st);
+        }
+    }
+
+    /// Ready once the replication buffer has bytes past `holder`'s cursor (or the holder has
+    /// none): what a replica's link waits on.
+    pub(crate) fn repl_ready(&self, holder: u64) -> ReplReady<'_> {
+        ReplReady { journal: self, holder }
+    }
+
+    /// The stream offset at the cut of full sync `id`, once the journal has reached it (the
+    /// cut's transaction is written after everything that was logged before it).
+    pub(crate) fn sync_point(&self, id: u64) -> SyncPoint<'_> {
+        SyncPoint { journal: self, id }
     }
 
     /// `appendfsync` changed while logging.
     pub(crate) fn set_waits(&self, waits: bool) {
-        self.waits.store(self.active() && waits, Ordering::Release);
+        self.waits.store(self.aof_on() && waits, Ordering::Release);
     }
 
     /// Whether a connection's replies wait until its writes are durable.
@@ -365,6 +450,7 @@ impl Journal {
                 if l.blocked_by.is_none() && l.queue.is_empty() {
                     st.emit_commands(&effects.commands, wrap_from);
                     effects.commands.clear();
+                    st.feed();
                     self.kick(&mut st);
                 } else {
                     st.held.insert(ticket);
@@ -416,14 +502,19 @@ impl Journal {
         let Some(block) = st.blocks.get_mut(&tx) else { return };
         block.sealed = true;
         st.release(tx);
+        st.feed();
         self.kick(&mut st);
     }
 
-    /// Wakes the writer if it sleeps and there is something to write.
+    /// Wakes the writer if it sleeps and there is something to write, and the replicas' links
+    /// waiting for the stream.
     fn kick(&self, st: &mut State) {
         if st.writer_idle && (!st.out.is_empty() || !st.markers.is_empty()) {
             st.writer_idle = false;
             self.wake_writer.notify_one();
+        }
+        for w in st.repl_waiters.drain(..) {
+            w.wake();
         }
     }
 
@@ -496,6 +587,21 @@ impl Journal {
 }
 
 impl State {
+    /// Hands what the stream gained to the replication buffer; without the AOF, `out` only
+    /// passes the bytes on.
+    fn feed(&mut self) {
+        if self.fresh.is_empty() {
+            return;
+        }
+        if let Some(backlog) = self.backlog.as_mut() {
+            backlog.append(&self.fresh);
+        }
+        if self.aof {
+            self.out.extend_from_slice(&self.fresh);
+        }
+        self.fresh.clear();
+    }
+
     /// The last ticket up to which every group is in the stream.
     fn frontier(&self) -> u64 {
         self.held.first().map_or(self.next_ticket - 1, |t| t - 1)
@@ -613,19 +719,36 @@ impl State {
         if db != NO_DB && self.selected != Some(db) {
             let mut n_text = itoa::Buffer::new();
             let n = n_text.format(db);
-            command(&mut self.out, &[b"SELECT", n.as_bytes()]);
+            command(&mut self.fresh, &[b"SELECT", n.as_bytes()]);
             self.selected = Some(db);
         }
     }
 
     fn emit_one(&mut self, db: u32, bytes: &[u8]) {
         self.select(db);
-        self.out.extend_from_slice(bytes);
+        self.fresh.extend_from_slice(bytes);
     }
 
     fn mark(&mut self, marker: Marker) {
-        self.markers.push((self.out.len(), marker));
-        // A new file starts with no database selected.
+        match marker {
+            Marker::Rotate { .. } => {
+                let at = if self.aof { self.out.len() + self.fresh.len() } else { self.out.len() };
+                self.markers.push((at, marker));
+            }
+            Marker::Sync { id } => {
+                self.feed();
+                let at = self.backlog.as_ref().map_or(0, Backlog::offset);
+                self.sync_points.push((id, at));
+                // The stream from here on is the replica's: hold it before it can be trimmed.
+                if let Some(b) = self.backlog.as_mut() {
+                    b.hold(sync_holder(id), at + 1);
+                }
+                for w in self.repl_waiters.drain(..) {
+                    w.wake();
+                }
+            }
+        }
+        // A new file (or a replica fresh from its snapshot) has no database selected.
         self.selected = None;
     }
 }
@@ -736,6 +859,56 @@ impl Future for Durable<'_> {
     }
 }
 
+/// The backlog holder that keeps full sync `id`'s stream until its replica's link takes it
+/// over (link holders are client ids, which stay far below).
+#[must_use]
+pub(crate) fn sync_holder(id: u64) -> u64 {
+    u64::MAX - id
+}
+
+/// See [`Journal::repl_ready`].
+pub(crate) struct ReplReady<'a> {
+    journal: &'a Journal,
+    holder: u64,
+}
+
+impl Future for ReplReady<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.journal.lock();
+        let pending = st.backlog.as_ref().and_then(|b| b.pending(self.holder));
+        if pending.is_none_or(|n| n > 0) {
+            return Poll::Ready(());
+        }
+        if !st.repl_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            st.repl_waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// See [`Journal::sync_point`].
+pub(crate) struct SyncPoint<'a> {
+    journal: &'a Journal,
+    id: u64,
+}
+
+impl Future for SyncPoint<'_> {
+    type Output = u64;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+        let mut st = self.journal.lock();
+        if let Some(i) = st.sync_points.iter().position(|(id, _)| *id == self.id) {
+            return Poll::Ready(st.sync_points.swap_remove(i).1);
+        }
+        if !st.repl_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            st.repl_waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -746,6 +919,12 @@ mod tests {
             e.push(Some(0), c);
         }
         e
+    }
+
+    fn aof_journal(lanes: usize) -> Journal {
+        let j = Journal::new(lanes);
+        j.set_aof(true, false);
+        j
     }
 
     fn text(j: &Journal) -> String {
@@ -760,7 +939,7 @@ mod tests {
 
     #[test]
     fn commands_outside_transactions_go_straight_to_the_stream() {
-        let j = Journal::new(2);
+        let j = aof_journal(2);
         j.publish(0, None, &mut effects(&[&[b"SET", b"a", b"1"]]));
         j.publish(1, None, &mut effects(&[&[b"SET", b"b", b"2"]]));
         assert_eq!(text(&j), "SELECT 0 SET a 1 SET b 2");
@@ -768,7 +947,7 @@ mod tests {
 
     #[test]
     fn a_lane_waits_behind_an_unsealed_transaction_and_blocks_come_whole() {
-        let j = Journal::new(2);
+        let j = aof_journal(2);
         // Transaction 7 writes on both shards; shard 1 then runs a later write of its own.
         j.publish(0, Some(7), &mut effects(&[&[b"SET", b"a", b"1"]]));
         j.publish(1, Some(7), &mut effects(&[&[b"SET", b"b", b"1"]]));
@@ -785,7 +964,7 @@ mod tests {
 
     #[test]
     fn a_transaction_queued_behind_another_waits_for_it_even_when_sealed_first() {
-        let j = Journal::new(2);
+        let j = aof_journal(2);
         j.publish(0, Some(1), &mut effects(&[&[b"SET", b"a", b"1"]]));
         // Transaction 2 takes shard 0 after 1 released it, and shard 1.
         j.publish(0, Some(2), &mut effects(&[&[b"SET", b"a", b"2"]]));
@@ -798,7 +977,7 @@ mod tests {
 
     #[test]
     fn a_coordinator_command_orders_after_what_its_lanes_held() {
-        let j = Journal::new(2);
+        let j = aof_journal(2);
         j.publish(0, Some(1), &mut effects(&[&[b"SET", b"a", b"1"]]));
         j.publish(0, None, &mut effects(&[&[b"SET", b"x", b"1"]]));
         // FLUSHALL holds both lanes; it must come after SET x.
@@ -811,7 +990,7 @@ mod tests {
 
     #[test]
     fn a_unit_is_wrapped_and_selects_come_before_multi() {
-        let j = Journal::new(1);
+        let j = aof_journal(1);
         let mut e = Effects { on: true, ..Effects::default() };
         e.push(Some(3), &[&b"SET"[..], b"z", b"0"]);
         e.begin_unit();
@@ -820,5 +999,38 @@ mod tests {
         e.end_unit();
         j.publish(0, None, &mut e);
         assert_eq!(text(&j), "SELECT 3 SET z 0 MULTI SET a 1 SET b 1 EXEC");
+    }
+
+    #[test]
+    fn replicas_get_the_aofs_bytes_and_a_sync_point_at_its_cut() {
+        let j = aof_journal(2);
+        j.publish(0, None, &mut effects(&[&[b"SET", b"a", b"1"]]));
+        assert!(j.start_replication(1 << 20, 500));
+        assert!(!j.start_replication(1 << 20, 0));
+        // A cut: transaction 7 holds both lanes and marks the stream.
+        j.mark_tx(7, &[0, 1], Marker::Sync { id: 3 });
+        j.seal(7);
+        let at = futures::executor::block_on(j.sync_point(3));
+        assert_eq!(at, 500);
+        j.publish(1, None, &mut effects(&[&[b"SET", b"b", b"2"]]));
+        j.feed_now(&[b"PING"]);
+        let aof = text(&j);
+        assert_eq!(aof, "SELECT 0 SET a 1 SELECT 0 SET b 2");
+        let mut repl = Vec::new();
+        j.with_backlog(|b| b.read(sync_holder(3), 1 << 20, &mut repl)).flatten();
+        assert_eq!(
+            String::from_utf8(repl).unwrap(),
+            "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n2\r\n*1\r\n$4\r\nPING\r\n"
+        );
+        assert_eq!(j.with_backlog(|b| b.offset()), Some(500 + 23 + 27 + 14));
+    }
+
+    #[test]
+    fn without_the_aof_the_stream_only_feeds_the_replicas() {
+        let j = Journal::new(1);
+        j.start_replication(1 << 20, 0);
+        j.publish(0, None, &mut effects(&[&[b"SET", b"a", b"1"]]));
+        assert_eq!(j.buffered(), 0);
+        assert_eq!(j.with_backlog(|b| b.offset()), Some(23 + 27));
     }
 }

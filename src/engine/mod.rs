@@ -3,6 +3,7 @@
 //! sockets or TLS, and no command family: commands reach it as [`command::Command`]s.
 
 pub(crate) mod aof;
+pub(crate) mod backlog;
 pub(crate) mod blocking;
 pub(crate) mod client;
 pub(crate) mod command;
@@ -14,6 +15,8 @@ pub(crate) mod local;
 pub(crate) mod persist;
 pub(crate) mod plan;
 pub(crate) mod pubsub;
+pub(crate) mod repl_state;
+pub(crate) mod replication;
 pub(crate) mod router;
 pub(crate) mod session;
 pub(crate) mod shard;

@@ -68,6 +68,10 @@ pub(crate) struct Session {
     /// A write command ran in the current call: under `appendfsync always` its replies wait
     /// for the disk.
     pub(crate) wrote: bool,
+    /// What the client told REPLCONF (a replica, before its SYNC or PSYNC).
+    pub(crate) replconf: crate::engine::replication::ReplConf,
+    /// SYNC or PSYNC asked for the connection to become a replica's link.
+    pub(crate) handover: Option<crate::engine::replication::SyncRequest>,
 }
 
 impl Session {
@@ -92,6 +96,8 @@ impl Session {
             blocked_ns: std::cell::Cell::new(0),
             replaying: false,
             wrote: false,
+            replconf: crate::engine::replication::ReplConf::default(),
+            handover: None,
         }
     }
 

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures::channel::mpsc;
+use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
 
 use crate::engine::core::Core;
@@ -336,8 +336,22 @@ pub(crate) async fn save(core: &Rc<Core>, tx: Option<&Tx>, other: OnRunning) -> 
 /// # Errors
 /// Another save running, or an unreachable shard.
 pub(crate) async fn bgsave(core: &Rc<Core>) -> Result<(), SaveError> {
+    background_save(core, async |_, _| {}).await.map(drop)
+}
+
+/// A background save of the dump file whose cut also runs `at_cut` (with the snapshot's id):
+/// a replica's full sync marks the journal there. The receiver gets the outcome once the file
+/// is in place.
+///
+/// # Errors
+/// Another save running, or an unreachable shard.
+pub(crate) async fn background_save(
+    core: &Rc<Core>,
+    at_cut: impl AsyncFnOnce(&Tx, u64),
+) -> Result<oneshot::Receiver<Result<Saved, SaveError>>, SaveError> {
     let claim = claim(&core.global, SaveKind::Background, OnRunning::Refuse)?;
-    let cut = match cut_everywhere(core, claim.id, false, async |_| {}).await {
+    let id = claim.id;
+    let cut = match cut_everywhere(core, id, false, async |tx| at_cut(tx, id).await).await {
         Ok(cut) => cut,
         Err(e) => {
             abort_everywhere(core, claim.id).await;
@@ -350,16 +364,19 @@ pub(crate) async fn bgsave(core: &Rc<Core>) -> Result<(), SaveError> {
     }
     tracing::info!("Background saving started (id {})", claim.id);
     let core = core.clone();
+    let (done, outcome) = oneshot::channel();
     glommio::spawn_local(async move {
         let output = Output::dump(&core.config(), claim.id);
         let result = write(&core, None, &claim, BGSAVE_PIECE, &cut, &output).await;
         if result.is_err() && !claim.cancelled.load(Ordering::Acquire) {
             abort_everywhere(&core, claim.id).await;
         }
-        finish(&core.global, &claim, true, &result.map(|saved| (saved, cut)));
+        let result = result.map(|saved| (saved, cut));
+        finish(&core.global, &claim, true, &result);
+        let _ = done.send(result.map(|(saved, _)| saved));
     })
     .detach();
-    Ok(())
+    Ok(outcome)
 }
 
 /// Forgets save `claim` as running (an AOF rewrite whose base the writer now puts in place).

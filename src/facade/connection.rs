@@ -33,6 +33,9 @@ pub(crate) enum Flow {
     Continue,
     /// Write what is pending, then close (QUIT, SHUTDOWN, a killed client).
     Close,
+    /// Write what is pending, then stop serving requests: the server takes the connection
+    /// over (a replica's link, after SYNC or PSYNC).
+    Handover,
 }
 
 /// What the service can interrupt a wait with.
@@ -152,6 +155,10 @@ pub(crate) enum ConnError {
     /// A socket or TLS error.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// The service took the connection over ([`Flow::Handover`]); the bytes read past the
+    /// request that asked for it.
+    #[error("taken over by the server")]
+    Handover(BytesMut),
 }
 
 /// Serves one client until it leaves, breaks the protocol, or the service closes it.
@@ -235,7 +242,7 @@ where
             if ahead.gone.is_some() {
                 break;
             }
-            if flow == Flow::Close || broken.is_some() {
+            if flow != Flow::Continue || broken.is_some() {
                 break;
             }
         }
@@ -255,8 +262,10 @@ where
         if let Some(e) = broken {
             return ConnError::Protocol(e);
         }
-        if flow == Flow::Close {
-            return ConnError::Closed;
+        match flow {
+            Flow::Close => return ConnError::Closed,
+            Flow::Handover => return ConnError::Handover(rbuf),
+            Flow::Continue => {}
         }
         // Between requests, keep no more buffer than the next read needs.
         if rbuf.is_empty() && rbuf.capacity() > chunk.max(KEEP_BUFFER / 4) {

@@ -347,7 +347,9 @@ impl Drop for Server {
         if std::thread::panicking() {
             std::mem::take(&mut self.readers).into_iter().for_each(|r| drop(r.join()));
             let log = self.log();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let keep =
+                std::env::var("FERROKEY_TEST_LOG_LINES").ok().and_then(|n| n.parse().ok()).unwrap_or(40);
+            let tail: Vec<&str> = log.lines().rev().take(keep).collect();
             eprintln!("--- the server's last log lines ---");
             tail.iter().rev().for_each(|l| eprintln!("{l}"));
         }

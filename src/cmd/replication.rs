@@ -1,0 +1,120 @@
+//! Replication commands: SYNC and PSYNC make the connection a replica's link (see
+//! [`crate::engine::replication`]), REPLCONF records what the replica says of itself, ROLE
+//! says what this server is.
+
+use bytes::Bytes;
+
+use crate::cmd::args::{self, is};
+use crate::cmd::error::{CmdError, CmdResult};
+use crate::engine::command::Command;
+use crate::engine::repl_state::ReplicaState;
+use crate::engine::replication;
+use crate::engine::session::Session;
+use crate::engine::spec::{acl, flag};
+use crate::facade::Reply;
+
+/// The family's commands.
+pub(crate) fn commands() -> Vec<Command> {
+    vec![
+        Command::session("sync", 1, |s, a| Box::pin(async move { sync(s, a) }))
+            .flags(flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING | flag::NO_MULTI)
+            .docs("server", "1.0.0", "", "Internal command used for replication"),
+        Command::session("psync", -3, |s, a| Box::pin(async move { sync(s, a) }))
+            .flags(flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING | flag::NO_MULTI)
+            .docs("server", "2.8.0", "", "Internal command used for replication"),
+        Command::session("replconf", -1, |s, a| Box::pin(async move { replconf(s, a) }))
+            .flags(flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::ALLOW_BUSY)
+            .docs("server", "3.0.0", "O(1)", "An internal command for configuring the replication stream")
+            .syscmd(),
+        Command::session("role", 1, |s, _| Box::pin(async move { Ok(role(s)) }))
+            .flags(flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST)
+            .acl(acl::ADMIN | acl::DANGEROUS)
+            .docs(
+                "server",
+                "2.8.12",
+                "O(1)",
+                "Return the role of the instance in the context of replication",
+            ),
+    ]
+}
+
+/// SYNC, PSYNC replid offset: no reply here; the link sends `+FULLRESYNC` or `+CONTINUE`.
+fn sync(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    if s.client.replica.get() {
+        return Ok(Reply::Several(Vec::new()));
+    }
+    if args.len() > 3 {
+        return Err(CmdError::WrongArity("psync".into()));
+    }
+    s.handover = Some(replication::request(args, &s.replconf));
+    Ok(Reply::Several(Vec::new()))
+}
+
+/// REPLCONF option value [option value ...]: `listening-port`, `ip-address`, `capa`,
+/// `rdb-only`, `rdb-filter-only` before a sync; `ack` and `getack` (answered by nothing here).
+fn replconf(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    if args.len() % 2 == 0 {
+        return Err(CmdError::Syntax);
+    }
+    for pair in args[1..].chunks_exact(2) {
+        let (opt, value) = (&pair[0], &pair[1]);
+        match () {
+            () if is(opt, "listening-port") => {
+                let port = args::int(value)?;
+                s.replconf.port =
+                    u16::try_from(port).map_err(|_| CmdError::msg("ERR value is out of range"))?;
+            }
+            () if is(opt, "ip-address") => {
+                s.replconf.ip = Some(String::from_utf8_lossy(value).into_owned());
+            }
+            () if is(opt, "capa") => {
+                if is(value, "psync2") {
+                    s.replconf.psync2 = true;
+                }
+            }
+            () if is(opt, "rdb-only") => match args::int(value)? {
+                0 => s.replconf.rdb_only = false,
+                1 => s.replconf.rdb_only = true,
+                _ => return Err(CmdError::Syntax),
+            },
+            // Every key is sent: functions do not exist yet, so the filter has nothing to drop.
+            () if is(opt, "rdb-filter-only") => {}
+            // From a replica's link these are read by the link itself; a plain client gets no
+            // reply, as Redis gives none.
+            () if is(opt, "ack") || is(opt, "getack") => return Ok(Reply::Several(Vec::new())),
+            () => {
+                return Err(CmdError::text(format!(
+                    "ERR Unrecognized REPLCONF option: {}",
+                    String::from_utf8_lossy(opt)
+                )))
+            }
+        }
+    }
+    Ok(Reply::Ok)
+}
+
+/// ROLE: `master`, the replication offset, and each replica's address, port and acknowledged
+/// offset.
+fn role(s: &Session) -> Reply {
+    let offset = replication::offset(&s.core);
+    let replicas = s
+        .core
+        .global
+        .replication()
+        .replicas
+        .iter()
+        .filter(|r| r.state == ReplicaState::Online)
+        .map(|r| {
+            Reply::Array(vec![
+                Reply::Bulk(Bytes::from(r.ip.clone())),
+                Reply::Bulk(Bytes::from(r.port.to_string())),
+                Reply::Bulk(Bytes::from(r.ack.to_string())),
+            ])
+        })
+        .collect();
+    Reply::Array(vec![
+        Reply::Bulk(Bytes::from_static(b"master")),
+        Reply::Int(offset as i64),
+        Reply::Array(replicas),
+    ])
+}

@@ -1,0 +1,136 @@
+//! What the server knows of replication, shared by every core: its replication ids and
+//! offset history (PSYNC2), and the replicas attached (INFO replication, ROLE).
+
+use std::time::Instant;
+
+/// A replica's state, as INFO names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReplicaState {
+    /// Waiting for its snapshot to be taken.
+    WaitBgsave,
+    /// Receiving its snapshot.
+    SendBulk,
+    /// Following the stream.
+    Online,
+}
+
+impl ReplicaState {
+    /// The name INFO replication gives it.
+    #[must_use]
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ReplicaState::WaitBgsave => "wait_bgsave",
+            ReplicaState::SendBulk => "send_bulk",
+            ReplicaState::Online => "online",
+        }
+    }
+}
+
+/// One replica attached to this server.
+#[derive(Debug, Clone)]
+pub(crate) struct Replica {
+    /// Its link's client id.
+    pub(crate) id: u64,
+    /// The address it announced (`REPLCONF ip-address`) or connected from.
+    pub(crate) ip: String,
+    /// The port it announced (`REPLCONF listening-port`).
+    pub(crate) port: u16,
+    /// Where it is.
+    pub(crate) state: ReplicaState,
+    /// The offset it last acknowledged (`REPLCONF ACK`).
+    pub(crate) ack: u64,
+    /// When it last acknowledged (INFO's `lag`).
+    pub(crate) ack_at: Instant,
+}
+
+/// Replication ids, offsets and replicas.
+#[derive(Debug)]
+pub(crate) struct ReplState {
+    /// The current replication id (`master_replid`).
+    pub(crate) replid: String,
+    /// The previous one, valid up to `second_offset` (`master_replid2`).
+    pub(crate) replid2: String,
+    /// The last offset of `replid2`'s history, or -1 (`second_repl_offset`).
+    pub(crate) second_offset: i64,
+    /// The stream's offset before the replication buffer existed (it has the offset since).
+    pub(crate) offset: u64,
+    /// The replicas attached.
+    pub(crate) replicas: Vec<Replica>,
+    /// Full resynchronizations served (`sync_full`).
+    pub(crate) sync_full: u64,
+    /// Partial resynchronizations accepted (`sync_partial_ok`) and refused (`sync_partial_err`).
+    pub(crate) sync_partial: (u64, u64),
+}
+
+/// A replication id that no history has: 40 hex digits.
+#[must_use]
+pub(crate) fn new_replid() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static DRAWN: AtomicU64 = AtomicU64::new(0);
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let seed = crate::num::splitmix(
+        now ^ u64::from(std::process::id()) ^ DRAWN.fetch_add(1, Ordering::Relaxed) << 48,
+    );
+    format!(
+        "{:016x}{:016x}{:08x}",
+        crate::num::splitmix(seed),
+        crate::num::splitmix(seed ^ 0x9e37),
+        crate::num::splitmix(seed ^ 0x79b9) as u32
+    )
+}
+
+/// The id a `replid2` without history shows.
+pub(crate) const NO_REPLID: &str = "0000000000000000000000000000000000000000";
+
+impl Default for ReplState {
+    fn default() -> ReplState {
+        ReplState {
+            replid: new_replid(),
+            replid2: NO_REPLID.into(),
+            second_offset: -1,
+            offset: 0,
+            replicas: Vec::new(),
+            sync_full: 0,
+            sync_partial: (0, 0),
+        }
+    }
+}
+
+impl ReplState {
+    /// The replica with link `id`.
+    pub(crate) fn replica(&mut self, id: u64) -> Option<&mut Replica> {
+        self.replicas.iter_mut().find(|r| r.id == id)
+    }
+
+    /// Whether a replica asking `PSYNC replid offset` (the next byte it needs) continues this
+    /// server's history, as far as the ids go (the backlog must still hold that offset).
+    #[must_use]
+    pub(crate) fn continues(&self, replid: &str, offset: u64) -> bool {
+        replid == self.replid
+            || (replid == self.replid2 && i64::try_from(offset).is_ok_and(|o| o <= self.second_offset))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replication_ids_are_40_hex_digits_and_differ() {
+        let (a, b) = (new_replid(), new_replid());
+        assert_eq!(a.len(), 40);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_previous_id_continues_only_up_to_its_last_offset() {
+        let s = ReplState { replid2: "b".repeat(40), second_offset: 100, ..ReplState::default() };
+        let id = s.replid.clone();
+        assert!(s.continues(&id, 5000));
+        assert!(s.continues(&"b".repeat(40), 100));
+        assert!(!s.continues(&"b".repeat(40), 101));
+        assert!(!s.continues(NO_REPLID, 1));
+    }
+}

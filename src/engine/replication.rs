@@ -1,0 +1,472 @@
+//! Replication, the primary's side. SYNC or PSYNC turn a connection into a replica's *link*: a
+//! task on the connection's core that sends the replica what it lacks, then follows the
+//! journal's stream (every shard's writes in one order, see [`crate::engine::journal`]).
+//!
+//! - A replica that continues this server's history (its replication id is ours, or our
+//!   previous one up to where that ended) and whose next byte the backlog still holds gets
+//!   `+CONTINUE` and the stream from there: a partial resynchronization.
+//! - Any other gets `+FULLRESYNC <replid> <offset>`, then a snapshot taken at one cut of every
+//!   shard (a background save, without fork, whose cut marks the journal: `offset` is the
+//!   stream's offset there), then the stream from that cut on. The replication buffer keeps
+//!   those bytes for the link while the snapshot is written and sent.
+//!
+//! The link writes as the socket takes the bytes and reads the replica's `REPLCONF ACK`s in
+//! between; nothing blocks a thread. A replica whose unsent stream passes
+//! `client-output-buffer-limit replica` is dropped, as Redis drops it.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::{pin, Pin};
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::future::{select, Either};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::engine::client::Client;
+use crate::engine::core::Core;
+use crate::engine::journal::{sync_holder, Marker};
+use crate::engine::repl_state::{new_replid, Replica, ReplicaState, NO_REPLID};
+use crate::engine::router::Tx;
+use crate::engine::shard::Shard;
+use crate::engine::snapshot::{self, SaveError};
+use crate::facade::resp::{Limits, RequestParser};
+use crate::facade::ConnError;
+
+/// Bytes of snapshot or stream written per write call.
+const CHUNK: usize = 64 * 1024;
+
+/// What REPLCONF told a connection before its SYNC or PSYNC.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ReplConf {
+    /// `listening-port`: where the replica serves clients.
+    pub(crate) port: u16,
+    /// `ip-address`: the address it announces.
+    pub(crate) ip: Option<String>,
+    /// `capa psync2`: it understands `+CONTINUE <replid>`.
+    pub(crate) psync2: bool,
+    /// `rdb-only 1`: it wants the snapshot alone (redis-cli --rdb).
+    pub(crate) rdb_only: bool,
+}
+
+/// SYNC or PSYNC: how the link starts.
+#[derive(Debug, Clone)]
+pub(crate) struct SyncRequest {
+    /// PSYNC's replication id and offset (the next byte the replica needs); `None` for SYNC,
+    /// which gets the snapshot with no `+FULLRESYNC` line before it.
+    pub(crate) psync: Option<(String, i64)>,
+    /// What REPLCONF said.
+    pub(crate) conf: ReplConf,
+}
+
+/// Serves a replica's link until it ends; the connection closes after.
+pub(crate) async fn serve_replica<S>(
+    stream: &mut S,
+    core: &Rc<Core>,
+    client: &Rc<Client>,
+    request: SyncRequest,
+    unread: BytesMut,
+) -> ConnError
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let global = &core.global;
+    let ip = request.conf.ip.clone().unwrap_or_else(|| client.addr.ip().to_string());
+    let name = format!("{ip}:{}", request.conf.port);
+    client.replica.set(true);
+    global.replication().replicas.push(Replica {
+        id: client.id,
+        ip,
+        port: request.conf.port,
+        state: ReplicaState::WaitBgsave,
+        ack: 0,
+        ack_at: Instant::now(),
+    });
+    tracing::info!("Replica {name} asks for synchronization");
+    let mut link = Link { stream, core, client, rbuf: unread, parser: RequestParser::new() };
+    let why = link.run(&request, &name).await;
+    global.replication().replicas.retain(|r| r.id != client.id);
+    global.journal.with_backlog(|b| b.release(client.id));
+    tracing::info!("Connection with replica {name} lost: {why}");
+    why
+}
+
+/// A replica's link: its connection, and the requests it sends back (acknowledgements).
+struct Link<'a, S> {
+    stream: &'a mut S,
+    core: &'a Rc<Core>,
+    client: &'a Rc<Client>,
+    rbuf: BytesMut,
+    parser: RequestParser,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
+    async fn run(&mut self, request: &SyncRequest, name: &str) -> ConnError {
+        let holder = self.client.id;
+        let partial = request.psync.as_ref().is_some_and(|(id, offset)| self.try_partial(id, *offset));
+        if partial {
+            let replid = self.core.global.replication().replid.clone();
+            let line =
+                if request.conf.psync2 { format!("+CONTINUE {replid}\r\n") } else { "+CONTINUE\r\n".into() };
+            if let Err(e) = self.send(line.as_bytes()).await {
+                return e;
+            }
+            self.set_state(ReplicaState::Online);
+        } else {
+            if request.psync.is_some() {
+                tracing::info!("Full resync requested by replica {name}");
+            }
+            if let Err(e) = self.full_sync(request).await {
+                return e;
+            }
+            tracing::info!("Synchronization with replica {name} succeeded");
+            if request.conf.rdb_only {
+                return ConnError::Closed;
+            }
+        }
+        self.follow(holder).await
+    }
+
+    /// A partial resync from `offset` if the history and the backlog allow it (the backlog
+    /// then holds the stream from there for this link).
+    fn try_partial(&self, replid: &str, offset: i64) -> bool {
+        let global = &self.core.global;
+        let (ok_id, ours) = {
+            let st = global.replication();
+            (u64::try_from(offset).is_ok_and(|o| st.continues(replid, o)), st.replid.clone())
+        };
+        let held = ok_id
+            && global
+                .journal
+                .with_backlog(|b| {
+                    let from = offset as u64;
+                    b.covers(from) && b.hold(self.client.id, from)
+                })
+                .unwrap_or(false);
+        let mut st = global.replication();
+        if held {
+            st.sync_partial.0 += 1;
+            tracing::info!(
+                "Partial resynchronization request from replica accepted. Sending backlog starting from offset {offset}."
+            );
+        } else if replid != "?" {
+            st.sync_partial.1 += 1;
+            if ok_id {
+                tracing::info!(
+                    "Unable to partial resync with replica: lack of backlog (Replica request was: {offset})."
+                );
+            } else {
+                tracing::info!(
+                    "Partial resynchronization not accepted: Replication ID mismatch (Replica asked for '{replid}', my replication IDs are '{ours}')"
+                );
+            }
+        }
+        held
+    }
+
+    /// A full resynchronization: a snapshot at a cut, sent as a bulk; this link then holds the
+    /// stream from the cut on.
+    async fn full_sync(&mut self, request: &SyncRequest) -> Result<(), ConnError> {
+        let core = self.core.clone();
+        let global = &core.global;
+        global.replication().sync_full += 1;
+        let id = Cell::new(0);
+        let outcome = loop {
+            let at_cut = async |tx: &Tx, snapshot: u64| {
+                id.set(snapshot);
+                start_stream(&core, tx, snapshot).await;
+            };
+            match snapshot::background_save(&core, at_cut).await {
+                Ok(outcome) => break outcome,
+                // Another save (or rewrite) runs: its cut is not ours; start when it ends.
+                Err(SaveError::InProgress | SaveError::RewriteInProgress) => {
+                    self.keep_alive(glommio::timer::sleep(Duration::from_millis(100))).await?;
+                }
+                Err(e) => {
+                    tracing::warn!("Can't start BGSAVE for replica synchronization: {e}");
+                    return Err(ConnError::Closed);
+                }
+            }
+        };
+        let id = id.get();
+        tracing::info!("Starting BGSAVE for SYNC with target: disk");
+        let result = self.send_snapshot(request, id, outcome).await;
+        global.journal.with_backlog(|b| {
+            if result.is_ok() {
+                // The stream from the cut on passes from the sync to this link.
+                if let Some(offset) = b.pending(sync_holder(id)).map(|n| b.offset() + 1 - n) {
+                    b.hold(self.client.id, offset);
+                }
+            }
+            b.release(sync_holder(id));
+        });
+        result
+    }
+
+    async fn send_snapshot(
+        &mut self,
+        request: &SyncRequest,
+        id: u64,
+        outcome: futures::channel::oneshot::Receiver<Result<snapshot::Saved, SaveError>>,
+    ) -> Result<(), ConnError> {
+        let global = &self.core.global;
+        let offset = global.journal.sync_point(id).await;
+        if request.psync.is_some() {
+            let replid = global.replication().replid.clone();
+            self.send(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes()).await?;
+        }
+        let saved = self.keep_alive(outcome).await?;
+        match saved {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!("SYNC failed. BGSAVE failed: {e}");
+                return Err(ConnError::Closed);
+            }
+            Err(_) => return Err(ConnError::Closed),
+        }
+        self.set_state(ReplicaState::SendBulk);
+        let config = self.core.config();
+        let path = PathBuf::from(&config.dir).join(&config.dbfilename);
+        let io = |e: glommio::GlommioError<()>| ConnError::Io(std::io::Error::other(e.to_string()));
+        let file = glommio::io::BufferedFile::open(&path).await.map_err(io)?;
+        let size = file.file_size().await.map_err(io)?;
+        self.send(format!("${size}\r\n").as_bytes()).await?;
+        let mut pos = 0;
+        while pos < size {
+            let chunk = file.read_at(pos, CHUNK).await.map_err(io)?;
+            if chunk.is_empty() {
+                return Err(ConnError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            self.send_while_held(&chunk, sync_holder(id)).await?;
+            pos += chunk.len() as u64;
+        }
+        self.stream.flush().await?;
+        let _ = file.close().await;
+        self.set_state(ReplicaState::Online);
+        Ok(())
+    }
+
+    /// Waits for `f`, writing a newline to the replica every second meanwhile (it reads them
+    /// as "still preparing" and does not time out), and reading what it sends.
+    async fn keep_alive<F: Future>(&mut self, f: F) -> Result<F::Output, ConnError> {
+        let mut f = pin!(f);
+        loop {
+            let tick = glommio::timer::sleep(Duration::from_secs(1));
+            match select(f.as_mut(), pin!(tick)).await {
+                Either::Left((out, _)) => return Ok(out),
+                Either::Right(_) => {
+                    if self.client.is_killed() {
+                        return Err(ConnError::Closed);
+                    }
+                    self.send(b"\n").await?;
+                }
+            }
+        }
+    }
+
+    /// Sends the stream as the backlog gets it, reading acknowledgements in between.
+    async fn follow(&mut self, holder: u64) -> ConnError {
+        let journal = self.core.global.journal.clone();
+        let mut out = Vec::with_capacity(CHUNK);
+        let mut buf = vec![0u8; 512];
+        loop {
+            if let Err(e) = self.handle_requests() {
+                return e;
+            }
+            if self.client.is_killed() {
+                return ConnError::Closed;
+            }
+            out.clear();
+            match journal.with_backlog(|b| b.read(holder, CHUNK, &mut out)).flatten() {
+                None => return self.dropped(holder),
+                Some(0) => {
+                    if let Err(e) = self.check_timeout() {
+                        return e;
+                    }
+                    let read = self.stream.read(&mut buf);
+                    let tick = pin!(glommio::timer::sleep(Duration::from_secs(1)));
+                    let (ready, killed) = (pin!(journal.repl_ready(holder)), pin!(Killed(self.client)));
+                    match select(read, select(select(ready, killed), tick)).await {
+                        Either::Left((Ok(0), _)) => return ConnError::Eof,
+                        Either::Left((Ok(n), _)) => self.rbuf.extend_from_slice(&buf[..n]),
+                        Either::Left((Err(e), _)) => return ConnError::Io(e),
+                        Either::Right(_) => {}
+                    }
+                }
+                Some(_) => {
+                    if let Err(e) = self.send_while_held(&out, holder).await {
+                        return e;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles what the replica sent: `REPLCONF ACK <offset>` records how far it is; anything
+    /// else on a replica's link is ignored, as the replica expects no reply.
+    fn handle_requests(&mut self) -> Result<(), ConnError> {
+        let limits = Limits { max_bulk: 1 << 20, max_multibulk: 1024 };
+        while let Some(args) = self.parser.parse(&mut self.rbuf, &limits, true)? {
+            if let [cmd, sub, offset, ..] = &args[..] {
+                if cmd.eq_ignore_ascii_case(b"replconf") && sub.eq_ignore_ascii_case(b"ack") {
+                    if let Some(offset) = std::str::from_utf8(offset).ok().and_then(|o| o.parse().ok()) {
+                        let mut st = self.core.global.replication();
+                        if let Some(r) = st.replica(self.client.id) {
+                            r.ack = offset;
+                            r.ack_at = Instant::now();
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the link of a replica that has not acknowledged anything for `repl-timeout`.
+    fn check_timeout(&self) -> Result<(), ConnError> {
+        let timeout = self.core.config().repl_timeout;
+        let silent = self
+            .core
+            .global
+            .replication()
+            .replica(self.client.id)
+            .is_some_and(|r| r.state == ReplicaState::Online && r.ack_at.elapsed().as_secs() > timeout);
+        if silent {
+            tracing::warn!("Disconnecting timedout replica (streaming sync): {}", self.client.addr);
+            return Err(ConnError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` while `holder` keeps its place in the replication buffer: a replica that
+    /// stopped reading is dropped there for its output limit, and this write then ends too.
+    async fn send_while_held(&mut self, bytes: &[u8], holder: u64) -> Result<(), ConnError> {
+        let journal = self.core.global.journal.clone();
+        let mut write = pin!(self.stream.write_all(bytes));
+        loop {
+            let tick = pin!(glommio::timer::sleep(Duration::from_millis(100)));
+            match select(write.as_mut(), tick).await {
+                Either::Left((done, _)) => break done?,
+                Either::Right(_) => {
+                    if journal.with_backlog(|b| b.pending(holder)).flatten().is_none() {
+                        return Err(self.dropped(holder));
+                    }
+                }
+            }
+        }
+        self.stream.flush().await?;
+        Ok(())
+    }
+
+    /// The link's place in the replication buffer is gone: dropped for its output limit.
+    fn dropped(&self, holder: u64) -> ConnError {
+        let over = self.core.global.journal.with_backlog(|b| b.take_dropped(holder)).unwrap_or(false);
+        if over {
+            tracing::warn!(
+                id = self.client.id,
+                addr = %self.client.addr,
+                "Client scheduled to be closed ASAP for overcoming of output buffer limits."
+            );
+        } else {
+            tracing::warn!(
+                id = self.client.id,
+                "the replica's link lost its place in the replication buffer"
+            );
+        }
+        ConnError::Closed
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await?;
+        Ok(())
+    }
+
+    fn set_state(&self, state: ReplicaState) {
+        if let Some(r) = self.core.global.replication().replica(self.client.id) {
+            r.state = state;
+            r.ack_at = Instant::now();
+        }
+    }
+}
+
+/// At a full sync's cut (every gate held): starts the replication stream if it has not
+/// started (a new history, with a new replication id), then marks the cut in it.
+async fn start_stream(core: &Core, tx: &Tx, id: u64) {
+    let global = &core.global;
+    let offset = global.replication().offset;
+    let config = core.config();
+    if global.journal.start_replication(config.repl_backlog_size.0, offset) {
+        global.journal.with_backlog(|b| {
+            b.configure(config.repl_backlog_size.0, config.client_output_buffer_limit.replica)
+        });
+        {
+            let mut st = global.replication();
+            st.replid = new_replid();
+            st.replid2 = NO_REPLID.into();
+            st.second_offset = -1;
+        }
+        for &s in tx.shards() {
+            let _ = tx.run(s, |sh: &mut Shard| sh.set_journaling(true)).await;
+        }
+    }
+    tx.mark(Marker::Sync { id });
+}
+
+/// Once a second on core 0: the replicas' PING every `repl-ping-replica-period` seconds (it
+/// keeps their links from timing out, and moves the offset they acknowledge), and the
+/// backlog's size as configured.
+pub(crate) fn tick(core: &Core, last_ping: &mut Instant) {
+    let global = &core.global;
+    let config = core.config();
+    global
+        .journal
+        .with_backlog(|b| b.configure(config.repl_backlog_size.0, config.client_output_buffer_limit.replica));
+    if global.replication().replicas.is_empty() {
+        return;
+    }
+    let period = Duration::from_secs(config.repl_ping_replica_period.max(1));
+    if last_ping.elapsed() >= period {
+        *last_ping = Instant::now();
+        global.journal.feed_now(&[b"PING"]);
+    }
+}
+
+/// `master_repl_offset`.
+#[must_use]
+pub(crate) fn offset(core: &Core) -> u64 {
+    let global = &core.global;
+    global.journal.with_backlog(|b| b.offset()).unwrap_or_else(|| global.replication().offset)
+}
+
+/// Ready when the client is killed.
+struct Killed<'a>(&'a Client);
+
+impl Future for Killed<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.set_waker(cx.waker());
+        if self.0.is_killed() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// The arguments of SYNC or PSYNC as a request for the link.
+#[must_use]
+pub(crate) fn request(args: &[Bytes], conf: &ReplConf) -> SyncRequest {
+    let psync = match args {
+        [_, id, offset] => Some((
+            String::from_utf8_lossy(id).into_owned(),
+            std::str::from_utf8(offset).ok().and_then(|o| o.parse().ok()).unwrap_or(-1),
+        )),
+        _ => None,
+    };
+    SyncRequest { psync, conf: conf.clone() }
+}

@@ -1,0 +1,268 @@
+//! Replication with real components: Debian's redis-server as a replica of ferrokey (plain and
+//! TLS), redis-cli's --rdb and --replica modes, partial resyncs after a dropped link, and links
+//! that misbehave.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::dataset::{contents, populate_with_dbs, TempDir};
+use common::{certs, read_reply, resp, Mode, Opts, RedisServer, Server};
+use redis::Connection;
+
+/// A field of INFO `section`.
+fn info(c: &mut Connection, section: &str, field: &str) -> String {
+    let text: String = redis::cmd("INFO").arg(section).query(c).unwrap();
+    text.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_owned)).unwrap_or_default()
+}
+
+/// Polls `done` until it holds, for at most 60 s.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Debian's redis-server following `primary` (over its TLS port with `mode` Tls).
+fn redis_replica(primary: &Server, mode: Mode) -> RedisServer {
+    let c = certs();
+    match mode {
+        Mode::Plain => RedisServer::with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]),
+        Mode::Tls => RedisServer::with(&[
+            "--tls-replication",
+            "yes",
+            "--tls-cert-file",
+            &c.path("client.crt"),
+            "--tls-key-file",
+            &c.path("client.key"),
+            "--tls-ca-cert-file",
+            &c.path("ca.crt"),
+            "--replicaof",
+            "127.0.0.1",
+            &primary.tls_port.to_string(),
+        ]),
+    }
+}
+
+/// Waits until the replica has everything the primary has written.
+fn in_sync(primary: &mut Connection, replica: &mut Connection) {
+    eventually("the replica to catch up", || {
+        info(replica, "replication", "master_link_status") == "up"
+            && info(replica, "replication", "slave_repl_offset")
+                == info(primary, "replication", "master_repl_offset")
+    });
+}
+
+/// A key: database, name, type and contents, TTL (ms, -1 for none).
+type Key = (i64, String, (String, Vec<String>), i64);
+
+/// Every key of every database in use.
+fn dataset(c: &mut Connection) -> Vec<Key> {
+    let mut out = Vec::new();
+    for db in [0, 3] {
+        let () = redis::cmd("SELECT").arg(db).query(c).unwrap();
+        let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(c).unwrap();
+        keys.sort();
+        for key in keys {
+            let ttl: i64 = redis::cmd("PTTL").arg(&key).query(c).unwrap();
+            out.push((db, key.clone(), contents(c, &key), ttl));
+        }
+    }
+    let () = redis::cmd("SELECT").arg(0).query(c).unwrap();
+    out
+}
+
+/// The two datasets hold the same keys and values; TTLs agree within 10 s (read at different
+/// moments).
+fn assert_same(primary: &mut Connection, replica: &mut Connection) {
+    let (p, r) = (dataset(primary), dataset(replica));
+    assert_eq!(p.len(), r.len(), "key counts differ");
+    for (a, b) in p.iter().zip(&r) {
+        assert_eq!((&a.0, &a.1, &a.2), (&b.0, &b.1, &b.2));
+        assert_eq!(a.3 < 0, b.3 < 0, "{}: TTL {} against {}", a.1, a.3, b.3);
+        assert!((a.3 - b.3).abs() < 10_000, "{}: TTL {} against {}", a.1, a.3, b.3);
+    }
+}
+
+/// `n` writes of every kind over keys on both shards, pipelined raw (errors are replies too):
+/// cross-shard MULTI/EXEC, MSET, RENAME and LMOVE, expiries, SPOP, INCRBYFLOAT, blocking pops,
+/// another database.
+fn mixed_writes(server: &Server, mode: Mode, n: usize, seed: u64) {
+    let mut raw = server.raw(mode);
+    let mut rng = seed;
+    let mut next = move |m: u64| {
+        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (rng >> 33) % m
+    };
+    let mut done = 0;
+    while done < n {
+        let mut batch = Vec::new();
+        let mut replies = 0;
+        for _ in 0..500 {
+            let (i, j, r) = (next(300), next(300), next(1000));
+            let (i, j, r) = (i.to_string(), j.to_string(), r.to_string());
+            let k = |p: &str, x: &str| format!("{p}:{x}");
+            let cmds: Vec<Vec<String>> = match next(20) {
+                0 => vec![vec!["SET".into(), k("s", &i), r.clone(), "EX".into(), "1000".into()]],
+                1 => vec![vec!["INCR".into(), k("c", &i)]],
+                2 => vec![vec!["RPUSH".into(), k("l", &i), r.clone(), "y".into()]],
+                3 => vec![vec!["LPOP".into(), k("l", &i)]],
+                4 => vec![vec!["SADD".into(), k("st", &i), r.clone(), j.clone()]],
+                5 => vec![vec!["SPOP".into(), k("st", &i)]],
+                6 => vec![vec!["HSET".into(), k("h", &i), k("f", &r), r.clone()]],
+                7 => vec![vec!["HINCRBYFLOAT".into(), k("h", &i), "fl".into(), "1.5".into()]],
+                8 => vec![vec!["ZADD".into(), k("z", &i), r.clone(), k("m", &j)]],
+                9 => vec![vec!["ZINCRBY".into(), k("z", &i), "2".into(), k("m", &j)]],
+                10 => vec![vec!["EXPIRE".into(), k("s", &i), "500".into()]],
+                11 => vec![vec!["DEL".into(), k("s", &i), k("c", &j)]],
+                12 => vec![vec!["MSET".into(), k("a", &i), r.clone(), k("a", &j), i.clone()]],
+                13 => vec![vec!["INCRBYFLOAT".into(), k("fl", &i), "0.25".into()]],
+                14 => vec![vec!["RENAME".into(), k("s", &i), k("s", &j)]],
+                15 => vec![
+                    vec!["MULTI".into()],
+                    vec!["SET".into(), k("t", &i), r.clone()],
+                    vec!["INCR".into(), k("c", &j)],
+                    vec!["LMOVE".into(), k("l", &i), k("l", &j), "LEFT".into(), "RIGHT".into()],
+                    vec!["EXEC".into()],
+                ],
+                16 => vec![
+                    vec!["SELECT".into(), "3".into()],
+                    vec!["SET".into(), k("x", &i), r.clone()],
+                    vec!["SELECT".into(), "0".into()],
+                ],
+                17 => vec![vec!["BLPOP".into(), k("l", &i), "0.01".into()]],
+                18 => vec![vec!["SUNIONSTORE".into(), k("st", &j), k("st", &i), k("st", &j)]],
+                _ => vec![vec!["ZPOPMIN".into(), k("z", &i)]],
+            };
+            for c in &cmds {
+                let args: Vec<&[u8]> = c.iter().map(|a| a.as_bytes()).collect();
+                batch.extend(resp(&args));
+                replies += 1;
+            }
+            done += 1;
+        }
+        raw.send(&batch);
+        for _ in 0..replies {
+            read_reply(&mut raw.inner);
+        }
+    }
+}
+
+#[test]
+fn a_redis_server_replica_follows_ferrokey_plain_and_tls() {
+    for mode in [Mode::Plain, Mode::Tls] {
+        let primary = Server::start();
+        let mut p = primary.conn(Mode::Plain);
+        populate_with_dbs(&mut p);
+        mixed_writes(&primary, mode, 2_000, 1);
+        let replica = redis_replica(&primary, mode);
+        let mut r = common::dataset::connect_redis(&replica);
+        in_sync(&mut p, &mut r);
+        // Writes while it follows the stream.
+        mixed_writes(&primary, mode, 50_000, 2);
+        in_sync(&mut p, &mut r);
+        assert_same(&mut p, &mut r);
+        assert_eq!(info(&mut p, "replication", "connected_slaves"), "1");
+        let line = info(&mut p, "replication", "slave0");
+        assert!(line.contains(&format!("port={}", replica.port)) && line.contains("state=online"), "{line}");
+        assert_eq!(info(&mut p, "stats", "sync_full"), "1");
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut p).unwrap();
+        assert_eq!(role[0], redis::Value::BulkString(b"master".to_vec()));
+    }
+}
+
+#[test]
+fn a_dropped_replica_link_resumes_with_a_partial_resync() {
+    let primary = Server::start();
+    let mut p = primary.conn(Mode::Plain);
+    mixed_writes(&primary, Mode::Plain, 1_000, 3);
+    let replica = redis_replica(&primary, Mode::Tls);
+    let mut r = common::dataset::connect_redis(&replica);
+    in_sync(&mut p, &mut r);
+    let killed: i64 = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("replica").query(&mut p).unwrap();
+    assert_eq!(killed, 1);
+    mixed_writes(&primary, Mode::Plain, 2_000, 4);
+    eventually("the partial resync", || info(&mut p, "stats", "sync_partial_ok") == "1");
+    in_sync(&mut p, &mut r);
+    assert_same(&mut p, &mut r);
+    assert_eq!(info(&mut p, "stats", "sync_full"), "1", "the link resumed without a full sync");
+    assert!(primary.wait_log("Partial resynchronization request from replica accepted"));
+}
+
+#[test]
+fn redis_cli_downloads_a_snapshot_and_follows_the_stream_over_tls() {
+    let primary = Server::start();
+    let mut p = primary.conn(Mode::Plain);
+    populate_with_dbs(&mut p);
+    let dir = TempDir::new("repl-rdb");
+    let file = dir.file("dump.rdb");
+    let mut args = certs().tool_args();
+    args.extend(["-p".into(), primary.tls_port.to_string(), "--rdb".into(), file.display().to_string()]);
+    let out = Command::new("redis-cli").args(&args).output().expect("redis-cli is installed");
+    assert!(out.status.success(), "redis-cli --rdb: {}", String::from_utf8_lossy(&out.stderr));
+    let check = Command::new("redis-check-rdb").arg(&file).output().expect("redis-check-rdb is installed");
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success() && text.contains("RDB looks OK"), "redis-check-rdb: {text}");
+
+    // --replica: the snapshot is skipped, then every write is printed as it happens.
+    let mut args = certs().tool_args();
+    args.extend(["-p".into(), primary.tls_port.to_string(), "--replica".into()]);
+    let mut cli =
+        Command::new("redis-cli").args(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let out = cli.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut err = BufReader::new(cli.stderr.take().unwrap()).lines();
+    let synced = err.by_ref().map_while(Result::ok).take(10).any(|l| l.contains("SYNC done"));
+    assert!(synced, "redis-cli --replica did not finish its sync");
+    let () = redis::cmd("SET").arg("watched").arg("value").query(&mut p).unwrap();
+    let mut seen = false;
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) {
+        if line.contains("\"SET\",\"watched\",\"value\"") {
+            seen = true;
+            break;
+        }
+    }
+    let _ = cli.kill();
+    let _ = cli.wait();
+    assert!(seen, "redis-cli --replica did not print the write");
+}
+
+#[test]
+fn a_replica_that_stops_reading_is_cut_off_at_its_output_limit() {
+    let primary = Server::with(Opts::default().arg("client-output-buffer-limit", "replica 1mb 0 0"));
+    let mut p = primary.conn(Mode::Plain);
+    let mut link = primary.raw(Mode::Plain);
+    link.send(&resp(&[b"PSYNC", b"?", b"-1"]));
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n") {
+        std::io::Read::read_exact(&mut link.inner, &mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"+FULLRESYNC "), "{}", String::from_utf8_lossy(&head));
+    // The link never reads again; 8 MB of writes pass its 1 MB limit.
+    let value = "v".repeat(10_000);
+    for i in 0..800 {
+        let () = redis::cmd("SET").arg(format!("big:{i}")).arg(&value).query(&mut p).unwrap();
+    }
+    assert!(primary.wait_log("overcoming of output buffer limits"));
+    eventually("the replica to be dropped", || info(&mut p, "replication", "connected_slaves") == "0");
+    let held: u64 = info(&mut p, "memory", "mem_total_replication_buffers").parse().unwrap();
+    assert!(held <= 2 << 20, "the buffer kept {held} bytes for a dropped replica");
+    // Garbage on a link ends that link only.
+    let mut bad = primary.raw(Mode::Tls);
+    bad.send(&resp(&[b"PSYNC", b"?", b"-1"]));
+    bad.send(b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$-7\r\n\x00\xff garbage");
+    let () = redis::cmd("SET").arg("after").arg("1").query(&mut p).unwrap();
+    let v: String = redis::cmd("GET").arg("after").query(&mut p).unwrap();
+    assert_eq!(v, "1");
+}
