@@ -177,12 +177,27 @@ fn a_redis_server_replica_follows_ferrokey_plain_and_tls() {
 
 #[test]
 fn a_dropped_replica_link_resumes_with_a_partial_resync() {
-    let primary = Server::start();
+    let primary = Server::with(Opts::default().arg("min-replicas-to-write", "1"));
     let mut p = primary.conn(Mode::Plain);
+    let refused = redis::cmd("SET").arg("k").arg("v").query::<()>(&mut p).unwrap_err();
+    assert_eq!(refused.code(), Some("NOREPLICAS"), "{refused}");
+    let () = redis::cmd("CONFIG").arg("SET").arg("min-replicas-to-write").arg("0").query(&mut p).unwrap();
     mixed_writes(&primary, Mode::Plain, 1_000, 3);
     let replica = redis_replica(&primary, Mode::Tls);
     let mut r = common::dataset::connect_redis(&replica);
     in_sync(&mut p, &mut r);
+    let () = redis::cmd("CONFIG").arg("SET").arg("min-replicas-to-write").arg("1").query(&mut p).unwrap();
+    let () = redis::cmd("SET").arg("k").arg("v").query(&mut p).unwrap();
+    // WAIT: the replica acknowledges the write; a second replica never comes.
+    let acked: i64 = redis::cmd("WAIT").arg(1).arg(10_000).query(&mut p).unwrap();
+    assert_eq!(acked, 1);
+    let started = Instant::now();
+    let acked: i64 = redis::cmd("WAIT").arg(2).arg(200).query(&mut p).unwrap();
+    assert_eq!(acked, 1);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    let v: String = redis::cmd("GET").arg("k").query(&mut r).unwrap();
+    assert_eq!(v, "v");
+    let () = redis::cmd("CONFIG").arg("SET").arg("min-replicas-to-write").arg("0").query(&mut p).unwrap();
     let killed: i64 = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("replica").query(&mut p).unwrap();
     assert_eq!(killed, 1);
     mixed_writes(&primary, Mode::Plain, 2_000, 4);

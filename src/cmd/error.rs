@@ -77,6 +77,10 @@ pub(crate) enum CmdError {
          the Redis logs for details about the RDB error."
     )]
     Misconf,
+    /// `min-replicas-to-write` replicas are not attached with a lag of at most
+    /// `min-replicas-max-lag`.
+    #[error("NOREPLICAS Not enough good replicas to write.")]
+    NoReplicas,
     /// A write to the append-only file failed (Redis's text, with the system's reason).
     #[error("MISCONF Errors writing to the AOF file: {0}")]
     AofMisconf(String),

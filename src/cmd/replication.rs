@@ -26,6 +26,16 @@ pub(crate) fn commands() -> Vec<Command> {
             .flags(flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::ALLOW_BUSY)
             .docs("server", "3.0.0", "O(1)", "An internal command for configuring the replication stream")
             .syscmd(),
+        Command::session("wait", 3, |s, a| Box::pin(wait(s, a)))
+            .flags(flag::NOSCRIPT)
+            .acl(acl::CONNECTION)
+            .tips(&["request_policy:all_shards", "response_policy:agg_min"])
+            .docs(
+                "generic",
+                "3.0.0",
+                "O(1)",
+                "Wait for the synchronous replication of all the write commands sent in the context of the current connection",
+            ),
         Command::session("role", 1, |s, _| Box::pin(async move { Ok(role(s)) }))
             .flags(flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST)
             .acl(acl::ADMIN | acl::DANGEROUS)
@@ -91,6 +101,22 @@ fn replconf(s: &mut Session, args: &[Bytes]) -> CmdResult {
         }
     }
     Ok(Reply::Ok)
+}
+
+/// WAIT numreplicas timeout (ms, 0 for none): inside EXEC it answers at once, as Redis does.
+async fn wait(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    let wanted = usize::try_from(args::int(&args[1])?).unwrap_or(0);
+    let ms =
+        args::int(&args[2]).map_err(|_| CmdError::msg("ERR timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(CmdError::msg("ERR timeout is negative"));
+    }
+    if s.in_exec() {
+        let target = replication::offset(&s.core);
+        return Ok(Reply::Int(s.core.global.replication().acked(target) as i64));
+    }
+    let timeout = (ms > 0).then(|| std::time::Duration::from_millis(ms as u64));
+    Ok(Reply::Int(replication::wait_for_replicas(&s.core, wanted, timeout).await as i64))
 }
 
 /// ROLE: `master`, the replication offset, and each replica's address, port and acknowledged

@@ -116,6 +116,8 @@ directives! {
     "repl-backlog-size" => repl_backlog_size: Memory = Memory(1 << 20), true;
     "repl-ping-replica-period" => repl_ping_replica_period: u64 = 10, true;
     "repl-timeout" => repl_timeout: u64 = 60, true;
+    "min-replicas-to-write" => min_replicas_to_write: usize = 0, true;
+    "min-replicas-max-lag" => min_replicas_max_lag: u64 = 10, true;
     "tls-cluster" => tls_cluster: bool = false, true;
     "tls-dh-params-file" => tls_dh_params_file: String = String::new(), true;
     "tls-auto-reload-interval" => tls_auto_reload_interval: u64 = 0, true;

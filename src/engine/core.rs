@@ -45,12 +45,21 @@ impl Core {
     /// The configuration, re-read only when CONFIG SET changed it.
     #[must_use]
     pub(crate) fn config(&self) -> Arc<Config> {
+        self.cached_config().1.clone()
+    }
+
+    /// Reads the configuration without taking a reference to it (for checks on every command).
+    pub(crate) fn with_config<R>(&self, f: impl FnOnce(&Config) -> R) -> R {
+        f(&self.cached_config().1)
+    }
+
+    fn cached_config(&self) -> std::cell::RefMut<'_, (u64, Arc<Config>)> {
         let version = self.global.config_version();
         let mut cached = self.config.borrow_mut();
         if cached.0 != version {
             *cached = (version, self.global.config());
         }
-        cached.1.clone()
+        cached
     }
 
     /// Makes `core` what [`Core::current`] returns on this thread (its executor's).

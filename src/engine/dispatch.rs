@@ -56,6 +56,13 @@ impl Session {
                     let why = self.core.global.persistence().aof.write_error.clone().unwrap_or_default();
                     return Err(CmdError::AofMisconf(why));
                 }
+                if writes {
+                    let (min, max_lag) =
+                        self.core.with_config(|c| (c.min_replicas_to_write, c.min_replicas_max_lag));
+                    if min > 0 && max_lag > 0 && self.core.global.replication().good(max_lag) < min {
+                        return Err(CmdError::NoReplicas);
+                    }
+                }
                 if self.core.global.loading() && !cmd.flags.contains(crate::engine::spec::flag::LOADING) {
                     return Err(CmdError::Loading);
                 }

@@ -1,6 +1,7 @@
 //! What the server knows of replication, shared by every core: its replication ids and
 //! offset history (PSYNC2), and the replicas attached (INFO replication, ROLE).
 
+use std::task::Waker;
 use std::time::Instant;
 
 /// A replica's state, as INFO names it.
@@ -60,6 +61,8 @@ pub(crate) struct ReplState {
     pub(crate) sync_full: u64,
     /// Partial resynchronizations accepted (`sync_partial_ok`) and refused (`sync_partial_err`).
     pub(crate) sync_partial: (u64, u64),
+    /// WAITs to wake when a replica acknowledges.
+    pub(crate) ack_waiters: Vec<Waker>,
 }
 
 /// A replication id that no history has: 40 hex digits.
@@ -93,6 +96,7 @@ impl Default for ReplState {
             replicas: Vec::new(),
             sync_full: 0,
             sync_partial: (0, 0),
+            ack_waiters: Vec::new(),
         }
     }
 }
@@ -101,6 +105,22 @@ impl ReplState {
     /// The replica with link `id`.
     pub(crate) fn replica(&mut self, id: u64) -> Option<&mut Replica> {
         self.replicas.iter_mut().find(|r| r.id == id)
+    }
+
+    /// Replicas online that acknowledged `offset` or beyond (WAIT).
+    #[must_use]
+    pub(crate) fn acked(&self, offset: u64) -> usize {
+        self.replicas.iter().filter(|r| r.state == ReplicaState::Online && r.ack >= offset).count()
+    }
+
+    /// Replicas online whose last acknowledgement is at most `max_lag` seconds old
+    /// (`min-replicas-max-lag`).
+    #[must_use]
+    pub(crate) fn good(&self, max_lag: u64) -> usize {
+        self.replicas
+            .iter()
+            .filter(|r| r.state == ReplicaState::Online && r.ack_at.elapsed().as_secs() <= max_lag)
+            .count()
     }
 
     /// Whether a replica asking `PSYNC replid offset` (the next byte it needs) continues this

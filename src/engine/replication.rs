@@ -313,11 +313,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
             if let [cmd, sub, offset, ..] = &args[..] {
                 if cmd.eq_ignore_ascii_case(b"replconf") && sub.eq_ignore_ascii_case(b"ack") {
                     if let Some(offset) = std::str::from_utf8(offset).ok().and_then(|o| o.parse().ok()) {
+                        self.client.touch();
                         let mut st = self.core.global.replication();
                         if let Some(r) = st.replica(self.client.id) {
                             r.ack = offset;
                             r.ack_at = Instant::now();
                         }
+                        st.ack_waiters.drain(..).for_each(std::task::Waker::wake);
                     }
                 }
             }
@@ -440,6 +442,50 @@ pub(crate) fn tick(core: &Core, last_ping: &mut Instant) {
 pub(crate) fn offset(core: &Core) -> u64 {
     let global = &core.global;
     global.journal.with_backlog(|b| b.offset()).unwrap_or_else(|| global.replication().offset)
+}
+
+/// WAIT numreplicas timeout: how many replicas acknowledged every write made before it,
+/// waiting up to `timeout` (never, for zero) until `wanted` have. The replicas are asked to
+/// acknowledge at once (`REPLCONF GETACK *` in the stream).
+pub(crate) async fn wait_for_replicas(core: &Core, wanted: usize, timeout: Option<Duration>) -> usize {
+    let global = &core.global;
+    let target = offset(core);
+    let now = global.replication().acked(target);
+    if now >= wanted {
+        return now;
+    }
+    global.journal.feed_now(&[b"REPLCONF", b"GETACK", b"*"]);
+    let acks = pin!(Acks { core, target, wanted });
+    match timeout {
+        None => acks.await,
+        Some(t) => match select(acks, pin!(glommio::timer::sleep(t))).await {
+            Either::Left((n, _)) => n,
+            Either::Right(_) => global.replication().acked(target),
+        },
+    }
+}
+
+/// Ready once `wanted` replicas acknowledged `target`.
+struct Acks<'a> {
+    core: &'a Core,
+    target: u64,
+    wanted: usize,
+}
+
+impl Future for Acks<'_> {
+    type Output = usize;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
+        let mut st = self.core.global.replication();
+        let n = st.acked(self.target);
+        if n >= self.wanted {
+            return Poll::Ready(n);
+        }
+        if !st.ack_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            st.ack_waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
 }
 
 /// Ready when the client is killed.
