@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""Replication over TLS, ferrokey against Debian's redis-server as primaries, in one run.
+
+For each primary (redis-server, then ferrokey; ROUNDS times, interleaved):
+  - SET throughput over TLS, P=16, 50 clients (redis-benchmark), without replicas and then with
+    two replicas attached over TLS (Debian's redis-server as the replicas of both primaries);
+  - during the second run: replica lag, as the primary's offset minus each replica's
+    (sampled every 20 ms), and the time from a write on the primary to its visibility on a
+    replica (a probe SET, then GETs on the replica until it shows);
+  - a full sync of KEYS keys over TLS: from REPLICAOF to the replica's link up with every key.
+redis-server runs with repl-diskless-sync-delay 0 (its default 5 s would only add waiting).
+
+Usage: scripts/bench-replication.py [--rounds R] [--requests N] [--keys K]
+"""
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FK = os.path.join(ROOT, "target/release/ferrokey-server")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Conn:
+    """A minimal plain RESP client."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.buf = b""
+
+    def cmd(self, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.sock.sendall(out)
+        return self.reply()
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def reply(self):
+        line = self.line()
+        kind, rest = line[:1], line[1:]
+        if kind in (b"+", b":"):
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self.buf += self.sock.recv(65536)
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data.decode(errors="replace")
+        if kind == b"*":
+            return [self.reply() for _ in range(int(rest))]
+        raise RuntimeError("unexpected reply %r" % line)
+
+    def info(self, field, section="replication"):
+        for l in self.cmd("INFO", section).splitlines():
+            if l.startswith(field + ":"):
+                return l.split(":", 1)[1]
+        return ""
+
+
+def wait_port(port, proc):
+    for _ in range(3000):
+        if proc.poll() is not None:
+            sys.exit("server on %d exited" % port)
+        try:
+            c = Conn(port)
+            if c.cmd("PING") == "PONG":
+                return
+        except (OSError, RuntimeError):
+            pass
+        time.sleep(0.01)
+    sys.exit("server on %d did not start" % port)
+
+
+class Env:
+    def __init__(self):
+        self.work = tempfile.mkdtemp(prefix="bench-repl-")
+        self.certs = os.path.join(self.work, "certs")
+        subprocess.run(["bash", os.path.join(ROOT, "scripts/gen-test-certs.sh"), self.certs],
+                       check=True, stdout=subprocess.DEVNULL)
+        self.procs = []
+
+    def cert(self, name):
+        return os.path.join(self.certs, name)
+
+    def tls_args(self):
+        return ["--tls-cert-file", self.cert("server.crt"), "--tls-key-file", self.cert("server.key"),
+                "--tls-ca-cert-file", self.cert("ca.crt"), "--tls-auth-clients", "optional"]
+
+    def start(self, kind, extra=()):
+        port, tls_port = free_port(), free_port()
+        d = tempfile.mkdtemp(dir=self.work)
+        common = ["--port", str(port), "--tls-port", str(tls_port), "--bind", "127.0.0.1", "--save", "",
+                  "--dir", d] + self.tls_args() + list(extra)
+        if kind == "redis":
+            cmd = ["redis-server"] + common + ["--appendonly", "no", "--repl-diskless-sync-delay", "0",
+                                               "--logfile", os.path.join(d, "log")]
+            out = subprocess.DEVNULL
+        else:
+            cmd = [FK] + common + ["--threads", "2"]
+            out = open(os.path.join(d, "log"), "w")
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        self.procs.append(p)
+        wait_port(port, p)
+        return p, port, tls_port
+
+    def replica_of(self, tls_port):
+        extra = ["--tls-replication", "yes", "--tls-cert-file", self.cert("client.crt"),
+                 "--tls-key-file", self.cert("client.key"), "--replicaof", "127.0.0.1", str(tls_port)]
+        return self.start("redis", extra)
+
+    def stop(self, p):
+        p.kill()
+        p.wait()
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        subprocess.run(["rm", "-rf", self.work])
+
+
+def cpu_secs(pid):
+    """User and system CPU of a process, every thread, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_set(env, tls_port, n, pid):
+    """SET throughput, and the primary's CPU per SET in µs."""
+    before = cpu_secs(pid)
+    cmd = ["redis-benchmark", "--tls", "--cacert", env.cert("ca.crt"), "--cert", env.cert("client.crt"),
+           "--key", env.cert("client.key"), "-p", str(tls_port), "-c", "50", "-P", "16", "-t", "set",
+           "-n", str(n), "-r", "100000", "-q", "--csv"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    used = cpu_secs(pid) - before
+    for line in out.splitlines():
+        if line.startswith('"SET"'):
+            return float(line.split(",")[1].strip('"')), used * 1e6 / n
+    sys.exit("redis-benchmark: " + out)
+
+
+def synced(primary, replicas):
+    off = primary.info("master_repl_offset")
+    return all(r.info("master_link_status") == "up" and r.info("slave_repl_offset") == off for r in replicas)
+
+
+def wait_until(what, cond, limit=120):
+    end = time.time() + limit
+    while not cond():
+        if time.time() > end:
+            sys.exit("timed out: " + what)
+        time.sleep(0.02)
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))] if xs else float("nan")
+
+
+def sampler(port, replica_ports, stop, lags, visible):
+    """Offsets every 20 ms; a probe write's visibility on the first replica every 50 ms."""
+    p, rs = Conn(port), [Conn(r) for r in replica_ports]
+    probe, i, last_probe = Conn(port), 0, 0.0
+    watch = Conn(replica_ports[0])
+    while not stop.is_set():
+        off = int(p.info("master_repl_offset"))
+        for r in rs:
+            lags.append(max(0, off - int(r.info("slave_repl_offset") or 0)))
+        if time.time() - last_probe > 0.05:
+            last_probe, i = time.time(), i + 1
+            t0 = time.perf_counter()
+            probe.cmd("SET", "probe", i)
+            deadline = t0 + 5
+            while watch.cmd("GET", "probe") != str(i) and time.perf_counter() < deadline:
+                pass
+            visible.append((time.perf_counter() - t0) * 1000)
+        time.sleep(0.02)
+
+
+def full_sync(env, kind, keys):
+    p, port, tls_port = env.start(kind)
+    subprocess.run(["redis-benchmark", "-p", str(port), "-c", "4", "-P", "64", "-t", "set", "-n", str(keys),
+                    "-r", str(keys), "-d", "100", "-q"], check=True, stdout=subprocess.DEVNULL)
+    # -r draws keys at random: count what is there.
+    total = int(Conn(port).cmd("DBSIZE"))
+    t0 = time.time()
+    r, rport, _ = env.replica_of(tls_port)
+    rc = Conn(rport)
+    wait_until("full sync", lambda: rc.info("master_link_status") == "up" and int(rc.cmd("DBSIZE")) == total)
+    secs = time.time() - t0
+    env.stop(r)
+    env.stop(p)
+    return secs, total
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--requests", type=int, default=2_000_000)
+    ap.add_argument("--keys", type=int, default=1_000_000)
+    a = ap.parse_args()
+    subprocess.run(["cargo", "build", "--release", "--bin", "ferrokey-server"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = Env()
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    print("ferrokey %s vs %s; SET TLS P=16 -c 50 -n %d; full sync of %d keys over TLS"
+          % (rev.strip(), subprocess.run(["redis-server", "--version"], capture_output=True, text=True)
+             .stdout.split()[2], a.requests, a.keys))
+    print("| primary | ops/s alone | ops/s with 2 replicas | ratio | primary µs/op alone, with | CPU ratio | lag p99 bytes | visible p50/p99 ms | full sync s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    try:
+        for _ in range(a.rounds):
+            for kind in ("redis", "ferrokey"):
+                p, port, tls_port = env.start(kind)
+                alone, cpu_alone = bench_set(env, tls_port, a.requests, p.pid)
+                reps = [env.replica_of(tls_port) for _ in range(2)]
+                pc, rcs = Conn(port), [Conn(r[1]) for r in reps]
+                wait_until("replicas in sync", lambda: synced(pc, rcs))
+                stop, lags, visible = threading.Event(), [], []
+                t = threading.Thread(target=sampler, args=(port, [r[1] for r in reps], stop, lags, visible))
+                t.start()
+                with_reps, cpu_with = bench_set(env, tls_port, a.requests, p.pid)
+                stop.set()
+                t.join()
+                for r in reps:
+                    env.stop(r[0])
+                env.stop(p)
+                secs, total = full_sync(env, kind, a.keys)
+                print("| %s | %.0f | %.0f | %.2f | %.2f, %.2f | %.2f | %d | %.2f / %.2f | %.2f (%d keys) |"
+                      % (kind, alone, with_reps, with_reps / alone, cpu_alone, cpu_with, cpu_alone / cpu_with,
+                         pct(lags, 0.99), pct(visible, 0.5), pct(visible, 0.99), secs, total), flush=True)
+    finally:
+        env.close()
+
+
+if __name__ == "__main__":
+    main()
