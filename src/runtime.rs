@@ -726,6 +726,7 @@ async fn cron(core: Rc<Core>) {
             crate::engine::snapshot::tick(&core).await;
             crate::engine::aof::tick(&core).await;
             crate::engine::replication::tick(&core, &mut pinged);
+            crate::engine::replica::tick(&core);
         }
         if sampled.elapsed() >= Rates::PERIOD {
             sampled = Instant::now();

@@ -92,7 +92,10 @@ fn assert_same(primary: &mut Connection, replica: &mut Connection) {
 /// cross-shard MULTI/EXEC, MSET, RENAME and LMOVE, expiries, SPOP, INCRBYFLOAT, blocking pops,
 /// another database.
 fn mixed_writes(server: &Server, mode: Mode, n: usize, seed: u64) {
-    let mut raw = server.raw(mode);
+    mixed_writes_on(server.raw(mode), n, seed);
+}
+
+fn mixed_writes_on(mut raw: common::Raw, n: usize, seed: u64) {
     let mut rng = seed;
     let mut next = move |m: u64| {
         rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -279,5 +282,97 @@ fn a_replica_that_stops_reading_is_cut_off_at_its_output_limit() {
     bad.send(b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$-7\r\n\x00\xff garbage");
     let () = redis::cmd("SET").arg("after").arg("1").query(&mut p).unwrap();
     let v: String = redis::cmd("GET").arg("after").query(&mut p).unwrap();
+    assert_eq!(v, "1");
+}
+
+/// A ferrokey replica whose link is TLS, presenting the client certificate (the server's is
+/// for serving only).
+fn tls_replica_opts() -> Opts {
+    let c = certs();
+    Opts::default()
+        .arg("tls-replication", "yes")
+        .arg("tls-client-cert-file", &c.path("client.crt"))
+        .arg("tls-client-key-file", &c.path("client.key"))
+}
+
+/// Debian's redis-server as a primary, with a TLS port.
+fn redis_primary() -> (RedisServer, u16) {
+    let c = certs();
+    let tls_port = common::free_port();
+    let server = RedisServer::with(&[
+        "--tls-port",
+        &tls_port.to_string(),
+        "--tls-cert-file",
+        &c.path("server.crt"),
+        "--tls-key-file",
+        &c.path("server.key"),
+        "--tls-ca-cert-file",
+        &c.path("ca.crt"),
+        "--tls-auth-clients",
+        "optional",
+        "--repl-diskless-sync-delay",
+        "0",
+    ]);
+    (server, tls_port)
+}
+
+#[test]
+fn ferrokey_follows_a_redis_server_primary_plain_and_tls() {
+    for mode in [Mode::Plain, Mode::Tls] {
+        let (primary, tls_port) = redis_primary();
+        let mut p = common::dataset::connect_redis(&primary);
+        populate_with_dbs(&mut p);
+        mixed_writes_on(primary.raw(), 2_000, 5);
+        let opts = match mode {
+            Mode::Plain => Opts::default(),
+            Mode::Tls => tls_replica_opts(),
+        };
+        let replica = Server::with(opts);
+        let mut r = replica.conn(Mode::Plain);
+        let port = if mode == Mode::Tls { tls_port } else { primary.port };
+        let () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(port).query(&mut r).unwrap();
+        in_sync(&mut p, &mut r);
+        mixed_writes_on(primary.raw(), 20_000, 6);
+        in_sync(&mut p, &mut r);
+        assert_same(&mut p, &mut r);
+        let refused = redis::cmd("SET").arg("k").arg("v").query::<()>(&mut r).unwrap_err();
+        assert_eq!(refused.code(), Some("READONLY"), "{refused}");
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut r).unwrap();
+        assert_eq!(role[0], redis::Value::BulkString(b"slave".to_vec()));
+        assert_eq!(role[3], redis::Value::BulkString(b"connected".to_vec()));
+        // The primary sees the port that works for the link's transport.
+        let line = info(&mut p, "replication", "slave0");
+        let announced = if mode == Mode::Tls { replica.tls_port } else { replica.port };
+        assert!(line.contains(&format!("port={announced}")), "{line}");
+    }
+}
+
+#[test]
+fn a_ferrokey_replica_resumes_partially_and_keeps_the_history_when_promoted() {
+    let primary = Server::start();
+    let mut p = primary.conn(Mode::Plain);
+    mixed_writes(&primary, Mode::Plain, 2_000, 7);
+    let replica = Server::with(tls_replica_opts());
+    let mut r = replica.conn(Mode::Plain);
+    let () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(primary.tls_port).query(&mut r).unwrap();
+    in_sync(&mut p, &mut r);
+    mixed_writes(&primary, Mode::Tls, 5_000, 8);
+    in_sync(&mut p, &mut r);
+    assert_same(&mut p, &mut r);
+    let killed: i64 = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("replica").query(&mut p).unwrap();
+    assert_eq!(killed, 1);
+    mixed_writes(&primary, Mode::Plain, 2_000, 9);
+    eventually("the partial resync", || info(&mut p, "stats", "sync_partial_ok") == "1");
+    in_sync(&mut p, &mut r);
+    assert_same(&mut p, &mut r);
+    assert_eq!(info(&mut p, "stats", "sync_full"), "1");
+    assert!(replica.wait_log("Successful partial resynchronization with master"));
+    // Promotion keeps the data, and the primary's history as the previous one.
+    let history = info(&mut p, "replication", "master_replid");
+    let () = redis::cmd("REPLICAOF").arg("NO").arg("ONE").query(&mut r).unwrap();
+    assert_eq!(info(&mut r, "replication", "master_replid2"), history);
+    assert_eq!(info(&mut r, "replication", "role"), "master");
+    let () = redis::cmd("SET").arg("after-promotion").arg("1").query(&mut r).unwrap();
+    let v: String = redis::cmd("GET").arg("after-promotion").query(&mut r).unwrap();
     assert_eq!(v, "1");
 }

@@ -77,6 +77,9 @@ pub(crate) enum CmdError {
          the Redis logs for details about the RDB error."
     )]
     Misconf,
+    /// A write sent to a replica (`replica-read-only yes`).
+    #[error("READONLY You can't write against a read only replica.")]
+    ReadOnly,
     /// `min-replicas-to-write` replicas are not attached with a lag of at most
     /// `min-replicas-max-lag`.
     #[error("NOREPLICAS Not enough good replicas to write.")]

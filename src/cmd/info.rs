@@ -16,6 +16,7 @@ use crate::cmd::error::{CmdError, CmdResult};
 use crate::config::{trim_double, Config};
 use crate::engine::global::Global;
 use crate::engine::local::CoreStats;
+use crate::engine::repl_state::LinkState;
 use crate::engine::session::Session;
 use crate::engine::stats::Stats;
 use crate::facade::Reply;
@@ -448,10 +449,34 @@ fn stats(out: &mut String, facts: &Facts, global: &Global) {
 fn replication(out: &mut String, global: &Global, config: &Config) {
     let backlog = global.journal.with_backlog(|b| (b.offset(), b.first_kept(), b.histlen()));
     let st = global.replication();
-    fields!(out,
-        "role" => "master",
-        "connected_slaves" => st.replicas.len(),
-    );
+    match &st.master {
+        None => {
+            fields!(out, "role" => "master");
+        }
+        Some(m) => {
+            let up = m.state == LinkState::Connected;
+            let offset = backlog.map_or(st.offset, |b| b.0);
+            fields!(out,
+                "role" => "slave",
+                "master_host" => m.host,
+                "master_port" => m.port,
+                "master_link_status" => if up { "up" } else { "down" },
+                "master_last_io_seconds_ago" => if m.synced { m.last_io.elapsed().as_secs() as i64 } else { -1 },
+                "master_sync_in_progress" => u8::from(m.state == LinkState::Transfer),
+                "slave_read_repl_offset" => offset,
+                "slave_repl_offset" => offset,
+            );
+            if !up {
+                fields!(out, "master_link_down_since_seconds" => m.down_since.elapsed().as_secs());
+            }
+            fields!(out,
+                "slave_priority" => config.replica_priority,
+                "slave_read_only" => u8::from(config.replica_read_only),
+                "replica_announced" => u8::from(config.replica_announced),
+            );
+        }
+    }
+    fields!(out, "connected_slaves" => st.replicas.len());
     for (i, r) in st.replicas.iter().enumerate() {
         let _ = write!(
             out,

@@ -8,9 +8,9 @@ use crate::cmd::args::{self, is};
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::command::Command;
 use crate::engine::repl_state::ReplicaState;
-use crate::engine::replication;
 use crate::engine::session::Session;
 use crate::engine::spec::{acl, flag};
+use crate::engine::{replica, replication};
 use crate::facade::Reply;
 
 /// The family's commands.
@@ -36,6 +36,13 @@ pub(crate) fn commands() -> Vec<Command> {
                 "O(1)",
                 "Wait for the synchronous replication of all the write commands sent in the context of the current connection",
             ),
+        Command::session("replicaof", 3, |s, a| Box::pin(replicaof(s, a)))
+            .flags(flag::ADMIN | flag::NOSCRIPT | flag::STALE | flag::NO_ASYNC_LOADING)
+            .docs("server", "5.0.0", "O(1)", "Make the server a replica of another instance, or promote it as master."),
+        Command::session("slaveof", 3, |s, a| Box::pin(replicaof(s, a)))
+            .flags(flag::ADMIN | flag::NOSCRIPT | flag::STALE | flag::NO_ASYNC_LOADING)
+            .docs("server", "1.0.0", "O(1)", "Make the server a replica of another instance, or promote it as master.")
+            .deprecated("5.0.0", "`REPLICAOF`"),
         Command::session("role", 1, |s, _| Box::pin(async move { Ok(role(s)) }))
             .flags(flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST)
             .acl(acl::ADMIN | acl::DANGEROUS)
@@ -119,10 +126,40 @@ async fn wait(s: &mut Session, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(replication::wait_for_replicas(&s.core, wanted, timeout).await as i64))
 }
 
+/// REPLICAOF host port | NO ONE.
+async fn replicaof(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    if is(&args[1], "no") && is(&args[2], "one") {
+        if s.core.global.following.load(std::sync::atomic::Ordering::Acquire) {
+            replica::follow(&s.core, None);
+            replication::stream_from_shards(&s.core).await;
+        }
+        return Ok(Reply::Ok);
+    }
+    let port = args::int(&args[2])?;
+    let port = u16::try_from(port).map_err(|_| CmdError::msg("ERR Invalid master port"))?;
+    let host = String::from_utf8_lossy(&args[1]).into_owned();
+    let same = s.core.global.replication().master.as_ref().is_some_and(|m| m.host == host && m.port == port);
+    if same {
+        return Ok(Reply::status("OK Already connected to specified master"));
+    }
+    replica::follow(&s.core, Some((host, port)));
+    Ok(Reply::Ok)
+}
+
 /// ROLE: `master`, the replication offset, and each replica's address, port and acknowledged
 /// offset.
 fn role(s: &Session) -> Reply {
     let offset = replication::offset(&s.core);
+    let bulk = |t: String| Reply::Bulk(Bytes::from(t));
+    if let Some(m) = s.core.global.replication().master.clone() {
+        return Reply::Array(vec![
+            bulk("slave".into()),
+            bulk(m.host),
+            Reply::Int(i64::from(m.port)),
+            bulk(replica::role_state(m.state).into()),
+            Reply::Int(offset as i64),
+        ]);
+    }
     let replicas = s
         .core
         .global

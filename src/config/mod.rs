@@ -116,6 +116,14 @@ directives! {
     "repl-backlog-size" => repl_backlog_size: Memory = Memory(1 << 20), true;
     "repl-ping-replica-period" => repl_ping_replica_period: u64 = 10, true;
     "repl-timeout" => repl_timeout: u64 = 60, true;
+    "replicaof" => replicaof: Vec<String> = Vec::new(), false;
+    "masterauth" => masterauth: String = String::new(), true;
+    "masteruser" => masteruser: String = String::new(), true;
+    "replica-read-only" => replica_read_only: bool = true, true;
+    "replica-announce-ip" => replica_announce_ip: String = String::new(), true;
+    "replica-announce-port" => replica_announce_port: u16 = 0, true;
+    "replica-priority" => replica_priority: u64 = 100, true;
+    "replica-announced" => replica_announced: bool = true, true;
     "min-replicas-to-write" => min_replicas_to_write: usize = 0, true;
     "min-replicas-max-lag" => min_replicas_max_lag: u64 = 10, true;
     "tls-cluster" => tls_cluster: bool = false, true;

@@ -93,6 +93,12 @@ impl Backlog {
         self.trim();
     }
 
+    /// The output limit in force.
+    #[must_use]
+    pub(crate) fn limit(&self) -> OutputLimit {
+        self.limit
+    }
+
     /// Whether `holder` was dropped for passing the output limit (asked once).
     pub(crate) fn take_dropped(&mut self, holder: u64) -> bool {
         let was = self.dropped.contains(&holder);

@@ -56,6 +56,12 @@ impl Session {
                     let why = self.core.global.persistence().aof.write_error.clone().unwrap_or_default();
                     return Err(CmdError::AofMisconf(why));
                 }
+                if writes
+                    && self.core.global.following.load(std::sync::atomic::Ordering::Relaxed)
+                    && self.core.with_config(|c| c.replica_read_only)
+                {
+                    return Err(CmdError::ReadOnly);
+                }
                 if writes {
                     let (min, max_lag) =
                         self.core.with_config(|c| (c.min_replicas_to_write, c.min_replicas_max_lag));

@@ -73,6 +73,8 @@ pub(crate) struct Global {
     startup_failed: AtomicBool,
     /// Replication ids, offsets and the replicas attached.
     replication: std::sync::Mutex<crate::engine::repl_state::ReplState>,
+    /// This server follows a primary (read on every write, for READONLY).
+    pub(crate) following: AtomicBool,
 }
 
 impl Global {
@@ -121,6 +123,7 @@ impl Global {
             loading: AtomicBool::new(false),
             load_progress: crate::engine::persist::LoadProgress::default(),
             replication: std::sync::Mutex::default(),
+            following: AtomicBool::new(false),
             startup_failed: AtomicBool::new(false),
         }
     }

@@ -256,6 +256,9 @@ struct State {
     repl_waiters: Vec<Waker>,
     /// Full syncs' cuts: snapshot id, and the stream offset there.
     sync_points: Vec<(u64, u64)>,
+    /// This server is a replica: its replication buffer gets the primary's stream as it came
+    /// ([`Journal::feed_raw`]), not what the shards log.
+    proxy: bool,
     markers: Vec<(usize, Marker)>,
     /// The database the stream last selected.
     selected: Option<u32>,
@@ -307,6 +310,7 @@ impl Journal {
                 backlog: None,
                 repl_waiters: Vec::new(),
                 sync_points: Vec::new(),
+                proxy: false,
                 markers: Vec::new(),
                 selected: None,
                 lanes: (0..shards).map(|_| Lane::default()).collect(),
@@ -367,6 +371,40 @@ impl Journal {
         // The replicas' stream names its database before its first command.
         st.selected = None;
         true
+    }
+
+    /// A replica's full sync: its replication buffer restarts at the primary's `offset` (its
+    /// replicas sync again), and gets the primary's stream from now on.
+    pub(crate) fn restart_backlog(&self, offset: u64, size: u64) {
+        let mut st = self.lock();
+        let limit = st.backlog.as_ref().map(Backlog::limit);
+        let mut backlog = Backlog::new(size, offset);
+        if let Some(limit) = limit {
+            backlog.configure(size, limit);
+        }
+        st.backlog = Some(backlog);
+        st.proxy = true;
+        self.active.store(true, Ordering::Release);
+        self.kick(&mut st);
+    }
+
+    /// Whether the replication buffer gets the primary's stream (a replica) or the shards'
+    /// (a primary: after a promotion).
+    pub(crate) fn set_proxy(&self, proxy: bool) {
+        let mut st = self.lock();
+        st.proxy = proxy;
+        st.selected = None;
+    }
+
+    /// A replica: feeds bytes of its primary's stream, as they came, to its own replicas.
+    pub(crate) fn feed_raw(&self, bytes: &[u8]) {
+        let mut st = self.lock();
+        if st.proxy {
+            if let Some(backlog) = st.backlog.as_mut() {
+                backlog.append(bytes);
+                self.kick(&mut st);
+            }
+        }
     }
 
     /// Runs `f` on the replication buffer, if replication has started.
@@ -593,7 +631,7 @@ impl State {
         if self.fresh.is_empty() {
             return;
         }
-        if let Some(backlog) = self.backlog.as_mut() {
+        if let Some(backlog) = self.backlog.as_mut().filter(|_| !self.proxy) {
             backlog.append(&self.fresh);
         }
         if self.aof {

@@ -16,6 +16,7 @@ pub(crate) mod persist;
 pub(crate) mod plan;
 pub(crate) mod pubsub;
 pub(crate) mod repl_state;
+pub(crate) mod replica;
 pub(crate) mod replication;
 pub(crate) mod router;
 pub(crate) mod session;

@@ -27,6 +27,47 @@ impl ReplicaState {
     }
 }
 
+/// The link to the primary, as ROLE and INFO show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkState {
+    /// Waiting to connect (again).
+    Connect,
+    /// Connecting.
+    Connecting,
+    /// Handshaking (PING, AUTH, REPLCONF, PSYNC).
+    Handshake,
+    /// Receiving the snapshot of a full resync.
+    Transfer,
+    /// Following the stream.
+    Connected,
+}
+
+/// The primary this server follows.
+#[derive(Debug, Clone)]
+pub(crate) struct MasterLink {
+    /// REPLICAOF's host.
+    pub(crate) host: String,
+    /// REPLICAOF's port.
+    pub(crate) port: u16,
+    /// Where the link is.
+    pub(crate) state: LinkState,
+    /// When the primary last sent anything (INFO's `master_last_io_seconds_ago`).
+    pub(crate) last_io: Instant,
+    /// Since when the link is down.
+    pub(crate) down_since: Instant,
+    /// Whether this server holds a copy of the primary's data (a PSYNC may continue it).
+    pub(crate) synced: bool,
+}
+
+impl MasterLink {
+    /// A link about to connect to `host:port`.
+    #[must_use]
+    pub(crate) fn new(host: String, port: u16) -> MasterLink {
+        let now = Instant::now();
+        MasterLink { host, port, state: LinkState::Connect, last_io: now, down_since: now, synced: false }
+    }
+}
+
 /// One replica attached to this server.
 #[derive(Debug, Clone)]
 pub(crate) struct Replica {
@@ -63,6 +104,10 @@ pub(crate) struct ReplState {
     pub(crate) sync_partial: (u64, u64),
     /// WAITs to wake when a replica acknowledges.
     pub(crate) ack_waiters: Vec<Waker>,
+    /// The primary this server follows (REPLICAOF), if any.
+    pub(crate) master: Option<MasterLink>,
+    /// Changes with each REPLICAOF: a link of an older one stops.
+    pub(crate) master_generation: u64,
 }
 
 /// A replication id that no history has: 40 hex digits.
@@ -97,6 +142,8 @@ impl Default for ReplState {
             sync_full: 0,
             sync_partial: (0, 0),
             ack_waiters: Vec::new(),
+            master: None,
+            master_generation: 0,
         }
     }
 }

@@ -437,6 +437,21 @@ pub(crate) fn tick(core: &Core, last_ping: &mut Instant) {
     }
 }
 
+/// After a promotion: the replication buffer takes the shards' writes again, so every shard
+/// logs them (with every gate held, as the stream starts).
+pub(crate) async fn stream_from_shards(core: &Core) {
+    if core.global.journal.with_backlog(|_| ()).is_none() {
+        return;
+    }
+    let shards = (0..core.router.shards()).map(crate::engine::slot::ShardId).collect();
+    if let Ok(tx) = core.router.begin(shards).await {
+        for &s in tx.shards() {
+            let _ = tx.run(s, |sh: &mut Shard| sh.set_journaling(true)).await;
+        }
+        tx.release().await;
+    }
+}
+
 /// `master_repl_offset`.
 #[must_use]
 pub(crate) fn offset(core: &Core) -> u64 {

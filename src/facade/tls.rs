@@ -125,6 +125,34 @@ impl TlsSlot {
 
 /// The server configuration for `tls-port`, using aws-lc-rs explicitly (never the process default,
 /// so two providers in the dependency tree cannot make it panic).
+/// The client side for links this server opens (to its primary, with `tls-replication yes`):
+/// the CA set verifies the peer, and the certificate presented is `tls-client-cert-file` (or,
+/// without one, `tls-cert-file`), as Redis presents them.
+///
+/// # Errors
+/// A file that does not load, or a policy rustls refuses.
+pub(crate) fn client_config(config: &Config) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let provider = Arc::new(provider(config)?);
+    let versions = versions(&config.tls_protocols)?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| TlsError::Policy { directive: "tls-protocols", reason: describe(&e) })?
+        .with_root_certificates(load_roots(config)?);
+    let (cert, key, pass) = if config.tls_client_cert_file.is_empty() {
+        (&config.tls_cert_file, &config.tls_key_file, &config.tls_key_file_pass)
+    } else {
+        (&config.tls_client_cert_file, &config.tls_client_key_file, &config.tls_client_key_file_pass)
+    };
+    let client = if cert.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        builder
+            .with_client_auth_cert(load_certs(cert)?, load_key(key, pass)?)
+            .map_err(|e| TlsError::Rustls { cert: cert.clone(), key: key.clone(), reason: describe(&e) })?
+    };
+    Ok(Arc::new(client))
+}
+
 fn server_config(config: &Config, tickets: &Arc<dyn ProducesTickets>) -> Result<Built, TlsError> {
     let provider = Arc::new(provider(config)?);
     let versions = versions(&config.tls_protocols)?;

@@ -1,0 +1,515 @@
+//! Replication, the replica's side. REPLICAOF starts a *master link*: a task on the core that
+//! ran it, which connects to the primary (TLS with `tls-replication yes`), handshakes as a
+//! Redis replica does (PING, AUTH, REPLCONF listening-port and capa, PSYNC), then either
+//! continues from its offset (`+CONTINUE`) or takes a full resync: the snapshot (`$<len>` or a
+//! diskless `$EOF:<mark>` transfer) is written to a temp file, renamed over the dump file and
+//! loaded. The stream is applied through an internal session (each write routed to its shard,
+//! transactions atomic), its offset acknowledged every second and when asked. Any failure
+//! drops the link with a log line; it connects again a second later, serving what it has.
+//!
+//! The bytes applied are also fed, as they came, to this server's replication buffer: its own
+//! replicas follow the same stream at the same offsets, and a promotion (REPLICAOF NO ONE)
+//! keeps the history for them (the primary's id becomes the previous one).
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::future::{select, Either};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::engine::client::Client;
+use crate::engine::core::Core;
+use crate::engine::repl_state::{new_replid, LinkState, MasterLink};
+use crate::engine::session::Session;
+use crate::facade::resp::{Limits, RequestParser};
+
+/// A connection to the primary, plain or TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Unpin> Io for T {}
+
+/// Why a link ended.
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    #[error("Error condition on socket for SYNC: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Refused(String),
+    #[error("MASTER aborted replication with an error: {0}")]
+    Master(String),
+    #[error("Timeout connecting to the MASTER...")]
+    Timeout,
+    #[error("the primary's stream is malformed: {0}")]
+    Protocol(String),
+    #[error("replication target changed")]
+    Stopped,
+}
+
+/// REPLICAOF host port: follow that primary (a new link replaces any other); `None` (NO ONE):
+/// stop following and become a primary, keeping the data and the history.
+pub(crate) fn follow(core: &Rc<Core>, target: Option<(String, u16)>) {
+    let global = &core.global;
+    let offset = crate::engine::replication::offset(core);
+    let generation = {
+        let mut st = global.replication();
+        st.master_generation += 1;
+        match &target {
+            Some((host, port)) => {
+                // What this server has (as a primary, or from its last primary) may continue
+                // the new primary's history: the first PSYNC offers it.
+                let mut link = MasterLink::new(host.clone(), *port);
+                link.synced = st.master.as_ref().is_some_and(|m| m.synced)
+                    || global.journal.with_backlog(|_| ()).is_some();
+                st.offset = offset;
+                st.master = Some(link);
+                global.journal.set_proxy(true);
+            }
+            None => {
+                if st.master.take().is_some() {
+                    // The primary's history is ours now; new writes start a new one.
+                    st.replid2 = std::mem::replace(&mut st.replid, new_replid());
+                    st.second_offset = i64::try_from(st.offset).unwrap_or(i64::MAX) + 1;
+                    global.journal.set_proxy(false);
+                    tracing::info!("MASTER MODE enabled");
+                }
+            }
+        }
+        st.master_generation
+    };
+    global.following.store(target.is_some(), Ordering::Release);
+    if let Some((host, port)) = target {
+        tracing::info!("REPLICAOF {host}:{port} enabled");
+        let core = core.clone();
+        glommio::spawn_local(async move { run(core, generation).await }).detach();
+    }
+}
+
+/// Once a second on core 0: `replicaof` in the config file starts following once the dataset
+/// has loaded.
+pub(crate) fn tick(core: &Rc<Core>) {
+    let config = core.config();
+    if config.replicaof.len() != 2
+        || core.global.loading()
+        || core.global.replication().master_generation != 0
+    {
+        return;
+    }
+    match config.replicaof[1].parse::<u16>() {
+        Ok(port) => follow(core, Some((config.replicaof[0].clone(), port))),
+        Err(_) => tracing::warn!("replicaof: invalid port '{}'", config.replicaof[1]),
+    }
+}
+
+/// The link's life: connect, sync, apply; again a second after any failure.
+async fn run(core: Rc<Core>, generation: u64) {
+    loop {
+        if !current(&core, generation) {
+            return;
+        }
+        match connect_and_sync(&core, generation).await {
+            Err(LinkError::Stopped) => return,
+            Err(e) => tracing::warn!("{e}"),
+            Ok(()) => {}
+        }
+        set_link(&core, generation, LinkState::Connect);
+        glommio::timer::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn current(core: &Core, generation: u64) -> bool {
+    core.global.replication().master_generation == generation
+}
+
+fn set_link(core: &Core, generation: u64, state: LinkState) {
+    let mut st = core.global.replication();
+    if st.master_generation == generation {
+        if let Some(m) = st.master.as_mut() {
+            if m.state == LinkState::Connected && state != LinkState::Connected {
+                m.down_since = Instant::now();
+            }
+            m.state = state;
+            m.last_io = Instant::now();
+        }
+    }
+}
+
+async fn connect_and_sync(core: &Rc<Core>, generation: u64) -> Result<(), LinkError> {
+    let config = core.config();
+    let (host, port) = {
+        let st = core.global.replication();
+        let m = st.master.as_ref().ok_or(LinkError::Stopped)?;
+        (m.host.clone(), m.port)
+    };
+    set_link(core, generation, LinkState::Connecting);
+    tracing::info!("Connecting to MASTER {host}:{port}");
+    let timeout = Duration::from_secs(config.repl_timeout.max(1));
+    let stream = glommio::timer::timeout(timeout, async { Ok(open(&config, &host, port).await) })
+        .await
+        .map_err(|_| LinkError::Timeout)??;
+    tracing::info!("MASTER <-> REPLICA sync started");
+    let mut link = Link { stream, buf: BytesMut::new(), core: core.clone(), generation };
+    link.handshake(&config).await?;
+    link.apply_stream().await
+}
+
+/// Connects to the primary, with TLS when `tls-replication` says so.
+async fn open(config: &crate::config::Config, host: &str, port: u16) -> Result<Box<dyn Io>, LinkError> {
+    let addr = match host.parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port),
+        Err(_) => {
+            let name = format!("{host}:{port}");
+            glommio::executor()
+                .spawn_blocking(move || name.to_socket_addrs().ok().and_then(|mut a| a.next()))
+                .await
+                .ok_or_else(|| LinkError::Refused(format!("cannot resolve {host}")))?
+        }
+    };
+    let tcp = glommio::net::TcpStream::connect(addr).await.map_err(|e| LinkError::Io(e.into()))?;
+    let _ = tcp.set_nodelay(true);
+    if !config.tls_replication {
+        return Ok(Box::new(tcp));
+    }
+    let tls = crate::facade::tls::client_config(config).map_err(|e| LinkError::Refused(e.to_string()))?;
+    let name = match host.parse::<IpAddr>() {
+        Ok(ip) => rustls_pki_types::ServerName::IpAddress(ip.into()),
+        Err(_) => rustls_pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| LinkError::Refused(format!("{host}: {e}")))?,
+    };
+    let stream = crate::facade::tls_conn::TlsConn::connect(tcp, tls, name).await?;
+    Ok(Box::new(stream))
+}
+
+/// A link's connection and what it has read and not yet used.
+struct Link {
+    stream: Box<dyn Io>,
+    buf: BytesMut,
+    core: Rc<Core>,
+    generation: u64,
+}
+
+impl Link {
+    async fn send(&mut self, args: &[&[u8]]) -> Result<(), LinkError> {
+        let mut out = Vec::new();
+        crate::storage::aof::command(&mut out, args);
+        self.stream.write_all(&out).await?;
+        self.stream.flush().await?;
+        Ok(())
+    }
+
+    /// Reads more bytes, within `repl-timeout`.
+    async fn fill(&mut self) -> Result<(), LinkError> {
+        let timeout = Duration::from_secs(self.core.config().repl_timeout.max(1));
+        let mut chunk = vec![0u8; 64 * 1024];
+        let n = glommio::timer::timeout(timeout, async { Ok(self.stream.read(&mut chunk).await) })
+            .await
+            .map_err(|_| LinkError::Timeout)??;
+        if n == 0 {
+            return Err(LinkError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+
+    /// One reply line (without its CRLF); newlines a primary sends while it prepares a
+    /// snapshot are skipped.
+    async fn line(&mut self) -> Result<String, LinkError> {
+        loop {
+            while self.buf.first() == Some(&b'\n') {
+                let _ = self.buf.split_to(1);
+            }
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = self.buf.split_to(end + 2);
+                return Ok(String::from_utf8_lossy(&line[..end]).into_owned());
+            }
+            if self.buf.len() > 64 * 1024 {
+                return Err(LinkError::Protocol("a reply line longer than 64 KB".into()));
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn request(&mut self, args: &[&[u8]]) -> Result<String, LinkError> {
+        self.send(args).await?;
+        self.line().await
+    }
+
+    async fn handshake(&mut self, config: &crate::config::Config) -> Result<(), LinkError> {
+        set_link(&self.core, self.generation, LinkState::Handshake);
+        let pong = self.request(&[b"PING"]).await?;
+        // As Redis: an error asking for authentication still shows the primary is there.
+        if !(pong.starts_with('+') || pong.starts_with("-NOAUTH") || pong.starts_with("-NOPERM")) {
+            return Err(LinkError::Master(format!("Error reply to PING from master: '{pong}'")));
+        }
+        if !config.masterauth.is_empty() {
+            let reply = if config.masteruser.is_empty() {
+                self.request(&[b"AUTH", config.masterauth.as_bytes()]).await?
+            } else {
+                self.request(&[b"AUTH", config.masteruser.as_bytes(), config.masterauth.as_bytes()]).await?
+            };
+            if reply.starts_with('-') {
+                return Err(LinkError::Master(format!("Unable to AUTH to MASTER: {reply}")));
+            }
+        }
+        let port = announced_port(config).to_string();
+        let reply = self.request(&[b"REPLCONF", b"listening-port", port.as_bytes()]).await?;
+        if reply.starts_with('-') {
+            tracing::info!("(Non critical) Master does not understand REPLCONF listening-port: {reply}");
+        }
+        if !config.replica_announce_ip.is_empty() {
+            let _ =
+                self.request(&[b"REPLCONF", b"ip-address", config.replica_announce_ip.as_bytes()]).await?;
+        }
+        let _ = self.request(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"]).await?;
+        let (replid, offset) = {
+            let st = self.core.global.replication();
+            match st.master.as_ref().is_some_and(|m| m.synced) {
+                true => (st.replid.clone(), (st.offset + 1).to_string()),
+                false => ("?".to_owned(), "-1".to_owned()),
+            }
+        };
+        let reply = self.request(&[b"PSYNC", replid.as_bytes(), offset.as_bytes()]).await?;
+        if let Some(rest) = reply.strip_prefix("+FULLRESYNC ") {
+            let mut parts = rest.split(' ');
+            let (Some(id), Some(Ok(offset))) = (parts.next(), parts.next().map(str::parse::<u64>)) else {
+                return Err(LinkError::Protocol(format!("bad +FULLRESYNC line: {reply}")));
+            };
+            tracing::info!("Full resync from master: {id}:{offset}");
+            self.full_sync(id.to_owned(), offset).await
+        } else if let Some(rest) = reply.strip_prefix("+CONTINUE") {
+            let id = rest.trim();
+            tracing::info!("Successful partial resynchronization with master.");
+            let mut st = self.core.global.replication();
+            if !id.is_empty() && id != st.replid {
+                // The primary changed history (it was promoted): ours continues under its id.
+                st.replid2 = std::mem::replace(&mut st.replid, id.to_owned());
+                st.second_offset = i64::try_from(st.offset).unwrap_or(i64::MAX) + 1;
+            }
+            drop(st);
+            tracing::info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
+            Ok(())
+        } else {
+            Err(LinkError::Master(reply))
+        }
+    }
+
+    /// The snapshot of a full resync: to a temp file, renamed over the dump file, loaded.
+    async fn full_sync(&mut self, replid: String, offset: u64) -> Result<(), LinkError> {
+        set_link(&self.core, self.generation, LinkState::Transfer);
+        let header = self.line().await?;
+        let config = self.core.config();
+        let dir = PathBuf::from(&config.dir);
+        let temp = dir.join(format!("temp-{}.{}.rdb", std::process::id(), self.generation));
+        let target = dir.join(&config.dbfilename);
+        let file = glommio::io::BufferedFile::create(&temp).await.map_err(glommio_io)?;
+        let written = self.receive(&header, &file).await;
+        let written = match written {
+            Ok(n) => file.fdatasync().await.map_err(glommio_io).map(|()| n),
+            Err(e) => Err(e),
+        };
+        let _ = file.close().await;
+        let bytes = match written {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = std::fs::remove_file(&temp);
+                return Err(e);
+            }
+        };
+        tracing::info!("MASTER <-> REPLICA sync: receiving {bytes} bytes from master to disk");
+        std::fs::rename(&temp, &target)?;
+        if !current(&self.core, self.generation) {
+            return Err(LinkError::Stopped);
+        }
+        tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
+        crate::engine::snapshot::reload(&self.core, true, false).await.map_err(|e| {
+            LinkError::Refused(format!(
+                "Failed trying to load the MASTER synchronization DB from disk: {}",
+                e.unwrap_or_default()
+            ))
+        })?;
+        {
+            let mut st = self.core.global.replication();
+            st.replid = replid;
+            st.replid2 = crate::engine::repl_state::NO_REPLID.into();
+            st.second_offset = -1;
+            st.offset = offset;
+            if let Some(m) = st.master.as_mut() {
+                m.synced = true;
+            }
+        }
+        // Our replicas' history restarts at the primary's offset.
+        self.core.global.journal.restart_backlog(offset, config.repl_backlog_size.0);
+        tracing::info!("MASTER <-> REPLICA sync: Finished with success");
+        Ok(())
+    }
+
+    /// Writes the snapshot's bytes to `file`: `$<len>` of them, or up to the `$EOF:<mark>`
+    /// mark. Returns how many.
+    async fn receive(&mut self, header: &str, file: &glommio::io::BufferedFile) -> Result<u64, LinkError> {
+        let body = header.strip_prefix('$').ok_or_else(|| {
+            LinkError::Master(format!("Bad protocol from MASTER, the first byte is not '$': {header}"))
+        })?;
+        let mut pos = 0u64;
+        if let Some(mark) = body.strip_prefix("EOF:") {
+            let mark = mark.as_bytes().to_vec();
+            if mark.len() != 40 {
+                return Err(LinkError::Protocol(format!("bad EOF mark: {header}")));
+            }
+            loop {
+                if let Some(at) = self.buf.windows(40).position(|w| w == mark.as_slice()) {
+                    let last = self.buf.split_to(at + 40);
+                    pos += write(file, pos, &last[..at]).await?;
+                    return Ok(pos);
+                }
+                // Keep what may be the start of the mark.
+                let keep = self.buf.len().min(39);
+                let done = self.buf.split_to(self.buf.len() - keep);
+                pos += write(file, pos, &done).await?;
+                self.fill().await?;
+            }
+        }
+        let len: u64 = body.parse().map_err(|_| LinkError::Protocol(format!("bad bulk length: {header}")))?;
+        while pos < len {
+            if self.buf.is_empty() {
+                self.fill().await?;
+            }
+            let take = self.buf.len().min(usize::try_from(len - pos).unwrap_or(usize::MAX));
+            let part = self.buf.split_to(take);
+            pos += write(file, pos, &part).await?;
+        }
+        Ok(pos)
+    }
+
+    /// Applies the stream: each command through an internal session, the offset acknowledged
+    /// every second and whenever the primary asks (`REPLCONF GETACK`).
+    async fn apply_stream(&mut self) -> Result<(), LinkError> {
+        set_link(&self.core, self.generation, LinkState::Connected);
+        let core = self.core.clone();
+        let client = Rc::new(Client::internal(core.router.local().0));
+        let mut session = Session::new(core.clone(), client);
+        session.replaying = true;
+        session.authed = true;
+        let mut parser = RequestParser::new();
+        let limits = Limits { max_bulk: 1 << 32, max_multibulk: i32::MAX as u64 };
+        let mut out = BytesMut::new();
+        let mut acked = Instant::now();
+        self.ack().await?;
+        loop {
+            if !current(&core, self.generation) {
+                return Err(LinkError::Stopped);
+            }
+            // Commands up to the end of what was read, or up to a GETACK.
+            let mut batch: Vec<Vec<Bytes>> = Vec::new();
+            let mut consumed = 0usize;
+            let mut getack = false;
+            // The raw bytes, to feed our own replicas what each command was on the wire.
+            let raw = self.buf.clone().freeze();
+            loop {
+                let before = self.buf.len();
+                match parser.parse(&mut self.buf, &limits, true) {
+                    Ok(Some(args)) => {
+                        let used = before - self.buf.len();
+                        let is_getack = args.len() >= 2
+                            && args[0].eq_ignore_ascii_case(b"replconf")
+                            && args[1].eq_ignore_ascii_case(b"getack");
+                        if !is_getack && !args[0].eq_ignore_ascii_case(b"ping") {
+                            batch.push(args);
+                        }
+                        self.feed(&raw[consumed..consumed + used], &mut consumed);
+                        if is_getack {
+                            getack = true;
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Err(LinkError::Protocol(e.to_string())),
+                }
+            }
+            if !batch.is_empty() {
+                crate::facade::Service::call(&mut session, &mut batch, &mut out).await;
+                out.clear();
+            }
+            if consumed > 0 {
+                self.core.global.replication().offset += consumed as u64;
+                set_link(&self.core, self.generation, LinkState::Connected);
+            }
+            if getack {
+                self.ack().await?;
+                acked = Instant::now();
+                continue;
+            }
+            if acked.elapsed() >= Duration::from_secs(1) {
+                self.ack().await?;
+                acked = Instant::now();
+            }
+            let tick = pin!(glommio::timer::sleep(Duration::from_secs(1)));
+            let mut chunk = vec![0u8; 64 * 1024];
+            let read = pin!(self.stream.read(&mut chunk));
+            match select(read, tick).await {
+                Either::Left((Ok(0), _)) => {
+                    return Err(LinkError::Io(std::io::ErrorKind::UnexpectedEof.into()))
+                }
+                Either::Left((Ok(n), _)) => self.buf.extend_from_slice(&chunk[..n]),
+                Either::Left((Err(e), _)) => return Err(e.into()),
+                Either::Right(_) => {
+                    let silent = self.core.global.replication().master.as_ref().map(|m| m.last_io.elapsed());
+                    if silent.is_some_and(|s| s.as_secs() > self.core.config().repl_timeout) {
+                        return Err(LinkError::Timeout);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The bytes of one applied command: counted, and fed as they came to our own replicas.
+    fn feed(&self, raw: &[u8], consumed: &mut usize) {
+        *consumed += raw.len();
+        self.core.global.journal.feed_raw(raw);
+    }
+
+    async fn ack(&mut self) -> Result<(), LinkError> {
+        let offset = self.core.global.replication().offset.to_string();
+        self.send(&[b"REPLCONF", b"ACK", offset.as_bytes()]).await
+    }
+}
+
+/// The port this replica announces: `replica-announce-port`, else its TLS port when the link
+/// is TLS (the port that works for whoever reads it from the primary), else its plain port.
+fn announced_port(config: &crate::config::Config) -> u16 {
+    if config.replica_announce_port != 0 {
+        config.replica_announce_port
+    } else if config.tls_replication && config.tls_port != 0 {
+        config.tls_port
+    } else {
+        config.port
+    }
+}
+
+async fn write(file: &glommio::io::BufferedFile, pos: u64, bytes: &[u8]) -> Result<u64, LinkError> {
+    if bytes.is_empty() {
+        return Ok(0);
+    }
+    let n = file.write_at(bytes.to_vec(), pos).await.map_err(glommio_io)?;
+    if n != bytes.len() {
+        return Err(LinkError::Io(std::io::Error::other("short write to the sync file")));
+    }
+    Ok(n as u64)
+}
+
+fn glommio_io(e: glommio::GlommioError<()>) -> LinkError {
+    LinkError::Io(std::io::Error::other(e.to_string()))
+}
+
+/// The link's state as ROLE names it.
+#[must_use]
+pub(crate) fn role_state(state: LinkState) -> &'static str {
+    match state {
+        LinkState::Connect => "connect",
+        LinkState::Connecting | LinkState::Handshake => "connecting",
+        LinkState::Transfer => "sync",
+        LinkState::Connected => "connected",
+    }
+}
