@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests, the integration suites (real server binary over plain TCP and TLS,
 # redis-cli, redis-benchmark and a reference redis-server), and builds the benchmarks.
-# Installs redis-tools and redis-server with apt-get when they are missing and we are root.
+# Installs redis-tools, redis-server and redis-sentinel with apt-get when they are missing and we
+# are root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

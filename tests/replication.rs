@@ -376,3 +376,129 @@ fn a_ferrokey_replica_resumes_partially_and_keeps_the_history_when_promoted() {
     let v: String = redis::cmd("GET").arg("after-promotion").query(&mut r).unwrap();
     assert_eq!(v, "1");
 }
+
+/// Debian's redis-sentinel monitoring `master_port` (TLS) with quorum 1; a plain port for the
+/// test's questions. Killed on drop.
+struct Sentinel {
+    child: std::process::Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Sentinel {
+    fn start(master_tls_port: u16) -> Sentinel {
+        let c = certs();
+        let dir = TempDir::new("sentinel");
+        let (port, tls_port) = (common::free_port(), common::free_port());
+        let conf = format!(
+            "port {port}\nbind 127.0.0.1\ntls-port {tls_port}\ntls-cert-file {}\ntls-key-file {}\n\
+             tls-client-cert-file {}\ntls-client-key-file {}\ntls-ca-cert-file {}\ntls-replication yes\n\
+             dir {}\nsentinel monitor mymaster 127.0.0.1 {master_tls_port} 1\n\
+             sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 10000\n\
+             sentinel parallel-syncs mymaster 1\n",
+            c.path("server.crt"),
+            c.path("server.key"),
+            c.path("client.crt"),
+            c.path("client.key"),
+            c.path("ca.crt"),
+            dir.path(),
+        );
+        let file = dir.file("sentinel.conf");
+        std::fs::write(&file, conf).unwrap();
+        let child = Command::new("redis-sentinel")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-sentinel must be installed (apt-get install redis-sentinel)");
+        let sentinel = Sentinel { child, port, _dir: dir };
+        eventually("sentinel to answer", || sentinel.conn().is_some());
+        sentinel
+    }
+
+    fn conn(&self) -> Option<Connection> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).ok()?;
+        client.get_connection().ok()
+    }
+
+    /// The primary's port, as Sentinel gives it to clients.
+    fn master_port(&self) -> u16 {
+        let Some(mut c) = self.conn() else { return 0 };
+        let addr: Vec<String> = redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg("mymaster")
+            .query(&mut c)
+            .unwrap_or_default();
+        addr.get(1).and_then(|p| p.parse().ok()).unwrap_or(0)
+    }
+
+    fn replicas(&self) -> usize {
+        let Some(mut c) = self.conn() else { return 0 };
+        let list: Vec<redis::Value> =
+            redis::cmd("SENTINEL").arg("replicas").arg("mymaster").query(&mut c).unwrap_or_default();
+        list.len()
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn sentinel_fails_over_a_ferrokey_primary_and_no_acknowledged_write_is_lost() {
+    let primary = Server::start();
+    let mut p = primary.conn(Mode::Plain);
+    let replicas = [Server::with(tls_replica_opts()), Server::with(tls_replica_opts())];
+    let mut conns: Vec<Connection> = replicas.iter().map(|r| r.conn(Mode::Plain)).collect();
+    for c in &mut conns {
+        let () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(primary.tls_port).query(c).unwrap();
+    }
+    for c in &mut conns {
+        in_sync(&mut p, c);
+    }
+    let sentinel = Sentinel::start(primary.tls_port);
+    eventually("sentinel to find both replicas", || sentinel.replicas() == 2);
+    // Writes acknowledged by a replica (WAIT 1) must survive the failover.
+    let mut acked = Vec::new();
+    for i in 0..300 {
+        let key = format!("acked:{i}");
+        let () = redis::cmd("SET").arg(&key).arg(i).query(&mut p).unwrap();
+        let n: i64 = redis::cmd("WAIT").arg(1).arg(1000).query(&mut p).unwrap();
+        if n >= 1 {
+            acked.push(key);
+        }
+    }
+    assert!(acked.len() > 250, "only {} writes were acknowledged", acked.len());
+    let pid = primary.pid().to_string();
+    assert!(Command::new("kill").args(["-9", &pid]).status().unwrap().success());
+    eventually("sentinel to promote a replica", || {
+        let port = sentinel.master_port();
+        port != 0 && port != primary.tls_port
+    });
+    let new_port = sentinel.master_port();
+    let promoted = replicas.iter().position(|r| r.tls_port == new_port).expect("a replica was promoted");
+    let other = 1 - promoted;
+    // Sentinel's reconfiguration kills the clients of both replicas: ask on new connections.
+    let field = |server: &Server, field: &str| {
+        server.redis_client(Mode::Plain).get_connection().map(|mut c| info(&mut c, "replication", field))
+    };
+    eventually("the promoted replica to be a primary", || {
+        field(&replicas[promoted], "role").is_ok_and(|r| r == "master")
+    });
+    eventually("the other replica to follow the new primary", || {
+        field(&replicas[other], "master_port").is_ok_and(|p| p == new_port.to_string())
+            && field(&replicas[other], "master_link_status").is_ok_and(|s| s == "up")
+    });
+    let mut m = replicas[promoted].conn(Mode::Plain);
+    let mut o = replicas[other].conn(Mode::Plain);
+    for key in &acked {
+        let v: Option<String> = redis::cmd("GET").arg(key).query(&mut m).unwrap();
+        assert!(v.is_some(), "{key} was acknowledged by WAIT 1 and is lost");
+    }
+    let () = redis::cmd("SET").arg("after-failover").arg("yes").query(&mut m).unwrap();
+    in_sync(&mut m, &mut o);
+    assert_same(&mut m, &mut o);
+    assert_eq!(info(&mut m, "stats", "sync_full"), "0", "the other replica resynced in full");
+}

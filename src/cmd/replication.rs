@@ -131,7 +131,11 @@ async fn replicaof(s: &mut Session, args: &[Bytes]) -> CmdResult {
     if is(&args[1], "no") && is(&args[2], "one") {
         if s.core.global.following.load(std::sync::atomic::Ordering::Acquire) {
             replica::follow(&s.core, None);
-            replication::stream_from_shards(&s.core).await;
+            // The shards log already when the stream exists (see the replica's full sync); this
+            // covers a stream started otherwise, once EXEC (Sentinel sends it inside one) has
+            // let go of the gates.
+            let core = s.core.clone();
+            glommio::spawn_local(async move { replication::stream_from_shards(&core).await }).detach();
         }
         return Ok(Reply::Ok);
     }

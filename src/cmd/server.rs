@@ -65,6 +65,9 @@ pub(crate) fn commands() -> Vec<Command> {
                 .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"])
                 .docs("server", "2.0.0", "O(N) when N is the number of configuration parameters provided", "Set configuration parameters to the given values")
                 .history(&[("7.0.0", "Added the ability to set multiple parameters in one call.")]),
+            Command::session("rewrite", 2, |s, _| Box::pin(async move { config_rewrite(s) }))
+                .flags(flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE)
+                .docs("server", "2.8.0", "O(1)", "Rewrite the configuration file with the in memory configuration"),
             Command::session("resetstat", 2, |s, _| Box::pin(config_resetstat(s)))
                 .flags(flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE)
                 .docs("server", "2.0.0", "O(1)", "Reset the stats returned by INFO"),
@@ -213,6 +216,24 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Ok)
 }
 
+/// CONFIG REWRITE: the running configuration into the file the server started with.
+fn config_rewrite(s: &mut Session) -> CmdResult {
+    let path = &s.core.global.config_file;
+    if path.is_empty() {
+        return Err(CmdError::msg("ERR The server is running without a config file"));
+    }
+    match s.core.config().rewrite(std::path::Path::new(path)) {
+        Ok(()) => {
+            tracing::info!("CONFIG REWRITE executed with success.");
+            Ok(Reply::Ok)
+        }
+        Err(e) => {
+            tracing::warn!("CONFIG REWRITE failed: {e}");
+            Err(CmdError::text(format!("ERR Rewriting config file: {e}")))
+        }
+    }
+}
+
 /// CONFIG RESETSTAT: counters restart from zero on every core; gauges (connected clients) stay.
 async fn config_resetstat(s: &mut Session) -> CmdResult {
     s.core
@@ -240,6 +261,8 @@ fn config_help() -> Reply {
             "    Set the configuration <directive> to <value>.",
             "RESETSTAT",
             "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
         ],
     )
 }

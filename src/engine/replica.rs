@@ -304,7 +304,15 @@ impl Link {
         let dir = PathBuf::from(&config.dir);
         let temp = dir.join(format!("temp-{}.{}.rdb", std::process::id(), self.generation));
         let target = dir.join(&config.dbfilename);
-        let file = glommio::io::BufferedFile::create(&temp).await.map_err(glommio_io)?;
+        // Readable too: glommio probes a new device with a read, which a write-only file fails.
+        let file = glommio::io::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .buffered_open(&temp)
+            .await
+            .map_err(glommio_io)?;
         let written = self.receive(&header, &file).await;
         let written = match written {
             Ok(n) => file.fdatasync().await.map_err(glommio_io).map(|()| n),
@@ -340,8 +348,10 @@ impl Link {
                 m.synced = true;
             }
         }
-        // Our replicas' history restarts at the primary's offset.
+        // Our replicas' history restarts at the primary's offset. The shards log what they
+        // apply too, so that a promotion finds them logging for the stream it then feeds.
         self.core.global.journal.restart_backlog(offset, config.repl_backlog_size.0);
+        crate::engine::replication::stream_from_shards(&self.core).await;
         tracing::info!("MASTER <-> REPLICA sync: Finished with success");
         Ok(())
     }
