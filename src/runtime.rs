@@ -725,7 +725,7 @@ async fn cron(core: Rc<Core>) {
             persisted = Instant::now();
             crate::engine::snapshot::tick(&core).await;
             crate::engine::aof::tick(&core).await;
-            crate::engine::replication::tick(&core, &mut pinged);
+            crate::engine::replication::tick(&core, &mut pinged).await;
             crate::engine::replica::tick(&core);
         }
         if sampled.elapsed() >= Rates::PERIOD {

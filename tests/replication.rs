@@ -18,6 +18,12 @@ fn info(c: &mut Connection, section: &str, field: &str) -> String {
     text.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_owned)).unwrap_or_default()
 }
 
+/// A primary's options: diskless syncs (Redis's default) without Redis's 5 s wait for more
+/// replicas, which would only slow the tests.
+fn primary_opts() -> Opts {
+    Opts::default().arg("repl-diskless-sync-delay", "0")
+}
+
 /// Polls `done` until it holds, for at most 60 s.
 fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -158,7 +164,9 @@ fn mixed_writes_on(mut raw: common::Raw, n: usize, seed: u64) {
 #[test]
 fn a_redis_server_replica_follows_ferrokey_plain_and_tls() {
     for mode in [Mode::Plain, Mode::Tls] {
-        let primary = Server::start();
+        // Plain with the dump file in between, TLS diskless.
+        let diskless = if mode == Mode::Tls { "yes" } else { "no" };
+        let primary = Server::with(primary_opts().arg("repl-diskless-sync", diskless));
         let mut p = primary.conn(Mode::Plain);
         populate_with_dbs(&mut p);
         mixed_writes(&primary, mode, 2_000, 1);
@@ -166,7 +174,7 @@ fn a_redis_server_replica_follows_ferrokey_plain_and_tls() {
         let mut r = common::dataset::connect_redis(&replica);
         in_sync(&mut p, &mut r);
         // Writes while it follows the stream.
-        mixed_writes(&primary, mode, 50_000, 2);
+        mixed_writes(&primary, mode, 100_000, 2);
         in_sync(&mut p, &mut r);
         assert_same(&mut p, &mut r);
         assert_eq!(info(&mut p, "replication", "connected_slaves"), "1");
@@ -180,7 +188,7 @@ fn a_redis_server_replica_follows_ferrokey_plain_and_tls() {
 
 #[test]
 fn a_dropped_replica_link_resumes_with_a_partial_resync() {
-    let primary = Server::with(Opts::default().arg("min-replicas-to-write", "1"));
+    let primary = Server::with(primary_opts().arg("min-replicas-to-write", "1"));
     let mut p = primary.conn(Mode::Plain);
     let refused = redis::cmd("SET").arg("k").arg("v").query::<()>(&mut p).unwrap_err();
     assert_eq!(refused.code(), Some("NOREPLICAS"), "{refused}");
@@ -213,7 +221,7 @@ fn a_dropped_replica_link_resumes_with_a_partial_resync() {
 
 #[test]
 fn redis_cli_downloads_a_snapshot_and_follows_the_stream_over_tls() {
-    let primary = Server::start();
+    let primary = Server::with(primary_opts());
     let mut p = primary.conn(Mode::Plain);
     populate_with_dbs(&mut p);
     let dir = TempDir::new("repl-rdb");
@@ -256,7 +264,7 @@ fn redis_cli_downloads_a_snapshot_and_follows_the_stream_over_tls() {
 
 #[test]
 fn a_replica_that_stops_reading_is_cut_off_at_its_output_limit() {
-    let primary = Server::with(Opts::default().arg("client-output-buffer-limit", "replica 1mb 0 0"));
+    let primary = Server::with(primary_opts().arg("client-output-buffer-limit", "replica 1mb 0 0"));
     let mut p = primary.conn(Mode::Plain);
     let mut link = primary.raw(Mode::Plain);
     link.send(&resp(&[b"PSYNC", b"?", b"-1"]));
@@ -332,7 +340,7 @@ fn ferrokey_follows_a_redis_server_primary_plain_and_tls() {
         let port = if mode == Mode::Tls { tls_port } else { primary.port };
         let () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(port).query(&mut r).unwrap();
         in_sync(&mut p, &mut r);
-        mixed_writes_on(primary.raw(), 20_000, 6);
+        mixed_writes_on(primary.raw(), 50_000, 6);
         in_sync(&mut p, &mut r);
         assert_same(&mut p, &mut r);
         let refused = redis::cmd("SET").arg("k").arg("v").query::<()>(&mut r).unwrap_err();
@@ -349,7 +357,7 @@ fn ferrokey_follows_a_redis_server_primary_plain_and_tls() {
 
 #[test]
 fn a_ferrokey_replica_resumes_partially_and_keeps_the_history_when_promoted() {
-    let primary = Server::start();
+    let primary = Server::with(primary_opts());
     let mut p = primary.conn(Mode::Plain);
     mixed_writes(&primary, Mode::Plain, 2_000, 7);
     let replica = Server::with(tls_replica_opts());
@@ -448,9 +456,14 @@ impl Drop for Sentinel {
 
 #[test]
 fn sentinel_fails_over_a_ferrokey_primary_and_no_acknowledged_write_is_lost() {
-    let primary = Server::start();
+    let primary = Server::with(primary_opts());
     let mut p = primary.conn(Mode::Plain);
-    let replicas = [Server::with(tls_replica_opts()), Server::with(tls_replica_opts())];
+    let replica_opts = || {
+        let mut o = tls_replica_opts();
+        o.extra.extend(["--repl-diskless-sync-delay".into(), "0".into()]);
+        o
+    };
+    let replicas = [Server::with(replica_opts()), Server::with(replica_opts())];
     let mut conns: Vec<Connection> = replicas.iter().map(|r| r.conn(Mode::Plain)).collect();
     for c in &mut conns {
         let () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(primary.tls_port).query(c).unwrap();
@@ -501,4 +514,68 @@ fn sentinel_fails_over_a_ferrokey_primary_and_no_acknowledged_write_is_lost() {
     in_sync(&mut m, &mut o);
     assert_same(&mut m, &mut o);
     assert_eq!(info(&mut m, "stats", "sync_full"), "0", "the other replica resynced in full");
+}
+
+/// A fake primary's side of one link: answers the handshake, then sends `after_psync`.
+fn fake_primary_link(listener: &std::net::TcpListener, after_psync: &[u8]) -> std::net::TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let mut stream = None;
+    eventually("the replica to connect", || {
+        stream = listener.accept().ok().map(|(s, _)| s);
+        stream.is_some()
+    });
+    let mut stream = stream.unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    loop {
+        let request = read_reply(&mut stream);
+        let text = String::from_utf8_lossy(&request).to_ascii_uppercase();
+        let answer: &[u8] = if text.contains("\r\nPING\r\n") { b"+PONG\r\n" } else { b"+OK\r\n" };
+        if text.contains("\r\nPSYNC\r\n") {
+            std::io::Write::write_all(
+                &mut stream,
+                format!("+FULLRESYNC {} 0\r\n", "a".repeat(40)).as_bytes(),
+            )
+            .unwrap();
+            std::io::Write::write_all(&mut stream, after_psync).unwrap();
+            return stream;
+        }
+        std::io::Write::write_all(&mut stream, answer).unwrap();
+    }
+}
+
+#[test]
+fn a_damaged_snapshot_or_stream_from_the_primary_drops_the_link_and_the_replica_serves_on() {
+    let donor = Server::start();
+    let () = redis::cmd("SAVE").query(&mut donor.conn(Mode::Plain)).unwrap();
+    let rdb = std::fs::read(donor.data_dir.join("dump.rdb")).unwrap();
+    let bulk = |body: &[u8]| [format!("${}\r\n", body.len()).as_bytes(), body].concat();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let replica = Server::start();
+    let mut r = replica.conn(Mode::Plain);
+    let () = redis::cmd("SET").arg("kept").arg("1").query(&mut r).unwrap();
+    let () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(port).query(&mut r).unwrap();
+    // A snapshot with a flipped byte: refused before anything here is replaced.
+    let mut damaged = rdb.clone();
+    damaged[rdb.len() / 2] ^= 0x40;
+    let first = fake_primary_link(&listener, &bulk(&damaged));
+    assert!(replica.wait_log("the primary's snapshot is damaged"));
+    drop(first);
+    let v: String = redis::cmd("GET").arg("kept").query(&mut r).unwrap();
+    assert_eq!(v, "1", "a refused snapshot must not replace the data");
+    // A truncated transfer: the link ends, the data stays.
+    let second = fake_primary_link(&listener, &bulk(&rdb)[..rdb.len() / 2]);
+    drop(second);
+    assert!(replica.wait_log_count("Error condition on socket for SYNC", 1));
+    let v: String = redis::cmd("GET").arg("kept").query(&mut r).unwrap();
+    assert_eq!(v, "1");
+    // A good snapshot, then a stream that breaks the protocol: the link drops and comes back.
+    let mut garbage = bulk(&rdb);
+    garbage.extend_from_slice(b"*2\r\n$3\r\nSET\r\n$-9\r\n\x00\xffgarbage");
+    let _third = fake_primary_link(&listener, &garbage);
+    assert!(replica.wait_log("the primary's stream is malformed"));
+    let _fourth = fake_primary_link(&listener, b"");
+    let pong: String = redis::cmd("PING").query(&mut r).unwrap();
+    assert_eq!(pong, "PONG");
 }

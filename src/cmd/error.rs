@@ -77,6 +77,9 @@ pub(crate) enum CmdError {
          the Redis logs for details about the RDB error."
     )]
     Misconf,
+    /// A replica whose link is down, with `replica-serve-stale-data no`.
+    #[error("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.")]
+    MasterDown,
     /// A write sent to a replica (`replica-read-only yes`).
     #[error("READONLY You can't write against a read only replica.")]
     ReadOnly,

@@ -87,6 +87,8 @@ fn replconf(s: &mut Session, args: &[Bytes]) -> CmdResult {
             () if is(opt, "capa") => {
                 if is(value, "psync2") {
                     s.replconf.psync2 = true;
+                } else if is(value, "eof") {
+                    s.replconf.eof = true;
                 }
             }
             () if is(opt, "rdb-only") => match args::int(value)? {

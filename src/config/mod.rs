@@ -114,12 +114,16 @@ directives! {
     "tls-session-cache-timeout" => tls_session_cache_timeout: u64 = 300, true;
     "tls-replication" => tls_replication: bool = false, true;
     "repl-backlog-size" => repl_backlog_size: Memory = Memory(1 << 20), true;
+    "repl-diskless-sync" => repl_diskless_sync: bool = true, true;
+    "repl-diskless-sync-delay" => repl_diskless_sync_delay: u64 = 5, true;
     "repl-ping-replica-period" => repl_ping_replica_period: u64 = 10, true;
     "repl-timeout" => repl_timeout: u64 = 60, true;
     "replicaof" => replicaof: Vec<String> = Vec::new(), false;
     "masterauth" => masterauth: String = String::new(), true;
     "masteruser" => masteruser: String = String::new(), true;
     "replica-read-only" => replica_read_only: bool = true, true;
+    "replica-serve-stale-data" => replica_serve_stale_data: bool = true, true;
+    "repl-backlog-ttl" => repl_backlog_ttl: u64 = 3600, true;
     "replica-announce-ip" => replica_announce_ip: String = String::new(), true;
     "replica-announce-port" => replica_announce_port: u16 = 0, true;
     "replica-priority" => replica_priority: u64 = 100, true;

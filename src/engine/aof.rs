@@ -951,6 +951,7 @@ async fn start_rewrite(core: &Rc<Core>, turning_on: bool) -> Result<Started, Sav
             target: None,
             dir: aof_dir,
             form,
+            stream: None,
         };
         let started = Instant::now();
         let result = snapshot::write(&core, None, &claim, snapshot::BGSAVE_PIECE, &cut, &output).await;

@@ -56,11 +56,16 @@ impl Session {
                     let why = self.core.global.persistence().aof.write_error.clone().unwrap_or_default();
                     return Err(CmdError::AofMisconf(why));
                 }
-                if writes
-                    && self.core.global.following.load(std::sync::atomic::Ordering::Relaxed)
-                    && self.core.with_config(|c| c.replica_read_only)
-                {
-                    return Err(CmdError::ReadOnly);
+                if self.core.global.following.load(std::sync::atomic::Ordering::Relaxed) {
+                    if writes && self.core.with_config(|c| c.replica_read_only) {
+                        return Err(CmdError::ReadOnly);
+                    }
+                    if !cmd.flags.contains(crate::engine::spec::flag::STALE)
+                        && !self.core.with_config(|c| c.replica_serve_stale_data)
+                        && !crate::engine::replica::link_up(&self.core)
+                    {
+                        return Err(CmdError::MasterDown);
+                    }
                 }
                 if writes {
                     let (min, max_lag) =

@@ -407,6 +407,17 @@ impl Journal {
         }
     }
 
+    /// Frees the replication buffer (`repl-backlog-ttl`); returns its last offset, and whether
+    /// logging stays on (for the AOF). Call it with every gate held.
+    pub(crate) fn stop_replication(&self) -> (Option<u64>, bool) {
+        let mut st = self.lock();
+        let offset = st.backlog.take().map(|b| b.offset());
+        st.proxy = false;
+        let active = st.aof;
+        self.active.store(active, Ordering::Release);
+        (offset, active)
+    }
+
     /// Runs `f` on the replication buffer, if replication has started.
     pub(crate) fn with_backlog<R>(&self, f: impl FnOnce(&mut Backlog) -> R) -> Option<R> {
         self.lock().backlog.as_mut().map(f)

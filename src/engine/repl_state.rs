@@ -108,6 +108,8 @@ pub(crate) struct ReplState {
     pub(crate) master: Option<MasterLink>,
     /// Changes with each REPLICAOF: a link of an older one stops.
     pub(crate) master_generation: u64,
+    /// Since when no replica is attached (`repl-backlog-ttl`).
+    pub(crate) no_replicas_since: Option<Instant>,
 }
 
 /// A replication id that no history has: 40 hex digits.
@@ -144,6 +146,7 @@ impl Default for ReplState {
             ack_waiters: Vec::new(),
             master: None,
             master_generation: 0,
+            no_replicas_since: None,
         }
     }
 }

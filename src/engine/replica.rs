@@ -357,8 +357,22 @@ impl Link {
     }
 
     /// Writes the snapshot's bytes to `file`: `$<len>` of them, or up to the `$EOF:<mark>`
-    /// mark. Returns how many.
+    /// mark, checking them as they pass ([`Verify`]). Returns how many.
     async fn receive(&mut self, header: &str, file: &glommio::io::BufferedFile) -> Result<u64, LinkError> {
+        let mut verify = Verify::default();
+        let n = self.receive_into(header, file, &mut verify).await?;
+        verify.check().map_err(|e| {
+            LinkError::Refused(format!("the primary's snapshot is damaged ({e}); the data here is kept"))
+        })?;
+        Ok(n)
+    }
+
+    async fn receive_into(
+        &mut self,
+        header: &str,
+        file: &glommio::io::BufferedFile,
+        verify: &mut Verify,
+    ) -> Result<u64, LinkError> {
         let body = header.strip_prefix('$').ok_or_else(|| {
             LinkError::Master(format!("Bad protocol from MASTER, the first byte is not '$': {header}"))
         })?;
@@ -371,12 +385,14 @@ impl Link {
             loop {
                 if let Some(at) = self.buf.windows(40).position(|w| w == mark.as_slice()) {
                     let last = self.buf.split_to(at + 40);
+                    verify.update(&last[..at]);
                     pos += write(file, pos, &last[..at]).await?;
                     return Ok(pos);
                 }
                 // Keep what may be the start of the mark.
                 let keep = self.buf.len().min(39);
                 let done = self.buf.split_to(self.buf.len() - keep);
+                verify.update(&done);
                 pos += write(file, pos, &done).await?;
                 self.fill().await?;
             }
@@ -388,6 +404,7 @@ impl Link {
             }
             let take = self.buf.len().min(usize::try_from(len - pos).unwrap_or(usize::MAX));
             let part = self.buf.split_to(take);
+            verify.update(&part);
             pos += write(file, pos, &part).await?;
         }
         Ok(pos)
@@ -486,6 +503,54 @@ impl Link {
     }
 }
 
+/// Checks a snapshot as it arrives: Redis's RDB header with a version this server reads, and
+/// the CRC64 trailer over everything before it (zero when the primary does not checksum), so
+/// that a damaged transfer is refused before this server's data is replaced.
+#[derive(Default)]
+struct Verify {
+    crc: u64,
+    /// The first 9 bytes (`REDIS` and the version).
+    head: Vec<u8>,
+    /// The last 8 bytes seen: the trailer, once everything has passed.
+    tail: Vec<u8>,
+}
+
+impl Verify {
+    fn update(&mut self, bytes: &[u8]) {
+        if self.head.len() < 9 {
+            let take = (9 - self.head.len()).min(bytes.len());
+            self.head.extend_from_slice(&bytes[..take]);
+        }
+        self.tail.extend_from_slice(bytes);
+        if self.tail.len() > 8 {
+            let n = self.tail.len() - 8;
+            self.crc = crate::storage::rdb::crc64::crc64(self.crc, &self.tail[..n]);
+            self.tail.drain(..n);
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let version = self
+            .head
+            .strip_prefix(b"REDIS")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse::<u16>().ok())
+            .ok_or("not an RDB file")?;
+        if !(1..=crate::storage::rdb::MAX_VERSION).contains(&version) {
+            return Err(format!(
+                "RDB version {version}, this server reads 1 to {}",
+                crate::storage::rdb::MAX_VERSION
+            ));
+        }
+        let stored =
+            <[u8; 8]>::try_from(self.tail.as_slice()).map(u64::from_le_bytes).map_err(|_| "truncated")?;
+        if stored != 0 && stored != self.crc {
+            return Err(format!("checksum {stored:016x}, computed {:016x}", self.crc));
+        }
+        Ok(())
+    }
+}
+
 /// The port this replica announces: `replica-announce-port`, else its TLS port when the link
 /// is TLS (the port that works for whoever reads it from the primary), else its plain port.
 fn announced_port(config: &crate::config::Config) -> u16 {
@@ -513,6 +578,12 @@ fn glommio_io(e: glommio::GlommioError<()>) -> LinkError {
     LinkError::Io(std::io::Error::other(e.to_string()))
 }
 
+/// Whether the link to the primary is up (following the stream).
+#[must_use]
+pub(crate) fn link_up(core: &Core) -> bool {
+    core.global.replication().master.as_ref().is_some_and(|m| m.state == LinkState::Connected)
+}
+
 /// The link's state as ROLE names it.
 #[must_use]
 pub(crate) fn role_state(state: LinkState) -> &'static str {
@@ -521,5 +592,39 @@ pub(crate) fn role_state(state: LinkState) -> &'static str {
         LinkState::Connecting | LinkState::Handshake => "connecting",
         LinkState::Transfer => "sync",
         LinkState::Connected => "connected",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rdb() -> Vec<u8> {
+        let mut file = crate::storage::rdb::file::header(&[("redis-ver", b"7.0.15")]);
+        let crc = crate::storage::rdb::crc64::crc64(0, &file);
+        file.extend(crate::storage::rdb::file::trailer(crc, true));
+        file
+    }
+
+    #[test]
+    fn a_snapshot_checks_in_any_split_and_damage_is_refused() {
+        let good = rdb();
+        for split in 0..good.len() {
+            let mut v = Verify::default();
+            v.update(&good[..split]);
+            v.update(&good[split..]);
+            assert_eq!(v.check(), Ok(()), "split at {split}");
+        }
+        let mut flipped = good.clone();
+        flipped[12] ^= 1;
+        let mut v = Verify::default();
+        v.update(&flipped);
+        assert!(v.check().unwrap_err().starts_with("checksum"));
+        let mut v = Verify::default();
+        v.update(&good[..good.len() - 3]);
+        assert!(v.check().is_err());
+        let mut v = Verify::default();
+        v.update(b"garbage that is not a dump at all");
+        assert_eq!(v.check(), Err("not an RDB file".into()));
     }
 }

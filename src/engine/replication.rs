@@ -48,6 +48,8 @@ pub(crate) struct ReplConf {
     pub(crate) ip: Option<String>,
     /// `capa psync2`: it understands `+CONTINUE <replid>`.
     pub(crate) psync2: bool,
+    /// `capa eof`: it reads a diskless transfer (`$EOF:<mark>`).
+    pub(crate) eof: bool,
     /// `rdb-only 1`: it wants the snapshot alone (redis-cli --rdb).
     pub(crate) rdb_only: bool,
 }
@@ -77,6 +79,7 @@ where
     let ip = request.conf.ip.clone().unwrap_or_else(|| client.addr.ip().to_string());
     let name = format!("{ip}:{}", request.conf.port);
     client.replica.set(true);
+    global.replication().no_replicas_since = None;
     global.replication().replicas.push(Replica {
         id: client.id,
         ip,
@@ -88,7 +91,13 @@ where
     tracing::info!("Replica {name} asks for synchronization");
     let mut link = Link { stream, core, client, rbuf: unread, parser: RequestParser::new() };
     let why = link.run(&request, &name).await;
-    global.replication().replicas.retain(|r| r.id != client.id);
+    {
+        let mut st = global.replication();
+        st.replicas.retain(|r| r.id != client.id);
+        if st.replicas.is_empty() {
+            st.no_replicas_since = Some(Instant::now());
+        }
+    }
     global.journal.with_backlog(|b| b.release(client.id));
     tracing::info!("Connection with replica {name} lost: {why}");
     why
@@ -173,14 +182,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
         let core = self.core.clone();
         let global = &core.global;
         global.replication().sync_full += 1;
+        let config = core.config();
+        let diskless = config.repl_diskless_sync && request.conf.eof;
+        if diskless && config.repl_diskless_sync_delay > 0 {
+            self.keep_alive(glommio::timer::sleep(Duration::from_secs(config.repl_diskless_sync_delay)))
+                .await?;
+        }
         let id = Cell::new(0);
-        let outcome = loop {
+        let (outcome, parts) = loop {
             let at_cut = async |tx: &Tx, snapshot: u64| {
                 id.set(snapshot);
                 start_stream(&core, tx, snapshot).await;
             };
-            match snapshot::background_save(&core, at_cut).await {
-                Ok(outcome) => break outcome,
+            let (sender, parts) = match diskless {
+                true => {
+                    let (sender, parts) = futures::channel::mpsc::channel(2);
+                    (Some(sender), Some(parts))
+                }
+                false => (None, None),
+            };
+            match snapshot::background_save(&core, at_cut, sender).await {
+                Ok(outcome) => break (outcome, parts),
                 // Another save (or rewrite) runs: its cut is not ours; start when it ends.
                 Err(SaveError::InProgress | SaveError::RewriteInProgress) => {
                     self.keep_alive(glommio::timer::sleep(Duration::from_millis(100))).await?;
@@ -192,8 +214,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
             }
         };
         let id = id.get();
-        tracing::info!("Starting BGSAVE for SYNC with target: disk");
-        let result = self.send_snapshot(request, id, outcome).await;
+        tracing::info!(
+            "Starting BGSAVE for SYNC with target: {}",
+            if diskless { "replicas sockets" } else { "disk" }
+        );
+        let result = self.send_snapshot(request, id, outcome, parts).await;
         global.journal.with_backlog(|b| {
             if result.is_ok() {
                 // The stream from the cut on passes from the sync to this link.
@@ -211,12 +236,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
         request: &SyncRequest,
         id: u64,
         outcome: futures::channel::oneshot::Receiver<Result<snapshot::Saved, SaveError>>,
+        parts: Option<futures::channel::mpsc::Receiver<Vec<u8>>>,
     ) -> Result<(), ConnError> {
         let global = &self.core.global;
         let offset = global.journal.sync_point(id).await;
         if request.psync.is_some() {
             let replid = global.replication().replid.clone();
             self.send(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes()).await?;
+        }
+        if let Some(mut parts) = parts {
+            // Diskless: the parts as the cores make them, between `$EOF:<mark>` and the mark.
+            self.set_state(ReplicaState::SendBulk);
+            let mark = new_replid();
+            self.send(format!("$EOF:{mark}\r\n").as_bytes()).await?;
+            while let Some(part) = futures::StreamExt::next(&mut parts).await {
+                self.send_while_held(&part, sync_holder(id)).await?;
+            }
+            match outcome.await {
+                Ok(Ok(_)) => self.send(mark.as_bytes()).await?,
+                _ => return Err(ConnError::Closed),
+            }
+            self.set_state(ReplicaState::Online);
+            return Ok(());
         }
         let saved = self.keep_alive(outcome).await?;
         match saved {
@@ -421,9 +462,24 @@ async fn start_stream(core: &Core, tx: &Tx, id: u64) {
 /// Once a second on core 0: the replicas' PING every `repl-ping-replica-period` seconds (it
 /// keeps their links from timing out, and moves the offset they acknowledge), and the
 /// backlog's size as configured.
-pub(crate) fn tick(core: &Core, last_ping: &mut Instant) {
+pub(crate) async fn tick(core: &Core, last_ping: &mut Instant) {
     let global = &core.global;
     let config = core.config();
+    let unused = {
+        let st = global.replication();
+        st.master.is_none()
+            && st.replicas.is_empty()
+            && config.repl_backlog_ttl > 0
+            && st.no_replicas_since.is_some_and(|t| t.elapsed().as_secs() >= config.repl_backlog_ttl)
+    };
+    if unused && global.journal.with_backlog(|_| ()).is_some() {
+        free_stream(core).await;
+        tracing::info!(
+            "Replication backlog freed after {} seconds without connected replicas.",
+            config.repl_backlog_ttl
+        );
+        return;
+    }
     global
         .journal
         .with_backlog(|b| b.configure(config.repl_backlog_size.0, config.client_output_buffer_limit.replica));
@@ -435,6 +491,26 @@ pub(crate) fn tick(core: &Core, last_ping: &mut Instant) {
         *last_ping = Instant::now();
         global.journal.feed_now(&[b"PING"]);
     }
+}
+
+/// `repl-backlog-ttl` passed without replicas: the buffer goes, and with it the history (a
+/// replica that comes later syncs in full, under a new id); the shards log only for the AOF.
+async fn free_stream(core: &Core) {
+    let shards = (0..core.router.shards()).map(crate::engine::slot::ShardId).collect();
+    let Ok(tx) = core.router.begin(shards).await else { return };
+    let (offset, active) = core.global.journal.stop_replication();
+    {
+        let mut st = core.global.replication();
+        st.offset = offset.unwrap_or(st.offset);
+        st.replid = new_replid();
+        st.replid2 = NO_REPLID.into();
+        st.second_offset = -1;
+        st.no_replicas_since = None;
+    }
+    for &s in tx.shards() {
+        let _ = tx.run(s, move |sh: &mut Shard| sh.set_journaling(active)).await;
+    }
+    tx.release().await;
 }
 
 /// After a promotion: the replication buffer takes the shards' writes again, so every shard

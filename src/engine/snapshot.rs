@@ -336,19 +336,22 @@ pub(crate) async fn save(core: &Rc<Core>, tx: Option<&Tx>, other: OnRunning) -> 
 /// # Errors
 /// Another save running, or an unreachable shard.
 pub(crate) async fn bgsave(core: &Rc<Core>) -> Result<(), SaveError> {
-    background_save(core, async |_, _| {}).await.map(drop)
+    background_save(core, async |_, _| {}, None).await.map(drop)
 }
 
 /// A background save of the dump file whose cut also runs `at_cut` (with the snapshot's id):
 /// a replica's full sync marks the journal there. The receiver gets the outcome once the file
-/// is in place.
+/// is in place. With `stream`, a diskless sync: the bytes go there, and the save leaves the
+/// persistence figures (LASTSAVE, changes since the last save) as they were, as Redis does.
 ///
 /// # Errors
 /// Another save running, or an unreachable shard.
 pub(crate) async fn background_save(
     core: &Rc<Core>,
     at_cut: impl AsyncFnOnce(&Tx, u64),
+    stream: Option<mpsc::Sender<Vec<u8>>>,
 ) -> Result<oneshot::Receiver<Result<Saved, SaveError>>, SaveError> {
+    let diskless = stream.is_some();
     let claim = claim(&core.global, SaveKind::Background, OnRunning::Refuse)?;
     let id = claim.id;
     let cut = match cut_everywhere(core, id, false, async |tx| at_cut(tx, id).await).await {
@@ -366,13 +369,22 @@ pub(crate) async fn background_save(
     let core = core.clone();
     let (done, outcome) = oneshot::channel();
     glommio::spawn_local(async move {
-        let output = Output::dump(&core.config(), claim.id);
+        let output = Output { stream, ..Output::dump(&core.config(), claim.id) };
         let result = write(&core, None, &claim, BGSAVE_PIECE, &cut, &output).await;
+        drop(output);
         if result.is_err() && !claim.cancelled.load(Ordering::Acquire) {
             abort_everywhere(&core, claim.id).await;
         }
         let result = result.map(|saved| (saved, cut));
-        finish(&core.global, &claim, true, &result);
+        if diskless {
+            release_claim(&core.global, &claim);
+            match &result {
+                Ok(_) => tracing::info!("Diskless replication snapshot sent"),
+                Err(e) => tracing::warn!("Diskless replication snapshot failed: {e}"),
+            }
+        } else {
+            finish(&core.global, &claim, true, &result);
+        }
         let _ = done.send(result.map(|(saved, _)| saved));
     })
     .detach();
@@ -417,6 +429,9 @@ pub(crate) struct Output {
     pub(crate) target: Option<PathBuf>,
     /// The form: RDB (with its `aof-base` aux field: 1 for an AOF base), or commands.
     pub(crate) form: Form,
+    /// A diskless replication sync: the bytes go to this channel (a replica's link), not to
+    /// `temp`, and nothing is renamed.
+    pub(crate) stream: Option<mpsc::Sender<Vec<u8>>>,
 }
 
 /// The form of a snapshot file.
@@ -440,6 +455,7 @@ impl Output {
             target: Some(dir.join(&config.dbfilename)),
             dir,
             form: Form::Rdb { aof_base: false },
+            stream: None,
         }
     }
 }
@@ -457,7 +473,10 @@ pub(crate) async fn write(
 ) -> Result<Saved, SaveError> {
     let config = core.config();
     let temp = &output.temp;
-    let mut writer = Writer::create(temp).await?;
+    let mut writer = match &output.stream {
+        Some(sender) => Writer { out: Out::Stream(sender.clone()), pos: 0, crc: 0, temp: temp.clone() },
+        None => Writer::create(temp).await?,
+    };
     let written = async {
         if let Form::Rdb { aof_base } = output.form {
             let used = crate::memory::used([crate::memory::here()]).to_string();
@@ -665,6 +684,8 @@ struct Writer {
 enum Out {
     Direct(glommio::io::DmaStreamWriter),
     Buffered(glommio::io::BufferedFile),
+    /// A replica's link (a diskless sync): it writes the bytes to its socket.
+    Stream(mpsc::Sender<Vec<u8>>),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(glommio::GlommioError<()>) -> SaveError {
@@ -704,6 +725,13 @@ impl Writer {
                     .map_err(|source| SaveError::Io { path: self.temp.clone(), source })?;
                 self.pos += bytes.len() as u64;
             }
+            Out::Stream(sender) => {
+                self.pos += bytes.len() as u64;
+                futures::SinkExt::send(sender, bytes).await.map_err(|_| SaveError::Io {
+                    path: self.temp.clone(),
+                    source: std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the replica's link ended"),
+                })?;
+            }
             Out::Buffered(file) => {
                 let mut rest = bytes;
                 while !rest.is_empty() {
@@ -726,6 +754,8 @@ impl Writer {
     async fn commit(self, target: Option<&Path>, dir: &Path) -> Result<(), SaveError> {
         let Writer { out, temp, .. } = self;
         let synced = match out {
+            // The link sends the end mark once the save reports success.
+            Out::Stream(_) => return Ok(()),
             Out::Direct(mut stream) => {
                 // Closing syncs the data, then trims the last block's padding; the second sync
                 // makes the final size durable too.
@@ -766,6 +796,7 @@ impl Writer {
     /// Closes and removes the unfinished file.
     async fn discard(self) {
         match self.out {
+            Out::Stream(_) => return,
             Out::Direct(mut stream) => {
                 let _ = futures::AsyncWriteExt::close(&mut stream).await;
             }
