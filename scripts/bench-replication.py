@@ -8,7 +8,8 @@ For each primary (redis-server, then ferrokey; ROUNDS times, interleaved):
     (sampled every 20 ms), and the time from a write on the primary to its visibility on a
     replica (a probe SET, then GETs on the replica until it shows);
   - a full sync of KEYS keys over TLS: from REPLICAOF to the replica's link up with every key.
-redis-server runs with repl-diskless-sync-delay 0 (its default 5 s would only add waiting).
+Both run with repl-diskless-sync-delay 0 (the default 5 s would only add waiting); diskless syncs
+(both defaults) unless FERROKEY_ARGS says otherwise for ferrokey.
 
 Usage: scripts/bench-replication.py [--rounds R] [--requests N] [--keys K]
 """
@@ -24,6 +25,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FK = os.path.join(ROOT, "target/release/ferrokey-server")
+# FERROKEY_ARGS: more arguments for ferrokey (`--repl-diskless-sync no` for disk-backed syncs).
+FK_EXTRA = os.environ.get("FERROKEY_ARGS", "").split()
 
 
 def free_port():
@@ -123,7 +126,7 @@ class Env:
                                                "--logfile", os.path.join(d, "log")]
             out = subprocess.DEVNULL
         else:
-            cmd = [FK] + common + ["--threads", "2"]
+            cmd = [FK] + common + ["--threads", "2", "--repl-diskless-sync-delay", "0"] + FK_EXTRA
             out = open(os.path.join(d, "log"), "w")
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
         self.procs.append(p)
