@@ -367,8 +367,15 @@ fn a_ferrokey_replica_resumes_partially_and_keeps_the_history_when_promoted() {
     mixed_writes(&primary, Mode::Tls, 5_000, 8);
     in_sync(&mut p, &mut r);
     assert_same(&mut p, &mut r);
+    // The stream's last SELECT is 3 when the link drops: after +CONTINUE, which names no
+    // database, the next write still belongs to database 3.
+    let mut in3 = primary.conn(Mode::Plain);
+    let () = redis::cmd("SELECT").arg(3).query(&mut in3).unwrap();
+    let () = redis::cmd("SET").arg("before-drop").arg("3").query(&mut in3).unwrap();
+    in_sync(&mut p, &mut r);
     let killed: i64 = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("replica").query(&mut p).unwrap();
     assert_eq!(killed, 1);
+    let () = redis::cmd("SET").arg("after-drop").arg("3").query(&mut in3).unwrap();
     mixed_writes(&primary, Mode::Plain, 2_000, 9);
     eventually("the partial resync", || info(&mut p, "stats", "sync_partial_ok") == "1");
     in_sync(&mut p, &mut r);

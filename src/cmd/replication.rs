@@ -63,6 +63,10 @@ fn sync(s: &mut Session, args: &[Bytes]) -> CmdResult {
     if args.len() > 3 {
         return Err(CmdError::WrongArity("psync".into()));
     }
+    // A replica serves replicas only the data it follows, once it does.
+    if s.core.global.following.load(std::sync::atomic::Ordering::Acquire) && !replica::link_up(&s.core) {
+        return Err(CmdError::msg("NOMASTERLINK Can't SYNC while not connected with my master"));
+    }
     s.handover = Some(replication::request(args, &s.replconf));
     Ok(Reply::Several(Vec::new()))
 }
@@ -138,6 +142,7 @@ async fn replicaof(s: &mut Session, args: &[Bytes]) -> CmdResult {
             // let go of the gates.
             let core = s.core.clone();
             glommio::spawn_local(async move { replication::stream_from_shards(&core).await }).detach();
+            replication::disconnect_replicas(&s.core).await;
         }
         return Ok(Reply::Ok);
     }

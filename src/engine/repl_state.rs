@@ -57,6 +57,8 @@ pub(crate) struct MasterLink {
     pub(crate) down_since: Instant,
     /// Whether this server holds a copy of the primary's data (a PSYNC may continue it).
     pub(crate) synced: bool,
+    /// The database the primary's stream last selected (a `+CONTINUE` does not repeat it).
+    pub(crate) db: usize,
 }
 
 impl MasterLink {
@@ -64,7 +66,15 @@ impl MasterLink {
     #[must_use]
     pub(crate) fn new(host: String, port: u16) -> MasterLink {
         let now = Instant::now();
-        MasterLink { host, port, state: LinkState::Connect, last_io: now, down_since: now, synced: false }
+        MasterLink {
+            host,
+            port,
+            state: LinkState::Connect,
+            last_io: now,
+            down_since: now,
+            synced: false,
+            db: 0,
+        }
     }
 }
 

@@ -72,7 +72,7 @@ pub(crate) fn follow(core: &Rc<Core>, target: Option<(String, u16)>) {
                 if st.master.take().is_some() {
                     // The primary's history is ours now; new writes start a new one.
                     st.replid2 = std::mem::replace(&mut st.replid, new_replid());
-                    st.second_offset = i64::try_from(st.offset).unwrap_or(i64::MAX) + 1;
+                    st.second_offset = i64::try_from(st.offset).unwrap_or(i64::MAX).saturating_add(1);
                     global.journal.set_proxy(false);
                     tracing::info!("MASTER MODE enabled");
                 }
@@ -274,7 +274,13 @@ impl Link {
         let reply = self.request(&[b"PSYNC", replid.as_bytes(), offset.as_bytes()]).await?;
         if let Some(rest) = reply.strip_prefix("+FULLRESYNC ") {
             let mut parts = rest.split(' ');
-            let (Some(id), Some(Ok(offset))) = (parts.next(), parts.next().map(str::parse::<u64>)) else {
+            // As Redis, a signed offset; far from overflowing whatever is added to it.
+            let offset = parts
+                .clone()
+                .nth(1)
+                .and_then(|o| o.parse::<i64>().ok())
+                .filter(|o| (0..i64::MAX / 2).contains(o));
+            let (Some(id), Some(offset)) = (parts.next(), offset.map(|o| o as u64)) else {
                 return Err(LinkError::Protocol(format!("bad +FULLRESYNC line: {reply}")));
             };
             tracing::info!("Full resync from master: {id}:{offset}");
@@ -282,13 +288,19 @@ impl Link {
         } else if let Some(rest) = reply.strip_prefix("+CONTINUE") {
             let id = rest.trim();
             tracing::info!("Successful partial resynchronization with master.");
-            let mut st = self.core.global.replication();
-            if !id.is_empty() && id != st.replid {
-                // The primary changed history (it was promoted): ours continues under its id.
-                st.replid2 = std::mem::replace(&mut st.replid, id.to_owned());
-                st.second_offset = i64::try_from(st.offset).unwrap_or(i64::MAX) + 1;
+            let changed = {
+                let mut st = self.core.global.replication();
+                let changed = !id.is_empty() && id != st.replid;
+                if changed {
+                    // The primary changed history (it was promoted): ours continues under its id.
+                    st.replid2 = std::mem::replace(&mut st.replid, id.to_owned());
+                    st.second_offset = i64::try_from(st.offset).unwrap_or(i64::MAX).saturating_add(1);
+                }
+                changed
+            };
+            if changed {
+                crate::engine::replication::disconnect_replicas(&self.core).await;
             }
-            drop(st);
             tracing::info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
             Ok(())
         } else {
@@ -327,10 +339,11 @@ impl Link {
             }
         };
         tracing::info!("MASTER <-> REPLICA sync: receiving {bytes} bytes from master to disk");
-        std::fs::rename(&temp, &target)?;
         if !current(&self.core, self.generation) {
+            let _ = std::fs::remove_file(&temp);
             return Err(LinkError::Stopped);
         }
+        std::fs::rename(&temp, &target)?;
         tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
         crate::engine::snapshot::reload(&self.core, true, false).await.map_err(|e| {
             LinkError::Refused(format!(
@@ -346,6 +359,7 @@ impl Link {
             st.offset = offset;
             if let Some(m) = st.master.as_mut() {
                 m.synced = true;
+                m.db = 0;
             }
         }
         // Our replicas' history restarts at the primary's offset. The shards log what they
@@ -412,6 +426,12 @@ impl Link {
 
     /// Applies the stream: each command through an internal session, the offset acknowledged
     /// every second and whenever the primary asks (`REPLCONF GETACK`).
+    ///
+    /// The offset moves, and the bytes go on to our own replicas, only once the commands are
+    /// applied and only at a command boundary outside a transaction: a link that drops inside
+    /// MULTI ... EXEC asks for the transaction again (as Redis's replica, which keeps its
+    /// offset at such boundaries). The selected database outlives the link, for a `+CONTINUE`
+    /// does not name it again.
     async fn apply_stream(&mut self) -> Result<(), LinkError> {
         set_link(&self.core, self.generation, LinkState::Connected);
         let core = self.core.clone();
@@ -419,34 +439,46 @@ impl Link {
         let mut session = Session::new(core.clone(), client);
         session.replaying = true;
         session.authed = true;
+        session.db = core.global.replication().master.as_ref().map_or(0, |m| m.db);
         let mut parser = RequestParser::new();
         let limits = Limits { max_bulk: 1 << 32, max_multibulk: i32::MAX as u64 };
         let mut out = BytesMut::new();
         let mut acked = Instant::now();
+        // The bytes read and not yet applied, as they came (the parser consumes `buf`).
+        let mut raw = self.buf.clone();
         self.ack().await?;
         loop {
             if !current(&core, self.generation) {
                 return Err(LinkError::Stopped);
             }
-            // Commands up to the end of what was read, or up to a GETACK.
+            // Commands up to the end of what was read, or up to a GETACK; a transaction only
+            // whole.
             let mut batch: Vec<Vec<Bytes>> = Vec::new();
-            let mut consumed = 0usize;
+            let (mut consumed, mut committed, mut committed_batch) = (0usize, 0usize, 0usize);
+            let mut in_multi = false;
             let mut getack = false;
-            // The raw bytes, to feed our own replicas what each command was on the wire.
-            let raw = self.buf.clone().freeze();
             loop {
                 let before = self.buf.len();
                 match parser.parse(&mut self.buf, &limits, true) {
                     Ok(Some(args)) => {
-                        let used = before - self.buf.len();
+                        consumed += before - self.buf.len();
+                        let name = &args[0];
                         let is_getack = args.len() >= 2
-                            && args[0].eq_ignore_ascii_case(b"replconf")
+                            && name.eq_ignore_ascii_case(b"replconf")
                             && args[1].eq_ignore_ascii_case(b"getack");
-                        if !is_getack && !args[0].eq_ignore_ascii_case(b"ping") {
+                        if name.eq_ignore_ascii_case(b"multi") {
+                            in_multi = true;
+                        } else if name.eq_ignore_ascii_case(b"exec") || name.eq_ignore_ascii_case(b"discard")
+                        {
+                            in_multi = false;
+                        }
+                        if !is_getack && !name.eq_ignore_ascii_case(b"ping") {
                             batch.push(args);
                         }
-                        self.feed(&raw[consumed..consumed + used], &mut consumed);
-                        if is_getack {
+                        if !in_multi {
+                            (committed, committed_batch) = (consumed, batch.len());
+                        }
+                        if is_getack && !in_multi {
                             getack = true;
                             break;
                         }
@@ -455,13 +487,24 @@ impl Link {
                     Err(e) => return Err(LinkError::Protocol(e.to_string())),
                 }
             }
+            if consumed > committed {
+                // An open transaction: its bytes wait, unparsed, for the rest of it.
+                batch.truncate(committed_batch);
+                self.buf = BytesMut::from(&raw[committed..]);
+                parser = RequestParser::new();
+            }
             if !batch.is_empty() {
                 crate::facade::Service::call(&mut session, &mut batch, &mut out).await;
                 out.clear();
             }
-            if consumed > 0 {
-                self.core.global.replication().offset += consumed as u64;
-                set_link(&self.core, self.generation, LinkState::Connected);
+            if committed > 0 {
+                let applied = raw.split_to(committed);
+                self.core.global.journal.feed_raw(&applied);
+                let mut st = self.core.global.replication();
+                st.offset += committed as u64;
+                if let Some(m) = st.master.as_mut() {
+                    m.db = session.db;
+                }
             }
             if getack {
                 self.ack().await?;
@@ -479,7 +522,11 @@ impl Link {
                 Either::Left((Ok(0), _)) => {
                     return Err(LinkError::Io(std::io::ErrorKind::UnexpectedEof.into()))
                 }
-                Either::Left((Ok(n), _)) => self.buf.extend_from_slice(&chunk[..n]),
+                Either::Left((Ok(n), _)) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    raw.extend_from_slice(&chunk[..n]);
+                    set_link(&self.core, self.generation, LinkState::Connected);
+                }
                 Either::Left((Err(e), _)) => return Err(e.into()),
                 Either::Right(_) => {
                     let silent = self.core.global.replication().master.as_ref().map(|m| m.last_io.elapsed());
@@ -489,12 +536,6 @@ impl Link {
                 }
             }
         }
-    }
-
-    /// The bytes of one applied command: counted, and fed as they came to our own replicas.
-    fn feed(&self, raw: &[u8], consumed: &mut usize) {
-        *consumed += raw.len();
-        self.core.global.journal.feed_raw(raw);
     }
 
     async fn ack(&mut self) -> Result<(), LinkError> {

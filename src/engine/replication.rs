@@ -324,9 +324,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
             match journal.with_backlog(|b| b.read(holder, CHUNK, &mut out)).flatten() {
                 None => return self.dropped(holder),
                 Some(0) => {
-                    if let Err(e) = self.check_timeout() {
-                        return e;
-                    }
                     let read = self.stream.read(&mut buf);
                     let tick = pin!(glommio::timer::sleep(Duration::from_secs(1)));
                     let (ready, killed) = (pin!(journal.repl_ready(holder)), pin!(Killed(self.client)));
@@ -334,6 +331,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
                         Either::Left((Ok(0), _)) => return ConnError::Eof,
                         Either::Left((Ok(n), _)) => self.rbuf.extend_from_slice(&buf[..n]),
                         Either::Left((Err(e), _)) => return ConnError::Io(e),
+                        // The timeout is judged after what the replica sent was read.
+                        Either::Right((Either::Right(_), _)) => {
+                            if let Err(e) = self.check_timeout() {
+                                return e;
+                            }
+                        }
                         Either::Right(_) => {}
                     }
                 }
@@ -388,6 +391,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
     /// stopped reading is dropped there for its output limit, and this write then ends too.
     async fn send_while_held(&mut self, bytes: &[u8], holder: u64) -> Result<(), ConnError> {
         let journal = self.core.global.journal.clone();
+        let timeout = Duration::from_secs(self.core.config().repl_timeout.max(1));
+        let started = Instant::now();
         let mut write = pin!(self.stream.write_all(bytes));
         loop {
             let tick = pin!(glommio::timer::sleep(Duration::from_millis(100)));
@@ -396,6 +401,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
                 Either::Right(_) => {
                     if journal.with_backlog(|b| b.pending(holder)).flatten().is_none() {
                         return Err(self.dropped(holder));
+                    }
+                    if self.client.is_killed() {
+                        return Err(ConnError::Closed);
+                    }
+                    // A replica that takes nothing for `repl-timeout` (Redis: "timedout replica").
+                    if started.elapsed() > timeout {
+                        tracing::warn!(
+                            "Disconnecting timedout replica (full sync or stream): {}",
+                            self.client.addr
+                        );
+                        return Err(ConnError::Closed);
                     }
                 }
             }
@@ -473,7 +489,9 @@ pub(crate) async fn tick(core: &Core, last_ping: &mut Instant) {
             && st.no_replicas_since.is_some_and(|t| t.elapsed().as_secs() >= config.repl_backlog_ttl)
     };
     if unused && global.journal.with_backlog(|_| ()).is_some() {
-        free_stream(core).await;
+        if !free_stream(core).await {
+            return;
+        }
         tracing::info!(
             "Replication backlog freed after {} seconds without connected replicas.",
             config.repl_backlog_ttl
@@ -495,9 +513,14 @@ pub(crate) async fn tick(core: &Core, last_ping: &mut Instant) {
 
 /// `repl-backlog-ttl` passed without replicas: the buffer goes, and with it the history (a
 /// replica that comes later syncs in full, under a new id); the shards log only for the AOF.
-async fn free_stream(core: &Core) {
+async fn free_stream(core: &Core) -> bool {
     let shards = (0..core.router.shards()).map(crate::engine::slot::ShardId).collect();
-    let Ok(tx) = core.router.begin(shards).await else { return };
+    let Ok(tx) = core.router.begin(shards).await else { return false };
+    // A replica that attached while the gates were taken keeps the stream.
+    if !core.global.replication().replicas.is_empty() {
+        tx.release().await;
+        return false;
+    }
     let (offset, active) = core.global.journal.stop_replication();
     {
         let mut st = core.global.replication();
@@ -511,6 +534,7 @@ async fn free_stream(core: &Core) {
         let _ = tx.run(s, move |sh: &mut Shard| sh.set_journaling(active)).await;
     }
     tx.release().await;
+    true
 }
 
 /// After a promotion: the replication buffer takes the shards' writes again, so every shard
@@ -526,6 +550,17 @@ pub(crate) async fn stream_from_shards(core: &Core) {
         }
         tx.release().await;
     }
+}
+
+/// The replication id changed (a promotion, or our primary's did): every replica's link ends,
+/// so that each learns the new id as it reconnects (a partial resync), as Redis does.
+pub(crate) async fn disconnect_replicas(core: &Core) {
+    let _ = core
+        .router
+        .each_core(|local| {
+            local.clients.borrow().values().filter(|c| c.replica.get()).for_each(|c| c.kill());
+        })
+        .await;
 }
 
 /// `master_repl_offset`.
