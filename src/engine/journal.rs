@@ -441,6 +441,12 @@ impl Journal {
         ReplReady { journal: self, holder }
     }
 
+    /// Ready once every group up to `ticket` is in the stream: a write's place in the
+    /// replication stream exists (WAIT), even when it waited in a lane behind a transaction.
+    pub(crate) fn in_stream(&self, ticket: u64) -> InStream<'_> {
+        InStream { journal: self, ticket }
+    }
+
     /// The stream offset at the cut of full sync `id`, once the journal has reached it (the
     /// cut's transaction is written after everything that was logged before it).
     pub(crate) fn sync_point(&self, id: u64) -> SyncPoint<'_> {
@@ -937,6 +943,27 @@ impl Future for ReplReady<'_> {
     }
 }
 
+/// See [`Journal::in_stream`].
+pub(crate) struct InStream<'a> {
+    journal: &'a Journal,
+    ticket: u64,
+}
+
+impl Future for InStream<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.journal.lock();
+        if st.frontier() >= self.ticket {
+            return Poll::Ready(());
+        }
+        if !st.repl_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            st.repl_waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
 /// See [`Journal::sync_point`].
 pub(crate) struct SyncPoint<'a> {
     journal: &'a Journal,
@@ -1081,5 +1108,17 @@ mod tests {
         j.publish(0, None, &mut effects(&[&[b"SET", b"a", b"1"]]));
         assert_eq!(j.buffered(), 0);
         assert_eq!(j.with_backlog(|b| b.offset()), Some(23 + 27));
+    }
+
+    #[test]
+    fn a_write_held_behind_a_transaction_is_in_the_stream_once_the_block_is() {
+        use futures::FutureExt;
+        let j = aof_journal(2);
+        j.mark_tx(9, &[0, 1], Marker::Rotate { id: 1 });
+        j.publish(0, None, &mut effects(&[&[b"SET", b"a", b"1"]]));
+        let ticket = j.last_ticket();
+        assert!(j.in_stream(ticket).now_or_never().is_none(), "held behind transaction 9");
+        j.seal(9);
+        assert!(j.in_stream(ticket).now_or_never().is_some());
     }
 }

@@ -575,6 +575,9 @@ pub(crate) fn offset(core: &Core) -> u64 {
 /// acknowledge at once (`REPLCONF GETACK *` in the stream).
 pub(crate) async fn wait_for_replicas(core: &Core, wanted: usize, timeout: Option<Duration>) -> usize {
     let global = &core.global;
+    // Every write made before the WAIT (the client's among them) has its place in the stream
+    // first: one queued behind a cross-shard transaction is not there yet.
+    global.journal.in_stream(global.journal.last_ticket()).await;
     let target = offset(core);
     let now = global.replication().acked(target);
     if now >= wanted {
