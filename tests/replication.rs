@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::dataset::{contents, populate_with_dbs, TempDir};
+use common::dataset::{populate_with_dbs, snapshot_with_ttls, TempDir};
 use common::{certs, read_reply, resp, Mode, Opts, RedisServer, Server};
 use redis::Connection;
 
@@ -63,29 +63,10 @@ fn in_sync(primary: &mut Connection, replica: &mut Connection) {
     });
 }
 
-/// A key: database, name, type and contents, TTL (ms, -1 for none).
-type Key = (i64, String, (String, Vec<String>), i64);
-
-/// Every key of every database in use.
-fn dataset(c: &mut Connection) -> Vec<Key> {
-    let mut out = Vec::new();
-    for db in [0, 3] {
-        let () = redis::cmd("SELECT").arg(db).query(c).unwrap();
-        let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(c).unwrap();
-        keys.sort();
-        for key in keys {
-            let ttl: i64 = redis::cmd("PTTL").arg(&key).query(c).unwrap();
-            out.push((db, key.clone(), contents(c, &key), ttl));
-        }
-    }
-    let () = redis::cmd("SELECT").arg(0).query(c).unwrap();
-    out
-}
-
 /// The two datasets hold the same keys and values; TTLs agree within 10 s (read at different
 /// moments).
 fn assert_same(primary: &mut Connection, replica: &mut Connection) {
-    let (p, r) = (dataset(primary), dataset(replica));
+    let (p, r) = (snapshot_with_ttls(primary), snapshot_with_ttls(replica));
     assert_eq!(p.len(), r.len(), "key counts differ");
     for (a, b) in p.iter().zip(&r) {
         assert_eq!((&a.0, &a.1, &a.2), (&b.0, &b.1, &b.2));

@@ -437,20 +437,32 @@ impl Journal {
 
     /// Ready once the replication buffer has bytes past `holder`'s cursor (or the holder has
     /// none): what a replica's link waits on.
-    pub(crate) fn repl_ready(&self, holder: u64) -> ReplReady<'_> {
-        ReplReady { journal: self, holder }
+    pub(crate) fn repl_ready(&self, holder: u64) -> impl Future<Output = ()> + '_ {
+        StreamWait {
+            journal: self,
+            check: move |st: &mut State| {
+                let pending = st.backlog.as_ref().and_then(|b| b.pending(holder));
+                pending.is_none_or(|n| n > 0).then_some(())
+            },
+        }
     }
 
     /// Ready once every group up to `ticket` is in the stream: a write's place in the
     /// replication stream exists (WAIT), even when it waited in a lane behind a transaction.
-    pub(crate) fn in_stream(&self, ticket: u64) -> InStream<'_> {
-        InStream { journal: self, ticket }
+    pub(crate) fn in_stream(&self, ticket: u64) -> impl Future<Output = ()> + '_ {
+        StreamWait { journal: self, check: move |st: &mut State| (st.frontier() >= ticket).then_some(()) }
     }
 
     /// The stream offset at the cut of full sync `id`, once the journal has reached it (the
     /// cut's transaction is written after everything that was logged before it).
-    pub(crate) fn sync_point(&self, id: u64) -> SyncPoint<'_> {
-        SyncPoint { journal: self, id }
+    pub(crate) fn sync_point(&self, id: u64) -> impl Future<Output = u64> + '_ {
+        StreamWait {
+            journal: self,
+            check: move |st: &mut State| {
+                let i = st.sync_points.iter().position(|(found, _)| *found == id)?;
+                Some(st.sync_points.swap_remove(i).1)
+            },
+        }
     }
 
     /// `appendfsync` changed while logging.
@@ -921,62 +933,22 @@ pub(crate) fn sync_holder(id: u64) -> u64 {
     u64::MAX - id
 }
 
-/// See [`Journal::repl_ready`].
-pub(crate) struct ReplReady<'a> {
+/// Waits until `check` finds what it waits for in the journal's state (re-checked whenever the
+/// stream moves on): the futures of [`Journal::repl_ready`], [`Journal::in_stream`] and
+/// [`Journal::sync_point`].
+pub(crate) struct StreamWait<'a, F> {
     journal: &'a Journal,
-    holder: u64,
+    check: F,
 }
 
-impl Future for ReplReady<'_> {
-    type Output = ();
+impl<T, F: FnMut(&mut State) -> Option<T> + Unpin> Future for StreamWait<'_, F> {
+    type Output = T;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut st = self.journal.lock();
-        let pending = st.backlog.as_ref().and_then(|b| b.pending(self.holder));
-        if pending.is_none_or(|n| n > 0) {
-            return Poll::Ready(());
-        }
-        if !st.repl_waiters.iter().any(|w| w.will_wake(cx.waker())) {
-            st.repl_waiters.push(cx.waker().clone());
-        }
-        Poll::Pending
-    }
-}
-
-/// See [`Journal::in_stream`].
-pub(crate) struct InStream<'a> {
-    journal: &'a Journal,
-    ticket: u64,
-}
-
-impl Future for InStream<'_> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut st = self.journal.lock();
-        if st.frontier() >= self.ticket {
-            return Poll::Ready(());
-        }
-        if !st.repl_waiters.iter().any(|w| w.will_wake(cx.waker())) {
-            st.repl_waiters.push(cx.waker().clone());
-        }
-        Poll::Pending
-    }
-}
-
-/// See [`Journal::sync_point`].
-pub(crate) struct SyncPoint<'a> {
-    journal: &'a Journal,
-    id: u64,
-}
-
-impl Future for SyncPoint<'_> {
-    type Output = u64;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
-        let mut st = self.journal.lock();
-        if let Some(i) = st.sync_points.iter().position(|(id, _)| *id == self.id) {
-            return Poll::Ready(st.sync_points.swap_remove(i).1);
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let journal = self.journal;
+        let mut st = journal.lock();
+        if let Some(found) = (self.check)(&mut st) {
+            return Poll::Ready(found);
         }
         if !st.repl_waiters.iter().any(|w| w.will_wake(cx.waker())) {
             st.repl_waiters.push(cx.waker().clone());

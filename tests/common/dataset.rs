@@ -128,8 +128,16 @@ pub fn connect_redis(redis: &RedisServer) -> Connection {
 /// A key as a snapshot holds it: database, name, type and contents, whether it has a TTL.
 pub type Stored = (i64, String, (String, Vec<String>), bool);
 
+/// A key with its TTL in milliseconds (-1 for none).
+pub type StoredTtl = (i64, String, (String, Vec<String>), i64);
+
 /// Every key of databases 0 and 3, with contents and whether it has a TTL.
 pub fn snapshot_of(c: &mut Connection) -> Vec<Stored> {
+    snapshot_with_ttls(c).into_iter().map(|(db, key, contents, ttl)| (db, key, contents, ttl > 0)).collect()
+}
+
+/// Every key of databases 0 and 3, with contents and TTL.
+pub fn snapshot_with_ttls(c: &mut Connection) -> Vec<StoredTtl> {
     let mut out = Vec::new();
     for db in [0, 3] {
         let () = redis::cmd("SELECT").arg(db).query(c).unwrap();
@@ -137,7 +145,7 @@ pub fn snapshot_of(c: &mut Connection) -> Vec<Stored> {
         keys.sort();
         for key in keys {
             let ttl: i64 = redis::cmd("PTTL").arg(&key).query(c).unwrap();
-            out.push((db, key.clone(), contents(c, &key), ttl > 0));
+            out.push((db, key.clone(), contents(c, &key), ttl));
         }
     }
     let () = redis::cmd("SELECT").arg(0).query(c).unwrap();
