@@ -11,11 +11,17 @@ For each primary (redis-server, then ferrokey; ROUNDS times, interleaved):
 Both run with repl-diskless-sync-delay 0 (the default 5 s would only add waiting); diskless syncs
 (both defaults) unless FERROKEY_ARGS says otherwise for ferrokey.
 
-Usage: scripts/bench-replication.py [--rounds R] [--requests N] [--keys K]
+With --sinks, the two replicas are sinks instead of redis-servers: processes that sync over TLS
+as a replica does, then read and discard the stream, acknowledging its offset every second.
+They apply nothing, so the ratio shows what feeding two replicas costs the primary itself,
+without two more servers applying every write on the same cores.
+
+Usage: scripts/bench-replication.py [--rounds R] [--requests N] [--keys K (0: no full sync)] [--sinks]
 """
 
 import argparse
 import os
+import ssl
 import socket
 import subprocess
 import sys
@@ -150,6 +156,55 @@ class Env:
         subprocess.run(["rm", "-rf", self.work])
 
 
+def sink(tls_port, certs):
+    """A replica that applies nothing: syncs over TLS, discards the stream, acknowledges it."""
+    ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.crt"))
+    ctx.load_cert_chain(os.path.join(certs, "client.crt"), os.path.join(certs, "client.key"))
+    ctx.check_hostname = False
+    sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", tls_port)))
+    buf = b""
+
+    def line():
+        nonlocal buf
+        while b"\r\n" not in buf:
+            buf += sock.recv(1 << 16)
+        first, buf = buf.split(b"\r\n", 1)
+        return first
+
+    for req in (b"*1\r\n$4\r\nPING\r\n",
+                b"*3\r\n$8\r\nREPLCONF\r\n$14\r\nlistening-port\r\n$1\r\n1\r\n",
+                b"*5\r\n$8\r\nREPLCONF\r\n$4\r\ncapa\r\n$3\r\neof\r\n$4\r\ncapa\r\n$6\r\npsync2\r\n"):
+        sock.sendall(req)
+        line()
+    sock.sendall(b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n")
+    offset = int(line().split()[2])
+    header = line()
+    while not header.startswith(b"$"):
+        header = line()
+    if header.startswith(b"$EOF:"):
+        mark = header[5:]
+        while mark not in buf:
+            keep = buf[-40:]
+            buf = keep + sock.recv(1 << 20)
+        buf = buf.split(mark, 1)[1]
+    else:
+        left = int(header[1:])
+        while len(buf) < left:
+            buf += sock.recv(1 << 20)
+        buf = buf[left:]
+    offset += len(buf)
+    acked = time.time()
+    while True:
+        n = len(sock.recv(1 << 20))
+        if n == 0:
+            return
+        offset += n
+        if time.time() - acked >= 1:
+            acked = time.time()
+            o = str(offset).encode()
+            sock.sendall(b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$%d\r\n%s\r\n" % (len(o), o))
+
+
 def cpu_secs(pid):
     """User and system CPU of a process, every thread, in seconds."""
     with open("/proc/%d/stat" % pid) as f:
@@ -230,7 +285,12 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--requests", type=int, default=2_000_000)
     ap.add_argument("--keys", type=int, default=1_000_000)
+    ap.add_argument("--sinks", action="store_true", help="replicas that apply nothing (see above)")
+    ap.add_argument("--sink", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--certs", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.sink:
+        return sink(a.sink, a.certs)
     subprocess.run(["cargo", "build", "--release", "--bin", "ferrokey-server"], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = Env()
@@ -245,22 +305,35 @@ def main():
             for kind in ("redis", "ferrokey"):
                 p, port, tls_port = env.start(kind)
                 alone, cpu_alone = bench_set(env, tls_port, a.requests, p.pid)
-                reps = [env.replica_of(tls_port) for _ in range(2)]
-                pc, rcs = Conn(port), [Conn(r[1]) for r in reps]
-                wait_until("replicas in sync", lambda: synced(pc, rcs))
-                stop, lags, visible = threading.Event(), [], []
-                t = threading.Thread(target=sampler, args=(port, [r[1] for r in reps], stop, lags, visible))
-                t.start()
+                pc = Conn(port)
+                if a.sinks:
+                    reps = [(subprocess.Popen([sys.executable, __file__, "--sink", str(tls_port), "--certs",
+                                               env.certs]),) for _ in range(2)]
+                    wait_until("sinks attached", lambda: pc.info("connected_slaves") == "2"
+                               and "state=online" in pc.info("slave1"))
+                    lags, visible = [], []
+                else:
+                    reps = [env.replica_of(tls_port) for _ in range(2)]
+                    rcs = [Conn(r[1]) for r in reps]
+                    wait_until("replicas in sync", lambda: synced(pc, rcs))
+                    stop, lags, visible = threading.Event(), [], []
+                    t = threading.Thread(target=sampler, args=(port, [r[1] for r in reps], stop, lags, visible))
+                    t.start()
                 with_reps, cpu_with = bench_set(env, tls_port, a.requests, p.pid)
-                stop.set()
-                t.join()
+                if not a.sinks:
+                    stop.set()
+                    t.join()
                 for r in reps:
                     env.stop(r[0])
                 env.stop(p)
-                secs, total = full_sync(env, kind, a.keys)
-                print("| %s | %.0f | %.0f | %.2f | %.2f, %.2f | %.2f | %d | %.2f / %.2f | %.2f (%d keys) |"
+                sync = "-"
+                if a.keys > 0:
+                    secs, total = full_sync(env, kind, a.keys)
+                    sync = "%.2f (%d keys)" % (secs, total)
+                lag = "- | -" if a.sinks else "%d | %.2f / %.2f" % (pct(lags, 0.99), pct(visible, 0.5), pct(visible, 0.99))
+                print("| %s | %.0f | %.0f | %.2f | %.2f, %.2f | %.2f | %s | %s |"
                       % (kind, alone, with_reps, with_reps / alone, cpu_alone, cpu_with, cpu_alone / cpu_with,
-                         pct(lags, 0.99), pct(visible, 0.5), pct(visible, 0.99), secs, total), flush=True)
+                         lag, sync), flush=True)
     finally:
         env.close()
 

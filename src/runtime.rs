@@ -713,11 +713,15 @@ async fn cron(core: Rc<Core>) {
         let period = 1000 / hz;
         // Like Redis, active expiry may use a quarter of each cycle.
         let deadline = now_ms() + (period / 4).max(1);
-        // Through the gate: a key must not expire in the middle of a transaction.
+        // Through the gate: a key must not expire in the middle of a transaction. Not while
+        // clients are paused: the dataset and the stream stay still (see engine::pause).
+        let expire = core.global.pauses.kind() == crate::engine::pause::PauseKind::Off;
         let shard_calls = core
             .router
             .run(core.router.local(), None, move |sh: &mut Shard| {
-                sh.active_expire(20, deadline);
+                if expire {
+                    sh.active_expire(20, deadline);
+                }
                 sh.command_stats().calls()
             })
             .await;

@@ -1,5 +1,6 @@
 //! Blocking list pops across cores: woken by a push from another core, in blocking order, with
-//! timeouts, CLIENT UNBLOCK, and no blocking inside MULTI. Plain TCP and TLS.
+//! timeouts, CLIENT UNBLOCK, and no blocking inside MULTI; clients held by CLIENT PAUSE. Plain
+//! TCP and TLS.
 
 mod common;
 
@@ -326,5 +327,47 @@ fn requests_sent_while_blocked_run_afterwards() {
         let _: () = c.rpush(&key, &["a", "b"]).unwrap();
         let expected = format!("*2\r\n${}\r\n{key}\r\n$1\r\na\r\n:1\r\n$2\r\nhi\r\n", key.len());
         assert_eq!(String::from_utf8_lossy(&raw.read_n(expected.len())), expected);
+    }
+}
+
+/// The error CLIENT PAUSE gives for `args`, from `c`.
+fn pause_error(c: &mut redis::Connection, args: &[&str]) -> String {
+    let err = redis::cmd("CLIENT").arg("PAUSE").arg(args).query::<()>(c).unwrap_err();
+    format!("{} {}", err.code().unwrap_or_default(), err.detail().unwrap_or_default())
+}
+
+#[test]
+fn client_pause_holds_writes_or_everything_until_it_ends() {
+    let server = Server::start();
+    let redis = common::RedisServer::start();
+    let mut reference = common::dataset::connect_redis(&redis);
+    for mode in MODES {
+        let key = key_on(&format!("{mode:?}:paused:"), 1, 2);
+        let mut control = server.conn_on_core(mode, 0);
+        // The same refusals as redis-server's.
+        for bad in [&["10", "SOME"][..], &["-1"], &["soon"]] {
+            assert_eq!(pause_error(&mut control, bad), pause_error(&mut reference, bad), "{bad:?}");
+        }
+        let () = redis::cmd("CLIENT").arg("PAUSE").arg(60_000).arg("WRITE").query(&mut control).unwrap();
+        // Reads run; a write (sent from the other core, behind a read in the same pipeline)
+        // waits, shown blocked, and runs once the pause is lifted.
+        let mut writer = server.raw_on_core(mode, 1);
+        let id = writer.client_id();
+        assert_eq!(writer.request(&[b"GET", key.as_bytes()]), b"$-1\r\n");
+        writer.send(
+            &[common::resp(&[b"SET", key.as_bytes(), b"v"]), common::resp(&[b"GET", key.as_bytes()])]
+                .concat(),
+        );
+        wait_blocked(&mut control, id);
+        assert_eq!(control.get::<_, Option<String>>(&key).unwrap(), None, "a held write ran");
+        let () = redis::cmd("CLIENT").arg("UNPAUSE").query(&mut control).unwrap();
+        assert_eq!(writer.reply(), b"+OK\r\n");
+        assert_eq!(writer.reply(), b"$1\r\nv\r\n");
+        // ALL holds reads too, until the pause's own end.
+        let () = redis::cmd("CLIENT").arg("PAUSE").arg(300).arg("ALL").query(&mut control).unwrap();
+        let paused = Instant::now();
+        writer.send(&common::resp(&[b"GET", key.as_bytes()]));
+        assert_eq!(writer.reply(), b"$1\r\nv\r\n");
+        assert!(paused.elapsed() >= Duration::from_millis(250), "answered during the pause");
     }
 }

@@ -256,9 +256,10 @@ fn a_replica_that_stops_reading_is_cut_off_at_its_output_limit() {
         head.push(byte[0]);
     }
     assert!(head.starts_with(b"+FULLRESYNC "), "{}", String::from_utf8_lossy(&head));
-    // The link never reads again; 8 MB of writes pass its 1 MB limit.
+    // The link never reads again; 40 MB of writes pass its 1 MB limit, whatever the kernel's
+    // socket buffers (up to ~10 MB on loopback) take off it first.
     let value = "v".repeat(10_000);
-    for i in 0..800 {
+    for i in 0..4_000 {
         let () = redis::cmd("SET").arg(format!("big:{i}")).arg(&value).query(&mut p).unwrap();
     }
     assert!(primary.wait_log("overcoming of output buffer limits"));
@@ -341,10 +342,13 @@ fn a_ferrokey_replica_resumes_partially_and_keeps_the_history_when_promoted() {
     let primary = Server::with(primary_opts());
     let mut p = primary.conn(Mode::Plain);
     mixed_writes(&primary, Mode::Plain, 2_000, 7);
-    let replica = Server::with(tls_replica_opts());
+    let replica = Server::with(tls_replica_opts().arg("replica-announce-ip", "127.0.0.9"));
     let mut r = replica.conn(Mode::Plain);
     let () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(primary.tls_port).query(&mut r).unwrap();
     in_sync(&mut p, &mut r);
+    // The primary shows the address the replica announces, and its TLS port (the link's).
+    let line = info(&mut p, "replication", "slave0");
+    assert!(line.starts_with(&format!("ip=127.0.0.9,port={},state=online", replica.tls_port)), "{line}");
     mixed_writes(&primary, Mode::Tls, 5_000, 8);
     in_sync(&mut p, &mut r);
     assert_same(&mut p, &mut r);
@@ -566,4 +570,260 @@ fn a_damaged_snapshot_or_stream_from_the_primary_drops_the_link_and_the_replica_
     let _fourth = fake_primary_link(&listener, b"");
     let pong: String = redis::cmd("PING").query(&mut r).unwrap();
     assert_eq!(pong, "PONG");
+}
+
+/// The error reply to `cmd` (code and text, as Redis's error line reads).
+fn error_of(c: &mut Connection, cmd: &mut redis::Cmd) -> String {
+    let err = cmd.query::<redis::Value>(c).unwrap_err();
+    format!("{} {}", err.code().unwrap_or_default(), err.detail().unwrap_or_default())
+}
+
+fn role(c: &mut Connection) -> String {
+    info(c, "replication", "role")
+}
+
+#[test]
+fn failover_hands_the_primary_role_to_a_redis_server_replica_and_back() {
+    let primary = Server::with(primary_opts());
+    let mut p = primary.conn(Mode::Plain);
+    assert_eq!(error_of(&mut p, redis::cmd("FAILOVER").arg("ABORT")), "ERR No failover in progress.");
+    assert_eq!(error_of(&mut p, &mut redis::cmd("FAILOVER")), "ERR FAILOVER requires connected replicas.");
+    mixed_writes(&primary, Mode::Plain, 2_000, 11);
+    let replica = redis_replica(&primary, Mode::Plain);
+    let mut r = common::dataset::connect_redis(&replica);
+    in_sync(&mut p, &mut r);
+    for (args, text) in [
+        (&["TO", "127.0.0.1", "1"][..], "ERR FAILOVER target HOST and PORT is not a replica."),
+        (&["FORCE"], "ERR FAILOVER with force option requires both a timeout and target HOST and IP."),
+        (&["TIMEOUT", "0"], "ERR FAILOVER timeout must be greater than 0"),
+        (&["TO", "127.0.0.1"], "ERR syntax error"),
+    ] {
+        assert_eq!(error_of(&mut p, redis::cmd("FAILOVER").arg(args)), text);
+    }
+    // A write pipelined behind FAILOVER is held by the pause, then finds a replica.
+    let mut raw = primary.raw(Mode::Tls);
+    let port = replica.port.to_string();
+    raw.send(
+        &[
+            resp(&[b"FAILOVER", b"TO", b"127.0.0.1", port.as_bytes(), b"TIMEOUT", b"30000"]),
+            resp(&[b"SET", b"held", b"1"]),
+        ]
+        .concat(),
+    );
+    assert_eq!(raw.reply(), b"+OK\r\n");
+    let held = String::from_utf8(raw.reply()).unwrap();
+    assert!(held.starts_with("-READONLY"), "{held}");
+    assert_eq!(role(&mut p), "slave");
+    eventually("the failover to end", || {
+        info(&mut p, "replication", "master_failover_state") == "no-failover"
+    });
+    eventually("the replica to become the primary", || role(&mut r) == "master");
+    assert!(primary.wait_log("Failover target 127.0.0.1:"));
+    // The old primary continues the new one's history with a partial resync.
+    mixed_writes_on(replica.raw(), 2_000, 12);
+    in_sync(&mut r, &mut p);
+    assert_same(&mut r, &mut p);
+    assert_eq!(info(&mut r, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info(&mut r, "stats", "sync_full"), "0");
+    // And back: redis-server's FAILOVER asks ferrokey, its replica now, to take over.
+    let () = redis::cmd("FAILOVER").query(&mut r).unwrap();
+    eventually("ferrokey to be the primary again", || role(&mut p) == "master" && role(&mut r) == "slave");
+    assert!(primary.wait_log("Failover request received for replid"));
+    let () = redis::cmd("SET").arg("after-failback").arg("1").query(&mut p).unwrap();
+    in_sync(&mut p, &mut r);
+    assert_same(&mut p, &mut r);
+    // Its only full sync is the one it served redis-server at the start.
+    assert_eq!(info(&mut p, "stats", "sync_full"), "1", "the failback needed a full sync");
+    assert_eq!(info(&mut p, "stats", "sync_partial_ok"), "1");
+}
+
+#[test]
+fn a_replica_loads_the_snapshot_from_the_socket_with_repl_diskless_load() {
+    let primary = Server::with(primary_opts());
+    let mut p = primary.conn(Mode::Plain);
+    mixed_writes(&primary, Mode::Plain, 3_000, 13);
+    for (mode, own_data, via) in [
+        ("on-empty-db", false, "from the socket"),
+        ("on-empty-db", true, "from master to disk"),
+        ("swapdb", true, "from the socket"),
+    ] {
+        let replica = Server::with(tls_replica_opts().arg("repl-diskless-load", mode));
+        let mut r = replica.conn(Mode::Plain);
+        if own_data {
+            let () = redis::cmd("SET").arg("replaced").arg("1").query(&mut r).unwrap();
+        }
+        let () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(primary.tls_port).query(&mut r).unwrap();
+        in_sync(&mut p, &mut r);
+        assert!(replica.wait_log(via), "{mode}, data of its own: {own_data}");
+        assert_same(&mut p, &mut r);
+        mixed_writes(&primary, Mode::Plain, 2_000, 14);
+        in_sync(&mut p, &mut r);
+        assert_same(&mut p, &mut r);
+    }
+}
+
+#[test]
+fn a_swapdb_replica_keeps_its_data_when_the_snapshot_is_damaged() {
+    let donor = Server::start();
+    let mut d = donor.conn(Mode::Plain);
+    populate_with_dbs(&mut d);
+    let () = redis::cmd("SAVE").query(&mut d).unwrap();
+    let rdb = std::fs::read(donor.data_dir.join("dump.rdb")).unwrap();
+    let eof = |body: &[u8]| {
+        let mark = "m".repeat(40);
+        [format!("$EOF:{mark}\r\n").as_bytes(), body, mark.as_bytes()].concat()
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let replica = Server::with(Opts::default().arg("repl-diskless-load", "swapdb"));
+    let mut r = replica.conn(Mode::Plain);
+    let () = redis::cmd("SET").arg("kept").arg("1").query(&mut r).unwrap();
+    let () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(port).query(&mut r).unwrap();
+    let mut damaged = rdb.clone();
+    damaged[rdb.len() / 2] ^= 0x40;
+    drop(fake_primary_link(&listener, &eof(&damaged)));
+    assert!(replica.wait_log("Failed trying to load the MASTER synchronization DB from socket"));
+    let v: String = redis::cmd("GET").arg("kept").query(&mut r).unwrap();
+    assert_eq!(v, "1", "a damaged snapshot replaced the data");
+    drop(fake_primary_link(&listener, &eof(&rdb)[..rdb.len() / 2]));
+    assert!(replica.wait_log_count("Failed trying to load the MASTER synchronization DB from socket", 2));
+    let v: String = redis::cmd("GET").arg("kept").query(&mut r).unwrap();
+    assert_eq!(v, "1", "a cut snapshot replaced the data");
+    // A whole one replaces it.
+    let _link = fake_primary_link(&listener, &eof(&rdb));
+    assert!(replica.wait_log("from the socket"));
+    eventually("the snapshot's data", || {
+        snapshot_with_ttls(&mut r).len() == snapshot_with_ttls(&mut d).len()
+    });
+    let kept: Option<String> = redis::cmd("GET").arg("kept").query(&mut r).unwrap();
+    assert_eq!(kept, None);
+}
+
+#[test]
+fn a_failover_no_replica_catches_up_with_ends_at_its_timeout_or_abort() {
+    let primary = Server::with(primary_opts());
+    let mut p = primary.conn(Mode::Plain);
+    let () = redis::cmd("SET").arg("k").arg("1").query(&mut p).unwrap();
+    // A replica that never acknowledges anything.
+    let mut silent = primary.raw(Mode::Plain);
+    assert_eq!(silent.request(&[b"REPLCONF", b"listening-port", b"7777"]), b"+OK\r\n");
+    silent.send(&resp(&[b"PSYNC", b"?", b"-1"]));
+    eventually("the replica to attach", || info(&mut p, "replication", "connected_slaves") == "1");
+    // Behind from now on (a replica that acknowledged nothing is at offset 0, as in Redis).
+    let () = redis::cmd("SET").arg("k").arg("1").query(&mut p).unwrap();
+    let () = redis::cmd("FAILOVER").arg("TIMEOUT").arg(200).query(&mut p).unwrap();
+    assert_eq!(info(&mut p, "replication", "master_failover_state"), "waiting-for-sync");
+    // Held until the timeout, then it runs: this server is still the primary.
+    let () = redis::cmd("SET").arg("k").arg("2").query(&mut p).unwrap();
+    assert!(primary.wait_log("aborted: Replica never caught up before timeout"));
+    assert_eq!(info(&mut p, "replication", "master_failover_state"), "no-failover");
+    assert_eq!(role(&mut p), "master");
+    // Without a timeout it waits until FAILOVER ABORT; REPLICAOF is refused meanwhile.
+    let () = redis::cmd("FAILOVER").query(&mut p).unwrap();
+    assert_eq!(
+        error_of(&mut p, redis::cmd("REPLICAOF").arg("127.0.0.1").arg(1)),
+        "ERR REPLICAOF not allowed while failing over."
+    );
+    assert_eq!(error_of(&mut p, &mut redis::cmd("FAILOVER")), "ERR FAILOVER already in progress.");
+    let mut writer = primary.raw(Mode::Tls);
+    let id = writer.client_id();
+    writer.send(&resp(&[b"SET", b"k", b"3"]));
+    common::wait_blocked(&mut p, id);
+    let () = redis::cmd("FAILOVER").arg("ABORT").query(&mut p).unwrap();
+    assert_eq!(writer.reply(), b"+OK\r\n");
+    assert!(primary.wait_log("aborted: Failover manually aborted"));
+    let v: String = redis::cmd("GET").arg("k").query(&mut p).unwrap();
+    assert_eq!(v, "3");
+}
+
+/// A replica that reads slowly but steadily and acknowledges exactly what it has read, every
+/// 5 ms: its link on the primary always has more to send. Reads until `stop`.
+fn slow_acking_replica(mut link: common::Raw, stop: &std::sync::atomic::AtomicBool) {
+    use std::io::Read;
+    link.send(&resp(&[b"PSYNC", b"?", b"-1"]));
+    let mut line = || {
+        let mut l = Vec::new();
+        let mut byte = [0u8; 1];
+        while !l.ends_with(b"\r\n") {
+            link.inner.read_exact(&mut byte).unwrap();
+            // Newlines a primary sends while it prepares the snapshot come before the header.
+            if !(l.is_empty() && byte[0] == b'\n') {
+                l.push(byte[0]);
+            }
+        }
+        String::from_utf8(l).unwrap().trim_end().to_owned()
+    };
+    let head = line();
+    let mut offset: u64 = head.split(' ').nth(2).unwrap().parse().unwrap();
+    let len: usize = line().strip_prefix('$').unwrap().parse().unwrap();
+    let mut snapshot = vec![0u8; len];
+    link.inner.read_exact(&mut snapshot).unwrap();
+    let mut chunk = vec![0u8; 16 << 10];
+    let mut acked = Instant::now();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        offset += link.inner.read(&mut chunk).unwrap() as u64;
+        if acked.elapsed() >= Duration::from_millis(5) {
+            acked = Instant::now();
+            link.send(&resp(&[b"REPLCONF", b"ACK", offset.to_string().as_bytes()]));
+        }
+        // Slower than the writers: the link is never idle.
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+#[test]
+fn wait_sees_acknowledgements_under_a_stream_that_never_pauses() {
+    let primary = Server::with(
+        Opts::default().arg("repl-diskless-sync", "no").arg("client-output-buffer-limit", "replica 0 0 0"),
+    );
+    let mut p = primary.conn(Mode::Plain);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let link = primary.raw(Mode::Plain);
+        let replica = scope.spawn(|| slow_acking_replica(link, &stop));
+        eventually("the replica to attach", || {
+            info(&mut p, "replication", "slave0").contains("state=online")
+        });
+        // Pipelined writes of 16 KB values, bounded: 400 rounds of 16 (100 MB at most).
+        let flood = scope.spawn(|| {
+            let mut raw = primary.raw(Mode::Plain);
+            let value = vec![b'x'; 16 << 10];
+            for round in 0..400 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let batch: Vec<u8> = (0..16)
+                    .flat_map(|i| resp(&[b"SET", format!("big{}", (round * 16 + i) % 64).as_bytes(), &value]))
+                    .collect();
+                raw.send(&batch);
+                for _ in 0..16 {
+                    assert_eq!(raw.reply(), b"+OK\r\n");
+                }
+            }
+        });
+        eventually("the stream to run ahead of the replica", || {
+            let behind = info(&mut p, "replication", "master_repl_offset").parse::<u64>().unwrap_or(0);
+            let line = info(&mut p, "replication", "slave0");
+            let acked = line.split("offset=").nth(1).and_then(|o| o.split(',').next()?.parse::<u64>().ok());
+            acked.is_some_and(|a| behind > a + (4 << 20))
+        });
+        // A failed assertion stops the threads too (the scope waits for them).
+        struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let _stop = StopOnDrop(&stop);
+        for i in 0..5 {
+            let () = redis::cmd("SET").arg("w").arg(i).query(&mut p).unwrap();
+            let acked: i64 = redis::cmd("WAIT").arg(1).arg(5_000).query(&mut p).unwrap();
+            assert_eq!(acked, 1, "round {i}: the replica's acknowledgements went unread");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        flood.join().unwrap();
+        // One more write, for the replica's last read to return.
+        let () = redis::cmd("SET").arg("w").arg("last").query(&mut p).unwrap();
+        replica.join().unwrap();
+    });
 }

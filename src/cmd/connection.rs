@@ -1,5 +1,8 @@
 //! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET and CLIENT. The session
-//! runs them on the connection's core; CLIENT LIST, KILL and UNBLOCK reach every core's clients.
+//! runs them on the connection's core; CLIENT LIST, KILL and UNBLOCK reach every core's clients,
+//! CLIENT PAUSE and UNPAUSE every core's commands.
+
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -7,6 +10,7 @@ use crate::cmd::args::{self, is};
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::blocking::Unblock;
 use crate::engine::command::Command;
+use crate::engine::pause::{PauseKind, Purpose};
 use crate::engine::session::Session;
 use crate::engine::spec::{acl, flag};
 use crate::facade::Reply;
@@ -83,6 +87,18 @@ pub(crate) fn commands() -> Vec<Command> {
                 .flags(flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE)
                 .acl(acl::CONNECTION)
                 .docs("connection", "5.0.0", "O(log N) where N is the number of client connections", "Unblock a client blocked in a blocking command from a different connection"),
+            Command::session("pause", -3, |s, a| Box::pin(async move { client_pause(s, a) }))
+                .flags(flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE)
+                .acl(acl::CONNECTION)
+                .docs("connection", "2.9.50", "O(1)", "Stop processing commands from clients for some time")
+                .history(&[("6.2.0", "`CLIENT PAUSE WRITE` mode added along with the `mode` option.")]),
+            Command::session("unpause", 2, |s, _| Box::pin(async move {
+                s.core.global.pauses.unpause(Purpose::Client);
+                Ok(Reply::Ok)
+            }))
+                .flags(flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE)
+                .acl(acl::CONNECTION)
+                .docs("connection", "6.2.0", "O(N) Where N is the number of paused clients", "Resume processing of clients that were paused"),
             Command::inline("help", 2, |_, _| Ok(client_help()))
                 .flags(flag::LOADING | flag::STALE)
                 .acl(acl::CONNECTION)
@@ -274,6 +290,28 @@ fn client_setinfo(s: &Session, args: &[Bytes]) -> CmdResult {
 }
 
 /// CLIENT HELP
+/// CLIENT PAUSE timeout [WRITE|ALL]: holds clients' commands (every one, or those that may
+/// write) for `timeout` milliseconds (see [`crate::engine::pause`]).
+fn client_pause(s: &Session, args: &[Bytes]) -> CmdResult {
+    if args.len() > 4 {
+        return Err(CmdError::Syntax);
+    }
+    let kind = match args.get(3) {
+        None => PauseKind::All,
+        Some(m) if is(m, "write") => PauseKind::Write,
+        Some(m) if is(m, "all") => PauseKind::All,
+        Some(_) => return Err(CmdError::msg("ERR CLIENT PAUSE mode must be WRITE or ALL")),
+    };
+    let ms =
+        args::int(&args[2]).map_err(|_| CmdError::msg("ERR timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(CmdError::msg("ERR timeout is negative"));
+    }
+    let until = Instant::now() + Duration::from_millis(ms as u64);
+    s.core.global.pauses.pause(Purpose::Client, kind, Some(until));
+    Ok(Reply::Ok)
+}
+
 fn client_help() -> Reply {
     args::help(
         "CLIENT",
@@ -292,6 +330,10 @@ fn client_help() -> Reply {
             "    Kill connections. Options: ID, ADDR, LADDR, SKIPME, USER, TYPE, MAXAGE.",
             "UNBLOCK <clientid> [TIMEOUT|ERROR]",
             "    Unblock the specified blocked client.",
+            "PAUSE <timeout> [WRITE|ALL]",
+            "    Suspend all, or just write, clients for <timeout> milliseconds.",
+            "UNPAUSE",
+            "    Stop the current client pause, resuming traffic.",
             "SETINFO <LIB-NAME|LIB-VER> <value>",
             "    Set client library name or version.",
         ],

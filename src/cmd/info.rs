@@ -16,7 +16,7 @@ use crate::cmd::error::{CmdError, CmdResult};
 use crate::config::{trim_double, Config};
 use crate::engine::global::Global;
 use crate::engine::local::CoreStats;
-use crate::engine::repl_state::LinkState;
+use crate::engine::repl_state::{LinkState, ReplicaState};
 use crate::engine::session::Session;
 use crate::engine::stats::Stats;
 use crate::facade::Reply;
@@ -466,8 +466,20 @@ fn replication(out: &mut String, global: &Global, config: &Config) {
                 "slave_read_repl_offset" => offset,
                 "slave_repl_offset" => offset,
             );
+            if m.state == LinkState::Transfer {
+                let (total, read, last_io) = m.transfer;
+                let perc = if total > 0 { read as f64 / total as f64 * 100.0 } else { 0.0 };
+                fields!(out,
+                    "master_sync_total_bytes" => total,
+                    "master_sync_read_bytes" => read,
+                    "master_sync_left_bytes" => total as i64 - read as i64,
+                    "master_sync_perc" => format!("{perc:.2}"),
+                    "master_sync_last_io_seconds_ago" => last_io.elapsed().as_secs(),
+                );
+            }
             if !up {
-                fields!(out, "master_link_down_since_seconds" => m.down_since.elapsed().as_secs());
+                let down = m.down_since.map_or(-1, |d| d.elapsed().as_secs() as i64);
+                fields!(out, "master_link_down_since_seconds" => down);
             }
             fields!(out,
                 "slave_priority" => config.replica_priority,
@@ -477,7 +489,11 @@ fn replication(out: &mut String, global: &Global, config: &Config) {
         }
     }
     fields!(out, "connected_slaves" => st.replicas.len());
+    if config.min_replicas_to_write > 0 && config.min_replicas_max_lag > 0 {
+        fields!(out, "min_slaves_good_slaves" => st.good(config.min_replicas_max_lag));
+    }
     for (i, r) in st.replicas.iter().enumerate() {
+        let online = r.state == ReplicaState::Online;
         let _ = write!(
             out,
             "slave{i}:ip={},port={},state={},offset={},lag={}\r\n",
@@ -485,12 +501,12 @@ fn replication(out: &mut String, global: &Global, config: &Config) {
             r.port,
             r.state.name(),
             r.ack,
-            r.ack_at.elapsed().as_secs()
+            if online { r.ack_at.elapsed().as_secs() } else { 0 }
         );
     }
     let (offset, first, histlen) = backlog.unwrap_or((st.offset, 0, 0));
     fields!(out,
-        "master_failover_state" => "no-failover",
+        "master_failover_state" => st.failover_state(),
         "master_replid" => st.replid,
         "master_replid2" => st.replid2,
         "master_repl_offset" => offset,

@@ -37,6 +37,7 @@ pub(crate) fn commands() -> Vec<Command> {
             .when_subscribed(),
         Command::session("publish", 3, |s, a| Box::pin(publish(s, a)))
             .flags(flag::PUBSUB | flag::LOADING | flag::STALE | flag::FAST)
+            .may_replicate()
             .docs("pubsub", "2.0.0", "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", "Post a message to a channel"),
         Command::container("pubsub", -2, vec![
             Command::session("channels", -2, |s, a| Box::pin(channels(s, a)))

@@ -1,25 +1,26 @@
 //! Replication commands: SYNC and PSYNC make the connection a replica's link (see
-//! [`crate::engine::replication`]), REPLCONF records what the replica says of itself, ROLE
-//! says what this server is.
+//! [`crate::engine::replication`]), REPLCONF records what the replica says of itself,
+//! REPLICAOF follows a primary ([`crate::engine::replica`]), FAILOVER hands the primary's role
+//! to a replica ([`crate::engine::failover`]), ROLE says what this server is.
 
 use bytes::Bytes;
 
 use crate::cmd::args::{self, is};
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::command::Command;
-use crate::engine::repl_state::ReplicaState;
+use crate::engine::repl_state::{Failover, FailoverPhase, ReplicaState};
 use crate::engine::session::Session;
 use crate::engine::spec::{acl, flag};
-use crate::engine::{replica, replication};
+use crate::engine::{failover, replica, replication};
 use crate::facade::Reply;
 
 /// The family's commands.
 pub(crate) fn commands() -> Vec<Command> {
     vec![
-        Command::session("sync", 1, |s, a| Box::pin(async move { sync(s, a) }))
+        Command::session("sync", 1, |s, a| Box::pin(sync(s, a)))
             .flags(flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING | flag::NO_MULTI)
             .docs("server", "1.0.0", "", "Internal command used for replication"),
-        Command::session("psync", -3, |s, a| Box::pin(async move { sync(s, a) }))
+        Command::session("psync", -3, |s, a| Box::pin(sync(s, a)))
             .flags(flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING | flag::NO_MULTI)
             .docs("server", "2.8.0", "", "Internal command used for replication"),
         Command::session("replconf", -1, |s, a| Box::pin(async move { replconf(s, a) }))
@@ -43,6 +44,14 @@ pub(crate) fn commands() -> Vec<Command> {
             .flags(flag::ADMIN | flag::NOSCRIPT | flag::STALE | flag::NO_ASYNC_LOADING)
             .docs("server", "1.0.0", "O(1)", "Make the server a replica of another instance, or promote it as master.")
             .deprecated("5.0.0", "`REPLICAOF`"),
+        Command::session("failover", -1, |s, a| Box::pin(failover(s, a)))
+            .flags(flag::ADMIN | flag::NOSCRIPT | flag::STALE)
+            .docs(
+                "server",
+                "6.2.0",
+                "O(1)",
+                "Start a coordinated failover between this server and one of its replicas.",
+            ),
         Command::session("role", 1, |s, _| Box::pin(async move { Ok(role(s)) }))
             .flags(flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST)
             .acl(acl::ADMIN | acl::DANGEROUS)
@@ -55,13 +64,26 @@ pub(crate) fn commands() -> Vec<Command> {
     ]
 }
 
-/// SYNC, PSYNC replid offset: no reply here; the link sends `+FULLRESYNC` or `+CONTINUE`.
-fn sync(s: &mut Session, args: &[Bytes]) -> CmdResult {
+/// SYNC, PSYNC replid offset [FAILOVER]: no reply here; the link sends `+FULLRESYNC` or
+/// `+CONTINUE`. A primary failing over to this replica adds `FAILOVER`: this server becomes
+/// the primary first, when the primary's replication id is still ours.
+async fn sync(s: &mut Session, args: &[Bytes]) -> CmdResult {
     if s.client.replica.get() {
         return Ok(Reply::Several(Vec::new()));
     }
-    if args.len() > 3 {
-        return Err(CmdError::WrongArity("psync".into()));
+    if args.len() > 3 && is(&args[3], "failover") {
+        tracing::warn!("Failover request received for replid {}.", String::from_utf8_lossy(&args[1]));
+        if !s.core.global.following.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(CmdError::msg("ERR PSYNC FAILOVER can't be sent to a master."));
+        }
+        if args[1] != s.core.global.replication().replid.as_bytes() {
+            return Err(CmdError::msg("ERR PSYNC FAILOVER replid must match my replid."));
+        }
+        replica::promote(&s.core).await;
+        tracing::info!("MASTER MODE enabled (failover request from '{}')", s.client.info_line());
+    }
+    if s.core.global.replication().failover.is_some() {
+        return Err(CmdError::msg("NOMASTERLINK Can't SYNC while failing over"));
     }
     // A replica serves replicas only the data it follows, once it does.
     if s.core.global.following.load(std::sync::atomic::Ordering::Acquire) && !replica::link_up(&s.core) {
@@ -134,16 +156,11 @@ async fn wait(s: &mut Session, args: &[Bytes]) -> CmdResult {
 
 /// REPLICAOF host port | NO ONE.
 async fn replicaof(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    if s.core.global.replication().failover.is_some() {
+        return Err(CmdError::msg("ERR REPLICAOF not allowed while failing over."));
+    }
     if is(&args[1], "no") && is(&args[2], "one") {
-        if s.core.global.following.load(std::sync::atomic::Ordering::Acquire) {
-            replica::follow(&s.core, None);
-            // The shards log already when the stream exists (see the replica's full sync); this
-            // covers a stream started otherwise, once EXEC (Sentinel sends it inside one) has
-            // let go of the gates.
-            let core = s.core.clone();
-            glommio::spawn_local(async move { replication::stream_from_shards(&core).await }).detach();
-            replication::disconnect_replicas(&s.core).await;
-        }
+        replica::promote(&s.core).await;
         return Ok(Reply::Ok);
     }
     let port = args::int(&args[2])?;
@@ -154,6 +171,73 @@ async fn replicaof(s: &mut Session, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::status("OK Already connected to specified master"));
     }
     replica::follow(&s.core, Some((host, port)));
+    Ok(Reply::Ok)
+}
+
+/// FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms]: see [`crate::engine::failover`].
+async fn failover(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    if args.len() == 2 && is(&args[1], "abort") {
+        if s.core.global.replication().failover.is_none() {
+            return Err(CmdError::msg("ERR No failover in progress."));
+        }
+        failover::abort(&s.core, "Failover manually aborted").await;
+        return Ok(Reply::Ok);
+    }
+    let (mut timeout, mut force, mut target) = (0i64, false, None);
+    let mut j = 1;
+    while j < args.len() {
+        if is(&args[j], "timeout") && j + 1 < args.len() && timeout == 0 {
+            timeout = args::int(&args[j + 1])?;
+            if timeout <= 0 {
+                return Err(CmdError::msg("ERR FAILOVER timeout must be greater than 0"));
+            }
+            j += 2;
+        } else if is(&args[j], "to") && j + 2 < args.len() && target.is_none() {
+            let port = args::int(&args[j + 2])?;
+            target = Some((String::from_utf8_lossy(&args[j + 1]).into_owned(), port));
+            j += 3;
+        } else if is(&args[j], "force") && !force {
+            force = true;
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    {
+        let st = s.core.global.replication();
+        if st.failover.is_some() {
+            return Err(CmdError::msg("ERR FAILOVER already in progress."));
+        }
+        if st.master.is_some() {
+            return Err(CmdError::msg("ERR FAILOVER is not valid when server is a replica."));
+        }
+        if st.replicas.is_empty() {
+            return Err(CmdError::msg("ERR FAILOVER requires connected replicas."));
+        }
+        if force && (timeout == 0 || target.is_none()) {
+            return Err(CmdError::msg(
+                "ERR FAILOVER with force option requires both a timeout and target HOST and IP.",
+            ));
+        }
+        if let Some((host, port)) = &target {
+            let found =
+                st.replicas.iter().find(|r| r.ip.eq_ignore_ascii_case(host) && i64::from(r.port) == *port);
+            match found {
+                None => return Err(CmdError::msg("ERR FAILOVER target HOST and PORT is not a replica.")),
+                Some(r) if r.state != ReplicaState::Online => {
+                    return Err(CmdError::msg("ERR FAILOVER target replica is not online."))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    let target = target.map(|(h, p)| (h, u16::try_from(p).unwrap_or(0)));
+    let until =
+        (timeout > 0).then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout as u64));
+    failover::start(
+        &s.core,
+        Failover { phase: FailoverPhase::WaitForSync, target, until, force, refused: None },
+    );
     Ok(Reply::Ok)
 }
 

@@ -8,8 +8,8 @@ use std::path::Path;
 
 pub use file::Line;
 pub use value::{
-    trim_double, AppendFsync, ConfigValue, CpuList, LogLevel, Memory, OutputLimit, OutputLimits, Percentiles,
-    SavePoints, TlsAuthClients,
+    trim_double, AppendFsync, ConfigValue, CpuList, DisklessLoad, LogLevel, Memory, OutputLimit,
+    OutputLimits, Percentiles, SavePoints, TlsAuthClients,
 };
 
 /// A configuration problem, found at startup or by CONFIG SET.
@@ -116,6 +116,7 @@ directives! {
     "repl-backlog-size" => repl_backlog_size: Memory = Memory(1 << 20), true;
     "repl-diskless-sync" => repl_diskless_sync: bool = true, true;
     "repl-diskless-sync-delay" => repl_diskless_sync_delay: u64 = 5, true;
+    "repl-diskless-load" => repl_diskless_load: DisklessLoad = DisklessLoad::Disabled, true;
     "repl-ping-replica-period" => repl_ping_replica_period: u64 = 10, true;
     "repl-timeout" => repl_timeout: u64 = 60, true;
     "replicaof" => replicaof: Vec<String> = Vec::new(), false;

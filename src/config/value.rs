@@ -345,6 +345,18 @@ keyword_enum! {
     }
 }
 
+keyword_enum! {
+    /// `repl-diskless-load`: how a replica loads a full sync's snapshot.
+    DisklessLoad {
+        /// Written to the dump file first, then loaded from it.
+        Disabled = "disabled",
+        /// Loaded as it arrives when the dataset is empty, else through the dump file.
+        OnEmptyDb = "on-empty-db",
+        /// Parsed as it arrives while the old data serves, then swapped in whole.
+        Swapdb = "swapdb",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

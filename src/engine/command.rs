@@ -93,6 +93,9 @@ pub(crate) struct Command {
     /// A session command that reaches every shard (KEYS, SCAN, FLUSHDB, DBSIZE): EXEC locks
     /// them all for it.
     pub(crate) fan_out: bool,
+    /// Not a write, yet it may add to the replication stream (Redis's hidden `may_replicate`
+    /// flag: PUBLISH): a write pause holds it.
+    pub(crate) may_replicate: bool,
     /// Its index in the registry (for per-command statistics).
     pub(crate) id: usize,
 }
@@ -116,6 +119,7 @@ impl Command {
             control: false,
             when_subscribed: false,
             fan_out: false,
+            may_replicate: false,
             id: 0,
         }
     }
@@ -265,6 +269,19 @@ impl Command {
     pub(crate) fn when_subscribed(mut self) -> Command {
         self.when_subscribed = true;
         self
+    }
+
+    /// May add to the replication stream without being a write.
+    #[must_use]
+    pub(crate) fn may_replicate(mut self) -> Command {
+        self.may_replicate = true;
+        self
+    }
+
+    /// Whether a write pause holds it: a write, or a command that may replicate.
+    #[must_use]
+    pub(crate) fn may_write(&self) -> bool {
+        self.may_replicate || self.flags.contains(crate::engine::spec::flag::WRITE)
     }
 
     /// Reaches every shard.

@@ -101,6 +101,19 @@ impl Session {
         checked
     }
 
+    /// Whether a write pause holds `cmd`: it may write, or it is an EXEC whose transaction
+    /// holds one that may.
+    fn may_write(&self, cmd: &Command) -> bool {
+        if cmd.may_write() {
+            return true;
+        }
+        let commands = crate::engine::command::registry();
+        cmd.name == "exec"
+            && self.multi.as_ref().is_some_and(|m| {
+                m.queued.iter().any(|(id, _)| commands.by_id(*id).is_some_and(Command::may_write))
+            })
+    }
+
     /// Records a command the session ran itself (a shard records those it executes, see
     /// [`crate::engine::stats`]) and turns its result into the reply. The time it spent
     /// blocked is not the command's.
@@ -130,10 +143,28 @@ impl Session {
     }
 
     async fn dispatch(&mut self, args: Vec<Bytes>, known: Option<&'static Command>, out: &mut BytesMut) {
-        let cmd = match self.check(&args, known) {
+        let mut cmd = match self.check(&args, known) {
             Ok(cmd) => cmd,
             Err(e) => return self.pipeline.slots.push(Some(e.into())),
         };
+        // A pause holds the command (queued into MULTI too, as Redis); once released it is
+        // checked again: after a failover, a write finds a replica.
+        while !self.replaying && self.core.global.pauses.active() {
+            let writes = self.may_write(cmd);
+            if !self.core.global.pauses.holds(writes) {
+                break;
+            }
+            self.settle(out).await;
+            // Shown blocked meanwhile (CLIENT LIST's `b`, INFO's blocked_clients), as Redis
+            // shows a postponed client.
+            self.client.set_blocked(Some(false));
+            self.core.global.pauses.released(writes).await;
+            self.client.set_blocked(None);
+            cmd = match self.check(&args, Some(cmd)) {
+                Ok(cmd) => cmd,
+                Err(e) => return self.pipeline.slots.push(Some(e.into())),
+            };
+        }
         self.client.last_cmd.set(&cmd.full_name);
         if let (Some(multi), false) = (self.multi.as_mut(), cmd.control) {
             let (count, mem) = self.client.multi.get().unwrap_or_default();

@@ -75,6 +75,8 @@ pub(crate) struct Global {
     replication: std::sync::Mutex<crate::engine::repl_state::ReplState>,
     /// This server follows a primary (read on every write, for READONLY).
     pub(crate) following: AtomicBool,
+    /// CLIENT PAUSE and FAILOVER's holds on commands (one atomic read per command).
+    pub(crate) pauses: crate::engine::pause::Pauses,
 }
 
 impl Global {
@@ -124,6 +126,7 @@ impl Global {
             load_progress: crate::engine::persist::LoadProgress::default(),
             replication: std::sync::Mutex::default(),
             following: AtomicBool::new(false),
+            pauses: crate::engine::pause::Pauses::default(),
             startup_failed: AtomicBool::new(false),
         }
     }

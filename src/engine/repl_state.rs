@@ -53,8 +53,11 @@ pub(crate) struct MasterLink {
     pub(crate) state: LinkState,
     /// When the primary last sent anything (INFO's `master_last_io_seconds_ago`).
     pub(crate) last_io: Instant,
-    /// Since when the link is down.
-    pub(crate) down_since: Instant,
+    /// Since when the link is down; `None` when it never was up.
+    pub(crate) down_since: Option<Instant>,
+    /// The snapshot being received: its size (0 for a diskless `$EOF:` transfer, whose size
+    /// is not told), the bytes read so far, and when the last came (INFO's `master_sync_*`).
+    pub(crate) transfer: (u64, u64, Instant),
     /// Whether this server holds a copy of the primary's data (a PSYNC may continue it).
     pub(crate) synced: bool,
     /// The database the primary's stream last selected (a `+CONTINUE` does not repeat it).
@@ -71,11 +74,49 @@ impl MasterLink {
             port,
             state: LinkState::Connect,
             last_io: now,
-            down_since: now,
+            down_since: None,
+            transfer: (0, 0, now),
             synced: false,
             db: 0,
         }
     }
+}
+
+/// Where a failover is (INFO's `master_failover_state`); see [`crate::engine::failover`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailoverPhase {
+    /// Writes paused, waiting for a replica to acknowledge the whole stream.
+    WaitForSync,
+    /// Following the target; its `PSYNC ... FAILOVER` not yet accepted.
+    InProgress,
+}
+
+/// A FAILOVER under way.
+#[derive(Debug, Clone)]
+pub(crate) struct Failover {
+    /// Where it is.
+    pub(crate) phase: FailoverPhase,
+    /// The replica to hand over to (`TO host port`), or the one found caught up.
+    pub(crate) target: Option<(String, u16)>,
+    /// When waiting gives up (`TIMEOUT`).
+    pub(crate) until: Option<Instant>,
+    /// At the timeout, switch to the target even if it has not caught up (`FORCE`).
+    pub(crate) force: bool,
+    /// The target's reply when it refused the PSYNC FAILOVER (set by the master link).
+    pub(crate) refused: Option<String>,
+}
+
+/// On a replica that serves replicas of its own: keeps a full sync's cut out of the middle of
+/// a batch of the primary's stream being applied, which the shards would hold but the stream
+/// (fed once the batch is applied) would then repeat after the cut.
+#[derive(Debug, Default)]
+pub(crate) struct ApplyGate {
+    /// The master link is applying a batch.
+    pub(crate) applying: bool,
+    /// Full syncs waiting for their cut: no new batch starts.
+    pub(crate) cutting: usize,
+    /// Who waits for either to change.
+    pub(crate) waiters: Vec<Waker>,
 }
 
 /// One replica attached to this server.
@@ -120,6 +161,10 @@ pub(crate) struct ReplState {
     pub(crate) master_generation: u64,
     /// Since when no replica is attached (`repl-backlog-ttl`).
     pub(crate) no_replicas_since: Option<Instant>,
+    /// The FAILOVER under way, if one is.
+    pub(crate) failover: Option<Failover>,
+    /// Applying the primary's stream against full syncs' cuts.
+    pub(crate) apply: ApplyGate,
 }
 
 /// A replication id that no history has: 40 hex digits.
@@ -157,6 +202,8 @@ impl Default for ReplState {
             master: None,
             master_generation: 0,
             no_replicas_since: None,
+            failover: None,
+            apply: ApplyGate::default(),
         }
     }
 }
@@ -165,6 +212,22 @@ impl ReplState {
     /// The replica with link `id`.
     pub(crate) fn replica(&mut self, id: u64) -> Option<&mut Replica> {
         self.replicas.iter_mut().find(|r| r.id == id)
+    }
+
+    /// Whether this server's link to the primary must send `PSYNC ... FAILOVER`.
+    #[must_use]
+    pub(crate) fn failing_over(&self) -> bool {
+        self.failover.as_ref().is_some_and(|f| f.phase == FailoverPhase::InProgress)
+    }
+
+    /// INFO's `master_failover_state`.
+    #[must_use]
+    pub(crate) fn failover_state(&self) -> &'static str {
+        match self.failover.as_ref().map(|f| f.phase) {
+            None => "no-failover",
+            Some(FailoverPhase::WaitForSync) => "waiting-for-sync",
+            Some(FailoverPhase::InProgress) => "failover-in-progress",
+        }
     }
 
     /// Replicas online that acknowledged `offset` or beyond (WAIT).

@@ -3,7 +3,8 @@
 //! Redis replica does (PING, AUTH, REPLCONF listening-port and capa, PSYNC), then either
 //! continues from its offset (`+CONTINUE`) or takes a full resync: the snapshot (`$<len>` or a
 //! diskless `$EOF:<mark>` transfer) is written to a temp file, renamed over the dump file and
-//! loaded. The stream is applied through an internal session (each write routed to its shard,
+//! loaded, or with `repl-diskless-load` parsed as it arrives (straight into an empty dataset,
+//! or staged and swapped in whole). The stream is applied through an internal session (each write routed to its shard,
 //! transactions atomic), its offset acknowledged every second and when asked. Any failure
 //! drops the link with a log line; it connects again a second later, serving what it has.
 //!
@@ -22,6 +23,7 @@ use bytes::{Bytes, BytesMut};
 use futures::future::{select, Either};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::config::DisklessLoad;
 use crate::engine::client::Client;
 use crate::engine::core::Core;
 use crate::engine::repl_state::{new_replid, LinkState, MasterLink};
@@ -88,6 +90,21 @@ pub(crate) fn follow(core: &Rc<Core>, target: Option<(String, u16)>) {
     }
 }
 
+/// REPLICAOF NO ONE, and a promotion asked by a failover: stops following, keeping the data
+/// and the history, makes sure the shards log for the stream (the full sync started that;
+/// this covers a stream started otherwise, once an EXEC that held the gates has let go of
+/// them), and disconnects this server's replicas, which must learn the new replication id.
+pub(crate) async fn promote(core: &Rc<Core>) {
+    if !core.global.following.load(Ordering::Acquire) {
+        return;
+    }
+    follow(core, None);
+    let streaming = core.clone();
+    glommio::spawn_local(async move { crate::engine::replication::stream_from_shards(&streaming).await })
+        .detach();
+    crate::engine::replication::disconnect_replicas(core).await;
+}
+
 /// Once a second on core 0: `replicaof` in the config file starts following once the dataset
 /// has loaded.
 pub(crate) fn tick(core: &Rc<Core>) {
@@ -129,7 +146,7 @@ fn set_link(core: &Core, generation: u64, state: LinkState) {
     if st.master_generation == generation {
         if let Some(m) = st.master.as_mut() {
             if m.state == LinkState::Connected && state != LinkState::Connected {
-                m.down_since = Instant::now();
+                m.down_since = Some(Instant::now());
             }
             m.state = state;
             m.last_io = Instant::now();
@@ -264,14 +281,26 @@ impl Link {
                 self.request(&[b"REPLCONF", b"ip-address", config.replica_announce_ip.as_bytes()]).await?;
         }
         let _ = self.request(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"]).await?;
-        let (replid, offset) = {
+        let (replid, offset, failover) = {
             let st = self.core.global.replication();
+            let failover = st.failing_over();
             match st.master.as_ref().is_some_and(|m| m.synced) {
-                true => (st.replid.clone(), (st.offset + 1).to_string()),
-                false => ("?".to_owned(), "-1".to_owned()),
+                true => (st.replid.clone(), (st.offset + 1).to_string(), failover),
+                false => ("?".to_owned(), "-1".to_owned(), failover),
             }
         };
-        let reply = self.request(&[b"PSYNC", replid.as_bytes(), offset.as_bytes()]).await?;
+        // A failover asks the target to become the primary first (see engine::failover).
+        let reply = if failover {
+            self.request(&[b"PSYNC", replid.as_bytes(), offset.as_bytes(), b"FAILOVER"]).await?
+        } else {
+            self.request(&[b"PSYNC", replid.as_bytes(), offset.as_bytes()]).await?
+        };
+        if failover && !reply.starts_with("+FULLRESYNC") && !reply.starts_with("+CONTINUE") {
+            if let Some(f) = self.core.global.replication().failover.as_mut() {
+                f.refused = Some(reply.clone());
+            }
+            return Err(LinkError::Master(reply));
+        }
         if let Some(rest) = reply.strip_prefix("+FULLRESYNC ") {
             let mut parts = rest.split(' ');
             // As Redis, a signed offset; far from overflowing whatever is added to it.
@@ -308,11 +337,84 @@ impl Link {
         }
     }
 
-    /// The snapshot of a full resync: to a temp file, renamed over the dump file, loaded.
+    /// The snapshot of a full resync: loaded as it arrives (`repl-diskless-load`), or first
+    /// written to a temp file, renamed over the dump file and loaded from it.
     async fn full_sync(&mut self, replid: String, offset: u64) -> Result<(), LinkError> {
         set_link(&self.core, self.generation, LinkState::Transfer);
+        self.progress(0, 0);
         let header = self.line().await?;
         let config = self.core.config();
+        let direct = match config.repl_diskless_load {
+            DisklessLoad::Disabled => None,
+            DisklessLoad::OnEmptyDb => crate::engine::snapshot::hold_if_empty(&self.core).await.map(Some),
+            DisklessLoad::Swapdb => Some(None),
+        };
+        match direct {
+            Some(direct) => self.load_diskless(&header, direct).await?,
+            None => self.load_through_disk(&header, &config).await?,
+        }
+        {
+            let mut st = self.core.global.replication();
+            st.replid = replid;
+            st.replid2 = crate::engine::repl_state::NO_REPLID.into();
+            st.second_offset = -1;
+            st.offset = offset;
+            if let Some(m) = st.master.as_mut() {
+                m.synced = true;
+                m.db = 0;
+            }
+        }
+        // Our replicas' history restarts at the primary's offset. The shards log what they
+        // apply too, so that a promotion finds them logging for the stream it then feeds.
+        self.core.global.journal.restart_backlog(offset, config.repl_backlog_size.0);
+        crate::engine::replication::stream_from_shards(&self.core).await;
+        tracing::info!("MASTER <-> REPLICA sync: Finished with success");
+        Ok(())
+    }
+
+    /// `repl-diskless-load`: the snapshot goes to a loader thread as it arrives, straight into
+    /// an empty dataset (`direct`: every gate held) or staged until it loaded whole (`swapdb`).
+    async fn load_diskless(
+        &mut self,
+        header: &str,
+        direct: Option<crate::engine::router::Tx>,
+    ) -> Result<(), LinkError> {
+        tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory (diskless)");
+        let (chunks, received) = futures::channel::mpsc::channel(16);
+        let core = self.core.clone();
+        let loading = crate::engine::snapshot::load_streamed(&core, received, direct);
+        let receiving = async {
+            let mut sink = Sink::Loader(chunks);
+            let mut verify = Verify::default();
+            let n = self.receive_into(header, &mut sink, &mut verify).await?;
+            drop(sink);
+            verify
+                .check()
+                .map_err(|e| LinkError::Refused(format!("the primary's snapshot is damaged ({e})")))?;
+            Ok::<u64, LinkError>(n)
+        };
+        let (received, loaded) = futures::join!(receiving, loading);
+        // The loader's reason first: a transfer it stopped only reports that it stopped.
+        let keys = loaded.map_err(|e| {
+            LinkError::Refused(format!(
+                "Failed trying to load the MASTER synchronization DB from socket: {e}"
+            ))
+        })?;
+        let bytes = received?;
+        if !current(&self.core, self.generation) {
+            return Err(LinkError::Stopped);
+        }
+        tracing::info!("MASTER <-> REPLICA sync: loaded {keys} keys ({bytes} bytes) from the socket");
+        Ok(())
+    }
+
+    /// `repl-diskless-load disabled`: to a temp file, fsynced, renamed over the dump file,
+    /// loaded from there.
+    async fn load_through_disk(
+        &mut self,
+        header: &str,
+        config: &crate::config::Config,
+    ) -> Result<(), LinkError> {
         let dir = PathBuf::from(&config.dir);
         let temp = dir.join(format!("temp-{}.{}.rdb", std::process::id(), self.generation));
         let target = dir.join(&config.dbfilename);
@@ -325,7 +427,7 @@ impl Link {
             .buffered_open(&temp)
             .await
             .map_err(glommio_io)?;
-        let written = self.receive(&header, &file).await;
+        let written = self.receive(header, &file).await;
         let written = match written {
             Ok(n) => file.fdatasync().await.map_err(glommio_io).map(|()| n),
             Err(e) => Err(e),
@@ -350,41 +452,26 @@ impl Link {
                 "Failed trying to load the MASTER synchronization DB from disk: {}",
                 e.unwrap_or_default()
             ))
-        })?;
-        {
-            let mut st = self.core.global.replication();
-            st.replid = replid;
-            st.replid2 = crate::engine::repl_state::NO_REPLID.into();
-            st.second_offset = -1;
-            st.offset = offset;
-            if let Some(m) = st.master.as_mut() {
-                m.synced = true;
-                m.db = 0;
-            }
-        }
-        // Our replicas' history restarts at the primary's offset. The shards log what they
-        // apply too, so that a promotion finds them logging for the stream it then feeds.
-        self.core.global.journal.restart_backlog(offset, config.repl_backlog_size.0);
-        crate::engine::replication::stream_from_shards(&self.core).await;
-        tracing::info!("MASTER <-> REPLICA sync: Finished with success");
-        Ok(())
+        })
     }
 
     /// Writes the snapshot's bytes to `file`: `$<len>` of them, or up to the `$EOF:<mark>`
     /// mark, checking them as they pass ([`Verify`]). Returns how many.
     async fn receive(&mut self, header: &str, file: &glommio::io::BufferedFile) -> Result<u64, LinkError> {
         let mut verify = Verify::default();
-        let n = self.receive_into(header, file, &mut verify).await?;
+        let n = self.receive_into(header, &mut Sink::File(file), &mut verify).await?;
         verify.check().map_err(|e| {
             LinkError::Refused(format!("the primary's snapshot is damaged ({e}); the data here is kept"))
         })?;
         Ok(n)
     }
 
+    /// Passes the snapshot's bytes to `sink`: `$<len>` of them, or up to the `$EOF:<mark>`
+    /// mark, through `verify`. Returns how many.
     async fn receive_into(
         &mut self,
         header: &str,
-        file: &glommio::io::BufferedFile,
+        sink: &mut Sink<'_>,
         verify: &mut Verify,
     ) -> Result<u64, LinkError> {
         let body = header.strip_prefix('$').ok_or_else(|| {
@@ -400,14 +487,15 @@ impl Link {
                 if let Some(at) = self.buf.windows(40).position(|w| w == mark.as_slice()) {
                     let last = self.buf.split_to(at + 40);
                     verify.update(&last[..at]);
-                    pos += write(file, pos, &last[..at]).await?;
+                    pos += sink.put(pos, &last[..at]).await?;
                     return Ok(pos);
                 }
                 // Keep what may be the start of the mark.
                 let keep = self.buf.len().min(39);
                 let done = self.buf.split_to(self.buf.len() - keep);
                 verify.update(&done);
-                pos += write(file, pos, &done).await?;
+                pos += sink.put(pos, &done).await?;
+                self.progress(0, pos);
                 self.fill().await?;
             }
         }
@@ -419,7 +507,8 @@ impl Link {
             let take = self.buf.len().min(usize::try_from(len - pos).unwrap_or(usize::MAX));
             let part = self.buf.split_to(take);
             verify.update(&part);
-            pos += write(file, pos, &part).await?;
+            pos += sink.put(pos, &part).await?;
+            self.progress(len, pos);
         }
         Ok(pos)
     }
@@ -493,6 +582,8 @@ impl Link {
                 self.buf = BytesMut::from(&raw[committed..]);
                 parser = RequestParser::new();
             }
+            // Applied and fed as one step against a full sync's cut here (see ApplyGate).
+            crate::engine::replication::enter_apply(&core).await;
             if !batch.is_empty() {
                 crate::facade::Service::call(&mut session, &mut batch, &mut out).await;
                 out.clear();
@@ -506,6 +597,7 @@ impl Link {
                     m.db = session.db;
                 }
             }
+            crate::engine::replication::leave_apply(&core);
             if getack {
                 self.ack().await?;
                 acked = Instant::now();
@@ -534,6 +626,16 @@ impl Link {
                         return Err(LinkError::Timeout);
                     }
                 }
+            }
+        }
+    }
+
+    /// Records how far the snapshot's transfer is (`total` 0: not told).
+    fn progress(&self, total: u64, read: u64) {
+        let mut st = self.core.global.replication();
+        if st.master_generation == self.generation {
+            if let Some(m) = st.master.as_mut() {
+                m.transfer = (total, read, Instant::now());
             }
         }
     }
@@ -604,15 +706,35 @@ fn announced_port(config: &crate::config::Config) -> u16 {
     }
 }
 
-async fn write(file: &glommio::io::BufferedFile, pos: u64, bytes: &[u8]) -> Result<u64, LinkError> {
-    if bytes.is_empty() {
-        return Ok(0);
+/// Where a snapshot's bytes go as they arrive.
+enum Sink<'a> {
+    /// The temp file (`repl-diskless-load disabled`).
+    File(&'a glommio::io::BufferedFile),
+    /// The loader thread (diskless load).
+    Loader(futures::channel::mpsc::Sender<Bytes>),
+}
+
+impl Sink<'_> {
+    /// Passes `bytes`, which start at `pos` of the snapshot; returns how many.
+    async fn put(&mut self, pos: u64, bytes: &[u8]) -> Result<u64, LinkError> {
+        if bytes.is_empty() {
+            return Ok(0);
+        }
+        match self {
+            Sink::File(file) => {
+                let n = file.write_at(bytes.to_vec(), pos).await.map_err(glommio_io)?;
+                if n != bytes.len() {
+                    return Err(LinkError::Io(std::io::Error::other("short write to the sync file")));
+                }
+            }
+            Sink::Loader(chunks) => {
+                futures::SinkExt::send(chunks, Bytes::copy_from_slice(bytes))
+                    .await
+                    .map_err(|_| LinkError::Refused("the loader stopped".into()))?;
+            }
+        }
+        Ok(bytes.len() as u64)
     }
-    let n = file.write_at(bytes.to_vec(), pos).await.map_err(glommio_io)?;
-    if n != bytes.len() {
-        return Err(LinkError::Io(std::io::Error::other("short write to the sync file")));
-    }
-    Ok(n as u64)
 }
 
 fn glommio_io(e: glommio::GlommioError<()>) -> LinkError {

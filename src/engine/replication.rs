@@ -29,7 +29,7 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::engine::client::Client;
 use crate::engine::core::Core;
 use crate::engine::journal::{sync_holder, Marker};
-use crate::engine::repl_state::{new_replid, Replica, ReplicaState, NO_REPLID};
+use crate::engine::repl_state::{new_replid, ApplyGate, Replica, ReplicaState, NO_REPLID};
 use crate::engine::router::Tx;
 use crate::engine::shard::Shard;
 use crate::engine::snapshot::{self, SaveError};
@@ -189,10 +189,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
                 .await?;
         }
         let id = Cell::new(0);
+        // A replica's cut must not fall inside a batch of its primary's stream (see ApplyGate).
+        let chained = global.following.load(std::sync::atomic::Ordering::Acquire);
+        let holding = Cell::new(false);
+        let release = || {
+            if holding.replace(false) {
+                release_applies(&core);
+            }
+        };
         let (outcome, parts) = loop {
+            if chained {
+                hold_applies(&core).await;
+                holding.set(true);
+            }
             let at_cut = async |tx: &Tx, snapshot: u64| {
                 id.set(snapshot);
                 start_stream(&core, tx, snapshot).await;
+                release();
             };
             let (sender, parts) = match diskless {
                 true => {
@@ -201,7 +214,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
                 }
                 false => (None, None),
             };
-            match snapshot::background_save(&core, at_cut, sender).await {
+            let saving = snapshot::background_save(&core, at_cut, sender).await;
+            release();
+            match saving {
                 Ok(outcome) => break (outcome, parts),
                 // Another save (or rewrite) runs: its cut is not ours; start when it ends.
                 Err(SaveError::InProgress | SaveError::RewriteInProgress) => {
@@ -308,11 +323,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
         }
     }
 
-    /// Sends the stream as the backlog gets it, reading acknowledgements in between.
+    /// Sends the stream as the backlog gets it, reading acknowledgements in between: while
+    /// idle, as they come; under a stream that never pauses, once a millisecond at most,
+    /// without waiting (a non-blocking receive), so that WAIT, `min-replicas-max-lag` and the
+    /// replica's timeout see its acknowledgements under any load.
     async fn follow(&mut self, holder: u64) -> ConnError {
         let journal = self.core.global.journal.clone();
         let mut out = Vec::with_capacity(CHUNK);
         let mut buf = vec![0u8; 512];
+        let mut looked = Instant::now();
         loop {
             if let Err(e) = self.handle_requests() {
                 return e;
@@ -343,6 +362,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
                 Some(_) => {
                     if let Err(e) = self.send_while_held(&out, holder).await {
                         return e;
+                    }
+                    if looked.elapsed() >= Duration::from_millis(1) {
+                        looked = Instant::now();
+                        match futures::FutureExt::now_or_never(self.stream.read(&mut buf)) {
+                            Some(Ok(0)) => return ConnError::Eof,
+                            Some(Ok(n)) => self.rbuf.extend_from_slice(&buf[..n]),
+                            Some(Err(e)) => return ConnError::Io(e),
+                            None => {}
+                        }
+                        // The timeout is judged after what the replica sent was read.
+                        if let Err(e) = self.handle_requests().and_then(|()| self.check_timeout()) {
+                            return e;
+                        }
                     }
                 }
             }
@@ -452,6 +484,54 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
     }
 }
 
+/// Waits until `ready` holds for the apply gate (it may change the gate when it does).
+async fn apply_gate(core: &Core, mut ready: impl FnMut(&mut ApplyGate) -> bool) {
+    std::future::poll_fn(|cx| {
+        let mut st = core.global.replication();
+        if ready(&mut st.apply) {
+            return Poll::Ready(());
+        }
+        if !st.apply.waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            st.apply.waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
+    })
+    .await;
+}
+
+fn wake_apply_gate(gate: &mut ApplyGate) {
+    gate.waiters.drain(..).for_each(std::task::Waker::wake);
+}
+
+/// The master link starts applying a batch of the stream, once no full sync waits to cut.
+pub(crate) async fn enter_apply(core: &Core) {
+    apply_gate(core, |g| {
+        let free = g.cutting == 0;
+        g.applying |= free;
+        free
+    })
+    .await;
+}
+
+/// The batch is applied and fed to this server's own stream.
+pub(crate) fn leave_apply(core: &Core) {
+    let mut st = core.global.replication();
+    st.apply.applying = false;
+    wake_apply_gate(&mut st.apply);
+}
+
+/// A full sync on a replica: no batch starts from now on, and the one being applied ends.
+async fn hold_applies(core: &Core) {
+    core.global.replication().apply.cutting += 1;
+    apply_gate(core, |g| !g.applying).await;
+}
+
+fn release_applies(core: &Core) {
+    let mut st = core.global.replication();
+    st.apply.cutting = st.apply.cutting.saturating_sub(1);
+    wake_apply_gate(&mut st.apply);
+}
+
 /// At a full sync's cut (every gate held): starts the replication stream if it has not
 /// started (a new history, with a new replication id), then marks the cut in it.
 async fn start_stream(core: &Core, tx: &Tx, id: u64) {
@@ -505,7 +585,8 @@ pub(crate) async fn tick(core: &Core, last_ping: &mut Instant) {
         return;
     }
     let period = Duration::from_secs(config.repl_ping_replica_period.max(1));
-    if last_ping.elapsed() >= period {
+    // A failover keeps the stream still, so that a replica can catch up with all of it.
+    if last_ping.elapsed() >= period && global.replication().failover.is_none() {
         *last_ping = Instant::now();
         global.journal.feed_now(&[b"PING"]);
     }
@@ -583,7 +664,11 @@ pub(crate) async fn wait_for_replicas(core: &Core, wanted: usize, timeout: Optio
     if now >= wanted {
         return now;
     }
-    global.journal.feed_now(&[b"REPLCONF", b"GETACK", b"*"]);
+    // Not while clients are paused (as Redis): the stream stays still; replicas acknowledge
+    // every second anyway.
+    if !global.pauses.active() {
+        global.journal.feed_now(&[b"REPLCONF", b"GETACK", b"*"]);
+    }
     let acks = pin!(Acks { core, target, wanted });
     match timeout {
         None => acks.await,
@@ -637,7 +722,7 @@ impl Future for Killed<'_> {
 #[must_use]
 pub(crate) fn request(args: &[Bytes], conf: &ReplConf) -> SyncRequest {
     let psync = match args {
-        [_, id, offset] => Some((
+        [_, id, offset, ..] => Some((
             String::from_utf8_lossy(id).into_owned(),
             std::str::from_utf8(offset).ok().and_then(|o| o.parse().ok()).unwrap_or(-1),
         )),

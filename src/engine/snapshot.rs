@@ -922,7 +922,7 @@ pub(crate) fn start_loading(
         let send = |shard: usize, batch| {
             futures::executor::block_on(futures::SinkExt::send(&mut senders[shard], batch)).is_ok()
         };
-        match load(&global, std::io::BufReader::new(file), cores, keep_expired, send) {
+        match load(&global, std::io::BufReader::new(file), cores, LoadRules { keep_expired, validate: false }, send) {
             Ok((loaded, expired, at)) => {
                 if let Some(end) = end {
                     let _ = end.send(at);
@@ -959,13 +959,25 @@ enum LoadFailure {
     Databases(usize),
     #[error("the server stopped while loading")]
     Stopped,
+    #[error("the value of key '{0}' does not decode: {1}")]
+    Value(String, crate::storage::rdb::RdbError),
+}
+
+/// What the loader does with the keys it reads.
+#[derive(Clone, Copy, Default)]
+struct LoadRules {
+    /// Keep keys already expired (an AOF's base, a replica's copy of its primary).
+    keep_expired: bool,
+    /// Decode every value here too, so that a value that does not decode fails the load
+    /// before any shard has changed (a replica's `swapdb` load).
+    validate: bool,
 }
 
 fn load(
     global: &Global,
     src: impl std::io::Read,
     shards: usize,
-    keep_expired: bool,
+    rules: LoadRules,
     mut send: impl FnMut(usize, Vec<LoadItem>) -> bool,
 ) -> Result<(u64, u64, u64), LoadFailure> {
     let mut reader = file::FileReader::open(src)?;
@@ -995,9 +1007,14 @@ fn load(
                 _ => {}
             },
             file::Item::Entry { key, value, expires_at } => {
-                if !keep_expired && expires_at.is_some_and(|at| at < now) {
+                if !rules.keep_expired && expires_at.is_some_and(|at| at < now) {
                     expired += 1;
                     continue;
+                }
+                if rules.validate {
+                    value
+                        .decode()
+                        .map_err(|e| LoadFailure::Value(String::from_utf8_lossy(&key).into_owned(), e))?;
                 }
                 let shard = crate::engine::slot::Slot::of(&key).shard(shards).0;
                 batches[shard].push(LoadItem { db, key, value, expires_at });
@@ -1051,22 +1068,14 @@ pub(crate) async fn reload(core: &Rc<Core>, nosave: bool, noflush: bool) -> Resu
             let _ = tx.run(shard, |sh: &mut Shard| sh.flush(None)).await;
         }
     }
-    let (sender, mut batches) = mpsc::channel::<(usize, Vec<LoadItem>)>(4);
-    let (done, result) = futures::channel::oneshot::channel();
-    let global = core.global.clone();
-    let spawned = std::thread::Builder::new().name("ferrokey-reload".into()).spawn(move || {
-        let mut sender = sender;
-        let send = |shard: usize, batch| {
-            futures::executor::block_on(futures::SinkExt::send(&mut sender, (shard, batch))).is_ok()
+    let (mut batches, result) =
+        match spawn_loader(&core.global, std::io::BufReader::new(file), LoadRules::default()) {
+            Ok(started) => started,
+            Err(e) => {
+                tx.release().await;
+                return Err(Some(e));
+            }
         };
-        let _ = done.send(
-            load(&global, std::io::BufReader::new(file), shards, false, send).map_err(|e| e.to_string()),
-        );
-    });
-    if let Err(e) = spawned {
-        tx.release().await;
-        return Err(Some(format!("cannot start the loader: {e}")));
-    }
     let mut decoded = Ok(());
     while let Some((shard, batch)) = batches.next().await {
         if let Ok(Err(e)) = tx.run(ShardId(shard), move |sh: &mut Shard| sh.load(batch)).await {
@@ -1086,6 +1095,133 @@ pub(crate) async fn reload(core: &Rc<Core>, nosave: bool, noflush: bool) -> Resu
         Ok(Err(e)) => Err(Some(e)),
         Err(_) => Err(Some("the loader stopped".into())),
     }
+}
+
+/// The batches a loader thread sends, and its result: keys loaded, expired, bytes read.
+type Loader = (mpsc::Receiver<(usize, Vec<LoadItem>)>, oneshot::Receiver<Result<(u64, u64, u64), String>>);
+
+/// Starts a thread that parses `src` and sends each shard's keys in batches; dropping the
+/// batches' receiver stops it.
+fn spawn_loader(
+    global: &Arc<Global>,
+    src: impl std::io::Read + Send + 'static,
+    rules: LoadRules,
+) -> Result<Loader, String> {
+    let (sender, batches) = mpsc::channel::<(usize, Vec<LoadItem>)>(4);
+    let (done, result) = oneshot::channel();
+    let global = global.clone();
+    let shards = global.cores.len();
+    std::thread::Builder::new()
+        .name("ferrokey-load".into())
+        .spawn(move || {
+            let mut sender = sender;
+            let send = |shard: usize, batch| {
+                futures::executor::block_on(futures::SinkExt::send(&mut sender, (shard, batch))).is_ok()
+            };
+            let _ = done.send(load(&global, src, shards, rules, send).map_err(|e| e.to_string()));
+        })
+        .map_err(|e| format!("cannot start the loader: {e}"))?;
+    Ok((batches, result))
+}
+
+/// The bytes of a snapshot arriving in chunks (a replica's diskless load), read on the
+/// loader's thread; the end of the chunks is the end of the file.
+struct ChunkReader {
+    chunks: mpsc::Receiver<bytes::Bytes>,
+    current: bytes::Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match futures::executor::block_on(self.chunks.next()) {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Holds every gate when the dataset is empty (a replica's `on-empty-db` load then goes
+/// straight into the shards); `None`, with every gate let go, when it is not.
+pub(crate) async fn hold_if_empty(core: &Core) -> Option<Tx> {
+    let tx = core.router.begin((0..core.router.shards()).map(ShardId).collect()).await.ok()?;
+    let mut keys = 0;
+    for &shard in tx.shards() {
+        keys += tx
+            .run(shard, |sh: &mut Shard| sh.dbs().iter().map(|d| d.len()).sum::<usize>())
+            .await
+            .unwrap_or(1);
+    }
+    if keys == 0 {
+        return Some(tx);
+    }
+    tx.release().await;
+    None
+}
+
+/// A replica's diskless load of the snapshot arriving on `chunks`, parsed on a loader thread
+/// as it comes. With `direct` (every gate held over an empty dataset, see [`hold_if_empty`])
+/// the keys go into the shards as they are parsed, and a load that fails empties the dataset
+/// again. Without it (`swapdb`) every value is also decoded on the loader's thread and the
+/// keys wait in memory while the old data serves; only a snapshot that loaded whole replaces
+/// it, under every gate at once. Returns the keys loaded.
+pub(crate) async fn load_streamed(
+    core: &Rc<Core>,
+    chunks: mpsc::Receiver<bytes::Bytes>,
+    direct: Option<Tx>,
+) -> Result<u64, String> {
+    let reader = ChunkReader { chunks, current: bytes::Bytes::new() };
+    let rules = LoadRules { keep_expired: true, validate: direct.is_none() };
+    let (mut batches, result) = spawn_loader(&core.global, reader, rules)?;
+    let finished = |r: Result<Result<(u64, u64, u64), String>, oneshot::Canceled>| match r {
+        Ok(Ok((loaded, ..))) => Ok(loaded),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("the loader stopped".to_owned()),
+    };
+    let flush_all = |tx: Tx| async move {
+        for &shard in tx.shards() {
+            let _ = tx.run(shard, |sh: &mut Shard| sh.flush(None)).await;
+        }
+        tx
+    };
+    if let Some(tx) = direct {
+        let mut applied = Ok(());
+        while let Some((shard, batch)) = batches.next().await {
+            if let Ok(Err(e)) = tx.run(ShardId(shard), move |sh: &mut Shard| sh.load(batch)).await {
+                applied = Err(e.to_string());
+                break;
+            }
+        }
+        drop(batches);
+        let loaded = applied.and(finished(result.await));
+        let tx = if loaded.is_err() { flush_all(tx).await } else { tx };
+        tx.release().await;
+        return loaded;
+    }
+    let mut staged = Vec::new();
+    while let Some(batch) = batches.next().await {
+        staged.push(batch);
+    }
+    let loaded = finished(result.await)?;
+    let tx = core
+        .router
+        .begin((0..core.router.shards()).map(ShardId).collect())
+        .await
+        .map_err(|_| "a shard is unavailable".to_owned())?;
+    let tx = flush_all(tx).await;
+    let mut applied = Ok(loaded);
+    for (shard, batch) in staged {
+        if let Ok(Err(e)) = tx.run(ShardId(shard), move |sh: &mut Shard| sh.load(batch)).await {
+            applied = Err(e.to_string());
+            break;
+        }
+    }
+    tx.release().await;
+    applied
 }
 
 /// A core's side of loading: puts each batch into its shard (through the gate), then reports

@@ -489,6 +489,11 @@ impl Raw {
         read_reply(&mut self.inner)
     }
 
+    /// Reads one whole reply, as raw RESP.
+    pub fn reply(&mut self) -> Vec<u8> {
+        read_reply(&mut self.inner)
+    }
+
     /// This connection's CLIENT ID.
     pub fn client_id(&mut self) -> i64 {
         let reply = self.request(&[b"CLIENT", b"ID"]);
