@@ -330,6 +330,12 @@ fn requests_sent_while_blocked_run_afterwards() {
     }
 }
 
+/// INFO's `expired_keys`.
+fn expired_keys(c: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("stats").query(c).unwrap();
+    info.lines().find_map(|l| l.strip_prefix("expired_keys:")?.parse().ok()).unwrap()
+}
+
 /// The error CLIENT PAUSE gives for `args`, from `c`.
 fn pause_error(c: &mut redis::Connection, args: &[&str]) -> String {
     let err = redis::cmd("CLIENT").arg("PAUSE").arg(args).query::<()>(c).unwrap_err();
@@ -345,7 +351,7 @@ fn client_pause_holds_writes_or_everything_until_it_ends() {
         let key = key_on(&format!("{mode:?}:paused:"), 1, 2);
         let mut control = server.conn_on_core(mode, 0);
         // The same refusals as redis-server's.
-        for bad in [&["10", "SOME"][..], &["-1"], &["soon"]] {
+        for bad in [&["10", "SOME"][..], &["-1"], &["soon"], &["10", "WRITE", "more"]] {
             assert_eq!(pause_error(&mut control, bad), pause_error(&mut reference, bad), "{bad:?}");
         }
         let () = redis::cmd("CLIENT").arg("PAUSE").arg(60_000).arg("WRITE").query(&mut control).unwrap();
@@ -363,6 +369,20 @@ fn client_pause_holds_writes_or_everything_until_it_ends() {
         let () = redis::cmd("CLIENT").arg("UNPAUSE").query(&mut control).unwrap();
         assert_eq!(writer.reply(), b"+OK\r\n");
         assert_eq!(writer.reply(), b"$1\r\nv\r\n");
+        // During a pause an expired key reads as missing but stays (nothing is deleted, so
+        // nothing reaches the stream), as in Redis; it goes once the pause ends.
+        let expired_before = expired_keys(&mut control);
+        let short = key_on(&format!("{mode:?}:short:"), 0, 2);
+        let () = redis::cmd("SET").arg(&short).arg("v").arg("PX").arg(1).query(&mut control).unwrap();
+        let () = redis::cmd("CLIENT").arg("PAUSE").arg(60_000).arg("WRITE").query(&mut control).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while control.get::<_, Option<String>>(&short).unwrap().is_some() {
+            assert!(Instant::now() < deadline, "the key never expired");
+        }
+        assert_eq!(expired_keys(&mut control), expired_before);
+        let () = redis::cmd("CLIENT").arg("UNPAUSE").query(&mut control).unwrap();
+        assert_eq!(control.get::<_, Option<String>>(&short).unwrap(), None);
+        assert_eq!(expired_keys(&mut control), expired_before + 1);
         // ALL holds reads too, until the pause's own end.
         let () = redis::cmd("CLIENT").arg("PAUSE").arg(300).arg("ALL").query(&mut control).unwrap();
         let paused = Instant::now();

@@ -367,6 +367,14 @@ fn a_ferrokey_replica_resumes_partially_and_keeps_the_history_when_promoted() {
     assert_same(&mut p, &mut r);
     assert_eq!(info(&mut p, "stats", "sync_full"), "1");
     assert!(replica.wait_log("Successful partial resynchronization with master"));
+    // CLIENT PAUSE WRITE on the replica holds the primary's stream there too (as Redis's).
+    let () = redis::cmd("CLIENT").arg("PAUSE").arg(60_000).arg("WRITE").query(&mut r).unwrap();
+    let () = redis::cmd("SET").arg("while-paused").arg("1").query(&mut p).unwrap();
+    let acked: i64 = redis::cmd("WAIT").arg(1).arg(300).query(&mut p).unwrap();
+    assert_eq!(acked, 0, "a paused replica applied the stream");
+    let () = redis::cmd("CLIENT").arg("UNPAUSE").query(&mut r).unwrap();
+    let acked: i64 = redis::cmd("WAIT").arg(1).arg(10_000).query(&mut p).unwrap();
+    assert_eq!(acked, 1);
     // Promotion keeps the data, and the primary's history as the previous one.
     let history = info(&mut p, "replication", "master_replid");
     let () = redis::cmd("REPLICAOF").arg("NO").arg("ONE").query(&mut r).unwrap();

@@ -234,10 +234,10 @@ async fn failover(s: &mut Session, args: &[Bytes]) -> CmdResult {
     let target = target.map(|(h, p)| (h, u16::try_from(p).unwrap_or(0)));
     let until =
         (timeout > 0).then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout as u64));
-    failover::start(
-        &s.core,
-        Failover { phase: FailoverPhase::WaitForSync, target, until, force, refused: None },
-    );
+    let failover = Failover { phase: FailoverPhase::WaitForSync, target, until, force, answer: None };
+    if !failover::start(&s.core, failover) {
+        return Err(CmdError::msg("ERR FAILOVER already in progress."));
+    }
     Ok(Reply::Ok)
 }
 

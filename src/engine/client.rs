@@ -70,6 +70,9 @@ pub(crate) struct Client {
     over_soft: Cell<Option<Instant>>,
     /// Whether the client is blocked (BLPOP and friends), and how CLIENT UNBLOCK released it.
     blocked: Cell<bool>,
+    /// Whether a pause holds its command (CLIENT LIST shows it blocked; CLIENT UNBLOCK does
+    /// not release it).
+    paused: Cell<bool>,
     /// Whether the current block has a timeout (INFO's `clients_in_timeout_table`).
     blocked_timeout: Cell<bool>,
     unblocked: Cell<Option<Unblock>>,
@@ -124,6 +127,7 @@ impl Client {
             over_soft: Cell::new(None),
             subscriptions: Cell::new((0, 0)),
             blocked: Cell::new(false),
+            paused: Cell::new(false),
             blocked_timeout: Cell::new(false),
             unblocked: Cell::new(None),
             replica: Cell::new(false),
@@ -211,10 +215,15 @@ impl Client {
         self.blocked.get() && self.blocked_timeout.get()
     }
 
-    /// Whether the client is blocked.
+    /// Whether the client is blocked, by a blocking command or a pause (INFO counts both).
     #[must_use]
     pub(crate) fn is_blocked(&self) -> bool {
-        self.blocked.get()
+        self.blocked.get() || self.paused.get()
+    }
+
+    /// Marks the client held by a pause, or no longer.
+    pub(crate) fn set_paused(&self, paused: bool) {
+        self.paused.set(paused);
     }
 
     /// CLIENT UNBLOCK: wakes a blocked client with `how`; whether it was blocked.
@@ -293,7 +302,7 @@ impl Client {
         if self.multi.get().is_some() {
             flags.push('x');
         }
-        if self.blocked.get() {
+        if self.is_blocked() {
             flags.push('b');
         }
         if self.watch_flag.borrow().load(std::sync::atomic::Ordering::Relaxed) {

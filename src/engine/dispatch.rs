@@ -156,10 +156,16 @@ impl Session {
             }
             self.settle(out).await;
             // Shown blocked meanwhile (CLIENT LIST's `b`, INFO's blocked_clients), as Redis
-            // shows a postponed client.
-            self.client.set_blocked(Some(false));
-            self.core.global.pauses.released(writes).await;
-            self.client.set_blocked(None);
+            // shows a postponed client; a kill or a hang-up ends the wait.
+            self.client.set_paused(true);
+            let client = self.client.clone();
+            let killed = std::future::poll_fn(|cx| client.poll_unblock(cx));
+            let released = self.core.global.pauses.released(writes);
+            futures::future::select(std::pin::pin!(released), std::pin::pin!(killed)).await;
+            self.client.set_paused(false);
+            if self.client.is_killed() {
+                return;
+            }
             cmd = match self.check(&args, Some(cmd)) {
                 Ok(cmd) => cmd,
                 Err(e) => return self.pipeline.slots.push(Some(e.into())),

@@ -15,18 +15,27 @@ use std::time::{Duration, Instant};
 
 use crate::engine::core::Core;
 use crate::engine::pause::{PauseKind, Purpose};
-use crate::engine::repl_state::{Failover, FailoverPhase, LinkState, ReplState, ReplicaState};
+use crate::engine::repl_state::{Failover, FailoverPhase, ReplState, ReplicaState};
 
 /// Starts `failover` (checked by the command): pauses writes and drives it from this core.
-pub(crate) fn start(core: &Rc<Core>, failover: Failover) {
-    match &failover.target {
-        Some((host, port)) => tracing::info!("FAILOVER requested to {host}:{port}."),
-        None => tracing::info!("FAILOVER requested to any replica."),
+/// False when another one started first.
+#[must_use]
+pub(crate) fn start(core: &Rc<Core>, failover: Failover) -> bool {
+    {
+        let mut st = core.global.replication();
+        if st.failover.is_some() {
+            return false;
+        }
+        match &failover.target {
+            Some((host, port)) => tracing::info!("FAILOVER requested to {host}:{port}."),
+            None => tracing::info!("FAILOVER requested to any replica."),
+        }
+        st.failover = Some(failover);
     }
-    core.global.replication().failover = Some(failover);
     core.global.pauses.pause(Purpose::Failover, PauseKind::Write, None);
     let core = core.clone();
     glommio::spawn_local(async move { drive(&core).await }).detach();
+    true
 }
 
 /// What a look at the failover decided.
@@ -38,15 +47,27 @@ enum Step {
     Abort(&'static str),
 }
 
-/// Looks every 100 ms until the failover is over.
+/// Looks every 100 ms until the failover is over. Each look first waits until every write
+/// made so far has its place in the stream: one that passed the pause check just before the
+/// pause began (a pipeline's batch not yet at its shard) is then counted in the offset.
 async fn drive(core: &Rc<Core>) {
+    let journal = core.global.journal.clone();
     loop {
+        glommio::timer::sleep(Duration::from_millis(100)).await;
+        journal.in_stream(journal.last_ticket()).await;
         let offset = crate::engine::replication::offset(core);
         let step = next_step(&mut core.global.replication(), offset, Instant::now());
         match step {
-            Step::Wait => glommio::timer::sleep(Duration::from_millis(100)).await,
+            Step::Wait => {}
             Step::Over => return,
-            Step::Switch(host, port) => crate::engine::replica::follow(core, Some((host, port))),
+            Step::Switch(host, port) => {
+                crate::engine::replica::follow(core, Some((host, port)));
+                // An ABORT between the decision and the switch found nothing to undo yet.
+                if core.global.replication().failover.is_none() {
+                    crate::engine::replica::promote(core).await;
+                    return;
+                }
+            }
             Step::Finish => {
                 core.global.replication().failover = None;
                 core.global.pauses.unpause(Purpose::Failover);
@@ -59,18 +80,15 @@ async fn drive(core: &Rc<Core>) {
 
 /// The decision, from the shared state at `now` with the stream at `offset`.
 fn next_step(st: &mut ReplState, offset: u64, now: Instant) -> Step {
-    let ReplState { failover, replicas, master, .. } = st;
+    let ReplState { failover, replicas, .. } = st;
     let Some(f) = failover.as_mut() else {
         return Step::Over;
     };
     if f.phase == FailoverPhase::InProgress {
-        if f.refused.is_some() {
-            return Step::Abort("Failover target rejected psync request");
-        }
-        // The PSYNC was accepted once the link receives a snapshot or follows the stream.
-        return match master.as_ref().map(|m| m.state) {
-            Some(LinkState::Transfer | LinkState::Connected) => Step::Finish,
-            _ => Step::Wait,
+        return match f.answer {
+            Some(Ok(())) => Step::Finish,
+            Some(Err(_)) => Step::Abort("Failover target rejected psync request"),
+            None => Step::Wait,
         };
     }
     if f.until.is_some_and(|u| now >= u) {
@@ -130,7 +148,7 @@ mod tests {
             target: target.map(|(h, p)| (h.to_owned(), p)),
             until,
             force,
-            refused: None,
+            answer: None,
         }
     }
 
@@ -166,11 +184,13 @@ mod tests {
         let mut f = failover(None, None, false);
         f.phase = FailoverPhase::InProgress;
         let mut st = ReplState { failover: Some(f), ..ReplState::default() };
-        st.master = Some(crate::engine::repl_state::MasterLink::new("127.0.0.1".into(), 7001));
+        assert!(st.failing_over());
         assert!(matches!(next_step(&mut st, 0, now), Step::Wait));
-        st.master.as_mut().unwrap().state = LinkState::Connected;
+        st.failover.as_mut().unwrap().answer = Some(Ok(()));
+        // Accepted: a reconnect must not ask the (now) primary to fail over again.
+        assert!(!st.failing_over());
         assert!(matches!(next_step(&mut st, 0, now), Step::Finish));
-        st.failover.as_mut().unwrap().refused = Some("-ERR no".into());
+        st.failover.as_mut().unwrap().answer = Some(Err("-ERR no".into()));
         assert!(matches!(next_step(&mut st, 0, now), Step::Abort(_)));
     }
 }

@@ -110,13 +110,12 @@ impl Pauses {
         self.update(&mut inner);
     }
 
-    /// Publishes the kind in force; wakes every waiter when it lessened.
+    /// Publishes the kind in force; wakes every waiter (pauses change rarely; each looks again
+    /// at what holds it and until when).
     fn update(&self, inner: &mut Inner) {
         let kind = inner.current(Instant::now()).kind;
-        let before = self.kind.swap(kind as u8, Ordering::AcqRel);
-        if (kind as u8) < before {
-            inner.waiters.drain(..).for_each(Waker::wake);
-        }
+        self.kind.store(kind as u8, Ordering::Release);
+        inner.waiters.drain(..).for_each(Waker::wake);
     }
 
     /// Whether anything may be held now (one atomic load: the check on every command).
@@ -132,8 +131,11 @@ impl Pauses {
             return PauseKind::Off;
         }
         let mut inner = self.lock();
-        self.update(&mut inner);
-        inner.current(Instant::now()).kind
+        let kind = inner.current(Instant::now()).kind;
+        if kind == PauseKind::Off {
+            self.update(&mut inner);
+        }
+        kind
     }
 
     /// Whether a command that may write (`writes`) or not is held now.
@@ -151,7 +153,6 @@ impl Pauses {
         loop {
             let until = {
                 let mut inner = self.lock();
-                self.update(&mut inner);
                 let held = inner.current(Instant::now());
                 match held.kind {
                     PauseKind::Off => return,

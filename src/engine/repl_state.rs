@@ -102,8 +102,9 @@ pub(crate) struct Failover {
     pub(crate) until: Option<Instant>,
     /// At the timeout, switch to the target even if it has not caught up (`FORCE`).
     pub(crate) force: bool,
-    /// The target's reply when it refused the PSYNC FAILOVER (set by the master link).
-    pub(crate) refused: Option<String>,
+    /// The target's answer to the PSYNC FAILOVER, set by the master link: `Ok` once it
+    /// accepted (no second PSYNC may carry FAILOVER), else the reply that refused it.
+    pub(crate) answer: Option<Result<(), String>>,
 }
 
 /// On a replica that serves replicas of its own: keeps a full sync's cut out of the middle of
@@ -111,8 +112,8 @@ pub(crate) struct Failover {
 /// (fed once the batch is applied) would then repeat after the cut.
 #[derive(Debug, Default)]
 pub(crate) struct ApplyGate {
-    /// The master link is applying a batch.
-    pub(crate) applying: bool,
+    /// Master links applying a batch (an old link may still finish one as a new one starts).
+    pub(crate) applying: usize,
     /// Full syncs waiting for their cut: no new batch starts.
     pub(crate) cutting: usize,
     /// Who waits for either to change.
@@ -217,7 +218,7 @@ impl ReplState {
     /// Whether this server's link to the primary must send `PSYNC ... FAILOVER`.
     #[must_use]
     pub(crate) fn failing_over(&self) -> bool {
-        self.failover.as_ref().is_some_and(|f| f.phase == FailoverPhase::InProgress)
+        self.failover.as_ref().is_some_and(|f| f.phase == FailoverPhase::InProgress && f.answer.is_none())
     }
 
     /// INFO's `master_failover_state`.

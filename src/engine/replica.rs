@@ -295,11 +295,14 @@ impl Link {
         } else {
             self.request(&[b"PSYNC", replid.as_bytes(), offset.as_bytes()]).await?
         };
-        if failover && !reply.starts_with("+FULLRESYNC") && !reply.starts_with("+CONTINUE") {
+        if failover {
+            let accepted = reply.starts_with("+FULLRESYNC") || reply.starts_with("+CONTINUE");
             if let Some(f) = self.core.global.replication().failover.as_mut() {
-                f.refused = Some(reply.clone());
+                f.answer = Some(if accepted { Ok(()) } else { Err(reply.clone()) });
             }
-            return Err(LinkError::Master(reply));
+            if !accepted {
+                return Err(LinkError::Master(reply));
+            }
         }
         if let Some(rest) = reply.strip_prefix("+FULLRESYNC ") {
             let mut parts = rest.split(' ');
@@ -373,7 +376,8 @@ impl Link {
     }
 
     /// `repl-diskless-load`: the snapshot goes to a loader thread as it arrives, straight into
-    /// an empty dataset (`direct`: every gate held) or staged until it loaded whole (`swapdb`).
+    /// an empty dataset (`direct`: every gate held, clients answered LOADING) or staged until
+    /// it loaded whole (`swapdb`, the old data serving meanwhile).
     async fn load_diskless(
         &mut self,
         header: &str,
@@ -382,7 +386,10 @@ impl Link {
         tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory (diskless)");
         let (chunks, received) = futures::channel::mpsc::channel(16);
         let core = self.core.clone();
-        let loading = crate::engine::snapshot::load_streamed(&core, received, direct);
+        let _loading = direct.is_some().then(|| Loading::start(&core));
+        let generation = self.generation;
+        let still = || current(&core, generation);
+        let loading = crate::engine::snapshot::load_streamed(&core, received, direct, still);
         let receiving = async {
             let mut sink = Sink::Loader(chunks);
             let mut verify = Verify::default();
@@ -396,8 +403,12 @@ impl Link {
         let (received, loaded) = futures::join!(receiving, loading);
         // The loader's reason first: a transfer it stopped only reports that it stopped.
         let keys = loaded.map_err(|e| {
+            if e.emptied {
+                self.unsynced();
+            }
             LinkError::Refused(format!(
-                "Failed trying to load the MASTER synchronization DB from socket: {e}"
+                "Failed trying to load the MASTER synchronization DB from socket: {}",
+                e.reason
             ))
         })?;
         let bytes = received?;
@@ -447,12 +458,23 @@ impl Link {
         }
         std::fs::rename(&temp, &target)?;
         tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
+        let _loading = Loading::start(&self.core);
         crate::engine::snapshot::reload(&self.core, true, false).await.map_err(|e| {
+            // The data was flushed first: what is left is no copy a PSYNC could continue.
+            self.unsynced();
             LinkError::Refused(format!(
                 "Failed trying to load the MASTER synchronization DB from disk: {}",
                 e.unwrap_or_default()
             ))
         })
+    }
+
+    /// This server no longer holds a copy of the primary's data: the next PSYNC asks for a
+    /// full sync.
+    fn unsynced(&self) {
+        if let Some(m) = self.core.global.replication().master.as_mut() {
+            m.synced = false;
+        }
     }
 
     /// Writes the snapshot's bytes to `file`: `$<len>` of them, or up to the `$EOF:<mark>`
@@ -582,6 +604,10 @@ impl Link {
                 self.buf = BytesMut::from(&raw[committed..]);
                 parser = RequestParser::new();
             }
+            // CLIENT PAUSE holds the primary's stream too, as Redis's replica holds it.
+            if core.global.pauses.active() {
+                core.global.pauses.released(true).await;
+            }
             // Applied and fed as one step against a full sync's cut here (see ApplyGate).
             crate::engine::replication::enter_apply(&core).await;
             if !batch.is_empty() {
@@ -703,6 +729,23 @@ fn announced_port(config: &crate::config::Config) -> u16 {
         config.tls_port
     } else {
         config.port
+    }
+}
+
+/// Clients are answered LOADING while a full sync's snapshot is loaded over the dataset (as
+/// Redis's replica does), until dropped.
+struct Loading<'a>(&'a Core);
+
+impl Loading<'_> {
+    fn start(core: &Core) -> Loading<'_> {
+        core.global.set_loading(true);
+        Loading(core)
+    }
+}
+
+impl Drop for Loading<'_> {
+    fn drop(&mut self) {
+        self.0.global.set_loading(false);
     }
 }
 

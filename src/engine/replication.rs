@@ -190,17 +190,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
         }
         let id = Cell::new(0);
         // A replica's cut must not fall inside a batch of its primary's stream (see ApplyGate).
-        let chained = global.following.load(std::sync::atomic::Ordering::Acquire);
-        let holding = Cell::new(false);
-        let release = || {
-            if holding.replace(false) {
-                release_applies(&core);
-            }
-        };
+        let hold: Cell<Option<ApplyHold<'_>>> = Cell::new(None);
+        let release = || drop(hold.take());
         let (outcome, parts) = loop {
-            if chained {
-                hold_applies(&core).await;
-                holding.set(true);
+            if global.following.load(std::sync::atomic::Ordering::Acquire) {
+                hold.set(Some(hold_applies(&core).await));
             }
             let at_cut = async |tx: &Tx, snapshot: u64| {
                 id.set(snapshot);
@@ -507,7 +501,7 @@ fn wake_apply_gate(gate: &mut ApplyGate) {
 pub(crate) async fn enter_apply(core: &Core) {
     apply_gate(core, |g| {
         let free = g.cutting == 0;
-        g.applying |= free;
+        g.applying += usize::from(free);
         free
     })
     .await;
@@ -516,20 +510,28 @@ pub(crate) async fn enter_apply(core: &Core) {
 /// The batch is applied and fed to this server's own stream.
 pub(crate) fn leave_apply(core: &Core) {
     let mut st = core.global.replication();
-    st.apply.applying = false;
+    st.apply.applying = st.apply.applying.saturating_sub(1);
     wake_apply_gate(&mut st.apply);
 }
 
-/// A full sync on a replica: no batch starts from now on, and the one being applied ends.
-async fn hold_applies(core: &Core) {
+/// A full sync's hold on a replica's applying, until dropped (a guard: a sync that ends any
+/// way, or whose task is dropped, lets the stream be applied again).
+struct ApplyHold<'a>(&'a Core);
+
+impl Drop for ApplyHold<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.global.replication();
+        st.apply.cutting = st.apply.cutting.saturating_sub(1);
+        wake_apply_gate(&mut st.apply);
+    }
+}
+
+/// A full sync on a replica: no batch starts from now on, and the ones being applied end.
+async fn hold_applies(core: &Core) -> ApplyHold<'_> {
     core.global.replication().apply.cutting += 1;
-    apply_gate(core, |g| !g.applying).await;
-}
-
-fn release_applies(core: &Core) {
-    let mut st = core.global.replication();
-    st.apply.cutting = st.apply.cutting.saturating_sub(1);
-    wake_apply_gate(&mut st.apply);
+    let hold = ApplyHold(core);
+    apply_gate(core, |g| g.applying == 0).await;
+    hold
 }
 
 /// At a full sync's cut (every gate held): starts the replication stream if it has not

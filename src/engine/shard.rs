@@ -176,6 +176,8 @@ pub(crate) struct Shard {
     effects: Effects,
     /// The multi-shard transaction holding the gate, if one does.
     in_tx: Option<TxKey>,
+    /// Expiry is frozen in every database (clients are paused).
+    expiry_frozen: bool,
 }
 
 impl Shard {
@@ -203,6 +205,7 @@ impl Shard {
             lane: id.0,
             effects: Effects::default(),
             in_tx: None,
+            expiry_frozen: false,
         }
     }
 
@@ -211,6 +214,12 @@ impl Shard {
     /// batch see the same millisecond.
     pub(crate) fn tick(&mut self) {
         self.clock = now_ms();
+        // While clients are paused, expired keys read as missing but stay (engine::pause).
+        let frozen = self.global.pauses.active();
+        if frozen != self.expiry_frozen {
+            self.expiry_frozen = frozen;
+            self.dbs.iter_mut().for_each(|d| d.freeze_expiry(frozen));
+        }
     }
 
     /// Runs one command. A bug that panics costs that command an error reply and a log line,

@@ -1163,20 +1163,41 @@ pub(crate) async fn hold_if_empty(core: &Core) -> Option<Tx> {
     None
 }
 
+/// Why a replica's diskless load failed, and whether the data it had is gone with it.
+#[derive(Debug)]
+pub(crate) struct StreamedLoadFailed {
+    /// What went wrong.
+    pub(crate) reason: String,
+    /// The dataset was emptied (a direct load, or a swap that failed half-way): the replica no
+    /// longer holds a copy a partial resync could continue.
+    pub(crate) emptied: bool,
+}
+
 /// A replica's diskless load of the snapshot arriving on `chunks`, parsed on a loader thread
 /// as it comes. With `direct` (every gate held over an empty dataset, see [`hold_if_empty`])
 /// the keys go into the shards as they are parsed, and a load that fails empties the dataset
 /// again. Without it (`swapdb`) every value is also decoded on the loader's thread and the
 /// keys wait in memory while the old data serves; only a snapshot that loaded whole replaces
-/// it, under every gate at once. Returns the keys loaded.
+/// it, under every gate at once. Either way nothing is kept unless `current` still holds once
+/// the gates are held (the link was not replaced meanwhile). Returns the keys loaded.
 pub(crate) async fn load_streamed(
     core: &Rc<Core>,
     chunks: mpsc::Receiver<bytes::Bytes>,
     direct: Option<Tx>,
-) -> Result<u64, String> {
+    current: impl Fn() -> bool,
+) -> Result<u64, StreamedLoadFailed> {
+    let failed = |reason: String, emptied: bool| StreamedLoadFailed { reason, emptied };
     let reader = ChunkReader { chunks, current: bytes::Bytes::new() };
     let rules = LoadRules { keep_expired: true, validate: direct.is_none() };
-    let (mut batches, result) = spawn_loader(&core.global, reader, rules)?;
+    let (mut batches, result) = match spawn_loader(&core.global, reader, rules) {
+        Ok(started) => started,
+        Err(e) => {
+            if let Some(tx) = direct {
+                tx.release().await;
+            }
+            return Err(failed(e, false));
+        }
+    };
     let finished = |r: Result<Result<(u64, u64, u64), String>, oneshot::Canceled>| match r {
         Ok(Ok((loaded, ..))) => Ok(loaded),
         Ok(Err(e)) => Err(e),
@@ -1197,29 +1218,41 @@ pub(crate) async fn load_streamed(
             }
         }
         drop(batches);
-        let loaded = applied.and(finished(result.await));
+        let loaded = applied.and(finished(result.await)).and_then(|n| {
+            if current() {
+                Ok(n)
+            } else {
+                Err("replication target changed".to_owned())
+            }
+        });
         let tx = if loaded.is_err() { flush_all(tx).await } else { tx };
         tx.release().await;
-        return loaded;
+        return loaded.map_err(|e| failed(e, true));
     }
     let mut staged = Vec::new();
     while let Some(batch) = batches.next().await {
         staged.push(batch);
     }
-    let loaded = finished(result.await)?;
+    let loaded = finished(result.await).map_err(|e| failed(e, false))?;
     let tx = core
         .router
         .begin((0..core.router.shards()).map(ShardId).collect())
         .await
-        .map_err(|_| "a shard is unavailable".to_owned())?;
+        .map_err(|_| failed("a shard is unavailable".to_owned(), false))?;
+    if !current() {
+        tx.release().await;
+        return Err(failed("replication target changed".to_owned(), false));
+    }
     let tx = flush_all(tx).await;
     let mut applied = Ok(loaded);
     for (shard, batch) in staged {
         if let Ok(Err(e)) = tx.run(ShardId(shard), move |sh: &mut Shard| sh.load(batch)).await {
-            applied = Err(e.to_string());
+            applied = Err(failed(e.to_string(), true));
             break;
         }
     }
+    // Half a dataset is no copy of anything: a swap that failed part-way leaves none.
+    let tx = if applied.is_err() { flush_all(tx).await } else { tx };
     tx.release().await;
     applied
 }

@@ -178,6 +178,9 @@ pub(crate) struct Db {
     /// Nothing expires: the AOF is being replayed (its commands were logged against the clock
     /// of their time; as in Redis, keys expire only once it is loaded).
     expiry_paused: bool,
+    /// Expired keys read as missing but stay: clients are paused (CLIENT PAUSE, FAILOVER), and
+    /// as in Redis the dataset and the stream stand still until the pause ends.
+    expiry_frozen: bool,
 }
 
 /// Writes one entry as a snapshot file holds it (`key`, the entry, whether to compress). The
@@ -416,8 +419,12 @@ impl Db {
         Some(entry)
     }
 
-    /// Removes `key` because its time ran out: counted, and recorded when asked.
+    /// Removes `key` because its time ran out: counted, and recorded when asked. Not while
+    /// expiry is frozen: the key then only reads as missing.
     fn expire(&mut self, key: &[u8]) {
+        if self.expiry_frozen {
+            return;
+        }
         if self.remove(key).is_some() {
             self.stats.expired += 1;
             if self.report_expired {
@@ -429,6 +436,11 @@ impl Db {
     /// Stops or resumes expiry (see `expiry_paused`).
     pub(crate) fn pause_expiry(&mut self, paused: bool) {
         self.expiry_paused = paused;
+    }
+
+    /// Freezes expiry or thaws it (see `expiry_frozen`).
+    pub(crate) fn freeze_expiry(&mut self, frozen: bool) {
+        self.expiry_frozen = frozen;
     }
 
     /// Whether expiry is paused.
@@ -567,7 +579,7 @@ impl Db {
     /// One step of active expiry: walks the TTL index from where the last step stopped, looking at
     /// up to `budget` keys, and reclaims the expired ones. Returns (looked at, reclaimed).
     pub(crate) fn expire_step(&mut self, now: u64, budget: usize) -> (usize, usize) {
-        if self.expiry_paused {
+        if self.expiry_paused || self.expiry_frozen {
             return (0, 0);
         }
         let mut due = Vec::new();
