@@ -23,7 +23,7 @@ use crate::engine::global::{CoreInfo, Global};
 use crate::engine::local::Local;
 use crate::engine::router::{Hop, Router};
 use crate::engine::session::Session;
-use crate::engine::shard::{now_ms, Shard};
+use crate::engine::shard::{now_ms, Evicted, Shard};
 use crate::engine::slot::ShardId;
 use crate::engine::stats::Rates;
 use crate::facade::listener::{Incoming, Listener};
@@ -722,9 +722,29 @@ async fn cron(core: Rc<Core>) {
                 if expire {
                     sh.active_expire(20, deadline);
                 }
-                sh.command_stats().calls()
+                // Over `maxmemory`, every shard gives up its share (a shard that takes no
+                // writes too).
+                let evicted = sh.make_room(crate::engine::shard::Room::Share);
+                (sh.command_stats().calls(), evicted)
             })
             .await;
+        let (shard_calls, mut evicted) = match shard_calls {
+            Ok((calls, evicted)) => (Some(calls), evicted),
+            Err(_) => (None, Evicted::Enough),
+        };
+        // Out of time but still over: go on between other work for the rest of the cycle, as
+        // Redis's eviction timer does, so that a lowered maxmemory is reached promptly.
+        let cycle_end = Instant::now() + Duration::from_millis(period / 2);
+        while evicted == Evicted::Running && Instant::now() < cycle_end {
+            crate::engine::snapshot::let_others_in().await;
+            evicted = core
+                .router
+                .run(core.router.local(), None, |sh: &mut Shard| {
+                    sh.make_room(crate::engine::shard::Room::Share)
+                })
+                .await
+                .unwrap_or(Evicted::Enough);
+        }
         if core.router.local().0 == 0 && persisted.elapsed() >= Duration::from_secs(1) {
             persisted = Instant::now();
             crate::engine::snapshot::tick(&core).await;

@@ -69,6 +69,9 @@ pub(crate) enum CmdError {
     /// The dataset is still being loaded (commands without the `loading` flag wait for it).
     #[error("LOADING Redis is loading the dataset in memory")]
     Loading,
+    /// Memory is over `maxmemory` and nothing more may be evicted (`denyoom` commands).
+    #[error("OOM command not allowed when used memory > 'maxmemory'.")]
+    Oom,
     /// Writes are refused because the last background save failed.
     #[error(
         "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. \

@@ -16,6 +16,7 @@ use crate::facade::Reply;
 use crate::glob;
 use crate::num::parse_i64;
 use crate::num::splitmix;
+use crate::storage::clock;
 use crate::storage::db::{Db, Entry, Value};
 
 /// The family's commands.
@@ -40,7 +41,7 @@ pub(crate) fn commands() -> Vec<Command> {
             .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
             .docs("generic", "1.0.0", "O(N) where N is the number of keys to check.", "Determine if a key exists")
             .history(&[("3.0.3", "Accepts multiple `key` arguments.")]),
-        Command::split("touch", -2, exists, Merge::Sum)
+        Command::split("touch", -2, touch, Merge::Sum)
             .flags(flag::READONLY | flag::FAST)
             .acl(acl::KEYSPACE)
             .key(KeySpec::index(1).range(-1, 1, 0).flags(key::RO))
@@ -184,15 +185,22 @@ fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ))
 }
 
-/// EXISTS / TOUCH key [key ...]: how many of this shard's keys exist (repeats count again).
+/// EXISTS key [key ...]: how many of this shard's keys exist (repeats count again); their
+/// access clocks stay as they were.
 fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let now = ctx.now;
+    Ok(Reply::Int(args[1..].iter().filter(|k| ctx.db.read_untouched(k, now).is_some()).count() as i64))
+}
+
+/// TOUCH key [key ...]: as EXISTS, but each key found counts as accessed.
+fn touch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let now = ctx.now;
     Ok(Reply::Int(args[1..].iter().filter(|k| ctx.db.read(k, now).is_some()).count() as i64))
 }
 
-/// TYPE key
+/// TYPE key (not an access).
 fn type_of(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::status(ctx.db.read(&args[1], ctx.now).map_or("none", |e| e.value.type_name())))
+    Ok(Reply::status(ctx.db.read_untouched(&args[1], ctx.now).map_or("none", |e| e.value.type_name())))
 }
 
 /// RENAME's reply, or RENAMENX's (`nx`) when the rename happened (`done`).
@@ -325,7 +333,7 @@ enum Ttl {
 /// TTL / PTTL / EXPIRETIME / PEXPIRETIME key
 fn ttl(ctx: &mut Ctx<'_>, args: &[Bytes], unit: Ttl) -> CmdResult {
     let now = ctx.now;
-    let Some(entry) = ctx.db.read(&args[1], now) else { return Ok(Reply::Int(-2)) };
+    let Some(entry) = ctx.db.read_untouched(&args[1], now) else { return Ok(Reply::Int(-2)) };
     let Some(at) = entry.expires_at() else { return Ok(Reply::Int(-1)) };
     let left = at.saturating_sub(now) as i64;
     Ok(Reply::Int(match unit {
@@ -516,12 +524,20 @@ enum Object {
 
 /// OBJECT ENCODING | REFCOUNT | IDLETIME | FREQ key
 fn object(ctx: &mut Ctx<'_>, args: &[Bytes], what: Object) -> CmdResult {
-    let Some(entry) = ctx.db.read(&args[2], ctx.now) else { return Ok(Reply::Nil) };
+    // Introspection is not an access (Redis's LOOKUP_NOTOUCH).
+    let now = ctx.now;
+    let Some(entry) = ctx.db.read_untouched(&args[2], now) else { return Ok(Reply::Nil) };
+    let mode = clock::core_mode();
+    let lfu = matches!(mode, clock::Mode::Lfu { .. });
     match what {
         Object::Encoding => Ok(Reply::bulk(encoding(&entry.value))),
         Object::RefCount => Ok(Reply::Int(1)),
-        // Access times are not tracked yet: every key reads as just used.
-        Object::IdleTime => Ok(Reply::Int(0)),
+        Object::IdleTime if lfu => Err(CmdError::msg(
+            "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching \
+             between policies at runtime LRU and LFU data will take some time to adjust.",
+        )),
+        Object::IdleTime => Ok(Reply::Int((clock::idle_ms(entry.access, now) / 1000) as i64)),
+        Object::Freq if lfu => Ok(Reply::Int(i64::from(clock::frequency(entry.access, mode, now)))),
         Object::Freq => Err(CmdError::msg(
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when \
              switching between policies at runtime LRU and LFU data will take some time to adjust.",

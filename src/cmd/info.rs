@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 
 use crate::cmd::error::{CmdError, CmdResult};
-use crate::config::{trim_double, Config};
+use crate::config::{trim_double, Config, ConfigValue};
 use crate::engine::global::Global;
 use crate::engine::local::CoreStats;
 use crate::engine::repl_state::{LinkState, ReplicaState};
@@ -258,7 +258,7 @@ fn memory(out: &mut String, facts: &Facts, global: &Global) {
     let overhead = (startup + clients).min(used);
     let dataset = used - overhead;
     let total_system = total_system_memory();
-    let maxmemory = 0u64;
+    let maxmemory = facts.config.maxmemory.0;
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let signed = |a: u64, b: u64| a as i64 - b as i64;
     fields!(out,
@@ -294,7 +294,7 @@ fn memory(out: &mut String, facts: &Facts, global: &Global) {
         "used_memory_scripts_human" => human(0),
         "maxmemory" => maxmemory,
         "maxmemory_human" => human(maxmemory),
-        "maxmemory_policy" => "noeviction",
+        "maxmemory_policy" => facts.config.maxmemory_policy.show(),
         "allocator_frag_ratio" => "1.00",
         "allocator_frag_bytes" => 0,
         "allocator_rss_ratio" => format!("{:.2}", ratio(facts.rss, used)),
@@ -386,6 +386,7 @@ fn stats(out: &mut String, facts: &Facts, global: &Global) {
         t.hits += s.db.hits;
         t.misses += s.db.misses;
         t.expired += s.db.expired;
+        t.evicted += s.db.evicted;
         t
     });
     // A channel or pattern may have subscribers on several cores: count it once.
@@ -412,7 +413,7 @@ fn stats(out: &mut String, facts: &Facts, global: &Global) {
         "expired_stale_perc" => "0.00",
         "expired_time_cap_reached_count" => 0,
         "expire_cycle_cpu_milliseconds" => 0,
-        "evicted_keys" => 0,
+        "evicted_keys" => db.evicted,
         "evicted_clients" => 0,
         "total_eviction_exceeded_time" => 0,
         "current_eviction_exceeded_time" => 0,

@@ -8,8 +8,8 @@ use std::path::Path;
 
 pub use file::Line;
 pub use value::{
-    trim_double, AppendFsync, ConfigValue, CpuList, DisklessLoad, LogLevel, Memory, OutputLimit,
-    OutputLimits, Percentiles, SavePoints, TlsAuthClients,
+    trim_double, AppendFsync, ConfigValue, CpuList, DisklessLoad, LogLevel, MaxmemoryPolicy, Memory,
+    OutputLimit, OutputLimits, Percentiles, SavePoints, TlsAuthClients,
 };
 
 /// A configuration problem, found at startup or by CONFIG SET.
@@ -148,6 +148,12 @@ directives! {
     "client-query-buffer-limit" => client_query_buffer_limit: Memory = Memory(1 << 30), true;
     "client-output-buffer-limit" => client_output_buffer_limit: OutputLimits = OutputLimits::default(), true;
     "hz" => hz: u64 = 10, true;
+    "maxmemory" => maxmemory: Memory = Memory(0), true;
+    "maxmemory-policy" => maxmemory_policy: MaxmemoryPolicy = MaxmemoryPolicy::Noeviction, true;
+    "maxmemory-samples" => maxmemory_samples: u64 = 5, true;
+    "maxmemory-eviction-tenacity" => maxmemory_eviction_tenacity: u64 = 10, true;
+    "lfu-log-factor" => lfu_log_factor: u64 = 10, true;
+    "lfu-decay-time" => lfu_decay_time: u64 = 1, true;
     "latency-tracking" => latency_tracking: bool = true, true;
     "latency-tracking-info-percentiles" => latency_tracking_info_percentiles: Percentiles = Percentiles(vec![50.0, 99.0, 99.9]), true;
     "save" => save: SavePoints = SavePoints::default(), true;
@@ -323,6 +329,15 @@ impl Config {
         }
         if !(1..=500).contains(&self.hz) {
             return Err("hz must be between 1 and 500".into());
+        }
+        if !(1..=64).contains(&self.maxmemory_samples) {
+            return Err("maxmemory-samples must be between 1 and 64".into());
+        }
+        if self.maxmemory_eviction_tenacity > 100 {
+            return Err("maxmemory-eviction-tenacity must be between 0 and 100".into());
+        }
+        if self.lfu_log_factor > i32::MAX as u64 || self.lfu_decay_time > i32::MAX as u64 {
+            return Err("lfu-log-factor and lfu-decay-time must be between 0 and 2147483647".into());
         }
         if !["no", "yes", "local"].contains(&self.enable_debug_command.as_str()) {
             return Err("enable-debug-command must be yes, no or local".into());

@@ -346,6 +346,48 @@ keyword_enum! {
 }
 
 keyword_enum! {
+    /// `maxmemory-policy`: which keys go when `maxmemory` is reached.
+    MaxmemoryPolicy {
+        /// The least recently used of the keys with a TTL.
+        VolatileLru = "volatile-lru",
+        /// The least recently used of all keys.
+        AllkeysLru = "allkeys-lru",
+        /// The least frequently used of the keys with a TTL.
+        VolatileLfu = "volatile-lfu",
+        /// The least frequently used of all keys.
+        AllkeysLfu = "allkeys-lfu",
+        /// Any key with a TTL.
+        VolatileRandom = "volatile-random",
+        /// Any key.
+        AllkeysRandom = "allkeys-random",
+        /// The key with a TTL that expires first.
+        VolatileTtl = "volatile-ttl",
+        /// None: writes that need memory get `-OOM`.
+        Noeviction = "noeviction",
+    }
+}
+
+impl MaxmemoryPolicy {
+    /// Whether it evicts only keys with a TTL.
+    #[must_use]
+    pub fn volatile(self) -> bool {
+        matches!(
+            self,
+            MaxmemoryPolicy::VolatileLru
+                | MaxmemoryPolicy::VolatileLfu
+                | MaxmemoryPolicy::VolatileRandom
+                | MaxmemoryPolicy::VolatileTtl
+        )
+    }
+
+    /// Whether keys keep an access frequency (LFU) rather than an access time.
+    #[must_use]
+    pub fn lfu(self) -> bool {
+        matches!(self, MaxmemoryPolicy::VolatileLfu | MaxmemoryPolicy::AllkeysLfu)
+    }
+}
+
+keyword_enum! {
     /// `repl-diskless-load`: how a replica loads a full sync's snapshot.
     DisklessLoad {
         /// Written to the dump file first, then loaded from it.

@@ -135,6 +135,7 @@ impl Command {
             db,
             args,
             write: self.flags.contains(crate::engine::spec::flag::WRITE),
+            denyoom: self.flags.contains(crate::engine::spec::flag::DENYOOM),
         }
     }
 

@@ -77,6 +77,14 @@ impl Session {
                 if self.core.global.loading() && !cmd.flags.contains(crate::engine::spec::flag::LOADING) {
                     return Err(CmdError::Loading);
                 }
+                // Over `maxmemory` with nothing left to evict: what may grow memory is refused,
+                // and so is anything queued into MULTI (as Redis's processCommand).
+                if self.core.global.oom() && self.over_maxmemory() {
+                    let queued = self.multi.is_some() && !cmd.control;
+                    if queued || self.denies_oom(cmd) {
+                        return Err(CmdError::Oom);
+                    }
+                }
             }
             self.wrote |= writes;
             if self.multi.is_some() && cmd.flags.contains(crate::engine::spec::flag::NO_MULTI) {
@@ -99,6 +107,26 @@ impl Session {
             self.core.local().commands.borrow_mut().rejected(id, &Reply::from(e.clone()));
         }
         checked
+    }
+
+    /// Whether memory is over `maxmemory` now.
+    fn over_maxmemory(&self) -> bool {
+        let max = self.core.with_config(|c| c.maxmemory.0);
+        max > 0 && self.core.global.used_now(self.core.router.local().0, crate::memory::here()) > max
+    }
+
+    /// Whether `cmd` may grow memory (`denyoom`), or is an EXEC whose transaction holds one.
+    fn denies_oom(&self, cmd: &Command) -> bool {
+        let denyoom = |c: &Command| c.flags.contains(crate::engine::spec::flag::DENYOOM);
+        if denyoom(cmd) {
+            return true;
+        }
+        let commands = crate::engine::command::registry();
+        cmd.name == "exec"
+            && self
+                .multi
+                .as_ref()
+                .is_some_and(|m| m.queued.iter().any(|(id, _)| commands.by_id(*id).is_some_and(denyoom)))
     }
 
     /// Whether a write pause holds `cmd`: it may write, or it is an EXEC whose transaction

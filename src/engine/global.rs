@@ -57,7 +57,15 @@ pub(crate) struct Global {
     /// The absolute path of the config file the server started with; empty without one.
     pub(crate) config_file: String,
     /// Each executor's allocation counter as its cron last published it (see [`crate::memory`]).
-    allocated: Vec<AtomicIsize>,
+    allocated: Vec<Counter>,
+    /// `maxmemory`, for the checks on every hop and write (0: none).
+    maxmemory: AtomicU64,
+    /// Bytes a shard found over `maxmemory` and asked every shard to share in freeing; each
+    /// shard's evictions take what they freed off it.
+    pressure: AtomicU64,
+    /// Memory is over `maxmemory` and the last eviction found nothing more to evict: `denyoom`
+    /// commands get `-OOM` (read on every such command only while `maxmemory` is set).
+    oom: AtomicBool,
     /// The most memory used so far (INFO's `used_memory_peak`).
     peak_memory: AtomicU64,
     /// Memory used once every executor had started (INFO's `used_memory_startup`).
@@ -79,6 +87,11 @@ pub(crate) struct Global {
     pub(crate) pauses: crate::engine::pause::Pauses,
 }
 
+/// One executor's published allocation counter, and how many keys its shard may evict, on a
+/// cache line of their own: a core storing its figures does not slow the others' reads of theirs.
+#[repr(align(128))]
+struct Counter(AtomicIsize, AtomicU64);
+
 impl Global {
     /// Shared state for a server with `config` running on `cores`.
     #[must_use]
@@ -99,7 +112,13 @@ impl Global {
             reconfigure: OnceLock::new(),
             listen_generation: AtomicU64::new(0),
             bound: cores.iter().map(|_| AtomicU64::new(0)).collect(),
-            allocated: cores.iter().map(|_| AtomicIsize::new(isize::MIN)).collect(),
+            allocated: cores
+                .iter()
+                .map(|_| Counter(AtomicIsize::new(isize::MIN), AtomicU64::new(0)))
+                .collect(),
+            maxmemory: AtomicU64::new(config.maxmemory.0),
+            pressure: AtomicU64::new(0),
+            oom: AtomicBool::new(false),
             tls,
             config: RwLock::new(Arc::new(config)),
             config_version: AtomicU64::new(0),
@@ -163,6 +182,7 @@ impl Global {
         };
         let rebind = (next.port, next.tls_port, &next.bind) != (guard.port, guard.tls_port, &guard.bind);
         self.max_bulk.store(next.proto_max_bulk_len.0, Ordering::Relaxed);
+        self.maxmemory.store(next.maxmemory.0, Ordering::Relaxed);
         self.latency_tracking.store(next.latency_tracking, Ordering::Relaxed);
         *guard = Arc::new(next);
         commit();
@@ -209,15 +229,83 @@ impl Global {
     /// executor has published, that is the startup memory.
     pub(crate) fn note_allocated(&self, core: usize, allocated: isize) -> u64 {
         if let Some(a) = self.allocated.get(core) {
-            a.store(allocated, Ordering::Relaxed);
+            a.0.store(allocated, Ordering::Relaxed);
         }
-        let counters: Vec<isize> = self.allocated.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+        let counters: Vec<isize> = self.allocated.iter().map(|a| a.0.load(Ordering::Relaxed)).collect();
         if counters.contains(&isize::MIN) {
             return 0;
         }
         let used = crate::memory::used(counters);
         let _ = self.startup_memory.set(used);
         self.note_used(used)
+    }
+
+    /// Executor `core` publishes its allocation counter between its cron's notes (while
+    /// `maxmemory` is set, at the end of each piece of shard work).
+    pub(crate) fn publish_allocated(&self, core: usize, allocated: isize) {
+        if let Some(a) = self.allocated.get(core) {
+            a.0.store(allocated, Ordering::Relaxed);
+        }
+    }
+
+    /// `maxmemory` (0: none).
+    #[must_use]
+    pub(crate) fn maxmemory(&self) -> u64 {
+        self.maxmemory.load(Ordering::Relaxed)
+    }
+
+    /// Bytes the shards are asked to free (see `pressure`).
+    #[must_use]
+    pub(crate) fn pressure(&self) -> u64 {
+        self.pressure.load(Ordering::Relaxed)
+    }
+
+    /// A shard saw `excess` bytes over `maxmemory`: every shard shares in freeing it.
+    pub(crate) fn raise_pressure(&self, excess: u64) {
+        self.pressure.fetch_max(excess, Ordering::Relaxed);
+    }
+
+    /// A shard freed `freed` bytes.
+    pub(crate) fn relieve_pressure(&self, freed: u64) {
+        let _ = self
+            .pressure
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| Some(p.saturating_sub(freed)));
+    }
+
+    /// Shard `core` publishes how many of its keys the policy may evict.
+    pub(crate) fn publish_evictable(&self, core: usize, keys: u64) {
+        if let Some(a) = self.allocated.get(core) {
+            a.1.store(keys, Ordering::Relaxed);
+        }
+    }
+
+    /// Keys the other shards may evict, as they last published it.
+    #[must_use]
+    pub(crate) fn evictable_elsewhere(&self, core: usize) -> u64 {
+        let others = self.allocated.iter().enumerate().filter(|(c, _)| *c != core);
+        others.map(|(_, a)| a.1.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Memory in use now, as `maxmemory` counts it: this executor's own counter read fresh
+    /// (`here`), the others' as they last published them, and every other thread's.
+    #[must_use]
+    pub(crate) fn used_now(&self, core: usize, here: isize) -> u64 {
+        let others = self.allocated.iter().enumerate().filter(|(c, _)| *c != core);
+        let counters = others.map(|(_, a)| a.0.load(Ordering::Relaxed)).filter(|&v| v != isize::MIN);
+        crate::memory::used(counters.chain(std::iter::once(here)))
+    }
+
+    /// Whether `denyoom` commands are refused (see `oom`).
+    #[must_use]
+    pub(crate) fn oom(&self) -> bool {
+        self.oom.load(Ordering::Relaxed)
+    }
+
+    /// Records whether eviction could bring memory under `maxmemory`.
+    pub(crate) fn set_oom(&self, oom: bool) {
+        if self.oom.load(Ordering::Relaxed) != oom {
+            self.oom.store(oom, Ordering::Relaxed);
+        }
     }
 
     /// Notes `used` bytes in use (INFO computes it afresh); returns it, having updated the peak.

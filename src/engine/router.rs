@@ -324,6 +324,11 @@ impl Router {
             self.host.admit(hop);
             return Ok(());
         }
+        // Under `maxmemory`, the shard that gets this hop judges memory with this core's counter
+        // as it is now: what this core allocated for the hop (the values it parsed) included.
+        if self.global.maxmemory() > 0 {
+            self.global.publish_allocated(self.me.0, crate::memory::here());
+        }
         let senders = self.senders.as_ref().ok_or(Unavailable(shard.0))?;
         senders.send_to(shard.0, hop).await.map_err(|_| Unavailable(shard.0))
     }

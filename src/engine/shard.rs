@@ -23,6 +23,7 @@ use crate::facade::Reply;
 use crate::storage::db::{Budget, Db, DbStats, Entry, MemberRef, SnapshotChunk};
 use crate::storage::rdb;
 use crate::storage::rng::Rng;
+use crate::storage::{clock, evict};
 
 /// What a command executed on a shard sees: its database, the time, and limits.
 pub(crate) struct Ctx<'a> {
@@ -142,6 +143,8 @@ pub(crate) struct ShardCmd {
     pub(crate) args: Vec<Bytes>,
     /// A write command: logged as it came when it changed something and logged nothing itself.
     pub(crate) write: bool,
+    /// It may grow memory (`denyoom`): refused with `-OOM` when nothing more can be evicted.
+    pub(crate) denyoom: bool,
 }
 
 /// Who watches and who waits on the keys of one database.
@@ -178,6 +181,86 @@ pub(crate) struct Shard {
     in_tx: Option<TxKey>,
     /// Expiry is frozen in every database (clients are paused).
     expiry_frozen: bool,
+    /// What eviction follows, as of the configuration version it was read at.
+    eviction: Eviction,
+    /// The best candidates for eviction seen so far.
+    pool: evict::Pool,
+    /// Bytes this shard still owes of its shares of the excess (negative: freed ahead).
+    owed: i64,
+}
+
+/// The `maxmemory` settings a shard follows (read again when the configuration changes).
+#[derive(Debug, Clone, Copy, Default)]
+struct Eviction {
+    version: Option<u64>,
+    /// 0: no limit.
+    maxmemory: u64,
+    /// `None`: noeviction.
+    policy: Option<evict::Policy>,
+    samples: usize,
+    /// How long one call may evict (`maxmemory-eviction-tenacity`); `None`: until done.
+    time_limit: Option<std::time::Duration>,
+    mode: clock::Mode,
+}
+
+impl Eviction {
+    fn of(c: &crate::config::Config, version: u64) -> Eviction {
+        use crate::config::MaxmemoryPolicy as P;
+        let policy = c.maxmemory_policy;
+        let rank = match policy {
+            P::VolatileLru | P::AllkeysLru => Some(evict::Rank::Lru),
+            P::VolatileLfu | P::AllkeysLfu => Some(evict::Rank::Lfu),
+            P::VolatileRandom | P::AllkeysRandom => Some(evict::Rank::Random),
+            P::VolatileTtl => Some(evict::Rank::Ttl),
+            P::Noeviction => None,
+        };
+        // Redis's evictionTimeLimitUs: 50 µs per step up to 10, then 15 % more per step.
+        let tenacity = c.maxmemory_eviction_tenacity.min(100);
+        let time_limit = match tenacity {
+            100 => None,
+            t if t <= 10 => Some(50.0 * t as f64),
+            t => Some(500.0 * 1.15f64.powi(t as i32 - 10)),
+        }
+        .map(|us| std::time::Duration::from_micros(us as u64));
+        let mode = if policy.lfu() {
+            clock::Mode::Lfu {
+                log_factor: u32::try_from(c.lfu_log_factor).unwrap_or(u32::MAX),
+                decay_time: u32::try_from(c.lfu_decay_time).unwrap_or(u32::MAX),
+            }
+        } else {
+            clock::Mode::Lru
+        };
+        Eviction {
+            version: Some(version),
+            maxmemory: c.maxmemory.0,
+            policy: rank.map(|rank| evict::Policy { rank, volatile: policy.volatile() }),
+            samples: usize::try_from(c.maxmemory_samples).unwrap_or(5).max(1),
+            time_limit,
+            mode,
+        }
+    }
+}
+
+/// How much a call to [`Shard::make_room`] frees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Room {
+    /// Before a write: its share of the excess; and when nothing at all may go, the server is
+    /// out of memory (`-OOM` for what would grow it).
+    Whole,
+    /// The cron's: its share of the excess (a shard that takes no writes still gives up its
+    /// part).
+    Share,
+}
+
+/// What eviction achieved (Redis's `EVICT_OK`, `EVICT_RUNNING`, `EVICT_FAIL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Evicted {
+    /// Under the limit (or nothing to do).
+    Enough,
+    /// Still over, out of time for now.
+    Running,
+    /// Still over, and nothing more may be evicted.
+    Nothing,
 }
 
 impl Shard {
@@ -206,6 +289,9 @@ impl Shard {
             effects: Effects::default(),
             in_tx: None,
             expiry_frozen: false,
+            eviction: Eviction::default(),
+            pool: evict::Pool::default(),
+            owed: 0,
         }
     }
 
@@ -214,6 +300,15 @@ impl Shard {
     /// batch see the same millisecond.
     pub(crate) fn tick(&mut self) {
         self.clock = now_ms();
+        let version = self.global.config_version();
+        if self.eviction.version != Some(version) {
+            let next = Eviction::of(&self.global.config(), version);
+            if next.policy != self.eviction.policy {
+                self.pool.clear();
+            }
+            self.eviction = next;
+        }
+        clock::set_core_clock(self.clock, self.eviction.mode);
         // While clients are paused, expired keys read as missing but stay (engine::pause).
         let frozen = self.global.pauses.active();
         if frozen != self.expiry_frozen {
@@ -222,9 +317,99 @@ impl Shard {
         }
     }
 
+    /// Evicts keys of this shard by the policy until the server is under `maxmemory`
+    /// (`Room::Whole`) or this shard gave up its share of the excess (`Room::Share`), within
+    /// the tenacity's time. Not on a replica (`replica-ignore-maxmemory`, Redis's default),
+    /// while loading or while clients are paused, nor inside an atomic unit (Redis evicts
+    /// between commands). Records the outcome for the `-OOM` check.
+    pub(crate) fn make_room(&mut self, room: Room) -> Evicted {
+        let e = self.eviction;
+        let global = self.global.clone();
+        if e.maxmemory == 0
+            || self.atomic
+            || global.loading()
+            || global.pauses.active()
+            || global.following.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Evicted::Enough;
+        }
+        let start = crate::memory::here();
+        let used = global.used_now(self.lane, start);
+        // What must go: what this shard sees over the limit, or what another shard saw and
+        // asked every shard to share (the shards' views differ by what is in flight between
+        // cores: without it, the shard that sees less would leave all the evicting to the
+        // other, which would then lose its recent keys while this one kept old ones).
+        let excess = used.saturating_sub(e.maxmemory).max(global.pressure());
+        if excess == 0 {
+            global.set_oom(false);
+            return Evicted::Enough;
+        }
+        let Some(policy) = e.policy else {
+            global.set_oom(true);
+            return Evicted::Nothing;
+        };
+        // Each shard frees its part of the excess, in proportion to the keys it may evict (the
+        // others' as last published): shards shrink alike. (A core's memory counter is no
+        // measure of its shard's data: a value is allocated where its request was read, and
+        // freed where its key lives.)
+        let mine = self.evictable(policy.volatile);
+        let others = global.evictable_elsewhere(self.lane);
+        let share = (u128::from(excess) * u128::from(mine) / u128::from((mine + others).max(1))) as u64;
+        // Owed across calls: a share smaller than a key is paid by one eviction every few calls,
+        // not one per call (which would drain a shard with few keys).
+        self.owed = self.owed.saturating_add(i64::try_from(share).unwrap_or(i64::MAX)).min(excess as i64);
+        let target = self.owed;
+        if others > 0 {
+            global.raise_pressure(excess);
+        }
+        let began = std::time::Instant::now();
+        let mut evicted = 0u32;
+        let outcome = loop {
+            let freed = start.saturating_sub(crate::memory::here()) as i64;
+            if freed >= target {
+                break Evicted::Enough;
+            }
+            let Some((db, key)) = self.pool.pick(&mut self.dbs, policy, e.samples, &mut self.rng, self.clock)
+            else {
+                // Nothing here may go. Before a write, the server is out of memory unless other
+                // shards still hold what may (they give up their share on their next write or
+                // cron cycle).
+                if room == Room::Whole && others == 0 {
+                    global.set_oom(true);
+                    break Evicted::Nothing;
+                }
+                break Evicted::Running;
+            };
+            self.dbs[db].evict(&key);
+            evicted += 1;
+            if evicted % 16 == 0 && e.time_limit.is_some_and(|l| began.elapsed() >= l) {
+                break Evicted::Running;
+            }
+        };
+        let freed = start.saturating_sub(crate::memory::here()).max(0);
+        self.owed = self.owed.saturating_sub(freed as i64);
+        global.relieve_pressure(freed as u64);
+        if outcome == Evicted::Enough {
+            global.set_oom(false);
+        }
+        outcome
+    }
+
+    /// How many keys the policy may evict here (all, or those with a TTL).
+    fn evictable(&self, volatile: bool) -> u64 {
+        self.dbs.iter().map(|d| if volatile { d.expires_len() } else { d.len() }).sum::<usize>() as u64
+    }
+
     /// Runs one command. A bug that panics costs that command an error reply and a log line,
     /// not the shard (and with it every client of the server).
     pub(crate) fn exec(&mut self, cmd: &ShardCmd) -> Reply {
+        if cmd.write
+            && self.eviction.maxmemory > 0
+            && self.make_room(Room::Whole) == Evicted::Nothing
+            && cmd.denyoom
+        {
+            return Reply::from(CmdError::Oom);
+        }
         let started = Started::now();
         let max_bulk = self.global.max_bulk();
         let logging = self.effects.on().then(|| (self.dbs[cmd.db].stats.changes, self.effects.explicit()));
@@ -274,6 +459,11 @@ impl Shard {
     /// holding the gate if one does. The router calls it at the end of every piece of work it
     /// runs here, before the reply leaves.
     pub(crate) fn publish(&mut self) {
+        if self.eviction.maxmemory > 0 {
+            self.global.publish_allocated(self.lane, crate::memory::here());
+            let keys = self.evictable(self.eviction.policy.is_some_and(|p| p.volatile));
+            self.global.publish_evictable(self.lane, keys);
+        }
         if !self.effects.on() {
             return;
         }
@@ -551,6 +741,7 @@ impl Shard {
             acc.hits += db.stats.hits;
             acc.misses += db.stats.misses;
             acc.expired += db.stats.expired;
+            acc.evicted += db.stats.evicted;
             acc.changes += db.stats.changes;
             acc
         })

@@ -57,11 +57,11 @@ fn work_waiting() -> bool {
     glommio::executor().io_pending()
 }
 
-/// Lets the core's other work in between pieces of a background save. When work waits for the
+/// Lets the core's other work in between pieces of a long job (a background save, eviction). When work waits for the
 /// reactor, the executor polls it at once (glommio polls it otherwise only when no task is
 /// runnable), and this task then queues behind the tasks the poll woke, so their requests go
 /// before the next piece; otherwise it yields to the runnable tasks.
-async fn let_others_in() {
+pub(crate) async fn let_others_in() {
     if work_waiting() {
         glommio::executor().yield_to_reactor().await;
     }

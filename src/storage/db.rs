@@ -5,6 +5,7 @@
 use ahash::AHashMap;
 use bytes::Bytes;
 
+use crate::storage::clock;
 use crate::storage::dict::{Dict, Key};
 use crate::storage::rng::Rng;
 
@@ -70,6 +71,8 @@ pub(crate) struct Entry {
     /// of the keyspace. The top bit is the snapshot mark (see [`Db::begin_snapshot`]): expiry
     /// times are at most `i64::MAX`, so it is never part of one.
     expiry: u64,
+    /// Its access clock (LRU seconds or LFU counter, see [`crate::storage::clock`]).
+    pub(crate) access: u32,
 }
 
 /// The bit of [`Entry::expiry`] that holds the snapshot mark.
@@ -85,7 +88,7 @@ impl Entry {
     /// An entry that expires at `expires_at` (Unix ms), if given.
     #[must_use]
     pub(crate) fn new(value: Value, expires_at: Option<u64>) -> Entry {
-        Entry { value, expiry: expiry(expires_at) }
+        Entry { value, expiry: expiry(expires_at), access: clock::on_create() }
     }
 
     /// When it expires (Unix ms), if it does.
@@ -122,6 +125,8 @@ pub(crate) struct DbStats {
     pub(crate) misses: u64,
     /// Keys removed because their time ran out (lazily or actively).
     pub(crate) expired: u64,
+    /// Keys removed to bring memory under `maxmemory`.
+    pub(crate) evicted: u64,
     /// Key modifications (writes, removals, expiry changes): INFO's
     /// `rdb_changes_since_last_save` until persistence resets it at a save.
     pub(crate) changes: u64,
@@ -298,13 +303,28 @@ impl Db {
 
     /// The live entry under `key`, expiring it first if its time has come. Counts hit or miss.
     pub(crate) fn read(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
-        // One lookup on the hot path; a second only when the key must be reclaimed.
-        let expired = match self.entries.get(key) {
+        self.lookup(key, now, true)
+    }
+
+    /// Like [`Db::read`], but the key's access clock is left alone (Redis's `LOOKUP_NOTOUCH`:
+    /// OBJECT, TYPE, EXISTS, TTL).
+    pub(crate) fn read_untouched(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        self.lookup(key, now, false)
+    }
+
+    fn lookup(&mut self, key: &[u8], now: u64, touch: bool) -> Option<&Entry> {
+        let expired = match self.entries.get_mut(key) {
             None => {
                 self.stats.misses += 1;
                 return None;
             }
-            Some(e) => e.expires_at().is_some_and(|at| at <= now) && !self.expiry_paused,
+            Some(e) => {
+                let expired = e.expires_at().is_some_and(|at| at <= now) && !self.expiry_paused;
+                if touch && !expired {
+                    e.access = clock::on_access(e.access);
+                }
+                expired
+            }
         };
         if expired {
             self.expire(key);
@@ -320,7 +340,9 @@ impl Db {
     pub(crate) fn write(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         if self.live(key, now) {
             self.signal(key);
-            self.entries.get_mut(key)
+            let entry = self.entries.get_mut(key)?;
+            entry.access = clock::on_access(entry.access);
+            Some(entry)
         } else {
             None
         }
@@ -333,7 +355,9 @@ impl Db {
             if self.snapshot.is_some() {
                 self.presave(key);
             }
-            self.entries.get_mut(key)
+            let entry = self.entries.get_mut(key)?;
+            entry.access = clock::on_access(entry.access);
+            Some(entry)
         } else {
             None
         }
@@ -358,6 +382,10 @@ impl Db {
         new.set_mark(self.mark);
         if let Some(entry) = self.entries.get_mut(key) {
             let had_ttl = entry.expires_at().is_some();
+            // As Redis's dbOverwrite: under LFU the new value keeps the key's counter.
+            if matches!(clock::core_mode(), clock::Mode::Lfu { .. }) {
+                new.access = entry.access;
+            }
             *entry = new;
             self.reindex_ttl(key, had_ttl, expires_at.is_some());
             return;
@@ -431,6 +459,55 @@ impl Db {
                 self.expired_keys.push(Bytes::copy_from_slice(key));
             }
         }
+    }
+
+    /// Evicts `key` (for `maxmemory`): removed, counted, and recorded for the journal's DEL
+    /// as an expired key is. Whether it was there.
+    pub(crate) fn evict(&mut self, key: &[u8]) -> bool {
+        if self.remove(key).is_none() {
+            return false;
+        }
+        self.stats.evicted += 1;
+        if self.report_expired {
+            self.expired_keys.push(Bytes::copy_from_slice(key));
+        }
+        true
+    }
+
+    /// A random key that may be evicted (only one with a TTL when `volatile`).
+    pub(crate) fn random_candidate(&self, volatile: bool, rng: &mut Rng) -> Option<Bytes> {
+        let key = if volatile { self.expires.random(rng)?.0 } else { self.entries.random(rng)?.0 };
+        Some(Bytes::copy_from_slice(key))
+    }
+
+    /// Up to `n` random keys that may be evicted, with their entries, for `f` (Redis's
+    /// `dictGetSomeKeys` sample: repeats are possible and harmless).
+    pub(crate) fn sample_candidates(
+        &self,
+        volatile: bool,
+        n: usize,
+        rng: &mut Rng,
+        mut f: impl FnMut(&[u8], &Entry),
+    ) {
+        let from = if volatile { self.expires.len() } else { self.entries.len() };
+        for _ in 0..n.min(from) {
+            let key = if volatile {
+                self.expires.random(rng).map(|(k, _)| k)
+            } else {
+                self.entries.random(rng).map(|(k, _)| k)
+            };
+            if let Some(key) = key {
+                if let Some(entry) = self.entries.get(key) {
+                    f(key, entry);
+                }
+            }
+        }
+    }
+
+    /// The entry of `key` if it may be evicted (it has a TTL, when `volatile`).
+    #[must_use]
+    pub(crate) fn candidate(&self, key: &[u8], volatile: bool) -> Option<&Entry> {
+        self.entries.get(key).filter(|e| !volatile || e.expires_at().is_some())
     }
 
     /// Stops or resumes expiry (see `expiry_paused`).

@@ -4,8 +4,10 @@
 
 pub(crate) mod access;
 pub(crate) mod aof;
+pub(crate) mod clock;
 pub(crate) mod db;
 pub(crate) mod dict;
+pub(crate) mod evict;
 pub(crate) mod list;
 pub(crate) mod rdb;
 pub(crate) mod rng;
