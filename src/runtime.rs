@@ -297,6 +297,14 @@ async fn core_main(
     let router = Rc::new(Router::new(ShardId(id), shards, shard, local.clone(), mesh));
     let core = Rc::new(Core::new(router, global.clone()));
     Core::install(&core);
+    let weak = Rc::downgrade(&core);
+    core.router.try_local(|sh| {
+        sh.set_ask_peer(Box::new(move |peer| {
+            let Some(core) = weak.upgrade() else { return };
+            let ask = async move { core.router.run(peer, None, Shard::evict_as_asked).await };
+            glommio::spawn_local(ask).detach();
+        }));
+    });
 
     if let Some(batches) = load.rdb {
         glommio::spawn_local(crate::engine::snapshot::receive(core.clone(), batches)).detach();
@@ -724,6 +732,7 @@ async fn cron(core: Rc<Core>) {
                 }
                 // Over `maxmemory`, every shard gives up its share (a shard that takes no
                 // writes too).
+                sh.publish_evictable();
                 let evicted = sh.make_room(crate::engine::shard::Room::Share);
                 (sh.command_stats().calls(), evicted)
             })

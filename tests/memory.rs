@@ -100,6 +100,19 @@ fn a_writer_filling_ten_times_maxmemory_stays_within_five_percent() {
 }
 
 #[test]
+fn a_skewed_keyspace_is_evicted_where_it_lives() {
+    // Every key on one shard (one hashtag): that shard evicts, the other has nothing to give.
+    let server = Server::with(Opts { threads: 2, ..Opts::default() }.arg("maxmemory-policy", "allkeys-lfu"));
+    let mut c = server.conn(Mode::Plain);
+    let limit = info(&mut c, "used_memory") + (8 << 20);
+    config_set(&mut c, "maxmemory", limit);
+    assert_eq!(fill(&server, Mode::Tls, "{tenant}:", 40 << 20, None), 0);
+    let used = info(&mut c, "used_memory");
+    assert!(used <= limit + limit / 20, "used_memory {used}, limit {limit}");
+    assert!(info(&mut c, "evicted_keys") > 1_000);
+}
+
+#[test]
 fn noeviction_refuses_what_grows_memory_while_reads_and_deletes_go_on() {
     let server = Server::start();
     let mut c = server.conn(Mode::Plain);
@@ -155,12 +168,9 @@ fn volatile_policies_evict_only_keys_with_a_ttl() {
 
 #[test]
 fn volatile_ttl_evicts_the_nearest_expiries_first() {
-    // One shard (see the LRU test); samples as many as Redis's tests use for its ordering.
-    let server = Server::with(
-        Opts { threads: 1, ..Opts::default() }
-            .arg("maxmemory-policy", "volatile-ttl")
-            .arg("maxmemory-samples", "10"),
-    );
+    // Samples as many as Redis's tests use for its ordering.
+    let server =
+        Server::with(Opts::default().arg("maxmemory-policy", "volatile-ttl").arg("maxmemory-samples", "10"));
     let mut c = server.conn(Mode::Plain);
     let limit = info(&mut c, "used_memory") + (2 << 20);
     let mut raw = server.raw(Mode::Plain);
@@ -197,10 +207,9 @@ fn volatile_ttl_evicts_the_nearest_expiries_first() {
 
 #[test]
 fn lru_keeps_a_hot_set_through_a_cold_flood_and_lfu_keeps_the_frequent_keys() {
-    // One shard: across two, the shards' shares of eviction are not yet balanced well enough
-    // for this (BENCHMARKS.md, issue 19), and a shard left with few keys loses its hot ones.
-    for policy in ["allkeys-lru", "allkeys-lfu"] {
-        let server = Server::with(Opts { threads: 1, ..Opts::default() }.arg("maxmemory-policy", policy));
+    for (policy, threads) in [("allkeys-lru", 1), ("allkeys-lru", 2), ("allkeys-lfu", 1), ("allkeys-lfu", 2)]
+    {
+        let server = Server::with(Opts { threads, ..Opts::default() }.arg("maxmemory-policy", policy));
         let mut c = server.conn(Mode::Plain);
         let limit = info(&mut c, "used_memory") + (4 << 20);
         config_set(&mut c, "maxmemory", limit);
@@ -239,7 +248,11 @@ fn lru_keeps_a_hot_set_through_a_cold_flood_and_lfu_keeps_the_frequent_keys() {
             }
         }
         let left: i64 = redis::cmd("EXISTS").arg(&hot).query(&mut c).unwrap();
-        assert!(left * 100 >= 95 * hot.len() as i64, "{policy}: {left} of {} hot keys left", hot.len());
+        assert!(
+            left * 100 >= 95 * hot.len() as i64,
+            "{policy} threads {threads}: {left} of {} hot keys left",
+            hot.len()
+        );
         assert!(info(&mut c, "evicted_keys") > 10_000);
     }
 }

@@ -3,7 +3,7 @@
 //! Everything here is read-mostly and lock-free on the request path: cores cache the
 //! configuration and re-read it only when its version changes.
 
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicIsize, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -60,9 +60,6 @@ pub(crate) struct Global {
     allocated: Vec<Counter>,
     /// `maxmemory`, for the checks on every hop and write (0: none).
     maxmemory: AtomicU64,
-    /// Bytes a shard found over `maxmemory` and asked every shard to share in freeing; each
-    /// shard's evictions take what they freed off it.
-    pressure: AtomicU64,
     /// Memory is over `maxmemory` and the last eviction found nothing more to evict: `denyoom`
     /// commands get `-OOM` (read on every such command only while `maxmemory` is set).
     oom: AtomicBool,
@@ -87,10 +84,20 @@ pub(crate) struct Global {
     pub(crate) pauses: crate::engine::pause::Pauses,
 }
 
-/// One executor's published allocation counter, and how many keys its shard may evict, on a
-/// cache line of their own: a core storing its figures does not slow the others' reads of theirs.
+/// One executor's figures for `maxmemory`, on a cache line of their own: a core storing its
+/// figures does not slow the others' reads of theirs.
 #[repr(align(128))]
-struct Counter(AtomicIsize, AtomicU64);
+struct Counter {
+    /// Its allocation counter as last published (see [`crate::memory`]).
+    allocated: AtomicIsize,
+    /// How many keys its shard may evict, as last published.
+    evictable: AtomicU64,
+    /// Bytes of the excess over `maxmemory` its shard is charged with freeing (negative: it
+    /// freed more than it was charged, which later charges take first).
+    debt: AtomicI64,
+    /// Another shard asked it by a hop to pay its debt, and that hop has not run yet.
+    asked: AtomicBool,
+}
 
 impl Global {
     /// Shared state for a server with `config` running on `cores`.
@@ -114,10 +121,14 @@ impl Global {
             bound: cores.iter().map(|_| AtomicU64::new(0)).collect(),
             allocated: cores
                 .iter()
-                .map(|_| Counter(AtomicIsize::new(isize::MIN), AtomicU64::new(0)))
+                .map(|_| Counter {
+                    allocated: AtomicIsize::new(isize::MIN),
+                    evictable: AtomicU64::new(0),
+                    debt: AtomicI64::new(0),
+                    asked: AtomicBool::new(false),
+                })
                 .collect(),
             maxmemory: AtomicU64::new(config.maxmemory.0),
-            pressure: AtomicU64::new(0),
             oom: AtomicBool::new(false),
             tls,
             config: RwLock::new(Arc::new(config)),
@@ -229,9 +240,10 @@ impl Global {
     /// executor has published, that is the startup memory.
     pub(crate) fn note_allocated(&self, core: usize, allocated: isize) -> u64 {
         if let Some(a) = self.allocated.get(core) {
-            a.0.store(allocated, Ordering::Relaxed);
+            a.allocated.store(allocated, Ordering::Relaxed);
         }
-        let counters: Vec<isize> = self.allocated.iter().map(|a| a.0.load(Ordering::Relaxed)).collect();
+        let counters: Vec<isize> =
+            self.allocated.iter().map(|a| a.allocated.load(Ordering::Relaxed)).collect();
         if counters.contains(&isize::MIN) {
             return 0;
         }
@@ -244,7 +256,7 @@ impl Global {
     /// `maxmemory` is set, at the end of each piece of shard work).
     pub(crate) fn publish_allocated(&self, core: usize, allocated: isize) {
         if let Some(a) = self.allocated.get(core) {
-            a.0.store(allocated, Ordering::Relaxed);
+            a.allocated.store(allocated, Ordering::Relaxed);
         }
     }
 
@@ -254,36 +266,64 @@ impl Global {
         self.maxmemory.load(Ordering::Relaxed)
     }
 
-    /// Bytes the shards are asked to free (see `pressure`).
+    /// Marks shard `core` as asked to evict its share; false when it already was (the hop that
+    /// asked has not run yet: one is enough).
+    pub(crate) fn ask_to_evict(&self, core: usize) -> bool {
+        self.allocated.get(core).is_some_and(|a| !a.asked.swap(true, Ordering::Relaxed))
+    }
+
+    /// Shard `core` runs the eviction it was asked for.
+    pub(crate) fn asked_to_evict(&self, core: usize) {
+        if let Some(a) = self.allocated.get(core) {
+            a.asked.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// The excess over `maxmemory` already charged to shards and not yet freed.
     #[must_use]
-    pub(crate) fn pressure(&self) -> u64 {
-        self.pressure.load(Ordering::Relaxed)
+    pub(crate) fn debts(&self) -> u64 {
+        self.allocated.iter().map(|a| a.debt.load(Ordering::Relaxed).max(0) as u64).sum()
     }
 
-    /// A shard saw `excess` bytes over `maxmemory`: every shard shares in freeing it.
-    pub(crate) fn raise_pressure(&self, excess: u64) {
-        self.pressure.fetch_max(excess, Ordering::Relaxed);
+    /// Charges shard `core` with freeing `bytes` more; returns its debt now.
+    pub(crate) fn charge(&self, core: usize, bytes: u64) -> i64 {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.allocated
+            .get(core)
+            .map_or(0, |a| a.debt.fetch_add(bytes, Ordering::Relaxed).saturating_add(bytes))
     }
 
-    /// A shard freed `freed` bytes.
-    pub(crate) fn relieve_pressure(&self, freed: u64) {
-        let _ = self
-            .pressure
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| Some(p.saturating_sub(freed)));
+    /// Shard `core`'s debt.
+    #[must_use]
+    pub(crate) fn debt(&self, core: usize) -> i64 {
+        self.allocated.get(core).map_or(0, |a| a.debt.load(Ordering::Relaxed))
+    }
+
+    /// Shard `core` freed `bytes`.
+    pub(crate) fn paid(&self, core: usize, bytes: u64) {
+        if let Some(a) = self.allocated.get(core) {
+            a.debt.fetch_sub(i64::try_from(bytes).unwrap_or(i64::MAX), Ordering::Relaxed);
+        }
+    }
+
+    /// Shard `core` is let off what it owes: memory is under the limit (its debt is out of
+    /// date), or it has nothing left that may go (the others are charged instead).
+    pub(crate) fn forgive(&self, core: usize) {
+        if let Some(a) = self.allocated.get(core) {
+            let _ = a.debt.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| (d > 0).then_some(0));
+        }
     }
 
     /// Shard `core` publishes how many of its keys the policy may evict.
     pub(crate) fn publish_evictable(&self, core: usize, keys: u64) {
         if let Some(a) = self.allocated.get(core) {
-            a.1.store(keys, Ordering::Relaxed);
+            a.evictable.store(keys, Ordering::Relaxed);
         }
     }
 
-    /// Keys the other shards may evict, as they last published it.
-    #[must_use]
-    pub(crate) fn evictable_elsewhere(&self, core: usize) -> u64 {
-        let others = self.allocated.iter().enumerate().filter(|(c, _)| *c != core);
-        others.map(|(_, a)| a.1.load(Ordering::Relaxed)).sum()
+    /// Keys each shard may evict, as they last published it (this shard's own is stale).
+    pub(crate) fn evictable(&self) -> impl Iterator<Item = u64> + '_ {
+        self.allocated.iter().map(|a| a.evictable.load(Ordering::Relaxed))
     }
 
     /// Memory in use now, as `maxmemory` counts it: this executor's own counter read fresh
@@ -291,7 +331,7 @@ impl Global {
     #[must_use]
     pub(crate) fn used_now(&self, core: usize, here: isize) -> u64 {
         let others = self.allocated.iter().enumerate().filter(|(c, _)| *c != core);
-        let counters = others.map(|(_, a)| a.0.load(Ordering::Relaxed)).filter(|&v| v != isize::MIN);
+        let counters = others.map(|(_, a)| a.allocated.load(Ordering::Relaxed)).filter(|&v| v != isize::MIN);
         crate::memory::used(counters.chain(std::iter::once(here)))
     }
 

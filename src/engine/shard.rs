@@ -185,9 +185,13 @@ pub(crate) struct Shard {
     eviction: Eviction,
     /// The best candidates for eviction seen so far.
     pool: evict::Pool,
-    /// Bytes this shard still owes of its shares of the excess (negative: freed ahead).
-    owed: i64,
+    /// Sends another shard a hop that makes it evict its share (installed by the runtime once
+    /// the router exists; see [`Shard::make_room`]).
+    ask_peer: Option<AskPeer>,
 }
+
+/// Asks shard `ShardId` to evict its share of the excess now, by a hop from this core.
+pub(crate) type AskPeer = Box<dyn Fn(ShardId)>;
 
 /// The `maxmemory` settings a shard follows (read again when the configuration changes).
 #[derive(Debug, Clone, Copy, Default)]
@@ -291,8 +295,19 @@ impl Shard {
             expiry_frozen: false,
             eviction: Eviction::default(),
             pool: evict::Pool::default(),
-            owed: 0,
+            ask_peer: None,
         }
+    }
+
+    /// Installs how this shard asks its peers to evict (see [`Shard::make_room`]).
+    pub(crate) fn set_ask_peer(&mut self, ask: AskPeer) {
+        self.ask_peer = Some(ask);
+    }
+
+    /// Evicts this shard's share of the excess, as another shard asked.
+    pub(crate) fn evict_as_asked(&mut self) -> Evicted {
+        self.global.asked_to_evict(self.lane);
+        self.make_room(Room::Share)
     }
 
     /// Reads the clock for the commands that follow. Called once per hop and once per batch of
@@ -317,11 +332,24 @@ impl Shard {
         }
     }
 
-    /// Evicts keys of this shard by the policy until the server is under `maxmemory`
-    /// (`Room::Whole`) or this shard gave up its share of the excess (`Room::Share`), within
-    /// the tenacity's time. Not on a replica (`replica-ignore-maxmemory`, Redis's default),
-    /// while loading or while clients are paused, nor inside an atomic unit (Redis evicts
-    /// between commands). Records the outcome for the `-OOM` check.
+    /// Evicts keys of this shard by the policy until it has paid what it is charged with of
+    /// the excess over `maxmemory`, within the tenacity's time. Not on a replica
+    /// (`replica-ignore-maxmemory`, Redis's default), while loading or while clients are
+    /// paused, nor inside an atomic unit (Redis evicts between commands). Records the outcome
+    /// for the `-OOM` check.
+    ///
+    /// Every shard sees the same total (each core's published counter; see
+    /// [`Global::used_now`]). The part of the excess no shard has been charged with yet is
+    /// split among all of them in proportion to the keys each may evict, so shards shrink alike
+    /// and the data is evicted where it is; each shard then frees what it is charged with. (A
+    /// core's own memory counter is no measure of its shard's data: a value is allocated where
+    /// its request was read and freed where its key lives.) Charging only the unclaimed part
+    /// keeps one excess from being charged twice when a shard runs again before the others
+    /// paid; a shard that frees more than its charge (a key is bigger than a small charge)
+    /// keeps the difference as credit. A shard charged with a part worth a hop (1/64 of
+    /// `maxmemory`) is asked to pay by one (`ask_peer`; one on its way at a time) rather than at
+    /// its next write or cron cycle: otherwise the shard taking the writes would pay for all,
+    /// losing its recent keys while the other kept old ones.
     pub(crate) fn make_room(&mut self, room: Room) -> Evicted {
         let e = self.eviction;
         let global = self.global.clone();
@@ -334,13 +362,9 @@ impl Shard {
             return Evicted::Enough;
         }
         let start = crate::memory::here();
-        let used = global.used_now(self.lane, start);
-        // What must go: what this shard sees over the limit, or what another shard saw and
-        // asked every shard to share (the shards' views differ by what is in flight between
-        // cores: without it, the shard that sees less would leave all the evicting to the
-        // other, which would then lose its recent keys while this one kept old ones).
-        let excess = used.saturating_sub(e.maxmemory).max(global.pressure());
+        let excess = global.used_now(self.lane, start).saturating_sub(e.maxmemory);
         if excess == 0 {
+            global.forgive(self.lane);
             global.set_oom(false);
             return Evicted::Enough;
         }
@@ -348,20 +372,27 @@ impl Shard {
             global.set_oom(true);
             return Evicted::Nothing;
         };
-        // Each shard frees its part of the excess, in proportion to the keys it may evict (the
-        // others' as last published): shards shrink alike. (A core's memory counter is no
-        // measure of its shard's data: a value is allocated where its request was read, and
-        // freed where its key lives.)
         let mine = self.evictable(policy.volatile);
-        let others = global.evictable_elsewhere(self.lane);
-        let share = (u128::from(excess) * u128::from(mine) / u128::from((mine + others).max(1))) as u64;
-        // Owed across calls: a share smaller than a key is paid by one eviction every few calls,
-        // not one per call (which would drain a shard with few keys).
-        self.owed = self.owed.saturating_add(i64::try_from(share).unwrap_or(i64::MAX)).min(excess as i64);
-        let target = self.owed;
-        if others > 0 {
-            global.raise_pressure(excess);
+        let keys = |c: usize, published: u64| if c == self.lane { mine } else { published };
+        let all: u64 = global.evictable().enumerate().map(|(c, n)| keys(c, n)).sum();
+        let unclaimed = excess.saturating_sub(global.debts());
+        if unclaimed > 0 && all > 0 {
+            let worth = i64::try_from(e.maxmemory / 64).unwrap_or(i64::MAX).max(1);
+            for (c, n) in global.evictable().enumerate() {
+                let part = (u128::from(unclaimed) * u128::from(keys(c, n)) / u128::from(all)) as u64;
+                if part == 0 {
+                    continue;
+                }
+                let debt = global.charge(c, part);
+                if c != self.lane && debt >= worth && global.ask_to_evict(c) {
+                    if let Some(ask) = &self.ask_peer {
+                        ask(ShardId(c));
+                    }
+                }
+            }
         }
+        let others = all - mine;
+        let target = global.debt(self.lane).min(i64::try_from(excess).unwrap_or(i64::MAX));
         let began = std::time::Instant::now();
         let mut evicted = 0u32;
         let outcome = loop {
@@ -371,14 +402,14 @@ impl Shard {
             }
             let Some((db, key)) = self.pool.pick(&mut self.dbs, policy, e.samples, &mut self.rng, self.clock)
             else {
-                // Nothing here may go. Before a write, the server is out of memory unless other
-                // shards still hold what may (they give up their share on their next write or
-                // cron cycle).
+                // Nothing here may go: the others are charged instead. Before a write, the
+                // server is out of memory unless they still hold what may go.
+                global.forgive(self.lane);
                 if room == Room::Whole && others == 0 {
                     global.set_oom(true);
                     break Evicted::Nothing;
                 }
-                break Evicted::Running;
+                break Evicted::Enough;
             };
             self.dbs[db].evict(&key);
             evicted += 1;
@@ -386,13 +417,19 @@ impl Shard {
                 break Evicted::Running;
             }
         };
-        let freed = start.saturating_sub(crate::memory::here()).max(0);
-        self.owed = self.owed.saturating_sub(freed as i64);
-        global.relieve_pressure(freed as u64);
+        global.paid(self.lane, start.saturating_sub(crate::memory::here()).max(0) as u64);
         if outcome == Evicted::Enough {
             global.set_oom(false);
         }
         outcome
+    }
+
+    /// Publishes how many keys the policy may evict here, for the other shards' split of the
+    /// excess: after every piece of work while `maxmemory` is set, and every cron cycle (so that
+    /// a limit just set finds the counts there).
+    pub(crate) fn publish_evictable(&self) {
+        let keys = self.evictable(self.eviction.policy.is_some_and(|p| p.volatile));
+        self.global.publish_evictable(self.lane, keys);
     }
 
     /// How many keys the policy may evict here (all, or those with a TTL).
@@ -461,8 +498,7 @@ impl Shard {
     pub(crate) fn publish(&mut self) {
         if self.eviction.maxmemory > 0 {
             self.global.publish_allocated(self.lane, crate::memory::here());
-            let keys = self.evictable(self.eviction.policy.is_some_and(|p| p.volatile));
-            self.global.publish_evictable(self.lane, keys);
+            self.publish_evictable();
         }
         if !self.effects.on() {
             return;

@@ -1,7 +1,9 @@
 //! A key's access clock, in the 32 bits an entry has for it. Under an LRU (or no) eviction
-//! policy, the time of its last access in tenths of a second (Redis keeps seconds in 24 bits,
-//! wrapping every 194 days; 32 bits of tenths wrap every 13 years, and a flood of writes
-//! within one second still leaves the keys read meanwhile younger than the rest). Under an LFU
+//! policy, the time of its last access in hundredths of a second (Redis keeps seconds in 24
+//! bits, wrapping every 194 days; 32 bits of hundredths wrap every 497 days, and a flood that
+//! writes more than the cache holds within one second still leaves the keys read meanwhile
+//! younger than the rest: with whole seconds, a cache refilled several times a second has every
+//! key of the same age, and the hot ones go as often as the cold). Under an LFU
 //! policy, as Redis: the minute of its last decrement (16 bits) and a logarithmic access
 //! counter (8 bits). OBJECT IDLETIME, OBJECT FREQ and eviction read it; lookups update it as
 //! Redis's `lookupKey` does.
@@ -9,7 +11,7 @@
 use std::cell::Cell;
 
 /// The LRU clock's tick, in milliseconds (Redis's `LRU_CLOCK_RESOLUTION` is 1000).
-const LRU_TICK_MS: u64 = 100;
+const LRU_TICK_MS: u64 = 10;
 /// Redis's `LFU_INIT_VAL`: a new key's counter, so that it is not evicted at once.
 pub(crate) const LFU_INIT_VAL: u8 = 5;
 
@@ -134,11 +136,11 @@ mod tests {
     const LFU: Mode = Mode::Lfu { log_factor: 10, decay_time: 1 };
 
     #[test]
-    fn lru_counts_idle_tenths_across_the_wrap() {
+    fn lru_counts_idle_hundredths_across_the_wrap() {
         let t = 1_700_000_000_000;
         let c = fresh(Mode::Lru, t);
-        assert_eq!(idle_ms(c, t + 5_450), 5_400);
-        assert_eq!(idle_ms(u32::MAX, 2_000), 2_100);
+        assert_eq!(idle_ms(c, t + 5_457), 5_450);
+        assert_eq!(idle_ms(u32::MAX, 2_000), 2_010);
     }
 
     #[test]
