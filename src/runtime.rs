@@ -700,6 +700,7 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
         .await;
     }
     core.local().clients.borrow_mut().remove(&client.id);
+    crate::engine::client_eviction::forget(&core, &client);
     core.global.client_connected(-1);
     core.local().count(|s| {
         s.clients -= 1;
@@ -761,6 +762,7 @@ async fn cron(core: Rc<Core>) {
             crate::engine::replication::tick(&core, &mut pinged).await;
             crate::engine::replica::tick(&core);
         }
+        crate::engine::client_eviction::cron(&core);
         if sampled.elapsed() >= Rates::PERIOD {
             sampled = Instant::now();
             let local = core.local();

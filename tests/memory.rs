@@ -304,3 +304,54 @@ fn object_idletime_and_freq_follow_accesses_as_redis() {
     let err = redis::cmd("OBJECT").arg("IDLETIME").arg("f").query::<i64>(&mut c).unwrap_err();
     assert!(err.to_string().contains("An LFU maxmemory policy is selected"), "{err}");
 }
+
+/// Starts a `SET key <value of len bytes>` and sends `sent` bytes of the value, leaving the
+/// request unfinished: the server holds it in the client's query buffer.
+fn partial_set(raw: &mut common::Raw, key: &str, len: usize, sent: usize) {
+    raw.send(format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${len}\r\n", key.len()).as_bytes());
+    raw.send(&vec![b'q'; sent]);
+}
+
+/// Sends the rest of what [`partial_set`] started; expects `+OK`.
+fn finish_set(raw: &mut common::Raw, len: usize, sent: usize) {
+    raw.send(&[vec![b'q'; len - sent], b"\r\n".to_vec()].concat());
+    assert_eq!(raw.reply(), b"+OK\r\n");
+}
+
+#[test]
+fn maxmemory_clients_drops_the_largest_clients_first_and_spares_no_evict_ones() {
+    let server = Server::start();
+    let mut c = server.conn(Mode::Plain);
+    let no_evict =
+        |raw: &mut common::Raw| assert_eq!(raw.request(&[b"CLIENT", b"NO-EVICT", b"on"]), b"+OK\r\n");
+    no_evict(&mut server.raw(Mode::Plain));
+    // The admin connection is exempt, so that it sees the outcome.
+    let () = redis::cmd("CLIENT").arg("NO-EVICT").arg("on").query(&mut c).unwrap();
+    config_set(&mut c, "maxmemory-clients", "3mb");
+    let got: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("maxmemory-clients").query(&mut c).unwrap();
+    assert_eq!(got[1], (3 << 20).to_string());
+    // Two clients hold large unfinished requests, one over TLS: together over the limit, so
+    // the larger goes and the smaller stays.
+    let (big, small) = (4 << 20, 1 << 20);
+    let mut larger = server.raw(Mode::Plain);
+    partial_set(&mut larger, "a", big, big - 1000);
+    let mut smaller = server.raw(Mode::Tls);
+    partial_set(&mut smaller, "b", small, small - 1000);
+    larger.read_to_close();
+    assert!(info(&mut c, "evicted_clients") >= 1);
+    finish_set(&mut smaller, small, small - 1000);
+    // A no-evict client over the limit by itself stays; an evictable one goes, however small.
+    let mut exempt = server.raw(Mode::Tls);
+    no_evict(&mut exempt);
+    partial_set(&mut exempt, "c", big, big - 1000);
+    let mut victim = server.raw(Mode::Plain);
+    partial_set(&mut victim, "d", 300 << 10, 200 << 10);
+    victim.read_to_close();
+    finish_set(&mut exempt, big, big - 1000);
+    let flags: String = redis::cmd("CLIENT").arg("INFO").query(&mut c).unwrap();
+    assert!(flags.contains("flags=e"), "{flags}");
+    // A percentage of maxmemory shows as given.
+    config_set(&mut c, "maxmemory-clients", "10%");
+    let got: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("maxmemory-clients").query(&mut c).unwrap();
+    assert_eq!(got[1], "10%");
+}

@@ -99,6 +99,10 @@ pub(crate) fn commands() -> Vec<Command> {
                 .flags(flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE)
                 .acl(acl::CONNECTION)
                 .docs("connection", "6.2.0", "O(N) Where N is the number of paused clients", "Resume processing of clients that were paused"),
+            Command::session("no-evict", 3, |s, a| Box::pin(async move { client_no_evict(s, &a[2]) }))
+                .flags(flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE)
+                .acl(acl::CONNECTION)
+                .docs("connection", "7.0.0", "O(1)", "Set client eviction mode for the current connection"),
             Command::inline("help", 2, |_, _| Ok(client_help()))
                 .flags(flag::LOADING | flag::STALE)
                 .acl(acl::CONNECTION)
@@ -267,6 +271,17 @@ fn client_getname(s: &Session) -> Reply {
     }
 }
 
+/// CLIENT NO-EVICT ON|OFF: whether `maxmemory-clients` may drop this client.
+fn client_no_evict(s: &Session, arg: &[u8]) -> CmdResult {
+    let on = match arg.to_ascii_lowercase().as_slice() {
+        b"on" => true,
+        b"off" => false,
+        _ => return Err(CmdError::Syntax),
+    };
+    s.client.no_evict.set(on);
+    Ok(Reply::Ok)
+}
+
 /// CLIENT SETINFO LIB-NAME | LIB-VER value
 fn client_setinfo(s: &Session, args: &[Bytes]) -> CmdResult {
     let value = String::from_utf8_lossy(&args[3]).into_owned();
@@ -337,6 +352,8 @@ fn client_help() -> Reply {
             "    Suspend all, or just write, clients for <timeout> milliseconds.",
             "UNPAUSE",
             "    Stop the current client pause, resuming traffic.",
+            "NO-EVICT (ON|OFF)",
+            "    Protect current client connection from eviction.",
             "SETINFO <LIB-NAME|LIB-VER> <value>",
             "    Set client library name or version.",
         ],

@@ -84,7 +84,8 @@ struct CoreFacts {
     blocked_with_timeout: usize,
     max_query: usize,
     max_output: usize,
-    clients_memory: usize,
+    /// Memory held by normal clients, and by replicas' links.
+    clients_memory: (usize, usize),
     /// TLS clients by "version cipher".
     tls_sessions: Vec<String>,
     tls_buffered: usize,
@@ -166,7 +167,13 @@ async fn gather(s: &Session, latency: bool) -> Result<Facts, CmdError> {
                 blocked_with_timeout: clients.values().filter(|c| c.is_blocked_with_timeout()).count(),
                 max_query: clients.values().map(|c| c.buffers.get().query).max().unwrap_or(0),
                 max_output: clients.values().map(|c| c.output_pending()).max().unwrap_or(0),
-                clients_memory: clients.values().map(|c| c.memory()).sum(),
+                clients_memory: clients.values().fold((0, 0), |(normal, replicas), c| {
+                    if c.replica.get() {
+                        (normal, replicas + c.memory())
+                    } else {
+                        (normal + c.memory(), replicas)
+                    }
+                }),
                 tls_sessions: clients
                     .values()
                     .filter_map(|c| c.tls.as_ref().map(|t| format!("{} {}", t.version, t.cipher)))
@@ -254,8 +261,9 @@ fn memory(out: &mut String, facts: &Facts, global: &Global) {
     let used = facts.used_memory;
     let peak = global.peak_memory().max(used);
     let startup = global.startup_memory().min(used);
-    let clients = facts.cores.iter().map(|c| c.clients_memory as u64).sum::<u64>();
-    let overhead = (startup + clients).min(used);
+    let clients = facts.cores.iter().map(|c| c.clients_memory.0 as u64).sum::<u64>();
+    let replicas = facts.cores.iter().map(|c| c.clients_memory.1 as u64).sum::<u64>();
+    let overhead = (startup + clients + replicas).min(used);
     let dataset = used - overhead;
     let total_system = total_system_memory();
     let maxmemory = facts.config.maxmemory.0;
@@ -306,7 +314,7 @@ fn memory(out: &mut String, facts: &Facts, global: &Global) {
         "mem_not_counted_for_evict" => 0,
         "mem_replication_backlog" => global.journal.with_backlog(|b| b.histlen()).unwrap_or(0),
         "mem_total_replication_buffers" => global.journal.with_backlog(|b| b.held()).unwrap_or(0),
-        "mem_clients_slaves" => 0,
+        "mem_clients_slaves" => replicas,
         "mem_clients_normal" => clients,
         "mem_cluster_links" => 0,
         "mem_aof_buffer" => 0,
@@ -379,6 +387,7 @@ fn stats(out: &mut String, facts: &Facts, global: &Global) {
         t.net_out += c.stats.net_out;
         t.reads += c.stats.reads;
         t.writes += c.stats.writes;
+        t.evicted_clients += c.stats.evicted_clients;
         t
     });
     let rate = |i: usize| facts.cores.iter().map(|c| c.rates[i]).sum::<f64>();
@@ -414,7 +423,7 @@ fn stats(out: &mut String, facts: &Facts, global: &Global) {
         "expired_time_cap_reached_count" => 0,
         "expire_cycle_cpu_milliseconds" => 0,
         "evicted_keys" => db.evicted,
-        "evicted_clients" => 0,
+        "evicted_clients" => total.evicted_clients,
         "total_eviction_exceeded_time" => 0,
         "current_eviction_exceeded_time" => 0,
         "keyspace_hits" => db.hits,

@@ -8,8 +8,8 @@ use std::path::Path;
 
 pub use file::Line;
 pub use value::{
-    trim_double, AppendFsync, ConfigValue, CpuList, DisklessLoad, LogLevel, MaxmemoryPolicy, Memory,
-    OutputLimit, OutputLimits, Percentiles, SavePoints, TlsAuthClients,
+    trim_double, AppendFsync, ClientsLimit, ConfigValue, CpuList, DisklessLoad, LogLevel, MaxmemoryPolicy,
+    Memory, OutputLimit, OutputLimits, Percentiles, SavePoints, TlsAuthClients,
 };
 
 /// A configuration problem, found at startup or by CONFIG SET.
@@ -152,6 +152,7 @@ directives! {
     "maxmemory-policy" => maxmemory_policy: MaxmemoryPolicy = MaxmemoryPolicy::Noeviction, true;
     "maxmemory-samples" => maxmemory_samples: u64 = 5, true;
     "maxmemory-eviction-tenacity" => maxmemory_eviction_tenacity: u64 = 10, true;
+    "maxmemory-clients" => maxmemory_clients: ClientsLimit = ClientsLimit::Bytes(0), true;
     "lfu-log-factor" => lfu_log_factor: u64 = 10, true;
     "lfu-decay-time" => lfu_decay_time: u64 = 1, true;
     "latency-tracking" => latency_tracking: bool = true, true;

@@ -190,6 +190,55 @@ impl ConfigValue for Memory {
     }
 }
 
+/// `maxmemory-clients`: a byte size, or a percentage of `maxmemory` (`10%`); 0 is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientsLimit {
+    /// At most this many bytes (0: no limit).
+    Bytes(u64),
+    /// This percentage of `maxmemory` (no limit while `maxmemory` is 0).
+    Percent(u64),
+}
+
+impl ClientsLimit {
+    /// The limit in bytes under `maxmemory` (Redis's `getClientEvictionLimit`): 0 for none, and
+    /// never below 128 KB, so that a bad setting still lets clients talk to the server.
+    #[must_use]
+    pub fn bytes(self, maxmemory: u64) -> u64 {
+        let limit = match self {
+            ClientsLimit::Bytes(b) => b,
+            ClientsLimit::Percent(p) => (maxmemory as f64 * p as f64 / 100.0) as u64,
+        };
+        if limit == 0 {
+            0
+        } else {
+            limit.max(128 << 10)
+        }
+    }
+}
+
+impl ConfigValue for ClientsLimit {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        let a = one(args)?;
+        match a.strip_suffix('%') {
+            Some(p) => p
+                .parse::<u64>()
+                .ok()
+                .filter(|p| *p <= 100)
+                .map(ClientsLimit::Percent)
+                .ok_or_else(|| format!("argument must be a memory or percent value: '{a}'")),
+            None => Memory::parse(args)
+                .map(|m| ClientsLimit::Bytes(m.0))
+                .map_err(|_| format!("argument must be a memory or percent value: '{a}'")),
+        }
+    }
+    fn show(&self) -> String {
+        match self {
+            ClientsLimit::Bytes(b) => b.to_string(),
+            ClientsLimit::Percent(p) => format!("{p}%"),
+        }
+    }
+}
+
 /// `server-cpus`: the cpus executors are pinned to, e.g. `0,1` or `0-3`; empty means automatic.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CpuList(pub Vec<usize>);

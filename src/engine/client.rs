@@ -80,6 +80,10 @@ pub(crate) struct Client {
     pub(crate) subscriptions: Cell<(usize, usize)>,
     /// The connection is a replica's link (after SYNC or PSYNC).
     pub(crate) replica: Cell<bool>,
+    /// CLIENT NO-EVICT: never dropped by `maxmemory-clients`.
+    pub(crate) no_evict: Cell<bool>,
+    /// Its memory as its core's total for `maxmemory-clients` last counted it.
+    pub(crate) counted: Cell<u64>,
 }
 
 impl Client {
@@ -131,6 +135,8 @@ impl Client {
             blocked_timeout: Cell::new(false),
             unblocked: Cell::new(None),
             replica: Cell::new(false),
+            no_evict: Cell::new(false),
+            counted: Cell::new(0),
         }
     }
 
@@ -310,6 +316,9 @@ impl Client {
         }
         if self.killed.get() {
             flags.push('A');
+        }
+        if self.no_evict.get() {
+            flags.push('e');
         }
         if flags.is_empty() {
             flags.push('N');

@@ -508,6 +508,7 @@ impl Service for Session {
 
     fn on_buffers(&self, buffers: Buffers) {
         self.client.buffers.set(buffers);
+        crate::engine::client_eviction::note(&self.core, &self.client);
     }
 
     fn on_io(&self, read: usize, written: usize) {

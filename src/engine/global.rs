@@ -60,6 +60,8 @@ pub(crate) struct Global {
     allocated: Vec<Counter>,
     /// `maxmemory`, for the checks on every hop and write (0: none).
     maxmemory: AtomicU64,
+    /// `maxmemory-clients` in bytes, for the check after every read (0: none).
+    clients_limit: AtomicU64,
     /// Memory is over `maxmemory` and the last eviction found nothing more to evict: `denyoom`
     /// commands get `-OOM` (read on every such command only while `maxmemory` is set).
     oom: AtomicBool,
@@ -97,6 +99,10 @@ struct Counter {
     debt: AtomicI64,
     /// Another shard asked it by a hop to pay its debt, and that hop has not run yet.
     asked: AtomicBool,
+    /// The memory its clients hold (`maxmemory-clients`), and its largest client's that may be
+    /// evicted, as last published.
+    clients: AtomicU64,
+    largest_client: AtomicU64,
 }
 
 impl Global {
@@ -126,9 +132,12 @@ impl Global {
                     evictable: AtomicU64::new(0),
                     debt: AtomicI64::new(0),
                     asked: AtomicBool::new(false),
+                    clients: AtomicU64::new(0),
+                    largest_client: AtomicU64::new(0),
                 })
                 .collect(),
             maxmemory: AtomicU64::new(config.maxmemory.0),
+            clients_limit: AtomicU64::new(config.maxmemory_clients.bytes(config.maxmemory.0)),
             oom: AtomicBool::new(false),
             tls,
             config: RwLock::new(Arc::new(config)),
@@ -194,6 +203,7 @@ impl Global {
         let rebind = (next.port, next.tls_port, &next.bind) != (guard.port, guard.tls_port, &guard.bind);
         self.max_bulk.store(next.proto_max_bulk_len.0, Ordering::Relaxed);
         self.maxmemory.store(next.maxmemory.0, Ordering::Relaxed);
+        self.clients_limit.store(next.maxmemory_clients.bytes(next.maxmemory.0), Ordering::Relaxed);
         self.latency_tracking.store(next.latency_tracking, Ordering::Relaxed);
         *guard = Arc::new(next);
         commit();
@@ -264,6 +274,33 @@ impl Global {
     #[must_use]
     pub(crate) fn maxmemory(&self) -> u64 {
         self.maxmemory.load(Ordering::Relaxed)
+    }
+
+    /// `maxmemory-clients` in bytes (0: none).
+    #[must_use]
+    pub(crate) fn clients_limit(&self) -> u64 {
+        self.clients_limit.load(Ordering::Relaxed)
+    }
+
+    /// Core `core` publishes the memory its clients hold, and its largest evictable client's
+    /// when it looked.
+    pub(crate) fn publish_clients(&self, core: usize, total: u64, largest: Option<u64>) {
+        if let Some(a) = self.allocated.get(core) {
+            a.clients.store(total, Ordering::Relaxed);
+            if let Some(largest) = largest {
+                a.largest_client.store(largest, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The memory the other cores' clients hold, and the largest evictable one there, as they
+    /// last published them.
+    #[must_use]
+    pub(crate) fn clients_elsewhere(&self, core: usize) -> (u64, u64) {
+        let others = self.allocated.iter().enumerate().filter(|(c, _)| *c != core);
+        others.fold((0, 0), |(sum, max), (_, a)| {
+            (sum + a.clients.load(Ordering::Relaxed), max.max(a.largest_client.load(Ordering::Relaxed)))
+        })
     }
 
     /// Marks shard `core` as asked to evict its share; false when it already was (the hop that

@@ -35,6 +35,8 @@ pub(crate) struct CoreStats {
     pub(crate) tls_resumed: u64,
     /// TLS clients connected now.
     pub(crate) tls_clients: u64,
+    /// Clients dropped by `maxmemory-clients`.
+    pub(crate) evicted_clients: u64,
 }
 
 /// One core's clients, subscribers and counters.
@@ -48,6 +50,9 @@ pub(crate) struct Local {
     pub(crate) stats: RefCell<CoreStats>,
     /// The commands its sessions ran themselves (its shard keeps those it executed).
     pub(crate) commands: RefCell<Stats>,
+    /// The memory of this core's clients as last counted (`maxmemory-clients`; kept only while
+    /// a limit is set).
+    pub(crate) clients_memory: std::cell::Cell<u64>,
     /// This core's instantaneous rates, sampled by its cron.
     pub(crate) rates: RefCell<Rates>,
 }

@@ -6,6 +6,7 @@ pub(crate) mod aof;
 pub(crate) mod backlog;
 pub(crate) mod blocking;
 pub(crate) mod client;
+pub(crate) mod client_eviction;
 pub(crate) mod command;
 pub(crate) mod core;
 pub(crate) mod dispatch;
