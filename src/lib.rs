@@ -35,6 +35,7 @@ mod num;
 pub mod runtime;
 mod splitargs;
 mod storage;
+pub mod supervise;
 
 /// What the benchmarks and the integration tests reach inside the server. Not an API: it
 /// follows the code.

@@ -41,22 +41,34 @@ fn main() -> anyhow::Result<()> {
         Some(first) if !first.starts_with("--") => (Some(PathBuf::from(first)), &cli.args[1..]),
         _ => (None, &cli.args[..]),
     };
-    let config = match Config::load(file.as_deref(), overrides) {
+    let (mut config, notices) = match Config::load_noting(file.as_deref(), overrides) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("*** FATAL CONFIG ERROR ***\n{e}");
             std::process::exit(1);
         }
     };
+    if config.daemonize {
+        // Before any thread exists. Redis's default pidfile when daemonized.
+        ferrokey::supervise::daemonize().context("daemonizing")?;
+        if config.pidfile.is_empty() {
+            config.pidfile = "/var/run/redis.pid".into();
+        }
+    }
     let set_level = init_logging(&config)?;
+    for notice in notices {
+        tracing::info!("{notice}");
+    }
     if config.disable_thp {
         if let Err(e) = ferrokey::memory::disable_transparent_huge_pages() {
             tracing::warn!("could not disable transparent huge pages: {e}");
         }
     }
     if !config.pidfile.is_empty() {
-        std::fs::write(&config.pidfile, format!("{}\n", std::process::id()))
-            .with_context(|| format!("writing pidfile {}", config.pidfile))?;
+        // As Redis: a pidfile that cannot be written is a warning, not a reason not to serve.
+        if let Err(e) = std::fs::write(&config.pidfile, format!("{}\n", std::process::id())) {
+            tracing::warn!("Failed to write PID file {}: {e}", config.pidfile);
+        }
     }
     let pidfile = config.pidfile.clone();
     let result = ferrokey::runtime::run(config, file.as_deref(), set_level);

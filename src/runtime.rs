@@ -23,7 +23,7 @@ use crate::engine::global::{CoreInfo, Global};
 use crate::engine::local::Local;
 use crate::engine::router::{Hop, Router};
 use crate::engine::session::Session;
-use crate::engine::shard::{now_ms, Evicted, Shard};
+use crate::engine::shard::{Evicted, Shard};
 use crate::engine::slot::ShardId;
 use crate::engine::stats::Rates;
 use crate::facade::listener::{Incoming, Listener};
@@ -211,6 +211,9 @@ pub fn run(
     }
     if !global.shutting_down() {
         tracing::info!("Ready to accept connections");
+        if let Some(note) = crate::supervise::notify_ready(&config) {
+            tracing::info!("{note}");
+        }
     }
     for h in handles {
         let _ = h.join();
@@ -622,6 +625,28 @@ fn tls_fingerprint(config: &Config) -> u64 {
     h.finish()
 }
 
+/// Redis's reply to a client refused by protected mode.
+const PROTECTED_MODE: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no \
+password is set for the default user. In this mode connections are only accepted from the loopback interface. If \
+you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable \
+protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to \
+Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet \
+if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the \
+protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then \
+restarting the server. 3) If you started the server manually just for testing, restart it with the \
+'--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to \
+do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Whether protected mode refuses a client from `ip`: it is on, the default user has no
+/// password, and the client is not on the loopback interface (Redis 7.0's rule).
+fn protected(config: &Config, ip: std::net::IpAddr) -> bool {
+    let loopback = match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        v4 => v4.is_loopback(),
+    };
+    config.protected_mode && config.requirepass.is_empty() && !loopback
+}
+
 async fn connection(incoming: Incoming, core: Rc<Core>) {
     let config = core.config();
     let (peer, local) = (incoming.peer, incoming.local);
@@ -646,6 +671,13 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
     if core.global.clients() >= config.maxclients {
         core.local().count(|s| s.rejected += 1);
         let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+        let _ = stream.flush().await;
+        return;
+    }
+    if protected(&config, peer.ip()) {
+        core.local().count(|s| s.rejected += 1);
+        tracing::warn!(%peer, "connection refused: protected mode, and no password is set");
+        let _ = stream.write_all(PROTECTED_MODE.as_bytes()).await;
         let _ = stream.flush().await;
         return;
     }
@@ -720,8 +752,6 @@ async fn cron(core: Rc<Core>) {
     loop {
         let hz = core.config().hz.max(1);
         let period = 1000 / hz;
-        // Like Redis, active expiry may use a quarter of each cycle.
-        let deadline = now_ms() + (period / 4).max(1);
         // Through the gate: a key must not expire in the middle of a transaction. Not while
         // clients are paused: the dataset and the stream stay still (see engine::pause).
         let expire = core.global.pauses.kind() == crate::engine::pause::PauseKind::Off;
@@ -729,7 +759,7 @@ async fn cron(core: Rc<Core>) {
             .router
             .run(core.router.local(), None, move |sh: &mut Shard| {
                 if expire {
-                    sh.active_expire(20, deadline);
+                    sh.active_expire(period);
                 }
                 // Over `maxmemory`, every shard gives up its share (a shard that takes no
                 // writes too).
@@ -763,6 +793,9 @@ async fn cron(core: Rc<Core>) {
             crate::engine::replica::tick(&core);
         }
         crate::engine::client_eviction::cron(&core);
+        if core.router.local().0 == 0 {
+            core.global.note_not_counted();
+        }
         if sampled.elapsed() >= Rates::PERIOD {
             sampled = Instant::now();
             let local = core.local();
@@ -858,4 +891,25 @@ fn watch_signals(global: Arc<Global>) {
         })
         .map(drop)
         .unwrap_or_else(|e| tracing::warn!("cannot watch signals: {e}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_mode_refuses_only_remote_clients_without_a_password() {
+        let mut c = Config::default();
+        let remote: std::net::IpAddr = "10.1.2.3".parse().unwrap();
+        let mapped: std::net::IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert!(protected(&c, remote));
+        assert!(!protected(&c, "127.0.0.2".parse().unwrap()));
+        assert!(!protected(&c, "::1".parse().unwrap()));
+        assert!(!protected(&c, mapped));
+        c.requirepass = "secret".into();
+        assert!(!protected(&c, remote));
+        c.requirepass.clear();
+        c.protected_mode = false;
+        assert!(!protected(&c, remote));
+    }
 }

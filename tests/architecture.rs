@@ -2,8 +2,8 @@
 //! when a lower layer names a higher one, or when modules of one layer name each other in a
 //! cycle.
 //!
-//! From the bottom: the utilities (`glob`, `splitargs`, `num`, `memory`), `config`, `logging`
-//! and the `facade` (network, TLS, RESP), `storage` (pure data) and `cmd::error` (the error
+//! From the bottom: the utilities (`glob`, `splitargs`, `num`, `memory`), `config`, `logging`,
+//! `supervise` and the `facade` (network, TLS, RESP), `storage` (pure data) and `cmd::error` (the error
 //! vocabulary), the `engine`, the command families (`cmd`), and on top the `runtime` and the
 //! `benchmark` tool. The benchmark tool shares the facade and nothing of the server.
 
@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("memory", 0),
     ("config", 1),
     ("logging", 2),
+    ("supervise", 2),
     ("facade", 2),
     ("storage", 3),
     ("cmd::error", 3),

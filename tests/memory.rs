@@ -355,3 +355,131 @@ fn maxmemory_clients_drops_the_largest_clients_first_and_spares_no_evict_ones() 
     let got: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("maxmemory-clients").query(&mut c).unwrap();
     assert_eq!(got[1], "10%");
 }
+
+#[test]
+fn memory_usage_stats_doctor_and_object_encodings_as_redis_reports_them() {
+    let server = Server::start();
+    let redis_server = common::RedisServer::start();
+    let mut c = server.conn(Mode::Plain);
+    let mut theirs = redis::Client::open(format!("redis://127.0.0.1:{}", redis_server.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    // The same values, the same thresholds (set through their ziplist aliases): the same
+    // encodings and refcounts.
+    for conn in [&mut c, &mut theirs] {
+        for (name, value) in [
+            ("hash-max-ziplist-entries", "4"),
+            ("zset-max-ziplist-value", "8"),
+            ("set-max-intset-entries", "3"),
+        ] {
+            config_set(conn, name, value);
+        }
+        let () = redis::cmd("SET").arg("int").arg("123").query(conn).unwrap();
+        let () = redis::cmd("SET").arg("big").arg("4000000000000").query(conn).unwrap();
+        let () = redis::cmd("SET").arg("short").arg("x".repeat(44)).query(conn).unwrap();
+        let () = redis::cmd("SET").arg("long").arg("x".repeat(45)).query(conn).unwrap();
+        let _: i64 = redis::cmd("RPUSH").arg("list").arg("a").query(conn).unwrap();
+        let _: i64 =
+            redis::cmd("HSET").arg("h4").arg(&["a", "1", "b", "2", "c", "3", "d", "4"]).query(conn).unwrap();
+        let _: i64 = redis::cmd("HSET")
+            .arg("h5")
+            .arg(&["a", "1", "b", "2", "c", "3", "d", "4", "e", "5"])
+            .query(conn)
+            .unwrap();
+        let _: i64 = redis::cmd("SADD").arg("s3").arg(&["1", "2", "3"]).query(conn).unwrap();
+        let _: i64 = redis::cmd("SADD").arg("s4").arg(&["1", "2", "3", "4"]).query(conn).unwrap();
+        let _: i64 = redis::cmd("SADD").arg("sx").arg(&["1", "x"]).query(conn).unwrap();
+        let _: i64 = redis::cmd("ZADD").arg("z8").arg(&["1", "abcdefgh"]).query(conn).unwrap();
+        let _: i64 = redis::cmd("ZADD").arg("z9").arg(&["1", "abcdefghi"]).query(conn).unwrap();
+    }
+    for key in ["int", "big", "short", "long", "list", "h4", "h5", "s3", "s4", "sx", "z8", "z9"] {
+        for what in ["ENCODING", "REFCOUNT"] {
+            let mine: redis::Value = redis::cmd("OBJECT").arg(what).arg(key).query(&mut c).unwrap();
+            let redis: redis::Value = redis::cmd("OBJECT").arg(what).arg(key).query(&mut theirs).unwrap();
+            assert_eq!(mine, redis, "OBJECT {what} {key}");
+        }
+    }
+    // MEMORY USAGE: the key and what it holds; options before the key; nil for none.
+    let usage = |c: &mut Connection, key: &str| {
+        redis::cmd("MEMORY").arg("USAGE").arg(key).query::<Option<i64>>(c).unwrap()
+    };
+    let long = usage(&mut c, "long").unwrap();
+    assert!((45..400).contains(&long), "{long}");
+    assert!(usage(&mut c, "h5").unwrap() > usage(&mut c, "h4").unwrap());
+    assert_eq!(usage(&mut c, "missing"), None);
+    let err = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg("missing")
+        .arg("SAMPLES")
+        .arg("-1")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert_eq!(err.code(), Some("ERR"));
+    assert!(err.to_string().contains("syntax error"), "{err}");
+    let all: i64 = redis::cmd("MEMORY").arg("USAGE").arg("h5").arg("SAMPLES").arg("0").query(&mut c).unwrap();
+    assert!(all > 0);
+    // MEMORY STATS: Redis's fields in its order, a map for the database with keys.
+    let stats: Vec<redis::Value> = redis::cmd("MEMORY").arg("STATS").query(&mut c).unwrap();
+    let names: Vec<String> =
+        stats.iter().step_by(2).map(|v| redis::from_redis_value_ref::<String>(v).unwrap()).collect();
+    let theirs_stats: Vec<redis::Value> = redis::cmd("MEMORY").arg("STATS").query(&mut theirs).unwrap();
+    let their_names: Vec<String> =
+        theirs_stats.iter().step_by(2).map(|v| redis::from_redis_value_ref::<String>(v).unwrap()).collect();
+    // (Which databases have keys is each server's own: a map per such database, named db.N.)
+    let fixed =
+        |names: &[String]| names.iter().filter(|n| !n.starts_with("db.")).cloned().collect::<Vec<_>>();
+    assert_eq!(fixed(&names), fixed(&their_names));
+    assert!(names.contains(&"db.0".to_owned()));
+    let at = names.iter().position(|n| n == "keys.count").unwrap();
+    assert_eq!(redis::from_redis_value_ref::<i64>(&stats[at * 2 + 1]).unwrap(), 12);
+    let doctor: String = redis::cmd("MEMORY").arg("DOCTOR").query(&mut c).unwrap();
+    assert!(doctor.starts_with("Hi Sam") || doctor.starts_with("Sam, I detected"), "{doctor}");
+    let help: Vec<String> = redis::cmd("MEMORY").arg("HELP").query(&mut c).unwrap();
+    let their_help: Vec<String> = redis::cmd("MEMORY").arg("HELP").query(&mut theirs).unwrap();
+    assert_eq!(help, their_help);
+}
+
+#[test]
+fn active_expiry_samples_by_its_effort_and_info_reports_what_it_found() {
+    let server = Server::start();
+    let mut c = server.conn(Mode::Plain);
+    config_set(&mut c, "active-expire-effort", 10);
+    let err = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("active-expire-effort")
+        .arg("11")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(err.to_string().contains("between 1 and 10"), "{err}");
+    // Keys that expire and are never read again: active expiry alone must reclaim them.
+    let mut raw = server.raw(Mode::Plain);
+    let batch: Vec<u8> =
+        (0..5_000).flat_map(|i| resp(&[b"SET", format!("e:{i}").as_bytes(), b"v", b"PX", b"100"])).collect();
+    raw.send(&batch);
+    for _ in 0..5_000 {
+        assert_eq!(raw.reply(), b"+OK\r\n");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let keys: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+        if keys == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{keys} expired keys still held");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(info(&mut c, "expired_keys"), 5_000);
+    let text: String = redis::cmd("INFO").arg("stats").query(&mut c).unwrap();
+    let stale: f64 =
+        text.lines().find_map(|l| l.strip_prefix("expired_stale_perc:")).unwrap().parse().unwrap();
+    assert!(stale > 0.0, "the cycles found expired keys: {stale}");
+    for field in [
+        "expired_time_cap_reached_count",
+        "expire_cycle_cpu_milliseconds",
+        "total_eviction_exceeded_time",
+        "mem_not_counted_for_evict",
+    ] {
+        info(&mut c, field);
+    }
+}

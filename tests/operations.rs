@@ -268,3 +268,100 @@ fn server_side_timer(server_port: u16, client_port: u16) -> u32 {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// The directives a redis.conf sets (its uncommented lines), lowercase.
+fn directives_of(path: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut names: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_ascii_lowercase))
+        .filter(|n| n != "include")
+        .collect();
+    names.dedup();
+    names
+}
+
+#[test]
+fn debians_stock_redis_conf_loads_and_every_directive_is_in_config_get() {
+    let stock = "/etc/redis/redis.conf";
+    assert!(std::path::Path::new(stock).exists(), "redis-server's package installs {stock}");
+    // As Debian's unit runs it (`--supervised systemd --daemonize no`), with the test's own
+    // paths; the stock file comes in through an `include`, then a glob include of a directory.
+    let dir = std::env::temp_dir().join(format!("ferrokey-debian-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+    std::fs::write(dir.join("conf.d/10-local.conf"), "maxmemory-clients 5%\nhash-max-ziplist-entries 100\n")
+        .unwrap();
+    let main =
+        temp_file("debian.conf", &format!("include {stock}\ninclude {}/conf.d/*.conf\n", dir.display()));
+    let pidfile = dir.join("redis.pid");
+    let server = Server::with(
+        Opts { config_file: Some(main), ..Opts::default() }
+            .arg("daemonize", "no")
+            .arg("supervised", "systemd")
+            .arg("logfile", "")
+            .arg("pidfile", pidfile.to_str().unwrap()),
+    );
+    let mut c = server.conn(Mode::Tls);
+    for name in directives_of(stock) {
+        let got: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(&name).query(&mut c).unwrap();
+        assert_eq!(got.first(), Some(&name), "CONFIG GET {name}: {got:?}");
+    }
+    // The include after the stock file, through an alias; the alias is listed too.
+    let got: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("hash-max-*-entries").query(&mut c).unwrap();
+    assert_eq!(got, ["hash-max-listpack-entries", "100", "hash-max-ziplist-entries", "100"]);
+    let got: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("maxmemory-clients").query(&mut c).unwrap();
+    assert_eq!(got[1], "5%");
+    // What ferrokey has no use for loads with one notice each; supervision without systemd
+    // says so, as Redis.
+    assert!(server.wait_log("'lazyfree-lazy-eviction' is accepted for redis.conf compatibility"));
+    assert_eq!(server.log().matches("'slowlog-max-len' is accepted").count(), 1);
+    assert!(server.wait_log("NOTIFY_SOCKET not found"));
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap().trim(), server.pid().to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn supervised_systemd_notifies_readiness_and_daemonize_detaches() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = std::env::temp_dir().join(format!("ferrokey-supervise-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket_path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&socket_path);
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let (port, pidfile, logfile) = (common::free_port(), dir.join("ferrokey.pid"), dir.join("ferrokey.log"));
+    // daemonize yes: the command returns at once (its parent exits); the daemon serves.
+    let status = Command::new(env!("CARGO_BIN_EXE_ferrokey-server"))
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--threads", "1", "--dir"])
+        .arg(&dir)
+        .args(["--daemonize", "yes", "--supervised", "systemd", "--pidfile"])
+        .arg(&pidfile)
+        .arg("--logfile")
+        .arg(&logfile)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf).expect("no readiness notification from the daemon");
+    let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(message.contains("READY=1"), "{message}");
+    // Ready means listening, and the pidfile names the daemon.
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+    assert_eq!(pong, "PONG");
+    let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<()>(&mut c);
+    let gone = (0..1000).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        // Gone, or a zombie its new parent has not reaped yet.
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| stat.contains(") Z "))
+    });
+    assert!(gone, "the daemon did not exit");
+    let log = std::fs::read_to_string(&logfile).unwrap();
+    assert!(log.contains("Supervised by systemd"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

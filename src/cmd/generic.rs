@@ -531,7 +531,7 @@ fn object(ctx: &mut Ctx<'_>, args: &[Bytes], what: Object) -> CmdResult {
     let lfu = matches!(mode, clock::Mode::Lfu { .. });
     match what {
         Object::Encoding => Ok(Reply::bulk(encoding(&entry.value))),
-        Object::RefCount => Ok(Reply::Int(1)),
+        Object::RefCount => Ok(Reply::Int(refcount(&entry.value))),
         Object::IdleTime if lfu => Err(CmdError::msg(
             "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching \
              between policies at runtime LRU and LFU data will take some time to adjust.",
@@ -566,22 +566,43 @@ fn object_help() -> Reply {
     )
 }
 
-/// The encoding Redis 7.0 would report for a value of this shape.
+/// The encoding Redis 7.0 would report for a value of this shape, by the configured
+/// thresholds (lists are always quicklists in 7.0).
 fn encoding(value: &Value) -> &'static str {
+    let t = crate::storage::encoding::get();
     match value {
         Value::Str(s) if s.len() <= 20 && parse_i64(s.as_slice()).is_some() => "int",
         Value::Str(s) if s.len() <= 44 => "embstr",
         Value::Str(_) => "raw",
-        Value::List(l) if l.len() <= 128 && l.iter().all(|e| e.len() <= 64) => "listpack",
         Value::List(_) => "quicklist",
-        Value::Hash(h) if h.len() <= 128 && h.iter().all(|(k, v)| k.len() <= 64 && v.len() <= 64) => {
+        Value::Hash(h)
+            if h.len() <= t.hash_entries
+                && h.iter().all(|(k, v)| k.len() <= t.hash_value && v.len() <= t.hash_value) =>
+        {
             "listpack"
         }
         Value::Hash(_) => "hashtable",
-        Value::Set(s) if s.len() <= 512 && s.iter().all(|(m, ())| parse_i64(m).is_some()) => "intset",
+        Value::Set(s)
+            if s.len() <= t.set_intset_entries && s.iter().all(|(m, ())| parse_i64(m).is_some()) =>
+        {
+            "intset"
+        }
         Value::Set(_) => "hashtable",
-        Value::ZSet(z) if z.len() <= 128 && z.unordered().all(|(m, _)| m.len() <= 64) => "listpack",
+        Value::ZSet(z) if z.is_small() => "listpack",
         Value::ZSet(_) => "skiplist",
+    }
+}
+
+/// OBJECT REFCOUNT: Redis shares the integers 0..9999 (`OBJ_SHARED_INTEGERS`) as string values,
+/// with the refcount `INT_MAX`, unless `maxmemory` is set with an LRU or LFU policy; every other
+/// value has its own (1).
+fn refcount(value: &Value) -> i64 {
+    let shared = crate::storage::encoding::get().shared_integers
+        && matches!(value, Value::Str(s) if s.len() <= 4 && parse_i64(s.as_slice()).is_some_and(|n| (0..10_000).contains(&n)));
+    if shared {
+        i64::from(i32::MAX)
+    } else {
+        1
     }
 }
 

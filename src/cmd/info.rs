@@ -84,8 +84,8 @@ struct CoreFacts {
     blocked_with_timeout: usize,
     max_query: usize,
     max_output: usize,
-    /// Memory held by normal clients, and by replicas' links.
-    clients_memory: (usize, usize),
+    /// Memory held by normal clients and by replicas' links, and how many replicas.
+    clients_memory: (usize, usize, usize),
     /// TLS clients by "version cipher".
     tls_sessions: Vec<String>,
     tls_buffered: usize,
@@ -98,6 +98,7 @@ struct CoreFacts {
 /// What one shard reports: its keyspace and the commands it executed.
 struct ShardFacts {
     db: DbStats,
+    upkeep: crate::engine::shard::Upkeep,
     /// Per database: keys, keys with a TTL, estimated mean TTL.
     keys: Vec<(usize, usize, u64)>,
     commands: Stats,
@@ -167,11 +168,11 @@ async fn gather(s: &Session, latency: bool) -> Result<Facts, CmdError> {
                 blocked_with_timeout: clients.values().filter(|c| c.is_blocked_with_timeout()).count(),
                 max_query: clients.values().map(|c| c.buffers.get().query).max().unwrap_or(0),
                 max_output: clients.values().map(|c| c.output_pending()).max().unwrap_or(0),
-                clients_memory: clients.values().fold((0, 0), |(normal, replicas), c| {
+                clients_memory: clients.values().fold((0, 0, 0), |(normal, replicas, n), c| {
                     if c.replica.get() {
-                        (normal, replicas + c.memory())
+                        (normal, replicas + c.memory(), n + 1)
                     } else {
-                        (normal + c.memory(), replicas)
+                        (normal + c.memory(), replicas, n)
                     }
                 }),
                 tls_sessions: clients
@@ -189,6 +190,7 @@ async fn gather(s: &Session, latency: bool) -> Result<Facts, CmdError> {
     let shards = s
         .each_shard(move |shard| ShardFacts {
             db: shard.stats(),
+            upkeep: shard.upkeep(),
             keys: shard.dbs().iter().map(|d| (d.len(), d.expires_len(), d.avg_ttl())).collect(),
             commands: shard.command_stats().snapshot(latency),
         })
@@ -257,14 +259,82 @@ fn clients(out: &mut String, facts: &Facts) {
     );
 }
 
+/// The memory figures INFO's memory section, MEMORY STATS and MEMORY DOCTOR report, as Redis's
+/// `getMemoryOverheadData` splits them.
+pub(crate) struct MemoryFigures {
+    /// `used_memory`.
+    pub(crate) used: u64,
+    pub(crate) peak: u64,
+    pub(crate) startup: u64,
+    /// The replication backlog's bytes.
+    pub(crate) backlog: u64,
+    /// Memory of replicas' links and of normal clients.
+    pub(crate) replicas: u64,
+    pub(crate) clients: u64,
+    /// How many of each.
+    pub(crate) replica_count: u64,
+    pub(crate) client_count: u64,
+    /// Per non-empty database: its number, and its tables' cost for keys and for TTLs.
+    pub(crate) dbs: Vec<(usize, u64, u64)>,
+    /// Everything but the data: startup, backlog, clients, tables.
+    pub(crate) overhead: u64,
+    pub(crate) dataset: u64,
+    pub(crate) keys: u64,
+    pub(crate) rss: u64,
+}
+
+impl MemoryFigures {
+    fn of(facts: &Facts, global: &Global) -> MemoryFigures {
+        let used = facts.used_memory;
+        let sum = |f: fn(&CoreFacts) -> usize| facts.cores.iter().map(|c| f(c) as u64).sum::<u64>();
+        let (clients, replicas, replica_count) =
+            (sum(|c| c.clients_memory.0), sum(|c| c.clients_memory.1), sum(|c| c.clients_memory.2));
+        let client_count =
+            facts.cores.iter().map(|c| c.stats.clients).sum::<u64>().saturating_sub(replica_count);
+        let dbs: Vec<(usize, u64, u64)> = (0..facts.config.databases)
+            .filter_map(|db| {
+                let (keys, expires) = facts
+                    .shards
+                    .iter()
+                    .filter_map(|s| s.keys.get(db))
+                    .fold((0, 0), |a, k| (a.0 + k.0, a.1 + k.1));
+                let (main, ttl) = crate::storage::footprint::tables(keys, expires);
+                (keys > 0).then_some((db, main as u64, ttl as u64))
+            })
+            .collect();
+        let keys = facts.shards.iter().flat_map(|s| s.keys.iter()).map(|k| k.0 as u64).sum();
+        let startup = global.startup_memory().min(used);
+        let backlog = global.journal.with_backlog(|b| b.histlen()).unwrap_or(0);
+        let tables: u64 = dbs.iter().map(|d| d.1 + d.2).sum();
+        let overhead = (startup + backlog + clients + replicas + tables).min(used);
+        MemoryFigures {
+            used,
+            peak: global.peak_memory().max(used),
+            startup,
+            backlog,
+            replicas,
+            clients,
+            replica_count,
+            client_count,
+            dbs,
+            overhead,
+            dataset: used - overhead,
+            keys,
+            rss: facts.rss,
+        }
+    }
+}
+
+/// The memory figures, gathered from every core.
+pub(crate) async fn memory_figures(s: &Session) -> Result<MemoryFigures, CmdError> {
+    let facts = gather(s, false).await?;
+    Ok(MemoryFigures::of(&facts, &s.core.global))
+}
+
 fn memory(out: &mut String, facts: &Facts, global: &Global) {
-    let used = facts.used_memory;
-    let peak = global.peak_memory().max(used);
-    let startup = global.startup_memory().min(used);
-    let clients = facts.cores.iter().map(|c| c.clients_memory.0 as u64).sum::<u64>();
-    let replicas = facts.cores.iter().map(|c| c.clients_memory.1 as u64).sum::<u64>();
-    let overhead = (startup + clients + replicas).min(used);
-    let dataset = used - overhead;
+    let m = MemoryFigures::of(facts, global);
+    let (used, peak, startup, overhead, dataset) = (m.used, m.peak, m.startup, m.overhead, m.dataset);
+    let (clients, replicas) = (m.clients, m.replicas);
     let total_system = total_system_memory();
     let maxmemory = facts.config.maxmemory.0;
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
@@ -311,7 +381,7 @@ fn memory(out: &mut String, facts: &Facts, global: &Global) {
         "rss_overhead_bytes" => 0,
         "mem_fragmentation_ratio" => format!("{:.2}", ratio(facts.rss, used)),
         "mem_fragmentation_bytes" => signed(facts.rss, used),
-        "mem_not_counted_for_evict" => 0,
+        "mem_not_counted_for_evict" => global.not_counted_for_evict(),
         "mem_replication_backlog" => global.journal.with_backlog(|b| b.histlen()).unwrap_or(0),
         "mem_total_replication_buffers" => global.journal.with_backlog(|b| b.held()).unwrap_or(0),
         "mem_clients_slaves" => replicas,
@@ -398,6 +468,11 @@ fn stats(out: &mut String, facts: &Facts, global: &Global) {
         t.evicted += s.db.evicted;
         t
     });
+    // Every shard samples its own keys: the server's stale share is their mean. Every shard sees
+    // the same total over maxmemory: the server was over while any shard was.
+    let stale = facts.shards.iter().map(|s| s.upkeep.stale).sum::<f64>() / facts.shards.len().max(1) as f64;
+    let exceeded =
+        facts.shards.iter().map(|s| s.upkeep.exceeded_us()).fold((0, 0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
     // A channel or pattern may have subscribers on several cores: count it once.
     let distinct = |f: fn(&CoreFacts) -> &Vec<Bytes>| {
         facts.cores.iter().flat_map(|c| f(c).iter()).collect::<BTreeSet<_>>().len()
@@ -419,13 +494,13 @@ fn stats(out: &mut String, facts: &Facts, global: &Global) {
         "sync_partial_ok" => global.replication().sync_partial.0,
         "sync_partial_err" => global.replication().sync_partial.1,
         "expired_keys" => db.expired,
-        "expired_stale_perc" => "0.00",
-        "expired_time_cap_reached_count" => 0,
-        "expire_cycle_cpu_milliseconds" => 0,
+        "expired_stale_perc" => format!("{:.2}", stale * 100.0),
+        "expired_time_cap_reached_count" => facts.shards.iter().map(|s| s.upkeep.time_cap_reached).sum::<u64>(),
+        "expire_cycle_cpu_milliseconds" => facts.shards.iter().map(|s| s.upkeep.expire_us).sum::<u64>() / 1000,
         "evicted_keys" => db.evicted,
         "evicted_clients" => total.evicted_clients,
-        "total_eviction_exceeded_time" => 0,
-        "current_eviction_exceeded_time" => 0,
+        "total_eviction_exceeded_time" => exceeded.0 / 1000,
+        "current_eviction_exceeded_time" => exceeded.1 / 1000,
         "keyspace_hits" => db.hits,
         "keyspace_misses" => db.misses,
         "pubsub_channels" => distinct(|c| &c.channels),

@@ -15,6 +15,7 @@ pub(crate) mod hash;
 pub(crate) mod info;
 pub(crate) mod list;
 pub(crate) mod long_double;
+pub(crate) mod memory;
 pub(crate) mod persistence;
 pub(crate) mod pubsub;
 pub(crate) mod replication;
@@ -35,6 +36,7 @@ pub(crate) fn commands() -> Commands {
             transaction::commands(),
             pubsub::commands(),
             server::commands(),
+            memory::commands(),
             persistence::commands(),
             replication::commands(),
             debug::commands(),

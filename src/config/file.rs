@@ -43,12 +43,39 @@ fn read_into(path: &Path, depth: usize, out: &mut Vec<Line>) -> Result<(), Confi
                     reason: "include takes one file".into(),
                 });
             }
-            read_into(Path::new(&line.args[1]), depth + 1, out)?;
+            for path in include_paths(&line.args[1], &origin, &line.text)? {
+                read_into(&path, depth + 1, out)?;
+            }
         } else {
             out.push(line);
         }
     }
     Ok(())
+}
+
+/// The files an `include` names: the path itself, or, when its file name is a glob pattern
+/// (`/etc/redis/conf.d/*.conf`, as Redis 7.0 allows), every file of that directory it matches,
+/// in name order (none is no error).
+fn include_paths(path: &str, origin: &str, text: &str) -> Result<Vec<std::path::PathBuf>, ConfigError> {
+    let path = Path::new(path);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if !name.contains(['*', '?', '[']) {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let entries = std::fs::read_dir(dir).map_err(|e| ConfigError::Line {
+        origin: origin.to_owned(),
+        line: text.to_owned(),
+        reason: format!("include {}: {e}", dir.display()),
+    })?;
+    let mut found: Vec<std::path::PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
+        .filter(|e| crate::glob::matches(name.as_bytes(), e.file_name().as_encoded_bytes(), false))
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    Ok(found)
 }
 
 fn parse_line(raw: &str, origin: &str) -> Result<Option<Line>, ConfigError> {

@@ -8,8 +8,9 @@ use std::path::Path;
 
 pub use file::Line;
 pub use value::{
-    trim_double, AppendFsync, ClientsLimit, ConfigValue, CpuList, DisklessLoad, LogLevel, MaxmemoryPolicy,
-    Memory, OutputLimit, OutputLimits, Percentiles, SavePoints, TlsAuthClients,
+    trim_double, AclPubsubDefault, Allowed, AppendFsync, ClientsLimit, ConfigValue, CpuList, DisklessLoad,
+    EndpointType, LogLevel, MaxmemoryPolicy, Memory, OomScoreAdj, OutputLimit, OutputLimits, Percentiles,
+    PropagationErrors, SanitizePayload, SavePoints, Supervised, SyslogFacility, TlsAuthClients, Words,
 };
 
 /// A configuration problem, found at startup or by CONFIG SET.
@@ -155,6 +156,33 @@ directives! {
     "maxmemory-clients" => maxmemory_clients: ClientsLimit = ClientsLimit::Bytes(0), true;
     "lfu-log-factor" => lfu_log_factor: u64 = 10, true;
     "lfu-decay-time" => lfu_decay_time: u64 = 1, true;
+    "replica-ignore-maxmemory" => replica_ignore_maxmemory: bool = true, true;
+    "active-expire-effort" => active_expire_effort: u64 = 1, true;
+    "hash-max-listpack-entries" => hash_max_listpack_entries: u64 = 512, true;
+    "hash-max-listpack-value" => hash_max_listpack_value: Memory = Memory(64), true;
+    "set-max-intset-entries" => set_max_intset_entries: u64 = 512, true;
+    "zset-max-listpack-entries" => zset_max_listpack_entries: u64 = 128, true;
+    "zset-max-listpack-value" => zset_max_listpack_value: Memory = Memory(64), true;
+    "list-max-listpack-size" => list_max_listpack_size: i64 = -2, true;
+    "list-compress-depth" => list_compress_depth: u64 = 0, true;
+    "hll-sparse-max-bytes" => hll_sparse_max_bytes: Memory = Memory(3000), true;
+    "stream-node-max-bytes" => stream_node_max_bytes: Memory = Memory(4096), true;
+    "stream-node-max-entries" => stream_node_max_entries: u64 = 100, true;
+    "activerehashing" => activerehashing: bool = true, true;
+    "jemalloc-bg-thread" => jemalloc_bg_thread: bool = true, true;
+    "lazyfree-lazy-eviction" => lazyfree_lazy_eviction: bool = false, true;
+    "lazyfree-lazy-expire" => lazyfree_lazy_expire: bool = false, true;
+    "lazyfree-lazy-server-del" => lazyfree_lazy_server_del: bool = false, true;
+    "lazyfree-lazy-user-del" => lazyfree_lazy_user_del: bool = false, true;
+    "lazyfree-lazy-user-flush" => lazyfree_lazy_user_flush: bool = false, true;
+    "replica-lazy-flush" => replica_lazy_flush: bool = false, true;
+    "activedefrag" => activedefrag: bool = false, true;
+    "active-defrag-ignore-bytes" => active_defrag_ignore_bytes: Memory = Memory(100 << 20), true;
+    "active-defrag-threshold-lower" => active_defrag_threshold_lower: u64 = 10, true;
+    "active-defrag-threshold-upper" => active_defrag_threshold_upper: u64 = 100, true;
+    "active-defrag-cycle-min" => active_defrag_cycle_min: u64 = 1, true;
+    "active-defrag-cycle-max" => active_defrag_cycle_max: u64 = 25, true;
+    "active-defrag-max-scan-fields" => active_defrag_max_scan_fields: u64 = 1000, true;
     "latency-tracking" => latency_tracking: bool = true, true;
     "latency-tracking-info-percentiles" => latency_tracking_info_percentiles: Percentiles = Percentiles(vec![50.0, 99.0, 99.9]), true;
     "save" => save: SavePoints = SavePoints::default(), true;
@@ -176,18 +204,182 @@ directives! {
     "aof-timestamp-enabled" => aof_timestamp_enabled: bool = false, true;
     "aof-disable-auto-gc" => aof_disable_auto_gc: bool = false, true;
     "aof-rewrite-incremental-fsync" => aof_rewrite_incremental_fsync: bool = true, true;
+    "rdb-del-sync-files" => rdb_del_sync_files: bool = false, true;
+    "rdb-save-incremental-fsync" => rdb_save_incremental_fsync: bool = true, true;
+    "sanitize-dump-payload" => sanitize_dump_payload: SanitizePayload = SanitizePayload::No, true;
+    "repl-diskless-sync-max-replicas" => repl_diskless_sync_max_replicas: u64 = 0, true;
+    "repl-disable-tcp-nodelay" => repl_disable_tcp_nodelay: bool = false, true;
+    "replica-ignore-disk-write-errors" => replica_ignore_disk_write_errors: bool = false, true;
+    "propagation-error-behavior" => propagation_error_behavior: PropagationErrors = PropagationErrors::Ignore, true;
+    "protected-mode" => protected_mode: bool = true, true;
+    "tcp-backlog" => tcp_backlog: u64 = 511, false;
+    "unixsocket" => unixsocket: String = String::new(), false;
+    "unixsocketperm" => unixsocketperm: u64 = 0, false;
+    "socket-mark-id" => socket_mark_id: u64 = 0, false;
+    "bind-source-addr" => bind_source_addr: String = String::new(), true;
+    "io-threads" => io_threads: u64 = 1, false;
+    "io-threads-do-reads" => io_threads_do_reads: bool = false, false;
+    "dynamic-hz" => dynamic_hz: bool = true, true;
+    "slowlog-log-slower-than" => slowlog_log_slower_than: i64 = 10000, true;
+    "slowlog-max-len" => slowlog_max_len: u64 = 128, true;
+    "latency-monitor-threshold" => latency_monitor_threshold: u64 = 0, true;
+    "notify-keyspace-events" => notify_keyspace_events: String = String::new(), true;
+    "tracking-table-max-keys" => tracking_table_max_keys: u64 = 1_000_000, true;
+    "aclfile" => aclfile: String = String::new(), false;
+    "acllog-max-len" => acllog_max_len: u64 = 128, true;
+    "acl-pubsub-default" => acl_pubsub_default: AclPubsubDefault = AclPubsubDefault::Resetchannels, true;
+    "busy-reply-threshold" => busy_reply_threshold: u64 = 5000, true;
+    "cluster-enabled" => cluster_enabled: bool = false, false;
+    "cluster-config-file" => cluster_config_file: String = "nodes.conf".into(), false;
+    "cluster-port" => cluster_port: u16 = 0, false;
+    "cluster-node-timeout" => cluster_node_timeout: u64 = 15000, true;
+    "cluster-announce-ip" => cluster_announce_ip: String = String::new(), true;
+    "cluster-announce-hostname" => cluster_announce_hostname: String = String::new(), true;
+    "cluster-announce-port" => cluster_announce_port: u16 = 0, true;
+    "cluster-announce-tls-port" => cluster_announce_tls_port: u16 = 0, true;
+    "cluster-announce-bus-port" => cluster_announce_bus_port: u16 = 0, true;
+    "cluster-preferred-endpoint-type" => cluster_preferred_endpoint_type: EndpointType = EndpointType::Ip, true;
+    "cluster-require-full-coverage" => cluster_require_full_coverage: bool = true, true;
+    "cluster-allow-reads-when-down" => cluster_allow_reads_when_down: bool = false, true;
+    "cluster-allow-pubsubshard-when-down" => cluster_allow_pubsubshard_when_down: bool = true, true;
+    "cluster-replica-validity-factor" => cluster_replica_validity_factor: u64 = 10, true;
+    "cluster-migration-barrier" => cluster_migration_barrier: u64 = 1, true;
+    "cluster-allow-replica-migration" => cluster_allow_replica_migration: bool = true, true;
+    "cluster-replica-no-failover" => cluster_replica_no_failover: bool = false, true;
+    "cluster-link-sendbuf-limit" => cluster_link_sendbuf_limit: Memory = Memory(0), true;
+    "daemonize" => daemonize: bool = false, false;
+    "supervised" => supervised: Supervised = Supervised::No, false;
+    "always-show-logo" => always_show_logo: bool = false, false;
+    "set-proc-title" => set_proc_title: bool = true, false;
+    "proc-title-template" => proc_title_template: String = "{title} {listen-addr} {server-mode}".into(), true;
+    "crash-log-enabled" => crash_log_enabled: bool = true, true;
+    "crash-memcheck-enabled" => crash_memcheck_enabled: bool = true, true;
+    "enable-module-command" => enable_module_command: Allowed = Allowed::No, false;
+    "enable-protected-configs" => enable_protected_configs: Allowed = Allowed::No, false;
+    "ignore-warnings" => ignore_warnings: String = String::new(), true;
+    "oom-score-adj" => oom_score_adj: OomScoreAdj = OomScoreAdj::No, true;
+    "oom-score-adj-values" => oom_score_adj_values: Words = Words("0 200 800".into()), true;
+    "server_cpulist" => server_cpulist: String = String::new(), false;
+    "bio_cpulist" => bio_cpulist: String = String::new(), false;
+    "aof_rewrite_cpulist" => aof_rewrite_cpulist: String = String::new(), false;
+    "bgsave_cpulist" => bgsave_cpulist: String = String::new(), false;
+    "shutdown-timeout" => shutdown_timeout: u64 = 10, true;
+    "shutdown-on-sigint" => shutdown_on_sigint: Words = Words("default".into()), true;
+    "shutdown-on-sigterm" => shutdown_on_sigterm: Words = Words("default".into()), true;
+    "syslog-enabled" => syslog_enabled: bool = false, false;
+    "syslog-ident" => syslog_ident: String = "redis".into(), false;
+    "syslog-facility" => syslog_facility: SyslogFacility = SyslogFacility::Local0, false;
     "loglevel" => loglevel: LogLevel = LogLevel::Notice, true;
     "logfile" => logfile: String = String::new(), false;
     "pidfile" => pidfile: String = String::new(), false;
 }
 
+/// Redis's other names for directives (7.0 still accepts its pre-5.0 `slave` names and the
+/// `ziplist` names of the encoding thresholds); CONFIG GET lists them too, as Redis 7.0 does.
+const ALIASES: &[(&str, &str)] = &[
+    ("slaveof", "replicaof"),
+    ("slave-serve-stale-data", "replica-serve-stale-data"),
+    ("slave-read-only", "replica-read-only"),
+    ("slave-announce-ip", "replica-announce-ip"),
+    ("slave-announce-port", "replica-announce-port"),
+    ("slave-priority", "replica-priority"),
+    ("slave-ignore-maxmemory", "replica-ignore-maxmemory"),
+    ("slave-lazy-flush", "replica-lazy-flush"),
+    ("repl-ping-slave-period", "repl-ping-replica-period"),
+    ("min-slaves-to-write", "min-replicas-to-write"),
+    ("min-slaves-max-lag", "min-replicas-max-lag"),
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
+    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
+    ("zset-max-ziplist-value", "zset-max-listpack-value"),
+    ("list-max-ziplist-size", "list-max-listpack-size"),
+    ("lua-time-limit", "busy-reply-threshold"),
+    ("cluster-slave-validity-factor", "cluster-replica-validity-factor"),
+    ("cluster-slave-no-failover", "cluster-replica-no-failover"),
+];
+
+/// Directives Redis no longer uses and ignores in a config file (with one argument).
+const DEPRECATED: &[&str] = &["list-max-ziplist-entries", "list-max-ziplist-value", "lua-replicate-commands"];
+
+/// Directives of features ferrokey does not have yet, or has no use for, by name prefix, with
+/// why: accepted so that a redis.conf loads, shown and set by CONFIG GET/SET, and noted once
+/// each when a config file names them.
+const INERT: &[(&str, &str)] = &[
+    ("lazyfree-lazy-", "ferrokey frees memory as it goes; there is no lazy-free thread"),
+    ("replica-lazy-flush", "ferrokey frees memory as it goes; there is no lazy-free thread"),
+    ("activerehashing", "ferrokey's hash tables grow and shrink incrementally on their own"),
+    ("jemalloc-bg-thread", "ferrokey allocates with mimalloc"),
+    ("activedefrag", "there is no active defragmentation (mimalloc)"),
+    ("active-defrag-", "there is no active defragmentation (mimalloc)"),
+    ("list-max-listpack-size", "lists have one form in ferrokey"),
+    ("list-compress-depth", "lists have one form in ferrokey"),
+    ("hll-sparse-max-bytes", "there is no HyperLogLog yet"),
+    ("stream-node-max-", "there are no streams yet"),
+    ("slowlog-", "there is no SLOWLOG yet"),
+    ("latency-monitor-threshold", "there is no LATENCY monitor yet"),
+    ("notify-keyspace-events", "there are no keyspace notifications yet"),
+    ("tracking-table-max-keys", "there is no client-side caching yet"),
+    ("acl", "there are no ACL users yet"),
+    ("busy-reply-threshold", "there are no scripts yet"),
+    ("cluster-", "there is no cluster mode yet"),
+    ("always-show-logo", "ferrokey shows no logo"),
+    ("set-proc-title", "ferrokey does not retitle its process"),
+    ("proc-title-template", "ferrokey does not retitle its process"),
+    ("crash-", "ferrokey writes no crash report"),
+    ("enable-module-command", "there are no modules"),
+    ("enable-protected-configs", "every config may be set"),
+    ("ignore-warnings", "ferrokey has no such startup warnings"),
+    ("oom-score-adj", "ferrokey leaves the OOM score alone"),
+    ("server_cpulist", "use server-cpus"),
+    ("bio_cpulist", "ferrokey has no bio threads"),
+    ("aof_rewrite_cpulist", "AOF rewrites run on the executors"),
+    ("bgsave_cpulist", "saves run on the executors"),
+    ("shutdown-", "signals shut down as by default"),
+    ("syslog-", "ferrokey logs to stdout or logfile"),
+    ("tcp-backlog", "the listen backlog is the kernel's maximum"),
+    ("unixsocket", "there is no unix socket listener yet"),
+    ("socket-mark-id", "sockets are not marked"),
+    ("bind-source-addr", "outgoing links use the kernel's choice"),
+    ("io-threads", "use threads: every executor does its own I/O"),
+    ("dynamic-hz", "hz is fixed"),
+    ("rdb-del-sync-files", "dump files made for replicas are kept"),
+    ("rdb-save-incremental-fsync", "saves fsync once, at the end"),
+    ("sanitize-dump-payload", "every RDB and RESTORE payload is checked whole"),
+    ("repl-diskless-sync-max-replicas", "each replica gets its own snapshot"),
+    ("repl-disable-tcp-nodelay", "replication links keep TCP_NODELAY"),
+    ("replica-ignore-disk-write-errors", "a replica stops on a disk write error"),
+    ("propagation-error-behavior", "a replica ignores failing commands from its primary"),
+];
+
+/// The note for a config file that sets an inert directive.
+fn inert(name: &str) -> Option<String> {
+    INERT
+        .iter()
+        .find(|(prefix, _)| name.starts_with(prefix))
+        .map(|(_, why)| format!("'{name}' is accepted for redis.conf compatibility and has no effect: {why}"))
+}
+
 impl Config {
     /// Reads `file` (if any), then applies `overrides` (redis-server style `--name value ...`).
     pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Config, ConfigError> {
+        Config::load_noting(file, overrides).map(|(config, _)| config)
+    }
+
+    /// As [`Config::load`], with a note for each directive the file names that has no effect in
+    /// ferrokey (for the log).
+    pub fn load_noting(
+        file: Option<&Path>,
+        overrides: &[String],
+    ) -> Result<(Config, Vec<String>), ConfigError> {
         let mut config = Config::default();
+        let mut notices = Vec::new();
         if let Some(path) = file {
             for line in file::read(path)? {
-                config.apply(&line)?;
+                if let Some(name) = config.apply(&line)? {
+                    if let Some(note) = inert(name).filter(|n| !notices.contains(n)) {
+                        notices.push(note);
+                    }
+                }
             }
         }
         for line in file::from_args(overrides)? {
@@ -198,18 +390,23 @@ impl Config {
             line: String::new(),
             reason,
         })?;
-        Ok(config)
+        Ok((config, notices))
     }
 
-    fn apply(&mut self, line: &Line) -> Result<(), ConfigError> {
+    /// Applies one line; returns the directive's name (`None` for a deprecated one, ignored).
+    fn apply(&mut self, line: &Line) -> Result<Option<&'static str>, ConfigError> {
         let fail = |reason: String| ConfigError::Line {
             origin: line.origin.clone(),
             line: line.text.clone(),
             reason,
         };
         let name = line.args[0].to_ascii_lowercase();
+        if DEPRECATED.contains(&name.as_str()) && line.args.len() == 2 {
+            return Ok(None);
+        }
         let directive = directive(&name).ok_or_else(|| fail(format!("unknown directive '{name}'")))?;
-        (directive.set)(self, &line.args[1..]).map_err(|e| fail(format!("'{name}': {e}")))
+        (directive.set)(self, &line.args[1..]).map_err(|e| fail(format!("'{name}': {e}")))?;
+        Ok(Some(directive.name))
     }
 
     /// CONFIG REWRITE: `path` keeps its comments, blank lines, unknown lines and order; the
@@ -340,6 +537,51 @@ impl Config {
         if self.lfu_log_factor > i32::MAX as u64 || self.lfu_decay_time > i32::MAX as u64 {
             return Err("lfu-log-factor and lfu-decay-time must be between 0 and 2147483647".into());
         }
+        let int_max = i64::from(i32::MAX);
+        let bounded: [(&str, i64, i64, i64); 14] = [
+            ("active-expire-effort", self.active_expire_effort as i64, 1, 10),
+            ("list-compress-depth", self.list_compress_depth as i64, 0, int_max),
+            ("list-max-listpack-size", self.list_max_listpack_size, i64::from(i32::MIN), int_max),
+            ("active-defrag-cycle-min", self.active_defrag_cycle_min as i64, 1, 99),
+            ("active-defrag-cycle-max", self.active_defrag_cycle_max as i64, 1, 99),
+            ("active-defrag-threshold-lower", self.active_defrag_threshold_lower as i64, 0, 1000),
+            ("active-defrag-threshold-upper", self.active_defrag_threshold_upper as i64, 0, 1000),
+            ("slowlog-log-slower-than", self.slowlog_log_slower_than, -1, i64::MAX),
+            ("io-threads", self.io_threads as i64, 1, 128),
+            ("cluster-replica-validity-factor", self.cluster_replica_validity_factor as i64, 0, int_max),
+            ("cluster-migration-barrier", self.cluster_migration_barrier as i64, 0, int_max),
+            ("shutdown-timeout", self.shutdown_timeout as i64, 0, int_max),
+            ("repl-diskless-sync-max-replicas", self.repl_diskless_sync_max_replicas as i64, 0, int_max),
+            ("unixsocketperm", self.unixsocketperm as i64, 0, 0o777),
+        ];
+        for (name, value, lo, hi) in bounded {
+            if !(lo..=hi).contains(&value) {
+                return Err(format!("{name}: argument must be between {lo} and {hi} inclusive"));
+            }
+        }
+        if let Some(bad) = self.notify_keyspace_events.chars().find(|c| !"Ag$lshzxeKEtmdn".contains(*c)) {
+            return Err(format!(
+                "notify-keyspace-events: Invalid event class character '{bad}'. Use 'Ag$lshzxeKEtmdn'."
+            ));
+        }
+        let oom: Vec<Option<i64>> = self.oom_score_adj_values.0.split(' ').map(|v| v.parse().ok()).collect();
+        if oom.len() != 3 || oom.iter().any(|v| !v.is_some_and(|v| (-2000..=2000).contains(&v))) {
+            return Err("Invalid oom-score-adj-values, elements must be between -2000 and 2000.".into());
+        }
+        for (name, flags) in [
+            ("shutdown-on-sigint", &self.shutdown_on_sigint),
+            ("shutdown-on-sigterm", &self.shutdown_on_sigterm),
+        ] {
+            let words: Vec<String> = flags.0.split(' ').map(str::to_ascii_lowercase).collect();
+            if words.iter().any(|w| !["default", "save", "nosave", "now", "force"].contains(&w.as_str())) {
+                return Err(format!(
+                    "{name}: argument(s) must be one of the following: default, save, nosave, now, force"
+                ));
+            }
+            if words.iter().any(|w| w == "save") && words.iter().any(|w| w == "nosave") {
+                return Err("shutdown options SAVE and NOSAVE can't be used simultaneously".into());
+            }
+        }
         if !["no", "yes", "local"].contains(&self.enable_debug_command.as_str()) {
             return Err("enable-debug-command must be yes, no or local".into());
         }
@@ -360,14 +602,16 @@ impl Config {
         Ok(())
     }
 
-    /// CONFIG GET: every directive whose name matches one of `patterns` (glob, case-insensitive).
+    /// CONFIG GET: every directive, and every alias, whose name matches one of `patterns`
+    /// (glob, case-insensitive).
     #[must_use]
     pub fn get(&self, patterns: &[&[u8]]) -> Vec<(&'static str, String)> {
-        DIRECTIVES
+        let matches = |name: &str| patterns.iter().any(|p| crate::glob::matches(p, name.as_bytes(), true));
+        let names = DIRECTIVES
             .iter()
-            .filter(|d| patterns.iter().any(|p| crate::glob::matches(p, d.name.as_bytes(), true)))
-            .map(|d| (d.name, (d.get)(self)))
-            .collect()
+            .map(|d| (d.name, d))
+            .chain(ALIASES.iter().filter_map(|(alias, name)| directive(name).map(|d| (*alias, d))));
+        names.filter(|(name, _)| matches(name)).map(|(name, d)| (name, (d.get)(self))).collect()
     }
 
     /// CONFIG SET: applies every `(name, value)` pair or none of them.
@@ -403,7 +647,9 @@ impl Config {
     }
 }
 
+/// The directive `name` (lowercase) names, itself or by an alias.
 fn directive(name: &str) -> Option<&'static Directive> {
+    let name = ALIASES.iter().find(|(alias, _)| *alias == name).map_or(name, |(_, n)| n);
     DIRECTIVES.iter().find(|d| d.name == name)
 }
 
@@ -463,7 +709,9 @@ mod tests {
         }
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ferrokey.conf");
         let mut c = Config::default();
-        file::read(&path).unwrap().iter().for_each(|l| c.apply(l).unwrap());
+        file::read(&path).unwrap().iter().for_each(|l| {
+            c.apply(l).unwrap();
+        });
         assert_eq!(c.tls_port, 6380);
     }
 

@@ -32,7 +32,7 @@ macro_rules! numeric {
         }
     )*};
 }
-numeric!(u16, u64, usize);
+numeric!(u16, u64, i64, usize);
 
 impl ConfigValue for bool {
     fn parse(args: &[String]) -> Result<Self, String> {
@@ -187,6 +187,20 @@ impl ConfigValue for Memory {
     }
     fn show(&self) -> String {
         self.0.to_string()
+    }
+}
+
+/// A directive of several words kept as written, space-separated (`oom-score-adj-values 0 200
+/// 800`, `shutdown-on-sigterm save now`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Words(pub String);
+
+impl ConfigValue for Words {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        Ok(Words(args.join(" ")))
+    }
+    fn show(&self) -> String {
+        self.0.clone()
     }
 }
 
@@ -417,6 +431,18 @@ keyword_enum! {
 }
 
 impl MaxmemoryPolicy {
+    /// Whether it ranks keys by recency or frequency (each value then keeps its own clock).
+    #[must_use]
+    pub fn lru_or_lfu(self) -> bool {
+        matches!(
+            self,
+            MaxmemoryPolicy::AllkeysLru
+                | MaxmemoryPolicy::VolatileLru
+                | MaxmemoryPolicy::AllkeysLfu
+                | MaxmemoryPolicy::VolatileLfu
+        )
+    }
+
     /// Whether it evicts only keys with a TTL.
     #[must_use]
     pub fn volatile(self) -> bool {
@@ -481,5 +507,117 @@ mod tests {
         assert_eq!(CpuList::parse(&a("0,2-4")), Ok(CpuList(vec![0, 2, 3, 4])));
         assert_eq!(CpuList::parse(&a("0 1")), Ok(CpuList(vec![0, 1])));
         assert!(CpuList::parse(&a("3-1")).is_err());
+    }
+}
+
+keyword_enum! {
+    /// `acl-pubsub-default`: the channels a new ACL user may use.
+    AclPubsubDefault {
+        /// Every channel.
+        Allchannels = "allchannels",
+        /// None until granted.
+        Resetchannels = "resetchannels",
+    }
+}
+
+keyword_enum! {
+    /// `cluster-preferred-endpoint-type`: how cluster nodes are named to clients.
+    EndpointType {
+        /// By IP address.
+        Ip = "ip",
+        /// By hostname.
+        Hostname = "hostname",
+        /// By "?".
+        UnknownEndpoint = "unknown-endpoint",
+    }
+}
+
+keyword_enum! {
+    /// `enable-module-command`, `enable-protected-configs`: allowed from anywhere, from
+    /// loopback clients only, or not at all.
+    Allowed {
+        /// Not allowed.
+        No = "no",
+        /// Allowed.
+        Yes = "yes",
+        /// Allowed to loopback clients.
+        Local = "local",
+    }
+}
+
+keyword_enum! {
+    /// `oom-score-adj`: whether the server sets its processes' OOM score.
+    OomScoreAdj {
+        /// It does not.
+        No = "no",
+        /// Relative to the score it started with.
+        Yes = "yes",
+        /// Relative (as `yes`).
+        Relative = "relative",
+        /// The values as given.
+        Absolute = "absolute",
+    }
+}
+
+keyword_enum! {
+    /// `supervised`: talking to a supervisor (systemd's readiness notification).
+    Supervised {
+        /// Upstart (a SIGSTOP when ready).
+        Upstart = "upstart",
+        /// systemd: READY=1 and STATUS= on `$NOTIFY_SOCKET`.
+        Systemd = "systemd",
+        /// systemd when `$NOTIFY_SOCKET` is set.
+        Auto = "auto",
+        /// None.
+        No = "no",
+    }
+}
+
+keyword_enum! {
+    /// `syslog-facility`.
+    SyslogFacility {
+        /// user
+        User = "user",
+        /// local0
+        Local0 = "local0",
+        /// local1
+        Local1 = "local1",
+        /// local2
+        Local2 = "local2",
+        /// local3
+        Local3 = "local3",
+        /// local4
+        Local4 = "local4",
+        /// local5
+        Local5 = "local5",
+        /// local6
+        Local6 = "local6",
+        /// local7
+        Local7 = "local7",
+    }
+}
+
+keyword_enum! {
+    /// `propagation-error-behavior`: what a replica does with a command from its primary that
+    /// fails.
+    PropagationErrors {
+        /// Goes on.
+        Ignore = "ignore",
+        /// Stops.
+        Panic = "panic",
+        /// Stops only on replicas.
+        PanicOnReplicas = "panic-on-replicas",
+    }
+}
+
+keyword_enum! {
+    /// `sanitize-dump-payload`: deep checks of RESTORE payloads and RDB files.
+    SanitizePayload {
+        /// Never.
+        No = "no",
+        /// Always.
+        Yes = "yes",
+        /// For clients' RESTORE only.
+        Clients = "clients",
     }
 }

@@ -60,6 +60,8 @@ pub(crate) struct Global {
     allocated: Vec<Counter>,
     /// `maxmemory`, for the checks on every hop and write (0: none).
     maxmemory: AtomicU64,
+    /// Memory `maxmemory` does not count (see [`Global::note_not_counted`]).
+    not_counted: AtomicU64,
     /// `maxmemory-clients` in bytes, for the check after every read (0: none).
     clients_limit: AtomicU64,
     /// Memory is over `maxmemory` and the last eviction found nothing more to evict: `denyoom`
@@ -137,6 +139,7 @@ impl Global {
                 })
                 .collect(),
             maxmemory: AtomicU64::new(config.maxmemory.0),
+            not_counted: AtomicU64::new(0),
             clients_limit: AtomicU64::new(config.maxmemory_clients.bytes(config.maxmemory.0)),
             oom: AtomicBool::new(false),
             tls,
@@ -276,6 +279,21 @@ impl Global {
         self.maxmemory.load(Ordering::Relaxed)
     }
 
+    /// Notes the memory `maxmemory` does not count, as Redis's `freeMemoryGetNotCountedMemory`:
+    /// the replication stream held for replicas beyond what the backlog keeps anyway (a slow
+    /// replica must not make the server evict its data). Called by core 0's cron.
+    pub(crate) fn note_not_counted(&self) {
+        let backlog = self.config().repl_backlog_size.0;
+        let held = self.journal.with_backlog(|b| b.held()).unwrap_or(0);
+        self.not_counted.store(held.saturating_sub(backlog), Ordering::Relaxed);
+    }
+
+    /// INFO's `mem_not_counted_for_evict`.
+    #[must_use]
+    pub(crate) fn not_counted_for_evict(&self) -> u64 {
+        self.not_counted.load(Ordering::Relaxed)
+    }
+
     /// `maxmemory-clients` in bytes (0: none).
     #[must_use]
     pub(crate) fn clients_limit(&self) -> u64 {
@@ -364,12 +382,14 @@ impl Global {
     }
 
     /// Memory in use now, as `maxmemory` counts it: this executor's own counter read fresh
-    /// (`here`), the others' as they last published them, and every other thread's.
+    /// (`here`), the others' as they last published them, and every other thread's, less what it
+    /// does not count ([`Global::note_not_counted`]).
     #[must_use]
     pub(crate) fn used_now(&self, core: usize, here: isize) -> u64 {
         let others = self.allocated.iter().enumerate().filter(|(c, _)| *c != core);
         let counters = others.map(|(_, a)| a.allocated.load(Ordering::Relaxed)).filter(|&v| v != isize::MIN);
         crate::memory::used(counters.chain(std::iter::once(here)))
+            .saturating_sub(self.not_counted.load(Ordering::Relaxed))
     }
 
     /// Whether `denyoom` commands are refused (see `oom`).

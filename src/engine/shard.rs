@@ -185,9 +185,50 @@ pub(crate) struct Shard {
     eviction: Eviction,
     /// The best candidates for eviction seen so far.
     pool: evict::Pool,
+    /// What active expiry and eviction measured, for INFO.
+    upkeep: Upkeep,
     /// Sends another shard a hop that makes it evict its share (installed by the runtime once
     /// the router exists; see [`Shard::make_room`]).
     ask_peer: Option<AskPeer>,
+}
+
+/// What a shard's active expiry and eviction measured, for INFO (Redis's `expired_stale_perc`,
+/// `expired_time_cap_reached_count`, `expire_cycle_cpu_milliseconds` and the eviction
+/// exceeded times).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Upkeep {
+    /// Running average of the share of keys with a TTL that active expiry found expired (0..1;
+    /// each cycle weighs 5 %, as Redis's).
+    pub(crate) stale: f64,
+    /// Cycles that ran out of time.
+    pub(crate) time_cap_reached: u64,
+    /// Time spent in active expiry, µs.
+    pub(crate) expire_us: u64,
+    /// Time memory stayed over `maxmemory` with eviction unfinished, µs (past spells).
+    pub(crate) over_us: u64,
+    /// Since when it is now, if it is.
+    pub(crate) over_since: Option<std::time::Instant>,
+}
+
+impl Upkeep {
+    /// Eviction ended over the limit (still at it, or with nothing left): the spell starts.
+    fn over(&mut self) {
+        self.over_since.get_or_insert_with(std::time::Instant::now);
+    }
+
+    /// Memory is under the limit: the spell, if any, ends.
+    fn under(&mut self) {
+        if let Some(since) = self.over_since.take() {
+            self.over_us += since.elapsed().as_micros() as u64;
+        }
+    }
+
+    /// The time over the limit, µs: in total, and in the current spell.
+    #[must_use]
+    pub(crate) fn exceeded_us(&self) -> (u64, u64) {
+        let current = self.over_since.map_or(0, |t| t.elapsed().as_micros() as u64);
+        (self.over_us + current, current)
+    }
 }
 
 /// Asks shard `ShardId` to evict its share of the excess now, by a hop from this core.
@@ -202,6 +243,8 @@ struct Eviction {
     /// `None`: noeviction.
     policy: Option<evict::Policy>,
     samples: usize,
+    /// A replica leaves eviction to its primary (`replica-ignore-maxmemory`).
+    replica_ignores: bool,
     /// How long one call may evict (`maxmemory-eviction-tenacity`); `None`: until done.
     time_limit: Option<std::time::Duration>,
     mode: clock::Mode,
@@ -239,6 +282,7 @@ impl Eviction {
             maxmemory: c.maxmemory.0,
             policy: rank.map(|rank| evict::Policy { rank, volatile: policy.volatile() }),
             samples: usize::try_from(c.maxmemory_samples).unwrap_or(5).max(1),
+            replica_ignores: c.replica_ignore_maxmemory,
             time_limit,
             mode,
         }
@@ -296,6 +340,7 @@ impl Shard {
             eviction: Eviction::default(),
             pool: evict::Pool::default(),
             ask_peer: None,
+            upkeep: Upkeep::default(),
         }
     }
 
@@ -317,7 +362,9 @@ impl Shard {
         self.clock = now_ms();
         let version = self.global.config_version();
         if self.eviction.version != Some(version) {
-            let next = Eviction::of(&self.global.config(), version);
+            let config = self.global.config();
+            crate::storage::encoding::set(crate::storage::encoding::Thresholds::of(&config));
+            let next = Eviction::of(&config, version);
             if next.policy != self.eviction.policy {
                 self.pool.clear();
             }
@@ -357,18 +404,20 @@ impl Shard {
             || self.atomic
             || global.loading()
             || global.pauses.active()
-            || global.following.load(std::sync::atomic::Ordering::Relaxed)
+            || (e.replica_ignores && global.following.load(std::sync::atomic::Ordering::Relaxed))
         {
             return Evicted::Enough;
         }
         let start = crate::memory::here();
         let excess = global.used_now(self.lane, start).saturating_sub(e.maxmemory);
         if excess == 0 {
+            self.upkeep.under();
             global.forgive(self.lane);
             global.set_oom(false);
             return Evicted::Enough;
         }
         let Some(policy) = e.policy else {
+            self.upkeep.over();
             global.set_oom(true);
             return Evicted::Nothing;
         };
@@ -420,6 +469,8 @@ impl Shard {
         global.paid(self.lane, start.saturating_sub(crate::memory::here()).max(0) as u64);
         if outcome == Evicted::Enough {
             global.set_oom(false);
+        } else {
+            self.upkeep.over();
         }
         outcome
     }
@@ -800,17 +851,42 @@ impl Shard {
 
     /// One active-expiry cycle over every database, bounded by `budget` keys looked at per step
     /// and by `deadline_ms`; repeats a database while more than a quarter of what it saw expired.
-    pub(crate) fn active_expire(&mut self, budget: usize, deadline_ms: u64) {
+    pub(crate) fn active_expire(&mut self, period_ms: u64) {
         self.tick();
-        for db in &mut self.dbs {
-            loop {
-                let (looked, reclaimed) = db.expire_step(now_ms(), budget);
-                if looked == 0 || reclaimed * 4 <= looked || now_ms() >= deadline_ms {
+        // Redis's slow cycle, scaled by `active-expire-effort` (1..10, rescaled to 0..9): more
+        // keys per sample, more of the cycle's time, fewer stale keys tolerated.
+        let effort = self.global.config().active_expire_effort.clamp(1, 10) - 1;
+        let per_loop = 20 + 5 * effort as usize;
+        let time_perc = 25 + 2 * effort;
+        let acceptable_stale = 10 - effort;
+        let started = std::time::Instant::now();
+        let limit = std::time::Duration::from_micros((time_perc * 1000 * period_ms / 100).max(1));
+        let (mut sampled, mut expired, mut capped) = (0, 0, false);
+        'dbs: for db in &mut self.dbs {
+            for iteration in 0u32.. {
+                let (looked, reclaimed) = db.expire_step(now_ms(), per_loop);
+                sampled += looked;
+                expired += reclaimed;
+                if iteration % 16 == 15 && started.elapsed() > limit {
+                    capped = true;
+                    break 'dbs;
+                }
+                if looked == 0 || (reclaimed * 100 / looked) as u64 <= acceptable_stale {
                     break;
                 }
             }
         }
+        let current = if sampled == 0 { 0.0 } else { expired as f64 / sampled as f64 };
+        self.upkeep.stale = current * 0.05 + self.upkeep.stale * 0.95;
+        self.upkeep.time_cap_reached += u64::from(capped);
+        self.upkeep.expire_us += started.elapsed().as_micros() as u64;
         self.settle();
+    }
+
+    /// What active expiry and eviction measured.
+    #[must_use]
+    pub(crate) fn upkeep(&self) -> Upkeep {
+        self.upkeep
     }
 }
 

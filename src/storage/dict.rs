@@ -15,7 +15,7 @@ use crate::storage::rng::Rng;
 const MIN_BUCKETS: usize = 4;
 /// Keys this long or shorter are stored inside the entry: a lookup compares them without
 /// chasing a pointer (one cache miss less per command on a large keyspace).
-const INLINE: usize = 22;
+pub(crate) const INLINE: usize = 22;
 
 /// A byte string as the dict stores it: short ones inline, longer ones shared. The sorted set's
 /// member table uses it too, so a comparison of short members reads no second cache line, and

@@ -139,12 +139,22 @@ impl LexRange {
     }
 }
 
-/// Members up to this many, each of up to [`SMALL_MEMBER`] bytes, are kept in one sorted vector
-/// (Redis's `zset-max-listpack-entries` and `-value` defaults): a sorted set of five short
-/// members then costs ~300 bytes, not the ~1,200 of a dict, a member table and a tree leaf.
-const SMALL: usize = 128;
-/// See [`SMALL`].
-const SMALL_MEMBER: usize = 64;
+impl ZSet {
+    /// Whether it is in the small form (Redis's listpack encoding).
+    #[must_use]
+    pub(crate) fn is_small(&self) -> bool {
+        matches!(self.0, Repr::Small(_))
+    }
+}
+
+/// The small form's bounds on this core: members up to `zset-max-listpack-entries`, each of up
+/// to `zset-max-listpack-value` bytes (128 and 64 by default), are kept in one sorted vector, as
+/// Redis keeps them in a listpack: a sorted set of five short members then costs ~300 bytes,
+/// not the ~1,200 of a dict, a member table and a tree leaf.
+fn small_limits() -> (usize, usize) {
+    let t = crate::storage::encoding::get();
+    (t.zset_entries, t.zset_value)
+}
 
 /// A sorted set of unique members, each with a score.
 pub struct ZSet(Repr);
@@ -152,7 +162,7 @@ pub struct ZSet(Repr);
 enum Repr {
     /// (score, member) in order, searched in turn by member: Redis's listpack encoding.
     Small(Vec<(f64, Key)>),
-    /// From the first member past [`SMALL`] (or longer than [`SMALL_MEMBER`]) on, for good.
+    /// From the first member past `zset-max-listpack-entries` (or longer than `zset-max-listpack-value`) on, for good.
     Large(Box<Large>),
 }
 
@@ -296,7 +306,7 @@ impl ZSet {
     /// Adds `member`, which the caller knows is absent (one lookup fewer than `insert`).
     pub(crate) fn add_new(&mut self, member: Bytes, score: f64) {
         match &mut self.0 {
-            Repr::Small(v) if v.len() < SMALL && member.len() <= SMALL_MEMBER => {
+            Repr::Small(v) if v.len() < small_limits().0 && member.len() <= small_limits().1 => {
                 debug_assert!(v.iter().all(|(_, m)| m.as_slice() != &member[..]));
                 // As Redis's listpack, which stores -0 as 0 (adding +0 clears the sign).
                 let score = score + 0.0;
@@ -553,7 +563,8 @@ impl Large {
 impl FromIterator<(Bytes, f64)> for ZSet {
     fn from_iter<I: IntoIterator<Item = (Bytes, f64)>>(iter: I) -> ZSet {
         let items: Vec<(Bytes, f64)> = iter.into_iter().collect();
-        let small = items.len() <= SMALL && items.iter().all(|(m, _)| m.len() <= SMALL_MEMBER);
+        let (entries, value) = small_limits();
+        let small = items.len() <= entries && items.iter().all(|(m, _)| m.len() <= value);
         let mut z = if small { ZSet::default() } else { ZSet(Repr::Large(Box::default())) };
         for (m, s) in items {
             z.insert(m, s);
@@ -567,6 +578,10 @@ mod tests {
     use std::cmp::Ordering;
 
     use super::*;
+
+    /// The small form's bounds by default.
+    const SMALL: usize = crate::storage::encoding::Thresholds::DEFAULT.zset_entries;
+    const SMALL_MEMBER: usize = crate::storage::encoding::Thresholds::DEFAULT.zset_value;
     use crate::num::splitmix;
     use crate::storage::rng::Rng;
 

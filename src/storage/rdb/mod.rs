@@ -18,6 +18,7 @@ use bytes::Bytes;
 use crate::num::{d2string, parse_i64, strtod};
 use crate::storage::db::Value;
 use crate::storage::dict::{Dict, Key};
+use crate::storage::encoding;
 use crate::storage::list::List;
 use crate::storage::zset::ZSet;
 
@@ -51,11 +52,8 @@ pub(crate) mod kind {
     pub(crate) const STREAM_LISTPACKS_3: u8 = 21;
 }
 
-/// Redis's default limits for its small encodings (`hash-max-listpack-entries` and `-value`,
-/// the same for sorted sets, `set-max-intset-entries`, `list-max-listpack-size -2`).
-const LISTPACK_ENTRIES: usize = 128;
-const LISTPACK_VALUE: usize = 64;
-const INTSET_ENTRIES: usize = 512;
+/// The bytes of one list node Redis's `list-max-listpack-size -2` allows (the small encodings
+/// of the other types follow the configured thresholds, [`encoding`]).
 const LIST_NODE_BYTES: usize = 8 * 1024;
 
 /// Special string encodings (the length byte's top bits are `11`).
@@ -193,7 +191,7 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value, compress: bool) {
             }
         }
         Value::Set(set) => {
-            let ints: Option<Vec<i64>> = (set.len() <= INTSET_ENTRIES)
+            let ints: Option<Vec<i64>> = (set.len() <= encoding::get().set_intset_entries)
                 .then(|| set.iter().map(|(m, ())| parse_i64(m)).collect())
                 .flatten();
             match ints {
@@ -210,8 +208,9 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value, compress: bool) {
             }
         }
         Value::Hash(hash) => {
-            let small = hash.len() <= LISTPACK_ENTRIES
-                && hash.iter().all(|(f, v)| f.len() <= LISTPACK_VALUE && v.len() <= LISTPACK_VALUE);
+            let t = encoding::get();
+            let small = hash.len() <= t.hash_entries
+                && hash.iter().all(|(f, v)| f.len() <= t.hash_value && v.len() <= t.hash_value);
             if small {
                 let mut lp = listpack::Builder::new();
                 for (f, v) in hash.iter() {
@@ -230,8 +229,9 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value, compress: bool) {
             }
         }
         Value::ZSet(z) => {
-            let small = z.len() <= LISTPACK_ENTRIES
-                && z.slices_from(0, false).all(|(m, _)| m.len() <= LISTPACK_VALUE);
+            let t = encoding::get();
+            let small =
+                z.len() <= t.zset_entries && z.slices_from(0, false).all(|(m, _)| m.len() <= t.zset_value);
             if small {
                 let mut lp = listpack::Builder::new();
                 for (m, score) in z.slices_from(0, false) {
@@ -665,7 +665,7 @@ mod tests {
             Value::Hash(Box::new(
                 (0..10).map(|i| (b(&format!("f{i}")), Key::new(b(&i.to_string())))).collect(),
             )),
-            Value::Hash(Box::new((0..200).map(|i| (b(&format!("f{i}")), Key::new(b("v")))).collect())),
+            Value::Hash(Box::new((0..600).map(|i| (b(&format!("f{i}")), Key::new(b("v")))).collect())),
             Value::ZSet((0..10).map(|i| (b(&format!("m{i}")), f64::from(i) * 1.5 - 3.0)).collect()),
             Value::ZSet((0..300).map(|i| (b(&format!("m{i}")), f64::from(i) / 7.0)).collect()),
             Value::ZSet(
