@@ -117,8 +117,19 @@ impl Session {
 
     /// Whether `cmd` may grow memory (`denyoom`), or is an EXEC whose transaction holds one.
     fn denies_oom(&self, cmd: &Command) -> bool {
-        let denyoom = |c: &Command| c.flags.contains(crate::engine::spec::flag::DENYOOM);
-        if denyoom(cmd) {
+        self.holds(cmd, |c| c.flags.contains(crate::engine::spec::flag::DENYOOM))
+    }
+
+    /// Whether a write pause holds `cmd`: it may write, or it is an EXEC whose transaction
+    /// holds one that may.
+    fn may_write(&self, cmd: &Command) -> bool {
+        self.holds(cmd, Command::may_write)
+    }
+
+    /// Whether `test` holds for `cmd`, or `cmd` is an EXEC and it holds for a command queued in
+    /// this session's transaction.
+    fn holds(&self, cmd: &Command, test: impl Fn(&Command) -> bool) -> bool {
+        if test(cmd) {
             return true;
         }
         let commands = crate::engine::command::registry();
@@ -126,20 +137,7 @@ impl Session {
             && self
                 .multi
                 .as_ref()
-                .is_some_and(|m| m.queued.iter().any(|(id, _)| commands.by_id(*id).is_some_and(denyoom)))
-    }
-
-    /// Whether a write pause holds `cmd`: it may write, or it is an EXEC whose transaction
-    /// holds one that may.
-    fn may_write(&self, cmd: &Command) -> bool {
-        if cmd.may_write() {
-            return true;
-        }
-        let commands = crate::engine::command::registry();
-        cmd.name == "exec"
-            && self.multi.as_ref().is_some_and(|m| {
-                m.queued.iter().any(|(id, _)| commands.by_id(*id).is_some_and(Command::may_write))
-            })
+                .is_some_and(|m| m.queued.iter().any(|(id, _)| commands.by_id(*id).is_some_and(&test)))
     }
 
     /// Records a command the session ran itself (a shard records those it executes, see

@@ -489,18 +489,14 @@ impl Db {
         rng: &mut Rng,
         mut f: impl FnMut(&[u8], &Entry),
     ) {
-        let from = if volatile { self.expires.len() } else { self.entries.len() };
-        for _ in 0..n.min(from) {
-            let key = if volatile {
-                self.expires.random(rng).map(|(k, _)| k)
-            } else {
-                self.entries.random(rng).map(|(k, _)| k)
-            };
-            if let Some(key) = key {
+        if volatile {
+            self.expires.some(n, rng, |key, ()| {
                 if let Some(entry) = self.entries.get(key) {
                     f(key, entry);
                 }
-            }
+            });
+        } else {
+            self.entries.some(n, rng, f);
         }
     }
 

@@ -456,6 +456,39 @@ impl<V> Dict<V> {
     }
 }
 
+impl<V> Dict<V> {
+    /// Up to `n` entries for `f`, from consecutive buckets starting at a random one (Redis's
+    /// `dictGetSomeKeys`, which eviction samples with): not each entry equally likely, as
+    /// [`Dict::random`] is, but one random jump and then sequential reads, where `random`
+    /// makes a random read per draw and several draws per entry in a sparse table. Looks at
+    /// most `10 * n` buckets.
+    pub(crate) fn some(&self, n: usize, rng: &mut Rng, mut f: impl FnMut(&[u8], &V)) {
+        let n = n.min(self.len);
+        if n == 0 {
+            return;
+        }
+        match &self.table {
+            Table::Small(v) => {
+                let start = rng.below(v.len());
+                v.iter().cycle().skip(start).take(n).for_each(|(k, val)| f(k.as_slice(), val));
+            }
+            Table::Hashed(b, _) => {
+                let (mut at, mut seen) = (rng.below(b.len()), 0);
+                for _ in 0..(10 * n).min(b.len()) {
+                    for (k, val) in b[at].iter() {
+                        f(k.as_slice(), val);
+                        seen += 1;
+                        if seen == n {
+                            return;
+                        }
+                    }
+                    at = (at + 1) % b.len();
+                }
+            }
+        }
+    }
+}
+
 impl<V> FromIterator<(Bytes, V)> for Dict<V> {
     fn from_iter<I: IntoIterator<Item = (Bytes, V)>>(iter: I) -> Dict<V> {
         let mut d = Dict::new();

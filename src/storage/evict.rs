@@ -108,12 +108,14 @@ impl Pool {
         None
     }
 
-    /// Keeps `key` if it ranks among the best 16 (a key already there is not added twice).
+    /// Keeps `key` if it ranks among the best 16 (not twice with the same score; a key offered
+    /// again with another is checked again when picked).
     fn offer(&mut self, score: u64, db: usize, key: &[u8]) {
-        if self.best.iter().any(|(_, d, k)| *d == db && k.as_ref() == key) {
+        // The cheap test first: most candidates rank below a full pool's worst.
+        if self.best.len() == POOL_SIZE && self.best.first().is_some_and(|(s, ..)| *s >= score) {
             return;
         }
-        if self.best.len() == POOL_SIZE && self.best.first().is_some_and(|(s, ..)| *s >= score) {
+        if self.best.iter().any(|(s, d, k)| *s == score && *d == db && k.as_ref() == key) {
             return;
         }
         let at = self.best.partition_point(|(s, ..)| *s < score);
