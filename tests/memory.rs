@@ -163,6 +163,9 @@ fn volatile_policies_evict_only_keys_with_a_ttl() {
         // Without keys that may go, a write that grows memory is refused.
         let ooms = fill(&server, Mode::Plain, "more:", 16 << 20, None);
         assert!(ooms > 0, "{policy}: no OOM once nothing may be evicted");
+        // Refused, not let through now and then: memory stays at the limit.
+        let used = info(&mut c, "used_memory");
+        assert!(used <= limit + limit / 20, "{policy}: used_memory {used} past the limit {limit}");
     }
 }
 

@@ -424,8 +424,16 @@ impl Shard {
         let mine = self.evictable(policy.volatile);
         let keys = |c: usize, published: u64| if c == self.lane { mine } else { published };
         let all: u64 = global.evictable().enumerate().map(|(c, n)| keys(c, n)).sum();
+        if all == 0 {
+            // Nothing anywhere may go (no key at all, or none with a TTL under a volatile
+            // policy): the server is out of memory.
+            global.forgive(self.lane);
+            self.upkeep.over();
+            global.set_oom(true);
+            return Evicted::Nothing;
+        }
         let unclaimed = excess.saturating_sub(global.debts());
-        if unclaimed > 0 && all > 0 {
+        if unclaimed > 0 {
             let worth = i64::try_from(e.maxmemory / 64).unwrap_or(i64::MAX).max(1);
             for (c, n) in global.evictable().enumerate() {
                 let part = (u128::from(unclaimed) * u128::from(keys(c, n)) / u128::from(all)) as u64;

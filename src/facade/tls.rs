@@ -6,9 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use rustls::crypto::CryptoProvider;
-use rustls::server::{
-    NoServerSessionStorage, ProducesTickets, ServerSessionMemoryCache, WebPkiClientVerifier,
-};
+use rustls::server::{NoServerSessionStorage, ProducesTickets, StoresServerSessions, WebPkiClientVerifier};
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -194,9 +192,9 @@ fn server_config(config: &Config, tickets: &Arc<dyn ProducesTickets>) -> Result<
         // cache serves clients that ask for TLS 1.2 session ids.
         let lifetime = u32::try_from(config.tls_session_cache_timeout).unwrap_or(u32::MAX);
         server.ticketer = Arc::new(Lifetime { inner: tickets.clone(), lifetime });
-        server.session_storage = ServerSessionMemoryCache::new(
+        server.session_storage = Arc::new(SessionCache::new(
             usize::try_from(config.tls_session_cache_size).unwrap_or(usize::MAX).max(1),
-        );
+        ));
     } else {
         server.session_storage = Arc::new(NoServerSessionStorage {});
         server.send_tls13_tickets = 0;
@@ -489,5 +487,87 @@ mod tests {
             .to_string()
             .contains("rustls speaks TLSv1.2 and TLSv1.3"));
         assert!(versions(&["SSLv3".into()]).is_err());
+    }
+}
+
+/// The TLS 1.2 session-id cache, `tls-session-cache-size` entries at most, oldest out first.
+/// rustls's own `ServerSessionMemoryCache` reserves room for every entry up front (2.1 MB for
+/// the default 20 480, in `used_memory` before any client came); this one grows as sessions
+/// arrive.
+#[derive(Debug)]
+struct SessionCache {
+    limit: usize,
+    inner: std::sync::Mutex<Sessions>,
+}
+
+/// The cached sessions, and their keys in insertion order (a key taken out stays in `order`
+/// until it comes up or the queue is compacted).
+#[derive(Debug, Default)]
+struct Sessions {
+    map: std::collections::HashMap<Vec<u8>, Vec<u8>>,
+    order: std::collections::VecDeque<Vec<u8>>,
+}
+
+impl SessionCache {
+    fn new(limit: usize) -> SessionCache {
+        SessionCache { limit, inner: std::sync::Mutex::default() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sessions> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl StoresServerSessions for SessionCache {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        let mut s = self.lock();
+        while s.map.len() >= self.limit && !s.map.contains_key(&key) {
+            let Some(oldest) = s.order.pop_front() else { break };
+            s.map.remove(&oldest);
+        }
+        if s.map.insert(key.clone(), value).is_none() {
+            s.order.push_back(key);
+        }
+        if s.order.len() > 2 * self.limit {
+            let Sessions { map, order } = &mut *s;
+            order.retain(|k| map.contains_key(k));
+        }
+        true
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.lock().map.get(key).cloned()
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.lock().map.remove(key)
+    }
+
+    fn can_cache(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod session_cache_tests {
+    use super::*;
+
+    #[test]
+    fn the_session_cache_keeps_the_newest_within_its_limit() {
+        let c = SessionCache::new(2);
+        for k in [b"a", b"b", b"c"] {
+            assert!(c.put(k.to_vec(), k.to_vec()));
+        }
+        assert_eq!(c.get(b"a"), None);
+        assert_eq!(c.get(b"c"), Some(b"c".to_vec()));
+        assert_eq!(c.take(b"b"), Some(b"b".to_vec()));
+        assert_eq!(c.get(b"b"), None);
+        // Taking left room: nothing more goes until the limit is reached again.
+        c.put(b"d".to_vec(), vec![]);
+        assert_eq!(c.get(b"c"), Some(b"c".to_vec()));
+        for i in 0..100u8 {
+            c.put(vec![i], vec![]);
+        }
+        assert!(c.lock().map.len() <= 2 && c.lock().order.len() <= 4);
     }
 }

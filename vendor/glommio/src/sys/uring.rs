@@ -108,8 +108,19 @@ impl UringBufferAllocator {
     fn new(size: usize) -> Self {
         let layout = Layout::from_size_align(size, 4096).unwrap();
         let (data, allocator) = unsafe {
-            let data = alloc::alloc::alloc(layout);
-            let data = std::ptr::NonNull::new(data).unwrap();
+            // ferrokey: mapped directly, not through the global allocator, so that the
+            // process's allocation count (INFO used_memory, which maxmemory compares) holds
+            // data and not this fixed pool (see FERROKEY-PATCH.md).
+            let data = libc::mmap(
+                ptr::null_mut(),
+                layout.size(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert!(data != libc::MAP_FAILED, "mapping the io_uring buffer pool failed");
+            let data = std::ptr::NonNull::new(data.cast::<u8>()).unwrap();
             let allocator = BuddyAlloc::new(BuddyAllocParam::new(
                 data.as_ptr(),
                 layout.size(),
@@ -159,7 +170,7 @@ impl UringBufferAllocator {
 impl Drop for UringBufferAllocator {
     fn drop(&mut self) {
         unsafe {
-            alloc::alloc::dealloc(self.data.as_ptr(), self.layout);
+            libc::munmap(self.data.as_ptr().cast(), self.layout.size());
         }
     }
 }
