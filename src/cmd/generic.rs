@@ -536,8 +536,8 @@ fn object(ctx: &mut Ctx<'_>, args: &[Bytes], what: Object) -> CmdResult {
             "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching \
              between policies at runtime LRU and LFU data will take some time to adjust.",
         )),
-        Object::IdleTime => Ok(Reply::Int((clock::idle_ms(entry.access, now) / 1000) as i64)),
-        Object::Freq if lfu => Ok(Reply::Int(i64::from(clock::frequency(entry.access, mode, now)))),
+        Object::IdleTime => Ok(Reply::Int((clock::idle_ms(entry.access(), now) / 1000) as i64)),
+        Object::Freq if lfu => Ok(Reply::Int(i64::from(clock::frequency(entry.access(), mode, now)))),
         Object::Freq => Err(CmdError::msg(
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when \
              switching between policies at runtime LRU and LFU data will take some time to adjust.",
@@ -571,25 +571,25 @@ fn object_help() -> Reply {
 fn encoding(value: &Value) -> &'static str {
     let t = crate::storage::encoding::get();
     match value {
-        Value::Str(s) if s.len() <= 20 && parse_i64(s.as_slice()).is_some() => "int",
-        Value::Str(s) if s.len() <= 44 => "embstr",
-        Value::Str(_) => "raw",
-        Value::List(_) => "quicklist",
-        Value::Hash(h)
+        Value::Str(s, ..) if s.len() <= 20 && parse_i64(s.as_slice()).is_some() => "int",
+        Value::Str(s, ..) if s.len() <= 44 => "embstr",
+        Value::Str(..) => "raw",
+        Value::List(..) => "quicklist",
+        Value::Hash(h, ..)
             if h.len() <= t.hash_entries
                 && h.iter().all(|(k, v)| k.len() <= t.hash_value && v.len() <= t.hash_value) =>
         {
             "listpack"
         }
-        Value::Hash(_) => "hashtable",
-        Value::Set(s)
+        Value::Hash(..) => "hashtable",
+        Value::Set(s, ..)
             if s.len() <= t.set_intset_entries && s.iter().all(|(m, ())| parse_i64(m).is_some()) =>
         {
             "intset"
         }
-        Value::Set(_) => "hashtable",
-        Value::ZSet(z) if z.is_small() => "listpack",
-        Value::ZSet(_) => "skiplist",
+        Value::Set(..) => "hashtable",
+        Value::ZSet(z, ..) if z.is_small() => "listpack",
+        Value::ZSet(..) => "skiplist",
     }
 }
 
@@ -598,7 +598,7 @@ fn encoding(value: &Value) -> &'static str {
 /// value has its own (1).
 fn refcount(value: &Value) -> i64 {
     let shared = crate::storage::encoding::get().shared_integers
-        && matches!(value, Value::Str(s) if s.len() <= 4 && parse_i64(s.as_slice()).is_some_and(|n| (0..10_000).contains(&n)));
+        && matches!(value, Value::Str(s, ..) if s.len() <= 4 && parse_i64(s.as_slice()).is_some_and(|n| (0..10_000).contains(&n)));
     if shared {
         i64::from(i32::MAX)
     } else {
@@ -664,7 +664,7 @@ mod tests {
         for i in 0..500 {
             db.set(
                 format!("key:{i}").as_bytes(),
-                Value::Str(crate::storage::dict::Key::copy_from_slice(b"v")),
+                Value::string(crate::storage::dict::Key::copy_from_slice(b"v")),
                 None,
             );
         }

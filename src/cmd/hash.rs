@@ -122,7 +122,7 @@ pub(crate) fn commands() -> Vec<Command> {
 }
 
 fn new_hash() -> Value {
-    Value::Hash(Box::default())
+    Value::hash(Box::default())
 }
 
 /// HSET key field value [field value ...]; HMSET (`ok`), which replies OK.

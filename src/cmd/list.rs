@@ -153,7 +153,7 @@ pub(crate) fn commands() -> Vec<Command> {
 }
 
 fn new_list() -> Value {
-    Value::List(Box::default())
+    Value::list(Box::default())
 }
 
 /// Parses LEFT or RIGHT.

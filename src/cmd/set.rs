@@ -127,7 +127,7 @@ pub(crate) fn commands() -> Vec<Command> {
 }
 
 fn new_set() -> Value {
-    Value::Set(Box::default())
+    Value::set(Box::default())
 }
 
 /// SADD key member [member ...]
@@ -326,7 +326,7 @@ fn store(ctx: &mut Ctx<'_>, key: &[u8], members: &[Bytes]) {
     if !members.is_empty() {
         ctx.db.set(
             key,
-            Value::Set(Box::new(members.iter().map(|m| (Bytes::copy_from_slice(m), ())).collect())),
+            Value::set(Box::new(members.iter().map(|m| (Bytes::copy_from_slice(m), ())).collect())),
             None,
         );
     }

@@ -132,7 +132,7 @@ pub(crate) fn commands() -> Vec<Command> {
 fn read_str<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a Key>, CmdError> {
     match ctx.db.read(key, ctx.now) {
         None => Ok(None),
-        Some(Entry { value: Value::Str(s), .. }) => Ok(Some(s)),
+        Some(Entry { value: Value::Str(s, ..), .. }) => Ok(Some(s)),
         Some(_) => Err(CmdError::WrongType),
     }
 }
@@ -144,7 +144,7 @@ fn store(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], expires_at: Option<i64>) {
         Some(at) if ctx.already_expired(at) => {
             ctx.db.remove(key);
         }
-        at => ctx.db.set(key, Value::Str(Key::copy_from_slice(value)), at.map(|a| a as u64)),
+        at => ctx.db.set(key, Value::string(Key::copy_from_slice(value)), at.map(|a| a as u64)),
     }
 }
 
@@ -366,7 +366,7 @@ fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// Replaces the value of an existing key, keeping its TTL.
 fn replace_value(ctx: &mut Ctx<'_>, key: &[u8], value: Bytes) {
     if let Some(e) = ctx.db.write(key, ctx.now) {
-        e.value = Value::Str(Key::new(value));
+        e.replace_value(Value::string(Key::new(value)));
     }
 }
 
@@ -392,7 +392,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
     if ctx.db.live(key, ctx.now) {
         replace_value(ctx, key, text);
     } else {
-        ctx.db.set(key, Value::Str(Key::new(text)), None);
+        ctx.db.set(key, Value::string(Key::new(text)), None);
     }
     Ok(Reply::Int(next))
 }
@@ -415,7 +415,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if ctx.db.live(&args[1], ctx.now) {
         replace_value(ctx, &args[1], text.clone());
     } else {
-        ctx.db.set(&args[1], Value::Str(Key::new(text.clone())), None);
+        ctx.db.set(&args[1], Value::string(Key::new(text.clone())), None);
     }
     // The sum, not the increment: the float arithmetic is not replayed.
     ctx.log(&[b"SET", &args[1], &text, b"KEEPTTL"]);
@@ -462,7 +462,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let len = out.len() as i64;
     match old {
         Some(_) => replace_value(ctx, &args[1], out.freeze()),
-        None => ctx.db.set(&args[1], Value::Str(Key::new(out.freeze())), None),
+        None => ctx.db.set(&args[1], Value::string(Key::new(out.freeze())), None),
     }
     Ok(Reply::Int(len))
 }

@@ -244,7 +244,7 @@ const NOT_LEX_RANGE: CmdError = CmdError::msg("ERR min or max not valid string r
 
 /// An empty sorted set, for keys created by a write.
 fn new_zset() -> Value {
-    Value::ZSet(ZSet::default())
+    Value::zset(ZSet::default())
 }
 
 /// A score, or nil when there is none.
@@ -611,7 +611,7 @@ fn store(ctx: &mut Ctx<'_>, key: &[u8], items: Vec<Scored>) -> Reply {
     ctx.db.remove(key);
     let n = items.len();
     if n > 0 {
-        ctx.db.set(key, Value::ZSet(items.into_iter().collect()), None);
+        ctx.db.set(key, Value::zset(items.into_iter().collect()), None);
     }
     Reply::Int(n as i64)
 }
@@ -1048,8 +1048,8 @@ impl ZAlgebra {
 fn members(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Vec<Scored>>, CmdError> {
     let Some(entry) = ctx.db.read(key, ctx.now) else { return Ok(None) };
     match &entry.value {
-        Value::ZSet(z) => Ok(Some(z.iter_from(0, false).collect())),
-        Value::Set(s) => Ok(Some(s.iter().map(|(m, ())| (Bytes::copy_from_slice(m), 1.0)).collect())),
+        Value::ZSet(z, ..) => Ok(Some(z.iter_from(0, false).collect())),
+        Value::Set(s, ..) => Ok(Some(s.iter().map(|(m, ())| (Bytes::copy_from_slice(m), 1.0)).collect())),
         _ => Err(CmdError::WrongType),
     }
 }

@@ -244,8 +244,8 @@ fn log_after_expiries(db: &mut Db, log: &mut dyn FnMut(&[&[u8]]), args: &[&[u8]]
 /// elements. Not a read for INFO's hits and misses, as in Redis.
 fn poppable(db: &mut Db, now: u64, key: &[u8]) -> Option<(bool, usize)> {
     match &db.write_quiet(key, now)?.value {
-        Value::List(l) if !l.is_empty() => Some((true, l.len())),
-        Value::ZSet(z) if !z.is_empty() => Some((false, z.len())),
+        Value::List(l, ..) if !l.is_empty() => Some((true, l.len())),
+        Value::ZSet(z, ..) if !z.is_empty() => Some((false, z.len())),
         _ => None,
     }
 }

@@ -96,7 +96,7 @@ mod tests {
     use crate::storage::dict::Key;
 
     fn s(v: &str) -> Value {
-        Value::Str(Key::copy_from_slice(v.as_bytes()))
+        Value::string(Key::copy_from_slice(v.as_bytes()))
     }
 
     fn raised(flag: &WatchFlag) -> bool {

@@ -178,7 +178,7 @@ pub(crate) fn list_pop(
 
 /// Pushes `e` at `end` of the list at `key`, creating it.
 pub(crate) fn list_push(db: &mut Db, now: u64, key: &[u8], end: End, e: &[u8]) -> Result<(), WrongType> {
-    let l = create(db, now, key, list_mut, || Value::List(Box::default()))?;
+    let l = create(db, now, key, list_mut, || Value::list(Box::default()))?;
     if end == End::Left {
         l.push_front(e);
     } else {
@@ -216,11 +216,11 @@ macro_rules! pickers {
         /// Picks this variant by reference.
         #[must_use]
         pub(crate) fn $read(v: &Value) -> Option<&$ty> {
-            match v { Value::$variant(x) => Some(&**x), _ => None }
+            match v { Value::$variant(x, ..) => Some(&**x), _ => None }
         }
         /// Picks this variant mutably.
         pub(crate) fn $write(v: &mut Value) -> Option<&mut $ty> {
-            match v { Value::$variant(x) => Some(&mut **x), _ => None }
+            match v { Value::$variant(x, ..) => Some(&mut **x), _ => None }
         }
     )*};
 }
@@ -235,7 +235,7 @@ pickers! {
 #[must_use]
 pub(crate) fn zset(v: &Value) -> Option<&ZSet> {
     match v {
-        Value::ZSet(z) => Some(z),
+        Value::ZSet(z, ..) => Some(z),
         _ => None,
     }
 }
@@ -243,7 +243,7 @@ pub(crate) fn zset(v: &Value) -> Option<&ZSet> {
 /// Picks a sorted set mutably.
 pub(crate) fn zset_mut(v: &mut Value) -> Option<&mut ZSet> {
     match v {
-        Value::ZSet(z) => Some(z),
+        Value::ZSet(z, ..) => Some(z),
         _ => None,
     }
 }

@@ -353,11 +353,11 @@ pub(crate) fn entry_as_commands(out: &mut Vec<u8>, key: &[u8], entry: &Entry) {
         }
     }
     match &entry.value {
-        Value::Str(s) => command(out, &[b"SET", key, s.as_slice()]),
-        Value::List(l) => batches(out, b"RPUSH", key, l.iter().map(|e| vec![e])),
-        Value::Set(s) => batches(out, b"SADD", key, s.iter().map(|(m, ())| vec![m])),
-        Value::Hash(h) => batches(out, b"HMSET", key, h.iter().map(|(f, v)| vec![f, v.as_slice()])),
-        Value::ZSet(z) => {
+        Value::Str(s, ..) => command(out, &[b"SET", key, s.as_slice()]),
+        Value::List(l, ..) => batches(out, b"RPUSH", key, l.iter().map(|e| vec![e])),
+        Value::Set(s, ..) => batches(out, b"SADD", key, s.iter().map(|(m, ())| vec![m])),
+        Value::Hash(h, ..) => batches(out, b"HMSET", key, h.iter().map(|(f, v)| vec![f, v.as_slice()])),
+        Value::ZSet(z, ..) => {
             let scored: Vec<(String, &[u8])> =
                 z.slices_from(0, false).map(|(m, score)| (crate::num::format_g17(score), m)).collect();
             batches(out, b"ZADD", key, scored.iter().map(|(s, m)| vec![s.as_bytes(), *m]));

@@ -9,30 +9,92 @@ use crate::storage::clock;
 use crate::storage::dict::{Dict, Key};
 use crate::storage::rng::Rng;
 
-/// A stored value.
+/// A key's access clock (LRU time or LFU counter, see [`crate::storage::clock`]).
+pub(crate) type Clock = u32;
+
+/// A stored value, with its access clock. Every variant carries the clock as its second field
+/// so that it sits in the 7 bytes of padding after the enum's tag (as Redis keeps its 24 bits in
+/// the object header): an [`Entry`] is 48 bytes where a clock beside the value made it 56.
+/// Values are built by [`Value::string`] and its siblings, which stamp a new key's clock as
+/// Redis's `createObject` does; patterns name the payload and skip the clock with `..`.
 pub(crate) enum Value {
     /// A string (also holds integers and floats, as Redis does); up to 22 bytes inline.
-    Str(Key),
+    Str(Key, Clock),
     /// A list. Containers are boxed so that every entry stays small (strings dominate).
-    List(Box<crate::storage::list::List>),
+    List(Box<crate::storage::list::List>, Clock),
     /// A hash: field to value (a short value inline, as a short string value is).
-    Hash(Box<Dict<Key>>),
+    Hash(Box<Dict<Key>>, Clock),
     /// A set of members.
-    Set(Box<Dict<()>>),
+    Set(Box<Dict<()>>, Clock),
     /// A sorted set: members ordered by score (not boxed: a vector while small, else a box).
-    ZSet(crate::storage::zset::ZSet),
+    ZSet(crate::storage::zset::ZSet, Clock),
 }
 
+const _: () = assert!(std::mem::size_of::<Value>() == 40 && std::mem::size_of::<Entry>() == 48);
+
 impl Value {
+    /// A string value, its clock that of a key created now on this core.
+    #[must_use]
+    pub(crate) fn string(s: Key) -> Value {
+        Value::Str(s, clock::on_create())
+    }
+
+    /// A list value (see [`Value::string`] for its clock).
+    #[must_use]
+    pub(crate) fn list(l: Box<crate::storage::list::List>) -> Value {
+        Value::List(l, clock::on_create())
+    }
+
+    /// A hash value (see [`Value::string`] for its clock).
+    #[must_use]
+    pub(crate) fn hash(h: Box<Dict<Key>>) -> Value {
+        Value::Hash(h, clock::on_create())
+    }
+
+    /// A set value (see [`Value::string`] for its clock).
+    #[must_use]
+    pub(crate) fn set(s: Box<Dict<()>>) -> Value {
+        Value::Set(s, clock::on_create())
+    }
+
+    /// A sorted set value (see [`Value::string`] for its clock).
+    #[must_use]
+    pub(crate) fn zset(z: crate::storage::zset::ZSet) -> Value {
+        Value::ZSet(z, clock::on_create())
+    }
+
+    /// The access clock.
+    #[must_use]
+    pub(crate) fn clock(&self) -> Clock {
+        match self {
+            Value::Str(_, c)
+            | Value::List(_, c)
+            | Value::Hash(_, c)
+            | Value::Set(_, c)
+            | Value::ZSet(_, c) => *c,
+        }
+    }
+
+    /// The access clock, to update.
+    fn clock_mut(&mut self) -> &mut Clock {
+        match self {
+            Value::Str(_, c)
+            | Value::List(_, c)
+            | Value::Hash(_, c)
+            | Value::Set(_, c)
+            | Value::ZSet(_, c) => c,
+        }
+    }
+
     /// The name TYPE reports.
     #[must_use]
     pub(crate) fn type_name(&self) -> &'static str {
         match self {
-            Value::Str(_) => "string",
-            Value::List(_) => "list",
-            Value::Hash(_) => "hash",
-            Value::Set(_) => "set",
-            Value::ZSet(_) => "zset",
+            Value::Str(..) => "string",
+            Value::List(..) => "list",
+            Value::Hash(..) => "hash",
+            Value::Set(..) => "set",
+            Value::ZSet(..) => "zset",
         }
     }
 
@@ -40,11 +102,11 @@ impl Value {
     #[must_use]
     pub(crate) fn is_empty_container(&self) -> bool {
         match self {
-            Value::Str(_) => false,
-            Value::List(l) => l.is_empty(),
-            Value::Hash(h) => h.is_empty(),
-            Value::Set(s) => s.is_empty(),
-            Value::ZSet(z) => z.is_empty(),
+            Value::Str(..) => false,
+            Value::List(l, ..) => l.is_empty(),
+            Value::Hash(h, ..) => h.is_empty(),
+            Value::Set(s, ..) => s.is_empty(),
+            Value::ZSet(z, ..) => z.is_empty(),
         }
     }
 }
@@ -53,11 +115,13 @@ impl Clone for Value {
     fn clone(&self) -> Value {
         let copy = |k: &[u8]| Bytes::copy_from_slice(k);
         match self {
-            Value::Str(s) => Value::Str(s.clone()),
-            Value::List(l) => Value::List(l.clone()),
-            Value::Hash(h) => Value::Hash(Box::new(h.iter().map(|(k, v)| (copy(k), v.clone())).collect())),
-            Value::Set(s) => Value::Set(Box::new(s.iter().map(|(k, ())| (copy(k), ())).collect())),
-            Value::ZSet(z) => Value::ZSet(z.iter_from(0, false).collect()),
+            Value::Str(s, c) => Value::Str(s.clone(), *c),
+            Value::List(l, c) => Value::List(l.clone(), *c),
+            Value::Hash(h, c) => {
+                Value::Hash(Box::new(h.iter().map(|(k, v)| (copy(k), v.clone())).collect()), *c)
+            }
+            Value::Set(s, c) => Value::Set(Box::new(s.iter().map(|(k, ())| (copy(k), ())).collect()), *c),
+            Value::ZSet(z, c) => Value::ZSet(z.iter_from(0, false).collect(), *c),
         }
     }
 }
@@ -71,8 +135,6 @@ pub(crate) struct Entry {
     /// of the keyspace. The top bit is the snapshot mark (see [`Db::begin_snapshot`]): expiry
     /// times are at most `i64::MAX`, so it is never part of one.
     expiry: u64,
-    /// Its access clock (LRU seconds or LFU counter, see [`crate::storage::clock`]).
-    pub(crate) access: u32,
 }
 
 /// The bit of [`Entry::expiry`] that holds the snapshot mark.
@@ -88,7 +150,7 @@ impl Entry {
     /// An entry that expires at `expires_at` (Unix ms), if given.
     #[must_use]
     pub(crate) fn new(value: Value, expires_at: Option<u64>) -> Entry {
-        Entry { value, expiry: expiry(expires_at), access: clock::on_create() }
+        Entry { value, expiry: expiry(expires_at) }
     }
 
     /// When it expires (Unix ms), if it does.
@@ -103,6 +165,26 @@ impl Entry {
         let had = self.expiry & !MARK != 0;
         self.expiry = (self.expiry & MARK) | expiry(expires_at);
         had
+    }
+
+    /// Its access clock (kept in the value, see [`Value`]).
+    #[must_use]
+    pub(crate) fn access(&self) -> Clock {
+        self.value.clock()
+    }
+
+    /// Records an access now on this core (Redis's `lookupKey` updating `lru`).
+    fn accessed(&mut self) {
+        let c = self.value.clock_mut();
+        *c = clock::on_access(*c);
+    }
+
+    /// Replaces the value, keeping the key's access clock (as APPEND or SETRANGE change a
+    /// string in place in Redis).
+    pub(crate) fn replace_value(&mut self, value: Value) {
+        let c = self.access();
+        self.value = value;
+        *self.value.clock_mut() = c;
     }
 
     /// The snapshot mark.
@@ -262,9 +344,9 @@ impl Db {
         let mut walks = Vec::new();
         for m in members {
             match self.entries.get(m.key).map(|e| &e.value) {
-                Some(Value::Hash(h)) => h.prefetch(m.member),
-                Some(Value::Set(s)) => s.prefetch(m.member),
-                Some(Value::ZSet(z)) => {
+                Some(Value::Hash(h, ..)) => h.prefetch(m.member),
+                Some(Value::Set(s, ..)) => s.prefetch(m.member),
+                Some(Value::ZSet(z, ..)) => {
                     z.prefetch(m.member);
                     if z.worth_walking() {
                         walks.push((z, m));
@@ -321,7 +403,7 @@ impl Db {
             Some(e) => {
                 let expired = e.expires_at().is_some_and(|at| at <= now) && !self.expiry_paused;
                 if touch && !expired {
-                    e.access = clock::on_access(e.access);
+                    e.accessed();
                 }
                 expired
             }
@@ -341,7 +423,7 @@ impl Db {
         if self.live(key, now) {
             self.signal(key);
             let entry = self.entries.get_mut(key)?;
-            entry.access = clock::on_access(entry.access);
+            entry.accessed();
             Some(entry)
         } else {
             None
@@ -356,7 +438,7 @@ impl Db {
                 self.presave(key);
             }
             let entry = self.entries.get_mut(key)?;
-            entry.access = clock::on_access(entry.access);
+            entry.accessed();
             Some(entry)
         } else {
             None
@@ -384,7 +466,7 @@ impl Db {
             let had_ttl = entry.expires_at().is_some();
             // As Redis's dbOverwrite: under LFU the new value keeps the key's counter.
             if matches!(clock::core_mode(), clock::Mode::Lfu { .. }) {
-                new.access = entry.access;
+                *new.value.clock_mut() = entry.access();
             }
             *entry = new;
             self.reindex_ttl(key, had_ttl, expires_at.is_some());
@@ -810,7 +892,7 @@ mod tests {
     use super::*;
 
     fn s(v: &str) -> Value {
-        Value::Str(Key::copy_from_slice(v.as_bytes()))
+        Value::string(Key::copy_from_slice(v.as_bytes()))
     }
 
     #[test]
@@ -886,7 +968,7 @@ mod tests {
     fn text(out: &mut Vec<u8>, key: &[u8], entry: &Entry, _compress: bool) {
         out.extend_from_slice(key);
         out.push(b'=');
-        if let Value::Str(v) = &entry.value {
+        if let Value::Str(v, ..) = &entry.value {
             out.extend_from_slice(v.as_slice());
         }
         if let Some(at) = entry.expires_at() {

@@ -46,8 +46,8 @@ pub(crate) struct Pool {
 /// A candidate's score: the higher, the sooner it goes.
 fn score(rank: Rank, entry: &Entry, mode: Mode, now: u64) -> u64 {
     match rank {
-        Rank::Lru => clock::idle_ms(entry.access, now),
-        Rank::Lfu => 255 - u64::from(clock::frequency(entry.access, mode, now)),
+        Rank::Lru => clock::idle_ms(entry.access(), now),
+        Rank::Lfu => 255 - u64::from(clock::frequency(entry.access(), mode, now)),
         Rank::Ttl => u64::MAX - entry.expires_at().unwrap_or(u64::MAX),
         Rank::Random => 0,
     }
@@ -135,7 +135,7 @@ mod tests {
     fn db_with(keys: &[(&str, Option<u64>)]) -> Db {
         let mut db = Db::default();
         for (k, ttl) in keys {
-            db.set(k.as_bytes(), Value::Str(Key::copy_from_slice(b"v")), *ttl);
+            db.set(k.as_bytes(), Value::string(Key::copy_from_slice(b"v")), *ttl);
         }
         db
     }

@@ -47,21 +47,23 @@ pub(crate) fn of_key(key: &[u8], entry: &Entry, samples: usize) -> usize {
 fn of_value(value: &Value, samples: usize) -> usize {
     let element = |len: usize| size_of::<Key>() + heap(len);
     match value {
-        Value::Str(s) => heap(s.len()),
-        Value::List(l) => {
+        Value::Str(s, ..) => heap(s.len()),
+        Value::List(l, ..) => {
             size_of::<crate::storage::list::List>()
                 + sampled(l.iter(), l.len(), samples, |e| element(e.len()))
         }
-        Value::Hash(h) => {
+        Value::Hash(h, ..) => {
             sampled(h.iter(), h.len(), samples, |(f, v)| element(f.len()) + element(v.len()) + SLOT)
         }
-        Value::Set(s) => sampled(s.iter(), s.len(), samples, |(m, ())| element(m.len()) + SLOT),
-        Value::ZSet(z) if z.is_small() => {
+        Value::Set(s, ..) => sampled(s.iter(), s.len(), samples, |(m, ())| element(m.len()) + SLOT),
+        Value::ZSet(z, ..) if z.is_small() => {
             sampled(z.unordered(), z.len(), samples, |(m, _)| element(m.len()) + 8)
         }
         // A member in the table (key, id, slot) and in the tree (score and id, 12 bytes, in
         // nodes of up to 64 entries).
-        Value::ZSet(z) => sampled(z.unordered(), z.len(), samples, |(m, _)| element(m.len()) + 8 + SLOT + 16),
+        Value::ZSet(z, ..) => {
+            sampled(z.unordered(), z.len(), samples, |(m, _)| element(m.len()) + 8 + SLOT + 16)
+        }
     }
 }
 

@@ -379,16 +379,16 @@ mod tests {
     fn sample_file(checksum: bool) -> Vec<u8> {
         let mut file = header(&[("redis-ver", b"7.0.0"), ("redis-bits", b"64")]);
         file.extend(select_db(0, 2, 1));
-        entry(&mut file, b"a", &Value::Str(Key::new(Bytes::from_static(b"1"))), None, true);
+        entry(&mut file, b"a", &Value::string(Key::new(Bytes::from_static(b"1"))), None, true);
         entry(
             &mut file,
             b"b",
-            &Value::Str(Key::new(Bytes::from("x".repeat(3000)))),
+            &Value::string(Key::new(Bytes::from("x".repeat(3000)))),
             Some(1_900_000_000_000),
             true,
         );
         file.extend(select_db(3, 1, 0));
-        entry(&mut file, b"c", &Value::Str(Key::new(Bytes::from_static(b"v"))), None, true);
+        entry(&mut file, b"c", &Value::string(Key::new(Bytes::from_static(b"v"))), None, true);
         let crc = crc64::crc64(0, &file);
         file.extend(trailer(crc, checksum));
         file

@@ -167,11 +167,11 @@ pub(crate) fn write_string(out: &mut Vec<u8>, s: &[u8], compress: bool) {
 /// it at its default limits.
 pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value, compress: bool) {
     match value {
-        Value::Str(s) => {
+        Value::Str(s, ..) => {
             out.push(kind::STRING);
             write_string(out, s.as_slice(), compress);
         }
-        Value::List(list) => {
+        Value::List(list, ..) => {
             out.push(kind::LIST_QUICKLIST_2);
             let mut nodes = Vec::new();
             let mut node = listpack::Builder::new();
@@ -190,7 +190,7 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value, compress: bool) {
                 write_string(out, &lp, compress);
             }
         }
-        Value::Set(set) => {
+        Value::Set(set, ..) => {
             let ints: Option<Vec<i64>> = (set.len() <= encoding::get().set_intset_entries)
                 .then(|| set.iter().map(|(m, ())| parse_i64(m)).collect())
                 .flatten();
@@ -207,7 +207,7 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value, compress: bool) {
                 }
             }
         }
-        Value::Hash(hash) => {
+        Value::Hash(hash, ..) => {
             let t = encoding::get();
             let small = hash.len() <= t.hash_entries
                 && hash.iter().all(|(f, v)| f.len() <= t.hash_value && v.len() <= t.hash_value);
@@ -228,7 +228,7 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value, compress: bool) {
                 }
             }
         }
-        Value::ZSet(z) => {
+        Value::ZSet(z, ..) => {
             let t = encoding::get();
             let small =
                 z.len() <= t.zset_entries && z.slices_from(0, false).all(|(m, _)| m.len() <= t.zset_value);
@@ -494,7 +494,7 @@ impl<'a> Reader<'a> {
             decode(&blob).ok_or(RdbError::Invalid { what, at })
         };
         match kind {
-            kind::STRING => Ok(Value::Str(Key::new(self.string()?))),
+            kind::STRING => Ok(Value::string(Key::new(self.string()?))),
             kind::LIST => {
                 let n = self.count()?;
                 let items = (0..n).map(|_| self.string()).collect::<Result<Vec<_>, _>>()?;
@@ -595,7 +595,7 @@ fn list(items: Vec<Bytes>, at: usize) -> Result<Value, RdbError> {
     }
     let mut list = List::default();
     items.iter().for_each(|e| list.push_back(e));
-    Ok(Value::List(Box::new(list)))
+    Ok(Value::list(Box::new(list)))
 }
 
 fn set(items: Vec<Bytes>, at: usize) -> Result<Value, RdbError> {
@@ -608,7 +608,7 @@ fn set(items: Vec<Bytes>, at: usize) -> Result<Value, RdbError> {
             return Err(RdbError::Invalid { what: "set (duplicate member)", at });
         }
     }
-    Ok(Value::Set(Box::new(set)))
+    Ok(Value::set(Box::new(set)))
 }
 
 fn hash(items: Vec<Bytes>, at: usize) -> Result<Value, RdbError> {
@@ -622,7 +622,7 @@ fn hash(items: Vec<Bytes>, at: usize) -> Result<Value, RdbError> {
             return Err(RdbError::Invalid { what: "hash (duplicate field)", at });
         }
     }
-    Ok(Value::Hash(Box::new(hash)))
+    Ok(Value::hash(Box::new(hash)))
 }
 
 fn zset(items: Vec<(Bytes, f64)>, at: usize) -> Result<Value, RdbError> {
@@ -638,7 +638,7 @@ fn zset(items: Vec<(Bytes, f64)>, at: usize) -> Result<Value, RdbError> {
             return Err(RdbError::Invalid { what: "sorted set (duplicate member)", at });
         }
     }
-    Ok(Value::ZSet(items.into_iter().collect::<ZSet>()))
+    Ok(Value::zset(items.into_iter().collect::<ZSet>()))
 }
 
 #[cfg(test)]
@@ -652,23 +652,23 @@ mod tests {
         let mut short_list = List::default();
         ["a", "1", "-70000", ""].iter().for_each(|e| short_list.push_back(e.as_bytes()));
         vec![
-            Value::Str(Key::new(b("hello"))),
-            Value::Str(Key::new(b("12345"))),
-            Value::Str(Key::new(b("-129"))),
-            Value::Str(Key::new(b("3000000000"))),
-            Value::Str(Key::new(Bytes::from("x".repeat(500)))),
-            Value::List(Box::new(short_list)),
-            Value::List(Box::new(long_list)),
-            Value::Set(Box::new((0..100).map(|i| (b(&(i * 7 - 300).to_string()), ())).collect())),
-            Value::Set(Box::new((0..600).map(|i| (b(&i.to_string()), ())).collect())),
-            Value::Set(Box::new(["a", "b", "1"].iter().map(|m| (b(m), ())).collect())),
-            Value::Hash(Box::new(
+            Value::string(Key::new(b("hello"))),
+            Value::string(Key::new(b("12345"))),
+            Value::string(Key::new(b("-129"))),
+            Value::string(Key::new(b("3000000000"))),
+            Value::string(Key::new(Bytes::from("x".repeat(500)))),
+            Value::list(Box::new(short_list)),
+            Value::list(Box::new(long_list)),
+            Value::set(Box::new((0..100).map(|i| (b(&(i * 7 - 300).to_string()), ())).collect())),
+            Value::set(Box::new((0..600).map(|i| (b(&i.to_string()), ())).collect())),
+            Value::set(Box::new(["a", "b", "1"].iter().map(|m| (b(m), ())).collect())),
+            Value::hash(Box::new(
                 (0..10).map(|i| (b(&format!("f{i}")), Key::new(b(&i.to_string())))).collect(),
             )),
-            Value::Hash(Box::new((0..600).map(|i| (b(&format!("f{i}")), Key::new(b("v")))).collect())),
-            Value::ZSet((0..10).map(|i| (b(&format!("m{i}")), f64::from(i) * 1.5 - 3.0)).collect()),
-            Value::ZSet((0..300).map(|i| (b(&format!("m{i}")), f64::from(i) / 7.0)).collect()),
-            Value::ZSet(
+            Value::hash(Box::new((0..600).map(|i| (b(&format!("f{i}")), Key::new(b("v")))).collect())),
+            Value::zset((0..10).map(|i| (b(&format!("m{i}")), f64::from(i) * 1.5 - 3.0)).collect()),
+            Value::zset((0..300).map(|i| (b(&format!("m{i}")), f64::from(i) / 7.0)).collect()),
+            Value::zset(
                 [("inf", f64::INFINITY), ("ninf", f64::NEG_INFINITY), ("z", -0.0)]
                     .iter()
                     .map(|(m, s)| (b(m), *s))
@@ -681,20 +681,20 @@ mod tests {
     fn contents(v: &Value) -> (String, Vec<String>) {
         let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         match v {
-            Value::Str(k) => ("string".into(), vec![s(k.as_slice())]),
-            Value::List(l) => ("list".into(), l.iter().map(s).collect()),
-            Value::Set(set) => {
+            Value::Str(k, ..) => ("string".into(), vec![s(k.as_slice())]),
+            Value::List(l, ..) => ("list".into(), l.iter().map(s).collect()),
+            Value::Set(set, ..) => {
                 let mut m: Vec<String> = set.iter().map(|(m, ())| s(m)).collect();
                 m.sort();
                 ("set".into(), m)
             }
-            Value::Hash(h) => {
+            Value::Hash(h, ..) => {
                 let mut m: Vec<String> =
                     h.iter().map(|(f, v)| format!("{}={}", s(f), s(v.as_slice()))).collect();
                 m.sort();
                 ("hash".into(), m)
             }
-            Value::ZSet(z) => {
+            Value::ZSet(z, ..) => {
                 ("zset".into(), z.slices_from(0, false).map(|(m, sc)| format!("{}={sc}", s(m))).collect())
             }
         }
