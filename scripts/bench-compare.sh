@@ -10,7 +10,7 @@
 # both shards), RSS per idle plain and TLS connection, and memory per key and per small hash, set, sorted set and list.
 #
 #   scripts/bench-compare.sh [-n REQUESTS] [-c CLIENTS] [--idle N] [--reference BINARY] [--quick]
-#                            [--only matrix,types,zset,handshakes,churn,threads,idle,memory,client]
+#                            [--only matrix,types,zset,handshakes,churn,threads,newuser,idle,memory,client]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=200000; C=50; IDLE=10000; SERVER_CPU=0; CLIENT_CPU=1; REF=redis-server; ONLY=
@@ -226,28 +226,95 @@ fi
 
 if want threads; then
 echo
+echo "Cost of sharding, TLS SET, $C clients, keys on both shards: two shards on one cpu (threads 2,"
+echo "cpus 1,1: no cross-core wake-up) against threads 1 on that cpu; redis-benchmark on cpu 0:"
+echo "| P | threads 1 ops/s | threads 2 ops/s | threads 1 µs/op | threads 2 µs/op | ratio 2/1 |"
+echo "|---|---|---|---|---|---|"
+for P in 1 16; do
+  row=()
+  for cfg in "1 1" "2 1,1"; do
+    read -r threads cpus <<< "$cfg"
+    read -r PID _ TPORT < <(start_ferrokey "$threads" "$cpus")
+    read -r rps us _ < <(CLIENT_CPU=0 bench "$PID" "$TPORT" 1 "$P" set)
+    row+=("$rps" "$us")
+    kill "$PID"; wait "$PID" 2>/dev/null || true
+  done
+  ratio=$(awk -v a="${row[3]}" -v b="${row[1]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+  echo "| $P | ${row[0]} | ${row[2]} | ${row[1]} | ${row[3]} | $ratio |"
+done
+echo
 echo "ferrokey threads 2 (cpus 0,1; keys on both shards) vs threads 1, TLS, P=16, load generator unpinned;"
 echo "flat out (redis-benchmark) and at a fixed 100k SET/s (ferrokey-benchmark --rate 2000 -c 50):"
-echo "| threads | test | ops/s | server µs/op |"
-echo "|---|---|---|---|"
+echo "| threads | test | ops/s | server µs/op | hops per message |"
+echo "|---|---|---|---|---|"
+hops_per_message() { # port -> mean hops per message between cores since the server started
+  redis-cli -p "$1" info cores | tr -d '\r' | python3 -c 'import sys,re
+m=h=0
+for l in sys.stdin:
+    f=dict(re.findall(r"(\w+)=([\d.]+)", l))
+    m+=int(f.get("hop_messages",0)); h+=int(f.get("hops",0))
+print("%.1f" % (h/m) if m else "-")'
+}
 for threads in 1 2; do
   cpus=$( [ $threads = 1 ] && echo 0 || echo 0,1 )
-  read -r PID PORT TPORT < <(start_ferrokey $threads $cpus)
   for test in set get; do
+    read -r PID PORT TPORT < <(start_ferrokey $threads $cpus)
     read -r rps us _ < <(CLIENT_CPU=0-1 bench "$PID" "$TPORT" 1 16 $test)
-    echo "| $threads | ${test^^} | $rps | $us |"
+    echo "| $threads | ${test^^} | $rps | $us | $(hops_per_message "$PORT") |"
+    kill "$PID"; wait "$PID" 2>/dev/null || true
   done
   # At a fixed rate neither configuration is saturated, and an idle core must be woken for
   # every cross-shard hop: the cost a lightly loaded server pays.
+  read -r PID PORT TPORT < <(start_ferrokey $threads $cpus)
   before=$(cpu_ticks "$PID")
   timeout 120 "$FKB" -h 127.0.0.1 -p "$TPORT" --tls --cacert "$certs/ca.crt" --sni localhost -n $((N * 5)) \
     -c 50 -P 16 -r 100000 -d 16 -t set --rate 2000 --test-time 60 -q --json "$certs/rate.json" >/dev/null 2>&1 || true
   after=$(cpu_ticks "$PID")
   python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["tests"][0]; n=max(t["requests"],1)
-print("| %s | SET @100k/s | %.0f | %.2f |" % (sys.argv[4], t["rps"], int(sys.argv[2]) * 1e6 / int(sys.argv[3]) / n))' \
-    "$certs/rate.json" $((after - before)) "$TICK" "$threads"
+print("| %s | SET @100k/s | %.0f | %.2f | %s |" % (sys.argv[4], t["rps"], int(sys.argv[2]) * 1e6 / int(sys.argv[3]) / n, sys.argv[5]))' \
+    "$certs/rate.json" $((after - before)) "$TICK" "$threads" "$(hops_per_message "$PORT")"
   kill "$PID"; wait "$PID" 2>/dev/null || true
 done
+fi
+
+# A new user's first benchmark: each server in its default configuration (ferrokey from
+# config/ferrokey.conf, as scripts/dev-server.sh runs it; redis-server with no arguments but
+# its ports), unpinned, and redis-benchmark unpinned beside it, -t set,get with its default 50
+# clients. FK_THREADS overrides ferrokey's `threads` (to compare choices of the default).
+if want newuser; then
+echo
+echo "A new user's run: default configurations, nothing pinned, redis-benchmark -t set,get -c 50 -r 100000:"
+echo "| transport | P | test | redis ops/s | ferrokey ops/s | redis p50 ms | ferrokey p50 ms | ops/s fk/redis |"
+echo "|---|---|---|---|---|---|---|---|"
+p=$(free_port); t=$(free_port)
+"$REF" --port "$p" --tls-port "$t" --tls-cert-file "$certs/server.crt" --tls-key-file "$certs/server.key" \
+  --tls-ca-cert-file "$certs/ca.crt" --tls-auth-clients no --dir "$certs" >/dev/null 2>&1 &
+NRPID=$!; echo "$NRPID" >> "$pidfile"; wait_port "$p"; wait_port "$t"; NR=("$p" "$t")
+p=$(free_port); t=$(free_port)
+"$FK" config/ferrokey.conf --port "$p" --tls-port "$t" --tls-cert-file "$certs/server.crt" \
+  --tls-key-file "$certs/server.key" --tls-ca-cert-file "$certs/ca.crt" --tls-auth-clients no --dir "$certs" \
+  ${FK_THREADS:+--threads "$FK_THREADS"} >/dev/null 2>&1 &
+NFPID=$!; echo "$NFPID" >> "$pidfile"; wait_port "$p"; wait_port "$t"; NF=("$p" "$t")
+for tls in 0 1; do
+  tlsargs=(); [ $tls = 1 ] && tlsargs=(--tls --cacert "$certs/ca.crt")
+  for P in 1 16; do
+    n=$(( P > 1 ? N * 10 : N ))
+    declare -A res=()
+    for who in redis ferrokey; do
+      if [ $who = redis ]; then port=${NR[$tls]}; else port=${NF[$tls]}; fi
+      while IFS=, read -r name rps _ _ p50 _; do
+        name=$(echo "$name" | tr -d '"'); res[$who,$name]="$(echo "$rps" | tr -d '"') $(echo "$p50" | tr -d '"')"
+      done < <(redis-benchmark -h 127.0.0.1 -p "$port" "${tlsargs[@]}" -n "$n" -c "$C" -P "$P" -r 100000 \
+                 -t set,get --csv 2>/dev/null | tail -n +2)
+    done
+    for test in SET GET; do
+      read -r r_rps r_p50 <<< "${res[redis,$test]}"; read -r f_rps f_p50 <<< "${res[ferrokey,$test]}"
+      ratio=$(awk -v a="$f_rps" -v b="$r_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+      echo "| $( [ $tls = 1 ] && echo TLS || echo plain) | $P | $test | $r_rps | $f_rps | $r_p50 | $f_p50 | $ratio |"
+    done
+  done
+done
+kill "$NRPID" "$NFPID"; wait "$NRPID" "$NFPID" 2>/dev/null || true
 fi
 
 if want idle; then

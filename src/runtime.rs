@@ -21,7 +21,7 @@ use crate::engine::client::Client;
 use crate::engine::core::Core;
 use crate::engine::global::{CoreInfo, Global};
 use crate::engine::local::Local;
-use crate::engine::router::{Hop, Router};
+use crate::engine::router::{Batch, Router};
 use crate::engine::session::Session;
 use crate::engine::shard::{Evicted, Shard};
 use crate::engine::slot::ShardId;
@@ -144,7 +144,7 @@ pub fn run(
     }
 
     let n = cores.len();
-    let mesh = MeshBuilder::<Hop, _>::full(n, MESH_CAPACITY);
+    let mesh = MeshBuilder::<Batch, _>::full(n, MESH_CAPACITY);
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<Result<Vec<(SocketAddr, bool)>, String>>();
     let mut gos = Vec::with_capacity(n);
     let mut handles = Vec::with_capacity(n);
@@ -256,7 +256,7 @@ struct CoreLoad {
 async fn core_main(
     index: usize,
     global: Arc<Global>,
-    mesh: MeshBuilder<Hop, glommio::channels::channel_mesh::Full>,
+    mesh: MeshBuilder<Batch, glommio::channels::channel_mesh::Full>,
     tls: Arc<TlsSlot>,
     ready: crossbeam_channel::Sender<Result<Vec<(SocketAddr, bool)>, String>>,
     go: oneshot::Receiver<bool>,
@@ -816,6 +816,11 @@ fn choose_cpus(config: &Config) -> Result<Vec<usize>, StartError> {
         core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
     let mut cpus =
         if config.server_cpus.0.is_empty() { available.clone() } else { config.server_cpus.0.clone() };
+    // `threads 0` with no cpus named: every cpu but the first, which is left to the kernel's
+    // network processing, the clients on this host and everything else (see `auto_cpus`).
+    if config.threads == 0 && config.server_cpus.0.is_empty() {
+        cpus = auto_cpus(&cpus);
+    }
     if let Some(missing) = cpus.iter().find(|c| !available.contains(c)) {
         return Err(StartError::Cpus(format!(
             "server-cpus names cpu {missing}, but this process may run on {available:?}"
@@ -835,6 +840,19 @@ fn choose_cpus(config: &Config) -> Result<Vec<usize>, StartError> {
         return Err(StartError::Cpus("no cpu available".into()));
     }
     Ok(cpus)
+}
+
+/// The cpus `threads 0` uses: all of `available` but the first (one, on a single cpu). An
+/// executor that shares its cpu with something busy makes every hop to its shard wait for the
+/// scheduler, and on a 2-cpu host a second executor costs more in cross-core wake-ups than it
+/// gives (BENCHMARKS.md, issue 20: a new user's redis-benchmark beside the server served
+/// 0.55-0.65x redis-server's P=1 requests/s with two executors, 0.97-1.10x with one); on a
+/// large host one cpu of many is little to give up.
+fn auto_cpus(available: &[usize]) -> Vec<usize> {
+    match available {
+        [_, rest @ ..] if !rest.is_empty() => rest.to_vec(),
+        all => all.to_vec(),
+    }
 }
 
 /// Raises RLIMIT_MEMLOCK's soft limit to its hard limit; returns the soft limit now in force.
@@ -911,5 +929,13 @@ mod tests {
         c.requirepass.clear();
         c.protected_mode = false;
         assert!(!protected(&c, remote));
+    }
+
+    #[test]
+    fn threads_0_leaves_the_first_cpu_unless_it_is_the_only_one() {
+        assert_eq!(auto_cpus(&[0, 1]), vec![1]);
+        assert_eq!(auto_cpus(&[0, 1, 2, 3]), vec![1, 2, 3]);
+        assert_eq!(auto_cpus(&[5]), vec![5]);
+        assert!(auto_cpus(&[]).is_empty());
     }
 }

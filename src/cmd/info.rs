@@ -685,12 +685,15 @@ fn cores(out: &mut String, facts: &Facts, global: &Global) {
         let keys: usize = shard.keys.iter().map(|k| k.0).sum();
         let _ = write!(
             out,
-            "core{i}:cpu={},clients={},keys={keys},commands={},used_cpu_user={:.6},used_cpu_sys={:.6}\r\n",
+            "core{i}:cpu={},clients={},keys={keys},commands={},used_cpu_user={:.6},used_cpu_sys={:.6},\
+             hop_messages={},hops={}\r\n",
             global.cores.get(i).map_or(0, |c| c.cpu),
             c.stats.clients,
             c.commands.calls() + shard.commands.calls(),
             c.cpu.0,
             c.cpu.1,
+            c.stats.hop_messages,
+            c.stats.hops,
         );
     }
 }

@@ -37,6 +37,10 @@ pub(crate) struct CoreStats {
     pub(crate) tls_clients: u64,
     /// Clients dropped by `maxmemory-clients`.
     pub(crate) evicted_clients: u64,
+    /// Messages sent to other cores (each a batch of hops, see [`crate::engine::router`]).
+    pub(crate) hop_messages: u64,
+    /// Hops and replies those messages carried.
+    pub(crate) hops: u64,
 }
 
 /// One core's clients, subscribers and counters.

@@ -8,6 +8,12 @@
 //!
 //! A *core hop* reaches a core's [`Local`] state (clients, subscribers, counters) instead: it
 //! touches no key, so it never waits for the gate.
+//!
+//! Hops travel in *batches*: whatever this core's tasks address to one peer during one pass of
+//! the executor's loop (many connections' pipelines) goes into that peer's [`Outbox`] queue and
+//! leaves as one message, sent by a flush task that runs after the tasks of the pass; replies go
+//! back the same way, as closures run on the asking core. One message, and at most one wake-up
+//! of a parked peer (glommio writes its eventfd only when it sleeps), per peer per pass.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -65,6 +71,79 @@ pub(crate) enum Hop {
         /// The work.
         job: CoreJob,
     },
+    /// A reply to a hop this core sent: completes the waiting task, here.
+    Reply(Box<dyn FnOnce() + Send>),
+}
+
+/// What one message between cores carries: the hops one core had for another in one pass.
+pub(crate) type Batch = Vec<Hop>;
+
+thread_local! {
+    /// This core's outbox, for jobs that reply to the core that sent them.
+    static OUTBOX: RefCell<Option<Rc<Outbox>>> = const { RefCell::new(None) };
+}
+
+/// Hops waiting to leave this core, one queue per peer, and the senders that carry them.
+struct Outbox {
+    queues: Vec<RefCell<Batch>>,
+    senders: Senders<Batch>,
+    /// A flush task is scheduled or running.
+    flushing: Cell<bool>,
+    /// Where the messages and hops sent are counted.
+    local: Rc<Local>,
+}
+
+impl Outbox {
+    /// Queues `hop` for `peer`, scheduling a flush after the tasks of this pass.
+    fn push(self: &Rc<Self>, peer: usize, hop: Hop) {
+        self.queues[peer].borrow_mut().push(hop);
+        if !self.flushing.replace(true) {
+            let me = self.clone();
+            glommio::spawn_local(async move { me.flush().await }).detach();
+        }
+    }
+
+    /// Sends every queue as one message each, until none is left (hops queued while a send
+    /// waited for room go in the next round). A peer that is gone drops its batch: the tasks
+    /// waiting for those hops see their reply channels closed, [`Unavailable`].
+    async fn flush(&self) {
+        // Requests that arrived meanwhile (completions not yet reaped) are likely to add hops
+        // for the same peers: let their tasks run first, so one message carries them all.
+        if glommio::executor().io_pending() {
+            glommio::executor().yield_to_reactor().await;
+        }
+        loop {
+            let mut any = false;
+            for (peer, queue) in self.queues.iter().enumerate() {
+                let batch = std::mem::take(&mut *queue.borrow_mut());
+                if batch.is_empty() {
+                    continue;
+                }
+                any = true;
+                self.local.count(|s| {
+                    s.hop_messages += 1;
+                    s.hops += batch.len() as u64;
+                });
+                let _ = self.senders.send_to(peer, batch).await;
+            }
+            if !any {
+                break;
+            }
+        }
+        self.flushing.set(false);
+    }
+}
+
+/// Sends `reply` to run on core `to` (the core that sent the hop being answered), batched with
+/// this core's other traffic there; runs it at once if `to` is this core or there are no peers.
+fn reply_to(to: ShardId, reply: Box<dyn FnOnce() + Send>) {
+    let outbox = OUTBOX.with(|o| o.borrow().clone());
+    match outbox {
+        Some(outbox) if to.0 < outbox.queues.len() && outbox.senders.peer_id() != to.0 => {
+            outbox.push(to.0, Hop::Reply(reply));
+        }
+        _ => reply(),
+    }
 }
 
 /// The shard could not be reached: its core is shutting down.
@@ -90,6 +169,7 @@ impl Host {
     fn admit(&self, hop: Hop) {
         match hop {
             Hop::Core { job } => job(&self.local),
+            Hop::Reply(done) => done(),
             Hop::Run { tx: Some(tx), unlock, job } if self.holder.get() == Some(tx) => {
                 self.run_job(job);
                 if unlock {
@@ -139,6 +219,7 @@ impl Host {
                 Hop::Run { job, .. } => self.run_job(job),
                 Hop::LockRun { tx, job } => self.run_atomic(tx, job),
                 Hop::Core { job } => job(&self.local),
+                Hop::Reply(done) => done(),
                 Hop::Lock { tx, granted } => {
                     self.grant(tx, granted);
                     if self.holder.get().is_some() {
@@ -155,7 +236,7 @@ pub(crate) struct Router {
     me: ShardId,
     shards: usize,
     host: Rc<Host>,
-    senders: Option<Senders<Hop>>,
+    outbox: Option<Rc<Outbox>>,
     next_tx: Cell<u64>,
     global: Arc<Global>,
 }
@@ -169,7 +250,7 @@ impl Router {
         shards: usize,
         shard: Shard,
         local: Rc<Local>,
-        mesh: Option<(Senders<Hop>, Receivers<Hop>)>,
+        mesh: Option<(Senders<Batch>, Receivers<Batch>)>,
     ) -> Router {
         let global = shard.global().clone();
         let host = Rc::new(Host {
@@ -178,19 +259,25 @@ impl Router {
             holder: Cell::new(None),
             waiting: RefCell::default(),
         });
-        let senders = mesh.map(|(senders, mut receivers)| {
+        let outbox = mesh.map(|(senders, mut receivers)| {
             for (_, rx) in receivers.streams() {
                 let host = host.clone();
                 glommio::spawn_local(async move {
-                    while let Some(hop) = rx.recv().await {
-                        host.admit(hop);
+                    while let Some(batch) = rx.recv().await {
+                        for hop in batch {
+                            host.admit(hop);
+                        }
                     }
                 })
                 .detach();
             }
-            senders
+            let queues = (0..senders.nr_consumers()).map(|_| RefCell::default()).collect();
+            let local = host.local.clone();
+            let outbox = Rc::new(Outbox { queues, senders, flushing: Cell::new(false), local });
+            OUTBOX.with(|o| *o.borrow_mut() = Some(outbox.clone()));
+            outbox
         });
-        Router { me, shards, host, senders, next_tx: Cell::new(0), global }
+        Router { me, shards, host, outbox, next_tx: Cell::new(0), global }
     }
 
     /// This core's shard.
@@ -254,8 +341,10 @@ impl Router {
             return Ok(f(&self.host.local));
         }
         let (done, result) = oneshot::channel();
+        let me = self.me;
         let job: CoreJob = Box::new(move |local| {
-            let _ = done.send(f(local));
+            let r = f(local);
+            reply_to(me, Box::new(move || drop(done.send(r))));
         });
         self.send(core, Hop::Core { job }).await?;
         result.await.map_err(|_| Unavailable(core.0))
@@ -310,10 +399,11 @@ impl Router {
         let (done, result) = oneshot::channel();
         // Published before the reply leaves: a caller that waits for its writes to be durable
         // must find them in the journal.
+        let me = self.me;
         let job: Job = Box::new(move |s| {
             let r = f(s);
             s.publish();
-            let _ = done.send(r);
+            reply_to(me, Box::new(move || drop(done.send(r))));
         });
         self.send(shard, Hop::Run { tx, unlock, job }).await?;
         result.await.map_err(|_| Unavailable(shard.0))
@@ -329,8 +419,9 @@ impl Router {
         if self.global.maxmemory() > 0 {
             self.global.publish_allocated(self.me.0, crate::memory::here());
         }
-        let senders = self.senders.as_ref().ok_or(Unavailable(shard.0))?;
-        senders.send_to(shard.0, hop).await.map_err(|_| Unavailable(shard.0))
+        let outbox = self.outbox.as_ref().ok_or(Unavailable(shard.0))?;
+        outbox.push(shard.0, hop);
+        Ok(())
     }
 
     /// Runs one job on each of `work`'s shards (sorted, distinct) atomically across them: every
@@ -357,8 +448,10 @@ impl Router {
         };
         let (done, result) = oneshot::channel();
         // Published by the unit around it (`Shard::atomically_in`), as one block.
+        let me = self.me;
         let job: Job = Box::new(move |s| {
-            let _ = done.send(last_job(s));
+            let r = last_job(s);
+            reply_to(me, Box::new(move || drop(done.send(r))));
         });
         let last_result = match self.send(last, Hop::LockRun { tx: tx.id, job }).await {
             Ok(()) => result.await.map_err(|_| Unavailable(last.0)),
