@@ -20,54 +20,23 @@ import argparse
 import csv
 import io
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
+
+from benchlib import Conn, free_port, wait_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FK = os.path.join(ROOT, "target/release/ferrokey-server")
 BENCH = os.path.join(ROOT, "target/release/ferrokey-benchmark")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def command(port, *args):
-    """One request on a fresh plain connection; the reply's raw text."""
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        s.sendall(out)
-        data = b""
-        s.settimeout(10)
-        while True:
-            chunk = s.recv(1 << 20)
-            if not chunk:
-                break
-            data += chunk
-            if data.startswith(b"$"):
-                head, _, rest = data.partition(b"\r\n")
-                if len(rest) >= int(head[1:]) + 2:
-                    break
-            elif data.endswith(b"\r\n"):
-                break
-        return data.decode(errors="replace")
-
-
 def info(port, field):
-    for line in command(port, "INFO", "everything").splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split(":", 1)[1])
-    sys.exit("no %s in INFO" % field)
+    with Conn(port) as c:
+        value = c.info(field, "everything")
+    if value == "":
+        sys.exit("no %s in INFO" % field)
+    return int(value)
 
 
 class Env:
@@ -89,16 +58,8 @@ class Env:
                 "--tls-auth-clients", "no"] + list(extra)
         exe = ["redis-server"] if kind == "redis" else [FK]
         p = subprocess.Popen(exe + args, stdout=open(os.path.join(d, "log"), "w"), stderr=subprocess.STDOUT)
-        for _ in range(3000):
-            if p.poll() is not None:
-                sys.exit("%s exited at start (log in %s)" % (kind, d))
-            try:
-                if "PONG" in command(port, "PING"):
-                    return p, port, tls_port
-            except OSError:
-                pass
-            time.sleep(0.01)
-        sys.exit("%s did not start" % kind)
+        wait_port(port, p, "(%s, log in %s)" % (kind, d))
+        return p, port, tls_port
 
     def bench(self, tls_port, args):
         """ferrokey-benchmark over TLS; requests per second of its one test."""
