@@ -4,6 +4,9 @@
 //! awaiting its reply, both parking between ticks as ferrokey's cores do at a light load. It
 //! prints the process's CPU µs per tick for each round: the difference is what one hop there
 //! and back costs between parked cores on this machine, whatever a server does around it.
+//! The same two rounds run again with two bare threads (a sleep for the tick, futex wake and
+//! wait for the hop: `thread::unpark` and `thread::park`), the kernel's own floor under any
+//! executor's park and wake.
 //!
 //! ```text
 //! cargo run --release --example hop_floor -- [TICKS_PER_SEC] [SECONDS] [CPU_A,CPU_B]
@@ -22,6 +25,33 @@ fn cpu_secs() -> f64 {
         let t = |v: nix::sys::time::TimeVal| v.tv_sec() as f64 + v.tv_usec() as f64 / 1e6;
         t(u.user_time()) + t(u.system_time())
     })
+}
+
+/// Ticks at a fixed rate for a bounded time and count.
+struct Pacer {
+    start: Instant,
+    next: Instant,
+    period: Duration,
+    left: u64,
+    secs: u64,
+}
+
+impl Pacer {
+    fn new(rate: u64, secs: u64) -> Pacer {
+        let start = Instant::now();
+        let period = Duration::from_nanos(1_000_000_000 / rate.max(1));
+        Pacer { start, next: start, period, left: rate * secs, secs }
+    }
+
+    /// `None` when done; otherwise how long to sleep before the next tick, if at all.
+    fn next(&mut self) -> Option<Option<Duration>> {
+        if self.left == 0 || self.start.elapsed() >= Duration::from_secs(self.secs) {
+            return None;
+        }
+        self.left -= 1;
+        self.next += self.period;
+        Some(self.next.checked_duration_since(Instant::now()))
+    }
 }
 
 /// One round: `rate` ticks a second for `secs` on `cpus.0`; with `hop`, each tick is a message
@@ -43,14 +73,10 @@ fn round(rate: u64, secs: u64, cpus: (usize, usize), hop: bool) -> (u64, f64) {
     let a = LocalExecutorBuilder::new(Placement::Fixed(cpus.0))
         .spawn(move || async move {
             let (tx, rx) = (to_b.connect().await, from_b.connect().await);
-            let period = Duration::from_nanos(1_000_000_000 / rate.max(1));
-            let (start, mut ticks) = (Instant::now(), 0u64);
-            let mut next = start;
-            while start.elapsed() < Duration::from_secs(secs) && ticks < rate * secs {
-                next += period;
-                let now = Instant::now();
-                if next > now {
-                    Timer::new(next - now).await;
+            let (mut pacer, mut ticks) = (Pacer::new(rate, secs), 0u64);
+            while let Some(wait) = pacer.next() {
+                if let Some(wait) = wait {
+                    Timer::new(wait).await;
                 }
                 if hop && (tx.send(ticks).await.is_err() || rx.recv().await.is_none()) {
                     break;
@@ -61,6 +87,59 @@ fn round(rate: u64, secs: u64, cpus: (usize, usize), hop: bool) -> (u64, f64) {
         })
         .expect("executor a");
     let ticks = a.join().unwrap_or(0);
+    let _ = b.join();
+    (ticks, (cpu_secs() - before) * 1e6 / ticks.max(1) as f64)
+}
+
+/// The same round with bare threads: the tick is a `thread::sleep`, the hop an `unpark` of the
+/// other thread (a futex wake) and a `park` (a futex wait) until it answers the same way.
+fn round_threads(rate: u64, secs: u64, cpus: (usize, usize), hop: bool) -> (u64, f64) {
+    use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+    use std::sync::Arc;
+    let pin = |cpu| {
+        core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
+    };
+    // `asked` counts ticks sent to b, `answered` the ticks b has answered; u64::MAX stops b.
+    let (asked, answered) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let a_thread = std::thread::current();
+    let before = cpu_secs();
+    let b = {
+        let (asked, answered) = (asked.clone(), answered.clone());
+        std::thread::spawn(move || {
+            pin(cpus.1);
+            let mut seen = 0;
+            loop {
+                let now = asked.load(SeqCst);
+                if now == u64::MAX {
+                    break;
+                }
+                if now == seen {
+                    std::thread::park();
+                    continue;
+                }
+                seen = now;
+                answered.store(now, SeqCst);
+                a_thread.unpark();
+            }
+        })
+    };
+    pin(cpus.0);
+    let (mut pacer, mut ticks) = (Pacer::new(rate, secs), 0u64);
+    while let Some(wait) = pacer.next() {
+        if let Some(wait) = wait {
+            std::thread::sleep(wait);
+        }
+        ticks += 1;
+        if hop {
+            asked.store(ticks, SeqCst);
+            b.thread().unpark();
+            while answered.load(SeqCst) != ticks {
+                std::thread::park();
+            }
+        }
+    }
+    asked.store(u64::MAX, SeqCst);
+    b.thread().unpark();
     let _ = b.join();
     (ticks, (cpu_secs() - before) * 1e6 / ticks.max(1) as f64)
 }
@@ -79,5 +158,11 @@ fn main() {
     println!("cpus {cpus:?}, {rate} ticks/s for {secs} s");
     println!("timer tick alone:          {tick:.2} CPU µs per tick ({n0} ticks)");
     println!("tick + hop there and back: {hop:.2} CPU µs per tick ({n1} ticks)");
+    println!("the hop:                   {:.2} CPU µs", hop - tick);
+    let (t0, tick) = round_threads(rate, secs, cpus, false);
+    let (t1, hop) = round_threads(rate, secs, cpus, true);
+    println!("bare threads (sleep, futex wake and wait):");
+    println!("timer tick alone:          {tick:.2} CPU µs per tick ({t0} ticks)");
+    println!("tick + hop there and back: {hop:.2} CPU µs per tick ({t1} ticks)");
     println!("the hop:                   {:.2} CPU µs", hop - tick);
 }

@@ -10,7 +10,7 @@
 # both shards), RSS per idle plain and TLS connection, and memory per key and per small hash, set, sorted set and list.
 #
 #   scripts/bench-compare.sh [-n REQUESTS] [-c CLIENTS] [--idle N] [--reference BINARY] [--quick]
-#                            [--only matrix,types,zset,handshakes,churn,threads,newuser,idle,memory,client]
+#                            [--only matrix,types,zset,handshakes,churn,threads,rate,newuser,idle,memory,client]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=200000; C=50; IDLE=10000; SERVER_CPU=0; CLIENT_CPU=1; REF=redis-server; ONLY=
@@ -224,6 +224,46 @@ for who in redis ferrokey; do
 done
 fi
 
+hops_per_message() { # port -> mean hops per message between cores since the server started
+  redis-cli -p "$1" info cores | tr -d '\r' | python3 -c 'import sys,re
+m=h=0
+for l in sys.stdin:
+    f=dict(re.findall(r"(\w+)=([\d.]+)", l))
+    m+=int(f.get("hop_messages",0)); h+=int(f.get("hops",0))
+print("%.1f" % (h/m) if m else "-")'
+}
+# at_fixed_rate THREADS CPUS -> "ops_per_sec server_us_per_op hops_per_message" for TLS SET at
+# 100k/s (P=16 pipelines from 50 connections at 2000 requests/s each).
+at_fixed_rate() {
+  local pid port tport before after
+  read -r pid port tport < <(start_ferrokey "$1" "$2")
+  before=$(cpu_ticks "$pid")
+  timeout 120 "$FKB" -h 127.0.0.1 -p "$tport" --tls --cacert "$certs/ca.crt" --sni localhost -n $((N * 5)) \
+    -c 50 -P 16 -r 100000 -d 16 -t set --rate 2000 --test-time 60 -q --json "$certs/rate.json" >/dev/null 2>&1 || true
+  after=$(cpu_ticks "$pid")
+  python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["tests"][0]; n=max(t["requests"],1)
+print("%.0f %.2f %s" % (t["rps"], int(sys.argv[2]) * 1e6 / int(sys.argv[3]) / n, sys.argv[4]))' \
+    "$certs/rate.json" $((after - before)) "$TICK" "$(hops_per_message "$port")"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+# split_fixed_rate -> "ops_per_sec server_us_per_op": the same 100k SET/s split over two
+# independent threads-1 servers on cpus 0 and 1 (25 connections each): two cores parking and
+# waking for their own requests, with no hop between them, the floor under threads 2's figure.
+split_fixed_rate() {
+  local a b pa pb ta tb ba bb
+  read -r a pa ta < <(start_ferrokey 1 0)
+  read -r b pb tb < <(start_ferrokey 1 1)
+  ba=$(cpu_ticks "$a"); bb=$(cpu_ticks "$b")
+  for t in "$ta" "$tb"; do
+    timeout 120 "$FKB" -h 127.0.0.1 -p "$t" --tls --cacert "$certs/ca.crt" --sni localhost -n $((N * 5 / 2)) \
+      -c 25 -P 16 -r 100000 -d 16 -t set --rate 2000 --test-time 60 -q --json "$certs/split$t.json" >/dev/null 2>&1 &
+  done
+  wait
+  python3 -c 'import json,sys; ts=[json.load(open(f))["tests"][0] for f in sys.argv[1:3]]; n=max(sum(t["requests"] for t in ts),1)
+print("%.0f %.2f" % (sum(t["rps"] for t in ts), int(sys.argv[3]) * 1e6 / int(sys.argv[4]) / n))' \
+    "$certs/split$ta.json" "$certs/split$tb.json" $(( $(cpu_ticks "$a") - ba + $(cpu_ticks "$b") - bb )) "$TICK"
+  kill "$a" "$b"; wait "$a" "$b" 2>/dev/null || true
+}
 if want threads; then
 echo
 echo "Cost of sharding, TLS SET, $C clients, keys on both shards: two shards on one cpu (threads 2,"
@@ -247,14 +287,6 @@ echo "ferrokey threads 2 (cpus 0,1; keys on both shards) vs threads 1, TLS, P=16
 echo "flat out (redis-benchmark) and at a fixed 100k SET/s (ferrokey-benchmark --rate 2000 -c 50):"
 echo "| threads | test | ops/s | server µs/op | hops per message |"
 echo "|---|---|---|---|---|"
-hops_per_message() { # port -> mean hops per message between cores since the server started
-  redis-cli -p "$1" info cores | tr -d '\r' | python3 -c 'import sys,re
-m=h=0
-for l in sys.stdin:
-    f=dict(re.findall(r"(\w+)=([\d.]+)", l))
-    m+=int(f.get("hop_messages",0)); h+=int(f.get("hops",0))
-print("%.1f" % (h/m) if m else "-")'
-}
 for threads in 1 2; do
   cpus=$( [ $threads = 1 ] && echo 0 || echo 0,1 )
   for test in set get; do
@@ -263,18 +295,33 @@ for threads in 1 2; do
     echo "| $threads | ${test^^} | $rps | $us | $(hops_per_message "$PORT") |"
     kill "$PID"; wait "$PID" 2>/dev/null || true
   done
-  # At a fixed rate neither configuration is saturated, and an idle core must be woken for
-  # every cross-shard hop: the cost a lightly loaded server pays.
-  read -r PID PORT TPORT < <(start_ferrokey $threads $cpus)
-  before=$(cpu_ticks "$PID")
-  timeout 120 "$FKB" -h 127.0.0.1 -p "$TPORT" --tls --cacert "$certs/ca.crt" --sni localhost -n $((N * 5)) \
-    -c 50 -P 16 -r 100000 -d 16 -t set --rate 2000 --test-time 60 -q --json "$certs/rate.json" >/dev/null 2>&1 || true
-  after=$(cpu_ticks "$PID")
-  python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["tests"][0]; n=max(t["requests"],1)
-print("| %s | SET @100k/s | %.0f | %.2f | %s |" % (sys.argv[4], t["rps"], int(sys.argv[2]) * 1e6 / int(sys.argv[3]) / n, sys.argv[5]))' \
-    "$certs/rate.json" $((after - before)) "$TICK" "$threads" "$(hops_per_message "$PORT")"
-  kill "$PID"; wait "$PID" 2>/dev/null || true
+  read -r rps us hops < <(at_fixed_rate $threads $cpus)
+  echo "| $threads | SET @100k/s | $rps | $us | $hops |"
 done
+fi
+
+# At a fixed 100k SET/s neither configuration is saturated, and an idle core must be woken for
+# every cross-shard hop: the cost a lightly loaded server pays. Pairs of runs, threads 1 then
+# threads 2, alternate so that the machine's drift falls on both; the median ratio is the figure.
+if want rate; then
+echo
+echo "At a fixed 100k SET/s (ferrokey-benchmark --tls --rate 2000 -c 50 -P 16, unpinned): threads 2"
+echo "(cpus 0,1, keys on both shards) against threads 1 (cpu 0), pairs of runs alternating:"
+echo "The floor: the same load split over two threads-1 servers, one per cpu (no hops, each core"
+echo "parking and waking for its own half)."
+echo "| pair | threads 1 ops/s | threads 2 ops/s | threads 1 µs/op | threads 2 µs/op | hops per message | ratio 2/1 | split µs/op | ratio split/1 |"
+echo "|---|---|---|---|---|---|---|---|---|"
+ratios=(); floors=()
+for pair in 1 2 3 4 5; do
+  read -r rps1 one _ < <(at_fixed_rate 1 0)
+  read -r rps2 two hops < <(at_fixed_rate 2 0,1)
+  read -r _ split < <(split_fixed_rate)
+  ratio=$(awk -v a="$two" -v b="$one" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+  floor=$(awk -v a="$split" -v b="$one" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+  ratios+=("$ratio"); floors+=("$floor")
+  echo "| $pair | $rps1 | $rps2 | $one | $two | $hops | $ratio | $split | $floor |"
+done
+echo "median ratio: $(printf '%s\n' "${ratios[@]}" | sort -n | sed -n 3p); median split/1: $(printf '%s\n' "${floors[@]}" | sort -n | sed -n 3p)"
 fi
 
 # A new user's first benchmark: each server in its default configuration (ferrokey from

@@ -744,13 +744,15 @@ fn a_failover_no_replica_catches_up_with_ends_at_its_timeout_or_abort() {
     assert_eq!(v, "3");
 }
 
-/// A replica that reads slowly but steadily and acknowledges exactly what it has read, every
-/// 5 ms: its link on the primary always has more to send. Reads until `stop`.
-/// A replica that reads the stream slowly and acknowledges every 5 ms; `read` counts the bytes
-/// of the stream it has read past the snapshot.
+/// A replica that reads the stream slowly but steadily and acknowledges exactly what it has
+/// read, every 5 ms: its link on the primary always has more to send. It reads nothing past the
+/// snapshot while `hold` is set (acknowledging all the same), so that the stream gets ahead of
+/// it however slowly the primary runs. `read` counts the bytes of the stream it has read past
+/// the snapshot. Reads until `stop`.
 fn slow_acking_replica(
     mut link: common::Raw,
     stop: &std::sync::atomic::AtomicBool,
+    hold: &std::sync::atomic::AtomicBool,
     read: &std::sync::atomic::AtomicU64,
 ) {
     use std::io::Read;
@@ -775,9 +777,11 @@ fn slow_acking_replica(
     let mut chunk = vec![0u8; 16 << 10];
     let mut acked = Instant::now();
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let n = link.inner.read(&mut chunk).unwrap() as u64;
-        offset += n;
-        read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        if !hold.load(std::sync::atomic::Ordering::Relaxed) {
+            let n = link.inner.read(&mut chunk).unwrap() as u64;
+            offset += n;
+            read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
         if acked.elapsed() >= Duration::from_millis(5) {
             acked = Instant::now();
             link.send(&resp(&[b"REPLCONF", b"ACK", offset.to_string().as_bytes()]));
@@ -795,9 +799,10 @@ fn wait_sees_acknowledgements_under_a_stream_that_never_pauses() {
     let mut p = primary.conn(Mode::Plain);
     let stop = std::sync::atomic::AtomicBool::new(false);
     let read = std::sync::atomic::AtomicU64::new(0);
+    let hold = std::sync::atomic::AtomicBool::new(true);
     std::thread::scope(|scope| {
         let link = primary.raw(Mode::Plain);
-        let replica = scope.spawn(|| slow_acking_replica(link, &stop, &read));
+        let replica = scope.spawn(|| slow_acking_replica(link, &stop, &hold, &read));
         // A failed assertion stops the threads too (the scope waits for them), and one more
         // write lets the replica's last read return.
         struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool, &'a Server);
@@ -846,6 +851,8 @@ fn wait_sees_acknowledgements_under_a_stream_that_never_pauses() {
             let acked = line.split("offset=").nth(1).and_then(|o| o.split(',').next()?.parse::<u64>().ok());
             acked.is_some_and(|a| behind > a + (2 << 20))
         });
+        // From here on the replica reads, slower than the writers: the stream never pauses.
+        hold.store(false, std::sync::atomic::Ordering::Relaxed);
         for i in 0..5 {
             let () = redis::cmd("SET").arg("w").arg(i).query(&mut p).unwrap();
             let acked: i64 = redis::cmd("WAIT").arg(1).arg(5_000).query(&mut p).unwrap();

@@ -219,7 +219,10 @@ impl Reactor {
 
     #[inline(always)]
     pub(crate) fn need_preempt(&self) -> bool {
-        unsafe { *self.preempt_ptr_head != (*self.preempt_ptr_tail).load(Ordering::Acquire) }
+        let (head, tail) =
+            unsafe { (*self.preempt_ptr_head, (*self.preempt_ptr_tail).load(Ordering::Acquire)) };
+        // ferrokey patch: not for the ring link alone (see `only_link_pending`).
+        head != tail && !self.sys.only_link_pending(head, tail)
     }
 
     pub(crate) fn id(&self) -> usize {

@@ -303,6 +303,12 @@ impl<T: Send + Sized> ConnectedSender<T> {
                     .upgrade()
                     .unwrap()
                     .add_shared_channel_waker(self.id, cx.waker().clone());
+                // ferrokey patch: the receiver wakes us only if asked to; a pop
+                // between our check and the request is seen by this re-check.
+                self.state.buffer.want_room();
+                if self.state.buffer.free_space() > 0 {
+                    return Poll::Ready(());
+                }
                 Poll::Pending
             }
         }
@@ -420,7 +426,10 @@ impl<T: Send + Sized> ConnectedReceiver<T> {
                 }
             }
             res => {
-                self.notifier.notify(false);
+                // ferrokey patch: only a producer waiting for room needs waking.
+                if self.state.buffer.take_room_wanted() {
+                    self.notifier.notify(false);
+                }
                 Poll::Ready(res)
             }
         }

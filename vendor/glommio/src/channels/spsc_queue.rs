@@ -29,6 +29,11 @@ struct ConsumerCacheline {
     /// Id == 0 : never connected
     /// Id == usize::MAX: disconnected
     producer_id: AtomicUsize,
+    /// ferrokey patch: set by a producer that found the queue full and waits for
+    /// room; the consumer wakes it only then (upstream woke the producer's
+    /// executor after every pop, an eventfd write and a spurious wake-up when it
+    /// was parked).
+    room_wanted: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -124,6 +129,21 @@ unsafe impl<T: Send> Send for Consumer<T> {}
 unsafe impl<T: Send> Send for Producer<T> {}
 
 impl<T> Buffer<T> {
+    /// ferrokey patch: the producer found the queue full. It checks for room
+    /// again after this (Dekker with `take_room_wanted`).
+    fn want_room(&self) {
+        self.ccache.room_wanted.store(true, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
+    }
+
+    /// ferrokey patch: after a pop, whether a producer waits for room (and
+    /// must be woken); clears the request.
+    fn take_room_wanted(&self) -> bool {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        self.ccache.room_wanted.load(Ordering::Relaxed)
+            && self.ccache.room_wanted.swap(false, Ordering::SeqCst)
+    }
+
     /// Attempt to pop a value off the buffer.
     ///
     /// If the buffer is empty, this method will not block. Instead, it will
@@ -257,6 +277,7 @@ fn inner_make<T>(capacity: usize, initial_value: usize) -> (Producer<T>, Consume
         ccache: ConsumerCacheline {
             head: AtomicUsize::new(initial_value),
             producer_id: AtomicUsize::new(0),
+            room_wanted: AtomicBool::new(false),
         },
         _marker: PhantomData,
     });
@@ -357,6 +378,12 @@ impl<T> Producer<T> {
     pub fn free_space(&self) -> usize {
         self.capacity() - self.size()
     }
+
+    /// ferrokey patch: records that this producer waits for room; check
+    /// `free_space` again afterwards.
+    pub(crate) fn want_room(&self) {
+        self.buffer.want_room()
+    }
 }
 
 impl<T> BufferHalf for Consumer<T> {
@@ -398,6 +425,11 @@ impl<T> Consumer<T> {
     /// return `Some(v)`, where `v` is the value being popped off the queue.
     pub fn try_pop(&self) -> Option<T> {
         (*self.buffer).try_pop()
+    }
+
+    /// ferrokey patch: after a pop, whether the producer waits for room.
+    pub(crate) fn take_room_wanted(&self) -> bool {
+        self.buffer.take_room_wanted()
     }
 }
 

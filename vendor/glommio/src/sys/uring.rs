@@ -704,6 +704,14 @@ pub(crate) trait UringCommon {
         self.consume_sqe_queue(&mut queue.submissions, true)
     }
 
+    /// ferrokey patch: moves queued requests into the ring's SQ without entering the
+    /// kernel (unless the SQ is full): whatever enters next submits them.
+    fn prepare_submission_queue(&mut self) -> io::Result<usize> {
+        let q = self.submission_queue();
+        let mut queue = q.borrow_mut();
+        self.consume_sqe_queue(&mut queue.submissions, false)
+    }
+
     fn consume_completion_queue(&mut self, woke: &mut usize) -> usize {
         let mut completed = 0;
         loop {
@@ -896,6 +904,8 @@ impl UringCommon for PollRing {
 
 struct SleepableRing {
     ring: iou::IoUring,
+    /// ferrokey patch: the user data of the last ring link this ring slept with.
+    link_user_data: u64,
     size: usize,
     submission_queue: ReactorQueue,
     name: &'static str,
@@ -929,6 +939,7 @@ impl SleepableRing {
         };
         Ok(SleepableRing {
             ring,
+            link_user_data: 0,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
@@ -1076,10 +1087,15 @@ impl SleepableRing {
                 &mut self.source_map.borrow_mut(),
             );
 
+            // ferrokey patch: prepared, not submitted: the latency ring's next entry
+            // submits it, at the latest the one that sleeps (`Reactor::wait`). Upstream
+            // entered the kernel for it alone after every wake-up by a remote executor.
+            // Remote executors write the eventfd only while we sleep or are about to,
+            // so a read not yet submitted while we run loses nothing.
             match &mut *eventfd_src.source_type_mut() {
                 SourceType::ForeignNotifier(_, installed) => {
-                    *installed = self.submit_sqes().is_ok();
-                    *installed
+                    *installed = true;
+                    true
                 }
                 _ => unreachable!("Expected ForeignNotifier source type"),
             }
@@ -1088,22 +1104,33 @@ impl SleepableRing {
         }
     }
 
-    fn sleep(&mut self, link: &Source) -> io::Result<usize> {
-        assert_eq!(
-            self.waiting_kernel_submission(),
-            0,
-            "sleeping with pending SQEs"
-        );
-        if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
-            let sqe_ptr = unsafe { sqe.raw_mut() as *mut _ };
+    /// ferrokey patch: submits everything prepared on this ring, with `link` (a poll
+    /// of the other sleepable ring's fd, when one is not already in the kernel), and
+    /// sleeps until a completion arrives, in one `io_uring_enter`.
+    fn sleep(&mut self, link: Option<&Source>) -> io::Result<usize> {
+        if let Some(link) = link {
+            let mut sq = self.ring.sq();
+            let Some(mut sqe) = sq.prepare_sqe() else {
+                drop(sq);
+                // Can't link rings because we ran out of `SQE`s. Just can't sleep.
+                // Submit what we have, once we're out of here we'll consume them
+                // and at some point will be able to sleep again.
+                return self
+                    .submit_sqes()
+                    .or_else(Reactor::busy_ok)
+                    .or_else(Reactor::again_ok)
+                    .or_else(Reactor::intr_ok);
+            };
+            let user_data = to_user_data(
+                self.source_map
+                    .borrow_mut()
+                    .add_source(link, self.submission_queue.clone()),
+            );
+            self.link_user_data = user_data;
             let op = UringDescriptor {
                 fd: link.raw(),
                 flags: SubmissionFlags::empty(),
-                user_data: to_user_data(
-                    self.source_map
-                        .borrow_mut()
-                        .add_source(link, self.submission_queue.clone()),
-                ),
+                user_data,
                 args: UringOpDescriptor::PollAdd(common_flags() | read_flags()),
             };
             fill_sqe(
@@ -1112,42 +1139,25 @@ impl SleepableRing {
                 DmaBuffer::new,
                 &mut self.source_map.borrow_mut(),
             );
-
-            // We have now prepared the SQE that links the two rings. We now need to submit
-            // it successfully to be able to safely sleep.
-
-            if self
-                .submit_sqes()
-                .or_else(Reactor::busy_ok)
-                .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)?
-                != 1
-            {
-                // We failed to submit the `SQE` that links the rings. Just can't sleep.
-                // Waiting here is unsafe because we could end up waiting much longer than
-                // needed.
-                // We make the SQE a no-op and return
-                unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
-                Err(io::Error::from_raw_os_error(libc::EBUSY))
-            } else {
-                // The rings are linked. Goodnight!
-                self.ring
-                    .cq()
-                    .wait(1)
-                    .map(|_| 1)
-                    .or_else(Reactor::busy_ok)
-                    .or_else(Reactor::again_ok)
-                    .or_else(Reactor::intr_ok)
-            }
-        } else {
-            // Can't link rings because we ran out of `CQE`s. Just can't sleep.
-            // Submit what we have, once we're out of here we'll consume them
-            // and at some point will be able to sleep again.
-            self.submit_sqes()
-                .or_else(Reactor::busy_ok)
-                .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)
         }
+        // The kernel submits before it waits, and returns without waiting when it
+        // could not submit everything; what is left is submitted by the next entry.
+        let submitted = self
+            .ring
+            .submit_sqes_and_wait(1)
+            .map(|n| n as usize)
+            .or_else(Reactor::busy_ok)
+            .or_else(Reactor::again_ok)
+            .or_else(Reactor::intr_ok)?;
+        self.in_kernel += submitted;
+        Ok(submitted)
+    }
+
+    /// ferrokey patch: nothing queued here waits for a free SQE and no completion
+    /// waits to be reaped: the ring can be slept on (requests already in the SQ are
+    /// submitted by the sleep itself).
+    fn can_sleep_on(&self) -> bool {
+        self.submission_queue.borrow().is_empty() && self.waiting_kernel_collection() == 0
     }
 }
 
@@ -1210,10 +1220,10 @@ impl UringCommon for SleepableRing {
         let source_map = self.source_map.clone();
         process_one_event(
             self.ring.peek_for_cqe(),
-            |source| match source.source_type {
-                SourceType::LinkRings => Some(()),
-                _ => None,
-            },
+            // ferrokey patch: a ring link's completion is recorded like any other
+            // (upstream skipped it): the reactor keeps its link in the kernel across
+            // sleeps and must see when it has fired.
+            |_| None,
             |mut src, res| {
                 record_stats(self, &mut src, &res);
                 if let SourceType::ForeignNotifier(_, installed) = &mut src.source_type {
@@ -1265,8 +1275,16 @@ pub(crate) struct Reactor {
     latency_ring: RefCell<SleepableRing>,
     poll_ring: RefCell<PollRing>,
 
-    /// ferrokey patch: the armed latency-ring timer and when it fires.
+    /// ferrokey patch: the armed latency-ring preemption timer and when it fires.
     latency_preemption_timeout_src: Cell<Option<(Source, Instant)>>,
+    /// ferrokey patch: the latency-ring timer armed for the next user timer
+    /// before parking, and when it fires. Kept apart from the preemption timer so
+    /// that parking never cancels it and waking never has to re-arm it.
+    user_timeout_src: Cell<Option<(Source, Instant)>>,
+    /// ferrokey patch: the latency ring's poll of the main ring's fd, which wakes a
+    /// sleeping executor when main-ring I/O completes. Kept in the kernel across
+    /// sleeps until it fires.
+    main_ring_link_src: Cell<Option<Source>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1292,6 +1310,35 @@ pub(crate) fn common_flags() -> PollFlags {
 /// Epoll flags for all possible readability events.
 pub(crate) fn read_flags() -> PollFlags {
     PollFlags::POLLIN | PollFlags::POLLPRI
+}
+
+/// ferrokey patch: how much later than wanted an armed latency-ring timer may fire
+/// and still be kept rather than replaced (a replacement costs a cancellation and
+/// a spurious wake of the ring; glommio's timers are not this precise anyway).
+const TIMER_SLACK: Duration = Duration::from_micros(50);
+
+/// ferrokey patch: when the latency-ring timer in `slot` fires, if it has not yet.
+fn live_deadline(slot: &Cell<Option<(Source, Instant)>>) -> Option<Instant> {
+    let timer = slot.take();
+    let deadline = match &timer {
+        Some((src, at)) if src.result().is_none() => Some(*at),
+        _ => None,
+    };
+    slot.set(timer);
+    deadline
+}
+
+/// ferrokey patch: replaces the latency-ring timer in `slot` (cancelling it if
+/// live) with one that fires after `dur`.
+fn arm_timer(
+    slot: &Cell<Option<(Source, Instant)>>,
+    lat_ring: &mut SleepableRing,
+    dur: Duration,
+    now: Instant,
+) {
+    drop(slot.take());
+    let src = lat_ring.prepare_latency_preemption_timer(dur);
+    slot.set(Some((src, now + dur)));
 }
 
 macro_rules! consume_rings {
@@ -1386,7 +1433,9 @@ impl Reactor {
             },
         }
 
-        let link_fd = latency_ring.ring_fd();
+        // ferrokey patch: executors sleep on the latency ring (where timers, remote
+        // wake-ups and preemption land), polling the main ring's fd from there.
+        let link_fd = main_ring.ring_fd();
 
         let eventfd_src = Source::new(
             IoRequirements::default(),
@@ -1405,6 +1454,8 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            user_timeout_src: Cell::new(None),
+            main_ring_link_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1780,23 +1831,39 @@ impl Reactor {
     /// what we do is we take advantage of the fact that the ring's `ring_fd` is
     /// pollable and register a `POLL_ADD` event into the ring we will wait on.
     ///
-    /// We may not be able to register an `SQE` at this point, so we return an
-    /// Error and will just not sleep.
+    /// ferrokey patch: we sleep on the latency ring, which timers and remote
+    /// wake-ups complete on directly, and whose requests prepared since the last
+    /// entry (the eventfd read, a user timer) go to the kernel with the sleep
+    /// itself; the poll of the main ring stays in the kernel until it fires.
     fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
-        let link_rings = Source::new(
-            IoRequirements::default(),
-            self.link_fd,
-            SourceType::LinkRings,
-            None,
-            None,
-        );
-        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
+        let link = self.main_ring_link_src.take();
+        let link = match link {
+            Some(src) if src.result().is_none() => src,
+            _ => {
+                let src = Source::new(
+                    IoRequirements::default(),
+                    self.link_fd,
+                    SourceType::LinkRings,
+                    None,
+                    None,
+                );
+                let slept = ring.sleep(Some(&src));
+                self.main_ring_link_src.set(Some(src));
+                return slept.or_else(Self::busy_ok).map(|_| {});
+            }
+        };
+        let slept = ring.sleep(None);
+        self.main_ring_link_src.set(Some(link));
+        slept.or_else(Self::busy_ok).map(|_| {})
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
         self.poll_ring.borrow_mut().poll(woke)?;
         self.main_ring.borrow_mut().poll(woke)?;
-        self.latency_ring.borrow_mut().poll(woke)?;
+        // ferrokey patch: the latency ring's prepared requests wait for the next
+        // `wait`, which always follows (to park, or to poll with a preemption timer):
+        // reaping its completions needs no entry.
+        self.latency_ring.borrow_mut().consume_completion_queue(woke);
         *woke += self.flush_syscall_thread();
         Ok(())
     }
@@ -1900,16 +1967,28 @@ impl Reactor {
         flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
         // ... which happens right here. If you ever reorder this code just
         // be careful about this dependency.
-        flush_rings!(lat_ring, poll_ring, main_ring)?;
+        // ferrokey patch: when parking, the latency ring's requests are only prepared:
+        // the sleep on that ring submits them (one entry instead of two).
+        let parking = preempt_timer().is_none();
+        flush_rings!(poll_ring, main_ring)?;
+        if parking {
+            lat_ring
+                .prepare_submission_queue()
+                .or_else(Reactor::busy_ok)
+                .or_else(Reactor::again_ok)
+                .or_else(Reactor::intr_ok)?;
+        } else {
+            flush_rings!(lat_ring)?;
+        }
         // pick up the results of any cancellations
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
         // If we generated any event so far, we can't sleep. Need to handle them.
-        let should_sleep = preempt_timer().is_none()
+        let mut should_sleep = parking
             && (woke == 0)
             && poll_ring.can_sleep()
             && main_ring.can_sleep()
-            && lat_ring.can_sleep();
+            && lat_ring.can_sleep_on();
 
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
@@ -1919,15 +1998,33 @@ impl Reactor {
                 // consumed, since the top of this call. Trusting a deadline read before
                 // that would park with no timer at all (ferrokey-benchmark stalled for
                 // good about once in 100,000 timed connections).
-                if self
-                    .live_latency_deadline()
-                    .map_or(true, |at| at > now + dur)
-                {
-                    self.arm_latency_timer(&mut lat_ring, dur, now);
+                //
+                // Any live latency-ring timer due by then wakes us in time: the
+                // preemption timer is not cancelled for a user timer, and a user timer
+                // armed for the same deadline on an earlier park is kept (`dur` is
+                // measured from a slightly different instant each time, hence the slack;
+                // re-arming on every park for a few nanoseconds' difference cancelled a
+                // timer each time, whose completions woke the ring we were about to sleep
+                // on: three park attempts per wake-up).
+                let wanted = now + dur + TIMER_SLACK;
+                let covered = [&self.latency_preemption_timeout_src, &self.user_timeout_src]
+                    .into_iter()
+                    .filter_map(live_deadline)
+                    .any(|at| at <= wanted);
+                if !covered {
+                    // Prepared here, submitted by the sleep.
+                    arm_timer(&self.user_timeout_src, &mut lat_ring, dur, now);
                     flush_cancellations!(into &mut 0; lat_ring);
-                    assert!(flush_rings!(lat_ring)? > 0);
+                    lat_ring
+                        .prepare_submission_queue()
+                        .or_else(Reactor::busy_ok)
+                        .or_else(Reactor::again_ok)
+                        .or_else(Reactor::intr_ok)?;
+                    should_sleep = lat_ring.can_sleep_on();
                 }
             }
+        }
+        if should_sleep {
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
             // last time until now it could be that something happened in a remote executor
@@ -1939,27 +2036,30 @@ impl Reactor {
             // interrupted every other core of the process each time an executor went to sleep.
             std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             let events = process_remote_channels() + self.flush_syscall_thread();
-            if events == 0 {
-                if self.eventfd_src.is_installed().unwrap() {
-                    self.link_rings_and_sleep(&mut main_ring)
-                        .expect("some error");
-                    // May have new cancellations related to the link ring fd.
-                    flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
-                    flush_rings!(lat_ring, poll_ring, main_ring)?;
-                    consume_rings!(into &mut 0; lat_ring, poll_ring, main_ring);
-                }
-                // Woke up, so no need to notify us anymore.
-                self.notifier.wake_up();
+            if events == 0 && self.eventfd_src.is_installed().unwrap() {
+                self.link_rings_and_sleep(&mut lat_ring)
+                    .expect("some error");
+                // May have new cancellations related to the link ring fd.
+                flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
+                flush_rings!(lat_ring, poll_ring, main_ring)?;
+                consume_rings!(into &mut 0; lat_ring, poll_ring, main_ring);
             }
+            // Awake (or never slept: ferrokey patch, upstream left the flag set then,
+            // and the next message from a remote executor wrote the eventfd for nothing).
+            self.notifier.wake_up();
+        }
+        // ferrokey patch: what was prepared on the latency ring for a sleep that did
+        // not happen goes to the kernel now.
+        if lat_ring.needs_kernel_enter() {
+            flush_rings!(lat_ring)?;
         }
 
         if let Some(preempt) = preempt_timer() {
             let now = Instant::now();
-            if self
-                .live_latency_deadline()
-                .map_or(true, |at| at > now + preempt)
+            if live_deadline(&self.latency_preemption_timeout_src)
+                .map_or(true, |at| at > now + preempt + TIMER_SLACK)
             {
-                self.arm_latency_timer(&mut lat_ring, preempt, now);
+                arm_timer(&self.latency_preemption_timeout_src, &mut lat_ring, preempt, now);
                 flush_cancellations!(into &mut 0; lat_ring);
                 flush_rings!(lat_ring, main_ring)?;
             }
@@ -1975,28 +2075,35 @@ impl Reactor {
         Ok(should_sleep)
     }
 
-    /// ferrokey patch: when the armed latency-ring timer fires, if it has not yet.
-    fn live_latency_deadline(&self) -> Option<Instant> {
-        let timer = self.latency_preemption_timeout_src.take();
-        let deadline = match &timer {
-            Some((src, at)) if src.result().is_none() => Some(*at),
-            _ => None,
-        };
-        self.latency_preemption_timeout_src.set(timer);
-        deadline
-    }
-
-    /// ferrokey patch: replaces the latency-ring timer (cancelling a live one)
-    /// with one that fires after `dur`.
-    fn arm_latency_timer(&self, lat_ring: &mut SleepableRing, dur: Duration, now: Instant) {
-        drop(self.latency_preemption_timeout_src.take());
-        let src = lat_ring.prepare_latency_preemption_timer(dur);
-        self.latency_preemption_timeout_src
-            .set(Some((src, now + dur)));
-    }
-
     pub(crate) fn flush_syscall_thread(&self) -> usize {
         self.blocking_thread.flush()
+    }
+
+    /// ferrokey patch: whether the one completion waiting on the latency ring, at
+    /// `head`, is the poll of the main ring that the last sleep left in the kernel.
+    /// Main-ring I/O completing while tasks run fires it; that is no reason to
+    /// preempt them (upstream's link lived only while the executor slept), and
+    /// preempting there cut every busy pass short.
+    pub(crate) fn only_link_pending(&self, head: u32, tail: u32) -> bool {
+        if tail.wrapping_sub(head) != 1 {
+            return false;
+        }
+        let link = self.main_ring_link_src.take();
+        let live = link.as_ref().is_some_and(|src| src.result().is_none());
+        self.main_ring_link_src.set(link);
+        let Ok(lat_ring) = self.latency_ring.try_borrow() else {
+            return false;
+        };
+        if !live || lat_ring.link_user_data == 0 {
+            return false;
+        }
+        let cq = &lat_ring.ring.raw().cq;
+        // SAFETY: `head` != `tail`, so the entry at `head` is posted, and the
+        // kernel does not touch posted entries until we advance the head.
+        unsafe {
+            let cqe = &*cq.cqes.add((head & *cq.kring_mask) as usize);
+            cqe.user_data == lat_ring.link_user_data
+        }
     }
 
     pub(crate) fn preempt_pointers(&self) -> (*const u32, *const u32) {
