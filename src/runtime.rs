@@ -109,14 +109,19 @@ pub fn run(
     probe_exclusive(addrs.into_iter().map(|(a, _, optional)| (a, optional))).map_err(StartError::Address)?;
     let cpus = choose_cpus(&config)?;
     let cores: Vec<CoreInfo> = cpus.iter().enumerate().map(|(shard, &cpu)| CoreInfo { shard, cpu }).collect();
-    let mut global = Global::new(config.clone(), cores.clone(), tls.clone());
+    // Every core runs commands from this one registry; the users table names its commands,
+    // so it comes first.
+    let _ = crate::engine::command::install(crate::cmd::commands());
+    let users = crate::engine::acl::Users::new(
+        crate::engine::command::registry().acl_catalog(),
+        config.requirepass.as_bytes(),
+    );
+    let mut global = Global::new(config.clone(), cores.clone(), tls.clone(), users);
     // Absolute, as Redis shows it (and as a restart from another directory needs it).
     global.config_file = config_file
         .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.to_owned()).display().to_string())
         .unwrap_or_default();
     let global = Arc::new(global);
-    // Every core runs commands from this one registry.
-    let _ = crate::engine::command::install(crate::cmd::commands());
     global.set_reconfigure(Box::new(reconfigure(tls.clone(), set_level)));
     watch_signals(global.clone());
     watch_tls_files(global.clone());

@@ -117,9 +117,6 @@ pub(crate) fn commands() -> Vec<Command> {
     ]
 }
 
-/// `-WRONGPASS ...`
-const WRONGPASS: CmdError = CmdError::msg("WRONGPASS invalid username-password pair or user is disabled.");
-
 /// PING [message]; in RESP2 with subscriptions, `["pong", message]`, as Redis replies there.
 fn ping(s: &Session, args: &[Bytes]) -> CmdResult {
     if args.len() > 2 {
@@ -135,17 +132,28 @@ fn ping(s: &Session, args: &[Bytes]) -> CmdResult {
     })
 }
 
-/// Checks a username and password against `requirepass` (the only user is `default`).
-fn check_password(s: &Session, user: &[u8], pass: &[u8]) -> bool {
-    let required = s.core.config().requirepass.clone();
-    user == b"default" && (required.is_empty() || pass == required.as_bytes())
+/// Authenticates the session as `user` if `pass` is its password and it is on; a failure is
+/// logged (ACL LOG) under `by`, the command as typed.
+fn log_in(s: &mut Session, by: &Bytes, user: &[u8], pass: &[u8]) -> Result<(), CmdError> {
+    let users = &s.core.global.users;
+    let generation = users.generation();
+    match users.get(user) {
+        Some(u) if u.password_ok(pass) => {
+            s.log_in(u, generation);
+            Ok(())
+        }
+        _ => {
+            s.log_acl(crate::engine::acl::What::Auth, by.clone(), Bytes::copy_from_slice(user));
+            Err(CmdError::WrongPass)
+        }
+    }
 }
 
 /// AUTH [username] password
 fn auth(s: &mut Session, args: &[Bytes]) -> CmdResult {
     let (user, pass) = match args {
         [_, pass] => {
-            if s.core.config().requirepass.is_empty() {
+            if s.core.global.users.default_user().nopass {
                 return Err(CmdError::msg(
                     "ERR AUTH <password> called without any password configured for the default \
                      user. Are you sure your configuration is correct?",
@@ -156,10 +164,7 @@ fn auth(s: &mut Session, args: &[Bytes]) -> CmdResult {
         [_, user, pass] => (&user[..], pass),
         _ => return Err(CmdError::Syntax),
     };
-    if !check_password(s, user, pass) {
-        return Err(WRONGPASS);
-    }
-    s.authed = true;
+    log_in(s, &args[0], user, pass)?;
     Ok(Reply::Ok)
 }
 
@@ -191,8 +196,7 @@ fn hello(s: &mut Session, args: &[Bytes]) -> CmdResult {
         }
     }
     match auth {
-        Some((user, pass)) if !check_password(s, user, pass) => return Err(WRONGPASS),
-        Some(_) => s.authed = true,
+        Some((user, pass)) => log_in(s, &args[0], user, pass)?,
         None if !s.authed => {
             return Err(CmdError::msg(
                 "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
@@ -248,7 +252,7 @@ async fn reset(s: &mut Session) -> CmdResult {
     s.resp3 = false;
     s.client.resp.set(2);
     s.client.name.borrow_mut().clear();
-    s.authed = s.core.config().requirepass.is_empty();
+    s.log_out();
     Ok(Reply::status("RESET"))
 }
 
@@ -434,6 +438,7 @@ struct KillFilter {
     max_age: Option<u64>,
     skip: Option<u64>,
     kind: Option<ClientType>,
+    user: Option<Bytes>,
 }
 
 /// A client's type, as CLIENT KILL TYPE and CLIENT LIST TYPE name it.
@@ -493,9 +498,10 @@ async fn client_kill(s: &mut Session, args: &[Bytes]) -> CmdResult {
                     }
                 }
                 () if is(opt, "user") => {
-                    if !is(v, "default") {
-                        return Ok(Reply::Int(0));
+                    if s.core.global.users.get(v).is_none() {
+                        return Err(CmdError::text(format!("ERR No such user '{}'", text(v))));
                     }
+                    f.user = Some(v.clone());
                 }
                 () if is(opt, "type") => {
                     f.kind = Some(match () {
@@ -522,6 +528,7 @@ async fn client_kill(s: &mut Session, args: &[Bytes]) -> CmdResult {
                     && f.laddr.as_ref().is_none_or(|a| c.laddr.to_string() == *a)
                     && f.max_age.is_none_or(|age| c.idle_secs() >= age)
                     && f.kind.is_none_or(|k| k == ClientType::of(c))
+                    && f.user.as_ref().is_none_or(|u| *c.user.borrow() == *u)
                     && f.skip != Some(c.id);
                 if matches {
                     c.kill();

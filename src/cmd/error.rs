@@ -60,6 +60,18 @@ pub(crate) enum CmdError {
     /// A password is required first.
     #[error("NOAUTH Authentication required.")]
     NoAuth,
+    /// AUTH or HELLO AUTH with a wrong password, an unknown user or a user that is off.
+    #[error("WRONGPASS invalid username-password pair or user is disabled.")]
+    WrongPass,
+    /// The user may not run this command (its full name, `client|kill` for a subcommand).
+    #[error("NOPERM this user has no permissions to run the '{0}' command")]
+    NoPermCommand(String),
+    /// The user may not access one of the request's keys.
+    #[error("NOPERM this user has no permissions to access one of the keys used as arguments")]
+    NoPermKey,
+    /// The user may not access one of the request's channels.
+    #[error("NOPERM this user has no permissions to access one of the channels used as arguments")]
+    NoPermChannel,
     /// MULTI refuses this command.
     #[error("ERR Command not allowed inside a transaction")]
     NotInMulti,

@@ -3,6 +3,7 @@
 
 use crate::engine::command::Commands;
 
+pub(crate) mod acl;
 pub(crate) mod args;
 pub(crate) mod block;
 pub(crate) mod command;
@@ -33,6 +34,7 @@ pub(crate) fn commands() -> Commands {
     Commands::new(
         [
             connection::commands(),
+            acl::commands(),
             transaction::commands(),
             pubsub::commands(),
             server::commands(),

@@ -831,6 +831,7 @@ pub(crate) async fn replay(core: Rc<Core>, mut batches: ReplayReceiver) {
     let mut session = Session::new(core.clone(), client);
     session.replaying = true;
     session.authed = true;
+    session.superuser = true;
     let mut out = BytesMut::new();
     while let Some(mut batch) = batches.next().await {
         crate::facade::Service::call(&mut session, &mut batch, &mut out).await;

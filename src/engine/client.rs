@@ -40,6 +40,8 @@ pub(crate) struct Client {
     last_active: Cell<Instant>,
     /// CLIENT SETNAME.
     pub(crate) name: RefCell<String>,
+    /// The ACL user it is authenticated as (`default` until AUTH).
+    pub(crate) user: RefCell<bytes::Bytes>,
     /// CLIENT SETINFO LIB-NAME / LIB-VER.
     pub(crate) lib: RefCell<(String, String)>,
     /// Selected database.
@@ -115,6 +117,7 @@ impl Client {
             created: now,
             last_active: Cell::new(now),
             name: RefCell::default(),
+            user: RefCell::new(bytes::Bytes::from_static(b"default")),
             lib: RefCell::default(),
             db: Cell::new(0),
             resp: Cell::new(2),
@@ -338,7 +341,7 @@ impl Client {
             s,
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={channels} \
              psub={patterns} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} \
-             rbp={} obl={} oll=0 omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={} \
+             rbp={} obl={} oll=0 omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={} \
              lib-name={} lib-ver={} core={} tls={} tls-version={} tls-cipher={} tls-cn={}",
             self.id,
             self.addr,
@@ -361,6 +364,7 @@ impl Client {
             self.memory(),
             if self.output_pending() > 0 { "rw" } else { "r" },
             self.last_cmd.get(),
+            String::from_utf8_lossy(&self.user.borrow()),
             self.resp.get(),
             lib_name,
             lib_ver,

@@ -328,6 +328,23 @@ impl Command {
         Keys::Range((first as usize..end as usize).step_by(step.max(1) as usize))
     }
 
+    /// A request for this command as an ACL check sees it, with its keys.
+    #[must_use]
+    pub(crate) fn acl_request<'a>(
+        &'a self,
+        args: &'a [Bytes],
+        keys: &'a [(usize, KeyFlags)],
+    ) -> crate::engine::acl::Request<'a> {
+        crate::engine::acl::Request {
+            id: self.id,
+            full_name: &self.full_name,
+            is_subcommand: self.full_name.contains('|'),
+            no_auth: self.flags.contains(crate::engine::spec::flag::NO_AUTH),
+            args,
+            keys,
+        }
+    }
+
     /// The keys of `args` with what is done with each (COMMAND GETKEYSANDFLAGS); `None` when
     /// the arguments do not fit the key specs.
     #[must_use]
@@ -459,6 +476,22 @@ impl Commands {
             None => Some(cmd),
             Some(j) => cmd.subcommands.get(j),
         }
+    }
+
+    /// What ACL rules need to know of every command and subcommand.
+    #[must_use]
+    pub(crate) fn acl_catalog(&self) -> crate::engine::acl::Catalog {
+        let entries = (0..self.ids.len())
+            .filter_map(|id| self.by_id(id))
+            .map(|c| crate::engine::acl::CatalogEntry {
+                id: c.id,
+                full_name: c.full_name.clone(),
+                acl: c.acl,
+                subcommands: c.subcommands.iter().map(|s| s.id).collect(),
+                is_subcommand: c.full_name.contains('|'),
+            })
+            .collect();
+        crate::engine::acl::Catalog::new(entries)
     }
 
     /// The top-level commands.

@@ -44,6 +44,20 @@ impl Session {
             if !self.authed && !cmd.flags.contains(crate::engine::spec::flag::NO_AUTH) {
                 return Err(CmdError::NoAuth);
             }
+            if !self.superuser {
+                if !self.refresh_user() {
+                    return Err(CmdError::NoAuth);
+                }
+                if !self.user.unrestricted() {
+                    let keys = if cmd.keys.is_empty() {
+                        Vec::new()
+                    } else {
+                        cmd.keys_and_flags(args).unwrap_or_default()
+                    };
+                    let req = cmd.acl_request(args, &keys);
+                    crate::engine::acl::check(&self.user, &req).map_err(|d| self.denied(cmd, args, d))?;
+                }
+            }
             let writes = cmd.flags.contains(crate::engine::spec::flag::WRITE);
             if !self.replaying {
                 if self.core.global.bgsave_failed()
@@ -107,6 +121,37 @@ impl Session {
             self.core.local().commands.borrow_mut().rejected(id, &Reply::from(e.clone()));
         }
         checked
+    }
+
+    /// Logs an ACL denial (ACL LOG) and gives its error.
+    fn denied(&self, cmd: &Command, args: &[Bytes], d: crate::engine::acl::Denial) -> CmdError {
+        use crate::engine::acl::{Reason, What};
+        let (reason, object, error) = match d.reason {
+            Reason::Command => (
+                What::Command,
+                Bytes::from(cmd.full_name.clone()),
+                CmdError::NoPermCommand(cmd.full_name.clone()),
+            ),
+            Reason::Key => (What::Key, args[d.pos].clone(), CmdError::NoPermKey),
+            Reason::Channel => (What::Channel, args[d.pos].clone(), CmdError::NoPermChannel),
+        };
+        self.log_acl(reason, object, self.user.name.clone());
+        error
+    }
+
+    /// Adds an ACL LOG entry for this client.
+    pub(crate) fn log_acl(&self, reason: crate::engine::acl::What, object: Bytes, username: Bytes) {
+        let entry = crate::engine::acl::Entry {
+            count: 1,
+            reason,
+            context: if self.multi.is_some() { "multi" } else { "toplevel" },
+            object,
+            username,
+            at_ms: crate::engine::shard::now_ms(),
+            client_info: self.client.info_line(),
+        };
+        let max = self.core.with_config(|c| c.acllog_max_len) as usize;
+        self.core.global.users.log(entry, max);
     }
 
     /// Whether memory is over `maxmemory` now.

@@ -36,6 +36,8 @@ pub(crate) struct Global {
     bound: Vec<AtomicU64>,
     /// The TLS configuration new handshakes use, shared by every core.
     pub(crate) tls: Arc<crate::facade::tls::TlsSlot>,
+    /// The ACL users.
+    pub(crate) users: crate::engine::acl::Users,
     config: RwLock<Arc<Config>>,
     config_version: AtomicU64,
     next_client_id: AtomicU64,
@@ -110,7 +112,12 @@ struct Counter {
 impl Global {
     /// Shared state for a server with `config` running on `cores`.
     #[must_use]
-    pub(crate) fn new(config: Config, cores: Vec<CoreInfo>, tls: Arc<crate::facade::tls::TlsSlot>) -> Global {
+    pub(crate) fn new(
+        config: Config,
+        cores: Vec<CoreInfo>,
+        tls: Arc<crate::facade::tls::TlsSlot>,
+        users: crate::engine::acl::Users,
+    ) -> Global {
         let seed = crate::num::splitmix(
             SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
                 ^ u64::from(std::process::id()),
@@ -123,6 +130,7 @@ impl Global {
         );
         let (max_bulk, latency_tracking) = (config.proto_max_bulk_len.0, config.latency_tracking);
         Global {
+            users,
             journal: Arc::new(crate::engine::journal::Journal::new(cores.len())),
             reconfigure: OnceLock::new(),
             listen_generation: AtomicU64::new(0),
@@ -204,6 +212,9 @@ impl Global {
             None => Box::new(|| {}),
         };
         let rebind = (next.port, next.tls_port, &next.bind) != (guard.port, guard.tls_port, &guard.bind);
+        if next.requirepass != guard.requirepass {
+            self.users.set_requirepass(next.requirepass.as_bytes());
+        }
         self.max_bulk.store(next.proto_max_bulk_len.0, Ordering::Relaxed);
         self.maxmemory.store(next.maxmemory.0, Ordering::Relaxed);
         self.clients_limit.store(next.maxmemory_clients.bytes(next.maxmemory.0), Ordering::Relaxed);

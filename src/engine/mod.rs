@@ -2,6 +2,7 @@
 //! sessions that coordinate commands, blocked clients and watched keys. Knows nothing of
 //! sockets or TLS, and no command family: commands reach it as [`command::Command`]s.
 
+pub(crate) mod acl;
 pub(crate) mod aof;
 pub(crate) mod backlog;
 pub(crate) mod blocking;

@@ -550,6 +550,7 @@ impl Link {
         let mut session = Session::new(core.clone(), client);
         session.replaying = true;
         session.authed = true;
+        session.superuser = true;
         session.db = core.global.replication().master.as_ref().map_or(0, |m| m.db);
         let mut parser = RequestParser::new();
         let limits = Limits { max_bulk: 1 << 32, max_multibulk: i32::MAX as u64 };

@@ -44,8 +44,15 @@ pub(crate) struct Session {
     pub(crate) db: usize,
     /// Whether the client speaks RESP3.
     pub(crate) resp3: bool,
-    /// Whether the client has authenticated (always, when there is no password).
+    /// Whether the client has authenticated (always, when the default user needs no password).
     pub(crate) authed: bool,
+    /// The ACL user it runs as, as of [`Session::acl_generation`].
+    pub(crate) user: std::sync::Arc<crate::engine::acl::User>,
+    /// The users table's generation when `user` was read.
+    pub(crate) acl_generation: u64,
+    /// An internal session (AOF replay, the link to a primary): ACLs do not apply, as Redis's
+    /// clients with no user.
+    pub(crate) superuser: bool,
     /// Set by QUIT, SHUTDOWN and CLIENT KILL of itself: close after this batch's replies.
     pub(crate) closing: bool,
     /// Commands queued since MULTI, and whether one of them failed to queue.
@@ -79,13 +86,18 @@ impl Session {
     #[must_use]
     pub(crate) fn new(core: Rc<Core>, client: Rc<Client>) -> Session {
         let shards = core.router.shards();
-        let authed = core.config().requirepass.is_empty();
+        let acl_generation = core.global.users.generation();
+        let user = core.global.users.default_user();
+        let authed = user.nopass && user.enabled;
         Session {
             core,
             client,
             db: 0,
             resp3: false,
             authed,
+            user,
+            acl_generation,
+            superuser: false,
             closing: false,
             multi: None,
             exec_tx: None,
@@ -98,6 +110,46 @@ impl Session {
             wrote: false,
             replconf: crate::engine::replication::ReplConf::default(),
             handover: None,
+        }
+    }
+
+    /// Authenticates the session as `user` (read at `generation`).
+    pub(crate) fn log_in(&mut self, user: std::sync::Arc<crate::engine::acl::User>, generation: u64) {
+        *self.client.user.borrow_mut() = user.name.clone();
+        self.user = user;
+        self.acl_generation = generation;
+        self.authed = true;
+    }
+
+    /// Back to the default user, authenticated only if it needs no password (a new
+    /// connection's state, and RESET's).
+    pub(crate) fn log_out(&mut self) {
+        let users = &self.core.global.users;
+        self.acl_generation = users.generation();
+        self.user = users.default_user();
+        self.authed = self.user.nopass && self.user.enabled;
+        *self.client.user.borrow_mut() = self.user.name.clone();
+    }
+
+    /// Picks up a change to the users table; `false` if the session's user was deleted
+    /// (the connection then closes, as Redis disconnects a deleted user's clients).
+    pub(crate) fn refresh_user(&mut self) -> bool {
+        let users = &self.core.global.users;
+        let generation = users.generation();
+        if generation == self.acl_generation {
+            return true;
+        }
+        self.acl_generation = generation;
+        match users.get(&self.user.name) {
+            Some(user) => {
+                self.user = user;
+                true
+            }
+            None => {
+                self.closing = true;
+                self.client.kill();
+                false
+            }
         }
     }
 

@@ -168,8 +168,9 @@ mod tests {
             dbs[i].evict(&key);
             early += usize::from(std::str::from_utf8(&key).unwrap().parse::<u32>().unwrap() < 2000);
         }
-        // Sampled, not sorted: nearly all of the first half goes first.
-        assert!(early >= 1900, "{early} of the 2000 evicted were among the 2000 nearest");
+        // Sampled, not sorted: nearly all of the first half goes first (random picks would take
+        // 1000; over 200 runs, each with its own hash seed, this took 1884 to 1930).
+        assert!(early >= 1850, "{early} of the 2000 evicted were among the 2000 nearest");
     }
 
     #[test]

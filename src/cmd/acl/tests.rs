@@ -1,0 +1,128 @@
+//! The rules, their descriptions and the checks, against Redis 7.0's documented outputs.
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+
+use crate::engine::acl::{
+    check, describe_user, merge_selectors, Catalog, Denial, Reason, SetUserError, User, Users,
+};
+use crate::engine::command::Commands;
+
+/// Every command, as the server registers them.
+fn commands() -> &'static Commands {
+    static COMMANDS: OnceLock<Commands> = OnceLock::new();
+    COMMANDS.get_or_init(crate::cmd::commands)
+}
+
+/// The catalog ACL rules name commands from.
+fn registry() -> &'static Catalog {
+    static CATALOG: OnceLock<Catalog> = OnceLock::new();
+    CATALOG.get_or_init(|| commands().acl_catalog())
+}
+
+fn user(rules: &str) -> Result<User, (Bytes, SetUserError)> {
+    let commands = registry();
+    let mut u = User::new(Bytes::from_static(b"u"), commands, false);
+    let rules: Vec<Bytes> =
+        rules.split(' ').filter(|r| !r.is_empty()).map(|r| Bytes::from(r.to_owned())).collect();
+    let rules = merge_selectors(&rules).map_err(|r| (r, SetUserError::Syntax))?;
+    u.apply_all(commands, false, &rules)?;
+    Ok(u)
+}
+
+fn described(rules: &str) -> String {
+    describe_user(registry(), &user(rules).expect("valid rules"))
+}
+
+fn args(request: &str) -> Vec<Bytes> {
+    request.split(' ').map(|a| Bytes::from(a.to_owned())).collect()
+}
+
+fn allowed(u: &User, request: &str) -> Result<(), Denial> {
+    let a = args(request);
+    let cmd = commands().resolve(&a).expect("known command");
+    let keys = cmd.keys_and_flags(&a).unwrap_or_default();
+    check(u, &cmd.acl_request(&a, &keys))
+}
+
+#[test]
+fn users_describe_as_redis_lists_them() {
+    let commands = registry();
+    assert_eq!(describe_user(commands, &User::default_user(commands)), "on nopass ~* &* +@all");
+    let users = Users::new(self::commands().acl_catalog(), b"foo");
+    assert_eq!(
+        describe_user(commands, &users.get(b"default").expect("default")),
+        "on #2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae ~* &* +@all"
+    );
+    assert_eq!(described(""), "off resetchannels -@all");
+    assert_eq!(described("reset"), "off sanitize-payload resetchannels -@all");
+    assert_eq!(described("on nopass &foo +@all"), "on nopass resetchannels &foo +@all");
+    assert_eq!(described("+@all -client|kill"), "off resetchannels +@all -client|kill");
+    assert_eq!(described("-@all +memory|doctor"), "off resetchannels -@all +memory|doctor");
+    assert_eq!(described("+@all +client|id"), "off resetchannels +@all");
+    assert_eq!(described("+get"), "off resetchannels -@all +get");
+    assert_eq!(described("+@all -@dangerous"), "off resetchannels +@all -@dangerous");
+    assert_eq!(described("-@all +@string"), "off resetchannels -@all +@string");
+    assert_eq!(described("+select|0"), "off resetchannels -@all +select|0");
+    assert_eq!(described("%R~foo %W~foo %RW~bar ~baz"), "off ~foo ~bar ~baz resetchannels -@all");
+    assert_eq!(described("%R~r* %W~w*"), "off %R~r* %W~w* resetchannels -@all");
+    assert_eq!(
+        described("allkeys allchannels +get (~a +set)"),
+        "off ~* &* -@all +get (~a resetchannels -@all +set)"
+    );
+}
+
+#[test]
+fn bad_rules_fail_with_redis_errors() {
+    let err = |rules: &str| user(rules).expect_err("must fail").1;
+    assert_eq!(err("allkeys ~foo"), SetUserError::AfterAllKeys);
+    assert_eq!(err("allchannels &foo"), SetUserError::AfterAllChannels);
+    assert_eq!(err("+nosuchcommand"), SetUserError::UnknownCommand);
+    assert_eq!(err("+@nosuchcategory"), SetUserError::UnknownCommand);
+    assert_eq!(err("+config|asdf"), SetUserError::UnknownCommand);
+    assert_eq!(err("-select|0"), SetUserError::UnknownCommand);
+    assert_eq!(err("+config|get|foo"), SetUserError::FirstArgOfSubcommand);
+    assert_eq!(err("#abc"), SetUserError::BadHash);
+    assert_eq!(err("<nope"), SetUserError::NoSuchPassword);
+    assert_eq!(err("foo"), SetUserError::Syntax);
+    assert_eq!(err("%~x"), SetUserError::Syntax);
+    assert_eq!(err("%X~x"), SetUserError::Syntax);
+    assert_eq!(SetUserError::UnknownCommand.to_string(), "Unknown command or category name in ACL");
+}
+
+#[test]
+fn passwords_are_hashed_and_checked() {
+    let u = user("on >secret >other").expect("valid");
+    assert!(u.password_ok(b"secret") && u.password_ok(b"other"));
+    assert!(!u.password_ok(b"wrong"));
+    let off = user(">secret").expect("valid");
+    assert!(!off.password_ok(b"secret"), "a user that is off never authenticates");
+    let nopass = user("on nopass").expect("valid");
+    assert!(nopass.password_ok(b"anything"));
+    let removed = user("on >a >b <a").expect("valid");
+    assert!(!removed.password_ok(b"a") && removed.password_ok(b"b"));
+}
+
+#[test]
+fn commands_keys_and_channels_are_checked_per_selector() {
+    let u = user("+get +set ~k* %R~r* &news.* +publish +psubscribe +subscribe").expect("valid");
+    assert_eq!(allowed(&u, "GET k1"), Ok(()));
+    assert_eq!(allowed(&u, "GET r1"), Ok(()));
+    assert_eq!(allowed(&u, "SET r1 v"), Err(Denial { reason: Reason::Key, pos: 1 }));
+    assert_eq!(allowed(&u, "GET x"), Err(Denial { reason: Reason::Key, pos: 1 }));
+    assert_eq!(allowed(&u, "DEL k1"), Err(Denial { reason: Reason::Command, pos: 0 }));
+    assert_eq!(allowed(&u, "PUBLISH news.a hi"), Ok(()));
+    assert_eq!(allowed(&u, "PUBLISH sport hi"), Err(Denial { reason: Reason::Channel, pos: 1 }));
+    assert_eq!(allowed(&u, "SUBSCRIBE news.a sport"), Err(Denial { reason: Reason::Channel, pos: 2 }));
+    assert_eq!(allowed(&u, "PSUBSCRIBE news.*"), Ok(()));
+    assert_eq!(allowed(&u, "PSUBSCRIBE news.a"), Err(Denial { reason: Reason::Channel, pos: 1 }));
+    // Selectors are never combined; the denial reported is the furthest one.
+    let u = user("+mget ~key (+mget ~key ~otherkey)").expect("valid");
+    assert_eq!(allowed(&u, "MGET key otherkey"), Ok(()));
+    assert_eq!(allowed(&u, "MGET key otherkey someotherkey"), Err(Denial { reason: Reason::Key, pos: 3 }));
+    // The deprecated first-argument form.
+    let u = user("+select|0 allkeys").expect("valid");
+    assert_eq!(allowed(&u, "SELECT 0"), Ok(()));
+    assert_eq!(allowed(&u, "SELECT 1"), Err(Denial { reason: Reason::Command, pos: 0 }));
+}
