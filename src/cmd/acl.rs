@@ -18,7 +18,7 @@ pub(crate) fn commands() -> Vec<Command> {
     let open = flag::NOSCRIPT | flag::LOADING | flag::STALE;
     vec![Command::inline("acl", -2, |_, _| Err(CmdError::Syntax))
         .subcommands(vec![
-            Command::inline("cat", -2, |_, a| category(&a[1], &a[2..])).flags(open).docs(
+            Command::inline("cat", -2, |s, a| category(s.core.global.users.catalog(), &a[1], &a[2..])).flags(open).docs(
                 "server",
                 "6.0.0",
                 "O(1) since the categories and commands are a fixed set.",
@@ -200,7 +200,7 @@ fn users(s: &Session) -> Reply {
 }
 
 /// ACL CAT [category]
-fn category(sub: &Bytes, args: &[Bytes]) -> CmdResult {
+fn category(catalog: &acl::Catalog, sub: &Bytes, args: &[Bytes]) -> CmdResult {
     match args {
         [] => Ok(Reply::Array(cat::ALL.iter().map(|(_, name)| Reply::bulk(&name[1..])).collect())),
         [name] => {
@@ -213,9 +213,12 @@ fn category(sub: &Bytes, args: &[Bytes]) -> CmdResult {
                         String::from_utf8_lossy(&name[..name.len().min(128)])
                     ))
                 })?;
-            let every = registry().iter().flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()));
             Ok(Reply::Array(
-                every.filter(|c| c.acl.contains(wanted)).map(|c| Reply::bulk(&c.full_name)).collect(),
+                catalog
+                    .iter()
+                    .filter(|c| c.acl.contains(wanted))
+                    .map(|c| Reply::bulk(&c.full_name))
+                    .collect(),
             ))
         }
         _ => Err(wrong_args(sub)),
@@ -296,7 +299,7 @@ fn dryrun(s: &Session, args: &[Bytes]) -> CmdResult {
     if !cmd.arity_ok(request.len()) {
         return Err(cmd.arity_error());
     }
-    let keys = if cmd.keys.is_empty() { Vec::new() } else { cmd.keys_and_flags(request).unwrap_or_default() };
+    let keys = cmd.acl_keys(request);
     Ok(match acl::check(&user, &cmd.acl_request(request, &keys)) {
         Ok(()) => Reply::Ok,
         Err(d) => Reply::bulk(&match d.reason {

@@ -328,6 +328,16 @@ impl Command {
         Keys::Range((first as usize..end as usize).step_by(step.max(1) as usize))
     }
 
+    /// The keys an ACL check looks at: each with its flags, none when the command has no key
+    /// specs or the arguments do not fit them.
+    #[must_use]
+    pub(crate) fn acl_keys(&self, args: &[Bytes]) -> Vec<(usize, KeyFlags)> {
+        if self.keys.is_empty() {
+            return Vec::new();
+        }
+        self.keys_and_flags(args).unwrap_or_default()
+    }
+
     /// A request for this command as an ACL check sees it, with its keys.
     #[must_use]
     pub(crate) fn acl_request<'a>(

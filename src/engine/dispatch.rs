@@ -49,11 +49,7 @@ impl Session {
                     return Err(CmdError::NoAuth);
                 }
                 if !self.user.unrestricted() {
-                    let keys = if cmd.keys.is_empty() {
-                        Vec::new()
-                    } else {
-                        cmd.keys_and_flags(args).unwrap_or_default()
-                    };
+                    let keys = cmd.acl_keys(args);
                     let req = cmd.acl_request(args, &keys);
                     crate::engine::acl::check(&self.user, &req).map_err(|d| self.denied(cmd, args, d))?;
                 }

@@ -42,7 +42,7 @@ fn args(request: &str) -> Vec<Bytes> {
 fn allowed(u: &User, request: &str) -> Result<(), Denial> {
     let a = args(request);
     let cmd = commands().resolve(&a).expect("known command");
-    let keys = cmd.keys_and_flags(&a).unwrap_or_default();
+    let keys = cmd.acl_keys(&a);
     check(u, &cmd.acl_request(&a, &keys))
 }
 
