@@ -4,7 +4,9 @@
 # localhost. Also writes an untrusted CA and a client certificate it signed, for negative tests,
 # and for TLS operations tests: a second server certificate from that other CA (reload), the
 # server key encrypted as PKCS#8 (pass "secret"), an X.509 v1 certificate, and expired server and
-# client certificates.
+# client certificates. For ACL identities (tls-auth-clients-user): client certificates whose
+# subject CN is alice and nobody, and one (CN carol) with two SAN URIs; and a server certificate
+# that names no host, as Redis's utils/gen-test-certs.sh makes them.
 #   scripts/gen-test-certs.sh [DIR]
 set -euo pipefail
 dir=${1:-tests/tls}
@@ -40,6 +42,11 @@ leaf() { # name, subject, ca, usage, extra
 ca ca "/O=ferrokey dev/CN=ferrokey dev CA"
 leaf server "/O=ferrokey dev/CN=localhost" ca serverAuth "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1"
 leaf client "/O=ferrokey dev/CN=ferrokey-client" ca clientAuth ""
+leaf client-alice "/O=ferrokey dev/CN=alice" ca clientAuth ""
+leaf client-nobody "/O=ferrokey dev/CN=nobody" ca clientAuth ""
+leaf client-uris "/O=ferrokey dev/CN=carol" ca clientAuth \
+  "subjectAltName=URI:spiffe://ferrokey.test/ghost,URI:spiffe://ferrokey.test/bob"
+leaf server-nosan "/O=Redis Test/CN=Server" ca serverAuth ""
 ca untrusted-ca "/O=somebody else/CN=untrusted CA"
 leaf untrusted-client "/O=somebody else/CN=untrusted-client" untrusted-ca clientAuth ""
 leaf server-b "/O=somebody else/CN=localhost" untrusted-ca serverAuth "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1"

@@ -11,6 +11,8 @@
 //!   transactions, sessions that coordinate commands, blocked clients.
 //! - [`cmd`]: the command families, argument parsing, Redis's error texts.
 //! - [`runtime`]: executors, startup, shutdown; plugs server sessions into facade connections.
+//! - [`durable`]: replacing a file durably (temporary file, fsync, rename), for config rewrites
+//!   and ACL files.
 //! - [`glob`]: Redis glob patterns, for KEYS, SCAN MATCH and CONFIG GET.
 //! - [`logging`]: the `tracing` subscriber, whose level CONFIG SET loglevel changes.
 //! - [`memory`]: the counting allocator behind INFO's `used_memory`.
@@ -26,6 +28,7 @@
 pub mod benchmark;
 mod cmd;
 pub mod config;
+mod durable;
 mod engine;
 mod facade;
 mod glob;

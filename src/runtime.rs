@@ -81,6 +81,9 @@ pub enum StartError {
     /// bound (CONFIG SET may later turn both off, as in Redis; startup may not).
     #[error("Configured to not listen anywhere, exiting.")]
     NowhereToListen,
+    /// The ACL users could not be set up (`user` directives, `aclfile`).
+    #[error("{0}")]
+    Acl(String),
     /// The dump file could not be loaded (the log says why and where).
     #[error("the dataset could not be loaded from disk; see the log")]
     Load,
@@ -112,10 +115,9 @@ pub fn run(
     // Every core runs commands from this one registry; the users table names its commands,
     // so it comes first.
     let _ = crate::engine::command::install(crate::cmd::commands());
-    let users = crate::engine::acl::Users::new(
-        crate::engine::command::registry().acl_catalog(),
-        config.requirepass.as_bytes(),
-    );
+    let users =
+        crate::engine::acl::Users::at_startup(crate::engine::command::registry().acl_catalog(), &config)
+            .map_err(StartError::Acl)?;
     let mut global = Global::new(config.clone(), cores.clone(), tls.clone(), users);
     // Absolute, as Redis shows it (and as a restart from another directory needs it).
     global.config_file = config_file
@@ -703,6 +705,7 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
         }
     });
     let mut session = Session::new(core.clone(), client.clone());
+    session.log_in_by_certificate();
     // A bug that panics in a connection's task ends that connection, with a log line, not the
     // core with every client on it (a command's own panic is caught closer, in the shard).
     let served = std::panic::AssertUnwindSafe(facade::serve(&mut stream, &mut session)).catch_unwind().await;

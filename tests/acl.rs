@@ -242,3 +242,85 @@ fn denials_and_failed_logins_are_in_the_acl_log() {
         assert_eq!(admin.request(&[b"ACL", b"DELUSER", b"alice"]), b":1\r\n");
     }
 }
+
+/// One step of a two-connection script: which connection sends what.
+fn both(ferrokey: &mut [common::Raw], redis: &mut [common::Raw], who: usize, request: &str) {
+    let words: Vec<Vec<u8>> = request.split(' ').map(|w| w.as_bytes().to_vec()).collect();
+    let args: Vec<&[u8]> = words.iter().map(Vec::as_slice).collect();
+    let (a, b) = (ferrokey[who].request(&args), redis[who].request(&args));
+    assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b), "connection {who}: {request}");
+}
+
+#[test]
+fn exec_checks_again_and_shrunk_channels_drop_subscribers_as_redis_server_does() {
+    let (ferrokey, redis) = (Server::start(), RedisServer::start());
+    for mode in MODES {
+        // Connection 0 administers on core 0; the others run on core 1.
+        let mut ours = vec![ferrokey.raw_on_core(mode, 0), ferrokey.raw_on_core(mode, 1)];
+        let mut theirs = vec![redis.raw(), redis.raw()];
+        let mut step = |who: usize, request: &str| both(&mut ours, &mut theirs, who, request);
+        step(0, "ACL SETUSER alice on >pw ~* &* +@all");
+        step(1, "AUTH alice pw");
+        step(1, "MULTI");
+        step(1, "GET k");
+        step(1, "SET k v");
+        step(1, "PUBLISH ch m");
+        step(1, "PING");
+        step(0, "ACL SETUSER alice -set resetchannels");
+        // The SET and the PUBLISH are refused in their places; the others run.
+        step(1, "EXEC");
+        step(1, "SET k v");
+        step(0, "ACL DELUSER alice");
+    }
+    let log =
+        String::from_utf8_lossy(&ferrokey.raw(Mode::Plain).request(&[b"ACL", b"LOG", b"2"])).into_owned();
+    assert!(log.contains("reason\r\n$7\r\nchannel\r\n$7\r\ncontext\r\n$5\r\nmulti\r\n"), "{log}");
+
+    for mode in MODES {
+        let mut ours =
+            vec![ferrokey.raw_on_core(mode, 0), ferrokey.raw_on_core(mode, 1), ferrokey.raw_on_core(mode, 1)];
+        let mut theirs = vec![redis.raw(), redis.raw(), redis.raw()];
+        let mut step = |who: usize, request: &str| both(&mut ours, &mut theirs, who, request);
+        step(0, "ACL SETUSER carol on nopass ~* &news.* +@all");
+        step(1, "AUTH carol x");
+        step(1, "SUBSCRIBE news.a");
+        step(2, "AUTH carol x");
+        step(2, "PSUBSCRIBE news.*");
+        // More channels: nobody is dropped.
+        step(0, "ACL SETUSER carol &sport");
+        step(1, "PING");
+        step(2, "PING");
+        // The pattern news.* is gone: its subscriber is dropped; news.a is still allowed.
+        step(0, "ACL SETUSER carol resetchannels &news.a");
+        step(1, "PING");
+        for pattern_subscriber in [&mut ours[2], &mut theirs[2]] {
+            pattern_subscriber.send(&common::resp(&[b"PING"]));
+            assert!(pattern_subscriber.read_to_close().is_empty(), "{mode:?}: dropped");
+        }
+        let mut step = |who: usize, request: &str| both(&mut ours[..2], &mut theirs[..2], who, request);
+        step(0, "ACL DELUSER carol");
+    }
+}
+
+#[test]
+fn turning_a_user_off_closes_its_connections_on_every_core() {
+    // Redis keeps the connections of a user turned off; ferrokey closes them, as it does for a
+    // deleted user: "off" is how an operator locks a user out without losing its rules.
+    let server = Server::start();
+    for mode in MODES {
+        let mut admin = server.raw_on_core(mode, 0);
+        assert_eq!(admin.request(&[b"ACL", b"SETUSER", b"alice", b"on", b">pw", b"+@all"]), b"+OK\r\n");
+        let mut alice = server.raw_on_core(mode, 1);
+        assert_eq!(alice.request(&[b"AUTH", b"alice", b"pw"]), b"+OK\r\n");
+        let mut bystander = server.raw_on_core(mode, 1);
+        assert_eq!(admin.request(&[b"ACL", b"SETUSER", b"alice", b"off"]), b"+OK\r\n");
+        alice.send(&common::resp(&[b"PING"]));
+        assert!(alice.read_to_close().is_empty());
+        assert_eq!(bystander.request(&[b"PING"]), b"+PONG\r\n");
+        assert_eq!(
+            server.raw(mode).request(&[b"AUTH", b"alice", b"pw"]),
+            b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+        );
+        assert_eq!(admin.request(&[b"ACL", b"DELUSER", b"alice"]), b":1\r\n");
+    }
+}

@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("splitargs", 0),
     ("num", 0),
     ("memory", 0),
+    ("durable", 0),
     ("config", 1),
     ("logging", 2),
     ("supervise", 2),

@@ -206,3 +206,36 @@ fn runs_end_when_the_server_never_answers() {
     assert!(stderr.contains("timed out"), "{stderr}");
     drop(silent);
 }
+
+#[test]
+fn a_certificate_naming_no_host_verifies_by_its_chain_as_redis_benchmark_does() {
+    // Redis's utils/gen-test-certs.sh issues server certificates with no subjectAltName.
+    let c = certs();
+    let server = Server::with(
+        common::Opts::default()
+            .arg("tls-cert-file", &c.path("server-nosan.crt"))
+            .arg("tls-key-file", &c.path("server-nosan.key")),
+    );
+    // The same flags to redis-benchmark and ours, trusting `ca`.
+    let run = |tool: &str, ca: &str, extra: &[&str]| {
+        Command::new(tool)
+            .args(["-h", "127.0.0.1", "-p", &server.tls_port.to_string(), "--tls", "--cacert", &c.path(ca)])
+            .args(["--cert", &c.path("client.crt"), "--key", &c.path("client.key")])
+            .args(["-n", "200", "-t", "ping", "-q"])
+            .args(extra)
+            .output()
+            .expect("redis-benchmark must be installed (apt-get install redis-tools)")
+    };
+    let ours = env!("CARGO_BIN_EXE_ferrokey-benchmark");
+    let theirs = run("redis-benchmark", "ca.crt", &[]);
+    assert!(String::from_utf8_lossy(&theirs.stdout).contains("requests per second"), "{theirs:?}");
+    let mine = run(ours, "ca.crt", &[]);
+    assert!(mine.status.success(), "{}", String::from_utf8_lossy(&mine.stderr));
+    // Strict name checking is a flag away, and says what failed.
+    let strict = run(ours, "ca.crt", &["--tls-verify-hostname"]);
+    assert!(!strict.status.success());
+    let why = String::from_utf8_lossy(&strict.stderr).into_owned() + &String::from_utf8_lossy(&strict.stdout);
+    assert!(why.contains("NotValidForName") || why.contains("not valid for name"), "{why}");
+    // The chain is still verified: a CA that did not sign it is refused.
+    assert!(!run(ours, "untrusted-ca.crt", &[]).status.success());
+}

@@ -209,3 +209,63 @@ fn records_split_anywhere_and_forged_records_close_only_their_connection() {
     let log = server.log();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// `openssl s_client` speaking TLS 1.2 with only `cipher`; what the server answered to PING.
+fn s_client_tls12(server: &Server, cipher: &str) -> String {
+    use std::io::{Read, Write};
+    let c = certs();
+    let mut child = std::process::Command::new("timeout")
+        .args(["20", "openssl", "s_client", "-connect", &format!("127.0.0.1:{}", server.tls_port), "-quiet"])
+        .args(["-tls1_2", "-cipher", cipher, "-CAfile", &c.path("ca.crt")])
+        .args(["-cert", &c.path("client.crt"), "-key", &c.path("client.key")])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"PING\r\nQUIT\r\n").unwrap();
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let _ = child.wait();
+    out
+}
+
+#[test]
+fn openssl_cipher_strings_select_what_rustls_offers() {
+    let server = Server::with(Opts::default().arg("tls-ciphers", "ECDHE+AESGCM:!aNULL:!MD5:@STRENGTH"));
+    assert_eq!(s_client_tls12(&server, "ECDHE-RSA-AES128-GCM-SHA256"), "+PONG\r\n+OK\r\n");
+    assert_eq!(s_client_tls12(&server, "ECDHE-RSA-AES256-GCM-SHA384"), "+PONG\r\n+OK\r\n");
+    assert_eq!(s_client_tls12(&server, "ECDHE-RSA-CHACHA20-POLY1305"), "", "not in ECDHE+AESGCM");
+    let mut c = server.conn(Mode::Plain);
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("tls-ciphers").arg("HIGH:!aNULL").query(&mut c).unwrap();
+    assert_eq!(s_client_tls12(&server, "ECDHE-RSA-CHACHA20-POLY1305"), "+PONG\r\n+OK\r\n");
+    // What rustls lacks gets one clear error naming what it offers; the running set stays.
+    let err = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("tls-ciphers")
+        .arg("AES128-SHA:DES-CBC3-SHA")
+        .query::<()>(&mut c)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("selects no cipher suite rustls implements")
+            && err.contains("ECDHE-RSA-AES128-GCM-SHA256"),
+        "{err}"
+    );
+    let err = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("tls-ciphers")
+        .arg("HIGH:ECDHE-RSA-AES128-GCM-SHA265")
+        .query::<()>(&mut c);
+    assert!(err.unwrap_err().to_string().contains("ECDHE-RSA-AES128-GCM-SHA265"));
+    assert_eq!(s_client_tls12(&server, "ECDHE-RSA-CHACHA20-POLY1305"), "+PONG\r\n+OK\r\n");
+    // A suite named that rustls lacks, beside ones it has: the rest are offered, and the log says so.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("tls-ciphers")
+        .arg("DHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256")
+        .query(&mut c)
+        .unwrap();
+    assert!(server.wait_log("tls-ciphers names DHE-RSA-AES128-GCM-SHA256 which rustls does not implement"));
+    assert_eq!(s_client_tls12(&server, "ECDHE-RSA-AES128-GCM-SHA256"), "+PONG\r\n+OK\r\n");
+}

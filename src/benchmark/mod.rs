@@ -43,6 +43,9 @@ pub struct TlsOptions {
     pub sni: Option<String>,
     /// Skip certificate verification.
     pub insecure: bool,
+    /// Also check the certificate names the host (by default only the chain is verified, as
+    /// redis-benchmark and hiredis do).
+    pub verify_hostname: bool,
     /// Reuse sessions when reconnecting.
     pub resume: bool,
 }

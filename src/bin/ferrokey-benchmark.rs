@@ -79,9 +79,13 @@ struct Args {
     /// CA certificate(s) to trust (PEM).
     #[arg(long)]
     cacert: Option<String>,
-    /// Server name for SNI and verification (default: the address).
+    /// Server name for SNI (and, with --tls-verify-hostname, to check; default: the address).
     #[arg(long)]
     sni: Option<String>,
+    /// Also check that the server's certificate names the host (--sni, or the address). By
+    /// default only its chain is verified against --cacert, as redis-benchmark does.
+    #[arg(long)]
+    tls_verify_hostname: bool,
     /// Do not verify the server's certificate.
     #[arg(long)]
     insecure: bool,
@@ -184,6 +188,7 @@ fn main() -> ExitCode {
         cert: a.cert.clone().zip(a.key.clone()),
         sni: a.sni.clone(),
         insecure: a.insecure,
+        verify_hostname: a.tls_verify_hostname,
         resume: a.tls_resume,
     });
     let opts = Options {

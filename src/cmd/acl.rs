@@ -2,6 +2,8 @@
 //! GENPASS, DRYRUN), in Redis 7.0's reply formats. The rules and checks are
 //! [`crate::engine::acl`]'s; this family only parses requests and shapes replies.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::cmd::args;
@@ -68,13 +70,25 @@ pub(crate) fn commands() -> Vec<Command> {
                 "O(N). Where N is the number of configured users.",
                 "List the current ACL rules in ACL config file format",
             ),
+            Command::session("load", 2, |s, _| Box::pin(load(s))).flags(admin).docs(
+                "server",
+                "6.0.0",
+                "O(N). Where N is the number of configured users.",
+                "Reload the ACLs from the configured ACL file",
+            ),
             Command::inline("log", -2, |s, a| log(s, &a[1], &a[2..])).flags(admin).docs(
                 "server",
                 "6.0.0",
                 "O(N) with N being the number of entries shown.",
                 "List latest events denied because of ACLs in place",
             ),
-            Command::inline("setuser", -3, |s, a| setuser(s, &a[2], &a[3..])).flags(admin).docs(
+            Command::inline("save", 2, |s, _| save(s)).flags(admin).docs(
+                "server",
+                "6.0.0",
+                "O(N). Where N is the number of configured users.",
+                "Save the current ACL rules in the configured ACL file",
+            ),
+            Command::session("setuser", -3, |s, a| Box::pin(setuser(s, &a[2], &a[3..]))).flags(admin).docs(
                 "server",
                 "6.0.0",
                 "O(N). Where N is the number of rules provided.",
@@ -105,9 +119,10 @@ fn all_channels_default(s: &Session) -> bool {
     s.core.config().acl_pubsub_default == crate::config::AclPubsubDefault::Allchannels
 }
 
-/// ACL SETUSER username [rule ...]
-fn setuser(s: &Session, name: &Bytes, rules: &[Bytes]) -> CmdResult {
-    if name.iter().any(|b| b.is_ascii_whitespace() || *b == 0) {
+/// ACL SETUSER username [rule ...]: all the rules or none. The user's clients close if it was
+/// turned off; those subscribed to channels it may no longer use close too, as Redis.
+async fn setuser(s: &mut Session, name: &Bytes, rules: &[Bytes]) -> CmdResult {
+    if acl::has_spaces(name) {
         return Err(CmdError::msg("ERR Usernames can't contain spaces or null characters"));
     }
     let rules = acl::merge_selectors(rules).map_err(|start| {
@@ -116,9 +131,20 @@ fn setuser(s: &Session, name: &Bytes, rules: &[Bytes]) -> CmdResult {
             String::from_utf8_lossy(&start)
         ))
     })?;
-    s.core.global.users.set_user(all_channels_default(s), name, &rules).map_err(|(rule, e)| {
-        CmdError::text(format!("ERR Error in ACL SETUSER modifier '{}': {e}", String::from_utf8_lossy(&rule)))
-    })?;
+    let (before, after) =
+        s.core.global.users.set_user(all_channels_default(s), name, &rules).map_err(|(rule, e)| {
+            CmdError::text(format!(
+                "ERR Error in ACL SETUSER modifier '{}': {e}",
+                String::from_utf8_lossy(&rule)
+            ))
+        })?;
+    if let Some(before) = before {
+        if before.enabled && !after.enabled {
+            disconnect(s, vec![after.name.clone()]).await?;
+        } else if after.channels_shrunk_from(&before) {
+            drop_subscribers(s, after).await?;
+        }
+    }
     Ok(Reply::Ok)
 }
 
@@ -128,24 +154,105 @@ async fn deluser(s: &mut Session, names: &[Bytes]) -> CmdResult {
         return Err(CmdError::msg("ERR The 'default' user cannot be removed"));
     }
     let gone = s.core.global.users.delete(names);
-    let doomed: Vec<Bytes> = names.to_vec();
-    let me = s.client.id;
-    if doomed.contains(&s.user.name) {
-        // Its reply goes out first, then the connection closes.
+    disconnect(s, names.to_vec()).await?;
+    Ok(Reply::Int(gone as i64))
+}
+
+/// ACL LOAD: the users of the ACL file replace them all, or nothing changes. Clients of users
+/// that are gone or changed close (those of unchanged users stay).
+async fn load(s: &mut Session) -> CmdResult {
+    let config = s.core.config();
+    if config.aclfile.is_empty() {
+        return Err(no_acl_file());
+    }
+    let all_channels = config.acl_pubsub_default == crate::config::AclPubsubDefault::Allchannels;
+    let changed = s
+        .core
+        .global
+        .users
+        .load_file(&config, all_channels)
+        .map_err(|e| CmdError::text(format!("ERR {e}")))?;
+    disconnect(s, changed).await?;
+    Ok(Reply::Ok)
+}
+
+/// ACL SAVE: every user into the ACL file, replaced durably.
+fn save(s: &Session) -> CmdResult {
+    let config = s.core.config();
+    if config.aclfile.is_empty() {
+        return Err(no_acl_file());
+    }
+    s.core.global.users.save_file(&config).map_err(|e| {
+        tracing::warn!("Saving the ACL file '{}': {e}", config.aclfile);
+        CmdError::msg(
+            "ERR There was an error trying to save the ACLs. Please check the server logs for more information",
+        )
+    })?;
+    Ok(Reply::Ok)
+}
+
+/// ACL LOAD or SAVE without `aclfile`.
+fn no_acl_file() -> CmdError {
+    CmdError::msg(
+        "ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL \
+         SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in \
+         order to store users in the Redis configuration.",
+    )
+}
+
+/// Closes every connection of the users `names`, on every core; the caller's own closes after
+/// its reply.
+async fn disconnect(s: &mut Session, names: Vec<Bytes>) -> Result<(), CmdError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    if names.contains(&s.user.name) {
         s.closing = true;
     }
+    let me = s.client.id;
     s.core
         .router
         .each_core(move |local| {
             for c in local.clients.borrow().values() {
-                if c.id != me && doomed.contains(&c.user.borrow()) {
+                if c.id != me && names.contains(&c.user.borrow()) {
                     c.kill();
                 }
             }
         })
         .await
         .map_err(|_| CmdError::Unavailable)?;
-    Ok(Reply::Int(gone as i64))
+    Ok(())
+}
+
+/// Closes the connections of `user` subscribed to a channel or pattern it no longer allows,
+/// on every core (Redis's `ACLKillPubsubClientsIfNeeded`).
+async fn drop_subscribers(s: &mut Session, user: Arc<User>) -> Result<(), CmdError> {
+    if s.user.name == user.name
+        && (s.channels.iter().any(|c| !user.may_subscribe(c, false))
+            || s.patterns.iter().any(|p| !user.may_subscribe(p, true)))
+    {
+        s.closing = true;
+    }
+    let me = s.client.id;
+    s.core
+        .router
+        .each_core(move |local| {
+            let ours = |c: &crate::engine::client::Client| c.id != me && *c.user.borrow() == user.name;
+            let registry = local.pubsub.borrow();
+            for (channel, clients) in &registry.channels {
+                if !user.may_subscribe(channel, false) {
+                    clients.iter().filter(|c| ours(c)).for_each(|c| c.kill());
+                }
+            }
+            for (pattern, c) in &registry.patterns {
+                if ours(c) && !user.may_subscribe(pattern, true) {
+                    c.kill();
+                }
+            }
+        })
+        .await
+        .map_err(|_| CmdError::Unavailable)?;
+    Ok(())
 }
 
 /// ACL GETUSER username: its flags, passwords, commands, keys, channels and selectors.
@@ -176,22 +283,7 @@ fn getuser(s: &Session, name: &[u8]) -> Reply {
 
 /// ACL LIST: each user as a `user` line of an ACL file.
 fn list(s: &Session) -> Reply {
-    let commands = s.core.global.users.catalog();
-    Reply::Array(
-        s.core
-            .global
-            .users
-            .all()
-            .iter()
-            .map(|u| {
-                Reply::bulk(format!(
-                    "user {} {}",
-                    String::from_utf8_lossy(&u.name),
-                    acl::describe_user(commands, u)
-                ))
-            })
-            .collect(),
-    )
+    Reply::Array(s.core.global.users.lines().into_iter().map(Reply::bulk).collect())
 }
 
 /// ACL USERS
@@ -286,7 +378,7 @@ fn log(s: &Session, sub: &Bytes, args: &[Bytes]) -> CmdResult {
 /// ACL DRYRUN username command [arg ...]: whether the user could run it, without running it.
 fn dryrun(s: &Session, args: &[Bytes]) -> CmdResult {
     let lossy = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
-    let user: std::sync::Arc<User> = s
+    let user: Arc<User> = s
         .core
         .global
         .users
@@ -339,8 +431,12 @@ fn help() -> Reply {
             "    be used to specify a different size.",
             "LIST",
             "    Show users details in config file format.",
+            "LOAD",
+            "    Reload users from the ACL file.",
             "LOG [<count> | RESET]",
             "    Show the ACL log entries.",
+            "SAVE",
+            "    Save the current config to the ACL file.",
             "SETUSER <username> <attribute> [<attribute> ...]",
             "    Create or modify a user with the specified attributes.",
             "USERS",

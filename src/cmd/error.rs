@@ -72,6 +72,12 @@ pub(crate) enum CmdError {
     /// The user may not access one of the request's channels.
     #[error("NOPERM this user has no permissions to access one of the channels used as arguments")]
     NoPermChannel,
+    /// EXEC found a queued command no longer allowed (the reason as Redis words it).
+    #[error(
+        "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This \
+         command is no longer allowed for the following reason: {0}"
+    )]
+    NoPermChanged(&'static str),
     /// MULTI refuses this command.
     #[error("ERR Command not allowed inside a transaction")]
     NotInMulti,

@@ -529,6 +529,9 @@ fn stats(out: &mut String, facts: &Facts, global: &Global) {
         "reply_buffer_shrinks" => 0,
         "reply_buffer_expands" => 0,
     );
+    for (name, count) in global.users.denials() {
+        let _ = write!(out, "{name}:{count}\r\n");
+    }
 }
 
 fn replication(out: &mut String, global: &Global, config: &Config) {

@@ -222,7 +222,10 @@ fn config_rewrite(s: &mut Session) -> CmdResult {
     if path.is_empty() {
         return Err(CmdError::msg("ERR The server is running without a config file"));
     }
-    match s.core.config().rewrite(std::path::Path::new(path)) {
+    let config = s.core.config();
+    // Users go into the config file unless an ACL file keeps them (ACL SAVE writes that).
+    let users = if config.aclfile.is_empty() { s.core.global.users.lines() } else { Vec::new() };
+    match config.rewrite(std::path::Path::new(path), &users) {
         Ok(()) => {
             tracing::info!("CONFIG REWRITE executed with success.");
             Ok(Reply::Ok)
@@ -247,6 +250,7 @@ async fn config_resetstat(s: &mut Session) -> CmdResult {
         .await
         .map_err(|_| CmdError::Unavailable)?;
     s.each_shard(Shard::reset_stats).await?;
+    s.core.global.users.reset_denials();
     Ok(Reply::Ok)
 }
 

@@ -10,7 +10,8 @@ pub use file::Line;
 pub use value::{
     trim_double, AclPubsubDefault, Allowed, AppendFsync, ClientsLimit, ConfigValue, CpuList, DisklessLoad,
     EndpointType, LogLevel, MaxmemoryPolicy, Memory, OomScoreAdj, OutputLimit, OutputLimits, Percentiles,
-    PropagationErrors, SanitizePayload, SavePoints, Supervised, SyslogFacility, TlsAuthClients, Words,
+    PropagationErrors, SanitizePayload, SavePoints, Supervised, SyslogFacility, TlsAuthClients,
+    TlsAuthClientsUser, Words,
 };
 
 /// A configuration problem, found at startup or by CONFIG SET.
@@ -73,11 +74,14 @@ macro_rules! directives {
                 #[doc = concat!("The `", $name, "` directive.")]
                 pub $field: $ty,
             )*
+            /// The `user` directives, in order: each a user name, then its ACL rules (they can
+            /// repeat, so they are no [`Directive`]; the ACL code applies them at startup).
+            pub users: Vec<Vec<String>>,
         }
 
         impl Default for Config {
             fn default() -> Config {
-                Config { $( $field: $default, )* }
+                Config { $( $field: $default, )* users: Vec::new() }
             }
         }
 
@@ -106,6 +110,7 @@ directives! {
     "tls-ca-cert-file" => tls_ca_cert_file: String = String::new(), true;
     "tls-ca-cert-dir" => tls_ca_cert_dir: String = String::new(), true;
     "tls-auth-clients" => tls_auth_clients: TlsAuthClients = TlsAuthClients::Yes, true;
+    "tls-auth-clients-user" => tls_auth_clients_user: TlsAuthClientsUser = TlsAuthClientsUser::Off, true;
     "tls-protocols" => tls_protocols: Vec<String> = Vec::new(), true;
     "tls-ciphers" => tls_ciphers: String = String::new(), true;
     "tls-ciphersuites" => tls_ciphersuites: String = String::new(), true;
@@ -401,6 +406,13 @@ impl Config {
             reason,
         };
         let name = line.args[0].to_ascii_lowercase();
+        if name == "user" {
+            if line.args.len() < 2 {
+                return Err(fail("'user': expected a user name and its rules".into()));
+            }
+            self.users.push(line.args[1..].to_vec());
+            return Ok(Some("user"));
+        }
         if DEPRECATED.contains(&name.as_str()) && line.args.len() == 2 {
             return Ok(None);
         }
@@ -411,12 +423,13 @@ impl Config {
 
     /// CONFIG REWRITE: `path` keeps its comments, blank lines, unknown lines and order; the
     /// first line of each directive takes the running value and its later lines go; directives
-    /// the file lacks are appended when they differ from their default. Written to a temp
-    /// file, fsynced and renamed over `path`, then the directory fsynced.
+    /// the file lacks are appended when they differ from their default. The `user` lines become
+    /// `users` (whole lines, `user name rules...`), where the first one was or at the end.
+    /// Written to a temp file, fsynced and renamed over `path`, then the directory fsynced.
     ///
     /// # Errors
     /// The file could not be written.
-    pub fn rewrite(&self, path: &Path) -> std::io::Result<()> {
+    pub fn rewrite(&self, path: &Path, users: &[String]) -> std::io::Result<()> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -428,8 +441,15 @@ impl Config {
         };
         let mut seen = std::collections::HashSet::new();
         let mut out = String::with_capacity(text.len() + 256);
+        let mut users_written = false;
         for raw in text.lines() {
             let name = raw.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+            if name == "user" {
+                if !std::mem::replace(&mut users_written, true) {
+                    users.iter().for_each(|u| out.extend([u.as_str(), "\n"]));
+                }
+                continue;
+            }
             match directive(&name).filter(|_| !raw.trim_start().starts_with('#')) {
                 Some(d) if seen.insert(d.name) => out.push_str(&line_for(d)),
                 Some(_) => {}
@@ -450,22 +470,16 @@ impl Config {
                 out.push_str(&line_for(d));
             }
         }
-        let temp = path.with_extension(format!("rewrite-{}.tmp", std::process::id()));
-        let written = (|| {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&temp)?;
-            f.write_all(out.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&temp, path)?;
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&temp);
+        if !users_written {
+            users.iter().for_each(|u| out.extend([u.as_str(), "\n"]));
         }
-        written
+        crate::durable::replace(path, out.as_bytes())
+    }
+
+    /// The ACL file's path: `aclfile`, relative to `dir` (Redis reads it after moving there).
+    #[must_use]
+    pub fn aclfile_path(&self) -> std::path::PathBuf {
+        Path::new(&self.dir).join(&self.aclfile)
     }
 
     /// Whether a failed background save stops writes (`-MISCONF`): save points are set and
@@ -794,7 +808,7 @@ mod tests {
         let mut c = Config::load(Some(&path), &[]).unwrap();
         c.maxclients = 123;
         c.timeout = 30;
-        c.rewrite(&path).unwrap();
+        c.rewrite(&path, &[]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("# a comment\nport 7000\n\nmaxclients 123\nsave 900 1\n"), "{text}");
         assert!(
@@ -802,6 +816,15 @@ mod tests {
             "{text}"
         );
         assert_eq!(Config::load(Some(&path), &[]).unwrap(), c);
+
+        // `user` lines: read in order; a rewrite puts the users where the first one was.
+        std::fs::write(&path, "port 7000\nuser alice on >p (+get ~x)\nhz 10\nuser bob off\n").unwrap();
+        let c = Config::load(Some(&path), &[]).unwrap();
+        assert_eq!(c.users, vec![args(&["alice", "on", ">p", "(+get", "~x)"]), args(&["bob", "off"])]);
+        c.rewrite(&path, &["user a x".into(), "user b y".into()]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("port 7000\nuser a x\nuser b y\nhz 10\n"), "{text}");
+        assert!(!text.contains("bob"), "{text}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

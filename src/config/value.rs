@@ -381,6 +381,19 @@ keyword_enum! {
 }
 
 keyword_enum! {
+    /// `tls-auth-clients-user`: which field of a verified client certificate names the ACL user
+    /// the connection is authenticated as (Valkey 9.1, Redis 8.6).
+    TlsAuthClientsUser {
+        /// Certificates name no user.
+        Off = "off",
+        /// The subject's common name.
+        Cn = "CN",
+        /// The first subject alternative name URI that names an enabled user.
+        Uri = "URI",
+    }
+}
+
+keyword_enum! {
     /// `loglevel`: how much the server logs.
     LogLevel {
         /// Everything, for development.

@@ -372,7 +372,10 @@ impl Client {
             if self.tls.is_some() { "yes" } else { "no" },
             self.tls.as_ref().map_or("", |t| t.version.as_str()),
             self.tls.as_ref().map_or("", |t| t.cipher.as_str()),
-            self.tls.as_ref().map_or("", |t| t.client_cn.as_str()),
+            // CLIENT LIST is space-separated: a CN with spaces keeps its words joined.
+            self.tls.as_ref().map_or(String::new(), |t| t
+                .client_cn
+                .replace(|c: char| c.is_whitespace() || c.is_control(), "_")),
         );
         s
     }

@@ -121,26 +121,79 @@ impl Session {
 
     /// Logs an ACL denial (ACL LOG) and gives its error.
     fn denied(&self, cmd: &Command, args: &[Bytes], d: crate::engine::acl::Denial) -> CmdError {
+        use crate::engine::acl::Reason;
+        self.log_denial(cmd, args, d, self.acl_context());
+        match d.reason {
+            Reason::Command => CmdError::NoPermCommand(cmd.full_name.clone()),
+            Reason::Key => CmdError::NoPermKey,
+            Reason::Channel => CmdError::NoPermChannel,
+        }
+    }
+
+    /// EXEC's second check of a command MULTI queued, against the user's rules as they are now
+    /// (they may have changed since): a denial is logged and becomes that command's reply.
+    ///
+    /// # Errors
+    /// Redis's "ACLs rules changed" `-NOPERM`.
+    pub(crate) fn recheck(&mut self, cmd: &Command, args: &[Bytes]) -> Result<(), CmdError> {
+        use crate::engine::acl::Reason;
+        if self.superuser || !self.refresh_user() || self.user.unrestricted() {
+            // A deleted user's connection is closing; its EXEC runs as a whole or not at all.
+            return Ok(());
+        }
+        let keys = cmd.acl_keys(args);
+        crate::engine::acl::check(&self.user, &cmd.acl_request(args, &keys)).map_err(|d| {
+            self.log_denial(cmd, args, d, "multi");
+            CmdError::NoPermChanged(match d.reason {
+                Reason::Command => "no permission to execute the command or subcommand",
+                Reason::Key => "no permission to touch the specified keys",
+                Reason::Channel => "no permission to access one of the channels used as arguments",
+            })
+        })
+    }
+
+    /// Adds the ACL LOG entry of a denial.
+    fn log_denial(
+        &self,
+        cmd: &Command,
+        args: &[Bytes],
+        d: crate::engine::acl::Denial,
+        context: &'static str,
+    ) {
         use crate::engine::acl::{Reason, What};
-        let (reason, object, error) = match d.reason {
-            Reason::Command => (
-                What::Command,
-                Bytes::from(cmd.full_name.clone()),
-                CmdError::NoPermCommand(cmd.full_name.clone()),
-            ),
-            Reason::Key => (What::Key, args[d.pos].clone(), CmdError::NoPermKey),
-            Reason::Channel => (What::Channel, args[d.pos].clone(), CmdError::NoPermChannel),
+        let (reason, object) = match d.reason {
+            Reason::Command => (What::Command, Bytes::from(cmd.full_name.clone())),
+            Reason::Key => (What::Key, args[d.pos].clone()),
+            Reason::Channel => (What::Channel, args[d.pos].clone()),
         };
-        self.log_acl(reason, object, self.user.name.clone());
-        error
+        self.log_acl_in(reason, object, self.user.name.clone(), context);
+    }
+
+    /// The ACL LOG context of what this client runs now: `multi` while it queues.
+    fn acl_context(&self) -> &'static str {
+        if self.multi.is_some() {
+            "multi"
+        } else {
+            "toplevel"
+        }
     }
 
     /// Adds an ACL LOG entry for this client.
     pub(crate) fn log_acl(&self, reason: crate::engine::acl::What, object: Bytes, username: Bytes) {
+        self.log_acl_in(reason, object, username, self.acl_context());
+    }
+
+    fn log_acl_in(
+        &self,
+        reason: crate::engine::acl::What,
+        object: Bytes,
+        username: Bytes,
+        context: &'static str,
+    ) {
         let entry = crate::engine::acl::Entry {
             count: 1,
             reason,
-            context: if self.multi.is_some() { "multi" } else { "toplevel" },
+            context,
             object,
             username,
             at_ms: crate::engine::shard::now_ms(),

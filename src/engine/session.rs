@@ -121,6 +121,36 @@ impl Session {
         self.authed = true;
     }
 
+    /// `tls-auth-clients-user`: a verified client certificate that names an enabled user
+    /// authenticates the new connection as that user. One that names no enabled user leaves it
+    /// the default user's, counted in INFO and logged in ACL LOG (reason `tls-cert`), as Valkey.
+    pub(crate) fn log_in_by_certificate(&mut self) {
+        let mode = self.core.with_config(|c| c.tls_auth_clients_user);
+        let Some(tls) = self.client.tls.as_ref() else { return };
+        let users = &self.core.global.users;
+        // Read first: a change after it makes the next command look the user up again.
+        let generation = users.generation();
+        match users.by_certificate(mode, &tls.client_cn, &tls.client_uris) {
+            Ok(Some(user)) => {
+                tracing::debug!(
+                    id = self.client.id,
+                    "TLS: Auto-authenticated client as {}",
+                    user.name.escape_ascii()
+                );
+                self.log_in(user, generation);
+            }
+            Ok(None) => {}
+            Err(name) => {
+                tracing::debug!(
+                    id = self.client.id,
+                    "TLS: no enabled user named '{}' by the client certificate",
+                    name.escape_ascii()
+                );
+                self.log_acl(crate::engine::acl::What::TlsCert, Bytes::new(), name);
+            }
+        }
+    }
+
     /// Back to the default user, authenticated only if it needs no password (a new
     /// connection's state, and RESET's).
     pub(crate) fn log_out(&mut self) {

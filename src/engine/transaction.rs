@@ -35,6 +35,20 @@ pub(crate) async fn exec(s: &mut Session) -> CmdResult {
     let registry = crate::engine::command::registry();
     let queued: Vec<(&'static Command, Vec<Bytes>)> =
         multi.queued.into_iter().filter_map(|(id, args)| Some((registry.by_id(id)?, args))).collect();
+    // The rules may have changed since the commands were queued: a command no longer allowed
+    // does not run, and its reply is the error, in its place.
+    let mut refused: Vec<(usize, Reply)> = Vec::new();
+    let queued: Vec<(&'static Command, Vec<Bytes>)> = queued
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, (cmd, args))| match s.recheck(cmd, &args) {
+            Ok(()) => Some((cmd, args)),
+            Err(e) => {
+                refused.push((i, e.into()));
+                None
+            }
+        })
+        .collect();
     // Its writes, not EXEC's flags, decide whether its reply waits for the disk.
     s.wrote |= queued.iter().any(|(cmd, _)| cmd.flags.contains(crate::engine::spec::flag::WRITE));
     let plans: Vec<Result<Plan, CmdError>> =
@@ -59,7 +73,15 @@ pub(crate) async fn exec(s: &mut Session) -> CmdResult {
         }
     };
     s.unwatch_all().await;
-    reply
+    match reply {
+        Ok(Reply::Array(mut replies)) => {
+            for (i, error) in refused {
+                replies.insert(i.min(replies.len()), error);
+            }
+            Ok(Reply::Array(replies))
+        }
+        other => other,
+    }
 }
 
 /// Every command on one shard: a single hop checks the watches and runs them all, as one

@@ -1,6 +1,7 @@
 //! The facade: listeners, TLS, the stream type, the RESP parser and reply encoder, and the
 //! connection loop. It knows nothing of the keyspace or of what commands mean.
 
+mod ciphers;
 pub(crate) mod connection;
 pub(crate) mod listener;
 pub(crate) mod reply;

@@ -16,8 +16,10 @@ pub(crate) struct TlsInfo {
     pub(crate) version: String,
     /// The cipher suite, as rustls names it (`TLS13_AES_256_GCM_SHA384`).
     pub(crate) cipher: String,
-    /// The common name of the client's certificate, when it sent one.
+    /// The subject common name of the client's certificate, as written ("" without one).
     pub(crate) client_cn: String,
+    /// The URIs among the client certificate's subject alternative names, in order.
+    pub(crate) client_uris: Vec<String>,
     /// Whether the session was resumed (a ticket or cached session) rather than full.
     pub(crate) resumed: bool,
 }
@@ -53,10 +55,13 @@ impl Stream {
             None => String::new(),
         };
         let cipher = session.negotiated_cipher_suite().map_or(String::new(), |c| format!("{:?}", c.suite()));
-        let client_cn =
-            session.peer_certificates().and_then(|c| c.first()).map_or(String::new(), |c| common_name(c));
+        // rustls keeps the chain it verified, in a resumed session too (the ticket carries it).
+        let (client_cn, client_uris) = session
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map_or_else(Default::default, |c| identity(c));
         let resumed = session.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-        Some(TlsInfo { version, cipher, client_cn, resumed })
+        Some(TlsInfo { version, cipher, client_cn, client_uris, resumed })
     }
 }
 
@@ -70,12 +75,24 @@ impl super::connection::Layered for Stream {
     }
 }
 
-/// The subject CN of a DER certificate ("" if it has none or does not parse).
-fn common_name(der: &[u8]) -> String {
-    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else { return String::new() };
-    let cn = cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok());
-    // CLIENT LIST is space-separated: a CN with spaces keeps its words joined.
-    cn.map_or(String::new(), |cn| cn.replace(|c: char| c.is_whitespace() || c.is_control(), "_"))
+/// The subject CN ("" if none) and the SAN URIs of a DER certificate (nothing if it does not
+/// parse; rustls verified it, so it does).
+fn identity(der: &[u8]) -> (String, Vec<String>) {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else { return Default::default() };
+    let cn = cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).unwrap_or_default();
+    let uris = match cert.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                x509_parser::extensions::GeneralName::URI(uri) => Some((*uri).to_owned()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    (cn.to_owned(), uris)
 }
 
 impl AsyncRead for Stream {

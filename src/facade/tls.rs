@@ -10,8 +10,9 @@ use rustls::server::{NoServerSessionStorage, ProducesTickets, StoresServerSessio
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use sha2::Digest as _;
 
-use crate::config::{Config, TlsAuthClients};
+use crate::config::{Config, ConfigValue as _, TlsAuthClients};
 
 /// A TLS setup problem; every message names the file or directive at fault.
 #[derive(Debug, thiserror::Error)]
@@ -63,16 +64,25 @@ pub(crate) struct Built {
     pub(crate) not_after: i64,
     /// Things worth a log line (an ignored directive).
     pub(crate) warnings: Vec<String>,
+    /// What client certificates are verified against, and the ticket keys for it.
+    tickets: (Trust, Arc<dyn ProducesTickets>),
 }
+
+/// A digest of what client certificates are verified against (`tls-auth-clients` and the CA
+/// set): a session resumed from a ticket skips that verification, so its tickets must not
+/// outlive a change of it.
+type Trust = [u8; 32];
 
 /// The TLS configuration every core's TLS listeners use for their next handshake.
 ///
 /// Built once at startup and replaced by CONFIG SET or the auto-reload; connections that are
 /// already established keep the session they have. The session-ticket keys live here, outside any
-/// one configuration, so clients keep resuming across a reload and on every core.
+/// one configuration, so clients keep resuming across a reload and on every core; they change
+/// only when the trust in client certificates does (a resumed session carries the client's
+/// certificate as verified then, and the client's ACL identity with it).
 pub(crate) struct TlsSlot {
     current: RwLock<Option<Arc<ServerConfig>>>,
-    tickets: Arc<dyn ProducesTickets>,
+    tickets: RwLock<Option<(Trust, Arc<dyn ProducesTickets>)>>,
     not_after: AtomicI64,
     reloads: AtomicU64,
 }
@@ -80,11 +90,9 @@ pub(crate) struct TlsSlot {
 impl TlsSlot {
     /// An empty slot (no TLS listener yet).
     pub(crate) fn new() -> Result<TlsSlot, TlsError> {
-        let tickets = rustls::crypto::aws_lc_rs::Ticketer::new()
-            .map_err(|e| TlsError::Policy { directive: "tls-session-caching", reason: e.to_string() })?;
         Ok(TlsSlot {
             current: RwLock::new(None),
-            tickets,
+            tickets: RwLock::new(None),
             not_after: AtomicI64::new(0),
             reloads: AtomicU64::new(0),
         })
@@ -98,12 +106,18 @@ impl TlsSlot {
 
     /// Builds a configuration from `config` with this slot's ticket keys (does not install it).
     pub(crate) fn build(&self, config: &Config) -> Result<Built, TlsError> {
-        server_config(config, &self.tickets)
+        let current = self.tickets.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        server_config(config, |trust| match current {
+            Some((same, tickets)) if same == trust => Ok(tickets),
+            _ => rustls::crypto::aws_lc_rs::Ticketer::new()
+                .map_err(|e| TlsError::Policy { directive: "tls-session-caching", reason: e.to_string() }),
+        })
     }
 
     /// Makes `built` the configuration of every later handshake.
     pub(crate) fn install(&self, built: Built) {
         *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(built.config);
+        *self.tickets.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(built.tickets);
         self.not_after.store(built.not_after, Ordering::Relaxed);
         self.reloads.fetch_add(1, Ordering::Relaxed);
     }
@@ -130,7 +144,7 @@ impl TlsSlot {
 /// # Errors
 /// A file that does not load, or a policy rustls refuses.
 pub(crate) fn client_config(config: &Config) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let provider = Arc::new(provider(config)?);
+    let provider = Arc::new(provider(config)?.0);
     let versions = versions(&config.tls_protocols)?;
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
@@ -151,8 +165,12 @@ pub(crate) fn client_config(config: &Config) -> Result<Arc<rustls::ClientConfig>
     Ok(Arc::new(client))
 }
 
-fn server_config(config: &Config, tickets: &Arc<dyn ProducesTickets>) -> Result<Built, TlsError> {
-    let provider = Arc::new(provider(config)?);
+fn server_config(
+    config: &Config,
+    tickets_for: impl FnOnce(Trust) -> Result<Arc<dyn ProducesTickets>, TlsError>,
+) -> Result<Built, TlsError> {
+    let (provider, mut warnings) = provider(config)?;
+    let provider = Arc::new(provider);
     let versions = versions(&config.tls_protocols)?;
     let certs = load_certs(&config.tls_cert_file)?;
     let not_after = check_cert(&config.tls_cert_file, &certs[0])?;
@@ -169,6 +187,7 @@ fn server_config(config: &Config, tickets: &Arc<dyn ProducesTickets>) -> Result<
     let configured_roots = (!config.tls_ca_cert_file.is_empty() || !config.tls_ca_cert_dir.is_empty())
         .then(|| load_roots(config))
         .transpose()?;
+    let mut trust = sha2::Sha256::new();
     let builder = match config.tls_auth_clients {
         TlsAuthClients::No => builder.with_no_client_auth(),
         mode => {
@@ -176,6 +195,13 @@ fn server_config(config: &Config, tickets: &Arc<dyn ProducesTickets>) -> Result<
                 Some(roots) => roots,
                 None => load_roots(config)?,
             });
+            trust.update(config.tls_auth_clients.show());
+            for anchor in &roots.roots {
+                for part in [&anchor.subject[..], &anchor.subject_public_key_info[..]] {
+                    trust.update((part.len() as u64).to_le_bytes());
+                    trust.update(part);
+                }
+            }
             let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
             let verifier =
                 if mode == TlsAuthClients::Optional { verifier.allow_unauthenticated() } else { verifier };
@@ -185,6 +211,8 @@ fn server_config(config: &Config, tickets: &Arc<dyn ProducesTickets>) -> Result<
             builder.with_client_cert_verifier(verifier)
         }
     };
+    let trust: Trust = trust.finalize().into();
+    let tickets = tickets_for(trust)?;
     let mut server = builder.with_single_cert(certs, key).map_err(rustls_err)?;
     server.ignore_client_order = config.tls_prefer_server_ciphers;
     if config.tls_session_caching {
@@ -199,14 +227,13 @@ fn server_config(config: &Config, tickets: &Arc<dyn ProducesTickets>) -> Result<
         server.session_storage = Arc::new(NoServerSessionStorage {});
         server.send_tls13_tickets = 0;
     }
-    let mut warnings = Vec::new();
     if !config.tls_dh_params_file.is_empty() {
         warnings.push(format!(
             "tls-dh-params-file {} ignored: rustls uses ECDHE key exchange only and needs no DH parameters",
             config.tls_dh_params_file
         ));
     }
-    Ok(Built { config: Arc::new(server), not_after, warnings })
+    Ok(Built { config: Arc::new(server), not_after, warnings, tickets: (trust, tickets) })
 }
 
 /// Session tickets with `tls-session-cache-timeout` as their advertised lifetime.
@@ -231,71 +258,17 @@ impl ProducesTickets for Lifetime {
     }
 }
 
-/// TLS 1.2 cipher names as OpenSSL (and so `tls-ciphers`) spells them, with rustls's names.
-const TLS12_NAMES: &[(&str, &str)] = &[
-    ("ECDHE-ECDSA-AES128-GCM-SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
-    ("ECDHE-ECDSA-AES256-GCM-SHA384", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
-    ("ECDHE-ECDSA-CHACHA20-POLY1305", "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"),
-    ("ECDHE-RSA-AES128-GCM-SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
-    ("ECDHE-RSA-AES256-GCM-SHA384", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"),
-    ("ECDHE-RSA-CHACHA20-POLY1305", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"),
-];
-
-/// TLS 1.3 suite names as `tls-ciphersuites` spells them, with rustls's names.
-const TLS13_NAMES: &[(&str, &str)] = &[
-    ("TLS_AES_128_GCM_SHA256", "TLS13_AES_128_GCM_SHA256"),
-    ("TLS_AES_256_GCM_SHA384", "TLS13_AES_256_GCM_SHA384"),
-    ("TLS_CHACHA20_POLY1305_SHA256", "TLS13_CHACHA20_POLY1305_SHA256"),
-];
-
-/// The rustls names a colon-separated OpenSSL cipher list selects; unknown names are an error
-/// that lists them. OpenSSL's group keywords (`DEFAULT`, `HIGH`, `ALL`) select every suite, and
-/// exclusions (`!aNULL`, `-RC4`) name things rustls never offers, so they change nothing.
-fn select(
-    list: &str,
-    names: &'static [(&'static str, &'static str)],
-    directive: &'static str,
-) -> Result<Option<Vec<&'static str>>, TlsError> {
-    if list.trim().is_empty() {
-        return Ok(None);
-    }
-    let mut chosen = Vec::new();
-    let mut unknown = Vec::new();
-    for item in list.split([':', ',', ' ']).map(str::trim).filter(|i| !i.is_empty()) {
-        if item.starts_with(['!', '-', '+']) || item.starts_with('@') {
-            continue;
-        }
-        if ["DEFAULT", "HIGH", "ALL", "ECDHE", "EECDH"].iter().any(|k| item.eq_ignore_ascii_case(k)) {
-            chosen.extend(names.iter().map(|(_, r)| *r));
-            continue;
-        }
-        match names.iter().find(|(o, r)| item.eq_ignore_ascii_case(o) || item.eq_ignore_ascii_case(r)) {
-            Some((_, r)) => chosen.push(*r),
-            None => unknown.push(item.to_owned()),
-        }
-    }
-    if !unknown.is_empty() {
-        let offered: Vec<&str> = names.iter().map(|(o, _)| *o).collect();
-        return Err(TlsError::Policy {
-            directive,
-            reason: format!(
-                "unknown or unsupported cipher(s): {} (rustls offers {})",
-                unknown.join(", "),
-                offered.join(", ")
-            ),
-        });
-    }
-    Ok(Some(chosen))
-}
-
-/// The aws-lc-rs provider with the suites `tls-ciphers` and `tls-ciphersuites` allow.
-fn provider(config: &Config) -> Result<CryptoProvider, TlsError> {
+/// The aws-lc-rs provider with the suites `tls-ciphers` and `tls-ciphersuites` allow (see
+/// [`super::ciphers`]), and warnings about suites they name that rustls lacks.
+fn provider(config: &Config) -> Result<(CryptoProvider, Vec<String>), TlsError> {
     let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-    let tls12 = select(&config.tls_ciphers, TLS12_NAMES, "tls-ciphers")?;
-    let tls13 = select(&config.tls_ciphersuites, TLS13_NAMES, "tls-ciphersuites")?;
+    let tls12 = super::ciphers::tls12(&config.tls_ciphers)
+        .map_err(|reason| TlsError::Policy { directive: "tls-ciphers", reason })?;
+    let tls13 = super::ciphers::tls13(&config.tls_ciphersuites)
+        .map_err(|reason| TlsError::Policy { directive: "tls-ciphersuites", reason })?;
     provider.cipher_suites.retain(|s| {
         let name = format!("{:?}", s.suite());
-        let allowed = if name.starts_with("TLS13_") { &tls13 } else { &tls12 };
+        let allowed = if name.starts_with("TLS13_") { &tls13.offer } else { &tls12.offer };
         allowed.as_ref().is_none_or(|a| a.contains(&name.as_str()))
     });
     // Server preference (tls-prefer-server-ciphers): AES-128-GCM first. Its SHA-256 runs on the
@@ -305,7 +278,7 @@ fn provider(config: &Config) -> Result<CryptoProvider, TlsError> {
         let name = format!("{:?}", s.suite());
         (!name.starts_with("TLS13_"), !name.contains("AES_128_GCM"))
     });
-    Ok(provider)
+    Ok((provider, [tls12.warnings, tls13.warnings].concat()))
 }
 
 /// `tls-protocols`: the versions to speak (both when empty).
@@ -463,18 +436,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cipher_lists_map_openssl_names_and_name_the_unknown() {
-        let got = select("ECDHE-RSA-AES128-GCM-SHA256:!aNULL", TLS12_NAMES, "tls-ciphers").unwrap().unwrap();
-        assert_eq!(got, ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]);
-        let err =
-            select("AES128-SHA:RC4-MD5:ECDHE-RSA-AES128-GCM-SHA256", TLS12_NAMES, "tls-ciphers").unwrap_err();
-        let text = err.to_string();
-        assert!(
-            text.starts_with("tls-ciphers: unknown or unsupported cipher(s): AES128-SHA, RC4-MD5"),
-            "{text}"
-        );
-        assert_eq!(select("", TLS13_NAMES, "tls-ciphersuites").unwrap(), None);
-        assert_eq!(select("DEFAULT", TLS13_NAMES, "tls-ciphersuites").unwrap().unwrap().len(), 3);
+    fn cipher_strings_choose_the_provider_suites() {
+        let mut config = Config { tls_ciphers: "HIGH:!aNULL:!MD5".into(), ..Config::default() };
+        let (built, warnings) = provider(&config).unwrap();
+        assert_eq!(built.cipher_suites.len(), 9, "6 TLS 1.2 suites and 3 TLS 1.3 ones");
+        assert!(warnings.is_empty());
+        config.tls_ciphers = "AES128-SHA:DES-CBC3-SHA".into();
+        let text = provider(&config).unwrap_err().to_string();
+        assert!(text.starts_with("tls-ciphers: 'AES128-SHA:DES-CBC3-SHA' selects no cipher suite"), "{text}");
+        config.tls_ciphers = "ECDHE-RSA-AES128-GCM-SHA256".into();
+        config.tls_ciphersuites = "TLS_CHACHA20_POLY1305_SHA256".into();
+        let names: Vec<String> =
+            provider(&config).unwrap().0.cipher_suites.iter().map(|s| format!("{:?}", s.suite())).collect();
+        assert_eq!(names, ["TLS13_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]);
     }
 
     #[test]

@@ -369,8 +369,14 @@ impl RedisServer {
 
     /// Started with `extra` arguments (`--enable-debug-command local`, say).
     pub fn with(extra: &[&str]) -> RedisServer {
+        RedisServer::with_file(None, extra)
+    }
+
+    /// Started with a config file (first on its command line) and `extra` arguments.
+    pub fn with_file(file: Option<&Path>, extra: &[&str]) -> RedisServer {
         let port = free_port();
         let mut child = Command::new("redis-server")
+            .args(file)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(extra)
             .stdout(Stdio::piped())
@@ -609,10 +615,16 @@ pub fn wait_blocked(c: &mut redis::Connection, id: i64) {
 
 /// Starts the server with `args` on a free loopback port (no TLS), expecting it to refuse to
 /// start: its exit code and everything it logged.
+/// A config file, if given, comes first in `args` (it goes first on the command line).
 pub fn start_refused(args: &[&str]) -> (Option<i32>, String) {
+    let (file, rest) = match args.split_first() {
+        Some((first, rest)) if !first.starts_with("--") => (Some(*first), rest),
+        _ => (None, args),
+    };
     let out = Command::new(env!("CARGO_BIN_EXE_ferrokey-server"))
+        .args(file)
         .args(["--bind", "127.0.0.1", "--port", &free_port().to_string(), "--tls-port", "0"])
-        .args(args)
+        .args(rest)
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);

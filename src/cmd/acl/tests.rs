@@ -126,3 +126,63 @@ fn commands_keys_and_channels_are_checked_per_selector() {
     assert_eq!(allowed(&u, "SELECT 0"), Ok(()));
     assert_eq!(allowed(&u, "SELECT 1"), Err(Denial { reason: Reason::Command, pos: 0 }));
 }
+
+#[test]
+fn acl_files_load_whole_or_not_at_all() {
+    let dir = std::env::temp_dir().join(format!("ferrokey-aclfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = crate::config::Config {
+        dir: dir.display().to_string(),
+        aclfile: "users.acl".into(),
+        ..crate::config::Config::default()
+    };
+    let users = Users::new(commands().acl_catalog(), b"");
+    let missing = users.load_file(&config, false).unwrap_err();
+    assert_eq!(missing, "Error loading ACLs, opening file 'users.acl': No such file or directory");
+
+    std::fs::write(dir.join("users.acl"), "user alice on >p ~a* +get\n\n  user bob off  \r\n").unwrap();
+    let gone = users.load_file(&config, false).unwrap();
+    assert!(gone.is_empty(), "the default user is unchanged: {gone:?}");
+    let lines = users.lines();
+    assert_eq!(
+        lines[0],
+        format!(
+            "user alice on #{} ~a* resetchannels -@all +get",
+            "148de9c5a7a44d19e56cd9ae1a554bf67847afb0c58f6e12fa29ac7ddfca9940"
+        )
+    );
+    assert_eq!(lines[1], "user bob off resetchannels -@all");
+    assert_eq!(
+        lines[2], "user default on nopass ~* &* +@all",
+        "a file without default gets the built-in one"
+    );
+
+    // Every line's problems are reported; nothing changes.
+    std::fs::write(
+        dir.join("users.acl"),
+        "user alice on +nosuch +alsonot\nuser carol on ~x allkeys ~y\nuser alice off\nfoo bar\nuser dave (+get\n",
+    )
+    .unwrap();
+    let err = users.load_file(&config, false).unwrap_err();
+    assert_eq!(
+        err,
+        "users.acl:1: Error in applying operation '+nosuch': Unknown command or category name in ACL. \
+         users.acl:1: Error in applying operation '+alsonot': Unknown command or category name in ACL. \
+         users.acl:2: Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and does not have \
+         any effect. Try 'resetkeys' to start with an empty list of patterns. \
+         WARNING: Duplicate user 'alice' found on line 3. \
+         users.acl:4 should start with user keyword followed by the username. \
+         users.acl:5: Unmatched parenthesis in selector definition.\
+         WARNING: ACL errors detected, no change to the previously active ACL rules was performed"
+    );
+    assert_eq!(users.lines(), lines);
+
+    // ACL SAVE writes what ACL LIST shows; loading it back changes nothing.
+    users.save_file(&config).unwrap();
+    assert_eq!(std::fs::read_to_string(dir.join("users.acl")).unwrap(), format!("{}\n", lines.join("\n")));
+    assert!(users.load_file(&config, false).unwrap().is_empty());
+    // A user whose rules changed is reported (its clients close), as is one removed.
+    std::fs::write(dir.join("users.acl"), "user alice on >p ~a* +get +set\n").unwrap();
+    assert_eq!(users.load_file(&config, false).unwrap(), vec![Bytes::from("alice"), Bytes::from("bob")]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -17,6 +17,8 @@ pub(crate) enum What {
     Channel,
     /// AUTH or HELLO AUTH failed.
     Auth,
+    /// A verified client certificate named no enabled user (`tls-auth-clients-user`).
+    TlsCert,
 }
 
 impl What {
@@ -28,6 +30,18 @@ impl What {
             What::Key => "key",
             What::Channel => "channel",
             What::Auth => "auth",
+            What::TlsCert => "tls-cert",
+        }
+    }
+
+    /// Its place among the INFO counters (`acl_access_denied_*`).
+    fn counter(self) -> usize {
+        match self {
+            What::Auth => 0,
+            What::Command => 1,
+            What::Key => 2,
+            What::Channel => 3,
+            What::TlsCert => 4,
         }
     }
 }
@@ -51,11 +65,21 @@ pub(crate) struct Entry {
     pub(crate) client_info: String,
 }
 
-/// The log.
+/// The log, and how many denials of each kind there were (INFO's `acl_access_denied_*`).
 #[derive(Debug, Default)]
 pub(crate) struct Log {
     entries: VecDeque<Entry>,
+    denied: [u64; 5],
 }
+
+/// INFO's names for the counters, in Redis's order.
+pub(crate) const COUNTERS: [&str; 5] = [
+    "acl_access_denied_auth",
+    "acl_access_denied_cmd",
+    "acl_access_denied_key",
+    "acl_access_denied_channel",
+    "acl_access_denied_tls_cert",
+];
 
 /// Within this many milliseconds, the same denial is counted on the same entry.
 const GROUP_MS: u64 = 60_000;
@@ -66,6 +90,8 @@ const GROUP_SCAN: usize = 10;
 impl Log {
     /// Records `entry` (its `count` is ignored), keeping at most `max_len` entries.
     pub(crate) fn add(&mut self, mut entry: Entry, max_len: usize) {
+        // Counted even when the log keeps nothing (`acllog-max-len 0`), as Redis.
+        self.denied[entry.reason.counter()] += 1;
         let same = self.entries.iter().take(GROUP_SCAN).position(|e| {
             e.reason == entry.reason
                 && e.context == entry.context
@@ -91,6 +117,16 @@ impl Log {
     /// ACL LOG RESET.
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
+    }
+
+    /// The denial counters, in [`COUNTERS`]' order.
+    pub(crate) fn denied(&self) -> [u64; 5] {
+        self.denied
+    }
+
+    /// CONFIG RESETSTAT.
+    pub(crate) fn reset_counters(&mut self) {
+        self.denied = [0; 5];
     }
 }
 

@@ -10,6 +10,7 @@
 mod catalog;
 mod check;
 mod describe;
+mod file;
 mod log;
 mod selector;
 mod user;
@@ -22,9 +23,11 @@ use bytes::Bytes;
 
 pub(crate) use catalog::{Catalog, Entry as CatalogEntry};
 pub(crate) use check::{check, Denial, Reason, Request};
-pub(crate) use describe::{channels, command_rules, flags, keys, user as describe_user};
-pub(crate) use log::{Entry, What};
-pub(crate) use selector::Selector;
+#[cfg(test)]
+pub(crate) use describe::user as describe_user;
+pub(crate) use describe::{channels, command_rules, flags, keys};
+pub(crate) use log::{Entry, What, COUNTERS as DENIAL_COUNTERS};
+pub(crate) use selector::{has_spaces, Selector};
 pub(crate) use user::{hex, merge_selectors, User};
 
 /// Why an `ACL SETUSER` rule was refused (Redis's `ACLSetUserStringError` texts).
@@ -62,6 +65,9 @@ pub(crate) enum SetUserError {
     FirstArgOfSubcommand,
 }
 
+/// A user before a change (if it existed) and after.
+pub(crate) type Change = (Option<Arc<User>>, Arc<User>);
+
 /// The users, and a generation that changes with any of them.
 pub(crate) struct Users {
     catalog: Catalog,
@@ -78,6 +84,74 @@ impl Users {
         set_requirepass(&mut default, requirepass);
         let table = BTreeMap::from([(default.name.clone(), Arc::new(default))]);
         Users { catalog, table: RwLock::new(table), generation: AtomicU64::new(0), log: Mutex::default() }
+    }
+
+    /// The table at startup: the default user with `requirepass` as its password, then the
+    /// config file's `user` directives, or the users of `aclfile` (not both, as Redis).
+    ///
+    /// # Errors
+    /// What is wrong, as Redis logs it before exiting.
+    pub(crate) fn at_startup(catalog: Catalog, config: &crate::config::Config) -> Result<Users, String> {
+        let users = Users::new(catalog, config.requirepass.as_bytes());
+        let all_channels = config.acl_pubsub_default == crate::config::AclPubsubDefault::Allchannels;
+        if !config.aclfile.is_empty() && !config.users.is_empty() {
+            return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path \
+                        is invalid. This setup is very likely to lead to configuration errors and security holes, \
+                        please define either an ACL file or declare users directly in your redis.conf, but not \
+                        both."
+                .into());
+        }
+        {
+            let mut table = users.write();
+            file::apply_directives(&mut table, &config.users, &users.catalog, all_channels)?;
+        }
+        if !config.aclfile.is_empty() {
+            users
+                .load_file(config, all_channels)
+                .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
+        }
+        Ok(users)
+    }
+
+    /// ACL LOAD: the whole table from `config`'s ACL file, or nothing changes. Gives the users
+    /// that are gone or whose rules changed (their clients must go).
+    ///
+    /// # Errors
+    /// Every problem found, as Redis's reply.
+    pub(crate) fn load_file(
+        &self,
+        config: &crate::config::Config,
+        all_channels: bool,
+    ) -> Result<Vec<Bytes>, String> {
+        let path = &config.aclfile;
+        let text = std::fs::read(config.aclfile_path()).map_err(|e| {
+            format!("Error loading ACLs, opening file '{path}': {}", crate::durable::strerror(&e))
+        })?;
+        let fresh = file::parse(&text, path, &self.catalog, all_channels)?;
+        let mut table = self.write();
+        let changed = table
+            .iter()
+            .filter(|(name, before)| fresh.get(*name).is_none_or(|after| after != *before))
+            .map(|(name, _)| name.clone())
+            .collect();
+        *table = fresh;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(changed)
+    }
+
+    /// ACL SAVE: every user into `config`'s ACL file, replaced durably.
+    ///
+    /// # Errors
+    /// The file could not be written.
+    pub(crate) fn save_file(&self, config: &crate::config::Config) -> std::io::Result<()> {
+        let text = file::render(&self.read(), &self.catalog);
+        crate::durable::replace(&config.aclfile_path(), text.as_bytes())
+    }
+
+    /// Every user as a `user` line of an ACL file (ACL LIST, CONFIG REWRITE).
+    #[must_use]
+    pub(crate) fn lines(&self) -> Vec<String> {
+        self.read().values().map(|u| file::line(&self.catalog, u)).collect()
     }
 
     /// The commands the rules name.
@@ -110,7 +184,8 @@ impl Users {
         self.read().values().cloned().collect()
     }
 
-    /// Changes (or creates) the user `name` by `rules`, all or nothing.
+    /// Changes (or creates) the user `name` by `rules`, all or nothing; gives the user before
+    /// (if it existed) and after.
     ///
     /// # Errors
     /// The rule that failed and why.
@@ -119,16 +194,18 @@ impl Users {
         all_channels_default: bool,
         name: &[u8],
         rules: &[Bytes],
-    ) -> Result<(), (Bytes, SetUserError)> {
+    ) -> Result<Change, (Bytes, SetUserError)> {
         let mut table = self.write();
-        let mut user = match table.get(name) {
+        let before = table.get(name).cloned();
+        let mut user = match &before {
             Some(u) => (**u).clone(),
             None => User::new(Bytes::copy_from_slice(name), &self.catalog, all_channels_default),
         };
         user.apply_all(&self.catalog, all_channels_default, rules)?;
-        table.insert(user.name.clone(), Arc::new(user));
+        let after = Arc::new(user);
+        table.insert(after.name.clone(), after.clone());
         self.generation.fetch_add(1, Ordering::AcqRel);
-        Ok(())
+        Ok((before, after))
     }
 
     /// Deletes users; how many existed.
@@ -162,6 +239,47 @@ impl Users {
     /// ACL LOG RESET.
     pub(crate) fn clear_log(&self) {
         self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+
+    /// How many denials of each kind there were, named as INFO names them.
+    #[must_use]
+    pub(crate) fn denials(&self) -> [(&'static str, u64); 5] {
+        let counts = self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).denied();
+        std::array::from_fn(|i| (DENIAL_COUNTERS[i], counts[i]))
+    }
+
+    /// CONFIG RESETSTAT: the denial counters restart from zero.
+    pub(crate) fn reset_denials(&self) {
+        self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).reset_counters();
+    }
+
+    /// The user a verified client certificate names under `tls-auth-clients-user` (`mode`):
+    /// its subject CN, or the first of its SAN URIs that names an enabled user. `Err` with the
+    /// name tried last when it names none (the connection stays the default user's); `Ok(None)`
+    /// when the certificate has no such field.
+    ///
+    /// # Errors
+    /// The name that matched no enabled user.
+    pub(crate) fn by_certificate(
+        &self,
+        mode: crate::config::TlsAuthClientsUser,
+        cn: &str,
+        uris: &[String],
+    ) -> Result<Option<Arc<User>>, Bytes> {
+        use crate::config::TlsAuthClientsUser as Mode;
+        let names: &mut dyn Iterator<Item = &str> = match mode {
+            Mode::Off => return Ok(None),
+            Mode::Cn => &mut std::iter::once(cn).filter(|cn| !cn.is_empty()),
+            Mode::Uri => &mut uris.iter().map(String::as_str),
+        };
+        let mut tried = None;
+        for name in names {
+            match self.get(name.as_bytes()) {
+                Some(user) if user.enabled => return Ok(Some(user)),
+                _ => tried = Some(name),
+            }
+        }
+        tried.map_or(Ok(None), |name| Err(Bytes::copy_from_slice(name.as_bytes())))
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Bytes, Arc<User>>> {

@@ -135,7 +135,7 @@ impl Selector {
         if self.all_keys {
             return Err(SetUserError::AfterAllKeys);
         }
-        if pattern.iter().any(|b| b.is_ascii_whitespace() || *b == 0) {
+        if has_spaces(pattern) {
             return Err(SetUserError::Syntax);
         }
         match self.keys.iter_mut().find(|(p, _)| p[..] == *pattern) {
@@ -152,7 +152,7 @@ impl Selector {
         if self.all_channels {
             return Err(SetUserError::AfterAllChannels);
         }
-        if pattern.iter().any(|b| b.is_ascii_whitespace() || *b == 0) {
+        if has_spaces(pattern) {
             return Err(SetUserError::Syntax);
         }
         if !self.channels.iter().any(|c| c[..] == *pattern) {
@@ -263,4 +263,10 @@ impl Selector {
                 }
             })
     }
+}
+
+/// Redis's `ACLStringHasSpaces`: C's whitespace or NUL (refused in user names and patterns).
+#[must_use]
+pub(crate) fn has_spaces(name: &[u8]) -> bool {
+    name.iter().any(|b| b.is_ascii_whitespace() || *b == 0 || *b == 0x0b)
 }

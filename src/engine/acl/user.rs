@@ -62,6 +62,29 @@ impl User {
         self.selectors.first().is_some_and(Selector::unrestricted)
     }
 
+    /// Whether one of the selectors lets a client stay subscribed to `channel` (a `PSUBSCRIBE`
+    /// pattern: `literal`).
+    #[must_use]
+    pub(crate) fn may_subscribe(&self, channel: &[u8], literal: bool) -> bool {
+        self.selectors.iter().any(|s| s.allows_channel(channel, literal))
+    }
+
+    /// Whether this user (after a change) may refuse a subscription `before` allowed, as
+    /// Redis's `ACLKillPubsubClientsIfNeeded` decides it: not when a selector allows every
+    /// channel, nor when every channel pattern of before is still named.
+    #[must_use]
+    pub(crate) fn channels_shrunk_from(&self, before: &User) -> bool {
+        if self.selectors.iter().any(|s| s.all_channels) {
+            return false;
+        }
+        before.selectors.iter().any(|s| s.all_channels)
+            || !before
+                .selectors
+                .iter()
+                .flat_map(|s| &s.channels)
+                .all(|c| self.selectors.iter().any(|s| s.channels.contains(c)))
+    }
+
     /// Whether `password` authenticates this user; the hashes are compared in constant time.
     #[must_use]
     pub(crate) fn password_ok(&self, password: &[u8]) -> bool {
