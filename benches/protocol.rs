@@ -2,7 +2,7 @@
 
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use ferrokey::internals::{CommandStats, Limits, Reply, RequestParser, Routing, Slot, ZSet};
+use ferrokey::internals::{AclCheck, CommandStats, Limits, Reply, RequestParser, Routing, Slot, ZSet};
 
 fn parse(c: &mut Criterion) {
     let mut pipeline = Vec::new();
@@ -98,5 +98,19 @@ fn command_stats(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, parse, encode, slots, route_batch, zset_rescore, command_stats);
+/// The ACL check of a GET and a SET for a user with 25 rules, its keys matching its last key
+/// pattern (scripts/bench-compare.sh --only acl measures the same user end to end).
+fn acl_check(c: &mut Criterion) {
+    let mut check = AclCheck::new(
+        "on >apppw resetchannels &chan:1 &chan:2 ~cache:* ~session:* ~user:* ~order:* ~cart:* ~tmp:* ~q:* \
+         ~lock:* ~stat:* %R~ro:* ~key:* -@all +get +set +mget +del +incr +expire +ttl +ping +hget +hset",
+    );
+    let get = [bytes::Bytes::from_static(b"GET"), bytes::Bytes::from_static(b"key:000000012345")];
+    let set = [bytes::Bytes::from_static(b"SET"), get[1].clone(), bytes::Bytes::from_static(b"value")];
+    assert!(check.allows(&get) && check.allows(&set));
+    c.bench_function("acl_check/get_25_rules", |b| b.iter(|| black_box(check.allows(black_box(&get)))));
+    c.bench_function("acl_check/set_25_rules", |b| b.iter(|| black_box(check.allows(black_box(&set)))));
+}
+
+criterion_group!(benches, parse, encode, slots, route_batch, zset_rescore, command_stats, acl_check);
 criterion_main!(benches);

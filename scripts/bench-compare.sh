@@ -10,7 +10,7 @@
 # both shards), RSS per idle plain and TLS connection, and memory per key and per small hash, set, sorted set and list.
 #
 #   scripts/bench-compare.sh [-n REQUESTS] [-c CLIENTS] [--idle N] [--reference BINARY] [--quick]
-#                            [--only matrix,types,zset,handshakes,churn,threads,rate,newuser,idle,memory,client]
+#                            [--only matrix,types,zset,handshakes,churn,threads,rate,newuser,acl,idle,memory,client]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=200000; C=50; IDLE=10000; SERVER_CPU=0; CLIENT_CPU=1; REF=redis-server; ONLY=
@@ -67,7 +67,7 @@ bench() {
   # granularity and the fixed cost of connecting not to dominate.
   local n=$(( P > 1 ? N * 10 : N ))
   before=$(cpu_ticks "$pid")
-  out=$(taskset -c "$CLIENT_CPU" redis-benchmark -h 127.0.0.1 -p "$port" "${tlsargs[@]}" \
+  out=$(taskset -c "$CLIENT_CPU" redis-benchmark -h 127.0.0.1 -p "$port" "${tlsargs[@]}" "${LOGIN[@]}" \
         -n "$n" -c "$C" -P "$P" -r "${RANGE:-100000}" -d 16 --csv "${what[@]}" 2>/dev/null | tail -1)
   after=$(cpu_ticks "$pid")
   rps=$(echo "$out" | cut -d, -f2 | tr -d '"')
@@ -76,6 +76,7 @@ bench() {
     'BEGIN { printf "%.0f %.2f %s\n", r, t * 1e6 / hz / n, p }'
 }
 
+LOGIN=()  # redis-benchmark's --user/-a, for runs as an ACL user
 read -r RPID RPORT RTLS < <(start_redis)
 read -r FPID FPORT FTLS < <(start_ferrokey 1 "$SERVER_CPU")
 echo "ferrokey $(git rev-parse --short HEAD 2>/dev/null || echo '?') vs $REF $("$REF" --version | cut -d' ' -f3)"
@@ -426,6 +427,69 @@ for i in range(100000):
   redis-cli -p "$port" flushall >/dev/null
 done
 kill "$MPID"; wait "$MPID" 2>/dev/null || true
+fi
+
+# ACL: a user with 25 rules (11 key patterns, the one its keys match last, 2 channels, 11
+# commands) against the default user (+@all ~* &*, whose check is skipped), on one ferrokey, in
+# five alternating pairs; then GET p99 as that user, quiet and while ACL SETUSER changes it 100
+# times a second (every session looks its user up again after each change).
+if want acl; then
+echo
+echo "ACL check cost, ferrokey threads 1, TLS, P=16, -c $C, server µs/op: each pair runs the default"
+echo "user, the app user, the default user again; app is compared with the mean of the two around it"
+echo "(medians of 9 such triples; 'default/default' is the same comparison between the two default runs:"
+echo "the noise floor)"
+read -r APID APORT ATLS < <(start_ferrokey 1 "$SERVER_CPU")
+RULES=(on ">apppw" resetchannels "&chan:1" "&chan:2" "~cache:*" "~session:*" "~user:*" "~order:*" "~cart:*"
+  "~tmp:*" "~q:*" "~lock:*" "~stat:*" "%R~ro:*" "~key:*" -@all +get +set +mget +del +incr +expire +ttl +ping
+  +hget +hset)
+redis-cli -p "$APORT" ACL SETUSER app "${RULES[@]}" >/dev/null
+echo "| test | default µs/op | app µs/op (25 rules) | ratio app/default (triples) | default/default |"
+echo "|---|---|---|---|---|"
+median() { printf '%s\n' "$@" | sort -g | sed -n 5p; }
+for test in set get; do
+  ratios=(); floors=(); d_all=(); a_all=()
+  for _ in 1 2 3 4 5 6 7 8 9; do
+    LOGIN=(); read -r _ d1 _ < <(bench "$APID" "$ATLS" 1 16 "$test")
+    LOGIN=(--user app -a apppw); read -r _ a_us _ < <(bench "$APID" "$ATLS" 1 16 "$test")
+    LOGIN=(); read -r _ d2 _ < <(bench "$APID" "$ATLS" 1 16 "$test")
+    d_all+=("$d1" "$d2"); a_all+=("$a_us")
+    ratios+=("$(awk -v a="$a_us" -v x="$d1" -v y="$d2" 'BEGIN { printf "%.3f", (x + y > 0 ? 2 * a / (x + y) : 0) }')")
+    floors+=("$(awk -v x="$d1" -v y="$d2" 'BEGIN { printf "%.3f", (x > 0 ? y / x : 0) }')")
+  done
+  echo "| ${test^^} | $(printf '%s\n' "${d_all[@]}" | sort -g | sed -n 9p) | $(median "${a_all[@]}") | $(median "${ratios[@]}") (${ratios[*]}) | $(median "${floors[@]}") (${floors[*]}) |"
+done
+echo
+echo "GET p99 as app, TLS, P=1, -c $C, quiet vs ACL SETUSER app 100/s (3 alternating pairs):"
+echo "| pair | quiet ops/s | quiet p99 ms | churn ops/s | churn p99 ms | SETUSERs sent |"
+echo "|---|---|---|---|---|---|"
+for pair in 1 2 3; do
+  LOGIN=(--user app -a apppw)
+  read -r q_rps _ q_p99 < <(bench "$APID" "$ATLS" 1 1 get)
+  stop="$certs/stop-churn"; rm -f "$stop"
+  taskset -c "$CLIENT_CPU" python3 - "$APORT" "$stop" > "$certs/churn-count" <<'PY' &
+import os, socket, sys, time
+port, stop = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", port))
+def req(*args):
+    s.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+    return s.recv(4096)
+sent, start = 0, time.monotonic()
+# Bounded: at most 10,000 changes and 120 s.
+while not os.path.exists(stop) and sent < 10000 and time.monotonic() - start < 120:
+    rule = b"+hget" if sent % 2 else b"-hget"
+    assert req(b"ACL", b"SETUSER", b"app", rule) == b"+OK\r\n"
+    sent += 1
+    time.sleep(max(0.0, start + sent / 100 - time.monotonic()))
+print(sent)
+PY
+  churn=$!
+  read -r c_rps _ c_p99 < <(bench "$APID" "$ATLS" 1 1 get)
+  touch "$stop"; wait "$churn"
+  LOGIN=()
+  echo "| $pair | $q_rps | $q_p99 | $c_rps | $c_p99 | $(cat "$certs/churn-count") |"
+done
+kill "$APID"; wait "$APID" 2>/dev/null || true
 fi
 
 # The load generator itself: client CPU per request of ferrokey-benchmark and redis-benchmark,

@@ -1,4 +1,64 @@
-//! Redis's glob-style pattern matching (`stringmatchlen`), for KEYS, SCAN MATCH and CONFIG GET.
+//! Redis's glob-style pattern matching (`stringmatchlen`), for KEYS, SCAN MATCH and CONFIG GET,
+//! and [`Pattern`], a pattern compiled once for the ACL checks that match it on every request.
+
+/// A case-sensitive glob pattern, compiled: one that is a literal, or a literal then `*` (most
+/// ACL key and channel patterns: `cache:*`), matches by comparing bytes instead of walking the
+/// pattern. It derefs to the pattern as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pattern {
+    text: Box<[u8]>,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// No special character: equal bytes.
+    Exact,
+    /// A literal of this length, then only `*`: a prefix.
+    Prefix(usize),
+    /// Anything else.
+    Glob,
+}
+
+impl Pattern {
+    /// Compiles `text`.
+    #[must_use]
+    pub(crate) fn new(text: &[u8]) -> Pattern {
+        let special = |b: &u8| matches!(b, b'*' | b'?' | b'[' | b'\\');
+        let kind = match text.iter().position(special) {
+            None => Kind::Exact,
+            Some(at) if text[at..].iter().all(|&b| b == b'*') => Kind::Prefix(at),
+            Some(_) => Kind::Glob,
+        };
+        Pattern { text: text.into(), kind }
+    }
+
+    /// The byte every match starts with, when the pattern starts with a literal one.
+    #[must_use]
+    pub(crate) fn first_literal(&self) -> Option<u8> {
+        self.text.first().copied().filter(|b| !matches!(b, b'*' | b'?' | b'[' | b'\\'))
+    }
+
+    /// Whether `text` matches, as [`matches`] with case.
+    #[inline]
+    #[must_use]
+    pub(crate) fn matches(&self, text: &[u8]) -> bool {
+        match self.kind {
+            Kind::Exact => text.first() == self.text.first() && *self.text == *text,
+            // The first byte rejects most patterns without a call to memcmp.
+            Kind::Prefix(0) => true,
+            Kind::Prefix(n) => text.first() == self.text.first() && text.starts_with(&self.text[..n]),
+            Kind::Glob => matches(&self.text, text, false),
+        }
+    }
+}
+
+impl std::ops::Deref for Pattern {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.text
+    }
+}
 
 /// Whether `text` matches `pattern`: `*`, `?`, `[abc]`, `[^a-z]` and `\` escapes, as Redis.
 #[must_use]
@@ -105,7 +165,30 @@ fn class(pattern: &[u8], open: usize, c: u8, nocase: bool) -> Option<(bool, usiz
 
 #[cfg(test)]
 mod tests {
-    use super::matches;
+    use super::{matches, Pattern};
+
+    #[test]
+    fn compiled_patterns_match_as_the_matcher_does() {
+        let patterns: [&[u8]; 9] =
+            [b"cache:*", b"cache:**", b"exact", b"*", b"", b"a?c*", b"[ab]*", b"x\\*", b"*:x"];
+        let texts: [&[u8]; 9] =
+            [b"cache:1", b"cache:", b"cache", b"exact", b"exactly", b"", b"abc", b"x*", b"y:x"];
+        for p in patterns {
+            let compiled = Pattern::new(p);
+            for t in texts {
+                assert_eq!(
+                    compiled.matches(t),
+                    matches(p, t, false),
+                    "{} {}",
+                    p.escape_ascii(),
+                    t.escape_ascii()
+                );
+            }
+        }
+        assert_eq!(&*Pattern::new(b"cache:*"), b"cache:*");
+        assert_eq!(Pattern::new(b"cache:*").first_literal(), Some(b'c'));
+        assert_eq!(Pattern::new(b"*:x").first_literal(), None);
+    }
 
     #[test]
     fn redis_glob_semantics() {

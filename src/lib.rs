@@ -82,6 +82,40 @@ pub mod internals {
         }
     }
 
+    /// The ACL check a session runs before each command of a user that is not unrestricted
+    /// (for the ACL benchmark): the command looked up, its keys found, every selector tried.
+    pub struct AclCheck {
+        commands: crate::engine::command::Commands,
+        user: crate::engine::acl::User,
+        keys: Vec<(usize, crate::engine::spec::KeyFlags)>,
+    }
+
+    impl AclCheck {
+        /// A user with `rules` (as ACL SETUSER takes them, one rule per word).
+        ///
+        /// # Panics
+        /// If a rule is not valid.
+        #[must_use]
+        pub fn new(rules: &str) -> AclCheck {
+            let commands = crate::cmd::commands();
+            let catalog = commands.acl_catalog();
+            let mut user =
+                crate::engine::acl::User::new(bytes::Bytes::from_static(b"bench"), &catalog, false);
+            let rules: Vec<bytes::Bytes> =
+                rules.split(' ').map(|r| bytes::Bytes::from(r.to_owned())).collect();
+            let rules = crate::engine::acl::merge_selectors(&rules).expect("balanced selectors");
+            user.apply_all(&catalog, false, &rules).expect("valid rules");
+            AclCheck { commands, user, keys: Vec::new() }
+        }
+
+        /// Whether the user may run `args`.
+        pub fn allows(&mut self, args: &[bytes::Bytes]) -> bool {
+            let Some(cmd) = self.commands.get(&args[0]) else { return false };
+            cmd.acl_keys_into(args, &mut self.keys);
+            crate::engine::acl::check(&self.user, &cmd.acl_request(args, &self.keys)).is_ok()
+        }
+    }
+
     impl Default for Routing {
         fn default() -> Routing {
             Routing::new()

@@ -220,9 +220,9 @@ impl<'a> SetArgs<'a> {
 
 /// SET's key and what is done with it: read and written with GET, else overwritten (Redis's
 /// `setGetKeys`).
-fn set_keys(args: &[Bytes]) -> Vec<(usize, KeyFlags)> {
+fn set_keys(args: &[Bytes], keys: &mut Vec<(usize, KeyFlags)>) {
     let get = args.iter().skip(3).any(|a| is(a, "get"));
-    vec![(1, if get { key::RW | key::ACCESS | key::UPDATE } else { key::OW | key::UPDATE })]
+    keys.push((1, if get { key::RW | key::ACCESS | key::UPDATE } else { key::OW | key::UPDATE }));
 }
 
 /// SET key value [NX | XX] [GET] [EX s | PX ms | EXAT ts | PXAT ts | KEEPTTL]

@@ -24,8 +24,9 @@ pub(crate) type SessionFn = for<'a> fn(&'a mut Session, &'a [Bytes]) -> Pending<
 /// A command that only reads the session and needs no ordering against shards (PING, ECHO).
 pub(crate) type InlineFn = fn(&Session, &[Bytes]) -> CmdResult;
 /// Finds a request's keys and their flags where the key specs cannot say (their flags vary
-/// with the arguments: SET with or without GET), as Redis's `getkeys_proc`.
-pub(crate) type GetKeysFn = fn(&[Bytes]) -> Vec<(usize, KeyFlags)>;
+/// with the arguments: SET with or without GET), as Redis's `getkeys_proc`; appended to the
+/// vector given (the ACL check keeps one across requests).
+pub(crate) type GetKeysFn = fn(&[Bytes], &mut Vec<(usize, KeyFlags)>);
 /// A keyed command's protocol across shards, inside a transaction holding every shard it
 /// touches (its own, or an EXEC's), in database `db`.
 pub(crate) type AcrossFn = for<'a> fn(&'a Tx, usize, &'a [Bytes]) -> Pending<'a>;
@@ -332,10 +333,27 @@ impl Command {
     /// specs or the arguments do not fit them.
     #[must_use]
     pub(crate) fn acl_keys(&self, args: &[Bytes]) -> Vec<(usize, KeyFlags)> {
+        let mut keys = Vec::new();
+        self.acl_keys_into(args, &mut keys);
+        keys
+    }
+
+    /// As [`Command::acl_keys`], into `keys` (cleared first): no allocation once it has room.
+    pub(crate) fn acl_keys_into(&self, args: &[Bytes], keys: &mut Vec<(usize, KeyFlags)>) {
+        keys.clear();
         if self.keys.is_empty() {
-            return Vec::new();
+            return;
         }
-        self.keys_and_flags(args).unwrap_or_default()
+        let found = match self.getkeys {
+            Some(getkeys) => {
+                getkeys(args, keys);
+                Some(())
+            }
+            None => crate::engine::spec::find_keys_into(&self.keys, args, keys),
+        };
+        if found.is_none() {
+            keys.clear();
+        }
     }
 
     /// A request for this command as an ACL check sees it, with its keys.
@@ -348,7 +366,6 @@ impl Command {
         crate::engine::acl::Request {
             id: self.id,
             full_name: &self.full_name,
-            is_subcommand: self.full_name.contains('|'),
             no_auth: self.flags.contains(crate::engine::spec::flag::NO_AUTH),
             args,
             keys,
@@ -360,7 +377,11 @@ impl Command {
     #[must_use]
     pub(crate) fn keys_and_flags(&self, args: &[Bytes]) -> Option<Vec<(usize, KeyFlags)>> {
         match self.getkeys {
-            Some(getkeys) => Some(getkeys(args)),
+            Some(getkeys) => {
+                let mut keys = Vec::new();
+                getkeys(args, &mut keys);
+                Some(keys)
+            }
             None => find_keys(&self.keys, args),
         }
     }

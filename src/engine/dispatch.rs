@@ -49,9 +49,11 @@ impl Session {
                     return Err(CmdError::NoAuth);
                 }
                 if !self.user.unrestricted() {
-                    let keys = cmd.acl_keys(args);
-                    let req = cmd.acl_request(args, &keys);
-                    crate::engine::acl::check(&self.user, &req).map_err(|d| self.denied(cmd, args, d))?;
+                    let mut keys = std::mem::take(&mut self.acl_keys);
+                    cmd.acl_keys_into(args, &mut keys);
+                    let checked = crate::engine::acl::check(&self.user, &cmd.acl_request(args, &keys));
+                    self.acl_keys = keys;
+                    checked.map_err(|d| self.denied(cmd, args, d))?;
                 }
             }
             let writes = cmd.flags.contains(crate::engine::spec::flag::WRITE);

@@ -42,6 +42,8 @@ pub(crate) struct Session {
     pub(crate) client: Rc<Client>,
     /// The selected database.
     pub(crate) db: usize,
+    /// Room for the keys the ACL check finds in each request (kept: no allocation per request).
+    pub(crate) acl_keys: Vec<(usize, crate::engine::spec::KeyFlags)>,
     /// Whether the client speaks RESP3.
     pub(crate) resp3: bool,
     /// Whether the client has authenticated (always, when the default user needs no password).
@@ -93,6 +95,7 @@ impl Session {
             core,
             client,
             db: 0,
+            acl_keys: Vec::new(),
             resp3: false,
             authed,
             user,

@@ -328,8 +328,19 @@ impl Legacy {
 /// key count, a range past its end): the command reports that when it runs.
 #[must_use]
 pub(crate) fn find_keys(specs: &[KeySpec], args: &[Bytes]) -> Option<Vec<(usize, KeyFlags)>> {
-    let argc = args.len() as i64;
     let mut found = Vec::new();
+    find_keys_into(specs, args, &mut found)?;
+    Some(found)
+}
+
+/// As [`find_keys`], appending to `found` (a buffer kept across requests: the ACL check finds
+/// keys on every request); `None` when the arguments do not fit the key specs.
+pub(crate) fn find_keys_into(
+    specs: &[KeySpec],
+    args: &[Bytes],
+    found: &mut Vec<(usize, KeyFlags)>,
+) -> Option<()> {
+    let argc = args.len() as i64;
     for spec in specs {
         if spec.flags.contains(key::NOT_KEY) {
             continue;
@@ -364,7 +375,7 @@ pub(crate) fn find_keys(specs: &[KeySpec], args: &[Bytes]) -> Option<Vec<(usize,
             i += step;
         }
     }
-    Some(found)
+    Some(())
 }
 
 /// Which member of a container a request names, for prefetching its slot in a pipelined batch.

@@ -33,8 +33,6 @@ pub(crate) struct Request<'a> {
     pub(crate) id: usize,
     /// Its full name (`publish`, `client|kill`).
     pub(crate) full_name: &'a str,
-    /// Whether it is a subcommand.
-    pub(crate) is_subcommand: bool,
     /// Whether it runs before authentication (`no-auth`: no command check).
     pub(crate) no_auth: bool,
     /// The request.
@@ -64,9 +62,10 @@ pub(crate) fn check(user: &User, req: &Request<'_>) -> Result<(), Denial> {
     Err(worst.unwrap_or(Denial { reason: Reason::Command, pos: 0 }))
 }
 
+#[inline]
 fn check_selector(s: &Selector, req: &Request<'_>) -> Result<(), Denial> {
     let args = req.args;
-    if !req.no_auth && !s.allows_command(req.id, req.is_subcommand, args) {
+    if !req.no_auth && !s.allows_command(req.id, req.full_name, args) {
         return Err(Denial { reason: Reason::Command, pos: 0 });
     }
     if !s.all_keys {

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use crate::engine::acl::catalog::{Catalog, Entry};
 use crate::engine::acl::SetUserError;
 use crate::engine::spec::Acl;
+use crate::glob::Pattern;
 
 /// Read and write permission on a key pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -23,9 +24,35 @@ impl KeyPerm {
     pub(crate) const ALL: KeyPerm = KeyPerm { read: true, write: true };
 
     /// Whether this allows everything `need` asks.
+    #[inline]
     #[must_use]
     pub(crate) fn covers(self, need: KeyPerm) -> bool {
         (self.read || !need.read) && (self.write || !need.write)
+    }
+}
+
+/// The key patterns by the byte their matches start with, so that a request's key is tried
+/// only against those that can match it (a user with many prefixes, `~cache:* ~session:* ...`,
+/// pays for a few, not all): those with a literal first byte sorted by it, with their indexes,
+/// and the rest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct KeyIndex {
+    literal: Vec<(u8, u32)>,
+    wild: Vec<u32>,
+}
+
+impl KeyIndex {
+    fn of(keys: &[(Pattern, KeyPerm)]) -> KeyIndex {
+        let mut index = KeyIndex::default();
+        for (i, (pattern, _)) in keys.iter().enumerate() {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            match pattern.first_literal() {
+                Some(b) => index.literal.push((b, i)),
+                None => index.wild.push(i),
+            }
+        }
+        index.literal.sort_unstable();
+        index
     }
 }
 
@@ -45,11 +72,13 @@ pub(crate) struct Selector {
     /// `allkeys` / `~*`.
     pub(crate) all_keys: bool,
     /// Key patterns in the order added, with their permissions.
-    pub(crate) keys: Vec<(Bytes, KeyPerm)>,
+    pub(crate) keys: Vec<(Pattern, KeyPerm)>,
+    /// The key patterns again, ordered for the check of every request.
+    key_index: KeyIndex,
     /// `allchannels` / `&*`.
     pub(crate) all_channels: bool,
     /// Channel patterns in the order added.
-    pub(crate) channels: Vec<Bytes>,
+    pub(crate) channels: Vec<Pattern>,
 }
 
 impl Selector {
@@ -63,6 +92,7 @@ impl Selector {
             first_args: Vec::new(),
             all_keys: false,
             keys: Vec::new(),
+            key_index: KeyIndex::default(),
             all_channels,
             channels: Vec::new(),
         }
@@ -79,6 +109,12 @@ impl Selector {
     /// # Errors
     /// Redis's `ACLSetSelector` errors.
     pub(crate) fn apply(&mut self, commands: &Catalog, rule: &[u8]) -> Result<(), SetUserError> {
+        let applied = self.apply_rule(commands, rule);
+        self.key_index = KeyIndex::of(&self.keys);
+        applied
+    }
+
+    fn apply_rule(&mut self, commands: &Catalog, rule: &[u8]) -> Result<(), SetUserError> {
         let lower = rule.to_ascii_lowercase();
         match &lower[..] {
             b"allkeys" | b"~*" => {
@@ -143,7 +179,7 @@ impl Selector {
                 have.read |= perm.read;
                 have.write |= perm.write;
             }
-            None => self.keys.push((Bytes::copy_from_slice(pattern), perm)),
+            None => self.keys.push((Pattern::new(pattern), perm)),
         }
         Ok(())
     }
@@ -156,7 +192,7 @@ impl Selector {
             return Err(SetUserError::Syntax);
         }
         if !self.channels.iter().any(|c| c[..] == *pattern) {
-            self.channels.push(Bytes::copy_from_slice(pattern));
+            self.channels.push(Pattern::new(pattern));
         }
         Ok(())
     }
@@ -229,12 +265,13 @@ impl Selector {
     }
 
     /// Whether this selector allows running `cmd` with `args` (before keys and channels).
+    #[inline]
     #[must_use]
-    pub(crate) fn allows_command(&self, id: usize, is_subcommand: bool, args: &[Bytes]) -> bool {
+    pub(crate) fn allows_command(&self, id: usize, full_name: &str, args: &[Bytes]) -> bool {
         if self.all_commands || self.allowed.get(id).copied().unwrap_or(false) {
             return true;
         }
-        let first = if is_subcommand { 2 } else { 1 };
+        let first = if full_name.contains('|') { 2 } else { 1 };
         let Some(arg) = args.get(first) else { return false };
         self.first_args
             .iter()
@@ -244,10 +281,23 @@ impl Selector {
 
     /// Whether `key` may be used with permission `need`: one single pattern must both match it
     /// and carry every permission asked (an `RO`-only key asks none and any pattern will do).
+    #[inline]
     #[must_use]
     pub(crate) fn allows_key(&self, key: &[u8], need: KeyPerm) -> bool {
-        self.all_keys
-            || self.keys.iter().any(|(p, perm)| perm.covers(need) && crate::glob::matches(p, key, false))
+        if self.all_keys {
+            return true;
+        }
+        let allows = |&i: &u32| {
+            self.keys.get(i as usize).is_some_and(|(pattern, perm)| perm.covers(need) && pattern.matches(key))
+        };
+        let KeyIndex { literal, wild } = &self.key_index;
+        if let Some(&first) = key.first() {
+            let from = literal.partition_point(|(b, _)| *b < first);
+            if literal[from..].iter().take_while(|(b, _)| *b == first).any(|(_, i)| allows(i)) {
+                return true;
+            }
+        }
+        wild.iter().any(allows)
     }
 
     /// Whether a channel may be published or subscribed to; a `PSUBSCRIBE` pattern (`literal`)
@@ -255,13 +305,7 @@ impl Selector {
     #[must_use]
     pub(crate) fn allows_channel(&self, channel: &[u8], literal: bool) -> bool {
         self.all_channels
-            || self.channels.iter().any(|p| {
-                if literal {
-                    p[..] == *channel
-                } else {
-                    crate::glob::matches(p, channel, false)
-                }
-            })
+            || self.channels.iter().any(|p| if literal { p[..] == *channel } else { p.matches(channel) })
     }
 }
 
