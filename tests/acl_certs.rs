@@ -43,17 +43,23 @@ fn cert_denials(admin: &mut Raw) -> u64 {
     line["acl_access_denied_tls_cert:".len()..].trim().parse().unwrap()
 }
 
-const NOAUTH: &str = "-NOAUTH Authentication required.\r\n";
-
-#[test]
-fn certificates_log_in_as_the_user_they_name_on_every_core_and_when_resumed() {
+/// A server logging certificates in by CN, whose default user needs a password; an admin
+/// connection; user alice (keys `keys`, no password: her certificate is the only way in) and a
+/// client configuration presenting her certificate.
+fn with_alice(keys: &str) -> (Server, Raw, Arc<rustls::ClientConfig>) {
     let server =
         Server::with(Opts::default().arg("tls-auth-clients-user", "CN").arg("requirepass", "adminpw"));
     let mut admin = server.raw(Mode::Plain);
     assert_eq!(ask(&mut admin, &["AUTH", "adminpw"]), "+OK\r\n");
-    // No password: the certificate is the only way in.
-    assert_eq!(ask(&mut admin, &["ACL", "SETUSER", "alice", "on", "~a:*", "+@all"]), "+OK\r\n");
-    let alice = tls_client_config(Some(("client-alice.crt", "client-alice.key")), "ca.crt");
+    assert_eq!(ask(&mut admin, &["ACL", "SETUSER", "alice", "on", keys, "+@all"]), "+OK\r\n");
+    (server, admin, tls_client_config(Some(("client-alice.crt", "client-alice.key")), "ca.crt"))
+}
+
+const NOAUTH: &str = "-NOAUTH Authentication required.\r\n";
+
+#[test]
+fn certificates_log_in_as_the_user_they_name_on_every_core_and_when_resumed() {
+    let (server, mut admin, alice) = with_alice("~a:*");
 
     let mut cores_seen = [false; 2];
     let mut resumed_seen = false;
@@ -176,12 +182,7 @@ fn certificates_log_in_as_the_user_they_name_on_every_core_and_when_resumed() {
 
 #[test]
 fn a_ticket_from_before_the_trusted_cas_changed_does_not_resume() {
-    let server =
-        Server::with(Opts::default().arg("tls-auth-clients-user", "CN").arg("requirepass", "adminpw"));
-    let mut admin = server.raw(Mode::Plain);
-    assert_eq!(ask(&mut admin, &["AUTH", "adminpw"]), "+OK\r\n");
-    assert_eq!(ask(&mut admin, &["ACL", "SETUSER", "alice", "on", "~*", "+@all"]), "+OK\r\n");
-    let alice = tls_client_config(Some(("client-alice.crt", "client-alice.key")), "ca.crt");
+    let (server, mut admin, alice) = with_alice("~*");
     let (mut raw, resumed) = connect(&server, &alice);
     assert!(!resumed);
     assert_eq!(whoami(&mut raw), "$5\r\nalice\r\n");

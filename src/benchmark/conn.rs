@@ -33,7 +33,7 @@ pub fn client_config(t: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, BenchE
         .with_safe_default_protocol_versions()
         .map_err(|e| BenchError::Tls(e.to_string()))?;
     let builder = if t.insecure {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(Lenient { chain: None, provider }))
     } else {
         let mut roots = rustls::RootCertStore::empty();
         let Some(ca) = &t.cacert else {
@@ -47,11 +47,15 @@ pub fn client_config(t: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, BenchE
         if t.verify_hostname {
             builder.with_root_certificates(roots)
         } else {
-            let webpki =
-                rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .map_err(|e| BenchError::Tls(format!("{ca}: {e}")))?;
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(ChainOnly(webpki)))
+            let chain = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| BenchError::Tls(format!("{ca}: {e}")))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Lenient { chain: Some(chain), provider }))
         }
     };
     let mut config = match &t.cert {
@@ -72,49 +76,18 @@ pub fn client_config(t: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, BenchE
     Ok(Arc::new(config))
 }
 
-/// `--insecure`: accepts any certificate (signatures are still checked, so the handshake is real).
+/// How much of the server's certificate is checked: nothing (`--insecure`), or its chain
+/// against `--cacert` (signatures, validity, usage) but not the names it is valid for, the
+/// default. Certificates made by Redis's `utils/gen-test-certs.sh` name no host, and
+/// redis-benchmark (hiredis) does not check names. The handshake's signatures are always
+/// checked, so the handshake is real.
 #[derive(Debug)]
-struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct Lenient {
+    chain: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
-/// The default: the server's chain is verified against `--cacert` (signatures, validity,
-/// usage), but not the names it is valid for. Certificates made by Redis's
-/// `utils/gen-test-certs.sh` name no host, and redis-benchmark (hiredis) does not check names.
-#[derive(Debug)]
-struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -123,7 +96,8 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, name, ocsp, now) {
+        let Some(chain) = &self.chain else { return Ok(ServerCertVerified::assertion()) };
+        match chain.verify_server_cert(end_entity, intermediates, name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::NotValidForName
                 | rustls::CertificateError::NotValidForNameContext { .. },
@@ -137,7 +111,12 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -145,10 +124,15 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -114,11 +114,6 @@ pub(crate) fn commands() -> Vec<Command> {
         .docs("server", "6.0.0", "Depends on subcommand.", "A container for Access List Control commands ")]
 }
 
-/// Whether `acl-pubsub-default` gives new users and selectors every channel.
-fn all_channels_default(s: &Session) -> bool {
-    s.core.config().acl_pubsub_default == crate::config::AclPubsubDefault::Allchannels
-}
-
 /// ACL SETUSER username [rule ...]: all the rules or none. The user's clients close if it was
 /// turned off; those subscribed to channels it may no longer use close too, as Redis.
 async fn setuser(s: &mut Session, name: &Bytes, rules: &[Bytes]) -> CmdResult {
@@ -132,12 +127,14 @@ async fn setuser(s: &mut Session, name: &Bytes, rules: &[Bytes]) -> CmdResult {
         ))
     })?;
     let (before, after) =
-        s.core.global.users.set_user(all_channels_default(s), name, &rules).map_err(|(rule, e)| {
-            CmdError::text(format!(
-                "ERR Error in ACL SETUSER modifier '{}': {e}",
-                String::from_utf8_lossy(&rule)
-            ))
-        })?;
+        s.core.global.users.set_user(s.core.config().acl_all_channels(), name, &rules).map_err(
+            |(rule, e)| {
+                CmdError::text(format!(
+                    "ERR Error in ACL SETUSER modifier '{}': {e}",
+                    String::from_utf8_lossy(&rule)
+                ))
+            },
+        )?;
     if let Some(before) = before {
         if before.enabled && !after.enabled {
             disconnect(s, vec![after.name.clone()]).await?;
@@ -165,13 +162,7 @@ async fn load(s: &mut Session) -> CmdResult {
     if config.aclfile.is_empty() {
         return Err(no_acl_file());
     }
-    let all_channels = config.acl_pubsub_default == crate::config::AclPubsubDefault::Allchannels;
-    let changed = s
-        .core
-        .global
-        .users
-        .load_file(&config, all_channels)
-        .map_err(|e| CmdError::text(format!("ERR {e}")))?;
+    let changed = s.core.global.users.load_file(&config).map_err(|e| CmdError::text(format!("ERR {e}")))?;
     disconnect(s, changed).await?;
     Ok(Reply::Ok)
 }

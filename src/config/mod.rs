@@ -476,6 +476,12 @@ impl Config {
         crate::durable::replace(path, out.as_bytes())
     }
 
+    /// Whether `acl-pubsub-default` gives new users and selectors every channel.
+    #[must_use]
+    pub fn acl_all_channels(&self) -> bool {
+        self.acl_pubsub_default == AclPubsubDefault::Allchannels
+    }
+
     /// The ACL file's path: `aclfile`, relative to `dir` (Redis reads it after moving there).
     #[must_use]
     pub fn aclfile_path(&self) -> std::path::PathBuf {

@@ -49,11 +49,7 @@ impl Session {
                     return Err(CmdError::NoAuth);
                 }
                 if !self.user.unrestricted() {
-                    let mut keys = std::mem::take(&mut self.acl_keys);
-                    cmd.acl_keys_into(args, &mut keys);
-                    let checked = crate::engine::acl::check(&self.user, &cmd.acl_request(args, &keys));
-                    self.acl_keys = keys;
-                    checked.map_err(|d| self.denied(cmd, args, d))?;
+                    self.acl_allows(cmd, args).map_err(|d| self.denied(cmd, args, d))?;
                 }
             }
             let writes = cmd.flags.contains(crate::engine::spec::flag::WRITE);
@@ -143,8 +139,7 @@ impl Session {
             // A deleted user's connection is closing; its EXEC runs as a whole or not at all.
             return Ok(());
         }
-        let keys = cmd.acl_keys(args);
-        crate::engine::acl::check(&self.user, &cmd.acl_request(args, &keys)).map_err(|d| {
+        self.acl_allows(cmd, args).map_err(|d| {
             self.log_denial(cmd, args, d, "multi");
             CmdError::NoPermChanged(match d.reason {
                 Reason::Command => "no permission to execute the command or subcommand",
@@ -152,6 +147,15 @@ impl Session {
                 Reason::Channel => "no permission to access one of the channels used as arguments",
             })
         })
+    }
+
+    /// The user's rules against one request, its keys found into the session's buffer.
+    fn acl_allows(&mut self, cmd: &Command, args: &[Bytes]) -> Result<(), crate::engine::acl::Denial> {
+        let mut keys = std::mem::take(&mut self.acl_keys);
+        cmd.acl_keys_into(args, &mut keys);
+        let checked = crate::engine::acl::check(&self.user, &cmd.acl_request(args, &keys));
+        self.acl_keys = keys;
+        checked
     }
 
     /// Adds the ACL LOG entry of a denial.

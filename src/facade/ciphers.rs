@@ -140,14 +140,14 @@ const EMPTY_ALIASES: &[&str] = &[
     "aKRB5",
 ];
 
-/// The TLS 1.3 suites OpenSSL knows, by the names `tls-ciphersuites` takes, and whether rustls
-/// implements each (it lacks the CCM ones).
-const TLS13: &[(&str, bool)] = &[
-    ("TLS_AES_256_GCM_SHA384", true),
-    ("TLS_CHACHA20_POLY1305_SHA256", true),
-    ("TLS_AES_128_GCM_SHA256", true),
-    ("TLS_AES_128_CCM_SHA256", false),
-    ("TLS_AES_128_CCM_8_SHA256", false),
+/// The TLS 1.3 suites OpenSSL knows, by the names `tls-ciphersuites` takes, with rustls's name
+/// for those it implements (it lacks the CCM ones).
+const TLS13: &[(&str, Option<&str>)] = &[
+    ("TLS_AES_256_GCM_SHA384", Some("TLS13_AES_256_GCM_SHA384")),
+    ("TLS_CHACHA20_POLY1305_SHA256", Some("TLS13_CHACHA20_POLY1305_SHA256")),
+    ("TLS_AES_128_GCM_SHA256", Some("TLS13_AES_128_GCM_SHA256")),
+    ("TLS_AES_128_CCM_SHA256", None),
+    ("TLS_AES_128_CCM_8_SHA256", None),
 ];
 
 /// What a cipher string selects: the suites to offer (by IANA name; `None` when the string is
@@ -166,10 +166,11 @@ impl Suite {
         word.eq_ignore_ascii_case(self.openssl) || word.eq_ignore_ascii_case(self.iana)
     }
 
-    /// Whether `word` (one alias or a name) selects this suite.
-    fn is(&self, word: &str) -> bool {
+    /// Whether `word` (one alias or a name) selects this suite; `None` for a word that is no
+    /// alias (another suite's name, or nothing OpenSSL knows).
+    fn selects(&self, word: &str) -> Option<bool> {
         if self.named_by(word) {
-            return true;
+            return Some(true);
         }
         let (kx, au, enc, mac) = (self.kx, self.au, self.enc, self.mac);
         let anonymous = au == "NULL";
@@ -182,7 +183,7 @@ impl Suite {
         } else {
             ""
         };
-        match word {
+        Some(match word {
             "ALL" => !null,
             "COMPLEMENTOFALL" => null,
             "DEFAULT" => !null && !anonymous,
@@ -214,60 +215,14 @@ impl Suite {
             "AEAD" => mac == "AEAD",
             "TLSv1.2" => mac != "SHA1",
             "TLSv1.0" | "TLSv1" | "SSLv3" => mac == "SHA1",
-            _ => false,
-        }
+            _ => return None,
+        })
     }
 }
 
 /// Whether `word` is something OpenSSL's cipher strings know.
 fn known(word: &str) -> bool {
-    const ALIASES: &[&str] = &[
-        "ALL",
-        "COMPLEMENTOFALL",
-        "DEFAULT",
-        "COMPLEMENTOFDEFAULT",
-        "HIGH",
-        "MEDIUM",
-        "kECDHE",
-        "kEECDH",
-        "ECDH",
-        "ECDHE",
-        "EECDH",
-        "AECDH",
-        "kDHE",
-        "kEDH",
-        "DH",
-        "DHE",
-        "EDH",
-        "ADH",
-        "kRSA",
-        "aRSA",
-        "RSA",
-        "aECDSA",
-        "ECDSA",
-        "aNULL",
-        "eNULL",
-        "NULL",
-        "AES",
-        "AES128",
-        "AES256",
-        "AESGCM",
-        "CHACHA20",
-        "CAMELLIA",
-        "CAMELLIA128",
-        "CAMELLIA256",
-        "3DES",
-        "SHA1",
-        "SHA",
-        "SHA256",
-        "SHA384",
-        "AEAD",
-        "TLSv1.2",
-        "TLSv1.0",
-        "TLSv1",
-        "SSLv3",
-    ];
-    ALIASES.contains(&word) || EMPTY_ALIASES.contains(&word) || SUITES.iter().any(|s| s.named_by(word))
+    EMPTY_ALIASES.contains(&word) || SUITES.iter().any(|s| s.selects(word).is_some())
 }
 
 /// The supported suites, for error messages.
@@ -306,7 +261,7 @@ pub(crate) fn tls12(list: &str) -> Result<Choice, String> {
             continue;
         }
         for (i, suite) in SUITES.iter().enumerate() {
-            if !words.iter().all(|w| suite.is(w)) {
+            if !words.iter().all(|w| suite.selects(w) == Some(true)) {
                 continue;
             }
             match op {
@@ -368,26 +323,25 @@ pub(crate) fn tls13(list: &str) -> Result<Choice, String> {
     if items.is_empty() {
         return Ok(Choice { offer: None, warnings: Vec::new() });
     }
-    let rustls_name = |n: &str| n.strip_prefix("TLS_").map(|rest| format!("TLS13_{rest}"));
     let mut offer = Vec::new();
     let mut lacking = Vec::new();
     let mut unknown = Vec::new();
     for item in items {
         // OpenSSL's group words mean every suite here too (ferrokey has always taken them).
         if ["DEFAULT", "ALL", "HIGH"].iter().any(|k| item.eq_ignore_ascii_case(k)) {
-            offer.extend(TLS13.iter().filter(|(_, ok)| *ok).map(|(n, _)| *n));
+            offer.extend(TLS13.iter().filter_map(|(_, r)| *r));
             continue;
         }
-        let found = TLS13.iter().find(|(n, _)| {
-            item.eq_ignore_ascii_case(n) || rustls_name(n).is_some_and(|r| item.eq_ignore_ascii_case(&r))
-        });
+        let found = TLS13
+            .iter()
+            .find(|(n, r)| item.eq_ignore_ascii_case(n) || r.is_some_and(|r| item.eq_ignore_ascii_case(r)));
         match found {
-            Some((n, true)) => offer.push(*n),
-            Some((n, false)) => lacking.push(*n),
+            Some((_, Some(r))) => offer.push(*r),
+            Some((n, None)) => lacking.push(*n),
             None => unknown.push(item),
         }
     }
-    let names = || TLS13.iter().filter(|(_, ok)| *ok).map(|(n, _)| *n).collect::<Vec<_>>().join(":");
+    let names = || TLS13.iter().filter(|(_, r)| r.is_some()).map(|(n, _)| *n).collect::<Vec<_>>().join(":");
     if !unknown.is_empty() {
         return Err(format!(
             "unknown TLS 1.3 cipher suite(s): {} (rustls offers {})",
@@ -409,15 +363,6 @@ pub(crate) fn tls13(list: &str) -> Result<Choice, String> {
             lacking.join(", ")
         )]
     };
-    // rustls names them TLS13_...
-    let offer = offer
-        .into_iter()
-        .map(|n| match n {
-            "TLS_AES_256_GCM_SHA384" => "TLS13_AES_256_GCM_SHA384",
-            "TLS_CHACHA20_POLY1305_SHA256" => "TLS13_CHACHA20_POLY1305_SHA256",
-            _ => "TLS13_AES_128_GCM_SHA256",
-        })
-        .collect();
     Ok(Choice { offer: Some(offer), warnings })
 }
 

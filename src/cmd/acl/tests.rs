@@ -137,11 +137,11 @@ fn acl_files_load_whole_or_not_at_all() {
         ..crate::config::Config::default()
     };
     let users = Users::new(commands().acl_catalog(), b"");
-    let missing = users.load_file(&config, false).unwrap_err();
+    let missing = users.load_file(&config).unwrap_err();
     assert_eq!(missing, "Error loading ACLs, opening file 'users.acl': No such file or directory");
 
     std::fs::write(dir.join("users.acl"), "user alice on >p ~a* +get\n\n  user bob off  \r\n").unwrap();
-    let gone = users.load_file(&config, false).unwrap();
+    let gone = users.load_file(&config).unwrap();
     assert!(gone.is_empty(), "the default user is unchanged: {gone:?}");
     let lines = users.lines();
     assert_eq!(
@@ -163,7 +163,7 @@ fn acl_files_load_whole_or_not_at_all() {
         "user alice on +nosuch +alsonot\nuser carol on ~x allkeys ~y\nuser alice off\nfoo bar\nuser dave (+get\n",
     )
     .unwrap();
-    let err = users.load_file(&config, false).unwrap_err();
+    let err = users.load_file(&config).unwrap_err();
     assert_eq!(
         err,
         "users.acl:1: Error in applying operation '+nosuch': Unknown command or category name in ACL. \
@@ -180,9 +180,9 @@ fn acl_files_load_whole_or_not_at_all() {
     // ACL SAVE writes what ACL LIST shows; loading it back changes nothing.
     users.save_file(&config).unwrap();
     assert_eq!(std::fs::read_to_string(dir.join("users.acl")).unwrap(), format!("{}\n", lines.join("\n")));
-    assert!(users.load_file(&config, false).unwrap().is_empty());
+    assert!(users.load_file(&config).unwrap().is_empty());
     // A user whose rules changed is reported (its clients close), as is one removed.
     std::fs::write(dir.join("users.acl"), "user alice on >p ~a* +get +set\n").unwrap();
-    assert_eq!(users.load_file(&config, false).unwrap(), vec![Bytes::from("alice"), Bytes::from("bob")]);
+    assert_eq!(users.load_file(&config).unwrap(), vec![Bytes::from("alice"), Bytes::from("bob")]);
     std::fs::remove_dir_all(&dir).unwrap();
 }

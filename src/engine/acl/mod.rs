@@ -93,7 +93,6 @@ impl Users {
     /// What is wrong, as Redis logs it before exiting.
     pub(crate) fn at_startup(catalog: Catalog, config: &crate::config::Config) -> Result<Users, String> {
         let users = Users::new(catalog, config.requirepass.as_bytes());
-        let all_channels = config.acl_pubsub_default == crate::config::AclPubsubDefault::Allchannels;
         if !config.aclfile.is_empty() && !config.users.is_empty() {
             return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path \
                         is invalid. This setup is very likely to lead to configuration errors and security holes, \
@@ -103,11 +102,11 @@ impl Users {
         }
         {
             let mut table = users.write();
-            file::apply_directives(&mut table, &config.users, &users.catalog, all_channels)?;
+            file::apply_directives(&mut table, &config.users, &users.catalog, config.acl_all_channels())?;
         }
         if !config.aclfile.is_empty() {
             users
-                .load_file(config, all_channels)
+                .load_file(config)
                 .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
         }
         Ok(users)
@@ -118,16 +117,12 @@ impl Users {
     ///
     /// # Errors
     /// Every problem found, as Redis's reply.
-    pub(crate) fn load_file(
-        &self,
-        config: &crate::config::Config,
-        all_channels: bool,
-    ) -> Result<Vec<Bytes>, String> {
+    pub(crate) fn load_file(&self, config: &crate::config::Config) -> Result<Vec<Bytes>, String> {
         let path = &config.aclfile;
         let text = std::fs::read(config.aclfile_path()).map_err(|e| {
             format!("Error loading ACLs, opening file '{path}': {}", crate::durable::strerror(&e))
         })?;
-        let fresh = file::parse(&text, path, &self.catalog, all_channels)?;
+        let fresh = file::parse(&text, path, &self.catalog, config.acl_all_channels())?;
         let mut table = self.write();
         let changed = table
             .iter()
