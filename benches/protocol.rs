@@ -110,6 +110,7 @@ fn acl_check(c: &mut Criterion) {
     assert!(check.allows(&get) && check.allows(&set));
     c.bench_function("acl_check/get_25_rules", |b| b.iter(|| black_box(check.allows(black_box(&get)))));
     c.bench_function("acl_check/set_25_rules", |b| b.iter(|| black_box(check.allows(black_box(&set)))));
+    c.bench_function("acl_check/lookup_only", |b| b.iter(|| black_box(check.lookup(black_box(&get)))));
 }
 
 criterion_group!(benches, parse, encode, slots, route_batch, zset_rescore, command_stats, acl_check);

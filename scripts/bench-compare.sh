@@ -435,29 +435,42 @@ fi
 # times a second (every session looks its user up again after each change).
 if want acl; then
 echo
-echo "ACL check cost, ferrokey threads 1, TLS, P=16, -c $C, server µs/op: each pair runs the default"
-echo "user, the app user, the default user again; app is compared with the mean of the two around it"
-echo "(medians of 9 such triples; 'default/default' is the same comparison between the two default runs:"
+echo "ACL check cost, ferrokey threads 1, TLS, P=16, -c $C, server µs/op: triples alternate default, app,"
+echo "default and app, default, app; each compares the middle user with the mean of the two around it"
+echo "(medians of 9 triples; 'outer' is the ratio between a triple's two outer runs of the same user:"
 echo "the noise floor)"
 read -r APID APORT ATLS < <(start_ferrokey 1 "$SERVER_CPU")
 RULES=(on ">apppw" resetchannels "&chan:1" "&chan:2" "~cache:*" "~session:*" "~user:*" "~order:*" "~cart:*"
   "~tmp:*" "~q:*" "~lock:*" "~stat:*" "%R~ro:*" "~key:*" -@all +get +set +mget +del +incr +expire +ttl +ping
   +hget +hset)
 redis-cli -p "$APORT" ACL SETUSER app "${RULES[@]}" >/dev/null
-echo "| test | default µs/op | app µs/op (25 rules) | ratio app/default (triples) | default/default |"
+echo "| test | default µs/op | app µs/op (25 rules) | ratio app/default (triples) | outer/outer |"
 echo "|---|---|---|---|---|"
-median() { printf '%s\n' "$@" | sort -g | sed -n 5p; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 for test in set get; do
   ratios=(); floors=(); d_all=(); a_all=()
-  for _ in 1 2 3 4 5 6 7 8 9; do
-    LOGIN=(); read -r _ d1 _ < <(bench "$APID" "$ATLS" 1 16 "$test")
-    LOGIN=(--user app -a apppw); read -r _ a_us _ < <(bench "$APID" "$ATLS" 1 16 "$test")
-    LOGIN=(); read -r _ d2 _ < <(bench "$APID" "$ATLS" 1 16 "$test")
-    d_all+=("$d1" "$d2"); a_all+=("$a_us")
-    ratios+=("$(awk -v a="$a_us" -v x="$d1" -v y="$d2" 'BEGIN { printf "%.3f", (x + y > 0 ? 2 * a / (x + y) : 0) }')")
-    floors+=("$(awk -v x="$d1" -v y="$d2" 'BEGIN { printf "%.3f", (x > 0 ? y / x : 0) }')")
+  for t in 1 2 3 4 5 6 7 8 9; do
+    # Odd triples run default, app, default; even ones app, default, app: whatever the middle
+    # run of a triple gains or loses weighs on both users alike.
+    as_app=(--user app -a apppw); as_default=()
+    if (( t % 2 )); then outer=default; else outer=app; fi
+    if [ $outer = default ]; then LOGIN=(); else LOGIN=("${as_app[@]}"); fi
+    read -r _ o1 _ < <(bench "$APID" "$ATLS" 1 16 "$test")
+    if [ $outer = default ]; then LOGIN=("${as_app[@]}"); else LOGIN=("${as_default[@]}"); fi
+    read -r _ mid _ < <(bench "$APID" "$ATLS" 1 16 "$test")
+    if [ $outer = default ]; then LOGIN=(); else LOGIN=("${as_app[@]}"); fi
+    read -r _ o2 _ < <(bench "$APID" "$ATLS" 1 16 "$test")
+    LOGIN=()
+    if [ $outer = default ]; then
+      d_all+=("$o1" "$o2"); a_all+=("$mid")
+      ratios+=("$(awk -v a="$mid" -v x="$o1" -v y="$o2" 'BEGIN { printf "%.3f", (x + y > 0 ? 2 * a / (x + y) : 0) }')")
+    else
+      d_all+=("$mid"); a_all+=("$o1" "$o2")
+      ratios+=("$(awk -v d="$mid" -v x="$o1" -v y="$o2" 'BEGIN { printf "%.3f", (d > 0 ? (x + y) / 2 / d : 0) }')")
+    fi
+    floors+=("$(awk -v x="$o1" -v y="$o2" 'BEGIN { printf "%.3f", (x > 0 ? y / x : 0) }')")
   done
-  echo "| ${test^^} | $(printf '%s\n' "${d_all[@]}" | sort -g | sed -n 9p) | $(median "${a_all[@]}") | $(median "${ratios[@]}") (${ratios[*]}) | $(median "${floors[@]}") (${floors[*]}) |"
+  echo "| ${test^^} | $(median "${d_all[@]}") | $(median "${a_all[@]}") | $(median "${ratios[@]}") (${ratios[*]}) | $(median "${floors[@]}") (${floors[*]}) |"
 done
 echo
 echo "GET p99 as app, TLS, P=1, -c $C, quiet vs ACL SETUSER app 100/s (3 alternating pairs):"

@@ -8,6 +8,10 @@
 pub(crate) struct Pattern {
     text: Box<[u8]>,
     kind: Kind,
+    /// The literal's first 8 bytes (or fewer), little-endian, and the mask of those it has: a
+    /// key's first word rejects or (for a literal up to 8 bytes) accepts without memcmp.
+    head: u64,
+    mask: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +34,17 @@ impl Pattern {
             Some(at) if text[at..].iter().all(|&b| b == b'*') => Kind::Prefix(at),
             Some(_) => Kind::Glob,
         };
-        Pattern { text: text.into(), kind }
+        let literal = match kind {
+            Kind::Exact => text.len(),
+            Kind::Prefix(n) => n,
+            Kind::Glob => 0,
+        };
+        let (mut head, mut mask) = ([0u8; 8], [0u8; 8]);
+        for (i, &b) in text.iter().take(literal.min(8)).enumerate() {
+            head[i] = b;
+            mask[i] = 0xff;
+        }
+        Pattern { text: text.into(), kind, head: u64::from_le_bytes(head), mask: u64::from_le_bytes(mask) }
     }
 
     /// The byte every match starts with, when the pattern starts with a literal one.
@@ -44,12 +58,25 @@ impl Pattern {
     #[must_use]
     pub(crate) fn matches(&self, text: &[u8]) -> bool {
         match self.kind {
-            Kind::Exact => text.first() == self.text.first() && *self.text == *text,
-            // The first byte rejects most patterns without a call to memcmp.
+            Kind::Exact => text.len() == self.text.len() && self.starts(text, self.text.len()),
             Kind::Prefix(0) => true,
-            Kind::Prefix(n) => text.first() == self.text.first() && text.starts_with(&self.text[..n]),
+            Kind::Prefix(n) => self.starts(text, n),
             Kind::Glob => matches(&self.text, text, false),
         }
+    }
+
+    /// Whether `text` starts with the pattern's first `n` bytes (a literal).
+    #[inline]
+    fn starts(&self, text: &[u8], n: usize) -> bool {
+        if let Some(word) = text.first_chunk::<8>() {
+            if u64::from_le_bytes(*word) & self.mask != self.head {
+                return false;
+            }
+            if n <= 8 {
+                return true;
+            }
+        }
+        text.starts_with(&self.text[..n])
     }
 }
 
@@ -169,10 +196,43 @@ mod tests {
 
     #[test]
     fn compiled_patterns_match_as_the_matcher_does() {
-        let patterns: [&[u8]; 9] =
-            [b"cache:*", b"cache:**", b"exact", b"*", b"", b"a?c*", b"[ab]*", b"x\\*", b"*:x"];
-        let texts: [&[u8]; 9] =
-            [b"cache:1", b"cache:", b"cache", b"exact", b"exactly", b"", b"abc", b"x*", b"y:x"];
+        // Literals shorter than, equal to and longer than the 8-byte word compared first, and
+        // texts on either side of it.
+        let patterns: [&[u8]; 15] = [
+            b"cache:*",
+            b"cache:**",
+            b"exact",
+            b"*",
+            b"",
+            b"a?c*",
+            b"[ab]*",
+            b"x\\*",
+            b"*:x",
+            b"session:*",
+            b"sessions*",
+            b"session:abc",
+            b"session:",
+            b"sessionX*",
+            b"session:abcdefgh:*",
+        ];
+        let texts: [&[u8]; 16] = [
+            b"cache:1",
+            b"cache:",
+            b"cache",
+            b"exact",
+            b"exactly",
+            b"",
+            b"abc",
+            b"x*",
+            b"y:x",
+            b"session:",
+            b"session:abc",
+            b"session:abd",
+            b"session",
+            b"sessions:1",
+            b"session:abcdefgh:1",
+            b"session:abcdefgX:1",
+        ];
         for p in patterns {
             let compiled = Pattern::new(p);
             for t in texts {

@@ -108,6 +108,13 @@ pub mod internals {
             AclCheck { commands, user, keys: Vec::new() }
         }
 
+        /// Only the command lookup [`AclCheck::allows`] starts with, which every request pays
+        /// for any user: the check's own cost is the difference.
+        #[must_use]
+        pub fn lookup(&self, args: &[bytes::Bytes]) -> bool {
+            self.commands.get(&args[0]).is_some()
+        }
+
         /// Whether the user may run `args`.
         pub fn allows(&mut self, args: &[bytes::Bytes]) -> bool {
             let Some(cmd) = self.commands.get(&args[0]) else { return false };

@@ -264,7 +264,7 @@ fn getuser(s: &Session, name: &[u8]) -> Reply {
         (text("flags"), Reply::Set(acl::flags(&user).into_iter().map(text).collect())),
         (text("passwords"), Reply::Array(user.passwords.iter().map(|h| Reply::bulk(acl::hex(h))).collect())),
     ];
-    let mut selectors = user.selectors.iter();
+    let mut selectors = user.selectors();
     if let Some(root) = selectors.next() {
         fields.extend(selector(root));
     }

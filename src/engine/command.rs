@@ -97,6 +97,10 @@ pub(crate) struct Command {
     /// Not a write, yet it may add to the replication stream (Redis's hidden `may_replicate`
     /// flag: PUBLISH): a write pause holds it.
     pub(crate) may_replicate: bool,
+    /// A container's subcommand (set by the registry).
+    pub(crate) is_subcommand: bool,
+    /// Which of its arguments an ACL check takes as channels (set by the registry).
+    pub(crate) channels: crate::engine::acl::Channels,
     /// Its index in the registry (for per-command statistics).
     pub(crate) id: usize,
 }
@@ -121,6 +125,8 @@ impl Command {
             when_subscribed: false,
             fan_out: false,
             may_replicate: false,
+            is_subcommand: false,
+            channels: crate::engine::acl::Channels::None,
             id: 0,
         }
     }
@@ -365,7 +371,8 @@ impl Command {
     ) -> crate::engine::acl::Request<'a> {
         crate::engine::acl::Request {
             id: self.id,
-            full_name: &self.full_name,
+            is_subcommand: self.is_subcommand,
+            channels: self.channels,
             no_auth: self.flags.contains(crate::engine::spec::flag::NO_AUTH),
             args,
             keys,
@@ -519,7 +526,7 @@ impl Commands {
                 full_name: c.full_name.clone(),
                 acl: c.acl,
                 subcommands: c.subcommands.iter().map(|s| s.id).collect(),
-                is_subcommand: c.full_name.contains('|'),
+                is_subcommand: c.is_subcommand,
             })
             .collect();
         crate::engine::acl::Catalog::new(entries)
@@ -538,6 +545,8 @@ fn finish(cmd: &mut Command, parent: Option<&str>) {
         Some(p) => format!("{p}|{}", cmd.name),
         None => cmd.name.to_owned(),
     };
+    cmd.is_subcommand = parent.is_some();
+    cmd.channels = crate::engine::acl::Channels::of(&cmd.full_name);
     cmd.legacy = Legacy::of(&cmd.keys);
     if cmd.legacy.movable {
         cmd.flags = cmd.flags | crate::engine::spec::flag::MOVABLE_KEYS;

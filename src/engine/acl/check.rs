@@ -27,12 +27,42 @@ pub(crate) struct Denial {
     pub(crate) pos: usize,
 }
 
+/// Which arguments of a command are channels, as Redis's `ACLCheckAllUserCommandPerm` picks
+/// them; found once from the command's name when the registry is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Channels {
+    /// None.
+    None,
+    /// Every argument after the name (SUBSCRIBE, SSUBSCRIBE).
+    All,
+    /// Every argument after the name, each a pattern that must equal an allowed one
+    /// (PSUBSCRIBE).
+    AllLiteral,
+    /// The first argument (PUBLISH, SPUBLISH).
+    First,
+}
+
+impl Channels {
+    /// The channel arguments of the command named `full_name`.
+    #[must_use]
+    pub(crate) fn of(full_name: &str) -> Channels {
+        match full_name {
+            "subscribe" | "ssubscribe" => Channels::All,
+            "psubscribe" => Channels::AllLiteral,
+            "publish" | "spublish" => Channels::First,
+            _ => Channels::None,
+        }
+    }
+}
+
 /// A request as the check sees it.
 pub(crate) struct Request<'a> {
     /// The command's registry id.
     pub(crate) id: usize,
-    /// Its full name (`publish`, `client|kill`).
-    pub(crate) full_name: &'a str,
+    /// Whether it is a subcommand (its first argument comes after the subcommand's name).
+    pub(crate) is_subcommand: bool,
+    /// Which of its arguments are channels.
+    pub(crate) channels: Channels,
     /// Whether it runs before authentication (`no-auth`: no command check).
     pub(crate) no_auth: bool,
     /// The request.
@@ -48,8 +78,11 @@ pub(crate) struct Request<'a> {
 /// # Errors
 /// The denial.
 pub(crate) fn check(user: &User, req: &Request<'_>) -> Result<(), Denial> {
+    if user.extra.is_empty() {
+        return check_selector(&user.root, req);
+    }
     let mut worst: Option<Denial> = None;
-    for selector in &user.selectors {
+    for selector in user.selectors() {
         match check_selector(selector, req) {
             Ok(()) => return Ok(()),
             Err(d) => {
@@ -65,7 +98,7 @@ pub(crate) fn check(user: &User, req: &Request<'_>) -> Result<(), Denial> {
 #[inline]
 fn check_selector(s: &Selector, req: &Request<'_>) -> Result<(), Denial> {
     let args = req.args;
-    if !req.no_auth && !s.allows_command(req.id, req.full_name, args) {
+    if !req.no_auth && !s.allows_command(req.id, req.is_subcommand, args) {
         return Err(Denial { reason: Reason::Command, pos: 0 });
     }
     if !s.all_keys {
@@ -79,15 +112,10 @@ fn check_selector(s: &Selector, req: &Request<'_>) -> Result<(), Denial> {
             }
         }
     }
-    if !s.all_channels {
-        let (from, literal) = match req.full_name {
-            "subscribe" | "ssubscribe" => (1, false),
-            "psubscribe" => (1, true),
-            "publish" | "spublish" => (1, false),
-            _ => return Ok(()),
-        };
-        let to = if req.full_name.ends_with("publish") { 2.min(args.len()) } else { args.len() };
-        for (pos, channel) in args.iter().enumerate().take(to).skip(from) {
+    if !s.all_channels && req.channels != Channels::None {
+        let literal = req.channels == Channels::AllLiteral;
+        let to = if req.channels == Channels::First { 2.min(args.len()) } else { args.len() };
+        for (pos, channel) in args.iter().enumerate().take(to).skip(1) {
             if !s.allows_channel(channel, literal) {
                 return Err(Denial { reason: Reason::Channel, pos });
             }

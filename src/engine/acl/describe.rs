@@ -35,7 +35,7 @@ pub(crate) fn user(commands: &Catalog, user: &User) -> String {
         out.push_str(&hex(h));
         out.push(' ');
     }
-    let mut selectors = user.selectors.iter();
+    let mut selectors = user.selectors();
     if let Some(root) = selectors.next() {
         out.push_str(&selector(commands, root));
     }
@@ -127,7 +127,7 @@ pub(crate) fn command_rules(commands: &Catalog, s: &Selector) -> String {
             }
             let (mut on, mut off) = (0, 0);
             for c in every(commands).filter(|c| c.acl.contains(cat)) {
-                if remaining.allowed.get(c.id).copied().unwrap_or(false) {
+                if remaining.allowed.get(c.id) {
                     on += 1;
                 } else {
                     off += 1;
@@ -153,8 +153,8 @@ pub(crate) fn command_rules(commands: &Catalog, s: &Selector) -> String {
         rules.push(format!("{sign}{name}"));
     }
     for c in every(commands) {
-        let want = s.allowed.get(c.id).copied().unwrap_or(false);
-        let have = working.allowed.get(c.id).copied().unwrap_or(false);
+        let want = s.allowed.get(c.id);
+        let have = working.allowed.get(c.id);
         if want != have {
             let sign = if want { '+' } else { '-' };
             let _ = working.apply(commands, format!("{sign}{}", c.full_name).as_bytes());

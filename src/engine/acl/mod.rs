@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use bytes::Bytes;
 
 pub(crate) use catalog::{Catalog, Entry as CatalogEntry};
-pub(crate) use check::{check, Denial, Reason, Request};
+pub(crate) use check::{check, Channels, Denial, Reason, Request};
 #[cfg(test)]
 pub(crate) use describe::user as describe_user;
 pub(crate) use describe::{channels, command_rules, flags, keys};

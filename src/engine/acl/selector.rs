@@ -33,26 +33,93 @@ impl KeyPerm {
 
 /// The key patterns by the byte their matches start with, so that a request's key is tried
 /// only against those that can match it (a user with many prefixes, `~cache:* ~session:* ...`,
-/// pays for a few, not all): those with a literal first byte sorted by it, with their indexes,
-/// and the rest.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// pays for a few, not all). A copy of the patterns, those with a literal first byte grouped
+/// by it and then the rest, with where each byte's group starts: the table sits inside the
+/// selector and the patterns in one array, so a check follows one pointer.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct KeyIndex {
-    literal: Vec<(u8, u32)>,
-    wild: Vec<u32>,
+    /// `sorted[starts[b]..starts[b + 1]]` start with byte `b`; `sorted[starts[256]..]` may
+    /// start with anything.
+    starts: [u8; 257],
+    sorted: Vec<(Pattern, KeyPerm)>,
+}
+
+impl Default for KeyIndex {
+    fn default() -> KeyIndex {
+        KeyIndex { starts: [0; 257], sorted: Vec::new() }
+    }
 }
 
 impl KeyIndex {
     fn of(keys: &[(Pattern, KeyPerm)]) -> KeyIndex {
-        let mut index = KeyIndex::default();
-        for (i, (pattern, _)) in keys.iter().enumerate() {
-            let i = u32::try_from(i).unwrap_or(u32::MAX);
-            match pattern.first_literal() {
-                Some(b) => index.literal.push((b, i)),
-                None => index.wild.push(i),
+        let literal = keys.iter().filter(|(p, _)| p.first_literal().is_some()).count();
+        let mut sorted = keys.to_vec();
+        if literal > usize::from(u8::MAX) {
+            // Past what the table counts, every pattern is tried in order.
+            return KeyIndex { starts: [0; 257], sorted };
+        }
+        // Stable: within a byte, patterns keep the order they were added in.
+        sorted.sort_by_key(|(p, _)| p.first_literal().map_or(256, u16::from));
+        let mut starts = [0u8; 257];
+        for (p, _) in &sorted[..literal] {
+            if let Some(b) = p.first_literal() {
+                starts[usize::from(b) + 1] += 1;
             }
         }
-        index.literal.sort_unstable();
-        index
+        for b in 1..starts.len() {
+            starts[b] += starts[b - 1];
+        }
+        KeyIndex { starts, sorted }
+    }
+
+    /// The patterns that start with `first`.
+    #[inline]
+    fn starting_with(&self, first: u8) -> &[(Pattern, KeyPerm)] {
+        let b = usize::from(first);
+        let (from, to) = (usize::from(self.starts[b]), usize::from(self.starts[b + 1]));
+        self.sorted.get(from..to).unwrap_or(&[])
+    }
+
+    /// The patterns that may start with anything.
+    #[inline]
+    fn wild(&self) -> &[(Pattern, KeyPerm)] {
+        self.sorted.get(usize::from(self.starts[256])..).unwrap_or(&[])
+    }
+}
+
+/// One bit per command id (a selector's command bits stay in a cache line or a few).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CommandBits {
+    words: Box<[u64]>,
+    count: usize,
+}
+
+impl CommandBits {
+    fn new(count: usize) -> CommandBits {
+        CommandBits { words: vec![0; count.div_ceil(64)].into_boxed_slice(), count }
+    }
+
+    /// Whether command `id`'s bit is set.
+    #[inline]
+    #[must_use]
+    pub(crate) fn get(&self, id: usize) -> bool {
+        self.words.get(id / 64).is_some_and(|w| w & (1 << (id % 64)) != 0)
+    }
+
+    fn set(&mut self, id: usize, on: bool) {
+        if let Some(w) = self.words.get_mut(id / 64) {
+            if on {
+                *w |= 1 << (id % 64);
+            } else {
+                *w &= !(1 << (id % 64));
+            }
+        }
+    }
+
+    fn fill(&mut self, on: bool) {
+        for id in 0..self.count {
+            self.set(id, on);
+        }
     }
 }
 
@@ -61,7 +128,7 @@ impl KeyIndex {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Selector {
     /// Allowed command ids (a container's id and each of its subcommands' ids).
-    pub(crate) allowed: Vec<bool>,
+    pub(crate) allowed: CommandBits,
     /// Set by `+@all`, cleared by `-@all`: commands added later are allowed too (Redis's
     /// reserved bit). It decides whether the description starts with `+@all` or `-@all`.
     pub(crate) future_commands: bool,
@@ -86,7 +153,7 @@ impl Selector {
     #[must_use]
     pub(crate) fn new(commands: &Catalog, all_channels: bool) -> Selector {
         Selector {
-            allowed: vec![false; commands.count()],
+            allowed: CommandBits::new(commands.count()),
             future_commands: false,
             all_commands: false,
             first_args: Vec::new(),
@@ -161,7 +228,7 @@ impl Selector {
     }
 
     fn set_all(&mut self, on: bool) {
-        self.allowed.iter_mut().for_each(|b| *b = on);
+        self.allowed.fill(on);
         self.future_commands = on;
         self.all_commands = on;
         self.first_args.clear();
@@ -252,9 +319,7 @@ impl Selector {
     /// arguments.
     fn set_command(&mut self, commands: &Catalog, cmd: &Entry, allow: bool) {
         let mut set = |id: usize| {
-            if let Some(bit) = self.allowed.get_mut(id) {
-                *bit = allow;
-            }
+            self.allowed.set(id, allow);
             self.first_args.retain(|(i, _)| *i != id);
         };
         set(cmd.id);
@@ -267,11 +332,11 @@ impl Selector {
     /// Whether this selector allows running `cmd` with `args` (before keys and channels).
     #[inline]
     #[must_use]
-    pub(crate) fn allows_command(&self, id: usize, full_name: &str, args: &[Bytes]) -> bool {
-        if self.all_commands || self.allowed.get(id).copied().unwrap_or(false) {
+    pub(crate) fn allows_command(&self, id: usize, is_subcommand: bool, args: &[Bytes]) -> bool {
+        if self.all_commands || self.allowed.get(id) {
             return true;
         }
-        let first = if full_name.contains('|') { 2 } else { 1 };
+        let first = if is_subcommand { 2 } else { 1 };
         let Some(arg) = args.get(first) else { return false };
         self.first_args
             .iter()
@@ -287,17 +352,13 @@ impl Selector {
         if self.all_keys {
             return true;
         }
-        let allows = |&i: &u32| {
-            self.keys.get(i as usize).is_some_and(|(pattern, perm)| perm.covers(need) && pattern.matches(key))
-        };
-        let KeyIndex { literal, wild } = &self.key_index;
+        let allows = |(pattern, perm): &(Pattern, KeyPerm)| perm.covers(need) && pattern.matches(key);
         if let Some(&first) = key.first() {
-            let from = literal.partition_point(|(b, _)| *b < first);
-            if literal[from..].iter().take_while(|(b, _)| *b == first).any(|(_, i)| allows(i)) {
+            if self.key_index.starting_with(first).iter().any(allows) {
                 return true;
             }
         }
-        wild.iter().any(allows)
+        self.key_index.wild().iter().any(allows)
     }
 
     /// Whether a channel may be published or subscribed to; a `PSUBSCRIBE` pattern (`literal`)
@@ -313,4 +374,49 @@ impl Selector {
 #[must_use]
 pub(crate) fn has_spaces(name: &[u8]) -> bool {
     name.iter().any(|b| b.is_ascii_whitespace() || *b == 0 || *b == 0x0b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{KeyPerm, Selector};
+    use crate::engine::acl::Catalog;
+
+    fn selector(rules: &[String]) -> Selector {
+        let commands = Catalog::new(Vec::new());
+        let mut s = Selector::new(&commands, false);
+        for rule in rules {
+            s.apply(&commands, rule.as_bytes()).expect("valid rule");
+        }
+        s
+    }
+
+    /// The first-byte index finds what a scan of every pattern finds: literal, prefix and
+    /// glob patterns, an empty key, permissions per pattern, and more literal patterns than
+    /// the table counts.
+    #[test]
+    fn key_index_agrees_with_every_pattern_tried_in_order() {
+        let read = KeyPerm { read: true, write: false };
+        let write = KeyPerm { read: false, write: true };
+        for extra in [0, 300] {
+            let mut rules: Vec<String> =
+                ["~cache:*", "%R~cart:*", "~exact", "~*:tail", "~?ne", "%W~[ab]*", "~"]
+                    .map(String::from)
+                    .to_vec();
+            rules.extend((0..extra).map(|i| format!("~k{i}:*")));
+            let s = selector(&rules);
+            let scan = |key: &[u8], need: KeyPerm| {
+                s.keys.iter().any(|(p, perm)| perm.covers(need) && crate::glob::matches(p, key, false))
+            };
+            let keys: [&[u8]; 13] = [
+                b"cache:1", b"cart:1", b"exact", b"exactly", b"x:tail", b"one", b"a1", b"b", b"", b"k7:x",
+                b"k299:y", b"k300:z", b"zzz",
+            ];
+            for key in keys {
+                for need in [KeyPerm::default(), read, write, KeyPerm::ALL] {
+                    assert_eq!(s.allows_key(key, need), scan(key, need), "{} {need:?}", key.escape_ascii());
+                }
+            }
+            assert!(s.allows_key(b"cart:1", read) && !s.allows_key(b"cart:1", write));
+        }
+    }
 }

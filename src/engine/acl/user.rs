@@ -24,8 +24,11 @@ pub(crate) struct User {
     pub(crate) sanitize_payload: Option<bool>,
     /// Password hashes, in the order added.
     pub(crate) passwords: Vec<Hash>,
-    /// The root selector, then the `(...)` ones.
-    pub(crate) selectors: Vec<Selector>,
+    /// The root selector, kept inline: the check of every request reads it first, with no
+    /// pointer to follow from the user.
+    pub(crate) root: Selector,
+    /// The `(...)` selectors.
+    pub(crate) extra: Vec<Selector>,
 }
 
 impl User {
@@ -38,8 +41,14 @@ impl User {
             nopass: false,
             sanitize_payload: None,
             passwords: Vec::new(),
-            selectors: vec![Selector::new(commands, all_channels)],
+            root: Selector::new(commands, all_channels),
+            extra: Vec::new(),
         }
+    }
+
+    /// The root selector, then the `(...)` ones.
+    pub(crate) fn selectors(&self) -> impl Iterator<Item = &Selector> {
+        std::iter::once(&self.root).chain(&self.extra)
     }
 
     /// Redis's built-in default user: `on nopass ~* &* +@all`.
@@ -48,7 +57,7 @@ impl User {
         let mut user = User::new(Bytes::from_static(b"default"), commands, true);
         user.enabled = true;
         user.nopass = true;
-        let root = &mut user.selectors[0];
+        let root = &mut user.root;
         for rule in [&b"+@all"[..], b"~*"] {
             // Neither can fail.
             let _ = root.apply(commands, rule);
@@ -59,14 +68,14 @@ impl User {
     /// Whether a request by this user needs no check at all (the default user's case).
     #[must_use]
     pub(crate) fn unrestricted(&self) -> bool {
-        self.selectors.first().is_some_and(Selector::unrestricted)
+        self.root.unrestricted()
     }
 
     /// Whether one of the selectors lets a client stay subscribed to `channel` (a `PSUBSCRIBE`
     /// pattern: `literal`).
     #[must_use]
     pub(crate) fn may_subscribe(&self, channel: &[u8], literal: bool) -> bool {
-        self.selectors.iter().any(|s| s.allows_channel(channel, literal))
+        self.selectors().any(|s| s.allows_channel(channel, literal))
     }
 
     /// Whether this user (after a change) may refuse a subscription `before` allowed, as
@@ -74,15 +83,14 @@ impl User {
     /// channel, nor when every channel pattern of before is still named.
     #[must_use]
     pub(crate) fn channels_shrunk_from(&self, before: &User) -> bool {
-        if self.selectors.iter().any(|s| s.all_channels) {
+        if self.selectors().any(|s| s.all_channels) {
             return false;
         }
-        before.selectors.iter().any(|s| s.all_channels)
+        before.selectors().any(|s| s.all_channels)
             || !before
-                .selectors
-                .iter()
+                .selectors()
                 .flat_map(|s| &s.channels)
-                .all(|c| self.selectors.iter().any(|s| s.channels.contains(c)))
+                .all(|c| self.selectors().any(|s| s.channels.contains(c)))
     }
 
     /// Whether `password` authenticates this user; the hashes are compared in constant time.
@@ -145,7 +153,7 @@ impl User {
                 self.nopass = false;
                 self.passwords.clear();
             }
-            b"clearselectors" => self.selectors.truncate(1),
+            b"clearselectors" => self.extra.clear(),
             b"reset" => {
                 for r in [&b"resetpass"[..], b"resetkeys", b"resetchannels"] {
                     self.apply(commands, all_channels_default, r)?;
@@ -180,9 +188,9 @@ impl User {
                     for part in crate::splitargs::split(inside).map_err(|_| SetUserError::Syntax)? {
                         selector.apply(commands, &part)?;
                     }
-                    self.selectors.push(selector);
+                    self.extra.push(selector);
                 }
-                _ => self.selectors[0].apply(commands, rule)?,
+                _ => self.root.apply(commands, rule)?,
             },
         }
         Ok(())
