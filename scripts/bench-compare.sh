@@ -447,27 +447,21 @@ redis-cli -p "$APORT" ACL SETUSER app "${RULES[@]}" >/dev/null
 echo "| test | default µs/op | app µs/op (25 rules) | ratio app/default (triples) | outer/outer |"
 echo "|---|---|---|---|---|"
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# us_per_op_as default|app TEST: server µs per op of a P=16 TLS run as that user.
+us_per_op_as() {
+  local LOGIN=() us; [ "$1" = app ] && LOGIN=(--user app -a apppw)
+  read -r _ us _ < <(bench "$APID" "$ATLS" 1 16 "$2"); echo "$us"
+}
 for test in set get; do
   ratios=(); floors=(); d_all=(); a_all=()
   for t in 1 2 3 4 5 6 7 8 9; do
     # Odd triples run default, app, default; even ones app, default, app: whatever the middle
     # run of a triple gains or loses weighs on both users alike.
-    as_app=(--user app -a apppw); as_default=()
-    if (( t % 2 )); then outer=default; else outer=app; fi
-    if [ $outer = default ]; then LOGIN=(); else LOGIN=("${as_app[@]}"); fi
-    read -r _ o1 _ < <(bench "$APID" "$ATLS" 1 16 "$test")
-    if [ $outer = default ]; then LOGIN=("${as_app[@]}"); else LOGIN=("${as_default[@]}"); fi
-    read -r _ mid _ < <(bench "$APID" "$ATLS" 1 16 "$test")
-    if [ $outer = default ]; then LOGIN=(); else LOGIN=("${as_app[@]}"); fi
-    read -r _ o2 _ < <(bench "$APID" "$ATLS" 1 16 "$test")
-    LOGIN=()
-    if [ $outer = default ]; then
-      d_all+=("$o1" "$o2"); a_all+=("$mid")
-      ratios+=("$(awk -v a="$mid" -v x="$o1" -v y="$o2" 'BEGIN { printf "%.3f", (x + y > 0 ? 2 * a / (x + y) : 0) }')")
-    else
-      d_all+=("$mid"); a_all+=("$o1" "$o2")
-      ratios+=("$(awk -v d="$mid" -v x="$o1" -v y="$o2" 'BEGIN { printf "%.3f", (d > 0 ? (x + y) / 2 / d : 0) }')")
-    fi
+    if (( t % 2 )); then outer=default; mid=app; else outer=app; mid=default; fi
+    o1=$(us_per_op_as "$outer" "$test"); m=$(us_per_op_as "$mid" "$test"); o2=$(us_per_op_as "$outer" "$test")
+    if [ "$mid" = app ]; then d_all+=("$o1" "$o2"); a_all+=("$m"); else d_all+=("$m"); a_all+=("$o1" "$o2"); fi
+    ratios+=("$(awk -v m="$m" -v x="$o1" -v y="$o2" -v app="$mid" 'BEGIN {
+      o = (x + y) / 2; printf "%.3f", (m > 0 && o > 0 ? (app == "app" ? m / o : o / m) : 0) }')")
     floors+=("$(awk -v x="$o1" -v y="$o2" 'BEGIN { printf "%.3f", (x > 0 ? y / x : 0) }')")
   done
   echo "| ${test^^} | $(median "${d_all[@]}") | $(median "${a_all[@]}") | $(median "${ratios[@]}") (${ratios[*]}) | $(median "${floors[@]}") (${floors[*]}) |"

@@ -52,19 +52,16 @@ impl Default for KeyIndex {
 
 impl KeyIndex {
     fn of(keys: &[(Pattern, KeyPerm)]) -> KeyIndex {
-        let literal = keys.iter().filter(|(p, _)| p.first_literal().is_some()).count();
         let mut sorted = keys.to_vec();
-        if literal > usize::from(u8::MAX) {
-            // Past what the table counts, every pattern is tried in order.
-            return KeyIndex { starts: [0; 257], sorted };
-        }
-        // Stable: within a byte, patterns keep the order they were added in.
         sorted.sort_by_key(|(p, _)| p.first_literal().map_or(256, u16::from));
         let mut starts = [0u8; 257];
-        for (p, _) in &sorted[..literal] {
-            if let Some(b) = p.first_literal() {
-                starts[usize::from(b) + 1] += 1;
-            }
+        let literal = sorted.partition_point(|(p, _)| p.first_literal().is_some());
+        if literal > usize::from(u8::MAX) {
+            // Past what the table counts, every pattern is tried.
+            return KeyIndex { starts, sorted };
+        }
+        for b in sorted[..literal].iter().filter_map(|(p, _)| p.first_literal()) {
+            starts[usize::from(b) + 1] += 1;
         }
         for b in 1..starts.len() {
             starts[b] += starts[b - 1];
