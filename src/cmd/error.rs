@@ -81,6 +81,9 @@ pub(crate) enum CmdError {
     /// MULTI refuses this command.
     #[error("ERR Command not allowed inside a transaction")]
     NotInMulti,
+    /// EVALSHA of a script the server does not know.
+    #[error("NOSCRIPT No matching script. Please use EVAL.")]
+    NoScript,
     /// EXEC after a command failed to queue.
     #[error("EXECABORT Transaction discarded because of previous errors.")]
     ExecAbort,

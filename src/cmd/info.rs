@@ -80,6 +80,8 @@ struct CoreFacts {
     stats: CoreStats,
     commands: Stats,
     rates: [f64; 3],
+    /// The bytes its Lua interpreter holds.
+    lua_memory: u64,
     blocked: usize,
     blocked_with_timeout: usize,
     max_query: usize,
@@ -181,6 +183,7 @@ async fn gather(s: &Session, latency: bool) -> Result<Facts, CmdError> {
                     .collect(),
                 tls_buffered: clients.values().map(|c| c.tls_buffered.get()).sum(),
                 allocated: crate::memory::here(),
+                lua_memory: crate::engine::script::memory_here() as u64,
                 channels: pubsub.channels.keys().cloned().collect(),
                 patterns: pubsub.patterns.iter().map(|(p, _)| p.clone()).collect(),
             }
@@ -339,6 +342,10 @@ fn memory(out: &mut String, facts: &Facts, global: &Global) {
     let maxmemory = facts.config.maxmemory.0;
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let signed = |a: u64, b: u64| a as i64 - b as i64;
+    // Every core's interpreter, and the script bodies the store keeps.
+    let lua: u64 = facts.cores.iter().map(|c| c.lua_memory).sum();
+    let store = crate::engine::script::Store::get();
+    let scripts = store.bytes();
     fields!(out,
         "used_memory" => used,
         "used_memory_human" => human(used),
@@ -357,19 +364,19 @@ fn memory(out: &mut String, facts: &Facts, global: &Global) {
         "allocator_resident" => facts.rss,
         "total_system_memory" => total_system,
         "total_system_memory_human" => human(total_system),
-        "used_memory_lua" => 0,
-        "used_memory_vm_eval" => 0,
-        "used_memory_lua_human" => human(0),
-        "used_memory_scripts_eval" => 0,
-        "number_of_cached_scripts" => 0,
+        "used_memory_lua" => lua,
+        "used_memory_vm_eval" => lua,
+        "used_memory_lua_human" => human(lua),
+        "used_memory_scripts_eval" => scripts,
+        "number_of_cached_scripts" => store.len(),
         "number_of_functions" => 0,
         "number_of_libraries" => 0,
         "used_memory_vm_functions" => 0,
-        "used_memory_vm_total" => 0,
-        "used_memory_vm_total_human" => human(0),
+        "used_memory_vm_total" => lua,
+        "used_memory_vm_total_human" => human(lua),
         "used_memory_functions" => 0,
-        "used_memory_scripts" => 0,
-        "used_memory_scripts_human" => human(0),
+        "used_memory_scripts" => scripts,
+        "used_memory_scripts_human" => human(scripts),
         "maxmemory" => maxmemory,
         "maxmemory_human" => human(maxmemory),
         "maxmemory_policy" => facts.config.maxmemory_policy.show(),

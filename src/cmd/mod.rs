@@ -20,6 +20,7 @@ pub(crate) mod memory;
 pub(crate) mod persistence;
 pub(crate) mod pubsub;
 pub(crate) mod replication;
+pub(crate) mod scripting;
 pub(crate) mod server;
 pub(crate) mod set;
 pub(crate) mod string;
@@ -50,6 +51,7 @@ pub(crate) fn commands() -> Commands {
             hash::commands(),
             set::commands(),
             zset::commands(),
+            scripting::commands(),
         ]
         .into_iter()
         .flatten()

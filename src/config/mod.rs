@@ -234,6 +234,7 @@ directives! {
     "acllog-max-len" => acllog_max_len: u64 = 128, true;
     "acl-pubsub-default" => acl_pubsub_default: AclPubsubDefault = AclPubsubDefault::Resetchannels, true;
     "busy-reply-threshold" => busy_reply_threshold: u64 = 5000, true;
+    "lua-strict-keys" => lua_strict_keys: bool = false, true;
     "cluster-enabled" => cluster_enabled: bool = false, false;
     "cluster-config-file" => cluster_config_file: String = "nodes.conf".into(), false;
     "cluster-port" => cluster_port: u16 = 0, false;
@@ -325,7 +326,7 @@ const INERT: &[(&str, &str)] = &[
     ("notify-keyspace-events", "there are no keyspace notifications yet"),
     ("tracking-table-max-keys", "there is no client-side caching yet"),
     ("acl", "there are no ACL users yet"),
-    ("busy-reply-threshold", "there are no scripts yet"),
+    ("busy-reply-threshold", "a long script is not interrupted yet (no BUSY, no SCRIPT KILL)"),
     ("cluster-", "there is no cluster mode yet"),
     ("always-show-logo", "ferrokey shows no logo"),
     ("set-proc-title", "ferrokey does not retitle its process"),

@@ -189,6 +189,11 @@ impl Session {
         self.log_acl_in(reason, object, username, self.acl_context());
     }
 
+    /// Adds an ACL LOG entry for a command this client's script was denied (context `lua`).
+    pub(crate) fn log_acl_lua(&self, reason: crate::engine::acl::What, object: Bytes) {
+        self.log_acl_in(reason, object, self.user.name.clone(), "lua");
+    }
+
     fn log_acl_in(
         &self,
         reason: crate::engine::acl::What,

@@ -23,6 +23,7 @@ pub(crate) mod repl_state;
 pub(crate) mod replica;
 pub(crate) mod replication;
 pub(crate) mod router;
+pub(crate) mod script;
 pub(crate) mod session;
 pub(crate) mod shard;
 pub(crate) mod slot;

@@ -82,6 +82,24 @@ impl Reply {
         Reply::BulkArray { len, body: body.freeze() }
     }
 
+    /// The elements of a [`Reply::BulkArray`], decoded again (a script reads them as values);
+    /// empty for any other reply.
+    #[must_use]
+    pub(crate) fn bulk_items(&self) -> Vec<Bytes> {
+        let Reply::BulkArray { len, body } = self else { return Vec::new() };
+        let mut items = Vec::with_capacity(*len);
+        let mut at = 0;
+        while at < body.len() {
+            let Some(end) = body[at..].iter().position(|&c| c == b'\r') else { break };
+            let n: usize =
+                std::str::from_utf8(&body[at + 1..at + end]).ok().and_then(|t| t.parse().ok()).unwrap_or(0);
+            let start = at + end + 2;
+            items.push(body.slice(start..(start + n).min(body.len())));
+            at = start + n + 2;
+        }
+        items
+    }
+
     /// Appends the encoding of this reply to `out`, in RESP3 when `resp3` is set, else RESP2.
     pub fn encode(&self, resp3: bool, out: &mut BytesMut) {
         match self {

@@ -1,0 +1,986 @@
+//! One core's Lua interpreter, as Redis 7.0 sets up its own: Lua 5.1 with the base, table,
+//! string and math libraries, `redis`'s library, a deterministic `math.random`, and globals
+//! that scripts can read but neither create nor change; the scripts it has compiled, by SHA1;
+//! and the conversions between Lua values and replies (RESP2 or RESP3, as `redis.setresp`
+//! says).
+//!
+//! Redis's Lua marks its tables read-only (a patch to Lua); stock Lua cannot, so a script sees
+//! the globals and the libraries through empty proxy tables whose `__index` is the real table
+//! and whose `__newindex` refuses, with Redis's message. (`pairs(string)` therefore finds
+//! nothing, where Redis's finds the functions.)
+//!
+//! Errors: Redis's library functions are C functions that raise Lua values (an error table
+//! `{err = "CODE message"}`, or a message placed at the calling line). mlua lets a Rust
+//! function raise only its own error object, so a Rust function leaves the value to raise in
+//! `prim.pending` and raises a marker; Redis's error handler, `pcall` and `xpcall` (the
+//! prelude's) see the pending value in the marker's place. Being Rust (C) functions, they keep
+//! the caller's frame on `return redis.call(...)`, so an error names the script's line as
+//! Redis's does.
+//!
+//! A script that holds every shard runs as a coroutine: its `redis.call` (a Lua function,
+//! there) yields the command to the caller's task, which runs it and resumes the script with
+//! the reply; its `pcall` runs the protected function as a coroutine of its own, passing those
+//! yields through. (`return redis.call(...)` is a tail call there: an error then names no
+//! line.)
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use ahash::AHashMap;
+use bytes::Bytes;
+use mlua::{Function, Lua, MultiValue, Table, Thread, Value};
+
+use crate::cmd::error::CmdError;
+use crate::engine::script::store::{Sha, Source, Store};
+use crate::facade::Reply;
+
+/// The most memory one core's interpreter may hold: a script allocating past it fails with
+/// an error instead of taking the server's memory.
+const MEMORY_LIMIT: usize = 512 << 20;
+
+/// Past this many bytes held after a run, the interpreter collects its garbage at once.
+const COLLECT_ABOVE: usize = 64 << 20;
+
+/// How deep a script's reply may nest before it is refused.
+const MAX_DEPTH: usize = 1000;
+
+/// What the interpreter is built with, in Lua: the protections, `redis.call`/`pcall` around
+/// their primitive, `pcall` as Redis 7 gives it, and the error handler that places an error
+/// in the script's source.
+const PRELUDE: &str = r#"
+local prim, real, dbg = ...
+local error, type, rawget, tostring = error, type, rawget, tostring
+local realpcall, realxpcall = pcall, xpcall
+local co_create, co_resume, co_status, co_yield = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
+
+-- The value a Rust function left to raise, in place of the marker it raised.
+local function fix(e)
+  if type(e) == 'userdata' then
+    local p = prim.pending
+    if p ~= nil then
+      prim.pending = nil
+      return p
+    end
+  end
+  return e
+end
+
+-- Redis 7's pcall: an error table with an `err` field is caught as its message.
+local function caught(ok, ...)
+  if ok then return true, ... end
+  local e = fix((...))
+  if type(e) == 'table' then
+    local m = rawget(e, 'err')
+    if type(m) == 'string' or type(m) == 'number' then e = m end
+  end
+  return false, e
+end
+local function plain_pcall(f, ...)
+  return caught(realpcall(f, ...))
+end
+real.xpcall = function(f, h)
+  return realxpcall(f, function(e) local r = h(fix(e)) return r end)
+end
+
+-- A script holding every shard: redis.call yields the command to the caller's task, which
+-- resumes it with (reply, raise); pcall runs its function as a coroutine of its own, whose
+-- yields pass through to the caller.
+prim.ycall = function(...)
+  local r, raise = co_yield(...)
+  if raise then error(r) end
+  return r
+end
+prim.ypcall = function(...)
+  local r = co_yield(...)
+  return r
+end
+local function pass(co, ok, ...)
+  if not ok then return caught(false, ...) end
+  if co_status(co) == 'dead' then return true, ... end
+  return pass(co, co_resume(co, co_yield(...)))
+end
+prim.plain_pcall = plain_pcall
+prim.yielding_pcall = function(f, ...)
+  if type(f) ~= 'function' or dbg.getinfo(f, 'S').what == 'C' then return plain_pcall(f, ...) end
+  local co = co_create(f)
+  return pass(co, co_resume(co, ...))
+end
+real.pcall = plain_pcall
+
+prim.outside = function()
+  error({err = 'ERR redis.call/pcall can only be called inside a script invocation'})
+end
+prim.readonly = function() error('Attempt to modify a readonly table', 2) end
+prim.missing = function(_, k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+end
+
+-- Where an error was raised: the first frame, from `level` up (in `co`, or in this thread
+-- where level 1 is `place` itself), that is neither C nor this prelude.
+local function place(err, co, level)
+  err = fix(err)
+  local i
+  while true do
+    if co then i = dbg.getinfo(co, level, 'nSl') else i = dbg.getinfo(level, 'nSl') end
+    if not i or (i.what ~= 'C' and i.source ~= '=[redis]') then break end
+    level = level + 1
+  end
+  if type(err) ~= 'table' then
+    err = {err = 'ERR ' .. tostring(err)}
+  end
+  if i then
+    err['source'] = i.source
+    err['line'] = i.currentline
+  end
+  return err
+end
+real.__redis__err__handler = function(err) local e = place(err, nil, 3) return e end
+
+-- A script run as a coroutine: each step answers 'call' and the command's arguments, or
+-- 'done', whether it succeeded, and its value or its placed error.
+local function stepped(co, ok, ...)
+  if ok then
+    if co_status(co) == 'dead' then return 'done', true, ... end
+    return 'call', ...
+  end
+  local e = place((...), co, 0)
+  return 'done', false, e
+end
+prim.step = function(co, ...) return stepped(co, co_resume(co, ...)) end
+"#;
+
+/// The state of the run under way, which `redis.*` functions read and change.
+#[derive(Default)]
+struct RunState {
+    /// `redis.setresp`: how replies convert into Lua (2 or 3).
+    resp: Cell<u8>,
+    /// A script runs (math.random and redis.setresp refuse outside one).
+    running: Cell<bool>,
+    /// The 48-bit state of `math.random` (Redis's `redisLrand48`).
+    rand: Cell<u64>,
+}
+
+/// How a script run ended.
+pub(crate) enum Ended {
+    /// It returned this reply (an error reply included).
+    Reply(Reply),
+    /// A thread run yielded: `redis.call`'s arguments, and whether it raises on error.
+    Call(Vec<Bytes>),
+}
+
+/// One core's interpreter and the scripts it compiled.
+pub(crate) struct Interp {
+    lua: Lua,
+    compiled: AHashMap<Sha, Function>,
+    /// The store's flush generation when `compiled` was last emptied.
+    generation: u64,
+    /// The prelude's helpers (`prim.pending`, `prim.ycall`, ...).
+    prim: Table,
+    /// The `redis` table itself (scripts see a proxy): each run installs `call` and `pcall`.
+    redis: Table,
+    /// The globals scripts read through their proxy, where KEYS and ARGV are set.
+    real: Table,
+    /// What scripts see as their globals.
+    env: Table,
+    handler: Function,
+    xpcall: Function,
+    state: Rc<RunState>,
+    /// A coroutine run's last line of the script (see [`Interp::start`]).
+    last_line: Rc<Cell<i32>>,
+}
+
+thread_local! {
+    static INTERP: std::cell::RefCell<Option<Interp>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with this core's interpreter, creating it on first use.
+///
+/// # Errors
+/// The interpreter could not be created (out of memory).
+pub(crate) fn with<R>(f: impl FnOnce(&mut Interp) -> R) -> Result<R, CmdError> {
+    INTERP.with(|cell| {
+        let mut slot = cell.try_borrow_mut().map_err(|_| CmdError::Internal)?;
+        if slot.is_none() {
+            *slot = Some(Interp::new().map_err(|e| {
+                tracing::error!(error = %e, "the Lua interpreter could not be created");
+                CmdError::Internal
+            })?);
+        }
+        let interp = slot.as_mut().ok_or(CmdError::Internal)?;
+        Ok(f(interp))
+    })
+}
+
+/// A Lua state with the libraries Redis loads: base, table, string, math, and debug, which
+/// only the prelude keeps (for `debug.getinfo`, as Redis's error handler does); scripts never
+/// see it.
+#[allow(unsafe_code)]
+fn new_lua() -> mlua::Result<Lua> {
+    use mlua::StdLib;
+    let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
+    // SAFETY: mlua calls the debug library unsafe because Lua code holding it can reach
+    // values Rust owns (userdata's upvalues, the registry). Only the prelude's closures hold
+    // it: `Interp::new` removes it from the globals before any script is compiled, and the
+    // prelude uses nothing of it but `getinfo`.
+    Ok(unsafe { Lua::unsafe_new_with(libs, mlua::LuaOptions::default()) })
+}
+
+/// The bytes this core's interpreter holds (0 before its first use).
+pub(crate) fn memory_here() -> usize {
+    INTERP.with(|cell| cell.try_borrow().ok().and_then(|i| i.as_ref().map(Interp::memory)).unwrap_or(0))
+}
+
+impl Interp {
+    fn new() -> mlua::Result<Interp> {
+        let lua = new_lua()?;
+        lua.set_memory_limit(MEMORY_LIMIT)?;
+        let real = lua.globals();
+        for name in ["dofile", "loadfile", "print", "getfenv", "setfenv", "newproxy"] {
+            real.raw_set(name, Value::Nil)?;
+        }
+        let state = Rc::new(RunState {
+            resp: Cell::new(2),
+            running: Cell::new(false),
+            rand: Cell::new(INITIAL_RAND),
+        });
+        let redis = lua.create_table()?;
+        real.raw_set("redis", redis.clone())?;
+        let prim = lua.create_table()?;
+        let dbg: Table = real.raw_get("debug")?;
+        // Lua's own xpcall runs scripts (the prelude gives scripts one that hands their
+        // handler the pending value).
+        let xpcall: Function = real.raw_get("xpcall")?;
+        lua.load(PRELUDE).set_name("=[redis]").call::<()>((prim.clone(), real.clone(), dbg))?;
+        let raise = Raise(prim.clone());
+        install_redis_library(&lua, &redis, &raise, &state)?;
+        install_math_random(&lua, &real, &raise, &state)?;
+        real.raw_set("debug", Value::Nil)?;
+        let handler: Function = real.raw_get("__redis__err__handler")?;
+        let (env, visible) = protect(&lua, &real, &prim)?;
+        let interp = Interp {
+            lua,
+            compiled: AHashMap::new(),
+            generation: Store::get().generation(),
+            prim,
+            redis,
+            real: visible,
+            env,
+            handler,
+            xpcall,
+            state,
+            last_line: Rc::new(Cell::new(-1)),
+        };
+        interp.end();
+        Ok(interp)
+    }
+
+    /// Compiles `source` (or finds it compiled).
+    ///
+    /// # Errors
+    /// Redis's compile error.
+    pub(crate) fn function(&mut self, source: &Source) -> Result<Function, CmdError> {
+        let generation = Store::get().generation();
+        if generation != self.generation {
+            self.compiled.clear();
+            self.generation = generation;
+        }
+        if let Some(f) = self.compiled.get(&source.sha) {
+            return Ok(f.clone());
+        }
+        let f = self.compile(source.code())?;
+        self.compiled.insert(source.sha, f.clone());
+        Ok(f)
+    }
+
+    /// Compiles `code` as a script, without keeping it.
+    ///
+    /// # Errors
+    /// Redis's compile error.
+    pub(crate) fn compile(&self, code: &[u8]) -> Result<Function, CmdError> {
+        self.lua
+            .load(code)
+            .set_name("@user_script")
+            .set_mode(mlua::ChunkMode::Text)
+            .set_environment(self.env.clone())
+            .into_function()
+            .map_err(|e| {
+                CmdError::text(format!("ERR Error compiling script (new function): {}", lua_message(&e)))
+            })
+    }
+
+    /// Prepares a run: KEYS and ARGV, RESP2 conversions.
+    fn begin(&self, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<()> {
+        self.real.raw_set("KEYS", self.strings(keys)?)?;
+        self.real.raw_set("ARGV", self.strings(argv)?)?;
+        self.state.resp.set(2);
+        self.state.running.set(true);
+        Ok(())
+    }
+
+    /// Ends a run: `redis.call` outside a script refuses, as Redis's does; what a large run
+    /// left behind is collected at once rather than held until the collector's next cycle.
+    fn end(&self) {
+        self.state.running.set(false);
+        if self.lua.used_memory() > COLLECT_ABOVE {
+            let _ = self.lua.gc_collect();
+        }
+        let outside = self.prim.raw_get::<Value>("outside").unwrap_or(Value::Nil);
+        let _ = self.redis.raw_set("call", outside.clone());
+        let _ = self.redis.raw_set("pcall", outside);
+        let _ = self.real.raw_set("pcall", self.prim.raw_get::<Value>("plain_pcall").unwrap_or(Value::Nil));
+        let _ = self.prim.raw_set("pending", Value::Nil);
+    }
+
+    fn strings(&self, items: &[Bytes]) -> mlua::Result<Table> {
+        let t = self.lua.create_table_with_capacity(items.len(), 0)?;
+        for (i, item) in items.iter().enumerate() {
+            t.raw_set(i + 1, self.lua.create_string(item)?)?;
+        }
+        Ok(t)
+    }
+
+    /// Runs `f` to its end, each `redis.call` answered by `call` at once, and returns its
+    /// reply (`sha` names it in error replies).
+    pub(crate) fn run(
+        &self,
+        f: &Function,
+        sha: &str,
+        keys: &[Bytes],
+        argv: &[Bytes],
+        call: impl FnMut(Vec<Bytes>) -> Reply,
+    ) -> Reply {
+        let call = std::cell::RefCell::new(call);
+        let raise = Raise(self.prim.clone());
+        // redis.call and redis.pcall: the command's reply, or its error raised or returned.
+        let answer = |lua: &Lua, args: MultiValue, raises: bool| -> mlua::Result<Value> {
+            let reply = match arguments(args) {
+                Ok(args) => (call.try_borrow_mut().map_err(|_| mlua::Error::RecursiveMutCallback)?)(args),
+                Err(e) => Reply::from(e),
+            };
+            let failed = matches!(reply, Reply::Error(_));
+            let value = to_lua(lua, &reply, self.state.resp.get(), failed)?;
+            if failed && raises {
+                return Err(raise.value(value));
+            }
+            Ok(value)
+        };
+        let ended = self.lua.scope(|scope| {
+            let redis_call = scope.create_function(|lua, args: MultiValue| answer(lua, args, true))?;
+            let redis_pcall = scope.create_function(|lua, args: MultiValue| answer(lua, args, false))?;
+            self.redis.raw_set("call", redis_call)?;
+            self.redis.raw_set("pcall", redis_pcall)?;
+            self.begin(keys, argv)?;
+            self.xpcall.call::<MultiValue>((f.clone(), self.handler.clone()))
+        });
+        self.end();
+        self.finish(ended, sha)
+    }
+
+    /// Starts `f` as a coroutine whose `redis.call`s yield: drive it with [`Interp::resume`].
+    ///
+    /// # Errors
+    /// The interpreter is out of memory.
+    pub(crate) fn start(&self, f: &Function, keys: &[Bytes], argv: &[Bytes]) -> Result<Thread, CmdError> {
+        let started = (|| {
+            self.redis.raw_set("call", self.prim.raw_get::<Value>("ycall")?)?;
+            self.redis.raw_set("pcall", self.prim.raw_get::<Value>("ypcall")?)?;
+            self.real.raw_set("pcall", self.prim.raw_get::<Value>("yielding_pcall")?)?;
+            self.begin(keys, argv)?;
+            let thread = self.lua.create_thread(f.clone())?;
+            // `return redis.call(...)` replaces the script's frame with the Lua redis.call:
+            // the script's last line is kept for an error raised there to name.
+            let last = self.last_line.clone();
+            last.set(-1);
+            thread.set_hook(mlua::HookTriggers::EVERY_LINE, move |_, d| {
+                if d.source().source.as_deref() == Some("@user_script") {
+                    last.set(d.curr_line());
+                }
+                Ok(mlua::VmState::Continue)
+            });
+            Ok(thread)
+        })();
+        started.map_err(|e| {
+            self.end();
+            CmdError::text(format!("ERR {}", lua_message(&e)))
+        })
+    }
+
+    /// Resumes `thread` (with the reply to the `redis.call` it yielded, if any) until it
+    /// yields again or ends.
+    pub(crate) fn resume(&self, thread: &Thread, reply: Option<&Reply>, sha: &str) -> Ended {
+        let step = (|| {
+            let step: Function = self.prim.raw_get("step")?;
+            let mut input = MultiValue::new();
+            input.push_back(Value::Thread(thread.clone()));
+            if let Some(reply) = reply {
+                let raise = matches!(reply, Reply::Error(_));
+                input.push_back(to_lua(&self.lua, reply, self.state.resp.get(), raise)?);
+                input.push_back(Value::Boolean(raise));
+            }
+            step.call::<MultiValue>(input)
+        })();
+        let mut values = match step {
+            Ok(values) => values.into_iter(),
+            Err(e) => {
+                self.end();
+                return Ended::Reply(self.finish(Err(e), sha));
+            }
+        };
+        let what = values.next();
+        if matches!(&what, Some(Value::String(s)) if s.as_bytes().as_ref() == b"call") {
+            match arguments(values.collect()) {
+                Ok(args) => return Ended::Call(args),
+                Err(e) => {
+                    // Answered at once, as the primitive on a shard answers it.
+                    let answer = Reply::from(e);
+                    return self.resume(thread, Some(&answer), sha);
+                }
+            }
+        }
+        self.end();
+        Ended::Reply(self.finish(Ok(values.collect()), sha))
+    }
+
+    /// The reply of an ended run: what it returned, or its error as Redis words it.
+    fn finish(&self, ended: mlua::Result<MultiValue>, sha: &str) -> Reply {
+        let values = match ended {
+            Ok(values) => values,
+            Err(e) => {
+                return Reply::Error(
+                    format!("ERR Error running script {sha}, {:.100}", lua_message(&e)).into(),
+                )
+            }
+        };
+        let mut values = values.into_iter();
+        match values.next() {
+            Some(Value::Boolean(true)) => {
+                from_lua(values.next().unwrap_or(Value::Nil), self.state.resp.get(), 0)
+            }
+            Some(Value::Boolean(false)) => {
+                failure(values.next().unwrap_or(Value::Nil), sha, self.last_line.get())
+            }
+            _ => Reply::Nil,
+        }
+    }
+
+    /// SCRIPT FLUSH on this core: the compiled scripts go.
+    pub(crate) fn flush(&mut self) {
+        self.compiled.clear();
+        self.generation = Store::get().generation();
+        let _ = self.lua.gc_collect();
+    }
+
+    /// The bytes the interpreter holds (INFO's `used_memory_lua`).
+    #[must_use]
+    pub(crate) fn memory(&self) -> usize {
+        self.lua.used_memory()
+    }
+}
+
+/// The reply of a script that raised `err` (after the error handler placed it).
+/// A frame replaced by a tail call names `last_line`, the script's last line seen.
+fn failure(err: Value, sha: &str, last_line: i32) -> Reply {
+    let Value::Table(t) = err else {
+        let msg = match &err {
+            Value::String(s) => s.to_string_lossy().to_string(),
+            _ => "execution failure".to_owned(),
+        };
+        return Reply::Error(format!("ERR Error running script {sha}, {msg:.100}").into());
+    };
+    let text = |k: &str| match t.raw_get::<Value>(k) {
+        Ok(Value::String(s)) => Some(s.to_string_lossy().to_string()),
+        Ok(Value::Number(n)) => Some(lua_number(n)),
+        Ok(Value::Integer(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    // (Redis crashes on an error table without `err`; a plain ERR is safer.)
+    let msg = text("err").unwrap_or_else(|| "ERR".to_owned());
+    let (source, line) = match (text("source"), text("line")) {
+        (Some(s), _) if s == "=(tail call)" => (Some("@user_script".to_owned()), Some(last_line.to_string())),
+        other => other,
+    };
+    match (source, line) {
+        (Some(source), Some(line)) => {
+            Reply::Error(format!("{msg} script: {sha}, on {source}:{line}.").into())
+        }
+        _ => Reply::Error(msg.into()),
+    }
+}
+
+/// A number as Lua 5.1's `tostring` writes it (`%.14g`).
+fn lua_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        return format!("{}", n as i64);
+    }
+    let s = format!("{n:.13e}");
+    // `%.14g`: 14 significant digits, trailing zeros dropped, exponent only when needed.
+    let exp: i32 = s.rsplit('e').next().and_then(|e| e.parse().ok()).unwrap_or(0);
+    if (-5..14).contains(&exp) {
+        let digits = (13 - exp).max(0) as usize;
+        let f = format!("{n:.digits$}");
+        let f = if f.contains('.') { f.trim_end_matches('0').trim_end_matches('.').to_owned() } else { f };
+        return f;
+    }
+    let (mantissa, _) = s.split_once('e').unwrap_or((&s, ""));
+    let mantissa =
+        if mantissa.contains('.') { mantissa.trim_end_matches('0').trim_end_matches('.') } else { mantissa };
+    format!("{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+}
+
+/// The text of a Lua error, as Lua reports it (without mlua's traceback).
+fn lua_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::RuntimeError(m) => m.clone(),
+        mlua::Error::MemoryError(m) => m.clone(),
+        mlua::Error::CallbackError { cause, .. } => lua_message(cause),
+        other => other.to_string(),
+    }
+}
+
+/// `redis.call`'s arguments as a command: strings, and numbers as `%.17g` writes them.
+fn arguments(args: MultiValue) -> Result<Vec<Bytes>, CmdError> {
+    if args.is_empty() {
+        return Err(CmdError::msg("ERR Please specify at least one argument for this redis lib call"));
+    }
+    args.into_iter()
+        .map(|v| match v {
+            Value::String(s) => Ok(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Number(n) => Ok(Bytes::from(crate::num::format_g17(n))),
+            Value::Integer(n) => Ok(Bytes::from(n.to_string())),
+            _ => Err(CmdError::msg("ERR Lua redis lib command arguments must be strings or integers")),
+        })
+        .collect()
+}
+
+/// An error table as Redis's `luaPushErrorBuff` builds it: `{err = "CODE message"}`, marked so
+/// that error statistics do not count it twice.
+fn error_table(lua: &Lua, e: &CmdError, counted: bool) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    t.raw_set("err", e.to_string().trim_end_matches(['\r', '\n']))?;
+    if counted {
+        t.raw_set("ignore_error_stats_update", true)?;
+    }
+    Ok(Value::Table(t))
+}
+
+/// A reply as a Lua value, as Redis converts it for a script speaking `resp`; `counted`
+/// marks an error reply already counted in the error statistics.
+fn to_lua(lua: &Lua, reply: &Reply, resp: u8, counted: bool) -> mlua::Result<Value> {
+    let resp3 = resp == 3;
+    let table = |field: &str, v: Value| -> mlua::Result<Value> {
+        let t = lua.create_table()?;
+        t.raw_set(field, v)?;
+        Ok(Value::Table(t))
+    };
+    let array = |items: &mut dyn Iterator<Item = mlua::Result<Value>>| -> mlua::Result<Value> {
+        let t = lua.create_table()?;
+        for (i, v) in items.enumerate() {
+            t.raw_set(i + 1, v?)?;
+        }
+        Ok(Value::Table(t))
+    };
+    Ok(match reply {
+        Reply::Ok => table("ok", Value::String(lua.create_string("OK")?))?,
+        Reply::Status(s) => table("ok", Value::String(lua.create_string(s.as_bytes())?))?,
+        Reply::Error(e) => {
+            let t = lua.create_table()?;
+            let (code, msg) = e.split_once(' ').unwrap_or(("ERR", e));
+            t.raw_set("err", format!("{code} {}", msg.trim_end_matches(['\r', '\n'])))?;
+            if counted {
+                t.raw_set("ignore_error_stats_update", true)?;
+            }
+            Value::Table(t)
+        }
+        Reply::Int(n) => Value::Number(*n as f64),
+        Reply::Bulk(b) => Value::String(lua.create_string(b)?),
+        Reply::Verbatim(text) if resp3 => {
+            let inner = lua.create_table()?;
+            inner.raw_set("string", text.as_str())?;
+            inner.raw_set("format", "txt")?;
+            table("verbatim_string", Value::Table(inner))?
+        }
+        Reply::Verbatim(text) => Value::String(lua.create_string(text)?),
+        Reply::Nil | Reply::NilArray if resp3 => Value::Nil,
+        Reply::Nil | Reply::NilArray => Value::Boolean(false),
+        Reply::Array(items) | Reply::Several(items) | Reply::Push(items) => {
+            array(&mut items.iter().map(|r| to_lua(lua, r, resp, counted)))?
+        }
+        Reply::BulkArray { .. } => {
+            array(&mut reply.bulk_items().into_iter().map(|b| Ok(Value::String(lua.create_string(&b)?))))?
+        }
+        Reply::Set(items) if resp3 => {
+            let set = lua.create_table()?;
+            for item in items {
+                set.raw_set(to_lua(lua, item, resp, counted)?, true)?;
+            }
+            table("set", Value::Table(set))?
+        }
+        Reply::Set(items) => array(&mut items.iter().map(|r| to_lua(lua, r, resp, counted)))?,
+        Reply::Map(pairs) if resp3 => {
+            let map = lua.create_table()?;
+            for (k, v) in pairs {
+                map.raw_set(to_lua(lua, k, resp, counted)?, to_lua(lua, v, resp, counted)?)?;
+            }
+            table("map", Value::Table(map))?
+        }
+        Reply::Pairs(pairs) if resp3 => array(
+            &mut pairs
+                .iter()
+                .map(|(a, b)| array(&mut [a, b].into_iter().map(|r| to_lua(lua, r, resp, counted)))),
+        )?,
+        Reply::Map(pairs) | Reply::Pairs(pairs) => {
+            array(&mut pairs.iter().flat_map(|(k, v)| [k, v]).map(|r| to_lua(lua, r, resp, counted)))?
+        }
+        Reply::Double(d) if resp3 => table("double", Value::Number(*d))?,
+        Reply::Double(d) => Value::String(lua.create_string(crate::num::format_g17(*d))?),
+        Reply::Bool(b) if resp3 => Value::Boolean(*b),
+        Reply::Bool(b) => Value::Number(f64::from(u8::from(*b))),
+    })
+}
+
+/// A script's return value as a reply, as Redis's `luaReplyToRedisReply` converts it.
+fn from_lua(value: Value, resp: u8, depth: usize) -> Reply {
+    if depth > MAX_DEPTH {
+        return Reply::Error("ERR reached lua stack limit".into());
+    }
+    match value {
+        Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Boolean(true) if resp == 2 => Reply::Int(1),
+        Value::Boolean(false) if resp == 2 => Reply::Nil,
+        Value::Boolean(b) => Reply::Bool(b),
+        Value::Number(n) => Reply::Int(n as i64),
+        Value::Integer(n) => Reply::Int(n),
+        Value::Table(t) => table_reply(&t, resp, depth),
+        _ => Reply::Nil,
+    }
+}
+
+fn table_reply(t: &Table, resp: u8, depth: usize) -> Reply {
+    let field = |k: &str| t.raw_get::<Value>(k).unwrap_or(Value::Nil);
+    if let Value::String(e) = field("err") {
+        return Reply::Error(e.to_string_lossy().to_string().into());
+    }
+    if let Value::String(ok) = field("ok") {
+        let text: String =
+            ok.to_string_lossy().chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect();
+        return Reply::Status(text.into());
+    }
+    if let Value::Number(d) = field("double") {
+        return Reply::Double(d);
+    }
+    if let Value::Integer(d) = field("double") {
+        return Reply::Double(d as f64);
+    }
+    if let Value::String(big) = field("big_number") {
+        return Reply::Status(big.to_string_lossy().to_string().into());
+    }
+    if let Value::Table(v) = field("verbatim_string") {
+        if let (Ok(Value::String(_)), Ok(Value::String(s))) =
+            (v.raw_get::<Value>("format"), v.raw_get::<Value>("string"))
+        {
+            return Reply::Verbatim(s.to_string_lossy().to_string());
+        }
+    }
+    if let Value::Table(map) = field("map") {
+        let pairs = map
+            .pairs::<Value, Value>()
+            .filter_map(Result::ok)
+            .map(|(k, v)| (from_lua(k, resp, depth + 1), from_lua(v, resp, depth + 1)))
+            .collect();
+        return Reply::Map(pairs);
+    }
+    if let Value::Table(set) = field("set") {
+        let items = set
+            .pairs::<Value, Value>()
+            .filter_map(Result::ok)
+            .map(|(k, _)| from_lua(k, resp, depth + 1))
+            .collect();
+        return Reply::Set(items);
+    }
+    let mut items = Vec::new();
+    for i in 1.. {
+        match t.raw_get::<Value>(i) {
+            Ok(Value::Nil) | Err(_) => break,
+            Ok(v) => items.push(from_lua(v, resp, depth + 1)),
+        }
+    }
+    Reply::Array(items)
+}
+
+/// What a script sees as its globals: an empty proxy that reads through to a copy of the
+/// globals (each library replaced by a proxy of its own) and refuses every change; reading a
+/// name the copy lacks is an error, as in Redis. Returns the proxy and the copy (where each
+/// run sets KEYS and ARGV).
+fn protect(lua: &Lua, real: &Table, prim: &Table) -> mlua::Result<(Table, Table)> {
+    let readonly: Function = prim.raw_get("readonly")?;
+    let missing: Function = prim.raw_get("missing")?;
+    let proxy = |target: &Table| -> mlua::Result<Table> {
+        let p = lua.create_table()?;
+        let meta = lua.create_table()?;
+        meta.raw_set("__index", target.clone())?;
+        meta.raw_set("__newindex", readonly.clone())?;
+        meta.raw_set("__metatable", false)?;
+        p.set_metatable(Some(meta));
+        Ok(p)
+    };
+    let visible = lua.create_table()?;
+    for pair in real.pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        match (&k, v) {
+            (Value::String(name), _) if name.as_bytes().as_ref() == b"_G" => {}
+            (_, Value::Table(lib)) => visible.raw_set(k, proxy(&lib)?)?,
+            (_, v) => visible.raw_set(k, v)?,
+        }
+    }
+    let strict = lua.create_table()?;
+    strict.raw_set("__index", missing)?;
+    visible.set_metatable(Some(strict));
+    let env = proxy(&visible)?;
+    visible.raw_set("_G", env.clone())?;
+    // Strings' methods (`("x"):rep(3)`) read the string library through its proxy too.
+    if let Value::Table(p) = visible.raw_get::<Value>("string")? {
+        let meta: Option<Table> = lua.load("return getmetatable('')").call(())?;
+        if let Some(meta) = meta {
+            meta.raw_set("__index", p)?;
+            meta.raw_set("__metatable", false)?;
+        }
+    }
+    Ok((env, visible))
+}
+
+/// How a Rust function raises a Lua value (see the module's header).
+#[derive(Clone)]
+struct Raise(Table);
+
+impl Raise {
+    /// Raises `value` itself.
+    fn value(&self, value: Value) -> mlua::Error {
+        let _ = self.0.raw_set("pending", value);
+        mlua::Error::RuntimeError("pending".into())
+    }
+
+    /// Raises an error table, as Redis's `luaPushError` then `lua_error` raise it.
+    fn table(&self, lua: &Lua, msg: &str) -> mlua::Error {
+        match lua.create_table().and_then(|t| t.raw_set("err", format!("ERR {msg}")).map(|()| t)) {
+            Ok(t) => self.value(Value::Table(t)),
+            Err(e) => e,
+        }
+    }
+
+    /// Raises a message placed at the calling line, as `luaL_error` from a C function does.
+    fn placed(&self, lua: &Lua, msg: &str) -> mlua::Error {
+        let place = lua
+            .inspect_stack(1)
+            .filter(|d| d.curr_line() > 0)
+            .map(|d| {
+                let src = d.source().short_src.map(|s| s.into_owned()).unwrap_or_default();
+                format!("{src}:{}: ", d.curr_line())
+            })
+            .unwrap_or_default();
+        match lua.create_string(format!("{place}{msg}")) {
+            Ok(text) => self.value(Value::String(text)),
+            Err(e) => e,
+        }
+    }
+}
+
+/// A Lua value as text, as `lua_tolstring` gives it (strings and numbers; else nothing).
+fn text_of(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        Value::Number(n) => Some(lua_number(*n).into_bytes()),
+        Value::Integer(n) => Some(n.to_string().into_bytes()),
+        _ => None,
+    }
+}
+
+/// A Lua value as a number, as `lua_tonumber` reads it.
+fn number_of(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => Some(*n),
+        Value::Integer(n) => Some(*n as f64),
+        Value::String(s) => {
+            s.to_str().ok().and_then(|t| crate::num::strtod(t.trim().as_bytes())).map(|(f, _)| f)
+        }
+        _ => None,
+    }
+}
+
+/// `redis.*`: everything but `call` and `pcall` (installed by each run).
+fn install_redis_library(lua: &Lua, redis: &Table, raise: &Raise, state: &Rc<RunState>) -> mlua::Result<()> {
+    redis.raw_set("REDIS_VERSION", crate::REDIS_VERSION)?;
+    redis.raw_set("REDIS_VERSION_NUM", redis_version_num())?;
+    for (name, level) in [("LOG_DEBUG", 0), ("LOG_VERBOSE", 1), ("LOG_NOTICE", 2), ("LOG_WARNING", 3)] {
+        redis.raw_set(name, level)?;
+    }
+    for (name, flags) in
+        [("REPL_NONE", 0), ("REPL_AOF", 1), ("REPL_SLAVE", 2), ("REPL_REPLICA", 2), ("REPL_ALL", 3)]
+    {
+        redis.raw_set(name, flags)?;
+    }
+    let r = raise.clone();
+    redis.raw_set(
+        "sha1hex",
+        lua.create_function(move |lua, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(r.table(lua, "wrong number of arguments"));
+            }
+            let text = args.iter().next().and_then(text_of).unwrap_or_default();
+            lua.create_string(crate::engine::script::store::sha1hex(&text))
+        })?,
+    )?;
+    let single = |field: &'static str, error: bool| {
+        move |lua: &Lua, args: MultiValue| -> mlua::Result<Value> {
+            let arg = match (args.len(), args.into_iter().next()) {
+                (1, Some(Value::String(s))) => s,
+                _ => return error_table(lua, &CmdError::msg("ERR wrong number or type of arguments"), false),
+            };
+            if !error {
+                let t = lua.create_table()?;
+                t.raw_set(field, arg)?;
+                return Ok(Value::Table(t));
+            }
+            // `luaPushErrorBuff` of the text with a leading '-': its first word is the code.
+            let text = arg.to_string_lossy().to_string();
+            let coded = text.strip_prefix('-').unwrap_or(&text);
+            to_lua(lua, &Reply::Error(coded.to_owned().into()), 2, false)
+        }
+    };
+    redis.raw_set("error_reply", lua.create_function(single("err", true))?)?;
+    redis.raw_set("status_reply", lua.create_function(single("ok", false))?)?;
+    let (s, r) = (state.clone(), raise.clone());
+    redis.raw_set(
+        "setresp",
+        lua.create_function(move |lua, args: MultiValue| {
+            if !s.running.get() {
+                return Err(r.table(lua, "redis.setresp can only be called inside a script invocation"));
+            }
+            if args.len() != 1 {
+                return Err(r.table(lua, "redis.setresp() requires one argument."));
+            }
+            let resp = args.iter().next().and_then(number_of).unwrap_or(0.0) as i64;
+            if resp != 2 && resp != 3 {
+                return Err(r.table(lua, "RESP version must be 2 or 3."));
+            }
+            s.resp.set(resp as u8);
+            Ok(())
+        })?,
+    )?;
+    let (s, r) = (state.clone(), raise.clone());
+    redis.raw_set(
+        "set_repl",
+        lua.create_function(move |lua, args: MultiValue| {
+            if !s.running.get() {
+                return Err(r.table(lua, "redis.set_repl can only be called inside a script invocation"));
+            }
+            if args.len() != 1 {
+                return Err(r.table(lua, "redis.set_repl() requires two arguments."));
+            }
+            let flags = args.iter().next().and_then(number_of).unwrap_or(-1.0) as i64;
+            if !(0..=3).contains(&flags) {
+                return Err(r.table(
+                    lua,
+                    "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+                ));
+            }
+            Ok(())
+        })?,
+    )?;
+    redis.raw_set("replicate_commands", lua.create_function(|_, _: MultiValue| Ok(true))?)?;
+    redis.raw_set("breakpoint", lua.create_function(|_, _: MultiValue| Ok(false))?)?;
+    redis.raw_set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    let r = raise.clone();
+    redis.raw_set(
+        "log",
+        lua.create_function(move |lua, args: MultiValue| {
+            if args.len() < 2 {
+                return Err(r.table(lua, "redis.log() requires two arguments or more."));
+            }
+            let mut args = args.into_iter();
+            let level = match args.next() {
+                Some(Value::Number(n)) => n as i64,
+                Some(Value::Integer(n)) => n,
+                _ => return Err(r.table(lua, "First argument must be a number (log level).")),
+            };
+            if !(0..=3).contains(&level) {
+                return Err(r.table(lua, "Invalid debug level."));
+            }
+            let text: Vec<String> =
+                args.filter_map(|v| text_of(&v)).map(|t| String::from_utf8_lossy(&t).into_owned()).collect();
+            let text = text.join(" ");
+            match level {
+                0 | 1 => tracing::debug!(target: "lua", "{text}"),
+                2 => tracing::info!(target: "lua", "{text}"),
+                _ => tracing::warn!(target: "lua", "{text}"),
+            }
+            Ok(())
+        })?,
+    )?;
+    Ok(())
+}
+
+/// `redis.REDIS_VERSION_NUM`: the version as `0x00MMmmpp`.
+fn redis_version_num() -> i64 {
+    crate::REDIS_VERSION.split('.').take(3).fold(0, |n, part| n << 8 | part.parse::<i64>().unwrap_or(0))
+}
+
+/// `redisLrand48`'s state before any seeding.
+const INITIAL_RAND: u64 = 0x1234_ABCD_330E;
+
+/// `math.random` and `math.randomseed` on Redis's `redisLrand48`, so a script's random
+/// numbers are the same on every machine.
+fn install_math_random(lua: &Lua, real: &Table, raise: &Raise, state: &Rc<RunState>) -> mlua::Result<()> {
+    let math: Table = real.raw_get("math")?;
+    let (s, r) = (state.clone(), raise.clone());
+    math.raw_set(
+        "random",
+        lua.create_function(move |lua, args: MultiValue| {
+            if !s.running.get() {
+                return Err(r.placed(lua, "math.random can only be called inside a script invocation"));
+            }
+            let x = s.rand.get().wrapping_mul(0x5_DEEC_E66D).wrapping_add(0xB) & ((1 << 48) - 1);
+            s.rand.set(x);
+            let max = i64::from(i32::MAX);
+            let random = ((x >> 17) as i64 % max) as f64 / max as f64;
+            let int = |v: &Value| number_of(v).map(|f| f as i64);
+            let args: Vec<Value> = args.into_iter().collect();
+            let expected =
+                |n: usize| format!("bad argument #{n} to 'random' (number expected, got no value)");
+            Ok(match args.as_slice() {
+                [] => random,
+                [u] => {
+                    let u = int(u).ok_or_else(|| r.placed(lua, &expected(1)))?;
+                    if u < 1 {
+                        return Err(r.placed(lua, "bad argument #1 to 'random' (interval is empty)"));
+                    }
+                    (random * u as f64).floor() + 1.0
+                }
+                [l, u] => {
+                    let l = int(l).ok_or_else(|| r.placed(lua, &expected(1)))?;
+                    let u = int(u).ok_or_else(|| r.placed(lua, &expected(2)))?;
+                    if l > u {
+                        return Err(r.placed(lua, "bad argument #2 to 'random' (interval is empty)"));
+                    }
+                    (random * (u - l + 1) as f64).floor() + l as f64
+                }
+                _ => return Err(r.placed(lua, "wrong number of arguments")),
+            })
+        })?,
+    )?;
+    let (s, r) = (state.clone(), raise.clone());
+    math.raw_set(
+        "randomseed",
+        lua.create_function(move |lua, args: MultiValue| {
+            if !s.running.get() {
+                return Err(r.placed(lua, "math.randomseed can only be called inside a script invocation"));
+            }
+            let Some(seed) = args.iter().next().and_then(number_of) else {
+                return Err(r.placed(lua, "bad argument #1 to 'randomseed' (number expected, got no value)"));
+            };
+            s.rand.set((u64::from(seed as i64 as i32 as u32) << 16) | 0x330E);
+            Ok(())
+        })?,
+    )?;
+    Ok(())
+}

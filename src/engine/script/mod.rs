@@ -1,0 +1,41 @@
+//! Lua scripts (EVAL and its family), as Redis 7.0 runs them, on a shard-per-core server.
+//!
+//! - `store.rs`: every script body the server knows, by SHA1, shared by the cores; each core
+//!   compiles what it runs into its own interpreter (`lua.rs`: the sandbox, the `redis`
+//!   library, the conversions between Lua values and replies).
+//! - `run.rs`: where a script runs. A script known to touch only the keys it declares (KEYS),
+//!   all on one shard, runs on that shard's core in one hop, every `redis.call` a direct call
+//!   on the shard: no hop per call, and nothing else runs on that shard meanwhile. Any other
+//!   script runs on the caller's core holding every shard's gate (as a transaction): each
+//!   `redis.call` goes where the command's keys are, so keys it did not declare work, and
+//!   atomically, as in Redis. A script's first run is of the second kind and shows which kind
+//!   it is (`Reach`). A one-shard run that meets a key it did not declare before it has
+//!   written anything is dropped and run again holding every shard, and the script is marked;
+//!   one that has already written continues when the key is on its shard and gets an error
+//!   otherwise, as a Redis script whose command failed midway (what it wrote stays).
+//!   `lua-strict-keys yes` refuses every undeclared key instead, as Dragonfly does.
+
+mod lua;
+pub(crate) mod run;
+mod store;
+
+pub(crate) use store::{sha1hex, Source, Store};
+
+/// Compiles `source` on this core, to report its syntax error to EVAL or SCRIPT LOAD.
+///
+/// # Errors
+/// Redis's compile error.
+pub(crate) fn compile_check(source: &Source) -> Result<(), crate::cmd::error::CmdError> {
+    lua::with(|interp| interp.function(source).map(drop))?
+}
+
+/// Drops what this core compiled (SCRIPT FLUSH reaches every core).
+pub(crate) fn flush_here() {
+    let _ = lua::with(lua::Interp::flush);
+}
+
+/// The bytes this core's interpreter holds (0 before its first script).
+#[must_use]
+pub(crate) fn memory_here() -> usize {
+    lua::memory_here()
+}

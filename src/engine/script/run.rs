@@ -1,0 +1,288 @@
+//! Where and how a script runs (see the module's header), and what every `redis.call` is
+//! checked for before it runs, as Redis's `scriptCall` checks it.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::cmd::error::{CmdError, CmdResult};
+use crate::engine::acl::{Reason, User};
+use crate::engine::command::{Command, Run};
+use crate::engine::script::lua::{self, Ended};
+use crate::engine::script::store::{Reach, Source};
+use crate::engine::session::Session;
+use crate::engine::shard::Shard;
+use crate::engine::slot::{ShardId, Slot};
+use crate::engine::spec::flag;
+use crate::facade::Reply;
+
+/// What a script's commands are checked against, fixed when it starts (Redis's run context).
+#[derive(Clone)]
+pub(crate) struct Rules {
+    /// The caller's user, when its rules restrict anything.
+    pub(crate) user: Option<Arc<User>>,
+    /// EVAL_RO, or a script declaring `no-writes`: no write command.
+    pub(crate) read_only: bool,
+    /// A script declaring `allow-oom`.
+    pub(crate) allow_oom: bool,
+    /// Memory was over `maxmemory` with nothing to evict when the script started.
+    pub(crate) oom: bool,
+    /// This server is a read-only replica.
+    pub(crate) replica_read_only: bool,
+    /// `lua-strict-keys`: keys a script did not declare are refused.
+    pub(crate) strict: bool,
+    /// A write command ran (Redis's `SCRIPT_WRITE_DIRTY`): later writes are no longer refused
+    /// for the server's state, and a one-shard run can no longer start again elsewhere.
+    pub(crate) dirty: bool,
+}
+
+/// An ACL denial inside a script, for the caller's ACL LOG.
+pub(crate) struct Denied {
+    /// Why.
+    pub(crate) reason: Reason,
+    /// The command's full name, the key or the channel.
+    pub(crate) object: Bytes,
+}
+
+/// The command `args` name, if a script may run it now; else the error `redis.call` raises.
+fn admit(args: &[Bytes], rules: &mut Rules, denied: &mut Vec<Denied>) -> Result<&'static Command, CmdError> {
+    let registry = crate::engine::command::registry();
+    let Ok(cmd) = registry.resolve(args) else {
+        return Err(CmdError::msg("ERR Unknown Redis command called from script"));
+    };
+    if !cmd.arity_ok(args.len()) || matches!(cmd.run, Run::Container) {
+        return Err(CmdError::msg("ERR Wrong number of args calling Redis command from script"));
+    }
+    if cmd.flags.contains(flag::NOSCRIPT) {
+        return Err(CmdError::msg("ERR This Redis command is not allowed from script"));
+    }
+    if let Some(user) = &rules.user {
+        let keys = cmd.acl_keys(args);
+        if let Err(d) = crate::engine::acl::check(user, &cmd.acl_request(args, &keys)) {
+            let (object, why) = match d.reason {
+                Reason::Command => {
+                    (Bytes::from(cmd.full_name.clone()), "can't run this command or subcommand")
+                }
+                Reason::Key => (
+                    args[d.pos].clone(),
+                    "can't access at least one of the keys mentioned in the command arguments",
+                ),
+                Reason::Channel => {
+                    (args[d.pos].clone(), "can't publish to the channel mentioned in the command")
+                }
+            };
+            denied.push(Denied { reason: d.reason, object });
+            return Err(CmdError::text(format!("ERR The user executing the script {why}")));
+        }
+    }
+    let writes = cmd.flags.contains(flag::WRITE);
+    if rules.read_only && (writes || cmd.may_replicate) {
+        return Err(CmdError::msg("ERR Write commands are not allowed from read-only scripts."));
+    }
+    if writes && !rules.dirty {
+        if rules.replica_read_only {
+            return Err(CmdError::ReadOnly);
+        }
+        if rules.oom && !rules.allow_oom && cmd.flags.contains(flag::DENYOOM) {
+            return Err(CmdError::Oom);
+        }
+    }
+    if writes {
+        rules.dirty = true;
+    }
+    Ok(cmd)
+}
+
+/// A script to run, and what it runs with.
+pub(crate) struct Script {
+    /// The script.
+    pub(crate) source: Arc<Source>,
+    /// KEYS.
+    pub(crate) keys: Vec<Bytes>,
+    /// ARGV.
+    pub(crate) argv: Vec<Bytes>,
+    /// The checks.
+    pub(crate) rules: Rules,
+}
+
+/// How a run on one shard ended.
+enum OnShard {
+    /// With this reply; the denials are for the caller's ACL LOG.
+    Done(Reply, Vec<Denied>),
+    /// It reached another shard before writing anything: run it again holding every shard.
+    Elsewhere,
+}
+
+/// The error of a one-shard run that reaches another shard after it wrote (nothing can undo
+/// the writes, so it cannot start again holding every shard).
+const REACHED_AFTER_WRITING: &str = "ERR Script attempted to access a key on another shard after writing; \
+                                      declare every key it uses in KEYS";
+/// `lua-strict-keys yes`: a key the script did not declare.
+const UNDECLARED: &str =
+    "ERR Script attempted to access a key that was not declared in KEYS (lua-strict-keys)";
+
+/// Runs `script` for the session: on the shard of its keys when they share one, else holding
+/// every shard.
+///
+/// # Errors
+/// Redis's errors for a script that cannot start.
+pub(crate) async fn run(s: &mut Session, script: Script) -> CmdResult {
+    let router = s.core.router.clone();
+    let (shard, together) = router.placement(script.keys.iter().map(|k| &k[..]));
+    if s.exec_tx.is_none() && together && script.source.reach() == Reach::Declared {
+        let (me, shards, db) = (shard, router.shards(), s.db);
+        let Script { source, keys, argv, rules } = script;
+        let job_source = source.clone();
+        let (job_keys, job_argv, job_rules) = (keys.clone(), argv.clone(), rules.clone());
+        let ran = s
+            .run_on(shard, move |sh: &mut Shard| {
+                sh.atomically(|sh| on_shard(sh, me, shards, db, &job_source, &job_keys, &job_argv, job_rules))
+            })
+            .await
+            .map_err(|_| CmdError::Unavailable)?;
+        match ran {
+            OnShard::Done(reply, denied) => {
+                log_denials(s, denied);
+                return Ok(reply);
+            }
+            OnShard::Elsewhere => {
+                source.note(Reach::Undeclared);
+                return across(s, Script { source, keys, argv, rules }).await;
+            }
+        }
+    }
+    across(s, script).await
+}
+
+/// One run on the shard of its keys, each `redis.call` a command run here at once.
+#[allow(clippy::too_many_arguments)]
+fn on_shard(
+    sh: &mut Shard,
+    me: ShardId,
+    shards: usize,
+    db: usize,
+    source: &Source,
+    keys: &[Bytes],
+    argv: &[Bytes],
+    mut rules: Rules,
+) -> OnShard {
+    let sha = String::from_utf8_lossy(&source.sha).into_owned();
+    let mut denied = Vec::new();
+    let mut elsewhere = false;
+    let declared = |k: &[u8]| keys.iter().any(|d| d[..] == *k);
+    let ran = lua::with(|interp| {
+        let f = interp.function(source)?;
+        Ok::<Reply, CmdError>(interp.run(&f, &sha, keys, argv, |args| {
+            if elsewhere {
+                return Reply::Error("ERR script moved".into());
+            }
+            let wrote = rules.dirty;
+            let cmd = match admit(&args, &mut rules, &mut denied) {
+                Ok(cmd) => cmd,
+                Err(e) => return e.into(),
+            };
+            let positions: Vec<usize> = cmd.key_positions(&args).collect();
+            let undeclared = positions.iter().any(|&p| !declared(&args[p]));
+            if rules.strict && undeclared {
+                return CmdError::msg(UNDECLARED).into();
+            }
+            // A key it did not declare, before it wrote: this script runs holding every shard.
+            let here =
+                positions.iter().all(|&p| Slot::of(&args[p]).shard(shards) == me) && (wrote || !undeclared);
+            match cmd.run {
+                Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _)
+                    if here && !positions.is_empty() =>
+                {
+                    sh.exec(&cmd.shard_cmd(run, db, args))
+                }
+                _ if wrote => CmdError::msg(REACHED_AFTER_WRITING).into(),
+                _ => {
+                    elsewhere = true;
+                    Reply::Error("ERR script moved".into())
+                }
+            }
+        }))
+    });
+    if elsewhere {
+        return OnShard::Elsewhere;
+    }
+    OnShard::Done(ran.and_then(|r| r).unwrap_or_else(Reply::from), denied)
+}
+
+/// One run holding every shard (the running EXEC's transaction, or one of its own): each
+/// `redis.call` yields to this task, which runs the command where its keys are.
+async fn across(s: &mut Session, script: Script) -> CmdResult {
+    let Script { source, keys, argv, mut rules } = script;
+    let own = if s.exec_tx.is_none() {
+        let router = s.core.router.clone();
+        let all = (0..router.shards()).map(ShardId).collect();
+        let tx = router.begin(all).await.map_err(|_| CmdError::Unavailable)?;
+        s.exec_tx = Some(std::rc::Rc::new(tx));
+        true
+    } else {
+        false
+    };
+    let sha = String::from_utf8_lossy(&source.sha).into_owned();
+    let db = s.db;
+    let mut reach = Reach::Declared;
+    let thread = lua::with(|interp| {
+        let f = interp.function(&source)?;
+        interp.start(&f, &keys, &argv)
+    })
+    .and_then(|t| t);
+    let result = match thread {
+        Err(e) => Err(e),
+        Ok(thread) => {
+            let mut answer: Option<Reply> = None;
+            loop {
+                match lua::with(|interp| interp.resume(&thread, answer.as_ref(), &sha)) {
+                    Err(e) => break Err(e),
+                    Ok(Ended::Reply(reply)) => break Ok(reply),
+                    Ok(Ended::Call(args)) => {
+                        let mut denied = Vec::new();
+                        let reply = match admit(&args, &mut rules, &mut denied) {
+                            Ok(cmd) if undeclared(cmd, &args, &keys) => {
+                                reach = Reach::Undeclared;
+                                if rules.strict {
+                                    CmdError::msg(UNDECLARED).into()
+                                } else {
+                                    Box::pin(s.run_command(cmd, &args)).await
+                                }
+                            }
+                            Ok(cmd) => Box::pin(s.run_command(cmd, &args)).await,
+                            Err(e) => e.into(),
+                        };
+                        log_denials(s, denied);
+                        answer = Some(reply);
+                    }
+                }
+            }
+        }
+    };
+    // SELECT inside a script selects for the rest of the script only.
+    s.db = db;
+    source.note(reach);
+    if own {
+        if let Some(tx) = s.exec_tx.take().and_then(|tx| std::rc::Rc::try_unwrap(tx).ok()) {
+            tx.release().await;
+        }
+    }
+    result
+}
+
+/// Whether `cmd` on `args` names a key `keys` does not hold.
+fn undeclared(cmd: &Command, args: &[Bytes], keys: &[Bytes]) -> bool {
+    cmd.key_positions(args).any(|p| !keys.iter().any(|k| *k == args[p]))
+}
+
+/// Adds ACL LOG entries for the denials of a script's commands (context `lua`).
+fn log_denials(s: &Session, denied: Vec<Denied>) {
+    for d in denied {
+        let reason = match d.reason {
+            Reason::Command => crate::engine::acl::What::Command,
+            Reason::Key => crate::engine::acl::What::Key,
+            Reason::Channel => crate::engine::acl::What::Channel,
+        };
+        s.log_acl_lua(reason, d.object);
+    }
+}

@@ -1,0 +1,371 @@
+//! Lua scripts against the real binary: EVAL and its family answer byte for byte as Debian's
+//! redis-server does (RESP2 and RESP3 callers, plain and TLS), scripts stay atomic across
+//! shards, and a script's keys decide where it runs without changing what it does.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{key_on, resp, Mode, Opts, RedisServer, Server, MODES};
+
+/// A request as its arguments.
+fn req(args: &[&str]) -> Vec<Vec<u8>> {
+    args.iter().map(|a| a.as_bytes().to_vec()).collect()
+}
+
+/// EVAL of `body` with `keys` and `argv`.
+fn eval(body: &str, keys: &[&str], argv: &[&str]) -> Vec<Vec<u8>> {
+    let n = keys.len().to_string();
+    let mut args = vec!["EVAL", body, n.as_str()];
+    args.extend_from_slice(keys);
+    args.extend_from_slice(argv);
+    req(&args)
+}
+
+/// Sends every request in order, returning each reply's bytes.
+fn replies(raw: &mut common::Raw, requests: &[Vec<Vec<u8>>], resp3: bool) -> Vec<Vec<u8>> {
+    if resp3 {
+        raw.request(&[b"HELLO", b"3"]);
+    }
+    requests
+        .iter()
+        .map(|q| {
+            let args: Vec<&[u8]> = q.iter().map(Vec::as_slice).collect();
+            raw.request(&args)
+        })
+        .collect()
+}
+
+/// Runs `requests` on redis-server and on `server` (plain and TLS, RESP2 and RESP3), and
+/// fails with every reply that differs.
+fn compare(server: &Server, requests: &[Vec<Vec<u8>>]) {
+    let reference = RedisServer::start();
+    for resp3 in [false, true] {
+        let expected = replies(&mut reference.raw(), requests, resp3);
+        for mode in MODES {
+            let got = replies(&mut server.raw(mode), requests, resp3);
+            let diffs: Vec<String> = requests
+                .iter()
+                .zip(expected.iter().zip(&got))
+                .filter(|(_, (e, g))| e != g)
+                .map(|(q, (e, g))| {
+                    let q: Vec<String> = q.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+                    format!(
+                        "{q:?}\n  redis:    {:?}\n  ferrokey: {:?}",
+                        String::from_utf8_lossy(e),
+                        String::from_utf8_lossy(g)
+                    )
+                })
+                .collect();
+            assert!(
+                diffs.is_empty(),
+                "{mode:?} resp3={resp3}: {} differences:\n{}",
+                diffs.len(),
+                diffs.join("\n")
+            );
+        }
+    }
+}
+
+/// Scripts over every reply type and error path, on keys of both shards.
+fn script_requests() -> Vec<Vec<Vec<u8>>> {
+    let (a, b) = (key_on("a", 0, 2), key_on("b", 1, 2));
+    let (a, b) = (a.as_str(), b.as_str());
+    let mut q = vec![req(&["FLUSHALL"]), req(&["SCRIPT", "FLUSH"])];
+    let plain: &[&str] = &[
+        "return 1",
+        "return 'str'",
+        "return 3.99",
+        "return -3.99",
+        "return true",
+        "return false",
+        "return nil",
+        "return {1, 2, 3, 'x', {4, 5, {6}}}",
+        "return {1, nil, 3}",
+        "return {}",
+        "return {err='My Error'}",
+        "return {err='-dash'}",
+        "return {ok='FINE'}",
+        "return {ok='multi\\r\\nline'}",
+        "return redis.error_reply('MY_CODE custom message')",
+        "return redis.error_reply('plain')",
+        "return redis.error_reply('')",
+        "return redis.error_reply(1)",
+        "return redis.status_reply('STATUS')",
+        "return {double=3.14}",
+        "return {double=-0.5}",
+        "return {map={a=1}}",
+        "return {set={x=true}}",
+        "return redis.sha1hex('')",
+        "return redis.sha1hex('hello')",
+        "return redis.sha1hex()",
+        "return type(redis.REDIS_VERSION)",
+        "return redis.replicate_commands()",
+        "return redis.breakpoint()",
+        "return redis.setresp(4)",
+        "return redis.setresp()",
+        "return redis.set_repl(redis.REPL_ALL)",
+        "return redis.set_repl(9)",
+        "return redis.log(redis.LOG_WARNING, 'from a script')",
+        "return redis.log(9, 'x')",
+        "return redis.log(1)",
+        "error('raised')",
+        "error({err='TABLE raised'})",
+        "a = 10",
+        "return undefined_global",
+        "return loadfile",
+        "return dofile",
+        "return print",
+        "return os",
+        "return io",
+        "return debug",
+        "string.rep = nil",
+        "redis.call = nil",
+        "return string.rep('ab', 3)",
+        "return ('x'):rep(2)",
+        "return tostring(1.5) .. tostring(10)",
+        "return tonumber('0x10')",
+        "return table.concat({1, 2, 3}, ',')",
+        "return math.floor(2.5)",
+        "return select('#', 1, 2, 3)",
+        "return unpack({1, 2})",
+        "return _G == _G",
+        "return type(getfenv(1))",
+        "return 1 +",
+        "return redis.call()",
+        "return redis.call('nosuchcommand')",
+        "return redis.call('get')",
+        "return redis.call('get', {})",
+        "return redis.call('get', nil)",
+        "return redis.call('client', 'nosuchsub')",
+        "return redis.call('blpop', 'l', 0)",
+        "return redis.call('multi')",
+        "return redis.call('eval', 'return 1', 0)",
+        "return redis.call('subscribe', 'c')",
+        "return redis.pcall('nosuchcommand')",
+        "return pcall(redis.call, 'nosuchcommand')",
+        "local ok, e = pcall(redis.call, 'nosuchcommand') return e",
+        "local ok, e = pcall(error, {err='X y'}) return e",
+        "local ok, e = pcall(error, 'plain') return e",
+        "local ok, e = pcall(function() local x = nil + 1 end) return {tostring(ok), e}",
+        "return xpcall(function() error({err='Z'}) end, function(e) return type(e) end)",
+        "return redis.call('ping')",
+        "return redis.call('echo', 'hi')",
+        "return redis.call('select', 1)",
+        "redis.call('select', 9) return redis.call('set', 'in9', 'x')",
+        "return redis.call('exists', 'in9')",
+        "return #redis.call('time')",
+        "return redis.call('dbsize')",
+        "return redis.call('blmpop', 0, 1, 'nolist', 'left')",
+    ];
+    for body in plain {
+        q.push(eval(body, &[], &[]));
+    }
+    let keyed: &[(&str, &[&str], &[&str])] = &[
+        ("return redis.call('set', KEYS[1], ARGV[1])", &[a], &["va"]),
+        ("return redis.call('get', KEYS[1])", &[a], &[]),
+        ("return redis.call('incr', KEYS[1])", &[a], &[]),
+        ("return redis.pcall('incr', KEYS[1])", &[a], &[]),
+        ("local v = redis.call('incr', KEYS[1]) return v", &[a], &[]),
+        ("return redis.call('set', KEYS[1], 'x', 'bad')", &[a], &[]),
+        ("return redis.call('set', KEYS[1], 10)", &[b], &[]),
+        ("return redis.call('incrbyfloat', KEYS[1], 1.5)", &[b], &[]),
+        ("return redis.call('incrbyfloat', KEYS[1], 0.1)", &[b], &[]),
+        ("return {KEYS[1], KEYS[2], ARGV[1], ARGV[2], #KEYS, #ARGV}", &[a, b], &["x", "y"]),
+        ("return redis.call('mget', KEYS[1], KEYS[2], 'nokey')", &[a, b], &[]),
+        ("return redis.call('mset', KEYS[1], 1, KEYS[2], 2)", &[a, b], &[]),
+        ("redis.call('del', KEYS[1]) return redis.call('rpush', KEYS[1], 1, 2, 3)", &[a], &[]),
+        ("return redis.call('lrange', KEYS[1], 0, -1)", &[a], &[]),
+        ("return redis.call('lpop', KEYS[1], 2)", &[a], &[]),
+        ("return redis.call('lpop', 'nolist')", &[], &[]),
+        ("return redis.call('lpop', 'nolist', 2)", &[], &[]),
+        ("redis.call('del', KEYS[1]) return redis.call('hset', KEYS[1], 'f', 'v', 'g', 'w')", &[b], &[]),
+        ("return redis.call('hgetall', KEYS[1])", &[b], &[]),
+        ("redis.setresp(3) return redis.call('hgetall', KEYS[1])", &[b], &[]),
+        ("redis.setresp(3) return redis.call('hget', KEYS[1], 'nofield')", &[b], &[]),
+        ("return redis.call('hget', KEYS[1], 'nofield')", &[b], &[]),
+        ("return redis.call('zadd', 'z', 1.5, 'm', 2, 'n')", &[], &[]),
+        ("return redis.call('zscore', 'z', 'm')", &[], &[]),
+        ("redis.setresp(3) return redis.call('zscore', 'z', 'm')", &[], &[]),
+        ("redis.setresp(3) return redis.call('zrange', 'z', 0, -1, 'withscores')", &[], &[]),
+        ("return redis.call('zrange', 'z', 0, -1, 'withscores')", &[], &[]),
+        ("redis.setresp(3) return redis.call('smembers', 'noset')", &[], &[]),
+        ("redis.setresp(3) return redis.call('sadd', 's', 'only')", &[], &[]),
+        ("redis.setresp(3) return redis.call('smembers', 's')", &[], &[]),
+        ("redis.setresp(3) return redis.call('sismember', 's', 'only')", &[], &[]),
+        ("redis.setresp(3) return redis.call('get', 'nokey')", &[], &[]),
+        ("redis.setresp(3) return {redis.call('get', 'nokey'), 1}", &[], &[]),
+        ("redis.setresp(3) return true", &[], &[]),
+        ("redis.setresp(3) return false", &[], &[]),
+        ("return redis.call('type', KEYS[1])", &[b], &[]),
+        ("return redis.call('object', 'encoding', KEYS[1])", &[b], &[]),
+        ("return redis.call('expire', KEYS[1], 100)", &[b], &[]),
+        ("return redis.call('ttl', KEYS[1])", &[b], &[]),
+        ("return redis.call('rename', KEYS[1], KEYS[2])", &[b, a], &[]),
+        ("return redis.call('exists', KEYS[1], KEYS[2])", &[a, b], &[]),
+    ];
+    for (body, keys, argv) in keyed {
+        q.push(eval(body, keys, argv));
+    }
+    let load = "return {KEYS[1], ARGV[1]}";
+    let sha = "2bc3a2e0aa7fdfcbec1ccba82b3b9b6d1ba3d3fc";
+    q.extend([
+        req(&["SCRIPT", "LOAD", load]),
+        req(&["EVALSHA", sha, "1", "k", "v"]),
+        req(&["EVALSHA", &sha.to_uppercase(), "1", "k", "v"]),
+        req(&["EVALSHA_RO", sha, "1", "k", "v"]),
+        req(&["SCRIPT", "EXISTS", sha, &sha.to_uppercase(), "0000000000000000000000000000000000000000"]),
+        req(&["EVALSHA", "short", "0"]),
+        req(&["EVALSHA", "0000000000000000000000000000000000000000", "0"]),
+        req(&["SCRIPT", "LOAD", "return 1 +"]),
+        req(&["SCRIPT", "LOAD", "#!python\nreturn 1"]),
+        req(&["SCRIPT", "FLUSH", "bad"]),
+        req(&["SCRIPT", "FLUSH", "ASYNC"]),
+        req(&["SCRIPT", "EXISTS", sha]),
+        req(&["EVALSHA", sha, "0"]),
+        req(&["SCRIPT", "KILL"]),
+        req(&["SCRIPT", "NOSUCH"]),
+        req(&["SCRIPT", "LOAD"]),
+        req(&["SCRIPT", "HELP"]),
+        req(&["EVAL", "return 1", "-1"]),
+        req(&["EVAL", "return 1", "3", "a"]),
+        req(&["EVAL", "return 1", "x"]),
+        req(&["EVAL", "return 1"]),
+        req(&["EVAL_RO", "return redis.call('set', 'a', 'b')", "0"]),
+        req(&["EVAL_RO", "return redis.call('get', 'a')", "0"]),
+        req(&["EVAL_RO", "#!lua\nreturn 1", "0"]),
+        req(&["EVAL_RO", "#!lua flags=no-writes\nreturn 1", "0"]),
+        req(&["EVAL", "#!lua flags=no-writes\nreturn redis.call('set', 'a', 'b')", "0"]),
+        req(&["EVAL", "#!lua flags=no-writes\nreturn redis.call('publish', 'c', 'm')", "0"]),
+        req(&["EVAL", "#!lua flags=allow-oom,allow-stale\nreturn 2", "0"]),
+        req(&["EVAL", "#!lua flags=nosuchflag\nreturn 2", "0"]),
+        req(&["EVAL", "#!lua name=x\nreturn 2", "0"]),
+        req(&["EVAL", "#!lua", "0"]),
+        req(&["EVAL", "#!lua\n\nerror('line three')", "0"]),
+        req(&["MULTI"]),
+        req(&["EVAL", "return redis.call('incr', KEYS[1])", "1", "counter"]),
+        req(&["EVAL", "return redis.call('incr', KEYS[1])", "1", "counter"]),
+        req(&["EXEC"]),
+        req(&["GET", "counter"]),
+    ]);
+    q
+}
+
+#[test]
+fn scripts_answer_as_redis_server_does() {
+    compare(&Server::start(), &script_requests());
+}
+
+#[test]
+fn scripts_answer_as_redis_server_does_on_one_shard() {
+    compare(&Server::with(Opts { threads: 1, ..Opts::default() }), &script_requests());
+}
+
+/// A script's keys decide only where it runs: undeclared keys on another shard work (the
+/// first run finds them), declared keys spanning shards work, in every order of first runs.
+#[test]
+fn undeclared_and_spanning_keys_work_on_every_run() {
+    let server = Server::start();
+    let (a, b) = (key_on("ua", 0, 2), key_on("ub", 1, 2));
+    let mut c = server.conn(Mode::Plain);
+    // Writes a declared key, then one it did not declare on the other shard.
+    let body = "redis.call('set', KEYS[1], ARGV[1]) redis.call('set', ARGV[2], ARGV[1]) \
+                return redis.call('mget', KEYS[1], ARGV[2])";
+    for round in 0..5 {
+        let v = format!("v{round}");
+        let got: Vec<String> =
+            redis::cmd("EVAL").arg(body).arg(1).arg(&a).arg(&v).arg(&b).query(&mut c).unwrap();
+        assert_eq!(got, vec![v.clone(), v.clone()], "round {round}");
+    }
+    // Declared keys on both shards; then the same script with both keys on one shard.
+    let swap = "local x = redis.call('get', KEYS[1]) redis.call('set', KEYS[1], redis.call('get', KEYS[2])) \
+                redis.call('set', KEYS[2], x) return {redis.call('get', KEYS[1]), redis.call('get', KEYS[2])}";
+    let _: () = redis::cmd("MSET").arg(&a).arg("1").arg(&b).arg("2").query(&mut c).unwrap();
+    let got: Vec<String> = redis::cmd("EVAL").arg(swap).arg(2).arg(&a).arg(&b).query(&mut c).unwrap();
+    assert_eq!(got, vec!["2", "1"]);
+    let (x, y) = ("{t}x", "{t}y");
+    let _: () = redis::cmd("MSET").arg(x).arg("3").arg(y).arg("4").query(&mut c).unwrap();
+    for _ in 0..3 {
+        let _: Vec<String> = redis::cmd("EVAL").arg(swap).arg(2).arg(x).arg(y).query(&mut c).unwrap();
+    }
+    let got: Vec<String> = redis::cmd("MGET").arg(x).arg(y).query(&mut c).unwrap();
+    assert_eq!(got, vec!["4", "3"]);
+    // The strict mode refuses what the script did not declare.
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("lua-strict-keys").arg("yes").query(&mut c).unwrap();
+    let err =
+        redis::cmd("EVAL").arg("return redis.call('get', 'nodecl')").arg(0).query::<()>(&mut c).unwrap_err();
+    assert!(err.to_string().contains("not declared"), "{err}");
+    let got: Option<String> =
+        redis::cmd("EVAL").arg("return redis.call('get', KEYS[1])").arg(1).arg(&a).query(&mut c).unwrap();
+    assert_eq!(got.as_deref(), Some("2"));
+}
+
+/// Scripts moving value between keys on both shards, against readers on both cores: every
+/// read sees the whole sum, never a script's half.
+#[test]
+fn scripts_across_shards_are_atomic_under_concurrent_readers() {
+    let server = Server::start();
+    let (a, b) = (key_on("sa", 0, 2), key_on("sb", 1, 2));
+    let mut c = server.conn(Mode::Plain);
+    let _: () = redis::cmd("MSET").arg(&a).arg(1000).arg(&b).arg(0).query(&mut c).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|core| {
+            let mut r = server.conn_on_core(Mode::Plain, core);
+            let (a, b, stop) = (a.clone(), b.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0;
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                    let (x, y): (i64, i64) = redis::cmd("MGET").arg(&a).arg(&b).query(&mut r).unwrap();
+                    assert_eq!(x + y, 1000, "a reader saw half a script");
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let mover = "local n = tonumber(ARGV[1]) redis.call('decrby', KEYS[1], n) redis.call('incrby', KEYS[2], n) return 1";
+    for i in 0..400 {
+        let (from, to) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let _: i64 =
+            redis::cmd("EVAL").arg(mover).arg(2).arg(from).arg(to).arg(i % 7 + 1).query(&mut c).unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+    let (x, y): (i64, i64) = redis::cmd("MGET").arg(&a).arg(&b).query(&mut c).unwrap();
+    assert_eq!(x + y, 1000);
+}
+
+/// Scripts that fail in every way a peer can make them fail leave the server serving.
+#[test]
+fn bad_scripts_never_take_the_server_down() {
+    let server = Server::start();
+    let mut raw = server.raw(Mode::Tls);
+    let bodies: &[&str] = &[
+        "local function f() return f() + 1 end return f()",
+        "local s = string.rep('x', 1048576) local t = {} for i = 1, 1e9 do t[i] = s .. i end",
+        "local t = {} t[1] = t return t",
+        "local s = string.rep('x', 1e9) return #s",
+        "return string.rep('x', -1)",
+        "return redis.call('set', string.rep('k', 100), string.rep('v', 1e6))",
+        "while true do local ok = pcall(error, 'x') if not ok then break end end return 1",
+        "return coroutine.wrap(function() coroutine.yield(redis.call('ping')) end)()",
+        "return setmetatable({}, {__index = function() error('meta') end}).x",
+    ];
+    for body in bodies {
+        let reply = raw.request(&[b"EVAL", body.as_bytes(), b"0"]);
+        assert!(!reply.is_empty(), "{body}");
+    }
+    // Deeply nested tables come back bounded, not as a crash.
+    let nest = "local t = {} local c = t for i = 1, 10000 do c[1] = {} c = c[1] end return t";
+    let reply = raw.request(&[b"EVAL", nest.as_bytes(), b"0"]);
+    assert!(
+        String::from_utf8_lossy(&reply).contains("reached lua stack limit"),
+        "{:?}",
+        &reply[..40.min(reply.len())]
+    );
+    raw.roundtrip(&resp(&[b"PING"]), b"+PONG\r\n");
+}
