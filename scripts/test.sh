@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests, the integration suites (real server binary over plain TCP and TLS,
 # redis-cli, redis-benchmark and a reference redis-server), and builds the benchmarks.
-# Installs redis-tools, redis-server and redis-sentinel with apt-get when they are missing and we
-# are root.
+# Installs redis-tools, redis-server, redis-sentinel and python3-redis (redis-py, for the clients'
+# own scripts) with apt-get when they are missing and we are root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -10,6 +10,7 @@ command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 command -v openssl >/dev/null || need+=(openssl)
+/usr/bin/python3 -c 'import redis' 2>/dev/null || need+=(python3-redis)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -157,6 +157,31 @@ fn script_requests() -> Vec<Vec<Vec<u8>>> {
         "return #redis.call('time')",
         "return redis.call('dbsize')",
         "return redis.call('blmpop', 0, 1, 'nolist', 'left')",
+        // The libraries Redis bundles.
+        "return {bit.tobit(0xffffffff), bit.tohex(65535), bit.tohex(-1, -4), bit.bswap(0x12345678)}",
+        "return {bit.rol(0x12345678, 12), bit.band(0xff, 0x0f, 3), bit.bor(1.7, 2), bit.bxor(-1, 5)}",
+        "return {bit.lshift(1, 31), bit.arshift(-256, 4), bit.rshift(-256, 4), bit.tobit(2^53 + 3)}",
+        "return bit.band()",
+        "return bit.band('x')",
+        "return {struct.pack('>I2', 258), struct.size('i'), struct.size('>lTd')}",
+        "return {struct.unpack('<h', string.char(255, 255))}",
+        "return {struct.unpack('>i4d', struct.pack('>i4d', -5, 2.5))}",
+        "return {struct.unpack('Bc0', string.char(2) .. 'abc')}",
+        "return struct.pack('z')",
+        "return struct.unpack('i4', 'ab')",
+        "return {cjson.encode({1, 2, 3, 'a'}), cjson.encode({a = 1}), cjson.encode({}), cjson.encode('a/b\\\"c')}",
+        "return {cjson.encode(3.14159265358979), cjson.encode({[1] = 1, [3] = 3}), cjson.encode(cjson.null)}",
+        "return cjson.encode({[1] = 1, [30] = 3})",
+        "return cjson.encode(function() end)",
+        "local t = {} t[1] = t return cjson.encode(t)",
+        "return cjson.decode('{\\\"a\\\":[1,2,{\\\"b\\\":\\\"c\\\"}]}').a[3].b",
+        "return cjson.decode('[1,2')",
+        "return cjson.decode('nul')",
+        "return cjson.decode(string.rep('[', 1100))",
+        "return {cmsgpack.pack(1, 'a', {1, 2}, {a = 1}, true, 1.5, -1, 2^40)}",
+        "return {cmsgpack.unpack(cmsgpack.pack(1, 'a', {1, 2}, true, 1.5, -1, 2^40))}",
+        "return cmsgpack.unpack('')",
+        "return {cmsgpack.unpack_limit(cmsgpack.pack(1, 2, 3), 2)}",
     ];
     for body in plain {
         q.push(eval(body, &[], &[]));
@@ -368,4 +393,26 @@ fn bad_scripts_never_take_the_server_down() {
         &reply[..40.min(reply.len())]
     );
     raw.roundtrip(&resp(&[b"PING"]), b"+PONG\r\n");
+}
+
+/// redis-py's own Lua helpers (Script objects, Lock) work against ferrokey, plain and TLS.
+#[test]
+fn redis_py_scripts_and_locks_work_plain_and_tls() {
+    let server = Server::start();
+    let program = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/redis_py_scripts.py");
+    for mode in MODES {
+        let mut cmd = std::process::Command::new("/usr/bin/python3");
+        cmd.arg(program);
+        match mode {
+            Mode::Plain => cmd.arg(server.port.to_string()),
+            Mode::Tls => cmd.arg(server.tls_port.to_string()).arg(common::certs().path("ca.crt")),
+        };
+        let out = cmd.output().expect("running python3 (apt-get install python3-redis)");
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
+            "{mode:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -33,6 +33,10 @@ use crate::engine::slot::{ShardId, Slot};
 /// Work for a shard: runs on its core, atomically with respect to every other hop.
 pub(crate) type Job = Box<dyn FnOnce(&mut Shard) + Send>;
 
+/// Work for a shard that borrows it only as it needs it (a script, whose commands each take
+/// it in turn): runs on its core, atomically with respect to every other hop.
+pub(crate) type FreeJob = Box<dyn FnOnce(&Rc<RefCell<Shard>>) + Send>;
+
 /// Work for a core's local state: runs on that core, at once.
 pub(crate) type CoreJob = Box<dyn FnOnce(&Local) + Send>;
 
@@ -65,6 +69,11 @@ pub(crate) enum Hop {
         tx: TxId,
         /// The work, run with the gate held.
         job: Job,
+    },
+    /// Run `job` with the shard's cell (see [`FreeJob`]) when the gate is open.
+    Free {
+        /// The work.
+        job: FreeJob,
     },
     /// Run `job` on the core's local state, never waiting for the gate.
     Core {
@@ -153,7 +162,7 @@ pub(crate) struct Unavailable(pub(crate) usize);
 
 /// The local shard and its gate, and the core's local state.
 struct Host {
-    shard: RefCell<Shard>,
+    shard: Rc<RefCell<Shard>>,
     local: Rc<Local>,
     holder: Cell<Option<TxId>>,
     waiting: RefCell<VecDeque<Hop>>,
@@ -177,6 +186,7 @@ impl Host {
                 }
             }
             Hop::Run { tx: None, job, .. } if self.open() => self.run_job(job),
+            Hop::Free { job } if self.open() => self.run_free(job),
             Hop::Lock { tx, granted } if self.open() => self.grant(tx, granted),
             // Holding the gate only while the job runs is holding it atomically: nothing else
             // runs on this core meanwhile.
@@ -190,6 +200,12 @@ impl Host {
         shard.tick();
         job(&mut shard);
         shard.publish();
+    }
+
+    fn run_free(&self, job: FreeJob) {
+        self.shard.borrow_mut().tick();
+        job(&self.shard);
+        self.shard.borrow_mut().publish();
     }
 
     /// Runs a job of transaction `tx` that holds the gate while it runs: one atomic unit.
@@ -217,6 +233,7 @@ impl Host {
             let Some(hop) = self.waiting.borrow_mut().pop_front() else { return };
             match hop {
                 Hop::Run { job, .. } => self.run_job(job),
+                Hop::Free { job } => self.run_free(job),
                 Hop::LockRun { tx, job } => self.run_atomic(tx, job),
                 Hop::Core { job } => job(&self.local),
                 Hop::Reply(done) => done(),
@@ -254,7 +271,7 @@ impl Router {
     ) -> Router {
         let global = shard.global().clone();
         let host = Rc::new(Host {
-            shard: RefCell::new(shard),
+            shard: Rc::new(RefCell::new(shard)),
             local,
             holder: Cell::new(None),
             waiting: RefCell::default(),
@@ -367,6 +384,30 @@ impl Router {
         F: FnOnce(&mut Shard) -> R + Send + 'static,
     {
         self.run_inner(shard, tx, false, f).await
+    }
+
+    /// Runs `f` on `shard` with the shard's cell, which it borrows as it needs (see
+    /// [`FreeJob`]), and returns its result. Local work with an open gate runs inline.
+    pub(crate) async fn run_free<R, F>(&self, shard: ShardId, f: F) -> Result<R, Unavailable>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Rc<RefCell<Shard>>) -> R + Send + 'static,
+    {
+        if shard == self.me && self.host.open() {
+            self.host.shard.borrow_mut().tick();
+            let r = f(&self.host.shard);
+            self.host.shard.borrow_mut().publish();
+            return Ok(r);
+        }
+        let (done, result) = oneshot::channel();
+        let me = self.me;
+        let job: FreeJob = Box::new(move |cell| {
+            let r = f(cell);
+            cell.borrow_mut().publish();
+            reply_to(me, Box::new(move || drop(done.send(r))));
+        });
+        self.send(shard, Hop::Free { job }).await?;
+        result.await.map_err(|_| Unavailable(shard.0))
     }
 
     async fn run_inner<R, F>(

@@ -124,6 +124,12 @@ fn log_expired(dbs: &mut [Db], first: usize, effects: &mut Effects) {
     }
 }
 
+/// An atomic unit begun by [`Shard::enter_unit`]: whether it sits inside another.
+#[must_use]
+pub(crate) struct Unit {
+    outer: bool,
+}
+
 /// A command body that runs on the shard owning its keys; `args[0]` is the command name.
 pub(crate) type ShardFn = fn(&mut Ctx<'_>, &[Bytes]) -> CmdResult;
 
@@ -583,17 +589,29 @@ impl Shard {
     /// has finished, as Redis serves them after a whole command, EXEC or script. Units nest;
     /// the outermost one serves. What it logs is written as one `MULTI`/`EXEC`.
     pub(crate) fn atomically<R>(&mut self, f: impl FnOnce(&mut Shard) -> R) -> R {
+        let unit = self.enter_unit();
+        let r = f(self);
+        self.leave_unit(unit);
+        r
+    }
+
+    /// Begins an atomic unit (see [`Shard::atomically`]) for work that borrows the shard in
+    /// pieces (a script's commands); end it with [`Shard::leave_unit`] and what this returns.
+    pub(crate) fn enter_unit(&mut self) -> Unit {
         let outer = std::mem::replace(&mut self.atomic, true);
         if !outer {
             self.effects.begin_unit();
         }
-        let r = f(self);
-        if !outer {
+        Unit { outer }
+    }
+
+    /// Ends the atomic unit `unit` began.
+    pub(crate) fn leave_unit(&mut self, unit: Unit) {
+        if !unit.outer {
             self.log_expired();
             self.effects.end_unit();
             self.end_atomic();
         }
-        r
     }
 
     /// Runs `f` as one atomic unit of transaction `tx` (its last shard, whose one hop takes the

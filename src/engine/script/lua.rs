@@ -31,6 +31,7 @@ use bytes::Bytes;
 use mlua::{Function, Lua, MultiValue, Table, Thread, Value};
 
 use crate::cmd::error::CmdError;
+use crate::engine::script::raise::{lua_number, Raise};
 use crate::engine::script::store::{Sha, Source, Store};
 use crate::facade::Reply;
 
@@ -107,9 +108,6 @@ prim.yielding_pcall = function(f, ...)
 end
 real.pcall = plain_pcall
 
-prim.outside = function()
-  error({err = 'ERR redis.call/pcall can only be called inside a script invocation'})
-end
 prim.readonly = function() error('Attempt to modify a readonly table', 2) end
 prim.missing = function(_, k)
   error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
@@ -187,10 +185,21 @@ pub(crate) struct Interp {
     state: Rc<RunState>,
     /// A coroutine run's last line of the script (see [`Interp::start`]).
     last_line: Rc<Cell<i32>>,
+    /// `redis.call` and `redis.pcall` of a run on a shard (Rust functions, made once).
+    call: Function,
+    pcall: Function,
+    /// A coroutine run replaced them (and `pcall`) with the prelude's yielding ones.
+    yielding: Cell<bool>,
 }
+
+/// What answers a script's `redis.call` during a run on a shard.
+pub(crate) type Handler = Box<dyn FnMut(Vec<Bytes>) -> Reply>;
 
 thread_local! {
     static INTERP: std::cell::RefCell<Option<Interp>> = const { std::cell::RefCell::new(None) };
+    /// The handler of the run under way on this core (its `redis.call` and `redis.pcall`,
+    /// created once, find it here).
+    static HANDLER: std::cell::RefCell<Option<Handler>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Runs `f` with this core's interpreter, creating it on first use.
@@ -233,7 +242,6 @@ pub(crate) fn memory_here() -> usize {
 impl Interp {
     fn new() -> mlua::Result<Interp> {
         let lua = new_lua()?;
-        lua.set_memory_limit(MEMORY_LIMIT)?;
         let real = lua.globals();
         for name in ["dofile", "loadfile", "print", "getfenv", "setfenv", "newproxy"] {
             real.raw_set(name, Value::Nil)?;
@@ -254,9 +262,14 @@ impl Interp {
         let raise = Raise(prim.clone());
         install_redis_library(&lua, &redis, &raise, &state)?;
         install_math_random(&lua, &real, &raise, &state)?;
+        crate::engine::script::libs::install(&lua, &real, &raise)?;
         real.raw_set("debug", Value::Nil)?;
         let handler: Function = real.raw_get("__redis__err__handler")?;
         let (env, visible) = protect(&lua, &real, &prim)?;
+        let call = handled(&lua, &raise, &state, true)?;
+        let pcall = handled(&lua, &raise, &state, false)?;
+        redis.raw_set("call", call.clone())?;
+        redis.raw_set("pcall", pcall.clone())?;
         let interp = Interp {
             lua,
             compiled: AHashMap::new(),
@@ -269,8 +282,10 @@ impl Interp {
             xpcall,
             state,
             last_line: Rc::new(Cell::new(-1)),
+            call,
+            pcall,
+            yielding: Cell::new(false),
         };
-        interp.end();
         Ok(interp)
     }
 
@@ -317,29 +332,36 @@ impl Interp {
         Ok(())
     }
 
-    /// Ends a run: `redis.call` outside a script refuses, as Redis's does; what a large run
-    /// left behind is collected at once rather than held until the collector's next cycle.
+    /// Ends a run: what a coroutine run replaced is put back, and what a large run left
+    /// behind is collected at once rather than held until the collector's next cycle.
     fn end(&self) {
         self.state.running.set(false);
+        if self.yielding.replace(false) {
+            let _ = self.redis.raw_set("call", self.call.clone());
+            let _ = self.redis.raw_set("pcall", self.pcall.clone());
+            let _ =
+                self.real.raw_set("pcall", self.prim.raw_get::<Value>("plain_pcall").unwrap_or(Value::Nil));
+        }
         if self.lua.used_memory() > COLLECT_ABOVE {
             let _ = self.lua.gc_collect();
         }
-        let outside = self.prim.raw_get::<Value>("outside").unwrap_or(Value::Nil);
-        let _ = self.redis.raw_set("call", outside.clone());
-        let _ = self.redis.raw_set("pcall", outside);
-        let _ = self.real.raw_set("pcall", self.prim.raw_get::<Value>("plain_pcall").unwrap_or(Value::Nil));
-        let _ = self.prim.raw_set("pending", Value::Nil);
     }
 
     fn strings(&self, items: &[Bytes]) -> mlua::Result<Table> {
-        let t = self.lua.create_table_with_capacity(items.len(), 0)?;
-        for (i, item) in items.iter().enumerate() {
-            t.raw_set(i + 1, self.lua.create_string(item)?)?;
-        }
-        Ok(t)
+        self.lua.create_sequence_from(items.iter().map(|b| mlua::BString::from(&b[..])))
     }
 
-    /// Runs `f` to its end, each `redis.call` answered by `call` at once, and returns its
+    /// Calls `f` with the scripts' memory capped: only while script code runs, because mlua
+    /// makes every call into Lua a protected one (a closure allocated each time) while a cap
+    /// is set.
+    fn capped<R>(&self, f: impl FnOnce() -> mlua::Result<R>) -> mlua::Result<R> {
+        self.lua.set_memory_limit(MEMORY_LIMIT)?;
+        let r = f();
+        let _ = self.lua.set_memory_limit(0);
+        r
+    }
+
+    /// Runs `f` to its end, each `redis.call` answered by `handler` at once, and returns its
     /// reply (`sha` names it in error replies).
     pub(crate) fn run(
         &self,
@@ -347,31 +369,13 @@ impl Interp {
         sha: &str,
         keys: &[Bytes],
         argv: &[Bytes],
-        call: impl FnMut(Vec<Bytes>) -> Reply,
+        handler: Handler,
     ) -> Reply {
-        let call = std::cell::RefCell::new(call);
-        let raise = Raise(self.prim.clone());
-        // redis.call and redis.pcall: the command's reply, or its error raised or returned.
-        let answer = |lua: &Lua, args: MultiValue, raises: bool| -> mlua::Result<Value> {
-            let reply = match arguments(args) {
-                Ok(args) => (call.try_borrow_mut().map_err(|_| mlua::Error::RecursiveMutCallback)?)(args),
-                Err(e) => Reply::from(e),
-            };
-            let failed = matches!(reply, Reply::Error(_));
-            let value = to_lua(lua, &reply, self.state.resp.get(), failed)?;
-            if failed && raises {
-                return Err(raise.value(value));
-            }
-            Ok(value)
-        };
-        let ended = self.lua.scope(|scope| {
-            let redis_call = scope.create_function(|lua, args: MultiValue| answer(lua, args, true))?;
-            let redis_pcall = scope.create_function(|lua, args: MultiValue| answer(lua, args, false))?;
-            self.redis.raw_set("call", redis_call)?;
-            self.redis.raw_set("pcall", redis_pcall)?;
-            self.begin(keys, argv)?;
-            self.xpcall.call::<MultiValue>((f.clone(), self.handler.clone()))
-        });
+        HANDLER.with(|h| *h.borrow_mut() = Some(handler));
+        let ended = self
+            .begin(keys, argv)
+            .and_then(|()| self.capped(|| self.xpcall.call::<MultiValue>((f.clone(), self.handler.clone()))));
+        HANDLER.with(|h| h.borrow_mut().take());
         self.end();
         self.finish(ended, sha)
     }
@@ -382,6 +386,7 @@ impl Interp {
     /// The interpreter is out of memory.
     pub(crate) fn start(&self, f: &Function, keys: &[Bytes], argv: &[Bytes]) -> Result<Thread, CmdError> {
         let started = (|| {
+            self.yielding.set(true);
             self.redis.raw_set("call", self.prim.raw_get::<Value>("ycall")?)?;
             self.redis.raw_set("pcall", self.prim.raw_get::<Value>("ypcall")?)?;
             self.real.raw_set("pcall", self.prim.raw_get::<Value>("yielding_pcall")?)?;
@@ -417,7 +422,7 @@ impl Interp {
                 input.push_back(to_lua(&self.lua, reply, self.state.resp.get(), raise)?);
                 input.push_back(Value::Boolean(raise));
             }
-            step.call::<MultiValue>(input)
+            self.capped(|| step.call::<MultiValue>(input))
         })();
         let mut values = match step {
             Ok(values) => values.into_iter(),
@@ -505,26 +510,6 @@ fn failure(err: Value, sha: &str, last_line: i32) -> Reply {
         }
         _ => Reply::Error(msg.into()),
     }
-}
-
-/// A number as Lua 5.1's `tostring` writes it (`%.14g`).
-fn lua_number(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        return format!("{}", n as i64);
-    }
-    let s = format!("{n:.13e}");
-    // `%.14g`: 14 significant digits, trailing zeros dropped, exponent only when needed.
-    let exp: i32 = s.rsplit('e').next().and_then(|e| e.parse().ok()).unwrap_or(0);
-    if (-5..14).contains(&exp) {
-        let digits = (13 - exp).max(0) as usize;
-        let f = format!("{n:.digits$}");
-        let f = if f.contains('.') { f.trim_end_matches('0').trim_end_matches('.').to_owned() } else { f };
-        return f;
-    }
-    let (mantissa, _) = s.split_once('e').unwrap_or((&s, ""));
-    let mantissa =
-        if mantissa.contains('.') { mantissa.trim_end_matches('0').trim_end_matches('.') } else { mantissa };
-    format!("{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
 }
 
 /// The text of a Lua error, as Lua reports it (without mlua's traceback).
@@ -708,6 +693,34 @@ fn table_reply(t: &Table, resp: u8, depth: usize) -> Reply {
     Reply::Array(items)
 }
 
+/// `redis.call` (`raises`) or `redis.pcall` of a run on a shard: the command's reply, its
+/// error raised or returned; outside a run, Redis's error.
+fn handled(lua: &Lua, raise: &Raise, state: &Rc<RunState>, raises: bool) -> mlua::Result<Function> {
+    let (raise, state) = (raise.clone(), state.clone());
+    lua.create_function(move |lua, args: MultiValue| -> mlua::Result<Value> {
+        let reply = match arguments(args) {
+            Ok(args) => {
+                let answered =
+                    HANDLER.with(|h| h.try_borrow_mut().ok().and_then(|mut h| h.as_mut().map(|h| h(args))));
+                match answered {
+                    Some(reply) => reply,
+                    None => {
+                        return Err(raise
+                            .table(lua, "redis.call/pcall can only be called inside a script invocation"))
+                    }
+                }
+            }
+            Err(e) => Reply::from(e),
+        };
+        let failed = matches!(reply, Reply::Error(_));
+        let value = to_lua(lua, &reply, state.resp.get(), failed)?;
+        if failed && raises {
+            return Err(raise.value(value));
+        }
+        Ok(value)
+    })
+}
+
 /// What a script sees as its globals: an empty proxy that reads through to a copy of the
 /// globals (each library replaced by a proxy of its own) and refuses every change; reading a
 /// name the copy lacks is an error, as in Redis. Returns the proxy and the copy (where each
@@ -747,42 +760,6 @@ fn protect(lua: &Lua, real: &Table, prim: &Table) -> mlua::Result<(Table, Table)
         }
     }
     Ok((env, visible))
-}
-
-/// How a Rust function raises a Lua value (see the module's header).
-#[derive(Clone)]
-struct Raise(Table);
-
-impl Raise {
-    /// Raises `value` itself.
-    fn value(&self, value: Value) -> mlua::Error {
-        let _ = self.0.raw_set("pending", value);
-        mlua::Error::RuntimeError("pending".into())
-    }
-
-    /// Raises an error table, as Redis's `luaPushError` then `lua_error` raise it.
-    fn table(&self, lua: &Lua, msg: &str) -> mlua::Error {
-        match lua.create_table().and_then(|t| t.raw_set("err", format!("ERR {msg}")).map(|()| t)) {
-            Ok(t) => self.value(Value::Table(t)),
-            Err(e) => e,
-        }
-    }
-
-    /// Raises a message placed at the calling line, as `luaL_error` from a C function does.
-    fn placed(&self, lua: &Lua, msg: &str) -> mlua::Error {
-        let place = lua
-            .inspect_stack(1)
-            .filter(|d| d.curr_line() > 0)
-            .map(|d| {
-                let src = d.source().short_src.map(|s| s.into_owned()).unwrap_or_default();
-                format!("{src}:{}: ", d.curr_line())
-            })
-            .unwrap_or_default();
-        match lua.create_string(format!("{place}{msg}")) {
-            Ok(text) => self.value(Value::String(text)),
-            Err(e) => e,
-        }
-    }
 }
 
 /// A Lua value as text, as `lua_tolstring` gives it (strings and numbers; else nothing).

@@ -15,7 +15,9 @@
 //!   otherwise, as a Redis script whose command failed midway (what it wrote stays).
 //!   `lua-strict-keys yes` refuses every undeclared key instead, as Dragonfly does.
 
+mod libs;
 mod lua;
+mod raise;
 pub(crate) mod run;
 mod store;
 

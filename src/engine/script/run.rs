@@ -1,6 +1,8 @@
 //! Where and how a script runs (see the module's header), and what every `redis.call` is
 //! checked for before it runs, as Redis's `scriptCall` checks it.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -17,7 +19,7 @@ use crate::engine::spec::flag;
 use crate::facade::Reply;
 
 /// What a script's commands are checked against, fixed when it starts (Redis's run context).
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub(crate) struct Rules {
     /// The caller's user, when its rules restrict anything.
     pub(crate) user: Option<Arc<User>>,
@@ -110,7 +112,7 @@ enum OnShard {
     /// With this reply; the denials are for the caller's ACL LOG.
     Done(Reply, Vec<Denied>),
     /// It reached another shard before writing anything: run it again holding every shard.
-    Elsewhere,
+    Elsewhere(Box<Script>),
 }
 
 /// The error of a one-shard run that reaches another shard after it wrote (nothing can undo
@@ -129,84 +131,88 @@ const UNDECLARED: &str =
 pub(crate) async fn run(s: &mut Session, script: Script) -> CmdResult {
     let router = s.core.router.clone();
     let (shard, together) = router.placement(script.keys.iter().map(|k| &k[..]));
-    if s.exec_tx.is_none() && together && script.source.reach() == Reach::Declared {
-        let (me, shards, db) = (shard, router.shards(), s.db);
-        let Script { source, keys, argv, rules } = script;
-        let job_source = source.clone();
-        let (job_keys, job_argv, job_rules) = (keys.clone(), argv.clone(), rules.clone());
-        let ran = s
-            .run_on(shard, move |sh: &mut Shard| {
-                sh.atomically(|sh| on_shard(sh, me, shards, db, &job_source, &job_keys, &job_argv, job_rules))
-            })
-            .await
-            .map_err(|_| CmdError::Unavailable)?;
-        match ran {
-            OnShard::Done(reply, denied) => {
-                log_denials(s, denied);
-                return Ok(reply);
-            }
-            OnShard::Elsewhere => {
-                source.note(Reach::Undeclared);
-                return across(s, Script { source, keys, argv, rules }).await;
-            }
+    if s.exec_tx.is_some() || !together || script.source.reach() != Reach::Declared {
+        return across(s, script).await;
+    }
+    let (me, shards, db) = (shard, router.shards(), s.db);
+    let ran = router.run_free(shard, move |cell| on_shard(cell, me, shards, db, script)).await;
+    match ran.map_err(|_| CmdError::Unavailable)? {
+        OnShard::Done(reply, denied) => {
+            log_denials(s, denied);
+            Ok(reply)
+        }
+        OnShard::Elsewhere(script) => {
+            script.source.note(Reach::Undeclared);
+            across(s, *script).await
         }
     }
-    across(s, script).await
 }
 
-/// One run on the shard of its keys, each `redis.call` a command run here at once.
-#[allow(clippy::too_many_arguments)]
-fn on_shard(
-    sh: &mut Shard,
-    me: ShardId,
-    shards: usize,
-    db: usize,
-    source: &Source,
-    keys: &[Bytes],
-    argv: &[Bytes],
-    mut rules: Rules,
-) -> OnShard {
-    let sha = String::from_utf8_lossy(&source.sha).into_owned();
-    let mut denied = Vec::new();
-    let mut elsewhere = false;
-    let declared = |k: &[u8]| keys.iter().any(|d| d[..] == *k);
-    let ran = lua::with(|interp| {
-        let f = interp.function(source)?;
-        Ok::<Reply, CmdError>(interp.run(&f, &sha, keys, argv, |args| {
-            if elsewhere {
+/// One run on the shard of its keys, each `redis.call` a command run here at once, the whole
+/// run one atomic unit of the shard.
+fn on_shard(cell: &Rc<RefCell<Shard>>, me: ShardId, shards: usize, db: usize, script: Script) -> OnShard {
+    /// What the run's `redis.call`s share with it.
+    struct Shared {
+        rules: Rules,
+        denied: Vec<Denied>,
+        elsewhere: bool,
+    }
+    let Script { source, keys, argv, rules } = script;
+    let unit = cell.borrow_mut().enter_unit();
+    let run = Rc::new(RefCell::new(Shared { rules, denied: Vec::new(), elsewhere: false }));
+    let keys: Rc<[Bytes]> = keys.into();
+    let handler: lua::Handler = {
+        let (cell, run, keys) = (cell.clone(), run.clone(), keys.clone());
+        Box::new(move |args: Vec<Bytes>| {
+            let mut guard = run.borrow_mut();
+            let run = &mut *guard;
+            if run.elsewhere {
                 return Reply::Error("ERR script moved".into());
             }
-            let wrote = rules.dirty;
-            let cmd = match admit(&args, &mut rules, &mut denied) {
+            let wrote = run.rules.dirty;
+            let cmd = match admit(&args, &mut run.rules, &mut run.denied) {
                 Ok(cmd) => cmd,
                 Err(e) => return e.into(),
             };
-            let positions: Vec<usize> = cmd.key_positions(&args).collect();
-            let undeclared = positions.iter().any(|&p| !declared(&args[p]));
-            if rules.strict && undeclared {
+            let (mut here, mut any, mut undeclared) = (true, false, false);
+            for p in cmd.key_positions(&args) {
+                any = true;
+                here &= Slot::of(&args[p]).shard(shards) == me;
+                undeclared |= !keys.iter().any(|k| *k == args[p]);
+            }
+            if run.rules.strict && undeclared {
                 return CmdError::msg(UNDECLARED).into();
             }
             // A key it did not declare, before it wrote: this script runs holding every shard.
-            let here =
-                positions.iter().all(|&p| Slot::of(&args[p]).shard(shards) == me) && (wrote || !undeclared);
             match cmd.run {
-                Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _)
-                    if here && !positions.is_empty() =>
+                Run::Shard(f) | Run::Split(f, _) | Run::Across(f, _)
+                    if any && here && (wrote || !undeclared) =>
                 {
-                    sh.exec(&cmd.shard_cmd(run, db, args))
+                    drop(guard);
+                    cell.borrow_mut().exec(&cmd.shard_cmd(f, db, args))
                 }
                 _ if wrote => CmdError::msg(REACHED_AFTER_WRITING).into(),
                 _ => {
-                    elsewhere = true;
+                    run.elsewhere = true;
                     Reply::Error("ERR script moved".into())
                 }
             }
-        }))
+        })
+    };
+    let sha = std::str::from_utf8(&source.sha).unwrap_or_default();
+    let ran = lua::with(|interp| {
+        let f = interp.function(&source)?;
+        Ok::<Reply, CmdError>(interp.run(&f, sha, &keys, &argv, handler))
     });
-    if elsewhere {
-        return OnShard::Elsewhere;
+    cell.borrow_mut().leave_unit(unit);
+    let run = std::mem::replace(
+        &mut *run.borrow_mut(),
+        Shared { rules: Rules::default(), denied: Vec::new(), elsewhere: false },
+    );
+    if run.elsewhere {
+        return OnShard::Elsewhere(Box::new(Script { source, keys: keys.to_vec(), argv, rules: run.rules }));
     }
-    OnShard::Done(ran.and_then(|r| r).unwrap_or_else(Reply::from), denied)
+    OnShard::Done(ran.and_then(|r| r).unwrap_or_else(Reply::from), run.denied)
 }
 
 /// One run holding every shard (the running EXEC's transaction, or one of its own): each
