@@ -7,7 +7,9 @@ use bytes::Bytes;
 
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::command::Command;
-use crate::engine::script::run::{Rules, Script};
+use crate::engine::script::functions::{self, Functions};
+use crate::engine::script::run::{Rules, Script, Target};
+use crate::engine::script::store::Flags;
 use crate::engine::script::{Source, Store};
 use crate::engine::session::Session;
 use crate::engine::spec::{acl, flag, key, KeySpec};
@@ -67,6 +69,9 @@ pub(crate) fn commands() -> Vec<Command> {
         eval("evalsha", Eval::Sha { read_only: false }, "Execute a Lua script server side", "2.6.0"),
         eval("eval_ro", Eval::Body { read_only: true }, "Execute a read-only Lua script server side", "7.0.0"),
         eval("evalsha_ro", Eval::Sha { read_only: true }, "Execute a read-only Lua script server side", "7.0.0"),
+        fcall("fcall", false),
+        fcall("fcall_ro", true),
+        function_container(),
         Command::container(
             "script",
             -2,
@@ -123,6 +128,308 @@ pub(crate) fn commands() -> Vec<Command> {
     ]
 }
 
+/// FCALL or FCALL_RO.
+fn fcall(name: &'static str, read_only: bool) -> Command {
+    let flags = flag::NOSCRIPT | flag::SKIP_MONITOR | flag::NO_MANDATORY_KEYS | flag::STALE;
+    let cmd =
+        if read_only {
+            Command::session(name, -3, |s, a| Box::pin(call_function(s, a, true)))
+                .flags(flags | flag::READONLY)
+                .key(
+                    KeySpec::index(2).keynum(0, 1, 1).flags(key::RO | key::ACCESS).notes(
+                        "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS",
+                    ),
+                )
+                .docs(
+                    "scripting",
+                    "7.0.0",
+                    "Depends on the function that is executed.",
+                    "Invoke a read-only function",
+                )
+        } else {
+            Command::session(name, -3, |s, a| Box::pin(call_function(s, a, false)))
+                .flags(flags)
+                .key(
+                    KeySpec::index(2).keynum(0, 1, 1).flags(key::RW | key::ACCESS | key::UPDATE).notes(
+                        "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE",
+                    ),
+                )
+                .docs("scripting", "7.0.0", "Depends on the function that is executed.", "Invoke a function")
+                .may_replicate()
+        };
+    cmd.acl(acl::SCRIPTING).fan_out()
+}
+
+/// FUNCTION and its subcommands.
+fn function_container() -> Command {
+    let tips_all: &'static [&'static str] = &["request_policy:all_shards", "response_policy:all_succeeded"];
+    Command::container(
+        "function",
+        -2,
+        vec![
+            Command::session("load", -3, |s, a| Box::pin(function_load(s, a)))
+                .flags(flag::WRITE | flag::DENYOOM | flag::NOSCRIPT)
+                .acl(acl::SCRIPTING)
+                .tips(tips_all)
+                .docs(
+                    "scripting",
+                    "7.0.0",
+                    "O(1) (considering compilation time is redundant)",
+                    "Create a function with the given arguments (name, code, description)",
+                ),
+            Command::session("delete", 3, |s, a| Box::pin(function_delete(s, a)))
+                .flags(flag::WRITE | flag::NOSCRIPT)
+                .acl(acl::SCRIPTING)
+                .tips(tips_all)
+                .docs("scripting", "7.0.0", "O(1)", "Delete a function by name"),
+            Command::session("flush", -2, |s, a| Box::pin(function_flush(s, a)))
+                .flags(flag::WRITE | flag::NOSCRIPT)
+                .acl(acl::SCRIPTING)
+                .tips(tips_all)
+                .docs(
+                    "scripting",
+                    "7.0.0",
+                    "O(N) where N is the number of functions deleted",
+                    "Deleting all functions",
+                ),
+            Command::inline("list", -2, |_, a| function_list(a))
+                .flags(flag::NOSCRIPT)
+                .acl(acl::SCRIPTING)
+                .tips(&["nondeterministic_output_order"])
+                .docs(
+                    "scripting",
+                    "7.0.0",
+                    "O(N) where N is the number of functions",
+                    "List information about all the functions",
+                ),
+            Command::inline("stats", 2, |_, _| Ok(function_stats()))
+                .flags(flag::NOSCRIPT | flag::ALLOW_BUSY)
+                .acl(acl::SCRIPTING)
+                .tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"])
+                .docs(
+                    "scripting",
+                    "7.0.0",
+                    "O(1)",
+                    "Return information about the function currently running (name, description, duration)",
+                ),
+            Command::inline("kill", 2, |_, _| {
+                Err(CmdError::msg("NOTBUSY No scripts in execution right now."))
+            })
+            .flags(flag::NOSCRIPT | flag::ALLOW_BUSY)
+            .acl(acl::SCRIPTING)
+            .tips(&["request_policy:all_shards", "response_policy:one_succeeded"])
+            .docs("scripting", "7.0.0", "O(1)", "Kill the function currently in execution."),
+            Command::inline("help", 2, |_, _| Ok(function_help()))
+                .flags(flag::LOADING | flag::STALE)
+                .acl(acl::SCRIPTING)
+                .docs("scripting", "7.0.0", "O(1)", "Show helpful text about the different subcommands"),
+        ],
+    )
+    .docs("scripting", "7.0.0", "Depends on subcommand.", "A container for function commands")
+}
+
+/// FCALL, FCALL_RO.
+async fn call_function(s: &mut Session, args: &[Bytes], read_only: bool) -> CmdResult {
+    let function = Functions::get().function(&args[1]).ok_or(CmdError::msg("ERR Function not found"))?;
+    let numkeys = crate::num::parse_i64(&args[2]).ok_or(CmdError::msg("ERR Bad number of keys provided"))?;
+    if numkeys > args.len() as i64 - 3 {
+        return Err(CmdError::msg("ERR Number of keys can't be greater than number of args"));
+    }
+    if numkeys < 0 {
+        return Err(CmdError::msg("ERR Number of keys can't be negative"));
+    }
+    let rules = prepare(s, function.flags, read_only)?;
+    let split = 3 + numkeys as usize;
+    let script = Script {
+        target: Target::Function(function),
+        keys: args[3..split].to_vec(),
+        argv: args[split..].to_vec(),
+        rules,
+    };
+    crate::engine::script::run::run(s, script).await
+}
+
+/// FUNCTION LOAD [REPLACE] code
+async fn function_load(_s: &mut Session, args: &[Bytes]) -> CmdResult {
+    let mut replace = false;
+    let mut at = 2;
+    while at < args.len() - 1 {
+        if args[at].eq_ignore_ascii_case(b"replace") {
+            replace = true;
+            at += 1;
+            continue;
+        }
+        return Err(CmdError::text(format!(
+            "ERR Unknown option given: {}",
+            String::from_utf8_lossy(&args[at])
+        )));
+    }
+    let Some(code) = args.get(at) else { return Err(CmdError::msg("ERR Function code is missing")) };
+    let (engine, name, code_at) = functions::metadata(code)?;
+    if !functions::valid_name(&name) {
+        return Err(CmdError::msg(
+            "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long",
+        ));
+    }
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(CmdError::text(format!("ERR Engine '{engine}' not found")));
+    }
+    let all = Functions::get();
+    if all.has(&name) && !replace {
+        return Err(CmdError::text(format!("ERR Library '{name}' already exists")));
+    }
+    let registered = crate::engine::script::load_library(&code[code_at..])?;
+    if registered.is_empty() {
+        return Err(CmdError::msg("ERR No functions registered"));
+    }
+    let functions = registered
+        .into_iter()
+        .map(|(f, description, flags)| (f.clone(), Arc::new(functions::Function::new(f, description, flags))))
+        .collect();
+    all.add(functions::Library { name: name.clone(), code: code.clone(), functions })?;
+    Ok(Reply::bulk(name))
+}
+
+/// FUNCTION DELETE library
+async fn function_delete(_s: &mut Session, args: &[Bytes]) -> CmdResult {
+    if Functions::get().delete(&String::from_utf8_lossy(&args[2])) {
+        Ok(Reply::Ok)
+    } else {
+        Err(CmdError::msg("ERR Library not found"))
+    }
+}
+
+/// FUNCTION FLUSH [ASYNC|SYNC]
+async fn function_flush(_s: &mut Session, args: &[Bytes]) -> CmdResult {
+    match args.get(2) {
+        None => {}
+        Some(mode)
+            if args.len() == 3
+                && (mode.eq_ignore_ascii_case(b"sync") || mode.eq_ignore_ascii_case(b"async")) => {}
+        Some(_) => return Err(CmdError::msg("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")),
+    }
+    Functions::get().flush();
+    Ok(Reply::Ok)
+}
+
+/// FUNCTION LIST [WITHCODE] [LIBRARYNAME pattern]
+fn function_list(args: &[Bytes]) -> CmdResult {
+    let (mut with_code, mut pattern) = (false, None);
+    let mut i = 2;
+    while i < args.len() {
+        if !with_code && args[i].eq_ignore_ascii_case(b"withcode") {
+            with_code = true;
+        } else if pattern.is_none() && args[i].eq_ignore_ascii_case(b"libraryname") {
+            if i >= args.len() - 1 {
+                return Err(CmdError::msg("ERR library name argument was not given"));
+            }
+            i += 1;
+            pattern = Some(args[i].clone());
+        } else {
+            return Err(CmdError::text(format!(
+                "ERR Unknown argument {}",
+                String::from_utf8_lossy(&args[i])
+            )));
+        }
+        i += 1;
+    }
+    let text = |t: &str| Reply::bulk(t);
+    let libraries = Functions::get()
+        .libraries()
+        .into_iter()
+        .filter(|l| pattern.as_ref().is_none_or(|p| crate::glob::matches(p, l.name.as_bytes(), true)))
+        .map(|l| {
+            let functions = l
+                .functions
+                .values()
+                .map(|f| {
+                    Reply::Map(vec![
+                        (text("name"), text(&f.name)),
+                        (text("description"), f.description.as_deref().map_or(Reply::Nil, text)),
+                        (text("flags"), Reply::Set(f.flags.names().into_iter().map(Reply::status).collect())),
+                    ])
+                })
+                .collect();
+            let mut fields = vec![
+                (text("library_name"), text(&l.name)),
+                (text("engine"), text("LUA")),
+                (text("functions"), Reply::Array(functions)),
+            ];
+            if with_code {
+                fields.push((text("library_code"), Reply::Bulk(l.code.clone())));
+            }
+            Reply::Map(fields)
+        })
+        .collect();
+    Ok(Reply::Array(libraries))
+}
+
+/// FUNCTION STATS
+fn function_stats() -> Reply {
+    let libraries = Functions::get().libraries();
+    let functions: usize = libraries.iter().map(|l| l.functions.len()).sum();
+    let text = |t: &str| Reply::bulk(t);
+    Reply::Map(vec![
+        (text("running_script"), Reply::Nil),
+        (
+            text("engines"),
+            Reply::Map(vec![(
+                text("LUA"),
+                Reply::Map(vec![
+                    (text("libraries_count"), Reply::Int(libraries.len() as i64)),
+                    (text("functions_count"), Reply::Int(functions as i64)),
+                ]),
+            )]),
+        ),
+    ])
+}
+
+/// FUNCTION HELP
+fn function_help() -> Reply {
+    crate::cmd::args::help(
+        "FUNCTION",
+        &[
+            "LOAD [REPLACE] <FUNCTION CODE>",
+            "    Create a new library with the given library name and code.",
+            "DELETE <LIBRARY NAME>",
+            "    Delete the given library.",
+            "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+            "    Return general information on all the libraries:",
+            "    * Library name",
+            "    * The engine used to run the Library",
+            "    * Library description",
+            "    * Functions list",
+            "    * Library code (if WITHCODE is given)",
+            "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+            "STATS",
+            "    Return information about the current function running:",
+            "    * Function name",
+            "    * Command used to run the function",
+            "    * Duration in MS that the function is running",
+            "    If no function is running, return nil",
+            "    In addition, returns a list of available engines.",
+            "KILL",
+            "    Kill the current running function.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Delete all the libraries.",
+            "    When called without the optional mode argument, the behavior is determined by the",
+            "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+            "    * ASYNC: Asynchronously flush the libraries.",
+            "    * SYNC: Synchronously flush the libraries.",
+            "DUMP",
+            "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+            "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+            "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+            "    control how to handle existing libraries (default APPEND):",
+            "    * FLUSH: delete all existing libraries.",
+            "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+            "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+            "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+            "      in case of functions name collision with another library).",
+        ],
+    )
+}
+
 /// EVAL, EVALSHA, EVAL_RO, EVALSHA_RO.
 async fn eval(s: &mut Session, args: &[Bytes], kind: Eval) -> CmdResult {
     if matches!(kind, Eval::Sha { .. }) && args[1].len() != 40 {
@@ -146,9 +453,14 @@ async fn eval(s: &mut Session, args: &[Bytes], kind: Eval) -> CmdResult {
         }
         Eval::Sha { read_only } => (store.find(&args[1]).ok_or(CmdError::NoScript)?, read_only),
     };
-    let rules = prepare(s, &source, read_only)?;
+    let rules = prepare(s, source.flags, read_only)?;
     let split = 3 + numkeys as usize;
-    let script = Script { source, keys: args[3..split].to_vec(), argv: args[split..].to_vec(), rules };
+    let script = Script {
+        target: Target::Eval(source),
+        keys: args[3..split].to_vec(),
+        argv: args[split..].to_vec(),
+        rules,
+    };
     crate::engine::script::run::run(s, script).await
 }
 
@@ -161,8 +473,7 @@ fn compiled(body: Bytes) -> Result<Source, CmdError> {
 }
 
 /// The checks a script starts with, as Redis's `scriptPrepareForRun` makes them.
-fn prepare(s: &Session, source: &Arc<Source>, read_only_command: bool) -> Result<Rules, CmdError> {
-    let flags = source.flags;
+fn prepare(s: &Session, flags: Flags, read_only_command: bool) -> Result<Rules, CmdError> {
     let global = &s.core.global;
     let following = global.following.load(std::sync::atomic::Ordering::Relaxed);
     let replica_read_only = following && s.core.with_config(|c| c.replica_read_only) && !s.replaying;

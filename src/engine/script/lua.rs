@@ -31,8 +31,9 @@ use bytes::Bytes;
 use mlua::{Function, Lua, MultiValue, Table, Thread, Value};
 
 use crate::cmd::error::CmdError;
+use crate::engine::script::functions::{self, Functions};
 use crate::engine::script::raise::{lua_number, Raise};
-use crate::engine::script::store::{Sha, Source, Store};
+use crate::engine::script::store::{Flags, Sha, Source, Store};
 use crate::facade::Reply;
 
 /// The most memory one core's interpreter may hold: a script allocating past it fails with
@@ -145,6 +146,9 @@ local function stepped(co, ok, ...)
   return 'done', false, e
 end
 prim.step = function(co, ...) return stepped(co, co_resume(co, ...)) end
+
+-- FCALL: the function with its keys and arguments.
+prim.invoke = function() return prim.fn(prim.keys, prim.args) end
 "#;
 
 /// The state of the run under way, which `redis.*` functions read and change.
@@ -183,13 +187,23 @@ pub(crate) struct Interp {
     handler: Function,
     xpcall: Function,
     state: Rc<RunState>,
-    /// A coroutine run's last line of the script (see [`Interp::start`]).
-    last_line: Rc<Cell<i32>>,
+    /// A coroutine run's last line of the script or function (whether it was a function's,
+    /// and the line: see [`Interp::start`]).
+    last_line: Rc<Cell<(bool, i32)>>,
     /// `redis.call` and `redis.pcall` of a run on a shard (Rust functions, made once).
     call: Function,
     pcall: Function,
     /// A coroutine run replaced them (and `pcall`) with the prelude's yielding ones.
     yielding: Cell<bool>,
+    /// The globals of functions' code: a proxy reading the load API while a library loads,
+    /// the scripts' globals when its functions run (`fenv_meta.__index`).
+    fenv: Table,
+    fenv_meta: Table,
+    /// What a library's code sees while it loads: `redis.register_function` and little else.
+    load_api: Table,
+    /// The functions loaded here, and the generation they are of.
+    functions: AHashMap<String, Function>,
+    functions_generation: u64,
 }
 
 /// What answers a script's `redis.call` during a run on a shard.
@@ -200,6 +214,20 @@ thread_local! {
     /// The handler of the run under way on this core (its `redis.call` and `redis.pcall`,
     /// created once, find it here).
     static HANDLER: std::cell::RefCell<Option<Handler>> = const { std::cell::RefCell::new(None) };
+    /// The functions `redis.register_function` registered during the library load under way.
+    static REGISTERING: std::cell::RefCell<Option<Vec<Registered>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A function a library registered while it loaded.
+pub(crate) struct Registered {
+    /// Its name.
+    pub(crate) name: String,
+    /// Its code.
+    callback: Function,
+    /// Its description.
+    pub(crate) description: Option<String>,
+    /// Its flags.
+    pub(crate) flags: Flags,
 }
 
 /// Runs `f` with this core's interpreter, creating it on first use.
@@ -270,6 +298,7 @@ impl Interp {
         let pcall = handled(&lua, &raise, &state, false)?;
         redis.raw_set("call", call.clone())?;
         redis.raw_set("pcall", pcall.clone())?;
+        let (fenv, fenv_meta, load_api) = function_env(&lua, &prim, &raise, &visible)?;
         let interp = Interp {
             lua,
             compiled: AHashMap::new(),
@@ -281,10 +310,15 @@ impl Interp {
             handler,
             xpcall,
             state,
-            last_line: Rc::new(Cell::new(-1)),
+            last_line: Rc::new(Cell::new((false, -1))),
             call,
             pcall,
             yielding: Cell::new(false),
+            fenv,
+            fenv_meta,
+            load_api,
+            functions: AHashMap::new(),
+            functions_generation: u64::MAX,
         };
         Ok(interp)
     }
@@ -305,6 +339,110 @@ impl Interp {
         let f = self.compile(source.code())?;
         self.compiled.insert(source.sha, f.clone());
         Ok(f)
+    }
+
+    /// Loads a library's code (after its shebang line): runs it with the load API and returns
+    /// the functions it registered.
+    ///
+    /// # Errors
+    /// Redis's compile and registration errors.
+    pub(crate) fn load_library(&self, code: &[u8]) -> Result<Vec<Registered>, CmdError> {
+        let chunk = self
+            .lua
+            .load(code)
+            .set_name("@user_function")
+            .set_mode(mlua::ChunkMode::Text)
+            .set_environment(self.fenv.clone())
+            .into_function()
+            .map_err(|e| CmdError::text(format!("ERR Error compiling function: {}", lua_message(&e))))?;
+        REGISTERING.with(|r| *r.borrow_mut() = Some(Vec::new()));
+        let _ = self.fenv_meta.raw_set("__index", self.load_api.clone());
+        let ran = self.capped(|| chunk.call::<()>(()));
+        let _ = self.fenv_meta.raw_set("__index", self.real.clone());
+        let registered = REGISTERING.with(|r| r.borrow_mut().take()).unwrap_or_default();
+        let pending = self.prim.raw_get::<Value>("pending").unwrap_or(Value::Nil);
+        let _ = self.prim.raw_set("pending", Value::Nil);
+        match ran {
+            Ok(()) => Ok(registered),
+            Err(e) => {
+                let msg = match pending {
+                    Value::Table(t) => t.raw_get::<String>("err").unwrap_or_default(),
+                    Value::String(s) => format!("ERR {}", s.to_string_lossy()),
+                    _ => format!("ERR {}", lua_message(&e)),
+                };
+                Err(CmdError::text(format!("ERR Error registering functions: {msg}")))
+            }
+        }
+    }
+
+    /// The function named `name`, loading every library again first when they changed since
+    /// this core last loaded them.
+    ///
+    /// # Errors
+    /// `Function not found`.
+    pub(crate) fn function_named(&mut self, name: &str) -> Result<Function, CmdError> {
+        let all = Functions::get();
+        let generation = all.generation();
+        if generation != self.functions_generation {
+            self.functions.clear();
+            for library in all.libraries() {
+                let at = functions::metadata(&library.code).map(|(_, _, at)| at).unwrap_or(0);
+                match self.load_library(&library.code[at..]) {
+                    Ok(registered) => {
+                        self.functions.extend(registered.into_iter().map(|r| (r.name, r.callback)));
+                    }
+                    Err(e) => {
+                        tracing::warn!(library = %library.name, error = %e, "a library failed to load on this core")
+                    }
+                }
+            }
+            self.functions_generation = generation;
+        }
+        self.functions.get(name).cloned().ok_or(CmdError::msg("ERR Function not found"))
+    }
+
+    /// Prepares an FCALL: the function and its arguments for `prim.invoke`.
+    fn begin_function(&self, f: &Function, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<Function> {
+        self.prim.raw_set("fn", f.clone())?;
+        self.prim.raw_set("keys", self.strings(keys)?)?;
+        self.prim.raw_set("args", self.strings(argv)?)?;
+        self.state.resp.set(2);
+        self.state.running.set(true);
+        self.prim.raw_get("invoke")
+    }
+
+    /// Runs function `f` (FCALL) to its end, as [`Interp::run`] runs a script.
+    pub(crate) fn run_function(
+        &self,
+        f: &Function,
+        name: &str,
+        keys: &[Bytes],
+        argv: &[Bytes],
+        handler: Handler,
+    ) -> Reply {
+        HANDLER.with(|h| *h.borrow_mut() = Some(handler));
+        let ended = self.begin_function(f, keys, argv).and_then(|invoke| {
+            self.capped(|| self.xpcall.call::<MultiValue>((invoke, self.handler.clone())))
+        });
+        HANDLER.with(|h| h.borrow_mut().take());
+        self.end();
+        self.finish(ended, name)
+    }
+
+    /// Starts function `f` (FCALL) as a coroutine, as [`Interp::start`] starts a script.
+    ///
+    /// # Errors
+    /// The interpreter is out of memory.
+    pub(crate) fn start_function(
+        &self,
+        f: &Function,
+        keys: &[Bytes],
+        argv: &[Bytes],
+    ) -> Result<Thread, CmdError> {
+        let invoke = self
+            .begin_function(f, keys, argv)
+            .map_err(|e| CmdError::text(format!("ERR {}", lua_message(&e))))?;
+        self.start(&invoke, None)
     }
 
     /// Compiles `code` as a script, without keeping it.
@@ -384,21 +522,25 @@ impl Interp {
     ///
     /// # Errors
     /// The interpreter is out of memory.
-    pub(crate) fn start(&self, f: &Function, keys: &[Bytes], argv: &[Bytes]) -> Result<Thread, CmdError> {
+    pub(crate) fn start(&self, f: &Function, args: Option<(&[Bytes], &[Bytes])>) -> Result<Thread, CmdError> {
         let started = (|| {
             self.yielding.set(true);
             self.redis.raw_set("call", self.prim.raw_get::<Value>("ycall")?)?;
             self.redis.raw_set("pcall", self.prim.raw_get::<Value>("ypcall")?)?;
             self.real.raw_set("pcall", self.prim.raw_get::<Value>("yielding_pcall")?)?;
-            self.begin(keys, argv)?;
+            if let Some((keys, argv)) = args {
+                self.begin(keys, argv)?;
+            }
             let thread = self.lua.create_thread(f.clone())?;
             // `return redis.call(...)` replaces the script's frame with the Lua redis.call:
             // the script's last line is kept for an error raised there to name.
             let last = self.last_line.clone();
-            last.set(-1);
+            last.set((false, -1));
             thread.set_hook(mlua::HookTriggers::EVERY_LINE, move |_, d| {
-                if d.source().source.as_deref() == Some("@user_script") {
-                    last.set(d.curr_line());
+                match d.source().source.as_deref() {
+                    Some("@user_script") => last.set((false, d.curr_line())),
+                    Some("@user_function") => last.set((true, d.curr_line())),
+                    _ => {}
                 }
                 Ok(mlua::VmState::Continue)
             });
@@ -483,8 +625,9 @@ impl Interp {
 }
 
 /// The reply of a script that raised `err` (after the error handler placed it).
-/// A frame replaced by a tail call names `last_line`, the script's last line seen.
-fn failure(err: Value, sha: &str, last_line: i32) -> Reply {
+/// A frame replaced by a tail call names `last_line`, the script's (or function's) last line
+/// seen.
+fn failure(err: Value, sha: &str, last_line: (bool, i32)) -> Reply {
     let Value::Table(t) = err else {
         let msg = match &err {
             Value::String(s) => s.to_string_lossy().to_string(),
@@ -501,7 +644,10 @@ fn failure(err: Value, sha: &str, last_line: i32) -> Reply {
     // (Redis crashes on an error table without `err`; a plain ERR is safer.)
     let msg = text("err").unwrap_or_else(|| "ERR".to_owned());
     let (source, line) = match (text("source"), text("line")) {
-        (Some(s), _) if s == "=(tail call)" => (Some("@user_script".to_owned()), Some(last_line.to_string())),
+        (Some(s), _) if s == "=(tail call)" => {
+            let source = if last_line.0 { "@user_function" } else { "@user_script" };
+            (Some(source.to_owned()), Some(last_line.1.to_string()))
+        }
         other => other,
     };
     match (source, line) {
@@ -516,7 +662,7 @@ fn failure(err: Value, sha: &str, last_line: i32) -> Reply {
 fn lua_message(e: &mlua::Error) -> String {
     match e {
         mlua::Error::SyntaxError { message, .. } => message.clone(),
-        mlua::Error::RuntimeError(m) => m.clone(),
+        mlua::Error::RuntimeError(m) => m.split("\nstack traceback:").next().unwrap_or(m).to_owned(),
         mlua::Error::MemoryError(m) => m.clone(),
         mlua::Error::CallbackError { cause, .. } => lua_message(cause),
         other => other.to_string(),
@@ -691,6 +837,124 @@ fn table_reply(t: &Table, resp: u8, depth: usize) -> Reply {
         }
     }
     Reply::Array(items)
+}
+
+/// The environment of functions' code (a proxy whose `__index` the interpreter switches, its
+/// metatable) and the load API: `redis.register_function`, `redis.log` and the versions, and
+/// nothing else (reading any other global is an error, as in Redis).
+fn function_env(
+    lua: &Lua,
+    prim: &Table,
+    raise: &Raise,
+    visible: &Table,
+) -> mlua::Result<(Table, Table, Table)> {
+    let readonly: Function = prim.raw_get("readonly")?;
+    let missing: Function = prim.raw_get("missing")?;
+    let redis = lua.create_table()?;
+    let real_redis: Table = lua.globals().raw_get("redis")?;
+    for name in
+        ["log", "LOG_DEBUG", "LOG_VERBOSE", "LOG_NOTICE", "LOG_WARNING", "REDIS_VERSION", "REDIS_VERSION_NUM"]
+    {
+        redis.raw_set(name, real_redis.raw_get::<Value>(name)?)?;
+    }
+    redis.raw_set("register_function", register_function(lua, raise)?)?;
+    let strict = lua.create_table()?;
+    strict.raw_set("__index", missing)?;
+    redis.set_metatable(Some(strict.clone()));
+    let load_api = lua.create_table()?;
+    load_api.raw_set("redis", redis)?;
+    load_api.set_metatable(Some(strict));
+    let fenv = lua.create_table()?;
+    let meta = lua.create_table()?;
+    meta.raw_set("__index", visible.clone())?;
+    meta.raw_set("__newindex", readonly)?;
+    meta.raw_set("__metatable", false)?;
+    fenv.set_metatable(Some(meta.clone()));
+    Ok((fenv, meta, load_api))
+}
+
+/// `redis.register_function(name, callback)` or `redis.register_function{function_name = ...,
+/// callback = ..., flags = {...}, description = ...}`, as Redis 7.0 reads them.
+fn register_function(lua: &Lua, raise: &Raise) -> mlua::Result<Function> {
+    let raise = raise.clone();
+    lua.create_function(move |lua, args: MultiValue| -> mlua::Result<()> {
+        let fail = |msg: &str| Err(raise.table(lua, msg));
+        if REGISTERING.with(|r| r.borrow().is_none()) {
+            return fail("redis.register_function can only be called on FUNCTION LOAD command");
+        }
+        let args: Vec<Value> = args.into_iter().collect();
+        let (name, callback, description, flags) = match args.as_slice() {
+            [Value::Table(t)] => {
+                let (mut name, mut callback, mut description, mut flags) = (None, None, None, Flags::default());
+                for pair in t.clone().pairs::<Value, Value>() {
+                    let (k, v) = pair?;
+                    let Value::String(k) = k else {
+                        return fail("named argument key given to redis.register_function is not a string");
+                    };
+                    match (k.as_bytes().as_ref(), v) {
+                        (b"function_name", Value::String(v)) => name = Some(v.to_string_lossy().to_string()),
+                        (b"function_name", _) => {
+                            return fail("function_name argument given to redis.register_function must be a string")
+                        }
+                        (b"description", Value::String(v)) => description = Some(v.to_string_lossy().to_string()),
+                        (b"description", _) => {
+                            return fail("description argument given to redis.register_function must be a string")
+                        }
+                        (b"callback", Value::Function(f)) => callback = Some(f),
+                        (b"callback", _) => {
+                            return fail("callback argument given to redis.register_function must be a function")
+                        }
+                        (b"flags", Value::Table(list)) => {
+                            for flag in list.sequence_values::<Value>() {
+                                let parsed = match flag? {
+                                    Value::String(f) => Flags::of(format!("#!lua flags={}\n", f.to_string_lossy()).as_bytes())
+                                        .ok()
+                                        .map(|(f, _)| f),
+                                    _ => None,
+                                };
+                                match parsed {
+                                    Some(f) => flags = flags.union(f),
+                                    None => return fail("unknown flag given"),
+                                }
+                            }
+                        }
+                        (b"flags", _) => {
+                            return fail("flags argument to redis.register_function must be a table representing function flags")
+                        }
+                        _ => return fail("unknown argument given to redis.register_function"),
+                    }
+                }
+                let Some(name) = name else { return fail("redis.register_function must get a function name argument") };
+                let Some(callback) = callback else { return fail("redis.register_function must get a callback argument") };
+                (name, callback, description, flags)
+            }
+            [_] => {
+                return fail("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).")
+            }
+            [name, callback] => {
+                let Value::String(name) = name else { return fail("first argument to redis.register_function must be a string") };
+                let Value::Function(callback) = callback else {
+                    return fail("second argument to redis.register_function must be a function");
+                };
+                (name.to_string_lossy().to_string(), callback.clone(), None, Flags::default())
+            }
+            _ => return fail("wrong number of arguments to redis.register_function"),
+        };
+        if !functions::valid_name(&name) {
+            // (Redis 7.0 names the library here, for a function's name.)
+            return fail("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long");
+        }
+        let duplicate = REGISTERING.with(|r| r.borrow().as_ref().is_some_and(|v| v.iter().any(|f| f.name == name)));
+        if duplicate {
+            return fail("Function already exists in the library");
+        }
+        REGISTERING.with(|r| {
+            if let Some(v) = r.borrow_mut().as_mut() {
+                v.push(Registered { name, callback, description, flags });
+            }
+        });
+        Ok(())
+    })
 }
 
 /// `redis.call` (`raises`) or `redis.pcall` of a run on a shard: the command's reply, its

@@ -15,11 +15,12 @@
 //!   otherwise, as a Redis script whose command failed midway (what it wrote stays).
 //!   `lua-strict-keys yes` refuses every undeclared key instead, as Dragonfly does.
 
+pub(crate) mod functions;
 mod libs;
 mod lua;
 mod raise;
 pub(crate) mod run;
-mod store;
+pub(crate) mod store;
 
 pub(crate) use store::{sha1hex, Source, Store};
 
@@ -40,4 +41,16 @@ pub(crate) fn flush_here() {
 #[must_use]
 pub(crate) fn memory_here() -> usize {
     lua::memory_here()
+}
+
+/// Loads a library's code (after its shebang) on this core, for FUNCTION LOAD to check it and
+/// learn its functions: each one's name, description and flags.
+///
+/// # Errors
+/// Redis's compile and registration errors.
+pub(crate) fn load_library(
+    code: &[u8],
+) -> Result<Vec<(String, Option<String>, store::Flags)>, crate::cmd::error::CmdError> {
+    let registered = lua::with(|interp| interp.load_library(code))??;
+    Ok(registered.into_iter().map(|r| (r.name, r.description, r.flags)).collect())
 }

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::acl::{Reason, User};
 use crate::engine::command::{Command, Run};
+use crate::engine::script::functions;
 use crate::engine::script::lua::{self, Ended};
 use crate::engine::script::store::{Reach, Source};
 use crate::engine::session::Session;
@@ -95,10 +96,44 @@ fn admit(args: &[Bytes], rules: &mut Rules, denied: &mut Vec<Denied>) -> Result<
     Ok(cmd)
 }
 
-/// A script to run, and what it runs with.
+/// What runs: a script (EVAL) or a function (FCALL).
+pub(crate) enum Target {
+    /// A script.
+    Eval(Arc<Source>),
+    /// A library's function.
+    Function(Arc<functions::Function>),
+}
+
+impl Target {
+    /// What its runs showed of the keys it reaches.
+    fn reach(&self) -> Reach {
+        match self {
+            Target::Eval(s) => s.reach(),
+            Target::Function(f) => f.reach(),
+        }
+    }
+
+    /// Remembers what a run showed.
+    fn note(&self, reach: Reach) {
+        match self {
+            Target::Eval(s) => s.note(reach),
+            Target::Function(f) => f.note(reach),
+        }
+    }
+
+    /// How error replies name it: the script's SHA1, or the function's name.
+    fn name(&self) -> &str {
+        match self {
+            Target::Eval(s) => std::str::from_utf8(&s.sha).unwrap_or_default(),
+            Target::Function(f) => &f.name,
+        }
+    }
+}
+
+/// A script or function to run, and what it runs with.
 pub(crate) struct Script {
-    /// The script.
-    pub(crate) source: Arc<Source>,
+    /// What runs.
+    pub(crate) target: Target,
     /// KEYS.
     pub(crate) keys: Vec<Bytes>,
     /// ARGV.
@@ -131,7 +166,7 @@ const UNDECLARED: &str =
 pub(crate) async fn run(s: &mut Session, script: Script) -> CmdResult {
     let router = s.core.router.clone();
     let (shard, together) = router.placement(script.keys.iter().map(|k| &k[..]));
-    if s.exec_tx.is_some() || !together || script.source.reach() != Reach::Declared {
+    if s.exec_tx.is_some() || !together || script.target.reach() != Reach::Declared {
         return across(s, script).await;
     }
     let (me, shards, db) = (shard, router.shards(), s.db);
@@ -142,7 +177,7 @@ pub(crate) async fn run(s: &mut Session, script: Script) -> CmdResult {
             Ok(reply)
         }
         OnShard::Elsewhere(script) => {
-            script.source.note(Reach::Undeclared);
+            script.target.note(Reach::Undeclared);
             across(s, *script).await
         }
     }
@@ -157,7 +192,7 @@ fn on_shard(cell: &Rc<RefCell<Shard>>, me: ShardId, shards: usize, db: usize, sc
         denied: Vec<Denied>,
         elsewhere: bool,
     }
-    let Script { source, keys, argv, rules } = script;
+    let Script { target, keys, argv, rules } = script;
     let unit = cell.borrow_mut().enter_unit();
     let run = Rc::new(RefCell::new(Shared { rules, denied: Vec::new(), elsewhere: false }));
     let keys: Rc<[Bytes]> = keys.into();
@@ -199,10 +234,15 @@ fn on_shard(cell: &Rc<RefCell<Shard>>, me: ShardId, shards: usize, db: usize, sc
             }
         })
     };
-    let sha = std::str::from_utf8(&source.sha).unwrap_or_default();
-    let ran = lua::with(|interp| {
-        let f = interp.function(&source)?;
-        Ok::<Reply, CmdError>(interp.run(&f, sha, &keys, &argv, handler))
+    let ran = lua::with(|interp| match &target {
+        Target::Eval(source) => {
+            let f = interp.function(source)?;
+            Ok::<Reply, CmdError>(interp.run(&f, target.name(), &keys, &argv, handler))
+        }
+        Target::Function(func) => {
+            let f = interp.function_named(&func.name)?;
+            Ok(interp.run_function(&f, target.name(), &keys, &argv, handler))
+        }
     });
     cell.borrow_mut().leave_unit(unit);
     let run = std::mem::replace(
@@ -210,7 +250,7 @@ fn on_shard(cell: &Rc<RefCell<Shard>>, me: ShardId, shards: usize, db: usize, sc
         Shared { rules: Rules::default(), denied: Vec::new(), elsewhere: false },
     );
     if run.elsewhere {
-        return OnShard::Elsewhere(Box::new(Script { source, keys: keys.to_vec(), argv, rules: run.rules }));
+        return OnShard::Elsewhere(Box::new(Script { target, keys: keys.to_vec(), argv, rules: run.rules }));
     }
     OnShard::Done(ran.and_then(|r| r).unwrap_or_else(Reply::from), run.denied)
 }
@@ -218,7 +258,7 @@ fn on_shard(cell: &Rc<RefCell<Shard>>, me: ShardId, shards: usize, db: usize, sc
 /// One run holding every shard (the running EXEC's transaction, or one of its own): each
 /// `redis.call` yields to this task, which runs the command where its keys are.
 async fn across(s: &mut Session, script: Script) -> CmdResult {
-    let Script { source, keys, argv, mut rules } = script;
+    let Script { target, keys, argv, mut rules } = script;
     let own = if s.exec_tx.is_none() {
         let router = s.core.router.clone();
         let all = (0..router.shards()).map(ShardId).collect();
@@ -228,12 +268,18 @@ async fn across(s: &mut Session, script: Script) -> CmdResult {
     } else {
         false
     };
-    let sha = String::from_utf8_lossy(&source.sha).into_owned();
+    let sha = target.name().to_owned();
     let db = s.db;
     let mut reach = Reach::Declared;
-    let thread = lua::with(|interp| {
-        let f = interp.function(&source)?;
-        interp.start(&f, &keys, &argv)
+    let thread = lua::with(|interp| match &target {
+        Target::Eval(source) => {
+            let f = interp.function(source)?;
+            interp.start(&f, Some((&keys, &argv)))
+        }
+        Target::Function(func) => {
+            let f = interp.function_named(&func.name)?;
+            interp.start_function(&f, &keys, &argv)
+        }
     })
     .and_then(|t| t);
     let result = match thread {
@@ -267,7 +313,7 @@ async fn across(s: &mut Session, script: Script) -> CmdResult {
     };
     // SELECT inside a script selects for the rest of the script only.
     s.db = db;
-    source.note(reach);
+    target.note(reach);
     if own {
         if let Some(tx) = s.exec_tx.take().and_then(|tx| std::rc::Rc::try_unwrap(tx).ok()) {
             tx.release().await;

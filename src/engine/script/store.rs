@@ -46,6 +46,34 @@ pub(crate) struct Flags {
 }
 
 impl Flags {
+    /// Both sets of flags.
+    #[must_use]
+    pub(crate) fn union(self, other: Flags) -> Flags {
+        Flags {
+            compat: self.compat && other.compat,
+            no_writes: self.no_writes || other.no_writes,
+            allow_oom: self.allow_oom || other.allow_oom,
+            allow_stale: self.allow_stale || other.allow_stale,
+            no_cluster: self.no_cluster || other.no_cluster,
+            allow_cross_slot: self.allow_cross_slot || other.allow_cross_slot,
+        }
+    }
+
+    /// The flags' names, as FUNCTION LIST shows them.
+    #[must_use]
+    pub(crate) fn names(self) -> Vec<&'static str> {
+        [
+            (self.no_writes, "no-writes"),
+            (self.allow_oom, "allow-oom"),
+            (self.allow_stale, "allow-stale"),
+            (self.no_cluster, "no-cluster"),
+            (self.allow_cross_slot, "allow-cross-slot-keys"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+    }
+
     /// The flags of `body`'s shebang, and how many bytes the shebang line takes (the code
     /// compiled starts after it, its newline kept so that line numbers stay).
     ///
@@ -107,6 +135,18 @@ pub(crate) enum Reach {
     Undeclared = 2,
 }
 
+impl Reach {
+    /// The reach stored as `n`.
+    #[must_use]
+    pub(crate) fn from_u8(n: u8) -> Reach {
+        match n {
+            1 => Reach::Declared,
+            2 => Reach::Undeclared,
+            _ => Reach::Unknown,
+        }
+    }
+}
+
 /// A script the server knows.
 #[derive(Debug)]
 pub(crate) struct Source {
@@ -141,11 +181,7 @@ impl Source {
     /// What its runs showed of the keys it reaches.
     #[must_use]
     pub(crate) fn reach(&self) -> Reach {
-        match self.reach.load(Ordering::Relaxed) {
-            1 => Reach::Declared,
-            2 => Reach::Undeclared,
-            _ => Reach::Unknown,
-        }
+        Reach::from_u8(self.reach.load(Ordering::Relaxed))
     }
 
     /// Remembers what a run showed: a script seen reaching an undeclared key stays so marked.
