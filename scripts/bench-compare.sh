@@ -10,7 +10,7 @@
 # both shards), RSS per idle plain and TLS connection, and memory per key and per small hash, set, sorted set and list.
 #
 #   scripts/bench-compare.sh [-n REQUESTS] [-c CLIENTS] [--idle N] [--reference BINARY] [--quick]
-#                            [--only matrix,types,zset,handshakes,churn,threads,rate,newuser,acl,idle,memory,client]
+#                            [--only matrix,types,zset,handshakes,churn,threads,rate,newuser,acl,scripts,idle,memory,client]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=200000; C=50; IDLE=10000; SERVER_CPU=0; CLIENT_CPU=1; REF=redis-server; ONLY=
@@ -40,6 +40,7 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 wait_port() { for _ in $(seq 1 200); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
 start_redis() { # -> "pid port tls_port"
@@ -365,6 +366,58 @@ done
 kill "$NRPID" "$NFPID"; wait "$NRPID" "$NFPID" 2>/dev/null || true
 fi
 
+if want scripts; then
+# EVALSHA of a one-key script (GET then INCR), TLS, P=16: ferrokey (threads 1) vs redis, each
+# median of 3 runs. Then, on ferrokey with two shards on the server cpu, a script INCRing two
+# keys on one shard vs two keys on different shards (every gate held, a hop per remote call).
+slot_shard() { python3 -c '
+import sys
+def crc16(d):
+    c = 0
+    for b in d:
+        c ^= b << 8
+        for _ in range(8):
+            c = ((c << 1) ^ 0x1021) if c & 0x8000 else c << 1
+            c &= 0xffff
+    return c
+print(0 if crc16(sys.argv[1].encode()) % 16384 < 8192 else 1)' "$1"; }
+key_on() { local i=0; while [ "$(slot_shard "$1$i")" != "$2" ]; do i=$((i + 1)); done; echo "$1$i"; }
+evalsha_us() { # pid tls_port script keys... -> median µs/op of 3 runs
+  local pid=$1 port=$2 body=$3; shift 3
+  local sha; sha=$(redis-cli -p "$port" --tls --cacert "$certs/ca.crt" SCRIPT LOAD "$body")
+  redis-cli -p "$port" --tls --cacert "$certs/ca.crt" EVALSHA "$sha" "$#" "$@" >/dev/null
+  local runs=()
+  for _ in 1 2 3; do
+    read -r _ us _ < <(bench "$pid" "$port" 1 16 evalsha EVALSHA "$sha" "$#" "$@")
+    runs+=("$us")
+  done
+  median "${runs[@]}"
+}
+one='local v = redis.call("GET", KEYS[1]) return redis.call("INCR", KEYS[1])'
+read -r SRPID _ SRTLS < <(start_redis)
+read -r SFPID _ SFTLS < <(start_ferrokey 1 "$SERVER_CPU")
+r_us=$(RANGE=100000 evalsha_us "$SRPID" "$SRTLS" "$one" "key:__rand_int__")
+f_us=$(RANGE=100000 evalsha_us "$SFPID" "$SFTLS" "$one" "key:__rand_int__")
+kill "$SRPID" "$SFPID"; wait "$SRPID" "$SFPID" 2>/dev/null || true
+echo
+echo "Scripts: EVALSHA of a one-key script (GET then INCR), TLS, P=16, median of 3:"
+echo "| redis µs/op | ferrokey µs/op | ratio fk/redis |"
+echo "|---|---|---|"
+echo "| $r_us | $f_us | $(awk -v a="$f_us" -v b="$r_us" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') |"
+two='redis.call("INCR", KEYS[1]) return redis.call("INCR", KEYS[2])'
+read -r S2PID _ S2TLS < <(start_ferrokey 2 "$SERVER_CPU,$SERVER_CPU")
+same_a=$(key_on "{s}x" 0); same_b="{s}y"; [ "$(slot_shard "$same_b")" = 0 ] || same_b=$(key_on "{s}y" 0)
+a0=$(key_on "a" 0); b1=$(key_on "b" 1)
+one_shard=$(evalsha_us "$S2PID" "$S2TLS" "$two" "$same_a" "$same_b")
+two_shard=$(evalsha_us "$S2PID" "$S2TLS" "$two" "$a0" "$b1")
+kill "$S2PID"; wait "$S2PID" 2>/dev/null || true
+echo
+echo "Scripts across shards (ferrokey, two shards on cpu $SERVER_CPU), TLS, P=16, median of 3:"
+echo "| keys on one shard µs/op | keys on two shards µs/op | ratio two/one |"
+echo "|---|---|---|"
+echo "| $one_shard | $two_shard | $(awk -v a="$two_shard" -v b="$one_shard" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') |"
+fi
+
 if want idle; then
 echo
 echo "RSS per idle connection ($IDLE connections, PING answered on each):"
@@ -446,7 +499,6 @@ RULES=(on ">apppw" resetchannels "&chan:1" "&chan:2" "~cache:*" "~session:*" "~u
 redis-cli -p "$APORT" ACL SETUSER app "${RULES[@]}" >/dev/null
 echo "| test | default µs/op | app µs/op (25 rules) | ratio app/default (triples) | outer/outer |"
 echo "|---|---|---|---|---|"
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # us_per_op_as default|app TEST: server µs per op of a P=16 TLS run as that user.
 us_per_op_as() {
   local LOGIN=() us; [ "$1" = app ] && LOGIN=(--user app -a apppw)
