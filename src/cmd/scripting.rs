@@ -239,6 +239,8 @@ async fn call_function(s: &mut Session, args: &[Bytes], read_only: bool) -> CmdR
         return Err(CmdError::msg("ERR Number of keys can't be negative"));
     }
     let rules = prepare(s, function.flags, read_only)?;
+    // What it writes waits for the disk under `appendfsync always`, as a write command's does.
+    s.wrote |= !rules.read_only;
     let split = 3 + numkeys as usize;
     let script = Script {
         target: Target::Function(function),
@@ -454,6 +456,8 @@ async fn eval(s: &mut Session, args: &[Bytes], kind: Eval) -> CmdResult {
         Eval::Sha { read_only } => (store.find(&args[1]).ok_or(CmdError::NoScript)?, read_only),
     };
     let rules = prepare(s, source.flags, read_only)?;
+    // What it writes waits for the disk under `appendfsync always`, as a write command's does.
+    s.wrote |= !rules.read_only;
     let split = 3 + numkeys as usize;
     let script = Script {
         target: Target::Eval(source),

@@ -67,7 +67,7 @@ pub(crate) fn metadata(code: &[u8]) -> Result<(String, String, usize), CmdError>
     };
     let parts = crate::splitargs::split(&code[..end]).unwrap_or_default();
     let Some(engine) = parts.first() else { return Err(CmdError::msg("ERR Invalid library metadata")) };
-    let engine = String::from_utf8_lossy(&engine[2..]).into_owned();
+    let engine = String::from_utf8_lossy(engine.get(2..).unwrap_or_default()).into_owned();
     let mut name = None;
     for part in &parts[1..] {
         if part.len() >= 5 && part[..5].eq_ignore_ascii_case(b"name=") {

@@ -698,6 +698,11 @@ fn error_table(lua: &Lua, e: &CmdError, counted: bool) -> mlua::Result<Value> {
 /// A reply as a Lua value, as Redis converts it for a script speaking `resp`; `counted`
 /// marks an error reply already counted in the error statistics.
 fn to_lua(lua: &Lua, reply: &Reply, resp: u8, counted: bool) -> mlua::Result<Value> {
+    crate::engine::script::raise::deep(|| to_lua_here(lua, reply, resp, counted))
+}
+
+/// `to_lua`'s work, on whatever stack it got.
+fn to_lua_here(lua: &Lua, reply: &Reply, resp: u8, counted: bool) -> mlua::Result<Value> {
     let resp3 = resp == 3;
     let table = |field: &str, v: Value| -> mlua::Result<Value> {
         let t = lua.create_table()?;
@@ -772,6 +777,11 @@ fn to_lua(lua: &Lua, reply: &Reply, resp: u8, counted: bool) -> mlua::Result<Val
 
 /// A script's return value as a reply, as Redis's `luaReplyToRedisReply` converts it.
 fn from_lua(value: Value, resp: u8, depth: usize) -> Reply {
+    crate::engine::script::raise::deep(|| from_lua_here(value, resp, depth))
+}
+
+/// `from_lua`'s work, on whatever stack it got.
+fn from_lua_here(value: Value, resp: u8, depth: usize) -> Reply {
     if depth > MAX_DEPTH {
         return Reply::Error("ERR reached lua stack limit".into());
     }

@@ -60,3 +60,10 @@ pub(crate) fn lua_number(n: f64) -> String {
         if mantissa.contains('.') { mantissa.trim_end_matches('0').trim_end_matches('.') } else { mantissa };
     format!("{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
 }
+
+/// Runs `f`, a step of a recursion a script controls the depth of (nested tables converted,
+/// JSON or MessagePack nested), on a fresh stack segment when less than 64 KiB of this
+/// thread's stack is left: a depth the limits allow never overflows an executor's stack.
+pub(crate) fn deep<R>(f: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(64 * 1024, 1024 * 1024, f)
+}

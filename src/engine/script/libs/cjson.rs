@@ -430,6 +430,11 @@ impl Encoder<'_> {
 
     /// A table `depth` tables deep: an array when `lua_array_length` finds one, else an object.
     fn table(&mut self, t: &Table, depth: i32) -> mlua::Result<()> {
+        crate::engine::script::raise::deep(|| self.table_here(t, depth))
+    }
+
+    /// `table`'s work, on whatever stack it got.
+    fn table_here(&mut self, t: &Table, depth: i32) -> mlua::Result<()> {
         // `json_check_encode_depth`.
         if depth > self.cfg.encode_max_depth || depth > SAFE_DEPTH {
             let msg = format!("Cannot serialise, excessive nesting ({depth})");
@@ -814,6 +819,11 @@ impl<'a> Parser<'a> {
 
     /// `json_process_value`.
     fn value(&mut self, token: Token) -> mlua::Result<Value> {
+        crate::engine::script::raise::deep(|| self.value_here(token))
+    }
+
+    /// `value`'s work, on whatever stack it got.
+    fn value_here(&mut self, token: Token) -> mlua::Result<Value> {
         Ok(match token.tok {
             Tok::Str(s) => Value::String(self.lua.create_string(s)?),
             Tok::Number(n) => Value::Number(n),

@@ -99,6 +99,11 @@ fn pack(lua: &Lua, raise: &Raise, args: &MultiValue) -> mlua::Result<mlua::Strin
 
 /// `mp_encode_lua_type`: one value, `level` tables deep.
 fn encode(out: &mut Vec<u8>, v: &Value, level: usize) -> mlua::Result<()> {
+    crate::engine::script::raise::deep(|| encode_here(out, v, level))
+}
+
+/// `encode`'s work, on whatever stack it got.
+fn encode_here(out: &mut Vec<u8>, v: &Value, level: usize) -> mlua::Result<()> {
     match v {
         Value::String(s) => encode_bytes(out, &s.as_bytes()),
         Value::Boolean(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
@@ -359,6 +364,11 @@ impl<'a> Cursor<'a> {
 
 /// `mp_decode_to_lua_type`: the value at the cursor; `top` is how many stack slots are in use.
 fn decode(lua: &Lua, raise: &Raise, cur: &mut Cursor, top: i64, depth: usize) -> Result<Value, Fail> {
+    crate::engine::script::raise::deep(|| decode_here(lua, raise, cur, top, depth))
+}
+
+/// `decode`'s work, on whatever stack it got.
+fn decode_here(lua: &Lua, raise: &Raise, cur: &mut Cursor, top: i64, depth: usize) -> Result<Value, Fail> {
     let Some(&tag) = cur.data.get(cur.pos) else {
         return Err(Fail::Eof);
     };
