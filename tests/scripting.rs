@@ -463,3 +463,51 @@ fn redis_py_scripts_and_locks_work_plain_and_tls() {
         );
     }
 }
+
+/// FUNCTION DUMP payloads move both ways between ferrokey and redis-server, and RESTORE's
+/// policies and errors answer as Redis's.
+#[test]
+fn function_dumps_move_both_ways_with_redis_server() {
+    let reference = RedisServer::start();
+    let server = Server::start();
+    let load = |raw: &mut common::Raw| {
+        raw.request(&[b"FUNCTION", b"FLUSH"]);
+        let code = "#!lua name=lib1\nredis.register_function('f1', function(keys, args) return 'one' end)";
+        let reply = raw.request(&[b"FUNCTION", b"LOAD", code.as_bytes()]);
+        assert_eq!(reply, b"$4\r\nlib1\r\n".to_vec());
+    };
+    let payload = |raw: &mut common::Raw| {
+        let reply = raw.request(&[b"FUNCTION", b"DUMP"]);
+        let at = reply.iter().position(|&c| c == b'\n').unwrap() + 1;
+        reply[at..reply.len() - 2].to_vec()
+    };
+    let mut redis = reference.raw();
+    let mut ours = server.raw(Mode::Tls);
+    load(&mut redis);
+    load(&mut ours);
+    let (theirs_payload, ours_payload) = (payload(&mut redis), payload(&mut ours));
+    for (from, to) in [(theirs_payload, &mut ours), (ours_payload, &mut redis)] {
+        to.request(&[b"FUNCTION", b"FLUSH"]);
+        assert_eq!(to.request(&[b"FUNCTION", b"RESTORE", &from]), b"+OK\r\n".to_vec());
+        assert_eq!(to.request(&[b"FCALL", b"f1", b"0"]), b"$3\r\none\r\n".to_vec());
+    }
+    let p = payload(&mut ours);
+    let mut bad = p.clone();
+    bad[0] ^= 1;
+    for args in [
+        vec![&b"FUNCTION"[..], b"RESTORE", &p],
+        vec![b"FUNCTION", b"RESTORE", &p, b"REPLACE"],
+        vec![b"FUNCTION", b"RESTORE", &p, b"BAD"],
+        vec![b"FUNCTION", b"RESTORE", &bad],
+        vec![b"FUNCTION", b"RESTORE", b"garbage"],
+        vec![b"FUNCTION", b"RESTORE", &p, b"FLUSH", b"x"],
+        vec![b"FUNCTION", b"RESTORE", &p, b"FLUSH"],
+    ] {
+        assert_eq!(
+            ours.request(&args),
+            redis.request(&args),
+            "{:?}",
+            String::from_utf8_lossy(args[3.min(args.len() - 1)])
+        );
+    }
+}

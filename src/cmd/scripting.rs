@@ -219,6 +219,25 @@ fn function_container() -> Command {
             .acl(acl::SCRIPTING)
             .tips(&["request_policy:all_shards", "response_policy:one_succeeded"])
             .docs("scripting", "7.0.0", "O(1)", "Kill the function currently in execution."),
+            Command::inline("dump", 2, |_, _| Ok(function_dump()))
+                .flags(flag::NOSCRIPT)
+                .acl(acl::SCRIPTING)
+                .docs(
+                    "scripting",
+                    "7.0.0",
+                    "O(N) where N is the number of functions",
+                    "Dump all functions into a serialized binary payload",
+                ),
+            Command::session("restore", -3, |s, a| Box::pin(function_restore(s, a)))
+                .flags(flag::WRITE | flag::DENYOOM | flag::NOSCRIPT)
+                .acl(acl::SCRIPTING)
+                .tips(tips_all)
+                .docs(
+                    "scripting",
+                    "7.0.0",
+                    "O(N) where N is the number of functions on the payload",
+                    "Restore all the functions on the given payload",
+                ),
             Command::inline("help", 2, |_, _| Ok(function_help()))
                 .flags(flag::LOADING | flag::STALE)
                 .acl(acl::SCRIPTING)
@@ -267,6 +286,18 @@ async fn function_load(_s: &mut Session, args: &[Bytes]) -> CmdResult {
         )));
     }
     let Some(code) = args.get(at) else { return Err(CmdError::msg("ERR Function code is missing")) };
+    let library = library(code)?;
+    let all = Functions::get();
+    if all.has(&library.name) && !replace {
+        return Err(CmdError::text(format!("ERR Library '{}' already exists", library.name)));
+    }
+    let name = library.name.clone();
+    all.add(library)?;
+    Ok(Reply::bulk(name))
+}
+
+/// A library from its code, checked and loaded here to learn its functions.
+fn library(code: &Bytes) -> Result<functions::Library, CmdError> {
     let (engine, name, code_at) = functions::metadata(code)?;
     if !functions::valid_name(&name) {
         return Err(CmdError::msg(
@@ -276,10 +307,6 @@ async fn function_load(_s: &mut Session, args: &[Bytes]) -> CmdResult {
     if !engine.eq_ignore_ascii_case("lua") {
         return Err(CmdError::text(format!("ERR Engine '{engine}' not found")));
     }
-    let all = Functions::get();
-    if all.has(&name) && !replace {
-        return Err(CmdError::text(format!("ERR Library '{name}' already exists")));
-    }
     let registered = crate::engine::script::load_library(&code[code_at..])?;
     if registered.is_empty() {
         return Err(CmdError::msg("ERR No functions registered"));
@@ -288,8 +315,36 @@ async fn function_load(_s: &mut Session, args: &[Bytes]) -> CmdResult {
         .into_iter()
         .map(|(f, description, flags)| (f.clone(), Arc::new(functions::Function::new(f, description, flags))))
         .collect();
-    all.add(functions::Library { name: name.clone(), code: code.clone(), functions })?;
-    Ok(Reply::bulk(name))
+    Ok(functions::Library { name, code: code.clone(), functions })
+}
+
+/// FUNCTION DUMP
+fn function_dump() -> Reply {
+    Reply::Bulk(Bytes::from(functions::dump(&Functions::get().libraries())))
+}
+
+/// FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE]
+async fn function_restore(_s: &mut Session, args: &[Bytes]) -> CmdResult {
+    if args.len() > 4 {
+        return Err(CmdError::text(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+            String::from_utf8_lossy(&args[1][..args[1].len().min(128)])
+        )));
+    }
+    let policy = match args.get(3) {
+        None => functions::Policy::Append,
+        Some(p) if p.eq_ignore_ascii_case(b"flush") => functions::Policy::Flush,
+        Some(p) if p.eq_ignore_ascii_case(b"append") => functions::Policy::Append,
+        Some(p) if p.eq_ignore_ascii_case(b"replace") => functions::Policy::Replace,
+        Some(_) => {
+            return Err(CmdError::msg(
+                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+            ))
+        }
+    };
+    let libraries = functions::undump(&args[2])?.iter().map(library).collect::<Result<Vec<_>, _>>()?;
+    Functions::get().restore(libraries, policy)?;
+    Ok(Reply::Ok)
 }
 
 /// FUNCTION DELETE library

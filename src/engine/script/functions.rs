@@ -94,6 +94,52 @@ pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
+/// RDB's opcode before a library's code (Redis 7.0's `RDB_OPCODE_FUNCTION2`).
+const RDB_FUNCTION: u8 = 245;
+
+/// FUNCTION DUMP's payload: each library's code after RDB's function opcode, framed as DUMP
+/// frames a value.
+#[must_use]
+pub(crate) fn dump(libraries: &[Arc<Library>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for library in libraries {
+        body.push(RDB_FUNCTION);
+        crate::storage::rdb::write_string(&mut body, &library.code, true);
+    }
+    crate::storage::rdb::framed(body)
+}
+
+/// The libraries' code in a FUNCTION DUMP payload.
+///
+/// # Errors
+/// Redis's texts for a payload it refuses.
+pub(crate) fn undump(payload: &[u8]) -> Result<Vec<Bytes>, CmdError> {
+    let body = crate::storage::rdb::unframed(payload)
+        .map_err(|_| CmdError::msg("ERR DUMP payload version or checksum are wrong"))?;
+    let mut reader = crate::storage::rdb::Reader::new(body);
+    let mut codes = Vec::new();
+    while !reader.at_end() {
+        match reader.byte() {
+            Ok(RDB_FUNCTION) => {}
+            Ok(_) => return Err(CmdError::msg("ERR given type is not a function")),
+            Err(_) => return Err(CmdError::msg("ERR DUMP payload version or checksum are wrong")),
+        }
+        codes.push(reader.string().map_err(|_| CmdError::msg("ERR function payload is invalid"))?);
+    }
+    Ok(codes)
+}
+
+/// How FUNCTION RESTORE treats the libraries there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Policy {
+    /// Delete them all first.
+    Flush,
+    /// Keep them; a library of the same name is an error.
+    Append,
+    /// Keep them; a library of the same name is replaced.
+    Replace,
+}
+
 /// Every library, and every function by name.
 #[derive(Default)]
 pub(crate) struct Functions {
@@ -152,6 +198,31 @@ impl Functions {
             }
         }
         libraries.insert(library.name.clone(), Arc::new(library));
+        self.generation.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    /// Adds the restored `restored` by `policy`, all or none.
+    ///
+    /// # Errors
+    /// A library or function name that collides, as Redis words it.
+    pub(crate) fn restore(&self, restored: Vec<Library>, policy: Policy) -> Result<(), CmdError> {
+        let mut libraries = self.write();
+        let mut next = if policy == Policy::Flush { BTreeMap::new() } else { libraries.clone() };
+        for library in restored {
+            if policy == Policy::Append && next.contains_key(&library.name) {
+                return Err(CmdError::text(format!("ERR Library {} already exists", library.name)));
+            }
+            next.remove(&library.name);
+            if let Some(f) = next
+                .values()
+                .find_map(|other| library.functions.keys().find(|f| other.functions.contains_key(*f)))
+            {
+                return Err(CmdError::text(format!("ERR Function {f} already exists")));
+            }
+            next.insert(library.name.clone(), Arc::new(library));
+        }
+        *libraries = next;
         self.generation.fetch_add(1, Ordering::Release);
         Ok(())
     }

@@ -259,18 +259,24 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value, compress: bool) {
 pub(crate) fn dump(value: &Value, compress: bool) -> Vec<u8> {
     let mut out = Vec::new();
     write_value(&mut out, value, compress);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    let crc = crc64::crc64(0, &out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
+    framed(out)
 }
 
-/// Reads a DUMP payload (Redis's or ferrokey's, RDB version up to [`MAX_VERSION`]).
+/// `body` as a payload: followed by the RDB version and the CRC-64 of both (DUMP, FUNCTION
+/// DUMP).
+#[must_use]
+pub(crate) fn framed(mut body: Vec<u8>) -> Vec<u8> {
+    body.extend_from_slice(&VERSION.to_le_bytes());
+    let crc = crc64::crc64(0, &body);
+    body.extend_from_slice(&crc.to_le_bytes());
+    body
+}
+
+/// The body of a payload whose RDB version ferrokey reads and whose checksum is right.
 ///
 /// # Errors
-/// [`PayloadError::Footer`] when the version or checksum is wrong, [`PayloadError::Data`] when
-/// the value does not read.
-pub(crate) fn restore(payload: &[u8]) -> Result<Value, PayloadError> {
+/// [`PayloadError::Footer`] otherwise.
+pub(crate) fn unframed(payload: &[u8]) -> Result<&[u8], PayloadError> {
     if payload.len() < 10 {
         return Err(PayloadError::Footer);
     }
@@ -280,7 +286,16 @@ pub(crate) fn restore(payload: &[u8]) -> Result<Value, PayloadError> {
     if version > MAX_VERSION || crc64::crc64(0, &payload[..payload.len() - 8]) != crc {
         return Err(PayloadError::Footer);
     }
-    let mut r = Reader::new(body);
+    Ok(body)
+}
+
+/// Reads a DUMP payload (Redis's or ferrokey's, RDB version up to [`MAX_VERSION`]).
+///
+/// # Errors
+/// [`PayloadError::Footer`] when the version or checksum is wrong, [`PayloadError::Data`] when
+/// the value does not read.
+pub(crate) fn restore(payload: &[u8]) -> Result<Value, PayloadError> {
+    let mut r = Reader::new(unframed(payload)?);
     let kind = r.byte().map_err(PayloadError::Data)?;
     r.value(kind).map_err(PayloadError::Data)
 }
@@ -305,6 +320,12 @@ impl<'a> Reader<'a> {
     #[must_use]
     pub(crate) fn new(data: &'a [u8]) -> Reader<'a> {
         Reader { data, pos: 0 }
+    }
+
+    /// Whether every byte has been read.
+    #[must_use]
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos >= self.data.len()
     }
 
     /// The next byte.
