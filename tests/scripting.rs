@@ -511,3 +511,49 @@ fn function_dumps_move_both_ways_with_redis_server() {
         );
     }
 }
+
+/// A script runs with its caller's ACL rules: a denied command, key or channel inside it
+/// fails as in redis-server, and ACL LOG records it with the context `lua`.
+#[test]
+fn scripts_run_with_the_callers_acl_rules_as_redis_server_does() {
+    let reference = RedisServer::start();
+    let server = Server::start();
+    let requests: Vec<Vec<Vec<u8>>> = vec![
+        eval("return redis.call('get', 'k1')", &[], &[]),
+        eval("return redis.call('set', 'k1', 'v')", &[], &[]),
+        eval("return redis.call('get', 'other')", &[], &[]),
+        eval("return redis.pcall('get', 'other')", &[], &[]),
+        eval("return redis.call('publish', 'news', 'm')", &[], &[]),
+        eval("return redis.call('publish', 'secret', 'm')", &[], &[]),
+        eval("return redis.call('hset', 'k2', 'f', 'v')", &[], &[]),
+    ];
+    let run = |raw: &mut common::Raw| -> (Vec<Vec<u8>>, Vec<u8>) {
+        raw.request(&[
+            b"ACL", b"SETUSER", b"app", b"reset", b"on", b">pw", b"+@all", b"-set", b"~k*", b"&news",
+        ]);
+        raw.request(&[b"ACL", b"LOG", b"RESET"]);
+        raw.request(&[b"AUTH", b"app", b"pw"]);
+        let got = requests
+            .iter()
+            .map(|q| {
+                let args: Vec<&[u8]> = q.iter().map(Vec::as_slice).collect();
+                raw.request(&args)
+            })
+            .collect();
+        raw.request(&[b"AUTH", b"default", b""]);
+        (got, raw.request(&[b"ACL", b"LOG"]))
+    };
+    let (expected, their_log) = run(&mut reference.raw());
+    let (got, our_log) = run(&mut server.raw(Mode::Tls));
+    for ((q, e), g) in requests.iter().zip(&expected).zip(&got) {
+        assert_eq!(
+            String::from_utf8_lossy(g),
+            String::from_utf8_lossy(e),
+            "{:?}",
+            String::from_utf8_lossy(&q[1])
+        );
+    }
+    let contexts = |log: &[u8]| String::from_utf8_lossy(log).matches("\r\nlua\r\n").count();
+    assert_eq!(contexts(&our_log), contexts(&their_log), "{}", String::from_utf8_lossy(&our_log));
+    assert!(contexts(&our_log) >= 3);
+}
