@@ -250,24 +250,9 @@ fn function_container() -> Command {
 /// FCALL, FCALL_RO.
 async fn call_function(s: &mut Session, args: &[Bytes], read_only: bool) -> CmdResult {
     let function = Functions::get().function(&args[1]).ok_or(CmdError::msg("ERR Function not found"))?;
-    let numkeys = crate::num::parse_i64(&args[2]).ok_or(CmdError::msg("ERR Bad number of keys provided"))?;
-    if numkeys > args.len() as i64 - 3 {
-        return Err(CmdError::msg("ERR Number of keys can't be greater than number of args"));
-    }
-    if numkeys < 0 {
-        return Err(CmdError::msg("ERR Number of keys can't be negative"));
-    }
-    let rules = prepare(s, function.flags, read_only)?;
-    // What it writes waits for the disk under `appendfsync always`, as a write command's does.
-    s.wrote |= !rules.read_only;
-    let split = 3 + numkeys as usize;
-    let script = Script {
-        target: Target::Function(function),
-        keys: args[3..split].to_vec(),
-        argv: args[split..].to_vec(),
-        rules,
-    };
-    crate::engine::script::run::run(s, script).await
+    let numkeys = key_count(args, CmdError::msg("ERR Bad number of keys provided"))?;
+    let flags = function.flags;
+    start(s, Target::Function(function), flags, read_only, args, numkeys).await
 }
 
 /// FUNCTION LOAD [REPLACE] code
@@ -358,12 +343,8 @@ async fn function_delete(_s: &mut Session, args: &[Bytes]) -> CmdResult {
 
 /// FUNCTION FLUSH [ASYNC|SYNC]
 async fn function_flush(_s: &mut Session, args: &[Bytes]) -> CmdResult {
-    match args.get(2) {
-        None => {}
-        Some(mode)
-            if args.len() == 3
-                && (mode.eq_ignore_ascii_case(b"sync") || mode.eq_ignore_ascii_case(b"async")) => {}
-        Some(_) => return Err(CmdError::msg("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")),
+    if !flush_mode_ok(args) {
+        return Err(CmdError::msg("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"));
     }
     Functions::get().flush();
     Ok(Reply::Ok)
@@ -492,13 +473,7 @@ async fn eval(s: &mut Session, args: &[Bytes], kind: Eval) -> CmdResult {
     if matches!(kind, Eval::Sha { .. }) && args[1].len() != 40 {
         return Err(CmdError::NoScript);
     }
-    let numkeys = crate::num::parse_i64(&args[2]).ok_or(CmdError::NotInteger)?;
-    if numkeys > args.len() as i64 - 3 {
-        return Err(CmdError::msg("ERR Number of keys can't be greater than number of args"));
-    }
-    if numkeys < 0 {
-        return Err(CmdError::msg("ERR Number of keys can't be negative"));
-    }
+    let numkeys = key_count(args, CmdError::NotInteger)?;
     let store = Store::get();
     let (source, read_only) = match kind {
         Eval::Body { read_only } => {
@@ -510,17 +485,45 @@ async fn eval(s: &mut Session, args: &[Bytes], kind: Eval) -> CmdResult {
         }
         Eval::Sha { read_only } => (store.find(&args[1]).ok_or(CmdError::NoScript)?, read_only),
     };
-    let rules = prepare(s, source.flags, read_only)?;
+    let flags = source.flags;
+    start(s, Target::Eval(source), flags, read_only, args, numkeys).await
+}
+
+/// Runs EVAL's or FCALL's `target` on `args` (`numkeys` of them keys, checked), with the
+/// checks it starts with.
+async fn start(
+    s: &mut Session,
+    target: Target,
+    flags: Flags,
+    read_only: bool,
+    args: &[Bytes],
+    numkeys: usize,
+) -> CmdResult {
+    let rules = prepare(s, flags, read_only)?;
     // What it writes waits for the disk under `appendfsync always`, as a write command's does.
     s.wrote |= !rules.read_only;
-    let split = 3 + numkeys as usize;
-    let script = Script {
-        target: Target::Eval(source),
-        keys: args[3..split].to_vec(),
-        argv: args[split..].to_vec(),
-        rules,
-    };
+    let split = 3 + numkeys;
+    let script = Script { target, keys: args[3..split].to_vec(), argv: args[split..].to_vec(), rules };
     crate::engine::script::run::run(s, script).await
+}
+
+/// EVAL's and FCALL's key count, checked against the arguments as Redis checks it.
+fn key_count(args: &[Bytes], not_integer: CmdError) -> Result<usize, CmdError> {
+    let numkeys = crate::num::parse_i64(&args[2]).ok_or(not_integer)?;
+    if numkeys > args.len() as i64 - 3 {
+        return Err(CmdError::msg("ERR Number of keys can't be greater than number of args"));
+    }
+    usize::try_from(numkeys).map_err(|_| CmdError::msg("ERR Number of keys can't be negative"))
+}
+
+/// Whether FLUSH's optional argument is SYNC or ASYNC (or absent).
+fn flush_mode_ok(args: &[Bytes]) -> bool {
+    match args.get(2) {
+        None => true,
+        Some(mode) => {
+            args.len() == 3 && (mode.eq_ignore_ascii_case(b"sync") || mode.eq_ignore_ascii_case(b"async"))
+        }
+    }
 }
 
 /// A new script, checked: its shebang parsed and its code compiled here (the reply of EVAL
@@ -579,12 +582,8 @@ fn exists(args: &[Bytes]) -> Reply {
 
 /// SCRIPT FLUSH [ASYNC|SYNC]
 async fn flush(s: &mut Session, args: &[Bytes]) -> CmdResult {
-    match args.get(2) {
-        None => {}
-        Some(mode)
-            if args.len() == 3
-                && (mode.eq_ignore_ascii_case(b"sync") || mode.eq_ignore_ascii_case(b"async")) => {}
-        Some(_) => return Err(CmdError::msg("ERR SCRIPT FLUSH only support SYNC|ASYNC option")),
+    if !flush_mode_ok(args) {
+        return Err(CmdError::msg("ERR SCRIPT FLUSH only support SYNC|ASYNC option"));
     }
     Store::get().flush();
     // Every core drops what it compiled before the reply leaves.
