@@ -1,8 +1,6 @@
 //! Scripting commands: EVAL, EVALSHA and their read-only forms, SCRIPT (see
 //! [`crate::engine::script`] for where a script runs and what it may do).
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 
 use crate::cmd::error::{CmdError, CmdResult};
@@ -256,7 +254,7 @@ async fn call_function(s: &mut Session, args: &[Bytes], read_only: bool) -> CmdR
 }
 
 /// FUNCTION LOAD [REPLACE] code
-async fn function_load(_s: &mut Session, args: &[Bytes]) -> CmdResult {
+async fn function_load(s: &mut Session, args: &[Bytes]) -> CmdResult {
     let mut replace = false;
     let mut at = 2;
     while at < args.len() - 1 {
@@ -271,36 +269,43 @@ async fn function_load(_s: &mut Session, args: &[Bytes]) -> CmdResult {
         )));
     }
     let Some(code) = args.get(at) else { return Err(CmdError::msg("ERR Function code is missing")) };
-    let library = library(code)?;
-    let all = Functions::get();
-    if all.has(&library.name) && !replace {
-        return Err(CmdError::text(format!("ERR Library '{}' already exists", library.name)));
-    }
+    let library = crate::engine::script::compile_library(code)?;
     let name = library.name.clone();
-    all.add(library)?;
+    changed(s, args, || {
+        let all = Functions::get();
+        if all.has(&library.name) && !replace {
+            return Err(CmdError::text(format!("ERR Library '{}' already exists", library.name)));
+        }
+        all.add(library)
+    })
+    .await?;
     Ok(Reply::bulk(name))
 }
 
-/// A library from its code, checked and loaded here to learn its functions.
-fn library(code: &Bytes) -> Result<functions::Library, CmdError> {
-    let (engine, name, code_at) = functions::metadata(code)?;
-    if !functions::valid_name(&name) {
-        return Err(CmdError::msg(
-            "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long",
-        ));
+/// Applies `change` to the process's functions at one point of every shard's order (holding
+/// every gate, or inside the running EXEC's transaction) and, when it succeeds, logs the
+/// command as it came for the AOF and the replicas, as Redis propagates FUNCTION LOAD, DELETE,
+/// FLUSH and RESTORE.
+async fn changed(
+    s: &mut Session,
+    args: &[Bytes],
+    change: impl FnOnce() -> Result<(), CmdError>,
+) -> CmdResult {
+    let logged: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+    if let Some(tx) = s.exec_tx.clone() {
+        change()?;
+        tx.log(None, &logged);
+        return Ok(Reply::Ok);
     }
-    if !engine.eq_ignore_ascii_case("lua") {
-        return Err(CmdError::text(format!("ERR Engine '{engine}' not found")));
+    let router = &s.core.router;
+    let shards = (0..router.shards()).map(crate::engine::slot::ShardId).collect();
+    let tx = router.begin(shards).await.map_err(|_| CmdError::Unavailable)?;
+    let done = change();
+    if done.is_ok() {
+        tx.log(None, &logged);
     }
-    let registered = crate::engine::script::load_library(&code[code_at..])?;
-    if registered.is_empty() {
-        return Err(CmdError::msg("ERR No functions registered"));
-    }
-    let functions = registered
-        .into_iter()
-        .map(|(f, description, flags)| (f.clone(), Arc::new(functions::Function::new(f, description, flags))))
-        .collect();
-    Ok(functions::Library { name, code: code.clone(), functions })
+    tx.release().await;
+    done.map(|()| Reply::Ok)
 }
 
 /// FUNCTION DUMP
@@ -309,7 +314,7 @@ fn function_dump() -> Reply {
 }
 
 /// FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE]
-async fn function_restore(_s: &mut Session, args: &[Bytes]) -> CmdResult {
+async fn function_restore(s: &mut Session, args: &[Bytes]) -> CmdResult {
     if args.len() > 4 {
         return Err(CmdError::text(format!(
             "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
@@ -327,27 +332,36 @@ async fn function_restore(_s: &mut Session, args: &[Bytes]) -> CmdResult {
             ))
         }
     };
-    let libraries = functions::undump(&args[2])?.iter().map(library).collect::<Result<Vec<_>, _>>()?;
-    Functions::get().restore(libraries, policy)?;
-    Ok(Reply::Ok)
+    let libraries = functions::undump(&args[2])?
+        .iter()
+        .map(crate::engine::script::compile_library)
+        .collect::<Result<Vec<_>, _>>()?;
+    changed(s, args, || Functions::get().restore(libraries, policy)).await
 }
 
 /// FUNCTION DELETE library
-async fn function_delete(_s: &mut Session, args: &[Bytes]) -> CmdResult {
-    if Functions::get().delete(&String::from_utf8_lossy(&args[2])) {
-        Ok(Reply::Ok)
-    } else {
-        Err(CmdError::msg("ERR Library not found"))
-    }
+async fn function_delete(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    let name = String::from_utf8_lossy(&args[2]).into_owned();
+    changed(s, args, || {
+        if Functions::get().delete(&name) {
+            Ok(())
+        } else {
+            Err(CmdError::msg("ERR Library not found"))
+        }
+    })
+    .await
 }
 
 /// FUNCTION FLUSH [ASYNC|SYNC]
-async fn function_flush(_s: &mut Session, args: &[Bytes]) -> CmdResult {
+async fn function_flush(s: &mut Session, args: &[Bytes]) -> CmdResult {
     if !flush_mode_ok(args) {
         return Err(CmdError::msg("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"));
     }
-    Functions::get().flush();
-    Ok(Reply::Ok)
+    changed(s, args, || {
+        Functions::get().flush();
+        Ok(())
+    })
+    .await
 }
 
 /// FUNCTION LIST [WITHCODE] [LIBRARYNAME pattern]

@@ -37,6 +37,7 @@ use crate::engine::core::Core;
 use crate::engine::global::Global;
 use crate::engine::persist::{LoadItem, Running};
 use crate::engine::router::Tx;
+use crate::engine::script::functions::{Functions, Policy};
 use crate::engine::shard::{now_ms, Shard};
 use crate::engine::slot::ShardId;
 use crate::storage::db::Budget;
@@ -460,6 +461,20 @@ impl Output {
     }
 }
 
+/// The function libraries, before the keys as Redis writes them: each as RDB's function
+/// opcode and its code, or, in an AOF of commands, as `FUNCTION LOAD` with its code.
+fn libraries(form: Form, compress: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for library in crate::engine::script::functions::Functions::get().libraries() {
+        if form == Form::Commands {
+            crate::storage::aof::command(&mut out, &[&b"FUNCTION"[..], b"LOAD", &library.code]);
+        } else {
+            file::function(&mut out, &library.code, compress);
+        }
+    }
+    out
+}
+
 /// Writes snapshot `claim` (its cut taken) to the temp file, piece by piece: through `tx` when
 /// the save holds every gate, from each shard's producer otherwise (pieces within `piece`);
 /// then fsync, and, with a target, rename and directory fsync.
@@ -491,6 +506,7 @@ pub(crate) async fn write(
                 ]))
                 .await?;
         }
+        writer.write(libraries(output.form, config.rdbcompression)).await?;
         let mut keys = 0;
         let id = claim.id;
         let mut source = match tx {
@@ -923,7 +939,12 @@ pub(crate) fn start_loading(
             futures::executor::block_on(futures::SinkExt::send(&mut senders[shard], batch)).is_ok()
         };
         match load(&global, std::io::BufReader::new(file), cores, LoadRules { keep_expired, validate: false }, send) {
-            Ok((loaded, expired, at)) => {
+            Ok(Loaded { keys: loaded, expired, end: at, libraries }) => {
+                if let Err(e) = Functions::get().restore(libraries, Policy::Flush) {
+                    tracing::error!("Fatal error loading the DB: Failed loading library, {e}. Exiting.");
+                    global.fail_startup();
+                    return;
+                }
                 if let Some(end) = end {
                     let _ = end.send(at);
                 }
@@ -961,6 +982,20 @@ enum LoadFailure {
     Stopped,
     #[error("the value of key '{0}' does not decode: {1}")]
     Value(String, crate::storage::rdb::RdbError),
+    #[error("Failed loading library, {0}")]
+    Library(String),
+}
+
+/// What a load read besides the keys it sent to the shards.
+struct Loaded {
+    /// Keys sent.
+    keys: u64,
+    /// Keys skipped as expired.
+    expired: u64,
+    /// Where the file's RDB ends.
+    end: u64,
+    /// Its function libraries, compiled.
+    libraries: Vec<crate::engine::script::functions::Library>,
 }
 
 /// What the loader does with the keys it reads.
@@ -979,12 +1014,13 @@ fn load(
     shards: usize,
     rules: LoadRules,
     mut send: impl FnMut(usize, Vec<LoadItem>) -> bool,
-) -> Result<(u64, u64, u64), LoadFailure> {
+) -> Result<Loaded, LoadFailure> {
     let mut reader = file::FileReader::open(src)?;
     tracing::debug!("RDB version {}", reader.version());
     let databases = global.config().databases;
     let mut batches: Vec<Vec<LoadItem>> = (0..shards).map(|_| Vec::with_capacity(LOAD_BATCH)).collect();
     let (mut db, mut loaded, mut expired) = (0usize, 0u64, 0u64);
+    let mut libraries = Vec::new();
     let now = now_ms();
     let mut last_log = Instant::now();
     while let Some(item) = reader.next_item()? {
@@ -995,6 +1031,10 @@ fn load(
                     .filter(|&n| n < databases)
                     .ok_or(LoadFailure::Databases(databases))?;
             }
+            file::Item::Function(code) => libraries.push(
+                crate::engine::script::compile_library(&code)
+                    .map_err(|e| LoadFailure::Library(e.to_string()))?,
+            ),
             file::Item::Aux(key, value) => match &key[..] {
                 b"redis-ver" => {
                     tracing::info!("Loading RDB produced by version {}", String::from_utf8_lossy(&value))
@@ -1037,7 +1077,7 @@ fn load(
             return Err(LoadFailure::Stopped);
         }
     }
-    Ok((loaded, expired, reader.offset()))
+    Ok(Loaded { keys: loaded, expired, end: reader.offset(), libraries })
 }
 
 /// DEBUG RELOAD: saves (unless `nosave`), then, holding every gate, empties every database
@@ -1088,8 +1128,12 @@ pub(crate) async fn reload(core: &Rc<Core>, nosave: bool, noflush: bool) -> Resu
     tx.release().await;
     decoded?;
     match result.await {
-        Ok(Ok((loaded, ..))) => {
-            tracing::info!("DB reloaded by DEBUG RELOAD ({loaded} keys)");
+        Ok(Ok(Loaded { keys, libraries, .. })) => {
+            // As Redis: emptying the dataset empties the functions too (a replica's load from
+            // disk takes its primary's); kept, a library of the file replaces its namesake.
+            let policy = if noflush { Policy::Replace } else { Policy::Flush };
+            Functions::get().restore(libraries, policy).map_err(|e| Some(e.to_string()))?;
+            tracing::info!("DB reloaded by DEBUG RELOAD ({keys} keys)");
             Ok(())
         }
         Ok(Err(e)) => Err(Some(e)),
@@ -1098,7 +1142,7 @@ pub(crate) async fn reload(core: &Rc<Core>, nosave: bool, noflush: bool) -> Resu
 }
 
 /// The batches a loader thread sends, and its result: keys loaded, expired, bytes read.
-type Loader = (mpsc::Receiver<(usize, Vec<LoadItem>)>, oneshot::Receiver<Result<(u64, u64, u64), String>>);
+type Loader = (mpsc::Receiver<(usize, Vec<LoadItem>)>, oneshot::Receiver<Result<Loaded, String>>);
 
 /// Starts a thread that parses `src` and sends each shard's keys in batches; dropping the
 /// batches' receiver stops it.
@@ -1198,10 +1242,18 @@ pub(crate) async fn load_streamed(
             return Err(failed(e, false));
         }
     };
-    let finished = |r: Result<Result<(u64, u64, u64), String>, oneshot::Canceled>| match r {
-        Ok(Ok((loaded, ..))) => Ok(loaded),
+    let finished = |r: Result<Result<Loaded, String>, oneshot::Canceled>| match r {
+        Ok(Ok(loaded)) => Ok(loaded),
         Ok(Err(e)) => Err(e),
         Err(_) => Err("the loader stopped".to_owned()),
+    };
+    // A replica's functions are its primary's: those of the snapshot replace its own, when
+    // its keys do.
+    let take_libraries = |loaded: Loaded| {
+        Functions::get()
+            .restore(loaded.libraries, Policy::Flush)
+            .map(|()| loaded.keys)
+            .map_err(|e| e.to_string())
     };
     let flush_all = |tx: Tx| async move {
         for &shard in tx.shards() {
@@ -1218,9 +1270,9 @@ pub(crate) async fn load_streamed(
             }
         }
         drop(batches);
-        let loaded = applied.and(finished(result.await)).and_then(|n| {
+        let loaded = applied.and(finished(result.await)).and_then(|loaded| {
             if current() {
-                Ok(n)
+                take_libraries(loaded)
             } else {
                 Err("replication target changed".to_owned())
             }
@@ -1244,8 +1296,11 @@ pub(crate) async fn load_streamed(
         return Err(failed("replication target changed".to_owned(), false));
     }
     let tx = flush_all(tx).await;
-    let mut applied = Ok(loaded);
+    let mut applied = take_libraries(loaded).map_err(|e| failed(e, true));
     for (shard, batch) in staged {
+        if applied.is_err() {
+            break;
+        }
         if let Ok(Err(e)) = tx.run(ShardId(shard), move |sh: &mut Shard| sh.load(batch)).await {
             applied = Err(failed(e.to_string(), true));
             break;

@@ -94,17 +94,13 @@ pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
-/// RDB's opcode before a library's code (Redis 7.0's `RDB_OPCODE_FUNCTION2`).
-const RDB_FUNCTION: u8 = 245;
-
 /// FUNCTION DUMP's payload: each library's code after RDB's function opcode, framed as DUMP
 /// frames a value.
 #[must_use]
 pub(crate) fn dump(libraries: &[Arc<Library>]) -> Vec<u8> {
     let mut body = Vec::new();
     for library in libraries {
-        body.push(RDB_FUNCTION);
-        crate::storage::rdb::write_string(&mut body, &library.code, true);
+        crate::storage::rdb::file::function(&mut body, &library.code, true);
     }
     crate::storage::rdb::framed(body)
 }
@@ -120,7 +116,7 @@ pub(crate) fn undump(payload: &[u8]) -> Result<Vec<Bytes>, CmdError> {
     let mut codes = Vec::new();
     while !reader.at_end() {
         match reader.byte() {
-            Ok(RDB_FUNCTION) => {}
+            Ok(crate::storage::rdb::file::opcode::FUNCTION2) => {}
             Ok(_) => return Err(CmdError::msg("ERR given type is not a function")),
             Err(_) => return Err(CmdError::msg("ERR DUMP payload version or checksum are wrong")),
         }

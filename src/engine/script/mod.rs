@@ -43,14 +43,33 @@ pub(crate) fn memory_here() -> usize {
     lua::memory_here()
 }
 
-/// Loads a library's code (after its shebang) on this core, for FUNCTION LOAD to check it and
-/// learn its functions: each one's name, description and flags.
+/// A library from its code (shebang included), checked and loaded on this thread's interpreter
+/// to learn its functions: FUNCTION LOAD and RESTORE, and a snapshot's or an AOF's libraries.
 ///
 /// # Errors
-/// Redis's compile and registration errors.
-pub(crate) fn load_library(
-    code: &[u8],
-) -> Result<Vec<(String, Option<String>, store::Flags)>, crate::cmd::error::CmdError> {
-    let registered = lua::with(|interp| interp.load_library(code))??;
-    Ok(registered.into_iter().map(|r| (r.name, r.description, r.flags)).collect())
+/// Redis's texts for metadata, compile and registration errors.
+pub(crate) fn compile_library(
+    code: &bytes::Bytes,
+) -> Result<functions::Library, crate::cmd::error::CmdError> {
+    use crate::cmd::error::CmdError;
+    let (engine, name, code_at) = functions::metadata(code)?;
+    if !functions::valid_name(&name) {
+        return Err(CmdError::msg(
+            "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long",
+        ));
+    }
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(CmdError::text(format!("ERR Engine '{engine}' not found")));
+    }
+    let registered = lua::with(|interp| interp.load_library(&code[code_at..]))??;
+    if registered.is_empty() {
+        return Err(CmdError::msg("ERR No functions registered"));
+    }
+    let functions = registered
+        .into_iter()
+        .map(|r| {
+            (r.name.clone(), std::sync::Arc::new(functions::Function::new(r.name, r.description, r.flags)))
+        })
+        .collect();
+    Ok(functions::Library { name, code: code.clone(), functions })
 }

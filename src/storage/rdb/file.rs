@@ -52,6 +52,13 @@ pub(crate) fn select_db(db: usize, keys: u64, expires: u64) -> Vec<u8> {
     out
 }
 
+/// Appends one function library (Redis 7.0's `RDB_OPCODE_FUNCTION2`): its code, shebang
+/// included, as one string.
+pub(crate) fn function(out: &mut Vec<u8>, code: &[u8], compress: bool) {
+    out.push(opcode::FUNCTION2);
+    write_string(out, code, compress);
+}
+
 /// Appends one key: its expiry (absolute, in ms) if any, its type, the key, the value.
 pub(crate) fn entry(out: &mut Vec<u8>, key: &[u8], value: &Value, expires_at: Option<u64>, compress: bool) {
     if let Some(at) = expires_at {
@@ -82,6 +89,8 @@ pub(crate) enum Item {
     Aux(Bytes, Bytes),
     /// The database the following keys belong to.
     SelectDb(u64),
+    /// A function library's code (shebang included).
+    Function(Bytes),
     /// A key with its value and absolute expiry (ms).
     Entry {
         /// The key.
@@ -344,8 +353,10 @@ fn parse_item(r: &mut Reader<'_>, pending_expiry: &mut Option<u64>) -> Result<Pa
             Parsed::Skip
         }
         opcode::MODULE_AUX => return Err(RdbError::Unsupported { code: op, name: "module aux data", at }),
-        opcode::FUNCTION | opcode::FUNCTION2 => {
-            return Err(RdbError::Unsupported { code: op, name: "function library", at })
+        opcode::FUNCTION2 => Parsed::Item(Item::Function(r.string()?)),
+        // Redis 7.0's release candidates wrote functions one by one: no released Redis does.
+        opcode::FUNCTION => {
+            return Err(RdbError::Unsupported { code: op, name: "pre-GA function format", at })
         }
         kind => {
             let key = r.string()?;
@@ -378,6 +389,7 @@ mod tests {
 
     fn sample_file(checksum: bool) -> Vec<u8> {
         let mut file = header(&[("redis-ver", b"7.0.0"), ("redis-bits", b"64")]);
+        function(&mut file, b"#!lua name=lib\nredis.register_function('f', function() return 1 end)", true);
         file.extend(select_db(0, 2, 1));
         entry(&mut file, b"a", &Value::string(Key::new(Bytes::from_static(b"1"))), None, true);
         entry(
@@ -403,6 +415,7 @@ mod tests {
                     format!("aux {}={}", String::from_utf8_lossy(&k), String::from_utf8_lossy(&v))
                 }
                 Item::SelectDb(db) => format!("db {db}"),
+                Item::Function(code) => format!("function {}", code.len()),
                 Item::Entry { key, expires_at, .. } => {
                     format!("key {} {expires_at:?}", String::from_utf8_lossy(&key))
                 }
@@ -419,6 +432,7 @@ mod tests {
             [
                 "aux redis-ver=7.0.0",
                 "aux redis-bits=64",
+                "function 68",
                 "db 0",
                 "key a None",
                 "key b Some(1900000000000)",
