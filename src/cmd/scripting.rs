@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::command::Command;
+use crate::engine::script::busy;
 use crate::engine::script::functions::{self, Functions};
 use crate::engine::script::run::{Rules, Script, Target};
 use crate::engine::script::store::Flags;
@@ -105,7 +106,7 @@ pub(crate) fn commands() -> Vec<Command> {
                         "Remove all the scripts from the script cache.",
                     )
                     .history(&[("6.2.0", "Added the `ASYNC` and `SYNC` flushing mode modifiers.")]),
-                Command::inline("kill", 2, |_, _| Err(CmdError::msg("NOTBUSY No scripts in execution right now.")))
+                Command::inline("kill", 2, |_, _| busy::kill(false).map(|()| Reply::Ok))
                     .flags(flag::NOSCRIPT | flag::ALLOW_BUSY)
                     .acl(acl::SCRIPTING)
                     .tips(&["request_policy:all_shards", "response_policy:one_succeeded"])
@@ -200,7 +201,7 @@ fn function_container() -> Command {
                     "O(N) where N is the number of functions",
                     "List information about all the functions",
                 ),
-            Command::inline("stats", 2, |_, _| Ok(function_stats()))
+            Command::inline("stats", 2, |_, _| function_stats())
                 .flags(flag::NOSCRIPT | flag::ALLOW_BUSY)
                 .acl(acl::SCRIPTING)
                 .tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"])
@@ -210,13 +211,11 @@ fn function_container() -> Command {
                     "O(1)",
                     "Return information about the function currently running (name, description, duration)",
                 ),
-            Command::inline("kill", 2, |_, _| {
-                Err(CmdError::msg("NOTBUSY No scripts in execution right now."))
-            })
-            .flags(flag::NOSCRIPT | flag::ALLOW_BUSY)
-            .acl(acl::SCRIPTING)
-            .tips(&["request_policy:all_shards", "response_policy:one_succeeded"])
-            .docs("scripting", "7.0.0", "O(1)", "Kill the function currently in execution."),
+            Command::inline("kill", 2, |_, _| busy::kill(true).map(|()| Reply::Ok))
+                .flags(flag::NOSCRIPT | flag::ALLOW_BUSY)
+                .acl(acl::SCRIPTING)
+                .tips(&["request_policy:all_shards", "response_policy:one_succeeded"])
+                .docs("scripting", "7.0.0", "O(1)", "Kill the function currently in execution."),
             Command::inline("dump", 2, |_, _| Ok(function_dump()))
                 .flags(flag::NOSCRIPT)
                 .acl(acl::SCRIPTING)
@@ -417,12 +416,22 @@ fn function_list(args: &[Bytes]) -> CmdResult {
 }
 
 /// FUNCTION STATS
-fn function_stats() -> Reply {
+fn function_stats() -> CmdResult {
     let libraries = Functions::get().libraries();
     let functions: usize = libraries.iter().map(|l| l.functions.len()).sum();
     let text = |t: &str| Reply::bulk(t);
-    Reply::Map(vec![
-        (text("running_script"), Reply::Nil),
+    // As Redis: a busy function shows; a busy EVAL script refuses.
+    let running = match busy::oldest() {
+        Some(b) if b.function => Reply::Map(vec![
+            (text("name"), Reply::bulk(b.name.clone())),
+            (text("command"), Reply::Array(b.command.iter().cloned().map(Reply::Bulk).collect())),
+            (text("duration_ms"), Reply::Int(b.started.elapsed().as_millis() as i64)),
+        ]),
+        Some(b) => return Err(b.refusal()),
+        None => Reply::Nil,
+    };
+    Ok(Reply::Map(vec![
+        (text("running_script"), running),
         (
             text("engines"),
             Reply::Map(vec![(
@@ -433,7 +442,7 @@ fn function_stats() -> Reply {
                 ]),
             )]),
         ),
-    ])
+    ]))
 }
 
 /// FUNCTION HELP
@@ -517,7 +526,9 @@ async fn start(
     // What it writes waits for the disk under `appendfsync always`, as a write command's does.
     s.wrote |= !rules.read_only;
     let split = 3 + numkeys;
-    let script = Script { target, keys: args[3..split].to_vec(), argv: args[split..].to_vec(), rules };
+    let command = if matches!(target, Target::Function(_)) { args.to_vec() } else { Vec::new() };
+    let script =
+        Script { target, keys: args[3..split].to_vec(), argv: args[split..].to_vec(), rules, command };
     crate::engine::script::run::run(s, script).await
 }
 
@@ -575,6 +586,8 @@ fn prepare(s: &Session, flags: Flags, read_only_command: bool) -> Result<Rules, 
         replica_read_only,
         strict: s.core.with_config(|c| c.lua_strict_keys),
         dirty: false,
+        busy_after: std::time::Duration::from_millis(s.core.with_config(|c| c.busy_reply_threshold)),
+        from_primary: s.replaying,
     })
 }
 

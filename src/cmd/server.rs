@@ -154,6 +154,12 @@ async fn shutdown(s: &mut Session, args: &[Bytes]) -> CmdResult {
     if save && nosave {
         return Err(CmdError::Syntax);
     }
+    // A busy script: only NOSAVE shuts down (its writes may be half done).
+    if !nosave {
+        if let Some(busy) = crate::engine::script::busy::refusal() {
+            return Err(busy);
+        }
+    }
     tracing::warn!(client = s.client.id, "User requested shutdown...");
     if !nosave && (save || !s.core.config().save.points.is_empty()) {
         tracing::info!("Saving the final RDB snapshot before exiting.");

@@ -326,7 +326,6 @@ const INERT: &[(&str, &str)] = &[
     ("notify-keyspace-events", "there are no keyspace notifications yet"),
     ("tracking-table-max-keys", "there is no client-side caching yet"),
     ("acl", "there are no ACL users yet"),
-    ("busy-reply-threshold", "a long script is not interrupted yet (no BUSY, no SCRIPT KILL)"),
     ("cluster-", "there is no cluster mode yet"),
     ("always-show-logo", "ferrokey shows no logo"),
     ("set-proc-title", "ferrokey does not retitle its process"),

@@ -85,6 +85,11 @@ impl Session {
                 if self.core.global.loading() && !cmd.flags.contains(crate::engine::spec::flag::LOADING) {
                     return Err(CmdError::Loading);
                 }
+                if !cmd.flags.contains(crate::engine::spec::flag::ALLOW_BUSY) {
+                    if let Some(busy) = crate::engine::script::busy::refusal() {
+                        return Err(busy);
+                    }
+                }
                 // Over `maxmemory` with nothing left to evict: what may grow memory is refused,
                 // and so is anything queued into MULTI (as Redis's processCommand).
                 if self.core.global.oom() && self.over_maxmemory() {

@@ -165,6 +165,12 @@ impl Effects {
         self.unit = Some(self.commands.len());
     }
 
+    /// Whether an atomic unit is open (its commands are not published before it ends).
+    #[must_use]
+    pub(crate) fn in_unit(&self) -> bool {
+        self.unit.is_some()
+    }
+
     /// The atomic unit ends.
     pub(crate) fn end_unit(&mut self) {
         if let Some(start) = self.unit.take() {

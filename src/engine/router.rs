@@ -155,6 +155,19 @@ fn reply_to(to: ShardId, reply: Box<dyn FnOnce() + Send>) {
     }
 }
 
+thread_local! {
+    /// A gate the free job running on this core asked to keep (see [`keep_gate`]).
+    static KEEP_GATE: Cell<Option<TxId>> = const { Cell::new(None) };
+}
+
+/// Called by a free job (see [`Router::run_free`]): when it returns, its shard's gate stays
+/// held for transaction `tx` (made by [`Router::tx_id`] on the core that sent the job, which
+/// takes it with [`Router::adopt`]); nothing else runs on the shard in between. A script that
+/// went past `busy-reply-threshold` keeps its shard this way while its core serves others.
+pub(crate) fn keep_gate(tx: TxId) {
+    KEEP_GATE.with(|k| k.set(Some(tx)));
+}
+
 /// The shard could not be reached: its core is shutting down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("shard {0} is unavailable")]
@@ -205,7 +218,16 @@ impl Host {
     fn run_free(&self, job: FreeJob) {
         self.shard.borrow_mut().tick();
         job(&self.shard);
+        self.keep_if_asked();
         self.shard.borrow_mut().publish();
+    }
+
+    /// A free job asked to keep the gate (see [`keep_gate`]): it is held from now on, before
+    /// anything else can run here.
+    fn keep_if_asked(&self) {
+        if let Some(tx) = KEEP_GATE.with(Cell::take) {
+            self.holder.set(Some(tx));
+        }
     }
 
     /// Runs a job of transaction `tx` that holds the gate while it runs: one atomic unit.
@@ -396,6 +418,7 @@ impl Router {
         if shard == self.me && self.host.open() {
             self.host.shard.borrow_mut().tick();
             let r = f(&self.host.shard);
+            self.host.keep_if_asked();
             self.host.shard.borrow_mut().publish();
             return Ok(r);
         }
@@ -503,16 +526,24 @@ impl Router {
         results
     }
 
+    /// A new transaction id, unique across cores.
+    #[must_use]
+    pub(crate) fn tx_id(&self) -> TxId {
+        let n = self.next_tx.get();
+        self.next_tx.set(n + 1);
+        TxId((self.me.0 as u64) << 48 | n)
+    }
+
+    /// The transaction `id` whose gate on `shard` a free job kept (see [`keep_gate`]): release
+    /// it as any other.
+    pub(crate) fn adopt(self: &Rc<Self>, id: TxId, shard: ShardId) -> Tx {
+        Tx { id, router: self.clone(), locked: vec![shard] }
+    }
+
     /// Locks `shards` (sorted, distinct) for a new transaction, in order, and returns it.
     pub(crate) async fn begin(self: &Rc<Self>, shards: Vec<ShardId>) -> Result<Tx, Unavailable> {
         debug_assert!(shards.windows(2).all(|w| w[0] < w[1]));
-        let n = self.next_tx.get();
-        self.next_tx.set(n + 1);
-        let mut tx = Tx {
-            id: TxId((self.me.0 as u64) << 48 | n),
-            router: self.clone(),
-            locked: Vec::with_capacity(shards.len()),
-        };
+        let mut tx = Tx { id: self.tx_id(), router: self.clone(), locked: Vec::with_capacity(shards.len()) };
         for shard in shards {
             let (granted, wait) = oneshot::channel();
             self.send(shard, Hop::Lock { tx: tx.id, granted }).await?;

@@ -565,7 +565,9 @@ impl Shard {
             self.global.publish_allocated(self.lane, crate::memory::here());
             self.publish_evictable();
         }
-        if !self.effects.on() {
+        // A unit still open (a busy script paused with its shard held) publishes whole, at
+        // its end: the stream never carries half of it.
+        if !self.effects.on() || self.effects.in_unit() {
             return;
         }
         self.log_expired();

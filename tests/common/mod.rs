@@ -395,6 +395,18 @@ impl RedisServer {
     pub fn raw(&self) -> Raw {
         raw_connect(SocketAddr::from(([127, 0, 0, 1], self.port)), Mode::Plain, None, "ca.crt")
     }
+
+    /// Waits (bounded) for the process to exit by itself (SHUTDOWN, say).
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
 }
 
 impl Drop for RedisServer {

@@ -22,15 +22,24 @@
 //! the reply; its `pcall` runs the protected function as a coroutine of its own, passing those
 //! yields through. (`return redis.call(...)` is a tail call there: an error then names no
 //! line.)
+//!
+//! A script on one shard runs as a coroutine too, its `redis.call` a direct call: the
+//! coroutine is only there for the watch hook (`busy.rs`) to pause a run that went past
+//! `busy-reply-threshold`, so that its core serves its other clients. Lua 5.1 lets a count
+//! hook yield (lvm.c, "did hook yield?") but has no call to ask whether the coroutine may (a
+//! C call or a metamethod between it and its resume forbids it, with an error): see
+//! [`yieldable`], this module's one unsafe read.
 
 use std::cell::Cell;
+use std::ffi::CStr;
 use std::rc::Rc;
 
 use ahash::AHashMap;
 use bytes::Bytes;
-use mlua::{Function, Lua, MultiValue, Table, Thread, Value};
+use mlua::{ffi, Function, Lua, MultiValue, Table, Thread, Value};
 
 use crate::cmd::error::CmdError;
+use crate::engine::script::busy::{self, Tick};
 use crate::engine::script::functions::{self, Functions};
 use crate::engine::script::raise::{lua_number, Raise};
 use crate::engine::script::store::{Flags, Sha, Source, Store};
@@ -168,6 +177,8 @@ pub(crate) enum Ended {
     Reply(Reply),
     /// A thread run yielded: `redis.call`'s arguments, and whether it raises on error.
     Call(Vec<Bytes>),
+    /// The watch hook paused it (it is busy): resume it once its core has served others.
+    Paused,
 }
 
 /// One core's interpreter and the scripts it compiled.
@@ -184,17 +195,12 @@ pub(crate) struct Interp {
     real: Table,
     /// What scripts see as their globals.
     env: Table,
-    handler: Function,
-    xpcall: Function,
     state: Rc<RunState>,
-    /// A coroutine run's last line of the script or function (whether it was a function's,
-    /// and the line: see [`Interp::start`]).
-    last_line: Rc<Cell<(bool, i32)>>,
     /// `redis.call` and `redis.pcall` of a run on a shard (Rust functions, made once).
     call: Function,
     pcall: Function,
-    /// A coroutine run replaced them (and `pcall`) with the prelude's yielding ones.
-    yielding: Cell<bool>,
+    /// A coroutine run replaced `pcall` (and maybe these) with the prelude's yielding ones.
+    swapped: Cell<bool>,
     /// The globals of functions' code: a proxy reading the load API while a library loads,
     /// the scripts' globals when its functions run (`fenv_meta.__index`).
     fenv: Table,
@@ -216,6 +222,129 @@ thread_local! {
     static HANDLER: std::cell::RefCell<Option<Handler>> = const { std::cell::RefCell::new(None) };
     /// The functions `redis.register_function` registered during the library load under way.
     static REGISTERING: std::cell::RefCell<Option<Vec<Registered>>> = const { std::cell::RefCell::new(None) };
+    /// A coroutine run's last line of the script or function seen by the watch hook (whether
+    /// it was a function's, and the line).
+    static LAST_LINE: Cell<(bool, i32)> = const { Cell::new((false, -1)) };
+    /// The watch hook paused the run (it yielded).
+    static PAUSED: Cell<bool> = const { Cell::new(false) };
+    /// The run was killed: the watch hook raises at every step until it ends.
+    static KILLED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Installs (or, with `None`, removes) the handler of this core's run under way.
+pub(crate) fn set_handler(handler: Option<Handler>) {
+    HANDLER.with(|h| *h.borrow_mut() = handler);
+}
+
+/// The watch hook of a run's coroutines (those its `pcall` makes inherit it): on a line
+/// event, keeps the script's or function's last line; on a count event, asks the run's watch
+/// whether to go on, pause (yielding, where the coroutine may) or end. A killed run ends as
+/// Redis's does: the hook raises Redis's error, then raises it again at every line, so that a
+/// `pcall` catching it gets no further than its next line.
+#[allow(unsafe_code)]
+unsafe extern "C-unwind" fn watch_hook(state: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
+    // SAFETY: Lua calls a hook with the running state and an activation record valid for the
+    // call; `place` only asks `lua_getinfo` about that record.
+    let event = unsafe { (*ar).event };
+    let mut user = None;
+    if event == ffi::LUA_HOOKLINE {
+        user = unsafe { place(state, ar) };
+        if let Some(at) = user {
+            LAST_LINE.with(|l| l.set(at));
+        }
+        if !KILLED.with(Cell::get) {
+            return;
+        }
+    } else if event != ffi::LUA_HOOKCOUNT {
+        return;
+    }
+    let tick = if KILLED.with(Cell::get) { Tick::Kill } else { busy::tick() };
+    match tick {
+        Tick::Continue => {}
+        // Raised in the script's own code (not the prelude's `pcall`), as Redis's C `pcall`
+        // has no lines to raise in.
+        Tick::Kill if user.is_none() && unsafe { place(state, ar) }.is_none() => {
+            KILLED.with(|k| k.set(true));
+        }
+        Tick::Kill => {
+            KILLED.with(|k| k.set(true));
+            // SAFETY: a hook may raise (Lua 5.1 longjmps out of it, as Redis's hook does);
+            // nothing in this frame needs dropping.
+            unsafe {
+                ffi::lua_sethook(state, Some(watch_hook), ffi::LUA_MASKLINE, 0);
+                ffi::lua_pushstring(state, c"Script killed by user with SCRIPT KILL...".as_ptr());
+                ffi::lua_error(state);
+            }
+        }
+        // SAFETY: `yieldable` reads two counters of the running state; when it may, the
+        // coroutine yields: lua_yield returns (it raises only across a C boundary), Lua 5.1
+        // ends the hooked instruction there and the resume returns (lvm.c, "did hook yield?").
+        Tick::Pause => unsafe {
+            if yieldable(state) {
+                PAUSED.with(|p| p.set(true));
+                ffi::lua_yield(state, 0);
+            }
+        },
+    }
+}
+
+/// Where the hooked function is, when it is the script's or a function's code.
+///
+/// # Safety
+/// `state` and `ar` as Lua passes them to a hook.
+#[allow(unsafe_code)]
+unsafe fn place(state: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) -> Option<(bool, i32)> {
+    // SAFETY: the caller's; getinfo fills `source` with a string Lua owns while the hook runs.
+    unsafe {
+        if ffi::lua_getinfo(state, c"Sl".as_ptr(), ar) == 0 || (*ar).source.is_null() {
+            return None;
+        }
+        match CStr::from_ptr((*ar).source).to_bytes() {
+            b"@user_script" => Some((false, (*ar).currentline)),
+            b"@user_function" => Some((true, (*ar).currentline)),
+            _ => None,
+        }
+    }
+}
+
+/// Whether the running coroutine `state` may yield: Lua 5.1 raises an error instead when a C
+/// call or a metamethod lies between it and its resume (`nCcalls > baseCcalls`, ldo.c), and
+/// has no call to ask. This reads the two counters at their offsets in the vendored Lua
+/// 5.1.5's `lua_State` (64-bit layout), after checking that the layout holds: the hook mask
+/// and count, which the API does return, must be where it puts them. Where it does not, the
+/// answer is no: a busy run then goes on unpaused.
+///
+/// # Safety
+/// `state` is a live `lua_State` of the vendored Lua 5.1.5.
+#[allow(unsafe_code)]
+unsafe fn yieldable(state: *mut ffi::lua_State) -> bool {
+    #[cfg(target_pointer_width = "64")]
+    {
+        // lstate.h: ... int size_ci; unsigned short nCcalls, baseCcalls; lu_byte hookmask,
+        // allowhook; int basehookcount; ...
+        const N_CCALLS: usize = 96;
+        const BASE_CCALLS: usize = 98;
+        const HOOK_MASK: usize = 100;
+        const BASE_HOOK_COUNT: usize = 104;
+        // SAFETY: the offsets lie inside the struct (its size is past 104 in this layout); the
+        // reads are unaligned-safe and checked against the API before being trusted.
+        unsafe {
+            let base = state.cast::<u8>();
+            let mask = i32::from(base.add(HOOK_MASK).read());
+            let count = base.add(BASE_HOOK_COUNT).cast::<i32>().read_unaligned();
+            if mask != ffi::lua_gethookmask(state) || count != ffi::lua_gethookcount(state) {
+                return false;
+            }
+            let calls = base.add(N_CCALLS).cast::<u16>().read_unaligned();
+            let base_calls = base.add(BASE_CCALLS).cast::<u16>().read_unaligned();
+            calls == base_calls
+        }
+    }
+    #[cfg(not(target_pointer_width = "64"))]
+    {
+        let _ = state;
+        false
+    }
 }
 
 /// A function a library registered while it loaded.
@@ -283,16 +412,12 @@ impl Interp {
         real.raw_set("redis", redis.clone())?;
         let prim = lua.create_table()?;
         let dbg: Table = real.raw_get("debug")?;
-        // Lua's own xpcall runs scripts (the prelude gives scripts one that hands their
-        // handler the pending value).
-        let xpcall: Function = real.raw_get("xpcall")?;
         lua.load(PRELUDE).set_name("=[redis]").call::<()>((prim.clone(), real.clone(), dbg))?;
         let raise = Raise(prim.clone());
         install_redis_library(&lua, &redis, &raise, &state)?;
         install_math_random(&lua, &real, &raise, &state)?;
         crate::engine::script::libs::install(&lua, &real, &raise)?;
         real.raw_set("debug", Value::Nil)?;
-        let handler: Function = real.raw_get("__redis__err__handler")?;
         let (env, visible) = protect(&lua, &real, &prim)?;
         let call = handled(&lua, &raise, &state, true)?;
         let pcall = handled(&lua, &raise, &state, false)?;
@@ -307,13 +432,10 @@ impl Interp {
             redis,
             real: visible,
             env,
-            handler,
-            xpcall,
             state,
-            last_line: Rc::new(Cell::new((false, -1))),
             call,
             pcall,
-            yielding: Cell::new(false),
+            swapped: Cell::new(false),
             fenv,
             fenv_meta,
             load_api,
@@ -411,24 +533,6 @@ impl Interp {
         self.prim.raw_get("invoke")
     }
 
-    /// Runs function `f` (FCALL) to its end, as [`Interp::run`] runs a script.
-    pub(crate) fn run_function(
-        &self,
-        f: &Function,
-        name: &str,
-        keys: &[Bytes],
-        argv: &[Bytes],
-        handler: Handler,
-    ) -> Reply {
-        HANDLER.with(|h| *h.borrow_mut() = Some(handler));
-        let ended = self.begin_function(f, keys, argv).and_then(|invoke| {
-            self.capped(|| self.xpcall.call::<MultiValue>((invoke, self.handler.clone())))
-        });
-        HANDLER.with(|h| h.borrow_mut().take());
-        self.end();
-        self.finish(ended, name)
-    }
-
     /// Starts function `f` (FCALL) as a coroutine, as [`Interp::start`] starts a script.
     ///
     /// # Errors
@@ -438,11 +542,12 @@ impl Interp {
         f: &Function,
         keys: &[Bytes],
         argv: &[Bytes],
+        yielding: bool,
     ) -> Result<Thread, CmdError> {
         let invoke = self
             .begin_function(f, keys, argv)
             .map_err(|e| CmdError::text(format!("ERR {}", lua_message(&e))))?;
-        self.start(&invoke, None)
+        self.start(&invoke, None, yielding)
     }
 
     /// Compiles `code` as a script, without keeping it.
@@ -474,7 +579,7 @@ impl Interp {
     /// behind is collected at once rather than held until the collector's next cycle.
     fn end(&self) {
         self.state.running.set(false);
-        if self.yielding.replace(false) {
+        if self.swapped.replace(false) {
             let _ = self.redis.raw_set("call", self.call.clone());
             let _ = self.redis.raw_set("pcall", self.pcall.clone());
             let _ =
@@ -499,51 +604,44 @@ impl Interp {
         r
     }
 
-    /// Runs `f` to its end, each `redis.call` answered by `handler` at once, and returns its
-    /// reply (`sha` names it in error replies).
-    pub(crate) fn run(
-        &self,
-        f: &Function,
-        sha: &str,
-        keys: &[Bytes],
-        argv: &[Bytes],
-        handler: Handler,
-    ) -> Reply {
-        HANDLER.with(|h| *h.borrow_mut() = Some(handler));
-        let ended = self
-            .begin(keys, argv)
-            .and_then(|()| self.capped(|| self.xpcall.call::<MultiValue>((f.clone(), self.handler.clone()))));
-        HANDLER.with(|h| h.borrow_mut().take());
-        self.end();
-        self.finish(ended, sha)
-    }
-
-    /// Starts `f` as a coroutine whose `redis.call`s yield: drive it with [`Interp::resume`].
+    /// Starts `f` as a coroutine, watched by the watch hook: drive it with
+    /// [`Interp::resume`]. With `yielding` its `redis.call`s yield their commands (a run
+    /// holding every shard); without, they call the handler at once (a run on one shard, see
+    /// [`set_handler`]). Its `pcall` passes yields through either way.
     ///
     /// # Errors
     /// The interpreter is out of memory.
-    pub(crate) fn start(&self, f: &Function, args: Option<(&[Bytes], &[Bytes])>) -> Result<Thread, CmdError> {
+    pub(crate) fn start(
+        &self,
+        f: &Function,
+        args: Option<(&[Bytes], &[Bytes])>,
+        yielding: bool,
+    ) -> Result<Thread, CmdError> {
         let started = (|| {
-            self.yielding.set(true);
-            self.redis.raw_set("call", self.prim.raw_get::<Value>("ycall")?)?;
-            self.redis.raw_set("pcall", self.prim.raw_get::<Value>("ypcall")?)?;
+            self.swapped.set(true);
+            if yielding {
+                self.redis.raw_set("call", self.prim.raw_get::<Value>("ycall")?)?;
+                self.redis.raw_set("pcall", self.prim.raw_get::<Value>("ypcall")?)?;
+            }
             self.real.raw_set("pcall", self.prim.raw_get::<Value>("yielding_pcall")?)?;
             if let Some((keys, argv)) = args {
                 self.begin(keys, argv)?;
             }
             let thread = self.lua.create_thread(f.clone())?;
-            // `return redis.call(...)` replaces the script's frame with the Lua redis.call:
-            // the script's last line is kept for an error raised there to name.
-            let last = self.last_line.clone();
-            last.set((false, -1));
-            thread.set_hook(mlua::HookTriggers::EVERY_LINE, move |_, d| {
-                match d.source().source.as_deref() {
-                    Some("@user_script") => last.set((false, d.curr_line())),
-                    Some("@user_function") => last.set((true, d.curr_line())),
-                    _ => {}
-                }
-                Ok(mlua::VmState::Continue)
-            });
+            LAST_LINE.with(|l| l.set((false, -1)));
+            PAUSED.with(|p| p.set(false));
+            KILLED.with(|k| k.set(false));
+            // Lines only where `return redis.call(...)` is a tail call (see `failure`).
+            let mask = ffi::LUA_MASKCOUNT | if yielding { ffi::LUA_MASKLINE } else { 0 };
+            #[allow(unsafe_code)]
+            // SAFETY: exec_raw calls the closure with `thread` on top of the stack: lua_tothread
+            // reads it, and lua_sethook only sets that coroutine's hook fields.
+            unsafe {
+                self.lua.exec_raw::<()>(&thread, |state| {
+                    let co = ffi::lua_tothread(state, -1);
+                    ffi::lua_sethook(co, Some(watch_hook), mask, busy::HOOK_EVERY);
+                })?;
+            }
             Ok(thread)
         })();
         started.map_err(|e| {
@@ -566,6 +664,9 @@ impl Interp {
             }
             self.capped(|| step.call::<MultiValue>(input))
         })();
+        if PAUSED.with(Cell::take) && step.is_ok() {
+            return Ended::Paused;
+        }
         let mut values = match step {
             Ok(values) => values.into_iter(),
             Err(e) => {
@@ -604,10 +705,15 @@ impl Interp {
                 from_lua(values.next().unwrap_or(Value::Nil), self.state.resp.get(), 0)
             }
             Some(Value::Boolean(false)) => {
-                failure(values.next().unwrap_or(Value::Nil), sha, self.last_line.get())
+                failure(values.next().unwrap_or(Value::Nil), sha, LAST_LINE.with(Cell::get))
             }
             _ => Reply::Nil,
         }
+    }
+
+    /// Ends the run under way without resuming it again (the server is shutting down).
+    pub(crate) fn abandon(&mut self) {
+        self.end();
     }
 
     /// SCRIPT FLUSH on this core: the compiled scripts go.

@@ -15,6 +15,7 @@
 //!   otherwise, as a Redis script whose command failed midway (what it wrote stays).
 //!   `lua-strict-keys yes` refuses every undeclared key instead, as Dragonfly does.
 
+pub(crate) mod busy;
 pub(crate) mod functions;
 mod libs;
 mod lua;

@@ -4,12 +4,15 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::acl::{Reason, User};
 use crate::engine::command::{Command, Run};
+use crate::engine::router::TxId;
+use crate::engine::script::busy::{self, Watched};
 use crate::engine::script::functions;
 use crate::engine::script::lua::{self, Ended};
 use crate::engine::script::store::{Reach, Source};
@@ -37,6 +40,10 @@ pub(crate) struct Rules {
     /// A write command ran (Redis's `SCRIPT_WRITE_DIRTY`): later writes are no longer refused
     /// for the server's state, and a one-shard run can no longer start again elsewhere.
     pub(crate) dirty: bool,
+    /// `busy-reply-threshold`.
+    pub(crate) busy_after: Duration,
+    /// Sent by this server's primary (or replayed from the AOF): it cannot be killed.
+    pub(crate) from_primary: bool,
 }
 
 /// An ACL denial inside a script, for the caller's ACL LOG.
@@ -92,6 +99,7 @@ fn admit(args: &[Bytes], rules: &mut Rules, denied: &mut Vec<Denied>) -> Result<
     }
     if writes {
         rules.dirty = true;
+        busy::wrote();
     }
     Ok(cmd)
 }
@@ -140,6 +148,21 @@ pub(crate) struct Script {
     pub(crate) argv: Vec<Bytes>,
     /// The checks.
     pub(crate) rules: Rules,
+    /// The request, for FUNCTION STATS while it is busy (empty for EVAL).
+    pub(crate) command: Vec<Bytes>,
+}
+
+impl Script {
+    /// What its run's watch knows of it.
+    fn watched(&self) -> Watched {
+        Watched {
+            function: matches!(self.target, Target::Function(_)),
+            name: self.target.name().to_owned(),
+            command: self.command.clone(),
+            from_primary: self.rules.from_primary,
+            threshold: self.rules.busy_after,
+        }
+    }
 }
 
 /// How a run on one shard ended.
@@ -148,6 +171,9 @@ enum OnShard {
     Done(Reply, Vec<Denied>),
     /// It reached another shard before writing anything: run it again holding every shard.
     Elsewhere(Box<Script>),
+    /// It went past `busy-reply-threshold` and was paused, its shard's gate kept for the
+    /// transaction the caller gave: resume it there ([`resume_parked`]) until it ends.
+    Parked,
 }
 
 /// The error of a one-shard run that reaches another shard after it wrote (nothing can undo
@@ -169,35 +195,86 @@ pub(crate) async fn run(s: &mut Session, script: Script) -> CmdResult {
     if s.exec_tx.is_some() || !together || script.target.reach() != Reach::Declared {
         return across(s, script).await;
     }
-    let (me, shards, db) = (shard, router.shards(), s.db);
-    let ran = router.run_free(shard, move |cell| on_shard(cell, me, shards, db, script)).await;
-    match ran.map_err(|_| CmdError::Unavailable)? {
+    let (me, shards, db, hold) = (shard, router.shards(), s.db, router.tx_id());
+    let ran = router.run_free(shard, move |cell| on_shard(cell, me, shards, db, script, hold)).await;
+    let parked = match ran.map_err(|_| CmdError::Unavailable)? {
         OnShard::Done(reply, denied) => {
             log_denials(s, denied);
-            Ok(reply)
+            return Ok(reply);
         }
         OnShard::Elsewhere(script) => {
             script.target.note(Reach::Undeclared);
+            return across(s, *script).await;
+        }
+        OnShard::Parked => router.adopt(hold, shard),
+    };
+    // Busy: the shard stays held while its core serves others between slices of the run.
+    let mut ended = None;
+    while ended.is_none() {
+        if s.core.global.shutting_down() {
+            // The process ends (SHUTDOWN NOSAVE): the run is dropped where it is, its unit
+            // never published. No hop: the shard's core may have stopped already.
+            if shard == router.local() {
+                drop_parked();
+            }
+            drop(parked);
+            return Err(CmdError::Unavailable);
+        }
+        glommio::executor().yield_to_reactor().await;
+        ended = router.on_core(shard, |_| resume_parked()).await.map_err(|_| CmdError::Unavailable)?;
+    }
+    parked.release().await;
+    match ended {
+        Some(OnShard::Done(reply, denied)) => {
+            log_denials(s, denied);
+            Ok(reply)
+        }
+        Some(OnShard::Elsewhere(script)) => {
+            script.target.note(Reach::Undeclared);
             across(s, *script).await
         }
+        _ => Err(CmdError::Internal),
     }
 }
 
+/// What a run on a shard shares with its `redis.call`s.
+struct Shared {
+    rules: Rules,
+    denied: Vec<Denied>,
+    elsewhere: bool,
+}
+
+/// A run on a shard, paused while busy (one per core at most: it holds its shard's gate).
+struct Parked {
+    cell: Rc<RefCell<Shard>>,
+    thread: mlua::Thread,
+    shared: Rc<RefCell<Shared>>,
+    unit: crate::engine::shard::Unit,
+    script: Script,
+}
+
+thread_local! {
+    static PARKED: RefCell<Option<Parked>> = const { RefCell::new(None) };
+}
+
 /// One run on the shard of its keys, each `redis.call` a command run here at once, the whole
-/// run one atomic unit of the shard.
-fn on_shard(cell: &Rc<RefCell<Shard>>, me: ShardId, shards: usize, db: usize, script: Script) -> OnShard {
-    /// What the run's `redis.call`s share with it.
-    struct Shared {
-        rules: Rules,
-        denied: Vec<Denied>,
-        elsewhere: bool,
-    }
-    let Script { target, keys, argv, rules } = script;
+/// run one atomic unit of the shard. A run that goes past `busy-reply-threshold` is paused
+/// with the shard's gate kept for `hold`.
+fn on_shard(
+    cell: &Rc<RefCell<Shard>>,
+    me: ShardId,
+    shards: usize,
+    db: usize,
+    mut script: Script,
+    hold: TxId,
+) -> OnShard {
     let unit = cell.borrow_mut().enter_unit();
-    let run = Rc::new(RefCell::new(Shared { rules, denied: Vec::new(), elsewhere: false }));
-    let keys: Rc<[Bytes]> = keys.into();
+    let watched = script.watched();
+    let rules = std::mem::take(&mut script.rules);
+    let shared = Rc::new(RefCell::new(Shared { rules, denied: Vec::new(), elsewhere: false }));
+    let keys: Rc<[Bytes]> = script.keys.clone().into();
     let handler: lua::Handler = {
-        let (cell, run, keys) = (cell.clone(), run.clone(), keys.clone());
+        let (cell, run, keys) = (cell.clone(), shared.clone(), keys.clone());
         Box::new(move |args: Vec<Bytes>| {
             let mut guard = run.borrow_mut();
             let run = &mut *guard;
@@ -234,31 +311,90 @@ fn on_shard(cell: &Rc<RefCell<Shard>>, me: ShardId, shards: usize, db: usize, sc
             }
         })
     };
-    let ran = lua::with(|interp| match &target {
+    busy::watch(watched);
+    lua::set_handler(Some(handler));
+    let thread = lua::with(|interp| match &script.target {
         Target::Eval(source) => {
             let f = interp.function(source)?;
-            Ok::<Reply, CmdError>(interp.run(&f, target.name(), &keys, &argv, handler))
+            interp.start(&f, Some((&script.keys, &script.argv)), false)
         }
         Target::Function(func) => {
             let f = interp.function_named(&func.name)?;
-            Ok(interp.run_function(&f, target.name(), &keys, &argv, handler))
+            interp.start_function(&f, &script.keys, &script.argv, false)
         }
-    });
+    })
+    .and_then(|t| t);
+    let thread = match thread {
+        Ok(thread) => thread,
+        Err(e) => return ended(cell, unit, shared, script, Reply::from(e)),
+    };
+    match lua::with(|interp| interp.resume(&thread, None, script.target.name())) {
+        Ok(Ended::Paused) => {
+            crate::engine::router::keep_gate(hold);
+            let parked = Parked { cell: cell.clone(), thread, shared, unit, script };
+            PARKED.with(|p| *p.borrow_mut() = Some(parked));
+            OnShard::Parked
+        }
+        Ok(Ended::Reply(reply)) => ended(cell, unit, shared, script, reply),
+        Ok(Ended::Call(_)) => ended(cell, unit, shared, script, Reply::Error("ERR script yielded".into())),
+        Err(e) => ended(cell, unit, shared, script, Reply::from(e)),
+    }
+}
+
+/// Resumes the run parked on this core for a slice: its outcome once it ends.
+fn resume_parked() -> Option<OnShard> {
+    let parked = PARKED.with(|p| p.borrow_mut().take())?;
+    match lua::with(|interp| interp.resume(&parked.thread, None, parked.script.target.name())) {
+        Ok(Ended::Paused) => {
+            PARKED.with(|p| *p.borrow_mut() = Some(parked));
+            None
+        }
+        outcome => {
+            let Parked { cell, unit, shared, script, .. } = parked;
+            let reply = match outcome {
+                Ok(Ended::Reply(reply)) => reply,
+                Ok(_) => Reply::Error("ERR script yielded".into()),
+                Err(e) => Reply::from(e),
+            };
+            Some(ended(&cell, unit, shared, script, reply))
+        }
+    }
+}
+
+/// Ends the run parked on this core without its reply (the server is shutting down).
+fn drop_parked() {
+    if let Some(Parked { cell, unit, shared, script, .. }) = PARKED.with(|p| p.borrow_mut().take()) {
+        lua::with(lua::Interp::abandon).ok();
+        let _ = ended(&cell, unit, shared, script, Reply::Nil);
+    }
+}
+
+/// A run on a shard ended with `reply`: its unit closes, its watch and handler go.
+fn ended(
+    cell: &Rc<RefCell<Shard>>,
+    unit: crate::engine::shard::Unit,
+    shared: Rc<RefCell<Shared>>,
+    script: Script,
+    reply: Reply,
+) -> OnShard {
+    lua::set_handler(None);
+    busy::unwatch();
     cell.borrow_mut().leave_unit(unit);
     let run = std::mem::replace(
-        &mut *run.borrow_mut(),
+        &mut *shared.borrow_mut(),
         Shared { rules: Rules::default(), denied: Vec::new(), elsewhere: false },
     );
     if run.elsewhere {
-        return OnShard::Elsewhere(Box::new(Script { target, keys: keys.to_vec(), argv, rules: run.rules }));
+        return OnShard::Elsewhere(Box::new(Script { rules: run.rules, ..script }));
     }
-    OnShard::Done(ran.and_then(|r| r).unwrap_or_else(Reply::from), run.denied)
+    OnShard::Done(reply, run.denied)
 }
 
 /// One run holding every shard (the running EXEC's transaction, or one of its own): each
 /// `redis.call` yields to this task, which runs the command where its keys are.
 async fn across(s: &mut Session, script: Script) -> CmdResult {
-    let Script { target, keys, argv, mut rules } = script;
+    let watched = script.watched();
+    let Script { target, keys, argv, mut rules, .. } = script;
     let own = if s.exec_tx.is_none() {
         let router = s.core.router.clone();
         let all = (0..router.shards()).map(ShardId).collect();
@@ -271,14 +407,15 @@ async fn across(s: &mut Session, script: Script) -> CmdResult {
     let sha = target.name().to_owned();
     let db = s.db;
     let mut reach = Reach::Declared;
+    busy::watch(watched);
     let thread = lua::with(|interp| match &target {
         Target::Eval(source) => {
             let f = interp.function(source)?;
-            interp.start(&f, Some((&keys, &argv)))
+            interp.start(&f, Some((&keys, &argv)), true)
         }
         Target::Function(func) => {
             let f = interp.function_named(&func.name)?;
-            interp.start_function(&f, &keys, &argv)
+            interp.start_function(&f, &keys, &argv, true)
         }
     })
     .and_then(|t| t);
@@ -287,9 +424,17 @@ async fn across(s: &mut Session, script: Script) -> CmdResult {
         Ok(thread) => {
             let mut answer: Option<Reply> = None;
             loop {
-                match lua::with(|interp| interp.resume(&thread, answer.as_ref(), &sha)) {
+                match lua::with(|interp| interp.resume(&thread, answer.take().as_ref(), &sha)) {
                     Err(e) => break Err(e),
                     Ok(Ended::Reply(reply)) => break Ok(reply),
+                    // Busy: every shard stays held while this core serves others.
+                    Ok(Ended::Paused) => {
+                        if s.core.global.shutting_down() {
+                            let _ = lua::with(lua::Interp::abandon);
+                            break Err(CmdError::Unavailable);
+                        }
+                        glommio::executor().yield_to_reactor().await;
+                    }
                     Ok(Ended::Call(args)) => {
                         let mut denied = Vec::new();
                         let reply = match admit(&args, &mut rules, &mut denied) {
@@ -311,12 +456,16 @@ async fn across(s: &mut Session, script: Script) -> CmdResult {
             }
         }
     };
+    busy::unwatch();
     // SELECT inside a script selects for the rest of the script only.
     s.db = db;
     target.note(reach);
     if own {
         if let Some(tx) = s.exec_tx.take().and_then(|tx| std::rc::Rc::try_unwrap(tx).ok()) {
-            tx.release().await;
+            // Shutting down, another core may have stopped: no hop waits for it.
+            if !s.core.global.shutting_down() {
+                tx.release().await;
+            }
         }
     }
     result
