@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::cmd::error::CmdError;
+use crate::engine::script::functions::Function;
+use crate::engine::script::store::Source;
 
 /// Instructions between two checks of a run's time (Redis's count hook period).
 pub(crate) const HOOK_EVERY: i32 = 100_000;
@@ -121,12 +123,27 @@ pub(crate) fn kill(function: bool) -> Result<(), CmdError> {
     Ok(())
 }
 
+/// What a run runs, named only once it is busy.
+pub(crate) enum Named {
+    /// An EVAL script (named by its SHA1).
+    Script(Arc<Source>),
+    /// A function (named by its name).
+    Function(Arc<Function>),
+}
+
+impl Named {
+    fn text(&self) -> String {
+        match self {
+            Named::Script(s) => String::from_utf8_lossy(&s.sha).into_owned(),
+            Named::Function(f) => f.name.clone(),
+        }
+    }
+}
+
 /// What a run is, for its [`Watch`].
 pub(crate) struct Watched {
-    /// A function (FCALL).
-    pub(crate) function: bool,
-    /// The function's name, or the script's SHA1.
-    pub(crate) name: String,
+    /// What it runs.
+    pub(crate) name: Named,
     /// The request (kept for FUNCTION STATS).
     pub(crate) command: Vec<Bytes>,
     /// Sent by this server's primary.
@@ -193,16 +210,17 @@ pub(crate) fn tick() -> Tick {
             if elapsed < watch.what.threshold {
                 return Tick::Continue;
             }
+            let (function, name) = (matches!(watch.what.name, Named::Function(_)), watch.what.name.text());
             tracing::warn!(
                 "Slow script detected: still in execution after {} milliseconds. You can try killing the script \
                  using the {} command. Script name is: {}.",
                 elapsed.as_millis(),
-                if watch.what.function { "FUNCTION KILL" } else { "SCRIPT KILL" },
-                watch.what.name
+                if function { "FUNCTION KILL" } else { "SCRIPT KILL" },
+                name
             );
             let busy = Arc::new(Busy {
-                function: watch.what.function,
-                name: watch.what.name.clone(),
+                function,
+                name,
                 command: std::mem::take(&mut watch.what.command),
                 started: watch.started,
                 from_primary: watch.what.from_primary,

@@ -110,13 +110,13 @@ local function pass(co, ok, ...)
   if co_status(co) == 'dead' then return true, ... end
   return pass(co, co_resume(co, co_yield(...)))
 end
-prim.plain_pcall = plain_pcall
 prim.yielding_pcall = function(f, ...)
   if type(f) ~= 'function' or dbg.getinfo(f, 'S').what == 'C' then return plain_pcall(f, ...) end
   local co = co_create(f)
   return pass(co, co_resume(co, ...))
 end
-real.pcall = plain_pcall
+-- Scripts' pcall passes the watch hook's yields through (a busy run pauses inside it too).
+real.pcall = prim.yielding_pcall
 
 prim.readonly = function() error('Attempt to modify a readonly table', 2) end
 prim.missing = function(_, k)
@@ -199,8 +199,10 @@ pub(crate) struct Interp {
     /// `redis.call` and `redis.pcall` of a run on a shard (Rust functions, made once).
     call: Function,
     pcall: Function,
-    /// A coroutine run replaced `pcall` (and maybe these) with the prelude's yielding ones.
+    /// A run holding every shard replaced these with the prelude's yielding ones.
     swapped: Cell<bool>,
+    /// A coroutine whose run finished, for the next run to reuse.
+    spare: std::cell::RefCell<Option<Thread>>,
     /// The globals of functions' code: a proxy reading the load API while a library loads,
     /// the scripts' globals when its functions run (`fenv_meta.__index`).
     fenv: Table,
@@ -436,6 +438,7 @@ impl Interp {
             call,
             pcall,
             swapped: Cell::new(false),
+            spare: std::cell::RefCell::new(None),
             fenv,
             fenv_meta,
             load_api,
@@ -582,8 +585,6 @@ impl Interp {
         if self.swapped.replace(false) {
             let _ = self.redis.raw_set("call", self.call.clone());
             let _ = self.redis.raw_set("pcall", self.pcall.clone());
-            let _ =
-                self.real.raw_set("pcall", self.prim.raw_get::<Value>("plain_pcall").unwrap_or(Value::Nil));
         }
         if self.lua.used_memory() > COLLECT_ABOVE {
             let _ = self.lua.gc_collect();
@@ -618,29 +619,30 @@ impl Interp {
         yielding: bool,
     ) -> Result<Thread, CmdError> {
         let started = (|| {
-            self.swapped.set(true);
             if yielding {
+                self.swapped.set(true);
                 self.redis.raw_set("call", self.prim.raw_get::<Value>("ycall")?)?;
                 self.redis.raw_set("pcall", self.prim.raw_get::<Value>("ypcall")?)?;
             }
-            self.real.raw_set("pcall", self.prim.raw_get::<Value>("yielding_pcall")?)?;
             if let Some((keys, argv)) = args {
                 self.begin(keys, argv)?;
             }
-            let thread = self.lua.create_thread(f.clone())?;
+            // A finished coroutine of an earlier run takes the function (saves its creation).
+            let thread = match self.spare.take() {
+                Some(thread) if thread.reset(f.clone()).is_ok() => thread,
+                _ => self.lua.create_thread(f.clone())?,
+            };
             LAST_LINE.with(|l| l.set((false, -1)));
             PAUSED.with(|p| p.set(false));
             KILLED.with(|k| k.set(false));
             // Lines only where `return redis.call(...)` is a tail call (see `failure`).
             let mask = ffi::LUA_MASKCOUNT | if yielding { ffi::LUA_MASKLINE } else { 0 };
             #[allow(unsafe_code)]
-            // SAFETY: exec_raw calls the closure with `thread` on top of the stack: lua_tothread
-            // reads it, and lua_sethook only sets that coroutine's hook fields.
+            // SAFETY: in Lua 5.1 a thread's pointer (lua_topointer) is its lua_State, alive
+            // while `thread` holds it; lua_sethook only sets that coroutine's hook fields.
             unsafe {
-                self.lua.exec_raw::<()>(&thread, |state| {
-                    let co = ffi::lua_tothread(state, -1);
-                    ffi::lua_sethook(co, Some(watch_hook), mask, busy::HOOK_EVERY);
-                })?;
+                let co = thread.to_pointer().cast_mut().cast::<ffi::lua_State>();
+                ffi::lua_sethook(co, Some(watch_hook), mask, busy::HOOK_EVERY);
             }
             Ok(thread)
         })();
@@ -708,6 +710,14 @@ impl Interp {
                 failure(values.next().unwrap_or(Value::Nil), sha, LAST_LINE.with(Cell::get))
             }
             _ => Reply::Nil,
+        }
+    }
+
+    /// Takes back the coroutine of a run that ended, for the next run to reuse when it
+    /// finished (one that failed cannot be reset in Lua 5.1).
+    pub(crate) fn recycle(&self, thread: Thread) {
+        if thread.status() == mlua::ThreadStatus::Finished {
+            *self.spare.borrow_mut() = Some(thread);
         }
     }
 

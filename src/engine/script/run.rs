@@ -12,7 +12,7 @@ use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::acl::{Reason, User};
 use crate::engine::command::{Command, Run};
 use crate::engine::router::TxId;
-use crate::engine::script::busy::{self, Watched};
+use crate::engine::script::busy::{self, Named, Watched};
 use crate::engine::script::functions;
 use crate::engine::script::lua::{self, Ended};
 use crate::engine::script::store::{Reach, Source};
@@ -156,8 +156,10 @@ impl Script {
     /// What its run's watch knows of it.
     fn watched(&self) -> Watched {
         Watched {
-            function: matches!(self.target, Target::Function(_)),
-            name: self.target.name().to_owned(),
+            name: match &self.target {
+                Target::Eval(source) => Named::Script(source.clone()),
+                Target::Function(function) => Named::Function(function.clone()),
+            },
             command: self.command.clone(),
             from_primary: self.rules.from_primary,
             threshold: self.rules.busy_after,
@@ -328,16 +330,23 @@ fn on_shard(
         Ok(thread) => thread,
         Err(e) => return ended(cell, unit, shared, script, Reply::from(e)),
     };
-    match lua::with(|interp| interp.resume(&thread, None, script.target.name())) {
-        Ok(Ended::Paused) => {
-            crate::engine::router::keep_gate(hold);
-            let parked = Parked { cell: cell.clone(), thread, shared, unit, script };
-            PARKED.with(|p| *p.borrow_mut() = Some(parked));
-            OnShard::Parked
-        }
-        Ok(Ended::Reply(reply)) => ended(cell, unit, shared, script, reply),
-        Ok(Ended::Call(_)) => ended(cell, unit, shared, script, Reply::Error("ERR script yielded".into())),
-        Err(e) => ended(cell, unit, shared, script, Reply::from(e)),
+    let outcome = lua::with(|interp| interp.resume(&thread, None, script.target.name()));
+    if let Ok(Ended::Paused) = outcome {
+        crate::engine::router::keep_gate(hold);
+        let parked = Parked { cell: cell.clone(), thread, shared, unit, script };
+        PARKED.with(|p| *p.borrow_mut() = Some(parked));
+        return OnShard::Parked;
+    }
+    let _ = lua::with(|interp| interp.recycle(thread));
+    ended(cell, unit, shared, script, outcome_reply(outcome))
+}
+
+/// The reply of a run on a shard that ended.
+fn outcome_reply(outcome: Result<Ended, CmdError>) -> Reply {
+    match outcome {
+        Ok(Ended::Reply(reply)) => reply,
+        Ok(_) => Reply::Error("ERR script yielded".into()),
+        Err(e) => Reply::from(e),
     }
 }
 
@@ -350,13 +359,9 @@ fn resume_parked() -> Option<OnShard> {
             None
         }
         outcome => {
-            let Parked { cell, unit, shared, script, .. } = parked;
-            let reply = match outcome {
-                Ok(Ended::Reply(reply)) => reply,
-                Ok(_) => Reply::Error("ERR script yielded".into()),
-                Err(e) => Reply::from(e),
-            };
-            Some(ended(&cell, unit, shared, script, reply))
+            let Parked { cell, unit, shared, script, thread } = parked;
+            let _ = lua::with(|interp| interp.recycle(thread));
+            Some(ended(&cell, unit, shared, script, outcome_reply(outcome)))
         }
     }
 }
@@ -423,7 +428,7 @@ async fn across(s: &mut Session, script: Script) -> CmdResult {
         Err(e) => Err(e),
         Ok(thread) => {
             let mut answer: Option<Reply> = None;
-            loop {
+            let ended = loop {
                 match lua::with(|interp| interp.resume(&thread, answer.take().as_ref(), &sha)) {
                     Err(e) => break Err(e),
                     Ok(Ended::Reply(reply)) => break Ok(reply),
@@ -453,7 +458,9 @@ async fn across(s: &mut Session, script: Script) -> CmdResult {
                         answer = Some(reply);
                     }
                 }
-            }
+            };
+            let _ = lua::with(|interp| interp.recycle(thread));
+            ended
         }
     };
     busy::unwatch();
