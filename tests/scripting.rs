@@ -320,6 +320,22 @@ fn script_requests() -> Vec<Vec<Vec<u8>>> {
         req(&["EXEC"]),
         req(&["GET", "counter"]),
     ]);
+    // Many arguments and many return values cross between Lua and Rust whole (a script's reply
+    // is its first return value).
+    let members: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+    let mut many = vec!["SADD", "manyargs"];
+    many.extend(members.iter().map(String::as_str));
+    for _ in 0..2 {
+        q.push(eval("return redis.pcall(unpack(ARGV))", &[], &many));
+        q.push(eval("return redis.call(unpack(ARGV))", &["manyargs"], &many));
+        q.push(eval(
+            "return 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24",
+            &[],
+            &[],
+        ));
+        q.push(eval("return redis.call('ECHO', unpack(ARGV))", &[], &many));
+    }
+    q.push(req(&["SCARD", "manyargs"]));
     q
 }
 

@@ -99,8 +99,56 @@ impl Fuzz {
         }
     }
 
-    /// One random request.
+    /// One random request: now and then a script (see [`Fuzz::script`]).
     pub fn request(&mut self) -> Vec<String> {
+        if self.below(24) == 0 {
+            self.script()
+        } else {
+            self.plain_request()
+        }
+    }
+
+    /// EVAL of a script running a random request through `redis.call` or `redis.pcall` (or
+    /// Lua's `pcall`), its reply converted into Lua and back (RESP3 conversions too, with
+    /// `redis.setresp(3)`), its keys declared in KEYS or not: every type, errors raised and
+    /// caught, keys of both shards. A script marked `declared` always declares its keys, so
+    /// its later runs are on one shard when its keys are.
+    pub fn script(&mut self) -> Vec<String> {
+        const BODIES: &[&str] = &[
+            "return redis.call(unpack(ARGV))",
+            "return redis.pcall(unpack(ARGV))",
+            "redis.setresp(3) return redis.call(unpack(ARGV))",
+            "redis.setresp(3) local r = redis.pcall(unpack(ARGV)) return {r, type(r)}",
+            "local ok, r = pcall(redis.call, unpack(ARGV)) if ok then return {'ok', r} end return {'no', r.err}",
+            "local r = redis.call(unpack(ARGV)) return {type(r), r, redis.call('EXISTS', ARGV[2] or 'k1')}",
+        ];
+        // Unordered replies are compared sorted, which a script's reply is not.
+        const UNORDERED: &[&str] =
+            &["SMEMBERS", "SINTER", "SUNION", "SDIFF", "HGETALL", "HKEYS", "HVALS", "KEYS"];
+        const KEYS: &[&str] = &["k1", "k2", "k3", "k4", "{t}a", "{t}b", "{t}c", "lex", "{t}lex"];
+        let inner = loop {
+            let r = self.plain_request();
+            if !UNORDERED.contains(&r[0].as_str()) {
+                break r;
+            }
+        };
+        let body = BODIES[self.below(BODIES.len())];
+        let (body, keys) = if self.below(2) == 0 {
+            let mut keys: Vec<String> = Vec::new();
+            for a in &inner[1..] {
+                if KEYS.contains(&a.as_str()) && !keys.contains(a) {
+                    keys.push(a.clone());
+                }
+            }
+            (format!("{body} -- declared"), keys)
+        } else {
+            (body.to_string(), Vec::new())
+        };
+        [vec!["EVAL".to_string(), body, keys.len().to_string()], keys, inner].concat()
+    }
+
+    /// One random request, never a script.
+    fn plain_request(&mut self) -> Vec<String> {
         let s = |x: &str| x.to_string();
         let k = self.key();
         let mut r = match self.below(126) {

@@ -146,10 +146,13 @@ real.__redis__err__handler = function(err) local e = place(err, nil, 3) return e
 
 -- A script run as a coroutine: each step answers 'call' and the command's arguments, or
 -- 'done', whether it succeeded, and its value or its placed error.
+-- (At most four values go back to Rust: mlua reads more than about twenty past the stack's
+-- end. A call's arguments come packed, with their count; a script's first return value is
+-- its reply, as in Redis.)
 local function stepped(co, ok, ...)
   if ok then
-    if co_status(co) == 'dead' then return 'done', true, ... end
-    return 'call', ...
+    if co_status(co) == 'dead' then return 'done', true, (...) end
+    return 'call', select('#', ...), {...}
   end
   local e = place((...), co, 0)
   return 'done', false, e
@@ -678,7 +681,18 @@ impl Interp {
         };
         let what = values.next();
         if matches!(&what, Some(Value::String(s)) if s.as_bytes().as_ref() == b"call") {
-            match arguments(values.collect()) {
+            let n = match values.next() {
+                Some(Value::Integer(n)) => n,
+                Some(Value::Number(n)) => n as i64,
+                _ => 0,
+            };
+            let packed = match values.next() {
+                Some(Value::Table(t)) => {
+                    (1..=n).map(|i| t.raw_get::<Value>(i).unwrap_or(Value::Nil)).collect()
+                }
+                _ => MultiValue::new(),
+            };
+            match arguments(packed) {
                 Ok(args) => return Ended::Call(args),
                 Err(e) => {
                     // Answered at once, as the primitive on a shard answers it.
