@@ -255,7 +255,13 @@ impl Host {
             let Some(hop) = self.waiting.borrow_mut().pop_front() else { return };
             match hop {
                 Hop::Run { job, .. } => self.run_job(job),
-                Hop::Free { job } => self.run_free(job),
+                Hop::Free { job } => {
+                    self.run_free(job);
+                    // It kept the gate (a busy script): the rest waits for it.
+                    if self.holder.get().is_some() {
+                        return;
+                    }
+                }
                 Hop::LockRun { tx, job } => self.run_atomic(tx, job),
                 Hop::Core { job } => job(&self.local),
                 Hop::Reply(done) => done(),
