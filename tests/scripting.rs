@@ -336,6 +336,20 @@ fn script_requests() -> Vec<Vec<Vec<u8>>> {
         q.push(eval("return redis.call('ECHO', unpack(ARGV))", &[], &many));
     }
     q.push(req(&["SCARD", "manyargs"]));
+    // A script's own coroutine.yield outside a coroutine it made is refused, never taken for a
+    // redis.call; inside one, it is the script's.
+    for _ in 0..2 {
+        q.push(eval("coroutine.yield('SET', 'yielded', 'v') return 1", &[], &[]));
+        q.push(eval(
+            "local co = coroutine.create(function(a) local b = coroutine.yield(a + 1) return b * 2 end) \
+             local _, x = coroutine.resume(co, 1) local _, y = coroutine.resume(co, 10) \
+             local w = coroutine.wrap(function() coroutine.yield('w1') return 'w2' end) \
+             return {x, y, w(), w(), coroutine.status(co), tostring(coroutine.running() == nil)}",
+            &[],
+            &[],
+        ));
+    }
+    q.push(req(&["GET", "yielded"]));
     q
 }
 

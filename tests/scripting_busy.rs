@@ -19,6 +19,9 @@ const IN_PCALL: &str =
     "local ok, e = pcall(function()\n  while true do end\nend)\nlocal i = 0 while true do i = i + 1 end";
 /// Looping inside a C function's callback, where the run cannot pause.
 const IN_SORT: &str = "table.sort({3, 2, 1}, function(a, b)\n  while true do end\nend)\nreturn 1";
+/// Looping inside a coroutine the script made, which is not paused (its yields are the
+/// script's own).
+const IN_COROUTINE: &str = "local co = coroutine.create(function()\n  local i = 0\n  while true do i = i + 1 end\nend)\nlocal ok, e = coroutine.resume(co)\nreturn {ok and 1 or 0, e}";
 const LIBRARY: &str = "#!lua name=busylib\nredis.register_function{function_name='spin', \
                        callback=function(keys, args)\n  local i = 0\n  while true do i = i + 1 end\nend, \
                        flags={'no-writes'}}";
@@ -171,12 +174,19 @@ fn a_busy_script_that_wrote_is_unkillable_and_only_shutdown_nosave_ends_it() {
     }
 }
 
-/// A script stuck in a C function's callback (table.sort's comparator) cannot pause: its core
-/// waits, but the other cores answer BUSY and SCRIPT KILL ends it as Redis's does.
+/// A script stuck in a C function's callback (table.sort's comparator) or in a coroutine of its
+/// own cannot pause: its core waits, but the other cores answer BUSY and SCRIPT KILL ends it as
+/// Redis's does.
 #[test]
 fn a_script_stuck_in_a_callback_is_killed_from_another_core() {
+    for body in [IN_SORT, IN_COROUTINE] {
+        stuck_script_is_killed_from_another_core(body);
+    }
+}
+
+fn stuck_script_is_killed_from_another_core(body: &str) {
     let key = key_on("sort", 0, 2);
-    let script = ["EVAL", IN_SORT, "1", key.as_str()];
+    let script = ["EVAL", body, "1", key.as_str()];
     let redis = RedisServer::with(&["--busy-reply-threshold", "100"]);
     let mut r = redis_clients(&redis);
     send(&mut r.runner, &script);

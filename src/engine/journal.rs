@@ -77,6 +77,12 @@ impl Commands {
         self.ends.clear();
     }
 
+    /// Keeps the first `n` commands.
+    fn truncate(&mut self, n: usize) {
+        self.ends.truncate(n);
+        self.bytes.truncate(self.ends.last().map_or(0, |&(end, _)| end));
+    }
+
     /// Each command's database and bytes.
     fn iter(&self) -> impl Iterator<Item = (u32, &[u8])> {
         let mut start = 0;
@@ -163,6 +169,13 @@ impl Effects {
     /// An atomic unit (a single-shard EXEC) begins: what it logs is written as one block.
     pub(crate) fn begin_unit(&mut self) {
         self.unit = Some(self.commands.len());
+    }
+
+    /// Drops what the open atomic unit logged.
+    pub(crate) fn drop_unit(&mut self) {
+        if let Some(start) = self.unit {
+            self.commands.truncate(start);
+        }
     }
 
     /// Whether an atomic unit is open (its commands are not published before it ends).

@@ -607,6 +607,13 @@ impl Shard {
         Unit { outer }
     }
 
+    /// Ends the atomic unit `unit` began, dropping what it logged (a script cut off by
+    /// SHUTDOWN NOSAVE: the stream never carries part of it).
+    pub(crate) fn abandon_unit(&mut self, unit: Unit) {
+        self.effects.drop_unit();
+        self.leave_unit(unit);
+    }
+
     /// Ends the atomic unit `unit` began.
     pub(crate) fn leave_unit(&mut self, unit: Unit) {
         if !unit.outer {

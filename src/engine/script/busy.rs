@@ -185,16 +185,24 @@ pub(crate) fn watch(what: Watched) {
     });
 }
 
-/// The run under way ran a write command.
-pub(crate) fn wrote() {
+/// The run under way is about to run a write command: from now on it cannot be killed.
+///
+/// # Errors
+/// It was killed already (the kill was granted before this write): the write must not run.
+pub(crate) fn wrote() -> Result<(), CmdError> {
     WATCH.with(|w| {
         if let Some(watch) = w.borrow_mut().as_mut() {
-            watch.wrote = true;
             if let Some(busy) = &watch.busy {
-                busy.state().wrote = true;
+                let mut state = busy.state();
+                if state.killed {
+                    return Err(CmdError::msg("ERR Script killed by user with SCRIPT KILL..."));
+                }
+                state.wrote = true;
             }
+            watch.wrote = true;
         }
-    });
+        Ok(())
+    })
 }
 
 /// The hook's check: whether the run crossed the threshold (it is published, once, with

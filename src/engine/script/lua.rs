@@ -63,6 +63,11 @@ local prim, real, dbg = ...
 local error, type, rawget, tostring = error, type, rawget, tostring
 local realpcall, realxpcall = pcall, xpcall
 local co_create, co_resume, co_status, co_yield = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
+local co_running = coroutine.running
+-- The run's own coroutines (each run's, and those its pcall makes): only these yield to the
+-- run's driver, and the watch hook pauses only these (it finds this table in the registry).
+local ours = setmetatable({}, {__mode = 'k'})
+prim.ours = ours
 
 -- The value a Rust function left to raise, in place of the marker it raised.
 local function fix(e)
@@ -113,10 +118,23 @@ end
 prim.yielding_pcall = function(f, ...)
   if type(f) ~= 'function' or dbg.getinfo(f, 'S').what == 'C' then return plain_pcall(f, ...) end
   local co = co_create(f)
+  ours[co] = true
   return pass(co, co_resume(co, ...))
 end
 -- Scripts' pcall passes the watch hook's yields through (a busy run pauses inside it too).
 real.pcall = prim.yielding_pcall
+-- A script's coroutine.yield outside a coroutine it made: refused as Redis's Lua refuses a
+-- yield from its main thread (never taken for a redis.call).
+real.coroutine.yield = function(...)
+  if ours[co_running()] then error('attempt to yield across metamethod/C-call boundary', 0) end
+  return co_yield(...)
+end
+-- As in Redis, where scripts run on the main thread, outside any coroutine.
+real.coroutine.running = function()
+  local co = co_running()
+  if ours[co] then return nil end
+  return co
+end
 
 prim.readonly = function() error('Attempt to modify a readonly table', 2) end
 prim.missing = function(_, k)
@@ -157,7 +175,10 @@ local function stepped(co, ok, ...)
   local e = place((...), co, 0)
   return 'done', false, e
 end
-prim.step = function(co, ...) return stepped(co, co_resume(co, ...)) end
+prim.step = function(co, ...)
+  ours[co] = true
+  return stepped(co, co_resume(co, ...))
+end
 
 -- FCALL: the function with its keys and arguments.
 prim.invoke = function() return prim.fn(prim.keys, prim.args) end
@@ -232,8 +253,6 @@ thread_local! {
     static LAST_LINE: Cell<(bool, i32)> = const { Cell::new((false, -1)) };
     /// The watch hook paused the run (it yielded).
     static PAUSED: Cell<bool> = const { Cell::new(false) };
-    /// The run was killed: the watch hook raises at every step until it ends.
-    static KILLED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Installs (or, with `None`, removes) the handler of this core's run under way.
@@ -241,55 +260,93 @@ pub(crate) fn set_handler(handler: Option<Handler>) {
     HANDLER.with(|h| *h.borrow_mut() = handler);
 }
 
-/// The watch hook of a run's coroutines (those its `pcall` makes inherit it): on a line
-/// event, keeps the script's or function's last line; on a count event, asks the run's watch
-/// whether to go on, pause (yielding, where the coroutine may) or end. A killed run ends as
-/// Redis's does: the hook raises Redis's error, then raises it again at every line, so that a
-/// `pcall` catching it gets no further than its next line.
+/// The watch hook of a run's coroutines (those the run makes inherit it): on a line event,
+/// keeps the script's or function's last line; on a count event, asks the run's watch whether
+/// to go on, pause (yielding, where the coroutine is the run's own and may yield) or end. A
+/// killed run ends as Redis's does: the hook raises Redis's error in the coroutine it fired in
+/// and switches that coroutine to raising again at each of its lines, so a `pcall` catching it
+/// gets no further than its next line; the other coroutines raise at their next count event.
 #[allow(unsafe_code)]
 unsafe extern "C-unwind" fn watch_hook(state: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
     // SAFETY: Lua calls a hook with the running state and an activation record valid for the
     // call; `place` only asks `lua_getinfo` about that record.
     let event = unsafe { (*ar).event };
-    let mut user = None;
     if event == ffi::LUA_HOOKLINE {
-        user = unsafe { place(state, ar) };
+        let user = unsafe { place(state, ar) };
         if let Some(at) = user {
             LAST_LINE.with(|l| l.set(at));
         }
-        if !KILLED.with(Cell::get) {
-            return;
+        // Lines only: this coroutine was killed. It raises in the script's code, not the
+        // prelude's (Redis's C `pcall` has no lines).
+        // SAFETY: reads this coroutine's hook mask.
+        if user.is_some() && unsafe { ffi::lua_gethookmask(state) } == ffi::LUA_MASKLINE {
+            // SAFETY: as below.
+            unsafe { raise_killed(state) };
         }
-    } else if event != ffi::LUA_HOOKCOUNT {
         return;
     }
-    let tick = if KILLED.with(Cell::get) { Tick::Kill } else { busy::tick() };
-    match tick {
+    if event != ffi::LUA_HOOKCOUNT {
+        return;
+    }
+    match busy::tick() {
         Tick::Continue => {}
-        // Raised in the script's own code (not the prelude's `pcall`), as Redis's C `pcall`
-        // has no lines to raise in.
-        Tick::Kill if user.is_none() && unsafe { place(state, ar) }.is_none() => {
-            KILLED.with(|k| k.set(true));
-        }
-        Tick::Kill => {
-            KILLED.with(|k| k.set(true));
-            // SAFETY: a hook may raise (Lua 5.1 longjmps out of it, as Redis's hook does);
-            // nothing in this frame needs dropping.
-            unsafe {
-                ffi::lua_sethook(state, Some(watch_hook), ffi::LUA_MASKLINE, 0);
-                ffi::lua_pushstring(state, c"Script killed by user with SCRIPT KILL...".as_ptr());
-                ffi::lua_error(state);
+        // SAFETY: sets this coroutine's hook fields; raises as `raise_killed` may.
+        Tick::Kill => unsafe {
+            ffi::lua_sethook(state, Some(watch_hook), ffi::LUA_MASKLINE, 0);
+            if place(state, ar).is_some() {
+                raise_killed(state);
             }
-        }
-        // SAFETY: `yieldable` reads two counters of the running state; when it may, the
-        // coroutine yields: lua_yield returns (it raises only across a C boundary), Lua 5.1
-        // ends the hooked instruction there and the resume returns (lvm.c, "did hook yield?").
+        },
+        // SAFETY: `ours` and `yieldable` read the running state; when it may, the coroutine
+        // yields: lua_yield returns (it raises only across a C boundary), Lua 5.1 ends the
+        // hooked instruction there and the resume returns (lvm.c, "did hook yield?").
         Tick::Pause => unsafe {
-            if yieldable(state) {
+            if ours(state) && yieldable(state) {
                 PAUSED.with(|p| p.set(true));
                 ffi::lua_yield(state, 0);
             }
         },
+    }
+}
+
+/// Raises Redis's error for a killed script: an error table, as Redis's `luaPushError` makes.
+///
+/// # Safety
+/// Called from a hook: Lua 5.1 longjmps out of it, so the caller's frame must hold nothing
+/// that needs dropping.
+#[allow(unsafe_code)]
+unsafe fn raise_killed(state: *mut ffi::lua_State) {
+    // SAFETY: the caller's; a hook has free stack slots for the table and its message.
+    unsafe {
+        ffi::lua_createtable(state, 0, 1);
+        ffi::lua_pushstring(state, c"ERR Script killed by user with SCRIPT KILL...".as_ptr());
+        ffi::lua_setfield(state, -2, c"err".as_ptr());
+        ffi::lua_error(state);
+    }
+}
+
+/// The registry key of the prelude's table of the run's own coroutines (`ours`).
+const OURS: &std::ffi::CStr = c"ferrokey.ours";
+
+/// Whether `state` is one of the run's own coroutines (the run's, or one its `pcall` made),
+/// not one the script made: only those yield to the run's driver.
+///
+/// # Safety
+/// `state` as Lua passes it to a hook (which has `LUA_MINSTACK` free slots).
+#[allow(unsafe_code)]
+unsafe fn ours(state: *mut ffi::lua_State) -> bool {
+    // SAFETY: three pushes within the hook's free slots, popped before returning.
+    unsafe {
+        ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, OURS.as_ptr());
+        if ffi::lua_type(state, -1) != ffi::LUA_TTABLE {
+            ffi::lua_settop(state, -2);
+            return false;
+        }
+        ffi::lua_pushthread(state);
+        ffi::lua_rawget(state, -2);
+        let found = ffi::lua_toboolean(state, -1) != 0;
+        ffi::lua_settop(state, -3);
+        found
     }
 }
 
@@ -418,6 +475,8 @@ impl Interp {
         let prim = lua.create_table()?;
         let dbg: Table = real.raw_get("debug")?;
         lua.load(PRELUDE).set_name("=[redis]").call::<()>((prim.clone(), real.clone(), dbg))?;
+        let ours: Table = prim.raw_get("ours")?;
+        lua.set_named_registry_value(OURS.to_str().unwrap_or_default(), ours)?;
         let raise = Raise(prim.clone());
         install_redis_library(&lua, &redis, &raise, &state)?;
         install_math_random(&lua, &real, &raise, &state)?;
@@ -637,7 +696,6 @@ impl Interp {
             };
             LAST_LINE.with(|l| l.set((false, -1)));
             PAUSED.with(|p| p.set(false));
-            KILLED.with(|k| k.set(false));
             // Lines only where `return redis.call(...)` is a tail call (see `failure`).
             let mask = ffi::LUA_MASKCOUNT | if yielding { ffi::LUA_MASKLINE } else { 0 };
             #[allow(unsafe_code)]
@@ -669,7 +727,13 @@ impl Interp {
             }
             self.capped(|| step.call::<MultiValue>(input))
         })();
-        if PAUSED.with(Cell::take) && step.is_ok() {
+        // The hook yielded the run (a step that yielded nothing); a flag left by a yield that
+        // ended elsewhere is not trusted.
+        let paused = PAUSED.with(Cell::take);
+        let yielded_nothing = |v: &MultiValue| {
+            v.len() == 3 && matches!(v.get(1), Some(Value::Integer(0)) | Some(Value::Number(0.0)))
+        };
+        if paused && matches!(&step, Ok(v) if yielded_nothing(v)) {
             return Ended::Paused;
         }
         let mut values = match step {

@@ -98,8 +98,8 @@ fn admit(args: &[Bytes], rules: &mut Rules, denied: &mut Vec<Denied>) -> Result<
         }
     }
     if writes {
+        busy::wrote()?;
         rules.dirty = true;
-        busy::wrote();
     }
     Ok(cmd)
 }
@@ -214,12 +214,13 @@ pub(crate) async fn run(s: &mut Session, script: Script) -> CmdResult {
     let mut ended = None;
     while ended.is_none() {
         if s.core.global.shutting_down() {
-            // The process ends (SHUTDOWN NOSAVE): the run is dropped where it is, its unit
-            // never published. No hop: the shard's core may have stopped already.
+            // The process ends (SHUTDOWN NOSAVE): the run is dropped where it is, what it
+            // logged never published, and its gate never released (nothing else runs on
+            // that shard again). No hop: the shard's core may have stopped already.
             if shard == router.local() {
                 drop_parked();
             }
-            drop(parked);
+            std::mem::forget(parked);
             return Err(CmdError::Unavailable);
         }
         glommio::executor().yield_to_reactor().await;
@@ -366,11 +367,14 @@ fn resume_parked() -> Option<OnShard> {
     }
 }
 
-/// Ends the run parked on this core without its reply (the server is shutting down).
+/// Ends the run parked on this core without its reply, dropping what it logged (the server is
+/// shutting down: no file or replica gets part of a script).
 fn drop_parked() {
-    if let Some(Parked { cell, unit, shared, script, .. }) = PARKED.with(|p| p.borrow_mut().take()) {
+    if let Some(Parked { cell, unit, .. }) = PARKED.with(|p| p.borrow_mut().take()) {
         lua::with(lua::Interp::abandon).ok();
-        let _ = ended(&cell, unit, shared, script, Reply::Nil);
+        lua::set_handler(None);
+        busy::unwatch();
+        cell.borrow_mut().abandon_unit(unit);
     }
 }
 
@@ -469,8 +473,12 @@ async fn across(s: &mut Session, script: Script) -> CmdResult {
     target.note(reach);
     if own {
         if let Some(tx) = s.exec_tx.take().and_then(|tx| std::rc::Rc::try_unwrap(tx).ok()) {
-            // Shutting down, another core may have stopped: no hop waits for it.
-            if !s.core.global.shutting_down() {
+            // Shutting down (SHUTDOWN NOSAVE ended the run): the transaction is never sealed,
+            // so no file or replica gets part of the script, and no hop waits for a core that
+            // may have stopped.
+            if s.core.global.shutting_down() {
+                std::mem::forget(tx);
+            } else {
                 tx.release().await;
             }
         }
