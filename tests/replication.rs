@@ -9,58 +9,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::dataset::{populate_with_dbs, snapshot_with_ttls, TempDir};
-use common::{certs, read_reply, resp, Mode, Opts, RedisServer, Server};
+use common::replication::{eventually, in_sync, info, redis_primary, redis_replica, tls_replica_opts};
+use common::{certs, read_reply, resp, Mode, Opts, Server};
 use redis::Connection;
-
-/// A field of INFO `section`.
-fn info(c: &mut Connection, section: &str, field: &str) -> String {
-    let text: String = redis::cmd("INFO").arg(section).query(c).unwrap();
-    text.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_owned)).unwrap_or_default()
-}
 
 /// A primary's options: diskless syncs (Redis's default) without Redis's 5 s wait for more
 /// replicas, which would only slow the tests.
 fn primary_opts() -> Opts {
     Opts::default().arg("repl-diskless-sync-delay", "0")
-}
-
-/// Polls `done` until it holds, for at most 60 s.
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Debian's redis-server following `primary` (over its TLS port with `mode` Tls).
-fn redis_replica(primary: &Server, mode: Mode) -> RedisServer {
-    let c = certs();
-    match mode {
-        Mode::Plain => RedisServer::with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]),
-        Mode::Tls => RedisServer::with(&[
-            "--tls-replication",
-            "yes",
-            "--tls-cert-file",
-            &c.path("client.crt"),
-            "--tls-key-file",
-            &c.path("client.key"),
-            "--tls-ca-cert-file",
-            &c.path("ca.crt"),
-            "--replicaof",
-            "127.0.0.1",
-            &primary.tls_port.to_string(),
-        ]),
-    }
-}
-
-/// Waits until the replica has everything the primary has written.
-fn in_sync(primary: &mut Connection, replica: &mut Connection) {
-    eventually("the replica to catch up", || {
-        info(replica, "replication", "master_link_status") == "up"
-            && info(replica, "replication", "slave_repl_offset")
-                == info(primary, "replication", "master_repl_offset")
-    });
 }
 
 /// The two datasets hold the same keys and values; TTLs agree within 10 s (read at different
@@ -277,34 +233,6 @@ fn a_replica_that_stops_reading_is_cut_off_at_its_output_limit() {
 
 /// A ferrokey replica whose link is TLS, presenting the client certificate (the server's is
 /// for serving only).
-fn tls_replica_opts() -> Opts {
-    let c = certs();
-    Opts::default()
-        .arg("tls-replication", "yes")
-        .arg("tls-client-cert-file", &c.path("client.crt"))
-        .arg("tls-client-key-file", &c.path("client.key"))
-}
-
-/// Debian's redis-server as a primary, with a TLS port.
-fn redis_primary() -> (RedisServer, u16) {
-    let c = certs();
-    let tls_port = common::free_port();
-    let server = RedisServer::with(&[
-        "--tls-port",
-        &tls_port.to_string(),
-        "--tls-cert-file",
-        &c.path("server.crt"),
-        "--tls-key-file",
-        &c.path("server.key"),
-        "--tls-ca-cert-file",
-        &c.path("ca.crt"),
-        "--tls-auth-clients",
-        "optional",
-        "--repl-diskless-sync-delay",
-        "0",
-    ]);
-    (server, tls_port)
-}
 
 #[test]
 fn ferrokey_follows_a_redis_server_primary_plain_and_tls() {

@@ -7,25 +7,15 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::dataset::{connect_redis, info_field, TempDir};
-use common::{certs, key_on, Mode, Opts, RedisServer, Server};
+use common::replication::{eventually, in_sync, redis_primary, redis_replica, tls_replica_opts};
+use common::{key_on, Mode, Opts, RedisServer, Server};
 use redis::Connection;
 
 const LIB_A: &str = "#!lua name=liba\nredis.register_function('fa', function(keys, args) \
                      redis.call('SET', keys[1], args[1]) return redis.call('INCR', keys[2]) end)";
 const LIB_B: &str = "#!lua name=libb\nredis.register_function{function_name='fb', \
                      callback=function(keys) return redis.call('GET', keys[1]) end, flags={'no-writes'}}";
-
-/// Polls `done` until it holds, for at most 60 s.
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// The names of the libraries FUNCTION LIST shows, sorted.
 fn libraries(c: &mut Connection) -> Vec<String> {
@@ -52,19 +42,6 @@ fn use_functions(c: &mut Connection, tag: &str) -> i64 {
     let got: String = redis::cmd("FCALL_RO").arg("fb").arg(1).arg(&a).query(c).unwrap();
     assert_eq!(got, "v");
     n
-}
-
-fn replication_field(c: &mut Connection, field: &str) -> String {
-    let text: String = redis::cmd("INFO").arg("replication").query(c).unwrap();
-    text.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_owned)).unwrap_or_default()
-}
-
-fn in_sync(primary: &mut Connection, replica: &mut Connection) {
-    eventually("the replica to catch up", || {
-        replication_field(replica, "master_link_status") == "up"
-            && replication_field(replica, "slave_repl_offset")
-                == replication_field(primary, "master_repl_offset")
-    });
 }
 
 #[test]
@@ -178,24 +155,6 @@ fn use_functions_a_only(c: &mut Connection) {
     assert_eq!(n, 1);
 }
 
-/// Debian's redis-server as a replica of `primary` over TLS.
-fn redis_replica_tls(primary: &Server) -> RedisServer {
-    let c = certs();
-    RedisServer::with(&[
-        "--tls-replication",
-        "yes",
-        "--tls-cert-file",
-        &c.path("client.crt"),
-        "--tls-key-file",
-        &c.path("client.key"),
-        "--tls-ca-cert-file",
-        &c.path("ca.crt"),
-        "--replicaof",
-        "127.0.0.1",
-        &primary.tls_port.to_string(),
-    ])
-}
-
 #[test]
 fn functions_and_script_effects_replicate_to_and_from_redis_server() {
     // ferrokey primary, redis-server replica (TLS): the full sync's snapshot carries liba, the
@@ -204,7 +163,7 @@ fn functions_and_script_effects_replicate_to_and_from_redis_server() {
     let mut p = primary.conn(Mode::Plain);
     load(&mut p, LIB_A);
     use_functions_a_only(&mut p);
-    let replica = redis_replica_tls(&primary);
+    let replica = redis_replica(&primary, Mode::Tls);
     let mut r = connect_redis(&replica);
     in_sync(&mut p, &mut r);
     assert_eq!(libraries(&mut r), ["liba"]);
@@ -229,30 +188,10 @@ fn functions_and_script_effects_replicate_to_and_from_redis_server() {
 
     // redis-server primary, ferrokey replica (TLS link): the same both ways, and a full sync
     // replaces the replica's own functions with the primary's.
-    let tls_port = common::free_port();
-    let c = certs();
-    let redis = RedisServer::with(&[
-        "--tls-port",
-        &tls_port.to_string(),
-        "--tls-cert-file",
-        &c.path("server.crt"),
-        "--tls-key-file",
-        &c.path("server.key"),
-        "--tls-ca-cert-file",
-        &c.path("ca.crt"),
-        "--tls-auth-clients",
-        "optional",
-        "--repl-diskless-sync-delay",
-        "0",
-    ]);
+    let (redis, tls_port) = redis_primary();
     let mut p = connect_redis(&redis);
     load(&mut p, LIB_A);
-    let replica = Server::with(
-        Opts::default()
-            .arg("tls-replication", "yes")
-            .arg("tls-client-cert-file", &c.path("client.crt"))
-            .arg("tls-client-key-file", &c.path("client.key")),
-    );
+    let replica = Server::with(tls_replica_opts());
     let mut r = replica.conn(Mode::Plain);
     let lib_c = "#!lua name=libc\nredis.register_function('fc', function() return 'c' end)";
     load(&mut r, lib_c);

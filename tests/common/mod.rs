@@ -5,6 +5,7 @@
 
 pub mod dataset;
 pub mod fuzz;
+pub mod replication;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -325,14 +326,7 @@ impl Server {
 
     /// Waits (bounded) for the process to exit by itself.
     pub fn wait_exit(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        wait_child(&mut self.child)
     }
 }
 
@@ -398,15 +392,20 @@ impl RedisServer {
 
     /// Waits (bounded) for the process to exit by itself (SHUTDOWN, say).
     pub fn wait_exit(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        wait_child(&mut self.child)
     }
+}
+
+/// Waits up to 15 s for `child` to exit by itself; its exit code.
+fn wait_child(child: &mut Child) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
 }
 
 impl Drop for RedisServer {
