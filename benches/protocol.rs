@@ -2,7 +2,9 @@
 
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use ferrokey::internals::{AclCheck, CommandStats, Limits, Reply, RequestParser, Routing, Slot, ZSet};
+use ferrokey::internals::{
+    AclCheck, CommandStats, Limits, Reply, RequestParser, Routing, ScriptRun, Slot, ZSet,
+};
 
 fn parse(c: &mut Criterion) {
     let mut pipeline = Vec::new();
@@ -113,5 +115,29 @@ fn acl_check(c: &mut Criterion) {
     c.bench_function("acl_check/lookup_only", |b| b.iter(|| black_box(check.lookup(black_box(&get)))));
 }
 
-criterion_group!(benches, parse, encode, slots, route_batch, zset_rescore, command_stats, acl_check);
+/// A one-key script (GET then INCR) run on its shard, as EVALSHA runs it there: what a
+/// script costs beyond its two commands (the network and the request's parsing excluded).
+fn script_run(c: &mut Criterion) {
+    let run = ScriptRun::new(r#"local v = redis.call("GET", KEYS[1]) return redis.call("INCR", KEYS[1])"#);
+    let keys: Vec<bytes::Bytes> = (0..1000).map(|i| bytes::Bytes::from(format!("key:{i:06}"))).collect();
+    let mut i = 0;
+    c.bench_function("one-key script on its shard (GET then INCR)", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            black_box(run.run(std::slice::from_ref(&keys[i]), &[]))
+        });
+    });
+}
+
+criterion_group!(
+    benches,
+    parse,
+    encode,
+    slots,
+    route_batch,
+    zset_rescore,
+    command_stats,
+    acl_check,
+    script_run
+);
 criterion_main!(benches);

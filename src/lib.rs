@@ -123,6 +123,53 @@ pub mod internals {
         }
     }
 
+    /// A one-key script run on a shard as the server runs EVALSHA there (for the scripts'
+    /// benchmark): the interpreter, the `redis.call`s and the shard's commands, no network.
+    pub struct ScriptRun {
+        shard: std::rc::Rc<std::cell::RefCell<crate::engine::shard::Shard>>,
+        source: std::sync::Arc<crate::engine::script::store::Source>,
+    }
+
+    impl ScriptRun {
+        /// A shard of a server with the default configuration, and `body` loaded.
+        ///
+        /// # Panics
+        /// If the server's state cannot be built or `body` does not compile.
+        #[must_use]
+        pub fn new(body: &str) -> ScriptRun {
+            let config = crate::config::Config::default();
+            let _ = crate::engine::command::install(crate::cmd::commands());
+            let users = crate::engine::acl::Users::at_startup(
+                crate::engine::command::registry().acl_catalog(),
+                &config,
+            )
+            .expect("default users");
+            let tls = std::sync::Arc::new(crate::facade::tls::TlsSlot::new().expect("TLS slot"));
+            let cores = vec![crate::engine::global::CoreInfo { shard: 0, cpu: 0 }];
+            let global = std::sync::Arc::new(crate::engine::global::Global::new(config, cores, tls, users));
+            let shard = crate::engine::shard::Shard::new(crate::engine::slot::ShardId(0), global);
+            let source = crate::engine::script::store::Source::new(bytes::Bytes::from(body.to_owned()))
+                .expect("a valid script");
+            let source = crate::engine::script::store::Store::get().add(source);
+            ScriptRun { shard: std::rc::Rc::new(std::cell::RefCell::new(shard)), source }
+        }
+
+        /// Runs the script with `keys` and `argv`: its reply.
+        pub fn run(&self, keys: &[bytes::Bytes], argv: &[bytes::Bytes]) -> Option<Reply> {
+            use crate::engine::script::run::{Rules, Script, Target};
+            let script = Script {
+                target: Target::Eval(self.source.clone()),
+                keys: keys.to_vec(),
+                argv: argv.to_vec(),
+                rules: Rules { busy_after: std::time::Duration::from_secs(5), ..Rules::default() },
+                command: Vec::new(),
+            };
+            let reply = crate::engine::script::run::run_here(&self.shard, script);
+            self.shard.borrow_mut().publish();
+            reply
+        }
+    }
+
     impl Default for Routing {
         fn default() -> Routing {
             Routing::new()

@@ -196,6 +196,13 @@ fn script_requests() -> Vec<Vec<Vec<u8>>> {
         ("return redis.call('set', KEYS[1], 10)", &[b], &[]),
         ("return redis.call('incrbyfloat', KEYS[1], 1.5)", &[b], &[]),
         ("return redis.call('incrbyfloat', KEYS[1], 0.1)", &[b], &[]),
+        // Numbers as arguments: Redis writes them with `%.17g`.
+        ("redis.call('set', KEYS[1], 1e17) return redis.call('get', KEYS[1])", &[a], &[]),
+        ("redis.call('set', KEYS[1], 1e20) return redis.call('get', KEYS[1])", &[a], &[]),
+        ("redis.call('set', KEYS[1], -(0/1)) return redis.call('get', KEYS[1])", &[a], &[]),
+        ("redis.call('set', KEYS[1], 2^53 + 1) return redis.call('get', KEYS[1])", &[b], &[]),
+        ("redis.call('set', KEYS[1], -123456789.125) return redis.call('get', KEYS[1])", &[b], &[]),
+        ("redis.call('set', KEYS[1], 1/0) return redis.call('get', KEYS[1])", &[b], &[]),
         ("return {KEYS[1], KEYS[2], ARGV[1], ARGV[2], #KEYS, #ARGV}", &[a, b], &["x", "y"]),
         ("return redis.call('mget', KEYS[1], KEYS[2], 'nokey')", &[a, b], &[]),
         ("return redis.call('mset', KEYS[1], 1, KEYS[2], 2)", &[a, b], &[]),

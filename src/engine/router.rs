@@ -44,6 +44,11 @@ pub(crate) type CoreJob = Box<dyn FnOnce(&Local) + Send>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TxId(u64);
 
+impl TxId {
+    /// No transaction's (for a run that is never parked: the scripts' micro-benchmark).
+    pub(crate) const NONE: TxId = TxId(u64::MAX);
+}
+
 /// A message between cores.
 pub(crate) enum Hop {
     /// Run `job`; as part of transaction `tx` when it is set, then release the gate if `unlock`.

@@ -86,18 +86,26 @@ impl Reply {
     /// empty for any other reply.
     #[must_use]
     pub(crate) fn bulk_items(&self) -> Vec<Bytes> {
-        let Reply::BulkArray { len, body } = self else { return Vec::new() };
-        let mut items = Vec::with_capacity(*len);
+        let Reply::BulkArray { body, .. } = self else { return Vec::new() };
+        self.bulk_slices().map(|item| body.slice_ref(item)).collect()
+    }
+
+    /// The bulk strings of a [`Reply::BulkArray`], in place (nothing for another reply).
+    pub(crate) fn bulk_slices(&self) -> impl Iterator<Item = &[u8]> {
+        let body: &[u8] = match self {
+            Reply::BulkArray { body, .. } => body,
+            _ => &[],
+        };
         let mut at = 0;
-        while at < body.len() {
-            let Some(end) = body[at..].iter().position(|&c| c == b'\r') else { break };
+        std::iter::from_fn(move || {
+            let end = body.get(at..)?.iter().position(|&c| c == b'\r')?;
             let n: usize =
                 std::str::from_utf8(&body[at + 1..at + end]).ok().and_then(|t| t.parse().ok()).unwrap_or(0);
             let start = at + end + 2;
-            items.push(body.slice(start..(start + n).min(body.len())));
+            let item = body.get(start..(start + n).min(body.len()))?;
             at = start + n + 2;
-        }
-        items
+            Some(item)
+        })
     }
 
     /// Appends the encoding of this reply to `out`, in RESP3 when `resp3` is set, else RESP2.

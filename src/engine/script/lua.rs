@@ -32,7 +32,6 @@
 
 use std::cell::Cell;
 use std::ffi::CStr;
-use std::rc::Rc;
 
 use ahash::AHashMap;
 use bytes::Bytes;
@@ -42,6 +41,7 @@ use crate::cmd::error::CmdError;
 use crate::engine::script::busy::{self, Tick};
 use crate::engine::script::functions::{self, Functions};
 use crate::engine::script::raise::{lua_number, Raise};
+use crate::engine::script::stack;
 use crate::engine::script::store::{Flags, Sha, Source, Store};
 use crate::facade::Reply;
 
@@ -161,16 +161,24 @@ local function place(err, co, level)
   return err
 end
 real.__redis__err__handler = function(err) local e = place(err, nil, 3) return e end
+-- A run on a shard that failed: its error, placed (the run's coroutine drove from Rust).
+prim.place = function(err, co) local e = place(err, co, 0) return e end
 
 -- A script run as a coroutine: each step answers 'call' and the command's arguments, or
 -- 'done', whether it succeeded, and its value or its placed error.
 -- (At most four values go back to Rust: mlua reads more than about twenty past the stack's
 -- end. A call's arguments come packed, with their count; a script's first return value is
 -- its reply, as in Redis.)
+local sformat = string.format
 local function stepped(co, ok, ...)
   if ok then
     if co_status(co) == 'dead' then return 'done', true, (...) end
-    return 'call', select('#', ...), {...}
+    local n, args = select('#', ...), {...}
+    -- Numbers as Redis writes them (mlua would read -0 as the integer 0).
+    for i = 1, n do
+      if type(args[i]) == 'number' then args[i] = sformat('%.17g', args[i]) end
+    end
+    return 'call', n, args
   end
   local e = place((...), co, 0)
   return 'done', false, e
@@ -184,11 +192,11 @@ end
 prim.invoke = function() return prim.fn(prim.keys, prim.args) end
 "#;
 
-/// The state of the run under way, which `redis.*` functions read and change.
-#[derive(Default)]
-struct RunState {
+/// The state of the run under way, which `redis.*` functions read and change (one per core,
+/// as its interpreter: see [`run_state`]).
+pub(super) struct RunState {
     /// `redis.setresp`: how replies convert into Lua (2 or 3).
-    resp: Cell<u8>,
+    pub(super) resp: Cell<u8>,
     /// A script runs (math.random and redis.setresp refuse outside one).
     running: Cell<bool>,
     /// The 48-bit state of `math.random` (Redis's `redisLrand48`).
@@ -213,13 +221,18 @@ pub(crate) struct Interp {
     generation: u64,
     /// The prelude's helpers (`prim.pending`, `prim.ycall`, ...).
     prim: Table,
+    /// `prim.step`, which resumes a run's coroutine holding every shard.
+    step: Function,
+    /// `prim.place`, which places the error of a run on a shard.
+    place: Function,
+    /// `prim.ours`: the run's own coroutines, which the watch hook may pause.
+    ours: Table,
     /// The `redis` table itself (scripts see a proxy): each run installs `call` and `pcall`.
     redis: Table,
     /// The globals scripts read through their proxy, where KEYS and ARGV are set.
     real: Table,
     /// What scripts see as their globals.
     env: Table,
-    state: Rc<RunState>,
     /// `redis.call` and `redis.pcall` of a run on a shard (Rust functions, made once).
     call: Function,
     pcall: Function,
@@ -242,6 +255,9 @@ pub(crate) struct Interp {
 pub(crate) type Handler = Box<dyn FnMut(Vec<Bytes>) -> Reply>;
 
 thread_local! {
+    static RUN: RunState = const {
+        RunState { resp: Cell::new(2), running: Cell::new(false), rand: Cell::new(INITIAL_RAND) }
+    };
     static INTERP: std::cell::RefCell<Option<Interp>> = const { std::cell::RefCell::new(None) };
     /// The handler of the run under way on this core (its `redis.call` and `redis.pcall`,
     /// created once, find it here).
@@ -253,6 +269,17 @@ thread_local! {
     static LAST_LINE: Cell<(bool, i32)> = const { Cell::new((false, -1)) };
     /// The watch hook paused the run (it yielded).
     static PAUSED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The reply of the handler of the run under way on this core to `args` (`None` outside a
+/// run on a shard).
+pub(super) fn handle(args: Vec<Bytes>) -> Option<Reply> {
+    HANDLER.with(|h| h.try_borrow_mut().ok().and_then(|mut h| h.as_mut().map(|h| h(args))))
+}
+
+/// Runs `f` with this core's run state.
+pub(super) fn run_state<R>(f: impl FnOnce(&RunState) -> R) -> R {
+    RUN.with(f)
 }
 
 /// Installs (or, with `None`, removes) the handler of this core's run under way.
@@ -465,11 +492,6 @@ impl Interp {
         for name in ["dofile", "loadfile", "print", "getfenv", "setfenv", "newproxy"] {
             real.raw_set(name, Value::Nil)?;
         }
-        let state = Rc::new(RunState {
-            resp: Cell::new(2),
-            running: Cell::new(false),
-            rand: Cell::new(INITIAL_RAND),
-        });
         let redis = lua.create_table()?;
         real.raw_set("redis", redis.clone())?;
         let prim = lua.create_table()?;
@@ -478,25 +500,27 @@ impl Interp {
         let ours: Table = prim.raw_get("ours")?;
         lua.set_named_registry_value(OURS.to_str().unwrap_or_default(), ours)?;
         let raise = Raise(prim.clone());
-        install_redis_library(&lua, &redis, &raise, &state)?;
-        install_math_random(&lua, &real, &raise, &state)?;
+        install_redis_library(&lua, &redis, &raise)?;
+        install_math_random(&lua, &real, &raise)?;
         crate::engine::script::libs::install(&lua, &real, &raise)?;
         real.raw_set("debug", Value::Nil)?;
         let (env, visible) = protect(&lua, &real, &prim)?;
-        let call = handled(&lua, &raise, &state, true)?;
-        let pcall = handled(&lua, &raise, &state, false)?;
+        let (call, pcall) = crate::engine::script::stack::call_functions(&lua)?;
         redis.raw_set("call", call.clone())?;
         redis.raw_set("pcall", pcall.clone())?;
         let (fenv, fenv_meta, load_api) = function_env(&lua, &prim, &raise, &visible)?;
+        let (step, place, ours) = (prim.raw_get("step")?, prim.raw_get("place")?, prim.raw_get("ours")?);
         let interp = Interp {
             lua,
+            step,
+            place,
+            ours,
             compiled: AHashMap::new(),
             generation: Store::get().generation(),
             prim,
             redis,
             real: visible,
             env,
-            state,
             call,
             pcall,
             swapped: Cell::new(false),
@@ -591,10 +615,9 @@ impl Interp {
     /// Prepares an FCALL: the function and its arguments for `prim.invoke`.
     fn begin_function(&self, f: &Function, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<Function> {
         self.prim.raw_set("fn", f.clone())?;
-        self.prim.raw_set("keys", self.strings(keys)?)?;
-        self.prim.raw_set("args", self.strings(argv)?)?;
-        self.state.resp.set(2);
-        self.state.running.set(true);
+        stack::set_sequences(&self.lua, &self.prim, [(c"keys", keys), (c"args", argv)])?;
+        run_state(|s| s.resp.set(2));
+        run_state(|s| s.running.set(true));
         self.prim.raw_get("invoke")
     }
 
@@ -633,17 +656,16 @@ impl Interp {
 
     /// Prepares a run: KEYS and ARGV, RESP2 conversions.
     fn begin(&self, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<()> {
-        self.real.raw_set("KEYS", self.strings(keys)?)?;
-        self.real.raw_set("ARGV", self.strings(argv)?)?;
-        self.state.resp.set(2);
-        self.state.running.set(true);
+        stack::set_sequences(&self.lua, &self.real, [(c"KEYS", keys), (c"ARGV", argv)])?;
+        run_state(|s| s.resp.set(2));
+        run_state(|s| s.running.set(true));
         Ok(())
     }
 
     /// Ends a run: what a coroutine run replaced is put back, and what a large run left
     /// behind is collected at once rather than held until the collector's next cycle.
     fn end(&self) {
-        self.state.running.set(false);
+        run_state(|s| s.running.set(false));
         if self.swapped.replace(false) {
             let _ = self.redis.raw_set("call", self.call.clone());
             let _ = self.redis.raw_set("pcall", self.pcall.clone());
@@ -651,10 +673,6 @@ impl Interp {
         if self.lua.used_memory() > COLLECT_ABOVE {
             let _ = self.lua.gc_collect();
         }
-    }
-
-    fn strings(&self, items: &[Bytes]) -> mlua::Result<Table> {
-        self.lua.create_sequence_from(items.iter().map(|b| mlua::BString::from(&b[..])))
     }
 
     /// Calls `f` with the scripts' memory capped: only while script code runs, because mlua
@@ -692,7 +710,11 @@ impl Interp {
             // A finished coroutine of an earlier run takes the function (saves its creation).
             let thread = match self.spare.take() {
                 Some(thread) if thread.reset(f.clone()).is_ok() => thread,
-                _ => self.lua.create_thread(f.clone())?,
+                _ => {
+                    let thread = self.lua.create_thread(f.clone())?;
+                    self.ours.raw_set(&thread, true)?;
+                    thread
+                }
             };
             LAST_LINE.with(|l| l.set((false, -1)));
             PAUSED.with(|p| p.set(false));
@@ -716,16 +738,18 @@ impl Interp {
     /// Resumes `thread` (with the reply to the `redis.call` it yielded, if any) until it
     /// yields again or ends.
     pub(crate) fn resume(&self, thread: &Thread, reply: Option<&Reply>, sha: &str) -> Ended {
+        if !self.swapped.get() {
+            return self.resume_here(thread, sha);
+        }
         let step = (|| {
-            let step: Function = self.prim.raw_get("step")?;
             let mut input = MultiValue::new();
             input.push_back(Value::Thread(thread.clone()));
             if let Some(reply) = reply {
                 let raise = matches!(reply, Reply::Error(_));
-                input.push_back(to_lua(&self.lua, reply, self.state.resp.get(), raise)?);
+                input.push_back(to_lua(&self.lua, reply, run_state(|s| s.resp.get()), raise)?);
                 input.push_back(Value::Boolean(raise));
             }
-            self.capped(|| step.call::<MultiValue>(input))
+            self.capped(|| self.step.call::<MultiValue>(input))
         })();
         // The hook yielded the run (a step that yielded nothing); a flag left by a yield that
         // ended elsewhere is not trusted.
@@ -769,6 +793,25 @@ impl Interp {
         Ended::Reply(self.finish(Ok(values.collect()), sha))
     }
 
+    /// [`Interp::resume`] for a run on a shard, whose `redis.call`s never yield: the
+    /// coroutine is resumed from here, without the prelude's `step`.
+    fn resume_here(&self, thread: &Thread, sha: &str) -> Ended {
+        let resumed = self.capped(|| stack::resume(&self.lua, thread));
+        let paused = PAUSED.with(Cell::take);
+        let reply = match resumed {
+            Ok(stack::Resumed::Yielded) if paused => return Ended::Paused,
+            Ok(stack::Resumed::Yielded) => Reply::Error("ERR script yielded".into()),
+            Ok(stack::Resumed::Returned(value)) => from_lua(value, run_state(|s| s.resp.get()), 0),
+            Ok(stack::Resumed::Failed(err)) => match self.place.call::<Value>((err, thread)) {
+                Ok(placed) => failure(placed, sha, LAST_LINE.with(Cell::get)),
+                Err(e) => self.finish(Err(e), sha),
+            },
+            Err(e) => self.finish(Err(e), sha),
+        };
+        self.end();
+        Ended::Reply(reply)
+    }
+
     /// The reply of an ended run: what it returned, or its error as Redis words it.
     fn finish(&self, ended: mlua::Result<MultiValue>, sha: &str) -> Reply {
         let values = match ended {
@@ -782,7 +825,7 @@ impl Interp {
         let mut values = values.into_iter();
         match values.next() {
             Some(Value::Boolean(true)) => {
-                from_lua(values.next().unwrap_or(Value::Nil), self.state.resp.get(), 0)
+                from_lua(values.next().unwrap_or(Value::Nil), run_state(|s| s.resp.get()), 0)
             }
             Some(Value::Boolean(false)) => {
                 failure(values.next().unwrap_or(Value::Nil), sha, LAST_LINE.with(Cell::get))
@@ -871,8 +914,8 @@ fn arguments(args: MultiValue) -> Result<Vec<Bytes>, CmdError> {
     args.into_iter()
         .map(|v| match v {
             Value::String(s) => Ok(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Number(n) => Ok(Bytes::from(crate::num::format_g17(n))),
-            Value::Integer(n) => Ok(Bytes::from(n.to_string())),
+            Value::Number(n) => Ok(stack::number_argument(n)),
+            Value::Integer(n) => Ok(stack::number_argument(n as f64)),
             _ => Err(CmdError::msg("ERR Lua redis lib command arguments must be strings or integers")),
         })
         .collect()
@@ -892,7 +935,15 @@ fn error_table(lua: &Lua, e: &CmdError, counted: bool) -> mlua::Result<Value> {
 /// A reply as a Lua value, as Redis converts it for a script speaking `resp`; `counted`
 /// marks an error reply already counted in the error statistics.
 fn to_lua(lua: &Lua, reply: &Reply, resp: u8, counted: bool) -> mlua::Result<Value> {
-    crate::engine::script::raise::deep(|| to_lua_here(lua, reply, resp, counted))
+    match reply {
+        Reply::Array(_)
+        | Reply::Several(_)
+        | Reply::Push(_)
+        | Reply::Set(_)
+        | Reply::Map(_)
+        | Reply::Pairs(_) => crate::engine::script::raise::deep(|| to_lua_here(lua, reply, resp, counted)),
+        _ => to_lua_here(lua, reply, resp, counted),
+    }
 }
 
 /// `to_lua`'s work, on whatever stack it got.
@@ -1161,34 +1212,6 @@ fn register_function(lua: &Lua, raise: &Raise) -> mlua::Result<Function> {
     })
 }
 
-/// `redis.call` (`raises`) or `redis.pcall` of a run on a shard: the command's reply, its
-/// error raised or returned; outside a run, Redis's error.
-fn handled(lua: &Lua, raise: &Raise, state: &Rc<RunState>, raises: bool) -> mlua::Result<Function> {
-    let (raise, state) = (raise.clone(), state.clone());
-    lua.create_function(move |lua, args: MultiValue| -> mlua::Result<Value> {
-        let reply = match arguments(args) {
-            Ok(args) => {
-                let answered =
-                    HANDLER.with(|h| h.try_borrow_mut().ok().and_then(|mut h| h.as_mut().map(|h| h(args))));
-                match answered {
-                    Some(reply) => reply,
-                    None => {
-                        return Err(raise
-                            .table(lua, "redis.call/pcall can only be called inside a script invocation"))
-                    }
-                }
-            }
-            Err(e) => Reply::from(e),
-        };
-        let failed = matches!(reply, Reply::Error(_));
-        let value = to_lua(lua, &reply, state.resp.get(), failed)?;
-        if failed && raises {
-            return Err(raise.value(value));
-        }
-        Ok(value)
-    })
-}
-
 /// What a script sees as its globals: an empty proxy that reads through to a copy of the
 /// globals (each library replaced by a proxy of its own) and refuses every change; reading a
 /// name the copy lacks is an error, as in Redis. Returns the proxy and the copy (where each
@@ -1253,7 +1276,7 @@ fn number_of(v: &Value) -> Option<f64> {
 }
 
 /// `redis.*`: everything but `call` and `pcall` (installed by each run).
-fn install_redis_library(lua: &Lua, redis: &Table, raise: &Raise, state: &Rc<RunState>) -> mlua::Result<()> {
+fn install_redis_library(lua: &Lua, redis: &Table, raise: &Raise) -> mlua::Result<()> {
     redis.raw_set("REDIS_VERSION", crate::REDIS_VERSION)?;
     redis.raw_set("REDIS_VERSION_NUM", redis_version_num())?;
     for (name, level) in [("LOG_DEBUG", 0), ("LOG_VERBOSE", 1), ("LOG_NOTICE", 2), ("LOG_WARNING", 3)] {
@@ -1294,11 +1317,11 @@ fn install_redis_library(lua: &Lua, redis: &Table, raise: &Raise, state: &Rc<Run
     };
     redis.raw_set("error_reply", lua.create_function(single("err", true))?)?;
     redis.raw_set("status_reply", lua.create_function(single("ok", false))?)?;
-    let (s, r) = (state.clone(), raise.clone());
+    let r = raise.clone();
     redis.raw_set(
         "setresp",
         lua.create_function(move |lua, args: MultiValue| {
-            if !s.running.get() {
+            if !run_state(|s| s.running.get()) {
                 return Err(r.table(lua, "redis.setresp can only be called inside a script invocation"));
             }
             if args.len() != 1 {
@@ -1308,15 +1331,15 @@ fn install_redis_library(lua: &Lua, redis: &Table, raise: &Raise, state: &Rc<Run
             if resp != 2 && resp != 3 {
                 return Err(r.table(lua, "RESP version must be 2 or 3."));
             }
-            s.resp.set(resp as u8);
+            run_state(|s| s.resp.set(resp as u8));
             Ok(())
         })?,
     )?;
-    let (s, r) = (state.clone(), raise.clone());
+    let r = raise.clone();
     redis.raw_set(
         "set_repl",
         lua.create_function(move |lua, args: MultiValue| {
-            if !s.running.get() {
+            if !run_state(|s| s.running.get()) {
                 return Err(r.table(lua, "redis.set_repl can only be called inside a script invocation"));
             }
             if args.len() != 1 {
@@ -1375,17 +1398,18 @@ const INITIAL_RAND: u64 = 0x1234_ABCD_330E;
 
 /// `math.random` and `math.randomseed` on Redis's `redisLrand48`, so a script's random
 /// numbers are the same on every machine.
-fn install_math_random(lua: &Lua, real: &Table, raise: &Raise, state: &Rc<RunState>) -> mlua::Result<()> {
+fn install_math_random(lua: &Lua, real: &Table, raise: &Raise) -> mlua::Result<()> {
     let math: Table = real.raw_get("math")?;
-    let (s, r) = (state.clone(), raise.clone());
+    let r = raise.clone();
     math.raw_set(
         "random",
         lua.create_function(move |lua, args: MultiValue| {
-            if !s.running.get() {
+            if !run_state(|s| s.running.get()) {
                 return Err(r.placed(lua, "math.random can only be called inside a script invocation"));
             }
-            let x = s.rand.get().wrapping_mul(0x5_DEEC_E66D).wrapping_add(0xB) & ((1 << 48) - 1);
-            s.rand.set(x);
+            let x =
+                run_state(|s| s.rand.get()).wrapping_mul(0x5_DEEC_E66D).wrapping_add(0xB) & ((1 << 48) - 1);
+            run_state(|s| s.rand.set(x));
             let max = i64::from(i32::MAX);
             let random = ((x >> 17) as i64 % max) as f64 / max as f64;
             let int = |v: &Value| number_of(v).map(|f| f as i64);
@@ -1413,17 +1437,17 @@ fn install_math_random(lua: &Lua, real: &Table, raise: &Raise, state: &Rc<RunSta
             })
         })?,
     )?;
-    let (s, r) = (state.clone(), raise.clone());
+    let r = raise.clone();
     math.raw_set(
         "randomseed",
         lua.create_function(move |lua, args: MultiValue| {
-            if !s.running.get() {
+            if !run_state(|s| s.running.get()) {
                 return Err(r.placed(lua, "math.randomseed can only be called inside a script invocation"));
             }
             let Some(seed) = args.iter().next().and_then(number_of) else {
                 return Err(r.placed(lua, "bad argument #1 to 'randomseed' (number expected, got no value)"));
             };
-            s.rand.set((u64::from(seed as i64 as i32 as u32) << 16) | 0x330E);
+            run_state(|s| s.rand.set((u64::from(seed as i64 as i32 as u32) << 16) | 0x330E));
             Ok(())
         })?,
     )?;

@@ -21,6 +21,7 @@ mod libs;
 mod lua;
 mod raise;
 pub(crate) mod run;
+mod stack;
 pub(crate) mod store;
 
 pub(crate) use store::{sha1hex, Source, Store};

@@ -1,0 +1,370 @@
+//! The two hot paths of a script run on a shard, written against Lua's C API instead of
+//! mlua's values: KEYS and ARGV, and `redis.call` / `redis.pcall`.
+//!
+//! mlua hands a Rust function its arguments as values that each hold a slot of its reference
+//! thread, and takes its result the same way; every call that may allocate runs as a protected
+//! call of its own while a memory cap is set. For a one-key script (two calls) that was a third
+//! of its run (BENCHMARKS.md, "Issue 22"). Here the arguments are read where they lie on the
+//! stack and the reply is built where it goes, as Redis's own C does, in one protected call.
+//!
+//! What keeps this sound (each rule held by the code below it):
+//! - **No Lua error crosses a Rust value.** A Lua error is a `longjmp`: it must never leave a
+//!   frame that owns something with a destructor. Every Lua call that can raise (anything
+//!   that allocates) runs either inside [`convert`], under `lua_cpcall`, whose frames hold only
+//!   references, integers and slice iterators; or is the final `lua_error` of [`call`], once
+//!   [`answer`] has returned and dropped everything it owned.
+//! - **No panic reaches Lua's C frames.** The handler runs under `catch_unwind`.
+//! - **The stack has room.** A C function starts with `LUA_MINSTACK` (20) free slots; the
+//!   protected conversion checks for more at each level of an aggregate.
+//! - **Strings read are copied before anything is popped**, while Lua still holds them.
+
+#![allow(unsafe_code)]
+
+use std::ffi::{c_int, c_void, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use bytes::Bytes;
+use mlua::{ffi, Function, Lua, Table, Thread, Value};
+
+use crate::cmd::error::CmdError;
+use crate::engine::script::lua::{handle, run_state};
+use crate::facade::Reply;
+
+/// How deep a reply converts (a command's reply is a few levels at most).
+const MAX_DEPTH: usize = 1000;
+
+/// The registry key where a protected conversion leaves its value: this static's address.
+static CONVERTED: u8 = 0;
+
+fn converted_key() -> *mut c_void {
+    std::ptr::addr_of!(CONVERTED).cast_mut().cast()
+}
+
+/// `redis.call` and `redis.pcall` of a run on a shard, as C functions.
+///
+/// # Errors
+/// The interpreter is out of memory.
+pub(super) fn call_functions(lua: &Lua) -> mlua::Result<(Function, Function)> {
+    // SAFETY: both are C functions following the rules of this module's header.
+    unsafe { Ok((lua.create_c_function(call_raising)?, lua.create_c_function(call_returning)?)) }
+}
+
+/// Sets each `(field, items)` of `table` to a new sequence of `items`' strings (KEYS and
+/// ARGV), in one protected call.
+///
+/// # Errors
+/// The interpreter is out of memory.
+pub(super) fn set_sequences<const N: usize>(
+    lua: &Lua,
+    table: &Table,
+    fields: [(&CStr, &[Bytes]); N],
+) -> mlua::Result<()> {
+    // SAFETY: `exec_raw` runs the closure as a protected call with `table` at index 1; the
+    // closure owns nothing with a destructor (references and integers), so an allocation
+    // error raised inside it unwinds only Lua's frames and comes back as an `Err`. Each
+    // iteration leaves the stack as it found it (table, then string, each consumed).
+    unsafe {
+        lua.exec_raw::<()>(table, |state| {
+            for (field, items) in &fields {
+                ffi::lua_createtable(state, items.len() as c_int, 0);
+                for (i, item) in items.iter().enumerate() {
+                    ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
+                    ffi::lua_rawseti(state, -2, (i + 1) as _);
+                }
+                ffi::lua_setfield(state, 1, field.as_ptr());
+            }
+        })
+    }
+}
+
+/// A number argument of `redis.call`, as Redis 7.0 writes it (`%.17g`).
+pub(super) fn number_argument(n: f64) -> Bytes {
+    // `%.17g` of an integer below 10^17 is its digits.
+    if n.fract() == 0.0 && n.abs() < 1e17 && n != 0.0 {
+        Bytes::from((n as i64).to_string())
+    } else {
+        Bytes::from(crate::num::format_g17(n))
+    }
+}
+
+unsafe extern "C-unwind" fn call_raising(state: *mut ffi::lua_State) -> c_int {
+    call(state, true)
+}
+
+unsafe extern "C-unwind" fn call_returning(state: *mut ffi::lua_State) -> c_int {
+    call(state, false)
+}
+
+/// `redis.call` (`raises`) or `redis.pcall`: runs the command, then returns its reply or
+/// raises it (or the conversion's own error). Nothing here owns a destructor.
+unsafe fn call(state: *mut ffi::lua_State, raises: bool) -> c_int {
+    if answer(state, raises) {
+        ffi::lua_error(state);
+    }
+    1
+}
+
+/// Runs the command the arguments name and leaves the value to return or raise on top of the
+/// stack: whether to raise it. Everything it owns is dropped when it returns.
+unsafe fn answer(state: *mut ffi::lua_State, raises: bool) -> bool {
+    let reply = match arguments(state) {
+        Ok(args) => match catch_unwind(AssertUnwindSafe(|| handle(args))) {
+            Ok(Some(reply)) => reply,
+            Ok(None) => {
+                // Outside a script run: always raised, as Redis's.
+                let outside =
+                    Reply::Error("ERR redis.call/pcall can only be called inside a script invocation".into());
+                push(state, &outside, false);
+                return true;
+            }
+            Err(_) => {
+                tracing::error!("a command called from a script panicked");
+                Reply::Error(CmdError::Internal.to_string().into())
+            }
+        },
+        Err(e) => Reply::from(e),
+    };
+    let failed = matches!(reply, Reply::Error(_));
+    if !push(state, &reply, failed) {
+        return true;
+    }
+    failed && raises
+}
+
+/// `redis.call`'s arguments as a command: strings, and numbers as [`number_argument`] writes
+/// them, copied from the stack.
+unsafe fn arguments(state: *mut ffi::lua_State) -> Result<Vec<Bytes>, CmdError> {
+    let n = ffi::lua_gettop(state);
+    if n == 0 {
+        return Err(CmdError::msg("ERR Please specify at least one argument for this redis lib call"));
+    }
+    let mut args = Vec::with_capacity(n as usize);
+    for i in 1..=n {
+        match ffi::lua_type(state, i) {
+            ffi::LUA_TSTRING => {
+                let mut len = 0;
+                // A string's own bytes: lua_tolstring neither converts nor allocates.
+                let data = ffi::lua_tolstring(state, i, &mut len);
+                args.push(Bytes::copy_from_slice(std::slice::from_raw_parts(data.cast::<u8>(), len)));
+            }
+            ffi::LUA_TNUMBER => args.push(number_argument(ffi::lua_tonumber(state, i))),
+            _ => {
+                return Err(CmdError::msg("ERR Lua redis lib command arguments must be strings or integers"))
+            }
+        }
+    }
+    Ok(args)
+}
+
+/// What [`convert`] converts.
+struct Conversion<'a> {
+    reply: &'a Reply,
+    resp3: bool,
+    counted: bool,
+}
+
+/// Pushes `reply` as a Lua value, as Redis converts a reply for a script speaking the run's
+/// protocol; `counted` marks an error already counted in the error statistics. On failure
+/// (out of memory) the error is pushed instead and the result is `false`.
+unsafe fn push(state: *mut ffi::lua_State, reply: &Reply, counted: bool) -> bool {
+    let resp3 = run_state(|s| s.resp.get()) == 3;
+    // What allocates nothing goes straight on the stack.
+    match reply {
+        Reply::Int(n) => ffi::lua_pushnumber(state, *n as f64),
+        Reply::Nil | Reply::NilArray if resp3 => ffi::lua_pushnil(state),
+        Reply::Nil | Reply::NilArray => ffi::lua_pushboolean(state, 0),
+        Reply::Bool(b) if resp3 => ffi::lua_pushboolean(state, c_int::from(*b)),
+        Reply::Bool(b) => ffi::lua_pushnumber(state, f64::from(u8::from(*b))),
+        _ => {
+            let mut conversion = Conversion { reply, resp3, counted };
+            if ffi::lua_cpcall(state, convert, std::ptr::addr_of_mut!(conversion).cast()) != 0 {
+                return false;
+            }
+            // Take the value from where `convert` left it, and clear that slot.
+            ffi::lua_pushlightuserdata(state, converted_key());
+            ffi::lua_rawget(state, ffi::LUA_REGISTRYINDEX);
+            ffi::lua_pushlightuserdata(state, converted_key());
+            ffi::lua_pushnil(state);
+            ffi::lua_rawset(state, ffi::LUA_REGISTRYINDEX);
+        }
+    }
+    true
+}
+
+/// The protected half of [`push`]: builds the value and leaves it in the registry.
+unsafe extern "C-unwind" fn convert(state: *mut ffi::lua_State) -> c_int {
+    let conversion = &*ffi::lua_touserdata(state, 1).cast::<Conversion<'_>>();
+    value(state, conversion.reply, conversion.resp3, conversion.counted, 0);
+    ffi::lua_pushlightuserdata(state, converted_key());
+    ffi::lua_insert(state, -2);
+    ffi::lua_rawset(state, ffi::LUA_REGISTRYINDEX);
+    0
+}
+
+/// Pushes `reply` (see [`push`]). Runs under [`convert`]'s protection: its frames hold only
+/// references, integers and slice iterators.
+unsafe fn value(state: *mut ffi::lua_State, reply: &Reply, resp3: bool, counted: bool, depth: usize) {
+    ffi::luaL_checkstack(state, 4, c"reply too deep".as_ptr());
+    if depth > MAX_DEPTH {
+        ffi::lua_pushnil(state);
+        return;
+    }
+    let items = |state, items: &[Reply]| {
+        ffi::lua_createtable(state, items.len() as c_int, 0);
+        for (i, item) in items.iter().enumerate() {
+            value(state, item, resp3, counted, depth + 1);
+            ffi::lua_rawseti(state, -2, (i + 1) as _);
+        }
+    };
+    match reply {
+        Reply::Ok => single(state, c"ok", |state| bytes(state, b"OK")),
+        Reply::Status(s) => single(state, c"ok", |state| bytes(state, s.as_bytes())),
+        Reply::Error(e) => {
+            ffi::lua_createtable(state, 0, 2);
+            let e = e.trim_end_matches(['\r', '\n']);
+            if e.contains(' ') {
+                bytes(state, e.as_bytes());
+            } else {
+                // A bare code gets Redis's generic one in front.
+                bytes(state, b"ERR ");
+                bytes(state, e.as_bytes());
+                ffi::lua_concat(state, 2);
+            }
+            ffi::lua_setfield(state, -2, c"err".as_ptr());
+            if counted {
+                ffi::lua_pushboolean(state, 1);
+                ffi::lua_setfield(state, -2, c"ignore_error_stats_update".as_ptr());
+            }
+        }
+        Reply::Int(n) => ffi::lua_pushnumber(state, *n as f64),
+        Reply::Bulk(b) => bytes(state, b),
+        Reply::Verbatim(text) if resp3 => single(state, c"verbatim_string", |state| {
+            ffi::lua_createtable(state, 0, 2);
+            bytes(state, text.as_bytes());
+            ffi::lua_setfield(state, -2, c"string".as_ptr());
+            bytes(state, b"txt");
+            ffi::lua_setfield(state, -2, c"format".as_ptr());
+        }),
+        Reply::Verbatim(text) => bytes(state, text.as_bytes()),
+        Reply::Nil | Reply::NilArray if resp3 => ffi::lua_pushnil(state),
+        Reply::Nil | Reply::NilArray => ffi::lua_pushboolean(state, 0),
+        Reply::Array(list) | Reply::Several(list) | Reply::Push(list) => items(state, list),
+        Reply::BulkArray { len, .. } => {
+            ffi::lua_createtable(state, *len as c_int, 0);
+            for (i, item) in reply.bulk_slices().enumerate() {
+                bytes(state, item);
+                ffi::lua_rawseti(state, -2, (i + 1) as _);
+            }
+        }
+        Reply::Set(list) if resp3 => single(state, c"set", |state| {
+            ffi::lua_createtable(state, 0, list.len() as c_int);
+            for item in list {
+                value(state, item, resp3, counted, depth + 1);
+                ffi::lua_pushboolean(state, 1);
+                ffi::lua_rawset(state, -3);
+            }
+        }),
+        Reply::Set(list) => items(state, list),
+        Reply::Map(pairs) if resp3 => single(state, c"map", |state| {
+            ffi::lua_createtable(state, 0, pairs.len() as c_int);
+            for (k, v) in pairs {
+                value(state, k, resp3, counted, depth + 1);
+                value(state, v, resp3, counted, depth + 1);
+                ffi::lua_rawset(state, -3);
+            }
+        }),
+        Reply::Pairs(pairs) if resp3 => {
+            ffi::lua_createtable(state, pairs.len() as c_int, 0);
+            for (i, (a, b)) in pairs.iter().enumerate() {
+                ffi::luaL_checkstack(state, 4, c"reply too deep".as_ptr());
+                ffi::lua_createtable(state, 2, 0);
+                value(state, a, resp3, counted, depth + 2);
+                ffi::lua_rawseti(state, -2, 1);
+                value(state, b, resp3, counted, depth + 2);
+                ffi::lua_rawseti(state, -2, 2);
+                ffi::lua_rawseti(state, -2, (i + 1) as _);
+            }
+        }
+        Reply::Map(pairs) | Reply::Pairs(pairs) => {
+            ffi::lua_createtable(state, (pairs.len() * 2) as c_int, 0);
+            for (i, (k, v)) in pairs.iter().enumerate() {
+                value(state, k, resp3, counted, depth + 1);
+                ffi::lua_rawseti(state, -2, (2 * i + 1) as _);
+                value(state, v, resp3, counted, depth + 1);
+                ffi::lua_rawseti(state, -2, (2 * i + 2) as _);
+            }
+        }
+        Reply::Double(d) if resp3 => single(state, c"double", |state| ffi::lua_pushnumber(state, *d)),
+        Reply::Double(d) => {
+            // Formatted first, into a buffer without a destructor.
+            let mut buf = [0u8; 40];
+            let len = {
+                let text = crate::num::format_g17(*d);
+                let len = text.len().min(buf.len());
+                buf[..len].copy_from_slice(&text.as_bytes()[..len]);
+                len
+            };
+            bytes(state, &buf[..len]);
+        }
+        Reply::Bool(b) if resp3 => ffi::lua_pushboolean(state, c_int::from(*b)),
+        Reply::Bool(b) => ffi::lua_pushnumber(state, f64::from(u8::from(*b))),
+    }
+}
+
+/// Pushes `{field = v}`, `v` pushed by `push_value`.
+unsafe fn single(state: *mut ffi::lua_State, field: &CStr, push_value: impl FnOnce(*mut ffi::lua_State)) {
+    ffi::lua_createtable(state, 0, 1);
+    push_value(state);
+    ffi::lua_setfield(state, -2, field.as_ptr());
+}
+
+/// Pushes a string of `data`.
+unsafe fn bytes(state: *mut ffi::lua_State, data: &[u8]) {
+    ffi::lua_pushlstring(state, data.as_ptr().cast(), data.len());
+}
+
+/// How a resumed run's coroutine stopped.
+pub(super) enum Resumed {
+    /// It returned this (its first value, the script's reply).
+    Returned(Value),
+    /// It yielded (the watch hook paused it).
+    Yielded,
+    /// It raised this.
+    Failed(Value),
+}
+
+/// Resumes `thread` (a run on a shard) with no values: how it stopped.
+///
+/// # Errors
+/// The interpreter is out of memory.
+pub(super) fn resume(lua: &Lua, thread: &Thread) -> mlua::Result<Resumed> {
+    // SAFETY: `exec_raw` runs the closure as a protected call with `thread` at index 1; the
+    // closure owns nothing with a destructor. `lua_resume` catches the coroutine's own errors
+    // (its status says which); what it leaves on the coroutine's stack is moved to ours, at
+    // most one value, so both stacks have room.
+    let (status, value): (c_int, Value) = unsafe {
+        lua.exec_raw(thread, |state| {
+            let co = ffi::lua_tothread(state, 1);
+            let mut results = 0;
+            let status = ffi::lua_resume(co, state, 0, &mut results);
+            ffi::lua_pushinteger(state, status.into());
+            match status {
+                ffi::LUA_OK if results > 0 => {
+                    ffi::lua_pop(co, results - 1);
+                    ffi::lua_xmove(co, state, 1);
+                }
+                ffi::LUA_OK | ffi::LUA_YIELD => {
+                    ffi::lua_settop(co, 0);
+                    ffi::lua_pushnil(state);
+                }
+                _ => ffi::lua_xmove(co, state, 1),
+            }
+            ffi::lua_remove(state, 1);
+        })?
+    };
+    Ok(match status {
+        ffi::LUA_OK => Resumed::Returned(value),
+        ffi::LUA_YIELD => Resumed::Yielded,
+        _ => Resumed::Failed(value),
+    })
+}
