@@ -393,6 +393,16 @@ impl Command {
         }
     }
 
+    /// The first key `args` names, if any (for prefetching).
+    #[must_use]
+    pub(crate) fn first_key<'a>(&self, args: &'a [Bytes]) -> Option<&'a Bytes> {
+        let Legacy { first, movable, .. } = self.legacy;
+        if movable {
+            return self.key_positions(args).next().and_then(|p| args.get(p));
+        }
+        usize::try_from(first).ok().filter(|&p| p > 0).and_then(|p| args.get(p))
+    }
+
     /// The member of a container `args` names, for prefetching.
     #[must_use]
     pub(crate) fn member_of<'a>(&self, args: &'a [Bytes]) -> Option<MemberRef<'a>> {

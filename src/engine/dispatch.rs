@@ -555,7 +555,7 @@ impl Service for Session {
             let db = self.db;
             router.try_local(|shard| {
                 let here = |key: &Bytes| router.shard_of(key) == local;
-                let keys = requests.iter().filter_map(|args| args.get(1));
+                let keys = requests.iter().zip(&known).filter_map(|(args, c)| c.as_ref()?.first_key(args));
                 shard.prefetch(db, keys.filter(|key| here(key)));
                 // Only container commands pay for the second pass (and its routing).
                 let members = requests.iter().zip(&known).filter_map(|(args, c)| c.as_ref()?.member_of(args));

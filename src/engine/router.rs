@@ -351,6 +351,9 @@ impl Router {
     /// The shard owning `key`.
     #[must_use]
     pub(crate) fn shard_of(&self, key: &[u8]) -> ShardId {
+        if self.shards == 1 {
+            return ShardId(0);
+        }
         Slot::of(key).shard(self.shards)
     }
 

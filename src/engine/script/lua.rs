@@ -225,6 +225,8 @@ pub(crate) struct Interp {
     step: Function,
     /// `prim.place`, which places the error of a run on a shard.
     place: Function,
+    /// `prim.invoke`, which calls an FCALL's function with its keys and arguments.
+    invoke: Function,
     /// `prim.ours`: the run's own coroutines, which the watch hook may pause.
     ours: Table,
     /// The `redis` table itself (scripts see a proxy): each run installs `call` and `pcall`.
@@ -510,10 +512,12 @@ impl Interp {
         redis.raw_set("pcall", pcall.clone())?;
         let (fenv, fenv_meta, load_api) = function_env(&lua, &prim, &raise, &visible)?;
         let (step, place, ours) = (prim.raw_get("step")?, prim.raw_get("place")?, prim.raw_get("ours")?);
+        let invoke = prim.raw_get("invoke")?;
         let interp = Interp {
             lua,
             step,
             place,
+            invoke,
             ours,
             compiled: AHashMap::new(),
             generation: Store::get().generation(),
@@ -612,13 +616,45 @@ impl Interp {
         self.functions.get(name).cloned().ok_or(CmdError::msg("ERR Function not found"))
     }
 
+    /// Starts `f` on a shard (a script's chunk, or with `function` an FCALL's function) and
+    /// runs it until it ends or the watch hook pauses it: its coroutine, and how it stopped.
+    /// KEYS and ARGV are set in the same protected step as the first resume.
+    ///
+    /// # Errors
+    /// The interpreter is out of memory.
+    pub(crate) fn run_here(
+        &self,
+        f: &Function,
+        function: bool,
+        keys: &[Bytes],
+        argv: &[Bytes],
+        name: &str,
+    ) -> Result<(Thread, Ended), CmdError> {
+        let lua_error = |e: mlua::Error| CmdError::text(format!("ERR {}", lua_message(&e)));
+        let (entry, args) = if function {
+            self.prim.raw_set("fn", f.clone()).map_err(lua_error)?;
+            let fields = [(c"keys", keys), (c"args", argv)];
+            (self.invoke.clone(), stack::Sequences { table: &self.prim, fields })
+        } else {
+            (f.clone(), stack::Sequences { table: &self.real, fields: [(c"KEYS", keys), (c"ARGV", argv)] })
+        };
+        let thread = self.start(&entry, None, false)?;
+        run_state(|s| {
+            s.resp.set(2);
+            s.running.set(true);
+        });
+        let ended = self.resume_here(&thread, Some(args), name);
+        Ok((thread, ended))
+    }
+
     /// Prepares an FCALL: the function and its arguments for `prim.invoke`.
     fn begin_function(&self, f: &Function, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<Function> {
         self.prim.raw_set("fn", f.clone())?;
-        stack::set_sequences(&self.lua, &self.prim, [(c"keys", keys), (c"args", argv)])?;
+        let fields = [(c"keys", keys), (c"args", argv)];
+        stack::set_sequences(&self.lua, stack::Sequences { table: &self.prim, fields })?;
         run_state(|s| s.resp.set(2));
         run_state(|s| s.running.set(true));
-        self.prim.raw_get("invoke")
+        Ok(self.invoke.clone())
     }
 
     /// Starts function `f` (FCALL) as a coroutine, as [`Interp::start`] starts a script.
@@ -656,7 +692,8 @@ impl Interp {
 
     /// Prepares a run: KEYS and ARGV, RESP2 conversions.
     fn begin(&self, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<()> {
-        stack::set_sequences(&self.lua, &self.real, [(c"KEYS", keys), (c"ARGV", argv)])?;
+        let fields = [(c"KEYS", keys), (c"ARGV", argv)];
+        stack::set_sequences(&self.lua, stack::Sequences { table: &self.real, fields })?;
         run_state(|s| s.resp.set(2));
         run_state(|s| s.running.set(true));
         Ok(())
@@ -739,7 +776,7 @@ impl Interp {
     /// yields again or ends.
     pub(crate) fn resume(&self, thread: &Thread, reply: Option<&Reply>, sha: &str) -> Ended {
         if !self.swapped.get() {
-            return self.resume_here(thread, sha);
+            return self.resume_here(thread, None, sha);
         }
         let step = (|| {
             let mut input = MultiValue::new();
@@ -795,8 +832,8 @@ impl Interp {
 
     /// [`Interp::resume`] for a run on a shard, whose `redis.call`s never yield: the
     /// coroutine is resumed from here, without the prelude's `step`.
-    fn resume_here(&self, thread: &Thread, sha: &str) -> Ended {
-        let resumed = self.capped(|| stack::resume(&self.lua, thread));
+    fn resume_here(&self, thread: &Thread, first: Option<stack::Sequences<'_>>, sha: &str) -> Ended {
+        let resumed = self.capped(|| stack::resume(&self.lua, thread, first));
         let paused = PAUSED.with(Cell::take);
         let reply = match resumed {
             Ok(stack::Resumed::Yielded) if paused => return Ended::Paused,

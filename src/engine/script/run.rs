@@ -319,28 +319,29 @@ fn on_shard(
     };
     busy::watch(watched);
     lua::set_handler(Some(handler));
-    let thread = lua::with(|interp| match &script.target {
+    let name = script.target.name();
+    let started = lua::with(|interp| match &script.target {
         Target::Eval(source) => {
             let f = interp.function(source)?;
-            interp.start(&f, Some((&script.keys, &script.argv)), false)
+            interp.run_here(&f, false, &script.keys, &script.argv, name)
         }
         Target::Function(func) => {
             let f = interp.function_named(&func.name)?;
-            interp.start_function(&f, &script.keys, &script.argv, false)
+            interp.run_here(&f, true, &script.keys, &script.argv, name)
         }
     })
     .and_then(|t| t);
-    let thread = match thread {
-        Ok(thread) => thread,
+    let (thread, outcome) = match started {
+        Ok(started) => started,
         Err(e) => return ended(cell, unit, shared, script, Reply::from(e)),
     };
-    let outcome = lua::with(|interp| interp.resume(&thread, None, script.target.name()));
-    if let Ok(Ended::Paused) = outcome {
+    if let Ended::Paused = outcome {
         crate::engine::router::keep_gate(hold);
         let parked = Parked { cell: cell.clone(), thread, shared, unit, script };
         PARKED.with(|p| *p.borrow_mut() = Some(parked));
         return OnShard::Parked;
     }
+    let outcome = Ok(outcome);
     let _ = lua::with(|interp| interp.recycle(thread));
     ended(cell, unit, shared, script, outcome_reply(outcome))
 }

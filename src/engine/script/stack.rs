@@ -49,31 +49,37 @@ pub(super) fn call_functions(lua: &Lua) -> mlua::Result<(Function, Function)> {
     unsafe { Ok((lua.create_c_function(call_raising)?, lua.create_c_function(call_returning)?)) }
 }
 
-/// Sets each `(field, items)` of `table` to a new sequence of `items`' strings (KEYS and
-/// ARGV), in one protected call.
+/// KEYS and ARGV (or an FCALL's `prim.keys` and `prim.args`): each field of `table` gets a new
+/// sequence of its strings.
+pub(super) struct Sequences<'a> {
+    /// Where they go.
+    pub(super) table: &'a Table,
+    /// Each field's name and strings.
+    pub(super) fields: [(&'a CStr, &'a [Bytes]); 2],
+}
+
+/// Sets `sequences`, in one protected call.
 ///
 /// # Errors
 /// The interpreter is out of memory.
-pub(super) fn set_sequences<const N: usize>(
-    lua: &Lua,
-    table: &Table,
-    fields: [(&CStr, &[Bytes]); N],
-) -> mlua::Result<()> {
-    // SAFETY: `exec_raw` runs the closure as a protected call with `table` at index 1; the
-    // closure owns nothing with a destructor (references and integers), so an allocation
-    // error raised inside it unwinds only Lua's frames and comes back as an `Err`. Each
-    // iteration leaves the stack as it found it (table, then string, each consumed).
-    unsafe {
-        lua.exec_raw::<()>(table, |state| {
-            for (field, items) in &fields {
-                ffi::lua_createtable(state, items.len() as c_int, 0);
-                for (i, item) in items.iter().enumerate() {
-                    ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
-                    ffi::lua_rawseti(state, -2, (i + 1) as _);
-                }
-                ffi::lua_setfield(state, 1, field.as_ptr());
-            }
-        })
+pub(super) fn set_sequences(lua: &Lua, sequences: Sequences<'_>) -> mlua::Result<()> {
+    // SAFETY: `exec_raw` runs the closure as a protected call with the table at index 1; see
+    // `push_sequences`.
+    unsafe { lua.exec_raw::<()>(sequences.table, |state| push_sequences(state, 1, &sequences.fields)) }
+}
+
+/// Sets each `(field, items)` of the table at `at` to a new sequence of `items`' strings, raw.
+/// Runs in a protected call: it owns nothing with a destructor (references and integers), so
+/// an allocation error unwinds only Lua's frames. It leaves the stack as it found it.
+unsafe fn push_sequences(state: *mut ffi::lua_State, at: c_int, fields: &[(&CStr, &[Bytes]); 2]) {
+    for (field, items) in fields {
+        ffi::lua_pushstring(state, field.as_ptr());
+        ffi::lua_createtable(state, items.len() as c_int, 0);
+        for (i, item) in items.iter().enumerate() {
+            ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
+            ffi::lua_rawseti(state, -2, (i + 1) as _);
+        }
+        ffi::lua_rawset(state, at);
     }
 }
 
@@ -333,17 +339,25 @@ pub(super) enum Resumed {
     Failed(Value),
 }
 
-/// Resumes `thread` (a run on a shard) with no values: how it stopped.
+/// Resumes `thread` (a run on a shard) with no values, `first` set before when it is the
+/// run's first step: how it stopped.
 ///
 /// # Errors
 /// The interpreter is out of memory.
-pub(super) fn resume(lua: &Lua, thread: &Thread) -> mlua::Result<Resumed> {
-    // SAFETY: `exec_raw` runs the closure as a protected call with `thread` at index 1; the
-    // closure owns nothing with a destructor. `lua_resume` catches the coroutine's own errors
-    // (its status says which); what it leaves on the coroutine's stack is moved to ours, at
-    // most one value, so both stacks have room.
+pub(super) fn resume(lua: &Lua, thread: &Thread, first: Option<Sequences<'_>>) -> mlua::Result<Resumed> {
+    let (table, fields) = match &first {
+        Some(s) => (Some(s.table), Some(&s.fields)),
+        None => (None, None),
+    };
+    // SAFETY: `exec_raw` runs the closure as a protected call with `thread` at index 1 and
+    // the sequences' table (or nil) at 2; the closure owns nothing with a destructor.
+    // `lua_resume` catches the coroutine's own errors (its status says which); what it leaves
+    // on the coroutine's stack is moved to ours, at most one value, so both stacks have room.
     let (status, value): (c_int, Value) = unsafe {
-        lua.exec_raw(thread, |state| {
+        lua.exec_raw((thread, table), |state| {
+            if let Some(fields) = fields {
+                push_sequences(state, 2, fields);
+            }
             let co = ffi::lua_tothread(state, 1);
             let mut results = 0;
             let status = ffi::lua_resume(co, state, 0, &mut results);
@@ -359,6 +373,7 @@ pub(super) fn resume(lua: &Lua, thread: &Thread) -> mlua::Result<Resumed> {
                 }
                 _ => ffi::lua_xmove(co, state, 1),
             }
+            ffi::lua_remove(state, 1);
             ffi::lua_remove(state, 1);
         })?
     };
