@@ -10,7 +10,7 @@
 //! What keeps this sound (each rule held by the code below it):
 //! - **No Lua error crosses a Rust value.** A Lua error is a `longjmp`: it must never leave a
 //!   frame that owns something with a destructor. Every Lua call that can raise (anything
-//!   that allocates) runs either inside [`convert`], under `lua_cpcall`, whose frames hold only
+//!   that allocates) runs either inside [`convert`], a protected call, whose frames hold only
 //!   references, integers and slice iterators; or is the final `lua_error` of [`call`], once
 //!   [`answer`] has returned and dropped everything it owned.
 //! - **No panic reaches Lua's C frames.** The handler runs under `catch_unwind`.
@@ -33,11 +33,12 @@ use crate::facade::Reply;
 /// How deep a reply converts (a command's reply is a few levels at most).
 const MAX_DEPTH: usize = 1000;
 
-/// The registry key where a protected conversion leaves its value: this static's address.
-static CONVERTED: u8 = 0;
+/// The registry key of [`convert`] as a Lua function (made once: `lua_cpcall` would make a
+/// closure per call): this static's address.
+static CONVERT: u8 = 0;
 
-fn converted_key() -> *mut c_void {
-    std::ptr::addr_of!(CONVERTED).cast_mut().cast()
+fn convert_key() -> *mut c_void {
+    std::ptr::addr_of!(CONVERT).cast_mut().cast()
 }
 
 /// `redis.call` and `redis.pcall` of a run on a shard, as C functions.
@@ -45,8 +46,16 @@ fn converted_key() -> *mut c_void {
 /// # Errors
 /// The interpreter is out of memory.
 pub(super) fn call_functions(lua: &Lua) -> mlua::Result<(Function, Function)> {
-    // SAFETY: both are C functions following the rules of this module's header.
-    unsafe { Ok((lua.create_c_function(call_raising)?, lua.create_c_function(call_returning)?)) }
+    // SAFETY: a protected call that only stores a C function in the registry; both functions
+    // made follow the rules of this module's header.
+    unsafe {
+        lua.exec_raw::<()>((), |state| {
+            ffi::lua_pushlightuserdata(state, convert_key());
+            ffi::lua_pushcfunction(state, convert);
+            ffi::lua_rawset(state, ffi::LUA_REGISTRYINDEX);
+        })?;
+        Ok((lua.create_c_function(call_raising)?, lua.create_c_function(call_returning)?))
+    }
 }
 
 /// KEYS and ARGV (or an FCALL's `prim.keys` and `prim.args`): each field of `table` gets a new
@@ -182,29 +191,25 @@ unsafe fn push(state: *mut ffi::lua_State, reply: &Reply, counted: bool) -> bool
         Reply::Bool(b) if resp3 => ffi::lua_pushboolean(state, c_int::from(*b)),
         Reply::Bool(b) => ffi::lua_pushnumber(state, f64::from(u8::from(*b))),
         _ => {
+            // [`convert`] as a protected call (the registry lookups and the light userdata
+            // allocate nothing); its value, or its error, is left on the stack.
             let mut conversion = Conversion { reply, resp3, counted };
-            if ffi::lua_cpcall(state, convert, std::ptr::addr_of_mut!(conversion).cast()) != 0 {
+            ffi::lua_pushlightuserdata(state, convert_key());
+            ffi::lua_rawget(state, ffi::LUA_REGISTRYINDEX);
+            ffi::lua_pushlightuserdata(state, std::ptr::addr_of_mut!(conversion).cast());
+            if ffi::lua_pcall(state, 1, 1, 0) != 0 {
                 return false;
             }
-            // Take the value from where `convert` left it, and clear that slot.
-            ffi::lua_pushlightuserdata(state, converted_key());
-            ffi::lua_rawget(state, ffi::LUA_REGISTRYINDEX);
-            ffi::lua_pushlightuserdata(state, converted_key());
-            ffi::lua_pushnil(state);
-            ffi::lua_rawset(state, ffi::LUA_REGISTRYINDEX);
         }
     }
     true
 }
 
-/// The protected half of [`push`]: builds the value and leaves it in the registry.
+/// The protected half of [`push`]: returns the value built.
 unsafe extern "C-unwind" fn convert(state: *mut ffi::lua_State) -> c_int {
     let conversion = &*ffi::lua_touserdata(state, 1).cast::<Conversion<'_>>();
     value(state, conversion.reply, conversion.resp3, conversion.counted, 0);
-    ffi::lua_pushlightuserdata(state, converted_key());
-    ffi::lua_insert(state, -2);
-    ffi::lua_rawset(state, ffi::LUA_REGISTRYINDEX);
-    0
+    1
 }
 
 /// Pushes `reply` (see [`push`]). Runs under [`convert`]'s protection: its frames hold only
