@@ -235,6 +235,10 @@ fn script_requests() -> Vec<Vec<Vec<u8>>> {
         ("return redis.call('ttl', KEYS[1])", &[b], &[]),
         ("return redis.call('rename', KEYS[1], KEYS[2])", &[b, a], &[]),
         ("return redis.call('exists', KEYS[1], KEYS[2])", &[a, b], &[]),
+        // A group of keys cut short is refused on the keys' shard too (the second run is there).
+        ("return redis.call('msetnx', KEYS[1], 'a', KEYS[2])", &["{t}a", "{t}c"], &[]),
+        ("return redis.call('msetnx', KEYS[1], 'a', KEYS[2])", &["{t}a", "{t}c"], &[]),
+        ("return redis.call('mset', KEYS[1], 'a', KEYS[2])", &["{t}a", "{t}c"], &[]),
     ];
     for (body, keys, argv) in keyed {
         q.push(eval(body, keys, argv));

@@ -311,6 +311,18 @@ impl Command {
         }
     }
 
+    /// Whether the keys of a command whose keys come in groups (MSET's pairs) end with a
+    /// whole group. Checked when the command runs, as Redis does (inside MULTI only it fails).
+    #[must_use]
+    pub(crate) fn groups_complete(&self, args: &[Bytes]) -> bool {
+        let Legacy { first, last, step, .. } = self.legacy;
+        if step > 1 && last < 0 && first > 0 {
+            let argc = args.len() as i64;
+            return (argc - i64::from(first)) % i64::from(step) == 0;
+        }
+        true
+    }
+
     /// The arity error for this command.
     #[must_use]
     pub(crate) fn arity_error(&self) -> CmdError {

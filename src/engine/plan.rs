@@ -44,12 +44,8 @@ impl Plan {
 /// The arity error of a command whose keys come in groups (MSET's pairs) when the last group is
 /// incomplete: checked when it runs, as Redis does, so that inside MULTI only it fails.
 pub(crate) fn plan(cmd: &Command, args: &[Bytes], router: &Router) -> Result<Plan, CmdError> {
-    let legacy = cmd.legacy;
-    if legacy.step > 1 && legacy.last < 0 && legacy.first > 0 {
-        let argc = args.len() as i64;
-        if (argc - i64::from(legacy.first)) % i64::from(legacy.step) != 0 {
-            return Err(cmd.arity_error());
-        }
+    if !cmd.groups_complete(args) {
+        return Err(cmd.arity_error());
     }
     let keys = || cmd.key_positions(args).map(|p| &args[p][..]);
     let shards_of_keys = || {

@@ -101,6 +101,10 @@ fn admit(args: &[Bytes], rules: &mut Rules, denied: &mut Vec<Denied>) -> Result<
         busy::wrote()?;
         rules.dirty = true;
     }
+    // Checked by the command itself in Redis, after everything above (as `plan` checks it).
+    if !cmd.groups_complete(args) {
+        return Err(cmd.arity_error());
+    }
     Ok(cmd)
 }
 
