@@ -513,6 +513,8 @@ impl Interp {
         let (fenv, fenv_meta, load_api) = function_env(&lua, &prim, &raise, &visible)?;
         let (step, place, ours) = (prim.raw_get("step")?, prim.raw_get("place")?, prim.raw_get("ours")?);
         let invoke = prim.raw_get("invoke")?;
+        lua.set_named_registry_value(stack::Holder::Globals.name().to_str().unwrap_or_default(), &visible)?;
+        lua.set_named_registry_value(stack::Holder::Prim.name().to_str().unwrap_or_default(), &prim)?;
         let interp = Interp {
             lua,
             step,
@@ -634,9 +636,10 @@ impl Interp {
         let (entry, args) = if function {
             self.prim.raw_set("fn", f.clone()).map_err(lua_error)?;
             let fields = [(c"keys", keys), (c"args", argv)];
-            (self.invoke.clone(), stack::Sequences { table: &self.prim, fields })
+            (self.invoke.clone(), stack::Sequences { holder: stack::Holder::Prim, fields })
         } else {
-            (f.clone(), stack::Sequences { table: &self.real, fields: [(c"KEYS", keys), (c"ARGV", argv)] })
+            let fields = [(c"KEYS", keys), (c"ARGV", argv)];
+            (f.clone(), stack::Sequences { holder: stack::Holder::Globals, fields })
         };
         let thread = self.start(&entry, None, false)?;
         run_state(|s| {
@@ -651,7 +654,7 @@ impl Interp {
     fn begin_function(&self, f: &Function, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<Function> {
         self.prim.raw_set("fn", f.clone())?;
         let fields = [(c"keys", keys), (c"args", argv)];
-        stack::set_sequences(&self.lua, stack::Sequences { table: &self.prim, fields })?;
+        stack::set_sequences(&self.lua, stack::Sequences { holder: stack::Holder::Prim, fields })?;
         run_state(|s| s.resp.set(2));
         run_state(|s| s.running.set(true));
         Ok(self.invoke.clone())
@@ -693,7 +696,7 @@ impl Interp {
     /// Prepares a run: KEYS and ARGV, RESP2 conversions.
     fn begin(&self, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<()> {
         let fields = [(c"KEYS", keys), (c"ARGV", argv)];
-        stack::set_sequences(&self.lua, stack::Sequences { table: &self.real, fields })?;
+        stack::set_sequences(&self.lua, stack::Sequences { holder: stack::Holder::Globals, fields })?;
         run_state(|s| s.resp.set(2));
         run_state(|s| s.running.set(true));
         Ok(())
@@ -833,7 +836,12 @@ impl Interp {
     /// [`Interp::resume`] for a run on a shard, whose `redis.call`s never yield: the
     /// coroutine is resumed from here, without the prelude's `step`.
     fn resume_here(&self, thread: &Thread, first: Option<stack::Sequences<'_>>, sha: &str) -> Ended {
-        let resumed = self.capped(|| stack::resume(&self.lua, thread, first));
+        if let Some(first) = &first {
+            stack::prepare(thread, first);
+        }
+        let resumed = self
+            .capped(|| Ok(stack::resume(thread)))
+            .and_then(|status| stack::outcome(&self.lua, thread, status));
         let paused = PAUSED.with(Cell::take);
         let reply = match resumed {
             Ok(stack::Resumed::Yielded) if paused => return Ended::Paused,

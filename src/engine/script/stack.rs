@@ -24,7 +24,7 @@ use std::ffi::{c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bytes::Bytes;
-use mlua::{ffi, Function, Lua, Table, Thread, Value};
+use mlua::{ffi, Function, Lua, Thread, Value};
 
 use crate::cmd::error::CmdError;
 use crate::engine::script::lua::{handle, run_state};
@@ -58,28 +58,57 @@ pub(super) fn call_functions(lua: &Lua) -> mlua::Result<(Function, Function)> {
     }
 }
 
-/// KEYS and ARGV (or an FCALL's `prim.keys` and `prim.args`): each field of `table` gets a new
-/// sequence of its strings.
+/// Where a run's KEYS and ARGV go, by the name the interpreter registered the table under.
+#[derive(Clone, Copy)]
+pub(super) enum Holder {
+    /// The scripts' globals (KEYS, ARGV).
+    Globals,
+    /// The prelude's `prim` (`keys`, `args`, which `prim.invoke` passes to a function).
+    Prim,
+}
+
+impl Holder {
+    /// The registry name of its table.
+    pub(super) fn name(self) -> &'static CStr {
+        match self {
+            Holder::Globals => c"ferrokey.globals",
+            Holder::Prim => c"ferrokey.prim",
+        }
+    }
+}
+
+/// KEYS and ARGV (or an FCALL's `prim.keys` and `prim.args`): each field of the holder's table
+/// gets a new sequence of its strings.
 pub(super) struct Sequences<'a> {
     /// Where they go.
-    pub(super) table: &'a Table,
+    pub(super) holder: Holder,
     /// Each field's name and strings.
     pub(super) fields: [(&'a CStr, &'a [Bytes]); 2],
 }
+
+/// The registry name of a run's outcome, left there for mlua to take (see [`outcome`]).
+const OUTCOME: &CStr = c"ferrokey.outcome";
 
 /// Sets `sequences`, in one protected call.
 ///
 /// # Errors
 /// The interpreter is out of memory.
 pub(super) fn set_sequences(lua: &Lua, sequences: Sequences<'_>) -> mlua::Result<()> {
-    // SAFETY: `exec_raw` runs the closure as a protected call with the table at index 1; see
-    // `push_sequences`.
-    unsafe { lua.exec_raw::<()>(sequences.table, |state| push_sequences(state, 1, &sequences.fields)) }
+    // SAFETY: `exec_raw` runs the closure as a protected call; see `push_sequences`. The
+    // holder's table is in the registry (`Interp::new`), and is popped again.
+    unsafe {
+        lua.exec_raw::<()>((), |state| {
+            ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, sequences.holder.name().as_ptr());
+            push_sequences(state, ffi::lua_gettop(state), &sequences.fields);
+            ffi::lua_pop(state, 1);
+        })
+    }
 }
 
 /// Sets each `(field, items)` of the table at `at` to a new sequence of `items`' strings, raw.
-/// Runs in a protected call: it owns nothing with a destructor (references and integers), so
-/// an allocation error unwinds only Lua's frames. It leaves the stack as it found it.
+/// Runs in a protected call, or unprotected with no memory cap set (as mlua's own fast path
+/// does: an allocation then fails only when the process is out of memory); it owns nothing
+/// with a destructor (references and integers). It leaves the stack as it found it.
 unsafe fn push_sequences(state: *mut ffi::lua_State, at: c_int, fields: &[(&CStr, &[Bytes]); 2]) {
     for (field, items) in fields {
         ffi::lua_pushstring(state, field.as_ptr());
@@ -344,47 +373,63 @@ pub(super) enum Resumed {
     Failed(Value),
 }
 
-/// Resumes `thread` (a run on a shard) with no values, `first` set before when it is the
-/// run's first step: how it stopped.
+/// The state of `thread`, a coroutine.
+fn coroutine(thread: &Thread) -> *mut ffi::lua_State {
+    // In Lua 5.1 a thread's pointer (`lua_topointer`) is its `lua_State`, alive while
+    // `thread` holds it.
+    thread.to_pointer().cast_mut().cast::<ffi::lua_State>()
+}
+
+/// Before a run's first resume: sets `first` on the coroutine's own stack, unprotected (no
+/// memory cap is set: see [`push_sequences`]).
+pub(super) fn prepare(thread: &Thread, first: &Sequences<'_>) {
+    let co = coroutine(thread);
+    // SAFETY: `co` is the coroutine's live state, not running; what is pushed is popped.
+    unsafe {
+        if ffi::lua_checkstack(co, 8) == 0 {
+            return;
+        }
+        ffi::lua_getfield(co, ffi::LUA_REGISTRYINDEX, first.holder.name().as_ptr());
+        push_sequences(co, ffi::lua_gettop(co), &first.fields);
+        ffi::lua_pop(co, 1);
+    }
+}
+
+/// Resumes `thread` (a run on a shard, its memory cap set by the caller) with no values: its
+/// status. `lua_resume` catches the coroutine's own errors.
+pub(super) fn resume(thread: &Thread) -> c_int {
+    let mut results = 0;
+    // SAFETY: `co` is the coroutine's live state; Lua checks it may be resumed.
+    unsafe { ffi::lua_resume(coroutine(thread), std::ptr::null_mut(), 0, &mut results) }
+}
+
+/// How a run on a shard stopped, from the `status` of its [`resume`]: what it returned or
+/// raised moves through the registry (no memory cap is set: see [`push_sequences`]).
 ///
 /// # Errors
 /// The interpreter is out of memory.
-pub(super) fn resume(lua: &Lua, thread: &Thread, first: Option<Sequences<'_>>) -> mlua::Result<Resumed> {
-    let (table, fields) = match &first {
-        Some(s) => (Some(s.table), Some(&s.fields)),
-        None => (None, None),
-    };
-    // SAFETY: `exec_raw` runs the closure as a protected call with `thread` at index 1 and
-    // the sequences' table (or nil) at 2; the closure owns nothing with a destructor.
-    // `lua_resume` catches the coroutine's own errors (its status says which); what it leaves
-    // on the coroutine's stack is moved to ours, at most one value, so both stacks have room.
-    let (status, value): (c_int, Value) = unsafe {
-        lua.exec_raw((thread, table), |state| {
-            if let Some(fields) = fields {
-                push_sequences(state, 2, fields);
+pub(super) fn outcome(lua: &Lua, thread: &Thread, status: c_int) -> mlua::Result<Resumed> {
+    if status == ffi::LUA_YIELD {
+        return Ok(Resumed::Yielded);
+    }
+    let co = coroutine(thread);
+    // SAFETY: `co` is the coroutine's live state, not running. A finished coroutine holds its
+    // results from index 1, a failed one its error on top: one value is kept and moved to the
+    // registry, leaving a finished coroutine empty (reusable).
+    unsafe {
+        if status == ffi::LUA_OK {
+            if ffi::lua_gettop(co) == 0 {
+                ffi::lua_pushnil(co);
             }
-            let co = ffi::lua_tothread(state, 1);
-            let mut results = 0;
-            let status = ffi::lua_resume(co, state, 0, &mut results);
-            ffi::lua_pushinteger(state, status.into());
-            match status {
-                ffi::LUA_OK if results > 0 => {
-                    ffi::lua_pop(co, results - 1);
-                    ffi::lua_xmove(co, state, 1);
-                }
-                ffi::LUA_OK | ffi::LUA_YIELD => {
-                    ffi::lua_settop(co, 0);
-                    ffi::lua_pushnil(state);
-                }
-                _ => ffi::lua_xmove(co, state, 1),
-            }
-            ffi::lua_remove(state, 1);
-            ffi::lua_remove(state, 1);
-        })?
-    };
-    Ok(match status {
-        ffi::LUA_OK => Resumed::Returned(value),
-        ffi::LUA_YIELD => Resumed::Yielded,
-        _ => Resumed::Failed(value),
-    })
+            ffi::lua_settop(co, 1);
+        }
+        ffi::lua_setfield(co, ffi::LUA_REGISTRYINDEX, OUTCOME.as_ptr());
+    }
+    let value: Value = lua.named_registry_value(OUTCOME.to_str().unwrap_or_default())?;
+    // SAFETY: as above; the registry stops holding the value.
+    unsafe {
+        ffi::lua_pushboolean(co, 0);
+        ffi::lua_setfield(co, ffi::LUA_REGISTRYINDEX, OUTCOME.as_ptr());
+    }
+    Ok(if status == ffi::LUA_OK { Resumed::Returned(value) } else { Resumed::Failed(value) })
 }
