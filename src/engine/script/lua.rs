@@ -227,6 +227,8 @@ pub(crate) struct Interp {
     place: Function,
     /// `prim.invoke`, which calls an FCALL's function with its keys and arguments.
     invoke: Function,
+    /// What the scripts' hot path finds in the registry.
+    slots: stack::Slots,
     /// `prim.ours`: the run's own coroutines, which the watch hook may pause.
     ours: Table,
     /// The `redis` table itself (scripts see a proxy): each run installs `call` and `pcall`.
@@ -513,13 +515,13 @@ impl Interp {
         let (fenv, fenv_meta, load_api) = function_env(&lua, &prim, &raise, &visible)?;
         let (step, place, ours) = (prim.raw_get("step")?, prim.raw_get("place")?, prim.raw_get("ours")?);
         let invoke = prim.raw_get("invoke")?;
-        lua.set_named_registry_value(stack::Holder::Globals.name().to_str().unwrap_or_default(), &visible)?;
-        lua.set_named_registry_value(stack::Holder::Prim.name().to_str().unwrap_or_default(), &prim)?;
+        let slots = stack::Slots::new(&lua, &visible, &prim)?;
         let interp = Interp {
             lua,
             step,
             place,
             invoke,
+            slots,
             ours,
             compiled: AHashMap::new(),
             generation: Store::get().generation(),
@@ -635,11 +637,9 @@ impl Interp {
         let lua_error = |e: mlua::Error| CmdError::text(format!("ERR {}", lua_message(&e)));
         let (entry, args) = if function {
             self.prim.raw_set("fn", f.clone()).map_err(lua_error)?;
-            let fields = [(c"keys", keys), (c"args", argv)];
-            (self.invoke.clone(), stack::Sequences { holder: stack::Holder::Prim, fields })
+            (self.invoke.clone(), stack::Sequences { holder: stack::Holder::Prim, items: [keys, argv] })
         } else {
-            let fields = [(c"KEYS", keys), (c"ARGV", argv)];
-            (f.clone(), stack::Sequences { holder: stack::Holder::Globals, fields })
+            (f.clone(), stack::Sequences { holder: stack::Holder::Globals, items: [keys, argv] })
         };
         let thread = self.start(&entry, None, false)?;
         run_state(|s| {
@@ -653,8 +653,8 @@ impl Interp {
     /// Prepares an FCALL: the function and its arguments for `prim.invoke`.
     fn begin_function(&self, f: &Function, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<Function> {
         self.prim.raw_set("fn", f.clone())?;
-        let fields = [(c"keys", keys), (c"args", argv)];
-        stack::set_sequences(&self.lua, stack::Sequences { holder: stack::Holder::Prim, fields })?;
+        let sequences = stack::Sequences { holder: stack::Holder::Prim, items: [keys, argv] };
+        stack::set_sequences(&self.lua, &self.slots, sequences)?;
         run_state(|s| s.resp.set(2));
         run_state(|s| s.running.set(true));
         Ok(self.invoke.clone())
@@ -695,8 +695,8 @@ impl Interp {
 
     /// Prepares a run: KEYS and ARGV, RESP2 conversions.
     fn begin(&self, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<()> {
-        let fields = [(c"KEYS", keys), (c"ARGV", argv)];
-        stack::set_sequences(&self.lua, stack::Sequences { holder: stack::Holder::Globals, fields })?;
+        let sequences = stack::Sequences { holder: stack::Holder::Globals, items: [keys, argv] };
+        stack::set_sequences(&self.lua, &self.slots, sequences)?;
         run_state(|s| s.resp.set(2));
         run_state(|s| s.running.set(true));
         Ok(())
@@ -837,11 +837,11 @@ impl Interp {
     /// coroutine is resumed from here, without the prelude's `step`.
     fn resume_here(&self, thread: &Thread, first: Option<stack::Sequences<'_>>, sha: &str) -> Ended {
         if let Some(first) = &first {
-            stack::prepare(thread, first);
+            stack::prepare(&self.slots, thread, first);
         }
         let resumed = self
             .capped(|| Ok(stack::resume(thread)))
-            .and_then(|status| stack::outcome(&self.lua, thread, status));
+            .and_then(|status| stack::outcome(&self.lua, &self.slots, thread, status));
         let paused = PAUSED.with(Cell::take);
         let reply = match resumed {
             Ok(stack::Resumed::Yielded) if paused => return Ended::Paused,

@@ -24,7 +24,7 @@ use std::ffi::{c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bytes::Bytes;
-use mlua::{ffi, Function, Lua, Thread, Value};
+use mlua::{ffi, Function, Lua, RegistryKey, Table, Thread, Value};
 
 use crate::cmd::error::CmdError;
 use crate::engine::script::lua::{handle, run_state};
@@ -58,7 +58,7 @@ pub(super) fn call_functions(lua: &Lua) -> mlua::Result<(Function, Function)> {
     }
 }
 
-/// Where a run's KEYS and ARGV go, by the name the interpreter registered the table under.
+/// Where a run's KEYS and ARGV go.
 #[derive(Clone, Copy)]
 pub(super) enum Holder {
     /// The scripts' globals (KEYS, ARGV).
@@ -67,58 +67,75 @@ pub(super) enum Holder {
     Prim,
 }
 
-impl Holder {
-    /// The registry name of its table.
-    pub(super) fn name(self) -> &'static CStr {
-        match self {
-            Holder::Globals => c"ferrokey.globals",
-            Holder::Prim => c"ferrokey.prim",
-        }
-    }
-}
-
-/// KEYS and ARGV (or an FCALL's `prim.keys` and `prim.args`): each field of the holder's table
-/// gets a new sequence of its strings.
+/// KEYS and ARGV (or an FCALL's `prim.keys` and `prim.args`): the two fields of the holder's
+/// table get new sequences of these strings.
 pub(super) struct Sequences<'a> {
     /// Where they go.
     pub(super) holder: Holder,
-    /// Each field's name and strings.
-    pub(super) fields: [(&'a CStr, &'a [Bytes]); 2],
+    /// The strings of each field.
+    pub(super) items: [&'a [Bytes]; 2],
 }
 
-/// The registry name of a run's outcome, left there for mlua to take (see [`outcome`]).
-const OUTCOME: &CStr = c"ferrokey.outcome";
+/// What the hot path finds in the registry by number, with no string to hash: the holders'
+/// tables, their fields' names, and the slot a run's outcome passes through (see [`outcome`]).
+pub(super) struct Slots {
+    globals: RegistryKey,
+    prim: RegistryKey,
+    /// KEYS, ARGV, keys, args.
+    names: [RegistryKey; 4],
+    outcome: RegistryKey,
+}
+
+impl Slots {
+    /// Registers them.
+    ///
+    /// # Errors
+    /// The interpreter is out of memory.
+    pub(super) fn new(lua: &Lua, globals: &Table, prim: &Table) -> mlua::Result<Slots> {
+        let name = |n: &str| lua.create_registry_value(lua.create_string(n)?);
+        Ok(Slots {
+            globals: lua.create_registry_value(globals)?,
+            prim: lua.create_registry_value(prim)?,
+            names: [name("KEYS")?, name("ARGV")?, name("keys")?, name("args")?],
+            outcome: lua.create_registry_value(false)?,
+        })
+    }
+
+    /// The registry numbers of `holder`'s table and of its two fields' names.
+    fn of(&self, holder: Holder) -> (c_int, [c_int; 2]) {
+        match holder {
+            Holder::Globals => (self.globals.id(), [self.names[0].id(), self.names[1].id()]),
+            Holder::Prim => (self.prim.id(), [self.names[2].id(), self.names[3].id()]),
+        }
+    }
+}
 
 /// Sets `sequences`, in one protected call.
 ///
 /// # Errors
 /// The interpreter is out of memory.
-pub(super) fn set_sequences(lua: &Lua, sequences: Sequences<'_>) -> mlua::Result<()> {
-    // SAFETY: `exec_raw` runs the closure as a protected call; see `push_sequences`. The
-    // holder's table is in the registry (`Interp::new`), and is popped again.
-    unsafe {
-        lua.exec_raw::<()>((), |state| {
-            ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, sequences.holder.name().as_ptr());
-            push_sequences(state, ffi::lua_gettop(state), &sequences.fields);
-            ffi::lua_pop(state, 1);
-        })
-    }
+pub(super) fn set_sequences(lua: &Lua, slots: &Slots, sequences: Sequences<'_>) -> mlua::Result<()> {
+    // SAFETY: `exec_raw` runs the closure as a protected call; see `push_sequences`.
+    unsafe { lua.exec_raw::<()>((), |state| push_sequences(state, slots, &sequences)) }
 }
 
-/// Sets each `(field, items)` of the table at `at` to a new sequence of `items`' strings, raw.
+/// Sets `sequences` raw: each field of the holder's table gets a new sequence of its strings.
 /// Runs in a protected call, or unprotected with no memory cap set (as mlua's own fast path
 /// does: an allocation then fails only when the process is out of memory); it owns nothing
 /// with a destructor (references and integers). It leaves the stack as it found it.
-unsafe fn push_sequences(state: *mut ffi::lua_State, at: c_int, fields: &[(&CStr, &[Bytes]); 2]) {
-    for (field, items) in fields {
-        ffi::lua_pushstring(state, field.as_ptr());
+unsafe fn push_sequences(state: *mut ffi::lua_State, slots: &Slots, sequences: &Sequences<'_>) {
+    let (table, names) = slots.of(sequences.holder);
+    ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, table.into());
+    for (name, items) in names.iter().zip(sequences.items) {
+        ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, (*name).into());
         ffi::lua_createtable(state, items.len() as c_int, 0);
         for (i, item) in items.iter().enumerate() {
             ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
             ffi::lua_rawseti(state, -2, (i + 1) as _);
         }
-        ffi::lua_rawset(state, at);
+        ffi::lua_rawset(state, -3);
     }
+    ffi::lua_pop(state, 1);
 }
 
 /// A number argument of `redis.call`, as Redis 7.0 writes it (`%.17g`).
@@ -382,16 +399,13 @@ fn coroutine(thread: &Thread) -> *mut ffi::lua_State {
 
 /// Before a run's first resume: sets `first` on the coroutine's own stack, unprotected (no
 /// memory cap is set: see [`push_sequences`]).
-pub(super) fn prepare(thread: &Thread, first: &Sequences<'_>) {
+pub(super) fn prepare(slots: &Slots, thread: &Thread, first: &Sequences<'_>) {
     let co = coroutine(thread);
     // SAFETY: `co` is the coroutine's live state, not running; what is pushed is popped.
     unsafe {
-        if ffi::lua_checkstack(co, 8) == 0 {
-            return;
+        if ffi::lua_checkstack(co, 8) != 0 {
+            push_sequences(co, slots, first);
         }
-        ffi::lua_getfield(co, ffi::LUA_REGISTRYINDEX, first.holder.name().as_ptr());
-        push_sequences(co, ffi::lua_gettop(co), &first.fields);
-        ffi::lua_pop(co, 1);
     }
 }
 
@@ -408,11 +422,12 @@ pub(super) fn resume(thread: &Thread) -> c_int {
 ///
 /// # Errors
 /// The interpreter is out of memory.
-pub(super) fn outcome(lua: &Lua, thread: &Thread, status: c_int) -> mlua::Result<Resumed> {
+pub(super) fn outcome(lua: &Lua, slots: &Slots, thread: &Thread, status: c_int) -> mlua::Result<Resumed> {
     if status == ffi::LUA_YIELD {
         return Ok(Resumed::Yielded);
     }
     let co = coroutine(thread);
+    let slot = slots.outcome.id();
     // SAFETY: `co` is the coroutine's live state, not running. A finished coroutine holds its
     // results from index 1, a failed one its error on top: one value is kept and moved to the
     // registry, leaving a finished coroutine empty (reusable).
@@ -423,13 +438,13 @@ pub(super) fn outcome(lua: &Lua, thread: &Thread, status: c_int) -> mlua::Result
             }
             ffi::lua_settop(co, 1);
         }
-        ffi::lua_setfield(co, ffi::LUA_REGISTRYINDEX, OUTCOME.as_ptr());
+        ffi::lua_rawseti(co, ffi::LUA_REGISTRYINDEX, slot.into());
     }
-    let value: Value = lua.named_registry_value(OUTCOME.to_str().unwrap_or_default())?;
+    let value: Value = lua.registry_value(&slots.outcome)?;
     // SAFETY: as above; the registry stops holding the value.
     unsafe {
         ffi::lua_pushboolean(co, 0);
-        ffi::lua_setfield(co, ffi::LUA_REGISTRYINDEX, OUTCOME.as_ptr());
+        ffi::lua_rawseti(co, ffi::LUA_REGISTRYINDEX, slot.into());
     }
     Ok(if status == ffi::LUA_OK { Resumed::Returned(value) } else { Resumed::Failed(value) })
 }
