@@ -3,16 +3,19 @@
 //!
 //! mlua hands a Rust function its arguments as values that each hold a slot of its reference
 //! thread, and takes its result the same way; every call that may allocate runs as a protected
-//! call of its own while a memory cap is set. For a one-key script (two calls) that was a third
-//! of its run (BENCHMARKS.md, "Issue 22"). Here the arguments are read where they lie on the
-//! stack and the reply is built where it goes, as Redis's own C does, in one protected call.
+//! call of its own while a memory cap is set. For a one-key script (two calls) that was more
+//! than half of its run (BENCHMARKS.md, "Issue 22"). Here the arguments are read where they
+//! lie on the stack and the reply is built where it goes, as Redis's own C does; the run's
+//! coroutine is resumed with `lua_resume` and its outcome handed to mlua through the registry.
 //!
 //! What keeps this sound (each rule held by the code below it):
 //! - **No Lua error crosses a Rust value.** A Lua error is a `longjmp`: it must never leave a
 //!   frame that owns something with a destructor. Every Lua call that can raise (anything
-//!   that allocates) runs either inside [`convert`], a protected call, whose frames hold only
-//!   references, integers and slice iterators; or is the final `lua_error` of [`call`], once
-//!   [`answer`] has returned and dropped everything it owned.
+//!   that allocates) runs inside [`convert`] or mlua's `exec_raw`, protected calls whose frames
+//!   hold only references, integers and slice iterators; or is the final `lua_error` of
+//!   [`call`], once [`answer`] has returned and dropped everything it owned; or runs while no
+//!   memory cap is set ([`prepare`], [`outcome`]), where mlua itself skips protection: an
+//!   allocation then fails only when the process is out of memory.
 //! - **No panic reaches Lua's C frames.** The handler runs under `catch_unwind`.
 //! - **The stack has room.** A C function starts with `LUA_MINSTACK` (20) free slots; the
 //!   protected conversion checks for more at each level of an aggregate.
