@@ -2,7 +2,8 @@
 //!
 //! - `store.rs`: every script body the server knows, by SHA1, shared by the cores; each core
 //!   compiles what it runs into its own interpreter (`lua.rs`: the sandbox, the `redis`
-//!   library, the conversions between Lua values and replies).
+//!   library, the conversions between Lua values and replies; `stack.rs`: a one-shard run's
+//!   hot path, on Lua's C API).
 //! - `run.rs`: where a script runs. A script known to touch only the keys it declares (KEYS),
 //!   all on one shard, runs on that shard's core in one hop, every `redis.call` a direct call
 //!   on the shard: no hop per call, and nothing else runs on that shard meanwhile. Any other
