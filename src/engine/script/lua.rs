@@ -39,6 +39,7 @@ use mlua::{ffi, Function, Lua, MultiValue, Table, Thread, Value};
 
 use crate::cmd::error::CmdError;
 use crate::engine::script::busy::{self, Tick};
+use crate::engine::script::current::run_state;
 use crate::engine::script::functions::{self, Functions};
 use crate::engine::script::raise::{lua_number, Raise};
 use crate::engine::script::stack;
@@ -192,17 +193,6 @@ end
 prim.invoke = function() return prim.fn(prim.keys, prim.args) end
 "#;
 
-/// The state of the run under way, which `redis.*` functions read and change (one per core,
-/// as its interpreter: see [`run_state`]).
-pub(super) struct RunState {
-    /// `redis.setresp`: how replies convert into Lua (2 or 3).
-    pub(super) resp: Cell<u8>,
-    /// A script runs (math.random and redis.setresp refuse outside one).
-    running: Cell<bool>,
-    /// The 48-bit state of `math.random` (Redis's `redisLrand48`).
-    rand: Cell<u64>,
-}
-
 /// How a script run ended.
 pub(crate) enum Ended {
     /// It returned this reply (an error reply included).
@@ -255,17 +245,8 @@ pub(crate) struct Interp {
     functions_generation: u64,
 }
 
-/// What answers a script's `redis.call` during a run on a shard.
-pub(crate) type Handler = Box<dyn FnMut(Vec<Bytes>) -> Reply>;
-
 thread_local! {
-    static RUN: RunState = const {
-        RunState { resp: Cell::new(2), running: Cell::new(false), rand: Cell::new(INITIAL_RAND) }
-    };
     static INTERP: std::cell::RefCell<Option<Interp>> = const { std::cell::RefCell::new(None) };
-    /// The handler of the run under way on this core (its `redis.call` and `redis.pcall`,
-    /// created once, find it here).
-    static HANDLER: std::cell::RefCell<Option<Handler>> = const { std::cell::RefCell::new(None) };
     /// The functions `redis.register_function` registered during the library load under way.
     static REGISTERING: std::cell::RefCell<Option<Vec<Registered>>> = const { std::cell::RefCell::new(None) };
     /// A coroutine run's last line of the script or function seen by the watch hook (whether
@@ -273,22 +254,6 @@ thread_local! {
     static LAST_LINE: Cell<(bool, i32)> = const { Cell::new((false, -1)) };
     /// The watch hook paused the run (it yielded).
     static PAUSED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// The reply of the handler of the run under way on this core to `args` (`None` outside a
-/// run on a shard).
-pub(super) fn handle(args: Vec<Bytes>) -> Option<Reply> {
-    HANDLER.with(|h| h.try_borrow_mut().ok().and_then(|mut h| h.as_mut().map(|h| h(args))))
-}
-
-/// Runs `f` with this core's run state.
-pub(super) fn run_state<R>(f: impl FnOnce(&RunState) -> R) -> R {
-    RUN.with(f)
-}
-
-/// Installs (or, with `None`, removes) the handler of this core's run under way.
-pub(crate) fn set_handler(handler: Option<Handler>) {
-    HANDLER.with(|h| *h.borrow_mut() = handler);
 }
 
 /// The watch hook of a run's coroutines (those the run makes inherit it): on a line event,
@@ -1437,9 +1402,6 @@ fn install_redis_library(lua: &Lua, redis: &Table, raise: &Raise) -> mlua::Resul
 fn redis_version_num() -> i64 {
     crate::REDIS_VERSION.split('.').take(3).fold(0, |n, part| n << 8 | part.parse::<i64>().unwrap_or(0))
 }
-
-/// `redisLrand48`'s state before any seeding.
-const INITIAL_RAND: u64 = 0x1234_ABCD_330E;
 
 /// `math.random` and `math.randomseed` on Redis's `redisLrand48`, so a script's random
 /// numbers are the same on every machine.

@@ -3,7 +3,7 @@
 //! - `store.rs`: every script body the server knows, by SHA1, shared by the cores; each core
 //!   compiles what it runs into its own interpreter (`lua.rs`: the sandbox, the `redis`
 //!   library, the conversions between Lua values and replies; `stack.rs`: a one-shard run's
-//!   hot path, on Lua's C API).
+//!   hot path, on Lua's C API; `current.rs`: the run under way on the core).
 //! - `run.rs`: where a script runs. A script known to touch only the keys it declares (KEYS),
 //!   all on one shard, runs on that shard's core in one hop, every `redis.call` a direct call
 //!   on the shard: no hop per call, and nothing else runs on that shard meanwhile. Any other
@@ -17,6 +17,7 @@
 //!   `lua-strict-keys yes` refuses every undeclared key instead, as Dragonfly does.
 
 pub(crate) mod busy;
+mod current;
 pub(crate) mod functions;
 mod libs;
 mod lua;

@@ -13,6 +13,7 @@ use crate::engine::acl::{Reason, User};
 use crate::engine::command::{Command, Run};
 use crate::engine::router::TxId;
 use crate::engine::script::busy::{self, Named, Watched};
+use crate::engine::script::current;
 use crate::engine::script::functions;
 use crate::engine::script::lua::{self, Ended};
 use crate::engine::script::store::{Reach, Source};
@@ -280,7 +281,7 @@ fn on_shard(
     let rules = std::mem::take(&mut script.rules);
     let shared = Rc::new(RefCell::new(Shared { rules, denied: Vec::new(), elsewhere: false }));
     let keys: Rc<[Bytes]> = script.keys.clone().into();
-    let handler: lua::Handler = {
+    let handler: current::Handler = {
         let (cell, run, keys) = (cell.clone(), shared.clone(), keys.clone());
         Box::new(move |args: Vec<Bytes>| {
             let mut guard = run.borrow_mut();
@@ -322,7 +323,7 @@ fn on_shard(
         })
     };
     busy::watch(watched);
-    lua::set_handler(Some(handler));
+    current::set_handler(Some(handler));
     let name = script.target.name();
     let started = lua::with(|interp| match &script.target {
         Target::Eval(source) => {
@@ -389,7 +390,7 @@ fn resume_parked() -> Option<OnShard> {
 fn drop_parked() {
     if let Some(Parked { cell, unit, .. }) = PARKED.with(|p| p.borrow_mut().take()) {
         lua::with(lua::Interp::abandon).ok();
-        lua::set_handler(None);
+        current::set_handler(None);
         busy::unwatch();
         cell.borrow_mut().abandon_unit(unit);
     }
@@ -403,7 +404,7 @@ fn ended(
     script: Script,
     reply: Reply,
 ) -> OnShard {
-    lua::set_handler(None);
+    current::set_handler(None);
     busy::unwatch();
     cell.borrow_mut().leave_unit(unit);
     let run = std::mem::replace(

@@ -30,7 +30,7 @@ use bytes::Bytes;
 use mlua::{ffi, Function, Lua, RegistryKey, Table, Thread, Value};
 
 use crate::cmd::error::CmdError;
-use crate::engine::script::lua::{handle, run_state};
+use crate::engine::script::current::{handle, run_state};
 use crate::facade::Reply;
 
 /// How deep a reply converts (a command's reply is a few levels at most).
