@@ -203,6 +203,13 @@ fn script_requests() -> Vec<Vec<Vec<u8>>> {
         ("redis.call('set', KEYS[1], 2^53 + 1) return redis.call('get', KEYS[1])", &[b], &[]),
         ("redis.call('set', KEYS[1], -123456789.125) return redis.call('get', KEYS[1])", &[b], &[]),
         ("redis.call('set', KEYS[1], 1/0) return redis.call('get', KEYS[1])", &[b], &[]),
+        ("redis.call('set', KEYS[1], 0/0) return redis.call('get', KEYS[1])", &[b], &[]),
+        ("redis.call('set', KEYS[1], 0/0) return redis.call('get', KEYS[1])", &[b], &[]),
+        // Numbers a script returns: Redis's `(long long)` cast on x86-64.
+        ("return 2^63", &[], &[]),
+        ("return -2^63 - 4096", &[], &[]),
+        ("return 0/0", &[], &[]),
+        ("return {1e300, -1e300, 2^62}", &[], &[]),
         ("return {KEYS[1], KEYS[2], ARGV[1], ARGV[2], #KEYS, #ARGV}", &[a, b], &["x", "y"]),
         ("return redis.call('mget', KEYS[1], KEYS[2], 'nokey')", &[a, b], &[]),
         ("return redis.call('mset', KEYS[1], 1, KEYS[2], 2)", &[a, b], &[]),

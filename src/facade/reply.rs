@@ -99,8 +99,10 @@ impl Reply {
         let mut at = 0;
         std::iter::from_fn(move || {
             let end = body.get(at..)?.iter().position(|&c| c == b'\r')?;
-            let n: usize =
-                std::str::from_utf8(&body[at + 1..at + end]).ok().and_then(|t| t.parse().ok()).unwrap_or(0);
+            let n: usize = std::str::from_utf8(body.get(at + 1..at + end)?)
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
             let start = at + end + 2;
             let item = body.get(start..(start + n).min(body.len()))?;
             at = start + n + 2;

@@ -1030,6 +1030,16 @@ fn to_lua_here(lua: &Lua, reply: &Reply, resp: u8, counted: bool) -> mlua::Resul
     })
 }
 
+/// A Lua number as Redis's `(long long)` cast makes it on x86-64 (`cvttsd2si`): truncated,
+/// and a NaN or a number out of range is the smallest integer.
+fn long_long(n: f64) -> i64 {
+    if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&n) {
+        n as i64
+    } else {
+        i64::MIN
+    }
+}
+
 /// A script's return value as a reply, as Redis's `luaReplyToRedisReply` converts it.
 fn from_lua(value: Value, resp: u8, depth: usize) -> Reply {
     crate::engine::script::raise::deep(|| from_lua_here(value, resp, depth))
@@ -1045,7 +1055,7 @@ fn from_lua_here(value: Value, resp: u8, depth: usize) -> Reply {
         Value::Boolean(true) if resp == 2 => Reply::Int(1),
         Value::Boolean(false) if resp == 2 => Reply::Nil,
         Value::Boolean(b) => Reply::Bool(b),
-        Value::Number(n) => Reply::Int(n as i64),
+        Value::Number(n) => Reply::Int(long_long(n)),
         Value::Integer(n) => Reply::Int(n),
         Value::Table(t) => table_reply(&t, resp, depth),
         _ => Reply::Nil,

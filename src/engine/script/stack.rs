@@ -16,7 +16,8 @@
 //!   [`call`], once [`answer`] has returned and dropped everything it owned; or runs while no
 //!   memory cap is set ([`prepare`], [`outcome`]), where mlua itself skips protection: an
 //!   allocation then fails only when the process is out of memory.
-//! - **No panic reaches Lua's C frames.** The handler runs under `catch_unwind`.
+//! - **No panic reaches Lua's C frames.** The handler runs under `catch_unwind`; the code
+//!   around it reads and builds with nothing that panics on what a script or a reply holds.
 //! - **The stack has room.** A C function starts with `LUA_MINSTACK` (20) free slots; the
 //!   protected conversion checks for more at each level of an aggregate.
 //! - **Strings read are copied before anything is popped**, while Lua still holds them.
@@ -129,7 +130,7 @@ pub(super) fn set_sequences(lua: &Lua, slots: &Slots, sequences: Sequences<'_>) 
 unsafe fn push_sequences(state: *mut ffi::lua_State, slots: &Slots, sequences: &Sequences<'_>) {
     let (table, names) = slots.of(sequences.holder);
     ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, table.into());
-    for (name, items) in names.iter().zip(sequences.items) {
+    for (name, items) in names.iter().zip(sequences.items.iter()) {
         ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, (*name).into());
         ffi::lua_createtable(state, items.len() as c_int, 0);
         for (i, item) in items.iter().enumerate() {
@@ -141,8 +142,12 @@ unsafe fn push_sequences(state: *mut ffi::lua_State, slots: &Slots, sequences: &
     ffi::lua_pop(state, 1);
 }
 
-/// A number argument of `redis.call`, as Redis 7.0 writes it (`%.17g`).
+/// A number argument of `redis.call`, as Redis 7.0 writes it (`%.17g`: glibc writes a NaN
+/// with its sign, and Lua's `0/0` has it).
 pub(super) fn number_argument(n: f64) -> Bytes {
+    if n.is_nan() {
+        return Bytes::from_static(if n.is_sign_negative() { b"-nan" } else { b"nan" });
+    }
     // `%.17g` of an integer below 10^17 is its digits.
     if n.fract() == 0.0 && n.abs() < 1e17 && n != 0.0 {
         Bytes::from((n as i64).to_string())
@@ -171,28 +176,35 @@ unsafe fn call(state: *mut ffi::lua_State, raises: bool) -> c_int {
 /// Runs the command the arguments name and leaves the value to return or raise on top of the
 /// stack: whether to raise it. Everything it owns is dropped when it returns.
 unsafe fn answer(state: *mut ffi::lua_State, raises: bool) -> bool {
-    let reply = match arguments(state) {
+    // What the command answered is marked as counted in the error statistics (every error in
+    // it, as Redis's reply parser marks them); an argument error is not, and outside a run
+    // the error is raised even by `redis.pcall`, as Redis's.
+    let (reply, counted, always_raised) = match arguments(state) {
         Ok(args) => match catch_unwind(AssertUnwindSafe(|| handle(args))) {
-            Ok(Some(reply)) => reply,
-            Ok(None) => {
-                // Outside a script run: always raised, as Redis's.
-                let outside =
-                    Reply::Error("ERR redis.call/pcall can only be called inside a script invocation".into());
-                push(state, &outside, false);
-                return true;
-            }
+            Ok(Some(reply)) => (reply, true, false),
+            Ok(None) => (
+                Reply::Error("ERR redis.call/pcall can only be called inside a script invocation".into()),
+                false,
+                true,
+            ),
             Err(_) => {
                 tracing::error!("a command called from a script panicked");
-                Reply::Error(CmdError::Internal.to_string().into())
+                (Reply::Error(CmdError::Internal.to_string().into()), true, false)
             }
         },
-        Err(e) => Reply::from(e),
+        Err(e) => (Reply::from(e), false, false),
     };
     let failed = matches!(reply, Reply::Error(_));
-    if !push(state, &reply, failed) {
+    // Held without its destructor while Lua runs: even `lua_pcall`'s own failure path may
+    // raise (an "error in error handling" string it allocates), and then nothing owned here
+    // is skipped but this, which only leaks.
+    let reply = std::mem::ManuallyDrop::new(reply);
+    let pushed = push(state, &reply, counted);
+    drop(std::mem::ManuallyDrop::into_inner(reply));
+    if !pushed {
         return true;
     }
-    failed && raises
+    failed && (raises || always_raised)
 }
 
 /// `redis.call`'s arguments as a command: strings, and numbers as [`number_argument`] writes
