@@ -242,6 +242,24 @@ fn script_requests() -> Vec<Vec<Vec<u8>>> {
         ("return redis.call('ttl', KEYS[1])", &[b], &[]),
         ("return redis.call('rename', KEYS[1], KEYS[2])", &[b, a], &[]),
         ("return redis.call('exists', KEYS[1], KEYS[2])", &[a, b], &[]),
+        // redis.call inside xpcall, on both shards (a run holding every shard yields there).
+        (
+            "return {xpcall(function() return redis.call('incr', KEYS[1]) end, function(e) return e end)}",
+            &[a, b],
+            &[],
+        ),
+        (
+            "return {xpcall(function() return redis.call('nosuch') end, function(e) return type(e) end)}",
+            &[a, b],
+            &[],
+        ),
+        (
+            "return {xpcall(function() return redis.call('incr', KEYS[2]) end, function(e) return e end)}",
+            &[a, b],
+            &[],
+        ),
+        ("return {xpcall(function() error('x') end, function(e) error('y') end)}", &[a, b], &[]),
+        ("return {xpcall(function() return 1, 2 end, function(e) return e end)}", &[a, b], &[]),
         // A group of keys cut short is refused on the keys' shard too (the second run is there).
         ("return redis.call('msetnx', KEYS[1], 'a', KEYS[2])", &["{t}a", "{t}c"], &[]),
         ("return redis.call('msetnx', KEYS[1], 'a', KEYS[2])", &["{t}a", "{t}c"], &[]),

@@ -95,9 +95,6 @@ end
 local function plain_pcall(f, ...)
   return caught(realpcall(f, ...))
 end
-real.xpcall = function(f, h)
-  return realxpcall(f, function(e) local r = h(fix(e)) return r end)
-end
 
 -- A script holding every shard: redis.call yields the command to the caller's task, which
 -- resumes it with (reply, raise); pcall runs its function as a coroutine of its own, whose
@@ -124,6 +121,26 @@ prim.yielding_pcall = function(f, ...)
 end
 -- Scripts' pcall passes the watch hook's yields through (a busy run pauses inside it too).
 real.pcall = prim.yielding_pcall
+-- xpcall likewise runs its function as a coroutine of its own, so that redis.call may yield
+-- inside it (a run holding every shard); the handler sees the error once the function has
+-- failed, and a handler that fails gives Lua's "error in error handling".
+local function xpass(co, h, ok, ...)
+  if not ok then
+    local hok, r = realpcall(h, fix((...)))
+    if not hok then return false, 'error in error handling' end
+    return false, r
+  end
+  if co_status(co) == 'dead' then return true, ... end
+  return xpass(co, h, co_resume(co, co_yield(...)))
+end
+real.xpcall = function(f, h)
+  if type(f) ~= 'function' or dbg.getinfo(f, 'S').what == 'C' then
+    return realxpcall(f, function(e) local r = h(fix(e)) return r end)
+  end
+  local co = co_create(f)
+  ours[co] = true
+  return xpass(co, h, co_resume(co))
+end
 -- A script's coroutine.yield outside a coroutine it made: refused as Redis's Lua refuses a
 -- yield from its main thread (never taken for a redis.call).
 real.coroutine.yield = function(...)
