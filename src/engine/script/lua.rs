@@ -244,7 +244,7 @@ pub(crate) struct Interp {
     real: Table,
     /// What scripts see as their globals.
     env: Table,
-    /// `redis.call` and `redis.pcall` of a run on a shard (Rust functions, made once).
+    /// `redis.call` and `redis.pcall` of a run on a shard (C functions, `stack.rs`, made once).
     call: Function,
     pcall: Function,
     /// A run holding every shard replaced these with the prelude's yielding ones.
@@ -936,14 +936,14 @@ fn lua_message(e: &mlua::Error) -> String {
 /// `redis.call`'s arguments as a command: strings, and numbers as `%.17g` writes them.
 fn arguments(args: MultiValue) -> Result<Vec<Bytes>, CmdError> {
     if args.is_empty() {
-        return Err(CmdError::msg("ERR Please specify at least one argument for this redis lib call"));
+        return Err(CmdError::msg(stack::NO_ARGUMENTS));
     }
     args.into_iter()
         .map(|v| match v {
             Value::String(s) => Ok(Bytes::copy_from_slice(&s.as_bytes())),
             Value::Number(n) => Ok(stack::number_argument(n)),
             Value::Integer(n) => Ok(stack::number_argument(n as f64)),
-            _ => Err(CmdError::msg("ERR Lua redis lib command arguments must be strings or integers")),
+            _ => Err(CmdError::msg(stack::BAD_ARGUMENT)),
         })
         .collect()
 }

@@ -34,6 +34,11 @@ use crate::cmd::error::CmdError;
 use crate::engine::script::current::{handle, run_state};
 use crate::facade::Reply;
 
+/// `redis.call` with no arguments (Redis's text; both paths of a run raise it).
+pub(super) const NO_ARGUMENTS: &str = "ERR Please specify at least one argument for this redis lib call";
+/// `redis.call` with an argument that is neither a string nor a number.
+pub(super) const BAD_ARGUMENT: &str = "ERR Lua redis lib command arguments must be strings or integers";
+
 /// How deep a reply converts (a command's reply is a few levels at most).
 const MAX_DEPTH: usize = 1000;
 
@@ -212,7 +217,7 @@ unsafe fn answer(state: *mut ffi::lua_State, raises: bool) -> bool {
 unsafe fn arguments(state: *mut ffi::lua_State) -> Result<Vec<Bytes>, CmdError> {
     let n = ffi::lua_gettop(state);
     if n == 0 {
-        return Err(CmdError::msg("ERR Please specify at least one argument for this redis lib call"));
+        return Err(CmdError::msg(NO_ARGUMENTS));
     }
     let mut args = Vec::with_capacity(n as usize);
     for i in 1..=n {
@@ -224,9 +229,7 @@ unsafe fn arguments(state: *mut ffi::lua_State) -> Result<Vec<Bytes>, CmdError> 
                 args.push(Bytes::copy_from_slice(std::slice::from_raw_parts(data.cast::<u8>(), len)));
             }
             ffi::LUA_TNUMBER => args.push(number_argument(ffi::lua_tonumber(state, i))),
-            _ => {
-                return Err(CmdError::msg("ERR Lua redis lib command arguments must be strings or integers"))
-            }
+            _ => return Err(CmdError::msg(BAD_ARGUMENT)),
         }
     }
     Ok(args)
