@@ -563,7 +563,9 @@ fn compiled(body: Bytes) -> Result<Source, CmdError> {
 fn prepare(s: &Session, flags: Flags, read_only_command: bool) -> Result<Rules, CmdError> {
     let global = &s.core.global;
     let following = global.following.load(std::sync::atomic::Ordering::Relaxed);
-    let replica_read_only = following && s.core.with_config(|c| c.replica_read_only) && !s.replaying;
+    let (replica_read_only, strict, busy_ms) =
+        s.core.with_config(|c| (c.replica_read_only, c.lua_strict_keys, c.busy_reply_threshold));
+    let replica_read_only = following && replica_read_only && !s.replaying;
     // A script with a shebang is a write (and may grow memory) unless it says otherwise:
     // refused up front as Redis's processCommand refuses such a command.
     let oom = global.oom();
@@ -584,9 +586,9 @@ fn prepare(s: &Session, flags: Flags, read_only_command: bool) -> Result<Rules, 
         allow_oom: !flags.compat && flags.allow_oom,
         oom,
         replica_read_only,
-        strict: s.core.with_config(|c| c.lua_strict_keys),
+        strict,
         dirty: false,
-        busy_after: std::time::Duration::from_millis(s.core.with_config(|c| c.busy_reply_threshold)),
+        busy_after: std::time::Duration::from_millis(busy_ms),
         from_primary: s.replaying,
     })
 }

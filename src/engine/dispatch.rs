@@ -268,7 +268,8 @@ impl Session {
             Run::Session(f) => {
                 // What CLIENT LIST shows of a command that may wait (a blocked BLPOP).
                 self.client.argv_mem.set(args.iter().map(Bytes::len).sum());
-                let result = Box::pin(f(self, args)).await;
+                // `f`'s future is boxed already (`Pending`).
+                let result = f(self, args).await;
                 self.client.argv_mem.set(0);
                 result
             }

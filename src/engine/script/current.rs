@@ -2,14 +2,15 @@
 //! shard installs) and the state its `redis.*` functions read and change. One per core, as
 //! its interpreter; both the interpreter (`lua.rs`) and its hot path (`stack.rs`) reach it.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 
 use bytes::Bytes;
 
 use crate::facade::Reply;
 
-/// What answers a script's `redis.call` during a run on a shard.
-pub(crate) type Handler = Box<dyn FnMut(Vec<Bytes>) -> Reply>;
+/// What answers a script's `redis.call` during a run on a shard (it finds the run's state in
+/// a thread-local of its own).
+pub(crate) type Handler = fn(Vec<Bytes>) -> Reply;
 
 /// The state of the run under way, which `redis.*` functions read and change.
 pub(super) struct RunState {
@@ -30,7 +31,7 @@ thread_local! {
     };
     /// The handler of the run under way on this core (its `redis.call` and `redis.pcall`,
     /// created once, find it here).
-    static HANDLER: RefCell<Option<Handler>> = const { RefCell::new(None) };
+    static HANDLER: Cell<Option<Handler>> = const { Cell::new(None) };
 }
 
 /// Runs `f` with this core's run state.
@@ -40,11 +41,11 @@ pub(super) fn run_state<R>(f: impl FnOnce(&RunState) -> R) -> R {
 
 /// Installs (or, with `None`, removes) the handler of this core's run under way.
 pub(crate) fn set_handler(handler: Option<Handler>) {
-    HANDLER.with(|h| *h.borrow_mut() = handler);
+    HANDLER.with(|h| h.set(handler));
 }
 
 /// The reply of the handler of the run under way on this core to `args` (`None` outside a
 /// run on a shard).
 pub(super) fn handle(args: Vec<Bytes>) -> Option<Reply> {
-    HANDLER.with(|h| h.try_borrow_mut().ok().and_then(|mut h| h.as_mut().map(|h| h(args))))
+    HANDLER.with(Cell::get).map(|h| h(args))
 }

@@ -200,7 +200,7 @@ pub(crate) async fn run(s: &mut Session, script: Script) -> CmdResult {
     let router = s.core.router.clone();
     let (shard, together) = router.placement(script.keys.iter().map(|k| &k[..]));
     if s.exec_tx.is_some() || !together || script.target.reach() != Reach::Declared {
-        return across(s, script).await;
+        return across_boxed(s, script).await;
     }
     let (me, shards, db, hold) = (shard, router.shards(), s.db, router.tx_id());
     let ran = router.run_free(shard, move |cell| on_shard(cell, me, shards, db, script, hold)).await;
@@ -211,7 +211,7 @@ pub(crate) async fn run(s: &mut Session, script: Script) -> CmdResult {
         }
         OnShard::Elsewhere(script) => {
             script.target.note(Reach::Undeclared);
-            return across(s, *script).await;
+            return across_boxed(s, *script).await;
         }
         OnShard::Parked => router.adopt(hold, shard),
     };
@@ -239,30 +239,83 @@ pub(crate) async fn run(s: &mut Session, script: Script) -> CmdResult {
         }
         Some(OnShard::Elsewhere(script)) => {
             script.target.note(Reach::Undeclared);
-            across(s, *script).await
+            across_boxed(s, *script).await
         }
         _ => Err(CmdError::Internal),
     }
 }
 
-/// What a run on a shard shares with its `redis.call`s.
-struct Shared {
+/// The one-shard run under way on this core, which its `redis.call`s run against and are
+/// checked with ([`call_on_shard`]). There is at most one: it holds its shard's gate (a run
+/// paused while busy keeps it), and the core hosts that one shard. Kept here rather than in
+/// the handler's captures, so a run allocates nothing to set it up.
+struct OnShardRun {
+    cell: Rc<RefCell<Shard>>,
+    me: ShardId,
+    shards: usize,
+    db: usize,
     rules: Rules,
     denied: Vec<Denied>,
     elsewhere: bool,
 }
 
-/// A run on a shard, paused while busy (one per core at most: it holds its shard's gate).
+/// A run on a shard, paused while busy (one per core at most: it holds its shard's gate);
+/// the rest of it stays in [`RUN`] and [`DECLARED`].
 struct Parked {
-    cell: Rc<RefCell<Shard>>,
     thread: mlua::Thread,
-    shared: Rc<RefCell<Shared>>,
     unit: crate::engine::shard::Unit,
     script: Script,
 }
 
 thread_local! {
+    static RUN: RefCell<Option<OnShardRun>> = const { RefCell::new(None) };
+    /// The run's KEYS, apart from [`RUN`]: the run reads them as it starts, while each
+    /// `redis.call` borrows [`RUN`] to change it.
+    static DECLARED: RefCell<Vec<Bytes>> = const { RefCell::new(Vec::new()) };
     static PARKED: RefCell<Option<Parked>> = const { RefCell::new(None) };
+}
+
+/// The answer to a `redis.call` of the one-shard run under way: a command run here at once.
+fn call_on_shard(args: Vec<Bytes>) -> Reply {
+    RUN.with(|run| {
+        // Never borrowed already: a command the run calls runs no script.
+        let Ok(mut guard) = run.try_borrow_mut() else { return CmdError::Internal.into() };
+        let Some(run) = guard.as_mut() else { return CmdError::Internal.into() };
+        if run.elsewhere {
+            return Reply::Error("ERR script moved".into());
+        }
+        let wrote = run.rules.dirty;
+        let cmd = match admit(&args, &mut run.rules, &mut run.denied) {
+            Ok(cmd) => cmd,
+            Err(e) => return e.into(),
+        };
+        let (mut here, mut any, mut undeclared) = (true, false, false);
+        DECLARED.with(|keys| {
+            let keys = keys.borrow();
+            for p in cmd.key_positions(&args) {
+                any = true;
+                // A declared key is on this shard (the run is here because they all are).
+                if !keys.iter().any(|k| *k == args[p]) {
+                    undeclared = true;
+                    here &= Slot::of(&args[p]).shard(run.shards) == run.me;
+                }
+            }
+        });
+        if run.rules.strict && undeclared {
+            return CmdError::msg(UNDECLARED).into();
+        }
+        // A key it did not declare, before it wrote: this script runs holding every shard.
+        match cmd.run {
+            Run::Shard(f) | Run::Split(f, _) | Run::Across(f, _) if any && here && (wrote || !undeclared) => {
+                run.cell.borrow_mut().exec(&cmd.shard_cmd(f, run.db, args))
+            }
+            _ if wrote => CmdError::msg(REACHED_AFTER_WRITING).into(),
+            _ => {
+                run.elsewhere = true;
+                Reply::Error("ERR script moved".into())
+            }
+        }
+    })
 }
 
 /// One run on the shard of its keys, each `redis.call` a command run here at once, the whole
@@ -277,78 +330,38 @@ fn on_shard(
     hold: TxId,
 ) -> OnShard {
     let unit = cell.borrow_mut().enter_unit();
-    let watched = script.watched();
+    busy::watch(script.watched());
     let rules = std::mem::take(&mut script.rules);
-    let shared = Rc::new(RefCell::new(Shared { rules, denied: Vec::new(), elsewhere: false }));
-    let keys: Rc<[Bytes]> = script.keys.clone().into();
-    let handler: current::Handler = {
-        let (cell, run, keys) = (cell.clone(), shared.clone(), keys.clone());
-        Box::new(move |args: Vec<Bytes>| {
-            let mut guard = run.borrow_mut();
-            let run = &mut *guard;
-            if run.elsewhere {
-                return Reply::Error("ERR script moved".into());
+    let run = OnShardRun { cell: cell.clone(), me, shards, db, rules, denied: Vec::new(), elsewhere: false };
+    RUN.with(|r| *r.borrow_mut() = Some(run));
+    DECLARED.with(|k| *k.borrow_mut() = std::mem::take(&mut script.keys));
+    current::set_handler(Some(call_on_shard));
+    let name = script.target.name();
+    let started = DECLARED.with(|keys| {
+        let keys = keys.borrow();
+        lua::with(|interp| match &script.target {
+            Target::Eval(source) => {
+                let f = interp.function(source)?;
+                interp.run_here(&f, false, &keys, &script.argv, name)
             }
-            let wrote = run.rules.dirty;
-            let cmd = match admit(&args, &mut run.rules, &mut run.denied) {
-                Ok(cmd) => cmd,
-                Err(e) => return e.into(),
-            };
-            let (mut here, mut any, mut undeclared) = (true, false, false);
-            for p in cmd.key_positions(&args) {
-                any = true;
-                // A declared key is on this shard (the run is here because they all are).
-                if !keys.iter().any(|k| *k == args[p]) {
-                    undeclared = true;
-                    here &= Slot::of(&args[p]).shard(shards) == me;
-                }
-            }
-            if run.rules.strict && undeclared {
-                return CmdError::msg(UNDECLARED).into();
-            }
-            // A key it did not declare, before it wrote: this script runs holding every shard.
-            match cmd.run {
-                Run::Shard(f) | Run::Split(f, _) | Run::Across(f, _)
-                    if any && here && (wrote || !undeclared) =>
-                {
-                    drop(guard);
-                    cell.borrow_mut().exec(&cmd.shard_cmd(f, db, args))
-                }
-                _ if wrote => CmdError::msg(REACHED_AFTER_WRITING).into(),
-                _ => {
-                    run.elsewhere = true;
-                    Reply::Error("ERR script moved".into())
-                }
+            Target::Function(func) => {
+                let f = interp.function_named(&func.name)?;
+                interp.run_here(&f, true, &keys, &script.argv, name)
             }
         })
-    };
-    busy::watch(watched);
-    current::set_handler(Some(handler));
-    let name = script.target.name();
-    let started = lua::with(|interp| match &script.target {
-        Target::Eval(source) => {
-            let f = interp.function(source)?;
-            interp.run_here(&f, false, &script.keys, &script.argv, name)
-        }
-        Target::Function(func) => {
-            let f = interp.function_named(&func.name)?;
-            interp.run_here(&f, true, &script.keys, &script.argv, name)
-        }
-    })
-    .and_then(|t| t);
+        .and_then(|t| t)
+    });
     let (thread, outcome) = match started {
         Ok(started) => started,
-        Err(e) => return ended(cell, unit, shared, script, Reply::from(e)),
+        Err(e) => return ended(cell, unit, script, Reply::from(e)),
     };
     if let Ended::Paused = outcome {
         crate::engine::router::keep_gate(hold);
-        let parked = Parked { cell: cell.clone(), thread, shared, unit, script };
-        PARKED.with(|p| *p.borrow_mut() = Some(parked));
+        PARKED.with(|p| *p.borrow_mut() = Some(Parked { thread, unit, script }));
         return OnShard::Parked;
     }
-    let outcome = Ok(outcome);
     let _ = lua::with(|interp| interp.recycle(thread));
-    ended(cell, unit, shared, script, outcome_reply(outcome))
+    ended(cell, unit, script, outcome_reply(Ok(outcome)))
 }
 
 /// Runs `script` on `cell`'s shard (the only one) as a one-shard run runs, for the scripts'
@@ -378,9 +391,12 @@ fn resume_parked() -> Option<OnShard> {
             None
         }
         outcome => {
-            let Parked { cell, unit, shared, script, thread } = parked;
+            let Parked { unit, script, thread } = parked;
             let _ = lua::with(|interp| interp.recycle(thread));
-            Some(ended(&cell, unit, shared, script, outcome_reply(outcome)))
+            let Some(cell) = RUN.with(|r| r.borrow().as_ref().map(|run| run.cell.clone())) else {
+                return Some(OnShard::Done(CmdError::Internal.into(), Vec::new()));
+            };
+            Some(ended(&cell, unit, script, outcome_reply(outcome)))
         }
     }
 }
@@ -388,33 +404,38 @@ fn resume_parked() -> Option<OnShard> {
 /// Ends the run parked on this core without its reply, dropping what it logged (the server is
 /// shutting down: no file or replica gets part of a script).
 fn drop_parked() {
-    if let Some(Parked { cell, unit, .. }) = PARKED.with(|p| p.borrow_mut().take()) {
+    if let Some(Parked { unit, .. }) = PARKED.with(|p| p.borrow_mut().take()) {
         lua::with(lua::Interp::abandon).ok();
         current::set_handler(None);
         busy::unwatch();
-        cell.borrow_mut().abandon_unit(unit);
+        if let Some(run) = RUN.with(|r| r.borrow_mut().take()) {
+            run.cell.borrow_mut().abandon_unit(unit);
+        }
+        DECLARED.with(|k| k.borrow_mut().clear());
     }
 }
 
-/// A run on a shard ended with `reply`: its unit closes, its watch and handler go.
+/// A run on a shard ended with `reply`: its unit closes, its watch, handler and state go.
 fn ended(
     cell: &Rc<RefCell<Shard>>,
     unit: crate::engine::shard::Unit,
-    shared: Rc<RefCell<Shared>>,
-    script: Script,
+    mut script: Script,
     reply: Reply,
 ) -> OnShard {
     current::set_handler(None);
     busy::unwatch();
     cell.borrow_mut().leave_unit(unit);
-    let run = std::mem::replace(
-        &mut *shared.borrow_mut(),
-        Shared { rules: Rules::default(), denied: Vec::new(), elsewhere: false },
-    );
+    script.keys = DECLARED.with(|k| std::mem::take(&mut *k.borrow_mut()));
+    let Some(run) = RUN.with(|r| r.borrow_mut().take()) else { return OnShard::Done(reply, Vec::new()) };
     if run.elsewhere {
         return OnShard::Elsewhere(Box::new(Script { rules: run.rules, ..script }));
     }
     OnShard::Done(reply, run.denied)
+}
+
+/// [`across`], its large future boxed: a one-shard run's future stays small.
+async fn across_boxed(s: &mut Session, script: Script) -> CmdResult {
+    Box::pin(across(s, script)).await
 }
 
 /// One run holding every shard (the running EXEC's transaction, or one of its own): each
