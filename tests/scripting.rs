@@ -259,6 +259,34 @@ fn script_requests() -> Vec<Vec<Vec<u8>>> {
             &[],
         ),
         ("return {xpcall(function() error('x') end, function(e) error('y') end)}", &[a, b], &[]),
+        // redis.call where a run holding every shard cannot yield to its task: inside a C
+        // function's callback, a metamethod, a coroutine the script made.
+        (
+            "redis.call('set', KEYS[1], '2') redis.call('set', KEYS[2], '1') local t = {KEYS[1], KEYS[2]} \
+             table.sort(t, function(x, y) return redis.call('get', x) < redis.call('get', y) end) return t",
+            &[a, b],
+            &[],
+        ),
+        ("return (string.gsub('k-k', 'k', function() return redis.call('incr', KEYS[2]) end))", &[a, b], &[]),
+        (
+            "local t = setmetatable({}, {__index = function(_, k) return redis.call('get', k) end}) \
+             return {t[KEYS[1]], t[KEYS[2]]}",
+            &[a, b],
+            &[],
+        ),
+        (
+            "local n = {} table.sort({KEYS[1], KEYS[2]}, function(x, y) \
+             n[#n + 1] = redis.pcall('nosuch').err return x < y end) return n",
+            &[a, b],
+            &[],
+        ),
+        ("table.sort({KEYS[1], KEYS[2]}, function(x, y) return redis.call('nosuch') end)", &[a, b], &[]),
+        (
+            "local co = coroutine.create(function() return redis.call('incr', KEYS[2]) end) \
+             return {coroutine.resume(co)}",
+            &[a, b],
+            &[],
+        ),
         ("return {xpcall(function() return 1, 2 end, function(e) return e end)}", &[a, b], &[]),
         // A group of keys cut short is refused on the keys' shard too (the second run is there).
         ("return redis.call('msetnx', KEYS[1], 'a', KEYS[2])", &["{t}a", "{t}c"], &[]),

@@ -441,6 +441,10 @@ impl Session {
     /// Sends every queued batch (one hop per shard, all at once), waits for the replies, and
     /// encodes every reply so far, in order, into `out`.
     async fn settle(&mut self, out: &mut BytesMut) {
+        // Every queued command has its slot: nothing to send and nothing to write.
+        if self.pipeline.slots.is_empty() {
+            return;
+        }
         let router = self.core.router.clone();
         let hops =
             self.pipeline.batches.iter_mut().enumerate().filter(|(_, b)| !b.is_empty()).map(|(s, b)| {

@@ -14,6 +14,9 @@
 //! leaves as one message, sent by a flush task that runs after the tasks of the pass; replies go
 //! back the same way, as closures run on the asking core. One message, and at most one wake-up
 //! of a parked peer (glommio writes its eventfd only when it sleeps), per peer per pass.
+//!
+//! One exception: inside [`blocking`] (a script's `redis.call` that cannot yield to its task),
+//! a hop leaves at once and the thread waits for its answer.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -171,6 +174,30 @@ thread_local! {
 /// went past `busy-reply-threshold` keeps its shard this way while its core serves others.
 pub(crate) fn keep_gate(tx: TxId) {
     KEEP_GATE.with(|k| k.set(Some(tx)));
+}
+
+thread_local! {
+    /// Hops from this core block until they are answered (see [`blocking`]).
+    static BLOCKING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with every hop it makes to another core sent at once and waited for on this
+/// thread, so that a future built on hops ([`Router::run`], [`Router::on_core`], a [`Tx`]'s)
+/// is ready when first polled: for a `redis.call` that cannot yield to its task (inside a
+/// script's `table.sort` comparator or a metamethod, in a run holding every shard). Only a
+/// run holding every shard's gate does this: a peer runs the hop without waiting for
+/// anything from this core (nothing else holds a gate there, and no other run can block,
+/// since none holds every gate), so the wait ends.
+pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    /// Restores the mode even if `f` unwinds.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            BLOCKING.with(|b| b.set(self.0));
+        }
+    }
+    let _restore = Restore(BLOCKING.with(|b| b.replace(true)));
+    f()
 }
 
 /// The shard could not be reached: its core is shutting down.
@@ -393,6 +420,11 @@ impl Router {
         if core == self.me {
             return Ok(f(&self.host.local));
         }
+        if BLOCKING.with(Cell::get) {
+            return self.hop_blocking(core, |done| Hop::Core {
+                job: Box::new(move |local| drop(done.send(f(local)))),
+            });
+        }
         let (done, result) = oneshot::channel();
         let me = self.me;
         let job: CoreJob = Box::new(move |local| {
@@ -474,6 +506,17 @@ impl Router {
                 return Ok(r);
             }
         }
+        if BLOCKING.with(Cell::get) {
+            return self.hop_blocking(shard, |done| Hop::Run {
+                tx,
+                unlock,
+                job: Box::new(move |s| {
+                    let r = f(s);
+                    s.publish();
+                    drop(done.send(r));
+                }),
+            });
+        }
         let (done, result) = oneshot::channel();
         // Published before the reply leaves: a caller that waits for its writes to be durable
         // must find them in the journal.
@@ -485,6 +528,38 @@ impl Router {
         });
         self.send(shard, Hop::Run { tx, unlock, job }).await?;
         result.await.map_err(|_| Unavailable(shard.0))
+    }
+
+    /// Sends the hop `make` builds to `peer` at once, with what this core had queued for it
+    /// ahead, and waits on this thread for the answer it sends back (see [`blocking`]).
+    fn hop_blocking<R: Send + 'static>(
+        &self,
+        peer: ShardId,
+        make: impl FnOnce(std::sync::mpsc::SyncSender<R>) -> Hop,
+    ) -> Result<R, Unavailable> {
+        let outbox = self.outbox.as_ref().ok_or(Unavailable(peer.0))?;
+        if self.global.maxmemory() > 0 {
+            self.global.publish_allocated(self.me.0, crate::memory::here());
+        }
+        let (done, answer) = std::sync::mpsc::sync_channel(1);
+        let mut batch = std::mem::take(&mut *outbox.queues[peer.0].borrow_mut());
+        batch.push(make(done));
+        outbox.local.count(|s| {
+            s.hop_messages += 1;
+            s.hops += batch.len() as u64;
+        });
+        loop {
+            match outbox.senders.try_send_to(peer.0, batch) {
+                Ok(()) => break,
+                // The peer drains its queue without this core's help.
+                Err(glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(back))) => {
+                    batch = back;
+                    std::thread::yield_now();
+                }
+                Err(_) => return Err(Unavailable(peer.0)),
+            }
+        }
+        answer.recv().map_err(|_| Unavailable(peer.0))
     }
 
     async fn send(&self, shard: ShardId, hop: Hop) -> Result<(), Unavailable> {

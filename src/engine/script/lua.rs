@@ -21,7 +21,9 @@
 //! there) yields the command to the caller's task, which runs it and resumes the script with
 //! the reply; its `pcall` runs the protected function as a coroutine of its own, passing those
 //! yields through. (`return redis.call(...)` is a tail call there: an error then names no
-//! line.)
+//! line.) Where it cannot yield (a C function's callback, a metamethod, a coroutine the
+//! script made), it runs the command at once through the C functions a one-shard run uses
+//! (see `run::call_across`).
 //!
 //! A script on one shard runs as a coroutine too, its `redis.call` a direct call: the
 //! coroutine is only there for the watch hook (`busy.rs`) to pause a run that went past
@@ -31,7 +33,7 @@
 //! [`yieldable`], this module's one unsafe read.
 
 use std::cell::Cell;
-use std::ffi::CStr;
+use std::ffi::{c_int, CStr};
 
 use ahash::AHashMap;
 use bytes::Bytes;
@@ -99,12 +101,17 @@ end
 -- A script holding every shard: redis.call yields the command to the caller's task, which
 -- resumes it with (reply, raise); pcall runs its function as a coroutine of its own, whose
 -- yields pass through to the caller.
+-- Where it cannot yield (inside a C function such as table.sort's comparator, a metamethod,
+-- or a coroutine the script made), the command runs at once instead (prim.scall: the
+-- caller's task is waiting in Lua, and its hops to other cores block until answered).
 prim.ycall = function(...)
+  if not prim.can_yield() then return prim.scall(...) end
   local r, raise = co_yield(...)
   if raise then error(r) end
   return r
 end
 prim.ypcall = function(...)
+  if not prim.can_yield() then return prim.spcall(...) end
   local r = co_yield(...)
   return r
 end
@@ -338,6 +345,19 @@ unsafe fn raise_killed(state: *mut ffi::lua_State) {
     }
 }
 
+/// `prim.can_yield()`: whether the running coroutine is the run's own and may yield now (a
+/// run holding every shard asks before its `redis.call` yields the command).
+#[allow(unsafe_code)]
+unsafe extern "C-unwind" fn can_yield(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a C function has LUA_MINSTACK free slots: `ours` takes three and pops them,
+    // and the answer takes one.
+    unsafe {
+        let may = ours(state) && yieldable(state);
+        ffi::lua_pushboolean(state, c_int::from(may));
+    }
+    1
+}
+
 /// The registry key of the prelude's table of the run's own coroutines (`ours`).
 const OURS: &std::ffi::CStr = c"ferrokey.ours";
 
@@ -494,6 +514,13 @@ impl Interp {
         let (call, pcall) = crate::engine::script::stack::call_functions(&lua)?;
         redis.raw_set("call", call.clone())?;
         redis.raw_set("pcall", pcall.clone())?;
+        // A run holding every shard calls these where its redis.call cannot yield.
+        prim.raw_set("scall", call.clone())?;
+        prim.raw_set("spcall", pcall.clone())?;
+        #[allow(unsafe_code)]
+        // SAFETY: `can_yield` keeps to the C API and raises nothing (no longjmp leaves it).
+        let can_yield = unsafe { lua.create_c_function(can_yield)? };
+        prim.raw_set("can_yield", can_yield)?;
         let (fenv, fenv_meta, load_api) = function_env(&lua, &prim, &raise, &visible)?;
         let (step, place, ours) = (prim.raw_get("step")?, prim.raw_get("place")?, prim.raw_get("ours")?);
         let invoke = prim.raw_get("invoke")?;

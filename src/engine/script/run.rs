@@ -442,7 +442,7 @@ async fn across_boxed(s: &mut Session, script: Script) -> CmdResult {
 /// `redis.call` yields to this task, which runs the command where its keys are.
 async fn across(s: &mut Session, script: Script) -> CmdResult {
     let watched = script.watched();
-    let Script { target, keys, argv, mut rules, .. } = script;
+    let Script { target, mut keys, argv, mut rules, .. } = script;
     let own = if s.exec_tx.is_none() {
         let router = s.core.router.clone();
         let all = (0..router.shards()).map(ShardId).collect();
@@ -472,7 +472,7 @@ async fn across(s: &mut Session, script: Script) -> CmdResult {
         Ok(thread) => {
             let mut answer: Option<Reply> = None;
             let ended = loop {
-                match lua::with(|interp| interp.resume(&thread, answer.take().as_ref(), &sha)) {
+                match resume_across(s, &thread, answer.take(), &sha, &mut rules, &mut keys, &mut reach) {
                     Err(e) => break Err(e),
                     Ok(Ended::Reply(reply)) => break Ok(reply),
                     // Busy: every shard stays held while this core serves others.
@@ -523,6 +523,92 @@ async fn across(s: &mut Session, script: Script) -> CmdResult {
         }
     }
     result
+}
+
+/// What a `redis.call` of the run holding every shard needs where it runs at once
+/// ([`call_across`]); set around each resume of the run ([`resume_across`]).
+struct AcrossCall {
+    /// The run's session, whose task waits inside the resume.
+    session: *mut Session,
+    rules: Rules,
+    keys: Vec<Bytes>,
+    reach: Reach,
+    denied: Vec<Denied>,
+}
+
+thread_local! {
+    static ACROSS: RefCell<Option<AcrossCall>> = const { RefCell::new(None) };
+}
+
+/// A command that waits for something other than a hop, called where the script cannot yield.
+const CANNOT_WAIT: &str = "ERR This command cannot run inside a C function or a metamethod (such as \
+                           table.sort's comparator) of a script whose keys are on several shards";
+
+/// Resumes the run holding every shard (with `answer` to the `redis.call` it yielded, if any)
+/// until it yields again or ends. Where its `redis.call` cannot yield, [`call_across`] runs
+/// the command at once, with what it needs set here for the resume's span.
+fn resume_across(
+    s: &mut Session,
+    thread: &mlua::Thread,
+    answer: Option<Reply>,
+    name: &str,
+    rules: &mut Rules,
+    keys: &mut Vec<Bytes>,
+    reach: &mut Reach,
+) -> Result<Ended, CmdError> {
+    let session: *mut Session = s;
+    let call = AcrossCall {
+        session,
+        rules: std::mem::take(rules),
+        keys: std::mem::take(keys),
+        reach: *reach,
+        denied: Vec::new(),
+    };
+    ACROSS.with(|a| *a.borrow_mut() = Some(call));
+    current::set_handler(Some(call_across));
+    let resumed = lua::with(|interp| interp.resume(thread, answer.as_ref(), name));
+    current::set_handler(None);
+    if let Some(call) = ACROSS.with(|a| a.borrow_mut().take()) {
+        (*rules, *keys, *reach) = (call.rules, call.keys, call.reach);
+        log_denials(s, call.denied);
+    }
+    resumed
+}
+
+/// The answer to a `redis.call` of a run holding every shard that cannot yield to its task
+/// (inside `table.sort`'s comparator, a metamethod, or a coroutine the script made): the
+/// command runs at once, its hops to other cores waited for on this thread
+/// ([`crate::engine::router::blocking`]). The run holds every gate, so every hop is answered.
+fn call_across(args: Vec<Bytes>) -> Reply {
+    let admitted = ACROSS.with(|a| {
+        let Ok(mut guard) = a.try_borrow_mut() else { return Err(CmdError::Internal) };
+        let Some(run) = guard.as_mut() else { return Err(CmdError::Internal) };
+        let cmd = admit(&args, &mut run.rules, &mut run.denied)?;
+        if undeclared(cmd, &args, &run.keys) {
+            run.reach = Reach::Undeclared;
+            if run.rules.strict {
+                return Err(CmdError::msg(UNDECLARED));
+            }
+        }
+        Ok((run.session, cmd))
+    });
+    let (session, cmd) = match admitted {
+        Ok(admitted) => admitted,
+        Err(e) => return e.into(),
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: `session` is the run's: its task is inside `resume_across`, which made the
+    // pointer from its `&mut Session` and uses neither until the resume returns; this thread
+    // runs nothing else meanwhile, and the reference ends with this call.
+    let s = unsafe { &mut *session };
+    crate::engine::router::blocking(|| {
+        let mut run = std::pin::pin!(s.run_command(cmd, &args));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::future::Future::poll(run.as_mut(), &mut cx) {
+            std::task::Poll::Ready(reply) => reply,
+            std::task::Poll::Pending => CmdError::msg(CANNOT_WAIT).into(),
+        }
+    })
 }
 
 /// Whether `cmd` on `args` names a key `keys` does not hold.
