@@ -209,6 +209,10 @@ fn getkeys_matches_redis_server() {
         &["GET"],
         &["SET", "k", "v", "GET"],
         &["COPY", "a", "b", "DB", "1"],
+        &["BITFIELD", "k", "GET", "u8", "0", "OVERFLOW", "SAT"],
+        &["BITFIELD", "k", "GET", "u8", "0", "INCRBY", "u8", "0", "1"],
+        &["BITFIELD", "k", "GET", "u8"],
+        &["BITOP", "AND", "d", "a", "b"],
     ];
     for req in requests {
         for sub in ["GETKEYS", "GETKEYSANDFLAGS"] {

@@ -629,6 +629,80 @@ fn replies_match_redis_server() {
     compare_with_redis(&run_script);
 }
 
+/// Bitmaps at their edges, against Redis: offsets at and past `proto-max-bulk-len`, BITFIELD
+/// with hundreds of subcommands and every overflow, BITOP over keys of both shards (a missing
+/// source, a destination with a TTL, an empty result deleting it), ranges in bits and bytes.
+fn bitmap_requests() -> Vec<Vec<String>> {
+    let (a, b) = (common::key_on("bm", 0, 2), common::key_on("bm", 1, 2));
+    let s = |parts: &[&str]| parts.iter().map(|p| p.to_string()).collect::<Vec<String>>();
+    let mut reqs = vec![
+        s(&["FLUSHALL"]),
+        s(&["SETBIT", &a, "4294967296", "1"]),
+        s(&["GETBIT", &a, "4294967296"]),
+        s(&["CONFIG", "SET", "proto-max-bulk-len", "1048576"]),
+        s(&["SETBIT", &a, "8388608", "1"]),
+        s(&["SETBIT", &a, "8388607", "1"]),
+        s(&["STRLEN", &a]),
+        s(&["BITFIELD", &a, "SET", "u8", "#131072", "1"]),
+        s(&["BITFIELD", &a, "SET", "u8", "#131071", "255"]),
+        s(&["CONFIG", "SET", "proto-max-bulk-len", "536870912"]),
+        s(&["BITCOUNT", &a]),
+        s(&["BITCOUNT", &a, "-2", "-1"]),
+        s(&["BITCOUNT", &a, "-9", "-1", "BIT"]),
+        s(&["BITPOS", &a, "1"]),
+        s(&["BITPOS", &a, "0", "-1"]),
+        s(&["BITPOS", &a, "1", "-3", "-1", "BIT"]),
+        s(&["BITPOS", &a, "0", "-8", "-1", "BIT"]),
+        s(&["SET", &b, "\u{ff}\u{f0}\u{0}"]),
+        s(&["BITPOS", &b, "0", "0", "-1", "BIT"]),
+        s(&["BITPOS", &b, "1", "12"]),
+        s(&["BITPOS", &b, "0", "1", "1", "BYTE"]),
+        s(&["BITOP", "AND", "dest", &a, &b]),
+        s(&["STRLEN", "dest"]),
+        s(&["SET", "dest", "x", "EX", "100"]),
+        s(&["BITOP", "XOR", "dest", &b, "nosuch", &b]),
+        s(&["TTL", "dest"]),
+        s(&["GET", "dest"]),
+        s(&["BITOP", "NOT", "dest", &b]),
+        s(&["GET", "dest"]),
+        s(&["BITOP", "OR", "dest", "nosuch", "nosuch2"]),
+        s(&["EXISTS", "dest"]),
+        s(&["LPUSH", "list", "x"]),
+        s(&["BITOP", "OR", "dest", &b, "list"]),
+        s(&["BITOP", "NOT", "dest", &a, &b]),
+        s(&["DEL", &a]),
+    ];
+    // Hundreds of subcommands in one BITFIELD: counters across the string, every overflow.
+    let mut field = s(&["BITFIELD", &b]);
+    for i in 0..120 {
+        let (kind, overflow) = match i % 3 {
+            0 => ("i5", "WRAP"),
+            1 => ("u4", "SAT"),
+            _ => ("i7", "FAIL"),
+        };
+        field.extend(s(&[
+            "OVERFLOW",
+            overflow,
+            "INCRBY",
+            kind,
+            &format!("#{}", i % 40),
+            &format!("{}", i * 7 - 300),
+        ]));
+        field.extend(s(&["GET", kind, &format!("#{}", (i * 3) % 40)]));
+    }
+    reqs.push(field);
+    reqs.push(s(&["GET", &b]));
+    reqs.push(s(&["BITFIELD_RO", &b, "GET", "i64", "0", "GET", "u63", "1", "GET", "i1", "#7"]));
+    reqs
+}
+
+#[test]
+fn bitmaps_match_redis_server() {
+    compare_with_redis(&|stream, write, resp3| {
+        run_requests(stream, write, resp3, bitmap_requests().into_iter())
+    });
+}
+
 /// Requests over sorted sets of thousands of members, many scores tied, edited at random: deep
 /// trees whose nodes split, merge and even out, checked by rank, range and pop against Redis.
 fn large_sorted_set_requests() -> Vec<Vec<String>> {

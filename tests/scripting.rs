@@ -259,6 +259,11 @@ fn script_requests() -> Vec<Vec<Vec<u8>>> {
             &[],
         ),
         ("return {xpcall(function() error('x') end, function(e) error('y') end)}", &[a, b], &[]),
+        // -0 keeps its sign, as an argument and as a double (mlua reads integral numbers as
+        // integers).
+        ("redis.call('set', KEYS[1], 0/-1) return redis.call('get', KEYS[1])", &[a, b], &[]),
+        ("return {double = 0/-1}", &[a, b], &[]),
+        ("redis.setresp(3) return {double = 0/-1}", &[a, b], &[]),
         // redis.call where a run holding every shard cannot yield to its task: inside a C
         // function's callback, a metamethod, a coroutine the script made.
         (

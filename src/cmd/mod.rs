@@ -5,6 +5,7 @@ use crate::engine::command::Commands;
 
 pub(crate) mod acl;
 pub(crate) mod args;
+pub(crate) mod bitmap;
 pub(crate) mod block;
 pub(crate) mod command;
 pub(crate) mod connection;
@@ -45,6 +46,7 @@ pub(crate) fn commands() -> Commands {
             debug::commands(),
             command::commands(),
             string::commands(),
+            bitmap::commands(),
             generic::commands(),
             dump::commands(),
             list::commands(),

@@ -7,7 +7,7 @@
 //! sorted sets are most of them, and buckets cost them 4x their data). It never awaits and is
 //! never shared: one shard owns each instance.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use thin_vec::ThinVec;
 
 use crate::storage::rng::Rng;
@@ -77,6 +77,19 @@ impl Key {
             Repr::Inline { len, bytes } => Bytes::copy_from_slice(&bytes[..usize::from(*len)]),
             Repr::Heap(b) => b.clone(),
         }
+    }
+
+    /// Changes the bytes through `f`, given them as a growable buffer: a shared buffer that
+    /// nothing else holds is reused without a copy (SETBIT on a large bitmap copies nothing);
+    /// an inline or still shared one is copied. Stored back inline when short enough.
+    pub(crate) fn edit<R>(&mut self, f: impl FnOnce(&mut BytesMut) -> R) -> R {
+        let mut buf = match std::mem::take(&mut self.0) {
+            Repr::Inline { len, bytes } => BytesMut::from(&bytes[..usize::from(len)]),
+            Repr::Heap(b) => b.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..])),
+        };
+        let r = f(&mut buf);
+        *self = if buf.len() <= INLINE { Key::copy_from_slice(&buf) } else { Key(Repr::Heap(buf.freeze())) };
+        r
     }
 
     /// The bytes.

@@ -91,6 +91,28 @@ impl Fuzz {
             req.extend(item(self));
         }
     }
+    /// A bit offset: mostly within a few bytes, sometimes far, bad, or past the limit.
+    fn bit_offset(&mut self) -> String {
+        match self.below(8) {
+            0..=4 => self.below(64).to_string(),
+            5 => self.pick(&["100", "1000", "4095"]),
+            6 => self.pick(&["-1", "x", "4294967296", "#1"]),
+            _ => self.below(300).to_string(),
+        }
+    }
+    /// A BITFIELD type, valid or not.
+    fn field_type(&mut self) -> String {
+        self.pick(&["u8", "i8", "u1", "i1", "i5", "u16", "i64", "u63", "u64", "i65", "x", "i0", "U8"])
+    }
+    /// A BITFIELD offset: bits, `#` units, or bad.
+    fn field_offset(&mut self) -> String {
+        match self.below(6) {
+            0..=2 => self.below(40).to_string(),
+            3 => format!("#{}", self.below(4)),
+            4 => self.pick(&["100", "-1", "x", "#-1"]),
+            _ => self.below(8).to_string(),
+        }
+    }
     fn count(&mut self) -> usize {
         if self.below(8) == 0 {
             10 + self.below(30)
@@ -151,7 +173,7 @@ impl Fuzz {
     fn plain_request(&mut self) -> Vec<String> {
         let s = |x: &str| x.to_string();
         let k = self.key();
-        let mut r = match self.below(126) {
+        let mut r = match self.below(133) {
             // Strings and keys.
             0 => vec![s("SET"), k, self.member()],
             1 => vec![s("GET"), k],
@@ -415,6 +437,47 @@ impl Fuzz {
             // Rarely: an empty database keeps containers from growing.
             123 => vec![s(if self.below(8) == 0 { "FLUSHDB" } else { "DBSIZE" })],
             124 => vec![s("ECHO"), self.member()],
+            // Bitmaps: bits of strings, at offsets within and past a value, bad ones too.
+            125 => vec![s("SETBIT"), k, self.bit_offset(), self.pick(&["0", "1", "1", "2", "x", "-1"])],
+            126 => vec![s("GETBIT"), k, self.bit_offset()],
+            127 => {
+                let mut r = vec![s("BITCOUNT"), k];
+                if self.below(4) != 0 {
+                    r.extend([self.int(), self.int()]);
+                    if self.below(2) == 0 {
+                        r.push(self.pick(&["BIT", "BYTE", "bit", "WORD"]));
+                    }
+                }
+                r
+            }
+            128 => {
+                let mut r = vec![s("BITPOS"), k, self.pick(&["0", "1", "1", "2", "x"])];
+                for _ in 0..self.below(4) {
+                    r.push(self.int());
+                }
+                if r.len() == 6 {
+                    r[5] = self.pick(&["BIT", "BYTE", "bit", "WORD"]);
+                }
+                r
+            }
+            129 => [
+                vec![s("BITOP"), self.pick(&["AND", "OR", "XOR", "NOT", "not", "NAND"]), self.key()],
+                self.some_keys(1, 3),
+            ]
+            .concat(),
+            130 | 131 => {
+                let mut r = vec![s(if self.below(4) == 0 { "BITFIELD_RO" } else { "BITFIELD" }), k];
+                for _ in 0..1 + self.below(4) {
+                    match self.below(9) {
+                        0..=2 => r.extend([s("GET"), self.field_type(), self.field_offset()]),
+                        3 | 4 => r.extend([s("SET"), self.field_type(), self.field_offset(), self.int()]),
+                        5 | 6 => r.extend([s("INCRBY"), self.field_type(), self.field_offset(), self.int()]),
+                        7 => r.extend([s("OVERFLOW"), self.pick(&["WRAP", "SAT", "FAIL", "fail", "NONE"])]),
+                        _ => r.push(self.pick(&["GET", "BAD"])),
+                    }
+                }
+                r
+            }
             _ => vec![s("EXISTS"), k],
         };
         r.retain(|a| !a.is_empty() || self.below(4) == 0);

@@ -67,6 +67,7 @@ local error, type, rawget, tostring = error, type, rawget, tostring
 local realpcall, realxpcall = pcall, xpcall
 local co_create, co_resume, co_status, co_yield = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
 local co_running = coroutine.running
+local select, unpack = select, unpack
 -- The run's own coroutines (each run's, and those its pcall makes): only these yield to the
 -- run's driver, and the watch hook pauses only these (it finds this table in the registry).
 local ours = setmetatable({}, {__mode = 'k'})
@@ -104,15 +105,31 @@ end
 -- Where it cannot yield (inside a C function such as table.sort's comparator, a metamethod,
 -- or a coroutine the script made), the command runs at once instead (prim.scall: the
 -- caller's task is waiting in Lua, and its hops to other cores block until answered).
+-- A yielded -0 reaches Rust as the integer 0 (mlua makes integral numbers integers): it goes
+-- as the string Redis's %.17g writes for it.
+local function signed_zeros(...)
+  local n = select('#', ...)
+  for i = 1, n do
+    local a = select(i, ...)
+    if a == 0 and type(a) == 'number' and 1 / a < 0 then
+      local args = {...}
+      for j = i, n do
+        if args[j] == 0 and type(args[j]) == 'number' and 1 / args[j] < 0 then args[j] = '-0' end
+      end
+      return unpack(args, 1, n)
+    end
+  end
+  return ...
+end
 prim.ycall = function(...)
   if not prim.can_yield() then return prim.scall(...) end
-  local r, raise = co_yield(...)
+  local r, raise = co_yield(signed_zeros(...))
   if raise then error(r) end
   return r
 end
 prim.ypcall = function(...)
   if not prim.can_yield() then return prim.spcall(...) end
-  local r = co_yield(...)
+  local r = co_yield(signed_zeros(...))
   return r
 end
 local function pass(co, ok, ...)
@@ -1116,11 +1133,9 @@ fn table_reply(t: &Table, resp: u8, depth: usize) -> Reply {
             ok.to_string_lossy().chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect();
         return Reply::Status(text.into());
     }
-    if let Value::Number(d) = field("double") {
-        return Reply::Double(d);
-    }
-    if let Value::Integer(d) = field("double") {
-        return Reply::Double(d as f64);
+    if let Value::Number(_) | Value::Integer(_) = field("double") {
+        // Read as a float: mlua makes an integral number an Integer, which loses -0's sign.
+        return Reply::Double(t.raw_get::<f64>("double").unwrap_or_default());
     }
     if let Value::String(big) = field("big_number") {
         return Reply::Status(big.to_string_lossy().to_string().into());
