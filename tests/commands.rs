@@ -58,6 +58,24 @@ const SCRIPT: &[&[&str]] = &[
     &["SETRANGE", "a", "-1", "x"],
     &["SETRANGE", "a", "0", ""],
     &["SETRANGE", "none", "5", ""],
+    &["SUBSTR", "a", "0", "4"],
+    &["SUBSTR", "a", "-3", "-1"],
+    // LCS over keys of both shards (k1, k2) and of one ({l}1, {l}2): Redis's own examples.
+    &["SET", "k1", "ohmytext"],
+    &["SET", "k2", "mynewtext"],
+    &["LCS", "k1", "k2"],
+    &["LCS", "k1", "k2", "LEN"],
+    &["LCS", "k1", "k2", "IDX"],
+    &["LCS", "k1", "k2", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"],
+    &["LCS", "k1", "k2", "IDX", "LEN"],
+    &["LCS", "k1", "k2", "MINMATCHLEN"],
+    &["LCS", "k1", "nosuch", "IDX"],
+    &["SET", "{l}1", "abcdefgxyzabc"],
+    &["SET", "{l}2", "xabcyzdefgab"],
+    &["LCS", "{l}1", "{l}2", "IDX", "WITHMATCHLEN"],
+    &["LCS", "{l}1", "{l}2", "MINMATCHLEN", "-5", "IDX"],
+    &["LPUSH", "{l}3", "x"],
+    &["LCS", "{l}1", "{l}3", "BAD"],
     &["SETNX", "a", "x"],
     &["SETNX", "new", "x"],
     &["SETEX", "e", "100", "v"],
@@ -694,6 +712,43 @@ fn bitmap_requests() -> Vec<Vec<String>> {
     reqs.push(s(&["GET", &b]));
     reqs.push(s(&["BITFIELD_RO", &b, "GET", "i64", "0", "GET", "u63", "1", "GET", "i1", "#7"]));
     reqs
+}
+
+/// LCS at its limits, against Redis: a table past `proto-max-bulk-len` is refused, and long
+/// strings on two shards give the same string and ranges.
+#[test]
+fn lcs_limits_match_redis_server() {
+    let (a, b) = (common::key_on("lcs", 0, 2), common::key_on("lcs", 1, 2));
+    let text = |seed: u64, n: usize| -> String {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                char::from(b'a' + ((x >> 33) % 4) as u8)
+            })
+            .collect()
+    };
+    let reqs: Vec<Vec<String>> = vec![
+        vec!["FLUSHALL".into()],
+        vec!["SET".into(), a.clone(), text(1, 12_000)],
+        vec!["SET".into(), b.clone(), text(2, 12_000)],
+        vec!["LCS".into(), a.clone(), b.clone(), "LEN".into()],
+        vec!["SET".into(), a.clone(), text(3, 900)],
+        vec!["SET".into(), b.clone(), text(4, 700)],
+        vec!["LCS".into(), a.clone(), b.clone()],
+        vec![
+            "LCS".into(),
+            a.clone(),
+            b.clone(),
+            "IDX".into(),
+            "MINMATCHLEN".into(),
+            "3".into(),
+            "WITHMATCHLEN".into(),
+        ],
+    ];
+    compare_with_redis(&move |stream, write, resp3| {
+        run_requests(stream, write, resp3, reqs.clone().into_iter())
+    });
 }
 
 #[test]

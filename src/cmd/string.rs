@@ -16,6 +16,9 @@ use crate::num::parse_i64;
 use crate::storage::db::{Entry, Value};
 use crate::storage::dict::Key;
 
+/// GETRANGE's and SUBSTR's documented complexity.
+const SUBSTRING_COMPLEXITY: &str = "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.";
+
 /// The family's commands.
 pub(crate) fn commands() -> Vec<Command> {
     vec![
@@ -101,7 +104,18 @@ pub(crate) fn commands() -> Vec<Command> {
             .flags(flag::READONLY)
             .acl(acl::STRING)
             .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
-            .docs("string", "2.4.0", "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", "Get a substring of the string stored at a key"),
+            .docs("string", "2.4.0", SUBSTRING_COMPLEXITY, "Get a substring of the string stored at a key"),
+        Command::shard("substr", 4, getrange)
+            .flags(flag::READONLY)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("string", "1.0.0", SUBSTRING_COMPLEXITY, "Get a substring of the string stored at a key")
+            .deprecated("2.0.0", "`GETRANGE`"),
+        Command::across("lcs", -3, lcs, |tx, db, a| Box::pin(lcs_across(tx, db, a)))
+            .flags(flag::READONLY)
+            .acl(acl::STRING)
+            .key(KeySpec::index(1).range(1, 1, 0).flags(key::RO | key::ACCESS))
+            .docs("string", "7.0.0", "O(N*M) where N and M are the lengths of s1 and s2, respectively", "Find longest common substring"),
         Command::shard("setrange", 4, setrange)
             .flags(flag::WRITE | flag::DENYOOM)
             .acl(acl::STRING)
@@ -465,6 +479,145 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         None => ctx.db.set(&args[1], Value::string(Key::new(out.freeze())), None),
     }
     Ok(Reply::Int(len))
+}
+
+/// LCS's error for a key of another type.
+const LCS_NOT_STRING: &str = "ERR The specified keys must contain string values";
+
+/// The string at `key` for LCS: empty when missing.
+fn lcs_operand(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Bytes, CmdError> {
+    match ctx.db.read(key, ctx.now) {
+        None => Ok(Bytes::new()),
+        Some(Entry { value: Value::Str(s, ..), .. }) => Ok(s.to_bytes()),
+        Some(_) => Err(CmdError::msg(LCS_NOT_STRING)),
+    }
+}
+
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN], both keys on this shard.
+fn lcs(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    // Both types first, then the options, as Redis.
+    let a = lcs_operand(ctx, &args[1]);
+    let b = lcs_operand(ctx, &args[2]);
+    lcs_of(&a?, &b?, &args[3..], ctx.max_bulk)
+}
+
+/// LCS with its keys on two shards: each read where it lives, the answer computed with the
+/// second.
+async fn lcs_across(tx: &Tx, db: usize, args: &[Bytes]) -> CmdResult {
+    let key = args[1].clone();
+    let a = tx.on(tx.shard_of(&key), db, move |c| Ok(lcs_operand(c, &key))).await?;
+    let (key, options) = (args[2].clone(), args[3..].to_vec());
+    tx.on(tx.shard_of(&args[2]), db, move |c| {
+        let b = lcs_operand(c, &key);
+        lcs_of(&a?, &b?, &options, c.max_bulk)
+    })
+    .await
+}
+
+/// The longest common subsequence of `a` and `b` as LCS `options` ask for it, by Redis's
+/// dynamic programming table and walk back (the same string and ranges among equals).
+fn lcs_of(a: &[u8], b: &[u8], options: &[Bytes], max_bulk: u64) -> CmdResult {
+    let (mut get_len, mut get_idx, mut with_len, mut min_len) = (false, false, false, 0i64);
+    let mut i = 0;
+    while i < options.len() {
+        let opt = &options[i];
+        if is(opt, "idx") {
+            get_idx = true;
+        } else if is(opt, "len") {
+            get_len = true;
+        } else if is(opt, "withmatchlen") {
+            with_len = true;
+        } else if is(opt, "minmatchlen") && i + 1 < options.len() {
+            min_len = args::int(&options[i + 1])?.max(0);
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    if get_len && get_idx {
+        return Err(CmdError::msg("ERR If you want both the length and indexes, please just use IDX."));
+    }
+    if a.len() as u64 >= u64::from(u32::MAX - 1) || b.len() as u64 >= u64::from(u32::MAX - 1) {
+        return Err(CmdError::msg("ERR String too long for LCS"));
+    }
+    let (alen, blen) = (a.len(), b.len());
+    let cells = (alen as u64 + 1) * (blen as u64 + 1);
+    if cells * 4 > max_bulk {
+        return Err(CmdError::msg(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        ));
+    }
+    let width = blen + 1;
+    let mut table = vec![0u32; cells as usize];
+    for i in 1..=alen {
+        for j in 1..=blen {
+            table[i * width + j] = if a[i - 1] == b[j - 1] {
+                table[(i - 1) * width + j - 1] + 1
+            } else {
+                table[(i - 1) * width + j].max(table[i * width + j - 1])
+            };
+        }
+    }
+    let total = table[alen * width + blen];
+    if get_len && !get_idx {
+        return Ok(Reply::Int(i64::from(total)));
+    }
+    // Walk back from the end, as Redis does: the common string, and the matched ranges.
+    let mut common = vec![0u8; total as usize];
+    let mut idx = total as usize;
+    let mut matches = Vec::new();
+    let (mut a_start, mut a_end, mut b_start, mut b_end) = (alen, 0, 0, 0);
+    let (mut i, mut j) = (alen, blen);
+    while i > 0 && j > 0 {
+        let mut emit = false;
+        if a[i - 1] == b[j - 1] {
+            common[idx - 1] = a[i - 1];
+            if a_start == alen {
+                (a_start, a_end, b_start, b_end) = (i - 1, i - 1, j - 1, j - 1);
+            } else if a_start == i && b_start == j {
+                a_start -= 1;
+                b_start -= 1;
+            } else {
+                emit = true;
+            }
+            if a_start == 0 || b_start == 0 {
+                emit = true;
+            }
+            idx -= 1;
+            i -= 1;
+            j -= 1;
+        } else {
+            if table[(i - 1) * width + j] > table[i * width + j - 1] {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            if a_start != alen {
+                emit = true;
+            }
+        }
+        if emit {
+            let len = a_end.wrapping_sub(a_start).wrapping_add(1);
+            if get_idx && (min_len == 0 || len as i64 >= min_len) {
+                let range =
+                    |s: usize, e: usize| Reply::Array(vec![Reply::Int(s as i64), Reply::Int(e as i64)]);
+                let mut m = vec![range(a_start, a_end), range(b_start, b_end)];
+                if with_len {
+                    m.push(Reply::Int(len as i64));
+                }
+                matches.push(Reply::Array(m));
+            }
+            a_start = alen;
+        }
+    }
+    if get_idx {
+        return Ok(Reply::Map(vec![
+            (Reply::bulk("matches"), Reply::Array(matches)),
+            (Reply::bulk("len"), Reply::Int(i64::from(total))),
+        ]));
+    }
+    Ok(Reply::Bulk(Bytes::from(common)))
 }
 
 /// MGET key [key ...]: one shard's part; a key of another type reads as nil.

@@ -173,7 +173,7 @@ impl Fuzz {
     fn plain_request(&mut self) -> Vec<String> {
         let s = |x: &str| x.to_string();
         let k = self.key();
-        let mut r = match self.below(133) {
+        let mut r = match self.below(135) {
             // Strings and keys.
             0 => vec![s("SET"), k, self.member()],
             1 => vec![s("GET"), k],
@@ -478,6 +478,20 @@ impl Fuzz {
                 }
                 r
             }
+            132 => {
+                let mut r = vec![s("LCS"), k, self.key()];
+                for _ in 0..self.below(4) {
+                    match self.below(6) {
+                        0 => r.push(s("LEN")),
+                        1 | 2 => r.push(s("IDX")),
+                        3 => r.extend([s("MINMATCHLEN"), self.int()]),
+                        4 => r.push(s("WITHMATCHLEN")),
+                        _ => r.push(self.pick(&["MINMATCHLEN", "LONGEST"])),
+                    }
+                }
+                r
+            }
+            133 => vec![s("SUBSTR"), k, self.int(), self.int()],
             _ => vec![s("EXISTS"), k],
         };
         r.retain(|a| !a.is_empty() || self.below(4) == 0);
