@@ -38,6 +38,14 @@ pub(crate) fn int(arg: &[u8]) -> Result<i64, CmdError> {
     parse_i64(arg).ok_or(CmdError::NotInteger)
 }
 
+/// An `int` argument as Redis's `getIntFromObjectOrReply` reads it: an integer, then within
+/// 32 bits.
+pub(crate) fn int32(arg: &[u8]) -> Result<i32, CmdError> {
+    i32::try_from(int(arg)?).map_err(|_| {
+        CmdError::msg("ERR value is out of range, value must between -2147483648 and 2147483647")
+    })
+}
+
 /// Most elements HRANDFIELD, SRANDMEMBER or ZRANDMEMBER may return for a negative count: the
 /// reply is built in memory before it is sent, so an absurd count must not exhaust the server.
 pub(crate) const MAX_RANDOM_COUNT: u64 = 10_000_000;

@@ -137,6 +137,11 @@ pub(crate) fn commands() -> Vec<Command> {
             .acl(acl::KEYSPACE)
             .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::UPDATE))
             .docs("generic", "2.2.0", "O(1)", "Remove the expiration from a key"),
+        Command::shard("move", 3, move_key)
+            .flags(flag::WRITE | flag::FAST)
+            .acl(acl::KEYSPACE)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::RW | key::ACCESS | key::UPDATE))
+            .docs("generic", "1.0.0", "O(1)", "Move a key to another database"),
         Command::across("copy", -3, copy, |tx, db, a| Box::pin(copy_across(tx, db, a)))
             .flags(flag::WRITE | flag::DENYOOM)
             .acl(acl::KEYSPACE)
@@ -482,6 +487,35 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     put(target, &c.dst, entry);
     // Logged by itself: with DB it changes another database than its own.
+    if ctx.journaling() {
+        ctx.log(&args.iter().map(|a| &a[..]).collect::<Vec<_>>());
+    }
+    Ok(Reply::Int(1))
+}
+
+/// MOVE key db: the entry (value and TTL) leaves this database for `db`, on the same shard
+/// (a key's shard does not depend on its database).
+fn move_key(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let target = args::int32(&args[2])?;
+    let target = usize::try_from(target)
+        .ok()
+        .filter(|&t| t < ctx.databases())
+        .ok_or(CmdError::msg("ERR DB index is out of range"))?;
+    if target == ctx.index() {
+        return Err(CmdError::msg("ERR source and destination objects are the same"));
+    }
+    let now = ctx.now;
+    if !ctx.db.live(&args[1], now) {
+        return Ok(Reply::Int(0));
+    }
+    if ctx.db_at(target).is_some_and(|t| t.live(&args[1], now)) {
+        return Ok(Reply::Int(0));
+    }
+    let Some(entry) = ctx.db.remove(&args[1]) else { return Ok(Reply::Int(0)) };
+    if let Some(t) = ctx.db_at(target) {
+        put(t, &args[1], entry);
+    }
+    // Logged by itself, as COPY ... DB: it changes another database than its own.
     if ctx.journaling() {
         ctx.log(&args.iter().map(|a| &a[..]).collect::<Vec<_>>());
     }

@@ -173,7 +173,7 @@ impl Fuzz {
     fn plain_request(&mut self) -> Vec<String> {
         let s = |x: &str| x.to_string();
         let k = self.key();
-        let mut r = match self.below(135) {
+        let mut r = match self.below(136) {
             // Strings and keys.
             0 => vec![s("SET"), k, self.member()],
             1 => vec![s("GET"), k],
@@ -492,6 +492,7 @@ impl Fuzz {
                 r
             }
             133 => vec![s("SUBSTR"), k, self.int(), self.int()],
+            134 => vec![s("MOVE"), k, self.pick(&["0", "1", "1", "2", "16", "-1", "x", "4294967297"])],
             _ => vec![s("EXISTS"), k],
         };
         r.retain(|a| !a.is_empty() || self.below(4) == 0);
