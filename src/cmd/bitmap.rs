@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::cmd::args::{self, is};
 use crate::cmd::error::{CmdError, CmdResult};
+use crate::cmd::string::read_str;
 use crate::engine::command::Command;
 use crate::engine::router::Tx;
 use crate::engine::shard::Ctx;
@@ -104,15 +105,6 @@ fn bit_offset(ctx: &Ctx<'_>, arg: &[u8], hash_bits: Option<u32>) -> Result<u64, 
     }
 }
 
-/// The string at `key`, if any (a key of another type is WRONGTYPE).
-fn read<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c Key>, CmdError> {
-    match ctx.db.read(key, ctx.now) {
-        None => Ok(None),
-        Some(Entry { value: Value::Str(s, ..), .. }) => Ok(Some(s)),
-        Some(_) => Err(CmdError::WrongType),
-    }
-}
-
 /// Runs `f` on the string at `key` grown with zeros to at least `len` bytes (created when
 /// missing; WRONGTYPE checked first), in place.
 fn edit<R>(
@@ -121,7 +113,7 @@ fn edit<R>(
     len: usize,
     f: impl FnOnce(&mut BytesMut) -> R,
 ) -> Result<R, CmdError> {
-    if read(ctx, key)?.is_none() {
+    if read_str(ctx, key)?.is_none() {
         let mut buf = BytesMut::zeroed(len);
         let r = f(&mut buf);
         ctx.db.set(key, Value::string(Key::new(buf.freeze())), None);
@@ -163,7 +155,7 @@ fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// GETBIT key offset
 fn getbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let offset = bit_offset(ctx, &args[2], None)?;
-    let Some(value) = read(ctx, &args[1])? else { return Ok(Reply::Int(0)) };
+    let Some(value) = read_str(ctx, &args[1])? else { return Ok(Reply::Int(0)) };
     let byte = value.as_slice().get((offset >> 3) as usize).copied().unwrap_or(0);
     Ok(Reply::Int(i64::from(byte & (0x80 >> (offset & 7)) != 0)))
 }
@@ -214,7 +206,7 @@ fn unit(arg: &[u8]) -> Result<bool, CmdError> {
 /// BITCOUNT key [start end [BYTE | BIT]]
 fn bitcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     // As Redis: the key first (a missing one is 0 whatever follows), then the range.
-    let Some(value) = read(ctx, &args[1])?.map(Key::to_bytes) else { return Ok(Reply::Int(0)) };
+    let Some(value) = read_str(ctx, &args[1])?.map(Key::to_bytes) else { return Ok(Reply::Int(0)) };
     let range = match args.len() {
         2 => Range { start: 0, end: value.len() as i64 - 1, first_out: 0, last_out: 0 },
         4 | 5 => {
@@ -261,7 +253,7 @@ fn bitpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         1 => true,
         _ => return Err(CmdError::msg("ERR The bit argument must be 1 or 0.")),
     };
-    let Some(value) = read(ctx, &args[1])?.map(Key::to_bytes) else {
+    let Some(value) = read_str(ctx, &args[1])?.map(Key::to_bytes) else {
         return Ok(Reply::Int(if bit { -1 } else { 0 }));
     };
     let len = value.len();
@@ -369,7 +361,7 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let op = op_of(args)?;
     let sources = args[3..]
         .iter()
-        .map(|k| read(ctx, k).map(|v| v.map(Key::to_bytes)))
+        .map(|k| read_str(ctx, k).map(|v| v.map(Key::to_bytes)))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(store_result(ctx, &args[2], combine(op, &sources)))
 }
@@ -382,7 +374,7 @@ async fn bitop_across(tx: &Tx, db: usize, args: &[Bytes]) -> CmdResult {
     let mut sources = Vec::with_capacity(args.len() - 3);
     for k in &args[3..] {
         let key = k.clone();
-        sources.push(tx.on(tx.shard_of(k), db, move |c| Ok(read(c, &key)?.map(Key::to_bytes))).await?);
+        sources.push(tx.on(tx.shard_of(k), db, move |c| Ok(read_str(c, &key)?.map(Key::to_bytes))).await?);
     }
     let result = combine(op, &sources);
     let dest = args[2].clone();
@@ -437,12 +429,13 @@ fn parse_fields(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Vec<Field>, CmdError> {
     while j < args.len() {
         let left = args.len() - j - 1;
         let sub = &args[j];
-        let op = if is(sub, "get") && left >= 2 {
-            FieldOp::Get
+        // A write's constructor, given its value once the type and offset are checked.
+        let write: Option<fn(i64) -> FieldOp> = if is(sub, "get") && left >= 2 {
+            None
         } else if is(sub, "set") && left >= 3 {
-            FieldOp::Set(0)
+            Some(FieldOp::Set)
         } else if is(sub, "incrby") && left >= 3 {
-            FieldOp::IncrBy(0)
+            Some(FieldOp::IncrBy)
         } else if is(sub, "overflow") && left >= 1 {
             overflow = if is(&args[j + 1], "wrap") {
                 Overflow::Wrap
@@ -460,10 +453,9 @@ fn parse_fields(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Vec<Field>, CmdError> {
         };
         let (signed, bits) = field_type(&args[j + 1])?;
         let offset = bit_offset(ctx, &args[j + 2], Some(bits))?;
-        let op = match op {
-            FieldOp::Get => FieldOp::Get,
-            FieldOp::Set(_) => FieldOp::Set(args::int(&args[j + 3])?),
-            FieldOp::IncrBy(_) => FieldOp::IncrBy(args::int(&args[j + 3])?),
+        let op = match write {
+            None => FieldOp::Get,
+            Some(make) => make(args::int(&args[j + 3])?),
         };
         fields.push(Field { op, signed, bits, offset, overflow });
         j += if op == FieldOp::Get { 3 } else { 4 };
@@ -605,7 +597,7 @@ fn bitfield(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CmdResult {
     let Some(highest) =
         fields.iter().filter(|f| f.op != FieldOp::Get).map(|f| f.offset + u64::from(f.bits) - 1).max()
     else {
-        let value = read(ctx, &args[1])?.map(Key::to_bytes).unwrap_or_default();
+        let value = read_str(ctx, &args[1])?.map(Key::to_bytes).unwrap_or_default();
         return Ok(Reply::Array(fields.iter().map(|f| read_field(&value, f)).collect()));
     };
     if read_only {

@@ -143,7 +143,7 @@ pub(crate) fn commands() -> Vec<Command> {
 }
 
 /// The string under `key`: `Ok(None)` when missing, `WRONGTYPE` for another type.
-fn read_str<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a Key>, CmdError> {
+pub(crate) fn read_str<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a Key>, CmdError> {
     match ctx.db.read(key, ctx.now) {
         None => Ok(None),
         Some(Entry { value: Value::Str(s, ..), .. }) => Ok(Some(s)),

@@ -120,6 +120,14 @@ impl Outbox {
         }
     }
 
+    /// Counts one message carrying `batch`.
+    fn count_sent(&self, batch: &Batch) {
+        self.local.count(|s| {
+            s.hop_messages += 1;
+            s.hops += batch.len() as u64;
+        });
+    }
+
     /// Sends every queue as one message each, until none is left (hops queued while a send
     /// waited for room go in the next round). A peer that is gone drops its batch: the tasks
     /// waiting for those hops see their reply channels closed, [`Unavailable`].
@@ -137,10 +145,7 @@ impl Outbox {
                     continue;
                 }
                 any = true;
-                self.local.count(|s| {
-                    s.hop_messages += 1;
-                    s.hops += batch.len() as u64;
-                });
+                self.count_sent(&batch);
                 let _ = self.senders.send_to(peer, batch).await;
             }
             if !any {
@@ -544,10 +549,7 @@ impl Router {
         let (done, answer) = std::sync::mpsc::sync_channel(1);
         let mut batch = std::mem::take(&mut *outbox.queues[peer.0].borrow_mut());
         batch.push(make(done));
-        outbox.local.count(|s| {
-            s.hop_messages += 1;
-            s.hops += batch.len() as u64;
-        });
+        outbox.count_sent(&batch);
         loop {
             match outbox.senders.try_send_to(peer.0, batch) {
                 Ok(()) => break,
