@@ -85,6 +85,46 @@ fn effects(server: &Server, c: &mut Connection) {
     run(c, &["SET", "in-db-5", "v"]);
     run(c, &["FLUSHDB"]);
     run(c, &["SELECT", "0"]);
+    // Streams: generated IDs, approximate trims, group reads (each delivery an XCLAIM), NOACK
+    // reads, claims and acknowledgements, on keys of both shards.
+    let (sa, sb) = (format!("{a}:stream"), format!("{b}:stream"));
+    for i in 0..150 {
+        run(c, &["XADD", &sa, "MAXLEN", "~", "100", "*", "n", &i.to_string(), "pad", &"p".repeat(i % 30)]);
+    }
+    run(c, &["XADD", &sb, "5-*", "f", "v"]);
+    run(c, &["XADD", &sb, "5-*", "f", "w"]);
+    run(c, &["XADD", &sb, "6-0", "f", "x"]);
+    run(c, &["XGROUP", "CREATE", &sa, "g", "0"]);
+    run(c, &["XGROUP", "CREATE", &sb, "g", "0"]);
+    run(c, &["XREADGROUP", "GROUP", "g", "alice", "COUNT", "10", "STREAMS", &sa, &sb, ">", ">"]);
+    run(c, &["XREADGROUP", "GROUP", "g", "bob", "COUNT", "5", "NOACK", "STREAMS", &sa, ">"]);
+    run(c, &["XACK", &sb, "g", "5-0"]);
+    run(c, &["XCLAIM", &sb, "g", "carol", "0", "5-1", "RETRYCOUNT", "7"]);
+    run(c, &["XAUTOCLAIM", &sa, "g", "dave", "0", "0", "COUNT", "3"]);
+    run(c, &["XDEL", &sa, "0-1"]);
+    run(c, &["XTRIM", &sb, "MAXLEN", "2"]);
+    run(c, &["XSETID", &sb, "9-0", "ENTRIESADDED", "20"]);
+    // Served after blocking: the adder's own command, then the group read's delivery.
+    let mut reader = server.conn(Mode::Plain);
+    let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut reader).unwrap();
+    let key = sb.clone();
+    let waiter = std::thread::spawn(move || {
+        let got: Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("g")
+            .arg("erin")
+            .arg("BLOCK")
+            .arg(10_000)
+            .arg("STREAMS")
+            .arg(&key)
+            .arg(">")
+            .query(&mut reader)
+            .unwrap();
+        got
+    });
+    common::wait_blocked(c, id);
+    run(c, &["XADD", &sb, "10-0", "late", "entry"]);
+    assert!(format!("{:?}", waiter.join().unwrap()).contains("late"));
     // Served after blocking: the pusher's own command, then the served pop.
     let mut blocked = server.conn(Mode::Tls);
     let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut blocked).unwrap();

@@ -774,6 +774,173 @@ fn bitmaps_match_redis_server() {
     });
 }
 
+/// Streams against Redis: every command's options and errors, groups and their pending
+/// entries, reads over keys of both shards, trims that drop whole blocks (`~`, the block size
+/// set small so that blocks split where Redis's nodes split), and XINFO. Nothing that shows a
+/// time (idle, seen or delivery times) is asked.
+fn stream_requests() -> Vec<Vec<String>> {
+    let (a, b) = (common::key_on("st", 0, 2), common::key_on("st", 1, 2));
+    let text = "\
+        FLUSHALL
+        XADD A 1-1 a 1 b 2
+        XADD A 1-2 a 3 b 4
+        XADD A 1-* a 5
+        XADD A 5 c 6
+        XADD A 0-0 a 1
+        XADD A 1-1 a 1
+        XADD A 2-1 a
+        XADD A MAXLEN
+        XADD A MAXLEN 1 MINID 1 9-1 a 1
+        XADD A LIMIT 5 9-1 a 1
+        XADD A MAXLEN = 2 LIMIT 5 9-1 a 1
+        XADD A MAXLEN -1 9-1 a 1
+        XADD A NOMKSTREAM 10-1 x y
+        XADD nokey NOMKSTREAM 10-1 x y
+        XLEN A
+        XLEN nokey
+        XRANGE A - +
+        XREVRANGE A + -
+        XRANGE A - + COUNT 2
+        XRANGE A (1-1 +
+        XRANGE A - (5
+        XRANGE A - + COUNT 0
+        XRANGE nokey - + COUNT 0
+        XRANGE A x +
+        XRANGE A - + COUNT
+        XRANGE A (18446744073709551615-18446744073709551615 +
+        XRANGE A - (0-0
+        XRANGE A +007-1 +
+        XDEL A 1-2 9-9
+        XDEL A bad
+        XRANGE A - +
+        XTRIM A MAXLEN 2
+        XTRIM A MINID 5
+        XTRIM A
+        XTRIM A FOO 1
+        XTRIM A MAXLEN ~ 0
+        XINFO STREAM A
+        XSETID A 1-1
+        XSETID A 100-1 ENTRIESADDED 1
+        XSETID A 100-1 ENTRIESADDED 10 MAXDELETEDID 200-0
+        XSETID A 100-1 ENTRIESADDED 10 MAXDELETEDID 50-0
+        XINFO STREAM A
+        XSETID nokey 1-1
+        SET str x
+        XADD str 1-1 a 1
+        XRANGE str - +
+        XGROUP CREATE A g 0
+        XGROUP CREATE A g 0
+        XGROUP CREATE nokey g 0
+        XGROUP CREATE B g $ MKSTREAM
+        XGROUP CREATE A g2 $ ENTRIESREAD 3
+        XGROUP CREATE A g3 $ ENTRIESREAD -2
+        XGROUP CREATE A g3 $ FOO
+        XGROUP SETID A nog 0
+        XGROUP SETID A g 0 ENTRIESREAD 0
+        XGROUP CREATECONSUMER A g alice
+        XGROUP CREATECONSUMER A g alice
+        XGROUP DELCONSUMER A g bob
+        XGROUP FOO
+        XGROUP HELP
+        XINFO HELP
+        XADD A 200-1 f v
+        XADD A 200-2 f v2
+        XADD B 7-7 on b
+        XREADGROUP GROUP g alice COUNT 1 STREAMS A >
+        XREADGROUP GROUP g bob STREAMS A B > >
+        XREADGROUP GROUP g bob STREAMS A >
+        XREADGROUP GROUP g bob STREAMS A B 0 0
+        XREADGROUP GROUP g bob STREAMS A $
+        XREADGROUP GROUP nog bob STREAMS A >
+        XREADGROUP GROUP g bob STREAMS A
+        XREADGROUP GROUP g bob NOACK STREAMS A >
+        XREAD STREAMS A B 0 0
+        XREAD COUNT 1 STREAMS A nokey B 0 0 7-6
+        XREAD STREAMS A $
+        XREAD STREAMS A >
+        XREAD GROUP g a STREAMS A 0
+        XREAD NOACK STREAMS A 0
+        XREAD BLOCK -1 STREAMS A 0
+        XINFO GROUPS A
+        XINFO GROUPS B
+        XPENDING A g
+        XPENDING A nog
+        XPENDING A g - + 0
+        XPENDING A g IDLE 5 - +
+        XACK A g 200-1
+        XACK A g 200-1
+        XACK A g bad
+        XPENDING A g
+        XDEL A 200-2
+        XREADGROUP GROUP g bob STREAMS A 0
+        XCLAIM A g carol 0 200-2
+        XPENDING A g
+        XCLAIM A g carol 0 100-1 FORCE JUSTID
+        XCLAIM A g carol 0 100-1 RETRYCOUNT 5 JUSTID LASTID 300-0
+        XCLAIM A g carol 0 100-1 FOO
+        XCLAIM A g carol x 100-1
+        XCLAIM A nog carol 0 100-1
+        XAUTOCLAIM A g dave 0 0 COUNT 0
+        XAUTOCLAIM A g dave 0 0 JUSTID
+        XAUTOCLAIM A g dave 0 0
+        XINFO GROUPS A
+        XGROUP DESTROY A g
+        XGROUP DESTROY A g
+        XINFO STREAM nokey
+        XINFO STREAM A FOO
+        XINFO STREAM str
+        TYPE A
+        OBJECT ENCODING A
+        CONFIG SET stream-node-max-entries 5
+        DEL A
+        XADD A 1-1 f 1
+        XADD A 1-2 f 2
+        XADD A 1-3 f 3
+        XADD A 1-4 f 4
+        XADD A 1-5 f 5
+        XADD A 1-6 f 6
+        XADD A 1-7 f 7
+        XADD A 1-8 f 8
+        XADD A 1-9 f 9
+        XADD A 1-10 f 10
+        XADD A 1-11 f 11
+        XDEL A 1-2
+        XTRIM A MAXLEN ~ 8
+        XRANGE A - +
+        XTRIM A MAXLEN ~ 3 LIMIT 2
+        XTRIM A MINID ~ 1-10
+        XRANGE A - +
+        XADD A MAXLEN ~ 1 2-0 g 1
+        XLEN A
+        XTRIM A MINID 2-0
+        XINFO STREAM A
+        CONFIG SET stream-node-max-entries 100";
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            l.split(' ')
+                .map(|w| {
+                    if w == "A" {
+                        a.clone()
+                    } else if w == "B" {
+                        b.clone()
+                    } else {
+                        w.to_string()
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn streams_match_redis_server() {
+    compare_with_redis(&|stream, write, resp3| {
+        run_requests(stream, write, resp3, stream_requests().into_iter())
+    });
+}
+
 /// Requests over sorted sets of thousands of members, many scores tied, edited at random: deep
 /// trees whose nodes split, merge and even out, checked by rank, range and pop against Redis.
 fn large_sorted_set_requests() -> Vec<Vec<String>> {

@@ -144,6 +144,10 @@ fn key_spec(k: &KeySpec) -> Reply {
         BeginSearch::Index(i) => {
             map(vec![("type", text("index")), ("spec", map(vec![("index", Reply::Int(i64::from(i)))]))])
         }
+        BeginSearch::Keyword { keyword, startfrom } => map(vec![
+            ("type", text("keyword")),
+            ("spec", map(vec![("keyword", text(keyword)), ("startfrom", Reply::Int(i64::from(startfrom)))])),
+        ]),
     };
     let find = match k.find {
         FindKeys::Range { last, step, limit } => map(vec![

@@ -624,6 +624,7 @@ fn encoding(value: &Value) -> &'static str {
         Value::Set(..) => "hashtable",
         Value::ZSet(z, ..) if z.is_small() => "listpack",
         Value::ZSet(..) => "skiplist",
+        Value::Stream(..) => "stream",
     }
 }
 

@@ -693,7 +693,7 @@ async fn block_move(
                 }
                 first_in_line = true;
             }
-            Waited::Served(_, Served::ZSet(_)) => return Err(CmdError::Internal),
+            Waited::Served(_, Served::ZSet(_) | Served::Stream(_)) => return Err(CmdError::Internal),
             Waited::Stopped(why) => return unblocked(why),
         }
     }

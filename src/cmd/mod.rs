@@ -24,6 +24,7 @@ pub(crate) mod replication;
 pub(crate) mod scripting;
 pub(crate) mod server;
 pub(crate) mod set;
+pub(crate) mod stream;
 pub(crate) mod string;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -53,6 +54,7 @@ pub(crate) fn commands() -> Commands {
             hash::commands(),
             set::commands(),
             zset::commands(),
+            stream::commands(),
             scripting::commands(),
         ]
         .into_iter()

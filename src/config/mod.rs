@@ -320,7 +320,6 @@ const INERT: &[(&str, &str)] = &[
     ("list-max-listpack-size", "lists have one form in ferrokey"),
     ("list-compress-depth", "lists have one form in ferrokey"),
     ("hll-sparse-max-bytes", "there is no HyperLogLog yet"),
-    ("stream-node-max-", "there are no streams yet"),
     ("slowlog-", "there is no SLOWLOG yet"),
     ("latency-monitor-threshold", "there is no LATENCY monitor yet"),
     ("notify-keyspace-events", "there are no keyspace notifications yet"),

@@ -333,7 +333,7 @@ impl Command {
     /// (`GET k`, `MSET k v k v`), costs no allocation.
     pub(crate) fn key_positions(&self, args: &[Bytes]) -> Keys {
         if self.legacy.movable {
-            let found = find_keys(&self.keys, args).unwrap_or_default();
+            let found = self.keys_and_flags(args).unwrap_or_default();
             return Keys::Listed(found.into_iter().map(|(p, _)| p).collect::<Vec<_>>().into_iter());
         }
         let Legacy { first, last, step, .. } = self.legacy;

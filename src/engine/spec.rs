@@ -173,8 +173,15 @@ impl Acl {
 /// Where a key spec starts looking for keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BeginSearch {
-    /// At this argument. (Redis also searches for a keyword; no command here needs it yet.)
+    /// At this argument.
     Index(i32),
+    /// After a keyword (any case), searched from `startfrom` (from the end when negative).
+    Keyword {
+        /// The keyword.
+        keyword: &'static str,
+        /// Where the search starts.
+        startfrom: i32,
+    },
 }
 
 /// How a key spec finds its keys once started.
@@ -220,6 +227,12 @@ impl KeySpec {
     #[must_use]
     pub(crate) const fn index(index: i32) -> KeySpecStart {
         KeySpecStart(BeginSearch::Index(index))
+    }
+
+    /// Keys found after `keyword` (XREAD's STREAMS), searched from `startfrom`.
+    #[must_use]
+    pub(crate) const fn keyword(keyword: &'static str, startfrom: i32) -> KeySpecStart {
+        KeySpecStart(BeginSearch::Keyword { keyword, startfrom })
     }
 
     /// With Redis's note.
@@ -345,8 +358,13 @@ pub(crate) fn find_keys_into(
         if spec.flags.contains(key::NOT_KEY) {
             continue;
         }
-        let BeginSearch::Index(first) = spec.begin;
-        let mut first = i64::from(first);
+        let mut first = match spec.begin {
+            BeginSearch::Index(first) => i64::from(first),
+            BeginSearch::Keyword { keyword, startfrom } => match after_keyword(args, keyword, startfrom) {
+                Some(first) => first,
+                None => continue,
+            },
+        };
         let (last, step) = match spec.find {
             FindKeys::Range { last, step, limit } => {
                 let last = if last >= 0 {
@@ -376,6 +394,26 @@ pub(crate) fn find_keys_into(
         }
     }
     Some(())
+}
+
+/// Where the keys after `keyword` start, as Redis's `getKeysUsingKeySpecs` searches: from
+/// `startfrom` towards the end (or, negative, from the end towards the start), never looking
+/// at the last argument going forward or the first going back.
+fn after_keyword(args: &[Bytes], keyword: &str, startfrom: i32) -> Option<i64> {
+    let argc = args.len() as i64;
+    let (start, end) =
+        if startfrom > 0 { (i64::from(startfrom), argc - 1) } else { (argc + i64::from(startfrom), 1) };
+    let mut i = start;
+    while i != end {
+        if i >= argc || i < 1 {
+            return None;
+        }
+        if args[i as usize].eq_ignore_ascii_case(keyword.as_bytes()) {
+            return Some(i + 1);
+        }
+        i += if start <= end { 1 } else { -1 };
+    }
+    None
 }
 
 /// Which member of a container a request names, for prefetching its slot in a pipelined batch.

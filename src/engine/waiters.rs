@@ -15,8 +15,10 @@ use futures::channel::mpsc;
 
 use crate::cmd::error::CmdError;
 use crate::storage::access::{self, list_mut};
-use crate::storage::db::{Db, Value};
+use crate::storage::db::{Db, Entry, Value};
 use crate::storage::list::End;
+use crate::storage::stream::read::{self, Copied};
+use crate::storage::stream::StreamId;
 
 /// What a waiter pops, from which type of value.
 #[derive(Debug, Clone)]
@@ -41,6 +43,27 @@ pub(crate) enum Wants {
         /// How many at most.
         count: usize,
     },
+    /// From a stream (XREAD, XREADGROUP `>`): up to `count` entries after `after` (for a
+    /// group, after the group's last ID when served).
+    Stream {
+        /// The last ID the client has.
+        after: StreamId,
+        /// How many entries at most.
+        count: usize,
+        /// XREADGROUP's group, consumer and NOACK.
+        group: Option<Box<GroupWait>>,
+    },
+}
+
+/// What a client blocked in XREADGROUP reads as.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupWait {
+    /// The group.
+    pub(crate) group: Bytes,
+    /// The consumer.
+    pub(crate) consumer: Bytes,
+    /// Entries delivered are not pending.
+    pub(crate) noack: bool,
 }
 
 /// A served waiter's channel and what it gets: sent once the shard has published what the
@@ -54,6 +77,8 @@ pub(crate) enum Served {
     List(Vec<Bytes>),
     /// Members popped from a sorted set, with their scores.
     ZSet(Vec<(Bytes, f64)>),
+    /// Entries read from a stream.
+    Stream(Vec<Copied>),
     /// The key has an element for a [`Wants::Wake`] waiter.
     Woken,
     /// The waiter fails with this error (BLMOVE onto a key of another type), as Redis fails it.
@@ -77,8 +102,13 @@ impl Waiter {
         self.claimed.load(Ordering::Acquire)
     }
 
-    fn wants_list(&self) -> bool {
-        matches!(self.wants, Wants::List { .. } | Wants::Wake)
+    /// Whether it pops from a list (`true`) or a sorted set (`false`); `None` for a stream.
+    fn pops_list(&self) -> Option<bool> {
+        match self.wants {
+            Wants::List { .. } | Wants::Wake => Some(true),
+            Wants::ZSet { .. } => Some(false),
+            Wants::Stream { .. } => None,
+        }
     }
 }
 
@@ -155,8 +185,83 @@ impl Waiters {
                     kept.len() - 1
                 }
             };
+            self.serve_streams(db, now, &key, log, outbox);
             self.serve_key(db, now, &key, &mut kept[at].1, log, outbox);
             self.prune(db, &key);
+        }
+    }
+
+    /// Serves the clients blocked on stream `key`, in the order they blocked: an XREAD when
+    /// the stream's last ID passed theirs, an XREADGROUP when it passed its group's (which
+    /// delivers to it, with the effects logged); an XREADGROUP whose group or key went fails
+    /// as Redis fails it. An XREAD on a key gone or of another type waits on.
+    fn serve_streams(
+        &mut self,
+        db: &mut Db,
+        now: u64,
+        key: &Bytes,
+        log: &mut dyn FnMut(&[&[u8]]),
+        outbox: &mut Vec<Delivery>,
+    ) {
+        let Some(queue) = self.by_key.get_mut(key) else { return };
+        let mut i = 0;
+        while i < queue.len() {
+            let w = &queue[i];
+            let Wants::Stream { after, count, group } = &w.wants else {
+                i += 1;
+                continue;
+            };
+            let (after, count) = (*after, *count);
+            let stream = match db.write_quiet(key, now) {
+                Some(Entry { value: Value::Stream(s, ..), .. }) => Some(s),
+                _ => None,
+            };
+            // Served when an entry past its ID is there to read (Redis serves a client whose
+            // new entries were deleted at once with none; this one waits on for a live one).
+            let last_live = |s: &crate::storage::stream::Stream| s.last_entry().map(|e| e.id);
+            let due = match (stream.as_deref(), group) {
+                (None, None) => false,
+                (None, Some(_)) => true,
+                (Some(s), None) => last_live(s).is_some_and(|l| l > after),
+                (Some(s), Some(g)) => {
+                    s.groups.get(&g.group).is_none_or(|g| last_live(s).is_some_and(|l| l > g.last_id))
+                }
+            };
+            if !due || w.is_claimed() {
+                i += 1;
+                continue;
+            }
+            let Some(w) = queue.remove(i) else { return };
+            db.unobserve(key);
+            if w.claimed.swap(true, Ordering::AcqRel) {
+                continue;
+            }
+            let Wants::Stream { group, .. } = &w.wants else { continue };
+            let served = match (group, db.write_quiet(key, now)) {
+                (None, Some(Entry { value: Value::Stream(s, ..), .. })) => {
+                    Served::Stream(read::after(s, after, count))
+                }
+                (Some(g), Some(Entry { value: Value::Stream(s, ..), .. })) => {
+                    let r = read::Reader {
+                        key,
+                        group: &g.group,
+                        consumer: &g.consumer,
+                        noack: g.noack,
+                        now: now as i64,
+                    };
+                    match read::deliver(s, r, count, log) {
+                        Some(entries) => Served::Stream(entries),
+                        None => Served::Failed(CmdError::msg(
+                            "NOGROUP the consumer group this client was blocked on no longer exists",
+                        )),
+                    }
+                }
+                _ => Served::Failed(CmdError::msg("UNBLOCKED the stream key no longer exists")),
+            };
+            if matches!(served, Served::Stream(_)) && group.is_some() {
+                db.count_change(key, false);
+            }
+            outbox.push((w.deliver, (key.clone(), served)));
         }
     }
 
@@ -176,7 +281,7 @@ impl Waiters {
             }
             let Some(queue) = self.by_key.get_mut(key) else { return };
             // Only clients waiting for this key's type; the others keep their places.
-            let Some(at) = queue.iter().position(|w| w.wants_list() == list && !w.is_claimed()) else {
+            let Some(at) = queue.iter().position(|w| w.pops_list() == Some(list) && !w.is_claimed()) else {
                 return;
             };
             let Some(w) = queue.remove(at) else { return };
@@ -225,6 +330,7 @@ impl Waiters {
                     log_after_expiries(db, log, &[name, key, n.as_bytes()]);
                     Served::ZSet(popped)
                 }
+                Wants::Stream { .. } => continue,
             };
             outbox.push((w.deliver, (key.clone(), served)));
         }

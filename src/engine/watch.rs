@@ -59,6 +59,9 @@ impl Watches {
     /// `key` changed: raises its watchers' flags and forgets them (a raised flag stays raised),
     /// except a watch of a key that was already expired, which a removal only clears.
     pub(crate) fn changed(&mut self, db: &mut Db, key: &[u8], change: Change) {
+        if change == Change::Ready {
+            return;
+        }
         let Some(watches) = self.by_key.get_mut(key) else { return };
         let before = watches.len();
         watches.retain_mut(|w| {

@@ -43,6 +43,9 @@ pub enum Reply {
     /// Pairs (HRANDFIELD WITHVALUES, later WITHSCORES): a flat array in RESP2, an array of
     /// two-element arrays in RESP3, as Redis 7 sends them.
     Pairs(Vec<(Reply, Reply)>),
+    /// Keyed replies (XREAD's streams): a map in RESP3, an array of two-element arrays in
+    /// RESP2, as Redis sends them.
+    Keyed(Vec<(Reply, Reply)>),
     /// Several replies to one request, sent one after the other (SUBSCRIBE a b confirms each).
     Several(Vec<Reply>),
     /// An out-of-band push (pub/sub messages): `>` in RESP3, an array in RESP2.
@@ -143,6 +146,13 @@ impl Reply {
                 header(out, if resp3 { b'~' } else { b'*' }, items.len());
                 items.iter().for_each(|r| r.encode(resp3, out));
             }
+            Reply::Map(pairs) | Reply::Keyed(pairs) if resp3 => {
+                header(out, b'%', pairs.len());
+                for (k, v) in pairs {
+                    k.encode(resp3, out);
+                    v.encode(resp3, out);
+                }
+            }
             Reply::Map(pairs) => {
                 if resp3 {
                     header(out, b'%', pairs.len());
@@ -154,7 +164,7 @@ impl Reply {
                     v.encode(resp3, out);
                 }
             }
-            Reply::Pairs(pairs) if resp3 => {
+            Reply::Pairs(pairs) | Reply::Keyed(pairs) if resp3 || matches!(self, Reply::Keyed(_)) => {
                 header(out, b'*', pairs.len());
                 for (a, b) in pairs {
                     out.put_slice(b"*2\r\n");
@@ -162,7 +172,7 @@ impl Reply {
                     b.encode(resp3, out);
                 }
             }
-            Reply::Pairs(pairs) => {
+            Reply::Pairs(pairs) | Reply::Keyed(pairs) => {
                 header(out, b'*', pairs.len() * 2);
                 for (a, b) in pairs {
                     a.encode(resp3, out);

@@ -229,6 +229,7 @@ pickers! {
     list, list_mut, List, List;
     hash, hash_mut, Hash, Dict<crate::storage::dict::Key>;
     set, set_mut, Set, Dict<()>;
+    stream, stream_mut, Stream, crate::storage::stream::Stream;
 }
 
 /// Picks a sorted set by reference (not boxed: it is a small vector or a box of its own).

@@ -362,9 +362,73 @@ pub(crate) fn entry_as_commands(out: &mut Vec<u8>, key: &[u8], entry: &Entry) {
                 z.slices_from(0, false).map(|(m, score)| (crate::num::format_g17(score), m)).collect();
             batches(out, b"ZADD", key, scored.iter().map(|(s, m)| vec![s.as_bytes(), *m]));
         }
+        Value::Stream(x, ..) => stream_as_commands(out, key, x),
     }
     if let Some(at) = entry.expires_at() {
         command(out, &[b"PEXPIREAT", key, itoa::Buffer::new().format(at).as_bytes()]);
+    }
+}
+
+/// A stream as Redis's rewrite writes it: each entry's XADD (or, when empty, an XADD trimmed
+/// away at once, which leaves the key), XSETID with its counters, each group's XGROUP CREATE,
+/// and each consumer as its pending entries' XCLAIMs or, with none, XGROUP CREATECONSUMER.
+fn stream_as_commands(out: &mut Vec<u8>, key: &[u8], x: &crate::storage::stream::Stream) {
+    use crate::storage::stream::StreamId;
+    let text = |id: StreamId| id.to_string();
+    if x.is_empty() {
+        command(out, &[&b"XADD"[..], key, b"MAXLEN", b"0", b"0-1", b"x", b"y"]);
+    }
+    for e in x.range(StreamId::MIN, StreamId::MAX) {
+        let id = text(e.id);
+        let mut args: Vec<&[u8]> = vec![b"XADD", key, id.as_bytes()];
+        e.pairs.for_each(|(f, v)| args.extend([f, v]));
+        command(out, &args);
+    }
+    let (last, added, deleted) = (text(x.last_id), x.entries_added.to_string(), text(x.max_deleted));
+    command(
+        out,
+        &[
+            &b"XSETID"[..],
+            key,
+            last.as_bytes(),
+            b"ENTRIESADDED",
+            added.as_bytes(),
+            b"MAXDELETEDID",
+            deleted.as_bytes(),
+        ],
+    );
+    for (name, g) in &x.groups {
+        let (last, read) = (text(g.last_id), g.entries_read.to_string());
+        command(
+            out,
+            &[&b"XGROUP"[..], b"CREATE", key, name, last.as_bytes(), b"ENTRIESREAD", read.as_bytes()],
+        );
+        for (consumer, c) in &g.consumers {
+            if c.pel.is_empty() {
+                command(out, &[&b"XGROUP"[..], b"CREATECONSUMER", key, name, consumer]);
+            }
+            for id in &c.pel {
+                let Some(nack) = g.pel.get(id) else { continue };
+                let (id, time, count) = (text(*id), nack.delivered.to_string(), nack.deliveries.to_string());
+                command(
+                    out,
+                    &[
+                        &b"XCLAIM"[..],
+                        key,
+                        name,
+                        consumer,
+                        b"0",
+                        id.as_bytes(),
+                        b"TIME",
+                        time.as_bytes(),
+                        b"RETRYCOUNT",
+                        count.as_bytes(),
+                        b"JUSTID",
+                        b"FORCE",
+                    ],
+                );
+            }
+        }
     }
 }
 

@@ -28,6 +28,8 @@ pub(crate) enum Value {
     Set(Box<Dict<()>>, Clock),
     /// A sorted set: members ordered by score (not boxed: a vector while small, else a box).
     ZSet(crate::storage::zset::ZSet, Clock),
+    /// A stream: entries by ID and consumer groups.
+    Stream(Box<crate::storage::stream::Stream>, Clock),
 }
 
 const _: () = assert!(std::mem::size_of::<Value>() == 40 && std::mem::size_of::<Entry>() == 48);
@@ -63,6 +65,12 @@ impl Value {
         Value::ZSet(z, clock::on_create())
     }
 
+    /// A stream value (see [`Value::string`] for its clock).
+    #[must_use]
+    pub(crate) fn stream(s: Box<crate::storage::stream::Stream>) -> Value {
+        Value::Stream(s, clock::on_create())
+    }
+
     /// The access clock.
     #[must_use]
     pub(crate) fn clock(&self) -> Clock {
@@ -71,7 +79,8 @@ impl Value {
             | Value::List(_, c)
             | Value::Hash(_, c)
             | Value::Set(_, c)
-            | Value::ZSet(_, c) => *c,
+            | Value::ZSet(_, c)
+            | Value::Stream(_, c) => *c,
         }
     }
 
@@ -82,7 +91,8 @@ impl Value {
             | Value::List(_, c)
             | Value::Hash(_, c)
             | Value::Set(_, c)
-            | Value::ZSet(_, c) => c,
+            | Value::ZSet(_, c)
+            | Value::Stream(_, c) => c,
         }
     }
 
@@ -95,6 +105,7 @@ impl Value {
             Value::Hash(..) => "hash",
             Value::Set(..) => "set",
             Value::ZSet(..) => "zset",
+            Value::Stream(..) => "stream",
         }
     }
 
@@ -107,6 +118,8 @@ impl Value {
             Value::Hash(h, ..) => h.is_empty(),
             Value::Set(s, ..) => s.is_empty(),
             Value::ZSet(z, ..) => z.is_empty(),
+            // An emptied stream stays: its counters and groups live on (as in Redis).
+            Value::Stream(..) => false,
         }
     }
 }
@@ -122,6 +135,7 @@ impl Clone for Value {
             }
             Value::Set(s, c) => Value::Set(Box::new(s.iter().map(|(k, ())| (copy(k), ())).collect()), *c),
             Value::ZSet(z, c) => Value::ZSet(z.iter_from(0, false).collect(), *c),
+            Value::Stream(x, c) => Value::Stream(x.clone(), *c),
         }
     }
 }
@@ -232,6 +246,9 @@ pub(crate) enum Change {
     Written,
     /// Removed: deleted, expired, or flushed while it existed.
     Removed,
+    /// Not a change WATCH sees, but one blocked clients look at again (a stream's group
+    /// destroyed).
+    Ready,
 }
 
 /// A database: a dict of entries plus an index of the keys that have a TTL.
@@ -661,6 +678,16 @@ impl Db {
     #[must_use]
     pub(crate) fn expired_in_place(&self, key: &[u8], now: u64) -> bool {
         self.entries.get(key).and_then(Entry::expires_at).is_some_and(|at| self.is_due(at, now))
+    }
+
+    /// Counts a change of `key` that WATCH does not see (Redis's `dirty++` without
+    /// `signalModifiedKey`: a stream's consumer groups); with `ready`, blocked clients look at
+    /// the key again. The caller reached the key through [`Db::write_quiet`].
+    pub(crate) fn count_change(&mut self, key: &[u8], ready: bool) {
+        self.stats.changes += 1;
+        if ready && !self.observed.is_empty() && self.observed.contains_key(key) {
+            self.changes.push((Bytes::copy_from_slice(key), Change::Ready));
+        }
     }
 
     /// Records that `key` changed (for WATCH and blocked clients), when someone observes it.

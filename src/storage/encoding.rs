@@ -1,5 +1,5 @@
 //! The encoding thresholds of redis.conf (`hash-max-listpack-entries/value`,
-//! `set-max-intset-entries`, `zset-max-listpack-entries/value`): sorted sets keep ferrokey's
+//! `set-max-intset-entries`, `zset-max-listpack-entries/value`, `stream-node-max-*`): sorted sets keep ferrokey's
 //! small form (one sorted vector) within the zset ones, dump files write Redis's compact
 //! encodings within them, and OBJECT ENCODING reports by them what Redis would. Each core
 //! keeps them in a thread-local, set when its configuration changes (as the access clock's
@@ -23,6 +23,8 @@ pub(crate) struct Thresholds {
     /// Redis shares the integers 0..9999 as string values (OBJECT REFCOUNT shows `INT_MAX`),
     /// unless `maxmemory` is set with an LRU or LFU policy, which needs every value's own clock.
     pub(crate) shared_integers: bool,
+    /// `stream-node-max-bytes` and `stream-node-max-entries`: where a stream starts a new block.
+    pub(crate) stream_nodes: crate::storage::stream::NodeLimits,
 }
 
 impl Thresholds {
@@ -34,6 +36,7 @@ impl Thresholds {
         zset_entries: 128,
         zset_value: 64,
         shared_integers: true,
+        stream_nodes: crate::storage::stream::NodeLimits { max_bytes: 4096, max_entries: 100 },
     };
 
     /// The thresholds `config` sets.
@@ -47,6 +50,10 @@ impl Thresholds {
             zset_entries: size(config.zset_max_listpack_entries),
             zset_value: size(config.zset_max_listpack_value.0),
             shared_integers: config.maxmemory.0 == 0 || !config.maxmemory_policy.lru_or_lfu(),
+            stream_nodes: crate::storage::stream::NodeLimits {
+                max_bytes: config.stream_node_max_bytes.0,
+                max_entries: config.stream_node_max_entries,
+            },
         }
     }
 }

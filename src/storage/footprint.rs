@@ -64,6 +64,20 @@ fn of_value(value: &Value, samples: usize) -> usize {
         Value::ZSet(z, ..) => {
             sampled(z.unordered(), z.len(), samples, |(m, _)| element(m.len()) + 8 + SLOT + 16)
         }
+        // Its blocks (each with its share of the tree), and per group its pending entries
+        // (an ID and its record in the group's tree, an ID in the consumer's) and consumers.
+        Value::Stream(x, ..) => {
+            let groups: usize = x
+                .groups
+                .iter()
+                .map(|(name, g)| {
+                    let nack = 16 + size_of::<crate::storage::stream::Nack>() + 16 + 2 * SLOT;
+                    let consumers: usize = g.consumers.keys().map(|c| element(c.len()) + 48).sum();
+                    element(name.len()) + 96 + g.pel.len() * nack + consumers
+                })
+                .sum();
+            size_of::<crate::storage::stream::Stream>() + x.heap_bytes() + groups
+        }
     }
 }
 

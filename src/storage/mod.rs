@@ -14,5 +14,6 @@ pub(crate) mod list;
 pub(crate) mod rdb;
 pub(crate) mod rng;
 pub(crate) mod sample;
+pub(crate) mod stream;
 pub(crate) mod zset;
 pub(crate) mod ztree;

@@ -49,6 +49,32 @@ pub fn populate(c: &mut Connection) -> Vec<String> {
     (0..300).for_each(|i| ranked.extend([format!("{}", f64::from(i) / 7.0), format!("member-{i}")]));
     run(ranked);
     run(s(&["ZADD", "zset:long-member", "1", &"m".repeat(100)]));
+    // Streams: a small one with a group, its pending entries and a consumer with none; a
+    // large one over many blocks with deleted entries; an empty one that only has a group.
+    run(s(&["DEL", "stream:small", "stream:big", "stream:empty"]));
+    run(s(&["XADD", "stream:small", "1-1", "name", "ann", "age", "42"]));
+    run(s(&["XADD", "stream:small", "1-2", "name", "bob", "age", "-7"]));
+    run(s(&["XADD", "stream:small", "2-0", "other", "x"]));
+    run(s(&["XGROUP", "CREATE", "stream:small", "workers", "0"]));
+    run(s(&["XREADGROUP", "GROUP", "workers", "alice", "COUNT", "2", "STREAMS", "stream:small", ">"]));
+    run(s(&["XGROUP", "CREATECONSUMER", "stream:small", "workers", "bob"]));
+    run(s(&["XGROUP", "CREATE", "stream:small", "late", "$", "ENTRIESREAD", "3"]));
+    for i in 1..=700 {
+        let value = format!("{i}-{}", "w".repeat(i % 40));
+        run(s(&[
+            "XADD",
+            "stream:big",
+            &format!("{}-{}", 1000 + i / 3, i % 3),
+            "field",
+            &value,
+            "n",
+            &i.to_string(),
+        ]));
+    }
+    for i in (5..700).step_by(50) {
+        run(s(&["XDEL", "stream:big", &format!("{}-{}", 1000 + i / 3, i % 3)]));
+    }
+    run(s(&["XGROUP", "CREATE", "stream:empty", "g", "0", "MKSTREAM"]));
     for key in [
         "str:short",
         "str:int",
@@ -68,6 +94,9 @@ pub fn populate(c: &mut Connection) -> Vec<String> {
         "zset:small",
         "zset:skiplist",
         "zset:long-member",
+        "stream:small",
+        "stream:big",
+        "stream:empty",
     ] {
         keys.push(key.to_string());
     }
@@ -83,6 +112,7 @@ pub fn contents(c: &mut Connection, key: &str) -> (String, Vec<String>) {
         "set" => redis::cmd("SMEMBERS").arg(key).query(c).unwrap(),
         "hash" => redis::cmd("HGETALL").arg(key).query(c).unwrap(),
         "zset" => redis::cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES").query(c).unwrap(),
+        "stream" => stream_contents(c, key),
         other => panic!("{key}: type {other}"),
     };
     if kind == "set" {
@@ -94,6 +124,69 @@ pub fn contents(c: &mut Connection, key: &str) -> (String, Vec<String>) {
         items = pairs;
     }
     (kind, items)
+}
+
+/// A stream's entries, counters, groups and pending entries: what survives DUMP, RDB, the AOF
+/// and replication alike (not the block layout, which an AOF rewrite packs anew, nor times).
+fn stream_contents(c: &mut Connection, key: &str) -> Vec<String> {
+    fn flat(v: &Value) -> String {
+        match v {
+            Value::Nil => "nil".into(),
+            Value::Int(n) => n.to_string(),
+            Value::BulkString(d) => String::from_utf8_lossy(d).into_owned(),
+            Value::Array(items) => format!("[{}]", items.iter().map(flat).collect::<Vec<_>>().join(" ")),
+            Value::SimpleString(s) => s.clone(),
+            Value::Okay => "OK".into(),
+            other => format!("{other:?}"),
+        }
+    }
+    let mut out = Vec::new();
+    let entries: Value = redis::cmd("XRANGE").arg(key).arg("-").arg("+").query(c).unwrap();
+    out.push(flat(&entries));
+    let info: Value = redis::cmd("XINFO").arg("STREAM").arg(key).query(c).unwrap();
+    if let Value::Array(fields) = info {
+        for pair in fields.chunks(2) {
+            let name = flat(&pair[0]);
+            if !name.starts_with("radix-tree") {
+                out.push(format!("{name}={}", flat(&pair[1])));
+            }
+        }
+    }
+    // Each group without its read counter and lag: Redis propagates a group read as XCLAIMs,
+    // which leave the counter unknown on a replica or after an AOF replay.
+    let groups: Value = redis::cmd("XINFO").arg("GROUPS").arg(key).query(c).unwrap();
+    if let Value::Array(gs) = &groups {
+        for g in gs {
+            if let Value::Array(f) = g {
+                out.push(f[..8].iter().map(flat).collect::<Vec<_>>().join(" "));
+            }
+        }
+    }
+    if let Value::Array(groups) = groups {
+        for g in groups {
+            let Value::Array(fields) = g else { continue };
+            let name = flat(&fields[1]);
+            let pending: Value =
+                redis::cmd("XPENDING").arg(key).arg(&name).arg("-").arg("+").arg(1000).query(c).unwrap();
+            // Each pending entry without its idle time: ID, consumer, deliveries.
+            if let Value::Array(items) = pending {
+                for item in items {
+                    if let Value::Array(f) = item {
+                        out.push(format!("{name}: {} {} {}", flat(&f[0]), flat(&f[1]), flat(&f[3])));
+                    }
+                }
+            }
+            let consumers: Value = redis::cmd("XINFO").arg("CONSUMERS").arg(key).arg(&name).query(c).unwrap();
+            if let Value::Array(cs) = consumers {
+                for cons in cs {
+                    if let Value::Array(f) = cons {
+                        out.push(format!("{name}: consumer {} pending {}", flat(&f[1]), flat(&f[3])));
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 pub struct TempDir(pub std::path::PathBuf);

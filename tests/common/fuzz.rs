@@ -49,6 +49,30 @@ impl Fuzz {
             _ => "x".repeat(60 + self.below(10)),
         }
     }
+    /// A stream ID as a client writes one: mostly increasing explicit IDs, some partial or
+    /// invalid.
+    fn stream_id(&mut self) -> String {
+        self.pick(&[
+            "1-1",
+            "1-2",
+            "2",
+            "2-*",
+            "3-0",
+            "4-*",
+            "5-5",
+            "9-9",
+            "0-1",
+            "0-0",
+            "x",
+            "18446744073709551615-*",
+        ])
+    }
+    fn group(&mut self) -> String {
+        self.pick(&["g1", "g2"])
+    }
+    fn consumer(&mut self) -> String {
+        self.pick(&["alice", "bob"])
+    }
     fn int(&mut self) -> String {
         match self.below(12) {
             0..=7 => (self.below(9) as i64 - 3).to_string(),
@@ -173,7 +197,7 @@ impl Fuzz {
     fn plain_request(&mut self) -> Vec<String> {
         let s = |x: &str| x.to_string();
         let k = self.key();
-        let mut r = match self.below(136) {
+        let mut r = match self.below(147) {
             // Strings and keys.
             0 => vec![s("SET"), k, self.member()],
             1 => vec![s("GET"), k],
@@ -493,6 +517,126 @@ impl Fuzz {
             }
             133 => vec![s("SUBSTR"), k, self.int(), self.int()],
             134 => vec![s("MOVE"), k, self.pick(&["0", "1", "1", "2", "16", "-1", "x", "4294967297"])],
+            // Streams, with explicit IDs only (`*` takes the time, which differs between runs);
+            // nothing that shows an idle time or a delivery time.
+            135 => {
+                let mut r = vec![s("XADD"), k];
+                if self.below(4) == 0 {
+                    r.push(s("NOMKSTREAM"));
+                }
+                if self.below(3) == 0 {
+                    r.push(self.pick(&["MAXLEN", "MINID", "maxlen"]));
+                    r.push(self.pick(&["~", "=", ""]));
+                    r.push(self.pick(&["0", "1", "2", "5", "3-0", "-1", "x"]));
+                    if self.below(4) == 0 {
+                        r.extend([s("LIMIT"), self.pick(&["0", "1", "10", "-1"])]);
+                    }
+                }
+                r.push(self.stream_id());
+                for _ in 0..1 + self.below(2) {
+                    r.extend([self.pick(&["f", "g", "h"]), self.member()]);
+                }
+                if self.below(20) == 0 {
+                    r.pop();
+                }
+                r
+            }
+            136 => vec![
+                self.pick(&["XRANGE", "XREVRANGE"]),
+                k,
+                self.pick(&["-", "1", "(1-1", "2-0", "+", "x", "("]),
+                self.pick(&["+", "5", "(5-5", "2", "-", "(0-0"]),
+                self.pick(&["COUNT", "", ""]),
+                self.pick(&["1", "2", "0", "-1", "x"]),
+            ],
+            137 => match self.below(2) {
+                0 => vec![s("XLEN"), k],
+                _ => vec![s("XDEL"), k, self.stream_id(), self.stream_id()],
+            },
+            138 => vec![
+                s("XTRIM"),
+                k,
+                self.pick(&["MAXLEN", "MINID", "FOO"]),
+                self.pick(&["~", "=", ""]),
+                self.pick(&["0", "1", "2", "3-0", "-1"]),
+                self.pick(&["LIMIT", "", "", ""]),
+                self.pick(&["0", "1", "100"]),
+            ],
+            139 => match self.below(5) {
+                0 => vec![
+                    s("XGROUP"),
+                    s("CREATE"),
+                    k,
+                    self.group(),
+                    self.pick(&["0", "$", "2-0", "x"]),
+                    self.pick(&["MKSTREAM", "", ""]),
+                    self.pick(&["ENTRIESREAD", "", ""]),
+                    self.pick(&["0", "2", "-1", "-2"]),
+                ],
+                1 => vec![s("XGROUP"), s("SETID"), k, self.group(), self.pick(&["0", "$", "1-1", "+", "-"])],
+                2 => vec![s("XGROUP"), s("DESTROY"), k, self.group()],
+                3 => vec![s("XGROUP"), s("CREATECONSUMER"), k, self.group(), self.consumer()],
+                _ => vec![s("XGROUP"), s("DELCONSUMER"), k, self.group(), self.consumer()],
+            },
+            140 => {
+                let mut r = vec![s("XREADGROUP"), s("GROUP"), self.group(), self.consumer()];
+                if self.below(2) == 0 {
+                    r.extend([s("COUNT"), self.pick(&["1", "2", "0"])]);
+                }
+                if self.below(3) == 0 {
+                    r.push(s("NOACK"));
+                }
+                r.extend([s("STREAMS"), k]);
+                let two = self.below(3) == 0;
+                if two {
+                    r.push(self.key());
+                }
+                r.push(self.pick(&[">", ">", "0", "1-1", "$"]));
+                if two {
+                    r.push(self.pick(&[">", "0"]));
+                }
+                r
+            }
+            141 => {
+                let mut r = vec![s("XREAD")];
+                if self.below(2) == 0 {
+                    r.extend([s("COUNT"), self.pick(&["1", "2", "0"])]);
+                }
+                r.extend([s("STREAMS"), k, self.key()]);
+                r.push(self.pick(&["0", "1-1", "$", "2"]));
+                r.push(self.pick(&["0", "(", "1"]));
+                r
+            }
+            142 => vec![s("XACK"), k, self.group(), self.stream_id(), self.stream_id()],
+            143 => vec![s("XPENDING"), k, self.group()],
+            144 => {
+                let mut r = vec![s("XCLAIM"), k, self.group(), self.consumer(), self.pick(&["0", "0", "x"])];
+                r.push(self.stream_id());
+                r.push(self.pick(&["FORCE", "JUSTID", "RETRYCOUNT", "LASTID", "", "FOO"]));
+                r.push(self.pick(&["JUSTID", "3", "2-0", ""]));
+                r
+            }
+            145 => vec![
+                s("XAUTOCLAIM"),
+                k,
+                self.group(),
+                self.consumer(),
+                s("0"),
+                self.pick(&["0", "-", "(1-1", "x"]),
+                self.pick(&["COUNT", "JUSTID", ""]),
+                self.pick(&["1", "2", "0", ""]),
+            ],
+            146 => match self.below(3) {
+                0 => vec![s("XINFO"), s("STREAM"), k],
+                1 => vec![s("XINFO"), s("GROUPS"), k],
+                _ => vec![
+                    s("XSETID"),
+                    k,
+                    self.pick(&["9-9", "1-1", "0-0", "x"]),
+                    self.pick(&["ENTRIESADDED", "MAXDELETEDID", ""]),
+                    self.pick(&["5", "1-0", "-1"]),
+                ],
+            },
             _ => vec![s("EXISTS"), k],
         };
         r.retain(|a| !a.is_empty() || self.below(4) == 0);

@@ -1012,6 +1012,7 @@ fn to_lua(lua: &Lua, reply: &Reply, resp: u8, counted: bool) -> mlua::Result<Val
         | Reply::Push(_)
         | Reply::Set(_)
         | Reply::Map(_)
+        | Reply::Keyed(_)
         | Reply::Pairs(_) => crate::engine::script::raise::deep(|| to_lua_here(lua, reply, resp, counted)),
         _ => to_lua_here(lua, reply, resp, counted),
     }
@@ -1069,19 +1070,19 @@ fn to_lua_here(lua: &Lua, reply: &Reply, resp: u8, counted: bool) -> mlua::Resul
             table("set", Value::Table(set))?
         }
         Reply::Set(items) => array(&mut items.iter().map(|r| to_lua(lua, r, resp, counted)))?,
-        Reply::Map(pairs) if resp3 => {
+        Reply::Map(pairs) | Reply::Keyed(pairs) if resp3 => {
             let map = lua.create_table()?;
             for (k, v) in pairs {
                 map.raw_set(to_lua(lua, k, resp, counted)?, to_lua(lua, v, resp, counted)?)?;
             }
             table("map", Value::Table(map))?
         }
-        Reply::Pairs(pairs) if resp3 => array(
+        Reply::Pairs(pairs) | Reply::Keyed(pairs) if resp3 || matches!(reply, Reply::Keyed(_)) => array(
             &mut pairs
                 .iter()
                 .map(|(a, b)| array(&mut [a, b].into_iter().map(|r| to_lua(lua, r, resp, counted)))),
         )?,
-        Reply::Map(pairs) | Reply::Pairs(pairs) => {
+        Reply::Map(pairs) | Reply::Pairs(pairs) | Reply::Keyed(pairs) => {
             array(&mut pairs.iter().flat_map(|(k, v)| [k, v]).map(|r| to_lua(lua, r, resp, counted)))?
         }
         Reply::Double(d) if resp3 => table("double", Value::Number(*d))?,

@@ -17,7 +17,7 @@
 //!   `lua-strict-keys yes` refuses every undeclared key instead, as Dragonfly does.
 
 pub(crate) mod busy;
-mod current;
+pub(crate) mod current;
 pub(crate) mod functions;
 mod libs;
 mod lua;

@@ -340,7 +340,7 @@ unsafe fn value(state: *mut ffi::lua_State, reply: &Reply, resp3: bool, counted:
             }
         }),
         Reply::Set(list) => items(state, list),
-        Reply::Map(pairs) if resp3 => single(state, c"map", |state| {
+        Reply::Map(pairs) | Reply::Keyed(pairs) if resp3 => single(state, c"map", |state| {
             ffi::lua_createtable(state, 0, pairs.len() as c_int);
             for (k, v) in pairs {
                 value(state, k, resp3, counted, depth + 1);
@@ -348,7 +348,7 @@ unsafe fn value(state: *mut ffi::lua_State, reply: &Reply, resp3: bool, counted:
                 ffi::lua_rawset(state, -3);
             }
         }),
-        Reply::Pairs(pairs) if resp3 => {
+        Reply::Pairs(pairs) | Reply::Keyed(pairs) if resp3 || matches!(reply, Reply::Keyed(_)) => {
             ffi::lua_createtable(state, pairs.len() as c_int, 0);
             for (i, (a, b)) in pairs.iter().enumerate() {
                 ffi::luaL_checkstack(state, 4, c"reply too deep".as_ptr());
@@ -360,7 +360,7 @@ unsafe fn value(state: *mut ffi::lua_State, reply: &Reply, resp3: bool, counted:
                 ffi::lua_rawseti(state, -2, (i + 1) as _);
             }
         }
-        Reply::Map(pairs) | Reply::Pairs(pairs) => {
+        Reply::Map(pairs) | Reply::Pairs(pairs) | Reply::Keyed(pairs) => {
             ffi::lua_createtable(state, (pairs.len() * 2) as c_int, 0);
             for (i, (k, v)) in pairs.iter().enumerate() {
                 value(state, k, resp3, counted, depth + 1);

@@ -44,6 +44,15 @@ impl Builder {
         self.count += 1;
     }
 
+    /// Appends an integer element.
+    pub(crate) fn push_int(&mut self, v: i64) {
+        let start = self.buf.len();
+        encode_int(&mut self.buf, v);
+        let entry = self.buf.len() - start;
+        encode_backlen(&mut self.buf, entry);
+        self.count += 1;
+    }
+
     /// The size the listpack would have if finished now.
     #[must_use]
     pub(crate) fn bytes(&self) -> usize {
@@ -65,6 +74,55 @@ impl Builder {
         let count = u16::try_from(self.count).unwrap_or(UNKNOWN_COUNT);
         self.buf[4..6].copy_from_slice(&count.to_le_bytes());
         self.buf
+    }
+}
+
+/// The size of a listpack with no elements (header and terminator).
+pub(crate) const EMPTY_BYTES: usize = HEADER + 1;
+
+/// The bytes `element` takes in a listpack (encoding, data and back-length), as
+/// [`Builder::push`] would write it.
+#[must_use]
+pub(crate) fn element_size(element: &[u8]) -> usize {
+    let encoded = match parse_i64(element) {
+        Some(v) => int_encoding_size(v),
+        None if element.len() < 64 => 1 + element.len(),
+        None if element.len() < 4096 => 2 + element.len(),
+        None => 5 + element.len(),
+    };
+    encoded + backlen_size(encoded)
+}
+
+/// The bytes the integer `v` takes in a listpack, back-length included.
+#[must_use]
+pub(crate) fn int_size(v: i64) -> usize {
+    let encoded = int_encoding_size(v);
+    encoded + backlen_size(encoded)
+}
+
+fn int_encoding_size(v: i64) -> usize {
+    if (0..=127).contains(&v) {
+        1
+    } else if (-4096..=4095).contains(&v) {
+        2
+    } else if i16::try_from(v).is_ok() {
+        3
+    } else if (-(1 << 23)..(1 << 23)).contains(&v) {
+        4
+    } else if i32::try_from(v).is_ok() {
+        5
+    } else {
+        9
+    }
+}
+
+fn backlen_size(len: usize) -> usize {
+    match len {
+        0..=127 => 1,
+        128..=16382 => 2,
+        16383..=2_097_150 => 3,
+        2_097_151..=268_435_454 => 4,
+        _ => 5,
     }
 }
 
@@ -106,13 +164,7 @@ fn encode_str(out: &mut Vec<u8>, s: &[u8]) {
 /// group, every later byte has its high bit set, the last holds the low 7 bits. The byte counts
 /// follow Redis's `lpEncodeBacklen` thresholds exactly (16383 takes three bytes there).
 fn encode_backlen(out: &mut Vec<u8>, len: usize) {
-    let n = match len {
-        0..=127 => 1,
-        128..=16382 => 2,
-        16383..=2_097_150 => 3,
-        2_097_151..=268_435_454 => 4,
-        _ => 5,
-    };
+    let n = backlen_size(len);
     for i in (0..n).rev() {
         let group = ((len >> (7 * i)) & 127) as u8;
         out.push(if i == n - 1 { group } else { group | 128 });

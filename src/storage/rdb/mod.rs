@@ -9,8 +9,9 @@
 pub(crate) mod crc64;
 pub(crate) mod file;
 mod intset;
-mod listpack;
+pub(crate) mod listpack;
 mod lzf;
+mod stream;
 mod ziplist;
 
 use bytes::Bytes;
@@ -250,6 +251,10 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value, compress: bool) {
                 }
             }
         }
+        Value::Stream(s, ..) => {
+            out.push(kind::STREAM_LISTPACKS_2);
+            stream::write(out, s, compress);
+        }
     }
 }
 
@@ -326,6 +331,12 @@ impl<'a> Reader<'a> {
     #[must_use]
     pub(crate) fn at_end(&self) -> bool {
         self.pos >= self.data.len()
+    }
+
+    /// Where the next read starts.
+    #[must_use]
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
     }
 
     /// The next byte.
@@ -435,7 +446,7 @@ impl<'a> Reader<'a> {
 
     /// Skips the value of type `kind` without decoding it, and returns its bytes: a load frames
     /// values on one thread and decodes them on the cores that own them. A type ferrokey cannot
-    /// hold (module, stream) is refused here, at once.
+    /// hold (a module's) is refused here, at once.
     pub(crate) fn skip_value(&mut self, kind: u8) -> Result<&'a [u8], RdbError> {
         let at = self.pos;
         match kind {
@@ -486,7 +497,8 @@ impl<'a> Reader<'a> {
                 return Err(RdbError::Unsupported { code: kind, name: "module", at })
             }
             kind::STREAM_LISTPACKS | kind::STREAM_LISTPACKS_2 | kind::STREAM_LISTPACKS_3 => {
-                return Err(RdbError::Unsupported { code: kind, name: "stream", at })
+                // Read whole: its parts' lengths depend on what it holds.
+                stream::read(self, kind)?;
             }
             code => return Err(RdbError::UnknownType { code, at }),
         }
@@ -599,7 +611,7 @@ impl<'a> Reader<'a> {
             }
             kind::MODULE | kind::MODULE_2 => Err(RdbError::Unsupported { code: kind, name: "module", at }),
             kind::STREAM_LISTPACKS | kind::STREAM_LISTPACKS_2 | kind::STREAM_LISTPACKS_3 => {
-                Err(RdbError::Unsupported { code: kind, name: "stream", at })
+                Ok(Value::stream(Box::new(stream::read(self, kind)?)))
             }
             code => Err(RdbError::UnknownType { code, at }),
         }
@@ -672,6 +684,22 @@ mod tests {
         (0..3000).for_each(|i| long_list.push_back(format!("element-{i}").as_bytes()));
         let mut short_list = List::default();
         ["a", "1", "-70000", ""].iter().for_each(|e| short_list.push_back(e.as_bytes()));
+        let mut stream = crate::storage::stream::Stream::new();
+        for i in 1..=250u64 {
+            let id = crate::storage::stream::StreamId::new(1000 + i / 3, i % 3);
+            let pairs = if i % 7 == 0 {
+                vec![b("other"), b(&i.to_string())]
+            } else {
+                vec![b("f"), b("v"), b("n"), b(&i.to_string())]
+            };
+            stream.append(id, &pairs, crate::storage::stream::NodeLimits::default());
+        }
+        stream.delete(crate::storage::stream::StreamId::new(1001, 0));
+        let mut g = crate::storage::stream::Group::new(crate::storage::stream::StreamId::new(1010, 0), 30);
+        let alice = b("alice");
+        g.consumer(&alice, 5);
+        g.deliver_new(crate::storage::stream::StreamId::new(1002, 1), &alice, 7);
+        stream.groups.insert(b("g"), g);
         vec![
             Value::string(Key::new(b("hello"))),
             Value::string(Key::new(b("12345"))),
@@ -695,6 +723,8 @@ mod tests {
                     .map(|(m, s)| (b(m), *s))
                     .collect(),
             ),
+            Value::stream(Box::new(stream)),
+            Value::stream(Box::new(crate::storage::stream::Stream::new())),
         ]
     }
 
@@ -717,6 +747,22 @@ mod tests {
             }
             Value::ZSet(z, ..) => {
                 ("zset".into(), z.slices_from(0, false).map(|(m, sc)| format!("{}={sc}", s(m))).collect())
+            }
+            Value::Stream(x, ..) => {
+                let mut all: Vec<String> = x
+                    .range(crate::storage::stream::StreamId::MIN, crate::storage::stream::StreamId::MAX)
+                    .map(|e| format!("{} {:?}", e.id, e.pairs.map(|(f, v)| (s(f), s(v))).collect::<Vec<_>>()))
+                    .collect();
+                all.push(format!(
+                    "{} {} {} {} {}",
+                    x.len(),
+                    x.last_id,
+                    x.first_id,
+                    x.max_deleted,
+                    x.entries_added
+                ));
+                all.push(format!("{:?}", x.groups));
+                ("stream".into(), all)
             }
         }
     }
@@ -753,6 +799,8 @@ mod tests {
                 kind::ZSET_LISTPACK,
                 kind::ZSET_2,
                 kind::ZSET_LISTPACK,
+                kind::STREAM_LISTPACKS_2,
+                kind::STREAM_LISTPACKS_2,
             ]
         );
         // Integers as Redis encodes them: "12345" is an INT16, "3000000000" stays text.
@@ -797,8 +845,8 @@ mod tests {
             }
         }
         assert!(matches!(
-            restore(&refooter(&[kind::STREAM_LISTPACKS_2, 0])),
-            Err(PayloadError::Data(RdbError::Unsupported { name: "stream", .. }))
+            restore(&refooter(&[kind::MODULE_2, 0])),
+            Err(PayloadError::Data(RdbError::Unsupported { name: "module", .. }))
         ));
     }
 }
