@@ -10,7 +10,7 @@
 # both shards), RSS per idle plain and TLS connection, and memory per key and per small hash, set, sorted set and list.
 #
 #   scripts/bench-compare.sh [-n REQUESTS] [-c CLIENTS] [--idle N] [--reference BINARY] [--quick]
-#                            [--only matrix,types,zset,handshakes,churn,threads,rate,newuser,acl,scripts,idle,memory,client]
+#                            [--only matrix,types,zset,streams,handshakes,churn,threads,rate,newuser,acl,scripts,idle,memory,client]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=200000; C=50; IDLE=10000; SERVER_CPU=0; CLIENT_CPU=1; REF=redis-server; ONLY=
@@ -142,6 +142,61 @@ for who in redis ferrokey; do
   read -r _ big _ < <(RANGE=1000000 bench "$pid" "$tport" 1 16 zadd ZADD zs1m __rand_int__ m:__rand_int__)
   echo "| $who | $small | $big | $(awk -v a="$big" -v b="$small" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') |"
 done
+fi
+
+# xpreload PORT KEY N: a stream of N entries with IDs 1-0 .. N-0 (one 16-byte field), and
+# group g reading from its start; 1000 XADDs per pipe write.
+xpreload() {
+  python3 -c '
+import sys
+key, n = sys.argv[1].encode(), int(sys.argv[2])
+out = sys.stdout.buffer
+def cmd(*args):
+    out.write(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+for i in range(1, n + 1):
+    cmd(b"XADD", key, b"%d-0" % i, b"field", b"value-%010d" % i)
+cmd(b"XGROUP", b"CREATE", key, b"g", b"0")
+' "$2" "$3" | redis-cli -p "$1" --pipe >/dev/null
+}
+used_memory() { redis-cli -p "$1" INFO memory | tr -d '\r' | awk -F: '$1 == "used_memory" { print $2 }'; }
+if want streams; then
+echo
+echo "Streams, bitmaps and HyperLogLog, TLS, P=16 (medians of 3 runs; each XREADGROUP delivers one entry of a"
+echo "preloaded stream to consumer c, each XACK acknowledges a random one):"
+echo "| test | redis µs/op | ferrokey µs/op | µs/op ratio fk/redis |"
+echo "|---|---|---|---|"
+n_ops=$(( N * 30 ))  # three runs of N * 10 requests at P=16, each XREADGROUP reading one entry
+for who in redis ferrokey; do
+  if [ $who = redis ]; then port=$RPORT; else port=$FPORT; fi
+  redis-cli -p "$port" DEL xs xb bm1m hll >/dev/null
+  before=$(used_memory "$port"); xpreload "$port" xb "$n_ops"; after=$(used_memory "$port")
+  declare -g "mem_$who=$(( (after - before) / n_ops ))"
+  redis-cli -p "$port" SETBIT bm1m 8388607 1 >/dev/null
+done
+declare -A sums
+for test in "XADD xs MAXLEN ~ 100000 * field __rand_int__" "XREADGROUP GROUP g c COUNT 1 STREAMS xb >" \
+            "XACK xb g __rand_int__-0" "SETBIT bm1m __rand_int__ 1" "BITCOUNT bm1m" \
+            "PFADD hll __rand_int__" "PFCOUNT hll"; do
+  rs=(); fs=()
+  set -f  # the test's `*` is XADD's, not a glob
+  for run in 1 2 3; do
+    # Each XREADGROUP run reads on from where the last stopped: the stream holds enough.
+    read -r _ r_us _ < <(RANGE=8000000 bench "$RPID" "$RTLS" 1 16 x $test)
+    read -r _ f_us _ < <(RANGE=8000000 bench "$FPID" "$FTLS" 1 16 x $test)
+    rs+=("$r_us"); fs+=("$f_us")
+  done
+  set +f
+  r=$(median "${rs[@]}"); f=$(median "${fs[@]}")
+  echo "| ${test%% *} | $r | $f | $(awk -v a="$f" -v b="$r" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') |"
+  sums[${test%% *}]="$r $f"
+done
+read -r r1 f1 <<< "${sums[XREADGROUP]}"; read -r r2 f2 <<< "${sums[XACK]}"
+echo "| XREADGROUP+XACK | $(awk -v a="$r1" -v b="$r2" 'BEGIN { printf "%.3f", a + b }') | $(awk -v a="$f1" -v b="$f2" 'BEGIN { printf "%.3f", a + b }') | $(awk -v a="$f1" -v b="$f2" -v c="$r1" -v d="$r2" 'BEGIN { printf "%.2f", (a + b) / (c + d) }') |"
+echo
+echo "Memory per stream entry ($n_ops entries, one 16-byte field each; used_memory before and after):"
+echo "| redis bytes/entry | ferrokey bytes/entry | ratio fk/redis |"
+echo "|---|---|---|"
+echo "| $mem_redis | $mem_ferrokey | $(awk -v a="$mem_ferrokey" -v b="$mem_redis" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') |"
 fi
 
 kill "$FPID"; wait "$FPID" 2>/dev/null || true

@@ -934,6 +934,56 @@ fn stream_requests() -> Vec<Vec<String>> {
         .collect()
 }
 
+/// HyperLogLogs against Redis, byte for byte (GET shows the registers): sparse values growing
+/// until they turn dense at `hll-sparse-max-bytes`, counts cached and recounted, merges over
+/// keys of both shards into sparse and dense destinations, and values that are not
+/// HyperLogLogs or are corrupt.
+fn hll_requests() -> Vec<Vec<String>> {
+    let (a, b) = (common::key_on("hll", 0, 2), common::key_on("hll", 1, 2));
+    let s = |parts: &[&str]| parts.iter().map(|p| p.to_string()).collect::<Vec<String>>();
+    let mut reqs = vec![s(&["FLUSHALL"]), s(&["PFADD", &a]), s(&["GET", &a]), s(&["PFCOUNT", &a])];
+    for round in 0..12 {
+        let mut add = s(&["PFADD", if round % 2 == 0 { &a } else { &b }]);
+        add.extend((0..200 * round + 5).map(|i| format!("r{round}-{i}")));
+        reqs.push(add);
+        reqs.push(s(&["PFCOUNT", &a]));
+        reqs.push(s(&["PFCOUNT", &a]));
+        reqs.push(s(&["PFCOUNT", &a, &b, "nokey"]));
+        reqs.push(s(&["GET", &a]));
+        reqs.push(s(&["STRLEN", &b]));
+    }
+    reqs.extend([
+        s(&["PFMERGE", "dest", &a, &b]),
+        s(&["GET", "dest"]),
+        s(&["PFADD", "small", "x", "y"]),
+        s(&["PFMERGE", "small", "nokey"]),
+        s(&["GET", "small"]),
+        s(&["PFMERGE", "small", &b]),
+        s(&["PFCOUNT", "small"]),
+        s(&["GET", "small"]),
+        s(&["CONFIG", "SET", "hll-sparse-max-bytes", "100"]),
+        s(&["PFADD", "tiny", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n"]),
+        s(&["STRLEN", "tiny"]),
+        s(&["CONFIG", "SET", "hll-sparse-max-bytes", "3000"]),
+        s(&["SET", "str", "hello"]),
+        s(&["PFADD", "str", "x"]),
+        s(&["PFCOUNT", "str"]),
+        s(&["PFMERGE", "str", &a]),
+        s(&["LPUSH", "list", "x"]),
+        s(&["PFADD", "list", "x"]),
+        s(&["SET", "fake", "HYLL\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x7f"]),
+        s(&["PFCOUNT", "fake"]),
+        s(&["PFADD", "fake", "x"]),
+        s(&["PFADD"]),
+    ]);
+    reqs
+}
+
+#[test]
+fn hyperloglogs_match_redis_server() {
+    compare_with_redis(&|stream, write, resp3| run_requests(stream, write, resp3, hll_requests().into_iter()));
+}
+
 #[test]
 fn streams_match_redis_server() {
     compare_with_redis(&|stream, write, resp3| {

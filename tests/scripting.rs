@@ -563,6 +563,31 @@ fn redis_py_scripts_and_locks_work_plain_and_tls() {
     }
 }
 
+/// BullMQ, a Node job queue that is all Lua scripts and streams, runs jobs end to end against
+/// ferrokey, plain and TLS: plain, delayed, retried, failed and prioritized jobs, with a
+/// QueueEvents listener following the events stream (XREAD BLOCK). `scripts/test.sh` installs
+/// Node and the pinned BullMQ (`tests/clients/bullmq/package-lock.json`).
+#[test]
+fn bullmq_runs_jobs_end_to_end_plain_and_tls() {
+    let server = Server::start();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/bullmq");
+    for mode in MODES {
+        let mut cmd = std::process::Command::new("node");
+        cmd.current_dir(dir).arg("run.js");
+        match mode {
+            Mode::Plain => cmd.arg(server.port.to_string()),
+            Mode::Tls => cmd.arg(server.tls_port.to_string()).arg(common::certs().path("ca.crt")),
+        };
+        let out = cmd.output().expect("running node (scripts/test.sh installs it and BullMQ)");
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).starts_with("ok "),
+            "{mode:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// FUNCTION DUMP payloads move both ways between ferrokey and redis-server, and RESTORE's
 /// policies and errors answer as Redis's.
 #[test]

@@ -14,6 +14,7 @@ pub(crate) mod dump;
 pub(crate) mod error;
 pub(crate) mod generic;
 pub(crate) mod hash;
+pub(crate) mod hll;
 pub(crate) mod info;
 pub(crate) mod list;
 pub(crate) mod long_double;
@@ -55,6 +56,7 @@ pub(crate) fn commands() -> Commands {
             set::commands(),
             zset::commands(),
             stream::commands(),
+            hll::commands(),
             scripting::commands(),
         ]
         .into_iter()

@@ -319,7 +319,6 @@ const INERT: &[(&str, &str)] = &[
     ("active-defrag-", "there is no active defragmentation (mimalloc)"),
     ("list-max-listpack-size", "lists have one form in ferrokey"),
     ("list-compress-depth", "lists have one form in ferrokey"),
-    ("hll-sparse-max-bytes", "there is no HyperLogLog yet"),
     ("slowlog-", "there is no SLOWLOG yet"),
     ("latency-monitor-threshold", "there is no LATENCY monitor yet"),
     ("notify-keyspace-events", "there are no keyspace notifications yet"),

@@ -1,5 +1,5 @@
 //! The encoding thresholds of redis.conf (`hash-max-listpack-entries/value`,
-//! `set-max-intset-entries`, `zset-max-listpack-entries/value`, `stream-node-max-*`): sorted sets keep ferrokey's
+//! `set-max-intset-entries`, `zset-max-listpack-entries/value`, `stream-node-max-*`, `hll-sparse-max-bytes`): sorted sets keep ferrokey's
 //! small form (one sorted vector) within the zset ones, dump files write Redis's compact
 //! encodings within them, and OBJECT ENCODING reports by them what Redis would. Each core
 //! keeps them in a thread-local, set when its configuration changes (as the access clock's
@@ -25,6 +25,8 @@ pub(crate) struct Thresholds {
     pub(crate) shared_integers: bool,
     /// `stream-node-max-bytes` and `stream-node-max-entries`: where a stream starts a new block.
     pub(crate) stream_nodes: crate::storage::stream::NodeLimits,
+    /// `hll-sparse-max-bytes`: the largest sparse HyperLogLog.
+    pub(crate) hll_sparse_max: usize,
 }
 
 impl Thresholds {
@@ -37,6 +39,7 @@ impl Thresholds {
         zset_value: 64,
         shared_integers: true,
         stream_nodes: crate::storage::stream::NodeLimits { max_bytes: 4096, max_entries: 100 },
+        hll_sparse_max: 3000,
     };
 
     /// The thresholds `config` sets.
@@ -54,6 +57,7 @@ impl Thresholds {
                 max_bytes: config.stream_node_max_bytes.0,
                 max_entries: config.stream_node_max_entries,
             },
+            hll_sparse_max: size(config.hll_sparse_max_bytes.0),
         }
     }
 }

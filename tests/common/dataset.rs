@@ -75,6 +75,13 @@ pub fn populate(c: &mut Connection) -> Vec<String> {
         run(s(&["XDEL", "stream:big", &format!("{}-{}", 1000 + i / 3, i % 3)]));
     }
     run(s(&["XGROUP", "CREATE", "stream:empty", "g", "0", "MKSTREAM"]));
+    // HyperLogLogs: strings whose bytes are Redis's registers, sparse and dense.
+    run(s(&["DEL", "hll:sparse", "hll:dense"]));
+    run(s(&["PFADD", "hll:sparse", "a", "b", "c"]));
+    let mut many = vec!["PFADD".to_string(), "hll:dense".into()];
+    many.extend((0..5000).map(|i| format!("visitor-{i}")));
+    run(many);
+    run(s(&["PFCOUNT", "hll:dense"]));
     for key in [
         "str:short",
         "str:int",
@@ -97,6 +104,8 @@ pub fn populate(c: &mut Connection) -> Vec<String> {
         "stream:small",
         "stream:big",
         "stream:empty",
+        "hll:sparse",
+        "hll:dense",
     ] {
         keys.push(key.to_string());
     }
@@ -107,7 +116,11 @@ pub fn populate(c: &mut Connection) -> Vec<String> {
 pub fn contents(c: &mut Connection, key: &str) -> (String, Vec<String>) {
     let kind: String = redis::cmd("TYPE").arg(key).query(c).unwrap();
     let mut items: Vec<String> = match kind.as_str() {
-        "string" => vec![redis::cmd("GET").arg(key).query(c).unwrap()],
+        "string" => {
+            // Binary values (a HyperLogLog's registers) as hex.
+            let bytes: Vec<u8> = redis::cmd("GET").arg(key).query(c).unwrap();
+            vec![String::from_utf8(bytes).unwrap_or_else(|e| e.as_bytes().iter().map(|b| format!("{b:02x}")).collect())]
+        }
         "list" => redis::cmd("LRANGE").arg(key).arg(0).arg(-1).query(c).unwrap(),
         "set" => redis::cmd("SMEMBERS").arg(key).query(c).unwrap(),
         "hash" => redis::cmd("HGETALL").arg(key).query(c).unwrap(),

@@ -197,7 +197,7 @@ impl Fuzz {
     fn plain_request(&mut self) -> Vec<String> {
         let s = |x: &str| x.to_string();
         let k = self.key();
-        let mut r = match self.below(147) {
+        let mut r = match self.below(150) {
             // Strings and keys.
             0 => vec![s("SET"), k, self.member()],
             1 => vec![s("GET"), k],
@@ -637,6 +637,15 @@ impl Fuzz {
                     self.pick(&["5", "1-0", "-1"]),
                 ],
             },
+            // HyperLogLog: its bytes show through GET, so every register write must be Redis's.
+            147 => {
+                let mut r = vec![s("PFADD"), k];
+                let n = if self.below(4) == 0 { 40 } else { self.below(4) };
+                (0..n).for_each(|_| r.push(format!("e{}", self.below(5000))));
+                r
+            }
+            148 => [vec![s("PFCOUNT")], self.some_keys(1, 3)].concat(),
+            149 => [vec![s("PFMERGE")], self.some_keys(1, 3)].concat(),
             _ => vec![s("EXISTS"), k],
         };
         r.retain(|a| !a.is_empty() || self.below(4) == 0);
