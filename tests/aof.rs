@@ -91,6 +91,8 @@ fn effects(server: &Server, c: &mut Connection) {
     for i in 0..150 {
         run(c, &["XADD", &sa, "MAXLEN", "~", "100", "*", "n", &i.to_string(), "pad", &"p".repeat(i % 30)]);
     }
+    // Propagated with `=` and its LIMIT kept, which a replay obeys (Redis's mustObeyClient).
+    run(c, &["XADD", &sa, "MAXLEN", "~", "120", "LIMIT", "50", "*", "n", "limited"]);
     run(c, &["XADD", &sb, "5-*", "f", "v"]);
     run(c, &["XADD", &sb, "5-*", "f", "w"]);
     run(c, &["XADD", &sb, "6-0", "f", "x"]);

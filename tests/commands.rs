@@ -796,6 +796,11 @@ fn stream_requests() -> Vec<Vec<String>> {
         XADD A MAXLEN -1 9-1 a 1
         XADD A NOMKSTREAM 10-1 x y
         XADD nokey NOMKSTREAM 10-1 x y
+        XADD fresh 0 f v
+        EXISTS fresh
+        XADD fresh LIMIT 0 1-1 f v
+        XADD fresh MAXLEN 5 LIMIT 0 1-1 f v
+        EXISTS fresh
         XLEN A
         XLEN nokey
         XRANGE A - +
@@ -981,7 +986,9 @@ fn hll_requests() -> Vec<Vec<String>> {
 
 #[test]
 fn hyperloglogs_match_redis_server() {
-    compare_with_redis(&|stream, write, resp3| run_requests(stream, write, resp3, hll_requests().into_iter()));
+    compare_with_redis(&|stream, write, resp3| {
+        run_requests(stream, write, resp3, hll_requests().into_iter())
+    });
 }
 
 #[test]

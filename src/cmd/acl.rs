@@ -399,8 +399,7 @@ fn dryrun(s: &Session, args: &[Bytes]) -> CmdResult {
 
 /// The error for a subcommand (as typed) given arguments it does not take.
 fn wrong_args(sub: &[u8]) -> CmdError {
-    let sub = String::from_utf8_lossy(&sub[..sub.len().min(128)]);
-    CmdError::text(format!("ERR unknown subcommand or wrong number of arguments for '{sub}'. Try ACL HELP."))
+    CmdError::subcommand_syntax("acl", sub)
 }
 
 /// ACL HELP

@@ -313,10 +313,7 @@ fn client_setinfo(s: &Session, args: &[Bytes]) -> CmdResult {
 /// write) for `timeout` milliseconds (see [`crate::engine::pause`]).
 fn client_pause(s: &Session, args: &[Bytes]) -> CmdResult {
     if args.len() > 4 {
-        return Err(CmdError::text(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(&args[1])
-        )));
+        return Err(CmdError::subcommand_syntax("client", &args[1]));
     }
     let kind = match args.get(3) {
         None => PauseKind::All,

@@ -36,10 +36,7 @@ async fn debug(s: &mut Session, args: &[Bytes]) -> CmdResult {
     if is(&args[1], "reload") {
         return reload(s, &args[2..]).await;
     }
-    Err(CmdError::text(format!(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
-        String::from_utf8_lossy(&args[1][..args[1].len().min(128)])
-    )))
+    Err(CmdError::subcommand_syntax("debug", &args[1]))
 }
 
 /// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: saves, empties every database and loads the file

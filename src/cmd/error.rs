@@ -157,6 +157,17 @@ impl CmdError {
     }
 
     /// An unknown command, quoted as Redis 7 quotes it.
+    /// Redis's `addReplySubcommandSyntaxError`: subcommand `sub` (as typed, at most 128 bytes)
+    /// of `command` given arguments it does not take.
+    #[must_use]
+    pub(crate) fn subcommand_syntax(command: &str, sub: &[u8]) -> CmdError {
+        CmdError::text(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+            String::from_utf8_lossy(&sub[..sub.len().min(128)]),
+            command.to_ascii_uppercase()
+        ))
+    }
+
     #[must_use]
     pub(crate) fn unknown_command(args: &[bytes::Bytes]) -> CmdError {
         let shown = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(128)]).into_owned();

@@ -315,10 +315,7 @@ fn function_dump() -> Reply {
 /// FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE]
 async fn function_restore(s: &mut Session, args: &[Bytes]) -> CmdResult {
     if args.len() > 4 {
-        return Err(CmdError::text(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
-            String::from_utf8_lossy(&args[1][..args[1].len().min(128)])
-        )));
+        return Err(CmdError::subcommand_syntax("function", &args[1]));
     }
     let policy = match args.get(3) {
         None => functions::Policy::Append,

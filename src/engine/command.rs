@@ -143,6 +143,7 @@ impl Command {
             args,
             write: self.flags.contains(crate::engine::spec::flag::WRITE),
             denyoom: self.flags.contains(crate::engine::spec::flag::DENYOOM),
+            obey: false,
         }
     }
 

@@ -324,7 +324,10 @@ impl Session {
             }
             Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _) => {
                 match plan(cmd, &args, &self.core.router) {
-                    Ok(Plan::Shard(shard)) => self.queue(shard, cmd.shard_cmd(run, self.db, args)),
+                    Ok(Plan::Shard(shard)) => {
+                        let obey = self.superuser;
+                        self.queue(shard, ShardCmd { obey, ..cmd.shard_cmd(run, self.db, args) });
+                    }
                     Ok(planned) => {
                         self.settle(out).await;
                         // Boxed: a rare path whose large future must not size every idle connection.
@@ -364,7 +367,7 @@ impl Session {
         let started = Started::now();
         let result: CmdResult = match (planned, cmd.run) {
             (Plan::Shard(shard), Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _)) => {
-                let shard_cmd = cmd.shard_cmd(run, db, args.to_vec());
+                let shard_cmd = ShardCmd { obey: self.superuser, ..cmd.shard_cmd(run, db, args.to_vec()) };
                 return self
                     .run_on(shard, move |sh: &mut Shard| sh.exec(&shard_cmd))
                     .await

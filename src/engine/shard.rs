@@ -39,6 +39,8 @@ pub(crate) struct Ctx<'a> {
     others: (&'a mut [Db], &'a mut [Db]),
     /// What the command logs for the journal (see [`Ctx::log`]).
     effects: &'a mut Effects,
+    /// The request comes from a client the server obeys ([`ShardCmd::obey`]).
+    pub(crate) obey: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -53,7 +55,7 @@ impl<'a> Ctx<'a> {
     ) -> Ctx<'a> {
         let (before, rest) = dbs.split_at_mut(index);
         let (db, after) = rest.split_first_mut().expect("database index checked by SELECT");
-        Ctx { db, now, max_bulk, rng, others: (before, after), effects }
+        Ctx { db, now, max_bulk, rng, others: (before, after), effects, obey: false }
     }
 
     /// Whether an absolute expiry `at` (Unix ms) has already come: the key is then deleted
@@ -151,6 +153,9 @@ pub(crate) struct ShardCmd {
     pub(crate) write: bool,
     /// It may grow memory (`denyoom`): refused with `-OOM` when nothing more can be evicted.
     pub(crate) denyoom: bool,
+    /// From a client the server obeys rather than checks (the link to a primary, the AOF
+    /// being replayed: Redis's `mustObeyClient`).
+    pub(crate) obey: bool,
 }
 
 /// Who watches and who waits on the keys of one database.
@@ -516,6 +521,7 @@ impl Shard {
         let max_bulk = self.global.max_bulk();
         let logging = self.effects.on().then(|| (self.dbs[cmd.db].stats.changes, self.effects.explicit()));
         let mut ctx = Ctx::new(&mut self.dbs, cmd.db, self.clock, max_bulk, &mut self.rng, &mut self.effects);
+        ctx.obey = cmd.obey;
         let run = std::panic::AssertUnwindSafe(|| (cmd.run)(&mut ctx, &cmd.args));
         let reply = match std::panic::catch_unwind(run) {
             Ok(Ok(reply)) => reply,

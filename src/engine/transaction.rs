@@ -104,7 +104,7 @@ async fn one_hop(
                 Err(e.into())
             }
             (Ok(_), Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _)) => {
-                Ok(cmd.shard_cmd(run, db, args))
+                Ok(ShardCmd { obey: s.superuser, ..cmd.shard_cmd(run, db, args) })
             }
             (Ok(_), _) => Err(CmdError::Internal.into()),
         })

@@ -14,7 +14,7 @@ const REGISTER_MAX: u8 = (1 << BITS) - 1;
 /// The header: "HYLL", encoding, 3 unused bytes, the cardinality cache (8 bytes LE).
 pub(crate) const HEADER: usize = 16;
 /// A dense value's size.
-pub(crate) const DENSE_SIZE: usize = HEADER + (REGISTERS * BITS + 7) / 8;
+pub(crate) const DENSE_SIZE: usize = HEADER + (REGISTERS * BITS).div_ceil(8);
 const DENSE: u8 = 0;
 const SPARSE: u8 = 1;
 const VAL_MAX_VALUE: u8 = 32;
@@ -413,6 +413,9 @@ pub(crate) fn count(b: &[u8]) -> Result<u64, Corrupt> {
         let (mut at, mut idx) = (HEADER, 0usize);
         while let Some((run, value, len)) = opcode(b, at) {
             idx += run;
+            if idx > REGISTERS {
+                return Err(Corrupt);
+            }
             histo[usize::from(value)] += run as u32;
             at += len;
         }

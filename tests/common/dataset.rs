@@ -119,7 +119,8 @@ pub fn contents(c: &mut Connection, key: &str) -> (String, Vec<String>) {
         "string" => {
             // Binary values (a HyperLogLog's registers) as hex.
             let bytes: Vec<u8> = redis::cmd("GET").arg(key).query(c).unwrap();
-            vec![String::from_utf8(bytes).unwrap_or_else(|e| e.as_bytes().iter().map(|b| format!("{b:02x}")).collect())]
+            vec![String::from_utf8(bytes)
+                .unwrap_or_else(|e| e.as_bytes().iter().map(|b| format!("{b:02x}")).collect())]
         }
         "list" => redis::cmd("LRANGE").arg(key).arg(0).arg(-1).query(c).unwrap(),
         "set" => redis::cmd("SMEMBERS").arg(key).query(c).unwrap(),

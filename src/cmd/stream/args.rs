@@ -83,8 +83,8 @@ pub(crate) enum NewId {
     Auto,
     /// `ms-*`: the next sequence in that millisecond.
     Seq(u64),
-    /// An explicit ID (`seq_given`: it named its sequence).
-    Given(StreamId, bool),
+    /// An explicit ID (a bare `ms` counts as `ms-0` given in full, as Redis reads it).
+    Given(StreamId),
 }
 
 /// XADD's and XTRIM's trimming.
@@ -98,8 +98,6 @@ pub(crate) struct Trimming {
     pub(crate) limit: u64,
     /// Where the `~` or `=` and the threshold are in the request, to rewrite for propagation.
     pub(crate) threshold_at: usize,
-    /// Where LIMIT is (its keyword), to leave out when propagating.
-    pub(crate) limit_at: Option<usize>,
 }
 
 /// XADD's and XTRIM's parsed options.
@@ -115,11 +113,18 @@ pub(crate) struct AddOrTrim {
 
 /// Parses XADD's options and ID (`xadd`) or XTRIM's options, as Redis's
 /// `streamParseAddOrTrimArgsOrReply`, every error before the key is looked at.
-/// `node_entries` is `stream-node-max-entries` (the default LIMIT of `~` is 100 times it).
+/// `node_entries` is `stream-node-max-entries` (the default LIMIT of `~` is 100 times it);
+/// `obey` (the link to a primary, the AOF's replay) trims without a limit and skips LIMIT's
+/// checks, as Redis's `mustObeyClient` does.
 ///
 /// # Errors
 /// Redis's errors for each option.
-pub(crate) fn add_or_trim(args: &[Bytes], xadd: bool, node_entries: u64) -> Result<AddOrTrim, CmdError> {
+pub(crate) fn add_or_trim(
+    args: &[Bytes],
+    xadd: bool,
+    node_entries: u64,
+    obey: bool,
+) -> Result<AddOrTrim, CmdError> {
     const BOTH: CmdError =
         CmdError::msg("ERR syntax error, MAXLEN and MINID options at the same time are not compatible");
     let mut out = AddOrTrim { trim: None, nomkstream: false, id: None };
@@ -175,7 +180,7 @@ pub(crate) fn add_or_trim(args: &[Bytes], xadd: bool, node_entries: u64) -> Resu
         let parsed = id::parse(a).ok_or(INVALID_ID)?;
         let new = match parsed {
             Written { any_seq: true, ms, .. } => NewId::Seq(ms),
-            Written { ms, seq, .. } => NewId::Given(StreamId::new(ms, seq.unwrap_or(0)), seq.is_some()),
+            Written { ms, seq, .. } => NewId::Given(StreamId::new(ms, seq.unwrap_or(0))),
         };
         out.id = Some((new, i));
         break;
@@ -188,11 +193,13 @@ pub(crate) fn add_or_trim(args: &[Bytes], xadd: bool, node_entries: u64) -> Resu
     if !xadd && rule.is_none() {
         return Err(CmdError::msg("ERR syntax error, XTRIM must be called with a trimming strategy"));
     }
+    let approx = rule.is_some_and(|(_, approx, _)| approx);
+    if !obey && limit.is_some() && !approx {
+        return Err(CmdError::msg("ERR syntax error, LIMIT cannot be used without the special ~ option"));
+    }
     if let Some((r, approx, threshold_at)) = rule {
-        if limit.is_some() && !approx {
-            return Err(CmdError::msg("ERR syntax error, LIMIT cannot be used without the special ~ option"));
-        }
         let limit_n = match limit {
+            _ if obey => 0,
             Some((n, _)) => n as u64,
             None if approx => {
                 let n = 100u64.saturating_mul(node_entries);
@@ -204,20 +211,14 @@ pub(crate) fn add_or_trim(args: &[Bytes], xadd: bool, node_entries: u64) -> Resu
             }
             None => 0,
         };
-        out.trim = Some(Trimming {
-            rule: r,
-            approx,
-            limit: limit_n,
-            threshold_at,
-            limit_at: limit.map(|(_, at)| at),
-        });
+        out.trim = Some(Trimming { rule: r, approx, limit: limit_n, threshold_at });
     }
     Ok(out)
 }
 
 /// The request as it propagates after an approximate trim: `~` becomes `=` with the
-/// threshold the trim reached (the length for MAXLEN, `first` for MINID), LIMIT left out, and
-/// the ID as added when XADD generated it (`id_at`).
+/// threshold the trim reached (the length for MAXLEN, `first` for MINID; LIMIT stays, as the
+/// obeying side ignores it), and the ID as added when XADD generated it (`id_at`).
 #[must_use]
 pub(crate) fn rewritten(
     args: &[Bytes],
@@ -235,9 +236,6 @@ pub(crate) fn rewritten(
             Trim::MaxLen(_) => Bytes::from(reached.0.to_string()),
             Trim::MinId(_) => reached.1.to_bytes(),
         };
-        if let Some(at) = t.limit_at {
-            out.drain(at..at + 2);
-        }
     }
     out
 }

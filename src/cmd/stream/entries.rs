@@ -26,20 +26,22 @@ const TOP_ITEM: CmdError =
 /// XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value [...]
 pub(crate) fn xadd(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let limits = encoding::get().stream_nodes;
-    let p = args::add_or_trim(a, true, limits.max_entries)?;
+    let p = args::add_or_trim(a, true, limits.max_entries, ctx.obey)?;
     let Some((new, id_at)) = p.id else { return Err(CmdError::arity("xadd")) };
     let fields = &a[id_at + 1..];
     if fields.len() < 2 || fields.len() % 2 != 0 {
         return Err(CmdError::arity("xadd"));
     }
-    if new == NewId::Given(StreamId::MIN, true) {
+    if new == NewId::Given(StreamId::MIN) {
         return Err(CmdError::msg("ERR The ID specified in XADD must be greater than 0-0"));
     }
     let key = &a[1];
     if !access::exists(ctx.db, ctx.now, key, stream)? && p.nomkstream {
         return Ok(Reply::Nil);
     }
-    let s = access::create(ctx.db, ctx.now, key, stream_mut, new_stream)?;
+    // Created now if missing (and left so should the ID be refused, as in Redis); an existing
+    // stream counts as changed only once the entry is in.
+    let s = access::create_quiet(ctx.db, ctx.now, key, stream_mut, new_stream)?;
     if s.last_id == StreamId::MAX {
         return Err(CmdError::msg(
             "ERR The stream has exhausted the last possible ID, unable to add more items",
@@ -51,7 +53,7 @@ pub(crate) fn xadd(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         NewId::Auto => last.next().ok_or(TOP_ITEM)?,
         NewId::Seq(ms) if ms == last.ms => StreamId::new(ms, last.seq.checked_add(1).ok_or(TOP_ITEM)?),
         NewId::Seq(ms) => StreamId::new(ms, 0),
-        NewId::Given(id, _) => id,
+        NewId::Given(id) => id,
     };
     if id <= last {
         return Err(TOP_ITEM);
@@ -64,6 +66,7 @@ pub(crate) fn xadd(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         s.trim(t.rule, t.approx, t.limit);
     }
     let reached = (s.len(), s.first_stored_id());
+    ctx.db.signal(key);
     let generated = !matches!(new, NewId::Given(..));
     if ctx.journaling() && (generated || p.trim.is_some_and(|t| t.approx)) {
         let logged = args::rewritten(a, p.trim.as_ref(), reached, generated.then_some((id_at, id)));
@@ -75,7 +78,7 @@ pub(crate) fn xadd(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 
 /// XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]
 pub(crate) fn xtrim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    let p = args::add_or_trim(a, false, encoding::get().stream_nodes.max_entries)?;
+    let p = args::add_or_trim(a, false, encoding::get().stream_nodes.max_entries, ctx.obey)?;
     let Some(t) = p.trim else { return Err(CmdError::Syntax) };
     let key = &a[1];
     let Some(s) = access::write_quiet(ctx.db, ctx.now, key, stream_mut)? else { return Ok(Reply::Int(0)) };
@@ -147,6 +150,9 @@ pub(crate) fn xsetid(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             ));
         }
     }
+    // Entries deleted above the new last ID go: nothing reads them, and the next entry added
+    // must be the last one stored.
+    s.drop_deleted_above(id);
     s.last_id = id;
     if let Some(n) = added {
         s.entries_added = n;

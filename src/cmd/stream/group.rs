@@ -10,7 +10,7 @@ use crate::cmd::stream::entries::new_stream;
 use crate::engine::shard::Ctx;
 use crate::facade::Reply;
 use crate::storage::access::{self, stream_mut};
-use crate::storage::stream::read::copy;
+use crate::storage::stream::read::{self as group_read, copy, Claim};
 use crate::storage::stream::{Group, Stream, StreamId, UNKNOWN_READ};
 
 fn text(b: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -28,10 +28,7 @@ pub(crate) fn no_group(key: &[u8], group: &[u8]) -> CmdError {
 }
 
 fn syntax(sub: &[u8]) -> CmdError {
-    CmdError::text(format!(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try XGROUP HELP.",
-        text(&sub[..sub.len().min(128)])
-    ))
+    CmdError::subcommand_syntax("xgroup", sub)
 }
 
 /// XGROUP's subcommands that take a group.
@@ -266,7 +263,7 @@ pub(crate) fn xpending(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let mut out = Vec::new();
     for id in ids {
         let Some(nack) = g.pel.get(&id) else { continue };
-        let idle = (now - nack.delivered).max(0);
+        let idle = now.saturating_sub(nack.delivered).max(0);
         if r.idle != 0 && idle < r.idle {
             continue;
         }
@@ -283,32 +280,10 @@ pub(crate) fn xpending(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Array(out))
 }
 
-/// The XCLAIM Redis propagates for a claimed (or purged) pending entry.
-fn log_claim(
-    ctx: &mut Ctx<'_>,
-    (key, group): (&[u8], &[u8]),
-    consumer: &[u8],
-    id: &[u8],
-    (time, count): (i64, u64),
-    last: StreamId,
-) {
-    let (time, count, last) = (time.to_string(), count.to_string(), last.to_string());
-    ctx.log(&[
-        b"XCLAIM",
-        key,
-        group,
-        consumer,
-        b"0",
-        id,
-        b"TIME",
-        time.as_bytes(),
-        b"RETRYCOUNT",
-        count.as_bytes(),
-        b"FORCE",
-        b"JUSTID",
-        b"LASTID",
-        last.as_bytes(),
-    ]);
+/// Logs the XCLAIM Redis propagates for a claimed (or purged) pending entry.
+fn log_claim(ctx: &mut Ctx<'_>, key: &[u8], group: &[u8], claim: &Claim<'_>) {
+    let mut log = |args: &[&[u8]]| ctx.log(args);
+    group_read::log_claim(&mut log, key, group, claim);
 }
 
 /// XCLAIM key group consumer min-idle-time id [id ...] [IDLE ms] [TIME unix-time-ms]
@@ -342,7 +317,7 @@ pub(crate) fn xclaim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         } else if is(opt, "justid") {
             justid = true;
         } else if is(opt, "idle") && more > 0 {
-            delivery = Some(now - value("IDLE")?);
+            delivery = Some(now.checked_sub(value("IDLE")?).unwrap_or(-1));
             i += 1;
         } else if is(opt, "time") && more > 0 {
             delivery = Some(value("TIME")?);
@@ -389,20 +364,11 @@ pub(crate) fn xclaim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             continue;
         }
         if let Some(nack) = &pending {
-            if min_idle > 0 && now - nack.delivered < min_idle {
+            if min_idle > 0 && now.saturating_sub(nack.delivered) < min_idle {
                 continue;
             }
         }
-        let who = match &name {
-            Some(n) => n.clone(),
-            None => {
-                let (c, _) = g.consumer(consumer, now);
-                c.seen = now;
-                let n = g.consumer_name(consumer).unwrap_or_default();
-                name = Some(n.clone());
-                n
-            }
-        };
+        let who = name.get_or_insert_with(|| g.seen(consumer, now).0).clone();
         // A pending entry FORCE creates starts delivered once, as Redis's NACK does.
         let Some(nack) = g.claim(id, &who, true, now) else { continue };
         nack.delivered = delivery;
@@ -426,11 +392,11 @@ pub(crate) fn xclaim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     }
     let any = !effects.is_empty();
     for (at, who, time, count) in effects {
-        log_claim(ctx, (key, group), &who, &a[at], (time, count), last);
+        log_claim(ctx, key, group, &Claim { consumer: &who, id: &a[at], time, count, last });
     }
     if set_last && !any {
-        let (last, read) = (last.to_string(), read.to_string());
-        ctx.log(&[b"XGROUP", b"SETID", key, group, last.as_bytes(), b"ENTRIESREAD", read.as_bytes()]);
+        let mut log = |args: &[&[u8]]| ctx.log(args);
+        group_read::log_setid(&mut log, key, group, last, read);
     }
     if !any && !set_last {
         ctx.log_nothing();
@@ -468,7 +434,7 @@ pub(crate) fn xautoclaim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let mut attempts = count.saturating_mul(10);
     let pending: Vec<StreamId> = {
         let g = s.groups.get(&group[..]).ok_or(CmdError::Internal)?;
-        g.pel.range(start..).map(|(id, _)| *id).collect()
+        g.pel.range(start..).map(|(id, _)| *id).take(attempts.saturating_add(1)).collect()
     };
     let mut claimed = Vec::new();
     let mut deleted = Vec::new();
@@ -490,19 +456,10 @@ pub(crate) fn xautoclaim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             count -= 1;
             continue;
         }
-        if min_idle > 0 && g.pel.get(&id).is_some_and(|n| now - n.delivered < min_idle) {
+        if min_idle > 0 && g.pel.get(&id).is_some_and(|n| now.saturating_sub(n.delivered) < min_idle) {
             continue;
         }
-        let who = match &name {
-            Some(n) => n.clone(),
-            None => {
-                let (c, _) = g.consumer(consumer, now);
-                c.seen = now;
-                let n = g.consumer_name(consumer).unwrap_or_default();
-                name = Some(n.clone());
-                n
-            }
-        };
+        let who = name.get_or_insert_with(|| g.seen(consumer, now).0).clone();
         let Some(nack) = g.claim(id, &who, false, now) else { continue };
         nack.delivered = now;
         if !justid {
@@ -524,13 +481,16 @@ pub(crate) fn xautoclaim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         ctx.db.count_change(key, false);
     }
     for (id, who, time, n) in effects {
-        log_claim(ctx, (key, group), &who, id.to_string().as_bytes(), (time, n), last);
+        let id = id.to_string();
+        log_claim(ctx, key, group, &Claim { consumer: &who, id: id.as_bytes(), time, count: n, last });
     }
     Ok(Reply::Array(vec![args::id_reply(cursor), Reply::Array(claimed), Reply::Array(deleted)]))
 }
 
 /// The entries of `s` as copied replies (for XINFO's FULL form).
 pub(crate) fn entries(s: &Stream, count: usize) -> Vec<Reply> {
-    let limit = if count == 0 { usize::MAX } else { count };
-    s.range(StreamId::MIN, StreamId::MAX).take(limit).map(|e| args::copied(&copy(e))).collect()
+    s.range(StreamId::MIN, StreamId::MAX)
+        .take(group_read::bound(count))
+        .map(|e| args::copied(&copy(e)))
+        .collect()
 }

@@ -57,12 +57,7 @@ fn radix_nodes(s: &Stream) -> usize {
 /// XINFO STREAM key [FULL [COUNT count]]
 pub(crate) fn xinfo_stream(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let s = access::read(ctx.db, ctx.now, &a[2], stream)?.ok_or(CmdError::NoSuchKey)?;
-    let syntax = || {
-        CmdError::text(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try XINFO HELP.",
-            String::from_utf8_lossy(&a[1][..a[1].len().min(128)])
-        ))
-    };
+    let syntax = || CmdError::subcommand_syntax("xinfo", &a[1]);
     let opts = &a[3..];
     let full = match opts.len() {
         0 => None,
@@ -94,7 +89,7 @@ pub(crate) fn xinfo_stream(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         out.push(("last-entry", s.last_entry().map_or(Reply::Nil, args::entry)));
         return Ok(map(out));
     };
-    let limit = if count == 0 { usize::MAX } else { count };
+    let limit = crate::storage::stream::read::bound(count);
     out.push(("entries", Reply::Array(entries(s, count))));
     let groups = s
         .groups
@@ -186,7 +181,7 @@ pub(crate) fn xinfo_consumers(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 map(vec![
                     ("name", Reply::Bulk(name.clone())),
                     ("pending", int(c.pel.len())),
-                    ("idle", Reply::Int((now - c.seen).max(0))),
+                    ("idle", Reply::Int(now.saturating_sub(c.seen).max(0))),
                 ])
             })
             .collect(),

@@ -109,9 +109,12 @@ pub(crate) fn read(r: &mut Reader<'_>, kind: u8) -> Result<Stream, RdbError> {
         return Err(invalid("stream length", at));
     }
     let last_id = read_id(r)?;
-    if last_entry.is_some_and(|l| l > last_id) {
+    // A live entry above the last ID would make the next one added go before it; deleted ones
+    // there (Redis's XSETID allows it) are dropped.
+    if s.last_entry().is_some_and(|l| l.id > last_id) {
         return Err(invalid("stream last ID", at));
     }
+    s.drop_deleted_above(last_id);
     let (first_id, max_deleted, added) = if v2 {
         (read_id(r)?, read_id(r)?, r.len()?)
     } else {
@@ -119,6 +122,9 @@ pub(crate) fn read(r: &mut Reader<'_>, kind: u8) -> Result<Stream, RdbError> {
         let first = s.first_entry().map_or(StreamId::MAX, |e| e.id);
         (first, StreamId::MIN, s.len())
     };
+    if added < s.len() {
+        return Err(invalid("stream entries added", at));
+    }
     s.set_counters(last_id, first_id, max_deleted, added);
     for _ in 0..r.count()? {
         let at = r.pos();
@@ -126,7 +132,12 @@ pub(crate) fn read(r: &mut Reader<'_>, kind: u8) -> Result<Stream, RdbError> {
         let last = read_id(r)?;
         let entries_read =
             if v2 { r.len()? as i64 } else { s.entries_up_to(last).map_or(UNKNOWN_READ, |n| n as i64) };
+        if entries_read < UNKNOWN_READ {
+            return Err(invalid("stream group entries read", at));
+        }
         let mut g = Group::new(last, entries_read);
+        // Who owns each pending entry, as the consumers are read (every one must be owned).
+        let mut owned: BTreeSet<StreamId> = BTreeSet::new();
         for _ in 0..r.count()? {
             let id = raw_id(r)?;
             let delivered = i64::from_le_bytes(array(r)?);
@@ -147,7 +158,7 @@ pub(crate) fn read(r: &mut Reader<'_>, kind: u8) -> Result<Stream, RdbError> {
                 let id = raw_id(r)?;
                 let nack =
                     g.pel.get_mut(&id).ok_or(invalid("consumer PEL entry missing from the group PEL", at))?;
-                if !pel.insert(id) || !nack.consumer.is_empty() {
+                if !pel.insert(id) || !owned.insert(id) {
                     return Err(invalid("stream consumer PEL (duplicate ID)", at));
                 }
                 nack.consumer = name.clone();
@@ -156,7 +167,7 @@ pub(crate) fn read(r: &mut Reader<'_>, kind: u8) -> Result<Stream, RdbError> {
                 return Err(invalid("stream consumer (duplicate name)", at));
             }
         }
-        if g.pel.values().any(|n| n.consumer.is_empty()) {
+        if owned.len() != g.pel.len() {
             return Err(invalid("stream group PEL entry without a consumer", at));
         }
         if s.groups.insert(name, g).is_some() {

@@ -62,6 +62,14 @@ impl Group {
         (c, created)
     }
 
+    /// Consumer `name` seen now (created if missing): its stored name, and whether it was
+    /// created.
+    pub(crate) fn seen(&mut self, name: &[u8], now: i64) -> (Bytes, bool) {
+        let (c, created) = self.consumer(name, now);
+        c.seen = now;
+        (self.consumer_name(name).unwrap_or_default(), created)
+    }
+
     /// The stored name of consumer `name` (shared with the group's map), if it exists.
     #[must_use]
     pub(crate) fn consumer_name(&self, name: &[u8]) -> Option<Bytes> {

@@ -158,6 +158,39 @@ impl Stream {
         self.entries_added = added;
     }
 
+    /// Removes the deleted entries stored above `id` (none live may be: the caller checked), so
+    /// that an entry added after `id` is the last stored (XSETID below a deleted entry, a file
+    /// whose last entries were deleted above its last ID).
+    pub(crate) fn drop_deleted_above(&mut self, id: StreamId) {
+        while let Some(last) = self.blocks.last_entry() {
+            let master = *last.key();
+            let block = last.get();
+            if block.last_id(master) <= id {
+                return;
+            }
+            let kept: Vec<(StreamId, bool, Vec<Bytes>)> = block
+                .iter(master)
+                .filter(|r| r.id <= id || !r.is_deleted())
+                .map(|r| {
+                    (
+                        r.id,
+                        r.is_deleted(),
+                        r.pairs.flat_map(|(f, v)| [f, v]).map(Bytes::copy_from_slice).collect(),
+                    )
+                })
+                .collect();
+            last.remove();
+            if kept.is_empty() {
+                continue;
+            }
+            let live_before = self.len;
+            self.load_block(&kept);
+            // load_block counted the block's live entries again.
+            self.len = live_before;
+            return;
+        }
+    }
+
     /// The blocks and their master IDs, in order (RDB writes each as a listpack node).
     pub(crate) fn block_list(&self) -> impl Iterator<Item = (StreamId, &Block)> {
         self.blocks.iter().map(|(&m, b)| (m, b))

@@ -22,12 +22,63 @@ pub(crate) fn copy(e: Entry<'_>) -> Copied {
     (e.id, Some(flat))
 }
 
+/// A pending entry claimed, as Redis propagates it.
+pub(crate) struct Claim<'a> {
+    /// The consumer it went to.
+    pub(crate) consumer: &'a [u8],
+    /// Its ID, as the request wrote it (XCLAIM) or formatted.
+    pub(crate) id: &'a [u8],
+    /// Its delivery time.
+    pub(crate) time: i64,
+    /// Its delivery count.
+    pub(crate) count: u64,
+    /// The group's last ID then.
+    pub(crate) last: StreamId,
+}
+
+/// Logs `XCLAIM key group consumer 0 id TIME t RETRYCOUNT n FORCE JUSTID LASTID last`, Redis's
+/// form for a delivery or claim (`streamPropagateXCLAIM`).
+pub(crate) fn log_claim(log: &mut dyn FnMut(&[&[u8]]), key: &[u8], group: &[u8], c: &Claim<'_>) {
+    let (time, count, last) = (c.time.to_string(), c.count.to_string(), c.last.to_string());
+    log(&[
+        b"XCLAIM",
+        key,
+        group,
+        c.consumer,
+        b"0",
+        c.id,
+        b"TIME",
+        time.as_bytes(),
+        b"RETRYCOUNT",
+        count.as_bytes(),
+        b"FORCE",
+        b"JUSTID",
+        b"LASTID",
+        last.as_bytes(),
+    ]);
+}
+
+/// Logs `XGROUP SETID key group last ENTRIESREAD n` (`streamPropagateGroupID`).
+pub(crate) fn log_setid(log: &mut dyn FnMut(&[&[u8]]), key: &[u8], group: &[u8], last: StreamId, read: i64) {
+    let (last, read) = (last.to_string(), read.to_string());
+    log(&[b"XGROUP", b"SETID", key, group, last.as_bytes(), b"ENTRIESREAD", read.as_bytes()]);
+}
+
+/// `count` as a bound: 0 is none.
+#[must_use]
+pub(crate) fn bound(count: usize) -> usize {
+    if count == 0 {
+        usize::MAX
+    } else {
+        count
+    }
+}
+
 /// Up to `count` (0: all) live entries after `after`.
 #[must_use]
 pub(crate) fn after(s: &Stream, after: StreamId, count: usize) -> Vec<Copied> {
     let Some(start) = after.next() else { return Vec::new() };
-    let limit = if count == 0 { usize::MAX } else { count };
-    s.range(start, StreamId::MAX).take(limit).map(copy).collect()
+    s.range(start, StreamId::MAX).take(bound(count)).map(copy).collect()
 }
 
 /// Who reads for a group: the key, the group, the consumer, NOACK, and the time.
@@ -58,52 +109,34 @@ pub(crate) fn deliver(
     let Reader { key, group, consumer, noack, now } = r;
     let g = s.groups.get(group)?;
     let entries = after(s, g.last_id, count);
-    // The group's read counter, entry by entry (Redis's `streamReplyWithRange` with a group).
+    // The group's read counter, entry by entry (Redis's `streamReplyWithRange` with a group),
+    // and each entry's delivery logged with the group's last ID as of that entry.
     let mut read = g.entries_read;
     for (id, _) in &entries {
-        if read != UNKNOWN_READ && !s.has_tombstones_from(*id) {
-            read += 1;
-        } else if s.entries_added != 0 {
-            read = s.entries_up_to(*id).map_or(UNKNOWN_READ, |n| n as i64);
-        }
+        read = match read.checked_add(1) {
+            Some(next) if read != UNKNOWN_READ && !s.has_tombstones_from(*id) => next,
+            _ if s.entries_added != 0 => {
+                s.entries_up_to(*id).and_then(|n| i64::try_from(n).ok()).unwrap_or(UNKNOWN_READ)
+            }
+            _ => read,
+        };
     }
     let g = s.groups.get_mut(group)?;
-    let (c, created) = g.consumer(consumer, now);
-    c.seen = now;
-    let name = g.consumer_name(consumer).unwrap_or_default();
+    let (name, created) = g.seen(consumer, now);
     if created && noack {
         log(&[b"XGROUP", b"CREATECONSUMER", key, group, consumer]);
     }
     let Some(last) = entries.last().map(|(id, _)| *id) else { return Some(entries) };
     g.last_id = last;
     g.entries_read = read;
-    let last_text = last.to_string();
-    let time = now.to_string();
-    for (id, _) in &entries {
-        if !noack {
-            g.deliver_new(*id, &name, now);
-            let id = id.to_string();
-            log(&[
-                b"XCLAIM",
-                key,
-                group,
-                consumer,
-                b"0",
-                id.as_bytes(),
-                b"TIME",
-                time.as_bytes(),
-                b"RETRYCOUNT",
-                b"1",
-                b"FORCE",
-                b"JUSTID",
-                b"LASTID",
-                last_text.as_bytes(),
-            ]);
-        }
-    }
     if noack {
-        let read = read.to_string();
-        log(&[b"XGROUP", b"SETID", key, group, last_text.as_bytes(), b"ENTRIESREAD", read.as_bytes()]);
+        log_setid(log, key, group, last, read);
+        return Some(entries);
+    }
+    for (id, _) in &entries {
+        g.deliver_new(*id, &name, now);
+        let text = id.to_string();
+        log_claim(log, key, group, &Claim { consumer, id: text.as_bytes(), time: now, count: 1, last: *id });
     }
     Some(entries)
 }
@@ -120,16 +153,15 @@ pub(crate) fn history(
 ) -> Option<Vec<Copied>> {
     let Reader { key, group, consumer, noack, now } = r;
     let g = s.groups.get_mut(group)?;
-    let (c, created) = g.consumer(consumer, now);
-    c.seen = now;
+    let (_, created) = g.seen(consumer, now);
     if created && noack {
         log(&[b"XGROUP", b"CREATECONSUMER", key, group, consumer]);
     }
-    let limit = if count == 0 { usize::MAX } else { count };
-    let ids: Vec<StreamId> = match after.next() {
-        Some(start) => c.pel.range(start..).take(limit).copied().collect(),
-        None => Vec::new(),
-    };
+    // After the largest ID, Redis's increment wraps to 0-0: the whole history.
+    let start = after.next().unwrap_or(StreamId::MIN);
+    let pel = g.consumers.get(consumer).map(|c| &c.pel);
+    let ids: Vec<StreamId> =
+        pel.map(|p| p.range(start..).take(bound(count)).copied().collect()).unwrap_or_default();
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         match s.get(id) {
