@@ -243,6 +243,7 @@ impl Waiters {
                 }
                 (Some(g), Some(Entry { value: Value::Stream(s, ..), .. })) => {
                     let r = read::Reader {
+                        effects: true,
                         key,
                         group: &g.group,
                         consumer: &g.consumer,

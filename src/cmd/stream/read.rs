@@ -150,6 +150,7 @@ fn resolve(c: &mut Ctx<'_>, key: &[u8], id: &[u8], spec: &Spec) -> Result<From, 
 /// Serves one stream on its shard: its entries, or `None` when it has none to give.
 fn serve(c: &mut Ctx<'_>, key: &[u8], from: From, spec: &Spec) -> Option<Vec<Copied>> {
     let now = c.now as i64;
+    let journaling = c.journaling();
     let s = access::write_quiet(c.db, c.now, key, stream_mut).ok().flatten()?;
     let last_live = s.last_entry().map(|e| e.id);
     let mut effects: Vec<Vec<Bytes>> = Vec::new();
@@ -161,11 +162,11 @@ fn serve(c: &mut Ctx<'_>, key: &[u8], from: From, spec: &Spec) -> Option<Vec<Cop
         (From::New, Some((group, consumer))) => {
             let g = s.groups.get(&group[..])?;
             last_live.filter(|l| *l > g.last_id)?;
-            let r = group_read::Reader { key, group, consumer, noack: spec.noack, now };
+            let r = group_read::Reader { key, group, consumer, noack: spec.noack, now, effects: journaling };
             group_read::deliver(s, r, spec.count, &mut log)
         }
         (From::History(gt), Some((group, consumer))) => {
-            let r = group_read::Reader { key, group, consumer, noack: spec.noack, now };
+            let r = group_read::Reader { key, group, consumer, noack: spec.noack, now, effects: journaling };
             group_read::history(s, r, gt, spec.count, &mut log)
         }
         (_, None) => None,

@@ -94,6 +94,9 @@ pub(crate) struct Reader<'a> {
     pub(crate) noack: bool,
     /// Unix ms.
     pub(crate) now: i64,
+    /// Whether the effects are wanted (the journal records them): a read with none to log
+    /// formats none.
+    pub(crate) effects: bool,
 }
 
 /// The group read `>` of `consumer` in `group`: up to `count` (0: all) entries after the
@@ -106,7 +109,7 @@ pub(crate) fn deliver(
     count: usize,
     log: &mut dyn FnMut(&[&[u8]]),
 ) -> Option<Vec<Copied>> {
-    let Reader { key, group, consumer, noack, now } = r;
+    let Reader { key, group, consumer, noack, now, effects } = r;
     let g = s.groups.get(group)?;
     let entries = after(s, g.last_id, count);
     // The group's read counter, entry by entry (Redis's `streamReplyWithRange` with a group),
@@ -123,20 +126,29 @@ pub(crate) fn deliver(
     }
     let g = s.groups.get_mut(group)?;
     let (name, created) = g.seen(consumer, now);
-    if created && noack {
+    if created && noack && effects {
         log(&[b"XGROUP", b"CREATECONSUMER", key, group, consumer]);
     }
     let Some(last) = entries.last().map(|(id, _)| *id) else { return Some(entries) };
     g.last_id = last;
     g.entries_read = read;
     if noack {
-        log_setid(log, key, group, last, read);
+        if effects {
+            log_setid(log, key, group, last, read);
+        }
         return Some(entries);
     }
     for (id, _) in &entries {
         g.deliver_new(*id, &name, now);
-        let text = id.to_string();
-        log_claim(log, key, group, &Claim { consumer, id: text.as_bytes(), time: now, count: 1, last: *id });
+        if effects {
+            let text = id.to_string();
+            log_claim(
+                log,
+                key,
+                group,
+                &Claim { consumer, id: text.as_bytes(), time: now, count: 1, last: *id },
+            );
+        }
     }
     Some(entries)
 }
@@ -151,10 +163,10 @@ pub(crate) fn history(
     count: usize,
     log: &mut dyn FnMut(&[&[u8]]),
 ) -> Option<Vec<Copied>> {
-    let Reader { key, group, consumer, noack, now } = r;
+    let Reader { key, group, consumer, noack, now, effects } = r;
     let g = s.groups.get_mut(group)?;
     let (_, created) = g.seen(consumer, now);
-    if created && noack {
+    if created && noack && effects {
         log(&[b"XGROUP", b"CREATECONSUMER", key, group, consumer]);
     }
     // After the largest ID, Redis's increment wraps to 0-0: the whole history.
