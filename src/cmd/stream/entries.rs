@@ -36,6 +36,8 @@ pub(crate) fn xadd(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         return Err(CmdError::msg("ERR The ID specified in XADD must be greater than 0-0"));
     }
     let key = &a[1];
+    let generated = !matches!(new, NewId::Given(..));
+    let rewrite = ctx.journaling() && (generated || p.trim.is_some_and(|t| t.approx));
     if !access::exists(ctx.db, ctx.now, key, stream)? && p.nomkstream {
         return Ok(Reply::Nil);
     }
@@ -65,10 +67,10 @@ pub(crate) fn xadd(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     if let Some(t) = &p.trim {
         s.trim(t.rule, t.approx, t.limit);
     }
-    let reached = (s.len(), s.first_stored_id());
+    // What the trim reached, for the rewritten request only (the first ID costs a decode).
+    let reached = rewrite.then(|| (s.len(), s.first_stored_id()));
     ctx.db.signal(key);
-    let generated = !matches!(new, NewId::Given(..));
-    if ctx.journaling() && (generated || p.trim.is_some_and(|t| t.approx)) {
+    if let Some(reached) = reached {
         let logged = args::rewritten(a, p.trim.as_ref(), reached, generated.then_some((id_at, id)));
         let logged: Vec<&[u8]> = logged.iter().map(|b| &b[..]).collect();
         ctx.log(&logged);
@@ -81,14 +83,15 @@ pub(crate) fn xtrim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let p = args::add_or_trim(a, false, encoding::get().stream_nodes.max_entries, ctx.obey)?;
     let Some(t) = p.trim else { return Err(CmdError::Syntax) };
     let key = &a[1];
+    let rewrite = t.approx && ctx.journaling();
     let Some(s) = access::write_quiet(ctx.db, ctx.now, key, stream_mut)? else { return Ok(Reply::Int(0)) };
     let deleted = s.trim(t.rule, t.approx, t.limit);
     if deleted == 0 {
         return Ok(Reply::Int(0));
     }
-    let reached = (s.len(), s.first_stored_id());
+    let reached = rewrite.then(|| (s.len(), s.first_stored_id()));
     ctx.db.signal(key);
-    if t.approx && ctx.journaling() {
+    if let Some(reached) = reached {
         let logged = args::rewritten(a, Some(&t), reached, None);
         let logged: Vec<&[u8]> = logged.iter().map(|b| &b[..]).collect();
         ctx.log(&logged);

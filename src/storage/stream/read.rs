@@ -14,11 +14,26 @@ pub(crate) type Copied = (StreamId, Option<Vec<Bytes>>);
 /// Copies an entry out.
 #[must_use]
 pub(crate) fn copy(e: Entry<'_>) -> Copied {
-    let mut flat = Vec::with_capacity(2 * e.pairs.len());
+    // One buffer for the entry, each field and value a slice of it: one allocation, not two per
+    // pair.
+    let mut buf = Vec::new();
+    let mut ends = Vec::with_capacity(2 * e.pairs.len());
     e.pairs.for_each(|(f, v)| {
-        flat.push(Bytes::copy_from_slice(f));
-        flat.push(Bytes::copy_from_slice(v));
+        for part in [f, v] {
+            buf.extend_from_slice(part);
+            ends.push(buf.len());
+        }
     });
+    let buf = Bytes::from(buf);
+    let mut start = 0;
+    let flat = ends
+        .into_iter()
+        .map(|end| {
+            let part = buf.slice(start..end);
+            start = end;
+            part
+        })
+        .collect();
     (e.id, Some(flat))
 }
 
