@@ -142,6 +142,40 @@ fn scripts_read_streams_but_never_block() {
     assert!(err.to_string().contains("XREAD command is not allowed with BLOCK option from scripts"), "{err}");
 }
 
+/// Another client's XREAD BLOCK, sent to the core where a script holding both shards waits
+/// for its hops, is that client's own: it waits for the script and then blocks as ever, never
+/// refused as if the script had sent it.
+#[test]
+fn a_script_on_the_core_never_refuses_another_clients_block() {
+    let server = Server::start();
+    for mode in MODES {
+        let (a, b) = (key_on(&format!("{mode:?}sb"), 0, 2), key_on(&format!("{mode:?}sb"), 1, 2));
+        let stream = key_on(&format!("{mode:?}sbs"), 0, 2);
+        let channel = format!("{mode:?}started");
+        let mut scripter = server.conn_on_core(mode, 0);
+        let mut reader = server.conn_on_core(mode, 0);
+        let mut listener = server.conn(mode);
+        let mut sub = listener.as_pubsub();
+        sub.subscribe(&channel).unwrap();
+        let script = std::thread::spawn(move || {
+            let body = "redis.call('PUBLISH', ARGV[1], 'go') \
+                        for i = 1, 20000 do redis.call('INCR', KEYS[1 + i % 2]) end return 1";
+            run(&mut scripter, &["EVAL", body, "2", &a, &b, &channel])
+        });
+        // The script runs (it published before its first hop): the read arrives meanwhile.
+        sub.get_message().unwrap();
+        let got = redis::cmd("XREAD")
+            .arg("BLOCK")
+            .arg(1)
+            .arg("STREAMS")
+            .arg(&stream)
+            .arg("$")
+            .query::<Value>(&mut reader);
+        assert_eq!(got.unwrap_or_else(|e| panic!("{mode:?}: {e}")), Value::Nil);
+        assert_eq!(script.join().unwrap(), Value::Int(1));
+    }
+}
+
 /// What a stream can be left as reloads as it was: entries deleted above an ID XSETID moved
 /// the last ID below (the next entry added goes after them), and a consumer named "" with
 /// pending entries.

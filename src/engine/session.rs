@@ -74,6 +74,9 @@ pub(crate) struct Session {
     /// The session replaying the AOF at startup: it runs while others get LOADING, and its
     /// blocking commands never block (Redis's `CLIENT_DENY_BLOCKING`).
     pub(crate) replaying: bool,
+    /// A script holding every shard runs its `redis.call`s through this session: a blocking
+    /// command with BLOCK is refused, as Redis refuses it from scripts.
+    pub(crate) in_script: bool,
     /// A write command ran in the current call: under `appendfsync always` its replies wait
     /// for the disk.
     pub(crate) wrote: bool,
@@ -110,6 +113,7 @@ impl Session {
             pipeline: Pipeline { batches: (0..shards).map(|_| Vec::new()).collect(), slots: Vec::new() },
             blocked_ns: std::cell::Cell::new(0),
             replaying: false,
+            in_script: false,
             wrote: false,
             replconf: crate::engine::replication::ReplConf::default(),
             handover: None,

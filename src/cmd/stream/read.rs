@@ -53,7 +53,7 @@ enum From {
 }
 
 /// Parses the options, every error before any key is looked at.
-fn parse(a: &[Bytes], group_cmd: bool) -> Result<Read, CmdError> {
+fn parse(a: &[Bytes], group_cmd: bool, from_script: bool) -> Result<Read, CmdError> {
     let mut spec = Spec { group: None, noack: false, count: 0 };
     let mut block = None;
     let mut streams = None;
@@ -62,7 +62,7 @@ fn parse(a: &[Bytes], group_cmd: bool) -> Result<Read, CmdError> {
         let more = a.len() - 1 - i;
         let arg = &a[i];
         if is(arg, "block") && more > 0 {
-            if crate::engine::script::current::script_running() {
+            if from_script {
                 let name = String::from_utf8_lossy(&a[0]).into_owned();
                 return Err(CmdError::text(format!(
                     "ERR {name} command is not allowed with BLOCK option from scripts"
@@ -236,7 +236,7 @@ fn reply(served: Vec<(Bytes, Vec<Copied>)>) -> Reply {
 /// XREAD [COUNT count] [BLOCK ms] STREAMS key [key ...] id [id ...], and
 /// XREADGROUP GROUP group consumer [COUNT count] [BLOCK ms] [NOACK] STREAMS key [...] id [...]
 pub(crate) async fn xread(s: &mut Session, a: &[Bytes]) -> CmdResult {
-    let p = parse(a, a[0].len() == 10)?;
+    let p = parse(a, a[0].len() == 10, s.in_script)?;
     let (db, keys, ids, spec) = (s.db, p.keys.clone(), p.ids.clone(), p.spec.clone());
     let (served, froms) = s
         .over_keys(

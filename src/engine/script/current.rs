@@ -50,9 +50,3 @@ pub(super) fn handle(args: Vec<Bytes>) -> Option<Reply> {
     HANDLER.with(Cell::get).map(|h| h(args))
 }
 
-/// Whether a script runs on this core now (a command it calls may not block: XREAD BLOCK
-/// refuses, as Redis refuses it from scripts).
-#[must_use]
-pub(crate) fn script_running() -> bool {
-    RUN.with(|r| r.running.get())
-}

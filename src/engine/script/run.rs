@@ -455,6 +455,7 @@ async fn across(s: &mut Session, script: Script) -> CmdResult {
     let sha = target.name().to_owned();
     let db = s.db;
     let mut reach = Reach::Declared;
+    s.in_script = true;
     busy::watch(watched);
     let thread = lua::with(|interp| match &target {
         Target::Eval(source) => {
@@ -507,6 +508,7 @@ async fn across(s: &mut Session, script: Script) -> CmdResult {
         }
     };
     busy::unwatch();
+    s.in_script = false;
     // SELECT inside a script selects for the rest of the script only.
     s.db = db;
     target.note(reach);
