@@ -49,4 +49,3 @@ pub(crate) fn set_handler(handler: Option<Handler>) {
 pub(super) fn handle(args: Vec<Bytes>) -> Option<Reply> {
     HANDLER.with(Cell::get).map(|h| h(args))
 }
-
