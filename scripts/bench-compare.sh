@@ -158,18 +158,33 @@ for i in range(1, n + 1):
 cmd(b"XGROUP", b"CREATE", key, b"g", b"0")
 ' "$2" "$3" | redis-cli -p "$1" --pipe >/dev/null
 }
+# geopreload PORT KEY N: N points spread over Sicily (a 3° by 2° box), as GEOADDs of 100.
+geopreload() {
+  python3 -c '
+import sys
+key, n = sys.argv[1].encode(), int(sys.argv[2])
+out = sys.stdout.buffer
+for start in range(0, n, 100):
+    args = [b"GEOADD", key]
+    for i in range(start, min(n, start + 100)):
+        args += [b"%.6f" % (12 + (i * 7919 % 30000) / 10000), b"%.6f" % (37 + (i * 104729 % 20000) / 10000), b"p%d" % i]
+    out.write(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+' "$2" "$3" | redis-cli -p "$1" --pipe >/dev/null
+}
 used_memory() { redis-cli -p "$1" INFO memory | tr -d '\r' | awk -F: '$1 == "used_memory" { print $2 }'; }
 if want streams; then
 echo
-echo "Streams, bitmaps and HyperLogLog, TLS, P=16 (medians of 3 runs; each XREADGROUP delivers one entry of a"
-echo "preloaded stream to consumer c, each XACK acknowledges a random one; SETBIT sets one bit of a 1 MB"
-echo "bitmap at a fixed offset, as redis-benchmark's random integers have leading zeros SETBIT refuses):"
+echo "Streams, bitmaps, HyperLogLog and geo, TLS, P=16 (medians of 3 runs; each XREADGROUP delivers one entry"
+echo "of a preloaded stream to consumer c, each XACK acknowledges a random one; SETBIT sets one bit of a 1 MB"
+echo "bitmap at a fixed offset, as redis-benchmark's random integers have leading zeros SETBIT refuses;"
+echo "GEOSEARCH finds the 10 nearest of 10000 points within 20 km):"
 echo "| test | redis µs/op | ferrokey µs/op | µs/op ratio fk/redis |"
 echo "|---|---|---|---|"
 n_ops=$(( N * 30 ))  # three runs of N * 10 requests at P=16, each XREADGROUP reading one entry
 for who in redis ferrokey; do
   if [ $who = redis ]; then port=$RPORT; else port=$FPORT; fi
-  redis-cli -p "$port" DEL xs xb bm1m hll >/dev/null
+  redis-cli -p "$port" DEL xs xb bm1m hll geo >/dev/null
+  geopreload "$port" geo 10000
   before=$(used_memory "$port"); xpreload "$port" xb "$n_ops"; after=$(used_memory "$port")
   declare -g "mem_$who=$(( (after - before) / n_ops ))"
   redis-cli -p "$port" SETBIT bm1m 8388607 1 >/dev/null
@@ -177,7 +192,7 @@ done
 declare -A sums
 for test in "XADD xs MAXLEN ~ 100000 * field __rand_int__" "XREADGROUP GROUP g c COUNT 1 STREAMS xb >" \
             "XACK xb g __rand_int__-0" "SETBIT bm1m 4194303 1" "BITCOUNT bm1m" \
-            "PFADD hll __rand_int__" "PFCOUNT hll"; do
+            "PFADD hll __rand_int__" "PFCOUNT hll" "GEOSEARCH geo FROMLONLAT 13.4 38.1 BYRADIUS 20 km COUNT 10 ASC"; do
   rs=(); fs=()
   read -r -a cmd <<< "$test"  # split without globbing: the `*` is XADD's
   for run in 1 2 3; do

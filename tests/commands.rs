@@ -984,6 +984,245 @@ fn hll_requests() -> Vec<Vec<String>> {
     reqs
 }
 
+/// Geo over both shards: points added with every option and error, positions, hashes and
+/// distances, and searches of every form (circles and boxes, from points and members, near
+/// the poles and the antimeridian, radii from nothing to the whole Earth, COUNT with and
+/// without ANY over tied distances) with their replies and STOREs across shards; then geo
+/// commands over sorted sets whose scores are no geohashes.
+fn geo_requests() -> Vec<Vec<String>> {
+    let (a, b) = (common::key_on("geo", 0, 2), common::key_on("geo", 1, 2));
+    let (da, db) = (common::key_on("gdst", 0, 2), common::key_on("gdst", 1, 2));
+    let s = |parts: &[&str]| parts.iter().map(|p| p.to_string()).collect::<Vec<String>>();
+    let mut seed = 0x6e0_u64;
+    let mut next = move |n: u64| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let mut reqs = vec![
+        s(&["FLUSHALL"]),
+        s(&["GEOADD", &a, "13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Catania"]),
+        s(&["GEOADD", &a, "CH", "13.361389", "38.115556", "Palermo", "2.35", "48.85", "Paris"]),
+        s(&["GEOADD", &a, "NX", "CH", "0", "0", "Palermo", "-0.12", "51.5", "London"]),
+        s(&["GEOADD", &a, "XX", "CH", "-74", "40.7", "NewYork", "-0.1276", "51.5072", "London"]),
+        s(&["GEOADD", &a, "NX", "XX", "1", "1", "x"]),
+        s(&["GEOADD", &a, "1", "1"]),
+        s(&["GEOADD", &a, "GT", "1", "1", "x"]),
+        s(&["GEOADD", &a, "181", "0", "x"]),
+        s(&["GEOADD", &a, "0", "85.06", "x"]),
+        s(&["GEOADD", &a, "1", "1", "ok", "-180.5", "-86", "bad"]),
+        s(&["GEOADD", &a, "one", "1", "x"]),
+        s(&["GEOADD", &a, "inf", "1", "x"]),
+        s(&["GEOADD", &a, "180", "85.05112878", "corner", "-180", "-85.05112878", "other"]),
+        s(&["ZRANGE", &a, "0", "-1", "WITHSCORES"]),
+        s(&["GEOPOS", &a, "Palermo", "missing", "corner", "other", "London"]),
+        s(&["GEOPOS", "nokey", "x"]),
+        s(&["GEOHASH", &a, "Palermo", "Catania", "missing", "corner", "other"]),
+        s(&["GEOHASH", "nokey", "x", "y"]),
+        s(&["GEODIST", &a, "Palermo", "Catania"]),
+        s(&["GEODIST", &a, "Palermo", "Catania", "KM"]),
+        s(&["GEODIST", &a, "Palermo", "Catania", "mi"]),
+        s(&["GEODIST", &a, "Palermo", "Catania", "ft"]),
+        s(&["GEODIST", &a, "Palermo", "Catania", "yards"]),
+        s(&["GEODIST", &a, "Palermo", "missing"]),
+        s(&["GEODIST", "nokey", "a", "b"]),
+        s(&["GEODIST", &a, "Palermo", "Catania", "km", "extra"]),
+        s(&["GEODIST", &a, "corner", "other"]),
+        s(&["GEODIST", &a, "Palermo", "Palermo"]),
+    ];
+    // Points at random, some on the same spot (tied distances), some near the poles and the
+    // antimeridian, half on each shard.
+    for key in [&a, &b] {
+        let mut add = s(&["GEOADD", key]);
+        for i in 0..300 {
+            let (lon, lat) = match i % 10 {
+                0 => (179.0 + next(1_000_000) as f64 / 1e6, next(170_000_000) as f64 / 1e6 - 85.0),
+                1 => (next(360_000_000) as f64 / 1e6 - 180.0, 80.0 + next(5_000_000) as f64 / 1e6),
+                2 | 3 => (12.0 + (next(5) as f64) / 10.0, 41.0 + (next(5) as f64) / 10.0),
+                _ => (next(360_000_000) as f64 / 1e6 - 180.0, next(170_000_000) as f64 / 1e6 - 85.0),
+            };
+            add.extend([format!("{lon:.6}"), format!("{lat:.6}"), format!("p{i}")]);
+        }
+        reqs.push(add);
+    }
+    reqs.push(s(&["GEOADD", &b, "13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Catania"]));
+    let centers = [
+        ("12.2", "41.2"),
+        ("0", "0"),
+        ("179.9", "10"),
+        ("-179.9", "-10"),
+        ("30", "84.9"),
+        ("-60", "-84"),
+        ("13.5", "38"),
+    ];
+    let radii = ["0", "1", "50", "300", "1000", "5000", "10000", "20000"];
+    for (lon, lat) in centers {
+        for r in radii {
+            for (i, opts) in [
+                &["ASC"][..],
+                &["DESC", "WITHDIST"],
+                &["WITHCOORD", "WITHHASH", "WITHDIST", "COUNT", "7"],
+                &["COUNT", "3", "DESC"],
+                &["COUNT", "5", "ANY"],
+                &["COUNT", "4", "ANY", "ASC", "WITHDIST"],
+                &[],
+            ]
+            .iter()
+            .enumerate()
+            {
+                let key = if i % 2 == 0 { &a } else { &b };
+                let mut q = s(&["GEOSEARCH", key, "FROMLONLAT", lon, lat, "BYRADIUS", r, "km"]);
+                q.extend(opts.iter().map(|o| o.to_string()));
+                reqs.push(q);
+                let mut q = s(&[
+                    "GEOSEARCH",
+                    key,
+                    "FROMLONLAT",
+                    lon,
+                    lat,
+                    "BYBOX",
+                    r,
+                    &(r.len() * 700).to_string(),
+                    "km",
+                ]);
+                q.extend(opts.iter().map(|o| o.to_string()));
+                reqs.push(q);
+                let mut q = s(&["GEORADIUS_RO", key, lon, lat, r, "km"]);
+                q.extend(opts.iter().map(|o| o.to_string()));
+                reqs.push(q);
+            }
+        }
+    }
+    reqs.extend([
+        s(&["GEOSEARCH", &a, "FROMMEMBER", "Palermo", "BYRADIUS", "200", "km", "WITHDIST", "ASC"]),
+        s(&["GEOSEARCH", &a, "FROMMEMBER", "p2", "BYBOX", "100", "100", "KM", "WITHCOORD", "COUNT", "10"]),
+        s(&["GEOSEARCH", &a, "FROMMEMBER", "p2", "BYRADIUS", "60", "mi", "COUNT", "6"]),
+        s(&["GEOSEARCH", &a, "FROMMEMBER", "p2", "BYRADIUS", "60000", "ft", "DESC", "COUNT", "2"]),
+        s(&["GEOSEARCH", &a, "FROMMEMBER", "p2", "BYRADIUS", "100000", "m"]),
+        s(&["GEOSEARCH", &a, "FROMMEMBER", "missing", "BYRADIUS", "1", "km"]),
+        s(&["GEOSEARCH", "nokey", "FROMMEMBER", "missing", "BYRADIUS", "1", "km"]),
+        s(&["GEOSEARCH", "nokey", "FROMLONLAT", "1", "2", "BYRADIUS", "1", "km"]),
+        s(&["GEOSEARCH", &a, "FROMLONLAT", "1", "2"]),
+        s(&["GEOSEARCH", &a, "BYRADIUS", "1", "km"]),
+        s(&["GEOSEARCH", &a, "FROMLONLAT", "1", "2", "FROMMEMBER", "p2", "BYRADIUS", "1", "km"]),
+        s(&["GEOSEARCH", &a, "FROMLONLAT", "1", "2", "BYRADIUS", "1", "km", "BYBOX", "1", "1", "km"]),
+        s(&["GEOSEARCH", &a, "FROMLONLAT", "1", "2", "BYRADIUS", "-1", "km"]),
+        s(&["GEOSEARCH", &a, "FROMLONLAT", "1", "2", "BYRADIUS", "x", "km"]),
+        s(&["GEOSEARCH", &a, "FROMLONLAT", "1", "2", "BYRADIUS", "1", "parsec"]),
+        s(&["GEOSEARCH", &a, "FROMLONLAT", "1", "2", "BYBOX", "-1", "1", "km"]),
+        s(&["GEOSEARCH", &a, "FROMLONLAT", "1", "2", "BYBOX", "1", "x", "km"]),
+        s(&["GEOSEARCH", &a, "FROMLONLAT", "1", "2", "BYBOX", "w", "1", "km"]),
+        s(&["GEOSEARCH", &a, "FROMLONLAT", "200", "2", "BYBOX", "1", "1", "km"]),
+        s(&["GEOSEARCH", &a, "FROMLONLAT", "1", "2", "BYRADIUS", "1", "km", "COUNT", "0"]),
+        s(&["GEOSEARCH", &a, "FROMLONLAT", "1", "2", "BYRADIUS", "1", "km", "COUNT", "x"]),
+        s(&["GEOSEARCH", &a, "FROMLONLAT", "1", "2", "BYRADIUS", "1", "km", "ANY"]),
+        s(&["GEOSEARCH", &a, "FROMLONLAT", "1", "2", "BYRADIUS", "1", "km", "COUNT"]),
+        s(&["GEOSEARCH", &a, "FROMLONLAT", "1", "2", "BYRADIUS", "1", "km", "STORE", &da]),
+        s(&["GEOSEARCH", &a, "FROMLONLAT", "1", "2", "BYRADIUS", "1", "km", "STOREDIST"]),
+        s(&["geosearch", &a, "BYRADIUS", "1", "km"]),
+        s(&["GEOSEARCHSTORE", &db, &a, "FROMMEMBER", "p2", "BYRADIUS", "100", "km"]),
+        s(&["ZRANGE", &db, "0", "-1", "WITHSCORES"]),
+        s(&[
+            "GEOSEARCHSTORE",
+            &db,
+            &a,
+            "FROMMEMBER",
+            "p2",
+            "BYRADIUS",
+            "100",
+            "km",
+            "STOREDIST",
+            "COUNT",
+            "3",
+            "DESC",
+        ]),
+        s(&["ZRANGE", &db, "0", "-1", "WITHSCORES"]),
+        s(&["GEOSEARCHSTORE", &da, &a, "FROMLONLAT", "0", "0", "BYBOX", "1000", "1000", "km", "STOREDIST"]),
+        s(&["ZRANGE", &da, "0", "-1", "WITHSCORES"]),
+        s(&["GEOSEARCHSTORE", &db, &a, "FROMLONLAT", "0", "0", "BYRADIUS", "0", "km"]),
+        s(&["EXISTS", &db]),
+        s(&["GEOSEARCHSTORE", &db, "nokey", "FROMLONLAT", "0", "0", "BYRADIUS", "10", "km"]),
+        s(&["GEOSEARCHSTORE", &db, &a, "FROMLONLAT", "0", "0", "BYRADIUS", "10", "km", "WITHDIST"]),
+        s(&["GEORADIUS", &a, "12.2", "41.2", "100", "km", "STORE", &db]),
+        s(&["ZRANGE", &db, "0", "-1", "WITHSCORES"]),
+        s(&["GEORADIUS", &a, "12.2", "41.2", "100", "km", "STOREDIST", &da, "COUNT", "4"]),
+        s(&["ZRANGE", &da, "0", "-1", "WITHSCORES"]),
+        s(&["GEORADIUS", &a, "12.2", "41.2", "100", "km", "STORE", &da, "STOREDIST", &db]),
+        s(&["ZRANGE", &da, "0", "-1", "WITHSCORES"]),
+        s(&["ZRANGE", &db, "0", "-1", "WITHSCORES"]),
+        s(&["GEORADIUS", &a, "12.2", "41.2", "100", "km", "STORE", &db, "WITHDIST"]),
+        s(&["GEORADIUS", "nokey", "12.2", "41.2", "100", "km", "STORE", &db]),
+        s(&["EXISTS", &db]),
+        s(&["GEORADIUS", &a, "12.2", "41.2", "100", "km", "STORE"]),
+        s(&["GEORADIUS", &a, "12.2", "141.2", "100", "km"]),
+        s(&["GEORADIUS", &a, "12.2", "41.2", "-100", "km"]),
+        s(&["GEORADIUS", &a, "12.2", "41.2", "100", "km", "FROMLONLAT", "1", "1"]),
+        s(&["GEORADIUS_RO", &a, "12.2", "41.2", "100", "km", "STORE", &db]),
+        s(&["GEORADIUSBYMEMBER", &a, "p2", "100", "km", "WITHDIST", "WITHCOORD", "ASC"]),
+        s(&["GEORADIUSBYMEMBER", &a, "p2", "100", "km", "STOREDIST", &db]),
+        s(&["ZRANGE", &db, "0", "-1", "WITHSCORES"]),
+        s(&["GEORADIUSBYMEMBER", &a, "missing", "100", "km"]),
+        s(&["GEORADIUSBYMEMBER", "nokey", "missing", "-100", "parsec"]),
+        s(&["GEORADIUSBYMEMBER", "nokey", "missing", "1", "km", "STORE", &db]),
+        // The last STORE is the one written: routed to its shard, whichever the first names.
+        s(&["GEOADD", &db, "1", "1", "x"]),
+        s(&["GEORADIUSBYMEMBER", "nokey", "a", "0", "ft", "COUNT", "1", "STORE", &da, "STORE", &db]),
+        s(&["EXISTS", &db]),
+        s(&["GEORADIUS", &a, "12.2", "41.2", "100", "km", "STORE", &da, "STORE", &db, "COUNT", "2"]),
+        s(&["ZRANGE", &db, "0", "-1", "WITHSCORES"]),
+        s(&["GEORADIUSBYMEMBER_RO", &b, "Catania", "500", "km", "WITHHASH", "COUNT", "2"]),
+        s(&["GEORADIUSBYMEMBER_RO", &b, "Catania", "500", "km", "STOREDIST", &db]),
+        s(&["SET", "str", "x"]),
+        s(&["GEOADD", "str", "1", "1", "x"]),
+        s(&["GEOPOS", "str", "x"]),
+        s(&["GEOHASH", "str", "x"]),
+        s(&["GEODIST", "str", "x", "y"]),
+        s(&["GEOSEARCH", "str", "FROMLONLAT", "1", "2", "BYRADIUS", "-1", "km"]),
+        s(&["GEORADIUS", "str", "1000", "1000", "1", "km"]),
+        s(&["GEOSEARCHSTORE", &db, "str", "FROMLONLAT", "1", "2", "BYRADIUS", "1", "km"]),
+        s(&[
+            "ZADD",
+            "odd",
+            "-1",
+            "neg",
+            "1e300",
+            "huge",
+            "-inf",
+            "ninf",
+            "inf",
+            "pinf",
+            "1.5",
+            "frac",
+            "4503599627370495",
+            "top",
+        ]),
+        s(&["GEOPOS", "odd", "neg", "huge", "ninf", "pinf", "frac", "top"]),
+        s(&["GEOHASH", "odd", "neg", "huge", "ninf", "pinf", "frac", "top"]),
+        s(&["GEODIST", "odd", "neg", "top"]),
+        s(&[
+            "GEOSEARCH",
+            "odd",
+            "FROMLONLAT",
+            "0",
+            "0",
+            "BYRADIUS",
+            "20000",
+            "km",
+            "WITHHASH",
+            "WITHCOORD",
+            "WITHDIST",
+        ]),
+        s(&["GEORADIUSBYMEMBER_RO", "odd", "neg", "20000", "km", "WITHHASH"]),
+    ]);
+    reqs
+}
+
+#[test]
+fn geo_matches_redis_server() {
+    compare_with_redis(&|stream, write, resp3| {
+        run_requests(stream, write, resp3, geo_requests().into_iter())
+    });
+}
+
 #[test]
 fn hyperloglogs_match_redis_server() {
     compare_with_redis(&|stream, write, resp3| {

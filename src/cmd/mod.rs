@@ -13,6 +13,7 @@ pub(crate) mod debug;
 pub(crate) mod dump;
 pub(crate) mod error;
 pub(crate) mod generic;
+pub(crate) mod geo;
 pub(crate) mod hash;
 pub(crate) mod hll;
 pub(crate) mod info;
@@ -57,6 +58,7 @@ pub(crate) fn commands() -> Commands {
             zset::commands(),
             stream::commands(),
             hll::commands(),
+            geo::commands(),
             scripting::commands(),
         ]
         .into_iter()

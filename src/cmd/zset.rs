@@ -261,14 +261,14 @@ fn scored_reply(items: Vec<Scored>, withscores: bool) -> Reply {
     }
 }
 
-/// ZADD's flags.
+/// ZADD's flags (GEOADD sets NX, XX and CH).
 #[derive(Default, Clone, Copy)]
-struct AddFlags {
-    nx: bool,
-    xx: bool,
+pub(crate) struct AddFlags {
+    pub(crate) nx: bool,
+    pub(crate) xx: bool,
     gt: bool,
     lt: bool,
-    ch: bool,
+    pub(crate) ch: bool,
     incr: bool,
 }
 
@@ -298,7 +298,7 @@ fn zincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 /// ZADD's work once its flags are parsed: `pairs` is `score member [score member ...]`.
-fn add(ctx: &mut Ctx<'_>, key: &[u8], f: AddFlags, pairs: &[Bytes]) -> CmdResult {
+pub(crate) fn add(ctx: &mut Ctx<'_>, key: &[u8], f: AddFlags, pairs: &[Bytes]) -> CmdResult {
     if pairs.is_empty() || pairs.len() % 2 == 1 {
         return Err(CmdError::Syntax);
     }
@@ -606,8 +606,8 @@ fn range_of(ctx: &mut Ctx<'_>, spec: &RangeSpec) -> Result<Vec<Scored>, CmdError
 }
 
 /// Stores `items` as the sorted set at `key`, replacing it (deleting it when empty); replies
-/// with the stored size, as the STORE forms do.
-fn store(ctx: &mut Ctx<'_>, key: &[u8], items: Vec<Scored>) -> Reply {
+/// with the stored size, as the STORE forms do (GEOSEARCHSTORE's too).
+pub(crate) fn store(ctx: &mut Ctx<'_>, key: &[u8], items: Vec<Scored>) -> Reply {
     ctx.db.remove(key);
     let n = items.len();
     if n > 0 {

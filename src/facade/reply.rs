@@ -54,6 +54,9 @@ pub enum Reply {
     Set(Vec<Reply>),
     /// A double; RESP2 sends it as a bulk string.
     Double(f64),
+    /// A double already printed (GEOPOS's `%.17Lf` coordinates): `,text` in RESP3, a bulk
+    /// string in RESP2.
+    DoubleText(String),
     /// A boolean; RESP2 sends it as the integer 1 or 0.
     Bool(bool),
     /// Verbatim text (`=` with a `txt` format in RESP3); RESP2 sends it as a bulk string.
@@ -181,6 +184,8 @@ impl Reply {
             }
             Reply::Double(d) if resp3 => line(out, b',', format_g17(*d).as_bytes()),
             Reply::Double(d) => put_bulk(out, format_g17(*d).as_bytes()),
+            Reply::DoubleText(text) if resp3 => line(out, b',', text.as_bytes()),
+            Reply::DoubleText(text) => put_bulk(out, text.as_bytes()),
             Reply::Bool(b) if resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
             Reply::Bool(b) => out.put_slice(if *b { b":1\r\n" } else { b":0\r\n" }),
             Reply::Verbatim(text) if resp3 => {

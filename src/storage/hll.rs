@@ -145,12 +145,24 @@ fn dense_set(regs: &mut [u8], i: usize, v: u8) {
     }
 }
 
-/// One sparse opcode: (register count, value, opcode bytes).
+/// One sparse opcode: (register count, value, opcode bytes); `None` past the end, or for an
+/// XZERO cut short (a write does not touch such a value).
 fn opcode(b: &[u8], at: usize) -> Option<(usize, u8, usize)> {
+    let op = *b.get(at)?;
+    if op & 0xc0 == 0x40 && at + 1 >= b.len() {
+        return None;
+    }
+    read_opcode(b, at)
+}
+
+/// One sparse opcode as Redis's readers (count, merge, conversion to dense) take it: an XZERO
+/// cut short by the end reads its second byte as 0, the NUL Redis's strings end with, so a
+/// value corrupt that way counts as corrupt as in Redis (its run overshoots the registers).
+fn read_opcode(b: &[u8], at: usize) -> Option<(usize, u8, usize)> {
     let op = *b.get(at)?;
     Some(match op & 0xc0 {
         0x00 => (usize::from(op & 0x3f) + 1, 0, 1),
-        0x40 => ((usize::from(op & 0x3f) << 8 | usize::from(*b.get(at + 1)?)) + 1, 0, 2),
+        0x40 => ((usize::from(op & 0x3f) << 8 | usize::from(b.get(at + 1).copied().unwrap_or(0))) + 1, 0, 2),
         _ => (usize::from(op & 0x3) + 1, ((op >> 2) & 0x1f) + 1, 1),
     })
 }
@@ -168,7 +180,7 @@ fn to_dense(b: &mut Vec<u8>) -> Result<(), Corrupt> {
     dense[..HEADER].copy_from_slice(&b[..HEADER]);
     dense[4] = DENSE;
     let (mut at, mut idx) = (HEADER, 0usize);
-    while let Some((run, value, len)) = opcode(b, at) {
+    while let Some((run, value, len)) = read_opcode(b, at) {
         if value > 0 {
             if idx + run > REGISTERS {
                 break;
@@ -314,7 +326,7 @@ pub(crate) fn merge_into(max: &mut [u8], b: &[u8]) -> Result<(), Corrupt> {
         return Ok(());
     }
     let (mut at, mut i) = (HEADER, 0usize);
-    while let Some((run, value, len)) = opcode(b, at) {
+    while let Some((run, value, len)) = read_opcode(b, at) {
         if value > 0 {
             if i + run > REGISTERS {
                 break;
@@ -411,7 +423,7 @@ pub(crate) fn count(b: &[u8]) -> Result<u64, Corrupt> {
         }
     } else {
         let (mut at, mut idx) = (HEADER, 0usize);
-        while let Some((run, value, len)) = opcode(b, at) {
+        while let Some((run, value, len)) = read_opcode(b, at) {
             idx += run;
             if idx > REGISTERS {
                 return Err(Corrupt);

@@ -10,6 +10,7 @@ pub(crate) mod dict;
 pub(crate) mod encoding;
 pub(crate) mod evict;
 pub(crate) mod footprint;
+pub(crate) mod geohash;
 pub(crate) mod hll;
 pub(crate) mod list;
 pub(crate) mod rdb;

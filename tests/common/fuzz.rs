@@ -87,6 +87,18 @@ impl Fuzz {
             "-0", "1e15", "0x1p-3",
         ])
     }
+    fn longitude(&mut self) -> String {
+        self.pick(&["0", "0.5", "1", "13.361389", "-179.9", "180", "-180", "181", "12.5", "x", "1e-3"])
+    }
+    fn latitude(&mut self) -> String {
+        self.pick(&["0", "0.5", "-1", "38.115556", "85.05112878", "-85.06", "84.9", "41", "y"])
+    }
+    fn radius(&mut self) -> String {
+        self.pick(&["0", "1", "100", "1000", "20000", "-1", "x", "250.5"])
+    }
+    fn unit(&mut self) -> String {
+        self.pick(&["m", "km", "KM", "mi", "ft", "parsec"])
+    }
     fn score_bound(&mut self) -> String {
         let f = self.float();
         if self.below(3) == 0 {
@@ -166,7 +178,8 @@ impl Fuzz {
             "redis.setresp(3) return redis.call(unpack(ARGV))",
             "redis.setresp(3) local r = redis.pcall(unpack(ARGV)) return {r, type(r)}",
             "local ok, r = pcall(redis.call, unpack(ARGV)) if ok then return {'ok', r} end return {'no', r.err}",
-            "local r = redis.call(unpack(ARGV)) return {type(r), r, redis.call('EXISTS', ARGV[2] or 'k1')}",
+            // A declared key (ARGV[2] may be no key: ZMPOP's numkeys), or k1 when none is.
+            "local r = redis.call(unpack(ARGV)) return {type(r), r, redis.call('EXISTS', KEYS[1] or 'k1')}",
         ];
         // Unordered replies are compared sorted, which a script's reply is not.
         const UNORDERED: &[&str] =
@@ -197,7 +210,7 @@ impl Fuzz {
     fn plain_request(&mut self) -> Vec<String> {
         let s = |x: &str| x.to_string();
         let k = self.key();
-        let mut r = match self.below(150) {
+        let mut r = match self.below(155) {
             // Strings and keys.
             0 => vec![s("SET"), k, self.member()],
             1 => vec![s("GET"), k],
@@ -646,6 +659,65 @@ impl Fuzz {
             }
             148 => [vec![s("PFCOUNT")], self.some_keys(1, 3)].concat(),
             149 => [vec![s("PFMERGE")], self.some_keys(1, 3)].concat(),
+            // Geo, over any sorted set: scores that are no geohashes decode as Redis's do.
+            150 => {
+                let mut r = vec![s("GEOADD"), k];
+                while self.below(3) == 0 {
+                    r.push(self.pick(&["NX", "XX", "CH"]));
+                }
+                for _ in 0..1 + self.below(3) {
+                    r.extend([self.longitude(), self.latitude(), self.member()]);
+                }
+                r
+            }
+            151 => {
+                let mut r = vec![self.pick(&["GEOPOS", "GEOHASH"]), k];
+                (0..self.below(4)).for_each(|_| r.push(self.member()));
+                r
+            }
+            152 => vec![
+                s("GEODIST"),
+                k,
+                self.member(),
+                self.member(),
+                self.pick(&["m", "KM", "mi", "ft", "", "x"]),
+            ],
+            153 => {
+                let mut r = match self.below(4) {
+                    0 => vec![s("GEOSEARCHSTORE"), self.key(), k],
+                    1 => {
+                        vec![s("GEORADIUS"), k, self.longitude(), self.latitude(), self.radius(), self.unit()]
+                    }
+                    2 => vec![s("GEORADIUSBYMEMBER"), k, self.member(), self.radius(), self.unit()],
+                    _ => vec![s("GEOSEARCH"), k],
+                };
+                if r[0].starts_with("GEOSEARCH") {
+                    if self.below(2) == 0 {
+                        r.extend([s("FROMLONLAT"), self.longitude(), self.latitude()]);
+                    } else {
+                        r.extend([s("FROMMEMBER"), self.member()]);
+                    }
+                    if self.below(2) == 0 {
+                        r.extend([s("BYRADIUS"), self.radius(), self.unit()]);
+                    } else {
+                        r.extend([s("BYBOX"), self.radius(), self.radius(), self.unit()]);
+                    }
+                }
+                for _ in 0..self.below(4) {
+                    match self.below(6) {
+                        0 => r.push(self.pick(&["WITHDIST", "WITHHASH", "WITHCOORD"])),
+                        1 => r.push(self.pick(&["ASC", "DESC", "ANY"])),
+                        2 | 3 => r.extend([s("COUNT"), self.pick(&["1", "2", "5", "0"])]),
+                        4 if r[0] == "GEOSEARCHSTORE" => r.push(s("STOREDIST")),
+                        _ if r[0].starts_with("GEORADIUS") => {
+                            r.extend([self.pick(&["STORE", "STOREDIST"]), self.key()])
+                        }
+                        _ => r.push(s("ASC")),
+                    }
+                }
+                r
+            }
+            154 => vec![s("ZRANGE"), k, s("0"), s("-1"), s("WITHSCORES")],
             _ => vec![s("EXISTS"), k],
         };
         r.retain(|a| !a.is_empty() || self.below(4) == 0);

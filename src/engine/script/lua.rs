@@ -1087,6 +1087,8 @@ fn to_lua_here(lua: &Lua, reply: &Reply, resp: u8, counted: bool) -> mlua::Resul
         }
         Reply::Double(d) if resp3 => table("double", Value::Number(*d))?,
         Reply::Double(d) => Value::String(lua.create_string(crate::num::format_g17(*d))?),
+        Reply::DoubleText(text) if resp3 => table("double", Value::Number(text.parse().unwrap_or_default()))?,
+        Reply::DoubleText(text) => Value::String(lua.create_string(text)?),
         Reply::Bool(b) if resp3 => Value::Boolean(*b),
         Reply::Bool(b) => Value::Number(f64::from(u8::from(*b))),
     })

@@ -381,6 +381,12 @@ unsafe fn value(state: *mut ffi::lua_State, reply: &Reply, resp3: bool, counted:
             };
             bytes(state, &buf[..len]);
         }
+        Reply::DoubleText(text) if resp3 => {
+            let d: f64 = text.parse().unwrap_or_default();
+            single(state, c"double", |state| ffi::lua_pushnumber(state, d));
+        }
+        // The text is the reply's: nothing with a destructor lives in this frame.
+        Reply::DoubleText(text) => bytes(state, text.as_bytes()),
         Reply::Bool(b) if resp3 => ffi::lua_pushboolean(state, c_int::from(*b)),
         Reply::Bool(b) => ffi::lua_pushnumber(state, f64::from(u8::from(*b))),
     }
