@@ -1223,6 +1223,52 @@ fn geo_matches_redis_server() {
     });
 }
 
+/// SWAPDB: keys of both shards trade databases, TTLs with them; its errors in Redis's order.
+fn swapdb_requests() -> Vec<Vec<String>> {
+    let (a, b) = (common::key_on("sw", 0, 2), common::key_on("sw", 1, 2));
+    let s = |parts: &[&str]| parts.iter().map(|p| p.to_string()).collect::<Vec<String>>();
+    vec![
+        s(&["FLUSHALL"]),
+        s(&["SET", &a, "zero"]),
+        s(&["SET", &b, "zero", "EXAT", "4000000000"]),
+        s(&["SELECT", "3"]),
+        s(&["RPUSH", &a, "x", "y"]),
+        s(&["SWAPDB", "0", "3"]),
+        s(&["LRANGE", &a, "0", "-1"]),
+        s(&["GET", &b]),
+        s(&["EXPIRETIME", &b]),
+        s(&["DBSIZE"]),
+        s(&["SELECT", "0"]),
+        s(&["TYPE", &a]),
+        s(&["EXISTS", &b]),
+        s(&["SWAPDB", "3", "3"]),
+        s(&["SWAPDB", "0", "3"]),
+        s(&["TYPE", &a]),
+        s(&["SWAPDB", "x", "1"]),
+        s(&["SWAPDB", "1", "y"]),
+        s(&["SWAPDB", "x", "y"]),
+        s(&["SWAPDB", "0", "16"]),
+        s(&["SWAPDB", "-1", "0"]),
+        s(&["SWAPDB", "0", "4294967296"]),
+        s(&["SWAPDB", "1.5", "0"]),
+        s(&["SWAPDB", "0"]),
+        s(&["MULTI"]),
+        s(&["SWAPDB", "0", "1"]),
+        s(&["GET", &a]),
+        s(&["EXEC"]),
+        s(&["SELECT", "1"]),
+        s(&["GET", &a]),
+        s(&["EXPIRETIME", &b]),
+    ]
+}
+
+#[test]
+fn swapdb_matches_redis_server() {
+    compare_with_redis(&|stream, write, resp3| {
+        run_requests(stream, write, resp3, swapdb_requests().into_iter())
+    });
+}
+
 #[test]
 fn hyperloglogs_match_redis_server() {
     compare_with_redis(&|stream, write, resp3| {

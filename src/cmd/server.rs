@@ -47,6 +47,10 @@ pub(crate) fn commands() -> Vec<Command> {
             .docs("server", "1.0.0", "O(N) where N is the total number of keys in all databases", "Remove all keys from all databases")
             .history(&[("4.0.0", "Added the `ASYNC` flushing mode modifier."), ("6.2.0", "Added the `SYNC` flushing mode modifier.")])
             .fan_out(),
+        Command::session("swapdb", 3, |s, a| Box::pin(swapdb(s, a)))
+            .flags(flag::WRITE | flag::FAST)
+            .acl(acl::KEYSPACE | acl::DANGEROUS)
+            .docs("server", "4.0.0", "O(N) where N is the count of clients watching or blocking on keys from both databases.", "Swaps two Redis databases"),
         Command::inline("time", 1, |_, _| Ok(time()))
             .flags(flag::LOADING | flag::STALE | flag::FAST)
             .tips(&["nondeterministic_output"])
@@ -128,6 +132,46 @@ async fn flush(s: &mut Session, args: &[Bytes], all: bool) -> CmdResult {
             if let Err(e) = snapshot::save(&s.core, s.exec_tx.as_deref(), OnRunning::Cancel).await {
                 tracing::warn!("FLUSHALL could not save the empty dataset: {e}");
             }
+        }
+    }
+    Ok(Reply::Ok)
+}
+
+/// SWAPDB index1 index2: the two databases trade their keys on every shard at once (one
+/// transaction holding them all), so no client sees one shard swapped and another not. Clients
+/// stay in their database; those watching a key the swap touches fail their EXEC, and those
+/// blocked on a key the swap brings are served, as in Redis.
+async fn swapdb(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    let index = |arg: &[u8], invalid: &'static str| {
+        args::int(arg).ok().and_then(|i| i32::try_from(i).ok()).ok_or(CmdError::msg(invalid))
+    };
+    let a = index(&args[1], "ERR invalid first DB index")?;
+    let b = index(&args[2], "ERR invalid second DB index")?;
+    let databases = s.core.config().databases;
+    let in_range = |i: i32| usize::try_from(i).ok().filter(|&i| i < databases);
+    let (Some(a), Some(b)) = (in_range(a), in_range(b)) else {
+        return Err(CmdError::msg("ERR DB index is out of range"));
+    };
+    let logged: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+    if let Some(tx) = s.exec_tx.clone() {
+        tx.log(None, &logged);
+        let hops = (0..s.core.router.shards())
+            .map(|i| s.run_on(ShardId(i), move |sh: &mut Shard| sh.swap_dbs(a, b, i == 0)));
+        if futures::future::join_all(hops).await.iter().any(Result::is_err) {
+            return Err(CmdError::Unavailable);
+        }
+    } else {
+        let router = &s.core.router;
+        let shards = (0..router.shards()).map(ShardId).collect();
+        let tx = router.begin(shards).await.map_err(|_| CmdError::Unavailable)?;
+        tx.log(None, &logged);
+        let work = tx
+            .shards()
+            .iter()
+            .map(|&shard| (shard, move |sh: &mut Shard| sh.swap_dbs(a, b, shard == ShardId(0))))
+            .collect();
+        if tx.finish(work).await.iter().any(Result::is_err) {
+            return Err(CmdError::Unavailable);
         }
     }
     Ok(Reply::Ok)

@@ -862,6 +862,23 @@ impl Shard {
         self.settle();
     }
 
+    /// SWAPDB on this shard: databases `a` and `b` trade their keys (see [`Db::swap_with`]);
+    /// clients blocked on a key the swap brings are served. `count` counts the change (once
+    /// for the whole command, as Redis's `dirty++`).
+    pub(crate) fn swap_dbs(&mut self, a: usize, b: usize, count: bool) {
+        if a == b {
+            self.dbs[a].swap_with_itself();
+        } else {
+            let (low, high) = (a.min(b), a.max(b));
+            let (before, after) = self.dbs.split_at_mut(high);
+            before[low].swap_with(&mut after[0]);
+        }
+        if count {
+            self.dbs[a].stats.changes += 1;
+        }
+        self.settle();
+    }
+
     /// Sums the counters of every database.
     #[must_use]
     pub(crate) fn stats(&self) -> DbStats {

@@ -717,6 +717,9 @@ impl Fuzz {
                 }
                 r
             }
+            154 if self.below(8) == 0 => {
+                vec![s("SWAPDB"), self.pick(&["0", "1", "2"]), self.pick(&["0", "1", "x"])]
+            }
             154 => vec![s("ZRANGE"), k, s("0"), s("-1"), s("WITHSCORES")],
             _ => vec![s("EXISTS"), k],
         };
