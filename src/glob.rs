@@ -25,6 +25,12 @@ enum Kind {
 }
 
 impl Pattern {
+    /// The pattern as written.
+    #[must_use]
+    pub(crate) fn text(&self) -> &[u8] {
+        &self.text
+    }
+
     /// Compiles `text`.
     #[must_use]
     pub(crate) fn new(text: &[u8]) -> Pattern {

@@ -148,6 +148,7 @@ fn key_spec(k: &KeySpec) -> Reply {
             ("type", text("keyword")),
             ("spec", map(vec![("keyword", text(keyword)), ("startfrom", Reply::Int(i64::from(startfrom)))])),
         ]),
+        BeginSearch::Unknown => map(vec![("type", text("unknown")), ("spec", map(Vec::new()))]),
     };
     let find = match k.find {
         FindKeys::Range { last, step, limit } => map(vec![
@@ -172,6 +173,7 @@ fn key_spec(k: &KeySpec) -> Reply {
                 ]),
             ),
         ]),
+        FindKeys::Unknown => map(vec![("type", text("unknown")), ("spec", map(Vec::new()))]),
     };
     let mut pairs = Vec::with_capacity(4);
     if let Some(notes) = k.notes {

@@ -465,7 +465,7 @@ fn search(ctx: &mut Ctx<'_>, a: &[Bytes], form: Form) -> Result<Found, CmdError>
             // glibc's qsort, a merge sort: stable.
             points.sort_by(|a, b| order(a, b, desc));
         } else {
-            pqsort(&mut points, 0, returned - 1, desc);
+            crate::cmd::pqsort::pqsort(&mut points, 0, returned - 1, |a, b| order(a, b, desc));
         }
     }
     points.truncate(returned);
@@ -558,115 +558,6 @@ fn order(a: &Point, b: &Point, desc: bool) -> std::cmp::Ordering {
     }
 }
 
-/// Redis's `pqsort` (Bentley and McIlroy's quicksort that only sorts the parts overlapping
-/// `[lrange, rrange]`), on indices: the same swaps, so equal distances end where Redis's do.
-fn pqsort(v: &mut [Point], lrange: usize, rrange: usize, desc: bool) {
-    let n = v.len();
-    partial(v, 0, n, lrange, rrange, desc);
-}
-
-/// One call of Redis's `_pqsort` over `v[a..a + n]`.
-fn partial(v: &mut [Point], mut a: usize, mut n: usize, lrange: usize, rrange: usize, desc: bool) {
-    let cmp = |v: &[Point], i: usize, j: usize| order(&v[i], &v[j], desc) as i32;
-    let med3 = |v: &[Point], x: usize, y: usize, z: usize| {
-        if cmp(v, x, y) < 0 {
-            if cmp(v, y, z) < 0 {
-                y
-            } else if cmp(v, x, z) < 0 {
-                z
-            } else {
-                x
-            }
-        } else if cmp(v, y, z) > 0 {
-            y
-        } else if cmp(v, x, z) < 0 {
-            x
-        } else {
-            z
-        }
-    };
-    let vecswap = |v: &mut [Point], x: usize, y: usize, k: usize| {
-        for i in 0..k {
-            v.swap(x + i, y + i);
-        }
-    };
-    // Whether `[start, start + len)` overlaps the range to sort.
-    let overlaps = |start: usize, len: usize| !(rrange < start || lrange > start + len - 1);
-    loop {
-        if n < 7 {
-            for pm in a + 1..a + n {
-                let mut pl = pm;
-                while pl > a && cmp(v, pl - 1, pl) > 0 {
-                    v.swap(pl, pl - 1);
-                    pl -= 1;
-                }
-            }
-            return;
-        }
-        let mut pm = a + n / 2;
-        if n > 7 {
-            let mut pl = a;
-            let mut pn = a + n - 1;
-            if n > 40 {
-                let d = n / 8;
-                pl = med3(v, pl, pl + d, pl + 2 * d);
-                pm = med3(v, pm - d, pm, pm + d);
-                pn = med3(v, pn - 2 * d, pn - d, pn);
-            }
-            pm = med3(v, pl, pm, pn);
-        }
-        v.swap(a, pm);
-        let (mut pa, mut pb) = (a + 1, a + 1);
-        let (mut pc, mut pd) = (a + n - 1, a + n - 1);
-        loop {
-            while pb <= pc {
-                let c = cmp(v, pb, a);
-                if c > 0 {
-                    break;
-                }
-                if c == 0 {
-                    v.swap(pa, pb);
-                    pa += 1;
-                }
-                pb += 1;
-            }
-            while pb <= pc {
-                let c = cmp(v, pc, a);
-                if c < 0 {
-                    break;
-                }
-                if c == 0 {
-                    v.swap(pc, pd);
-                    pd -= 1;
-                }
-                pc -= 1;
-            }
-            if pb > pc {
-                break;
-            }
-            v.swap(pb, pc);
-            pb += 1;
-            pc -= 1;
-        }
-        let pn = a + n;
-        let r = (pa - a).min(pb - pa);
-        vecswap(v, a, pb - r, r);
-        let r = (pd - pc).min(pn - pd - 1);
-        vecswap(v, pb, pn - r, r);
-        let left = pb - pa;
-        if left > 1 && overlaps(a, left) {
-            partial(v, a, left, lrange, rrange, desc);
-        }
-        let right = pd - pc;
-        if right > 1 && overlaps(pn - right, right) {
-            a = pn - right;
-            n = right;
-            continue;
-        }
-        return;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -702,7 +593,7 @@ mod tests {
         let dists: Vec<f64> = (0..200).map(|i| ((i * 7919) % 101) as f64).collect();
         for k in [1, 5, 40, 199] {
             let mut v = points(&dists);
-            pqsort(&mut v, 0, k - 1, false);
+            crate::cmd::pqsort::pqsort(&mut v, 0, k - 1, |a, b| order(a, b, false));
             let mut sorted = dists.clone();
             sorted.sort_by(f64::total_cmp);
             let got: Vec<f64> = v.iter().take(k).map(|p| p.dist).collect();

@@ -21,11 +21,13 @@ pub(crate) mod list;
 pub(crate) mod long_double;
 pub(crate) mod memory;
 pub(crate) mod persistence;
+pub(crate) mod pqsort;
 pub(crate) mod pubsub;
 pub(crate) mod replication;
 pub(crate) mod scripting;
 pub(crate) mod server;
 pub(crate) mod set;
+pub(crate) mod sort;
 pub(crate) mod stream;
 pub(crate) mod string;
 #[cfg(test)]
@@ -59,6 +61,7 @@ pub(crate) fn commands() -> Commands {
             stream::commands(),
             hll::commands(),
             geo::commands(),
+            sort::commands(),
             scripting::commands(),
         ]
         .into_iter()

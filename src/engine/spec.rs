@@ -182,6 +182,9 @@ pub(crate) enum BeginSearch {
         /// Where the search starts.
         startfrom: i32,
     },
+    /// Nowhere a spec can say (SORT's BY/GET keys come from the sorted values; its STORE may
+    /// be anywhere): the command's own key finder knows.
+    Unknown,
 }
 
 /// How a key spec finds its keys once started.
@@ -206,6 +209,8 @@ pub(crate) enum FindKeys {
         /// The step between keys.
         step: i32,
     },
+    /// Not by a rule (see [`BeginSearch::Unknown`]).
+    Unknown,
 }
 
 /// One key spec: where a group of keys sits in a request, and what the command does with
@@ -233,6 +238,12 @@ impl KeySpec {
     #[must_use]
     pub(crate) const fn keyword(keyword: &'static str, startfrom: i32) -> KeySpecStart {
         KeySpecStart(BeginSearch::Keyword { keyword, startfrom })
+    }
+
+    /// Keys no spec can find (Redis's `unknown` begin_search and find_keys).
+    #[must_use]
+    pub(crate) const fn unknown() -> KeySpecFind {
+        KeySpecFind(BeginSearch::Unknown, FindKeys::Unknown)
     }
 
     /// With Redis's note.
@@ -364,6 +375,7 @@ pub(crate) fn find_keys_into(
                 Some(first) => first,
                 None => continue,
             },
+            BeginSearch::Unknown => continue,
         };
         let (last, step) = match spec.find {
             FindKeys::Range { last, step, limit } => {
@@ -383,6 +395,7 @@ pub(crate) fn find_keys_into(
                 // A count past the arguments (up to i64::MAX) is a bad request, not a panic.
                 (first.checked_add(n)? - 1, i64::from(step))
             }
+            FindKeys::Unknown => continue,
         };
         if last >= argc || last < first || first >= argc || step <= 0 {
             return None;

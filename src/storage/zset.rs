@@ -303,6 +303,19 @@ impl ZSet {
         }
     }
 
+    /// Takes the large form whatever the size, as SORT leaves a sorted set it read (Redis's
+    /// `zsetConvert(.., OBJ_ENCODING_SKIPLIST)`): OBJECT ENCODING says `skiplist` from then
+    /// on, and -0 scores added later keep their sign.
+    pub(crate) fn make_large(&mut self) {
+        if let Repr::Small(v) = &mut self.0 {
+            let mut large = Box::<Large>::default();
+            for (s, m) in std::mem::take(v) {
+                large.add_new(m.to_bytes(), s);
+            }
+            self.0 = Repr::Large(large);
+        }
+    }
+
     /// Adds `member`, which the caller knows is absent (one lookup fewer than `insert`).
     pub(crate) fn add_new(&mut self, member: Bytes, score: f64) {
         match &mut self.0 {

@@ -341,6 +341,12 @@ impl Selector {
             .is_some_and(|(_, allowed)| allowed.iter().any(|a| a.eq_ignore_ascii_case(arg)))
     }
 
+    /// Whether every key may be read: all keys, or a `*` pattern that reads.
+    #[must_use]
+    pub(crate) fn reads_every_key(&self) -> bool {
+        self.all_keys || self.key_index.sorted.iter().any(|(p, perm)| perm.read && p.text() == b"*")
+    }
+
     /// Whether `key` may be used with permission `need`: one single pattern must both match it
     /// and carry every permission asked (an `RO`-only key asks none and any pattern will do).
     #[inline]

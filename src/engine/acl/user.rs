@@ -71,6 +71,16 @@ impl User {
         self.root.unrestricted()
     }
 
+    /// Whether one selector allows the request's command and lets it read every key (Redis's
+    /// `ACLUserCheckCmdWithUnrestrictedKeyAccess`, which SORT asks before following BY and GET
+    /// patterns to keys it cannot know in advance).
+    #[must_use]
+    pub(crate) fn may_read_every_key(&self, args: &[Bytes]) -> bool {
+        let Ok(cmd) = crate::engine::command::registry().resolve(args) else { return false };
+        let sub = cmd.full_name.contains('|');
+        self.selectors().any(|s| s.allows_command(cmd.id, sub, args) && s.reads_every_key())
+    }
+
     /// Whether one of the selectors lets a client stay subscribed to `channel` (a `PSUBSCRIBE`
     /// pattern: `literal`).
     #[must_use]
