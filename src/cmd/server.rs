@@ -108,23 +108,8 @@ async fn flush(s: &mut Session, args: &[Bytes], all: bool) -> CmdResult {
         // shard's flush ends its snapshot).
         snapshot::cancel_background(&s.core.global);
     }
-    let wipe = move |sh: &mut Shard| sh.flush(db);
-    let logged: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
-    // Inside EXEC every shard is already held: wipe through that transaction.
-    if let Some(tx) = s.exec_tx.clone() {
-        tx.log(db, &logged);
-        s.each_shard(wipe).await?;
-    } else {
-        let router = &s.core.router;
-        let shards = (0..router.shards()).map(ShardId).collect();
-        let tx = router.begin(shards).await.map_err(|_| CmdError::Unavailable)?;
-        // As Redis, logged even when there was nothing to flush.
-        tx.log(db, &logged);
-        let work = tx.shards().iter().map(|&shard| (shard, wipe)).collect();
-        if tx.finish(work).await.iter().any(Result::is_err) {
-            return Err(CmdError::Unavailable);
-        }
-    }
+    // As Redis, logged even when there was nothing to flush.
+    on_every_shard(s, db, args, |_| move |sh: &mut Shard| sh.flush(db)).await?;
     if all {
         // As Redis: with save points the empty dataset is saved at once (a restart must not
         // bring the keys back).
@@ -152,29 +137,38 @@ async fn swapdb(s: &mut Session, args: &[Bytes]) -> CmdResult {
     let (Some(a), Some(b)) = (in_range(a), in_range(b)) else {
         return Err(CmdError::msg("ERR DB index is out of range"));
     };
-    let logged: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
-    if let Some(tx) = s.exec_tx.clone() {
-        tx.log(None, &logged);
-        let hops = (0..s.core.router.shards())
-            .map(|i| s.run_on(ShardId(i), move |sh: &mut Shard| sh.swap_dbs(a, b, i == 0)));
-        if futures::future::join_all(hops).await.iter().any(Result::is_err) {
-            return Err(CmdError::Unavailable);
-        }
-    } else {
-        let router = &s.core.router;
-        let shards = (0..router.shards()).map(ShardId).collect();
-        let tx = router.begin(shards).await.map_err(|_| CmdError::Unavailable)?;
-        tx.log(None, &logged);
-        let work = tx
-            .shards()
-            .iter()
-            .map(|&shard| (shard, move |sh: &mut Shard| sh.swap_dbs(a, b, shard == ShardId(0))))
-            .collect();
-        if tx.finish(work).await.iter().any(Result::is_err) {
-            return Err(CmdError::Unavailable);
-        }
-    }
+    on_every_shard(s, None, args, |shard| move |sh: &mut Shard| sh.swap_dbs(a, b, shard == ShardId(0)))
+        .await?;
     Ok(Reply::Ok)
+}
+
+/// Runs `work(shard)` on every shard as one atomic step, logged as `args` against `db`
+/// (FLUSHDB, FLUSHALL, SWAPDB): through the running EXEC's transaction, which holds every
+/// shard already, or a transaction of its own.
+async fn on_every_shard<F>(
+    s: &Session,
+    db: Option<usize>,
+    args: &[Bytes],
+    work: impl Fn(ShardId) -> F,
+) -> Result<(), CmdError>
+where
+    F: FnOnce(&mut Shard) + Send + 'static,
+{
+    let logged: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+    let shards: Vec<ShardId> = (0..s.core.router.shards()).map(ShardId).collect();
+    let done = if let Some(tx) = &s.exec_tx {
+        tx.log(db, &logged);
+        futures::future::join_all(shards.into_iter().map(|shard| s.run_on(shard, work(shard)))).await
+    } else {
+        let tx = s.core.router.begin(shards).await.map_err(|_| CmdError::Unavailable)?;
+        tx.log(db, &logged);
+        let jobs = tx.shards().iter().map(|&shard| (shard, work(shard))).collect();
+        tx.finish(jobs).await
+    };
+    if done.iter().any(Result::is_err) {
+        return Err(CmdError::Unavailable);
+    }
+    Ok(())
 }
 
 /// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]: saves a snapshot when asked (SAVE; save
