@@ -1269,6 +1269,113 @@ fn swapdb_matches_redis_server() {
     });
 }
 
+/// OBJECT ENCODING after histories where Redis's answer is not the value's shape: strings
+/// changed in place (`raw` at any length) or written from a float (never `int`), hashes and
+/// sets that grew past a limit and shrank (still tables), limits changed under existing values,
+/// SDIFFSTORE's algorithm that starts from the whole first set, SPOP of most of a set.
+fn encoding_requests() -> Vec<Vec<String>> {
+    let q = |parts: &[&str]| parts.iter().map(|p| p.to_string()).collect::<Vec<String>>();
+    let long = "x".repeat(65);
+    let enc = |k: &str| q(&["OBJECT", "ENCODING", k]);
+    let mut reqs = vec![
+        q(&["FLUSHALL"]),
+        q(&["SET", "s1", "12"]),
+        q(&["APPEND", "s1", "3"]),
+        q(&["SET", "s2", "hello"]),
+        q(&["SETRANGE", "s2", "0", "j"]),
+        q(&["SET", "s3", "hello"]),
+        q(&["SETRANGE", "s3", "0", ""]),
+        q(&["SETRANGE", "s4", "0", "x"]),
+        q(&["SET", "s5", "5"]),
+        q(&["SETBIT", "s5", "1", "1"]),
+        q(&["SETBIT", "s6", "3", "1"]),
+        q(&["PFADD", "s7", "x"]),
+        q(&["PFCOUNT", "s7"]),
+        q(&["PFMERGE", "s8", "s7"]),
+        q(&["INCRBYFLOAT", "s9", "3"]),
+        q(&["INCRBYFLOAT", "s10", "1e50"]),
+        q(&["INCR", "s9"]),
+        q(&["APPEND", "s11", "12"]),
+        q(&["APPEND", "s12", "12"]),
+        q(&["APPEND", "s12", ""]),
+        q(&["BITOP", "OR", "s13", "s5"]),
+        q(&["SET", "s14", "7"]),
+        q(&["BITFIELD", "s14", "GET", "u4", "0"]),
+        q(&["SET", "s15", "7"]),
+        q(&["BITFIELD", "s15", "SET", "u4", "0", "1"]),
+        q(&["COPY", "s1", "s16"]),
+        q(&["SET", "s17", "abc"]),
+        q(&["APPEND", "s17", "d"]),
+        q(&["SET", "s17", "abc"]),
+        q(&["HSET", "h1", "f", "v"]),
+        q(&["HSET", "h2", "f", "v", "g", &long]),
+        q(&["HDEL", "h2", "g"]),
+        q(&["HINCRBYFLOAT", "h3", &long, "1"]),
+        q(&["HDEL", "h3", &long]),
+        q(&["HSET", "h3", "f", "1"]),
+        q(&["HSET", "h4", "f", "1"]),
+        q(&["HSETNX", "h4", "f", &long]),
+        q(&["SADD", "t1", "1", "2"]),
+        q(&["SADD", "t2", "1", "2", "x"]),
+        q(&["SREM", "t2", "x"]),
+        q(&["COPY", "t2", "t3"]),
+        q(&["ZADD", "z1", "1", "a"]),
+        q(&["ZADD", "z2", "1", &long]),
+        q(&["RPUSH", "l1", "a"]),
+        q(&["XADD", "x1", "1-1", "f", "v"]),
+        // Limits changed under existing values, then writes under the new ones.
+        q(&["CONFIG", "SET", "hash-max-listpack-entries", "2", "set-max-intset-entries", "2"]),
+        q(&["HSET", "h5", "a", "1", "b", "2"]),
+        q(&["HSET", "h6", "a", "1", "b", "2", "c", "3"]),
+        q(&["HDEL", "h6", "c", "b"]),
+        q(&["SADD", "t4", "1", "2", "3"]),
+        q(&["SREM", "t4", "3", "2"]),
+        q(&["CONFIG", "SET", "hash-max-listpack-entries", "512", "set-max-intset-entries", "512"]),
+        q(&["HSET", "h5", "c", "3"]),
+        q(&["HSET", "h6", "d", "4"]),
+        q(&["CONFIG", "SET", "hash-max-listpack-entries", "2"]),
+        q(&["HSET", "h7", "a", "1", "b", "2"]),
+        q(&["CONFIG", "SET", "hash-max-listpack-entries", "512"]),
+        // SDIFFSTORE: the second algorithm (the first set is large beside the others) adds the
+        // whole first set, a table for its member "x", and removes; the first keeps integers.
+        q(&["SADD", "{d}big", "x", "1", "2", "3", "4", "5", "6", "7", "8", "9"]),
+        q(&["SADD", "{d}one", "x"]),
+        q(&["SADD", "{d}two", "1"]),
+        q(&["SDIFFSTORE", "{d}out2", "{d}big", "{d}one", "{d}two"]),
+        q(&["SDIFFSTORE", "out2", "{d}big", "{d}one", "{d}two"]),
+        q(&["SADD", "{d}small", "x", "1", "2"]),
+        q(&["SDIFFSTORE", "{d}out1", "{d}small", "{d}one"]),
+        q(&["SDIFFSTORE", "out1", "{d}small", "{d}one"]),
+        q(&["SUNIONSTORE", "{d}union", "{d}two", "{d}two"]),
+        q(&["SINTERSTORE", "{d}inter", "{d}big", "{d}two"]),
+    ];
+    let mut members: Vec<String> = (0..600).map(|i| i.to_string()).collect();
+    members.insert(0, "SADD".into());
+    members.insert(1, "many".into());
+    reqs.push(members.clone());
+    members[1] = "most".into();
+    reqs.push(members);
+    // SPOP of most of a set rebuilds it from what remains; of a few, pops in place.
+    let spop = "redis.call('SPOP', KEYS[1], ARGV[1]) return redis.call('OBJECT', 'ENCODING', KEYS[1])";
+    reqs.push(q(&["EVAL", spop, "1", "most", "590"]));
+    reqs.push(q(&["EVAL", spop, "1", "many", "5"]));
+    let keys = [
+        "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
+        "s16", "s17", "h1", "h2", "h3", "h4", "h5", "h6", "h7", "t1", "t2", "t3", "t4", "z1", "z2", "l1",
+        "x1", "{d}out2", "out2", "{d}out1", "out1", "{d}union", "{d}inter", "many", "most",
+    ];
+    reqs.extend(keys.iter().map(|k| enc(k)));
+    reqs.push(q(&["CONFIG", "SET", "set-max-intset-entries", "512", "hash-max-listpack-entries", "512"]));
+    reqs
+}
+
+#[test]
+fn object_encoding_follows_history_as_redis_server() {
+    compare_with_redis(&|stream, write, resp3| {
+        run_requests(stream, write, resp3, encoding_requests().into_iter())
+    });
+}
+
 /// SORT and SORT_RO over lists, sets and sorted sets: numeric and ALPHA, LIMIT windows
 /// (partial sorts included), BY and GET patterns naming keys and hash fields on both shards,
 /// BY nosort, STORE across shards, errors in Redis's order, a script, and a user who may not
@@ -1971,7 +2078,12 @@ fn fuzz_script(
     resp3: bool,
 ) -> Vec<String> {
     let mut fuzz = Fuzz { seed };
-    let mut shown = run_requests(stream, write, resp3, [vec!["FLUSHALL".to_string()]].into_iter());
+    // Each run starts from Redis's default limits: the fuzz changes them (and ferrokey runs the
+    // script once per mode against one server).
+    let defaults = "CONFIG SET hash-max-listpack-entries 512 hash-max-listpack-value 64 \
+        set-max-intset-entries 512 zset-max-listpack-entries 128 zset-max-listpack-value 64";
+    let start = [vec!["FLUSHALL".to_string()], defaults.split_whitespace().map(String::from).collect()];
+    let mut shown = run_requests(stream, write, resp3, start.into_iter());
     let mut left = requests;
     while left > 0 {
         let mut batch: Vec<Vec<String>> =

@@ -100,3 +100,29 @@ fn a_swap_fails_the_transactions_watching_keys_it_touches() {
         redis::cmd("FLUSHALL").query::<()>(&mut c).unwrap();
     }
 }
+
+/// SWAPDB queued in a transaction whose keys are all on one shard: EXEC must take every shard's
+/// gate up front, in order, with the rest. Taking the others later, while another transaction
+/// holds one of them and waits for this one's, deadlocked both (and every client after them).
+#[test]
+fn a_swap_inside_exec_takes_every_shard_with_the_transaction() {
+    let server = Server::start();
+    for mode in MODES {
+        let (a, b) = (key_on(&format!("{mode:?}tx"), 0, 2), key_on(&format!("{mode:?}tx"), 1, 2));
+        let other = {
+            let (a, b, mut c) = (a.clone(), b.clone(), server.conn(mode));
+            std::thread::spawn(move || {
+                for _ in 0..300 {
+                    let _: Value = redis::pipe().atomic().set(&b, "1").set(&a, "1").query(&mut c).unwrap();
+                }
+            })
+        };
+        let mut c = server.conn(mode);
+        for _ in 0..300 {
+            let _: Value =
+                redis::pipe().atomic().set(&a, "2").cmd("SWAPDB").arg(0).arg(1).query(&mut c).unwrap();
+        }
+        other.join().unwrap();
+    }
+    assert!(!server.log().contains("does not hold"), "{}", server.log());
+}

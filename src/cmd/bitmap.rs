@@ -16,6 +16,7 @@ use crate::engine::spec::{acl, flag, key, KeyFlags, KeySpec};
 use crate::facade::Reply;
 use crate::storage::db::{Entry, Value};
 use crate::storage::dict::Key;
+use crate::storage::encoding::StrForm;
 
 /// The bitmap family.
 pub(crate) fn commands() -> Vec<Command> {
@@ -106,7 +107,8 @@ fn bit_offset(ctx: &Ctx<'_>, arg: &[u8], hash_bits: Option<u32>) -> Result<u64, 
 }
 
 /// Runs `f` on the string at `key` grown with zeros to at least `len` bytes (created when
-/// missing; WRONGTYPE checked first), in place.
+/// missing; WRONGTYPE checked first), in place; the string is `raw` from then on, as Redis's
+/// `lookupStringForBitCommand` leaves it.
 fn edit<R>(
     ctx: &mut Ctx<'_>,
     key: &[u8],
@@ -116,12 +118,13 @@ fn edit<R>(
     if read_str(ctx, key)?.is_none() {
         let mut buf = BytesMut::zeroed(len);
         let r = f(&mut buf);
-        ctx.db.set(key, Value::string(Key::new(buf.freeze())), None);
+        ctx.db.set(key, Value::string_as(Key::new(buf.freeze()), StrForm::Raw), None);
         return Ok(r);
     }
-    let Some(Entry { value: Value::Str(s, ..), .. }) = ctx.db.write(key, ctx.now) else {
+    let Some(Entry { value: Value::Str(s, _, form), .. }) = ctx.db.write(key, ctx.now) else {
         return Err(CmdError::Internal);
     };
+    *form = StrForm::Raw;
     Ok(s.edit(|buf| {
         if buf.len() < len {
             buf.resize(len, 0);
@@ -366,7 +369,7 @@ fn store_result(ctx: &mut Ctx<'_>, dest: &[u8], result: Vec<u8>) -> Reply {
     if result.is_empty() {
         ctx.db.remove(dest);
     } else {
-        ctx.db.set(dest, Value::string(Key::new(Bytes::from(result))), None);
+        ctx.db.set(dest, Value::string_as(Key::new(Bytes::from(result)), StrForm::Raw), None);
     }
     Reply::Int(len)
 }

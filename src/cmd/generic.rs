@@ -600,28 +600,16 @@ fn object_help() -> Reply {
     )
 }
 
-/// The encoding Redis 7.0 would report for a value of this shape, by the configured
-/// thresholds (lists are always quicklists in 7.0).
+/// The encoding Redis 7.0 would report for this value, which the writes that made it decided
+/// as they would have in Redis (lists are always quicklists in 7.0).
 fn encoding(value: &Value) -> &'static str {
-    let t = crate::storage::encoding::get();
     match value {
-        Value::Str(s, ..) if s.len() <= 20 && parse_i64(s.as_slice()).is_some() => "int",
-        Value::Str(s, ..) if s.len() <= 44 => "embstr",
-        Value::Str(..) => "raw",
+        Value::Str(s, _, form) => crate::storage::encoding::string_name(s.as_slice(), *form),
         Value::List(..) => "quicklist",
-        Value::Hash(h, ..)
-            if h.len() <= t.hash_entries
-                && h.iter().all(|(k, v)| k.len() <= t.hash_value && v.len() <= t.hash_value) =>
-        {
-            "listpack"
-        }
-        Value::Hash(..) => "hashtable",
-        Value::Set(s, ..)
-            if s.len() <= t.set_intset_entries && s.iter().all(|(m, ())| parse_i64(m).is_some()) =>
-        {
-            "intset"
-        }
-        Value::Set(..) => "hashtable",
+        Value::Hash(h, ..) if h.is_table() => "hashtable",
+        Value::Hash(..) => "listpack",
+        Value::Set(s, ..) if s.is_table() => "hashtable",
+        Value::Set(..) => "intset",
         Value::ZSet(z, ..) if z.is_small() => "listpack",
         Value::ZSet(..) => "skiplist",
         Value::Stream(..) => "stream",

@@ -13,6 +13,7 @@ use crate::engine::spec::{acl, flag, key, KeySpec};
 use crate::facade::Reply;
 use crate::storage::db::{Entry, Value};
 use crate::storage::dict::Key;
+use crate::storage::encoding::StrForm;
 use crate::storage::hll::{self, Corrupt};
 
 const NOT_HLL: CmdError = CmdError::msg("WRONGTYPE Key is not a valid HyperLogLog string value.");
@@ -64,16 +65,22 @@ fn read<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a [u8]>, CmdErr
 }
 
 /// Changes the HyperLogLog under `key` through `f` (dense values in place; sparse ones, at
-/// most `hll-sparse-max-bytes`, through a copy); `None` when missing.
+/// most `hll-sparse-max-bytes`, through a copy); `None` when missing. With `unshare` (PFADD,
+/// PFMERGE), the value is `raw` from then on, as Redis's `dbUnshareStringValue` leaves it;
+/// PFCOUNT's cache update changes Redis's value in place, whatever its encoding.
 fn edit<R>(
     ctx: &mut Ctx<'_>,
     key: &[u8],
+    unshare: bool,
     f: impl FnOnce(&mut Vec<u8>) -> Result<R, Corrupt>,
 ) -> Result<Option<R>, CmdError> {
     match ctx.db.write_quiet(key, ctx.now) {
         None => Ok(None),
-        Some(Entry { value: Value::Str(s, ..), .. }) => {
+        Some(Entry { value: Value::Str(s, _, form), .. }) => {
             hll::check(s.as_slice()).map_err(|_| NOT_HLL)?;
+            if unshare {
+                *form = StrForm::Raw;
+            }
             let r = s.edit(|buf| {
                 // Both conversions keep the buffer (no copy of a dense value's 12 KiB).
                 let mut v: Vec<u8> = std::mem::take(buf).into();
@@ -101,7 +108,7 @@ fn pfadd(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         }
         Ok(updated)
     };
-    match edit(ctx, key, add_all)? {
+    match edit(ctx, key, true, add_all)? {
         Some(updated) => {
             if updated {
                 ctx.db.signal(key);
@@ -112,7 +119,7 @@ fn pfadd(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             let mut v = hll::new();
             add_all(&mut v)?;
             hll::invalidate(&mut v);
-            ctx.db.set(key, Value::string(Key::new(Bytes::from(v))), None);
+            ctx.db.set(key, Value::string_as(Key::new(Bytes::from(v)), StrForm::Raw), None);
             Ok(Reply::Int(1))
         }
     }
@@ -135,7 +142,7 @@ fn pfcount(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         return Ok(Reply::Int(card as i64));
     }
     // The count goes into the value's cache: a change, propagated as Redis propagates it.
-    let card = edit(ctx, key, |v| {
+    let card = edit(ctx, key, false, |v| {
         let card = hll::count(v)?;
         hll::set_cache(v, card);
         Ok(card)
@@ -175,10 +182,10 @@ async fn pfcount_across(tx: &Tx, db: usize, a: &[Bytes]) -> CmdResult {
 /// Stores `max` into `dest` (created if missing), dense first when a source was.
 fn store(ctx: &mut Ctx<'_>, dest: &[u8], max: &[u8], dense: bool) -> CmdResult {
     let sparse_max = crate::storage::encoding::get().hll_sparse_max;
-    if edit(ctx, dest, |v| hll::store_max(v, max, dense, sparse_max))?.is_none() {
+    if edit(ctx, dest, true, |v| hll::store_max(v, max, dense, sparse_max))?.is_none() {
         let mut v = hll::new();
         hll::store_max(&mut v, max, dense, sparse_max)?;
-        ctx.db.set(dest, Value::string(Key::new(Bytes::from(v))), None);
+        ctx.db.set(dest, Value::string_as(Key::new(Bytes::from(v)), StrForm::Raw), None);
     } else {
         ctx.db.signal(dest);
     }

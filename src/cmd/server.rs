@@ -50,7 +50,8 @@ pub(crate) fn commands() -> Vec<Command> {
         Command::session("swapdb", 3, |s, a| Box::pin(swapdb(s, a)))
             .flags(flag::WRITE | flag::FAST)
             .acl(acl::KEYSPACE | acl::DANGEROUS)
-            .docs("server", "4.0.0", "O(N) where N is the count of clients watching or blocking on keys from both databases.", "Swaps two Redis databases"),
+            .docs("server", "4.0.0", "O(N) where N is the count of clients watching or blocking on keys from both databases.", "Swaps two Redis databases")
+            .fan_out(),
         Command::inline("time", 1, |_, _| Ok(time()))
             .flags(flag::LOADING | flag::STALE | flag::FAST)
             .tips(&["nondeterministic_output"])
@@ -239,6 +240,11 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> CmdResult {
     let before = global.listen_generation();
     let appendonly = s.core.config().appendonly;
     global.set_config(&pairs).map_err(|e| CmdError::text(format!("ERR {e}")))?;
+    // The next command sees the change, as in Redis. Shards read the configuration before each
+    // hop they run and each connection's batch; this client's next command may be in this
+    // core's current batch (a write deciding an encoding by the old limits), so the local
+    // shard reads it now. (No hop: inside EXEC, the transaction may not hold the shards.)
+    s.core.router.try_local(Shard::tick);
     let config = global.config();
     global.journal.set_waits(config.appendfsync == crate::config::AppendFsync::Always);
     // Inside EXEC the gates it needs are held: the cron applies the change once EXEC is over.

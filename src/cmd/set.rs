@@ -163,6 +163,10 @@ fn smembers(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Set(s.into_iter().flat_map(|s| s.iter()).map(|(m, ())| Reply::bulk(m)).collect()))
 }
 
+/// Redis's `SPOP_MOVE_STRATEGY_MUL`: SPOP with a count rebuilds the set from what remains
+/// when that is at most a fifth of what it pops.
+const SPOP_MOVE_STRATEGY_MUL: usize = 5;
+
 /// SRANDMEMBER key [count], SPOP key [count] (`pop`)
 fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes], pop: bool) -> CmdResult {
     // As Redis: too many arguments is a syntax error before the count is looked at.
@@ -187,8 +191,15 @@ fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes], pop: bool) -> CmdResult {
     if pop {
         access::update(ctx.db, ctx.now, &args[1], set_mut, |s| {
             if let Some(s) = s {
+                let size = s.len();
                 for (m, ()) in &picked {
                     s.remove(m);
+                }
+                // Redis pops most of a set by building a new one from what remains
+                // (`spopWithCountCommand`'s third case): encoded by its content.
+                let remaining = size - picked.len();
+                if count.is_some() && remaining > 0 && remaining * SPOP_MOVE_STRATEGY_MUL <= picked.len() {
+                    s.rebuilt();
                 }
             }
         })?;
@@ -291,6 +302,23 @@ impl Algebra {
         }
     }
 
+    /// Whether Redis would store the result as a table whatever it holds: SDIFFSTORE, when its
+    /// cost estimate picks the algorithm that adds the whole first set before removing the
+    /// others, converts on the way if the first set needs a table (`sinterGenericCommand`).
+    fn stores_table(&self, sets: &[Option<Vec<Bytes>>]) -> bool {
+        let Some(Some(first)) = sets.first() else { return false };
+        let same_set = self.sources[1..].iter().any(|k| *k == self.sources[0]);
+        if self.op != Op::Diff || same_set {
+            return false;
+        }
+        let present = sets.iter().flatten();
+        let one_work = present.clone().count() * first.len() / 2;
+        let two_work: usize = present.map(Vec::len).sum();
+        one_work > two_work
+            && (first.len() > crate::storage::encoding::get().set_intset_entries
+                || first.iter().any(|m| crate::num::parse_i64(m).is_none()))
+    }
+
     /// Combines the gathered sets, in source order (`None` = missing key).
     fn compute(&self, sets: Vec<Option<Vec<Bytes>>>) -> Vec<Bytes> {
         let mut sets = sets.into_iter();
@@ -320,15 +348,17 @@ impl Algebra {
     }
 }
 
-/// Stores `members` as the set at `key` (deleting it when empty), as the STORE forms do.
-fn store(ctx: &mut Ctx<'_>, key: &[u8], members: &[Bytes]) {
+/// Stores `members` as the set at `key` (deleting it when empty), as the STORE forms do,
+/// encoded by its content or as a table (see [`Algebra::stores_table`]).
+fn store(ctx: &mut Ctx<'_>, key: &[u8], members: &[Bytes], table: bool) {
     ctx.db.remove(key);
     if !members.is_empty() {
-        ctx.db.set(
-            key,
-            Value::set(Box::new(members.iter().map(|m| (Bytes::copy_from_slice(m), ())).collect())),
-            None,
-        );
+        let mut value =
+            Value::set(Box::new(members.iter().map(|m| (Bytes::copy_from_slice(m), ())).collect()));
+        if let (true, Some(s)) = (table, set_mut(&mut value)) {
+            s.make_table();
+        }
+        ctx.db.set(key, value, None);
     }
 }
 
@@ -336,9 +366,10 @@ fn store(ctx: &mut Ctx<'_>, key: &[u8], members: &[Bytes]) {
 fn algebra(ctx: &mut Ctx<'_>, args: &[Bytes], op: Op, form: Form) -> CmdResult {
     let alg = Algebra::parse(args, op, form)?;
     let sets = alg.sources.iter().map(|k| members(ctx, k)).collect::<Result<Vec<_>, _>>()?;
+    let table = alg.stores_table(&sets);
     let result = alg.compute(sets);
     if let Some(dest) = &alg.dest {
-        store(ctx, dest, &result);
+        store(ctx, dest, &result, table);
     }
     Ok(alg.reply(result))
 }
@@ -350,11 +381,12 @@ async fn algebra_across(tx: &Tx, db: usize, args: &[Bytes], op: Op, form: Form) 
     let gathers =
         alg.sources.iter().cloned().map(|key| tx.on(tx.shard_of(&key), db, move |c| members(c, &key)));
     let sets = futures::future::join_all(gathers).await.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let table = alg.stores_table(&sets);
     let result = alg.compute(sets);
     if let Some(dest) = alg.dest.clone() {
         let stored = result.clone();
         tx.on(tx.shard_of(&dest), db, move |c| {
-            store(c, &dest, &stored);
+            store(c, &dest, &stored, table);
             Ok(())
         })
         .await?;

@@ -237,7 +237,7 @@ fn pattern_key(pattern: &[u8], element: &[u8]) -> Option<(Bytes, Option<Bytes>)>
 /// The value a lookup finds: a string key's value, or a hash field's.
 fn lookup(ctx: &mut Ctx<'_>, key: &[u8], field: Option<&[u8]>) -> Option<Bytes> {
     match (ctx.db.read(key, ctx.now)?, field) {
-        (Entry { value: Value::Str(s, _), .. }, None) => Some(s.to_bytes()),
+        (Entry { value: Value::Str(s, ..), .. }, None) => Some(s.to_bytes()),
         (Entry { value: Value::Hash(h, _), .. }, Some(f)) => h.get(f).map(|v| v.to_bytes()),
         _ => None,
     }

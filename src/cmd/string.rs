@@ -15,6 +15,7 @@ use crate::facade::Reply;
 use crate::num::parse_i64;
 use crate::storage::db::{Entry, Value};
 use crate::storage::dict::Key;
+use crate::storage::encoding::StrForm;
 
 /// GETRANGE's and SUBSTR's documented complexity.
 const SUBSTRING_COMPLEXITY: &str = "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.";
@@ -373,14 +374,17 @@ fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut joined = BytesMut::with_capacity(len);
     joined.extend_from_slice(&old);
     joined.extend_from_slice(&args[2]);
-    replace_value(ctx, &args[1], joined.freeze());
+    replace_value(ctx, &args[1], joined.freeze(), StrForm::Raw);
     Ok(Reply::Int(len as i64))
 }
 
-/// Replaces the value of an existing key, keeping its TTL.
-fn replace_value(ctx: &mut Ctx<'_>, key: &[u8], value: Bytes) {
-    if let Some(e) = ctx.db.write(key, ctx.now) {
-        e.replace_value(Value::string(Key::new(value)));
+/// Stores the string `value` written as `form` at `key`: an existing key keeps its TTL, a
+/// missing one is created without.
+fn replace_value(ctx: &mut Ctx<'_>, key: &[u8], value: Bytes, form: StrForm) {
+    let value = Value::string_as(Key::new(value), form);
+    match ctx.db.write(key, ctx.now) {
+        Some(e) => e.replace_value(value),
+        None => ctx.db.set(key, value, None),
     }
 }
 
@@ -403,11 +407,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
     };
     let next = current.checked_add(by).ok_or(CmdError::msg("ERR increment or decrement would overflow"))?;
     let text = Bytes::copy_from_slice(itoa::Buffer::new().format(next).as_bytes());
-    if ctx.db.live(key, ctx.now) {
-        replace_value(ctx, key, text);
-    } else {
-        ctx.db.set(key, Value::string(Key::new(text)), None);
-    }
+    replace_value(ctx, key, text, StrForm::ByContent);
     Ok(Reply::Int(next))
 }
 
@@ -426,11 +426,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         _ => return Err(CmdError::msg("ERR increment would produce NaN or Infinity")),
     };
     let text = Bytes::from(next.to_human());
-    if ctx.db.live(&args[1], ctx.now) {
-        replace_value(ctx, &args[1], text.clone());
-    } else {
-        ctx.db.set(&args[1], Value::string(Key::new(text.clone())), None);
-    }
+    replace_value(ctx, &args[1], text.clone(), StrForm::Text);
     // The sum, not the increment: the float arithmetic is not replayed.
     ctx.log(&[b"SET", &args[1], &text, b"KEEPTTL"]);
     Ok(Reply::Bulk(text))
@@ -474,10 +470,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     out[offset as usize..end as usize].copy_from_slice(patch);
     let len = out.len() as i64;
-    match old {
-        Some(_) => replace_value(ctx, &args[1], out.freeze()),
-        None => ctx.db.set(&args[1], Value::string(Key::new(out.freeze())), None),
-    }
+    replace_value(ctx, &args[1], out.freeze(), StrForm::Raw);
     Ok(Reply::Int(len))
 }
 

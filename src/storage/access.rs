@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use crate::storage::db::{Db, Entry, Value};
-use crate::storage::dict::Dict;
+use crate::storage::dict_value::{DictValue, Hash, Set};
 use crate::storage::list::{End, List};
 use crate::storage::zset::ZSet;
 
@@ -141,7 +141,7 @@ pub(crate) fn remove_members<V>(
     db: &mut Db,
     now: u64,
     key: &[u8],
-    pick: PickMut<Dict<V>>,
+    pick: PickMut<DictValue<V>>,
     members: &[Bytes],
 ) -> Result<usize, WrongType> {
     update_quiet(db, now, key, pick, |d| {
@@ -155,9 +155,9 @@ pub(crate) fn dict_len<V>(
     db: &mut Db,
     now: u64,
     key: &[u8],
-    pick: Pick<Dict<V>>,
+    pick: Pick<DictValue<V>>,
 ) -> Result<usize, WrongType> {
-    read(db, now, key, pick).map(|d| d.map_or(0, Dict::len))
+    read(db, now, key, pick).map(|d| d.map_or(0, |d| d.len()))
 }
 
 /// Pops up to `count` elements from `end` of the list at `key` (deleting it if emptied);
@@ -227,9 +227,41 @@ macro_rules! pickers {
 
 pickers! {
     list, list_mut, List, List;
-    hash, hash_mut, Hash, Dict<crate::storage::dict::Key>;
-    set, set_mut, Set, Dict<()>;
     stream, stream_mut, Stream, crate::storage::stream::Stream;
+}
+
+/// Picks a hash by reference (its dict boxed inside, beside its encoding).
+#[must_use]
+pub(crate) fn hash(v: &Value) -> Option<&Hash> {
+    match v {
+        Value::Hash(h, ..) => Some(h),
+        _ => None,
+    }
+}
+
+/// Picks a hash mutably.
+pub(crate) fn hash_mut(v: &mut Value) -> Option<&mut Hash> {
+    match v {
+        Value::Hash(h, ..) => Some(h),
+        _ => None,
+    }
+}
+
+/// Picks a set by reference (its dict boxed inside, beside its encoding).
+#[must_use]
+pub(crate) fn set(v: &Value) -> Option<&Set> {
+    match v {
+        Value::Set(s, ..) => Some(s),
+        _ => None,
+    }
+}
+
+/// Picks a set mutably.
+pub(crate) fn set_mut(v: &mut Value) -> Option<&mut Set> {
+    match v {
+        Value::Set(s, ..) => Some(s),
+        _ => None,
+    }
 }
 
 /// Picks a sorted set by reference (not boxed: it is a small vector or a box of its own).

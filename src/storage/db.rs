@@ -7,6 +7,8 @@ use bytes::Bytes;
 
 use crate::storage::clock;
 use crate::storage::dict::{Dict, Key};
+use crate::storage::dict_value::{Hash, Set};
+use crate::storage::encoding::StrForm;
 use crate::storage::rng::Rng;
 
 /// A key's access clock (LRU time or LFU counter, see [`crate::storage::clock`]).
@@ -18,14 +20,15 @@ pub(crate) type Clock = u32;
 /// Values are built by [`Value::string`] and its siblings, which stamp a new key's clock as
 /// Redis's `createObject` does; patterns name the payload and skip the clock with `..`.
 pub(crate) enum Value {
-    /// A string (also holds integers and floats, as Redis does); up to 22 bytes inline.
-    Str(Key, Clock),
+    /// A string (also holds integers and floats, as Redis does); up to 22 bytes inline. The
+    /// form it was written in (for OBJECT ENCODING) fits in the padding after the clock.
+    Str(Key, Clock, StrForm),
     /// A list. Containers are boxed so that every entry stays small (strings dominate).
     List(Box<crate::storage::list::List>, Clock),
     /// A hash: field to value (a short value inline, as a short string value is).
-    Hash(Box<Dict<Key>>, Clock),
+    Hash(Hash, Clock),
     /// A set of members.
-    Set(Box<Dict<()>>, Clock),
+    Set(Set, Clock),
     /// A sorted set: members ordered by score (not boxed: a vector while small, else a box).
     ZSet(crate::storage::zset::ZSet, Clock),
     /// A stream: entries by ID and consumer groups.
@@ -38,7 +41,13 @@ impl Value {
     /// A string value, its clock that of a key created now on this core.
     #[must_use]
     pub(crate) fn string(s: Key) -> Value {
-        Value::Str(s, clock::on_create())
+        Value::string_as(s, StrForm::ByContent)
+    }
+
+    /// A string value written as `form` (see [`StrForm`]).
+    #[must_use]
+    pub(crate) fn string_as(s: Key, form: StrForm) -> Value {
+        Value::Str(s, clock::on_create(), form)
     }
 
     /// A list value (see [`Value::string`] for its clock).
@@ -50,13 +59,13 @@ impl Value {
     /// A hash value (see [`Value::string`] for its clock).
     #[must_use]
     pub(crate) fn hash(h: Box<Dict<Key>>) -> Value {
-        Value::Hash(h, clock::on_create())
+        Value::Hash(Hash::from_dict(h), clock::on_create())
     }
 
     /// A set value (see [`Value::string`] for its clock).
     #[must_use]
     pub(crate) fn set(s: Box<Dict<()>>) -> Value {
-        Value::Set(s, clock::on_create())
+        Value::Set(Set::from_dict(s), clock::on_create())
     }
 
     /// A sorted set value (see [`Value::string`] for its clock).
@@ -75,7 +84,7 @@ impl Value {
     #[must_use]
     pub(crate) fn clock(&self) -> Clock {
         match self {
-            Value::Str(_, c)
+            Value::Str(_, c, _)
             | Value::List(_, c)
             | Value::Hash(_, c)
             | Value::Set(_, c)
@@ -87,7 +96,7 @@ impl Value {
     /// The access clock, to update.
     fn clock_mut(&mut self) -> &mut Clock {
         match self {
-            Value::Str(_, c)
+            Value::Str(_, c, _)
             | Value::List(_, c)
             | Value::Hash(_, c)
             | Value::Set(_, c)
@@ -128,12 +137,14 @@ impl Clone for Value {
     fn clone(&self) -> Value {
         let copy = |k: &[u8]| Bytes::copy_from_slice(k);
         match self {
-            Value::Str(s, c) => Value::Str(s.clone(), *c),
+            Value::Str(s, c, f) => Value::Str(s.clone(), *c, *f),
             Value::List(l, c) => Value::List(l.clone(), *c),
             Value::Hash(h, c) => {
-                Value::Hash(Box::new(h.iter().map(|(k, v)| (copy(k), v.clone())).collect()), *c)
+                Value::Hash(h.copy_with(|h| h.iter().map(|(k, v)| (copy(k), v.clone())).collect()), *c)
             }
-            Value::Set(s, c) => Value::Set(Box::new(s.iter().map(|(k, ())| (copy(k), ())).collect()), *c),
+            Value::Set(s, c) => {
+                Value::Set(s.copy_with(|s| s.iter().map(|(k, ())| (copy(k), ())).collect()), *c)
+            }
             Value::ZSet(z, c) => Value::ZSet(z.iter_from(0, false).collect(), *c),
             Value::Stream(x, c) => Value::Stream(x.clone(), *c),
         }

@@ -76,3 +76,36 @@ pub(crate) fn set(t: Thresholds) {
 pub(crate) fn get() -> Thresholds {
     NOW.with(Cell::get)
 }
+
+/// What a string's history adds to its content when Redis names its encoding. Redis keeps a
+/// string as an integer (`int`), inside its object header (`embstr`, up to 44 bytes) or in a
+/// buffer of its own (`raw`); which one depends on the command that last wrote it, not only
+/// on the bytes, and OBJECT ENCODING shows it. ferrokey stores every string the same way and
+/// keeps this to name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum StrForm {
+    /// Named by content, as Redis's `tryObjectEncoding` picks: SET and its kin, APPEND to a
+    /// missing key, INCR, loads and RESTORE.
+    #[default]
+    ByContent,
+    /// `raw` at any length: changed in place (APPEND, SETRANGE, SETBIT, BITFIELD, PFADD and
+    /// PFMERGE go through Redis's `dbUnshareStringValue`) or built as a buffer (SETRANGE and
+    /// SETBIT on a missing key, BITOP's result, a new HyperLogLog).
+    Raw,
+    /// Written as text from a number (INCRBYFLOAT's `createStringObject`): `embstr` or `raw` by
+    /// length, never `int`.
+    Text,
+}
+
+/// Redis's `OBJ_ENCODING_EMBSTR_SIZE_LIMIT`: the longest string kept inside its object.
+const EMBSTR_MAX: usize = 44;
+
+/// The name OBJECT ENCODING gives the string `bytes` written as `form`.
+#[must_use]
+pub(crate) fn string_name(bytes: &[u8], form: StrForm) -> &'static str {
+    match form {
+        StrForm::ByContent if bytes.len() <= 20 && crate::num::parse_i64(bytes).is_some() => "int",
+        StrForm::ByContent | StrForm::Text if bytes.len() <= EMBSTR_MAX => "embstr",
+        _ => "raw",
+    }
+}

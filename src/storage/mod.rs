@@ -7,6 +7,7 @@ pub(crate) mod aof;
 pub(crate) mod clock;
 pub(crate) mod db;
 pub(crate) mod dict;
+pub(crate) mod dict_value;
 pub(crate) mod encoding;
 pub(crate) mod evict;
 pub(crate) mod footprint;

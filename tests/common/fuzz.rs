@@ -210,7 +210,7 @@ impl Fuzz {
     fn plain_request(&mut self) -> Vec<String> {
         let s = |x: &str| x.to_string();
         let k = self.key();
-        let mut r = match self.below(156) {
+        let mut r = match self.below(158) {
             // Strings and keys.
             0 => vec![s("SET"), k, self.member()],
             1 => vec![s("GET"), k],
@@ -224,9 +224,9 @@ impl Fuzz {
             9 => vec![s("TYPE"), k],
             10 => vec![s("RENAME"), k, self.key()],
             11 => vec![s("COPY"), k, self.key(), self.pick(&["REPLACE", "DB", ""])],
-            // OBJECT ENCODING is left out: Redis's depends on each value's history, ferrokey's
-            // (plausible, as the issue asks) on its shape alone.
-            12 => vec![s("TYPE"), k],
+            // The encoding Redis names depends on the value's history: which writes made it,
+            // under which limits (see 156).
+            12 => vec![s("OBJECT"), s("ENCODING"), k],
             13 => [vec![s("EXISTS")], self.keys(2)].concat(),
             14 => vec![s("RENAMENX"), k, self.key()],
             // GT and LT compare with absolute times only: two relative ones set in the same
@@ -737,6 +737,23 @@ impl Fuzz {
                 }
                 r
             }
+            156 => vec![s("OBJECT"), s("ENCODING"), k],
+            // The compact encodings' limits, low enough that the fuzz's values cross them both
+            // ways: values already made keep their encoding, new writes decide by the new ones.
+            157 => vec![
+                s("CONFIG"),
+                s("SET"),
+                s("hash-max-listpack-entries"),
+                self.pick(&["2", "8", "512"]),
+                s("hash-max-listpack-value"),
+                self.pick(&["4", "64"]),
+                s("set-max-intset-entries"),
+                self.pick(&["2", "8", "512"]),
+                s("zset-max-listpack-entries"),
+                self.pick(&["2", "8", "128"]),
+                s("zset-max-listpack-value"),
+                self.pick(&["4", "64"]),
+            ],
             _ => vec![s("EXISTS"), k],
         };
         r.retain(|a| !a.is_empty() || self.below(4) == 0);

@@ -354,6 +354,9 @@ impl Drop for Server {
 pub struct RedisServer {
     child: Child,
     pub port: u16,
+    /// Its working directory (a test's own `--dir` in `extra` overrides it): never the
+    /// checkout, where a stray `dump.rdb` would be loaded at start.
+    dir: PathBuf,
 }
 
 impl RedisServer {
@@ -369,9 +372,15 @@ impl RedisServer {
     /// Started with a config file (first on its command line) and `extra` arguments.
     pub fn with_file(file: Option<&Path>, extra: &[&str]) -> RedisServer {
         let port = free_port();
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("redis-data-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
         let mut child = Command::new("redis-server")
             .args(file)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
             .args(extra)
             .stdout(Stdio::piped())
             .spawn()
@@ -382,7 +391,7 @@ impl RedisServer {
         assert!(ready, "redis-server did not start");
         // Keep draining its log so that it never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        RedisServer { child, port }
+        RedisServer { child, port, dir }
     }
 
     /// A plain raw connection.
@@ -412,6 +421,7 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -19,7 +19,6 @@ use bytes::Bytes;
 use crate::num::{d2string, parse_i64, strtod};
 use crate::storage::db::Value;
 use crate::storage::dict::{Dict, Key};
-use crate::storage::encoding;
 use crate::storage::list::List;
 use crate::storage::zset::ZSet;
 
@@ -164,8 +163,8 @@ pub(crate) fn write_string(out: &mut Vec<u8>, s: &[u8], compress: bool) {
     out.extend_from_slice(s);
 }
 
-/// Appends a value's type byte and its serialization, in the encoding Redis 7.0 would use for
-/// it at its default limits.
+/// Appends a value's type byte and its serialization, in the encoding Redis 7.0 would hold it
+/// in (a hash or set as its writes made it, a sorted set as ferrokey holds it).
 pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value, compress: bool) {
     match value {
         Value::Str(s, ..) => {
@@ -192,9 +191,8 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value, compress: bool) {
             }
         }
         Value::Set(set, ..) => {
-            let ints: Option<Vec<i64>> = (set.len() <= encoding::get().set_intset_entries)
-                .then(|| set.iter().map(|(m, ())| parse_i64(m)).collect())
-                .flatten();
+            let ints: Option<Vec<i64>> =
+                (!set.is_table()).then(|| set.iter().map(|(m, ())| parse_i64(m)).collect()).flatten();
             match ints {
                 Some(mut ints) => {
                     ints.sort_unstable();
@@ -209,10 +207,7 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value, compress: bool) {
             }
         }
         Value::Hash(hash, ..) => {
-            let t = encoding::get();
-            let small = hash.len() <= t.hash_entries
-                && hash.iter().all(|(f, v)| f.len() <= t.hash_value && v.len() <= t.hash_value);
-            if small {
+            if !hash.is_table() {
                 let mut lp = listpack::Builder::new();
                 for (f, v) in hash.iter() {
                     lp.push(f);
@@ -230,10 +225,7 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value, compress: bool) {
             }
         }
         Value::ZSet(z, ..) => {
-            let t = encoding::get();
-            let small =
-                z.len() <= t.zset_entries && z.slices_from(0, false).all(|(m, _)| m.len() <= t.zset_value);
-            if small {
+            if z.is_small() {
                 let mut lp = listpack::Builder::new();
                 for (m, score) in z.slices_from(0, false) {
                     lp.push(m);
