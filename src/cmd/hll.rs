@@ -64,6 +64,14 @@ fn read<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a [u8]>, CmdErr
     }
 }
 
+/// A HyperLogLog's bytes as kept: in an allocation of exactly their length. A sparse one grows
+/// a few bytes at a time; the spare capacity that leaves, and the header `Bytes` allocates to
+/// remember it, cost a 46-byte HyperLogLog ~50 bytes more (a dense one has none to shed).
+fn stored(mut v: Vec<u8>) -> Bytes {
+    v.shrink_to_fit();
+    Bytes::from(v)
+}
+
 /// Changes the HyperLogLog under `key` through `f` (dense values in place; sparse ones, at
 /// most `hll-sparse-max-bytes`, through a copy); `None` when missing. With `unshare` (PFADD,
 /// PFMERGE), the value is `raw` from then on, as Redis's `dbUnshareStringValue` leaves it;
@@ -85,7 +93,7 @@ fn edit<R>(
                 // Both conversions keep the buffer (no copy of a dense value's 12 KiB).
                 let mut v: Vec<u8> = std::mem::take(buf).into();
                 let r = f(&mut v);
-                *buf = Bytes::from(v).try_into_mut().unwrap_or_else(|b| bytes::BytesMut::from(&b[..]));
+                *buf = stored(v).try_into_mut().unwrap_or_else(|b| bytes::BytesMut::from(&b[..]));
                 r
             });
             Ok(Some(r?))
@@ -119,7 +127,7 @@ fn pfadd(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             let mut v = hll::new();
             add_all(&mut v)?;
             hll::invalidate(&mut v);
-            ctx.db.set(key, Value::string_as(Key::new(Bytes::from(v)), StrForm::Raw), None);
+            ctx.db.set(key, Value::string_as(Key::new(stored(v)), StrForm::Raw), None);
             Ok(Reply::Int(1))
         }
     }
@@ -185,7 +193,7 @@ fn store(ctx: &mut Ctx<'_>, dest: &[u8], max: &[u8], dense: bool) -> CmdResult {
     if edit(ctx, dest, true, |v| hll::store_max(v, max, dense, sparse_max))?.is_none() {
         let mut v = hll::new();
         hll::store_max(&mut v, max, dense, sparse_max)?;
-        ctx.db.set(dest, Value::string_as(Key::new(Bytes::from(v)), StrForm::Raw), None);
+        ctx.db.set(dest, Value::string_as(Key::new(stored(v)), StrForm::Raw), None);
     } else {
         ctx.db.signal(dest);
     }
