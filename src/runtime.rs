@@ -762,7 +762,8 @@ async fn cron(core: Rc<Core>) {
         let period = 1000 / hz;
         // Through the gate: a key must not expire in the middle of a transaction. Not while
         // clients are paused: the dataset and the stream stay still (see engine::pause).
-        let expire = core.global.pauses.kind() == crate::engine::pause::PauseKind::Off;
+        let expire =
+            core.global.pauses.kind() == crate::engine::pause::PauseKind::Off && core.global.active_expire();
         let shard_calls = core
             .router
             .run(core.router.local(), None, move |sh: &mut Shard| {

@@ -602,7 +602,7 @@ fn object_help() -> Reply {
 
 /// The encoding Redis 7.0 would report for this value, which the writes that made it decided
 /// as they would have in Redis (lists are always quicklists in 7.0).
-fn encoding(value: &Value) -> &'static str {
+pub(crate) fn encoding(value: &Value) -> &'static str {
     match value {
         Value::Str(s, _, form) => crate::storage::encoding::string_name(s.as_slice(), *form),
         Value::List(..) => "quicklist",
@@ -619,7 +619,7 @@ fn encoding(value: &Value) -> &'static str {
 /// OBJECT REFCOUNT: Redis shares the integers 0..9999 (`OBJ_SHARED_INTEGERS`) as string values,
 /// with the refcount `INT_MAX`, unless `maxmemory` is set with an LRU or LFU policy; every other
 /// value has its own (1).
-fn refcount(value: &Value) -> i64 {
+pub(crate) fn refcount(value: &Value) -> i64 {
     let shared = crate::storage::encoding::get().shared_integers
         && matches!(value, Value::Str(s, ..) if s.len() <= 4 && parse_i64(s.as_slice()).is_some_and(|n| (0..10_000).contains(&n)));
     if shared {

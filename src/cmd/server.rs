@@ -110,7 +110,7 @@ async fn flush(s: &mut Session, args: &[Bytes], all: bool) -> CmdResult {
         snapshot::cancel_background(&s.core.global);
     }
     // As Redis, logged even when there was nothing to flush.
-    on_every_shard(s, db, args, |_| move |sh: &mut Shard| sh.flush(db)).await?;
+    on_every_shard(s, Some((db, args)), |_| move |sh: &mut Shard| sh.flush(db)).await?;
     if all {
         // As Redis: with save points the empty dataset is saved at once (a restart must not
         // bring the keys back).
@@ -138,31 +138,36 @@ async fn swapdb(s: &mut Session, args: &[Bytes]) -> CmdResult {
     let (Some(a), Some(b)) = (in_range(a), in_range(b)) else {
         return Err(CmdError::msg("ERR DB index is out of range"));
     };
-    on_every_shard(s, None, args, |shard| move |sh: &mut Shard| sh.swap_dbs(a, b, shard == ShardId(0)))
-        .await?;
+    on_every_shard(s, Some((None, args)), |shard| {
+        move |sh: &mut Shard| sh.swap_dbs(a, b, shard == ShardId(0))
+    })
+    .await?;
     Ok(Reply::Ok)
 }
 
-/// Runs `work(shard)` on every shard as one atomic step, logged as `args` against `db`
-/// (FLUSHDB, FLUSHALL, SWAPDB): through the running EXEC's transaction, which holds every
-/// shard already, or a transaction of its own.
-async fn on_every_shard<F>(
+/// Runs `work(shard)` on every shard as one atomic step, logged (if `logged`) as its arguments
+/// against its database (FLUSHDB, FLUSHALL, SWAPDB; DEBUG SLEEP logs nothing): through the
+/// running EXEC's transaction, which holds every shard already, or a transaction of its own.
+pub(crate) async fn on_every_shard<F>(
     s: &Session,
-    db: Option<usize>,
-    args: &[Bytes],
+    logged: Option<(Option<usize>, &[Bytes])>,
     work: impl Fn(ShardId) -> F,
 ) -> Result<(), CmdError>
 where
     F: FnOnce(&mut Shard) + Send + 'static,
 {
-    let logged: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+    let logged = logged.map(|(db, args)| (db, args.iter().map(|a| &a[..]).collect::<Vec<&[u8]>>()));
     let shards: Vec<ShardId> = (0..s.core.router.shards()).map(ShardId).collect();
     let done = if let Some(tx) = &s.exec_tx {
-        tx.log(db, &logged);
+        if let Some((db, args)) = &logged {
+            tx.log(*db, args);
+        }
         futures::future::join_all(shards.into_iter().map(|shard| s.run_on(shard, work(shard)))).await
     } else {
         let tx = s.core.router.begin(shards).await.map_err(|_| CmdError::Unavailable)?;
-        tx.log(db, &logged);
+        if let Some((db, args)) = &logged {
+            tx.log(*db, args);
+        }
         let jobs = tx.shards().iter().map(|&shard| (shard, work(shard))).collect();
         tx.finish(jobs).await
     };

@@ -44,6 +44,9 @@ pub(crate) struct Global {
     clients: AtomicU64,
     max_bulk: AtomicU64,
     latency_tracking: AtomicBool,
+    /// Whether the cron expires keys actively (DEBUG SET-ACTIVE-EXPIRE; Redis's
+    /// `active_expire_enabled`).
+    active_expire: AtomicBool,
     shutdown: AtomicBool,
     /// A signal asked for a shutdown that may first save (core 0 acts on it).
     shutdown_asap: AtomicBool,
@@ -157,6 +160,7 @@ impl Global {
             clients: AtomicU64::new(0),
             max_bulk: AtomicU64::new(max_bulk),
             latency_tracking: AtomicBool::new(latency_tracking),
+            active_expire: AtomicBool::new(true),
             shutdown: AtomicBool::new(false),
             shutdown_asap: AtomicBool::new(false),
             bgsave_failed: AtomicBool::new(false),
@@ -251,6 +255,17 @@ impl Global {
     #[must_use]
     pub(crate) fn max_bulk(&self) -> u64 {
         self.max_bulk.load(Ordering::Relaxed)
+    }
+
+    /// Whether the cron expires keys actively (lookups still expire what they meet).
+    #[must_use]
+    pub(crate) fn active_expire(&self) -> bool {
+        self.active_expire.load(Ordering::Relaxed)
+    }
+
+    /// DEBUG SET-ACTIVE-EXPIRE.
+    pub(crate) fn set_active_expire(&self, on: bool) {
+        self.active_expire.store(on, Ordering::Relaxed);
     }
 
     /// `latency-tracking` now: whether commands feed their latency histograms.

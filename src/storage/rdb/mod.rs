@@ -163,6 +163,24 @@ pub(crate) fn write_string(out: &mut Vec<u8>, s: &[u8], compress: bool) {
     out.extend_from_slice(s);
 }
 
+/// A list as the listpack nodes of the quicklist Redis would hold it in (each up to 8 KiB, the
+/// default `list-max-listpack-size -2`): what a dump writes and DEBUG OBJECT describes.
+#[must_use]
+pub(crate) fn list_nodes(list: &crate::storage::list::List) -> Vec<Vec<u8>> {
+    let mut nodes = Vec::new();
+    let mut node = listpack::Builder::new();
+    for e in list.iter() {
+        if node.len() > 0 && node.bytes() + e.len() + 11 > LIST_NODE_BYTES {
+            nodes.push(std::mem::replace(&mut node, listpack::Builder::new()).finish());
+        }
+        node.push(e);
+    }
+    if node.len() > 0 {
+        nodes.push(node.finish());
+    }
+    nodes
+}
+
 /// Appends a value's type byte and its serialization, in the encoding Redis 7.0 would hold it
 /// in (a hash or set as its writes made it, a sorted set as ferrokey holds it).
 pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value, compress: bool) {
@@ -173,17 +191,7 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value, compress: bool) {
         }
         Value::List(list, ..) => {
             out.push(kind::LIST_QUICKLIST_2);
-            let mut nodes = Vec::new();
-            let mut node = listpack::Builder::new();
-            for e in list.iter() {
-                if node.len() > 0 && node.bytes() + e.len() + 11 > LIST_NODE_BYTES {
-                    nodes.push(std::mem::replace(&mut node, listpack::Builder::new()).finish());
-                }
-                node.push(e);
-            }
-            if node.len() > 0 {
-                nodes.push(node.finish());
-            }
+            let nodes = list_nodes(list);
             write_len(out, nodes.len() as u64);
             for lp in nodes {
                 write_len(out, NODE_PACKED);
