@@ -695,6 +695,7 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
         Rc::new(Client::new(core.global.next_client_id(), peer, local, tls_info, shard, stream.fd()));
     core.global.client_connected(1);
     core.local().clients.borrow_mut().insert(client.id, client.clone());
+    core.global.peers.connected(client.core, client.id, peer);
     core.local().count(|s| {
         s.connections += 1;
         s.clients += 1;
@@ -740,6 +741,7 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
         .await;
     }
     core.local().clients.borrow_mut().remove(&client.id);
+    core.global.peers.disconnected(client.core, client.id);
     crate::engine::client_eviction::forget(&core, &client);
     core.global.client_connected(-1);
     core.local().count(|s| {

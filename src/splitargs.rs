@@ -1,6 +1,8 @@
-//! Redis's `sdssplitargs`: splits a line into arguments with double/single quotes and escapes.
+//! Redis's `sdssplitargs`: splits a line into arguments with double/single quotes and escapes;
+//! and its inverse, `sdscatrepr`, which quotes bytes so that they split back.
 //!
-//! Shared by the inline protocol (`SET k "a b"`) and the redis.conf reader.
+//! Shared by the inline protocol (`SET k "a b"`) and the redis.conf reader; the quoting by
+//! MONITOR's lines and the AOF manifest.
 
 /// The line has a quote that is not closed, or a closing quote followed by a non-space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +87,31 @@ pub(crate) fn split(line: &[u8]) -> Result<Vec<Vec<u8>>, UnbalancedQuotes> {
         }
         args.push(current);
     }
+}
+
+/// Appends `bytes` to `out` as Redis's `sdscatrepr` writes them: in double quotes, with
+/// `\\ \" \n \r \t \a \b` escaped and any other byte outside printable ASCII as `\xHH`.
+pub(crate) fn repr(bytes: &[u8], out: &mut String) {
+    out.push('"');
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x07 => out.push_str("\\a"),
+            0x08 => out.push_str("\\b"),
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\x");
+                out.push(HEX[usize::from(b >> 4)] as char);
+                out.push(HEX[usize::from(b & 15)] as char);
+            }
+        }
+    }
+    out.push('"');
 }
 
 fn hex(c: u8) -> u8 {

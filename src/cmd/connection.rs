@@ -247,11 +247,13 @@ fn quit(s: &mut Session) -> CmdResult {
 async fn reset(s: &mut Session) -> CmdResult {
     s.unwatch_all().await;
     s.unsubscribe_all();
+    s.stop_monitoring();
     s.end_multi();
     s.db = 0;
     s.resp3 = false;
     s.client.resp.set(2);
     s.client.name.borrow_mut().clear();
+    s.core.global.peers.named(s.client.core, s.client.id, "");
     s.log_out();
     Ok(Reply::status("RESET"))
 }
@@ -261,7 +263,9 @@ fn set_name(s: &Session, name: &[u8]) -> Result<(), CmdError> {
     if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
         return Err(CmdError::msg("ERR Client names cannot contain spaces, newlines or special characters."));
     }
-    *s.client.name.borrow_mut() = String::from_utf8_lossy(name).into_owned();
+    let name = String::from_utf8_lossy(name).into_owned();
+    s.core.global.peers.named(s.client.core, s.client.id, &name);
+    *s.client.name.borrow_mut() = name;
     Ok(())
 }
 

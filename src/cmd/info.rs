@@ -205,6 +205,21 @@ async fn gather(s: &Session, latency: bool) -> Result<Facts, CmdError> {
     Ok(Facts { cores, shards, commands, config: s.core.config(), used_memory, rss: rss_bytes() })
 }
 
+/// Every core's command statistics merged, with the latency histograms if `latency` (LATENCY
+/// HISTOGRAM's source; INFO gathers them with the rest).
+pub(crate) async fn command_stats(s: &Session, latency: bool) -> Result<Stats, CmdError> {
+    let cores = s
+        .core
+        .router
+        .each_core(move |local| local.commands.borrow().snapshot(latency))
+        .await
+        .map_err(|_| CmdError::Unavailable)?;
+    let shards = s.each_shard(move |shard| shard.command_stats().snapshot(latency)).await?;
+    let mut all = Stats::default();
+    cores.iter().chain(&shards).for_each(|c| all.merge(c));
+    Ok(all)
+}
+
 /// Appends `name:value\r\n` lines.
 macro_rules! fields {
     ($out:expr, $($name:literal => $value:expr),* $(,)?) => {

@@ -17,9 +17,11 @@ pub(crate) mod geo;
 pub(crate) mod hash;
 pub(crate) mod hll;
 pub(crate) mod info;
+pub(crate) mod latency;
 pub(crate) mod list;
 pub(crate) mod long_double;
 pub(crate) mod memory;
+pub(crate) mod monitor;
 pub(crate) mod persistence;
 pub(crate) mod pqsort;
 pub(crate) mod pubsub;
@@ -27,6 +29,7 @@ pub(crate) mod replication;
 pub(crate) mod scripting;
 pub(crate) mod server;
 pub(crate) mod set;
+pub(crate) mod slowlog;
 pub(crate) mod sort;
 pub(crate) mod stream;
 pub(crate) mod string;
@@ -49,6 +52,9 @@ pub(crate) fn commands() -> Commands {
             persistence::commands(),
             replication::commands(),
             debug::commands(),
+            slowlog::commands(),
+            latency::commands(),
+            monitor::commands(),
             command::commands(),
             string::commands(),
             bitmap::commands(),

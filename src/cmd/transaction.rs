@@ -19,7 +19,7 @@ pub(crate) fn commands() -> Vec<Command> {
             .acl(acl::TRANSACTION)
             .docs("transactions", "1.2.0", "O(1)", "Mark the start of a transaction block")
             .control(),
-        Command::session("exec", 1, |s, _| Box::pin(transaction::exec(s)))
+        Command::session("exec", 1, |s, a| Box::pin(transaction::exec(s, a)))
             .flags(flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::SKIP_SLOWLOG)
             .acl(acl::TRANSACTION)
             .docs(

@@ -319,8 +319,6 @@ const INERT: &[(&str, &str)] = &[
     ("active-defrag-", "there is no active defragmentation (mimalloc)"),
     ("list-max-listpack-size", "lists have one form in ferrokey"),
     ("list-compress-depth", "lists have one form in ferrokey"),
-    ("slowlog-", "there is no SLOWLOG yet"),
-    ("latency-monitor-threshold", "there is no LATENCY monitor yet"),
     ("notify-keyspace-events", "there are no keyspace notifications yet"),
     ("tracking-table-max-keys", "there is no client-side caching yet"),
     ("acl", "there are no ACL users yet"),

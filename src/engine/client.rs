@@ -84,6 +84,8 @@ pub(crate) struct Client {
     pub(crate) replica: Cell<bool>,
     /// CLIENT NO-EVICT: never dropped by `maxmemory-clients`.
     pub(crate) no_evict: Cell<bool>,
+    /// MONITOR: it gets a line for every command (see [`crate::engine::monitor`]).
+    pub(crate) monitor: Cell<bool>,
     /// Its memory as its core's total for `maxmemory-clients` last counted it.
     pub(crate) counted: Cell<u64>,
 }
@@ -139,6 +141,7 @@ impl Client {
             unblocked: Cell::new(None),
             replica: Cell::new(false),
             no_evict: Cell::new(false),
+            monitor: Cell::new(false),
             counted: Cell::new(0),
         }
     }
@@ -301,7 +304,9 @@ impl Client {
     /// Redis's flag letters for this client, `N` for none.
     fn flags(&self) -> String {
         let mut flags = String::new();
-        if self.replica.get() {
+        if self.monitor.get() {
+            flags.push('O');
+        } else if self.replica.get() {
             flags.push('S');
         }
         let (channels, patterns) = self.subscriptions.get();

@@ -103,6 +103,8 @@ pub(crate) struct Command {
     pub(crate) channels: crate::engine::acl::Channels,
     /// Its index in the registry (for per-command statistics).
     pub(crate) id: usize,
+    /// What the slow log, the latency monitor and MONITOR need of it (set by the registry).
+    pub(crate) observed: crate::engine::spec::Observed,
 }
 
 impl Command {
@@ -128,6 +130,7 @@ impl Command {
             is_subcommand: false,
             channels: crate::engine::acl::Channels::None,
             id: 0,
+            observed: crate::engine::spec::Observed::default(),
         }
     }
 
@@ -144,6 +147,8 @@ impl Command {
             write: self.flags.contains(crate::engine::spec::flag::WRITE),
             denyoom: self.flags.contains(crate::engine::spec::flag::DENYOOM),
             obey: false,
+            origin: crate::engine::slowlog::Origin::Script,
+            observed: self.observed,
         }
     }
 
@@ -575,4 +580,5 @@ fn finish(cmd: &mut Command, parent: Option<&str>) {
         cmd.flags = cmd.flags | crate::engine::spec::flag::MOVABLE_KEYS;
     }
     cmd.acl = cmd.acl.implied(cmd.flags);
+    cmd.observed = crate::engine::spec::Observed::of(&cmd.full_name, cmd.flags);
 }

@@ -15,11 +15,13 @@ use bytes::{Bytes, BytesMut};
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::client::Client;
 use crate::engine::command::{AcrossFn, Command, Merge, Run};
+use crate::engine::monitor::Source;
 use crate::engine::plan::{plan, Plan};
 use crate::engine::router::{Tx, Unavailable};
 use crate::engine::session::Session;
 use crate::engine::shard::{Shard, ShardCmd, ShardFn};
 use crate::engine::slot::ShardId;
+use crate::engine::slowlog::Origin;
 use crate::engine::stats::Started;
 use crate::facade::resp::Limits;
 use crate::facade::{Buffers, ConnLimits, Event, Flow, Reply, Service};
@@ -253,12 +255,27 @@ impl Session {
     /// Records a command the session ran itself (a shard records those it executes, see
     /// [`crate::engine::stats`]) and turns its result into the reply. The time it spent
     /// blocked is not the command's.
-    pub(crate) fn record(&self, cmd: &Command, started: Started, result: CmdResult) -> Reply {
+    pub(crate) fn record(&self, cmd: &Command, args: &[Bytes], started: Started, result: CmdResult) -> Reply {
         let reply = result.unwrap_or_else(Reply::from);
         let nanos = started.elapsed_ns().saturating_sub(self.blocked_ns.take());
-        let latency = self.core.global.latency_tracking();
-        self.core.local().commands.borrow_mut().called(cmd.id, nanos, &reply, latency);
+        let global = &self.core.global;
+        self.core.local().commands.borrow_mut().called(cmd.id, nanos, &reply, global.latency_tracking());
+        global.latency.command(self.client.core, cmd.observed.fast, nanos);
+        if global.slowlog.is_slow(nanos) && !self.replaying {
+            let (peer, name) = (self.client.addr.to_string(), self.client.name.borrow().clone());
+            global.slowlog.push(self.client.core, cmd.observed, args, nanos, peer, name);
+        }
         reply
+    }
+
+    /// Who the shard should name in its slow log for this session's commands: nobody while
+    /// the AOF is replayed (Redis does not log a load).
+    pub(crate) fn origin(&self) -> Origin {
+        if self.replaying {
+            Origin::Unlogged
+        } else {
+            Origin::Client { id: self.client.id, core: self.client.core as u32 }
+        }
     }
 
     /// Runs a command whose body is the session's (connection-level, or inline), recorded.
@@ -276,7 +293,7 @@ impl Session {
             Run::Inline(f) => f(self, args),
             _ => Err(CmdError::Internal),
         };
-        self.record(cmd, started, result)
+        self.record(cmd, args, started, result)
     }
 
     async fn dispatch(&mut self, args: Vec<Bytes>, known: Option<&'static Command>, out: &mut BytesMut) {
@@ -316,6 +333,13 @@ impl Session {
             multi.queued.push((cmd.id, args));
             return self.pipeline.slots.push(Some(Reply::status("QUEUED")));
         }
+        // Monitors see a command as it is dispatched; two as Redis shows them after they ran:
+        // EXEC after what it ran (see `transaction::exec`), RESET once its client stopped
+        // monitoring.
+        let fed_after = matches!(cmd.name, "exec" | "reset");
+        if !fed_after && !self.replaying {
+            crate::engine::monitor::feed(&self.core, self.db, Source::Client(&self.client.addr), cmd, &args);
+        }
         match cmd.run {
             // Pure replies need no ordering against shards: they take their slot.
             Run::Inline(_) => {
@@ -325,8 +349,8 @@ impl Session {
             Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _) => {
                 match plan(cmd, &args, &self.core.router) {
                     Ok(Plan::Shard(shard)) => {
-                        let obey = self.superuser;
-                        self.queue(shard, ShardCmd { obey, ..cmd.shard_cmd(run, self.db, args) });
+                        let (obey, origin) = (self.superuser, self.origin());
+                        self.queue(shard, ShardCmd { obey, origin, ..cmd.shard_cmd(run, self.db, args) });
                     }
                     Ok(planned) => {
                         self.settle(out).await;
@@ -335,7 +359,7 @@ impl Session {
                         self.pipeline.slots.push(Some(reply));
                     }
                     Err(e) => {
-                        let reply = self.record(cmd, Started::now(), Err(e));
+                        let reply = self.record(cmd, &args, Started::now(), Err(e));
                         self.pipeline.slots.push(Some(reply));
                     }
                 }
@@ -343,7 +367,17 @@ impl Session {
             Run::Session(_) => {
                 self.settle(out).await;
                 // Encoded at once: HELLO and RESET change the protocol their own reply uses.
-                Box::pin(self.run_in_session(cmd, &args)).await.encode(self.resp3, out);
+                let reply = Box::pin(self.run_in_session(cmd, &args)).await;
+                if cmd.name == "reset" {
+                    crate::engine::monitor::feed(
+                        &self.core,
+                        self.db,
+                        Source::Client(&self.client.addr),
+                        cmd,
+                        &args,
+                    );
+                }
+                reply.encode(self.resp3, out);
             }
             Run::Container => self.pipeline.slots.push(Some(CmdError::Internal.into())),
         }
@@ -357,7 +391,7 @@ impl Session {
         }
         match plan(cmd, args, &self.core.router) {
             Ok(planned) => Box::pin(self.run_planned(cmd, planned, args)).await,
-            Err(e) => self.record(cmd, Started::now(), Err(e)),
+            Err(e) => self.record(cmd, args, Started::now(), Err(e)),
         }
     }
 
@@ -367,7 +401,8 @@ impl Session {
         let started = Started::now();
         let result: CmdResult = match (planned, cmd.run) {
             (Plan::Shard(shard), Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _)) => {
-                let shard_cmd = ShardCmd { obey: self.superuser, ..cmd.shard_cmd(run, db, args.to_vec()) };
+                let (obey, origin) = (self.superuser, self.origin());
+                let shard_cmd = ShardCmd { obey, origin, ..cmd.shard_cmd(run, db, args.to_vec()) };
                 return self
                     .run_on(shard, move |sh: &mut Shard| sh.exec(&shard_cmd))
                     .await
@@ -375,7 +410,7 @@ impl Session {
             }
             (Plan::Split(parts), Run::Split(run, merge)) => {
                 let reply = self.split(cmd, run, merge, &parts, args).await;
-                return self.record(cmd, started, Ok(reply));
+                return self.record(cmd, args, started, Ok(reply));
             }
             (Plan::Across(shards), Run::Across(_, across)) => match self.exec_tx.clone() {
                 Some(tx) => run_across(cmd, across, &tx, db, args).await,
@@ -392,7 +427,7 @@ impl Session {
             (_, Run::Inline(f)) => f(self, args),
             _ => Err(CmdError::Internal),
         };
-        self.record(cmd, started, result)
+        self.record(cmd, args, started, result)
     }
 
     /// A split command: each shard gets its keys (with what follows each, for MSET's values),

@@ -3,7 +3,7 @@
 //! Everything here is read-mostly and lock-free on the request path: cores cache the
 //! configuration and re-read it only when its version changes.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicIsize, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -57,6 +57,14 @@ pub(crate) struct Global {
     pub(crate) started: Instant,
     /// The executors.
     pub(crate) cores: Vec<CoreInfo>,
+    /// SLOWLOG's entries, every core's.
+    pub(crate) slowlog: crate::engine::slowlog::SlowLog,
+    /// Every client's address and name, for a slow command some other core ran.
+    pub(crate) peers: crate::engine::slowlog::Peers,
+    /// The latency monitor's events, every core's.
+    pub(crate) latency: crate::engine::latency::LatencyMonitor,
+    /// How many MONITOR clients each core has.
+    pub(crate) monitors: Monitors,
     /// Random 40-hex-digit run id, as INFO shows it.
     pub(crate) run_id: String,
     /// The absolute path of the config file the server started with; empty without one.
@@ -132,6 +140,8 @@ impl Global {
             crate::num::splitmix(seed ^ 1) as u32
         );
         let (max_bulk, latency_tracking) = (config.proto_max_bulk_len.0, config.latency_tracking);
+        let slowlog = crate::engine::slowlog::SlowLog::new(cores.len(), &config);
+        let latency = crate::engine::latency::LatencyMonitor::new(cores.len(), &config);
         Global {
             users,
             journal: Arc::new(crate::engine::journal::Journal::new(cores.len())),
@@ -166,6 +176,10 @@ impl Global {
             bgsave_failed: AtomicBool::new(false),
             aof_failed: AtomicBool::new(false),
             started: Instant::now(),
+            slowlog,
+            peers: crate::engine::slowlog::Peers::new(cores.len()),
+            latency,
+            monitors: Monitors::new(cores.len()),
             cores,
             run_id,
             config_file: String::new(),
@@ -223,6 +237,8 @@ impl Global {
         self.maxmemory.store(next.maxmemory.0, Ordering::Relaxed);
         self.clients_limit.store(next.maxmemory_clients.bytes(next.maxmemory.0), Ordering::Relaxed);
         self.latency_tracking.store(next.latency_tracking, Ordering::Relaxed);
+        self.slowlog.configure(&next);
+        self.latency.configure(&next);
         *guard = Arc::new(next);
         commit();
         if rebind {
@@ -569,5 +585,46 @@ impl Global {
     #[must_use]
     pub(crate) fn shutting_down(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
+    }
+}
+
+/// How many monitors each core has.
+pub(crate) struct Monitors {
+    by_core: Vec<AtomicUsize>,
+    total: AtomicUsize,
+}
+
+impl Monitors {
+    /// No monitors, on `cores` cores.
+    #[must_use]
+    pub(crate) fn new(cores: usize) -> Monitors {
+        Monitors {
+            by_core: (0..cores.max(1)).map(|_| AtomicUsize::new(0)).collect(),
+            total: AtomicUsize::new(0),
+        }
+    }
+
+    /// Whether any client monitors (the test every command pays).
+    #[inline]
+    #[must_use]
+    pub(crate) fn any(&self) -> bool {
+        self.total.load(Ordering::Relaxed) > 0
+    }
+
+    /// A client of core `core` started (`true`) or stopped monitoring.
+    pub(crate) fn count(&self, core: usize, started: bool) {
+        let Some(n) = self.by_core.get(core) else { return };
+        if started {
+            n.fetch_add(1, Ordering::Relaxed);
+            self.total.fetch_add(1, Ordering::Relaxed);
+        } else {
+            n.fetch_sub(1, Ordering::Relaxed);
+            self.total.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The cores that have monitors now.
+    pub(crate) fn cores(&self) -> impl Iterator<Item = usize> + '_ {
+        self.by_core.iter().enumerate().filter(|(_, n)| n.load(Ordering::Relaxed) > 0).map(|(c, _)| c)
     }
 }

@@ -50,6 +50,8 @@ pub(crate) struct Local {
     pub(crate) clients: RefCell<BTreeMap<u64, Rc<Client>>>,
     /// This core's pub/sub subscribers.
     pub(crate) pubsub: RefCell<Registry>,
+    /// This core's MONITOR clients.
+    pub(crate) monitors: RefCell<Vec<Rc<Client>>>,
     /// This core's counters.
     pub(crate) stats: RefCell<CoreStats>,
     /// The commands its sessions ran themselves (its shard keeps those it executed).

@@ -440,6 +440,17 @@ impl Router {
         result.await.map_err(|_| Unavailable(core.0))
     }
 
+    /// Runs `f` on core `core`'s local state without waiting for it (this core's at once):
+    /// messages to one core arrive in the order they were posted, the way a monitor's lines
+    /// must. Dropped if the core is gone.
+    pub(crate) fn post_core(&self, core: ShardId, f: impl FnOnce(&Local) + Send + 'static) {
+        if core == self.me {
+            f(&self.host.local);
+        } else if let Some(outbox) = &self.outbox {
+            outbox.push(core.0, Hop::Core { job: Box::new(f) });
+        }
+    }
+
     /// Runs `f` on every core's local state, concurrently; results in core order.
     pub(crate) async fn each_core<R, F>(&self, f: F) -> Result<Vec<R>, Unavailable>
     where

@@ -310,6 +310,24 @@ impl Session {
         futures::future::join_all(hops).await;
     }
 
+    /// MONITOR: this client gets every command from now on.
+    pub(crate) fn start_monitoring(&mut self) {
+        if self.client.monitor.replace(true) {
+            return;
+        }
+        self.core.local().monitors.borrow_mut().push(self.client.clone());
+        self.core.global.monitors.count(self.client.core, true);
+    }
+
+    /// Ends MONITOR (RESET, disconnect).
+    pub(crate) fn stop_monitoring(&mut self) {
+        if !self.client.monitor.replace(false) {
+            return;
+        }
+        self.core.local().monitors.borrow_mut().retain(|c| c.id != self.client.id);
+        self.core.global.monitors.count(self.client.core, false);
+    }
+
     /// Drops every subscription (RESET, disconnect).
     pub(crate) fn unsubscribe_all(&mut self) {
         if !self.subscribed() {
@@ -327,6 +345,7 @@ impl Drop for Session {
     /// background (a flag whose client is gone would otherwise linger until its key changes).
     fn drop(&mut self) {
         self.unsubscribe_all();
+        self.stop_monitoring();
         if self.watched.is_empty() {
             return;
         }

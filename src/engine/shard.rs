@@ -156,6 +156,10 @@ pub(crate) struct ShardCmd {
     /// From a client the server obeys rather than checks (the link to a primary, the AOF
     /// being replayed: Redis's `mustObeyClient`).
     pub(crate) obey: bool,
+    /// Who sent it, for the slow log.
+    pub(crate) origin: crate::engine::slowlog::Origin,
+    /// What the slow log and the latency monitor need of its command.
+    pub(crate) observed: crate::engine::spec::Observed,
 }
 
 /// Who watches and who waits on the keys of one database.
@@ -485,6 +489,8 @@ impl Shard {
                 break Evicted::Running;
             }
         };
+        let nanos = u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        global.latency.add_if_needed(self.lane, "eviction-cycle", nanos);
         global.paid(self.lane, start.saturating_sub(crate::memory::here()).max(0) as u64);
         if outcome == Evicted::Enough {
             global.set_oom(false);
@@ -540,8 +546,21 @@ impl Shard {
         self.settle();
         if let Some(id) = cmd.id {
             self.stats.called(id, nanos, &reply, self.global.latency_tracking());
+            self.observe(cmd, nanos);
         }
         reply
+    }
+
+    /// Hands a command that took `nanos` to the slow log and the latency monitor, when it was
+    /// slow enough for them (two loads and compares otherwise).
+    fn observe(&self, cmd: &ShardCmd, nanos: u64) {
+        let global = &self.global;
+        global.latency.command(self.lane, cmd.observed.fast, nanos);
+        if global.slowlog.is_slow(nanos) {
+            if let Some((peer, name)) = global.peers.of(cmd.origin) {
+                global.slowlog.push(self.lane, cmd.observed, &cmd.args, nanos, peer, name);
+            }
+        }
     }
 
     /// Logs what `cmd` did: the keys it found expired, then its own effect: what its body
@@ -937,6 +956,8 @@ impl Shard {
         let current = if sampled == 0 { 0.0 } else { expired as f64 / sampled as f64 };
         self.upkeep.stale = current * 0.05 + self.upkeep.stale * 0.95;
         self.upkeep.time_cap_reached += u64::from(capped);
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.global.latency.add_if_needed(self.lane, "expire-cycle", nanos);
         self.upkeep.expire_us += started.elapsed().as_micros() as u64;
         self.settle();
     }

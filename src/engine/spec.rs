@@ -467,6 +467,62 @@ impl Prefetch {
     }
 }
 
+/// What the slow log, the latency monitor and MONITOR need of a command: derived from its name
+/// and flags once, by the registry, and carried by what a shard runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Observed {
+    /// `fast`: a slow run is the latency monitor's `fast-command` event, not `command`.
+    pub(crate) fast: bool,
+    /// `skip_slowlog`: never in the slow log (EXEC, whose commands are logged each).
+    pub(crate) skip_slowlog: bool,
+    /// Shown to monitors: not `skip_monitor` nor `admin`, except the script commands (which
+    /// Redis feeds itself, before their calls).
+    pub(crate) monitored: bool,
+    /// Which of its arguments are secrets.
+    pub(crate) secrets: Secrets,
+}
+
+impl Observed {
+    /// The traits of the command `full_name` (`container|sub` for a subcommand) with `flags`.
+    #[must_use]
+    pub(crate) fn of(full_name: &str, flags: Flags) -> Observed {
+        let script =
+            matches!(full_name, "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro");
+        Observed {
+            fast: flags.contains(flag::FAST),
+            skip_slowlog: flags.contains(flag::SKIP_SLOWLOG),
+            monitored: script || !(flags.contains(flag::SKIP_MONITOR) || flags.contains(flag::ADMIN)),
+            secrets: match full_name {
+                "auth" => Secrets::Auth,
+                "hello" => Secrets::Hello,
+                "acl|setuser" => Secrets::AclSetuser,
+                "config|set" => Secrets::ConfigSet,
+                "migrate" => Secrets::Migrate,
+                _ => Secrets::None,
+            },
+        }
+    }
+}
+
+/// The arguments of a command that are never shown (slow log, MONITOR), as the commands that
+/// take secrets redact them in Redis.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Secrets {
+    /// None.
+    #[default]
+    None,
+    /// AUTH: every argument.
+    Auth,
+    /// HELLO: the pair after AUTH.
+    Hello,
+    /// ACL SETUSER: every rule.
+    AclSetuser,
+    /// CONFIG SET: the values of `masterauth`, `masteruser` and `requirepass`.
+    ConfigSet,
+    /// MIGRATE: what follows AUTH (one) and AUTH2 (two).
+    Migrate,
+}
+
 /// A command's documentation (COMMAND DOCS).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Docs {

@@ -16,6 +16,7 @@ use bytes::Bytes;
 
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::command::{Command, Run};
+use crate::engine::monitor::{self, Source};
 use crate::engine::plan::{plan, Plan};
 use crate::engine::router::Tx;
 use crate::engine::session::Session;
@@ -24,8 +25,24 @@ use crate::engine::slot::ShardId;
 use crate::engine::stats::Started;
 use crate::facade::Reply;
 
-/// EXEC
-pub(crate) async fn exec(s: &mut Session) -> CmdResult {
+/// EXEC. Monitors see what it ran, then EXEC itself, as Redis feeds them.
+pub(crate) async fn exec(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    let (mut ran, mut db) = (Vec::new(), s.db);
+    let reply = run(s, &mut ran).await;
+    let source = Source::Client(&s.client.addr);
+    for (cmd, args) in ran {
+        // Each is shown in the database it ran in.
+        db = monitor::db_after(cmd.name, &args, db, s.core.with_config(|c| c.databases));
+        monitor::feed(&s.core, db, source, cmd, &args);
+    }
+    if let Some(exec) = crate::engine::command::registry().get(b"exec") {
+        monitor::feed(&s.core, s.db, source, exec, args);
+    }
+    reply
+}
+
+/// Runs the transaction; when it ran and monitors watch, what it ran goes to `ran`.
+async fn run(s: &mut Session, ran: &mut Vec<(&'static Command, Vec<Bytes>)>) -> CmdResult {
     let Some(multi) = s.end_multi() else { return Err(CmdError::msg("ERR EXEC without MULTI")) };
     if multi.failed {
         s.unwatch_all().await;
@@ -63,6 +80,7 @@ pub(crate) async fn exec(s: &mut Session) -> CmdResult {
             !matches!(cmd.run, Run::Session(_) | Run::Inline(_))
                 && !matches!(p, Ok(Plan::Split(_) | Plan::Across(_)))
         });
+    let monitored = s.core.global.monitors.any().then(|| queued.clone());
     let reply = if one_shard {
         let shard = shards.first().copied().unwrap_or(router.local());
         one_hop(s, shard, queued, plans).await
@@ -75,6 +93,7 @@ pub(crate) async fn exec(s: &mut Session) -> CmdResult {
     s.unwatch_all().await;
     match reply {
         Ok(Reply::Array(mut replies)) => {
+            *ran = monitored.unwrap_or_default();
             for (i, error) in refused {
                 replies.insert(i.min(replies.len()), error);
             }
@@ -100,11 +119,11 @@ async fn one_hop(
         .zip(plans)
         .map(|((cmd, args), planned)| match (planned, cmd.run) {
             (Err(e), _) => {
-                unplanned.push((cmd, e.clone()));
+                unplanned.push((cmd, args, e.clone()));
                 Err(e.into())
             }
             (Ok(_), Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _)) => {
-                Ok(ShardCmd { obey: s.superuser, ..cmd.shard_cmd(run, db, args) })
+                Ok(ShardCmd { obey: s.superuser, origin: s.origin(), ..cmd.shard_cmd(run, db, args) })
             }
             (Ok(_), _) => Err(CmdError::Internal.into()),
         })
@@ -125,8 +144,8 @@ async fn one_hop(
         .await;
     match ran {
         Ok(Some(replies)) => {
-            for (cmd, e) in unplanned {
-                s.record(cmd, Started::now(), Err(e));
+            for (cmd, args, e) in unplanned {
+                s.record(cmd, &args, Started::now(), Err(e));
             }
             Ok(Reply::Array(replies))
         }

@@ -195,21 +195,8 @@ fn needs_quotes(name: &str) -> bool {
 
 /// The name as `sdscatrepr` writes it.
 fn quoted(name: &str) -> String {
-    let mut out = String::from("\"");
-    for b in name.bytes() {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'"' => out.push_str("\\\""),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x07 => out.push_str("\\a"),
-            0x08 => out.push_str("\\b"),
-            0x20..=0x7e => out.push(b as char),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push('"');
+    let mut out = String::with_capacity(name.len() + 2);
+    crate::splitargs::repr(name.as_bytes(), &mut out);
     out
 }
 

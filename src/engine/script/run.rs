@@ -11,6 +11,8 @@ use bytes::Bytes;
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::acl::{Reason, User};
 use crate::engine::command::{Command, Run};
+use crate::engine::core::Core;
+use crate::engine::monitor;
 use crate::engine::router::TxId;
 use crate::engine::script::busy::{self, Named, Watched};
 use crate::engine::script::current;
@@ -307,6 +309,9 @@ fn call_on_shard(args: Vec<Bytes>) -> Reply {
         // A key it did not declare, before it wrote: this script runs holding every shard.
         match cmd.run {
             Run::Shard(f) | Run::Split(f, _) | Run::Across(f, _) if any && here && (wrote || !undeclared) => {
+                if let Some(core) = Core::current().filter(|c| c.global.monitors.any()) {
+                    monitor::feed(&core, run.db, monitor::Source::Lua, cmd, &args);
+                }
                 run.cell.borrow_mut().exec(&cmd.shard_cmd(f, run.db, args))
             }
             _ if wrote => CmdError::msg(REACHED_AFTER_WRITING).into(),
@@ -492,10 +497,14 @@ async fn across(s: &mut Session, script: Script) -> CmdResult {
                                 if rules.strict {
                                     CmdError::msg(UNDECLARED).into()
                                 } else {
+                                    monitor::feed(&s.core, s.db, monitor::Source::Lua, cmd, &args);
                                     Box::pin(s.run_command(cmd, &args)).await
                                 }
                             }
-                            Ok(cmd) => Box::pin(s.run_command(cmd, &args)).await,
+                            Ok(cmd) => {
+                                monitor::feed(&s.core, s.db, monitor::Source::Lua, cmd, &args);
+                                Box::pin(s.run_command(cmd, &args)).await
+                            }
                             Err(e) => e.into(),
                         };
                         log_denials(s, denied);
@@ -603,6 +612,7 @@ fn call_across(args: Vec<Bytes>) -> Reply {
     // pointer from its `&mut Session` and uses neither until the resume returns; this thread
     // runs nothing else meanwhile, and the reference ends with this call.
     let s = unsafe { &mut *session };
+    monitor::feed(&s.core, s.db, monitor::Source::Lua, cmd, &args);
     crate::engine::router::blocking(|| {
         let mut run = std::pin::pin!(s.run_command(cmd, &args));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
