@@ -10,7 +10,7 @@
 # both shards), RSS per idle plain and TLS connection, and memory per key and per small hash, set, sorted set and list.
 #
 #   scripts/bench-compare.sh [-n REQUESTS] [-c CLIENTS] [--idle N] [--reference BINARY] [--quick]
-#                            [--only matrix,types,zset,streams,handshakes,churn,threads,rate,newuser,acl,scripts,idle,memory,client]
+#                            [--only matrix,types,zset,streams,handshakes,churn,threads,rate,newuser,acl,scripts,idle,memory,client,observe]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=200000; C=50; IDLE=10000; SERVER_CPU=0; CLIENT_CPU=1; REF=redis-server; ONLY=
@@ -340,6 +340,25 @@ print("%.0f %.2f" % (sum(t["rps"] for t in ts), int(sys.argv[3]) * 1e6 / int(sys
     "$certs/split$ta.json" "$certs/split$tb.json" $(( $(cpu_ticks "$a") - ba + $(cpu_ticks "$b") - bb )) "$TICK"
   kill "$a" "$b"; wait "$a" "$b" 2>/dev/null || true
 }
+if want observe; then
+echo
+echo "Observability on and off, TLS, P=16 (same pinning; the same ferrokey reconfigured between runs):"
+echo "| test | redis µs/op | ferrokey off µs/op | latency monitor on µs/op | + notifications on µs/op | on/off | notify/off |"
+echo "|---|---|---|---|---|---|---|"
+for test in set get lpush; do
+  read -r _ r_us _ < <(bench "$RPID" "$RTLS" 1 16 "$test")
+  redis-cli -p "$FPORT" config set latency-monitor-threshold 0 notify-keyspace-events "" >/dev/null
+  read -r _ off_us _ < <(bench "$FPID" "$FTLS" 1 16 "$test")
+  redis-cli -p "$FPORT" config set latency-monitor-threshold 1 >/dev/null
+  read -r _ on_us _ < <(bench "$FPID" "$FTLS" 1 16 "$test")
+  # Every class on, nobody subscribed: the notices are built and posted to every core.
+  redis-cli -p "$FPORT" config set notify-keyspace-events KEA >/dev/null
+  read -r _ ks_us _ < <(bench "$FPID" "$FTLS" 1 16 "$test")
+  redis-cli -p "$FPORT" config set latency-monitor-threshold 0 notify-keyspace-events "" >/dev/null
+  echo "| ${test^^} | $r_us | $off_us | $on_us | $ks_us | $(awk -v a="$on_us" -v b="$off_us" 'BEGIN { printf "%.2f", a / b }') | $(awk -v a="$ks_us" -v b="$off_us" 'BEGIN { printf "%.2f", a / b }') |"
+done
+fi
+
 if want threads; then
 echo
 echo "Cost of sharding, TLS SET, $C clients, keys on both shards: two shards on one cpu (threads 2,"

@@ -308,11 +308,17 @@ async fn core_main(
     let core = Rc::new(Core::new(router, global.clone()));
     Core::install(&core);
     let weak = Rc::downgrade(&core);
+    let notifier = Rc::downgrade(&core);
     core.router.try_local(|sh| {
         sh.set_ask_peer(Box::new(move |peer| {
             let Some(core) = weak.upgrade() else { return };
             let ask = async move { core.router.run(peer, None, Shard::evict_as_asked).await };
             glommio::spawn_local(ask).detach();
+        }));
+        sh.set_deliver(Box::new(move |notices, on| {
+            if let Some(core) = notifier.upgrade() {
+                deliver_notices(&core, &notices, on);
+            }
         }));
     });
 
@@ -652,6 +658,23 @@ fn protected(config: &Config, ip: std::net::IpAddr) -> bool {
         v4 => v4.is_loopback(),
     };
     config.protected_mode && config.requirepass.is_empty() && !loopback
+}
+
+/// Publishes a shard's keyspace notifications to the subscribers of every core: the messages
+/// are built once and posted to each core, which delivers them in the order posted.
+fn deliver_notices(core: &Core, notices: &[crate::engine::notify::Notice], on: crate::engine::notify::Class) {
+    let messages: Arc<Vec<(bytes::Bytes, bytes::Bytes)>> =
+        Arc::new(notices.iter().flat_map(|n| n.messages(on)).collect());
+    let limit = core.with_config(|c| c.client_output_buffer_limit.pubsub);
+    for target in 0..core.router.shards() {
+        let messages = messages.clone();
+        core.router.post_core(ShardId(target), move |local| {
+            let pubsub = local.pubsub.borrow();
+            for (channel, message) in messages.iter() {
+                pubsub.publish(channel, message, limit);
+            }
+        });
+    }
 }
 
 async fn connection(incoming: Incoming, core: Rc<Core>) {

@@ -8,8 +8,9 @@ use bytes::{Bytes, BytesMut};
 
 use crate::cmd::args::{self, is};
 use crate::cmd::error::{CmdError, CmdResult};
-use crate::cmd::string::read_str;
+use crate::cmd::string::{read_str, write_str};
 use crate::engine::command::Command;
+use crate::engine::notify::Class;
 use crate::engine::router::Tx;
 use crate::engine::shard::Ctx;
 use crate::engine::spec::{acl, flag, key, KeyFlags, KeySpec};
@@ -108,16 +109,17 @@ fn bit_offset(ctx: &Ctx<'_>, arg: &[u8], hash_bits: Option<u32>) -> Result<u64, 
 
 /// Runs `f` on the string at `key` grown with zeros to at least `len` bytes (created when
 /// missing; WRONGTYPE checked first), in place; the string is `raw` from then on, as Redis's
-/// `lookupStringForBitCommand` leaves it.
+/// `lookupStringForBitCommand` leaves it. `f` is told whether the string was created or grown
+/// (Redis's `dirty`).
 fn edit<R>(
     ctx: &mut Ctx<'_>,
     key: &[u8],
     len: usize,
-    f: impl FnOnce(&mut BytesMut) -> R,
+    f: impl FnOnce(&mut BytesMut, bool) -> R,
 ) -> Result<R, CmdError> {
-    if read_str(ctx, key)?.is_none() {
+    if write_str(ctx, key)?.is_none() {
         let mut buf = BytesMut::zeroed(len);
-        let r = f(&mut buf);
+        let r = f(&mut buf, true);
         ctx.db.set(key, Value::string_as(Key::new(buf.freeze()), StrForm::Raw), None);
         return Ok(r);
     }
@@ -126,10 +128,11 @@ fn edit<R>(
     };
     *form = StrForm::Raw;
     Ok(s.edit(|buf| {
-        if buf.len() < len {
+        let grown = buf.len() < len;
+        if grown {
             buf.resize(len, 0);
         }
-        f(buf)
+        f(buf, grown)
     }))
 }
 
@@ -143,15 +146,18 @@ fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         _ => return Err(CmdError::msg(BAD_BIT)),
     };
     let (byte, mask) = ((offset >> 3) as usize, 0x80u8 >> (offset & 7));
-    let was = edit(ctx, &args[1], byte + 1, |buf| {
+    let (was, changed) = edit(ctx, &args[1], byte + 1, |buf, dirty| {
         let was = buf[byte] & mask != 0;
         if on {
             buf[byte] |= mask;
         } else {
             buf[byte] &= !mask;
         }
-        was
+        (was, dirty || was != on)
     })?;
+    if changed {
+        ctx.notify(Class::STRING, "setbit", &args[1]);
+    }
     Ok(Reply::Int(i64::from(was)))
 }
 
@@ -367,9 +373,12 @@ fn combine(op: Op, sources: &[Option<Bytes>]) -> Vec<u8> {
 fn store_result(ctx: &mut Ctx<'_>, dest: &[u8], result: Vec<u8>) -> Reply {
     let len = result.len() as i64;
     if result.is_empty() {
-        ctx.db.remove(dest);
+        if ctx.db.remove(dest).is_some() {
+            ctx.notify(Class::GENERIC, "del", dest);
+        }
     } else {
         ctx.db.set(dest, Value::string_as(Key::new(Bytes::from(result)), StrForm::Raw), None);
+        ctx.notify(Class::STRING, "set", dest);
     }
     Reply::Int(len)
 }
@@ -558,8 +567,9 @@ fn signed_overflow(value: i64, incr: i64, bits: u32, overflow: Overflow) -> Opti
 }
 
 /// One SET or INCRBY on `buf`: its reply (nil when OVERFLOW FAIL refused it), and whether
-/// the field changed.
-fn write_field(buf: &mut [u8], f: &Field) -> (Reply, bool) {
+/// it counts as a change (the field changed, or, written at all, the string is `dirty`: new or
+/// grown).
+fn write_field(buf: &mut [u8], f: &Field, dirty: bool) -> (Reply, bool) {
     if f.signed {
         let old = get_signed(buf, f.offset, f.bits);
         let (new, over, reply_new) = match f.op {
@@ -577,7 +587,7 @@ fn write_field(buf: &mut [u8], f: &Field) -> (Reply, bool) {
             return (Reply::Nil, false);
         }
         set_bits(buf, f.offset, f.bits, new as u64);
-        (Reply::Int(if reply_new { new } else { old }), old != new)
+        (Reply::Int(if reply_new { new } else { old }), dirty || old != new)
     } else {
         let old = get_unsigned(buf, f.offset, f.bits);
         let (new, over, reply_new) = match f.op {
@@ -595,7 +605,7 @@ fn write_field(buf: &mut [u8], f: &Field) -> (Reply, bool) {
             return (Reply::Nil, false);
         }
         set_bits(buf, f.offset, f.bits, new);
-        (Reply::Int(if reply_new { new as i64 } else { old as i64 }), old != new)
+        (Reply::Int(if reply_new { new as i64 } else { old as i64 }), dirty || old != new)
     }
 }
 
@@ -621,17 +631,25 @@ fn bitfield(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CmdResult {
     if read_only {
         return Err(CmdError::msg("ERR BITFIELD_RO only supports the GET subcommand"));
     }
-    edit(ctx, &args[1], (highest >> 3) as usize + 1, |buf| {
-        Reply::Array(
-            fields
-                .iter()
-                .map(|f| match f.op {
-                    FieldOp::Get => read_field(buf, f),
-                    _ => write_field(buf, f).0,
-                })
-                .collect(),
-        )
-    })
+    let (reply, changed) = edit(ctx, &args[1], (highest >> 3) as usize + 1, |buf, dirty| {
+        let mut changed = false;
+        let replies = fields
+            .iter()
+            .map(|f| match f.op {
+                FieldOp::Get => read_field(buf, f),
+                _ => {
+                    let (reply, change) = write_field(buf, f, dirty);
+                    changed |= change;
+                    reply
+                }
+            })
+            .collect();
+        (Reply::Array(replies), changed)
+    })?;
+    if changed {
+        ctx.notify(Class::STRING, "setbit", &args[1]);
+    }
+    Ok(reply)
 }
 
 /// BITFIELD's key flags: read-only while every subcommand before the first that writes (or

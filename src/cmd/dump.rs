@@ -6,6 +6,7 @@ use bytes::Bytes;
 use crate::cmd::args::{self, is};
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::command::Command;
+use crate::engine::notify::Class;
 use crate::engine::shard::Ctx;
 use crate::engine::spec::{acl, flag, key, KeySpec};
 use crate::facade::Reply;
@@ -100,9 +101,7 @@ fn restore(c: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             return Err(CmdError::msg("ERR Bad data format"));
         }
     };
-    if opts.replace {
-        c.db.remove(key);
-    }
+    let deleted = opts.replace && c.db.remove(key).is_some();
     let expires_at = match ttl {
         0 => None,
         t if opts.absttl => Some(t as u64),
@@ -115,9 +114,13 @@ fn restore(c: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         } else {
             c.log_nothing();
         }
+        if deleted {
+            c.notify(Class::GENERIC, "del", key);
+        }
         return Ok(Reply::Ok);
     }
     c.db.set(key, value, expires_at);
+    c.notify(Class::GENERIC, "restore", key);
     // A relative TTL replays as the absolute time it gave, as Redis propagates it.
     if let (Some(at), false, true) = (expires_at, opts.absttl, c.journaling()) {
         let mut at_text = itoa::Buffer::new();

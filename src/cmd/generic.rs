@@ -7,6 +7,7 @@ use bytes::Bytes;
 use crate::cmd::args::{self, expire_at, is, ExpireIn};
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::command::{Command, Merge};
+use crate::engine::notify::Class;
 use crate::engine::router::Tx;
 use crate::engine::session::Session;
 use crate::engine::shard::{now_ms, Ctx};
@@ -185,9 +186,14 @@ pub(crate) fn commands() -> Vec<Command> {
 /// DEL / UNLINK key [key ...]: how many of this shard's keys were removed.
 fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let now = ctx.now;
-    Ok(Reply::Int(
-        args[1..].iter().filter(|k| ctx.db.live(k, now) && ctx.db.remove(k).is_some()).count() as i64
-    ))
+    let mut removed = 0;
+    for k in &args[1..] {
+        if ctx.db.live(k, now) && ctx.db.remove(k).is_some() {
+            ctx.notify(Class::GENERIC, "del", k);
+            removed += 1;
+        }
+    }
+    Ok(Reply::Int(removed))
 }
 
 /// EXISTS key [key ...]: how many of this shard's keys exist (repeats count again); their
@@ -230,6 +236,8 @@ fn rename(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CmdResult {
     }
     if let Some(entry) = ctx.db.remove(&args[1]) {
         put(ctx.db, &args[2], entry);
+        ctx.notify(Class::GENERIC, "rename_from", &args[1]);
+        ctx.notify(Class::GENERIC, "rename_to", &args[2]);
     }
     Ok(renamed(nx, true))
 }
@@ -248,9 +256,17 @@ async fn rename_across(tx: &Tx, db: usize, args: &[Bytes], nx: bool) -> CmdResul
             return Ok(renamed(nx, false));
         }
     }
-    if let Some(entry) = tx.on(from, db, move |c| Ok(c.db.remove(&src))).await? {
+    let taken = tx.on(from, db, move |c| {
+        let entry = c.db.remove(&src);
+        if entry.is_some() {
+            c.notify(Class::GENERIC, "rename_from", &src);
+        }
+        Ok(entry)
+    });
+    if let Some(entry) = taken.await? {
         tx.on(to, db, move |c| {
             put(c.db, &dst, entry);
+            c.notify(Class::GENERIC, "rename_to", &dst);
             Ok(())
         })
         .await?;
@@ -304,9 +320,11 @@ fn expire(ctx: &mut Ctx<'_>, args: &[Bytes], unit: ExpireIn) -> CmdResult {
     if ctx.already_expired(at) {
         ctx.db.remove(&args[1]);
         ctx.log(&[b"DEL", &args[1]]);
+        ctx.notify(Class::GENERIC, "del", &args[1]);
     } else {
         ctx.db.set_expiry(&args[1], Some(at as u64));
         log_pexpireat(ctx, &args[1], at, &args[3..]);
+        ctx.notify(Class::GENERIC, "expire", &args[1]);
     }
     Ok(Reply::Int(1))
 }
@@ -352,7 +370,11 @@ fn ttl(ctx: &mut Ctx<'_>, args: &[Bytes], unit: Ttl) -> CmdResult {
 /// PERSIST key
 fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let has_ttl = ctx.db.write(&args[1], ctx.now).is_some_and(|e| e.expires_at().is_some());
-    Ok(Reply::Int(i64::from(has_ttl && ctx.db.set_expiry(&args[1], None))))
+    let persisted = has_ttl && ctx.db.set_expiry(&args[1], None);
+    if persisted {
+        ctx.notify(Class::GENERIC, "persist", &args[1]);
+    }
+    Ok(Reply::Int(i64::from(persisted)))
 }
 
 /// KEYS' part on one shard: live keys matching `pattern`.
@@ -481,11 +503,12 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let now = ctx.now;
     let Some(entry) = ctx.db.read(&c.src, now).cloned() else { return Ok(Reply::Int(0)) };
-    let Some(target) = ctx.db_at(target) else { return Err(CmdError::msg("ERR DB index is out of range")) };
-    if target.live(&c.dst, now) && !c.replace {
+    let Some(dest) = ctx.db_at(target) else { return Err(CmdError::msg("ERR DB index is out of range")) };
+    if dest.live(&c.dst, now) && !c.replace {
         return Ok(Reply::Int(0));
     }
-    put(target, &c.dst, entry);
+    put(dest, &c.dst, entry);
+    ctx.notify_in(target, Class::GENERIC, "copy_to", &c.dst);
     // Logged by itself: with DB it changes another database than its own.
     if ctx.journaling() {
         ctx.log(&args.iter().map(|a| &a[..]).collect::<Vec<_>>());
@@ -515,6 +538,8 @@ fn move_key(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if let Some(t) = ctx.db_at(target) {
         put(t, &args[1], entry);
     }
+    ctx.notify(Class::GENERIC, "move_from", &args[1]);
+    ctx.notify_in(target, Class::GENERIC, "move_to", &args[1]);
     // Logged by itself, as COPY ... DB: it changes another database than its own.
     if ctx.journaling() {
         ctx.log(&args.iter().map(|a| &a[..]).collect::<Vec<_>>());
@@ -541,6 +566,7 @@ async fn copy_across(tx: &Tx, db: usize, args: &[Bytes]) -> CmdResult {
                 return Ok(false);
             }
             put(ctx.db, &dst, entry);
+            ctx.notify(Class::GENERIC, "copy_to", &dst);
             Ok(true)
         })
         .await?;

@@ -14,6 +14,7 @@ use crate::cmd::args::{self, is};
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::cmd::long_double::LongDouble;
 use crate::engine::command::Command;
+use crate::engine::notify::Class;
 use crate::engine::router::Tx;
 use crate::engine::shard::Ctx;
 use crate::engine::spec::{acl, flag, key, KeyFlags, KeySpec};
@@ -314,7 +315,7 @@ struct Point {
 fn search_here(ctx: &mut Ctx<'_>, a: &[Bytes], form: Form) -> CmdResult {
     match search(ctx, a, form)? {
         Found::Reply(reply) => Ok(reply),
-        Found::Store { dest, items } => Ok(crate::cmd::zset::store(ctx, &dest, items)),
+        Found::Store { dest, items } => Ok(store(ctx, &dest, items, form)),
     }
 }
 
@@ -326,9 +327,23 @@ async fn search_across(tx: &Tx, db: usize, a: &[Bytes], form: Form) -> CmdResult
     match found {
         Found::Reply(reply) => Ok(reply),
         Found::Store { dest, items } => {
-            tx.on(tx.shard_of(&dest), db, move |c| Ok(crate::cmd::zset::store(c, &dest, items))).await
+            tx.on(tx.shard_of(&dest), db, move |c| Ok(store(c, &dest, items, form))).await
         }
     }
+}
+
+/// A STORE form's result stored at `dest` (deleted when there is none), reported as Redis
+/// reports it.
+fn store(ctx: &mut Ctx<'_>, dest: &[u8], items: Vec<(Bytes, f64)>, form: Form) -> Reply {
+    let stored = !items.is_empty();
+    let deleted = !stored && ctx.db.remove(dest).is_some();
+    let reply = crate::cmd::zset::store(ctx, dest, items);
+    if stored {
+        ctx.notify(Class::ZSET, if form.search() { "geosearchstore" } else { "georadiusstore" }, dest);
+    } else if deleted {
+        ctx.notify(Class::GENERIC, "del", dest);
+    }
+    reply
 }
 
 /// Redis's `georadiusGeneric`, its checks in its order (the source is looked at first, and a

@@ -8,6 +8,7 @@ use crate::cmd::error::{CmdError, CmdResult};
 use crate::cmd::generic::ScanOpts;
 use crate::cmd::long_double::LongDouble;
 use crate::engine::command::Command;
+use crate::engine::notify::Class;
 use crate::engine::shard::Ctx;
 use crate::engine::spec::Prefetch;
 use crate::engine::spec::{acl, flag, key, KeySpec};
@@ -135,6 +136,7 @@ fn hset(ctx: &mut Ctx<'_>, args: &[Bytes], ok: bool) -> CmdResult {
         .chunks_exact(2)
         .filter(|p| h.insert_copy(&p[0], Key::copy_from_slice(&p[1])).is_none())
         .count();
+    ctx.notify(Class::HASH, "hset", &args[1]);
     Ok(if ok { Reply::Ok } else { Reply::Int(added as i64) })
 }
 
@@ -146,6 +148,7 @@ fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     h.insert_copy(&args[2], Key::copy_from_slice(&args[3]));
     ctx.db.signal(&args[1]);
+    ctx.notify(Class::HASH, "hset", &args[1]);
     Ok(Reply::Int(1))
 }
 
@@ -165,7 +168,14 @@ fn hmget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 /// HDEL key field [field ...]
 fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(access::remove_members(ctx.db, ctx.now, &args[1], hash_mut, &args[2..])? as i64))
+    let removed = access::remove_members(ctx.db, ctx.now, &args[1], hash_mut, &args[2..])?;
+    if removed > 0 {
+        ctx.notify(Class::HASH, "hdel", &args[1]);
+        if ctx.notifying(Class::GENERIC) && !ctx.db.live(&args[1], ctx.now) {
+            ctx.notify(Class::GENERIC, "del", &args[1]);
+        }
+    }
+    Ok(Reply::Int(removed as i64))
 }
 
 /// HLEN key
@@ -214,6 +224,7 @@ fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     let next = current.checked_add(by).ok_or(CmdError::msg("ERR increment or decrement would overflow"))?;
     h.insert_copy(&args[2], Key::copy_from_slice(itoa::Buffer::new().format(next).as_bytes()));
+    ctx.notify(Class::HASH, "hincrby", &args[1]);
     Ok(Reply::Int(next))
 }
 
@@ -238,6 +249,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     h.insert_copy(&args[2], Key::copy_from_slice(&text));
     // The sum, not the increment: the float arithmetic is not replayed.
     ctx.log(&[b"HSET", &args[1], &args[2], &text]);
+    ctx.notify(Class::HASH, "hincrbyfloat", &args[1]);
     Ok(Reply::Bulk(text))
 }
 

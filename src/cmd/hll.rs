@@ -7,6 +7,7 @@ use bytes::Bytes;
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::cmd::string::read_str;
 use crate::engine::command::Command;
+use crate::engine::notify::Class;
 use crate::engine::router::Tx;
 use crate::engine::shard::Ctx;
 use crate::engine::spec::{acl, flag, key, KeySpec};
@@ -120,6 +121,7 @@ fn pfadd(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         Some(updated) => {
             if updated {
                 ctx.db.signal(key);
+                ctx.notify(Class::STRING, "pfadd", key);
             }
             Ok(Reply::Int(i64::from(updated)))
         }
@@ -128,6 +130,7 @@ fn pfadd(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             add_all(&mut v)?;
             hll::invalidate(&mut v);
             ctx.db.set(key, Value::string_as(Key::new(stored(v)), StrForm::Raw), None);
+            ctx.notify(Class::STRING, "pfadd", key);
             Ok(Reply::Int(1))
         }
     }
@@ -197,6 +200,8 @@ fn store(ctx: &mut Ctx<'_>, dest: &[u8], max: &[u8], dense: bool) -> CmdResult {
     } else {
         ctx.db.signal(dest);
     }
+    // As Redis: a merge is reported as a mass PFADD.
+    ctx.notify(Class::STRING, "pfadd", dest);
     Ok(Reply::Ok)
 }
 

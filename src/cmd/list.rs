@@ -11,6 +11,7 @@ use crate::cmd::block::{self, unblocked, TIMED_OUT};
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::blocking::{self, Waited};
 use crate::engine::command::Command;
+use crate::engine::notify::Class;
 use crate::engine::router::Tx;
 use crate::engine::session::Session;
 use crate::engine::shard::Ctx;
@@ -173,6 +174,43 @@ fn range(len: usize, start: i64, stop: i64) -> Option<(usize, usize)> {
     (start <= stop && start < len && stop >= 0).then_some((start as usize, stop as usize))
 }
 
+/// Redis's event for a push at `end`.
+fn push_event(end: End) -> &'static str {
+    if end == End::Left {
+        "lpush"
+    } else {
+        "rpush"
+    }
+}
+
+/// Redis's event for a pop from `end`.
+fn pop_event(end: End) -> &'static str {
+    if end == End::Left {
+        "lpop"
+    } else {
+        "rpop"
+    }
+}
+
+/// Reports a pop from `end` of `key`, then the key's deletion if the pop emptied it (Redis's
+/// `listElementsRemoved`).
+fn notify_pop(ctx: &mut Ctx<'_>, key: &[u8], end: End) {
+    ctx.notify(Class::LIST, pop_event(end), key);
+    if ctx.notifying(Class::GENERIC) && !ctx.db.live(key, ctx.now) {
+        ctx.notify(Class::GENERIC, "del", key);
+    }
+}
+
+/// Reports a move as Redis's LMOVE does: the push onto `dst`, the pop from `src`, then the
+/// deletion of `src` if `emptied`.
+fn notify_move(ctx: &mut Ctx<'_>, src: &[u8], dst: &[u8], from: End, to: End, emptied: bool) {
+    ctx.notify(Class::LIST, push_event(to), dst);
+    ctx.notify(Class::LIST, pop_event(from), src);
+    if emptied {
+        ctx.notify(Class::GENERIC, "del", src);
+    }
+}
+
 /// LPUSH / RPUSH / LPUSHX / RPUSHX key element [element ...]: at `at`, and with `only_existing`
 /// only onto a list that is there.
 fn push(ctx: &mut Ctx<'_>, args: &[Bytes], at: End, only_existing: bool) -> CmdResult {
@@ -191,7 +229,9 @@ fn push(ctx: &mut Ctx<'_>, args: &[Bytes], at: End, only_existing: bool) -> CmdR
             l.push_back(e);
         }
     }
-    Ok(Reply::Int(l.len() as i64))
+    let len = l.len() as i64;
+    ctx.notify(Class::LIST, push_event(at), &args[1]);
+    Ok(Reply::Int(len))
 }
 
 /// LPOP / RPOP key [count]
@@ -206,6 +246,9 @@ fn pop(ctx: &mut Ctx<'_>, args: &[Bytes], from: End) -> CmdResult {
         Some(_) => return Err(CmdError::NotPositive),
     };
     let popped = access::list_pop(ctx.db, ctx.now, &args[1], from, count.unwrap_or(1))?;
+    if popped.as_ref().is_some_and(|p| !p.is_empty()) {
+        notify_pop(ctx, &args[1], from);
+    }
     Ok(match (popped, count) {
         (None, None) => Reply::Nil,
         (None, Some(_)) => Reply::NilArray,
@@ -258,6 +301,7 @@ fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(i) = index(l.len(), i) else { return Err(CmdError::msg("ERR index out of range")) };
     l.set(i, &args[3]);
     ctx.db.signal(&args[1]);
+    ctx.notify(Class::LIST, "lset", &args[1]);
     Ok(Reply::Ok)
 }
 
@@ -269,40 +313,50 @@ fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         () => return Err(CmdError::Syntax),
     };
     let Some(l) = access::write(ctx.db, ctx.now, &args[1], list_mut)? else { return Ok(Reply::Int(0)) };
-    Ok(match l.position(&args[3]) {
-        Some(p) => {
-            l.insert(if after { p + 1 } else { p }, &args[4]);
-            Reply::Int(l.len() as i64)
-        }
-        None => Reply::Int(-1),
-    })
+    let Some(p) = l.position(&args[3]) else { return Ok(Reply::Int(-1)) };
+    l.insert(if after { p + 1 } else { p }, &args[4]);
+    let len = l.len() as i64;
+    ctx.notify(Class::LIST, "linsert", &args[1]);
+    Ok(Reply::Int(len))
 }
 
 /// LREM key count element
 fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let count = args::int(&args[2])?;
-    let removed = access::update_quiet(ctx.db, ctx.now, &args[1], list_mut, |l| {
-        let Some(l) = l else { return (0, false) };
+    let (removed, emptied) = access::update_quiet(ctx.db, ctx.now, &args[1], list_mut, |l| {
+        let Some(l) = l else { return ((0, false), false) };
         let removed = l.remove_matching(&args[3], count);
-        (removed as i64, removed > 0)
+        ((removed as i64, l.is_empty()), removed > 0)
     })?;
+    if removed > 0 {
+        ctx.notify(Class::LIST, "lrem", &args[1]);
+    }
+    if emptied {
+        ctx.notify(Class::GENERIC, "del", &args[1]);
+    }
     Ok(Reply::Int(removed))
 }
 
 /// LTRIM key start stop
 fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (start, stop) = (args::int(&args[2])?, args::int(&args[3])?);
-    access::update(ctx.db, ctx.now, &args[1], list_mut, |l| {
-        if let Some(l) = l {
-            match range(l.len(), start, stop) {
-                Some((a, b)) => {
-                    l.drop_back(l.len() - 1 - b);
-                    l.drop_front(a);
-                }
-                None => l.drop_front(l.len()),
+    let emptied = access::update(ctx.db, ctx.now, &args[1], list_mut, |l| {
+        let l = l?;
+        match range(l.len(), start, stop) {
+            Some((a, b)) => {
+                l.drop_back(l.len() - 1 - b);
+                l.drop_front(a);
             }
+            None => l.drop_front(l.len()),
         }
+        Some(l.is_empty())
     })?;
+    if let Some(emptied) = emptied {
+        ctx.notify(Class::LIST, "ltrim", &args[1]);
+        if emptied {
+            ctx.notify(Class::GENERIC, "del", &args[1]);
+        }
+    }
     Ok(Reply::Ok)
 }
 
@@ -400,6 +454,8 @@ pub(crate) fn lmove_here(
     };
     access::list_push(ctx.db, ctx.now, dst, to, &e)?;
     log_move(ctx, src, dst, from, to);
+    let emptied = ctx.notifying(Class::GENERIC) && !ctx.db.live(src, ctx.now);
+    notify_move(ctx, src, dst, from, to, emptied);
     Ok(Some(e))
 }
 
@@ -454,7 +510,12 @@ pub(crate) async fn move_across(
     }
     tx.on(s_dst, db, move |c| Ok(access::list_pushable(c.db, c.now, &probe_dst)?)).await?;
     let popped_from = src.clone();
-    let popped = tx.on(s_src, db, move |c| Ok(access::list_pop(c.db, c.now, &popped_from, from, 1)?)).await?;
+    let (popped, emptied) = tx
+        .on(s_src, db, move |c| {
+            let popped = access::list_pop(c.db, c.now, &popped_from, from, 1)?;
+            Ok((popped, c.notifying(Class::GENERIC) && !c.db.live(&popped_from, c.now)))
+        })
+        .await?;
     let Some(e) = popped.and_then(|mut v| v.pop()) else { return Ok(None) };
     let (src, dst, pushed) = (src.clone(), dst.clone(), e.clone());
     tx.on(s_dst, db, move |c| {
@@ -462,6 +523,8 @@ pub(crate) async fn move_across(
         // After the push, so that a destination found expired is deleted first: the
         // transaction's block holds the pop too, and one LMOVE replays both.
         log_move(c, &src, &dst, from, to);
+        // The source's events too, in Redis's order: the push first.
+        notify_move(c, &src, &dst, from, to, emptied);
         Ok(())
     })
     .await?;
@@ -508,6 +571,7 @@ pub(crate) fn mpop_here(
     for key in keys {
         if let Some(popped) = access::list_pop(ctx.db, ctx.now, key, end, count)? {
             log_pop(ctx, key, end, popped.len());
+            notify_pop(ctx, key, end);
             return Ok(Some((key.clone(), popped)));
         }
     }
@@ -529,6 +593,7 @@ pub(crate) async fn mpop_across(
             let popped = access::list_pop(c.db, c.now, &k, end, count)?;
             if let Some(p) = &popped {
                 log_pop(c, &k, end, p.len());
+                notify_pop(c, &k, end);
             }
             Ok(popped)
         };

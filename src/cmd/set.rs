@@ -8,6 +8,7 @@ use crate::cmd::args::{self, is};
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::cmd::generic::ScanOpts;
 use crate::engine::command::Command;
+use crate::engine::notify::Class;
 use crate::engine::router::Tx;
 use crate::engine::shard::Ctx;
 use crate::engine::spec::Prefetch;
@@ -136,13 +137,26 @@ fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let added = args[2..].iter().filter(|m| s.insert_copy(m, ()).is_none()).count();
     if added > 0 {
         ctx.db.signal(&args[1]);
+        ctx.notify(Class::SET, "sadd", &args[1]);
     }
     Ok(Reply::Int(added as i64))
 }
 
 /// SREM key member [member ...]
 fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(access::remove_members(ctx.db, ctx.now, &args[1], set_mut, &args[2..])? as i64))
+    let removed = access::remove_members(ctx.db, ctx.now, &args[1], set_mut, &args[2..])?;
+    if removed > 0 {
+        ctx.notify(Class::SET, "srem", &args[1]);
+        notify_if_deleted(ctx, &args[1]);
+    }
+    Ok(Reply::Int(removed as i64))
+}
+
+/// Reports the deletion of `key` if a removal emptied it.
+fn notify_if_deleted(ctx: &mut Ctx<'_>, key: &[u8]) {
+    if ctx.notifying(Class::GENERIC) && !ctx.db.live(key, ctx.now) {
+        ctx.notify(Class::GENERIC, "del", key);
+    }
 }
 
 /// SCARD key
@@ -203,13 +217,21 @@ fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes], pop: bool) -> CmdResult {
                 }
             }
         })?;
-        // The draw is not replayed: what it removed is, as Redis propagates SPOP.
-        if ctx.journaling() && !picked.is_empty() {
-            if count.is_some() && !ctx.db.live(&args[1], ctx.now) {
-                ctx.log(&[b"DEL", &args[1]]);
-            } else {
-                for (m, ()) in &picked {
-                    ctx.log(&[b"SREM", &args[1], m]);
+        if !picked.is_empty() {
+            let deleted =
+                (ctx.journaling() || ctx.notifying(Class::GENERIC)) && !ctx.db.live(&args[1], ctx.now);
+            ctx.notify(Class::SET, "spop", &args[1]);
+            if deleted {
+                ctx.notify(Class::GENERIC, "del", &args[1]);
+            }
+            // The draw is not replayed: what it removed is, as Redis propagates SPOP.
+            if ctx.journaling() {
+                if count.is_some() && deleted {
+                    ctx.log(&[b"DEL", &args[1]]);
+                } else {
+                    for (m, ()) in &picked {
+                        ctx.log(&[b"SREM", &args[1], m]);
+                    }
                 }
             }
         }
@@ -348,17 +370,27 @@ impl Algebra {
     }
 }
 
-/// Stores `members` as the set at `key` (deleting it when empty), as the STORE forms do,
-/// encoded by its content or as a table (see [`Algebra::stores_table`]).
-fn store(ctx: &mut Ctx<'_>, key: &[u8], members: &[Bytes], table: bool) {
-    ctx.db.remove(key);
-    if !members.is_empty() {
+/// Stores `members` as the set at `key` (deleting it when empty), as the STORE forms of `op`
+/// do, encoded by its content or as a table (see [`Algebra::stores_table`]).
+fn store(ctx: &mut Ctx<'_>, key: &[u8], members: &[Bytes], table: bool, op: Op) {
+    let existed = ctx.db.remove(key).is_some();
+    if members.is_empty() {
+        if existed {
+            ctx.notify(Class::GENERIC, "del", key);
+        }
+    } else {
         let mut value =
             Value::set(Box::new(members.iter().map(|m| (Bytes::copy_from_slice(m), ())).collect()));
         if let (true, Some(s)) = (table, set_mut(&mut value)) {
             s.make_table();
         }
         ctx.db.set(key, value, None);
+        let event = match op {
+            Op::Inter => "sinterstore",
+            Op::Union => "sunionstore",
+            Op::Diff => "sdiffstore",
+        };
+        ctx.notify(Class::SET, event, key);
     }
 }
 
@@ -369,7 +401,7 @@ fn algebra(ctx: &mut Ctx<'_>, args: &[Bytes], op: Op, form: Form) -> CmdResult {
     let table = alg.stores_table(&sets);
     let result = alg.compute(sets);
     if let Some(dest) = &alg.dest {
-        store(ctx, dest, &result, table);
+        store(ctx, dest, &result, table, op);
     }
     Ok(alg.reply(result))
 }
@@ -386,7 +418,7 @@ async fn algebra_across(tx: &Tx, db: usize, args: &[Bytes], op: Op, form: Form) 
     if let Some(dest) = alg.dest.clone() {
         let stored = result.clone();
         tx.on(tx.shard_of(&dest), db, move |c| {
-            store(c, &dest, &stored, table);
+            store(c, &dest, &stored, table, op);
             Ok(())
         })
         .await?;
@@ -402,6 +434,11 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Int(0));
     }
     access::exists(ctx.db, ctx.now, &args[2], set)?;
+    if args[1] == args[2] {
+        // As Redis: a no-op, which only answers whether the member is there.
+        let s = access::read(ctx.db, ctx.now, &args[1], set)?;
+        return Ok(Reply::Int(i64::from(s.is_some_and(|s| s.get(&args[3]).is_some()))));
+    }
     if !take_member(ctx, &args[1], &args[3])? {
         return Ok(Reply::Int(0));
     }
@@ -428,12 +465,20 @@ async fn smove_across(tx: &Tx, db: usize, args: &[Bytes]) -> CmdResult {
 
 /// Removes `member` from the set at `key`; whether it was there.
 fn take_member(ctx: &mut Ctx<'_>, key: &[u8], member: &[u8]) -> Result<bool, CmdError> {
-    Ok(access::update(ctx.db, ctx.now, key, set_mut, |s| s.is_some_and(|s| s.remove(member).is_some()))?)
+    let taken =
+        access::update(ctx.db, ctx.now, key, set_mut, |s| s.is_some_and(|s| s.remove(member).is_some()))?;
+    if taken {
+        ctx.notify(Class::SET, "srem", key);
+        notify_if_deleted(ctx, key);
+    }
+    Ok(taken)
 }
 
 /// Adds `member` to the set at `key` (creating it).
 fn add_member(ctx: &mut Ctx<'_>, key: &[u8], member: &[u8]) -> Result<(), CmdError> {
-    access::create(ctx.db, ctx.now, key, set_mut, new_set)?.insert_copy(member, ());
+    if access::create(ctx.db, ctx.now, key, set_mut, new_set)?.insert_copy(member, ()).is_none() {
+        ctx.notify(Class::SET, "sadd", key);
+    }
     Ok(())
 }
 

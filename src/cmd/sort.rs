@@ -18,6 +18,7 @@ use crate::cmd::args::{self, is};
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::cmd::pqsort::pqsort;
 use crate::engine::command::Command;
+use crate::engine::notify::Class;
 use crate::engine::router::Tx;
 use crate::engine::session::Session;
 use crate::engine::shard::Ctx;
@@ -438,12 +439,17 @@ async fn run(
     let changed = tx
         .on(tx.shard_of(&dest), db, move |c| {
             if values.is_empty() {
-                return Ok(c.db.remove(&dest).is_some());
+                let deleted = c.db.remove(&dest).is_some();
+                if deleted {
+                    c.notify(Class::GENERIC, "del", &dest);
+                }
+                return Ok(deleted);
             }
             let mut list: Box<crate::storage::list::List> = Box::default();
             values.iter().for_each(|v| list.push_back(v));
             c.db.remove(&dest);
             c.db.set(&dest, Value::list(list), None);
+            c.notify(Class::LIST, "sortstore", &dest);
             Ok(true)
         })
         .await?;

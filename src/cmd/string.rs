@@ -8,6 +8,7 @@ use crate::cmd::args::{self, expire_at, is, ExpireIn};
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::cmd::long_double::LongDouble;
 use crate::engine::command::{Command, Merge};
+use crate::engine::notify::Class;
 use crate::engine::router::Tx;
 use crate::engine::shard::Ctx;
 use crate::engine::spec::{acl, flag, key, KeyFlags, KeySpec};
@@ -152,6 +153,16 @@ pub(crate) fn read_str<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'
     }
 }
 
+/// The string under `key` as a write looks it up (Redis's `lookupKeyWrite`): no hit or miss
+/// counted, no `keymiss` reported. Not yet a modification (the caller's write is).
+pub(crate) fn write_str<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a Key>, CmdError> {
+    match ctx.db.write_quiet(key, ctx.now) {
+        None => Ok(None),
+        Some(Entry { value: Value::Str(s, ..), .. }) => Ok(Some(&*s)),
+        Some(_) => Err(CmdError::WrongType),
+    }
+}
+
 /// Stores a string value with an expiry (Unix ms, if any).
 fn store(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], expires_at: Option<i64>) {
     match expires_at {
@@ -163,9 +174,10 @@ fn store(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], expires_at: Option<i64>) {
     }
 }
 
-/// Stores a string with no expiry: SET without options, MSET's and MSETNX's pairs.
+/// Stores a string with no expiry, reported as a `set`: MSET's and MSETNX's pairs.
 pub(crate) fn set_plain(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8]) {
     store(ctx, key, value, None);
+    ctx.notify(Class::STRING, "set", key);
 }
 
 /// Values this short are copied into replies rather than shared: a copy touches only the data,
@@ -245,7 +257,9 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let opts = SetArgs::parse(&args[3..])?;
     // As Redis: the syntax, then the expiry's value, then the key's type (for GET).
     let at = opts.expiry.map(|(unit, n)| expire_at(n, unit, ctx.now, true, args)).transpose()?;
-    let old = match read_str(ctx, &args[1]) {
+    // As Redis: a read lookup for GET's old value, else a write's.
+    let found = if opts.get { read_str(ctx, &args[1]) } else { write_str(ctx, &args[1]) };
+    let old = match found {
         // Only GET needs the old value; cloning it would touch (and promote) its buffer.
         Ok(v) if opts.get => v.map(Key::to_bytes),
         Ok(v) => v.map(|_| Bytes::new()),
@@ -267,6 +281,10 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         at
     };
     store(ctx, &args[1], &args[2], at);
+    ctx.notify(Class::STRING, "set", &args[1]);
+    if opts.expiry.is_some() {
+        ctx.notify(Class::GENERIC, "expire", &args[1]);
+    }
     Ok(reply)
 }
 
@@ -286,6 +304,7 @@ fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Int(0));
     }
     store(ctx, &args[1], &args[2], None);
+    ctx.notify(Class::STRING, "set", &args[1]);
     Ok(Reply::Int(1))
 }
 
@@ -294,6 +313,8 @@ fn setex(ctx: &mut Ctx<'_>, args: &[Bytes], unit: ExpireIn) -> CmdResult {
     let at = expire_at(&args[2], unit, ctx.now, true, args)?;
     log_set_pxat(ctx, &args[1], &args[3], at);
     store(ctx, &args[1], &args[3], Some(at));
+    ctx.notify(Class::STRING, "set", &args[1]);
+    ctx.notify(Class::GENERIC, "expire", &args[1]);
     Ok(Reply::Ok)
 }
 
@@ -301,6 +322,7 @@ fn setex(ctx: &mut Ctx<'_>, args: &[Bytes], unit: ExpireIn) -> CmdResult {
 fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let reply = read_str(ctx, &args[1])?.map_or(Reply::Nil, bulk_of);
     store(ctx, &args[1], &args[2], None);
+    ctx.notify(Class::STRING, "set", &args[1]);
     Ok(reply)
 }
 
@@ -309,6 +331,7 @@ fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(v) = read_str(ctx, &args[1])? else { return Ok(Reply::Nil) };
     let reply = bulk_of(v);
     ctx.db.remove(&args[1]);
+    ctx.notify(Class::GENERIC, "del", &args[1]);
     Ok(reply)
 }
 
@@ -345,16 +368,19 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             if ctx.db.read(&args[1], ctx.now).is_some_and(|e| e.expires_at().is_some()) {
                 ctx.db.set_expiry(&args[1], None);
                 ctx.log(&[b"PERSIST", &args[1]]);
+                ctx.notify(Class::GENERIC, "persist", &args[1]);
             }
         }
         ExpiryChange::In(unit, n) => match expire_at(n, unit, ctx.now, true, args)? {
             at if ctx.already_expired(at) => {
                 ctx.db.remove(&args[1]);
                 ctx.log(&[b"DEL", &args[1]]);
+                ctx.notify(Class::GENERIC, "del", &args[1]);
             }
             at => {
                 ctx.db.set_expiry(&args[1], Some(at as u64));
                 crate::cmd::generic::log_pexpireat(ctx, &args[1], at, &[]);
+                ctx.notify(Class::GENERIC, "expire", &args[1]);
             }
         },
     }
@@ -363,8 +389,9 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 /// APPEND key value
 fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let Some(old) = read_str(ctx, &args[1])?.map(Key::to_bytes) else {
+    let Some(old) = write_str(ctx, &args[1])?.map(Key::to_bytes) else {
         store(ctx, &args[1], &args[2], None);
+        ctx.notify(Class::STRING, "append", &args[1]);
         return Ok(Reply::Int(args[2].len() as i64));
     };
     let len = old.len() + args[2].len();
@@ -375,6 +402,7 @@ fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     joined.extend_from_slice(&old);
     joined.extend_from_slice(&args[2]);
     replace_value(ctx, &args[1], joined.freeze(), StrForm::Raw);
+    ctx.notify(Class::STRING, "append", &args[1]);
     Ok(Reply::Int(len as i64))
 }
 
@@ -401,13 +429,14 @@ fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 /// INCR, DECR, INCRBY, DECRBY: adds `by` to the integer at `key` (0 when missing).
 fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
-    let current = match read_str(ctx, key)? {
+    let current = match write_str(ctx, key)? {
         None => 0,
         Some(v) => parse_i64(v.as_slice()).ok_or(CmdError::NotInteger)?,
     };
     let next = current.checked_add(by).ok_or(CmdError::msg("ERR increment or decrement would overflow"))?;
     let text = Bytes::copy_from_slice(itoa::Buffer::new().format(next).as_bytes());
     replace_value(ctx, key, text, StrForm::ByContent);
+    ctx.notify(Class::STRING, "incrby", key);
     Ok(Reply::Int(next))
 }
 
@@ -416,7 +445,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
 /// Added in `long double`, as Redis does, so that the digits match (see [`LongDouble`]).
 fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     // Redis checks the type, then the value, then the increment.
-    let current = match read_str(ctx, &args[1])? {
+    let current = match write_str(ctx, &args[1])? {
         None => LongDouble::ZERO,
         Some(v) => LongDouble::parse(v.as_slice()).ok_or(CmdError::NotFloat)?,
     };
@@ -427,6 +456,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     let text = Bytes::from(next.to_human());
     replace_value(ctx, &args[1], text.clone(), StrForm::Text);
+    ctx.notify(Class::STRING, "incrbyfloat", &args[1]);
     // The sum, not the increment: the float arithmetic is not replayed.
     ctx.log(&[b"SET", &args[1], &text, b"KEEPTTL"]);
     Ok(Reply::Bulk(text))
@@ -455,7 +485,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         _ => return Err(CmdError::msg("ERR offset is out of range")),
     };
     let patch = &args[3];
-    let old = read_str(ctx, &args[1])?.map(Key::to_bytes);
+    let old = write_str(ctx, &args[1])?.map(Key::to_bytes);
     let old_len = old.as_ref().map_or(0, Bytes::len);
     if patch.is_empty() {
         return Ok(Reply::Int(old_len as i64));
@@ -471,6 +501,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     out[offset as usize..end as usize].copy_from_slice(patch);
     let len = out.len() as i64;
     replace_value(ctx, &args[1], out.freeze(), StrForm::Raw);
+    ctx.notify(Class::STRING, "setrange", &args[1]);
     Ok(Reply::Int(len))
 }
 

@@ -11,6 +11,7 @@ use bytes::Bytes;
 
 use crate::engine::command::{Commands, Run};
 use crate::engine::journal::Effects;
+use crate::engine::notify::Notices;
 use crate::engine::shard::Ctx;
 use crate::facade::Reply;
 use crate::storage::db::Db;
@@ -25,6 +26,7 @@ pub(crate) struct Fixture {
     /// The selected database.
     pub(crate) db: usize,
     effects: Effects,
+    notices: Notices,
 }
 
 fn registry() -> &'static Commands {
@@ -41,12 +43,21 @@ impl Fixture {
             now: 1_700_000_000_000,
             db: 0,
             effects: Effects::default(),
+            notices: Notices::default(),
         }
     }
 
     /// The context a shard would give a command.
     pub(crate) fn ctx(&mut self) -> Ctx<'_> {
-        Ctx::new(&mut self.dbs, self.db, self.now, 512 << 20, &mut self.rng, &mut self.effects)
+        Ctx::new(
+            &mut self.dbs,
+            self.db,
+            self.now,
+            512 << 20,
+            &mut self.rng,
+            &mut self.effects,
+            &mut self.notices,
+        )
     }
 
     /// Runs one command line, split on spaces.

@@ -16,6 +16,7 @@ use crate::cmd::error::{CmdError, CmdResult};
 use crate::cmd::generic::ScanOpts;
 use crate::engine::blocking::{self, Waited};
 use crate::engine::command::Command;
+use crate::engine::notify::Class;
 use crate::engine::router::Tx;
 use crate::engine::session::Session;
 use crate::engine::shard::Ctx;
@@ -351,6 +352,7 @@ pub(crate) fn add(ctx: &mut Ctx<'_>, key: &[u8], f: AddFlags, pairs: &[Bytes]) -
     }
     if added + updated > 0 {
         ctx.db.signal(key);
+        ctx.notify(Class::ZSET, if f.incr { "zincr" } else { "zadd" }, key);
     }
     ctx.db.drop_if_empty(key);
     if nan {
@@ -368,7 +370,18 @@ fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         let n = z.map_or(0, |z| args[2..].iter().filter(|m| z.remove(m).is_some()).count());
         (n, n > 0)
     })?;
+    if n > 0 {
+        notify_removal(ctx, "zrem", &args[1]);
+    }
     Ok(Reply::Int(n as i64))
+}
+
+/// Reports `event`, a removal of members from `key`, then `del` if it emptied (so deleted) the key.
+fn notify_removal(ctx: &mut Ctx<'_>, event: &'static str, key: &[u8]) {
+    ctx.notify(Class::ZSET, event, key);
+    if ctx.notifying(Class::GENERIC) && !ctx.db.live(key, ctx.now) {
+        ctx.notify(Class::GENERIC, "del", key);
+    }
 }
 
 /// ZCARD key
@@ -588,7 +601,7 @@ fn zrange(ctx: &mut Ctx<'_>, args: &[Bytes], cmd: RangeCmd) -> CmdResult {
         return Ok(z.map_or(Reply::Array(Vec::new()), |z| spec.reply_from(z)));
     };
     let items = range_of(ctx, &spec)?;
-    Ok(store(ctx, dest, items))
+    Ok(store_as(ctx, dest, items, "zrangestore"))
 }
 
 /// ZRANGESTORE with source and destination on different shards.
@@ -597,7 +610,7 @@ async fn zrangestore_across(tx: &Tx, db: usize, args: &[Bytes]) -> CmdResult {
     let Some(dest) = spec.dest.clone() else { return Err(CmdError::Syntax) };
     let src_shard = tx.shard_of(&spec.key);
     let items = tx.on(src_shard, db, move |c| range_of(c, &spec)).await?;
-    tx.on(tx.shard_of(&dest), db, move |c| Ok(store(c, &dest, items))).await
+    tx.on(tx.shard_of(&dest), db, move |c| Ok(store_as(c, &dest, items, "zrangestore"))).await
 }
 
 /// ZRANGESTORE's source half: the selected members of `spec.key` here.
@@ -608,12 +621,29 @@ fn range_of(ctx: &mut Ctx<'_>, spec: &RangeSpec) -> Result<Vec<Scored>, CmdError
 /// Stores `items` as the sorted set at `key`, replacing it (deleting it when empty); replies
 /// with the stored size, as the STORE forms do (GEOSEARCHSTORE's too).
 pub(crate) fn store(ctx: &mut Ctx<'_>, key: &[u8], items: Vec<Scored>) -> Reply {
-    ctx.db.remove(key);
+    Reply::Int(replace(ctx, key, items).0 as i64)
+}
+
+/// [`store`], reporting `event` on `key`, or `del` when an empty result deleted it.
+fn store_as(ctx: &mut Ctx<'_>, key: &[u8], items: Vec<Scored>, event: &'static str) -> Reply {
+    let (n, existed) = replace(ctx, key, items);
+    if n > 0 {
+        ctx.notify(Class::ZSET, event, key);
+    } else if existed {
+        ctx.notify(Class::GENERIC, "del", key);
+    }
+    Reply::Int(n as i64)
+}
+
+/// Replaces `key` with the sorted set of `items`, or deletes it when there are none: how many
+/// members were stored, and whether the key was there (expired or not, as Redis's `dbDelete`).
+pub(crate) fn replace(ctx: &mut Ctx<'_>, key: &[u8], items: Vec<Scored>) -> (usize, bool) {
+    let existed = ctx.db.remove(key).is_some();
     let n = items.len();
     if n > 0 {
         ctx.db.set(key, Value::zset(items.into_iter().collect()), None);
     }
-    Reply::Int(n as i64)
+    (n, existed)
 }
 
 /// What ZREMRANGEBY* ranges over.
@@ -629,6 +659,11 @@ enum RemoveBy {
 
 /// ZREMRANGEBYRANK, ZREMRANGEBYSCORE, ZREMRANGEBYLEX key min max (which one `by` says)
 fn zremrange(ctx: &mut Ctx<'_>, args: &[Bytes], by: RemoveBy) -> CmdResult {
+    let event = match by {
+        RemoveBy::Rank => "zremrangebyrank",
+        RemoveBy::Score => "zremrangebyscore",
+        RemoveBy::Lex => "zremrangebylex",
+    };
     let by = match by {
         RemoveBy::Score => By::Score(ScoreRange::parse(&args[2], &args[3]).ok_or(NOT_FLOAT_RANGE)?),
         RemoveBy::Lex => By::Lex(LexRange::parse(&args[2], &args[3]).ok_or(NOT_LEX_RANGE)?),
@@ -643,6 +678,9 @@ fn zremrange(ctx: &mut Ctx<'_>, args: &[Bytes], by: RemoveBy) -> CmdResult {
         });
         doomed.len()
     })?;
+    if n > 0 {
+        notify_removal(ctx, event, &args[1]);
+    }
     Ok(Reply::Int(n as i64))
 }
 
@@ -662,6 +700,7 @@ fn zpop(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> CmdResult {
         Some(_) => {}
     }
     let popped = access::zset_pop(ctx.db, ctx.now, &args[1], max, count.unwrap_or(1))?.unwrap_or_default();
+    notify_pop(ctx, &args[1], max);
     Ok(if count.is_some() { scored_reply(popped, true) } else { Reply::Array(flat(popped).collect()) })
 }
 
@@ -713,6 +752,7 @@ fn zmpop_here(ctx: &mut Ctx<'_>, keys: &[Bytes], max: bool, count: usize) -> Res
     for key in keys {
         if let Some(popped) = access::zset_pop(ctx.db, ctx.now, key, max, count)? {
             log_zpop(ctx, key, max, popped.len());
+            notify_pop(ctx, key, max);
             return Ok(Some((key.clone(), popped)));
         }
     }
@@ -727,6 +767,11 @@ fn log_zpop(ctx: &mut Ctx<'_>, key: &[u8], max: bool, n: usize) {
         let n = n_text.format(n);
         ctx.log(&[if max { b"ZPOPMAX" } else { b"ZPOPMIN" }, key, n.as_bytes()]);
     }
+}
+
+/// Reports a pop from `key`: `zpopmin` (`zpopmax` with `max`), then `del` if it emptied it.
+fn notify_pop(ctx: &mut Ctx<'_>, key: &[u8], max: bool) {
+    notify_removal(ctx, if max { "zpopmax" } else { "zpopmin" }, key);
 }
 
 /// [`zmpop_here`] over keys on several shards, all held by `tx`: the first non-empty sorted
@@ -744,6 +789,7 @@ async fn zmpop_across_keys(
             let popped = access::zset_pop(c.db, c.now, &k, max, count)?;
             if let Some(p) = &popped {
                 log_zpop(c, &k, max, p.len());
+                notify_pop(c, &k, max);
             }
             Ok(popped)
         });
@@ -870,6 +916,17 @@ enum Op {
     Inter,
     /// ZDIFF, ZDIFFSTORE: members of the first input in no other.
     Diff,
+}
+
+impl Op {
+    /// The event of its STORE form.
+    fn stored(self) -> &'static str {
+        match self {
+            Op::Union => "zunionstore",
+            Op::Inter => "zinterstore",
+            Op::Diff => "zdiffstore",
+        }
+    }
 }
 
 /// Which form of the algebra: the result, stored (`destination numkeys ...`), or its count
@@ -1060,7 +1117,7 @@ fn algebra(ctx: &mut Ctx<'_>, args: &[Bytes], op: Op, form: Form) -> CmdResult {
     let inputs = alg.sources.iter().map(|k| members(ctx, k)).collect::<Result<Vec<_>, _>>()?;
     let (reply, stored) = alg.compute(inputs)?;
     if let (Some(dest), Some(items)) = (&alg.dest, stored) {
-        store(ctx, dest, items);
+        store_as(ctx, dest, items, op.stored());
     }
     Ok(reply)
 }
@@ -1074,7 +1131,7 @@ async fn algebra_across(tx: &Tx, db: usize, args: &[Bytes], op: Op, form: Form) 
     let inputs = futures::future::join_all(gathers).await.into_iter().collect::<Result<Vec<_>, _>>()?;
     let (reply, stored) = alg.compute(inputs)?;
     if let (Some(dest), Some(items)) = (alg.dest.clone(), stored) {
-        tx.on(tx.shard_of(&dest), db, move |c| Ok(store(c, &dest, items))).await?;
+        tx.on(tx.shard_of(&dest), db, move |c| Ok(store_as(c, &dest, items, op.stored()))).await?;
     }
     Ok(reply)
 }

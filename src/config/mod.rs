@@ -9,8 +9,8 @@ use std::path::Path;
 pub use file::Line;
 pub use value::{
     trim_double, AclPubsubDefault, Allowed, AppendFsync, ClientsLimit, ConfigValue, CpuList, DisklessLoad,
-    EndpointType, LogLevel, MaxmemoryPolicy, Memory, OomScoreAdj, OutputLimit, OutputLimits, Percentiles,
-    PropagationErrors, SanitizePayload, SavePoints, Supervised, SyslogFacility, TlsAuthClients,
+    EndpointType, KeyspaceEvents, LogLevel, MaxmemoryPolicy, Memory, OomScoreAdj, OutputLimit, OutputLimits,
+    Percentiles, PropagationErrors, SanitizePayload, SavePoints, Supervised, SyslogFacility, TlsAuthClients,
     TlsAuthClientsUser, Words,
 };
 
@@ -228,7 +228,7 @@ directives! {
     "slowlog-log-slower-than" => slowlog_log_slower_than: i64 = 10000, true;
     "slowlog-max-len" => slowlog_max_len: u64 = 128, true;
     "latency-monitor-threshold" => latency_monitor_threshold: u64 = 0, true;
-    "notify-keyspace-events" => notify_keyspace_events: String = String::new(), true;
+    "notify-keyspace-events" => notify_keyspace_events: KeyspaceEvents = KeyspaceEvents::default(), true;
     "tracking-table-max-keys" => tracking_table_max_keys: u64 = 1_000_000, true;
     "aclfile" => aclfile: String = String::new(), false;
     "acllog-max-len" => acllog_max_len: u64 = 128, true;
@@ -319,7 +319,6 @@ const INERT: &[(&str, &str)] = &[
     ("active-defrag-", "there is no active defragmentation (mimalloc)"),
     ("list-max-listpack-size", "lists have one form in ferrokey"),
     ("list-compress-depth", "lists have one form in ferrokey"),
-    ("notify-keyspace-events", "there are no keyspace notifications yet"),
     ("tracking-table-max-keys", "there is no client-side caching yet"),
     ("acl", "there are no ACL users yet"),
     ("cluster-", "there is no cluster mode yet"),
@@ -574,11 +573,6 @@ impl Config {
             if !(lo..=hi).contains(&value) {
                 return Err(format!("{name}: argument must be between {lo} and {hi} inclusive"));
             }
-        }
-        if let Some(bad) = self.notify_keyspace_events.chars().find(|c| !"Ag$lshzxeKEtmdn".contains(*c)) {
-            return Err(format!(
-                "notify-keyspace-events: Invalid event class character '{bad}'. Use 'Ag$lshzxeKEtmdn'."
-            ));
         }
         let oom: Vec<Option<i64>> = self.oom_score_adj_values.0.split(' ').map(|v| v.parse().ok()).collect();
         if oom.len() != 3 || oom.iter().any(|v| !v.is_some_and(|v| (-2000..=2000).contains(&v))) {

@@ -487,6 +487,148 @@ keyword_enum! {
     }
 }
 
+/// `notify-keyspace-events`: classes of keyspace events (Redis's `NOTIFY_*` flags), or a set
+/// of them; kept as flags and shown as Redis shows them (`KEA` reads back as `AKE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyspaceEvents(u16);
+
+impl KeyspaceEvents {
+    /// `K`: `__keyspace@<db>__:<key>` channels.
+    pub const KEYSPACE: KeyspaceEvents = KeyspaceEvents(1 << 0);
+    /// `E`: `__keyevent@<db>__:<event>` channels.
+    pub const KEYEVENT: KeyspaceEvents = KeyspaceEvents(1 << 1);
+    /// `g`: DEL, EXPIRE, RENAME, ... (commands of any type).
+    pub const GENERIC: KeyspaceEvents = KeyspaceEvents(1 << 2);
+    /// `$`: string commands.
+    pub const STRING: KeyspaceEvents = KeyspaceEvents(1 << 3);
+    /// `l`: list commands.
+    pub const LIST: KeyspaceEvents = KeyspaceEvents(1 << 4);
+    /// `s`: set commands.
+    pub const SET: KeyspaceEvents = KeyspaceEvents(1 << 5);
+    /// `h`: hash commands.
+    pub const HASH: KeyspaceEvents = KeyspaceEvents(1 << 6);
+    /// `z`: sorted set commands.
+    pub const ZSET: KeyspaceEvents = KeyspaceEvents(1 << 7);
+    /// `x`: a key expired (when it was deleted for it).
+    pub const EXPIRED: KeyspaceEvents = KeyspaceEvents(1 << 8);
+    /// `e`: a key evicted for `maxmemory`.
+    pub const EVICTED: KeyspaceEvents = KeyspaceEvents(1 << 9);
+    /// `t`: stream commands.
+    pub const STREAM: KeyspaceEvents = KeyspaceEvents(1 << 10);
+    /// `m`: a read found no key.
+    pub const KEY_MISS: KeyspaceEvents = KeyspaceEvents(1 << 11);
+    /// `d`: modules (never emitted: ferrokey has none).
+    pub const MODULE: KeyspaceEvents = KeyspaceEvents(1 << 12);
+    /// `n`: a key was created.
+    pub const NEW: KeyspaceEvents = KeyspaceEvents(1 << 13);
+    /// `A`: `g$lshzxetd`.
+    pub const ALL: KeyspaceEvents = KeyspaceEvents(
+        KeyspaceEvents::GENERIC.0
+            | KeyspaceEvents::STRING.0
+            | KeyspaceEvents::LIST.0
+            | KeyspaceEvents::SET.0
+            | KeyspaceEvents::HASH.0
+            | KeyspaceEvents::ZSET.0
+            | KeyspaceEvents::EXPIRED.0
+            | KeyspaceEvents::EVICTED.0
+            | KeyspaceEvents::STREAM.0
+            | KeyspaceEvents::MODULE.0,
+    );
+
+    /// Whether every class of `other` is in `self`.
+    #[must_use]
+    pub const fn contains(self, other: KeyspaceEvents) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether `self` and `other` share a class.
+    #[must_use]
+    pub const fn intersects(self, other: KeyspaceEvents) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// The classes `notify-keyspace-events` names (`None` for a character that is not one).
+    #[must_use]
+    pub fn parse(text: &str) -> Option<KeyspaceEvents> {
+        text.chars().try_fold(KeyspaceEvents(0), |flags, c| {
+            let class = match c {
+                'A' => KeyspaceEvents::ALL,
+                'g' => KeyspaceEvents::GENERIC,
+                '$' => KeyspaceEvents::STRING,
+                'l' => KeyspaceEvents::LIST,
+                's' => KeyspaceEvents::SET,
+                'h' => KeyspaceEvents::HASH,
+                'z' => KeyspaceEvents::ZSET,
+                'x' => KeyspaceEvents::EXPIRED,
+                'e' => KeyspaceEvents::EVICTED,
+                'K' => KeyspaceEvents::KEYSPACE,
+                'E' => KeyspaceEvents::KEYEVENT,
+                't' => KeyspaceEvents::STREAM,
+                'm' => KeyspaceEvents::KEY_MISS,
+                'd' => KeyspaceEvents::MODULE,
+                'n' => KeyspaceEvents::NEW,
+                _ => return None,
+            };
+            Some(KeyspaceEvents(flags.0 | class.0))
+        })
+    }
+
+    /// The setting as CONFIG GET shows it (`keyspaceEventsFlagsToString`).
+    #[must_use]
+    pub fn to_config(self) -> String {
+        let mut out = String::new();
+        if self.contains(KeyspaceEvents::ALL) {
+            out.push('A');
+        } else {
+            let each = [
+                (KeyspaceEvents::GENERIC, 'g'),
+                (KeyspaceEvents::STRING, '$'),
+                (KeyspaceEvents::LIST, 'l'),
+                (KeyspaceEvents::SET, 's'),
+                (KeyspaceEvents::HASH, 'h'),
+                (KeyspaceEvents::ZSET, 'z'),
+                (KeyspaceEvents::EXPIRED, 'x'),
+                (KeyspaceEvents::EVICTED, 'e'),
+                (KeyspaceEvents::STREAM, 't'),
+                (KeyspaceEvents::MODULE, 'd'),
+                (KeyspaceEvents::NEW, 'n'),
+            ];
+            out.extend(each.iter().filter(|(c, _)| self.contains(*c)).map(|(_, ch)| *ch));
+        }
+        for (c, ch) in [
+            (KeyspaceEvents::KEYSPACE, 'K'),
+            (KeyspaceEvents::KEYEVENT, 'E'),
+            (KeyspaceEvents::KEY_MISS, 'm'),
+        ] {
+            if self.contains(c) {
+                out.push(ch);
+            }
+        }
+        out
+    }
+
+    /// What a shard emits under setting `self`: nothing unless a channel kind (K or E) is on.
+    #[must_use]
+    pub fn effective(self) -> KeyspaceEvents {
+        if self.intersects(KeyspaceEvents(KeyspaceEvents::KEYSPACE.0 | KeyspaceEvents::KEYEVENT.0)) {
+            self
+        } else {
+            KeyspaceEvents(0)
+        }
+    }
+}
+
+impl ConfigValue for KeyspaceEvents {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        KeyspaceEvents::parse(one(args)?)
+            .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_owned())
+    }
+
+    fn show(&self) -> String {
+        self.to_config()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,6 +662,24 @@ mod tests {
         assert_eq!(CpuList::parse(&a("0,2-4")), Ok(CpuList(vec![0, 2, 3, 4])));
         assert_eq!(CpuList::parse(&a("0 1")), Ok(CpuList(vec![0, 1])));
         assert!(CpuList::parse(&a("3-1")).is_err());
+    }
+
+    #[test]
+    fn settings_read_and_print_as_redis() {
+        let cases = [("KEA", "AKE"), ("Kg$", "g$K"), ("xE", "xE"), ("AKEmn", "AKEm"), ("", ""), ("g", "g")];
+        for (given, shown) in cases {
+            assert_eq!(
+                KeyspaceEvents::parse(given).map(KeyspaceEvents::to_config).as_deref(),
+                Some(shown),
+                "{given}"
+            );
+        }
+        assert_eq!(KeyspaceEvents::parse("Kq"), None);
+    }
+
+    #[test]
+    fn keyspace_events_without_a_channel_kind_send_nothing() {
+        assert_eq!(KeyspaceEvents::parse("g$lshz").map(KeyspaceEvents::effective), Some(KeyspaceEvents(0)));
     }
 }
 

@@ -17,6 +17,7 @@ pub(crate) mod journal;
 pub(crate) mod latency;
 pub(crate) mod local;
 pub(crate) mod monitor;
+pub(crate) mod notify;
 pub(crate) mod pause;
 pub(crate) mod persist;
 pub(crate) mod plan;

@@ -13,11 +13,12 @@ use bytes::Bytes;
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::global::Global;
 use crate::engine::journal::{Effects, TxKey};
+use crate::engine::notify::{Class, Notice, Notices};
 use crate::engine::persist::LoadItem;
 use crate::engine::slot::ShardId;
 use crate::engine::spec::Prefetch;
 use crate::engine::stats::{Started, Stats};
-use crate::engine::waiters::{Waiter, Waiters};
+use crate::engine::waiters::{Report, Waiter, Waiters};
 use crate::engine::watch::{WatchFlag, Watches};
 use crate::facade::Reply;
 use crate::storage::db::{Budget, Db, DbStats, Entry, MemberRef, SnapshotChunk};
@@ -39,6 +40,8 @@ pub(crate) struct Ctx<'a> {
     others: (&'a mut [Db], &'a mut [Db]),
     /// What the command logs for the journal (see [`Ctx::log`]).
     effects: &'a mut Effects,
+    /// What it reports for keyspace notifications (see [`Ctx::notify`]).
+    notices: &'a mut Notices,
     /// The request comes from a client the server obeys ([`ShardCmd::obey`]).
     pub(crate) obey: bool,
 }
@@ -52,10 +55,42 @@ impl<'a> Ctx<'a> {
         max_bulk: u64,
         rng: &'a mut Rng,
         effects: &'a mut Effects,
+        notices: &'a mut Notices,
     ) -> Ctx<'a> {
         let (before, rest) = dbs.split_at_mut(index);
         let (db, after) = rest.split_first_mut().expect("database index checked by SELECT");
-        Ctx { db, now, max_bulk, rng, others: (before, after), effects, obey: false }
+        Ctx { db, now, max_bulk, rng, others: (before, after), effects, notices, obey: false }
+    }
+
+    /// Reports `event` (Redis's name for it: `set`, `lpush`, `del`, ...) of `class` on `key` of
+    /// the selected database, for keyspace notifications: Redis's `notifyKeyspaceEvent`, called
+    /// where Redis calls it. Nothing is sent unless the class is on.
+    #[inline]
+    pub(crate) fn notify(&mut self, class: Class, event: &'static str, key: &[u8]) {
+        let db = self.index();
+        self.notify_in(db, class, event, key);
+    }
+
+    /// Whether notices of `class` are sent: a body asks before work done only to report (is
+    /// the key gone now?).
+    #[inline]
+    #[must_use]
+    pub(crate) fn notifying(&self, class: Class) -> bool {
+        self.notices.wants(class)
+    }
+
+    /// As [`Ctx::notify`], for a key of database `db` (COPY ... DB, MOVE).
+    pub(crate) fn notify_in(&mut self, db: usize, class: Class, event: &'static str, key: &[u8]) {
+        if !self.notices.wants(class) {
+            return;
+        }
+        // What the databases reported themselves so far (a key that expired on lookup, one
+        // just created) comes first, as in Redis.
+        let index = self.index();
+        self.notices.collect(self.others.0, 0);
+        self.notices.collect(std::slice::from_mut(self.db), index);
+        self.notices.collect(self.others.1, index + 1);
+        self.notices.push(db, class, event, key);
     }
 
     /// Whether an absolute expiry `at` (Unix ms) has already come: the key is then deleted
@@ -205,6 +240,11 @@ pub(crate) struct Shard {
     /// Sends another shard a hop that makes it evict its share (installed by the runtime once
     /// the router exists; see [`Shard::make_room`]).
     ask_peer: Option<AskPeer>,
+    /// Keyspace notifications reported and not yet delivered.
+    notices: Notices,
+    /// Delivers notices to every core's subscribers (installed by the runtime once the router
+    /// exists; see [`Shard::publish`]).
+    deliver: Option<Deliver>,
 }
 
 /// What a shard's active expiry and eviction measured, for INFO (Redis's `expired_stale_perc`,
@@ -248,6 +288,10 @@ impl Upkeep {
 
 /// Asks shard `ShardId` to evict its share of the excess now, by a hop from this core.
 pub(crate) type AskPeer = Box<dyn Fn(ShardId)>;
+
+/// How a shard hands its keyspace notifications on: the notices, and the classes on (which
+/// channels they go to).
+pub(crate) type Deliver = Box<dyn Fn(Vec<Notice>, Class)>;
 
 /// The `maxmemory` settings a shard follows (read again when the configuration changes).
 #[derive(Debug, Clone, Copy, Default)]
@@ -355,8 +399,15 @@ impl Shard {
             eviction: Eviction::default(),
             pool: evict::Pool::default(),
             ask_peer: None,
+            notices: Notices::default(),
+            deliver: None,
             upkeep: Upkeep::default(),
         }
+    }
+
+    /// Installs how this shard delivers keyspace notifications (see [`Shard::publish`]).
+    pub(crate) fn set_deliver(&mut self, deliver: Deliver) {
+        self.deliver = Some(deliver);
     }
 
     /// Installs how this shard asks its peers to evict (see [`Shard::make_room`]).
@@ -384,6 +435,9 @@ impl Shard {
                 self.pool.clear();
             }
             self.eviction = next;
+            self.notices.set(config.notify_keyspace_events);
+            let events = self.notices.key_events();
+            self.dbs.iter_mut().for_each(|d| d.report_events(events));
         }
         clock::set_core_clock(self.clock, self.eviction.mode);
         // While clients are paused, expired keys read as missing but stay (engine::pause).
@@ -484,6 +538,7 @@ impl Shard {
                 break Evicted::Enough;
             };
             self.dbs[db].evict(&key);
+            self.notices.push(db, Class::EVICTED, "evicted", &key);
             evicted += 1;
             if evicted % 16 == 0 && e.time_limit.is_some_and(|l| began.elapsed() >= l) {
                 break Evicted::Running;
@@ -526,7 +581,15 @@ impl Shard {
         let started = Started::now();
         let max_bulk = self.global.max_bulk();
         let logging = self.effects.on().then(|| (self.dbs[cmd.db].stats.changes, self.effects.explicit()));
-        let mut ctx = Ctx::new(&mut self.dbs, cmd.db, self.clock, max_bulk, &mut self.rng, &mut self.effects);
+        let mut ctx = Ctx::new(
+            &mut self.dbs,
+            cmd.db,
+            self.clock,
+            max_bulk,
+            &mut self.rng,
+            &mut self.effects,
+            &mut self.notices,
+        );
         ctx.obey = cmd.obey;
         let run = std::panic::AssertUnwindSafe(|| (cmd.run)(&mut ctx, &cmd.args));
         let reply = match std::panic::catch_unwind(run) {
@@ -586,6 +649,7 @@ impl Shard {
     /// holding the gate if one does. The router calls it at the end of every piece of work it
     /// runs here, before the reply leaves.
     pub(crate) fn publish(&mut self) {
+        self.deliver_notices();
         if self.eviction.maxmemory > 0 {
             self.global.publish_allocated(self.lane, crate::memory::here());
             self.publish_evictable();
@@ -597,6 +661,21 @@ impl Shard {
         }
         self.log_expired();
         self.global.journal.publish(self.lane, self.in_tx, &mut self.effects);
+    }
+
+    /// Hands the keyspace notifications reported so far (the databases' own included) to every
+    /// core's subscribers.
+    fn deliver_notices(&mut self) {
+        if self.notices.on() == Class::default() {
+            return;
+        }
+        self.notices.collect(&mut self.dbs, 0);
+        if !self.notices.is_empty() {
+            let notices = self.notices.take();
+            if let Some(deliver) = &self.deliver {
+                deliver(notices, self.notices.on());
+            }
+        }
     }
 
     /// Starts or stops logging effects (the AOF turned on or off): called on every shard with
@@ -706,7 +785,11 @@ impl Shard {
                         effects.push_explicit(Some(i), args);
                     }
                 };
-                obs.waiters.serve_round(db, self.clock, &mut kept, &mut log, &mut outbox);
+                let notices = &mut self.notices;
+                let mut notify =
+                    |class: Class, event: &'static str, key: &[u8]| notices.push(i, class, event, key);
+                let mut report = Report { log: &mut log, notify: &mut notify };
+                obs.waiters.serve_round(db, self.clock, &mut kept, &mut report, &mut outbox);
             }
         }
         if !outbox.is_empty() {
@@ -741,7 +824,15 @@ impl Shard {
     /// Runs `f` with the context of database `db`, then settles what it changed.
     pub(crate) fn with_db<R>(&mut self, db: usize, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
         let max_bulk = self.global.max_bulk();
-        let r = f(&mut Ctx::new(&mut self.dbs, db, self.clock, max_bulk, &mut self.rng, &mut self.effects));
+        let r = f(&mut Ctx::new(
+            &mut self.dbs,
+            db,
+            self.clock,
+            max_bulk,
+            &mut self.rng,
+            &mut self.effects,
+            &mut self.notices,
+        ));
         self.log_expired();
         self.settle();
         r

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use futures::channel::mpsc;
 
 use crate::cmd::error::CmdError;
+use crate::engine::notify::Class;
 use crate::storage::access::{self, list_mut};
 use crate::storage::db::{Db, Entry, Value};
 use crate::storage::list::End;
@@ -174,7 +175,7 @@ impl Waiters {
         db: &mut Db,
         now: u64,
         kept: &mut Vec<(Bytes, usize)>,
-        log: &mut dyn FnMut(&[&[u8]]),
+        report: &mut Report<'_>,
         outbox: &mut Vec<Delivery>,
     ) {
         for key in std::mem::take(&mut self.ready) {
@@ -185,8 +186,8 @@ impl Waiters {
                     kept.len() - 1
                 }
             };
-            self.serve_streams(db, now, &key, log, outbox);
-            self.serve_key(db, now, &key, &mut kept[at].1, log, outbox);
+            self.serve_streams(db, now, &key, report.log, outbox);
+            self.serve_key(db, now, &key, &mut kept[at].1, report, outbox);
             self.prune(db, &key);
         }
     }
@@ -273,9 +274,10 @@ impl Waiters {
         now: u64,
         key: &Bytes,
         kept: &mut usize,
-        log: &mut dyn FnMut(&[&[u8]]),
+        report: &mut Report<'_>,
         outbox: &mut Vec<Delivery>,
     ) {
+        let Report { log, notify } = report;
         while let Some((list, len)) = poppable(db, now, key) {
             if len <= *kept {
                 return;
@@ -309,15 +311,22 @@ impl Waiters {
                         return;
                     };
                     let side = |e: End| if e == End::Left { &b"LEFT"[..] } else { b"RIGHT" };
+                    let pop_event = if *end == End::Left { "lpop" } else { "rpop" };
                     if let (Some((dst, to)), Some(e)) = (then_push, popped.first()) {
                         // Checked above; the push makes the destination ready for its waiters.
                         let _ = access::list_push(db, now, dst, *to, e);
                         log_after_expiries(db, log, &[b"LMOVE", key, dst, side(*end), side(*to)]);
+                        // As LMOVE reports it: the push, then the pop.
+                        notify(Class::LIST, if *to == End::Left { "lpush" } else { "rpush" }, dst);
                     } else {
                         let mut n_text = itoa::Buffer::new();
                         let n = n_text.format(popped.len());
                         let name: &[u8] = if *end == End::Left { b"LPOP" } else { b"RPOP" };
                         log_after_expiries(db, log, &[name, key, n.as_bytes()]);
+                    }
+                    notify(Class::LIST, pop_event, key);
+                    if !db.live(key, now) {
+                        notify(Class::GENERIC, "del", key);
                     }
                     Served::List(popped)
                 }
@@ -329,6 +338,10 @@ impl Waiters {
                     let n = n_text.format(popped.len());
                     let name: &[u8] = if *max { b"ZPOPMAX" } else { b"ZPOPMIN" };
                     log_after_expiries(db, log, &[name, key, n.as_bytes()]);
+                    notify(Class::ZSET, if *max { "zpopmax" } else { "zpopmin" }, key);
+                    if !db.live(key, now) {
+                        notify(Class::GENERIC, "del", key);
+                    }
                     Served::ZSet(popped)
                 }
                 Wants::Stream { .. } => continue,
@@ -336,6 +349,15 @@ impl Waiters {
             outbox.push((w.deliver, (key.clone(), served)));
         }
     }
+}
+
+/// What serving reports besides its deliveries: the effects for the journal (`log`) and
+/// keyspace notifications (`notify`, as [`crate::engine::shard::Ctx::notify`]).
+pub(crate) struct Report<'a> {
+    /// Logs a request as the served pop's effect.
+    pub(crate) log: &'a mut dyn FnMut(&[&[u8]]),
+    /// Reports an event on a key.
+    pub(crate) notify: &'a mut dyn FnMut(Class, &'static str, &[u8]),
 }
 
 /// Logs a served pop in its non-blocking form (as Redis propagates a served BLPOP), after the

@@ -265,6 +265,29 @@ pub(crate) enum Change {
 /// A database: a dict of entries plus an index of the keys that have a TTL.
 ///
 /// Invariants: a key is in `expires` exactly when its entry has `expires_at`; every mutation of a
+/// What happened to a key that a database reports itself for keyspace notifications (the
+/// commands report the rest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyEvent {
+    /// It expired and was removed (Redis's `expired`).
+    Expired,
+    /// It was created (`new`).
+    New,
+    /// A read found no key (`keymiss`).
+    Miss,
+}
+
+/// Which [`KeyEvent`]s a database records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct KeyEvents {
+    /// Keys that expired.
+    pub(crate) expired: bool,
+    /// Keys created.
+    pub(crate) new: bool,
+    /// Reads that missed.
+    pub(crate) miss: bool,
+}
+
 /// key goes through `set`, `set_expiry`, `remove`, `write`, `signal` or `clear`, which record
 /// the change of an observed key.
 #[derive(Default)]
@@ -290,6 +313,10 @@ pub(crate) struct Db {
     report_expired: bool,
     /// Keys removed because they expired, in order, until taken.
     expired_keys: Vec<Bytes>,
+    /// Which key events are recorded for keyspace notifications (see [`Db::take_events`]).
+    events_on: KeyEvents,
+    /// Key events since last taken, in order.
+    events: Vec<(KeyEvent, Bytes)>,
     /// Nothing expires: the AOF is being replayed (its commands were logged against the clock
     /// of their time; as in Redis, keys expire only once it is loaded).
     expiry_paused: bool,
@@ -426,6 +453,7 @@ impl Db {
         let expired = match self.entries.get_mut(key) {
             None => {
                 self.stats.misses += 1;
+                self.record(KeyEvent::Miss, key);
                 return None;
             }
             Some(e) => {
@@ -439,6 +467,7 @@ impl Db {
         if expired {
             self.expire(key);
             self.stats.misses += 1;
+            self.record(KeyEvent::Miss, key);
             return None;
         }
         self.stats.hits += 1;
@@ -501,6 +530,9 @@ impl Db {
             return;
         }
         let key = Bytes::copy_from_slice(key);
+        if self.events_on.new {
+            self.events.push((KeyEvent::New, key.clone()));
+        }
         if expires_at.is_some() {
             self.expires.insert(key.clone(), ());
         }
@@ -568,7 +600,40 @@ impl Db {
             if self.report_expired {
                 self.expired_keys.push(Bytes::copy_from_slice(key));
             }
+            self.record(KeyEvent::Expired, key);
         }
+    }
+
+    /// Records `event` on `key` if it is reported.
+    #[inline]
+    fn record(&mut self, event: KeyEvent, key: &[u8]) {
+        let on = match event {
+            KeyEvent::Expired => self.events_on.expired,
+            KeyEvent::New => self.events_on.new,
+            KeyEvent::Miss => self.events_on.miss,
+        };
+        if on {
+            self.events.push((event, Bytes::copy_from_slice(key)));
+        }
+    }
+
+    /// Chooses the key events recorded for keyspace notifications.
+    pub(crate) fn report_events(&mut self, on: KeyEvents) {
+        self.events_on = on;
+        if on == KeyEvents::default() {
+            self.events.clear();
+        }
+    }
+
+    /// Whether key events wait to be taken.
+    #[must_use]
+    pub(crate) fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// Takes the key events recorded since the last call, in order.
+    pub(crate) fn take_events(&mut self) -> Vec<(KeyEvent, Bytes)> {
+        std::mem::take(&mut self.events)
     }
 
     /// Evicts `key` (for `maxmemory`): removed, counted, and recorded for the journal's DEL

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use crate::cmd::args::is;
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::cmd::stream::args::{self, NewId};
+use crate::engine::notify::Class;
 use crate::engine::shard::Ctx;
 use crate::facade::Reply;
 use crate::storage::access::{self, stream, stream_mut};
@@ -64,12 +65,14 @@ pub(crate) fn xadd(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         return Err(CmdError::msg("ERR Elements are too large to be stored"));
     }
     s.append(id, fields, limits);
-    if let Some(t) = &p.trim {
-        s.trim(t.rule, t.approx, t.limit);
-    }
+    let trimmed = p.trim.as_ref().map_or(0, |t| s.trim(t.rule, t.approx, t.limit));
     // What the trim reached, for the rewritten request only (the first ID costs a decode).
     let reached = rewrite.then(|| (s.len(), s.first_stored_id()));
     ctx.db.signal(key);
+    ctx.notify(Class::STREAM, "xadd", key);
+    if trimmed > 0 {
+        ctx.notify(Class::STREAM, "xtrim", key);
+    }
     if let Some(reached) = reached {
         let logged = args::rewritten(a, p.trim.as_ref(), reached, generated.then_some((id_at, id)));
         let logged: Vec<&[u8]> = logged.iter().map(|b| &b[..]).collect();
@@ -91,6 +94,7 @@ pub(crate) fn xtrim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     }
     let reached = rewrite.then(|| (s.len(), s.first_stored_id()));
     ctx.db.signal(key);
+    ctx.notify(Class::STREAM, "xtrim", key);
     if let Some(reached) = reached {
         let logged = args::rewritten(a, Some(&t), reached, None);
         let logged: Vec<&[u8]> = logged.iter().map(|b| &b[..]).collect();
@@ -110,6 +114,7 @@ pub(crate) fn xdel(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let deleted = ids.into_iter().filter(|id| s.delete(*id)).count();
     if deleted > 0 {
         ctx.db.signal(key);
+        ctx.notify(Class::STREAM, "xdel", key);
     }
     Ok(Reply::Int(deleted as i64))
 }
@@ -164,6 +169,7 @@ pub(crate) fn xsetid(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         s.max_deleted = m;
     }
     ctx.db.count_change(key, false);
+    ctx.notify(Class::STREAM, "xsetid", key);
     Ok(Reply::Ok)
 }
 

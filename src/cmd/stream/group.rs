@@ -7,6 +7,7 @@ use crate::cmd::args::is;
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::cmd::stream::args;
 use crate::cmd::stream::entries::new_stream;
+use crate::engine::notify::Class;
 use crate::engine::shard::Ctx;
 use crate::facade::Reply;
 use crate::storage::access::{self, stream_mut};
@@ -105,6 +106,7 @@ pub(crate) fn xgroup(ctx: &mut Ctx<'_>, a: &[Bytes], sub: Sub) -> CmdResult {
             if !created {
                 ctx.db.count_change(key, false);
             }
+            ctx.notify(Class::STREAM, "xgroup-create", key);
             Ok(Reply::Ok)
         }
         Sub::SetId => {
@@ -117,6 +119,7 @@ pub(crate) fn xgroup(ctx: &mut Ctx<'_>, a: &[Bytes], sub: Sub) -> CmdResult {
             g.last_id = id;
             g.entries_read = entries_read.unwrap_or(UNKNOWN_READ);
             ctx.db.count_change(key, false);
+            ctx.notify(Class::STREAM, "xgroup-setid", key);
             Ok(Reply::Ok)
         }
         Sub::Destroy => {
@@ -124,6 +127,7 @@ pub(crate) fn xgroup(ctx: &mut Ctx<'_>, a: &[Bytes], sub: Sub) -> CmdResult {
             if s.groups.remove(&group[..]).is_none() {
                 return Ok(Reply::Int(0));
             }
+            ctx.notify(Class::STREAM, "xgroup-destroy", key);
             // Its blocked readers fail, as in Redis.
             ctx.db.count_change(key, true);
             Ok(Reply::Int(1))
@@ -137,6 +141,7 @@ pub(crate) fn xgroup(ctx: &mut Ctx<'_>, a: &[Bytes], sub: Sub) -> CmdResult {
             }
             g.consumer(&a[4], now);
             ctx.db.count_change(key, false);
+            ctx.notify(Class::STREAM, "xgroup-createconsumer", key);
             Ok(Reply::Int(1))
         }
         Sub::DelConsumer => {
@@ -145,6 +150,7 @@ pub(crate) fn xgroup(ctx: &mut Ctx<'_>, a: &[Bytes], sub: Sub) -> CmdResult {
             match g.delete_consumer(&a[4]) {
                 Some(pending) => {
                     ctx.db.count_change(key, false);
+                    ctx.notify(Class::STREAM, "xgroup-delconsumer", key);
                     Ok(Reply::Int(pending as i64))
                 }
                 None => Ok(Reply::Int(0)),
@@ -280,6 +286,13 @@ pub(crate) fn xpending(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Array(out))
 }
 
+/// Consumer `name` of `g` seen now (created if missing, which sets `created`): its stored name.
+fn seen(g: &mut Group, name: &[u8], now: i64, created: &mut bool) -> Bytes {
+    let (name, new) = g.seen(name, now);
+    *created = new;
+    name
+}
+
 /// Logs the XCLAIM Redis propagates for a claimed (or purged) pending entry.
 fn log_claim(ctx: &mut Ctx<'_>, key: &[u8], group: &[u8], claim: &Claim<'_>) {
     let mut log = |args: &[&[u8]]| ctx.log(args);
@@ -347,6 +360,7 @@ pub(crate) fn xclaim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let mut effects: Vec<(usize, Bytes, i64, u64)> = Vec::new();
     let mut changed = set_last;
     let mut name: Option<Bytes> = None;
+    let mut created = false;
     for (id, at) in ids {
         let exists = s.get(id).is_some();
         let g = s.groups.get_mut(&group[..]).ok_or(CmdError::Internal)?;
@@ -368,7 +382,7 @@ pub(crate) fn xclaim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 continue;
             }
         }
-        let who = name.get_or_insert_with(|| g.seen(consumer, now).0).clone();
+        let who = name.get_or_insert_with(|| seen(g, consumer, now, &mut created)).clone();
         // A pending entry FORCE creates starts delivered once, as Redis's NACK does.
         let Some(nack) = g.claim(id, &who, true, now) else { continue };
         nack.delivered = delivery;
@@ -389,6 +403,9 @@ pub(crate) fn xclaim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         s.groups.get(&group[..]).map_or((StreamId::MIN, UNKNOWN_READ), |g| (g.last_id, g.entries_read));
     if changed {
         ctx.db.count_change(key, false);
+    }
+    if created {
+        ctx.notify(Class::STREAM, "xgroup-createconsumer", key);
     }
     let any = !effects.is_empty();
     for (at, who, time, count) in effects {
@@ -440,6 +457,7 @@ pub(crate) fn xautoclaim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let mut deleted = Vec::new();
     let mut effects: Vec<(StreamId, Bytes, i64, u64)> = Vec::new();
     let mut name: Option<Bytes> = None;
+    let mut created = false;
     let mut next = 0;
     while next < pending.len() && attempts > 0 && count > 0 {
         let id = pending[next];
@@ -459,7 +477,7 @@ pub(crate) fn xautoclaim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         if min_idle > 0 && g.pel.get(&id).is_some_and(|n| now.saturating_sub(n.delivered) < min_idle) {
             continue;
         }
-        let who = name.get_or_insert_with(|| g.seen(consumer, now).0).clone();
+        let who = name.get_or_insert_with(|| seen(g, consumer, now, &mut created)).clone();
         let Some(nack) = g.claim(id, &who, false, now) else { continue };
         nack.delivered = now;
         if !justid {
@@ -479,6 +497,9 @@ pub(crate) fn xautoclaim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         ctx.log_nothing();
     } else {
         ctx.db.count_change(key, false);
+    }
+    if created {
+        ctx.notify(Class::STREAM, "xgroup-createconsumer", key);
     }
     for (id, who, time, n) in effects {
         let id = id.to_string();

@@ -12,6 +12,7 @@ use crate::cmd::block::unblocked;
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::cmd::stream::args;
 use crate::engine::blocking::{self, Waited};
+use crate::engine::notify::Class;
 use crate::engine::router::Tx;
 use crate::engine::session::Session;
 use crate::engine::shard::Ctx;
@@ -153,6 +154,9 @@ fn serve(c: &mut Ctx<'_>, key: &[u8], from: From, spec: &Spec) -> Option<Vec<Cop
     let journaling = c.journaling();
     let s = access::write_quiet(c.db, c.now, key, stream_mut).ok().flatten()?;
     let last_live = s.last_entry().map(|e| e.id);
+    let new_consumer = spec.group.as_ref().is_some_and(|(group, consumer)| {
+        s.groups.get(&group[..]).is_some_and(|g| !g.consumers.contains_key(&consumer[..]))
+    });
     let mut effects: Vec<Vec<Bytes>> = Vec::new();
     let mut log = |args: &[&[u8]]| effects.push(args.iter().map(|a| Bytes::copy_from_slice(a)).collect());
     let served = match (from, &spec.group) {
@@ -172,6 +176,9 @@ fn serve(c: &mut Ctx<'_>, key: &[u8], from: From, spec: &Spec) -> Option<Vec<Cop
         (_, None) => None,
     };
     c.db.count_change(key, false);
+    if new_consumer && served.is_some() {
+        c.notify(Class::STREAM, "xgroup-createconsumer", key);
+    }
     for e in &effects {
         let args: Vec<&[u8]> = e.iter().map(|b| &b[..]).collect();
         c.log(&args);
