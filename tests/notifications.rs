@@ -227,22 +227,27 @@ fn expired_and_evicted_keys_are_notified_from_every_shard() {
     let () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(0).query(&mut c).unwrap();
 }
 
-/// What a subscriber to `bl`'s and `bz`'s keyspace channels sees when blocked pops are served by
-/// pushes from another client.
+/// What a subscriber to the keyspace channels of `bl`, `bz`, `bd` and `bs` sees when blocked
+/// pops (and a blocked XREADGROUP) are served by pushes from another client.
 fn served_after_blocking(sub: &mut Raw, blocked: &mut Raw, writer: &mut Raw) -> Vec<String> {
     assert!(writer.request(&[b"CONFIG", b"SET", b"notify-keyspace-events", b"KA"]).starts_with(b"+OK"));
-    sub.send(&common::resp(&[
-        b"SUBSCRIBE",
-        b"__keyspace@0__:bl",
-        b"__keyspace@0__:bz",
-        b"__keyspace@0__:bd",
-    ]));
-    (0..3).for_each(|_| drop(sub.reply()));
+    let channels: [&[u8]; 4] =
+        [b"__keyspace@0__:bl", b"__keyspace@0__:bz", b"__keyspace@0__:bd", b"__keyspace@0__:bs"];
+    sub.send(&common::resp(&[&[&b"SUBSCRIBE"[..]][..], &channels].concat()));
+    (0..channels.len()).for_each(|_| drop(sub.reply()));
     let mut seen = Vec::new();
+    let created = writer.request(&[b"XGROUP", b"CREATE", b"bs", b"g", b"$", b"MKSTREAM"]);
+    assert_eq!(created, b"+OK\r\n");
     for (block, push, count) in [
         (&[&b"BLPOP"[..], b"bl", b"5"][..], &[&b"RPUSH"[..], b"bl", b"a"][..], 3),
         (&[b"BZPOPMIN", b"bz", b"5"], &[b"ZADD", b"bz", b"1", b"a"], 3),
         (&[b"BLMOVE", b"bl", b"bd", b"LEFT", b"RIGHT", b"5"], &[b"LPUSH", b"bl", b"x"], 4),
+        // The group's creation first, then the add and the consumer the served read creates.
+        (
+            &[b"XREADGROUP", b"GROUP", b"g", b"c", b"BLOCK", b"5000", b"STREAMS", b"bs", b">"],
+            &[b"XADD", b"bs", b"1-1", b"f", b"v"],
+            3,
+        ),
     ] {
         blocked.send(&common::resp(block));
         // Bounded wait until the client is blocked, then the push that serves it.

@@ -186,7 +186,7 @@ impl Waiters {
                     kept.len() - 1
                 }
             };
-            self.serve_streams(db, now, &key, report.log, outbox);
+            self.serve_streams(db, now, &key, report, outbox);
             self.serve_key(db, now, &key, &mut kept[at].1, report, outbox);
             self.prune(db, &key);
         }
@@ -201,7 +201,7 @@ impl Waiters {
         db: &mut Db,
         now: u64,
         key: &Bytes,
-        log: &mut dyn FnMut(&[&[u8]]),
+        report: &mut Report<'_>,
         outbox: &mut Vec<Delivery>,
     ) {
         let Some(queue) = self.by_key.get_mut(key) else { return };
@@ -251,8 +251,17 @@ impl Waiters {
                         noack: g.noack,
                         now: now as i64,
                     };
-                    match read::deliver(s, r, count, log) {
-                        Some(entries) => Served::Stream(entries),
+                    let new_consumer = s
+                        .groups
+                        .get(&g.group[..])
+                        .is_some_and(|grp| !grp.consumers.contains_key(&g.consumer[..]));
+                    match read::deliver(s, r, count, report.log) {
+                        Some(entries) => {
+                            if new_consumer {
+                                (report.notify)(Class::STREAM, "xgroup-createconsumer", key);
+                            }
+                            Served::Stream(entries)
+                        }
                         None => Served::Failed(CmdError::msg(
                             "NOGROUP the consumer group this client was blocked on no longer exists",
                         )),
