@@ -214,6 +214,28 @@ echo "|---|---|---|"
 echo "| $mem_redis | $mem_ferrokey | $(awk -v a="$mem_ferrokey" -v b="$mem_redis" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') |"
 fi
 
+if want observe; then
+echo
+echo "Observability on and off, TLS, P=16 (same pinning; the same ferrokey reconfigured between runs):"
+echo "| test | redis µs/op | ferrokey off µs/op | latency monitor on µs/op | + notifications on µs/op | on/off | notify/off | redis notify/off |"
+echo "|---|---|---|---|---|---|---|---|"
+for test in set get lpush; do
+  read -r _ r_us _ < <(bench "$RPID" "$RTLS" 1 16 "$test")
+  redis-cli -p "$FPORT" config set latency-monitor-threshold 0 notify-keyspace-events "" >/dev/null
+  read -r _ off_us _ < <(bench "$FPID" "$FTLS" 1 16 "$test")
+  redis-cli -p "$FPORT" config set latency-monitor-threshold 1 >/dev/null
+  read -r _ on_us _ < <(bench "$FPID" "$FTLS" 1 16 "$test")
+  # Every class on, nobody subscribed (a shard then builds nothing; Redis builds each message).
+  redis-cli -p "$FPORT" config set notify-keyspace-events KEA >/dev/null
+  read -r _ ks_us _ < <(bench "$FPID" "$FTLS" 1 16 "$test")
+  redis-cli -p "$FPORT" config set latency-monitor-threshold 0 notify-keyspace-events "" >/dev/null
+  redis-cli -p "$RPORT" config set notify-keyspace-events KEA >/dev/null
+  read -r _ rks_us _ < <(bench "$RPID" "$RTLS" 1 16 "$test")
+  redis-cli -p "$RPORT" config set notify-keyspace-events "" >/dev/null
+  echo "| ${test^^} | $r_us | $off_us | $on_us | $ks_us | $(awk -v a="$on_us" -v b="$off_us" 'BEGIN { printf "%.2f", a / b }') | $(awk -v a="$ks_us" -v b="$off_us" 'BEGIN { printf "%.2f", a / b }') | $(awk -v a="$rks_us" -v b="$r_us" 'BEGIN { printf "%.2f", a / b }') |"
+done
+fi
+
 kill "$FPID"; wait "$FPID" 2>/dev/null || true
 
 # TLS handshakes: server CPU per full handshake (RSA-2048 with a client certificate, ECDSA P-256
@@ -340,25 +362,6 @@ print("%.0f %.2f" % (sum(t["rps"] for t in ts), int(sys.argv[3]) * 1e6 / int(sys
     "$certs/split$ta.json" "$certs/split$tb.json" $(( $(cpu_ticks "$a") - ba + $(cpu_ticks "$b") - bb )) "$TICK"
   kill "$a" "$b"; wait "$a" "$b" 2>/dev/null || true
 }
-if want observe; then
-echo
-echo "Observability on and off, TLS, P=16 (same pinning; the same ferrokey reconfigured between runs):"
-echo "| test | redis µs/op | ferrokey off µs/op | latency monitor on µs/op | + notifications on µs/op | on/off | notify/off |"
-echo "|---|---|---|---|---|---|---|"
-for test in set get lpush; do
-  read -r _ r_us _ < <(bench "$RPID" "$RTLS" 1 16 "$test")
-  redis-cli -p "$FPORT" config set latency-monitor-threshold 0 notify-keyspace-events "" >/dev/null
-  read -r _ off_us _ < <(bench "$FPID" "$FTLS" 1 16 "$test")
-  redis-cli -p "$FPORT" config set latency-monitor-threshold 1 >/dev/null
-  read -r _ on_us _ < <(bench "$FPID" "$FTLS" 1 16 "$test")
-  # Every class on, nobody subscribed: the notices are built and posted to every core.
-  redis-cli -p "$FPORT" config set notify-keyspace-events KEA >/dev/null
-  read -r _ ks_us _ < <(bench "$FPID" "$FTLS" 1 16 "$test")
-  redis-cli -p "$FPORT" config set latency-monitor-threshold 0 notify-keyspace-events "" >/dev/null
-  echo "| ${test^^} | $r_us | $off_us | $on_us | $ks_us | $(awk -v a="$on_us" -v b="$off_us" 'BEGIN { printf "%.2f", a / b }') | $(awk -v a="$ks_us" -v b="$off_us" 'BEGIN { printf "%.2f", a / b }') |"
-done
-fi
-
 if want threads; then
 echo
 echo "Cost of sharding, TLS SET, $C clients, keys on both shards: two shards on one cpu (threads 2,"

@@ -74,6 +74,7 @@ fn confirm(s: &Session, what: &'static str, name: Reply) -> Reply {
 
 fn sync_client(s: &Session) {
     s.client.subscriptions.set((s.channels.len(), s.patterns.len()));
+    s.core.local().note_subscribers(&s.core.global);
 }
 
 /// SUBSCRIBE channel [channel ...], PSUBSCRIBE pattern [pattern ...]

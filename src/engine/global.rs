@@ -65,6 +65,8 @@ pub(crate) struct Global {
     pub(crate) latency: crate::engine::latency::LatencyMonitor,
     /// How many MONITOR clients each core has.
     pub(crate) monitors: Monitors,
+    /// How many cores have pub/sub subscribers.
+    subscribed_cores: AtomicUsize,
     /// Random 40-hex-digit run id, as INFO shows it.
     pub(crate) run_id: String,
     /// The absolute path of the config file the server started with; empty without one.
@@ -180,6 +182,7 @@ impl Global {
             peers: crate::engine::slowlog::Peers::new(cores.len()),
             latency,
             monitors: Monitors::new(cores.len()),
+            subscribed_cores: AtomicUsize::new(0),
             cores,
             run_id,
             config_file: String::new(),
@@ -282,6 +285,22 @@ impl Global {
     /// DEBUG SET-ACTIVE-EXPIRE.
     pub(crate) fn set_active_expire(&self, on: bool) {
         self.active_expire.store(on, Ordering::Relaxed);
+    }
+
+    /// A core gained its first subscriber (`true`) or lost its last.
+    pub(crate) fn note_subscribed_core(&self, subscribed: bool) {
+        if subscribed {
+            self.subscribed_cores.fetch_add(1, Ordering::AcqRel);
+        } else {
+            self.subscribed_cores.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether any core has a pub/sub subscriber (a shard reads it per batch: keyspace
+    /// notifications nobody can receive are not built).
+    #[must_use]
+    pub(crate) fn has_subscribers(&self) -> bool {
+        self.subscribed_cores.load(Ordering::Acquire) > 0
     }
 
     /// `latency-tracking` now: whether commands feed their latency histograms.

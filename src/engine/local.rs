@@ -50,6 +50,8 @@ pub(crate) struct Local {
     pub(crate) clients: RefCell<BTreeMap<u64, Rc<Client>>>,
     /// This core's pub/sub subscribers.
     pub(crate) pubsub: RefCell<Registry>,
+    /// Whether this core counts among those with subscribers (see [`Local::note_subscribers`]).
+    subscribed: std::cell::Cell<bool>,
     /// This core's MONITOR clients.
     pub(crate) monitors: RefCell<Vec<Rc<Client>>>,
     /// This core's counters.
@@ -64,6 +66,15 @@ pub(crate) struct Local {
 }
 
 impl Local {
+    /// After a change of this core's subscriptions: tells `global` whether the core now has
+    /// subscribers (shards skip keyspace notifications while no core has any).
+    pub(crate) fn note_subscribers(&self, global: &crate::engine::global::Global) {
+        let now = !self.pubsub.borrow().is_empty();
+        if self.subscribed.replace(now) != now {
+            global.note_subscribed_core(now);
+        }
+    }
+
     /// Updates this core's counters.
     pub(crate) fn count(&self, f: impl FnOnce(&mut CoreStats)) {
         f(&mut self.stats.borrow_mut());

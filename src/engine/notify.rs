@@ -50,6 +50,8 @@ impl Notice {
 #[derive(Debug, Default)]
 pub(crate) struct Notices {
     on: Class,
+    /// Some core has a subscriber: without one, nothing is built.
+    listened: bool,
     pending: Vec<Notice>,
 }
 
@@ -57,6 +59,11 @@ impl Notices {
     /// The classes now on (the shard reads the setting once per configuration change).
     pub(crate) fn set(&mut self, setting: Class) {
         self.on = setting.effective();
+    }
+
+    /// Whether any core has a subscriber (the shard reads it once per batch).
+    pub(crate) fn set_listened(&mut self, listened: bool) {
+        self.listened = listened;
     }
 
     /// The classes on, for the messages' channels.
@@ -69,7 +76,7 @@ impl Notices {
     #[inline]
     #[must_use]
     pub(crate) fn wants(&self, class: Class) -> bool {
-        self.on.intersects(class)
+        self.listened && self.on.intersects(class)
     }
 
     /// Records `event` of `class` on `key` of database `db`, if that class is on.
@@ -93,10 +100,11 @@ impl Notices {
     /// What the databases should report themselves under the classes on.
     #[must_use]
     pub(crate) fn key_events(&self) -> KeyEvents {
+        // By the setting alone: whether anyone listens changes between configurations.
         KeyEvents {
-            expired: self.wants(Class::EXPIRED),
-            new: self.wants(Class::NEW),
-            miss: self.wants(Class::KEY_MISS),
+            expired: self.on.intersects(Class::EXPIRED),
+            new: self.on.intersects(Class::NEW),
+            miss: self.on.intersects(Class::KEY_MISS),
         }
     }
 
@@ -106,7 +114,9 @@ impl Notices {
         for (i, db) in dbs.iter_mut().enumerate() {
             if db.has_events() {
                 for (event, key) in db.take_events() {
-                    self.push_owned(first + i, event, key);
+                    if self.listened {
+                        self.push_owned(first + i, event, key);
+                    }
                 }
             }
         }
@@ -140,6 +150,7 @@ mod tests {
             ]
         );
         let mut notices = Notices::default();
+        notices.set_listened(true);
         notices.set(Class::parse("K$").expect("valid"));
         notices.push(0, Class::LIST, "lpush", b"l");
         assert!(notices.is_empty(), "lists are off");

@@ -37,6 +37,12 @@ impl Registry {
         }
     }
 
+    /// Whether nobody on this core subscribes to anything.
+    #[must_use]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.channels.is_empty() && self.patterns.is_empty()
+    }
+
     /// Forgets every subscription of client `id` (unsubscribe-all, RESET, disconnect).
     pub(crate) fn remove_client(&mut self, id: u64) {
         self.channels.retain(|_, subs| {

@@ -440,6 +440,7 @@ impl Shard {
             self.dbs.iter_mut().for_each(|d| d.report_events(events));
         }
         clock::set_core_clock(self.clock, self.eviction.mode);
+        self.notices.set_listened(self.global.has_subscribers());
         // While clients are paused, expired keys read as missing but stay (engine::pause).
         let frozen = self.global.pauses.active();
         if frozen != self.expiry_frozen {
