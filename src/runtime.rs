@@ -666,7 +666,7 @@ fn deliver_notices(core: &Core, notices: &[crate::engine::notify::Notice], on: c
     let messages: Arc<Vec<(bytes::Bytes, bytes::Bytes)>> =
         Arc::new(notices.iter().flat_map(|n| n.messages(on)).collect());
     let limit = core.with_config(|c| c.client_output_buffer_limit.pubsub);
-    for target in 0..core.router.shards() {
+    for target in (0..core.router.shards()).filter(|&c| core.global.has_subscribers_on(c)) {
         let messages = messages.clone();
         core.router.post_core(ShardId(target), move |local| {
             let pubsub = local.pubsub.borrow();

@@ -74,6 +74,9 @@ const SCRIPT: &[&str] = &[
     "SINTERSTORE st5 st3 st4",
     "SUNIONSTORE st6 st3 st4",
     "SDIFFSTORE st5 st3 st3",
+    "SUNIONSTORE st6 st3",
+    "SPOP nosuch",
+    "SMOVE st3 st3 x",
     "ZADD z1 1 a 2 b 3 c",
     "ZADD z1 1 a",
     "ZADD z1 INCR 5 a",
@@ -88,6 +91,11 @@ const SCRIPT: &[&str] = &[
     "ZADD z5 1 a 2 b",
     "ZREMRANGEBYSCORE z5 0 1",
     "ZMPOP 1 z5 MIN",
+    "ZUNIONSTORE z2 1 z1",
+    "ZPOPMIN nosuch",
+    "OBJECT ENCODING nosuch",
+    "MEMORY USAGE nosuch",
+    "XGROUP CREATECONSUMER nostream g c",
     "GEOADD g1 13.361389 38.115556 Palermo 15.087269 37.502669 Catania",
     "GEOSEARCHSTORE g2 g1 FROMLONLAT 15 37 BYRADIUS 200 km ASC",
     "XADD x1 1-1 f v",
@@ -112,6 +120,13 @@ const SCRIPT: &[&str] = &[
     "RPUSH so 3 1 2",
     "SORT so STORE so2",
     "SORT nosuch STORE so2",
+    "SORT so STORE so3",
+    "SORT so STORE so3",
+    "SET r6 a",
+    "SET r7 b",
+    "RENAME r6 r7",
+    "COPY r7 r8",
+    "COPY r7 r8 REPLACE",
     "SET d1 v",
     "DUMP d1",
     "GET nosuch",
@@ -351,4 +366,25 @@ fn fuzz_notifications_match_redis_server() {
         .map(|k| format!("{k}:\n  ferrokey {:?}\n  redis    {:?}", ours.get(k), theirs.get(k)))
         .collect();
     assert!(diffs.is_empty(), "{} keys differ:\n{}", diffs.len(), diffs.join("\n"));
+}
+
+#[test]
+fn a_subscription_receives_the_next_command_s_notices() {
+    // RESP3 lets one connection subscribe and write: in one pipeline, the SET after the
+    // SUBSCRIBE is notified to it, though nobody subscribed when the batch began.
+    let server = Server::start();
+    for mode in MODES {
+        let mut c = server.raw(mode);
+        c.request(&[b"HELLO", b"3"]);
+        c.request(&[b"CONFIG", b"SET", b"notify-keyspace-events", b"K$"]);
+        let mut pipeline = common::resp(&[b"SUBSCRIBE", b"__keyspace@0__:fresh"]);
+        pipeline.extend(common::resp(&[b"SET", b"fresh", b"v"]));
+        c.send(&pipeline);
+        let mut got = String::new();
+        for _ in 0..3 {
+            got.push_str(&String::from_utf8_lossy(&c.reply()));
+        }
+        assert!(got.contains("__keyspace@0__:fresh\r\n$3\r\nset"), "{mode:?}: {got:?}");
+        c.request(&[b"CONFIG", b"SET", b"notify-keyspace-events", b""]);
+    }
 }

@@ -171,7 +171,7 @@ async fn object(s: &mut Session, key: Bytes) -> CmdResult {
     let shard = s.core.router.shard_of(&key);
     s.on_db(shard, move |ctx| {
         let now = ctx.now;
-        let entry = ctx.db.read_untouched(&key, now).ok_or(CmdError::msg("ERR no such key"))?;
+        let entry = ctx.db.read_unnoticed(&key, now).ok_or(CmdError::msg("ERR no such key"))?;
         let value = &entry.value;
         let mut dump = Vec::new();
         crate::storage::rdb::write_value(&mut dump, value, compress);

@@ -231,7 +231,8 @@ fn rename(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CmdResult {
     if args[1] == args[2] {
         return Ok(renamed(nx, false));
     }
-    if nx && ctx.db.live(&args[2], ctx.now) {
+    // A write's lookup: a destination whose time has come expires first.
+    if ctx.db.live(&args[2], ctx.now) && nx {
         return Ok(renamed(nx, false));
     }
     if let Some(entry) = ctx.db.remove(&args[1]) {
@@ -265,6 +266,7 @@ async fn rename_across(tx: &Tx, db: usize, args: &[Bytes], nx: bool) -> CmdResul
     });
     if let Some(entry) = taken.await? {
         tx.on(to, db, move |c| {
+            c.db.live(&dst, c.now);
             put(c.db, &dst, entry);
             c.notify(Class::GENERIC, "rename_to", &dst);
             Ok(())
@@ -277,6 +279,8 @@ async fn rename_across(tx: &Tx, db: usize, args: &[Bytes], nx: bool) -> CmdResul
 /// Stores a whole entry (value and TTL) under `key`: RENAME's and COPY's second half.
 pub(crate) fn put(db: &mut Db, key: &[u8], entry: Entry) {
     let expires_at = entry.expires_at();
+    // As Redis: what was there is deleted and the key added anew (a `new` key).
+    db.remove(key);
     db.set(key, entry.value, expires_at);
 }
 
@@ -586,7 +590,7 @@ enum Object {
 fn object(ctx: &mut Ctx<'_>, args: &[Bytes], what: Object) -> CmdResult {
     // Introspection is not an access (Redis's LOOKUP_NOTOUCH).
     let now = ctx.now;
-    let Some(entry) = ctx.db.read_untouched(&args[2], now) else { return Ok(Reply::Nil) };
+    let Some(entry) = ctx.db.read_unnoticed(&args[2], now) else { return Ok(Reply::Nil) };
     let mode = clock::core_mode();
     let lfu = matches!(mode, clock::Mode::Lfu { .. });
     match what {

@@ -79,7 +79,7 @@ fn usage(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     let now = ctx.now;
-    let Some(entry) = ctx.db.read_untouched(&args[2], now) else { return Ok(Reply::Nil) };
+    let Some(entry) = ctx.db.read_unnoticed(&args[2], now) else { return Ok(Reply::Nil) };
     Ok(Reply::Int(crate::storage::footprint::of_key(&args[2], entry, samples) as i64))
 }
 

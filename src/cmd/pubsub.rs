@@ -74,7 +74,7 @@ fn confirm(s: &Session, what: &'static str, name: Reply) -> Reply {
 
 fn sync_client(s: &Session) {
     s.client.subscriptions.set((s.channels.len(), s.patterns.len()));
-    s.core.local().note_subscribers(&s.core.global);
+    s.core.local().note_subscribers(&s.core.global, s.core.router.local().0);
 }
 
 /// SUBSCRIBE channel [channel ...], PSUBSCRIBE pattern [pattern ...]

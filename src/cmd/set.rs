@@ -196,7 +196,13 @@ fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes], pop: bool) -> CmdResult {
         Some(c) => Some(args::bounded_repeats(args::random_count(c)?)?),
     };
     let mut rng = ctx.rng.fork();
-    let picked = match (access::read(ctx.db, ctx.now, &args[1], set)?, count) {
+    // SPOP looks its key up as a write, SRANDMEMBER as a read (Redis's stats and `keymiss`).
+    let found = if pop {
+        access::write_view(ctx.db, ctx.now, &args[1], set)?
+    } else {
+        access::read(ctx.db, ctx.now, &args[1], set)?
+    };
+    let picked = match (found, count) {
         (None, None) => return Ok(Reply::Nil),
         (None, Some(_)) => return Ok(if pop { Reply::Set(vec![]) } else { Reply::Array(vec![]) }),
         (Some(s), None) => sample(s, 1, &mut rng),
@@ -373,12 +379,14 @@ impl Algebra {
 /// Stores `members` as the set at `key` (deleting it when empty), as the STORE forms of `op`
 /// do, encoded by its content or as a table (see [`Algebra::stores_table`]).
 fn store(ctx: &mut Ctx<'_>, key: &[u8], members: &[Bytes], table: bool, op: Op) {
-    let existed = ctx.db.remove(key).is_some();
     if members.is_empty() {
-        if existed {
+        if ctx.db.remove(key).is_some() {
             ctx.notify(Class::GENERIC, "del", key);
         }
     } else {
+        // As Redis's `setKey`: a destination whose time has come expires first; one that is
+        // there is overwritten, else the key is new.
+        ctx.db.live(key, ctx.now);
         let mut value =
             Value::set(Box::new(members.iter().map(|m| (Bytes::copy_from_slice(m), ())).collect()));
         if let (true, Some(s)) = (table, set_mut(&mut value)) {
@@ -436,7 +444,7 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     access::exists(ctx.db, ctx.now, &args[2], set)?;
     if args[1] == args[2] {
         // As Redis: a no-op, which only answers whether the member is there.
-        let s = access::read(ctx.db, ctx.now, &args[1], set)?;
+        let s = access::write_view(ctx.db, ctx.now, &args[1], set)?;
         return Ok(Reply::Int(i64::from(s.is_some_and(|s| s.get(&args[3]).is_some()))));
     }
     if !take_member(ctx, &args[1], &args[3])? {

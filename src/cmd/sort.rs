@@ -447,7 +447,8 @@ async fn run(
             }
             let mut list: Box<crate::storage::list::List> = Box::default();
             values.iter().for_each(|v| list.push_back(v));
-            c.db.remove(&dest);
+            // As Redis's `setKey`: overwritten if there, else a new key.
+            c.db.live(&dest, c.now);
             c.db.set(&dest, Value::list(list), None);
             c.notify(Class::LIST, "sortstore", &dest);
             Ok(true)

@@ -638,11 +638,14 @@ fn store_as(ctx: &mut Ctx<'_>, key: &[u8], items: Vec<Scored>, event: &'static s
 /// Replaces `key` with the sorted set of `items`, or deletes it when there are none: how many
 /// members were stored, and whether the key was there (expired or not, as Redis's `dbDelete`).
 pub(crate) fn replace(ctx: &mut Ctx<'_>, key: &[u8], items: Vec<Scored>) -> (usize, bool) {
-    let existed = ctx.db.remove(key).is_some();
     let n = items.len();
-    if n > 0 {
-        ctx.db.set(key, Value::zset(items.into_iter().collect()), None);
+    if n == 0 {
+        return (0, ctx.db.remove(key).is_some());
     }
+    // As Redis's `setKey`: a destination whose time has come expires first; one that is there
+    // is overwritten, else the key is new.
+    let existed = ctx.db.live(key, ctx.now);
+    ctx.db.set(key, Value::zset(items.into_iter().collect()), None);
     (n, existed)
 }
 
@@ -694,7 +697,7 @@ fn zpop(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> CmdResult {
         Some(Ok(n)) if n >= 0 => Some(n as usize),
         Some(_) => return Err(CmdError::NotPositive),
     };
-    match access::read(ctx.db, ctx.now, &args[1], zset)? {
+    match access::write_view(ctx.db, ctx.now, &args[1], zset)? {
         None => return Ok(Reply::Array(vec![])),
         Some(_) if count == Some(0) => return Ok(Reply::Array(vec![])),
         Some(_) => {}

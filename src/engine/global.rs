@@ -65,8 +65,10 @@ pub(crate) struct Global {
     pub(crate) latency: crate::engine::latency::LatencyMonitor,
     /// How many MONITOR clients each core has.
     pub(crate) monitors: Monitors,
-    /// How many cores have pub/sub subscribers.
-    subscribed_cores: AtomicUsize,
+    /// How many cores have pub/sub subscribers (shared with every shard's notices).
+    subscribed_cores: Arc<AtomicUsize>,
+    /// Which cores have pub/sub subscribers (keyspace notifications go only to those).
+    subscribed: Vec<AtomicBool>,
     /// Random 40-hex-digit run id, as INFO shows it.
     pub(crate) run_id: String,
     /// The absolute path of the config file the server started with; empty without one.
@@ -182,7 +184,8 @@ impl Global {
             peers: crate::engine::slowlog::Peers::new(cores.len()),
             latency,
             monitors: Monitors::new(cores.len()),
-            subscribed_cores: AtomicUsize::new(0),
+            subscribed_cores: Arc::default(),
+            subscribed: cores.iter().map(|_| AtomicBool::new(false)).collect(),
             cores,
             run_id,
             config_file: String::new(),
@@ -287,8 +290,11 @@ impl Global {
         self.active_expire.store(on, Ordering::Relaxed);
     }
 
-    /// A core gained its first subscriber (`true`) or lost its last.
-    pub(crate) fn note_subscribed_core(&self, subscribed: bool) {
+    /// Core `core` gained its first subscriber (`true`) or lost its last.
+    pub(crate) fn note_subscribed_core(&self, core: usize, subscribed: bool) {
+        if let Some(flag) = self.subscribed.get(core) {
+            flag.store(subscribed, Ordering::Release);
+        }
         if subscribed {
             self.subscribed_cores.fetch_add(1, Ordering::AcqRel);
         } else {
@@ -296,11 +302,17 @@ impl Global {
         }
     }
 
-    /// Whether any core has a pub/sub subscriber (a shard reads it per batch: keyspace
-    /// notifications nobody can receive are not built).
+    /// How many cores have pub/sub subscribers: shards build no keyspace notification while
+    /// none has.
     #[must_use]
-    pub(crate) fn has_subscribers(&self) -> bool {
-        self.subscribed_cores.load(Ordering::Acquire) > 0
+    pub(crate) fn subscribers(&self) -> Arc<AtomicUsize> {
+        self.subscribed_cores.clone()
+    }
+
+    /// Whether core `core` has pub/sub subscribers.
+    #[must_use]
+    pub(crate) fn has_subscribers_on(&self, core: usize) -> bool {
+        self.subscribed.get(core).is_some_and(|f| f.load(Ordering::Acquire))
     }
 
     /// `latency-tracking` now: whether commands feed their latency histograms.

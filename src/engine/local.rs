@@ -68,10 +68,10 @@ pub(crate) struct Local {
 impl Local {
     /// After a change of this core's subscriptions: tells `global` whether the core now has
     /// subscribers (shards skip keyspace notifications while no core has any).
-    pub(crate) fn note_subscribers(&self, global: &crate::engine::global::Global) {
+    pub(crate) fn note_subscribers(&self, global: &crate::engine::global::Global, core: usize) {
         let now = !self.pubsub.borrow().is_empty();
         if self.subscribed.replace(now) != now {
-            global.note_subscribed_core(now);
+            global.note_subscribed_core(core, now);
         }
     }
 

@@ -9,6 +9,9 @@
 //! subscriber gets a shard's notices in the order its commands ran. With notifications off a
 //! notice costs one test of a flag the shard caches.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 
 use crate::storage::db::{Db, KeyEvent, KeyEvents};
@@ -50,8 +53,9 @@ impl Notice {
 #[derive(Debug, Default)]
 pub(crate) struct Notices {
     on: Class,
-    /// Some core has a subscriber: without one, nothing is built.
-    listened: bool,
+    /// How many cores have subscribers: while none has, nothing is built. Read when a class
+    /// is on, so a subscriber that just came gets the next command's notices.
+    listeners: Option<Arc<AtomicUsize>>,
     pending: Vec<Notice>,
 }
 
@@ -59,11 +63,28 @@ impl Notices {
     /// The classes now on (the shard reads the setting once per configuration change).
     pub(crate) fn set(&mut self, setting: Class) {
         self.on = setting.effective();
+        if self.on == Class::default() {
+            // Turned off: what was reported and not yet delivered never will be.
+            self.pending.clear();
+        }
     }
 
-    /// Whether any core has a subscriber (the shard reads it once per batch).
-    pub(crate) fn set_listened(&mut self, listened: bool) {
-        self.listened = listened;
+    /// Notices that tell whether anyone listens by `listeners` (how many cores have
+    /// subscribers; `Global::subscribers`).
+    #[must_use]
+    pub(crate) fn new(listeners: Arc<AtomicUsize>) -> Notices {
+        Notices { listeners: Some(listeners), ..Notices::default() }
+    }
+
+    /// Whether some core has a subscriber (always, when nobody said how to tell).
+    fn listened(&self) -> bool {
+        self.listeners.as_ref().is_none_or(|n| n.load(Ordering::Acquire) > 0)
+    }
+
+    /// What the databases are told: whether anyone listens.
+    #[must_use]
+    pub(crate) fn listeners(&self) -> Option<Arc<AtomicUsize>> {
+        self.listeners.clone()
     }
 
     /// The classes on, for the messages' channels.
@@ -76,7 +97,7 @@ impl Notices {
     #[inline]
     #[must_use]
     pub(crate) fn wants(&self, class: Class) -> bool {
-        self.listened && self.on.intersects(class)
+        self.on.intersects(class) && self.listened()
     }
 
     /// Records `event` of `class` on `key` of database `db`, if that class is on.
@@ -114,9 +135,7 @@ impl Notices {
         for (i, db) in dbs.iter_mut().enumerate() {
             if db.has_events() {
                 for (event, key) in db.take_events() {
-                    if self.listened {
-                        self.push_owned(first + i, event, key);
-                    }
+                    self.push_owned(first + i, event, key);
                 }
             }
         }
@@ -150,7 +169,6 @@ mod tests {
             ]
         );
         let mut notices = Notices::default();
-        notices.set_listened(true);
         notices.set(Class::parse("K$").expect("valid"));
         notices.push(0, Class::LIST, "lpush", b"l");
         assert!(notices.is_empty(), "lists are off");

@@ -334,7 +334,7 @@ impl Session {
             return;
         }
         self.core.local().pubsub.borrow_mut().remove_client(self.client.id);
-        self.core.local().note_subscribers(&self.core.global);
+        self.core.local().note_subscribers(&self.core.global, self.core.router.local().0);
         self.channels.clear();
         self.patterns.clear();
         self.client.subscriptions.set((0, 0));

@@ -374,6 +374,7 @@ impl Shard {
     /// An empty shard with `databases` databases.
     #[must_use]
     pub(crate) fn new(id: ShardId, global: Arc<Global>) -> Shard {
+        let notices = Notices::new(global.subscribers());
         let databases = global.config().databases;
         // While the AOF is replayed nothing expires (see `Db::pause_expiry`).
         let replaying = global.load_progress.aof_pending.load(std::sync::atomic::Ordering::Acquire);
@@ -399,7 +400,7 @@ impl Shard {
             eviction: Eviction::default(),
             pool: evict::Pool::default(),
             ask_peer: None,
-            notices: Notices::default(),
+            notices,
             deliver: None,
             upkeep: Upkeep::default(),
         }
@@ -436,11 +437,10 @@ impl Shard {
             }
             self.eviction = next;
             self.notices.set(config.notify_keyspace_events);
-            let events = self.notices.key_events();
-            self.dbs.iter_mut().for_each(|d| d.report_events(events));
+            let (events, listeners) = (self.notices.key_events(), self.notices.listeners());
+            self.dbs.iter_mut().for_each(|d| d.report_events(events, listeners.clone()));
         }
         clock::set_core_clock(self.clock, self.eviction.mode);
-        self.notices.set_listened(self.global.has_subscribers());
         // While clients are paused, expired keys read as missing but stay (engine::pause).
         let frozen = self.global.pauses.active();
         if frozen != self.expiry_frozen {
@@ -939,7 +939,7 @@ impl Shard {
                 }
             };
             if let Some(db) = self.dbs.get_mut(item.db) {
-                db.set(&item.key, value, item.expires_at);
+                db.set_loaded(&item.key, value, item.expires_at);
             }
         }
         self.settle();

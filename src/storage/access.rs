@@ -32,6 +32,20 @@ pub(crate) fn read<'a, T>(
     }
 }
 
+/// The value under `key` as `T`, looked up as a write looks (Redis's `lookupKeyWrite`: no hit
+/// or miss counted, no `keymiss`) though only read: SPOP's and ZPOPMIN's look before they pop.
+pub(crate) fn write_view<'a, T>(
+    db: &'a mut Db,
+    now: u64,
+    key: &[u8],
+    pick: Pick<T>,
+) -> Result<Option<&'a T>, WrongType> {
+    match db.write_quiet(key, now) {
+        None => Ok(None),
+        Some(Entry { value, .. }) => pick(value).map(Some).ok_or(WrongType),
+    }
+}
+
 /// Whether `key` holds a `T` (`Ok(false)` when missing), or WRONGTYPE; looked up as a write
 /// looks (Redis's `lookupKeyWrite`, which the commands asking this use): no hit or miss counted.
 pub(crate) fn exists<T>(db: &mut Db, now: u64, key: &[u8], pick: Pick<T>) -> Result<bool, WrongType> {

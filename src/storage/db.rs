@@ -2,6 +2,9 @@
 //!
 //! Storage never awaits and is touched only by its own core.
 
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
 use ahash::AHashMap;
 use bytes::Bytes;
 
@@ -317,6 +320,8 @@ pub(crate) struct Db {
     events_on: KeyEvents,
     /// Key events since last taken, in order.
     events: Vec<(KeyEvent, Bytes)>,
+    /// How many cores have subscribers: key events are recorded only while one does.
+    listeners: Option<Arc<AtomicUsize>>,
     /// Nothing expires: the AOF is being replayed (its commands were logged against the clock
     /// of their time; as in Redis, keys expire only once it is loaded).
     expiry_paused: bool,
@@ -440,20 +445,28 @@ impl Db {
 
     /// The live entry under `key`, expiring it first if its time has come. Counts hit or miss.
     pub(crate) fn read(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
-        self.lookup(key, now, true)
+        self.lookup(key, now, true, true)
     }
 
     /// Like [`Db::read`], but the key's access clock is left alone (Redis's `LOOKUP_NOTOUCH`:
-    /// OBJECT, TYPE, EXISTS, TTL).
+    /// TYPE, EXISTS, TTL).
     pub(crate) fn read_untouched(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
-        self.lookup(key, now, false)
+        self.lookup(key, now, false, true)
     }
 
-    fn lookup(&mut self, key: &[u8], now: u64, touch: bool) -> Option<&Entry> {
+    /// Like [`Db::read_untouched`], and a miss is no `keymiss` event (Redis's
+    /// `LOOKUP_NONOTIFY`: OBJECT, MEMORY USAGE, DEBUG OBJECT).
+    pub(crate) fn read_unnoticed(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        self.lookup(key, now, false, false)
+    }
+
+    fn lookup(&mut self, key: &[u8], now: u64, touch: bool, notify: bool) -> Option<&Entry> {
         let expired = match self.entries.get_mut(key) {
             None => {
                 self.stats.misses += 1;
-                self.record(KeyEvent::Miss, key);
+                if notify {
+                    self.record(KeyEvent::Miss, key);
+                }
                 return None;
             }
             Some(e) => {
@@ -467,7 +480,9 @@ impl Db {
         if expired {
             self.expire(key);
             self.stats.misses += 1;
-            self.record(KeyEvent::Miss, key);
+            if notify {
+                self.record(KeyEvent::Miss, key);
+            }
             return None;
         }
         self.stats.hits += 1;
@@ -530,7 +545,7 @@ impl Db {
             return;
         }
         let key = Bytes::copy_from_slice(key);
-        if self.events_on.new {
+        if self.events_on.new && self.listened() {
             self.events.push((KeyEvent::New, key.clone()));
         }
         if expires_at.is_some() {
@@ -604,7 +619,7 @@ impl Db {
         }
     }
 
-    /// Records `event` on `key` if it is reported.
+    /// Records `event` on `key` if it is reported and someone may receive it.
     #[inline]
     fn record(&mut self, event: KeyEvent, key: &[u8]) {
         let on = match event {
@@ -612,17 +627,32 @@ impl Db {
             KeyEvent::New => self.events_on.new,
             KeyEvent::Miss => self.events_on.miss,
         };
-        if on {
+        if on && self.listened() {
             self.events.push((event, Bytes::copy_from_slice(key)));
         }
     }
 
-    /// Chooses the key events recorded for keyspace notifications.
-    pub(crate) fn report_events(&mut self, on: KeyEvents) {
+    /// Whether some core has a subscriber (always, when nobody said how to tell).
+    fn listened(&self) -> bool {
+        self.listeners.as_ref().is_none_or(|n| n.load(std::sync::atomic::Ordering::Acquire) > 0)
+    }
+
+    /// Chooses the key events recorded for keyspace notifications, and how to tell whether
+    /// anyone listens (`listeners`: how many cores have subscribers).
+    pub(crate) fn report_events(&mut self, on: KeyEvents, listeners: Option<Arc<AtomicUsize>>) {
         self.events_on = on;
+        self.listeners = listeners;
         if on == KeyEvents::default() {
             self.events.clear();
         }
+    }
+
+    /// Stores a loaded key (a snapshot, a full sync): as [`Db::set`], but not a `new` key for
+    /// keyspace notifications (Redis's `dbAddRDBLoad`).
+    pub(crate) fn set_loaded(&mut self, key: &[u8], value: Value, expires_at: Option<u64>) {
+        let new = std::mem::replace(&mut self.events_on.new, false);
+        self.set(key, value, expires_at);
+        self.events_on.new = new;
     }
 
     /// Whether key events wait to be taken.

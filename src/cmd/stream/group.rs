@@ -75,8 +75,8 @@ pub(crate) fn xgroup(ctx: &mut Ctx<'_>, a: &[Bytes], sub: Sub) -> CmdResult {
                  MKSTREAM option to create an empty stream automatically.",
             ));
         }
-        let has_group =
-            access::read(ctx.db, ctx.now, key, access::stream)?.is_some_and(|s| s.groups.contains_key(group));
+        let has_group = access::write_view(ctx.db, ctx.now, key, access::stream)?
+            .is_some_and(|s| s.groups.contains_key(group));
         if !has_group && matches!(sub, Sub::SetId | Sub::CreateConsumer | Sub::DelConsumer) {
             return Err(no_group(key, group));
         }
