@@ -362,3 +362,61 @@ fn resp_shaped_garbage_and_forged_records_never_take_the_server_down() {
     let log = server.log();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// Sends a pipeline exercising CLIENT REPLY (keys on both shards, errors, the session's own
+/// commands) and returns every reply that came, up to the closing ECHO.
+fn client_reply_script(c: &mut common::Raw) -> Vec<String> {
+    let script: &[&[&str]] = &[
+        &["CLIENT", "REPLY", "OFF"],
+        &["SET", "a", "1"],
+        &["SET", "b", "2"],
+        &["GET", "a"],
+        &["INCR", "nosuchcommand", "x"],
+        &["NOSUCHCOMMAND"],
+        &["CLIENT", "ID"],
+        &["CLIENT", "REPLY", "ON"],
+        &["MGET", "a", "b"],
+        &["CLIENT", "REPLY", "SKIP"],
+        &["GET", "a"],
+        &["GET", "b"],
+        &["CLIENT", "REPLY", "SKIP"],
+        &["CLIENT", "REPLY", "SKIP"],
+        &["PING"],
+        &["PING", "second"],
+        &["CLIENT", "REPLY", "OFF"],
+        &["CLIENT", "REPLY", "SKIP"],
+        &["PING"],
+        &["CLIENT", "REPLY", "ON"],
+        &["CLIENT", "REPLY", "MAYBE"],
+        &["ECHO", "end"],
+    ];
+    let mut bytes = Vec::new();
+    for req in script {
+        let args: Vec<&[u8]> = req.iter().map(|a| a.as_bytes()).collect();
+        bytes.extend(resp(&args));
+    }
+    c.send(&bytes);
+    let mut replies = Vec::new();
+    loop {
+        let reply = String::from_utf8_lossy(&c.reply()).into_owned();
+        let end = reply == "$3\r\nend\r\n";
+        replies.push(reply);
+        if end || replies.len() > script.len() {
+            return replies;
+        }
+    }
+}
+
+#[test]
+fn client_reply_off_and_skip_answer_as_redis_does() {
+    let redis = common::RedisServer::start();
+    let theirs = client_reply_script(&mut redis.raw());
+    assert!(theirs.len() < 10, "most replies are not sent: {theirs:?}");
+    let server = Server::start();
+    for mode in MODES {
+        let mut c = server.raw(mode);
+        assert_eq!(client_reply_script(&mut c), theirs, "{mode:?}");
+        // The connection answers normally afterwards.
+        assert_eq!(c.request(&[b"PING"]), b"+PONG\r\n");
+    }
+}

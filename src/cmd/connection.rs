@@ -11,7 +11,7 @@ use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::blocking::Unblock;
 use crate::engine::command::Command;
 use crate::engine::pause::{PauseKind, Purpose};
-use crate::engine::session::Session;
+use crate::engine::session::{ReplyMode, Session};
 use crate::engine::spec::{acl, flag};
 use crate::facade::Reply;
 
@@ -99,6 +99,10 @@ pub(crate) fn commands() -> Vec<Command> {
                 .flags(flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE)
                 .acl(acl::CONNECTION)
                 .docs("connection", "6.2.0", "O(N) Where N is the number of paused clients", "Resume processing of clients that were paused"),
+            Command::session("reply", 3, |s, a| Box::pin(async move { client_reply(s, &a[2]) }))
+                .flags(flag::NOSCRIPT | flag::LOADING | flag::STALE)
+                .acl(acl::CONNECTION)
+                .docs("connection", "3.2.0", "O(1)", "Instruct the server whether to reply to commands"),
             Command::session("no-evict", 3, |s, a| Box::pin(async move { client_no_evict(s, &a[2]) }))
                 .flags(flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE)
                 .acl(acl::CONNECTION)
@@ -280,6 +284,30 @@ fn client_getname(s: &Session) -> Reply {
 }
 
 /// CLIENT NO-EVICT ON|OFF: whether `maxmemory-clients` may drop this client.
+/// CLIENT REPLY ON | OFF | SKIP: ON answers OK; OFF and SKIP answer nothing (OFF stops every
+/// reply until ON, SKIP the next command's; SKIP while OFF changes nothing), as Redis.
+fn client_reply(s: &mut Session, arg: &[u8]) -> CmdResult {
+    match arg.to_ascii_lowercase().as_slice() {
+        b"on" => {
+            s.reply_mode = ReplyMode::On;
+            // This very reply is sent.
+            s.silent = false;
+            Ok(Reply::Ok)
+        }
+        b"off" => {
+            s.reply_mode = ReplyMode::Off;
+            Ok(Reply::Several(Vec::new()))
+        }
+        b"skip" => {
+            if s.reply_mode != ReplyMode::Off {
+                s.reply_mode = ReplyMode::SkipNext;
+            }
+            Ok(Reply::Several(Vec::new()))
+        }
+        _ => Err(CmdError::Syntax),
+    }
+}
+
 fn client_no_evict(s: &Session, arg: &[u8]) -> CmdResult {
     let on = match arg.to_ascii_lowercase().as_slice() {
         b"on" => true,
@@ -357,6 +385,8 @@ fn client_help() -> Reply {
             "    Suspend all, or just write, clients for <timeout> milliseconds.",
             "UNPAUSE",
             "    Stop the current client pause, resuming traffic.",
+            "REPLY (ON|OFF|SKIP)",
+            "    Control the replies sent to the current connection.",
             "NO-EVICT (ON|OFF)",
             "    Protect current client connection from eviction.",
             "SETINFO <LIB-NAME|LIB-VER> <value>",

@@ -18,7 +18,7 @@ use crate::engine::command::{AcrossFn, Command, Merge, Run};
 use crate::engine::monitor::Source;
 use crate::engine::plan::{plan, Plan};
 use crate::engine::router::{Tx, Unavailable};
-use crate::engine::session::Session;
+use crate::engine::session::{ReplyMode, Session};
 use crate::engine::shard::{Shard, ShardCmd, ShardFn};
 use crate::engine::slot::ShardId;
 use crate::engine::slowlog::Origin;
@@ -296,10 +296,31 @@ impl Session {
         self.record(cmd, args, started, result)
     }
 
+    /// Takes the next reply slot, silenced when this command gets no reply.
+    fn push_slot(&mut self, reply: Option<Reply>) {
+        if self.silent {
+            self.pipeline.silenced.push(self.pipeline.slots.len());
+        }
+        self.pipeline.slots.push(reply);
+    }
+
+    /// Dispatches one request, replying as CLIENT REPLY says: a command under OFF, or the one
+    /// after SKIP, runs but its reply is not sent (Redis's `CLIENT_REPLY_OFF` / `_SKIP`).
     async fn dispatch(&mut self, args: Vec<Bytes>, known: Option<&'static Command>, out: &mut BytesMut) {
+        self.silent = matches!(self.reply_mode, ReplyMode::Off | ReplyMode::Skip);
+        self.dispatch_one(args, known, out).await;
+        self.silent = false;
+        self.reply_mode = match self.reply_mode {
+            ReplyMode::Skip => ReplyMode::On,
+            ReplyMode::SkipNext => ReplyMode::Skip,
+            mode => mode,
+        };
+    }
+
+    async fn dispatch_one(&mut self, args: Vec<Bytes>, known: Option<&'static Command>, out: &mut BytesMut) {
         let mut cmd = match self.check(&args, known) {
             Ok(cmd) => cmd,
-            Err(e) => return self.pipeline.slots.push(Some(e.into())),
+            Err(e) => return self.push_slot(Some(e.into())),
         };
         // A pause holds the command (queued into MULTI too, as Redis); once released it is
         // checked again: after a failover, a write finds a replica.
@@ -322,7 +343,7 @@ impl Session {
             }
             cmd = match self.check(&args, Some(cmd)) {
                 Ok(cmd) => cmd,
-                Err(e) => return self.pipeline.slots.push(Some(e.into())),
+                Err(e) => return self.push_slot(Some(e.into())),
             };
         }
         self.client.last_cmd.set(&cmd.full_name);
@@ -331,7 +352,7 @@ impl Session {
             let size = args.iter().map(|a| a.len() + std::mem::size_of::<usize>()).sum::<usize>();
             self.client.multi.set(Some((count + 1, mem + size)));
             multi.queued.push((cmd.id, args));
-            return self.pipeline.slots.push(Some(Reply::status("QUEUED")));
+            return self.push_slot(Some(Reply::status("QUEUED")));
         }
         // Monitors see a command as it is dispatched; two as Redis shows them after they ran:
         // EXEC after what it ran (see `transaction::exec`), RESET once its client stopped
@@ -344,7 +365,7 @@ impl Session {
             // Pure replies need no ordering against shards: they take their slot.
             Run::Inline(_) => {
                 let reply = self.run_in_session(cmd, &args).await;
-                self.pipeline.slots.push(Some(reply));
+                self.push_slot(Some(reply));
             }
             Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _) => {
                 match plan(cmd, &args, &self.core.router) {
@@ -356,11 +377,11 @@ impl Session {
                         self.settle(out).await;
                         // Boxed: a rare path whose large future must not size every idle connection.
                         let reply = Box::pin(self.run_planned(cmd, planned, &args)).await;
-                        self.pipeline.slots.push(Some(reply));
+                        self.push_slot(Some(reply));
                     }
                     Err(e) => {
                         let reply = self.record(cmd, &args, Started::now(), Err(e));
-                        self.pipeline.slots.push(Some(reply));
+                        self.push_slot(Some(reply));
                     }
                 }
             }
@@ -377,9 +398,11 @@ impl Session {
                         &args,
                     );
                 }
-                reply.encode(self.resp3, out);
+                if !self.silent {
+                    reply.encode(self.resp3, out);
+                }
             }
-            Run::Container => self.pipeline.slots.push(Some(CmdError::Internal.into())),
+            Run::Container => self.push_slot(Some(CmdError::Internal.into())),
         }
     }
 
@@ -468,12 +491,12 @@ impl Session {
         let router = &self.core.router;
         if shard == router.local() && self.pipeline.batches[shard.0].is_empty() {
             if let Some(reply) = router.try_local(|s| s.exec(&cmd)) {
-                return self.pipeline.slots.push(Some(reply));
+                return self.push_slot(Some(reply));
             }
         }
         let slot = self.pipeline.slots.len();
         self.pipeline.batches[shard.0].push((slot, cmd));
-        self.pipeline.slots.push(None);
+        self.push_slot(None);
     }
 
     /// Sends every queued batch (one hop per shard, all at once), waits for the replies, and
@@ -512,7 +535,11 @@ impl Session {
                 }
             }
         }
-        for reply in self.pipeline.slots.drain(..) {
+        let mut silenced = std::mem::take(&mut self.pipeline.silenced).into_iter().peekable();
+        for (i, reply) in self.pipeline.slots.drain(..).enumerate() {
+            if silenced.next_if_eq(&i).is_some() {
+                continue;
+            }
             reply.unwrap_or_else(|| CmdError::Unavailable.into()).encode(self.resp3, out);
         }
     }

@@ -32,6 +32,22 @@ pub(crate) struct Pipeline {
     pub(crate) batches: Vec<Vec<(usize, ShardCmd)>>,
     /// Replies in request order; `None` while its shard has not answered.
     pub(crate) slots: Vec<Option<Reply>>,
+    /// The slots whose reply is not sent (CLIENT REPLY OFF or SKIP), in order.
+    pub(crate) silenced: Vec<usize>,
+}
+
+/// CLIENT REPLY: whether the server replies to this client's commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum ReplyMode {
+    /// Every command gets its reply.
+    #[default]
+    On,
+    /// No command does (until CLIENT REPLY ON).
+    Off,
+    /// CLIENT REPLY SKIP ran: the command after it gets none.
+    SkipNext,
+    /// This command gets none; the next does.
+    Skip,
 }
 
 /// One client's session on its core.
@@ -74,6 +90,10 @@ pub(crate) struct Session {
     /// The session replaying the AOF at startup: it runs while others get LOADING, and its
     /// blocking commands never block (Redis's `CLIENT_DENY_BLOCKING`).
     pub(crate) replaying: bool,
+    /// CLIENT REPLY's mode.
+    pub(crate) reply_mode: ReplyMode,
+    /// The command being dispatched gets no reply (see [`ReplyMode`]).
+    pub(crate) silent: bool,
     /// A script holding every shard runs its `redis.call`s through this session: a blocking
     /// command with BLOCK is refused, as Redis refuses it from scripts.
     pub(crate) in_script: bool,
@@ -110,9 +130,11 @@ impl Session {
             watched: Vec::new(),
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
-            pipeline: Pipeline { batches: (0..shards).map(|_| Vec::new()).collect(), slots: Vec::new() },
+            pipeline: Pipeline { batches: (0..shards).map(|_| Vec::new()).collect(), ..Pipeline::default() },
             blocked_ns: std::cell::Cell::new(0),
             replaying: false,
+            reply_mode: ReplyMode::On,
+            silent: false,
             in_script: false,
             wrote: false,
             replconf: crate::engine::replication::ReplConf::default(),
