@@ -14,6 +14,7 @@ use crate::engine::latency::Series;
 use crate::engine::session::Session;
 use crate::engine::spec::flag;
 use crate::facade::Reply;
+use crate::storage::clock::unix_secs;
 
 /// The tips of the subcommands that read the monitor.
 const SPECIAL: &[&str] = &["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"];
@@ -476,11 +477,6 @@ fn help() -> Reply {
             "    If no commands are specified then all histograms are replied.",
         ],
     )
-}
-
-/// Now, in Unix seconds.
-fn unix_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

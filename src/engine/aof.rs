@@ -44,6 +44,7 @@ use crate::engine::shard::Shard;
 use crate::engine::slot::ShardId;
 use crate::engine::snapshot::{self, Form, OnRunning, Output, SaveError, SaveKind};
 use crate::storage::aof::{AofFile, CommandReader, FileType, Manifest, ReadError};
+use crate::storage::clock::unix_secs;
 
 /// Commands per batch handed to the replaying session.
 const REPLAY_BATCH: usize = 1024;
@@ -51,10 +52,6 @@ const REPLAY_BATCH: usize = 1024;
 const WRITER_WAIT: Duration = Duration::from_millis(100);
 /// Under `everysec` and `no`, the writer writes at most this often: fewer, larger writes.
 const WRITE_PERIOD: Duration = Duration::from_millis(1);
-
-fn unix_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
 
 /// The AOF directory of `config`.
 #[must_use]

@@ -357,8 +357,8 @@ impl Session {
         // Monitors see a command as it is dispatched; two as Redis shows them after they ran:
         // EXEC after what it ran (see `transaction::exec`), RESET once its client stopped
         // monitoring.
-        let fed_after = matches!(cmd.name, "exec" | "reset");
-        if !fed_after && !self.replaying {
+        let monitored = self.core.global.monitors.any() && !self.replaying;
+        if monitored && !matches!(cmd.name, "exec" | "reset") {
             crate::engine::monitor::feed(&self.core, self.db, Source::Client(&self.client.addr), cmd, &args);
         }
         match cmd.run {

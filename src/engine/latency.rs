@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 
 use crate::config::Config;
+use crate::engine::slowlog::lock;
 
 /// Seconds kept per event (`LATENCY_TS_LEN`).
 const SERIES_LEN: usize = 160;
@@ -126,8 +127,7 @@ impl LatencyMonitor {
     }
 
     fn add(&self, core: usize, event: &'static str, ms: u64) {
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = crate::storage::clock::unix_secs();
         lock(&self.cores[core % self.cores.len()]).entry(event).or_default().add(now, ms);
     }
 
@@ -160,10 +160,6 @@ impl LatencyMonitor {
         }
         gone.len()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use bytes::Bytes;
 
 use crate::config::Config;
 use crate::engine::spec::{Observed, Secrets};
+use crate::storage::clock::unix_secs;
 
 /// Arguments kept per entry; the last stands for the rest (`SLOWLOG_ENTRY_MAX_ARGC`).
 const MAX_ARGS: usize = 32;
@@ -271,14 +272,9 @@ fn entry_args(args: &[Bytes]) -> Vec<Bytes> {
         .collect()
 }
 
-/// Now, in Unix seconds.
-fn unix_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 /// A lock that a panic elsewhere cannot poison for good: what it guards stays consistent
 /// (every update is a single push, truncate or clear).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
@@ -40,6 +40,7 @@ use crate::engine::router::Tx;
 use crate::engine::script::functions::{Functions, Policy};
 use crate::engine::shard::{now_ms, Shard};
 use crate::engine::slot::ShardId;
+use crate::storage::clock::unix_secs;
 use crate::storage::db::Budget;
 use crate::storage::rdb::{crc64, file};
 
@@ -122,10 +123,6 @@ pub(crate) enum OnRunning {
     Refuse,
     /// Cancel it and save anew (FLUSHALL, SHUTDOWN, DEBUG RELOAD: Redis kills its child).
     Cancel,
-}
-
-fn unix_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// What takes the shards' snapshot: one at a time.

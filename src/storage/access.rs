@@ -49,10 +49,7 @@ pub(crate) fn write_view<'a, T>(
 /// Whether `key` holds a `T` (`Ok(false)` when missing), or WRONGTYPE; looked up as a write
 /// looks (Redis's `lookupKeyWrite`, which the commands asking this use): no hit or miss counted.
 pub(crate) fn exists<T>(db: &mut Db, now: u64, key: &[u8], pick: Pick<T>) -> Result<bool, WrongType> {
-    match db.write_quiet(key, now) {
-        None => Ok(false),
-        Some(Entry { value, .. }) => pick(value).map(|_| true).ok_or(WrongType),
-    }
+    write_view(db, now, key, pick).map(|v| v.is_some())
 }
 
 /// The value under `key` as `T`, for writing: `Ok(None)` when missing.

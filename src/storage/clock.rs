@@ -39,6 +39,13 @@ thread_local! {
     static COIN: Cell<u64> = const { Cell::new(0x9e37_79b9_7f4a_7c15) };
 }
 
+/// Unix time in whole seconds (SLOWLOG's and LATENCY's times, LASTSAVE, the AOF's and the
+/// snapshot's timestamps).
+#[must_use]
+pub(crate) fn unix_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 /// Sets this core's time and mode for the access clocks of its keys.
 pub(crate) fn set_core_clock(now_ms: u64, mode: Mode) {
     NOW.with(|n| n.set(now_ms));
