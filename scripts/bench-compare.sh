@@ -10,7 +10,7 @@
 # both shards), RSS per idle plain and TLS connection, and memory per key and per small hash, set, sorted set and list.
 #
 #   scripts/bench-compare.sh [-n REQUESTS] [-c CLIENTS] [--idle N] [--reference BINARY] [--quick]
-#                            [--only matrix,types,zset,streams,handshakes,churn,threads,rate,newuser,acl,scripts,idle,memory,client,observe]
+#                            [--only matrix,types,zset,streams,handshakes,churn,threads,rate,newuser,acl,scripts,idle,memory,client,observe,tracking]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=200000; C=50; IDLE=10000; SERVER_CPU=0; CLIENT_CPU=1; REF=redis-server; ONLY=
@@ -233,6 +233,47 @@ for test in set get lpush; do
   read -r _ rks_us _ < <(bench "$RPID" "$RTLS" 1 16 "$test")
   redis-cli -p "$RPORT" config set notify-keyspace-events "" >/dev/null
   echo "| ${test^^} | $r_us | $off_us | $on_us | $ks_us | $(awk -v a="$on_us" -v b="$off_us" 'BEGIN { printf "%.2f", a / b }') | $(awk -v a="$ks_us" -v b="$off_us" 'BEGIN { printf "%.2f", a / b }') | $(awk -v a="$rks_us" -v b="$r_us" 'BEGIN { printf "%.2f", a / b }') |"
+done
+fi
+
+if want tracking; then
+# tracker PORT: a RESP3 client in CLIENT TRACKING BCAST mode following a prefix no benchmark key
+# has, so that every write is checked against it and none is sent; it reads until killed
+# (bounded by timeout).
+tracker() {
+  timeout 900 python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n*6\r\n$6\r\nCLIENT\r\n$8\r\nTRACKING\r\n$2\r\nON\r\n$5\r\nBCAST\r\n$6\r\nPREFIX\r\n$4\r\nzzz:\r\n")
+while s.recv(65536):
+    pass
+' "$1" >/dev/null 2>&1 &
+  echo $!
+}
+echo
+echo "CLIENT TRACKING enabled: a BCAST client follows a prefix no key has, so every write is checked"
+echo "against it and nothing is sent (TLS, P=16, medians of 3 runs, tracking off and on alternating):"
+echo "| test | redis off µs/op | redis on µs/op | ferrokey off µs/op | ferrokey on µs/op | redis on/off | ferrokey on/off |"
+echo "|---|---|---|---|---|---|---|"
+for test in set get lpush; do
+  ro=(); rn=(); fo=(); fn=()
+  for run in 1 2 3; do
+    read -r _ r _ < <(bench "$RPID" "$RTLS" 1 16 "$test"); ro+=("$r")
+    read -r _ f _ < <(bench "$FPID" "$FTLS" 1 16 "$test"); fo+=("$f")
+    rt=$(tracker "$RPORT"); ft=$(tracker "$FPORT")
+    until [ "$(redis-cli -p "$RPORT" INFO clients | tr -d '\r' | awk -F: '$1 == "tracking_clients" { print $2 }')" = 1 ] &&
+          [ "$(redis-cli -p "$FPORT" INFO clients | tr -d '\r' | awk -F: '$1 == "tracking_clients" { print $2 }')" = 1 ]; do
+      sleep 0.05
+    done
+    read -r _ r _ < <(bench "$RPID" "$RTLS" 1 16 "$test"); rn+=("$r")
+    read -r _ f _ < <(bench "$FPID" "$FTLS" 1 16 "$test"); fn+=("$f")
+    kill "$rt" "$ft"; wait "$rt" "$ft" 2>/dev/null || true
+    until [ "$(redis-cli -p "$FPORT" INFO clients | tr -d '\r' | awk -F: '$1 == "tracking_clients" { print $2 }')" = 0 ]; do
+      sleep 0.05
+    done
+  done
+  r0=$(median "${ro[@]}"); r1=$(median "${rn[@]}"); f0=$(median "${fo[@]}"); f1=$(median "${fn[@]}")
+  echo "| ${test^^} | $r0 | $r1 | $f0 | $f1 | $(awk -v a="$r1" -v b="$r0" 'BEGIN { printf "%.2f", a / b }') | $(awk -v a="$f1" -v b="$f0" 'BEGIN { printf "%.2f", a / b }') |"
 done
 fi
 

@@ -309,6 +309,7 @@ async fn core_main(
     Core::install(&core);
     let weak = Rc::downgrade(&core);
     let notifier = Rc::downgrade(&core);
+    let invalidator = Rc::downgrade(&core);
     core.router.try_local(|sh| {
         sh.set_ask_peer(Box::new(move |peer| {
             let Some(core) = weak.upgrade() else { return };
@@ -318,6 +319,11 @@ async fn core_main(
         sh.set_deliver(Box::new(move |notices, on| {
             if let Some(core) = notifier.upgrade() {
                 deliver_notices(&core, &notices, on);
+            }
+        }));
+        sh.set_invalidate(Box::new(move |batch| {
+            if let Some(core) = invalidator.upgrade() {
+                deliver_invalidations(&core, batch);
             }
         }));
     });
@@ -674,6 +680,21 @@ fn deliver_notices(core: &Core, notices: &[crate::engine::notify::Notice], on: c
                 pubsub.publish(channel, message, limit);
             }
         });
+    }
+}
+
+/// Posts a shard's CLIENT TRACKING invalidations to the cores of the clients they are for,
+/// one message per core.
+fn deliver_invalidations(core: &Core, batch: Vec<crate::engine::tracking::Invalidation>) {
+    let mut by_core: Vec<Vec<_>> = (0..core.router.shards()).map(|_| Vec::new()).collect();
+    for inv in batch {
+        if let Some(list) = by_core.get_mut(inv.to.core as usize) {
+            list.push(inv);
+        }
+    }
+    for (target, list) in by_core.into_iter().enumerate().filter(|(_, l)| !l.is_empty()) {
+        core.router
+            .post_core(ShardId(target), move |local| crate::engine::invalidation::deliver(local, &list));
     }
 }
 

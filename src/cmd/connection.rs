@@ -1,6 +1,7 @@
 //! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET and CLIENT. The session
 //! runs them on the connection's core; CLIENT LIST, KILL and UNBLOCK reach every core's clients,
-//! CLIENT PAUSE and UNPAUSE every core's commands.
+//! CLIENT PAUSE and UNPAUSE every core's commands; CLIENT TRACKING and its companions set the
+//! client's mode for `engine::caching`.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use bytes::Bytes;
 use crate::cmd::args::{self, is};
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::blocking::Unblock;
+use crate::engine::caching;
 use crate::engine::command::Command;
 use crate::engine::pause::{PauseKind, Purpose};
 use crate::engine::session::{ReplyMode, Session};
@@ -107,6 +109,22 @@ pub(crate) fn commands() -> Vec<Command> {
                 .flags(flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE)
                 .acl(acl::CONNECTION)
                 .docs("connection", "7.0.0", "O(1)", "Set client eviction mode for the current connection"),
+            Command::session("tracking", -3, |s, a| Box::pin(client_tracking(s, a)))
+                .flags(flag::NOSCRIPT | flag::LOADING | flag::STALE)
+                .acl(acl::CONNECTION)
+                .docs("connection", "6.0.0", "O(1). Some options may introduce additional complexity.", "Enable or disable server assisted client side caching support"),
+            Command::session("caching", 3, |s, a| Box::pin(async move { client_caching(s, &a[2]) }))
+                .flags(flag::NOSCRIPT | flag::LOADING | flag::STALE)
+                .acl(acl::CONNECTION)
+                .docs("connection", "6.0.0", "O(1)", "Instruct the server about tracking or not keys in the next request"),
+            Command::session("getredir", 2, |s, _| Box::pin(async move { Ok(client_getredir(s)) }))
+                .flags(flag::NOSCRIPT | flag::LOADING | flag::STALE)
+                .acl(acl::CONNECTION)
+                .docs("connection", "6.0.0", "O(1)", "Get tracking notifications redirection client ID if any"),
+            Command::session("trackinginfo", 2, |s, _| Box::pin(async move { Ok(client_trackinginfo(s)) }))
+                .flags(flag::NOSCRIPT | flag::LOADING | flag::STALE)
+                .acl(acl::CONNECTION)
+                .docs("connection", "6.2.0", "O(1)", "Return information about server assisted client side caching for the current connection"),
             Command::inline("help", 2, |_, _| Ok(client_help()))
                 .flags(flag::LOADING | flag::STALE)
                 .acl(acl::CONNECTION)
@@ -250,6 +268,7 @@ fn quit(s: &mut Session) -> CmdResult {
 /// RESP2, no name, not authenticated when a password is set).
 async fn reset(s: &mut Session) -> CmdResult {
     s.unwatch_all().await;
+    s.untrack().await;
     s.unsubscribe_all();
     s.stop_monitoring();
     s.end_multi();
@@ -391,8 +410,127 @@ fn client_help() -> Reply {
             "    Protect current client connection from eviction.",
             "SETINFO <LIB-NAME|LIB-VER> <value>",
             "    Set client library name or version.",
+            "CACHING (YES|NO)",
+            "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+            "GETREDIR",
+            "    Return the client ID we are redirecting to when tracking is enabled.",
+            "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+            "         [OPTIN] [OPTOUT] [NOLOOP]",
+            "    Control server assisted client side caching.",
+            "TRACKINGINFO",
+            "    Report tracking status for the current connection.",
         ],
     )
+}
+
+/// CLIENT TRACKING ON|OFF [REDIRECT id] [BCAST] [PREFIX prefix ...] [OPTIN] [OPTOUT] [NOLOOP],
+/// its options parsed and checked in Redis's order.
+async fn client_tracking(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    let mut req = caching::Request::default();
+    let mut i = 3;
+    while i < args.len() {
+        let more = i + 1 < args.len();
+        let opt = &args[i];
+        if is(opt, "redirect") && more {
+            i += 1;
+            if req.redirect.is_some() {
+                return Err(CmdError::msg("ERR A client can only redirect to a single other client"));
+            }
+            let id = args::int(&args[i])?;
+            let found = s
+                .core
+                .router
+                .each_core(move |local| {
+                    u64::try_from(id).is_ok_and(|id| local.clients.borrow().contains_key(&id))
+                })
+                .await
+                .map_err(|_| CmdError::Unavailable)?;
+            let Some(core) = found.iter().position(|&here| here) else {
+                return Err(CmdError::msg("ERR The client ID you want redirect to does not exist"));
+            };
+            req.redirect = Some((id as u64, core as u32));
+        } else if is(opt, "bcast") {
+            req.bcast = true;
+        } else if is(opt, "optin") {
+            req.optin = true;
+        } else if is(opt, "optout") {
+            req.optout = true;
+        } else if is(opt, "noloop") {
+            req.noloop = true;
+        } else if is(opt, "prefix") && more {
+            i += 1;
+            req.prefixes.push(args[i].clone());
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    if is(&args[2], "on") {
+        s.track(req).await?;
+    } else if is(&args[2], "off") {
+        s.untrack().await;
+    } else {
+        return Err(CmdError::Syntax);
+    }
+    Ok(Reply::Ok)
+}
+
+/// CLIENT CACHING YES|NO: whether the next command's reads are remembered (OPTIN/OPTOUT).
+fn client_caching(s: &mut Session, arg: &[u8]) -> CmdResult {
+    let mode = s.client.tracking.get();
+    if !mode.on {
+        return Err(CmdError::msg(
+            "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode \
+             enabled",
+        ));
+    }
+    if is(arg, "yes") {
+        if !mode.optin {
+            return Err(CmdError::msg(
+                "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+            ));
+        }
+    } else if is(arg, "no") {
+        if !mode.optout {
+            return Err(CmdError::msg(
+                "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+            ));
+        }
+    } else {
+        return Err(CmdError::Syntax);
+    }
+    s.caching = true;
+    Ok(Reply::Ok)
+}
+
+/// CLIENT GETREDIR: the client invalidations go to, 0 for none, -1 when not tracking.
+fn client_getredir(s: &Session) -> Reply {
+    let mode = s.client.tracking.get();
+    Reply::Int(if mode.on { mode.redirect.0 as i64 } else { -1 })
+}
+
+/// CLIENT TRACKINGINFO: flags, redirect and prefixes, as Redis reports them.
+fn client_trackinginfo(s: &Session) -> Reply {
+    let mode = s.client.tracking.get();
+    let mut flags = vec![if mode.on { "on" } else { "off" }];
+    let optional = [
+        (mode.bcast, "bcast"),
+        (mode.optin, "optin"),
+        (mode.optin && s.caching, "caching-yes"),
+        (mode.optout, "optout"),
+        (mode.optout && s.caching, "caching-no"),
+        (mode.noloop, "noloop"),
+        (mode.broken, "broken_redirect"),
+    ];
+    flags.extend(optional.iter().filter(|(on, _)| *on).map(|(_, name)| *name));
+    Reply::Map(vec![
+        (Reply::bulk("flags"), Reply::Set(flags.into_iter().map(Reply::bulk).collect())),
+        (Reply::bulk("redirect"), Reply::Int(if mode.on { mode.redirect.0 as i64 } else { -1 })),
+        (
+            Reply::bulk("prefixes"),
+            Reply::Array(s.tracking_prefixes.iter().map(|p| Reply::Bulk(p.clone())).collect()),
+        ),
+    ])
 }
 
 /// CLIENT LIST [TYPE type] [ID id [id ...]]: every core's clients, by id.

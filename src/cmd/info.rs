@@ -104,6 +104,8 @@ struct ShardFacts {
     /// Per database: keys, keys with a TTL, estimated mean TTL.
     keys: Vec<(usize, usize, u64)>,
     commands: Stats,
+    /// The CLIENT TRACKING table.
+    tracking: crate::engine::tracking::TableStats,
 }
 
 /// Everything INFO prints from, gathered once.
@@ -115,6 +117,8 @@ struct Facts {
     config: std::sync::Arc<Config>,
     used_memory: u64,
     rss: u64,
+    /// Clients with CLIENT TRACKING on.
+    tracking_clients: usize,
 }
 
 /// INFO [section ...]
@@ -196,13 +200,23 @@ async fn gather(s: &Session, latency: bool) -> Result<Facts, CmdError> {
             upkeep: shard.upkeep(),
             keys: shard.dbs().iter().map(|d| (d.len(), d.expires_len(), d.avg_ttl())).collect(),
             commands: shard.command_stats().snapshot(latency),
+            tracking: shard.tracking_stats(),
         })
         .await?;
     let mut commands = Stats::default();
     cores.iter().for_each(|c| commands.merge(&c.commands));
     shards.iter().for_each(|sh| commands.merge(&sh.commands));
     let used_memory = s.core.global.note_used(crate::memory::used(cores.iter().map(|c| c.allocated)));
-    Ok(Facts { cores, shards, commands, config: s.core.config(), used_memory, rss: rss_bytes() })
+    let tracking_clients = s.core.global.tracking_clients.load(std::sync::atomic::Ordering::Acquire);
+    Ok(Facts {
+        cores,
+        shards,
+        commands,
+        config: s.core.config(),
+        used_memory,
+        rss: rss_bytes(),
+        tracking_clients,
+    })
 }
 
 /// Every core's command statistics merged, with the latency histograms if `latency` (LATENCY
@@ -272,7 +286,7 @@ fn clients(out: &mut String, facts: &Facts) {
         "client_recent_max_input_buffer" => max(|c| c.max_query),
         "client_recent_max_output_buffer" => max(|c| c.max_output),
         "blocked_clients" => sum(|c| c.blocked),
-        "tracking_clients" => 0,
+        "tracking_clients" => facts.tracking_clients,
         "clients_in_timeout_table" => sum(|c| c.blocked_with_timeout),
     );
 }
@@ -538,9 +552,10 @@ fn stats(out: &mut String, facts: &Facts, global: &Global) {
         "active_defrag_key_misses" => 0,
         "total_active_defrag_time" => 0,
         "current_active_defrag_time" => 0,
-        "tracking_total_keys" => 0,
-        "tracking_total_items" => 0,
-        "tracking_total_prefixes" => 0,
+        "tracking_total_keys" => facts.shards.iter().map(|s| s.tracking.keys).sum::<u64>(),
+        "tracking_total_items" => facts.shards.iter().map(|s| s.tracking.items).sum::<u64>(),
+        // Every shard follows every prefix: the count is any one's.
+        "tracking_total_prefixes" => facts.shards.iter().map(|s| s.tracking.prefixes).max().unwrap_or(0),
         "unexpected_error_replies" => 0,
         "total_error_replies" => facts.commands.error_replies(),
         "dump_payload_sanitizations" => 0,

@@ -110,7 +110,10 @@ async fn flush(s: &mut Session, args: &[Bytes], all: bool) -> CmdResult {
         snapshot::cancel_background(&s.core.global);
     }
     // As Redis, logged even when there was nothing to flush.
-    on_every_shard(s, Some((db, args)), |_| move |sh: &mut Shard| sh.flush(db)).await?;
+    let flushed = on_every_shard(s, Some((db, args)), |_| move |sh: &mut Shard| sh.flush(db)).await;
+    // Told even if a shard failed: the others forgot what their clients may cache.
+    crate::engine::invalidation::flushed(&s.core);
+    flushed?;
     if all {
         // As Redis: with save points the empty dataset is saved at once (a restart must not
         // bring the keys back).

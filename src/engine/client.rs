@@ -24,6 +24,25 @@ pub(crate) enum Unblock {
     Error,
 }
 
+/// A client's CLIENT TRACKING mode (Redis's `CLIENT_TRACKING*` flags and redirection).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TrackingMode {
+    /// Tracking is on.
+    pub(crate) on: bool,
+    /// BCAST: told of every key changed under its prefixes, read or not.
+    pub(crate) bcast: bool,
+    /// OPTIN: only reads right after CLIENT CACHING YES are remembered.
+    pub(crate) optin: bool,
+    /// OPTOUT: reads right after CLIENT CACHING NO are not remembered.
+    pub(crate) optout: bool,
+    /// NOLOOP: not told of its own changes.
+    pub(crate) noloop: bool,
+    /// The client it redirects to is gone.
+    pub(crate) broken: bool,
+    /// The client its invalidations go to (0: itself), and that client's core.
+    pub(crate) redirect: (u64, u32),
+}
+
 /// One client connection, as CLIENT LIST shows it.
 pub(crate) struct Client {
     /// The CLIENT ID.
@@ -88,6 +107,8 @@ pub(crate) struct Client {
     pub(crate) monitor: Cell<bool>,
     /// Its memory as its core's total for `maxmemory-clients` last counted it.
     pub(crate) counted: Cell<u64>,
+    /// CLIENT TRACKING (see [`crate::engine::caching`]).
+    pub(crate) tracking: Cell<TrackingMode>,
 }
 
 impl Client {
@@ -143,6 +164,7 @@ impl Client {
             no_evict: Cell::new(false),
             monitor: Cell::new(false),
             counted: Cell::new(0),
+            tracking: Cell::default(),
         }
     }
 
@@ -319,6 +341,16 @@ impl Client {
         if self.is_blocked() {
             flags.push('b');
         }
+        let tracking = self.tracking.get();
+        if tracking.on {
+            flags.push('t');
+            if tracking.broken {
+                flags.push('R');
+            }
+            if tracking.bcast {
+                flags.push('B');
+            }
+        }
         if self.watch_flag.borrow().load(std::sync::atomic::Ordering::Relaxed) {
             flags.push('d');
         }
@@ -342,11 +374,12 @@ impl Client {
         let (lib_name, lib_ver) = &*self.lib.borrow();
         let b = self.buffers.get();
         let (channels, patterns) = self.subscriptions.get();
+        let tracking = self.tracking.get();
         let _ = write!(
             s,
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={channels} \
              psub={patterns} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} \
-             rbp={} obl={} oll=0 omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={} \
+             rbp={} obl={} oll=0 omem={} tot-mem={} events={} cmd={} user={} redir={} resp={} \
              lib-name={} lib-ver={} core={} tls={} tls-version={} tls-cipher={} tls-cn={}",
             self.id,
             self.addr,
@@ -370,6 +403,7 @@ impl Client {
             if self.output_pending() > 0 { "rw" } else { "r" },
             self.last_cmd.get(),
             String::from_utf8_lossy(&self.user.borrow()),
+            if tracking.on { tracking.redirect.0 as i64 } else { -1 },
             self.resp.get(),
             lib_name,
             lib_ver,

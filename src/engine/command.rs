@@ -149,6 +149,7 @@ impl Command {
             obey: false,
             origin: crate::engine::slowlog::Origin::Script,
             observed: self.observed,
+            track: None,
         }
     }
 

@@ -278,11 +278,19 @@ impl Session {
         }
     }
 
+    /// `cmd` with `args` as a shard runs it for this session: who sent it, whether it is
+    /// obeyed, and the read to remember when the client tracks its keys.
+    pub(crate) fn shard_cmd(&self, cmd: &Command, run: ShardFn, db: usize, args: Vec<Bytes>) -> ShardCmd {
+        let track = self.track_of(cmd, &args);
+        ShardCmd { obey: self.superuser, origin: self.origin(), track, ..cmd.shard_cmd(run, db, args) }
+    }
+
     /// Runs a command whose body is the session's (connection-level, or inline), recorded.
     async fn run_in_session(&mut self, cmd: &'static Command, args: &[Bytes]) -> Reply {
         let started = Started::now();
         let result = match cmd.run {
             Run::Session(f) => {
+                self.remember_first(cmd, args, None).await;
                 // What CLIENT LIST shows of a command that may wait (a blocked BLPOP).
                 self.client.argv_mem.set(args.iter().map(Bytes::len).sum());
                 // `f`'s future is boxed already (`Pending`).
@@ -308,8 +316,14 @@ impl Session {
     /// after SKIP, runs but its reply is not sent (Redis's `CLIENT_REPLY_OFF` / `_SKIP`).
     async fn dispatch(&mut self, args: Vec<Bytes>, known: Option<&'static Command>, out: &mut BytesMut) {
         self.silent = matches!(self.reply_mode, ReplyMode::Off | ReplyMode::Skip);
+        let client = args.first().is_some_and(|name| name.eq_ignore_ascii_case(b"client"));
         self.dispatch_one(args, known, out).await;
         self.silent = false;
+        // CLIENT CACHING holds for the next command, or the transaction it begins, as Redis
+        // clears CLIENT_TRACKING_CACHING (CLIENT commands in between keep it).
+        if self.multi.is_none() && !client {
+            self.caching = false;
+        }
         self.reply_mode = match self.reply_mode {
             ReplyMode::Skip => ReplyMode::On,
             ReplyMode::SkipNext => ReplyMode::Skip,
@@ -370,8 +384,8 @@ impl Session {
             Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _) => {
                 match plan(cmd, &args, &self.core.router) {
                     Ok(Plan::Shard(shard)) => {
-                        let (obey, origin) = (self.superuser, self.origin());
-                        self.queue(shard, ShardCmd { obey, origin, ..cmd.shard_cmd(run, self.db, args) });
+                        let shard_cmd = self.shard_cmd(cmd, run, self.db, args);
+                        self.queue(shard, shard_cmd);
                     }
                     Ok(planned) => {
                         self.settle(out).await;
@@ -424,8 +438,7 @@ impl Session {
         let started = Started::now();
         let result: CmdResult = match (planned, cmd.run) {
             (Plan::Shard(shard), Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _)) => {
-                let (obey, origin) = (self.superuser, self.origin());
-                let shard_cmd = ShardCmd { obey, origin, ..cmd.shard_cmd(run, db, args.to_vec()) };
+                let shard_cmd = self.shard_cmd(cmd, run, db, args.to_vec());
                 return self
                     .run_on(shard, move |sh: &mut Shard| sh.exec(&shard_cmd))
                     .await
@@ -436,9 +449,13 @@ impl Session {
                 return self.record(cmd, args, started, Ok(reply));
             }
             (Plan::Across(shards), Run::Across(_, across)) => match self.exec_tx.clone() {
-                Some(tx) => run_across(cmd, across, &tx, db, args).await,
+                Some(tx) => {
+                    self.remember_first(cmd, args, Some(&*tx)).await;
+                    run_across(cmd, across, &tx, db, args).await
+                }
                 None => match self.core.router.begin(shards).await {
                     Ok(tx) => {
+                        self.remember_first(cmd, args, Some(&tx)).await;
                         let result = run_across(cmd, across, &tx, db, args).await;
                         tx.release().await;
                         result
@@ -473,7 +490,7 @@ impl Session {
                 for &p in positions {
                     sub.extend_from_slice(&args[p..(p + step).min(args.len())]);
                 }
-                let cmd = ShardCmd { id: None, ..cmd.shard_cmd(run, db, sub) };
+                let cmd = ShardCmd { id: None, ..self.shard_cmd(cmd, run, db, sub) };
                 (s, move |shard: &mut Shard| shard.exec(&cmd))
             })
             .collect();

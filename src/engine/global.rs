@@ -65,6 +65,9 @@ pub(crate) struct Global {
     pub(crate) latency: crate::engine::latency::LatencyMonitor,
     /// How many MONITOR clients each core has.
     pub(crate) monitors: Monitors,
+    /// How many clients have CLIENT TRACKING on (INFO's `tracking_clients`; a flush tells
+    /// them only while there are some).
+    pub(crate) tracking_clients: AtomicUsize,
     /// How many cores have pub/sub subscribers (shared with every shard's notices).
     subscribed_cores: Arc<AtomicUsize>,
     /// Which cores have pub/sub subscribers (keyspace notifications go only to those).
@@ -184,6 +187,7 @@ impl Global {
             peers: crate::engine::slowlog::Peers::new(cores.len()),
             latency,
             monitors: Monitors::new(cores.len()),
+            tracking_clients: AtomicUsize::new(0),
             subscribed_cores: Arc::default(),
             subscribed: cores.iter().map(|_| AtomicBool::new(false)).collect(),
             cores,

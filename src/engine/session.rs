@@ -104,6 +104,10 @@ pub(crate) struct Session {
     pub(crate) replconf: crate::engine::replication::ReplConf,
     /// SYNC or PSYNC asked for the connection to become a replica's link.
     pub(crate) handover: Option<crate::engine::replication::SyncRequest>,
+    /// CLIENT CACHING YES or NO was given for the next command (or transaction).
+    pub(crate) caching: bool,
+    /// CLIENT TRACKING's BCAST prefixes, in order (see [`crate::engine::caching`]).
+    pub(crate) tracking_prefixes: BTreeSet<Bytes>,
 }
 
 impl Session {
@@ -139,6 +143,8 @@ impl Session {
             wrote: false,
             replconf: crate::engine::replication::ReplConf::default(),
             handover: None,
+            caching: false,
+            tracking_prefixes: BTreeSet::new(),
         }
     }
 
@@ -369,6 +375,15 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.unsubscribe_all();
         self.stop_monitoring();
+        if self.stop_tracking() {
+            let (router, id) = (self.core.router.clone(), self.client.id);
+            glommio::spawn_local(async move {
+                for shard in 0..router.shards() {
+                    let _ = router.run(ShardId(shard), None, move |sh: &mut Shard| sh.unfollow(id)).await;
+                }
+            })
+            .detach();
+        }
         if self.watched.is_empty() {
             return;
         }

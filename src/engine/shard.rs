@@ -18,6 +18,7 @@ use crate::engine::persist::LoadItem;
 use crate::engine::slot::ShardId;
 use crate::engine::spec::Prefetch;
 use crate::engine::stats::{Started, Stats};
+use crate::engine::tracking::{Invalidation, Reader, Table, TableStats, Track};
 use crate::engine::waiters::{Report, Waiter, Waiters};
 use crate::engine::watch::{WatchFlag, Watches};
 use crate::facade::Reply;
@@ -195,6 +196,8 @@ pub(crate) struct ShardCmd {
     pub(crate) origin: crate::engine::slowlog::Origin,
     /// What the slow log and the latency monitor need of its command.
     pub(crate) observed: crate::engine::spec::Observed,
+    /// A read to remember for a tracking client (CLIENT TRACKING), with the read itself.
+    pub(crate) track: Option<Track>,
 }
 
 /// Who watches and who waits on the keys of one database.
@@ -245,6 +248,14 @@ pub(crate) struct Shard {
     /// Delivers notices to every core's subscribers (installed by the runtime once the router
     /// exists; see [`Shard::publish`]).
     deliver: Option<Deliver>,
+    /// CLIENT TRACKING's table of this shard's keys.
+    tracking: Table,
+    /// The databases record their modified keys (the table is active).
+    recording: bool,
+    /// This shard's share of `tracking-table-max-keys` (0: no limit).
+    tracking_max: usize,
+    /// Delivers invalidations to the tracking clients' cores (installed by the runtime).
+    invalidate: Option<Invalidate>,
 }
 
 /// What a shard's active expiry and eviction measured, for INFO (Redis's `expired_stale_perc`,
@@ -292,6 +303,9 @@ pub(crate) type AskPeer = Box<dyn Fn(ShardId)>;
 /// How a shard hands its keyspace notifications on: the notices, and the classes on (which
 /// channels they go to).
 pub(crate) type Deliver = Box<dyn Fn(Vec<Notice>, Class)>;
+
+/// How a shard hands its CLIENT TRACKING invalidations on.
+pub(crate) type Invalidate = Box<dyn Fn(Vec<Invalidation>)>;
 
 /// The `maxmemory` settings a shard follows (read again when the configuration changes).
 #[derive(Debug, Clone, Copy, Default)]
@@ -403,7 +417,16 @@ impl Shard {
             notices,
             deliver: None,
             upkeep: Upkeep::default(),
+            tracking: Table::default(),
+            recording: false,
+            tracking_max: 0,
+            invalidate: None,
         }
+    }
+
+    /// Installs how this shard delivers CLIENT TRACKING invalidations (see [`Shard::publish`]).
+    pub(crate) fn set_invalidate(&mut self, invalidate: Invalidate) {
+        self.invalidate = Some(invalidate);
     }
 
     /// Installs how this shard delivers keyspace notifications (see [`Shard::publish`]).
@@ -437,6 +460,9 @@ impl Shard {
             }
             self.eviction = next;
             self.notices.set(config.notify_keyspace_events);
+            let shards = self.global.cores.len().max(1);
+            self.tracking_max =
+                usize::try_from(config.tracking_table_max_keys.div_ceil(shards as u64)).unwrap_or(usize::MAX);
             let (events, listeners) = (self.notices.key_events(), self.notices.listeners());
             self.dbs.iter_mut().for_each(|d| d.report_events(events, listeners.clone()));
         }
@@ -579,6 +605,10 @@ impl Shard {
         {
             return Reply::from(CmdError::Oom);
         }
+        if self.recording {
+            // What eviction just removed was no change of this command's.
+            self.collect_modified(None);
+        }
         let started = Started::now();
         let max_bulk = self.global.max_bulk();
         let logging = self.effects.on().then(|| (self.dbs[cmd.db].stats.changes, self.effects.explicit()));
@@ -606,6 +636,18 @@ impl Shard {
         let nanos = started.elapsed_ns();
         if let Some((changes, explicit)) = logging {
             self.log_command(cmd, changes, explicit);
+        }
+        if self.recording {
+            self.collect_modified(cmd.origin.client());
+        }
+        if let Some(track) = &cmd.track {
+            // After its own changes, as Redis remembers a read after the command ran.
+            track
+                .keys
+                .iter()
+                .filter_map(|&p| cmd.args.get(p))
+                .for_each(|k| self.tracking.remember(k, track.reader));
+            self.sync_recording();
         }
         self.settle();
         if let Some(id) = cmd.id {
@@ -651,6 +693,7 @@ impl Shard {
     /// runs here, before the reply leaves.
     pub(crate) fn publish(&mut self) {
         self.deliver_notices();
+        self.deliver_invalidations();
         if self.eviction.maxmemory > 0 {
             self.global.publish_allocated(self.lane, crate::memory::here());
             self.publish_evictable();
@@ -677,6 +720,75 @@ impl Shard {
                 deliver(notices, self.notices.on());
             }
         }
+    }
+
+    /// Hands the keys modified since last asked (by client `by`, if one did) to the tracking
+    /// table.
+    fn collect_modified(&mut self, by: Option<u64>) {
+        for db in &mut self.dbs {
+            if !db.has_modified() {
+                continue;
+            }
+            let (keys, flushed) = db.take_modified();
+            if flushed {
+                self.tracking.flushed();
+            }
+            // A key that expired or was evicted during a command is no change of its client's
+            // for BCAST's NOLOOP, while default mode skips the client running the command
+            // either way (Redis compares with its `current_client`).
+            keys.iter().for_each(|(k, by_cmd)| self.tracking.changed(k, by, by.filter(|_| *by_cmd)));
+        }
+        self.tracking.limit(self.tracking_max);
+        self.sync_recording();
+    }
+
+    /// Has the databases record their modified keys exactly while the tracking table needs
+    /// them.
+    fn sync_recording(&mut self) {
+        let on = self.tracking.active();
+        if on != self.recording {
+            self.recording = on;
+            self.dbs.iter_mut().for_each(|d| d.record_modified(on));
+        }
+    }
+
+    /// Hands the CLIENT TRACKING invalidations so far to the tracking clients' cores.
+    fn deliver_invalidations(&mut self) {
+        if self.recording {
+            self.collect_modified(None);
+        }
+        if self.tracking.pending() {
+            let batch = self.tracking.take();
+            if let Some(invalidate) = &self.invalidate {
+                invalidate(batch);
+            }
+        }
+    }
+
+    /// Remembers `keys` as read by `reader` (a read that spans shards, remembered before it
+    /// runs; see [`crate::engine::caching`]).
+    pub(crate) fn remember(&mut self, keys: &[Bytes], reader: Reader) {
+        keys.iter().for_each(|k| self.tracking.remember(k, reader));
+        self.tracking.limit(self.tracking_max);
+        self.sync_recording();
+    }
+
+    /// `reader` follows `prefixes` in BCAST mode.
+    pub(crate) fn follow(&mut self, prefixes: &[Bytes], reader: Reader) {
+        self.tracking.follow(prefixes, reader);
+        self.sync_recording();
+    }
+
+    /// Client `id` follows no prefix any more.
+    pub(crate) fn unfollow(&mut self, id: u64) {
+        self.tracking.unfollow(id);
+        self.sync_recording();
+    }
+
+    /// What INFO shows of this shard's tracking table.
+    #[must_use]
+    pub(crate) fn tracking_stats(&self) -> TableStats {
+        self.tracking.stats()
     }
 
     /// Starts or stops logging effects (the AOF turned on or off): called on every shard with

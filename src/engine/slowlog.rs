@@ -46,6 +46,17 @@ pub(crate) enum Origin {
     },
 }
 
+impl Origin {
+    /// The client's id, when a client sent it.
+    #[must_use]
+    pub(crate) fn client(self) -> Option<u64> {
+        match self {
+            Origin::Client { id, .. } => Some(id),
+            Origin::Unlogged | Origin::Script => None,
+        }
+    }
+}
+
 /// One logged command.
 #[derive(Debug, Clone)]
 pub(crate) struct SlowEntry {

@@ -1104,6 +1104,8 @@ pub(crate) async fn reload(core: &Rc<Core>, nosave: bool, noflush: bool) -> Resu
         for &shard in tx.shards() {
             let _ = tx.run(shard, |sh: &mut Shard| sh.flush(None)).await;
         }
+        // As Redis's emptyData: tracking clients hear that every key changed.
+        crate::engine::invalidation::flushed(core);
     }
     let (mut batches, result) =
         match spawn_loader(&core.global, std::io::BufReader::new(file), LoadRules::default()) {
@@ -1256,6 +1258,7 @@ pub(crate) async fn load_streamed(
         for &shard in tx.shards() {
             let _ = tx.run(shard, |sh: &mut Shard| sh.flush(None)).await;
         }
+        crate::engine::invalidation::flushed(core);
         tx
     };
     if let Some(tx) = direct {

@@ -123,7 +123,7 @@ async fn one_hop(
                 Err(e.into())
             }
             (Ok(_), Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _)) => {
-                Ok(ShardCmd { obey: s.superuser, origin: s.origin(), ..cmd.shard_cmd(run, db, args) })
+                Ok(s.shard_cmd(cmd, run, db, args))
             }
             (Ok(_), _) => Err(CmdError::Internal.into()),
         })

@@ -253,6 +253,9 @@ where
         if let Some(e) = broken {
             Reply::Error(format!("ERR {e}").into()).encode(false, &mut wbuf);
         }
+        // Pushes that came during the calls follow their replies now, not at the next wait for
+        // a read: a client that keeps sending gets them too.
+        svc.take_pushes(&mut wbuf);
         svc.on_io(n + ahead.read, wbuf.len());
         svc.on_buffers(Buffers::of(&rbuf, &wbuf));
         if let Err(why) = flush(stream, svc, &mut wbuf).await {

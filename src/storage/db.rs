@@ -322,6 +322,13 @@ pub(crate) struct Db {
     events: Vec<(KeyEvent, Bytes)>,
     /// How many cores have subscribers: key events are recorded only while one does.
     listeners: Option<Arc<AtomicUsize>>,
+    /// Whether every modified key is recorded (see [`Db::record_modified`]).
+    recording: bool,
+    /// Keys modified since last taken, in order (duplicates kept), while recording, each with
+    /// whether a command changed it (not expiry or eviction).
+    modified: Vec<(Bytes, bool)>,
+    /// The database was flushed since last taken, while recording.
+    flushed: bool,
     /// Nothing expires: the AOF is being replayed (its commands were logged against the clock
     /// of their time; as in Redis, keys expire only once it is loaded).
     expiry_paused: bool,
@@ -564,6 +571,9 @@ impl Db {
         if !self.observed.is_empty() && self.observed.contains_key(key) {
             self.changes.push((Bytes::copy_from_slice(key), Change::Written));
         }
+        if self.recording {
+            self.modified.push((Bytes::copy_from_slice(key), true));
+        }
         let had_ttl = entry.set_expires_at(expires_at);
         self.reindex_ttl(key, had_ttl, expires_at.is_some());
         true
@@ -611,6 +621,7 @@ impl Db {
             return;
         }
         if self.remove(key).is_some() {
+            self.removed_by_server();
             self.stats.expired += 1;
             if self.report_expired {
                 self.expired_keys.push(Bytes::copy_from_slice(key));
@@ -672,6 +683,7 @@ impl Db {
         if self.remove(key).is_none() {
             return false;
         }
+        self.removed_by_server();
         self.stats.evicted += 1;
         if self.report_expired {
             self.expired_keys.push(Bytes::copy_from_slice(key));
@@ -815,6 +827,40 @@ impl Db {
         if !self.observed.is_empty() && self.observed.contains_key(key) {
             self.changes.push((Bytes::copy_from_slice(key), change));
         }
+        if self.recording {
+            self.modified.push((Bytes::copy_from_slice(key), true));
+        }
+    }
+
+    /// The key just removed went by expiry or eviction, not by the command (Redis's
+    /// `signalModifiedKey(NULL, ...)`).
+    fn removed_by_server(&mut self) {
+        if let Some(last) = self.modified.last_mut().filter(|_| self.recording) {
+            last.1 = false;
+        }
+    }
+
+    /// Starts or stops recording every modified key (written, removed, expired, evicted, its
+    /// TTL changed) and flushes, for client-side caching's invalidations (Redis's
+    /// `signalModifiedKey`). Stopping drops what was not taken.
+    pub(crate) fn record_modified(&mut self, on: bool) {
+        self.recording = on;
+        if !on {
+            self.modified = Vec::new();
+            self.flushed = false;
+        }
+    }
+
+    /// Takes the keys modified since the last call, in order, each with whether a command
+    /// changed it (not expiry or eviction), and whether the database was flushed meanwhile.
+    pub(crate) fn take_modified(&mut self) -> (Vec<(Bytes, bool)>, bool) {
+        (std::mem::take(&mut self.modified), std::mem::take(&mut self.flushed))
+    }
+
+    /// Whether modified keys or a flush wait to be taken.
+    #[must_use]
+    pub(crate) fn has_modified(&self) -> bool {
+        !self.modified.is_empty() || self.flushed
     }
 
     /// Removes every key (FLUSHDB, FLUSHALL). Only observed keys that were there change, as
@@ -824,6 +870,11 @@ impl Db {
             self.observed.keys().filter(|k| self.entries.get(k).is_some()).cloned().collect();
         self.changes.extend(removed.into_iter().map(|k| (k, Change::Removed)));
         self.stats.changes += self.entries.len() as u64;
+        if self.recording {
+            // A flush invalidates every key at once, not one by one (Redis's
+            // `trackingInvalidateKeysOnFlush`).
+            self.flushed = true;
+        }
         if let Some(snap) = self.snapshot.as_deref_mut() {
             if snap.frozen.is_none() {
                 // The walk goes on over the table as it was, from where it was.
@@ -1153,6 +1204,28 @@ mod tests {
         db.observe(b"gone");
         db.clear();
         assert_eq!(db.take_changes(), [(Bytes::from_static(b"k"), Change::Removed)]);
+    }
+
+    #[test]
+    fn while_recording_every_modified_key_and_flush_is_reported() {
+        let mut db = Db::default();
+        db.set(b"before", s("v"), None);
+        assert!(!db.has_modified(), "not recording yet");
+        db.record_modified(true);
+        db.set(b"a", s("v"), None);
+        db.set_expiry(b"a", Some(1));
+        assert!(!db.live(b"a", 2), "expired");
+        db.remove(b"nosuch");
+        db.remove(b"before");
+        let (keys, flushed) = db.take_modified();
+        let keys: Vec<(&[u8], bool)> = keys.iter().map(|(k, by)| (&k[..], *by)).collect();
+        assert_eq!(keys, [(&b"a"[..], true), (b"a", true), (b"a", false), (b"before", true)]);
+        assert!(!flushed);
+        db.clear();
+        assert_eq!(db.take_modified(), (Vec::new(), true));
+        db.record_modified(false);
+        db.set(b"c", s("v"), None);
+        assert!(!db.has_modified());
     }
 
     /// A snapshot writer for tests: `key=value[@expiry];`.
