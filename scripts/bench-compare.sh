@@ -10,7 +10,7 @@
 # both shards), RSS per idle plain and TLS connection, and memory per key and per small hash, set, sorted set and list.
 #
 #   scripts/bench-compare.sh [-n REQUESTS] [-c CLIENTS] [--idle N] [--reference BINARY] [--quick]
-#                            [--only matrix,types,zset,streams,handshakes,churn,threads,rate,newuser,acl,scripts,idle,memory,client,observe,tracking]
+#                            [--only matrix,types,zset,streams,handshakes,churn,threads,rate,newuser,acl,scripts,idle,memory,client,observe,tracking,metrics]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=200000; C=50; IDLE=10000; SERVER_CPU=0; CLIENT_CPU=1; REF=redis-server; ONLY=
@@ -54,11 +54,11 @@ start_redis() { # -> "pid port tls_port"
     --tls-ca-cert-file "$certs/ca.crt" --tls-auth-clients no --loglevel warning >/dev/null 2>&1 &
   local pid=$!; echo "$pid" >> "$pidfile"; wait_port "$p"; wait_port "$t"; echo "$pid $p $t"
 }
-start_ferrokey() { # threads cpus -> "pid port tls_port"
+start_ferrokey() { # threads cpus [--directive value ...] -> "pid port tls_port"
   local p t; p=$(free_port); t=$(free_port)
   "$FK" --port "$p" --bind 127.0.0.1 --threads "$1" --server-cpus "$2" --maxclients 20000 --save "" \
     --tls-port "$t" --tls-cert-file "$certs/server.crt" --tls-key-file "$certs/server.key" \
-    --tls-ca-cert-file "$certs/ca.crt" --tls-auth-clients no --loglevel warning >/dev/null 2>&1 &
+    --tls-ca-cert-file "$certs/ca.crt" --tls-auth-clients no --loglevel warning "${@:3}" >/dev/null 2>&1 &
   local pid=$!; echo "$pid" >> "$pidfile"; wait_port "$p"; wait_port "$t"; echo "$pid $p $t"
 }
 
@@ -275,6 +275,50 @@ for test in set get lpush; do
   r0=$(median "${ro[@]}"); r1=$(median "${rn[@]}"); f0=$(median "${fo[@]}"); f1=$(median "${fn[@]}")
   echo "| ${test^^} | $r0 | $r1 | $f0 | $f1 | $(awk -v a="$r1" -v b="$r0" 'BEGIN { printf "%.2f", a / b }') | $(awk -v a="$f1" -v b="$f0" 'BEGIN { printf "%.2f", a / b }') |"
 done
+fi
+
+if want metrics; then
+echo
+echo "Prometheus metrics: a ferrokey with metrics-port, scraped every 100 ms (15x-150x more often than"
+echo "Prometheus's usual 1.5-15 s) during the runs, or not at all (TLS, P=16, medians of 3 runs"
+echo "alternating); and the server CPU of one scrape of an idle server (INFO everything and the latency"
+echo "histograms rendered):"
+mp=$(free_port)
+read -r MPID MPORT MTLS < <(start_ferrokey 1 "$SERVER_CPU" --metrics-port "$mp")
+scraper() {
+  taskset -c "$CLIENT_CPU" timeout 900 python3 -c '
+import sys, time, urllib.request
+url = "http://127.0.0.1:%s/metrics" % sys.argv[1]
+while True:
+    urllib.request.urlopen(url).read()
+    time.sleep(0.1)
+' "$1" >/dev/null 2>&1 &
+  echo $!
+}
+echo "| test | unscraped µs/op | scraped µs/op | scraped/unscraped |"
+echo "|---|---|---|---|"
+for test in set get; do
+  off=(); on=()
+  for run in 1 2 3; do
+    read -r _ o _ < <(bench "$MPID" "$MTLS" 1 16 "$test"); off+=("$o")
+    sp=$(scraper "$mp")
+    read -r _ n _ < <(bench "$MPID" "$MTLS" 1 16 "$test"); on+=("$n")
+    kill "$sp"; wait "$sp" 2>/dev/null || true
+  done
+  o=$(median "${off[@]}"); n=$(median "${on[@]}")
+  echo "| ${test^^} | $o | $n | $(awk -v a="$n" -v b="$o" 'BEGIN { printf "%.2f", a / b }') |"
+done
+before=$(cpu_ticks "$MPID")
+python3 -c '
+import sys, urllib.request
+for _ in range(50):
+    urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1]).read()
+' "$mp"
+after=$(cpu_ticks "$MPID")
+series=$(python3 -c 'import sys, urllib.request; print(sum(1 for l in urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1]).read().decode().splitlines() if not l.startswith("#")))' "$mp")
+echo
+echo "One scrape: $(awk -v t=$((after - before)) 'BEGIN { printf "%.2f", t / 50 / 1000 }') ms of server CPU, $series series."
+kill "$MPID"; wait "$MPID" 2>/dev/null || true
 fi
 
 kill "$FPID"; wait "$FPID" 2>/dev/null || true

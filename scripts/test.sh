@@ -2,7 +2,8 @@
 # Runs every test: unit tests, the integration suites (real server binary over plain TCP and TLS,
 # redis-cli, redis-benchmark and a reference redis-server), and builds the benchmarks.
 # Installs redis-tools, redis-server, redis-sentinel, python3-redis (redis-py, for the clients'
-# own scripts) and Node with npm (for BullMQ, pinned in tests/clients/bullmq) with apt-get when
+# own scripts), Node with npm (for BullMQ, pinned in tests/clients/bullmq) and Prometheus (which
+# scrapes the metrics endpoint in tests/metrics.rs) with apt-get when
 # they are missing and we are root, and BullMQ from npm when it is not installed yet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ command -v openssl >/dev/null || need+=(openssl)
 /usr/bin/python3 -c 'import redis' 2>/dev/null || need+=(python3-redis)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
+command -v prometheus >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

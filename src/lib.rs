@@ -16,6 +16,7 @@
 //! - [`glob`]: Redis glob patterns, for KEYS, SCAN MATCH and CONFIG GET.
 //! - [`logging`]: the `tracing` subscriber, whose level CONFIG SET loglevel changes.
 //! - [`memory`]: the counting allocator behind INFO's `used_memory`.
+//! - [`metrics`]: the Prometheus endpoint (`metrics-port`).
 //! - [`num`]: Redis's number syntax (`strtod`), for storage and commands alike.
 //! - [`splitargs`]: Redis's argument splitter, shared by inline commands and config files.
 //!
@@ -34,6 +35,7 @@ mod facade;
 mod glob;
 pub mod logging;
 pub mod memory;
+mod metrics;
 mod num;
 pub mod runtime;
 mod splitargs;

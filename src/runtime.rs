@@ -283,6 +283,18 @@ async fn core_main(
             return;
         }
     };
+    // The metrics endpoint, on executor 0 only: scrapes are rare.
+    let metrics = if index == 0 {
+        match bind_metrics(&config, &tls) {
+            Ok(l) => l,
+            Err(reason) => {
+                let _ = ready.send(Err(reason));
+                return;
+            }
+        }
+    } else {
+        Vec::new()
+    };
     global.note_bound(index, listen_generation);
     let _ = ready.send(Ok(listeners.iter().map(|l| (l.addr(), l.is_tls())).collect()));
     drop(ready);
@@ -336,6 +348,10 @@ async fn core_main(
     }
     let mut accepts: Vec<Accepting> = listeners.into_iter().map(|l| Accepting::start(l, &core)).collect();
     let cron = glommio::spawn_local(cron(core.clone())).detach();
+    let scrapes: Vec<_> = metrics
+        .into_iter()
+        .map(|l| glommio::spawn_local(crate::metrics::serve(l, core.clone())).detach())
+        .collect();
     while !global.shutting_down() {
         Timer::new(SHUTDOWN_POLL).await;
         if index == 0 && global.take_shutdown_asap() {
@@ -349,6 +365,7 @@ async fn core_main(
     }
     // Stop accepting, ask every connection to finish, and give them a moment to flush.
     accepts.iter().for_each(|a| a.task.cancel());
+    scrapes.iter().for_each(glommio::task::JoinHandle::cancel);
     cron.cancel();
     let clients: Vec<Rc<Client>> = local.clients.borrow().values().cloned().collect();
     clients.iter().for_each(|c| c.kill());
@@ -401,6 +418,34 @@ fn wanted(config: &Config) -> Result<Vec<(SocketAddr, bool, bool)>, String> {
         }
     }
     Ok(out)
+}
+
+/// Binds the metrics endpoint (`metrics-port`) on every `bind` address, TLS with
+/// `metrics-tls`; none when the port is 0.
+fn bind_metrics(config: &Config, tls: &Arc<TlsSlot>) -> Result<Vec<Listener>, String> {
+    if config.metrics_port == 0 {
+        return Ok(Vec::new());
+    }
+    let mut ips = Vec::new();
+    for (addr, _, optional) in wanted(config)? {
+        if !ips.iter().any(|(ip, _)| *ip == addr.ip()) {
+            ips.push((addr.ip(), optional));
+        }
+    }
+    let mut listeners = Vec::new();
+    for (ip, optional) in ips {
+        let addr = SocketAddr::new(ip, config.metrics_port);
+        match Listener::bind(addr, config.metrics_tls.then(|| tls.clone()), config.tcp_keepalive) {
+            Ok(l) => {
+                let scheme = if config.metrics_tls { "https" } else { "http" };
+                tracing::info!("Metrics on {scheme}://{}/metrics", l.addr());
+                listeners.push(l);
+            }
+            Err(e) if optional => tracing::info!("skipping optional metrics bind {addr}: {e}"),
+            Err(e) => return Err(format!("could not bind the metrics port {addr}: {e}")),
+        }
+    }
+    Ok(listeners)
 }
 
 /// Binds every wanted address not in `keep` (which are bound already). None at all is fine:

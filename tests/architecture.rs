@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("cmd", 5),
     ("internals", 6),
     ("runtime", 6),
+    ("metrics", 6),
     ("benchmark", 6),
 ];
 

@@ -1757,8 +1757,9 @@ fn active_expiry_reclaims_untouched_keys() {
     for mode in MODES {
         let mut c = server.conn(mode);
         let mut pipe = redis::pipe();
+        // Long enough to outlive the pipeline and the DBSIZE after it on a loaded machine.
         for i in 0..2000 {
-            pipe.cmd("SET").arg(format!("exp:{i}")).arg("v").arg("PX").arg(100).ignore();
+            pipe.cmd("SET").arg(format!("exp:{i}")).arg("v").arg("PX").arg(1000).ignore();
         }
         pipe.cmd("SET").arg("keeper").arg("v").ignore();
         pipe.query::<()>(&mut c).unwrap();

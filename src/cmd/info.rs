@@ -725,15 +725,21 @@ fn cores(out: &mut String, facts: &Facts, global: &Global) {
         let keys: usize = shard.keys.iter().map(|k| k.0).sum();
         let _ = write!(
             out,
-            "core{i}:cpu={},clients={},keys={keys},commands={},used_cpu_user={:.6},used_cpu_sys={:.6},\
-             hop_messages={},hops={}\r\n",
+            "core{i}:cpu={},clients={},keys={keys},commands={},ops_per_sec={},used_cpu_user={:.6},\
+             used_cpu_sys={:.6},used_memory={},hop_messages={},hops={},hop_messages_received={},\
+             hops_received={},gate_waits={}\r\n",
             global.cores.get(i).map_or(0, |c| c.cpu),
             c.stats.clients,
             c.commands.calls() + shard.commands.calls(),
+            c.rates[0].round() as u64,
             c.cpu.0,
             c.cpu.1,
+            c.allocated.max(0),
             c.stats.hop_messages,
             c.stats.hops,
+            c.stats.hop_messages_received,
+            c.stats.hops_received,
+            c.stats.gate_waits,
         );
     }
 }

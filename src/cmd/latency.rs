@@ -412,6 +412,30 @@ async fn histogram(s: &mut Session, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Map(wanted.into_iter().map(|(name, h)| (Reply::bulk(name), cdf(h))).collect()))
 }
 
+/// One command's latency histogram, as LATENCY HISTOGRAM reports it.
+pub(crate) struct CommandHistogram {
+    /// The command's full name (`client|list`).
+    pub(crate) name: String,
+    /// Its calls.
+    pub(crate) calls: u64,
+    /// Cumulative counts by bucket top, µs (see [`buckets`]).
+    pub(crate) buckets: Vec<(u64, u64)>,
+}
+
+/// Every command's latency histogram (the metrics endpoint's source).
+pub(crate) async fn histograms(s: &Session) -> Result<Vec<CommandHistogram>, CmdError> {
+    let stats = crate::cmd::info::command_stats(s, true).await?;
+    let registry = crate::engine::command::registry();
+    Ok(stats
+        .commands()
+        .filter_map(|(id, c)| {
+            let h = c.latency.as_deref()?;
+            let name = registry.by_id(id)?.full_name.clone();
+            Some(CommandHistogram { name, calls: h.len(), buckets: buckets(h) })
+        })
+        .collect())
+}
+
 /// A command by name, or a subcommand as `container|sub` (Redis's `lookupCommandBySds`).
 fn lookup<'a>(registry: &'a crate::engine::command::Commands, name: &[u8]) -> Option<&'a Command> {
     let mut parts = name.splitn(2, |&b| b == b'|');
@@ -422,10 +446,20 @@ fn lookup<'a>(registry: &'a crate::engine::command::Commands, name: &[u8]) -> Op
     }
 }
 
-/// One command's entry: its calls, and the cumulative count at each power-of-two bucket from
-/// 1024 ns where the count grew, keyed by the bucket's top in microseconds, as Redis's
-/// `fillCommandCDF` walks its histogram (`hdr_iter_log_init(.., 1024, 2)`).
+/// One command's entry: its calls and its [`buckets`].
 fn cdf(h: &Histogram<u32>) -> Reply {
+    let buckets =
+        buckets(h).into_iter().map(|(top, n)| (Reply::Int(top as i64), Reply::Int(n as i64))).collect();
+    Reply::Map(vec![
+        (Reply::bulk("calls"), Reply::Int(h.len() as i64)),
+        (Reply::bulk("histogram_usec"), Reply::Map(buckets)),
+    ])
+}
+
+/// The cumulative count at each power-of-two bucket from 1024 ns where the count grew, keyed
+/// by the bucket's top in microseconds, as Redis's `fillCommandCDF` walks its histogram
+/// (`hdr_iter_log_init(.., 1024, 2)`).
+fn buckets(h: &Histogram<u32>) -> Vec<(u64, u64)> {
     let mut buckets = Vec::new();
     let mut recorded = h
         .iter_recorded()
@@ -443,17 +477,11 @@ fn cdf(h: &Histogram<u32>) -> Reply {
             recorded.next();
         }
         if cumulative > before {
-            buckets.push((
-                Reply::Int((h.highest_equivalent(level) / 1000) as i64),
-                Reply::Int(cumulative as i64),
-            ));
+            buckets.push((h.highest_equivalent(level) / 1000, cumulative));
         }
         level = level.saturating_mul(2);
     }
-    Reply::Map(vec![
-        (Reply::bulk("calls"), Reply::Int(h.len() as i64)),
-        (Reply::bulk("histogram_usec"), Reply::Map(buckets)),
-    ])
+    buckets
 }
 
 /// LATENCY HELP

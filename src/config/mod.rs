@@ -278,6 +278,8 @@ directives! {
     "loglevel" => loglevel: LogLevel = LogLevel::Notice, true;
     "logfile" => logfile: String = String::new(), false;
     "pidfile" => pidfile: String = String::new(), false;
+    "metrics-port" => metrics_port: u16 = 0, false;
+    "metrics-tls" => metrics_tls: bool = false, false;
 }
 
 /// Redis's other names for directives (7.0 still accepts its pre-5.0 `slave` names and the

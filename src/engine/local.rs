@@ -41,6 +41,13 @@ pub(crate) struct CoreStats {
     pub(crate) hop_messages: u64,
     /// Hops and replies those messages carried.
     pub(crate) hops: u64,
+    /// Messages received from other cores.
+    pub(crate) hop_messages_received: u64,
+    /// Hops and replies those messages carried.
+    pub(crate) hops_received: u64,
+    /// Hops for this core's shard that waited behind its gate (held by a multi-shard
+    /// transaction, or with work queued ahead).
+    pub(crate) gate_waits: u64,
 }
 
 /// One core's clients, subscribers and counters.

@@ -241,7 +241,11 @@ impl Host {
             // Holding the gate only while the job runs is holding it atomically: nothing else
             // runs on this core meanwhile.
             Hop::LockRun { tx, job } if self.open() => self.run_atomic(tx, job),
-            hop => self.waiting.borrow_mut().push_back(hop),
+            hop => {
+                // Work that a held gate (or the queue behind it) keeps waiting.
+                self.local.count(|s| s.gate_waits += 1);
+                self.waiting.borrow_mut().push_back(hop);
+            }
         }
     }
 
@@ -346,6 +350,10 @@ impl Router {
                 let host = host.clone();
                 glommio::spawn_local(async move {
                     while let Some(batch) = rx.recv().await {
+                        host.local.count(|s| {
+                            s.hop_messages_received += 1;
+                            s.hops_received += batch.len() as u64;
+                        });
                         for hop in batch {
                             host.admit(hop);
                         }
