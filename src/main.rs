@@ -84,15 +84,20 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn init_logging(config: &Config) -> anyhow::Result<logging::SetLevel> {
+    let syslog = if config.syslog_enabled {
+        let syslog =
+            logging::Syslog::new(&config.syslog_socket, &config.syslog_ident, config.syslog_facility)
+                .context("opening a socket for syslog")?;
+        Some(syslog)
+    } else {
+        None
+    };
     if config.logfile.is_empty() {
         let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-        Ok(logging::init(config.loglevel, BoxMakeWriter::new(std::io::stdout), ansi))
+        Ok(logging::init(config.loglevel, BoxMakeWriter::new(std::io::stdout), ansi, syslog))
     } else {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&config.logfile)
+        let file = logging::LogFile::install(&config.logfile)
             .with_context(|| format!("opening logfile {}", config.logfile))?;
-        Ok(logging::init(config.loglevel, BoxMakeWriter::new(std::sync::Mutex::new(file)), false))
+        Ok(logging::init(config.loglevel, file.writer(), false, syslog))
     }
 }

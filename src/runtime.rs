@@ -212,6 +212,9 @@ pub fn run(
         return Err(e);
     }
     banner(&config, &cores, &listening);
+    if let Err(e) = crate::supervise::apply_oom_score_adj(&config) {
+        tracing::warn!("{e}");
+    }
     // Redis says it is ready once the dataset is in memory.
     while global.loading() && !global.shutting_down() {
         std::thread::sleep(Duration::from_millis(2));
@@ -559,7 +562,18 @@ fn reconfigure(
     set_level: crate::logging::SetLevel,
 ) -> impl Fn(&Config, &Config) -> Result<crate::engine::global::Commit, String> {
     move |old, new| {
-        let commit = check_listeners(&tls, old, new)?;
+        let mut commit = check_listeners(&tls, old, new)?;
+        if new.oom_score_adj != old.oom_score_adj || new.oom_score_adj_values != old.oom_score_adj_values {
+            crate::supervise::oom_values(new)?;
+            let new = new.clone();
+            let before = commit;
+            commit = Box::new(move || {
+                before();
+                if let Err(e) = crate::supervise::apply_oom_score_adj(&new) {
+                    tracing::warn!("{e}");
+                }
+            });
+        }
         if new.loglevel == old.loglevel {
             return Ok(commit);
         }
@@ -980,10 +994,10 @@ fn memlock_hint(memlock: u64, io_memory: u64) -> String {
 }
 
 /// SIGTERM and SIGINT ask for a clean shutdown, which core 0 carries out (saving first when
-/// save points are set); a second one exits at once.
+/// save points are set); a second one exits at once. SIGHUP reopens the log file.
 fn watch_signals(global: Arc<Global>) {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!("cannot watch signals: {e}");
@@ -994,6 +1008,11 @@ fn watch_signals(global: Arc<Global>) {
         .name("ferrokey-signals".into())
         .spawn(move || {
             for sig in signals.forever() {
+                if sig == SIGHUP {
+                    // Not a stop: logrotate moved the log file away.
+                    crate::logging::reopen();
+                    continue;
+                }
                 if global.shutting_down() || global.request_shutdown_asap() {
                     tracing::warn!("second signal {sig}: exiting now");
                     std::process::exit(1);

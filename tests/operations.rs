@@ -361,7 +361,190 @@ fn supervised_systemd_notifies_readiness_and_daemonize_detaches() {
         std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| stat.contains(") Z "))
     });
     assert!(gone, "the daemon did not exit");
+    let n = socket.recv(&mut buf).expect("no stopping notification from the daemon");
+    let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(message.contains("STOPPING=1"), "{message}");
     let log = std::fs::read_to_string(&logfile).unwrap();
     assert!(log.contains("Supervised by systemd"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Polls `f` until it returns something (bounded).
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sighup_reopens_the_log_file_and_stops_nothing() {
+    let dir = std::env::temp_dir().join(format!("ferrokey-logrotate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("ferrokey.log");
+    // Started by hand: with a log file, nothing is on standard output to wait for.
+    let port = common::free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_ferrokey-server"))
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--threads", "2", "--save", ""])
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--logfile")
+        .arg(&log)
+        .spawn()
+        .unwrap();
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let pid = child.id();
+    let _server = Stop(child);
+    eventually("the first log file says ready", || {
+        std::fs::read_to_string(&log).ok().filter(|l| l.contains("Ready to accept connections"))
+    });
+    // logrotate's create mode: the file is moved away, then the server is told.
+    let rotated = dir.join("ferrokey.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    let status = Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+    eventually("a new log file", || std::fs::read_to_string(&log).ok().filter(|l| l.contains("reopened")));
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let () = redis::cmd("SAVE").query(&mut c).unwrap();
+    let new = eventually("the save in the new file", || {
+        std::fs::read_to_string(&log).ok().filter(|l| l.contains("DB saved on disk"))
+    });
+    assert!(!new.contains("Ready to accept"), "{new}");
+    assert!(!std::fs::read_to_string(&rotated).unwrap().contains("DB saved on disk"));
+    let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+    assert_eq!(pong, "PONG");
+    drop(_server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn syslog_gets_each_line_with_its_facility_and_level() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = std::env::temp_dir().join(format!("ferrokey-syslog-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("log.sock");
+    let _ = std::fs::remove_file(&path);
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    let opts = Opts::default()
+        .arg("syslog-enabled", "yes")
+        .arg("syslog-socket", path.to_str().unwrap())
+        .arg("syslog-ident", "fk-test")
+        .arg("syslog-facility", "local3");
+    let server = Server::with(opts);
+    let mut buf = [0u8; 4096];
+    let ready = (0..500)
+        .map_while(|_| socket.recv(&mut buf).ok().map(|n| String::from_utf8_lossy(&buf[..n]).into_owned()))
+        .find(|line| line.contains("Ready to accept connections"))
+        .expect("the ready line on syslog");
+    // local3 (19) at notice (5): 19 * 8 + 5.
+    let prefix = format!("<157>fk-test[{}]: ", server.pid());
+    assert!(ready.starts_with(&prefix), "{ready}");
+    // A warning (the stop a signal asks for): local3 at 4.
+    let status = Command::new("kill").args(["-TERM", &server.pid().to_string()]).status().unwrap();
+    assert!(status.success());
+    let stop = (0..500)
+        .map_while(|_| socket.recv(&mut buf).ok().map(|n| String::from_utf8_lossy(&buf[..n]).into_owned()))
+        .find(|line| line.contains("scheduling shutdown"))
+        .expect("the shutdown warning on syslog");
+    assert!(stop.starts_with(&format!("<156>fk-test[{}]: ", server.pid())), "{stop}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn oom_score_adj_sets_the_score_for_the_role() {
+    let read = |pid: u32| -> i32 {
+        std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap().trim().parse().unwrap()
+    };
+    let base = read(std::process::id());
+    let server = Server::with(
+        Opts::default().arg("oom-score-adj", "absolute").arg("oom-score-adj-values", "100 200 800"),
+    );
+    let pid = server.pid();
+    eventually("the absolute score", || (read(pid) == 100).then_some(()));
+    let mut c = server.conn(Mode::Plain);
+    let () =
+        redis::cmd("CONFIG").arg("SET").arg("oom-score-adj-values").arg("300 400 800").query(&mut c).unwrap();
+    assert_eq!(read(pid), 300);
+    let refused: redis::RedisResult<()> =
+        redis::cmd("CONFIG").arg("SET").arg("oom-score-adj-values").arg("1 2").query(&mut c);
+    assert!(refused.unwrap_err().to_string().contains("oom-score-adj-values"));
+    assert_eq!(read(pid), 300);
+    let () = redis::cmd("CONFIG").arg("SET").arg("oom-score-adj").arg("relative").query(&mut c).unwrap();
+    assert_eq!(read(pid), (base + 300).clamp(-1000, 1000));
+    // A replica takes the second value.
+    let primary = Server::start();
+    let () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(primary.port).query(&mut c).unwrap();
+    eventually("the replica's score", || (read(pid) == (base + 400).clamp(-1000, 1000)).then_some(()));
+    let () = redis::cmd("REPLICAOF").arg("NO").arg("ONE").query(&mut c).unwrap();
+    eventually("the primary's score again", || (read(pid) == (base + 300).clamp(-1000, 1000)).then_some(()));
+    let () = redis::cmd("CONFIG").arg("SET").arg("oom-score-adj").arg("no").query(&mut c).unwrap();
+    assert_eq!(read(pid), base);
+}
+
+/// LOLWUT's text from `c` with `args`, its version written as `<v>`.
+fn lolwut(c: &mut common::Raw, args: &[&str], version: &str) -> String {
+    let mut request = vec![&b"LOLWUT"[..]];
+    request.extend(args.iter().map(|a| a.as_bytes()));
+    let reply = String::from_utf8_lossy(&c.request(&request)).into_owned();
+    // A bulk string's body (its length depends on the version).
+    let body = match reply.strip_prefix('$') {
+        Some(rest) => rest.split_once("\r\n").map_or("", |(_, b)| b).trim_end_matches("\r\n").to_owned(),
+        None => reply,
+    };
+    body.replace(&format!("Redis ver. {version}"), "Redis ver. <v>")
+}
+
+#[test]
+fn lolwut_draws_what_redis_draws() {
+    let redis = common::RedisServer::start();
+    let mut theirs = redis.raw();
+    let info = String::from_utf8_lossy(&theirs.request(&[b"INFO", b"server"])).into_owned();
+    let their_version =
+        info.lines().find_map(|l| l.strip_prefix("redis_version:")).unwrap().trim().to_owned();
+    let server = Server::start();
+    for mode in MODES {
+        let mut ours = server.raw(mode);
+        // The version alone, and the errors.
+        for args in [&[][..], &["VERSION", "7"], &["VERSION", "x"], &["VERSION", "5", "x"]] {
+            assert_eq!(
+                lolwut(&mut ours, args, "7.0.0"),
+                lolwut(&mut theirs, args, &their_version),
+                "{args:?}"
+            );
+        }
+        // Schotter: the rows above the first displaced squares are the same, pixel for pixel;
+        // the size and the caption too.
+        for args in [&["VERSION", "5"][..], &["VERSION", "5", "40", "4", "6"]] {
+            let (o, t) = (lolwut(&mut ours, args, "7.0.0"), lolwut(&mut theirs, args, &their_version));
+            let (o, t): (Vec<&str>, Vec<&str>) = (o.lines().collect(), t.lines().collect());
+            assert_eq!(o.len(), t.len(), "{args:?}");
+            assert_eq!(o.last(), t.last());
+            assert_eq!(o[..4], t[..4], "{args:?}");
+            assert!(o.iter().zip(&t).all(|(a, b)| a.chars().count() == b.chars().count()));
+        }
+        // The skyline: the same size in cells of the same four grays, and the caption.
+        let (o, t) = (
+            lolwut(&mut ours, &["VERSION", "6", "30", "8"], "7.0.0"),
+            lolwut(&mut theirs, &["VERSION", "6", "30", "8"], &their_version),
+        );
+        let cells = |s: &str| s.lines().map(|l| l.matches(" \x1b[0m").count()).collect::<Vec<_>>();
+        assert_eq!(cells(&o), cells(&t));
+        assert_eq!(o.lines().rev().take(2).collect::<Vec<_>>(), t.lines().rev().take(2).collect::<Vec<_>>());
+        for gray in o.split("\x1b[").filter(|p| p.ends_with("m ")) {
+            assert!(["0;30;40m ", "0;90;100m ", "0;37;47m ", "0;97;107m "].contains(&gray), "{gray:?}");
+        }
+    }
 }

@@ -19,6 +19,7 @@ pub(crate) mod hll;
 pub(crate) mod info;
 pub(crate) mod latency;
 pub(crate) mod list;
+pub(crate) mod lolwut;
 pub(crate) mod long_double;
 pub(crate) mod memory;
 pub(crate) mod monitor;
@@ -55,6 +56,7 @@ pub(crate) fn commands() -> Commands {
             slowlog::commands(),
             latency::commands(),
             monitor::commands(),
+            lolwut::commands(),
             command::commands(),
             string::commands(),
             bitmap::commands(),

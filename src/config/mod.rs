@@ -275,6 +275,7 @@ directives! {
     "syslog-enabled" => syslog_enabled: bool = false, false;
     "syslog-ident" => syslog_ident: String = "redis".into(), false;
     "syslog-facility" => syslog_facility: SyslogFacility = SyslogFacility::Local0, false;
+    "syslog-socket" => syslog_socket: String = "/dev/log".into(), false;
     "loglevel" => loglevel: LogLevel = LogLevel::Notice, true;
     "logfile" => logfile: String = String::new(), false;
     "pidfile" => pidfile: String = String::new(), false;
@@ -329,13 +330,11 @@ const INERT: &[(&str, &str)] = &[
     ("enable-module-command", "there are no modules"),
     ("enable-protected-configs", "every config may be set"),
     ("ignore-warnings", "ferrokey has no such startup warnings"),
-    ("oom-score-adj", "ferrokey leaves the OOM score alone"),
     ("server_cpulist", "use server-cpus"),
     ("bio_cpulist", "ferrokey has no bio threads"),
     ("aof_rewrite_cpulist", "AOF rewrites run on the executors"),
     ("bgsave_cpulist", "saves run on the executors"),
     ("shutdown-", "signals shut down as by default"),
-    ("syslog-", "ferrokey logs to stdout or logfile"),
     ("tcp-backlog", "the listen backlog is the kernel's maximum"),
     ("unixsocket", "there is no unix socket listener yet"),
     ("socket-mark-id", "sockets are not marked"),

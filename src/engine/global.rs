@@ -578,7 +578,10 @@ impl Global {
 
     /// Asks every core to stop (SIGTERM, SIGINT, SHUTDOWN).
     pub(crate) fn request_shutdown(&self) {
-        self.shutdown.store(true, Ordering::Release);
+        if !self.shutdown.swap(true, Ordering::AcqRel) {
+            // A supervising systemd hears that the stop is the server's own.
+            crate::supervise::notify_stopping(&self.config());
+        }
     }
 
     /// Records whether the last background save failed (see [`Global::refuses_writes`]).

@@ -83,6 +83,7 @@ pub(crate) fn follow(core: &Rc<Core>, target: Option<(String, u16)>) {
         st.master_generation
     };
     global.following.store(target.is_some(), Ordering::Release);
+    crate::supervise::oom_role(&global.config(), target.is_some());
     if let Some((host, port)) = target {
         tracing::info!("REPLICAOF {host}:{port} enabled");
         let core = core.clone();
