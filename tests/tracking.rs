@@ -273,6 +273,19 @@ fn default_mode(a: &mut Conn, b: &mut Conn, tracking: &str) -> (BTreeMap<String,
     req(a, "SELECT 1");
     req(a, &format!("GET {}", k("db", 0)));
     req(a, "SELECT 0");
+    // Scripts: a read remembers every key the script declared, on one shard or on both; a
+    // script that only writes remembers nothing.
+    let scripted = [
+        ("return redis.call('GET', KEYS[1])", vec!["{sc}a".to_owned(), "{sc}b".to_owned()]),
+        ("return redis.call('GET', KEYS[1])", vec![k("sx", 0), k("sx", 1)]),
+        ("return redis.call('SET', KEYS[1], 'x')", vec![k("sw", 0)]),
+    ];
+    for (script, keys) in &scripted {
+        let n = keys.len().to_string();
+        let mut args: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), n.as_bytes()];
+        args.extend(keys.iter().map(|k| k.as_bytes()));
+        a.request(&args);
+    }
     // The tracking client writes a key it read: the invalidation follows the reply.
     let mut own_view = Vec::new();
     req(a, &format!("GET {own}"));
@@ -297,6 +310,11 @@ fn default_mode(a: &mut Conn, b: &mut Conn, tracking: &str) -> (BTreeMap<String,
         format!("SET {} v", k("db", 0)),
         format!("SET {} v", k("unread", 0)),
         format!("DEL {}", k("nosuch", 1)),
+        "SET {sc}a v".to_owned(),
+        "SET {sc}b v".to_owned(),
+        format!("SET {} v", k("sx", 0)),
+        format!("SET {} v", k("sx", 1)),
+        format!("SET {} v", k("sw", 0)),
     ] {
         req(b, &line);
     }
@@ -320,7 +338,7 @@ fn default_mode_invalidations_match_redis_server() {
         let theirs = default_mode(&mut ra, &mut rb, tracking);
         // Every key read and then written, once: the comparison below is not of nothing.
         let own = usize::from(!tracking.ends_with("NOLOOP"));
-        assert_eq!(theirs.0.len(), 11 + own, "{theirs:?}");
+        assert_eq!(theirs.0.len(), 15 + own, "{theirs:?}");
         let server = Server::start();
         for mode in MODES {
             let mut a = conn(server.raw_on_core(mode, 0));

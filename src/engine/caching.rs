@@ -52,19 +52,40 @@ impl Session {
     /// The reader to remember for `cmd`, when this client tracks the keys it reads: tracking on
     /// in default mode, a read-only command (not EVAL_RO and the like, whose keys Redis
     /// remembers only when the script reads), and OPTIN/OPTOUT agreeing.
+    /// A script's own calls remember nothing themselves (see [`Session::script_reader`]).
     pub(crate) fn reader(&self, cmd: &Command) -> Option<Reader> {
-        let mode = self.client.tracking.get();
-        if !mode.on
-            || mode.bcast
+        if self.in_script
             || !cmd.flags.contains(flag::READONLY)
             || cmd.flags.contains(flag::PUBSUB)
             || matches!(cmd.name, "eval_ro" | "evalsha_ro" | "fcall_ro")
-            || (mode.optin && !self.caching)
-            || (mode.optout && self.caching)
         {
             return None;
         }
+        self.script_reader()
+    }
+
+    /// The reader a script run by this client remembers its declared keys for, at its first
+    /// read (Redis's `trackingRememberKeys` of the script's caller): tracking on in default
+    /// mode, OPTIN/OPTOUT agreeing.
+    pub(crate) fn script_reader(&self) -> Option<Reader> {
+        let mode = self.client.tracking.get();
+        if !mode.on || mode.bcast || (mode.optin && !self.caching) || (mode.optout && self.caching) {
+            return None;
+        }
         Some(Reader { id: self.client.id, core: self.client.core as u32 })
+    }
+
+    /// Remembers `keys` as read by `reader`, on their shards, through the transaction the
+    /// session holds them in (a script holding every shard).
+    pub(crate) async fn remember_held(&self, keys: &[Bytes], reader: Reader) {
+        let mut by_shard: BTreeMap<ShardId, Vec<Bytes>> = BTreeMap::new();
+        for key in keys {
+            by_shard.entry(self.core.router.shard_of(key)).or_default().push(key.clone());
+        }
+        let hops = by_shard
+            .into_iter()
+            .map(|(shard, keys)| self.run_on(shard, move |sh: &mut Shard| sh.remember(&keys, reader)));
+        futures::future::join_all(hops).await;
     }
 
     /// What a shard remembers of `cmd` run with `args`, when this client tracks its keys.

@@ -148,7 +148,15 @@ impl Clone for Value {
             Value::Set(s, c) => {
                 Value::Set(s.copy_with(|s| s.iter().map(|(k, ())| (copy(k), ())).collect()), *c)
             }
-            Value::ZSet(z, c) => Value::ZSet(z.iter_from(0, false).collect(), *c),
+            Value::ZSet(z, c) if z.is_small() => Value::ZSet(z.iter_from(0, false).collect(), *c),
+            Value::ZSet(z, c) => {
+                // As Redis's zsetDup: a copy keeps the encoding (and the scores exactly), even
+                // of a set that shrank.
+                let mut copy = crate::storage::zset::ZSet::default();
+                copy.make_large();
+                z.iter_from(0, false).for_each(|(member, score)| copy.add_new(member, score));
+                Value::ZSet(copy, *c)
+            }
             Value::Stream(x, c) => Value::Stream(x.clone(), *c),
         }
     }
@@ -1204,6 +1212,18 @@ mod tests {
         db.observe(b"gone");
         db.clear();
         assert_eq!(db.take_changes(), [(Bytes::from_static(b"k"), Change::Removed)]);
+    }
+
+    #[test]
+    fn a_copy_keeps_a_sorted_set_s_encoding_and_scores() {
+        let mut z = crate::storage::zset::ZSet::default();
+        z.make_large();
+        z.add_new(Bytes::from_static(b"a"), -0.0);
+        let copy = Value::zset(z).clone();
+        let Value::ZSet(copy, _) = copy else { panic!("a sorted set") };
+        assert!(!copy.is_small(), "a shrunk skiplist stays one when copied, as Redis's zsetDup");
+        let scores: Vec<f64> = copy.iter_from(0, false).map(|(_, s)| s).collect();
+        assert!(scores[0].is_sign_negative());
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::engine::session::Session;
 use crate::engine::shard::Shard;
 use crate::engine::slot::{ShardId, Slot};
 use crate::engine::spec::flag;
+use crate::engine::tracking::Reader;
 use crate::facade::Reply;
 
 /// What a script's commands are checked against, fixed when it starts (Redis's run context).
@@ -205,7 +206,8 @@ pub(crate) async fn run(s: &mut Session, script: Script) -> CmdResult {
         return across_boxed(s, script).await;
     }
     let (me, shards, db, hold) = (shard, router.shards(), s.db, router.tx_id());
-    let ran = router.run_free(shard, move |cell| on_shard(cell, me, shards, db, script, hold)).await;
+    let reader = s.script_reader();
+    let ran = router.run_free(shard, move |cell| on_shard(cell, me, shards, db, script, hold, reader)).await;
     let parked = match ran.map_err(|_| CmdError::Unavailable)? {
         OnShard::Done(reply, denied) => {
             log_denials(s, denied);
@@ -259,6 +261,9 @@ struct OnShardRun {
     rules: Rules,
     denied: Vec<Denied>,
     elsewhere: bool,
+    /// The caller, when it tracks the keys its scripts read (CLIENT TRACKING); `None` once
+    /// its declared keys are remembered.
+    reader: Option<Reader>,
 }
 
 /// A run on a shard, paused while busy (one per core at most: it holds its shard's gate);
@@ -312,7 +317,15 @@ fn call_on_shard(args: Vec<Bytes>) -> Reply {
                 if let Some(core) = Core::current().filter(|c| c.global.monitors.any()) {
                     monitor::feed(&core, run.db, monitor::Source::Lua, cmd, &args);
                 }
-                run.cell.borrow_mut().exec(&cmd.shard_cmd(f, run.db, args))
+                let reply = run.cell.borrow_mut().exec(&cmd.shard_cmd(f, run.db, args));
+                // As Redis: a script's first read remembers every key it declared for a
+                // tracking caller, in the same atomic unit as the read.
+                if reads(cmd) {
+                    if let Some(reader) = run.reader.take() {
+                        DECLARED.with(|keys| run.cell.borrow_mut().remember(&keys.borrow(), reader));
+                    }
+                }
+                reply
             }
             _ if wrote => CmdError::msg(REACHED_AFTER_WRITING).into(),
             _ => {
@@ -333,11 +346,21 @@ fn on_shard(
     db: usize,
     mut script: Script,
     hold: TxId,
+    reader: Option<Reader>,
 ) -> OnShard {
     let unit = cell.borrow_mut().enter_unit();
     busy::watch(script.watched());
     let rules = std::mem::take(&mut script.rules);
-    let run = OnShardRun { cell: cell.clone(), me, shards, db, rules, denied: Vec::new(), elsewhere: false };
+    let run = OnShardRun {
+        cell: cell.clone(),
+        me,
+        shards,
+        db,
+        rules,
+        denied: Vec::new(),
+        elsewhere: false,
+        reader,
+    };
     RUN.with(|r| *r.borrow_mut() = Some(run));
     DECLARED.with(|k| *k.borrow_mut() = std::mem::take(&mut script.keys));
     current::set_handler(Some(call_on_shard));
@@ -372,7 +395,7 @@ fn on_shard(
 /// Runs `script` on `cell`'s shard (the only one) as a one-shard run runs, for the scripts'
 /// micro-benchmark (`internals::ScriptRun`): its reply, or `None` if it did not end there.
 pub(crate) fn run_here(cell: &Rc<RefCell<Shard>>, script: Script) -> Option<Reply> {
-    match on_shard(cell, ShardId(0), 1, 0, script, TxId::NONE) {
+    match on_shard(cell, ShardId(0), 1, 0, script, TxId::NONE, None) {
         OnShard::Done(reply, _) => Some(reply),
         _ => None,
     }
@@ -460,6 +483,7 @@ async fn across(s: &mut Session, script: Script) -> CmdResult {
     let sha = target.name().to_owned();
     let db = s.db;
     let mut reach = Reach::Declared;
+    let mut reader = s.script_reader();
     s.in_script = true;
     busy::watch(watched);
     let thread = lua::with(|interp| match &target {
@@ -507,6 +531,12 @@ async fn across(s: &mut Session, script: Script) -> CmdResult {
                             }
                             Err(e) => e.into(),
                         };
+                        // A first read: every declared key is remembered for a tracking
+                        // caller, every shard still held.
+                        if let Some(r) = reader.filter(|_| commands().resolve(&args).is_ok_and(reads)) {
+                            reader = None;
+                            s.remember_held(&keys, r).await;
+                        }
                         log_denials(s, denied);
                         answer = Some(reply);
                     }
@@ -621,6 +651,17 @@ fn call_across(args: Vec<Bytes>) -> Reply {
             std::task::Poll::Pending => CmdError::msg(CANNOT_WAIT).into(),
         }
     })
+}
+
+/// Whether a script's call of `cmd` makes a tracking caller remember the script's keys (Redis's
+/// `CMD_READONLY` test in `call`).
+fn reads(cmd: &Command) -> bool {
+    cmd.flags.contains(flag::READONLY) && !cmd.flags.contains(flag::PUBSUB)
+}
+
+/// The registry.
+fn commands() -> &'static crate::engine::command::Commands {
+    crate::engine::command::registry()
 }
 
 /// Whether `cmd` on `args` names a key `keys` does not hold.
