@@ -146,7 +146,10 @@ impl Syslog {
             SyslogFacility::Local6 => 22,
             SyslogFacility::Local7 => 23,
         };
-        Ok(Syslog { socket: UnixDatagram::unbound()?, path: path.into(), ident: ident.to_owned(), facility })
+        let socket = UnixDatagram::unbound()?;
+        // A stalled syslog daemon must not stall the thread that logs: the line is lost.
+        socket.set_nonblocking(true)?;
+        Ok(Syslog { socket, path: path.into(), ident: ident.to_owned(), facility })
     }
 }
 
@@ -191,7 +194,7 @@ impl Write for SyslogLine<'_> {
 impl Drop for SyslogLine<'_> {
     fn drop(&mut self) {
         let text = String::from_utf8_lossy(&self.line);
-        let text = text.trim_end();
+        let text = text.trim();
         if text.is_empty() {
             return;
         }

@@ -109,7 +109,22 @@ pub fn run(
     if addrs.is_empty() {
         return Err(StartError::NowhereToListen);
     }
-    probe_exclusive(addrs.into_iter().map(|(a, _, optional)| (a, optional))).map_err(StartError::Address)?;
+    if config.metrics_port != 0
+        && (config.metrics_port == config.port || config.metrics_port == config.tls_port)
+    {
+        return Err(StartError::Address("metrics-port must differ from port and tls-port".into()));
+    }
+    if config.metrics_port != 0 && config.metrics_tls && config.tls_port == 0 {
+        return Err(StartError::Address("metrics-tls yes needs the TLS configuration of a tls-port".into()));
+    }
+    let metrics = addrs
+        .iter()
+        .filter(|_| config.metrics_port != 0)
+        .map(|(a, _, optional)| (SocketAddr::new(a.ip(), config.metrics_port), *optional));
+    let mut metrics: Vec<_> = metrics.collect();
+    metrics.dedup_by_key(|(a, _)| *a);
+    probe_exclusive(addrs.into_iter().map(|(a, _, optional)| (a, optional)).chain(metrics))
+        .map_err(StartError::Address)?;
     let cpus = choose_cpus(&config)?;
     let cores: Vec<CoreInfo> = cpus.iter().enumerate().map(|(shard, &cpu)| CoreInfo { shard, cpu }).collect();
     // Every core runs commands from this one registry; the users table names its commands,
@@ -715,16 +730,6 @@ restarting the server. 3) If you started the server manually just for testing, r
 '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to \
 do one of the above things in order for the server to start accepting connections from the outside.\r\n";
 
-/// Whether protected mode refuses a client from `ip`: it is on, the default user has no
-/// password, and the client is not on the loopback interface (Redis 7.0's rule).
-fn protected(config: &Config, ip: std::net::IpAddr) -> bool {
-    let loopback = match ip {
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(v6.is_loopback(), |v4| v4.is_loopback()),
-        v4 => v4.is_loopback(),
-    };
-    config.protected_mode && config.requirepass.is_empty() && !loopback
-}
-
 /// Publishes a shard's keyspace notifications to the subscribers of every core: the messages
 /// are built once and posted to each core, which delivers them in the order posted.
 fn deliver_notices(core: &Core, notices: &[crate::engine::notify::Notice], on: crate::engine::notify::Class) {
@@ -784,7 +789,7 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
         let _ = stream.flush().await;
         return;
     }
-    if protected(&config, peer.ip()) {
+    if config.protected(peer.ip()) {
         core.local().count(|s| s.rejected += 1);
         tracing::warn!(%peer, "connection refused: protected mode, and no password is set");
         let _ = stream.write_all(PROTECTED_MODE.as_bytes()).await;
@@ -1039,15 +1044,15 @@ mod tests {
         let mut c = Config::default();
         let remote: std::net::IpAddr = "10.1.2.3".parse().unwrap();
         let mapped: std::net::IpAddr = "::ffff:127.0.0.1".parse().unwrap();
-        assert!(protected(&c, remote));
-        assert!(!protected(&c, "127.0.0.2".parse().unwrap()));
-        assert!(!protected(&c, "::1".parse().unwrap()));
-        assert!(!protected(&c, mapped));
+        assert!(c.protected(remote));
+        assert!(!c.protected("127.0.0.2".parse().unwrap()));
+        assert!(!c.protected("::1".parse().unwrap()));
+        assert!(!c.protected(mapped));
         c.requirepass = "secret".into();
-        assert!(!protected(&c, remote));
+        assert!(!c.protected(remote));
         c.requirepass.clear();
         c.protected_mode = false;
-        assert!(!protected(&c, remote));
+        assert!(!c.protected(remote));
     }
 
     #[test]

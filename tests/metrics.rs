@@ -232,3 +232,15 @@ fn prometheus_scrapes_ferrokey_plain_and_tls() {
         assert!(latency.contains("\"2\"]"), "{latency}");
     }
 }
+
+#[test]
+fn a_metrics_port_that_clashes_or_tls_without_a_tls_port_is_refused_at_startup() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (code, log) = common::start_refused(&["--metrics-port", &port]);
+    assert_eq!(code, Some(1), "{log}");
+    let (code, log) =
+        common::start_refused(&["--metrics-port", &free_port().to_string(), "--metrics-tls", "yes"]);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("metrics-tls yes needs"), "{log}");
+}

@@ -359,6 +359,17 @@ fn inert(name: &str) -> Option<String> {
 }
 
 impl Config {
+    /// Whether protected mode refuses a client from `ip`: it is on, the default user has no
+    /// password, and the client is not on the loopback interface (Redis 7.0's rule).
+    #[must_use]
+    pub fn protected(&self, ip: std::net::IpAddr) -> bool {
+        let loopback = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+            v4 => v4.is_loopback(),
+        };
+        self.protected_mode && self.requirepass.is_empty() && !loopback
+    }
+
     /// Reads `file` (if any), then applies `overrides` (redis-server style `--name value ...`).
     pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Config, ConfigError> {
         Config::load_noting(file, overrides).map(|(config, _)| config)

@@ -63,6 +63,7 @@ const FIELDS: &[(&str, &str, Kind)] = &[
     ("used_memory_dataset", "memory_used_dataset_bytes", Gauge),
     ("number_of_cached_scripts", "number_of_cached_scripts", Gauge),
     ("number_of_functions", "number_of_functions", Gauge),
+    ("number_of_libraries", "number_of_libraries", Gauge),
     ("used_memory_vm_functions", "memory_used_vm_functions_bytes", Gauge),
     ("used_memory_scripts", "memory_used_scripts_bytes", Gauge),
     ("used_memory_functions", "memory_used_functions_bytes", Gauge),
@@ -497,8 +498,14 @@ pub(crate) fn render(info: &str, databases: usize, histograms: &[Histogram], now
                         }
                     }
                 }
-                let Some((_, name, kind)) = FIELDS.iter().find(|(field, ..)| *field == key) else { continue };
                 let Some(n) = value(v) else { continue };
+                let Some((_, name, kind)) = FIELDS.iter().find(|(field, ..)| *field == key) else {
+                    // The exporter keeps every `cluster_*` field under its own name.
+                    if key.starts_with("cluster_") {
+                        f.plain("redis_", key, Gauge, &[], n);
+                    }
+                    continue;
+                };
                 if *name == "latest_fork_usec" {
                     f.plain("redis_", "latest_fork_seconds", Gauge, &[], n / 1e6);
                 } else {
@@ -601,6 +608,7 @@ mod tests {
         # Errorstats\r\nerrorstat_WRONGTYPE:count=1\r\n\
         # Latencystats\r\nlatency_percentiles_usec_get:p50=1.003,p99=5.001,p99.9=5.001\r\n\
         # Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=1500\r\n\
+        # Cluster\r\ncluster_enabled:0\r\n\
         # Cores\r\ncore0:cpu=0,clients=2,hops=9,gate_waits=1\r\n\
         # TLS\r\ntls_handshakes_ok:4\r\ntls_clients_by_session:version=TLSv1_3,cipher=X,clients=1\r\n";
 
@@ -633,6 +641,7 @@ mod tests {
             "ferrokey_core_hops_sent_total{core=\"0\"} 9",
             "ferrokey_core_gate_waits_total{core=\"0\"} 1",
             "ferrokey_tls_handshakes_ok_total 4",
+            "redis_cluster_enabled 0",
             "ferrokey_tls_clients{version=\"TLSv1_3\",cipher=\"X\"} 1",
         ] {
             assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");

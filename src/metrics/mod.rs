@@ -23,14 +23,32 @@ use crate::facade::Reply;
 const MAX_HEAD: usize = 8192;
 
 /// How long a scrape may take from accept to answer.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// At most this many scrapes are answered at once; more connections are closed at once (a
+/// flood of them must not take the descriptors the data ports need).
+const MAX_SCRAPES: usize = 16;
 
 /// Accepts scrapes on `listener` until the core stops.
 pub(crate) async fn serve(listener: Listener, core: Rc<Core>) {
+    let running = Rc::new(std::cell::Cell::new(0usize));
     loop {
         match listener.accept().await {
+            // Protected mode refuses remote scrapes as it refuses remote clients.
+            Ok(incoming)
+                if running.get() >= MAX_SCRAPES || core.with_config(|c| c.protected(incoming.peer.ip())) =>
+            {
+                tracing::debug!(peer = %incoming.peer, "metrics connection refused");
+                drop(incoming);
+            }
             Ok(incoming) => {
-                glommio::spawn_local(answer(incoming, core.clone())).detach();
+                running.set(running.get() + 1);
+                let (core, running) = (core.clone(), running.clone());
+                glommio::spawn_local(async move {
+                    answer(incoming, core).await;
+                    running.set(running.get() - 1);
+                })
+                .detach();
             }
             Err(e) => {
                 tracing::warn!("accept on metrics port {}: {e}", listener.addr());

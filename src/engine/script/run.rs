@@ -515,17 +515,20 @@ async fn across(s: &mut Session, script: Script) -> CmdResult {
                     }
                     Ok(Ended::Call(args)) => {
                         let mut denied = Vec::new();
+                        let mut read = false;
                         let reply = match admit(&args, &mut rules, &mut denied) {
                             Ok(cmd) if undeclared(cmd, &args, &keys) => {
                                 reach = Reach::Undeclared;
                                 if rules.strict {
                                     CmdError::msg(UNDECLARED).into()
                                 } else {
+                                    read = reads(cmd);
                                     monitor::feed(&s.core, s.db, monitor::Source::Lua, cmd, &args);
                                     Box::pin(s.run_command(cmd, &args)).await
                                 }
                             }
                             Ok(cmd) => {
+                                read = reads(cmd);
                                 monitor::feed(&s.core, s.db, monitor::Source::Lua, cmd, &args);
                                 Box::pin(s.run_command(cmd, &args)).await
                             }
@@ -533,7 +536,7 @@ async fn across(s: &mut Session, script: Script) -> CmdResult {
                         };
                         // A first read: every declared key is remembered for a tracking
                         // caller, every shard still held.
-                        if let Some(r) = reader.filter(|_| commands().resolve(&args).is_ok_and(reads)) {
+                        if let Some(r) = reader.filter(|_| read) {
                             reader = None;
                             s.remember_held(&keys, r).await;
                         }
@@ -657,11 +660,6 @@ fn call_across(args: Vec<Bytes>) -> Reply {
 /// `CMD_READONLY` test in `call`).
 fn reads(cmd: &Command) -> bool {
     cmd.flags.contains(flag::READONLY) && !cmd.flags.contains(flag::PUBSUB)
-}
-
-/// The registry.
-fn commands() -> &'static crate::engine::command::Commands {
-    crate::engine::command::registry()
 }
 
 /// Whether `cmd` on `args` names a key `keys` does not hold.
