@@ -78,13 +78,23 @@ impl Session {
     /// Remembers `keys` as read by `reader`, on their shards, through the transaction the
     /// session holds them in (a script holding every shard).
     pub(crate) async fn remember_held(&self, keys: &[Bytes], reader: Reader) {
+        self.remember(keys.iter(), reader, None).await;
+    }
+
+    /// Remembers `keys` as read by `reader`, one hop per shard they are on: through `tx` when
+    /// given, else as the session runs hops.
+    async fn remember<'a>(&self, keys: impl Iterator<Item = &'a Bytes>, reader: Reader, tx: Option<&Tx>) {
         let mut by_shard: BTreeMap<ShardId, Vec<Bytes>> = BTreeMap::new();
         for key in keys {
             by_shard.entry(self.core.router.shard_of(key)).or_default().push(key.clone());
         }
-        let hops = by_shard
-            .into_iter()
-            .map(|(shard, keys)| self.run_on(shard, move |sh: &mut Shard| sh.remember(&keys, reader)));
+        let hops = by_shard.into_iter().map(|(shard, keys)| async move {
+            let remember = move |sh: &mut Shard| sh.remember(&keys, reader);
+            let _ = match tx {
+                Some(tx) => tx.run(shard, remember).await,
+                None => self.run_on(shard, remember).await,
+            };
+        });
         futures::future::join_all(hops).await;
     }
 
@@ -100,18 +110,7 @@ impl Session {
     /// Through `tx` when it holds the shards (a cross-shard command's own transaction).
     pub(crate) async fn remember_first(&self, cmd: &Command, args: &[Bytes], tx: Option<&Tx>) {
         let Some(reader) = self.reader(cmd) else { return };
-        let mut by_shard: BTreeMap<ShardId, Vec<Bytes>> = BTreeMap::new();
-        for p in cmd.key_positions(args) {
-            by_shard.entry(self.core.router.shard_of(&args[p])).or_default().push(args[p].clone());
-        }
-        let hops = by_shard.into_iter().map(|(shard, keys)| async move {
-            let remember = move |sh: &mut Shard| sh.remember(&keys, reader);
-            let _ = match tx {
-                Some(tx) => tx.run(shard, remember).await,
-                None => self.run_on(shard, remember).await,
-            };
-        });
-        futures::future::join_all(hops).await;
+        self.remember(cmd.key_positions(args).map(|p| &args[p]), reader, tx).await;
     }
 
     /// CLIENT TRACKING ON: checks `req` against the client's mode as Redis does, then turns

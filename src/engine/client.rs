@@ -293,6 +293,10 @@ impl Client {
     /// Moves the waiting pushes into `out`.
     pub(crate) fn take_pushes(&self, out: &mut BytesMut) {
         let mut pushes = self.pushes.borrow_mut();
+        // Called after every call: most have nothing to move.
+        if pushes.is_empty() {
+            return;
+        }
         out.extend_from_slice(&pushes);
         pushes.clear();
         self.over_soft.set(None);

@@ -303,6 +303,23 @@ fn pairs(v: &str) -> Vec<(&str, &str)> {
     v.split(',').filter_map(|p| p.split_once('=')).collect()
 }
 
+/// An INFO value's `a=1,b=2` fields, looked up by name.
+struct Fields<'a>(Vec<(&'a str, &'a str)>);
+
+impl<'a> Fields<'a> {
+    fn of(v: &'a str) -> Fields<'a> {
+        Fields(pairs(v))
+    }
+
+    fn text(&self, name: &str) -> Option<&'a str> {
+        self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+    }
+
+    fn number(&self, name: &str) -> Option<f64> {
+        self.text(name)?.parse().ok()
+    }
+}
+
 /// The exposition of `info` (INFO everything's text), with `databases` databases (empty ones
 /// report 0 keys, as the exporter's default), the latency `histograms`, at Unix time `now`.
 pub(crate) fn render(info: &str, databases: usize, histograms: &[Histogram], now: u64) -> String {
@@ -324,9 +341,8 @@ pub(crate) fn render(info: &str, databases: usize, histograms: &[Histogram], now
         match section.as_str() {
             "commandstats" => {
                 let Some(cmd) = key.strip_prefix("cmdstat_") else { continue };
-                let p = pairs(v);
-                let get =
-                    |name: &str| p.iter().find(|(k, _)| *k == name).and_then(|(_, v)| v.parse::<f64>().ok());
+                let p = Fields::of(v);
+                let get = |name: &str| p.number(name);
                 let (Some(calls), Some(usec)) = (get("calls"), get("usec")) else { continue };
                 cmd_usec.insert(cmd, (calls, usec));
                 let labels = [("cmd", cmd)];
@@ -381,9 +397,8 @@ pub(crate) fn render(info: &str, databases: usize, histograms: &[Histogram], now
             }
             "keyspace" => {
                 let Some(index) = key.strip_prefix("db") else { continue };
-                let p = pairs(v);
-                let get =
-                    |name: &str| p.iter().find(|(k, _)| *k == name).and_then(|(_, v)| v.parse::<f64>().ok());
+                let p = Fields::of(v);
+                let get = |name: &str| p.number(name);
                 let labels = [("db", key)];
                 if let (Some(keys), Some(expires)) = (get("keys"), get("expires")) {
                     dbs_seen.push(index.to_owned());
@@ -416,8 +431,8 @@ pub(crate) fn render(info: &str, databases: usize, histograms: &[Histogram], now
                 if let Some(core) = key.strip_prefix("core") {
                     core_fields(&mut f, core, v);
                 } else if key == "tls_clients_by_session" {
-                    let p = pairs(v);
-                    let get = |name: &str| p.iter().find(|(k, _)| *k == name).map_or("", |(_, v)| *v);
+                    let p = Fields::of(v);
+                    let get = |name: &str| p.text(name).unwrap_or("");
                     if let Ok(n) = get("clients").parse() {
                         let labels = [("version", get("version")), ("cipher", get("cipher"))];
                         f.add(
@@ -457,8 +472,8 @@ pub(crate) fn render(info: &str, databases: usize, histograms: &[Histogram], now
                 f.add(&format!("redis_{key}"), help, Gauge, "", &labels, v.parse().unwrap_or(0.0));
             }
             "replication" if key.starts_with("slave") && key[5..].bytes().all(|b| b.is_ascii_digit()) => {
-                let p = pairs(v);
-                let get = |name: &str| p.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+                let p = Fields::of(v);
+                let get = |name: &str| p.text(name);
                 let labels = [
                     ("slave_ip", get("ip").unwrap_or("")),
                     ("slave_port", get("port").unwrap_or("")),

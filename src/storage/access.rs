@@ -26,10 +26,12 @@ pub(crate) fn read<'a, T>(
     key: &[u8],
     pick: Pick<T>,
 ) -> Result<Option<&'a T>, WrongType> {
-    match db.read(key, now) {
-        None => Ok(None),
-        Some(Entry { value, .. }) => pick(value).map(Some).ok_or(WrongType),
-    }
+    picked(db.read(key, now), pick)
+}
+
+/// An entry looked up, as `T` (`Ok(None)` when missing), or WRONGTYPE.
+fn picked<T>(entry: Option<&Entry>, pick: Pick<T>) -> Result<Option<&T>, WrongType> {
+    entry.map(|Entry { value, .. }| pick(value).ok_or(WrongType)).transpose()
 }
 
 /// The value under `key` as `T`, looked up as a write looks (Redis's `lookupKeyWrite`: no hit
@@ -40,10 +42,7 @@ pub(crate) fn write_view<'a, T>(
     key: &[u8],
     pick: Pick<T>,
 ) -> Result<Option<&'a T>, WrongType> {
-    match db.write_quiet(key, now) {
-        None => Ok(None),
-        Some(Entry { value, .. }) => pick(value).map(Some).ok_or(WrongType),
-    }
+    picked(db.write_quiet(key, now).map(|e| &*e), pick)
 }
 
 /// Whether `key` holds a `T` (`Ok(false)` when missing), or WRONGTYPE; looked up as a write
