@@ -84,6 +84,10 @@ pub enum StartError {
     /// The ACL users could not be set up (`user` directives, `aclfile`).
     #[error("{0}")]
     Acl(String),
+    /// Cluster mode could not start: nodes.conf is held by another server, damaged or
+    /// unwritable, or the bus port would be out of range.
+    #[error("{0}")]
+    Cluster(String),
     /// The dump file could not be loaded (the log says why and where).
     #[error("the dataset could not be loaded from disk; see the log")]
     Load,
@@ -138,6 +142,20 @@ pub fn run(
     global.config_file = config_file
         .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.to_owned()).display().to_string())
         .unwrap_or_default();
+    if config.cluster_enabled {
+        if config.cluster_port == 0
+            && (if config.tls_cluster { config.tls_port } else { config.port }) > 55535
+        {
+            return Err(StartError::Cluster(
+                "Redis port number too high. Cluster communication port is 10,000 port numbers higher than your \
+                 Redis port. Your Redis port number must be 55535 or less."
+                    .into(),
+            ));
+        }
+        let cluster = crate::engine::cluster::Cluster::start(&config)
+            .map_err(|e| StartError::Cluster(e.to_string()))?;
+        global.cluster = Some(cluster);
+    }
     let global = Arc::new(global);
     global.set_reconfigure(Box::new(reconfigure(tls.clone(), set_level)));
     watch_signals(global.clone());
@@ -913,6 +931,9 @@ async fn cron(core: Rc<Core>) {
         }
         crate::engine::client_eviction::cron(&core);
         if core.router.local().0 == 0 {
+            if let Some(cluster) = &core.global.cluster {
+                cluster.tick(&core.config());
+            }
             core.global.note_not_counted();
         }
         if sampled.elapsed() >= Rates::PERIOD {

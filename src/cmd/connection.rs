@@ -241,7 +241,7 @@ fn hello(s: &mut Session, args: &[Bytes]) -> CmdResult {
         (text("version"), text(crate::REDIS_VERSION)),
         (text("proto"), Reply::Int(if s.resp3 { 3 } else { 2 })),
         (text("id"), Reply::Int(s.client.id as i64)),
-        (text("mode"), text("standalone")),
+        (text("mode"), text(if s.core.global.cluster.is_some() { "cluster" } else { "standalone" })),
         (text("role"), text("master")),
         (text("modules"), Reply::Array(vec![])),
     ]))
@@ -249,7 +249,11 @@ fn hello(s: &mut Session, args: &[Bytes]) -> CmdResult {
 
 /// SELECT index
 fn select(s: &mut Session, args: &[Bytes]) -> CmdResult {
-    match args::int(&args[1])? {
+    let index = args::int(&args[1])?;
+    if s.core.global.cluster.is_some() && index != 0 {
+        return Err(CmdError::msg("ERR SELECT is not allowed in cluster mode"));
+    }
+    match index {
         i if i >= 0 && (i as u64) < s.core.config().databases as u64 => {
             s.db = i as usize;
             Ok(Reply::Ok)
@@ -272,6 +276,8 @@ async fn reset(s: &mut Session) -> CmdResult {
     s.unsubscribe_all();
     s.stop_monitoring();
     s.end_multi();
+    s.asking = false;
+    s.cluster_readonly = false;
     s.db = 0;
     s.resp3 = false;
     s.client.resp.set(2);

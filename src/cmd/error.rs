@@ -117,6 +117,45 @@ pub(crate) enum CmdError {
     /// RESTORE onto an existing key without REPLACE.
     #[error("BUSYKEY Target key name already exists.")]
     BusyKey,
+    /// Cluster mode: another node serves the keys' slot.
+    #[error("MOVED {slot} {endpoint}:{port}")]
+    Moved {
+        /// The keys' slot.
+        slot: u16,
+        /// The node's preferred endpoint (`cluster-preferred-endpoint-type`).
+        endpoint: String,
+        /// Its client port, of the kind of the client's connection.
+        port: u16,
+    },
+    /// Cluster mode: the slot is migrating and the keys are not here; ask the target (after
+    /// ASKING).
+    #[error("ASK {slot} {endpoint}:{port}")]
+    Ask {
+        /// The keys' slot.
+        slot: u16,
+        /// The target's preferred endpoint.
+        endpoint: String,
+        /// Its client port.
+        port: u16,
+    },
+    /// Cluster mode: the keys are in different slots.
+    #[error("CROSSSLOT Keys in request don't hash to the same slot")]
+    CrossSlot,
+    /// Cluster mode: some of the keys moved and some did not, while their slot migrates.
+    #[error("TRYAGAIN Multiple keys request during rehashing of slot")]
+    TryAgain,
+    /// Cluster mode: the cluster is down.
+    #[error("CLUSTERDOWN The cluster is down")]
+    ClusterDown,
+    /// Cluster mode: the cluster is down and serves reads only (`cluster-allow-reads-when-down`).
+    #[error("CLUSTERDOWN The cluster is down and only accepts read commands")]
+    ClusterDownReadOnly,
+    /// Cluster mode: no node serves the keys' slot.
+    #[error("CLUSTERDOWN Hash slot not served")]
+    SlotNotServed,
+    /// A cluster command on a server not in cluster mode.
+    #[error("ERR This instance has cluster support disabled")]
+    ClusterDisabled,
     /// The shard that owns the key cannot be reached: the server is shutting down.
     #[error("ERR shard unavailable: the server is shutting down")]
     Unavailable,
@@ -154,6 +193,22 @@ impl CmdError {
             command: command.to_ascii_uppercase(),
             sub: String::from_utf8_lossy(sub).into_owned(),
         }
+    }
+
+    /// Whether this error sends the client to another node, or tells it the cluster cannot
+    /// serve it (Redis's `clusterRedirectClient`): EXEC then drops its transaction.
+    #[must_use]
+    pub(crate) fn is_redirect(&self) -> bool {
+        matches!(
+            self,
+            CmdError::Moved { .. }
+                | CmdError::Ask { .. }
+                | CmdError::CrossSlot
+                | CmdError::TryAgain
+                | CmdError::ClusterDown
+                | CmdError::ClusterDownReadOnly
+                | CmdError::SlotNotServed
+        )
     }
 
     /// An unknown command, quoted as Redis 7 quotes it.

@@ -502,6 +502,9 @@ impl CopyArgs {
 fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let c = CopyArgs::parse(args, ctx.databases())?;
     let target = c.db.unwrap_or(ctx.index());
+    if crate::engine::cluster::enabled() && (target != 0 || ctx.index() != 0) {
+        return Err(CmdError::msg("ERR Copying to another database is not allowed in cluster mode"));
+    }
     if target == ctx.index() && c.src == c.dst {
         return Err(CmdError::msg("ERR source and destination objects are the same"));
     }
@@ -523,6 +526,9 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// MOVE key db: the entry (value and TTL) leaves this database for `db`, on the same shard
 /// (a key's shard does not depend on its database).
 fn move_key(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if crate::engine::cluster::enabled() {
+        return Err(CmdError::msg("ERR MOVE is not allowed in cluster mode"));
+    }
     let target = args::int32(&args[2])?;
     let target = usize::try_from(target)
         .ok()

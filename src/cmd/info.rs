@@ -147,7 +147,13 @@ pub(crate) async fn info(s: &mut Session, args: &[Bytes]) -> CmdResult {
             "commandstats" => commandstats(body, &facts),
             "errorstats" => errorstats(body, &facts),
             "latencystats" => latencystats(body, &facts),
-            "cluster" => body.push_str("cluster_enabled:0\r\n"),
+            "cluster" => {
+                body.push_str(if global.cluster.is_some() {
+                    "cluster_enabled:1\r\n"
+                } else {
+                    "cluster_enabled:0\r\n"
+                });
+            }
             "keyspace" => keyspace(body, &facts),
             "cores" => cores(body, &facts, global),
             "tls" => tls(body, &facts, global),
@@ -250,7 +256,7 @@ fn server(out: &mut String, facts: &Facts, global: &Global) {
         "redis_git_sha1" => "00000000",
         "redis_git_dirty" => 0,
         "redis_build_id" => build_id(),
-        "redis_mode" => "standalone",
+        "redis_mode" => if global.cluster.is_some() { "cluster" } else { "standalone" },
         "os" => os(),
         "arch_bits" => usize::BITS,
         "monotonic_clock" => "POSIX clock_gettime",

@@ -7,6 +7,7 @@ pub(crate) mod acl;
 pub(crate) mod args;
 pub(crate) mod bitmap;
 pub(crate) mod block;
+pub(crate) mod cluster;
 pub(crate) mod command;
 pub(crate) mod connection;
 pub(crate) mod debug;
@@ -57,6 +58,7 @@ pub(crate) fn commands() -> Commands {
             latency::commands(),
             monitor::commands(),
             lolwut::commands(),
+            cluster::commands(),
             command::commands(),
             string::commands(),
             bitmap::commands(),

@@ -156,6 +156,9 @@ async fn wait(s: &mut Session, args: &[Bytes]) -> CmdResult {
 
 /// REPLICAOF host port | NO ONE.
 async fn replicaof(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    if s.core.global.cluster.is_some() {
+        return Err(CmdError::msg("ERR REPLICAOF not allowed in cluster mode."));
+    }
     if s.core.global.replication().failover.is_some() {
         return Err(CmdError::msg("ERR REPLICAOF not allowed while failing over."));
     }
@@ -176,6 +179,11 @@ async fn replicaof(s: &mut Session, args: &[Bytes]) -> CmdResult {
 
 /// FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms]: see [`crate::engine::failover`].
 async fn failover(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    if s.core.global.cluster.is_some() {
+        return Err(CmdError::msg(
+            "ERR FAILOVER not allowed in cluster mode. Use CLUSTER FAILOVER command instead.",
+        ));
+    }
     if args.len() == 2 && is(&args[1], "abort") {
         if s.core.global.replication().failover.is_none() {
             return Err(CmdError::msg("ERR No failover in progress."));

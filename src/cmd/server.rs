@@ -131,6 +131,9 @@ async fn flush(s: &mut Session, args: &[Bytes], all: bool) -> CmdResult {
 /// stay in their database; those watching a key the swap touches fail their EXEC, and those
 /// blocked on a key the swap brings are served, as in Redis.
 async fn swapdb(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    if s.core.global.cluster.is_some() {
+        return Err(CmdError::msg("ERR SWAPDB is not allowed in cluster mode"));
+    }
     let index = |arg: &[u8], invalid: &'static str| {
         args::int(arg).ok().and_then(|i| i32::try_from(i).ok()).ok_or(CmdError::msg(invalid))
     };

@@ -128,6 +128,9 @@ fn parse(s: &Session, a: &[Bytes], readonly: bool) -> Result<Options, CmdError> 
         } else if is(arg, "by") && left >= 1 {
             o.by = Some(a[j + 1].clone());
             if a[j + 1].contains(&b'*') {
+                if s.core.global.cluster.is_some() {
+                    return Err(CmdError::msg("ERR BY option of SORT denied in Cluster mode."));
+                }
                 if !full_access() {
                     return Err(CmdError::msg(
                         "ERR BY option of SORT denied due to insufficient ACL permissions.",
@@ -139,6 +142,9 @@ fn parse(s: &Session, a: &[Bytes], readonly: bool) -> Result<Options, CmdError> 
             }
             j += 1;
         } else if is(arg, "get") && left >= 1 {
+            if s.core.global.cluster.is_some() {
+                return Err(CmdError::msg("ERR GET option of SORT denied in Cluster mode."));
+            }
             if !full_access() {
                 return Err(CmdError::msg(
                     "ERR GET option of SORT denied due to insufficient ACL permissions.",

@@ -322,7 +322,6 @@ const INERT: &[(&str, &str)] = &[
     ("active-defrag-", "there is no active defragmentation (mimalloc)"),
     ("list-max-listpack-size", "lists have one form in ferrokey"),
     ("list-compress-depth", "lists have one form in ferrokey"),
-    ("cluster-", "there is no cluster mode yet"),
     ("always-show-logo", "ferrokey shows no logo"),
     ("set-proc-title", "ferrokey does not retitle its process"),
     ("proc-title-template", "ferrokey does not retitle its process"),

@@ -22,6 +22,8 @@ pub(crate) struct Core {
     /// Process-wide state.
     pub(crate) global: Arc<Global>,
     config: RefCell<(u64, Arc<Config>)>,
+    /// The cluster's state as last published (cluster mode only).
+    cluster: RefCell<Option<(u64, Arc<crate::engine::cluster::state::State>)>>,
     /// TLS handshakes running on this core now (bounded by the accept loop).
     pub(crate) handshakes_in_flight: Cell<usize>,
     /// This core's connections waiting for their writes to reach the disk.
@@ -37,6 +39,7 @@ impl Core {
             router,
             global,
             config: RefCell::new(config),
+            cluster: RefCell::new(None),
             handshakes_in_flight: Cell::new(0),
             commits: Rc::default(),
         }
@@ -51,6 +54,20 @@ impl Core {
     /// Reads the configuration without taking a reference to it (for checks on every command).
     pub(crate) fn with_config<R>(&self, f: impl FnOnce(&Config) -> R) -> R {
         f(&self.cached_config().1)
+    }
+
+    /// Reads the cluster's state, re-read only when it changed; `None` outside cluster mode.
+    pub(crate) fn with_cluster<R>(
+        &self,
+        f: impl FnOnce(&crate::engine::cluster::state::State) -> R,
+    ) -> Option<R> {
+        let cluster = self.global.cluster.as_ref()?;
+        let version = cluster.version();
+        let mut cached = self.cluster.borrow_mut();
+        if cached.as_ref().is_none_or(|(v, _)| *v != version) {
+            *cached = Some((version, cluster.view()));
+        }
+        cached.as_ref().map(|(_, state)| f(state))
     }
 
     fn cached_config(&self) -> std::cell::RefMut<'_, (u64, Arc<Config>)> {

@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::client::Client;
+use crate::engine::cluster::redirect::{route, Asker, Present, Route};
 use crate::engine::command::{AcrossFn, Command, Merge, Run};
 use crate::engine::monitor::Source;
 use crate::engine::plan::{plan, Plan};
@@ -52,6 +53,15 @@ impl Session {
                 }
                 if !self.user.unrestricted() {
                     self.acl_allows(cmd, args).map_err(|d| self.denied(cmd, args, d))?;
+                }
+            }
+            // Cluster mode: another node's keys are redirected before any other check, as
+            // Redis does (a write sent to a replica is MOVED, not READONLY).
+            if !self.replaying {
+                match self.core.with_cluster(|state| self.route(state, cmd, args, None)) {
+                    Some(Err(e)) => return Err(e),
+                    Some(Ok(Route::Lookup(slot))) => self.open_slot = Some(slot),
+                    _ => {}
                 }
             }
             let writes = cmd.flags.contains(crate::engine::spec::flag::WRITE);
@@ -115,13 +125,85 @@ impl Session {
             Ok(cmd)
         })();
         if let Err(e) = &checked {
-            if let Some(multi) = self.multi.as_mut() {
-                multi.failed = true;
-            }
-            let id = known.or_else(|| commands.resolve(args).ok()).map(|c| c.id);
-            self.core.local().commands.borrow_mut().rejected(id, &Reply::from(e.clone()));
+            self.reject(args, known, e);
         }
         checked
+    }
+
+    /// A request refused before it ran: it fails the MULTI being queued, and counts as
+    /// rejected.
+    fn reject(&mut self, args: &[Bytes], known: Option<&'static Command>, e: &CmdError) {
+        if let Some(multi) = self.multi.as_mut() {
+            multi.failed = true;
+        }
+        let id = known.or_else(|| crate::engine::command::registry().resolve(args).ok()).map(|c| c.id);
+        self.core.local().commands.borrow_mut().rejected(id, &Reply::from(e.clone()));
+    }
+
+    /// Cluster mode: whether this node serves the request (Redis's `getNodeByQuery`); for
+    /// EXEC, the keys of every command queued, together.
+    fn route(
+        &self,
+        state: &crate::engine::cluster::state::State,
+        cmd: &Command,
+        args: &[Bytes],
+        present: Option<Present>,
+    ) -> Result<Route, CmdError> {
+        let write = cmd.flags.contains(crate::engine::spec::flag::WRITE);
+        let mut asker = Asker {
+            write,
+            writes_any: write,
+            asking: self.asking || cmd.name == "restore-asking",
+            readonly: self.cluster_readonly,
+            tls: self.client.tls.is_some(),
+            migrate: cmd.name == "migrate",
+            shard_pubsub: false,
+        };
+        let keys = self.request_keys(cmd, args);
+        if cmd.name == "exec" {
+            let commands = crate::engine::command::registry();
+            let queued = self.multi.iter().flat_map(|m| m.queued.iter());
+            asker.writes_any = queued
+                .filter_map(|(id, _)| commands.by_id(*id))
+                .any(|c| c.flags.contains(crate::engine::spec::flag::WRITE));
+        }
+        self.core.with_config(|config| route(state, config, keys.iter().map(|k| &k[..]), &asker, present))
+    }
+
+    /// The keys routing looks at: the command's, or for EXEC those of every command queued.
+    fn request_keys(&self, cmd: &Command, args: &[Bytes]) -> Vec<Bytes> {
+        if cmd.name != "exec" {
+            return cmd.key_positions(args).map(|p| args[p].clone()).collect();
+        }
+        let commands = crate::engine::command::registry();
+        let queued = self.multi.iter().flat_map(|m| m.queued.iter());
+        queued
+            .filter_map(|(id, a)| Some((commands.by_id(*id)?, a)))
+            .flat_map(|(c, a)| c.key_positions(a).map(|p| a[p].clone()).collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Cluster mode, a slot being migrated or imported: routes again once the keys that are
+    /// still here are counted (on the slot's shard, database 0, as Redis).
+    async fn route_open_slot(&mut self, cmd: &'static Command, args: &[Bytes]) -> Result<(), CmdError> {
+        let keys = self.request_keys(cmd, args);
+        let Some(first) = keys.first() else { return Ok(()) };
+        let shard = self.core.router.shard_of(first);
+        let present = self
+            .core
+            .router
+            .run(shard, None, move |sh: &mut Shard| {
+                let now = crate::engine::shard::now_ms();
+                let db = &sh.dbs()[0];
+                let existing = keys.iter().filter(|k| db.holds(k, now)).count();
+                Present { existing, missing: keys.len() - existing }
+            })
+            .await
+            .map_err(|_| CmdError::Unavailable)?;
+        match self.core.with_cluster(|state| self.route(state, cmd, args, Some(present))) {
+            Some(Err(e)) => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Logs an ACL denial (ACL LOG) and gives its error.
@@ -317,8 +399,14 @@ impl Session {
     async fn dispatch(&mut self, args: Vec<Bytes>, known: Option<&'static Command>, out: &mut BytesMut) {
         self.silent = matches!(self.reply_mode, ReplyMode::Off | ReplyMode::Skip);
         let client = args.first().is_some_and(|name| name.eq_ignore_ascii_case(b"client"));
+        let asking = args.first().is_some_and(|name| name.eq_ignore_ascii_case(b"asking"));
         self.dispatch_one(args, known, out).await;
         self.silent = false;
+        // ASKING holds for the next command, or the transaction it is sent in (Redis's
+        // resetClient).
+        if self.multi.is_none() && !asking {
+            self.asking = false;
+        }
         // CLIENT CACHING holds for the next command, or the transaction it begins, as Redis
         // clears CLIENT_TRACKING_CACHING (CLIENT commands in between keep it).
         if self.multi.is_none() && !client {
@@ -331,11 +419,30 @@ impl Session {
         };
     }
 
+    /// Answers a refused request. A redirected EXEC drops its transaction and answers the
+    /// redirection itself (Redis's `discardTransaction`), not EXECABORT.
+    async fn refused(&mut self, args: &[Bytes], e: CmdError) {
+        if e.is_redirect()
+            && args.first().is_some_and(|a| a.eq_ignore_ascii_case(b"exec"))
+            && self.multi.is_some()
+        {
+            self.end_multi();
+            self.unwatch_all().await;
+        }
+        self.push_slot(Some(e.into()));
+    }
+
     async fn dispatch_one(&mut self, args: Vec<Bytes>, known: Option<&'static Command>, out: &mut BytesMut) {
         let mut cmd = match self.check(&args, known) {
             Ok(cmd) => cmd,
-            Err(e) => return self.push_slot(Some(e.into())),
+            Err(e) => return self.refused(&args, e).await,
         };
+        if self.open_slot.take().is_some() {
+            if let Err(e) = self.route_open_slot(cmd, &args).await {
+                self.reject(&args, Some(cmd), &e);
+                return self.refused(&args, e).await;
+            }
+        }
         // A pause holds the command (queued into MULTI too, as Redis); once released it is
         // checked again: after a failover, a write finds a replica.
         while !self.replaying && self.core.global.pauses.active() {

@@ -106,6 +106,8 @@ pub(crate) struct Global {
     pub(crate) following: AtomicBool,
     /// CLIENT PAUSE and FAILOVER's holds on commands (one atomic read per command).
     pub(crate) pauses: crate::engine::pause::Pauses,
+    /// The cluster, with `cluster-enabled yes`.
+    pub(crate) cluster: Option<crate::engine::cluster::Cluster>,
 }
 
 /// One executor's figures for `maxmemory`, on a cache line of their own: a core storing its
@@ -206,6 +208,7 @@ impl Global {
             following: AtomicBool::new(false),
             pauses: crate::engine::pause::Pauses::default(),
             startup_failed: AtomicBool::new(false),
+            cluster: None,
         }
     }
 

@@ -9,6 +9,7 @@ pub(crate) mod blocking;
 pub(crate) mod caching;
 pub(crate) mod client;
 pub(crate) mod client_eviction;
+pub(crate) mod cluster;
 pub(crate) mod command;
 pub(crate) mod core;
 pub(crate) mod dispatch;

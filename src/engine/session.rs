@@ -87,6 +87,14 @@ pub(crate) struct Session {
     pub(crate) pipeline: Pipeline,
     /// Nanoseconds the running command has spent blocked (left out of its statistics).
     pub(crate) blocked_ns: std::cell::Cell<u64>,
+    /// Cluster mode: ASKING was sent; it holds for the next command, or until the transaction
+    /// it is sent in ends.
+    pub(crate) asking: bool,
+    /// Cluster mode: the request being checked touches a slot being migrated or imported, and
+    /// its keys must be looked up before it may run here.
+    pub(crate) open_slot: Option<u16>,
+    /// Cluster mode: READONLY was sent (reads of its primary's slots on a replica).
+    pub(crate) cluster_readonly: bool,
     /// The session replaying the AOF at startup: it runs while others get LOADING, and its
     /// blocking commands never block (Redis's `CLIENT_DENY_BLOCKING`).
     pub(crate) replaying: bool,
@@ -145,6 +153,9 @@ impl Session {
             handover: None,
             caching: false,
             tracking_prefixes: BTreeSet::new(),
+            asking: false,
+            cluster_readonly: false,
+            open_slot: None,
         }
     }
 

@@ -800,6 +800,13 @@ impl Db {
         !self.changes.is_empty()
     }
 
+    /// Whether `key` is there and live at `now`, neither reclaimed, touched nor counted (the
+    /// cluster's look at an open slot).
+    #[must_use]
+    pub(crate) fn holds(&self, key: &[u8], now: u64) -> bool {
+        self.entries.get(key).is_some_and(|e| e.expires_at().is_none_or(|at| !self.is_due(at, now)))
+    }
+
     /// Whether `key` is there but expired at `now`, not yet reclaimed.
     #[must_use]
     pub(crate) fn expired_in_place(&self, key: &[u8], now: u64) -> bool {

@@ -94,6 +94,8 @@ pub struct Opts {
     pub auth_clients: &'static str,
     pub extra: Vec<String>,
     pub config_file: Option<PathBuf>,
+    /// The plain and TLS ports, when the test must know them before the server starts.
+    pub ports: Option<(u16, u16)>,
 }
 
 impl Default for Opts {
@@ -105,6 +107,7 @@ impl Default for Opts {
             auth_clients: "optional",
             extra: vec![],
             config_file: None,
+            ports: None,
         }
     }
 }
@@ -156,8 +159,9 @@ impl Server {
 
     fn try_start(opts: Opts) -> Result<Server, String> {
         let c = certs();
-        let (port, tls_port) =
-            (if opts.plain { free_port() } else { 0 }, if opts.tls { free_port() } else { 0 });
+        let (port, tls_port) = opts.ports.unwrap_or_else(|| {
+            (if opts.plain { free_port() } else { 0 }, if opts.tls { free_port() } else { 0 })
+        });
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrokey-server"));
         if let Some(f) = &opts.config_file {
             cmd.arg(f);

@@ -1,0 +1,229 @@
+//! Redis Cluster (`cluster-enabled yes`): this node's view of the cluster, shared by every
+//! core, and the rules that send a client to the node serving its keys.
+//!
+//! - [`state`]: the nodes, the slot table, the epochs (plain data);
+//! - [`node`]: one node and its CLUSTER NODES line;
+//! - [`nodes_conf`]: nodes.conf, read at startup and replaced after every change;
+//! - [`redirect`]: `-MOVED`, `-ASK`, `-CROSSSLOT`, `-TRYAGAIN`, `-CLUSTERDOWN` for a request.
+//!
+//! One [`Cluster`] lives in [`crate::engine::global::Global`]. Changes are rare (a CLUSTER
+//! command, a message of the bus): each edits a copy of the state under one lock, saves it,
+//! and publishes it whole; every core caches the published `Arc` and looks again only when
+//! the version moved, so routing a request reads no shared lock. Inside the node, slots keep
+//! their owning shard (`engine::slot`), cluster or not.
+
+pub(crate) mod node;
+pub(crate) mod nodes_conf;
+pub(crate) mod redirect;
+pub(crate) mod state;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::engine::cluster::node::{flag, Node, NodeId};
+use crate::engine::cluster::nodes_conf::{ConfError, NodesFile};
+use crate::engine::cluster::state::State;
+
+/// How long a primary that was failing waits before it serves again (Redis's
+/// `CLUSTER_WRITABLE_DELAY`), from the first check of the state.
+const WRITABLE_DELAY: Duration = Duration::from_millis(2000);
+
+/// Whether this process runs in cluster mode (`cluster-enabled` is fixed at startup): for
+/// the commands that refuse to run then and see no session (MOVE, COPY ... DB).
+static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process runs in cluster mode.
+#[must_use]
+pub(crate) fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// The cluster as this node sees it, shared by the cores.
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    /// The published state.
+    current: RwLock<Arc<State>>,
+    /// Moves with every publication.
+    version: AtomicU64,
+    /// The locked nodes.conf and the timing of the health checks; held by each edit, so edits
+    /// apply one at a time.
+    edits: Mutex<Edits>,
+}
+
+#[derive(Debug)]
+struct Edits {
+    file: NodesFile,
+    /// When the health was first checked.
+    first_check: Option<Instant>,
+    /// When the reachable primaries were last a minority.
+    among_minority: Option<Instant>,
+}
+
+impl Cluster {
+    /// Locks and loads nodes.conf (`cluster-config-file` under `dir`), or makes this node a
+    /// new one, takes the addresses of the configuration, and saves.
+    ///
+    /// # Errors
+    /// The file is held by another server, damaged, or cannot be written.
+    pub(crate) fn start(config: &Config) -> Result<Cluster, ConfError> {
+        let path = Path::new(&config.dir).join(&config.cluster_config_file);
+        let (mut file, text) = NodesFile::open(&path)?;
+        let mut state = match text {
+            Some(text) => {
+                let state = nodes_conf::parse(&text, &path, config.tls_cluster)?;
+                tracing::info!("Node configuration loaded, I'm {}", state.me().id);
+                state
+            }
+            None => {
+                let me = Node::new(NodeId::random(), flag::MYSELF | flag::MASTER);
+                tracing::info!("No cluster configuration found, I'm {}", me.id);
+                State::alone(me)
+            }
+        };
+        announce(&mut state, config);
+        file.save(&state, config.tls_cluster)?;
+        ENABLED.store(true, Ordering::Relaxed);
+        Ok(Cluster {
+            current: RwLock::new(Arc::new(state)),
+            version: AtomicU64::new(1),
+            edits: Mutex::new(Edits { file, first_check: None, among_minority: None }),
+        })
+    }
+
+    /// The published state.
+    #[must_use]
+    pub(crate) fn view(&self) -> Arc<State> {
+        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Moves with every change of the published state.
+    #[must_use]
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Applies `change` to a copy of the state; when it succeeds, checks the cluster's health,
+    /// saves nodes.conf (when `save`) and publishes the copy. A failed save is logged and the
+    /// change stays (Redis exits instead; ferrokey keeps serving with the old file).
+    ///
+    /// # Errors
+    /// `change`'s, and then nothing changed.
+    pub(crate) fn edit<T, E>(
+        &self,
+        config: &Config,
+        save: bool,
+        change: impl FnOnce(&mut State) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut edits = self.edits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = State::clone(&self.view());
+        let done = change(&mut state)?;
+        edits.check_health(&mut state, config);
+        if save {
+            if let Err(e) = edits.file.save(&state, config.tls_cluster) {
+                tracing::warn!("{e}");
+            }
+        }
+        self.publish(state);
+        Ok(done)
+    }
+
+    /// Saves nodes.conf now (CLUSTER SAVECONFIG).
+    ///
+    /// # Errors
+    /// Why the file could not be written.
+    pub(crate) fn save(&self, config: &Config) -> Result<(), ConfError> {
+        let mut edits = self.edits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        edits.file.save(&self.view(), config.tls_cluster)
+    }
+
+    /// The periodic check of the cluster's health (Redis's `clusterCron` calling
+    /// `clusterUpdateState`), every 100 ms on core 0; also takes changed announce settings.
+    pub(crate) fn tick(&self, config: &Config) {
+        let mut edits = self.edits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = State::clone(&self.view());
+        announce(&mut state, config);
+        edits.check_health(&mut state, config);
+        if state != *self.view() {
+            self.publish(state);
+        }
+    }
+
+    fn publish(&self, state: State) {
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(state);
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+impl Edits {
+    /// Redis's `clusterUpdateState`: a primary that was failing waits `WRITABLE_DELAY` from the
+    /// first check, and one that was among a minority waits the rejoin delay
+    /// (`cluster-node-timeout`, within 0.5 to 5 s), before it serves again.
+    fn check_health(&mut self, state: &mut State, config: &Config) {
+        let now = Instant::now();
+        let first = *self.first_check.get_or_insert(now);
+        let master = state.me().is(flag::MASTER);
+        if master && !state.ok && now.duration_since(first) < WRITABLE_DELAY {
+            return;
+        }
+        let health = state.health(config.cluster_require_full_coverage);
+        state.size = health.size;
+        let majority = health.reachable > health.size / 2;
+        if !majority {
+            self.among_minority = Some(now);
+        }
+        let ok = health.covered && majority;
+        if ok != state.ok {
+            let rejoin = Duration::from_millis(config.cluster_node_timeout.clamp(500, 5000));
+            if ok && master && self.among_minority.is_some_and(|t| now.duration_since(t) < rejoin) {
+                return;
+            }
+            tracing::info!("Cluster state changed: {}", if ok { "ok" } else { "fail" });
+            state.ok = ok;
+        }
+    }
+}
+
+/// This node's addresses from the configuration (Redis's `deriveAnnouncedPorts` and the
+/// announce settings): its client ports, bus port, hostname, and `nofailover`.
+fn announce(state: &mut State, config: &Config) {
+    let me = state.me_mut();
+    me.tcp_port = if config.cluster_announce_port != 0 { config.cluster_announce_port } else { config.port };
+    me.tls_port = if config.cluster_announce_tls_port != 0 {
+        config.cluster_announce_tls_port
+    } else {
+        config.tls_port
+    };
+    me.cport = bus_port(config);
+    if config.cluster_announce_bus_port != 0 {
+        me.cport = config.cluster_announce_bus_port;
+    }
+    if !config.cluster_announce_ip.is_empty() {
+        me.ip.clone_from(&config.cluster_announce_ip);
+    }
+    me.hostname.clone_from(&config.cluster_announce_hostname);
+    if config.cluster_replica_no_failover {
+        me.flags |= flag::NOFAILOVER;
+    } else {
+        me.flags &= !flag::NOFAILOVER;
+    }
+}
+
+/// The port the bus listens on: `cluster-port`, else the client port (the TLS one with
+/// `tls-cluster`) plus 10000.
+#[must_use]
+pub(crate) fn bus_port(config: &Config) -> u16 {
+    if config.cluster_port != 0 {
+        return config.cluster_port;
+    }
+    let port = if config.tls_cluster { config.tls_port } else { config.port };
+    port.wrapping_add(10000)
+}
+
+/// Unix time in milliseconds.
+#[must_use]
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,424 @@
+//! Cluster mode (`cluster-enabled yes`): one node answering the CLUSTER commands and routing
+//! errors as Debian's redis-server does in the same run; nodes.conf kept across restarts,
+//! locked, and readable by redis-server both ways; and two ferrokey nodes that know each other
+//! from nodes.conf sending clients (redis-cli -c, redis-py's RedisCluster, plain and TLS) to
+//! the node serving each key, at the port of the client's own kind.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{certs, free_port, start_refused, Mode, Opts, RedisServer, Server};
+
+/// Options for a ferrokey cluster node (a bus port of its own, a short node timeout).
+fn cluster_opts() -> Opts {
+    Opts::default()
+        .arg("cluster-enabled", "yes")
+        .arg("cluster-port", &free_port().to_string())
+        .arg("cluster-node-timeout", "500")
+}
+
+/// redis-server as a cluster node, and its bus port.
+fn redis_cluster_node() -> (RedisServer, u16) {
+    let bus = free_port();
+    let redis = RedisServer::with(&[
+        "--cluster-enabled",
+        "yes",
+        "--cluster-port",
+        &bus.to_string(),
+        "--cluster-node-timeout",
+        "500",
+    ]);
+    (redis, bus)
+}
+
+/// Sends `args` on `raw` and gives the reply as text.
+fn ask(raw: &mut common::Raw, args: &[&str]) -> String {
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    String::from_utf8_lossy(&raw.request(&args)).into_owned()
+}
+
+/// Polls CLUSTER INFO (bounded) until the cluster state is `want`.
+fn wait_state(raw: &mut common::Raw, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if ask(raw, &["CLUSTER", "INFO"]).contains(&format!("cluster_state:{want}\r\n")) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("cluster_state never became {want}: {}", ask(raw, &["CLUSTER", "INFO"]));
+}
+
+/// `text` with node ids replaced by `<id>` and each of `ports` by `<pN>`.
+fn normalized(text: &str, ports: &[u16]) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    // Node ids: runs of exactly 40 lowercase hex characters.
+    while let Some(at) = rest.find(|c: char| c.is_ascii_hexdigit()) {
+        out.push_str(&rest[..at]);
+        let run = rest[at..]
+            .find(|c: char| !(c.is_ascii_digit() || ('a'..='f').contains(&c)))
+            .unwrap_or(rest.len() - at);
+        if run == 40 {
+            out.push_str("<id>");
+        } else {
+            out.push_str(&rest[at..at + run.max(1)]);
+        }
+        rest = &rest[at + run.max(1)..];
+    }
+    out.push_str(rest);
+    for (i, p) in ports.iter().enumerate() {
+        out = out.replace(&p.to_string(), &format!("<p{i}>"));
+    }
+    out
+}
+
+#[test]
+fn one_node_answers_the_cluster_commands_as_redis_does() {
+    let server = Server::with(cluster_opts());
+    let (redis, redis_bus) = redis_cluster_node();
+    let mut ours = server.raw(Mode::Plain);
+    let mut theirs = redis.raw();
+    // The replies that hold no node id nor port, compared byte for byte.
+    let same = |ours: &mut common::Raw, theirs: &mut common::Raw, args: &[&str]| {
+        let (a, b) = (ask(ours, args), ask(theirs, args));
+        assert_eq!(a, b, "{args:?}");
+        a
+    };
+    let before_slots: &[&[&str]] = &[
+        &["GET", "foo"],
+        &["CLUSTER", "ADDSLOTS", "1", "1"],
+        &["CLUSTER", "ADDSLOTS", "16384"],
+        &["CLUSTER", "ADDSLOTS", "x"],
+        &["CLUSTER", "ADDSLOTSRANGE", "5", "1"],
+        &["CLUSTER", "ADDSLOTSRANGE", "1", "2", "3"],
+        &["CLUSTER", "DELSLOTS", "7"],
+        &["CLUSTER", "DELSLOTSRANGE", "7", "9"],
+        &["CLUSTER", "SLOTS"],
+        &["CLUSTER", "SET-CONFIG-EPOCH", "-1"],
+        &["CLUSTER", "SET-CONFIG-EPOCH", "5"],
+        &["CLUSTER", "SET-CONFIG-EPOCH", "6"],
+        &["CLUSTER", "BUMPEPOCH"],
+        &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"],
+        &["CLUSTER", "ADDSLOTS", "5"],
+        &["CLUSTER", "COUNT-FAILURE-REPORTS", "0000000000000000000000000000000000000000"],
+        &["CLUSTER", "REPLICAS", "0000000000000000000000000000000000000000"],
+        &["CLUSTER", "FORGET", "0000000000000000000000000000000000000000"],
+        &["CLUSTER", "BOGUS"],
+        &["CLUSTER", "RESET", "MAYBE"],
+        &["READONLY"],
+        &["READWRITE"],
+        &["ASKING"],
+        &["REPLICAOF", "127.0.0.1", "1"],
+        &["FAILOVER"],
+    ];
+    for args in before_slots {
+        same(&mut ours, &mut theirs, args);
+    }
+    let nodes = ask(&mut ours, &["CLUSTER", "NODES"]);
+    assert!(nodes.ends_with(" myself,master - 0 0 5 connected 0-16383\n\r\n"), "{nodes}");
+    assert_eq!(
+        normalized(&nodes, &[server.port, server_bus(&server)]),
+        normalized(&ask(&mut theirs, &["CLUSTER", "NODES"]), &[redis.port, redis_bus]),
+        "CLUSTER NODES as Redis's"
+    );
+    // CLUSTER SLOTS and SHARDS, ids and ports aside (and the TLS port Redis 7.0 does not show).
+    let slots = ask(&mut ours, &["CLUSTER", "SLOTS"]);
+    assert_eq!(
+        normalized(&slots, &[server.port]),
+        normalized(&ask(&mut theirs, &["CLUSTER", "SLOTS"]), &[redis.port])
+    );
+    let shards = ask(&mut ours, &["CLUSTER", "SHARDS"])
+        .replace(&format!("$8\r\ntls-port\r\n:{}\r\n", server.tls_port), "");
+    let shards = shards.replacen("*16\r\n", "*14\r\n", 1);
+    assert_eq!(
+        normalized(&shards, &[server.port]),
+        normalized(&ask(&mut theirs, &["CLUSTER", "SHARDS"]), &[redis.port])
+    );
+    assert_eq!(ask(&mut ours, &["CLUSTER", "MYID"]).len(), "$40\r\n".len() + 40 + 2);
+
+    wait_state(&mut ours, "ok");
+    wait_state(&mut theirs, "ok");
+    let served: &[&[&str]] = &[
+        &["CLUSTER", "INFO"],
+        &["SET", "foo", "1"],
+        &["SET", "bar", "2"],
+        &["MSET", "foo", "1", "bar", "2"],
+        &["MSET", "{a}x", "1", "{a}y", "2"],
+        &["MGET", "{a}x", "{a}y", "{a}z"],
+        &["DEL", "{a}x", "foo"],
+        &["SELECT", "1"],
+        &["SELECT", "0"],
+        &["MOVE", "foo", "1"],
+        &["SWAPDB", "0", "1"],
+        &["COPY", "{a}y", "{a}z", "DB", "1"],
+        &["COPY", "{a}y", "{a}z"],
+        &["SORT", "{a}y", "BY", "w_*"],
+        &["SORT", "{a}y", "GET", "#"],
+        &["CLUSTER", "KEYSLOT", "foo"],
+        &["CLUSTER", "KEYSLOT", "{user1000}.following"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "12182"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "16384"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "x"],
+        &["CLUSTER", "GETKEYSINSLOT", "12182", "10"],
+        &["CLUSTER", "GETKEYSINSLOT", "1", "-1"],
+        &["CLUSTER", "FLUSHSLOTS"],
+        &["CLUSTER", "RESET"],
+        &["CLUSTER", "BUMPEPOCH"],
+        &["MULTI"],
+        &["SET", "foo", "1"],
+        &["MSET", "foo", "1", "bar", "2"],
+        &["EXEC"],
+        // Queued one by one, then refused together: EXEC answers CROSSSLOT and drops the
+        // transaction.
+        &["MULTI"],
+        &["SET", "foo", "1"],
+        &["SET", "bar", "1"],
+        &["EXEC"],
+        &["DISCARD"],
+        &["MULTI"],
+        &["SET", "{a}1", "1"],
+        &["INCR", "{a}1"],
+        &["EXEC"],
+        &["WATCH", "foo", "bar"],
+        &["EVAL", "return redis.call('get', KEYS[1])", "1", "foo"],
+        &["EVAL", "return 1", "2", "foo", "bar"],
+    ];
+    for args in served {
+        same(&mut ours, &mut theirs, args);
+    }
+    // Keys in many slots, so on both of ferrokey's shards: each slot counted where it lives.
+    for i in 0..50 {
+        same(&mut ours, &mut theirs, &["SET", &format!("k{i}"), "v"]);
+    }
+    for i in 0..50 {
+        let slot = ask(&mut ours, &["CLUSTER", "KEYSLOT", &format!("k{i}")]);
+        let slot = slot.trim_start_matches(':').trim();
+        same(&mut ours, &mut theirs, &["CLUSTER", "COUNTKEYSINSLOT", slot]);
+        same(&mut ours, &mut theirs, &["CLUSTER", "GETKEYSINSLOT", slot, "5"]);
+    }
+    let info: String = server.cli(Mode::Plain, &["INFO", "cluster"]);
+    assert!(info.contains("cluster_enabled:1"), "{info}");
+    assert!(server.cli(Mode::Plain, &["INFO", "server"]).contains("redis_mode:cluster"));
+    same(&mut ours, &mut theirs, &["FLUSHALL"]);
+    same(&mut ours, &mut theirs, &["CLUSTER", "FLUSHSLOTS"]);
+    same(&mut ours, &mut theirs, &["CLUSTER", "INFO"]);
+}
+
+/// The bus port a ferrokey test node announces (its `cluster-port`).
+fn server_bus(server: &Server) -> u16 {
+    let at = server.opts.extra.iter().position(|a| a == "--cluster-port").unwrap();
+    server.opts.extra[at + 1].parse().unwrap()
+}
+
+#[test]
+fn over_tls_a_client_is_shown_the_tls_ports() {
+    let server = Server::with(cluster_opts());
+    let mut plain = server.raw(Mode::Plain);
+    let mut tls = server.raw(Mode::Tls);
+    assert!(ask(&mut plain, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]).starts_with("+OK"));
+    let port_in = |reply: &str, port: u16| reply.contains(&format!(":{port}\r\n"));
+    let slots = ask(&mut tls, &["CLUSTER", "SLOTS"]);
+    assert!(port_in(&slots, server.tls_port) && !port_in(&slots, server.port), "{slots}");
+    let slots = ask(&mut plain, &["CLUSTER", "SLOTS"]);
+    assert!(port_in(&slots, server.port) && !port_in(&slots, server.tls_port), "{slots}");
+    assert!(ask(&mut tls, &["CLUSTER", "NODES"]).contains(&format!(":{}@", server.tls_port)));
+    assert!(ask(&mut plain, &["CLUSTER", "NODES"]).contains(&format!(":{}@", server.port)));
+    let shards = ask(&mut tls, &["CLUSTER", "SHARDS"]);
+    assert!(shards.contains(&format!("$8\r\ntls-port\r\n:{}\r\n", server.tls_port)), "{shards}");
+    wait_state(&mut tls, "ok");
+    assert_eq!(ask(&mut tls, &["SET", "foo", "1"]), "+OK\r\n");
+}
+
+#[test]
+fn nodes_conf_is_kept_locked_and_shared_with_redis() {
+    let dir = std::env::temp_dir().join(format!("ferrokey-cluster-conf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_arg = dir.display().to_string();
+    let opts = cluster_opts().arg("dir", &dir_arg);
+    let server = Server::with(opts.clone());
+    let id = ask(&mut server.raw(Mode::Plain), &["CLUSTER", "MYID"]);
+    assert!(ask(&mut server.raw(Mode::Plain), &["CLUSTER", "ADDSLOTSRANGE", "0", "100", "200", "300"])
+        .starts_with("+OK"));
+    let file = std::fs::read_to_string(dir.join("nodes.conf")).unwrap();
+    assert!(file.contains(" myself,master - 0 0 0 connected 0-100 200-300\n"), "{file}");
+    assert!(file.ends_with("vars currentEpoch 0 lastVoteEpoch 0\n"), "{file}");
+    // A second server on the same file is refused, and says why.
+    let (code, log) = start_refused(&[
+        "--cluster-enabled",
+        "yes",
+        "--cluster-port",
+        &free_port().to_string(),
+        "--dir",
+        &dir_arg,
+    ]);
+    assert_ne!(code, Some(0));
+    assert!(log.contains("is already used by a different Redis Cluster node"), "{log}");
+    // A restart is the same node with the same slots.
+    assert_eq!(server.terminate(), Some(0));
+    let server = Server::with(opts.clone());
+    let mut raw = server.raw(Mode::Plain);
+    assert_eq!(ask(&mut raw, &["CLUSTER", "MYID"]), id);
+    assert!(ask(&mut raw, &["CLUSTER", "NODES"]).contains(" connected 0-100 200-300\n"));
+    assert_eq!(server.terminate(), Some(0));
+
+    // redis-server reads ferrokey's file as its own, and ferrokey reads what redis-server wrote.
+    let redis = RedisServer::with(&[
+        "--cluster-enabled",
+        "yes",
+        "--cluster-port",
+        &free_port().to_string(),
+        "--cluster-config-file",
+        &dir.join("nodes.conf").display().to_string(),
+    ]);
+    let mut theirs = redis.raw();
+    assert_eq!(ask(&mut theirs, &["CLUSTER", "MYID"]), id);
+    assert!(ask(&mut theirs, &["CLUSTER", "NODES"]).contains(" connected 0-100 200-300\n"));
+    assert!(ask(&mut theirs, &["CLUSTER", "ADDSLOTS", "500"]).starts_with("+OK"));
+    assert!(ask(&mut theirs, &["CLUSTER", "SET-CONFIG-EPOCH", "3"]).starts_with("+OK"));
+    drop(theirs);
+    drop(redis);
+    let server = Server::with(opts.clone());
+    let mut raw = server.raw(Mode::Plain);
+    assert_eq!(ask(&mut raw, &["CLUSTER", "MYID"]), id);
+    let nodes = ask(&mut raw, &["CLUSTER", "NODES"]);
+    assert!(nodes.contains(" myself,master - 0 0 3 connected 0-100 200-300 500\n"), "{nodes}");
+    assert_eq!(server.terminate(), Some(0));
+
+    // A damaged file is refused with its line, and left as it was.
+    let damaged = format!("{} 127.0.0.1:1@2 myself,master - 0 0 0 connected 0-99999\n", &id[5..45]);
+    std::fs::write(dir.join("nodes.conf"), &damaged).unwrap();
+    let (code, log) = start_refused(&[
+        "--cluster-enabled",
+        "yes",
+        "--cluster-port",
+        &free_port().to_string(),
+        "--dir",
+        &dir_arg,
+    ]);
+    assert_ne!(code, Some(0));
+    assert!(log.contains("corrupted cluster config file"), "{log}");
+    assert_eq!(std::fs::read_to_string(dir.join("nodes.conf")).unwrap(), damaged);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A ferrokey node that knows `me` and `other` from a nodes.conf written for it: `me` serves
+/// slots 0-8191, `other` the rest.
+struct Node {
+    server: Server,
+    id: String,
+}
+
+fn two_nodes() -> (Node, Node) {
+    let ids = ["a".repeat(40), "b".repeat(40)];
+    let ports: Vec<(u16, u16, u16)> = (0..2).map(|_| (free_port(), free_port(), free_port())).collect();
+    let line = |i: usize, me: bool| {
+        let (port, tls, bus) = ports[i];
+        let slots = if i == 0 { "0-8191" } else { "8192-16383" };
+        let flags = if me { "myself,master" } else { "master" };
+        format!(
+            "{} 127.0.0.1:{port}@{bus},,tls-port={tls} {flags} - 0 0 {} connected {slots}\n",
+            ids[i],
+            i + 1
+        )
+    };
+    let nodes: Vec<Node> = (0..2)
+        .map(|i| {
+            let dir = std::env::temp_dir().join(format!("ferrokey-cluster-two-{}-{i}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let conf =
+                format!("{}{}vars currentEpoch 2 lastVoteEpoch 0\n", line(i, true), line(1 - i, false));
+            std::fs::write(dir.join("nodes.conf"), conf).unwrap();
+            let (port, tls, bus) = ports[i];
+            let opts = Opts { ports: Some((port, tls)), ..Opts::default() }
+                .arg("cluster-enabled", "yes")
+                .arg("cluster-port", &bus.to_string())
+                .arg("dir", &dir.display().to_string());
+            Node { server: Server::with(opts), id: ids[i].clone() }
+        })
+        .collect();
+    let mut nodes = nodes.into_iter();
+    (nodes.next().unwrap(), nodes.next().unwrap())
+}
+
+#[test]
+fn clients_are_sent_to_the_node_serving_their_keys() {
+    let (a, b) = two_nodes();
+    let mut plain = a.server.raw(Mode::Plain);
+    let mut tls = a.server.raw(Mode::Tls);
+    wait_state(&mut plain, "ok");
+    wait_state(&mut b.server.raw(Mode::Plain), "ok");
+    // "foo" is slot 12182 (b's), "bar" 5061 (a's).
+    assert_eq!(ask(&mut plain, &["GET", "foo"]), format!("-MOVED 12182 127.0.0.1:{}\r\n", b.server.port));
+    assert_eq!(ask(&mut tls, &["GET", "foo"]), format!("-MOVED 12182 127.0.0.1:{}\r\n", b.server.tls_port));
+    assert_eq!(ask(&mut plain, &["SET", "bar", "1"]), "+OK\r\n");
+    assert_eq!(
+        ask(&mut b.server.raw(Mode::Plain), &["GET", "bar"]),
+        format!("-MOVED 5061 127.0.0.1:{}\r\n", a.server.port)
+    );
+    // A transaction queuing another node's key fails; EXEC of keys in two slots answers
+    // CROSSSLOT and drops the transaction.
+    assert_eq!(ask(&mut plain, &["MULTI"]), "+OK\r\n");
+    assert!(ask(&mut plain, &["SET", "foo", "1"]).starts_with("-MOVED"));
+    assert!(ask(&mut plain, &["EXEC"]).starts_with("-EXECABORT"));
+    let slots = ask(&mut tls, &["CLUSTER", "SLOTS"]);
+    assert!(slots.contains(&format!(":{}\r\n$40\r\n{}", b.server.tls_port, b.id)), "{slots}");
+    let nodes = ask(&mut plain, &["CLUSTER", "NODES"]);
+    assert!(nodes.contains(&format!("{} 127.0.0.1:{}@", b.id, b.server.port)), "{nodes}");
+    assert!(ask(&mut plain, &["CLUSTER", "INFO"]).contains("cluster_known_nodes:2\r\ncluster_size:2\r\n"));
+
+    // redis-cli -c follows the redirections, plain and TLS.
+    for mode in [Mode::Plain, Mode::Tls] {
+        let cli = |args: &[&str]| a.server.cli(mode, &[&["-c"], args].concat());
+        for i in 0..20 {
+            assert_eq!(cli(&["SET", &format!("cli{i}"), &i.to_string()]).trim(), "OK");
+        }
+        for i in 0..20 {
+            assert_eq!(cli(&["GET", &format!("cli{i}")]).trim(), i.to_string());
+        }
+    }
+    // Each key is on the node serving its slot.
+    let count = |n: &Node| ask(&mut n.server.raw(Mode::Plain), &["DBSIZE"]);
+    let (on_a, on_b) = (count(&a), count(&b));
+    let n = |r: &str| r.trim_start_matches(':').trim().parse::<i64>().unwrap();
+    assert_eq!(n(&on_a) + n(&on_b), 21, "{on_a} {on_b}");
+    assert!(n(&on_a) > 1 && n(&on_b) > 0);
+
+    // redis-py's RedisCluster over TLS: it reads CLUSTER SLOTS and talks to each node.
+    let c = certs();
+    let script = format!(
+        r#"
+import sys
+from redis.cluster import RedisCluster
+rc = RedisCluster(host="127.0.0.1", port={port}, ssl=True, ssl_ca_certs="{ca}",
+                  ssl_certfile="{crt}", ssl_keyfile="{key}", socket_timeout=10)
+for i in range(200):
+    rc.set(f"py{{i}}", i)
+assert all(int(rc.get(f"py{{i}}")) == i for i in range(200))
+nodes = {{(n.host, n.port) for n in rc.get_nodes()}}
+assert nodes == {{("127.0.0.1", {pa}), ("127.0.0.1", {pb})}}, nodes
+print("ok", rc.keyslot("foo"))
+"#,
+        port = a.server.tls_port,
+        pa = a.server.tls_port,
+        pb = b.server.tls_port,
+        ca = c.path("ca.crt"),
+        crt = c.path("client.crt"),
+        key = c.path("client.key"),
+    );
+    let out = Command::new("/usr/bin/python3").arg("-c").arg(&script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "redis-py failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 12182");
+    let (on_a, on_b) = (count(&a), count(&b));
+    assert_eq!(n(&on_a) + n(&on_b), 221);
+    for node in [&a, &b] {
+        let _ = std::fs::remove_dir_all(&node.server.data_dir);
+    }
+}
