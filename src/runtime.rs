@@ -319,6 +319,18 @@ async fn core_main(
             return;
         }
     };
+    // The cluster bus, on executor 0 only.
+    let bus = if index == 0 && global.cluster.is_some() {
+        match bind_bus(&config) {
+            Ok(l) => l,
+            Err(reason) => {
+                let _ = ready.send(Err(reason));
+                return;
+            }
+        }
+    } else {
+        Vec::new()
+    };
     // The metrics endpoint, on executor 0 only: scrapes are rare.
     let metrics = if index == 0 {
         match bind_metrics(&config, &tls) {
@@ -381,6 +393,9 @@ async fn core_main(
     }
     if let Some(batches) = load.replay {
         glommio::spawn_local(crate::engine::aof::replay(core.clone(), batches)).detach();
+    }
+    if !bus.is_empty() {
+        crate::engine::cluster::bus::start(core.clone(), bus);
     }
     let mut accepts: Vec<Accepting> = listeners.into_iter().map(|l| Accepting::start(l, &core)).collect();
     let cron = glommio::spawn_local(cron(core.clone())).detach();
@@ -458,6 +473,31 @@ fn wanted(config: &Config) -> Result<Vec<(SocketAddr, bool, bool)>, String> {
 
 /// Binds the metrics endpoint (`metrics-port`) on every `bind` address, TLS with
 /// `metrics-tls`; none when the port is 0.
+/// Binds the cluster bus port (`cluster-port`, else the client port plus 10000) on every
+/// `bind` address.
+fn bind_bus(config: &Config) -> Result<Vec<Listener>, String> {
+    let port = crate::engine::cluster::bus_port(config);
+    let mut ips = Vec::new();
+    for (addr, _, optional) in wanted(config)? {
+        if !ips.iter().any(|(ip, _)| *ip == addr.ip()) {
+            ips.push((addr.ip(), optional));
+        }
+    }
+    let mut listeners = Vec::new();
+    for (ip, optional) in ips {
+        let addr = SocketAddr::new(ip, port);
+        match Listener::bind(addr, None, config.tcp_keepalive) {
+            Ok(l) => listeners.push(l),
+            Err(e) if optional => tracing::info!("skipping optional cluster bus bind {addr}: {e}"),
+            Err(e) => return Err(format!("Failed listening on port {port} (cluster), aborting. ({e})")),
+        }
+    }
+    if listeners.is_empty() {
+        return Err(format!("Failed listening on port {port} (cluster), aborting."));
+    }
+    Ok(listeners)
+}
+
 fn bind_metrics(config: &Config, tls: &Arc<TlsSlot>) -> Result<Vec<Listener>, String> {
     if config.metrics_port == 0 {
         return Ok(Vec::new());

@@ -422,3 +422,198 @@ print("ok", rc.keyslot("foo"))
         let _ = std::fs::remove_dir_all(&node.server.data_dir);
     }
 }
+
+/// Runs `redis-cli --cluster` with `args` (bounded by `timeout`), expecting success: its output.
+fn cluster_tool(args: &[String]) -> String {
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg("redis-cli")
+        .arg("--cluster")
+        .args(args)
+        .output()
+        .expect("redis-cli must be installed");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "redis-cli --cluster {args:?} failed:\n{text}");
+    text
+}
+
+/// Polls CLUSTER NODES on `port` (bounded) until `test` holds for it.
+fn wait_nodes(port: u16, what: &str, test: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let mut raw = common::raw_connect(
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            Mode::Plain,
+            None,
+            "ca.crt",
+        );
+        last = ask(&mut raw, &["CLUSTER", "NODES"]);
+        if test(&last) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("node {port} never saw {what}:\n{last}");
+}
+
+/// A ferrokey cluster node on a bus port of its own (`port + 10000` may be out of range).
+fn ferrokey_node() -> Server {
+    Server::with(cluster_opts().arg("cluster-node-timeout", "1000"))
+}
+
+/// redis-server as a cluster node with a 1 s node timeout.
+fn redis_node() -> RedisServer {
+    RedisServer::with(&[
+        "--cluster-enabled",
+        "yes",
+        "--cluster-port",
+        &free_port().to_string(),
+        "--cluster-node-timeout",
+        "1000",
+    ])
+}
+
+#[test]
+fn redis_cli_builds_a_cluster_of_ferrokey_nodes_over_the_bus() {
+    let nodes: Vec<Server> = (0..3).map(|_| ferrokey_node()).collect();
+    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+    let out = cluster_tool(&[&["create".to_owned()], &addrs[..], &["--cluster-yes".to_owned()]].concat());
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    for n in &nodes {
+        wait_state(&mut n.raw(Mode::Plain), "ok");
+    }
+    let check = cluster_tool(&["check".to_owned(), addrs[2].clone()]);
+    assert!(check.contains("[OK] All nodes agree about slots configuration."), "{check}");
+    // Every node knows every other, connected, with its slots; the epochs differ.
+    let nodes_view = ask(&mut nodes[1].raw(Mode::Plain), &["CLUSTER", "NODES"]);
+    assert_eq!(nodes_view.matches(" connected ").count(), 3, "{nodes_view}");
+    let info = ask(&mut nodes[0].raw(Mode::Plain), &["CLUSTER", "INFO"]);
+    assert!(
+        info.contains("cluster_known_nodes:3\r\ncluster_size:3\r\ncluster_current_epoch:3\r\n"),
+        "{info}"
+    );
+    assert!(info.contains("cluster_stats_messages_pong_received:"), "{info}");
+    // redis-cli -c writes through any node; each key lands where its slot is served.
+    for i in 0..30 {
+        assert_eq!(nodes[i % 3].cli(Mode::Plain, &["-c", "SET", &format!("k{i}"), "v"]).trim(), "OK");
+    }
+    let total: i64 = nodes
+        .iter()
+        .map(|n| {
+            ask(&mut n.raw(Mode::Plain), &["DBSIZE"]).trim_start_matches(':').trim().parse::<i64>().unwrap()
+        })
+        .sum();
+    assert_eq!(total, 30);
+
+    // A node that dies is marked failing by the others (PFAIL, then FAIL by majority), and the
+    // cluster stops serving its slots.
+    let mut nodes = nodes;
+    let dead = nodes.pop().unwrap();
+    let id = ask(&mut dead.raw(Mode::Plain), &["CLUSTER", "MYID"]);
+    let id = id.lines().nth(1).unwrap().to_owned();
+    drop(dead);
+    for n in &nodes {
+        wait_nodes(n.port, "the dead node failing", |v| {
+            v.lines().any(|l| l.starts_with(&id) && l.contains(",fail "))
+        });
+        wait_state(&mut n.raw(Mode::Plain), "fail");
+        assert!(ask(&mut n.raw(Mode::Plain), &["GET", "k1"]).starts_with("-CLUSTERDOWN The cluster is down"));
+    }
+}
+
+#[test]
+fn ferrokey_and_redis_server_nodes_form_one_cluster() {
+    let ours: Vec<Server> = (0..2).map(|_| ferrokey_node()).collect();
+    let theirs: Vec<RedisServer> = (0..2).map(|_| redis_node()).collect();
+    let addrs: Vec<String> = vec![
+        format!("127.0.0.1:{}", ours[0].port),
+        format!("127.0.0.1:{}", theirs[0].port),
+        format!("127.0.0.1:{}", ours[1].port),
+        format!("127.0.0.1:{}", theirs[1].port),
+    ];
+    let out = cluster_tool(&[&["create".to_owned()], &addrs[..], &["--cluster-yes".to_owned()]].concat());
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    for n in &ours {
+        wait_state(&mut n.raw(Mode::Plain), "ok");
+    }
+    for n in &theirs {
+        wait_state(&mut n.raw(), "ok");
+    }
+    // Both kinds agree, checked from either side.
+    for at in [&addrs[0], &addrs[1]] {
+        let check = cluster_tool(&["check".to_owned(), at.clone()]);
+        assert!(check.contains("[OK] All nodes agree about slots configuration."), "{check}");
+    }
+    for i in 0..40 {
+        assert_eq!(ours[i % 2].cli(Mode::Plain, &["-c", "SET", &format!("m{i}"), "v"]).trim(), "OK");
+    }
+    let redis_cli_get = Command::new("redis-cli")
+        .args(["-c", "-p", &theirs[0].port.to_string(), "GET", "m7"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&redis_cli_get.stdout).trim(), "v");
+    // redis-server sees ferrokey's nodes, and ferrokey redis-server's, with their slots.
+    let seen = ask(&mut theirs[1].raw(), &["CLUSTER", "NODES"]);
+    let ours_id = ask(&mut ours[1].raw(Mode::Plain), &["CLUSTER", "MYID"]);
+    let ours_id = ours_id.lines().nth(1).unwrap();
+    assert!(
+        seen.lines().any(|l| l.starts_with(ours_id) && l.contains(" master - ") && l.contains(" connected ")),
+        "{seen}"
+    );
+
+    // A redis-server node dies: ferrokey marks it failing with the other redis-server.
+    let mut theirs = theirs;
+    let dead = theirs.pop().unwrap();
+    let dead_id = ask(&mut dead.raw(), &["CLUSTER", "MYID"]);
+    let dead_id = dead_id.lines().nth(1).unwrap().to_owned();
+    drop(dead);
+    for n in &ours {
+        wait_nodes(n.port, "the dead redis-server failing", |v| {
+            v.lines().any(|l| l.starts_with(&dead_id) && l.contains(",fail "))
+        });
+    }
+    wait_nodes(theirs[0].port, "the dead redis-server failing", |v| {
+        v.lines().any(|l| l.starts_with(&dead_id) && l.contains(",fail "))
+    });
+}
+
+#[test]
+fn garbage_on_the_bus_closes_its_link_and_changes_nothing() {
+    use std::io::{Read, Write};
+    let server = ferrokey_node();
+    let bus = std::net::SocketAddr::from(([127, 0, 0, 1], server_bus(&server)));
+    let before = ask(&mut server.raw(Mode::Plain), &["CLUSTER", "NODES"]);
+    // Not a frame: the link is closed.
+    for junk in [&b"GET foo\r\n"[..], b"RCmb\x00\x00\x00\x10", &[0xffu8; 4096]] {
+        let mut s = std::net::TcpStream::connect(bus).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = s.write_all(junk);
+        let mut buf = [0u8; 16];
+        assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)), "the link stays open after {junk:?}");
+    }
+    // A PING from a node nobody met: answered with a PONG, and not learnt.
+    let mut ping = vec![0u8; 2256];
+    ping[..4].copy_from_slice(b"RCmb");
+    ping[4..8].copy_from_slice(&2256u32.to_be_bytes());
+    ping[8..10].copy_from_slice(&1u16.to_be_bytes());
+    ping[40..80].copy_from_slice("c".repeat(40).as_bytes());
+    ping[2248..2250].copy_from_slice(&1234u16.to_be_bytes());
+    ping[2250..2252].copy_from_slice(&1u16.to_be_bytes());
+    let mut s = std::net::TcpStream::connect(bus).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&ping).unwrap();
+    let mut head = [0u8; 14];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head[..4], b"RCmb");
+    assert_eq!(u16::from_be_bytes([head[12], head[13]]), 1, "a PONG");
+    // The same PING with a count of gossip entries it does not carry is dropped.
+    ping[14..16].copy_from_slice(&3u16.to_be_bytes());
+    s.write_all(&ping).unwrap();
+    drop(s);
+    let after = ask(&mut server.raw(Mode::Plain), &["CLUSTER", "NODES"]);
+    assert_eq!(after.lines().count(), before.lines().count(), "{after}");
+    assert!(!after.contains(&"c".repeat(40)));
+    assert!(server.log().contains("Bad message length or signature"), "logged");
+    assert_eq!(ask(&mut server.raw(Mode::Plain), &["PING"]), "+PONG\r\n");
+}

@@ -10,6 +10,7 @@ use crate::config::EndpointType;
 use crate::engine::cluster::node::{flag as node_flag, Node, NodeId};
 use crate::engine::cluster::redirect::endpoint;
 use crate::engine::cluster::state::State;
+use crate::engine::cluster::wire::kind as wire_kind;
 use crate::engine::cluster::Cluster;
 use crate::engine::command::Command;
 use crate::engine::session::Session;
@@ -29,19 +30,24 @@ pub(crate) fn commands() -> Vec<Command> {
                 .docs("cluster", "5.0.0", "O(1)", "Show helpful text about the different subcommands"),
             Command::inline("info", 2, info)
                 .flags(flag::STALE)
+                .tips(&["nondeterministic_output"])
                 .docs("cluster", "3.0.0", "O(1)", "Provides info about Redis Cluster node state"),
             Command::inline("myid", 2, |s, _| Ok(Reply::bulk(view(s)?.me().id.as_str())))
                 .flags(flag::STALE)
                 .docs("cluster", "3.0.0", "O(1)", "Return the node id"),
             Command::inline("nodes", 2, |s, _| Ok(Reply::Verbatim(view(s)?.describe_all(s.client.tls.is_some()))))
                 .flags(flag::STALE)
+                .tips(&["nondeterministic_output"])
                 .docs("cluster", "3.0.0", "O(N) where N is the total number of Cluster nodes", "Get Cluster config for the node"),
             Command::inline("slots", 2, slots)
                 .flags(flag::STALE)
+                .tips(&["nondeterministic_output"])
                 .docs("cluster", "3.0.0", "O(N) where N is the total number of Cluster nodes", "Get array of Cluster slot to node mappings")
+                .history(&[("4.0.0", "Added node IDs."), ("7.0.0", "Added additional networking metadata field.")])
                 .deprecated("7.0.0", "`CLUSTER SHARDS`"),
             Command::inline("shards", 2, shards)
                 .flags(flag::STALE)
+                .tips(&["nondeterministic_output"])
                 .docs("cluster", "7.0.0", "O(N) where N is the total number of cluster nodes", "Get array of cluster slots to node mappings"),
             Command::inline("keyslot", 3, |s, a| {
                 view(s)?;
@@ -54,6 +60,7 @@ pub(crate) fn commands() -> Vec<Command> {
                 .docs("cluster", "3.0.0", "O(1)", "Return the number of local keys in the specified hash slot"),
             Command::session("getkeysinslot", 4, |s, a| Box::pin(get_keys_in_slot(s, a)))
                 .flags(flag::STALE)
+                .tips(&["nondeterministic_output"])
                 .docs("cluster", "3.0.0", "O(log(N)) where N is the number of requested keys", "Return local key names in the specified hash slot"),
             Command::inline("addslots", -3, |s, a| assign(s, slot_list(&a[2..])?, true))
                 .flags(admin)
@@ -81,23 +88,25 @@ pub(crate) fn commands() -> Vec<Command> {
                 .docs("cluster", "3.0.0", "O(1)", "Set the configuration epoch in a new node"),
             Command::inline("bumpepoch", 2, bump_epoch)
                 .flags(admin)
+                .tips(&["nondeterministic_output"])
                 .docs("cluster", "3.0.0", "O(1)", "Advance the cluster config epoch"),
             Command::inline("replicas", 3, replicas)
                 .flags(flag::ADMIN | flag::STALE)
+                .tips(&["nondeterministic_output"])
                 .docs("cluster", "5.0.0", "O(1)", "List replica nodes of the specified master node"),
             Command::inline("slaves", 3, replicas)
                 .flags(flag::ADMIN | flag::STALE)
+                .tips(&["nondeterministic_output"])
                 .docs("cluster", "3.0.0", "O(1)", "List replica nodes of the specified master node")
                 .deprecated("5.0.0", "`CLUSTER REPLICAS`"),
             Command::inline("count-failure-reports", 3, count_failure_reports)
                 .flags(flag::ADMIN | flag::STALE)
+                .tips(&["nondeterministic_output"])
                 .docs("cluster", "3.0.0", "O(N) where N is the number of failure reports", "Return the number of failure reports active for a given node"),
-            Command::inline("links", 2, |s, _| {
-                view(s)?;
-                Ok(Reply::Array(Vec::new()))
-            })
-                .flags(flag::STALE)
-                .docs("cluster", "7.0.0", "O(N) where N is the total number of Cluster nodes", "Returns a list of all TCP links to and from peer nodes in cluster"),
+            Command::inline("meet", -4, meet)
+                .flags(admin)
+                .docs("cluster", "3.0.0", "O(1)", "Force a node cluster to handshake with another node")
+                .history(&[("4.0.0", "Added the optional `cluster_bus_port` argument.")]),
             Command::inline("forget", 3, forget)
                 .flags(admin)
                 .docs("cluster", "3.0.0", "O(1)", "Remove a node from the nodes table"),
@@ -174,6 +183,8 @@ fn help() -> Reply {
             "    Return information about the cluster.",
             "KEYSLOT <key>",
             "    Return the hash slot for <key>.",
+            "MEET <ip> <port> [<bus-port>]",
+            "    Connect nodes into a working cluster.",
             "MYID",
             "    Return the node id.",
             "NODES",
@@ -192,9 +203,6 @@ fn help() -> Reply {
             "    start, end, master and replicas IP addresses, ports and ids",
             "SHARDS",
             "    Return information about slot range mappings and the nodes associated with them.",
-            "LINKS",
-            "    Return information about all network links between this node and its peers.",
-            "    Output format is an array where each array element is a map containing attributes of a link",
         ],
     )
 }
@@ -207,16 +215,31 @@ fn info(s: &Session, _: &[Bytes]) -> CmdResult {
     let text = format!(
         "cluster_state:{}\r\ncluster_slots_assigned:{assigned}\r\ncluster_slots_ok:{ok}\r\n\
          cluster_slots_pfail:{pfail}\r\ncluster_slots_fail:{fail}\r\ncluster_known_nodes:{}\r\n\
-         cluster_size:{}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\n\
-         cluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\n\
+         cluster_size:{}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\n{}\
          total_cluster_links_buffer_limit_exceeded:0\r\n",
         if state.ok { "ok" } else { "fail" },
         state.nodes().count(),
         state.size,
         state.current_epoch,
         state.shown_epoch(me),
+        messages(cluster(s)?),
     );
     Ok(Reply::Verbatim(text))
+}
+
+/// CLUSTER INFO's message counters: each type with a count, then the total, sent then
+/// received.
+fn messages(cluster: &Cluster) -> String {
+    use std::fmt::Write;
+    let (sent, received) = cluster.messages();
+    let mut out = String::new();
+    for (counts, what) in [(sent, "sent"), (received, "received")] {
+        for (name, n) in wire_kind::NAMES.iter().zip(counts).filter(|(_, n)| *n > 0) {
+            let _ = write!(out, "cluster_stats_messages_{name}_{what}:{n}\r\n");
+        }
+        let _ = write!(out, "cluster_stats_messages_{what}:{}\r\n", counts.iter().sum::<u64>());
+    }
+    out
 }
 
 /// A node as CLUSTER SLOTS lists it: endpoint, port, id, and the other names it has.
@@ -525,9 +548,58 @@ fn replicas(s: &Session, args: &[Bytes]) -> CmdResult {
 /// CLUSTER COUNT-FAILURE-REPORTS node-id
 fn count_failure_reports(s: &Session, args: &[Bytes]) -> CmdResult {
     let state = view(s)?;
-    known(&state, &args[2])?;
-    // Failure reports come from the bus's gossip; a node without links has none.
-    Ok(Reply::Int(0))
+    let node = known(&state, &args[2])?;
+    let validity = s.core.with_config(|c| c.cluster_node_timeout) * 2;
+    let now = crate::engine::cluster::unix_ms();
+    let reports = state
+        .reports
+        .get(&node.id)
+        .map_or(0, |r| r.values().filter(|&&at| now.saturating_sub(at) <= validity).count());
+    Ok(Reply::Int(reports as i64))
+}
+
+/// CLUSTER MEET ip port [bus-port]: a node in handshake, to be greeted with a MEET.
+fn meet(s: &Session, args: &[Bytes]) -> CmdResult {
+    view(s)?;
+    if args.len() > 5 {
+        return Err(CmdError::subcommand_syntax("cluster", &args[1]));
+    }
+    let text = |a: &Bytes| String::from_utf8_lossy(a).into_owned();
+    let port = args::int(&args[3])
+        .map_err(|_| CmdError::text(format!("ERR Invalid TCP base port specified: {}", text(&args[3]))))?;
+    let cport = match args.get(4) {
+        Some(a) => args::int(a)
+            .map_err(|_| CmdError::text(format!("ERR Invalid TCP bus port specified: {}", text(a))))?,
+        None => port + 10000,
+    };
+    let invalid = || {
+        CmdError::text(format!("ERR Invalid node address specified: {}:{}", text(&args[2]), text(&args[3])))
+    };
+    let ip: std::net::IpAddr = text(&args[2]).parse().map_err(|_| invalid())?;
+    let (port, cport) = match (u16::try_from(port), u16::try_from(cport)) {
+        (Ok(p), Ok(c)) if p != 0 && c != 0 => (p, c),
+        _ => return Err(invalid()),
+    };
+    let tls_cluster = s.core.with_config(|c| c.tls_cluster);
+    edit(s, |state| {
+        let ip = ip.to_string();
+        let pending = state.nodes().any(|n| {
+            n.is(node_flag::HANDSHAKE) && n.ip == ip && n.cport == cport && n.client_port(tls_cluster) == port
+        });
+        if !pending {
+            let mut n = Node::new(NodeId::random(), node_flag::HANDSHAKE | node_flag::MEET);
+            n.ip = ip;
+            if tls_cluster {
+                n.tls_port = port;
+            } else {
+                n.tcp_port = port;
+            }
+            n.cport = cport;
+            let id = n.id;
+            *state.node_or_add(id) = n;
+        }
+        Ok(Reply::Ok)
+    })
 }
 
 /// CLUSTER FORGET node-id
@@ -542,6 +614,9 @@ fn forget(s: &Session, args: &[Bytes]) -> CmdResult {
             return Err(CmdError::msg("ERR Can't forget my master!"));
         }
         state.remove(&id);
+        state
+            .forgotten
+            .insert(id, crate::engine::cluster::unix_ms() + crate::engine::cluster::gossip::FORGET_TTL_MS);
         Ok(Reply::Ok)
     })
 }

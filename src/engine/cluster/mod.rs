@@ -4,7 +4,10 @@
 //! - [`state`]: the nodes, the slot table, the epochs (plain data);
 //! - [`node`]: one node and its CLUSTER NODES line;
 //! - [`nodes_conf`]: nodes.conf, read at startup and replaced after every change;
-//! - [`redirect`]: `-MOVED`, `-ASK`, `-CROSSSLOT`, `-TRYAGAIN`, `-CLUSTERDOWN` for a request.
+//! - [`redirect`]: `-MOVED`, `-ASK`, `-CROSSSLOT`, `-TRYAGAIN`, `-CLUSTERDOWN` for a request;
+//! - [`wire`]: the bus's messages, byte for byte as Redis 7.0's;
+//! - [`gossip`]: what a bus message does to the state, and what this node sends;
+//! - [`bus`]: the bus's listener and links, on core 0.
 //!
 //! One [`Cluster`] lives in [`crate::engine::global::Global`]. Changes are rare (a CLUSTER
 //! command, a message of the bus): each edits a copy of the state under one lock, saves it,
@@ -12,10 +15,13 @@
 //! the version moved, so routing a request reads no shared lock. Inside the node, slots keep
 //! their owning shard (`engine::slot`), cluster or not.
 
+pub(crate) mod bus;
+pub(crate) mod gossip;
 pub(crate) mod node;
 pub(crate) mod nodes_conf;
 pub(crate) mod redirect;
 pub(crate) mod state;
+pub(crate) mod wire;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,6 +57,8 @@ pub(crate) struct Cluster {
     /// The locked nodes.conf and the timing of the health checks; held by each edit, so edits
     /// apply one at a time.
     edits: Mutex<Edits>,
+    /// Bus messages sent and received, by type (CLUSTER INFO).
+    messages: [[AtomicU64; 11]; 2],
 }
 
 #[derive(Debug)]
@@ -90,6 +98,7 @@ impl Cluster {
             current: RwLock::new(Arc::new(state)),
             version: AtomicU64::new(1),
             edits: Mutex::new(Edits { file, first_check: None, among_minority: None }),
+            messages: Default::default(),
         })
     }
 
@@ -128,6 +137,39 @@ impl Cluster {
         }
         self.publish(state);
         Ok(done)
+    }
+
+    /// Applies a change of the bus (a message, a tick) to a copy of the state, and publishes
+    /// it: `change` says whether nodes.conf must be saved too (Redis's `CLUSTER_TODO_SAVE_CONFIG`).
+    pub(crate) fn apply<T>(&self, config: &Config, change: impl FnOnce(&mut State) -> (T, bool)) -> T {
+        let mut edits = self.edits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = self.view();
+        let mut state = State::clone(&before);
+        let (done, save) = change(&mut state);
+        edits.check_health(&mut state, config);
+        if save {
+            if let Err(e) = edits.file.save(&state, config.tls_cluster) {
+                tracing::warn!("{e}");
+            }
+        }
+        if state != *before {
+            self.publish(state);
+        }
+        done
+    }
+
+    /// Counts a bus message of type `kind`, sent or received.
+    pub(crate) fn count(&self, kind: u16, sent: bool) {
+        if let Some(c) = self.messages[usize::from(!sent)].get(usize::from(kind)) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The messages counted, by type: `(sent, received)`.
+    #[must_use]
+    pub(crate) fn messages(&self) -> ([u64; 11], [u64; 11]) {
+        let read = |i: usize| std::array::from_fn(|k| self.messages[i][k].load(Ordering::Relaxed));
+        (read(0), read(1))
     }
 
     /// Saves nodes.conf now (CLUSTER SAVECONFIG).

@@ -66,6 +66,8 @@ pub(crate) mod flag {
     pub(crate) const HANDSHAKE: u16 = 32;
     /// Its address is unknown.
     pub(crate) const NOADDR: u16 = 64;
+    /// To be sent a MEET rather than a PING (CLUSTER MEET).
+    pub(crate) const MEET: u16 = 128;
     /// A primary that had replicas (eligible for replica migration).
     pub(crate) const MIGRATE_TO: u16 = 256;
     /// A replica that never fails over.

@@ -40,6 +40,10 @@ pub(crate) struct State {
     pub(crate) last_vote_epoch: u64,
     /// Whether the cluster serves (`cluster_state:ok`).
     pub(crate) ok: bool,
+    /// For each node, the primaries that reported it failing, and when (unix ms).
+    pub(crate) reports: BTreeMap<NodeId, BTreeMap<NodeId, u64>>,
+    /// Nodes CLUSTER FORGET removed, not to be learnt again from gossip until then (unix ms).
+    pub(crate) forgotten: BTreeMap<NodeId, u64>,
     /// Primaries serving at least one slot.
     pub(crate) size: usize,
 }
@@ -58,6 +62,8 @@ impl State {
             last_vote_epoch: 0,
             ok: false,
             size: 1,
+            forgotten: BTreeMap::new(),
+            reports: BTreeMap::new(),
         }
     }
 
@@ -81,6 +87,40 @@ impl State {
     #[must_use]
     pub(crate) fn node(&self, id: &NodeId) -> Option<&Node> {
         self.nodes.iter().find(|n| n.id == *id)
+    }
+
+    /// The node named `id`, to change.
+    pub(crate) fn node_mut(&mut self, id: &NodeId) -> Option<&mut Node> {
+        self.nodes.iter_mut().find(|n| n.id == *id)
+    }
+
+    /// Gives the node named `old` the name `new` (a handshake learnt the real one).
+    pub(crate) fn rename(&mut self, old: &NodeId, new: NodeId) {
+        if let Some(n) = self.node_mut(old) {
+            n.id = new;
+        }
+        for n in &mut self.nodes {
+            if n.master.as_ref() == Some(old) {
+                n.master = Some(new);
+            }
+        }
+        for id in self.migrating.values_mut().chain(self.importing.values_mut()) {
+            if id == old {
+                *id = new;
+            }
+        }
+    }
+
+    /// The slots of the node named `id` as the bus's bitmap.
+    #[must_use]
+    pub(crate) fn bitmap_of(&self, id: &NodeId) -> Box<[u8; 2048]> {
+        let mut bits = Box::new([0u8; 2048]);
+        for (a, b) in self.ranges_of(id) {
+            for slot in a..=b {
+                bits[usize::from(slot / 8)] |= 1 << (slot % 8);
+            }
+        }
+        bits
     }
 
     /// The node named `id`, added (with no flags) when unknown.
@@ -121,6 +161,10 @@ impl State {
         if self.myself > usize::from(at) {
             self.myself -= 1;
         }
+        self.reports.remove(id);
+        for r in self.reports.values_mut() {
+            r.remove(id);
+        }
         self.migrating.retain(|_, to| to != id);
         self.importing.retain(|_, from| from != id);
         for n in &mut self.nodes {
@@ -128,6 +172,15 @@ impl State {
                 n.master = None;
             }
         }
+    }
+
+    /// How many failure reports about `id` are younger than `validity` ms (older ones are
+    /// dropped).
+    pub(crate) fn valid_reports(&mut self, id: &NodeId, now: u64, validity: u64) -> usize {
+        self.reports.get_mut(id).map_or(0, |r| {
+            r.retain(|_, at| now.saturating_sub(*at) <= validity);
+            r.len()
+        })
     }
 
     /// The owner of `slot`.
@@ -304,6 +357,11 @@ mod tests {
     use super::*;
 
     impl State {
+        /// The name of `slot`'s owner.
+        pub(crate) fn owner_id(&self, slot: u16) -> Option<NodeId> {
+            self.owner(slot).map(|n| n.id)
+        }
+
         /// How many slots the node named `id` serves.
         pub(crate) fn count_of(&self, id: &NodeId) -> usize {
             self.ranges_of(id).iter().map(|(a, b)| usize::from(b - a) + 1).sum()

@@ -1,0 +1,380 @@
+//! The cluster bus's sockets, on core 0: the listener on the bus port, one outbound link to
+//! every known node (a PING or MEET when it opens, PINGs from the cron), and the inbound links
+//! other nodes opened (answered with PONGs on the same link). Every message goes through
+//! [`gossip::receive`] under the cluster's edit lock; this file carries out the effects.
+//!
+//! A frame that is not one (`RCmb` and a length of at least a header) closes its link, as in
+//! Redis; a frame that is one but does not parse is dropped with a log line; nothing a peer
+//! sends is trusted before [`wire::decode`] checked its lengths.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::channel::mpsc;
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use glommio::timer::Timer;
+
+use crate::engine::cluster::gossip::{self, Arrival, Effect, Link, Soft};
+use crate::engine::cluster::node::{flag, NodeId};
+use crate::engine::cluster::wire::{self, kind, Message};
+use crate::engine::core::Core;
+use crate::facade::listener::Listener;
+use crate::storage::rng::Rng;
+
+/// How often the cron runs (Redis's `clusterCron`).
+const CRON_PERIOD: Duration = Duration::from_millis(100);
+/// The largest frame accepted (a PUBLISH of a large message is the largest Redis sends).
+const MAX_FRAME: usize = 1 << 30;
+
+/// An open outbound link.
+struct Outbound {
+    /// Frames to write.
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    /// When it was opened (unix ms).
+    created: u64,
+    /// Whether the connection is established (a PING was sent on it).
+    up: bool,
+}
+
+/// The bus of core 0.
+struct Bus {
+    core: Rc<Core>,
+    soft: RefCell<Soft>,
+    links: RefCell<HashMap<NodeId, Outbound>>,
+    rng: RefCell<Rng>,
+}
+
+/// Starts the bus on `listeners` (core 0, cluster mode).
+pub(crate) fn start(core: Rc<Core>, listeners: Vec<Listener>) {
+    let bus = Rc::new(Bus {
+        core,
+        soft: RefCell::default(),
+        links: RefCell::default(),
+        rng: RefCell::new(Rng::seeded(0xb05)),
+    });
+    for listener in listeners {
+        glommio::spawn_local(accept(bus.clone(), listener)).detach();
+    }
+    glommio::spawn_local(cron(bus)).detach();
+}
+
+async fn accept(bus: Rc<Bus>, listener: Listener) {
+    while !bus.core.global.shutting_down() {
+        match listener.accept().await {
+            Ok(incoming) => {
+                let (peer, local) = (incoming.peer.ip().to_string(), incoming.local.ip().to_string());
+                let bus = bus.clone();
+                glommio::spawn_local(async move {
+                    match incoming.establish(0).await {
+                        Ok(stream) => inbound(bus, stream, peer, local).await,
+                        Err(e) => tracing::warn!("Error accepting cluster node connection from {peer}: {e}"),
+                    }
+                })
+                .detach();
+            }
+            Err(e) => {
+                tracing::warn!("Error accepting cluster node connection: {e}");
+                Timer::new(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Reads one frame, or `None` at the end of the stream or on a framing error (logged).
+async fn read_frame<R: futures::AsyncRead + Unpin>(r: &mut R, from: &str) -> Option<Vec<u8>> {
+    let mut head = [0u8; 8];
+    r.read_exact(&mut head).await.ok()?;
+    let len = match wire::frame_len(&head) {
+        Ok(len) if len <= MAX_FRAME => len,
+        Ok(len) => {
+            tracing::warn!("A cluster bus message of {len} bytes from {from}: closing the link");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!("{e} from {from}: closing the link");
+            return None;
+        }
+    };
+    let mut frame = vec![0u8; len];
+    frame[..8].copy_from_slice(&head);
+    r.read_exact(&mut frame[8..]).await.ok()?;
+    Some(frame)
+}
+
+/// Writes what `rx` brings until it ends or the stream fails.
+async fn write_all<W: futures::AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+    while let Some(frame) = rx.next().await {
+        if w.write_all(&frame).await.is_err() || w.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = w.close().await;
+}
+
+/// A link another node opened: its PINGs and MEETs are answered on it.
+async fn inbound(bus: Rc<Bus>, stream: crate::facade::stream::Stream, peer: String, local: String) {
+    let (mut r, w) = stream.split();
+    let (tx, rx) = mpsc::unbounded();
+    let writer = glommio::spawn_local(write_all(w, rx)).detach();
+    while let Some(frame) = read_frame(&mut r, &peer).await {
+        bus.receive(&frame, Link::Inbound, &peer, &local, Some(&tx));
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+impl Bus {
+    /// Processes one frame that came on `link`; `reply` is that link's writer.
+    fn receive(
+        &self,
+        frame: &[u8],
+        link: Link,
+        peer: &str,
+        local: &str,
+        reply: Option<&mpsc::UnboundedSender<Vec<u8>>>,
+    ) {
+        let msg = match wire::decode(frame) {
+            Ok(msg) => msg,
+            Err(e) => {
+                tracing::warn!("Dropping a cluster bus message from {peer}: {e}");
+                return;
+            }
+        };
+        let Some(cluster) = &self.core.global.cluster else { return };
+        cluster.count(msg.kind, false);
+        let config = self.core.config();
+        let arrival = Arrival {
+            link,
+            peer_ip: peer.to_owned(),
+            local_ip: local.to_owned(),
+            now: super::unix_ms(),
+            config: &config,
+            offset: crate::engine::replication::offset(&self.core),
+        };
+        let outcome = cluster.apply(&config, |state| {
+            let out = gossip::receive(
+                state,
+                &mut self.soft.borrow_mut(),
+                &msg,
+                &arrival,
+                &mut self.rng.borrow_mut(),
+            );
+            let save = out.save;
+            (out, save)
+        });
+        self.carry_out(outcome.effects, reply);
+    }
+
+    fn carry_out(&self, effects: Vec<Effect>, reply: Option<&mpsc::UnboundedSender<Vec<u8>>>) {
+        for effect in effects {
+            match effect {
+                Effect::Reply(m) => {
+                    if let Some(tx) = reply {
+                        self.send_on(tx, &m);
+                    }
+                }
+                Effect::Send(id, m) => {
+                    let links = self.links.borrow();
+                    if let Some(link) = links.get(&id).filter(|l| l.up) {
+                        self.send_on(&link.tx, &m);
+                    }
+                }
+                Effect::Broadcast(m) => {
+                    for link in self.links.borrow().values().filter(|l| l.up) {
+                        self.send_on(&link.tx, &m);
+                    }
+                }
+                Effect::Close(id) => {
+                    self.links.borrow_mut().remove(&id);
+                }
+                Effect::Follow(id) => self.follow(&id),
+            }
+        }
+    }
+
+    fn send_on(&self, tx: &mpsc::UnboundedSender<Vec<u8>>, m: &Message) {
+        if let Some(cluster) = &self.core.global.cluster {
+            cluster.count(m.kind, true);
+        }
+        let _ = tx.unbounded_send(m.encode());
+    }
+
+    /// Replicates the node named `id` (at its client port of the replication link's kind).
+    fn follow(&self, id: &NodeId) {
+        let Some(cluster) = &self.core.global.cluster else { return };
+        let state = cluster.view();
+        let Some(master) = state.node(id) else { return };
+        let port = master.client_port(self.core.with_config(|c| c.tls_replication));
+        if master.ip.is_empty() || port == 0 {
+            return;
+        }
+        crate::engine::replica::follow(&self.core, Some((master.ip.clone(), port)));
+    }
+
+    /// Sends a PING (or the MEET a CLUSTER MEET asked for) on the link to `id`.
+    fn ping(&self, id: &NodeId, kind: u16) {
+        let Some(cluster) = &self.core.global.cluster else { return };
+        let config = self.core.config();
+        let offset = crate::engine::replication::offset(&self.core);
+        let now = super::unix_ms();
+        let m = cluster.apply(&config, |state| {
+            let m = gossip::ping(state, &config, kind, offset, &mut self.rng.borrow_mut());
+            if let Some(n) = state.node_mut(id) {
+                if kind == wire::kind::PING && n.ping_sent == 0 {
+                    n.ping_sent = now;
+                }
+                n.flags &= !flag::MEET;
+            }
+            (m, false)
+        });
+        if let Some(link) = self.links.borrow().get(id) {
+            self.send_on(&link.tx, &m);
+        }
+    }
+}
+
+/// An outbound link to `id` at `addr`: connects, greets (MEET or PING), then reads the node's
+/// answers; ends when the link is closed from either side.
+async fn outbound(
+    bus: Rc<Bus>,
+    id: NodeId,
+    addr: std::net::SocketAddr,
+    meet: bool,
+    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    let timeout = Duration::from_millis(bus.core.config().cluster_node_timeout.max(1000));
+    let connected =
+        glommio::timer::timeout(timeout, async { glommio::net::TcpStream::connect(addr).await }).await;
+    let stream = match connected {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!("Connecting to cluster node {id} at {addr}: {e}");
+            bus.link_failed(&id);
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let (local, peer) =
+        (stream.local_addr().map(|a| a.ip().to_string()).unwrap_or_default(), addr.ip().to_string());
+    let (mut r, w) = stream.split();
+    let writer = glommio::spawn_local(write_all(w, rx)).detach();
+    if let Some(link) = bus.links.borrow_mut().get_mut(&id) {
+        link.up = true;
+    }
+    bus.ping(&id, if meet { kind::MEET } else { kind::PING });
+    while let Some(frame) = read_frame(&mut r, &peer).await {
+        // Frames after the link was replaced or closed are not this link's to process.
+        if !bus.links.borrow().contains_key(&id) {
+            break;
+        }
+        bus.receive(&frame, Link::Outbound(id), &peer, &local, None);
+    }
+    let _ = writer.await;
+    bus.link_failed(&id);
+}
+
+impl Bus {
+    /// The outbound link to `id` ended or never opened: a PING is then pending, as Redis
+    /// counts a failed connection, so that a node that cannot be reached becomes PFAIL.
+    fn link_failed(&self, id: &NodeId) {
+        self.links.borrow_mut().remove(id);
+        let Some(cluster) = &self.core.global.cluster else { return };
+        let now = super::unix_ms();
+        cluster.apply(&self.core.config(), |state| {
+            if let Some(n) = state.node_mut(id) {
+                if n.ping_sent == 0 {
+                    n.ping_sent = now;
+                }
+                n.connected = false;
+            }
+            ((), false)
+        });
+    }
+}
+
+/// Every 100 ms: drops stale handshakes, marks silent nodes PFAIL, opens missing links, and
+/// PINGs: a node whose PONG is older than half the node timeout, and once a second the node
+/// heard from least recently among five at random.
+async fn cron(bus: Rc<Bus>) {
+    let mut tick: u64 = 0;
+    while !bus.core.global.shutting_down() {
+        Timer::new(CRON_PERIOD).await;
+        tick += 1;
+        let Some(cluster) = &bus.core.global.cluster else { return };
+        let config = bus.core.config();
+        let now = super::unix_ms();
+        let timeout = config.cluster_node_timeout;
+        let outcome = cluster.apply(&config, |state| {
+            let out = gossip::expire(state, &mut bus.soft.borrow_mut(), now, &config);
+            let save = out.save;
+            (out, save)
+        });
+        bus.carry_out(outcome.effects, None);
+        let state = cluster.view();
+        // Links to open, and the links' view for CLUSTER NODES.
+        for n in state.nodes().filter(|n| n.flags & (flag::MYSELF | flag::NOADDR) == 0) {
+            if bus.links.borrow().contains_key(&n.id) || n.ip.is_empty() || n.cport == 0 {
+                continue;
+            }
+            let Ok(ip) = n.ip.parse::<std::net::IpAddr>() else { continue };
+            let (tx, rx) = mpsc::unbounded();
+            bus.links.borrow_mut().insert(n.id, Outbound { tx, created: now, up: false });
+            let addr = std::net::SocketAddr::new(ip, n.cport);
+            glommio::spawn_local(outbound(bus.clone(), n.id, addr, n.is(flag::MEET), rx)).detach();
+        }
+        let mut to_ping: Vec<NodeId> = Vec::new();
+        if tick % 10 == 0 {
+            let linked: Vec<_> = state
+                .nodes()
+                .filter(|n| n.flags & (flag::MYSELF | flag::HANDSHAKE) == 0 && n.ping_sent == 0)
+                .filter(|n| bus.links.borrow().get(&n.id).is_some_and(|l| l.up))
+                .collect();
+            let mut oldest: Option<&crate::engine::cluster::node::Node> = None;
+            for _ in 0..5.min(linked.len()) {
+                let n = linked[bus.rng.borrow_mut().below(linked.len())];
+                if oldest.is_none_or(|o| n.pong_received < o.pong_received) {
+                    oldest = Some(n);
+                }
+            }
+            to_ping.extend(oldest.map(|n| n.id));
+        }
+        let mut recycle = Vec::new();
+        for n in state.nodes().filter(|n| n.flags & (flag::MYSELF | flag::NOADDR | flag::HANDSHAKE) == 0) {
+            let links = bus.links.borrow();
+            let Some(link) = links.get(&n.id).filter(|l| l.up) else { continue };
+            let data = bus.soft.borrow().data_received.get(&n.id).copied().unwrap_or(0);
+            if now.saturating_sub(link.created) > timeout
+                && n.ping_sent != 0
+                && now.saturating_sub(n.ping_sent) > timeout / 2
+                && now.saturating_sub(data) > timeout / 2
+            {
+                recycle.push(n.id);
+            } else if n.ping_sent == 0 && now.saturating_sub(n.pong_received) > timeout / 2 {
+                to_ping.push(n.id);
+            }
+        }
+        for id in recycle {
+            bus.links.borrow_mut().remove(&id);
+        }
+        to_ping.sort();
+        to_ping.dedup();
+        for id in to_ping {
+            bus.ping(&id, kind::PING);
+        }
+        let up: Vec<NodeId> = bus.links.borrow().iter().filter(|(_, l)| l.up).map(|(id, _)| *id).collect();
+        let changed = state.nodes().any(|n| !n.is(flag::MYSELF) && n.connected != up.contains(&n.id));
+        if changed {
+            cluster.apply(&config, |state| {
+                let ids: Vec<NodeId> = state.nodes().map(|n| n.id).collect();
+                for id in ids {
+                    if let Some(n) = state.node_mut(&id) {
+                        n.connected = up.contains(&id);
+                    }
+                }
+                ((), false)
+            });
+        }
+    }
+}
