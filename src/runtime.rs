@@ -474,9 +474,20 @@ fn wanted(config: &Config) -> Result<Vec<(SocketAddr, bool, bool)>, String> {
 /// Binds the metrics endpoint (`metrics-port`) on every `bind` address, TLS with
 /// `metrics-tls`; none when the port is 0.
 /// Binds the cluster bus port (`cluster-port`, else the client port plus 10000) on every
-/// `bind` address.
+/// `bind` address; with `tls-cluster`, TLS that requires a certificate of every node, whatever
+/// `tls-auth-clients` says (as Redis's bus).
 fn bind_bus(config: &Config) -> Result<Vec<Listener>, String> {
     let port = crate::engine::cluster::bus_port(config);
+    let tls = if config.tls_cluster {
+        let mut strict = config.clone();
+        strict.tls_auth_clients = crate::config::TlsAuthClients::Yes;
+        let slot = TlsSlot::new().map_err(|e| e.to_string())?;
+        let built = slot.build(&strict).map_err(|e| format!("tls-cluster: {e}"))?;
+        slot.install(built);
+        Some(Arc::new(slot))
+    } else {
+        None
+    };
     let mut ips = Vec::new();
     for (addr, _, optional) in wanted(config)? {
         if !ips.iter().any(|(ip, _)| *ip == addr.ip()) {
@@ -486,7 +497,7 @@ fn bind_bus(config: &Config) -> Result<Vec<Listener>, String> {
     let mut listeners = Vec::new();
     for (ip, optional) in ips {
         let addr = SocketAddr::new(ip, port);
-        match Listener::bind(addr, None, config.tcp_keepalive) {
+        match Listener::bind(addr, tls.clone(), config.tcp_keepalive) {
             Ok(l) => listeners.push(l),
             Err(e) if optional => tracing::info!("skipping optional cluster bus bind {addr}: {e}"),
             Err(e) => return Err(format!("Failed listening on port {port} (cluster), aborting. ({e})")),

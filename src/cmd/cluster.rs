@@ -107,6 +107,12 @@ pub(crate) fn commands() -> Vec<Command> {
                 .flags(admin)
                 .docs("cluster", "3.0.0", "O(1)", "Force a node cluster to handshake with another node")
                 .history(&[("4.0.0", "Added the optional `cluster_bus_port` argument.")]),
+            Command::session("replicate", 3, |s, a| Box::pin(replicate(s, a)))
+                .flags(admin)
+                .docs("cluster", "3.0.0", "O(1)", "Reconfigure a node as a replica of the specified master node"),
+            Command::inline("failover", -2, failover)
+                .flags(admin)
+                .docs("cluster", "3.0.0", "O(1)", "Forces a replica to perform a manual failover of its master."),
             Command::inline("forget", 3, forget)
                 .flags(admin)
                 .docs("cluster", "3.0.0", "O(1)", "Remove a node from the nodes table"),
@@ -173,6 +179,8 @@ fn help() -> Reply {
             "    Delete slots information from current node.",
             "DELSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
             "    Delete slots information which are between <start-slot> and <end-slot> from current node.",
+            "FAILOVER [FORCE|TAKEOVER]",
+            "    Promote current replica node to being a master.",
             "FORGET <node-id>",
             "    Remove a node from the cluster.",
             "GETKEYSINSLOT <slot> <count>",
@@ -190,6 +198,8 @@ fn help() -> Reply {
             "NODES",
             "    Return cluster configuration seen by node. Output format:",
             "    <id> <ip:port> <flags> <master> <pings> <pongs> <epoch> <link> <slot> ...",
+            "REPLICATE <node-id>",
+            "    Configure current node as replica to <node-id>.",
             "RESET [HARD|SOFT]",
             "    Reset current node (default: soft).",
             "SET-CONFIG-EPOCH <epoch>",
@@ -269,11 +279,13 @@ fn slots(s: &Session, _: &[Bytes]) -> CmdResult {
     let state = view(s)?;
     let kind = s.core.with_config(|c| c.cluster_preferred_endpoint_type);
     let tls = s.client.tls.is_some();
+    let my_offset = crate::engine::replication::offset(&s.core);
     let runs = state.runs().map(|(first, last, owner)| {
         let owner = state.at(owner);
         let mut entry =
             vec![Reply::Int(i64::from(first)), Reply::Int(i64::from(last)), slots_node(owner, kind, tls)];
-        let available = state.replicas_of(&owner.id).filter(|r| !r.is(node_flag::FAIL) && r.repl_offset != 0);
+        let offset = |r: &Node| if r.is(node_flag::MYSELF) { my_offset } else { r.repl_offset };
+        let available = state.replicas_of(&owner.id).filter(|r| !r.is(node_flag::FAIL) && offset(r) != 0);
         entry.extend(available.map(|r| slots_node(r, kind, tls)));
         Reply::Array(entry)
     });
@@ -600,6 +612,55 @@ fn meet(s: &Session, args: &[Bytes]) -> CmdResult {
         }
         Ok(Reply::Ok)
     })
+}
+
+/// CLUSTER REPLICATE node-id: this empty primary becomes a replica of that one.
+async fn replicate(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    let state = view(s)?;
+    let node = known(&state, &args[2])?;
+    if node.is(node_flag::MYSELF) {
+        return Err(CmdError::msg("ERR Can't replicate myself"));
+    }
+    if node.is(node_flag::SLAVE) {
+        return Err(CmdError::msg("ERR I can only replicate a master, not a replica."));
+    }
+    let me = state.me();
+    if me.is(node_flag::MASTER) && (!state.ranges_of(&me.id).is_empty() || !db0_empty(s).await?) {
+        return Err(CmdError::msg("ERR To set a master the node must be empty and without assigned slots."));
+    }
+    let (id, ip) = (node.id, node.ip.clone());
+    let port = node.client_port(s.core.with_config(|c| c.tls_replication));
+    edit(s, |state| {
+        crate::engine::cluster::gossip::set_master(state, id);
+        Ok(())
+    })?;
+    crate::engine::replica::follow(&s.core, Some((ip, port)));
+    Ok(Reply::Ok)
+}
+
+/// CLUSTER FAILOVER [FORCE | TAKEOVER], on a replica: the bus runs it.
+fn failover(s: &Session, args: &[Bytes]) -> CmdResult {
+    use crate::engine::cluster::election::Manual;
+    let state = view(s)?;
+    let how = match args.get(2) {
+        _ if args.len() > 3 => return Err(CmdError::subcommand_syntax("cluster", &args[1])),
+        None => Manual::Default,
+        Some(a) if is(a, "force") => Manual::Force,
+        Some(a) if is(a, "takeover") => Manual::Takeover,
+        Some(_) => return Err(CmdError::Syntax),
+    };
+    let me = state.me();
+    if me.is(node_flag::MASTER) {
+        return Err(CmdError::msg("ERR You should send CLUSTER FAILOVER to a replica"));
+    }
+    let Some(master) = me.master.and_then(|m| state.node(&m)) else {
+        return Err(CmdError::msg("ERR I'm a replica but my master is unknown to me"));
+    };
+    if how == Manual::Default && (master.is(node_flag::FAIL) || !master.connected) {
+        return Err(CmdError::msg("ERR Master is down or failed, please use CLUSTER FAILOVER FORCE"));
+    }
+    cluster(s)?.request_failover(how);
+    Ok(Reply::Ok)
 }
 
 /// CLUSTER FORGET node-id

@@ -16,7 +16,8 @@ use futures::channel::mpsc;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use glommio::timer::Timer;
 
-use crate::engine::cluster::gossip::{self, Arrival, Effect, Link, Soft};
+use crate::engine::cluster::election::{self, Election};
+use crate::engine::cluster::gossip::{self, Arrival, Effect, Link, Outcome, Soft};
 use crate::engine::cluster::node::{flag, NodeId};
 use crate::engine::cluster::wire::{self, kind, Message};
 use crate::engine::core::Core;
@@ -44,6 +45,7 @@ struct Bus {
     soft: RefCell<Soft>,
     links: RefCell<HashMap<NodeId, Outbound>>,
     rng: RefCell<Rng>,
+    election: RefCell<Election>,
 }
 
 /// Starts the bus on `listeners` (core 0, cluster mode).
@@ -53,6 +55,7 @@ pub(crate) fn start(core: Rc<Core>, listeners: Vec<Listener>) {
         soft: RefCell::default(),
         links: RefCell::default(),
         rng: RefCell::new(Rng::seeded(0xb05)),
+        election: RefCell::default(),
     });
     for listener in listeners {
         glommio::spawn_local(accept(bus.clone(), listener)).detach();
@@ -153,14 +156,30 @@ impl Bus {
             config: &config,
             offset: crate::engine::replication::offset(&self.core),
         };
+        let (now, offset) = (arrival.now, arrival.offset);
         let outcome = cluster.apply(&config, |state| {
-            let out = gossip::receive(
+            let mut out = gossip::receive(
                 state,
                 &mut self.soft.borrow_mut(),
                 &msg,
                 &arrival,
                 &mut self.rng.borrow_mut(),
             );
+            if let Some(sender) = out.sender {
+                let e = &mut self.election.borrow_mut();
+                election::heard_from(state, e, &msg, sender);
+                let more = match msg.kind {
+                    kind::AUTH_REQUEST => election::vote(state, e, sender, &msg, now, &config, offset),
+                    kind::AUTH_ACK => {
+                        election::acked(state, e, sender, &msg);
+                        Outcome::default()
+                    }
+                    kind::MFSTART => election::manual_start_received(state, e, sender, now, &config, offset),
+                    _ => Outcome::default(),
+                };
+                out.effects.extend(more.effects);
+                out.save |= more.save;
+            }
             let save = out.save;
             (out, save)
         });
@@ -189,7 +208,27 @@ impl Bus {
                 Effect::Close(id) => {
                     self.links.borrow_mut().remove(&id);
                 }
-                Effect::Follow(id) => self.follow(&id),
+                Effect::Follow(id) => {
+                    if self.election.borrow().manual_replica.is_some() {
+                        self.election.borrow_mut().reset_manual();
+                        self.core.global.pauses.unpause(crate::engine::pause::Purpose::Failover);
+                    }
+                    self.follow(&id);
+                }
+                Effect::Promote => {
+                    let core = self.core.clone();
+                    glommio::spawn_local(async move { crate::engine::replica::promote(&core).await })
+                        .detach();
+                }
+                Effect::Pause(until) => {
+                    let left = Duration::from_millis(until.saturating_sub(super::unix_ms()));
+                    self.core.global.pauses.pause(
+                        crate::engine::pause::Purpose::Failover,
+                        crate::engine::pause::PauseKind::Write,
+                        Some(std::time::Instant::now() + left),
+                    );
+                }
+                Effect::Unpause => self.core.global.pauses.unpause(crate::engine::pause::Purpose::Failover),
             }
         }
     }
@@ -235,6 +274,24 @@ impl Bus {
     }
 }
 
+/// A stream of either kind.
+trait Io: futures::AsyncRead + futures::AsyncWrite + Unpin {}
+impl<T: futures::AsyncRead + futures::AsyncWrite + Unpin> Io for T {}
+
+/// The client side of TLS to a node's bus (`tls-cluster`): this node's certificate
+/// (`tls-client-cert-file`, else `tls-cert-file`), the node's verified against the CA.
+async fn tls_connect(
+    config: &crate::config::Config,
+    tcp: glommio::net::TcpStream,
+    ip: std::net::IpAddr,
+) -> Result<Box<dyn Io>, String> {
+    let tls = crate::facade::tls::client_config(config).map_err(|e| e.to_string())?;
+    let name = rustls_pki_types::ServerName::IpAddress(ip.into());
+    let stream =
+        crate::facade::tls_conn::TlsConn::connect(tcp, tls, name).await.map_err(|e| e.to_string())?;
+    Ok(Box::new(stream))
+}
+
 /// An outbound link to `id` at `addr`: connects, greets (MEET or PING), then reads the node's
 /// answers; ends when the link is closed from either side.
 async fn outbound(
@@ -247,7 +304,7 @@ async fn outbound(
     let timeout = Duration::from_millis(bus.core.config().cluster_node_timeout.max(1000));
     let connected =
         glommio::timer::timeout(timeout, async { glommio::net::TcpStream::connect(addr).await }).await;
-    let stream = match connected {
+    let tcp = match connected {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!("Connecting to cluster node {id} at {addr}: {e}");
@@ -255,9 +312,21 @@ async fn outbound(
             return;
         }
     };
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
     let (local, peer) =
-        (stream.local_addr().map(|a| a.ip().to_string()).unwrap_or_default(), addr.ip().to_string());
+        (tcp.local_addr().map(|a| a.ip().to_string()).unwrap_or_default(), addr.ip().to_string());
+    let stream: Box<dyn Io> = if bus.core.with_config(|c| c.tls_cluster) {
+        match tls_connect(&bus.core.config(), tcp, addr.ip()).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("TLS with cluster node {id} at {addr} failed: {e}");
+                bus.link_failed(&id);
+                return;
+            }
+        }
+    } else {
+        Box::new(tcp)
+    };
     let (mut r, w) = stream.split();
     let writer = glommio::spawn_local(write_all(w, rx)).detach();
     if let Some(link) = bus.links.borrow_mut().get_mut(&id) {
@@ -276,6 +345,43 @@ async fn outbound(
 }
 
 impl Bus {
+    /// The election's part of the cron: a CLUSTER FAILOVER asked for, a replica's election,
+    /// and a paused primary's PINGs to the replica taking over.
+    fn elect(&self, config: &crate::config::Config, now: u64) {
+        let Some(cluster) = &self.core.global.cluster else { return };
+        let offset = crate::engine::replication::offset(&self.core);
+        if let Some(how) = cluster.take_failover() {
+            let out = cluster.apply(config, |state| {
+                let out =
+                    election::start_manual(state, &mut self.election.borrow_mut(), how, now, config, offset);
+                let save = out.save;
+                (out, save)
+            });
+            self.carry_out(out.effects, None);
+        }
+        let out = cluster.apply(config, |state| {
+            let out = election::tick(
+                state,
+                &mut self.election.borrow_mut(),
+                now,
+                config,
+                offset,
+                &mut self.rng.borrow_mut(),
+            );
+            let save = out.save;
+            (out, save)
+        });
+        self.carry_out(out.effects, None);
+        let replica = self.election.borrow().manual_replica;
+        if let Some(replica) = replica {
+            let state = cluster.view();
+            let body = wire::Body::Ping { gossip: Vec::new(), hostname: state.me().hostname.clone() };
+            let mut ping = gossip::message(&state, config, kind::PING, offset, body);
+            ping.mflags |= election::PAUSED;
+            self.carry_out(vec![Effect::Send(replica, ping)], None);
+        }
+    }
+
     /// The outbound link to `id` ended or never opened: a PING is then pending, as Redis
     /// counts a failed connection, so that a node that cannot be reached becomes PFAIL.
     fn link_failed(&self, id: &NodeId) {
@@ -312,6 +418,7 @@ async fn cron(bus: Rc<Bus>) {
             (out, save)
         });
         bus.carry_out(outcome.effects, None);
+        bus.elect(&config, now);
         let state = cluster.view();
         // Links to open, and the links' view for CLUSTER NODES.
         for n in state.nodes().filter(|n| n.flags & (flag::MYSELF | flag::NOADDR) == 0) {

@@ -60,6 +60,12 @@ pub(crate) enum Effect {
     Close(NodeId),
     /// Replicate this node (this node became, or moved as, its replica).
     Follow(NodeId),
+    /// Stop replicating: this replica became a primary.
+    Promote,
+    /// Pause writers until then (unix ms): a manual failover of one of this node's replicas.
+    Pause(u64),
+    /// Lift that pause.
+    Unpause,
 }
 
 /// What the processing of a message or a tick did.
@@ -69,6 +75,8 @@ pub(crate) struct Outcome {
     pub(crate) effects: Vec<Effect>,
     /// nodes.conf must be saved.
     pub(crate) save: bool,
+    /// The message's sender, when known (and past its handshake).
+    pub(crate) sender: Option<NodeId>,
 }
 
 /// The message header this node sends (Redis's `clusterBuildMessageHdr`), with `body`.
@@ -356,6 +364,13 @@ fn finish(
     mut out: Outcome,
     rng: &mut crate::storage::rng::Rng,
 ) -> Outcome {
+    if out.sender.is_none() {
+        out.sender = match at.link {
+            Link::Outbound(id) => Some(id),
+            Link::Inbound => msg.sender_id(),
+        }
+        .filter(|id| state.node(id).is_some_and(|n| !n.is(flag::HANDSHAKE)));
+    }
     if msg.kind == kind::PING || msg.kind == kind::MEET {
         out.effects.insert(0, Effect::Reply(ping(state, at.config, kind::PONG, at.offset, rng)));
     }

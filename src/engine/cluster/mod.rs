@@ -7,6 +7,7 @@
 //! - [`redirect`]: `-MOVED`, `-ASK`, `-CROSSSLOT`, `-TRYAGAIN`, `-CLUSTERDOWN` for a request;
 //! - [`wire`]: the bus's messages, byte for byte as Redis 7.0's;
 //! - [`gossip`]: what a bus message does to the state, and what this node sends;
+//! - [`election`]: replicas' elections, primaries' votes, CLUSTER FAILOVER;
 //! - [`bus`]: the bus's listener and links, on core 0.
 //!
 //! One [`Cluster`] lives in [`crate::engine::global::Global`]. Changes are rare (a CLUSTER
@@ -16,6 +17,7 @@
 //! their owning shard (`engine::slot`), cluster or not.
 
 pub(crate) mod bus;
+pub(crate) mod election;
 pub(crate) mod gossip;
 pub(crate) mod node;
 pub(crate) mod nodes_conf;
@@ -59,6 +61,8 @@ pub(crate) struct Cluster {
     edits: Mutex<Edits>,
     /// Bus messages sent and received, by type (CLUSTER INFO).
     messages: [[AtomicU64; 11]; 2],
+    /// A CLUSTER FAILOVER for the bus to start.
+    manual: Mutex<Option<election::Manual>>,
 }
 
 #[derive(Debug)]
@@ -99,6 +103,7 @@ impl Cluster {
             version: AtomicU64::new(1),
             edits: Mutex::new(Edits { file, first_check: None, among_minority: None }),
             messages: Default::default(),
+            manual: Mutex::new(None),
         })
     }
 
@@ -156,6 +161,16 @@ impl Cluster {
             self.publish(state);
         }
         done
+    }
+
+    /// Asks the bus for a manual failover (CLUSTER FAILOVER).
+    pub(crate) fn request_failover(&self, how: election::Manual) {
+        *self.manual.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(how);
+    }
+
+    /// The manual failover asked for, if any.
+    pub(crate) fn take_failover(&self) -> Option<election::Manual> {
+        self.manual.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
     }
 
     /// Counts a bus message of type `kind`, sent or received.
