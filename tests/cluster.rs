@@ -778,3 +778,111 @@ print("ok")
         assert_eq!(nodes[i % 5].cli(Mode::Tls, &["-c", "GET", &format!("f{i}")]).trim(), i.to_string());
     }
 }
+
+/// The node id a server reports (CLUSTER MYID) on `port`.
+fn myid(port: u16) -> String {
+    let mut raw =
+        common::raw_connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)), Mode::Plain, None, "ca.crt");
+    ask(&mut raw, &["CLUSTER", "MYID"]).lines().nth(1).unwrap().to_owned()
+}
+
+/// Runs a Python script with redis-py against the cluster seen from `port` (plain).
+fn python(script: &str, port: u16) -> String {
+    let script = format!(
+        "from redis.cluster import RedisCluster\nrc = RedisCluster(host=\"127.0.0.1\", port={port}, socket_timeout=20)\n{script}"
+    );
+    let out = Command::new("timeout").args(["120", "/usr/bin/python3", "-c", &script]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "redis-py failed:\n{text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+/// Writes keys and counters while slots move: every write acknowledged is there afterwards.
+const WRITER: &str = r#"
+import time
+n = 0
+deadline = time.time() + 60
+while n < 3000 and time.time() < deadline:
+    rc.set(f"w{n}", n)
+    rc.incr(f"c{n % 20}")
+    n += 1
+print(n)
+"#;
+
+#[test]
+fn resharding_moves_slots_with_their_keys_while_a_client_writes() {
+    // Two ferrokey nodes and one redis-server: slots go from redis-server to ferrokey, from
+    // ferrokey to ferrokey, and back to redis-server.
+    let ours: Vec<Server> = (0..2).map(|_| ferrokey_node()).collect();
+    let theirs = redis_node();
+    let addrs = [
+        format!("127.0.0.1:{}", ours[0].port),
+        format!("127.0.0.1:{}", ours[1].port),
+        format!("127.0.0.1:{}", theirs.port),
+    ];
+    cluster_tool(&[&["create".to_owned()], &addrs[..], &["--cluster-yes".to_owned()]].concat());
+    for n in &ours {
+        wait_state(&mut n.raw(Mode::Plain), "ok");
+    }
+    wait_state(&mut theirs.raw(), "ok");
+    python("for i in range(2000):\n    rc.set(f\"k{i}\", i)\n", ours[0].port);
+    let ids = [myid(ours[0].port), myid(ours[1].port), myid(theirs.port)];
+    let moves = [(2, 0, "600"), (0, 1, "900"), (1, 2, "500")];
+    let mut increments = 0;
+    for (from, to, slots) in moves {
+        let port = ours[0].port;
+        let writer = std::thread::spawn(move || python(WRITER, port));
+        let out = cluster_tool(&[
+            "reshard".to_owned(),
+            addrs[0].clone(),
+            "--cluster-from".to_owned(),
+            ids[from].clone(),
+            "--cluster-to".to_owned(),
+            ids[to].clone(),
+            "--cluster-slots".to_owned(),
+            slots.to_owned(),
+            "--cluster-yes".to_owned(),
+        ]);
+        assert!(!out.contains("ERR") && !out.contains("[ERR]"), "{out}");
+        let written = writer.join().unwrap();
+        let written: usize = written.lines().last().and_then(|l| l.trim().parse().ok()).expect(&written);
+        increments += written;
+        let check = cluster_tool(&["check".to_owned(), addrs[(to + 1) % 3].clone()]);
+        assert!(check.contains("[OK] All nodes agree about slots configuration."), "{check}");
+        assert!(!check.contains("[WARNING]") && !check.contains("[ERR]"), "{check}");
+        // Nothing lost, nothing twice: each written key once, on the node serving its slot.
+        python(
+            &format!(
+                "assert all(int(rc.get(f\"k{{i}}\")) == i for i in range(2000))\n\
+                 assert all(int(rc.get(f\"w{{i}}\")) == i for i in range({written}))\n\
+                 total = sum(int(rc.get(f\"c{{i}}\") or 0) for i in range(20))\n\
+                 assert total == {increments}, total\n"
+            ),
+            ours[1].port,
+        );
+        let sizes: i64 = [ours[0].port, ours[1].port, theirs.port]
+            .iter()
+            .map(|&p| {
+                let mut raw = common::raw_connect(
+                    std::net::SocketAddr::from(([127, 0, 0, 1], p)),
+                    Mode::Plain,
+                    None,
+                    "ca.crt",
+                );
+                ask(&mut raw, &["DBSIZE"]).trim_start_matches(':').trim().parse::<i64>().unwrap()
+            })
+            .sum();
+        assert!(sizes >= 2000 + written as i64 && sizes <= 2000 + 3000 + 20, "{sizes}");
+    }
+    let slots_of = |port: u16| {
+        let mut raw = common::raw_connect(
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            Mode::Plain,
+            None,
+            "ca.crt",
+        );
+        let nodes = ask(&mut raw, &["CLUSTER", "NODES"]);
+        nodes.lines().find(|l| l.contains("myself")).unwrap().to_owned()
+    };
+    assert!(slots_of(ours[0].port).contains("master"), "{}", slots_of(ours[0].port));
+}

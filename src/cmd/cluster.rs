@@ -103,6 +103,9 @@ pub(crate) fn commands() -> Vec<Command> {
                 .flags(flag::ADMIN | flag::STALE)
                 .tips(&["nondeterministic_output"])
                 .docs("cluster", "3.0.0", "O(N) where N is the number of failure reports", "Return the number of failure reports active for a given node"),
+            Command::session("setslot", -4, |s, a| Box::pin(set_slot(s, a)))
+                .flags(admin)
+                .docs("cluster", "3.0.0", "O(1)", "Bind a hash slot to a specific node"),
             Command::inline("meet", -4, meet)
                 .flags(admin)
                 .docs("cluster", "3.0.0", "O(1)", "Force a node cluster to handshake with another node")
@@ -204,6 +207,8 @@ fn help() -> Reply {
             "    Reset current node (default: soft).",
             "SET-CONFIG-EPOCH <epoch>",
             "    Set config epoch of current node.",
+            "SETSLOT <slot> (IMPORTING <node-id>|MIGRATING <node-id>|STABLE|NODE <node-id>)",
+            "    Set slot state.",
             "REPLICAS <node-id>",
             "    Return <node-id> replicas.",
             "SAVECONFIG",
@@ -612,6 +617,94 @@ fn meet(s: &Session, args: &[Bytes]) -> CmdResult {
         }
         Ok(Reply::Ok)
     })
+}
+
+/// CLUSTER SETSLOT slot IMPORTING node | MIGRATING node | STABLE | NODE node: a slot's
+/// migration, and its new owner.
+async fn set_slot(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    let state = view(s)?;
+    if state.me().is(node_flag::SLAVE) {
+        return Err(CmdError::msg("ERR Please use SETSLOT only with masters."));
+    }
+    let slot = slot(&args[2])?;
+    let action = String::from_utf8_lossy(&args[3]).to_ascii_lowercase();
+    let invalid =
+        CmdError::msg("ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP");
+    let target = |unknown: &str| -> Result<NodeId, CmdError> {
+        let arg = args.get(4).ok_or(invalid.clone())?;
+        let node = NodeId::parse(arg)
+            .and_then(|id| state.node(&id))
+            .ok_or_else(|| CmdError::text(format!("ERR {unknown} {}", String::from_utf8_lossy(arg))))?;
+        if node.is(node_flag::SLAVE) {
+            return Err(CmdError::msg("ERR Target node is not a master"));
+        }
+        Ok(node.id)
+    };
+    let me = state.me().id;
+    let mine = state.mine(slot);
+    match (action.as_str(), args.len()) {
+        ("migrating", 5) => {
+            if !mine {
+                return Err(CmdError::text(format!("ERR I'm not the owner of hash slot {slot}")));
+            }
+            let to = target("I don't know about node")?;
+            edit(s, |st| {
+                st.migrating.insert(slot, to);
+                Ok(Reply::Ok)
+            })
+        }
+        ("importing", 5) => {
+            if mine {
+                return Err(CmdError::text(format!("ERR I'm already the owner of hash slot {slot}")));
+            }
+            let from = target("I don't know about node")?;
+            edit(s, |st| {
+                st.importing.insert(slot, from);
+                Ok(Reply::Ok)
+            })
+        }
+        ("stable", 4) => edit(s, |st| {
+            st.migrating.remove(&slot);
+            st.importing.remove(&slot);
+            Ok(Reply::Ok)
+        }),
+        ("node", 5) => {
+            let to = target("Unknown node")?;
+            let keys = keys_in_slot(s, slot, 0).await?.0;
+            if mine && to != me && keys != 0 {
+                return Err(CmdError::text(format!(
+                    "ERR Can't assign hashslot {slot} to a different node while I still hold keys for this hash slot."
+                )));
+            }
+            let migrate_replica = s.core.with_config(|c| c.cluster_allow_replica_migration);
+            let follow = edit(s, |st| {
+                if keys == 0 {
+                    st.migrating.remove(&slot);
+                }
+                st.del_slot(slot);
+                st.add_slot(slot, &to);
+                if mine && to != me && st.ranges_of(&me).is_empty() && migrate_replica {
+                    tracing::info!(
+                        "Configuration change detected. Reconfiguring myself as a replica of {to}"
+                    );
+                    crate::engine::cluster::gossip::set_master(st, to);
+                    return Ok(st
+                        .node(&to)
+                        .map(|n| (n.ip.clone(), n.client_port(s.core.with_config(|c| c.tls_replication)))));
+                }
+                if to == me && st.importing.remove(&slot).is_some() {
+                    // The slot is ours at a new epoch, so that the cluster takes our claim.
+                    crate::engine::cluster::election::bump_epoch(st);
+                }
+                Ok(None)
+            })?;
+            if let Some(primary) = follow {
+                crate::engine::replica::follow(&s.core, Some(primary));
+            }
+            Ok(Reply::Ok)
+        }
+        _ => Err(invalid),
+    }
 }
 
 /// CLUSTER REPLICATE node-id: this empty primary becomes a replica of that one.

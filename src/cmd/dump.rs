@@ -27,6 +27,14 @@ pub(crate) fn commands() -> Vec<Command> {
             .key(KeySpec::index(1).range(0, 1, 0).flags(key::OW | key::UPDATE))
             .docs("generic", "2.6.0", "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).", "Create a key using the provided serialized value, previously obtained using DUMP.")
             .history(&[("3.0.0", "Added the `REPLACE` modifier."), ("5.0.0", "Added the `ABSTTL` modifier."), ("5.0.0", "Added the `IDLETIME` and `FREQ` options.")]),
+        // What MIGRATE sends in cluster mode: served by a node importing the key's slot.
+        Command::shard("restore-asking", -4, restore)
+            .flags(flag::WRITE | flag::DENYOOM | flag::ASKING)
+            .acl(acl::KEYSPACE | acl::DANGEROUS)
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::OW | key::UPDATE))
+            .docs("server", "3.0.0", "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).", "An internal command for migrating keys in a cluster")
+            .history(&[("3.0.0", "Added the `REPLACE` modifier."), ("5.0.0", "Added the `ABSTTL` modifier."), ("5.0.0", "Added the `IDLETIME` and `FREQ` options.")])
+            .syscmd(),
     ]
 }
 

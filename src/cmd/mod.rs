@@ -23,6 +23,7 @@ pub(crate) mod list;
 pub(crate) mod lolwut;
 pub(crate) mod long_double;
 pub(crate) mod memory;
+pub(crate) mod migrate;
 pub(crate) mod monitor;
 pub(crate) mod persistence;
 pub(crate) mod pqsort;
@@ -64,6 +65,7 @@ pub(crate) fn commands() -> Commands {
             bitmap::commands(),
             generic::commands(),
             dump::commands(),
+            migrate::commands(),
             list::commands(),
             hash::commands(),
             set::commands(),

@@ -153,7 +153,7 @@ impl Session {
         let mut asker = Asker {
             write,
             writes_any: write,
-            asking: self.asking || cmd.name == "restore-asking",
+            asking: self.asking || cmd.flags.contains(crate::engine::spec::flag::ASKING),
             readonly: self.cluster_readonly,
             tls: self.client.tls.is_some(),
             migrate: cmd.name == "migrate",

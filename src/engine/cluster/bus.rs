@@ -275,8 +275,44 @@ impl Bus {
 }
 
 /// A stream of either kind.
-trait Io: futures::AsyncRead + futures::AsyncWrite + Unpin {}
+pub(crate) trait Io: futures::AsyncRead + futures::AsyncWrite + Unpin {}
 impl<T: futures::AsyncRead + futures::AsyncWrite + Unpin> Io for T {}
+
+/// A link to another node's client port (MIGRATE's): TCP within `timeout`, then TLS with
+/// `tls`.
+///
+/// # Errors
+/// Why it could not connect.
+pub(crate) async fn connect(
+    config: &crate::config::Config,
+    host: &str,
+    port: u16,
+    tls: bool,
+    timeout: Duration,
+) -> Result<Box<dyn Io>, String> {
+    let ip: std::net::IpAddr = match host.parse() {
+        Ok(ip) => ip,
+        Err(_) => {
+            use std::net::ToSocketAddrs;
+            let name = format!("{host}:{port}");
+            glommio::executor()
+                .spawn_blocking(move || name.to_socket_addrs().ok().and_then(|mut a| a.next()))
+                .await
+                .map(|a| a.ip())
+                .ok_or_else(|| format!("cannot resolve {host}"))?
+        }
+    };
+    let addr = std::net::SocketAddr::new(ip, port);
+    let tcp = glommio::timer::timeout(timeout, async { glommio::net::TcpStream::connect(addr).await })
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    if tls {
+        tls_connect(config, tcp, ip).await
+    } else {
+        Ok(Box::new(tcp))
+    }
+}
 
 /// The client side of TLS to a node's bus (`tls-cluster`): this node's certificate
 /// (`tls-client-cert-file`, else `tls-cert-file`), the node's verified against the CA.

@@ -1,0 +1,258 @@
+//! MIGRATE: keys move to another server (the cluster's resharding moves slots with it). The
+//! keys' shards are held for the whole move, as Redis blocks while it migrates: each key is
+//! dumped, sent as RESTORE (RESTORE-ASKING in cluster mode) in one pipeline after AUTH and
+//! SELECT, and deleted here once the target acknowledged it (unless COPY). The link is TLS
+//! with `tls-cluster`, as Redis's.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{AsyncReadExt, AsyncWriteExt};
+
+use crate::cmd::args::{self, is};
+use crate::cmd::error::{CmdError, CmdResult};
+use crate::engine::command::Command;
+use crate::engine::notify::Class;
+use crate::engine::session::Session;
+use crate::engine::slot::ShardId;
+use crate::engine::spec::{acl, flag, key, KeyFlags, KeySpec};
+use crate::facade::Reply;
+
+/// The family's commands.
+#[rustfmt::skip]
+pub(crate) fn commands() -> Vec<Command> {
+    let moved = key::RW | key::ACCESS | key::DELETE | key::INCOMPLETE;
+    vec![
+        Command::session("migrate", -6, |s, a| Box::pin(migrate(s, a)))
+            .flags(flag::WRITE)
+            .acl(acl::KEYSPACE | acl::DANGEROUS)
+            .key(KeySpec::index(3).range(0, 1, 0).flags(key::RW | key::ACCESS | key::DELETE))
+            .key(KeySpec::keyword("KEYS", -2).range(-1, 1, 0).flags(moved))
+            .getkeys(migrate_keys)
+            .tips(&["nondeterministic_output"])
+            .docs("generic", "2.6.0", "This command actually executes a DUMP+DEL in the source instance, and a RESTORE in the target instance. See the pages of these commands for time complexity. Also an O(N) data transfer between the two instances is performed.", "Atomically transfer a key from a Redis instance to another one.")
+            .history(&[
+                ("3.0.0", "Added the `COPY` and `REPLACE` options."),
+                ("3.0.6", "Added the `KEYS` option."),
+                ("4.0.7", "Added the `AUTH` option."),
+                ("6.0.0", "Added the `AUTH2` option."),
+            ]),
+    ]
+}
+
+/// MIGRATE's keys (Redis's `migrateGetKeys`): the key argument, or those after KEYS.
+fn migrate_keys(a: &[Bytes], keys: &mut Vec<(usize, KeyFlags)>) {
+    let flags = key::RW | key::ACCESS | key::DELETE | key::INCOMPLETE;
+    let mut i = 6;
+    while i < a.len() {
+        if is(&a[i], "auth2") {
+            i += 2;
+        } else if is(&a[i], "auth") {
+            i += 1;
+        } else if is(&a[i], "keys") {
+            keys.extend((i + 1..a.len()).map(|p| (p, flags)));
+            return;
+        }
+        i += 1;
+    }
+    keys.push((3, key::RW | key::ACCESS | key::DELETE));
+}
+
+/// MIGRATE's options.
+struct Options {
+    copy: bool,
+    replace: bool,
+    auth: Option<(Option<Bytes>, Bytes)>,
+    keys: Vec<Bytes>,
+}
+
+fn parse(a: &[Bytes]) -> Result<Options, CmdError> {
+    let mut o = Options { copy: false, replace: false, auth: None, keys: Vec::new() };
+    let mut i = 6;
+    while i < a.len() {
+        if is(&a[i], "copy") {
+            o.copy = true;
+        } else if is(&a[i], "replace") {
+            o.replace = true;
+        } else if is(&a[i], "auth") && i + 1 < a.len() {
+            o.auth = Some((None, a[i + 1].clone()));
+            i += 1;
+        } else if is(&a[i], "auth2") && i + 2 < a.len() {
+            o.auth = Some((Some(a[i + 1].clone()), a[i + 2].clone()));
+            i += 2;
+        } else if is(&a[i], "keys") {
+            if !a[3].is_empty() {
+                return Err(CmdError::msg(
+                    "ERR When using MIGRATE KEYS option, the key argument must be set to the empty string",
+                ));
+            }
+            o.keys = a[i + 1..].to_vec();
+            break;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    if o.keys.is_empty() {
+        o.keys.push(a[3].clone());
+    }
+    Ok(o)
+}
+
+/// A key to move: its name, shard, serialized value and time to live (ms, 0 for none).
+struct Moving {
+    key: Bytes,
+    shard: ShardId,
+    payload: Vec<u8>,
+    ttl: u64,
+}
+
+/// MIGRATE host port key|"" destination-db timeout [COPY] [REPLACE] [AUTH password | AUTH2
+/// username password] [KEYS key ...]
+async fn migrate(s: &mut Session, a: &[Bytes]) -> CmdResult {
+    let o = parse(a)?;
+    let db = args::int(&a[4])?;
+    let timeout = args::int(&a[5])?;
+    let timeout = Duration::from_millis(if timeout <= 0 { 1000 } else { timeout as u64 });
+    let port = u16::try_from(args::int(&a[2])?).map_err(|_| CmdError::OutOfRange)?;
+    let host = String::from_utf8_lossy(&a[1]).into_owned();
+    let router = s.core.router.clone();
+    let mut shards: Vec<ShardId> = o.keys.iter().map(|k| router.shard_of(k)).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    let (tx, own) = match &s.exec_tx {
+        Some(tx) => (tx.clone(), false),
+        None => (std::rc::Rc::new(router.begin(shards).await.map_err(|_| CmdError::Unavailable)?), true),
+    };
+    let here = s.db;
+    let result = async {
+        let mut moving = Vec::new();
+        for key in &o.keys {
+            let shard = router.shard_of(key);
+            let k = key.clone();
+            let found = tx
+                .on(shard, here, move |c| {
+                    let now = c.now;
+                    Ok(c.db.read(&k, now).map(|e| {
+                        let ttl = e.expires_at().map_or(0, |at| at.saturating_sub(now).max(1));
+                        (crate::storage::rdb::dump(&e.value, true), ttl)
+                    }))
+                })
+                .await?;
+            if let Some((payload, ttl)) = found {
+                moving.push(Moving { key: key.clone(), shard, payload, ttl });
+            }
+        }
+        if moving.is_empty() {
+            return Ok(Reply::status("NOKEY"));
+        }
+        let restore: &[u8] = if s.core.global.cluster.is_some() { b"RESTORE-ASKING" } else { b"RESTORE" };
+        let mut out = Vec::new();
+        let mut expected = 0;
+        if let Some((user, pass)) = &o.auth {
+            match user {
+                Some(user) => crate::storage::aof::command(&mut out, &[&b"AUTH"[..], user, pass]),
+                None => crate::storage::aof::command(&mut out, &[&b"AUTH"[..], pass]),
+            }
+            expected += 1;
+        }
+        crate::storage::aof::command(&mut out, &[b"SELECT", db.to_string().as_bytes()]);
+        expected += 1;
+        for m in &moving {
+            let ttl = m.ttl.to_string();
+            let mut args: Vec<&[u8]> = vec![restore, &m.key, ttl.as_bytes(), &m.payload];
+            if o.replace {
+                args.push(b"REPLACE");
+            }
+            crate::storage::aof::command(&mut out, &args);
+        }
+        let tls = s.core.with_config(|c| c.tls_cluster);
+        let config = s.core.config();
+        let mut link = crate::engine::cluster::bus::connect(&config, &host, port, tls, timeout)
+            .await
+            .map_err(|_| CmdError::msg("IOERR error or timeout connecting to the client"))?;
+        glommio::timer::timeout(timeout, async { Ok(link.write_all(&out).await.and(link.flush().await)) })
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or(CmdError::msg("IOERR error or timeout writing to target instance"))?;
+        let mut lines = Lines { buf: Vec::new() };
+        let mut error: Option<String> = None;
+        for _ in 0..expected {
+            let line = lines.next(&mut *link, timeout).await?;
+            if let Some(e) = line.strip_prefix('-') {
+                error.get_or_insert_with(|| e.to_owned());
+            }
+        }
+        if let Some(e) = error {
+            return Err(CmdError::text(format!("ERR Target instance replied with error: {e}")));
+        }
+        for m in moving {
+            let line = lines.next(&mut *link, timeout).await?;
+            if let Some(e) = line.strip_prefix('-') {
+                error.get_or_insert_with(|| e.to_owned());
+                continue;
+            }
+            if !o.copy {
+                let key = m.key;
+                tx.on(m.shard, here, move |c| {
+                    if c.db.remove(&key).is_some() {
+                        c.notify(Class::GENERIC, "del", &key);
+                        if c.journaling() {
+                            c.log(&[b"DEL", &key]);
+                        }
+                    }
+                    Ok(())
+                })
+                .await?;
+            }
+        }
+        match error {
+            Some(e) => Err(CmdError::text(format!("ERR Target instance replied with error: {e}"))),
+            None => Ok(Reply::Ok),
+        }
+    }
+    .await;
+    if own {
+        if let Ok(tx) = std::rc::Rc::try_unwrap(tx) {
+            tx.release().await;
+        }
+    }
+    result
+}
+
+/// Reply lines from the target.
+struct Lines {
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    /// The next line (without CRLF), within `timeout`.
+    async fn next(
+        &mut self,
+        link: &mut (dyn futures::AsyncRead + Unpin),
+        timeout: Duration,
+    ) -> Result<String, CmdError> {
+        let io = CmdError::msg("IOERR error or timeout reading to target instance");
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                self.buf.drain(..end + 2);
+                return Ok(line);
+            }
+            if self.buf.len() > 64 * 1024 {
+                return Err(io);
+            }
+            let mut chunk = [0u8; 4096];
+            let n = glommio::timer::timeout(timeout, async { Ok(link.read(&mut chunk).await) })
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .ok_or(io.clone())?;
+            if n == 0 {
+                return Err(io);
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
