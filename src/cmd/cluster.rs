@@ -534,7 +534,7 @@ fn bump_epoch(s: &Session, _: &[Bytes]) -> CmdResult {
         let max = state.max_epoch();
         let mine = state.me().config_epoch;
         if mine == 0 || mine != max {
-            state.current_epoch += 1;
+            state.current_epoch = state.current_epoch.wrapping_add(1);
             let epoch = state.current_epoch;
             state.me_mut().config_epoch = epoch;
             Ok(Reply::Status(format!("BUMPED {epoch}").into()))
@@ -566,7 +566,7 @@ fn replicas(s: &Session, args: &[Bytes]) -> CmdResult {
 fn count_failure_reports(s: &Session, args: &[Bytes]) -> CmdResult {
     let state = view(s)?;
     let node = known(&state, &args[2])?;
-    let validity = s.core.with_config(|c| c.cluster_node_timeout) * 2;
+    let validity = s.core.with_config(|c| c.cluster_node_timeout).saturating_mul(2);
     let now = crate::engine::cluster::unix_ms();
     let reports = state
         .reports
@@ -587,7 +587,7 @@ fn meet(s: &Session, args: &[Bytes]) -> CmdResult {
     let cport = match args.get(4) {
         Some(a) => args::int(a)
             .map_err(|_| CmdError::text(format!("ERR Invalid TCP bus port specified: {}", text(a))))?,
-        None => port + 10000,
+        None => port.saturating_add(10000),
     };
     let invalid = || {
         CmdError::text(format!("ERR Invalid node address specified: {}:{}", text(&args[2]), text(&args[3])))

@@ -234,6 +234,8 @@ impl Lines {
         timeout: Duration,
     ) -> Result<String, CmdError> {
         let io = CmdError::msg("IOERR error or timeout reading to target instance");
+        // One deadline per line: a target trickling bytes does not hold the keys longer.
+        let deadline = std::time::Instant::now() + timeout;
         loop {
             if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
                 let line = String::from_utf8_lossy(&self.buf[..end]).into_owned();
@@ -244,7 +246,8 @@ impl Lines {
                 return Err(io);
             }
             let mut chunk = [0u8; 4096];
-            let n = glommio::timer::timeout(timeout, async { Ok(link.read(&mut chunk).await) })
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let n = glommio::timer::timeout(left, async { Ok(link.read(&mut chunk).await) })
                 .await
                 .ok()
                 .and_then(Result::ok)

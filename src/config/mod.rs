@@ -562,7 +562,8 @@ impl Config {
             return Err("lfu-log-factor and lfu-decay-time must be between 0 and 2147483647".into());
         }
         let int_max = i64::from(i32::MAX);
-        let bounded: [(&str, i64, i64, i64); 14] = [
+        let bounded: [(&str, i64, i64, i64); 15] = [
+            ("cluster-node-timeout", self.cluster_node_timeout as i64, 0, i64::MAX),
             ("active-expire-effort", self.active_expire_effort as i64, 1, 10),
             ("list-compress-depth", self.list_compress_depth as i64, 0, int_max),
             ("list-max-listpack-size", self.list_max_listpack_size, i64::from(i32::MIN), int_max),

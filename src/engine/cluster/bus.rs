@@ -31,6 +31,8 @@ const MAX_FRAME: usize = 1 << 30;
 
 /// An open outbound link.
 struct Outbound {
+    /// Tells this link from the one that replaces it.
+    generation: u64,
     /// Frames to write.
     tx: mpsc::UnboundedSender<Vec<u8>>,
     /// When it was opened (unix ms).
@@ -46,6 +48,8 @@ struct Bus {
     links: RefCell<HashMap<NodeId, Outbound>>,
     rng: RefCell<Rng>,
     election: RefCell<Election>,
+    /// The last link generation handed out.
+    generations: std::cell::Cell<u64>,
 }
 
 /// Starts the bus on `listeners` (core 0, cluster mode).
@@ -56,6 +60,7 @@ pub(crate) fn start(core: Rc<Core>, listeners: Vec<Listener>) {
         links: RefCell::default(),
         rng: RefCell::new(Rng::seeded(0xb05)),
         election: RefCell::default(),
+        generations: std::cell::Cell::new(0),
     });
     for listener in listeners {
         glommio::spawn_local(accept(bus.clone(), listener)).detach();
@@ -100,10 +105,11 @@ async fn read_frame<R: futures::AsyncRead + Unpin>(r: &mut R, from: &str) -> Opt
             return None;
         }
     };
-    let mut frame = vec![0u8; len];
-    frame[..8].copy_from_slice(&head);
-    r.read_exact(&mut frame[8..]).await.ok()?;
-    Some(frame)
+    // Grown as bytes arrive: a length alone reserves nothing.
+    let mut frame = Vec::with_capacity(len.min(64 << 10));
+    frame.extend_from_slice(&head);
+    (&mut *r).take((len - 8) as u64).read_to_end(&mut frame).await.ok()?;
+    (frame.len() == len).then_some(frame)
 }
 
 /// Writes what `rx` brings until it ends or the stream fails.
@@ -336,6 +342,7 @@ async fn outbound(
     addr: std::net::SocketAddr,
     meet: bool,
     rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    generation: u64,
 ) {
     let timeout = Duration::from_millis(bus.core.config().cluster_node_timeout.max(1000));
     let connected =
@@ -344,7 +351,7 @@ async fn outbound(
         Ok(s) => s,
         Err(e) => {
             tracing::debug!("Connecting to cluster node {id} at {addr}: {e}");
-            bus.link_failed(&id);
+            bus.link_failed(&id, generation);
             return;
         }
     };
@@ -356,7 +363,7 @@ async fn outbound(
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("TLS with cluster node {id} at {addr} failed: {e}");
-                bus.link_failed(&id);
+                bus.link_failed(&id, generation);
                 return;
             }
         }
@@ -365,19 +372,19 @@ async fn outbound(
     };
     let (mut r, w) = stream.split();
     let writer = glommio::spawn_local(write_all(w, rx)).detach();
-    if let Some(link) = bus.links.borrow_mut().get_mut(&id) {
+    if let Some(link) = bus.links.borrow_mut().get_mut(&id).filter(|l| l.generation == generation) {
         link.up = true;
     }
     bus.ping(&id, if meet { kind::MEET } else { kind::PING });
     while let Some(frame) = read_frame(&mut r, &peer).await {
         // Frames after the link was replaced or closed are not this link's to process.
-        if !bus.links.borrow().contains_key(&id) {
+        if bus.links.borrow().get(&id).is_none_or(|l| l.generation != generation) {
             break;
         }
         bus.receive(&frame, Link::Outbound(id), &peer, &local, None);
     }
     let _ = writer.await;
-    bus.link_failed(&id);
+    bus.link_failed(&id, generation);
 }
 
 impl Bus {
@@ -420,8 +427,14 @@ impl Bus {
 
     /// The outbound link to `id` ended or never opened: a PING is then pending, as Redis
     /// counts a failed connection, so that a node that cannot be reached becomes PFAIL.
-    fn link_failed(&self, id: &NodeId) {
-        self.links.borrow_mut().remove(id);
+    fn link_failed(&self, id: &NodeId, generation: u64) {
+        let mut links = self.links.borrow_mut();
+        if links.get(id).is_none_or(|l| l.generation != generation) {
+            // A link that was replaced or closed already: its end changes nothing.
+            return;
+        }
+        links.remove(id);
+        drop(links);
         let Some(cluster) = &self.core.global.cluster else { return };
         let now = super::unix_ms();
         cluster.apply(&self.core.config(), |state| {
@@ -463,9 +476,12 @@ async fn cron(bus: Rc<Bus>) {
             }
             let Ok(ip) = n.ip.parse::<std::net::IpAddr>() else { continue };
             let (tx, rx) = mpsc::unbounded();
-            bus.links.borrow_mut().insert(n.id, Outbound { tx, created: now, up: false });
+            let generation = bus.generations.get() + 1;
+            bus.generations.set(generation);
+            bus.links.borrow_mut().insert(n.id, Outbound { generation, tx, created: now, up: false });
             let addr = std::net::SocketAddr::new(ip, n.cport);
-            glommio::spawn_local(outbound(bus.clone(), n.id, addr, n.is(flag::MEET), rx)).detach();
+            glommio::spawn_local(outbound(bus.clone(), n.id, addr, n.is(flag::MEET), rx, generation))
+                .detach();
         }
         let mut to_ping: Vec<NodeId> = Vec::new();
         if tick % 10 == 0 {

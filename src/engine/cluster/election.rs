@@ -172,10 +172,10 @@ pub(crate) fn vote(
     }
     let master_id = master.id;
     let timeout = config.cluster_node_timeout;
-    if e.voted.get(&master_id).is_some_and(|&t| now.saturating_sub(t) < 2 * timeout) {
+    if e.voted.get(&master_id).is_some_and(|&t| now.saturating_sub(t) < timeout.saturating_mul(2)) {
         tracing::info!(
             "Failover auth denied to {requester}: can't vote about this master before {} milliseconds",
-            2 * timeout
+            timeout.saturating_mul(2)
         );
         return out;
     }
@@ -242,8 +242,8 @@ pub(crate) fn tick(
         return out;
     }
     let timeout = config.cluster_node_timeout;
-    let auth_timeout = (2 * timeout).max(2000);
-    let auth_retry = 2 * auth_timeout;
+    let auth_timeout = (timeout.saturating_mul(2)).max(2000);
+    let auth_retry = auth_timeout.saturating_mul(2);
     let auth_age = now.saturating_sub(e.auth_time);
     if e.auth_time == 0 || (now > e.auth_time && auth_age > auth_retry) {
         e.auth_count = 0;
@@ -276,7 +276,7 @@ pub(crate) fn tick(
         return out;
     }
     if !e.auth_sent {
-        state.current_epoch += 1;
+        state.current_epoch = state.current_epoch.wrapping_add(1);
         e.auth_epoch = state.current_epoch;
         e.auth_sent = true;
         tracing::info!("Starting a failover election for epoch {}.", e.auth_epoch);
@@ -315,7 +315,7 @@ pub(crate) fn bump_epoch(state: &mut State) -> bool {
     let max = state.max_epoch();
     let mine = state.me().config_epoch;
     if mine == 0 || mine != max {
-        state.current_epoch += 1;
+        state.current_epoch = state.current_epoch.wrapping_add(1);
         let epoch = state.current_epoch;
         state.me_mut().config_epoch = epoch;
         true

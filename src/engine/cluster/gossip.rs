@@ -14,6 +14,8 @@ use crate::engine::slot::SLOTS;
 
 /// A failure report is valid for this many node timeouts.
 const REPORT_VALIDITY_MULT: u64 = 2;
+/// The most nodes learnt from gossip (a cluster has at most 16384 primaries).
+const MAX_NODES: usize = 16384;
 /// A forgotten node is not learnt again from gossip for this long (ms).
 pub(crate) const FORGET_TTL_MS: u64 = 60_000;
 
@@ -107,7 +109,9 @@ pub(crate) fn message(state: &State, config: &Config, kind: u16, offset: u64, bo
     }
 }
 
-/// A node's `port` and `pport` on the wire: the port of the bus's kind first.
+/// A node's `port` and `pport` on the wire: the port of the bus's kind, then the other one
+/// (as Redis 7.2 sends them; Redis 7.0 reads `pport` only with `tls-cluster`), so TLS clients
+/// are sent to TLS ports in either mode.
 fn ports(n: &Node, tls_cluster: bool) -> (u16, u16) {
     if tls_cluster {
         (n.tls_port, n.tcp_port)
@@ -116,12 +120,30 @@ fn ports(n: &Node, tls_cluster: bool) -> (u16, u16) {
     }
 }
 
-/// Sets a node's client ports from the wire's `port` and `pport`.
+/// A peer's address field, kept only when it is an address (it goes into nodes.conf).
+fn address(text: &str) -> Option<String> {
+    text.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
+}
+
+/// A peer's hostname, kept only when made of what a hostname may hold.
+fn hostname(text: &str) -> String {
+    if text.len() < 256 && text.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-') {
+        text.to_owned()
+    } else {
+        String::new()
+    }
+}
+
+/// Sets a node's client ports from the wire's `port` and `pport` (a TLS port this node
+/// knows is kept when the peer sends none).
 fn set_ports(n: &mut Node, port: u16, pport: u16, tls_cluster: bool) {
     if tls_cluster {
         (n.tls_port, n.tcp_port) = (port, pport);
     } else {
-        (n.tcp_port, n.tls_port) = (port, pport);
+        n.tcp_port = port;
+        if pport != 0 {
+            n.tls_port = pport;
+        }
     }
 }
 
@@ -235,7 +257,7 @@ pub(crate) fn receive(
         if sender.is_none() && msg.kind == kind::MEET {
             let id = NodeId::random();
             let mut n = Node::new(id, flag::HANDSHAKE);
-            n.ip = if msg.ip.is_empty() { at.peer_ip.clone() } else { msg.ip.clone() };
+            n.ip = address(&msg.ip).unwrap_or_else(|| at.peer_ip.clone());
             set_ports(&mut n, msg.port, msg.pport, config.tls_cluster);
             n.cport = msg.cport;
             *state.node_or_add(id) = n;
@@ -302,7 +324,9 @@ pub(crate) fn receive(
                     n.flags &= !flag::PFAIL;
                     out.save = true;
                 } else if n.is(flag::FAIL)
-                    && (n.is(flag::SLAVE) || !has_slots || at.now.saturating_sub(fail_time) > 2 * timeout)
+                    && (n.is(flag::SLAVE)
+                        || !has_slots
+                        || at.now.saturating_sub(fail_time) > timeout.saturating_mul(2))
                 {
                     tracing::info!("Clear FAIL state for node {id}: is reachable again.");
                     n.flags &= !flag::FAIL;
@@ -315,13 +339,15 @@ pub(crate) fn receive(
             slots(state, soft, &s, msg, at, &mut out);
             collision(state, &s, msg, &mut out);
             gossip_section(state, soft, Some(s), msg, at, &mut out);
-            if let (Body::Ping { hostname, .. }, Some(n)) = (&msg.body, state.node_mut(&s)) {
-                if n.hostname != *hostname {
-                    n.hostname.clone_from(hostname);
+            if let (Body::Ping { hostname: name, .. }, Some(n)) = (&msg.body, state.node_mut(&s)) {
+                let name = hostname(name);
+                if n.hostname != name {
+                    n.hostname = name;
                     out.save = true;
                 }
             }
-        } else {
+        } else if msg.kind == kind::MEET {
+            // As Redis: the gossip of an unknown node counts only in its MEET.
             gossip_section(state, soft, None, msg, at, &mut out);
         }
     } else if let Some(s) = sender {
@@ -383,7 +409,7 @@ fn update_address(state: &mut State, id: &NodeId, msg: &Message, at: &Arrival<'_
     if at.link == Link::Outbound(*id) {
         return;
     }
-    let ip = if msg.ip.is_empty() { at.peer_ip.clone() } else { msg.ip.clone() };
+    let ip = address(&msg.ip).unwrap_or_else(|| at.peer_ip.clone());
     let tls_cluster = at.config.tls_cluster;
     let Some(n) = state.node_mut(id) else { return };
     let (port, pport) = ports(n, tls_cluster);
@@ -550,7 +576,7 @@ fn collision(state: &mut State, id: &NodeId, msg: &Message, out: &mut Outcome) {
     if sender.id.as_str() <= me.id.as_str() {
         return;
     }
-    state.current_epoch += 1;
+    state.current_epoch = state.current_epoch.wrapping_add(1);
     let epoch = state.current_epoch;
     state.me_mut().config_epoch = epoch;
     tracing::info!("WARNING: configEpoch collision with node {id}. configEpoch set to {epoch}");
@@ -572,6 +598,8 @@ fn gossip_section(
     let sender_master = sender.and_then(|s| state.node(&s)).is_some_and(|n| n.is(flag::MASTER));
     for g in gossip {
         let failing = g.flags & (flag::FAIL | flag::PFAIL) != 0;
+        // An address that is not one is never stored (it would go into nodes.conf).
+        let ip = address(&g.ip);
         if let Some(n) = state.node(&g.id) {
             let (id, myself) = (n.id, n.is(flag::MYSELF));
             if let (Some(s), true, false) = (sender, sender_master, myself) {
@@ -582,7 +610,7 @@ fn gossip_section(
                     r.remove(&s);
                 }
             }
-            let reports = state.valid_reports(&id, at.now, timeout * REPORT_VALIDITY_MULT);
+            let reports = state.valid_reports(&id, at.now, timeout.saturating_mul(REPORT_VALIDITY_MULT));
             let Some(n) = state.node_mut(&id) else { continue };
             if !failing && n.ping_sent == 0 && reports == 0 {
                 let pong = u64::from(g.pong_received) * 1000;
@@ -590,11 +618,12 @@ fn gossip_section(
                     n.pong_received = pong;
                 }
             }
-            let moved = !n.ip.eq_ignore_ascii_case(&g.ip)
+            let Some(ip) = ip else { continue };
+            let moved = !n.ip.eq_ignore_ascii_case(&ip)
                 || ports(n, at.config.tls_cluster).0 != g.port
                 || n.cport != g.cport;
             if n.flags & (flag::FAIL | flag::PFAIL) != 0 && g.flags & flag::NOADDR == 0 && !failing && moved {
-                n.ip.clone_from(&g.ip);
+                n.ip.clone_from(&ip);
                 set_ports(n, g.port, g.pport, at.config.tls_cluster);
                 n.cport = g.cport;
                 n.flags &= !flag::NOADDR;
@@ -604,9 +633,11 @@ fn gossip_section(
         } else if sender.is_some()
             && g.flags & flag::NOADDR == 0
             && state.forgotten.get(&g.id).is_none_or(|&until| until <= at.now)
+            && state.nodes().count() < MAX_NODES
+            && ip.is_some()
         {
             let mut n = Node::new(g.id, g.flags & !(flag::MYSELF | flag::HANDSHAKE | flag::MEET));
-            n.ip.clone_from(&g.ip);
+            n.ip = ip.unwrap_or_default();
             set_ports(&mut n, g.port, g.pport, at.config.tls_cluster);
             n.cport = g.cport;
             *state.node_or_add(g.id) = n;
@@ -624,7 +655,9 @@ fn mark_failing(state: &mut State, soft: &mut Soft, id: &NodeId, at: &Arrival<'_
     }
     let needed = state.health(false).size / 2 + 1;
     let mine = usize::from(state.me().is(flag::MASTER));
-    if state.valid_reports(id, at.now, at.config.cluster_node_timeout * REPORT_VALIDITY_MULT) + mine < needed
+    if state.valid_reports(id, at.now, at.config.cluster_node_timeout.saturating_mul(REPORT_VALIDITY_MULT))
+        + mine
+        < needed
     {
         return;
     }
@@ -800,6 +833,25 @@ mod tests {
         };
         let out = receive(&mut a, &mut sa, &from_c, &arrival(&config, Link::Inbound), &mut rng);
         assert!(a.node(&b).unwrap().is(flag::FAIL));
+        // Gossip about a node at an address that is not one teaches nothing (it would go
+        // into nodes.conf).
+        let stranger = NodeId::random();
+        from_c.body = Body::Ping {
+            gossip: vec![Gossip {
+                id: stranger,
+                ping_sent: 0,
+                pong_received: 0,
+                ip: "1.2.3.4 x\n".into(),
+                port: 1,
+                cport: 2,
+                flags: flag::MASTER,
+                pport: 0,
+            }],
+            hostname: "bad host\nname".into(),
+        };
+        receive(&mut a, &mut sa, &from_c, &arrival(&config, Link::Inbound), &mut rng);
+        assert!(a.node(&stranger).is_none());
+        assert_eq!(a.node(&c).unwrap().hostname, "");
         assert!(out.effects.iter().any(|e| matches!(e, Effect::Broadcast(m) if m.kind == kind::FAIL)));
     }
 }

@@ -238,7 +238,7 @@ fn node_line(state: &mut State, words: &[String], tls_cluster: bool) -> Result<(
             let open = open.strip_suffix(']').ok_or("an open slot without ]")?;
             let (slot, rest) = open.split_once('-').ok_or("a bad open slot")?;
             let slot = parse_slot(slot)?;
-            let (dir, other) = rest.split_at(rest.len().min(2));
+            let (dir, other) = (rest.get(..2).ok_or("a bad open slot")?, rest.get(2..).unwrap_or_default());
             let other = NodeId::parse(other.as_bytes()).ok_or("a bad node in an open slot")?;
             state.node_or_add(other);
             match dir {
@@ -304,6 +304,7 @@ mod tests {
             format!("{ME} 127.0.0.1:1@2 myself,bogus - 0 0 1 connected\n"),
             format!("{ME} 127.0.0.1:1@2 myself,master - 0 0 1 connected 16384\n"),
             format!("{ME} 127.0.0.1:1@2 myself,master - 0 0 1 connected [5->-abc]\n"),
+            format!("{ME} 127.0.0.1:1@2 myself,master - 0 0 1 connected [5-\u{e9}{OTHER}]\n"),
             format!("{OTHER} 127.0.0.1:1@2 master - 0 0 1 connected\n"),
             "vars currentEpoch\n".to_owned(),
         ] {
