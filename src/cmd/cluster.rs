@@ -531,16 +531,9 @@ fn set_config_epoch(s: &Session, args: &[Bytes]) -> CmdResult {
 /// CLUSTER BUMPEPOCH
 fn bump_epoch(s: &Session, _: &[Bytes]) -> CmdResult {
     edit(s, |state| {
-        let max = state.max_epoch();
-        let mine = state.me().config_epoch;
-        if mine == 0 || mine != max {
-            state.current_epoch = state.current_epoch.wrapping_add(1);
-            let epoch = state.current_epoch;
-            state.me_mut().config_epoch = epoch;
-            Ok(Reply::Status(format!("BUMPED {epoch}").into()))
-        } else {
-            Ok(Reply::Status(format!("STILL {mine}").into()))
-        }
+        let bumped = crate::engine::cluster::election::bump_epoch(state);
+        let epoch = state.me().config_epoch;
+        Ok(Reply::Status(format!("{} {epoch}", if bumped { "BUMPED" } else { "STILL" }).into()))
     })
 }
 

@@ -159,14 +159,17 @@ impl Session {
             migrate: cmd.name == "migrate",
             shard_pubsub: false,
         };
-        let keys = self.request_keys(cmd, args);
-        if cmd.name == "exec" {
-            let commands = crate::engine::command::registry();
-            let queued = self.multi.iter().flat_map(|m| m.queued.iter());
-            asker.writes_any = queued
-                .filter_map(|(id, _)| commands.by_id(*id))
-                .any(|c| c.flags.contains(crate::engine::spec::flag::WRITE));
+        if cmd.name != "exec" {
+            // The common case reads the keys where they are: nothing copied per request.
+            let keys = cmd.key_positions(args).map(|p| &args[p][..]);
+            return self.core.with_config(|config| route(state, config, keys, &asker, present));
         }
+        let commands = crate::engine::command::registry();
+        let queued = self.multi.iter().flat_map(|m| m.queued.iter());
+        asker.writes_any = queued
+            .filter_map(|(id, _)| commands.by_id(*id))
+            .any(|c| c.flags.contains(crate::engine::spec::flag::WRITE));
+        let keys = self.request_keys(cmd, args);
         self.core.with_config(|config| route(state, config, keys.iter().map(|k| &k[..]), &asker, present))
     }
 
