@@ -10,7 +10,7 @@
 # both shards), RSS per idle plain and TLS connection, and memory per key and per small hash, set, sorted set and list.
 #
 #   scripts/bench-compare.sh [-n REQUESTS] [-c CLIENTS] [--idle N] [--reference BINARY] [--quick]
-#                            [--only matrix,types,zset,streams,handshakes,churn,threads,rate,newuser,acl,scripts,idle,memory,client,observe,tracking,metrics]
+#                            [--only matrix,types,zset,streams,handshakes,churn,threads,rate,newuser,acl,scripts,idle,memory,client,observe,tracking,metrics,cluster]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=200000; C=50; IDLE=10000; SERVER_CPU=0; CLIENT_CPU=1; REF=redis-server; ONLY=
@@ -773,3 +773,42 @@ for tls in 0 1; do
 done
 fi
 
+
+# Cluster mode against standalone, for each server: one node serving all 16384 slots (so every
+# request is served where it lands, as single-slot traffic is), the same binary and flags
+# otherwise; medians of 3 runs alternating.
+if want cluster; then
+cluster_dir() { local d; d=$(mktemp -d -p "$certs"); echo "$d"; }
+cd_r=$(cluster_dir); cbus=$(free_port); cp=$(free_port); ct=$(free_port)
+taskset -c "$SERVER_CPU" "$REF" --port "$cp" --bind 127.0.0.1 --save "" --appendonly no --dir "$cd_r" \
+  --cluster-enabled yes --cluster-port "$cbus" --maxclients 20000 --tls-port "$ct" \
+  --tls-cert-file "$certs/server.crt" --tls-key-file "$certs/server.key" --tls-ca-cert-file "$certs/ca.crt" \
+  --tls-auth-clients no --loglevel warning >/dev/null 2>&1 &
+RCPID=$!; echo "$RCPID" >> "$pidfile"; wait_port "$cp"; RCPORT=$cp; RCTLS=$ct
+read -r FCPID FCPORT FCTLS < <(start_ferrokey 1 "$SERVER_CPU" --dir "$(cluster_dir)" --cluster-enabled yes --cluster-port "$(free_port)")
+for p in "$RCPORT" "$FCPORT"; do
+  redis-cli -p "$p" CLUSTER ADDSLOTSRANGE 0 16383 >/dev/null
+  until redis-cli -p "$p" CLUSTER INFO | grep -q 'cluster_state:ok'; do sleep 0.05; done
+done
+echo
+echo "Cluster mode vs standalone: one node serving every slot, the same server otherwise (medians of 3"
+echo "runs alternating; keys over all slots, so the slot of each is computed and checked):"
+echo "| transport | P | test | redis standalone µs/op | redis cluster µs/op | redis cluster/standalone | ferrokey standalone µs/op | ferrokey cluster µs/op | ferrokey cluster/standalone |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for tls in 0 1; do
+  for P in 1 16; do
+    for test in set get; do
+      rs=(); rc=(); fs=(); fc=()
+      for run in 1 2 3; do
+        read -r _ u _ < <(bench "$RPID" "$( [ $tls = 1 ] && echo "$RTLS" || echo "$RPORT")" $tls $P $test); rs+=("$u")
+        read -r _ u _ < <(bench "$RCPID" "$( [ $tls = 1 ] && echo "$RCTLS" || echo "$RCPORT")" $tls $P $test); rc+=("$u")
+        read -r _ u _ < <(bench "$FPID" "$( [ $tls = 1 ] && echo "$FTLS" || echo "$FPORT")" $tls $P $test); fs+=("$u")
+        read -r _ u _ < <(bench "$FCPID" "$( [ $tls = 1 ] && echo "$FCTLS" || echo "$FCPORT")" $tls $P $test); fc+=("$u")
+      done
+      a=$(median "${rs[@]}"); b=$(median "${rc[@]}"); c=$(median "${fs[@]}"); d=$(median "${fc[@]}")
+      echo "| $( [ $tls = 1 ] && echo TLS || echo plain) | $P | ${test^^} | $a | $b | $(awk -v x="$b" -v y="$a" 'BEGIN { printf "%.3f", x / y }') | $c | $d | $(awk -v x="$d" -v y="$c" 'BEGIN { printf "%.3f", x / y }') |"
+    done
+  done
+done
+kill "$RCPID" "$FCPID"; wait "$RCPID" "$FCPID" 2>/dev/null || true
+fi

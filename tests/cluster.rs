@@ -886,3 +886,319 @@ fn resharding_moves_slots_with_their_keys_while_a_client_writes() {
     };
     assert!(slots_of(ours[0].port).contains("master"), "{}", slots_of(ours[0].port));
 }
+
+/// A raw plain connection to the node on `port`.
+fn raw_at(port: u16) -> common::Raw {
+    common::raw_connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)), Mode::Plain, None, "ca.crt")
+}
+
+/// The next push a subscribed connection gets, as text.
+fn next_push(raw: &mut common::Raw) -> String {
+    String::from_utf8_lossy(&raw.reply()).into_owned()
+}
+
+#[test]
+fn pubsub_crosses_the_bus_and_shard_channels_stay_with_their_slot() {
+    // Three primaries by redis-cli, then a fourth node added as the first one's replica.
+    let nodes: Vec<Server> = (0..4).map(|_| ferrokey_node()).collect();
+    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+    cluster_tool(&[&["create".to_owned()], &addrs[..3], &["--cluster-yes".to_owned()]].concat());
+    let ids: Vec<String> = nodes.iter().map(|n| myid(n.port)).collect();
+    let out = cluster_tool(&[
+        "add-node".to_owned(),
+        addrs[3].clone(),
+        addrs[0].clone(),
+        "--cluster-slave".to_owned(),
+        "--cluster-master-id".to_owned(),
+        ids[0].clone(),
+    ]);
+    assert!(out.contains("[OK] New node added correctly."), "{out}");
+    for n in &nodes {
+        wait_nodes(n.port, "the replica", |v| {
+            v.lines().any(|l| l.starts_with(&ids[3]) && l.contains("slave"))
+        });
+        wait_state(&mut n.raw(Mode::Plain), "ok");
+    }
+    let (a, b, c, replica) = (nodes[0].port, nodes[1].port, nodes[2].port, nodes[3].port);
+
+    // PUBLISH reaches subscribers on every node, replicas included; it counts local ones.
+    let mut on_b = raw_at(b);
+    let mut on_replica = raw_at(replica);
+    for sub in [&mut on_b, &mut on_replica] {
+        assert!(ask(sub, &["SUBSCRIBE", "news"]).contains("subscribe\r\n$4\r\nnews\r\n:1"));
+    }
+    assert_eq!(ask(&mut raw_at(c), &["PUBLISH", "news", "hello"]), ":0\r\n");
+    for sub in [&mut on_b, &mut on_replica] {
+        assert_eq!(next_push(sub), "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n");
+    }
+
+    // A shard channel of slot 0 (served by the first primary): subscribed there and on its
+    // replica (no READONLY needed), refused elsewhere with MOVED; a mix of slots is CROSSSLOT.
+    let channel = (0..).map(|i| format!("ch{i}")).find(|k| common::slot_of(k) == 0).unwrap();
+    let mut on_a = raw_at(a);
+    let mut on_replica = raw_at(replica);
+    for sub in [&mut on_a, &mut on_replica] {
+        assert_eq!(
+            ask(sub, &["SSUBSCRIBE", &channel]),
+            format!("*3\r\n$10\r\nssubscribe\r\n${}\r\n{channel}\r\n:1\r\n", channel.len())
+        );
+    }
+    assert_eq!(ask(&mut raw_at(b), &["SSUBSCRIBE", &channel]), format!("-MOVED 0 127.0.0.1:{a}\r\n"));
+    assert_eq!(ask(&mut raw_at(b), &["SPUBLISH", &channel, "x"]), format!("-MOVED 0 127.0.0.1:{a}\r\n"));
+    assert!(ask(&mut raw_at(a), &["SSUBSCRIBE", &channel, "other"]).starts_with("-CROSSSLOT"));
+    let mut shard_view = raw_at(replica);
+    assert_eq!(
+        ask(&mut shard_view, &["PUBSUB", "SHARDCHANNELS"]),
+        format!("*1\r\n${}\r\n{channel}\r\n", channel.len())
+    );
+    assert_eq!(
+        ask(&mut shard_view, &["PUBSUB", "SHARDNUMSUB", &channel, "none"]),
+        format!("*4\r\n${}\r\n{channel}\r\n:1\r\n$4\r\nnone\r\n:0\r\n", channel.len())
+    );
+    assert!(ask(&mut shard_view, &["INFO", "stats"]).contains("pubsubshard_channels:1\r\n"));
+
+    // SPUBLISH on the replica reaches the primary's subscriber over the bus (PUBLISHSHARD),
+    // and its own; a node of another shard hears nothing (its PUBLISH subscriber included).
+    assert_eq!(ask(&mut raw_at(replica), &["SPUBLISH", &channel, "one"]), ":1\r\n");
+    let smessage = |m: &str| {
+        format!("*3\r\n$8\r\nsmessage\r\n${}\r\n{channel}\r\n${}\r\n{m}\r\n", channel.len(), m.len())
+    };
+    for sub in [&mut on_a, &mut on_replica] {
+        assert_eq!(next_push(sub), smessage("one"));
+    }
+    // The subscribed connection of another shard's node gets the next PUBLISH, not the SPUBLISH.
+    assert_eq!(ask(&mut raw_at(c), &["PUBLISH", "news", "after"]), ":0\r\n");
+    assert_eq!(next_push(&mut on_b), "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nafter\r\n");
+
+    // Slot 0 moves to the second primary: the first one's and its replica's subscribers are
+    // unsubscribed (count 0), as Redis's removeChannelsInSlot does.
+    let out = cluster_tool(&[
+        "reshard".to_owned(),
+        addrs[0].clone(),
+        "--cluster-from".to_owned(),
+        ids[0].clone(),
+        "--cluster-to".to_owned(),
+        ids[1].clone(),
+        "--cluster-slots".to_owned(),
+        "1".to_owned(),
+        "--cluster-yes".to_owned(),
+    ]);
+    assert!(!out.contains("[ERR]"), "{out}");
+    let gone = format!("*3\r\n$12\r\nsunsubscribe\r\n${}\r\n{channel}\r\n:0\r\n", channel.len());
+    for sub in [&mut on_a, &mut on_replica] {
+        assert_eq!(next_push(sub), gone);
+    }
+    // The channel now lives on the second primary.
+    let mut on_b2 = raw_at(b);
+    assert!(ask(&mut on_b2, &["SSUBSCRIBE", &channel]).contains(":1\r\n"));
+    assert_eq!(ask(&mut raw_at(b), &["SPUBLISH", &channel, "two"]), ":1\r\n");
+    assert_eq!(next_push(&mut on_b2), smessage("two"));
+    // Out of subscribed mode again, the old subscriber runs commands.
+    assert_eq!(ask(&mut on_a, &["PING"]), "+PONG\r\n");
+}
+
+#[test]
+fn keys_found_at_startup_claim_their_unassigned_slots() {
+    // A dataset saved by a standalone server, loaded by a cluster node that serves no slot:
+    // the node takes the slots it holds keys of (Redis's verifyClusterConfigWithData).
+    let dir = std::env::temp_dir().join(format!("ferrokey-verify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_arg = dir.to_str().unwrap().to_owned();
+    let standalone = Server::with(Opts::default().arg("dir", &dir_arg));
+    let mut raw = standalone.raw(Mode::Plain);
+    for k in ["{a}1", "{a}2", "{b}1"] {
+        assert_eq!(ask(&mut raw, &["SET", k, "v"]), "+OK\r\n");
+    }
+    assert_eq!(ask(&mut raw, &["SAVE"]), "+OK\r\n");
+    drop(raw);
+    drop(standalone);
+    let node = Server::with(cluster_opts().arg("dir", &dir_arg));
+    let (a, b) = (common::slot_of("{a}"), common::slot_of("{b}"));
+    assert!(node.wait_log(&format!("I have keys for unassigned slot {a}. Taking responsibility for it.")));
+    wait_nodes(node.port, "its slots", |v| {
+        let me = v.lines().find(|l| l.contains("myself")).unwrap_or("");
+        me.contains(&format!(" {a}")) && me.contains(&format!(" {b}"))
+    });
+    let mut raw = node.raw(Mode::Plain);
+    assert_eq!(ask(&mut raw, &["CLUSTER", "COUNTKEYSINSLOT", &a.to_string()]), ":2\r\n");
+    let keys = ask(&mut raw, &["CLUSTER", "GETKEYSINSLOT", &a.to_string(), "10"]);
+    assert!(keys.starts_with("*2\r\n") && keys.contains("{a}1") && keys.contains("{a}2"), "{keys}");
+    drop(raw);
+    drop(node);
+
+    // Keys outside database 0: a cluster node refuses to run, as Redis.
+    let standalone = Server::with(Opts::default().arg("dir", &dir_arg));
+    let mut raw = standalone.raw(Mode::Plain);
+    assert_eq!(ask(&mut raw, &["SELECT", "3"]), "+OK\r\n");
+    assert_eq!(ask(&mut raw, &["SET", "elsewhere", "v"]), "+OK\r\n");
+    assert_eq!(ask(&mut raw, &["SAVE"]), "+OK\r\n");
+    drop(raw);
+    drop(standalone);
+    let _ = std::fs::remove_file(dir.join("nodes.conf"));
+    let (code, log) = start_refused(&[
+        "--dir",
+        &dir_arg,
+        "--cluster-enabled",
+        "yes",
+        "--cluster-port",
+        &free_port().to_string(),
+    ]);
+    assert_ne!(code, Some(0), "{log}");
+    assert!(
+        log.contains("You can't have keys in a DB different than DB 0 when in Cluster mode. Exiting."),
+        "{log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One line of CLUSTER NODES: id, client port, flags, primary's id (`-` for none).
+#[derive(Debug, Clone)]
+struct NodeLine {
+    id: String,
+    port: u16,
+    flags: String,
+    master: String,
+}
+
+fn node_lines(port: u16) -> Vec<NodeLine> {
+    ask(&mut raw_at(port), &["CLUSTER", "NODES"])
+        .lines()
+        .filter(|l| l.split(' ').count() >= 8)
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let addr = f[1].split('@').next().unwrap();
+            let port = addr.rsplit(':').next().unwrap().parse().unwrap_or(0);
+            NodeLine {
+                id: f[0].trim_start_matches('$').to_owned(),
+                port,
+                flags: f[2].to_owned(),
+                master: f[3].to_owned(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_replica_moves_to_a_primary_left_without_any() {
+    // Three primaries with a replica each (redis-cli), and a second replica for one of them.
+    let mut nodes: Vec<Server> = (0..7).map(|_| ferrokey_node()).collect();
+    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+    let out = cluster_tool(
+        &[
+            &["create".to_owned()],
+            &addrs[..6],
+            &["--cluster-replicas".to_owned(), "1".to_owned(), "--cluster-yes".to_owned()],
+        ]
+        .concat(),
+    );
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    wait_nodes(nodes[0].port, "three replicas", |v| v.matches(" slave ").count() == 3);
+    let lines = node_lines(nodes[0].port);
+    let primaries: Vec<&NodeLine> = lines.iter().filter(|l| l.flags.contains("master")).collect();
+    assert_eq!(primaries.len(), 3, "{lines:?}");
+    let (rich, poor) = (primaries[0].clone(), primaries[1].clone());
+    cluster_tool(&[
+        "add-node".to_owned(),
+        addrs[6].clone(),
+        addrs[0].clone(),
+        "--cluster-slave".to_owned(),
+        "--cluster-master-id".to_owned(),
+        rich.id.clone(),
+    ]);
+    let extra = myid(nodes[6].port);
+    for n in &nodes {
+        wait_nodes(n.port, "the second replica", |v| {
+            v.lines().any(|l| l.starts_with(&extra) && l.contains("slave"))
+        });
+        wait_state(&mut n.raw(Mode::Plain), "ok");
+    }
+    // The poor primary's only replica dies: once it is FAIL, the rich primary's replica with
+    // the smaller name moves to the poor primary after 5 s, and replicates it.
+    let lines = node_lines(nodes[0].port);
+    let victim = lines.iter().find(|l| l.master == poor.id).unwrap().clone();
+    let mut rich_replicas: Vec<NodeLine> = lines.iter().filter(|l| l.master == rich.id).cloned().collect();
+    assert_eq!(rich_replicas.len(), 2, "{lines:?}");
+    rich_replicas.sort_by(|a, b| a.id.cmp(&b.id));
+    let mover = rich_replicas[0].clone();
+    let at = nodes.iter().position(|n| n.port == victim.port).unwrap();
+    drop(nodes.remove(at));
+    let watcher = nodes.iter().find(|n| n.port == poor.port).unwrap();
+    wait_nodes(watcher.port, "the replica migrated", |v| {
+        v.lines().any(|l| l.starts_with(&mover.id) && l.contains(&format!("slave {}", poor.id)))
+    });
+    let moved = nodes.iter().find(|n| n.port == mover.port).unwrap();
+    assert!(moved.wait_log(&format!("Migrating to orphaned master {}", poor.id)));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let info = ask(&mut moved.raw(Mode::Plain), &["INFO", "replication"]);
+        if info.contains(&format!("master_port:{}\r\n", poor.port)) && info.contains("master_link_status:up")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{info}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The other replica stays with the rich primary.
+    let lines = node_lines(poor.port);
+    assert!(lines.iter().any(|l| l.id == rich_replicas[1].id && l.master == rich.id), "{lines:?}");
+}
+
+#[test]
+fn operators_add_rebalance_and_remove_nodes_with_redis_cli() {
+    let nodes: Vec<Server> = (0..4).map(|_| ferrokey_node()).collect();
+    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+    cluster_tool(&[&["create".to_owned()], &addrs[..3], &["--cluster-yes".to_owned()]].concat());
+    for n in &nodes[..3] {
+        wait_state(&mut n.raw(Mode::Plain), "ok");
+    }
+    python("for i in range(3000):\n    rc.set(f\"k{i}\", i)\n", nodes[0].port);
+    // Every node has its links to the others both ways (CLUSTER LINKS).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let links = ask(&mut nodes[0].raw(Mode::Plain), &["CLUSTER", "LINKS"]);
+        if links.matches("direction").count() == 4 && links.matches("$2\r\nto\r\n").count() == 2 {
+            assert!(links.contains("send-buffer-used"), "{links}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{links}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A new empty primary, then rebalanced onto: it takes slots with their keys.
+    let out = cluster_tool(&["add-node".to_owned(), addrs[3].clone(), addrs[0].clone()]);
+    assert!(out.contains("[OK] New node added correctly."), "{out}");
+    let new_id = myid(nodes[3].port);
+    for n in &nodes {
+        wait_nodes(n.port, "the new node", |v| v.lines().filter(|l| l.contains(" connected")).count() == 4);
+        wait_state(&mut n.raw(Mode::Plain), "ok");
+    }
+    let out = cluster_tool(&[
+        "rebalance".to_owned(),
+        addrs[0].clone(),
+        "--cluster-use-empty-masters".to_owned(),
+        "--cluster-threshold".to_owned(),
+        "1".to_owned(),
+    ]);
+    assert!(out.contains("Moving"), "{out}");
+    let check = cluster_tool(&["check".to_owned(), addrs[3].clone()]);
+    assert!(check.contains("[OK] All nodes agree about slots configuration."), "{check}");
+    assert!(!check.contains("[WARNING]") && !check.contains("[ERR]"), "{check}");
+    let held = ask(&mut nodes[3].raw(Mode::Plain), &["DBSIZE"]);
+    assert!(held.trim_start_matches(':').trim().parse::<i64>().unwrap() > 300, "{held}");
+    python("assert all(int(rc.get(f\"k{i}\")) == i for i in range(3000))\n", nodes[1].port);
+    // Emptied again (weight 0) and removed: the others forget it, nothing is lost.
+    cluster_tool(&[
+        "rebalance".to_owned(),
+        addrs[0].clone(),
+        "--cluster-weight".to_owned(),
+        format!("{new_id}=0"),
+    ]);
+    assert_eq!(ask(&mut nodes[3].raw(Mode::Plain), &["DBSIZE"]), ":0\r\n");
+    let out = cluster_tool(&["del-node".to_owned(), addrs[0].clone(), new_id.clone()]);
+    assert!(out.contains(">>> Sending CLUSTER RESET SOFT to the deleted node."), "{out}");
+    for n in &nodes[..3] {
+        wait_nodes(n.port, "the node forgotten", |v| !v.contains(&new_id));
+    }
+    let check = cluster_tool(&["check".to_owned(), addrs[0].clone()]);
+    assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
+    python("assert all(int(rc.get(f\"k{i}\")) == i for i in range(3000))\n", nodes[2].port);
+}

@@ -213,6 +213,8 @@ fn getkeys_matches_redis_server() {
         &["BITFIELD", "k", "GET", "u8", "0", "INCRBY", "u8", "0", "1"],
         &["BITFIELD", "k", "GET", "u8"],
         &["BITOP", "AND", "d", "a", "b"],
+        &["SSUBSCRIBE", "ch"],
+        &["SPUBLISH", "ch", "m"],
     ];
     for req in requests {
         for sub in ["GETKEYS", "GETKEYSANDFLAGS"] {

@@ -32,6 +32,10 @@ pub(crate) fn commands() -> Vec<Command> {
                 .flags(flag::STALE)
                 .tips(&["nondeterministic_output"])
                 .docs("cluster", "3.0.0", "O(1)", "Provides info about Redis Cluster node state"),
+            Command::inline("links", 2, |s, _| links(s))
+                .flags(flag::STALE)
+                .tips(&["nondeterministic_output"])
+                .docs("cluster", "7.0.0", "O(N) where N is the total number of Cluster nodes", "Returns a list of all TCP links to and from peer nodes in cluster"),
             Command::inline("myid", 2, |s, _| Ok(Reply::bulk(view(s)?.me().id.as_str())))
                 .flags(flag::STALE)
                 .docs("cluster", "3.0.0", "O(1)", "Return the node id"),
@@ -218,6 +222,9 @@ fn help() -> Reply {
             "    start, end, master and replicas IP addresses, ports and ids",
             "SHARDS",
             "    Return information about slot range mappings and the nodes associated with them.",
+            "LINKS",
+            "    Return information about all network links between this node and its peers.",
+            "    Output format is an array where each array element is a map containing attributes of a link",
         ],
     )
 }
@@ -231,15 +238,38 @@ fn info(s: &Session, _: &[Bytes]) -> CmdResult {
         "cluster_state:{}\r\ncluster_slots_assigned:{assigned}\r\ncluster_slots_ok:{ok}\r\n\
          cluster_slots_pfail:{pfail}\r\ncluster_slots_fail:{fail}\r\ncluster_known_nodes:{}\r\n\
          cluster_size:{}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\n{}\
-         total_cluster_links_buffer_limit_exceeded:0\r\n",
+         total_cluster_links_buffer_limit_exceeded:{}\r\n",
         if state.ok { "ok" } else { "fail" },
         state.nodes().count(),
         state.size,
         state.current_epoch,
         state.shown_epoch(me),
         messages(cluster(s)?),
+        cluster(s)?.links_over_limit(),
     );
     Ok(Reply::Verbatim(text))
+}
+
+/// CLUSTER LINKS: the bus's links, each as a map of direction, node, create-time, events and
+/// its send buffer.
+fn links(s: &Session) -> CmdResult {
+    let links = cluster(s)?.links();
+    Ok(Reply::Array(
+        links
+            .into_iter()
+            .map(|l| {
+                let events = if l.queued > 0 { "rw" } else { "r" };
+                Reply::Map(vec![
+                    (Reply::bulk("direction"), Reply::bulk(if l.outbound { "to" } else { "from" })),
+                    (Reply::bulk("node"), Reply::bulk(l.node.as_str())),
+                    (Reply::bulk("create-time"), Reply::Int(l.created as i64)),
+                    (Reply::bulk("events"), Reply::bulk(events)),
+                    (Reply::bulk("send-buffer-allocated"), Reply::Int(l.queued as i64)),
+                    (Reply::bulk("send-buffer-used"), Reply::Int(l.queued as i64)),
+                ])
+            })
+            .collect(),
+    ))
 }
 
 /// CLUSTER INFO's message counters: each type with a count, then the total, sent then
@@ -403,20 +433,13 @@ fn assign(s: &Session, slots: Vec<u16>, add: bool) -> CmdResult {
     })
 }
 
-/// The keys of `slot` in database 0, up to `limit`: on the slot's shard.
+/// How many keys `slot` holds in database 0, and the first `limit` of them: from the slot's
+/// shard's index of its keys (see [`crate::storage::slot_index`]), O(`limit`).
 async fn keys_in_slot(s: &Session, slot: u16, limit: usize) -> Result<(usize, Vec<Bytes>), CmdError> {
     let shard = Slot(slot).shard(s.core.router.shards());
     s.run_on(shard, move |sh: &mut Shard| {
-        let now = crate::engine::shard::now_ms();
-        let mut count = 0;
-        let mut keys = Vec::new();
-        for (key, _) in sh.dbs()[0].keys(now).filter(|(k, _)| Slot::of(k).0 == slot) {
-            count += 1;
-            if keys.len() < limit {
-                keys.push(Bytes::copy_from_slice(key));
-            }
-        }
-        (count, keys)
+        let Some(ix) = sh.dbs()[0].slot_index() else { return (0, Vec::new()) };
+        (ix.count(slot), ix.keys(slot).take(limit).map(Bytes::copy_from_slice).collect())
     })
     .await
     .map_err(|_| CmdError::Unavailable)

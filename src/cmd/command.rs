@@ -269,7 +269,9 @@ fn getkeys(commands: &Commands, request: &[Bytes], with_flags: bool) -> CmdResul
     let Ok(cmd) = commands.resolve(request) else {
         return Err(CmdError::msg("ERR Invalid command specified"));
     };
-    if cmd.keys.is_empty() {
+    // Redis's doesCommandHaveKeys: a spec that only routes (NOT_KEY, sharded pub/sub's
+    // channels) is no key.
+    if cmd.keys.iter().all(|k| k.flags.contains(crate::engine::spec::key::NOT_KEY)) {
         return Err(CmdError::msg("ERR The command has no key arguments"));
     }
     if !cmd.arity_ok(request.len()) {

@@ -95,6 +95,9 @@ struct CoreFacts {
     allocated: isize,
     channels: Vec<Bytes>,
     patterns: Vec<Bytes>,
+    shard_channels: Vec<Bytes>,
+    /// MIGRATE's links kept on this core.
+    migrate_links: usize,
 }
 
 /// What one shard reports: its keyspace and the commands it executed.
@@ -196,6 +199,8 @@ async fn gather(s: &Session, latency: bool) -> Result<Facts, CmdError> {
                 lua_memory: crate::engine::script::memory_here() as u64,
                 channels: pubsub.channels.keys().cloned().collect(),
                 patterns: pubsub.patterns.iter().map(|(p, _)| p.clone()).collect(),
+                shard_channels: pubsub.shard.keys().cloned().collect(),
+                migrate_links: crate::cmd::migrate::cached_links(),
             }
         })
         .await
@@ -547,10 +552,10 @@ fn stats(out: &mut String, facts: &Facts, global: &Global) {
         "keyspace_misses" => db.misses,
         "pubsub_channels" => distinct(|c| &c.channels),
         "pubsub_patterns" => distinct(|c| &c.patterns),
-        "pubsubshard_channels" => 0,
+        "pubsubshard_channels" => distinct(|c| &c.shard_channels),
         "latest_fork_usec" => 0,
         "total_forks" => 0,
-        "migrate_cached_sockets" => 0,
+        "migrate_cached_sockets" => facts.cores.iter().map(|c| c.migrate_links).sum::<usize>(),
         "slave_expires_tracked_keys" => 0,
         "active_defrag_hits" => 0,
         "active_defrag_misses" => 0,

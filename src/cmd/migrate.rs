@@ -147,46 +147,83 @@ async fn migrate(s: &mut Session, a: &[Bytes]) -> CmdResult {
             return Ok(Reply::status("NOKEY"));
         }
         let restore: &[u8] = if s.core.global.cluster.is_some() { b"RESTORE-ASKING" } else { b"RESTORE" };
-        let mut out = Vec::new();
-        let mut expected = 0;
-        if let Some((user, pass)) = &o.auth {
-            match user {
-                Some(user) => crate::storage::aof::command(&mut out, &[&b"AUTH"[..], user, pass]),
-                None => crate::storage::aof::command(&mut out, &[&b"AUTH"[..], pass]),
-            }
-            expected += 1;
-        }
-        crate::storage::aof::command(&mut out, &[b"SELECT", db.to_string().as_bytes()]);
-        expected += 1;
+        let mut restores = Vec::new();
         for m in &moving {
             let ttl = m.ttl.to_string();
             let mut args: Vec<&[u8]> = vec![restore, &m.key, ttl.as_bytes(), &m.payload];
             if o.replace {
                 args.push(b"REPLACE");
             }
-            crate::storage::aof::command(&mut out, &args);
+            crate::storage::aof::command(&mut restores, &args);
         }
-        let tls = s.core.with_config(|c| c.tls_cluster);
+        let target = Target { host: host.clone(), port, tls: s.core.with_config(|c| c.tls_cluster) };
         let config = s.core.config();
-        let mut link = crate::engine::cluster::bus::connect(&config, &host, port, tls, timeout)
-            .await
-            .map_err(|_| CmdError::msg("IOERR error or timeout connecting to the client"))?;
-        glommio::timer::timeout(timeout, async { Ok(link.write_all(&out).await.and(link.flush().await)) })
+        // A cached link the target closed meanwhile fails before any reply: once, as Redis,
+        // the move is tried again on a new link.
+        let mut retry = true;
+        let (mut link, mut lines) = loop {
+            let cached = cache::take(&target);
+            let fresh = cached.is_none();
+            let (mut link, selected) = match cached {
+                Some(c) => (c.link, c.db),
+                None => (
+                    crate::engine::cluster::bus::connect(&config, &host, port, target.tls, timeout)
+                        .await
+                        .map_err(|_| CmdError::msg("IOERR error or timeout connecting to the client"))?,
+                    None,
+                ),
+            };
+            let mut out = Vec::new();
+            let mut expected = 0;
+            if let Some((user, pass)) = &o.auth {
+                match user {
+                    Some(user) => crate::storage::aof::command(&mut out, &[&b"AUTH"[..], user, pass]),
+                    None => crate::storage::aof::command(&mut out, &[&b"AUTH"[..], pass]),
+                }
+                expected += 1;
+            }
+            if selected != Some(db) {
+                crate::storage::aof::command(&mut out, &[b"SELECT", db.to_string().as_bytes()]);
+                expected += 1;
+            }
+            out.extend_from_slice(&restores);
+            let written = glommio::timer::timeout(timeout, async {
+                Ok(link.write_all(&out).await.and(link.flush().await))
+            })
             .await
             .ok()
-            .and_then(Result::ok)
-            .ok_or(CmdError::msg("IOERR error or timeout writing to target instance"))?;
-        let mut lines = Lines { buf: Vec::new() };
-        let mut error: Option<String> = None;
-        for _ in 0..expected {
-            let line = lines.next(&mut *link, timeout).await?;
-            if let Some(e) = line.strip_prefix('-') {
-                error.get_or_insert_with(|| e.to_owned());
+            .and_then(Result::ok);
+            let mut lines = Lines { buf: Vec::new() };
+            let mut failed = written.is_none();
+            let mut error: Option<String> = None;
+            for _ in 0..expected {
+                if failed {
+                    break;
+                }
+                match lines.next(&mut *link, timeout).await {
+                    Ok(line) => {
+                        if let Some(e) = line.strip_prefix('-') {
+                            error.get_or_insert_with(|| e.to_owned());
+                        }
+                    }
+                    Err(_) => failed = true,
+                }
             }
-        }
-        if let Some(e) = error {
-            return Err(CmdError::text(format!("ERR Target instance replied with error: {e}")));
-        }
+            if failed && !fresh && std::mem::take(&mut retry) {
+                continue;
+            }
+            if written.is_none() {
+                return Err(CmdError::msg("IOERR error or timeout writing to target instance"));
+            }
+            if failed {
+                return Err(CmdError::msg("IOERR error or timeout reading to target instance"));
+            }
+            if let Some(e) = error {
+                return Err(CmdError::text(format!("ERR Target instance replied with error: {e}")));
+            }
+            break (link, lines);
+        };
+        let mut error: Option<String> = None;
         for m in moving {
             let line = lines.next(&mut *link, timeout).await?;
             if let Some(e) = line.strip_prefix('-') {
@@ -207,6 +244,8 @@ async fn migrate(s: &mut Session, a: &[Bytes]) -> CmdResult {
                 .await?;
             }
         }
+        // Every reply was read: the link is in step, and kept for the next MIGRATE.
+        cache::keep(target, link, db);
         match error {
             Some(e) => Err(CmdError::text(format!("ERR Target instance replied with error: {e}"))),
             None => Ok(Reply::Ok),
@@ -219,6 +258,93 @@ async fn migrate(s: &mut Session, a: &[Bytes]) -> CmdResult {
         }
     }
     result
+}
+
+/// Where MIGRATE sends keys: a cached link serves only the same address and kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    host: String,
+    port: u16,
+    tls: bool,
+}
+
+/// Links to MIGRATE targets kept between calls, per core (Redis's `migrate_cached_sockets`):
+/// resharding sends thousands of MIGRATEs to one target, each would otherwise pay a connect
+/// and, with `tls-cluster`, a TLS handshake. A link is taken out while in use; one idle for
+/// [`cache::TTL`] is closed.
+mod cache {
+    use std::cell::RefCell;
+    use std::time::{Duration, Instant};
+
+    use super::Target;
+    use crate::engine::cluster::bus::Io;
+
+    /// At most this many links per core (Redis's `MIGRATE_SOCKET_CACHE_ITEMS`).
+    const ITEMS: usize = 64;
+    /// An idle link is closed after this long (Redis's `MIGRATE_SOCKET_CACHE_TTL`).
+    pub(super) const TTL: Duration = Duration::from_secs(10);
+
+    /// A kept link, with the database it last selected.
+    pub(super) struct Cached {
+        target: Target,
+        pub(super) link: Box<dyn Io>,
+        pub(super) db: Option<i64>,
+        idle_since: Instant,
+    }
+
+    thread_local! {
+        static LINKS: RefCell<Vec<Cached>> = const { RefCell::new(Vec::new()) };
+        static SWEEPING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// How many links this core keeps (INFO's `migrate_cached_sockets`).
+    pub(crate) fn len() -> usize {
+        LINKS.with_borrow(Vec::len)
+    }
+
+    /// The kept link to `target`, taken out of the cache, if one is fresh.
+    pub(super) fn take(target: &Target) -> Option<Cached> {
+        LINKS.with_borrow_mut(|links| {
+            links.retain(|c| c.idle_since.elapsed() < TTL);
+            let at = links.iter().position(|c| c.target == *target)?;
+            Some(links.swap_remove(at))
+        })
+    }
+
+    /// Keeps `link` to `target`, which last selected `db`, unless the cache is full (then,
+    /// as Redis, the link is closed).
+    pub(super) fn keep(target: Target, link: Box<dyn Io>, db: i64) {
+        let kept = LINKS.with_borrow_mut(|links| {
+            if links.len() >= ITEMS {
+                return false;
+            }
+            links.push(Cached { target, link, db: Some(db), idle_since: Instant::now() });
+            true
+        });
+        if kept && !SWEEPING.replace(true) {
+            // One sweeper per core while links are kept: every TTL it closes the idle ones.
+            glommio::spawn_local(async {
+                loop {
+                    glommio::timer::sleep(TTL).await;
+                    let left = LINKS.with_borrow_mut(|links| {
+                        links.retain(|c| c.idle_since.elapsed() < TTL);
+                        links.len()
+                    });
+                    if left == 0 {
+                        SWEEPING.set(false);
+                        break;
+                    }
+                }
+            })
+            .detach();
+        }
+    }
+}
+
+/// How many links to MIGRATE targets this core keeps (INFO's `migrate_cached_sockets`).
+#[must_use]
+pub(crate) fn cached_links() -> usize {
+    cache::len()
 }
 
 /// Reply lines from the target.

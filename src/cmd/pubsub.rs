@@ -1,8 +1,13 @@
-//! Pub/Sub commands: SUBSCRIBE, PSUBSCRIBE, their UNSUBSCRIBEs, PUBLISH, PUBSUB.
+//! Pub/Sub commands: SUBSCRIBE, PSUBSCRIBE, their UNSUBSCRIBEs, PUBLISH, PUBSUB, and sharded
+//! pub/sub (SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH).
 //!
 //! A subscription lives on the subscriber's own core, in that core's registry
 //! ([`crate::engine::pubsub`]). PUBLISH reaches every core; messages from one publisher keep
 //! their order: a PUBLISH completes on every core before the publisher's next command runs.
+//!
+//! In cluster mode, as in Redis, PUBLISH also goes over the bus to every node, and SPUBLISH to
+//! the nodes of this node's shard (its primary and that primary's replicas); a shard channel is
+//! routed as a key, so a client subscribes on a node that serves the channel's slot.
 
 use std::collections::BTreeSet;
 
@@ -10,9 +15,11 @@ use bytes::Bytes;
 
 use crate::cmd::args;
 use crate::cmd::error::{CmdError, CmdResult};
+use crate::engine::cluster::Spread;
 use crate::engine::command::Command;
+use crate::engine::pubsub::Registry;
 use crate::engine::session::Session;
-use crate::engine::spec::flag;
+use crate::engine::spec::{flag, key, KeySpec};
 use crate::facade::Reply;
 use crate::glob;
 
@@ -35,17 +42,38 @@ pub(crate) fn commands() -> Vec<Command> {
             .flags(flag::PUBSUB | flag::NOSCRIPT | flag::LOADING | flag::STALE)
             .docs("pubsub", "2.0.0", "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", "Stop listening for messages posted to channels matching the given patterns")
             .when_subscribed(),
+        Command::session("ssubscribe", -2, |s, a| Box::pin(async move { ssubscribe(s, a) }))
+            .flags(flag::PUBSUB | flag::NOSCRIPT | flag::LOADING | flag::STALE)
+            .key(KeySpec::index(1).range(-1, 1, 0).flags(key::NOT_KEY))
+            .docs("pubsub", "7.0.0", "O(N) where N is the number of shard channels to subscribe to.", "Listen for messages published to the given shard channels")
+            .when_subscribed(),
+        Command::session("sunsubscribe", -1, |s, a| Box::pin(async move { Ok(unsubscribe(s, a, Kind::Shard)) }))
+            .flags(flag::PUBSUB | flag::NOSCRIPT | flag::LOADING | flag::STALE)
+            .key(KeySpec::index(1).range(-1, 1, 0).flags(key::NOT_KEY))
+            .docs("pubsub", "7.0.0", "O(N) where N is the number of clients already subscribed to a shard channel.", "Stop listening for messages posted to the given shard channels")
+            .when_subscribed(),
+        Command::session("spublish", 3, |s, a| Box::pin(spublish(s, a)))
+            .flags(flag::PUBSUB | flag::LOADING | flag::STALE | flag::FAST)
+            .may_replicate()
+            .key(KeySpec::index(1).range(0, 1, 0).flags(key::NOT_KEY))
+            .docs("pubsub", "7.0.0", "O(N) where N is the number of clients subscribed to the receiving shard channel.", "Post a message to a shard channel"),
         Command::session("publish", 3, |s, a| Box::pin(publish(s, a)))
             .flags(flag::PUBSUB | flag::LOADING | flag::STALE | flag::FAST)
             .may_replicate()
             .docs("pubsub", "2.0.0", "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", "Post a message to a channel"),
         Command::container("pubsub", -2, vec![
-            Command::session("channels", -2, |s, a| Box::pin(channels(s, a)))
+            Command::session("channels", -2, |s, a| Box::pin(channels(s, a, "pubsub|channels", plain)))
                 .flags(flag::PUBSUB | flag::LOADING | flag::STALE)
                 .docs("pubsub", "2.8.0", "O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)", "List active channels"),
-            Command::session("numsub", -2, |s, a| Box::pin(numsub(s, a)))
+            Command::session("numsub", -2, |s, a| Box::pin(numsub(s, a, plain)))
                 .flags(flag::PUBSUB | flag::LOADING | flag::STALE)
                 .docs("pubsub", "2.8.0", "O(N) for the NUMSUB subcommand, where N is the number of requested channels", "Get the count of subscribers for channels"),
+            Command::session("shardchannels", -2, |s, a| Box::pin(channels(s, a, "pubsub|shardchannels", sharded)))
+                .flags(flag::PUBSUB | flag::LOADING | flag::STALE)
+                .docs("pubsub", "7.0.0", "O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels).", "List active shard channels"),
+            Command::session("shardnumsub", -2, |s, a| Box::pin(numsub(s, a, sharded)))
+                .flags(flag::PUBSUB | flag::LOADING | flag::STALE)
+                .docs("pubsub", "7.0.0", "O(N) for the SHARDNUMSUB subcommand, where N is the number of requested shard channels", "Get the count of subscribers for shard channels"),
             Command::session("numpat", 2, |s, _| Box::pin(numpat(s)))
                 .flags(flag::PUBSUB | flag::LOADING | flag::STALE)
                 .docs("pubsub", "2.8.0", "O(1)", "Get the count of unique patterns pattern subscriptions"),
@@ -62,14 +90,21 @@ pub(crate) fn commands() -> Vec<Command> {
 enum Kind {
     Channel,
     Pattern,
+    /// A shard channel (SSUBSCRIBE).
+    Shard,
 }
 
-fn count(s: &Session) -> i64 {
-    (s.channels.len() + s.patterns.len()) as i64
+/// The count a confirmation carries: channels and patterns together, shard channels apart
+/// (as Redis counts them).
+fn count(s: &Session, kind: Kind) -> i64 {
+    match kind {
+        Kind::Shard => s.client.shard_channels.borrow().len() as i64,
+        _ => (s.channels.len() + s.patterns.len()) as i64,
+    }
 }
 
-fn confirm(s: &Session, what: &'static str, name: Reply) -> Reply {
-    Reply::Push(vec![Reply::bulk(what), name, Reply::Int(count(s))])
+fn confirm(s: &Session, kind: Kind, what: &'static str, name: Reply) -> Reply {
+    Reply::Push(vec![Reply::bulk(what), name, Reply::Int(count(s, kind))])
 }
 
 fn sync_client(s: &Session) {
@@ -85,16 +120,22 @@ fn subscribe(s: &mut Session, args: &[Bytes], kind: Kind) -> Reply {
         let new = match kind {
             Kind::Channel => s.channels.insert(name.clone()),
             Kind::Pattern => s.patterns.insert(name.clone()),
+            Kind::Shard => s.client.shard_channels.borrow_mut().insert(name.clone()),
         };
         if new {
             let mut registry = s.core.local().pubsub.borrow_mut();
             match kind {
                 Kind::Channel => registry.add_channel(&name, &s.client),
                 Kind::Pattern => registry.add_pattern(&name, &s.client),
+                Kind::Shard => registry.add_shard(&name, &s.client),
             }
         }
-        let what = if kind == Kind::Channel { "subscribe" } else { "psubscribe" };
-        replies.push(confirm(s, what, Reply::Bulk(name)));
+        let what = match kind {
+            Kind::Channel => "subscribe",
+            Kind::Pattern => "psubscribe",
+            Kind::Shard => "ssubscribe",
+        };
+        replies.push(confirm(s, kind, what, Reply::Bulk(name)));
     }
     sync_client(s);
     Reply::Several(replies)
@@ -102,39 +143,60 @@ fn subscribe(s: &mut Session, args: &[Bytes], kind: Kind) -> Reply {
 
 /// UNSUBSCRIBE [channel ...], PUNSUBSCRIBE [pattern ...]: none named means all.
 fn unsubscribe(s: &mut Session, args: &[Bytes], kind: Kind) -> Reply {
-    let what = if kind == Kind::Channel { "unsubscribe" } else { "punsubscribe" };
+    let what = match kind {
+        Kind::Channel => "unsubscribe",
+        Kind::Pattern => "punsubscribe",
+        Kind::Shard => "sunsubscribe",
+    };
     let names: Vec<Bytes> = if args.len() > 1 {
         args[1..].to_vec()
-    } else if kind == Kind::Channel {
-        s.channels.iter().cloned().collect()
     } else {
-        s.patterns.iter().cloned().collect()
+        match kind {
+            Kind::Channel => s.channels.iter().cloned().collect(),
+            Kind::Pattern => s.patterns.iter().cloned().collect(),
+            Kind::Shard => s.client.shard_channels.borrow().iter().cloned().collect(),
+        }
     };
     if names.is_empty() {
-        return Reply::Several(vec![confirm(s, what, Reply::Nil)]);
+        return Reply::Several(vec![confirm(s, kind, what, Reply::Nil)]);
     }
     let mut replies = Vec::with_capacity(names.len());
     for name in names {
         let removed = match kind {
             Kind::Channel => s.channels.remove(&name),
             Kind::Pattern => s.patterns.remove(&name),
+            Kind::Shard => s.client.shard_channels.borrow_mut().remove(&name),
         };
         if removed {
             let mut registry = s.core.local().pubsub.borrow_mut();
             match kind {
                 Kind::Channel => registry.remove_channel(&name, s.client.id),
                 Kind::Pattern => registry.remove_pattern(&name, s.client.id),
+                Kind::Shard => registry.remove_shard(&name, s.client.id),
             }
         }
-        replies.push(confirm(s, what, Reply::Bulk(name)));
+        replies.push(confirm(s, kind, what, Reply::Bulk(name)));
     }
     sync_client(s);
     Reply::Several(replies)
 }
 
-/// PUBLISH channel message: delivered on every core; replies how many received it.
+/// SSUBSCRIBE shardchannel [shardchannel ...]: never inside EXEC (Redis refuses it to a
+/// client that may not block).
+fn ssubscribe(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    if s.in_exec() {
+        return Err(CmdError::msg("ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client"));
+    }
+    Ok(subscribe(s, args, Kind::Shard))
+}
+
+/// PUBLISH channel message: delivered on every core, and in cluster mode sent to every node;
+/// replies how many received it here.
 async fn publish(s: &mut Session, args: &[Bytes]) -> CmdResult {
     let (channel, message) = (args[1].clone(), args[2].clone());
+    if let Some(cluster) = &s.core.global.cluster {
+        cluster.propagate(Spread::Publish { channel: channel.clone(), message: message.clone() });
+    }
     let limit = s.core.config().client_output_buffer_limit.pubsub;
     let counts = s
         .core
@@ -145,24 +207,56 @@ async fn publish(s: &mut Session, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(counts.into_iter().sum()))
 }
 
-/// PUBSUB CHANNELS [pattern]
-async fn channels(s: &mut Session, args: &[Bytes]) -> CmdResult {
+/// SPUBLISH shardchannel message: delivered on every core, and in cluster mode sent to the
+/// nodes of this node's shard; replies how many received it here.
+async fn spublish(s: &mut Session, args: &[Bytes]) -> CmdResult {
+    let (channel, message) = (args[1].clone(), args[2].clone());
+    if let Some(cluster) = &s.core.global.cluster {
+        cluster.propagate(Spread::Shard { channel: channel.clone(), message: message.clone() });
+    }
+    let limit = s.core.config().client_output_buffer_limit.pubsub;
+    let counts = s
+        .core
+        .router
+        .each_core(move |local| local.pubsub.borrow().publish_shard(&channel, &message, limit))
+        .await
+        .map_err(|_| CmdError::Unavailable)?;
+    Ok(Reply::Int(counts.into_iter().sum()))
+}
+
+/// Subscribers by channel, of one namespace: channels, or shard channels.
+type Subscribers = ahash::AHashMap<Bytes, Vec<std::rc::Rc<crate::engine::client::Client>>>;
+
+/// The channels of [`Registry::channels`](crate::engine::pubsub::Registry).
+fn plain(r: &Registry) -> &Subscribers {
+    &r.channels
+}
+
+/// The shard channels of [`Registry::shard`](crate::engine::pubsub::Registry).
+fn sharded(r: &Registry) -> &Subscribers {
+    &r.shard
+}
+
+/// PUBSUB CHANNELS [pattern], PUBSUB SHARDCHANNELS [pattern] (`name`), over `pick`'s channels.
+async fn channels(
+    s: &mut Session,
+    args: &[Bytes],
+    name: &str,
+    pick: fn(&Registry) -> &Subscribers,
+) -> CmdResult {
     if args.len() > 3 {
-        return Err(CmdError::arity("pubsub|channels"));
+        return Err(CmdError::arity(name));
     }
     let pattern = args.get(2).cloned();
     let found = s
         .core
         .router
         .each_core(move |local| {
-            local
-                .pubsub
-                .borrow()
-                .channels
+            let registry = local.pubsub.borrow();
+            let matching = pick(&registry)
                 .keys()
-                .filter(|c| pattern.as_ref().is_none_or(|p| glob::matches(p, c, false)))
-                .cloned()
-                .collect::<Vec<_>>()
+                .filter(|c| pattern.as_ref().is_none_or(|p| glob::matches(p, c, false)));
+            matching.cloned().collect::<Vec<_>>()
         })
         .await
         .map_err(|_| CmdError::Unavailable)?;
@@ -170,8 +264,8 @@ async fn channels(s: &mut Session, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Array(all.into_iter().map(Reply::Bulk).collect()))
 }
 
-/// PUBSUB NUMSUB [channel ...]
-async fn numsub(s: &mut Session, args: &[Bytes]) -> CmdResult {
+/// PUBSUB NUMSUB [channel ...], PUBSUB SHARDNUMSUB [shardchannel ...], over `pick`'s channels.
+async fn numsub(s: &mut Session, args: &[Bytes], pick: fn(&Registry) -> &Subscribers) -> CmdResult {
     let names: Vec<Bytes> = args[2..].to_vec();
     let query = names.clone();
     let counts = s
@@ -179,7 +273,7 @@ async fn numsub(s: &mut Session, args: &[Bytes]) -> CmdResult {
         .router
         .each_core(move |local| {
             let registry = local.pubsub.borrow();
-            query.iter().map(|c| registry.channels.get(c).map_or(0, Vec::len) as i64).collect::<Vec<_>>()
+            query.iter().map(|c| pick(&registry).get(c).map_or(0, Vec::len) as i64).collect::<Vec<_>>()
         })
         .await
         .map_err(|_| CmdError::Unavailable)?;
@@ -215,6 +309,10 @@ fn pubsub_help() -> Reply {
             "NUMSUB [<channel> ...]",
             "    Return the number of subscribers for the specified channels, excluding",
             "    pattern subscriptions(default: no channels).",
+            "SHARDCHANNELS [<pattern>]",
+            "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+            "SHARDNUMSUB [<shardchannel> ...]",
+            "    Return the number of subscribers for the specified shard level channel(s)",
         ],
     )
 }

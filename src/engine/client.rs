@@ -99,6 +99,9 @@ pub(crate) struct Client {
     unblocked: Cell<Option<Unblock>>,
     /// Channels and patterns subscribed (for CLIENT LIST and the subscribed-mode rules).
     pub(crate) subscriptions: Cell<(usize, usize)>,
+    /// Shard channels subscribed (SSUBSCRIBE): kept here rather than in the session, since
+    /// the core drops them when the cluster moves their slot away.
+    pub(crate) shard_channels: RefCell<std::collections::BTreeSet<bytes::Bytes>>,
     /// The connection is a replica's link (after SYNC or PSYNC).
     pub(crate) replica: Cell<bool>,
     /// CLIENT NO-EVICT: never dropped by `maxmemory-clients`.
@@ -156,6 +159,7 @@ impl Client {
             pushes: RefCell::default(),
             over_soft: Cell::new(None),
             subscriptions: Cell::new((0, 0)),
+            shard_channels: RefCell::default(),
             blocked: Cell::new(false),
             paused: Cell::new(false),
             blocked_timeout: Cell::new(false),
@@ -191,6 +195,12 @@ impl Client {
     #[must_use]
     pub(crate) fn is_killed(&self) -> bool {
         self.killed.get()
+    }
+
+    /// Whether it subscribes to any channel, pattern or shard channel (Redis's `CLIENT_PUBSUB`).
+    #[must_use]
+    pub(crate) fn subscribed(&self) -> bool {
+        self.subscriptions.get() != (0, 0) || !self.shard_channels.borrow().is_empty()
     }
 
     /// Queues a push for this client (encoded in its protocol) and wakes its connection; a client
@@ -335,8 +345,7 @@ impl Client {
         } else if self.replica.get() {
             flags.push('S');
         }
-        let (channels, patterns) = self.subscriptions.get();
-        if channels + patterns > 0 {
+        if self.subscribed() {
             flags.push('P');
         }
         if self.multi.get().is_some() {
@@ -382,7 +391,7 @@ impl Client {
         let _ = write!(
             s,
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={channels} \
-             psub={patterns} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} \
+             psub={patterns} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} \
              rbp={} obl={} oll=0 omem={} tot-mem={} events={} cmd={} user={} redir={} resp={} \
              lib-name={} lib-ver={} core={} tls={} tls-version={} tls-cipher={} tls-cn={}",
             self.id,
@@ -394,6 +403,7 @@ impl Client {
             self.idle_secs(),
             self.flags(),
             self.db.get(),
+            self.shard_channels.borrow().len(),
             self.multi.get().map_or(-1, |m| m.0 as i64),
             b.query,
             b.query_capacity.saturating_sub(b.query),

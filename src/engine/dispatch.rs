@@ -157,7 +157,7 @@ impl Session {
             readonly: self.cluster_readonly,
             tls: self.client.tls.is_some(),
             migrate: cmd.name == "migrate",
-            shard_pubsub: false,
+            shard_pubsub: cmd.flags.contains(crate::engine::spec::flag::PUBSUB) && !cmd.keys.is_empty(),
         };
         if cmd.name != "exec" {
             // The common case reads the keys where they are: nothing copied per request.

@@ -19,7 +19,7 @@ const CHANNEL: &str = "__redis__:invalidate";
 
 /// The output limit that applies to `client`'s pushes.
 fn limit_of(client: &Client) -> OutputLimit {
-    let subscribed = client.subscriptions.get() != (0, 0);
+    let subscribed = client.subscribed();
     let unlimited = OutputLimit { hard: 0, soft: 0, soft_secs: 0 };
     Core::current().map_or(unlimited, |core| {
         core.with_config(|c| {
@@ -124,7 +124,7 @@ fn send(local: &Local, client: &Rc<Client>, mode: TrackingMode, keys: Reply) {
 fn redirected(target: &Client, keys: Reply) {
     if target.resp.get() == 3 {
         target.push(&Reply::Push(vec![Reply::bulk("invalidate"), keys]), limit_of(target));
-    } else if target.subscriptions.get() != (0, 0) {
+    } else if target.subscribed() {
         let message = Reply::Push(vec![Reply::bulk("message"), Reply::bulk(CHANNEL), keys]);
         target.push(&message, limit_of(target));
     }

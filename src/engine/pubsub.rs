@@ -1,6 +1,10 @@
 //! One core's pub/sub subscribers: a subscription lives on the subscriber's own core. PUBLISH
 //! reaches every core (a core hop each), which encodes the message into its subscribers' push
 //! buffers and wakes their connections.
+//!
+//! Shard channels (SSUBSCRIBE, SPUBLISH) are a namespace of their own, without patterns; a
+//! client's set of them lives in its [`Client`], so that a core can drop them when the cluster
+//! moves their slot away (Redis's `removeChannelsInSlot`).
 
 use std::rc::Rc;
 
@@ -19,6 +23,8 @@ pub(crate) struct Registry {
     pub(crate) channels: AHashMap<Bytes, Vec<Rc<Client>>>,
     /// Pattern subscriptions.
     pub(crate) patterns: Vec<(Bytes, Rc<Client>)>,
+    /// Subscribers by shard channel.
+    pub(crate) shard: AHashMap<Bytes, Vec<Rc<Client>>>,
 }
 
 impl Registry {
@@ -37,10 +43,62 @@ impl Registry {
         }
     }
 
-    /// Whether nobody on this core subscribes to anything.
+    /// Whether nobody on this core subscribes to a channel or a pattern (which keyspace
+    /// notifications may reach; shard channels never get them).
     #[must_use]
     pub(crate) fn is_empty(&self) -> bool {
         self.channels.is_empty() && self.patterns.is_empty()
+    }
+
+    /// Subscribes `client` to shard channel `channel`.
+    pub(crate) fn add_shard(&mut self, channel: &Bytes, client: &Rc<Client>) {
+        self.shard.entry(channel.clone()).or_default().push(client.clone());
+    }
+
+    /// Unsubscribes client `id` from shard channel `channel`.
+    pub(crate) fn remove_shard(&mut self, channel: &[u8], id: u64) {
+        if let Some(subs) = self.shard.get_mut(channel) {
+            subs.retain(|c| c.id != id);
+            if subs.is_empty() {
+                self.shard.remove(channel);
+            }
+        }
+    }
+
+    /// Delivers a message to this core's subscribers of shard channel `channel`; returns how
+    /// many received it.
+    pub(crate) fn publish_shard(&self, channel: &Bytes, message: &Bytes, limit: OutputLimit) -> i64 {
+        let Some(subs) = self.shard.get(channel) else { return 0 };
+        let push = Reply::Push(vec![
+            Reply::bulk("smessage"),
+            Reply::Bulk(channel.clone()),
+            Reply::Bulk(message.clone()),
+        ]);
+        subs.iter().filter(|c| c.push(&push, limit)).count() as i64
+    }
+
+    /// Unsubscribes everyone from the shard channels `lost` says this node no longer serves
+    /// (their slot moved away): each subscriber gets `sunsubscribe` with its remaining count,
+    /// channels in byte order, subscribers in the order they came. Returns whether any was.
+    pub(crate) fn drop_shard_channels(&mut self, lost: impl Fn(&[u8]) -> bool, limit: OutputLimit) -> bool {
+        let mut gone: Vec<Bytes> = self.shard.keys().filter(|c| lost(c)).cloned().collect();
+        gone.sort();
+        for channel in &gone {
+            for client in self.shard.remove(channel).unwrap_or_default() {
+                let left = {
+                    let mut mine = client.shard_channels.borrow_mut();
+                    mine.remove(channel);
+                    mine.len()
+                };
+                let push = Reply::Push(vec![
+                    Reply::bulk("sunsubscribe"),
+                    Reply::Bulk(channel.clone()),
+                    Reply::Int(left as i64),
+                ]);
+                client.push(&push, limit);
+            }
+        }
+        !gone.is_empty()
     }
 
     /// Forgets every subscription of client `id` (unsubscribe-all, RESET, disconnect).
@@ -50,6 +108,10 @@ impl Registry {
             !subs.is_empty()
         });
         self.patterns.retain(|(_, c)| c.id != id);
+        self.shard.retain(|_, subs| {
+            subs.retain(|c| c.id != id);
+            !subs.is_empty()
+        });
     }
 
     /// Delivers a message to this core's subscribers; returns how many received it.

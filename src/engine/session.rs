@@ -247,10 +247,12 @@ impl Session {
         self.multi.take()
     }
 
-    /// Whether the client has any channel or pattern subscription.
+    /// Whether the client has any channel, pattern or shard channel subscription.
     #[must_use]
     pub(crate) fn subscribed(&self) -> bool {
-        !self.channels.is_empty() || !self.patterns.is_empty()
+        !self.channels.is_empty()
+            || !self.patterns.is_empty()
+            || !self.client.shard_channels.borrow().is_empty()
     }
 
     /// RESP2 clients with subscriptions may only run the pub/sub commands (Redis's rule).
@@ -376,6 +378,7 @@ impl Session {
         self.core.local().note_subscribers(&self.core.global, self.core.router.local().0);
         self.channels.clear();
         self.patterns.clear();
+        self.client.shard_channels.borrow_mut().clear();
         self.client.subscriptions.set((0, 0));
     }
 }

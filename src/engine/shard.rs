@@ -15,7 +15,7 @@ use crate::engine::global::Global;
 use crate::engine::journal::{Effects, TxKey};
 use crate::engine::notify::{Class, Notice, Notices};
 use crate::engine::persist::LoadItem;
-use crate::engine::slot::ShardId;
+use crate::engine::slot::{ShardId, Slot, SLOTS};
 use crate::engine::spec::Prefetch;
 use crate::engine::stats::{Started, Stats};
 use crate::engine::tracking::{Invalidation, Reader, Table, TableStats, Track};
@@ -397,8 +397,13 @@ impl Shard {
             db.pause_expiry(replaying);
             db
         };
+        let mut dbs: Vec<Db> = (0..databases).map(|_| db()).collect();
+        if global.config().cluster_enabled {
+            // A cluster node serves database 0 only, and keeps its keys by slot.
+            dbs[0].index_slots(|key| Slot::of(key).0, usize::from(SLOTS));
+        }
         Shard {
-            dbs: (0..databases).map(|_| db()).collect(),
+            dbs,
             observers: (0..databases).map(|_| Observers::default()).collect(),
             observing: false,
             global,

@@ -27,6 +27,12 @@ impl Slot {
         Slot(crc16(tagged.unwrap_or(key)) % SLOTS)
     }
 
+    /// Its number, `0..16384`.
+    #[must_use]
+    pub fn number(self) -> u16 {
+        self.0
+    }
+
     /// The shard owning this slot when the slots are split into `shards` contiguous ranges.
     #[must_use]
     pub fn shard(self, shards: usize) -> ShardId {

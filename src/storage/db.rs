@@ -13,6 +13,7 @@ use crate::storage::dict::{Dict, Key};
 use crate::storage::dict_value::{Hash, Set};
 use crate::storage::encoding::StrForm;
 use crate::storage::rng::Rng;
+use crate::storage::slot_index::{SlotIndex, SlotOf};
 
 /// A key's access clock (LRU time or LFU counter, see [`crate::storage::clock`]).
 pub(crate) type Clock = u32;
@@ -343,6 +344,8 @@ pub(crate) struct Db {
     /// Expired keys read as missing but stay: clients are paused (CLIENT PAUSE, FAILOVER), and
     /// as in Redis the dataset and the stream stand still until the pause ends.
     expiry_frozen: bool,
+    /// The keys of each hash slot, in cluster mode (see [`Db::index_slots`]).
+    slots: Option<Box<SlotIndex>>,
 }
 
 /// Writes one entry as a snapshot file holds it (`key`, the entry, whether to compress). The
@@ -566,6 +569,9 @@ impl Db {
         if expires_at.is_some() {
             self.expires.insert(key.clone(), ());
         }
+        if let Some(ix) = self.slots.as_deref_mut() {
+            ix.add(key.clone());
+        }
         self.entries.insert(key, new);
     }
 
@@ -618,6 +624,9 @@ impl Db {
         self.touch_only(key, Change::Removed);
         if entry.expires_at().is_some() {
             self.expires.remove(key);
+        }
+        if let Some(ix) = self.slots.as_deref_mut() {
+            ix.remove(key);
         }
         Some(entry)
     }
@@ -898,6 +907,9 @@ impl Db {
         }
         self.entries.clear();
         self.expires.clear();
+        if let Some(ix) = self.slots.as_deref_mut() {
+            ix.clear();
+        }
         self.expire_cursor = 0;
     }
 
@@ -922,6 +934,7 @@ impl Db {
         let (mine, theirs) = (touched(self, other), touched(other, self));
         std::mem::swap(&mut self.entries, &mut other.entries);
         std::mem::swap(&mut self.expires, &mut other.expires);
+        std::mem::swap(&mut self.slots, &mut other.slots);
         std::mem::swap(&mut self.expire_cursor, &mut other.expire_cursor);
         std::mem::swap(&mut self.avg_ttl, &mut other.avg_ttl);
         std::mem::swap(&mut self.mark, &mut other.mark);
@@ -966,6 +979,22 @@ impl Db {
                 visit(k, e);
             }
         })
+    }
+
+    /// Keeps the keys of each hash slot from now on (a cluster node's database): `slot_of`
+    /// maps a key to one of `slots` slots. The keys already there are indexed at once.
+    pub(crate) fn index_slots(&mut self, slot_of: SlotOf, slots: usize) {
+        let mut ix = SlotIndex::new(slot_of, slots);
+        for (key, _) in self.entries.iter() {
+            ix.add(Bytes::copy_from_slice(key));
+        }
+        self.slots = Some(Box::new(ix));
+    }
+
+    /// The keys of each hash slot, when kept (see [`Db::index_slots`]).
+    #[must_use]
+    pub(crate) fn slot_index(&self) -> Option<&SlotIndex> {
+        self.slots.as_deref()
     }
 
     /// Every live key.
@@ -1166,6 +1195,32 @@ mod tests {
         assert_eq!(db.expires_len(), 1);
         db.set(b"b", s("3"), None);
         assert_eq!(db.expires_len(), 0, "SET without KEEPTTL clears the TTL index");
+    }
+
+    #[test]
+    fn the_slot_index_follows_every_write_and_removal() {
+        // Slots by first byte, so that the test knows them.
+        fn first(k: &[u8]) -> u16 {
+            k.first().map_or(0, |&b| u16::from(b))
+        }
+        let count = |db: &Db, c: u8| db.slot_index().map_or(usize::MAX, |ix| ix.count(u16::from(c)));
+        let mut db = Db::default();
+        db.set(b"a1", s("1"), None);
+        db.index_slots(first, 256);
+        assert_eq!(count(&db, b'a'), 1, "keys already there are indexed");
+        db.set(b"a2", s("2"), Some(100));
+        db.set(b"a2", s("3"), Some(100));
+        db.set(b"b-a-long-key-on-the-heap-beyond-inline", s("4"), None);
+        assert_eq!((count(&db, b'a'), count(&db, b'b')), (2, 1), "an overwrite adds nothing");
+        assert!(db.read(b"a2", 100).is_none());
+        assert_eq!(count(&db, b'a'), 1, "an expired key leaves its slot");
+        db.remove(b"a1");
+        assert_eq!(count(&db, b'a'), 0);
+        let mut other = Db::default();
+        db.swap_with(&mut other);
+        assert!(db.slot_index().is_none() && count(&other, b'b') == 1, "the index goes with the keys");
+        other.clear();
+        assert_eq!(count(&other, b'b'), 0);
     }
 
     #[test]

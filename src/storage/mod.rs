@@ -17,6 +17,7 @@ pub(crate) mod list;
 pub(crate) mod rdb;
 pub(crate) mod rng;
 pub(crate) mod sample;
+pub(crate) mod slot_index;
 pub(crate) mod stream;
 pub(crate) mod zset;
 pub(crate) mod ztree;

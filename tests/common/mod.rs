@@ -620,6 +620,11 @@ pub fn shard_of(key: &str, shards: usize) -> usize {
     ferrokey::internals::Slot::of(key.as_bytes()).shard(shards).0
 }
 
+/// The Redis Cluster hash slot of `key`.
+pub fn slot_of(key: &str) -> u16 {
+    ferrokey::internals::Slot::of(key.as_bytes()).number()
+}
+
 /// A key named `prefix...` owned by `shard`.
 pub fn key_on(prefix: &str, shard: usize, shards: usize) -> String {
     (0..).map(|i| format!("{prefix}{i}")).find(|k| shard_of(k, shards) == shard).unwrap()

@@ -29,12 +29,44 @@ const CRON_PERIOD: Duration = Duration::from_millis(100);
 /// The largest frame accepted (a PUBLISH of a large message is the largest Redis sends).
 const MAX_FRAME: usize = 1 << 30;
 
+/// The sending half of a link: frames queued for its writer task.
+struct Writer {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    /// Bytes queued and not written yet (CLUSTER LINKS' send buffer, which
+    /// `cluster-link-sendbuf-limit` bounds).
+    queued: Rc<std::cell::Cell<usize>>,
+}
+
+impl Writer {
+    /// A writer, and the end its writer task reads.
+    fn new() -> (Writer, mpsc::UnboundedReceiver<Vec<u8>>) {
+        let (tx, rx) = mpsc::unbounded();
+        (Writer { tx, queued: Rc::default() }, rx)
+    }
+
+    fn send(&self, frame: Vec<u8>) {
+        self.queued.set(self.queued.get() + frame.len());
+        let _ = self.tx.unbounded_send(frame);
+    }
+}
+
+/// A link another node opened.
+struct Inbound {
+    writer: Writer,
+    /// When it was accepted (unix ms).
+    created: u64,
+    /// The node it belongs to, once a message of a known node came on it.
+    node: std::cell::Cell<Option<NodeId>>,
+    /// Closed for passing the send buffer limit.
+    closed: std::cell::Cell<bool>,
+}
+
 /// An open outbound link.
 struct Outbound {
     /// Tells this link from the one that replaces it.
     generation: u64,
     /// Frames to write.
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+    writer: Writer,
     /// When it was opened (unix ms).
     created: u64,
     /// Whether the connection is established (a PING was sent on it).
@@ -50,6 +82,21 @@ struct Bus {
     election: RefCell<Election>,
     /// The last link generation handed out.
     generations: std::cell::Cell<u64>,
+    /// Pub/sub messages that came over the bus, for this node's subscribers.
+    inbox: RefCell<Option<mpsc::UnboundedSender<Delivery>>>,
+    /// The slots this node's shard served at the last look, and the state's version then.
+    served: RefCell<(u64, Vec<bool>)>,
+    /// The links other nodes opened.
+    inbound: RefCell<Vec<Rc<Inbound>>>,
+    /// Primaries seen orphaned, for replica migration.
+    orphans: RefCell<super::migration::Orphans>,
+}
+
+/// A PUBLISH (`shard`: PUBLISHSHARD) from another node, to deliver here.
+struct Delivery {
+    shard: bool,
+    channel: bytes::Bytes,
+    message: bytes::Bytes,
 }
 
 /// Starts the bus on `listeners` (core 0, cluster mode).
@@ -61,11 +108,100 @@ pub(crate) fn start(core: Rc<Core>, listeners: Vec<Listener>) {
         rng: RefCell::new(Rng::seeded(0xb05)),
         election: RefCell::default(),
         generations: std::cell::Cell::new(0),
+        inbox: RefCell::default(),
+        served: RefCell::default(),
+        inbound: RefCell::default(),
+        orphans: RefCell::default(),
     });
     for listener in listeners {
         glommio::spawn_local(accept(bus.clone(), listener)).detach();
     }
+    let (tx, rx) = mpsc::unbounded();
+    *bus.inbox.borrow_mut() = Some(tx);
+    glommio::spawn_local(deliver(bus.core.clone(), rx)).detach();
+    if let Some(out) = bus.core.global.cluster.as_ref().and_then(|c| c.take_spread()) {
+        glommio::spawn_local(spread(bus.clone(), out)).detach();
+    }
+    glommio::spawn_local(super::verify::after_loading(bus.core.clone())).detach();
     glommio::spawn_local(cron(bus)).detach();
+}
+
+/// Deletes the keys this node holds in `slots`, which another primary took (Redis's
+/// `delKeysInSlot`: as in Redis 7.0, not propagated; the new owner has the keys that count).
+async fn drop_slots(core: &Rc<Core>, slots: Vec<u16>) {
+    for slot in slots {
+        let shard = crate::engine::slot::Slot(slot).shard(core.router.shards());
+        let deleted = core
+            .router
+            .run(shard, None, move |sh: &mut crate::engine::shard::Shard| {
+                let db = &mut sh.dbs()[0];
+                let keys: Vec<bytes::Bytes> = db
+                    .slot_index()
+                    .map(|ix| ix.keys(slot).map(bytes::Bytes::copy_from_slice).collect())
+                    .unwrap_or_default();
+                keys.iter().filter(|k| db.remove(k).is_some()).count()
+            })
+            .await
+            .unwrap_or(0);
+        if deleted > 0 {
+            tracing::info!("Deleted {deleted} keys of slot {slot}, now served by another node");
+        }
+    }
+}
+
+/// Sends what PUBLISH and SPUBLISH queued on any core (Redis's `clusterPropagatePublish`):
+/// PUBLISH to every node, PUBLISHSHARD to the other nodes of this node's shard.
+async fn spread(bus: Rc<Bus>, mut queued: mpsc::UnboundedReceiver<super::Spread>) {
+    while let Some(what) = queued.next().await {
+        let Some(cluster) = &bus.core.global.cluster else { return };
+        let state = cluster.view();
+        let config = bus.core.config();
+        let offset = crate::engine::replication::offset(&bus.core);
+        let (kind, channel, message) = match what {
+            super::Spread::Publish { channel, message } => (kind::PUBLISH, channel, message),
+            super::Spread::Shard { channel, message } => (kind::PUBLISHSHARD, channel, message),
+        };
+        let body = wire::Body::Publish { channel: channel.to_vec(), message: message.to_vec() };
+        let m = gossip::message(&state, &config, kind, offset, body);
+        if kind == kind::PUBLISH {
+            bus.carry_out(vec![Effect::Broadcast(m)], None);
+            continue;
+        }
+        let primary = state.my_primary();
+        let shard = state
+            .nodes()
+            .filter(|n| n.id == primary || (n.is(flag::SLAVE) && n.master == Some(primary)))
+            .filter(|n| n.flags & (flag::MYSELF | flag::HANDSHAKE) == 0)
+            .map(|n| Effect::Send(n.id, m.clone()))
+            .collect();
+        bus.carry_out(shard, None);
+    }
+}
+
+/// Delivers the PUBLISHes other nodes sent to this node's subscribers, on every core, in the
+/// order they came: whatever arrived meanwhile goes in one hop per core.
+async fn deliver(core: Rc<Core>, mut inbox: mpsc::UnboundedReceiver<Delivery>) {
+    while let Some(first) = inbox.next().await {
+        let mut batch = vec![first];
+        while let Ok(more) = inbox.try_recv() {
+            batch.push(more);
+        }
+        let batch = std::sync::Arc::new(batch);
+        let limit = core.config().client_output_buffer_limit.pubsub;
+        let _ = core
+            .router
+            .each_core(move |local| {
+                let registry = local.pubsub.borrow();
+                for d in batch.iter() {
+                    if d.shard {
+                        registry.publish_shard(&d.channel, &d.message, limit);
+                    } else {
+                        registry.publish(&d.channel, &d.message, limit);
+                    }
+                }
+            })
+            .await;
+    }
 }
 
 async fn accept(bus: Rc<Bus>, listener: Listener) {
@@ -112,10 +248,17 @@ async fn read_frame<R: futures::AsyncRead + Unpin>(r: &mut R, from: &str) -> Opt
     (frame.len() == len).then_some(frame)
 }
 
-/// Writes what `rx` brings until it ends or the stream fails.
-async fn write_all<W: futures::AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+/// Writes what `rx` brings until it ends or the stream fails; `queued` counts down what is
+/// written.
+async fn write_all<W: futures::AsyncWrite + Unpin>(
+    mut w: W,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    queued: Rc<std::cell::Cell<usize>>,
+) {
     while let Some(frame) = rx.next().await {
-        if w.write_all(&frame).await.is_err() || w.flush().await.is_err() {
+        let failed = w.write_all(&frame).await.is_err() || w.flush().await.is_err();
+        queued.set(queued.get().saturating_sub(frame.len()));
+        if failed {
             break;
         }
     }
@@ -125,25 +268,30 @@ async fn write_all<W: futures::AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Unbou
 /// A link another node opened: its PINGs and MEETs are answered on it.
 async fn inbound(bus: Rc<Bus>, stream: crate::facade::stream::Stream, peer: String, local: String) {
     let (mut r, w) = stream.split();
-    let (tx, rx) = mpsc::unbounded();
-    let writer = glommio::spawn_local(write_all(w, rx)).detach();
+    let (writer, rx) = Writer::new();
+    let task = glommio::spawn_local(write_all(w, rx, writer.queued.clone())).detach();
+    let link = Rc::new(Inbound {
+        writer,
+        created: super::unix_ms(),
+        node: std::cell::Cell::new(None),
+        closed: std::cell::Cell::new(false),
+    });
+    bus.inbound.borrow_mut().push(link.clone());
     while let Some(frame) = read_frame(&mut r, &peer).await {
-        bus.receive(&frame, Link::Inbound, &peer, &local, Some(&tx));
+        if link.closed.get() {
+            break;
+        }
+        bus.receive(&frame, Link::Inbound, &peer, &local, Some(&link));
     }
-    drop(tx);
-    let _ = writer.await;
+    bus.inbound.borrow_mut().retain(|l| !Rc::ptr_eq(l, &link));
+    link.writer.tx.close_channel();
+    drop(link);
+    let _ = task.await;
 }
 
 impl Bus {
     /// Processes one frame that came on `link`; `reply` is that link's writer.
-    fn receive(
-        &self,
-        frame: &[u8],
-        link: Link,
-        peer: &str,
-        local: &str,
-        reply: Option<&mpsc::UnboundedSender<Vec<u8>>>,
-    ) {
+    fn receive(&self, frame: &[u8], link: Link, peer: &str, local: &str, reply: Option<&Inbound>) {
         let msg = match wire::decode(frame) {
             Ok(msg) => msg,
             Err(e) => {
@@ -189,26 +337,81 @@ impl Bus {
             let save = out.save;
             (out, save)
         });
-        self.carry_out(outcome.effects, reply);
+        if let (Some(sender), Some(link)) = (outcome.sender, reply) {
+            if link.node.get().is_none() {
+                link.node.set(Some(sender));
+            }
+        }
+        if outcome.sender.is_some() {
+            // Only a known node's PUBLISH is delivered (Redis's `getNodeFromLinkAndMsg`).
+            if let wire::Body::Publish { channel, message } = msg.body {
+                if let Some(inbox) = self.inbox.borrow().as_ref() {
+                    let shard = msg.kind == kind::PUBLISHSHARD;
+                    let _ = inbox.unbounded_send(Delivery {
+                        shard,
+                        channel: channel.into(),
+                        message: message.into(),
+                    });
+                }
+            }
+        }
+        self.carry_out(outcome.effects, reply.map(|l| &l.writer));
     }
 
-    fn carry_out(&self, effects: Vec<Effect>, reply: Option<&mpsc::UnboundedSender<Vec<u8>>>) {
+    /// Drops the shard-channel subscriptions of the slots this node's shard stopped serving
+    /// since the last look (Redis's `removeChannelsInSlot` as `clusterDelSlot` calls it).
+    fn forget_lost_slots(&self, state: &super::state::State, version: u64) {
+        let lost = {
+            let mut served = self.served.borrow_mut();
+            if served.0 == version {
+                return;
+            }
+            let now = state.served_by_my_shard();
+            let lost: Vec<bool> = if served.1.is_empty() {
+                Vec::new()
+            } else {
+                served.1.iter().zip(&now).map(|(&was, &is)| was && !is).collect()
+            };
+            *served = (version, now);
+            lost
+        };
+        if !lost.contains(&true) {
+            return;
+        }
+        let lost = std::sync::Arc::new(lost);
+        let core = self.core.clone();
+        let limit = core.config().client_output_buffer_limit.pubsub;
+        glommio::spawn_local(async move {
+            let _ = core
+                .router
+                .each_core(move |local| {
+                    let gone = |c: &[u8]| {
+                        lost.get(usize::from(crate::engine::slot::Slot::of(c).0)).copied().unwrap_or(false)
+                    };
+                    local.pubsub.borrow_mut().drop_shard_channels(gone, limit);
+                })
+                .await;
+        })
+        .detach();
+    }
+
+    fn carry_out(&self, effects: Vec<Effect>, reply: Option<&Writer>) {
         for effect in effects {
             match effect {
                 Effect::Reply(m) => {
-                    if let Some(tx) = reply {
-                        self.send_on(tx, &m);
+                    if let Some(w) = reply {
+                        self.send_on(w, &m);
                     }
                 }
                 Effect::Send(id, m) => {
                     let links = self.links.borrow();
                     if let Some(link) = links.get(&id).filter(|l| l.up) {
-                        self.send_on(&link.tx, &m);
+                        self.send_on(&link.writer, &m);
                     }
                 }
                 Effect::Broadcast(m) => {
                     for link in self.links.borrow().values().filter(|l| l.up) {
-                        self.send_on(&link.tx, &m);
+                        self.send_on(&link.writer, &m);
                     }
                 }
                 Effect::Close(id) => {
@@ -235,15 +438,19 @@ impl Bus {
                     );
                 }
                 Effect::Unpause => self.core.global.pauses.unpause(crate::engine::pause::Purpose::Failover),
+                Effect::DropSlots(slots) => {
+                    let core = self.core.clone();
+                    glommio::spawn_local(async move { drop_slots(&core, slots).await }).detach();
+                }
             }
         }
     }
 
-    fn send_on(&self, tx: &mpsc::UnboundedSender<Vec<u8>>, m: &Message) {
+    fn send_on(&self, w: &Writer, m: &Message) {
         if let Some(cluster) = &self.core.global.cluster {
             cluster.count(m.kind, true);
         }
-        let _ = tx.unbounded_send(m.encode());
+        w.send(m.encode());
     }
 
     /// Replicates the node named `id` (at its client port of the replication link's kind).
@@ -275,7 +482,7 @@ impl Bus {
             (m, false)
         });
         if let Some(link) = self.links.borrow().get(id) {
-            self.send_on(&link.tx, &m);
+            self.send_on(&link.writer, &m);
         }
     }
 }
@@ -341,7 +548,7 @@ async fn outbound(
     id: NodeId,
     addr: std::net::SocketAddr,
     meet: bool,
-    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    (rx, queued): (mpsc::UnboundedReceiver<Vec<u8>>, Rc<std::cell::Cell<usize>>),
     generation: u64,
 ) {
     let timeout = Duration::from_millis(bus.core.config().cluster_node_timeout.max(1000));
@@ -371,7 +578,7 @@ async fn outbound(
         Box::new(tcp)
     };
     let (mut r, w) = stream.split();
-    let writer = glommio::spawn_local(write_all(w, rx)).detach();
+    let writer = glommio::spawn_local(write_all(w, rx, queued)).detach();
     if let Some(link) = bus.links.borrow_mut().get_mut(&id).filter(|l| l.generation == generation) {
         link.up = true;
     }
@@ -408,7 +615,7 @@ impl Bus {
                 &mut self.election.borrow_mut(),
                 now,
                 config,
-                offset,
+                (offset, self.data_age()),
                 &mut self.rng.borrow_mut(),
             );
             let save = out.save;
@@ -422,6 +629,80 @@ impl Bus {
             let mut ping = gossip::message(&state, config, kind::PING, offset, body);
             ping.mflags |= election::PAUSED;
             self.carry_out(vec![Effect::Send(replica, ping)], None);
+        }
+    }
+
+    /// Closes every link whose unsent bytes passed `limit` (`cluster-link-sendbuf-limit`, 0
+    /// for none), as Redis's cron does; an outbound one opens again on the next tick.
+    fn bound_send_buffers(&self, limit: u64) {
+        if limit == 0 {
+            return;
+        }
+        let over = |w: &Writer| w.queued.get() as u64 > limit;
+        let log = |dir: &str, node: Option<NodeId>, w: &Writer| {
+            let node = node.map(|n| n.to_string()).unwrap_or_default();
+            tracing::warn!(
+                "Freeing cluster link({dir} node {node}, used memory: {}) due to exceeding send buffer memory limit.",
+                w.queued.get()
+            );
+            if let Some(cluster) = &self.core.global.cluster {
+                cluster.count_link_over_limit();
+            }
+        };
+        self.links.borrow_mut().retain(|id, l| {
+            let keep = !over(&l.writer);
+            if !keep {
+                log("to", Some(*id), &l.writer);
+            }
+            keep
+        });
+        self.inbound.borrow_mut().retain(|l| {
+            let keep = !over(&l.writer);
+            if !keep {
+                log("from", l.node.get(), &l.writer);
+                l.closed.set(true);
+                l.writer.tx.close_channel();
+            }
+            keep
+        });
+    }
+
+    /// The links as CLUSTER LINKS shows them: by node in the state's order, each node's
+    /// outbound link first; inbound links not yet tied to a node are not shown (as in Redis).
+    fn link_views(&self, state: &super::state::State) -> Vec<super::LinkView> {
+        let (links, inbound) = (self.links.borrow(), self.inbound.borrow());
+        let mut views = Vec::new();
+        for n in state.nodes() {
+            if let Some(l) = links.get(&n.id) {
+                views.push(super::LinkView {
+                    outbound: true,
+                    node: n.id,
+                    created: l.created,
+                    queued: l.writer.queued.get(),
+                });
+            }
+            for l in inbound.iter().filter(|l| l.node.get() == Some(n.id)) {
+                views.push(super::LinkView {
+                    outbound: false,
+                    node: n.id,
+                    created: l.created,
+                    queued: l.writer.queued.get(),
+                });
+            }
+        }
+        views
+    }
+
+    /// How old this replica's data is (ms): since its primary last sent anything, or since
+    /// the link went down (Redis's `data_age`); very old when it never synced.
+    fn data_age(&self) -> u64 {
+        use crate::engine::repl_state::LinkState;
+        let st = self.core.global.replication();
+        let never = u64::from(u32::MAX);
+        match st.master.as_ref() {
+            Some(m) if m.state == LinkState::Connected => m.last_io.elapsed().as_millis() as u64,
+            Some(m) => m.down_since.map_or(never, |t| t.elapsed().as_millis() as u64),
+            None => never,
         }
     }
 
@@ -468,20 +749,29 @@ async fn cron(bus: Rc<Bus>) {
         });
         bus.carry_out(outcome.effects, None);
         bus.elect(&config, now);
+        let outcome = cluster.apply(&config, |state| {
+            let out = super::migration::tick(state, &mut bus.orphans.borrow_mut(), now, &config);
+            let save = out.save;
+            (out, save)
+        });
+        bus.carry_out(outcome.effects, None);
+        let version = cluster.version();
         let state = cluster.view();
+        bus.forget_lost_slots(&state, version);
         // Links to open, and the links' view for CLUSTER NODES.
         for n in state.nodes().filter(|n| n.flags & (flag::MYSELF | flag::NOADDR) == 0) {
             if bus.links.borrow().contains_key(&n.id) || n.ip.is_empty() || n.cport == 0 {
                 continue;
             }
             let Ok(ip) = n.ip.parse::<std::net::IpAddr>() else { continue };
-            let (tx, rx) = mpsc::unbounded();
+            let (writer, rx) = Writer::new();
+            let queued = writer.queued.clone();
             let generation = bus.generations.get() + 1;
             bus.generations.set(generation);
-            bus.links.borrow_mut().insert(n.id, Outbound { generation, tx, created: now, up: false });
+            bus.links.borrow_mut().insert(n.id, Outbound { generation, writer, created: now, up: false });
             let addr = std::net::SocketAddr::new(ip, n.cport);
-            glommio::spawn_local(outbound(bus.clone(), n.id, addr, n.is(flag::MEET), rx, generation))
-                .detach();
+            let meet = n.is(flag::MEET);
+            glommio::spawn_local(outbound(bus.clone(), n.id, addr, meet, (rx, queued), generation)).detach();
         }
         let mut to_ping: Vec<NodeId> = Vec::new();
         if tick % 10 == 0 {
@@ -522,6 +812,8 @@ async fn cron(bus: Rc<Bus>) {
         for id in to_ping {
             bus.ping(&id, kind::PING);
         }
+        bus.bound_send_buffers(config.cluster_link_sendbuf_limit.0);
+        cluster.set_links(bus.link_views(&state));
         let up: Vec<NodeId> = bus.links.borrow().iter().filter(|(_, l)| l.up).map(|(id, _)| *id).collect();
         let changed = state.nodes().any(|n| !n.is(flag::MYSELF) && n.connected != up.contains(&n.id));
         if changed {

@@ -56,7 +56,13 @@ pub(crate) struct Election {
     manual_master_offset: Option<u64>,
     /// A primary paused for a manual failover of this replica.
     pub(crate) manual_replica: Option<NodeId>,
+    /// When "unable to failover" was last logged (ms).
+    cant_logged: u64,
 }
+
+/// How often "unable to failover" is logged at most (Redis's
+/// `CLUSTER_CANT_FAILOVER_RELOG_PERIOD`).
+const CANT_RELOG_MS: u64 = 300_000;
 
 impl Election {
     /// Whether a manual failover is under way.
@@ -214,7 +220,7 @@ pub(crate) fn tick(
     e: &mut Election,
     now: u64,
     config: &Config,
-    offset: u64,
+    (offset, data_age): (u64, u64),
     rng: &mut crate::storage::rng::Rng,
 ) -> Outcome {
     let mut out = Outcome::default();
@@ -242,6 +248,21 @@ pub(crate) fn tick(
         return out;
     }
     let timeout = config.cluster_node_timeout;
+    // A replica whose data is too old does not stand (Redis's data-age check): the age since
+    // the primary was last heard, less one node timeout.
+    let factor = config.cluster_replica_validity_factor;
+    let age = if data_age > timeout { data_age - timeout } else { data_age };
+    let limit =
+        config.repl_ping_replica_period.saturating_mul(1000).saturating_add(timeout.saturating_mul(factor));
+    if !manual && factor != 0 && age > limit {
+        if now.saturating_sub(e.cant_logged) > CANT_RELOG_MS {
+            e.cant_logged = now;
+            tracing::warn!(
+                "Currently unable to failover: Disconnected from master for longer than allowed. Please check the 'cluster-replica-validity-factor' configuration option."
+            );
+        }
+        return out;
+    }
     let auth_timeout = (timeout.saturating_mul(2)).max(2000);
     let auth_retry = auth_timeout.saturating_mul(2);
     let auth_age = now.saturating_sub(e.auth_time);
@@ -423,10 +444,10 @@ mod tests {
         s.node_mut(&b).unwrap().flags |= flag::FAIL;
         let mut e = Election::default();
         let mut rng = crate::storage::rng::Rng::new(5);
-        tick(&mut s, &mut e, 10_000, &config, 0, &mut rng);
+        tick(&mut s, &mut e, 10_000, &config, (0, 0), &mut rng);
         let due = e.auth_time;
         assert!((10_500..11_000).contains(&due), "rank 0 waits 500 to 1000 ms: {due}");
-        let out = tick(&mut s, &mut e, due, &config, 0, &mut rng);
+        let out = tick(&mut s, &mut e, due, &config, (0, 0), &mut rng);
         assert!(out
             .effects
             .iter()
@@ -435,9 +456,11 @@ mod tests {
         let mut ack = gossip::message(&s, &config, kind::AUTH_ACK, 0, Body::Empty);
         ack.current_epoch = 4;
         acked(&s, &mut e, a, &ack);
-        assert!(!tick(&mut s, &mut e, due + 10, &config, 0, &mut rng).effects.contains(&Effect::Promote));
+        assert!(!tick(&mut s, &mut e, due + 10, &config, (0, 0), &mut rng)
+            .effects
+            .contains(&Effect::Promote));
         acked(&s, &mut e, c, &ack);
-        let out = tick(&mut s, &mut e, due + 20, &config, 0, &mut rng);
+        let out = tick(&mut s, &mut e, due + 20, &config, (0, 0), &mut rng);
         assert!(out.effects.contains(&Effect::Promote));
         assert!(s.me().is(flag::MASTER) && s.mine(1));
         assert_eq!(s.me().config_epoch, 4);

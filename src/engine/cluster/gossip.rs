@@ -68,6 +68,9 @@ pub(crate) enum Effect {
     Pause(u64),
     /// Lift that pause.
     Unpause,
+    /// Delete this node's keys in these slots: another primary took them at a newer epoch
+    /// while this one stays a primary (Redis's dirty slots and `delKeysInSlot`).
+    DropSlots(Vec<u16>),
 }
 
 /// What the processing of a message or a tick did.
@@ -434,7 +437,10 @@ fn role(state: &mut State, id: &NodeId, msg: &Message, out: &mut Outcome) {
     match msg.master {
         None => {
             if !n.is(flag::MASTER) || n.master.is_some() {
-                n.flags = (n.flags & !flag::SLAVE) | flag::MASTER;
+                // A replica promoted: replicas may migrate to it (Redis's
+                // `clusterSetNodeAsMaster`).
+                let promoted = if n.is(flag::SLAVE) { flag::MIGRATE_TO } else { 0 };
+                n.flags = (n.flags & !flag::SLAVE) | flag::MASTER | promoted;
                 n.master = None;
                 out.save = true;
             }
@@ -523,7 +529,9 @@ fn update_slots(
         return;
     }
     let current_master = if me.is(flag::MASTER) { Some(me.id) } else { me.master };
+    let myself = me.id;
     let mut new_master = false;
+    let mut dirty = Vec::new();
     for slot in 0..SLOTS {
         if !wire::has_slot(bits, slot) {
             continue;
@@ -536,6 +544,9 @@ fn update_slots(
             if owner.is_some_and(|(o, _)| Some(o) == current_master) {
                 new_master = true;
             }
+            if owner.is_some_and(|(o, _)| o == myself) {
+                dirty.push(slot);
+            }
             state.del_slot(slot);
             state.add_slot(slot, sender);
             out.save = true;
@@ -547,7 +558,11 @@ fn update_slots(
             set_master(state, *sender);
             out.effects.push(Effect::Follow(*sender));
             out.save = true;
+            return;
         }
+    }
+    if !dirty.is_empty() && state.me().is(flag::MASTER) {
+        out.effects.push(Effect::DropSlots(dirty));
     }
 }
 

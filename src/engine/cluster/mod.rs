@@ -8,7 +8,9 @@
 //! - [`wire`]: the bus's messages, byte for byte as Redis 7.0's;
 //! - [`gossip`]: what a bus message does to the state, and what this node sends;
 //! - [`election`]: replicas' elections, primaries' votes, CLUSTER FAILOVER;
-//! - [`bus`]: the bus's listener and links, on core 0.
+//! - [`migration`]: a replica moving to a primary left without any;
+//! - [`bus`]: the bus's listener and links, on core 0;
+//! - [`verify`]: the loaded dataset against the slot table, at startup.
 //!
 //! One [`Cluster`] lives in [`crate::engine::global::Global`]. Changes are rare (a CLUSTER
 //! command, a message of the bus): each edits a copy of the state under one lock, saves it,
@@ -19,10 +21,12 @@
 pub(crate) mod bus;
 pub(crate) mod election;
 pub(crate) mod gossip;
+pub(crate) mod migration;
 pub(crate) mod node;
 pub(crate) mod nodes_conf;
 pub(crate) mod redirect;
 pub(crate) mod state;
+pub(crate) mod verify;
 pub(crate) mod wire;
 
 use std::path::Path;
@@ -49,6 +53,39 @@ pub(crate) fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
+/// A pub/sub message for other nodes (Redis's `clusterPropagatePublish`), which the bus
+/// sends.
+#[derive(Debug, Clone)]
+pub(crate) enum Spread {
+    /// PUBLISH: to every node.
+    Publish {
+        /// The channel.
+        channel: bytes::Bytes,
+        /// The message.
+        message: bytes::Bytes,
+    },
+    /// SPUBLISH: to the nodes of this node's shard (its primary and the primary's replicas).
+    Shard {
+        /// The shard channel.
+        channel: bytes::Bytes,
+        /// The message.
+        message: bytes::Bytes,
+    },
+}
+
+/// A link of the bus as CLUSTER LINKS shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LinkView {
+    /// This node opened it (`to`), else the peer did (`from`).
+    pub(crate) outbound: bool,
+    /// The peer.
+    pub(crate) node: NodeId,
+    /// When it was opened (unix ms).
+    pub(crate) created: u64,
+    /// Bytes queued and not written yet.
+    pub(crate) queued: usize,
+}
+
 /// The cluster as this node sees it, shared by the cores.
 #[derive(Debug)]
 pub(crate) struct Cluster {
@@ -63,6 +100,14 @@ pub(crate) struct Cluster {
     messages: [[AtomicU64; 11]; 2],
     /// A CLUSTER FAILOVER for the bus to start.
     manual: Mutex<Option<election::Manual>>,
+    /// Pub/sub messages for the bus to send, from any core.
+    spread: futures::channel::mpsc::UnboundedSender<Spread>,
+    /// Their receiving end, until the bus takes it.
+    spread_rx: Mutex<Option<futures::channel::mpsc::UnboundedReceiver<Spread>>>,
+    /// The bus's links, as of its last cron.
+    links: Mutex<Vec<LinkView>>,
+    /// Links closed for passing `cluster-link-sendbuf-limit` (CLUSTER INFO).
+    links_over_limit: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -98,12 +143,17 @@ impl Cluster {
         announce(&mut state, config);
         file.save(&state, config.tls_cluster)?;
         ENABLED.store(true, Ordering::Relaxed);
+        let (spread, spread_rx) = futures::channel::mpsc::unbounded();
         Ok(Cluster {
             current: RwLock::new(Arc::new(state)),
             version: AtomicU64::new(1),
             edits: Mutex::new(Edits { file, first_check: None, among_minority: None }),
             messages: Default::default(),
             manual: Mutex::new(None),
+            spread,
+            spread_rx: Mutex::new(Some(spread_rx)),
+            links: Mutex::default(),
+            links_over_limit: AtomicU64::new(0),
         })
     }
 
@@ -173,6 +223,38 @@ impl Cluster {
         self.manual.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
     }
 
+    /// Hands a pub/sub message to the bus for the other nodes.
+    pub(crate) fn propagate(&self, what: Spread) {
+        let _ = self.spread.unbounded_send(what);
+    }
+
+    /// The messages [`Cluster::propagate`] queued, for the bus (once).
+    pub(crate) fn take_spread(&self) -> Option<futures::channel::mpsc::UnboundedReceiver<Spread>> {
+        self.spread_rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+
+    /// The bus's links (CLUSTER LINKS), as of its last cron.
+    #[must_use]
+    pub(crate) fn links(&self) -> Vec<LinkView> {
+        self.links.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// The bus publishes its links.
+    pub(crate) fn set_links(&self, links: Vec<LinkView>) {
+        *self.links.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = links;
+    }
+
+    /// Counts a link closed for passing `cluster-link-sendbuf-limit`.
+    pub(crate) fn count_link_over_limit(&self) {
+        self.links_over_limit.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Links closed for passing `cluster-link-sendbuf-limit` since startup.
+    #[must_use]
+    pub(crate) fn links_over_limit(&self) -> u64 {
+        self.links_over_limit.load(Ordering::Relaxed)
+    }
+
     /// Counts a bus message of type `kind`, sent or received.
     pub(crate) fn count(&self, kind: u16, sent: bool) {
         if let Some(c) = self.messages[usize::from(!sent)].get(usize::from(kind)) {
@@ -193,7 +275,7 @@ impl Cluster {
     /// Why the file could not be written.
     pub(crate) fn save(&self, config: &Config) -> Result<(), ConfError> {
         let mut edits = self.edits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        edits.file.save(&self.view(), config.tls_cluster)
+        edits.file.save_synced(&self.view(), config.tls_cluster)
     }
 
     /// The periodic check of the cluster's health (Redis's `clusterCron` calling

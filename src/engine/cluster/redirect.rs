@@ -118,6 +118,10 @@ pub(crate) fn route<'a>(
             return Ok(Route::Here(Some(slot)));
         }
     }
+    if asker.shard_pubsub && asker.asking && importing.is_some() {
+        // Sharded pub/sub counts no keys: an importing node serves it after ASKING.
+        return Ok(Route::Here(Some(slot)));
+    }
     let me = state.me();
     if (asker.readonly || asker.shard_pubsub)
         && !asker.writes_any

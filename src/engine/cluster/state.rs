@@ -248,6 +248,24 @@ impl State {
         &self.nodes[at]
     }
 
+    /// The primary of this node's shard: itself, or the primary it replicates.
+    #[must_use]
+    pub(crate) fn my_primary(&self) -> NodeId {
+        let me = self.me();
+        match &me.master {
+            Some(master) if me.is(flag::SLAVE) => *master,
+            _ => me.id,
+        }
+    }
+
+    /// Which slots this node's shard serves (Redis's `clusterGetNodesServingMySlots`'s slots).
+    #[must_use]
+    pub(crate) fn served_by_my_shard(&self) -> Vec<bool> {
+        let primary = self.my_primary();
+        let at = self.nodes.iter().position(|n| n.id == primary).map(|a| a as u16);
+        self.slots.iter().map(|&o| Some(o) == at).collect()
+    }
+
     /// The replicas of the node named `id`, in the order they were learnt.
     pub(crate) fn replicas_of<'a>(&'a self, id: &'a NodeId) -> impl Iterator<Item = &'a Node> + 'a {
         self.nodes.iter().filter(move |n| n.master.as_ref() == Some(id) && n.is(flag::SLAVE))
