@@ -785,6 +785,7 @@ taskset -c "$SERVER_CPU" "$REF" --port "$cp" --bind 127.0.0.1 --save "" --append
   --tls-cert-file "$certs/server.crt" --tls-key-file "$certs/server.key" --tls-ca-cert-file "$certs/ca.crt" \
   --tls-auth-clients no --loglevel warning >/dev/null 2>&1 &
 RCPID=$!; echo "$RCPID" >> "$pidfile"; wait_port "$cp"; RCPORT=$cp; RCTLS=$ct
+read -r FSPID FSPORT FSTLS < <(start_ferrokey 1 "$SERVER_CPU")
 read -r FCPID FCPORT FCTLS < <(start_ferrokey 1 "$SERVER_CPU" --dir "$(cluster_dir)" --cluster-enabled yes --cluster-port "$(free_port)")
 for p in "$RCPORT" "$FCPORT"; do
   redis-cli -p "$p" CLUSTER ADDSLOTSRANGE 0 16383 >/dev/null
@@ -802,7 +803,7 @@ for tls in 0 1; do
       for run in 1 2 3; do
         read -r _ u _ < <(bench "$RPID" "$( [ $tls = 1 ] && echo "$RTLS" || echo "$RPORT")" $tls $P $test); rs+=("$u")
         read -r _ u _ < <(bench "$RCPID" "$( [ $tls = 1 ] && echo "$RCTLS" || echo "$RCPORT")" $tls $P $test); rc+=("$u")
-        read -r _ u _ < <(bench "$FPID" "$( [ $tls = 1 ] && echo "$FTLS" || echo "$FPORT")" $tls $P $test); fs+=("$u")
+        read -r _ u _ < <(bench "$FSPID" "$( [ $tls = 1 ] && echo "$FSTLS" || echo "$FSPORT")" $tls $P $test); fs+=("$u")
         read -r _ u _ < <(bench "$FCPID" "$( [ $tls = 1 ] && echo "$FCTLS" || echo "$FCPORT")" $tls $P $test); fc+=("$u")
       done
       a=$(median "${rs[@]}"); b=$(median "${rc[@]}"); c=$(median "${fs[@]}"); d=$(median "${fc[@]}")
@@ -810,5 +811,5 @@ for tls in 0 1; do
     done
   done
 done
-kill "$RCPID" "$FCPID"; wait "$RCPID" "$FCPID" 2>/dev/null || true
+kill "$RCPID" "$FCPID" "$FSPID"; wait "$RCPID" "$FCPID" "$FSPID" 2>/dev/null || true
 fi

@@ -2,7 +2,7 @@
 """Resharding with stock `redis-cli --cluster reshard`: two ferrokey nodes against two
 redis-server nodes, in one run, on loopback.
 
-For each kind: node A serves every slot and holds 2*KEYS keys (DEBUG POPULATE, 16-byte values);
+For each kind: node A serves every slot and holds 2*KEYS keys (16-byte values);
 B serves none. `redis-cli --cluster reshard` moves 8192 slots (about KEYS keys) from A to B,
 timed. Meanwhile a client reads a key in a slot that stays on A, at a fixed rate, one request at
 a time: its p99 during the move is compared with its p99 on the same node just before.
@@ -34,15 +34,35 @@ def start(kind, work):
     port, bus = free_port(), free_port()
     d = tempfile.mkdtemp(dir=work)
     common = ["--port", str(port), "--bind", "127.0.0.1", "--dir", d, "--save", "", "--appendonly", "no",
-              "--cluster-enabled", "yes", "--cluster-port", str(bus), "--cluster-node-timeout", "15000"]
+              "--cluster-enabled", "yes", "--cluster-port", str(bus), "--cluster-node-timeout", "15000",
+              "--enable-debug-command", "yes"]
     if kind == "redis":
         cmd = ["taskset", "-c", "0", "redis-server"] + common + ["--loglevel", "warning"]
     else:
-        cmd = [FERROKEY] + common + ["--threads", "1", "--server-cpus", "0", "--tls-port", "0",
+        cmd = ["taskset", "-c", "0", FERROKEY] + common + ["--threads", "1", "--server-cpus", "0", "--tls-port", "0",
                                      "--loglevel", "warning"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = open(os.path.join(d, "log"), "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+    if proc.poll() is None:
+        time.sleep(0.2)
+    if proc.poll() is not None:
+        sys.exit("%s exited: %s" % (kind, open(os.path.join(d, "log")).read()[-2000:]))
     wait_port(port, proc)
-    return proc, port
+    return proc, port, bus
+
+
+def load(port, n):
+    """SETs key:0 .. key:n-1 to 16-byte values, through redis-cli --pipe."""
+    def requests():
+        for start in range(0, n, 10000):
+            yield b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\nkey:%d\r\n$16\r\n%016d\r\n" % (len(b"key:%d" % i), i, i)
+                           for i in range(start, min(n, start + 10000)))
+    pipe = subprocess.Popen(["redis-cli", "-p", str(port), "--pipe"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    for chunk in requests():
+        pipe.stdin.write(chunk)
+    pipe.stdin.close()
+    if pipe.wait() != 0:
+        sys.exit("loading keys failed")
 
 
 def wait(test, what, limit=120):
@@ -75,14 +95,14 @@ def p99(samples):
 
 
 def run(kind, args, work):
-    (pa, a), (pb, b) = start(kind, work), start(kind, work)
+    (pa, a, _), (pb, b, bus_b) = start(kind, work), start(kind, work)
     try:
         ca, cb = Conn(a), Conn(b)
         ca.cmd("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
-        ca.cmd("CLUSTER", "MEET", "127.0.0.1", str(b))
+        ca.cmd("CLUSTER", "MEET", "127.0.0.1", str(b), str(bus_b))
         wait(lambda: "cluster_state:ok" in cb.cmd("CLUSTER", "INFO") and "cluster_state:ok" in ca.cmd("CLUSTER", "INFO")
-             and cb.cmd("CLUSTER", "NODES").count("connected") == 2, "the two nodes ok")
-        ca.cmd("DEBUG", "POPULATE", str(2 * args.keys), "key", "16")
+             and cb.cmd("CLUSTER", "NODES").count(" connected") == 2, "the two nodes ok")
+        load(a, 2 * args.keys)
         ca.cmd("SET", STAY, "v")
         ida, idb = ca.cmd("CLUSTER", "MYID"), cb.cmd("CLUSTER", "MYID")
         # The reader's p99 on the idle node, then during the move.

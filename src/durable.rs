@@ -1,7 +1,7 @@
 //! Replacing a file durably: the whole new content goes to a temporary file beside it, is
 //! fsynced and renamed over the old one, then the directory is fsynced. A crash leaves the old
-//! file or the new one, never a mix. Config rewrites and ACL files use it; nodes.conf too, and
-//! between epoch changes its unsynced form.
+//! file or the new one, never a mix. Config rewrites, ACL files and nodes.conf (when an epoch
+//! moved) use it.
 
 use std::io::Write;
 use std::path::Path;
@@ -11,20 +11,10 @@ use std::path::Path;
 /// # Errors
 /// The step that failed; the temporary file is removed then.
 pub(crate) fn replace(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    write_and_rename(path, content, true)
+    write_and_rename(path, content)
 }
 
-/// Replaces `path` with `content` whole, without fsync: a crash of the process leaves the old
-/// file or the new one, a crash of the machine may leave either or an empty one (for files
-/// whose loss a restart recovers from, written often: nodes.conf between epoch changes).
-///
-/// # Errors
-/// The step that failed; the temporary file is removed then.
-pub(crate) fn replace_unsynced(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    write_and_rename(path, content, false)
-}
-
-fn write_and_rename(path: &Path, content: &[u8], sync: bool) -> std::io::Result<()> {
+fn write_and_rename(path: &Path, content: &[u8]) -> std::io::Result<()> {
     let millis =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
     let mut name = path.file_name().unwrap_or_default().to_os_string();
@@ -33,13 +23,8 @@ fn write_and_rename(path: &Path, content: &[u8], sync: bool) -> std::io::Result<
     let written = (|| {
         let mut f = std::fs::File::create(&temp)?;
         f.write_all(content)?;
-        if sync {
-            f.sync_all()?;
-        }
+        f.sync_all()?;
         std::fs::rename(&temp, path)?;
-        if !sync {
-            return Ok(());
-        }
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::File::open(dir)?.sync_all()
     })();

@@ -83,11 +83,11 @@ impl NodesFile {
         }
     }
 
-    /// Replaces the file with `state` and locks the new file. When an epoch moved (a vote, a
-    /// promotion, a bump, a collision) the new file is fsynced before it replaces the old one,
-    /// as Redis's `CLUSTER_TODO_FSYNC_CONFIG` asks; other changes (slots, nodes, flags) are
-    /// renamed into place unsynced, as Redis writes them without fsync: they survive the
-    /// process, and cost no disk flush per slot while resharding.
+    /// Saves `state`. When an epoch moved (a vote, a promotion, a bump, a collision) a new
+    /// file is fsynced and renamed over the old one (then locked), as Redis's
+    /// `CLUSTER_TODO_FSYNC_CONFIG` asks; other changes (slots, nodes, flags) are written over
+    /// the locked file in place without fsync, as Redis writes them: they survive the process,
+    /// and cost no disk flush per slot while resharding.
     ///
     /// # Errors
     /// The step that failed (the old file and its lock stay).
@@ -107,15 +107,26 @@ impl NodesFile {
         let epochs = (state.current_epoch, state.last_vote_epoch, state.me().config_epoch);
         let sync = sync || self.epochs != Some(epochs);
         let text = render(state, tls_cluster);
-        let written = if sync {
-            crate::durable::replace(&self.path, text.as_bytes())
-        } else {
-            crate::durable::replace_unsynced(&self.path, text.as_bytes())
-        };
-        written.map_err(|e| io("error saving the cluster node config", &self.path, &e))?;
+        if !sync {
+            // In place through the locked descriptor, as Redis's clusterSaveConfig writes.
+            self.overwrite(text.as_bytes())
+                .map_err(|e| io("error saving the cluster node config", &self.path, &e))?;
+            return Ok(());
+        }
+        crate::durable::replace(&self.path, text.as_bytes())
+            .map_err(|e| io("error saving the cluster node config", &self.path, &e))?;
         self.lock = Self::lock(&self.path)?;
         self.epochs = Some(epochs);
         Ok(())
+    }
+
+    /// Writes `text` over the locked file, then cuts what is left of the old one.
+    fn overwrite(&mut self, text: &[u8]) -> std::io::Result<()> {
+        use std::io::{Seek, Write};
+        let file: &mut File = &mut self.lock;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        file.write_all(text)?;
+        file.set_len(text.len() as u64)
     }
 }
 
