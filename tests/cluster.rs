@@ -922,8 +922,9 @@ fn pubsub_crosses_the_bus_and_shard_channels_stay_with_their_slot() {
     let (a, b, c, replica) = (nodes[0].port, nodes[1].port, nodes[2].port, nodes[3].port);
 
     // PUBLISH reaches subscribers on every node, replicas included; it counts local ones.
+    // (The replica's subscribers come over TLS, the others over plain TCP.)
     let mut on_b = raw_at(b);
-    let mut on_replica = raw_at(replica);
+    let mut on_replica = nodes[3].raw(Mode::Tls);
     for sub in [&mut on_b, &mut on_replica] {
         assert!(ask(sub, &["SUBSCRIBE", "news"]).contains("subscribe\r\n$4\r\nnews\r\n:1"));
     }
@@ -936,7 +937,7 @@ fn pubsub_crosses_the_bus_and_shard_channels_stay_with_their_slot() {
     // replica (no READONLY needed), refused elsewhere with MOVED; a mix of slots is CROSSSLOT.
     let channel = (0..).map(|i| format!("ch{i}")).find(|k| common::slot_of(k) == 0).unwrap();
     let mut on_a = raw_at(a);
-    let mut on_replica = raw_at(replica);
+    let mut on_replica = nodes[3].raw(Mode::Tls);
     for sub in [&mut on_a, &mut on_replica] {
         assert_eq!(
             ask(sub, &["SSUBSCRIBE", &channel]),
@@ -944,6 +945,10 @@ fn pubsub_crosses_the_bus_and_shard_channels_stay_with_their_slot() {
         );
     }
     assert_eq!(ask(&mut raw_at(b), &["SSUBSCRIBE", &channel]), format!("-MOVED 0 127.0.0.1:{a}\r\n"));
+    assert_eq!(
+        ask(&mut nodes[1].raw(Mode::Tls), &["SSUBSCRIBE", &channel]),
+        format!("-MOVED 0 127.0.0.1:{}\r\n", nodes[0].tls_port)
+    );
     assert_eq!(ask(&mut raw_at(b), &["SPUBLISH", &channel, "x"]), format!("-MOVED 0 127.0.0.1:{a}\r\n"));
     assert!(ask(&mut raw_at(a), &["SSUBSCRIBE", &channel, "other"]).starts_with("-CROSSSLOT"));
     let mut shard_view = raw_at(replica);

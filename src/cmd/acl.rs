@@ -215,12 +215,13 @@ async fn disconnect(s: &mut Session, names: Vec<Bytes>) -> Result<(), CmdError> 
     Ok(())
 }
 
-/// Closes the connections of `user` subscribed to a channel or pattern it no longer allows,
-/// on every core (Redis's `ACLKillPubsubClientsIfNeeded`).
+/// Closes the connections of `user` subscribed to a channel, shard channel or pattern it no
+/// longer allows, on every core (Redis's `ACLKillPubsubClientsIfNeeded`).
 async fn drop_subscribers(s: &mut Session, user: Arc<User>) -> Result<(), CmdError> {
     if s.user.name == user.name
         && (s.channels.iter().any(|c| !user.may_subscribe(c, false))
-            || s.patterns.iter().any(|p| !user.may_subscribe(p, true)))
+            || s.patterns.iter().any(|p| !user.may_subscribe(p, true))
+            || s.client.shard_channels.borrow().iter().any(|c| !user.may_subscribe(c, false)))
     {
         s.closing = true;
     }
@@ -230,7 +231,7 @@ async fn drop_subscribers(s: &mut Session, user: Arc<User>) -> Result<(), CmdErr
         .each_core(move |local| {
             let ours = |c: &crate::engine::client::Client| c.id != me && *c.user.borrow() == user.name;
             let registry = local.pubsub.borrow();
-            for (channel, clients) in &registry.channels {
+            for (channel, clients) in registry.channels.iter().chain(&registry.shard) {
                 if !user.may_subscribe(channel, false) {
                     clients.iter().filter(|c| ours(c)).for_each(|c| c.kill());
                 }

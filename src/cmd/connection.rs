@@ -626,10 +626,9 @@ enum ClientType {
 
 impl ClientType {
     fn of(c: &crate::engine::client::Client) -> ClientType {
-        let (channels, patterns) = c.subscriptions.get();
         if c.replica.get() {
             ClientType::Replica
-        } else if channels + patterns > 0 {
+        } else if c.subscribed() {
             ClientType::PubSub
         } else {
             ClientType::Normal

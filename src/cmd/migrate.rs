@@ -158,11 +158,12 @@ async fn migrate(s: &mut Session, a: &[Bytes]) -> CmdResult {
         }
         let target = Target { host: host.clone(), port, tls: s.core.with_config(|c| c.tls_cluster) };
         let config = s.core.config();
-        // A cached link the target closed meanwhile fails before any reply: once, as Redis,
-        // the move is tried again on a new link.
+        // A cached link the target closed meanwhile fails before the first RESTORE's reply:
+        // then, once, as Redis, the move is tried again on a new link (not after a timeout:
+        // a slow target may still apply the first batch).
         let mut retry = true;
-        let (mut link, mut lines) = loop {
-            let cached = cache::take(&target);
+        let (mut link, mut lines, mut first) = loop {
+            let cached = if retry { cache::take(&target) } else { None };
             let fresh = cached.is_none();
             let (mut link, selected) = match cached {
                 Some(c) => (c.link, c.db),
@@ -190,42 +191,49 @@ async fn migrate(s: &mut Session, a: &[Bytes]) -> CmdResult {
             let written = glommio::timer::timeout(timeout, async {
                 Ok(link.write_all(&out).await.and(link.flush().await))
             })
-            .await
-            .ok()
-            .and_then(Result::ok);
+            .await;
+            let mut failure = match written {
+                Ok(Ok(())) => None,
+                Ok(Err(_)) => Some((Failure::Io, "writing")),
+                Err(_) => Some((Failure::Timeout, "writing")),
+            };
             let mut lines = Lines { buf: Vec::new() };
-            let mut failed = written.is_none();
             let mut error: Option<String> = None;
-            for _ in 0..expected {
-                if failed {
+            let mut first = None;
+            for i in 0..=expected {
+                if failure.is_some() {
                     break;
                 }
                 match lines.next(&mut *link, timeout).await {
+                    Ok(line) if i == expected => first = Some(line),
                     Ok(line) => {
                         if let Some(e) = line.strip_prefix('-') {
                             error.get_or_insert_with(|| e.to_owned());
                         }
                     }
-                    Err(_) => failed = true,
+                    Err(f) => failure = Some((f, "reading")),
                 }
             }
-            if failed && !fresh && std::mem::take(&mut retry) {
-                continue;
-            }
-            if written.is_none() {
-                return Err(CmdError::msg("IOERR error or timeout writing to target instance"));
-            }
-            if failed {
-                return Err(CmdError::msg("IOERR error or timeout reading to target instance"));
+            if let Some((why, doing)) = failure {
+                if !fresh && why == Failure::Io && std::mem::take(&mut retry) {
+                    continue;
+                }
+                return Err(CmdError::text(format!("IOERR error or timeout {doing} to target instance")));
             }
             if let Some(e) = error {
                 return Err(CmdError::text(format!("ERR Target instance replied with error: {e}")));
             }
-            break (link, lines);
+            break (link, lines, first);
         };
         let mut error: Option<String> = None;
         for m in moving {
-            let line = lines.next(&mut *link, timeout).await?;
+            let line = match first.take() {
+                Some(line) => line,
+                None => lines
+                    .next(&mut *link, timeout)
+                    .await
+                    .map_err(|_| CmdError::msg("IOERR error or timeout reading to target instance"))?,
+            };
             if let Some(e) = line.strip_prefix('-') {
                 error.get_or_insert_with(|| e.to_owned());
                 continue;
@@ -244,8 +252,11 @@ async fn migrate(s: &mut Session, a: &[Bytes]) -> CmdResult {
                 .await?;
             }
         }
-        // Every reply was read: the link is in step, and kept for the next MIGRATE.
-        cache::keep(target, link, db);
+        // Every reply was read: the link is in step, and kept for the next MIGRATE (unless the
+        // target sent more than it was asked for).
+        if lines.buf.is_empty() {
+            cache::keep(target, link, db);
+        }
         match error {
             Some(e) => Err(CmdError::text(format!("ERR Target instance replied with error: {e}"))),
             None => Ok(Reply::Ok),
@@ -347,6 +358,15 @@ pub(crate) fn cached_links() -> usize {
     cache::len()
 }
 
+/// Why a reply line did not come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// The link failed or closed.
+    Io,
+    /// Nothing within the timeout.
+    Timeout,
+}
+
 /// Reply lines from the target.
 struct Lines {
     buf: Vec<u8>,
@@ -358,8 +378,7 @@ impl Lines {
         &mut self,
         link: &mut (dyn futures::AsyncRead + Unpin),
         timeout: Duration,
-    ) -> Result<String, CmdError> {
-        let io = CmdError::msg("IOERR error or timeout reading to target instance");
+    ) -> Result<String, Failure> {
         // One deadline per line: a target trickling bytes does not hold the keys longer.
         let deadline = std::time::Instant::now() + timeout;
         loop {
@@ -369,17 +388,17 @@ impl Lines {
                 return Ok(line);
             }
             if self.buf.len() > 64 * 1024 {
-                return Err(io);
+                return Err(Failure::Io);
             }
             let mut chunk = [0u8; 4096];
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let n = glommio::timer::timeout(left, async { Ok(link.read(&mut chunk).await) })
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .ok_or(io.clone())?;
+            let n = match glommio::timer::timeout(left, async { Ok(link.read(&mut chunk).await) }).await {
+                Ok(Ok(n)) => n,
+                Ok(Err(_)) => return Err(Failure::Io),
+                Err(_) => return Err(Failure::Timeout),
+            };
             if n == 0 {
-                return Err(io);
+                return Err(Failure::Io);
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }

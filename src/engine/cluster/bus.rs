@@ -29,24 +29,53 @@ const CRON_PERIOD: Duration = Duration::from_millis(100);
 /// The largest frame accepted (a PUBLISH of a large message is the largest Redis sends).
 const MAX_FRAME: usize = 1 << 30;
 
-/// The sending half of a link: frames queued for its writer task.
-struct Writer {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+/// What a link's writer task and its owner share.
+#[derive(Default)]
+struct Sending {
     /// Bytes queued and not written yet (CLUSTER LINKS' send buffer, which
     /// `cluster-link-sendbuf-limit` bounds).
-    queued: Rc<std::cell::Cell<usize>>,
+    queued: std::cell::Cell<usize>,
+    /// The link is closed: the writer drops what is queued and ends.
+    closed: std::cell::Cell<bool>,
+}
+
+/// The sending half of a link: frames queued for its writer task. Dropping it closes the link:
+/// nothing queued is written any more.
+struct Writer {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    sending: Rc<Sending>,
 }
 
 impl Writer {
     /// A writer, and the end its writer task reads.
     fn new() -> (Writer, mpsc::UnboundedReceiver<Vec<u8>>) {
         let (tx, rx) = mpsc::unbounded();
-        (Writer { tx, queued: Rc::default() }, rx)
+        (Writer { tx, sending: Rc::default() }, rx)
     }
 
     fn send(&self, frame: Vec<u8>) {
-        self.queued.set(self.queued.get() + frame.len());
+        if self.sending.closed.get() {
+            return;
+        }
+        self.sending.queued.set(self.sending.queued.get() + frame.len());
         let _ = self.tx.unbounded_send(frame);
+    }
+
+    /// Bytes queued and not written yet.
+    fn queued(&self) -> usize {
+        self.sending.queued.get()
+    }
+
+    /// Closes the link: the writer task drops what is queued and ends.
+    fn close(&self) {
+        self.sending.closed.set(true);
+        self.tx.close_channel();
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -130,6 +159,14 @@ pub(crate) fn start(core: Rc<Core>, listeners: Vec<Listener>) {
 /// `delKeysInSlot`: as in Redis 7.0, not propagated; the new owner has the keys that count).
 async fn drop_slots(core: &Rc<Core>, slots: Vec<u16>) {
     for slot in slots {
+        // Not if the slot came back meanwhile (ours again, or being imported).
+        let back = core.global.cluster.as_ref().is_none_or(|c| {
+            let state = c.view();
+            state.mine(slot) || state.importing.contains_key(&slot)
+        });
+        if back {
+            continue;
+        }
         let shard = crate::engine::slot::Slot(slot).shard(core.router.shards());
         let deleted = core
             .router
@@ -185,6 +222,13 @@ async fn deliver(core: Rc<Core>, mut inbox: mpsc::UnboundedReceiver<Delivery>) {
         let mut batch = vec![first];
         while let Ok(more) = inbox.try_recv() {
             batch.push(more);
+        }
+        // A PUBLISH nobody here listens to goes no further (Redis checks its subscribers
+        // first too); shard channels are not counted per core, so they always go.
+        let listened = core.global.subscribers().load(std::sync::atomic::Ordering::Acquire) > 0;
+        batch.retain(|d| d.shard || listened);
+        if batch.is_empty() {
+            continue;
         }
         let batch = std::sync::Arc::new(batch);
         let limit = core.config().client_output_buffer_limit.pubsub;
@@ -248,28 +292,44 @@ async fn read_frame<R: futures::AsyncRead + Unpin>(r: &mut R, from: &str) -> Opt
     (frame.len() == len).then_some(frame)
 }
 
-/// Writes what `rx` brings until it ends or the stream fails; `queued` counts down what is
-/// written.
+/// Writes what `rx` brings until it ends, the link is closed, the stream fails, or a write
+/// stalls for `stall` (a peer that stopped reading: its link is given up rather than held).
 async fn write_all<W: futures::AsyncWrite + Unpin>(
     mut w: W,
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
-    queued: Rc<std::cell::Cell<usize>>,
+    sending: Rc<Sending>,
+    stall: Duration,
 ) {
     while let Some(frame) = rx.next().await {
-        let failed = w.write_all(&frame).await.is_err() || w.flush().await.is_err();
-        queued.set(queued.get().saturating_sub(frame.len()));
-        if failed {
+        if sending.closed.get() {
+            break;
+        }
+        let written = glommio::timer::timeout(stall, async {
+            Ok(w.write_all(&frame).await.is_ok() && w.flush().await.is_ok())
+        })
+        .await;
+        sending.queued.set(sending.queued.get().saturating_sub(frame.len()));
+        if !matches!(written, Ok(true)) {
             break;
         }
     }
+    // What is left is dropped with `rx`, and nothing more is queued.
+    sending.closed.set(true);
+    sending.queued.set(0);
     let _ = w.close().await;
+}
+
+/// How long a write to a node may stall before its link is given up: the node timeout (at
+/// least a second), after which the node counts as failing anyway.
+fn stall(bus: &Bus) -> Duration {
+    Duration::from_millis(bus.core.config().cluster_node_timeout.max(1000))
 }
 
 /// A link another node opened: its PINGs and MEETs are answered on it.
 async fn inbound(bus: Rc<Bus>, stream: crate::facade::stream::Stream, peer: String, local: String) {
     let (mut r, w) = stream.split();
     let (writer, rx) = Writer::new();
-    let task = glommio::spawn_local(write_all(w, rx, writer.queued.clone())).detach();
+    let task = glommio::spawn_local(write_all(w, rx, writer.sending.clone(), stall(&bus))).detach();
     let link = Rc::new(Inbound {
         writer,
         created: super::unix_ms(),
@@ -284,7 +344,7 @@ async fn inbound(bus: Rc<Bus>, stream: crate::facade::stream::Stream, peer: Stri
         bus.receive(&frame, Link::Inbound, &peer, &local, Some(&link));
     }
     bus.inbound.borrow_mut().retain(|l| !Rc::ptr_eq(l, &link));
-    link.writer.tx.close_channel();
+    link.writer.close();
     drop(link);
     let _ = task.await;
 }
@@ -340,6 +400,14 @@ impl Bus {
         if let (Some(sender), Some(link)) = (outcome.sender, reply) {
             if link.node.get().is_none() {
                 link.node.set(Some(sender));
+                // One inbound link per node: an older one of the same node is closed (Redis's
+                // `setClusterNodeToInboundClusterLink`).
+                for old in self.inbound.borrow().iter() {
+                    if !std::ptr::eq(old.as_ref(), link) && old.node.get() == Some(sender) {
+                        old.closed.set(true);
+                        old.writer.close();
+                    }
+                }
             }
         }
         if outcome.sender.is_some() {
@@ -548,7 +616,7 @@ async fn outbound(
     id: NodeId,
     addr: std::net::SocketAddr,
     meet: bool,
-    (rx, queued): (mpsc::UnboundedReceiver<Vec<u8>>, Rc<std::cell::Cell<usize>>),
+    (rx, sending): (mpsc::UnboundedReceiver<Vec<u8>>, Rc<Sending>),
     generation: u64,
 ) {
     let timeout = Duration::from_millis(bus.core.config().cluster_node_timeout.max(1000));
@@ -578,7 +646,7 @@ async fn outbound(
         Box::new(tcp)
     };
     let (mut r, w) = stream.split();
-    let writer = glommio::spawn_local(write_all(w, rx, queued)).detach();
+    let writer = glommio::spawn_local(write_all(w, rx, sending, stall(&bus))).detach();
     if let Some(link) = bus.links.borrow_mut().get_mut(&id).filter(|l| l.generation == generation) {
         link.up = true;
     }
@@ -638,12 +706,12 @@ impl Bus {
         if limit == 0 {
             return;
         }
-        let over = |w: &Writer| w.queued.get() as u64 > limit;
+        let over = |w: &Writer| w.queued() as u64 > limit;
         let log = |dir: &str, node: Option<NodeId>, w: &Writer| {
             let node = node.map(|n| n.to_string()).unwrap_or_default();
             tracing::warn!(
                 "Freeing cluster link({dir} node {node}, used memory: {}) due to exceeding send buffer memory limit.",
-                w.queued.get()
+                w.queued()
             );
             if let Some(cluster) = &self.core.global.cluster {
                 cluster.count_link_over_limit();
@@ -661,7 +729,7 @@ impl Bus {
             if !keep {
                 log("from", l.node.get(), &l.writer);
                 l.closed.set(true);
-                l.writer.tx.close_channel();
+                l.writer.close();
             }
             keep
         });
@@ -678,15 +746,15 @@ impl Bus {
                     outbound: true,
                     node: n.id,
                     created: l.created,
-                    queued: l.writer.queued.get(),
+                    queued: l.writer.queued(),
                 });
             }
-            for l in inbound.iter().filter(|l| l.node.get() == Some(n.id)) {
+            for l in inbound.iter().filter(|l| l.node.get() == Some(n.id) && !l.closed.get()) {
                 views.push(super::LinkView {
                     outbound: false,
                     node: n.id,
                     created: l.created,
-                    queued: l.writer.queued.get(),
+                    queued: l.writer.queued(),
                 });
             }
         }
@@ -765,13 +833,13 @@ async fn cron(bus: Rc<Bus>) {
             }
             let Ok(ip) = n.ip.parse::<std::net::IpAddr>() else { continue };
             let (writer, rx) = Writer::new();
-            let queued = writer.queued.clone();
+            let sending = writer.sending.clone();
             let generation = bus.generations.get() + 1;
             bus.generations.set(generation);
             bus.links.borrow_mut().insert(n.id, Outbound { generation, writer, created: now, up: false });
             let addr = std::net::SocketAddr::new(ip, n.cport);
             let meet = n.is(flag::MEET);
-            glommio::spawn_local(outbound(bus.clone(), n.id, addr, meet, (rx, queued), generation)).detach();
+            glommio::spawn_local(outbound(bus.clone(), n.id, addr, meet, (rx, sending), generation)).detach();
         }
         let mut to_ping: Vec<NodeId> = Vec::new();
         if tick % 10 == 0 {

@@ -2,10 +2,11 @@
 //! (one CLUSTER NODES line per node, then `vars currentEpoch N lastVoteEpoch N`), read at
 //! startup and written after every change.
 //!
-//! Redis rewrites the file in place, padded, to keep the `flock` it holds on it; ferrokey
-//! replaces it durably (temporary file, fsync, rename, directory fsync) and then locks the new
-//! file before letting the old lock go, so a second server pointed at the same file is refused
-//! at any time, and a crash leaves the old file or the new one, never a torn one.
+//! Redis rewrites the file in place, padded, to keep the `flock` it holds on it, and fsyncs it
+//! when an epoch moved. ferrokey does the same for changes that move no epoch (slots, nodes,
+//! flags); when an epoch moved it replaces the file durably (temporary file, fsync, rename,
+//! directory fsync) and then locks the new file before letting the old lock go, so a second
+//! server pointed at the same file is refused at any time.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -120,12 +121,18 @@ impl NodesFile {
         Ok(())
     }
 
-    /// Writes `text` over the locked file, then cuts what is left of the old one.
+    /// Writes `text` over the locked file, then cuts what is left of the old one. As Redis's
+    /// clusterSaveConfig, a text shorter than the old file is padded with newlines to its
+    /// length first, so that a crash before the cut leaves blank lines (which loading skips),
+    /// not the tail of an older line.
     fn overwrite(&mut self, text: &[u8]) -> std::io::Result<()> {
         use std::io::{Seek, Write};
         let file: &mut File = &mut self.lock;
+        let old = file.metadata()?.len();
+        let mut padded = text.to_vec();
+        padded.resize(padded.len().max(usize::try_from(old).unwrap_or(usize::MAX)), b'\n');
         file.seek(std::io::SeekFrom::Start(0))?;
-        file.write_all(text)?;
+        file.write_all(&padded)?;
         file.set_len(text.len() as u64)
     }
 }
