@@ -52,12 +52,12 @@ pub(crate) fn commands() -> Vec<Command> {
             .key(KeySpec::index(1).range(-1, 1, 0).flags(key::NOT_KEY))
             .docs("pubsub", "7.0.0", "O(N) where N is the number of clients already subscribed to a shard channel.", "Stop listening for messages posted to the given shard channels")
             .when_subscribed(),
-        Command::session("spublish", 3, |s, a| Box::pin(spublish(s, a)))
+        Command::session("spublish", 3, |s, a| Box::pin(publish(s, a, true)))
             .flags(flag::PUBSUB | flag::LOADING | flag::STALE | flag::FAST)
             .may_replicate()
             .key(KeySpec::index(1).range(0, 1, 0).flags(key::NOT_KEY))
             .docs("pubsub", "7.0.0", "O(N) where N is the number of clients subscribed to the receiving shard channel.", "Post a message to a shard channel"),
-        Command::session("publish", 3, |s, a| Box::pin(publish(s, a)))
+        Command::session("publish", 3, |s, a| Box::pin(publish(s, a, false)))
             .flags(flag::PUBSUB | flag::LOADING | flag::STALE | flag::FAST)
             .may_replicate()
             .docs("pubsub", "2.0.0", "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", "Post a message to a channel"),
@@ -190,35 +190,31 @@ fn ssubscribe(s: &mut Session, args: &[Bytes]) -> CmdResult {
     Ok(subscribe(s, args, Kind::Shard))
 }
 
-/// PUBLISH channel message: delivered on every core, and in cluster mode sent to every node;
-/// replies how many received it here.
-async fn publish(s: &mut Session, args: &[Bytes]) -> CmdResult {
+/// PUBLISH channel message (`shard` false: delivered on every core, and in cluster mode sent
+/// to every node) and SPUBLISH shardchannel message (`shard`: to shard-channel subscribers,
+/// and in cluster mode to the nodes of this node's shard); replies how many received it here.
+async fn publish(s: &mut Session, args: &[Bytes], shard: bool) -> CmdResult {
     let (channel, message) = (args[1].clone(), args[2].clone());
     if let Some(cluster) = &s.core.global.cluster {
-        cluster.propagate(Spread::Publish { channel: channel.clone(), message: message.clone() });
+        let (channel, message) = (channel.clone(), message.clone());
+        cluster.propagate(if shard {
+            Spread::Shard { channel, message }
+        } else {
+            Spread::Publish { channel, message }
+        });
     }
     let limit = s.core.config().client_output_buffer_limit.pubsub;
     let counts = s
         .core
         .router
-        .each_core(move |local| local.pubsub.borrow().publish(&channel, &message, limit))
-        .await
-        .map_err(|_| CmdError::Unavailable)?;
-    Ok(Reply::Int(counts.into_iter().sum()))
-}
-
-/// SPUBLISH shardchannel message: delivered on every core, and in cluster mode sent to the
-/// nodes of this node's shard; replies how many received it here.
-async fn spublish(s: &mut Session, args: &[Bytes]) -> CmdResult {
-    let (channel, message) = (args[1].clone(), args[2].clone());
-    if let Some(cluster) = &s.core.global.cluster {
-        cluster.propagate(Spread::Shard { channel: channel.clone(), message: message.clone() });
-    }
-    let limit = s.core.config().client_output_buffer_limit.pubsub;
-    let counts = s
-        .core
-        .router
-        .each_core(move |local| local.pubsub.borrow().publish_shard(&channel, &message, limit))
+        .each_core(move |local| {
+            let registry = local.pubsub.borrow();
+            if shard {
+                registry.publish_shard(&channel, &message, limit)
+            } else {
+                registry.publish(&channel, &message, limit)
+            }
+        })
         .await
         .map_err(|_| CmdError::Unavailable)?;
     Ok(Reply::Int(counts.into_iter().sum()))

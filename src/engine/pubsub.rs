@@ -27,6 +27,16 @@ pub(crate) struct Registry {
     pub(crate) shard: AHashMap<Bytes, Vec<Rc<Client>>>,
 }
 
+/// Removes client `id` from `channel`'s subscribers in `map`, and the channel once nobody is left.
+fn unsubscribe(map: &mut AHashMap<Bytes, Vec<Rc<Client>>>, channel: &[u8], id: u64) {
+    if let Some(subs) = map.get_mut(channel) {
+        subs.retain(|c| c.id != id);
+        if subs.is_empty() {
+            map.remove(channel);
+        }
+    }
+}
+
 impl Registry {
     /// Subscribes `client` to `channel`.
     pub(crate) fn add_channel(&mut self, channel: &Bytes, client: &Rc<Client>) {
@@ -35,12 +45,7 @@ impl Registry {
 
     /// Unsubscribes client `id` from `channel`.
     pub(crate) fn remove_channel(&mut self, channel: &[u8], id: u64) {
-        if let Some(subs) = self.channels.get_mut(channel) {
-            subs.retain(|c| c.id != id);
-            if subs.is_empty() {
-                self.channels.remove(channel);
-            }
-        }
+        unsubscribe(&mut self.channels, channel, id);
     }
 
     /// Whether nobody on this core subscribes to a channel or a pattern (which keyspace
@@ -57,12 +62,7 @@ impl Registry {
 
     /// Unsubscribes client `id` from shard channel `channel`.
     pub(crate) fn remove_shard(&mut self, channel: &[u8], id: u64) {
-        if let Some(subs) = self.shard.get_mut(channel) {
-            subs.retain(|c| c.id != id);
-            if subs.is_empty() {
-                self.shard.remove(channel);
-            }
-        }
+        unsubscribe(&mut self.shard, channel, id);
     }
 
     /// Delivers a message to this core's subscribers of shard channel `channel`; returns how
