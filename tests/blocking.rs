@@ -391,3 +391,31 @@ fn client_pause_holds_writes_or_everything_until_it_ends() {
         assert!(paused.elapsed() >= Duration::from_millis(250), "answered during the pause");
     }
 }
+
+#[test]
+fn a_primary_turned_replica_unblocks_its_blocked_clients_and_closes_them() {
+    // As Redis's disconnectAllBlockedClients: the writes that would serve them can no longer
+    // come from their own clients.
+    let server = Server::start();
+    let primary = Server::start();
+    let mut admin = server.conn(common::Mode::Plain);
+    let mut blocked = Vec::new();
+    for mode in MODES {
+        for core in 0..2 {
+            let key = key_on(&format!("{mode:?}:demoted:"), core, 2);
+            let mut raw = server.raw_on_core(mode, core);
+            let id = raw.client_id();
+            raw.send(&common::resp(&[b"BLPOP", key.as_bytes(), b"0"]));
+            wait_blocked(&mut admin, id);
+            blocked.push(raw);
+        }
+    }
+    let _: () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(primary.port).query(&mut admin).unwrap();
+    for mut raw in blocked {
+        let got = String::from_utf8_lossy(&raw.read_to_close()).into_owned();
+        assert_eq!(
+            got,
+            "-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n"
+        );
+    }
+}

@@ -1207,3 +1207,63 @@ fn operators_add_rebalance_and_remove_nodes_with_redis_cli() {
     assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
     python("assert all(int(rc.get(f\"k{i}\")) == i for i in range(3000))\n", nodes[2].port);
 }
+
+/// Waits (bounded) until client `id` of the node behind `admin` shows as blocked.
+fn wait_blocked_raw(admin: &mut common::Raw, id: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ask(admin, &["CLIENT", "LIST", "ID", &id.to_string()]).contains(" flags=b ") {
+        assert!(Instant::now() < deadline, "client {id} never blocked");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn blocked_clients_follow_their_slot_and_stop_when_the_cluster_fails() {
+    // Redis's clusterRedirectBlockedClientIfNeeded: a client blocked on a slot that moves is
+    // sent after it (at the port of its own kind); a failing cluster ends every block.
+    let (a, b) = two_nodes();
+    let mut admin = a.server.raw(Mode::Plain);
+    wait_state(&mut admin, "ok");
+    wait_state(&mut b.server.raw(Mode::Plain), "ok");
+    let block = |mode: Mode, key: &str, admin: &mut common::Raw| {
+        let mut raw = a.server.raw(mode);
+        let id = raw.client_id();
+        raw.send(&common::resp(&[b"BLPOP", key.as_bytes(), b"0"]));
+        wait_blocked_raw(admin, id);
+        raw
+    };
+    // "bar" is slot 5061; "stays" is another slot of a's.
+    let stays = (0..).map(|i| format!("stays{i}")).find(|k| common::slot_of(k) < 8192).unwrap();
+    let mut plain = block(Mode::Plain, "bar", &mut admin);
+    let mut tls = block(Mode::Tls, "bar", &mut admin);
+    let mut other = block(Mode::Plain, &stays, &mut admin);
+
+    assert_eq!(
+        ask(&mut b.server.raw(Mode::Plain), &["CLUSTER", "SETSLOT", "5061", "NODE", &b.id]),
+        "+OK\r\n"
+    );
+    assert_eq!(ask(&mut admin, &["CLUSTER", "SETSLOT", "5061", "NODE", &b.id]), "+OK\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&plain.reply()),
+        format!("-MOVED 5061 127.0.0.1:{}\r\n", b.server.port)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&tls.reply()),
+        format!("-MOVED 5061 127.0.0.1:{}\r\n", b.server.tls_port)
+    );
+    // The connections stay usable.
+    assert_eq!(
+        ask(&mut plain, &["LPUSH", "bar", "x"]),
+        format!("-MOVED 5061 127.0.0.1:{}\r\n", b.server.port)
+    );
+    assert_eq!(ask(&mut tls, &["PING"]), "+PONG\r\n");
+
+    // A slot of a's left unassigned: the cluster fails (full coverage is required), and the
+    // client blocked on a slot a still serves is told so.
+    let free = (0..8192u16).find(|&s| s != 5061 && s != common::slot_of(&stays)).unwrap();
+    assert_eq!(ask(&mut admin, &["CLUSTER", "DELSLOTS", &free.to_string()]), "+OK\r\n");
+    assert_eq!(String::from_utf8_lossy(&other.reply()), "-CLUSTERDOWN The cluster is down\r\n");
+    for node in [&a, &b] {
+        let _ = std::fs::remove_dir_all(&node.server.data_dir);
+    }
+}

@@ -12,14 +12,18 @@ use crate::facade::Reply;
 /// BRPOPLPUSH (whose non-blocking form, as inside MULTI, answers a null bulk), as Redis does.
 pub(crate) const TIMED_OUT: Reply = Reply::NilArray;
 
-/// The reply of a wait that ended unserved: timed out, or CLIENT UNBLOCK ... ERROR.
+/// The reply of a wait that ended unserved: timed out, CLIENT UNBLOCK ... ERROR, or the server
+/// turned replica.
 ///
 /// # Errors
-/// Redis's UNBLOCKED error for CLIENT UNBLOCK ... ERROR.
+/// Redis's UNBLOCKED errors.
 pub(crate) fn unblocked(why: Unblock) -> CmdResult {
     match why {
         Unblock::Timeout => Ok(TIMED_OUT),
         Unblock::Error => Err(CmdError::msg("UNBLOCKED client unblocked via CLIENT UNBLOCK")),
+        Unblock::Demoted => Err(CmdError::msg(
+            "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)",
+        )),
     }
 }
 

@@ -5,6 +5,11 @@
 //!
 //! On timeout, unblock or hang-up the client takes its own claim; if a shard took it first, the
 //! delivery is already on its way and the client waits for it, so no element is ever lost.
+//!
+//! A blocked client also stops when the server can no longer serve its keys: it became a
+//! replica (`-UNBLOCKED`, then the connection closes), or in cluster mode its slot went to
+//! another node or the cluster failed (the redirection, checked once a second as Redis's
+//! clientsCron does).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,6 +21,8 @@ use futures::StreamExt;
 
 use crate::cmd::error::CmdError;
 pub(crate) use crate::engine::client::Unblock;
+use crate::engine::cluster::redirect::{self, Asker};
+use crate::engine::core::Core;
 use crate::engine::session::Session;
 use crate::engine::shard::Shard;
 use crate::engine::slot::ShardId;
@@ -29,6 +36,15 @@ pub(crate) enum Waited {
     Served(Bytes, Served),
     /// Not served.
     Stopped(Unblock),
+}
+
+/// How often a blocked client of a cluster node checks that its slot is still served here.
+const CLUSTER_CHECK: Duration = Duration::from_secs(1);
+
+/// Why a wait ended unserved.
+enum Stop {
+    Unblocked(Unblock),
+    Redirected(CmdError),
 }
 
 /// Blocks on `keys` until a shard serves the client, `limit` passes, or the client is
@@ -65,7 +81,7 @@ pub(crate) async fn wait(
     s.client.set_blocked(Some(limit.is_some()));
     let blocked_at = Started::now();
     let client = s.client.clone();
-    let interrupted = async {
+    let unblocked = async {
         let stop = std::future::poll_fn(|cx| client.poll_unblock(cx));
         match limit {
             Some(d) => match futures::future::select(
@@ -78,6 +94,21 @@ pub(crate) async fn wait(
                 futures::future::Either::Right(_) => Unblock::Timeout,
             },
             None => stop.await,
+        }
+    };
+    let asker = Asker {
+        write: crate::engine::command::registry()
+            .get(s.client.last_cmd.get().as_bytes())
+            .is_some_and(|c| c.flags.contains(crate::engine::spec::flag::WRITE)),
+        readonly: s.cluster_readonly,
+        tls: s.client.tls.is_some(),
+        ..Asker::default()
+    };
+    let redirected = moved_away(s.core.clone(), keys.first().cloned(), asker);
+    let interrupted = async {
+        match futures::future::select(std::pin::pin!(unblocked), std::pin::pin!(redirected)).await {
+            futures::future::Either::Left((why, _)) => Stop::Unblocked(why),
+            futures::future::Either::Right((e, _)) => Stop::Redirected(e),
         }
     };
     let outcome = match futures::future::select(std::pin::pin!(rx.next()), std::pin::pin!(interrupted)).await
@@ -102,6 +133,38 @@ pub(crate) async fn wait(
     match outcome {
         Ok(Some((key, served))) => Ok(Waited::Served(key, served)),
         Ok(None) => Err(CmdError::Unavailable),
-        Err(why) => Ok(Waited::Stopped(why)),
+        Err(Stop::Unblocked(why)) => {
+            s.closing |= why == Unblock::Demoted;
+            Ok(Waited::Stopped(why))
+        }
+        Err(Stop::Redirected(e)) => Err(e),
     }
+}
+
+/// Cluster mode: resolves with the redirection once a client blocked on `key` must go
+/// elsewhere (see [`redirect::blocked`]); never outside cluster mode.
+async fn moved_away(core: std::rc::Rc<Core>, key: Option<Bytes>, asker: Asker) -> CmdError {
+    let Some(key) = key.filter(|_| core.global.cluster.is_some()) else {
+        return std::future::pending().await;
+    };
+    loop {
+        glommio::timer::Timer::new(CLUSTER_CHECK).await;
+        let verdict = core.with_cluster(|r| core.with_config(|c| redirect::blocked(r, c, &key, &asker)));
+        if let Some(e) = verdict.flatten() {
+            return e;
+        }
+    }
+}
+
+/// The server became a replica: every client blocked on any core gets `-UNBLOCKED` and is
+/// closed after the reply (Redis's `disconnectAllBlockedClients`).
+pub(crate) async fn demote_all(core: &Core) {
+    let _ = core
+        .router
+        .each_core(|local| {
+            for client in local.clients.borrow().values() {
+                client.unblock(Unblock::Demoted);
+            }
+        })
+        .await;
 }

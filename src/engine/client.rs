@@ -22,6 +22,9 @@ pub(crate) enum Unblock {
     Timeout,
     /// CLIENT UNBLOCK ... ERROR, or the connection is closing.
     Error,
+    /// The server became a replica (Redis's `disconnectAllBlockedClients`): the client gets
+    /// `-UNBLOCKED` and its connection closes after the reply.
+    Demoted,
 }
 
 /// A client's CLIENT TRACKING mode (Redis's `CLIENT_TRACKING*` flags and redirection).

@@ -23,7 +23,7 @@ pub(crate) struct Core {
     pub(crate) global: Arc<Global>,
     config: RefCell<(u64, Arc<Config>)>,
     /// The cluster's state as last published (cluster mode only).
-    cluster: RefCell<Option<(u64, Arc<crate::engine::cluster::state::State>)>>,
+    cluster: RefCell<Option<(u64, crate::engine::cluster::redirect::Routing)>>,
     /// TLS handshakes running on this core now (bounded by the accept loop).
     pub(crate) handshakes_in_flight: Cell<usize>,
     /// This core's connections waiting for their writes to reach the disk.
@@ -56,18 +56,19 @@ impl Core {
         f(&self.cached_config().1)
     }
 
-    /// Reads the cluster's state, re-read only when it changed; `None` outside cluster mode.
+    /// Reads the cluster's state and its routing, re-read only when it changed; `None`
+    /// outside cluster mode.
     pub(crate) fn with_cluster<R>(
         &self,
-        f: impl FnOnce(&crate::engine::cluster::state::State) -> R,
+        f: impl FnOnce(&crate::engine::cluster::redirect::Routing) -> R,
     ) -> Option<R> {
         let cluster = self.global.cluster.as_ref()?;
         let version = cluster.version();
         let mut cached = self.cluster.borrow_mut();
         if cached.as_ref().is_none_or(|(v, _)| *v != version) {
-            *cached = Some((version, cluster.view()));
+            *cached = Some((version, crate::engine::cluster::redirect::Routing::new(cluster.view())));
         }
-        cached.as_ref().map(|(_, state)| f(state))
+        cached.as_ref().map(|(_, routing)| f(routing))
     }
 
     fn cached_config(&self) -> std::cell::RefMut<'_, (u64, Arc<Config>)> {

@@ -58,7 +58,7 @@ impl Session {
             // Cluster mode: another node's keys are redirected before any other check, as
             // Redis does (a write sent to a replica is MOVED, not READONLY).
             if !self.replaying {
-                match self.core.with_cluster(|state| self.route(state, cmd, args, None)) {
+                match self.core.with_cluster(|routing| self.route(routing, cmd, args, None)) {
                     Some(Err(e)) => return Err(e),
                     Some(Ok(Route::Lookup(slot))) => self.open_slot = Some(slot),
                     _ => {}
@@ -144,11 +144,20 @@ impl Session {
     /// EXEC, the keys of every command queued, together.
     fn route(
         &self,
-        state: &crate::engine::cluster::state::State,
+        routing: &crate::engine::cluster::redirect::Routing,
         cmd: &Command,
         args: &[Bytes],
         present: Option<Present>,
     ) -> Result<Route, CmdError> {
+        // The common case reads the keys where they are, nothing copied per request, and
+        // decides on the slot alone.
+        let not_exec = cmd.name != "exec";
+        if not_exec {
+            let keys = cmd.key_positions(args).map(|p| &args[p][..]);
+            if let Some(slot) = routing.outright_slot(keys) {
+                return Ok(Route::Here(slot));
+            }
+        }
         let write = cmd.flags.contains(crate::engine::spec::flag::WRITE);
         let mut asker = Asker {
             write,
@@ -159,10 +168,9 @@ impl Session {
             migrate: cmd.name == "migrate",
             shard_pubsub: cmd.flags.contains(crate::engine::spec::flag::PUBSUB) && !cmd.keys.is_empty(),
         };
-        if cmd.name != "exec" {
-            // The common case reads the keys where they are: nothing copied per request.
+        if not_exec {
             let keys = cmd.key_positions(args).map(|p| &args[p][..]);
-            return self.core.with_config(|config| route(state, config, keys, &asker, present));
+            return self.core.with_config(|config| route(routing, config, keys, &asker, present));
         }
         let commands = crate::engine::command::registry();
         let queued = self.multi.iter().flat_map(|m| m.queued.iter());
@@ -170,7 +178,7 @@ impl Session {
             .filter_map(|(id, _)| commands.by_id(*id))
             .any(|c| c.flags.contains(crate::engine::spec::flag::WRITE));
         let keys = self.request_keys(cmd, args);
-        self.core.with_config(|config| route(state, config, keys.iter().map(|k| &k[..]), &asker, present))
+        self.core.with_config(|config| route(routing, config, keys.iter().map(|k| &k[..]), &asker, present))
     }
 
     /// The keys routing looks at: the command's, or for EXEC those of every command queued.
@@ -203,7 +211,7 @@ impl Session {
             })
             .await
             .map_err(|_| CmdError::Unavailable)?;
-        match self.core.with_cluster(|state| self.route(state, cmd, args, Some(present))) {
+        match self.core.with_cluster(|routing| self.route(routing, cmd, args, Some(present))) {
             Some(Err(e)) => Err(e),
             _ => Ok(()),
         }

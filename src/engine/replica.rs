@@ -87,7 +87,12 @@ pub(crate) fn follow(core: &Rc<Core>, target: Option<(String, u16)>) {
     if let Some((host, port)) = target {
         tracing::info!("REPLICAOF {host}:{port} enabled");
         let core = core.clone();
-        glommio::spawn_local(async move { run(core, generation).await }).detach();
+        glommio::spawn_local(async move {
+            // Clients blocked on the primary would wait for writes that can no longer come.
+            crate::engine::blocking::demote_all(&core).await;
+            run(core, generation).await;
+        })
+        .detach();
     }
 }
 

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::channel::mpsc;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use glommio::timer::Timer;
@@ -42,18 +43,18 @@ struct Sending {
 /// The sending half of a link: frames queued for its writer task. Dropping it closes the link:
 /// nothing queued is written any more.
 struct Writer {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+    tx: mpsc::UnboundedSender<Bytes>,
     sending: Rc<Sending>,
 }
 
 impl Writer {
     /// A writer, and the end its writer task reads.
-    fn new() -> (Writer, mpsc::UnboundedReceiver<Vec<u8>>) {
+    fn new() -> (Writer, mpsc::UnboundedReceiver<Bytes>) {
         let (tx, rx) = mpsc::unbounded();
         (Writer { tx, sending: Rc::default() }, rx)
     }
 
-    fn send(&self, frame: Vec<u8>) {
+    fn send(&self, frame: Bytes) {
         if self.sending.closed.get() {
             return;
         }
@@ -191,6 +192,7 @@ async fn drop_slots(core: &Rc<Core>, slots: Vec<u16>) {
 async fn spread(bus: Rc<Bus>, mut queued: mpsc::UnboundedReceiver<super::Spread>) {
     while let Some(what) = queued.next().await {
         let Some(cluster) = &bus.core.global.cluster else { return };
+        cluster.spread_taken(&what);
         let state = cluster.view();
         let config = bus.core.config();
         let offset = crate::engine::replication::offset(&bus.core);
@@ -204,14 +206,18 @@ async fn spread(bus: Rc<Bus>, mut queued: mpsc::UnboundedReceiver<super::Spread>
             bus.carry_out(vec![Effect::Broadcast(m)], None);
             continue;
         }
+        // The shard's other nodes: one encoding for all of them.
         let primary = state.my_primary();
+        let frame = Bytes::from(m.encode());
+        let links = bus.links.borrow();
         let shard = state
             .nodes()
             .filter(|n| n.id == primary || (n.is(flag::SLAVE) && n.master == Some(primary)))
             .filter(|n| n.flags & (flag::MYSELF | flag::HANDSHAKE) == 0)
-            .map(|n| Effect::Send(n.id, m.clone()))
-            .collect();
-        bus.carry_out(shard, None);
+            .filter_map(|n| links.get(&n.id).filter(|l| l.up));
+        for link in shard {
+            bus.send_frame(&link.writer, kind, frame.clone());
+        }
     }
 }
 
@@ -296,7 +302,7 @@ async fn read_frame<R: futures::AsyncRead + Unpin>(r: &mut R, from: &str) -> Opt
 /// stalls for `stall` (a peer that stopped reading: its link is given up rather than held).
 async fn write_all<W: futures::AsyncWrite + Unpin>(
     mut w: W,
-    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
     sending: Rc<Sending>,
     stall: Duration,
 ) {
@@ -478,8 +484,10 @@ impl Bus {
                     }
                 }
                 Effect::Broadcast(m) => {
+                    // Encoded once, whatever the number of links.
+                    let frame = Bytes::from(m.encode());
                     for link in self.links.borrow().values().filter(|l| l.up) {
-                        self.send_on(&link.writer, &m);
+                        self.send_frame(&link.writer, m.kind, frame.clone());
                     }
                 }
                 Effect::Close(id) => {
@@ -515,10 +523,15 @@ impl Bus {
     }
 
     fn send_on(&self, w: &Writer, m: &Message) {
+        self.send_frame(w, m.kind, Bytes::from(m.encode()));
+    }
+
+    /// Queues an encoded message of type `kind` on `w`.
+    fn send_frame(&self, w: &Writer, kind: u16, frame: Bytes) {
         if let Some(cluster) = &self.core.global.cluster {
-            cluster.count(m.kind, true);
+            cluster.count(kind, true);
         }
-        w.send(m.encode());
+        w.send(frame);
     }
 
     /// Replicates the node named `id` (at its client port of the replication link's kind).
@@ -616,7 +629,7 @@ async fn outbound(
     id: NodeId,
     addr: std::net::SocketAddr,
     meet: bool,
-    (rx, sending): (mpsc::UnboundedReceiver<Vec<u8>>, Rc<Sending>),
+    (rx, sending): (mpsc::UnboundedReceiver<Bytes>, Rc<Sending>),
     generation: u64,
 ) {
     let timeout = Duration::from_millis(bus.core.config().cluster_node_timeout.max(1000));

@@ -350,8 +350,8 @@ fn replace_master(state: &mut State, e: &mut Election, config: &Config, offset: 
     let Some(old) = state.me().master else { return };
     let me = state.me_mut();
     me.flags = (me.flags & !flag::SLAVE) | flag::MASTER;
-    me.master = None;
     let my_id = me.id;
+    state.set_master_of(&my_id, None);
     for (a, b) in state.ranges_of(&old) {
         for slot in a..=b {
             state.del_slot(slot);

@@ -371,11 +371,11 @@ pub(crate) fn receive(
                     if let Some(n) = state.node_mut(id) {
                         if n.is(flag::SLAVE) {
                             n.flags = (n.flags & !flag::SLAVE) | flag::MASTER;
-                            n.master = None;
                         }
                         n.config_epoch = *config_epoch;
                     }
-                    update_slots(state, id, *config_epoch, bits, &mut out);
+                    state.set_master_of(id, None);
+                    update_slots(state, config, id, *config_epoch, bits, &mut out);
                     out.save = true;
                 }
             }
@@ -441,7 +441,7 @@ fn role(state: &mut State, id: &NodeId, msg: &Message, out: &mut Outcome) {
                 // `clusterSetNodeAsMaster`).
                 let promoted = if n.is(flag::SLAVE) { flag::MIGRATE_TO } else { 0 };
                 n.flags = (n.flags & !flag::SLAVE) | flag::MASTER | promoted;
-                n.master = None;
+                state.set_master_of(id, None);
                 out.save = true;
             }
         }
@@ -457,11 +457,9 @@ fn role(state: &mut State, id: &NodeId, msg: &Message, out: &mut Outcome) {
                 }
             }
             if state.node(&master).is_some() {
-                if let Some(n) = state.node_mut(id) {
-                    if n.master != Some(master) {
-                        n.master = Some(master);
-                        out.save = true;
-                    }
+                if state.node(id).is_some_and(|n| n.master != Some(master)) {
+                    state.set_master_of(id, Some(master));
+                    out.save = true;
                 }
                 if let Some(m) = state.node_mut(&master) {
                     m.flags |= flag::MIGRATE_TO;
@@ -492,7 +490,7 @@ fn slots(
         return;
     }
     if sender.is(flag::MASTER) {
-        update_slots(state, id, msg.config_epoch, &msg.slots, out);
+        update_slots(state, at.config, id, msg.config_epoch, &msg.slots, out);
     }
     for slot in 0..SLOTS {
         if !wire::has_slot(&msg.slots, slot) {
@@ -519,6 +517,7 @@ fn slots(
 /// follows it.
 fn update_slots(
     state: &mut State,
+    config: &Config,
     sender: &NodeId,
     epoch: u64,
     bits: &[u8; wire::SLOT_BYTES],
@@ -530,19 +529,20 @@ fn update_slots(
     }
     let current_master = if me.is(flag::MASTER) { Some(me.id) } else { me.master };
     let myself = me.id;
-    let mut new_master = false;
+    let (mut sender_slots, mut migrated_our_slots) = (0usize, 0usize);
     let mut dirty = Vec::new();
     for slot in 0..SLOTS {
         if !wire::has_slot(bits, slot) {
             continue;
         }
+        sender_slots += 1;
         let owner = state.owner(slot).map(|o| (o.id, o.config_epoch));
         if owner.is_some_and(|(o, _)| o == *sender) || state.importing.contains_key(&slot) {
             continue;
         }
         if owner.is_none_or(|(_, e)| e < epoch) {
             if owner.is_some_and(|(o, _)| Some(o) == current_master) {
-                new_master = true;
+                migrated_our_slots += 1;
             }
             if owner.is_some_and(|(o, _)| o == myself) {
                 dirty.push(slot);
@@ -552,14 +552,29 @@ fn update_slots(
             out.save = true;
         }
     }
-    if let Some(cm) = current_master {
-        if new_master && state.ranges_of(&cm).is_empty() {
-            tracing::info!("Configuration change detected. Reconfiguring myself as a replica of {sender}");
-            set_master(state, *sender);
-            out.effects.push(Effect::Follow(*sender));
-            out.save = true;
-            return;
-        }
+    // Our primary (or this primary) lost its last slot to the sender: follow it, unless
+    // replica migration is off and the sender took only part of what we had (Redis's
+    // `cluster-allow-replica-migration`).
+    let emptied = current_master.is_some_and(|cm| state.ranges_of(&cm).is_empty());
+    if migrated_our_slots > 0
+        && emptied
+        && (config.cluster_allow_replica_migration || sender_slots == migrated_our_slots)
+    {
+        tracing::info!("Configuration change detected. Reconfiguring myself as a replica of {sender}");
+        set_master(state, *sender);
+        out.effects.push(Effect::Follow(*sender));
+        out.save = true;
+        return;
+    }
+    // A replica whose primary turned replica (it lost its last slot and nothing else moved
+    // us) follows the grandmaster rather than a replica.
+    let grandmaster = state.me().master.and_then(|m| state.node(&m)?.master).filter(|g| *g != myself);
+    if let Some(gm) = grandmaster {
+        tracing::info!("I'm a sub-replica! Reconfiguring myself as a replica of grandmaster {gm}");
+        set_master(state, gm);
+        out.effects.push(Effect::Follow(gm));
+        out.save = true;
+        return;
     }
     if !dirty.is_empty() && state.me().is(flag::MASTER) {
         out.effects.push(Effect::DropSlots(dirty));
@@ -573,7 +588,8 @@ pub(crate) fn set_master(state: &mut State, master: NodeId) {
     if was_master {
         me.flags = (me.flags & !(flag::MASTER | flag::MIGRATE_TO)) | flag::SLAVE;
     }
-    me.master = Some(master);
+    let my_id = me.id;
+    state.set_master_of(&my_id, Some(master));
     if was_master {
         state.migrating.clear();
         state.importing.clear();
@@ -811,6 +827,37 @@ mod tests {
         assert_eq!(a.owner_id(1), Some(b_id));
         assert!(out.effects.contains(&Effect::Follow(b_id)), "a lost its last slot: it follows b");
         assert!(a.me().is(flag::SLAVE));
+    }
+
+    #[test]
+    fn a_replica_follows_a_new_owner_of_part_of_its_primary_s_slots_only_if_migration_is_allowed() {
+        let mut rng = crate::storage::rng::Rng::new(4);
+        // r replicates a, which serves slots 1 and 2; b, at a higher epoch, takes both and
+        // also serves slot 3 (more than a had).
+        for (allowed, b_slots, follows) in
+            [(true, &[1, 2, 3][..], true), (false, &[1, 2, 3][..], false), (false, &[1, 2][..], true)]
+        {
+            let config = Config { cluster_allow_replica_migration: allowed, ..Config::default() };
+            let mut r = node(7002);
+            r.me_mut().flags = flag::MYSELF | flag::SLAVE;
+            let (a_id, r_id) = (NodeId::random(), r.me().id);
+            r.node_or_add(a_id).flags = flag::MASTER;
+            r.set_master_of(&r_id, Some(a_id));
+            r.add_slot(1, &a_id);
+            r.add_slot(2, &a_id);
+            let mut b = node(7001);
+            let b_id = b.me().id;
+            for &slot in b_slots {
+                b.add_slot(slot, &b_id);
+            }
+            b.me_mut().config_epoch = 9;
+            r.node_or_add(b_id).flags = flag::MASTER;
+            let p = ping(&b, &config, kind::PING, 0, &mut rng);
+            let out = receive(&mut r, &mut Soft::default(), &p, &arrival(&config, Link::Inbound), &mut rng);
+            assert_eq!(r.owner_id(1), Some(b_id), "the slots move either way");
+            assert_eq!(out.effects.contains(&Effect::Follow(b_id)), follows, "{allowed} {b_slots:?}");
+            assert_eq!(r.me().master == Some(b_id), follows);
+        }
     }
 
     #[test]

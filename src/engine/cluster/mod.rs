@@ -73,6 +73,17 @@ pub(crate) enum Spread {
     },
 }
 
+impl Spread {
+    /// What the message weighs in the bus's queue.
+    fn size(&self) -> u64 {
+        let (Spread::Publish { channel, message } | Spread::Shard { channel, message }) = self;
+        (channel.len() + message.len() + std::mem::size_of::<Spread>()) as u64
+    }
+}
+
+/// How many bytes of pub/sub messages may wait for the bus (see [`Cluster::propagate`]).
+pub(crate) const SPREAD_LIMIT: u64 = 64 << 20;
+
 /// A link of the bus as CLUSTER LINKS shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LinkView {
@@ -104,6 +115,11 @@ pub(crate) struct Cluster {
     spread: futures::channel::mpsc::UnboundedSender<Spread>,
     /// Their receiving end, until the bus takes it.
     spread_rx: Mutex<Option<futures::channel::mpsc::UnboundedReceiver<Spread>>>,
+    /// Bytes of pub/sub messages queued for the bus and not taken yet (bounded by
+    /// [`SPREAD_LIMIT`]).
+    spread_queued: AtomicU64,
+    /// Pub/sub messages dropped because the queue was full.
+    spread_dropped: AtomicU64,
     /// The bus's links, as of its last cron.
     links: Mutex<Vec<LinkView>>,
     /// Links closed for passing `cluster-link-sendbuf-limit` (CLUSTER INFO).
@@ -152,6 +168,8 @@ impl Cluster {
             manual: Mutex::new(None),
             spread,
             spread_rx: Mutex::new(Some(spread_rx)),
+            spread_queued: AtomicU64::new(0),
+            spread_dropped: AtomicU64::new(0),
             links: Mutex::default(),
             links_over_limit: AtomicU64::new(0),
         })
@@ -223,9 +241,28 @@ impl Cluster {
         self.manual.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
     }
 
-    /// Hands a pub/sub message to the bus for the other nodes.
+    /// Hands a pub/sub message to the bus for the other nodes; drops it (counted, and logged
+    /// now and then) when [`SPREAD_LIMIT`] bytes wait already: a bus core that cannot keep
+    /// up must not make every core's PUBLISHes pile up in memory.
     pub(crate) fn propagate(&self, what: Spread) {
+        let size = what.size();
+        if self.spread_queued.fetch_add(size, Ordering::AcqRel).saturating_add(size) > SPREAD_LIMIT {
+            self.spread_queued.fetch_sub(size, Ordering::AcqRel);
+            let dropped = self.spread_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped.is_power_of_two() {
+                tracing::warn!(
+                    "the cluster bus is behind by more than {SPREAD_LIMIT} bytes of pub/sub messages: \
+                     {dropped} dropped so far"
+                );
+            }
+            return;
+        }
         let _ = self.spread.unbounded_send(what);
+    }
+
+    /// The bus took `what` off the queue [`Cluster::propagate`] fills.
+    pub(crate) fn spread_taken(&self, what: &Spread) {
+        self.spread_queued.fetch_sub(what.size(), Ordering::AcqRel);
     }
 
     /// The messages [`Cluster::propagate`] queued, for the bus (once).

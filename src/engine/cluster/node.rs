@@ -115,6 +115,9 @@ pub(crate) struct Node {
     pub(crate) connected: bool,
     /// Its replication offset, as last heard.
     pub(crate) repl_offset: u64,
+    /// How many slots it serves (kept by [`crate::engine::cluster::state::State`]'s slot
+    /// changes: Redis's `numslots`).
+    pub(crate) slot_count: u16,
 }
 
 impl Node {
@@ -135,6 +138,7 @@ impl Node {
             config_epoch: 0,
             connected: false,
             repl_offset: 0,
+            slot_count: 0,
         }
     }
 

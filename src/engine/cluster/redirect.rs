@@ -14,7 +14,49 @@ use crate::cmd::error::CmdError;
 use crate::config::{Config, EndpointType};
 use crate::engine::cluster::node::{flag, Node};
 use crate::engine::cluster::state::State;
-use crate::engine::slot::Slot;
+use crate::engine::slot::{Slot, SLOTS};
+
+/// A published cluster state, with what routing derives from it once per change rather than
+/// on every request: the slots served outright.
+pub(crate) struct Routing {
+    /// The state.
+    pub(crate) state: std::sync::Arc<State>,
+    /// One bit per slot: the cluster is ok and the slot is this node's, neither migrating nor
+    /// importing. Every request for such a slot is served here, whoever asks (a 2 KiB table
+    /// the hot path reads, rather than the 32 KiB owner table and the open-slot maps).
+    outright: Box<[u64; SLOTS as usize / 64]>,
+}
+
+impl Routing {
+    /// Derives the routing of `state`.
+    #[must_use]
+    pub(crate) fn new(state: std::sync::Arc<State>) -> Routing {
+        let mut outright = Box::new([0u64; SLOTS as usize / 64]);
+        if state.ok {
+            for slot in 0..SLOTS {
+                if state.mine(slot)
+                    && !state.migrating.contains_key(&slot)
+                    && !state.importing.contains_key(&slot)
+                {
+                    outright[usize::from(slot / 64)] |= 1 << (slot % 64);
+                }
+            }
+        }
+        Routing { state, outright }
+    }
+
+    /// The common case, decided without the rest of [`route`]: `Some(slot)` when every key is
+    /// in `slot` and this node serves it outright, `Some(None)` when there is no key.
+    pub(crate) fn outright_slot<'a>(&self, mut keys: impl Iterator<Item = &'a [u8]>) -> Option<Option<u16>> {
+        let Some(first) = keys.next() else { return Some(None) };
+        let slot = Slot::of(first).0;
+        (self.outright(slot) && keys.all(|k| k == first || Slot::of(k).0 == slot)).then_some(Some(slot))
+    }
+
+    fn outright(&self, slot: u16) -> bool {
+        self.outright[usize::from(slot / 64)] & (1 << (slot % 64)) != 0
+    }
+}
 
 /// What routing needs to know of the request and its client.
 #[derive(Debug, Clone, Copy, Default)]
@@ -60,7 +102,7 @@ pub(crate) struct Present {
 /// # Errors
 /// The redirection or refusal, with Redis's text.
 pub(crate) fn route<'a>(
-    state: &State,
+    routing: &Routing,
     config: &Config,
     keys: impl IntoIterator<Item = &'a [u8]>,
     asker: &Asker,
@@ -78,7 +120,11 @@ pub(crate) fn route<'a>(
             multiple = true;
         }
     }
-    let owner = state.owner(slot).ok_or(CmdError::SlotNotServed)?;
+    if routing.outright(slot) {
+        return Ok(Route::Here(Some(slot)));
+    }
+    let state = &*routing.state;
+    let Some(owner) = state.owner(slot) else { return Err(CmdError::SlotNotServed) };
     let mine = state.mine(slot);
     let migrating = if mine { state.migrating.get(&slot) } else { None };
     let importing = if migrating.is_none() { state.importing.get(&slot) } else { None };
@@ -137,6 +183,33 @@ pub(crate) fn route<'a>(
     Err(CmdError::Moved { slot, endpoint, port })
 }
 
+/// Whether a client blocked on `key` (BLPOP and friends) must stop waiting here, and the error
+/// it gets (Redis's `clusterRedirectBlockedClientIfNeeded`, which its clientsCron runs about
+/// once a second for each blocked client): `-CLUSTERDOWN` when the cluster fails (even with
+/// reads allowed: the write that would serve the client may never come), `-CLUSTERDOWN Hash
+/// slot not served` when the slot lost its owner, `-MOVED` when another node serves it and
+/// this one is not importing it. A READONLY client of a replica reading without writing stays
+/// where its primary's slots are. Every key of a blocked command is in one slot: the first
+/// one decides.
+#[must_use]
+pub(crate) fn blocked(routing: &Routing, config: &Config, key: &[u8], asker: &Asker) -> Option<CmdError> {
+    let state = &*routing.state;
+    if !state.ok {
+        return Some(CmdError::ClusterDown);
+    }
+    let slot = Slot::of(key).0;
+    if routing.outright(slot) || state.mine(slot) || state.importing.contains_key(&slot) {
+        return None;
+    }
+    let Some(owner) = state.owner(slot) else { return Some(CmdError::SlotNotServed) };
+    let me = state.me();
+    if asker.readonly && !asker.write && me.is(flag::SLAVE) && me.master.as_ref() == Some(&owner.id) {
+        return None;
+    }
+    let (endpoint, port) = address(owner, config, asker.tls);
+    Some(CmdError::Moved { slot, endpoint, port })
+}
+
 /// A node's endpoint as `cluster-preferred-endpoint-type` names it, and its client port of
 /// the kind of the client's connection.
 #[must_use]
@@ -179,6 +252,41 @@ mod tests {
         (s, other)
     }
 
+    /// The routing of `s` as a core derives it.
+    fn at(s: &State) -> Routing {
+        Routing::new(std::sync::Arc::new(s.clone()))
+    }
+
+    #[test]
+    fn only_an_ok_cluster_s_own_settled_slots_are_served_outright() {
+        let (mut s, other) = two();
+        s.migrating.insert(5061, other);
+        s.importing.insert(12182, other);
+        let r = at(&s);
+        assert!(r.outright(0) && r.outright(8191), "this node's slots");
+        assert!(!r.outright(5061), "a migrating slot looks at its keys first");
+        assert!(!r.outright(8192) && !r.outright(12182), "another node's slots, imported or not");
+        s.ok = false;
+        assert!(!at(&s).outright(0), "a failing cluster refuses or limits everything");
+    }
+
+    #[test]
+    fn a_blocked_client_leaves_when_its_slot_goes_elsewhere_or_unserved() {
+        let (mut s, other) = two();
+        let config = Config::default();
+        // "bar" is slot 5061 (here), "foo" 12182 (there).
+        assert_eq!(blocked(&at(&s), &config, b"bar", &Asker::default()), None);
+        let moved = blocked(&at(&s), &config, b"foo", &Asker::default()).map(|e| e.to_string());
+        assert_eq!(moved.as_deref(), Some("MOVED 12182 127.0.0.2:7001"));
+        s.importing.insert(12182, other);
+        assert_eq!(blocked(&at(&s), &config, b"foo", &Asker::default()), None, "importing: keys may come");
+        s.del_slot(5061);
+        assert_eq!(blocked(&at(&s), &config, b"bar", &Asker::default()), Some(CmdError::SlotNotServed));
+        s.ok = false;
+        let reads_allowed = Config { cluster_allow_reads_when_down: true, ..Config::default() };
+        assert_eq!(blocked(&at(&s), &reads_allowed, b"foo", &Asker::default()), Some(CmdError::ClusterDown));
+    }
+
     fn keys(k: &[&'static str]) -> Vec<&'static [u8]> {
         k.iter().map(|k| k.as_bytes()).collect()
     }
@@ -188,23 +296,28 @@ mod tests {
         let (s, _) = two();
         let config = Config::default();
         // "bar" is slot 5061 (here), "foo" 12182 (there).
-        assert_eq!(route(&s, &config, keys(&["bar"]), &Asker::default(), None), Ok(Route::Here(Some(5061))));
-        let moved = route(&s, &config, keys(&["foo"]), &Asker::default(), None).unwrap_err();
+        assert_eq!(
+            route(&at(&s), &config, keys(&["bar"]), &Asker::default(), None),
+            Ok(Route::Here(Some(5061)))
+        );
+        let moved = route(&at(&s), &config, keys(&["foo"]), &Asker::default(), None).unwrap_err();
         assert_eq!(moved.to_string(), "MOVED 12182 127.0.0.2:7001");
         let tls = Asker { tls: true, ..Asker::default() };
         assert_eq!(
-            route(&s, &config, keys(&["foo"]), &tls, None).unwrap_err().to_string(),
+            route(&at(&s), &config, keys(&["foo"]), &tls, None).unwrap_err().to_string(),
             "MOVED 12182 127.0.0.2:8001"
         );
         assert_eq!(
-            route(&s, &config, keys(&["foo", "bar"]), &Asker::default(), None),
+            route(&at(&s), &config, keys(&["foo", "bar"]), &Asker::default(), None),
             Err(CmdError::CrossSlot)
         );
         assert_eq!(
-            route(&s, &config, keys(&["{foo}a", "{foo}b"]), &Asker::default(), None).unwrap_err().to_string(),
+            route(&at(&s), &config, keys(&["{foo}a", "{foo}b"]), &Asker::default(), None)
+                .unwrap_err()
+                .to_string(),
             "MOVED 12182 127.0.0.2:7001"
         );
-        assert_eq!(route(&s, &config, keys(&[]), &Asker::default(), None), Ok(Route::Here(None)));
+        assert_eq!(route(&at(&s), &config, keys(&[]), &Asker::default(), None), Ok(Route::Here(None)));
     }
 
     #[test]
@@ -212,13 +325,19 @@ mod tests {
         let (mut s, _) = two();
         s.ok = false;
         let mut config = Config::default();
-        assert_eq!(route(&s, &config, keys(&["bar"]), &Asker::default(), None), Err(CmdError::ClusterDown));
+        assert_eq!(
+            route(&at(&s), &config, keys(&["bar"]), &Asker::default(), None),
+            Err(CmdError::ClusterDown)
+        );
         config.cluster_allow_reads_when_down = true;
-        assert!(route(&s, &config, keys(&["bar"]), &Asker::default(), None).is_ok());
+        assert!(route(&at(&s), &config, keys(&["bar"]), &Asker::default(), None).is_ok());
         let write = Asker { write: true, writes_any: true, ..Asker::default() };
-        assert_eq!(route(&s, &config, keys(&["bar"]), &write, None), Err(CmdError::ClusterDownReadOnly));
+        assert_eq!(route(&at(&s), &config, keys(&["bar"]), &write, None), Err(CmdError::ClusterDownReadOnly));
         s.del_slot(5061);
-        assert_eq!(route(&s, &config, keys(&["bar"]), &Asker::default(), None), Err(CmdError::SlotNotServed));
+        assert_eq!(
+            route(&at(&s), &config, keys(&["bar"]), &Asker::default(), None),
+            Err(CmdError::SlotNotServed)
+        );
     }
 
     #[test]
@@ -227,22 +346,22 @@ mod tests {
         let config = Config::default();
         s.migrating.insert(5061, other);
         let ask = Asker::default();
-        assert_eq!(route(&s, &config, keys(&["bar"]), &ask, None), Ok(Route::Lookup(5061)));
+        assert_eq!(route(&at(&s), &config, keys(&["bar"]), &ask, None), Ok(Route::Lookup(5061)));
         let gone = Some(Present { existing: 0, missing: 1 });
         assert_eq!(
-            route(&s, &config, keys(&["bar"]), &ask, gone).unwrap_err().to_string(),
+            route(&at(&s), &config, keys(&["bar"]), &ask, gone).unwrap_err().to_string(),
             "ASK 5061 127.0.0.2:7001"
         );
         let half = Some(Present { existing: 1, missing: 1 });
-        assert_eq!(route(&s, &config, keys(&["bar", "bar{bar}"]), &ask, half), Err(CmdError::TryAgain));
+        assert_eq!(route(&at(&s), &config, keys(&["bar", "bar{bar}"]), &ask, half), Err(CmdError::TryAgain));
         let all = Some(Present { existing: 1, missing: 0 });
-        assert!(route(&s, &config, keys(&["bar"]), &ask, all).is_ok());
+        assert!(route(&at(&s), &config, keys(&["bar"]), &ask, all).is_ok());
         // Importing: served after ASKING only.
         s.importing.insert(12182, other);
         let here = Some(Present { existing: 0, missing: 1 });
-        assert!(matches!(route(&s, &config, keys(&["foo"]), &ask, here), Err(CmdError::Moved { .. })));
+        assert!(matches!(route(&at(&s), &config, keys(&["foo"]), &ask, here), Err(CmdError::Moved { .. })));
         let asking = Asker { asking: true, ..Asker::default() };
-        assert_eq!(route(&s, &config, keys(&["foo"]), &asking, here), Ok(Route::Here(Some(12182))));
+        assert_eq!(route(&at(&s), &config, keys(&["foo"]), &asking, here), Ok(Route::Here(Some(12182))));
     }
 
     #[test]
@@ -259,11 +378,11 @@ mod tests {
         me.master = Some(other);
         let _ = my_id;
         let readonly = Asker { readonly: true, ..Asker::default() };
-        assert!(route(&s, &config, keys(&["foo"]), &readonly, None).is_ok());
+        assert!(route(&at(&s), &config, keys(&["foo"]), &readonly, None).is_ok());
         let write = Asker { readonly: true, write: true, writes_any: true, ..Asker::default() };
-        assert!(matches!(route(&s, &config, keys(&["foo"]), &write, None), Err(CmdError::Moved { .. })));
+        assert!(matches!(route(&at(&s), &config, keys(&["foo"]), &write, None), Err(CmdError::Moved { .. })));
         assert!(matches!(
-            route(&s, &config, keys(&["foo"]), &Asker::default(), None),
+            route(&at(&s), &config, keys(&["foo"]), &Asker::default(), None),
             Err(CmdError::Moved { .. })
         ));
     }

@@ -149,7 +149,7 @@ impl State {
         if at == self.myself {
             return;
         }
-        self.nodes.remove(at);
+        let master = self.nodes.remove(at).master;
         let at = at as u16;
         for owner in self.slots.iter_mut() {
             if *owner == at {
@@ -171,6 +171,9 @@ impl State {
             if n.master.as_ref() == Some(id) {
                 n.master = None;
             }
+        }
+        if let Some(master) = master {
+            self.replica_left(&master);
         }
     }
 
@@ -197,25 +200,61 @@ impl State {
 
     /// Gives `slot` to the node named `id`, unless the slot is assigned already (Redis's
     /// `clusterAddSlot`). Whether it was given.
+    ///
+    /// A primary getting its first slot becomes a target of replica migration when some other
+    /// primary has replicas (Redis's `clusterNodeSetSlotBit`, `MIGRATE_TO`).
     pub(crate) fn add_slot(&mut self, slot: u16, id: &NodeId) -> bool {
         let Some(at) = self.nodes.iter().position(|n| n.id == *id) else { return false };
         match self.slots.get_mut(usize::from(slot)) {
-            Some(owner) if *owner == UNASSIGNED => {
-                *owner = at as u16;
-                true
-            }
-            _ => false,
+            Some(owner) if *owner == UNASSIGNED => *owner = at as u16,
+            _ => return false,
         }
+        let first = {
+            let n = &mut self.nodes[at];
+            n.slot_count = n.slot_count.saturating_add(1);
+            n.slot_count == 1
+        };
+        if first && self.masters_have_replicas() {
+            self.nodes[at].flags |= flag::MIGRATE_TO;
+        }
+        true
     }
 
     /// Makes `slot` unassigned, whoever served it. Whether it was assigned.
     pub(crate) fn del_slot(&mut self, slot: u16) -> bool {
         match self.slots.get_mut(usize::from(slot)) {
             Some(owner) if *owner != UNASSIGNED => {
-                *owner = UNASSIGNED;
+                let at = usize::from(std::mem::replace(owner, UNASSIGNED));
+                if let Some(n) = self.nodes.get_mut(at) {
+                    n.slot_count = n.slot_count.saturating_sub(1);
+                }
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Whether some primary has a replica (Redis's `clusterMastersHaveSlaves`).
+    fn masters_have_replicas(&self) -> bool {
+        self.nodes.iter().any(|n| n.master.is_some_and(|m| self.node(&m).is_some_and(|p| !p.is(flag::SLAVE))))
+    }
+
+    /// Makes the node named `id` the replica of `master`, or no one's. A primary left with no
+    /// replica stops being a target of replica migration (Redis's `clusterNodeRemoveSlave`).
+    pub(crate) fn set_master_of(&mut self, id: &NodeId, master: Option<NodeId>) {
+        let Some(n) = self.node_mut(id) else { return };
+        let old = std::mem::replace(&mut n.master, master);
+        if let Some(old) = old.filter(|o| Some(*o) != master) {
+            self.replica_left(&old);
+        }
+    }
+
+    /// A replica of `master` left it: without any other, `master` loses `MIGRATE_TO`.
+    fn replica_left(&mut self, master: &NodeId) {
+        if self.replicas_of(master).next().is_none() {
+            if let Some(m) = self.node_mut(master) {
+                m.flags &= !flag::MIGRATE_TO;
+            }
         }
     }
 
@@ -416,6 +455,29 @@ mod tests {
         assert_eq!(s.health(true), Health { covered: false, size: 1, reachable: 1 });
         assert!(s.health(false).covered);
         assert_eq!(s.slot_health(), (8, 8, 0, 0));
+    }
+
+    #[test]
+    fn migration_targets_are_primaries_that_had_replicas_or_got_slots_beside_some() {
+        let mut s = me();
+        let (a, b, r) = (NodeId::random(), NodeId::random(), NodeId::random());
+        for id in [a, b] {
+            s.node_or_add(id).flags = flag::MASTER;
+        }
+        s.add_slot(1, &a);
+        assert!(!s.node(&a).unwrap().is(flag::MIGRATE_TO), "no primary has replicas yet");
+        s.node_or_add(r).flags = flag::SLAVE;
+        s.set_master_of(&r, Some(a));
+        s.node_mut(&a).unwrap().flags |= flag::MIGRATE_TO; // as gossip marks a primary gaining one
+        s.add_slot(2, &b);
+        assert!(s.node(&b).unwrap().is(flag::MIGRATE_TO), "a first slot while a has a replica");
+        assert_eq!((s.node(&b).unwrap().slot_count, s.node(&a).unwrap().slot_count), (1, 1));
+        s.set_master_of(&r, Some(b));
+        assert!(!s.node(&a).unwrap().is(flag::MIGRATE_TO), "a's last replica left");
+        s.remove(&r);
+        assert!(!s.node(&b).unwrap().is(flag::MIGRATE_TO), "b's last replica was forgotten");
+        s.del_slot(2);
+        assert_eq!(s.node(&b).unwrap().slot_count, 0);
     }
 
     #[test]
