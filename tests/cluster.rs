@@ -324,9 +324,13 @@ fn two_nodes() -> (Node, Node) {
             i + 1
         )
     };
+    // Each pair its own directories: tests run in parallel in one process.
+    static PAIRS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let pair = PAIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nodes: Vec<Node> = (0..2)
         .map(|i| {
-            let dir = std::env::temp_dir().join(format!("ferrokey-cluster-two-{}-{i}", std::process::id()));
+            let dir =
+                std::env::temp_dir().join(format!("ferrokey-cluster-two-{}-{pair}-{i}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
             let conf =
                 format!("{}{}vars currentEpoch 2 lastVoteEpoch 0\n", line(i, true), line(1 - i, false));

@@ -57,7 +57,13 @@ impl Session {
             }
             // Cluster mode: another node's keys are redirected before any other check, as
             // Redis does (a write sent to a replica is MOVED, not READONLY).
-            if !self.replaying {
+            // The common case (every key in a settled slot of this node) is decided on the
+            // slot alone, with nothing built or copied: the full rule runs only when it fails.
+            let settled = |routing: &crate::engine::cluster::redirect::Routing| {
+                cmd.name != "exec"
+                    && routing.outright_slot(cmd.key_positions(args).map(|p| &args[p][..])).is_some()
+            };
+            if !self.replaying && self.core.with_cluster(settled) == Some(false) {
                 match self.core.with_cluster(|routing| self.route(routing, cmd, args, None)) {
                     Some(Err(e)) => return Err(e),
                     Some(Ok(Route::Lookup(slot))) => self.open_slot = Some(slot),
@@ -149,15 +155,7 @@ impl Session {
         args: &[Bytes],
         present: Option<Present>,
     ) -> Result<Route, CmdError> {
-        // The common case reads the keys where they are, nothing copied per request, and
-        // decides on the slot alone.
         let not_exec = cmd.name != "exec";
-        if not_exec {
-            let keys = cmd.key_positions(args).map(|p| &args[p][..]);
-            if let Some(slot) = routing.outright_slot(keys) {
-                return Ok(Route::Here(slot));
-            }
-        }
         let write = cmd.flags.contains(crate::engine::spec::flag::WRITE);
         let mut asker = Asker {
             write,
@@ -169,6 +167,7 @@ impl Session {
             shard_pubsub: cmd.flags.contains(crate::engine::spec::flag::PUBSUB) && !cmd.keys.is_empty(),
         };
         if not_exec {
+            // The common case reads the keys where they are: nothing copied per request.
             let keys = cmd.key_positions(args).map(|p| &args[p][..]);
             return self.core.with_config(|config| route(routing, config, keys, &asker, present));
         }
