@@ -22,15 +22,38 @@ pub(crate) struct Orphans {
     since: HashMap<NodeId, u64>,
 }
 
-/// Whether `n` is a primary replicas may move to: one that has had replicas (Redis's
-/// `MIGRATE_TO`; a replica that failed stays listed, so a listed one counts too).
-fn had_replicas(state: &State, n: &Node) -> bool {
-    n.is(flag::MIGRATE_TO) || state.replicas_of(&n.id).next().is_some()
+/// Each primary's replicas, counted in one pass over the nodes (the cron then costs O(nodes),
+/// not O(nodes²), in a large cluster).
+#[derive(Default)]
+struct Counts {
+    /// Replicas listed, failed ones included.
+    listed: HashMap<NodeId, usize>,
+    /// Replicas not flagged FAIL (Redis's `clusterCountNonFailingSlaves`).
+    working: HashMap<NodeId, usize>,
 }
 
-/// The replicas of `id` not flagged FAIL (Redis's `clusterCountNonFailingSlaves`).
-fn working(state: &State, id: &NodeId) -> usize {
-    state.replicas_of(id).filter(|r| !r.is(flag::FAIL)).count()
+impl Counts {
+    fn of(state: &State) -> Counts {
+        let mut c = Counts::default();
+        for r in state.nodes().filter(|n| n.is(flag::SLAVE)) {
+            let Some(m) = r.master else { continue };
+            *c.listed.entry(m).or_default() += 1;
+            if !r.is(flag::FAIL) {
+                *c.working.entry(m).or_default() += 1;
+            }
+        }
+        c
+    }
+
+    fn working(&self, id: &NodeId) -> usize {
+        self.working.get(id).copied().unwrap_or(0)
+    }
+
+    /// Whether `n` is a primary replicas may move to: one that has had replicas (Redis's
+    /// `MIGRATE_TO`; a replica that failed stays listed, so a listed one counts too).
+    fn had_replicas(&self, n: &Node) -> bool {
+        n.is(flag::MIGRATE_TO) || self.listed.get(&n.id).is_some_and(|&k| k > 0)
+    }
 }
 
 /// The replica side of the cron: moves this replica to an orphaned primary when it is the one
@@ -42,13 +65,14 @@ pub(crate) fn tick(state: &mut State, orphans: &mut Orphans, now: u64, config: &
         return out;
     }
     let Some(my_master) = me.master else { return out };
+    let counts = Counts::of(state);
     let (mut orphaned, mut max, mut mine) = (0, 0, 0);
     for n in state.nodes().filter(|n| n.flags & (flag::MYSELF | flag::NOADDR | flag::HANDSHAKE) == 0) {
         if !n.is(flag::MASTER) || n.is(flag::FAIL) {
             continue;
         }
-        let ok = working(state, &n.id);
-        if ok == 0 && !state.ranges_of(&n.id).is_empty() && had_replicas(state, n) {
+        let ok = counts.working(&n.id);
+        if ok == 0 && n.slot_count > 0 && counts.had_replicas(n) {
             orphaned += 1;
         }
         max = max.max(ok);
@@ -66,22 +90,23 @@ pub(crate) fn tick(state: &mut State, orphans: &mut Orphans, now: u64, config: &
     let mut candidate = state.me().id;
     let mut target: Option<NodeId> = None;
     for n in state.nodes() {
-        let ok = if n.is(flag::MASTER) { working(state, &n.id) } else { 0 };
-        let is_orphaned = n.is(flag::MASTER) && !n.is(flag::FAIL) && had_replicas(state, n) && ok == 0;
+        let ok = if n.is(flag::MASTER) { counts.working(&n.id) } else { 0 };
+        let is_orphaned = n.is(flag::MASTER) && !n.is(flag::FAIL) && counts.had_replicas(n) && ok == 0;
         if is_orphaned {
-            if target.is_none() && !state.ranges_of(&n.id).is_empty() {
+            if target.is_none() && n.slot_count > 0 {
                 target = Some(n.id);
             }
             orphans.since.entry(n.id).or_insert(now);
         } else {
             orphans.since.remove(&n.id);
         }
-        if n.is(flag::MASTER) && ok == max {
-            for r in state.replicas_of(&n.id) {
-                if r.id.as_str() < candidate.as_str() {
-                    candidate = r.id;
-                }
-            }
+    }
+    // The replicas of the primaries with the most working replicas: the smallest name moves.
+    let most: std::collections::HashSet<NodeId> =
+        state.nodes().filter(|n| n.is(flag::MASTER) && counts.working(&n.id) == max).map(|n| n.id).collect();
+    for r in state.nodes().filter(|r| r.is(flag::SLAVE)) {
+        if r.master.as_ref().is_some_and(|m| most.contains(m)) && r.id.as_str() < candidate.as_str() {
+            candidate = r.id;
         }
     }
     let Some(target) = target else { return out };
@@ -94,4 +119,59 @@ pub(crate) fn tick(state: &mut State, orphans: &mut Orphans, now: u64, config: &
         out.save = true;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(c: char) -> NodeId {
+        NodeId::parse(c.to_string().repeat(40).as_bytes()).unwrap()
+    }
+
+    /// This node (named `me`) in a cluster where a has replicas r1 and r2, b has one, and c
+    /// serves slots with only a failed replica left.
+    fn cluster(me: NodeId) -> State {
+        let mut s = State::alone(Node::new(me, flag::MYSELF | flag::SLAVE));
+        for m in [id('a'), id('b'), id('c')] {
+            s.node_or_add(m).flags = flag::MASTER;
+        }
+        for (r, m) in [(id('1'), id('a')), (id('2'), id('a')), (id('3'), id('b')), (id('4'), id('c'))] {
+            s.node_or_add(r).flags |= if r == id('4') { flag::SLAVE | flag::FAIL } else { flag::SLAVE };
+            s.set_master_of(&r, Some(m));
+        }
+        for (slot, m) in [(0, id('a')), (1, id('b')), (2, id('c'))] {
+            s.add_slot(slot, &m);
+        }
+        s.ok = true;
+        s
+    }
+
+    #[test]
+    fn the_smallest_replica_of_the_best_served_primary_moves_to_an_orphan_after_the_delay() {
+        let config = Config::default();
+        let mut s = cluster(id('1'));
+        let mut orphans = Orphans::default();
+        assert!(tick(&mut s, &mut orphans, 1_000, &config).effects.is_empty(), "not orphaned long enough");
+        let out = tick(&mut s, &mut orphans, 1_000 + DELAY_MS + 1, &config);
+        assert_eq!(out.effects, vec![Effect::Follow(id('c'))]);
+        assert_eq!(s.me().master, Some(id('c')));
+
+        let mut other = cluster(id('2'));
+        let mut orphans = Orphans::default();
+        tick(&mut other, &mut orphans, 1_000, &config);
+        assert!(
+            tick(&mut other, &mut orphans, 1_000 + DELAY_MS + 1, &config).effects.is_empty(),
+            "1 moves, not 2"
+        );
+
+        let barrier = Config { cluster_migration_barrier: 2, ..Config::default() };
+        let mut kept = cluster(id('1'));
+        let mut orphans = Orphans::default();
+        tick(&mut kept, &mut orphans, 1_000, &barrier);
+        assert!(
+            tick(&mut kept, &mut orphans, 1_000 + DELAY_MS + 1, &barrier).effects.is_empty(),
+            "a keeps two"
+        );
+    }
 }
