@@ -9,7 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::dataset::{populate_with_dbs, snapshot_with_ttls, TempDir};
-use common::replication::{eventually, in_sync, info, redis_primary, redis_replica, tls_replica_opts};
+use common::replication::{
+    eventually, in_sync, info, redis_primary, redis_replica, tls_replica_opts, try_info,
+};
 use common::{certs, read_reply, resp, Mode, Opts, Server};
 use redis::Connection;
 
@@ -421,16 +423,18 @@ fn sentinel_fails_over_a_ferrokey_primary_and_no_acknowledged_write_is_lost() {
     let new_port = sentinel.master_port();
     let promoted = replicas.iter().position(|r| r.tls_port == new_port).expect("a replica was promoted");
     let other = 1 - promoted;
-    // Sentinel's reconfiguration kills the clients of both replicas: ask on new connections.
+    // Sentinel's reconfiguration kills the clients of both replicas (CLIENT KILL TYPE normal,
+    // at a moment of its choosing): ask on new connections, and ask again when one is killed.
     let field = |server: &Server, field: &str| {
-        server.redis_client(Mode::Plain).get_connection().map(|mut c| info(&mut c, "replication", field))
+        let mut c = server.redis_client(Mode::Plain).get_connection().ok()?;
+        try_info(&mut c, "replication", field)
     };
     eventually("the promoted replica to be a primary", || {
-        field(&replicas[promoted], "role").is_ok_and(|r| r == "master")
+        field(&replicas[promoted], "role").is_some_and(|r| r == "master")
     });
     eventually("the other replica to follow the new primary", || {
-        field(&replicas[other], "master_port").is_ok_and(|p| p == new_port.to_string())
-            && field(&replicas[other], "master_link_status").is_ok_and(|s| s == "up")
+        field(&replicas[other], "master_port").is_some_and(|p| p == new_port.to_string())
+            && field(&replicas[other], "master_link_status").is_some_and(|s| s == "up")
     });
     let mut m = replicas[promoted].conn(Mode::Plain);
     let mut o = replicas[other].conn(Mode::Plain);

@@ -86,13 +86,11 @@ pub(crate) fn follow(core: &Rc<Core>, target: Option<(String, u16)>) {
     crate::supervise::oom_role(&global.config(), target.is_some());
     if let Some((host, port)) = target {
         tracing::info!("REPLICAOF {host}:{port} enabled");
+        // Clients blocked on the primary would wait for writes that can no longer come.
+        let demoted = core.clone();
+        glommio::spawn_local(async move { crate::engine::blocking::demote_all(&demoted).await }).detach();
         let core = core.clone();
-        glommio::spawn_local(async move {
-            // Clients blocked on the primary would wait for writes that can no longer come.
-            crate::engine::blocking::demote_all(&core).await;
-            run(core, generation).await;
-        })
-        .detach();
+        glommio::spawn_local(async move { run(core, generation).await }).detach();
     }
 }
 

@@ -10,8 +10,18 @@ use super::{certs, free_port, Mode, Opts, RedisServer, Server};
 
 /// A field of INFO `section`.
 pub fn info(c: &mut Connection, section: &str, field: &str) -> String {
-    let text: String = redis::cmd("INFO").arg(section).query(c).unwrap();
-    text.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_owned)).unwrap_or_default()
+    try_info(c, section, field).expect("INFO")
+}
+
+/// A field of INFO `section`, or `None` when the connection failed (a client something else
+/// may kill).
+pub fn try_info(c: &mut Connection, section: &str, field: &str) -> Option<String> {
+    let text: String = redis::cmd("INFO").arg(section).query(c).ok()?;
+    Some(
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_owned))
+            .unwrap_or_default(),
+    )
 }
 
 /// Polls `done` until it holds, for at most 60 s.

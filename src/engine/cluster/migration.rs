@@ -147,31 +147,21 @@ mod tests {
         s
     }
 
+    /// What this node's cron does once the orphan has been orphaned past the delay.
+    fn after_the_delay(s: &mut State, config: &Config) -> Vec<Effect> {
+        let mut orphans = Orphans::default();
+        assert!(tick(s, &mut orphans, 1_000, config).effects.is_empty(), "not orphaned long enough");
+        tick(s, &mut orphans, 1_000 + DELAY_MS + 1, config).effects
+    }
+
     #[test]
     fn the_smallest_replica_of_the_best_served_primary_moves_to_an_orphan_after_the_delay() {
         let config = Config::default();
         let mut s = cluster(id('1'));
-        let mut orphans = Orphans::default();
-        assert!(tick(&mut s, &mut orphans, 1_000, &config).effects.is_empty(), "not orphaned long enough");
-        let out = tick(&mut s, &mut orphans, 1_000 + DELAY_MS + 1, &config);
-        assert_eq!(out.effects, vec![Effect::Follow(id('c'))]);
+        assert_eq!(after_the_delay(&mut s, &config), vec![Effect::Follow(id('c'))]);
         assert_eq!(s.me().master, Some(id('c')));
-
-        let mut other = cluster(id('2'));
-        let mut orphans = Orphans::default();
-        tick(&mut other, &mut orphans, 1_000, &config);
-        assert!(
-            tick(&mut other, &mut orphans, 1_000 + DELAY_MS + 1, &config).effects.is_empty(),
-            "1 moves, not 2"
-        );
-
+        assert!(after_the_delay(&mut cluster(id('2')), &config).is_empty(), "1 moves, not 2");
         let barrier = Config { cluster_migration_barrier: 2, ..Config::default() };
-        let mut kept = cluster(id('1'));
-        let mut orphans = Orphans::default();
-        tick(&mut kept, &mut orphans, 1_000, &barrier);
-        assert!(
-            tick(&mut kept, &mut orphans, 1_000 + DELAY_MS + 1, &barrier).effects.is_empty(),
-            "a keeps two"
-        );
+        assert!(after_the_delay(&mut cluster(id('1')), &barrier).is_empty(), "a keeps two");
     }
 }
