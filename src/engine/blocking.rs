@@ -96,15 +96,7 @@ pub(crate) async fn wait(
             None => stop.await,
         }
     };
-    let asker = Asker {
-        write: crate::engine::command::registry()
-            .get(s.client.last_cmd.get().as_bytes())
-            .is_some_and(|c| c.flags.contains(crate::engine::spec::flag::WRITE)),
-        readonly: s.cluster_readonly,
-        tls: s.client.tls.is_some(),
-        ..Asker::default()
-    };
-    let redirected = moved_away(s.core.clone(), keys.first().cloned(), asker);
+    let redirected = moved_away(s, keys.first().cloned());
     let interrupted = async {
         match futures::future::select(std::pin::pin!(unblocked), std::pin::pin!(redirected)).await {
             futures::future::Either::Left((why, _)) => Stop::Unblocked(why),
@@ -141,15 +133,34 @@ pub(crate) async fn wait(
     }
 }
 
-/// Cluster mode: resolves with the redirection once a client blocked on `key` must go
-/// elsewhere (see [`redirect::blocked`]); never outside cluster mode.
-async fn moved_away(core: std::rc::Rc<Core>, key: Option<Bytes>, asker: Asker) -> CmdError {
-    let Some(key) = key.filter(|_| core.global.cluster.is_some()) else {
-        return std::future::pending().await;
-    };
+/// Cluster mode: resolves with the redirection once the client of `s`, blocked on `key`, must
+/// go elsewhere (see [`redirect::blocked`]); never outside cluster mode.
+fn moved_away(s: &Session, key: Option<Bytes>) -> impl std::future::Future<Output = CmdError> {
+    let core = s.core.clone();
+    let watch = key.filter(|_| core.global.cluster.is_some()).map(|key| {
+        let asker = Asker {
+            write: crate::engine::command::registry()
+                .get(s.client.last_cmd.get().as_bytes())
+                .is_some_and(|c| c.flags.contains(crate::engine::spec::flag::WRITE)),
+            readonly: s.cluster_readonly,
+            tls: s.client.tls.is_some(),
+            ..Asker::default()
+        };
+        (key, asker)
+    });
+    async move {
+        match watch {
+            Some((key, asker)) => watch_slot(&core, &key, &asker).await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Checks once every [`CLUSTER_CHECK`] whether a client blocked on `key` must leave.
+async fn watch_slot(core: &Core, key: &[u8], asker: &Asker) -> CmdError {
     loop {
         glommio::timer::Timer::new(CLUSTER_CHECK).await;
-        let verdict = core.with_cluster(|r| core.with_config(|c| redirect::blocked(r, c, &key, &asker)));
+        let verdict = core.with_cluster(|r| core.with_config(|c| redirect::blocked(r, c, key, asker)));
         if let Some(e) = verdict.flatten() {
             return e;
         }

@@ -198,7 +198,7 @@ pub(crate) fn blocked(routing: &Routing, config: &Config, key: &[u8], asker: &As
         return Some(CmdError::ClusterDown);
     }
     let slot = Slot::of(key).0;
-    if routing.outright(slot) || state.mine(slot) || state.importing.contains_key(&slot) {
+    if state.mine(slot) || state.importing.contains_key(&slot) {
         return None;
     }
     let Some(owner) = state.owner(slot) else { return Some(CmdError::SlotNotServed) };
