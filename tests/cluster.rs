@@ -699,7 +699,9 @@ fn a_tls_cluster_with_replicas_fails_over_when_a_primary_is_killed() {
     for n in &nodes {
         wait_state(&mut n.raw(Mode::Plain), "ok");
     }
-    // Three primaries, three replicas, each replica following its primary over TLS.
+    // Three primaries, three replicas, each replica following its primary over TLS. redis-cli
+    // waits only for the slots to agree; the replicas' roles reach node 0 by gossip.
+    wait_nodes(nodes[0].port, "three replicas", |v| v.matches(" slave ").count() == 3);
     let view = ask(&mut nodes[0].raw(Mode::Tls), &["CLUSTER", "NODES"]);
     assert_eq!(view.matches("master - ").count(), 3, "{view}");
     assert_eq!(view.matches(" slave ").count(), 3, "{view}");
