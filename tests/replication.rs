@@ -795,3 +795,69 @@ fn wait_sees_acknowledgements_under_a_stream_that_never_pauses() {
         replica.join().unwrap();
     });
 }
+
+/// A `message` push as RESP2 sends it.
+fn message(channel: &str, payload: &str) -> Vec<u8> {
+    format!("*3\r\n$7\r\nmessage\r\n${}\r\n{channel}\r\n${}\r\n{payload}\r\n", channel.len(), payload.len())
+        .into_bytes()
+}
+
+/// Subscribes `raw` to `news`.
+fn subscribe_news(raw: &mut common::Raw) {
+    raw.roundtrip(&resp(&[b"SUBSCRIBE", b"news"]), b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+}
+
+#[test]
+fn publish_reaches_the_subscribers_of_replicas_after_the_writes_before_it() {
+    // A ferrokey primary; a ferrokey replica over TLS with a ferrokey replica of its own, and a
+    // redis-server replica.
+    let primary = Server::with(primary_opts());
+    let mut p = primary.conn(Mode::Plain);
+    let replica = Server::with(tls_replica_opts());
+    let mut r = replica.conn(Mode::Plain);
+    let () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(primary.tls_port).query(&mut r).unwrap();
+    let sub_replica = Server::with(Opts::default());
+    let mut rr = sub_replica.conn(Mode::Plain);
+    let () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(replica.port).query(&mut rr).unwrap();
+    let theirs = redis_replica(&primary, Mode::Plain);
+    let mut t = common::dataset::connect_redis(&theirs);
+    in_sync(&mut p, &mut r);
+    in_sync(&mut p, &mut t);
+    in_sync(&mut r, &mut rr);
+    let mut subscribers = [replica.raw(Mode::Tls), sub_replica.raw(Mode::Plain), theirs.raw()];
+    subscribers.iter_mut().for_each(subscribe_news);
+    let mut readers = [replica.conn(Mode::Plain), rr, t];
+    for i in 0..50 {
+        let () = redis::cmd("SET").arg(format!("k{i}")).arg(i).query(&mut p).unwrap();
+        let n: i64 = redis::cmd("PUBLISH").arg("news").arg(i).query(&mut p).unwrap();
+        assert_eq!(n, 0, "no subscriber on the primary itself");
+    }
+    for (sub, reader) in subscribers.iter_mut().zip(&mut readers) {
+        for i in 0..50 {
+            let expected = message("news", &i.to_string());
+            assert_eq!(sub.read_n(expected.len()), expected, "message {i}, once each, in order");
+            // The write before the PUBLISH is there when its message is.
+            let v: Option<i64> = redis::cmd("GET").arg(format!("k{i}")).query(reader).unwrap();
+            assert_eq!(v, Some(i));
+        }
+    }
+    // A sub-replica gets each message once: its replica passes the stream on and does not
+    // publish it again. A PING and its reply come after anything else queued.
+    let sub = &mut subscribers[1];
+    sub.roundtrip(&resp(&[b"PING"]), b"*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+
+    // And the other way: a redis-server primary's PUBLISH reaches a ferrokey replica's
+    // subscribers.
+    let (theirs, _) = redis_primary();
+    let mut tp = common::dataset::connect_redis(&theirs);
+    let ours = Server::with(Opts::default());
+    let mut o = ours.conn(Mode::Plain);
+    let () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(theirs.port).query(&mut o).unwrap();
+    in_sync(&mut tp, &mut o);
+    let mut sub = ours.raw(Mode::Tls);
+    subscribe_news(&mut sub);
+    let n: i64 = redis::cmd("PUBLISH").arg("news").arg("from redis").query(&mut tp).unwrap();
+    assert_eq!(n, 0);
+    let expected = message("news", "from redis");
+    assert_eq!(sub.read_n(expected.len()), expected);
+}

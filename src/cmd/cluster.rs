@@ -439,7 +439,7 @@ async fn keys_in_slot(s: &Session, slot: u16, limit: usize) -> Result<(usize, Ve
     let shard = Slot(slot).shard(s.core.router.shards());
     s.run_on(shard, move |sh: &mut Shard| {
         let Some(ix) = sh.dbs()[0].slot_index() else { return (0, Vec::new()) };
-        (ix.count(slot), ix.keys(slot).take(limit).map(Bytes::copy_from_slice).collect())
+        (ix.count(slot), ix.keys(slot, limit).into_iter().map(Bytes::copy_from_slice).collect())
     })
     .await
     .map_err(|_| CmdError::Unavailable)

@@ -202,6 +202,17 @@ async fn publish(s: &mut Session, args: &[Bytes], shard: bool) -> CmdResult {
         } else {
             Spread::Publish { channel, message }
         });
+    } else if !s.replaying {
+        // Outside cluster mode the replicas' subscribers get it through the replication stream,
+        // and not the AOF (Redis's `forceCommandPropagation(c, PROPAGATE_REPL)`): after the
+        // writes before it, unless an EXEC or a script holds some of those.
+        let journal = &s.core.global.journal;
+        if journal.feeds_replicas() {
+            if !s.in_exec() && !s.in_script {
+                journal.in_stream(journal.last_ticket()).await;
+            }
+            journal.feed_now(&[&args[0], &channel, &message]);
+        }
     }
     let limit = s.core.config().client_output_buffer_limit.pubsub;
     let counts = s

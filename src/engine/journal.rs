@@ -437,6 +437,14 @@ impl Journal {
         (offset, active)
     }
 
+    /// Whether this server's own commands go to replicas: replication has started, and the
+    /// server is not a replica passing its primary's stream on.
+    #[must_use]
+    pub(crate) fn feeds_replicas(&self) -> bool {
+        let st = self.lock();
+        st.backlog.is_some() && !st.proxy
+    }
+
     /// Runs `f` on the replication buffer, if replication has started.
     pub(crate) fn with_backlog<R>(&self, f: impl FnOnce(&mut Backlog) -> R) -> Option<R> {
         self.lock().backlog.as_mut().map(f)

@@ -9,11 +9,11 @@ use ahash::AHashMap;
 use bytes::Bytes;
 
 use crate::storage::clock;
-use crate::storage::dict::{Dict, Key};
+use crate::storage::dict::{self, Dict, Key};
 use crate::storage::dict_value::{Hash, Set};
 use crate::storage::encoding::StrForm;
 use crate::storage::rng::Rng;
-use crate::storage::slot_index::{SlotIndex, SlotOf};
+use crate::storage::slot_index::{SlotIndex, SlotKeys, SlotOf};
 
 /// A key's access clock (LRU time or LFU counter, see [`crate::storage::clock`]).
 pub(crate) type Clock = u32;
@@ -570,7 +570,7 @@ impl Db {
             self.expires.insert(key.clone(), ());
         }
         if let Some(ix) = self.slots.as_deref_mut() {
-            ix.add(key.clone());
+            ix.add(&key, dict::hash(&key));
         }
         self.entries.insert(key, new);
     }
@@ -626,7 +626,7 @@ impl Db {
             self.expires.remove(key);
         }
         if let Some(ix) = self.slots.as_deref_mut() {
-            ix.remove(key);
+            ix.remove(key, dict::hash(key));
         }
         Some(entry)
     }
@@ -986,15 +986,15 @@ impl Db {
     pub(crate) fn index_slots(&mut self, slot_of: SlotOf, slots: usize) {
         let mut ix = SlotIndex::new(slot_of, slots);
         for (key, _) in self.entries.iter() {
-            ix.add(Bytes::copy_from_slice(key));
+            ix.add(key, dict::hash(key));
         }
         self.slots = Some(Box::new(ix));
     }
 
     /// The keys of each hash slot, when kept (see [`Db::index_slots`]).
     #[must_use]
-    pub(crate) fn slot_index(&self) -> Option<&SlotIndex> {
-        self.slots.as_deref()
+    pub(crate) fn slot_index(&self) -> Option<SlotKeys<'_, Entry>> {
+        self.slots.as_deref().map(|index| SlotKeys { index, dict: &self.entries })
     }
 
     /// Every live key.

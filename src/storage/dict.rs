@@ -219,8 +219,14 @@ impl<V> Default for Dict<V> {
     }
 }
 
+/// A key's hash, the one every dict files it under (the slot index keeps it in the key's place).
+#[must_use]
+pub(crate) fn hash(key: &[u8]) -> u64 {
+    hasher().hash_one(key)
+}
+
 fn bucket_of(key: &[u8], buckets: usize) -> usize {
-    hasher().hash_one(key) as usize & (buckets - 1)
+    hash(key) as usize & (buckets - 1)
 }
 
 impl<V> Dict<V> {
@@ -370,6 +376,27 @@ impl<V> Dict<V> {
             longest = longest.max(buckets[i].len() as u32);
         }
         self.table = Table::Hashed(buckets, longest);
+    }
+
+    /// Visits the keys whose [`hash`] is `hash`: one bucket's worth of them is compared.
+    pub(crate) fn with_hash<'a>(&'a self, hash: u64, mut visit: impl FnMut(&'a [u8])) {
+        let candidates: &'a [(Key, V)] = match &self.table {
+            Table::Small(v) => v,
+            Table::Hashed(b, _) => {
+                let bucket = &b[hash as usize & (b.len() - 1)];
+                for (k, _) in bucket.head.iter() {
+                    if self::hash(k.as_slice()) == hash {
+                        visit(k.as_slice());
+                    }
+                }
+                &bucket.more
+            }
+        };
+        for (k, _) in candidates {
+            if self::hash(k.as_slice()) == hash {
+                visit(k.as_slice());
+            }
+        }
     }
 
     /// Every entry, in no particular order (insertion order while small).

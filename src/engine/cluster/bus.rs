@@ -175,7 +175,9 @@ async fn drop_slots(core: &Rc<Core>, slots: Vec<u16>) {
                 let db = &mut sh.dbs()[0];
                 let keys: Vec<bytes::Bytes> = db
                     .slot_index()
-                    .map(|ix| ix.keys(slot).map(bytes::Bytes::copy_from_slice).collect())
+                    .map(|ix| {
+                        ix.keys(slot, usize::MAX).into_iter().map(bytes::Bytes::copy_from_slice).collect()
+                    })
                     .unwrap_or_default();
                 keys.iter().filter(|k| db.remove(k).is_some()).count()
             })
