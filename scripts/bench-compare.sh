@@ -10,7 +10,7 @@
 # both shards), RSS per idle plain and TLS connection, and memory per key and per small hash, set, sorted set and list.
 #
 #   scripts/bench-compare.sh [-n REQUESTS] [-c CLIENTS] [--idle N] [--reference BINARY] [--quick]
-#                            [--only matrix,types,zset,streams,handshakes,churn,threads,rate,newuser,acl,scripts,idle,memory,client,observe,tracking,metrics,cluster]
+#                            [--only matrix,types,zset,streams,handshakes,churn,threads,affinity,rate,newuser,acl,scripts,idle,memory,client,observe,tracking,metrics,cluster]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=200000; C=50; IDLE=10000; SERVER_CPU=0; CLIENT_CPU=1; REF=redis-server; ONLY=
@@ -480,6 +480,43 @@ for threads in 1 2; do
   done
   read -r rps us hops < <(at_fixed_rate $threads $cpus)
   echo "| $threads | SET @100k/s | $rps | $us | $hops |"
+done
+fi
+
+# One tenant: every key under one hash tag, so on one shard. Half the connections land on the
+# other core (SO_REUSEPORT) and hop for every pipeline unless they move (`migrate-connections`).
+if want affinity; then
+echo
+echo "Connection affinity: SET {tenant}:__rand_int__, every key on one shard, $C clients, threads 2;"
+echo "migrate-connections no against yes (medians of 3 alternating), threads 1 beside; server µs/op:"
+echo "| cpus (server; client) | transport | P | threads 1 | threads 2, no | threads 2, yes | yes/no | yes ops/s / no ops/s | moved |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for layout in "1,1 0" "0,1 0-1"; do
+  read -r cpus ccpu <<< "$layout"
+  for tls in 0 1; do
+    for P in 1 16; do
+      one=(); no=(); yes=(); no_rps=(); yes_rps=(); moved=0
+      for _ in 1 2 3; do
+        for cfg in "1 ${cpus%%,*} yes" "2 $cpus no" "2 $cpus yes"; do
+          read -r threads scpus migrate <<< "$cfg"
+          read -r PID PORT TPORT < <(start_ferrokey "$threads" "$scpus" --migrate-connections "$migrate")
+          read -r rps us _ < <(CLIENT_CPU=$ccpu bench "$PID" "$( [ $tls = 1 ] && echo "$TPORT" || echo "$PORT")" $tls $P set \
+            SET "{tenant}:__rand_int__" xxxxxxxxxxxxxxxx)
+          case "$threads $migrate" in
+            "1 yes") one+=("$us") ;;
+            "2 no") no+=("$us"); no_rps+=("$rps") ;;
+            "2 yes") yes+=("$us"); yes_rps+=("$rps")
+              moved=$(redis-cli -p "$PORT" INFO cores | grep -o 'moved_in=[0-9]*' | awk -F= '{ s += $2 } END { print s }') ;;
+          esac
+          kill "$PID"; wait "$PID" 2>/dev/null || true
+        done
+      done
+      m1=$(median "${one[@]}"); mn=$(median "${no[@]}"); my=$(median "${yes[@]}")
+      ratio=$(awk -v a="$my" -v b="$mn" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+      rr=$(awk -v a="$(median "${yes_rps[@]}")" -v b="$(median "${no_rps[@]}")" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+      echo "| $cpus; $ccpu | $( [ $tls = 1 ] && echo TLS || echo plain) | $P | $m1 | $mn | $my | $ratio | $rr | $moved |"
+    done
+  done
 done
 fi
 

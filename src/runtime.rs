@@ -27,6 +27,7 @@ use crate::engine::shard::{Evicted, Shard};
 use crate::engine::slot::ShardId;
 use crate::engine::stats::Rates;
 use crate::facade::listener::{Incoming, Listener};
+use crate::facade::stream::Stream;
 pub use crate::facade::tls::TlsError;
 use crate::facade::tls::TlsSlot;
 use crate::facade::{self, ConnError};
@@ -866,24 +867,34 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
         return;
     }
     let shard = core.router.local().0;
-    let tls = tls_info.is_some();
     let resumed = tls_info.as_ref().is_some_and(|t| t.resumed);
     let client =
         Rc::new(Client::new(core.global.next_client_id(), peer, local, tls_info, shard, stream.fd()));
     core.global.client_connected(1);
-    core.local().clients.borrow_mut().insert(client.id, client.clone());
-    core.global.peers.connected(client.core, client.id, peer);
     core.local().count(|s| {
         s.connections += 1;
-        s.clients += 1;
-        if tls {
+        if client.tls.is_some() {
             s.tls_handshakes += 1;
             s.tls_resumed += u64::from(resumed);
-            s.tls_clients += 1;
         }
     });
     let mut session = Session::new(core.clone(), client.clone());
     session.log_in_by_certificate();
+    serve_client(core, stream, client, session).await;
+}
+
+/// Serves a connected client on this core until it leaves, or moves to another core
+/// ([`crate::engine::affinity`]).
+async fn serve_client(core: Rc<Core>, mut stream: Stream, client: Rc<Client>, mut session: Session) {
+    let (peer, tls) = (client.addr, client.tls.is_some());
+    core.local().clients.borrow_mut().insert(client.id, client.clone());
+    core.global.peers.connected(client.core, client.id, peer);
+    core.local().count(|s| {
+        s.clients += 1;
+        if tls {
+            s.tls_clients += 1;
+        }
+    });
     // A bug that panics in a connection's task ends that connection, with a log line, not the
     // core with every client on it (a command's own panic is caught closer, in the shard).
     let served = std::panic::AssertUnwindSafe(facade::serve(&mut stream, &mut session)).catch_unwind().await;
@@ -899,6 +910,25 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
             }
             None => ConnError::Closed,
         };
+    }
+    if let ConnError::Moved(to) = why {
+        leave_core(&core, &client);
+        let (carried, session) = (client.carry(), session.carry());
+        match stream.detach() {
+            Ok(stream) => {
+                tracing::debug!(id = client.id, %peer, "connection moves to core {to}");
+                core.local().count(|s| s.moved_out += 1);
+                let parcel = Parcel { stream, client: carried, session };
+                core.router.post_core(ShardId(to), move |_| {
+                    glommio::spawn_local(arrive(parcel)).detach();
+                });
+            }
+            Err(e) => {
+                tracing::info!(id = client.id, %peer, "connection closed: it could not move to core {to}: {e}");
+                core.global.client_connected(-1);
+            }
+        }
+        return;
     }
     match &why {
         ConnError::Eof | ConnError::Closed | ConnError::Idle => {
@@ -917,16 +947,39 @@ async fn connection(incoming: Incoming, core: Rc<Core>) {
         })
         .await;
     }
+    leave_core(&core, &client);
+    core.global.client_connected(-1);
+}
+
+/// Takes a client off this core's lists and counts: it left, or moves to another core.
+fn leave_core(core: &Core, client: &Client) {
     core.local().clients.borrow_mut().remove(&client.id);
     core.global.peers.disconnected(client.core, client.id);
-    crate::engine::client_eviction::forget(&core, &client);
-    core.global.client_connected(-1);
+    crate::engine::client_eviction::forget(core, client);
     core.local().count(|s| {
         s.clients -= 1;
-        if tls {
+        if client.tls.is_some() {
             s.tls_clients -= 1;
         }
     });
+}
+
+/// A connection on its way to another core: what its socket, its TLS session, its client
+/// record and its session need there. Dropped on the way, it closes the connection.
+struct Parcel {
+    stream: facade::stream::Detached,
+    client: crate::engine::client::Carried,
+    session: crate::engine::session::Carried,
+}
+
+/// Serves, on this core, a connection that moved here.
+async fn arrive(parcel: Parcel) {
+    let Some(core) = Core::current() else { return };
+    let stream = Stream::attach(parcel.stream);
+    let client = Rc::new(Client::arrive(parcel.client, core.router.local().0, stream.fd()));
+    let session = Session::arrive(core.clone(), client.clone(), parcel.session);
+    core.local().count(|s| s.moved_in += 1);
+    serve_client(core, stream, client, session).await;
 }
 
 /// Periodic work: active expiry, `hz` times a second; the instantaneous rates and the memory
@@ -936,6 +989,7 @@ async fn cron(core: Rc<Core>) {
     let mut sampled = Instant::now();
     let mut persisted = Instant::now();
     let mut pinged = Instant::now();
+    let mut hopped = (0, 0);
     loop {
         let hz = core.config().hz.max(1);
         let period = 1000 / hz;
@@ -990,6 +1044,13 @@ async fn cron(core: Rc<Core>) {
         if sampled.elapsed() >= Rates::PERIOD {
             sampled = Instant::now();
             let local = core.local();
+            let now = {
+                let s = local.stats.borrow();
+                (s.hops, s.hop_messages)
+            };
+            let (hops, messages) = (now.0.saturating_sub(hopped.0), now.1.saturating_sub(hopped.1));
+            local.moves_left.set(crate::engine::affinity::moves_allowed(hops, messages));
+            hopped = now;
             let (net_in, net_out) = {
                 let s = local.stats.borrow();
                 (s.net_in, s.net_out)

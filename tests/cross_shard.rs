@@ -405,3 +405,91 @@ fn sorted_set_algebra_across_shards_is_atomic() {
         assert_eq!(c.exists::<_, i64>(&dst).unwrap(), 0, "an emptied sorted set is deleted");
     }
 }
+
+/// `rounds` pipelines of four SETs, all under the hash tag `tag`, read back one by one.
+fn tenant_rounds(c: &mut redis::Connection, tag: &str, rounds: usize) {
+    for round in 0..rounds {
+        let mut pipe = redis::pipe();
+        for i in 0..4 {
+            pipe.cmd("SET").arg(format!("{{{tag}}}:{round}:{i}")).arg(i).ignore();
+        }
+        pipe.query::<()>(c).unwrap();
+    }
+}
+
+fn core_of(c: &mut redis::Connection) -> String {
+    let info: String = redis::cmd("CLIENT").arg("INFO").query(c).unwrap();
+    info.split(' ').find(|f| f.starts_with("core=")).unwrap_or_default().to_owned()
+}
+
+#[test]
+fn a_connection_whose_keys_live_on_the_other_core_moves_there_and_keeps_its_state() {
+    let server = Server::start();
+    let mut admin = server.conn(common::Mode::Plain);
+    for mode in MODES {
+        let mut c = server.conn_on_core(mode, 0);
+        let tag = key_on(&format!("{mode:?}-tenant"), 1, 2);
+        let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut c).unwrap();
+        let () = redis::cmd("CLIENT").arg("SETNAME").arg("tenant").query(&mut c).unwrap();
+        let () = redis::cmd("SELECT").arg(5).query(&mut c).unwrap();
+        // It moves once its core has seen its hops travel alone (the core's cron looks every
+        // 100 ms): rounds until then, bounded.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        tenant_rounds(&mut c, &tag, 40);
+        while core_of(&mut c) != "core=1" && Instant::now() < deadline {
+            tenant_rounds(&mut c, &tag, 40);
+        }
+        let info: String = redis::cmd("CLIENT").arg("INFO").query(&mut c).unwrap();
+        assert!(
+            info.contains(" core=1 ")
+                && info.starts_with(&format!("id={id} "))
+                && info.contains(" name=tenant ")
+                && info.contains(" db=5 "),
+            "{info}"
+        );
+        // The connection goes on where it left off (over TLS, the same session): its database,
+        // its keys.
+        let v: i64 = redis::cmd("GET").arg(format!("{{{tag}}}:39:3")).query(&mut c).unwrap();
+        assert_eq!(v, 3);
+        let () = redis::cmd("SELECT").arg(5).query(&mut admin).unwrap();
+        let v: i64 = redis::cmd("GET").arg(format!("{{{tag}}}:0:1")).query(&mut admin).unwrap();
+        assert_eq!(v, 1);
+        // Listed once, on its new core; KILL finds it there.
+        let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut admin).unwrap();
+        assert_eq!(list.matches(&format!("id={id} ")).count(), 1, "{list}");
+        let killed: i64 = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).query(&mut admin).unwrap();
+        assert_eq!(killed, 1);
+        assert!(redis::cmd("PING").query::<String>(&mut c).is_err(), "killed after its move");
+    }
+    let info: String = redis::cmd("INFO").arg("cores").query(&mut admin).unwrap();
+    assert!(info.contains("moved_in=2,moved_out=0") && info.contains("moved_in=0,moved_out=2"), "{info}");
+
+    // Connections that stay: one that WATCHes (its watch is this core's to keep), and one whose
+    // keys are on both shards; rounds of each beside a tenant's, until the tenant's moved.
+    let tag = key_on("stays", 1, 2);
+    let mut watching = server.conn_on_core(common::Mode::Plain, 0);
+    let () = redis::cmd("WATCH").arg(format!("{{{tag}}}:w")).query(&mut watching).unwrap();
+    let mut spread = server.conn_on_core(common::Mode::Plain, 0);
+    let mut control = server.conn_on_core(common::Mode::Plain, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while core_of(&mut control) != "core=1" {
+        assert!(Instant::now() < deadline, "the tenant's connection never moved");
+        tenant_rounds(&mut control, &tag, 20);
+        tenant_rounds(&mut watching, &tag, 20);
+        for round in 0..20 {
+            let mut pipe = redis::pipe();
+            pipe.cmd("SET").arg(format!("{{{tag}}}:{round}")).arg(1).ignore();
+            pipe.cmd("SET").arg(key_on(&format!("here{round}-"), 0, 2)).arg(1).ignore();
+            pipe.query::<()>(&mut spread).unwrap();
+        }
+    }
+    assert_eq!((core_of(&mut watching), core_of(&mut spread)), ("core=0".to_owned(), "core=0".to_owned()));
+    // With `migrate-connections no`, a tenant's connection stays for as long as it goes on.
+    let () = redis::cmd("CONFIG").arg("SET").arg("migrate-connections").arg("no").query(&mut admin).unwrap();
+    let mut pinned = server.conn_on_core(common::Mode::Tls, 0);
+    let until = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < until {
+        tenant_rounds(&mut pinned, &tag, 20);
+    }
+    assert_eq!(core_of(&mut pinned), "core=0");
+}

@@ -143,6 +143,7 @@ directives! {
     "max-new-tls-connections-per-cycle" => max_new_tls_connections_per_cycle: u64 = 1, true;
     "threads" => threads: usize = 0, false;
     "server-cpus" => server_cpus: CpuList = CpuList::default(), false;
+    "migrate-connections" => migrate_connections: bool = true, true;
     "executor-io-memory" => executor_io_memory: Memory = Memory(2 << 20), false;
     "disable-thp" => disable_thp: bool = true, false;
     "databases" => databases: usize = 16, false;

@@ -117,7 +117,60 @@ pub(crate) struct Client {
     pub(crate) tracking: Cell<TrackingMode>,
 }
 
+/// What a client's record takes along when its connection moves to another core (see
+/// [`crate::engine::affinity`]): what CLIENT LIST shows of it and it set itself. A movable
+/// client has nothing else (no subscription, block, tracking, transaction).
+pub(crate) struct Carried {
+    id: u64,
+    addr: SocketAddr,
+    laddr: SocketAddr,
+    tls: Option<crate::facade::stream::TlsInfo>,
+    created: Instant,
+    name: String,
+    user: bytes::Bytes,
+    lib: (String, String),
+    db: usize,
+    resp: u8,
+    last_cmd: &'static str,
+    no_evict: bool,
+}
+
 impl Client {
+    /// What moves with the client to another core.
+    #[must_use]
+    pub(crate) fn carry(&self) -> Carried {
+        Carried {
+            id: self.id,
+            addr: self.addr,
+            laddr: self.laddr,
+            tls: self.tls.clone(),
+            created: self.created,
+            name: self.name.borrow().clone(),
+            user: self.user.borrow().clone(),
+            lib: self.lib.borrow().clone(),
+            db: self.db.get(),
+            resp: self.resp.get(),
+            last_cmd: self.last_cmd.get(),
+            no_evict: self.no_evict.get(),
+        }
+    }
+
+    /// The client that moved here, on core `core`, its socket now `fd`: the same CLIENT ID,
+    /// age and settings.
+    #[must_use]
+    pub(crate) fn arrive(c: Carried, core: usize, fd: i32) -> Client {
+        let mut client = Client::new(c.id, c.addr, c.laddr, c.tls, core, fd);
+        client.created = c.created;
+        *client.name.get_mut() = c.name;
+        *client.user.get_mut() = c.user;
+        *client.lib.get_mut() = c.lib;
+        client.db.set(c.db);
+        client.resp.set(c.resp);
+        client.last_cmd.set(c.last_cmd);
+        client.no_evict.set(c.no_evict);
+        client
+    }
+
     /// The client that replays the AOF at startup (Redis's `CLIENT_ID_AOF`), on core `core`:
     /// no socket, never listed.
     #[must_use]

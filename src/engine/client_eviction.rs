@@ -9,8 +9,11 @@
 //! with its largest evictable client's size. A core that finds the server-wide sum over the
 //! limit drops its own largest client while that one is at least as large as any other core's
 //! largest, so the largest go first wherever they are; the core holding a larger one finds
-//! the sum over the limit at its next read or cron cycle. Nothing is counted while no limit is
-//! set.
+//! the sum over the limit at its next read or cron cycle. A client that grows raises its core's
+//! published largest at once (a bound: it is set exactly when that core is next over the
+//! limit), so that while one core's client grows under the limit, another core that goes over
+//! does not take a smaller client of its own for the largest. Nothing is counted while no limit
+//! is set.
 
 use std::rc::Rc;
 
@@ -27,6 +30,9 @@ pub(crate) fn note(core: &Core, client: &Client) {
     let local = core.local();
     let before = client.counted.replace(now);
     local.clients_memory.set(local.clients_memory.get().saturating_sub(before) + now);
+    if evictable(client) {
+        core.global.raise_largest_client(core.router.local().0, now);
+    }
     enforce(core);
 }
 
@@ -79,7 +85,9 @@ fn enforce(core: &Core) {
         let (elsewhere, their_largest) = global.clients_elsewhere(me);
         let total = core.local().clients_memory.get();
         if total + elsewhere <= limit {
-            global.publish_clients(me, total, None);
+            // After an eviction the bound it leaves behind is lowered to what is here now.
+            let now_largest = evicted.then(|| largest(core).map_or(0, |c| c.counted.get()));
+            global.publish_clients(me, total, now_largest);
             return;
         }
         let Some(largest) = largest(core) else {

@@ -501,10 +501,12 @@ impl Session {
             Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _) => {
                 match plan(cmd, &args, &self.core.router) {
                     Ok(Plan::Shard(shard)) => {
+                        self.affinity.one(shard);
                         let shard_cmd = self.shard_cmd(cmd, run, self.db, args);
                         self.queue(shard, shard_cmd);
                     }
                     Ok(planned) => {
+                        self.affinity.spread();
                         self.settle(out).await;
                         // Boxed: a rare path whose large future must not size every idle connection.
                         let reply = Box::pin(self.run_planned(cmd, planned, &args)).await;
@@ -517,6 +519,7 @@ impl Session {
                 }
             }
             Run::Session(_) => {
+                self.affinity.spread();
                 self.settle(out).await;
                 // Encoded at once: HELLO and RESET change the protocol their own reply uses.
                 let reply = Box::pin(self.run_in_session(cmd, &args)).await;
@@ -790,6 +793,14 @@ impl Service for Session {
             Flow::Close
         } else if self.handover.is_some() {
             Flow::Handover
+        } else if let Some(to) = self.affinity.end_call(router.local()) {
+            let left = &self.core.local().moves_left;
+            if left.get() > 0 && self.movable() && self.core.config().migrate_connections {
+                left.set(left.get() - 1);
+                Flow::Move(to.0)
+            } else {
+                Flow::Continue
+            }
         } else {
             Flow::Continue
         }

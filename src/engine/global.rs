@@ -380,6 +380,15 @@ impl Global {
         self.clients_limit.load(Ordering::Relaxed)
     }
 
+    /// Core `core` has an evictable client of `size` bytes: what it published as its largest
+    /// becomes at least that, so that no other core takes one of its own smaller clients for
+    /// the largest before `core` looks again (see [`crate::engine::client_eviction`]).
+    pub(crate) fn raise_largest_client(&self, core: usize, size: u64) {
+        if let Some(a) = self.allocated.get(core) {
+            a.largest_client.fetch_max(size, Ordering::Relaxed);
+        }
+    }
+
     /// Core `core` publishes the memory its clients hold, and its largest evictable client's
     /// when it looked.
     pub(crate) fn publish_clients(&self, core: usize, total: u64, largest: Option<u64>) {

@@ -45,6 +45,10 @@ pub(crate) struct CoreStats {
     pub(crate) hop_messages_received: u64,
     /// Hops and replies those messages carried.
     pub(crate) hops_received: u64,
+    /// Connections that moved to another core (see [`crate::engine::affinity`]).
+    pub(crate) moved_out: u64,
+    /// Connections that moved here from another core.
+    pub(crate) moved_in: u64,
     /// Hops for this core's shard that waited behind its gate (held by a multi-shard
     /// transaction, or with work queued ahead).
     pub(crate) gate_waits: u64,
@@ -70,6 +74,9 @@ pub(crate) struct Local {
     pub(crate) clients_memory: std::cell::Cell<u64>,
     /// This core's instantaneous rates, sampled by its cron.
     pub(crate) rates: RefCell<Rates>,
+    /// How many more connections may move away from this core in the cron's current period
+    /// (see [`crate::engine::affinity::moves_allowed`]).
+    pub(crate) moves_left: std::cell::Cell<u32>,
 }
 
 impl Local {

@@ -3,6 +3,7 @@
 //! sockets or TLS, and no command family: commands reach it as [`command::Command`]s.
 
 pub(crate) mod acl;
+pub(crate) mod affinity;
 pub(crate) mod aof;
 pub(crate) mod backlog;
 pub(crate) mod blocking;

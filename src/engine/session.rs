@@ -116,9 +116,49 @@ pub(crate) struct Session {
     pub(crate) caching: bool,
     /// CLIENT TRACKING's BCAST prefixes, in order (see [`crate::engine::caching`]).
     pub(crate) tracking_prefixes: BTreeSet<Bytes>,
+    /// Where its calls go: whether the connection should move to another core.
+    pub(crate) affinity: crate::engine::affinity::Affinity,
+}
+
+/// What a session takes along when its connection moves to another core (see
+/// [`Session::movable`] for what it must not hold).
+pub(crate) struct Carried {
+    db: usize,
+    resp3: bool,
+    authed: bool,
+    user: std::sync::Arc<crate::engine::acl::User>,
+    acl_generation: u64,
+    reply_mode: ReplyMode,
+    cluster_readonly: bool,
+    replconf: crate::engine::replication::ReplConf,
 }
 
 impl Session {
+    /// What moves with the session to another core.
+    #[must_use]
+    pub(crate) fn carry(&self) -> Carried {
+        Carried {
+            db: self.db,
+            resp3: self.resp3,
+            authed: self.authed,
+            user: self.user.clone(),
+            acl_generation: self.acl_generation,
+            reply_mode: self.reply_mode,
+            cluster_readonly: self.cluster_readonly,
+            replconf: self.replconf.clone(),
+        }
+    }
+
+    /// The session of a client that moved to `core`, as it was on its old core.
+    #[must_use]
+    pub(crate) fn arrive(core: Rc<Core>, client: Rc<Client>, c: Carried) -> Session {
+        let mut s = Session::new(core, client);
+        (s.db, s.resp3, s.authed, s.user, s.acl_generation) =
+            (c.db, c.resp3, c.authed, c.user, c.acl_generation);
+        (s.reply_mode, s.cluster_readonly, s.replconf) = (c.reply_mode, c.cluster_readonly, c.replconf);
+        s
+    }
+
     /// A new session for `client` on `core`.
     #[must_use]
     pub(crate) fn new(core: Rc<Core>, client: Rc<Client>) -> Session {
@@ -156,6 +196,7 @@ impl Session {
             asking: false,
             cluster_readonly: false,
             open_slot: None,
+            affinity: crate::engine::affinity::Affinity::default(),
         }
     }
 
@@ -259,6 +300,30 @@ impl Session {
     #[must_use]
     pub(crate) fn subscribed_resp2(&self) -> bool {
         !self.resp3 && self.subscribed()
+    }
+
+    /// Whether the connection may move to another core now (see [`crate::engine::affinity`]):
+    /// nothing of it is tied to this core. No transaction, watch, subscription, monitor,
+    /// tracking or block; not a replica's link nor an internal session; no ASKING or CLIENT
+    /// CACHING pending for its next command.
+    #[must_use]
+    pub(crate) fn movable(&self) -> bool {
+        self.multi.is_none()
+            && self.exec_tx.is_none()
+            && self.watched.is_empty()
+            && !self.subscribed()
+            && self.tracking_prefixes.is_empty()
+            && !self.caching
+            && !self.asking
+            && self.handover.is_none()
+            && !self.replaying
+            && !self.superuser
+            && !self.client.monitor.get()
+            && !self.client.tracking.get().on
+            && !self.client.replica.get()
+            && !self.client.is_blocked()
+            && !self.client.has_pushes()
+            && !self.client.is_killed()
     }
 
     /// Whether an EXEC is running this session's commands.

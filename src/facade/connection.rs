@@ -36,6 +36,10 @@ pub(crate) enum Flow {
     /// Write what is pending, then stop serving requests: the server takes the connection
     /// over (a replica's link, after SYNC or PSYNC).
     Handover,
+    /// Write what is pending, then hand the connection to this core, if nothing of the
+    /// client's is left in flight (no partial request read, nothing held by the TLS layer);
+    /// else keep serving and ask again later.
+    Move(usize),
 }
 
 /// What the service can interrupt a wait with.
@@ -159,6 +163,9 @@ pub(crate) enum ConnError {
     /// request that asked for it.
     #[error("taken over by the server")]
     Handover(BytesMut),
+    /// The connection moves to this core ([`Flow::Move`]): nothing is pending on it.
+    #[error("moved to core {0}")]
+    Moved(usize),
 }
 
 /// Serves one client until it leaves, breaks the protocol, or the service closes it.
@@ -268,7 +275,10 @@ where
         match flow {
             Flow::Close => return ConnError::Closed,
             Flow::Handover => return ConnError::Handover(rbuf),
-            Flow::Continue => {}
+            Flow::Move(core) if rbuf.is_empty() && stream.layer_buffered() == 0 => {
+                return ConnError::Moved(core)
+            }
+            Flow::Move(_) | Flow::Continue => {}
         }
         // Between requests, keep no more buffer than the next read needs.
         if rbuf.is_empty() && rbuf.capacity() > chunk.max(KEEP_BUFFER / 4) {

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use futures::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 
-use super::tls_conn::TlsConn;
+use super::tls_conn::{TlsConn, TlsParts};
 
 /// What a TLS session negotiated, in words the rest of the server can show without knowing TLS.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,6 +63,59 @@ impl Stream {
         let resumed = session.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         Some(TlsInfo { version, cipher, client_cn, client_uris, resumed })
     }
+}
+
+/// A client's stream taken apart to move to another core: a descriptor of its socket and, over
+/// TLS, the session. Unlike a [`Stream`], it may cross threads; a [`Stream`] is made of it
+/// again on the core it reaches ([`Stream::attach`]). Dropped, it closes the connection.
+pub(crate) struct Detached {
+    fd: std::os::fd::OwnedFd,
+    tls: Option<Box<TlsParts>>,
+}
+
+impl Stream {
+    /// Takes the stream apart to move it to another core. Nothing may be in flight: the loop
+    /// asks at a point where it read nothing past its last request and wrote every reply.
+    /// `Err` when the socket cannot be duplicated or the TLS session holds bytes; the stream is
+    /// then closed.
+    pub(crate) fn detach(self) -> io::Result<Detached> {
+        let (tcp, tls) = match self {
+            Stream::Plain(tcp) => (tcp, None),
+            Stream::Tls(tls) => match tls.detach() {
+                Ok((tcp, parts)) => (tcp, Some(Box::new(parts))),
+                Err(_) => return Err(io::Error::other("the TLS session holds bytes")),
+            },
+        };
+        // The new core makes a socket of its own from a duplicate: glommio's socket belongs to
+        // this core's reactor and closes its descriptor when dropped here.
+        let fd = duplicate(&tcp)?;
+        drop(tcp);
+        Ok(Detached { fd, tls })
+    }
+
+    /// Makes a stream of a detached one, on this core's reactor.
+    #[must_use]
+    #[allow(unsafe_code)]
+    pub(crate) fn attach(detached: Detached) -> Stream {
+        use std::os::fd::{FromRawFd as _, IntoRawFd as _};
+        // SAFETY: the descriptor is a connected TCP socket whose ownership moves here from the
+        // `OwnedFd` (`into_raw_fd` gives it up), as `FromRawFd` requires.
+        let tcp = unsafe { TcpStream::from_raw_fd(detached.fd.into_raw_fd()) };
+        match detached.tls {
+            None => Stream::Plain(tcp),
+            Some(parts) => Stream::Tls(Box::new(TlsConn::attach(tcp, *parts))),
+        }
+    }
+}
+
+/// A descriptor of `tcp`'s socket of its own.
+#[allow(unsafe_code)]
+fn duplicate(tcp: &TcpStream) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: the descriptor belongs to `tcp`, which outlives this borrow; glommio exposes only
+    // `AsRawFd`, so the borrow is made by hand.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(tcp.as_raw_fd()) };
+    fd.try_clone_to_owned()
 }
 
 impl super::connection::Layered for Stream {

@@ -149,11 +149,47 @@ impl Sink<'_> {
     }
 }
 
+/// An established server session with nothing buffered, apart from its socket: what moves to
+/// another core with its connection (see [`TlsConn::detach`]). The per-core buffers stay.
+pub(crate) struct TlsParts {
+    session: UnbufferedServerConnection,
+    heard: bool,
+}
+
 impl TlsConn<UnbufferedServerConnection> {
     /// The TCP stream under the session.
     #[must_use]
     pub(crate) fn tcp(&self) -> &TcpStream {
         &self.tcp
+    }
+
+    /// Takes an established session apart from its socket, to go on over another socket for
+    /// the same connection; `Err` gives it back when it holds bytes, is closing or failed.
+    pub(crate) fn detach(self: Box<Self>) -> Result<(TcpStream, TlsParts), Box<Self>> {
+        if self.buffered() > 0 || !self.established || self.peer_closed || self.closing || self.failed {
+            return Err(self);
+        }
+        let this = *self;
+        Ok((this.tcp, TlsParts { session: this.session, heard: this.heard }))
+    }
+
+    /// Puts a detached session back on a socket of its connection.
+    #[must_use]
+    pub(crate) fn attach(tcp: TcpStream, parts: TlsParts) -> Self {
+        TlsConn {
+            tcp,
+            session: parts.session,
+            held: Vec::new(),
+            plain: Vec::new(),
+            plain_at: 0,
+            out: Vec::new(),
+            out_at: 0,
+            established: true,
+            peer_closed: false,
+            closing: false,
+            failed: false,
+            heard: parts.heard,
+        }
     }
 
     /// Runs the server side of a handshake on `tcp` with `config`. The caller bounds it in time.
