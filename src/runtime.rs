@@ -895,13 +895,48 @@ async fn serve_client(core: Rc<Core>, mut stream: Stream, client: Rc<Client>, mu
             s.tls_clients += 1;
         }
     });
-    // A bug that panics in a connection's task ends that connection, with a log line, not the
-    // core with every client on it (a command's own panic is caught closer, in the shard).
-    let served = std::panic::AssertUnwindSafe(facade::serve(&mut stream, &mut session)).catch_unwind().await;
-    let mut why = served.unwrap_or_else(|_| {
-        tracing::error!(id = client.id, %peer, "connection task panicked: this is a bug; the connection is closed");
-        ConnError::Closed
-    });
+    {
+        let name = client.name.borrow();
+        if !name.is_empty() {
+            core.global.peers.named(client.core, client.id, &name);
+        }
+    }
+    let mut why = loop {
+        // A bug that panics in a connection's task ends that connection, with a log line, not
+        // the core with every client on it (a command's own panic is caught closer, in the shard).
+        let served =
+            std::panic::AssertUnwindSafe(facade::serve(&mut stream, &mut session)).catch_unwind().await;
+        let why = served.unwrap_or_else(|_| {
+            tracing::error!(id = client.id, %peer, "connection task panicked: this is a bug; the connection is closed");
+            ConnError::Closed
+        });
+        let ConnError::Moved(to) = why else { break why };
+        // Killed or evicted while its last replies were written: it goes nowhere.
+        if client.is_killed() {
+            break ConnError::Closed;
+        }
+        let (carried, carried_session) = (client.carry(), session.carry());
+        match stream.detach() {
+            Ok(detached) => {
+                tracing::debug!(id = client.id, %peer, "connection moves to core {to}");
+                leave_core(&core, &client);
+                core.local().count(|s| s.moved_out += 1);
+                let users = core.global.users.generation();
+                let parcel = Parcel { stream: detached, client: carried, session: carried_session, users };
+                core.router.post_core(ShardId(to), move |_| {
+                    glommio::spawn_local(arrive(parcel)).detach();
+                });
+                return;
+            }
+            Err(failed) => {
+                let (back, e) = *failed;
+                // It stays, and is served on here; it asks again only after another run of calls.
+                tracing::info!(id = client.id, %peer, "connection stays on this core: it could not move: {e}");
+                session.affinity = crate::engine::affinity::Affinity::default();
+                stream = back;
+            }
+        }
+    };
     if let ConnError::Handover(unread) = why {
         // SYNC or PSYNC: the connection is a replica's link from now on.
         why = match session.handover.take() {
@@ -910,25 +945,6 @@ async fn serve_client(core: Rc<Core>, mut stream: Stream, client: Rc<Client>, mu
             }
             None => ConnError::Closed,
         };
-    }
-    if let ConnError::Moved(to) = why {
-        leave_core(&core, &client);
-        let (carried, session) = (client.carry(), session.carry());
-        match stream.detach() {
-            Ok(stream) => {
-                tracing::debug!(id = client.id, %peer, "connection moves to core {to}");
-                core.local().count(|s| s.moved_out += 1);
-                let parcel = Parcel { stream, client: carried, session };
-                core.router.post_core(ShardId(to), move |_| {
-                    glommio::spawn_local(arrive(parcel)).detach();
-                });
-            }
-            Err(e) => {
-                tracing::info!(id = client.id, %peer, "connection closed: it could not move to core {to}: {e}");
-                core.global.client_connected(-1);
-            }
-        }
-        return;
     }
     match &why {
         ConnError::Eof | ConnError::Closed | ConnError::Idle => {
@@ -965,17 +981,26 @@ fn leave_core(core: &Core, client: &Client) {
 }
 
 /// A connection on its way to another core: what its socket, its TLS session, its client
-/// record and its session need there. Dropped on the way, it closes the connection.
+/// record and its session need there, and the users table's generation when it left. Dropped on
+/// the way, it closes the connection.
 struct Parcel {
     stream: facade::stream::Detached,
     client: crate::engine::client::Carried,
     session: crate::engine::session::Carried,
+    users: u64,
 }
 
-/// Serves, on this core, a connection that moved here.
+/// Serves, on this core, a connection that moved here. While it was on its way it was on no
+/// core's lists: a shutdown that began, or a change of the users that disconnected clients,
+/// could not reach it, so either closes it now.
 async fn arrive(parcel: Parcel) {
     let Some(core) = Core::current() else { return };
     let stream = Stream::attach(parcel.stream);
+    if core.global.shutting_down() || core.global.users.generation() != parcel.users {
+        tracing::debug!("a connection that moved during a shutdown or a change of users is closed");
+        core.global.client_connected(-1);
+        return;
+    }
     let client = Rc::new(Client::arrive(parcel.client, core.router.local().0, stream.fd()));
     let session = Session::arrive(core.clone(), client.clone(), parcel.session);
     core.local().count(|s| s.moved_in += 1);

@@ -435,9 +435,16 @@ fn a_connection_whose_keys_live_on_the_other_core_moves_there_and_keeps_its_stat
         // It moves once its core has seen its hops travel alone (the core's cron looks every
         // 100 ms): rounds until then, bounded.
         let deadline = Instant::now() + Duration::from_secs(10);
-        tenant_rounds(&mut c, &tag, 40);
         while core_of(&mut c) != "core=1" && Instant::now() < deadline {
-            tenant_rounds(&mut c, &tag, 40);
+            // A run of calls one short of asking, then a pipeline longer than one call's batch
+            // in one write: a move asked for by its first part waits until the rest, already
+            // read, is served (the client waits for every reply).
+            tenant_rounds(&mut c, &tag, 15);
+            let mut pipe = redis::pipe();
+            for i in 0..3000 {
+                pipe.cmd("SET").arg(format!("{{{tag}}}:big:{i}")).arg(i).ignore();
+            }
+            pipe.query::<()>(&mut c).unwrap();
         }
         let info: String = redis::cmd("CLIENT").arg("INFO").query(&mut c).unwrap();
         assert!(
@@ -449,8 +456,10 @@ fn a_connection_whose_keys_live_on_the_other_core_moves_there_and_keeps_its_stat
         );
         // The connection goes on where it left off (over TLS, the same session): its database,
         // its keys.
-        let v: i64 = redis::cmd("GET").arg(format!("{{{tag}}}:39:3")).query(&mut c).unwrap();
+        let v: i64 = redis::cmd("GET").arg(format!("{{{tag}}}:14:3")).query(&mut c).unwrap();
         assert_eq!(v, 3);
+        let v: i64 = redis::cmd("GET").arg(format!("{{{tag}}}:big:2999")).query(&mut c).unwrap();
+        assert_eq!(v, 2999);
         let () = redis::cmd("SELECT").arg(5).query(&mut admin).unwrap();
         let v: i64 = redis::cmd("GET").arg(format!("{{{tag}}}:0:1")).query(&mut admin).unwrap();
         assert_eq!(v, 1);

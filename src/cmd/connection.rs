@@ -447,7 +447,10 @@ async fn client_tracking(s: &mut Session, args: &[Bytes]) -> CmdResult {
                 .core
                 .router
                 .each_core(move |local| {
-                    u64::try_from(id).is_ok_and(|id| local.clients.borrow().contains_key(&id))
+                    let clients = local.clients.borrow();
+                    let target = u64::try_from(id).ok().and_then(|id| clients.get(&id));
+                    // Invalidations find it by its core from now on: it stays there.
+                    target.inspect(|c| c.redirect_target.set(true)).is_some()
                 })
                 .await
                 .map_err(|_| CmdError::Unavailable)?;

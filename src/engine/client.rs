@@ -115,6 +115,9 @@ pub(crate) struct Client {
     pub(crate) counted: Cell<u64>,
     /// CLIENT TRACKING (see [`crate::engine::caching`]).
     pub(crate) tracking: Cell<TrackingMode>,
+    /// Another client's CLIENT TRACKING REDIRECT names it: invalidations are sent to its core,
+    /// so it never moves to another (see [`crate::engine::affinity`]).
+    pub(crate) redirect_target: Cell<bool>,
 }
 
 /// What a client's record takes along when its connection moves to another core (see
@@ -225,6 +228,7 @@ impl Client {
             monitor: Cell::new(false),
             counted: Cell::new(0),
             tracking: Cell::default(),
+            redirect_target: Cell::new(false),
         }
     }
 

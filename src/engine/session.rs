@@ -304,8 +304,8 @@ impl Session {
 
     /// Whether the connection may move to another core now (see [`crate::engine::affinity`]):
     /// nothing of it is tied to this core. No transaction, watch, subscription, monitor,
-    /// tracking or block; not a replica's link nor an internal session; no ASKING or CLIENT
-    /// CACHING pending for its next command.
+    /// tracking or block; not a replica's link, an internal session or another client's
+    /// tracking redirect; no ASKING or CLIENT CACHING pending for its next command.
     #[must_use]
     pub(crate) fn movable(&self) -> bool {
         self.multi.is_none()
@@ -320,6 +320,7 @@ impl Session {
             && !self.superuser
             && !self.client.monitor.get()
             && !self.client.tracking.get().on
+            && !self.client.redirect_target.get()
             && !self.client.replica.get()
             && !self.client.is_blocked()
             && !self.client.has_pushes()

@@ -249,6 +249,10 @@ where
             if ahead.gone.is_some() {
                 break;
             }
+            if matches!(flow, Flow::Move(_)) && !rbuf.is_empty() {
+                // Requests wait in the buffer: no move now, they are served first.
+                flow = Flow::Continue;
+            }
             if flow != Flow::Continue || broken.is_some() {
                 break;
             }

@@ -76,20 +76,28 @@ pub(crate) struct Detached {
 impl Stream {
     /// Takes the stream apart to move it to another core. Nothing may be in flight: the loop
     /// asks at a point where it read nothing past its last request and wrote every reply.
-    /// `Err` when the socket cannot be duplicated or the TLS session holds bytes; the stream is
-    /// then closed.
-    pub(crate) fn detach(self) -> io::Result<Detached> {
-        let (tcp, tls) = match self {
-            Stream::Plain(tcp) => (tcp, None),
-            Stream::Tls(tls) => match tls.detach() {
-                Ok((tcp, parts)) => (tcp, Some(Box::new(parts))),
-                Err(_) => return Err(io::Error::other("the TLS session holds bytes")),
-            },
-        };
+    /// `Err` gives the stream back, whole, when the socket cannot be duplicated (no descriptor
+    /// left) or the TLS session holds bytes.
+    pub(crate) fn detach(self) -> Result<Detached, Box<(Stream, io::Error)>> {
         // The new core makes a socket of its own from a duplicate: glommio's socket belongs to
         // this core's reactor and closes its descriptor when dropped here.
-        let fd = duplicate(&tcp)?;
-        drop(tcp);
+        let fd = match &self {
+            Stream::Plain(tcp) => duplicate(tcp),
+            Stream::Tls(tls) => duplicate(tls.tcp()),
+        };
+        let fd = match fd {
+            Ok(fd) => fd,
+            Err(e) => return Err(Box::new((self, e))),
+        };
+        let tls = match self {
+            Stream::Plain(_) => None,
+            Stream::Tls(tls) => match tls.detach() {
+                Ok((_, parts)) => Some(Box::new(parts)),
+                Err(tls) => {
+                    return Err(Box::new((Stream::Tls(tls), io::Error::other("the TLS session holds bytes"))))
+                }
+            },
+        };
         Ok(Detached { fd, tls })
     }
 
