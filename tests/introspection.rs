@@ -248,6 +248,11 @@ fn client_list_fields_are_redis_fields_with_real_figures() {
     let their_names: Vec<String> =
         fields(&text(&redis.raw().request(&[b"CLIENT", b"INFO"]))).into_iter().map(|(k, _)| k).collect();
     let server = Server::start();
+    // A client that then stays quiet: its `idle=` grows from its last command.
+    let mut quiet = server.raw(Mode::Plain);
+    let quiet_id = quiet.client_id();
+    quiet.request(&[b"PING"]);
+    let quiet_since = Instant::now();
     for mode in MODES {
         let mut admin = server.raw(Mode::Plain);
         let mine = text(&admin.request(&[b"CLIENT", b"INFO"]));
@@ -266,6 +271,7 @@ fn client_list_fields_are_redis_fields_with_real_figures() {
         // Redis's count: the arguments' bytes plus a pointer for each.
         assert_eq!(line["multi-mem"], (3 + 3 + 5 + 3 * 8 + 3 + 3 + 2 * 8).to_string());
         assert_eq!(line["cmd"], "get");
+        assert_eq!(line["idle"], "0", "it just ran a command: {line:?}");
         assert!(line["fd"].parse::<i32>().unwrap() > 2, "{line:?}");
         assert!(line["tot-mem"].parse::<u64>().unwrap() > 0);
 
@@ -308,6 +314,13 @@ fn client_list_fields_are_redis_fields_with_real_figures() {
         let line = client_line(&mut admin, id);
         assert_eq!((line["flags"].as_str(), line["sub"].as_str()), ("P", "2"));
     }
+    // Whole seconds, as Redis counts them: let at least one pass since the quiet client's PING.
+    std::thread::sleep(Duration::from_millis(1100).saturating_sub(quiet_since.elapsed()));
+    let mut admin = server.raw(Mode::Plain);
+    let line = client_line(&mut admin, quiet_id);
+    let (idle, age) = (line["idle"].parse::<u64>().unwrap(), line["age"].parse::<u64>().unwrap());
+    let waited = quiet_since.elapsed().as_secs();
+    assert!((1..=waited + 1).contains(&idle) && idle <= age, "waited {waited} s: {line:?}");
 }
 
 /// DEBUG OBJECT against redis-server, field for field but the address and the clock: refcount,

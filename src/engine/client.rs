@@ -59,7 +59,8 @@ pub(crate) struct Client {
     /// The core (shard) that owns the connection.
     pub(crate) core: usize,
     created: Instant,
-    last_active: Cell<Instant>,
+    /// Unix ms of the last command, from the core's clock (no clock read per request).
+    last_active: Cell<u64>,
     /// CLIENT SETNAME.
     pub(crate) name: RefCell<String>,
     /// The ACL user it is authenticated as (`default` until AUTH).
@@ -200,7 +201,7 @@ impl Client {
             tls,
             core,
             created: now,
-            last_active: Cell::new(now),
+            last_active: Cell::new(crate::engine::shard::now_ms()),
             name: RefCell::default(),
             user: RefCell::new(bytes::Bytes::from_static(b"default")),
             lib: RefCell::default(),
@@ -232,15 +233,17 @@ impl Client {
         }
     }
 
-    /// Notes activity now (for `idle=` and `timeout`).
+    /// Notes activity now (for `idle=`), at the core's clock: the time its shard's last
+    /// tick set, as Redis takes `server.unixtime`.
     pub(crate) fn touch(&self) {
-        self.last_active.set(Instant::now());
+        let now = crate::storage::clock::core_now_ms();
+        self.last_active.set(if now == 0 { crate::engine::shard::now_ms() } else { now });
     }
 
     /// Seconds since the last command.
     #[must_use]
     pub(crate) fn idle_secs(&self) -> u64 {
-        self.last_active.get().elapsed().as_secs()
+        crate::engine::shard::now_ms().saturating_sub(self.last_active.get()) / 1000
     }
 
     /// Asks the connection to close (CLIENT KILL, shutdown): it wakes from its read and ends.
@@ -374,7 +377,12 @@ impl Client {
 
     /// Registers the task to wake on [`Client::kill`].
     pub(crate) fn set_waker(&self, waker: &Waker) {
-        *self.waker.borrow_mut() = Some(waker.clone());
+        let mut slot = self.waker.borrow_mut();
+        // The connection's task registers on every poll: a clone (and the old one's drop) only
+        // when the waker changed.
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
     }
 
     /// Bytes of output waiting: unwritten replies and undelivered pushes.

@@ -636,13 +636,9 @@ impl Session {
         self.push_slot(None);
     }
 
-    /// Sends every queued batch (one hop per shard, all at once), waits for the replies, and
-    /// encodes every reply so far, in order, into `out`.
-    async fn settle(&mut self, out: &mut BytesMut) {
-        // Every queued command has its slot: nothing to send and nothing to write.
-        if self.pipeline.slots.is_empty() {
-            return;
-        }
+    /// Sends every queued batch, one hop per shard, all at once, and puts each reply in its
+    /// slot.
+    async fn hop_batches(&mut self) {
         let router = self.core.router.clone();
         let hops =
             self.pipeline.batches.iter_mut().enumerate().filter(|(_, b)| !b.is_empty()).map(|(s, b)| {
@@ -671,6 +667,19 @@ impl Session {
                         .for_each(|s| self.pipeline.slots[s] = Some(CmdError::Unavailable.into()));
                 }
             }
+        }
+    }
+
+    /// Sends every queued batch (one hop per shard, all at once), waits for the replies, and
+    /// encodes every reply so far, in order, into `out`.
+    async fn settle(&mut self, out: &mut BytesMut) {
+        // Every queued command has its slot: nothing to send and nothing to write.
+        if self.pipeline.slots.is_empty() {
+            return;
+        }
+        // Commands run on the local shard as they came have their replies already.
+        if self.pipeline.batches.iter().any(|b| !b.is_empty()) {
+            self.hop_batches().await;
         }
         let mut silenced = std::mem::take(&mut self.pipeline.silenced).into_iter().peekable();
         for (i, reply) in self.pipeline.slots.drain(..).enumerate() {
@@ -736,13 +745,12 @@ fn merge_replies(
 
 impl Service for Session {
     fn limits(&self) -> ConnLimits {
-        let c = self.core.config();
-        ConnLimits {
+        self.core.with_config(|c| ConnLimits {
             parser: Limits { max_bulk: c.proto_max_bulk_len.0, max_multibulk: i32::MAX as u64 },
             query_buffer: usize::try_from(c.client_query_buffer_limit.0).unwrap_or(usize::MAX),
             // Like Redis, `timeout` does not apply to subscribers.
             idle: (c.timeout > 0 && !self.subscribed()).then(|| Duration::from_secs(c.timeout)),
-        }
+        })
     }
 
     fn authenticated(&self) -> bool {
@@ -750,9 +758,9 @@ impl Service for Session {
     }
 
     async fn call(&mut self, requests: &mut Vec<Vec<Bytes>>, out: &mut BytesMut) -> Flow {
-        self.client.touch();
         let router = self.core.router.clone();
         router.try_local(Shard::tick);
+        self.client.touch();
         let commands = crate::engine::command::registry();
         // A pipelined batch looks its commands up once, for its prefetch and its dispatch.
         let known: Vec<Option<&'static Command>> = if requests.len() > 1 {

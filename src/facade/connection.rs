@@ -269,6 +269,14 @@ where
         svc.take_pushes(&mut wbuf);
         svc.on_io(n + ahead.read, wbuf.len());
         svc.on_buffers(Buffers::of(&rbuf, &wbuf));
+        // The replies wait until the connections ready in this pass of the executor have run
+        // their requests too, and then leave together, as Redis writes its replies before it
+        // sleeps: a client woken by one reply finds the next ones already there, where one
+        // reply at a time woke it once for each (BENCHMARKS.md, "Issue 20: replies leave
+        // together").
+        if !wbuf.is_empty() {
+            glommio::executor().yield_now().await;
+        }
         if let Err(why) = flush(stream, svc, &mut wbuf).await {
             return why;
         }

@@ -52,6 +52,12 @@ pub(crate) fn set_core_clock(now_ms: u64, mode: Mode) {
     MODE.with(|m| m.set(mode));
 }
 
+/// This core's time (Unix ms) as its shard's last tick set it.
+#[must_use]
+pub(crate) fn core_now_ms() -> u64 {
+    NOW.with(Cell::get)
+}
+
 /// This core's mode.
 #[must_use]
 pub(crate) fn core_mode() -> Mode {
