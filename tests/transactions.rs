@@ -144,3 +144,34 @@ fn transfers_in_multi_exec_keep_the_sum() {
         assert_eq!(x + y, 2000);
     }
 }
+
+/// SORT with a GET pattern inside EXEC reads keys it does not name, on any shard: EXEC holds
+/// every shard for it. It held only the shards of the keys SORT names, and the lookups ran
+/// outside the transaction, where a transaction waiting for one of its shards could hold
+/// them up for good (the three-shard stress test hung so, about one run in ten).
+#[test]
+fn sort_with_lookups_inside_exec_holds_every_shard() {
+    let server =
+        Server::with(common::Opts { threads: 3, ..common::Opts::default() }.arg("server-cpus", "0,1,0"));
+    let on = |shard| {
+        (0..).map(|i| i.to_string()).find(|e| common::shard_of(&format!("w_{e}"), 3) == shard).unwrap()
+    };
+    for (round, mode) in MODES.into_iter().enumerate() {
+        let mut c = server.raw(mode);
+        let list = key_on(&format!("sort{round}:"), 0, 3);
+        let other = key_on(&format!("other{round}:"), 0, 3);
+        let (e1, e2) = (on(1), on(2));
+        c.request(&[b"RPUSH", list.as_bytes(), e1.as_bytes(), e2.as_bytes()]);
+        c.request(&[b"SET", format!("w_{e1}").as_bytes(), b"one"]);
+        c.request(&[b"SET", format!("w_{e2}").as_bytes(), b"two"]);
+        c.roundtrip(&common::resp(&[b"MULTI"]), b"+OK\r\n");
+        c.roundtrip(&common::resp(&[b"SORT", list.as_bytes(), b"ALPHA", b"GET", b"w_*"]), b"+QUEUED\r\n");
+        c.roundtrip(&common::resp(&[b"SET", other.as_bytes(), b"x"]), b"+QUEUED\r\n");
+        let mut values = [(e1, "one"), (e2, "two")];
+        values.sort();
+        let expected = format!("*2\r\n*2\r\n$3\r\n{}\r\n$3\r\n{}\r\n+OK\r\n", values[0].1, values[1].1);
+        c.roundtrip(&common::resp(&[b"EXEC"]), expected.as_bytes());
+    }
+    let log = server.log();
+    assert!(!log.contains("does not hold"), "a transaction ran outside its shards:\n{log}");
+}

@@ -48,12 +48,14 @@ pub(crate) fn commands() -> Vec<Command> {
             .key(patterns())
             .key(KeySpec::unknown().flags(key::OW | key::UPDATE).notes(STORE_NOTE))
             .getkeys(sort_keys)
+            .fan_out_when(may_look_up)
             .docs("generic", "1.0.0", complexity, "Sort the elements in a list, set or sorted set"),
         Command::session("sort_ro", -2, |s, a| Box::pin(sort(s, a, true)))
             .flags(flag::READONLY)
             .acl(acl)
             .key(source())
             .key(patterns())
+            .fan_out_when(may_look_up)
             .docs(
                 "generic",
                 "7.0.0",
@@ -80,6 +82,29 @@ fn sort_keys(a: &[Bytes], keys: &mut Vec<(usize, KeyFlags)>) {
         i += 1;
     }
     keys.extend(store.map(|p| (p, key::OW | key::UPDATE)));
+}
+
+/// Whether a SORT request may read keys it does not name: a BY pattern, or a GET pattern
+/// other than `#` (an over-estimate of [`Options::looks_up`], which needs the session to
+/// parse). Inside EXEC such a SORT needs every shard held, its lookups landing anywhere.
+fn may_look_up(a: &[Bytes]) -> bool {
+    let mut i = 2;
+    while i < a.len() {
+        if is(&a[i], "limit") {
+            i += 2;
+        } else if is(&a[i], "by") {
+            return true;
+        } else if is(&a[i], "get") {
+            if a.get(i + 1).is_some_and(|p| &p[..] != b"#") {
+                return true;
+            }
+            i += 1;
+        } else if is(&a[i], "store") {
+            i += 1;
+        }
+        i += 1;
+    }
+    false
 }
 
 /// A SORT request, parsed.
@@ -466,6 +491,17 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sort_may_look_up_only_with_a_by_or_a_get_pattern() {
+        let args = |s: &str| s.split(' ').map(|a| Bytes::from(a.to_owned())).collect::<Vec<_>>();
+        assert!(may_look_up(&args("SORT l BY w_*")));
+        assert!(may_look_up(&args("SORT l LIMIT 0 1 get o_*->f")));
+        assert!(!may_look_up(&args("SORT l GET # ALPHA")));
+        // Option words in argument places are arguments: a LIMIT's counts, STORE's key.
+        assert!(!may_look_up(&args("SORT l LIMIT by get STORE by")));
+        assert!(!may_look_up(&args("SORT l")));
+    }
 
     #[test]
     fn patterns_name_keys_and_fields_as_redis_does() {

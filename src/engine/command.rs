@@ -94,6 +94,9 @@ pub(crate) struct Command {
     /// A session command that reaches every shard (KEYS, SCAN, FLUSHDB, DBSIZE): EXEC locks
     /// them all for it.
     pub(crate) fan_out: bool,
+    /// A session command that reaches every shard only with some arguments (SORT with a BY or
+    /// GET pattern reads keys it does not name): EXEC locks them all for it then.
+    pub(crate) fan_out_when: Option<fn(&[Bytes]) -> bool>,
     /// Not a write, yet it may add to the replication stream (Redis's hidden `may_replicate`
     /// flag: PUBLISH): a write pause holds it.
     pub(crate) may_replicate: bool,
@@ -126,6 +129,7 @@ impl Command {
             control: false,
             when_subscribed: false,
             fan_out: false,
+            fan_out_when: None,
             may_replicate: false,
             is_subcommand: false,
             channels: crate::engine::acl::Channels::None,
@@ -304,6 +308,19 @@ impl Command {
     pub(crate) fn fan_out(mut self) -> Command {
         self.fan_out = true;
         self
+    }
+
+    /// Reaches every shard when `when` says so of its arguments.
+    #[must_use]
+    pub(crate) fn fan_out_when(mut self, when: fn(&[Bytes]) -> bool) -> Command {
+        self.fan_out_when = Some(when);
+        self
+    }
+
+    /// Whether running it with `args` may reach every shard (EXEC then holds them all).
+    #[must_use]
+    pub(crate) fn fans_out(&self, args: &[Bytes]) -> bool {
+        self.fan_out || self.fan_out_when.is_some_and(|when| when(args))
     }
 
     /// Whether `argc` arguments (name included) satisfy the arity.

@@ -70,7 +70,7 @@ pub(crate) fn plan(cmd: &Command, args: &[Bytes], router: &Router) -> Result<Pla
                 Plan::Across(shards_of_keys())
             }
         }
-        Run::Session(_) | Run::Inline(_) | Run::Container if cmd.fan_out => {
+        Run::Session(_) | Run::Inline(_) | Run::Container if cmd.fans_out(args) => {
             Plan::Session((0..router.shards()).map(ShardId).collect())
         }
         Run::Session(_) | Run::Inline(_) | Run::Container => Plan::Session(shards_of_keys()),
