@@ -43,6 +43,15 @@ impl Stream {
         }
     }
 
+    /// A descriptor of its own for the same socket (`dup`).
+    #[allow(unsafe_code)]
+    fn duplicate(&self) -> io::Result<std::os::fd::OwnedFd> {
+        // SAFETY: the descriptor belongs to the socket `self` owns, which outlives this borrow;
+        // glommio exposes only `AsRawFd`, so the borrow is made by hand.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd()) };
+        fd.try_clone_to_owned()
+    }
+
     /// The negotiated TLS parameters; `None` for plain TCP.
     #[must_use]
     pub(crate) fn tls_info(&self) -> Option<TlsInfo> {
@@ -81,11 +90,7 @@ impl Stream {
     pub(crate) fn detach(self) -> Result<Detached, Box<(Stream, io::Error)>> {
         // The new core makes a socket of its own from a duplicate: glommio's socket belongs to
         // this core's reactor and closes its descriptor when dropped here.
-        let fd = match &self {
-            Stream::Plain(tcp) => duplicate(tcp),
-            Stream::Tls(tls) => duplicate(tls.tcp()),
-        };
-        let fd = match fd {
+        let fd = match self.duplicate() {
             Ok(fd) => fd,
             Err(e) => return Err(Box::new((self, e))),
         };
@@ -114,16 +119,6 @@ impl Stream {
             Some(parts) => Stream::Tls(Box::new(TlsConn::attach(tcp, *parts))),
         }
     }
-}
-
-/// A descriptor of `tcp`'s socket of its own.
-#[allow(unsafe_code)]
-fn duplicate(tcp: &TcpStream) -> io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::AsRawFd as _;
-    // SAFETY: the descriptor belongs to `tcp`, which outlives this borrow; glommio exposes only
-    // `AsRawFd`, so the borrow is made by hand.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(tcp.as_raw_fd()) };
-    fd.try_clone_to_owned()
 }
 
 impl super::connection::Layered for Stream {
