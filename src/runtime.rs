@@ -609,7 +609,7 @@ async fn accept_loop(listener: Rc<Listener>, core: Rc<Core>) {
             this_turn += 1;
             if this_turn > core.config().max_new_tls_connections_per_cycle {
                 this_turn = 1;
-                YieldNow(false).await;
+                glommio::executor().yield_now().await;
             }
         }
         let incoming = match listener.accept().await {
@@ -622,21 +622,6 @@ async fn accept_loop(listener: Rc<Listener>, core: Rc<Core>) {
             }
         };
         glommio::spawn_local(connection(incoming, core.clone())).detach();
-    }
-}
-
-/// Lets every other ready task run once before continuing.
-struct YieldNow(bool);
-
-impl std::future::Future for YieldNow {
-    type Output = ();
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        if self.0 {
-            return std::task::Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
     }
 }
 

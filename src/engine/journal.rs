@@ -873,7 +873,7 @@ impl GroupCommit {
 
     async fn lead(&self, journal: &Journal) {
         // Behind every task ready now: the connections read in this turn log their writes first.
-        YieldNow(false).await;
+        glommio::executor().yield_now().await;
         loop {
             let target = self.waiting.borrow().iter().map(|(t, _)| *t).max();
             let Some(target) = target else { break };
@@ -889,21 +889,6 @@ impl GroupCommit {
             });
         }
         self.leading.set(false);
-    }
-}
-
-/// Lets every task ready now run first (glommio queues a woken task at the back).
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if std::mem::replace(&mut self.0, true) {
-            return Poll::Ready(());
-        }
-        cx.waker().wake_by_ref();
-        Poll::Pending
     }
 }
 
