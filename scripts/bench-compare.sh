@@ -30,7 +30,7 @@ command -v "$REF" >/dev/null && command -v redis-benchmark >/dev/null || {
 ulimit -n 65536 2>/dev/null || true
 cargo build --release --bins >/dev/null 2>&1 || { cargo build --release --bins; exit 1; }
 certs=$(mktemp -d); scripts/gen-test-certs.sh "$certs" >/dev/null
-FK=target/release/ferrokey-server
+FK=${FK:-target/release/ferrokey-server}
 # CPU time is read in µs (see cpu_ticks): TICK is its unit per second.
 TICK=1000000
 # Servers start in subshells (process substitution), so their pids are kept in a file.

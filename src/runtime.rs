@@ -199,6 +199,7 @@ pub fn run(
         let spawned = LocalExecutorBuilder::new(Placement::Fixed(core.cpu))
             .name(&format!("ferrokey-{shard}"))
             .io_memory(usize::try_from(config.executor_io_memory.0).unwrap_or(usize::MAX))
+            .spin_before_park(Duration::from_micros(config.executor_idle_poll_us))
             .spawn(move || core_main(shard, global, mesh, tls, ready, go_rx, load));
         match spawned {
             Ok(h) => handles.push(h),

@@ -145,6 +145,7 @@ directives! {
     "server-cpus" => server_cpus: CpuList = CpuList::default(), false;
     "migrate-connections" => migrate_connections: bool = true, true;
     "executor-io-memory" => executor_io_memory: Memory = Memory(2 << 20), false;
+    "executor-idle-poll-us" => executor_idle_poll_us: u64 = 50, false;
     "disable-thp" => disable_thp: bool = true, false;
     "databases" => databases: usize = 16, false;
     "requirepass" => requirepass: String = String::new(), true;

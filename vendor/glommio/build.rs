@@ -21,6 +21,12 @@ fn main() {
         }
     };
 
+    // ferrokey patch: rebuild the C parts when they change (without these lines cargo
+    // did not notice an edit to liburing's sources).
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=rusturing.c");
+    println!("cargo:rerun-if-changed={}", liburing.join("src").display());
+
     // Run the configure script in OUT_DIR to get `compat.h`
     let configured_include = configure(&liburing);
 

@@ -371,6 +371,21 @@ int io_uring_submit_and_wait(struct io_uring *ring, unsigned wait_nr)
 }
 
 /*
+ * ferrokey patch: submits what was prepared and, in the same entry, runs the
+ * ring's deferred task work (IORING_SETUP_DEFER_TASKRUN) without waiting:
+ * IORING_ENTER_GETEVENTS with min_complete 0. Newer liburing has the same
+ * function under this name.
+ */
+int io_uring_submit_and_get_events(struct io_uring *ring)
+{
+	int ret = __sys_io_uring_enter(ring->ring_fd, __io_uring_flush_sq(ring), 0,
+				       IORING_ENTER_GETEVENTS, NULL);
+	if (ret < 0)
+		return -errno;
+	return ret;
+}
+
+/*
  * Return an sqe to fill. Application must later call io_uring_submit()
  * when it's ready to tell the kernel about it. The caller may call this
  * function multiple times before calling io_uring_submit().

@@ -96,6 +96,10 @@ bitflags::bitflags! {
         const COOP_TASKRUN = 1 << 8;
         /* ferrokey patch: with COOP_TASKRUN, the kernel flags pending task work in the SQ ring */
         const TASKRUN_FLAG = 1 << 9;
+        /* ferrokey patch: only the creating thread submits (required by DEFER_TASKRUN) */
+        const SINGLE_ISSUER = 1 << 12;
+        /* ferrokey patch: completions wait as task work until the owner enters for them */
+        const DEFER_TASKRUN = 1 << 13;
     }
 }
 
@@ -200,6 +204,12 @@ impl IoUring {
     /// `wait_for` events have completed.
     pub fn submit_sqes_and_wait(&mut self, wait_for: u32) -> io::Result<u32> {
         self.sq().submit_and_wait(wait_for)
+    }
+
+    /// ferrokey patch: submit all prepared [`SQE`]s and run the ring's deferred task
+    /// work in the same entry, without waiting.
+    pub fn submit_sqes_and_get_events(&mut self) -> io::Result<u32> {
+        self.sq().submit_and_get_events()
     }
 
     /// Submit all prepared [`SQE`]s to the kernel and wait until at least

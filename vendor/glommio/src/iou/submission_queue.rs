@@ -68,6 +68,12 @@ impl<'ring> SubmissionQueue<'ring> {
         resultify(unsafe { uring_sys::io_uring_submit_and_wait(self.ring.as_ptr(), wait_for as _) })
     }
 
+    /// ferrokey patch: submits all events in the queue and, in the same entry, runs the
+    /// ring's deferred task work (`IORING_SETUP_DEFER_TASKRUN`) without waiting.
+    pub fn submit_and_get_events(&mut self) -> io::Result<u32> {
+        resultify(unsafe { uring_sys::io_uring_submit_and_get_events(self.ring.as_ptr()) })
+    }
+
     pub fn submit_and_wait_with_timeout(
         &mut self,
         wait_for: u32,

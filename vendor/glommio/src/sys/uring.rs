@@ -716,7 +716,12 @@ pub(crate) trait UringCommon {
         self.consume_sqe_queue(&mut queue.submissions, false)
     }
 
+    /// ferrokey patch: runs the ring's deferred task work, if it has any (see
+    /// `SleepableRing::run_deferred`), so that its completions can be reaped.
+    fn flush_deferred(&mut self) {}
+
     fn consume_completion_queue(&mut self, woke: &mut usize) -> usize {
+        self.flush_deferred();
         let mut completed = 0;
         loop {
             match self.consume_one_event() {
@@ -909,6 +914,10 @@ impl UringCommon for PollRing {
 
 struct SleepableRing {
     ring: iou::IoUring,
+    /// ferrokey patch: created with `IORING_SETUP_DEFER_TASKRUN`: its completions wait
+    /// as task work until this thread enters the kernel for them, and the executor
+    /// sleeps on this ring (see `Reactor::wait`).
+    deferred: bool,
     /// ferrokey patch: the user data of the last ring link this ring slept with.
     link_user_data: u64,
     size: usize,
@@ -927,6 +936,7 @@ impl SleepableRing {
         name: &'static str,
         allocator: Rc<UringBufferAllocator>,
         source_map: Rc<RefCell<SourceMap>>,
+        defer: bool,
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
         // ferrokey patch: IORING_SETUP_COOP_TASKRUN (Linux 5.19+). Without it, every socket
@@ -934,16 +944,40 @@ impl SleepableRing {
         // request/response traffic that doubled the CPU per request. Older kernels refuse the
         // flag with EINVAL and get the ring glommio always made.
         // TASKRUN_FLAG (5.19+ too) lets `io_pending` see completions waiting for us.
-        let ring = match iou::IoUring::new_with_flags(
-            size as _,
-            iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
-            iou::SetupFeatures::empty(),
-        ) {
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => iou::IoUring::new(size as _)?,
-            other => other?,
+        let coop = || iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG;
+        // ferrokey patch: with `defer` (the main ring, where sockets are polled), also
+        // IORING_SETUP_DEFER_TASKRUN (Linux 6.1+, with SINGLE_ISSUER: the ring is made on
+        // its executor's thread, its only user). A socket's readiness then waits as task
+        // work until the executor enters this ring with IORING_ENTER_GETEVENTS (each
+        // submission does, and `run_deferred` once per turn when the kernel flags work),
+        // and the sender's wake-up wakes the executor only when it sleeps on this ring.
+        // With COOP_TASKRUN alone the sender tried to wake the executor even while it
+        // ran, and the executor ran the work at whatever system call came next.
+        let deferred_ring = if defer {
+            match iou::IoUring::new_with_flags(
+                size as _,
+                coop() | iou::SetupFlags::SINGLE_ISSUER | iou::SetupFlags::DEFER_TASKRUN,
+                iou::SetupFeatures::empty(),
+            ) {
+                Ok(ring) => Some(ring),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => None,
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        let deferred = deferred_ring.is_some();
+        let ring = match deferred_ring {
+            Some(ring) => ring,
+            None => match iou::IoUring::new_with_flags(size as _, coop(), iou::SetupFeatures::empty())
+            {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => iou::IoUring::new(size as _)?,
+                other => other?,
+            },
         };
         Ok(SleepableRing {
             ring,
+            deferred,
             link_user_data: 0,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
@@ -958,6 +992,48 @@ impl SleepableRing {
 
     fn ring_fd(&self) -> RawFd {
         self.ring.raw().ring_fd
+    }
+
+    /// ferrokey patch: on a deferred ring with task work waiting (the kernel flags it with
+    /// `IORING_SQ_TASKRUN`), enters the kernel to run it, which posts its completions.
+    /// The kernel runs a bounded number of items per entry (20 on Linux 6.x) and keeps the
+    /// rest without flagging them again, so this enters again while an entry posted that
+    /// many; what is left is run by the next entry that asks for events (any submission on
+    /// this ring, or the sleep).
+    fn run_deferred(&mut self) {
+        const IORING_SQ_TASKRUN: u32 = 1 << 2;
+        const IORING_ENTER_GETEVENTS: libc::c_uint = 1 << 0;
+        const KERNEL_BATCH: u32 = 20;
+        const MAX_ENTRIES: usize = 8;
+        if !self.deferred {
+            return;
+        }
+        let raw = self.ring.raw();
+        // SAFETY: as in `io_pending`: loads from the rings' mapped flags and indexes.
+        let flags = unsafe {
+            (*(raw.sq.kflags as *const std::sync::atomic::AtomicU32))
+                .load(std::sync::atomic::Ordering::Acquire)
+        };
+        if flags & IORING_SQ_TASKRUN == 0 {
+            return;
+        }
+        for _ in 0..MAX_ENTRIES {
+            let before = self.ring.cq().ready();
+            // SAFETY: the ring's own fd; nothing submitted, no signal mask. An interrupted
+            // or refused entry leaves the work for the next one.
+            let entered = unsafe {
+                crate::uring_sys::syscalls::io_uring_enter(
+                    raw.ring_fd,
+                    0,
+                    0,
+                    IORING_ENTER_GETEVENTS,
+                    std::ptr::null(),
+                )
+            };
+            if entered < 0 || self.ring.cq().ready().wrapping_sub(before) < KERNEL_BATCH {
+                return;
+            }
+        }
     }
 
     /// ferrokey patch: whether work waits for this ring's owner: task work the kernel
@@ -1171,6 +1247,10 @@ impl UringCommon for SleepableRing {
         self.name
     }
 
+    fn flush_deferred(&mut self) {
+        self.run_deferred();
+    }
+
     fn io_stats_mut(&mut self) -> &mut RingIoStats {
         &mut self.stats
     }
@@ -1216,7 +1296,12 @@ impl UringCommon for SleepableRing {
     }
 
     fn submit_sqes(&mut self) -> io::Result<usize> {
-        let x = self.ring.submit_sqes()? as usize;
+        // ferrokey patch: a deferred ring's submissions also run its deferred task work.
+        let x = if self.deferred {
+            self.ring.submit_sqes_and_get_events()?
+        } else {
+            self.ring.submit_sqes()?
+        } as usize;
         self.in_kernel += x;
         Ok(x)
     }
@@ -1412,10 +1497,15 @@ impl Reactor {
         let registry = vec![allocator.as_bytes()];
 
         let main_ring =
-            SleepableRing::new(ring_depth, "main", allocator.clone(), source_map.clone())?;
+            SleepableRing::new(ring_depth, "main", allocator.clone(), source_map.clone(), true)?;
         let poll_ring = PollRing::new(ring_depth, allocator.clone(), source_map.clone())?;
-        let mut latency_ring =
-            SleepableRing::new(ring_depth, "latency", allocator.clone(), source_map.clone())?;
+        let mut latency_ring = SleepableRing::new(
+            ring_depth,
+            "latency",
+            allocator.clone(),
+            source_map.clone(),
+            false,
+        )?;
 
         match main_ring.registrar().register_buffers_by_ref(&registry) {
             Err(x) => warn!("Error: registering buffers in the main ring. Skipping{x:#?}"),
@@ -1440,8 +1530,14 @@ impl Reactor {
         }
 
         // ferrokey patch: executors sleep on the latency ring (where timers, remote
-        // wake-ups and preemption land), polling the main ring's fd from there.
-        let link_fd = main_ring.ring_fd();
+        // wake-ups and preemption land), polling the main ring's fd from there; with a
+        // deferred main ring they sleep on that ring, polling the latency ring's fd (a
+        // deferred ring's completions wake only a thread waiting on that ring itself).
+        let link_fd = if main_ring.deferred {
+            latency_ring.ring_fd()
+        } else {
+            main_ring.ring_fd()
+        };
 
         let eventfd_src = Source::new(
             IoRequirements::default(),
@@ -1841,6 +1937,9 @@ impl Reactor {
     /// wake-ups complete on directly, and whose requests prepared since the last
     /// entry (the eventfd read, a user timer) go to the kernel with the sleep
     /// itself; the poll of the main ring stays in the kernel until it fires.
+    /// With a deferred main ring the roles swap: we sleep on the main ring (its
+    /// socket polls complete as task work that wakes only a thread waiting on it),
+    /// polling the latency ring's fd, whose requests were submitted just before.
     fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
         let link = self.main_ring_link_src.take();
         let link = match link {
@@ -1973,28 +2072,43 @@ impl Reactor {
         flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
         // ... which happens right here. If you ever reorder this code just
         // be careful about this dependency.
-        // ferrokey patch: when parking, the latency ring's requests are only prepared:
-        // the sleep on that ring submits them (one entry instead of two).
+        // ferrokey patch: when parking, the requests of the ring we sleep on are only
+        // prepared: the sleep submits them (one entry instead of two). That is the
+        // latency ring, or a deferred main ring (see `Reactor::new`).
         let parking = preempt_timer().is_none();
-        flush_rings!(poll_ring, main_ring)?;
-        if parking {
+        let deferred = main_ring.deferred;
+        flush_rings!(poll_ring)?;
+        if parking && deferred {
+            flush_rings!(lat_ring)?;
+            main_ring
+                .prepare_submission_queue()
+                .or_else(Reactor::busy_ok)
+                .or_else(Reactor::again_ok)
+                .or_else(Reactor::intr_ok)?;
+        } else if parking {
+            flush_rings!(main_ring)?;
             lat_ring
                 .prepare_submission_queue()
                 .or_else(Reactor::busy_ok)
                 .or_else(Reactor::again_ok)
                 .or_else(Reactor::intr_ok)?;
         } else {
-            flush_rings!(lat_ring)?;
+            flush_rings!(main_ring, lat_ring)?;
         }
         // pick up the results of any cancellations
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
+        // Whether the executor may sleep on its sleeping ring, the other one left idle.
+        let rings_can_sleep = |main: &SleepableRing, lat: &SleepableRing| {
+            if deferred {
+                lat.can_sleep() && main.can_sleep_on()
+            } else {
+                main.can_sleep() && lat.can_sleep_on()
+            }
+        };
         // If we generated any event so far, we can't sleep. Need to handle them.
-        let mut should_sleep = parking
-            && (woke == 0)
-            && poll_ring.can_sleep()
-            && main_ring.can_sleep()
-            && lat_ring.can_sleep_on();
+        let mut should_sleep =
+            parking && (woke == 0) && poll_ring.can_sleep() && rings_can_sleep(&main_ring, &lat_ring);
 
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
@@ -2018,15 +2132,20 @@ impl Reactor {
                     .filter_map(live_deadline)
                     .any(|at| at <= wanted);
                 if !covered {
-                    // Prepared here, submitted by the sleep.
+                    // Prepared here, submitted by the sleep (or now, when the executor
+                    // sleeps on a deferred main ring).
                     arm_timer(&self.user_timeout_src, &mut lat_ring, dur, now);
                     flush_cancellations!(into &mut 0; lat_ring);
-                    lat_ring
-                        .prepare_submission_queue()
-                        .or_else(Reactor::busy_ok)
-                        .or_else(Reactor::again_ok)
-                        .or_else(Reactor::intr_ok)?;
-                    should_sleep = lat_ring.can_sleep_on();
+                    if deferred {
+                        flush_rings!(lat_ring)?;
+                    } else {
+                        lat_ring
+                            .prepare_submission_queue()
+                            .or_else(Reactor::busy_ok)
+                            .or_else(Reactor::again_ok)
+                            .or_else(Reactor::intr_ok)?;
+                    }
+                    should_sleep = rings_can_sleep(&main_ring, &lat_ring);
                 }
             }
         }
@@ -2043,8 +2162,12 @@ impl Reactor {
             std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 && self.eventfd_src.is_installed().unwrap() {
-                self.link_rings_and_sleep(&mut lat_ring)
-                    .expect("some error");
+                let sleeper = if deferred {
+                    &mut *main_ring
+                } else {
+                    &mut *lat_ring
+                };
+                self.link_rings_and_sleep(sleeper).expect("some error");
                 // May have new cancellations related to the link ring fd.
                 flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
                 flush_rings!(lat_ring, poll_ring, main_ring)?;
@@ -2054,10 +2177,13 @@ impl Reactor {
             // and the next message from a remote executor wrote the eventfd for nothing).
             self.notifier.wake_up();
         }
-        // ferrokey patch: what was prepared on the latency ring for a sleep that did
+        // ferrokey patch: what was prepared on the sleeping ring for a sleep that did
         // not happen goes to the kernel now.
         if lat_ring.needs_kernel_enter() {
             flush_rings!(lat_ring)?;
+        }
+        if main_ring.needs_kernel_enter() {
+            flush_rings!(main_ring)?;
         }
 
         if let Some(preempt) = preempt_timer() {
@@ -2373,7 +2499,7 @@ mod tests {
     fn sqe_link_chain() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(4, "main", allocator, source_map).unwrap();
+        let mut ring = SleepableRing::new(4, "main", allocator, source_map, false).unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
@@ -2407,7 +2533,7 @@ mod tests {
     fn unterminated_sqe_link_chain() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(2, "main", allocator, source_map).unwrap();
+        let mut ring = SleepableRing::new(2, "main", allocator, source_map, false).unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
@@ -2427,7 +2553,7 @@ mod tests {
     fn sqe_link_chain_overflow() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(2, "main", allocator, source_map).unwrap();
+        let mut ring = SleepableRing::new(2, "main", allocator, source_map, false).unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 

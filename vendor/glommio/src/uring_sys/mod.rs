@@ -338,6 +338,9 @@ extern "C" {
 
     pub fn io_uring_submit_and_wait(ring: *mut io_uring, wait_nr: libc::c_uint) -> libc::c_int;
 
+    /// ferrokey patch: submits and runs deferred task work in one entry, without waiting.
+    pub fn io_uring_submit_and_get_events(ring: *mut io_uring) -> libc::c_int;
+
     pub fn io_uring_get_sqe(ring: *mut io_uring) -> *mut io_uring_sqe;
 
     pub fn io_uring_register_buffers(
