@@ -996,10 +996,10 @@ impl SleepableRing {
 
     /// ferrokey patch: on a deferred ring with task work waiting (the kernel flags it with
     /// `IORING_SQ_TASKRUN`), enters the kernel to run it, which posts its completions.
-    /// The kernel runs a bounded number of items per entry (20 on Linux 6.x) and keeps the
-    /// rest without flagging them again, so this enters again while an entry posted that
-    /// many; what is left is run by the next entry that asks for events (any submission on
-    /// this ring, or the sleep).
+    /// The kernel runs a bounded number of items per entry (20 on Linux 6.x); this enters
+    /// again while an entry posted that many, and whatever is left is run by the next entry
+    /// that asks for events (any submission on this ring, or the sleep, which runs all
+    /// pending work before it waits).
     fn run_deferred(&mut self) {
         const IORING_SQ_TASKRUN: u32 = 1 << 2;
         const IORING_ENTER_GETEVENTS: libc::c_uint = 1 << 0;
@@ -1952,8 +1952,15 @@ impl Reactor {
                     None,
                     None,
                 );
+                // Kept only once submitted (`sleep` sets `link_user_data` when it queues
+                // the link): a link that found no free SQE never reached the kernel, and
+                // kept, it would look live for good and every later sleep would go without
+                // one, deaf to timers and remote wake-ups.
+                ring.link_user_data = 0;
                 let slept = ring.sleep(Some(&src));
-                self.main_ring_link_src.set(Some(src));
+                if ring.link_user_data != 0 {
+                    self.main_ring_link_src.set(Some(src));
+                }
                 return slept.or_else(Self::busy_ok).map(|_| {});
             }
         };
