@@ -995,56 +995,61 @@ impl SleepableRing {
     }
 
     /// ferrokey patch: on a deferred ring with task work waiting (the kernel flags it with
-    /// `IORING_SQ_TASKRUN`), enters the kernel to run it, which posts its completions; the
-    /// entry also submits whatever was prepared (`submit_sqes`). The kernel runs a bounded
-    /// number of items per entry (20 on Linux 6.x); this enters again while an entry posted
-    /// that many, and whatever is left is run by the next entry that asks for events (any
-    /// submission on this ring, or the sleep, which runs all pending work before it waits).
+    /// `IORING_SQ_TASKRUN`), enters the kernel to run it, which posts its completions.
+    /// The kernel runs a bounded number of items per entry (20 on Linux 6.x); this enters
+    /// again while an entry posted that many, and whatever is left is run by the next entry
+    /// that asks for events (any submission on this ring, or the sleep, which runs all
+    /// pending work before it waits).
     fn run_deferred(&mut self) {
+        const IORING_SQ_TASKRUN: u32 = 1 << 2;
+        const IORING_ENTER_GETEVENTS: libc::c_uint = 1 << 0;
         const KERNEL_BATCH: u32 = 20;
         const MAX_ENTRIES: usize = 8;
-        if !self.deferred || !self.task_work_flagged() {
+        if !self.deferred {
+            return;
+        }
+        let raw = self.ring.raw();
+        // SAFETY: as in `io_pending`: loads from the rings' mapped flags and indexes.
+        let flags = unsafe {
+            (*(raw.sq.kflags as *const std::sync::atomic::AtomicU32))
+                .load(std::sync::atomic::Ordering::Acquire)
+        };
+        if flags & IORING_SQ_TASKRUN == 0 {
             return;
         }
         for _ in 0..MAX_ENTRIES {
             let before = self.ring.cq().ready();
-            // An interrupted or refused entry leaves the work for the next one.
-            if self.submit_sqes().is_err()
-                || self.ring.cq().ready().wrapping_sub(before) < KERNEL_BATCH
-            {
+            // SAFETY: the ring's own fd; nothing submitted, no signal mask. An interrupted
+            // or refused entry leaves the work for the next one.
+            let entered = unsafe {
+                crate::uring_sys::syscalls::io_uring_enter(
+                    raw.ring_fd,
+                    0,
+                    0,
+                    IORING_ENTER_GETEVENTS,
+                    std::ptr::null(),
+                )
+            };
+            if entered < 0 || self.ring.cq().ready().wrapping_sub(before) < KERNEL_BATCH {
                 return;
             }
         }
     }
 
-    /// ferrokey patch: whether the kernel flagged task work waiting for this ring's owner
-    /// (`IORING_SQ_TASKRUN`, set with TASKRUN_FLAG). One load.
-    fn task_work_flagged(&self) -> bool {
-        const IORING_SQ_TASKRUN: u32 = 1 << 2;
-        // SAFETY: `kflags` points into the SQ ring's mapping, which lives as long as the
-        // ring; the kernel updates it atomically.
-        let flags = unsafe {
-            (*(self.ring.raw().sq.kflags as *const std::sync::atomic::AtomicU32))
-                .load(std::sync::atomic::Ordering::Acquire)
-        };
-        flags & IORING_SQ_TASKRUN != 0
-    }
-
     /// ferrokey patch: whether work waits for this ring's owner: task work the kernel
-    /// flagged, completions posted and not reaped, or requests queued and not submitted.
-    /// Three loads.
+    /// flagged (IORING_SQ_TASKRUN), completions posted and not reaped, or requests queued
+    /// and not submitted. Three loads.
     fn io_pending(&self) -> bool {
-        let cq = &self.ring.raw().cq;
-        // SAFETY: as in `task_work_flagged`: the CQ ring's mapped indexes.
-        let (head, tail) = unsafe {
+        const IORING_SQ_TASKRUN: u32 = 1 << 2;
+        let raw = self.ring.raw();
+        unsafe {
             use std::sync::atomic::{AtomicU32, Ordering};
-            (
-                (*(cq.khead as *const AtomicU32)).load(Ordering::Relaxed),
-                (*(cq.ktail as *const AtomicU32)).load(Ordering::Acquire),
-            )
-        };
-        if self.task_work_flagged() || head != tail {
-            return true;
+            let flags = (*(raw.sq.kflags as *const AtomicU32)).load(Ordering::Acquire);
+            let head = (*(raw.cq.khead as *const AtomicU32)).load(Ordering::Relaxed);
+            let tail = (*(raw.cq.ktail as *const AtomicU32)).load(Ordering::Acquire);
+            if flags & IORING_SQ_TASKRUN != 0 || head != tail {
+                return true;
+            }
         }
         // Requests queued here and not yet submitted: the kernel cannot complete (or even
         // watch) them until the reactor runs, e.g. the poll of a socket a task just drained.
