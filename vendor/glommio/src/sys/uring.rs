@@ -1547,7 +1547,9 @@ impl Reactor {
             None,
         );
 
-        if !eventfd_src.is_installed().unwrap() {
+        // ferrokey patch: with a deferred main ring the eventfd read is prepared on that
+        // ring only when the executor is about to sleep on it (`Reactor::wait`).
+        if !main_ring.deferred && !eventfd_src.is_installed().unwrap() {
             latency_ring.install_eventfd(&eventfd_src);
         }
 
@@ -1576,8 +1578,10 @@ impl Reactor {
         self.rings_depth
     }
 
+    /// ferrokey patch: with a deferred main ring, `wait` prepares the eventfd read
+    /// itself, right before it sleeps (see there).
     pub(crate) fn install_eventfd(&self) {
-        if !self.eventfd_src.is_installed().unwrap() {
+        if !self.eventfd_src.is_installed().unwrap() && !self.main_ring.borrow().deferred {
             self.latency_ring
                 .borrow_mut()
                 .install_eventfd(&self.eventfd_src);
@@ -2168,6 +2172,16 @@ impl Reactor {
             // interrupted every other core of the process each time an executor went to sleep.
             std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             let events = process_remote_channels() + self.flush_syscall_thread();
+            // ferrokey patch: a deferred main ring, which the executor sleeps on, reads the
+            // eventfd remote executors write to wake it: a write then wakes it directly,
+            // not through a read on the latency ring whose fd the main ring polls. The
+            // read is prepared only now, so the sleep submits it (prepared earlier, the
+            // next poll of the main ring would enter the kernel for it alone). A write
+            // made before it reaches the kernel leaves the count set: the read completes
+            // at once and the sleep returns.
+            if events == 0 && deferred && !self.eventfd_src.is_installed().unwrap() {
+                main_ring.install_eventfd(&self.eventfd_src);
+            }
             if events == 0 && self.eventfd_src.is_installed().unwrap() {
                 let sleeper = if deferred {
                     &mut *main_ring
