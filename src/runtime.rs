@@ -196,14 +196,16 @@ pub fn run(
         let shard = core.shard;
         let load = loads.as_mut().and_then(|l| l.get_mut(shard)).and_then(Option::take);
         let load = CoreLoad { rdb: load, replay: if shard == 0 { replay.take() } else { None } };
-        // Polling for work only pays on a cpu of the executor's own: beside another executor it
-        // takes the cpu from that one (two shards on one cpu served 0.75x the requests with it).
+        // Beside another executor on its cpu, an executor's poll for work yields the cpu on
+        // each turn: a plain poll took the cpu from that one (two shards on one cpu served
+        // 0.75x the requests with it), a yielding one hands it over at once, and the other's
+        // messages then need no wake-up.
         let shares_cpu = cores.iter().filter(|other| other.cpu == core.cpu).count() > 1;
-        let idle_poll = if shares_cpu { 0 } else { config.executor_idle_poll_us };
         let spawned = LocalExecutorBuilder::new(Placement::Fixed(core.cpu))
             .name(&format!("ferrokey-{shard}"))
             .io_memory(usize::try_from(config.executor_io_memory.0).unwrap_or(usize::MAX))
-            .spin_before_park(Duration::from_micros(idle_poll))
+            .spin_before_park(Duration::from_micros(config.executor_idle_poll_us))
+            .spin_yields(shares_cpu)
             .spawn(move || core_main(shard, global, mesh, tls, ready, go_rx, load));
         match spawned {
             Ok(h) => handles.push(h),
