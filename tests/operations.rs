@@ -162,7 +162,9 @@ fn cpu_seconds(pid: u32) -> f64 {
 /// busy. At a light load (a request every 2 ms) it sleeps at once; polling 1 ms after each
 /// request, as upstream glommio's `spin_before_park` did before every sleep, would spend about
 /// half of the server's time polling. The same holds for two executors on one cpu, whose polls
-/// yield the cpu on each turn: a yield that finds nothing else to run is idleness too.
+/// yield the cpu on each turn: a yield that finds nothing else to run, or only the other
+/// executor polling too, is idleness. Each light phase follows a burst that makes the
+/// executors busy: they must notice that the load fell.
 #[test]
 fn an_executor_polls_for_work_only_while_busy() {
     let own_cpu = Opts { threads: 1, ..Opts::default() };
@@ -174,6 +176,18 @@ fn an_executor_polls_for_work_only_while_busy() {
             let polled: Vec<String> =
                 redis::cmd("CONFIG").arg("GET").arg("executor-idle-poll-us").query(&mut c).unwrap();
             assert_eq!(polled, ["executor-idle-poll-us", "1000"]);
+            // The burst: pipelines of SETs on both shards for 200 ms (at most 400 of them).
+            let burst = std::time::Instant::now();
+            for round in 0..400 {
+                if burst.elapsed() > std::time::Duration::from_millis(200) {
+                    break;
+                }
+                let mut pipe = redis::pipe();
+                for i in 0..100 {
+                    pipe.cmd("SET").arg(format!("burst{i}")).arg(round).ignore();
+                }
+                let () = pipe.query(&mut c).unwrap();
+            }
             let (start, cpu) = (std::time::Instant::now(), cpu_seconds(server.pid()));
             for i in 0..250 {
                 // Keys on both shards, when there are two.

@@ -526,7 +526,7 @@ impl LocalExecutorBuilder {
     /// for this one to park. A peer's message then needs no eventfd write to wake this
     /// executor, and the switch between the two costs no sleep and wake-up in
     /// `io_uring_enter`. Time the cpu spent elsewhere during a yield counts as busy,
-    /// not idle, for the spin's busy rule.
+    /// not idle, for the spin's busy rule, up to 1 ms per spin.
     #[must_use = "The builder must be built to be useful"]
     pub fn spin_yields(mut self, yields: bool) -> LocalExecutorBuilder {
         self.spin_yields = yields;
@@ -1502,6 +1502,10 @@ impl LocalExecutor {
             const BUSY_WINDOW: Duration = Duration::from_millis(10);
             // A `sched_yield` that switched to another thread and back takes longer.
             const YIELD_RAN_ELSEWHERE: Duration = Duration::from_micros(2);
+            // At most this much of the cpu given away counts as busy per spin, so that a
+            // thread that keeps the cpu (another program pinned there) does not keep the
+            // executor from sleeping, where a socket's readiness would wake it.
+            const MAX_GIVEN: Duration = Duration::from_millis(1);
             let mut busy = false;
             let mut window_start = pre_time;
             let mut idle_in_window = Duration::ZERO;
@@ -1560,7 +1564,7 @@ impl LocalExecutor {
                                 std::thread::yield_now();
                                 let away = before.elapsed();
                                 if away > YIELD_RAN_ELSEWHERE {
-                                    given += away;
+                                    given = (given + away).min(MAX_GIVEN);
                                 }
                             }
                         }
