@@ -1168,8 +1168,9 @@ impl SleepableRing {
                 &mut self.source_map.borrow_mut(),
             );
 
-            // ferrokey patch: prepared, not submitted: the latency ring's next entry
-            // submits it, at the latest the one that sleeps (`Reactor::wait`). Upstream
+            // ferrokey patch: prepared, not submitted: this ring's next entry submits it,
+            // at the latest the one that sleeps (`Reactor::wait`; the latency ring, or a
+            // deferred main ring, where `wait` prepares it right before sleeping). Upstream
             // entered the kernel for it alone after every wake-up by a remote executor.
             // Remote executors write the eventfd only while we sleep or are about to,
             // so a read not yet submitted while we run loses nothing.
@@ -1943,7 +1944,8 @@ impl Reactor {
     /// itself; the poll of the main ring stays in the kernel until it fires.
     /// With a deferred main ring the roles swap: we sleep on the main ring (its
     /// socket polls complete as task work that wakes only a thread waiting on it),
-    /// polling the latency ring's fd, whose requests were submitted just before.
+    /// polling the latency ring's fd, whose requests were submitted just before, and
+    /// reading the wake-up eventfd itself (prepared by `wait` right before the sleep).
     fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
         let link = self.main_ring_link_src.take();
         let link = match link {
