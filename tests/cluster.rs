@@ -893,6 +893,81 @@ fn resharding_moves_slots_with_their_keys_while_a_client_writes() {
     assert!(slots_of(ours[0].port).contains("master"), "{}", slots_of(ours[0].port));
 }
 
+#[test]
+fn a_key_written_while_migrate_moves_it_is_never_left_behind() {
+    // Clients pipeline INCRs (commands, and scripts) of a key of a migrating slot while MIGRATE
+    // moves it. Each INCR
+    // runs here while the key is here, and is sent on by ASK once it left; none may find the
+    // key, wait for MIGRATE, and then recreate it here (the write would be lost, and the next
+    // move of the key would fail on the target's copy with BUSYKEY).
+    let (a, b) = two_nodes();
+    let mut admin = a.server.raw(Mode::Plain);
+    wait_state(&mut admin, "ok");
+    let mut target = b.server.raw(Mode::Plain);
+    wait_state(&mut target, "ok");
+    // "bar" is slot 5061, a's: its keys are written before it opens (a new key would be
+    // sent on by ASK).
+    const ROUNDS: usize = 4;
+    for round in 0..ROUNDS {
+        assert_eq!(ask(&mut admin, &["SET", &format!("{{bar}}{round}"), "0"]), "+OK\r\n");
+    }
+    assert_eq!(ask(&mut target, &["CLUSTER", "SETSLOT", "5061", "IMPORTING", &a.id]), "+OK\r\n");
+    assert_eq!(ask(&mut admin, &["CLUSTER", "SETSLOT", "5061", "MIGRATING", &b.id]), "+OK\r\n");
+    const DEPTH: usize = 32;
+    for round in 0..ROUNDS {
+        let key = format!("{{bar}}{round}");
+        // INCR over plain TCP and TLS, and a script's INCR.
+        let script = "return redis.call('INCR', KEYS[1])";
+        let writers: Vec<_> = [(Mode::Plain, false), (Mode::Tls, false), (Mode::Plain, true)]
+            .into_iter()
+            .map(|(mode, scripted)| {
+                let mut raw = a.server.raw(mode);
+                let key = key.clone();
+                std::thread::spawn(move || {
+                    let incr = match scripted {
+                        true => common::resp(&[b"EVAL", script.as_bytes(), b"1", key.as_bytes()]),
+                        false => common::resp(&[b"INCR", key.as_bytes()]),
+                    };
+                    let pipeline = incr.repeat(DEPTH);
+                    let deadline = Instant::now() + Duration::from_secs(20);
+                    let mut done = 0;
+                    // Until a whole pipeline is sent on (the key left), bounded.
+                    for _ in 0..20_000 {
+                        raw.send(&pipeline);
+                        let replies: Vec<String> =
+                            (0..DEPTH).map(|_| String::from_utf8_lossy(&raw.reply()).into_owned()).collect();
+                        let counted = replies.iter().filter(|r| r.starts_with(':')).count();
+                        let asked = replies.iter().filter(|r| r.starts_with("-ASK 5061 ")).count();
+                        assert_eq!(counted + asked, DEPTH, "{replies:?}");
+                        done += counted;
+                        if asked == DEPTH || Instant::now() > deadline {
+                            break;
+                        }
+                    }
+                    done
+                })
+            })
+            .collect();
+        // Once the writers are at it, the key moves.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ask(&mut admin, &["GET", &key]) == "$1\r\n0\r\n" {
+            assert!(Instant::now() < deadline, "the writers never wrote");
+            std::thread::yield_now();
+        }
+        let moved = ask(&mut admin, &["MIGRATE", "127.0.0.1", &b.server.port.to_string(), &key, "0", "5000"]);
+        assert_eq!(moved, "+OK\r\n");
+        let done: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
+        let left = ask(&mut admin, &["CLUSTER", "GETKEYSINSLOT", "5061", "100"]);
+        assert!(
+            !left.contains(&format!("\r\n{key}\r\n")),
+            "round {round}: the key was recreated here: {left}"
+        );
+        assert_eq!(ask(&mut target, &["ASKING"]), "+OK\r\n");
+        let value = ask(&mut target, &["GET", &key]);
+        assert_eq!(value, format!("${}\r\n{done}\r\n", done.to_string().len()), "round {round}");
+    }
+}
+
 /// A raw plain connection to the node on `port`.
 fn raw_at(port: u16) -> common::Raw {
     common::raw_connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)), Mode::Plain, None, "ca.crt")

@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::client::Client;
-use crate::engine::cluster::redirect::{route, Asker, Present, Route};
+use crate::engine::cluster::redirect::{route, Asker, OpenSlot, Present, Route};
 use crate::engine::command::{AcrossFn, Command, Merge, Run};
 use crate::engine::monitor::Source;
 use crate::engine::plan::{plan, Plan};
@@ -193,27 +193,52 @@ impl Session {
             .collect()
     }
 
-    /// Cluster mode, a slot being migrated or imported: routes again once the keys that are
-    /// still here are counted (on the slot's shard, database 0, as Redis).
-    async fn route_open_slot(&mut self, cmd: &'static Command, args: &[Bytes]) -> Result<(), CmdError> {
+    /// Cluster mode, a slot being migrated or imported: routing's answer for each count of the
+    /// request's keys found here (see [`OpenSlot`]).
+    fn open_slot_routes(&self, cmd: &Command, args: &[Bytes]) -> Option<OpenSlot> {
         let keys = self.request_keys(cmd, args);
-        let Some(first) = keys.first() else { return Ok(()) };
+        self.core.with_cluster(|routing| {
+            OpenSlot::decide(keys, |present| self.route(routing, cmd, args, Some(present)))
+        })
+    }
+
+    /// Counts the keys of an open slot in a step of their own, and routes by them: for a
+    /// request whose run cannot count them in the step that runs it.
+    pub(crate) async fn count_open_slot(&self, open: OpenSlot) -> Result<(), CmdError> {
+        let Some(first) = open.first_key() else { return Ok(()) };
         let shard = self.core.router.shard_of(first);
-        let present = self
+        let refusal =
+            self.core.router.run(shard, None, move |sh: &mut Shard| sh.open_slot_refusal(&open)).await;
+        refusal.map_err(|_| CmdError::Unavailable)?.map_or(Ok(()), Err)
+    }
+
+    /// Runs a command of an open slot where its keys are counted, in one step: refused as the
+    /// count says, or run (see [`OpenSlot`]). What the pipeline queued before it runs first.
+    async fn run_counted(
+        &mut self,
+        cmd: &'static Command,
+        (shard, shard_cmd): (ShardId, ShardCmd),
+        open: OpenSlot,
+        out: &mut BytesMut,
+    ) {
+        self.settle(out).await;
+        let ran = self
             .core
             .router
-            .run(shard, None, move |sh: &mut Shard| {
-                let now = crate::engine::shard::now_ms();
-                let db = &sh.dbs()[0];
-                let existing = keys.iter().filter(|k| db.holds(k, now)).count();
-                Present { existing, missing: keys.len() - existing }
+            .run(shard, None, move |sh: &mut Shard| match sh.open_slot_refusal(&open) {
+                Some(refusal) => Err(refusal),
+                None => Ok(sh.exec(&shard_cmd)),
             })
-            .await
-            .map_err(|_| CmdError::Unavailable)?;
-        match self.core.with_cluster(|routing| self.route(routing, cmd, args, Some(present))) {
-            Some(Err(e)) => Err(e),
-            _ => Ok(()),
-        }
+            .await;
+        let reply = match ran {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(refusal)) => {
+                self.reject(&[], Some(cmd), &refusal);
+                refusal.into()
+            }
+            Err(_) => CmdError::Unavailable.into(),
+        };
+        self.push_slot(Some(reply));
     }
 
     /// Logs an ACL denial (ACL LOG) and gives its error.
@@ -447,12 +472,6 @@ impl Session {
             Ok(cmd) => cmd,
             Err(e) => return self.refused(&args, e).await,
         };
-        if self.open_slot.take().is_some() {
-            if let Err(e) = self.route_open_slot(cmd, &args).await {
-                self.reject(&args, Some(cmd), &e);
-                return self.refused(&args, e).await;
-            }
-        }
         // A pause holds the command (queued into MULTI too, as Redis); once released it is
         // checked again: after a failover, a write finds a replica.
         while !self.replaying && self.core.global.pauses.active() {
@@ -476,6 +495,28 @@ impl Session {
                 Ok(cmd) => cmd,
                 Err(e) => return self.push_slot(Some(e.into())),
             };
+        }
+        let mut open = match self.open_slot.take().and_then(|_| self.open_slot_routes(cmd, &args)) {
+            Some(open) => match open.settled() {
+                Some(None) => None,
+                Some(Some(refusal)) => {
+                    let refusal = refusal.clone();
+                    self.reject(&args, Some(cmd), &refusal);
+                    return self.refused(&args, refusal).await;
+                }
+                None => Some(open),
+            },
+            None => None,
+        };
+        // Counted in the step that runs the request: a command for one shard, EXEC and
+        // scripts (which hold the slot's shard when they count). Anything else counts first;
+        // a request being queued into MULTI only learns whether it may be queued.
+        let queuing = self.multi.is_some() && !cmd.control;
+        if let Some(o) = open.take_if(|_| queuing || !counts_where_it_runs(cmd)) {
+            if let Err(refusal) = self.count_open_slot(o).await {
+                self.reject(&args, Some(cmd), &refusal);
+                return self.refused(&args, refusal).await;
+            }
         }
         self.client.last_cmd.set(&cmd.full_name);
         if let (Some(multi), false) = (self.multi.as_mut(), cmd.control) {
@@ -503,10 +544,21 @@ impl Session {
                     Ok(Plan::Shard(shard)) => {
                         self.affinity.one(shard);
                         let shard_cmd = self.shard_cmd(cmd, run, self.db, args);
-                        self.queue(shard, shard_cmd);
+                        match open {
+                            Some(open) => {
+                                Box::pin(self.run_counted(cmd, (shard, shard_cmd), open, out)).await
+                            }
+                            None => self.queue(shard, shard_cmd),
+                        }
                     }
                     Ok(planned) => {
                         self.affinity.spread();
+                        if let Some(open) = open {
+                            if let Err(refusal) = self.count_open_slot(open).await {
+                                self.reject(&args, Some(cmd), &refusal);
+                                return self.push_slot(Some(refusal.into()));
+                            }
+                        }
                         self.settle(out).await;
                         // Boxed: a rare path whose large future must not size every idle connection.
                         let reply = Box::pin(self.run_planned(cmd, planned, &args)).await;
@@ -521,8 +573,10 @@ impl Session {
             Run::Session(_) => {
                 self.affinity.spread();
                 self.settle(out).await;
+                self.open_held = open;
                 // Encoded at once: HELLO and RESET change the protocol their own reply uses.
                 let reply = Box::pin(self.run_in_session(cmd, &args)).await;
+                self.open_held = None;
                 if cmd.name == "reset" {
                     crate::engine::monitor::feed(
                         &self.core,
@@ -688,6 +742,19 @@ impl Session {
             }
             reply.unwrap_or_else(|| CmdError::Unavailable.into()).encode(self.resp3, out);
         }
+    }
+}
+
+/// Whether a request for an open slot counts its keys in the step that runs it (see
+/// [`OpenSlot`]): a command run on its keys' shard does, and so do EXEC and scripts, which
+/// count them once they hold the slot's shard ([`Session::open_held`]).
+fn counts_where_it_runs(cmd: &Command) -> bool {
+    match cmd.run {
+        Run::Shard(_) | Run::Split(..) | Run::Across(..) => true,
+        Run::Session(_) => {
+            matches!(cmd.name, "exec" | "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro")
+        }
+        Run::Inline(_) | Run::Container => false,
     }
 }
 

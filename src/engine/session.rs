@@ -93,6 +93,9 @@ pub(crate) struct Session {
     /// Cluster mode: the request being checked touches a slot being migrated or imported, and
     /// its keys must be looked up before it may run here.
     pub(crate) open_slot: Option<u16>,
+    /// Cluster mode: the routes of an open slot's request that EXEC or a script applies once
+    /// it holds the slot's shard, counting the keys there (see `OpenSlot`).
+    pub(crate) open_held: Option<crate::engine::cluster::redirect::OpenSlot>,
     /// Cluster mode: READONLY was sent (reads of its primary's slots on a replica).
     pub(crate) cluster_readonly: bool,
     /// The session replaying the AOF at startup: it runs while others get LOADING, and its
@@ -196,6 +199,7 @@ impl Session {
             asking: false,
             cluster_readonly: false,
             open_slot: None,
+            open_held: None,
             affinity: crate::engine::affinity::Affinity::default(),
         }
     }

@@ -1074,6 +1074,17 @@ impl Shard {
         &mut self.dbs
     }
 
+    /// Cluster mode: how a request for an open slot of this shard's is routed, by which of its
+    /// keys database 0 holds now. Asked in the step that then runs the request.
+    #[must_use]
+    pub(crate) fn open_slot_refusal(
+        &self,
+        open: &crate::engine::cluster::redirect::OpenSlot,
+    ) -> Option<CmdError> {
+        let now = now_ms();
+        open.refusal(|key| self.dbs[0].holds(key, now))
+    }
+
     /// Removes every key of database `db`, or of every database (FLUSHDB, FLUSHALL).
     /// FLUSHALL also ends the snapshot running here (after the wipe: nothing left to walk).
     pub(crate) fn flush(&mut self, db: Option<usize>) {

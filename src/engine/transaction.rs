@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use crate::cmd::error::{CmdError, CmdResult};
+use crate::engine::cluster::redirect::OpenSlot;
 use crate::engine::command::{Command, Run};
 use crate::engine::monitor::{self, Source};
 use crate::engine::plan::{plan, Plan};
@@ -44,9 +45,16 @@ pub(crate) async fn exec(s: &mut Session, args: &[Bytes]) -> CmdResult {
 /// Runs the transaction; when it ran and monitors watch, what it ran goes to `ran`.
 async fn run(s: &mut Session, ran: &mut Vec<(&'static Command, Vec<Bytes>)>) -> CmdResult {
     let Some(multi) = s.end_multi() else { return Err(CmdError::msg("ERR EXEC without MULTI")) };
+    // Cluster mode, an open slot: its keys are counted where the transaction runs, holding
+    // the slot's shard; a redirection wins over everything else, as Redis checks it first.
+    let open = s.open_held.take();
     if multi.failed {
+        let redirected = match open {
+            Some(open) => s.count_open_slot(open).await.err(),
+            None => None,
+        };
         s.unwatch_all().await;
-        return Err(CmdError::ExecAbort);
+        return Err(redirected.unwrap_or(CmdError::ExecAbort));
     }
     let router = s.core.router.clone();
     let registry = crate::engine::command::registry();
@@ -83,10 +91,10 @@ async fn run(s: &mut Session, ran: &mut Vec<(&'static Command, Vec<Bytes>)>) -> 
     let monitored = s.core.global.monitors.any().then(|| queued.clone());
     let reply = if one_shard {
         let shard = shards.first().copied().unwrap_or(router.local());
-        one_hop(s, shard, queued, plans).await
+        one_hop(s, shard, queued, plans, open).await
     } else {
         match router.begin(shards.into_iter().collect()).await {
-            Ok(tx) => locked(s, tx, queued).await,
+            Ok(tx) => locked(s, tx, queued, open).await,
             Err(_) => Err(CmdError::Unavailable),
         }
     };
@@ -110,6 +118,7 @@ async fn one_hop(
     shard: ShardId,
     queued: Vec<(&'static Command, Vec<Bytes>)>,
     plans: Vec<Result<Plan, CmdError>>,
+    open: Option<OpenSlot>,
 ) -> CmdResult {
     let db = s.db;
     // A command that cannot be planned fails without reaching the shard: the session records it.
@@ -133,30 +142,42 @@ async fn one_hop(
         .core
         .router
         .run(shard, None, move |sh: &mut Shard| {
+            if let Some(refusal) = open.and_then(|open| sh.open_slot_refusal(&open)) {
+                return Err(refusal);
+            }
             if sh.watches_expired(&watched, &flag) || flag.load(Ordering::Acquire) {
-                return None;
+                return Ok(None);
             }
             // One atomic unit: blocked clients are served after the last command.
-            Some(sh.atomically(|sh| {
+            Ok(Some(sh.atomically(|sh| {
                 cmds.iter().map(|c| c.as_ref().map_or_else(Clone::clone, |c| sh.exec(c))).collect::<Vec<_>>()
-            }))
+            })))
         })
-        .await;
-    match ran {
-        Ok(Some(replies)) => {
+        .await
+        .map_err(|_| CmdError::Unavailable)?;
+    match ran? {
+        Some(replies) => {
             for (cmd, args, e) in unplanned {
                 s.record(cmd, &args, Started::now(), Err(e));
             }
             Ok(Reply::Array(replies))
         }
-        Ok(None) => Ok(Reply::NilArray),
-        Err(_) => Err(CmdError::Unavailable),
+        None => Ok(Reply::NilArray),
     }
 }
 
 /// Several shards, or commands the session runs: every gate is held; commands run one by one
 /// through the transaction.
-async fn locked(s: &mut Session, tx: Tx, queued: Vec<(&'static Command, Vec<Bytes>)>) -> CmdResult {
+async fn locked(
+    s: &mut Session,
+    tx: Tx,
+    queued: Vec<(&'static Command, Vec<Bytes>)>,
+    open: Option<OpenSlot>,
+) -> CmdResult {
+    if let Some(refusal) = open_slot_refusal(&tx, open).await {
+        tx.release().await;
+        return Err(refusal);
+    }
     // A watched key that expired since it was watched fails the EXEC (each shard checks its own).
     let flag = s.watch_flag();
     let mut by_shard: BTreeMap<ShardId, Vec<(usize, Bytes)>> = BTreeMap::new();
@@ -181,6 +202,14 @@ async fn locked(s: &mut Session, tx: Tx, queued: Vec<(&'static Command, Vec<Byte
         tx.release().await;
     }
     Ok(Reply::Array(replies))
+}
+
+/// Cluster mode: how the request `open` (an open slot's) is routed, counting its keys on the
+/// slot's shard, which `tx` holds: `None` serves it.
+pub(crate) async fn open_slot_refusal(tx: &Tx, open: Option<OpenSlot>) -> Option<CmdError> {
+    let (shard, open) = open.and_then(|open| Some((tx.shard_of(open.first_key()?), open)))?;
+    let refusal = tx.run(shard, move |sh: &mut Shard| sh.open_slot_refusal(&open)).await;
+    refusal.unwrap_or(Some(CmdError::Unavailable))
 }
 
 /// Runs one queued command inside EXEC.

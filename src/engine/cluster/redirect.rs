@@ -8,7 +8,10 @@
 //! replica reads its primary's slots there; any other slot of another node is `-MOVED` to it,
 //! with the port of the client's own kind (TLS or plain). A slot this node is migrating
 //! serves the keys it still has; the keys it no longer has go `-ASK` to the target, which
-//! needs a look at the keyspace: [`route`] answers [`Route::Lookup`] and the caller counts.
+//! needs a look at the keyspace: [`route`] answers [`Route::Lookup`], and [`OpenSlot`] holds
+//! its answer for every count, for the slot's shard to apply where it runs the request.
+
+use bytes::Bytes;
 
 use crate::cmd::error::CmdError;
 use crate::config::{Config, EndpointType};
@@ -94,6 +97,60 @@ pub(crate) struct Present {
     pub(crate) existing: usize,
     /// Keys missing.
     pub(crate) missing: usize,
+}
+
+/// A request for an open slot, routed before it reaches the keyspace: [`route`]'s answer for
+/// each way its keys can be found (all here, some, none), so that the shard owning the slot
+/// counts them and runs the request in one step. Counted in one step and run in a later one,
+/// the request could find a key that MIGRATE (which holds the shard meanwhile) then moves
+/// away: it would recreate the key here, beside the one the target now has.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenSlot {
+    keys: Vec<Bytes>,
+    /// The refusal when every key is here, when some are, when none is; `None` serves it.
+    refusals: [Option<CmdError>; 3],
+}
+
+impl OpenSlot {
+    /// Routes the request whose keys are `keys` (all of one slot) for each count of them
+    /// present, `route` answering for one count.
+    pub(crate) fn decide(
+        keys: Vec<Bytes>,
+        mut route: impl FnMut(Present) -> Result<Route, CmdError>,
+    ) -> OpenSlot {
+        let n = keys.len();
+        let mut refusal = |existing: usize| route(Present { existing, missing: n - existing }).err();
+        let (all, none) = (refusal(n), refusal(0));
+        let some = if n > 1 { refusal(1) } else { none.clone() };
+        OpenSlot { keys, refusals: [all, some, none] }
+    }
+
+    /// The answer when it is the same whatever the keyspace holds (`Some(None)`: served here),
+    /// or `None` when the keys must be counted.
+    #[must_use]
+    pub(crate) fn settled(&self) -> Option<Option<&CmdError>> {
+        let [all, some, none] = &self.refusals;
+        (all == some && some == none).then_some(all.as_ref())
+    }
+
+    /// The first key (every key is in the slot, so on its shard).
+    #[must_use]
+    pub(crate) fn first_key(&self) -> Option<&Bytes> {
+        self.keys.first()
+    }
+
+    /// The refusal for what the slot's shard holds now (`holds`: whether a key is there, in
+    /// database 0, as Redis counts), or `None` to serve the request.
+    #[must_use]
+    pub(crate) fn refusal(&self, holds: impl Fn(&[u8]) -> bool) -> Option<CmdError> {
+        let existing = self.keys.iter().filter(|k| holds(k)).count();
+        let at = match existing {
+            n if n == self.keys.len() => 0,
+            0 => 2,
+            _ => 1,
+        };
+        self.refusals[at].clone()
+    }
 }
 
 /// Routes a request whose keys are `keys`, with what the keyspace holds of them (`present`)
@@ -362,6 +419,36 @@ mod tests {
         assert!(matches!(route(&at(&s), &config, keys(&["foo"]), &ask, here), Err(CmdError::Moved { .. })));
         let asking = Asker { asking: true, ..Asker::default() };
         assert_eq!(route(&at(&s), &config, keys(&["foo"]), &asking, here), Ok(Route::Here(Some(12182))));
+    }
+
+    #[test]
+    fn an_open_slot_s_routes_are_decided_before_its_keys_are_counted() {
+        let (mut s, other) = two();
+        let config = Config::default();
+        s.migrating.insert(5061, other);
+        let routing = at(&s);
+        let decide = |names: &[&'static str]| {
+            let owned = names.iter().map(|k| Bytes::copy_from_slice(k.as_bytes())).collect();
+            OpenSlot::decide(owned, |present| {
+                route(&routing, &config, keys(names), &Asker::default(), Some(present))
+            })
+        };
+        let one = decide(&["bar"]);
+        assert_eq!(one.settled(), None);
+        assert_eq!(one.refusal(|_| true), None);
+        assert_eq!(one.refusal(|_| false).unwrap().to_string(), "ASK 5061 127.0.0.2:7001");
+        let two_keys = decide(&["bar", "{bar}1"]);
+        assert_eq!(two_keys.refusal(|k| k == b"bar"), Some(CmdError::TryAgain));
+        assert_eq!(two_keys.refusal(|_| true), None);
+        // Importing without ASKING: MOVED whatever is here, decided without counting.
+        s.migrating.clear();
+        s.importing.insert(12182, other);
+        let routing = at(&s);
+        let owned = vec![Bytes::from_static(b"foo")];
+        let moved = OpenSlot::decide(owned, |present| {
+            route(&routing, &config, keys(&["foo"]), &Asker::default(), Some(present))
+        });
+        assert!(matches!(moved.settled(), Some(Some(CmdError::Moved { .. }))));
     }
 
     #[test]

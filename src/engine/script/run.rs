@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::acl::{Reason, User};
+use crate::engine::cluster::redirect::OpenSlot;
 use crate::engine::command::{Command, Run};
 use crate::engine::core::Core;
 use crate::engine::monitor;
@@ -201,21 +202,31 @@ const UNDECLARED: &str =
 /// Redis's errors for a script that cannot start.
 pub(crate) async fn run(s: &mut Session, script: Script) -> CmdResult {
     let router = s.core.router.clone();
+    // Cluster mode, an open slot: the keys are counted in the step that starts the run.
+    let open = s.open_held.take();
     let (shard, together) = router.placement(script.keys.iter().map(|k| &k[..]));
     if s.exec_tx.is_some() || !together || script.target.reach() != Reach::Declared {
-        return across_boxed(s, script).await;
+        return across_boxed(s, script, open).await;
     }
     let (me, shards, db, hold) = (shard, router.shards(), s.db, router.tx_id());
     let reader = s.script_reader();
-    let ran = router.run_free(shard, move |cell| on_shard(cell, me, shards, db, script, hold, reader)).await;
-    let parked = match ran.map_err(|_| CmdError::Unavailable)? {
+    let counted = open.clone();
+    let ran = router
+        .run_free(shard, move |cell| {
+            if let Some(refusal) = counted.and_then(|open| cell.borrow().open_slot_refusal(&open)) {
+                return Err(refusal);
+            }
+            Ok(on_shard(cell, me, shards, db, script, hold, reader))
+        })
+        .await;
+    let parked = match ran.map_err(|_| CmdError::Unavailable)?? {
         OnShard::Done(reply, denied) => {
             log_denials(s, denied);
             return Ok(reply);
         }
         OnShard::Elsewhere(script) => {
             script.target.note(Reach::Undeclared);
-            return across_boxed(s, *script).await;
+            return across_boxed(s, *script, open).await;
         }
         OnShard::Parked => router.adopt(hold, shard),
     };
@@ -243,7 +254,7 @@ pub(crate) async fn run(s: &mut Session, script: Script) -> CmdResult {
         }
         Some(OnShard::Elsewhere(script)) => {
             script.target.note(Reach::Undeclared);
-            across_boxed(s, *script).await
+            across_boxed(s, *script, open).await
         }
         _ => Err(CmdError::Internal),
     }
@@ -462,19 +473,25 @@ fn ended(
 }
 
 /// [`across`], its large future boxed: a one-shard run's future stays small.
-async fn across_boxed(s: &mut Session, script: Script) -> CmdResult {
-    Box::pin(across(s, script)).await
+async fn across_boxed(s: &mut Session, script: Script, open: Option<OpenSlot>) -> CmdResult {
+    Box::pin(across(s, script, open)).await
 }
 
 /// One run holding every shard (the running EXEC's transaction, or one of its own): each
 /// `redis.call` yields to this task, which runs the command where its keys are.
-async fn across(s: &mut Session, script: Script) -> CmdResult {
+///
+/// `open`: cluster mode, an open slot's routes, applied once every shard is held.
+async fn across(s: &mut Session, script: Script, open: Option<OpenSlot>) -> CmdResult {
     let watched = script.watched();
     let Script { target, mut keys, argv, mut rules, .. } = script;
     let own = if s.exec_tx.is_none() {
         let router = s.core.router.clone();
         let all = (0..router.shards()).map(ShardId).collect();
         let tx = router.begin(all).await.map_err(|_| CmdError::Unavailable)?;
+        if let Some(refusal) = crate::engine::transaction::open_slot_refusal(&tx, open).await {
+            tx.release().await;
+            return Err(refusal);
+        }
         s.exec_tx = Some(std::rc::Rc::new(tx));
         true
     } else {
