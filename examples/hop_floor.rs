@@ -6,7 +6,9 @@
 //! and back costs between parked cores on this machine, whatever a server does around it.
 //! The same two rounds run again with two bare threads (a sleep for the tick, futex wake and
 //! wait for the hop: `thread::unpark` and `thread::park`), the kernel's own floor under any
-//! executor's park and wake.
+//! executor's park and wake. Last, hops flat out between executors that poll and yield the
+//! cpu (ferrokey's on a shared cpu), against bare threads handing a token over with
+//! `sched_yield`.
 //!
 //! ```text
 //! cargo run --release --example hop_floor -- [TICKS_PER_SEC] [SECONDS] [CPU_A,CPU_B]
@@ -54,13 +56,13 @@ impl Pacer {
     }
 }
 
-/// One round: `rate` ticks a second for `secs` on `cpus.0`; with `hop`, each tick is a message
-/// to `cpus.1` and its reply. Returns (ticks, CPU µs per tick).
-fn round(rate: u64, secs: u64, cpus: (usize, usize), hop: bool) -> (u64, f64) {
-    let (to_b, from_a) = shared_channel::new_bounded::<u64>(1024);
-    let (to_a, from_b) = shared_channel::new_bounded::<u64>(1024);
-    let before = cpu_secs();
-    let b = LocalExecutorBuilder::new(Placement::Fixed(cpus.1))
+/// The far executor: answers each message with itself until the channel closes.
+fn echo(
+    builder: LocalExecutorBuilder,
+    from_a: shared_channel::SharedReceiver<u64>,
+    to_a: shared_channel::SharedSender<u64>,
+) -> glommio::ExecutorJoinHandle<()> {
+    builder
         .spawn(move || async move {
             let (rx, tx) = (from_a.connect().await, to_a.connect().await);
             while let Some(m) = rx.recv().await {
@@ -69,7 +71,16 @@ fn round(rate: u64, secs: u64, cpus: (usize, usize), hop: bool) -> (u64, f64) {
                 }
             }
         })
-        .expect("executor b");
+        .expect("executor b")
+}
+
+/// One round: `rate` ticks a second for `secs` on `cpus.0`; with `hop`, each tick is a message
+/// to `cpus.1` and its reply. Returns (ticks, CPU µs per tick).
+fn round(rate: u64, secs: u64, cpus: (usize, usize), hop: bool) -> (u64, f64) {
+    let (to_b, from_a) = shared_channel::new_bounded::<u64>(1024);
+    let (to_a, from_b) = shared_channel::new_bounded::<u64>(1024);
+    let before = cpu_secs();
+    let b = echo(LocalExecutorBuilder::new(Placement::Fixed(cpus.1)), from_a, to_a);
     let a = LocalExecutorBuilder::new(Placement::Fixed(cpus.0))
         .spawn(move || async move {
             let (tx, rx) = (to_b.connect().await, from_b.connect().await);
@@ -144,6 +155,59 @@ fn round_threads(rate: u64, secs: u64, cpus: (usize, usize), hop: bool) -> (u64,
     (ticks, (cpu_secs() - before) * 1e6 / ticks.max(1) as f64)
 }
 
+/// Hops flat out between two executors that poll for work and yield the cpu on each turn of
+/// the poll (ferrokey's executors sharing a cpu: `spin_yields`): `n` messages, each awaited
+/// before the next. Returns CPU µs per hop there and back.
+fn round_yielding(n: u64, cpus: (usize, usize)) -> f64 {
+    let (to_b, from_a) = shared_channel::new_bounded::<u64>(1024);
+    let (to_a, from_b) = shared_channel::new_bounded::<u64>(1024);
+    let builder = |cpu| {
+        LocalExecutorBuilder::new(Placement::Fixed(cpu))
+            .spin_before_park(Duration::from_micros(100))
+            .spin_yields(cpus.0 == cpus.1)
+    };
+    let before = cpu_secs();
+    let b = echo(builder(cpus.1), from_a, to_a);
+    let a = builder(cpus.0)
+        .spawn(move || async move {
+            let (tx, rx) = (to_b.connect().await, from_b.connect().await);
+            for i in 0..n {
+                if tx.send(i).await.is_err() || rx.recv().await.is_none() {
+                    return i;
+                }
+            }
+            n
+        })
+        .expect("executor a");
+    let hops = a.join().unwrap_or(0);
+    let _ = b.join();
+    (cpu_secs() - before) * 1e6 / hops.max(1) as f64
+}
+
+/// The same with bare threads handing a token back and forth, each calling `sched_yield` until
+/// it has it: the kernel's floor under a hand-over on a shared cpu.
+fn round_yielding_threads(n: u64, cpus: (usize, usize)) -> f64 {
+    use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+    use std::sync::Arc;
+    let turn = Arc::new(AtomicU64::new(0));
+    let before = cpu_secs();
+    let player = |me: u64, cpu: usize| {
+        let turn = turn.clone();
+        std::thread::spawn(move || {
+            core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
+            for i in 0..n {
+                while turn.load(SeqCst) != 2 * i + me {
+                    std::thread::yield_now();
+                }
+                turn.store(2 * i + me + 1, SeqCst);
+            }
+        })
+    };
+    let (a, b) = (player(0, cpus.0), player(1, cpus.1));
+    let _ = (a.join(), b.join());
+    (cpu_secs() - before) * 1e6 / n.max(1) as f64
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let rate = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(6250);
@@ -165,4 +229,13 @@ fn main() {
     println!("timer tick alone:          {tick:.2} CPU µs per tick ({t0} ticks)");
     println!("tick + hop there and back: {hop:.2} CPU µs per tick ({t1} ticks)");
     println!("the hop:                   {:.2} CPU µs", hop - tick);
+    let n = rate * secs;
+    println!(
+        "flat out, {n} hops, executors polling and yielding: {:.2} CPU µs per hop",
+        round_yielding(n, cpus)
+    );
+    println!(
+        "flat out, {n} hand-overs and back, bare threads yielding: {:.2} CPU µs",
+        round_yielding_threads(n, cpus)
+    );
 }

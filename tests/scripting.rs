@@ -510,6 +510,61 @@ fn scripts_across_shards_are_atomic_under_concurrent_readers() {
     assert_eq!(x + y, 1000);
 }
 
+/// Sends every request at once (one pipeline), then reads each reply.
+fn pipelined(raw: &mut common::Raw, requests: &[Vec<Vec<u8>>]) -> Vec<String> {
+    let bytes: Vec<u8> =
+        requests.iter().flat_map(|q| resp(&q.iter().map(Vec::as_slice).collect::<Vec<_>>())).collect();
+    raw.send(&bytes);
+    requests.iter().map(|_| String::from_utf8_lossy(&raw.reply()).into_owned()).collect()
+}
+
+#[test]
+fn pipelined_scripts_across_shards_serve_a_blocked_client_between_them_as_redis_does() {
+    // Scripts of one read holding every shard keep the gates from one to the next while no
+    // client waits for a key; a client blocked on a key the first one fills is served before
+    // the second runs, as Redis serves it after each command. Against redis-server, plain and
+    // TLS, with a command between two scripts.
+    let server = Server::start();
+    let reference = RedisServer::start();
+    let (list, count) = (key_on("pl", 0, 2), key_on("pc", 1, 2));
+    let push =
+        eval("redis.call('RPUSH', KEYS[1], 'x') return redis.call('INCR', KEYS[2])", &[&list, &count], &[]);
+    let pop = eval("redis.call('INCR', KEYS[2]) return redis.call('LPOP', KEYS[1])", &[&list, &count], &[]);
+    let read = [push.clone(), pop.clone(), push.clone(), req(&["GET", &count]), pop.clone(), push, pop];
+    let run = |raw: &mut dyn FnMut() -> common::Raw, blocked: bool| {
+        let mut admin = raw();
+        admin.request(&[b"DEL", list.as_bytes(), count.as_bytes()]);
+        let blocker = blocked.then(|| {
+            let mut b = raw();
+            b.send(&resp(&[b"BLPOP", list.as_bytes(), b"0"]));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !String::from_utf8_lossy(&admin.request(&[b"CLIENT", b"LIST"])).contains("cmd=blpop") {
+                assert!(Instant::now() < deadline, "the client never blocked");
+                std::thread::yield_now();
+            }
+            b
+        });
+        // A large request first: the connection's reads grow, so that the whole pipeline
+        // comes in one read (one call of the session).
+        let mut client = raw();
+        let big = vec![b'v'; 256 * 1024];
+        client.request(&[b"SET", b"warm", &big]);
+        let replies = pipelined(&mut client, &read);
+        let served = blocker.map(|mut b| String::from_utf8_lossy(&b.reply()).into_owned());
+        (replies, served)
+    };
+    for blocked in [false, true] {
+        let expected = run(&mut || reference.raw(), blocked);
+        for mode in MODES {
+            assert_eq!(
+                run(&mut || server.raw(mode), blocked),
+                expected,
+                "{mode:?}, a client blocked: {blocked}"
+            );
+        }
+    }
+}
+
 /// Scripts that fail in every way a peer can make them fail leave the server serving.
 #[test]
 fn bad_scripts_never_take_the_server_down() {

@@ -11,7 +11,7 @@
 //! another node or the cluster failed (the redirection, checked once a second as Redis's
 //! clientsCron does).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +41,34 @@ pub(crate) enum Waited {
 /// How often a blocked client of a cluster node checks that its slot is still served here.
 const CLUSTER_CHECK: Duration = Duration::from_secs(1);
 
+/// Clients of the process waiting for keys, counted from before their first waiter is
+/// registered on a shard until they stopped waiting.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether no client waits for a key anywhere: then no write can have a blocked client to
+/// serve (which scripts holding every shard between two of them rely on, see
+/// `script::run`).
+#[must_use]
+pub(crate) fn none_waiting() -> bool {
+    WAITING.load(Ordering::Acquire) == 0
+}
+
+/// One client counted in [`WAITING`] while it lives.
+struct Counted;
+
+impl Counted {
+    fn new() -> Counted {
+        WAITING.fetch_add(1, Ordering::AcqRel);
+        Counted
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        WAITING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Why a wait ended unserved.
 enum Stop {
     Unblocked(Unblock),
@@ -61,6 +89,7 @@ pub(crate) async fn wait(
     limit: Option<Duration>,
     first_in_line: bool,
 ) -> Result<Waited, CmdError> {
+    let _counted = Counted::new();
     let claimed = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = mpsc::channel(keys.len());
     let router = s.core.router.clone();

@@ -468,6 +468,10 @@ impl Session {
     }
 
     async fn dispatch_one(&mut self, args: Vec<Bytes>, known: Option<&'static Command>, out: &mut BytesMut) {
+        if self.script_gates.is_some() && !known.is_some_and(|c| crate::engine::spec::is_script_call(c.name))
+        {
+            self.release_script_gates().await;
+        }
         let mut cmd = match self.check(&args, known) {
             Ok(cmd) => cmd,
             Err(e) => return self.refused(&args, e).await,
@@ -479,6 +483,7 @@ impl Session {
             if !self.core.global.pauses.holds(writes) {
                 break;
             }
+            self.release_script_gates().await;
             self.settle(out).await;
             // Shown blocked meanwhile (CLIENT LIST's `b`, INFO's blocked_clients), as Redis
             // shows a postponed client; a kill or a hang-up ends the wait.
@@ -751,9 +756,7 @@ impl Session {
 fn counts_where_it_runs(cmd: &Command) -> bool {
     match cmd.run {
         Run::Shard(_) | Run::Split(..) | Run::Across(..) => true,
-        Run::Session(_) => {
-            matches!(cmd.name, "exec" | "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro")
-        }
+        Run::Session(_) => cmd.name == "exec" || crate::engine::spec::is_script_call(cmd.name),
         Run::Inline(_) | Run::Container => false,
     }
 }
@@ -848,6 +851,11 @@ impl Service for Session {
             Vec::new()
         };
         for (i, args) in requests.drain(..).enumerate() {
+            self.pipeline.next_script = known
+                .get(i + 1)
+                .copied()
+                .flatten()
+                .is_some_and(|c| crate::engine::spec::is_script_call(c.name));
             self.dispatch(args, known.get(i).copied().flatten(), out).await;
             // A killed client (CLIENT KILL, or it hung up while blocked) runs nothing more, nor
             // does a connection that became a replica's link.
@@ -855,6 +863,7 @@ impl Service for Session {
                 break;
             }
         }
+        self.release_script_gates().await;
         self.settle(out).await;
         self.core.router.publish_local();
         self.client.db.set(self.db);

@@ -34,6 +34,8 @@ pub(crate) struct Pipeline {
     pub(crate) slots: Vec<Option<Reply>>,
     /// The slots whose reply is not sent (CLIENT REPLY OFF or SKIP), in order.
     pub(crate) silenced: Vec<usize>,
+    /// The request after the one being dispatched, in the same read, runs a script.
+    pub(crate) next_script: bool,
 }
 
 /// CLIENT REPLY: whether the server replies to this client's commands.
@@ -77,6 +79,9 @@ pub(crate) struct Session {
     pub(crate) multi: Option<Multi>,
     /// The transaction an EXEC is running; hops go through it while it is set.
     pub(crate) exec_tx: Option<Rc<Tx>>,
+    /// Every shard's gate, kept by a script that held them all for the next request of the
+    /// same read, a script too (see `script::run`); released before anything else runs.
+    pub(crate) script_gates: Option<Tx>,
     /// The WATCHed keys, with their database.
     pub(crate) watched: Vec<(usize, Bytes)>,
     /// Subscribed channels.
@@ -182,6 +187,7 @@ impl Session {
             closing: false,
             multi: None,
             exec_tx: None,
+            script_gates: None,
             watched: Vec::new(),
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
@@ -314,6 +320,7 @@ impl Session {
     pub(crate) fn movable(&self) -> bool {
         self.multi.is_none()
             && self.exec_tx.is_none()
+            && self.script_gates.is_none()
             && self.watched.is_empty()
             && !self.subscribed()
             && self.tracking_prefixes.is_empty()
@@ -329,6 +336,13 @@ impl Session {
             && !self.client.is_blocked()
             && !self.client.has_pushes()
             && !self.client.is_killed()
+    }
+
+    /// Releases the gates a script kept for the next one, if it did.
+    pub(crate) async fn release_script_gates(&mut self) {
+        if let Some(tx) = self.script_gates.take() {
+            tx.release().await;
+        }
     }
 
     /// Whether an EXEC is running this session's commands.

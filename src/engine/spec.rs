@@ -482,12 +482,18 @@ pub(crate) struct Observed {
     pub(crate) secrets: Secrets,
 }
 
+/// Whether the command `name` runs a script or function (EVAL, EVALSHA, FCALL and their
+/// read-only forms).
+#[must_use]
+pub(crate) fn is_script_call(name: &str) -> bool {
+    matches!(name, "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro")
+}
+
 impl Observed {
     /// The traits of the command `full_name` (`container|sub` for a subcommand) with `flags`.
     #[must_use]
     pub(crate) fn of(full_name: &str, flags: Flags) -> Observed {
-        let script =
-            matches!(full_name, "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro");
+        let script = is_script_call(full_name);
         Observed {
             fast: flags.contains(flag::FAST),
             skip_slowlog: flags.contains(flag::SKIP_SLOWLOG),

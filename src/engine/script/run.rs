@@ -208,6 +208,8 @@ pub(crate) async fn run(s: &mut Session, script: Script) -> CmdResult {
     if s.exec_tx.is_some() || !together || script.target.reach() != Reach::Declared {
         return across_boxed(s, script, open).await;
     }
+    // The gates the last script kept: this one runs on its shard alone.
+    s.release_script_gates().await;
     let (me, shards, db, hold) = (shard, router.shards(), s.db, router.tx_id());
     let reader = s.script_reader();
     let counted = open.clone();
@@ -486,8 +488,13 @@ async fn across(s: &mut Session, script: Script, open: Option<OpenSlot>) -> CmdR
     let Script { target, mut keys, argv, mut rules, .. } = script;
     let own = if s.exec_tx.is_none() {
         let router = s.core.router.clone();
-        let all = (0..router.shards()).map(ShardId).collect();
-        let tx = router.begin(all).await.map_err(|_| CmdError::Unavailable)?;
+        let tx = match s.script_gates.take() {
+            Some(kept) => kept,
+            None => {
+                let all = (0..router.shards()).map(ShardId).collect();
+                router.begin(all).await.map_err(|_| CmdError::Unavailable)?
+            }
+        };
         if let Some(refusal) = crate::engine::transaction::open_slot_refusal(&tx, open).await {
             tx.release().await;
             return Err(refusal);
@@ -578,6 +585,12 @@ async fn across(s: &mut Session, script: Script, open: Option<OpenSlot>) -> CmdR
             // may have stopped.
             if s.core.global.shutting_down() {
                 std::mem::forget(tx);
+            } else if s.pipeline.next_script && crate::engine::blocking::none_waiting() {
+                // The next request of this read is a script too: the gates stay for it, as
+                // Redis runs a client's pipelined scripts one after the other. Nothing is
+                // lost between the two: no client waits for a key this one's writes could
+                // have readied, and none can start waiting while every shard is held.
+                s.script_gates = Some(tx);
             } else {
                 tx.release().await;
             }

@@ -1380,6 +1380,10 @@ pub(crate) struct Reactor {
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
+    /// ferrokey patch: the main ring defers its task work (`IORING_SETUP_DEFER_TASKRUN`),
+    /// fixed at construction: read on every turn of the executor's loop, so kept here rather
+    /// than behind the main ring's `RefCell`.
+    main_deferred: bool,
 
     // This keeps the `eventfd` alive. Drop will close it when we're done
     notifier: Arc<sys::SleepNotifier>,
@@ -1550,11 +1554,13 @@ impl Reactor {
 
         // ferrokey patch: with a deferred main ring the eventfd read is prepared on that
         // ring only when the executor is about to sleep on it (`Reactor::wait`).
-        if !main_ring.deferred && !eventfd_src.is_installed().unwrap() {
+        let main_deferred = main_ring.deferred;
+        if !main_deferred && !eventfd_src.is_installed().unwrap() {
             latency_ring.install_eventfd(&eventfd_src);
         }
 
         Ok(Reactor {
+            main_deferred,
             main_ring: RefCell::new(main_ring),
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
@@ -1582,7 +1588,7 @@ impl Reactor {
     /// ferrokey patch: with a deferred main ring, `wait` prepares the eventfd read
     /// itself, right before it sleeps (see there).
     pub(crate) fn install_eventfd(&self) {
-        if !self.eventfd_src.is_installed().unwrap() && !self.main_ring.borrow().deferred {
+        if !self.main_deferred && !self.eventfd_src.is_installed().unwrap() {
             self.latency_ring
                 .borrow_mut()
                 .install_eventfd(&self.eventfd_src);
