@@ -729,6 +729,8 @@ async fn block_move(
     if !s.may_block() {
         return Ok(Reply::Nil);
     }
+    // Counted as waiting from here to the end, its tries between waits included.
+    let _waiting = crate::engine::blocking::Counted::new();
     let deadline = limit.map(|d| std::time::Instant::now() + d);
     let dst_shard = s.core.router.shard_of(dst);
     let mut first_in_line = false;

@@ -53,11 +53,14 @@ pub(crate) fn none_waiting() -> bool {
     WAITING.load(Ordering::Acquire) == 0
 }
 
-/// One client counted in [`WAITING`] while it lives.
-struct Counted;
+/// One client counted in [`WAITING`] while it lives: [`wait`] holds one, and so does a
+/// command that waits more than once (BLMOVE across shards, woken and trying again), so that
+/// it is counted between its waits too.
+pub(crate) struct Counted;
 
 impl Counted {
-    fn new() -> Counted {
+    /// Counts the client from now on.
+    pub(crate) fn new() -> Counted {
         WAITING.fetch_add(1, Ordering::AcqRel);
         Counted
     }

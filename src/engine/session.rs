@@ -341,7 +341,13 @@ impl Session {
     /// Releases the gates a script kept for the next one, if it did.
     pub(crate) async fn release_script_gates(&mut self) {
         if let Some(tx) = self.script_gates.take() {
-            tx.release().await;
+            if self.core.global.shutting_down() {
+                // As a script's own transaction at shutdown: no hop waits for a core that
+                // may have stopped (nothing was journaled under kept gates).
+                std::mem::forget(tx);
+            } else {
+                tx.release().await;
+            }
         }
     }
 

@@ -585,11 +585,14 @@ async fn across(s: &mut Session, script: Script, open: Option<OpenSlot>) -> CmdR
             // may have stopped.
             if s.core.global.shutting_down() {
                 std::mem::forget(tx);
-            } else if s.pipeline.next_script && crate::engine::blocking::none_waiting() {
+            } else if s.pipeline.next_script && !tx.journaling() && crate::engine::blocking::none_waiting() {
                 // The next request of this read is a script too: the gates stay for it, as
                 // Redis runs a client's pipelined scripts one after the other. Nothing is
                 // lost between the two: no client waits for a key this one's writes could
-                // have readied, and none can start waiting while every shard is held.
+                // have readied, and none can start waiting while every shard is held. Only
+                // while nothing is journaled (no AOF, no replica): a transaction's effects
+                // are sealed for the files and replicas when it releases, and a shutdown
+                // while the next script runs would drop this one's with them.
                 s.script_gates = Some(tx);
             } else {
                 tx.release().await;
