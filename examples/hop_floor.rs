@@ -238,4 +238,8 @@ fn main() {
         "flat out, {n} hand-overs and back, bare threads yielding: {:.2} CPU µs",
         round_yielding_threads(n, cpus)
     );
+    println!(
+        "flat out, {n} hand-overs and back, ferrokey's script hand-over (engine::handoff): {:.2} CPU µs",
+        ferrokey::internals::handoff_round_trips(n, cpus, cpu_secs)
+    );
 }

@@ -177,6 +177,37 @@ pub mod internals {
             Routing::new()
         }
     }
+
+    /// Hand-overs there and back between two threads pinned to `cpus`, as a script holding
+    /// every shard and a peer lent to it make them (`engine::handoff`, both waits yielding
+    /// first when the cpus are one): `n` of them. Returns the CPU µs of the process per round
+    /// trip, as measured by `cpu_secs`.
+    pub fn handoff_round_trips(n: u64, cpus: (usize, usize), cpu_secs: fn() -> f64) -> f64 {
+        use crate::engine::handoff;
+        let shares = cpus.0 == cpus.1;
+        let (feed, drain) = handoff::queue::<handoff::Give<u64>>();
+        let before = cpu_secs();
+        let peer = std::thread::spawn(move || {
+            core_affinity::set_for_current(core_affinity::CoreId { id: cpus.1 });
+            handoff::share_cpu(shares);
+            while let Some(give) = drain.next() {
+                give.give(1);
+            }
+        });
+        core_affinity::set_for_current(core_affinity::CoreId { id: cpus.0 });
+        handoff::share_cpu(shares);
+        let mut done = 0;
+        for _ in 0..n {
+            let (give, take) = handoff::answer();
+            if feed.give(give).is_err() || take.wait().is_none() {
+                break;
+            }
+            done += 1;
+        }
+        drop(feed);
+        let _ = peer.join();
+        (cpu_secs() - before) * 1e6 / f64::from(u32::try_from(done.max(1)).unwrap_or(u32::MAX))
+    }
 }
 
 /// The Redis version whose behaviour ferrokey follows, as HELLO and INFO report it.

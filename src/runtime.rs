@@ -206,7 +206,11 @@ pub fn run(
             .io_memory(usize::try_from(config.executor_io_memory.0).unwrap_or(usize::MAX))
             .spin_before_park(Duration::from_micros(config.executor_idle_poll_us))
             .spin_yields(shares_cpu)
-            .spawn(move || core_main(shard, global, mesh, tls, ready, go_rx, load));
+            .spawn(move || {
+                // The same for its thread's waits outside the loop (a script across shards).
+                crate::engine::handoff::share_cpu(shares_cpu);
+                core_main(shard, global, mesh, tls, ready, go_rx, load)
+            });
         match spawned {
             Ok(h) => handles.push(h),
             Err(e) => {

@@ -565,6 +565,97 @@ fn pipelined_scripts_across_shards_serve_a_blocked_client_between_them_as_redis_
     }
 }
 
+/// What INFO's `Cores` section says of core `core`'s `field`.
+fn core_stat(c: &mut redis::Connection, core: usize, field: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg("cores").query(c).unwrap();
+    let line = info.lines().find(|l| l.starts_with(&format!("core{core}:"))).unwrap_or_default();
+    let value = line.split(',').find_map(|kv| kv.strip_prefix(&format!("{field}=")));
+    value.and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {field} for core {core} in {info}"))
+}
+
+/// A script holding every shard borrows the other core's thread for its hops, and keeps it
+/// for the next script of the same read; the core comes back to its own clients once the
+/// scripts are over, whatever ends them (the read's end, another command between two
+/// scripts). Plain and TLS, from a client on each core.
+#[test]
+fn scripts_across_shards_borrow_the_other_core_and_give_it_back() {
+    let server = Server::start();
+    let (a, b) = (key_on("la", 0, 2), key_on("lb", 1, 2));
+    let mut admin = server.conn(Mode::Plain);
+    let both = eval("redis.call('INCR', KEYS[1]) return redis.call('INCR', KEYS[2])", &[&a, &b], &[]);
+    let mut expected = 0;
+    for mode in MODES {
+        for core in 0..2 {
+            let other = 1 - core;
+            let lent = core_stat(&mut admin, other, "lends");
+            let mut client = server.raw_on_core(mode, core);
+            // The whole pipeline in one read (see the test above).
+            client.request(&[b"SET", b"warm", &vec![b'v'; 256 * 1024]]);
+            // Scripts, a command for the other shard between two of them, scripts again.
+            let mut read = vec![both.clone(); 20];
+            read.insert(10, req(&["GET", &b]));
+            let replies = pipelined(&mut client, &read);
+            let counts: Vec<String> = (1..=20).map(|n| format!(":{}\r\n", expected + n)).collect();
+            let got: Vec<&String> =
+                replies.iter().enumerate().filter(|(i, _)| *i != 10).map(|(_, r)| r).collect();
+            assert_eq!(got, counts.iter().collect::<Vec<_>>(), "{mode:?}, client on core {core}");
+            assert_eq!(
+                replies[10],
+                format!("${}\r\n{}\r\n", (expected + 10).to_string().len(), expected + 10)
+            );
+            expected += 20;
+            assert!(core_stat(&mut admin, other, "lends") > lent, "{mode:?}: core {other} was never lent");
+            // The other core serves its own clients again, keys and all.
+            let mut there = server.conn_on_core(mode, other);
+            let _: () = redis::cmd("PING").query(&mut there).unwrap();
+            let got: (i64, i64) = redis::cmd("MGET").arg(&a).arg(&b).query(&mut there).unwrap();
+            assert_eq!(got, (expected, expected), "{mode:?}");
+        }
+    }
+}
+
+/// A script holding every shard may call MIGRATE, which waits for the network: it runs with
+/// its calls yielding to its task. Found in its text, or (a name the text hides) by starting
+/// again when it has not written yet; a run that wrote first gets an error once, then the
+/// script is known. Against Debian's redis-server as the target.
+#[test]
+fn scripts_across_shards_can_migrate_keys() {
+    let server = Server::start();
+    let target = RedisServer::start();
+    let mut c = server.conn(Mode::Plain);
+    let mut t =
+        redis::Client::open(format!("redis://127.0.0.1:{}", target.port)).unwrap().get_connection().unwrap();
+    let port = target.port.to_string();
+    let migrate =
+        |c: &mut redis::Connection, body: &str, moved: &str, counter: &str| -> redis::RedisResult<String> {
+            redis::cmd("EVAL").arg(body).arg(2).arg(moved).arg(counter).arg("127.0.0.1").arg(&port).query(c)
+        };
+    let counter = key_on("mc", 1, 2);
+    let named =
+        "redis.call('INCR', KEYS[2]) return redis.call('MIGRATE', ARGV[1], ARGV[2], KEYS[1], 0, 5000)";
+    let hidden = "local c = 'MIG' .. 'RATE' return redis.call(c, ARGV[1], ARGV[2], KEYS[1], 0, 5000)";
+    let hidden_after_write =
+        "redis.call('INCR', KEYS[2]) local c = 'MIG' .. 'RATE' return redis.call(c, ARGV[1], ARGV[2], KEYS[1], 0, 5000)";
+    for (round, body) in [named, named, hidden, hidden].into_iter().enumerate() {
+        let key = key_on(&format!("mk{round}x"), 0, 2);
+        let _: () = redis::cmd("SET").arg(&key).arg(round).query(&mut c).unwrap();
+        assert_eq!(migrate(&mut c, body, &key, &counter).unwrap(), "OK", "round {round}");
+        let here: Option<String> = redis::cmd("GET").arg(&key).query(&mut c).unwrap();
+        let there: Option<String> = redis::cmd("GET").arg(&key).query(&mut t).unwrap();
+        assert_eq!((here, there), (None, Some(round.to_string())), "round {round}");
+    }
+    let first = key_on("mw0x", 0, 2);
+    let _: () = redis::cmd("SET").arg(&first).arg("w").query(&mut c).unwrap();
+    let err = migrate(&mut c, hidden_after_write, &first, &counter).unwrap_err();
+    assert!(err.to_string().contains("after writing"), "{err}");
+    assert_eq!(migrate(&mut c, hidden_after_write, &first, &counter).unwrap(), "OK");
+    let there: Option<String> = redis::cmd("GET").arg(&first).query(&mut t).unwrap();
+    assert_eq!(there.as_deref(), Some("w"));
+    // Two named runs, and two of the script that wrote: each INCR ran once.
+    let n: i64 = redis::cmd("GET").arg(&counter).query(&mut c).unwrap();
+    assert_eq!(n, 4);
+}
+
 /// Scripts that fail in every way a peer can make them fail leave the server serving.
 #[test]
 fn bad_scripts_never_take_the_server_down() {

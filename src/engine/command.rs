@@ -297,6 +297,12 @@ impl Command {
         self
     }
 
+    /// Whether it waits for more than other cores ([`crate::engine::spec::WAITING`]).
+    #[must_use]
+    pub(crate) fn waits(&self) -> bool {
+        !self.is_subcommand && crate::engine::spec::WAITING.contains(&self.name)
+    }
+
     /// Whether a write pause holds it: a write, or a command that may replicate.
     #[must_use]
     pub(crate) fn may_write(&self) -> bool {

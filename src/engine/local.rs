@@ -52,6 +52,9 @@ pub(crate) struct CoreStats {
     /// Hops for this core's shard that waited behind its gate (held by a multi-shard
     /// transaction, or with work queued ahead).
     pub(crate) gate_waits: u64,
+    /// Times this core's thread was lent to a transaction holding every gate (a script across
+    /// shards), waiting for its hops outside the loop (see [`crate::engine::router::blocking`]).
+    pub(crate) lends: u64,
 }
 
 /// One core's clients, subscribers and counters.

@@ -16,6 +16,7 @@ pub(crate) mod core;
 pub(crate) mod dispatch;
 pub(crate) mod failover;
 pub(crate) mod global;
+pub(crate) mod handoff;
 pub(crate) mod invalidation;
 pub(crate) mod journal;
 pub(crate) mod latency;

@@ -15,8 +15,8 @@
 //! back the same way, as closures run on the asking core. One message, and at most one wake-up
 //! of a parked peer (glommio writes its eventfd only when it sleeps), per peer per pass.
 //!
-//! One exception: inside [`blocking`] (a script's `redis.call` that cannot yield to its task),
-//! a hop leaves at once and the thread waits for its answer.
+//! One exception: inside [`blocking`] (a `redis.call` of a script holding every shard), a hop
+//! leaves at once and the thread waits for its answer.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -28,6 +28,7 @@ use glommio::channels::channel_mesh::{Receivers, Senders};
 
 use crate::cmd::error::CmdError;
 use crate::engine::global::Global;
+use crate::engine::handoff::{self, Drain, Feed, Give};
 use crate::engine::journal::Marker;
 use crate::engine::local::Local;
 use crate::engine::shard::{Ctx, Shard};
@@ -90,6 +91,15 @@ pub(crate) enum Hop {
     },
     /// A reply to a hop this core sent: completes the waiting task, here.
     Reply(Box<dyn FnOnce() + Send>),
+    /// Transaction `tx`, which holds every gate and waits for its hops on its thread (see
+    /// [`blocking`]), borrows this core's thread: it takes its hops from `hops`, each at once,
+    /// until the sender is dropped, then goes back to its loop.
+    Lend {
+        /// The transaction borrowing the thread.
+        tx: TxId,
+        /// Its hops, until it drops the feed.
+        hops: Drain<Hop>,
+    },
 }
 
 /// What one message between cores carries: the hops one core had for another in one pass.
@@ -113,6 +123,7 @@ struct Outbox {
 impl Outbox {
     /// Queues `hop` for `peer`, scheduling a flush after the tasks of this pass.
     fn push(self: &Rc<Self>, peer: usize, hop: Hop) {
+        let_go();
         self.queues[peer].borrow_mut().push(hop);
         if !self.flushing.replace(true) {
             let me = self.clone();
@@ -184,15 +195,28 @@ pub(crate) fn keep_gate(tx: TxId) {
 thread_local! {
     /// Hops from this core block until they are answered (see [`blocking`]).
     static BLOCKING: Cell<bool> = const { Cell::new(false) };
+    /// By peer, the threads lent to this core's [`blocking`] span (see [`Hop::Lend`]): each
+    /// runs the hops sent here at once, until the span ends and drops its sender.
+    static LENT: RefCell<Vec<Option<Rc<Feed<Hop>>>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` with every hop it makes to another core sent at once and waited for on this
 /// thread, so that a future built on hops ([`Router::run`], [`Router::on_core`], a [`Tx`]'s)
-/// is ready when first polled: for a `redis.call` that cannot yield to its task (inside a
-/// script's `table.sort` comparator or a metamethod, in a run holding every shard). Only a
+/// is ready when first polled: for a `redis.call` of a script holding every shard, which
+/// runs its commands where it stands (the core has nothing else to run that names a key
+/// while every gate is its). Only a
 /// run holding every shard's gate does this: a peer runs the hop without waiting for
 /// anything from this core (nothing else holds a gate there, and no other run can block,
 /// since none holds every gate), so the wait ends.
+///
+/// A peer's thread is lent to the span: the first hop of the transaction to a peer asks it
+/// ([`Hop::Lend`]), and from then on the peer waits on a channel for the span's hops instead
+/// of going back to its loop, so that each one costs two thread switches and no pass of
+/// either loop. Every gate is the transaction's, so the peer had nothing to run that names a
+/// key. The peers stay lent after the span, for the next script of a pipeline that keeps the
+/// gates, until [`let_go`]: the run lets them go when it ends or pauses, and any hop sent the
+/// usual way lets them go first (so that a peer is back in its loop before a message for it
+/// leaves).
 pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     /// Restores the mode even if `f` unwinds.
     struct Restore(bool);
@@ -203,6 +227,15 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     }
     let _restore = Restore(BLOCKING.with(|b| b.replace(true)));
     f()
+}
+
+/// Lets every peer lent to this core go back to its loop (see [`blocking`]).
+pub(crate) fn let_go() {
+    LENT.with(|l| {
+        if let Ok(mut lent) = l.try_borrow_mut() {
+            lent.clear();
+        }
+    });
 }
 
 /// The shard could not be reached: its core is shutting down.
@@ -241,11 +274,26 @@ impl Host {
             // Holding the gate only while the job runs is holding it atomically: nothing else
             // runs on this core meanwhile.
             Hop::LockRun { tx, job } if self.open() => self.run_atomic(tx, job),
+            Hop::Lend { tx, hops } if self.holder.get() == Some(tx) => self.lend(&hops),
+            // Never sent by a transaction that does not hold this gate. Waiting for it would
+            // stall the sender's thread for good: dropped, its hop's reply channel closes.
+            Hop::Lend { tx, .. } => {
+                tracing::error!(?tx, holder = ?self.holder.get(), "a thread was asked for by a transaction not holding its gate");
+            }
             hop => {
                 // Work that a held gate (or the queue behind it) keeps waiting.
                 self.local.count(|s| s.gate_waits += 1);
                 self.waiting.borrow_mut().push_back(hop);
             }
+        }
+    }
+
+    /// Runs the hops of the transaction that holds this gate and borrows this thread, as
+    /// they come, until it lets go (see [`Hop::Lend`]).
+    fn lend(&self, hops: &Drain<Hop>) {
+        self.local.count(|s| s.lends += 1);
+        while let Some(hop) = hops.next() {
+            self.admit(hop);
         }
     }
 
@@ -306,6 +354,8 @@ impl Host {
                 Hop::LockRun { tx, job } => self.run_atomic(tx, job),
                 Hop::Core { job } => job(&self.local),
                 Hop::Reply(done) => done(),
+                // Only admitted while its transaction holds the gate (never queued).
+                Hop::Lend { .. } => {}
                 Hop::Lock { tx, granted } => {
                     self.grant(tx, granted);
                     if self.holder.get().is_some() {
@@ -434,8 +484,8 @@ impl Router {
             return Ok(f(&self.host.local));
         }
         if BLOCKING.with(Cell::get) {
-            return self.hop_blocking(core, |done| Hop::Core {
-                job: Box::new(move |local| drop(done.send(f(local)))),
+            return self.hop_blocking(core, None, |done| Hop::Core {
+                job: Box::new(move |local| done.give(f(local))),
             });
         }
         let (done, result) = oneshot::channel();
@@ -531,13 +581,13 @@ impl Router {
             }
         }
         if BLOCKING.with(Cell::get) {
-            return self.hop_blocking(shard, |done| Hop::Run {
+            return self.hop_blocking(shard, tx, |done| Hop::Run {
                 tx,
                 unlock,
                 job: Box::new(move |s| {
                     let r = f(s);
                     s.publish();
-                    drop(done.send(r));
+                    done.give(r);
                 }),
             });
         }
@@ -555,32 +605,57 @@ impl Router {
     }
 
     /// Sends the hop `make` builds to `peer` at once, with what this core had queued for it
-    /// ahead, and waits on this thread for the answer it sends back (see [`blocking`]).
+    /// ahead, and waits on this thread for the answer it sends back (see [`blocking`]). A hop
+    /// of transaction `tx` borrows the peer's thread for the rest of the span.
     fn hop_blocking<R: Send + 'static>(
         &self,
         peer: ShardId,
-        make: impl FnOnce(std::sync::mpsc::SyncSender<R>) -> Hop,
+        tx: Option<TxId>,
+        make: impl FnOnce(Give<R>) -> Hop,
     ) -> Result<R, Unavailable> {
         let outbox = self.outbox.as_ref().ok_or(Unavailable(peer.0))?;
         if self.global.maxmemory() > 0 {
             self.global.publish_allocated(self.me.0, crate::memory::here());
         }
-        let (done, answer) = std::sync::mpsc::sync_channel(1);
-        let mut batch = std::mem::take(&mut *outbox.queues[peer.0].borrow_mut());
-        batch.push(make(done));
-        outbox.count_sent(&batch);
-        loop {
-            match outbox.senders.try_send_to(peer.0, batch) {
-                Ok(()) => break,
-                // The peer drains its queue without this core's help.
-                Err(glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(back))) => {
-                    batch = back;
-                    std::thread::yield_now();
+        let (done, answer) = handoff::answer();
+        let mut ahead = std::mem::take(&mut *outbox.queues[peer.0].borrow_mut());
+        ahead.push(make(done));
+        let lent = LENT.with(|l| l.borrow().get(peer.0).cloned().flatten());
+        let unsent = match lent {
+            // The peer's thread waits for these: no message, no pass of its loop.
+            Some(lent) => {
+                outbox.local.count(|s| s.hops += ahead.len() as u64);
+                ahead.into_iter().try_for_each(|hop| lent.give(hop)).map_err(|_| Unavailable(peer.0))?;
+                None
+            }
+            None => Some(ahead),
+        };
+        if let Some(mut batch) = unsent {
+            if let Some(tx) = tx {
+                let (lend, hops) = handoff::queue();
+                LENT.with(|l| {
+                    let mut l = l.borrow_mut();
+                    if l.len() <= peer.0 {
+                        l.resize(peer.0 + 1, None);
+                    }
+                    l[peer.0] = Some(Rc::new(lend));
+                });
+                batch.push(Hop::Lend { tx, hops });
+            }
+            outbox.count_sent(&batch);
+            loop {
+                match outbox.senders.try_send_to(peer.0, batch) {
+                    Ok(()) => break,
+                    // The peer drains its queue without this core's help.
+                    Err(glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(back))) => {
+                        batch = back;
+                        std::thread::yield_now();
+                    }
+                    Err(_) => return Err(Unavailable(peer.0)),
                 }
-                Err(_) => return Err(Unavailable(peer.0)),
             }
         }
-        answer.recv().map_err(|_| Unavailable(peer.0))
+        answer.wait().ok_or(Unavailable(peer.0))
     }
 
     async fn send(&self, shard: ShardId, hop: Hop) -> Result<(), Unavailable> {

@@ -344,8 +344,11 @@ impl Session {
             if self.core.global.shutting_down() {
                 // As a script's own transaction at shutdown: no hop waits for a core that
                 // may have stopped (nothing was journaled under kept gates).
+                crate::engine::router::let_go();
                 std::mem::forget(tx);
             } else {
+                // The peers lent to the last script go back to their loops first.
+                crate::engine::router::let_go();
                 tx.release().await;
             }
         }

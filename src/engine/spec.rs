@@ -69,6 +69,10 @@ macro_rules! bits {
     };
 }
 
+/// The commands that wait for more than other cores (MIGRATE's network): a script holding
+/// every shard runs them from its task, its `redis.call`s yielding (`engine::script::run`).
+pub(crate) const WAITING: &[&str] = &["migrate"];
+
 bits! {
     /// A command's flags (COMMAND INFO's third field).
     Flags(u32), flag {

@@ -197,6 +197,7 @@ const CORE_FIELDS: &[(&str, &str, Kind)] = &[
     ("hop_messages_received", "hop_messages_received_total", Counter),
     ("hops_received", "hops_received_total", Counter),
     ("gate_waits", "gate_waits_total", Counter),
+    ("lends", "threads_lent_total", Counter),
     ("moved_in", "connections_moved_in_total", Counter),
     ("moved_out", "connections_moved_out_total", Counter),
     ("tls_clients", "tls_connected_clients", Gauge),

@@ -25,10 +25,10 @@ pub(crate) struct Function {
 }
 
 impl Function {
-    /// A function named `name`.
+    /// A function named `name`, of a library whose code is `code`.
     #[must_use]
-    pub(crate) fn new(name: String, description: Option<String>, flags: Flags) -> Function {
-        Function { name, description, flags, reach: AtomicU8::new(Reach::Unknown as u8) }
+    pub(crate) fn new(name: String, description: Option<String>, flags: Flags, code: &[u8]) -> Function {
+        Function { name, description, flags, reach: AtomicU8::new(Reach::first(code) as u8) }
     }
 
     /// What its runs showed of the keys it reaches.

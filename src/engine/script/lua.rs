@@ -17,13 +17,15 @@
 //! the caller's frame on `return redis.call(...)`, so an error names the script's line as
 //! Redis's does.
 //!
-//! A script that holds every shard runs as a coroutine: its `redis.call` (a Lua function,
-//! there) yields the command to the caller's task, which runs it and resumes the script with
-//! the reply; its `pcall` runs the protected function as a coroutine of its own, passing those
-//! yields through. (`return redis.call(...)` is a tail call there: an error then names no
-//! line.) Where it cannot yield (a C function's callback, a metamethod, a coroutine the
-//! script made), it runs the command at once through the C functions a one-shard run uses
-//! (see `run::call_across`).
+//! A script that holds every shard calls its commands as a one-shard run does, through the C
+//! functions, their hops to other cores waited for on the thread (see `run::call_across`).
+//! One that calls a command waiting for more than other cores (MIGRATE) runs as a coroutine
+//! whose `redis.call` (a Lua function, there) yields the command to the caller's task, which
+//! runs it and resumes the script with the reply; its `pcall` runs the protected function as a
+//! coroutine of its own, passing those yields through. (`return redis.call(...)` is a tail
+//! call there: an error then names no line.) Where it cannot yield (a C function's callback, a
+//! metamethod, a coroutine the script made), it runs the command at once through the C
+//! functions.
 //!
 //! A script on one shard runs as a coroutine too, its `redis.call` a direct call: the
 //! coroutine is only there for the watch hook (`busy.rs`) to pause a run that went past

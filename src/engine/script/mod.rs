@@ -72,7 +72,8 @@ pub(crate) fn compile_library(
     let functions = registered
         .into_iter()
         .map(|r| {
-            (r.name.clone(), std::sync::Arc::new(functions::Function::new(r.name, r.description, r.flags)))
+            let function = functions::Function::new(r.name.clone(), r.description, r.flags, &code[code_at..]);
+            (r.name, std::sync::Arc::new(function))
         })
         .collect();
     Ok(functions::Library { name, code: code.clone(), functions })

@@ -302,7 +302,7 @@ fn call_on_shard(args: Vec<Bytes>) -> Reply {
         let Ok(mut guard) = run.try_borrow_mut() else { return CmdError::Internal.into() };
         let Some(run) = guard.as_mut() else { return CmdError::Internal.into() };
         if run.elsewhere {
-            return Reply::Error("ERR script moved".into());
+            return CmdError::msg(MOVED).into();
         }
         let wrote = run.rules.dirty;
         let cmd = match admit(&args, &mut run.rules, &mut run.denied) {
@@ -343,7 +343,7 @@ fn call_on_shard(args: Vec<Bytes>) -> Reply {
             _ if wrote => CmdError::msg(REACHED_AFTER_WRITING).into(),
             _ => {
                 run.elsewhere = true;
-                Reply::Error("ERR script moved".into())
+                CmdError::msg(MOVED).into()
             }
         }
     })
@@ -479,13 +479,38 @@ async fn across_boxed(s: &mut Session, script: Script, open: Option<OpenSlot>) -
     Box::pin(across(s, script, open)).await
 }
 
-/// One run holding every shard (the running EXEC's transaction, or one of its own): each
-/// `redis.call` yields to this task, which runs the command where its keys are.
+/// What a run holding every shard keeps between its steps, lent to [`call_across`] while
+/// Lua runs.
+struct Held {
+    /// The checks.
+    rules: Rules,
+    /// KEYS.
+    keys: Vec<Bytes>,
+    /// What the run showed of the keys it reaches.
+    reach: Reach,
+    /// The caller, when it tracks the keys its scripts read, until a first read remembers
+    /// every declared key.
+    reader: Option<Reader>,
+    /// A run whose `redis.call`s run at once called a command that waits, before it wrote:
+    /// it runs again, its `redis.call`s yielding.
+    again: bool,
+}
+
+/// One run holding every shard (the running EXEC's transaction, or one of its own).
+///
+/// Its `redis.call`s run at once ([`call_across`]), each hop to another core sent at once and
+/// waited for on this thread ([`crate::engine::router::blocking`]): every shard is held, so no
+/// other client's keyed command could run here meanwhile, and the wait costs the core one
+/// sleep where a yield to its task costs a pass of its loop and a resume of the coroutine.
+/// A script that calls a command waiting for more than other cores (MIGRATE's network:
+/// [`Command::waits`]) runs instead as a coroutine whose `redis.call`s yield to this task,
+/// which awaits them ([`Reach::Waits`]); its first such run starts again that way if it has
+/// not written.
 ///
 /// `open`: cluster mode, an open slot's routes, applied once every shard is held.
 async fn across(s: &mut Session, script: Script, open: Option<OpenSlot>) -> CmdResult {
     let watched = script.watched();
-    let Script { target, mut keys, argv, mut rules, .. } = script;
+    let Script { target, keys, argv, rules, .. } = script;
     let own = if s.exec_tx.is_none() {
         let router = s.core.router.clone();
         let tx = match s.script_gates.take() {
@@ -504,112 +529,164 @@ async fn across(s: &mut Session, script: Script, open: Option<OpenSlot>) -> CmdR
     } else {
         false
     };
-    let sha = target.name().to_owned();
     let db = s.db;
-    let mut reach = Reach::Declared;
-    let mut reader = s.script_reader();
+    let mut held = Held { rules, keys, reach: Reach::Declared, reader: s.script_reader(), again: false };
     s.in_script = true;
     busy::watch(watched);
-    let thread = lua::with(|interp| match &target {
-        Target::Eval(source) => {
-            let f = interp.function(source)?;
-            interp.start(&f, Some((&keys, &argv)), true)
-        }
-        Target::Function(func) => {
-            let f = interp.function_named(&func.name)?;
-            interp.start_function(&f, &keys, &argv, true)
-        }
-    })
-    .and_then(|t| t);
-    let result = match thread {
-        Err(e) => Err(e),
-        Ok(thread) => {
-            let mut answer: Option<Reply> = None;
-            let ended = loop {
-                match resume_across(s, &thread, answer.take(), &sha, &mut rules, &mut keys, &mut reach) {
-                    Err(e) => break Err(e),
-                    Ok(Ended::Reply(reply)) => break Ok(reply),
-                    // Busy: every shard stays held while this core serves others.
-                    Ok(Ended::Paused) => {
-                        if s.core.global.shutting_down() {
-                            let _ = lua::with(lua::Interp::abandon);
-                            break Err(CmdError::Unavailable);
-                        }
-                        glommio::executor().yield_to_reactor().await;
-                    }
-                    Ok(Ended::Call(args)) => {
-                        let mut denied = Vec::new();
-                        let mut read = false;
-                        let reply = match admit(&args, &mut rules, &mut denied) {
-                            Ok(cmd) if undeclared(cmd, &args, &keys) => {
-                                reach = Reach::Undeclared;
-                                if rules.strict {
-                                    CmdError::msg(UNDECLARED).into()
-                                } else {
-                                    read = reads(cmd);
-                                    monitor::feed(&s.core, s.db, monitor::Source::Lua, cmd, &args);
-                                    Box::pin(s.run_command(cmd, &args)).await
-                                }
-                            }
-                            Ok(cmd) => {
-                                read = reads(cmd);
-                                monitor::feed(&s.core, s.db, monitor::Source::Lua, cmd, &args);
-                                Box::pin(s.run_command(cmd, &args)).await
-                            }
-                            Err(e) => e.into(),
-                        };
-                        // A first read: every declared key is remembered for a tracking
-                        // caller, every shard still held.
-                        if let Some(r) = reader.filter(|_| read) {
-                            reader = None;
-                            s.remember_held(&keys, r).await;
-                        }
-                        log_denials(s, denied);
-                        answer = Some(reply);
-                    }
-                }
-            };
-            let _ = lua::with(|interp| interp.recycle(thread));
-            ended
-        }
+    let mut result = if target.reach() == Reach::Waits {
+        run_yielding(s, &target, &argv, &mut held).await
+    } else {
+        run_direct(s, &target, &argv, &mut held).await
     };
+    if held.again {
+        // Nothing was written: the run starts again, its `redis.call`s yielding.
+        s.db = db;
+        result = run_yielding(s, &target, &argv, &mut held).await;
+    }
     busy::unwatch();
     s.in_script = false;
     // SELECT inside a script selects for the rest of the script only.
     s.db = db;
-    target.note(reach);
-    if own {
-        if let Some(tx) = s.exec_tx.take().and_then(|tx| std::rc::Rc::try_unwrap(tx).ok()) {
-            // Shutting down (SHUTDOWN NOSAVE ended the run): the transaction is never sealed,
-            // so no file or replica gets part of the script, and no hop waits for a core that
-            // may have stopped.
-            if s.core.global.shutting_down() {
-                std::mem::forget(tx);
-            } else if s.pipeline.next_script && !tx.journaling() && crate::engine::blocking::none_waiting() {
-                // The next request of this read is a script too: the gates stay for it, as
-                // Redis runs a client's pipelined scripts one after the other. Nothing is
-                // lost between the two: no client waits for a key this one's writes could
-                // have readied, and none can start waiting while every shard is held. Only
-                // while nothing is journaled (no AOF, no replica): a transaction's effects
-                // are sealed for the files and replicas when it releases, and a shutdown
-                // while the next script runs would drop this one's with them.
-                s.script_gates = Some(tx);
-            } else {
-                tx.release().await;
-            }
+    target.note(held.reach);
+    if !own {
+        // The running EXEC goes on with hops sent the usual way.
+        crate::engine::router::let_go();
+    } else if let Some(tx) = s.exec_tx.take().and_then(|tx| std::rc::Rc::try_unwrap(tx).ok()) {
+        // Shutting down (SHUTDOWN NOSAVE ended the run): the transaction is never sealed,
+        // so no file or replica gets part of the script, and no hop waits for a core that
+        // may have stopped.
+        if s.core.global.shutting_down() {
+            crate::engine::router::let_go();
+            std::mem::forget(tx);
+        } else if s.pipeline.next_script && !tx.journaling() && crate::engine::blocking::none_waiting() {
+            // The next request of this read is a script too: the gates stay for it, as
+            // Redis runs a client's pipelined scripts one after the other. Nothing is
+            // lost between the two: no client waits for a key this one's writes could
+            // have readied, and none can start waiting while every shard is held. Only
+            // while nothing is journaled (no AOF, no replica): a transaction's effects
+            // are sealed for the files and replicas when it releases, and a shutdown
+            // while the next script runs would drop this one's with them. The peers
+            // lent to this run stay lent to the next (see `router::blocking`).
+            s.script_gates = Some(tx);
+        } else {
+            crate::engine::router::let_go();
+            tx.release().await;
         }
     }
     result
 }
 
+/// A run holding every shard whose `redis.call`s run at once ([`call_across`]), resumed from
+/// here only when the watch hook paused it (busy: every shard stays held while this core
+/// serves others).
+async fn run_direct(s: &mut Session, target: &Target, argv: &[Bytes], held: &mut Held) -> CmdResult {
+    let name = target.name();
+    let keys = held.keys.clone();
+    let (thread, mut ended) = step(s, held, true, |interp| {
+        let (f, function) = match target {
+            Target::Eval(source) => (interp.function(source)?, false),
+            Target::Function(func) => (interp.function_named(&func.name)?, true),
+        };
+        interp.run_here(&f, function, &keys, argv, name)
+    })?;
+    let result = loop {
+        match ended {
+            Ended::Reply(reply) => break Ok(reply),
+            Ended::Paused if s.core.global.shutting_down() => {
+                let _ = lua::with(lua::Interp::abandon);
+                break Err(CmdError::Unavailable);
+            }
+            Ended::Paused => {
+                // Every core serves others meanwhile.
+                crate::engine::router::let_go();
+                glommio::executor().yield_to_reactor().await;
+                ended = match step(s, held, true, |interp| Ok(interp.resume(&thread, None, name))) {
+                    Ok(ended) => ended,
+                    Err(e) => break Err(e),
+                };
+            }
+            // Its `redis.call`s never yield.
+            Ended::Call(_) => {
+                let _ = lua::with(lua::Interp::abandon);
+                break Err(CmdError::Internal);
+            }
+        }
+    };
+    let _ = lua::with(|interp| interp.recycle(thread));
+    result
+}
+
+/// A run holding every shard as a coroutine whose `redis.call`s yield their commands to this
+/// task, which awaits them (a script calling a command that waits: [`Reach::Waits`]). Where
+/// a `redis.call` cannot yield, [`call_across`] runs it at once.
+async fn run_yielding(s: &mut Session, target: &Target, argv: &[Bytes], held: &mut Held) -> CmdResult {
+    let name = target.name();
+    let thread = lua::with(|interp| match target {
+        Target::Eval(source) => {
+            let f = interp.function(source)?;
+            interp.start(&f, Some((&held.keys, argv)), true)
+        }
+        Target::Function(func) => {
+            let f = interp.function_named(&func.name)?;
+            interp.start_function(&f, &held.keys, argv, true)
+        }
+    })
+    .and_then(|t| t)?;
+    let mut answer: Option<Reply> = None;
+    let result = loop {
+        let given = answer.take();
+        match step(s, held, false, |interp| Ok(interp.resume(&thread, given.as_ref(), name))) {
+            Err(e) => break Err(e),
+            Ok(Ended::Reply(reply)) => break Ok(reply),
+            // Busy: every shard stays held while this core serves others.
+            Ok(Ended::Paused) => {
+                if s.core.global.shutting_down() {
+                    let _ = lua::with(lua::Interp::abandon);
+                    break Err(CmdError::Unavailable);
+                }
+                glommio::executor().yield_to_reactor().await;
+            }
+            Ok(Ended::Call(args)) => {
+                let mut denied = Vec::new();
+                let mut read = false;
+                let reply = match admit(&args, &mut held.rules, &mut denied) {
+                    Ok(cmd) if undeclared(cmd, &args, &held.keys) && held.rules.strict => {
+                        held.reach = held.reach.max(Reach::Undeclared);
+                        CmdError::msg(UNDECLARED).into()
+                    }
+                    Ok(cmd) => {
+                        if undeclared(cmd, &args, &held.keys) {
+                            held.reach = held.reach.max(Reach::Undeclared);
+                        }
+                        read = reads(cmd);
+                        monitor::feed(&s.core, s.db, monitor::Source::Lua, cmd, &args);
+                        Box::pin(s.run_command(cmd, &args)).await
+                    }
+                    Err(e) => e.into(),
+                };
+                // A first read: every declared key is remembered for a tracking caller,
+                // every shard still held.
+                if let Some(r) = held.reader.filter(|_| read) {
+                    held.reader = None;
+                    s.remember_held(&held.keys, r).await;
+                }
+                log_denials(s, denied);
+                answer = Some(reply);
+            }
+        }
+    };
+    let _ = lua::with(|interp| interp.recycle(thread));
+    result
+}
+
 /// What a `redis.call` of the run holding every shard needs where it runs at once
-/// ([`call_across`]); set around each resume of the run ([`resume_across`]).
+/// ([`call_across`]); set around each step of the run ([`step`]).
 struct AcrossCall {
-    /// The run's session, whose task waits inside the resume.
+    /// The run's session, whose task waits inside the step.
     session: *mut Session,
-    rules: Rules,
-    keys: Vec<Bytes>,
-    reach: Reach,
+    held: Held,
+    /// Every `redis.call` comes here ([`run_direct`]), not only those that cannot yield.
+    direct: bool,
     denied: Vec<Denied>,
 }
 
@@ -620,73 +697,109 @@ thread_local! {
 /// A command that waits for something other than a hop, called where the script cannot yield.
 const CANNOT_WAIT: &str = "ERR This command cannot run inside a C function or a metamethod (such as \
                            table.sort's comparator) of a script whose keys are on several shards";
+/// A run whose `redis.call`s run at once called a command that waits (MIGRATE) after it
+/// wrote: it cannot start again yielding. Its next runs yield from the start.
+const WAITS_AFTER_WRITING: &str =
+    "ERR Script attempted to run a command that waits for the network (MIGRATE) \
+                                   after writing, on its first run across shards; run it again";
+/// The answer to every `redis.call` of a run that will run again elsewhere (its outcome is
+/// dropped).
+const MOVED: &str = "ERR script moved";
 
-/// Resumes the run holding every shard (with `answer` to the `redis.call` it yielded, if any)
-/// until it yields again or ends. Where its `redis.call` cannot yield, [`call_across`] runs
-/// the command at once, with what it needs set here for the resume's span.
-fn resume_across(
+/// One step of the run holding every shard (its start, or a resume) on this core's
+/// interpreter, with `held` lent to [`call_across`] for its span.
+fn step<R>(
     s: &mut Session,
-    thread: &mlua::Thread,
-    answer: Option<Reply>,
-    name: &str,
-    rules: &mut Rules,
-    keys: &mut Vec<Bytes>,
-    reach: &mut Reach,
-) -> Result<Ended, CmdError> {
+    held: &mut Held,
+    direct: bool,
+    f: impl FnOnce(&mut lua::Interp) -> Result<R, CmdError>,
+) -> Result<R, CmdError> {
     let session: *mut Session = s;
-    let call = AcrossCall {
-        session,
-        rules: std::mem::take(rules),
-        keys: std::mem::take(keys),
-        reach: *reach,
-        denied: Vec::new(),
+    let lent = Held {
+        rules: std::mem::take(&mut held.rules),
+        keys: std::mem::take(&mut held.keys),
+        reach: held.reach,
+        reader: held.reader.take(),
+        again: held.again,
     };
-    ACROSS.with(|a| *a.borrow_mut() = Some(call));
+    ACROSS.with(|a| *a.borrow_mut() = Some(AcrossCall { session, held: lent, direct, denied: Vec::new() }));
     current::set_handler(Some(call_across));
-    let resumed = lua::with(|interp| interp.resume(thread, answer.as_ref(), name));
+    // A run whose calls never yield waits for its hops here for the whole step, so a peer
+    // lent to it stays lent from one call to the next.
+    let stepped = if direct {
+        crate::engine::router::blocking(|| lua::with(f).and_then(|r| r))
+    } else {
+        lua::with(f).and_then(|r| r)
+    };
     current::set_handler(None);
     if let Some(call) = ACROSS.with(|a| a.borrow_mut().take()) {
-        (*rules, *keys, *reach) = (call.rules, call.keys, call.reach);
+        *held = call.held;
         log_denials(s, call.denied);
     }
-    resumed
+    stepped
 }
 
-/// The answer to a `redis.call` of a run holding every shard that cannot yield to its task
-/// (inside `table.sort`'s comparator, a metamethod, or a coroutine the script made): the
-/// command runs at once, its hops to other cores waited for on this thread
-/// ([`crate::engine::router::blocking`]). The run holds every gate, so every hop is answered.
+/// The answer to a `redis.call` of a run holding every shard, run at once: every call of a
+/// run whose calls never yield ([`run_direct`]), and those of a yielding run that cannot
+/// yield (inside `table.sort`'s comparator, a metamethod, or a coroutine the script made).
+/// Its hops to other cores are waited for on this thread ([`crate::engine::router::blocking`]).
+/// The run holds every gate, so every hop is answered.
 fn call_across(args: Vec<Bytes>) -> Reply {
     let admitted = ACROSS.with(|a| {
         let Ok(mut guard) = a.try_borrow_mut() else { return Err(CmdError::Internal) };
         let Some(run) = guard.as_mut() else { return Err(CmdError::Internal) };
-        let cmd = admit(&args, &mut run.rules, &mut run.denied)?;
-        if undeclared(cmd, &args, &run.keys) {
-            run.reach = Reach::Undeclared;
-            if run.rules.strict {
+        let held = &mut run.held;
+        if held.again {
+            return Err(CmdError::msg(MOVED));
+        }
+        let registry = crate::engine::command::registry();
+        if run.direct && registry.resolve(&args).is_ok_and(Command::waits) {
+            held.reach = Reach::Waits;
+            if held.rules.dirty {
+                return Err(CmdError::msg(WAITS_AFTER_WRITING));
+            }
+            held.again = true;
+            return Err(CmdError::msg(MOVED));
+        }
+        let cmd = admit(&args, &mut held.rules, &mut run.denied)?;
+        if undeclared(cmd, &args, &held.keys) {
+            held.reach = held.reach.max(Reach::Undeclared);
+            if held.rules.strict {
                 return Err(CmdError::msg(UNDECLARED));
             }
         }
-        Ok((run.session, cmd))
+        // A first read: every declared key is remembered for a tracking caller after it.
+        let remember = if reads(cmd) { held.reader.take().map(|r| (r, held.keys.clone())) } else { None };
+        Ok((run.session, cmd, remember))
     });
-    let (session, cmd) = match admitted {
+    let (session, cmd, remember) = match admitted {
         Ok(admitted) => admitted,
         Err(e) => return e.into(),
     };
     #[allow(unsafe_code)]
-    // SAFETY: `session` is the run's: its task is inside `resume_across`, which made the
-    // pointer from its `&mut Session` and uses neither until the resume returns; this thread
-    // runs nothing else meanwhile, and the reference ends with this call.
+    // SAFETY: `session` is the run's: its task is inside `step`, which made the pointer from
+    // its `&mut Session` and uses neither until the step returns; this thread runs nothing
+    // else meanwhile, and the reference ends with this call.
     let s = unsafe { &mut *session };
     monitor::feed(&s.core, s.db, monitor::Source::Lua, cmd, &args);
     crate::engine::router::blocking(|| {
-        let mut run = std::pin::pin!(s.run_command(cmd, &args));
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match std::future::Future::poll(run.as_mut(), &mut cx) {
-            std::task::Poll::Ready(reply) => reply,
-            std::task::Poll::Pending => CmdError::msg(CANNOT_WAIT).into(),
+        let reply = ready_now(s.run_command(cmd, &args)).unwrap_or_else(|| CmdError::msg(CANNOT_WAIT).into());
+        if let Some((reader, keys)) = remember {
+            let _ = ready_now(s.remember_held(&keys, reader));
         }
+        reply
     })
+}
+
+/// What `f` gives when first polled, if it is ready then (inside
+/// [`crate::engine::router::blocking`], a future built on hops is).
+fn ready_now<F: std::future::Future>(f: F) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
 }
 
 /// Whether a script's call of `cmd` makes a tracking caller remember the script's keys (Redis's

@@ -124,8 +124,9 @@ impl Flags {
     }
 }
 
-/// What a script's runs showed of the keys it reaches: where it may run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a script's runs showed of the keys it reaches: where it may run. Each is wider than
+/// the one before: a script's stays the widest its runs showed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Reach {
     /// Not run yet: its first run holds every shard, and watches.
     Unknown = 0,
@@ -133,15 +134,33 @@ pub(crate) enum Reach {
     Declared = 1,
     /// A run touched a key it did not declare: it runs holding every shard.
     Undeclared = 2,
+    /// A run called a command that waits for more than other cores (MIGRATE): it runs holding
+    /// every shard, its `redis.call`s yielding to its task.
+    Waits = 3,
 }
 
 impl Reach {
+    /// Where the first run of `code` goes: holding every shard with its `redis.call`s
+    /// yielding ([`Reach::Waits`]) when the code names a command that waits (a run that calls
+    /// one otherwise finds out by starting again, which it cannot once it wrote); else not
+    /// known yet.
+    #[must_use]
+    pub(crate) fn first(code: &[u8]) -> Reach {
+        let mentions = |name: &[u8]| code.windows(name.len()).any(|w| w.eq_ignore_ascii_case(name));
+        if crate::engine::spec::WAITING.iter().any(|name| mentions(name.as_bytes())) {
+            Reach::Waits
+        } else {
+            Reach::Unknown
+        }
+    }
+
     /// The reach stored as `n`.
     #[must_use]
     pub(crate) fn from_u8(n: u8) -> Reach {
         match n {
             1 => Reach::Declared,
             2 => Reach::Undeclared,
+            3 => Reach::Waits,
             _ => Reach::Unknown,
         }
     }
@@ -169,7 +188,8 @@ impl Source {
     /// The shebang's error.
     pub(crate) fn new(body: Bytes) -> Result<Source, CmdError> {
         let (flags, code_at) = Flags::of(&body)?;
-        Ok(Source { sha: sha1hex(&body), body, flags, code_at, reach: AtomicU8::new(Reach::Unknown as u8) })
+        let reach = AtomicU8::new(Reach::first(&body[code_at..]) as u8);
+        Ok(Source { sha: sha1hex(&body), body, flags, code_at, reach })
     }
 
     /// Its code, without the shebang line.
