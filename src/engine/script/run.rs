@@ -732,6 +732,12 @@ fn step<R>(
         lua::with(f).and_then(|r| r)
     };
     current::set_handler(None);
+    if !direct {
+        // A call that could not yield may have borrowed a peer's thread: the run's next
+        // command is awaited, maybe on the network (MIGRATE), with the peers back in their
+        // loops.
+        crate::engine::router::let_go();
+    }
     if let Some(call) = ACROSS.with(|a| a.borrow_mut().take()) {
         *held = call.held;
         log_denials(s, call.denied);
