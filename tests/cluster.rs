@@ -430,7 +430,7 @@ print("ok", rc.keyslot("foo"))
 /// Runs `redis-cli --cluster` with `args` (bounded by `timeout`), expecting success: its output.
 fn cluster_tool(args: &[String]) -> String {
     let out = Command::new("timeout")
-        .arg("120")
+        .arg("240")
         .arg("redis-cli")
         .arg("--cluster")
         .args(args)
