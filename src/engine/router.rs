@@ -93,7 +93,7 @@ pub(crate) enum Hop {
     Reply(Box<dyn FnOnce() + Send>),
     /// Transaction `tx`, which holds every gate and waits for its hops on its thread (see
     /// [`blocking`]), borrows this core's thread: it takes its hops from `hops`, each at once,
-    /// until the sender is dropped, then goes back to its loop.
+    /// until the feed is dropped, then goes back to its loop.
     Lend {
         /// The transaction borrowing the thread.
         tx: TxId,
@@ -195,8 +195,8 @@ pub(crate) fn keep_gate(tx: TxId) {
 thread_local! {
     /// Hops from this core block until they are answered (see [`blocking`]).
     static BLOCKING: Cell<bool> = const { Cell::new(false) };
-    /// By peer, the threads lent to this core's [`blocking`] span (see [`Hop::Lend`]): each
-    /// runs the hops sent here at once, until the span ends and drops its sender.
+    /// By peer, the threads lent to this core's [`blocking`] spans (see [`Hop::Lend`]): each
+    /// runs the hops given here at once, until [`let_go`] drops its feed.
     static LENT: RefCell<Vec<Option<Rc<Feed<Hop>>>>> = const { RefCell::new(Vec::new()) };
 }
 
