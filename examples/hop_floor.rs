@@ -11,7 +11,7 @@
 //! `sched_yield`.
 //!
 //! ```text
-//! cargo run --release --example hop_floor -- [TICKS_PER_SEC] [SECONDS] [CPU_A,CPU_B]
+//! cargo run --release --example hop_floor -- [TICKS_PER_SEC] [SECONDS] [CPU_A,CPU_B] [yielding]
 //! ```
 //! (6250 ticks/s is the rate of P=16 pipelines at 100k SET/s.)
 
@@ -217,6 +217,16 @@ fn main() {
         .and_then(|s| s.split_once(','))
         .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
         .unwrap_or((0, 1));
+    // `yielding` as a fourth argument: only the flat-out round between executors (to profile
+    // an executor's turn alone).
+    if args.get(4).is_some_and(|a| a == "yielding") {
+        let n = rate * secs;
+        println!(
+            "flat out, {n} hops, executors polling and yielding: {:.2} CPU µs per hop",
+            round_yielding(n, cpus)
+        );
+        return;
+    }
     let (n0, tick) = round(rate, secs, cpus, false);
     let (n1, hop) = round(rate, secs, cpus, true);
     println!("cpus {cpus:?}, {rate} ticks/s for {secs} s");

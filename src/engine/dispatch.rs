@@ -611,17 +611,31 @@ impl Session {
         }
     }
 
+    /// [`Session::run_command`] for arguments it may keep: a command for one shard runs there
+    /// with them, with no boxed future around it (each `redis.call` of a script holding every
+    /// shard comes here); anything else through [`Session::run_command`].
+    pub(crate) async fn run_command_owned(&mut self, cmd: &'static Command, args: Vec<Bytes>) -> Reply {
+        if let Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _) = cmd.run {
+            if let Ok(Plan::Shard(shard)) = plan(cmd, &args, &self.core.router) {
+                return self.run_on_shard(cmd, run, shard, args).await;
+            }
+        }
+        self.run_command(cmd, &args).await
+    }
+
+    /// Runs `cmd` on `shard`, which records it.
+    async fn run_on_shard(&self, cmd: &Command, run: ShardFn, shard: ShardId, args: Vec<Bytes>) -> Reply {
+        let shard_cmd = self.shard_cmd(cmd, run, self.db, args);
+        self.run_on(shard, move |sh: &mut Shard| sh.exec(&shard_cmd)).await.unwrap_or_else(unavailable)
+    }
+
     /// Runs a keyed command as planned: on its shard (which records it), or here, recorded.
     async fn run_planned(&mut self, cmd: &'static Command, planned: Plan, args: &[Bytes]) -> Reply {
         let db = self.db;
         let started = Started::now();
         let result: CmdResult = match (planned, cmd.run) {
             (Plan::Shard(shard), Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _)) => {
-                let shard_cmd = self.shard_cmd(cmd, run, db, args.to_vec());
-                return self
-                    .run_on(shard, move |sh: &mut Shard| sh.exec(&shard_cmd))
-                    .await
-                    .unwrap_or_else(unavailable);
+                return self.run_on_shard(cmd, run, shard, args.to_vec()).await;
             }
             (Plan::Split(parts), Run::Split(run, merge)) => {
                 let reply = self.split(cmd, run, merge, &parts, args).await;

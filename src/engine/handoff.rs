@@ -29,22 +29,53 @@ pub(crate) fn share_cpu(shares: bool) {
     SHARES_CPU.with(|s| s.set(shares));
 }
 
+/// Where given items wait to be taken: a queue's many ([`VecDeque`]), or an answer's one
+/// ([`Option`], which allocates nothing).
+trait Items<T>: Default {
+    fn put(&mut self, item: T);
+    fn get(&mut self) -> Option<T>;
+}
+
+impl<T> Items<T> for VecDeque<T> {
+    fn put(&mut self, item: T) {
+        self.push_back(item);
+    }
+    fn get(&mut self) -> Option<T> {
+        self.pop_front()
+    }
+}
+
+impl<T> Items<T> for Option<T> {
+    fn put(&mut self, item: T) {
+        *self = Some(item);
+    }
+    fn get(&mut self) -> Option<T> {
+        self.take()
+    }
+}
+
 /// What one side gives and the other takes, and whether the giver is gone.
-struct Shared<T> {
-    items: Mutex<VecDeque<T>>,
+struct Shared<T, S = VecDeque<T>> {
+    items: Mutex<S>,
+    _item: std::marker::PhantomData<fn(T) -> T>,
     /// The giving side was dropped: nothing more comes.
     closed: AtomicBool,
     /// The thread that takes, once it waited.
     taker: OnceLock<Thread>,
 }
 
-impl<T> Shared<T> {
-    fn new(taker: Option<Thread>) -> Arc<Shared<T>> {
+impl<T, S: Items<T>> Shared<T, S> {
+    fn new(taker: Option<Thread>) -> Arc<Shared<T, S>> {
         let cell = OnceLock::new();
         if let Some(taker) = taker {
             let _ = cell.set(taker);
         }
-        Arc::new(Shared { items: Mutex::new(VecDeque::new()), closed: AtomicBool::new(false), taker: cell })
+        Arc::new(Shared {
+            items: Mutex::new(S::default()),
+            _item: std::marker::PhantomData,
+            closed: AtomicBool::new(false),
+            taker: cell,
+        })
     }
 
     fn wake(&self) {
@@ -54,7 +85,7 @@ impl<T> Shared<T> {
     }
 
     fn push(&self, item: T) {
-        self.items.lock().unwrap_or_else(PoisonError::into_inner).push_back(item);
+        self.items.lock().unwrap_or_else(PoisonError::into_inner).put(item);
         self.wake();
     }
 
@@ -65,12 +96,12 @@ impl<T> Shared<T> {
         debug_assert_eq!(me.id(), thread::current().id());
         let mut yields = if SHARES_CPU.with(Cell::get) { YIELDS } else { 0 };
         loop {
-            if let Some(item) = self.items.lock().unwrap_or_else(PoisonError::into_inner).pop_front() {
+            if let Some(item) = self.items.lock().unwrap_or_else(PoisonError::into_inner).get() {
                 return Some(item);
             }
             if self.closed.load(Ordering::Acquire) {
                 // Pushed before it closed: seen now.
-                return self.items.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
+                return self.items.lock().unwrap_or_else(PoisonError::into_inner).get();
             }
             if yields > 0 {
                 yields -= 1;
@@ -131,10 +162,10 @@ impl<T> Drain<T> {
 
 /// The giving side of a one-shot answer (see [`answer`]); dropped unused, the taker gets
 /// `None`.
-pub(crate) struct Give<T>(Arc<Shared<T>>);
+pub(crate) struct Give<T>(Arc<Shared<T, Option<T>>>);
 
 /// The taking side of a one-shot answer (see [`answer`]).
-pub(crate) struct Take<T>(Arc<Shared<T>>);
+pub(crate) struct Take<T>(Arc<Shared<T, Option<T>>>);
 
 /// A one-shot answer for this thread, which waits for it with [`Take::wait`].
 pub(crate) fn answer<T>() -> (Give<T>, Take<T>) {
@@ -145,7 +176,7 @@ pub(crate) fn answer<T>() -> (Give<T>, Take<T>) {
 impl<T> Give<T> {
     /// Gives the answer, waking the taker if it sleeps.
     pub(crate) fn give(self, item: T) {
-        self.0.items.lock().unwrap_or_else(PoisonError::into_inner).push_back(item);
+        self.0.items.lock().unwrap_or_else(PoisonError::into_inner).put(item);
         // Dropped here: it closes and wakes the taker, once.
     }
 }

@@ -618,17 +618,24 @@ impl Router {
             self.global.publish_allocated(self.me.0, crate::memory::here());
         }
         let (done, answer) = handoff::answer();
-        let mut ahead = std::mem::take(&mut *outbox.queues[peer.0].borrow_mut());
-        ahead.push(make(done));
+        let ahead = std::mem::take(&mut *outbox.queues[peer.0].borrow_mut());
         let lent = LENT.with(|l| l.borrow().get(peer.0).cloned().flatten());
         let unsent = match lent {
             // The peer's thread waits for these: no message, no pass of its loop.
             Some(lent) => {
-                outbox.local.count(|s| s.hops += ahead.len() as u64);
-                ahead.into_iter().try_for_each(|hop| lent.give(hop)).map_err(|_| Unavailable(peer.0))?;
+                outbox.local.count(|s| s.hops += ahead.len() as u64 + 1);
+                ahead
+                    .into_iter()
+                    .chain(std::iter::once(make(done)))
+                    .try_for_each(|hop| lent.give(hop))
+                    .map_err(|_| Unavailable(peer.0))?;
                 None
             }
-            None => Some(ahead),
+            None => {
+                let mut batch = ahead;
+                batch.push(make(done));
+                Some(batch)
+            }
         };
         if let Some(mut batch) = unsent {
             if let Some(tx) = tx {

@@ -61,10 +61,23 @@ pub(crate) struct Denied {
 
 /// The command `args` name, if a script may run it now; else the error `redis.call` raises.
 fn admit(args: &[Bytes], rules: &mut Rules, denied: &mut Vec<Denied>) -> Result<&'static Command, CmdError> {
-    let registry = crate::engine::command::registry();
-    let Ok(cmd) = registry.resolve(args) else {
-        return Err(CmdError::msg("ERR Unknown Redis command called from script"));
-    };
+    admit_named(named(args)?, args, rules, denied)
+}
+
+/// The command `args` name, if there is one.
+fn named(args: &[Bytes]) -> Result<&'static Command, CmdError> {
+    crate::engine::command::registry()
+        .resolve(args)
+        .map_err(|_| CmdError::msg("ERR Unknown Redis command called from script"))
+}
+
+/// `cmd`, named by `args`, if a script may run it now (see [`admit`]).
+fn admit_named(
+    cmd: &'static Command,
+    args: &[Bytes],
+    rules: &mut Rules,
+    denied: &mut Vec<Denied>,
+) -> Result<&'static Command, CmdError> {
     if !cmd.arity_ok(args.len()) || matches!(cmd.run, Run::Container) {
         return Err(CmdError::msg("ERR Wrong number of args calling Redis command from script"));
     }
@@ -758,8 +771,8 @@ fn call_across(args: Vec<Bytes>) -> Reply {
         if held.again {
             return Err(CmdError::msg(MOVED));
         }
-        let registry = crate::engine::command::registry();
-        if run.direct && registry.resolve(&args).is_ok_and(Command::waits) {
+        let cmd = named(&args)?;
+        if run.direct && cmd.waits() {
             held.reach = Reach::Waits;
             if held.rules.dirty {
                 return Err(CmdError::msg(WAITS_AFTER_WRITING));
@@ -767,7 +780,7 @@ fn call_across(args: Vec<Bytes>) -> Reply {
             held.again = true;
             return Err(CmdError::msg(MOVED));
         }
-        let cmd = admit(&args, &mut held.rules, &mut run.denied)?;
+        let cmd = admit_named(cmd, &args, &mut held.rules, &mut run.denied)?;
         if undeclared(cmd, &args, &held.keys) {
             held.reach = held.reach.max(Reach::Undeclared);
             if held.rules.strict {
@@ -789,7 +802,8 @@ fn call_across(args: Vec<Bytes>) -> Reply {
     let s = unsafe { &mut *session };
     monitor::feed(&s.core, s.db, monitor::Source::Lua, cmd, &args);
     crate::engine::router::blocking(|| {
-        let reply = ready_now(s.run_command(cmd, &args)).unwrap_or_else(|| CmdError::msg(CANNOT_WAIT).into());
+        let reply =
+            ready_now(s.run_command_owned(cmd, args)).unwrap_or_else(|| CmdError::msg(CANNOT_WAIT).into());
         if let Some((reader, keys)) = remember {
             let _ = ready_now(s.remember_held(&keys, reader));
         }
