@@ -197,7 +197,7 @@ thread_local! {
     static BLOCKING: Cell<bool> = const { Cell::new(false) };
     /// By peer, the threads lent to this core's [`blocking`] spans (see [`Hop::Lend`]): each
     /// runs the hops given here at once, until [`let_go`] drops its feed.
-    static LENT: RefCell<Vec<Option<Rc<Feed<Hop>>>>> = const { RefCell::new(Vec::new()) };
+    static LENT: RefCell<Vec<Option<Feed<Hop>>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` with every hop it makes to another core sent at once and waited for on this
@@ -618,34 +618,35 @@ impl Router {
             self.global.publish_allocated(self.me.0, crate::memory::here());
         }
         let (done, answer) = handoff::answer();
-        let ahead = std::mem::take(&mut *outbox.queues[peer.0].borrow_mut());
-        let lent = LENT.with(|l| l.borrow().get(peer.0).cloned().flatten());
-        let unsent = match lent {
-            // The peer's thread waits for these: no message, no pass of its loop.
-            Some(lent) => {
-                outbox.local.count(|s| s.hops += ahead.len() as u64 + 1);
-                ahead
-                    .into_iter()
-                    .chain(std::iter::once(make(done)))
-                    .try_for_each(|hop| lent.give(hop))
-                    .map_err(|_| Unavailable(peer.0))?;
+        // What this core had queued for the peer goes first.
+        let mut queue = outbox.queues[peer.0].borrow_mut();
+        queue.push(make(done));
+        // A lent peer's thread waits for these: no message, no pass of its loop, and the queue
+        // keeps its room. Giving runs nothing of this core's.
+        let given = LENT.with(|l| match l.borrow().get(peer.0) {
+            Some(Some(lent)) => {
+                outbox.local.count(|s| s.hops += queue.len() as u64);
+                Some(queue.drain(..).try_for_each(|hop| lent.give(hop)))
+            }
+            _ => None,
+        });
+        let unsent = match given {
+            Some(given) => {
+                given.map_err(|_| Unavailable(peer.0))?;
                 None
             }
-            None => {
-                let mut batch = ahead;
-                batch.push(make(done));
-                Some(batch)
-            }
+            None => Some(std::mem::take(&mut *queue)),
         };
+        drop(queue);
         if let Some(mut batch) = unsent {
             if let Some(tx) = tx {
                 let (lend, hops) = handoff::queue();
                 LENT.with(|l| {
                     let mut l = l.borrow_mut();
                     if l.len() <= peer.0 {
-                        l.resize(peer.0 + 1, None);
+                        l.resize_with(peer.0 + 1, || None);
                     }
-                    l[peer.0] = Some(Rc::new(lend));
+                    l[peer.0] = Some(lend);
                 });
                 batch.push(Hop::Lend { tx, hops });
             }

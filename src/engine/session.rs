@@ -341,14 +341,13 @@ impl Session {
     /// Releases the gates a script kept for the next one, if it did.
     pub(crate) async fn release_script_gates(&mut self) {
         if let Some(tx) = self.script_gates.take() {
+            // The peers lent to the last script go back to their loops first.
+            crate::engine::router::let_go();
             if self.core.global.shutting_down() {
                 // As a script's own transaction at shutdown: no hop waits for a core that
                 // may have stopped (nothing was journaled under kept gates).
-                crate::engine::router::let_go();
                 std::mem::forget(tx);
             } else {
-                // The peers lent to the last script go back to their loops first.
-                crate::engine::router::let_go();
                 tx.release().await;
             }
         }

@@ -494,6 +494,7 @@ async fn across_boxed(s: &mut Session, script: Script, open: Option<OpenSlot>) -
 
 /// What a run holding every shard keeps between its steps, lent to [`call_across`] while
 /// Lua runs.
+#[derive(Default)]
 struct Held {
     /// The checks.
     rules: Rules,
@@ -728,13 +729,7 @@ fn step<R>(
     f: impl FnOnce(&mut lua::Interp) -> Result<R, CmdError>,
 ) -> Result<R, CmdError> {
     let session: *mut Session = s;
-    let lent = Held {
-        rules: std::mem::take(&mut held.rules),
-        keys: std::mem::take(&mut held.keys),
-        reach: held.reach,
-        reader: held.reader.take(),
-        again: held.again,
-    };
+    let lent = std::mem::take(held);
     ACROSS.with(|a| *a.borrow_mut() = Some(AcrossCall { session, held: lent, direct, denied: Vec::new() }));
     current::set_handler(Some(call_across));
     // A run whose calls never yield waits for its hops here for the whole step, so a peer

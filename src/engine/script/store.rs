@@ -126,9 +126,10 @@ impl Flags {
 
 /// What a script's runs showed of the keys it reaches: where it may run. Each is wider than
 /// the one before: a script's stays the widest its runs showed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Reach {
     /// Not run yet: its first run holds every shard, and watches.
+    #[default]
     Unknown = 0,
     /// Its runs touched only keys it declared: it runs on their shard.
     Declared = 1,
