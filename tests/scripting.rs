@@ -566,6 +566,56 @@ fn pipelined_scripts_across_shards_serve_a_blocked_client_between_them_as_redis_
 }
 
 /// What INFO's `Cores` section says of core `core`'s `field`.
+/// One-shard scripts run at once between the commands of their read (`Command::now`) when
+/// nothing for another shard is queued ahead of them, and after what is: a read mixing them
+/// with commands for both shards, errors included, answers and leaves the keys as
+/// redis-server does, from a connection on either core, plain and TLS.
+#[test]
+fn one_shard_scripts_keep_their_place_in_a_pipeline() {
+    let server = Server::start();
+    let reference = RedisServer::start();
+    let (a, b) = (key_on("na", 0, 2), key_on("nb", 1, 2));
+    let incr = "return redis.call('INCR', KEYS[1])";
+    let append = "return redis.call('APPEND', KEYS[1], ARGV[1])";
+    let get = "return redis.call('GET', KEYS[1])";
+    let read = [
+        req(&["DEL", &a, &b]),
+        eval(incr, &[&a], &[]),
+        req(&["SET", &b, "5"]),
+        eval(incr, &[&b], &[]),
+        eval(incr, &[&a], &[]),
+        req(&["APPEND", &a, "x"]),
+        eval(append, &[&a], &["y"]),
+        req(&["GET", &a]),
+        eval(get, &[&b], &[]),
+        eval(incr, &[&a], &[]),
+        req(&["SET", &b, "x"]),
+        eval(append, &[&b], &["z"]),
+        eval(append, &[&a], &["w"]),
+        eval(get, &[&a], &[]),
+        req(&["MGET", &a, &b]),
+    ];
+    let run = |mut client: common::Raw| {
+        // A large request first: the connection's reads grow, so that the whole pipeline
+        // comes in one read (one call of the session).
+        client.request(&[b"SET", b"warm", &vec![b'v'; 256 * 1024]]);
+        pipelined(&mut client, &read)
+    };
+    // The first runs learn that each script keeps to its declared keys; then they run at once.
+    run(server.raw(Mode::Plain));
+    run(reference.raw());
+    let expected = run(reference.raw());
+    for mode in MODES {
+        for core in 0..2 {
+            assert_eq!(
+                run(server.raw_on_core(mode, core)),
+                expected,
+                "{mode:?}, a connection on core {core}"
+            );
+        }
+    }
+}
+
 fn core_stat(c: &mut redis::Connection, core: usize, field: &str) -> u64 {
     let info: String = redis::cmd("INFO").arg("cores").query(c).unwrap();
     let line = info.lines().find(|l| l.starts_with(&format!("core{core}:"))).unwrap_or_default();

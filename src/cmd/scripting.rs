@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use crate::cmd::error::{CmdError, CmdResult};
-use crate::engine::command::Command;
+use crate::engine::command::{Command, Now, NowFn, SessionFn};
 use crate::engine::script::busy;
 use crate::engine::script::functions::{self, Functions};
 use crate::engine::script::run::{Rules, Script, Target};
@@ -29,34 +29,37 @@ pub(crate) fn commands() -> Vec<Command> {
         let read_only = matches!(kind, Eval::Body { read_only: true } | Eval::Sha { read_only: true });
         let keys = if read_only { key::RO | key::ACCESS } else { key::RW | key::ACCESS | key::UPDATE };
         let flags = flag::NOSCRIPT | flag::SKIP_MONITOR | flag::NO_MANDATORY_KEYS | flag::STALE;
-        let cmd = Command::session(
-            name,
-            -3,
-            match kind {
-                Eval::Body { read_only: false } => {
-                    |s, a| Box::pin(eval(s, a, Eval::Body { read_only: false }))
-                }
-                Eval::Body { read_only: true } => |s, a| Box::pin(eval(s, a, Eval::Body { read_only: true })),
-                Eval::Sha { read_only: false } => |s, a| Box::pin(eval(s, a, Eval::Sha { read_only: false })),
-                Eval::Sha { read_only: true } => |s, a| Box::pin(eval(s, a, Eval::Sha { read_only: true })),
-            },
-        )
-        .flags(if read_only { flags | flag::READONLY } else { flags })
-        .acl(acl::SCRIPTING)
-        .key(match kind {
-            Eval::Body { read_only: false } => KeySpec::index(2)
-                .keynum(0, 1, 1)
-                .flags(keys)
-                .notes("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE"),
-            Eval::Body { read_only: true } => KeySpec::index(2)
-                .keynum(0, 1, 1)
-                .flags(keys)
-                .notes("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS"),
-            Eval::Sha { .. } => KeySpec::index(2).keynum(0, 1, 1).flags(keys),
-        })
-        .docs("scripting", since, "Depends on the script that is executed.", summary)
-        // A script may reach any shard: EXEC holds them all for it.
-        .fan_out();
+        let (run, now): (SessionFn, NowFn) = match kind {
+            Eval::Body { read_only: false } => {
+                (|s, a| eval::<false, false>(s, a).into_pending(), eval::<false, false>)
+            }
+            Eval::Body { read_only: true } => {
+                (|s, a| eval::<false, true>(s, a).into_pending(), eval::<false, true>)
+            }
+            Eval::Sha { read_only: false } => {
+                (|s, a| eval::<true, false>(s, a).into_pending(), eval::<true, false>)
+            }
+            Eval::Sha { read_only: true } => {
+                (|s, a| eval::<true, true>(s, a).into_pending(), eval::<true, true>)
+            }
+        };
+        let cmd =
+            Command::session(name, -3, run)
+                .now(now)
+                .flags(if read_only { flags | flag::READONLY } else { flags })
+                .acl(acl::SCRIPTING)
+                .key(match kind {
+                    Eval::Body { read_only: false } => KeySpec::index(2).keynum(0, 1, 1).flags(keys).notes(
+                        "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE",
+                    ),
+                    Eval::Body { read_only: true } => KeySpec::index(2).keynum(0, 1, 1).flags(keys).notes(
+                        "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS",
+                    ),
+                    Eval::Sha { .. } => KeySpec::index(2).keynum(0, 1, 1).flags(keys),
+                })
+                .docs("scripting", since, "Depends on the script that is executed.", summary)
+                // A script may reach any shard: EXEC holds them all for it.
+                .fan_out();
         if read_only {
             cmd
         } else {
@@ -132,7 +135,8 @@ fn fcall(name: &'static str, read_only: bool) -> Command {
     let flags = flag::NOSCRIPT | flag::SKIP_MONITOR | flag::NO_MANDATORY_KEYS | flag::STALE;
     let cmd =
         if read_only {
-            Command::session(name, -3, |s, a| Box::pin(call_function(s, a, true)))
+            Command::session(name, -3, |s, a| call_function::<true>(s, a).into_pending())
+                .now(call_function::<true>)
                 .flags(flags | flag::READONLY)
                 .key(
                     KeySpec::index(2).keynum(0, 1, 1).flags(key::RO | key::ACCESS).notes(
@@ -146,7 +150,8 @@ fn fcall(name: &'static str, read_only: bool) -> Command {
                     "Invoke a read-only function",
                 )
         } else {
-            Command::session(name, -3, |s, a| Box::pin(call_function(s, a, false)))
+            Command::session(name, -3, |s, a| call_function::<false>(s, a).into_pending())
+                .now(call_function::<false>)
                 .flags(flags)
                 .key(
                     KeySpec::index(2).keynum(0, 1, 1).flags(key::RW | key::ACCESS | key::UPDATE).notes(
@@ -245,11 +250,15 @@ fn function_container() -> Command {
 }
 
 /// FCALL, FCALL_RO.
-async fn call_function(s: &mut Session, args: &[Bytes], read_only: bool) -> CmdResult {
-    let function = Functions::get().function(&args[1]).ok_or(CmdError::msg("ERR Function not found"))?;
-    let numkeys = key_count(args, CmdError::msg("ERR Bad number of keys provided"))?;
-    let flags = function.flags;
-    start(s, Target::Function(function), flags, read_only, args, numkeys).await
+fn call_function<'a, const READ_ONLY: bool>(s: &'a mut Session, args: &'a [Bytes]) -> Now<'a> {
+    let script = Functions::get().function(&args[1]).ok_or(CmdError::msg("ERR Function not found")).and_then(
+        |function| {
+            let numkeys = key_count(args, CmdError::msg("ERR Bad number of keys provided"))?;
+            let flags = function.flags;
+            script(s, Target::Function(function), flags, READ_ONLY, args, numkeys)
+        },
+    );
+    start(s, script)
 }
 
 /// FUNCTION LOAD [REPLACE] code
@@ -488,45 +497,59 @@ fn function_help() -> Reply {
     )
 }
 
-/// EVAL, EVALSHA, EVAL_RO, EVALSHA_RO.
-async fn eval(s: &mut Session, args: &[Bytes], kind: Eval) -> CmdResult {
-    if matches!(kind, Eval::Sha { .. }) && args[1].len() != 40 {
+/// EVAL, EVALSHA, EVAL_RO, EVALSHA_RO: at once when the script can run so (see
+/// [`crate::engine::script::run::now`]).
+fn eval<'a, const SHA: bool, const READ_ONLY: bool>(s: &'a mut Session, args: &'a [Bytes]) -> Now<'a> {
+    let script = eval_script::<SHA, READ_ONLY>(s, args);
+    start(s, script)
+}
+
+/// The script an EVAL-family request runs (compiled and kept first, for EVAL of a new body).
+fn eval_script<const SHA: bool, const READ_ONLY: bool>(
+    s: &mut Session,
+    args: &[Bytes],
+) -> Result<Script, CmdError> {
+    if SHA && args[1].len() != 40 {
         return Err(CmdError::NoScript);
     }
     let numkeys = key_count(args, CmdError::NotInteger)?;
     let store = Store::get();
-    let (source, read_only) = match kind {
-        Eval::Body { read_only } => {
-            let source = match store.find(&crate::engine::script::sha1hex(&args[1])) {
-                Some(known) => known,
-                None => store.add(compiled(args[1].clone())?),
-            };
-            (source, read_only)
+    let source = if SHA {
+        store.find(&args[1]).ok_or(CmdError::NoScript)?
+    } else {
+        match store.find(&crate::engine::script::sha1hex(&args[1])) {
+            Some(known) => known,
+            None => store.add(compiled(args[1].clone())?),
         }
-        Eval::Sha { read_only } => (store.find(&args[1]).ok_or(CmdError::NoScript)?, read_only),
     };
     let flags = source.flags;
-    start(s, Target::Eval(source), flags, read_only, args, numkeys).await
+    script(s, Target::Eval(source), flags, READ_ONLY, args, numkeys)
 }
 
-/// Runs EVAL's or FCALL's `target` on `args` (`numkeys` of them keys, checked), with the
-/// checks it starts with.
-async fn start(
+/// Runs a script or function that could start (see [`crate::engine::script::run::now`]).
+fn start(s: &mut Session, script: Result<Script, CmdError>) -> Now<'_> {
+    match script {
+        Ok(script) => crate::engine::script::run::now(s, script),
+        Err(e) => Now::Done(Err(e)),
+    }
+}
+
+/// EVAL's or FCALL's `target` on `args` (`numkeys` of them keys, checked), with the checks it
+/// starts with, ready to run.
+fn script(
     s: &mut Session,
     target: Target,
     flags: Flags,
     read_only: bool,
     args: &[Bytes],
     numkeys: usize,
-) -> CmdResult {
+) -> Result<Script, CmdError> {
     let rules = prepare(s, flags, read_only)?;
     // What it writes waits for the disk under `appendfsync always`, as a write command's does.
     s.wrote |= !rules.read_only;
     let split = 3 + numkeys;
     let command = if matches!(target, Target::Function(_)) { args.to_vec() } else { Vec::new() };
-    let script =
-        Script { target, keys: args[3..split].to_vec(), argv: args[split..].to_vec(), rules, command };
-    crate::engine::script::run::run(s, script).await
+    Ok(Script { target, keys: args[3..split].to_vec(), argv: args[split..].to_vec(), rules, command })
 }
 
 /// EVAL's and FCALL's key count, checked against the arguments as Redis checks it.

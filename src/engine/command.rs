@@ -21,6 +21,9 @@ use crate::storage::db::MemberRef;
 pub(crate) type Pending<'a> = Pin<Box<dyn Future<Output = CmdResult> + 'a>>;
 /// A command run by the connection's session (it may await other cores).
 pub(crate) type SessionFn = for<'a> fn(&'a mut Session, &'a [Bytes]) -> Pending<'a>;
+/// A session command's way to run at once, with no future of its own when it needs none (see
+/// [`Command::now`]).
+pub(crate) type NowFn = for<'a> fn(&'a mut Session, &'a [Bytes]) -> Now<'a>;
 /// A command that only reads the session and needs no ordering against shards (PING, ECHO).
 pub(crate) type InlineFn = fn(&Session, &[Bytes]) -> CmdResult;
 /// Finds a request's keys and their flags where the key specs cannot say (their flags vary
@@ -30,6 +33,24 @@ pub(crate) type GetKeysFn = fn(&[Bytes], &mut Vec<(usize, KeyFlags)>);
 /// A keyed command's protocol across shards, inside a transaction holding every shard it
 /// touches (its own, or an EXEC's), in database `db`.
 pub(crate) type AcrossFn = for<'a> fn(&'a Tx, usize, &'a [Bytes]) -> Pending<'a>;
+
+/// What a [`NowFn`] did.
+pub(crate) enum Now<'a> {
+    /// It ran: its result.
+    Done(CmdResult),
+    /// It began, and has to wait for something: this finishes it.
+    Finish(Pending<'a>),
+}
+
+impl<'a> Now<'a> {
+    /// As a session command's reply still to come (the path of [`Run::Session`]).
+    pub(crate) fn into_pending(self) -> Pending<'a> {
+        match self {
+            Now::Done(result) => Box::pin(std::future::ready(result)),
+            Now::Finish(rest) => rest,
+        }
+    }
+}
 
 /// How a command runs.
 #[derive(Clone, Copy)]
@@ -83,6 +104,11 @@ pub(crate) struct Command {
     pub(crate) subcommands: Vec<Command>,
     /// How it runs.
     pub(crate) run: Run,
+    /// A session command's way to run at once: one a pipeline dispatches, with nothing for
+    /// another shard queued ahead of it, takes its reply slot as a local shard command does
+    /// (a script whose keys are on this core's shard: no future, no wait). It remembers no
+    /// keys for CLIENT TRACKING (scripts remember their own).
+    pub(crate) now: Option<NowFn>,
     /// What a pipelined batch prefetches for it.
     pub(crate) prefetch: Prefetch,
     /// Its keys with their flags, when the key specs' flags vary with the arguments.
@@ -124,6 +150,7 @@ impl Command {
             docs: Docs::default(),
             subcommands: Vec::new(),
             run,
+            now: None,
             prefetch: Prefetch::Nothing,
             getkeys: None,
             control: false,
@@ -307,6 +334,13 @@ impl Command {
     #[must_use]
     pub(crate) fn may_write(&self) -> bool {
         self.may_replicate || self.flags.contains(crate::engine::spec::flag::WRITE)
+    }
+
+    /// Runs at once through `now` when a pipeline allows (see [`Command::now`]).
+    #[must_use]
+    pub(crate) fn now(mut self, now: NowFn) -> Command {
+        self.now = Some(now);
+        self
     }
 
     /// Reaches every shard.

@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::client::Client;
 use crate::engine::cluster::redirect::{route, Asker, OpenSlot, Present, Route};
-use crate::engine::command::{AcrossFn, Command, Merge, Run};
+use crate::engine::command::{AcrossFn, Command, Merge, Now, NowFn, Run};
 use crate::engine::monitor::Source;
 use crate::engine::plan::{plan, Plan};
 use crate::engine::router::{Tx, Unavailable};
@@ -421,6 +421,19 @@ impl Session {
         self.record(cmd, args, started, result)
     }
 
+    /// Runs a session command that can run at once ([`Command::now`]), recorded: its reply
+    /// takes the next slot, behind what the pipeline answered already, as a local shard
+    /// command's does. One that has to wait finishes here first.
+    async fn run_now(&mut self, cmd: &'static Command, now: NowFn, args: &[Bytes]) {
+        let started = Started::now();
+        let result = match now(self, args) {
+            Now::Done(result) => result,
+            Now::Finish(rest) => rest.await,
+        };
+        let reply = self.record(cmd, args, started, result);
+        self.push_slot(Some(reply));
+    }
+
     /// Takes the next reply slot, silenced when this command gets no reply.
     fn push_slot(&mut self, reply: Option<Reply>) {
         if self.silent {
@@ -577,6 +590,11 @@ impl Session {
             }
             Run::Session(_) => {
                 self.affinity.spread();
+                if let (Some(now), None) = (cmd.now, &open) {
+                    if self.pipeline.batches.iter().all(Vec::is_empty) {
+                        return self.run_now(cmd, now, &args).await;
+                    }
+                }
                 self.settle(out).await;
                 self.open_held = open;
                 // Encoded at once: HELLO and RESET change the protocol their own reply uses.

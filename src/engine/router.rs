@@ -465,6 +465,22 @@ impl Router {
         self.host.open().then(|| f(&mut self.host.shard.borrow_mut()))
     }
 
+    /// Runs `f` on `with` and the local shard's cell at once, as a free job of this core (see
+    /// [`FreeJob`]), when its gate is open; else gives `with` back. Like [`Router::try_local`]
+    /// it reads no clock and publishes nothing: the batch it belongs to does.
+    pub(crate) fn try_free_local<T, R>(
+        &self,
+        with: T,
+        f: impl FnOnce(&Rc<RefCell<Shard>>, T) -> R,
+    ) -> Result<R, T> {
+        if !self.host.open() {
+            return Err(with);
+        }
+        let r = f(&self.host.shard, with);
+        self.host.keep_if_asked();
+        Ok(r)
+    }
+
     /// Publishes what the local shard has logged (see [`Shard::publish`]): called before a
     /// connection's replies leave. Between hops the buffer holds only what inline commands
     /// logged with the gate open, so whoever holds the gate now has nothing in it.

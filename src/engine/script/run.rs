@@ -11,7 +11,7 @@ use bytes::Bytes;
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::acl::{Reason, User};
 use crate::engine::cluster::redirect::OpenSlot;
-use crate::engine::command::{Command, Run};
+use crate::engine::command::{Command, Now, Run};
 use crate::engine::core::Core;
 use crate::engine::monitor;
 use crate::engine::router::TxId;
@@ -234,7 +234,48 @@ pub(crate) async fn run(s: &mut Session, script: Script) -> CmdResult {
             Ok(on_shard(cell, me, shards, db, script, hold, reader))
         })
         .await;
-    let parked = match ran.map_err(|_| CmdError::Unavailable)?? {
+    let ran = ran.map_err(|_| CmdError::Unavailable)??;
+    after(s, ran, shard, hold, open).await
+}
+
+/// Runs `script` at once when it can ([`crate::engine::command::Command::now`]): a script
+/// known to keep to the keys it declares, all on this core's shard, with nothing holding that
+/// shard or kept for this session, runs there now, between the commands of its pipeline as a
+/// local shard command runs (the pipeline reads the clock and publishes once, see
+/// [`crate::engine::router::Router::try_local`]). Anything else, and what a run that did not
+/// end there still needs, is [`run`]'s.
+pub(crate) fn now(s: &mut Session, script: Script) -> Now<'_> {
+    let router = &s.core.router;
+    let (shard, together) = router.placement(script.keys.iter().map(|k| &k[..]));
+    let alone = s.exec_tx.is_none() && s.script_gates.is_none() && s.open_held.is_none();
+    if !alone || !together || shard != router.local() || script.target.reach() != Reach::Declared {
+        return Now::Finish(Box::pin(run(s, script)));
+    }
+    let (shards, db, hold, reader) = (router.shards(), s.db, router.tx_id(), s.script_reader());
+    let ran =
+        router.try_free_local(script, |cell, script| on_shard(cell, shard, shards, db, script, hold, reader));
+    match ran {
+        Ok(OnShard::Done(reply, denied)) => {
+            log_denials(s, denied);
+            Now::Done(Ok(reply))
+        }
+        Ok(ran) => Now::Finish(Box::pin(after(s, ran, shard, hold, None))),
+        Err(script) => Now::Finish(Box::pin(run(s, script))),
+    }
+}
+
+/// What follows a run on `shard`: its reply; a run that reached another shard, again holding
+/// every shard; a run paused while busy, its shard kept for `hold`, resumed a slice at a time
+/// until it ends.
+async fn after(
+    s: &mut Session,
+    ran: OnShard,
+    shard: ShardId,
+    hold: TxId,
+    open: Option<OpenSlot>,
+) -> CmdResult {
+    let router = s.core.router.clone();
+    let parked = match ran {
         OnShard::Done(reply, denied) => {
             log_denials(s, denied);
             return Ok(reply);
