@@ -728,35 +728,28 @@ impl Session {
     }
 
     /// Sends every queued batch, one hop per shard, all at once, and puts each reply in its
-    /// slot.
+    /// slot. Each batch comes back with its replies, its commands dropped here: the memory the
+    /// parser gave their arguments is freed by the thread that allocated it (a free from
+    /// another thread costs the allocator an atomic push, and this thread a collection later).
+    /// A shard that is gone leaves its slots empty, answered `Unavailable` when they settle.
     async fn hop_batches(&mut self) {
         let router = self.core.router.clone();
         let hops =
             self.pipeline.batches.iter_mut().enumerate().filter(|(_, b)| !b.is_empty()).map(|(s, b)| {
                 let batch = std::mem::take(b);
-                let slots: Vec<usize> = batch.iter().map(|(slot, _)| *slot).collect();
-                let hop = router.run(ShardId(s), None, move |shard: &mut Shard| {
+                router.run(ShardId(s), None, move |shard: &mut Shard| {
                     if let [(_, first), _, ..] = &batch[..] {
                         shard.prefetch(first.db, batch.iter().filter_map(|(_, cmd)| cmd.args.get(1)));
                         let members = batch.iter().filter_map(|(_, c)| c.prefetch.member_of(&c.args));
                         shard.prefetch_members(first.db, members);
                     }
-                    batch.into_iter().map(|(_, cmd)| shard.exec(&cmd)).collect::<Vec<_>>()
-                });
-                async move { (slots, hop.await) }
+                    let replies: Vec<Reply> = batch.iter().map(|(_, cmd)| shard.exec(cmd)).collect();
+                    (batch, replies)
+                })
             });
-        for (slots, replies) in futures::future::join_all(hops).await {
-            match replies {
-                Ok(replies) => {
-                    for (slot, reply) in slots.into_iter().zip(replies) {
-                        self.pipeline.slots[slot] = Some(reply);
-                    }
-                }
-                Err(Unavailable(_)) => {
-                    slots
-                        .into_iter()
-                        .for_each(|s| self.pipeline.slots[s] = Some(CmdError::Unavailable.into()));
-                }
+        for (batch, replies) in futures::future::join_all(hops).await.into_iter().flatten() {
+            for ((slot, _), reply) in batch.iter().zip(replies) {
+                self.pipeline.slots[*slot] = Some(reply);
             }
         }
     }
