@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::dataset::{populate_with_dbs, snapshot_with_ttls, TempDir};
+use common::dataset::{connect_redis, populate_with_dbs, snapshot_with_ttls, TempDir};
 use common::replication::{
     eventually, in_sync, info, redis_primary, redis_replica, tls_replica_opts, try_info,
 };
@@ -723,6 +723,57 @@ fn slow_acking_replica(
     }
 }
 
+/// Stops a [`slow_acking_replica`] when dropped: a failed assertion stops the threads too (the
+/// scope waits for them), and one more write lets the replica's last read return.
+struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool, &'a Server);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut raw = self.1.raw(Mode::Plain);
+        raw.send(&resp(&[b"SET", b"w", b"stop"]));
+        raw.reply();
+    }
+}
+
+/// WAIT counts every write its client made before it, those of its own read too: a SET and a
+/// one-shard script pipelined just before a WAIT (both run inline, on the connection's shard)
+/// are in the offset it waits for. Debian's redis-server replica, stopped (SIGSTOP) once it
+/// acknowledged everything else, is not counted.
+#[test]
+fn wait_counts_the_writes_pipelined_just_before_it() {
+    let primary = Server::with(Opts { threads: 1, ..primary_opts() });
+    let replica = redis_replica(&primary, Mode::Plain);
+    let (mut p, mut r) = (primary.conn(Mode::Plain), connect_redis(&replica));
+    let pid = info(&mut r, "server", "process_id");
+    let signal = |name: &str| {
+        let sent = Command::new("kill").args([name, &pid]).status().unwrap();
+        assert!(sent.success(), "kill {name} {pid}");
+    };
+    let script = "return redis.call('INCR', KEYS[1])";
+    // The script's first runs learn that it keeps to its declared key.
+    for _ in 0..2 {
+        let _: i64 = redis::cmd("EVAL").arg(script).arg(1).arg("counter").query(&mut p).unwrap();
+    }
+    let wait = resp(&[b"WAIT", b"1", b"300"]);
+    let set = resp(&[b"SET", b"k", b"v"]);
+    let eval = resp(&[b"EVAL", script.as_bytes(), b"1", b"counter"]);
+    for (what, write) in [("SET", set), ("one-shard script", eval)] {
+        in_sync(&mut p, &mut r);
+        eventually("the replica to acknowledge everything", || {
+            let offset = info(&mut p, "replication", "master_repl_offset");
+            info(&mut p, "replication", "slave0").contains(&format!("offset={offset},"))
+        });
+        signal("-STOP");
+        let mut raw = primary.raw(Mode::Plain);
+        raw.send(&[write, wait.clone()].concat());
+        raw.reply();
+        let acked = raw.reply();
+        signal("-CONT");
+        assert_eq!(acked, b":0\r\n", "WAIT counted a replica that never read the {what} before it");
+    }
+}
+
 #[test]
 fn wait_sees_acknowledgements_under_a_stream_that_never_pauses() {
     let primary = Server::with(
@@ -735,17 +786,6 @@ fn wait_sees_acknowledgements_under_a_stream_that_never_pauses() {
     std::thread::scope(|scope| {
         let link = primary.raw(Mode::Plain);
         let replica = scope.spawn(|| slow_acking_replica(link, &stop, &hold, &read));
-        // A failed assertion stops the threads too (the scope waits for them), and one more
-        // write lets the replica's last read return.
-        struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool, &'a Server);
-        impl Drop for StopOnDrop<'_> {
-            fn drop(&mut self) {
-                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
-                let mut raw = self.1.raw(Mode::Plain);
-                raw.send(&resp(&[b"SET", b"w", b"stop"]));
-                raw.reply();
-            }
-        }
         let _stop = StopOnDrop(&stop, &primary);
         eventually("the replica to attach", || {
             info(&mut p, "replication", "slave0").contains("state=online")

@@ -9,7 +9,7 @@ mod common;
 
 use common::dataset::{connect_redis, info_field, TempDir};
 use common::replication::{eventually, in_sync, redis_primary, redis_replica, tls_replica_opts};
-use common::{key_on, Mode, Opts, RedisServer, Server};
+use common::{key_on, resp, Mode, Opts, RedisServer, Server};
 use redis::Connection;
 
 const LIB_A: &str = "#!lua name=liba\nredis.register_function('fa', function(keys, args) \
@@ -147,6 +147,67 @@ fn functions_survive_restarts_in_the_aof_with_and_without_the_rdb_preamble() {
         assert_eq!(libraries(&mut r), ["liba", "libb"], "preamble {preamble}");
         assert_eq!(use_functions(&mut r, "y"), 3, "preamble {preamble}");
     }
+}
+
+/// The commands of an AOF file in command form, as text.
+fn aof_commands(mut data: &[u8]) -> Vec<Vec<String>> {
+    fn line(data: &mut &[u8]) -> String {
+        let end = data.windows(2).position(|w| w == b"\r\n").expect("a line");
+        let text = String::from_utf8_lossy(&data[..end]).into_owned();
+        *data = &data[end + 2..];
+        text
+    }
+    let mut commands = Vec::new();
+    while !data.is_empty() {
+        let count: usize = line(&mut data).strip_prefix('*').expect("a command").parse().unwrap();
+        let command = (0..count)
+            .map(|_| {
+                let len: usize = line(&mut data).strip_prefix('$').expect("an argument").parse().unwrap();
+                let arg = String::from_utf8_lossy(&data[..len]).into_owned();
+                data = &data[len + 2..];
+                arg
+            })
+            .collect();
+        commands.push(command);
+    }
+    commands
+}
+
+/// Each script's effects are one transaction in the AOF, however its read is made: two
+/// one-shard scripts and a SET pipelined in one read (each script run at once, on the
+/// connection's shard) come out as MULTI, the first script's writes, EXEC, MULTI, the
+/// second's, EXEC, then the SET.
+#[test]
+fn pipelined_scripts_are_each_one_transaction_in_the_aof() {
+    let dir = TempDir::new("script-aof");
+    let opts = Opts { threads: 1, ..Opts::default() }
+        .arg("dir", &dir.path())
+        .arg("save", "")
+        .arg("appendonly", "yes");
+    let server = Server::with(opts);
+    let body = "redis.call('SET', KEYS[1], ARGV[1]) redis.call('SET', KEYS[2], ARGV[1]) return 1";
+    let mut c = server.conn(Mode::Plain);
+    // Its first runs learn that it keeps to its declared keys.
+    for _ in 0..2 {
+        let _: i64 =
+            redis::cmd("EVAL").arg(body).arg(2).arg("w1").arg("w2").arg("warm").query(&mut c).unwrap();
+    }
+    let eval = |a: &str, b: &str, v: &str| {
+        resp(&[b"EVAL", body.as_bytes(), b"2", a.as_bytes(), b.as_bytes(), v.as_bytes()])
+    };
+    let mut raw = server.raw(Mode::Plain);
+    raw.send(&[eval("a1", "a2", "x"), eval("b1", "b2", "y"), resp(&[b"SET", b"c", b"z"])].concat());
+    for _ in 0..3 {
+        raw.reply();
+    }
+    drop((raw, c));
+    assert_eq!(server.terminate(), Some(0));
+    let commands = aof_commands(&std::fs::read(dir.file("appendonlydir/appendonly.aof.1.incr.aof")).unwrap());
+    let named: Vec<String> = commands.iter().map(|c| c.join(" ").to_lowercase()).collect();
+    let first = named.iter().position(|c| c == "set a1 x").expect("the first script's write");
+    let expected =
+        ["multi", "set a1 x", "set a2 x", "exec", "multi", "set b1 y", "set b2 y", "exec", "set c z"];
+    assert_eq!(named[first - 1..].iter().take(expected.len()).collect::<Vec<_>>(), expected, "{named:?}");
 }
 
 fn use_functions_a_only(c: &mut Connection) {

@@ -151,6 +151,9 @@ async fn wait(s: &mut Session, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Int(s.core.global.replication().acked(target) as i64));
     }
     let timeout = (ms > 0).then(|| std::time::Duration::from_millis(ms as u64));
+    // What this read's inline commands wrote (a SET or a one-shard script run on this core's
+    // shard) is in the stream before the offset to wait for is read.
+    s.core.router.publish_local();
     Ok(Reply::Int(replication::wait_for_replicas(&s.core, wanted, timeout).await as i64))
 }
 

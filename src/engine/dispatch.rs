@@ -426,10 +426,13 @@ impl Session {
     /// command's does. One that has to wait finishes here first.
     async fn run_now(&mut self, cmd: &'static Command, now: NowFn, args: &[Bytes]) {
         let started = Started::now();
+        // What CLIENT LIST shows of a command that may wait (a busy script).
+        self.client.argv_mem.set(args.iter().map(Bytes::len).sum());
         let result = match now(self, args) {
             Now::Done(result) => result,
             Now::Finish(rest) => rest.await,
         };
+        self.client.argv_mem.set(0);
         let reply = self.record(cmd, args, started, result);
         self.push_slot(Some(reply));
     }

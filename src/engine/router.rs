@@ -305,10 +305,18 @@ impl Host {
     }
 
     fn run_free(&self, job: FreeJob) {
+        self.free_here(job);
+    }
+
+    /// Runs `f` with the shard's cell as a free job (see [`FreeJob`]): the clock read before,
+    /// a gate it asked to keep kept, and what it logged published after (a script's effects
+    /// as one unit, before anything else logs).
+    fn free_here<R>(&self, f: impl FnOnce(&Rc<RefCell<Shard>>) -> R) -> R {
         self.shard.borrow_mut().tick();
-        job(&self.shard);
+        let r = f(&self.shard);
         self.keep_if_asked();
         self.shard.borrow_mut().publish();
+        r
     }
 
     /// A free job asked to keep the gate (see [`keep_gate`]): it is held from now on, before
@@ -466,8 +474,7 @@ impl Router {
     }
 
     /// Runs `f` on `with` and the local shard's cell at once, as a free job of this core (see
-    /// [`FreeJob`]), when its gate is open; else gives `with` back. Like [`Router::try_local`]
-    /// it reads no clock and publishes nothing: the batch it belongs to does.
+    /// [`FreeJob`]), when its gate is open; else gives `with` back.
     pub(crate) fn try_free_local<T, R>(
         &self,
         with: T,
@@ -476,9 +483,7 @@ impl Router {
         if !self.host.open() {
             return Err(with);
         }
-        let r = f(&self.host.shard, with);
-        self.host.keep_if_asked();
-        Ok(r)
+        Ok(self.host.free_here(|cell| f(cell, with)))
     }
 
     /// Publishes what the local shard has logged (see [`Shard::publish`]): called before a
@@ -552,11 +557,7 @@ impl Router {
         F: FnOnce(&Rc<RefCell<Shard>>) -> R + Send + 'static,
     {
         if shard == self.me && self.host.open() {
-            self.host.shard.borrow_mut().tick();
-            let r = f(&self.host.shard);
-            self.host.keep_if_asked();
-            self.host.shard.borrow_mut().publish();
-            return Ok(r);
+            return Ok(self.host.free_here(f));
         }
         let (done, result) = oneshot::channel();
         let me = self.me;

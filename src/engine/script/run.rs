@@ -241,9 +241,9 @@ pub(crate) async fn run(s: &mut Session, script: Script) -> CmdResult {
 /// Runs `script` at once when it can ([`crate::engine::command::Command::now`]): a script
 /// known to keep to the keys it declares, all on this core's shard, with nothing holding that
 /// shard or kept for this session, runs there now, between the commands of its pipeline as a
-/// local shard command runs (the pipeline reads the clock and publishes once, see
-/// [`crate::engine::router::Router::try_local`]). Anything else, and what a run that did not
-/// end there still needs, is [`run`]'s.
+/// local shard command runs, as the free job [`run`] would send (the clock read before it,
+/// its effects published after it, whole). Anything else, and what a run that did not end
+/// there still needs, is [`run`]'s.
 pub(crate) fn now(s: &mut Session, script: Script) -> Now<'_> {
     let router = &s.core.router;
     let (shard, together) = router.placement(script.keys.iter().map(|k| &k[..]));
