@@ -29,19 +29,11 @@ pub(crate) fn commands() -> Vec<Command> {
         let read_only = matches!(kind, Eval::Body { read_only: true } | Eval::Sha { read_only: true });
         let keys = if read_only { key::RO | key::ACCESS } else { key::RW | key::ACCESS | key::UPDATE };
         let flags = flag::NOSCRIPT | flag::SKIP_MONITOR | flag::NO_MANDATORY_KEYS | flag::STALE;
-        let (run, now): (SessionFn, NowFn) = match kind {
-            Eval::Body { read_only: false } => {
-                (|s, a| eval::<false, false>(s, a).into_pending(), eval::<false, false>)
-            }
-            Eval::Body { read_only: true } => {
-                (|s, a| eval::<false, true>(s, a).into_pending(), eval::<false, true>)
-            }
-            Eval::Sha { read_only: false } => {
-                (|s, a| eval::<true, false>(s, a).into_pending(), eval::<true, false>)
-            }
-            Eval::Sha { read_only: true } => {
-                (|s, a| eval::<true, true>(s, a).into_pending(), eval::<true, true>)
-            }
+        let (run, now) = match kind {
+            Eval::Body { read_only } if read_only => entries::<false, true>(),
+            Eval::Body { .. } => entries::<false, false>(),
+            Eval::Sha { read_only } if read_only => entries::<true, true>(),
+            Eval::Sha { .. } => entries::<true, false>(),
         };
         let cmd =
             Command::session(name, -3, run)
@@ -495,6 +487,12 @@ fn function_help() -> Reply {
             "      in case of functions name collision with another library).",
         ],
     )
+}
+
+/// One EVAL-family command's two entries: the session's path, and at once (see
+/// [`Command::now`]).
+fn entries<const SHA: bool, const READ_ONLY: bool>() -> (SessionFn, NowFn) {
+    (|s, a| eval::<SHA, READ_ONLY>(s, a).into_pending(), eval::<SHA, READ_ONLY>)
 }
 
 /// EVAL, EVALSHA, EVAL_RO, EVALSHA_RO: at once when the script can run so (see
