@@ -774,6 +774,61 @@ fn wait_counts_the_writes_pipelined_just_before_it() {
     }
 }
 
+/// After a diskless transfer nothing follows the end mark until the replica acknowledges it
+/// (Redis's `repl_start_cmd_stream_on_ack`): a replica finds the transfer's end by the mark
+/// being the last bytes it read, and a write glued to it stalled Debian's redis-server replica
+/// until `repl-timeout`. Then the stream comes, writes made during the transfer first.
+#[test]
+fn a_diskless_transfer_ends_alone_until_the_replica_acknowledges_it() {
+    use std::io::{Read, Write};
+    let primary = Server::with(primary_opts().arg("repl-diskless-sync", "yes"));
+    let mut p = primary.conn(Mode::Plain);
+    let mut link = std::net::TcpStream::connect(primary.addr(Mode::Plain)).unwrap();
+    link.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let line = |link: &mut std::net::TcpStream| {
+        let mut l = Vec::new();
+        let mut byte = [0u8; 1];
+        while !l.ends_with(b"\r\n") {
+            link.read_exact(&mut byte).unwrap();
+            // Newlines a primary sends while it prepares the snapshot come before a header.
+            if !(l.is_empty() && byte[0] == b'\n') {
+                l.push(byte[0]);
+            }
+        }
+        String::from_utf8(l).unwrap().trim_end().to_owned()
+    };
+    link.write_all(&resp(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"])).unwrap();
+    assert_eq!(line(&mut link), "+OK");
+    link.write_all(&resp(&[b"PSYNC", b"?", b"-1"])).unwrap();
+    let head = line(&mut link);
+    let offset: u64 = head.split(' ').nth(2).unwrap().parse().unwrap();
+    // Written after the cut: the stream has it before the transfer ends.
+    let _: () = redis::cmd("SET").arg("during").arg("transfer").query(&mut p).unwrap();
+    let mark = line(&mut link).strip_prefix("$EOF:").expect("a diskless transfer").to_owned();
+    let mut read = Vec::new();
+    let mut byte = [0u8; 1];
+    while !read.ends_with(mark.as_bytes()) {
+        link.read_exact(&mut byte).unwrap();
+        read.push(byte[0]);
+    }
+    assert!(read.starts_with(b"REDIS"), "{:?}", String::from_utf8_lossy(&read[..read.len().min(16)]));
+    // Nothing after the mark: a bounded look for bytes that must not come.
+    link.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut more = [0u8; 64];
+    match link.read(&mut more) {
+        Ok(n) => panic!("the stream followed the mark: {:?}", String::from_utf8_lossy(&more[..n])),
+        Err(e) => {
+            assert!(matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut), "{e}")
+        }
+    }
+    link.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    link.write_all(&resp(&[b"REPLCONF", b"ACK", offset.to_string().as_bytes()])).unwrap();
+    let expected = [resp(&[b"SELECT", b"0"]), resp(&[b"SET", b"during", b"transfer"])].concat();
+    let mut stream = vec![0u8; expected.len()];
+    link.read_exact(&mut stream).unwrap();
+    assert_eq!(String::from_utf8_lossy(&stream), String::from_utf8_lossy(&expected));
+}
+
 #[test]
 fn wait_sees_acknowledgements_under_a_stream_that_never_pauses() {
     let primary = Server::with(

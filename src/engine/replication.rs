@@ -128,12 +128,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
             if request.psync.is_some() {
                 tracing::info!("Full resync requested by replica {name}");
             }
-            if let Err(e) = self.full_sync(request).await {
-                return e;
-            }
+            let diskless = match self.full_sync(request).await {
+                Ok(diskless) => diskless,
+                Err(e) => return e,
+            };
             tracing::info!("Synchronization with replica {name} succeeded");
             if request.conf.rdb_only {
                 return ConnError::Closed;
+            }
+            if diskless {
+                if let Err(e) = self.first_ack().await {
+                    return e;
+                }
             }
         }
         self.follow(holder).await
@@ -177,8 +183,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
     }
 
     /// A full resynchronization: a snapshot at a cut, sent as a bulk; this link then holds the
-    /// stream from the cut on.
-    async fn full_sync(&mut self, request: &SyncRequest) -> Result<(), ConnError> {
+    /// stream from the cut on. Whether the snapshot went diskless (`$EOF:<mark>`).
+    async fn full_sync(&mut self, request: &SyncRequest) -> Result<bool, ConnError> {
         let core = self.core.clone();
         let global = &core.global;
         global.replication().sync_full += 1;
@@ -237,7 +243,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
             }
             b.release(sync_holder(id));
         });
-        result
+        result.map(|()| diskless)
+    }
+
+    /// After a diskless transfer, waits for the replica's first `REPLCONF ACK` before the
+    /// stream (Redis's `repl_start_cmd_stream_on_ack`): the replica knows the transfer ended
+    /// when the mark is the last of what it read, so nothing may follow the mark until it has
+    /// loaded the snapshot, which that ACK says (it sends one at once). Meanwhile the stream
+    /// waits in the backlog, held for this link; `repl-timeout` bounds the wait.
+    async fn first_ack(&mut self) -> Result<(), ConnError> {
+        let timeout = Duration::from_secs(self.core.config().repl_timeout.max(1));
+        let started = Instant::now();
+        let mut buf = vec![0u8; 512];
+        loop {
+            if self.handle_requests()? {
+                return Ok(());
+            }
+            if self.client.is_killed() {
+                return Err(ConnError::Closed);
+            }
+            if started.elapsed() > timeout {
+                tracing::warn!(
+                    "Disconnecting timedout replica (no ACK after the transfer): {}",
+                    self.client.addr
+                );
+                return Err(ConnError::Closed);
+            }
+            let tick = pin!(glommio::timer::sleep(Duration::from_secs(1)));
+            match select(pin!(self.stream.read(&mut buf)), tick).await {
+                Either::Left((Ok(0), _)) => return Err(ConnError::Eof),
+                Either::Left((Ok(n), _)) => self.rbuf.extend_from_slice(&buf[..n]),
+                Either::Left((Err(e), _)) => return Err(ConnError::Io(e)),
+                Either::Right(_) => {}
+            }
+        }
     }
 
     async fn send_snapshot(
@@ -366,7 +405,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
                             None => {}
                         }
                         // The timeout is judged after what the replica sent was read.
-                        if let Err(e) = self.handle_requests().and_then(|()| self.check_timeout()) {
+                        if let Err(e) = self.handle_requests().and_then(|_| self.check_timeout()) {
                             return e;
                         }
                     }
@@ -376,9 +415,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
     }
 
     /// Handles what the replica sent: `REPLCONF ACK <offset>` records how far it is; anything
-    /// else on a replica's link is ignored, as the replica expects no reply.
-    fn handle_requests(&mut self) -> Result<(), ConnError> {
+    /// else on a replica's link is ignored, as the replica expects no reply. Whether an ACK
+    /// came.
+    fn handle_requests(&mut self) -> Result<bool, ConnError> {
         let limits = Limits { max_bulk: 1 << 20, max_multibulk: 1024 };
+        let mut acked = false;
         while let Some(args) = self.parser.parse(&mut self.rbuf, &limits, true)? {
             if let [cmd, sub, offset, ..] = &args[..] {
                 if cmd.eq_ignore_ascii_case(b"replconf") && sub.eq_ignore_ascii_case(b"ack") {
@@ -390,11 +431,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
                             r.ack_at = Instant::now();
                         }
                         st.ack_waiters.drain(..).for_each(std::task::Waker::wake);
+                        acked = true;
                     }
                 }
             }
         }
-        Ok(())
+        Ok(acked)
     }
 
     /// Drops the link of a replica that has not acknowledged anything for `repl-timeout`.
