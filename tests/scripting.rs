@@ -664,6 +664,70 @@ fn scripts_across_shards_borrow_the_other_core_and_give_it_back() {
     }
 }
 
+/// Sessions of one core whose scripts hold every shard take turns at the gates: each hands them,
+/// still held, to the next one waiting, up to 16 times in a row before releasing them for the
+/// other core's turn. Held by CLIENT PAUSE, 20 clients of each core get their pipelines of
+/// scripts to the core at once; unpaused, every script still runs whole (no count twice, each
+/// pipeline's consecutive: one read's scripts keep the gates from one to the next), the gates
+/// went from session to session, and both cores serve everyone afterwards. Plain and TLS.
+#[test]
+fn sessions_of_one_core_take_turns_at_every_gate() {
+    let server = Server::start();
+    let (a, b) = (key_on("ta", 0, 2), key_on("tb", 1, 2));
+    let mut admin = server.conn(Mode::Plain);
+    let both = eval("redis.call('INCR', KEYS[1]) return redis.call('INCR', KEYS[2])", &[&a, &b], &[]);
+    let read: Vec<u8> =
+        vec![both; 10].iter().flat_map(|q| resp(&q.iter().map(Vec::as_slice).collect::<Vec<_>>())).collect();
+    let mut expected = 0;
+    for mode in MODES {
+        for core in 0..2 {
+            let handed = core_stat(&mut admin, core, "gate_handovers");
+            let mut clients: Vec<common::Raw> = (0..20).map(|_| server.raw_on_core(mode, core)).collect();
+            for client in &mut clients {
+                // Each pipeline in one read (see `scripts_across_shards_borrow_the_other_core_and_give_it_back`).
+                client.request(&[b"SET", b"warm", &vec![b'v'; 256 * 1024]]);
+            }
+            let () = redis::cmd("CLIENT").arg("PAUSE").arg(60_000).arg("WRITE").query(&mut admin).unwrap();
+            for client in &mut clients {
+                client.send(&read);
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let info: String = redis::cmd("INFO").arg("clients").query(&mut admin).unwrap();
+                if info.contains("blocked_clients:20\r\n") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the clients were never held by the pause");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let () = redis::cmd("CLIENT").arg("UNPAUSE").query(&mut admin).unwrap();
+            let mut counts = Vec::new();
+            for client in &mut clients {
+                let got: Vec<i64> = (0..10)
+                    .map(|_| {
+                        let reply = String::from_utf8_lossy(&client.reply()).into_owned();
+                        reply.trim().trim_start_matches(':').parse().unwrap_or_else(|_| panic!("{reply:?}"))
+                    })
+                    .collect();
+                assert!(got.windows(2).all(|w| w[1] == w[0] + 1), "{mode:?}, core {core}: {got:?}");
+                counts.extend(got);
+            }
+            counts.sort_unstable();
+            assert_eq!(counts, (expected + 1..=expected + 200).collect::<Vec<_>>(), "{mode:?}, core {core}");
+            expected += 200;
+            // Twenty sessions ready in one pass: the first locks the gates, the others get them
+            // handed on (16 in a row at most).
+            let handovers = core_stat(&mut admin, core, "gate_handovers") - handed;
+            assert!(handovers >= 16, "{mode:?}, core {core}: {handovers} hand-overs");
+            for core in 0..2 {
+                let mut there = server.conn_on_core(mode, core);
+                let got: (i64, i64) = redis::cmd("MGET").arg(&a).arg(&b).query(&mut there).unwrap();
+                assert_eq!(got, (expected, expected), "{mode:?}");
+            }
+        }
+    }
+}
+
 /// A script holding every shard may call MIGRATE, which waits for the network: it runs with
 /// its calls yielding to its task. Found in its text, or (a name the text hides) by starting
 /// again when it has not written yet; a run that wrote first gets an error once, then the

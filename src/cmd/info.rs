@@ -738,7 +738,7 @@ fn cores(out: &mut String, facts: &Facts, global: &Global) {
             out,
             "core{i}:cpu={},clients={},keys={keys},commands={},ops_per_sec={},used_cpu_user={:.6},\
              used_cpu_sys={:.6},used_memory={},hop_messages={},hops={},hop_messages_received={},\
-             hops_received={},gate_waits={},lends={},moved_in={},moved_out={}\r\n",
+             hops_received={},gate_waits={},lends={},gate_handovers={},moved_in={},moved_out={}\r\n",
             global.cores.get(i).map_or(0, |c| c.cpu),
             c.stats.clients,
             c.commands.calls() + shard.commands.calls(),
@@ -752,6 +752,7 @@ fn cores(out: &mut String, facts: &Facts, global: &Global) {
             c.stats.hops_received,
             c.stats.gate_waits,
             c.stats.lends,
+            c.stats.gate_handovers,
             c.stats.moved_in,
             c.stats.moved_out,
         );

@@ -55,6 +55,9 @@ pub(crate) struct CoreStats {
     /// Times this core's thread was lent to a transaction holding every gate (a script across
     /// shards), waiting for its hops outside the loop (see [`crate::engine::router::blocking`]).
     pub(crate) lends: u64,
+    /// Times one of this core's sessions handed every shard's gate, held, to another of its
+    /// sessions for its scripts (see [`crate::engine::script::turn`]).
+    pub(crate) gate_handovers: u64,
 }
 
 /// One core's clients, subscribers and counters.

@@ -79,9 +79,10 @@ pub(crate) struct Session {
     pub(crate) multi: Option<Multi>,
     /// The transaction an EXEC is running; hops go through it while it is set.
     pub(crate) exec_tx: Option<Rc<Tx>>,
-    /// Every shard's gate, kept by a script that held them all for the next request of the
-    /// same read, a script too (see `script::run`); released before anything else runs.
-    pub(crate) script_gates: Option<Tx>,
+    /// Every shard's gate and this core's turn at them, kept by a script that held them all
+    /// for the next request of the same read, a script too (see `script::run`); handed on or
+    /// released before anything else runs.
+    pub(crate) script_gates: Option<(Tx, crate::engine::script::turn::Turn)>,
     /// The WATCHed keys, with their database.
     pub(crate) watched: Vec<(usize, Bytes)>,
     /// Subscribed channels.
@@ -340,15 +341,16 @@ impl Session {
 
     /// Releases the gates a script kept for the next one, if it did.
     pub(crate) async fn release_script_gates(&mut self) {
-        if let Some(tx) = self.script_gates.take() {
-            // The peers lent to the last script go back to their loops first.
-            crate::engine::router::let_go();
+        if let Some((tx, turn)) = self.script_gates.take() {
             if self.core.global.shutting_down() {
                 // As a script's own transaction at shutdown: no hop waits for a core that
                 // may have stopped (nothing was journaled under kept gates).
+                crate::engine::router::let_go();
                 std::mem::forget(tx);
             } else {
-                tx.release().await;
+                // To this core's next script, or released (the peers lent to the last
+                // script going back to their loops first).
+                crate::engine::script::turn::hand_on(&self.core.router, tx, turn).await;
             }
         }
     }

@@ -198,6 +198,7 @@ const CORE_FIELDS: &[(&str, &str, Kind)] = &[
     ("hops_received", "hops_received_total", Counter),
     ("gate_waits", "gate_waits_total", Counter),
     ("lends", "threads_lent_total", Counter),
+    ("gate_handovers", "gate_handovers_total", Counter),
     ("moved_in", "connections_moved_in_total", Counter),
     ("moved_out", "connections_moved_out_total", Counter),
     ("tls_clients", "tls_connected_clients", Gauge),

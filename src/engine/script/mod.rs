@@ -15,6 +15,8 @@
 //!   one that has already written continues when the key is on its shard and gets an error
 //!   otherwise, as a Redis script whose command failed midway (what it wrote stays).
 //!   `lua-strict-keys yes` refuses every undeclared key instead, as Dragonfly does.
+//! - `turn.rs`: the sessions of one core take turns at every shard's gate, handing the gates
+//!   on, still held, from one script-running session to the next.
 
 pub(crate) mod busy;
 pub(crate) mod current;
@@ -25,6 +27,7 @@ mod raise;
 pub(crate) mod run;
 mod stack;
 pub(crate) mod store;
+pub(crate) mod turn;
 
 pub(crate) use store::{sha1hex, Source, Store};
 

@@ -20,6 +20,7 @@ use crate::engine::script::current;
 use crate::engine::script::functions;
 use crate::engine::script::lua::{self, Ended};
 use crate::engine::script::store::{Reach, Source};
+use crate::engine::script::turn;
 use crate::engine::session::Session;
 use crate::engine::shard::Shard;
 use crate::engine::slot::{ShardId, Slot};
@@ -566,23 +567,21 @@ struct Held {
 async fn across(s: &mut Session, script: Script, open: Option<OpenSlot>) -> CmdResult {
     let watched = script.watched();
     let Script { target, keys, argv, rules, .. } = script;
+    // The run's own transaction holding every gate, with this core's turn at them.
     let own = if s.exec_tx.is_none() {
         let router = s.core.router.clone();
-        let tx = match s.script_gates.take() {
+        let (tx, turn) = match s.script_gates.take() {
             Some(kept) => kept,
-            None => {
-                let all = (0..router.shards()).map(ShardId).collect();
-                router.begin(all).await.map_err(|_| CmdError::Unavailable)?
-            }
+            None => turn::take(&router).await.map_err(|_| CmdError::Unavailable)?,
         };
         if let Some(refusal) = crate::engine::transaction::open_slot_refusal(&tx, open).await {
-            tx.release().await;
+            turn::hand_on(&router, tx, turn).await;
             return Err(refusal);
         }
         s.exec_tx = Some(std::rc::Rc::new(tx));
-        true
+        Some(turn)
     } else {
-        false
+        None
     };
     let db = s.db;
     let mut held = Held { rules, keys, reach: Reach::Declared, reader: s.script_reader(), again: false };
@@ -603,29 +602,27 @@ async fn across(s: &mut Session, script: Script, open: Option<OpenSlot>) -> CmdR
     // SELECT inside a script selects for the rest of the script only.
     s.db = db;
     target.note(held.reach);
-    if !own {
+    let Some(turn) = own else {
         // The running EXEC goes on with hops sent the usual way.
         crate::engine::router::let_go();
-    } else if let Some(tx) = s.exec_tx.take().and_then(|tx| std::rc::Rc::try_unwrap(tx).ok()) {
+        return result;
+    };
+    if let Some(tx) = s.exec_tx.take().and_then(|tx| std::rc::Rc::try_unwrap(tx).ok()) {
         // Shutting down (SHUTDOWN NOSAVE ended the run): the transaction is never sealed,
         // so no file or replica gets part of the script, and no hop waits for a core that
         // may have stopped.
         if s.core.global.shutting_down() {
             crate::engine::router::let_go();
             std::mem::forget(tx);
-        } else if s.pipeline.next_script && !tx.journaling() && crate::engine::blocking::none_waiting() {
+        } else if s.pipeline.next_script && turn::may_keep(&tx) {
             // The next request of this read is a script too: the gates stay for it, as
-            // Redis runs a client's pipelined scripts one after the other. Nothing is
-            // lost between the two: no client waits for a key this one's writes could
-            // have readied, and none can start waiting while every shard is held. Only
-            // while nothing is journaled (no AOF, no replica): a transaction's effects
-            // are sealed for the files and replicas when it releases, and a shutdown
-            // while the next script runs would drop this one's with them. The peers
-            // lent to this run stay lent to the next (see `router::blocking`).
-            s.script_gates = Some(tx);
+            // Redis runs a client's pipelined scripts one after the other (nothing is lost
+            // between the two, see `turn::may_keep`). The peers lent to this run stay lent
+            // to the next (see `router::blocking`).
+            s.script_gates = Some((tx, turn));
         } else {
-            crate::engine::router::let_go();
-            tx.release().await;
+            // To this core's next session running such a script, or released.
+            turn::hand_on(&s.core.router, tx, turn).await;
         }
     }
     result
