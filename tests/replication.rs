@@ -781,7 +781,9 @@ fn wait_counts_the_writes_pipelined_just_before_it() {
 #[test]
 fn a_diskless_transfer_ends_alone_until_the_replica_acknowledges_it() {
     use std::io::{Read, Write};
-    let primary = Server::with(primary_opts().arg("repl-diskless-sync", "yes"));
+    // No PING of the primary's own between the cut and the ACK.
+    let primary =
+        Server::with(primary_opts().arg("repl-diskless-sync", "yes").arg("repl-ping-replica-period", "3600"));
     let mut p = primary.conn(Mode::Plain);
     let mut link = std::net::TcpStream::connect(primary.addr(Mode::Plain)).unwrap();
     link.set_read_timeout(Some(Duration::from_secs(20))).unwrap();

@@ -730,7 +730,7 @@ async fn block_move(
         return Ok(Reply::Nil);
     }
     // Counted as waiting from here to the end, its tries between waits included.
-    let _waiting = crate::engine::blocking::Counted::new();
+    let _waiting = crate::engine::waiters::Counted::new();
     let deadline = limit.map(|d| std::time::Instant::now() + d);
     let dst_shard = s.core.router.shard_of(dst);
     let mut first_in_line = false;

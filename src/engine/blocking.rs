@@ -11,7 +11,7 @@
 //! another node or the cluster failed (the redirection, checked once a second as Redis's
 //! clientsCron does).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ use crate::engine::session::Session;
 use crate::engine::shard::Shard;
 use crate::engine::slot::ShardId;
 use crate::engine::stats::Started;
-use crate::engine::waiters::{Served, Waiter, Wants};
+use crate::engine::waiters::{Counted, Served, Waiter, Wants};
 
 /// How a wait ended.
 #[derive(Debug)]
@@ -40,37 +40,6 @@ pub(crate) enum Waited {
 
 /// How often a blocked client of a cluster node checks that its slot is still served here.
 const CLUSTER_CHECK: Duration = Duration::from_secs(1);
-
-/// Clients of the process waiting for keys, counted from before their first waiter is
-/// registered on a shard until they stopped waiting.
-static WAITING: AtomicUsize = AtomicUsize::new(0);
-
-/// Whether no client waits for a key anywhere: then no write can have a blocked client to
-/// serve (which scripts holding every shard between two of them rely on, see
-/// `script::run`).
-#[must_use]
-pub(crate) fn none_waiting() -> bool {
-    WAITING.load(Ordering::Acquire) == 0
-}
-
-/// One client counted in [`WAITING`] while it lives: [`wait`] holds one, and so does a
-/// command that waits more than once (BLMOVE across shards, woken and trying again), so that
-/// it is counted between its waits too.
-pub(crate) struct Counted;
-
-impl Counted {
-    /// Counts the client from now on.
-    pub(crate) fn new() -> Counted {
-        WAITING.fetch_add(1, Ordering::AcqRel);
-        Counted
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        WAITING.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 /// Why a wait ended unserved.
 enum Stop {

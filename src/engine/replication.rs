@@ -137,7 +137,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
                 return ConnError::Closed;
             }
             if diskless {
-                if let Err(e) = self.first_ack().await {
+                if let Err(e) = self.first_ack(holder).await {
                     return e;
                 }
             }
@@ -250,10 +250,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
     /// stream (Redis's `repl_start_cmd_stream_on_ack`): the replica knows the transfer ended
     /// when the mark is the last of what it read, so nothing may follow the mark until it has
     /// loaded the snapshot, which that ACK says (it sends one at once). Meanwhile the stream
-    /// waits in the backlog, held for this link; `repl-timeout` bounds the wait.
-    async fn first_ack(&mut self) -> Result<(), ConnError> {
-        let timeout = Duration::from_secs(self.core.config().repl_timeout.max(1));
-        let started = Instant::now();
+    /// waits in the backlog, held for this link (`holder`), which its output limit may drop;
+    /// the replica proves it is alive with the newlines it sends while it loads, and is
+    /// dropped after `repl-timeout` without one.
+    async fn first_ack(&mut self, holder: u64) -> Result<(), ConnError> {
+        let journal = self.core.global.journal.clone();
+        let mut heard = Instant::now();
         let mut buf = vec![0u8; 512];
         loop {
             if self.handle_requests()? {
@@ -262,7 +264,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
             if self.client.is_killed() {
                 return Err(ConnError::Closed);
             }
-            if started.elapsed() > timeout {
+            if journal.with_backlog(|b| b.pending(holder)).flatten().is_none() {
+                return Err(self.dropped(holder));
+            }
+            if heard.elapsed().as_secs() > self.core.config().repl_timeout {
                 tracing::warn!(
                     "Disconnecting timedout replica (no ACK after the transfer): {}",
                     self.client.addr
@@ -272,7 +277,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
             let tick = pin!(glommio::timer::sleep(Duration::from_secs(1)));
             match select(pin!(self.stream.read(&mut buf)), tick).await {
                 Either::Left((Ok(0), _)) => return Err(ConnError::Eof),
-                Either::Left((Ok(n), _)) => self.rbuf.extend_from_slice(&buf[..n]),
+                Either::Left((Ok(n), _)) => {
+                    heard = Instant::now();
+                    self.rbuf.extend_from_slice(&buf[..n]);
+                }
                 Either::Left((Err(e), _)) => return Err(ConnError::Io(e)),
                 Either::Right(_) => {}
             }
@@ -420,7 +428,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<'_, S> {
     fn handle_requests(&mut self) -> Result<bool, ConnError> {
         let limits = Limits { max_bulk: 1 << 20, max_multibulk: 1024 };
         let mut acked = false;
-        while let Some(args) = self.parser.parse(&mut self.rbuf, &limits, true)? {
+        loop {
+            // A bare newline proves the replica alive, as an ACK does (Redis sets its
+            // `repl_ack_time` for one): it sends them while it loads a snapshot.
+            let newlines = self.rbuf.iter().take_while(|&&b| b == b'\n' || b == b'\r').count();
+            if newlines > 0 {
+                let _ = self.rbuf.split_to(newlines);
+                let mut st = self.core.global.replication();
+                if let Some(r) = st.replica(self.client.id) {
+                    r.ack_at = Instant::now();
+                }
+            }
+            let Some(args) = self.parser.parse(&mut self.rbuf, &limits, true)? else { break };
             if let [cmd, sub, offset, ..] = &args[..] {
                 if cmd.eq_ignore_ascii_case(b"replconf") && sub.eq_ignore_ascii_case(b"ack") {
                     if let Some(offset) = std::str::from_utf8(offset).ok().and_then(|o| o.parse().ok()) {

@@ -6,7 +6,7 @@
 //! CLIENT UNBLOCK) is [`crate::engine::blocking`].
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ahash::AHashMap;
@@ -20,6 +20,37 @@ use crate::storage::db::{Db, Entry, Value};
 use crate::storage::list::End;
 use crate::storage::stream::read::{self, Copied};
 use crate::storage::stream::StreamId;
+
+/// Clients of the process waiting for keys, counted from before their first waiter is
+/// registered on a shard until they stopped waiting.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether no client waits for a key anywhere: then no write can have a blocked client to
+/// serve (which scripts holding every shard between two of them rely on, see
+/// `script::turn`).
+#[must_use]
+pub(crate) fn none_waiting() -> bool {
+    WAITING.load(Ordering::Acquire) == 0
+}
+
+/// One client counted in [`WAITING`] while it lives: [`wait`] holds one, and so does a
+/// command that waits more than once (BLMOVE across shards, woken and trying again), so that
+/// it is counted between its waits too.
+pub(crate) struct Counted;
+
+impl Counted {
+    /// Counts the client from now on.
+    pub(crate) fn new() -> Counted {
+        WAITING.fetch_add(1, Ordering::AcqRel);
+        Counted
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        WAITING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// What a waiter pops, from which type of value.
 #[derive(Debug, Clone)]

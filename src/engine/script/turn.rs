@@ -4,17 +4,20 @@
 //! `run.rs`). Locking them all costs a hop to each peer and, on release, another, and the peers'
 //! threads are lent to the run afresh; paid per read of a pipeline (the gates stay between the
 //! scripts of one read), that is most of what separates a two-shard script from a one-shard
-//! one. So the sessions of one core take turns instead of each locking the gates: one session
-//! at a time holds this core's [`Turn`], and when it is done with the gates it hands them,
-//! still held and with the peers still lent, to the next session of this core waiting for them
-//! ([`hand_on`]); the gates are released only when no session here waits, or after
-//! [`HANDOVERS`] hand-overs in a row, so that the other cores' scripts and every other command
-//! get their turn (a session that gets the turn then locks the gates anew, behind them).
+//! one. So the sessions of one core take turns instead of each locking the gates for its
+//! scripts: one session at a time holds this core's [`Turn`], and when it is done with the
+//! gates it hands them, still held and with the peers still lent, to the next session of this
+//! core waiting for them ([`hand_on`]). The gates are released when no session here waits,
+//! when they may not stay held ([`may_keep`]), or after [`HANDOVERS`] hand-overs in a row, so
+//! that the other cores' scripts and every other command get their turn (the session that
+//! gets the turn then locks the gates anew, behind them). Other transactions (EXEC, FLUSHALL,
+//! FUNCTION LOAD) lock the gates as before, and wait behind a run of hand-overs.
 //!
 //! Atomicity is the gates': every script still runs whole while it holds every shard's gate,
 //! and nothing else runs on any shard between two scripts that hand the gates on, as between
-//! two pipelined scripts of one client. The conditions for keeping the gates between two
-//! scripts are the same ([`may_keep`]).
+//! two pipelined scripts of one client; the conditions for keeping the gates are the same.
+//! The cost: a peer lent to this core stays lent through the run of hand-overs, its own
+//! clients and timers waiting meanwhile (as through one client's pipeline of scripts).
 //!
 //! Liveness: a session waiting for the turn holds no gate. A [`Turn`] dropped with no hand-over
 //! (its session ended, an error) passes the turn on without the gates: the next session locks
@@ -22,6 +25,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::marker::PhantomData;
 use std::rc::Rc;
 
 use futures::channel::oneshot;
@@ -55,13 +59,25 @@ thread_local! {
     static TURNS: RefCell<Turns> = RefCell::new(Turns::default());
 }
 
-/// This core's turn at every shard's gate (see the module's header). Dropped without
-/// [`hand_on`], it passes the turn on without the gates.
+/// This core's turn at every shard's gate (see the module's header): it stays on its core's
+/// thread. Dropped without [`hand_on`], it passes the turn on without the gates.
 #[must_use]
-pub(crate) struct Turn(());
+pub(crate) struct Turn(PhantomData<*const ()>);
+
+impl Turn {
+    fn new() -> Turn {
+        Turn(PhantomData)
+    }
+
+    /// Ends this token without passing the turn: whoever spends it passes it.
+    fn spend(self) {
+        std::mem::forget(self);
+    }
+}
 
 impl Drop for Turn {
     fn drop(&mut self) {
+        // No gates given: none come back.
         let _ = pass(None);
     }
 }
@@ -70,7 +86,7 @@ impl Drop for Turn {
 /// [`HANDOVERS`] times in a row; returns the gates no session took, for the caller to release.
 fn pass(mut gates: Option<Tx>) -> Option<Tx> {
     loop {
-        // None: this thread is ending, and no session waits any more.
+        // None also when this thread is ending: no session waits any more.
         let next = TURNS
             .try_with(|t| {
                 let mut t = t.borrow_mut();
@@ -86,15 +102,15 @@ fn pass(mut gates: Option<Tx>) -> Option<Tx> {
             .flatten();
         let Some((next, keep)) = next else { return gates };
         let handed = match gates.take() {
-            Some(tx) if keep => Handed::Gates(tx, Turn(())),
+            Some(tx) if keep => Handed::Gates(tx, Turn::new()),
             other => {
                 gates = other;
-                Handed::Begin(Turn(()))
+                Handed::Begin(Turn::new())
             }
         };
         match next.send(handed) {
             Ok(()) => {
-                TURNS.with(|t| {
+                let _ = TURNS.try_with(|t| {
                     let mut t = t.borrow_mut();
                     t.handed = if keep { t.handed + 1 } else { 0 };
                 });
@@ -102,10 +118,10 @@ fn pass(mut gates: Option<Tx>) -> Option<Tx> {
             }
             // That session is gone: the next one, the turn made for it unused.
             Err(Handed::Gates(tx, turn)) => {
-                std::mem::forget(turn);
+                turn.spend();
                 gates = Some(tx);
             }
-            Err(Handed::Begin(turn)) => std::mem::forget(turn),
+            Err(Handed::Begin(turn)) => turn.spend(),
         }
     }
 }
@@ -128,7 +144,7 @@ pub(crate) async fn take(router: &Rc<Router>) -> Result<(Tx, Turn), Unavailable>
         }
     });
     let turn = match waiting {
-        None => Turn(()),
+        None => Turn::new(),
         Some(wait) => match wait.await {
             Ok(Handed::Gates(tx, turn)) => return Ok((tx, turn)),
             Ok(Handed::Begin(turn)) => turn,
@@ -144,18 +160,18 @@ pub(crate) async fn take(router: &Rc<Router>) -> Result<(Tx, Turn), Unavailable>
 /// Whether a script's gates may stay held after it, for another script: nothing is journaled
 /// (a transaction's effects are sealed for the files and replicas when it releases, and a
 /// shutdown while the next script runs would drop this one's with them), and no client waits
-/// for a key (one this script's writes readied must be served first; none can start waiting
-/// while every shard is held).
+/// for a key (Redis serves one that a script's write readied before the next command; see
+/// [`crate::engine::waiters::none_waiting`] for when a client counts as waiting).
 #[must_use]
 pub(crate) fn may_keep(tx: &Tx) -> bool {
-    !tx.journaling() && crate::engine::blocking::none_waiting()
+    !tx.journaling() && crate::engine::waiters::none_waiting()
 }
 
 /// Ends a session's use of every shard's gate: hands them on, held and with the peers still
 /// lent, to the next session of this core waiting for them, when they may stay held
 /// ([`may_keep`]); else releases them (and the peers), passing the turn on.
 pub(crate) async fn hand_on(router: &Router, tx: Tx, turn: Turn) {
-    std::mem::forget(turn);
+    turn.spend();
     let rest = if may_keep(&tx) {
         let rest = pass(Some(tx));
         if rest.is_none() {
@@ -163,7 +179,8 @@ pub(crate) async fn hand_on(router: &Router, tx: Tx, turn: Turn) {
         }
         rest
     } else {
-        pass(None).or(Some(tx))
+        let _ = pass(None);
+        Some(tx)
     };
     if let Some(tx) = rest {
         crate::engine::router::let_go();
