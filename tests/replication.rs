@@ -689,21 +689,9 @@ fn slow_acking_replica(
 ) {
     use std::io::Read;
     link.send(&resp(&[b"PSYNC", b"?", b"-1"]));
-    let mut line = || {
-        let mut l = Vec::new();
-        let mut byte = [0u8; 1];
-        while !l.ends_with(b"\r\n") {
-            link.inner.read_exact(&mut byte).unwrap();
-            // Newlines a primary sends while it prepares the snapshot come before the header.
-            if !(l.is_empty() && byte[0] == b'\n') {
-                l.push(byte[0]);
-            }
-        }
-        String::from_utf8(l).unwrap().trim_end().to_owned()
-    };
-    let head = line();
+    let head = primary_line(&mut link.inner);
     let mut offset: u64 = head.split(' ').nth(2).unwrap().parse().unwrap();
-    let len: usize = line().strip_prefix('$').unwrap().parse().unwrap();
+    let len: usize = primary_line(&mut link.inner).strip_prefix('$').unwrap().parse().unwrap();
     let mut snapshot = vec![0u8; len];
     link.inner.read_exact(&mut snapshot).unwrap();
     let mut chunk = vec![0u8; 16 << 10];
@@ -721,6 +709,20 @@ fn slow_acking_replica(
         // Slower than the writers: the link is never idle.
         std::thread::sleep(Duration::from_micros(500));
     }
+}
+
+/// The next line a primary sends a replica's link, without its CRLF; the newlines a primary
+/// sends while it prepares the snapshot come before a header and are skipped.
+fn primary_line(link: &mut impl std::io::Read) -> String {
+    let mut l = Vec::new();
+    let mut byte = [0u8; 1];
+    while !l.ends_with(b"\r\n") {
+        link.read_exact(&mut byte).unwrap();
+        if !(l.is_empty() && byte[0] == b'\n') {
+            l.push(byte[0]);
+        }
+    }
+    String::from_utf8(l).unwrap().trim_end().to_owned()
 }
 
 /// Stops a [`slow_acking_replica`] when dropped: a failed assertion stops the threads too (the
@@ -787,26 +789,14 @@ fn a_diskless_transfer_ends_alone_until_the_replica_acknowledges_it() {
     let mut p = primary.conn(Mode::Plain);
     let mut link = std::net::TcpStream::connect(primary.addr(Mode::Plain)).unwrap();
     link.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let line = |link: &mut std::net::TcpStream| {
-        let mut l = Vec::new();
-        let mut byte = [0u8; 1];
-        while !l.ends_with(b"\r\n") {
-            link.read_exact(&mut byte).unwrap();
-            // Newlines a primary sends while it prepares the snapshot come before a header.
-            if !(l.is_empty() && byte[0] == b'\n') {
-                l.push(byte[0]);
-            }
-        }
-        String::from_utf8(l).unwrap().trim_end().to_owned()
-    };
     link.write_all(&resp(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"])).unwrap();
-    assert_eq!(line(&mut link), "+OK");
+    assert_eq!(primary_line(&mut link), "+OK");
     link.write_all(&resp(&[b"PSYNC", b"?", b"-1"])).unwrap();
-    let head = line(&mut link);
+    let head = primary_line(&mut link);
     let offset: u64 = head.split(' ').nth(2).unwrap().parse().unwrap();
     // Written after the cut: the stream has it before the transfer ends.
     let _: () = redis::cmd("SET").arg("during").arg("transfer").query(&mut p).unwrap();
-    let mark = line(&mut link).strip_prefix("$EOF:").expect("a diskless transfer").to_owned();
+    let mark = primary_line(&mut link).strip_prefix("$EOF:").expect("a diskless transfer").to_owned();
     let mut read = Vec::new();
     let mut byte = [0u8; 1];
     while !read.ends_with(mark.as_bytes()) {

@@ -339,19 +339,11 @@ impl Session {
             && !self.client.is_killed()
     }
 
-    /// Releases the gates a script kept for the next one, if it did.
+    /// Ends the hold of the gates a script kept for the next one, if it did: to this core's
+    /// next script, or released (see `script::turn::hand_on`).
     pub(crate) async fn release_script_gates(&mut self) {
         if let Some((tx, turn)) = self.script_gates.take() {
-            if self.core.global.shutting_down() {
-                // As a script's own transaction at shutdown: no hop waits for a core that
-                // may have stopped (nothing was journaled under kept gates).
-                crate::engine::router::let_go();
-                std::mem::forget(tx);
-            } else {
-                // To this core's next script, or released (the peers lent to the last
-                // script going back to their loops first).
-                crate::engine::script::turn::hand_on(&self.core.router, tx, turn).await;
-            }
+            crate::engine::script::turn::hand_on(&self.core, tx, turn).await;
         }
     }
 

@@ -575,7 +575,7 @@ async fn across(s: &mut Session, script: Script, open: Option<OpenSlot>) -> CmdR
             None => turn::take(&router).await.map_err(|_| CmdError::Unavailable)?,
         };
         if let Some(refusal) = crate::engine::transaction::open_slot_refusal(&tx, open).await {
-            turn::hand_on(&router, tx, turn).await;
+            turn::hand_on(&s.core, tx, turn).await;
             return Err(refusal);
         }
         s.exec_tx = Some(std::rc::Rc::new(tx));
@@ -608,21 +608,16 @@ async fn across(s: &mut Session, script: Script, open: Option<OpenSlot>) -> CmdR
         return result;
     };
     if let Some(tx) = s.exec_tx.take().and_then(|tx| std::rc::Rc::try_unwrap(tx).ok()) {
-        // Shutting down (SHUTDOWN NOSAVE ended the run): the transaction is never sealed,
-        // so no file or replica gets part of the script, and no hop waits for a core that
-        // may have stopped.
-        if s.core.global.shutting_down() {
-            crate::engine::router::let_go();
-            std::mem::forget(tx);
-        } else if s.pipeline.next_script && turn::may_keep(&tx) {
+        if s.pipeline.next_script && !s.core.global.shutting_down() && turn::may_keep(&tx) {
             // The next request of this read is a script too: the gates stay for it, as
             // Redis runs a client's pipelined scripts one after the other (nothing is lost
             // between the two, see `turn::may_keep`). The peers lent to this run stay lent
             // to the next (see `router::blocking`).
             s.script_gates = Some((tx, turn));
         } else {
-            // To this core's next session running such a script, or released.
-            turn::hand_on(&s.core.router, tx, turn).await;
+            // To this core's next session running such a script, or released (or dropped
+            // unsealed at shutdown).
+            turn::hand_on(&s.core, tx, turn).await;
         }
     }
     result

@@ -30,6 +30,7 @@ use std::rc::Rc;
 
 use futures::channel::oneshot;
 
+use crate::engine::core::Core;
 use crate::engine::router::{Router, Tx, Unavailable};
 use crate::engine::slot::ShardId;
 
@@ -169,13 +170,22 @@ pub(crate) fn may_keep(tx: &Tx) -> bool {
 
 /// Ends a session's use of every shard's gate: hands them on, held and with the peers still
 /// lent, to the next session of this core waiting for them, when they may stay held
-/// ([`may_keep`]); else releases them (and the peers), passing the turn on.
-pub(crate) async fn hand_on(router: &Router, tx: Tx, turn: Turn) {
+/// ([`may_keep`]); else releases them (and the peers), passing the turn on. Shutting down
+/// (SHUTDOWN NOSAVE ended a run), the transaction is dropped unsealed, so no file or replica
+/// gets part of a script, and no hop waits for a core that may have stopped.
+pub(crate) async fn hand_on(core: &Core, tx: Tx, turn: Turn) {
+    if core.global.shutting_down() {
+        crate::engine::router::let_go();
+        std::mem::forget(tx);
+        // The turn passes on without the gates.
+        drop(turn);
+        return;
+    }
     turn.spend();
     let rest = if may_keep(&tx) {
         let rest = pass(Some(tx));
         if rest.is_none() {
-            router.local_state().count(|s| s.gate_handovers += 1);
+            core.router.local_state().count(|s| s.gate_handovers += 1);
         }
         rest
     } else {
