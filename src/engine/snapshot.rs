@@ -62,12 +62,13 @@ fn work_waiting() -> bool {
 /// Lets the core's other work in between pieces of a long job (a background save, eviction). When work waits for the
 /// reactor, the executor polls it at once (glommio polls it otherwise only when no task is
 /// runnable), and this task then queues behind the tasks the poll woke, so their requests go
-/// before the next piece; otherwise it yields to the runnable tasks.
+/// before the next piece; otherwise it yields to the runnable tasks. The replies of the
+/// executor's pass never wait for a piece (see [`crate::facade::pass`]).
 pub(crate) async fn let_others_in() {
     if work_waiting() {
-        glommio::executor().yield_to_reactor().await;
+        crate::facade::pass::behind_the_pass(true).await;
     }
-    glommio::executor().yield_now().await;
+    crate::facade::pass::behind_the_pass(false).await;
 }
 
 /// Bytes of a part: what a shard's producer sends the writer at once.

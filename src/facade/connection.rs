@@ -269,13 +269,10 @@ where
         svc.take_pushes(&mut wbuf);
         svc.on_io(n + ahead.read, wbuf.len());
         svc.on_buffers(Buffers::of(&rbuf, &wbuf));
-        // The replies wait until the connections ready in this pass of the executor have run
-        // their requests too, and then leave together, as Redis writes its replies before it
-        // sleeps: a client woken by one reply finds the next ones already there, where one
-        // reply at a time woke it once for each (BENCHMARKS.md, "Issue 20: replies leave
-        // together").
+        // The replies wait until the other connections ready in this pass of the executor
+        // have run their requests too, and leave with theirs (see `pass`).
         if !wbuf.is_empty() {
-            glommio::executor().yield_now().await;
+            super::pass::until_the_pass_ends().await;
         }
         if let Err(why) = flush(stream, svc, &mut wbuf).await {
             return why;

@@ -300,7 +300,7 @@ async fn after(
             std::mem::forget(parked);
             return Err(CmdError::Unavailable);
         }
-        glommio::executor().yield_to_reactor().await;
+        crate::facade::pass::behind_the_pass(true).await;
         ended = router.on_core(shard, |_| resume_parked()).await.map_err(|_| CmdError::Unavailable)?;
     }
     parked.release().await;
@@ -646,7 +646,7 @@ async fn run_direct(s: &mut Session, target: &Target, argv: &[Bytes], held: &mut
             Ended::Paused => {
                 // Every core serves others meanwhile.
                 crate::engine::router::let_go();
-                glommio::executor().yield_to_reactor().await;
+                crate::facade::pass::behind_the_pass(true).await;
                 ended = match step(s, held, true, |interp| Ok(interp.resume(&thread, None, name))) {
                     Ok(ended) => ended,
                     Err(e) => break Err(e),
@@ -691,7 +691,7 @@ async fn run_yielding(s: &mut Session, target: &Target, argv: &[Bytes], held: &m
                     let _ = lua::with(lua::Interp::abandon);
                     break Err(CmdError::Unavailable);
                 }
-                glommio::executor().yield_to_reactor().await;
+                crate::facade::pass::behind_the_pass(true).await;
             }
             Ok(Ended::Call(args)) => {
                 let mut denied = Vec::new();

@@ -1309,6 +1309,15 @@ impl LocalExecutor {
             .index
     }
 
+    /// ferrokey patch: how many tasks of the running task queue wait to run.
+    fn runnable_tasks(&self) -> usize {
+        self.queues
+            .borrow()
+            .active_executing
+            .as_ref()
+            .map_or(0, |queue| queue.borrow().ex.runnable())
+    }
+
     fn mark_me_for_yield(&self) {
         let queues = self.queues.borrow();
         let mut me = queues.active_executing.as_ref().unwrap().borrow_mut();
@@ -2257,6 +2266,19 @@ impl ExecutorProxy {
     #[inline(always)]
     pub async fn yield_now(&self) {
         futures_lite::future::yield_now().await
+    }
+
+    /// ferrokey patch: how many tasks of the task queue running now wait to run (the calling
+    /// task, which runs, is not one of them); 0 outside a glommio context. A task that is about
+    /// to do something the other tasks ready now would rather see done after them (write its
+    /// replies, so that those of the whole turn leave together) yields while this is above the
+    /// number of tasks it knows to be waiting for the same thing.
+    pub fn runnable_tasks(&self) -> usize {
+        if LOCAL_EX.is_set() {
+            LOCAL_EX.with(|local_ex| local_ex.runnable_tasks())
+        } else {
+            0
+        }
     }
 
     /// ferrokey patch: yields the current task and has the executor poll its reactor (I/O

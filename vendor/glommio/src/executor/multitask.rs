@@ -196,4 +196,9 @@ impl LocalExecutor {
     pub(crate) fn is_active(&self) -> bool {
         !self.local_queue.queue.borrow().is_empty()
     }
+
+    /// ferrokey patch: how many tasks wait in the queue to run.
+    pub(crate) fn runnable(&self) -> usize {
+        self.local_queue.queue.borrow().len()
+    }
 }
