@@ -153,6 +153,46 @@ fn a_busy_script_or_function_answers_busy_to_everyone_until_killed() {
     assert_eq!(ask(&mut f.others[1], &["GET", &key_on("other", 0, 2)]), "$-1\r\n");
 }
 
+/// Reads two keys (on two shards in ferrokey), then loops forever when ARGV[1] is `loop`.
+const ACROSS: &str =
+    "redis.call('GET', KEYS[1]) redis.call('GET', KEYS[2]) if ARGV[1] == 'loop' then while true do end end return 1";
+
+/// Two scripts in one write, the second one looping: the replies the others and the runner
+/// see, in order, until SCRIPT KILL ends it.
+fn pipelined_then_killed(c: &mut Clients, keys: [&str; 2]) -> Vec<String> {
+    let once = resp(&[b"EVAL", ACROSS.as_bytes(), b"2", keys[0].as_bytes(), keys[1].as_bytes(), b"once"]);
+    let looping = resp(&[b"EVAL", ACROSS.as_bytes(), b"2", keys[0].as_bytes(), keys[1].as_bytes(), b"loop"]);
+    c.runner.send(&[once, looping].concat());
+    let [a, b] = &mut c.others[..] else { panic!("two other clients") };
+    let mut seen = vec![until_busy(a)];
+    seen.push(ask(b, &["GET", keys[1]]));
+    seen.push(ask(b, &["SCRIPT", "KILL"]));
+    // The first script's reply waited with the second's, as in Redis (the caller of a busy
+    // script gets nothing while it runs).
+    seen.push(String::from_utf8_lossy(&c.runner.reply()).into_owned());
+    seen.push(String::from_utf8_lossy(&c.runner.reply()).into_owned());
+    seen.push(ask(a, &["SET", keys[0], "after"]));
+    seen.push(ask(b, &["GET", keys[1]]));
+    seen
+}
+
+/// A script across shards right behind another in its pipeline runs with the gates the first
+/// kept for it, at once between the requests of its read: busy there, it answers BUSY to
+/// everyone and SCRIPT KILL ends it, as any run; both shards serve after.
+#[test]
+fn a_busy_script_right_behind_another_across_shards_is_killed_as_any() {
+    let keys = [key_on("pipe", 0, 2), key_on("pipe", 1, 2)];
+    let keys = [keys[0].as_str(), keys[1].as_str()];
+    let redis = RedisServer::with(&["--busy-reply-threshold", "100"]);
+    let expected = pipelined_then_killed(&mut redis_clients(&redis), keys);
+    assert!(expected[0].starts_with("-BUSY") && expected[2] == "+OK\r\n", "{expected:?}");
+    let server = Server::with(Opts::default().arg("busy-reply-threshold", "100"));
+    for core in [0, 1] {
+        let seen = pipelined_then_killed(&mut ferrokey_clients(&server, core), keys);
+        assert_eq!(seen, expected, "runner on core {core}");
+    }
+}
+
 #[test]
 fn a_busy_script_that_wrote_is_unkillable_and_only_shutdown_nosave_ends_it() {
     let key = key_on("busyw", 0, 2);

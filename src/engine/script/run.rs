@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use mlua::Thread;
 
 use crate::cmd::error::{CmdError, CmdResult};
 use crate::engine::acl::{Reason, User};
@@ -14,7 +15,7 @@ use crate::engine::cluster::redirect::OpenSlot;
 use crate::engine::command::{Command, Now, Run};
 use crate::engine::core::Core;
 use crate::engine::monitor;
-use crate::engine::router::TxId;
+use crate::engine::router::{Tx, TxId};
 use crate::engine::script::busy::{self, Named, Watched};
 use crate::engine::script::current;
 use crate::engine::script::functions;
@@ -243,11 +244,19 @@ pub(crate) async fn run(s: &mut Session, script: Script) -> CmdResult {
 /// known to keep to the keys it declares, all on this core's shard, with nothing holding that
 /// shard or kept for this session, runs there now, between the commands of its pipeline as a
 /// local shard command runs, as the free job [`run`] would send (the clock read before it,
-/// its effects published after it, whole). Anything else, and what a run that did not end
-/// there still needs, is [`run`]'s.
+/// its effects published after it, whole); a script across shards whose pipeline's previous
+/// script kept every gate for it runs holding them ([`across_now`]). Anything else, and what
+/// a run that did not end there still needs, is [`run`]'s.
 pub(crate) fn now(s: &mut Session, script: Script) -> Now<'_> {
     let router = &s.core.router;
     let (shard, together) = router.placement(script.keys.iter().map(|k| &k[..]));
+    let reach = script.target.reach();
+    let across = !together || reach != Reach::Declared;
+    if across && reach != Reach::Waits && s.exec_tx.is_none() && s.open_held.is_none() {
+        if let Some(kept) = s.script_gates.take() {
+            return across_now(s, script, kept);
+        }
+    }
     let alone = s.exec_tx.is_none() && s.script_gates.is_none() && s.open_held.is_none();
     if !alone || !together || shard != router.local() || script.target.reach() != Reach::Declared {
         return Now::Finish(Box::pin(run(s, script)));
@@ -337,7 +346,7 @@ struct OnShardRun {
 /// A run on a shard, paused while busy (one per core at most: it holds its shard's gate);
 /// the rest of it stays in [`RUN`] and [`DECLARED`].
 struct Parked {
-    thread: mlua::Thread,
+    thread: Thread,
     unit: crate::engine::shard::Unit,
     script: Script,
 }
@@ -565,8 +574,6 @@ struct Held {
 ///
 /// `open`: cluster mode, an open slot's routes, applied once every shard is held.
 async fn across(s: &mut Session, script: Script, open: Option<OpenSlot>) -> CmdResult {
-    let watched = script.watched();
-    let Script { target, keys, argv, rules, .. } = script;
     // The run's own transaction holding every gate, with this core's turn at them.
     let own = if s.exec_tx.is_none() {
         let router = s.core.router.clone();
@@ -578,64 +585,147 @@ async fn across(s: &mut Session, script: Script, open: Option<OpenSlot>) -> CmdR
             turn::hand_on(&s.core, tx, turn).await;
             return Err(refusal);
         }
-        s.exec_tx = Some(std::rc::Rc::new(tx));
-        Some(turn)
+        Some((tx, turn))
     } else {
         None
     };
-    let db = s.db;
-    let mut held = Held { rules, keys, reach: Reach::Declared, reader: s.script_reader(), again: false };
+    let mut run = begin(s, script, own);
+    let result = if run.target.reach() == Reach::Waits {
+        run_yielding(s, &run.target, &run.argv, &mut run.held).await
+    } else {
+        match start_direct(s, &run.target, &run.argv, &mut run.held) {
+            Ok(started) => finish_direct(s, &run.target, &mut run.held, started).await,
+            Err(e) => Err(e),
+        }
+    };
+    finish(s, run, result).await
+}
+
+/// [`across`] at once, for a script of a pipeline whose previous script kept every gate for
+/// it (`kept`): when its first step ends it (it was not paused busy, and called no command
+/// that waits) and the gates stay for the next script or go to a session of this core
+/// waiting for them, it ran without a boxed future, between the commands of its pipeline;
+/// else what is left finishes as in `across`.
+fn across_now(s: &mut Session, script: Script, kept: (Tx, turn::Turn)) -> Now<'_> {
+    let mut run = begin(s, script, Some(kept));
+    let result = match start_direct(s, &run.target, &run.argv, &mut run.held) {
+        Ok((thread, Ended::Reply(reply))) => {
+            let _ = lua::with(|interp| interp.recycle(thread));
+            Ok(reply)
+        }
+        Ok(started) => {
+            return Now::Finish(Box::pin(async move {
+                let result = finish_direct(s, &run.target, &mut run.held, started).await;
+                finish(s, run, result).await
+            }))
+        }
+        Err(e) => Err(e),
+    };
+    if run.held.again {
+        return Now::Finish(Box::pin(finish(s, run, result)));
+    }
+    match end(s, run) {
+        None => Now::Done(result),
+        Some((tx, turn)) => Now::Finish(Box::pin(async move {
+            turn::hand_on(&s.core, tx, turn).await;
+            result
+        })),
+    }
+}
+
+/// A run holding every shard, begun ([`begin`]): what its steps and its end need.
+struct Across {
+    target: Target,
+    argv: Vec<Bytes>,
+    held: Held,
+    /// The session's database as the run began: SELECT inside a script selects for the rest
+    /// of the script only.
+    db: usize,
+    /// This core's turn at the gates, when the run holds them for itself (not an EXEC's).
+    turn: Option<turn::Turn>,
+}
+
+/// Begins the run of `script` holding every shard: in `own`, its transaction holding every
+/// gate with this core's turn at them, or else in the running EXEC's.
+fn begin(s: &mut Session, script: Script, own: Option<(Tx, turn::Turn)>) -> Across {
+    let watched = script.watched();
+    let Script { target, keys, argv, rules, .. } = script;
+    let turn = own.map(|(tx, turn)| {
+        s.exec_tx = Some(std::rc::Rc::new(tx));
+        turn
+    });
+    let held = Held { rules, keys, reach: Reach::Declared, reader: s.script_reader(), again: false };
     s.in_script = true;
     busy::watch(watched);
-    let mut result = if target.reach() == Reach::Waits {
-        run_yielding(s, &target, &argv, &mut held).await
-    } else {
-        run_direct(s, &target, &argv, &mut held).await
-    };
-    if held.again {
+    Across { target, argv, held, db: s.db, turn }
+}
+
+/// What follows the first steps of a run holding every shard: its run again yielding, when
+/// it has to ([`Held::again`]); its end; its gates handed on.
+async fn finish(s: &mut Session, mut run: Across, mut result: CmdResult) -> CmdResult {
+    if run.held.again {
         // Nothing was written: the run starts again, its `redis.call`s yielding.
-        s.db = db;
-        result = run_yielding(s, &target, &argv, &mut held).await;
+        s.db = run.db;
+        result = run_yielding(s, &run.target, &run.argv, &mut run.held).await;
     }
-    busy::unwatch();
-    s.in_script = false;
-    // SELECT inside a script selects for the rest of the script only.
-    s.db = db;
-    target.note(held.reach);
-    let Some(turn) = own else {
-        // The running EXEC goes on with hops sent the usual way.
-        crate::engine::router::let_go();
-        return result;
-    };
-    if let Some(tx) = s.exec_tx.take().and_then(|tx| std::rc::Rc::try_unwrap(tx).ok()) {
-        if s.pipeline.next_script && !s.core.global.shutting_down() && turn::may_keep(&tx) {
-            // The next request of this read is a script too: the gates stay for it, as
-            // Redis runs a client's pipelined scripts one after the other (nothing is lost
-            // between the two, see `turn::may_keep`). The peers lent to this run stay lent
-            // to the next (see `router::blocking`).
-            s.script_gates = Some((tx, turn));
-        } else {
-            // To this core's next session running such a script, or released (or dropped
-            // unsealed at shutdown).
-            turn::hand_on(&s.core, tx, turn).await;
-        }
+    if let Some((tx, turn)) = end(s, run) {
+        turn::hand_on(&s.core, tx, turn).await;
     }
     result
 }
 
-/// A run holding every shard whose `redis.call`s run at once ([`call_across`]), resumed from
-/// here only when the watch hook paused it (busy: every shard stays held while this core
-/// serves others).
-async fn run_direct(s: &mut Session, target: &Target, argv: &[Bytes], held: &mut Held) -> CmdResult {
+/// Ends a run holding every shard. Its own gates stay for the next request of this read when
+/// that is a script too, as Redis runs a client's pipelined scripts one after the other
+/// (nothing is lost between the two, see `turn::may_keep`), the peers lent to this run staying
+/// lent to the next (see `router::blocking`); else they are given back, for
+/// [`turn::hand_on`] to a session of this core waiting for them, or released (or dropped
+/// unsealed at shutdown). The running EXEC goes on with hops sent the usual way.
+fn end(s: &mut Session, run: Across) -> Option<(Tx, turn::Turn)> {
+    busy::unwatch();
+    s.in_script = false;
+    s.db = run.db;
+    run.target.note(run.held.reach);
+    let Some(turn) = run.turn else {
+        crate::engine::router::let_go();
+        return None;
+    };
+    let tx = s.exec_tx.take().and_then(|tx| std::rc::Rc::try_unwrap(tx).ok())?;
+    if s.pipeline.next_script && !s.core.global.shutting_down() && turn::may_keep(&tx) {
+        s.script_gates = Some((tx, turn));
+        None
+    } else {
+        Some((tx, turn))
+    }
+}
+
+/// The first step of a run holding every shard whose `redis.call`s run at once
+/// ([`call_across`]): it ends there unless the watch hook paused it (busy).
+fn start_direct(
+    s: &mut Session,
+    target: &Target,
+    argv: &[Bytes],
+    held: &mut Held,
+) -> Result<(Thread, Ended), CmdError> {
     let name = target.name();
     let keys = held.keys.clone();
-    let (thread, mut ended) = step(s, held, true, |interp| {
+    step(s, held, true, |interp| {
         let (f, function) = match target {
             Target::Eval(source) => (interp.function(source)?, false),
             Target::Function(func) => (interp.function_named(&func.name)?, true),
         };
         interp.run_here(&f, function, &keys, argv, name)
-    })?;
+    })
+}
+
+/// The rest of a run begun by [`start_direct`]: resumed from here only when the watch hook
+/// paused it (busy: every shard stays held while this core serves others).
+async fn finish_direct(
+    s: &mut Session,
+    target: &Target,
+    held: &mut Held,
+    (thread, mut ended): (Thread, Ended),
+) -> CmdResult {
+    let name = target.name();
     let result = loop {
         match ended {
             Ended::Reply(reply) => break Ok(reply),
