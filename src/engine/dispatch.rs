@@ -632,16 +632,21 @@ impl Session {
         }
     }
 
-    /// [`Session::run_command`] for arguments it may keep: a command for one shard runs there
-    /// with them, with no boxed future around it (each `redis.call` of a script holding every
-    /// shard comes here); anything else through [`Session::run_command`].
-    pub(crate) async fn run_command_owned(&mut self, cmd: &'static Command, args: Vec<Bytes>) -> Reply {
-        if let Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _) = cmd.run {
-            if let Ok(Plan::Shard(shard)) = plan(cmd, &args, &self.core.router) {
-                return self.run_on_shard(cmd, run, shard, args).await;
-            }
-        }
-        self.run_command(cmd, &args).await
+    /// [`Session::run_command`] inside [`crate::engine::router::blocking`] (each `redis.call` of
+    /// a script holding every shard), for a command of one shard: it runs there in the
+    /// session's transaction with the arguments given, answered before this returns, with no
+    /// future around it. `Err` gives the arguments back for any other command, or with no
+    /// transaction running.
+    pub(crate) fn run_command_blocking(
+        &mut self,
+        cmd: &'static Command,
+        args: Vec<Bytes>,
+    ) -> Result<Reply, Vec<Bytes>> {
+        let (Run::Shard(run) | Run::Split(run, _) | Run::Across(run, _)) = cmd.run else { return Err(args) };
+        let Some(tx) = self.exec_tx.clone() else { return Err(args) };
+        let Ok(Plan::Shard(shard)) = plan(cmd, &args, &self.core.router) else { return Err(args) };
+        let shard_cmd = self.shard_cmd(cmd, run, self.db, args);
+        Ok(tx.run_blocking(shard, move |sh: &mut Shard| sh.exec(&shard_cmd)).unwrap_or_else(unavailable))
     }
 
     /// Runs `cmd` on `shard`, which records it.

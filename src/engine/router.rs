@@ -581,33 +581,13 @@ impl Router {
         R: Send + 'static,
         F: FnOnce(&mut Shard) -> R + Send + 'static,
     {
-        if shard == self.me {
-            let mine = tx.is_some() && self.host.holder.get() == tx;
-            if mine || (tx.is_none() && self.host.open()) {
-                let r = {
-                    let mut shard = self.host.shard.borrow_mut();
-                    shard.tick();
-                    let r = f(&mut shard);
-                    shard.publish();
-                    r
-                };
-                if unlock {
-                    self.host.release();
-                }
-                return Ok(r);
-            }
-        }
         if BLOCKING.with(Cell::get) {
-            return self.hop_blocking(shard, tx, |done| Hop::Run {
-                tx,
-                unlock,
-                job: Box::new(move |s| {
-                    let r = f(s);
-                    s.publish();
-                    done.give(r);
-                }),
-            });
+            return self.run_waiting(shard, tx, unlock, f);
         }
+        let f = match self.run_here(shard, tx, unlock, f) {
+            Ok(r) => return Ok(r),
+            Err(f) => f,
+        };
         let (done, result) = oneshot::channel();
         // Published before the reply leaves: a caller that waits for its writes to be durable
         // must find them in the journal.
@@ -619,6 +599,64 @@ impl Router {
         });
         self.send(shard, Hop::Run { tx, unlock, job }).await?;
         result.await.map_err(|_| Unavailable(shard.0))
+    }
+
+    /// Runs `f` now when it is for this core's shard and may run (its gate held by `tx`, or
+    /// open for work outside any transaction); else gives it back.
+    fn run_here<R, F>(&self, shard: ShardId, tx: Option<TxId>, unlock: bool, f: F) -> Result<R, F>
+    where
+        F: FnOnce(&mut Shard) -> R,
+    {
+        if shard != self.me {
+            return Err(f);
+        }
+        // Its transaction holds the gate, or it is outside any and the gate is open.
+        let may = match tx {
+            Some(_) => self.host.holder.get() == tx,
+            None => self.host.open(),
+        };
+        if !may {
+            return Err(f);
+        }
+        let r = {
+            let mut shard = self.host.shard.borrow_mut();
+            shard.tick();
+            let r = f(&mut shard);
+            shard.publish();
+            r
+        };
+        if unlock {
+            self.host.release();
+        }
+        Ok(r)
+    }
+
+    /// Runs `f` on `shard` inside [`blocking`]: at once when it may run here, else as a hop
+    /// waited for on this thread.
+    fn run_waiting<R, F>(
+        &self,
+        shard: ShardId,
+        tx: Option<TxId>,
+        unlock: bool,
+        f: F,
+    ) -> Result<R, Unavailable>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Shard) -> R + Send + 'static,
+    {
+        let f = match self.run_here(shard, tx, unlock, f) {
+            Ok(r) => return Ok(r),
+            Err(f) => f,
+        };
+        self.hop_blocking(shard, tx, |done| Hop::Run {
+            tx,
+            unlock,
+            job: Box::new(move |s| {
+                let r = f(s);
+                s.publish();
+                done.give(r);
+            }),
+        })
     }
 
     /// Sends the hop `make` builds to `peer` at once, with what this core had queued for it
@@ -816,13 +854,29 @@ impl Tx {
         R: Send + 'static,
         F: FnOnce(&mut Shard) -> R + Send + 'static,
     {
-        if !self.locked.contains(&shard) {
-            // A bug in the caller's choice of shards. Sent as part of the transaction, the hop
-            // would wait for a gate this transaction never takes, and close it for good.
-            tracing::error!(shard = shard.0, locked = ?self.locked, "transaction ran on a shard it does not hold");
-            return self.router.run_inner(shard, None, false, f).await;
+        self.router.run_inner(shard, self.tx_of(shard), false, f).await
+    }
+
+    /// [`Tx::run`] inside [`blocking`]: answered before it returns.
+    pub(crate) fn run_blocking<R, F>(&self, shard: ShardId, f: F) -> Result<R, Unavailable>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Shard) -> R + Send + 'static,
+    {
+        debug_assert!(BLOCKING.with(Cell::get), "a blocking run outside `blocking`");
+        let tx = self.tx_of(shard);
+        self.router.run_waiting(shard, tx, false, f)
+    }
+
+    /// The transaction to run a hop for `shard` in: this one, when it holds the shard.
+    fn tx_of(&self, shard: ShardId) -> Option<TxId> {
+        if self.locked.contains(&shard) {
+            return Some(self.id);
         }
-        self.router.run_inner(shard, Some(self.id), false, f).await
+        // A bug in the caller's choice of shards. Sent as part of the transaction, the hop
+        // would wait for a gate this transaction never takes, and close it for good.
+        tracing::error!(shard = shard.0, locked = ?self.locked, "transaction ran on a shard it does not hold");
+        None
     }
 
     /// The shard owning `key`.

@@ -549,8 +549,8 @@ async fn across_boxed(s: &mut Session, script: Script, open: Option<OpenSlot>) -
 struct Held {
     /// The checks.
     rules: Rules,
-    /// KEYS.
-    keys: Vec<Bytes>,
+    /// KEYS (shared with each step, which runs while the run's state is lent out).
+    keys: Rc<[Bytes]>,
     /// What the run showed of the keys it reaches.
     reach: Reach,
     /// The caller, when it tracks the keys its scripts read, until a first read remembers
@@ -654,7 +654,8 @@ fn begin(s: &mut Session, script: Script, own: Option<(Tx, turn::Turn)>) -> Acro
         s.exec_tx = Some(std::rc::Rc::new(tx));
         turn
     });
-    let held = Held { rules, keys, reach: Reach::Declared, reader: s.script_reader(), again: false };
+    let held =
+        Held { rules, keys: keys.into(), reach: Reach::Declared, reader: s.script_reader(), again: false };
     s.in_script = true;
     busy::watch(watched);
     Across { target, argv, held, db: s.db, turn }
@@ -920,8 +921,12 @@ fn call_across(args: Vec<Bytes>) -> Reply {
     let s = unsafe { &mut *session };
     monitor::feed(&s.core, s.db, monitor::Source::Lua, cmd, &args);
     crate::engine::router::blocking(|| {
-        let reply =
-            ready_now(s.run_command_owned(cmd, args)).unwrap_or_else(|| CmdError::msg(CANNOT_WAIT).into());
+        let reply = match s.run_command_blocking(cmd, args) {
+            Ok(reply) => reply,
+            Err(args) => {
+                ready_now(s.run_command(cmd, &args)).unwrap_or_else(|| CmdError::msg(CANNOT_WAIT).into())
+            }
+        };
         if let Some((reader, keys)) = remember {
             let _ = ready_now(s.remember_held(&keys, reader));
         }
