@@ -823,7 +823,7 @@ struct AcrossCall {
     /// The run's session, whose task waits inside the step.
     session: *mut Session,
     held: Held,
-    /// Every `redis.call` comes here ([`run_direct`]), not only those that cannot yield.
+    /// Every `redis.call` comes here ([`start_direct`]), not only those that cannot yield.
     direct: bool,
     denied: Vec<Denied>,
 }
@@ -878,7 +878,7 @@ fn step<R>(
 }
 
 /// The answer to a `redis.call` of a run holding every shard, run at once: every call of a
-/// run whose calls never yield ([`run_direct`]), and those of a yielding run that cannot
+/// run whose calls never yield ([`start_direct`]), and those of a yielding run that cannot
 /// yield (inside `table.sort`'s comparator, a metamethod, or a coroutine the script made).
 /// Its hops to other cores are waited for on this thread ([`crate::engine::router::blocking`]).
 /// The run holds every gate, so every hop is answered.
