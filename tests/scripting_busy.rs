@@ -167,8 +167,8 @@ fn pipelined_then_killed(c: &mut Clients, keys: [&str; 2]) -> Vec<String> {
     let mut seen = vec![until_busy(a)];
     seen.push(ask(b, &["GET", keys[1]]));
     seen.push(ask(b, &["SCRIPT", "KILL"]));
-    // The first script's reply waited with the second's, as in Redis (the caller of a busy
-    // script gets nothing while it runs).
+    // The first script's reply is read only now: it leaves with the second's, as in Redis
+    // (the caller of a busy script gets nothing while it runs).
     seen.push(String::from_utf8_lossy(&c.runner.reply()).into_owned());
     seen.push(String::from_utf8_lossy(&c.runner.reply()).into_owned());
     seen.push(ask(a, &["SET", keys[0], "after"]));

@@ -10,8 +10,9 @@
 //! "Issue 20: replies leave together" and "Issue 22: the replies of a pass leave together").
 //!
 //! A task that yields on purpose, to let the others in between pieces of a long job (a
-//! background save's pieces, a busy script's slices), yields through [`behind_the_pass`]: the
-//! replies do not wait for it, and its next piece waits for them.
+//! background save's pieces, a busy script's slices, the accept loop past its cap of new TLS
+//! connections per turn), yields through [`behind_the_pass`]: the replies waiting to leave do
+//! not wait for it, and its next piece waits for them.
 
 use std::cell::Cell;
 
@@ -57,10 +58,12 @@ pub(crate) async fn until_the_pass_ends() {
     }
 }
 
-/// Lets every task ready to run go first, and then the replies of the pass (at most
-/// [`MAX_TURNS`] turns of the queue), which do not wait for it; with `reactor`, the executor
-/// first polls its reactor (I/O completions, timers, hops from other cores), whose tasks then
-/// go first too.
+/// Lets every task ready to run go first, and then the replies waiting to leave (at most
+/// [`MAX_TURNS`] turns of the queue), which do not wait for it. With `reactor`, the executor
+/// polls its reactor (I/O completions, timers, hops from other cores) before it runs more
+/// tasks; the tasks that poll wakes queue behind this one, so they go first only while
+/// replies keep it waiting (a caller that wants them first yields again, as
+/// `engine::snapshot::let_others_in` does).
 pub(crate) async fn behind_the_pass(reactor: bool) {
     let _counted = Counted::new(&BEHIND);
     if reactor {

@@ -603,9 +603,9 @@ async fn across(s: &mut Session, script: Script, open: Option<OpenSlot>) -> CmdR
 
 /// [`across`] at once, for a script of a pipeline whose previous script kept every gate for
 /// it (`kept`): when its first step ends it (it was not paused busy, and called no command
-/// that waits) and the gates stay for the next script or go to a session of this core
-/// waiting for them, it ran without a boxed future, between the commands of its pipeline;
-/// else what is left finishes as in `across`.
+/// that waits) and the gates stay for the next script, it ran without a boxed future,
+/// between the commands of its pipeline; else what is left (the rest of the run, or handing
+/// the gates on) finishes as in `across`.
 fn across_now(s: &mut Session, script: Script, kept: (Tx, turn::Turn)) -> Now<'_> {
     let mut run = begin(s, script, Some(kept));
     let result = match start_direct(s, &run.target, &run.argv, &mut run.held) {
