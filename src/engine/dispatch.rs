@@ -725,39 +725,45 @@ impl Session {
     /// is ahead of it.
     fn queue(&mut self, shard: ShardId, cmd: ShardCmd) {
         let router = &self.core.router;
-        if shard == router.local() && self.pipeline.batches[shard.0].is_empty() {
+        let batch = &mut self.pipeline.batches[shard.0];
+        if shard == router.local() && batch.is_empty() {
             if let Some(reply) = router.try_local(|s| s.exec(&cmd)) {
                 return self.push_slot(Some(reply));
             }
         }
-        let slot = self.pipeline.slots.len();
-        self.pipeline.batches[shard.0].push((slot, cmd));
+        if batch.capacity() == 0 {
+            *batch = router.pipeline_batch();
+        }
+        batch.push((self.pipeline.slots.len(), cmd));
         self.push_slot(None);
     }
 
     /// Sends every queued batch, one hop per shard, all at once, and puts each reply in its
-    /// slot. Each batch comes back with its replies, its commands dropped here: the memory the
-    /// parser gave their arguments is freed by the thread that allocated it (a free from
-    /// another thread costs the allocator an atomic push, and this thread a collection later).
-    /// A shard that is gone leaves its slots empty, answered `Unavailable` when they settle.
+    /// slot. Each batch comes back with its replies ([`Pipelined`]): its commands, and the
+    /// memory the parser gave their arguments, are dropped by the thread that allocated them,
+    /// and its vectors are kept for the next pipeline. A shard that is gone leaves its slots
+    /// empty, answered `Unavailable` when they settle.
+    ///
+    /// [`Pipelined`]: crate::engine::pipelined::Pipelined
     async fn hop_batches(&mut self) {
         let router = self.core.router.clone();
-        let hops =
-            self.pipeline.batches.iter_mut().enumerate().filter(|(_, b)| !b.is_empty()).map(|(s, b)| {
-                let batch = std::mem::take(b);
-                router.run(ShardId(s), None, move |shard: &mut Shard| {
-                    if let [(_, first), _, ..] = &batch[..] {
-                        shard.prefetch(first.db, batch.iter().filter_map(|(_, cmd)| cmd.args.get(1)));
-                        let members = batch.iter().filter_map(|(_, c)| c.prefetch.member_of(&c.args));
-                        shard.prefetch_members(first.db, members);
-                    }
-                    let replies: Vec<Reply> = batch.iter().map(|(_, cmd)| shard.exec(cmd)).collect();
-                    (batch, replies)
-                })
-            });
-        for (batch, replies) in futures::future::join_all(hops).await.into_iter().flatten() {
-            for ((slot, _), reply) in batch.iter().zip(replies) {
-                self.pipeline.slots[*slot] = Some(reply);
+        // With two shards there is one batch to send: no vector for the answers.
+        let (mut first, mut rest) = (None, Vec::new());
+        for (s, batch) in self.pipeline.batches.iter_mut().enumerate() {
+            if !batch.is_empty() {
+                let answer = router.send_pipelined(ShardId(s), std::mem::take(batch));
+                match first {
+                    None => first = Some(answer),
+                    Some(_) => rest.push(answer),
+                }
+            }
+        }
+        for answer in first.into_iter().chain(rest) {
+            if let Ok(mut hop) = answer.await {
+                for ((slot, _), reply) in hop.cmds.iter().zip(hop.replies.drain(..)) {
+                    self.pipeline.slots[*slot] = Some(reply);
+                }
+                router.recycle(hop);
             }
         }
     }

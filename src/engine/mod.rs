@@ -25,6 +25,7 @@ pub(crate) mod monitor;
 pub(crate) mod notify;
 pub(crate) mod pause;
 pub(crate) mod persist;
+pub(crate) mod pipelined;
 pub(crate) mod plan;
 pub(crate) mod pubsub;
 pub(crate) mod repl_state;

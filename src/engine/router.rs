@@ -31,7 +31,8 @@ use crate::engine::global::Global;
 use crate::engine::handoff::{self, Drain, Feed, Give};
 use crate::engine::journal::Marker;
 use crate::engine::local::Local;
-use crate::engine::shard::{Ctx, Shard};
+use crate::engine::pipelined::{Awaited, Pipelined, Spare};
+use crate::engine::shard::{Ctx, Shard, ShardCmd};
 use crate::engine::slot::{ShardId, Slot};
 
 /// Work for a shard: runs on its core, atomically with respect to every other hop.
@@ -91,6 +92,11 @@ pub(crate) enum Hop {
     },
     /// A reply to a hop this core sent: completes the waiting task, here.
     Reply(Box<dyn FnOnce() + Send>),
+    /// A connection's pipelined commands for this core's shard (see [`Pipelined`]): run when
+    /// the gate is open, then sent back.
+    Pipelined(Pipelined),
+    /// A [`Pipelined`] hop this core sent, run: wakes the connection waiting for it, here.
+    Answered(Pipelined),
     /// Transaction `tx`, which holds every gate and waits for its hops on its thread (see
     /// [`blocking`]), borrows this core's thread: it takes its hops from `hops`, each at once,
     /// until the feed is dropped, then goes back to its loop.
@@ -118,6 +124,8 @@ struct Outbox {
     flushing: Cell<bool>,
     /// Where the messages and hops sent are counted.
     local: Rc<Local>,
+    /// This core's pipelined hops in flight: those a gone peer's channel sends back fail.
+    awaited: Rc<Awaited>,
 }
 
 impl Outbox {
@@ -143,6 +151,10 @@ impl Outbox {
     /// waited for room go in the next round). A peer that is gone drops its batch: the tasks
     /// waiting for those hops see their reply channels closed, [`Unavailable`].
     async fn flush(&self) {
+        // glommio runs a task it spawns at once, inside the push that spawned it: every
+        // task ready to run goes first (the rest of a received batch's hops, the other
+        // connections of the pass), so that one message carries what they add.
+        glommio::executor().yield_now().await;
         // Requests that arrived meanwhile (completions not yet reaped) are likely to add hops
         // for the same peers: let their tasks run first, so one message carries them all.
         if glommio::executor().io_pending() {
@@ -157,13 +169,27 @@ impl Outbox {
                 }
                 any = true;
                 self.count_sent(&batch);
-                let _ = self.senders.send_to(peer, batch).await;
+                if let Err(glommio::GlommioError::Closed(glommio::ResourceType::Channel(lost))) =
+                    self.senders.send_to(peer, batch).await
+                {
+                    self.fail(lost);
+                }
             }
             if !any {
                 break;
             }
         }
         self.flushing.set(false);
+    }
+
+    /// `lost` will never reach its peer: the pipelined hops in it fail here (the other hops'
+    /// reply channels close as they drop).
+    fn fail(&self, lost: Batch) {
+        for hop in lost {
+            if let Hop::Pipelined(hop) = hop {
+                self.awaited.fail(hop.ticket());
+            }
+        }
     }
 }
 
@@ -245,10 +271,14 @@ pub(crate) struct Unavailable(pub(crate) usize);
 
 /// The local shard and its gate, and the core's local state.
 struct Host {
+    /// This core's shard.
+    me: ShardId,
     shard: Rc<RefCell<Shard>>,
     local: Rc<Local>,
     holder: Cell<Option<TxId>>,
     waiting: RefCell<VecDeque<Hop>>,
+    /// The pipelined hops this core's connections wait for.
+    awaited: Rc<Awaited>,
 }
 
 impl Host {
@@ -262,6 +292,8 @@ impl Host {
         match hop {
             Hop::Core { job } => job(&self.local),
             Hop::Reply(done) => done(),
+            Hop::Answered(hop) => self.awaited.answer(hop),
+            Hop::Pipelined(hop) if self.open() => self.run_pipelined(hop),
             Hop::Run { tx: Some(tx), unlock, job } if self.holder.get() == Some(tx) => {
                 self.run_job(job);
                 if unlock {
@@ -302,6 +334,27 @@ impl Host {
         shard.tick();
         job(&mut shard);
         shard.publish();
+    }
+
+    /// Runs a connection's pipelined commands and sends them back with their replies (or
+    /// hands them to the task waiting here, when they were this core's own).
+    fn run_pipelined(&self, mut hop: Pipelined) {
+        {
+            let mut shard = self.shard.borrow_mut();
+            shard.tick();
+            hop.run_on(&mut shard);
+            // Published before the answer leaves: a caller that waits for its writes to be
+            // durable must find them in the journal.
+            shard.publish();
+        }
+        if hop.from == self.me {
+            return self.awaited.answer(hop);
+        }
+        match OUTBOX.with(|o| o.borrow().clone()) {
+            Some(outbox) => outbox.push(hop.from.0, Hop::Answered(hop)),
+            // Hops come from peers only through the mesh, whose outbox is set up first.
+            None => tracing::error!(from = hop.from.0, "a pipelined hop from a peer, and no way back"),
+        }
     }
 
     fn run_free(&self, job: FreeJob) {
@@ -362,6 +415,8 @@ impl Host {
                 Hop::LockRun { tx, job } => self.run_atomic(tx, job),
                 Hop::Core { job } => job(&self.local),
                 Hop::Reply(done) => done(),
+                Hop::Pipelined(hop) => self.run_pipelined(hop),
+                Hop::Answered(hop) => self.awaited.answer(hop),
                 // Only admitted while its transaction holds the gate (never queued).
                 Hop::Lend { .. } => {}
                 Hop::Lock { tx, granted } => {
@@ -375,6 +430,37 @@ impl Host {
     }
 }
 
+/// A pipelined hop's answer (see [`Router::send_pipelined`]): its commands back with their
+/// replies, or [`Unavailable`] when the shard's core is gone. Dropped before it came, the hop is
+/// dropped when it does.
+pub(crate) struct Answer<'r> {
+    awaited: &'r Awaited,
+    shard: ShardId,
+    ticket: usize,
+    taken: bool,
+}
+
+impl std::future::Future for Answer<'_> {
+    type Output = Result<Pipelined, Unavailable>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let answer = std::task::ready!(self.awaited.poll(self.ticket, cx));
+        self.taken = true;
+        std::task::Poll::Ready(answer.ok_or(Unavailable(self.shard.0)))
+    }
+}
+
+impl Drop for Answer<'_> {
+    fn drop(&mut self) {
+        if !self.taken {
+            self.awaited.abandon(self.ticket);
+        }
+    }
+}
+
 /// Routes work to shards; one per core, shared by that core's connections.
 pub(crate) struct Router {
     me: ShardId,
@@ -383,6 +469,8 @@ pub(crate) struct Router {
     outbox: Option<Rc<Outbox>>,
     next_tx: Cell<u64>,
     global: Arc<Global>,
+    /// Vectors kept from pipelined hops that came back, for the next ones.
+    spare: Spare,
 }
 
 impl Router {
@@ -398,13 +486,22 @@ impl Router {
     ) -> Router {
         let global = shard.global().clone();
         let host = Rc::new(Host {
+            me,
             shard: Rc::new(RefCell::new(shard)),
             local,
             holder: Cell::new(None),
             waiting: RefCell::default(),
+            awaited: Rc::default(),
         });
         let outbox = mesh.map(|(senders, mut receivers)| {
-            for (_, rx) in receivers.streams() {
+            let queues = (0..senders.nr_consumers()).map(|_| RefCell::default()).collect();
+            let local = host.local.clone();
+            let awaited = host.awaited.clone();
+            let outbox = Rc::new(Outbox { queues, senders, flushing: Cell::new(false), local, awaited });
+            // Before the receiving tasks: glommio runs a task it spawns at once, and a peer
+            // that started first may have sent hops already, whose answers leave by the outbox.
+            OUTBOX.with(|o| *o.borrow_mut() = Some(outbox.clone()));
+            for (peer, rx) in receivers.streams() {
                 let host = host.clone();
                 glommio::spawn_local(async move {
                     while let Some(batch) = rx.recv().await {
@@ -416,16 +513,14 @@ impl Router {
                             host.admit(hop);
                         }
                     }
+                    // The peer is gone: what this core's connections wait for from it never comes.
+                    host.awaited.fail_all_to(ShardId(peer));
                 })
                 .detach();
             }
-            let queues = (0..senders.nr_consumers()).map(|_| RefCell::default()).collect();
-            let local = host.local.clone();
-            let outbox = Rc::new(Outbox { queues, senders, flushing: Cell::new(false), local });
-            OUTBOX.with(|o| *o.borrow_mut() = Some(outbox.clone()));
             outbox
         });
-        Router { me, shards, host, outbox, next_tx: Cell::new(0), global }
+        Router { me, shards, host, outbox, next_tx: Cell::new(0), global, spare: Spare::default() }
     }
 
     /// This core's shard.
@@ -538,6 +633,50 @@ impl Router {
     {
         let hops = (0..self.shards).map(|c| self.on_core(ShardId(c), f.clone()));
         futures::future::join_all(hops).await.into_iter().collect()
+    }
+
+    /// An empty vector for a connection's pipelined commands for one shard (see
+    /// [`Router::send_pipelined`]), with the room of an earlier one when there is one.
+    pub(crate) fn pipeline_batch(&self) -> Vec<(usize, ShardCmd)> {
+        self.spare.cmds()
+    }
+
+    /// Sends a connection's pipelined `cmds` (each with the pipeline slot its reply fills) to
+    /// `shard`, to run there in order as a [`Router::run`] outside any transaction would; the
+    /// [`Answer`] waits for them to come back with their replies (see [`Pipelined`]). They
+    /// leave with what this core sends that shard in the same pass.
+    pub(crate) fn send_pipelined(&self, shard: ShardId, cmds: Vec<(usize, ShardCmd)>) -> Answer<'_> {
+        let awaited = &self.host.awaited;
+        let hop = awaited.send(self.me, shard, cmds, self.spare.replies());
+        let ticket = hop.ticket();
+        if BLOCKING.with(Cell::get) {
+            // The thread waits for each hop of a blocking span itself.
+            let answered = self.run_waiting(shard, None, false, move |s| {
+                let mut hop = hop;
+                hop.run_on(s);
+                hop
+            });
+            match answered {
+                Ok(hop) => awaited.answer(hop),
+                Err(_) => awaited.fail(ticket),
+            }
+        } else if shard == self.me {
+            self.host.admit(Hop::Pipelined(hop));
+        } else if let Some(outbox) = &self.outbox {
+            // As in `send`: the shard judges memory with this core's counter as it is now.
+            if self.global.maxmemory() > 0 {
+                self.global.publish_allocated(self.me.0, crate::memory::here());
+            }
+            outbox.push(shard.0, Hop::Pipelined(hop));
+        } else {
+            awaited.fail(ticket);
+        }
+        Answer { awaited, shard, ticket, taken: false }
+    }
+
+    /// Keeps the vectors of a pipelined hop that came back, emptied, for the next pipeline.
+    pub(crate) fn recycle(&self, hop: Pipelined) {
+        self.spare.keep(hop.cmds, hop.replies);
     }
 
     /// Runs `f` on `shard` and returns its result. Local work with an open gate runs inline.
@@ -939,5 +1078,104 @@ impl Drop for Tx {
             router.global.journal.seal(id.0);
         })
         .detach();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::command::Run;
+    use crate::facade::reply::Reply;
+    use bytes::Bytes;
+    use glommio::channels::channel_mesh::MeshBuilder;
+    use glommio::{LocalExecutorBuilder, Placement};
+
+    /// A server's shared state with `n` cores, for routers built by hand.
+    fn global(n: usize) -> Arc<Global> {
+        let config = crate::config::Config::default();
+        let _ = crate::engine::command::install(crate::cmd::commands());
+        let catalog = crate::engine::command::registry().acl_catalog();
+        let users = crate::engine::acl::Users::at_startup(catalog, &config).expect("default users");
+        let tls = Arc::new(crate::facade::tls::TlsSlot::new().expect("a TLS slot"));
+        let cores = (0..n).map(|shard| crate::engine::global::CoreInfo { shard, cpu: 0 }).collect();
+        Arc::new(Global::new(config, cores, tls, users))
+    }
+
+    /// `args` as a shard runs them (a command whose body is a shard's).
+    fn shard_cmd(args: &[&str]) -> ShardCmd {
+        let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        let cmd = crate::engine::command::registry().resolve(&args).expect("a known command");
+        let Run::Shard(run) = cmd.run else { panic!("{} does not run on a shard", cmd.name) };
+        cmd.shard_cmd(run, 0, args)
+    }
+
+    /// A key that `shard` of 2 owns.
+    fn key_of(shard: ShardId, i: usize) -> String {
+        (i..).map(|n| format!("key:{n}")).find(|k| Slot::of(k.as_bytes()).shard(2) == shard).expect("a key")
+    }
+
+    /// Hops that one pass of a core addresses to a peer leave as one message, and the peer's
+    /// answers to them as one message back, also when nothing waits on either core's reactor
+    /// (glommio runs a spawned task at once: the flush must let the pass end first).
+    #[test]
+    fn the_hops_of_one_pass_and_their_answers_each_travel_as_one_message() {
+        const HOPS: usize = 8;
+        let global = global(2);
+        let mesh = MeshBuilder::<Batch, _>::full(2, 64);
+        let (done, finished) = oneshot::channel::<()>();
+        let mut done = Some(done);
+        let mut finished = Some(finished);
+        let executors: Vec<_> = (0..2)
+            .map(|i| {
+                let (global, mesh) = (global.clone(), mesh.clone());
+                // The first sends, the second serves.
+                let (done, finished) = if i == 0 { (done.take(), None) } else { (None, finished.take()) };
+                LocalExecutorBuilder::new(Placement::Unbound)
+                    .spawn(move || async move {
+                        let (senders, receivers) = mesh.join().await.expect("the mesh");
+                        let me = ShardId(senders.peer_id());
+                        let shard = Shard::new(me, global.clone());
+                        let router =
+                            Router::new(me, 2, shard, Rc::new(Local::default()), Some((senders, receivers)));
+                        let Some(done) = done else {
+                            // Serves until the other is done.
+                            let _ = finished.expect("the serving core's signal").await;
+                            return None;
+                        };
+                        let other = ShardId(1 - me.0);
+                        // One pass: every hop is sent before any is awaited.
+                        let keys: Vec<String> = (0..HOPS).map(|i| key_of(other, i * 1000)).collect();
+                        let answers: Vec<_> = keys
+                            .iter()
+                            .enumerate()
+                            .map(|(i, k)| {
+                                let cmds =
+                                    vec![(i, shard_cmd(&["set", k, "v"])), (i, shard_cmd(&["get", k]))];
+                                router.send_pipelined(other, cmds)
+                            })
+                            .collect();
+                        for answer in answers {
+                            let hop = answer.await.expect("the other shard answers");
+                            assert_eq!(hop.cmds.len(), 2);
+                            assert!(
+                                matches!(hop.replies[..], [Reply::Ok, Reply::Bulk(ref v)] if &v[..] == b"v")
+                            );
+                        }
+                        let sent = |l: &Local| {
+                            let s = l.stats.borrow();
+                            (s.hop_messages, s.hops)
+                        };
+                        let here = sent(router.local_state());
+                        let there = router.on_core(other, sent).await.expect("the other core");
+                        let _ = done.send(());
+                        Some((here, there))
+                    })
+                    .expect("an executor")
+            })
+            .collect();
+        let counts: Vec<_> = executors.into_iter().map(|e| e.join().expect("the executor ends")).collect();
+        let ((messages, hops), (answers, answered)) = counts[0].expect("the sending core's counts");
+        assert_eq!((messages, hops), (1, HOPS as u64), "the pass's hops left in {messages} messages");
+        assert_eq!((answers, answered), (1, HOPS as u64), "their answers came in {answers} messages");
     }
 }
