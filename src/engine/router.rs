@@ -9,11 +9,15 @@
 //! A *core hop* reaches a core's [`Local`] state (clients, subscribers, counters) instead: it
 //! touches no key, so it never waits for the gate.
 //!
+//! A connection's pipeline sends each other shard one [`Hop::Pipelined`]: its commands as data,
+//! which come back whole with their replies (see [`crate::engine::pipelined`]). Other hops are
+//! closures, answered by a closure run on the asking core.
+//!
 //! Hops travel in *batches*: whatever this core's tasks address to one peer during one pass of
 //! the executor's loop (many connections' pipelines) goes into that peer's [`Outbox`] queue and
-//! leaves as one message, sent by a flush task that runs after the tasks of the pass; replies go
-//! back the same way, as closures run on the asking core. One message, and at most one wake-up
-//! of a parked peer (glommio writes its eventfd only when it sleeps), per peer per pass.
+//! leaves as one message, sent by a flush task that runs after the tasks of the pass; answers go
+//! back the same way. One message, and at most one wake-up of a parked peer (glommio writes its
+//! eventfd only when it sleeps), per peer per pass.
 //!
 //! One exception: inside [`blocking`] (a `redis.call` of a script holding every shard), a hop
 //! leaves at once and the thread waits for its answer.
@@ -1078,104 +1082,5 @@ impl Drop for Tx {
             router.global.journal.seal(id.0);
         })
         .detach();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::command::Run;
-    use crate::facade::reply::Reply;
-    use bytes::Bytes;
-    use glommio::channels::channel_mesh::MeshBuilder;
-    use glommio::{LocalExecutorBuilder, Placement};
-
-    /// A server's shared state with `n` cores, for routers built by hand.
-    fn global(n: usize) -> Arc<Global> {
-        let config = crate::config::Config::default();
-        let _ = crate::engine::command::install(crate::cmd::commands());
-        let catalog = crate::engine::command::registry().acl_catalog();
-        let users = crate::engine::acl::Users::at_startup(catalog, &config).expect("default users");
-        let tls = Arc::new(crate::facade::tls::TlsSlot::new().expect("a TLS slot"));
-        let cores = (0..n).map(|shard| crate::engine::global::CoreInfo { shard, cpu: 0 }).collect();
-        Arc::new(Global::new(config, cores, tls, users))
-    }
-
-    /// `args` as a shard runs them (a command whose body is a shard's).
-    fn shard_cmd(args: &[&str]) -> ShardCmd {
-        let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
-        let cmd = crate::engine::command::registry().resolve(&args).expect("a known command");
-        let Run::Shard(run) = cmd.run else { panic!("{} does not run on a shard", cmd.name) };
-        cmd.shard_cmd(run, 0, args)
-    }
-
-    /// A key that `shard` of 2 owns.
-    fn key_of(shard: ShardId, i: usize) -> String {
-        (i..).map(|n| format!("key:{n}")).find(|k| Slot::of(k.as_bytes()).shard(2) == shard).expect("a key")
-    }
-
-    /// Hops that one pass of a core addresses to a peer leave as one message, and the peer's
-    /// answers to them as one message back, also when nothing waits on either core's reactor
-    /// (glommio runs a spawned task at once: the flush must let the pass end first).
-    #[test]
-    fn the_hops_of_one_pass_and_their_answers_each_travel_as_one_message() {
-        const HOPS: usize = 8;
-        let global = global(2);
-        let mesh = MeshBuilder::<Batch, _>::full(2, 64);
-        let (done, finished) = oneshot::channel::<()>();
-        let mut done = Some(done);
-        let mut finished = Some(finished);
-        let executors: Vec<_> = (0..2)
-            .map(|i| {
-                let (global, mesh) = (global.clone(), mesh.clone());
-                // The first sends, the second serves.
-                let (done, finished) = if i == 0 { (done.take(), None) } else { (None, finished.take()) };
-                LocalExecutorBuilder::new(Placement::Unbound)
-                    .spawn(move || async move {
-                        let (senders, receivers) = mesh.join().await.expect("the mesh");
-                        let me = ShardId(senders.peer_id());
-                        let shard = Shard::new(me, global.clone());
-                        let router =
-                            Router::new(me, 2, shard, Rc::new(Local::default()), Some((senders, receivers)));
-                        let Some(done) = done else {
-                            // Serves until the other is done.
-                            let _ = finished.expect("the serving core's signal").await;
-                            return None;
-                        };
-                        let other = ShardId(1 - me.0);
-                        // One pass: every hop is sent before any is awaited.
-                        let keys: Vec<String> = (0..HOPS).map(|i| key_of(other, i * 1000)).collect();
-                        let answers: Vec<_> = keys
-                            .iter()
-                            .enumerate()
-                            .map(|(i, k)| {
-                                let cmds =
-                                    vec![(i, shard_cmd(&["set", k, "v"])), (i, shard_cmd(&["get", k]))];
-                                router.send_pipelined(other, cmds)
-                            })
-                            .collect();
-                        for answer in answers {
-                            let hop = answer.await.expect("the other shard answers");
-                            assert_eq!(hop.cmds.len(), 2);
-                            assert!(
-                                matches!(hop.replies[..], [Reply::Ok, Reply::Bulk(ref v)] if &v[..] == b"v")
-                            );
-                        }
-                        let sent = |l: &Local| {
-                            let s = l.stats.borrow();
-                            (s.hop_messages, s.hops)
-                        };
-                        let here = sent(router.local_state());
-                        let there = router.on_core(other, sent).await.expect("the other core");
-                        let _ = done.send(());
-                        Some((here, there))
-                    })
-                    .expect("an executor")
-            })
-            .collect();
-        let counts: Vec<_> = executors.into_iter().map(|e| e.join().expect("the executor ends")).collect();
-        let ((messages, hops), (answers, answered)) = counts[0].expect("the sending core's counts");
-        assert_eq!((messages, hops), (1, HOPS as u64), "the pass's hops left in {messages} messages");
-        assert_eq!((answers, answered), (1, HOPS as u64), "their answers came in {answers} messages");
     }
 }
