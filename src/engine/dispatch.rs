@@ -747,7 +747,8 @@ impl Session {
     /// [`Pipelined`]: crate::engine::pipelined::Pipelined
     async fn hop_batches(&mut self) {
         let router = self.core.router.clone();
-        // With two shards there is one batch to send: no vector for the answers.
+        // Most pipelines send one batch (two shards, the local one's commands run inline): no
+        // vector for the answers then.
         let (mut first, mut rest) = (None, Vec::new());
         for (s, batch) in self.pipeline.batches.iter_mut().enumerate() {
             if !batch.is_empty() {

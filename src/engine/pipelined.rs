@@ -9,12 +9,12 @@
 //! free from another thread costs the allocator an atomic push and its owner a collection later
 //! (BENCHMARKS.md, "Issue 20: a pipeline's hop carries data").
 //!
-//! The connection waits on its own core's [`Awaited`] table, by ticket. Its answer wakes it, or
-//! the news that the shard's core is gone does; a connection that stops waiting leaves a mark,
-//! and the answer is dropped when it comes.
+//! The connection waits on its own core's [`Awaited`] table, by ticket. Its answer wakes it; so
+//! does a send that finds the shard's core gone, or that core's channel closing (its hops in
+//! flight are answered `Unavailable`). A connection that stops waiting leaves a mark, and the
+//! answer is dropped when it comes.
 
 use std::cell::RefCell;
-
 use std::task::{Context, Poll, Waker};
 
 use crate::engine::shard::{Shard, ShardCmd};
@@ -98,7 +98,7 @@ impl Awaited {
         Pipelined { from, ticket, cmds, replies }
     }
 
-    /// The answer to ticket `ticket`, once it came: `Some(None)` when its shard's core is gone.
+    /// The answer to ticket `ticket`, once it came: `Ready(None)` when its shard's core is gone.
     pub(crate) fn poll(&self, ticket: usize, cx: &mut Context<'_>) -> Poll<Option<Pipelined>> {
         let mut entries = self.entries.borrow_mut();
         // Polled after it was taken (a caller's bug): answered as a gone shard.
@@ -209,10 +209,11 @@ pub(crate) struct Spare {
 
 /// Spare vectors kept per core, of each kind: about as many as its connections have hops out
 /// at once; more are freed.
-const SPARE: usize = 128;
+const SPARE: usize = 64;
 
-/// A spare vector above this capacity (a pipeline of thousands of commands) is freed.
-const SPARE_CAPACITY: usize = 256;
+/// A spare vector above this capacity (a long pipeline's) is freed: what is kept stays under
+/// 64 × 64 entries of each kind per core.
+const SPARE_CAPACITY: usize = 64;
 
 impl Spare {
     /// An empty vector for a batch of commands, with room kept from an earlier one if any.

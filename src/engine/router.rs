@@ -1,7 +1,7 @@
 //! The router: the only code that sends messages between cores, and each shard's gate.
 //!
-//! A *hop* is a closure sent to the core that owns a shard, where it runs to completion without
-//! awaiting. Every shard has a *gate*: a transaction may hold it (multi-shard commands lock the
+//! A *hop* is work sent to the core that owns a shard (a closure, or a pipeline's commands as
+//! data), where it runs to completion without awaiting. Every shard has a *gate*: a transaction may hold it (multi-shard commands lock the
 //! shards they touch, in shard-id order, so they cannot deadlock), and hops that arrive while it is
 //! held wait in FIFO order. Work for the local shard skips the mesh and runs inline when the gate is
 //! open: the common single-shard path costs no message and no allocation.
@@ -153,7 +153,8 @@ impl Outbox {
 
     /// Sends every queue as one message each, until none is left (hops queued while a send
     /// waited for room go in the next round). A peer that is gone drops its batch: the tasks
-    /// waiting for those hops see their reply channels closed, [`Unavailable`].
+    /// waiting for those hops get [`Unavailable`] (their reply channels close, or their
+    /// pipelined hops fail here).
     async fn flush(&self) {
         // glommio runs a task it spawns at once, inside the push that spawned it: every
         // task ready to run goes first (the rest of a received batch's hops, the other
@@ -355,9 +356,9 @@ impl Host {
             return self.awaited.answer(hop);
         }
         match OUTBOX.with(|o| o.borrow().clone()) {
-            Some(outbox) => outbox.push(hop.from.0, Hop::Answered(hop)),
+            Some(outbox) if hop.from.0 < outbox.queues.len() => outbox.push(hop.from.0, Hop::Answered(hop)),
             // Hops come from peers only through the mesh, whose outbox is set up first.
-            None => tracing::error!(from = hop.from.0, "a pipelined hop from a peer, and no way back"),
+            _ => tracing::error!(from = hop.from.0, "a pipelined hop from a peer, and no way back"),
         }
     }
 
@@ -451,6 +452,10 @@ impl std::future::Future for Answer<'_> {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
+        // Polled again after it finished: its ticket may serve another hop by now.
+        if self.taken {
+            return std::task::Poll::Ready(Err(Unavailable(self.shard.0)));
+        }
         let answer = std::task::ready!(self.awaited.poll(self.ticket, cx));
         self.taken = true;
         std::task::Poll::Ready(answer.ok_or(Unavailable(self.shard.0)))
@@ -824,14 +829,18 @@ impl Router {
         let given = LENT.with(|l| match l.borrow().get(peer.0) {
             Some(Some(lent)) => {
                 outbox.local.count(|s| s.hops += queue.len() as u64);
-                Some(queue.drain(..).try_for_each(|hop| lent.give(hop)))
+                // A peer that let go of its feed takes none: what it did not take is lost.
+                let lost: Batch = queue.drain(..).filter_map(|hop| lent.give(hop).err()).collect();
+                Some(lost)
             }
             _ => None,
         });
         let unsent = match given {
-            Some(given) => {
-                given.map_err(|_| Unavailable(peer.0))?;
-                None
+            Some(lost) if lost.is_empty() => None,
+            Some(lost) => {
+                drop(queue);
+                outbox.fail(lost);
+                return Err(Unavailable(peer.0));
             }
             None => Some(std::mem::take(&mut *queue)),
         };
@@ -856,6 +865,10 @@ impl Router {
                     Err(glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(back))) => {
                         batch = back;
                         std::thread::yield_now();
+                    }
+                    Err(glommio::GlommioError::Closed(glommio::ResourceType::Channel(lost))) => {
+                        outbox.fail(lost);
+                        return Err(Unavailable(peer.0));
                     }
                     Err(_) => return Err(Unavailable(peer.0)),
                 }
